@@ -1,0 +1,79 @@
+use crate::{
+    Channel, ChannelSet, Child, HandlerError, InitError, IpcError, MessageInfo, MessageRegisters,
+    Region,
+};
+
+/// The capabilities a running PD can invoke. Each backend implements it: the
+/// host-sim runtime over eventfds and sockets, the kernel over system calls, and
+/// per-PD unit tests with a recording fake. Every call is checked against what
+/// system.xml granted this PD; an id it was not given returns [`IpcError::NotGranted`].
+pub trait Kernel {
+    fn notify(&mut self, ch: Channel) -> Result<(), IpcError>;
+
+    /// A synchronous call into a higher-priority PD, run on the callee's budget.
+    fn pp_call(
+        &mut self,
+        ch: Channel,
+        msg: MessageInfo,
+        mrs: &mut MessageRegisters,
+    ) -> Result<MessageInfo, IpcError>;
+
+    fn irq_ack(&mut self, ch: Channel) -> Result<(), IpcError>;
+
+    /// Debug console output; a backend may drop it.
+    fn debug_puts(&mut self, text: &str);
+}
+
+/// What a child fault reports to its parent PD.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct FaultInfo {
+    /// Architecture fault code (x86 vector number for exceptions).
+    pub code: u64,
+    /// The faulting address where the fault has one (CR2 for page faults).
+    pub address: u64,
+    /// The instruction pointer at the fault.
+    pub ip: u64,
+}
+
+/// A protection domain's event handlers. The backend owns the loop and calls these;
+/// the PD never blocks except inside `Kernel::pp_call`.
+pub trait Handler {
+    /// One or more channels were notified (or irqs fired) since the last call.
+    fn notified(
+        &mut self,
+        kernel: &mut dyn Kernel,
+        channels: ChannelSet,
+    ) -> Result<(), HandlerError>;
+
+    /// A protected procedure call arrived on `ch`. The reply travels back in `mrs`.
+    fn protected(
+        &mut self,
+        _kernel: &mut dyn Kernel,
+        ch: Channel,
+        _msg: MessageInfo,
+        _mrs: &mut MessageRegisters,
+    ) -> Result<MessageInfo, HandlerError> {
+        Err(HandlerError::UnexpectedCall(ch))
+    }
+
+    /// A child PD faulted. Returning `Ok(true)` asks the runtime to resume it.
+    fn fault(
+        &mut self,
+        _kernel: &mut dyn Kernel,
+        child: Child,
+        _info: FaultInfo,
+    ) -> Result<bool, HandlerError> {
+        Err(HandlerError::UnhandledFault(child))
+    }
+}
+
+/// What a PD may ask for while it starts: the regions and variables system.xml
+/// set for it, by the `setvar_vaddr` / `setvar` name its map or setvar declared.
+pub trait Init {
+    fn region(&self, setvar: &'static str) -> Result<Region<'static>, InitError>;
+
+    fn variable(&self, name: &'static str) -> Result<u64, InitError>;
+
+    /// The PD's name in system.xml, for log lines.
+    fn pd_name(&self) -> &str;
+}

@@ -1,0 +1,22 @@
+//! The protection-domain programming model every PD is written against.
+//!
+//! It mirrors seL4 Microkit (`Handler`, `Channel`, `MessageInfo`) so PD code could
+//! move onto real seL4 by swapping the backend. A backend (host-sim, the bare-metal
+//! kernel, or a unit-test fake) implements [`Kernel`] and [`Init`]; PD code sees
+//! only channels and the memory regions the system description granted it.
+#![no_std]
+
+#[cfg(test)]
+extern crate std;
+
+mod channel;
+mod error;
+mod handler;
+mod message;
+pub mod region;
+
+pub use channel::{Channel, ChannelSet, Child};
+pub use error::{HandlerError, InitError, IpcError};
+pub use handler::{FaultInfo, Handler, Init, Kernel};
+pub use message::{MessageInfo, MessageRegisters, MAX_MESSAGE_REGISTERS};
+pub use region::{Perms, Region, RegionError};

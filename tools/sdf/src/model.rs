@@ -1,0 +1,178 @@
+//! The checked, typed form of a system description. Every element keeps the
+//! [`Span`] it came from so later passes can point at the source.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// A 1-based line and column in the source file.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Span {
+    pub line: u32,
+    pub col: u32,
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.col)
+    }
+}
+
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Perms {
+    pub read: bool,
+    pub write: bool,
+    pub execute: bool,
+}
+
+impl fmt::Display for Perms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (on, c) in [(self.read, 'r'), (self.write, 'w'), (self.execute, 'x')] {
+            if on {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct System {
+    /// The file it was read from, for messages and for resolving program images.
+    pub file: PathBuf,
+    pub memory_regions: Vec<MemoryRegion>,
+    /// Top-level PDs; children hang off their parent.
+    pub protection_domains: Vec<ProtectionDomain>,
+    pub channels: Vec<Channel>,
+}
+
+impl System {
+    /// Every PD, parents before their children, depth first.
+    pub fn all_pds(&self) -> Vec<&ProtectionDomain> {
+        fn walk<'a>(pd: &'a ProtectionDomain, out: &mut Vec<&'a ProtectionDomain>) {
+            out.push(pd);
+            for child in &pd.children {
+                walk(child, out);
+            }
+        }
+        let mut out = Vec::new();
+        for pd in &self.protection_domains {
+            walk(pd, &mut out);
+        }
+        out
+    }
+
+    pub fn pd(&self, name: &str) -> Option<&ProtectionDomain> {
+        self.all_pds().into_iter().find(|pd| pd.name == name)
+    }
+
+    pub fn memory_region(&self, name: &str) -> Option<&MemoryRegion> {
+        self.memory_regions.iter().find(|mr| mr.name == name)
+    }
+
+    /// The channel ends that belong to `pd`, each with the peer's end.
+    pub fn channel_ends_of<'a>(
+        &'a self,
+        pd: &'a str,
+    ) -> impl Iterator<Item = (&'a ChannelEnd, &'a ChannelEnd)> + 'a {
+        self.channels.iter().filter_map(move |ch| {
+            let [a, b] = &ch.ends;
+            if a.pd == pd {
+                Some((a, b))
+            } else if b.pd == pd {
+                Some((b, a))
+            } else {
+                None
+            }
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryRegion {
+    pub name: String,
+    pub size: u64,
+    pub page_size: u64,
+    /// Fixed physical placement (device memory, the guest RAM window); None lets the
+    /// builder allocate it.
+    pub phys_addr: Option<u64>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProtectionDomain {
+    pub name: String,
+    /// 0..=254; higher runs first and may be called by lower ones.
+    pub priority: u8,
+    /// Microseconds of CPU per period.
+    pub budget: u64,
+    pub period: u64,
+    /// A passive PD has no scheduling context of its own and runs only on calls.
+    pub passive: bool,
+    pub stack_size: u64,
+    pub cpu: u8,
+    pub program_image: ProgramImage,
+    pub maps: Vec<Map>,
+    pub irqs: Vec<Irq>,
+    pub setvars: Vec<SetVar>,
+    /// The `id` a parent knows this PD by; set only for children.
+    pub child_id: Option<u8>,
+    pub children: Vec<ProtectionDomain>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramImage {
+    /// As written in system.xml; resolved against the search path by the tools.
+    pub path: PathBuf,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Map {
+    pub mr: String,
+    pub vaddr: u64,
+    pub perms: Perms,
+    pub cached: bool,
+    /// The PD variable that receives `vaddr`; also the name PD code asks its runtime for.
+    pub setvar_vaddr: Option<String>,
+    pub span: Span,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum IrqTrigger {
+    Level,
+    Edge,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Irq {
+    pub irq: u64,
+    pub id: u8,
+    pub trigger: IrqTrigger,
+    pub span: Span,
+}
+
+/// `<setvar symbol= region_paddr=/>`: a PD variable set to a region's physical address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetVar {
+    pub symbol: String,
+    pub region_paddr: String,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Channel {
+    pub ends: [ChannelEnd; 2],
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelEnd {
+    pub pd: String,
+    pub id: u8,
+    /// This end may make protected calls to the other end.
+    pub pp: bool,
+    /// This end may notify the other end.
+    pub notify: bool,
+    pub span: Span,
+}
