@@ -13,10 +13,12 @@ mod channel;
 mod error;
 mod handler;
 mod message;
+pub mod queue;
 pub mod region;
 
 pub use channel::{Channel, ChannelSet, Child};
 pub use error::{HandlerError, InitError, IpcError};
 pub use handler::{FaultInfo, Handler, Init, Kernel};
 pub use message::{MessageInfo, MessageRegisters, MAX_MESSAGE_REGISTERS};
+pub use queue::{Consumer, Producer, Queue, QueueEntry, QueueError, TryEnqueueError};
 pub use region::{Perms, Region, RegionError};

@@ -1,0 +1,496 @@
+//! sDDF-style single-producer single-consumer queues over a shared [`Region`].
+//!
+//! The region is mapped by two PDs, either of which may be hostile. Layout:
+//!
+//! ```text
+//! 0x000  tail                    u32, stored by the producer only
+//! 0x040  head                    u32, stored by the consumer only
+//! 0x080  consumer_wants_signal   u32, set by the consumer, cleared by the producer
+//! 0x0c0  producer_wants_signal   u32, set by the producer, cleared by the consumer
+//! 0x100  capacity entries of T, back to back
+//! ```
+//!
+//! Each word has its own 64-byte cache line, so the producer's hot stores to `tail`
+//! do not bounce the line the consumer stores `head` to. A zero-filled region is an
+//! empty queue, which is how the runtime hands regions out; [`Queue::init`] is only
+//! for reusing one. Both ends need the region mapped read-write and must agree on the
+//! capacity and entry type out of band (the system description).
+//!
+//! Typical loops (the signal calls are what keeps notifications rare):
+//!
+//! ```text
+//! producer:  enqueue_batch(..); if take_signal_request() { notify(consumer) }
+//!            when full: if prepare_to_sleep()? { wait for a notification }
+//! consumer:  dequeue_batch(..); if take_signal_request() { notify(producer) }
+//!            when empty: if prepare_to_sleep()? { wait for a notification }
+//! ```
+
+pub mod protocol;
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::{offset_of, size_of};
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+use crate::{Region, RegionError};
+use protocol::{Capacity, ConsumerIndex, ProducerIndex, SharedWords, Word};
+
+/// What a queue can carry: plain data any byte pattern of which is a valid value,
+/// because the peer writes the bytes.
+pub trait QueueEntry: FromBytes + IntoBytes + Immutable + KnownLayout {}
+impl<T: FromBytes + IntoBytes + Immutable + KnownLayout> QueueEntry for T {}
+
+/// The queue header in the region. Only ever accessed word by word through atomics;
+/// the struct pins the offsets.
+#[repr(C)]
+#[derive(Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct QueueHeader {
+    pub tail: u32,
+    _pad0: [u8; 60],
+    pub head: u32,
+    _pad1: [u8; 60],
+    pub consumer_wants_signal: u32,
+    _pad2: [u8; 60],
+    pub producer_wants_signal: u32,
+    _pad3: [u8; 60],
+}
+
+/// Byte offset of the first entry.
+pub const HEADER_SIZE: usize = size_of::<QueueHeader>();
+
+const _: () = {
+    assert!(HEADER_SIZE == 256);
+    assert!(offset_of!(QueueHeader, tail) == 0);
+    assert!(offset_of!(QueueHeader, head) == 64);
+    assert!(offset_of!(QueueHeader, consumer_wants_signal) == 128);
+    assert!(offset_of!(QueueHeader, producer_wants_signal) == 192);
+};
+
+/// Alignment the region must have: that of the header's atomic words.
+pub const REGION_ALIGN: usize = 4;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum QueueError {
+    /// The capacity is not a power of two (zero included).
+    BadCapacity(u32),
+    /// The region cannot hold the header and `capacity` entries (or that size
+    /// overflows `usize`, in which case `needed` is `usize::MAX`).
+    RegionTooSmall { needed: usize, len: usize },
+    /// The region does not start on a [`REGION_ALIGN`] boundary.
+    Misaligned { address: usize },
+    /// Both ends write the header, so both need the region read-write.
+    ReadOnly,
+    /// The peer's index is impossible: more than `capacity` entries in flight, or
+    /// it moved backwards. The connection is corrupt; fault the peer.
+    PeerMisbehaved { peer_index: u32, own_index: u32 },
+    /// A region access failed. Construction rules this out; kept so that a broken
+    /// invariant surfaces as an error rather than a panic.
+    Region(RegionError),
+}
+
+impl From<RegionError> for QueueError {
+    fn from(e: RegionError) -> Self {
+        Self::Region(e)
+    }
+}
+
+impl fmt::Display for QueueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadCapacity(c) => write!(f, "queue capacity {c} is not a power of two"),
+            Self::RegionTooSmall { needed, len } => {
+                write!(f, "queue needs {needed:#x} bytes, region has {len:#x}")
+            }
+            Self::Misaligned { address } => {
+                write!(
+                    f,
+                    "queue region at {address:#x} is not {REGION_ALIGN}-byte aligned"
+                )
+            }
+            Self::ReadOnly => write!(f, "queue region is mapped read-only"),
+            Self::PeerMisbehaved {
+                peer_index,
+                own_index,
+            } => write!(
+                f,
+                "queue peer published impossible index {peer_index:#x} (ours is {own_index:#x})"
+            ),
+            Self::Region(e) => write!(f, "queue region access: {e}"),
+        }
+    }
+}
+
+/// Why [`Producer::try_enqueue`] did not enqueue.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum TryEnqueueError<T> {
+    /// No free slot; the value is handed back.
+    Full(T),
+    Queue(QueueError),
+}
+
+impl<T> From<QueueError> for TryEnqueueError<T> {
+    fn from(e: QueueError) -> Self {
+        Self::Queue(e)
+    }
+}
+
+impl<T> fmt::Display for TryEnqueueError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full(_) => write!(f, "queue is full"),
+            Self::Queue(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Layout arithmetic and (re)initialisation for a queue of `T`.
+pub struct Queue<T>(PhantomData<fn() -> T>);
+
+impl<T> fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Queue")
+    }
+}
+
+impl<T: QueueEntry> Queue<T> {
+    /// Bytes a region must have to hold a queue of `capacity` entries.
+    pub fn layout_size(capacity: u32) -> Result<usize, QueueError> {
+        Capacity::new(capacity).ok_or(QueueError::BadCapacity(capacity))?;
+        (capacity as usize)
+            .checked_mul(size_of::<T>())
+            .and_then(|entries| entries.checked_add(HEADER_SIZE))
+            .ok_or(QueueError::RegionTooSmall {
+                needed: usize::MAX,
+                len: 0,
+            })
+    }
+
+    /// Resets the header to an empty queue. Only while neither end is attached.
+    pub fn init(region: &Region<'_>, capacity: u32) -> Result<(), QueueError> {
+        Self::init_at_index(region, capacity, 0)
+    }
+
+    /// Resets to an empty queue whose indices start at `index`, so tests can cross
+    /// the `u32::MAX` wrap without pushing four billion entries first.
+    #[doc(hidden)]
+    pub fn init_at_index(region: &Region<'_>, capacity: u32, index: u32) -> Result<(), QueueError> {
+        let (words, _) = Layout::<T>::check(region, capacity)?;
+        for (word, value) in [
+            (Word::Tail, index),
+            (Word::Head, index),
+            (Word::ConsumerWantsSignal, 0),
+            (Word::ProducerWantsSignal, 0),
+        ] {
+            words.store(word, value, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+/// The header words of a queue inside a region.
+#[derive(Copy, Clone, Debug)]
+struct RegionWords<'a> {
+    tail: &'a AtomicU32,
+    head: &'a AtomicU32,
+    consumer_wants_signal: &'a AtomicU32,
+    producer_wants_signal: &'a AtomicU32,
+}
+
+impl RegionWords<'_> {
+    fn word(&self, word: Word) -> &AtomicU32 {
+        match word {
+            Word::Tail => self.tail,
+            Word::Head => self.head,
+            Word::ConsumerWantsSignal => self.consumer_wants_signal,
+            Word::ProducerWantsSignal => self.producer_wants_signal,
+        }
+    }
+}
+
+impl SharedWords for RegionWords<'_> {
+    fn load(&self, word: Word, order: Ordering) -> u32 {
+        self.word(word).load(order)
+    }
+
+    fn store(&self, word: Word, value: u32, order: Ordering) {
+        self.word(word).store(value, order);
+    }
+
+    fn swap(&self, word: Word, value: u32, order: Ordering) -> u32 {
+        self.word(word).swap(value, order)
+    }
+
+    fn fence_seq_cst(&self) {
+        core::sync::atomic::fence(Ordering::SeqCst);
+    }
+}
+
+/// A region checked to hold a queue: its header words and its entry array.
+struct Layout<T>(PhantomData<fn() -> T>);
+
+impl<T: QueueEntry> Layout<T> {
+    fn check<'a>(
+        region: &Region<'a>,
+        capacity: u32,
+    ) -> Result<(RegionWords<'a>, Region<'a>), QueueError> {
+        let needed = Queue::<T>::layout_size(capacity)?;
+        if region.len() < needed {
+            return Err(QueueError::RegionTooSmall {
+                needed,
+                len: region.len(),
+            });
+        }
+        if !region.base_address().is_multiple_of(REGION_ALIGN) {
+            return Err(QueueError::Misaligned {
+                address: region.base_address(),
+            });
+        }
+        if !region.perms().write {
+            return Err(QueueError::ReadOnly);
+        }
+        let words = RegionWords {
+            tail: region.atomic_u32(offset_of!(QueueHeader, tail))?,
+            head: region.atomic_u32(offset_of!(QueueHeader, head))?,
+            consumer_wants_signal: region
+                .atomic_u32(offset_of!(QueueHeader, consumer_wants_signal))?,
+            producer_wants_signal: region
+                .atomic_u32(offset_of!(QueueHeader, producer_wants_signal))?,
+        };
+        let entries = region.subregion(HEADER_SIZE, needed - HEADER_SIZE)?;
+        Ok((words, entries))
+    }
+}
+
+/// Copies `values` into consecutive slots starting at `first_slot`, wrapping once at
+/// the end of the array (so at most two copies, whatever the batch size).
+fn write_slots<T: QueueEntry>(
+    entries: &Region<'_>,
+    capacity: u32,
+    first_slot: u32,
+    values: &[T],
+) -> Result<(), RegionError> {
+    let until_end = (capacity - first_slot) as usize;
+    let (before_wrap, after_wrap) = values.split_at(values.len().min(until_end));
+    entries.write_bytes(first_slot as usize * size_of::<T>(), before_wrap.as_bytes())?;
+    if !after_wrap.is_empty() {
+        entries.write_bytes(0, after_wrap.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn read_slots<T: QueueEntry>(
+    entries: &Region<'_>,
+    capacity: u32,
+    first_slot: u32,
+    out: &mut [T],
+) -> Result<(), RegionError> {
+    let until_end = (capacity - first_slot) as usize;
+    let split = out.len().min(until_end);
+    let (before_wrap, after_wrap) = out.split_at_mut(split);
+    entries.read_bytes(
+        first_slot as usize * size_of::<T>(),
+        before_wrap.as_mut_bytes(),
+    )?;
+    if !after_wrap.is_empty() {
+        entries.read_bytes(0, after_wrap.as_mut_bytes())?;
+    }
+    Ok(())
+}
+
+/// The producing end: the only side that writes entries and `tail`.
+pub struct Producer<'a, T> {
+    words: RegionWords<'a>,
+    entries: Region<'a>,
+    index: ProducerIndex,
+    _entry: PhantomData<fn(T)>,
+}
+
+impl<T> fmt::Debug for Producer<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer")
+            .field("index", &self.index)
+            .finish()
+    }
+}
+
+impl<'a, T: QueueEntry> Producer<'a, T> {
+    /// Attaches to the queue in `region`, continuing from the indices it holds.
+    pub fn new(region: Region<'a>, capacity: u32) -> Result<Self, QueueError> {
+        let (words, entries) = Layout::<T>::check(&region, capacity)?;
+        let capacity = Capacity::new(capacity).ok_or(QueueError::BadCapacity(capacity))?;
+        let index = ProducerIndex::attach(&words, capacity)?;
+        Ok(Self {
+            words,
+            entries,
+            index,
+            _entry: PhantomData,
+        })
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.index.capacity().get()
+    }
+
+    /// Free slots right now (re-reads the consumer's index).
+    pub fn free_slots(&mut self) -> Result<u32, QueueError> {
+        self.index.refresh(&self.words)
+    }
+
+    pub fn try_enqueue(&mut self, value: T) -> Result<(), TryEnqueueError<T>> {
+        if self.index.free(&self.words, 1)? == 0 {
+            return Err(TryEnqueueError::Full(value));
+        }
+        write_slots(
+            &self.entries,
+            self.capacity(),
+            self.index.slot(0),
+            core::slice::from_ref(&value),
+        )
+        .map_err(QueueError::from)?;
+        self.index.publish(&self.words, 1);
+        Ok(())
+    }
+
+    /// Enqueues as many of `values` as fit, in order, with one index publish.
+    /// Returns how many went in (0 when full).
+    pub fn enqueue_batch(&mut self, values: &[T]) -> Result<usize, QueueError> {
+        let wanted = u32::try_from(values.len()).unwrap_or(u32::MAX);
+        let count = self.index.free(&self.words, wanted)?.min(wanted);
+        if count == 0 {
+            return Ok(0);
+        }
+        write_slots(
+            &self.entries,
+            self.capacity(),
+            self.index.slot(0),
+            &values[..count as usize],
+        )?;
+        self.index.publish(&self.words, count);
+        Ok(count as usize)
+    }
+
+    /// Call after enqueueing: `true` means the consumer asked to be woken and the
+    /// caller must notify it now (the request is consumed).
+    pub fn take_signal_request(&mut self) -> bool {
+        self.index.take_signal_request(&self.words)
+    }
+
+    /// Asks the consumer to notify us once it frees space. Prefer
+    /// [`Self::prepare_to_sleep`], which also does the mandatory re-check.
+    pub fn request_signal(&mut self) {
+        self.index.request_signal(&self.words);
+    }
+
+    pub fn cancel_signal(&mut self) {
+        self.index.cancel_signal(&self.words);
+    }
+
+    /// When full: requests a signal, then re-checks. `Ok(true)`: still full, wait
+    /// for a notification. `Ok(false)`: space appeared, carry on.
+    pub fn prepare_to_sleep(&mut self) -> Result<bool, QueueError> {
+        self.index.prepare_to_sleep(&self.words)
+    }
+}
+
+/// The consuming end: the only side that writes `head`.
+pub struct Consumer<'a, T> {
+    words: RegionWords<'a>,
+    entries: Region<'a>,
+    index: ConsumerIndex,
+    _entry: PhantomData<fn() -> T>,
+}
+
+impl<T> fmt::Debug for Consumer<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("index", &self.index)
+            .finish()
+    }
+}
+
+impl<'a, T: QueueEntry> Consumer<'a, T> {
+    /// Attaches to the queue in `region`, continuing from the indices it holds.
+    pub fn new(region: Region<'a>, capacity: u32) -> Result<Self, QueueError> {
+        let (words, entries) = Layout::<T>::check(&region, capacity)?;
+        let capacity = Capacity::new(capacity).ok_or(QueueError::BadCapacity(capacity))?;
+        let index = ConsumerIndex::attach(&words, capacity)?;
+        Ok(Self {
+            words,
+            entries,
+            index,
+            _entry: PhantomData,
+        })
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.index.capacity().get()
+    }
+
+    /// Entries ready right now (re-reads the producer's index).
+    pub fn len(&mut self) -> Result<u32, QueueError> {
+        self.index.refresh(&self.words)
+    }
+
+    pub fn is_empty(&mut self) -> Result<bool, QueueError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// The oldest entry, or `Ok(None)` when the queue is empty.
+    pub fn dequeue(&mut self) -> Result<Option<T>, QueueError> {
+        if self.index.available(&self.words, 1)? == 0 {
+            return Ok(None);
+        }
+        let mut value = T::new_zeroed();
+        read_slots(
+            &self.entries,
+            self.capacity(),
+            self.index.slot(0),
+            core::slice::from_mut(&mut value),
+        )?;
+        self.index.release(&self.words, 1);
+        Ok(Some(value))
+    }
+
+    /// Fills `out` with as many entries as are ready, oldest first, with one index
+    /// publish. Returns how many (0 when empty).
+    pub fn dequeue_batch(&mut self, out: &mut [T]) -> Result<usize, QueueError> {
+        let wanted = u32::try_from(out.len()).unwrap_or(u32::MAX);
+        let count = self.index.available(&self.words, wanted)?.min(wanted);
+        if count == 0 {
+            return Ok(0);
+        }
+        read_slots(
+            &self.entries,
+            self.capacity(),
+            self.index.slot(0),
+            &mut out[..count as usize],
+        )?;
+        self.index.release(&self.words, count);
+        Ok(count as usize)
+    }
+
+    /// Call after dequeueing: `true` means the producer was waiting for space and the
+    /// caller must notify it now (the request is consumed).
+    pub fn take_signal_request(&mut self) -> bool {
+        self.index.take_signal_request(&self.words)
+    }
+
+    /// Asks the producer to notify us once it publishes. Prefer
+    /// [`Self::prepare_to_sleep`], which also does the mandatory re-check.
+    pub fn request_signal(&mut self) {
+        self.index.request_signal(&self.words);
+    }
+
+    pub fn cancel_signal(&mut self) {
+        self.index.cancel_signal(&self.words);
+    }
+
+    /// When empty: requests a signal, then re-checks (sDDF's "reprocess").
+    /// `Ok(true)`: still empty, wait for a notification. `Ok(false)`: entries
+    /// arrived, carry on.
+    pub fn prepare_to_sleep(&mut self) -> Result<bool, QueueError> {
+        self.index.prepare_to_sleep(&self.words)
+    }
+}
