@@ -124,6 +124,7 @@ pub struct ProtectionDomain {
 pub struct ProgramImage {
     /// As written in system.xml; resolved against the search path by the tools.
     pub path: PathBuf,
+    /// Position of the `path` attribute, so "image not found" points at it.
     pub span: Span,
 }
 

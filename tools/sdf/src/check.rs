@@ -1,0 +1,571 @@
+//! The rules that relate values to each other: names, references, alignment, overlap,
+//! id spaces, priorities. Runs on the model, so a `System` built in code is checked
+//! the same way as one read from XML (positions then fall back to element spans).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::diag::{Diagnostic, Diagnostics, ErrorKind, NameKind};
+use crate::limits::*;
+use crate::model::*;
+use crate::parse::SpanIndex;
+
+/// Checks a system built in code. Descriptions read from text are checked by
+/// [`crate::parse_and_check`] already.
+pub fn check(system: &System) -> Result<(), Diagnostics> {
+    let mut diags = Diagnostics::default();
+    check_with(system, &SpanIndex::default(), &mut diags);
+    diags.sort();
+    if diags.is_empty() {
+        Ok(())
+    } else {
+        Err(diags)
+    }
+}
+
+pub(crate) fn check_with(system: &System, index: &SpanIndex, diags: &mut Diagnostics) {
+    let pds = system.all_pds();
+    let mut pd_by_name = HashMap::new();
+    for pd in &pds {
+        pd_by_name.entry(pd.name.as_str()).or_insert(*pd);
+    }
+    let mut mr_by_name = HashMap::new();
+    for mr in &system.memory_regions {
+        mr_by_name.entry(mr.name.as_str()).or_insert(mr);
+    }
+    let mut c = Checker {
+        sys: system,
+        idx: index,
+        file: &system.file,
+        diags,
+        pds: pds.clone(),
+        pd_by_name,
+        mr_by_name,
+    };
+    c.pd_count();
+    c.pd_names();
+    c.memory_regions();
+    for pd in pds {
+        c.pd_values(pd);
+        c.children(pd);
+        c.maps(pd);
+        c.setvars(pd);
+    }
+    c.channels();
+    c.ids();
+    c.irq_numbers();
+}
+
+/// PD and region names end up in process names, JSON and symbol tables: keep them plain.
+fn valid_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+}
+
+/// Setvar symbols name variables in PD code.
+fn valid_identifier(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && s.len() <= 128
+}
+
+/// For each interval (start, end) that overlaps one before it in address order, the
+/// pair (later in source, earlier in source). n log n, so a huge description cannot
+/// stall the checker; every overlapping cluster yields at least one pair.
+fn overlaps(ranges: &[(u64, u64)]) -> Vec<(usize, usize)> {
+    let mut order: Vec<usize> = (0..ranges.len()).collect();
+    order.sort_by_key(|&i| (ranges[i].0, i));
+    let mut out = Vec::new();
+    let mut widest: Option<usize> = None;
+    for i in order {
+        if let Some(w) = widest {
+            if ranges[i].0 < ranges[w].1 {
+                out.push((i.max(w), i.min(w)));
+            }
+            if ranges[i].1 > ranges[w].1 {
+                widest = Some(i);
+            }
+        } else {
+            widest = Some(i);
+        }
+    }
+    out.sort_unstable();
+    out.dedup_by_key(|p| p.0);
+    out
+}
+
+struct Checker<'a> {
+    sys: &'a System,
+    idx: &'a SpanIndex,
+    file: &'a Path,
+    diags: &'a mut Diagnostics,
+    /// Depth first, source order.
+    pds: Vec<&'a ProtectionDomain>,
+    /// First definition of each name.
+    pd_by_name: HashMap<&'a str, &'a ProtectionDomain>,
+    mr_by_name: HashMap<&'a str, &'a MemoryRegion>,
+}
+
+impl<'a> Checker<'a> {
+    fn error(&mut self, span: Span, kind: ErrorKind) {
+        self.diags.push(Diagnostic::new(self.file, span, kind));
+    }
+
+    fn pd(&self, name: &str) -> Option<&'a ProtectionDomain> {
+        self.pd_by_name.get(name).copied()
+    }
+
+    fn mr(&self, name: &str) -> Option<&'a MemoryRegion> {
+        self.mr_by_name.get(name).copied()
+    }
+
+    fn pd_count(&mut self) {
+        let pds = self.pds.clone();
+        if pds.is_empty() && self.idx.broken_pds.is_empty() {
+            self.error(self.idx.system, ErrorKind::NoProtectionDomains);
+        }
+        if let Some(extra) = pds.get(MAX_PDS) {
+            let span = extra.span;
+            self.error(span, ErrorKind::TooManyPds { count: pds.len() });
+        }
+    }
+
+    fn pd_names(&mut self) {
+        let mut seen: HashMap<&str, Span> = HashMap::new();
+        for pd in self.pds.clone() {
+            let span = self.idx.attr(pd.span, "name");
+            if !valid_name(&pd.name) {
+                self.error(
+                    span,
+                    ErrorKind::InvalidName {
+                        attribute: "name".into(),
+                        value: pd.name.clone(),
+                    },
+                );
+            } else if pd.name == "monitor" {
+                self.error(
+                    span,
+                    ErrorKind::ReservedName {
+                        name: pd.name.clone(),
+                    },
+                );
+            }
+            if let Some(&first) = seen.get(pd.name.as_str()) {
+                let kind = ErrorKind::DuplicateName {
+                    kind: NameKind::ProtectionDomain,
+                    name: pd.name.clone(),
+                    first,
+                };
+                self.error(span, kind);
+            } else {
+                seen.insert(&pd.name, span);
+            }
+        }
+    }
+
+    fn memory_regions(&mut self) {
+        let mut seen: HashMap<&str, Span> = HashMap::new();
+        let mut placed: Vec<(&MemoryRegion, Span)> = Vec::new();
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        for mr in &self.sys.memory_regions {
+            let name_span = self.idx.attr(mr.span, "name");
+            if !valid_name(&mr.name) {
+                self.error(
+                    name_span,
+                    ErrorKind::InvalidName {
+                        attribute: "name".into(),
+                        value: mr.name.clone(),
+                    },
+                );
+            }
+            if let Some(&first) = seen.get(mr.name.as_str()) {
+                let kind = ErrorKind::DuplicateName {
+                    kind: NameKind::MemoryRegion,
+                    name: mr.name.clone(),
+                    first,
+                };
+                self.error(name_span, kind);
+            } else {
+                seen.insert(&mr.name, name_span);
+            }
+
+            let page_ok = PAGE_SIZES.contains(&mr.page_size);
+            if !page_ok {
+                let span = self.idx.attr(mr.span, "page_size");
+                self.error(
+                    span,
+                    ErrorKind::UnsupportedPageSize {
+                        page_size: mr.page_size,
+                    },
+                );
+            }
+            let size_span = self.idx.attr(mr.span, "size");
+            if mr.size == 0 {
+                self.error(size_span, ErrorKind::ZeroSize);
+            } else if page_ok && !mr.size.is_multiple_of(mr.page_size) {
+                self.error(
+                    size_span,
+                    ErrorKind::SizeNotPageMultiple {
+                        size: mr.size,
+                        page_size: mr.page_size,
+                    },
+                );
+            }
+            let Some(phys) = mr.phys_addr else { continue };
+            let phys_span = self.idx.attr(mr.span, "phys_addr");
+            if page_ok && !phys.is_multiple_of(mr.page_size) {
+                self.error(
+                    phys_span,
+                    ErrorKind::PhysAddrNotAligned {
+                        phys_addr: phys,
+                        page_size: mr.page_size,
+                    },
+                );
+            }
+            match phys.checked_add(mr.size) {
+                Some(end) => {
+                    placed.push((mr, phys_span));
+                    ranges.push((phys, end));
+                }
+                None => self.error(
+                    phys_span,
+                    ErrorKind::PhysRangeOverflow {
+                        phys_addr: phys,
+                        size: mr.size,
+                    },
+                ),
+            }
+        }
+        for (later, earlier) in overlaps(&ranges) {
+            let (mr, span) = placed[later];
+            let (other, first) = placed[earlier];
+            let kind = ErrorKind::PhysOverlap {
+                region: mr.name.clone(),
+                other: other.name.clone(),
+                first,
+            };
+            self.error(span, kind);
+        }
+    }
+
+    fn pd_values(&mut self, pd: &ProtectionDomain) {
+        if u64::from(pd.priority) > MAX_PRIORITY {
+            let span = self.idx.attr(pd.span, "priority");
+            let kind = ErrorKind::OutOfRange {
+                attribute: "priority".into(),
+                value: pd.priority.into(),
+                min: 0,
+                max: MAX_PRIORITY,
+            };
+            self.error(span, kind);
+        }
+        if pd.budget > pd.period {
+            let span = self.idx.attr(pd.span, "budget");
+            self.error(
+                span,
+                ErrorKind::BudgetExceedsPeriod {
+                    budget: pd.budget,
+                    period: pd.period,
+                },
+            );
+        }
+        let span = self.idx.attr(pd.span, "stack_size");
+        if !(MIN_STACK_SIZE..=MAX_STACK_SIZE).contains(&pd.stack_size) {
+            let kind = ErrorKind::OutOfRange {
+                attribute: "stack_size".into(),
+                value: pd.stack_size,
+                min: MIN_STACK_SIZE,
+                max: MAX_STACK_SIZE,
+            };
+            self.error(span, kind);
+        } else if !pd.stack_size.is_multiple_of(DEFAULT_PAGE_SIZE) {
+            self.error(
+                span,
+                ErrorKind::StackSizeNotAligned {
+                    stack_size: pd.stack_size,
+                },
+            );
+        }
+    }
+
+    fn children(&mut self, pd: &ProtectionDomain) {
+        let mut seen: HashMap<u8, Span> = HashMap::new();
+        for child in &pd.children {
+            let Some(id) = child.child_id else { continue };
+            let span = self.idx.attr(child.span, "id");
+            if u64::from(id) > MAX_CHILD_ID {
+                let kind = ErrorKind::OutOfRange {
+                    attribute: "id".into(),
+                    value: id.into(),
+                    min: 0,
+                    max: MAX_CHILD_ID,
+                };
+                self.error(span, kind);
+            }
+            if let Some(&first) = seen.get(&id) {
+                self.error(
+                    span,
+                    ErrorKind::DuplicateChildId {
+                        parent: pd.name.clone(),
+                        id: id.into(),
+                        first,
+                    },
+                );
+            } else {
+                seen.insert(id, span);
+            }
+        }
+    }
+
+    fn maps(&mut self, pd: &ProtectionDomain) {
+        let mut placed: Vec<&Map> = Vec::new();
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        for map in &pd.maps {
+            if !map.perms.read {
+                let span = self.idx.attr(map.span, "perms");
+                self.error(
+                    span,
+                    ErrorKind::PermsWithoutRead {
+                        value: map.perms.to_string(),
+                    },
+                );
+            }
+            let Some(mr) = self.mr(&map.mr) else {
+                if !self.idx.broken_mrs.contains(&map.mr) {
+                    let span = self.idx.attr(map.span, "mr");
+                    self.error(
+                        span,
+                        ErrorKind::UnknownName {
+                            kind: NameKind::MemoryRegion,
+                            name: map.mr.clone(),
+                        },
+                    );
+                }
+                continue;
+            };
+            let vaddr_span = self.idx.attr(map.span, "vaddr");
+            if PAGE_SIZES.contains(&mr.page_size) && !map.vaddr.is_multiple_of(mr.page_size) {
+                self.error(
+                    vaddr_span,
+                    ErrorKind::VaddrNotAligned {
+                        vaddr: map.vaddr,
+                        page_size: mr.page_size,
+                    },
+                );
+            }
+            match map.vaddr.checked_add(mr.size) {
+                Some(end) if end <= USER_VADDR_END => {
+                    placed.push(map);
+                    ranges.push((map.vaddr, end));
+                }
+                _ => self.error(
+                    vaddr_span,
+                    ErrorKind::VaddrOutOfRange {
+                        vaddr: map.vaddr,
+                        size: mr.size,
+                    },
+                ),
+            }
+        }
+        for (later, earlier) in overlaps(&ranges) {
+            let kind = ErrorKind::MapOverlap {
+                pd: pd.name.clone(),
+                mr: placed[later].mr.clone(),
+                other: placed[earlier].mr.clone(),
+                start: ranges[later].0,
+                end: ranges[later].1,
+                other_start: ranges[earlier].0,
+                other_end: ranges[earlier].1,
+                first: placed[earlier].span,
+            };
+            self.error(placed[later].span, kind);
+        }
+    }
+
+    fn setvars(&mut self, pd: &ProtectionDomain) {
+        let mut symbols: Vec<(&str, &'static str, Span)> = Vec::new();
+        for map in &pd.maps {
+            if let Some(sym) = &map.setvar_vaddr {
+                symbols.push((sym, "setvar_vaddr", self.idx.attr(map.span, "setvar_vaddr")));
+            }
+        }
+        for sv in &pd.setvars {
+            symbols.push((&sv.symbol, "symbol", self.idx.attr(sv.span, "symbol")));
+            if self.mr(&sv.region_paddr).is_none()
+                && !self.idx.broken_mrs.contains(&sv.region_paddr)
+            {
+                let span = self.idx.attr(sv.span, "region_paddr");
+                let kind = ErrorKind::UnknownName {
+                    kind: NameKind::MemoryRegion,
+                    name: sv.region_paddr.clone(),
+                };
+                self.error(span, kind);
+            }
+        }
+        symbols.sort_by_key(|s| s.2);
+        let mut seen: HashMap<&str, Span> = HashMap::new();
+        for (sym, attribute, span) in symbols {
+            if !valid_identifier(sym) {
+                self.error(
+                    span,
+                    ErrorKind::InvalidName {
+                        attribute: attribute.into(),
+                        value: sym.into(),
+                    },
+                );
+            }
+            if let Some(&first) = seen.get(sym) {
+                self.error(
+                    span,
+                    ErrorKind::DuplicateSetVar {
+                        pd: pd.name.clone(),
+                        symbol: sym.into(),
+                        first,
+                    },
+                );
+            } else {
+                seen.insert(sym, span);
+            }
+        }
+    }
+
+    /// Both ends name existing, distinct PDs.
+    fn connects(&self, ch: &Channel) -> bool {
+        let [a, b] = &ch.ends;
+        a.pd != b.pd && self.pd(&a.pd).is_some() && self.pd(&b.pd).is_some()
+    }
+
+    fn channels(&mut self) {
+        for ch in &self.sys.channels {
+            let [a, b] = &ch.ends;
+            let mut known = true;
+            for end in [a, b] {
+                if u64::from(end.id) > MAX_CHANNEL_ID {
+                    let span = self.idx.attr(end.span, "id");
+                    let kind = ErrorKind::OutOfRange {
+                        attribute: "id".into(),
+                        value: end.id.into(),
+                        min: 0,
+                        max: MAX_CHANNEL_ID,
+                    };
+                    self.error(span, kind);
+                }
+                if self.pd(&end.pd).is_none() {
+                    known = false;
+                    if !self.idx.broken_pds.contains(&end.pd) {
+                        let span = self.idx.attr(end.span, "pd");
+                        self.error(
+                            span,
+                            ErrorKind::UnknownName {
+                                kind: NameKind::ProtectionDomain,
+                                name: end.pd.clone(),
+                            },
+                        );
+                    }
+                }
+            }
+            if a.pd == b.pd {
+                let span = self.idx.attr(b.span, "pd");
+                self.error(span, ErrorKind::SelfChannel { pd: a.pd.clone() });
+                continue;
+            }
+            if a.pp && b.pp {
+                self.error(self.idx.attr(b.span, "pp"), ErrorKind::PpBothEnds);
+                continue;
+            }
+            if !known {
+                continue;
+            }
+            for (caller, callee) in [(a, b), (b, a)] {
+                if !caller.pp {
+                    continue;
+                }
+                let (Some(from), Some(to)) = (self.pd(&caller.pd), self.pd(&callee.pd)) else {
+                    continue;
+                };
+                if from.priority >= to.priority {
+                    let kind = ErrorKind::PpNotToHigherPriority {
+                        from: from.name.clone(),
+                        from_priority: from.priority,
+                        to: to.name.clone(),
+                        to_priority: to.priority,
+                    };
+                    self.error(self.idx.attr(caller.span, "pp"), kind);
+                }
+            }
+        }
+    }
+
+    /// Channel and irq ids of one PD share one badge space.
+    fn ids(&mut self) {
+        let mut per_pd: HashMap<&str, Vec<(u8, Span)>> = HashMap::new();
+        for pd in self.pds.clone() {
+            let ids = per_pd.entry(&pd.name).or_default();
+            for irq in &pd.irqs {
+                if u64::from(irq.id) > MAX_CHANNEL_ID {
+                    let span = self.idx.attr(irq.span, "id");
+                    let kind = ErrorKind::OutOfRange {
+                        attribute: "id".into(),
+                        value: irq.id.into(),
+                        min: 0,
+                        max: MAX_CHANNEL_ID,
+                    };
+                    self.diags.push(Diagnostic::new(self.file, span, kind));
+                }
+                ids.push((irq.id, self.idx.attr(irq.span, "id")));
+            }
+        }
+        for ch in self.sys.channels.iter().filter(|ch| self.connects(ch)) {
+            for end in &ch.ends {
+                per_pd
+                    .entry(&end.pd)
+                    .or_default()
+                    .push((end.id, self.idx.attr(end.span, "id")));
+            }
+        }
+        // Report in PD order, each at the later use of an id.
+        for pd in self.pds.clone() {
+            let Some(mut ids) = per_pd.remove(pd.name.as_str()) else {
+                continue;
+            };
+            ids.sort_by_key(|&(_, span)| span);
+            let mut seen: HashMap<u8, Span> = HashMap::new();
+            for (id, span) in ids {
+                if let Some(&first) = seen.get(&id) {
+                    self.error(
+                        span,
+                        ErrorKind::DuplicateId {
+                            pd: pd.name.clone(),
+                            id: id.into(),
+                            first,
+                        },
+                    );
+                } else {
+                    seen.insert(id, span);
+                }
+            }
+        }
+    }
+
+    fn irq_numbers(&mut self) {
+        let mut all: Vec<(u64, Span)> = Vec::new();
+        for pd in self.pds.clone() {
+            all.extend(
+                pd.irqs
+                    .iter()
+                    .map(|irq| (irq.irq, self.idx.attr(irq.span, "irq"))),
+            );
+        }
+        all.sort_by_key(|&(_, span)| span);
+        let mut seen: HashMap<u64, Span> = HashMap::new();
+        for (irq, span) in all {
+            if let Some(&first) = seen.get(&irq) {
+                self.error(span, ErrorKind::DuplicateIrq { irq, first });
+            } else {
+                seen.insert(irq, span);
+            }
+        }
+    }
+}

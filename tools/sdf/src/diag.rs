@@ -1,0 +1,471 @@
+//! Errors found in a system description: each names the file and position, says what
+//! is wrong (a typed [`ErrorKind`], so tests and tools match on the variant rather
+//! than on text) and how to fix it.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::limits::*;
+use crate::model::Span;
+
+/// Why a number attribute did not parse.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NumberError {
+    Empty,
+    /// `0x..` where only decimal is accepted (ids, priorities, irq numbers, cpu).
+    HexNotAllowed,
+    /// `_` where only plain decimal digits are accepted.
+    SeparatorNotAllowed,
+    InvalidDigit,
+    /// Larger than 2^64 - 1.
+    TooLarge,
+}
+
+impl fmt::Display for NumberError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NumberError::Empty => "it is empty",
+            NumberError::HexNotAllowed => "this attribute takes a decimal number",
+            NumberError::SeparatorNotAllowed => "this attribute takes plain decimal digits",
+            NumberError::InvalidDigit => "it contains a character that is not a digit",
+            NumberError::TooLarge => "it does not fit in 64 bits",
+        })
+    }
+}
+
+/// Which kind of named thing a duplicate or a dangling reference is about.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum NameKind {
+    ProtectionDomain,
+    MemoryRegion,
+}
+
+impl fmt::Display for NameKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NameKind::ProtectionDomain => "protection domain",
+            NameKind::MemoryRegion => "memory region",
+        })
+    }
+}
+
+/// Everything `check` and `load` can reject. `first` fields point at the earlier
+/// occurrence a duplicate clashes with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The file could not be read (missing, a directory, no permission, too large).
+    Io {
+        message: String,
+    },
+    /// The bytes are not UTF-8; the span points at the first bad byte.
+    NotUtf8,
+    /// The XML itself is malformed; `message` is the XML parser's.
+    MalformedXml {
+        message: String,
+    },
+    RootNotSystem {
+        found: String,
+    },
+    UnknownElement {
+        element: String,
+        parent: String,
+    },
+    /// A known element in a place where it does not belong, e.g. `<end>` in a PD.
+    MisplacedElement {
+        element: String,
+        parent: String,
+    },
+    /// Recognised but not implemented by this tool (e.g. `virtual_machine`).
+    Unsupported {
+        element: String,
+    },
+    UnknownAttribute {
+        attribute: String,
+        element: String,
+    },
+    UnexpectedText {
+        element: String,
+    },
+    MissingAttribute {
+        attribute: String,
+        element: String,
+    },
+    InvalidNumber {
+        attribute: String,
+        value: String,
+        reason: NumberError,
+    },
+    OutOfRange {
+        attribute: String,
+        value: u64,
+        min: u64,
+        max: u64,
+    },
+    InvalidBool {
+        attribute: String,
+        value: String,
+    },
+    InvalidPerms {
+        value: String,
+    },
+    /// seL4 has no write-only or execute-only mappings.
+    PermsWithoutRead {
+        value: String,
+    },
+    InvalidTrigger {
+        value: String,
+    },
+    InvalidName {
+        attribute: String,
+        value: String,
+    },
+    NoProtectionDomains,
+    TooManyPds {
+        count: usize,
+    },
+    BudgetExceedsPeriod {
+        budget: u64,
+        period: u64,
+    },
+    StackSizeNotAligned {
+        stack_size: u64,
+    },
+    UnsupportedPageSize {
+        page_size: u64,
+    },
+    ZeroSize,
+    SizeNotPageMultiple {
+        size: u64,
+        page_size: u64,
+    },
+    PhysAddrNotAligned {
+        phys_addr: u64,
+        page_size: u64,
+    },
+    /// phys_addr + size wraps past 2^64.
+    PhysRangeOverflow {
+        phys_addr: u64,
+        size: u64,
+    },
+    PhysOverlap {
+        region: String,
+        other: String,
+        first: Span,
+    },
+    VaddrNotAligned {
+        vaddr: u64,
+        page_size: u64,
+    },
+    /// The map would reach past the user half of the address space.
+    VaddrOutOfRange {
+        vaddr: u64,
+        size: u64,
+    },
+    MapOverlap {
+        pd: String,
+        mr: String,
+        other: String,
+        start: u64,
+        end: u64,
+        other_start: u64,
+        other_end: u64,
+        first: Span,
+    },
+    UnknownName {
+        kind: NameKind,
+        name: String,
+    },
+    DuplicateName {
+        kind: NameKind,
+        name: String,
+        first: Span,
+    },
+    ReservedName {
+        name: String,
+    },
+    WrongEndCount {
+        count: usize,
+    },
+    SelfChannel {
+        pd: String,
+    },
+    /// A channel or irq id used twice within one PD.
+    DuplicateId {
+        pd: String,
+        id: u64,
+        first: Span,
+    },
+    /// The same hardware irq number claimed twice.
+    DuplicateIrq {
+        irq: u64,
+        first: Span,
+    },
+    PpBothEnds,
+    PpNotToHigherPriority {
+        from: String,
+        from_priority: u8,
+        to: String,
+        to_priority: u8,
+    },
+    DuplicateSetVar {
+        pd: String,
+        symbol: String,
+        first: Span,
+    },
+    DuplicateChildId {
+        parent: String,
+        id: u64,
+        first: Span,
+    },
+    MissingProgramImage {
+        pd: String,
+    },
+    DuplicateProgramImage {
+        pd: String,
+        first: Span,
+    },
+    /// The image named by `<program_image path=>` is not in any searched directory.
+    ProgramImageNotFound {
+        path: PathBuf,
+        searched: Vec<PathBuf>,
+    },
+    /// The image exists but could not be read.
+    ProgramImageUnreadable {
+        path: PathBuf,
+        message: String,
+    },
+}
+
+fn hex(v: u64) -> String {
+    format!("{v:#x}")
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ErrorKind::*;
+        match self {
+            Io { message } => write!(f, "cannot read the system description: {message}"),
+            NotUtf8 => write!(f, "the file is not valid UTF-8"),
+            MalformedXml { message } => write!(f, "malformed XML: {message}"),
+            RootNotSystem { found } => write!(f, "the root element is <{found}>, expected <system>"),
+            UnknownElement { element, parent } => write!(f, "unknown element <{element}> in <{parent}>"),
+            MisplacedElement { element, parent } => write!(f, "<{element}> is not allowed in <{parent}>"),
+            Unsupported { element } => write!(f, "<{element}> is not supported by this tool"),
+            UnknownAttribute { attribute, element } => write!(f, "unknown attribute '{attribute}' on <{element}>"),
+            UnexpectedText { element } => write!(f, "unexpected text in <{element}>"),
+            MissingAttribute { attribute, element } => write!(f, "<{element}> is missing the required attribute '{attribute}'"),
+            InvalidNumber { attribute, value, reason } => write!(f, "{attribute}=\"{value}\" is not a valid number: {reason}"),
+            OutOfRange { attribute, value, min, max } => write!(f, "{attribute}={value} is out of range {min}..={max}"),
+            InvalidBool { attribute, value } => write!(f, "{attribute}=\"{value}\" must be \"true\" or \"false\""),
+            InvalidPerms { value } => write!(f, "perms=\"{value}\" may only contain 'r', 'w' and 'x'"),
+            PermsWithoutRead { value } => write!(f, "perms=\"{value}\" lacks 'r'; mappings must be readable"),
+            InvalidTrigger { value } => write!(f, "trigger=\"{value}\" must be \"level\" or \"edge\""),
+            InvalidName { attribute, value } => write!(f, "{attribute}=\"{value}\" is not a valid name"),
+            NoProtectionDomains => write!(f, "the system has no protection domains"),
+            TooManyPds { count } => write!(f, "too many protection domains: {count}, the maximum is {MAX_PDS}"),
+            BudgetExceedsPeriod { budget, period } => write!(f, "budget ({budget} us) is larger than period ({period} us)"),
+            StackSizeNotAligned { stack_size } => write!(f, "stack_size {} is not a multiple of the page size {}", hex(*stack_size), hex(DEFAULT_PAGE_SIZE)),
+            UnsupportedPageSize { page_size } => write!(f, "page_size {} is not supported on x86_64", hex(*page_size)),
+            ZeroSize => write!(f, "memory region size is 0"),
+            SizeNotPageMultiple { size, page_size } => write!(f, "size {} is not a multiple of page_size {}", hex(*size), hex(*page_size)),
+            PhysAddrNotAligned { phys_addr, page_size } => write!(f, "phys_addr {} is not aligned to page_size {}", hex(*phys_addr), hex(*page_size)),
+            PhysRangeOverflow { phys_addr, size } => write!(f, "phys_addr {} + size {} overflows the physical address space", hex(*phys_addr), hex(*size)),
+            PhysOverlap { region, other, .. } => write!(f, "memory region '{region}' overlaps the physical range of '{other}'"),
+            VaddrNotAligned { vaddr, page_size } => write!(f, "vaddr {} is not aligned to the region's page_size {}", hex(*vaddr), hex(*page_size)),
+            VaddrOutOfRange { vaddr, size } => write!(f, "map at vaddr {} of size {} reaches past the user address space end {}", hex(*vaddr), hex(*size), hex(USER_VADDR_END)),
+            MapOverlap { pd, mr, other, start, end, other_start, other_end, .. } => write!(
+                f,
+                "in protection domain '{pd}', map of '{mr}' [{}..{}) overlaps map of '{other}' [{}..{})",
+                hex(*start), hex(*end), hex(*other_start), hex(*other_end)
+            ),
+            UnknownName { kind, name } => write!(f, "no {kind} named '{name}'"),
+            DuplicateName { kind, name, first } => write!(f, "duplicate {kind} name '{name}' (first defined at {first})"),
+            ReservedName { name } => write!(f, "the protection domain name '{name}' is reserved"),
+            WrongEndCount { count } => write!(f, "a channel needs exactly two <end> elements, found {count}"),
+            SelfChannel { pd } => write!(f, "channel connects protection domain '{pd}' to itself"),
+            DuplicateId { pd, id, first } => write!(f, "id {id} is used twice in protection domain '{pd}' (first at {first})"),
+            DuplicateIrq { irq, first } => write!(f, "irq {irq} is claimed twice (first at {first})"),
+            PpBothEnds => write!(f, "pp=\"true\" is set on both ends; protected calls go one way only"),
+            PpNotToHigherPriority { from, from_priority, to, to_priority } => write!(
+                f,
+                "protected call from '{from}' (priority {from_priority}) to '{to}' (priority {to_priority}) does not go to a strictly higher priority"
+            ),
+            DuplicateSetVar { pd, symbol, first } => write!(f, "symbol '{symbol}' is set twice in protection domain '{pd}' (first at {first})"),
+            DuplicateChildId { parent, id, first } => write!(f, "child id {id} is used twice in protection domain '{parent}' (first at {first})"),
+            MissingProgramImage { pd } => write!(f, "protection domain '{pd}' has no <program_image>"),
+            DuplicateProgramImage { pd, first } => write!(f, "protection domain '{pd}' has a second <program_image> (first at {first})"),
+            ProgramImageNotFound { path, .. } => write!(f, "program image '{}' not found", path.display()),
+            ProgramImageUnreadable { path, message } => write!(f, "cannot read program image '{}': {message}", path.display()),
+        }
+    }
+}
+
+impl ErrorKind {
+    /// How to fix it, in one line.
+    pub fn hint(&self) -> String {
+        use ErrorKind::*;
+        match self {
+            Io { .. } => "check the path and that the file is readable".into(),
+            NotUtf8 => "save the file as UTF-8".into(),
+            MalformedXml { .. } => "fix the XML syntax at this position (unclosed tag, stray '<' or '&', bad quoting)".into(),
+            RootNotSystem { .. } => "wrap the description in <system> ... </system>".into(),
+            UnknownElement { .. } => "allowed: <memory_region>, <protection_domain>, <channel> in <system>; <program_image>, <map>, <irq>, <setvar>, <protection_domain> in a PD; <end> in <channel>".into(),
+            MisplacedElement { element, .. } => match element.as_str() {
+                "end" => "<end> belongs inside <channel>".into(),
+                "memory_region" | "channel" => format!("move <{element}> directly under <system>"),
+                _ => format!("move <{element}> into a <protection_domain>"),
+            },
+            Unsupported { .. } => "remove it; virtual machines are not implemented yet".into(),
+            UnknownAttribute { element, .. } => format!("remove it; allowed on <{element}>: {}", crate::parse::allowed_attributes(element).join(", ")),
+            UnexpectedText { .. } => "remove the text or turn it into a <!-- comment -->".into(),
+            MissingAttribute { attribute, .. } => format!("add {attribute}=\"...\""),
+            InvalidNumber { reason: NumberError::HexNotAllowed | NumberError::SeparatorNotAllowed, .. } => "write it in plain decimal, e.g. 3".into(),
+            InvalidNumber { .. } => "write a decimal number, or for sizes and addresses 0x-prefixed hex; '_' may separate digits".into(),
+            OutOfRange { min, max, .. } => format!("use a value between {min} and {max}"),
+            InvalidBool { .. } => "write \"true\" or \"false\"".into(),
+            InvalidPerms { .. } | PermsWithoutRead { .. } => "use one of \"r\", \"rw\", \"rx\", \"rwx\"".into(),
+            InvalidTrigger { .. } => "write trigger=\"level\" or trigger=\"edge\"".into(),
+            InvalidName { attribute, .. } => {
+                if attribute.starts_with("setvar") || attribute == "symbol" {
+                    "use an identifier: a letter or '_' followed by letters, digits or '_'".into()
+                } else {
+                    "use 1-64 characters from letters, digits, '_', '-' and '.'".into()
+                }
+            }
+            NoProtectionDomains => "add at least one <protection_domain>".into(),
+            TooManyPds { .. } => "merge protection domains or drop unused ones".into(),
+            BudgetExceedsPeriod { .. } => "lower budget or raise period (period defaults to budget)".into(),
+            StackSizeNotAligned { .. } => "round stack_size up to a multiple of 0x1000".into(),
+            UnsupportedPageSize { .. } => "use page_size=\"0x1000\" or page_size=\"0x200000\"".into(),
+            ZeroSize => "give the region a size of at least one page".into(),
+            SizeNotPageMultiple { page_size, .. } => format!("round size up to a multiple of {}", hex(*page_size)),
+            PhysAddrNotAligned { page_size, .. } => format!("align phys_addr to {}", hex(*page_size)),
+            PhysRangeOverflow { .. } => "lower phys_addr or size".into(),
+            PhysOverlap { .. } => "give the regions disjoint physical ranges".into(),
+            VaddrNotAligned { page_size, .. } => format!("align vaddr to {}", hex(*page_size)),
+            VaddrOutOfRange { .. } => format!("map below {}", hex(USER_VADDR_END)),
+            MapOverlap { other_end, .. } => format!("move this map to a free range, e.g. vaddr=\"{}\" or later", hex(*other_end)),
+            UnknownName { kind, .. } => format!("define the {kind} or fix the spelling"),
+            DuplicateName { .. } => "rename one of them".into(),
+            ReservedName { .. } => "'monitor' is the system's own fault handler; pick another name".into(),
+            WrongEndCount { .. } => "write <end pd=\"a\" id=\"0\"/> <end pd=\"b\" id=\"0\"/>".into(),
+            SelfChannel { .. } => "a channel must connect two different protection domains".into(),
+            DuplicateId { .. } => "channel and irq ids of one protection domain share one space; pick a free id in 0..=61".into(),
+            DuplicateIrq { .. } => "each hardware irq can be delivered to one protection domain only".into(),
+            PpBothEnds => "keep pp=\"true\" only on the end of the caller (the lower priority PD)".into(),
+            PpNotToHigherPriority { to, .. } => format!("raise the priority of '{to}' above the caller's, or set pp=\"true\" on the other end instead"),
+            DuplicateSetVar { .. } => "give each setvar its own symbol".into(),
+            DuplicateChildId { .. } => "give each child protection domain its own id".into(),
+            MissingProgramImage { .. } => "add <program_image path=\"...\"/> inside the protection domain".into(),
+            DuplicateProgramImage { .. } => "keep a single <program_image>".into(),
+            ProgramImageNotFound { searched, .. } => {
+                let dirs: Vec<String> = searched.iter().map(|d| format!("'{}'", d.display())).collect();
+                format!("build the image or pass --search-path; looked in {}", dirs.join(", "))
+            }
+            ProgramImageUnreadable { .. } => "check the file's permissions".into(),
+        }
+    }
+}
+
+/// One error: where, what, how to fix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    /// 1-based; line 0 means the error is about the file as a whole (e.g. unreadable).
+    pub span: Span,
+    pub kind: ErrorKind,
+    pub hint: String,
+}
+
+impl Diagnostic {
+    pub fn new(file: &Path, span: Span, kind: ErrorKind) -> Self {
+        let hint = kind.hint();
+        Diagnostic {
+            file: file.to_path_buf(),
+            span,
+            kind,
+            hint,
+        }
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.span.line == 0 {
+            write!(f, "{}: error: {}", self.file.display(), self.kind)?;
+        } else {
+            write!(
+                f,
+                "{}:{}: error: {}",
+                self.file.display(),
+                self.span,
+                self.kind
+            )?;
+        }
+        write!(f, "\n  hint: {}", self.hint)
+    }
+}
+
+/// All errors found in one description, in source order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl Diagnostics {
+    pub fn push(&mut self, d: Diagnostic) {
+        self.0.push(d);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Diagnostic> {
+        self.0.iter()
+    }
+
+    /// Source order, so a reader fixes them top to bottom; stable for equal spans.
+    pub(crate) fn sort(&mut self) {
+        self.0.sort_by_key(|d| d.span);
+    }
+}
+
+impl From<Diagnostic> for Diagnostics {
+    fn from(d: Diagnostic) -> Self {
+        Diagnostics(vec![d])
+    }
+}
+
+impl IntoIterator for Diagnostics {
+    type Item = Diagnostic;
+    type IntoIter = std::vec::IntoIter<Diagnostic>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Diagnostics {
+    type Item = &'a Diagnostic;
+    type IntoIter = std::slice::Iter<'a, Diagnostic>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+impl std::error::Error for Diagnostic {}

@@ -1,0 +1,26 @@
+//! The numeric rules of the system description: Microkit's, plus x86_64 facts.
+
+/// The largest number of protection domains (children included) a system may have.
+pub const MAX_PDS: usize = 63;
+/// Channel and irq ids index a 62-bit badge (two bits are taken by PPC and fault).
+pub const MAX_CHANNEL_ID: u64 = 61;
+/// Child PD ids share the fault badge space, so they have the same bound.
+pub const MAX_CHILD_ID: u64 = 61;
+/// seL4 priority 255 is kept for the monitor.
+pub const MAX_PRIORITY: u64 = 254;
+/// The x86_64 page sizes a memory region may use: 4 KiB and 2 MiB.
+pub const PAGE_SIZES: [u64; 2] = [0x1000, 0x20_0000];
+pub const DEFAULT_PAGE_SIZE: u64 = 0x1000;
+/// Microseconds; the period defaults to the budget.
+pub const DEFAULT_BUDGET: u64 = 1000;
+/// Two pages: Rust PD code with formatting does not fit Microkit's one-page default.
+pub const DEFAULT_STACK_SIZE: u64 = 0x2000;
+pub const MIN_STACK_SIZE: u64 = 0x1000;
+pub const MAX_STACK_SIZE: u64 = 0x100_0000;
+/// Maps must stay in the lower canonical half of a 48-bit x86_64 address space.
+pub const USER_VADDR_END: u64 = 0x0000_8000_0000_0000;
+/// A system description larger than this is refused rather than read (guards against
+/// `check /dev/zero`).
+pub const MAX_SYSTEM_FILE_SIZE: u64 = 16 << 20;
+/// `cpu=` is a u8 in the model.
+pub const MAX_CPU: u64 = 255;

@@ -1,0 +1,763 @@
+//! XML -> model. This pass owns the syntax: element nesting, attribute names, number,
+//! bool and enum grammar, required attributes. Rules that relate values to each other
+//! live in `check`, which runs on the model and gets attribute positions from the
+//! [`SpanIndex`] built here.
+//!
+//! An element with a syntax error is left out of the model, and its name (if it had
+//! one) is remembered as "broken" so `check` does not pile a second error on every
+//! reference to it.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use roxmltree::{Node, NodeType};
+
+use crate::diag::{Diagnostic, Diagnostics, ErrorKind, NumberError};
+use crate::limits::*;
+use crate::model::*;
+use crate::num::{parse_decimal, parse_quantity};
+
+/// Positions that the model does not keep, for `check`'s messages.
+#[derive(Debug, Default)]
+pub(crate) struct SpanIndex {
+    /// (element span, attribute name) -> attribute span.
+    attrs: HashMap<(Span, &'static str), Span>,
+    pub broken_pds: HashSet<String>,
+    pub broken_mrs: HashSet<String>,
+    pub system: Span,
+}
+
+impl SpanIndex {
+    /// The attribute's position, or the element's when it was not written (a default).
+    pub fn attr(&self, element: Span, name: &'static str) -> Span {
+        self.attrs.get(&(element, name)).copied().unwrap_or(element)
+    }
+}
+
+/// Byte offset -> line:col. Columns count characters, as editors do.
+struct LineIndex<'t> {
+    text: &'t str,
+    starts: Vec<usize>,
+}
+
+impl<'t> LineIndex<'t> {
+    fn new(text: &'t str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { text, starts }
+    }
+
+    fn span(&self, offset: usize) -> Span {
+        let offset = offset.min(self.text.len());
+        let line = self
+            .starts
+            .partition_point(|&s| s <= offset)
+            .saturating_sub(1);
+        let start = self.starts.get(line).copied().unwrap_or(0);
+        let col = self
+            .text
+            .get(start..offset)
+            .map_or(0, |s| s.chars().count());
+        Span {
+            line: to_u32(line + 1),
+            col: to_u32(col + 1),
+        }
+    }
+}
+
+fn to_u32(v: usize) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+/// The attributes each element accepts; `<system>` accepts any.
+pub(crate) fn allowed_attributes(element: &str) -> &'static [&'static str] {
+    match element {
+        "memory_region" => &["name", "size", "page_size", "phys_addr"],
+        "protection_domain" => &[
+            "name",
+            "priority",
+            "budget",
+            "period",
+            "passive",
+            "stack_size",
+            "cpu",
+            "id (child PDs only)",
+        ],
+        "program_image" => &["path"],
+        "map" => &["mr", "vaddr", "perms", "cached", "setvar_vaddr"],
+        "irq" => &["irq", "id", "trigger"],
+        "setvar" => &["symbol", "region_paddr"],
+        "channel" => &[],
+        "end" => &["pd", "id", "pp", "notify"],
+        _ => &[],
+    }
+}
+
+const KNOWN_ELEMENTS: &[&str] = &[
+    "system",
+    "memory_region",
+    "protection_domain",
+    "program_image",
+    "map",
+    "irq",
+    "setvar",
+    "channel",
+    "end",
+];
+
+pub(crate) struct Parsed {
+    pub system: System,
+    pub index: SpanIndex,
+    pub diags: Diagnostics,
+    /// The XML was well formed and its root was `<system>`.
+    pub document_ok: bool,
+}
+
+/// The line:col of byte `offset` in `text`.
+pub(crate) fn span_at(text: &str, offset: usize) -> Span {
+    LineIndex::new(text).span(offset)
+}
+
+pub(crate) fn parse(text: &str, file: &Path) -> Parsed {
+    let mut p = Parser {
+        file: file.to_path_buf(),
+        lines: LineIndex::new(text),
+        diags: Diagnostics::default(),
+        index: SpanIndex::default(),
+    };
+    let mut system = System {
+        file: file.to_path_buf(),
+        memory_regions: Vec::new(),
+        protection_domains: Vec::new(),
+        channels: Vec::new(),
+    };
+    // DTDs stay off (the default): no entity expansion games.
+    let document_ok = match roxmltree::Document::parse(text) {
+        Ok(doc) => p.system(doc.root_element(), &mut system),
+        Err(e) => {
+            let pos = e.pos();
+            let message = e.to_string().replace(&format!(" at {pos}"), "");
+            let span = Span {
+                line: pos.row,
+                col: pos.col,
+            };
+            p.diags.push(Diagnostic::new(
+                file,
+                span,
+                ErrorKind::MalformedXml { message },
+            ));
+            false
+        }
+    };
+    Parsed {
+        system,
+        index: p.index,
+        diags: p.diags,
+        document_ok,
+    }
+}
+
+struct Parser<'t> {
+    file: PathBuf,
+    lines: LineIndex<'t>,
+    diags: Diagnostics,
+    index: SpanIndex,
+}
+
+/// One element's attributes, checked against its allowed set; records positions and
+/// whether anything was wrong.
+struct Attrs<'a, 'input> {
+    node: Node<'a, 'input>,
+    span: Span,
+    ok: bool,
+}
+
+impl<'t> Parser<'t> {
+    fn error(&mut self, span: Span, kind: ErrorKind) {
+        self.diags.push(Diagnostic::new(&self.file, span, kind));
+    }
+
+    fn node_span(&self, node: Node) -> Span {
+        self.lines.span(node.range().start)
+    }
+
+    fn name_of(node: Node) -> String {
+        let tag = node.tag_name();
+        match tag.namespace() {
+            Some(ns) => format!("{{{ns}}}{}", tag.name()),
+            None => tag.name().to_string(),
+        }
+    }
+
+    /// The element children of `node`, reporting stray text on the way. Comments and
+    /// processing instructions are fine.
+    fn elements<'a, 'input>(&mut self, node: Node<'a, 'input>) -> Vec<Node<'a, 'input>> {
+        let mut out = Vec::new();
+        for child in node.children() {
+            match child.node_type() {
+                NodeType::Element => out.push(child),
+                NodeType::Text => {
+                    let text = child.text().unwrap_or("");
+                    if !text.trim().is_empty() {
+                        // Point at the first visible character, not at the newline before it.
+                        let raw = &self.lines.text.get(child.range()).unwrap_or("");
+                        let skip = raw.len() - raw.trim_start().len();
+                        let span = self.lines.span(child.range().start + skip);
+                        self.error(
+                            span,
+                            ErrorKind::UnexpectedText {
+                                element: Self::name_of(node),
+                            },
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Reports an element that may not appear under `parent`.
+    fn unexpected_element(&mut self, child: Node, parent: Node) {
+        let element = Self::name_of(child);
+        let parent = Self::name_of(parent);
+        let span = self.node_span(child);
+        let kind = if element == "virtual_machine" {
+            ErrorKind::Unsupported { element }
+        } else if KNOWN_ELEMENTS.contains(&element.as_str()) {
+            ErrorKind::MisplacedElement { element, parent }
+        } else {
+            ErrorKind::UnknownElement { element, parent }
+        };
+        self.error(span, kind);
+    }
+
+    /// For leaf elements: any child element is an error.
+    fn no_children(&mut self, node: Node) -> bool {
+        let children = self.elements(node);
+        for child in &children {
+            self.unexpected_element(*child, node);
+        }
+        children.is_empty()
+    }
+
+    fn attrs<'a, 'input>(
+        &mut self,
+        node: Node<'a, 'input>,
+        allowed: &[&'static str],
+    ) -> Attrs<'a, 'input> {
+        let span = self.node_span(node);
+        let mut ok = true;
+        for a in node.attributes() {
+            let aspan = self.lines.span(a.range().start);
+            let known = allowed
+                .iter()
+                .find(|&&n| a.namespace().is_none() && n == a.name());
+            match known {
+                Some(&name) => {
+                    self.index.attrs.insert((span, name), aspan);
+                }
+                None => {
+                    ok = false;
+                    let attribute = match a.namespace() {
+                        Some(ns) => format!("{{{ns}}}{}", a.name()),
+                        None => a.name().to_string(),
+                    };
+                    self.error(
+                        aspan,
+                        ErrorKind::UnknownAttribute {
+                            attribute,
+                            element: Self::name_of(node),
+                        },
+                    );
+                }
+            }
+        }
+        Attrs { node, span, ok }
+    }
+
+    fn attr_span(&self, at: &Attrs, name: &'static str) -> Span {
+        self.index.attr(at.span, name)
+    }
+
+    fn optional<'a>(&self, at: &Attrs<'a, '_>, name: &'static str) -> Option<&'a str> {
+        at.node
+            .attributes()
+            .find(|a| a.namespace().is_none() && a.name() == name)
+            .map(|a| a.value())
+    }
+
+    fn required<'a>(&mut self, at: &mut Attrs<'a, '_>, name: &'static str) -> Option<&'a str> {
+        let v = self.optional(at, name);
+        if v.is_none() {
+            at.ok = false;
+            let element = Self::name_of(at.node);
+            self.error(
+                at.span,
+                ErrorKind::MissingAttribute {
+                    attribute: name.into(),
+                    element,
+                },
+            );
+        }
+        v
+    }
+
+    fn number(
+        &mut self,
+        at: &mut Attrs,
+        name: &'static str,
+        value: &str,
+        parse: fn(&str) -> Result<u64, NumberError>,
+        max: u64,
+    ) -> Option<u64> {
+        let span = self.attr_span(at, name);
+        match parse(value) {
+            Ok(v) if v <= max => Some(v),
+            Ok(v) => {
+                at.ok = false;
+                self.error(
+                    span,
+                    ErrorKind::OutOfRange {
+                        attribute: name.into(),
+                        value: v,
+                        min: 0,
+                        max,
+                    },
+                );
+                None
+            }
+            Err(reason) => {
+                at.ok = false;
+                let kind = ErrorKind::InvalidNumber {
+                    attribute: name.into(),
+                    value: value.into(),
+                    reason,
+                };
+                self.error(span, kind);
+                None
+            }
+        }
+    }
+
+    /// A decimal attribute bounded by `max`; `default` when absent, None on error.
+    fn decimal(
+        &mut self,
+        at: &mut Attrs,
+        name: &'static str,
+        max: u64,
+        default: Option<u64>,
+    ) -> Option<u64> {
+        match self.optional(at, name) {
+            Some(v) => self.number(at, name, v, parse_decimal, max),
+            None if default.is_some() => default,
+            None => {
+                self.required(at, name);
+                None
+            }
+        }
+    }
+
+    fn quantity(
+        &mut self,
+        at: &mut Attrs,
+        name: &'static str,
+        default: Option<u64>,
+    ) -> Option<u64> {
+        match self.optional(at, name) {
+            Some(v) => self.number(at, name, v, parse_quantity, u64::MAX),
+            None if default.is_some() => default,
+            None => {
+                self.required(at, name);
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, at: &mut Attrs, name: &'static str, default: bool) -> bool {
+        match self.optional(at, name) {
+            None => default,
+            Some("true") => true,
+            Some("false") => false,
+            Some(other) => {
+                at.ok = false;
+                let span = self.attr_span(at, name);
+                self.error(
+                    span,
+                    ErrorKind::InvalidBool {
+                        attribute: name.into(),
+                        value: other.into(),
+                    },
+                );
+                default
+            }
+        }
+    }
+
+    fn system(&mut self, root: Node, system: &mut System) -> bool {
+        self.index.system = self.node_span(root);
+        if Self::name_of(root) != "system" {
+            let span = self.node_span(root);
+            self.error(
+                span,
+                ErrorKind::RootNotSystem {
+                    found: Self::name_of(root),
+                },
+            );
+            return false;
+        }
+        for child in self.elements(root) {
+            match Self::name_of(child).as_str() {
+                "memory_region" => {
+                    if let Some(mr) = self.memory_region(child) {
+                        system.memory_regions.push(mr);
+                    }
+                }
+                "protection_domain" => {
+                    if let Some(pd) = self.protection_domain(child, false) {
+                        system.protection_domains.push(pd);
+                    }
+                }
+                "channel" => {
+                    if let Some(ch) = self.channel(child) {
+                        system.channels.push(ch);
+                    }
+                }
+                _ => self.unexpected_element(child, root),
+            }
+        }
+        true
+    }
+
+    fn memory_region(&mut self, node: Node) -> Option<MemoryRegion> {
+        let mut at = self.attrs(node, &["name", "size", "page_size", "phys_addr"]);
+        let name = self.required(&mut at, "name");
+        let size = self.quantity(&mut at, "size", None);
+        let page_size = self.quantity(&mut at, "page_size", Some(DEFAULT_PAGE_SIZE));
+        let phys_addr = match self.optional(&at, "phys_addr") {
+            Some(v) => self
+                .number(&mut at, "phys_addr", v, parse_quantity, u64::MAX)
+                .map(Some),
+            None => Some(None),
+        };
+        let leaf = self.no_children(node);
+        match (name, size, page_size, phys_addr) {
+            (Some(name), Some(size), Some(page_size), Some(phys_addr)) if at.ok && leaf => {
+                Some(MemoryRegion {
+                    name: name.into(),
+                    size,
+                    page_size,
+                    phys_addr,
+                    span: at.span,
+                })
+            }
+            _ => {
+                if let Some(name) = name {
+                    self.index.broken_mrs.insert(name.into());
+                }
+                None
+            }
+        }
+    }
+
+    /// Records the names of a PD subtree that could not be parsed.
+    fn mark_broken(&mut self, node: Node) {
+        for pd in node
+            .descendants()
+            .filter(|n| n.is_element() && n.tag_name().name() == "protection_domain")
+        {
+            if let Some(name) = pd.attribute("name") {
+                self.index.broken_pds.insert(name.into());
+            }
+        }
+    }
+
+    fn protection_domain(&mut self, node: Node, is_child: bool) -> Option<ProtectionDomain> {
+        let allowed: &[&'static str] = if is_child {
+            &[
+                "name",
+                "priority",
+                "budget",
+                "period",
+                "passive",
+                "stack_size",
+                "cpu",
+                "id",
+            ]
+        } else {
+            &[
+                "name",
+                "priority",
+                "budget",
+                "period",
+                "passive",
+                "stack_size",
+                "cpu",
+            ]
+        };
+        let mut at = self.attrs(node, allowed);
+        let name = self.required(&mut at, "name");
+        let priority = self.decimal(&mut at, "priority", MAX_PRIORITY, Some(0));
+        let budget = self.quantity(&mut at, "budget", Some(DEFAULT_BUDGET));
+        let period = self.quantity(&mut at, "period", Some(budget.unwrap_or(DEFAULT_BUDGET)));
+        let passive = self.boolean(&mut at, "passive", false);
+        let stack_size = self.quantity(&mut at, "stack_size", Some(DEFAULT_STACK_SIZE));
+        let cpu = self.decimal(&mut at, "cpu", MAX_CPU, Some(0));
+        let child_id = if is_child {
+            self.decimal(&mut at, "id", MAX_CHILD_ID, None).map(Some)
+        } else {
+            Some(None)
+        };
+
+        let mut program_image: Option<ProgramImage> = None;
+        let mut image_element: Option<Span> = None;
+        let mut maps = Vec::new();
+        let mut irqs = Vec::new();
+        let mut setvars = Vec::new();
+        let mut children = Vec::new();
+        let mut ok = at.ok;
+        for child in self.elements(node) {
+            let child_ok = match Self::name_of(child).as_str() {
+                "program_image" => {
+                    let span = self.node_span(child);
+                    if let Some(first) = image_element {
+                        let pd = name.unwrap_or("").to_string();
+                        self.error(span, ErrorKind::DuplicateProgramImage { pd, first });
+                        false
+                    } else {
+                        image_element = Some(span);
+                        program_image = self.program_image(child);
+                        program_image.is_some()
+                    }
+                }
+                "map" => self.map(child).map(|m| maps.push(m)).is_some(),
+                "irq" => self.irq(child).map(|i| irqs.push(i)).is_some(),
+                "setvar" => self.setvar(child).map(|s| setvars.push(s)).is_some(),
+                "protection_domain" => match self.protection_domain(child, true) {
+                    Some(pd) => {
+                        children.push(pd);
+                        true
+                    }
+                    // The child is dropped on its own; the parent stays usable.
+                    None => true,
+                },
+                _ => {
+                    self.unexpected_element(child, node);
+                    false
+                }
+            };
+            ok &= child_ok;
+        }
+        if image_element.is_none() {
+            if let Some(name) = name {
+                self.error(at.span, ErrorKind::MissingProgramImage { pd: name.into() });
+            }
+            ok = false;
+        }
+
+        match (
+            name,
+            priority,
+            budget,
+            period,
+            stack_size,
+            cpu,
+            child_id,
+            program_image,
+        ) {
+            (
+                Some(name),
+                Some(priority),
+                Some(budget),
+                Some(period),
+                Some(stack_size),
+                Some(cpu),
+                Some(child_id),
+                Some(program_image),
+            ) if ok => Some(ProtectionDomain {
+                name: name.into(),
+                priority: narrow(priority),
+                budget,
+                period,
+                passive,
+                stack_size,
+                cpu: narrow(cpu),
+                program_image,
+                maps,
+                irqs,
+                setvars,
+                child_id: child_id.map(narrow),
+                children,
+                span: at.span,
+            }),
+            _ => {
+                self.mark_broken(node);
+                None
+            }
+        }
+    }
+
+    fn program_image(&mut self, node: Node) -> Option<ProgramImage> {
+        let mut at = self.attrs(node, &["path"]);
+        let path = self.required(&mut at, "path");
+        let leaf = self.no_children(node);
+        let span = self.attr_span(&at, "path");
+        match path {
+            Some(path) if at.ok && leaf => Some(ProgramImage {
+                path: PathBuf::from(path),
+                span,
+            }),
+            _ => None,
+        }
+    }
+
+    fn map(&mut self, node: Node) -> Option<Map> {
+        let mut at = self.attrs(node, &["mr", "vaddr", "perms", "cached", "setvar_vaddr"]);
+        let mr = self.required(&mut at, "mr");
+        let vaddr = self.quantity(&mut at, "vaddr", None);
+        let perms = match self.optional(&at, "perms") {
+            None => Some(Perms {
+                read: true,
+                write: true,
+                execute: false,
+            }),
+            Some(s) => {
+                let mut p = Perms::default();
+                let mut valid = true;
+                for c in s.chars() {
+                    match c {
+                        'r' => p.read = true,
+                        'w' => p.write = true,
+                        'x' => p.execute = true,
+                        _ => valid = false,
+                    }
+                }
+                if valid {
+                    Some(p)
+                } else {
+                    at.ok = false;
+                    let span = self.attr_span(&at, "perms");
+                    self.error(span, ErrorKind::InvalidPerms { value: s.into() });
+                    None
+                }
+            }
+        };
+        let cached = self.boolean(&mut at, "cached", true);
+        let setvar_vaddr = self.optional(&at, "setvar_vaddr").map(String::from);
+        let leaf = self.no_children(node);
+        match (mr, vaddr, perms) {
+            (Some(mr), Some(vaddr), Some(perms)) if at.ok && leaf => Some(Map {
+                mr: mr.into(),
+                vaddr,
+                perms,
+                cached,
+                setvar_vaddr,
+                span: at.span,
+            }),
+            _ => None,
+        }
+    }
+
+    fn irq(&mut self, node: Node) -> Option<Irq> {
+        let mut at = self.attrs(node, &["irq", "id", "trigger"]);
+        let irq = self.decimal(&mut at, "irq", u64::MAX, None);
+        let id = self.decimal(&mut at, "id", MAX_CHANNEL_ID, None);
+        let trigger = match self.optional(&at, "trigger") {
+            None | Some("level") => Some(IrqTrigger::Level),
+            Some("edge") => Some(IrqTrigger::Edge),
+            Some(other) => {
+                at.ok = false;
+                let span = self.attr_span(&at, "trigger");
+                self.error(
+                    span,
+                    ErrorKind::InvalidTrigger {
+                        value: other.into(),
+                    },
+                );
+                None
+            }
+        };
+        let leaf = self.no_children(node);
+        match (irq, id, trigger) {
+            (Some(irq), Some(id), Some(trigger)) if at.ok && leaf => Some(Irq {
+                irq,
+                id: narrow(id),
+                trigger,
+                span: at.span,
+            }),
+            _ => None,
+        }
+    }
+
+    fn setvar(&mut self, node: Node) -> Option<SetVar> {
+        let mut at = self.attrs(node, &["symbol", "region_paddr"]);
+        let symbol = self.required(&mut at, "symbol");
+        let region = self.required(&mut at, "region_paddr");
+        let leaf = self.no_children(node);
+        match (symbol, region) {
+            (Some(symbol), Some(region)) if at.ok && leaf => Some(SetVar {
+                symbol: symbol.into(),
+                region_paddr: region.into(),
+                span: at.span,
+            }),
+            _ => None,
+        }
+    }
+
+    fn channel(&mut self, node: Node) -> Option<Channel> {
+        let at = self.attrs(node, &[]);
+        let mut ends = Vec::new();
+        let mut ok = at.ok;
+        let mut count = 0;
+        for child in self.elements(node) {
+            if Self::name_of(child) == "end" {
+                count += 1;
+                match self.end(child) {
+                    Some(end) => ends.push(end),
+                    None => ok = false,
+                }
+            } else {
+                self.unexpected_element(child, node);
+                ok = false;
+            }
+        }
+        if count != 2 {
+            self.error(at.span, ErrorKind::WrongEndCount { count });
+            return None;
+        }
+        let [a, b]: [ChannelEnd; 2] = ends.try_into().ok()?;
+        // An end naming a PD that failed to parse already has its error.
+        let broken = |e: &ChannelEnd| self.index.broken_pds.contains(&e.pd);
+        if !ok || broken(&a) || broken(&b) {
+            return None;
+        }
+        Some(Channel {
+            ends: [a, b],
+            span: at.span,
+        })
+    }
+
+    fn end(&mut self, node: Node) -> Option<ChannelEnd> {
+        let mut at = self.attrs(node, &["pd", "id", "pp", "notify"]);
+        let pd = self.required(&mut at, "pd");
+        let id = self.decimal(&mut at, "id", MAX_CHANNEL_ID, None);
+        let pp = self.boolean(&mut at, "pp", false);
+        let notify = self.boolean(&mut at, "notify", true);
+        let leaf = self.no_children(node);
+        match (pd, id) {
+            (Some(pd), Some(id)) if at.ok && leaf => Some(ChannelEnd {
+                pd: pd.into(),
+                id: narrow(id),
+                pp,
+                notify,
+                span: at.span,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The parser range-checked the value against a bound below 256.
+fn narrow(v: u64) -> u8 {
+    u8::try_from(v).unwrap_or(u8::MAX)
+}

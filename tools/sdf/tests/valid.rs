@@ -1,0 +1,166 @@
+//! Descriptions that must be accepted, and what the model then holds.
+
+use std::path::Path;
+
+use sdf::{parse_and_check, IrqTrigger, Perms};
+
+pub const FULL: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<!-- a comment is fine anywhere -->
+<system>
+    <memory_region name="ring" size="0x4000" />
+    <memory_region name="big" size="0x40_0000" page_size="0x200000" />
+    <memory_region name="mmio" size="0x1000" phys_addr="0xfec0_0000" />
+    <protection_domain name="client" priority="100" budget="200" period="1000" stack_size="0x4000">
+        <program_image path="client.elf" />
+        <map mr="ring" vaddr="0x2000000" perms="rw" setvar_vaddr="ring_vaddr" />
+        <map mr="big" vaddr="0x4000_0000" perms="r" cached="false" />
+        <setvar symbol="ring_paddr" region_paddr="ring" />
+    </protection_domain>
+    <protection_domain name="server" priority="200" passive="true">
+        <program_image path="server.elf" />
+        <map mr="ring" vaddr="0x3000000" perms="rw" />
+        <map mr="mmio" vaddr="0x3004000" perms="rw" cached="false" />
+        <irq irq="33" id="5" trigger="edge" />
+        <irq irq="34" id="6" />
+        <protection_domain name="child" id="0" priority="201">
+            <program_image path="child.elf" />
+        </protection_domain>
+    </protection_domain>
+    <channel>
+        <end pd="client" id="0" pp="true" notify="true" />
+        <end pd="server" id="0" notify="false" />
+    </channel>
+    <channel>
+        <end pd="server" id="1" />
+        <end pd="child" id="61" />
+    </channel>
+</system>
+"#;
+
+#[test]
+fn full_example_is_accepted_with_defaults_applied() {
+    let sys = parse_and_check(FULL, Path::new("sys/system.xml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sys.memory_regions.len(), 3);
+    assert_eq!(sys.all_pds().len(), 3);
+    assert_eq!(sys.channels.len(), 2);
+
+    let big = sys.memory_region("big").unwrap();
+    assert_eq!(
+        (big.size, big.page_size, big.phys_addr),
+        (0x40_0000, 0x20_0000, None)
+    );
+    assert_eq!(
+        sys.memory_region("mmio").unwrap().phys_addr,
+        Some(0xfec0_0000)
+    );
+    assert_eq!(sys.memory_region("ring").unwrap().page_size, 0x1000);
+
+    let client = sys.pd("client").unwrap();
+    assert_eq!(
+        (
+            client.priority,
+            client.budget,
+            client.period,
+            client.passive
+        ),
+        (100, 200, 1000, false)
+    );
+    assert_eq!(client.stack_size, 0x4000);
+    assert_eq!(client.program_image.path, Path::new("client.elf"));
+    assert_eq!(
+        client.maps[0].perms,
+        Perms {
+            read: true,
+            write: true,
+            execute: false
+        }
+    );
+    assert_eq!(client.maps[0].setvar_vaddr.as_deref(), Some("ring_vaddr"));
+    assert!(client.maps[0].cached);
+    assert!(!client.maps[1].cached);
+    assert_eq!(client.setvars[0].region_paddr, "ring");
+    assert_eq!((client.span.line, client.span.col), (7, 5));
+
+    let server = sys.pd("server").unwrap();
+    assert!(server.passive);
+    // Budget defaults to 1000 us and the period to the budget.
+    assert_eq!((server.budget, server.period), (1000, 1000));
+    assert_eq!(server.stack_size, sdf::limits::DEFAULT_STACK_SIZE);
+    assert_eq!(server.irqs[0].trigger, IrqTrigger::Edge);
+    assert_eq!(server.irqs[1].trigger, IrqTrigger::Level);
+    assert_eq!(server.children[0].child_id, Some(0));
+    assert_eq!(sys.pd("child").unwrap().child_id, Some(0));
+    assert_eq!(client.child_id, None);
+
+    let ends: Vec<_> = sys
+        .channel_ends_of("server")
+        .map(|(me, peer)| (me.id, peer.pd.as_str()))
+        .collect();
+    assert_eq!(ends, vec![(0, "client"), (1, "child")]);
+    let [a, b] = &sys.channels[0].ends;
+    assert!(a.pp && a.notify && !b.pp && !b.notify);
+}
+
+#[test]
+fn minimal_system() {
+    let text = r#"<system><protection_domain name="a"><program_image path="a.elf"/></protection_domain></system>"#;
+    let sys = parse_and_check(text, Path::new("x.xml")).unwrap();
+    let a = sys.pd("a").unwrap();
+    assert_eq!((a.priority, a.cpu, a.passive), (0, 0, false));
+    // A default map is rw.
+    let text = r#"<system><memory_region name="m" size="4096"/>
+        <protection_domain name="a"><program_image path="a.elf"/><map mr="m" vaddr="4096"/></protection_domain></system>"#;
+    let sys = parse_and_check(text, Path::new("x.xml")).unwrap();
+    assert_eq!(sys.pd("a").unwrap().maps[0].perms.to_string(), "rw");
+}
+
+#[test]
+fn limits_are_inclusive() {
+    // 63 PDs, priority 254, id 61, vaddr range ending exactly at the user end.
+    let mut text = String::from(r#"<system><memory_region name="m" size="0x1000"/>"#);
+    for i in 0..63 {
+        text.push_str(&format!(r#"<protection_domain name="pd{i}" priority="{}"><program_image path="x"/></protection_domain>"#, 254 - i));
+    }
+    text.push_str(r#"<channel><end pd="pd1" id="61" pp="true"/><end pd="pd0" id="61"/></channel>"#);
+    text.push_str(r#"<protection_domain name="last_map" priority="0"><program_image path="x"/>"#);
+    text.push_str("</protection_domain></system>");
+    // That is 64 PDs: drop one to stay at the limit.
+    let text = text.replace(r#"<protection_domain name="pd62" priority="192"><program_image path="x"/></protection_domain>"#, "");
+    let text = text.replace(r#"<program_image path="x"/></protection_domain></system>"#, r#"<program_image path="x"/><map mr="m" vaddr="0x7fff_ffff_f000" perms="rx"/></protection_domain></system>"#);
+    let sys = parse_and_check(&text, Path::new("x.xml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sys.all_pds().len(), 63);
+    assert_eq!(sys.pd("pd0").unwrap().priority, 254);
+}
+
+#[test]
+fn bom_crlf_and_entities_are_accepted() {
+    let text = "\u{feff}<system>\r\n<protection_domain name=\"a&#x62;\" priority=\"&#49;0\">\r\n<program_image path=\"a.elf\"/></protection_domain>\r\n</system>\r\n";
+    let sys = parse_and_check(text, Path::new("x.xml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sys.pd("ab").unwrap().priority, 10);
+}
+
+#[test]
+fn model_built_in_code_is_checked_too() {
+    let mut sys = parse_and_check(FULL, Path::new("system.xml")).unwrap();
+    assert!(sdf::check(&sys).is_ok());
+    sys.protection_domains[0].priority = 255;
+    sys.protection_domains[0].maps[0].vaddr = 0x2000001;
+    let errs = sdf::check(&sys).unwrap_err();
+    let kinds: Vec<_> = errs.iter().map(|d| d.kind.clone()).collect();
+    assert!(
+        kinds.contains(&sdf::ErrorKind::OutOfRange {
+            attribute: "priority".into(),
+            value: 255,
+            min: 0,
+            max: 254
+        }),
+        "{errs}"
+    );
+    assert!(
+        kinds.contains(&sdf::ErrorKind::VaddrNotAligned {
+            vaddr: 0x2000001,
+            page_size: 0x1000
+        }),
+        "{errs}"
+    );
+}
