@@ -1,0 +1,29 @@
+//! host-sim: runs a system description on Linux with every protection domain in
+//! its own process. Memory regions are memfd mappings placed at the system.xml
+//! vaddr with exactly the granted permissions, notifications are eventfds, protected
+//! calls go over a SOCK_SEQPACKET pair, and a PD holds descriptors only for what it
+//! was granted, so isolation is enforced by the host kernel and MMU.
+//!
+//! The supervisor side is [`Simulation`]; a PD binary calls [`run`] from `main`.
+
+mod config;
+mod pd;
+mod supervisor;
+mod sys;
+mod wire;
+
+pub use config::{ChannelGrant, ConfigError, PdConfig, PpRole, RegionGrant};
+pub use pd::{is_pd, run};
+pub use supervisor::{
+    default_search_paths, resolve_image, FaultReport, LogLine, SimError, SimExit, SimOptions,
+    SimOutcome, Simulation, Stream, LOG_CAPACITY,
+};
+
+/// A PD that faulted (or panicked) exits with this status after reporting.
+pub const FAULT_EXIT_STATUS: i32 = 0x5f;
+/// A PD whose config, mappings or `init` failed exits with this (EX_CONFIG).
+pub const EXIT_INIT_FAILED: i32 = 78;
+/// `paravisor sim` status when every PD faulted and none exited.
+pub const EXIT_NO_PD_EXITED: i32 = 70;
+/// `paravisor sim` status on `--timeout`, as timeout(1) uses.
+pub const EXIT_TIMEOUT: i32 = 124;

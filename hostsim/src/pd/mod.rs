@@ -1,0 +1,254 @@
+//! The PD side of host-sim: map what was granted, build the handler, run its loop.
+#![allow(unsafe_code)]
+
+mod fault;
+mod kernel;
+
+use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
+
+use ipc::{Channel, ChannelSet, Handler, Init, InitError, Kernel, MessageRegisters, Region};
+
+use crate::config::{PdConfig, PpRole, RegionGrant, ENV_VAR};
+use crate::sys;
+use crate::wire::{self, ReplyStatus};
+use crate::EXIT_INIT_FAILED;
+use kernel::HostKernel;
+
+pub use fault::signal_name;
+
+/// Whether this process was started by the host-sim supervisor as a PD.
+pub fn is_pd() -> bool {
+    std::env::var_os(ENV_VAR).is_some()
+}
+
+/// Runs this process as the PD the supervisor configured: maps its regions at their
+/// system.xml addresses, calls `init` (which may already notify or call, as
+/// Microkit's `init()` may), then serves notifications and protected calls forever.
+/// The process ends when a handler exits it, on a fault, or when the supervisor
+/// stops the system.
+pub fn run<H, F>(init: F) -> !
+where
+    H: Handler,
+    F: FnOnce(&dyn Init, &mut dyn Kernel) -> Result<H, InitError>,
+{
+    let config = match std::env::var(ENV_VAR)
+        .map_err(|e| e.to_string())
+        .and_then(|text| PdConfig::parse(&text).map_err(|e| e.to_string()))
+    {
+        Ok(c) => c,
+        Err(e) => die(
+            "?",
+            &format!("not started by the host-sim supervisor ({ENV_VAR}: {e})"),
+        ),
+    };
+    // Only the PD's own children (none today) could use it; it is no capability.
+    std::env::remove_var(ENV_VAR);
+    let name = config.name.clone();
+    if let Err(e) = fault::install(config.fault_fd) {
+        die(&name, &format!("cannot install fault handlers: {e}"));
+    }
+    let regions = match map_regions(&config.regions) {
+        Ok(r) => r,
+        Err(e) => die(&name, &e),
+    };
+    let host_init = HostInit {
+        name: name.clone(),
+        regions,
+    };
+    // SAFETY: the supervisor opened these descriptors for this PD alone and cleared
+    // close-on-exec on exactly them; nothing else in this process owns them.
+    let take = |fd: RawFd| unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut kernel = HostKernel::new(name.clone(), &config.channels, take);
+    let handler = match init(&host_init, &mut kernel) {
+        Ok(h) => h,
+        Err(e) => die(&name, &format!("init failed: {e}")),
+    };
+    match event_loop(handler, kernel) {
+        Ok(never) => match never {},
+        Err(e) => die(&name, &format!("runtime error: {e}")),
+    }
+}
+
+fn die(name: &str, what: &str) -> ! {
+    eprintln!("PD '{name}': {what}");
+    std::process::exit(EXIT_INIT_FAILED)
+}
+
+struct Mapped {
+    grant: RegionGrant,
+}
+
+struct HostInit {
+    name: String,
+    regions: Vec<Mapped>,
+}
+
+impl Init for HostInit {
+    fn region(&self, setvar: &'static str) -> Result<Region<'static>, InitError> {
+        let m = self
+            .regions
+            .iter()
+            .find(|m| m.grant.setvar.as_deref() == Some(setvar))
+            .ok_or(InitError::MissingRegion(setvar))?;
+        let base = NonNull::new(m.grant.vaddr as usize as *mut u8)
+            .ok_or(InitError::MissingRegion(setvar))?;
+        let len = usize::try_from(m.grant.size).map_err(|_| InitError::MissingRegion(setvar))?;
+        // SAFETY: map_regions mapped exactly vaddr..vaddr+size with these perms, page
+        // aligned, and never unmaps it; other PDs touch it only from other processes.
+        Ok(unsafe { Region::from_raw_parts(base, len, m.grant.perms) })
+    }
+
+    fn variable(&self, name: &'static str) -> Result<u64, InitError> {
+        // setvar_vaddr names are variables holding the vaddr, as in Microkit;
+        // region_paddr setvars have no meaning without physical memory.
+        self.regions
+            .iter()
+            .find(|m| m.grant.setvar.as_deref() == Some(name))
+            .map(|m| m.grant.vaddr)
+            .ok_or(InitError::MissingVariable(name))
+    }
+
+    fn pd_name(&self) -> &str {
+        &self.name
+    }
+}
+
+fn prot(perms: ipc::Perms) -> libc::c_int {
+    let mut p = libc::PROT_NONE;
+    if perms.read {
+        p |= libc::PROT_READ;
+    }
+    if perms.write {
+        p |= libc::PROT_WRITE;
+    }
+    if perms.execute {
+        p |= libc::PROT_EXEC;
+    }
+    p
+}
+
+/// Maps every granted region and closes its descriptor, so the mapping (with its
+/// permissions) is all the PD keeps of it.
+fn map_regions(grants: &[RegionGrant]) -> Result<Vec<Mapped>, String> {
+    let mut out = Vec::with_capacity(grants.len());
+    for g in grants {
+        // SAFETY: the supervisor granted this descriptor to this PD alone.
+        let fd = unsafe { OwnedFd::from_raw_fd(g.fd) };
+        sys::map_fixed(g.vaddr, g.size, prot(g.perms), fd.as_fd()).map_err(|e| {
+            format!(
+                "cannot map region '{}' at {:#x} (size {:#x}): {e}",
+                g.mr, g.vaddr, g.size
+            )
+        })?;
+        drop(fd);
+        out.push(Mapped { grant: g.clone() });
+    }
+    Ok(out)
+}
+
+const PP_TOKEN: u64 = 1 << 32;
+
+enum Never {}
+
+fn event_loop<H: Handler>(mut handler: H, mut kernel: HostKernel) -> Result<Never, String> {
+    let epoll = sys::epoll_create().map_err(|e| format!("epoll: {e}"))?;
+    // The loop owns the incoming descriptors; the kernel keeps the outgoing ones.
+    let mut incoming_notify: Vec<Option<OwnedFd>> = Vec::new();
+    let mut callers: Vec<Option<OwnedFd>> = Vec::new();
+    for (id, slot) in kernel.slots.iter_mut().enumerate() {
+        incoming_notify.push(None);
+        callers.push(None);
+        let Some(slot) = slot else { continue };
+        if let Some(fd) = slot.notify_in.take() {
+            sys::epoll_add(epoll.as_fd(), fd.as_fd(), id as u64)
+                .map_err(|e| format!("epoll: {e}"))?;
+            incoming_notify[id] = Some(fd);
+        }
+        if matches!(slot.pp, Some((_, PpRole::Callee))) {
+            if let Some((fd, _)) = slot.pp.take() {
+                sys::epoll_add(epoll.as_fd(), fd.as_fd(), PP_TOKEN | id as u64)
+                    .map_err(|e| format!("epoll: {e}"))?;
+                callers[id] = Some(fd);
+            }
+        }
+    }
+    let mut tokens = Vec::new();
+    let mut buf = vec![0u8; wire::MAX_PACKET];
+    let mut reply = Vec::with_capacity(wire::MAX_PACKET);
+    loop {
+        sys::epoll_wait(epoll.as_fd(), &mut tokens).map_err(|e| format!("epoll_wait: {e}"))?;
+        let mut set = ChannelSet::EMPTY;
+        for &token in &tokens {
+            let id = (token & 0xff) as usize;
+            let Some(ch) = Channel::try_new(id as u8) else {
+                continue;
+            };
+            if token & PP_TOKEN != 0 {
+                let gone = match callers.get(id).and_then(Option::as_ref) {
+                    Some(fd) => serve_call(&mut handler, &mut kernel, ch, fd, &mut buf, &mut reply),
+                    None => false,
+                };
+                if gone {
+                    // The caller's process is gone; stop watching its socket.
+                    if let Some(fd) = callers.get_mut(id).and_then(Option::take) {
+                        let _ = sys::epoll_del(epoll.as_fd(), fd.as_fd());
+                    }
+                }
+            } else if let Some(fd) = incoming_notify.get(id).and_then(Option::as_ref) {
+                match sys::eventfd_drain(fd.as_fd()) {
+                    Ok(true) => set.insert(ch),
+                    Ok(false) => {}
+                    Err(e) => return Err(format!("reading notification on {ch}: {e}")),
+                }
+            }
+        }
+        if !set.is_empty() {
+            if let Err(e) = handler.notified(&mut kernel, set) {
+                eprintln!(
+                    "PD '{}': handler error in notified({set:?}): {e}",
+                    kernel.name
+                );
+            }
+        }
+    }
+}
+
+/// Serves one protected call; returns true when the caller has hung up.
+fn serve_call<H: Handler>(
+    handler: &mut H,
+    kernel: &mut HostKernel,
+    ch: Channel,
+    fd: &OwnedFd,
+    buf: &mut [u8],
+    reply: &mut Vec<u8>,
+) -> bool {
+    let n = match sys::recv_packet(fd.as_fd(), buf) {
+        Ok(0) => return true,
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => usize::MAX,
+        Err(_) => return true,
+    };
+    let mut mrs = MessageRegisters::new();
+    let request = buf.get(..n).and_then(|p| wire::decode_call(p, &mut mrs));
+    let outcome = match request {
+        Some(msg) => handler
+            .protected(kernel, ch, msg, &mut mrs)
+            .map_err(|e| format!("handler error in protected({ch}): {e}")),
+        None => Err(format!("malformed protected call on {ch}")),
+    };
+    match outcome {
+        Ok(info) => wire::encode_reply(ReplyStatus::OK, info, &mrs, reply),
+        Err(e) => {
+            eprintln!("PD '{}': {e}", kernel.name);
+            wire::encode_reply(
+                ReplyStatus::FAILED,
+                ipc::MessageInfo::default(),
+                &mrs,
+                reply,
+            );
+        }
+    }
+    // A caller that died mid-call simply never reads the reply.
+    sys::send_packet(fd.as_fd(), reply).is_err()
+}

@@ -1,0 +1,226 @@
+//! From a system description to the kernel objects that implement it: one memfd per
+//! memory region, one eventfd per (channel, receiving end) that may be notified, one
+//! socket pair per channel that allows PPC, and each PD's config naming the
+//! descriptors it alone will hold.
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+
+use ipc::Perms;
+
+use super::SimError;
+use crate::config::{is_token, ChannelGrant, PdConfig, PpRole, RegionGrant};
+use crate::sys;
+
+/// Descriptors one PD is granted, kept open by the supervisor until it has spawned
+/// every PD, then closed so each object lives only in the PDs that hold it.
+pub struct PdPlan {
+    pub config: PdConfig,
+    pub grants: Vec<Rc<OwnedFd>>,
+    /// The read end stays with the supervisor.
+    pub fault_read: OwnedFd,
+}
+
+impl PdPlan {
+    pub fn granted_fds(&self) -> Vec<RawFd> {
+        self.grants.iter().map(|fd| fd.as_raw_fd()).collect()
+    }
+}
+
+fn os(what: String) -> impl FnOnce(std::io::Error) -> SimError {
+    move |err| SimError::Os { what, err }
+}
+
+fn invalid(what: String) -> SimError {
+    SimError::Invalid { what }
+}
+
+fn to_ipc(p: sdf::Perms) -> Perms {
+    Perms {
+        read: p.read,
+        write: p.write,
+        execute: p.execute,
+    }
+}
+
+/// A region's memfd, its read-only reopening (made on first `r` grant) and size.
+type MemObject = (Rc<OwnedFd>, Option<Rc<OwnedFd>>, u64);
+
+/// Creates every object and each PD's config; nothing is spawned yet.
+pub fn plan(system: &sdf::System) -> Result<Vec<PdPlan>, SimError> {
+    let pds = system.all_pds();
+    for pd in &pds {
+        if !pd.children.is_empty() || pd.child_id.is_some() {
+            return Err(SimError::Unsupported {
+                what: format!("PD '{}': child protection domains", pd.name),
+            });
+        }
+        if !pd.irqs.is_empty() {
+            return Err(SimError::Unsupported {
+                what: format!("PD '{}': irqs", pd.name),
+            });
+        }
+        if !is_token(&pd.name) {
+            return Err(invalid(format!(
+                "PD name {:?} is empty or has spaces",
+                pd.name
+            )));
+        }
+    }
+
+    let mut memfds: HashMap<&str, MemObject> = HashMap::new();
+    for mr in &system.memory_regions {
+        if !is_token(&mr.name) {
+            return Err(invalid(format!(
+                "memory region name {:?} is empty or has spaces",
+                mr.name
+            )));
+        }
+        if mr.size == 0 {
+            return Err(invalid(format!("memory region '{}' has size 0", mr.name)));
+        }
+        let fd = sys::memfd(&mr.name, mr.size).map_err(os(format!(
+            "creating memory region '{}' ({:#x} bytes)",
+            mr.name, mr.size
+        )))?;
+        if memfds
+            .insert(&mr.name, (Rc::new(fd), None, mr.size))
+            .is_some()
+        {
+            return Err(invalid(format!(
+                "memory region '{}' declared twice",
+                mr.name
+            )));
+        }
+    }
+
+    let mut plans = Vec::new();
+    let mut by_name: HashMap<&str, usize> = HashMap::new();
+    for pd in &pds {
+        let (fault_read, fault_write) = sys::pipe().map_err(os("creating a fault pipe".into()))?;
+        sys::set_nonblocking(std::os::fd::AsFd::as_fd(&fault_read))
+            .map_err(os("configuring a fault pipe".into()))?;
+        let fault_write = Rc::new(fault_write);
+        let mut regions = Vec::new();
+        let mut grants = vec![fault_write.clone()];
+        for map in &pd.maps {
+            let Some((rw, ro, size)) = memfds.get_mut(map.mr.as_str()) else {
+                return Err(invalid(format!(
+                    "PD '{}' maps unknown memory region '{}'",
+                    pd.name, map.mr
+                )));
+            };
+            let fd = if map.perms.write {
+                rw.clone()
+            } else {
+                match ro {
+                    Some(ro) => ro.clone(),
+                    None => {
+                        let fd = Rc::new(
+                            sys::reopen_read_only(rw)
+                                .map_err(os(format!("reopening region '{}' read-only", map.mr)))?,
+                        );
+                        *ro = Some(fd.clone());
+                        fd
+                    }
+                }
+            };
+            if let Some(setvar) = &map.setvar_vaddr {
+                if !is_token(setvar) {
+                    return Err(invalid(format!("setvar_vaddr {setvar:?} has spaces")));
+                }
+            }
+            regions.push(RegionGrant {
+                mr: map.mr.clone(),
+                setvar: map.setvar_vaddr.clone(),
+                fd: fd.as_raw_fd(),
+                vaddr: map.vaddr,
+                size: *size,
+                perms: to_ipc(map.perms),
+            });
+            grants.push(fd);
+        }
+        by_name.insert(&pd.name, plans.len());
+        plans.push(PdPlan {
+            config: PdConfig {
+                name: pd.name.clone(),
+                fault_fd: fault_write.as_raw_fd(),
+                regions,
+                channels: Vec::new(),
+            },
+            grants,
+            fault_read,
+        });
+    }
+
+    for ch in &system.channels {
+        let [a, b] = &ch.ends;
+        let ia = *by_name
+            .get(a.pd.as_str())
+            .ok_or_else(|| invalid(format!("channel end names unknown PD '{}'", a.pd)))?;
+        let ib = *by_name
+            .get(b.pd.as_str())
+            .ok_or_else(|| invalid(format!("channel end names unknown PD '{}'", b.pd)))?;
+        if a.pp && b.pp {
+            return Err(invalid(format!(
+                "channel {}:{} <-> {}:{} allows PPC both ways",
+                a.pd, a.id, b.pd, b.id
+            )));
+        }
+        let mut ga = ChannelGrant {
+            id: a.id,
+            notify_out: None,
+            notify_in: None,
+            pp: None,
+        };
+        let mut gb = ChannelGrant {
+            id: b.id,
+            ..ga.clone()
+        };
+        // The eventfd belongs to the receiving end; the sender holds it to signal.
+        if a.notify {
+            let fd = Rc::new(sys::eventfd().map_err(os("creating an eventfd".into()))?);
+            ga.notify_out = Some(fd.as_raw_fd());
+            gb.notify_in = Some(fd.as_raw_fd());
+            plans[ia].grants.push(fd.clone());
+            plans[ib].grants.push(fd);
+        }
+        if b.notify {
+            let fd = Rc::new(sys::eventfd().map_err(os("creating an eventfd".into()))?);
+            gb.notify_out = Some(fd.as_raw_fd());
+            ga.notify_in = Some(fd.as_raw_fd());
+            plans[ia].grants.push(fd.clone());
+            plans[ib].grants.push(fd);
+        }
+        if a.pp || b.pp {
+            let (sa, sb) = sys::seqpacket_pair().map_err(os("creating a socket pair".into()))?;
+            let (ra, rb) = if a.pp {
+                (PpRole::Caller, PpRole::Callee)
+            } else {
+                (PpRole::Callee, PpRole::Caller)
+            };
+            ga.pp = Some((sa.as_raw_fd(), ra));
+            gb.pp = Some((sb.as_raw_fd(), rb));
+            plans[ia].grants.push(Rc::new(sa));
+            plans[ib].grants.push(Rc::new(sb));
+        }
+        for (i, g) in [(ia, ga), (ib, gb)] {
+            let plan = &mut plans[i];
+            if g.id > ipc::Channel::MAX_ID {
+                return Err(invalid(format!(
+                    "PD '{}' has channel id {} (ids are 0..=61)",
+                    plan.config.name, g.id
+                )));
+            }
+            if plan.config.channels.iter().any(|c| c.id == g.id) {
+                return Err(invalid(format!(
+                    "PD '{}' has channel id {} twice",
+                    plan.config.name, g.id
+                )));
+            }
+            plan.config.channels.push(g);
+        }
+    }
+    Ok(plans)
+}
