@@ -1,0 +1,308 @@
+//! The receiving endpoint. It owns `read_index` and `interrupt_mask`; the peer owns
+//! `write_index`, `pending_send_size` and every packet byte, and may lie in all of
+//! them. Our own index is kept privately and only ever stored, never read back.
+
+use core::cell::Cell;
+use core::sync::atomic::Ordering;
+
+use crate::error::{AttachError, Corruption, ReadError};
+use crate::geometry::{Geometry, RingRange};
+use crate::mem::RingMem;
+use crate::packet::{self, GpaDirect, GpaRange, GpaRangeWalk, IncomingPacket, TransferPages};
+use crate::protocol::{TransferPageRange, FEATURE_PENDING_SEND_SIZE};
+
+#[derive(Debug)]
+pub struct IncomingRing<M: RingMem> {
+    mem: M,
+    geo: Geometry,
+    /// What `read_index` says (we are its only legitimate writer).
+    committed_read: u32,
+    /// Past every consumed packet, committed or not.
+    next_read: u32,
+    /// The peer's last validated write index.
+    cached_write: u32,
+    /// The packet at `next_read` if already parsed: (start, ring bytes).
+    peeked: Option<(IncomingPacket, u32)>,
+    /// Sticky: the first protocol violation seen. A `Cell` so the range iterators,
+    /// which only borrow the ring, can break it too.
+    broken: Cell<Option<Corruption>>,
+}
+
+impl<M: RingMem> IncomingRing<M> {
+    /// Attaches to a ring whose indices are whatever the creator and the peer left.
+    /// Does not touch the control page.
+    pub fn new(mem: M) -> Result<Self, AttachError> {
+        let geo = Geometry::new(mem.data_len())?;
+        let control = mem.control();
+        let read = geo
+            .validate(control.read_index().load(Ordering::Relaxed))
+            .map_err(AttachError::Corrupt)?;
+        let write = geo
+            .validate(control.write_index().load(Ordering::Acquire))
+            .map_err(AttachError::Corrupt)?;
+        Ok(Self {
+            mem,
+            geo,
+            committed_read: read,
+            next_read: read,
+            cached_write: write,
+            peeked: None,
+            broken: Cell::new(None),
+        })
+    }
+
+    pub fn mem(&self) -> &M {
+        &self.mem
+    }
+
+    /// Size of the data area in bytes.
+    pub fn data_len(&self) -> u32 {
+        self.geo.size()
+    }
+
+    /// The violation that broke the ring, if any.
+    pub fn corruption(&self) -> Option<Corruption> {
+        self.broken.get()
+    }
+
+    fn check(&self) -> Result<(), Corruption> {
+        match self.broken.get() {
+            Some(c) => Err(c),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&self, c: Corruption) -> Corruption {
+        if self.broken.get().is_none() {
+            self.broken.set(Some(c));
+        }
+        self.broken.get().unwrap_or(c)
+    }
+
+    /// Loads and checks the peer's write index. It can only move forward from the
+    /// last value we saw and never past our committed read index.
+    fn refresh_write(&mut self, order: Ordering) -> Result<u32, Corruption> {
+        let raw = self.mem.control().write_index().load(order);
+        let write = self.geo.validate(raw).map_err(|c| self.fail(c))?;
+        let before = self.geo.distance(self.committed_read, self.cached_write);
+        let now = self.geo.distance(self.committed_read, write);
+        if now < before {
+            return Err(self.fail(Corruption::IndexImpossible { index: raw }));
+        }
+        self.cached_write = write;
+        Ok(write)
+    }
+
+    /// Bytes published and not yet consumed.
+    fn unread(&self) -> u32 {
+        self.geo.distance(self.next_read, self.cached_write)
+    }
+
+    /// The next packet, without consuming it. Peeking again returns the same packet.
+    pub fn peek(&mut self) -> Result<IncomingPacket, ReadError> {
+        self.check()?;
+        if let Some((packet, _)) = self.peeked {
+            return Ok(packet);
+        }
+        if self.unread() == 0 {
+            // Acquire pairs with the writer's publishing store: packet bytes read
+            // below are at least as new as the index.
+            self.refresh_write(Ordering::Acquire)?;
+            if self.unread() == 0 {
+                return Err(ReadError::Empty);
+            }
+        }
+        // A writer publishes whole packets, so a packet longer than what is published
+        // is a lie, not a packet still being written.
+        match packet::parse(&self.geo, &self.mem, self.next_read, self.unread()) {
+            Ok((packet, ring_len)) => {
+                self.peeked = Some((packet, ring_len));
+                Ok(packet)
+            }
+            Err(c) => Err(self.fail(c).into()),
+        }
+    }
+
+    /// Consumes the packet `peek` returned (peeking first if needed). The space is
+    /// handed back to the writer only by `commit`.
+    pub fn consume(&mut self) -> Result<(), ReadError> {
+        self.peek()?;
+        if let Some((_, ring_len)) = self.peeked.take() {
+            self.next_read = self.geo.add(self.next_read, ring_len);
+        }
+        Ok(())
+    }
+
+    /// `peek` then `consume`.
+    pub fn read(&mut self) -> Result<IncomingPacket, ReadError> {
+        let packet = self.peek()?;
+        self.consume()?;
+        Ok(packet)
+    }
+
+    /// Forgets consumption since the last commit: those packets will be read again.
+    pub fn revert(&mut self) {
+        self.next_read = self.committed_read;
+        self.peeked = None;
+    }
+
+    /// Publishes `read_index` for everything consumed. Returns whether the writer must
+    /// be signalled (Linux `hv_pkt_iter_close`): it asked for `pending_send_size`
+    /// bytes, the ring advertises the feature, and this commit took free space from
+    /// not more than that to more than that. Exactly full counts as not enough, since
+    /// a writer can never use the last 8 bytes.
+    #[must_use = "signal the writer when this returns true"]
+    pub fn commit(&mut self) -> Result<bool, Corruption> {
+        self.check()?;
+        if self.next_read == self.committed_read {
+            return Ok(false);
+        }
+        let control = self.mem.control();
+        let before = self.committed_read;
+        // SeqCst: the store must be visible before pending_send_size is sampled, or a
+        // writer that sets it right after our load and then sees a full ring would
+        // wait forever.
+        control.read_index().store(self.next_read, Ordering::SeqCst);
+        self.committed_read = self.next_read;
+
+        if control.feature_bits().load(Ordering::Relaxed) & FEATURE_PENDING_SEND_SIZE == 0 {
+            return Ok(false);
+        }
+        let pending = control.pending_send_size().load(Ordering::SeqCst);
+        if pending == 0 {
+            return Ok(false);
+        }
+        let write = self.refresh_write(Ordering::SeqCst)?;
+        let size = self.geo.size();
+        let free_now = size - self.geo.distance(self.committed_read, write);
+        let freed = self.geo.distance(before, self.committed_read);
+        // If the writer already refilled past our old index, `free_now - freed`
+        // underflows: it was not blocked, and no signal is due.
+        let was_blocked = free_now.checked_sub(freed).is_some_and(|f| f <= pending);
+        Ok(was_blocked && free_now > pending)
+    }
+
+    /// Tells the writer not to signal: we are polling.
+    pub fn mask_interrupts(&self) {
+        self.mem
+            .control()
+            .interrupt_mask()
+            .store(1, Ordering::SeqCst);
+    }
+
+    /// Asks for a signal on the next empty-to-non-empty transition, then looks again.
+    /// Returns `true` if data arrived meanwhile (the writer saw the mask set and will
+    /// not signal), so the caller must keep reading instead of sleeping.
+    #[must_use = "keep reading when this returns true, or a wake-up is lost"]
+    pub fn unmask_interrupts(&mut self) -> Result<bool, Corruption> {
+        self.check()?;
+        self.mem
+            .control()
+            .interrupt_mask()
+            .store(0, Ordering::SeqCst);
+        self.refresh_write(Ordering::SeqCst)?;
+        Ok(self.unread() != 0)
+    }
+
+    /// Whether nothing is published beyond what was consumed (refreshes the index).
+    pub fn is_empty(&mut self) -> Result<bool, Corruption> {
+        self.check()?;
+        self.refresh_write(Ordering::Acquire)?;
+        Ok(self.unread() == 0)
+    }
+
+    /// Copies bytes of `range` starting at `offset` into `buf`; returns how many were
+    /// copied (fewer than `buf.len()` at the range's end, 0 past it).
+    pub fn copy_from(
+        &self,
+        range: &RingRange,
+        offset: usize,
+        buf: &mut [u8],
+    ) -> Result<usize, Corruption> {
+        self.check()?;
+        self.geo
+            .read_range(&self.mem, range, offset, buf)
+            .map_err(|c| self.fail(c))
+    }
+
+    /// Copies page numbers `first..` of `range` into `out`; returns how many.
+    pub fn read_pfns(
+        &self,
+        range: &GpaRange,
+        first: usize,
+        out: &mut [u64],
+    ) -> Result<usize, Corruption> {
+        let n = out.len().min(range.pfn_count().saturating_sub(first));
+        for (i, slot) in out.iter_mut().take(n).enumerate() {
+            let mut bytes = [0u8; 8];
+            self.copy_from(&range.pfns, (first + i) * 8, &mut bytes)?;
+            *slot = u64::from_le_bytes(bytes);
+        }
+        Ok(n)
+    }
+
+    /// The ranges of a GPA-direct packet. Each is re-checked as it is read, and a
+    /// range that changed into an invalid one breaks the ring.
+    pub fn gpa_ranges<'r>(&'r self, gpa: &GpaDirect) -> GpaRanges<'r, M> {
+        GpaRanges {
+            ring: self,
+            walk: GpaRangeWalk::new(*gpa),
+        }
+    }
+
+    /// The ranges of a transfer-page packet (their count was checked at parse).
+    pub fn transfer_ranges<'r>(&'r self, tp: &TransferPages) -> TransferRanges<'r, M> {
+        TransferRanges {
+            ring: self,
+            ranges: tp.ranges,
+            index: 0,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct GpaRanges<'r, M: RingMem> {
+    ring: &'r IncomingRing<M>,
+    walk: GpaRangeWalk,
+}
+
+impl<M: RingMem> Iterator for GpaRanges<'_, M> {
+    type Item = Result<GpaRange, Corruption>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Err(c) = self.ring.check() {
+            return Some(Err(c));
+        }
+        let result = self.walk.next_range(&self.ring.geo, &self.ring.mem)?;
+        Some(result.map_err(|c| self.ring.fail(c)))
+    }
+}
+
+#[derive(Debug)]
+pub struct TransferRanges<'r, M: RingMem> {
+    ring: &'r IncomingRing<M>,
+    ranges: RingRange,
+    index: usize,
+}
+
+impl<M: RingMem> Iterator for TransferRanges<'_, M> {
+    type Item = Result<TransferPageRange, Corruption>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        const SIZE: usize = size_of::<TransferPageRange>();
+        let offset = self.index.checked_mul(SIZE)?;
+        if offset >= self.ranges.len() {
+            return None;
+        }
+        self.index += 1;
+        let mut bytes = [0u8; SIZE];
+        Some(
+            self.ring
+                .copy_from(&self.ranges, offset, &mut bytes)
+                .map(|_| TransferPageRange {
+                    byte_count: u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
+                    byte_offset: u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
+                }),
+        )
+    }
+}
