@@ -262,7 +262,11 @@ impl<'a> Checker<'a> {
             self.error(span, kind);
         }
         if pd.budget > pd.period {
-            let span = self.idx.attr(pd.span, "budget");
+            // Point at whichever of the two was written; budget wins when both were.
+            let span = match self.idx.written(pd.span, "budget") {
+                Some(span) => span,
+                None => self.idx.attr(pd.span, "period"),
+            };
             self.error(
                 span,
                 ErrorKind::BudgetExceedsPeriod {

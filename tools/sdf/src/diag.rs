@@ -316,7 +316,10 @@ impl ErrorKind {
                 _ => format!("move <{element}> into a <protection_domain>"),
             },
             Unsupported { .. } => "remove it; virtual machines are not implemented yet".into(),
-            UnknownAttribute { element, .. } => format!("remove it; allowed on <{element}>: {}", crate::parse::allowed_attributes(element).join(", ")),
+            UnknownAttribute { element, .. } => match crate::parse::allowed_attributes(element) {
+                [] => format!("remove it; <{element}> takes no attributes"),
+                allowed => format!("remove it; allowed on <{element}>: {}", allowed.join(", ")),
+            },
             UnexpectedText { .. } => "remove the text or turn it into a <!-- comment -->".into(),
             MissingAttribute { attribute, .. } => format!("add {attribute}=\"...\""),
             InvalidNumber { reason: NumberError::HexNotAllowed | NumberError::SeparatorNotAllowed, .. } => "write it in plain decimal, e.g. 3".into(),

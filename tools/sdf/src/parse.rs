@@ -30,7 +30,12 @@ pub(crate) struct SpanIndex {
 impl SpanIndex {
     /// The attribute's position, or the element's when it was not written (a default).
     pub fn attr(&self, element: Span, name: &'static str) -> Span {
-        self.attrs.get(&(element, name)).copied().unwrap_or(element)
+        self.written(element, name).unwrap_or(element)
+    }
+
+    /// The attribute's position if it was written.
+    pub fn written(&self, element: Span, name: &'static str) -> Option<Span> {
+        self.attrs.get(&(element, name)).copied()
     }
 }
 

@@ -1,5 +1,7 @@
 //! Descriptions that must be accepted, and what the model then holds.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 use std::path::Path;
 
 use sdf::{parse_and_check, IrqTrigger, Perms};
