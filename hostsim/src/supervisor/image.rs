@@ -51,7 +51,8 @@ mod tests {
             resolve_image(&root, Path::new("pd"), std::slice::from_ref(&b)).unwrap(),
             root.join("pd")
         );
-        let missing = resolve_image(&root, Path::new("nope"), std::slice::from_ref(&a)).unwrap_err();
+        let missing =
+            resolve_image(&root, Path::new("nope"), std::slice::from_ref(&a)).unwrap_err();
         assert_eq!(missing, [root.join("nope"), a.join("nope")]);
         std::fs::remove_dir_all(&root).unwrap();
     }

@@ -1,0 +1,67 @@
+//! Finds (building them first, once) the PD binaries the tests run, and runs
+//! systems described inline.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use hostsim::{SimOptions, SimOutcome, Simulation};
+
+/// target/<profile>/ of this test binary, with every PD binary built in it.
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        // target/<profile>/deps/<test>
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test binary lives in target/<profile>/deps")
+            .to_path_buf();
+        let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--bins", "-p", "pd-echo", "-p", "system-tests"])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .env("CARGO_TARGET_DIR", &target_dir);
+        match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") => {}
+            Some("release") => {
+                cmd.arg("--release");
+            }
+            Some(other) => {
+                cmd.args(["--profile", other]);
+            }
+            None => panic!("no profile directory in {}", profile_dir.display()),
+        }
+        let status = cmd
+            .status()
+            .expect("running cargo build for the PD binaries");
+        assert!(status.success(), "building the PD binaries failed");
+        profile_dir
+    })
+}
+
+pub fn options(timeout_secs: u64, env: &[(&str, &str)]) -> SimOptions {
+    SimOptions {
+        search_paths: vec![bin_dir().to_path_buf()],
+        timeout: Some(Duration::from_secs(timeout_secs)),
+        echo: true,
+        env: env.iter().map(|(k, v)| (k.into(), v.into())).collect(),
+    }
+}
+
+/// Parses and checks an inline description with the real sdf checker.
+pub fn system(xml: &str) -> sdf::System {
+    match sdf::parse_and_check(xml, Path::new("inline/system.xml")) {
+        Ok(s) => s,
+        Err(d) => panic!("test system does not check:\n{d}"),
+    }
+}
+
+pub fn run(system: &sdf::System, opts: &SimOptions) -> SimOutcome {
+    let sim = Simulation::launch(system, opts).unwrap_or_else(|e| panic!("launch: {e}"));
+    sim.wait().unwrap_or_else(|e| panic!("wait: {e}"))
+}
