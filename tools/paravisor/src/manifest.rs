@@ -1,0 +1,78 @@
+//! `paravisor manifest <system.xml> [-o FILE] [--search-path DIR]...`: the JSON audit
+//! manifest. Everything is computed before anything is written, and a file output is
+//! written to a temporary file in the same directory and renamed into place, so an
+//! error never leaves a partial manifest behind.
+
+pub mod schema;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::failure::{output_error, Failure};
+use crate::image;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The system description (system.xml).
+    pub system: PathBuf,
+    /// Write the manifest here instead of to stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Also look for program images here (after the system.xml directory); repeatable.
+    #[arg(long = "search-path", value_name = "DIR")]
+    pub search_path: Vec<PathBuf>,
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    let manifest = generate(&args.system, &args.search_path)?;
+    let mut json = serde_json::to_string_pretty(&manifest)
+        .map_err(|e| Failure::msg(format!("cannot encode the manifest: {e}")))?;
+    json.push('\n');
+    match &args.output {
+        Some(path) => write_atomically(path, json.as_bytes()),
+        None => std::io::stdout()
+            .lock()
+            .write_all(json.as_bytes())
+            .map_err(output_error),
+    }
+}
+
+/// Loads, checks, locates and hashes: the manifest or every reason there is none.
+pub fn generate(system_path: &Path, search_paths: &[PathBuf]) -> Result<schema::Manifest, Failure> {
+    let system = sdf::load(system_path)?;
+    let images = image::locate_all(&system, search_paths)?;
+    let (sha256, _) = image::hash_file(system_path)
+        .map_err(|e| Failure::msg(format!("cannot read {}: {e}", system_path.display())))?;
+    let source = schema::SourceFile {
+        path: system_path.display().to_string(),
+        sha256,
+    };
+    Ok(schema::build(&system, source, &images))
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    let fail =
+        |e: &dyn std::fmt::Display| Failure::msg(format!("cannot write {}: {e}", path.display()));
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".manifest-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| fail(&e))?;
+    let mut perms = tmp
+        .as_file()
+        .metadata()
+        .map_err(|e| fail(&e))?
+        .permissions();
+    // Temporary files are created 0600; a manifest is meant to be read by others.
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+    tmp.as_file().set_permissions(perms).map_err(|e| fail(&e))?;
+    tmp.write_all(bytes).map_err(|e| fail(&e))?;
+    tmp.as_file().sync_all().map_err(|e| fail(&e))?;
+    // On error the temporary file is deleted when `tmp` drops.
+    tmp.persist(path).map_err(|e| fail(&e.error))?;
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! The audit manifest's JSON shape (documented in docs/manifest.md). Bump
+//! [`SCHEMA_VERSION`] on any change a consumer could notice.
+
+use serde::{Deserialize, Serialize};
+
+use crate::image::ImageInfo;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub schema_version: u32,
+    pub system: SourceFile,
+    pub protection_domains: Vec<PdEntry>,
+    /// Who can reach which memory: every region with every PD that maps it.
+    pub regions: Vec<RegionSummary>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceFile {
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PdEntry {
+    pub name: String,
+    /// Set for child PDs.
+    pub parent: Option<String>,
+    pub child_id: Option<u8>,
+    pub priority: u8,
+    pub budget_us: u64,
+    pub period_us: u64,
+    pub passive: bool,
+    pub stack_size: u64,
+    pub cpu: u8,
+    pub program_image: ImageEntry,
+    pub regions: Vec<PdRegion>,
+    pub setvars: Vec<SetVarEntry>,
+    pub channels: Vec<ChannelEntry>,
+    pub irqs: Vec<IrqEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageEntry {
+    /// As written in system.xml.
+    pub path: String,
+    /// Where it was found.
+    pub resolved: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PdRegion {
+    pub name: String,
+    pub size: u64,
+    pub vaddr: u64,
+    /// Some of "r", "w", "x" in that order, e.g. "rw".
+    pub perms: String,
+    pub cached: bool,
+    pub phys_addr: Option<u64>,
+    pub setvar_vaddr: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetVarEntry {
+    pub symbol: String,
+    pub region_paddr: String,
+}
+
+/// One channel as seen from this PD.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelEntry {
+    /// This PD's id for the channel.
+    pub id: u8,
+    pub peer: String,
+    /// The peer's id for the same channel.
+    pub peer_id: u8,
+    pub can_notify: bool,
+    pub can_be_notified: bool,
+    /// This PD may make protected calls to the peer.
+    pub can_call: bool,
+    pub can_be_called: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IrqEntry {
+    pub irq: u64,
+    pub id: u8,
+    pub trigger: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionSummary {
+    pub name: String,
+    pub size: u64,
+    pub page_size: u64,
+    pub phys_addr: Option<u64>,
+    pub mapped_by: Vec<Mapping>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mapping {
+    pub pd: String,
+    pub vaddr: u64,
+    pub perms: String,
+    pub cached: bool,
+}
+
+/// Builds the manifest of a checked system. `images` is in `system.all_pds()` order.
+pub fn build(system: &sdf::System, source: SourceFile, images: &[ImageInfo]) -> Manifest {
+    let mut parents: Vec<(&str, &str)> = Vec::new();
+    for pd in system.all_pds() {
+        parents.extend(
+            pd.children
+                .iter()
+                .map(|c| (c.name.as_str(), pd.name.as_str())),
+        );
+    }
+    let protection_domains = system
+        .all_pds()
+        .into_iter()
+        .zip(images)
+        .map(|(pd, image)| PdEntry {
+            name: pd.name.clone(),
+            parent: parents
+                .iter()
+                .find(|(c, _)| *c == pd.name)
+                .map(|(_, p)| p.to_string()),
+            child_id: pd.child_id,
+            priority: pd.priority,
+            budget_us: pd.budget,
+            period_us: pd.period,
+            passive: pd.passive,
+            stack_size: pd.stack_size,
+            cpu: pd.cpu,
+            program_image: ImageEntry {
+                path: pd.program_image.path.display().to_string(),
+                resolved: image.resolved.display().to_string(),
+                sha256: image.sha256.clone(),
+                size: image.size,
+            },
+            regions: pd
+                .maps
+                .iter()
+                .filter_map(|m| {
+                    let mr = system.memory_region(&m.mr)?;
+                    Some(PdRegion {
+                        name: m.mr.clone(),
+                        size: mr.size,
+                        vaddr: m.vaddr,
+                        perms: m.perms.to_string(),
+                        cached: m.cached,
+                        phys_addr: mr.phys_addr,
+                        setvar_vaddr: m.setvar_vaddr.clone(),
+                    })
+                })
+                .collect(),
+            setvars: pd
+                .setvars
+                .iter()
+                .map(|s| SetVarEntry {
+                    symbol: s.symbol.clone(),
+                    region_paddr: s.region_paddr.clone(),
+                })
+                .collect(),
+            channels: system
+                .channel_ends_of(&pd.name)
+                .map(|(me, peer)| ChannelEntry {
+                    id: me.id,
+                    peer: peer.pd.clone(),
+                    peer_id: peer.id,
+                    can_notify: me.notify,
+                    can_be_notified: peer.notify,
+                    can_call: me.pp,
+                    can_be_called: peer.pp,
+                })
+                .collect(),
+            irqs: pd
+                .irqs
+                .iter()
+                .map(|i| IrqEntry {
+                    irq: i.irq,
+                    id: i.id,
+                    trigger: match i.trigger {
+                        sdf::IrqTrigger::Level => "level".into(),
+                        sdf::IrqTrigger::Edge => "edge".into(),
+                    },
+                })
+                .collect(),
+        })
+        .collect();
+
+    let regions = system
+        .memory_regions
+        .iter()
+        .map(|mr| RegionSummary {
+            name: mr.name.clone(),
+            size: mr.size,
+            page_size: mr.page_size,
+            phys_addr: mr.phys_addr,
+            mapped_by: system
+                .all_pds()
+                .into_iter()
+                .flat_map(|pd| {
+                    pd.maps.iter().filter(|m| m.mr == mr.name).map(|m| Mapping {
+                        pd: pd.name.clone(),
+                        vaddr: m.vaddr,
+                        perms: m.perms.to_string(),
+                        cached: m.cached,
+                    })
+                })
+                .collect(),
+        })
+        .collect();
+
+    Manifest {
+        schema_version: SCHEMA_VERSION,
+        system: source,
+        protection_domains,
+        regions,
+    }
+}
