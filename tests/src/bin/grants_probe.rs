@@ -73,8 +73,8 @@ fn main() {
             ro.perms()
         );
         println!(
-            "check variable(rw_region): {:#x?}",
-            init.variable("rw_region")
+            "check variable(rw_region): {:?}",
+            init.variable("rw_region").map(|v| format!("{v:#x}"))
         );
         println!("check region(nope): {:?}", init.region("nope").err());
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
@@ -91,8 +91,8 @@ fn main() {
             call(k, 1, label::WRITE_MARKER, &[0xfeed])
         );
         println!(
-            "check marker via own mapping: {:#x?}",
-            rw.read::<u64>(MARKER_OFFSET)
+            "check marker via own mapping: {:?}",
+            rw.read::<u64>(MARKER_OFFSET).map(|v| format!("{v:#x}"))
         );
 
         let mut kinds: Vec<String> = Vec::new();

@@ -1,0 +1,216 @@
+//! Isolation on host-sim: what a PD may touch is exactly what system.xml grants.
+//! (a) faults are contained and reported by PD name and address;
+//! (b) capabilities not granted are refused with the exact IpcError;
+//! plus PPC round trips, region placement and permissions, and the PD's descriptor
+//! table holding nothing but its grants.
+
+mod common;
+
+use hostsim::{FaultReport, SimExit};
+
+const FAULTS: &str = r#"
+<system>
+    <memory_region name="victim" size="0x1000" />
+    <memory_region name="echo_request" size="0x10000" />
+    <memory_region name="echo_reply" size="0x10000" />
+    <protection_domain name="ro_writer" priority="10">
+        <program_image path="faulter" />
+        <map mr="victim" vaddr="0x50000000" perms="r" setvar_vaddr="victim" />
+    </protection_domain>
+    <protection_domain name="wild_reader" priority="10">
+        <program_image path="faulter" />
+        <map mr="victim" vaddr="0x50000000" perms="r" setvar_vaddr="victim" />
+    </protection_domain>
+    <protection_domain name="echo_server" priority="101">
+        <program_image path="echo_server" />
+        <map mr="echo_request" vaddr="0x20000000" perms="rw" setvar_vaddr="echo_request" />
+        <map mr="echo_reply" vaddr="0x20010000" perms="rw" setvar_vaddr="echo_reply" />
+    </protection_domain>
+    <protection_domain name="echo_client" priority="100">
+        <program_image path="echo_client" />
+        <map mr="echo_request" vaddr="0x20000000" perms="rw" setvar_vaddr="echo_request" />
+        <map mr="echo_reply" vaddr="0x20010000" perms="rw" setvar_vaddr="echo_reply" />
+    </protection_domain>
+    <channel>
+        <end pd="echo_client" id="0" />
+        <end pd="echo_server" id="0" />
+    </channel>
+</system>
+"#;
+
+#[test]
+fn faults_are_reported_by_name_and_address_and_the_rest_run_on() {
+    // Enough work that the faulters (which fault as soon as they start) are done
+    // long before the client.
+    let opts = common::options(120, &[("ECHO_COUNT", "5000000")]);
+    let outcome = common::run(&common::system(FAULTS), &opts);
+    let mut faults = outcome.faults.clone();
+    faults.sort_by(|a, b| a.pd.cmp(&b.pd));
+    let ip_free: Vec<FaultReport> = faults
+        .iter()
+        .map(|f| FaultReport {
+            ip: None,
+            ..f.clone()
+        })
+        .collect();
+    assert_eq!(
+        ip_free,
+        [
+            FaultReport {
+                pd: "ro_writer".into(),
+                kind: "SIGSEGV".into(),
+                address: Some(0x5000_0000),
+                ip: None,
+            },
+            FaultReport {
+                pd: "wild_reader".into(),
+                kind: "SIGSEGV".into(),
+                address: Some(0x5001_0000),
+                ip: None,
+            },
+        ],
+        "{:#?}",
+        outcome.log
+    );
+    assert!(faults.iter().all(|f| f.ip.is_some_and(|ip| ip != 0)));
+    // The report the supervisor prints names the PD and the address.
+    let reported: Vec<&str> = outcome.lines_of("ro_writer").collect();
+    assert!(
+        reported
+            .iter()
+            .any(|l| l.starts_with("PD 'ro_writer' faulted: SIGSEGV at address 0x50000000")),
+        "{reported:?}"
+    );
+    // The echo pair never noticed.
+    assert_eq!(
+        outcome.exit,
+        SimExit::Exited {
+            pd: "echo_client".into(),
+            code: 0
+        },
+        "{:#?}",
+        outcome.log
+    );
+    assert!(outcome
+        .stdout_of("echo_client")
+        .any(|l| l.starts_with("echo_client: 5000000 messages echoed")));
+}
+
+const PANICS: &str = r#"
+<system>
+    <protection_domain name="panicker" priority="10">
+        <program_image path="faulter" />
+    </protection_domain>
+    <protection_domain name="bystander" priority="10">
+        <program_image path="idle" />
+    </protection_domain>
+</system>
+"#;
+
+#[test]
+fn a_panic_is_a_contained_fault_too() {
+    let outcome = common::run(&common::system(PANICS), &common::options(3, &[]));
+    assert_eq!(
+        outcome.faults,
+        [FaultReport {
+            pd: "panicker".into(),
+            kind: "panic".into(),
+            address: None,
+            ip: None,
+        }]
+    );
+    assert!(outcome
+        .lines_of("panicker")
+        .any(|l| l.contains("deliberate panic in a PD")));
+    // The bystander kept running until the timeout.
+    assert_eq!(
+        outcome.exit,
+        SimExit::TimedOut {
+            still_running: vec!["bystander".into()]
+        }
+    );
+    assert_eq!(outcome.exit_code(), hostsim::EXIT_TIMEOUT);
+}
+
+const PROBE: &str = r#"
+<system>
+    <memory_region name="rw_mr" size="0x2000" />
+    <memory_region name="ro_mr" size="0x1000" />
+    <protection_domain name="probe" priority="50">
+        <program_image path="grants_probe" />
+        <map mr="rw_mr" vaddr="0x30000000" perms="rw" setvar_vaddr="rw_region" />
+        <map mr="ro_mr" vaddr="0x30100000" perms="r" setvar_vaddr="ro_region" />
+    </protection_domain>
+    <protection_domain name="server" priority="60">
+        <program_image path="ppc_server" />
+        <map mr="rw_mr" vaddr="0x40000000" perms="rw" setvar_vaddr="rw_region" />
+    </protection_domain>
+    <protection_domain name="low" priority="10">
+        <program_image path="idle" />
+    </protection_domain>
+    <channel>
+        <end pd="probe" id="1" pp="true" notify="false" />
+        <end pd="server" id="4" notify="true" />
+    </channel>
+    <channel>
+        <end pd="low" id="0" pp="true" notify="false" />
+        <end pd="probe" id="2" notify="true" />
+    </channel>
+</system>
+"#;
+
+#[test]
+fn capabilities_are_exactly_the_grants() {
+    let outcome = common::run(&common::system(PROBE), &common::options(60, &[]));
+    let checks: Vec<&str> = outcome
+        .stdout_of("probe")
+        .filter_map(|l| l.strip_prefix("check "))
+        .collect();
+    let expected = [
+        // (b) ids this PD was never given.
+        "notify(7): Err(NotGranted(Channel(7)))",
+        "pp_call(7): Err(NotGranted(Channel(7)))",
+        "irq_ack(7): Err(NotGranted(Channel(7)))",
+        // notify="false" on this end, and PPC from the callee's end.
+        "notify(1): Err(NotifyNotPermitted(Channel(1)))",
+        "pp_call(2): Err(CallNotPermitted(Channel(2)))",
+        "notify(2): Ok(())",
+        "irq_ack(1): Err(NotAnIrq(Channel(1)))",
+        // PPC round trips, and a handler error surfacing as CallFailed.
+        "pp_call(1, add): Ok(label=0 count=1 mr0=5)",
+        "pp_call(1, bad label): Err(CallFailed(Channel(1)))",
+        "10000 pp round trips: 10000 ok",
+        // Regions at the system.xml vaddr, with the granted perms, in the MMU too.
+        "rw_region: 0x30000000 0x2000 rw",
+        "ro_region: 0x30100000 0x1000 r",
+        "variable(rw_region): Ok(\"0x30000000\")",
+        "region(nope): Some(MissingRegion(\"nope\"))",
+        "mapping 0x30000000: true",
+        "mapping 0x30100000: true",
+        // The same memory region, mapped at another vaddr in another process.
+        "pp_call(1, marker): Ok(label=0 count=0 mr0=65261)",
+        "marker via own mapping: Ok(\"0xfeed\")",
+        // stdin (/dev/null), stdout+stderr+fault pipes, channel 1's socket and
+        // incoming eventfd, channel 2's socket and outgoing eventfd. No memfd: the
+        // mappings are all the PD keeps of its regions.
+        "fds: /dev/null eventfd eventfd pipe pipe pipe socket socket",
+        // The callee faults mid-call: the caller learns it is gone, and stays so.
+        "pp_call(1, crash): Err(PeerGone(Channel(1)))",
+        "pp_call(1) after crash: Err(PeerGone(Channel(1)))",
+    ];
+    assert_eq!(checks, expected, "{:#?}", outcome.log);
+    assert_eq!(
+        outcome.exit,
+        SimExit::Exited {
+            pd: "probe".into(),
+            code: 0
+        }
+    );
+    assert_eq!(outcome.faults.len(), 1, "{:?}", outcome.faults);
+    assert_eq!(outcome.faults[0].pd, "server");
+    assert_eq!(outcome.faults[0].address, Some(0x10));
+    // The handler error was logged with the PD name, and the server carried on.
+    assert!(outcome
+        .lines_of("server")
+        .any(|l| l.starts_with("PD 'server': handler error in protected(channel 4)")));
+}
