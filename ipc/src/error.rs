@@ -104,6 +104,8 @@ pub enum InitError {
     MissingChannel(Channel),
     /// A named variable the PD needs was not set.
     MissingVariable(&'static str),
+    /// A variable is set, but to a value the PD cannot work with.
+    InvalidVariable { name: &'static str, value: u64 },
 }
 
 impl fmt::Display for InitError {
@@ -120,6 +122,9 @@ impl fmt::Display for InitError {
             }
             Self::MissingChannel(ch) => write!(f, "{ch} is not granted"),
             Self::MissingVariable(n) => write!(f, "variable {n} is not set"),
+            Self::InvalidVariable { name, value } => {
+                write!(f, "variable {name} = {value:#x} is out of range")
+            }
         }
     }
 }
