@@ -9,7 +9,9 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod api;
 pub mod guest;
+pub mod pd;
 pub mod synic;
 
 pub use guest::GuestMemory;
@@ -18,5 +20,7 @@ pub use synic::{
     Synic,
 };
 
+#[cfg(test)]
+mod pd_tests;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,360 @@
+//! synic-pd as an `ipc` protection domain.
+//!
+//! What system.xml must grant (names are the `setvar_vaddr`/`setvar` names):
+//! - region [`GUEST_RAM`] (rw) and variable [`GUEST_RAM_GPA`]: guest RAM holding the
+//!   SIM/SIEF pages; optionally [`GUEST_SHARED`] + [`GUEST_SHARED_GPA`], the shared
+//!   (host-visible) alias where the hypervisor-relay instance's pages live on SNP;
+//! - region [`IRQ_QUEUE`] (rw): an `ipc::queue` of [`IrqEntry`] with
+//!   [`IRQ_QUEUE_CAPACITY`] entries, consumed by the vCPU PD;
+//! - variables [`VP_COUNT`], [`VCPU_CHANNEL`] (the channel to notify the vCPU PD on)
+//!   and three channel bitmasks saying who may do what: [`MSR_CHANNELS`] (RDMSR/WRMSR,
+//!   the vCPU PD), [`DELIVER_PV_CHANNELS`] and [`DELIVER_HV_CHANNELS`] (post/signal
+//!   into the paravisor or the hypervisor-relay instance). A peer calling outside its
+//!   role is refused, so e.g. a VSP cannot rewrite the guest's SINTs.
+
+use hvdef::HvStatus;
+use ipc::{
+    Channel, ChannelSet, Handler, HandlerError, Init, InitError, Kernel, MessageInfo,
+    MessageRegisters, Perms, Producer, QueueError, TryEnqueueError,
+};
+
+use crate::api::{IrqEntry, MsrStatus, Request};
+use crate::guest::GuestMemory;
+use crate::synic::{Instance, InterruptRequest, InterruptSink, MsrError, PostOutcome, Synic};
+
+pub const GUEST_RAM: &str = "guest_ram";
+pub const GUEST_RAM_GPA: &str = "guest_ram_gpa";
+pub const GUEST_SHARED: &str = "guest_shared";
+pub const GUEST_SHARED_GPA: &str = "guest_shared_gpa";
+pub const IRQ_QUEUE: &str = "irq_queue";
+pub const IRQ_QUEUE_CAPACITY: u32 = 256;
+pub const VP_COUNT: &str = "vp_count";
+pub const VCPU_CHANNEL: &str = "vcpu_channel";
+pub const MSR_CHANNELS: &str = "msr_channels";
+pub const DELIVER_PV_CHANNELS: &str = "deliver_pv_channels";
+pub const DELIVER_HV_CHANNELS: &str = "deliver_hv_channels";
+
+/// Interrupt requests that did not fit in the queue, coalesced per (VP, vector):
+/// interrupts are edge-triggered, so two pending requests for one vector are one.
+struct Overflow<const VPS: usize> {
+    pending: [[u64; 4]; VPS],
+    auto_eoi: [[u64; 4]; VPS],
+    any: bool,
+}
+
+impl<const VPS: usize> Overflow<VPS> {
+    fn new() -> Self {
+        Self {
+            pending: [[0; 4]; VPS],
+            auto_eoi: [[0; 4]; VPS],
+            any: false,
+        }
+    }
+
+    fn add(&mut self, e: IrqEntry) {
+        let (w, b) = ((e.vector / 64) as usize, e.vector % 64);
+        if let (Some(p), Some(a)) = (
+            self.pending.get_mut(e.vp as usize),
+            self.auto_eoi.get_mut(e.vp as usize),
+        ) {
+            p[w] |= 1 << b;
+            if e.auto_eoi() {
+                a[w] |= 1 << b;
+            } else {
+                a[w] &= !(1 << b);
+            }
+            self.any = true;
+        }
+    }
+}
+
+/// The interrupt output: queue first, coalescing overflow when the vCPU PD lags.
+struct IrqOut<'q, const VPS: usize> {
+    queue: &'q mut Producer<'static, IrqEntry>,
+    overflow: &'q mut Overflow<VPS>,
+    error: Option<QueueError>,
+}
+
+impl<const VPS: usize> InterruptSink for IrqOut<'_, VPS> {
+    fn request_interrupt(&mut self, request: InterruptRequest) {
+        let entry = IrqEntry::from(request);
+        if self.overflow.any {
+            // Keep order simple: once anything overflowed, new requests join it
+            // until the backlog drains.
+            self.overflow.add(entry);
+            return;
+        }
+        match self.queue.try_enqueue(entry) {
+            Ok(()) => {}
+            Err(TryEnqueueError::Full(e)) => {
+                self.overflow.add(e);
+                // The vCPU PD notifies us once it has made room.
+                self.queue.request_signal();
+            }
+            Err(TryEnqueueError::Queue(e)) => self.error = Some(e),
+        }
+    }
+}
+
+pub struct SynicPd<const VPS: usize, const DEPTH: usize> {
+    synic: Synic<VPS, DEPTH>,
+    mem: GuestMemory<'static>,
+    irq_queue: Producer<'static, IrqEntry>,
+    overflow: Overflow<VPS>,
+    vcpu: Channel,
+    msr_channels: ChannelSet,
+    deliver: [ChannelSet; Instance::COUNT],
+}
+
+impl<const VPS: usize, const DEPTH: usize> core::fmt::Debug for SynicPd<VPS, DEPTH> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SynicPd")
+            .field("synic", &self.synic)
+            .field("vcpu", &self.vcpu)
+            .field("msr_channels", &self.msr_channels)
+            .field("deliver", &self.deliver)
+            .finish_non_exhaustive()
+    }
+}
+
+fn channel_var(init: &dyn Init, name: &'static str) -> Result<Channel, InitError> {
+    let v = init.variable(name)?;
+    u8::try_from(v)
+        .ok()
+        .and_then(Channel::try_new)
+        .ok_or(InitError::InvalidVariable { name, value: v })
+}
+
+fn channel_set_var(init: &dyn Init, name: &'static str) -> Result<ChannelSet, InitError> {
+    let v = init.variable(name)?;
+    let set = ChannelSet::from_bits(v);
+    if set.bits() != v {
+        return Err(InitError::InvalidVariable { name, value: v });
+    }
+    Ok(set)
+}
+
+fn rw_region(init: &dyn Init, name: &'static str) -> Result<ipc::Region<'static>, InitError> {
+    let r = init.region(name)?;
+    if !r.perms().covers(Perms::RW) {
+        return Err(InitError::RegionPerms {
+            name,
+            needed: Perms::RW,
+        });
+    }
+    Ok(r)
+}
+
+impl<const VPS: usize, const DEPTH: usize> SynicPd<VPS, DEPTH> {
+    pub fn init(init: &dyn Init) -> Result<Self, InitError> {
+        let vp_count = init.variable(VP_COUNT)?;
+        let synic = u32::try_from(vp_count)
+            .ok()
+            .and_then(|n| Synic::new(n).ok())
+            .ok_or(InitError::InvalidVariable {
+                name: VP_COUNT,
+                value: vp_count,
+            })?;
+
+        let mut mem = GuestMemory::empty();
+        mem.add(init.variable(GUEST_RAM_GPA)?, rw_region(init, GUEST_RAM)?);
+        match init.region(GUEST_SHARED) {
+            Ok(_) => {
+                mem.add(
+                    init.variable(GUEST_SHARED_GPA)?,
+                    rw_region(init, GUEST_SHARED)?,
+                );
+            }
+            Err(InitError::MissingRegion(_)) => {}
+            Err(e) => return Err(e),
+        }
+
+        let region = rw_region(init, IRQ_QUEUE)?;
+        let irq_queue =
+            Producer::new(region, IRQ_QUEUE_CAPACITY).map_err(|_| InitError::RegionTooSmall {
+                name: IRQ_QUEUE,
+                needed: ipc::Queue::<IrqEntry>::layout_size(IRQ_QUEUE_CAPACITY)
+                    .unwrap_or(usize::MAX),
+                granted: region.len(),
+            })?;
+
+        Ok(Self {
+            synic,
+            mem,
+            irq_queue,
+            overflow: Overflow::new(),
+            vcpu: channel_var(init, VCPU_CHANNEL)?,
+            msr_channels: channel_set_var(init, MSR_CHANNELS)?,
+            deliver: [
+                channel_set_var(init, DELIVER_PV_CHANNELS)?,
+                channel_set_var(init, DELIVER_HV_CHANNELS)?,
+            ],
+        })
+    }
+
+    /// The state machine, for in-process harnesses and benchmarks.
+    pub fn synic(&self) -> &Synic<VPS, DEPTH> {
+        &self.synic
+    }
+
+    fn allowed(&self, ch: Channel, req: &Request) -> bool {
+        match req {
+            Request::ReadMsr { .. } | Request::WriteMsr { .. } => self.msr_channels.contains(ch),
+            Request::PostMessage { target, .. } | Request::SignalEvent { target, .. } => self
+                .deliver
+                .get(target.instance.get() as usize)
+                .is_some_and(|set| set.contains(ch)),
+        }
+    }
+
+    /// Moves coalesced requests into the queue as far as it has room.
+    fn drain_overflow(&mut self) -> Result<(), QueueError> {
+        if !self.overflow.any {
+            return Ok(());
+        }
+        for vp in 0..VPS {
+            for w in 0..4 {
+                while self.overflow.pending[vp][w] != 0 {
+                    let b = self.overflow.pending[vp][w].trailing_zeros();
+                    let auto = self.overflow.auto_eoi[vp][w] & (1 << b) != 0;
+                    let entry = IrqEntry {
+                        vp: vp as u32,
+                        vector: (w as u32 * 64 + b) as u8,
+                        flags: if auto { IrqEntry::FLAG_AUTO_EOI } else { 0 },
+                        instance: IrqEntry::UNKNOWN,
+                        sint: IrqEntry::UNKNOWN,
+                    };
+                    match self.irq_queue.try_enqueue(entry) {
+                        Ok(()) => self.overflow.pending[vp][w] &= !(1 << b),
+                        Err(TryEnqueueError::Full(_)) => {
+                            self.irq_queue.request_signal();
+                            return Ok(());
+                        }
+                        Err(TryEnqueueError::Queue(e)) => return Err(e),
+                    }
+                }
+            }
+        }
+        self.overflow.any = false;
+        Ok(())
+    }
+
+    fn kick_vcpu(&mut self, kernel: &mut dyn Kernel) -> Result<(), HandlerError> {
+        if self.irq_queue.take_signal_request() {
+            self.vcpu.notify(kernel)?;
+        }
+        Ok(())
+    }
+
+    fn queue_error(&self, e: QueueError) -> HandlerError {
+        match e {
+            QueueError::Region(r) => HandlerError::Region(r),
+            _ => HandlerError::PeerMisbehaved(self.vcpu),
+        }
+    }
+}
+
+impl<const VPS: usize, const DEPTH: usize> Handler for SynicPd<VPS, DEPTH> {
+    fn notified(
+        &mut self,
+        kernel: &mut dyn Kernel,
+        channels: ChannelSet,
+    ) -> Result<(), HandlerError> {
+        for ch in channels.iter() {
+            if ch != self.vcpu {
+                return Err(HandlerError::UnexpectedNotification(ch));
+            }
+        }
+        // The vCPU PD made room in the interrupt queue.
+        self.drain_overflow().map_err(|e| self.queue_error(e))?;
+        self.kick_vcpu(kernel)
+    }
+
+    fn protected(
+        &mut self,
+        kernel: &mut dyn Kernel,
+        ch: Channel,
+        msg: MessageInfo,
+        mrs: &mut MessageRegisters,
+    ) -> Result<MessageInfo, HandlerError> {
+        let label = msg.label();
+        let bad = HandlerError::BadRequest { channel: ch, label };
+        let req = Request::decode(msg, mrs).map_err(|_| bad)?;
+        if !self.allowed(ch, &req) {
+            return Err(HandlerError::UnexpectedCall(ch));
+        }
+        let Self {
+            synic,
+            mem,
+            irq_queue,
+            overflow,
+            ..
+        } = self;
+        let mut out = IrqOut {
+            queue: irq_queue,
+            overflow,
+            error: None,
+        };
+        let reply = dispatch(synic, mem, ch, label, req, mrs, &mut out);
+        if let Some(e) = out.error {
+            return Err(self.queue_error(e));
+        }
+        self.kick_vcpu(kernel)?;
+        reply
+    }
+}
+
+/// Handles one decoded request; the reply goes into `mrs`.
+fn dispatch<const VPS: usize, const DEPTH: usize>(
+    synic: &mut Synic<VPS, DEPTH>,
+    mem: &GuestMemory<'_>,
+    ch: Channel,
+    label: u64,
+    req: Request,
+    mrs: &mut MessageRegisters,
+    out: &mut IrqOut<'_, VPS>,
+) -> Result<MessageInfo, HandlerError> {
+    let bad = HandlerError::BadRequest { channel: ch, label };
+    let msr_reply = |r: Result<u64, MsrError>, mrs: &mut MessageRegisters| match r {
+        Ok(v) => {
+            mrs.set(0, v);
+            Ok(MessageInfo::new(MsrStatus::Ok as u64, 1))
+        }
+        Err(MsrError::Gp) => Ok(MessageInfo::new(MsrStatus::Gp as u64, 0)),
+        Err(MsrError::NotSynic) => Ok(MessageInfo::new(MsrStatus::NotSynic as u64, 0)),
+        Err(MsrError::InvalidVp) => Err(bad),
+    };
+    match req {
+        Request::ReadMsr { vp, instance, msr } => msr_reply(synic.read_msr(vp, instance, msr), mrs),
+        Request::WriteMsr {
+            vp,
+            instance,
+            msr,
+            value,
+        } => {
+            let r = synic
+                .write_msr(mem, out, vp, instance, msr, value)
+                .map(|()| 0);
+            msr_reply(r, mrs)
+        }
+        Request::PostMessage { target, message } => {
+            let (status, queued) = match synic.post_message(mem, out, target, &message) {
+                Ok(PostOutcome::Delivered) => (HvStatus::SUCCESS, 0),
+                Ok(PostOutcome::Queued) => (HvStatus::SUCCESS, 1),
+                Err(s) => (s, 0),
+            };
+            mrs.set(0, status.0 as u64);
+            mrs.set(1, queued);
+            Ok(MessageInfo::new(0, 2))
+        }
+        Request::SignalEvent { target, flag } => {
+            let (status, newly) = match synic.signal_event(mem, out, target, flag) {
+                Ok(n) => (HvStatus::SUCCESS, n as u64),
+                Err(s) => (s, 0),
+            };
+            mrs.set(0, status.0 as u64);
+            mrs.set(1, newly);
+            Ok(MessageInfo::new(0, 2))
+        }
+    }
+}

@@ -1,0 +1,621 @@
+//! The PD adapter driven through `ipc::Handler` with a fake kernel and in-memory
+//! regions: permissions, request decoding, the interrupt queue and its overflow.
+
+use core::sync::atomic::AtomicU64;
+use std::boxed::Box;
+use std::collections::BTreeMap;
+use std::vec::Vec;
+
+use hvdef::message::{HvMessage, HvMessageType};
+use hvdef::msr::*;
+use hvdef::synic::SimpSiefpRegister;
+use hvdef::HvStatus;
+use ipc::{
+    Channel, ChannelSet, Consumer, Handler, HandlerError, Init, InitError, IpcError, Kernel,
+    MessageInfo, MessageRegisters, Perms, Queue, Region,
+};
+
+use crate::api::{self, IrqEntry, MsrStatus, Request};
+use crate::pd::*;
+use crate::{Instance, PostOutcome, SintTarget};
+
+const RAM_GPA: u64 = 0x20_0000;
+const VCPU: Channel = Channel::new(0);
+const HVCALL: Channel = Channel::new(1);
+const HOSTRELAY: Channel = Channel::new(2);
+const STRANGER: Channel = Channel::new(3);
+
+type Pd = SynicPd<2, 2>;
+
+fn leak_region(words: usize, perms: Perms) -> Region<'static> {
+    let mem: &'static [AtomicU64] = Box::leak(
+        (0..words)
+            .map(|_| AtomicU64::new(0))
+            .collect::<Vec<_>>()
+            .into_boxed_slice(),
+    );
+    Region::from_atomics(mem, perms)
+}
+
+struct FakeInit {
+    regions: BTreeMap<&'static str, Region<'static>>,
+    vars: BTreeMap<&'static str, u64>,
+}
+
+impl FakeInit {
+    fn new() -> Self {
+        let qwords = Queue::<IrqEntry>::layout_size(IRQ_QUEUE_CAPACITY).unwrap() / 8;
+        let mut regions = BTreeMap::new();
+        regions.insert(GUEST_RAM, leak_region(4 * 512, Perms::RW));
+        regions.insert(IRQ_QUEUE, leak_region(qwords, Perms::RW));
+        let mut vars = BTreeMap::new();
+        vars.insert(VP_COUNT, 2);
+        vars.insert(GUEST_RAM_GPA, RAM_GPA);
+        vars.insert(VCPU_CHANNEL, VCPU.index() as u64);
+        vars.insert(MSR_CHANNELS, 1 << VCPU.index());
+        vars.insert(DELIVER_PV_CHANNELS, 1 << HVCALL.index());
+        vars.insert(
+            DELIVER_HV_CHANNELS,
+            1 << HVCALL.index() | 1 << HOSTRELAY.index(),
+        );
+        Self { regions, vars }
+    }
+
+    fn irq_consumer(&self) -> Consumer<'static, IrqEntry> {
+        Consumer::new(self.regions[IRQ_QUEUE], IRQ_QUEUE_CAPACITY).unwrap()
+    }
+
+    fn ram(&self) -> Region<'static> {
+        self.regions[GUEST_RAM]
+    }
+}
+
+impl Init for FakeInit {
+    fn region(&self, setvar: &'static str) -> Result<Region<'static>, InitError> {
+        self.regions
+            .get(setvar)
+            .copied()
+            .ok_or(InitError::MissingRegion(setvar))
+    }
+    fn variable(&self, name: &'static str) -> Result<u64, InitError> {
+        self.vars
+            .get(name)
+            .copied()
+            .ok_or(InitError::MissingVariable(name))
+    }
+    fn pd_name(&self) -> &str {
+        "synic"
+    }
+}
+
+#[derive(Default)]
+struct FakeKernel {
+    notified: Vec<Channel>,
+}
+
+impl Kernel for FakeKernel {
+    fn notify(&mut self, ch: Channel) -> Result<(), IpcError> {
+        self.notified.push(ch);
+        Ok(())
+    }
+    fn pp_call(
+        &mut self,
+        ch: Channel,
+        _msg: MessageInfo,
+        _mrs: &mut MessageRegisters,
+    ) -> Result<MessageInfo, IpcError> {
+        Err(IpcError::NotGranted(ch))
+    }
+    fn irq_ack(&mut self, ch: Channel) -> Result<(), IpcError> {
+        Err(IpcError::NotGranted(ch))
+    }
+    fn debug_puts(&mut self, _text: &str) {}
+}
+
+/// A kernel whose channel to synic-pd calls straight into the handler, so the
+/// `api` client functions are tested against the real server side.
+struct Loopback<'a> {
+    pd: &'a mut Pd,
+    caller: Channel,
+    inner: FakeKernel,
+}
+
+impl Kernel for Loopback<'_> {
+    fn notify(&mut self, ch: Channel) -> Result<(), IpcError> {
+        self.inner.notify(ch)
+    }
+    fn pp_call(
+        &mut self,
+        _ch: Channel,
+        msg: MessageInfo,
+        mrs: &mut MessageRegisters,
+    ) -> Result<MessageInfo, IpcError> {
+        self.pd
+            .protected(&mut self.inner, self.caller, msg, mrs)
+            .map_err(|_| IpcError::CallFailed(self.caller))
+    }
+    fn irq_ack(&mut self, ch: Channel) -> Result<(), IpcError> {
+        Err(IpcError::NotGranted(ch))
+    }
+    fn debug_puts(&mut self, _text: &str) {}
+}
+
+fn call(
+    pd: &mut Pd,
+    k: &mut FakeKernel,
+    ch: Channel,
+    req: Request,
+) -> Result<(MessageInfo, MessageRegisters), HandlerError> {
+    let mut mrs = MessageRegisters::new();
+    let msg = req.encode(&mut mrs);
+    pd.protected(k, ch, msg, &mut mrs).map(|m| (m, mrs))
+}
+
+fn wrmsr(pd: &mut Pd, k: &mut FakeKernel, instance: Instance, msr: u32, value: u64) -> MsrStatus {
+    let (m, _) = call(
+        pd,
+        k,
+        VCPU,
+        Request::WriteMsr {
+            vp: 0,
+            instance,
+            msr,
+            value,
+        },
+    )
+    .unwrap();
+    MsrStatus::from_label(m.label()).unwrap()
+}
+
+fn enable(pd: &mut Pd, k: &mut FakeKernel, instance: Instance, simp_page: u64, siefp_page: u64) {
+    let gpn = RAM_GPA >> 12;
+    assert_eq!(
+        wrmsr(
+            pd,
+            k,
+            instance,
+            HV_X64_MSR_SIMP,
+            SimpSiefpRegister::new(true, gpn + simp_page).0
+        ),
+        MsrStatus::Ok
+    );
+    assert_eq!(
+        wrmsr(
+            pd,
+            k,
+            instance,
+            HV_X64_MSR_SIEFP,
+            SimpSiefpRegister::new(true, gpn + siefp_page).0
+        ),
+        MsrStatus::Ok
+    );
+    assert_eq!(
+        wrmsr(pd, k, instance, HV_X64_MSR_SINT0 + 2, 0x40),
+        MsrStatus::Ok
+    );
+    assert_eq!(
+        wrmsr(pd, k, instance, HV_X64_MSR_SCONTROL, 1),
+        MsrStatus::Ok
+    );
+}
+
+fn target(instance: Instance) -> SintTarget {
+    SintTarget {
+        vp: 0,
+        instance,
+        sint: 2,
+    }
+}
+
+#[test]
+fn init_reports_what_system_xml_got_wrong() {
+    let mut init = FakeInit::new();
+    init.vars.insert(VP_COUNT, 3);
+    assert_eq!(
+        Pd::init(&init).unwrap_err(),
+        InitError::InvalidVariable {
+            name: VP_COUNT,
+            value: 3
+        }
+    );
+    init.vars.insert(VP_COUNT, 0);
+    assert!(matches!(
+        Pd::init(&init),
+        Err(InitError::InvalidVariable { .. })
+    ));
+    init.vars.remove(VP_COUNT);
+    assert_eq!(
+        Pd::init(&init).unwrap_err(),
+        InitError::MissingVariable(VP_COUNT)
+    );
+
+    let mut init = FakeInit::new();
+    init.regions
+        .insert(GUEST_RAM, init.ram().restrict(Perms::R));
+    assert!(matches!(
+        Pd::init(&init),
+        Err(InitError::RegionPerms {
+            name: GUEST_RAM,
+            ..
+        })
+    ));
+
+    let mut init = FakeInit::new();
+    init.regions.insert(IRQ_QUEUE, leak_region(8, Perms::RW));
+    assert!(matches!(
+        Pd::init(&init),
+        Err(InitError::RegionTooSmall {
+            name: IRQ_QUEUE,
+            ..
+        })
+    ));
+
+    let mut init = FakeInit::new();
+    init.vars.insert(VCPU_CHANNEL, 62);
+    assert!(matches!(
+        Pd::init(&init),
+        Err(InitError::InvalidVariable {
+            name: VCPU_CHANNEL,
+            ..
+        })
+    ));
+
+    let mut init = FakeInit::new();
+    init.vars.insert(MSR_CHANNELS, 1 << 62);
+    assert!(matches!(
+        Pd::init(&init),
+        Err(InitError::InvalidVariable {
+            name: MSR_CHANNELS,
+            ..
+        })
+    ));
+
+    let mut init = FakeInit::new();
+    init.regions
+        .insert(GUEST_SHARED, leak_region(512, Perms::RW));
+    assert_eq!(
+        Pd::init(&init).unwrap_err(),
+        InitError::MissingVariable(GUEST_SHARED_GPA)
+    );
+    init.vars.insert(GUEST_SHARED_GPA, 1 << 40);
+    assert!(Pd::init(&init).is_ok());
+}
+
+#[test]
+fn each_channel_may_only_do_its_role() {
+    let init = FakeInit::new();
+    let mut pd = Pd::init(&init).unwrap();
+    let mut k = FakeKernel::default();
+    let msg = HvMessage::new(HvMessageType::VMBUS, 0, b"x").unwrap();
+    let rd = Request::ReadMsr {
+        vp: 0,
+        instance: Instance::PARAVISOR,
+        msr: HV_X64_MSR_SCONTROL,
+    };
+    assert!(call(&mut pd, &mut k, VCPU, rd.clone()).is_ok());
+    assert_eq!(
+        call(&mut pd, &mut k, HVCALL, rd.clone()).unwrap_err(),
+        HandlerError::UnexpectedCall(HVCALL)
+    );
+    assert_eq!(
+        call(&mut pd, &mut k, STRANGER, rd).unwrap_err(),
+        HandlerError::UnexpectedCall(STRANGER)
+    );
+
+    let post = |instance| Request::PostMessage {
+        target: target(instance),
+        message: msg,
+    };
+    assert!(call(&mut pd, &mut k, HVCALL, post(Instance::PARAVISOR)).is_ok());
+    assert!(call(&mut pd, &mut k, HVCALL, post(Instance::HYPERVISOR)).is_ok());
+    assert!(call(&mut pd, &mut k, HOSTRELAY, post(Instance::HYPERVISOR)).is_ok());
+    assert_eq!(
+        call(&mut pd, &mut k, HOSTRELAY, post(Instance::PARAVISOR)).unwrap_err(),
+        HandlerError::UnexpectedCall(HOSTRELAY),
+        "the host relay cannot reach the paravisor's own SynIC"
+    );
+    assert_eq!(
+        call(&mut pd, &mut k, VCPU, post(Instance::PARAVISOR)).unwrap_err(),
+        HandlerError::UnexpectedCall(VCPU)
+    );
+    let sig = Request::SignalEvent {
+        target: target(Instance::PARAVISOR),
+        flag: 1,
+    };
+    assert_eq!(
+        call(&mut pd, &mut k, HOSTRELAY, sig).unwrap_err(),
+        HandlerError::UnexpectedCall(HOSTRELAY)
+    );
+}
+
+#[test]
+fn malformed_requests_are_bad_requests() {
+    let init = FakeInit::new();
+    let mut pd = Pd::init(&init).unwrap();
+    let mut k = FakeKernel::default();
+    let mut mrs = MessageRegisters::new();
+    let bad = |label| HandlerError::BadRequest {
+        channel: VCPU,
+        label,
+    };
+    assert_eq!(
+        pd.protected(&mut k, VCPU, MessageInfo::new(0x9999, 4), &mut mrs)
+            .unwrap_err(),
+        bad(0x9999)
+    );
+    assert_eq!(
+        pd.protected(
+            &mut k,
+            VCPU,
+            MessageInfo::new(api::label::READ_MSR, 2),
+            &mut mrs
+        )
+        .unwrap_err(),
+        bad(api::label::READ_MSR),
+        "too few registers"
+    );
+    mrs.set(1, 2);
+    assert_eq!(
+        pd.protected(
+            &mut k,
+            VCPU,
+            MessageInfo::new(api::label::READ_MSR, 3),
+            &mut mrs
+        )
+        .unwrap_err(),
+        bad(api::label::READ_MSR),
+        "instance 2 does not exist"
+    );
+    mrs.set(1, 0);
+    mrs.set(0, 1 << 32);
+    assert_eq!(
+        pd.protected(
+            &mut k,
+            VCPU,
+            MessageInfo::new(api::label::READ_MSR, 3),
+            &mut mrs
+        )
+        .unwrap_err(),
+        bad(api::label::READ_MSR)
+    );
+    mrs.set(0, 7);
+    mrs.set(2, HV_X64_MSR_SCONTROL as u64);
+    assert_eq!(
+        pd.protected(
+            &mut k,
+            VCPU,
+            MessageInfo::new(api::label::READ_MSR, 3),
+            &mut mrs
+        )
+        .unwrap_err(),
+        bad(api::label::READ_MSR),
+        "vp beyond vp_count"
+    );
+    assert_eq!(
+        pd.protected(
+            &mut k,
+            HVCALL,
+            MessageInfo::new(api::label::POST_MESSAGE, 20),
+            &mut mrs
+        )
+        .unwrap_err(),
+        HandlerError::BadRequest {
+            channel: HVCALL,
+            label: api::label::POST_MESSAGE
+        }
+    );
+}
+
+#[test]
+fn msr_replies_carry_gp_and_not_synic() {
+    let init = FakeInit::new();
+    let mut pd = Pd::init(&init).unwrap();
+    let mut k = FakeKernel::default();
+    assert_eq!(
+        wrmsr(&mut pd, &mut k, Instance::PARAVISOR, HV_X64_MSR_SVERSION, 1),
+        MsrStatus::Gp
+    );
+    assert_eq!(
+        wrmsr(
+            &mut pd,
+            &mut k,
+            Instance::PARAVISOR,
+            HV_X64_MSR_HYPERCALL,
+            1
+        ),
+        MsrStatus::NotSynic
+    );
+    let (m, mrs) = call(
+        &mut pd,
+        &mut k,
+        VCPU,
+        Request::ReadMsr {
+            vp: 1,
+            instance: Instance::HYPERVISOR,
+            msr: HV_X64_MSR_SVERSION,
+        },
+    )
+    .unwrap();
+    assert_eq!(MsrStatus::from_label(m.label()), Some(MsrStatus::Ok));
+    assert_eq!(mrs.get(0), 1);
+}
+
+#[test]
+fn the_api_clients_round_trip_through_the_handler() {
+    let init = FakeInit::new();
+    let mut pd = Pd::init(&init).unwrap();
+    let mut k = FakeKernel::default();
+    enable(&mut pd, &mut k, Instance::PARAVISOR, 0, 1);
+    let mut lb = Loopback {
+        pd: &mut pd,
+        caller: HVCALL,
+        inner: FakeKernel::default(),
+    };
+    let msg = HvMessage::new(HvMessageType::VMBUS, 5, b"abc").unwrap();
+    assert_eq!(
+        api::post_message(&mut lb, Channel::new(9), target(Instance::PARAVISOR), &msg),
+        Ok(Ok(PostOutcome::Delivered))
+    );
+    assert_eq!(
+        api::post_message(&mut lb, Channel::new(9), target(Instance::PARAVISOR), &msg),
+        Ok(Ok(PostOutcome::Queued))
+    );
+    assert_eq!(
+        api::post_message(&mut lb, Channel::new(9), target(Instance::PARAVISOR), &msg),
+        Ok(Ok(PostOutcome::Queued))
+    );
+    assert_eq!(
+        api::post_message(&mut lb, Channel::new(9), target(Instance::PARAVISOR), &msg),
+        Ok(Err(HvStatus::INSUFFICIENT_BUFFERS))
+    );
+    assert_eq!(
+        api::signal_event(&mut lb, Channel::new(9), target(Instance::PARAVISOR), 3),
+        Ok(Ok(true))
+    );
+    assert_eq!(
+        api::signal_event(&mut lb, Channel::new(9), target(Instance::PARAVISOR), 3),
+        Ok(Ok(false))
+    );
+    assert_eq!(
+        api::signal_event(&mut lb, Channel::new(9), target(Instance::PARAVISOR), 4096),
+        Ok(Err(HvStatus::INVALID_PARAMETER))
+    );
+    lb.caller = VCPU;
+    assert_eq!(
+        api::read_msr(
+            &mut lb,
+            Channel::new(9),
+            0,
+            Instance::PARAVISOR,
+            HV_X64_MSR_SINT0 + 2
+        ),
+        Ok((MsrStatus::Ok, 0x40))
+    );
+    assert_eq!(
+        api::write_msr(
+            &mut lb,
+            Channel::new(9),
+            0,
+            Instance::PARAVISOR,
+            HV_X64_MSR_SVERSION,
+            0
+        ),
+        Ok(MsrStatus::Gp)
+    );
+    // The message is in guest RAM where the SIMP points.
+    let mut buf = [0u8; 3];
+    init.ram().read_bytes(2 * 256 + 16, &mut buf).unwrap();
+    assert_eq!(&buf, b"abc");
+}
+
+#[test]
+fn interrupts_reach_the_queue_and_the_vcpu_is_notified_only_when_it_asked() {
+    let init = FakeInit::new();
+    let mut pd = Pd::init(&init).unwrap();
+    let mut k = FakeKernel::default();
+    let mut irqs = init.irq_consumer();
+    enable(&mut pd, &mut k, Instance::PARAVISOR, 0, 1);
+    call(
+        &mut pd,
+        &mut k,
+        HVCALL,
+        Request::SignalEvent {
+            target: target(Instance::PARAVISOR),
+            flag: 1,
+        },
+    )
+    .unwrap();
+    assert!(k.notified.is_empty(), "the vCPU PD was not asleep");
+    let e = irqs.dequeue().unwrap().unwrap();
+    assert_eq!(
+        (e.vp, e.vector, e.instance, e.sint, e.auto_eoi()),
+        (0, 0x40, 0, 2, false)
+    );
+
+    // The vCPU PD goes to sleep; the next interrupt must wake it.
+    assert!(irqs.prepare_to_sleep().unwrap());
+    call(
+        &mut pd,
+        &mut k,
+        HVCALL,
+        Request::SignalEvent {
+            target: target(Instance::PARAVISOR),
+            flag: 2,
+        },
+    )
+    .unwrap();
+    assert_eq!(k.notified, [VCPU]);
+    assert!(irqs.dequeue().unwrap().is_some());
+}
+
+#[test]
+fn a_full_interrupt_queue_coalesces_and_drains_when_the_vcpu_makes_room() {
+    let init = FakeInit::new();
+    let mut pd = Pd::init(&init).unwrap();
+    let mut k = FakeKernel::default();
+    let mut irqs = init.irq_consumer();
+    enable(&mut pd, &mut k, Instance::PARAVISOR, 0, 1);
+    let extra = 40;
+    for flag in 0..IRQ_QUEUE_CAPACITY + extra {
+        call(
+            &mut pd,
+            &mut k,
+            HVCALL,
+            Request::SignalEvent {
+                target: target(Instance::PARAVISOR),
+                flag,
+            },
+        )
+        .unwrap();
+    }
+    let mut got = 0;
+    while irqs.dequeue().unwrap().is_some() {
+        got += 1;
+    }
+    assert_eq!(
+        got, IRQ_QUEUE_CAPACITY,
+        "the overflow waits outside the queue"
+    );
+    assert!(
+        irqs.take_signal_request(),
+        "synic-pd asked to be told about room"
+    );
+    pd.notified(&mut k, ChannelSet::from_iter([VCPU])).unwrap();
+    let e = irqs.dequeue().unwrap().unwrap();
+    assert_eq!(
+        (e.vp, e.vector, e.instance),
+        (0, 0x40, IrqEntry::UNKNOWN),
+        "{extra} requests, one vector: coalesced"
+    );
+    assert!(irqs.dequeue().unwrap().is_none());
+    assert_eq!(
+        pd.notified(&mut k, ChannelSet::from_iter([STRANGER]))
+            .unwrap_err(),
+        HandlerError::UnexpectedNotification(STRANGER)
+    );
+}
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_register_contents_decode_without_panicking(
+            label in prop_oneof![0x5300u64..0x5306, any::<u64>()],
+            count in 0usize..70,
+            regs in proptest::collection::vec(any::<u64>(), 64),
+        ) {
+            let mut mrs = MessageRegisters::new();
+            for (i, r) in regs.iter().enumerate() {
+                mrs.set(i, *r);
+            }
+            if let Ok(req) = Request::decode(MessageInfo::new(label, count), &mrs) {
+                // Whatever decodes re-encodes to the same request.
+                let mut again = MessageRegisters::new();
+                let info = req.encode(&mut again);
+                prop_assert_eq!(Request::decode(info, &again), Ok(req));
+            }
+        }
+    }
+}
