@@ -40,20 +40,20 @@ pub enum Buffer {
 
 /// One SRB as a test describes it.
 #[derive(Clone, Debug)]
-pub struct Srb<'a> {
+pub struct Srb {
     pub addr: ScsiAddress,
-    pub cdb: &'a [u8],
+    pub cdb: Vec<u8>,
     pub dir: DataDirection,
     pub data_transfer_length: u32,
     pub buffer: Buffer,
 }
 
-impl<'a> Srb<'a> {
+impl Srb {
     /// Data-in (`dir` READ) of `len` bytes into guest pages from page `first`.
-    pub fn read(cdb: &'a [u8], len: u32, first: u64) -> Self {
+    pub fn read(cdb: &[u8], len: u32, first: u64) -> Self {
         Self {
             addr: ScsiAddress::default(),
-            cdb,
+            cdb: cdb.to_vec(),
             dir: DataDirection::READ,
             data_transfer_length: len,
             buffer: Buffer::Pages {
@@ -65,7 +65,7 @@ impl<'a> Srb<'a> {
     }
 
     /// Data-out of `len` bytes from guest pages from page `first`.
-    pub fn write(cdb: &'a [u8], len: u32, first: u64) -> Self {
+    pub fn write(cdb: &[u8], len: u32, first: u64) -> Self {
         Self {
             dir: DataDirection::WRITE,
             ..Self::read(cdb, len, first)
@@ -73,10 +73,10 @@ impl<'a> Srb<'a> {
     }
 
     /// No data.
-    pub fn none(cdb: &'a [u8]) -> Self {
+    pub fn none(cdb: &[u8]) -> Self {
         Self {
             addr: ScsiAddress::default(),
-            cdb,
+            cdb: cdb.to_vec(),
             dir: DataDirection::UNKNOWN,
             data_transfer_length: 0,
             buffer: Buffer::None,
@@ -219,7 +219,7 @@ impl Harness {
     }
 
     /// The packet Linux would send for `srb`.
-    pub fn srb_packet(&mut self, srb: &Srb<'_>) -> (u64, Vec<u8>) {
+    pub fn srb_packet(&mut self, srb: &Srb) -> (u64, Vec<u8>) {
         let mut req = VmscsiRequest::new_zeroed();
         req.length = VMSCSI_REQUEST_SIZE as u16;
         req.path_id = srb.addr.path;
@@ -261,14 +261,14 @@ impl Harness {
         (id, raw)
     }
 
-    pub fn srb_on(&mut self, channel: u16, srb: &Srb<'_>) -> Completion {
+    pub fn srb_on(&mut self, channel: u16, srb: &Srb) -> Completion {
         let (id, raw) = self.srb_packet(srb);
         let c = self.send_on(channel, &raw).expect("completion requested");
         assert_eq!(c.transaction_id, id);
         c
     }
 
-    pub fn srb(&mut self, srb: &Srb<'_>) -> Completion {
+    pub fn srb(&mut self, srb: &Srb) -> Completion {
         self.srb_on(0, srb)
     }
 }
@@ -281,4 +281,90 @@ pub fn sense_of(c: &Completion) -> (u8, u8, u8) {
     }
     let s = srb.cdb_or_sense;
     (s[2] & 0xf, s[12], s[13])
+}
+
+/// A disk in a `Vec`, with counters, for tests and fuzzing.
+#[derive(Debug)]
+pub struct MemBackend {
+    data: std::sync::Mutex<Vec<u8>>,
+    pub read_only: bool,
+    pub unmap: bool,
+    flushes: std::sync::atomic::AtomicU64,
+}
+
+impl MemBackend {
+    pub fn new(blocks: u64) -> Self {
+        Self {
+            data: std::sync::Mutex::new(std::vec![0u8; blocks as usize * 512]),
+            read_only: false,
+            unmap: true,
+            flushes: AtomicU64::new(0),
+        }
+    }
+
+    /// A handle that shares the disk, so a test can look at it after handing
+    /// the backend to the VSP.
+    pub fn shared(blocks: u64) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self::new(blocks))
+    }
+
+    pub fn flushes(&self) -> u64 {
+        self.flushes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn contents(&self) -> Vec<u8> {
+        self.data.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+}
+
+impl Backend for MemBackend {
+    fn block_count(&self) -> u64 {
+        self.data.lock().map(|d| d.len() as u64 / 512).unwrap_or(0)
+    }
+
+    fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), crate::BackendError> {
+        let d = self.data.lock().map_err(|_| crate::BackendError::Read)?;
+        let s = d
+            .get(offset as usize..offset as usize + buf.len())
+            .ok_or(crate::BackendError::OutOfRange)?;
+        buf.copy_from_slice(s);
+        Ok(())
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), crate::BackendError> {
+        if self.read_only {
+            return Err(crate::BackendError::ReadOnly);
+        }
+        let mut d = self.data.lock().map_err(|_| crate::BackendError::Write)?;
+        d.get_mut(offset as usize..offset as usize + data.len())
+            .ok_or(crate::BackendError::OutOfRange)?
+            .copy_from_slice(data);
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), crate::BackendError> {
+        self.flushes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn unmap_support(&self) -> crate::backend::UnmapSupport {
+        if self.unmap && !self.read_only {
+            crate::backend::UnmapSupport::Zeroes
+        } else {
+            crate::backend::UnmapSupport::None
+        }
+    }
+
+    fn unmap(&self, offset: u64, len: u64) -> Result<(), crate::BackendError> {
+        let mut d = self.data.lock().map_err(|_| crate::BackendError::Write)?;
+        d.get_mut(offset as usize..(offset + len) as usize)
+            .ok_or(crate::BackendError::OutOfRange)?
+            .fill(0);
+        Ok(())
+    }
 }

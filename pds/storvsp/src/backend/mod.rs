@@ -68,6 +68,35 @@ pub trait Backend {
     }
 }
 
+/// A shared backend, e.g. one disk served on several channels, or a test that
+/// keeps a handle to look at the disk.
+impl<B: Backend + ?Sized> Backend for alloc::sync::Arc<B> {
+    fn block_size(&self) -> u32 {
+        (**self).block_size()
+    }
+    fn block_count(&self) -> u64 {
+        (**self).block_count()
+    }
+    fn read_only(&self) -> bool {
+        (**self).read_only()
+    }
+    fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), BackendError> {
+        (**self).read(offset, buf)
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), BackendError> {
+        (**self).write(offset, data)
+    }
+    fn flush(&self) -> Result<(), BackendError> {
+        (**self).flush()
+    }
+    fn unmap_support(&self) -> UnmapSupport {
+        (**self).unmap_support()
+    }
+    fn unmap(&self, offset: u64, len: u64) -> Result<(), BackendError> {
+        (**self).unmap(offset, len)
+    }
+}
+
 /// Checks `offset..offset+len` against a backend of `size` bytes.
 pub(crate) fn check_range(offset: u64, len: usize, size: u64) -> Result<(), BackendError> {
     match offset.checked_add(len as u64) {

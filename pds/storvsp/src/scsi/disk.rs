@@ -237,11 +237,10 @@ impl ScsiDisk {
             .checked_mul(self.block_size as usize)
     }
 
+    /// The LBA must name a block on the medium even for a zero-length transfer
+    /// (SBC-4), and the transfer must end inside it.
     fn check_lba(&self, lba: u64, blocks: u64) -> Result<(), Sense> {
-        match lba.checked_add(blocks) {
-            Some(end) if end <= self.block_count => Ok(()),
-            _ => Err(Sense::LBA_OUT_OF_RANGE),
-        }
+        lba_in_range(lba, blocks, self.block_count)
     }
 
     fn read(
@@ -359,10 +358,7 @@ impl ScsiDisk {
         };
         for i in 0..count {
             let (lba, blocks) = descriptor(i);
-            match lba.checked_add(blocks) {
-                Some(end) if end <= self.block_count => {}
-                _ => return Err(Sense::LBA_OUT_OF_RANGE),
-            }
+            lba_in_range(lba, blocks, self.block_count)?;
             total += blocks;
         }
         if total > u64::from(MAX_UNMAP_BLOCKS) {
@@ -438,6 +434,13 @@ impl ScsiDisk {
             done += n as u64;
         }
         Ok(tx)
+    }
+}
+
+fn lba_in_range(lba: u64, blocks: u64, capacity: u64) -> Result<(), Sense> {
+    match lba.checked_add(blocks) {
+        Some(end) if lba < capacity && end <= capacity => Ok(()),
+        _ => Err(Sense::LBA_OUT_OF_RANGE),
     }
 }
 

@@ -1,0 +1,345 @@
+//! Protocol negotiation and the packet-level state machine, per version and out
+//! of order, as Linux's storvsc drives it.
+
+use std::sync::{Arc, Mutex};
+
+use storvsp::channel::{SubChannelError, SubChannels};
+use storvsp::harness::{Harness, MemBackend, Srb};
+use storvsp::packet::build;
+use storvsp::protocol::{
+    ChannelProperties, NtStatus, Operation, ProtocolVersion, VersionPayload, VSTOR_PACKET_SIZE,
+};
+use storvsp::transport::{service, QueueTransport};
+use storvsp::{ProtocolState, RegionGuestMemory};
+use zerocopy::{FromBytes, IntoBytes};
+
+fn harness() -> Harness {
+    Harness::new(Box::new(MemBackend::new(64)), 16)
+}
+
+fn version_body(v: ProtocolVersion) -> Vec<u8> {
+    VersionPayload {
+        major_minor: v.0,
+        revision: 0,
+    }
+    .as_bytes()
+    .to_vec()
+}
+
+#[test]
+fn linux_negotiates_the_newest_version() {
+    let mut h = harness();
+    h.negotiate();
+    assert_eq!(
+        h.vsp.state(),
+        ProtocolState::Ready {
+            version: ProtocolVersion::WIN10,
+            subchannels: 0
+        }
+    );
+}
+
+#[test]
+fn each_supported_version_is_accepted_alone() {
+    for v in [
+        ProtocolVersion::WIN10,
+        ProtocolVersion::WIN8_1,
+        ProtocolVersion::WIN8,
+    ] {
+        let mut h = harness();
+        assert_eq!(h.negotiate_with(&[v]), Some(v), "{v:?}");
+        assert!(matches!(h.vsp.state(), ProtocolState::Ready { version, .. } if version == v));
+        // And I/O works at that version.
+        let c = h.srb(&Srb::none(&[0; 6]));
+        assert_eq!(c.srb().scsi_status, 0, "{v:?}");
+    }
+}
+
+#[test]
+fn newer_unknown_versions_fall_back() {
+    // A kernel that knows a newer "10.0" first tries it, then 6.2.
+    let mut h = harness();
+    let offered = [
+        ProtocolVersion::new(10, 0),
+        ProtocolVersion::WIN10,
+        ProtocolVersion::WIN8_1,
+    ];
+    assert_eq!(h.negotiate_with(&offered), Some(ProtocolVersion::WIN10));
+}
+
+#[test]
+fn pre_win8_versions_are_refused_and_echoed() {
+    let mut h = harness();
+    h.control(Operation::BEGIN_INITIALIZATION, &[]);
+    for v in [
+        ProtocolVersion::WIN7,
+        ProtocolVersion::WIN6,
+        ProtocolVersion(0),
+    ] {
+        let c = h.control(Operation::QUERY_PROTOCOL_VERSION, &version_body(v));
+        assert_eq!(c.header().operation, Operation::COMPLETE_IO);
+        assert_eq!(c.header().status, NtStatus::REVISION_MISMATCH);
+        let (echo, _) = VersionPayload::read_from_prefix(&c.bytes()[12..]).unwrap();
+        assert_eq!(echo.major_minor, v.0);
+        assert_eq!(h.vsp.state(), ProtocolState::QueryVersion);
+    }
+    // A good version still works afterwards.
+    let c = h.control(
+        Operation::QUERY_PROTOCOL_VERSION,
+        &version_body(ProtocolVersion::WIN8),
+    );
+    assert_eq!(c.header().status, NtStatus::SUCCESS);
+}
+
+#[test]
+fn properties_report_transfer_size_and_channels() {
+    struct Fake(Arc<Mutex<Vec<u16>>>);
+    impl SubChannels for Fake {
+        fn max_subchannels(&self) -> u16 {
+            3
+        }
+        fn enable(&mut self, count: u16) -> Result<(), SubChannelError> {
+            self.0.lock().unwrap().push(count);
+            Ok(())
+        }
+    }
+    let enabled = Arc::new(Mutex::new(Vec::new()));
+    let mut h = harness();
+    h.subchannels = Box::new(Fake(enabled.clone()));
+    h.control(Operation::BEGIN_INITIALIZATION, &[]);
+    h.control(
+        Operation::QUERY_PROTOCOL_VERSION,
+        &version_body(ProtocolVersion::WIN10),
+    );
+    let c = h.control(Operation::QUERY_PROPERTIES, &[]);
+    assert_eq!(c.header().status, NtStatus::SUCCESS);
+    let (p, _) = ChannelProperties::read_from_prefix(&c.bytes()[12..]).unwrap();
+    assert_eq!(p.max_channel_count, 3);
+    assert_eq!(p.flags & 1, 1, "multi-channel");
+    assert_eq!(p.max_transfer_bytes, 512 * 1024);
+    // Sub-channels before ready (not what Linux does, but allowed once).
+    let sc_packet = 2u16.to_le_bytes();
+    assert_eq!(
+        h.control(Operation::CREATE_SUB_CHANNELS, &sc_packet)
+            .header()
+            .status,
+        NtStatus::SUCCESS
+    );
+    assert_eq!(
+        h.control(Operation::CREATE_SUB_CHANNELS, &sc_packet)
+            .header()
+            .status,
+        NtStatus::INVALID_DEVICE_STATE
+    );
+    h.control(Operation::END_INITIALIZATION, &[]);
+    assert_eq!(
+        h.vsp.state(),
+        ProtocolState::Ready {
+            version: ProtocolVersion::WIN10,
+            subchannels: 2
+        }
+    );
+    // After END_INITIALIZATION, as Linux sends it; too many is refused.
+    let c = h.control(Operation::CREATE_SUB_CHANNELS, &3u16.to_le_bytes());
+    assert_eq!(c.header().status, NtStatus::SUCCESS);
+    let c = h.control(Operation::CREATE_SUB_CHANNELS, &4u16.to_le_bytes());
+    assert_eq!(c.header().status, NtStatus::INVALID_PARAMETER);
+    assert_eq!(*enabled.lock().unwrap(), vec![2, 3]);
+    // Sub-channels carry I/O, but not control operations.
+    let c = h.srb_on(2, &Srb::none(&[0; 6]));
+    assert_eq!(c.srb().scsi_status, 0);
+    let c = h.control_on(2, Operation::CREATE_SUB_CHANNELS, &1u16.to_le_bytes());
+    assert_eq!(c.header().status, NtStatus::INVALID_DEVICE_STATE);
+}
+
+#[test]
+fn no_multichannel_without_subchannels() {
+    let mut h = harness();
+    h.control(Operation::BEGIN_INITIALIZATION, &[]);
+    h.control(
+        Operation::QUERY_PROTOCOL_VERSION,
+        &version_body(ProtocolVersion::WIN8),
+    );
+    let c = h.control(Operation::QUERY_PROPERTIES, &[]);
+    let (p, _) = ChannelProperties::read_from_prefix(&c.bytes()[12..]).unwrap();
+    assert_eq!((p.max_channel_count, p.flags), (0, 0));
+    let c = h.control(Operation::CREATE_SUB_CHANNELS, &1u16.to_le_bytes());
+    assert_eq!(c.header().status, NtStatus::INVALID_PARAMETER);
+}
+
+#[test]
+fn out_of_order_operations_change_nothing() {
+    let mut h = harness();
+    let bad = NtStatus::INVALID_DEVICE_STATE;
+    // Before BEGIN_INITIALIZATION.
+    for op in [
+        Operation::QUERY_PROTOCOL_VERSION,
+        Operation::QUERY_PROPERTIES,
+        Operation::END_INITIALIZATION,
+        Operation::RESET_BUS,
+    ] {
+        assert_eq!(
+            h.control(op, &version_body(ProtocolVersion::WIN10))
+                .header()
+                .status,
+            bad
+        );
+        assert_eq!(h.vsp.state(), ProtocolState::Begin);
+    }
+    let c = h.srb(&Srb::none(&[0; 6]));
+    assert_eq!(c.header().status, bad);
+    // BEGIN on a sub-channel is not a negotiation.
+    assert_eq!(
+        h.control_on(1, Operation::BEGIN_INITIALIZATION, &[])
+            .header()
+            .status,
+        bad
+    );
+    h.control(Operation::BEGIN_INITIALIZATION, &[]);
+    assert_eq!(
+        h.control(Operation::BEGIN_INITIALIZATION, &[])
+            .header()
+            .status,
+        bad
+    );
+    assert_eq!(
+        h.control(Operation::QUERY_PROPERTIES, &[]).header().status,
+        bad
+    );
+    h.control(
+        Operation::QUERY_PROTOCOL_VERSION,
+        &version_body(ProtocolVersion::WIN10),
+    );
+    assert_eq!(
+        h.control(Operation::END_INITIALIZATION, &[])
+            .header()
+            .status,
+        bad
+    );
+    h.control(Operation::QUERY_PROPERTIES, &[]);
+    assert_eq!(h.srb(&Srb::none(&[0; 6])).header().status, bad);
+    h.control(Operation::END_INITIALIZATION, &[]);
+    // Ready: host-to-guest operations and unknown ones are refused.
+    assert_eq!(
+        h.control(Operation::ENUMERATE_BUS, &[]).header().status,
+        bad
+    );
+    assert_eq!(
+        h.control(Operation::REMOVE_DEVICE, &[]).header().status,
+        bad
+    );
+    assert_eq!(
+        h.control(Operation(99), &[]).header().status,
+        NtStatus::INVALID_DEVICE_REQUEST
+    );
+    for op in [
+        Operation::RESET_LUN,
+        Operation::RESET_ADAPTER,
+        Operation::RESET_BUS,
+    ] {
+        assert_eq!(h.control(op, &[]).header().status, NtStatus::SUCCESS);
+    }
+    assert!(matches!(h.vsp.state(), ProtocolState::Ready { .. }));
+    // Closing the primary channel starts over.
+    h.vsp.reset();
+    assert_eq!(h.vsp.state(), ProtocolState::Begin);
+    h.negotiate();
+}
+
+#[test]
+fn completions_mirror_the_request_size() {
+    let mut h = harness();
+    // A pre-Windows-8 client sends 48-byte packets during negotiation.
+    let mut p = [0u8; 48];
+    p[0] = Operation::BEGIN_INITIALIZATION.0 as u8;
+    p[4] = 1;
+    let c = h.send(&build::in_band(5, &p)).unwrap();
+    assert_eq!(c.bytes().len(), 48);
+    assert_eq!(c.header().status, NtStatus::SUCCESS);
+    // Linux's 64-byte packets get 64-byte completions.
+    let c = h.control(
+        Operation::QUERY_PROTOCOL_VERSION,
+        &version_body(ProtocolVersion::WIN10),
+    );
+    assert_eq!(c.bytes().len(), VSTOR_PACKET_SIZE);
+}
+
+#[test]
+fn malformed_packets_get_error_completions() {
+    let mut h = harness();
+    h.negotiate();
+    // Shorter than a vstor header.
+    let c = h.send(&build::in_band(9, &[3, 0, 0, 0])).unwrap();
+    assert_eq!(c.transaction_id, 9);
+    assert_eq!(c.header().status, NtStatus::INVALID_PARAMETER);
+    // An SRB too short to hold the CDB.
+    let mut p = [0u8; 24];
+    p[0] = 3;
+    let c = h.send(&build::in_band(10, &p)).unwrap();
+    assert_eq!(c.header().status, NtStatus::INVALID_PARAMETER);
+    // A descriptor whose lengths lie.
+    let mut raw = build::in_band(11, &[0u8; 64]);
+    raw[4] = 0xff;
+    let c = h.send(&raw).unwrap();
+    assert_eq!(
+        (c.transaction_id, c.header().status),
+        (11, NtStatus::INVALID_PARAMETER)
+    );
+    // A completion packet from the guest.
+    let mut raw = build::in_band(12, &[0u8; 64]);
+    raw[0] = 11;
+    assert_eq!(
+        h.send(&raw).unwrap().header().status,
+        NtStatus::INVALID_PARAMETER
+    );
+    // No completion requested: none sent.
+    let mut raw = build::in_band(13, &[0u8; 64]);
+    raw[6] = 0;
+    assert!(h.send(&raw).is_none());
+    // Too short for even a descriptor: nothing to answer.
+    assert!(h.send(&[0u8; 8]).is_none());
+    assert!(h.vsp.stats().refused >= 5);
+    // The channel still works.
+    assert_eq!(h.srb(&Srb::none(&[0; 6])).srb().scsi_status, 0);
+}
+
+#[test]
+fn service_loop_stops_when_the_ring_is_full() {
+    let mut h = harness();
+    h.negotiate();
+    let mut t = QueueTransport {
+        room: Some(2),
+        ..Default::default()
+    };
+    for _ in 0..3 {
+        let (_, raw) = h.srb_packet(&Srb::none(&[0; 6]));
+        t.incoming.push_back(raw);
+    }
+    // A packet larger than the receive buffer is answered, not dropped.
+    let mut big = build::gpa_direct(77, 4096, 0, &[1], &[0u8; 64]);
+    big.extend_from_slice(&[0u8; 4096]);
+    let n = big.len() / 8;
+    big[4..6].copy_from_slice(&(n as u16).to_le_bytes());
+    t.incoming.push_back(big);
+    let ram: Vec<std::sync::atomic::AtomicU64> = (0..512)
+        .map(|_| std::sync::atomic::AtomicU64::new(0))
+        .collect();
+    let mem =
+        RegionGuestMemory::single(0, ipc::Region::from_atomics(&ram, ipc::Perms::RW)).unwrap();
+    let mut buf = vec![0u8; 1024];
+    let mut sc = storvsp::channel::NoSubChannels;
+    let n = service(&mut h.vsp, 0, &mut t, &mem, &mut sc, &mut buf).unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(
+        t.incoming.len(),
+        2,
+        "nothing consumed without room to answer"
+    );
+    t.room = None;
+    let n = service(&mut h.vsp, 0, &mut t, &mem, &mut sc, &mut buf).unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(t.completions.len(), 4);
+    let (id, last) = t.completions.last().unwrap();
+    assert_eq!(*id, 77);
+    assert_eq!(&last[8..12], &NtStatus::INVALID_PARAMETER.0.to_le_bytes());
+}

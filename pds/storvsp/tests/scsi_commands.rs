@@ -1,0 +1,888 @@
+//! Table tests: every SCSI command through the whole SRB path (packet bytes in,
+//! completion bytes out), well-formed and malformed, each checking the SCSI
+//! status, SRB status and sense key / ASC / ASCQ.
+
+use std::sync::Arc;
+
+use storvsp::harness::{sense_of, Buffer, Harness, MemBackend, Srb};
+use storvsp::protocol::{DataDirection, NtStatus, SrbStatus};
+use storvsp::scsi::ScsiAddress;
+
+const BLOCKS: u64 = 2048; // 1 MiB disk
+const RAM_PAGES: usize = 64;
+/// Guest page the tests put data buffers at.
+const BUF: u64 = 4;
+const BUF_GPA: u64 = BUF * 4096;
+
+fn setup() -> (Harness, Arc<MemBackend>) {
+    let disk = MemBackend::shared(BLOCKS);
+    let mut h = Harness::new(Box::new(disk.clone()), RAM_PAGES);
+    h.negotiate();
+    (h, disk)
+}
+
+/// What a table row expects back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// GOOD with this many bytes transferred.
+    Good(u32),
+    /// CHECK CONDITION with key/asc/ascq.
+    Check(u8, u8, u8),
+}
+
+const ILLEGAL: u8 = 0x5;
+const ABORTED: u8 = 0xB;
+const INVALID_OPCODE: Want = Want::Check(ILLEGAL, 0x20, 0);
+const INVALID_FIELD: Want = Want::Check(ILLEGAL, 0x24, 0);
+const LBA_RANGE: Want = Want::Check(ILLEGAL, 0x21, 0);
+const DATA_PHASE: Want = Want::Check(ABORTED, 0x4B, 0x00);
+const IN_OVERFLOW: Want = Want::Check(ABORTED, 0x4B, 0x08);
+const IN_DESC_OVERFLOW: Want = Want::Check(ABORTED, 0x4B, 0x09);
+const IN_BUFFER_ERROR: Want = Want::Check(ABORTED, 0x4B, 0x0A);
+const OUT_OVERFLOW: Want = Want::Check(ABORTED, 0x4B, 0x0B);
+const OUT_DESC_OVERFLOW: Want = Want::Check(ABORTED, 0x4B, 0x0C);
+const OUT_BUFFER_ERROR: Want = Want::Check(ABORTED, 0x4B, 0x0D);
+
+fn check(h: &mut Harness, name: &str, srb: &Srb, want: Want) -> storvsp::Completion {
+    let c = h.srb(srb);
+    let r = c.srb();
+    let got = if r.scsi_status == 0 {
+        assert_eq!(r.srb_status, SrbStatus::SUCCESS.0, "{name}: srb status");
+        assert_eq!(c.header().status, NtStatus::SUCCESS, "{name}: nt status");
+        Want::Good(r.data_transfer_length)
+    } else {
+        assert_eq!(r.scsi_status, 2, "{name}: scsi status");
+        assert_ne!(
+            r.srb_status & SrbStatus::AUTOSENSE_VALID,
+            0,
+            "{name}: autosense"
+        );
+        assert_eq!(r.data_transfer_length, 0, "{name}: no data on error");
+        assert_ne!(c.header().status, NtStatus::SUCCESS, "{name}: nt status");
+        let (k, a, q) = sense_of(&c);
+        Want::Check(k, a, q)
+    };
+    assert_eq!(got, want, "{name}");
+    c
+}
+
+fn read10(lba: u32, blocks: u16) -> [u8; 10] {
+    let mut c = [0u8; 10];
+    c[0] = 0x28;
+    c[2..6].copy_from_slice(&lba.to_be_bytes());
+    c[7..9].copy_from_slice(&blocks.to_be_bytes());
+    c
+}
+
+fn write10(lba: u32, blocks: u16) -> [u8; 10] {
+    let mut c = read10(lba, blocks);
+    c[0] = 0x2A;
+    c
+}
+
+fn rw16(op: u8, lba: u64, blocks: u32) -> [u8; 16] {
+    let mut c = [0u8; 16];
+    c[0] = op;
+    c[2..10].copy_from_slice(&lba.to_be_bytes());
+    c[10..14].copy_from_slice(&blocks.to_be_bytes());
+    c
+}
+
+fn inquiry(evpd: bool, page: u8, alloc: u16) -> [u8; 6] {
+    let a = alloc.to_be_bytes();
+    [0x12, evpd as u8, page, a[0], a[1], 0]
+}
+
+#[test]
+fn test_unit_ready_and_request_sense() {
+    let (mut h, _) = setup();
+    check(&mut h, "tur", &Srb::none(&[0; 6]), Want::Good(0));
+    // Only 3 CDB bytes for a 6-byte opcode.
+    check(&mut h, "tur short cdb", &Srb::none(&[0; 3]), INVALID_FIELD);
+    let c = check(
+        &mut h,
+        "request sense",
+        &Srb::read(&[0x03, 0, 0, 0, 18, 0], 18, BUF),
+        Want::Good(18),
+    );
+    let _ = c;
+    let s = h.read_guest(BUF_GPA, 18);
+    assert_eq!((s[0], s[2], s[12]), (0x70, 0, 0));
+    check(
+        &mut h,
+        "request sense desc",
+        &Srb::read(&[0x03, 1, 0, 0, 18, 0], 18, BUF),
+        INVALID_FIELD,
+    );
+}
+
+#[test]
+fn inquiry_standard_and_malformed() {
+    let (mut h, _) = setup();
+    check(
+        &mut h,
+        "std 36",
+        &Srb::read(&inquiry(false, 0, 36), 36, BUF),
+        Want::Good(36),
+    );
+    let d = h.read_guest(BUF_GPA, 36);
+    assert_eq!(d[0], 0x00, "direct-access block device");
+    assert_eq!(d[2], 0x06);
+    assert_eq!(d[3] & 0x0f, 2, "response data format");
+    assert_eq!(d[4], 31);
+    assert_eq!(&d[8..16], b"Msft    ");
+    assert_eq!(&d[16..32], b"Virtual Disk    ");
+    assert_ne!(d[7] & 0x02, 0, "CMDQUE");
+    let table: &[(&str, Srb, Want)] = &[
+        (
+            "std alloc 5",
+            Srb::read(&[0x12, 0, 0, 0, 5, 0], 5, BUF),
+            Want::Good(5),
+        ),
+        (
+            "std alloc 0",
+            Srb::read(&[0x12, 0, 0, 0, 0, 0], 0, BUF),
+            Want::Good(0),
+        ),
+        // A larger allocation length than there is data: the data length wins.
+        (
+            "std alloc 255",
+            Srb::read(&[0x12, 0, 0, 0, 255, 0], 255, BUF),
+            Want::Good(36),
+        ),
+        (
+            "page without evpd",
+            Srb::read(&inquiry(false, 0x80, 36), 36, BUF),
+            INVALID_FIELD,
+        ),
+        (
+            "cmddt",
+            Srb::read(&[0x12, 2, 0, 0, 36, 0], 36, BUF),
+            INVALID_FIELD,
+        ),
+        (
+            "unknown vpd",
+            Srb::read(&inquiry(true, 0x89, 64), 64, BUF),
+            INVALID_FIELD,
+        ),
+        (
+            "buffer smaller than data",
+            Srb::read(&inquiry(false, 0, 36), 8, BUF),
+            IN_OVERFLOW,
+        ),
+        (
+            "data-out direction",
+            Srb::write(&inquiry(false, 0, 36), 36, BUF),
+            DATA_PHASE,
+        ),
+        (
+            "short cdb",
+            Srb::read(&[0x12, 0, 0, 0], 36, BUF),
+            INVALID_FIELD,
+        ),
+    ];
+    for (name, srb, want) in table {
+        check(&mut h, name, srb, *want);
+    }
+    // The field pointer names CDB byte 2 for the bad page code.
+    let c = h.srb(&Srb::read(&inquiry(false, 0x80, 36), 36, BUF));
+    let s = c.srb().cdb_or_sense;
+    assert_eq!(s[15] & 0xC0, 0xC0);
+    assert_eq!(&s[16..18], &[0, 2]);
+}
+
+#[test]
+fn inquiry_vpd_pages() {
+    let (mut h, _) = setup();
+    check(
+        &mut h,
+        "vpd 00",
+        &Srb::read(&inquiry(true, 0, 255), 255, BUF),
+        Want::Good(10),
+    );
+    let d = h.read_guest(BUF_GPA, 10);
+    assert_eq!(&d[..4], &[0, 0, 0, 6]);
+    assert_eq!(&d[4..10], &[0x00, 0x80, 0x83, 0xB0, 0xB1, 0xB2]);
+
+    check(
+        &mut h,
+        "vpd 80",
+        &Srb::read(&inquiry(true, 0x80, 255), 255, BUF),
+        Want::Good(20),
+    );
+    assert_eq!(&h.read_guest(BUF_GPA + 4, 16), b"0000000000000000");
+
+    let c = check(
+        &mut h,
+        "vpd 83",
+        &Srb::read(&inquiry(true, 0x83, 255), 255, BUF),
+        Want::Good(68),
+    );
+    let _ = c;
+    let d = h.read_guest(BUF_GPA, 68);
+    assert_eq!(d[1], 0x83);
+    assert_eq!(u16::from_be_bytes([d[2], d[3]]), 64);
+    assert_eq!(d[5] & 0x0f, 1, "T10 vendor id designator");
+    assert_eq!(&d[8..16], b"Msft    ");
+
+    check(
+        &mut h,
+        "vpd b0",
+        &Srb::read(&inquiry(true, 0xB0, 64), 64, BUF),
+        Want::Good(64),
+    );
+    let d = h.read_guest(BUF_GPA, 64);
+    assert_eq!(u16::from_be_bytes([d[2], d[3]]), 0x3C);
+    assert_eq!(d[4] & 1, 1, "WSNZ");
+    let max_xfer = u32::from_be_bytes([d[8], d[9], d[10], d[11]]);
+    assert_eq!(max_xfer, 512 * 1024 / 512);
+    let max_unmap = u32::from_be_bytes([d[20], d[21], d[22], d[23]]);
+    assert!(max_unmap > 0);
+    let max_desc = u32::from_be_bytes([d[24], d[25], d[26], d[27]]);
+    assert!(max_desc > 0);
+
+    check(
+        &mut h,
+        "vpd b1",
+        &Srb::read(&inquiry(true, 0xB1, 64), 64, BUF),
+        Want::Good(64),
+    );
+    let d = h.read_guest(BUF_GPA, 6);
+    assert_eq!(u16::from_be_bytes([d[4], d[5]]), 1, "non-rotating");
+
+    check(
+        &mut h,
+        "vpd b2",
+        &Srb::read(&inquiry(true, 0xB2, 8), 8, BUF),
+        Want::Good(8),
+    );
+    let d = h.read_guest(BUF_GPA, 8);
+    assert_eq!(d[5] & 0x80, 0x80, "LBPU");
+    assert_eq!(d[5] & 0x04, 0x04, "LBPRZ");
+    assert_eq!(d[6] & 0x7, 2, "thin");
+    // Truncated by the allocation length.
+    check(
+        &mut h,
+        "vpd b0 alloc 4",
+        &Srb::read(&inquiry(true, 0xB0, 4), 4, BUF),
+        Want::Good(4),
+    );
+}
+
+#[test]
+fn report_luns_and_absent_luns() {
+    let (mut h, _) = setup();
+    let rl = |alloc: u32, select: u8| {
+        let mut c = [0u8; 12];
+        c[0] = 0xA0;
+        c[2] = select;
+        c[6..10].copy_from_slice(&alloc.to_be_bytes());
+        c
+    };
+    let cdb = rl(256, 0);
+    check(
+        &mut h,
+        "report luns",
+        &Srb::read(&cdb, 256, BUF),
+        Want::Good(16),
+    );
+    let d = h.read_guest(BUF_GPA, 16);
+    assert_eq!(u32::from_be_bytes([d[0], d[1], d[2], d[3]]), 8);
+    assert_eq!(&d[8..16], &[0; 8]);
+    let cdb = rl(3, 0);
+    check(&mut h, "alloc < 4", &Srb::read(&cdb, 3, BUF), INVALID_FIELD);
+    let cdb = rl(256, 7);
+    check(
+        &mut h,
+        "bad select",
+        &Srb::read(&cdb, 256, BUF),
+        INVALID_FIELD,
+    );
+    let cdb = rl(4, 0);
+    check(
+        &mut h,
+        "header only",
+        &Srb::read(&cdb, 4, BUF),
+        Want::Good(4),
+    );
+    let cdb = rl(256, 0);
+    let mut other = Srb::read(&cdb, 256, BUF);
+    other.addr = ScsiAddress {
+        path: 0,
+        target: 1,
+        lun: 0,
+    };
+    check(&mut h, "other target", &other, Want::Good(8));
+    assert_eq!(&h.read_guest(BUF_GPA, 4), &[0, 0, 0, 0]);
+
+    // A LUN that is not there: INQUIRY says so, anything else is INVALID_LUN.
+    let inq = inquiry(false, 0, 36);
+    let mut srb = Srb::read(&inq, 36, BUF);
+    srb.addr.lun = 3;
+    check(&mut h, "absent inquiry", &srb, Want::Good(36));
+    assert_eq!(h.read_guest(BUF_GPA, 1)[0], 0x7F);
+    let mut tur = Srb::none(&[0; 6]);
+    tur.addr.lun = 3;
+    let c = h.srb(&tur);
+    assert_eq!(c.srb().srb_status & 0x3f, SrbStatus::INVALID_LUN.0);
+    assert_eq!(c.header().status, NtStatus::DEVICE_DOES_NOT_EXIST);
+    assert_eq!(sense_of(&c), (ILLEGAL, 0x25, 0));
+}
+
+#[test]
+fn read_capacity() {
+    let (mut h, _) = setup();
+    let rc10 = [0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    check(&mut h, "rc10", &Srb::read(&rc10, 8, BUF), Want::Good(8));
+    let d = h.read_guest(BUF_GPA, 8);
+    assert_eq!(
+        u32::from_be_bytes([d[0], d[1], d[2], d[3]]),
+        BLOCKS as u32 - 1
+    );
+    assert_eq!(u32::from_be_bytes([d[4], d[5], d[6], d[7]]), 512);
+    let bad = [0x25, 0, 0, 0, 0, 1, 0, 0, 0, 0];
+    check(
+        &mut h,
+        "rc10 lba without pmi",
+        &Srb::read(&bad, 8, BUF),
+        INVALID_FIELD,
+    );
+    check(
+        &mut h,
+        "rc10 small buffer",
+        &Srb::read(&rc10, 4, BUF),
+        IN_OVERFLOW,
+    );
+    check(
+        &mut h,
+        "rc10 no data direction",
+        &Srb::none(&rc10),
+        DATA_PHASE,
+    );
+
+    let mut rc16 = [0u8; 16];
+    rc16[0] = 0x9E;
+    rc16[1] = 0x10;
+    rc16[13] = 32;
+    check(&mut h, "rc16", &Srb::read(&rc16, 32, BUF), Want::Good(32));
+    let d = h.read_guest(BUF_GPA, 32);
+    assert_eq!(u64::from_be_bytes(d[0..8].try_into().unwrap()), BLOCKS - 1);
+    assert_eq!(u32::from_be_bytes(d[8..12].try_into().unwrap()), 512);
+    assert_eq!(d[13], 3, "8 logical blocks per physical block");
+    assert_eq!(d[14] & 0xC0, 0xC0, "LBPME + LBPRZ");
+    let mut short = rc16;
+    short[13] = 12;
+    check(
+        &mut h,
+        "rc16 alloc 12",
+        &Srb::read(&short, 32, BUF),
+        Want::Good(12),
+    );
+    let mut sa = rc16;
+    sa[1] = 0x11;
+    check(
+        &mut h,
+        "rc16 bad service action",
+        &Srb::read(&sa, 32, BUF),
+        INVALID_FIELD,
+    );
+}
+
+#[test]
+fn mode_sense() {
+    let (mut h, _) = setup();
+    let ms6 = |page: u8, sub: u8, alloc: u8| [0x1A, 0x08, page, sub, alloc, 0];
+    let c = ms6(0x08, 0, 255);
+    check(&mut h, "caching", &Srb::read(&c, 255, BUF), Want::Good(24));
+    let d = h.read_guest(BUF_GPA, 24);
+    assert_eq!(d[0], 23, "mode data length");
+    assert_eq!(d[2] & 0x80, 0, "not write protected");
+    assert_eq!(d[2] & 0x10, 0x10, "DPOFUA");
+    assert_eq!(d[3], 0, "no block descriptors");
+    assert_eq!((d[4], d[5]), (0x08, 0x12));
+    assert_eq!(d[6] & 0x04, 0x04, "WCE");
+    let c = ms6(0x3F, 0, 4);
+    check(
+        &mut h,
+        "all pages, header only",
+        &Srb::read(&c, 4, BUF),
+        Want::Good(4),
+    );
+    let c = ms6(0x3F, 0, 255);
+    check(
+        &mut h,
+        "all pages",
+        &Srb::read(&c, 255, BUF),
+        Want::Good(36),
+    );
+    let c = ms6(0x0A, 0, 255);
+    check(&mut h, "control", &Srb::read(&c, 255, BUF), Want::Good(16));
+    assert_eq!(h.read_guest(BUF_GPA + 4, 1)[0], 0x0A);
+    let c = ms6(0x08 | 0xC0, 0, 255);
+    check(
+        &mut h,
+        "saved values",
+        &Srb::read(&c, 255, BUF),
+        Want::Check(ILLEGAL, 0x39, 0),
+    );
+    let c = ms6(0x08 | 0x40, 0, 255);
+    check(
+        &mut h,
+        "changeable",
+        &Srb::read(&c, 255, BUF),
+        Want::Good(24),
+    );
+    assert_eq!(h.read_guest(BUF_GPA + 6, 1)[0], 0, "nothing changeable");
+    let c = ms6(0x1C, 0, 255);
+    check(
+        &mut h,
+        "unsupported page",
+        &Srb::read(&c, 255, BUF),
+        INVALID_FIELD,
+    );
+    let c = ms6(0x08, 1, 255);
+    check(&mut h, "subpage", &Srb::read(&c, 255, BUF), INVALID_FIELD);
+    let c = ms6(0x08, 0, 255);
+    check(
+        &mut h,
+        "buffer too small",
+        &Srb::read(&c, 10, BUF),
+        IN_OVERFLOW,
+    );
+
+    let ms10 = [0x5A, 0x08, 0x3F, 0, 0, 0, 0, 1, 0, 0];
+    check(
+        &mut h,
+        "mode sense 10",
+        &Srb::read(&ms10, 256, BUF),
+        Want::Good(40),
+    );
+    let d = h.read_guest(BUF_GPA, 8);
+    assert_eq!(u16::from_be_bytes([d[0], d[1]]), 38);
+    assert_eq!(&d[6..8], &[0, 0], "block descriptor length");
+}
+
+#[test]
+fn read_write_round_trip_all_cdb_sizes() {
+    let (mut h, disk) = setup();
+    let pattern: Vec<u8> = (0..8192u32).map(|i| (i * 31 + 7) as u8).collect();
+    h.write_guest(BUF_GPA, &pattern);
+    check(
+        &mut h,
+        "write10",
+        &Srb::write(&write10(10, 16), 8192, BUF),
+        Want::Good(8192),
+    );
+    assert_eq!(&disk.contents()[10 * 512..26 * 512], &pattern[..]);
+    h.write_guest(BUF_GPA, &[0u8; 8192]);
+    check(
+        &mut h,
+        "read10",
+        &Srb::read(&read10(10, 16), 8192, BUF),
+        Want::Good(8192),
+    );
+    assert_eq!(h.read_guest(BUF_GPA, 8192), pattern);
+
+    check(
+        &mut h,
+        "read16",
+        &Srb::read(&rw16(0x88, 12, 2), 1024, BUF + 8),
+        Want::Good(1024),
+    );
+    assert_eq!(h.read_guest((BUF + 8) * 4096, 1024), &pattern[1024..2048]);
+    let r12 = [0xA8, 0, 0, 0, 0, 10, 0, 0, 0, 1, 0, 0];
+    check(
+        &mut h,
+        "read12",
+        &Srb::read(&r12, 512, BUF + 8),
+        Want::Good(512),
+    );
+    assert_eq!(h.read_guest((BUF + 8) * 4096, 512), &pattern[..512]);
+    let r6 = [0x08, 0, 0, 11, 1, 0];
+    check(
+        &mut h,
+        "read6",
+        &Srb::read(&r6, 512, BUF + 8),
+        Want::Good(512),
+    );
+    assert_eq!(h.read_guest((BUF + 8) * 4096, 512), &pattern[512..1024]);
+    h.write_guest(BUF_GPA, &[0xEE; 512]);
+    let w6 = [0x0A, 0, 0x07, 0xFF, 1, 0];
+    check(
+        &mut h,
+        "write6",
+        &Srb::write(&w6, 512, BUF),
+        Want::Good(512),
+    );
+    assert_eq!(&disk.contents()[2047 * 512..], &[0xEE; 512][..]);
+    check(
+        &mut h,
+        "write16",
+        &Srb::write(&rw16(0x8A, 0, 1), 512, BUF),
+        Want::Good(512),
+    );
+    assert_eq!(&disk.contents()[..512], &[0xEE; 512][..]);
+
+    // A buffer that starts mid-page and spans pages.
+    let mut srb = Srb::read(&read10(10, 16), 8192, BUF + 16);
+    srb.buffer = Buffer::Pages {
+        first: BUF + 16,
+        offset: 100,
+        byte_count: 8192,
+    };
+    check(&mut h, "unaligned buffer", &srb, Want::Good(8192));
+    assert_eq!(h.read_guest((BUF + 16) * 4096 + 100, 8192), pattern);
+}
+
+#[test]
+fn read_write_malformed() {
+    let (mut h, disk) = setup();
+    let last = BLOCKS as u32 - 1;
+    let r_last2 = read10(last, 2);
+    let r_over = read10(last + 1, 0);
+    let w_last2 = write10(last, 2);
+    let r16_huge = rw16(0x88, u64::MAX, 1);
+    let rd = read10(0, 8);
+    let wr = write10(0, 8);
+    let mut rdprotect = read10(0, 1);
+    rdprotect[1] = 0x20;
+    let table: Vec<(&str, Srb, Want)> = vec![
+        (
+            "read past capacity",
+            Srb::read(&r_last2, 1024, BUF),
+            LBA_RANGE,
+        ),
+        (
+            "lba = capacity, length 0",
+            Srb::read(&r_over, 0, BUF),
+            LBA_RANGE,
+        ),
+        (
+            "write past capacity",
+            Srb::write(&w_last2, 1024, BUF),
+            LBA_RANGE,
+        ),
+        (
+            "read16 lba overflow",
+            Srb::read(&r16_huge, 512, BUF),
+            LBA_RANGE,
+        ),
+        (
+            "read length 0",
+            Srb::read(&read10(5, 0), 0, BUF),
+            Want::Good(0),
+        ),
+        (
+            "read bigger than buffer",
+            Srb::read(&rd, 2048, BUF),
+            IN_OVERFLOW,
+        ),
+        (
+            "write bigger than buffer",
+            Srb::write(&wr, 2048, BUF),
+            OUT_OVERFLOW,
+        ),
+        (
+            "read with data-out direction",
+            Srb::write(&rd, 4096, BUF),
+            DATA_PHASE,
+        ),
+        (
+            "write with data-in direction",
+            Srb::read(&wr, 4096, BUF),
+            DATA_PHASE,
+        ),
+        ("read with no direction", Srb::none(&rd), DATA_PHASE),
+        ("rdprotect", Srb::read(&rdprotect, 512, BUF), INVALID_FIELD),
+        (
+            "short read10 cdb",
+            Srb::read(&rd[..6], 4096, BUF),
+            INVALID_FIELD,
+        ),
+    ];
+    for (name, srb, want) in &table {
+        check(&mut h, name, srb, *want);
+    }
+
+    // The page list covers fewer bytes than the SRB's transfer length.
+    let mut short = Srb::read(&rd, 4096, BUF);
+    short.buffer = Buffer::Pages {
+        first: BUF,
+        offset: 0,
+        byte_count: 2048,
+    };
+    check(&mut h, "page list too short (in)", &short, IN_DESC_OVERFLOW);
+    short.dir = DataDirection::WRITE;
+    short.cdb = wr.to_vec();
+    check(
+        &mut h,
+        "page list too short (out)",
+        &short,
+        OUT_DESC_OVERFLOW,
+    );
+    let mut inband = Srb::read(&rd, 4096, BUF);
+    inband.buffer = Buffer::None;
+    check(&mut h, "no page list at all", &inband, IN_DESC_OVERFLOW);
+
+    // Pages outside the guest memory this PD was granted.
+    for (dir, cdb, want) in [
+        (DataDirection::READ, &rd, IN_BUFFER_ERROR),
+        (DataDirection::WRITE, &wr, OUT_BUFFER_ERROR),
+    ] {
+        let srb = Srb {
+            dir,
+            buffer: Buffer::List {
+                pfns: vec![BUF, RAM_PAGES as u64 + 5],
+                offset: 2048,
+                byte_count: 4096,
+            },
+            ..Srb::read(cdb, 4096, BUF)
+        };
+        let c = check(&mut h, "page outside guest memory", &srb, want);
+        assert_eq!(c.header().status, NtStatus::INVALID_PARAMETER);
+    }
+    // Nothing was written by any of the refused writes.
+    assert!(disk.contents().iter().all(|&b| b == 0));
+}
+
+#[test]
+fn srb_level_malformations() {
+    let (mut h, _) = setup();
+    let long = [0u8; 17];
+    let c = h.srb(&Srb::none(&long));
+    // cdb_length 17 > 16
+    assert_eq!(sense_of(&c), (ILLEGAL, 0x24, 0));
+    let c = h.srb(&Srb::none(&[]));
+    assert_eq!(sense_of(&c), (ILLEGAL, 0x24, 0));
+    for op in [0x04u8, 0x1B, 0xC0, 0xFF, 0x7F] {
+        let cdb = [op, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        check(
+            &mut h,
+            "unsupported opcode",
+            &Srb::none(&cdb),
+            INVALID_OPCODE,
+        );
+    }
+}
+
+#[test]
+fn write_protected_disk() {
+    let mut disk = MemBackend::new(64);
+    disk.read_only = true;
+    let mut h = Harness::new(Box::new(disk), RAM_PAGES);
+    h.negotiate();
+    let wp = Want::Check(0x7, 0x27, 0);
+    check(&mut h, "write", &Srb::write(&write10(0, 1), 512, BUF), wp);
+    check(
+        &mut h,
+        "read still works",
+        &Srb::read(&read10(0, 1), 512, BUF),
+        Want::Good(512),
+    );
+    let ms = [0x1A, 0x08, 0x08, 0, 255, 0];
+    check(
+        &mut h,
+        "mode sense",
+        &Srb::read(&ms, 255, BUF),
+        Want::Good(24),
+    );
+    assert_eq!(h.read_guest(BUF_GPA + 2, 1)[0] & 0x80, 0x80, "WP bit");
+    let unmap = [0x42, 0, 0, 0, 0, 0, 0, 0, 24, 0];
+    check(
+        &mut h,
+        "no unmap on read-only",
+        &Srb::write(&unmap, 24, BUF),
+        INVALID_OPCODE,
+    );
+}
+
+#[test]
+fn synchronize_cache_and_fua() {
+    let (mut h, disk) = setup();
+    let sc10 = [0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    check(&mut h, "sync cache 10", &Srb::none(&sc10), Want::Good(0));
+    assert_eq!(disk.flushes(), 1);
+    let sc16 = rw16(0x91, 0, 0);
+    check(&mut h, "sync cache 16", &Srb::none(&sc16), Want::Good(0));
+    assert_eq!(disk.flushes(), 2);
+    let bad = rw16(0x91, BLOCKS, 1);
+    check(&mut h, "sync cache past end", &Srb::none(&bad), LBA_RANGE);
+    assert_eq!(disk.flushes(), 2);
+    let mut fua = write10(0, 1);
+    fua[1] = 0x08;
+    check(
+        &mut h,
+        "write fua",
+        &Srb::write(&fua, 512, BUF),
+        Want::Good(512),
+    );
+    assert_eq!(disk.flushes(), 3);
+    check(
+        &mut h,
+        "write no fua",
+        &Srb::write(&write10(0, 1), 512, BUF),
+        Want::Good(512),
+    );
+    assert_eq!(disk.flushes(), 3);
+}
+
+fn unmap_list(descs: &[(u64, u32)]) -> Vec<u8> {
+    let mut p = vec![0u8; 8];
+    p[0..2].copy_from_slice(&((6 + 16 * descs.len()) as u16).to_be_bytes());
+    p[2..4].copy_from_slice(&((16 * descs.len()) as u16).to_be_bytes());
+    for (lba, n) in descs {
+        p.extend_from_slice(&lba.to_be_bytes());
+        p.extend_from_slice(&n.to_be_bytes());
+        p.extend_from_slice(&[0; 4]);
+    }
+    p
+}
+
+#[test]
+fn unmap() {
+    let (mut h, disk) = setup();
+    h.write_guest(BUF_GPA, &[0xAB; 8192]);
+    check(
+        &mut h,
+        "fill",
+        &Srb::write(&write10(0, 16), 8192, BUF),
+        Want::Good(8192),
+    );
+    let list = unmap_list(&[(2, 4), (10, 2)]);
+    h.write_guest(BUF_GPA, &list);
+    let n = list.len() as u16;
+    let cdb = [0x42, 0, 0, 0, 0, 0, 0, (n >> 8) as u8, n as u8, 0];
+    check(
+        &mut h,
+        "unmap",
+        &Srb::write(&cdb, n as u32, BUF),
+        Want::Good(n as u32),
+    );
+    let c = disk.contents();
+    assert!(c[..1024].iter().all(|&b| b == 0xAB));
+    assert!(c[1024..3072].iter().all(|&b| b == 0));
+    assert!(c[3072..5120].iter().all(|&b| b == 0xAB));
+    assert!(c[5120..6144].iter().all(|&b| b == 0));
+
+    let zero_len = [0x42, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    check(&mut h, "empty list", &Srb::none(&zero_len), Want::Good(0));
+    let short = [0x42, 0, 0, 0, 0, 0, 0, 0, 4, 0];
+    check(
+        &mut h,
+        "list shorter than header",
+        &Srb::write(&short, 4, BUF),
+        Want::Check(ILLEGAL, 0x1A, 0),
+    );
+    let anchor = [0x42, 1, 0, 0, 0, 0, 0, 0, 24, 0];
+    check(
+        &mut h,
+        "anchor",
+        &Srb::write(&anchor, 24, BUF),
+        INVALID_FIELD,
+    );
+    let list = unmap_list(&[(0, 1), (BLOCKS - 1, 2)]);
+    h.write_guest(BUF_GPA, &list);
+    let n = list.len() as u8;
+    let cdb = [0x42, 0, 0, 0, 0, 0, 0, 0, n, 0];
+    check(
+        &mut h,
+        "descriptor past end",
+        &Srb::write(&cdb, n as u32, BUF),
+        LBA_RANGE,
+    );
+    assert!(
+        disk.contents()[..512].iter().all(|&b| b == 0xAB),
+        "nothing unmapped"
+    );
+    check(
+        &mut h,
+        "list bigger than buffer",
+        &Srb::write(&cdb, 8, BUF),
+        OUT_OVERFLOW,
+    );
+    check(
+        &mut h,
+        "unmap with data-in",
+        &Srb::read(&cdb, n as u32, BUF),
+        DATA_PHASE,
+    );
+
+    let mut no_unmap = MemBackend::new(64);
+    no_unmap.unmap = false;
+    let mut h2 = Harness::new(Box::new(no_unmap), RAM_PAGES);
+    h2.negotiate();
+    check(
+        &mut h2,
+        "unmap unsupported",
+        &Srb::write(&cdb, n as u32, BUF),
+        INVALID_OPCODE,
+    );
+    let mut rc16 = [0u8; 16];
+    rc16[0] = 0x9E;
+    rc16[1] = 0x10;
+    rc16[13] = 32;
+    check(&mut h2, "rc16", &Srb::read(&rc16, 32, BUF), Want::Good(32));
+    assert_eq!(h2.read_guest(BUF_GPA + 14, 1)[0] & 0x80, 0, "no LBPME");
+}
+
+#[test]
+fn write_same() {
+    let (mut h, disk) = setup();
+    let block: Vec<u8> = (0..512u32).map(|i| i as u8).collect();
+    h.write_guest(BUF_GPA, &block);
+    let ws16 = rw16(0x93, 100, 300);
+    check(
+        &mut h,
+        "write same 16",
+        &Srb::write(&ws16, 512, BUF),
+        Want::Good(512),
+    );
+    let c = disk.contents();
+    for b in 100..400 {
+        assert_eq!(&c[b * 512..(b + 1) * 512], &block[..], "block {b}");
+    }
+    assert!(c[400 * 512..401 * 512].iter().all(|&b| b == 0));
+    let ws10 = [0x41, 0, 0, 0, 0, 5, 0, 0, 2, 0];
+    check(
+        &mut h,
+        "write same 10",
+        &Srb::write(&ws10, 512, BUF),
+        Want::Good(512),
+    );
+    let zero = rw16(0x93, 100, 0);
+    check(
+        &mut h,
+        "length 0 (WSNZ)",
+        &Srb::write(&zero, 512, BUF),
+        INVALID_FIELD,
+    );
+    let past = rw16(0x93, BLOCKS - 1, 2);
+    check(&mut h, "past end", &Srb::write(&past, 512, BUF), LBA_RANGE);
+    check(
+        &mut h,
+        "no data block",
+        &Srb::write(&ws16, 100, BUF),
+        OUT_OVERFLOW,
+    );
+    let mut ndob = rw16(0x93, 100, 10);
+    ndob[1] = 0x01 | 0x08; // NDOB + UNMAP: zeros, may deallocate
+    check(&mut h, "ndob unmap", &Srb::none(&ndob), Want::Good(0));
+    assert!(disk.contents()[100 * 512..110 * 512]
+        .iter()
+        .all(|&b| b == 0));
+    assert_eq!(&disk.contents()[110 * 512..111 * 512], &block[..]);
+}
+
+#[test]
+fn sense_is_suppressed_when_the_initiator_has_no_room() {
+    let (mut h, _) = setup();
+    let (_, mut raw) = h.srb_packet(&Srb::none(&[0x04, 0, 0, 0, 0, 0]));
+    // sense_info_length lives at SRB offset 9; the SRB starts after the
+    // descriptor (16) and the vstor header (12).
+    raw[16 + 12 + 9] = 0;
+    let c = h.send(&raw).unwrap();
+    let r = c.srb();
+    assert_eq!(r.scsi_status, 2);
+    assert_eq!(r.srb_status & SrbStatus::AUTOSENSE_VALID, 0);
+    assert_eq!(r.sense_info_length, 0);
+}
