@@ -471,8 +471,11 @@ impl<'a> Checker<'a> {
                 }
             }
             if a.pd == b.pd {
-                let span = self.idx.attr(b.span, "pd");
-                self.error(span, ErrorKind::SelfChannel { pd: a.pd.clone() });
+                // An unknown name is already reported at both ends.
+                if known {
+                    let span = self.idx.attr(b.span, "pd");
+                    self.error(span, ErrorKind::SelfChannel { pd: a.pd.clone() });
+                }
                 continue;
             }
             if a.pp && b.pp {
@@ -571,5 +574,22 @@ impl<'a> Checker<'a> {
                 seen.insert(irq, span);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::overlaps;
+
+    #[test]
+    fn overlaps_pairs_later_with_earlier_in_source_order() {
+        // A big map first, two small ones inside it, one disjoint, one touching (no overlap).
+        let ranges = [(0, 100), (10, 20), (30, 40), (200, 300), (100, 150)];
+        assert_eq!(overlaps(&ranges), vec![(1, 0), (2, 0)]);
+        // Reported at the later source entry even when it sorts first by address.
+        assert_eq!(overlaps(&[(50, 60), (0, 55)]), vec![(1, 0)]);
+        assert_eq!(overlaps(&[(0, 10), (0, 10), (0, 10)]), vec![(1, 0), (2, 0)]);
+        assert!(overlaps(&[]).is_empty());
+        assert!(overlaps(&[(0, 1), (1, 2), (2, 3)]).is_empty());
     }
 }
