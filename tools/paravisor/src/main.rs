@@ -6,6 +6,7 @@ mod check;
 mod failure;
 mod image;
 mod manifest;
+mod sim;
 
 use std::process::ExitCode;
 
@@ -30,12 +31,15 @@ enum Command {
     Check(check::Args),
     /// Write the JSON audit manifest: per PD its image hash, regions, channels, irqs.
     Manifest(manifest::Args),
+    /// Run the system on the host: every PD its own process, isolated as granted.
+    Sim(sim::Args),
 }
 
 fn dispatch(command: Command) -> Result<(), Failure> {
     match command {
         Command::Check(args) => check::run(args),
         Command::Manifest(args) => manifest::run(args),
+        Command::Sim(args) => sim::run(args),
     }
 }
 
