@@ -313,6 +313,8 @@ impl ErrorKind {
             MisplacedElement { element, .. } => match element.as_str() {
                 "end" => "<end> belongs inside <channel>".into(),
                 "memory_region" | "channel" => format!("move <{element}> directly under <system>"),
+                "protection_domain" => "a <protection_domain> goes under <system> or, as a child, inside another one".into(),
+                "system" => "<system> is only the root element".into(),
                 _ => format!("move <{element}> into a <protection_domain>"),
             },
             Unsupported { .. } => "remove it; virtual machines are not implemented yet".into(),
