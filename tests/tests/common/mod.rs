@@ -23,9 +23,18 @@ pub fn bin_dir() -> &'static Path {
         let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--bins", "-p", "pd-echo", "-p", "system-tests"])
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .env("CARGO_TARGET_DIR", &target_dir);
+        cmd.args([
+            "build",
+            "--bins",
+            "-p",
+            "pd-echo",
+            "-p",
+            "system-tests",
+            "-p",
+            "paravisor",
+        ])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .env("CARGO_TARGET_DIR", &target_dir);
         match profile_dir.file_name().and_then(|n| n.to_str()) {
             Some("debug") => {}
             Some("release") => {
