@@ -1,0 +1,136 @@
+//! What the server is told at start: which versions it speaks, the guest's shape, and
+//! the limits that bound what a guest can make it hold.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use vmbus_protocol::{Version, MAX_RELID};
+
+/// A run of guest RAM, in 4 KiB page numbers.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct PfnRange {
+    pub start: u64,
+    pub count: u64,
+}
+
+impl PfnRange {
+    pub fn contains(&self, pfn: u64) -> bool {
+        pfn >= self.start && pfn - self.start < self.count
+    }
+}
+
+/// Bounds on guest-controlled state, so a guest cannot make the server allocate
+/// without limit.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// GPADLs alive at once, in progress or complete.
+    pub max_gpadls: usize,
+    /// Pages described by all GPADLs together.
+    pub max_gpadl_pages: usize,
+    /// Messages waiting for a free SynIC slot before new guest messages are refused
+    /// with [`crate::MessageError::Busy`].
+    pub max_pending_messages: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_gpadls: 4096,
+            // 4 GiB of guest memory in GPADLs.
+            max_gpadl_pages: 1 << 20,
+            max_pending_messages: 256,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The newest version offered; newer requests get `version_supported = 0` so the
+    /// guest steps down (e.g. cap at 5.3 to look like a pre-confidential host).
+    pub max_version: Version,
+    /// This server is the paravisor's and guest memory is encrypted: 6.0 guests asking
+    /// for confidential channels get them, and paravisor VSP rings stay private.
+    pub confidential: bool,
+    /// VPs the guest has; target VPs are checked against it.
+    pub vp_count: u32,
+    /// Guest RAM; every GPADL page must fall inside it.
+    pub guest_memory: Vec<PfnRange>,
+    /// Paravisor offers get relids from here up; below is left for relayed host offers.
+    pub first_dynamic_relid: u32,
+    /// A channel's signal connection id (what the guest passes to HvSignalEvent) is
+    /// this plus its relid.
+    pub signal_connection_base: u32,
+    pub limits: Limits,
+}
+
+impl Config {
+    pub fn new(vp_count: u32, guest_memory: Vec<PfnRange>) -> Self {
+        Self {
+            max_version: Version::V6_0,
+            confidential: false,
+            vp_count,
+            guest_memory,
+            first_dynamic_relid: 1,
+            signal_connection_base: DEFAULT_SIGNAL_CONNECTION_BASE,
+            limits: Limits::default(),
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if !self.max_version.is_known() {
+            return Err(ConfigError::UnknownMaxVersion(self.max_version));
+        }
+        if self.vp_count == 0 {
+            return Err(ConfigError::NoVps);
+        }
+        if !(1..=MAX_RELID).contains(&self.first_dynamic_relid) {
+            return Err(ConfigError::FirstDynamicRelid(self.first_dynamic_relid));
+        }
+        // Connection ids are 24 bits; 1, 2 and 4 are the message/event connections.
+        let last = self.signal_connection_base.checked_add(MAX_RELID);
+        if self.signal_connection_base <= vmbus_protocol::MESSAGE_CONNECTION_ID_4
+            || last.is_none_or(|l| l >= 1 << 24)
+        {
+            return Err(ConfigError::SignalConnectionBase(
+                self.signal_connection_base,
+            ));
+        }
+        if self
+            .guest_memory
+            .iter()
+            .any(|r| r.start.checked_add(r.count).is_none())
+        {
+            return Err(ConfigError::MemoryRangeOverflow);
+        }
+        Ok(())
+    }
+}
+
+/// Default signal connection base: relid n signals on connection 0x2000 + n.
+pub const DEFAULT_SIGNAL_CONNECTION_BASE: u32 = 0x2000;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    UnknownMaxVersion(Version),
+    NoVps,
+    FirstDynamicRelid(u32),
+    SignalConnectionBase(u32),
+    MemoryRangeOverflow,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownMaxVersion(v) => write!(f, "max_version {v} is not a VMBus version"),
+            Self::NoVps => write!(f, "vp_count must be at least 1"),
+            Self::FirstDynamicRelid(r) => {
+                write!(f, "first_dynamic_relid {r} is outside 1..={MAX_RELID}")
+            }
+            Self::SignalConnectionBase(b) => write!(
+                f,
+                "signal_connection_base {b:#x} must be above 4 and keep base+{MAX_RELID} below 2^24"
+            ),
+            Self::MemoryRangeOverflow => write!(f, "a guest memory range wraps around"),
+        }
+    }
+}
