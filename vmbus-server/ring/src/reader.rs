@@ -21,7 +21,7 @@ pub struct IncomingRing<M: RingMem> {
     next_read: u32,
     /// The peer's last validated write index.
     cached_write: u32,
-    /// The packet at `next_read` if already parsed: (start, ring bytes).
+    /// The packet at `next_read` if already parsed, with its ring bytes.
     peeked: Option<(IncomingPacket, u32)>,
     /// Sticky: the first protocol violation seen. A `Cell` so the range iterators,
     /// which only borrow the ring, can break it too.
@@ -247,6 +247,7 @@ impl<M: RingMem> IncomingRing<M> {
         GpaRanges {
             ring: self,
             walk: GpaRangeWalk::new(*gpa),
+            done: false,
         }
     }
 
@@ -264,17 +265,26 @@ impl<M: RingMem> IncomingRing<M> {
 pub struct GpaRanges<'r, M: RingMem> {
     ring: &'r IncomingRing<M>,
     walk: GpaRangeWalk,
+    /// Set after an error is yielded, so collecting the iterator terminates.
+    done: bool,
 }
 
 impl<M: RingMem> Iterator for GpaRanges<'_, M> {
     type Item = Result<GpaRange, Corruption>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if let Err(c) = self.ring.check() {
-            return Some(Err(c));
+        if self.done {
+            return None;
         }
-        let result = self.walk.next_range(&self.ring.geo, &self.ring.mem)?;
-        Some(result.map_err(|c| self.ring.fail(c)))
+        let result = match self.ring.check() {
+            Err(c) => Err(c),
+            Ok(()) => self
+                .walk
+                .next_range(&self.ring.geo, &self.ring.mem)?
+                .map_err(|c| self.ring.fail(c)),
+        };
+        self.done = result.is_err();
+        Some(result)
     }
 }
 
