@@ -20,16 +20,16 @@ struct Event {
 
 impl Event {
     fn signal(&self) {
-        *self.set.lock().unwrap() = true;
+        *self.set.lock().expect("event lock") = true;
         self.cv.notify_one();
     }
 
     fn wait(&self, who: &str) {
-        let guard = self.set.lock().unwrap();
+        let guard = self.set.lock().expect("event lock");
         let (mut guard, timeout) = self
             .cv
             .wait_timeout_while(guard, Duration::from_secs(20), |set| !*set)
-            .unwrap();
+            .expect("event lock");
         assert!(!timeout.timed_out(), "{who} was never woken: lost wake-up");
         *guard = false;
     }
