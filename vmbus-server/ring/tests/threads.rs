@@ -87,7 +87,7 @@ fn signalled_endpoints_on_two_threads_never_lose_a_wake_up() {
                 }
                 // Widen the window the re-check exists for: the writer publishes
                 // while the mask is still set, so it will not signal.
-                if next % 2 == 0 {
+                if next.is_multiple_of(2) {
                     thread::yield_now();
                 }
                 if r.unmask_interrupts().unwrap() {
