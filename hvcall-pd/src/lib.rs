@@ -11,12 +11,14 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod api;
 pub mod config;
 pub mod cpuid;
 pub mod effects;
 pub mod gateway;
 pub mod guest;
 pub mod msr;
+pub mod pd;
 pub mod route;
 
 pub use config::Config;

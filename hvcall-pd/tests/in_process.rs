@@ -1,0 +1,689 @@
+//! hvcall-pd and synic-pd wired together in one process through their `ipc::Handler`
+//! adapters: a fake kernel carries hvcall-pd's protected calls to the real synic-pd
+//! handler, so a hypercall goes decode -> route -> synic-pd -> guest page exactly as
+//! it does between processes, minus the transport.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+
+use hvcall_pd::api::{self, MsrReply, RegisterStatus, Registration, RouteKind};
+use hvcall_pd::pd::{self as hv, HvcallPd};
+use hvcall_pd::{HostCall, HypercallRequest, Outcome, ServiceMessage};
+use hvdef::hypercall::{
+    EnablePartitionVtlInput, EnableVpVtlInput, PostMessageInput, SignalEventInput,
+};
+use hvdef::msr::*;
+use hvdef::synic::{SimpSiefpRegister, SintRegister};
+use hvdef::{Control, HvStatus, HypercallCode, HypercallResult, Vtl, HV_PARTITION_ID_SELF};
+use ipc::{
+    Channel, ChannelSet, Consumer, Handler, HandlerError, Init, InitError, IpcError, Kernel,
+    MessageInfo, MessageRegisters, Perms, Queue, Region,
+};
+use synic_pd::api::IrqEntry;
+use synic_pd::pd::{self as sy, SynicPd};
+use synic_pd::{Instance, SintTarget};
+use zerocopy::{FromZeros, IntoBytes};
+
+// hvcall-pd's channel ids
+const H_VCPU: Channel = Channel::new(0);
+const H_SYNIC: Channel = Channel::new(1);
+const H_HOST: Channel = Channel::new(2);
+const H_VMBUS: Channel = Channel::new(3); // a service PD that also owns SynIC ports
+const H_RELAY: Channel = Channel::new(4); // may route to the host
+                                          // synic-pd's channel ids
+const S_VCPU: Channel = Channel::new(0);
+const S_HVCALL: Channel = Channel::new(1);
+
+const RAM_PAGES: usize = 16;
+const SHARED_GPA: u64 = 1 << 20;
+const IN: u64 = 0x3000;
+const SIMP: u64 = 0x8000;
+const SIEFP: u64 = 0x9000;
+
+fn leak(words: usize) -> Region<'static> {
+    let mem: &'static [AtomicU64] = Box::leak(
+        (0..words)
+            .map(|_| AtomicU64::new(0))
+            .collect::<Vec<_>>()
+            .into_boxed_slice(),
+    );
+    Region::from_atomics(mem, Perms::RW)
+}
+
+struct FakeInit {
+    regions: BTreeMap<&'static str, Region<'static>>,
+    vars: BTreeMap<&'static str, u64>,
+}
+
+impl Init for FakeInit {
+    fn region(&self, setvar: &'static str) -> Result<Region<'static>, InitError> {
+        self.regions
+            .get(setvar)
+            .copied()
+            .ok_or(InitError::MissingRegion(setvar))
+    }
+    fn variable(&self, name: &'static str) -> Result<u64, InitError> {
+        self.vars
+            .get(name)
+            .copied()
+            .ok_or(InitError::MissingVariable(name))
+    }
+    fn pd_name(&self) -> &str {
+        "test"
+    }
+}
+
+struct Memory {
+    ram: Region<'static>,
+    shared: Region<'static>,
+    irq: Region<'static>,
+    service: Region<'static>,
+}
+
+impl Memory {
+    fn new() -> Self {
+        Self {
+            ram: leak(RAM_PAGES * 512),
+            shared: leak(4 * 512),
+            irq: leak(Queue::<IrqEntry>::layout_size(sy::IRQ_QUEUE_CAPACITY).unwrap() / 8),
+            service: leak(
+                Queue::<ServiceMessage>::layout_size(hv::SERVICE_QUEUE_CAPACITY).unwrap() / 8,
+            ),
+        }
+    }
+
+    fn hvcall_init(&self) -> FakeInit {
+        let mut regions = BTreeMap::new();
+        regions.insert(hv::GUEST_RAM, self.ram);
+        regions.insert(hv::GUEST_SHARED, self.shared);
+        regions.insert(hv::SERVICE_QUEUE_REGIONS[0], self.service);
+        let vars = BTreeMap::from([
+            (hv::GUEST_RAM_GPA, 0),
+            (hv::GUEST_SHARED_GPA, SHARED_GPA),
+            (hv::VP_COUNT, 2),
+            (hv::ISOLATION, 2),
+            (hv::SHARED_GPA_BOUNDARY, SHARED_GPA),
+            (hv::CONFIDENTIAL_VMBUS, 1),
+            (hv::MAX_GUEST_VTL, 1),
+            (hv::SYNIC_CHANNEL, H_SYNIC.index() as u64),
+            (hv::HOST_CHANNEL, H_HOST.index() as u64),
+            (hv::VCPU_CHANNELS, 1 << H_VCPU.index()),
+            (hv::SYNIC_PORT_CHANNELS, 1 << H_VMBUS.index()),
+            (hv::HOST_ROUTE_CHANNELS, 1 << H_RELAY.index()),
+            (hv::SERVICE_CHANNEL_VARS[0], H_VMBUS.index() as u64),
+        ]);
+        FakeInit { regions, vars }
+    }
+
+    fn synic_init(&self) -> FakeInit {
+        let regions = BTreeMap::from([(sy::GUEST_RAM, self.ram), (sy::IRQ_QUEUE, self.irq)]);
+        let vars = BTreeMap::from([
+            (sy::VP_COUNT, 2),
+            (sy::GUEST_RAM_GPA, 0),
+            (sy::VCPU_CHANNEL, S_VCPU.index() as u64),
+            (sy::MSR_CHANNELS, 1 << S_VCPU.index()),
+            (sy::DELIVER_PV_CHANNELS, 1 << S_HVCALL.index()),
+            (sy::DELIVER_HV_CHANNELS, 1 << S_HVCALL.index()),
+        ]);
+        FakeInit { regions, vars }
+    }
+}
+
+#[derive(Default)]
+struct Recorder {
+    notified: Vec<Channel>,
+}
+
+impl Kernel for Recorder {
+    fn notify(&mut self, ch: Channel) -> Result<(), IpcError> {
+        self.notified.push(ch);
+        Ok(())
+    }
+    fn pp_call(
+        &mut self,
+        ch: Channel,
+        _: MessageInfo,
+        _: &mut MessageRegisters,
+    ) -> Result<MessageInfo, IpcError> {
+        Err(IpcError::NotGranted(ch))
+    }
+    fn irq_ack(&mut self, ch: Channel) -> Result<(), IpcError> {
+        Err(IpcError::NotGranted(ch))
+    }
+    fn debug_puts(&mut self, _: &str) {}
+}
+
+/// hvcall-pd's view of the system: its synic channel calls into synic-pd, its host
+/// channel into a recording fake host.
+struct World {
+    synic: Box<SynicPd<2, 4>>,
+    synic_kernel: Recorder,
+    host_calls: Vec<HostCall>,
+    host_result: HypercallResult,
+    notified: Vec<Channel>,
+}
+
+impl Kernel for World {
+    fn notify(&mut self, ch: Channel) -> Result<(), IpcError> {
+        self.notified.push(ch);
+        Ok(())
+    }
+    fn pp_call(
+        &mut self,
+        ch: Channel,
+        msg: MessageInfo,
+        mrs: &mut MessageRegisters,
+    ) -> Result<MessageInfo, IpcError> {
+        if ch == H_SYNIC {
+            self.synic
+                .protected(&mut self.synic_kernel, S_HVCALL, msg, mrs)
+                .map_err(|_| IpcError::CallFailed(ch))
+        } else if ch == H_HOST {
+            self.host_calls
+                .push(api::decode_forward(msg, mrs).map_err(|_| IpcError::CallFailed(ch))?);
+            mrs.set(0, self.host_result.0);
+            Ok(MessageInfo::new(0, 1))
+        } else {
+            Err(IpcError::NotGranted(ch))
+        }
+    }
+    fn irq_ack(&mut self, ch: Channel) -> Result<(), IpcError> {
+        Err(IpcError::NotGranted(ch))
+    }
+    fn debug_puts(&mut self, _: &str) {}
+}
+
+struct Rig {
+    mem: Memory,
+    hvcall: Box<HvcallPd<2, 16>>,
+    world: World,
+}
+
+impl Rig {
+    fn new() -> Self {
+        let mem = Memory::new();
+        let hvcall = Box::new(HvcallPd::init(&mem.hvcall_init()).unwrap());
+        let synic = Box::new(SynicPd::init(&mem.synic_init()).unwrap());
+        let mut rig = Rig {
+            mem,
+            hvcall,
+            world: World {
+                synic,
+                synic_kernel: Recorder::default(),
+                host_calls: Vec::new(),
+                host_result: HypercallResult::SUCCESS,
+                notified: Vec::new(),
+            },
+        };
+        // The guest's VP 0 enables the paravisor SynIC the way Linux does.
+        for (msr, value) in [
+            (HV_X64_MSR_SIMP, SimpSiefpRegister::new(true, SIMP >> 12).0),
+            (
+                HV_X64_MSR_SIEFP,
+                SimpSiefpRegister::new(true, SIEFP >> 12).0,
+            ),
+            (HV_X64_MSR_SINT0 + 2, SintRegister::new(0x30).0),
+            (HV_X64_MSR_SCONTROL, 1),
+        ] {
+            let mut mrs = MessageRegisters::new();
+            let req = synic_pd::api::Request::WriteMsr {
+                vp: 0,
+                instance: Instance::PARAVISOR,
+                msr,
+                value,
+            };
+            let info = req.encode(&mut mrs);
+            rig.world
+                .synic
+                .protected(&mut Recorder::default(), S_VCPU, info, &mut mrs)
+                .unwrap();
+        }
+        rig
+    }
+
+    fn call(
+        &mut self,
+        ch: Channel,
+        msg: MessageInfo,
+        mrs: &mut MessageRegisters,
+    ) -> Result<MessageInfo, HandlerError> {
+        self.hvcall.protected(&mut self.world, ch, msg, mrs)
+    }
+
+    fn register(&mut self, ch: Channel, reg: Registration) -> RegisterStatus {
+        let mut mrs = MessageRegisters::new();
+        let msg = reg.encode(&mut mrs);
+        let reply = self.call(ch, msg, &mut mrs).unwrap();
+        RegisterStatus::from_label(reply.label()).unwrap()
+    }
+
+    fn hypercall(&mut self, control: Control, rdx: u64, r8: u64) -> Outcome {
+        let mut mrs = MessageRegisters::new();
+        let req = HypercallRequest {
+            vp: 0,
+            vtl: Vtl::VTL0,
+            control,
+            rdx,
+            r8,
+        };
+        let msg = api::encode_hypercall(&req, &mut mrs);
+        let reply = self.call(H_VCPU, msg, &mut mrs).unwrap();
+        api::decode_outcome(reply, &mrs).unwrap()
+    }
+
+    fn status(&mut self, control: Control, rdx: u64, r8: u64) -> HvStatus {
+        match self.hypercall(control, rdx, r8) {
+            Outcome::Complete(r) => r.status(),
+            o => panic!("{o:?}"),
+        }
+    }
+
+    fn write(&self, gpa: u64, bytes: &[u8]) {
+        if gpa >= SHARED_GPA {
+            self.mem
+                .shared
+                .write_bytes((gpa - SHARED_GPA) as usize, bytes)
+                .unwrap();
+        } else {
+            self.mem.ram.write_bytes(gpa as usize, bytes).unwrap();
+        }
+    }
+
+    fn post(&mut self, gpa: u64, conn: u32, payload: &[u8]) -> HvStatus {
+        let mut p = PostMessageInput::new_zeroed();
+        p.connection_id = conn;
+        p.message_type = 1;
+        p.payload_size = payload.len() as u32;
+        p.payload[..payload.len()].copy_from_slice(payload);
+        self.write(gpa, p.as_bytes());
+        self.status(Control::new(HypercallCode::POST_MESSAGE), gpa, 0)
+    }
+
+    fn signal(&mut self, conn: u32, flag: u16) -> HvStatus {
+        let v = SignalEventInput {
+            connection_id: conn,
+            flag_number: flag,
+            reserved: 0,
+        }
+        .to_u64();
+        self.status(
+            Control::new(HypercallCode::SIGNAL_EVENT).with_fast(true),
+            v,
+            0,
+        )
+    }
+}
+
+const PV_SINT2: SintTarget = SintTarget {
+    vp: 0,
+    instance: Instance::PARAVISOR,
+    sint: 2,
+};
+
+#[test]
+fn a_posted_message_and_a_signal_reach_the_guest_pages_through_synic_pd() {
+    let mut r = Rig::new();
+    assert_eq!(
+        r.register(
+            H_VMBUS,
+            Registration {
+                connection_id: 4,
+                vtl: Vtl::VTL0,
+                kind: RouteKind::SynicMessage {
+                    target: PV_SINT2,
+                    port_id: 4
+                }
+            }
+        ),
+        RegisterStatus::Ok
+    );
+    assert_eq!(
+        r.register(
+            H_VMBUS,
+            Registration {
+                connection_id: 5,
+                vtl: Vtl::VTL0,
+                kind: RouteKind::SynicEvent {
+                    target: PV_SINT2,
+                    flag_base: 0,
+                    flag_count: 2048
+                }
+            }
+        ),
+        RegisterStatus::Ok
+    );
+    assert_eq!(r.post(IN, 4, b"hello guest"), HvStatus::SUCCESS);
+    let mut slot = [0u8; 256];
+    r.mem
+        .ram
+        .read_bytes(SIMP as usize + 2 * 256, &mut slot)
+        .unwrap();
+    assert_eq!(
+        u32::from_le_bytes(slot[0..4].try_into().unwrap()),
+        1,
+        "message type"
+    );
+    assert_eq!(slot[4], 11, "payload size");
+    assert_eq!(&slot[16..27], b"hello guest");
+    assert_eq!(r.signal(5, 9), HvStatus::SUCCESS);
+    assert_eq!(
+        r.mem.ram.read::<u8>(SIEFP as usize + 2 * 256 + 1).unwrap(),
+        2,
+        "flag 9"
+    );
+    let mut irqs: Consumer<'static, IrqEntry> =
+        Consumer::new(r.mem.irq, sy::IRQ_QUEUE_CAPACITY).unwrap();
+    let vectors: Vec<u8> = std::iter::from_fn(|| irqs.dequeue().unwrap())
+        .map(|e| e.vector)
+        .collect();
+    assert_eq!(vectors, [0x30, 0x30], "one interrupt per delivery");
+    // The slot is busy now: the next posts queue in synic-pd, then fill its queue.
+    for _ in 0..4 {
+        assert_eq!(r.post(IN, 4, b"more"), HvStatus::SUCCESS);
+    }
+    assert_eq!(r.post(IN, 4, b"more"), HvStatus::INSUFFICIENT_BUFFERS);
+}
+
+#[test]
+fn service_routes_queue_messages_and_turn_signals_into_notifications() {
+    let mut r = Rig::new();
+    assert_eq!(
+        r.register(
+            H_VMBUS,
+            Registration {
+                connection_id: 1,
+                vtl: Vtl::VTL0,
+                kind: RouteKind::Service
+            }
+        ),
+        RegisterStatus::Ok
+    );
+    let mut queue: Consumer<'static, ServiceMessage> =
+        Consumer::new(r.mem.service, hv::SERVICE_QUEUE_CAPACITY).unwrap();
+    assert!(
+        queue.prepare_to_sleep().unwrap(),
+        "the service waits for work"
+    );
+    assert_eq!(r.post(IN, 1, b"initiate contact"), HvStatus::SUCCESS);
+    assert_eq!(r.world.notified, [H_VMBUS], "woken because it asked");
+    let m = queue.dequeue().unwrap().unwrap();
+    assert_eq!((m.connection_id, m.message_type, m.vtl), (1, 1, 0));
+    assert_eq!(m.payload(), b"initiate contact");
+    assert_eq!(r.signal(1, 0), HvStatus::SUCCESS);
+    assert_eq!(r.world.notified, [H_VMBUS, H_VMBUS]);
+    for _ in 0..hv::SERVICE_QUEUE_CAPACITY {
+        assert_eq!(r.post(IN, 1, b"x"), HvStatus::SUCCESS);
+    }
+    assert_eq!(r.post(IN, 1, b"x"), HvStatus::INSUFFICIENT_BUFFERS);
+}
+
+#[test]
+fn host_routes_forward_only_shared_buffers() {
+    let mut r = Rig::new();
+    assert_eq!(
+        r.register(
+            H_RELAY,
+            Registration {
+                connection_id: 7,
+                vtl: Vtl::VTL0,
+                kind: RouteKind::Host
+            }
+        ),
+        RegisterStatus::Ok
+    );
+    r.world.host_result = HypercallResult::new(HvStatus::INSUFFICIENT_BUFFERS, 0);
+    assert_eq!(
+        r.post(SHARED_GPA, 7, b"to host"),
+        HvStatus::INSUFFICIENT_BUFFERS,
+        "the host's own answer"
+    );
+    assert_eq!(r.world.host_calls.len(), 1);
+    assert_eq!(r.world.host_calls[0].input, SHARED_GPA);
+    assert_eq!(r.post(IN, 7, b"private"), HvStatus::ACCESS_DENIED);
+    assert_eq!(
+        r.world.host_calls.len(),
+        1,
+        "nothing reached the host channel"
+    );
+}
+
+#[test]
+fn registration_is_limited_to_each_channels_role() {
+    let mut r = Rig::new();
+    let svc = Registration {
+        connection_id: 1,
+        vtl: Vtl::VTL0,
+        kind: RouteKind::Service,
+    };
+    let port = Registration {
+        connection_id: 2,
+        vtl: Vtl::VTL0,
+        kind: RouteKind::SynicMessage {
+            target: PV_SINT2,
+            port_id: 2,
+        },
+    };
+    let host = Registration {
+        connection_id: 3,
+        vtl: Vtl::VTL0,
+        kind: RouteKind::Host,
+    };
+    assert_eq!(
+        r.register(H_RELAY, svc),
+        RegisterStatus::NotPermitted,
+        "no service queue for the relay"
+    );
+    assert_eq!(r.register(H_RELAY, port), RegisterStatus::NotPermitted);
+    assert_eq!(r.register(H_VMBUS, host), RegisterStatus::NotPermitted);
+    assert_eq!(r.register(H_VCPU, svc), RegisterStatus::NotPermitted);
+    assert_eq!(r.register(H_VMBUS, svc), RegisterStatus::Ok);
+    assert_eq!(r.register(H_VMBUS, svc), RegisterStatus::Duplicate);
+    let far = Registration {
+        connection_id: 9,
+        vtl: Vtl::VTL0,
+        kind: RouteKind::SynicMessage {
+            target: SintTarget { vp: 2, ..PV_SINT2 },
+            port_id: 0,
+        },
+    };
+    assert_eq!(
+        r.register(H_VMBUS, far),
+        RegisterStatus::NotPermitted,
+        "VP beyond the partition"
+    );
+    for (base, count) in [(0, 0), (2000, 100), (u16::MAX, 1)] {
+        let ev = Registration {
+            connection_id: 10,
+            vtl: Vtl::VTL0,
+            kind: RouteKind::SynicEvent {
+                target: PV_SINT2,
+                flag_base: base,
+                flag_count: count,
+            },
+        };
+        assert_eq!(
+            r.register(H_VMBUS, ev),
+            RegisterStatus::Invalid,
+            "{base} {count}"
+        );
+    }
+    // Malformed registers.
+    let mut mrs = MessageRegisters::new();
+    mrs.set(2, 9);
+    let reply = r
+        .call(
+            H_VMBUS,
+            MessageInfo::new(api::label::REGISTER_CONNECTION, 7),
+            &mut mrs,
+        )
+        .unwrap();
+    assert_eq!(
+        RegisterStatus::from_label(reply.label()),
+        Some(RegisterStatus::Invalid)
+    );
+    // Only the owner removes a route.
+    let mut mrs = MessageRegisters::new();
+    mrs.set(0, 1);
+    let reply = r
+        .call(
+            H_RELAY,
+            MessageInfo::new(api::label::UNREGISTER_CONNECTION, 2),
+            &mut mrs,
+        )
+        .unwrap();
+    assert_eq!(
+        RegisterStatus::from_label(reply.label()),
+        Some(RegisterStatus::NotFound)
+    );
+    let reply = r
+        .call(
+            H_VMBUS,
+            MessageInfo::new(api::label::UNREGISTER_CONNECTION, 2),
+            &mut mrs,
+        )
+        .unwrap();
+    assert_eq!(
+        RegisterStatus::from_label(reply.label()),
+        Some(RegisterStatus::Ok)
+    );
+    assert_eq!(r.post(IN, 1, b"gone"), HvStatus::INVALID_CONNECTION_ID);
+}
+
+#[test]
+fn exits_are_accepted_only_from_the_vcpu_channel() {
+    let mut r = Rig::new();
+    for label in [
+        api::label::HYPERCALL,
+        api::label::CPUID,
+        api::label::READ_MSR,
+        api::label::WRITE_MSR,
+        api::label::INITIAL_CONTEXT,
+    ] {
+        let mut mrs = MessageRegisters::new();
+        assert_eq!(
+            r.call(H_VMBUS, MessageInfo::new(label, 5), &mut mrs)
+                .unwrap_err(),
+            HandlerError::UnexpectedCall(H_VMBUS)
+        );
+    }
+    let mut mrs = MessageRegisters::new();
+    assert!(matches!(
+        r.call(H_VCPU, MessageInfo::new(0x1234, 5), &mut mrs),
+        Err(HandlerError::BadRequest { .. })
+    ));
+    mrs.set(0, 5); // VP 5 does not exist
+    assert!(matches!(
+        r.call(H_VCPU, MessageInfo::new(api::label::HYPERCALL, 5), &mut mrs),
+        Err(HandlerError::BadRequest { .. })
+    ));
+    assert_eq!(
+        r.hvcall
+            .notified(&mut Recorder::default(), ChannelSet::from_iter([H_RELAY]))
+            .unwrap_err(),
+        HandlerError::UnexpectedNotification(H_RELAY)
+    );
+}
+
+#[test]
+fn cpuid_msrs_and_vtl_contexts_over_the_api() {
+    let mut r = Rig::new();
+    struct Direct<'a>(&'a mut Rig);
+    impl Kernel for Direct<'_> {
+        fn notify(&mut self, _: Channel) -> Result<(), IpcError> {
+            Ok(())
+        }
+        fn pp_call(
+            &mut self,
+            _: Channel,
+            msg: MessageInfo,
+            mrs: &mut MessageRegisters,
+        ) -> Result<MessageInfo, IpcError> {
+            self.0
+                .call(H_VCPU, msg, mrs)
+                .map_err(|_| IpcError::CallFailed(H_VCPU))
+        }
+        fn irq_ack(&mut self, ch: Channel) -> Result<(), IpcError> {
+            Err(IpcError::NotGranted(ch))
+        }
+        fn debug_puts(&mut self, _: &str) {}
+    }
+    let mut k = Direct(&mut r);
+    let ch = Channel::new(9);
+    let [_, b, c, d] = api::cpuid(&mut k, ch, 0, 0x4000_0000, 0).unwrap().unwrap();
+    assert_eq!(
+        [b, c, d]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect::<Vec<_>>(),
+        b"Microsoft Hv"
+    );
+    assert_eq!(api::cpuid(&mut k, ch, 0, 0x8000_0001, 0).unwrap(), None);
+    assert_eq!(
+        api::cpuid(&mut k, ch, 0, 0x4000_0082, 0).unwrap().unwrap()[0] & 8,
+        8
+    );
+    assert_eq!(
+        api::read_msr(&mut k, ch, 1, Vtl::VTL0, HV_X64_MSR_VP_INDEX).unwrap(),
+        (Some(MsrReply::Ok), 1)
+    );
+    assert_eq!(
+        api::write_msr(&mut k, ch, 1, Vtl::VTL0, HV_X64_MSR_VP_INDEX, 3).unwrap(),
+        Some(MsrReply::Gp)
+    );
+    assert_eq!(
+        api::read_msr(&mut k, ch, 0, Vtl::VTL0, HV_X64_MSR_SCONTROL)
+            .unwrap()
+            .0,
+        Some(MsrReply::NotMine)
+    );
+    assert_eq!(
+        api::write_msr(&mut k, ch, 0, Vtl::VTL0, HV_X64_MSR_GUEST_OS_ID, 0x8100).unwrap(),
+        Some(MsrReply::Ok)
+    );
+    assert_eq!(
+        api::write_msr(&mut k, ch, 0, Vtl::VTL0, HV_X64_MSR_HYPERCALL, 0x2001).unwrap(),
+        Some(MsrReply::Ok)
+    );
+    assert_eq!(
+        k.0.mem.ram.read::<[u8; 4]>(0x2000).unwrap(),
+        [0x0F, 0x01, 0xD9, 0xC3]
+    );
+    // VSM: enable VTL1 and read back its start context.
+    let ep = EnablePartitionVtlInput {
+        partition_id: HV_PARTITION_ID_SELF,
+        target_vtl: 1,
+        flags: 0,
+        reserved_z0: 0,
+        reserved_z1: 0,
+    };
+    k.0.write(IN, ep.as_bytes());
+    assert_eq!(
+        k.0.status(Control::new(HypercallCode::ENABLE_PARTITION_VTL), IN, 0),
+        HvStatus::SUCCESS
+    );
+    let mut ev = EnableVpVtlInput::new_zeroed();
+    ev.partition_id = HV_PARTITION_ID_SELF;
+    ev.target_vtl = 1;
+    ev.context.rip = 0x1000;
+    ev.context.cr3 = 0x5000;
+    k.0.write(IN, ev.as_bytes());
+    assert_eq!(
+        k.0.status(Control::new(HypercallCode::ENABLE_VP_VTL), IN, 0),
+        HvStatus::SUCCESS
+    );
+    let mut mrs = MessageRegisters::new();
+    mrs.set(1, 1);
+    let reply =
+        k.0.call(
+            H_VCPU,
+            MessageInfo::new(api::label::INITIAL_CONTEXT, 2),
+            &mut mrs,
+        )
+        .unwrap();
+    let ctx = api::decode_context(reply, &mrs).unwrap();
+    assert_eq!((ctx.rip, ctx.cr3), (0x1000, 0x5000));
+    assert_eq!(
+        k.0.hypercall(Control::new(HypercallCode::VTL_CALL), 0, 0),
+        Outcome::SwitchVtl(Vtl::VTL1)
+    );
+}
