@@ -9,6 +9,41 @@
 //!
 //! Nothing here signals anyone. Commits and interrupt re-arming return whether the
 //! peer needs a signal (Linux's rules), and the caller delivers it.
+//!
+//! Memory comes through [`RingMem`]: [`RegionRingMem`] for a ring in one contiguous
+//! region, [`GpadlRingMem`] for a ring scattered over guest pages named by a GPADL.
+//!
+//! ```
+//! use std::sync::atomic::AtomicU64;
+//! use ipc::{Perms, Region};
+//! use vmbus_ring::*;
+//!
+//! // One control page and one data page, as the guest would allocate them.
+//! let words: Vec<AtomicU64> = (0..2 * PAGE_SIZE / 8).map(|_| AtomicU64::new(0)).collect();
+//! let mem = RegionRingMem::new(Region::from_atomics(&words, Perms::RW)).unwrap();
+//! mem.control().initialize();
+//!
+//! // Each endpoint attaches through its own mapping.
+//! let mut tx = OutgoingRing::new(mem).unwrap();
+//! let mut rx = IncomingRing::new(mem).unwrap();
+//!
+//! let packet = OutgoingPacket {
+//!     transaction_id: 7,
+//!     completion_requested: true,
+//!     kind: OutgoingKind::InBand,
+//! };
+//! tx.write_packet(&packet, &[b"hello"]).unwrap();
+//! let signal_reader = tx.commit().unwrap(); // empty -> non-empty, unmasked
+//! assert!(signal_reader);
+//!
+//! let got = rx.read().unwrap();
+//! let mut buf = [0u8; 8];
+//! rx.copy_from(&got.payload, 0, &mut buf).unwrap();
+//! assert_eq!(&buf[..5], b"hello");
+//! let signal_writer = rx.commit().unwrap(); // nobody waits for space
+//! assert!(!signal_writer);
+//! assert_eq!(rx.read(), Err(ReadError::Empty));
+//! ```
 #![no_std]
 #![forbid(unsafe_code)]
 
