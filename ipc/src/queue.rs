@@ -218,10 +218,6 @@ impl SharedWords for RegionWords<'_> {
         self.word(word).store(value, order);
     }
 
-    fn swap(&self, word: Word, value: u32, order: Ordering) -> u32 {
-        self.word(word).swap(value, order)
-    }
-
     fn fence_seq_cst(&self) {
         core::sync::atomic::fence(Ordering::SeqCst);
     }

@@ -37,7 +37,6 @@ pub enum Word {
 pub trait SharedWords {
     fn load(&self, word: Word, order: Ordering) -> u32;
     fn store(&self, word: Word, value: u32, order: Ordering);
-    fn swap(&self, word: Word, value: u32, order: Ordering) -> u32;
     /// `fence(SeqCst)` of the memory model the words live in.
     fn fence_seq_cst(&self);
 }
@@ -83,13 +82,24 @@ fn store_then_fence<W: SharedWords>(words: &W, word: Word, value: u32) {
     words.fence_seq_cst();
 }
 
-/// Clears the peer's request if one is pending. The fence pairs with the one in
-/// [`store_then_fence`] on the peer's side (see there); the caller's preceding
-/// index publish is the store half of the pattern.
+/// Takes the peer's request if one is pending. The fence pairs with the one in
+/// [`store_then_fence`] on the peer's side (see there); the caller's preceding index
+/// publish is the store half of the pattern.
+///
+/// Seeing a request always means "notify", even if the clear below lands after the
+/// peer withdrew that request and made a new one (the clear then erases the newer
+/// request). That is safe because the notification the caller sends after the clear
+/// stays pending until the peer waits, so the newer request is answered by it. The
+/// cost is at most one spurious wake-up. A swap that notified only when it itself
+/// read the request would avoid that, but it adds a locked RMW to the hot path and
+/// leans on RMW atomicity, which loom does not model precisely.
 fn fence_then_take<W: SharedWords>(words: &W, word: Word) -> bool {
     words.fence_seq_cst();
-    // Load first: the common case (no sleeper) then costs no write to a shared line.
-    words.load(word, Relaxed) != 0 && words.swap(word, 0, Relaxed) != 0
+    if words.load(word, Relaxed) == 0 {
+        return false;
+    }
+    words.store(word, 0, Relaxed);
+    true
 }
 
 /// The producer's private view: its own `tail` and the last `head` it validated.

@@ -1,0 +1,200 @@
+//! Two threads, one queue, a million items, and real sleeping: each side blocks on a
+//! sticky binary semaphore (the shape of an seL4 notification) whenever the signal
+//! protocol lets it. A lost wake-up leaves both sides blocked, which the watchdog
+//! turns into a failure instead of a hang.
+#![allow(clippy::unwrap_used)] // test and bench helpers outside #[test] fns
+
+use std::sync::atomic::AtomicU64;
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use ipc::{Consumer, Perms, Producer, Queue, Region};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+#[repr(C)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+struct Item {
+    seq: u64,
+    payload: [u64; 3],
+}
+
+fn item(seq: u64) -> Item {
+    Item {
+        seq,
+        payload: [
+            !seq,
+            seq.rotate_left(17),
+            seq.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        ],
+    }
+}
+
+/// A notification: `notify` sets a pending bit, `wait` blocks until it is set and
+/// clears it. No spurious wake-ups, so a missing notify really blocks forever.
+#[derive(Default)]
+struct Notification {
+    pending: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Notification {
+    fn notify(&self) {
+        *self.pending.lock().unwrap() = true;
+        self.cv.notify_one();
+    }
+
+    fn wait(&self) {
+        let mut pending = self.pending.lock().unwrap();
+        while !*pending {
+            pending = self.cv.wait(pending).unwrap();
+        }
+        *pending = false;
+    }
+}
+
+/// A tiny deterministic generator for batch sizes.
+fn next_rand(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+const ITEMS: u64 = 1_000_000;
+const CAPACITY: u32 = 64;
+/// Each side pauses once per this many items, so the other must sleep.
+const STALL_EVERY: u64 = 100_000;
+
+#[derive(Debug, Default)]
+struct SideStats {
+    sleeps: u64,
+    notifies_sent: u64,
+}
+
+#[test]
+fn a_million_items_cross_threads_with_signalled_sleeps() {
+    let bytes = Queue::<Item>::layout_size(CAPACITY).unwrap();
+    let mem: &'static [AtomicU64] = Vec::leak((0..bytes / 8).map(|_| AtomicU64::new(0)).collect());
+    let region = Region::from_atomics(mem, Perms::RW);
+    // Start near the wrap so the run crosses u32::MAX under concurrency too.
+    Queue::<Item>::init_at_index(&region, CAPACITY, u32::MAX - 1000).unwrap();
+
+    let to_consumer = Arc::new(Notification::default());
+    let to_producer = Arc::new(Notification::default());
+    let (done_tx, done_rx) = mpsc::channel();
+
+    let producer = {
+        let (to_consumer, to_producer, done) =
+            (to_consumer.clone(), to_producer.clone(), done_tx.clone());
+        thread::spawn(move || {
+            let mut q = Producer::<Item>::new(region, CAPACITY).unwrap();
+            let mut stats = SideStats::default();
+            let mut rng = 0x1234_5678_9abc_def1u64;
+            let mut seq = 0u64;
+            let mut batch = Vec::with_capacity(32);
+            let mut next_stall = STALL_EVERY;
+            while seq < ITEMS {
+                let r = next_rand(&mut rng);
+                let sent = if r.is_multiple_of(4) {
+                    usize::from(q.try_enqueue(item(seq)).is_ok())
+                } else {
+                    let n = (1 + r % 32).min(ITEMS - seq);
+                    batch.clear();
+                    batch.extend((seq..seq + n).map(item));
+                    q.enqueue_batch(&batch).unwrap()
+                };
+                seq += sent as u64;
+                if sent > 0 {
+                    if q.take_signal_request() {
+                        stats.notifies_sent += 1;
+                        to_consumer.notify();
+                    }
+                    // Now and then stall, so the consumer drains the queue and sleeps.
+                    if seq >= next_stall {
+                        next_stall += STALL_EVERY;
+                        thread::sleep(Duration::from_millis(2));
+                    }
+                } else if q.prepare_to_sleep().unwrap() {
+                    stats.sleeps += 1;
+                    to_producer.wait();
+                }
+            }
+            done.send(("producer", stats)).unwrap();
+        })
+    };
+
+    let consumer = {
+        let (to_consumer, to_producer, done) = (to_consumer.clone(), to_producer.clone(), done_tx);
+        thread::spawn(move || {
+            let mut q = Consumer::<Item>::new(region, CAPACITY).unwrap();
+            let mut stats = SideStats::default();
+            let mut rng = 0x0fed_cba9_8765_4321u64;
+            let mut expected = 0u64;
+            let mut out = [item(0); 32];
+            let mut next_stall = STALL_EVERY / 2;
+            while expected < ITEMS {
+                let r = next_rand(&mut rng);
+                let got = if r.is_multiple_of(4) {
+                    match q.dequeue().unwrap() {
+                        Some(v) => {
+                            out[0] = v;
+                            1
+                        }
+                        None => 0,
+                    }
+                } else {
+                    let n = 1 + (r % 32) as usize;
+                    q.dequeue_batch(&mut out[..n]).unwrap()
+                };
+                for v in &out[..got] {
+                    assert_eq!(*v, item(expected), "lost, duplicated or reordered");
+                    expected += 1;
+                }
+                if got > 0 {
+                    if q.take_signal_request() {
+                        stats.notifies_sent += 1;
+                        to_producer.notify();
+                    }
+                    // Now and then stall, so the producer fills the queue and sleeps.
+                    if expected >= next_stall {
+                        next_stall += STALL_EVERY;
+                        thread::sleep(Duration::from_millis(2));
+                    }
+                } else if q.prepare_to_sleep().unwrap() {
+                    stats.sleeps += 1;
+                    to_consumer.wait();
+                }
+            }
+            assert_eq!(q.dequeue().unwrap(), None, "more items than were sent");
+            done.send(("consumer", stats)).unwrap();
+        })
+    };
+
+    let mut finished = Vec::new();
+    for _ in 0..2 {
+        match done_rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(side) => finished.push(side),
+            Err(_) => panic!("no progress for 120 s: a wake-up was lost (finished: {finished:?})"),
+        }
+    }
+    producer.join().unwrap();
+    consumer.join().unwrap();
+    for (side, stats) in &finished {
+        // The stalls above force each side to sleep at least once, so the signal path
+        // was really exercised; a side that slept was woken by the other's notify.
+        assert!(stats.sleeps > 0, "{side} never slept: {stats:?}");
+    }
+    let stats = |name: &str| {
+        finished
+            .iter()
+            .find(|(side, _)| *side == name)
+            .map(|(_, s)| s)
+            .unwrap()
+    };
+    // Every sleep ended by consuming a notification, and notifications coalesce.
+    assert!(stats("consumer").sleeps <= stats("producer").notifies_sent);
+    assert!(stats("producer").sleeps <= stats("consumer").notifies_sent);
+    eprintln!("{finished:?}");
+}
