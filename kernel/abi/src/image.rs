@@ -1,0 +1,514 @@
+//! The system image: the compiled system description plus every PD's program,
+//! which the builder appends to the kernel ELF as one more loadable segment at the
+//! first page after the kernel. Layout (little-endian, 8-byte aligned tables):
+//!
+//! ```text
+//! Header | RegionDesc[region_count] | PdDesc[pd_count] | per PD: SegmentDesc[],
+//! MapDesc[], PatchDesc[], info page (4 KiB, page aligned), program ELF bytes
+//! ```
+//!
+//! The builder resolves everything (channel ends to PD indices, setvars to info-page
+//! offsets); the kernel allocates frames, copies and maps, and decides nothing.
+//! [`SystemImage::parse`] checks every offset, count and index it hands out.
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+use crate::{layout, Name};
+
+pub const MAGIC: [u8; 8] = *b"PVSYSIMG";
+pub const VERSION: u32 = 1;
+/// Channel and irq ids per PD (0..=61), as in Microkit.
+pub const CHANNELS: usize = 62;
+pub const MAX_PDS: usize = 63;
+pub const MAX_REGIONS: usize = 256;
+pub const MAX_SEGMENTS: usize = 16;
+pub const MAX_MAPS: usize = 64;
+pub const NO_PARENT: u8 = 0xff;
+
+/// Permission bits of segments and maps.
+pub mod perms {
+    pub const R: u32 = 1;
+    pub const W: u32 = 2;
+    pub const X: u32 = 4;
+}
+
+#[repr(C)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct Header {
+    pub magic: [u8; 8],
+    pub version: u32,
+    pub pd_count: u32,
+    pub region_count: u32,
+    pub _reserved: u32,
+    pub total_len: u64,
+    pub regions_off: u64,
+    pub pds_off: u64,
+}
+
+/// A memory region. `phys_addr` is [`RegionDesc::ALLOCATE`] unless system.xml fixed it.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct RegionDesc {
+    pub name: Name,
+    pub size: u64,
+    pub phys_addr: u64,
+}
+
+impl RegionDesc {
+    pub const ALLOCATE: u64 = u64::MAX;
+}
+
+/// One channel id's capability. `flags` says which parts are present.
+#[repr(C)]
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct CapDesc {
+    pub flags: u8,
+    /// NOTIFY: PD index to signal and the bit (its channel id) to set there.
+    pub notify_pd: u8,
+    pub notify_bit: u8,
+    /// PPC: PD index to call and the channel id the callee sees the call on.
+    pub ppc_pd: u8,
+    pub ppc_badge: u8,
+    /// IRQ: the interrupt line (legacy PIC numbering, 0..=15).
+    pub irq: u8,
+    pub _reserved: [u8; 2],
+}
+
+impl CapDesc {
+    pub const NOTIFY: u8 = 1;
+    pub const PPC: u8 = 2;
+    pub const IRQ: u8 = 4;
+    pub const MAX_IRQ: u8 = 15;
+}
+
+#[repr(C)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct PdDesc {
+    pub name: Name,
+    pub priority: u8,
+    pub passive: u8,
+    /// Index of the parent PD (its fault handler), or [`NO_PARENT`].
+    pub parent: u8,
+    /// The id the parent knows this PD by.
+    pub child_id: u8,
+    pub _reserved: u32,
+    pub budget_us: u64,
+    pub period_us: u64,
+    pub entry: u64,
+    pub stack_size: u64,
+    /// The program image as it was given to the builder, for hashing and audit.
+    pub elf_off: u64,
+    pub elf_len: u64,
+    pub segments_off: u64,
+    pub maps_off: u64,
+    pub patches_off: u64,
+    pub info_off: u64,
+    pub segment_count: u32,
+    pub map_count: u32,
+    pub patch_count: u32,
+    pub _reserved2: u32,
+    pub caps: [CapDesc; CHANNELS],
+}
+
+/// A loadable segment, with offsets relative to the PD's ELF bytes.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct SegmentDesc {
+    pub vaddr: u64,
+    pub file_off: u64,
+    pub file_size: u64,
+    pub mem_size: u64,
+    pub perms: u32,
+    pub _reserved: u32,
+}
+
+#[repr(C)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct MapDesc {
+    pub vaddr: u64,
+    pub region: u32,
+    pub perms: u32,
+    pub cached: u32,
+    pub _reserved: u32,
+}
+
+/// At boot, write region `region`'s physical address into the info page at `offset`.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct PatchDesc {
+    pub offset: u32,
+    pub region: u32,
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<Header>() == 48);
+    assert!(core::mem::size_of::<RegionDesc>() == 80);
+    assert!(core::mem::size_of::<CapDesc>() == 8);
+    assert!(core::mem::size_of::<PdDesc>() == 64 + 8 + 80 + 16 + CHANNELS * 8);
+    assert!(core::mem::size_of::<SegmentDesc>() == 40);
+    assert!(core::mem::size_of::<MapDesc>() == 24);
+    assert!(core::mem::size_of::<PatchDesc>() == 8);
+};
+
+/// Why an image was refused. The kernel prints it and stops; the builder and
+/// `verify` report it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ImageError {
+    TooShort,
+    BadMagic,
+    BadVersion(u32),
+    /// A table or blob lies outside the image or is misaligned.
+    OutOfBounds(&'static str),
+    TooMany(&'static str),
+    /// A PD index, region index or irq number that does not exist.
+    BadReference(&'static str),
+    /// An address range that is unaligned, overlaps the kernel's reserved area or
+    /// is otherwise unusable.
+    BadAddress(&'static str),
+}
+
+impl core::fmt::Display for ImageError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::TooShort => write!(f, "shorter than its header"),
+            Self::BadMagic => write!(f, "no system image magic"),
+            Self::BadVersion(v) => write!(f, "unsupported image version {v}"),
+            Self::OutOfBounds(what) => write!(f, "{what} lies outside the image"),
+            Self::TooMany(what) => write!(f, "too many {what}"),
+            Self::BadReference(what) => write!(f, "{what} refers to something that does not exist"),
+            Self::BadAddress(what) => write!(f, "{what} has an unusable address or size"),
+        }
+    }
+}
+
+/// A checked view of an image: every accessor's result is in bounds.
+#[derive(Copy, Clone, Debug)]
+pub struct SystemImage<'a> {
+    bytes: &'a [u8],
+    header: &'a Header,
+    regions: &'a [RegionDesc],
+    pds: &'a [PdDesc],
+}
+
+/// One PD's parts, checked.
+#[derive(Copy, Clone, Debug)]
+pub struct PdView<'a> {
+    pub desc: &'a PdDesc,
+    pub segments: &'a [SegmentDesc],
+    pub maps: &'a [MapDesc],
+    pub patches: &'a [PatchDesc],
+    pub info_page: &'a [u8],
+    pub elf: &'a [u8],
+}
+
+fn slice_at<'a, T: FromBytes + Immutable + KnownLayout>(
+    bytes: &'a [u8],
+    off: u64,
+    count: usize,
+    what: &'static str,
+) -> Result<&'a [T], ImageError> {
+    let start = usize::try_from(off).map_err(|_| ImageError::OutOfBounds(what))?;
+    let tail = bytes.get(start..).ok_or(ImageError::OutOfBounds(what))?;
+    <[T]>::ref_from_prefix_with_elems(tail, count)
+        .map(|(s, _)| s)
+        .map_err(|_| ImageError::OutOfBounds(what))
+}
+
+fn bytes_at<'a>(
+    bytes: &'a [u8],
+    off: u64,
+    len: u64,
+    what: &'static str,
+) -> Result<&'a [u8], ImageError> {
+    let start = usize::try_from(off).map_err(|_| ImageError::OutOfBounds(what))?;
+    let len = usize::try_from(len).map_err(|_| ImageError::OutOfBounds(what))?;
+    let end = start
+        .checked_add(len)
+        .ok_or(ImageError::OutOfBounds(what))?;
+    bytes.get(start..end).ok_or(ImageError::OutOfBounds(what))
+}
+
+fn page_aligned(x: u64) -> bool {
+    x.is_multiple_of(layout::PAGE_SIZE)
+}
+
+impl<'a> SystemImage<'a> {
+    /// Checks the whole image: tables in bounds and aligned, every cross reference
+    /// valid, every user address range page aligned and below the reserved area.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, ImageError> {
+        let (header, _) = Header::ref_from_prefix(bytes).map_err(|_| ImageError::TooShort)?;
+        if header.magic != MAGIC {
+            return Err(ImageError::BadMagic);
+        }
+        if header.version != VERSION {
+            return Err(ImageError::BadVersion(header.version));
+        }
+        let total = usize::try_from(header.total_len).map_err(|_| ImageError::TooShort)?;
+        let bytes = bytes.get(..total).ok_or(ImageError::TooShort)?;
+        let pd_count = header.pd_count as usize;
+        let region_count = header.region_count as usize;
+        if pd_count > MAX_PDS {
+            return Err(ImageError::TooMany("protection domains"));
+        }
+        if region_count > MAX_REGIONS {
+            return Err(ImageError::TooMany("memory regions"));
+        }
+        let regions: &[RegionDesc] =
+            slice_at(bytes, header.regions_off, region_count, "region table")?;
+        let pds: &[PdDesc] = slice_at(bytes, header.pds_off, pd_count, "PD table")?;
+        for r in regions {
+            if r.size == 0 || !page_aligned(r.size) {
+                return Err(ImageError::BadAddress("memory region size"));
+            }
+            if r.phys_addr != RegionDesc::ALLOCATE
+                && (!page_aligned(r.phys_addr) || r.phys_addr.checked_add(r.size).is_none())
+            {
+                return Err(ImageError::BadAddress("memory region phys_addr"));
+            }
+        }
+        let image = Self {
+            bytes,
+            header,
+            regions,
+            pds,
+        };
+        for i in 0..pd_count {
+            image.check_pd(i)?;
+        }
+        Ok(image)
+    }
+
+    pub fn header(&self) -> &'a Header {
+        self.header
+    }
+
+    pub fn regions(&self) -> &'a [RegionDesc] {
+        self.regions
+    }
+
+    pub fn pd_count(&self) -> usize {
+        self.pds.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// PD `i`, or `None` past the end. Parts were checked by [`Self::parse`].
+    pub fn pd(&self, i: usize) -> Option<PdView<'a>> {
+        self.pd_view(i).ok()
+    }
+
+    fn pd_view(&self, i: usize) -> Result<PdView<'a>, ImageError> {
+        let desc = self
+            .pds
+            .get(i)
+            .ok_or(ImageError::BadReference("PD index"))?;
+        let segment_count = desc.segment_count as usize;
+        let map_count = desc.map_count as usize;
+        if segment_count > MAX_SEGMENTS {
+            return Err(ImageError::TooMany("segments"));
+        }
+        if map_count > MAX_MAPS {
+            return Err(ImageError::TooMany("maps"));
+        }
+        let patch_count = desc.patch_count as usize;
+        if patch_count > crate::info::PAGE_LEN / 8 {
+            return Err(ImageError::TooMany("info page patches"));
+        }
+        if !page_aligned(desc.info_off) {
+            return Err(ImageError::OutOfBounds("info page"));
+        }
+        Ok(PdView {
+            desc,
+            segments: slice_at(
+                self.bytes,
+                desc.segments_off,
+                segment_count,
+                "segment table",
+            )?,
+            maps: slice_at(self.bytes, desc.maps_off, map_count, "map table")?,
+            patches: slice_at(self.bytes, desc.patches_off, patch_count, "patch table")?,
+            info_page: bytes_at(
+                self.bytes,
+                desc.info_off,
+                crate::info::PAGE_LEN as u64,
+                "info page",
+            )?,
+            elf: bytes_at(self.bytes, desc.elf_off, desc.elf_len, "program image")?,
+        })
+    }
+
+    fn check_pd(&self, i: usize) -> Result<(), ImageError> {
+        let pd = self.pd_view(i)?;
+        let d = pd.desc;
+        if usize::from(d.parent) >= self.pds.len() && d.parent != NO_PARENT {
+            return Err(ImageError::BadReference("parent"));
+        }
+        if usize::from(d.parent) == i {
+            return Err(ImageError::BadReference("parent"));
+        }
+        if d.stack_size == 0 || !page_aligned(d.stack_size) || d.stack_size > layout::MAX_STACK_SIZE
+        {
+            return Err(ImageError::BadAddress("stack size"));
+        }
+        if !layout::is_pd_range(d.entry, 1) {
+            return Err(ImageError::BadAddress("entry point"));
+        }
+        for s in pd.segments {
+            let start = s.vaddr & !(layout::PAGE_SIZE - 1);
+            let span = (s.vaddr - start).checked_add(s.mem_size);
+            if s.file_size > s.mem_size || !span.is_some_and(|n| layout::is_pd_range(start, n)) {
+                return Err(ImageError::BadAddress("segment"));
+            }
+            let end = s.file_off.checked_add(s.file_size);
+            if end.is_none_or(|e| e > pd.elf.len() as u64) {
+                return Err(ImageError::OutOfBounds("segment bytes"));
+            }
+        }
+        for m in pd.maps {
+            let region = self
+                .regions
+                .get(m.region as usize)
+                .ok_or(ImageError::BadReference("map"))?;
+            if !page_aligned(m.vaddr) || !layout::is_pd_range(m.vaddr, region.size) {
+                return Err(ImageError::BadAddress("map"));
+            }
+        }
+        for p in pd.patches {
+            if p.offset % 8 != 0 || p.offset as usize + 8 > crate::info::PAGE_LEN {
+                return Err(ImageError::OutOfBounds("patch"));
+            }
+            if p.region as usize >= self.regions.len() {
+                return Err(ImageError::BadReference("patch"));
+            }
+        }
+        for cap in &d.caps {
+            let n = self.pds.len();
+            if cap.flags & CapDesc::NOTIFY != 0
+                && (usize::from(cap.notify_pd) >= n || usize::from(cap.notify_bit) >= CHANNELS)
+            {
+                return Err(ImageError::BadReference("notification capability"));
+            }
+            if cap.flags & CapDesc::PPC != 0
+                && (usize::from(cap.ppc_pd) >= n || usize::from(cap.ppc_badge) >= CHANNELS)
+            {
+                return Err(ImageError::BadReference("call capability"));
+            }
+            if cap.flags & CapDesc::IRQ != 0 && cap.irq > CapDesc::MAX_IRQ {
+                return Err(ImageError::BadReference("irq capability"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Builds images; the builder fills in the descriptors, this lays out the bytes.
+#[cfg(feature = "alloc")]
+pub mod build {
+    use alloc::vec::Vec;
+
+    use super::*;
+
+    /// A PD as the builder describes it; offsets are filled in by [`encode`].
+    #[derive(Clone, Debug)]
+    pub struct PdSpec {
+        pub desc: PdDesc,
+        pub segments: Vec<SegmentDesc>,
+        pub maps: Vec<MapDesc>,
+        pub patches: Vec<PatchDesc>,
+        pub info_page: Vec<u8>,
+        pub elf: Vec<u8>,
+    }
+
+    impl PdDesc {
+        /// A descriptor with everything zero or absent, for the builder to fill in.
+        pub fn empty() -> Self {
+            Self {
+                name: [0; 64],
+                priority: 0,
+                passive: 0,
+                parent: NO_PARENT,
+                child_id: 0,
+                _reserved: 0,
+                budget_us: 0,
+                period_us: 0,
+                entry: 0,
+                stack_size: 0,
+                elf_off: 0,
+                elf_len: 0,
+                segments_off: 0,
+                maps_off: 0,
+                patches_off: 0,
+                info_off: 0,
+                segment_count: 0,
+                map_count: 0,
+                patch_count: 0,
+                _reserved2: 0,
+                caps: [CapDesc::default(); CHANNELS],
+            }
+        }
+    }
+
+    fn pad_to(out: &mut Vec<u8>, align: usize) {
+        while !out.len().is_multiple_of(align) {
+            out.push(0);
+        }
+    }
+
+    /// Lays out the image. Deterministic: the same specs give the same bytes.
+    pub fn encode(regions: &[RegionDesc], pds: &[PdSpec]) -> Vec<u8> {
+        let header_len = core::mem::size_of::<Header>();
+        let regions_off = header_len;
+        let pds_off = regions_off + core::mem::size_of_val(regions);
+        let mut out = alloc::vec![0; pds_off + pds.len() * core::mem::size_of::<PdDesc>()];
+        out[regions_off..pds_off].copy_from_slice(regions.as_bytes());
+        let mut descs = Vec::new();
+        for spec in pds {
+            let mut d = spec.desc;
+            pad_to(&mut out, 8);
+            d.segments_off = out.len() as u64;
+            d.segment_count = spec.segments.len() as u32;
+            out.extend_from_slice(spec.segments.as_bytes());
+            d.maps_off = out.len() as u64;
+            d.map_count = spec.maps.len() as u32;
+            out.extend_from_slice(spec.maps.as_bytes());
+            d.patches_off = out.len() as u64;
+            d.patch_count = spec.patches.len() as u32;
+            out.extend_from_slice(spec.patches.as_bytes());
+            pad_to(&mut out, layout::PAGE_SIZE as usize);
+            d.info_off = out.len() as u64;
+            let mut page = spec.info_page.clone();
+            page.resize(crate::info::PAGE_LEN, 0);
+            out.extend_from_slice(&page);
+            d.elf_off = out.len() as u64;
+            d.elf_len = spec.elf.len() as u64;
+            out.extend_from_slice(&spec.elf);
+            descs.push(d);
+        }
+        pad_to(&mut out, layout::PAGE_SIZE as usize);
+        let header = Header {
+            magic: MAGIC,
+            version: VERSION,
+            pd_count: pds.len() as u32,
+            region_count: regions.len() as u32,
+            _reserved: 0,
+            total_len: out.len() as u64,
+            regions_off: regions_off as u64,
+            pds_off: pds_off as u64,
+        };
+        out[..header_len].copy_from_slice(header.as_bytes());
+        let pd_bytes = descs.as_slice().as_bytes();
+        out[pds_off..pds_off + pd_bytes.len()].copy_from_slice(pd_bytes);
+        out
+    }
+}
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests;

@@ -1,0 +1,456 @@
+//! PD states and the transitions system calls, faults and interrupts cause.
+//!
+//! Microkit semantics on one CPU: fixed priorities, the highest ready PD runs, FIFO
+//! within a priority. A protected call switches straight to the callee (priorities
+//! strictly increase along calls, so the callee is the highest runnable PD) and the
+//! reply switches back; nothing else runs in between. A passive PD runs on its own
+//! time only until its first wait; afterwards only calls run it, and notifications
+//! to it wait until it next waits while serving a call.
+//!
+//! A fault stops the faulting PD only: its pending caller gets `PEER_GONE`, and the
+//! fault goes to its parent as an event (or, with no parent, to the console).
+
+use kernel_abi::image::{CapDesc, CHANNELS, MAX_PDS};
+use kernel_abi::syscall::{reply, Event, FaultMessage, Status, MESSAGE_REGISTERS};
+
+use crate::ReadyQueue;
+
+/// A PD's index in the system image.
+pub type PdId = u8;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    Ready,
+    Running,
+    /// In RECV or REPLY_RECV, waiting for a notification, call or child fault.
+    BlockedRecv,
+    /// Waiting for the reply of a call into this PD.
+    BlockedCall(PdId),
+    /// Stopped by a fault until its parent resumes it.
+    Faulted,
+}
+
+/// What one channel id lets a PD do. Empty for ids it was not given.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cap {
+    /// (PD to signal, bit to set there).
+    pub notify: Option<(PdId, u8)>,
+    /// (PD to call, channel id the callee sees).
+    pub ppc: Option<(PdId, u8)>,
+    pub irq: Option<u8>,
+}
+
+impl Cap {
+    /// From an image descriptor that `SystemImage::parse` has checked.
+    pub fn from_desc(d: &CapDesc) -> Self {
+        Self {
+            notify: (d.flags & CapDesc::NOTIFY != 0).then_some((d.notify_pd, d.notify_bit)),
+            ppc: (d.flags & CapDesc::PPC != 0).then_some((d.ppc_pd, d.ppc_badge)),
+            irq: (d.flags & CapDesc::IRQ != 0).then_some(d.irq),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct PdConfig {
+    pub priority: u8,
+    pub passive: bool,
+    pub parent: Option<PdId>,
+    pub child_id: u8,
+    pub caps: [Cap; CHANNELS],
+}
+
+/// What a PD owes after RECV returned a call or a fault: the next REPLY_RECV answers it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Owes {
+    Nothing,
+    Call(PdId),
+    Fault(PdId),
+}
+
+#[derive(Copy, Clone, Debug)]
+struct Pd {
+    cfg: PdConfig,
+    state: State,
+    /// Notification and irq bits not yet delivered.
+    pending: u64,
+    /// Children (by PD index) whose fault is not yet delivered.
+    pending_faults: u64,
+    owes: Owes,
+    fault: Option<FaultMessage>,
+    /// Has waited at least once (a passive PD then stops running on its own time).
+    waited: bool,
+}
+
+/// System call results: rax, rdi, rsi, rdx.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ret {
+    pub rax: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+}
+
+impl Ret {
+    pub fn status(s: Status) -> Self {
+        Self {
+            rax: s.0,
+            ..Self::default()
+        }
+    }
+}
+
+/// The hardware side of a transition, done by the glue.
+pub trait Effects {
+    /// Sets a PD's system call results (it resumes with them).
+    fn set_return(&mut self, pd: PdId, ret: Ret);
+    /// Copies `count` message registers from one IPC buffer to another.
+    fn copy_message(&mut self, from: PdId, to: PdId, count: usize);
+    /// Writes a child's fault into a parent's IPC buffer.
+    fn write_fault(&mut self, to: PdId, fault: &FaultMessage);
+    fn unmask_irq(&mut self, line: u8);
+    /// A fault no parent handles; the glue reports it with the PD's name.
+    fn unhandled_fault(&mut self, pd: PdId, fault: &FaultMessage);
+}
+
+#[derive(Clone, Debug)]
+pub struct Kernel {
+    pds: [Pd; MAX_PDS],
+    count: usize,
+    current: Option<PdId>,
+    ready: ReadyQueue,
+    irq_owner: [Option<(PdId, u8)>; 16],
+}
+
+const IDLE_PD: Pd = Pd {
+    cfg: PdConfig {
+        priority: 0,
+        passive: false,
+        parent: None,
+        child_id: 0,
+        caps: [Cap {
+            notify: None,
+            ppc: None,
+            irq: None,
+        }; CHANNELS],
+    },
+    state: State::Faulted,
+    pending: 0,
+    pending_faults: 0,
+    owes: Owes::Nothing,
+    fault: None,
+    waited: false,
+};
+
+impl Kernel {
+    /// All PDs start ready, in image order within a priority. At most [`MAX_PDS`];
+    /// configs past that are ignored (the image parser refuses them earlier).
+    pub fn new(configs: &[PdConfig]) -> Self {
+        let mut k = Self {
+            pds: [IDLE_PD; MAX_PDS],
+            count: configs.len().min(MAX_PDS),
+            current: None,
+            ready: ReadyQueue::default(),
+            irq_owner: [None; 16],
+        };
+        for (i, cfg) in configs.iter().take(MAX_PDS).enumerate() {
+            k.pds[i] = Pd {
+                cfg: *cfg,
+                state: State::Ready,
+                ..IDLE_PD
+            };
+            k.ready.push_back(i as PdId, cfg.priority);
+            for (ch, cap) in cfg.caps.iter().enumerate() {
+                if let Some(line) = cap.irq {
+                    if let Some(slot) = k.irq_owner.get_mut(usize::from(line)) {
+                        *slot = Some((i as PdId, ch as u8));
+                    }
+                }
+            }
+        }
+        k
+    }
+
+    pub fn current(&self) -> Option<PdId> {
+        self.current
+    }
+
+    pub fn state(&self, pd: PdId) -> Option<State> {
+        self.pd(pd).map(|p| p.state)
+    }
+
+    pub fn fault_of(&self, pd: PdId) -> Option<FaultMessage> {
+        self.pd(pd).and_then(|p| p.fault)
+    }
+
+    /// Irq lines some PD holds (bit per line), for the glue to unmask at boot.
+    pub fn irq_lines(&self) -> u16 {
+        self.irq_owner
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.is_some())
+            .fold(0, |m, (i, _)| m | (1 << i))
+    }
+
+    fn pd(&self, pd: PdId) -> Option<&Pd> {
+        self.pds.get(..self.count)?.get(usize::from(pd))
+    }
+
+    fn prio(&self, pd: PdId) -> u8 {
+        self.pds[usize::from(pd)].cfg.priority
+    }
+
+    /// The PD to run: the current one, else the highest ready. `None`: idle.
+    pub fn schedule(&mut self) -> Option<PdId> {
+        if self.current.is_none() {
+            let next = self.ready.pop_highest()?;
+            self.pds[usize::from(next)].state = State::Running;
+            self.current = Some(next);
+        }
+        self.current
+    }
+
+    /// Makes `pd` ready; it preempts the current PD if its priority is higher.
+    fn wake(&mut self, pd: PdId, front: bool) {
+        let prio = self.prio(pd);
+        match self.current {
+            Some(cur) if prio > self.prio(cur) => {
+                self.pds[usize::from(cur)].state = State::Ready;
+                self.ready.push_front(cur, self.prio(cur));
+                self.pds[usize::from(pd)].state = State::Running;
+                self.current = Some(pd);
+            }
+            _ => {
+                self.pds[usize::from(pd)].state = State::Ready;
+                if front {
+                    self.ready.push_front(pd, prio);
+                } else {
+                    self.ready.push_back(pd, prio);
+                }
+            }
+        }
+    }
+
+    /// A passive PD that has waited runs only on a caller's time.
+    fn runs_on_own_time(&self, pd: PdId) -> bool {
+        let p = &self.pds[usize::from(pd)];
+        !(p.cfg.passive && p.waited)
+    }
+
+    /// Hands `pd` its oldest kind of pending event, if any: notifications first, then
+    /// child faults (lowest PD index first).
+    fn deliver_pending(&mut self, fx: &mut dyn Effects, pd: PdId) -> bool {
+        let i = usize::from(pd);
+        if self.pds[i].pending != 0 {
+            let bits = core::mem::take(&mut self.pds[i].pending);
+            fx.set_return(
+                pd,
+                Ret {
+                    rax: Event::NOTIFICATION.0,
+                    rdi: 0,
+                    rsi: bits,
+                    rdx: 0,
+                },
+            );
+            return true;
+        }
+        if self.pds[i].pending_faults != 0 {
+            let child = self.pds[i].pending_faults.trailing_zeros() as PdId;
+            self.pds[i].pending_faults &= !(1 << child);
+            let fault = self.pds[usize::from(child)].fault.unwrap_or_default();
+            fx.write_fault(pd, &fault);
+            fx.set_return(
+                pd,
+                Ret {
+                    rax: Event::FAULT.0,
+                    rdi: u64::from(self.pds[usize::from(child)].cfg.child_id),
+                    rsi: 0,
+                    rdx: 0,
+                },
+            );
+            self.pds[i].owes = Owes::Fault(child);
+            return true;
+        }
+        false
+    }
+
+    /// Sets notification bits on `pd`, waking it if it waits on its own time.
+    fn signal(&mut self, fx: &mut dyn Effects, pd: PdId, bits: u64) {
+        self.pds[usize::from(pd)].pending |= bits;
+        if self.pds[usize::from(pd)].state == State::BlockedRecv
+            && self.runs_on_own_time(pd)
+            && self.deliver_pending(fx, pd)
+        {
+            self.wake(pd, false);
+        }
+    }
+
+    fn cap(&self, pd: PdId, ch: u64) -> Result<Cap, Status> {
+        let ch = usize::try_from(ch).map_err(|_| Status::BAD_ARGUMENT)?;
+        let cap = *self.pds[usize::from(pd)]
+            .cfg
+            .caps
+            .get(ch)
+            .ok_or(Status::BAD_ARGUMENT)?;
+        if cap.is_empty() {
+            return Err(Status::NOT_GRANTED);
+        }
+        Ok(cap)
+    }
+
+    pub fn notify(&mut self, fx: &mut dyn Effects, ch: u64) {
+        let Some(cur) = self.current else { return };
+        let target = match self.cap(cur, ch) {
+            Ok(Cap {
+                notify: Some(t), ..
+            }) => t,
+            Ok(_) => return fx.set_return(cur, Ret::status(Status::NOTIFY_NOT_PERMITTED)),
+            Err(s) => return fx.set_return(cur, Ret::status(s)),
+        };
+        fx.set_return(cur, Ret::status(Status::OK));
+        self.signal(fx, target.0, 1 << target.1);
+    }
+
+    pub fn pp_call(&mut self, fx: &mut dyn Effects, ch: u64, label: u64, count: u64) {
+        let Some(cur) = self.current else { return };
+        let (callee, badge) = match self.cap(cur, ch) {
+            Ok(Cap { ppc: Some(t), .. }) => t,
+            Ok(_) => return fx.set_return(cur, Ret::status(Status::CALL_NOT_PERMITTED)),
+            Err(s) => return fx.set_return(cur, Ret::status(s)),
+        };
+        let count = match usize::try_from(count) {
+            Ok(n) if n <= MESSAGE_REGISTERS => n,
+            _ => return fx.set_return(cur, Ret::status(Status::BAD_ARGUMENT)),
+        };
+        // The callee outranks every runnable PD, so unless it is stopped by a fault
+        // (or stuck behind one further down a call chain) it is waiting.
+        if callee == cur || self.pds[usize::from(callee)].state != State::BlockedRecv {
+            return fx.set_return(cur, Ret::status(Status::PEER_GONE));
+        }
+        fx.copy_message(cur, callee, count);
+        fx.set_return(
+            callee,
+            Ret {
+                rax: Event::CALL.0,
+                rdi: u64::from(badge),
+                rsi: label,
+                rdx: count as u64,
+            },
+        );
+        self.pds[usize::from(callee)].owes = Owes::Call(cur);
+        self.pds[usize::from(cur)].state = State::BlockedCall(callee);
+        self.pds[usize::from(callee)].state = State::Running;
+        self.current = Some(callee);
+    }
+
+    /// RECV. A PD that still owes a caller an answer fails that call rather than
+    /// leave the caller blocked for ever.
+    pub fn recv(&mut self, fx: &mut dyn Effects) {
+        self.reply_recv(fx, 0, 0, reply::ERROR);
+    }
+
+    pub fn reply_recv(&mut self, fx: &mut dyn Effects, label: u64, count: u64, flags: u64) {
+        let Some(cur) = self.current else { return };
+        let count = usize::try_from(count)
+            .unwrap_or(usize::MAX)
+            .min(MESSAGE_REGISTERS);
+        match core::mem::replace(&mut self.pds[usize::from(cur)].owes, Owes::Nothing) {
+            Owes::Call(caller)
+                if self.pds[usize::from(caller)].state == State::BlockedCall(cur) =>
+            {
+                if flags & reply::ERROR != 0 {
+                    fx.set_return(caller, Ret::status(Status::CALL_FAILED));
+                } else {
+                    fx.copy_message(cur, caller, count);
+                    fx.set_return(
+                        caller,
+                        Ret {
+                            rax: Status::OK.0,
+                            rdi: 0,
+                            rsi: label,
+                            rdx: count as u64,
+                        },
+                    );
+                }
+                // It was running when it called: it goes first among its peers.
+                self.wake(caller, true);
+            }
+            Owes::Fault(child)
+                if flags & reply::RESUME != 0
+                    && self.pds[usize::from(child)].state == State::Faulted =>
+            {
+                self.pds[usize::from(child)].fault = None;
+                self.wake(child, false);
+            }
+            _ => {}
+        }
+        self.wait(fx);
+    }
+
+    fn wait(&mut self, fx: &mut dyn Effects) {
+        let Some(cur) = self.current else { return };
+        self.pds[usize::from(cur)].waited = true;
+        if self.deliver_pending(fx, cur) {
+            return;
+        }
+        self.pds[usize::from(cur)].state = State::BlockedRecv;
+        self.current = None;
+    }
+
+    pub fn irq_ack(&mut self, fx: &mut dyn Effects, ch: u64) {
+        let Some(cur) = self.current else { return };
+        match self.cap(cur, ch) {
+            Ok(Cap {
+                irq: Some(line), ..
+            }) => {
+                fx.unmask_irq(line);
+                fx.set_return(cur, Ret::status(Status::OK));
+            }
+            Ok(_) => fx.set_return(cur, Ret::status(Status::NOT_AN_IRQ)),
+            Err(s) => fx.set_return(cur, Ret::status(s)),
+        }
+    }
+
+    /// An irq line fired (the glue has masked it until the owner acks).
+    pub fn irq(&mut self, fx: &mut dyn Effects, line: u8) {
+        if let Some(Some((pd, ch))) = self.irq_owner.get(usize::from(line)).copied() {
+            self.signal(fx, pd, 1 << ch);
+        }
+    }
+
+    /// The current PD faulted: stop it, release its caller, tell its parent.
+    pub fn fault(&mut self, fx: &mut dyn Effects, fault: FaultMessage) {
+        let Some(cur) = self.current.take() else {
+            return;
+        };
+        let i = usize::from(cur);
+        self.pds[i].state = State::Faulted;
+        self.pds[i].fault = Some(fault);
+        if let Owes::Call(caller) = core::mem::replace(&mut self.pds[i].owes, Owes::Nothing) {
+            if self.pds[usize::from(caller)].state == State::BlockedCall(cur) {
+                fx.set_return(caller, Ret::status(Status::PEER_GONE));
+                self.wake(caller, true);
+            }
+        }
+        match self.pds[i].cfg.parent {
+            Some(parent) if usize::from(parent) < self.count => {
+                let p = usize::from(parent);
+                self.pds[p].pending_faults |= 1 << cur;
+                if self.pds[p].state == State::BlockedRecv
+                    && self.runs_on_own_time(parent)
+                    && self.deliver_pending(fx, parent)
+                {
+                    self.wake(parent, false);
+                }
+            }
+            _ => fx.unhandled_fault(cur, &fault),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
