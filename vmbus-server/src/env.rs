@@ -12,18 +12,23 @@ use vmbus_protocol::gpa::GpaRanges;
 use vmbus_protocol::messages::UserDefinedData;
 use vmbus_protocol::{FeatureFlags, GpadlId, OutgoingMessage, Relid, Version};
 
-/// Where a message to the guest goes: a VP and the SINT on it.
+/// Where a message to the guest goes: a VP, the SINT on it, and which of the VP's two
+/// SynICs (seed 001): a Confidential VMBus connection lives entirely on the
+/// paravisor's SynIC; any other connection on the relay of the hypervisor's, the one a
+/// guest unaware of Confidential VMBus reads.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct MessageTarget {
     pub vp: u32,
     pub sint: u8,
+    pub paravisor_synic: bool,
 }
 
 impl MessageTarget {
-    /// Before a connection names one: VP 0, the VMBus SINT.
+    /// Before a connection names one: VP 0, the VMBus SINT, the hypervisor's SynIC.
     pub const DEFAULT: Self = Self {
         vp: 0,
         sint: vmbus_protocol::MESSAGE_SINT,
+        paravisor_synic: false,
     };
 }
 
@@ -69,6 +74,11 @@ pub struct OpenRequest<'a> {
     pub ring: GpaRanges<'a>,
     pub downstream_page_offset: u32,
     pub target_vp: u32,
+    /// The SINT channel interrupts arrive on (the connection's message SINT).
+    pub target_sint: u8,
+    /// Interrupt through the paravisor's SynIC (a Confidential VMBus connection)
+    /// rather than the hypervisor's.
+    pub paravisor_synic: bool,
     pub user_data: &'a UserDefinedData,
     /// What the guest signals the VSP through (HvSignalEvent connection id).
     pub signal_connection_id: u32,

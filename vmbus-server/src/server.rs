@@ -410,6 +410,13 @@ impl Server {
         } else {
             MESSAGE_SINT
         };
+        // A 6.0 guest asking for confidential channels talks to the paravisor's SynIC
+        // (if this server is the paravisor's); everyone else to the hypervisor's.
+        let features = if version >= Version::V6_0 {
+            FeatureFlags(c.feature_flags()) & self.features_offered()
+        } else {
+            FeatureFlags::EMPTY
+        };
         // A refusal still has to reach the guest: fall back to a target that exists.
         let target = MessageTarget {
             vp: if vp < self.config.vp_count { vp } else { 0 },
@@ -418,6 +425,7 @@ impl Server {
             } else {
                 MESSAGE_SINT
             },
+            paravisor_synic: features.contains(FeatureFlags::CONFIDENTIAL_CHANNELS),
         };
 
         let refusal = if !version.is_known() || version > self.config.max_version {
@@ -464,12 +472,6 @@ impl Server {
         // shared interrupt page, which only pre-Win8 connections signal through.
         let interrupt_page = (version < Version::WIN8 && c.interrupt_page_or_target_info != 0)
             .then_some(c.interrupt_page_or_target_info);
-        let features = if version >= Version::V6_0 {
-            FeatureFlags(c.feature_flags()) & self.features_offered()
-        } else {
-            FeatureFlags::EMPTY
-        };
-
         let info = ConnectionInfo {
             version,
             features,
@@ -898,11 +900,12 @@ impl Server {
         check_ring(&ring, o.downstream_ring_buffer_page_offset)
             .map_err(|error| MessageError::Ring { relid, error })?;
 
-        let version = self
-            .connection
-            .as_ref()
-            .map(|c| c.info.version)
-            .unwrap_or(Version::WS2008);
+        let Some(connection) = self.connection.as_ref().map(|c| c.info) else {
+            return Err(MessageError::Parse(
+                vmbus_protocol::ParseError::NotConnected(message),
+            ));
+        };
+        let version = connection.version;
         let request = OpenRequest {
             relid,
             open_id: o.open_id,
@@ -910,6 +913,8 @@ impl Server {
             ring,
             downstream_page_offset: o.downstream_ring_buffer_page_offset,
             target_vp: o.target_vp,
+            target_sint: connection.target.sint,
+            paravisor_synic: connection.target.paravisor_synic,
             user_data: &o.user_data,
             signal_connection_id: self.signal_connection_id(relid),
             event_flag: relid.0,

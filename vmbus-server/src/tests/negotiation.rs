@@ -182,10 +182,24 @@ fn the_message_sint_is_honoured_from_5_0_only() {
     c.target_vcpu = 3;
     h.send(&c).expect("contact");
     let (target, ..) = response(&mut h);
-    assert_eq!(target, MessageTarget { vp: 3, sint: 5 });
+    assert_eq!(
+        target,
+        MessageTarget {
+            vp: 3,
+            sint: 5,
+            paravisor_synic: false
+        }
+    );
     // Later messages go there too.
     h.send(&RequestOffers {}).expect("offers");
-    assert_eq!(h.next().0, MessageTarget { vp: 3, sint: 5 });
+    assert_eq!(
+        h.next().0,
+        MessageTarget {
+            vp: 3,
+            sint: 5,
+            paravisor_synic: false
+        }
+    );
 
     let mut h = Harness::default();
     h.conn_id = MESSAGE_CONNECTION_ID;
@@ -196,7 +210,8 @@ fn the_message_sint_is_honoured_from_5_0_only() {
         response(&mut h).0,
         MessageTarget {
             vp: 3,
-            sint: MESSAGE_SINT
+            sint: MESSAGE_SINT,
+            paravisor_synic: false
         }
     );
 }
@@ -380,10 +395,51 @@ fn the_connection_is_reported_to_the_environment() {
     h.connect(Version::V6_0);
     let info = h.env.connection.expect("reported");
     assert_eq!(info.version, Version::V6_0);
-    assert_eq!(info.target, MessageTarget::DEFAULT);
+    assert_eq!(
+        info.target,
+        MessageTarget {
+            paravisor_synic: true,
+            ..MessageTarget::DEFAULT
+        }
+    );
     assert_eq!(info.message_connection_id, 4);
     assert_eq!(
         h.env.signals, 1,
         "one signal per handled message that posted"
     );
+}
+
+#[test]
+fn a_confidential_connection_lives_on_the_paravisor_synic() {
+    let mut h = Harness::default();
+    h.send(&linux_contact(
+        Version::V6_0,
+        FeatureFlags::CONFIDENTIAL_CHANNELS,
+    ))
+    .expect("contact");
+    assert!(response(&mut h).0.paravisor_synic);
+    h.send(&RequestOffers {}).expect("offers");
+    assert!(h.next().0.paravisor_synic, "later messages too");
+
+    // Refused, but still answered where the guest is listening.
+    let mut h = Harness::default();
+    let mut c = linux_contact(Version::V6_0, FeatureFlags::CONFIDENTIAL_CHANNELS);
+    c.target_vcpu = 99;
+    assert!(h.send(&c).is_err());
+    assert!(response(&mut h).0.paravisor_synic);
+
+    // Without the feature, or from a server that cannot grant it: the hypervisor's.
+    let mut h = Harness::default();
+    h.send(&linux_contact(Version::V6_0, FeatureFlags::EMPTY))
+        .expect("contact");
+    assert!(!response(&mut h).0.paravisor_synic);
+    let mut config = Harness::config();
+    config.confidential = false;
+    let mut h = Harness::new(config);
+    h.send(&linux_contact(
+        Version::V6_0,
+        FeatureFlags::CONFIDENTIAL_CHANNELS,
+    ))
+    .expect("contact");
+    assert!(!response(&mut h).0.paravisor_synic);
 }

@@ -12,6 +12,8 @@ fn open_hands_the_vsp_everything_it_needs() {
     assert_eq!(r.ring_pfns, (0x1000..0x1008).collect::<Vec<u64>>());
     assert_eq!(r.downstream_page_offset, 4);
     assert_eq!(r.target_vp, 1);
+    assert_eq!(r.target_sint, MESSAGE_SINT);
+    assert!(r.paravisor_synic);
     assert_eq!(r.user_data, [0x5a; 120]);
     assert_eq!(
         r.signal_connection_id,
@@ -44,6 +46,7 @@ fn a_5_3_open_keeps_the_ring_in_shared_memory() {
     h.ring_gpadl(relid, GpadlId(1), 0x100, 4);
     assert_eq!(h.open(relid, GpadlId(1), 2), STATUS_SUCCESS);
     assert_eq!(h.env.open[&relid].confidentiality, Confidentiality::NONE);
+    assert!(!h.env.open[&relid].paravisor_synic);
 }
 
 #[test]
