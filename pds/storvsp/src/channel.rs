@@ -165,20 +165,40 @@ impl Storvsp {
         mem: &dyn GuestMemory,
         subchannels: &mut dyn SubChannels,
     ) -> Option<Completion> {
-        self.stats.packets += 1;
-        let packet = match packet::parse(raw) {
-            Ok(p) => p,
+        match packet::parse(raw) {
+            Ok(p) => self.handle_parsed(channel, &p, mem, subchannels),
             Err(_) => {
                 // Answer what can be answered; the ring itself is still sound.
-                self.stats.refused += 1;
                 let (id, wants) = packet::transaction_id_of(raw)?;
-                return wants.then(|| complete(id, 0, NtStatus::INVALID_PARAMETER, &[]));
+                self.refuse(id, wants)
             }
-        };
-        let (status, size, payload) = self.dispatch(channel, &packet, mem, subchannels);
+        }
+    }
+
+    /// Handles a packet a transport already parsed.
+    pub fn handle_parsed(
+        &mut self,
+        channel: u16,
+        packet: &IncomingPacket<'_>,
+        mem: &dyn GuestMemory,
+        subchannels: &mut dyn SubChannels,
+    ) -> Option<Completion> {
+        self.stats.packets += 1;
+        let (status, size, payload) = self.dispatch(channel, packet, mem, subchannels);
         packet
             .completion_requested
             .then(|| complete(packet.transaction_id, size, status, payload.as_slice()))
+    }
+
+    /// Answers a packet that could not be understood at all.
+    pub fn refuse(
+        &mut self,
+        transaction_id: u64,
+        completion_requested: bool,
+    ) -> Option<Completion> {
+        self.stats.packets += 1;
+        self.stats.refused += 1;
+        completion_requested.then(|| complete(transaction_id, 0, NtStatus::INVALID_PARAMETER, &[]))
     }
 
     fn dispatch(

@@ -20,6 +20,7 @@ pub mod guest_mem;
 pub mod harness;
 pub mod packet;
 pub mod protocol;
+pub mod ring_transport;
 pub mod scsi;
 pub mod srb;
 pub mod transport;

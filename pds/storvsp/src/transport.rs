@@ -2,12 +2,12 @@
 //!
 //! A [`Transport`] is one channel's pair of rings as seen from the VSP: packets
 //! come out of the guest-to-host ring, completions go into the host-to-guest
-//! ring. Signalling the guest (interrupt mask, pending send size) is the ring
-//! implementation's business, not the protocol's.
+//! ring. Whether the guest must be signalled follows the ring's rules; the
+//! transport reports it and the PD delivers it.
 
-use crate::channel::{Storvsp, SubChannels};
+use crate::channel::{Completion, Storvsp, SubChannels};
 use crate::guest_mem::GuestMemory;
-use crate::packet::DESCRIPTOR_SIZE;
+use crate::packet::{self, IncomingPacket, DESCRIPTOR_SIZE};
 use crate::protocol::VSTOR_PACKET_SIZE;
 
 /// The ring broke its protocol (lying indices, a packet that runs off the ring):
@@ -15,62 +15,109 @@ use crate::protocol::VSTOR_PACKET_SIZE;
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct TransportError;
 
-/// Largest packet a storvsc client sends: descriptor, GPA-direct header, one
-/// range of pages for the largest transfer, and the `vstor_packet`.
-pub const fn max_packet_size(max_transfer_bytes: u32) -> usize {
+/// Bytes a transport needs to hold a packet's `vstor_packet` and the page list of
+/// the largest transfer.
+pub const fn scratch_size(max_transfer_bytes: u32) -> usize {
     let pages = (max_transfer_bytes as usize).div_ceil(4096) + 1;
     DESCRIPTOR_SIZE + 8 + 8 + pages * 8 + VSTOR_PACKET_SIZE
 }
 
+/// One packet taken from the ring.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Received<'b> {
+    Packet(IncomingPacket<'b>),
+    /// Not a packet the storage protocol uses (a completion, transfer pages, a
+    /// descriptor that does not add up); answered by id if the guest asked.
+    Malformed {
+        transaction_id: u64,
+        completion_requested: bool,
+    },
+}
+
 pub trait Transport {
-    /// Consumes the next packet, copying at most `buf.len()` bytes of it
-    /// (descriptor included, trailer excluded) into `buf`. Returns the packet's
-    /// full length, which exceeds `buf.len()` when it was truncated, or `None`
-    /// when the ring is empty.
-    fn recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, TransportError>;
+    /// Consumes the next packet. What it borrows (payload, page numbers) is copied
+    /// into `scratch` first. `None` when the ring is empty.
+    fn next<'b>(&mut self, scratch: &'b mut [u8]) -> Result<Option<Received<'b>>, TransportError>;
 
     /// Whether a completion with a `payload_len`-byte payload fits right now.
     fn can_send(&mut self, payload_len: usize) -> Result<bool, TransportError>;
 
-    /// Writes a completion packet for `transaction_id`.
     fn send_completion(
         &mut self,
         transaction_id: u64,
         payload: &[u8],
     ) -> Result<(), TransportError>;
+
+    /// Publishes what was read and written; returns whether the guest must be
+    /// signalled.
+    fn flush(&mut self) -> Result<bool, TransportError> {
+        Ok(false)
+    }
+
+    /// About to wait: re-arms wake-ups (for data, or for space if the last
+    /// `can_send` failed). Returns `true` if work is already there, so the caller
+    /// must go on instead of waiting.
+    fn arm(&mut self) -> Result<bool, TransportError> {
+        Ok(false)
+    }
 }
 
-/// Handles packets on one channel until its ring is empty, or until there is no
-/// room for another completion (the ring wakes us when the guest makes room).
-/// Returns how many packets were handled.
+/// What one [`service`] call did.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Serviced {
+    pub packets: usize,
+    /// The guest must be signalled (new completions, or space it waited for).
+    pub signal: bool,
+}
+
+/// Publish completions at least this often while a busy guest keeps the ring full.
+const FLUSH_EVERY: usize = 32;
+
+/// Handles packets on one channel until its ring is empty and re-armed, or the
+/// outgoing ring is full and the guest was asked to say when it has room.
 pub fn service(
     vsp: &mut Storvsp,
     channel: u16,
     transport: &mut dyn Transport,
     mem: &dyn GuestMemory,
     subchannels: &mut dyn SubChannels,
-    buf: &mut [u8],
-) -> Result<usize, TransportError> {
-    let mut handled = 0;
-    // Room for the reply is reserved before a request is taken, so a completion
-    // never has to wait on the side.
-    while transport.can_send(VSTOR_PACKET_SIZE)? {
-        let Some(len) = transport.recv(buf)? else {
-            break;
-        };
-        // A truncated packet fails to parse (its layout runs past the copy) and
-        // is answered with an error by its transaction id.
-        let raw = &buf[..len.min(buf.len())];
-        if let Some(c) = vsp.handle_packet(channel, raw, mem, subchannels) {
-            transport.send_completion(c.transaction_id, c.bytes())?;
+    scratch: &mut [u8],
+) -> Result<Serviced, TransportError> {
+    let mut done = Serviced::default();
+    loop {
+        let mut batch = 0;
+        // Room for the reply is reserved before a request is taken, so a
+        // completion never has to wait on the side.
+        while transport.can_send(VSTOR_PACKET_SIZE)? {
+            let Some(received) = transport.next(scratch)? else {
+                break;
+            };
+            let completion: Option<Completion> = match received {
+                Received::Packet(p) => vsp.handle_parsed(channel, &p, mem, subchannels),
+                Received::Malformed {
+                    transaction_id,
+                    completion_requested,
+                } => vsp.refuse(transaction_id, completion_requested),
+            };
+            if let Some(c) = completion {
+                transport.send_completion(c.transaction_id, c.bytes())?;
+            }
+            done.packets += 1;
+            batch += 1;
+            if batch == FLUSH_EVERY {
+                done.signal |= transport.flush()?;
+                batch = 0;
+            }
         }
-        handled += 1;
+        done.signal |= transport.flush()?;
+        if !transport.arm()? {
+            return Ok(done);
+        }
     }
-    Ok(handled)
 }
 
-/// An in-process transport: packets queued by a test or harness, completions
-/// collected in order.
+/// An in-process transport: raw packets queued by a test or harness,
+/// completions collected in order.
 #[derive(Debug, Default)]
 pub struct QueueTransport {
     pub incoming: alloc::collections::VecDeque<alloc::vec::Vec<u8>>,
@@ -80,11 +127,24 @@ pub struct QueueTransport {
 }
 
 impl Transport for QueueTransport {
-    fn recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, TransportError> {
-        Ok(self.incoming.pop_front().map(|p| {
-            let n = p.len().min(buf.len());
-            buf[..n].copy_from_slice(&p[..n]);
-            p.len()
+    fn next<'b>(&mut self, scratch: &'b mut [u8]) -> Result<Option<Received<'b>>, TransportError> {
+        let Some(raw) = self.incoming.pop_front() else {
+            return Ok(None);
+        };
+        // A packet longer than the scratch is cut short and then fails to parse.
+        let n = raw.len().min(scratch.len());
+        scratch[..n].copy_from_slice(&raw[..n]);
+        let bytes: &'b [u8] = &scratch[..n];
+        Ok(Some(match packet::parse(bytes) {
+            Ok(p) => Received::Packet(p),
+            Err(_) => {
+                let (transaction_id, completion_requested) =
+                    packet::transaction_id_of(bytes).unwrap_or((0, false));
+                Received::Malformed {
+                    transaction_id,
+                    completion_requested,
+                }
+            }
         }))
     }
 

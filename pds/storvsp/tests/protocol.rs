@@ -329,7 +329,7 @@ fn service_loop_stops_when_the_ring_is_full() {
     let mut buf = vec![0u8; 1024];
     let mut sc = storvsp::channel::NoSubChannels;
     let n = service(&mut h.vsp, 0, &mut t, &mem, &mut sc, &mut buf).unwrap();
-    assert_eq!(n, 2);
+    assert_eq!(n.packets, 2);
     assert_eq!(
         t.incoming.len(),
         2,
@@ -337,7 +337,7 @@ fn service_loop_stops_when_the_ring_is_full() {
     );
     t.room = None;
     let n = service(&mut h.vsp, 0, &mut t, &mem, &mut sc, &mut buf).unwrap();
-    assert_eq!(n, 2);
+    assert_eq!(n.packets, 2);
     assert_eq!(t.completions.len(), 4);
     let (id, last) = t.completions.last().unwrap();
     assert_eq!(*id, 77);
