@@ -10,7 +10,7 @@ mod config;
 mod pd;
 mod supervisor;
 mod sys;
-mod wire;
+pub mod wire;
 
 pub use config::{ChannelGrant, ConfigError, PdConfig, PpRole, RegionGrant};
 pub use pd::{is_pd, run};
