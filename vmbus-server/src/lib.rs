@@ -19,8 +19,10 @@ mod config;
 mod env;
 mod error;
 mod gpadl;
+pub mod pd;
 mod relid;
 mod server;
+pub mod vsp;
 
 #[cfg(test)]
 mod tests;

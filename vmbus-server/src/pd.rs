@@ -1,0 +1,587 @@
+//! vmbus-server as an `ipc` protection domain.
+//!
+//! Guest channel messages reach it through hvcall-pd: it registers the two VMBus
+//! message connections (1 and 4) as service routes, and hvcall-pd queues each
+//! HvPostMessage to them in [`SERVICE_QUEUE`] and notifies. Replies go out as
+//! synic-pd POST_MESSAGE calls. VSP PDs are called with the [`crate::vsp`] contract.
+//!
+//! What system.xml must grant (the `setvar_vaddr`/`setvar` names):
+//! - region [`SERVICE_QUEUE`] (rw): hvcall-pd's `service<i>_queue` for this PD, an
+//!   `ipc::queue` of `ServiceMessage` with `SERVICE_QUEUE_CAPACITY` entries;
+//! - [`HVCALL_CHANNEL`] (pp to hvcall-pd, which also notifies on it) and
+//!   [`SYNIC_CHANNEL`] (pp to synic-pd, with delivery rights to both instances);
+//! - variables [`VP_COUNT`], [`GUEST_RAM_GPA`], [`GUEST_RAM_SIZE`] (the RAM GPADLs
+//!   may name), [`CONFIDENTIAL_VMBUS`] (0/1), optionally [`MAX_VERSION`] and
+//!   [`FIRST_DYNAMIC_RELID`];
+//! - per VSP `i` (up to [`MAX_VSPS`]): variable `vsp<i>_channel` (pp to the VSP, which
+//!   notifies on it when its offers change) and region `vsp<i>_gpadl` (rw here, r for
+//!   the VSP): the GPADL window.
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use core::fmt;
+
+use hvcall_pd::api::{RegisterStatus, Registration, RouteKind};
+use hvcall_pd::ServiceMessage;
+use hvdef::message::{HvMessage, HvMessageType};
+use hvdef::{HvStatus, Vtl};
+use ipc::{
+    Channel, ChannelSet, Consumer, Handler, HandlerError, Init, InitError, Kernel,
+    MessageRegisters, Perms, Region,
+};
+use synic_pd::{Instance, SintTarget};
+use vmbus_protocol::gpa::GpaRanges;
+use vmbus_protocol::status::*;
+use vmbus_protocol::{
+    GpadlId, OutgoingMessage, Relid, Version, MESSAGE_CONNECTION_ID, MESSAGE_CONNECTION_ID_4,
+    PAGE_SIZE,
+};
+
+use crate::config::{Config, PfnRange};
+use crate::env::{
+    Confidentiality, ConnectionInfo, Level, MessageTarget, OpenRequest, ServerEnv, Status,
+};
+use crate::server::{OfferParams, OfferSource, RelidRequest, Server};
+use crate::vsp::{self, MapGpadl, VspOffer, VspOpen, MAX_OFFERS_PER_VSP};
+
+pub const SERVICE_QUEUE: &str = "service_queue";
+pub const HVCALL_CHANNEL: &str = "hvcall_channel";
+pub const SYNIC_CHANNEL: &str = "synic_channel";
+pub const VP_COUNT: &str = "vp_count";
+pub const GUEST_RAM_GPA: &str = "guest_ram_gpa";
+pub const GUEST_RAM_SIZE: &str = "guest_ram_size";
+pub const CONFIDENTIAL_VMBUS: &str = "confidential_vmbus";
+pub const MAX_VERSION: &str = "max_vmbus_version";
+pub const FIRST_DYNAMIC_RELID: &str = "first_dynamic_relid";
+
+pub const MAX_VSPS: usize = 4;
+pub const VSP_CHANNEL_VARS: [&str; MAX_VSPS] = [
+    "vsp0_channel",
+    "vsp1_channel",
+    "vsp2_channel",
+    "vsp3_channel",
+];
+pub const VSP_GPADL_REGIONS: [&str; MAX_VSPS] =
+    ["vsp0_gpadl", "vsp1_gpadl", "vsp2_gpadl", "vsp3_gpadl"];
+
+/// Log lines before the PD starts thinning out guest-caused noise.
+const LOG_BURST: u32 = 64;
+
+struct Vsp {
+    channel: Channel,
+    window: Region<'static>,
+    /// The relid each offer slot holds.
+    slots: [Option<Relid>; MAX_OFFERS_PER_VSP],
+}
+
+pub struct VmbusPd {
+    server: Server,
+    queue: Consumer<'static, ServiceMessage>,
+    hvcall: Channel,
+    synic: Channel,
+    vsps: [Option<Vsp>; MAX_VSPS],
+    /// Which VSP serves each relid.
+    owners: BTreeMap<Relid, usize>,
+    logged: u32,
+}
+
+impl fmt::Debug for VmbusPd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VmbusPd")
+            .field("connection", &self.server.connection())
+            .field("channels", &self.server.channel_count())
+            .field("hvcall", &self.hvcall)
+            .field("synic", &self.synic)
+            .finish_non_exhaustive()
+    }
+}
+
+fn optional<T>(r: Result<T, InitError>) -> Result<Option<T>, InitError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(InitError::MissingRegion(_) | InitError::MissingVariable(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn channel_var(init: &dyn Init, name: &'static str) -> Result<Channel, InitError> {
+    let v = init.variable(name)?;
+    u8::try_from(v)
+        .ok()
+        .and_then(Channel::try_new)
+        .ok_or(InitError::InvalidVariable { name, value: v })
+}
+
+fn region(init: &dyn Init, name: &'static str, perms: Perms) -> Result<Region<'static>, InitError> {
+    let r = init.region(name)?;
+    if !r.perms().covers(perms) {
+        return Err(InitError::RegionPerms {
+            name,
+            needed: perms,
+        });
+    }
+    Ok(r)
+}
+
+fn config_from(init: &dyn Init) -> Result<Config, InitError> {
+    let invalid = |name, value| InitError::InvalidVariable { name, value };
+    let vp_count = init.variable(VP_COUNT)?;
+    let ram_gpa = init.variable(GUEST_RAM_GPA)?;
+    let ram_size = init.variable(GUEST_RAM_SIZE)?;
+    if !ram_gpa.is_multiple_of(PAGE_SIZE) {
+        return Err(invalid(GUEST_RAM_GPA, ram_gpa));
+    }
+    let mut config = Config::new(
+        u32::try_from(vp_count).map_err(|_| invalid(VP_COUNT, vp_count))?,
+        alloc::vec![PfnRange {
+            start: ram_gpa / PAGE_SIZE,
+            count: ram_size / PAGE_SIZE,
+        }],
+    );
+    config.confidential = match init.variable(CONFIDENTIAL_VMBUS)? {
+        0 => false,
+        1 => true,
+        v => return Err(invalid(CONFIDENTIAL_VMBUS, v)),
+    };
+    if let Some(v) = optional(init.variable(MAX_VERSION))? {
+        config.max_version = Version(u32::try_from(v).map_err(|_| invalid(MAX_VERSION, v))?);
+    }
+    if let Some(v) = optional(init.variable(FIRST_DYNAMIC_RELID))? {
+        config.first_dynamic_relid =
+            u32::try_from(v).map_err(|_| invalid(FIRST_DYNAMIC_RELID, v))?;
+    }
+    Ok(config)
+}
+
+impl VmbusPd {
+    pub fn init(init: &dyn Init) -> Result<Self, InitError> {
+        let config = config_from(init)?;
+        let server = Server::new(config).map_err(|_| InitError::InvalidVariable {
+            name: VP_COUNT,
+            value: init.variable(VP_COUNT).unwrap_or(0),
+        })?;
+        let q = region(init, SERVICE_QUEUE, Perms::RW)?;
+        let queue = Consumer::new(q, hvcall_pd::pd::SERVICE_QUEUE_CAPACITY).map_err(|_| {
+            InitError::RegionTooSmall {
+                name: SERVICE_QUEUE,
+                needed: ipc::Queue::<ServiceMessage>::layout_size(
+                    hvcall_pd::pd::SERVICE_QUEUE_CAPACITY,
+                )
+                .unwrap_or(usize::MAX),
+                granted: q.len(),
+            }
+        })?;
+        let mut vsps: [Option<Vsp>; MAX_VSPS] = [None, None, None, None];
+        for (slot, (var, window)) in vsps
+            .iter_mut()
+            .zip(VSP_CHANNEL_VARS.iter().zip(VSP_GPADL_REGIONS))
+        {
+            let Some(channel) = optional(channel_var(init, var))? else {
+                continue;
+            };
+            *slot = Some(Vsp {
+                channel,
+                window: region(init, window, Perms::RW)?,
+                slots: [None; MAX_OFFERS_PER_VSP],
+            });
+        }
+        Ok(Self {
+            server,
+            queue,
+            hvcall: channel_var(init, HVCALL_CHANNEL)?,
+            synic: channel_var(init, SYNIC_CHANNEL)?,
+            vsps,
+            owners: BTreeMap::new(),
+            logged: 0,
+        })
+    }
+
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
+    /// Claims the VMBus message connections, collects the VSPs' offers and handles
+    /// anything already queued. Call once after `init`.
+    pub fn start(&mut self, kernel: &mut dyn Kernel) -> Result<(), HandlerError> {
+        for connection_id in [MESSAGE_CONNECTION_ID, MESSAGE_CONNECTION_ID_4] {
+            let reg = Registration {
+                connection_id,
+                vtl: Vtl::VTL0,
+                kind: RouteKind::Service,
+            };
+            match hvcall_pd::api::register_connection(kernel, self.hvcall, &reg)? {
+                // Duplicate: this PD restarted and the route is still its own.
+                Some(RegisterStatus::Ok | RegisterStatus::Duplicate) => {}
+                _ => return Err(HandlerError::PeerMisbehaved(self.hvcall)),
+            }
+        }
+        for i in 0..MAX_VSPS {
+            self.refresh_offers(kernel, i);
+        }
+        self.drain(kernel)
+    }
+
+    /// Asks VSP `i` for its offers and brings the server in line: new slots are
+    /// offered, emptied slots revoked.
+    fn refresh_offers(&mut self, kernel: &mut dyn Kernel, i: usize) {
+        for slot in 0..MAX_OFFERS_PER_VSP {
+            let Some(vsp) = self.vsps[i].as_ref() else {
+                return;
+            };
+            let channel = vsp.channel;
+            let current = vsp.slots[slot];
+            let mut mrs = MessageRegisters::new();
+            mrs.set(0, slot as u64);
+            let offer = kernel
+                .pp_call(
+                    channel,
+                    ipc::MessageInfo::new(vsp::label::GET_OFFER, 1),
+                    &mut mrs,
+                )
+                .map_err(|_| ())
+                .and_then(|reply| VspOffer::decode(reply, &mrs).map_err(|_| ()));
+            let offer = match offer {
+                Ok(o) => o,
+                Err(()) => {
+                    self.log(
+                        kernel,
+                        Level::Warn,
+                        format_args!("vsp{i}: bad GET_OFFER reply"),
+                    );
+                    None
+                }
+            };
+            match (current, offer) {
+                (None, Some(o)) => {
+                    let params = OfferParams {
+                        interface_id: o.interface_id,
+                        instance_id: o.instance_id,
+                        subchannel_index: o.subchannel_index,
+                        flags: o.flags,
+                        mmio_megabytes: o.mmio_megabytes,
+                        mmio_megabytes_optional: o.mmio_megabytes_optional,
+                        user_defined: o.user_defined,
+                        relid: RelidRequest::Any,
+                        source: OfferSource::Paravisor {
+                            confidential_external_memory: o.confidential_external_memory,
+                        },
+                    };
+                    let result = self.with_env(kernel, |server, env| server.offer(env, params));
+                    match result {
+                        Ok(relid) => {
+                            self.owners.insert(relid, i);
+                            if let Some(v) = self.vsps[i].as_mut() {
+                                v.slots[slot] = Some(relid);
+                            }
+                        }
+                        Err(e) => self.log(
+                            kernel,
+                            Level::Warn,
+                            format_args!("vsp{i}: offer refused: {e}"),
+                        ),
+                    }
+                }
+                (Some(relid), None) => {
+                    let _ = self.with_env(kernel, |server, env| server.revoke(env, relid));
+                    if let Some(v) = self.vsps[i].as_mut() {
+                        v.slots[slot] = None;
+                    }
+                    // The relid stays owned until the guest releases it; a later
+                    // open or GPADL on it is refused by the server.
+                }
+                _ => {}
+            }
+        }
+        self.forget_released();
+    }
+
+    /// Drops ownership records of relids the server no longer knows.
+    fn forget_released(&mut self) {
+        let server = &self.server;
+        self.owners
+            .retain(|&r, _| server.channel_state(r).is_some());
+    }
+
+    /// Handles every message hvcall-pd queued, as long as the SynIC takes answers.
+    fn drain(&mut self, kernel: &mut dyn Kernel) -> Result<(), HandlerError> {
+        loop {
+            // Leave messages in hvcall-pd's queue while answers are backed up: the
+            // queue fills and the guest's posts fail with INSUFFICIENT_BUFFERS.
+            self.with_env(kernel, |server, env| server.flush(env));
+            if self.server.pending_messages() >= self.server.config().limits.max_pending_messages {
+                return Ok(());
+            }
+            let message = self
+                .queue
+                .dequeue()
+                .map_err(|_| HandlerError::PeerMisbehaved(self.hvcall))?;
+            let Some(message) = message else {
+                if self.queue.take_signal_request() {
+                    self.hvcall.notify(kernel)?;
+                }
+                if self
+                    .queue
+                    .prepare_to_sleep()
+                    .map_err(|_| HandlerError::PeerMisbehaved(self.hvcall))?
+                {
+                    return Ok(());
+                }
+                continue;
+            };
+            if message.vtl != 0 || message.message_type != HvMessageType::VMBUS.0 {
+                self.log(
+                    kernel,
+                    Level::Warn,
+                    format_args!(
+                        "vmbus: dropped post of type {:#x} from VTL {}",
+                        message.message_type, message.vtl
+                    ),
+                );
+                continue;
+            }
+            let connection_id = message.connection_id;
+            let _ = self.with_env(kernel, |server, env| {
+                server.handle_message(env, connection_id, message.payload())
+            });
+            self.forget_released();
+        }
+    }
+
+    fn with_env<R>(
+        &mut self,
+        kernel: &mut dyn Kernel,
+        f: impl FnOnce(&mut Server, &mut PdEnv<'_>) -> R,
+    ) -> R {
+        let Self {
+            server,
+            synic,
+            vsps,
+            owners,
+            logged,
+            ..
+        } = self;
+        let mut env = PdEnv {
+            kernel,
+            synic: *synic,
+            vsps,
+            owners,
+            logged,
+        };
+        f(server, &mut env)
+    }
+
+    fn log(&mut self, kernel: &mut dyn Kernel, level: Level, args: fmt::Arguments<'_>) {
+        log_line(kernel, &mut self.logged, level, args);
+    }
+}
+
+fn log_line(kernel: &mut dyn Kernel, logged: &mut u32, level: Level, args: fmt::Arguments<'_>) {
+    if level == Level::Debug {
+        return;
+    }
+    *logged = logged.saturating_add(1);
+    // A guest can make every message an error: keep a burst, then one in 1024.
+    if *logged <= LOG_BURST || (*logged).is_multiple_of(1024) {
+        kernel.debug_puts(&format!("vmbus-server: {level:?}: {args}\n"));
+    }
+}
+
+/// The server's effects, carried out over this PD's channels.
+struct PdEnv<'a> {
+    kernel: &'a mut dyn Kernel,
+    synic: Channel,
+    vsps: &'a mut [Option<Vsp>; MAX_VSPS],
+    owners: &'a BTreeMap<Relid, usize>,
+    logged: &'a mut u32,
+}
+
+impl PdEnv<'_> {
+    fn vsp(&self, relid: Relid) -> Option<&Vsp> {
+        self.owners
+            .get(&relid)
+            .and_then(|&i| self.vsps.get(i))
+            .and_then(Option::as_ref)
+    }
+
+    /// A protected call to the VSP serving `relid`; a dead or unknown VSP is
+    /// "device not connected".
+    fn call_vsp(
+        &mut self,
+        relid: Relid,
+        encode: impl FnOnce(&mut MessageRegisters) -> ipc::MessageInfo,
+    ) -> Result<(), Status> {
+        let channel = self
+            .vsp(relid)
+            .map(|v| v.channel)
+            .ok_or(Status(STATUS_DEVICE_NOT_CONNECTED))?;
+        let mut mrs = MessageRegisters::new();
+        let msg = encode(&mut mrs);
+        match self.kernel.pp_call(channel, msg, &mut mrs) {
+            Ok(reply) if reply.label() == vsp::REPLY_OK => match u32::try_from(mrs.get(0)) {
+                Ok(STATUS_SUCCESS) => Ok(()),
+                Ok(status) => Err(Status(status)),
+                Err(_) => Err(Status(STATUS_UNSUCCESSFUL)),
+            },
+            Ok(_) => Err(Status(STATUS_UNSUCCESSFUL)),
+            Err(_) => Err(Status(STATUS_DEVICE_NOT_CONNECTED)),
+        }
+    }
+
+    fn notify_vsp(
+        &mut self,
+        relid: Relid,
+        encode: impl FnOnce(&mut MessageRegisters) -> ipc::MessageInfo,
+    ) {
+        if let Some(channel) = self.vsp(relid).map(|v| v.channel) {
+            let mut mrs = MessageRegisters::new();
+            let msg = encode(&mut mrs);
+            if self.kernel.pp_call(channel, msg, &mut mrs).is_err() {
+                log_line(
+                    self.kernel,
+                    self.logged,
+                    Level::Error,
+                    format_args!("VSP for {relid} did not answer"),
+                );
+            }
+        }
+    }
+}
+
+impl ServerEnv for PdEnv<'_> {
+    fn post_message(&mut self, target: MessageTarget, message: &OutgoingMessage) -> bool {
+        let Some(hv) = HvMessage::new(HvMessageType::VMBUS, 0, message.as_bytes()) else {
+            return true;
+        };
+        let sint_target = SintTarget {
+            vp: target.vp,
+            instance: if target.paravisor_synic {
+                Instance::PARAVISOR
+            } else {
+                Instance::HYPERVISOR
+            },
+            sint: target.sint,
+        };
+        match synic_pd::api::post_message(self.kernel, self.synic, sint_target, &hv) {
+            Ok(Ok(_)) => true,
+            // The SINT's queue is full: keep the message and retry later.
+            Ok(Err(HvStatus::INSUFFICIENT_BUFFERS)) => false,
+            other => {
+                // Undeliverable (a SINT that does not exist, synic-pd gone): retrying
+                // cannot help, and the guest that asked for this target sees nothing.
+                log_line(
+                    self.kernel,
+                    self.logged,
+                    Level::Error,
+                    format_args!("post to {sint_target:?} failed: {other:?}"),
+                );
+                true
+            }
+        }
+    }
+
+    fn map_gpadl(
+        &mut self,
+        relid: Relid,
+        gpadl: GpadlId,
+        ranges: GpaRanges<'_>,
+        confidentiality: Confidentiality,
+    ) -> Result<(), Status> {
+        let window = self
+            .vsp(relid)
+            .map(|v| v.window)
+            .ok_or(Status(STATUS_DEVICE_NOT_CONNECTED))?;
+        let words = ranges.iter().flat_map(|r| {
+            core::iter::once(vmbus_protocol::gpa::range_header(
+                r.byte_count,
+                r.byte_offset,
+            ))
+            .chain(r.pfns.iter().copied())
+        });
+        // A GPADL larger than the window cannot be handed over.
+        let count =
+            vsp::write_window(&window, words).map_err(|_| Status(STATUS_INSUFFICIENT_RESOURCES))?;
+        let map = MapGpadl {
+            relid,
+            gpadl,
+            range_count: u16::try_from(ranges.len())
+                .map_err(|_| Status(STATUS_INVALID_PARAMETER))?,
+            words: count,
+            confidentiality,
+        };
+        self.call_vsp(relid, |mrs| map.encode(mrs))
+    }
+
+    fn unmap_gpadl(&mut self, relid: Relid, gpadl: GpadlId) {
+        self.notify_vsp(relid, |mrs| {
+            mrs.set(0, relid.0.into());
+            mrs.set(1, gpadl.0.into());
+            ipc::MessageInfo::new(vsp::label::UNMAP_GPADL, 2)
+        });
+    }
+
+    fn open_channel(&mut self, request: &OpenRequest<'_>) -> Result<(), Status> {
+        let open = VspOpen::from_request(request);
+        self.call_vsp(request.relid, |mrs| open.encode(mrs))
+    }
+
+    fn close_channel(&mut self, relid: Relid) {
+        self.notify_vsp(relid, |mrs| {
+            mrs.set(0, relid.0.into());
+            ipc::MessageInfo::new(vsp::label::CLOSE, 1)
+        });
+    }
+
+    fn modify_channel(&mut self, relid: Relid, target_vp: u32) -> Result<(), Status> {
+        self.call_vsp(relid, |mrs| {
+            mrs.set(0, relid.0.into());
+            mrs.set(1, target_vp.into());
+            ipc::MessageInfo::new(vsp::label::MODIFY, 2)
+        })
+    }
+
+    fn connection_changed(&mut self, connection: Option<&ConnectionInfo>) {
+        match connection {
+            Some(c) => log_line(
+                self.kernel,
+                self.logged,
+                Level::Info,
+                format_args!(
+                    "guest connected: version {}, features {:?}",
+                    c.version, c.features
+                ),
+            ),
+            None => log_line(
+                self.kernel,
+                self.logged,
+                Level::Info,
+                format_args!("guest disconnected"),
+            ),
+        }
+    }
+
+    fn log(&mut self, level: Level, args: fmt::Arguments<'_>) {
+        log_line(self.kernel, self.logged, level, args);
+    }
+}
+
+impl Handler for VmbusPd {
+    fn notified(
+        &mut self,
+        kernel: &mut dyn Kernel,
+        channels: ChannelSet,
+    ) -> Result<(), HandlerError> {
+        for ch in channels.iter() {
+            if ch == self.hvcall {
+                continue;
+            }
+            let vsp = self
+                .vsps
+                .iter()
+                .position(|v| v.as_ref().is_some_and(|v| v.channel == ch))
+                .ok_or(HandlerError::UnexpectedNotification(ch))?;
+            self.refresh_offers(kernel, vsp);
+        }
+        // Whatever woke us, retry undelivered answers and take new guest messages.
+        self.drain(kernel)
+    }
+}
