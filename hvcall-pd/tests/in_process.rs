@@ -3,6 +3,9 @@
 //! handler, so a hypercall goes decode -> route -> synic-pd -> guest page exactly as
 //! it does between processes, minus the transport.
 
+// Test harness code: a panic here is the failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 

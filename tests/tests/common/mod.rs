@@ -32,6 +32,10 @@ pub fn bin_dir() -> &'static Path {
             "system-tests",
             "-p",
             "paravisor",
+            "-p",
+            "hvcall-pd",
+            "-p",
+            "synic-pd",
         ])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .env("CARGO_TARGET_DIR", &target_dir);
