@@ -8,7 +8,7 @@
 //! (enqueue batch, dequeue batch), which isolates the copy and index cost from the
 //! cross-core traffic.
 //!
-//!     cargo bench -p ipc --bench queue_throughput            (about 10 s on 2 cores)
+//!     cargo bench -p ipc --bench queue_throughput            (a few seconds; ~12 s on a loaded 2-core box)
 //!     QUICK=1 cargo bench -p ipc --bench queue_throughput    (smoke test, about 1 s)
 #![allow(clippy::unwrap_used)] // test and bench helpers outside #[test] fns
 
@@ -236,7 +236,7 @@ fn main() {
     let (messages, reps) = if quick {
         (300_000u64, 1)
     } else {
-        (16u64 << 20, 5)
+        (8u64 << 20, 5)
     };
     let mpsc_messages = messages / 4;
 
