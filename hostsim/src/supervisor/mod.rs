@@ -358,6 +358,7 @@ impl Simulation {
     /// timeout passes. Every PD is gone when this returns.
     pub fn wait(mut self) -> Result<SimOutcome, SimError> {
         let exit = self.run_until_done()?;
+        self.settle_the_rest();
         self.stop_all();
         Ok(SimOutcome {
             exit,
@@ -438,12 +439,7 @@ impl Simulation {
         let name = self.pds[i].name.clone();
         let record = FaultRecord::decode(self.pds[i].fault_bytes.get(..24).unwrap_or_default());
         let fault = match (record, status.code(), status.signal()) {
-            (Some(rec), _, _) => Some(FaultReport {
-                pd: name.clone(),
-                kind: signal_name(rec.kind),
-                address: (rec.kind != FaultRecord::PANIC).then_some(rec.address),
-                ip: (rec.kind != FaultRecord::PANIC).then_some(rec.ip),
-            }),
+            (Some(rec), _, _) => Some(fault_report(name.clone(), rec)),
             (None, _, Some(sig)) => Some(FaultReport {
                 pd: name.clone(),
                 kind: signal_name(sig as u32),
@@ -461,6 +457,35 @@ impl Simulation {
             self.faults.push(f);
         }
         None
+    }
+
+    /// The system is ending: account for PDs that ended meanwhile. A PD that wrote a
+    /// fault record faulted even if it has not finished dying: the record is written
+    /// before its descriptors close, so before any peer could have noticed the death
+    /// (say, as PeerGone) and exited in reaction.
+    fn settle_the_rest(&mut self) {
+        for i in 0..self.pds.len() {
+            if !self.pds[i].running {
+                continue;
+            }
+            self.drain_output(i);
+            if let Ok(Some(status)) = self.pds[i].child.try_wait() {
+                // A second exit does not change the system's status; it is reported.
+                let _ = self.on_exit(i, status);
+                continue;
+            }
+            let bytes = self.pds[i].fault_bytes.get(..24).unwrap_or_default();
+            if let Some(rec) = FaultRecord::decode(bytes) {
+                let pd = &mut self.pds[i];
+                pd.running = false;
+                let _ = pd.child.kill();
+                let _ = pd.child.wait();
+                self.drain_to_eof(i);
+                let f = fault_report(self.pds[i].name.clone(), rec);
+                self.report(&f.pd.clone(), &f.to_string());
+                self.faults.push(f);
+            }
+        }
     }
 
     fn report(&mut self, pd: &str, text: &str) {
@@ -564,6 +589,16 @@ impl Simulation {
             .iter()
             .map(|p| (p.name.clone(), p.child.id()))
             .collect()
+    }
+}
+
+fn fault_report(pd: String, rec: FaultRecord) -> FaultReport {
+    let has_address = rec.kind != FaultRecord::PANIC;
+    FaultReport {
+        pd,
+        kind: signal_name(rec.kind),
+        address: has_address.then_some(rec.address),
+        ip: has_address.then_some(rec.ip),
     }
 }
 
