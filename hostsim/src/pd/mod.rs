@@ -45,6 +45,12 @@ where
     // Only the PD's own children (none today) could use it; it is no capability.
     std::env::remove_var(ENV_VAR);
     let name = config.name.clone();
+    // Sibling PDs run under the same user; without this one could read this PD's
+    // memory through /proc/<pid>/mem or attach to it with ptrace.
+    // SAFETY: prctl with constant arguments only changes this process's flag.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) } != 0 {
+        die(&name, "cannot make the process non-dumpable");
+    }
     if let Err(e) = fault::install(config.fault_fd) {
         die(&name, &format!("cannot install fault handlers: {e}"));
     }
