@@ -217,12 +217,41 @@ impl PdConfig {
                 _ => return Err(err(no, "unknown or malformed line")),
             }
         }
-        Ok(Self {
+        let config = Self {
             name: name.ok_or_else(|| err(0, "missing name"))?,
             fault_fd: fault_fd.ok_or_else(|| err(0, "missing fault fd"))?,
             regions,
             channels,
-        })
+        };
+        config.check_descriptors_distinct()?;
+        Ok(config)
+    }
+}
+
+impl PdConfig {
+    /// The PD takes ownership of each descriptor once, so none may serve two
+    /// purposes; only region descriptors may repeat (one region mapped twice).
+    fn check_descriptors_distinct(&self) -> Result<(), ConfigError> {
+        let mut fds: Vec<RawFd> = vec![self.fault_fd];
+        for c in &self.channels {
+            fds.extend(c.notify_out);
+            fds.extend(c.notify_in);
+            fds.extend(c.pp.map(|(fd, _)| fd));
+        }
+        let mut region_fds: Vec<RawFd> = self.regions.iter().map(|r| r.fd).collect();
+        region_fds.sort_unstable();
+        region_fds.dedup();
+        fds.extend(region_fds);
+        let total = fds.len();
+        fds.sort_unstable();
+        fds.dedup();
+        if fds.len() != total {
+            return Err(ConfigError {
+                line: 0,
+                what: "a descriptor is granted twice".into(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -343,12 +372,26 @@ mod tests {
                 "malformed",
             ),
             ("hostsim-pd v1\nname a\nfault 3\nbogus\n", "malformed"),
+            (
+                "hostsim-pd v1\nname a\nfault 3\nchannel 1 3 - - -\n",
+                "twice",
+            ),
+            (
+                "hostsim-pd v1\nname a\nfault 3\nchannel 1 4 4 - -\n",
+                "twice",
+            ),
+            (
+                "hostsim-pd v1\nname a\nfault 3\nchannel 1 4 - - -\nregion m - 4 0x1000 0x1000 r\n",
+                "twice",
+            ),
         ];
         for (text, want) in cases {
             let e = PdConfig::parse(text).unwrap_err();
             assert!(e.what.contains(want), "{text:?}: got {e}, want {want}");
         }
         assert!(PdConfig::parse(&good).is_ok());
+        let twice_mapped = "hostsim-pd v1\nname a\nfault 3\nregion m - 4 0x1000 0x1000 r\nregion m - 4 0x3000 0x1000 r\n";
+        assert!(PdConfig::parse(twice_mapped).is_ok());
         let huge = format!("{good}{}", " ".repeat(MAX_TEXT));
         assert!(PdConfig::parse(&huge).is_err());
     }

@@ -140,6 +140,7 @@ const PROBE: &str = r#"
         <program_image path="grants_probe" />
         <map mr="rw_mr" vaddr="0x30000000" perms="rw" setvar_vaddr="rw_region" />
         <map mr="ro_mr" vaddr="0x30100000" perms="r" setvar_vaddr="ro_region" />
+        <map mr="rw_mr" vaddr="0x30200000" perms="r" setvar_vaddr="rw_alias" />
     </protection_domain>
     <protection_domain name="server" priority="60">
         <program_image path="ppc_server" />
@@ -185,8 +186,10 @@ fn capabilities_are_exactly_the_grants() {
         "ro_region: 0x30100000 0x1000 r",
         "variable(rw_region): Ok(\"0x30000000\")",
         "region(nope): Some(MissingRegion(\"nope\"))",
+        "alias: 0x30200000 r Ok(()) Ok(\"0xabcd\")",
         "mapping 0x30000000: true",
         "mapping 0x30100000: true",
+        "mapping 0x30200000: true",
         // The same memory region, mapped at another vaddr in another process.
         "pp_call(1, marker): Ok(label=0 count=0 mr0=65261)",
         "marker via own mapping: Ok(\"0xfeed\")",

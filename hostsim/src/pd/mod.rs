@@ -137,19 +137,35 @@ fn prot(perms: ipc::Perms) -> libc::c_int {
 /// Maps every granted region and closes its descriptor, so the mapping (with its
 /// permissions) is all the PD keeps of it.
 fn map_regions(grants: &[RegionGrant]) -> Result<Vec<Mapped>, String> {
+    // One descriptor may back several maps (a region mapped twice), so ownership is
+    // taken once per distinct descriptor.
+    let mut fds: Vec<RawFd> = grants.iter().map(|g| g.fd).collect();
+    fds.sort_unstable();
+    fds.dedup();
+    // SAFETY: the supervisor granted these descriptors to this PD alone, and the
+    // config parser refused any of them appearing as a channel or fault descriptor.
+    let owned: Vec<OwnedFd> = fds
+        .iter()
+        .map(|&fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .collect();
     let mut out = Vec::with_capacity(grants.len());
     for g in grants {
-        // SAFETY: the supervisor granted this descriptor to this PD alone.
-        let fd = unsafe { OwnedFd::from_raw_fd(g.fd) };
+        let fd = fds
+            .binary_search(&g.fd)
+            .ok()
+            .and_then(|i| owned.get(i))
+            .ok_or_else(|| format!("region '{}' has no descriptor", g.mr))?;
         sys::map_fixed(g.vaddr, g.size, prot(g.perms), fd.as_fd()).map_err(|e| {
             format!(
                 "cannot map region '{}' at {:#x} (size {:#x}): {e}",
                 g.mr, g.vaddr, g.size
             )
         })?;
-        drop(fd);
         out.push(Mapped { grant: g.clone() });
     }
+    // The mappings are all the PD keeps: without the descriptor it cannot map the
+    // region again, with other rights or at another place.
+    drop(owned);
     Ok(out)
 }
 

@@ -162,6 +162,9 @@ pub fn plan(system: &sdf::System) -> Result<Vec<PdPlan>, SimError> {
         let ib = *by_name
             .get(b.pd.as_str())
             .ok_or_else(|| invalid(format!("channel end names unknown PD '{}'", b.pd)))?;
+        if ia == ib {
+            return Err(invalid(format!("channel from PD '{}' to itself", a.pd)));
+        }
         if a.pp && b.pp {
             return Err(invalid(format!(
                 "channel {}:{} <-> {}:{} allows PPC both ways",

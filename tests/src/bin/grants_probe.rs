@@ -77,8 +77,22 @@ fn main() {
             init.variable("rw_region").map(|v| format!("{v:#x}"))
         );
         println!("check region(nope): {:?}", init.region("nope").err());
+        // The same memory region mapped a second time, read-only, elsewhere.
+        let alias = init.region("rw_alias")?;
+        let wrote = rw.write(0x10, &0xabcdu64);
+        println!(
+            "check alias: {:#x} {} {:?} {:?}",
+            alias.base_address(),
+            alias.perms(),
+            wrote,
+            alias.read::<u64>(0x10).map(|v| format!("{v:#x}"))
+        );
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-        for (start, prot) in [(rw.base_address(), "rw-s"), (ro.base_address(), "r--s")] {
+        for (start, prot) in [
+            (rw.base_address(), "rw-s"),
+            (ro.base_address(), "r--s"),
+            (alias.base_address(), "r--s"),
+        ] {
             let prefix = format!("{start:x}-");
             let line = maps.lines().find(|l| l.starts_with(&prefix)).unwrap_or("");
             println!(
