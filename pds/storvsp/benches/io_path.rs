@@ -66,7 +66,13 @@ fn direct(file: &std::fs::File, kind: Kind, offs: &[u64], size: u64) -> Duration
     start.elapsed()
 }
 
-fn through_vsp(guest: &mut Storvsc<'_>, vsp: &mut Vsp<'_>, kind: Kind, offs: &[u64], size: u64) -> Duration {
+fn through_vsp(
+    guest: &mut Storvsc<'_>,
+    vsp: &mut Vsp<'_>,
+    kind: Kind,
+    offs: &[u64],
+    size: u64,
+) -> Duration {
     let blocks = (size / 512) as u32;
     let buf = GuestBuf::at(DATA_GPA, size as u32);
     let (op, dir) = match kind {

@@ -19,6 +19,7 @@ pub mod guest_mem;
 #[cfg(feature = "std")]
 pub mod harness;
 pub mod packet;
+pub mod pd;
 pub mod protocol;
 pub mod ring_transport;
 pub mod scsi;

@@ -223,7 +223,18 @@ impl Reply {
     }
 }
 
-impl Storvsc<'_> {
+impl<'a> Storvsc<'a> {
+    /// The guest's ends of rings over `up` (guest-to-host) and `down` pages of
+    /// `region`, whose control pages the guest already initialized.
+    pub fn over(region: Region<'a>, up: Vec<u64>, down: Vec<u64>) -> Self {
+        Self {
+            out: OutgoingRing::new(GpadlRingMem::new(region, up).expect("ring")).expect("attach"),
+            inr: IncomingRing::new(GpadlRingMem::new(region, down).expect("ring")).expect("attach"),
+            next_id: 1,
+            region,
+        }
+    }
+
     /// Queues one packet; returns its transaction id.
     pub fn send(&mut self, payload: &[u8], buf: Option<&GuestBuf>) -> u64 {
         let id = self.next_id;

@@ -1,0 +1,356 @@
+//! The PD adapter driven the way the runtime drives it: vmbus-server's VSP calls
+//! (protected), the guest's signals (notifications from hvcall-pd), and the
+//! calls the PD makes to hvcall-pd and synic-pd recorded by a fake kernel.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use common::vmbus::Storvsc;
+use ipc::{
+    Channel, ChannelSet, Handler, HandlerError, IpcError, Kernel, MessageInfo, MessageRegisters,
+    Perms, Region,
+};
+use storvsp::harness::MemBackend;
+use storvsp::pd::{Channels, StorvspPd};
+use storvsp::protocol::{DataDirection, NtStatus, ProtocolVersion};
+use vmbus_protocol::gpa::range_header;
+use vmbus_protocol::ids::interface;
+use vmbus_protocol::{GpadlId, Relid, Version};
+use vmbus_ring::GpadlRingMem;
+use vmbus_server::vsp::{self, MapGpadl, VspOffer, VspOpen};
+use vmbus_server::Confidentiality;
+
+const VMBUS: Channel = Channel::new(1);
+const HVCALL: Channel = Channel::new(2);
+const SYNIC: Channel = Channel::new(3);
+const RAM_PAGES: usize = 128;
+/// Guest RAM starts at 1 MiB in guest physical space.
+const RAM_GPA: u64 = 0x10_0000;
+const RAM_PFN: u64 = RAM_GPA / 4096;
+const RELID: Relid = Relid(5);
+const RING_GPADL: GpadlId = GpadlId(0xE1E10);
+const SIGNAL_CONNECTION: u32 = 0x2005;
+
+#[derive(Default)]
+struct FakeKernel {
+    calls: Vec<(Channel, u64, Vec<u64>)>,
+}
+
+impl Kernel for FakeKernel {
+    fn notify(&mut self, _ch: Channel) -> Result<(), IpcError> {
+        Ok(())
+    }
+
+    fn pp_call(
+        &mut self,
+        ch: Channel,
+        msg: MessageInfo,
+        mrs: &mut MessageRegisters,
+    ) -> Result<MessageInfo, IpcError> {
+        self.calls.push((
+            ch,
+            msg.label(),
+            (0..msg.count()).map(|i| mrs.get(i)).collect(),
+        ));
+        if ch == SYNIC {
+            mrs.set(0, 0); // HV_STATUS_SUCCESS
+            mrs.set(1, 1); // newly signalled
+            return Ok(MessageInfo::new(0, 2));
+        }
+        // hvcall-pd: registrations succeed.
+        Ok(MessageInfo::new(0, 0))
+    }
+
+    fn irq_ack(&mut self, _ch: Channel) -> Result<(), IpcError> {
+        Ok(())
+    }
+
+    fn debug_puts(&mut self, _text: &str) {}
+}
+
+fn words(n: usize) -> Vec<AtomicU64> {
+    (0..n).map(|_| AtomicU64::new(0)).collect()
+}
+
+fn status(reply: MessageInfo, mrs: &MessageRegisters) -> u64 {
+    assert_eq!(reply.label(), vsp::REPLY_OK);
+    mrs.get(0)
+}
+
+fn open_request(downstream: u32) -> VspOpen {
+    VspOpen {
+        relid: RELID,
+        open_id: 1,
+        ring_gpadl: RING_GPADL,
+        downstream_page_offset: downstream,
+        target_vp: 0,
+        target_sint: 2,
+        paravisor_synic: true,
+        confidentiality: Confidentiality::default(),
+        signal_connection_id: SIGNAL_CONNECTION,
+        event_flag: RELID.0,
+        version: Version::V6_0,
+        user_data: [0; 120],
+    }
+}
+
+#[test]
+fn offer_map_open_serve_and_close() {
+    let ram_words = words(RAM_PAGES * 512);
+    let window_words = words(512);
+    let ram = Region::from_atomics(&ram_words, Perms::RW);
+    let window = Region::from_atomics(&window_words, Perms::RW);
+    let channels = Channels {
+        vmbus: VMBUS,
+        hvcall: HVCALL,
+        synic: SYNIC,
+    };
+    let mut pd = StorvspPd::new(
+        ram,
+        RAM_GPA,
+        window.restrict(Perms::R),
+        channels,
+        Box::new(MemBackend::new(256)),
+    )
+    .expect("pd");
+    let mut k = FakeKernel::default();
+    let mut mrs = MessageRegisters::new();
+
+    // GET_OFFER: one storage offer in slot 0, nothing after it.
+    mrs.set(0, 0);
+    let reply = pd
+        .protected(
+            &mut k,
+            VMBUS,
+            MessageInfo::new(vsp::label::GET_OFFER, 1),
+            &mut mrs,
+        )
+        .unwrap();
+    let offer = VspOffer::decode(reply, &mrs).unwrap().expect("an offer");
+    assert_eq!(offer.interface_id, interface::STORAGE);
+    mrs.set(0, 1);
+    let reply = pd
+        .protected(
+            &mut k,
+            VMBUS,
+            MessageInfo::new(vsp::label::GET_OFFER, 1),
+            &mut mrs,
+        )
+        .unwrap();
+    assert_eq!(VspOffer::decode(reply, &mrs).unwrap(), None);
+
+    // The guest initializes its ring control pages (RAM pages 0 and 2), then the
+    // server maps the ring GPADL (4 pages) and opens with the rings split at 2.
+    let ring_pages: Vec<u64> = (0..4).collect();
+    for first in [0u64, 2] {
+        let m = GpadlRingMem::new(ram, vec![first, first + 1]).unwrap();
+        vmbus_ring::RingMem::control(&m).initialize();
+    }
+    let list =
+        std::iter::once(range_header(4 * 4096, 0)).chain(ring_pages.iter().map(|p| p + RAM_PFN));
+    let count = vsp::write_window(&window, list).unwrap();
+    let map = MapGpadl {
+        relid: RELID,
+        gpadl: RING_GPADL,
+        range_count: 1,
+        words: count,
+        confidentiality: Confidentiality::default(),
+    };
+    let msg = map.encode(&mut mrs);
+    let reply = pd.protected(&mut k, VMBUS, msg, &mut mrs).unwrap();
+    assert_eq!(status(reply, &mrs), 0);
+
+    let msg = open_request(2).encode(&mut mrs);
+    let reply = pd.protected(&mut k, VMBUS, msg, &mut mrs).unwrap();
+    assert_eq!(status(reply, &mrs), 0);
+    let reg = k.calls.last().unwrap();
+    assert_eq!(
+        reg.0, HVCALL,
+        "the signal connection is claimed at hvcall-pd"
+    );
+    assert_eq!(reg.2[0], u64::from(SIGNAL_CONNECTION));
+
+    // The guest talks storvsc over the rings; each signal is a notification.
+    let mut guest = Storvsc::over(ram, vec![0, 1], vec![2, 3]);
+    let run = |guest: &mut Storvsc<'_>,
+               pd: &mut StorvspPd<'_>,
+               k: &mut FakeKernel,
+               payload: &[u8],
+               buf: Option<&common::vmbus::GuestBuf>| {
+        let id = guest.send(payload, buf);
+        let mut set = ChannelSet::EMPTY;
+        set.insert(HVCALL);
+        pd.notified(k, set).unwrap();
+        let (got, reply) = guest.recv().expect("completion");
+        assert_eq!(got, id);
+        reply
+    };
+    let control = |op: storvsp::protocol::Operation,
+                   body: &[u8],
+                   guest: &mut Storvsc<'_>,
+                   pd: &mut StorvspPd<'_>,
+                   k: &mut FakeKernel| {
+        let mut p = [0u8; 64];
+        p[..4].copy_from_slice(&op.0.to_le_bytes());
+        p[4] = 1;
+        p[12..12 + body.len()].copy_from_slice(body);
+        run(guest, pd, k, &p, None)
+    };
+    use storvsp::protocol::Operation as Op;
+    assert_eq!(
+        control(Op::BEGIN_INITIALIZATION, &[], &mut guest, &mut pd, &mut k)
+            .header
+            .status,
+        NtStatus::SUCCESS
+    );
+    let v = ProtocolVersion::WIN10.0.to_le_bytes();
+    assert_eq!(
+        control(Op::QUERY_PROTOCOL_VERSION, &v, &mut guest, &mut pd, &mut k)
+            .header
+            .status,
+        NtStatus::SUCCESS
+    );
+    assert_eq!(
+        control(Op::QUERY_PROPERTIES, &[], &mut guest, &mut pd, &mut k)
+            .header
+            .status,
+        NtStatus::SUCCESS
+    );
+    assert_eq!(
+        control(Op::END_INITIALIZATION, &[], &mut guest, &mut pd, &mut k)
+            .header
+            .status,
+        NtStatus::SUCCESS
+    );
+    let signals = k.calls.iter().filter(|c| c.0 == SYNIC).count();
+    assert!(signals >= 1, "the guest was signalled");
+    let last = k.calls.iter().rev().find(|c| c.0 == SYNIC).unwrap();
+    assert_eq!(last.2[3], u64::from(RELID.0), "event flag = relid");
+
+    // A READ(10) into guest RAM named by guest physical page numbers.
+    let data_gpa = RAM_GPA + 16 * 4096;
+    let buf = common::vmbus::GuestBuf::at(data_gpa, 4096);
+    let p = Storvsc::srb_payload(&common::vmbus::rw10(0x28, 0, 8), DataDirection::READ, 4096);
+    let r = run(&mut guest, &mut pd, &mut k, &p, Some(&buf));
+    assert_eq!(r.srb().scsi_status, 0);
+    assert_eq!(r.srb().data_transfer_length, 4096);
+    // A page below guest RAM is refused with sense data.
+    let low = common::vmbus::GuestBuf::at(0x1000, 4096);
+    let r = run(&mut guest, &mut pd, &mut k, &p, Some(&low));
+    assert_eq!(r.sense(), (0xB, 0x4B, 0x0A));
+
+    // CLOSE releases the signal connection.
+    mrs.set(0, u64::from(RELID.0));
+    pd.protected(
+        &mut k,
+        VMBUS,
+        MessageInfo::new(vsp::label::CLOSE, 1),
+        &mut mrs,
+    )
+    .unwrap();
+    assert_eq!(k.calls.last().unwrap().0, HVCALL);
+    // Other channels may not call.
+    assert_eq!(
+        pd.protected(
+            &mut k,
+            SYNIC,
+            MessageInfo::new(vsp::label::CLOSE, 1),
+            &mut mrs
+        ),
+        Err(HandlerError::UnexpectedCall(SYNIC))
+    );
+}
+
+#[test]
+fn bad_vsp_calls_are_refused() {
+    let ram_words = words(RAM_PAGES * 512);
+    let window_words = words(16);
+    let ram = Region::from_atomics(&ram_words, Perms::RW);
+    let window = Region::from_atomics(&window_words, Perms::RW);
+    let channels = Channels {
+        vmbus: VMBUS,
+        hvcall: HVCALL,
+        synic: SYNIC,
+    };
+    let mut pd = StorvspPd::new(
+        ram,
+        RAM_GPA,
+        window,
+        channels,
+        Box::new(MemBackend::new(64)),
+    )
+    .unwrap();
+    let mut k = FakeKernel::default();
+    let mut mrs = MessageRegisters::new();
+    // Unknown label.
+    assert!(pd
+        .protected(&mut k, VMBUS, MessageInfo::new(0x1234, 0), &mut mrs)
+        .is_err());
+    // More words than the window holds.
+    let map = MapGpadl {
+        relid: RELID,
+        gpadl: RING_GPADL,
+        range_count: 1,
+        words: 100,
+        confidentiality: Confidentiality::default(),
+    };
+    let msg = map.encode(&mut mrs);
+    let r = pd.protected(&mut k, VMBUS, msg, &mut mrs).unwrap();
+    assert_ne!(status(r, &mrs), 0);
+    // A page list that names pages below guest RAM.
+    let count = vsp::write_window(&window, [range_header(2 * 4096, 0), 1, 2].into_iter()).unwrap();
+    let msg = MapGpadl {
+        words: count,
+        ..map
+    }
+    .encode(&mut mrs);
+    let r = pd.protected(&mut k, VMBUS, msg, &mut mrs).unwrap();
+    assert_ne!(status(r, &mrs), 0);
+    // Opening with a GPADL that was never mapped, or a bad split.
+    let msg = open_request(2).encode(&mut mrs);
+    let r = pd.protected(&mut k, VMBUS, msg, &mut mrs).unwrap();
+    assert_ne!(status(r, &mrs), 0);
+    let list = [
+        range_header(4 * 4096, 0),
+        RAM_PFN,
+        RAM_PFN + 1,
+        RAM_PFN + 2,
+        RAM_PFN + 3,
+    ];
+    let count = vsp::write_window(&window, list.into_iter()).unwrap();
+    let msg = MapGpadl {
+        words: count,
+        ..map
+    }
+    .encode(&mut mrs);
+    let r = pd.protected(&mut k, VMBUS, msg, &mut mrs).unwrap();
+    assert_eq!(status(r, &mrs), 0);
+    let msg = open_request(1).encode(&mut mrs);
+    let r = pd.protected(&mut k, VMBUS, msg, &mut mrs).unwrap();
+    assert_ne!(status(r, &mrs), 0, "a one-page ring is not a ring");
+    assert!(
+        k.calls.is_empty(),
+        "nothing was registered for failed opens"
+    );
+    // A ring whose indices lie is dropped, not trusted.
+    for first in [0u64, 2] {
+        let m = GpadlRingMem::new(ram, vec![first, first + 1]).unwrap();
+        vmbus_ring::RingMem::control(&m).initialize();
+    }
+    let msg = open_request(2).encode(&mut mrs);
+    let r = pd.protected(&mut k, VMBUS, msg, &mut mrs).unwrap();
+    assert_eq!(status(r, &mrs), 0);
+    let m = GpadlRingMem::new(ram, vec![0u64, 1]).unwrap();
+    vmbus_ring::RingMem::control(&m)
+        .write_index()
+        .store(3, Ordering::SeqCst); // misaligned
+    let mut set = ChannelSet::EMPTY;
+    set.insert(HVCALL);
+    pd.notified(&mut k, set).unwrap();
+    assert_eq!(pd.broken_rings, 1);
+    // Notifications on channels the PD does not own are errors.
+    let mut other = ChannelSet::EMPTY;
+    other.insert(Channel::new(9));
+    assert!(pd.notified(&mut k, other).is_err());
+}
