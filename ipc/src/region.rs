@@ -280,23 +280,28 @@ impl<'a> Region<'a> {
 /// # Safety
 /// `src..src+dst.len()` must be valid for atomic reads.
 unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
-    let mut i = 0;
-    let len = dst.len();
-    while i < len && !(src as usize + i).is_multiple_of(8) {
-        // SAFETY: i < len, inside the caller's range.
-        dst[i] = unsafe { AtomicU8::from_ptr(src.add(i) as *mut u8) }.load(Ordering::Relaxed);
-        i += 1;
+    let head_len = src.align_offset(8).min(dst.len());
+    let (head, rest) = dst.split_at_mut(head_len);
+    for (i, byte) in head.iter_mut().enumerate() {
+        // SAFETY: i < head_len <= dst.len(), inside the caller's range.
+        *byte = unsafe { AtomicU8::from_ptr(src.add(i) as *mut u8) }.load(Ordering::Relaxed);
     }
-    while i + 8 <= len {
-        // SAFETY: src+i is 8-aligned here and i+8 <= len.
-        let word = unsafe { AtomicU64::from_ptr(src.add(i) as *mut u64) }.load(Ordering::Relaxed);
-        dst[i..i + 8].copy_from_slice(&word.to_ne_bytes());
-        i += 8;
+    // SAFETY: head_len <= dst.len().
+    let src = unsafe { src.add(head_len) };
+    let rest_len = rest.len();
+    let mut words = rest.chunks_exact_mut(8);
+    for (w, chunk) in words.by_ref().enumerate() {
+        // SAFETY: src is 8-aligned after the head; word w lies inside the range.
+        let word =
+            unsafe { AtomicU64::from_ptr(src.add(w * 8) as *mut u64) }.load(Ordering::Relaxed);
+        chunk.copy_from_slice(&word.to_ne_bytes());
     }
-    while i < len {
-        // SAFETY: i < len.
-        dst[i] = unsafe { AtomicU8::from_ptr(src.add(i) as *mut u8) }.load(Ordering::Relaxed);
-        i += 1;
+    let tail = words.into_remainder();
+    let tail_start = rest_len - tail.len();
+    for (i, byte) in tail.iter_mut().enumerate() {
+        // SAFETY: tail_start + i < rest_len, inside the caller's range.
+        *byte = unsafe { AtomicU8::from_ptr(src.add(tail_start + i) as *mut u8) }
+            .load(Ordering::Relaxed);
     }
 }
 
@@ -305,25 +310,26 @@ unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
 /// # Safety
 /// `dst..dst+src.len()` must be valid for atomic writes.
 unsafe fn copy_to_shared(src: &[u8], dst: *mut u8) {
-    let mut i = 0;
-    let len = src.len();
-    while i < len && !(dst as usize + i).is_multiple_of(8) {
-        // SAFETY: i < len.
-        unsafe { AtomicU8::from_ptr(dst.add(i)) }.store(src[i], Ordering::Relaxed);
-        i += 1;
+    let head_len = dst.align_offset(8).min(src.len());
+    let (head, rest) = src.split_at(head_len);
+    for (i, &byte) in head.iter().enumerate() {
+        // SAFETY: i < head_len <= src.len(), inside the caller's range.
+        unsafe { AtomicU8::from_ptr(dst.add(i)) }.store(byte, Ordering::Relaxed);
     }
-    while i + 8 <= len {
+    // SAFETY: head_len <= src.len().
+    let dst = unsafe { dst.add(head_len) };
+    let mut words = rest.chunks_exact(8);
+    for (w, chunk) in words.by_ref().enumerate() {
         let mut word = [0u8; 8];
-        word.copy_from_slice(&src[i..i + 8]);
-        // SAFETY: dst+i is 8-aligned and i+8 <= len.
-        unsafe { AtomicU64::from_ptr(dst.add(i) as *mut u64) }
+        word.copy_from_slice(chunk);
+        // SAFETY: dst is 8-aligned after the head; word w lies inside the range.
+        unsafe { AtomicU64::from_ptr(dst.add(w * 8) as *mut u64) }
             .store(u64::from_ne_bytes(word), Ordering::Relaxed);
-        i += 8;
     }
-    while i < len {
-        // SAFETY: i < len.
-        unsafe { AtomicU8::from_ptr(dst.add(i)) }.store(src[i], Ordering::Relaxed);
-        i += 1;
+    let tail_start = rest.len() - words.remainder().len();
+    for (i, &byte) in rest.iter().enumerate().skip(tail_start) {
+        // SAFETY: i < rest.len(), inside the caller's range.
+        unsafe { AtomicU8::from_ptr(dst.add(i)) }.store(byte, Ordering::Relaxed);
     }
 }
 
