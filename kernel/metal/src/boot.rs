@@ -96,7 +96,7 @@ boot_gdtr:
     .section .bss.stack, "aw", @nobits
     .balign 16
     .global kernel_stack_top
-kernel_stack: .skip 65536
+kernel_stack: .skip 262144
 kernel_stack_top:
 
     .section .boot.bss, "aw", @nobits

@@ -26,15 +26,6 @@ pub fn outl(port: u16, value: u32) {
     }
 }
 
-pub fn rdmsr(msr: u32) -> u64 {
-    let (lo, hi): (u32, u32);
-    // SAFETY: reading an MSR the CPU implements has no memory effects.
-    unsafe {
-        asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
-    }
-    (u64::from(hi) << 32) | u64::from(lo)
-}
-
 /// # Safety
 /// The MSR and value must keep the kernel's invariants (segments, syscall entry).
 pub unsafe fn wrmsr(msr: u32, value: u64) {
@@ -71,11 +62,6 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
     [r.eax, r.ebx, r.ecx, r.edx]
 }
 
-pub fn rdtsc() -> u64 {
-    // SAFETY: rdtsc only reads the time-stamp counter.
-    unsafe { core::arch::x86_64::_rdtsc() }
-}
-
 /// Stops this CPU for good: interrupts off, halt forever.
 pub fn halt_forever() -> ! {
     loop {
@@ -89,4 +75,25 @@ pub fn halt_forever() -> ! {
 pub fn exit_qemu(status: u32) -> ! {
     outl(0xf4, status);
     halt_forever()
+}
+
+pub fn cr4() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR4 has no side effects.
+    unsafe { asm!("mov {}, cr4", out(reg) v, options(nomem, nostack, preserves_flags)) }
+    v
+}
+
+/// # Safety
+/// The new CR4 must keep paging as it is (PAE stays on).
+pub unsafe fn set_cr4(v: u64) {
+    // SAFETY: the caller vouches for the bits.
+    unsafe { asm!("mov cr4, {}", in(reg) v, options(nostack, preserves_flags)) }
+}
+
+/// Sleeps until an interrupt, which runs (nested, from ring 0) before this returns.
+pub fn wait_for_interrupt() {
+    // SAFETY: sti; hlt; cli only lets one interrupt in. Not `nomem`: the handler
+    // changes kernel state the caller reads afterwards.
+    unsafe { asm!("sti; hlt; cli", options(nostack)) }
 }

@@ -1,34 +1,267 @@
 //! The microkernel: boots from PVH, builds every PD's address space and capability
 //! table from the system image the builder appended, and then only moves control
-//! between PDs (notify, protected calls, faults, irqs). The policy-free logic lives in
+//! between PDs (notify, protected calls, faults, irqs). The decisions live in
 //! `kernel-core` (host-tested); this crate is the x86_64 glue.
 #![no_std]
 #![no_main]
+#![allow(unsafe_code)]
 
 mod boot;
 mod cpu;
 mod gdt;
+mod loader;
+mod mem;
+mod pic;
 mod serial;
 mod trap;
 
-use trap::Frame;
+use core::mem::MaybeUninit;
+use core::ptr::addr_of_mut;
+
+use kernel_abi::image::{SystemImage, MAX_PDS};
+use kernel_abi::syscall::{FaultMessage, Status, Sys, MESSAGE_REGISTERS};
+use kernel_core::{Effects, PdId, Ret};
+use loader::Tcb;
+use trap::{Frame, SYSCALL_VECTOR};
+
+/// Everything the kernel knows at run time. One CPU, interrupts off in the kernel
+/// (except in the idle wait), so plain statics suffice.
+static mut TCBS: [Tcb; MAX_PDS] = [Tcb::EMPTY; MAX_PDS];
+static mut CORE: MaybeUninit<kernel_core::Kernel> = MaybeUninit::uninit();
+static mut IDLE: bool = false;
+
+fn tcbs() -> &'static mut [Tcb; MAX_PDS] {
+    // SAFETY: single CPU, kernel entered with interrupts off; callers do not keep the
+    // reference across a point where a nested trap could run (the idle wait).
+    unsafe { &mut *addr_of_mut!(TCBS) }
+}
+
+fn core_state() -> &'static mut kernel_core::Kernel {
+    // SAFETY: as for `tcbs`; CORE is written once in `kmain` before any trap from
+    // ring 3 or irq can reach the kernel.
+    unsafe { (*addr_of_mut!(CORE)).assume_init_mut() }
+}
 
 #[no_mangle]
 extern "C" fn kmain(start_info: u64) -> ! {
     serial::init();
-    kprintln!("kernel: booting (PVH start info at {start_info:#x})");
+    kprintln!("kernel: booting");
     gdt::init();
     trap::init();
-    kprintln!("kernel: gdt, tss, idt ready");
-    cpu::exit_qemu(0)
+    pic::init();
+
+    // The builder put the system image at the first page after the kernel.
+    let image_pa = mem::kernel_phys_end();
+    let image_len = {
+        let magic = mem::read_u64(image_pa).to_le_bytes();
+        if magic != kernel_abi::image::MAGIC {
+            kprintln!(
+                "kernel: no system image after the kernel (build one with `paravisor build`)"
+            );
+            cpu::exit_qemu(0x7b);
+        }
+        mem::read_u64(image_pa + core::mem::offset_of!(kernel_abi::image::Header, total_len) as u64)
+    };
+    let (mut frames, kernel_root) = mem::init(start_info, image_pa.saturating_add(image_len));
+    // SAFETY: the image lies in RAM below the allocator's range (never handed out)
+    // and is never written.
+    let bytes = unsafe { core::slice::from_raw_parts(mem::phys_ptr(image_pa), image_len as usize) };
+    let image = match SystemImage::parse(bytes) {
+        Ok(image) => image,
+        Err(e) => {
+            kprintln!("kernel: bad system image: {e}");
+            cpu::exit_qemu(0x7b)
+        }
+    };
+    let loaded = match loader::load(&image, &mut frames, kernel_root, tcbs()) {
+        Ok(l) => l,
+        Err(e) => {
+            kprintln!("kernel: cannot build the PDs: {e}");
+            cpu::exit_qemu(0x7b)
+        }
+    };
+    let core = kernel_core::Kernel::new(&loaded.configs[..loaded.count]);
+    let lines = core.irq_lines();
+    // SAFETY: first and only write, before anything reads CORE.
+    unsafe { (*addr_of_mut!(CORE)).write(core) };
+    for line in 0..16 {
+        if lines & (1 << line) != 0 {
+            pic::unmask(line);
+        }
+    }
+    kprintln!(
+        "kernel: {} PDs loaded, {} KiB free; starting",
+        loaded.count,
+        frames.free_bytes() >> 10
+    );
+    trap::enter(switch_to_next())
+}
+
+/// Applies the core's effects to the PDs' saved state.
+struct Glue;
+
+impl Effects for Glue {
+    fn set_return(&mut self, pd: PdId, ret: Ret) {
+        let f = &mut tcbs()[usize::from(pd)].frame;
+        f.rax = ret.rax;
+        f.rdi = ret.rdi;
+        f.rsi = ret.rsi;
+        f.rdx = ret.rdx;
+    }
+
+    fn copy_message(&mut self, from: PdId, to: PdId, count: usize) {
+        let (src, dst) = (
+            tcbs()[usize::from(from)].ipc_buffer,
+            tcbs()[usize::from(to)].ipc_buffer,
+        );
+        for i in 0..count.min(MESSAGE_REGISTERS) as u64 {
+            mem::write_u64(dst + i * 8, mem::read_u64(src + i * 8));
+        }
+    }
+
+    fn write_fault(&mut self, to: PdId, fault: &FaultMessage) {
+        let dst = tcbs()[usize::from(to)].ipc_buffer;
+        for (i, w) in fault.to_words().iter().enumerate() {
+            mem::write_u64(dst + i as u64 * 8, *w);
+        }
+    }
+
+    fn unmask_irq(&mut self, line: u8) {
+        pic::unmask(line);
+    }
+
+    fn unhandled_fault(&mut self, pd: PdId, f: &FaultMessage) {
+        kprintln!(
+            "kernel: PD {} faulted: {} (vector {}) at ip {:#x}, address {:#x}, error {:#x}; it is stopped, the rest keeps running",
+            tcbs()[usize::from(pd)].name(),
+            f.vector_name(),
+            f.vector,
+            f.ip,
+            f.address,
+            f.error_code
+        );
+    }
+}
+
+/// The next PD to run (waiting for an irq while there is none), its address space
+/// loaded and its frame set up as the save area for the next trap.
+fn switch_to_next() -> *mut Frame {
+    let pd = loop {
+        if let Some(pd) = core_state().schedule() {
+            break pd;
+        }
+        if core_state().irq_lines() == 0 {
+            kprintln!("kernel: every PD is waiting and no irq can wake one; stopping");
+            cpu::exit_qemu(0x7d);
+        }
+        // SAFETY: single CPU; the flag tells the nested irq path it may run.
+        unsafe { IDLE = true };
+        cpu::wait_for_interrupt();
+        // SAFETY: as above.
+        unsafe { IDLE = false };
+    };
+    let tcb = &mut tcbs()[usize::from(pd)];
+    if cpu::cr3() != tcb.cr3 {
+        // SAFETY: every PD root shares the kernel half of the kernel's own root.
+        unsafe { cpu::set_cr3(tcb.cr3) };
+    }
+    let frame = addr_of_mut!(tcb.frame);
+    trap::set_user_frame(frame);
+    frame
 }
 
 /// The common trap handler: returns the frame to resume.
 #[no_mangle]
 extern "C" fn trap_entry(frame: *mut Frame) -> *mut Frame {
-    // SAFETY: the entry stubs pass the frame they just saved.
-    let f = unsafe { &mut *frame };
-    kernel_fault(f)
+    // SAFETY: the entry stubs pass the frame they just saved; we copy what we need
+    // out of it before anything else can write it.
+    let f = unsafe { *frame };
+    let is_irq = (pic::VECTOR_BASE..pic::VECTOR_BASE + 16).contains(&f.vector);
+    if !f.from_user() {
+        // SAFETY: single CPU; read-only.
+        if is_irq && unsafe { IDLE } {
+            irq((f.vector - pic::VECTOR_BASE) as u8);
+            return frame;
+        }
+        kernel_fault(&f);
+    }
+    match f.vector {
+        SYSCALL_VECTOR => syscall(&f),
+        _ if is_irq => irq((f.vector - pic::VECTOR_BASE) as u8),
+        255 => {}
+        v => core_state().fault(
+            &mut Glue,
+            FaultMessage {
+                vector: v,
+                address: if v == 14 { cpu::cr2() } else { 0 },
+                ip: f.rip,
+                error_code: f.error,
+            },
+        ),
+    }
+    switch_to_next()
+}
+
+fn irq(line: u8) {
+    pic::mask(line);
+    pic::end_of_interrupt(line);
+    core_state().irq(&mut Glue, line);
+}
+
+fn syscall(f: &Frame) {
+    let k = core_state();
+    let Some(cur) = k.current() else { return };
+    match Sys(f.rax) {
+        Sys::NOTIFY => k.notify(&mut Glue, f.rdi),
+        Sys::PP_CALL => k.pp_call(&mut Glue, f.rdi, f.rsi, f.rdx),
+        Sys::RECV => k.recv(&mut Glue),
+        Sys::REPLY_RECV => k.reply_recv(&mut Glue, f.rdi, f.rsi, f.r10),
+        Sys::IRQ_ACK => k.irq_ack(&mut Glue, f.rdi),
+        Sys::DEBUG_PUTS => {
+            let ok = debug_puts(cur, f.rdi, f.rsi);
+            let st = if ok { Status::OK } else { Status::BAD_ARGUMENT };
+            Glue.set_return(cur, Ret::status(st));
+        }
+        Sys::DEBUG_HALT => {
+            kprintln!(
+                "kernel: halted by PD {} with status {}",
+                tcbs()[usize::from(cur)].name(),
+                f.rdi
+            );
+            cpu::exit_qemu(f.rdi as u32)
+        }
+        _ => Glue.set_return(cur, Ret::status(Status::UNKNOWN_SYSCALL)),
+    }
+}
+
+/// Prints `len` bytes at user address `ptr` of PD `pd`, if every byte is mapped
+/// readable for the PD. Reads go through the physical window, never the user mapping.
+fn debug_puts(pd: PdId, ptr: u64, len: u64) -> bool {
+    if len > 4096 {
+        return false;
+    }
+    let root = tcbs()[usize::from(pd)].cr3;
+    let mut va = ptr;
+    let end = match ptr.checked_add(len) {
+        Some(e) => e,
+        None => return false,
+    };
+    // Check every page first, so a bad pointer prints nothing.
+    while va < end {
+        match kernel_core::paging::translate(&mem::PhysRead, root, va) {
+            Some((_, rights)) if rights & kernel_core::paging::USER != 0 => {}
+            _ => return false,
+        }
+        va = (va & !0xfff) + 0x1000;
+    }
+    for a in ptr..end {
+        if let Some((pa, _)) = kernel_core::paging::translate(&mem::PhysRead, root, a) {
+            // SAFETY: `pa` is a frame mapped to this PD, inside the physical window.
+            let b = unsafe { mem::phys_ptr(pa).read_volatile() };
+            serial::write_bytes(&[b]);
+        }
+    }
+    true
 }
 
 fn kernel_fault(f: &Frame) -> ! {

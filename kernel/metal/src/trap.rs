@@ -142,6 +142,7 @@ syscall_entry:
     mov rsp, [rip + KERNEL_STACK_TOP]
     cld
     call trap_entry
+    jmp resume_frame
 
     .global enter_user
 enter_user:
@@ -220,11 +221,12 @@ pub fn init() {
         };
         asm!("lidt [{}]", in(reg) &ptr, options(nostack));
 
-        // syscall: CS/SS from STAR, entry at LSTAR, IF/TF/DF/AC cleared (FMASK).
+        // syscall: CS/SS from STAR, entry at LSTAR, flags masked by FMASK.
         // STAR[63:48] = 0x10: sysret would load SS 0x18|3 and CS 0x20|3 (we leave by iretq).
         crate::cpu::wrmsr(0xC000_0081, (0x10 << 48) | (u64::from(KERNEL_CS) << 32));
-        crate::cpu::wrmsr(0xC000_0082, syscall_entry as usize as u64);
-        crate::cpu::wrmsr(0xC000_0084, 0x4_0700);
+        crate::cpu::wrmsr(0xC000_0082, syscall_entry as *const () as u64);
+        // IF, TF, DF, NT and AC cleared on entry (NT so the kernel's iretq never faults).
+        crate::cpu::wrmsr(0xC000_0084, 0x4_4700);
     }
 }
 

@@ -2,11 +2,15 @@
 //! subcommand by adding a module with `Args` + `run` and one line in each of
 //! [`Command`] and [`dispatch`].
 
+mod bootimage;
+mod build;
 mod check;
 mod failure;
 mod image;
 mod manifest;
+mod run;
 mod sim;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -33,6 +37,12 @@ enum Command {
     Manifest(manifest::Args),
     /// Run the system on the host: every PD its own process, isolated as granted.
     Sim(sim::Args),
+    /// Build the bootable image: the kernel with the compiled system and PD programs.
+    Build(build::Args),
+    /// Check a boot image against its audit manifest.
+    Verify(verify::Args),
+    /// Boot an image in QEMU (TCG); exit with the status the system halted with.
+    Run(run::Args),
 }
 
 fn dispatch(command: Command) -> Result<(), Failure> {
@@ -40,6 +50,9 @@ fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Check(args) => check::run(args),
         Command::Manifest(args) => manifest::run(args),
         Command::Sim(args) => sim::run(args),
+        Command::Build(args) => build::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Run(args) => run::run(args),
     }
 }
 

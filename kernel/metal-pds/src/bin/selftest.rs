@@ -1,0 +1,217 @@
+//! The boot self-test. In `init` it checks protected calls (registers both ways, an
+//! error reply, capability errors) and measures a call round trip; then, driven by
+//! events, it measures notification round trips with ponger, waits for the echo pair
+//! to finish and for its child `faulter` to fault, checks the other PDs still answer,
+//! prints a report and halts the machine with the verdict (0 = pass).
+#![no_std]
+#![no_main]
+
+use ipc::{
+    Channel, ChannelSet, Child, FaultInfo, Handler, HandlerError, Init, InitError, IpcError,
+    Kernel, MessageInfo, MessageRegisters, Region,
+};
+use metal_pds::*;
+use pd_rt::{println, sys::rdtsc};
+
+const ROUNDS: u64 = 1000;
+const SHARED_MAGIC: u64 = 0x5eed_cafe_f00d_0001;
+
+struct Check {
+    failures: u32,
+}
+
+impl Check {
+    fn expect(&mut self, ok: bool, what: &str) {
+        println!("selftest: {} {what}", if ok { "ok  " } else { "FAIL" });
+        if !ok {
+            self.failures += 1;
+        }
+    }
+}
+
+struct SelfTest {
+    check: Check,
+    pongs: u64,
+    pong_start: u64,
+    echo_done: bool,
+    child_fault: bool,
+    finished: bool,
+}
+
+fn call(
+    k: &mut dyn Kernel,
+    label: u64,
+    regs: &[u64],
+) -> Result<(MessageInfo, MessageRegisters), IpcError> {
+    let mut mrs = MessageRegisters::new();
+    for (i, &r) in regs.iter().enumerate() {
+        mrs.set(i, r);
+    }
+    let info = SELFTEST_PING.pp_call(k, MessageInfo::new(label, regs.len()), &mut mrs)?;
+    Ok((info, mrs))
+}
+
+fn calls(check: &mut Check, k: &mut dyn Kernel) {
+    match call(k, LABEL_INCREMENT, &[1, 2, 3]) {
+        Ok((info, mrs)) => check.expect(
+            info.label() == LABEL_INCREMENT + 1 && info.count() == 3 && mrs.0[..3] == [2, 3, 4],
+            "protected call: registers travel both ways",
+        ),
+        Err(e) => check.expect(false, &fmt_err(e)),
+    }
+    let big: [u64; 64] = core::array::from_fn(|i| i as u64);
+    let ok =
+        matches!(call(k, LABEL_INCREMENT, &big), Ok((i, m)) if i.count() == 64 && m.0[63] == 64);
+    check.expect(ok, "protected call: all 64 message registers");
+    check.expect(
+        matches!(call(k, LABEL_READ_SHARED, &[]), Ok((_, m)) if m.0[0] == SHARED_MAGIC),
+        "shared region: the callee reads what we wrote",
+    );
+    check.expect(
+        call(k, LABEL_FAIL, &[]) == Err(IpcError::CallFailed(SELFTEST_PING)),
+        "protected call: a handler error fails the call",
+    );
+    check.expect(
+        NOT_GRANTED.notify(k) == Err(IpcError::NotGranted(NOT_GRANTED)),
+        "capabilities: notify on an id we were not given",
+    );
+    let mut mrs = MessageRegisters::new();
+    check.expect(
+        SELFTEST_PONG.pp_call(k, MessageInfo::new(0, 0), &mut mrs)
+            == Err(IpcError::CallNotPermitted(SELFTEST_PONG)),
+        "capabilities: call over a notify-only channel",
+    );
+    check.expect(
+        SELFTEST_PING.irq_ack(k) == Err(IpcError::NotAnIrq(SELFTEST_PING)),
+        "capabilities: irq ack on a channel",
+    );
+    // Cost of a round trip: call + reply, kernel and both runtimes included. Under
+    // QEMU -icount shift=0 the time-stamp counter counts instructions.
+    let mut mrs = MessageRegisters::new();
+    let start = rdtsc();
+    for _ in 0..ROUNDS {
+        let _ = SELFTEST_PING.pp_call(k, MessageInfo::new(LABEL_INCREMENT, 0), &mut mrs);
+    }
+    let per = (rdtsc() - start) / ROUNDS;
+    println!("selftest: measure ppc_round_trip {per} tsc per call+reply ({ROUNDS} rounds)");
+}
+
+fn fmt_err(e: IpcError) -> &'static str {
+    match e {
+        IpcError::PeerGone(_) => "protected call: callee gone",
+        _ => "protected call failed",
+    }
+}
+
+impl SelfTest {
+    fn new(init: &dyn Init, k: &mut dyn Kernel) -> Result<Self, InitError> {
+        println!("selftest: starting in PD {}", init.pd_name());
+        let shared: Region<'static> = init.region(SHARED)?;
+        let mut check = Check { failures: 0 };
+        check.expect(
+            shared.write(0, &SHARED_MAGIC).is_ok(),
+            "shared region: writable here",
+        );
+        check.expect(
+            init.variable(SHARED) == Ok(shared.base_address() as u64),
+            "setvar_vaddr: the variable holds the region's address",
+        );
+        calls(&mut check, k);
+        let mut t = Self {
+            check,
+            pongs: 0,
+            pong_start: rdtsc(),
+            echo_done: false,
+            child_fault: false,
+            finished: false,
+        };
+        // The ponger outranks us: each notify runs it at once; its answer is
+        // delivered when we next wait.
+        if SELFTEST_PONG.notify(k).is_err() {
+            t.check.expect(false, "notify ponger");
+        }
+        Ok(t)
+    }
+
+    fn maybe_finish(&mut self, k: &mut dyn Kernel) {
+        if self.finished || self.pongs < ROUNDS || !self.echo_done || !self.child_fault {
+            return;
+        }
+        self.finished = true;
+        let alive = matches!(call(k, LABEL_INCREMENT, &[41]), Ok((_, m)) if m.0[0] == 42);
+        self.check
+            .expect(alive, "after the faults, pingserver still answers");
+        let verdict = if self.check.failures == 0 {
+            "PASS"
+        } else {
+            "FAIL"
+        };
+        println!(
+            "selftest: REPORT {verdict} ({} failures)",
+            self.check.failures
+        );
+        pd_rt::sys::debug_halt(u64::from(self.check.failures.min(100)))
+    }
+}
+
+impl Handler for SelfTest {
+    fn notified(&mut self, k: &mut dyn Kernel, ch: ChannelSet) -> Result<(), HandlerError> {
+        for c in ch.iter() {
+            match c {
+                SELFTEST_PONG => {
+                    self.pongs += 1;
+                    if self.pongs < ROUNDS {
+                        SELFTEST_PONG.notify(k)?;
+                    } else if self.pongs == ROUNDS {
+                        let per = (rdtsc() - self.pong_start) / ROUNDS;
+                        println!("selftest: measure notify_round_trip {per} tsc per notify+notify back ({ROUNDS} rounds)");
+                        self.check
+                            .expect(true, "notifications: 1000 round trips with ponger");
+                    }
+                }
+                SELFTEST_ECHO_DONE => {
+                    self.echo_done = true;
+                    self.check.expect(
+                        true,
+                        "echo pair (pds/echo on pd-rt): every message back in order",
+                    );
+                }
+                other => return Err(HandlerError::UnexpectedNotification(other)),
+            }
+        }
+        self.maybe_finish(k);
+        Ok(())
+    }
+
+    fn fault(
+        &mut self,
+        k: &mut dyn Kernel,
+        child: Child,
+        info: FaultInfo,
+    ) -> Result<bool, HandlerError> {
+        println!(
+            "selftest: child {} faulted: vector {} at ip {:#x}, address {:#x}",
+            child.0, info.code, info.ip, info.address
+        );
+        self.check.expect(
+            child.0 == FAULTER_ID && info.code == 14 && info.address != 0,
+            "fault containment: the child's write to a read-only page reached us as a page fault",
+        );
+        self.child_fault = true;
+        self.maybe_finish(k);
+        // Leave it stopped: resuming would only fault again.
+        Ok(false)
+    }
+
+    fn protected(
+        &mut self,
+        _: &mut dyn Kernel,
+        ch: Channel,
+        _: MessageInfo,
+        _: &mut MessageRegisters,
+    ) -> Result<MessageInfo, HandlerError> {
+        Err(HandlerError::UnexpectedCall(ch))
+    }
+}
+
+pd_rt::entry!(|init, kernel| SelfTest::new(init, kernel));

@@ -1,0 +1,29 @@
+//! Shared bits of the boot-test PDs: the channel ids and labels of `selftest.xml`.
+#![no_std]
+
+use ipc::Channel;
+
+/// selftest -> pingserver: protected calls.
+pub const SELFTEST_PING: Channel = Channel::new(0);
+/// selftest <-> ponger: notifications both ways.
+pub const SELFTEST_PONG: Channel = Channel::new(1);
+/// echo_client -> selftest: "all messages echoed".
+pub const SELFTEST_ECHO_DONE: Channel = Channel::new(2);
+/// A channel id selftest was not given.
+pub const NOT_GRANTED: Channel = Channel::new(40);
+
+pub const PONGER_PEER: Channel = Channel::new(0);
+pub const PINGSERVER_CALLER: Channel = Channel::new(0);
+pub const ECHO_CLIENT_DONE: Channel = Channel::new(1);
+
+/// pingserver labels.
+pub const LABEL_INCREMENT: u64 = 7;
+pub const LABEL_READ_SHARED: u64 = 8;
+pub const LABEL_FAIL: u64 = 9;
+
+/// The `setvar_vaddr` of the page selftest writes and the others only read.
+pub const SHARED: &str = "shared";
+/// The child id selftest gives faulter.
+pub const FAULTER_ID: u8 = 1;
+/// Messages the echo pair streams during the boot test.
+pub const ECHO_COUNT: u64 = 20_000;

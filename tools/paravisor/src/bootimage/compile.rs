@@ -1,0 +1,267 @@
+//! system.xml + PD program images -> the kernel's system image.
+//!
+//! Everything the kernel would otherwise have to decide is decided here: channel
+//! ends become capability slots naming PD indices, `setvar_vaddr`s become info-page
+//! entries, physical-address variables become patches, and every address range is
+//! checked against the PD address-space layout so that the kernel's mapping cannot
+//! fail on a valid image.
+
+use kernel_abi::image::build::{encode, PdSpec};
+use kernel_abi::image::{
+    perms, CapDesc, MapDesc, PatchDesc, PdDesc, RegionDesc, SegmentDesc, SystemImage, CHANNELS,
+    MAX_MAPS, MAX_SEGMENTS, NO_PARENT,
+};
+use kernel_abi::info::{self, InfoHeader, InfoRegion, InfoVariable};
+use kernel_abi::layout;
+
+use super::elf::{self, PF_R, PF_W, PF_X};
+
+const PAGE: u64 = layout::PAGE_SIZE;
+
+/// One PD's program image bytes, in `system.all_pds()` order.
+pub type Programs = Vec<Vec<u8>>;
+
+fn mr_perms(p: sdf::Perms) -> u32 {
+    let mut out = 0;
+    if p.read {
+        out |= perms::R;
+    }
+    if p.write {
+        out |= perms::W;
+    }
+    if p.execute {
+        out |= perms::X;
+    }
+    out
+}
+
+fn name(s: &str, what: &str) -> Result<kernel_abi::Name, String> {
+    kernel_abi::name(s).ok_or_else(|| format!("{what} {s:?} is longer than 63 bytes"))
+}
+
+/// Compiles the system; errors name the PD and what is wrong.
+pub fn compile(system: &sdf::System, programs: &Programs) -> Result<Vec<u8>, String> {
+    let pds = system.all_pds();
+    if programs.len() != pds.len() {
+        return Err("one program image per PD is needed".into());
+    }
+    let regions = system
+        .memory_regions
+        .iter()
+        .map(|mr| {
+            Ok(RegionDesc {
+                name: name(&mr.name, "memory region name")?,
+                size: mr.size.next_multiple_of(PAGE),
+                phys_addr: mr.phys_addr.unwrap_or(RegionDesc::ALLOCATE),
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let index_of = |n: &str| pds.iter().position(|p| p.name == n);
+    let region_of = |n: &str| system.memory_regions.iter().position(|m| m.name == n);
+
+    let mut specs = Vec::new();
+    for (pd, program) in pds.iter().zip(programs) {
+        let fail = |what: String| format!("PD {}: {what}", pd.name);
+        let elf = elf::parse(program).map_err(|e| fail(format!("program image: {e}")))?;
+        let mut desc = PdDesc::empty();
+        desc.name = name(&pd.name, "PD name").map_err(fail)?;
+        desc.priority = pd.priority;
+        desc.passive = u8::from(pd.passive);
+        desc.budget_us = pd.budget;
+        desc.period_us = pd.period;
+        desc.entry = elf.header.entry;
+        desc.stack_size = pd.stack_size.max(PAGE).next_multiple_of(PAGE);
+        if desc.stack_size > layout::MAX_STACK_SIZE {
+            return Err(fail(format!(
+                "stack_size {:#x} is over the limit {:#x}",
+                pd.stack_size,
+                layout::MAX_STACK_SIZE
+            )));
+        }
+        if let Some(parent) = pds
+            .iter()
+            .position(|p| p.children.iter().any(|c| c.name == pd.name))
+        {
+            desc.parent = parent as u8;
+            desc.child_id = pd.child_id.unwrap_or(0);
+        } else {
+            desc.parent = NO_PARENT;
+        }
+
+        // Page ranges in use, to refuse overlaps here rather than at boot.
+        let mut used: Vec<(u64, u64, String)> = Vec::new();
+        let mut claim = |start: u64, end: u64, what: String| -> Result<(), String> {
+            if !layout::is_pd_range(start, end - start) {
+                return Err(format!("{what} at {start:#x}..{end:#x} is outside the PD's part of the address space (page 1 up to {:#x})", layout::RESERVED_BASE));
+            }
+            if let Some((_, _, other)) = used.iter().find(|(s, e, _)| start < *e && *s < end) {
+                return Err(format!("{what} at {start:#x}..{end:#x} overlaps {other}"));
+            }
+            used.push((start, end, what));
+            Ok(())
+        };
+
+        let mut segments = Vec::new();
+        for p in elf.loads().filter(|p| p.memsz > 0) {
+            let start = p.vaddr & !(PAGE - 1);
+            let end = (p.vaddr + p.memsz).next_multiple_of(PAGE);
+            claim(start, end, format!("program segment {:#x}", p.vaddr)).map_err(fail)?;
+            let mut perms_bits = 0;
+            if p.flags & PF_R != 0 {
+                perms_bits |= perms::R;
+            }
+            if p.flags & PF_W != 0 {
+                perms_bits |= perms::W;
+            }
+            if p.flags & PF_X != 0 {
+                perms_bits |= perms::X;
+            }
+            segments.push(SegmentDesc {
+                vaddr: p.vaddr,
+                file_off: p.offset,
+                file_size: p.filesz,
+                mem_size: p.memsz,
+                perms: perms_bits,
+                _reserved: 0,
+            });
+        }
+        if segments.len() > MAX_SEGMENTS {
+            return Err(fail(format!(
+                "{} loadable segments (at most {MAX_SEGMENTS})",
+                segments.len()
+            )));
+        }
+        if !segments.iter().any(|s| {
+            s.perms & perms::X != 0 && (s.vaddr..s.vaddr + s.mem_size).contains(&desc.entry)
+        }) {
+            return Err(fail(format!(
+                "entry point {:#x} is not in an executable segment",
+                desc.entry
+            )));
+        }
+
+        let mut maps = Vec::new();
+        let mut info_regions = Vec::new();
+        let mut variables = Vec::new();
+        for m in &pd.maps {
+            let r =
+                region_of(&m.mr).ok_or_else(|| fail(format!("unknown memory region {}", m.mr)))?;
+            let size = regions[r].size;
+            if m.vaddr % PAGE != 0 {
+                return Err(fail(format!(
+                    "map of {} at {:#x} is not page aligned",
+                    m.mr, m.vaddr
+                )));
+            }
+            claim(m.vaddr, m.vaddr + size, format!("map of {}", m.mr)).map_err(fail)?;
+            maps.push(MapDesc {
+                vaddr: m.vaddr,
+                region: r as u32,
+                perms: mr_perms(m.perms),
+                cached: u32::from(m.cached),
+                _reserved: 0,
+            });
+            if let Some(var) = &m.setvar_vaddr {
+                info_regions.push(InfoRegion {
+                    name: name(var, "setvar_vaddr").map_err(fail)?,
+                    vaddr: m.vaddr,
+                    size,
+                    perms: u64::from(mr_perms(m.perms)),
+                });
+                variables.push(InfoVariable {
+                    name: name(var, "setvar_vaddr").map_err(fail)?,
+                    value: m.vaddr,
+                });
+            }
+        }
+        if maps.len() > MAX_MAPS {
+            return Err(fail(format!("{} maps (at most {MAX_MAPS})", maps.len())));
+        }
+        let mut paddr_vars = Vec::new();
+        for s in &pd.setvars {
+            let r = region_of(&s.region_paddr).ok_or_else(|| {
+                fail(format!(
+                    "setvar {}: unknown memory region {}",
+                    s.symbol, s.region_paddr
+                ))
+            })?;
+            paddr_vars.push((variables.len(), r as u32));
+            variables.push(InfoVariable {
+                name: name(&s.symbol, "setvar symbol").map_err(fail)?,
+                value: 0,
+            });
+        }
+
+        let mut header = InfoHeader {
+            magic: info::MAGIC,
+            name: desc.name,
+            region_count: 0,
+            variable_count: 0,
+            notify_mask: 0,
+            pp_mask: 0,
+            irq_mask: 0,
+        };
+        for (me, peer) in system.channel_ends_of(&pd.name) {
+            let peer_index =
+                index_of(&peer.pd).ok_or_else(|| fail(format!("unknown peer {}", peer.pd)))?;
+            let slot = desc
+                .caps
+                .get_mut(usize::from(me.id))
+                .ok_or_else(|| fail(format!("channel id {} out of range", me.id)))?;
+            if me.notify {
+                slot.flags |= CapDesc::NOTIFY;
+                slot.notify_pd = peer_index as u8;
+                slot.notify_bit = peer.id;
+                header.notify_mask |= 1 << me.id;
+            }
+            if me.pp {
+                slot.flags |= CapDesc::PPC;
+                slot.ppc_pd = peer_index as u8;
+                slot.ppc_badge = peer.id;
+                header.pp_mask |= 1 << me.id;
+            }
+        }
+        for irq in &pd.irqs {
+            let line = u8::try_from(irq.irq)
+                .ok()
+                .filter(|l| *l <= CapDesc::MAX_IRQ)
+                .ok_or_else(|| {
+                    fail(format!(
+                        "irq {} is not supported: the kernel drives the legacy PIC lines 0..=15",
+                        irq.irq
+                    ))
+                })?;
+            let slot = desc
+                .caps
+                .get_mut(usize::from(irq.id))
+                .ok_or_else(|| fail(format!("irq id {} out of range", irq.id)))?;
+            slot.flags |= CapDesc::IRQ;
+            slot.irq = line;
+            header.irq_mask |= 1 << irq.id;
+        }
+        let (info_page, patches) =
+            info::build::encode(header, &info_regions, &variables, &paddr_vars).map_err(|e| {
+                fail(format!(
+                    "{} regions and {} variables do not fit in the info page",
+                    e.regions, e.variables
+                ))
+            })?;
+        specs.push(PdSpec {
+            desc,
+            segments,
+            maps,
+            patches: patches
+                .into_iter()
+                .map(|(offset, region)| PatchDesc { offset, region })
+                .collect(),
+            info_page,
+            elf: program.clone(),
+        });
+    }
+    debug_assert!(specs.iter().all(|s| s.desc.caps.len() == CHANNELS));
+    let bytes = encode(&regions, &specs);
+    // The kernel refuses what `parse` refuses: check here so a bad image never boots.
+    SystemImage::parse(&bytes)
+        .map_err(|e| format!("internal: the encoded image does not parse: {e}"))?;
+    Ok(bytes)
+}

@@ -1,0 +1,98 @@
+//! `paravisor build <system.xml> --kernel KERNEL -o IMAGE`: compiles the system
+//! description and every PD's program into the kernel's system image and appends it
+//! to the kernel ELF, giving one file QEMU boots with `-kernel` (PVH). With
+//! `--manifest`, also writes the audit manifest that `verify` checks the image
+//! against. Deterministic: the same inputs give the same bytes.
+
+use std::path::{Path, PathBuf};
+
+use crate::bootimage::{bootelf, compile};
+use crate::failure::Failure;
+use crate::image;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The system description (system.xml).
+    pub system: PathBuf,
+    /// The kernel ELF (kernel/metal, built for x86_64-unknown-none).
+    #[arg(long, value_name = "FILE")]
+    pub kernel: PathBuf,
+    /// Where to write the bootable image.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Also write the audit manifest (JSON) here.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Also look for program images here (after the system.xml directory); repeatable.
+    #[arg(long = "search-path", value_name = "DIR")]
+    pub search_path: Vec<PathBuf>,
+}
+
+fn read(path: &Path, what: &str) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path)
+        .map_err(|e| Failure::msg(format!("cannot read {what} {}: {e}", path.display())))
+}
+
+/// The boot image's bytes, from the same inputs `run` takes.
+pub fn build_bytes(
+    system_path: &Path,
+    kernel: &Path,
+    search: &[PathBuf],
+) -> Result<Vec<u8>, Failure> {
+    let system = sdf::load(system_path)?;
+    let images = image::locate_all(&system, search)?;
+    let programs = images
+        .iter()
+        .map(|i| read(&i.resolved, "program image"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let system_image = compile::compile(&system, &programs).map_err(Failure::Message)?;
+    let kernel_bytes = read(kernel, "kernel")?;
+    bootelf::append(&kernel_bytes, &system_image).map_err(Failure::Message)
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    let boot = build_bytes(&args.system, &args.kernel, &args.search_path)?;
+    write_file(&args.output, &boot)?;
+    if let Some(path) = &args.manifest {
+        let manifest = crate::manifest::generate(&args.system, &args.search_path)?;
+        let mut json = serde_json::to_string_pretty(&manifest)
+            .map_err(|e| Failure::msg(format!("cannot encode the manifest: {e}")))?;
+        json.push('\n');
+        write_file(path, json.as_bytes())?;
+    }
+    println!(
+        "built {}: {} bytes, sha256 {}",
+        args.output.display(),
+        boot.len(),
+        image::hex(&sha2::Digest::finalize(
+            <sha2::Sha256 as sha2::Digest>::new_with_prefix(&boot)
+        ))
+    );
+    Ok(())
+}
+
+/// Writes through a temporary file in the same directory, so the target holds either
+/// the old content or the whole new file.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    use std::io::Write;
+    let fail =
+        |e: &dyn std::fmt::Display| Failure::msg(format!("cannot write {}: {e}", path.display()));
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".paravisor-")
+        .tempfile_in(dir)
+        .map_err(|e| fail(&e))?;
+    tmp.write_all(bytes).map_err(|e| fail(&e))?;
+    let mut perms = tmp
+        .as_file()
+        .metadata()
+        .map_err(|e| fail(&e))?
+        .permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+    tmp.as_file().set_permissions(perms).map_err(|e| fail(&e))?;
+    tmp.persist(path).map_err(|e| fail(&e.error))?;
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! `paravisor run IMAGE`: boots a bare-metal image in QEMU (TCG, one CPU), the
+//! serial console on stdout, and exits with the status the system halted with
+//! (isa-debug-exit), 124 on `--timeout`. `--icount` makes the time-stamp counter
+//! count guest instructions, for the kernel's instruction-count measurements.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::failure::Failure;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The boot image written by `paravisor build`.
+    pub image: PathBuf,
+    /// Kill QEMU after this many seconds (exit status 124).
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+    /// Deterministic instruction counting (`-icount shift=0`): rdtsc counts instructions.
+    #[arg(long)]
+    pub icount: bool,
+    /// The QEMU binary.
+    #[arg(long, default_value = "qemu-system-x86_64")]
+    pub qemu: String,
+}
+
+/// QEMU's isa-debug-exit status `(s << 1) | 1` back to `s`.
+pub fn guest_status(qemu_status: i32) -> Option<i32> {
+    (qemu_status & 1 == 1).then_some(qemu_status >> 1)
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    let mut cmd = Command::new(&args.qemu);
+    cmd.args(["-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", "256M"])
+        .args([
+            "-display",
+            "none",
+            "-no-reboot",
+            "-serial",
+            "stdio",
+            "-monitor",
+            "none",
+        ])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+        .arg("-kernel")
+        .arg(&args.image)
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::piped());
+    if args.icount {
+        cmd.args(["-icount", "shift=0"]);
+    }
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Failure::msg(format!("cannot start {}: {e}", args.qemu)))?;
+    let deadline = started + Duration::from_secs(args.timeout);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                eprintln!("paravisor run: timed out after {} s", args.timeout);
+                std::process::exit(124);
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(Failure::msg(format!("waiting for QEMU: {e}"))),
+        }
+    };
+    let mut err = String::new();
+    if let Some(mut s) = child.stderr.take() {
+        let _ = s.read_to_string(&mut err);
+    }
+    let code = status.code().unwrap_or(-1);
+    eprintln!(
+        "paravisor run: QEMU exited with {code} after {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    match guest_status(code) {
+        Some(0) => Ok(()),
+        Some(s) => {
+            if !err.is_empty() {
+                eprint!("{err}");
+            }
+            std::process::exit(s.clamp(1, 123))
+        }
+        None => {
+            Err(Failure::msg(format!(
+            "QEMU exited with {code} without a status from the system (no isa-debug-exit write){}",
+            if err.is_empty() { String::new() } else { format!(": {}", err.trim()) }
+        )))
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! `paravisor verify IMAGE --manifest MANIFEST [--system system.xml --kernel K]`:
+//! re-derives from the boot image itself what the manifest claims — every PD's
+//! program image hash and size, priority, parent, regions with rights, channel
+//! capabilities and irqs — and fails on any difference. With `--system` and
+//! `--kernel` it also rebuilds the image and requires identical bytes.
+
+use std::path::PathBuf;
+
+use kernel_abi::image::{perms, CapDesc, SystemImage, NO_PARENT};
+use sha2::{Digest, Sha256};
+
+use crate::bootimage::bootelf;
+use crate::failure::Failure;
+use crate::image::hex;
+use crate::manifest::schema::Manifest;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The boot image written by `paravisor build`.
+    pub image: PathBuf,
+    /// The audit manifest to check it against.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: PathBuf,
+    /// Rebuild from this system description and require identical bytes.
+    #[arg(long, value_name = "FILE", requires = "kernel")]
+    pub system: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub kernel: Option<PathBuf>,
+    #[arg(long = "search-path", value_name = "DIR")]
+    pub search_path: Vec<PathBuf>,
+}
+
+fn perms_str(p: u32) -> String {
+    [(perms::R, 'r'), (perms::W, 'w'), (perms::X, 'x')]
+        .iter()
+        .filter(|(b, _)| p & b != 0)
+        .map(|(_, c)| c)
+        .collect()
+}
+
+/// Every difference between image and manifest, one line each.
+pub fn differences(boot: &[u8], manifest: &Manifest) -> Result<Vec<String>, String> {
+    let parts = bootelf::extract(boot)?;
+    let image = SystemImage::parse(parts.system_image).map_err(|e| format!("system image: {e}"))?;
+    let mut diffs = Vec::new();
+    let mut diff = |pd: &str, what: String| diffs.push(format!("PD {pd}: {what}"));
+    let names: Vec<String> = (0..image.pd_count())
+        .filter_map(|i| image.pd(i))
+        .map(|p| {
+            kernel_abi::name_str(&p.desc.name)
+                .unwrap_or("?")
+                .to_string()
+        })
+        .collect();
+    let want: Vec<&str> = manifest
+        .protection_domains
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    if names != want {
+        return Ok(vec![format!(
+            "the image holds PDs {names:?}, the manifest {want:?}"
+        )]);
+    }
+    for (i, m) in manifest.protection_domains.iter().enumerate() {
+        let Some(pd) = image.pd(i) else { continue };
+        let d = pd.desc;
+        let n = m.name.as_str();
+        let sha = hex(&Sha256::digest(pd.elf));
+        if sha != m.program_image.sha256 || pd.elf.len() as u64 != m.program_image.size {
+            diff(
+                n,
+                format!(
+                    "program image is {} ({} bytes), manifest says {} ({} bytes)",
+                    sha,
+                    pd.elf.len(),
+                    m.program_image.sha256,
+                    m.program_image.size
+                ),
+            );
+        }
+        if d.priority != m.priority
+            || (d.passive != 0) != m.passive
+            || d.budget_us != m.budget_us
+            || d.period_us != m.period_us
+        {
+            diff(n, "priority, passive, budget or period differ".into());
+        }
+        let parent = (d.parent != NO_PARENT)
+            .then(|| names.get(usize::from(d.parent)).cloned())
+            .flatten();
+        if parent != m.parent || (parent.is_some() && Some(d.child_id) != m.child_id) {
+            diff(
+                n,
+                format!(
+                    "parent {parent:?} (id {}), manifest says {:?} (id {:?})",
+                    d.child_id, m.parent, m.child_id
+                ),
+            );
+        }
+        let got: Vec<(u64, u64, String, bool)> = pd
+            .maps
+            .iter()
+            .map(|mp| {
+                let size = image
+                    .regions()
+                    .get(mp.region as usize)
+                    .map_or(0, |r| r.size);
+                (mp.vaddr, size, perms_str(mp.perms), mp.cached != 0)
+            })
+            .collect();
+        let expected: Vec<(u64, u64, String, bool)> = m
+            .regions
+            .iter()
+            .map(|r| {
+                (
+                    r.vaddr,
+                    r.size.next_multiple_of(4096),
+                    r.perms.clone(),
+                    r.cached,
+                )
+            })
+            .collect();
+        if got != expected {
+            diff(n, format!("mappings {got:x?}, manifest says {expected:x?}"));
+        }
+        let mut caps = [CapDesc::default(); kernel_abi::image::CHANNELS];
+        for ch in &m.channels {
+            let peer = names
+                .iter()
+                .position(|x| *x == ch.peer)
+                .unwrap_or(usize::MAX) as u8;
+            if let Some(slot) = caps.get_mut(usize::from(ch.id)) {
+                if ch.can_notify {
+                    slot.flags |= CapDesc::NOTIFY;
+                    slot.notify_pd = peer;
+                    slot.notify_bit = ch.peer_id;
+                }
+                if ch.can_call {
+                    slot.flags |= CapDesc::PPC;
+                    slot.ppc_pd = peer;
+                    slot.ppc_badge = ch.peer_id;
+                }
+            }
+        }
+        for irq in &m.irqs {
+            if let Some(slot) = caps.get_mut(usize::from(irq.id)) {
+                slot.flags |= CapDesc::IRQ;
+                slot.irq = u8::try_from(irq.irq).unwrap_or(u8::MAX);
+            }
+        }
+        for (id, (got, want)) in d.caps.iter().zip(caps.iter()).enumerate() {
+            if got != want {
+                diff(
+                    n,
+                    format!(
+                        "capability at channel id {id} is {got:?}, the manifest implies {want:?}"
+                    ),
+                );
+            }
+        }
+    }
+    Ok(diffs)
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    let boot = std::fs::read(&args.image)
+        .map_err(|e| Failure::msg(format!("cannot read {}: {e}", args.image.display())))?;
+    let text = std::fs::read_to_string(&args.manifest)
+        .map_err(|e| Failure::msg(format!("cannot read {}: {e}", args.manifest.display())))?;
+    let manifest: Manifest = serde_json::from_str(&text)
+        .map_err(|e| Failure::msg(format!("{}: not a manifest: {e}", args.manifest.display())))?;
+    if manifest.schema_version != crate::manifest::schema::SCHEMA_VERSION {
+        return Err(Failure::msg(format!(
+            "manifest schema version {} is not supported",
+            manifest.schema_version
+        )));
+    }
+    let mut diffs = differences(&boot, &manifest)
+        .map_err(|e| Failure::msg(format!("{}: {e}", args.image.display())))?;
+    if let (Some(system), Some(kernel)) = (&args.system, &args.kernel) {
+        let rebuilt = crate::build::build_bytes(system, kernel, &args.search_path)?;
+        if rebuilt != boot {
+            diffs.push(format!(
+                "rebuilding from {} gives different bytes",
+                system.display()
+            ));
+        }
+    }
+    if diffs.is_empty() {
+        let parts = bootelf::extract(&boot).map_err(Failure::Message)?;
+        let mut kernel_hash = Sha256::new();
+        for s in &parts.kernel_segments {
+            kernel_hash.update(s);
+        }
+        println!(
+            "verified {}: {} PDs match the manifest; system image at {:#x}, kernel segments sha256 {}",
+            args.image.display(),
+            manifest.protection_domains.len(),
+            parts.image_paddr,
+            hex(&kernel_hash.finalize())
+        );
+        Ok(())
+    } else {
+        Err(Failure::msg(format!(
+            "{} does not match the manifest:\n  {}",
+            args.image.display(),
+            diffs.join("\n  ")
+        )))
+    }
+}
