@@ -1,0 +1,290 @@
+//! The HvSignalEvent path — exit decode, route lookup, event flag set, interrupt
+//! request — through host-sim (hv_guest -> hvcall-pd -> synic-pd, each a process,
+//! every hop a real protected call) against the very same handlers called in one
+//! process. Prints both per-operation costs and their ratio.
+//!
+//! `cargo bench -p system-tests --bench hv_signal_event`; `QUICK=1` runs a few
+//! iterations only, to check that it works.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+use hostsim::SimExit;
+use hvcall_pd::api::{self, RegisterStatus, Registration, RouteKind};
+use hvcall_pd::pd::{self as hv, HvcallPd};
+use hvcall_pd::{HypercallRequest, Outcome, ServiceMessage};
+use hvdef::hypercall::SignalEventInput;
+use hvdef::msr::*;
+use hvdef::synic::{SimpSiefpRegister, SintRegister};
+use hvdef::{Control, HvStatus, HypercallCode, Vtl};
+use ipc::{
+    Channel, Consumer, Handler, Init, InitError, IpcError, Kernel, MessageInfo, MessageRegisters,
+    Perms, Queue, Region,
+};
+use synic_pd::api::IrqEntry;
+use synic_pd::pd::{self as sy, SynicPd};
+use synic_pd::{Instance, SintTarget};
+
+const H_VCPU: Channel = Channel::new(0);
+const H_SYNIC: Channel = Channel::new(1);
+const H_PORTS: Channel = Channel::new(3);
+const S_VCPU: Channel = Channel::new(0);
+const S_HVCALL: Channel = Channel::new(1);
+const SIEFP: u64 = 0x5000;
+const CONN: u32 = 0x11;
+
+fn leak(bytes: usize) -> Region<'static> {
+    let words = bytes.div_ceil(8);
+    let mem: &'static [AtomicU64] = Box::leak(
+        (0..words)
+            .map(|_| AtomicU64::new(0))
+            .collect::<Vec<_>>()
+            .into_boxed_slice(),
+    );
+    Region::from_atomics(mem, Perms::RW)
+}
+
+struct Vars {
+    regions: BTreeMap<&'static str, Region<'static>>,
+    vars: BTreeMap<&'static str, u64>,
+}
+
+impl Init for Vars {
+    fn region(&self, s: &'static str) -> Result<Region<'static>, InitError> {
+        self.regions
+            .get(s)
+            .copied()
+            .ok_or(InitError::MissingRegion(s))
+    }
+    fn variable(&self, n: &'static str) -> Result<u64, InitError> {
+        self.vars
+            .get(n)
+            .copied()
+            .ok_or(InitError::MissingVariable(n))
+    }
+    fn pd_name(&self) -> &str {
+        "bench"
+    }
+}
+
+#[derive(Default)]
+struct Quiet;
+
+impl Kernel for Quiet {
+    fn notify(&mut self, _: Channel) -> Result<(), IpcError> {
+        Ok(())
+    }
+    fn pp_call(
+        &mut self,
+        ch: Channel,
+        _: MessageInfo,
+        _: &mut MessageRegisters,
+    ) -> Result<MessageInfo, IpcError> {
+        Err(IpcError::NotGranted(ch))
+    }
+    fn irq_ack(&mut self, ch: Channel) -> Result<(), IpcError> {
+        Err(IpcError::NotGranted(ch))
+    }
+    fn debug_puts(&mut self, _: &str) {}
+}
+
+/// hvcall-pd's kernel in one process: its synic channel calls synic-pd's handler.
+struct Direct {
+    synic: Box<SynicPd<8, 4>>,
+}
+
+impl Kernel for Direct {
+    fn notify(&mut self, _: Channel) -> Result<(), IpcError> {
+        Ok(())
+    }
+    fn pp_call(
+        &mut self,
+        ch: Channel,
+        msg: MessageInfo,
+        mrs: &mut MessageRegisters,
+    ) -> Result<MessageInfo, IpcError> {
+        if ch != H_SYNIC {
+            return Err(IpcError::NotGranted(ch));
+        }
+        self.synic
+            .protected(&mut Quiet, S_HVCALL, msg, mrs)
+            .map_err(|_| IpcError::CallFailed(ch))
+    }
+    fn irq_ack(&mut self, ch: Channel) -> Result<(), IpcError> {
+        Err(IpcError::NotGranted(ch))
+    }
+    fn debug_puts(&mut self, _: &str) {}
+}
+
+/// ns per signal with both PDs' handlers in this process.
+fn in_process(n: u64) -> f64 {
+    let ram = leak(16 * 4096);
+    let irq = leak(Queue::<IrqEntry>::layout_size(sy::IRQ_QUEUE_CAPACITY).expect("layout"));
+    let svc =
+        leak(Queue::<ServiceMessage>::layout_size(hv::SERVICE_QUEUE_CAPACITY).expect("layout"));
+    let synic_init = Vars {
+        regions: BTreeMap::from([(sy::GUEST_RAM, ram), (sy::IRQ_QUEUE, irq)]),
+        vars: BTreeMap::from([
+            (sy::VP_COUNT, 2),
+            (sy::GUEST_RAM_GPA, 0),
+            (sy::VCPU_CHANNEL, 0),
+            (sy::MSR_CHANNELS, 1),
+            (sy::DELIVER_PV_CHANNELS, 2),
+            (sy::DELIVER_HV_CHANNELS, 2),
+        ]),
+    };
+    let hvcall_init = Vars {
+        regions: BTreeMap::from([(hv::GUEST_RAM, ram), (hv::SERVICE_QUEUE_REGIONS[0], svc)]),
+        vars: BTreeMap::from([
+            (hv::GUEST_RAM_GPA, 0),
+            (hv::VP_COUNT, 2),
+            (hv::ISOLATION, 2),
+            (hv::SHARED_GPA_BOUNDARY, 1 << 30),
+            (hv::CONFIDENTIAL_VMBUS, 1),
+            (hv::MAX_GUEST_VTL, 1),
+            (hv::SYNIC_CHANNEL, 1),
+            (hv::VCPU_CHANNELS, 1),
+            (hv::SYNIC_PORT_CHANNELS, 1 << 3),
+            (hv::HOST_ROUTE_CHANNELS, 0),
+            (hv::SERVICE_CHANNEL_VARS[0], 3),
+        ]),
+    };
+    let mut world = Direct {
+        synic: Box::new(SynicPd::init(&synic_init).expect("synic init")),
+    };
+    let mut hvcall: Box<HvcallPd<8, 64>> =
+        Box::new(HvcallPd::init(&hvcall_init).expect("hvcall init"));
+    for (msr, value) in [
+        (
+            HV_X64_MSR_SIEFP,
+            SimpSiefpRegister::new(true, SIEFP >> 12).0,
+        ),
+        (HV_X64_MSR_SINT0 + 2, SintRegister::new(0x30).0),
+        (HV_X64_MSR_SCONTROL, 1),
+    ] {
+        let mut mrs = MessageRegisters::new();
+        let info = synic_pd::api::Request::WriteMsr {
+            vp: 0,
+            instance: Instance::PARAVISOR,
+            msr,
+            value,
+        }
+        .encode(&mut mrs);
+        world
+            .synic
+            .protected(&mut Quiet, S_VCPU, info, &mut mrs)
+            .expect("wrmsr");
+    }
+    let reg = Registration {
+        connection_id: CONN,
+        vtl: Vtl::VTL0,
+        kind: RouteKind::SynicEvent {
+            target: SintTarget {
+                vp: 0,
+                instance: Instance::PARAVISOR,
+                sint: 2,
+            },
+            flag_base: 0,
+            flag_count: 2048,
+        },
+    };
+    let mut mrs = MessageRegisters::new();
+    let info = reg.encode(&mut mrs);
+    let reply = hvcall
+        .protected(&mut world, H_PORTS, info, &mut mrs)
+        .expect("register");
+    assert_eq!(
+        RegisterStatus::from_label(reply.label()),
+        Some(RegisterStatus::Ok)
+    );
+
+    let mut irqs: Consumer<'static, IrqEntry> =
+        Consumer::new(irq, sy::IRQ_QUEUE_CAPACITY).expect("irq queue");
+    let input = SignalEventInput {
+        connection_id: CONN,
+        flag_number: 0,
+        reserved: 0,
+    }
+    .to_u64();
+    let req = HypercallRequest {
+        vp: 0,
+        vtl: Vtl::VTL0,
+        control: Control::new(HypercallCode::SIGNAL_EVENT).with_fast(true),
+        rdx: input,
+        r8: 0,
+    };
+    let flag_byte = SIEFP as usize + 2 * 256;
+    let start = Instant::now();
+    for _ in 0..n {
+        // The same work the host-sim guest does per iteration.
+        let mut mrs = MessageRegisters::new();
+        let info = api::encode_hypercall(&req, &mut mrs);
+        let reply = hvcall
+            .protected(&mut world, H_VCPU, info, &mut mrs)
+            .expect("hypercall");
+        match api::decode_outcome(reply, &mrs) {
+            Some(Outcome::Complete(r)) if r.status() == HvStatus::SUCCESS => {}
+            other => panic!("signal failed: {other:?}"),
+        }
+        ram.write(flag_byte, &0u8).expect("clear flag");
+        assert!(
+            irqs.dequeue().expect("irq queue").is_some(),
+            "no interrupt request"
+        );
+    }
+    start.elapsed().as_nanos() as f64 / n as f64
+}
+
+/// ns per signal measured by the guest PD on host-sim.
+fn host_sim(n: u64) -> f64 {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/systems/hvcall_synic.xml");
+    let system = sdf::load(std::path::Path::new(path)).unwrap_or_else(|d| panic!("{d}"));
+    let count = n.to_string();
+    let mut opts = common::options(300, &[("HV_BENCH_SIGNALS", &count)]);
+    opts.echo = false;
+    let outcome = common::run(&system, &opts);
+    assert_eq!(
+        outcome.exit,
+        SimExit::Exited {
+            pd: "guest".into(),
+            code: 0
+        },
+        "{:#?}",
+        outcome.log
+    );
+    let line = outcome
+        .stdout_of("guest")
+        .find(|l| l.starts_with("guest: bench signal_event"))
+        .unwrap_or_else(|| panic!("no bench line: {:#?}", outcome.log))
+        .to_string();
+    line.rsplit("ns_per_op=")
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("bad bench line {line:?}"))
+}
+
+fn main() {
+    let quick = std::env::var_os("QUICK").is_some();
+    let (n_local, n_sim) = if quick {
+        (2_000, 200)
+    } else {
+        (2_000_000, 100_000)
+    };
+    // Warm up both (page faults, caches, the PD binaries' first start).
+    in_process(n_local / 10);
+    let local = in_process(n_local);
+    let sim = host_sim(n_sim);
+    println!("hv_signal_event: in-process {local:.1} ns/op ({n_local} ops)");
+    println!("hv_signal_event: host-sim   {sim:.1} ns/op ({n_sim} ops: guest -> hvcall-pd -> synic-pd, 2 PPC hops)");
+    println!(
+        "hv_signal_event: host-sim / in-process = {:.1}x",
+        sim / local
+    );
+    if quick {
+        println!("hv_signal_event: QUICK mode, numbers are not meaningful");
+    }
+}
