@@ -168,6 +168,27 @@ impl<'a> Region<'a> {
         self.base.as_ptr() as usize
     }
 
+    /// A pointer to `offset..offset+len` for the OS to fill or drain (pread/pwrite
+    /// into guest pages, DMA), checked against the bounds and, when `write`, the
+    /// write permission. The OS copies outside the Rust memory model, as a peer PD
+    /// would; the pointer must never become a Rust reference or be dereferenced by
+    /// Rust code.
+    pub fn io_ptr(
+        &self,
+        offset: usize,
+        len: usize,
+        write: bool,
+    ) -> Result<NonNull<u8>, RegionError> {
+        if write {
+            self.check_write(offset, len)?;
+        } else {
+            self.check(offset, len)?;
+        }
+        // SAFETY: check() proved offset+len <= self.len, so the result stays inside
+        // the mapping and is non-null. Nothing is dereferenced here.
+        Ok(unsafe { NonNull::new_unchecked(self.base.as_ptr().add(offset)) })
+    }
+
     /// Same memory with fewer rights, e.g. to hand a read-only view to a parser.
     pub fn restrict(&self, perms: Perms) -> Region<'a> {
         let perms = Perms {
@@ -376,6 +397,19 @@ mod tests {
         let r = Region::from_atomics(&mem, Perms::RW).restrict(Perms::R);
         assert_eq!(r.write(0, &1u32), Err(RegionError::ReadOnly));
         assert_eq!(r.fill(0, 1, 0), Err(RegionError::ReadOnly));
+    }
+
+    #[test]
+    fn io_pointers_are_bounds_and_permission_checked() {
+        let mem = words(2);
+        let r = Region::from_atomics(&mem, Perms::RW);
+        let p = r.io_ptr(8, 8, true).unwrap();
+        assert_eq!(p.as_ptr() as usize, r.base_address() + 8);
+        assert!(r.io_ptr(9, 8, false).is_err());
+        assert!(r.io_ptr(usize::MAX, 2, false).is_err());
+        let ro = r.restrict(Perms::R);
+        assert!(ro.io_ptr(0, 16, false).is_ok());
+        assert_eq!(ro.io_ptr(0, 16, true), Err(RegionError::ReadOnly));
     }
 
     #[test]
