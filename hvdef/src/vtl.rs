@@ -67,10 +67,8 @@ impl HvInputVtl {
             return None;
         }
         if self.0 & Self::USE_TARGET == 0 {
-            // Without the flag the target bits must be zero too.
-            if self.0 & Self::TARGET_MASK != 0 {
-                return None;
-            }
+            // Without the flag the target bits mean nothing (OpenVMM and Hyper-V
+            // ignore them too).
             return Some(caller);
         }
         Vtl::new(self.0 & Self::TARGET_MASK)
@@ -90,7 +88,7 @@ mod tests {
         );
         assert_eq!(HvInputVtl(0x13).resolve(Vtl::VTL0), None);
         assert_eq!(HvInputVtl(0x20).resolve(Vtl::VTL0), None);
-        assert_eq!(HvInputVtl(0x01).resolve(Vtl::VTL0), None);
+        assert_eq!(HvInputVtl(0x01).resolve(Vtl::VTL0), Some(Vtl::VTL0));
         assert_eq!(Vtl::new(3), None);
     }
 }
