@@ -6,6 +6,8 @@
 //! status instead of the PD touching anything else.
 
 use alloc::vec::Vec;
+use core::marker::PhantomData;
+use core::ptr::NonNull;
 
 use ipc::{Region, RegionError};
 
@@ -38,6 +40,47 @@ pub trait GuestMemory {
     fn read_page(&self, gpn: u64, offset: usize, buf: &mut [u8]) -> Result<(), GuestMemError>;
     /// Copies into one page, `offset + data.len() <= PAGE_SIZE`.
     fn write_page(&self, gpn: u64, offset: usize, data: &[u8]) -> Result<(), GuestMemError>;
+
+    /// Where `offset..offset+len` of page `gpn` is mapped, for the OS to copy to
+    /// or from directly; `None` if this memory cannot be handed to the OS.
+    fn page_io_ptr(
+        &self,
+        _gpn: u64,
+        _offset: usize,
+        _len: usize,
+        _write: bool,
+    ) -> Option<NonNull<u8>> {
+        None
+    }
+}
+
+/// A piece of guest memory the OS may read or write directly (preadv/pwritev),
+/// valid while the guest memory it came from is borrowed (`'a`). Only this crate
+/// makes them, from bounds- and permission-checked region pointers.
+#[derive(Copy, Clone, Debug)]
+pub struct IoSegment<'a> {
+    ptr: NonNull<u8>,
+    len: usize,
+    _memory: PhantomData<&'a [u8]>,
+}
+
+impl IoSegment<'_> {
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Shortens the segment to its first `len` bytes.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
 }
 
 /// Why a range could not be granted when building [`RegionGuestMemory`].
@@ -101,6 +144,14 @@ impl<'a> RegionGuestMemory<'a> {
 }
 
 impl GuestMemory for RegionGuestMemory<'_> {
+    fn page_io_ptr(&self, gpn: u64, offset: usize, len: usize, write: bool) -> Option<NonNull<u8>> {
+        let (region, at) = self.locate(gpn).ok()?;
+        if offset + len > PAGE_SIZE {
+            return None;
+        }
+        region.io_ptr(at + offset, len, write).ok()
+    }
+
     fn check_page(&self, gpn: u64, write: bool) -> Result<(), GuestMemError> {
         let (region, _) = self.locate(gpn)?;
         if write && !region.perms().write {
@@ -160,6 +211,12 @@ pub trait DataBuffer {
 
     /// Copies `data` into the initiator's buffer at `offset`.
     fn write_at(&self, offset: usize, data: &[u8]) -> Result<(), BufferError>;
+
+    /// The buffer as pieces of memory the OS can copy to (`write`) or from
+    /// directly, so the backend can skip the bounce buffer. `None` when it cannot.
+    fn io_segments(&self, _write: bool) -> Option<Vec<IoSegment<'_>>> {
+        None
+    }
 }
 
 /// No buffer at all.
@@ -284,6 +341,31 @@ impl<M: GuestMemory + ?Sized> DataBuffer for GpaBuffer<'_, M> {
             self.mem.write_page(gpn, in_page, &data[at..at + n])
         })
     }
+
+    fn io_segments(&self, write: bool) -> Option<Vec<IoSegment<'_>>> {
+        let mut segs: Vec<IoSegment<'_>> = Vec::new();
+        let mut failed = false;
+        self.for_each_chunk(0, self.len, |gpn, in_page, _, n| {
+            let Some(ptr) = self.mem.page_io_ptr(gpn, in_page, n, write) else {
+                failed = true;
+                return Ok(());
+            };
+            // Guest pages that are adjacent in this mapping become one segment.
+            match segs.last_mut() {
+                Some(last) if last.ptr.as_ptr().wrapping_add(last.len) == ptr.as_ptr() => {
+                    last.len += n
+                }
+                _ => segs.push(IoSegment {
+                    ptr,
+                    len: n,
+                    _memory: PhantomData,
+                }),
+            }
+            Ok(())
+        })
+        .ok()?;
+        (!failed).then_some(segs)
+    }
 }
 
 #[cfg(test)]
@@ -371,6 +453,29 @@ mod tests {
         region.read_bytes(PAGE_SIZE, &mut tail).unwrap();
         assert_eq!(&tail, &data[1096..1100]);
         assert_eq!(buf.write_at(4999, &[0, 0]), Err(BufferError::OutOfBounds));
+    }
+
+    #[test]
+    fn io_segments_merge_adjacent_pages_only() {
+        let words = ram(8);
+        let region = Region::from_atomics(&words, Perms::RW);
+        let mem = RegionGuestMemory::single(0, region).unwrap();
+        // Pages 2,3 are adjacent; 6 is not; start 100 bytes into page 2.
+        let raw = build::gpa_direct(1, 3 * 4096, 100, &[2, 3, 6, 7], &[]);
+        let buf = GpaBuffer::new(&mem, range_of(&raw), 3 * 4096, true).unwrap();
+        let segs = buf.io_segments(true).unwrap();
+        let lens: Vec<usize> = segs.iter().map(|s| s.len()).collect();
+        assert_eq!(lens, [2 * 4096 - 100, 4096 + 100]);
+        assert_eq!(
+            segs[0].as_ptr() as usize,
+            region.base_address() + 2 * 4096 + 100
+        );
+        assert_eq!(segs[1].as_ptr() as usize, region.base_address() + 6 * 4096);
+        // Read-only guest memory cannot be handed out for data-in.
+        let ro = RegionGuestMemory::single(0, region.restrict(Perms::R)).unwrap();
+        let buf = GpaBuffer::new(&ro, range_of(&raw), 100, false).unwrap();
+        assert!(buf.io_segments(true).is_none());
+        assert!(buf.io_segments(false).is_some());
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Where a disk's blocks live. The SCSI target only ever talks to this trait.
 
+use crate::guest_mem::IoSegment;
+
 mod region;
 pub use region::RegionBackend;
 
@@ -61,6 +63,18 @@ pub trait Backend {
         UnmapSupport::None
     }
 
+    /// Reads `offset..` straight into guest memory. `Ok(false)`: not supported
+    /// here, the caller bounces through its own buffer instead.
+    fn read_into(&self, _offset: u64, _segs: &[IoSegment<'_>]) -> Result<bool, BackendError> {
+        Ok(false)
+    }
+
+    /// Writes guest memory straight to `offset..`; `Ok(false)` if not supported.
+    /// Like [`Backend::write`], returns once the backend accepted the data.
+    fn write_from(&self, _offset: u64, _segs: &[IoSegment<'_>]) -> Result<bool, BackendError> {
+        Ok(false)
+    }
+
     /// Deallocates `len` bytes at `offset`; afterwards they read as zeros if
     /// [`UnmapSupport::Zeroes`].
     fn unmap(&self, _offset: u64, _len: u64) -> Result<(), BackendError> {
@@ -91,6 +105,12 @@ impl<B: Backend + ?Sized> Backend for alloc::sync::Arc<B> {
     }
     fn unmap_support(&self) -> UnmapSupport {
         (**self).unmap_support()
+    }
+    fn read_into(&self, offset: u64, segs: &[IoSegment<'_>]) -> Result<bool, BackendError> {
+        (**self).read_into(offset, segs)
+    }
+    fn write_from(&self, offset: u64, segs: &[IoSegment<'_>]) -> Result<bool, BackendError> {
+        (**self).write_from(offset, segs)
     }
     fn unmap(&self, offset: u64, len: u64) -> Result<(), BackendError> {
         (**self).unmap(offset, len)

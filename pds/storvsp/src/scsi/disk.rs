@@ -9,7 +9,7 @@ use super::inquiry::{self, Limits};
 use super::mode::{self, ModeState};
 use super::{ScsiOutcome, Sense};
 use crate::backend::{Backend, BackendError, UnmapSupport};
-use crate::guest_mem::DataBuffer;
+use crate::guest_mem::{DataBuffer, IoSegment};
 use crate::protocol::DataDirection;
 
 /// Size of the bounce buffer data moves through between guest memory and the
@@ -262,6 +262,17 @@ impl ScsiDisk {
             .filter(|&b| b <= data.len())
             .ok_or(Sense::DATA_IN_OVERFLOW)?;
         let base = lba * u64::from(self.block_size);
+        // Straight into guest memory where both sides allow it: one copy, not two.
+        if let Some(segs) = data.io_segments(true) {
+            let segs = trim(segs, bytes);
+            if self
+                .backend
+                .read_into(base, &segs)
+                .map_err(|e| backend_sense(e, false))?
+            {
+                return Ok(bytes);
+            }
+        }
         let mut done = 0;
         while done < bytes {
             let n = (bytes - done).min(self.scratch.len());
@@ -298,6 +309,16 @@ impl ScsiDisk {
             .filter(|&b| b <= data.len())
             .ok_or(Sense::DATA_OUT_OVERFLOW)?;
         let base = lba * u64::from(self.block_size);
+        if let Some(segs) = data.io_segments(false) {
+            let segs = trim(segs, bytes);
+            if self
+                .backend
+                .write_from(base, &segs)
+                .map_err(|e| backend_sense(e, true))?
+            {
+                return Ok(bytes);
+            }
+        }
         let mut done = 0;
         while done < bytes {
             let n = (bytes - done).min(self.scratch.len());
@@ -435,6 +456,24 @@ impl ScsiDisk {
         }
         Ok(tx)
     }
+}
+
+/// The first `len` bytes of `segs` (the buffer may be longer than the transfer).
+fn trim(mut segs: Vec<IoSegment<'_>>, len: usize) -> Vec<IoSegment<'_>> {
+    let mut left = len;
+    let mut keep = 0;
+    for s in segs.iter_mut() {
+        if left == 0 {
+            break;
+        }
+        if s.len() > left {
+            s.truncate(left);
+        }
+        left -= s.len();
+        keep += 1;
+    }
+    segs.truncate(keep);
+    segs
 }
 
 fn lba_in_range(lba: u64, blocks: u64, capacity: u64) -> Result<(), Sense> {
