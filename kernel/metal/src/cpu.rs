@@ -97,3 +97,9 @@ pub fn wait_for_interrupt() {
     // changes kernel state the caller reads afterwards.
     unsafe { asm!("sti; hlt; cli", options(nostack)) }
 }
+
+/// The time-stamp counter; under QEMU `-icount shift=0`, guest instructions retired.
+pub fn rdtsc() -> u64 {
+    // SAFETY: rdtsc only reads the counter.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}

@@ -170,14 +170,19 @@ fn switch_to_next() -> *mut Frame {
     frame
 }
 
+/// Time (under `-icount shift=0`: instructions) spent between kernel entry and exit,
+/// per system call number: (calls, total). Printed when the system halts.
+static mut SYSCALL_COST: [(u64, u64); 8] = [(0, 0); 8];
+
 /// The common trap handler: returns the frame to resume.
 #[no_mangle]
 extern "C" fn trap_entry(frame: *mut Frame) -> *mut Frame {
+    let start = cpu::rdtsc();
     // SAFETY: the entry stubs pass the frame they just saved; we copy what we need
     // out of it before anything else can write it.
     let f = unsafe { *frame };
     let is_irq = (pic::VECTOR_BASE..pic::VECTOR_BASE + 16).contains(&f.vector);
-    if !f.from_user() {
+    if !f.is_from_user() {
         // SAFETY: single CPU; read-only.
         if is_irq && unsafe { IDLE } {
             irq((f.vector - pic::VECTOR_BASE) as u8);
@@ -199,7 +204,34 @@ extern "C" fn trap_entry(frame: *mut Frame) -> *mut Frame {
             },
         ),
     }
-    switch_to_next()
+    let next = switch_to_next();
+    if f.vector == SYSCALL_VECTOR {
+        // SAFETY: single CPU, interrupts off.
+        let cost = unsafe { &mut *addr_of_mut!(SYSCALL_COST) };
+        if let Some(c) = cost.get_mut(f.rax as usize) {
+            c.0 += 1;
+            c.1 += cpu::rdtsc() - start;
+        }
+    }
+    next
+}
+
+fn print_syscall_costs() {
+    // SAFETY: single CPU, interrupts off; read only.
+    let cost = unsafe { &*addr_of_mut!(SYSCALL_COST) };
+    for (n, name) in [
+        (2, "notify"),
+        (3, "pp_call"),
+        (4, "recv"),
+        (5, "reply_recv"),
+    ] {
+        let (calls, total) = cost[n];
+        if let Some(avg) = total.checked_div(calls) {
+            kprintln!(
+                "kernel: measure {name} {avg} tsc in the kernel's C path per call ({calls} calls)"
+            );
+        }
+    }
 }
 
 fn irq(line: u8) {
@@ -223,6 +255,7 @@ fn syscall(f: &Frame) {
             Glue.set_return(cur, Ret::status(st));
         }
         Sys::DEBUG_HALT => {
+            print_syscall_costs();
             kprintln!(
                 "kernel: halted by PD {} with status {}",
                 tcbs()[usize::from(cur)].name(),

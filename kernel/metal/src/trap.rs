@@ -46,7 +46,7 @@ const _: () = assert!(core::mem::size_of::<Frame>() == 176);
 pub const SYSCALL_VECTOR: u64 = 0x100;
 
 impl Frame {
-    pub fn from_user(&self) -> bool {
+    pub fn is_from_user(&self) -> bool {
         self.cs & 3 == 3
     }
 

@@ -57,7 +57,7 @@ fn calls(check: &mut Check, k: &mut dyn Kernel) {
             info.label() == LABEL_INCREMENT + 1 && info.count() == 3 && mrs.0[..3] == [2, 3, 4],
             "protected call: registers travel both ways",
         ),
-        Err(e) => check.expect(false, &fmt_err(e)),
+        Err(e) => check.expect(false, fmt_err(e)),
     }
     let big: [u64; 64] = core::array::from_fn(|i| i as u64);
     let ok =
@@ -85,6 +85,7 @@ fn calls(check: &mut Check, k: &mut dyn Kernel) {
         SELFTEST_PING.irq_ack(k) == Err(IpcError::NotAnIrq(SELFTEST_PING)),
         "capabilities: irq ack on a channel",
     );
+    calibrate();
     // Cost of a round trip: call + reply, kernel and both runtimes included. Under
     // QEMU -icount shift=0 the time-stamp counter counts instructions.
     let mut mrs = MessageRegisters::new();
@@ -94,6 +95,19 @@ fn calls(check: &mut Check, k: &mut dyn Kernel) {
     }
     let per = (rdtsc() - start) / ROUNDS;
     println!("selftest: measure ppc_round_trip {per} tsc per call+reply ({ROUNDS} rounds)");
+}
+
+/// How many counts a known instruction sequence takes: checks that the counter
+/// counts instructions (QEMU -icount shift=0) before trusting the measurements.
+fn calibrate() {
+    let iterations: u64 = 1000;
+    let start = rdtsc();
+    // SAFETY: a register-only countdown loop: 2 instructions per iteration.
+    unsafe {
+        core::arch::asm!("2:", "dec {n}", "jnz 2b", n = inout(reg) iterations => _, options(nomem, nostack));
+    }
+    let delta = rdtsc() - start;
+    println!("selftest: measure calibration {delta} tsc for {} instructions (a 1000-iteration dec/jnz loop)", 2 * iterations);
 }
 
 fn fmt_err(e: IpcError) -> &'static str {
@@ -146,6 +160,12 @@ impl SelfTest {
         } else {
             "FAIL"
         };
+        // Under -icount shift=0: instructions the machine ran since reset (firmware,
+        // kernel boot, every PD) up to this report.
+        println!(
+            "selftest: measure boot_to_report {} tsc since reset",
+            rdtsc()
+        );
         println!(
             "selftest: REPORT {verdict} ({} failures)",
             self.check.failures
