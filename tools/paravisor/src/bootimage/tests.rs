@@ -1,1 +1,297 @@
+//! Build, append, extract and verify on synthetic ELFs, and the errors a user meets.
+#![allow(clippy::unwrap_used)]
 
+use std::path::{Path, PathBuf};
+
+use kernel_abi::image::{CapDesc, SystemImage};
+use kernel_abi::info::InfoPage;
+use sha2::{Digest, Sha256};
+use zerocopy::IntoBytes;
+
+use super::elf::{Ehdr, Phdr, PF_R, PF_W, PF_X, PT_LOAD};
+use super::{bootelf, compile};
+use crate::image::{hex, ImageInfo};
+use crate::manifest::schema::{self, Manifest, SourceFile};
+
+/// A static x86_64 executable with the given (vaddr, paddr, flags, bytes, memsz) loads.
+fn elf(entry: u64, loads: &[(u64, u64, u32, &[u8], u64)]) -> Vec<u8> {
+    let phoff = 64u64;
+    let mut data_off = (phoff + 56 * loads.len() as u64).next_multiple_of(4096);
+    let mut phdrs = Vec::new();
+    let mut body = Vec::new();
+    for &(vaddr, paddr, flags, bytes, memsz) in loads {
+        phdrs.push(Phdr {
+            p_type: PT_LOAD,
+            flags,
+            offset: data_off,
+            vaddr,
+            paddr,
+            filesz: bytes.len() as u64,
+            memsz,
+            align: 4096,
+        });
+        body.push((data_off, bytes.to_vec()));
+        data_off = (data_off + bytes.len() as u64).next_multiple_of(4096);
+    }
+    let mut ident = [0u8; 16];
+    ident[..4].copy_from_slice(b"\x7fELF");
+    ident[4] = 2;
+    ident[5] = 1;
+    ident[6] = 1;
+    let header = Ehdr {
+        ident,
+        e_type: 2,
+        machine: 62,
+        version: 1,
+        entry,
+        phoff,
+        shoff: 0,
+        flags: 0,
+        ehsize: 64,
+        phentsize: 56,
+        phnum: loads.len() as u16,
+        shentsize: 0,
+        shnum: 0,
+        shstrndx: 0,
+    };
+    let mut out = header.as_bytes().to_vec();
+    out.extend_from_slice(phdrs.as_slice().as_bytes());
+    for (off, bytes) in body {
+        out.resize(off as usize, 0);
+        out.extend_from_slice(&bytes);
+    }
+    out
+}
+
+fn program(tag: u8) -> Vec<u8> {
+    elf(
+        0x40_0000,
+        &[
+            (
+                0x40_0000,
+                0x40_0000,
+                PF_R | PF_X,
+                &[0x90, tag, 0x0f, 0x0b],
+                0x1000,
+            ),
+            (0x40_1000, 0x40_1000, PF_R | PF_W, &[1, 2, 3], 0x3000),
+        ],
+    )
+}
+
+const SYSTEM: &str = r#"<system>
+    <memory_region name="ring" size="0x4000" />
+    <protection_domain name="client" priority="100">
+        <program_image path="client" />
+        <map mr="ring" vaddr="0x20000000" perms="rw" setvar_vaddr="ring" />
+        <setvar symbol="ring_paddr" region_paddr="ring" />
+        <protection_domain name="kid" priority="90" id="4">
+            <program_image path="kid" />
+        </protection_domain>
+    </protection_domain>
+    <protection_domain name="server" priority="200" passive="true">
+        <program_image path="server" />
+        <map mr="ring" vaddr="0x30000000" perms="r" cached="false" />
+        <irq irq="5" id="9" />
+    </protection_domain>
+    <channel>
+        <end pd="client" id="2" pp="true" notify="true" />
+        <end pd="server" id="7" notify="false" />
+    </channel>
+</system>
+"#;
+
+fn system(text: &str) -> sdf::System {
+    sdf::parse_and_check(text, Path::new("system.xml")).unwrap()
+}
+
+fn programs(sys: &sdf::System) -> compile::Programs {
+    (0..sys.all_pds().len()).map(|i| program(i as u8)).collect()
+}
+
+#[test]
+fn a_system_compiles_to_the_capabilities_and_info_it_describes() {
+    let sys = system(SYSTEM);
+    let bytes = compile::compile(&sys, &programs(&sys)).unwrap();
+    let image = SystemImage::parse(&bytes).unwrap();
+    assert_eq!(image.pd_count(), 3);
+    let (client, kid, server) = (
+        image.pd(0).unwrap(),
+        image.pd(1).unwrap(),
+        image.pd(2).unwrap(),
+    );
+    assert_eq!(kid.desc.parent, 0);
+    assert_eq!(kid.desc.child_id, 4);
+    assert_eq!(server.desc.passive, 1);
+    let cap = client.desc.caps[2];
+    assert_eq!(cap.flags, CapDesc::NOTIFY | CapDesc::PPC);
+    assert_eq!(
+        (cap.notify_pd, cap.notify_bit, cap.ppc_pd, cap.ppc_badge),
+        (2, 7, 2, 7)
+    );
+    // The server may neither notify nor call back; it holds only its irq.
+    assert_eq!(server.desc.caps[7].flags, 0);
+    assert_eq!(server.desc.caps[9].flags, CapDesc::IRQ);
+    assert_eq!(server.desc.caps[9].irq, 5);
+    assert_eq!(server.maps[0].cached, 0);
+    assert_eq!(client.segments.len(), 2);
+    assert_eq!(client.elf, program(0).as_slice());
+    let info = InfoPage::parse(client.info_page).unwrap();
+    assert_eq!(info.region("ring").unwrap().vaddr, 0x2000_0000);
+    assert_eq!(info.variable("ring"), Some(0x2000_0000));
+    assert_eq!(
+        info.variable("ring_paddr"),
+        Some(0),
+        "the kernel patches it in"
+    );
+    assert_eq!(client.patches.len(), 1);
+    assert_eq!(info.header.pp_mask, 1 << 2);
+    // Same inputs, same bytes.
+    assert_eq!(bytes, compile::compile(&sys, &programs(&sys)).unwrap());
+}
+
+fn compile_err(text: &str, progs: Option<compile::Programs>) -> String {
+    let sys = system(text);
+    let progs = progs.unwrap_or_else(|| programs(&sys));
+    compile::compile(&sys, &progs).unwrap_err()
+}
+
+fn one_pd(inner: &str) -> String {
+    format!(
+        r#"<system><memory_region name="m" size="0x1000" />
+        <protection_domain name="p" priority="1"><program_image path="p" />{inner}</protection_domain></system>"#
+    )
+}
+
+#[test]
+fn what_the_kernel_cannot_do_is_refused_with_the_pd_named() {
+    let e = compile_err(&one_pd(r#"<irq irq="33" id="1" />"#), None);
+    assert!(e.contains("PD p: irq 33 is not supported"), "{e}");
+    let e = compile_err(
+        &one_pd(r#"<map mr="m" vaddr="0x401000" perms="r" />"#),
+        None,
+    );
+    assert!(e.contains("overlaps program segment"), "{e}");
+    let e = compile_err(
+        &one_pd(r#"<map mr="m" vaddr="0x7f0000000000" perms="r" />"#),
+        None,
+    );
+    assert!(
+        e.contains("outside the PD's part of the address space"),
+        "{e}"
+    );
+    let e = compile_err(&one_pd(""), Some(vec![b"not an elf".to_vec()]));
+    assert!(
+        e.contains("PD p: program image: shorter than an ELF header"),
+        "{e}"
+    );
+    let no_exec = elf(0x40_0000, &[(0x40_0000, 0x40_0000, PF_R, &[0], 0x1000)]);
+    let e = compile_err(&one_pd(""), Some(vec![no_exec]));
+    assert!(
+        e.contains("entry point 0x400000 is not in an executable segment"),
+        "{e}"
+    );
+    let zero_page = elf(0x10, &[(0, 0, PF_R | PF_X, &[0], 0x1000)]);
+    let e = compile_err(&one_pd(""), Some(vec![zero_page]));
+    assert!(e.contains("outside the PD's part"), "{e}");
+}
+
+fn kernel() -> Vec<u8> {
+    elf(
+        0x10_0000,
+        &[
+            (0x10_0000, 0x10_0000, PF_R | PF_X, &[0xf4; 16], 0x1000),
+            (
+                0xffff_ffff_8010_1000,
+                0x10_1000,
+                PF_R | PF_W,
+                &[7; 8],
+                0x2800,
+            ),
+        ],
+    )
+}
+
+#[test]
+fn the_system_image_lands_on_the_first_page_after_the_kernel() {
+    let boot = bootelf::append(&kernel(), b"PVSYSIMG-and-the-rest").unwrap();
+    let parts = bootelf::extract(&boot).unwrap();
+    assert_eq!(parts.image_paddr, 0x10_4000);
+    assert_eq!(parts.system_image, b"PVSYSIMG-and-the-rest");
+    assert_eq!(parts.kernel_segments, [&[0xf4; 16][..], &[7; 8][..]]);
+    // The kernel's own bytes are untouched at their offsets.
+    let k = kernel();
+    assert_eq!(&boot[64..k.len()], &k[64..]);
+}
+
+#[test]
+fn extract_refuses_what_build_did_not_make() {
+    assert!(bootelf::extract(&kernel())
+        .unwrap_err()
+        .contains("no system image"));
+    assert!(bootelf::extract(b"garbage").is_err());
+    let far = elf(
+        0,
+        &[
+            (0x10_0000, 0x10_0000, PF_R, &[1], 0x1000),
+            (0x90_0000, 0x90_0000, PF_R, b"PVSYSIMG", 8),
+        ],
+    );
+    assert!(bootelf::extract(&far)
+        .unwrap_err()
+        .contains("not right after the kernel"));
+}
+
+fn manifest_for(sys: &sdf::System, progs: &compile::Programs) -> Manifest {
+    let images: Vec<ImageInfo> = progs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| ImageInfo {
+            resolved: PathBuf::from(format!("pd{i}")),
+            sha256: hex(&Sha256::digest(p)),
+            size: p.len() as u64,
+        })
+        .collect();
+    let source = SourceFile {
+        path: "system.xml".into(),
+        sha256: String::new(),
+    };
+    schema::build(sys, source, &images)
+}
+
+#[test]
+fn verify_accepts_the_built_image_and_names_every_difference() {
+    let sys = system(SYSTEM);
+    let progs = programs(&sys);
+    let boot = bootelf::append(&kernel(), &compile::compile(&sys, &progs).unwrap()).unwrap();
+    let good = manifest_for(&sys, &progs);
+    assert_eq!(
+        crate::verify::differences(&boot, &good).unwrap(),
+        Vec::<String>::new()
+    );
+
+    let mut m = good.clone();
+    m.protection_domains[0].program_image.sha256 = "00".repeat(32);
+    m.protection_domains[2].priority = 201;
+    m.protection_domains[2].regions[0].perms = "rw".into();
+    m.protection_domains[0].channels[0].can_call = false;
+    m.protection_domains[1].parent = None;
+    m.protection_domains[2].irqs.clear();
+    let diffs = crate::verify::differences(&boot, &m).unwrap();
+    let all = diffs.join("\n");
+    for want in [
+        "PD client: program image is",
+        "PD server: priority",
+        "PD server: mappings",
+        "PD client: capability at channel id 2",
+        "PD kid: parent Some(\"client\")",
+        "PD server: capability at channel id 9",
+    ] {
+        assert!(all.contains(want), "missing {want:?} in:\n{all}");
+    }
+    assert_eq!(diffs.len(), 6, "{all}");
+
+    let mut m = good;
+    m.protection_domains.pop();
+    assert!(crate::verify::differences(&boot, &m).unwrap()[0].contains("the image holds PDs"));
+}
