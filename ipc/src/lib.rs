@@ -9,16 +9,23 @@
 #[cfg(test)]
 extern crate std;
 
+#[cfg(any(test, feature = "testing"))]
+extern crate alloc;
+
 mod channel;
 mod error;
 mod handler;
+mod init;
 mod message;
 pub mod queue;
 pub mod region;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use channel::{Channel, ChannelSet, Child};
 pub use error::{HandlerError, InitError, IpcError};
 pub use handler::{FaultInfo, Handler, Init, Kernel};
+pub use init::{InitExt, WithVariables};
 pub use message::{MessageInfo, MessageRegisters, MAX_MESSAGE_REGISTERS};
 pub use queue::{Consumer, Producer, Queue, QueueEntry, QueueError, TryEnqueueError};
 pub use region::{Perms, Region, RegionError};

@@ -1,0 +1,156 @@
+//! Typed lookups over [`Init`], so every PD validates its configuration the same way
+//! instead of re-deriving channel ids and region rights by hand.
+
+use crate::{Channel, ChannelSet, Init, InitError, Perms, Region};
+
+/// Checked accessors every [`Init`] gets for free.
+pub trait InitExt: Init {
+    /// A region that must be mapped with at least `needed` rights.
+    fn region_with(&self, name: &'static str, needed: Perms) -> Result<Region<'static>, InitError> {
+        let region = self.region(name)?;
+        if !region.perms().covers(needed) {
+            return Err(InitError::RegionPerms { name, needed });
+        }
+        Ok(region)
+    }
+
+    /// A variable that names one channel id (0..=61).
+    fn channel(&self, name: &'static str) -> Result<Channel, InitError> {
+        let value = self.variable(name)?;
+        u8::try_from(value)
+            .ok()
+            .and_then(Channel::try_new)
+            .ok_or(InitError::InvalidVariable { name, value })
+    }
+
+    /// A variable holding a bit set of channel ids; bits beyond id 61 are refused
+    /// rather than silently dropped.
+    fn channel_set(&self, name: &'static str) -> Result<ChannelSet, InitError> {
+        let value = self.variable(name)?;
+        let set = ChannelSet::from_bits(value);
+        if set.bits() != value {
+            return Err(InitError::InvalidVariable { name, value });
+        }
+        Ok(set)
+    }
+
+    /// `Ok(None)` when the variable or region is simply not configured, so optional
+    /// features stay off; any other error still stops the PD.
+    fn optional<T>(&self, lookup: Result<T, InitError>) -> Result<Option<T>, InitError> {
+        match lookup {
+            Ok(value) => Ok(Some(value)),
+            Err(InitError::MissingRegion(_) | InitError::MissingVariable(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl<I: Init + ?Sized> InitExt for I {}
+
+/// An [`Init`] that answers some variables itself and defers everything else to the
+/// runtime's: how an entry point supplies build-time constants (Microkit's
+/// `config.rs` values) next to what system.xml set.
+#[derive(Clone, Copy)]
+pub struct WithVariables<'a> {
+    runtime: &'a dyn Init,
+    variables: &'a [(&'static str, u64)],
+}
+
+impl<'a> WithVariables<'a> {
+    pub fn new(runtime: &'a dyn Init, variables: &'a [(&'static str, u64)]) -> Self {
+        Self { runtime, variables }
+    }
+}
+
+impl core::fmt::Debug for WithVariables<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("WithVariables")
+            .field("pd", &self.runtime.pd_name())
+            .field("variables", &self.variables)
+            .finish()
+    }
+}
+
+impl Init for WithVariables<'_> {
+    fn region(&self, setvar: &'static str) -> Result<Region<'static>, InitError> {
+        self.runtime.region(setvar)
+    }
+
+    fn variable(&self, name: &'static str) -> Result<u64, InitError> {
+        match self.variables.iter().find(|(n, _)| *n == name) {
+            Some(&(_, value)) => Ok(value),
+            None => self.runtime.variable(name),
+        }
+    }
+
+    fn pd_name(&self) -> &str {
+        self.runtime.pd_name()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{leaked_region, FakeInit};
+
+    #[test]
+    fn channel_variables_are_range_checked() {
+        let init = FakeInit::new("pd")
+            .variable("ok", 61)
+            .variable("big", 62)
+            .variable("huge", 1 << 40);
+        assert_eq!(init.channel("ok"), Ok(Channel::new(61)));
+        assert_eq!(
+            init.channel("big"),
+            Err(InitError::InvalidVariable {
+                name: "big",
+                value: 62
+            })
+        );
+        assert!(init.channel("huge").is_err());
+        assert_eq!(
+            init.channel("absent"),
+            Err(InitError::MissingVariable("absent"))
+        );
+    }
+
+    #[test]
+    fn channel_sets_refuse_bits_beyond_id_61() {
+        let init = FakeInit::new("pd")
+            .variable("set", 0b101)
+            .variable("bad", 1 << 62);
+        let set = init.channel_set("set").unwrap();
+        assert!(set.contains(Channel::new(0)) && set.contains(Channel::new(2)));
+        assert!(init.channel_set("bad").is_err());
+    }
+
+    #[test]
+    fn regions_must_carry_the_needed_rights() {
+        let init = FakeInit::new("pd").region("ro", leaked_region(64).restrict(Perms::R));
+        assert!(init.region_with("ro", Perms::R).is_ok());
+        assert_eq!(
+            init.region_with("ro", Perms::RW).unwrap_err(),
+            InitError::RegionPerms {
+                name: "ro",
+                needed: Perms::RW
+            }
+        );
+    }
+
+    #[test]
+    fn optional_lookups_only_swallow_absence() {
+        let init = FakeInit::new("pd").variable("bad", 99);
+        assert_eq!(init.optional(init.channel("absent")), Ok(None));
+        assert!(init.optional(init.channel("bad")).is_err());
+    }
+
+    #[test]
+    fn overlay_variables_shadow_the_runtime() {
+        let base = FakeInit::new("pd").variable("a", 1).variable("b", 2);
+        let overlay = [("a", 10)];
+        let init = WithVariables::new(&base, &overlay);
+        assert_eq!(init.variable("a"), Ok(10));
+        assert_eq!(init.variable("b"), Ok(2));
+        assert_eq!(init.pd_name(), "pd");
+    }
+}
