@@ -103,3 +103,17 @@ pub fn rdtsc() -> u64 {
     // SAFETY: rdtsc only reads the counter.
     unsafe { core::arch::x86_64::_rdtsc() }
 }
+
+pub fn cr0() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR0 has no side effects.
+    unsafe { asm!("mov {}, cr0", out(reg) v, options(nomem, nostack, preserves_flags)) }
+    v
+}
+
+/// # Safety
+/// Paging and protection must stay on.
+pub unsafe fn set_cr0(v: u64) {
+    // SAFETY: the caller vouches for the bits.
+    unsafe { asm!("mov cr0, {}", in(reg) v, options(nostack, preserves_flags)) }
+}

@@ -193,7 +193,8 @@ extern "C" fn trap_entry(frame: *mut Frame) -> *mut Frame {
     match f.vector {
         SYSCALL_VECTOR => syscall(&f),
         _ if is_irq => irq((f.vector - pic::VECTOR_BASE) as u8),
-        255 => {}
+        // Spurious, and NMIs: nothing to do, and no PD is at fault.
+        255 | 2 => {}
         v => core_state().fault(
             &mut Glue,
             FaultMessage {

@@ -156,10 +156,13 @@ pub fn init(start_info: u64, reserved_end: u64) -> (Frames, u64) {
     }
     // SAFETY: the new tables map the kernel image exactly where it runs and all RAM
     // in the window; nothing refers to the identity map afterwards (WINDOW switches).
+    // CR0.EM: the kernel saves no FPU state, so x87 use by a PD must fault rather
+    // than leak registers between PDs (SSE/AVX already fault: OSFXSR/OSXSAVE are off).
     unsafe {
         crate::cpu::set_cr3(root);
         WINDOW = PHYS_OFFSET;
         crate::cpu::set_cr4(cr4);
+        crate::cpu::set_cr0((crate::cpu::cr0() | (1 << 2)) & !(1 << 1));
     }
     kprintln!(
         "kernel: {} MiB of RAM for PDs at {start:#x}..{end:#x}",
