@@ -71,7 +71,7 @@ pub struct CapDesc {
     /// PPC: PD index to call and the channel id the callee sees the call on.
     pub ppc_pd: u8,
     pub ppc_badge: u8,
-    /// IRQ: the interrupt line (legacy PIC numbering, 0..=15).
+    /// IRQ: the interrupt line (legacy PIC numbering, 1..=15).
     pub irq: u8,
     pub _reserved: [u8; 2],
 }
@@ -80,6 +80,8 @@ impl CapDesc {
     pub const NOTIFY: u8 = 1;
     pub const PPC: u8 = 2;
     pub const IRQ: u8 = 4;
+    /// Line 0 (the PIT) is the kernel's timer.
+    pub const MIN_IRQ: u8 = 1;
     pub const MAX_IRQ: u8 = 15;
 }
 
@@ -401,7 +403,9 @@ impl<'a> SystemImage<'a> {
             {
                 return Err(ImageError::BadReference("call capability"));
             }
-            if cap.flags & CapDesc::IRQ != 0 && cap.irq > CapDesc::MAX_IRQ {
+            if cap.flags & CapDesc::IRQ != 0
+                && !(CapDesc::MIN_IRQ..=CapDesc::MAX_IRQ).contains(&cap.irq)
+            {
                 return Err(ImageError::BadReference("irq capability"));
             }
         }
@@ -410,7 +414,7 @@ impl<'a> SystemImage<'a> {
 }
 
 /// Builds images; the builder fills in the descriptors, this lays out the bytes.
-#[cfg(feature = "alloc")]
+#[cfg(any(feature = "alloc", test))]
 pub mod build {
     use alloc::vec::Vec;
 
@@ -510,5 +514,5 @@ pub mod build {
     }
 }
 
-#[cfg(all(test, feature = "alloc"))]
+#[cfg(test)]
 mod tests;

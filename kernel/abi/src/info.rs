@@ -88,7 +88,7 @@ impl<'a> InfoPage<'a> {
     }
 }
 
-#[cfg(feature = "alloc")]
+#[cfg(any(feature = "alloc", test))]
 pub mod build {
     use alloc::vec::Vec;
 
@@ -147,7 +147,7 @@ pub mod build {
     }
 }
 
-#[cfg(all(test, feature = "alloc"))]
+#[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::build::encode;

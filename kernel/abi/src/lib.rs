@@ -9,7 +9,7 @@
 //! Decoding never panics and never trusts a length or offset it has not checked.
 #![no_std]
 
-#[cfg(feature = "alloc")]
+#[cfg(any(feature = "alloc", test))]
 extern crate alloc;
 #[cfg(test)]
 extern crate std;

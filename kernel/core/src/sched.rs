@@ -9,6 +9,11 @@
 //!
 //! A fault stops the faulting PD only: its pending caller gets `PEER_GONE`, and the
 //! fault goes to its parent as an event (or, with no parent, to the console).
+//!
+//! Time: on every timer tick the running PD is charged; a PD whose budget is below
+//! its period and is used up stops (throttled) until its next period starts, and
+//! PDs of equal priority take turns, one tick each. A passive PD serving a call is
+//! charged to nobody (it has no budget of its own).
 
 use kernel_abi::image::{CapDesc, CHANNELS, MAX_PDS};
 use kernel_abi::syscall::{reply, Event, FaultMessage, Status, MESSAGE_REGISTERS};
@@ -59,6 +64,9 @@ impl Cap {
 pub struct PdConfig {
     pub priority: u8,
     pub passive: bool,
+    /// Microseconds of CPU per period; `budget_us >= period_us` means unlimited.
+    pub budget_us: u64,
+    pub period_us: u64,
     pub parent: Option<PdId>,
     pub child_id: u8,
     pub caps: [Cap; CHANNELS],
@@ -84,6 +92,11 @@ struct Pd {
     fault: Option<FaultMessage>,
     /// Has waited at least once (a passive PD then stops running on its own time).
     waited: bool,
+    /// Budget used in the current period, and when the next period starts.
+    consumed: u64,
+    refill_at: u64,
+    /// Out of budget: runnable PDs stay off the ready queue until the refill.
+    throttled: bool,
 }
 
 /// System call results: rax, rdi, rsi, rdx.
@@ -124,12 +137,16 @@ pub struct Kernel {
     current: Option<PdId>,
     ready: ReadyQueue,
     irq_owner: [Option<(PdId, u8)>; 16],
+    /// Microseconds since boot at the last tick.
+    now: u64,
 }
 
 const IDLE_PD: Pd = Pd {
     cfg: PdConfig {
         priority: 0,
         passive: false,
+        budget_us: 0,
+        period_us: 0,
         parent: None,
         child_id: 0,
         caps: [Cap {
@@ -144,6 +161,9 @@ const IDLE_PD: Pd = Pd {
     owes: Owes::Nothing,
     fault: None,
     waited: false,
+    consumed: 0,
+    refill_at: 0,
+    throttled: false,
 };
 
 impl Kernel {
@@ -156,11 +176,13 @@ impl Kernel {
             current: None,
             ready: ReadyQueue::default(),
             irq_owner: [None; 16],
+            now: 0,
         };
         for (i, cfg) in configs.iter().take(MAX_PDS).enumerate() {
             k.pds[i] = Pd {
                 cfg: *cfg,
                 state: State::Ready,
+                refill_at: cfg.period_us,
                 ..IDLE_PD
             };
             k.ready.push_back(i as PdId, cfg.priority);
@@ -214,9 +236,14 @@ impl Kernel {
         self.current
     }
 
-    /// Makes `pd` ready; it preempts the current PD if its priority is higher.
+    /// Makes `pd` ready; it preempts the current PD if its priority is higher. A
+    /// throttled PD waits for its refill instead.
     fn wake(&mut self, pd: PdId, front: bool) {
         let prio = self.prio(pd);
+        if self.pds[usize::from(pd)].throttled {
+            self.pds[usize::from(pd)].state = State::Ready;
+            return;
+        }
         match self.current {
             Some(cur) if prio > self.prio(cur) => {
                 self.pds[usize::from(cur)].state = State::Ready;
@@ -419,6 +446,62 @@ impl Kernel {
     pub fn irq(&mut self, fx: &mut dyn Effects, line: u8) {
         if let Some(Some((pd, ch))) = self.irq_owner.get(usize::from(line)).copied() {
             self.signal(fx, pd, 1 << ch);
+        }
+    }
+
+    /// Whether any PD waits for a refill (then a timer tick can make work).
+    pub fn any_throttled(&self) -> bool {
+        self.pds[..self.count].iter().any(|p| p.throttled)
+    }
+
+    /// A timer tick at `now_us` since boot: refill budgets whose period started,
+    /// charge the running PD, throttle it when its budget is gone, and rotate PDs of
+    /// equal priority.
+    pub fn tick(&mut self, now_us: u64) {
+        let elapsed = now_us.saturating_sub(self.now);
+        self.now = now_us;
+        for i in 0..self.count {
+            let p = &mut self.pds[i];
+            if p.cfg.budget_us >= p.cfg.period_us || p.refill_at > now_us {
+                continue;
+            }
+            p.consumed = 0;
+            // Catch up on whole periods missed while idle.
+            let behind = (now_us - p.refill_at) / p.cfg.period_us.max(1) + 1;
+            p.refill_at += behind * p.cfg.period_us.max(1);
+            if p.throttled {
+                p.throttled = false;
+                if p.state == State::Ready {
+                    self.ready.push_back(i as PdId, p.cfg.priority);
+                }
+            }
+        }
+        let Some(cur) = self.current else { return };
+        let c = usize::from(cur);
+        let limited = self.pds[c].cfg.budget_us < self.pds[c].cfg.period_us;
+        if limited && !self.pds[c].cfg.passive {
+            self.pds[c].consumed += elapsed;
+            if self.pds[c].consumed >= self.pds[c].cfg.budget_us {
+                self.pds[c].throttled = true;
+                self.pds[c].state = State::Ready;
+                self.current = None;
+                return;
+            }
+        }
+        let prio = self.prio(cur);
+        match self.ready.highest() {
+            // A refilled PD outranks the running one.
+            Some(top) if top > prio => {
+                self.pds[c].state = State::Ready;
+                self.ready.push_front(cur, prio);
+                self.current = None;
+            }
+            Some(top) if top == prio => {
+                self.pds[c].state = State::Ready;
+                self.ready.push_back(cur, prio);
+                self.current = None;
+            }
+            _ => {}
         }
     }
 

@@ -126,6 +126,8 @@ pub fn load(
     let empty = PdConfig {
         priority: 0,
         passive: false,
+        budget_us: 0,
+        period_us: 0,
         parent: None,
         child_id: 0,
         caps: [Cap::default(); kernel_abi::image::CHANNELS],
@@ -230,6 +232,8 @@ pub fn load(
         loaded.configs[i] = PdConfig {
             priority: d.priority,
             passive: d.passive != 0,
+            budget_us: d.budget_us,
+            period_us: d.period_us,
             parent: (d.parent != NO_PARENT).then_some(d.parent),
             child_id: d.child_id,
             caps,

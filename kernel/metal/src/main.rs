@@ -89,6 +89,7 @@ extern "C" fn kmain(start_info: u64) -> ! {
             pic::unmask(line);
         }
     }
+    pic::start_timer();
     kprintln!(
         "kernel: {} PDs loaded, {} KiB free; starting",
         loaded.count,
@@ -150,8 +151,8 @@ fn switch_to_next() -> *mut Frame {
         if let Some(pd) = core_state().schedule() {
             break pd;
         }
-        if core_state().irq_lines() == 0 {
-            kprintln!("kernel: every PD is waiting and no irq can wake one; stopping");
+        if core_state().irq_lines() == 0 && !core_state().any_throttled() {
+            kprintln!("kernel: every PD is waiting and no irq or refill can wake one; stopping");
             cpu::exit_qemu(0x7d);
         }
         // SAFETY: single CPU; the flag tells the nested irq path it may run.
@@ -235,7 +236,18 @@ fn print_syscall_costs() {
     }
 }
 
+/// Ticks since boot.
+static mut TICKS: u64 = 0;
+
 fn irq(line: u8) {
+    if line == pic::TIMER_LINE {
+        pic::end_of_interrupt(line);
+        // SAFETY: single CPU, interrupts off.
+        let ticks = unsafe { &mut *addr_of_mut!(TICKS) };
+        *ticks += 1;
+        core_state().tick(*ticks * pic::TICK_US);
+        return;
+    }
     pic::mask(line);
     pic::end_of_interrupt(line);
     core_state().irq(&mut Glue, line);

@@ -46,3 +46,15 @@ pub fn end_of_interrupt(line: u8) {
     }
     outb(MASTER, 0x20);
 }
+
+/// The kernel's tick: PIT channel 0 as a rate generator on line 0.
+pub const TIMER_LINE: u8 = 0;
+pub const TICK_US: u64 = 1000;
+
+pub fn start_timer() {
+    let divisor = (1_193_182 * TICK_US / 1_000_000) as u16;
+    outb(0x43, 0x34); // channel 0, lobyte/hibyte, mode 2
+    outb(0x40, divisor as u8);
+    outb(0x40, (divisor >> 8) as u8);
+    unmask(TIMER_LINE);
+}

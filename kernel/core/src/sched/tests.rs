@@ -44,6 +44,8 @@ fn pd(priority: u8) -> PdConfig {
     PdConfig {
         priority,
         passive: false,
+        budget_us: 1000,
+        period_us: 1000,
         parent: None,
         child_id: 0,
         caps: [Cap::default(); CHANNELS],
@@ -436,6 +438,69 @@ fn an_irq_signals_its_owner_and_ack_unmasks() {
     assert_eq!(fx.take(), [Fx::Unmask(0), Fx::Ret(0, status(Status::OK))]);
 }
 
+#[test]
+fn equal_priorities_take_turns_on_each_tick() {
+    let mut k = Kernel::new(&[pd(5), pd(5), pd(9)]);
+    let mut fx = Rec::default();
+    assert_eq!(k.schedule(), Some(2));
+    k.tick(1000);
+    assert_eq!(k.schedule(), Some(2), "nobody else at its priority");
+    k.recv(&mut fx);
+    assert_eq!(k.schedule(), Some(0));
+    k.tick(2000);
+    assert_eq!(k.schedule(), Some(1));
+    k.tick(3000);
+    assert_eq!(k.schedule(), Some(0));
+}
+
+#[test]
+fn a_pd_over_budget_waits_for_its_next_period_and_lower_ones_run() {
+    let mut hog = pd(50);
+    hog.budget_us = 300;
+    let mut k = Kernel::new(&[hog, pd(10)]);
+    let mut fx = Rec::default();
+    assert_eq!(k.schedule(), Some(0));
+    k.tick(100);
+    k.tick(200);
+    assert_eq!(k.schedule(), Some(0), "200 of 300 us used");
+    k.tick(300);
+    assert!(k.any_throttled());
+    assert_eq!(k.schedule(), Some(1), "the hog is out of budget");
+    // A notification does not wake it early.
+    k.signal(&mut fx, 0, 1);
+    assert_eq!(k.current(), Some(1));
+    k.tick(999);
+    assert_eq!(k.current(), Some(1));
+    k.tick(1000);
+    assert!(!k.any_throttled());
+    assert_eq!(k.schedule(), Some(0), "refilled, it preempts the lower PD");
+    assert_eq!(k.state(1), Some(State::Ready));
+}
+
+#[test]
+fn a_refill_after_missed_periods_lets_the_pd_run_again() {
+    let mut hog = pd(50);
+    hog.budget_us = 100;
+    let mut k = Kernel::new(&[hog, pd(10)]);
+    k.schedule();
+    k.tick(100);
+    assert_eq!(k.schedule(), Some(1));
+    k.tick(5000);
+    assert!(!k.any_throttled());
+    assert_eq!(
+        k.schedule(),
+        Some(0),
+        "refilled, and it outranks the running PD"
+    );
+    // It is charged from here: the next period starts at 6000, not at 2000.
+    k.tick(5100);
+    assert_eq!(k.schedule(), Some(1));
+    k.tick(5999);
+    assert_eq!(k.schedule(), Some(1));
+    k.tick(6000);
+    assert_eq!(k.schedule(), Some(0));
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Notify(u64),
@@ -445,6 +510,7 @@ enum Op {
     Fault,
     Irq(u8),
     Ack(u64),
+    Tick,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -456,6 +522,7 @@ fn op() -> impl Strategy<Value = Op> {
         Just(Op::Fault),
         (0u8..3).prop_map(Op::Irq),
         (0u64..4).prop_map(Op::Ack),
+        Just(Op::Tick),
     ]
 }
 
@@ -480,6 +547,8 @@ fn mesh() -> Kernel {
         }
     }
     cfgs[1].caps[3].irq = Some(1);
+    cfgs[0].budget_us = 300;
+    cfgs[2].budget_us = 500;
     Kernel::new(&cfgs)
 }
 
@@ -492,7 +561,7 @@ fn check_invariants(k: &Kernel) -> Result<(), TestCaseError> {
                 running += 1;
                 prop_assert_eq!(k.current, Some(i as PdId));
             }
-            State::Ready => prop_assert!(k.ready.contains(i as PdId)),
+            State::Ready => prop_assert_eq!(k.ready.contains(i as PdId), !p.throttled),
             State::BlockedCall(callee) => {
                 // Its callee owes it the answer (or is the one running it down a chain).
                 prop_assert_eq!(k.pds[usize::from(callee)].owes, Owes::Call(i as PdId));
@@ -518,10 +587,13 @@ proptest! {
     fn random_event_sequences_keep_the_scheduler_consistent(ops in proptest::collection::vec(op(), 0..300)) {
         let mut k = mesh();
         let mut fx = Rec::default();
+        let mut now = 0;
         for op in ops {
             if k.schedule().is_none() {
-                // Idle: only an irq can wake anyone.
+                // Idle: only an irq or a refill can wake anyone.
                 k.irq(&mut fx, 1);
+                now += 1000;
+                k.tick(now);
                 k.schedule();
             }
             if k.current().is_none() {
@@ -535,6 +607,10 @@ proptest! {
                 Op::Fault => k.fault(&mut fx, page_fault()),
                 Op::Irq(l) => k.irq(&mut fx, l),
                 Op::Ack(ch) => k.irq_ack(&mut fx, ch),
+                Op::Tick => {
+                    now += 100;
+                    k.tick(now);
+                }
             }
             check_invariants(&k)?;
             for e in fx.take() {

@@ -224,10 +224,10 @@ pub fn compile(system: &sdf::System, programs: &Programs) -> Result<Vec<u8>, Str
         for irq in &pd.irqs {
             let line = u8::try_from(irq.irq)
                 .ok()
-                .filter(|l| *l <= CapDesc::MAX_IRQ)
+                .filter(|l| (CapDesc::MIN_IRQ..=CapDesc::MAX_IRQ).contains(l))
                 .ok_or_else(|| {
                     fail(format!(
-                        "irq {} is not supported: the kernel drives the legacy PIC lines 0..=15",
+                        "irq {} is not supported: PDs may hold legacy PIC lines 1..=15 (line 0 is the kernel's timer)",
                         irq.irq
                     ))
                 })?;

@@ -167,6 +167,8 @@ fn one_pd(inner: &str) -> String {
 fn what_the_kernel_cannot_do_is_refused_with_the_pd_named() {
     let e = compile_err(&one_pd(r#"<irq irq="33" id="1" />"#), None);
     assert!(e.contains("PD p: irq 33 is not supported"), "{e}");
+    let e = compile_err(&one_pd(r#"<irq irq="0" id="1" />"#), None);
+    assert!(e.contains("line 0 is the kernel's timer"), "{e}");
     let e = compile_err(
         &one_pd(r#"<map mr="m" vaddr="0x401000" perms="r" />"#),
         None,
