@@ -26,6 +26,33 @@ pub enum DeliveryMode {
     ExtInt,
 }
 
+impl DeliveryMode {
+    /// The 3-bit x86 encoding, as in the redirection entry and the local APIC's ICR.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Fixed => 0,
+            Self::LowestPriority => 1,
+            Self::Smi => 2,
+            Self::Nmi => 4,
+            Self::Init => 5,
+            Self::ExtInt => 7,
+        }
+    }
+
+    /// `None` for the reserved encodings 3 and 6 and anything above 7.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            0 => Self::Fixed,
+            1 => Self::LowestPriority,
+            2 => Self::Smi,
+            4 => Self::Nmi,
+            5 => Self::Init,
+            7 => Self::ExtInt,
+            _ => return None,
+        })
+    }
+}
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum DestinationMode {
     Physical,
@@ -51,15 +78,7 @@ impl RedirectionEntry {
 
     /// `None` for the reserved encodings 011 and 110.
     pub fn delivery_mode(self) -> Option<DeliveryMode> {
-        match (self.0 >> DELIVERY_MODE_SHIFT) & 7 {
-            0 => Some(DeliveryMode::Fixed),
-            1 => Some(DeliveryMode::LowestPriority),
-            2 => Some(DeliveryMode::Smi),
-            4 => Some(DeliveryMode::Nmi),
-            5 => Some(DeliveryMode::Init),
-            7 => Some(DeliveryMode::ExtInt),
-            _ => None,
-        }
+        DeliveryMode::from_code(((self.0 >> DELIVERY_MODE_SHIFT) & 7) as u8)
     }
 
     pub fn destination_mode(self) -> DestinationMode {

@@ -7,6 +7,10 @@
 //! [`InterruptSink`]. Pure and `no_std`: the PD adapter feeds it MMIO exits,
 //! line changes and EOIs.
 //!
+//! [`pd`] adapts it to the `ipc` runtime (MMIO and EOI calls from the vCPU PD,
+//! line changes from device PDs, interrupt requests out through a shared queue);
+//! [`api`] is the wire contract those peers use.
+//!
 //! Input pins are logical: `set_irq(pin, true)` means "the device asserts its
 //! interrupt", whatever the programmed polarity (polarity describes the wire,
 //! which is virtual here); the polarity bit is stored and read back.
@@ -15,7 +19,9 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod api;
 mod entry;
+pub mod pd;
 mod regs;
 
 pub use entry::{DeliveryMode, DestinationMode, RedirectionEntry, TriggerMode};
@@ -272,5 +278,7 @@ impl Ioapic {
     }
 }
 
+#[cfg(test)]
+mod pd_tests;
 #[cfg(test)]
 mod tests;
