@@ -69,3 +69,21 @@ fn main() {
     }
     hostsim::run(|init, _kernel| IoapicPd::init(&WithVariables::new(init, &variables)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_grants_parse_and_bad_ones_are_refused() {
+        assert_eq!(
+            parse_lines(DEFAULT_LINES).unwrap(),
+            [("lines_1", 0x18), ("lines_2", 0x200)]
+        );
+        assert_eq!(parse_lines(" 7:12 , ").unwrap(), [("lines_7", 12)]);
+        assert!(parse_lines("").unwrap().is_empty());
+        for bad in ["1", "62:1", "x:1", "1:zz", "1:1,1:2", "-1:1"] {
+            assert!(parse_lines(bad).is_err(), "{bad}");
+        }
+    }
+}
