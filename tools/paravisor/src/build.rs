@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::bootimage::{bootelf, compile};
+use crate::bootimage::{bootelf, compile, igvm};
 use crate::failure::Failure;
 use crate::image;
 
@@ -23,6 +23,9 @@ pub struct Args {
     /// Also write the audit manifest (JSON) here.
     #[arg(long, value_name = "FILE")]
     pub manifest: Option<PathBuf>,
+    /// Also write the image as an IGVM file here, and print its launch measurement.
+    #[arg(long, value_name = "FILE")]
+    pub igvm: Option<PathBuf>,
     /// Also look for program images here (after the system.xml directory); repeatable.
     #[arg(long = "search-path", value_name = "DIR")]
     pub search_path: Vec<PathBuf>,
@@ -68,6 +71,16 @@ pub fn run(args: Args) -> Result<(), Failure> {
             <sha2::Sha256 as sha2::Digest>::new_with_prefix(&boot)
         ))
     );
+    if let Some(path) = &args.igvm {
+        let (file, digest) = igvm::build(&boot).map_err(Failure::Message)?;
+        write_file(path, &file)?;
+        println!(
+            "built {}: {} bytes, launch measurement (SEV-SNP digest of its pages, SHA-384) {}",
+            path.display(),
+            file.len(),
+            image::hex(&digest)
+        );
+    }
     Ok(())
 }
 

@@ -28,6 +28,9 @@ pub struct Args {
     pub kernel: Option<PathBuf>,
     #[arg(long = "search-path", value_name = "DIR")]
     pub search_path: Vec<PathBuf>,
+    /// Also require this IGVM file to be exactly the IGVM form of the image.
+    #[arg(long, value_name = "FILE")]
+    pub igvm: Option<PathBuf>,
 }
 
 fn perms_str(p: u32) -> String {
@@ -184,6 +187,23 @@ pub fn run(args: Args) -> Result<(), Failure> {
             diffs.push(format!(
                 "rebuilding from {} gives different bytes",
                 system.display()
+            ));
+        }
+    }
+    if let Some(path) = &args.igvm {
+        let given = std::fs::read(path)
+            .map_err(|e| Failure::msg(format!("cannot read {}: {e}", path.display())))?;
+        let (derived, digest) = crate::bootimage::igvm::build(&boot).map_err(Failure::Message)?;
+        if given == derived {
+            println!(
+                "{} is the image's IGVM form; launch measurement {}",
+                path.display(),
+                hex(&digest)
+            );
+        } else {
+            diffs.push(format!(
+                "{} is not the IGVM form of the image",
+                path.display()
             ));
         }
     }

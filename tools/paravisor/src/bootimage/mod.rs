@@ -6,6 +6,7 @@
 pub mod bootelf;
 pub mod compile;
 pub mod elf;
+pub mod igvm;
 
 #[cfg(test)]
 mod tests;

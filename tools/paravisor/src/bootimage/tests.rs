@@ -297,3 +297,39 @@ fn verify_accepts_the_built_image_and_names_every_difference() {
     m.protection_domains.pop();
     assert!(crate::verify::differences(&boot, &m).unwrap()[0].contains("the image holds PDs"));
 }
+
+#[test]
+fn the_igvm_form_parses_back_and_its_measurement_covers_every_byte_and_address() {
+    use super::igvm;
+    let sys = system(SYSTEM);
+    let boot =
+        bootelf::append(&kernel(), &compile::compile(&sys, &programs(&sys)).unwrap()).unwrap();
+    let (file, digest) = igvm::build(&boot).unwrap();
+    let parsed = ::igvm::IgvmFile::new_from_binary(&file, None).unwrap();
+    let pages = igvm::pages(&boot).unwrap();
+    // One directive per page plus the VP context.
+    assert_eq!(parsed.directives().len(), pages.len() + 1);
+    // The kernel's second segment has 0x800 bytes of file and 0x2800 of memory: the
+    // last two of its three pages are zero pages.
+    assert_eq!(pages.iter().filter(|(_, d)| d.is_none()).count(), 2);
+    assert_eq!(igvm::build(&boot).unwrap(), (file, digest), "deterministic");
+
+    let mut flipped = pages.clone();
+    if let Some((_, Some(bytes))) = flipped.last_mut() {
+        bytes[17] ^= 1;
+    }
+    assert_ne!(igvm::snp_launch_digest(&flipped), digest);
+    let mut moved = pages.clone();
+    moved[0].0 += 0x1000;
+    assert_ne!(igvm::snp_launch_digest(&moved), digest);
+    let mut explicit_zero = pages.clone();
+    for p in explicit_zero.iter_mut().filter(|(_, d)| d.is_none()) {
+        p.1 = Some(vec![0; 4096]);
+    }
+    assert_ne!(
+        igvm::snp_launch_digest(&explicit_zero),
+        digest,
+        "zero pages are typed, not hashed"
+    );
+    assert_eq!(igvm::snp_launch_digest(&[]), [0; 48]);
+}
