@@ -9,6 +9,8 @@ pub const SELFTEST_PING: Channel = Channel::new(0);
 pub const SELFTEST_PONG: Channel = Channel::new(1);
 /// echo_client -> selftest: "all messages echoed".
 pub const SELFTEST_ECHO_DONE: Channel = Channel::new(2);
+/// selftest -> panicker: "panic now".
+pub const SELFTEST_PANICKER: Channel = Channel::new(3);
 /// A channel id selftest was not given.
 pub const NOT_GRANTED: Channel = Channel::new(40);
 
@@ -23,7 +25,8 @@ pub const LABEL_FAIL: u64 = 9;
 
 /// The `setvar_vaddr` of the page selftest writes and the others only read.
 pub const SHARED: &str = "shared";
-/// The child id selftest gives faulter.
+/// The child ids selftest gives faulter and panicker.
 pub const FAULTER_ID: u8 = 1;
+pub const PANICKER_ID: u8 = 2;
 /// Messages the echo pair streams during the boot test.
 pub const ECHO_COUNT: u64 = 20_000;

@@ -35,6 +35,7 @@ struct SelfTest {
     pong_start: u64,
     echo_done: bool,
     child_fault: bool,
+    panic_fault: bool,
     finished: bool,
 }
 
@@ -137,6 +138,7 @@ impl SelfTest {
             pong_start: rdtsc(),
             echo_done: false,
             child_fault: false,
+            panic_fault: false,
             finished: false,
         };
         // The ponger outranks us: each notify runs it at once; its answer is
@@ -144,11 +146,21 @@ impl SelfTest {
         if SELFTEST_PONG.notify(k).is_err() {
             t.check.expect(false, "notify ponger");
         }
+        // The panicker outranks us too: it panics at once; its fault reaches us when
+        // we next wait.
+        if SELFTEST_PANICKER.notify(k).is_err() {
+            t.check.expect(false, "notify panicker");
+        }
         Ok(t)
     }
 
     fn maybe_finish(&mut self, k: &mut dyn Kernel) {
-        if self.finished || self.pongs < ROUNDS || !self.echo_done || !self.child_fault {
+        if self.finished
+            || self.pongs < ROUNDS
+            || !self.echo_done
+            || !self.child_fault
+            || !self.panic_fault
+        {
             return;
         }
         self.finished = true;
@@ -213,11 +225,25 @@ impl Handler for SelfTest {
             "selftest: child {} faulted: vector {} at ip {:#x}, address {:#x}",
             child.0, info.code, info.ip, info.address
         );
-        self.check.expect(
-            child.0 == FAULTER_ID && info.code == 14 && info.address != 0,
-            "fault containment: the child's write to a read-only page reached us as a page fault",
-        );
-        self.child_fault = true;
+        match child.0 {
+            FAULTER_ID => {
+                self.check.expect(
+                    info.code == 14 && info.address != 0,
+                    "fault containment: the child's write to a read-only page reached us as a page fault",
+                );
+                self.child_fault = true;
+            }
+            PANICKER_ID => {
+                self.check.expect(
+                    info.code == 6,
+                    "fault containment: a child's panic reached us as an invalid-opcode fault",
+                );
+                self.panic_fault = true;
+            }
+            _ => self
+                .check
+                .expect(false, "a fault from a child we do not have"),
+        }
         self.maybe_finish(k);
         // Leave it stopped: resuming would only fault again.
         Ok(false)
