@@ -1,6 +1,8 @@
 //! Test-only PDs (in `src/bin/`) and what they share: the protocol of the PPC test
 //! server. The tests themselves are in `tests/`.
 
+pub mod ioapic;
+
 /// Labels `ppc_server` understands.
 pub mod label {
     /// Replies with mr0 + mr1 in mr0.

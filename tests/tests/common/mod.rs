@@ -36,6 +36,8 @@ pub fn bin_dir() -> &'static Path {
             "hvcall-pd",
             "-p",
             "synic-pd",
+            "-p",
+            "ioapic",
         ])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .env("CARGO_TARGET_DIR", &target_dir);
