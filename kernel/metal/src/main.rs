@@ -179,9 +179,22 @@ static mut SYSCALL_COST: [(u64, u64); 8] = [(0, 0); 8];
 #[no_mangle]
 extern "C" fn trap_entry(frame: *mut Frame) -> *mut Frame {
     let start = cpu::rdtsc();
-    // SAFETY: the entry stubs pass the frame they just saved; we copy what we need
-    // out of it before anything else can write it.
-    let f = unsafe { *frame };
+    // SAFETY: the entry stubs pass the frame they just saved; we copy the fields we
+    // need out of it before anything else can write it.
+    let f = unsafe {
+        Frame {
+            vector: (*frame).vector,
+            error: (*frame).error,
+            cs: (*frame).cs,
+            rip: (*frame).rip,
+            rax: (*frame).rax,
+            rdi: (*frame).rdi,
+            rsi: (*frame).rsi,
+            rdx: (*frame).rdx,
+            r10: (*frame).r10,
+            ..Frame::default()
+        }
+    };
     let is_irq = (pic::VECTOR_BASE..pic::VECTOR_BASE + 16).contains(&f.vector);
     if !f.is_from_user() {
         // SAFETY: single CPU; read-only.
