@@ -49,14 +49,14 @@ pub struct Status(pub u64);
 impl Status {
     pub const OK: Self = Self(0);
     /// The access does not lie wholly inside the IOAPIC's page at
-    /// [`MMIO_BASE`](crate::MMIO_BASE).
+    /// [`MMIO_BASE`].
     pub const OUTSIDE_WINDOW: Self = Self(1);
     /// An access size no instruction makes (not 1, 2, 4 or 8).
     pub const BAD_SIZE: Self = Self(2);
     /// The caller's channel does not allow this request: register access or EOI
     /// from anyone but the vCPU PD, or a line not granted to the caller.
     pub const NOT_PERMITTED: Self = Self(3);
-    /// No such input line (the IOAPIC has [`NUM_PINS`](crate::NUM_PINS)).
+    /// No such input line (the IOAPIC has [`NUM_PINS`]).
     pub const BAD_LINE: Self = Self(4);
     /// Unknown label, too few registers, or a field out of its range.
     pub const BAD_REQUEST: Self = Self(5);
