@@ -62,6 +62,8 @@ impl Tcb {
 #[derive(Debug)]
 pub enum LoadError {
     OutOfMemory(&'static str),
+    /// A fixed-address region overlaps memory the kernel owns.
+    Reserved(u64),
     Map(&'static str, MapError),
 }
 
@@ -69,6 +71,7 @@ impl core::fmt::Display for LoadError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::OutOfMemory(what) => write!(f, "out of memory for {what}"),
+            Self::Reserved(pa) => write!(f, "memory region at {pa:#x} overlaps the kernel's RAM"),
             Self::Map(what, e) => write!(f, "cannot map {what}: {e:?}"),
         }
     }
@@ -119,6 +122,10 @@ pub fn load(
     for (i, r) in image.regions().iter().enumerate() {
         region_pa[i] = if r.phys_addr == RegionDesc::ALLOCATE {
             alloc(frames, r.size / PAGE, "a memory region")?
+        } else if r.phys_addr < frames.end() && r.phys_addr + r.size > mem::KERNEL_PHYS_START {
+            // A fixed region (device memory) must not alias the kernel, the system
+            // image or the RAM the kernel hands out.
+            return Err(LoadError::Reserved(r.phys_addr));
         } else {
             r.phys_addr
         };

@@ -12,6 +12,8 @@ use crate::kprintln;
 /// Where all of RAM appears in the kernel half.
 pub const PHYS_OFFSET: u64 = 0xffff_8000_0000_0000;
 pub const KERNEL_VMA: u64 = 0xffff_ffff_8000_0000;
+/// Where the kernel image starts (the PVH boot stub, see link.ld).
+pub const KERNEL_PHYS_START: u64 = 0x10_0000;
 /// The boot tables map this much RAM one to one; the kernel uses no more.
 const BOOT_MAPPED: u64 = 1 << 30;
 const PAGE: u64 = 4096;
@@ -71,6 +73,11 @@ impl Frames {
         // SAFETY: fresh frames inside RAM the allocator owns and the window maps.
         unsafe { core::ptr::write_bytes(phys_ptr(pa), 0, (end - pa) as usize) };
         Some(pa)
+    }
+
+    /// End of the RAM the kernel manages (everything from the kernel image up).
+    pub fn end(&self) -> u64 {
+        self.end
     }
 
     pub fn free_bytes(&self) -> u64 {

@@ -50,7 +50,28 @@ pub fn build_bytes(
         .collect::<Result<Vec<_>, _>>()?;
     let system_image = compile::compile(&system, &programs).map_err(Failure::Message)?;
     let kernel_bytes = read(kernel, "kernel")?;
-    bootelf::append(&kernel_bytes, &system_image).map_err(Failure::Message)
+    let boot = bootelf::append(&kernel_bytes, &system_image).map_err(Failure::Message)?;
+    // A fixed-address region must not alias the image itself (the kernel refuses,
+    // at boot, any overlap with the RAM it manages as well).
+    let parts = bootelf::extract(&boot).map_err(Failure::Message)?;
+    let image_end = parts.image_paddr + system_image.len() as u64;
+    let kernel_start = crate::bootimage::elf::parse(&kernel_bytes)
+        .map_err(Failure::Message)?
+        .loads()
+        .map(|p| p.paddr)
+        .min()
+        .unwrap_or(0);
+    for mr in &system.memory_regions {
+        if let Some(pa) = mr.phys_addr {
+            if pa < image_end && pa.saturating_add(mr.size) > kernel_start {
+                return Err(Failure::msg(format!(
+                    "memory region {} at {pa:#x} overlaps the boot image ({kernel_start:#x}..{image_end:#x})",
+                    mr.name
+                )));
+            }
+        }
+    }
+    Ok(boot)
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {

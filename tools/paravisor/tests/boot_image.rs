@@ -1,0 +1,179 @@
+//! `paravisor build` / `verify` as a user runs them, on synthetic ELFs: the image and
+//! its manifest agree, a changed program image or manifest is caught, and a region
+//! that would alias the boot image is refused.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// A static x86_64 ELF with one PT_LOAD per (vaddr, paddr, flags, bytes, memsz).
+fn elf(entry: u64, loads: &[(u64, u64, u32, &[u8], u64)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
+    out.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    out.extend_from_slice(&62u16.to_le_bytes()); // x86_64
+    out.extend_from_slice(&1u32.to_le_bytes());
+    out.extend_from_slice(&entry.to_le_bytes());
+    out.extend_from_slice(&64u64.to_le_bytes()); // phoff
+    out.extend_from_slice(&0u64.to_le_bytes()); // shoff
+    out.extend_from_slice(&0u32.to_le_bytes());
+    for v in [64u16, 56, loads.len() as u16, 0, 0, 0] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    let mut off = 0x1000u64;
+    let mut data = Vec::new();
+    for &(vaddr, paddr, flags, bytes, memsz) in loads {
+        for v in [1u32, flags] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [off, vaddr, paddr, bytes.len() as u64, memsz, 0x1000] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        data.push((off, bytes.to_vec()));
+        off = (off + bytes.len() as u64).next_multiple_of(0x1000);
+    }
+    for (at, bytes) in data {
+        out.resize(at as usize, 0);
+        out.extend_from_slice(&bytes);
+    }
+    out
+}
+
+fn paravisor(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_paravisor"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+const SYSTEM: &str = r#"<system>
+    <memory_region name="ring" size="0x1000" />
+    <protection_domain name="a" priority="10">
+        <program_image path="a.elf" />
+        <map mr="ring" vaddr="0x20000000" perms="rw" setvar_vaddr="ring" />
+    </protection_domain>
+    <protection_domain name="b" priority="20">
+        <program_image path="b.elf" />
+        <map mr="ring" vaddr="0x20000000" perms="r" />
+    </protection_domain>
+    <channel>
+        <end pd="a" id="0" pp="true" />
+        <end pd="b" id="1" />
+    </channel>
+</system>
+"#;
+
+fn setup(dir: &Path, system: &str) {
+    std::fs::write(dir.join("system.xml"), system).unwrap();
+    let kernel = elf(0x10_0000, &[(0x10_0000, 0x10_0000, 5, &[0xf4; 32], 0x3000)]);
+    std::fs::write(dir.join("kernel"), kernel).unwrap();
+    for (name, tag) in [("a.elf", 1u8), ("b.elf", 2)] {
+        let pd = elf(
+            0x40_0000,
+            &[(0x40_0000, 0x40_0000, 5, &[0x90, tag], 0x1000)],
+        );
+        std::fs::write(dir.join(name), pd).unwrap();
+    }
+}
+
+fn build(dir: &Path) -> Output {
+    paravisor(
+        &[
+            "build",
+            "system.xml",
+            "--kernel",
+            "kernel",
+            "-o",
+            "boot.elf",
+            "--manifest",
+            "m.json",
+            "--igvm",
+            "boot.igvm",
+        ],
+        dir,
+    )
+}
+
+#[test]
+fn built_images_verify_and_changes_are_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), SYSTEM);
+    let out = build(dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("launch measurement"), "{}", text(&out));
+    let verify = |manifest: &str| {
+        paravisor(
+            &[
+                "verify",
+                "boot.elf",
+                "--manifest",
+                manifest,
+                "--igvm",
+                "boot.igvm",
+                "--system",
+                "system.xml",
+                "--kernel",
+                "kernel",
+            ],
+            dir.path(),
+        )
+    };
+    let ok = verify("m.json");
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(text(&ok).contains("2 PDs match the manifest"));
+
+    // The manifest says b may call a: the image does not grant it.
+    let m = std::fs::read_to_string(dir.path().join("m.json")).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&m).unwrap();
+    json["protection_domains"][1]["channels"][0]["can_call"] = true.into();
+    std::fs::write(dir.path().join("bad.json"), json.to_string()).unwrap();
+    let bad = verify("bad.json");
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+    assert!(
+        text(&bad).contains("PD b: capability at channel id 1"),
+        "{}",
+        text(&bad)
+    );
+
+    // A rebuilt program image no longer matches the image or the manifest.
+    let pd = elf(0x40_0000, &[(0x40_0000, 0x40_0000, 5, &[0x90, 9], 0x1000)]);
+    std::fs::write(dir.path().join("a.elf"), pd).unwrap();
+    let stale = verify("m.json");
+    assert_eq!(stale.status.code(), Some(1));
+    assert!(
+        text(&stale).contains("rebuilding from system.xml gives different bytes"),
+        "{}",
+        text(&stale)
+    );
+}
+
+#[test]
+fn a_region_aliasing_the_boot_image_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let system = SYSTEM.replace(
+        r#"size="0x1000" />"#,
+        r#"size="0x1000" phys_addr="0x101000" />"#,
+    );
+    setup(dir.path(), &system);
+    let out = build(dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("memory region ring at 0x101000 overlaps the boot image"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !dir.path().join("boot.elf").exists(),
+        "nothing written on error"
+    );
+}
