@@ -91,3 +91,27 @@ fn a_guest_programs_the_ioapic_and_a_device_drives_its_lines() {
         );
     }
 }
+
+#[test]
+fn a_grant_of_a_line_that_does_not_exist_stops_the_ioapic_pd_at_init() {
+    let outcome = common::run(
+        &system(),
+        &common::options(60, &[("IOAPIC_LINES", "1:0x1000018")]),
+    );
+    assert_eq!(
+        outcome.exit,
+        SimExit::Exited {
+            pd: "ioapic".into(),
+            code: hostsim::EXIT_INIT_FAILED
+        },
+        "{:#?}",
+        outcome.log
+    );
+    let ioapic: Vec<&str> = outcome.lines_of("ioapic").collect();
+    assert!(
+        ioapic
+            .iter()
+            .any(|l| l.contains("init failed: variable lines_1 = 0x1000018 is out of range")),
+        "{ioapic:#?}"
+    );
+}
