@@ -27,6 +27,10 @@ impl Sys {
     /// (status): stop the machine with this status. Debug kernels only; the boot
     /// tests use it to hand their verdict to QEMU.
     pub const DEBUG_HALT: Self = Self(7);
+    /// (channel, level): drive the interrupt line behind this irq channel through
+    /// QEMU's pc-testdev (I/O port 0x2000 + line). Debug kernels only; it lets the
+    /// boot test exercise real irq delivery, and still needs the irq capability.
+    pub const DEBUG_IRQ_LINE: Self = Self(8);
 }
 
 /// What a system call returns in rax (for RECV/REPLY_RECV: see [`Event`]).

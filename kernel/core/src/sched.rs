@@ -442,6 +442,12 @@ impl Kernel {
         }
     }
 
+    /// The irq line behind the current PD's channel `ch`, if it holds one there.
+    pub fn irq_line_of(&self, ch: u64) -> Result<u8, Status> {
+        let cur = self.current.ok_or(Status::NOT_GRANTED)?;
+        self.cap(cur, ch)?.irq.ok_or(Status::NOT_AN_IRQ)
+    }
+
     /// An irq line fired (the glue has masked it until the owner acks).
     pub fn irq(&mut self, fx: &mut dyn Effects, line: u8) {
         if let Some(Some((pd, ch))) = self.irq_owner.get(usize::from(line)).copied() {

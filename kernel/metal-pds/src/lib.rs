@@ -11,6 +11,8 @@ pub const SELFTEST_PONG: Channel = Channel::new(1);
 pub const SELFTEST_ECHO_DONE: Channel = Channel::new(2);
 /// selftest -> panicker: "panic now".
 pub const SELFTEST_PANICKER: Channel = Channel::new(3);
+/// selftest's irq (ISA line 5, raised through pc-testdev).
+pub const SELFTEST_IRQ: Channel = Channel::new(4);
 /// A channel id selftest was not given.
 pub const NOT_GRANTED: Channel = Channel::new(40);
 

@@ -280,6 +280,16 @@ fn syscall(f: &Frame) {
             let st = if ok { Status::OK } else { Status::BAD_ARGUMENT };
             Glue.set_return(cur, Ret::status(st));
         }
+        Sys::DEBUG_IRQ_LINE => {
+            let st = match k.irq_line_of(f.rdi) {
+                Ok(line) => {
+                    cpu::outb(0x2000 + u16::from(line), u8::from(f.rsi != 0));
+                    Status::OK
+                }
+                Err(st) => st,
+            };
+            Glue.set_return(cur, Ret::status(st));
+        }
         Sys::DEBUG_HALT => {
             print_syscall_costs();
             kprintln!(

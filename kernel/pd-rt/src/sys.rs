@@ -46,6 +46,19 @@ pub fn debug_halt(status: u64) -> ! {
     die()
 }
 
+/// Drives the irq line behind irq channel `ch` high or low through QEMU's
+/// pc-testdev (debug kernels; the boot test's way to raise a real interrupt).
+pub fn debug_irq_line(ch: ipc::Channel, high: bool) -> Result<(), ipc::IpcError> {
+    let (st, ..) = syscall(
+        Sys::DEBUG_IRQ_LINE,
+        u64::from(ch.index()),
+        u64::from(high),
+        0,
+        0,
+    );
+    crate::kernel::status_to_result(st, ch)
+}
+
 /// Ends this PD with a fault the kernel reports (invalid opcode).
 pub fn die() -> ! {
     loop {

@@ -43,6 +43,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
             "none",
         ])
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+        // Lets the debug kernel raise ISA irq lines for the boot test's irq checks.
+        .args(["-device", "pc-testdev"])
         .arg("-kernel")
         .arg(&args.image)
         .stdin(Stdio::null())

@@ -436,6 +436,9 @@ fn an_irq_signals_its_owner_and_ack_unmasks() {
     assert_eq!(fx.take(), [Fx::Ret(0, notification(1 << 4))]);
     k.irq_ack(&mut fx, 4);
     assert_eq!(fx.take(), [Fx::Unmask(0), Fx::Ret(0, status(Status::OK))]);
+    assert_eq!(k.irq_line_of(4), Ok(0));
+    assert_eq!(k.irq_line_of(5), Err(Status::NOT_GRANTED));
+    assert_eq!(k.irq_line_of(99), Err(Status::BAD_ARGUMENT));
 }
 
 #[test]

@@ -36,6 +36,7 @@ struct SelfTest {
     echo_done: bool,
     child_fault: bool,
     panic_fault: bool,
+    irqs: u32,
     finished: bool,
 }
 
@@ -139,6 +140,7 @@ impl SelfTest {
             echo_done: false,
             child_fault: false,
             panic_fault: false,
+            irqs: 0,
             finished: false,
         };
         // The ponger outranks us: each notify runs it at once; its answer is
@@ -146,6 +148,11 @@ impl SelfTest {
         if SELFTEST_PONG.notify(k).is_err() {
             t.check.expect(false, "notify ponger");
         }
+        // A real interrupt: pulse our line; it arrives once we wait.
+        t.check.expect(
+            pulse().is_ok(),
+            "irq: raise our line through the test device",
+        );
         // The panicker outranks us too: it panics at once; its fault reaches us when
         // we next wait.
         if SELFTEST_PANICKER.notify(k).is_err() {
@@ -160,10 +167,13 @@ impl SelfTest {
             || !self.echo_done
             || !self.child_fault
             || !self.panic_fault
+            || self.irqs < 2
         {
             return;
         }
         self.finished = true;
+        self.check
+            .expect(self.irqs == 2, "irq: a line not acked stays masked");
         let alive = matches!(call(k, LABEL_INCREMENT, &[41]), Ok((_, m)) if m.0[0] == 42);
         self.check
             .expect(alive, "after the faults, pingserver still answers");
@@ -186,6 +196,37 @@ impl SelfTest {
     }
 }
 
+/// An edge on our irq line.
+fn pulse() -> Result<(), IpcError> {
+    pd_rt::sys::debug_irq_line(SELFTEST_IRQ, true)?;
+    pd_rt::sys::debug_irq_line(SELFTEST_IRQ, false)
+}
+
+impl SelfTest {
+    /// First irq: ack, then pulse again, which must arrive as the second. Second irq:
+    /// pulse again without acking; that edge must never arrive (checked at the end).
+    fn irq(&mut self, k: &mut dyn Kernel) -> Result<(), HandlerError> {
+        self.irqs += 1;
+        match self.irqs {
+            1 => {
+                self.check
+                    .expect(true, "irq: delivered as a notification on its channel");
+                SELFTEST_IRQ.irq_ack(k)?;
+                pulse()?;
+            }
+            2 => {
+                self.check
+                    .expect(true, "irq: after the ack the line delivers again");
+                pulse()?;
+            }
+            _ => self
+                .check
+                .expect(false, "irq: an edge on a line we did not ack arrived"),
+        }
+        Ok(())
+    }
+}
+
 impl Handler for SelfTest {
     fn notified(&mut self, k: &mut dyn Kernel, ch: ChannelSet) -> Result<(), HandlerError> {
         for c in ch.iter() {
@@ -201,6 +242,7 @@ impl Handler for SelfTest {
                             .expect(true, "notifications: 1000 round trips with ponger");
                     }
                 }
+                SELFTEST_IRQ => self.irq(k)?,
                 SELFTEST_ECHO_DONE => {
                     self.echo_done = true;
                     self.check.expect(
