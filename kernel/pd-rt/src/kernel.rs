@@ -86,3 +86,28 @@ impl ipc::Kernel for RtKernel {
         crate::sys::debug_puts(text.as_bytes());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kernel_status_maps_to_the_ipc_error_a_pd_expects() {
+        let ch = Channel::new(3);
+        let table = [
+            (Status::OK, Ok(())),
+            (Status::NOT_GRANTED, Err(IpcError::NotGranted(ch))),
+            (Status::BAD_ARGUMENT, Err(IpcError::NotGranted(ch))),
+            (Status::NOTIFY_NOT_PERMITTED, Err(IpcError::NotifyNotPermitted(ch))),
+            (Status::CALL_NOT_PERMITTED, Err(IpcError::CallNotPermitted(ch))),
+            (Status::NOT_AN_IRQ, Err(IpcError::NotAnIrq(ch))),
+            (Status::PEER_GONE, Err(IpcError::PeerGone(ch))),
+            (Status::CALL_FAILED, Err(IpcError::CallFailed(ch))),
+            (Status::UNKNOWN_SYSCALL, Err(IpcError::Transport)),
+            (Status(0x1234), Err(IpcError::Transport)),
+        ];
+        for (status, want) in table {
+            assert_eq!(status_to_result(status.0, ch), want, "{status:?}");
+        }
+    }
+}
