@@ -98,8 +98,14 @@ mod tests {
             (Status::OK, Ok(())),
             (Status::NOT_GRANTED, Err(IpcError::NotGranted(ch))),
             (Status::BAD_ARGUMENT, Err(IpcError::NotGranted(ch))),
-            (Status::NOTIFY_NOT_PERMITTED, Err(IpcError::NotifyNotPermitted(ch))),
-            (Status::CALL_NOT_PERMITTED, Err(IpcError::CallNotPermitted(ch))),
+            (
+                Status::NOTIFY_NOT_PERMITTED,
+                Err(IpcError::NotifyNotPermitted(ch)),
+            ),
+            (
+                Status::CALL_NOT_PERMITTED,
+                Err(IpcError::CallNotPermitted(ch)),
+            ),
             (Status::NOT_AN_IRQ, Err(IpcError::NotAnIrq(ch))),
             (Status::PEER_GONE, Err(IpcError::PeerGone(ch))),
             (Status::CALL_FAILED, Err(IpcError::CallFailed(ch))),

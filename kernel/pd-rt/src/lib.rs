@@ -14,8 +14,12 @@
 //! ```
 #![no_std]
 
+#[cfg(test)]
+extern crate std;
+
 mod console;
 mod event_loop;
+pub mod heap;
 mod init;
 mod kernel;
 pub mod sys;

@@ -6,6 +6,8 @@
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
 use ipc::{
     Channel, ChannelSet, Child, FaultInfo, Handler, HandlerError, Init, InitError, IpcError,
     Kernel, MessageInfo, MessageRegisters, Region,
@@ -14,6 +16,27 @@ use metal_pds::*;
 use pd_rt::{println, sys::rdtsc};
 
 const ROUNDS: u64 = 1000;
+
+pd_rt::global_heap!(256 * 1024);
+
+/// `alloc` on pd-rt's heap: what vmbus-server and storvsp need on bare metal.
+fn heap(check: &mut Check) {
+    use alloc::collections::BTreeMap;
+    use alloc::vec::Vec;
+    let v: Vec<u64> = (0..10_000).collect();
+    let mut m = BTreeMap::new();
+    for i in 0..1000u64 {
+        m.insert(i * 7 % 1000, i);
+    }
+    let sum: u64 = v.iter().sum();
+    drop(v);
+    // After the free, the same space serves a larger request.
+    let w: Vec<u8> = alloc::vec![7; 150_000];
+    check.expect(
+        sum == 49_995_000 && m.len() == 1000 && w.iter().all(|&b| b == 7),
+        "heap: Vec and BTreeMap on pd-rt's allocator, freed space reused",
+    );
+}
 const SHARED_MAGIC: u64 = 0x5eed_cafe_f00d_0001;
 
 struct Check {
@@ -133,6 +156,7 @@ impl SelfTest {
             "setvar_vaddr: the variable holds the region's address",
         );
         calls(&mut check, k);
+        heap(&mut check);
         let mut t = Self {
             check,
             pongs: 0,
