@@ -178,6 +178,12 @@ static mut SYSCALL_COST: [(u64, u64); 8] = [(0, 0); 8];
 /// The common trap handler: returns the frame to resume.
 #[no_mangle]
 extern "C" fn trap_entry(frame: *mut Frame) -> *mut Frame {
+    // An interrupt from ring 3 keeps the PD's AC flag, which would lift SMAP here.
+    // SAFETY: read-only flag set once at boot; clac exists when SMAP does.
+    if unsafe { mem::SMAP } {
+        // SAFETY: clac only clears RFLAGS.AC.
+        unsafe { core::arch::asm!("clac", options(nomem, nostack)) };
+    }
     let start = cpu::rdtsc();
     // SAFETY: the entry stubs pass the frame they just saved; we copy the fields we
     // need out of it before anything else can write it.

@@ -25,6 +25,9 @@ extern "C" {
     static __kernel_end: u8;
 }
 
+/// Whether SMAP is on, so trap entry must clear RFLAGS.AC (a PD can set it).
+pub static mut SMAP: bool = false;
+
 /// 0 while the boot identity map is live, [`PHYS_OFFSET`] afterwards.
 static mut WINDOW: u64 = 0;
 
@@ -160,6 +163,8 @@ pub fn init(start_info: u64, reserved_end: u64) -> (Frames, u64) {
     }
     if features & (1 << 20) != 0 {
         cr4 |= 1 << 21;
+        // SAFETY: single CPU at boot.
+        unsafe { SMAP = true };
     }
     // SAFETY: the new tables map the kernel image exactly where it runs and all RAM
     // in the window; nothing refers to the identity map afterwards (WINDOW switches).

@@ -149,6 +149,12 @@ enter_user:
     mov rax, rdi
 resume_frame:
     mov rsp, rax
+    /* Null data selectors: a PD must not see the selector values another PD loaded. */
+    xor eax, eax
+    mov ds, ax
+    mov es, ax
+    mov fs, ax
+    mov gs, ax
     pop r15
     pop r14
     pop r13
