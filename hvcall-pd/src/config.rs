@@ -38,3 +38,97 @@ impl Config {
             .map(|b| b.trailing_zeros() as u8)
     }
 }
+
+/// The build-time configuration of the hvcall-pd image: channel ids and roles and
+/// the partition's shape, as a Microkit PD keeps them in its `config.rs`. Every
+/// system description that runs this image must give its channels these ids (the
+/// system tests check the root system.xml against this table); which of them exist
+/// at all is the description's choice, so a system grants only what it needs.
+///
+/// | id | peer                 | role                                                        |
+/// |----|----------------------|-------------------------------------------------------------|
+/// | 0  | the vCPU PD          | calls in: hypercall, CPUID and MSR exits                    |
+/// | 1  | synic-pd             | calls out: posts and signals into a SynIC                    |
+/// | 2  | host-forward PD      | calls out: relayed hypercalls                               |
+/// | 3  | vmbus-server         | service 0: claims the VMBus message connections (1..=4); guest posts go to its queue `service0_queue`; notified |
+/// | 4-6| VSP PDs              | services 1-3: claim channel signal connections; signal-only unless a `service<i>_queue` is granted; notified |
+/// | 7  | a port manager       | calls in: routes connections into SynIC ports or to the host |
+pub mod build {
+    use ipc::Channel;
+
+    use crate::pd;
+
+    pub const VCPU: Channel = Channel::new(0);
+    pub const SYNIC: Channel = Channel::new(1);
+    pub const HOST: Channel = Channel::new(2);
+    /// Service slot `i` is channel `SERVICES[i]`.
+    pub const SERVICES: [Channel; pd::MAX_SERVICES] = [
+        Channel::new(3),
+        Channel::new(4),
+        Channel::new(5),
+        Channel::new(6),
+    ];
+    pub const PORTS: Channel = Channel::new(7);
+
+    /// The VMBus message connections (1 and 4) and what lies between: service 0's.
+    pub const VMBUS_MESSAGE_CONNECTIONS: (u32, u32) = (1, 4);
+    /// Channel signal connections: vmbus-server's signal connection base (0x2000)
+    /// plus relids 1..=2047. The VSP services' range.
+    pub const CHANNEL_SIGNAL_CONNECTIONS: (u32, u32) = (0x2001, 0x2000 + 2047);
+
+    /// The partition this image presents.
+    pub const VP_COUNT: u64 = 2;
+    /// SEV-SNP (hvdef `IsolationType::SNP`).
+    pub const ISOLATION: u64 = 2;
+    /// The vTOM: GPAs from here up are the host-visible alias of RAM.
+    pub const SHARED_GPA_BOUNDARY: u64 = 0x4000_0000;
+    pub const CONFIDENTIAL_VMBUS: bool = true;
+    pub const MAX_GUEST_VTL: u64 = 1;
+    /// Where `guest_ram` and `guest_shared` sit in the guest's physical space.
+    pub const GUEST_RAM_GPA: u64 = 0;
+    pub const GUEST_SHARED_GPA: u64 = SHARED_GPA_BOUNDARY;
+
+    const fn bit(ch: Channel) -> u64 {
+        1 << ch.index()
+    }
+
+    const fn range((first, last): (u32, u32)) -> u64 {
+        pd::connection_range(first, last)
+    }
+
+    /// What [`crate::pd::HvcallPd::init`] reads, answered from this table.
+    pub const VARIABLES: [(&str, u64); 20] = [
+        (pd::VP_COUNT, VP_COUNT),
+        (pd::ISOLATION, ISOLATION),
+        (pd::SHARED_GPA_BOUNDARY, SHARED_GPA_BOUNDARY),
+        (pd::CONFIDENTIAL_VMBUS, CONFIDENTIAL_VMBUS as u64),
+        (pd::MAX_GUEST_VTL, MAX_GUEST_VTL),
+        (pd::GUEST_RAM_GPA, GUEST_RAM_GPA),
+        (pd::GUEST_SHARED_GPA, GUEST_SHARED_GPA),
+        (pd::VCPU_CHANNELS, bit(VCPU)),
+        (pd::SYNIC_CHANNEL, SYNIC.index() as u64),
+        (pd::HOST_CHANNEL, HOST.index() as u64),
+        (pd::SYNIC_PORT_CHANNELS, bit(PORTS)),
+        (pd::HOST_ROUTE_CHANNELS, bit(PORTS)),
+        (pd::SERVICE_CHANNEL_VARS[0], SERVICES[0].index() as u64),
+        (pd::SERVICE_CHANNEL_VARS[1], SERVICES[1].index() as u64),
+        (pd::SERVICE_CHANNEL_VARS[2], SERVICES[2].index() as u64),
+        (pd::SERVICE_CHANNEL_VARS[3], SERVICES[3].index() as u64),
+        (
+            pd::SERVICE_CONNECTION_VARS[0],
+            range(VMBUS_MESSAGE_CONNECTIONS),
+        ),
+        (
+            pd::SERVICE_CONNECTION_VARS[1],
+            range(CHANNEL_SIGNAL_CONNECTIONS),
+        ),
+        (
+            pd::SERVICE_CONNECTION_VARS[2],
+            range(CHANNEL_SIGNAL_CONNECTIONS),
+        ),
+        (
+            pd::SERVICE_CONNECTION_VARS[3],
+            range(CHANNEL_SIGNAL_CONNECTIONS),
+        ),
+    ];
+}

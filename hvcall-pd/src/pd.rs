@@ -12,10 +12,13 @@
 //! - channel bitmasks: [`VCPU_CHANNELS`] (may send exits), [`SYNIC_PORT_CHANNELS`]
 //!   (may route connections into a SynIC), [`HOST_ROUTE_CHANNELS`] (may route
 //!   connections to the host);
-//! - per service PD `i` (up to [`MAX_SERVICES`]): variable `service<i>_channel` and
-//!   region `service<i>_queue`, an `ipc::queue` of [`ServiceMessage`] with
-//!   [`SERVICE_QUEUE_CAPACITY`] entries. Only these channels may register service
-//!   routes, and only to themselves.
+//! - per service PD `i` (up to [`MAX_SERVICES`]): variable `service<i>_channel`,
+//!   optionally region `service<i>_queue`, an `ipc::queue` of [`ServiceMessage`] with
+//!   [`SERVICE_QUEUE_CAPACITY`] entries, and optionally variable
+//!   `service<i>_connections` (see [`connection_range`]). Only these channels may
+//!   register service routes, only to themselves and only for connection ids in
+//!   their range. A service without a queue takes signals only (a VSP's channel
+//!   signals): a message posted to its connection fails with INVALID_PORT_ID.
 
 use hvdef::cpuid::IsolationType;
 use hvdef::message::HvMessage;
@@ -62,11 +65,26 @@ pub const SERVICE_QUEUE_REGIONS: [&str; MAX_SERVICES] = [
     "service2_queue",
     "service3_queue",
 ];
+pub const SERVICE_CONNECTION_VARS: [&str; MAX_SERVICES] = [
+    "service0_connections",
+    "service1_connections",
+    "service2_connections",
+    "service3_connections",
+];
 pub const SERVICE_QUEUE_CAPACITY: u32 = 32;
+
+/// The value of a `service<i>_connections` variable: the service may claim
+/// connection ids `first..=last` (packed as `first | last << 32`). Without the
+/// variable it may claim any id.
+pub const fn connection_range(first: u32, last: u32) -> u64 {
+    first as u64 | (last as u64) << 32
+}
 
 struct Service {
     channel: Channel,
-    queue: Producer<'static, ServiceMessage>,
+    /// `None`: a signal-only service.
+    queue: Option<Producer<'static, ServiceMessage>>,
+    connections: core::ops::RangeInclusive<u32>,
 }
 
 pub struct HvcallPd<const VPS: usize, const ROUTES: usize> {
@@ -168,23 +186,44 @@ impl<const VPS: usize, const ROUTES: usize> HvcallPd<VPS, ROUTES> {
             mem.add(init.variable(GUEST_SHARED_GPA)?, shared);
         }
         let mut services: [Option<Service>; MAX_SERVICES] = [None, None, None, None];
-        for (slot, (var, region_name)) in services
-            .iter_mut()
-            .zip(SERVICE_CHANNEL_VARS.iter().zip(SERVICE_QUEUE_REGIONS))
-        {
-            let Some(channel) = optional(channel_var(init, var))? else {
+        for (i, slot) in services.iter_mut().enumerate() {
+            let Some(channel) = optional(channel_var(init, SERVICE_CHANNEL_VARS[i]))? else {
                 continue;
             };
-            let region = rw_region(init, region_name)?;
-            let queue = Producer::new(region, SERVICE_QUEUE_CAPACITY).map_err(|_| {
-                InitError::RegionTooSmall {
-                    name: region_name,
-                    needed: ipc::Queue::<ServiceMessage>::layout_size(SERVICE_QUEUE_CAPACITY)
-                        .unwrap_or(usize::MAX),
-                    granted: region.len(),
+            let region_name = SERVICE_QUEUE_REGIONS[i];
+            let queue = match optional(rw_region(init, region_name))? {
+                None => None,
+                Some(region) => {
+                    Some(Producer::new(region, SERVICE_QUEUE_CAPACITY).map_err(|_| {
+                        InitError::RegionTooSmall {
+                            name: region_name,
+                            needed: ipc::Queue::<ServiceMessage>::layout_size(
+                                SERVICE_QUEUE_CAPACITY,
+                            )
+                            .unwrap_or(usize::MAX),
+                            granted: region.len(),
+                        }
+                    })?)
                 }
-            })?;
-            *slot = Some(Service { channel, queue });
+            };
+            let connections = match optional(init.variable(SERVICE_CONNECTION_VARS[i]))? {
+                None => 0..=u32::MAX,
+                Some(v) => {
+                    let (first, last) = (v as u32, (v >> 32) as u32);
+                    if first > last {
+                        return Err(InitError::InvalidVariable {
+                            name: SERVICE_CONNECTION_VARS[i],
+                            value: v,
+                        });
+                    }
+                    first..=last
+                }
+            };
+            *slot = Some(Service {
+                channel,
+                queue,
+                connections,
+            });
         }
         Ok(Self {
             core,
@@ -208,7 +247,11 @@ impl<const VPS: usize, const ROUTES: usize> HvcallPd<VPS, ROUTES> {
 
     fn register(&mut self, ch: Channel, reg: &Registration) -> RegisterStatus {
         let permitted = match reg.kind {
-            RouteKind::Service => self.is_service(ch),
+            RouteKind::Service => self
+                .services
+                .iter()
+                .flatten()
+                .any(|s| s.channel == ch && s.connections.contains(&reg.connection_id)),
             RouteKind::SynicMessage { target, .. } | RouteKind::SynicEvent { target, .. } => {
                 self.synic_port_channels.contains(ch) && target.vp < self.core.config().vp_count
             }
@@ -279,12 +322,16 @@ impl Effects for PdEffects<'_> {
         else {
             return Err(DEAD_PEER);
         };
-        match service.queue.try_enqueue(*message) {
+        // A signal-only service has no message port: as for an event port.
+        let Some(queue) = service.queue.as_mut() else {
+            return Err(HvStatus::INVALID_PORT_ID);
+        };
+        match queue.try_enqueue(*message) {
             Ok(()) => {}
             Err(TryEnqueueError::Full(_)) => return Err(HvStatus::INSUFFICIENT_BUFFERS),
             Err(TryEnqueueError::Queue(_)) => return Err(DEAD_PEER),
         }
-        if service.queue.take_signal_request() {
+        if queue.take_signal_request() {
             service.channel.notify(self.kernel).map_err(|_| DEAD_PEER)?;
         }
         Ok(())

@@ -33,7 +33,8 @@ const H_SYNIC: Channel = Channel::new(1);
 const H_HOST: Channel = Channel::new(2);
 const H_VMBUS: Channel = Channel::new(3); // a service PD that also owns SynIC ports
 const H_RELAY: Channel = Channel::new(4); // may route to the host
-                                          // synic-pd's channel ids
+const H_VSP: Channel = Channel::new(5); // a signal-only service (a VSP)
+                                        // synic-pd's channel ids
 const S_VCPU: Channel = Channel::new(0);
 const S_HVCALL: Channel = Channel::new(1);
 
@@ -114,6 +115,11 @@ impl Memory {
             (hv::SYNIC_PORT_CHANNELS, 1 << H_VMBUS.index()),
             (hv::HOST_ROUTE_CHANNELS, 1 << H_RELAY.index()),
             (hv::SERVICE_CHANNEL_VARS[0], H_VMBUS.index() as u64),
+            (hv::SERVICE_CHANNEL_VARS[1], H_VSP.index() as u64),
+            (
+                hv::SERVICE_CONNECTION_VARS[1],
+                hv::connection_range(0x2001, 0x27FF),
+            ),
         ]);
         FakeInit { regions, vars }
     }
@@ -418,6 +424,50 @@ fn service_routes_queue_messages_and_turn_signals_into_notifications() {
         assert_eq!(r.post(IN, 1, b"x"), HvStatus::SUCCESS);
     }
     assert_eq!(r.post(IN, 1, b"x"), HvStatus::INSUFFICIENT_BUFFERS);
+}
+
+#[test]
+fn a_signal_only_service_claims_only_its_range_and_takes_no_messages() {
+    let mut r = Rig::new();
+    let service = |connection_id| Registration {
+        connection_id,
+        vtl: Vtl::VTL0,
+        kind: RouteKind::Service,
+    };
+    // A VSP may not claim the VMBus message connection (it would see every
+    // channel message), nor anything outside the signal connections.
+    assert_eq!(r.register(H_VSP, service(1)), RegisterStatus::NotPermitted);
+    assert_eq!(
+        r.register(H_VSP, service(0x2000)),
+        RegisterStatus::NotPermitted
+    );
+    assert_eq!(
+        r.register(H_VSP, service(0x2800)),
+        RegisterStatus::NotPermitted
+    );
+    assert_eq!(r.register(H_VSP, service(0x2003)), RegisterStatus::Ok);
+    // Signals become notifications; a posted message has no port to land in.
+    assert_eq!(r.signal(0x2003, 0), HvStatus::SUCCESS);
+    assert_eq!(r.world.notified, [H_VSP]);
+    assert_eq!(r.post(IN, 0x2003, b"not a port"), HvStatus::INVALID_PORT_ID);
+    assert_eq!(r.world.notified, [H_VSP]);
+    // Without a range variable (service 0 here) any id may be claimed.
+    assert_eq!(r.register(H_VMBUS, service(0x2004)), RegisterStatus::Ok);
+}
+
+#[test]
+fn an_inverted_connection_range_stops_the_pd() {
+    let mem = Memory::new();
+    let mut init = mem.hvcall_init();
+    init.vars
+        .insert(hv::SERVICE_CONNECTION_VARS[1], hv::connection_range(5, 4));
+    assert_eq!(
+        HvcallPd::<2, 16>::init(&init).unwrap_err(),
+        InitError::InvalidVariable {
+            name: hv::SERVICE_CONNECTION_VARS[1],
+            value: hv::connection_range(5, 4)
+        }
+    );
 }
 
 #[test]

@@ -10,6 +10,7 @@
 extern crate std;
 
 pub mod api;
+pub mod config;
 pub mod guest;
 pub mod pd;
 pub mod synic;

@@ -9,8 +9,15 @@
 //! - variables [`VP_COUNT`], [`VCPU_CHANNEL`] (the channel to notify the vCPU PD on)
 //!   and three channel bitmasks saying who may do what: [`MSR_CHANNELS`] (RDMSR/WRMSR,
 //!   the vCPU PD), [`DELIVER_PV_CHANNELS`] and [`DELIVER_HV_CHANNELS`] (post/signal
-//!   into the paravisor or the hypervisor-relay instance). A peer calling outside its
-//!   role is refused, so e.g. a VSP cannot rewrite the guest's SINTs.
+//!   into the paravisor or the hypervisor-relay instance). Optionally two more narrow
+//!   the kind of delivery: [`POST_CHANNELS`] (messages) and [`SIGNAL_CHANNELS`]
+//!   (event flags); without them every deliverer may do both. A peer calling outside
+//!   its role is refused, so e.g. a VSP cannot rewrite the guest's SINTs or post
+//!   into its message slots.
+//!
+//! A post refused with INSUFFICIENT_BUFFERS (the SINT's queue is full) earns the
+//! poster a notification on its channel once the guest writes a SynIC MSR again
+//! (EOM frees queue room), where the system grants synic-pd that notify right.
 
 use hvdef::HvStatus;
 use ipc::{
@@ -33,6 +40,8 @@ pub const VCPU_CHANNEL: &str = "vcpu_channel";
 pub const MSR_CHANNELS: &str = "msr_channels";
 pub const DELIVER_PV_CHANNELS: &str = "deliver_pv_channels";
 pub const DELIVER_HV_CHANNELS: &str = "deliver_hv_channels";
+pub const POST_CHANNELS: &str = "post_channels";
+pub const SIGNAL_CHANNELS: &str = "signal_channels";
 
 /// Interrupt requests that did not fit in the queue, coalesced per (VP, vector):
 /// interrupts are edge-triggered, so two pending requests for one vector are one.
@@ -104,6 +113,12 @@ pub struct SynicPd<const VPS: usize, const DEPTH: usize> {
     vcpu: Channel,
     msr_channels: ChannelSet,
     deliver: [ChannelSet; Instance::COUNT],
+    post_channels: ChannelSet,
+    signal_channels: ChannelSet,
+    /// Posters refused with INSUFFICIENT_BUFFERS since the guest last wrote a SynIC
+    /// MSR. They are notified on the next write (EOM frees a queue entry), so a
+    /// poster that queues its message and waits never waits for ever.
+    refused: ChannelSet,
 }
 
 impl<const VPS: usize, const DEPTH: usize> core::fmt::Debug for SynicPd<VPS, DEPTH> {
@@ -132,6 +147,14 @@ fn channel_set_var(init: &dyn Init, name: &'static str) -> Result<ChannelSet, In
         return Err(InitError::InvalidVariable { name, value: v });
     }
     Ok(set)
+}
+
+/// An optional role mask: absent means every channel.
+fn optional_set(init: &dyn Init, name: &'static str) -> Result<ChannelSet, InitError> {
+    match channel_set_var(init, name) {
+        Err(InitError::MissingVariable(_)) => Ok(ChannelSet::from_bits(u64::MAX)),
+        other => other,
+    }
 }
 
 fn rw_region(init: &dyn Init, name: &'static str) -> Result<ipc::Region<'static>, InitError> {
@@ -189,6 +212,9 @@ impl<const VPS: usize, const DEPTH: usize> SynicPd<VPS, DEPTH> {
                 channel_set_var(init, DELIVER_PV_CHANNELS)?,
                 channel_set_var(init, DELIVER_HV_CHANNELS)?,
             ],
+            post_channels: optional_set(init, POST_CHANNELS)?,
+            signal_channels: optional_set(init, SIGNAL_CHANNELS)?,
+            refused: ChannelSet::EMPTY,
         })
     }
 
@@ -200,10 +226,18 @@ impl<const VPS: usize, const DEPTH: usize> SynicPd<VPS, DEPTH> {
     fn allowed(&self, ch: Channel, req: &Request) -> bool {
         match req {
             Request::ReadMsr { .. } | Request::WriteMsr { .. } => self.msr_channels.contains(ch),
-            Request::PostMessage { target, .. } | Request::SignalEvent { target, .. } => self
-                .deliver
-                .get(target.instance.get() as usize)
-                .is_some_and(|set| set.contains(ch)),
+            Request::PostMessage { target, .. } | Request::SignalEvent { target, .. } => {
+                let kind = if matches!(req, Request::PostMessage { .. }) {
+                    self.post_channels
+                } else {
+                    self.signal_channels
+                };
+                kind.contains(ch)
+                    && self
+                        .deliver
+                        .get(target.instance.get() as usize)
+                        .is_some_and(|set| set.contains(ch))
+            }
         }
     }
 
@@ -237,6 +271,15 @@ impl<const VPS: usize, const DEPTH: usize> SynicPd<VPS, DEPTH> {
         }
         self.overflow.any = false;
         Ok(())
+    }
+
+    /// Tells refused posters to try again. A poster whose channel grants synic-pd
+    /// no notify right gets nothing and retries on its own schedule (hvcall-pd:
+    /// the guest retries its HvPostMessage).
+    fn wake_refused(&mut self, kernel: &mut dyn Kernel) {
+        for ch in core::mem::take(&mut self.refused).iter() {
+            let _ = ch.notify(kernel);
+        }
     }
 
     fn kick_vcpu(&mut self, kernel: &mut dyn Kernel) -> Result<(), HandlerError> {
@@ -283,6 +326,10 @@ impl<const VPS: usize, const DEPTH: usize> Handler for SynicPd<VPS, DEPTH> {
         if !self.allowed(ch, &req) {
             return Err(HandlerError::UnexpectedCall(ch));
         }
+        let (is_post, is_msr_write) = (
+            matches!(req, Request::PostMessage { .. }),
+            matches!(req, Request::WriteMsr { .. }),
+        );
         let Self {
             synic,
             mem,
@@ -298,6 +345,12 @@ impl<const VPS: usize, const DEPTH: usize> Handler for SynicPd<VPS, DEPTH> {
         let reply = dispatch(synic, mem, ch, label, req, mrs, &mut out);
         if let Some(e) = out.error {
             return Err(self.queue_error(e));
+        }
+        if is_post && mrs.get(0) == u64::from(HvStatus::INSUFFICIENT_BUFFERS.0) {
+            self.refused.insert(ch);
+        }
+        if is_msr_write && reply.is_ok() {
+            self.wake_refused(kernel);
         }
         self.kick_vcpu(kernel)?;
         reply

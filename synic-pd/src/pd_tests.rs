@@ -619,3 +619,88 @@ mod prop {
         }
     }
 }
+
+#[test]
+fn kind_masks_keep_a_signaller_out_of_the_message_slots() {
+    let mut init = FakeInit::new();
+    // HVCALL may do both; HOSTRELAY (a VSP here) only sets event flags.
+    init.vars.insert(
+        DELIVER_PV_CHANNELS,
+        1 << HVCALL.index() | 1 << HOSTRELAY.index(),
+    );
+    init.vars.insert(POST_CHANNELS, 1 << HVCALL.index());
+    init.vars.insert(
+        SIGNAL_CHANNELS,
+        1 << HVCALL.index() | 1 << HOSTRELAY.index(),
+    );
+    let mut pd = Pd::init(&init).unwrap();
+    let mut k = FakeKernel::default();
+    enable(&mut pd, &mut k, Instance::PARAVISOR, 0, 1);
+    let message = HvMessage::new(HvMessageType(1), 0, b"hi").unwrap();
+    let post = |message| Request::PostMessage {
+        target: target(Instance::PARAVISOR),
+        message,
+    };
+    let signal = Request::SignalEvent {
+        target: target(Instance::PARAVISOR),
+        flag: 3,
+    };
+    assert!(call(&mut pd, &mut k, HOSTRELAY, signal.clone()).is_ok());
+    assert_eq!(
+        call(&mut pd, &mut k, HOSTRELAY, post(message)).unwrap_err(),
+        HandlerError::UnexpectedCall(HOSTRELAY)
+    );
+    assert!(call(&mut pd, &mut k, HVCALL, post(message)).is_ok());
+    assert!(call(&mut pd, &mut k, HVCALL, signal).is_ok());
+    // A bad mask stops the PD instead of granting more than meant.
+    init.vars.insert(SIGNAL_CHANNELS, 1 << 62);
+    assert!(matches!(
+        Pd::init(&init),
+        Err(InitError::InvalidVariable {
+            name: SIGNAL_CHANNELS,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_refused_poster_is_woken_when_the_guest_writes_eom() {
+    let mut init = FakeInit::new();
+    init.vars.insert(
+        DELIVER_PV_CHANNELS,
+        1 << HVCALL.index() | 1 << HOSTRELAY.index(),
+    );
+    let mut pd = Pd::init(&init).unwrap();
+    let mut k = FakeKernel::default();
+    enable(&mut pd, &mut k, Instance::PARAVISOR, 0, 1);
+    let message = HvMessage::new(HvMessageType(1), 0, b"hi").unwrap();
+    let post = || Request::PostMessage {
+        target: target(Instance::PARAVISOR),
+        message,
+    };
+    // One in the slot, DEPTH (2) queued, then refused.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let (_, mrs) = call(&mut pd, &mut k, HOSTRELAY, post()).unwrap();
+        statuses.push(HvStatus(mrs.get(0) as u16));
+    }
+    assert_eq!(statuses[3], HvStatus::INSUFFICIENT_BUFFERS, "{statuses:?}");
+    k.notified.clear();
+    // Any other MSR write wakes it too; EOM is the one that frees room.
+    let ram = init.ram();
+    ram.write(2 * 256, &0u32).unwrap();
+    assert_eq!(
+        wrmsr(&mut pd, &mut k, Instance::PARAVISOR, HV_X64_MSR_EOM, 0),
+        MsrStatus::Ok
+    );
+    assert!(k.notified.contains(&HOSTRELAY), "{:?}", k.notified);
+    // Woken once per refusal, not on every later write.
+    k.notified.clear();
+    assert_eq!(
+        wrmsr(&mut pd, &mut k, Instance::PARAVISOR, HV_X64_MSR_EOM, 0),
+        MsrStatus::Ok
+    );
+    assert!(!k.notified.contains(&HOSTRELAY));
+    // A poster that was never refused is not woken.
+    assert!(!k.notified.contains(&HVCALL));
+}

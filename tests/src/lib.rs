@@ -27,8 +27,9 @@ pub mod hv {
     pub const CONN_PV_EVENT: u32 = 0x11;
     /// Message port into the hypervisor-relay SynIC, VP 0, SINT 2.
     pub const CONN_HV_MESSAGE: u32 = 0x12;
-    /// Handed to the port daemon's service queue.
-    pub const CONN_SERVICE: u32 = 0x13;
+    /// Handed to the port daemon's service queue (a service slot hvcall-pd keeps
+    /// for channel signal connections, 0x2001..=0x27ff).
+    pub const CONN_SERVICE: u32 = 0x2013;
     /// Relayed to the (fake) host.
     pub const CONN_HOST: u32 = 0x14;
     /// The vTOM: where `guest_shared` sits in the GPA space (hvcall-pd's default).

@@ -1,13 +1,13 @@
-//! The root system.xml (the echo pair) end to end: a million sequence numbers go
-//! through one shared-memory queue and come back through another.
+//! The echo pair (tests/systems/echo_pair.xml) end to end: a million sequence
+//! numbers go through one shared-memory queue and come back through another.
 
 mod common;
 
 use hostsim::SimExit;
 
 #[test]
-fn root_system_echoes_a_million_messages_in_order() {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../system.xml");
+fn the_echo_pair_echoes_a_million_messages_in_order() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/systems/echo_pair.xml");
     let system = sdf::load(std::path::Path::new(root)).unwrap_or_else(|d| panic!("{d}"));
     let outcome = common::run(&system, &common::options(120, &[]));
     assert_eq!(

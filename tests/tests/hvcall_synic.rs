@@ -59,8 +59,9 @@ fn a_guest_posts_and_signals_through_hvcall_pd_into_synic_pd() {
     // The service connection's message went to the port daemon's queue.
     let portd: Vec<&str> = outcome.stdout_of("portd").collect();
     assert!(
-        portd
-            .contains(&"portd: service message conn=0x13 type=1 vtl=0 payload=\"for the service\""),
+        portd.contains(
+            &"portd: service message conn=0x2013 type=1 vtl=0 payload=\"for the service\""
+        ),
         "{portd:#?}\n{:#?}",
         outcome.log
     );

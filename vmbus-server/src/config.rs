@@ -134,3 +134,57 @@ impl fmt::Display for ConfigError {
         }
     }
 }
+
+/// The build-time configuration of the vmbus-server image: channel ids, roles and
+/// the partition's shape, as a Microkit PD keeps them in its `config.rs`. Every
+/// system description that runs this image must give its channels these ids (the
+/// system tests check the root system.xml against this table). A VSP slot exists
+/// when the description grants its GPADL window `vsp<i>_gpadl`.
+///
+/// | id | peer        | role                                                          |
+/// |----|-------------|---------------------------------------------------------------|
+/// | 0  | hvcall-pd   | calls out: claims the message connections; notified when guest messages wait in `service_queue` |
+/// | 1  | synic-pd    | calls out: channel messages into either SynIC instance; notified when a refused one may be retried |
+/// | 2+i| VSP PD `i`  | calls out ([`crate::vsp`]); notified on offer changes           |
+pub mod build {
+    use ipc::Channel;
+
+    use crate::pd;
+
+    pub const HVCALL: Channel = Channel::new(0);
+    pub const SYNIC: Channel = Channel::new(1);
+    pub const VSPS: [Channel; pd::MAX_VSPS] = [
+        Channel::new(2),
+        Channel::new(3),
+        Channel::new(4),
+        Channel::new(5),
+    ];
+
+    pub const VP_COUNT: u64 = 2;
+    /// Guest RAM GPADLs may name: `guest_ram` at GPA 0 ...
+    pub const GUEST_RAM_GPA: u64 = 0;
+    pub const GUEST_RAM_SIZE: u64 = 0x20_0000;
+    /// ... and its host-visible alias `guest_shared` at the vTOM.
+    pub const GUEST_SHARED_GPA: u64 = 0x4000_0000;
+    pub const GUEST_SHARED_SIZE: u64 = 0x4_0000;
+    pub const CONFIDENTIAL_VMBUS: bool = true;
+    pub const MAX_VERSION: vmbus_protocol::Version = vmbus_protocol::Version::V6_0;
+
+    /// What [`crate::pd::VmbusPd::init`] reads, apart from the VSP slots.
+    pub const VARIABLES: [(&str, u64); 9] = [
+        (pd::HVCALL_CHANNEL, HVCALL.index() as u64),
+        (pd::SYNIC_CHANNEL, SYNIC.index() as u64),
+        (pd::VP_COUNT, VP_COUNT),
+        (pd::GUEST_RAM_GPA, GUEST_RAM_GPA),
+        (pd::GUEST_RAM_SIZE, GUEST_RAM_SIZE),
+        (pd::GUEST_SHARED_GPA, GUEST_SHARED_GPA),
+        (pd::GUEST_SHARED_SIZE, GUEST_SHARED_SIZE),
+        (pd::CONFIDENTIAL_VMBUS, CONFIDENTIAL_VMBUS as u64),
+        (pd::MAX_VERSION, MAX_VERSION.0 as u64),
+    ];
+
+    /// The variables for VSP slot `i`: its channel id.
+    pub const fn vsp_variable(i: usize) -> (&'static str, u64) {
+        (pd::VSP_CHANNEL_VARS[i], VSPS[i].index() as u64)
+    }
+}

@@ -15,7 +15,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
-mod config;
+pub mod config;
 mod env;
 mod error;
 mod gpadl;

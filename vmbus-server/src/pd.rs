@@ -9,9 +9,13 @@
 //! - region [`SERVICE_QUEUE`] (rw): hvcall-pd's `service<i>_queue` for this PD, an
 //!   `ipc::queue` of `ServiceMessage` with `SERVICE_QUEUE_CAPACITY` entries;
 //! - [`HVCALL_CHANNEL`] (pp to hvcall-pd, which also notifies on it) and
-//!   [`SYNIC_CHANNEL`] (pp to synic-pd, with delivery rights to both instances);
+//!   [`SYNIC_CHANNEL`] (pp to synic-pd, with delivery rights to both instances; it
+//!   notifies when a SINT queue that refused an answer has room again, without
+//!   which an answer held back waits for the guest's next message);
 //! - variables [`VP_COUNT`], [`GUEST_RAM_GPA`], [`GUEST_RAM_SIZE`] (the RAM GPADLs
-//!   may name), [`CONFIDENTIAL_VMBUS`] (0/1), optionally [`MAX_VERSION`] and
+//!   may name), [`CONFIDENTIAL_VMBUS`] (0/1), optionally [`GUEST_SHARED_GPA`] and
+//!   [`GUEST_SHARED_SIZE`] (the host-visible alias GPADLs may name too: where a guest
+//!   without Confidential VMBus keeps its rings), [`MAX_VERSION`] and
 //!   [`FIRST_DYNAMIC_RELID`];
 //! - per VSP `i` (up to [`MAX_VSPS`]): variable `vsp<i>_channel` (pp to the VSP, which
 //!   notifies on it when its offers change) and region `vsp<i>_gpadl` (rw here, r for
@@ -50,6 +54,8 @@ pub const SYNIC_CHANNEL: &str = "synic_channel";
 pub const VP_COUNT: &str = "vp_count";
 pub const GUEST_RAM_GPA: &str = "guest_ram_gpa";
 pub const GUEST_RAM_SIZE: &str = "guest_ram_size";
+pub const GUEST_SHARED_GPA: &str = "guest_shared_gpa";
+pub const GUEST_SHARED_SIZE: &str = "guest_shared_size";
 pub const CONFIDENTIAL_VMBUS: &str = "confidential_vmbus";
 pub const MAX_VERSION: &str = "max_vmbus_version";
 pub const FIRST_DYNAMIC_RELID: &str = "first_dynamic_relid";
@@ -138,6 +144,16 @@ fn config_from(init: &dyn Init) -> Result<Config, InitError> {
             count: ram_size / PAGE_SIZE,
         }],
     );
+    if let Some(gpa) = optional(init.variable(GUEST_SHARED_GPA))? {
+        let size = init.variable(GUEST_SHARED_SIZE)?;
+        if !gpa.is_multiple_of(PAGE_SIZE) {
+            return Err(invalid(GUEST_SHARED_GPA, gpa));
+        }
+        config.guest_memory.push(PfnRange {
+            start: gpa / PAGE_SIZE,
+            count: size / PAGE_SIZE,
+        });
+    }
     config.confidential = match init.variable(CONFIDENTIAL_VMBUS)? {
         0 => false,
         1 => true,
@@ -571,7 +587,9 @@ impl Handler for VmbusPd {
         channels: ChannelSet,
     ) -> Result<(), HandlerError> {
         for ch in channels.iter() {
-            if ch == self.hvcall {
+            // hvcall-pd: guest messages queued. synic-pd: a SINT queue that refused
+            // an answer has room again (drain retries the undelivered first).
+            if ch == self.hvcall || ch == self.synic {
                 continue;
             }
             let vsp = self

@@ -3,7 +3,10 @@
 //! one service connection to itself, one host relay), tells the guest it is ready,
 //! then prints every message its service queue delivers.
 //!
-//! Channels: 0 = hvcall-pd (calls out; notifications in), 1 = the guest (notify).
+//! Channels: 0 = hvcall-pd as its service 1 (service registration; notifications
+//! in), 1 = the guest (notify), 2 = hvcall-pd's port-manager channel (SynIC port and
+//! host routes). hvcall-pd grants each right on its own channel id, so the two
+//! roles are two channels.
 
 use hvcall_pd::api::{self, RegisterStatus, Registration, RouteKind};
 use hvcall_pd::pd::SERVICE_QUEUE_CAPACITY;
@@ -15,6 +18,7 @@ use system_tests::hv::*;
 
 const HVCALL: Channel = Channel::new(0);
 const GUEST: Channel = Channel::new(1);
+const PORTS: Channel = Channel::new(2);
 
 struct Portd {
     queue: Consumer<'static, ServiceMessage>,
@@ -67,11 +71,16 @@ fn register(kernel: &mut dyn Kernel, connection_id: u32, kind: RouteKind) -> Res
         vtl: Vtl::VTL0,
         kind,
     };
-    match api::register_connection(kernel, HVCALL, &reg) {
+    let ch = if kind == RouteKind::Service {
+        HVCALL
+    } else {
+        PORTS
+    };
+    match api::register_connection(kernel, ch, &reg) {
         Ok(Some(RegisterStatus::Ok)) => Ok(()),
         other => {
             eprintln!("portd: registering {connection_id:#x} failed: {other:?}");
-            Err(InitError::MissingChannel(HVCALL))
+            Err(InitError::MissingChannel(ch))
         }
     }
 }

@@ -38,6 +38,12 @@ pub fn bin_dir() -> &'static Path {
             "synic-pd",
             "-p",
             "ioapic",
+            "-p",
+            "vmbus-server",
+            "-p",
+            "echo-vsp",
+            "-p",
+            "guest-sim",
         ])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .env("CARGO_TARGET_DIR", &target_dir);

@@ -1,0 +1,55 @@
+//! How synic-pd is configured. [`build`] is the build-time configuration of the
+//! synic-pd image: channel ids, who may do what over them, and the partition's
+//! shape, as a Microkit PD keeps them in its `config.rs`. Every system description that runs this image must give its
+//! channels these ids (the system tests check the root system.xml against this
+//! table); which of them exist is the description's choice.
+//!
+//! | id | peer          | role                                                       |
+//! |----|---------------|------------------------------------------------------------|
+//! | 0  | the vCPU PD   | calls in: SynIC MSRs; notified: interrupt requests queued   |
+//! | 1  | hvcall-pd     | calls in: posts and signals into either instance (SynIC ports) |
+//! | 2  | vmbus-server  | calls in: channel messages into either instance; notified: a refused message may be retried |
+//! | 3-5| VSP PDs       | calls in: channel event flags into either instance          |
+
+pub mod build {
+    use ipc::Channel;
+
+    use crate::pd;
+
+    pub const VCPU: Channel = Channel::new(0);
+    pub const HVCALL: Channel = Channel::new(1);
+    pub const VMBUS: Channel = Channel::new(2);
+    pub const VSPS: [Channel; 3] = [Channel::new(3), Channel::new(4), Channel::new(5)];
+
+    pub const VP_COUNT: u64 = 2;
+    /// Where `guest_ram` and `guest_shared` sit in the guest's physical space (the
+    /// shared alias at the vTOM).
+    pub const GUEST_RAM_GPA: u64 = 0;
+    pub const GUEST_SHARED_GPA: u64 = 0x4000_0000;
+
+    const fn bit(ch: Channel) -> u64 {
+        1 << ch.index()
+    }
+
+    const VSP_BITS: u64 = bit(VSPS[0]) | bit(VSPS[1]) | bit(VSPS[2]);
+    /// Posts messages: hvcall-pd (guest-to-guest ports) and vmbus-server.
+    pub const POST: u64 = bit(HVCALL) | bit(VMBUS);
+    /// Sets event flags: hvcall-pd (event ports) and the VSPs.
+    pub const SIGNAL: u64 = bit(HVCALL) | VSP_BITS;
+    /// Both instances: a Confidential VMBus connection lives on the paravisor's SynIC,
+    /// any other on the relay of the hypervisor's, and the same PDs serve both.
+    pub const DELIVER: u64 = POST | SIGNAL;
+
+    /// What [`crate::pd::SynicPd::init`] reads, answered from this table.
+    pub const VARIABLES: [(&str, u64); 9] = [
+        (pd::VP_COUNT, VP_COUNT),
+        (pd::GUEST_RAM_GPA, GUEST_RAM_GPA),
+        (pd::GUEST_SHARED_GPA, GUEST_SHARED_GPA),
+        (pd::VCPU_CHANNEL, VCPU.index() as u64),
+        (pd::MSR_CHANNELS, bit(VCPU)),
+        (pd::DELIVER_PV_CHANNELS, DELIVER),
+        (pd::DELIVER_HV_CHANNELS, DELIVER),
+        (pd::POST_CHANNELS, POST),
+        (pd::SIGNAL_CHANNELS, SIGNAL),
+    ];
+}
