@@ -36,6 +36,58 @@ fn sim_runs_the_root_system_and_exits_with_the_guests_status() {
 }
 
 #[test]
+fn check_and_manifest_pass_on_the_root_system_and_show_who_reaches_guest_memory() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../system.xml");
+    let out = paravisor().args(["check", root]).output().expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = paravisor()
+        .args(["manifest", root, "--search-path"])
+        .arg(common::bin_dir())
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Private guest RAM: the guest, the SynIC and hypercall PDs and the VSP; the
+    // host-visible alias: only the guest and the VSP; vmbus-server: neither.
+    let manifest: serde_json::Value = serde_json::from_str(&stdout).expect("manifest JSON");
+    let mapped_by = |name: &str| -> Vec<String> {
+        let regions = manifest["regions"].as_array().expect("regions");
+        let region = regions
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no region {name}"));
+        region["mapped_by"]
+            .as_array()
+            .expect("mapped_by")
+            .iter()
+            .map(|m| {
+                format!(
+                    "{}:{}",
+                    m["pd"].as_str().unwrap_or(""),
+                    m["perms"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        mapped_by("guest_ram"),
+        ["synic:rw", "hvcall:rw", "echo_vsp:rw", "guest:rw"]
+    );
+    assert_eq!(mapped_by("guest_shared"), ["echo_vsp:rw", "guest:rw"]);
+    assert_eq!(mapped_by("echo_gpadl"), ["echo_vsp:r", "vmbus:rw"]);
+}
+
+#[test]
 fn sim_timeout_kills_everything_and_names_who_was_running() {
     let dir = std::env::temp_dir().join(format!("paravisor-sim-timeout-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");

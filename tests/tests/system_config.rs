@@ -1,0 +1,268 @@
+//! The root system.xml against the build-time configuration of the PD images it
+//! runs (each crate's `config::build`): every channel id a PD was built with is the
+//! one the description gives it, with the right direction of calls and
+//! notifications; every region a PD asks for is mapped under that name with the
+//! rights it needs and nothing else; and the partition constants the crates keep
+//! separately agree. A drift between code and description fails here instead of as
+//! a PD refusing a call at run time.
+
+use std::collections::BTreeSet;
+
+use sdf::{ChannelEnd, System};
+
+fn root() -> System {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../system.xml");
+    sdf::load(std::path::Path::new(path)).unwrap_or_else(|d| panic!("{d}"))
+}
+
+/// The channel between `a` (at its id `a_id`) and `b` (at `b_id`), as (a's end,
+/// b's end).
+fn channel<'s>(
+    sys: &'s System,
+    a: &'s str,
+    a_id: ipc::Channel,
+    b: &str,
+    b_id: ipc::Channel,
+) -> (&'s ChannelEnd, &'s ChannelEnd) {
+    sys.channel_ends_of(a)
+        .find(|(mine, peer)| mine.id == a_id.index() && peer.pd == b)
+        .filter(|(_, peer)| peer.id == b_id.index())
+        .unwrap_or_else(|| {
+            panic!(
+                "system.xml has no channel {a}:{} <-> {b}:{}",
+                a_id.index(),
+                b_id.index()
+            )
+        })
+}
+
+/// `caller` may call `callee` over the channel, and not the other way.
+fn calls(sys: &System, caller: &str, c_id: ipc::Channel, callee: &str, e_id: ipc::Channel) {
+    let (c, e) = channel(sys, caller, c_id, callee, e_id);
+    assert!(
+        c.pp && !e.pp,
+        "{caller} must call {callee} (and only that way)"
+    );
+    let (from, to) = (
+        sys.pd(caller).map(|p| p.priority),
+        sys.pd(callee).map(|p| p.priority),
+    );
+    assert!(
+        from < to,
+        "{caller} calls {callee}: priorities {from:?} < {to:?}"
+    );
+}
+
+/// Who notifies whom over the channel between `a` and `b`.
+fn notifies(
+    sys: &System,
+    a: &str,
+    a_id: ipc::Channel,
+    b: &str,
+    b_id: ipc::Channel,
+) -> (bool, bool) {
+    let (x, y) = channel(sys, a, a_id, b, b_id);
+    (x.notify, y.notify)
+}
+
+/// The `setvar_vaddr` names `pd` maps, with their perms.
+fn maps(sys: &System, pd: &str) -> BTreeSet<(String, String)> {
+    sys.pd(pd)
+        .unwrap_or_else(|| panic!("no PD {pd}"))
+        .maps
+        .iter()
+        .map(|m| {
+            (
+                m.setvar_vaddr.clone().unwrap_or_default(),
+                m.perms.to_string(),
+            )
+        })
+        .collect()
+}
+
+fn set(items: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+    items
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[test]
+fn every_channel_id_and_direction_matches_the_pd_images() {
+    use echo_vsp::config::build as echo;
+    use guest_sim::config as guest;
+    use hvcall_pd::config::build as hv;
+    use synic_pd::config::build as sy;
+    use vmbus_server::config::build as vm;
+
+    let sys = root();
+    calls(&sys, "guest", guest::HVCALL, "hvcall", hv::VCPU);
+    assert_eq!(
+        notifies(&sys, "guest", guest::HVCALL, "hvcall", hv::VCPU),
+        (false, false)
+    );
+    calls(&sys, "guest", guest::SYNIC, "synic", sy::VCPU);
+    assert_eq!(
+        notifies(&sys, "guest", guest::SYNIC, "synic", sy::VCPU),
+        (true, true),
+        "interrupt requests one way, queue drained the other"
+    );
+    calls(&sys, "hvcall", hv::SYNIC, "synic", sy::HVCALL);
+    calls(&sys, "vmbus", vm::HVCALL, "hvcall", hv::SERVICES[0]);
+    assert_eq!(
+        notifies(&sys, "vmbus", vm::HVCALL, "hvcall", hv::SERVICES[0]),
+        (true, true),
+        "guest messages queued one way, queue drained the other"
+    );
+    calls(&sys, "vmbus", vm::SYNIC, "synic", sy::VMBUS);
+    assert_eq!(
+        notifies(&sys, "vmbus", vm::SYNIC, "synic", sy::VMBUS),
+        (false, true),
+        "synic-pd wakes vmbus-server when a refused message fits again"
+    );
+    calls(&sys, "vmbus", vm::VSPS[0], "echo_vsp", echo::VMBUS);
+    assert_eq!(
+        notifies(&sys, "vmbus", vm::VSPS[0], "echo_vsp", echo::VMBUS),
+        (false, true),
+        "the VSP announces offer changes"
+    );
+    calls(&sys, "echo_vsp", echo::HVCALL, "hvcall", hv::SERVICES[1]);
+    assert_eq!(
+        notifies(&sys, "echo_vsp", echo::HVCALL, "hvcall", hv::SERVICES[1]),
+        (false, true),
+        "guest signals reach the VSP as notifications"
+    );
+    calls(&sys, "echo_vsp", echo::SYNIC, "synic", sy::VSPS[0]);
+    assert_eq!(
+        notifies(&sys, "echo_vsp", echo::SYNIC, "synic", sy::VSPS[0]),
+        (false, false)
+    );
+    assert_eq!(
+        sys.channels.len(),
+        8,
+        "a channel nobody's image uses is a capability nobody should hold"
+    );
+}
+
+#[test]
+fn every_pd_maps_exactly_what_it_uses() {
+    use hvcall_pd::pd as hv;
+    use synic_pd::pd as sy;
+    use vmbus_server::pd as vm;
+
+    let sys = root();
+    assert_eq!(
+        maps(&sys, "synic"),
+        set(&[(sy::GUEST_RAM, "rw"), (sy::IRQ_QUEUE, "rw")])
+    );
+    assert_eq!(
+        maps(&sys, "hvcall"),
+        set(&[(hv::GUEST_RAM, "rw"), (hv::SERVICE_QUEUE_REGIONS[0], "rw")]),
+        "hvcall-pd forwards nothing to a host here, so no shared memory"
+    );
+    assert_eq!(
+        maps(&sys, "vmbus"),
+        set(&[(vm::SERVICE_QUEUE, "rw"), (vm::VSP_GPADL_REGIONS[0], "rw")]),
+        "vmbus-server never touches guest memory"
+    );
+    assert_eq!(
+        maps(&sys, "echo_vsp"),
+        set(&[
+            (echo_vsp::config::GUEST_RAM, "rw"),
+            (echo_vsp::config::GUEST_SHARED, "rw"),
+            (echo_vsp::config::GPADL_WINDOW, "r"),
+        ])
+    );
+    assert_eq!(
+        maps(&sys, "guest"),
+        set(&[
+            (guest_sim::config::GUEST_RAM, "rw"),
+            (guest_sim::config::GUEST_SHARED, "rw"),
+            (guest_sim::config::IRQ_QUEUE, "rw"),
+        ])
+    );
+    // The same memory region behind the names each side uses.
+    let region_of = |pd: &str, setvar: &str| {
+        sys.pd(pd)
+            .and_then(|p| {
+                p.maps
+                    .iter()
+                    .find(|m| m.setvar_vaddr.as_deref() == Some(setvar))
+            })
+            .map(|m| m.mr.clone())
+            .unwrap_or_else(|| panic!("{pd} maps no {setvar}"))
+    };
+    assert_eq!(
+        region_of("hvcall", hv::SERVICE_QUEUE_REGIONS[0]),
+        region_of("vmbus", vm::SERVICE_QUEUE)
+    );
+    assert_eq!(
+        region_of("vmbus", vm::VSP_GPADL_REGIONS[0]),
+        region_of("echo_vsp", echo_vsp::config::GPADL_WINDOW)
+    );
+    assert_eq!(
+        region_of("synic", sy::IRQ_QUEUE),
+        region_of("guest", guest_sim::config::IRQ_QUEUE)
+    );
+}
+
+#[test]
+fn partition_constants_agree_with_each_other_and_the_regions() {
+    use vmbus_server::config::build as vm;
+
+    let sys = root();
+    let size = |mr: &str| {
+        sys.memory_region(mr)
+            .unwrap_or_else(|| panic!("no region {mr}"))
+            .size
+    };
+    // vmbus-server validates GPADL pages against what it believes guest memory is.
+    assert_eq!(size("guest_ram"), vm::GUEST_RAM_SIZE);
+    assert_eq!(size("guest_shared"), vm::GUEST_SHARED_SIZE);
+    let vtom = hvcall_pd::config::build::SHARED_GPA_BOUNDARY;
+    for (who, gpa) in [
+        ("hvcall-pd", hvcall_pd::config::build::GUEST_SHARED_GPA),
+        ("synic-pd", synic_pd::config::build::GUEST_SHARED_GPA),
+        ("vmbus-server", vm::GUEST_SHARED_GPA),
+        ("echo-vsp", echo_vsp::config::build::GUEST_SHARED_GPA),
+        ("guest-sim", guest_sim::config::SHARED_GPA),
+    ] {
+        assert_eq!(gpa, vtom, "{who} puts guest_shared elsewhere");
+    }
+    assert_eq!(
+        hvcall_pd::config::build::VP_COUNT,
+        synic_pd::config::build::VP_COUNT
+    );
+    assert_eq!(hvcall_pd::config::build::VP_COUNT, vm::VP_COUNT);
+    assert_eq!(
+        hvcall_pd::config::build::CONFIDENTIAL_VMBUS,
+        vm::CONFIDENTIAL_VMBUS
+    );
+    // The connection ids hvcall-pd lets each service claim are the ones the VMBus
+    // side uses.
+    let (first, last) = hvcall_pd::config::build::VMBUS_MESSAGE_CONNECTIONS;
+    for id in [
+        vmbus_server::protocol::MESSAGE_CONNECTION_ID,
+        vmbus_server::protocol::MESSAGE_CONNECTION_ID_4,
+    ] {
+        assert!((first..=last).contains(&id));
+    }
+    let base = vmbus_server::DEFAULT_SIGNAL_CONNECTION_BASE;
+    assert_eq!(
+        hvcall_pd::config::build::CHANNEL_SIGNAL_CONNECTIONS,
+        (base + 1, base + vmbus_server::protocol::MAX_RELID)
+    );
+    // The queues fit their regions.
+    let service =
+        ipc::Queue::<hvcall_pd::ServiceMessage>::layout_size(hvcall_pd::pd::SERVICE_QUEUE_CAPACITY);
+    assert!(service.is_ok_and(|n| n as u64 <= size("vmbus_messages")));
+    let irq = ipc::Queue::<synic_pd::api::IrqEntry>::layout_size(synic_pd::pd::IRQ_QUEUE_CAPACITY);
+    assert!(irq.is_ok_and(|n| n as u64 <= size("irq_queue")));
+    // Where the guest keeps its rings exists in the memory it has.
+    let private_end = (guest_sim::config::PRIVATE_RING_PFN + 4 * guest_sim::config::RING_PAGES)
+        * guest_sim::config::PAGE;
+    assert!(private_end <= size("guest_ram"));
+    let shared_end = (guest_sim::config::SHARED_RING_PFN + 4 * guest_sim::config::RING_PAGES)
+        * guest_sim::config::PAGE;
+    assert!(shared_end <= vtom + size("guest_shared"));
+}
