@@ -12,8 +12,9 @@
 //!
 //! Time: on every timer tick the running PD is charged; a PD whose budget is below
 //! its period and is used up stops (throttled) until its next period starts, and
-//! PDs of equal priority take turns, one tick each. A passive PD serving a call is
-//! charged to nobody (it has no budget of its own).
+//! PDs of equal priority take turns, one tick each. A passive PD serving a call runs
+//! on its caller's budget (down the call chain to the first PD that is not passive):
+//! when that is used up, the server stops where it is until the caller's refill.
 
 use kernel_abi::image::{CapDesc, CHANNELS, MAX_PDS};
 use kernel_abi::syscall::{reply, Event, FaultMessage, Status, MESSAGE_REGISTERS};
@@ -97,6 +98,9 @@ struct Pd {
     refill_at: u64,
     /// Out of budget: runnable PDs stay off the ready queue until the refill.
     throttled: bool,
+    /// A passive PD stopped mid-call because the PD whose time it ran on is out of
+    /// budget; it continues at that PD's refill.
+    parked_on: Option<PdId>,
 }
 
 /// System call results: rax, rdi, rsi, rdx.
@@ -164,6 +168,7 @@ const IDLE_PD: Pd = Pd {
     consumed: 0,
     refill_at: 0,
     throttled: false,
+    parked_on: None,
 };
 
 impl Kernel {
@@ -480,15 +485,26 @@ impl Kernel {
                 if p.state == State::Ready {
                     self.ready.push_back(i as PdId, p.cfg.priority);
                 }
+                for j in 0..self.count {
+                    let q = &mut self.pds[j];
+                    if q.parked_on == Some(i as PdId) {
+                        q.parked_on = None;
+                        self.ready.push_back(j as PdId, q.cfg.priority);
+                    }
+                }
             }
         }
         let Some(cur) = self.current else { return };
         let c = usize::from(cur);
-        let limited = self.pds[c].cfg.budget_us < self.pds[c].cfg.period_us;
-        if limited && !self.pds[c].cfg.passive {
-            self.pds[c].consumed += elapsed;
-            if self.pds[c].consumed >= self.pds[c].cfg.budget_us {
-                self.pds[c].throttled = true;
+        let payer = self.payer(cur);
+        let p = &mut self.pds[usize::from(payer)];
+        if p.cfg.budget_us < p.cfg.period_us {
+            p.consumed += elapsed;
+            if p.consumed >= p.cfg.budget_us {
+                p.throttled = true;
+                if payer != cur {
+                    self.pds[c].parked_on = Some(payer);
+                }
                 self.pds[c].state = State::Ready;
                 self.current = None;
                 return;
@@ -509,6 +525,20 @@ impl Kernel {
             }
             _ => {}
         }
+    }
+
+    /// Whose budget pays while `pd` runs: its own, or for a passive PD serving a
+    /// call, that of the first PD down the call chain that is not passive.
+    fn payer(&self, pd: PdId) -> PdId {
+        let mut p = pd;
+        for _ in 0..self.count {
+            let d = &self.pds[usize::from(p)];
+            match d.owes {
+                Owes::Call(caller) if d.cfg.passive && d.waited => p = caller,
+                _ => break,
+            }
+        }
+        p
     }
 
     /// The current PD faulted: stop it, release its caller, tell its parent.

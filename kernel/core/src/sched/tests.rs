@@ -504,6 +504,42 @@ fn a_refill_after_missed_periods_lets_the_pd_run_again() {
     assert_eq!(k.schedule(), Some(0));
 }
 
+#[test]
+fn a_passive_server_runs_on_its_callers_budget() {
+    let mut client = pd(20);
+    client.budget_us = 300;
+    client.caps[0] = call(1, 0);
+    let mut server = pd(30);
+    server.passive = true;
+    let mut k = Kernel::new(&[client, server, pd(10)]);
+    let mut fx = Rec::default();
+    assert_eq!(k.schedule(), Some(1));
+    k.recv(&mut fx);
+    assert_eq!(k.schedule(), Some(0));
+    k.pp_call(&mut fx, 0, 0, 0);
+    assert_eq!(k.current(), Some(1));
+    // The server computes for a long time: the client's budget pays.
+    k.tick(100);
+    k.tick(200);
+    assert_eq!(k.current(), Some(1));
+    k.tick(300);
+    assert_eq!(
+        k.schedule(),
+        Some(2),
+        "client out of budget: its server stops too"
+    );
+    assert_eq!(k.state(1), Some(State::Ready));
+    assert_eq!(k.state(0), Some(State::BlockedCall(1)));
+    k.tick(1000);
+    assert_eq!(
+        k.schedule(),
+        Some(1),
+        "the refill resumes the server mid-call"
+    );
+    k.reply_recv(&mut fx, 5, 0, 0);
+    assert_eq!(k.schedule(), Some(0));
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Notify(u64),
@@ -552,6 +588,7 @@ fn mesh() -> Kernel {
     cfgs[1].caps[3].irq = Some(1);
     cfgs[0].budget_us = 300;
     cfgs[2].budget_us = 500;
+    cfgs[3].budget_us = 200;
     Kernel::new(&cfgs)
 }
 
@@ -564,7 +601,10 @@ fn check_invariants(k: &Kernel) -> Result<(), TestCaseError> {
                 running += 1;
                 prop_assert_eq!(k.current, Some(i as PdId));
             }
-            State::Ready => prop_assert_eq!(k.ready.contains(i as PdId), !p.throttled),
+            State::Ready => prop_assert_eq!(
+                k.ready.contains(i as PdId),
+                !p.throttled && p.parked_on.is_none()
+            ),
             State::BlockedCall(callee) => {
                 // Its callee owes it the answer (or is the one running it down a chain).
                 prop_assert_eq!(k.pds[usize::from(callee)].owes, Owes::Call(i as PdId));
