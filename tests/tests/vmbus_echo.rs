@@ -99,8 +99,10 @@ fn a_flood_of_malformed_input_and_a_lying_ring_crash_and_hang_no_pd() {
     for step in [
         "flood before contact: 1500 malformed channel messages taken",
         "rounds of malformed hypercalls refused with the right statuses",
+        "junk SynIC and hypervisor MSR accesses answered",
         "flood in session: 1500 malformed channel messages taken",
         "channel still echoes after the flood",
+        "the VSP dropped the ring whose write index lied",
         "after a corrupted ring: reopened on fresh pages",
         "PASS (Confidential6_0, hostile",
     ] {

@@ -2,14 +2,15 @@
 
 use std::time::Instant;
 
+use hvcall_pd::api as hvapi;
 use hvdef::hypercall::{PostMessageInput, SignalEventInput};
-use hvdef::{Control, HvStatus, HypercallCode};
+use hvdef::{Control, HvStatus, HypercallCode, Vtl};
 use synic_pd::Instance;
 use vmbus_client::{Client, ClientConfig, ClientError, Offer, OpenParams, TransportError};
 use vmbus_protocol::{FeatureFlags, Version};
 use zerocopy::{FromZeros, IntoBytes};
 
-use crate::config::{INPUT_PAGE, RING_PAGES, WAIT};
+use crate::config::{HVCALL, INPUT_PAGE, RING_PAGES, SYNIC, WAIT};
 use crate::echo::{prepare_rings, ring_pfns, EchoChannel, Exchanged};
 use crate::junk::{self, XorShift};
 use crate::synic::{instance_name, INSTANCES};
@@ -79,6 +80,7 @@ impl Options {
 /// Junk channel messages per flood, and rounds of bad hypercalls.
 const FLOOD_MESSAGES: usize = 1500;
 const BAD_HYPERCALL_ROUNDS: usize = 50;
+const BAD_MSR_ACCESSES: usize = 400;
 
 fn client_error(what: &str, e: ClientError) -> Failure {
     Failure(format!("{what}: {e}"))
@@ -124,6 +126,7 @@ pub fn run(vcpu: Vcpu<'_>, opts: Options) -> Result<String> {
         let n = flood(&mut vcpu, &mut rng, &[1, 4], None)?;
         println!("guest_sim: flood before contact: {n} malformed channel messages taken");
         bad_hypercalls(&mut vcpu, None)?;
+        bad_msrs(&mut vcpu, &mut rng)?;
     }
 
     let mut client = Client::new(vcpu, config);
@@ -195,6 +198,21 @@ pub fn run(vcpu: Vcpu<'_>, opts: Options) -> Result<String> {
         channel.corrupt();
         let s = client.transport().signal(offer.connection_id, 0)?;
         ensure!(s.is_success(), "signal after corrupting: {s:?}");
+        // The VSP drops a broken channel and gives up its signal connection; the
+        // guest sees that as its signals no longer being routed.
+        let mut backoff = Backoff::new(WAIT);
+        loop {
+            let s = client.transport().signal(offer.connection_id, 0)?;
+            if s == HvStatus::INVALID_CONNECTION_ID {
+                break;
+            }
+            ensure!(s.is_success(), "signal to the broken channel: {s:?}");
+            ensure!(
+                backoff.wait(),
+                "the VSP kept serving a ring with a lying write index"
+            );
+        }
+        println!("guest_sim: the VSP dropped the ring whose write index lied");
         client
             .close(offer.relid)
             .map_err(|e| client_error("CLOSECHANNEL", e))?;
@@ -382,6 +400,40 @@ fn flood(
     }
     vcpu.drain_messages()?;
     Ok(FLOOD_MESSAGES)
+}
+
+/// Random SynIC MSR accesses on VPs other than the one running the session (VP 1,
+/// and VPs that do not exist), and random hypervisor MSR reads: each must be
+/// answered (a #GP, "not mine", or a refused call), none may wedge a PD.
+fn bad_msrs(vcpu: &mut Vcpu<'_>, rng: &mut XorShift) -> Result<()> {
+    let mut answered = 0u32;
+    for i in 0..BAD_MSR_ACCESSES {
+        let vp = [1, 2, 1000, u32::MAX][i % 4];
+        let instance = INSTANCES[i % 2];
+        let msr = 0x4000_0000 + rng.below(0x100) as u32;
+        let value = rng.next_u64();
+        let synic = if i % 3 == 0 {
+            synic_pd::api::read_msr(vcpu.kernel, SYNIC, vp, instance, msr).map(|(s, _)| s)
+        } else {
+            synic_pd::api::write_msr(vcpu.kernel, SYNIC, vp, instance, msr, value)
+        };
+        match synic {
+            Ok(_) => answered += 1,
+            // A VP that does not exist is the caller's error: the call fails.
+            Err(synic_pd::api::ClientError::Ipc(ipc::IpcError::CallFailed(_))) if vp > 1 => {}
+            Err(e) => return fail(format!("synic-pd on a junk MSR {msr:#x}: {e:?}")),
+        }
+        match hvapi::read_msr(vcpu.kernel, HVCALL, vp, Vtl::VTL0, msr) {
+            Ok(_) | Err(ipc::IpcError::CallFailed(_)) => {}
+            Err(e) => return fail(format!("hvcall-pd on a junk MSR {msr:#x}: {e:?}")),
+        }
+    }
+    ensure!(
+        answered > 0,
+        "synic-pd answered none of VP 1's MSR accesses"
+    );
+    println!("guest_sim: {BAD_MSR_ACCESSES} junk SynIC and hypervisor MSR accesses answered");
+    Ok(())
 }
 
 /// Hypercalls the TLFS says fail, each with the status it must fail with.
