@@ -266,6 +266,11 @@ pub fn run(vcpu: Vcpu<'_>, opts: Options) -> Result<String> {
         instance_name(other),
         vcpu.synic.stray_interrupts
     );
+    ensure!(
+        on.events > 0,
+        "the VSP never raised the channel's event flag on the {} SynIC",
+        instance_name(expected)
+    );
     println!(
         "guest_sim: {} SynIC: {} interrupts, {} messages, {} channel events; {} SynIC: none",
         instance_name(expected),
