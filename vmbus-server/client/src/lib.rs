@@ -6,9 +6,18 @@
 //!
 //! It talks through a [`Transport`]: the host-sim PD plumbing in system tests, or
 //! [`loopback::Loopback`] (feature `loopback`) straight into a server core.
+//!
+//! `no_std` with `alloc`, so the same client runs in a bare-metal PD.
+#![no_std]
 
-use std::collections::{BTreeMap, VecDeque};
-use std::fmt;
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
 
 use vmbus_protocol::gpa;
 use vmbus_protocol::messages::*;
@@ -84,7 +93,7 @@ impl fmt::Display for ClientError {
     }
 }
 
-impl std::error::Error for ClientError {}
+impl core::error::Error for ClientError {}
 
 #[derive(Clone, Debug)]
 pub struct ClientConfig {

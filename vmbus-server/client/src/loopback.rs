@@ -2,8 +2,10 @@
 //! the client posts is handled at once, and what the server posts waits in an inbox.
 //! Mapping and opening always succeed unless a test sets a failure.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::fmt;
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
 
 use vmbus_protocol::gpa::GpaRanges;
 use vmbus_protocol::{GpadlId, OutgoingMessage, Relid};

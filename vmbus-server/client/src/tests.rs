@@ -1,6 +1,9 @@
 //! The client against a real server core in-process (the loopback transport), and
 //! against scripted servers for the paths a correct server never takes.
 
+use std::prelude::rust_2021::*;
+use std::vec;
+
 use super::loopback::Loopback;
 use super::*;
 use vmbus_protocol::ids::interface;
