@@ -24,8 +24,8 @@ use hvdef::cpuid::IsolationType;
 use hvdef::message::HvMessage;
 use hvdef::{HvStatus, HypercallResult, Vtl};
 use ipc::{
-    Channel, ChannelSet, Handler, HandlerError, Init, InitError, Kernel, MessageInfo,
-    MessageRegisters, Perms, Producer, Region, TryEnqueueError,
+    Channel, ChannelSet, Handler, HandlerError, Init, InitError, InitExt, Kernel, MessageInfo,
+    MessageRegisters, Perms, Producer, TryEnqueueError,
 };
 use synic_pd::{PostOutcome, SintTarget};
 
@@ -109,42 +109,6 @@ impl<const VPS: usize, const ROUTES: usize> core::fmt::Debug for HvcallPd<VPS, R
     }
 }
 
-fn optional<T>(r: Result<T, InitError>) -> Result<Option<T>, InitError> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(InitError::MissingRegion(_) | InitError::MissingVariable(_)) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-fn channel_var(init: &dyn Init, name: &'static str) -> Result<Channel, InitError> {
-    let v = init.variable(name)?;
-    u8::try_from(v)
-        .ok()
-        .and_then(Channel::try_new)
-        .ok_or(InitError::InvalidVariable { name, value: v })
-}
-
-fn channel_set_var(init: &dyn Init, name: &'static str) -> Result<ChannelSet, InitError> {
-    let v = init.variable(name)?;
-    let set = ChannelSet::from_bits(v);
-    if set.bits() != v {
-        return Err(InitError::InvalidVariable { name, value: v });
-    }
-    Ok(set)
-}
-
-fn rw_region(init: &dyn Init, name: &'static str) -> Result<Region<'static>, InitError> {
-    let r = init.region(name)?;
-    if !r.perms().covers(Perms::RW) {
-        return Err(InitError::RegionPerms {
-            name,
-            needed: Perms::RW,
-        });
-    }
-    Ok(r)
-}
-
 fn config_from(init: &dyn Init) -> Result<Config, InitError> {
     let vp_count = init.variable(VP_COUNT)?;
     let isolation = init.variable(ISOLATION)?;
@@ -181,17 +145,20 @@ impl<const VPS: usize, const ROUTES: usize> HvcallPd<VPS, ROUTES> {
             value: cfg.vp_count as u64,
         })?;
         let mut mem = GuestMemory::new(cfg.shared_gpa_boundary);
-        mem.add(init.variable(GUEST_RAM_GPA)?, rw_region(init, GUEST_RAM)?);
-        if let Some(shared) = optional(rw_region(init, GUEST_SHARED))? {
+        mem.add(
+            init.variable(GUEST_RAM_GPA)?,
+            init.region_with(GUEST_RAM, Perms::RW)?,
+        );
+        if let Some(shared) = init.optional(init.region_with(GUEST_SHARED, Perms::RW))? {
             mem.add(init.variable(GUEST_SHARED_GPA)?, shared);
         }
         let mut services: [Option<Service>; MAX_SERVICES] = [None, None, None, None];
         for (i, slot) in services.iter_mut().enumerate() {
-            let Some(channel) = optional(channel_var(init, SERVICE_CHANNEL_VARS[i]))? else {
+            let Some(channel) = init.optional(init.channel(SERVICE_CHANNEL_VARS[i]))? else {
                 continue;
             };
             let region_name = SERVICE_QUEUE_REGIONS[i];
-            let queue = match optional(rw_region(init, region_name))? {
+            let queue = match init.optional(init.region_with(region_name, Perms::RW))? {
                 None => None,
                 Some(region) => {
                     Some(Producer::new(region, SERVICE_QUEUE_CAPACITY).map_err(|_| {
@@ -206,7 +173,7 @@ impl<const VPS: usize, const ROUTES: usize> HvcallPd<VPS, ROUTES> {
                     })?)
                 }
             };
-            let connections = match optional(init.variable(SERVICE_CONNECTION_VARS[i]))? {
+            let connections = match init.optional(init.variable(SERVICE_CONNECTION_VARS[i]))? {
                 None => 0..=u32::MAX,
                 Some(v) => {
                     let (first, last) = (v as u32, (v >> 32) as u32);
@@ -228,11 +195,11 @@ impl<const VPS: usize, const ROUTES: usize> HvcallPd<VPS, ROUTES> {
         Ok(Self {
             core,
             mem,
-            synic: channel_var(init, SYNIC_CHANNEL)?,
-            host: optional(channel_var(init, HOST_CHANNEL))?,
-            vcpu_channels: channel_set_var(init, VCPU_CHANNELS)?,
-            synic_port_channels: channel_set_var(init, SYNIC_PORT_CHANNELS)?,
-            host_route_channels: channel_set_var(init, HOST_ROUTE_CHANNELS)?,
+            synic: init.channel(SYNIC_CHANNEL)?,
+            host: init.optional(init.channel(HOST_CHANNEL))?,
+            vcpu_channels: init.channel_set(VCPU_CHANNELS)?,
+            synic_port_channels: init.channel_set(SYNIC_PORT_CHANNELS)?,
+            host_route_channels: init.channel_set(HOST_ROUTE_CHANNELS)?,
             services,
         })
     }

@@ -21,7 +21,7 @@
 
 use hvdef::HvStatus;
 use ipc::{
-    Channel, ChannelSet, Handler, HandlerError, Init, InitError, Kernel, MessageInfo,
+    Channel, ChannelSet, Handler, HandlerError, Init, InitError, InitExt, Kernel, MessageInfo,
     MessageRegisters, Perms, Producer, QueueError, TryEnqueueError,
 };
 
@@ -132,40 +132,11 @@ impl<const VPS: usize, const DEPTH: usize> core::fmt::Debug for SynicPd<VPS, DEP
     }
 }
 
-fn channel_var(init: &dyn Init, name: &'static str) -> Result<Channel, InitError> {
-    let v = init.variable(name)?;
-    u8::try_from(v)
-        .ok()
-        .and_then(Channel::try_new)
-        .ok_or(InitError::InvalidVariable { name, value: v })
-}
-
-fn channel_set_var(init: &dyn Init, name: &'static str) -> Result<ChannelSet, InitError> {
-    let v = init.variable(name)?;
-    let set = ChannelSet::from_bits(v);
-    if set.bits() != v {
-        return Err(InitError::InvalidVariable { name, value: v });
-    }
-    Ok(set)
-}
-
 /// An optional role mask: absent means every channel.
 fn optional_set(init: &dyn Init, name: &'static str) -> Result<ChannelSet, InitError> {
-    match channel_set_var(init, name) {
-        Err(InitError::MissingVariable(_)) => Ok(ChannelSet::from_bits(u64::MAX)),
-        other => other,
-    }
-}
-
-fn rw_region(init: &dyn Init, name: &'static str) -> Result<ipc::Region<'static>, InitError> {
-    let r = init.region(name)?;
-    if !r.perms().covers(Perms::RW) {
-        return Err(InitError::RegionPerms {
-            name,
-            needed: Perms::RW,
-        });
-    }
-    Ok(r)
+    Ok(init
+        .optional(init.channel_set(name))?
+        .unwrap_or(ChannelSet::from_bits(u64::MAX)))
 }
 
 impl<const VPS: usize, const DEPTH: usize> SynicPd<VPS, DEPTH> {
@@ -180,19 +151,20 @@ impl<const VPS: usize, const DEPTH: usize> SynicPd<VPS, DEPTH> {
             })?;
 
         let mut mem = GuestMemory::empty();
-        mem.add(init.variable(GUEST_RAM_GPA)?, rw_region(init, GUEST_RAM)?);
-        match init.region(GUEST_SHARED) {
-            Ok(_) => {
-                mem.add(
-                    init.variable(GUEST_SHARED_GPA)?,
-                    rw_region(init, GUEST_SHARED)?,
-                );
-            }
-            Err(InitError::MissingRegion(_)) => {}
-            Err(e) => return Err(e),
+        mem.add(
+            init.variable(GUEST_RAM_GPA)?,
+            init.region_with(GUEST_RAM, Perms::RW)?,
+        );
+        // The GPA is looked up before the rights check, so a misconfigured shared
+        // region reports the missing variable first.
+        if init.optional(init.region(GUEST_SHARED))?.is_some() {
+            mem.add(
+                init.variable(GUEST_SHARED_GPA)?,
+                init.region_with(GUEST_SHARED, Perms::RW)?,
+            );
         }
 
-        let region = rw_region(init, IRQ_QUEUE)?;
+        let region = init.region_with(IRQ_QUEUE, Perms::RW)?;
         let irq_queue =
             Producer::new(region, IRQ_QUEUE_CAPACITY).map_err(|_| InitError::RegionTooSmall {
                 name: IRQ_QUEUE,
@@ -206,11 +178,11 @@ impl<const VPS: usize, const DEPTH: usize> SynicPd<VPS, DEPTH> {
             mem,
             irq_queue,
             overflow: Overflow::new(),
-            vcpu: channel_var(init, VCPU_CHANNEL)?,
-            msr_channels: channel_set_var(init, MSR_CHANNELS)?,
+            vcpu: init.channel(VCPU_CHANNEL)?,
+            msr_channels: init.channel_set(MSR_CHANNELS)?,
             deliver: [
-                channel_set_var(init, DELIVER_PV_CHANNELS)?,
-                channel_set_var(init, DELIVER_HV_CHANNELS)?,
+                init.channel_set(DELIVER_PV_CHANNELS)?,
+                init.channel_set(DELIVER_HV_CHANNELS)?,
             ],
             post_channels: optional_set(init, POST_CHANNELS)?,
             signal_channels: optional_set(init, SIGNAL_CHANNELS)?,

@@ -30,7 +30,7 @@ use hvcall_pd::ServiceMessage;
 use hvdef::message::{HvMessage, HvMessageType};
 use hvdef::{HvStatus, Vtl};
 use ipc::{
-    Channel, ChannelSet, Consumer, Handler, HandlerError, Init, InitError, Kernel,
+    Channel, ChannelSet, Consumer, Handler, HandlerError, Init, InitError, InitExt, Kernel,
     MessageRegisters, Perms, Region,
 };
 use synic_pd::{Instance, SintTarget};
@@ -102,33 +102,6 @@ impl fmt::Debug for VmbusPd {
     }
 }
 
-fn optional<T>(r: Result<T, InitError>) -> Result<Option<T>, InitError> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(InitError::MissingRegion(_) | InitError::MissingVariable(_)) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-fn channel_var(init: &dyn Init, name: &'static str) -> Result<Channel, InitError> {
-    let v = init.variable(name)?;
-    u8::try_from(v)
-        .ok()
-        .and_then(Channel::try_new)
-        .ok_or(InitError::InvalidVariable { name, value: v })
-}
-
-fn region(init: &dyn Init, name: &'static str, perms: Perms) -> Result<Region<'static>, InitError> {
-    let r = init.region(name)?;
-    if !r.perms().covers(perms) {
-        return Err(InitError::RegionPerms {
-            name,
-            needed: perms,
-        });
-    }
-    Ok(r)
-}
-
 fn config_from(init: &dyn Init) -> Result<Config, InitError> {
     let invalid = |name, value| InitError::InvalidVariable { name, value };
     let vp_count = init.variable(VP_COUNT)?;
@@ -144,7 +117,7 @@ fn config_from(init: &dyn Init) -> Result<Config, InitError> {
             count: ram_size / PAGE_SIZE,
         }],
     );
-    if let Some(gpa) = optional(init.variable(GUEST_SHARED_GPA))? {
+    if let Some(gpa) = init.optional(init.variable(GUEST_SHARED_GPA))? {
         let size = init.variable(GUEST_SHARED_SIZE)?;
         if !gpa.is_multiple_of(PAGE_SIZE) {
             return Err(invalid(GUEST_SHARED_GPA, gpa));
@@ -159,10 +132,10 @@ fn config_from(init: &dyn Init) -> Result<Config, InitError> {
         1 => true,
         v => return Err(invalid(CONFIDENTIAL_VMBUS, v)),
     };
-    if let Some(v) = optional(init.variable(MAX_VERSION))? {
+    if let Some(v) = init.optional(init.variable(MAX_VERSION))? {
         config.max_version = Version(u32::try_from(v).map_err(|_| invalid(MAX_VERSION, v))?);
     }
-    if let Some(v) = optional(init.variable(FIRST_DYNAMIC_RELID))? {
+    if let Some(v) = init.optional(init.variable(FIRST_DYNAMIC_RELID))? {
         config.first_dynamic_relid =
             u32::try_from(v).map_err(|_| invalid(FIRST_DYNAMIC_RELID, v))?;
     }
@@ -176,7 +149,7 @@ impl VmbusPd {
             name: VP_COUNT,
             value: init.variable(VP_COUNT).unwrap_or(0),
         })?;
-        let q = region(init, SERVICE_QUEUE, Perms::RW)?;
+        let q = init.region_with(SERVICE_QUEUE, Perms::RW)?;
         let queue = Consumer::new(q, hvcall_pd::pd::SERVICE_QUEUE_CAPACITY).map_err(|_| {
             InitError::RegionTooSmall {
                 name: SERVICE_QUEUE,
@@ -192,20 +165,20 @@ impl VmbusPd {
             .iter_mut()
             .zip(VSP_CHANNEL_VARS.iter().zip(VSP_GPADL_REGIONS))
         {
-            let Some(channel) = optional(channel_var(init, var))? else {
+            let Some(channel) = init.optional(init.channel(var))? else {
                 continue;
             };
             *slot = Some(Vsp {
                 channel,
-                window: region(init, window, Perms::RW)?,
+                window: init.region_with(window, Perms::RW)?,
                 slots: [None; MAX_OFFERS_PER_VSP],
             });
         }
         Ok(Self {
             server,
             queue,
-            hvcall: channel_var(init, HVCALL_CHANNEL)?,
-            synic: channel_var(init, SYNIC_CHANNEL)?,
+            hvcall: init.channel(HVCALL_CHANNEL)?,
+            synic: init.channel(SYNIC_CHANNEL)?,
             vsps,
             owners: BTreeMap::new(),
             logged: 0,
