@@ -40,4 +40,4 @@ pub const SHARED_RING_PFN: u64 = SHARED_GPA / PAGE + 0x10;
 pub const RING_PAGES: u64 = 4;
 
 /// How long any one wait for the paravisor may take before the run fails.
-pub const WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+pub const WAIT: core::time::Duration = core::time::Duration::from_secs(5);

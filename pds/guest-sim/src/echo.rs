@@ -1,7 +1,10 @@
 //! The guest's side of an open echo channel: two rings in guest memory named by one
 //! GPADL, packets out with HvSignalEvent, echoes back on the event flag.
 
-use std::sync::atomic::Ordering;
+use alloc::format;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
 
 use synic_pd::Instance;
 use vmbus_protocol::Relid;
@@ -70,8 +73,8 @@ pub fn prepare_rings(vcpu: &Vcpu<'_>, pfns: &[u64]) -> Result<()> {
     Ok(())
 }
 
-impl std::fmt::Debug for EchoChannel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for EchoChannel {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("EchoChannel")
             .field("relid", &self.relid)
             .field("connection_id", &self.connection_id)

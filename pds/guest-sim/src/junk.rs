@@ -2,6 +2,9 @@
 //! known types cut short, known types with nonsense fields) and hypercalls the TLFS
 //! says must fail. Deterministic from a seed, so a failing run repeats.
 
+use alloc::vec;
+use alloc::vec::Vec;
+
 use vmbus_protocol::MessageType;
 
 /// xorshift64*: small, fast and good enough to spread junk around.

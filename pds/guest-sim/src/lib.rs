@@ -12,38 +12,57 @@
 //! [`scenario::run`] negotiates, lists offers, builds a ring GPADL, opens the echo
 //! channel, exchanges packets, closes, tears down and unloads, and reports; the
 //! hostile variant first floods every PD with malformed messages and corrupts a ring.
+//!
+//! `no_std` + `alloc` without the `std` feature: with `metal`, the same guest runs as
+//! a bare-metal PD on pd-rt (its heap, its console, the TSC as its clock).
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+#[cfg(all(not(feature = "std"), not(feature = "metal")))]
+compile_error!("guest-sim needs a platform: feature `std` (host-sim) or `metal` (pd-rt)");
+
+/// The bare-metal guest prints to the kernel console. Defined before the modules so
+/// their `println!` resolves to it.
+#[cfg(not(feature = "std"))]
+macro_rules! println {
+    ($($arg:tt)*) => {
+        pd_rt::println!($($arg)*)
+    };
+}
 
 pub mod config;
 pub mod echo;
 pub mod junk;
 pub mod scenario;
 pub mod synic;
+pub mod time;
 pub mod vcpu;
 
 /// A failed step, in words a person reading the run's output can act on.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Failure(pub String);
+pub struct Failure(pub alloc::string::String);
 
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for Failure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-impl std::error::Error for Failure {}
+impl core::error::Error for Failure {}
 
-pub type Result<T> = std::result::Result<T, Failure>;
+pub type Result<T> = core::result::Result<T, Failure>;
 
 /// `Err(Failure(format!(..)))` unless `cond`.
 #[macro_export]
 macro_rules! ensure {
     ($cond:expr, $($what:tt)*) => {
         if !$cond {
-            return Err($crate::Failure(format!($($what)*)));
+            return Err($crate::Failure(::alloc::format!($($what)*)));
         }
     };
 }
 
-pub(crate) fn fail<T>(what: impl Into<String>) -> Result<T> {
+pub(crate) fn fail<T>(what: impl Into<alloc::string::String>) -> Result<T> {
     Err(Failure(what.into()))
 }

@@ -1,6 +1,8 @@
 //! What the simulated guest does, start to finish, and what it checks on the way.
 
-use std::time::Instant;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
 
 use hvcall_pd::api as hvapi;
 use hvdef::hypercall::{PostMessageInput, SignalEventInput};
@@ -14,6 +16,7 @@ use crate::config::{HVCALL, INPUT_PAGE, RING_PAGES, SYNIC, WAIT};
 use crate::echo::{prepare_rings, ring_pfns, EchoChannel, Exchanged};
 use crate::junk::{self, XorShift};
 use crate::synic::{instance_name, INSTANCES};
+use crate::time::Instant;
 use crate::vcpu::{Backoff, Vcpu};
 use crate::{ensure, fail, Failure, Result};
 

@@ -5,8 +5,10 @@
 //! another message is pending. Nothing is read from a page without an interrupt for
 //! it, so a delivery that forgets to interrupt shows up as a timeout.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::Ordering;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::format;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
 
 use hvdef::message::{HvMessage, HV_MESSAGE_FLAG_PENDING, HV_MESSAGE_SIZE, SINT_EVENT_FLAGS_BYTES};
 use hvdef::msr::{
@@ -54,8 +56,8 @@ pub struct GuestSynic {
     pub stray_interrupts: u64,
 }
 
-impl std::fmt::Debug for GuestSynic {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for GuestSynic {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("GuestSynic")
             .field("enabled", &self.enabled)
             .field("counts", &self.counts)
@@ -148,7 +150,7 @@ impl GuestSynic {
         }
         for instance in INSTANCES {
             let i = usize::from(instance.get());
-            if !std::mem::take(&mut self.pending[i]) {
+            if !core::mem::take(&mut self.pending[i]) {
                 continue;
             }
             any |= self.take_events(instance)?;

@@ -2,7 +2,10 @@
 //! makes them (protected calls to hvcall-pd and synic-pd), guest memory, and the
 //! VMBus message transport Linux builds from HvPostMessage and the SynIC.
 
-use std::time::{Duration, Instant};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::time::Duration;
 
 use hvcall_pd::api as hvapi;
 use hvcall_pd::{HypercallRequest, Outcome};
@@ -17,6 +20,7 @@ use zerocopy::{FromZeros, IntoBytes};
 
 use crate::config::{HVCALL, HYPERCALL_PAGE, INPUT_PAGE, SHARED_GPA, WAIT};
 use crate::synic::GuestSynic;
+use crate::time::Instant;
 use crate::{ensure, fail, Failure, Result};
 
 /// Waits the way a vCPU with nothing to do would halt: briefly yield the core, then
@@ -41,11 +45,7 @@ impl Backoff {
             return false;
         }
         self.spins += 1;
-        if self.spins < 64 {
-            std::thread::yield_now();
-        } else {
-            std::thread::sleep(Duration::from_micros(20));
-        }
+        crate::time::pause(self.spins);
         true
     }
 }
@@ -70,8 +70,8 @@ pub struct Vcpu<'k> {
     pub busy_retries: u64,
 }
 
-impl std::fmt::Debug for Vcpu<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Vcpu<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Vcpu")
             .field("synic", &self.synic)
             .field("message_instance", &self.message_instance)
@@ -251,7 +251,7 @@ impl Transport for Vcpu<'_> {
         &mut self,
         connection_id: u32,
         message: &[u8],
-    ) -> std::result::Result<(), TransportError> {
+    ) -> core::result::Result<(), TransportError> {
         match Vcpu::post(self, connection_id, 1, message) {
             Ok(HvStatus::SUCCESS) => Ok(()),
             Ok(HvStatus::INSUFFICIENT_BUFFERS) => Err(TransportError::Busy),
@@ -261,7 +261,7 @@ impl Transport for Vcpu<'_> {
         }
     }
 
-    fn receive(&mut self) -> std::result::Result<Option<Vec<u8>>, TransportError> {
+    fn receive(&mut self) -> core::result::Result<Option<Vec<u8>>, TransportError> {
         let mut backoff = Backoff::new(WAIT);
         loop {
             if let Some((instance, bytes)) = self.synic.next_message() {

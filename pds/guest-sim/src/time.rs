@@ -1,0 +1,63 @@
+//! The guest's clock and how it idles while waiting for the paravisor.
+//!
+//! On the host that is `std::time` and the scheduler. On bare metal the guest reads
+//! the TSC and counts it at a nominal 1 GHz: exact under QEMU's `-icount shift=0`
+//! (one instruction per nanosecond of virtual time, and the TSC counts instructions),
+//! approximate elsewhere. Idling there is just spinning: the guest is the lowest
+//! priority PD, so every PD with work to do has run before it polls again.
+
+#[cfg(feature = "std")]
+pub use std::time::Instant;
+
+#[cfg(not(feature = "std"))]
+pub use metal::Instant;
+
+/// One step of a wait that has gone on for `spins` steps.
+#[cfg(feature = "std")]
+pub fn pause(spins: u32) {
+    // Briefly yield the core, then sleep in short steps, so a PD process on the same
+    // core gets to answer.
+    if spins < 64 {
+        std::thread::yield_now();
+    } else {
+        std::thread::sleep(core::time::Duration::from_micros(20));
+    }
+}
+
+#[cfg(not(feature = "std"))]
+pub fn pause(_spins: u32) {
+    core::hint::spin_loop();
+}
+
+#[cfg(not(feature = "std"))]
+mod metal {
+    use core::ops::Add;
+    use core::time::Duration;
+
+    /// TSC ticks per second assumed (see the module docs).
+    const TSC_HZ: u64 = 1_000_000_000;
+
+    /// A TSC reading.
+    #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+    pub struct Instant(u64);
+
+    impl Instant {
+        pub fn now() -> Self {
+            Self(pd_rt::sys::rdtsc())
+        }
+
+        pub fn elapsed(&self) -> Duration {
+            let ticks = Self::now().0.saturating_sub(self.0);
+            Duration::from_nanos(ticks.saturating_mul(1_000_000_000 / TSC_HZ))
+        }
+    }
+
+    impl Add<Duration> for Instant {
+        type Output = Self;
+
+        fn add(self, d: Duration) -> Self {
+            let ticks = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX) / (1_000_000_000 / TSC_HZ);
+            Self(self.0.saturating_add(ticks))
+        }
+    }
+}
