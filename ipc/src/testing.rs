@@ -49,6 +49,18 @@ impl FakeInit {
         self.variables.insert(name, value);
         self
     }
+
+    /// Drops a variable again, for tests of what a PD does when system.xml lacks it.
+    pub fn without_variable(mut self, name: &str) -> Self {
+        self.variables.remove(name);
+        self
+    }
+
+    /// Drops a region again, for tests of what a PD does when system.xml lacks it.
+    pub fn without_region(mut self, setvar: &str) -> Self {
+        self.regions.remove(setvar);
+        self
+    }
 }
 
 impl Init for FakeInit {
@@ -109,5 +121,27 @@ impl Kernel for RecordingKernel {
 
     fn debug_puts(&mut self, text: &str) {
         self.console.push_str(text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removed_entries_read_as_missing() {
+        let init = FakeInit::new("pd")
+            .variable("v", 1)
+            .region("r", leaked_region(8))
+            .without_variable("v")
+            .without_region("r");
+        assert_eq!(
+            Init::variable(&init, "v"),
+            Err(InitError::MissingVariable("v"))
+        );
+        assert_eq!(
+            Init::region(&init, "r").unwrap_err(),
+            InitError::MissingRegion("r")
+        );
     }
 }

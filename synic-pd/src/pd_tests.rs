@@ -1,15 +1,13 @@
 //! The PD adapter driven through `ipc::Handler` with a fake kernel and in-memory
 //! regions: permissions, request decoding, the interrupt queue and its overflow.
 
-use core::sync::atomic::AtomicU64;
-use std::boxed::Box;
-use std::collections::BTreeMap;
-use std::vec::Vec;
-
 use hvdef::message::{HvMessage, HvMessageType};
 use hvdef::msr::*;
 use hvdef::synic::SimpSiefpRegister;
 use hvdef::HvStatus;
+use std::vec::Vec;
+
+use ipc::testing::{leaked_region, FakeInit, RecordingKernel};
 use ipc::{
     Channel, ChannelSet, Consumer, Handler, HandlerError, Init, InitError, IpcError, Kernel,
     MessageInfo, MessageRegisters, Perms, Queue, Region,
@@ -27,89 +25,30 @@ const STRANGER: Channel = Channel::new(3);
 
 type Pd = SynicPd<2, 2>;
 
-fn leak_region(words: usize, perms: Perms) -> Region<'static> {
-    let mem: &'static [AtomicU64] = Box::leak(
-        (0..words)
-            .map(|_| AtomicU64::new(0))
-            .collect::<Vec<_>>()
-            .into_boxed_slice(),
-    );
-    Region::from_atomics(mem, perms)
-}
-
-struct FakeInit {
-    regions: BTreeMap<&'static str, Region<'static>>,
-    vars: BTreeMap<&'static str, u64>,
-}
-
-impl FakeInit {
-    fn new() -> Self {
-        let qwords = Queue::<IrqEntry>::layout_size(IRQ_QUEUE_CAPACITY).unwrap() / 8;
-        let mut regions = BTreeMap::new();
-        regions.insert(GUEST_RAM, leak_region(4 * 512, Perms::RW));
-        regions.insert(IRQ_QUEUE, leak_region(qwords, Perms::RW));
-        let mut vars = BTreeMap::new();
-        vars.insert(VP_COUNT, 2);
-        vars.insert(GUEST_RAM_GPA, RAM_GPA);
-        vars.insert(VCPU_CHANNEL, VCPU.index() as u64);
-        vars.insert(MSR_CHANNELS, 1 << VCPU.index());
-        vars.insert(DELIVER_PV_CHANNELS, 1 << HVCALL.index());
-        vars.insert(
+/// synic-pd's grants in these tests: two VPs, RAM, the interrupt queue and one
+/// channel per role.
+fn fake_init() -> FakeInit {
+    let queue_bytes = Queue::<IrqEntry>::layout_size(IRQ_QUEUE_CAPACITY).unwrap();
+    FakeInit::new("synic")
+        .region(GUEST_RAM, leaked_region(4 * 4096))
+        .region(IRQ_QUEUE, leaked_region(queue_bytes))
+        .variable(VP_COUNT, 2)
+        .variable(GUEST_RAM_GPA, RAM_GPA)
+        .variable(VCPU_CHANNEL, VCPU.index() as u64)
+        .variable(MSR_CHANNELS, 1 << VCPU.index())
+        .variable(DELIVER_PV_CHANNELS, 1 << HVCALL.index())
+        .variable(
             DELIVER_HV_CHANNELS,
             1 << HVCALL.index() | 1 << HOSTRELAY.index(),
-        );
-        Self { regions, vars }
-    }
-
-    fn irq_consumer(&self) -> Consumer<'static, IrqEntry> {
-        Consumer::new(self.regions[IRQ_QUEUE], IRQ_QUEUE_CAPACITY).unwrap()
-    }
-
-    fn ram(&self) -> Region<'static> {
-        self.regions[GUEST_RAM]
-    }
+        )
 }
 
-impl Init for FakeInit {
-    fn region(&self, setvar: &'static str) -> Result<Region<'static>, InitError> {
-        self.regions
-            .get(setvar)
-            .copied()
-            .ok_or(InitError::MissingRegion(setvar))
-    }
-    fn variable(&self, name: &'static str) -> Result<u64, InitError> {
-        self.vars
-            .get(name)
-            .copied()
-            .ok_or(InitError::MissingVariable(name))
-    }
-    fn pd_name(&self) -> &str {
-        "synic"
-    }
+fn irq_consumer(init: &FakeInit) -> Consumer<'static, IrqEntry> {
+    Consumer::new(Init::region(init, IRQ_QUEUE).unwrap(), IRQ_QUEUE_CAPACITY).unwrap()
 }
 
-#[derive(Default)]
-struct FakeKernel {
-    notified: Vec<Channel>,
-}
-
-impl Kernel for FakeKernel {
-    fn notify(&mut self, ch: Channel) -> Result<(), IpcError> {
-        self.notified.push(ch);
-        Ok(())
-    }
-    fn pp_call(
-        &mut self,
-        ch: Channel,
-        _msg: MessageInfo,
-        _mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, IpcError> {
-        Err(IpcError::NotGranted(ch))
-    }
-    fn irq_ack(&mut self, ch: Channel) -> Result<(), IpcError> {
-        Err(IpcError::NotGranted(ch))
-    }
-    fn debug_puts(&mut self, _text: &str) {}
+fn ram(init: &FakeInit) -> Region<'static> {
+    Init::region(init, GUEST_RAM).unwrap()
 }
 
 /// A kernel whose channel to synic-pd calls straight into the handler, so the
@@ -117,7 +56,7 @@ impl Kernel for FakeKernel {
 struct Loopback<'a> {
     pd: &'a mut Pd,
     caller: Channel,
-    inner: FakeKernel,
+    inner: RecordingKernel,
 }
 
 impl Kernel for Loopback<'_> {
@@ -142,7 +81,7 @@ impl Kernel for Loopback<'_> {
 
 fn call(
     pd: &mut Pd,
-    k: &mut FakeKernel,
+    k: &mut RecordingKernel,
     ch: Channel,
     req: Request,
 ) -> Result<(MessageInfo, MessageRegisters), HandlerError> {
@@ -151,7 +90,13 @@ fn call(
     pd.protected(k, ch, msg, &mut mrs).map(|m| (m, mrs))
 }
 
-fn wrmsr(pd: &mut Pd, k: &mut FakeKernel, instance: Instance, msr: u32, value: u64) -> MsrStatus {
+fn wrmsr(
+    pd: &mut Pd,
+    k: &mut RecordingKernel,
+    instance: Instance,
+    msr: u32,
+    value: u64,
+) -> MsrStatus {
     let (m, _) = call(
         pd,
         k,
@@ -167,7 +112,13 @@ fn wrmsr(pd: &mut Pd, k: &mut FakeKernel, instance: Instance, msr: u32, value: u
     MsrStatus::from_label(m.label()).unwrap()
 }
 
-fn enable(pd: &mut Pd, k: &mut FakeKernel, instance: Instance, simp_page: u64, siefp_page: u64) {
+fn enable(
+    pd: &mut Pd,
+    k: &mut RecordingKernel,
+    instance: Instance,
+    simp_page: u64,
+    siefp_page: u64,
+) {
     let gpn = RAM_GPA >> 12;
     assert_eq!(
         wrmsr(
@@ -209,8 +160,8 @@ fn target(instance: Instance) -> SintTarget {
 
 #[test]
 fn init_reports_what_system_xml_got_wrong() {
-    let mut init = FakeInit::new();
-    init.vars.insert(VP_COUNT, 3);
+    let mut init = fake_init();
+    init = init.variable(VP_COUNT, 3);
     assert_eq!(
         Pd::init(&init).unwrap_err(),
         InitError::InvalidVariable {
@@ -218,20 +169,20 @@ fn init_reports_what_system_xml_got_wrong() {
             value: 3
         }
     );
-    init.vars.insert(VP_COUNT, 0);
+    init = init.variable(VP_COUNT, 0);
     assert!(matches!(
         Pd::init(&init),
         Err(InitError::InvalidVariable { .. })
     ));
-    init.vars.remove(VP_COUNT);
+    init = init.without_variable(VP_COUNT);
     assert_eq!(
         Pd::init(&init).unwrap_err(),
         InitError::MissingVariable(VP_COUNT)
     );
 
-    let mut init = FakeInit::new();
-    init.regions
-        .insert(GUEST_RAM, init.ram().restrict(Perms::R));
+    let mut init = fake_init();
+    let read_only = ram(&init).restrict(Perms::R);
+    init = init.region(GUEST_RAM, read_only);
     assert!(matches!(
         Pd::init(&init),
         Err(InitError::RegionPerms {
@@ -240,8 +191,8 @@ fn init_reports_what_system_xml_got_wrong() {
         })
     ));
 
-    let mut init = FakeInit::new();
-    init.regions.insert(IRQ_QUEUE, leak_region(8, Perms::RW));
+    let mut init = fake_init();
+    init = init.region(IRQ_QUEUE, leaked_region(64));
     assert!(matches!(
         Pd::init(&init),
         Err(InitError::RegionTooSmall {
@@ -250,8 +201,8 @@ fn init_reports_what_system_xml_got_wrong() {
         })
     ));
 
-    let mut init = FakeInit::new();
-    init.vars.insert(VCPU_CHANNEL, 62);
+    let mut init = fake_init();
+    init = init.variable(VCPU_CHANNEL, 62);
     assert!(matches!(
         Pd::init(&init),
         Err(InitError::InvalidVariable {
@@ -260,8 +211,8 @@ fn init_reports_what_system_xml_got_wrong() {
         })
     ));
 
-    let mut init = FakeInit::new();
-    init.vars.insert(MSR_CHANNELS, 1 << 62);
+    let mut init = fake_init();
+    init = init.variable(MSR_CHANNELS, 1 << 62);
     assert!(matches!(
         Pd::init(&init),
         Err(InitError::InvalidVariable {
@@ -270,22 +221,21 @@ fn init_reports_what_system_xml_got_wrong() {
         })
     ));
 
-    let mut init = FakeInit::new();
-    init.regions
-        .insert(GUEST_SHARED, leak_region(512, Perms::RW));
+    let mut init = fake_init();
+    init = init.region(GUEST_SHARED, leaked_region(4096));
     assert_eq!(
         Pd::init(&init).unwrap_err(),
         InitError::MissingVariable(GUEST_SHARED_GPA)
     );
-    init.vars.insert(GUEST_SHARED_GPA, 1 << 40);
+    init = init.variable(GUEST_SHARED_GPA, 1 << 40);
     assert!(Pd::init(&init).is_ok());
 }
 
 #[test]
 fn each_channel_may_only_do_its_role() {
-    let init = FakeInit::new();
+    let init = fake_init();
     let mut pd = Pd::init(&init).unwrap();
-    let mut k = FakeKernel::default();
+    let mut k = RecordingKernel::default();
     let msg = HvMessage::new(HvMessageType::VMBUS, 0, b"x").unwrap();
     let rd = Request::ReadMsr {
         vp: 0,
@@ -330,9 +280,9 @@ fn each_channel_may_only_do_its_role() {
 
 #[test]
 fn malformed_requests_are_bad_requests() {
-    let init = FakeInit::new();
+    let init = fake_init();
     let mut pd = Pd::init(&init).unwrap();
-    let mut k = FakeKernel::default();
+    let mut k = RecordingKernel::default();
     let mut mrs = MessageRegisters::new();
     let bad = |label| HandlerError::BadRequest {
         channel: VCPU,
@@ -408,9 +358,9 @@ fn malformed_requests_are_bad_requests() {
 
 #[test]
 fn msr_replies_carry_gp_and_not_synic() {
-    let init = FakeInit::new();
+    let init = fake_init();
     let mut pd = Pd::init(&init).unwrap();
-    let mut k = FakeKernel::default();
+    let mut k = RecordingKernel::default();
     assert_eq!(
         wrmsr(&mut pd, &mut k, Instance::PARAVISOR, HV_X64_MSR_SVERSION, 1),
         MsrStatus::Gp
@@ -442,14 +392,14 @@ fn msr_replies_carry_gp_and_not_synic() {
 
 #[test]
 fn the_api_clients_round_trip_through_the_handler() {
-    let init = FakeInit::new();
+    let init = fake_init();
     let mut pd = Pd::init(&init).unwrap();
-    let mut k = FakeKernel::default();
+    let mut k = RecordingKernel::default();
     enable(&mut pd, &mut k, Instance::PARAVISOR, 0, 1);
     let mut lb = Loopback {
         pd: &mut pd,
         caller: HVCALL,
-        inner: FakeKernel::default(),
+        inner: RecordingKernel::default(),
     };
     let msg = HvMessage::new(HvMessageType::VMBUS, 5, b"abc").unwrap();
     assert_eq!(
@@ -504,16 +454,16 @@ fn the_api_clients_round_trip_through_the_handler() {
     );
     // The message is in guest RAM where the SIMP points.
     let mut buf = [0u8; 3];
-    init.ram().read_bytes(2 * 256 + 16, &mut buf).unwrap();
+    ram(&init).read_bytes(2 * 256 + 16, &mut buf).unwrap();
     assert_eq!(&buf, b"abc");
 }
 
 #[test]
 fn interrupts_reach_the_queue_and_the_vcpu_is_notified_only_when_it_asked() {
-    let init = FakeInit::new();
+    let init = fake_init();
     let mut pd = Pd::init(&init).unwrap();
-    let mut k = FakeKernel::default();
-    let mut irqs = init.irq_consumer();
+    let mut k = RecordingKernel::default();
+    let mut irqs = irq_consumer(&init);
     enable(&mut pd, &mut k, Instance::PARAVISOR, 0, 1);
     call(
         &mut pd,
@@ -550,10 +500,10 @@ fn interrupts_reach_the_queue_and_the_vcpu_is_notified_only_when_it_asked() {
 
 #[test]
 fn a_full_interrupt_queue_coalesces_and_drains_when_the_vcpu_makes_room() {
-    let init = FakeInit::new();
+    let init = fake_init();
     let mut pd = Pd::init(&init).unwrap();
-    let mut k = FakeKernel::default();
-    let mut irqs = init.irq_consumer();
+    let mut k = RecordingKernel::default();
+    let mut irqs = irq_consumer(&init);
     enable(&mut pd, &mut k, Instance::PARAVISOR, 0, 1);
     let extra = 40;
     for flag in 0..IRQ_QUEUE_CAPACITY + extra {
@@ -622,19 +572,19 @@ mod prop {
 
 #[test]
 fn kind_masks_keep_a_signaller_out_of_the_message_slots() {
-    let mut init = FakeInit::new();
+    let mut init = fake_init();
     // HVCALL may do both; HOSTRELAY (a VSP here) only sets event flags.
-    init.vars.insert(
+    init = init.variable(
         DELIVER_PV_CHANNELS,
         1 << HVCALL.index() | 1 << HOSTRELAY.index(),
     );
-    init.vars.insert(POST_CHANNELS, 1 << HVCALL.index());
-    init.vars.insert(
+    init = init.variable(POST_CHANNELS, 1 << HVCALL.index());
+    init = init.variable(
         SIGNAL_CHANNELS,
         1 << HVCALL.index() | 1 << HOSTRELAY.index(),
     );
     let mut pd = Pd::init(&init).unwrap();
-    let mut k = FakeKernel::default();
+    let mut k = RecordingKernel::default();
     enable(&mut pd, &mut k, Instance::PARAVISOR, 0, 1);
     let message = HvMessage::new(HvMessageType(1), 0, b"hi").unwrap();
     let post = |message| Request::PostMessage {
@@ -653,7 +603,7 @@ fn kind_masks_keep_a_signaller_out_of_the_message_slots() {
     assert!(call(&mut pd, &mut k, HVCALL, post(message)).is_ok());
     assert!(call(&mut pd, &mut k, HVCALL, signal).is_ok());
     // A bad mask stops the PD instead of granting more than meant.
-    init.vars.insert(SIGNAL_CHANNELS, 1 << 62);
+    init = init.variable(SIGNAL_CHANNELS, 1 << 62);
     assert!(matches!(
         Pd::init(&init),
         Err(InitError::InvalidVariable {
@@ -665,13 +615,13 @@ fn kind_masks_keep_a_signaller_out_of_the_message_slots() {
 
 #[test]
 fn a_refused_poster_is_woken_when_the_guest_writes_eom() {
-    let mut init = FakeInit::new();
-    init.vars.insert(
+    let mut init = fake_init();
+    init = init.variable(
         DELIVER_PV_CHANNELS,
         1 << HVCALL.index() | 1 << HOSTRELAY.index(),
     );
     let mut pd = Pd::init(&init).unwrap();
-    let mut k = FakeKernel::default();
+    let mut k = RecordingKernel::default();
     enable(&mut pd, &mut k, Instance::PARAVISOR, 0, 1);
     let message = HvMessage::new(HvMessageType(1), 0, b"hi").unwrap();
     let post = || Request::PostMessage {
@@ -687,7 +637,7 @@ fn a_refused_poster_is_woken_when_the_guest_writes_eom() {
     assert_eq!(statuses[3], HvStatus::INSUFFICIENT_BUFFERS, "{statuses:?}");
     k.notified.clear();
     // Any other MSR write wakes it too; EOM is the one that frees room.
-    let ram = init.ram();
+    let ram = ram(&init);
     ram.write(2 * 256, &0u32).unwrap();
     assert_eq!(
         wrmsr(&mut pd, &mut k, Instance::PARAVISOR, HV_X64_MSR_EOM, 0),
