@@ -3,53 +3,22 @@
 //! shows up as "nobody has a pending notification but the client is not done".
 
 use super::*;
-use core::sync::atomic::AtomicU64;
+use ipc::testing::{leaked_region, FakeInit};
 use ipc::{IpcError, MessageInfo, MessageRegisters};
-use std::boxed::Box;
-use std::vec::Vec;
 
-struct FakeInit {
-    request: Region<'static>,
-    reply: Region<'static>,
+fn queue_bytes() -> usize {
+    Queue::<u64>::layout_size(CAPACITY).unwrap()
 }
 
-fn region(words: usize, perms: Perms) -> Region<'static> {
-    let mem: &'static [AtomicU64] = Box::leak(
-        (0..words)
-            .map(|_| AtomicU64::new(0))
-            .collect::<Vec<_>>()
-            .into_boxed_slice(),
-    );
-    Region::from_atomics(mem, perms)
+/// Both PDs see the same request and reply queues, as system.xml maps them.
+fn with_regions(request: Region<'static>, reply: Region<'static>) -> FakeInit {
+    FakeInit::new("test")
+        .region(REQUEST_REGION, request)
+        .region(REPLY_REGION, reply)
 }
 
-fn queue_words() -> usize {
-    Queue::<u64>::layout_size(CAPACITY).unwrap() / 8
-}
-
-impl FakeInit {
-    fn new() -> Self {
-        Self {
-            request: region(queue_words(), Perms::RW),
-            reply: region(queue_words(), Perms::RW),
-        }
-    }
-}
-
-impl Init for FakeInit {
-    fn region(&self, setvar: &'static str) -> Result<Region<'static>, InitError> {
-        match setvar {
-            REQUEST_REGION => Ok(self.request),
-            REPLY_REGION => Ok(self.reply),
-            _ => Err(InitError::MissingRegion(setvar)),
-        }
-    }
-    fn variable(&self, name: &'static str) -> Result<u64, InitError> {
-        Err(InitError::MissingVariable(name))
-    }
-    fn pd_name(&self) -> &str {
-        "test"
-    }
+fn fake_init() -> FakeInit {
+    with_regions(leaked_region(queue_bytes()), leaked_region(queue_bytes()))
 }
 
 #[derive(Default)]
@@ -87,7 +56,7 @@ fn peer() -> ChannelSet {
 
 /// Runs the pair to completion; returns (notifications client->server, server->client).
 fn run_pair(count: u64) -> (u64, u64) {
-    let init = FakeInit::new();
+    let init = fake_init();
     let mut client = Client::new(&init, count).unwrap();
     let mut server = Server::new(&init).unwrap();
     let (mut ck, mut sk) = (FakeKernel::default(), FakeKernel::default());
@@ -116,7 +85,7 @@ fn every_number_comes_back_once_in_order() {
 
 #[test]
 fn the_client_may_start_before_the_server() {
-    let init = FakeInit::new();
+    let init = fake_init();
     let mut client = Client::new(&init, 5000).unwrap();
     let mut server = Server::new(&init).unwrap();
     let (mut ck, mut sk) = (FakeKernel::default(), FakeKernel::default());
@@ -153,13 +122,15 @@ fn signal_avoidance_keeps_notifications_per_batch_not_per_message() {
 
 #[test]
 fn a_lost_or_reordered_reply_is_caught() {
-    let init = FakeInit::new();
+    let init = fake_init();
     let mut client = Client::new(&init, 10).unwrap();
     let mut ck = FakeKernel::default();
     client.start(&mut ck).unwrap();
     // A server that drops request 0 and echoes the rest.
-    let mut requests = Consumer::<u64>::new(init.request, CAPACITY).unwrap();
-    let mut replies = Producer::<u64>::new(init.reply, CAPACITY).unwrap();
+    let mut requests =
+        Consumer::<u64>::new(Init::region(&init, REQUEST_REGION).unwrap(), CAPACITY).unwrap();
+    let mut replies =
+        Producer::<u64>::new(Init::region(&init, REPLY_REGION).unwrap(), CAPACITY).unwrap();
     let mut buf = [0u64; 16];
     let n = requests.dequeue_batch(&mut buf).unwrap();
     assert_eq!(n, 10);
@@ -179,10 +150,7 @@ fn a_lost_or_reordered_reply_is_caught() {
 
 #[test]
 fn misconfigured_regions_are_init_errors() {
-    let small = FakeInit {
-        request: region(8, Perms::RW),
-        reply: region(queue_words(), Perms::RW),
-    };
+    let small = with_regions(leaked_region(64), leaked_region(queue_bytes()));
     assert!(matches!(
         Client::new(&small, 1),
         Err(InitError::RegionTooSmall {
@@ -190,10 +158,10 @@ fn misconfigured_regions_are_init_errors() {
             ..
         })
     ));
-    let read_only = FakeInit {
-        request: region(queue_words(), Perms::R),
-        reply: region(queue_words(), Perms::RW),
-    };
+    let read_only = with_regions(
+        leaked_region(queue_bytes()).restrict(Perms::R),
+        leaked_region(queue_bytes()),
+    );
     assert_eq!(
         Server::new(&read_only).unwrap_err(),
         InitError::RegionPerms {
@@ -205,7 +173,7 @@ fn misconfigured_regions_are_init_errors() {
 
 #[test]
 fn notifications_on_other_channels_are_refused() {
-    let init = FakeInit::new();
+    let init = fake_init();
     let mut server = Server::new(&init).unwrap();
     let other: ChannelSet = [Channel::new(5)].into_iter().collect();
     assert_eq!(
