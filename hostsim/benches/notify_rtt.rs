@@ -130,6 +130,7 @@ fn hostsim_rtt(xml: &str, timer_pd: &str, rounds: u64) -> Duration {
         timeout: Some(Duration::from_secs(120)),
         echo: false,
         env: vec![(ROUNDS.into(), rounds.to_string().into())],
+        region_files: vec![],
     };
     let outcome = Simulation::launch(&system, &opts)
         .and_then(Simulation::wait)

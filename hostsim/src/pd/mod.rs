@@ -54,10 +54,11 @@ where
     if let Err(e) = fault::install(config.fault_fd) {
         die(&name, &format!("cannot install fault handlers: {e}"));
     }
-    let regions = match map_regions(&config.regions) {
+    let (regions, files) = match map_regions(&config.regions) {
         Ok(r) => r,
         Err(e) => die(&name, &e),
     };
+    set_region_files(Some(files));
     let host_init = HostInit {
         name: name.clone(),
         regions,
@@ -66,7 +67,10 @@ where
     // close-on-exec on exactly them; nothing else in this process owns them.
     let take = |fd: RawFd| unsafe { OwnedFd::from_raw_fd(fd) };
     let mut kernel = HostKernel::new(name.clone(), &config.channels, take);
-    let handler = match init(&host_init, &mut kernel) {
+    let handler = init(&host_init, &mut kernel);
+    // After init the mappings are all the PD keeps (see region_file).
+    set_region_files(None);
+    let handler = match handler {
         Ok(h) => h,
         Err(e) => die(&name, &format!("init failed: {e}")),
     };
@@ -134,9 +138,34 @@ fn prot(perms: ipc::Perms) -> libc::c_int {
     p
 }
 
-/// Maps every granted region and closes its descriptor, so the mapping (with its
-/// permissions) is all the PD keeps of it.
-fn map_regions(grants: &[RegionGrant]) -> Result<Vec<Mapped>, String> {
+/// Descriptors of the granted regions, by `setvar_vaddr` name, while `init` runs.
+static REGION_FILES: std::sync::Mutex<Option<Vec<(String, OwnedFd)>>> = std::sync::Mutex::new(None);
+
+fn set_region_files(files: Option<Vec<(String, OwnedFd)>>) {
+    let mut slot = REGION_FILES.lock().unwrap_or_else(|e| e.into_inner());
+    *slot = files;
+}
+
+/// Host-only: the file behind the region this PD was granted under `setvar`, for a
+/// PD whose host build does file I/O on it (storvsp's disk: pread/pwrite, fsync,
+/// hole punching) instead of going through the mapping. It is the same object the
+/// mapping shows, opened with the same rights (read-only for an `r` grant), so it
+/// grants nothing system.xml did not: a memfd normally, or the host file the
+/// supervisor was told to back the region with (`SimOptions::region_files`).
+///
+/// Only during the PD's `init` (afterwards `None`): from then on the mappings
+/// are all a PD holds, and what it took here is all it keeps.
+pub fn region_file(setvar: &str) -> Option<std::fs::File> {
+    let slot = REGION_FILES.lock().unwrap_or_else(|e| e.into_inner());
+    let (_, fd) = slot.as_ref()?.iter().find(|(name, _)| name == setvar)?;
+    fd.try_clone().ok().map(std::fs::File::from)
+}
+
+type RegionFiles = Vec<(String, OwnedFd)>;
+
+/// Maps every granted region; the descriptors are closed except one per named
+/// region, kept for [`region_file`] until `init` returns.
+fn map_regions(grants: &[RegionGrant]) -> Result<(Vec<Mapped>, RegionFiles), String> {
     // One descriptor may back several maps (a region mapped twice), so ownership is
     // taken once per distinct descriptor.
     let mut fds: Vec<RawFd> = grants.iter().map(|g| g.fd).collect();
@@ -149,6 +178,7 @@ fn map_regions(grants: &[RegionGrant]) -> Result<Vec<Mapped>, String> {
         .map(|&fd| unsafe { OwnedFd::from_raw_fd(fd) })
         .collect();
     let mut out = Vec::with_capacity(grants.len());
+    let mut files = Vec::new();
     for g in grants {
         let fd = fds
             .binary_search(&g.fd)
@@ -161,12 +191,18 @@ fn map_regions(grants: &[RegionGrant]) -> Result<Vec<Mapped>, String> {
                 g.mr, g.vaddr, g.size
             )
         })?;
+        if let Some(setvar) = &g.setvar {
+            let dup = fd
+                .try_clone()
+                .map_err(|e| format!("region '{}': {e}", g.mr))?;
+            files.push((setvar.clone(), dup));
+        }
         out.push(Mapped { grant: g.clone() });
     }
-    // The mappings are all the PD keeps: without the descriptor it cannot map the
-    // region again, with other rights or at another place.
+    // Once init is done the mappings are all the PD keeps: without the descriptor
+    // it cannot map the region again, with other rights or at another place.
     drop(owned);
-    Ok(out)
+    Ok((out, files))
 }
 
 const PP_TOKEN: u64 = 1 << 32;

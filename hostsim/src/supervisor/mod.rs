@@ -40,6 +40,10 @@ pub struct SimOptions {
     pub echo: bool,
     /// Environment for every PD; PDs otherwise start with an empty environment.
     pub env: Vec<(OsString, OsString)>,
+    /// Memory regions backed by a host file instead of a fresh memfd, by region
+    /// name: a disk image stays on the host after the run. The file must exist with
+    /// exactly the region's size; PDs get it with the perms their maps grant.
+    pub region_files: Vec<(String, PathBuf)>,
 }
 
 impl Default for SimOptions {
@@ -49,6 +53,7 @@ impl Default for SimOptions {
             timeout: None,
             echo: true,
             env: Vec::new(),
+            region_files: Vec::new(),
         }
     }
 }
@@ -270,7 +275,7 @@ impl Simulation {
     /// the returned value is dropped; call it from the thread that will outlive them
     /// (a PD is killed when the thread that spawned it exits).
     pub fn launch(system: &sdf::System, opts: &SimOptions) -> Result<Self, SimError> {
-        let plans = plan::plan(system)?;
+        let plans = plan::plan(system, &opts.region_files)?;
         let system_dir = system
             .file
             .parent()

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use ipc::Perms;
@@ -48,7 +49,11 @@ fn to_ipc(p: sdf::Perms) -> Perms {
 type MemObject = (Rc<OwnedFd>, Option<Rc<OwnedFd>>, u64);
 
 /// Creates every object and each PD's config; nothing is spawned yet.
-pub fn plan(system: &sdf::System) -> Result<Vec<PdPlan>, SimError> {
+/// `region_files` names regions backed by a host file instead of a memfd.
+pub fn plan(
+    system: &sdf::System,
+    region_files: &[(String, PathBuf)],
+) -> Result<Vec<PdPlan>, SimError> {
     let pds = system.all_pds();
     for pd in &pds {
         if !pd.children.is_empty() || pd.child_id.is_some() {
@@ -69,6 +74,19 @@ pub fn plan(system: &sdf::System) -> Result<Vec<PdPlan>, SimError> {
         }
     }
 
+    for (name, path) in region_files {
+        if !system.memory_regions.iter().any(|mr| mr.name == *name) {
+            return Err(invalid(format!(
+                "--region-file {name}={}: the system has no memory region '{name}'",
+                path.display()
+            )));
+        }
+        if region_files.iter().filter(|(n, _)| n == name).count() > 1 {
+            return Err(invalid(format!(
+                "--region-file names region '{name}' more than once"
+            )));
+        }
+    }
     let mut memfds: HashMap<&str, MemObject> = HashMap::new();
     for mr in &system.memory_regions {
         if !is_token(&mr.name) {
@@ -80,10 +98,13 @@ pub fn plan(system: &sdf::System) -> Result<Vec<PdPlan>, SimError> {
         if mr.size == 0 {
             return Err(invalid(format!("memory region '{}' has size 0", mr.name)));
         }
-        let fd = sys::memfd(&mr.name, mr.size).map_err(os(format!(
-            "creating memory region '{}' ({:#x} bytes)",
-            mr.name, mr.size
-        )))?;
+        let fd = match region_files.iter().find(|(n, _)| *n == mr.name) {
+            Some((_, path)) => region_file(&mr.name, mr.size, path)?,
+            None => sys::memfd(&mr.name, mr.size).map_err(os(format!(
+                "creating memory region '{}' ({:#x} bytes)",
+                mr.name, mr.size
+            )))?,
+        };
         if memfds
             .insert(&mr.name, (Rc::new(fd), None, mr.size))
             .is_some()
@@ -226,4 +247,36 @@ pub fn plan(system: &sdf::System) -> Result<Vec<PdPlan>, SimError> {
         }
     }
     Ok(plans)
+}
+
+/// Opens the host file that backs region `name` (read-write: PDs granted `r` get a
+/// read-only reopening, as with a memfd). Its size must be the region's: a shorter
+/// file would turn accesses past its end into SIGBUS, a longer one would hide data.
+fn region_file(name: &str, size: u64, path: &Path) -> Result<OwnedFd, SimError> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(os(format!(
+            "region '{name}': cannot open {} read-write",
+            path.display()
+        )))?;
+    let meta = file
+        .metadata()
+        .map_err(os(format!("region '{name}': {}", path.display())))?;
+    if !meta.is_file() {
+        return Err(invalid(format!(
+            "region '{name}': {} is not a regular file",
+            path.display()
+        )));
+    }
+    if meta.len() != size {
+        return Err(invalid(format!(
+            "region '{name}' is {size:#x} bytes but {} is {:#x} bytes (make the file exactly the region's size, e.g. truncate -s {size} {})",
+            path.display(),
+            meta.len(),
+            path.display()
+        )));
+    }
+    Ok(OwnedFd::from(file))
 }

@@ -15,6 +15,7 @@ extern crate std;
 
 pub mod backend;
 pub mod channel;
+pub mod config;
 pub mod guest_mem;
 #[cfg(feature = "std")]
 pub mod harness;

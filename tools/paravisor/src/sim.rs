@@ -20,6 +20,20 @@ pub struct Args {
     /// and before the directory of this executable. Repeatable.
     #[arg(long = "search-path", value_name = "DIR")]
     pub search_paths: Vec<PathBuf>,
+    /// Back memory region NAME with the host file PATH (which must have exactly
+    /// the region's size) instead of fresh memory, e.g. a disk image:
+    /// `--region-file disk0=disk.img`. Repeatable.
+    #[arg(long = "region-file", value_name = "NAME=PATH", value_parser = parse_region_file)]
+    pub region_files: Vec<(String, PathBuf)>,
+}
+
+fn parse_region_file(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+            Ok((name.to_string(), PathBuf::from(path)))
+        }
+        _ => Err(format!("{s:?}: expected NAME=PATH, e.g. disk0=disk.img")),
+    }
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
@@ -29,6 +43,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let opts = SimOptions {
         search_paths,
         timeout: args.timeout.map(Duration::from_secs),
+        region_files: args.region_files,
         ..SimOptions::default()
     };
     let sim = Simulation::launch(&system, &opts).map_err(|e| Failure::msg(e.to_string()))?;

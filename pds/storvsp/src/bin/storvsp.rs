@@ -1,56 +1,50 @@
 //! host-sim entry point of the storvsp PD.
 //!
-//! Channel ids are this PD's build-time configuration; the system description must
-//! give storvsp these ids:
-//!
-//! | id | peer         | role                                                     |
-//! |----|--------------|----------------------------------------------------------|
-//! | 0  | vmbus-server | calls us ([`vmbus_server::vsp`]); we notify on offer changes |
-//! | 1  | hvcall-pd    | we call it (signal connection registration); it notifies on guest signals |
-//! | 2  | synic-pd     | we call it (SIGNAL_EVENT to interrupt the guest)          |
+//! Channel ids and region names: [`storvsp::config::build`].
 //!
 //! Regions: `guest_ram` (rw, guest RAM from GPA 0), `gpadl_window` (r), and `disk`
-//! (rw) unless `STORVSP_IMAGE` names a disk image file, which is then the disk.
+//! (rw). On the host the disk is file I/O on the object behind `disk`
+//! ([`hostsim::region_file`]): pread/pwrite, fdatasync for SYNCHRONIZE CACHE and
+//! hole punching for UNMAP. That object is a memfd (a RAM disk) unless the
+//! supervisor backs the region with an image file (`paravisor sim
+//! --region-file <mr>=disk.img`).
 
-use ipc::{Init, InitError, Region};
+use ipc::{Init, InitError, WithVariables};
+use storvsp::config::build;
 use storvsp::pd::{self, StorvspPd};
 use storvsp::FileBackend;
 
-struct WithConstants<'a> {
-    runtime: &'a dyn Init,
-}
-
-impl Init for WithConstants<'_> {
-    fn region(&self, setvar: &'static str) -> Result<Region<'static>, InitError> {
-        self.runtime.region(setvar)
-    }
-    fn variable(&self, name: &'static str) -> Result<u64, InitError> {
-        match name {
-            pd::VMBUS_CHANNEL => Ok(0),
-            pd::HVCALL_CHANNEL => Ok(1),
-            pd::SYNIC_CHANNEL => Ok(2),
-            pd::GUEST_RAM_GPA => Ok(0),
-            _ => self.runtime.variable(name),
-        }
-    }
-    fn pd_name(&self) -> &str {
-        self.runtime.pd_name()
-    }
-}
-
 fn main() {
     hostsim::run(|init, _kernel| {
-        let init = WithConstants { runtime: init };
-        let backend = match std::env::var_os("STORVSP_IMAGE") {
-            Some(path) => match FileBackend::open(&path, false) {
-                Ok(b) => Some(Box::new(b) as Box<dyn storvsp::Backend + Send>),
-                Err(e) => {
-                    eprintln!("storvsp: cannot open {}: {e}", path.to_string_lossy());
-                    return Err(InitError::MissingRegion(pd::DISK));
-                }
-            },
+        let init = WithVariables::new(init, &build::VARIABLES);
+        // The grant itself must be there and writable, whichever way we reach it.
+        let disk = init.region(pd::DISK)?;
+        if !disk.perms().covers(ipc::Perms::RW) {
+            return Err(InitError::RegionPerms {
+                name: pd::DISK,
+                needed: ipc::Perms::RW,
+            });
+        }
+        let backend = match hostsim::region_file(pd::DISK).map(|f| FileBackend::from_file(f, false))
+        {
+            Some(Ok(b)) => Some(Box::new(b) as Box<dyn storvsp::Backend + Send>),
+            Some(Err(e)) => {
+                eprintln!("storvsp: the disk region's file: {e}");
+                return Err(InitError::MissingRegion(pd::DISK));
+            }
+            // No file behind it: the mapping is the disk.
             None => None,
         };
-        StorvspPd::init(&init, backend)
+        let how = if backend.is_some() {
+            "file I/O on the region's backing object"
+        } else {
+            "through the mapping"
+        };
+        let vsp = StorvspPd::init(&init, backend)?;
+        println!(
+            "storvsp: disk of {} blocks of 512 bytes, {how}",
+            disk.len() / 512
+        );
+        Ok(vsp)
     })
 }
