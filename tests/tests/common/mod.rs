@@ -44,6 +44,8 @@ pub fn bin_dir() -> &'static Path {
             "echo-vsp",
             "-p",
             "guest-sim",
+            "-p",
+            "storvsp",
         ])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .env("CARGO_TARGET_DIR", &target_dir);
@@ -71,6 +73,7 @@ pub fn options(timeout_secs: u64, env: &[(&str, &str)]) -> SimOptions {
         timeout: Some(Duration::from_secs(timeout_secs)),
         echo: true,
         env: env.iter().map(|(k, v)| (k.into(), v.into())).collect(),
+        region_files: Vec::new(),
     }
 }
 
