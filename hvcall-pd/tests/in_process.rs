@@ -6,9 +6,6 @@
 // Test harness code: a panic here is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU64;
-
 use hvcall_pd::api::{self, MsrReply, RegisterStatus, Registration, RouteKind};
 use hvcall_pd::pd::{self as hv, HvcallPd};
 use hvcall_pd::{HostCall, HypercallRequest, Outcome, ServiceMessage};
@@ -18,9 +15,10 @@ use hvdef::hypercall::{
 use hvdef::msr::*;
 use hvdef::synic::{SimpSiefpRegister, SintRegister};
 use hvdef::{Control, HvStatus, HypercallCode, HypercallResult, Vtl, HV_PARTITION_ID_SELF};
+use ipc::testing::{leaked_region, FakeInit, RecordingKernel};
 use ipc::{
-    Channel, ChannelSet, Consumer, Handler, HandlerError, Init, InitError, IpcError, Kernel,
-    MessageInfo, MessageRegisters, Perms, Queue, Region,
+    Channel, ChannelSet, Consumer, Handler, HandlerError, InitError, IpcError, Kernel, MessageInfo,
+    MessageRegisters, Queue, Region,
 };
 use synic_pd::api::IrqEntry;
 use synic_pd::pd::{self as sy, SynicPd};
@@ -44,39 +42,6 @@ const IN: u64 = 0x3000;
 const SIMP: u64 = 0x8000;
 const SIEFP: u64 = 0x9000;
 
-fn leak(words: usize) -> Region<'static> {
-    let mem: &'static [AtomicU64] = Box::leak(
-        (0..words)
-            .map(|_| AtomicU64::new(0))
-            .collect::<Vec<_>>()
-            .into_boxed_slice(),
-    );
-    Region::from_atomics(mem, Perms::RW)
-}
-
-struct FakeInit {
-    regions: BTreeMap<&'static str, Region<'static>>,
-    vars: BTreeMap<&'static str, u64>,
-}
-
-impl Init for FakeInit {
-    fn region(&self, setvar: &'static str) -> Result<Region<'static>, InitError> {
-        self.regions
-            .get(setvar)
-            .copied()
-            .ok_or(InitError::MissingRegion(setvar))
-    }
-    fn variable(&self, name: &'static str) -> Result<u64, InitError> {
-        self.vars
-            .get(name)
-            .copied()
-            .ok_or(InitError::MissingVariable(name))
-    }
-    fn pd_name(&self) -> &str {
-        "test"
-    }
-}
-
 struct Memory {
     ram: Region<'static>,
     shared: Region<'static>,
@@ -87,86 +52,58 @@ struct Memory {
 impl Memory {
     fn new() -> Self {
         Self {
-            ram: leak(RAM_PAGES * 512),
-            shared: leak(4 * 512),
-            irq: leak(Queue::<IrqEntry>::layout_size(sy::IRQ_QUEUE_CAPACITY).unwrap() / 8),
-            service: leak(
-                Queue::<ServiceMessage>::layout_size(hv::SERVICE_QUEUE_CAPACITY).unwrap() / 8,
+            ram: leaked_region(RAM_PAGES * 4096),
+            shared: leaked_region(4 * 4096),
+            irq: leaked_region(Queue::<IrqEntry>::layout_size(sy::IRQ_QUEUE_CAPACITY).unwrap()),
+            service: leaked_region(
+                Queue::<ServiceMessage>::layout_size(hv::SERVICE_QUEUE_CAPACITY).unwrap(),
             ),
         }
     }
 
     fn hvcall_init(&self) -> FakeInit {
-        let mut regions = BTreeMap::new();
-        regions.insert(hv::GUEST_RAM, self.ram);
-        regions.insert(hv::GUEST_SHARED, self.shared);
-        regions.insert(hv::SERVICE_QUEUE_REGIONS[0], self.service);
-        let vars = BTreeMap::from([
-            (hv::GUEST_RAM_GPA, 0),
-            (hv::GUEST_SHARED_GPA, SHARED_GPA),
-            (hv::VP_COUNT, 2),
-            (hv::ISOLATION, 2),
-            (hv::SHARED_GPA_BOUNDARY, SHARED_GPA),
-            (hv::CONFIDENTIAL_VMBUS, 1),
-            (hv::MAX_GUEST_VTL, 1),
-            (hv::SYNIC_CHANNEL, H_SYNIC.index() as u64),
-            (hv::HOST_CHANNEL, H_HOST.index() as u64),
-            (hv::VCPU_CHANNELS, 1 << H_VCPU.index()),
-            (hv::SYNIC_PORT_CHANNELS, 1 << H_VMBUS.index()),
-            (hv::HOST_ROUTE_CHANNELS, 1 << H_RELAY.index()),
-            (hv::SERVICE_CHANNEL_VARS[0], H_VMBUS.index() as u64),
-            (hv::SERVICE_CHANNEL_VARS[1], H_VSP.index() as u64),
-            (
+        FakeInit::new("test")
+            .region(hv::GUEST_RAM, self.ram)
+            .region(hv::GUEST_SHARED, self.shared)
+            .region(hv::SERVICE_QUEUE_REGIONS[0], self.service)
+            .variable(hv::GUEST_RAM_GPA, 0)
+            .variable(hv::GUEST_SHARED_GPA, SHARED_GPA)
+            .variable(hv::VP_COUNT, 2)
+            .variable(hv::ISOLATION, 2)
+            .variable(hv::SHARED_GPA_BOUNDARY, SHARED_GPA)
+            .variable(hv::CONFIDENTIAL_VMBUS, 1)
+            .variable(hv::MAX_GUEST_VTL, 1)
+            .variable(hv::SYNIC_CHANNEL, H_SYNIC.index() as u64)
+            .variable(hv::HOST_CHANNEL, H_HOST.index() as u64)
+            .variable(hv::VCPU_CHANNELS, 1 << H_VCPU.index())
+            .variable(hv::SYNIC_PORT_CHANNELS, 1 << H_VMBUS.index())
+            .variable(hv::HOST_ROUTE_CHANNELS, 1 << H_RELAY.index())
+            .variable(hv::SERVICE_CHANNEL_VARS[0], H_VMBUS.index() as u64)
+            .variable(hv::SERVICE_CHANNEL_VARS[1], H_VSP.index() as u64)
+            .variable(
                 hv::SERVICE_CONNECTION_VARS[1],
                 hv::connection_range(0x2001, 0x27FF),
-            ),
-        ]);
-        FakeInit { regions, vars }
+            )
     }
 
     fn synic_init(&self) -> FakeInit {
-        let regions = BTreeMap::from([(sy::GUEST_RAM, self.ram), (sy::IRQ_QUEUE, self.irq)]);
-        let vars = BTreeMap::from([
-            (sy::VP_COUNT, 2),
-            (sy::GUEST_RAM_GPA, 0),
-            (sy::VCPU_CHANNEL, S_VCPU.index() as u64),
-            (sy::MSR_CHANNELS, 1 << S_VCPU.index()),
-            (sy::DELIVER_PV_CHANNELS, 1 << S_HVCALL.index()),
-            (sy::DELIVER_HV_CHANNELS, 1 << S_HVCALL.index()),
-        ]);
-        FakeInit { regions, vars }
+        FakeInit::new("test")
+            .region(sy::GUEST_RAM, self.ram)
+            .region(sy::IRQ_QUEUE, self.irq)
+            .variable(sy::VP_COUNT, 2)
+            .variable(sy::GUEST_RAM_GPA, 0)
+            .variable(sy::VCPU_CHANNEL, S_VCPU.index() as u64)
+            .variable(sy::MSR_CHANNELS, 1 << S_VCPU.index())
+            .variable(sy::DELIVER_PV_CHANNELS, 1 << S_HVCALL.index())
+            .variable(sy::DELIVER_HV_CHANNELS, 1 << S_HVCALL.index())
     }
-}
-
-#[derive(Default)]
-struct Recorder {
-    notified: Vec<Channel>,
-}
-
-impl Kernel for Recorder {
-    fn notify(&mut self, ch: Channel) -> Result<(), IpcError> {
-        self.notified.push(ch);
-        Ok(())
-    }
-    fn pp_call(
-        &mut self,
-        ch: Channel,
-        _: MessageInfo,
-        _: &mut MessageRegisters,
-    ) -> Result<MessageInfo, IpcError> {
-        Err(IpcError::NotGranted(ch))
-    }
-    fn irq_ack(&mut self, ch: Channel) -> Result<(), IpcError> {
-        Err(IpcError::NotGranted(ch))
-    }
-    fn debug_puts(&mut self, _: &str) {}
 }
 
 /// hvcall-pd's view of the system: its synic channel calls into synic-pd, its host
 /// channel into a recording fake host.
 struct World {
     synic: Box<SynicPd<2, 4>>,
-    synic_kernel: Recorder,
+    synic_kernel: RecordingKernel,
     host_calls: Vec<HostCall>,
     host_result: HypercallResult,
     notified: Vec<Channel>,
@@ -218,7 +155,7 @@ impl Rig {
             hvcall,
             world: World {
                 synic,
-                synic_kernel: Recorder::default(),
+                synic_kernel: RecordingKernel::default(),
                 host_calls: Vec::new(),
                 host_result: HypercallResult::SUCCESS,
                 notified: Vec::new(),
@@ -244,7 +181,7 @@ impl Rig {
             let info = req.encode(&mut mrs);
             rig.world
                 .synic
-                .protected(&mut Recorder::default(), S_VCPU, info, &mut mrs)
+                .protected(&mut RecordingKernel::default(), S_VCPU, info, &mut mrs)
                 .unwrap();
         }
         rig
@@ -458,9 +395,9 @@ fn a_signal_only_service_claims_only_its_range_and_takes_no_messages() {
 #[test]
 fn an_inverted_connection_range_stops_the_pd() {
     let mem = Memory::new();
-    let mut init = mem.hvcall_init();
-    init.vars
-        .insert(hv::SERVICE_CONNECTION_VARS[1], hv::connection_range(5, 4));
+    let init = mem
+        .hvcall_init()
+        .variable(hv::SERVICE_CONNECTION_VARS[1], hv::connection_range(5, 4));
     assert_eq!(
         HvcallPd::<2, 16>::init(&init).unwrap_err(),
         InitError::InvalidVariable {
@@ -631,7 +568,10 @@ fn exits_are_accepted_only_from_the_vcpu_channel() {
     ));
     assert_eq!(
         r.hvcall
-            .notified(&mut Recorder::default(), ChannelSet::from_iter([H_RELAY]))
+            .notified(
+                &mut RecordingKernel::default(),
+                ChannelSet::from_iter([H_RELAY])
+            )
             .unwrap_err(),
         HandlerError::UnexpectedNotification(H_RELAY)
     );
