@@ -11,7 +11,6 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::AtomicU64;
 
 use hvcall_pd::api::{self as hv_api, RegisterStatus, Registration, RouteKind};
 use hvcall_pd::pd::{self as hv, HvcallPd};
@@ -20,9 +19,10 @@ use hvdef::hypercall::{PostMessageInput, SignalEventInput};
 use hvdef::msr::*;
 use hvdef::synic::{SimpSiefpRegister, SintRegister};
 use hvdef::{Control, HvStatus, HypercallCode, Vtl};
+use ipc::testing::{leaked_region, FakeInit};
 use ipc::{
-    Channel, ChannelSet, Handler, HandlerError, Init, InitError, IpcError, Kernel, MessageInfo,
-    MessageRegisters, Perms, Queue, Region,
+    Channel, ChannelSet, Handler, HandlerError, IpcError, Kernel, MessageInfo, MessageRegisters,
+    Perms, Queue, Region,
 };
 use synic_pd::api::IrqEntry;
 use synic_pd::pd::{self as sy, SynicPd};
@@ -67,39 +67,6 @@ const LINKS: [((Pd, u8), (Pd, u8)); 8] = [
     ((Pd::Vmbus, 2), (Pd::Vsp, 0)),
     ((Pd::Vsp, 2), (Pd::Synic, 3)),
 ];
-
-fn leak(words: usize) -> Region<'static> {
-    let mem: &'static [AtomicU64] = Box::leak(
-        (0..words)
-            .map(|_| AtomicU64::new(0))
-            .collect::<Vec<_>>()
-            .into_boxed_slice(),
-    );
-    Region::from_atomics(mem, Perms::RW)
-}
-
-struct FakeInit {
-    regions: BTreeMap<&'static str, Region<'static>>,
-    vars: BTreeMap<&'static str, u64>,
-}
-
-impl Init for FakeInit {
-    fn region(&self, setvar: &'static str) -> Result<Region<'static>, InitError> {
-        self.regions
-            .get(setvar)
-            .copied()
-            .ok_or(InitError::MissingRegion(setvar))
-    }
-    fn variable(&self, name: &'static str) -> Result<u64, InitError> {
-        self.vars
-            .get(name)
-            .copied()
-            .ok_or(InitError::MissingVariable(name))
-    }
-    fn pd_name(&self) -> &str {
-        "test"
-    }
-}
 
 /// An echo VSP: offers one storage-class device, and writes every in-band packet
 /// the guest sends back to it with the same transaction id.
@@ -343,65 +310,54 @@ impl Kernel for Link<'_> {
 
 impl World {
     fn new(confidential: bool) -> Self {
-        let ram = leak(RAM_PAGES as usize * 512);
-        let shared = leak(4 * 512);
-        let irq = leak(Queue::<IrqEntry>::layout_size(sy::IRQ_QUEUE_CAPACITY).expect("layout") / 8);
+        let ram = leaked_region(RAM_PAGES as usize * 4096);
+        let shared = leaked_region(4 * 4096);
+        let irq =
+            leaked_region(Queue::<IrqEntry>::layout_size(sy::IRQ_QUEUE_CAPACITY).expect("layout"));
         let service_len =
-            Queue::<ServiceMessage>::layout_size(hv::SERVICE_QUEUE_CAPACITY).expect("layout") / 8;
-        let vmbus_queue = leak(service_len);
-        let vsp_queue = leak(service_len);
-        let window = leak(4 * 512);
+            Queue::<ServiceMessage>::layout_size(hv::SERVICE_QUEUE_CAPACITY).expect("layout");
+        let vmbus_queue = leaked_region(service_len);
+        let vsp_queue = leaked_region(service_len);
+        let window = leaked_region(4 * 4096);
 
-        let hvcall_init = FakeInit {
-            regions: BTreeMap::from([
-                (hv::GUEST_RAM, ram),
-                (hv::GUEST_SHARED, shared),
-                (hv::SERVICE_QUEUE_REGIONS[0], vmbus_queue),
-                (hv::SERVICE_QUEUE_REGIONS[1], vsp_queue),
-            ]),
-            vars: BTreeMap::from([
-                (hv::GUEST_RAM_GPA, 0),
-                (hv::GUEST_SHARED_GPA, SHARED_GPA),
-                (hv::VP_COUNT, 2),
-                (hv::ISOLATION, 2),
-                (hv::SHARED_GPA_BOUNDARY, SHARED_GPA),
-                (hv::CONFIDENTIAL_VMBUS, 1),
-                (hv::MAX_GUEST_VTL, 0),
-                (hv::SYNIC_CHANNEL, 1),
-                (hv::VCPU_CHANNELS, 1 << 0),
-                (hv::SYNIC_PORT_CHANNELS, 0),
-                (hv::HOST_ROUTE_CHANNELS, 0),
-                (hv::SERVICE_CHANNEL_VARS[0], 3),
-                (hv::SERVICE_CHANNEL_VARS[1], 4),
-            ]),
-        };
-        let synic_init = FakeInit {
-            regions: BTreeMap::from([(sy::GUEST_RAM, ram), (sy::IRQ_QUEUE, irq)]),
-            vars: BTreeMap::from([
-                (sy::VP_COUNT, 2),
-                (sy::GUEST_RAM_GPA, 0),
-                (sy::VCPU_CHANNEL, 0),
-                (sy::MSR_CHANNELS, 1 << 0),
-                // hvcall-pd, vmbus-server and the VSP deliver into both instances.
-                (sy::DELIVER_PV_CHANNELS, 0b1110),
-                (sy::DELIVER_HV_CHANNELS, 0b1110),
-            ]),
-        };
-        let vmbus_init = FakeInit {
-            regions: BTreeMap::from([
-                (vm::SERVICE_QUEUE, vmbus_queue),
-                (vm::VSP_GPADL_REGIONS[0], window),
-            ]),
-            vars: BTreeMap::from([
-                (vm::HVCALL_CHANNEL, 0),
-                (vm::SYNIC_CHANNEL, 1),
-                (vm::VSP_CHANNEL_VARS[0], 2),
-                (vm::VP_COUNT, 2),
-                (vm::GUEST_RAM_GPA, 0),
-                (vm::GUEST_RAM_SIZE, RAM_PAGES * 4096),
-                (vm::CONFIDENTIAL_VMBUS, confidential.into()),
-            ]),
-        };
+        let hvcall_init = FakeInit::new("test")
+            .region(hv::GUEST_RAM, ram)
+            .region(hv::GUEST_SHARED, shared)
+            .region(hv::SERVICE_QUEUE_REGIONS[0], vmbus_queue)
+            .region(hv::SERVICE_QUEUE_REGIONS[1], vsp_queue)
+            .variable(hv::GUEST_RAM_GPA, 0)
+            .variable(hv::GUEST_SHARED_GPA, SHARED_GPA)
+            .variable(hv::VP_COUNT, 2)
+            .variable(hv::ISOLATION, 2)
+            .variable(hv::SHARED_GPA_BOUNDARY, SHARED_GPA)
+            .variable(hv::CONFIDENTIAL_VMBUS, 1)
+            .variable(hv::MAX_GUEST_VTL, 0)
+            .variable(hv::SYNIC_CHANNEL, 1)
+            .variable(hv::VCPU_CHANNELS, 1 << 0)
+            .variable(hv::SYNIC_PORT_CHANNELS, 0)
+            .variable(hv::HOST_ROUTE_CHANNELS, 0)
+            .variable(hv::SERVICE_CHANNEL_VARS[0], 3)
+            .variable(hv::SERVICE_CHANNEL_VARS[1], 4);
+        let synic_init = FakeInit::new("test")
+            .region(sy::GUEST_RAM, ram)
+            .region(sy::IRQ_QUEUE, irq)
+            .variable(sy::VP_COUNT, 2)
+            .variable(sy::GUEST_RAM_GPA, 0)
+            .variable(sy::VCPU_CHANNEL, 0)
+            .variable(sy::MSR_CHANNELS, 1 << 0)
+            // hvcall-pd, vmbus-server and the VSP deliver into both instances.
+            .variable(sy::DELIVER_PV_CHANNELS, 0b1110)
+            .variable(sy::DELIVER_HV_CHANNELS, 0b1110);
+        let vmbus_init = FakeInit::new("test")
+            .region(vm::SERVICE_QUEUE, vmbus_queue)
+            .region(vm::VSP_GPADL_REGIONS[0], window)
+            .variable(vm::HVCALL_CHANNEL, 0)
+            .variable(vm::SYNIC_CHANNEL, 1)
+            .variable(vm::VSP_CHANNEL_VARS[0], 2)
+            .variable(vm::VP_COUNT, 2)
+            .variable(vm::GUEST_RAM_GPA, 0)
+            .variable(vm::GUEST_RAM_SIZE, RAM_PAGES * 4096)
+            .variable(vm::CONFIDENTIAL_VMBUS, confidential.into());
         let world = World {
             ram,
             hvcall: RefCell::new(Box::new(
