@@ -35,6 +35,7 @@ pub mod config;
 pub mod echo;
 pub mod junk;
 pub mod scenario;
+pub mod storage;
 pub mod synic;
 pub mod time;
 pub mod vcpu;

@@ -38,6 +38,8 @@ pub struct Options {
     /// Flood every PD with malformed input and break a ring before and during the
     /// session.
     pub hostile: bool,
+    /// Drive the storage VSP instead of the echo channel (`storage`, `storage-bench`).
+    pub storage: Option<crate::storage::Mode>,
 }
 
 impl Default for Options {
@@ -46,6 +48,7 @@ impl Default for Options {
             guest: Guest::Confidential6_0,
             packets: 64,
             hostile: false,
+            storage: None,
         }
     }
 }
@@ -74,7 +77,14 @@ impl Options {
         match get(ENV_SCENARIO).as_deref() {
             None | Some("echo") => {}
             Some("hostile") => o.hostile = true,
-            Some(other) => return fail(format!("{ENV_SCENARIO}={other:?}: use echo or hostile")),
+            Some(s) if crate::storage::Mode::from_env(s, &get).is_some() => {
+                o.storage = crate::storage::Mode::from_env(s, &get).transpose()?;
+            }
+            Some(other) => {
+                return fail(format!(
+                    "{ENV_SCENARIO}={other:?}: use echo, hostile, storage or storage-bench"
+                ))
+            }
         }
         Ok(o)
     }
@@ -91,6 +101,9 @@ fn client_error(what: &str, e: ClientError) -> Failure {
 
 /// Runs the session; prints a line per step and returns the summary line.
 pub fn run(vcpu: Vcpu<'_>, opts: Options) -> Result<String> {
+    if let Some(mode) = opts.storage {
+        return crate::storage::run(vcpu, mode);
+    }
     let started = Instant::now();
     let mut vcpu = vcpu;
     let hv = vcpu.detect_hyperv()?;
@@ -308,7 +321,7 @@ fn report_exchange(ex: &Exchanged, since: Instant) {
 /// Linux boots its paravisor-facing VMBus only once the paravisor is up; here the
 /// guest starts with the other PDs, so INVALID_CONNECTION_ID (nobody claimed the
 /// message connection yet) is retried for a while.
-fn connect(client: &mut Client<Vcpu<'_>>) -> Result<vmbus_client::Connection> {
+pub(crate) fn connect(client: &mut Client<Vcpu<'_>>) -> Result<vmbus_client::Connection> {
     let mut backoff = Backoff::new(WAIT);
     loop {
         match client.connect() {
@@ -553,7 +566,8 @@ mod tests {
             Ok(Options {
                 guest: Guest::Legacy5_3,
                 packets: 7,
-                hostile: true
+                hostile: true,
+                storage: None,
             })
         );
         for bad in [
