@@ -1,4 +1,5 @@
-//! Shared bits of the boot-test PDs: the channel ids and labels of `selftest.xml`.
+//! Shared bits of the boot-test PDs: the channel ids and labels of `selftest.xml`,
+//! and the handler wrappers the VMBus PDs' entries (`vm_*`, `vmbus.xml`) use.
 #![no_std]
 
 use ipc::Channel;
@@ -32,3 +33,43 @@ pub const FAULTER_ID: u8 = 1;
 pub const PANICKER_ID: u8 = 2;
 /// Messages the echo pair streams during the boot test.
 pub const ECHO_COUNT: u64 = 20_000;
+
+/// A handler behind a pointer (a `Box`), so a big PD state stays on the heap: the
+/// runtime takes the handler by value, on the stack.
+pub struct Boxed<P>(pub P);
+
+impl<P> ipc::Handler for Boxed<P>
+where
+    P: core::ops::DerefMut,
+    P::Target: ipc::Handler,
+{
+    fn notified(
+        &mut self,
+        kernel: &mut dyn ipc::Kernel,
+        channels: ipc::ChannelSet,
+    ) -> Result<(), ipc::HandlerError> {
+        self.0.notified(kernel, channels)
+    }
+    fn protected(
+        &mut self,
+        kernel: &mut dyn ipc::Kernel,
+        ch: Channel,
+        msg: ipc::MessageInfo,
+        mrs: &mut ipc::MessageRegisters,
+    ) -> Result<ipc::MessageInfo, ipc::HandlerError> {
+        self.0.protected(kernel, ch, msg, mrs)
+    }
+}
+
+/// The handler type of a PD whose `init` never returns.
+pub enum Never {}
+
+impl ipc::Handler for Never {
+    fn notified(
+        &mut self,
+        _: &mut dyn ipc::Kernel,
+        _: ipc::ChannelSet,
+    ) -> Result<(), ipc::HandlerError> {
+        match *self {}
+    }
+}
