@@ -57,8 +57,8 @@ fn check_and_manifest_pass_on_the_root_system_and_show_who_reaches_guest_memory(
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Private guest RAM: the guest, the SynIC and hypercall PDs and the VSP; the
-    // host-visible alias: only the guest and the VSP; vmbus-server: neither.
+    // Private guest RAM: the guest, the SynIC and hypercall PDs and the VSPs; the
+    // host-visible alias: only the guest and the echo VSP; vmbus-server: neither.
     let manifest: serde_json::Value = serde_json::from_str(&stdout).expect("manifest JSON");
     let mapped_by = |name: &str| -> Vec<String> {
         let regions = manifest["regions"].as_array().expect("regions");
@@ -81,10 +81,22 @@ fn check_and_manifest_pass_on_the_root_system_and_show_who_reaches_guest_memory(
     };
     assert_eq!(
         mapped_by("guest_ram"),
-        ["synic:rw", "hvcall:rw", "echo_vsp:rw", "guest:rw"]
+        [
+            "synic:rw",
+            "hvcall:rw",
+            "echo_vsp:rw",
+            "storvsp:rw",
+            "guest:rw"
+        ]
     );
     assert_eq!(mapped_by("guest_shared"), ["echo_vsp:rw", "guest:rw"]);
     assert_eq!(mapped_by("echo_gpadl"), ["echo_vsp:r", "vmbus:rw"]);
+    assert_eq!(mapped_by("storvsp_gpadl"), ["storvsp:r", "vmbus:rw"]);
+    assert_eq!(
+        mapped_by("disk0"),
+        ["storvsp:rw"],
+        "only storvsp holds the disk"
+    );
 }
 
 #[test]

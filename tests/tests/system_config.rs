@@ -137,9 +137,27 @@ fn every_channel_id_and_direction_matches_the_pd_images() {
         notifies(&sys, "echo_vsp", echo::SYNIC, "synic", sy::VSPS[0]),
         (false, false)
     );
+    use storvsp::config::build as stor;
+    calls(&sys, "vmbus", vm::VSPS[1], "storvsp", stor::VMBUS);
+    assert_eq!(
+        notifies(&sys, "vmbus", vm::VSPS[1], "storvsp", stor::VMBUS),
+        (false, true),
+        "the VSP announces offer changes"
+    );
+    calls(&sys, "storvsp", stor::HVCALL, "hvcall", hv::SERVICES[2]);
+    assert_eq!(
+        notifies(&sys, "storvsp", stor::HVCALL, "hvcall", hv::SERVICES[2]),
+        (false, true),
+        "guest signals reach the VSP as notifications"
+    );
+    calls(&sys, "storvsp", stor::SYNIC, "synic", sy::VSPS[1]);
+    assert_eq!(
+        notifies(&sys, "storvsp", stor::SYNIC, "synic", sy::VSPS[1]),
+        (false, false)
+    );
     assert_eq!(
         sys.channels.len(),
-        8,
+        11,
         "a channel nobody's image uses is a capability nobody should hold"
     );
 }
@@ -162,7 +180,11 @@ fn every_pd_maps_exactly_what_it_uses() {
     );
     assert_eq!(
         maps(&sys, "vmbus"),
-        set(&[(vm::SERVICE_QUEUE, "rw"), (vm::VSP_GPADL_REGIONS[0], "rw")]),
+        set(&[
+            (vm::SERVICE_QUEUE, "rw"),
+            (vm::VSP_GPADL_REGIONS[0], "rw"),
+            (vm::VSP_GPADL_REGIONS[1], "rw"),
+        ]),
         "vmbus-server never touches guest memory"
     );
     assert_eq!(
@@ -172,6 +194,15 @@ fn every_pd_maps_exactly_what_it_uses() {
             (echo_vsp::config::GUEST_SHARED, "rw"),
             (echo_vsp::config::GPADL_WINDOW, "r"),
         ])
+    );
+    assert_eq!(
+        maps(&sys, "storvsp"),
+        set(&[
+            (storvsp::pd::GUEST_RAM, "rw"),
+            (storvsp::pd::GPADL_WINDOW, "r"),
+            (storvsp::pd::DISK, "rw"),
+        ]),
+        "storvsp serves confidential rings only: no shared memory"
     );
     assert_eq!(
         maps(&sys, "guest"),
@@ -200,6 +231,21 @@ fn every_pd_maps_exactly_what_it_uses() {
         region_of("vmbus", vm::VSP_GPADL_REGIONS[0]),
         region_of("echo_vsp", echo_vsp::config::GPADL_WINDOW)
     );
+    assert_eq!(
+        region_of("vmbus", vm::VSP_GPADL_REGIONS[1]),
+        region_of("storvsp", storvsp::pd::GPADL_WINDOW)
+    );
+    // Only storvsp holds the disk.
+    let disk = region_of("storvsp", storvsp::pd::DISK);
+    for pd in sys.all_pds() {
+        if pd.name != "storvsp" {
+            assert!(
+                pd.maps.iter().all(|m| m.mr != disk),
+                "{} maps the disk",
+                pd.name
+            );
+        }
+    }
     assert_eq!(
         region_of("synic", sy::IRQ_QUEUE),
         region_of("guest", guest_sim::config::IRQ_QUEUE)
@@ -234,6 +280,10 @@ fn partition_constants_agree_with_each_other_and_the_regions() {
         synic_pd::config::build::VP_COUNT
     );
     assert_eq!(hvcall_pd::config::build::VP_COUNT, vm::VP_COUNT);
+    assert_eq!(
+        storvsp::config::build::GUEST_RAM_GPA,
+        hvcall_pd::config::build::GUEST_RAM_GPA
+    );
     assert_eq!(
         hvcall_pd::config::build::CONFIDENTIAL_VMBUS,
         vm::CONFIDENTIAL_VMBUS

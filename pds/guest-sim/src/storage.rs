@@ -28,8 +28,8 @@ use vmbus_ring::{
 use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
 use storvsp::protocol::{
-    DataDirection, NtStatus, Operation, ProtocolVersion, VersionPayload, VmscsiRequest,
-    VstorHeader, REQUEST_COMPLETION_FLAG, SENSE_BUFFER_SIZE, VMSCSI_REQUEST_SIZE,
+    ChannelProperties, DataDirection, NtStatus, Operation, ProtocolVersion, VersionPayload,
+    VmscsiRequest, VstorHeader, REQUEST_COMPLETION_FLAG, SENSE_BUFFER_SIZE, VMSCSI_REQUEST_SIZE,
 };
 
 use crate::config::PAGE;
@@ -597,12 +597,8 @@ fn negotiate(disk: &mut Storvsc, vcpu: &mut Vcpu<'_>) -> Result<ProtocolVersion>
         "QUERY_PROPERTIES: {:#x}",
         props.header.status.0
     );
-    // max_transfer_bytes sits at offset 20 of the properties.
-    let max_transfer = props
-        .body
-        .get(20..24)
-        .and_then(|b| b.try_into().ok())
-        .map(u32::from_le_bytes)
+    let max_transfer = ChannelProperties::read_from_prefix(&props.body)
+        .map(|(p, _)| p.max_transfer_bytes)
         .unwrap_or(0);
     ensure!(
         max_transfer >= MAX_WRITE_BLOCKS * BLOCK as u32,
@@ -839,7 +835,7 @@ fn malformed(disk: &mut Storvsc, vcpu: &mut Vcpu<'_>, blocks: u64) -> Result<()>
             rw10(WRITE_10, 0, 8).to_vec(),
             DataDirection::WRITE,
             Some(&alias),
-            (0xB, 0x4B, 0x0A),
+            (0xB, 0x4B, 0x0D),
         ),
     ];
     for (what, cdb, dir, buf, want) in cases {
