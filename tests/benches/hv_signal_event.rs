@@ -9,8 +9,6 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use hostsim::SimExit;
@@ -21,10 +19,8 @@ use hvdef::hypercall::SignalEventInput;
 use hvdef::msr::*;
 use hvdef::synic::{SimpSiefpRegister, SintRegister};
 use hvdef::{Control, HvStatus, HypercallCode, Vtl};
-use ipc::{
-    Channel, Consumer, Handler, Init, InitError, IpcError, Kernel, MessageInfo, MessageRegisters,
-    Perms, Queue, Region,
-};
+use ipc::testing::{leaked_region, FakeInit};
+use ipc::{Channel, Consumer, Handler, IpcError, Kernel, MessageInfo, MessageRegisters, Queue};
 use synic_pd::api::IrqEntry;
 use synic_pd::pd::{self as sy, SynicPd};
 use synic_pd::{Instance, SintTarget};
@@ -37,40 +33,8 @@ const S_HVCALL: Channel = Channel::new(1);
 const SIEFP: u64 = 0x5000;
 const CONN: u32 = 0x11;
 
-fn leak(bytes: usize) -> Region<'static> {
-    let words = bytes.div_ceil(8);
-    let mem: &'static [AtomicU64] = Box::leak(
-        (0..words)
-            .map(|_| AtomicU64::new(0))
-            .collect::<Vec<_>>()
-            .into_boxed_slice(),
-    );
-    Region::from_atomics(mem, Perms::RW)
-}
-
-struct Vars {
-    regions: BTreeMap<&'static str, Region<'static>>,
-    vars: BTreeMap<&'static str, u64>,
-}
-
-impl Init for Vars {
-    fn region(&self, s: &'static str) -> Result<Region<'static>, InitError> {
-        self.regions
-            .get(s)
-            .copied()
-            .ok_or(InitError::MissingRegion(s))
-    }
-    fn variable(&self, n: &'static str) -> Result<u64, InitError> {
-        self.vars
-            .get(n)
-            .copied()
-            .ok_or(InitError::MissingVariable(n))
-    }
-    fn pd_name(&self) -> &str {
-        "bench"
-    }
-}
-
+/// Drops what the PDs ask of it: the baseline should time the handlers, not a
+/// record growing by one entry per signal (hence not `ipc::testing::RecordingKernel`).
 #[derive(Default)]
 struct Quiet;
 
@@ -122,37 +86,35 @@ impl Kernel for Direct {
 
 /// ns per signal with both PDs' handlers in this process.
 fn in_process(n: u64) -> f64 {
-    let ram = leak(16 * 4096);
-    let irq = leak(Queue::<IrqEntry>::layout_size(sy::IRQ_QUEUE_CAPACITY).expect("layout"));
-    let svc =
-        leak(Queue::<ServiceMessage>::layout_size(hv::SERVICE_QUEUE_CAPACITY).expect("layout"));
-    let synic_init = Vars {
-        regions: BTreeMap::from([(sy::GUEST_RAM, ram), (sy::IRQ_QUEUE, irq)]),
-        vars: BTreeMap::from([
-            (sy::VP_COUNT, 2),
-            (sy::GUEST_RAM_GPA, 0),
-            (sy::VCPU_CHANNEL, 0),
-            (sy::MSR_CHANNELS, 1),
-            (sy::DELIVER_PV_CHANNELS, 2),
-            (sy::DELIVER_HV_CHANNELS, 2),
-        ]),
-    };
-    let hvcall_init = Vars {
-        regions: BTreeMap::from([(hv::GUEST_RAM, ram), (hv::SERVICE_QUEUE_REGIONS[0], svc)]),
-        vars: BTreeMap::from([
-            (hv::GUEST_RAM_GPA, 0),
-            (hv::VP_COUNT, 2),
-            (hv::ISOLATION, 2),
-            (hv::SHARED_GPA_BOUNDARY, 1 << 30),
-            (hv::CONFIDENTIAL_VMBUS, 1),
-            (hv::MAX_GUEST_VTL, 1),
-            (hv::SYNIC_CHANNEL, 1),
-            (hv::VCPU_CHANNELS, 1),
-            (hv::SYNIC_PORT_CHANNELS, 1 << 3),
-            (hv::HOST_ROUTE_CHANNELS, 0),
-            (hv::SERVICE_CHANNEL_VARS[0], 3),
-        ]),
-    };
+    let ram = leaked_region(16 * 4096);
+    let irq =
+        leaked_region(Queue::<IrqEntry>::layout_size(sy::IRQ_QUEUE_CAPACITY).expect("layout"));
+    let svc = leaked_region(
+        Queue::<ServiceMessage>::layout_size(hv::SERVICE_QUEUE_CAPACITY).expect("layout"),
+    );
+    let synic_init = FakeInit::new("bench")
+        .region(sy::GUEST_RAM, ram)
+        .region(sy::IRQ_QUEUE, irq)
+        .variable(sy::VP_COUNT, 2)
+        .variable(sy::GUEST_RAM_GPA, 0)
+        .variable(sy::VCPU_CHANNEL, 0)
+        .variable(sy::MSR_CHANNELS, 1)
+        .variable(sy::DELIVER_PV_CHANNELS, 2)
+        .variable(sy::DELIVER_HV_CHANNELS, 2);
+    let hvcall_init = FakeInit::new("bench")
+        .region(hv::GUEST_RAM, ram)
+        .region(hv::SERVICE_QUEUE_REGIONS[0], svc)
+        .variable(hv::GUEST_RAM_GPA, 0)
+        .variable(hv::VP_COUNT, 2)
+        .variable(hv::ISOLATION, 2)
+        .variable(hv::SHARED_GPA_BOUNDARY, 1 << 30)
+        .variable(hv::CONFIDENTIAL_VMBUS, 1)
+        .variable(hv::MAX_GUEST_VTL, 1)
+        .variable(hv::SYNIC_CHANNEL, 1)
+        .variable(hv::VCPU_CHANNELS, 1)
+        .variable(hv::SYNIC_PORT_CHANNELS, 1 << 3)
+        .variable(hv::HOST_ROUTE_CHANNELS, 0)
+        .variable(hv::SERVICE_CHANNEL_VARS[0], 3);
     let mut world = Direct {
         synic: Box::new(SynicPd::init(&synic_init).expect("synic init")),
     };
