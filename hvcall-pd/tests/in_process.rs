@@ -15,9 +15,9 @@ use hvdef::hypercall::{
 use hvdef::msr::*;
 use hvdef::synic::{SimpSiefpRegister, SintRegister};
 use hvdef::{Control, HvStatus, HypercallCode, HypercallResult, Vtl, HV_PARTITION_ID_SELF};
-use ipc::testing::{leaked_region, FakeInit, RecordingKernel};
+use ipc::testing::{leaked_region, FakeInit, RecordingKernel, Route, RoutingKernel};
 use ipc::{
-    Channel, ChannelSet, Consumer, Handler, HandlerError, InitError, IpcError, Kernel, MessageInfo,
+    Channel, ChannelSet, Consumer, Handler, HandlerError, InitError, IpcError, MessageInfo,
     MessageRegisters, Queue, Region,
 };
 use synic_pd::api::IrqEntry;
@@ -99,21 +99,16 @@ impl Memory {
     }
 }
 
-/// hvcall-pd's view of the system: its synic channel calls into synic-pd, its host
-/// channel into a recording fake host.
-struct World {
+/// hvcall-pd's peers: its synic channel calls into synic-pd, its host channel into
+/// a recording fake host.
+struct Peers {
     synic: Box<SynicPd<2, 4>>,
     synic_kernel: RecordingKernel,
     host_calls: Vec<HostCall>,
     host_result: HypercallResult,
-    notified: Vec<Channel>,
 }
 
-impl Kernel for World {
-    fn notify(&mut self, ch: Channel) -> Result<(), IpcError> {
-        self.notified.push(ch);
-        Ok(())
-    }
+impl Route for Peers {
     fn pp_call(
         &mut self,
         ch: Channel,
@@ -133,16 +128,12 @@ impl Kernel for World {
             Err(IpcError::NotGranted(ch))
         }
     }
-    fn irq_ack(&mut self, ch: Channel) -> Result<(), IpcError> {
-        Err(IpcError::NotGranted(ch))
-    }
-    fn debug_puts(&mut self, _: &str) {}
 }
 
 struct Rig {
     mem: Memory,
     hvcall: Box<HvcallPd<2, 16>>,
-    world: World,
+    world: RoutingKernel<Peers>,
 }
 
 impl Rig {
@@ -153,13 +144,12 @@ impl Rig {
         let mut rig = Rig {
             mem,
             hvcall,
-            world: World {
+            world: RoutingKernel::new(Peers {
                 synic,
                 synic_kernel: RecordingKernel::default(),
                 host_calls: Vec::new(),
                 host_result: HypercallResult::SUCCESS,
-                notified: Vec::new(),
-            },
+            }),
         };
         // The guest's VP 0 enables the paravisor SynIC the way Linux does.
         for (msr, value) in [
@@ -180,6 +170,7 @@ impl Rig {
             };
             let info = req.encode(&mut mrs);
             rig.world
+                .route
                 .synic
                 .protected(&mut RecordingKernel::default(), S_VCPU, info, &mut mrs)
                 .unwrap();
@@ -351,12 +342,12 @@ fn service_routes_queue_messages_and_turn_signals_into_notifications() {
         "the service waits for work"
     );
     assert_eq!(r.post(IN, 1, b"initiate contact"), HvStatus::SUCCESS);
-    assert_eq!(r.world.notified, [H_VMBUS], "woken because it asked");
+    assert_eq!(r.world.record.notified, [H_VMBUS], "woken because it asked");
     let m = queue.dequeue().unwrap().unwrap();
     assert_eq!((m.connection_id, m.message_type, m.vtl), (1, 1, 0));
     assert_eq!(m.payload(), b"initiate contact");
     assert_eq!(r.signal(1, 0), HvStatus::SUCCESS);
-    assert_eq!(r.world.notified, [H_VMBUS, H_VMBUS]);
+    assert_eq!(r.world.record.notified, [H_VMBUS, H_VMBUS]);
     for _ in 0..hv::SERVICE_QUEUE_CAPACITY {
         assert_eq!(r.post(IN, 1, b"x"), HvStatus::SUCCESS);
     }
@@ -385,9 +376,9 @@ fn a_signal_only_service_claims_only_its_range_and_takes_no_messages() {
     assert_eq!(r.register(H_VSP, service(0x2003)), RegisterStatus::Ok);
     // Signals become notifications; a posted message has no port to land in.
     assert_eq!(r.signal(0x2003, 0), HvStatus::SUCCESS);
-    assert_eq!(r.world.notified, [H_VSP]);
+    assert_eq!(r.world.record.notified, [H_VSP]);
     assert_eq!(r.post(IN, 0x2003, b"not a port"), HvStatus::INVALID_PORT_ID);
-    assert_eq!(r.world.notified, [H_VSP]);
+    assert_eq!(r.world.record.notified, [H_VSP]);
     // Without a range variable (service 0 here) any id may be claimed.
     assert_eq!(r.register(H_VMBUS, service(0x2004)), RegisterStatus::Ok);
 }
@@ -421,17 +412,17 @@ fn host_routes_forward_only_shared_buffers() {
         ),
         RegisterStatus::Ok
     );
-    r.world.host_result = HypercallResult::new(HvStatus::INSUFFICIENT_BUFFERS, 0);
+    r.world.route.host_result = HypercallResult::new(HvStatus::INSUFFICIENT_BUFFERS, 0);
     assert_eq!(
         r.post(SHARED_GPA, 7, b"to host"),
         HvStatus::INSUFFICIENT_BUFFERS,
         "the host's own answer"
     );
-    assert_eq!(r.world.host_calls.len(), 1);
-    assert_eq!(r.world.host_calls[0].input, SHARED_GPA);
+    assert_eq!(r.world.route.host_calls.len(), 1);
+    assert_eq!(r.world.route.host_calls[0].input, SHARED_GPA);
     assert_eq!(r.post(IN, 7, b"private"), HvStatus::ACCESS_DENIED);
     assert_eq!(
-        r.world.host_calls.len(),
+        r.world.route.host_calls.len(),
         1,
         "nothing reached the host channel"
     );
@@ -581,10 +572,7 @@ fn exits_are_accepted_only_from_the_vcpu_channel() {
 fn cpuid_msrs_and_vtl_contexts_over_the_api() {
     let mut r = Rig::new();
     struct Direct<'a>(&'a mut Rig);
-    impl Kernel for Direct<'_> {
-        fn notify(&mut self, _: Channel) -> Result<(), IpcError> {
-            Ok(())
-        }
+    impl Route for Direct<'_> {
         fn pp_call(
             &mut self,
             _: Channel,
@@ -595,12 +583,8 @@ fn cpuid_msrs_and_vtl_contexts_over_the_api() {
                 .call(H_VCPU, msg, mrs)
                 .map_err(|_| IpcError::CallFailed(H_VCPU))
         }
-        fn irq_ack(&mut self, ch: Channel) -> Result<(), IpcError> {
-            Err(IpcError::NotGranted(ch))
-        }
-        fn debug_puts(&mut self, _: &str) {}
     }
-    let mut k = Direct(&mut r);
+    let mut k = RoutingKernel::new(Direct(&mut r));
     let ch = Channel::new(9);
     let [_, b, c, d] = api::cpuid(&mut k, ch, 0, 0x4000_0000, 0).unwrap().unwrap();
     assert_eq!(
@@ -638,7 +622,7 @@ fn cpuid_msrs_and_vtl_contexts_over_the_api() {
         Some(MsrReply::Ok)
     );
     assert_eq!(
-        k.0.mem.ram.read::<[u8; 4]>(0x2000).unwrap(),
+        k.route.0.mem.ram.read::<[u8; 4]>(0x2000).unwrap(),
         [0x0F, 0x01, 0xD9, 0xC3]
     );
     // VSM: enable VTL1 and read back its start context.
@@ -649,9 +633,11 @@ fn cpuid_msrs_and_vtl_contexts_over_the_api() {
         reserved_z0: 0,
         reserved_z1: 0,
     };
-    k.0.write(IN, ep.as_bytes());
+    k.route.0.write(IN, ep.as_bytes());
     assert_eq!(
-        k.0.status(Control::new(HypercallCode::ENABLE_PARTITION_VTL), IN, 0),
+        k.route
+            .0
+            .status(Control::new(HypercallCode::ENABLE_PARTITION_VTL), IN, 0),
         HvStatus::SUCCESS
     );
     let mut ev = EnableVpVtlInput::new_zeroed();
@@ -659,15 +645,19 @@ fn cpuid_msrs_and_vtl_contexts_over_the_api() {
     ev.target_vtl = 1;
     ev.context.rip = 0x1000;
     ev.context.cr3 = 0x5000;
-    k.0.write(IN, ev.as_bytes());
+    k.route.0.write(IN, ev.as_bytes());
     assert_eq!(
-        k.0.status(Control::new(HypercallCode::ENABLE_VP_VTL), IN, 0),
+        k.route
+            .0
+            .status(Control::new(HypercallCode::ENABLE_VP_VTL), IN, 0),
         HvStatus::SUCCESS
     );
     let mut mrs = MessageRegisters::new();
     mrs.set(1, 1);
-    let reply =
-        k.0.call(
+    let reply = k
+        .route
+        .0
+        .call(
             H_VCPU,
             MessageInfo::new(api::label::INITIAL_CONTEXT, 2),
             &mut mrs,
@@ -676,7 +666,9 @@ fn cpuid_msrs_and_vtl_contexts_over_the_api() {
     let ctx = api::decode_context(reply, &mrs).unwrap();
     assert_eq!((ctx.rip, ctx.cr3), (0x1000, 0x5000));
     assert_eq!(
-        k.0.hypercall(Control::new(HypercallCode::VTL_CALL), 0, 0),
+        k.route
+            .0
+            .hypercall(Control::new(HypercallCode::VTL_CALL), 0, 0),
         Outcome::SwitchVtl(Vtl::VTL1)
     );
 }

@@ -124,6 +124,71 @@ impl Kernel for RecordingKernel {
     }
 }
 
+/// Where a [`RoutingKernel`] sends protected calls: a test's fake peers, or the real
+/// handler of the PD on the other end of the channel.
+pub trait Route {
+    fn pp_call(
+        &mut self,
+        ch: Channel,
+        msg: MessageInfo,
+        mrs: &mut MessageRegisters,
+    ) -> Result<MessageInfo, IpcError>;
+}
+
+impl<F> Route for F
+where
+    F: FnMut(Channel, MessageInfo, &mut MessageRegisters) -> Result<MessageInfo, IpcError>,
+{
+    fn pp_call(
+        &mut self,
+        ch: Channel,
+        msg: MessageInfo,
+        mrs: &mut MessageRegisters,
+    ) -> Result<MessageInfo, IpcError> {
+        self(ch, msg, mrs)
+    }
+}
+
+/// A [`RecordingKernel`] whose protected calls go to `route` instead of being
+/// refused, so a test writes only the peers it fakes.
+#[derive(Debug, Default)]
+pub struct RoutingKernel<R> {
+    pub route: R,
+    pub record: RecordingKernel,
+}
+
+impl<R> RoutingKernel<R> {
+    pub fn new(route: R) -> Self {
+        Self {
+            route,
+            record: RecordingKernel::default(),
+        }
+    }
+}
+
+impl<R: Route> Kernel for RoutingKernel<R> {
+    fn notify(&mut self, ch: Channel) -> Result<(), IpcError> {
+        self.record.notify(ch)
+    }
+
+    fn pp_call(
+        &mut self,
+        ch: Channel,
+        msg: MessageInfo,
+        mrs: &mut MessageRegisters,
+    ) -> Result<MessageInfo, IpcError> {
+        self.route.pp_call(ch, msg, mrs)
+    }
+
+    fn irq_ack(&mut self, ch: Channel) -> Result<(), IpcError> {
+        self.record.irq_ack(ch)
+    }
+
+    fn debug_puts(&mut self, text: &str) {
+        self.record.debug_puts(text);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +208,33 @@ mod tests {
             Init::region(&init, "r").unwrap_err(),
             InitError::MissingRegion("r")
         );
+    }
+
+    #[test]
+    fn routed_calls_reach_the_route_and_the_rest_is_recorded() {
+        let mut kernel = RoutingKernel::new(
+            |ch: Channel, msg: MessageInfo, mrs: &mut MessageRegisters| {
+                if ch == Channel::new(1) {
+                    mrs.set(0, msg.label() + 1);
+                    Ok(MessageInfo::new(0, 1))
+                } else {
+                    Err(IpcError::NotGranted(ch))
+                }
+            },
+        );
+        let mut mrs = MessageRegisters::new();
+        let reply = kernel.pp_call(Channel::new(1), MessageInfo::new(41, 0), &mut mrs);
+        assert_eq!(reply, Ok(MessageInfo::new(0, 1)));
+        assert_eq!(mrs.get(0), 42);
+        assert_eq!(
+            kernel.pp_call(Channel::new(2), MessageInfo::new(0, 0), &mut mrs),
+            Err(IpcError::NotGranted(Channel::new(2)))
+        );
+        kernel.notify(Channel::new(3)).unwrap();
+        kernel.irq_ack(Channel::new(4)).unwrap();
+        kernel.debug_puts("hi");
+        assert_eq!(kernel.record.take_notified(), [Channel::new(3)]);
+        assert_eq!(kernel.record.acked, [Channel::new(4)]);
+        assert_eq!(kernel.record.console, "hi");
     }
 }
