@@ -2,15 +2,14 @@
 //! in as protected calls, hvcall-pd and synic-pd are a recording kernel, and the
 //! test plays the guest on the other end of the rings.
 
-use std::string::String;
 use std::vec;
 use std::vec::Vec;
 
 use hvcall_pd::api::{self as hvapi, RegisterStatus, Registration};
-use ipc::testing::{leaked_region, FakeInit};
+use ipc::testing::{leaked_region, FakeInit, Route, RoutingKernel};
 use ipc::{
-    Channel, ChannelSet, Handler, HandlerError, IpcError, Kernel, MessageInfo, MessageRegisters,
-    Perms, Region,
+    Channel, ChannelSet, Handler, HandlerError, IpcError, MessageInfo, MessageRegisters, Perms,
+    Region,
 };
 use proptest::prelude::*;
 use synic_pd::api::Request as SynicRequest;
@@ -37,23 +36,16 @@ const RAM_PAGES: usize = 64;
 const RELID: Relid = Relid(5);
 const CONNECTION: u32 = 0x2005;
 
-/// hvcall-pd and synic-pd as far as this PD sees them.
+/// hvcall-pd and synic-pd as far as this PD calls them.
 #[derive(Default)]
 struct Peers {
     registered: Vec<u32>,
     unregistered: Vec<u32>,
     signals: Vec<(SintTarget, u32)>,
     refuse_registration: bool,
-    notified: Vec<Channel>,
-    console: String,
 }
 
-impl Kernel for Peers {
-    fn notify(&mut self, ch: Channel) -> Result<(), IpcError> {
-        self.notified.push(ch);
-        Ok(())
-    }
-
+impl Route for Peers {
     fn pp_call(
         &mut self,
         ch: Channel,
@@ -93,19 +85,11 @@ impl Kernel for Peers {
             Err(IpcError::NotGranted(ch))
         }
     }
-
-    fn irq_ack(&mut self, ch: Channel) -> Result<(), IpcError> {
-        Err(IpcError::NotGranted(ch))
-    }
-
-    fn debug_puts(&mut self, text: &str) {
-        self.console.push_str(text);
-    }
 }
 
 struct Rig {
     vsp: EchoVsp,
-    peers: Peers,
+    peers: RoutingKernel<Peers>,
     ram: Region<'static>,
     shared: Region<'static>,
     /// vmbus-server's read-write view of the window the VSP reads.
@@ -134,7 +118,7 @@ impl Rig {
             .variable(config::GUEST_SHARED_GPA, SHARED_GPA);
         Self {
             vsp: EchoVsp::init(&init).unwrap(),
-            peers: Peers::default(),
+            peers: RoutingKernel::default(),
             ram,
             shared,
             window,
@@ -266,16 +250,17 @@ fn one_offer_with_confidential_external_memory_in_slot_zero() {
     });
     assert_eq!(reply.label(), REPLY_NONE);
     r.vsp.announce(&mut r.peers).unwrap();
-    assert_eq!(r.peers.notified, [VMBUS]);
+    assert_eq!(r.peers.record.notified, [VMBUS]);
 }
 
 #[test]
 fn packets_come_back_with_their_ids_and_the_guest_is_interrupted() {
     let mut r = Rig::new();
     let mut g = r.open_channel(0x10, true);
-    assert_eq!(r.peers.registered, [CONNECTION]);
+    assert_eq!(r.peers.route.registered, [CONNECTION]);
     assert!(r
         .peers
+        .record
         .console
         .contains("confidential ring in private memory"));
     for round in 0..3u64 {
@@ -305,14 +290,14 @@ fn packets_come_back_with_their_ids_and_the_guest_is_interrupted() {
         instance: Instance::PARAVISOR,
         sint: 2,
     };
-    assert_eq!(r.peers.signals, [(target, RELID.0); 3]);
+    assert_eq!(r.peers.route.signals, [(target, RELID.0); 3]);
     assert_eq!(r.vsp.echoed, 12);
     // Close lets go of the signal connection.
     r.call(|mrs| {
         mrs.set(0, RELID.0.into());
         MessageInfo::new(vsp::label::CLOSE, 1)
     });
-    assert_eq!(r.peers.unregistered, [CONNECTION]);
+    assert_eq!(r.peers.route.unregistered, [CONNECTION]);
     assert_eq!(r.vsp.open_channels().count(), 0);
 }
 
@@ -363,21 +348,22 @@ fn non_confidential_rings_may_live_in_shared_memory_confidential_ones_may_not() 
     let mut g = r.open_channel(SHARED_PFN + 2, false);
     assert!(r
         .peers
+        .record
         .console
         .contains("non-confidential ring in shared memory"));
-    assert!(r.peers.console.contains("hypervisor-relay SynIC"));
+    assert!(r.peers.record.console.contains("hypervisor-relay SynIC"));
     g.tx.write_packet(&in_band(1), &[b"shared"]).unwrap();
     assert!(g.tx.commit().unwrap());
     r.guest_signal().unwrap();
     assert_eq!(read_echo(&mut g.rx).unwrap().0, 1);
-    assert_eq!(r.peers.signals[0].0.instance, Instance::HYPERVISOR);
+    assert_eq!(r.peers.route.signals[0].0.instance, Instance::HYPERVISOR);
 
     let mut r = Rig::new();
     let pfns: Vec<u64> = (SHARED_PFN..SHARED_PFN + 8).collect();
     assert_eq!(r.map(1, &pfns, true), STATUS_SUCCESS);
     assert_eq!(r.open(1, 4, true), STATUS_INVALID_PARAMETER);
     assert!(
-        r.peers.registered.is_empty(),
+        r.peers.route.registered.is_empty(),
         "nothing claimed for a refused open"
     );
 }
@@ -402,9 +388,9 @@ fn opens_that_name_bad_rings_are_refused() {
     for split in [0, 1, 7, 8, 100] {
         assert_eq!(r.open(4, split, false), STATUS_INVALID_PARAMETER, "{split}");
     }
-    r.peers.refuse_registration = true;
+    r.peers.route.refuse_registration = true;
     assert_eq!(r.open(4, 4, false), STATUS_UNSUCCESSFUL);
-    r.peers.refuse_registration = false;
+    r.peers.route.refuse_registration = false;
     assert_eq!(r.open(4, 4, false), STATUS_SUCCESS);
     assert_eq!(
         r.open(4, 4, false),
@@ -418,7 +404,7 @@ fn opens_that_name_bad_rings_are_refused() {
         MessageInfo::new(vsp::label::UNMAP_GPADL, 2)
     });
     assert_eq!(r.vsp.open_channels().count(), 0);
-    assert_eq!(r.peers.unregistered, [CONNECTION]);
+    assert_eq!(r.peers.route.unregistered, [CONNECTION]);
 }
 
 #[test]
@@ -459,11 +445,11 @@ fn a_ring_with_lying_indices_is_dropped_and_the_pd_keeps_serving() {
     r.guest_signal().unwrap();
     assert_eq!(r.vsp.broken_rings, 1);
     assert_eq!(r.vsp.open_channels().count(), 0);
-    assert_eq!(r.peers.unregistered, [CONNECTION]);
+    assert_eq!(r.peers.route.unregistered, [CONNECTION]);
     assert!(
-        r.peers.console.contains("ring broken"),
+        r.peers.record.console.contains("ring broken"),
         "{}",
-        r.peers.console
+        r.peers.record.console
     );
     r.guest_signal().unwrap();
     // The guest closes, rebuilds its rings and reopens: served again.
