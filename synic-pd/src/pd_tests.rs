@@ -7,10 +7,10 @@ use hvdef::synic::SimpSiefpRegister;
 use hvdef::HvStatus;
 use std::vec::Vec;
 
-use ipc::testing::{leaked_region, FakeInit, RecordingKernel};
+use ipc::testing::{leaked_region, FakeInit, RecordingKernel, Route, RoutingKernel};
 use ipc::{
-    Channel, ChannelSet, Consumer, Handler, HandlerError, Init, InitError, IpcError, Kernel,
-    MessageInfo, MessageRegisters, Perms, Queue, Region,
+    Channel, ChannelSet, Consumer, Handler, HandlerError, Init, InitError, IpcError, MessageInfo,
+    MessageRegisters, Perms, Queue, Region,
 };
 
 use crate::api::{self, IrqEntry, MsrStatus, Request};
@@ -51,7 +51,7 @@ fn ram(init: &FakeInit) -> Region<'static> {
     Init::region(init, GUEST_RAM).unwrap()
 }
 
-/// A kernel whose channel to synic-pd calls straight into the handler, so the
+/// A route whose channel to synic-pd calls straight into the handler, so the
 /// `api` client functions are tested against the real server side.
 struct Loopback<'a> {
     pd: &'a mut Pd,
@@ -59,10 +59,7 @@ struct Loopback<'a> {
     inner: RecordingKernel,
 }
 
-impl Kernel for Loopback<'_> {
-    fn notify(&mut self, ch: Channel) -> Result<(), IpcError> {
-        self.inner.notify(ch)
-    }
+impl Route for Loopback<'_> {
     fn pp_call(
         &mut self,
         _ch: Channel,
@@ -73,10 +70,6 @@ impl Kernel for Loopback<'_> {
             .protected(&mut self.inner, self.caller, msg, mrs)
             .map_err(|_| IpcError::CallFailed(self.caller))
     }
-    fn irq_ack(&mut self, ch: Channel) -> Result<(), IpcError> {
-        Err(IpcError::NotGranted(ch))
-    }
-    fn debug_puts(&mut self, _text: &str) {}
 }
 
 fn call(
@@ -396,11 +389,11 @@ fn the_api_clients_round_trip_through_the_handler() {
     let mut pd = Pd::init(&init).unwrap();
     let mut k = RecordingKernel::default();
     enable(&mut pd, &mut k, Instance::PARAVISOR, 0, 1);
-    let mut lb = Loopback {
+    let mut lb = RoutingKernel::new(Loopback {
         pd: &mut pd,
         caller: HVCALL,
         inner: RecordingKernel::default(),
-    };
+    });
     let msg = HvMessage::new(HvMessageType::VMBUS, 5, b"abc").unwrap();
     assert_eq!(
         api::post_message(&mut lb, Channel::new(9), target(Instance::PARAVISOR), &msg),
@@ -430,7 +423,7 @@ fn the_api_clients_round_trip_through_the_handler() {
         api::signal_event(&mut lb, Channel::new(9), target(Instance::PARAVISOR), 4096),
         Ok(Err(HvStatus::INVALID_PARAMETER))
     );
-    lb.caller = VCPU;
+    lb.route.caller = VCPU;
     assert_eq!(
         api::read_msr(
             &mut lb,
