@@ -56,12 +56,22 @@ fn peer() -> ChannelSet {
 
 /// Runs the pair to completion; returns (notifications client->server, server->client).
 fn run_pair(count: u64) -> (u64, u64) {
+    run_pair_started(count, false)
+}
+
+/// [`run_pair`] with the choice of which side starts first.
+fn run_pair_started(count: u64, client_first: bool) -> (u64, u64) {
     let init = fake_init();
     let mut client = Client::new(&init, count).unwrap();
     let mut server = Server::new(&init).unwrap();
     let (mut ck, mut sk) = (FakeKernel::default(), FakeKernel::default());
-    server.start(&mut sk).unwrap();
-    client.start(&mut ck).unwrap();
+    if client_first {
+        client.start(&mut ck).unwrap();
+        server.start(&mut sk).unwrap();
+    } else {
+        server.start(&mut sk).unwrap();
+        client.start(&mut ck).unwrap();
+    }
     while !client.is_done() {
         if ck.peer_pending {
             ck.peer_pending = false;
@@ -85,23 +95,7 @@ fn every_number_comes_back_once_in_order() {
 
 #[test]
 fn the_client_may_start_before_the_server() {
-    let init = fake_init();
-    let mut client = Client::new(&init, 5000).unwrap();
-    let mut server = Server::new(&init).unwrap();
-    let (mut ck, mut sk) = (FakeKernel::default(), FakeKernel::default());
-    client.start(&mut ck).unwrap();
-    server.start(&mut sk).unwrap();
-    while !client.is_done() {
-        if ck.peer_pending {
-            ck.peer_pending = false;
-            server.notified(&mut sk, peer()).unwrap();
-        } else if sk.peer_pending {
-            sk.peer_pending = false;
-            client.notified(&mut ck, peer()).unwrap();
-        } else {
-            panic!("lost wake-up: client at {} of 5000", client.received());
-        }
-    }
+    run_pair_started(5000, true);
 }
 
 #[test]
