@@ -11,7 +11,6 @@ mod common;
 
 use std::time::Instant;
 
-use hostsim::SimExit;
 use hvcall_pd::api::{self, RegisterStatus, Registration, RouteKind};
 use hvcall_pd::pd::{self as hv, HvcallPd};
 use hvcall_pd::{HypercallRequest, Outcome, ServiceMessage};
@@ -204,25 +203,12 @@ fn in_process(n: u64) -> f64 {
 /// ns per signal measured by the guest PD on host-sim.
 fn host_sim(n: u64) -> f64 {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/systems/hvcall_synic.xml");
-    let system = sdf::load(std::path::Path::new(path)).unwrap_or_else(|d| panic!("{d}"));
     let count = n.to_string();
-    let mut opts = common::options(300, &[("HV_BENCH_SIGNALS", &count)]);
-    opts.echo = false;
-    let outcome = common::run(&system, &opts);
-    assert_eq!(
-        outcome.exit,
-        SimExit::Exited {
-            pd: "guest".into(),
-            code: 0
-        },
-        "{:#?}",
-        outcome.log
+    let line = common::guest_report(
+        path,
+        &[("HV_BENCH_SIGNALS", &count)],
+        "guest: bench signal_event",
     );
-    let line = outcome
-        .stdout_of("guest")
-        .find(|l| l.starts_with("guest: bench signal_event"))
-        .unwrap_or_else(|| panic!("no bench line: {:#?}", outcome.log))
-        .to_string();
     line.rsplit("ns_per_op=")
         .next()
         .and_then(|v| v.parse().ok())

@@ -13,7 +13,6 @@ mod common;
 use std::time::Instant;
 
 use guest_sim::echo::body;
-use hostsim::SimExit;
 use ipc::testing::leaked_region;
 use vmbus_ring::{
     IncomingRing, OutgoingKind, OutgoingPacket, OutgoingRing, ReadError, RegionRingMem, RingMem,
@@ -86,26 +85,9 @@ fn in_process(n: u64) -> f64 {
 /// ns per packet measured by the guest PD on host-sim.
 fn host_sim(n: u64) -> f64 {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../system.xml");
-    let system = sdf::load(std::path::Path::new(path)).unwrap_or_else(|d| panic!("{d}"));
     let count = n.to_string();
-    let mut opts = common::options(300, &[("GUEST_SIM_PACKETS", &count)]);
-    opts.echo = false;
-    let outcome = common::run(&system, &opts);
-    assert_eq!(
-        outcome.exit,
-        SimExit::Exited {
-            pd: "guest".into(),
-            code: 0
-        },
-        "{:#?}",
-        outcome.log
-    );
     // "guest_sim: echoed <n> packets (<b> bytes) in <ms> ms ..."
-    let line = outcome
-        .stdout_of("guest")
-        .find(|l| l.starts_with("guest_sim: echoed"))
-        .unwrap_or_else(|| panic!("no echo line: {:#?}", outcome.log))
-        .to_string();
+    let line = common::guest_report(path, &[("GUEST_SIM_PACKETS", &count)], "guest_sim: echoed");
     let ms: f64 = line
         .split(" in ")
         .nth(1)

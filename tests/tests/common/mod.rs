@@ -89,3 +89,27 @@ pub fn run(system: &sdf::System, opts: &SimOptions) -> SimOutcome {
     let sim = Simulation::launch(system, opts).unwrap_or_else(|e| panic!("launch: {e}"));
     sim.wait().unwrap_or_else(|e| panic!("wait: {e}"))
 }
+
+/// Runs the system file at `path` quietly with `env` until its `guest` PD exits 0,
+/// and returns the guest's first stdout line starting with `prefix`: how the benches
+/// read the measurement the guest PD made itself.
+pub fn guest_report(path: &str, env: &[(&str, &str)], prefix: &str) -> String {
+    let system = sdf::load(Path::new(path)).unwrap_or_else(|d| panic!("{d}"));
+    let mut opts = options(300, env);
+    opts.echo = false;
+    let outcome = run(&system, &opts);
+    assert_eq!(
+        outcome.exit,
+        hostsim::SimExit::Exited {
+            pd: "guest".into(),
+            code: 0
+        },
+        "{:#?}",
+        outcome.log
+    );
+    let line = outcome
+        .stdout_of("guest")
+        .find(|l| l.starts_with(prefix))
+        .map(str::to_string);
+    line.unwrap_or_else(|| panic!("no {prefix:?} line: {:#?}", outcome.log))
+}
