@@ -1,0 +1,153 @@
+//! Disk I/O through the whole host-sim system against the same I/O on the same file
+//! directly. The root system.xml runs with its disk (`disk0`) backed by an image
+//! file; the guest PD times sequential 64 KiB writes and reads and random 4 KiB
+//! reads (queue depths 1 and 8), each request going guest ring -> HvSignalEvent ->
+//! hvcall-pd -> storvsp PD (pread/pwrite on the image, straight into the guest's
+//! pages) -> completion -> synic-pd -> guest interrupt. Then this process does the
+//! same requests with pread/pwrite on the same file, and prints both and the ratio.
+//!
+//! `cargo bench -p system-tests --bench storage_io`; `QUICK=1` moves 2 MiB per run
+//! only, to check that it works.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::Instant;
+
+use hostsim::SimExit;
+
+const DISK_REGION: &str = "disk0";
+
+/// One timed run: (name, queue depth, ops, bytes, ns).
+type Run = (String, u64, u64, u64, u128);
+
+fn parse(line: &str) -> Option<Run> {
+    // "guest_sim: bench <name> qd<n>: <ops> ops, <bytes> bytes, <ns> ns"
+    let rest = line.strip_prefix("guest_sim: bench ")?;
+    let (head, tail) = rest.split_once(": ")?;
+    let (name, qd) = head.split_once(" qd")?;
+    let nums: Vec<&str> = tail.split(' ').collect();
+    Some((
+        name.to_string(),
+        qd.parse().ok()?,
+        nums.first()?.parse().ok()?,
+        nums.get(2)?.parse().ok()?,
+        nums.get(4)?.parse().ok()?,
+    ))
+}
+
+fn host_sim(image: &Path, mib: u32) -> Vec<Run> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../system.xml");
+    let system = sdf::load(Path::new(path)).unwrap_or_else(|d| panic!("{d}"));
+    let mib = mib.to_string();
+    let mut opts = common::options(
+        600,
+        &[
+            ("GUEST_SIM_SCENARIO", "storage-bench"),
+            ("GUEST_SIM_BENCH_MIB", &mib),
+        ],
+    );
+    opts.echo = false;
+    opts.region_files = vec![(DISK_REGION.into(), image.to_path_buf())];
+    let outcome = common::run(&system, &opts);
+    assert_eq!(
+        outcome.exit,
+        SimExit::Exited {
+            pd: "guest".into(),
+            code: 0
+        },
+        "{:#?}",
+        outcome.log
+    );
+    outcome.stdout_of("guest").filter_map(parse).collect()
+}
+
+/// The same requests with pread/pwrite on the file, one at a time, over the first
+/// `area` bytes; ns.
+fn direct(file: &File, name: &str, ops: u64, area: u64) -> u128 {
+    let random = name.starts_with("rand");
+    let size = if random { 4096u64 } else { 65536 };
+    let mut buf = vec![0xa5u8; size as usize];
+    let mut seed = 0x5354_4f52_4147_4521u64;
+    let t = Instant::now();
+    for i in 0..ops {
+        let off = if random {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % (area / size) * size
+        } else {
+            i * size
+        };
+        if name.starts_with("seq-write") {
+            file.write_all_at(&buf, off).expect("pwrite");
+        } else {
+            file.read_exact_at(&mut buf, off).expect("pread");
+        }
+    }
+    t.elapsed().as_nanos()
+}
+
+fn main() {
+    let quick = std::env::var_os("QUICK").is_some();
+    let mib = if quick { 2 } else { 32 };
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../system.xml");
+    let system = sdf::load(Path::new(path)).unwrap_or_else(|d| panic!("{d}"));
+    let size = system
+        .memory_region(DISK_REGION)
+        .expect("system.xml has a disk")
+        .size;
+    // Next to the build output: the same file system a developer's images live on.
+    let dir = common::bin_dir().join("storage-bench");
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    let image = dir.join(format!("disk-{}.img", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&image)
+        .expect("image");
+    file.set_len(size).expect("image size");
+    // Allocate the timed area first, so neither side pays for allocating blocks.
+    let area = u64::from(mib) << 20;
+    let chunk = vec![0u8; 1 << 20];
+    for off in (0..area).step_by(chunk.len()) {
+        file.write_all_at(&chunk, off).expect("prefill");
+    }
+    file.sync_all().expect("sync");
+
+    let runs = host_sim(&image, mib);
+    assert_eq!(runs.len(), 6, "expected 3 workloads x 2 queue depths");
+    println!(
+        "storage_io: {mib} MiB per run, image {} ({} MiB), area preallocated, page cache warm",
+        image.display(),
+        size >> 20
+    );
+    println!(
+        "storage_io: {:<14} {:>3} {:>8} {:>12} {:>12} {:>9} {:>9} {:>6}",
+        "workload", "qd", "ops", "sim us/op", "direct us/op", "sim MB/s", "dir MB/s", "ratio"
+    );
+    for (name, qd, ops, bytes, ns) in &runs {
+        // Direct: the same ops, one at a time (pread/pwrite return when done).
+        let d = direct(&file, name, *ops, area);
+        let sim_us = *ns as f64 / 1e3 / *ops as f64;
+        let dir_us = d as f64 / 1e3 / *ops as f64;
+        let mbs = |ns: f64| *bytes as f64 / (ns / 1e9) / 1e6;
+        println!(
+            "storage_io: {name:<14} {qd:>3} {ops:>8} {sim_us:>12.1} {dir_us:>12.1} {:>9.0} {:>9.0} {:>6.2}",
+            mbs(*ns as f64),
+            mbs(d as f64),
+            dir_us / sim_us
+        );
+    }
+    println!("storage_io: ratio = direct time / host-sim time (1.0 = as fast as pread/pwrite on the file)");
+    if quick {
+        println!("storage_io: QUICK mode, numbers are not meaningful");
+    }
+    drop(file);
+    std::fs::remove_file(&image).ok();
+}
