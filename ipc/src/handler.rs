@@ -67,6 +67,38 @@ pub trait Handler {
     }
 }
 
+/// A PD whose state is too large for the runtime's stack lives in a `Box`; every
+/// event goes straight through to it.
+#[cfg(any(test, feature = "alloc"))]
+impl<H: Handler + ?Sized> Handler for alloc::boxed::Box<H> {
+    fn notified(
+        &mut self,
+        kernel: &mut dyn Kernel,
+        channels: ChannelSet,
+    ) -> Result<(), HandlerError> {
+        (**self).notified(kernel, channels)
+    }
+
+    fn protected(
+        &mut self,
+        kernel: &mut dyn Kernel,
+        ch: Channel,
+        msg: MessageInfo,
+        mrs: &mut MessageRegisters,
+    ) -> Result<MessageInfo, HandlerError> {
+        (**self).protected(kernel, ch, msg, mrs)
+    }
+
+    fn fault(
+        &mut self,
+        kernel: &mut dyn Kernel,
+        child: Child,
+        info: FaultInfo,
+    ) -> Result<bool, HandlerError> {
+        (**self).fault(kernel, child, info)
+    }
+}
+
 /// What a PD may ask for while it starts: the regions and variables system.xml
 /// set for it, by the `setvar_vaddr` / `setvar` name its map or setvar declared.
 pub trait Init {

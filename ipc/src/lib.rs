@@ -9,7 +9,7 @@
 #[cfg(test)]
 extern crate std;
 
-#[cfg(any(test, feature = "testing"))]
+#[cfg(any(test, feature = "alloc"))]
 extern crate alloc;
 
 mod channel;

@@ -237,4 +237,51 @@ mod tests {
         assert_eq!(kernel.record.acked, [Channel::new(4)]);
         assert_eq!(kernel.record.console, "hi");
     }
+
+    #[test]
+    fn a_boxed_handler_sees_every_event() {
+        struct Counter(u32);
+        impl crate::Handler for Counter {
+            fn notified(
+                &mut self,
+                _: &mut dyn Kernel,
+                _: crate::ChannelSet,
+            ) -> Result<(), crate::HandlerError> {
+                self.0 += 1;
+                Ok(())
+            }
+            fn protected(
+                &mut self,
+                _: &mut dyn Kernel,
+                ch: Channel,
+                msg: MessageInfo,
+                _: &mut MessageRegisters,
+            ) -> Result<MessageInfo, crate::HandlerError> {
+                Ok(MessageInfo::new(msg.label() + u64::from(ch.index()), 0))
+            }
+        }
+        let mut boxed = Box::new(Counter(0));
+        let mut k = RecordingKernel::default();
+        let set = crate::ChannelSet::from_iter([Channel::new(2)]);
+        crate::Handler::notified(&mut boxed, &mut k, set).unwrap();
+        assert_eq!(boxed.0, 1);
+        let mut mrs = MessageRegisters::new();
+        let reply = crate::Handler::protected(
+            &mut boxed,
+            &mut k,
+            Channel::new(3),
+            MessageInfo::new(4, 0),
+            &mut mrs,
+        );
+        assert_eq!(reply, Ok(MessageInfo::new(7, 0)));
+        let info = crate::FaultInfo {
+            code: 14,
+            address: 0,
+            ip: 0,
+        };
+        assert_eq!(
+            crate::Handler::fault(&mut boxed, &mut k, crate::Child(1), info),
+            Err(crate::HandlerError::UnhandledFault(crate::Child(1)))
+        );
+    }
 }

@@ -13,29 +13,8 @@ const MAX_ROUTES: usize = 64;
 fn main() {
     hostsim::run(|init, _kernel| {
         let init = WithVariables::new(init, &build::VARIABLES);
+        // Boxed: `hostsim::run` takes the handler by value, and the state is large.
         let pd: Box<HvcallPd<MAX_VPS, MAX_ROUTES>> = Box::new(HvcallPd::init(&init)?);
-        Ok(BoxedHandler(pd))
+        Ok(pd)
     })
-}
-
-/// `hostsim::run` takes the handler by value; this keeps the big state on the heap.
-struct BoxedHandler<H>(Box<H>);
-
-impl<H: ipc::Handler> ipc::Handler for BoxedHandler<H> {
-    fn notified(
-        &mut self,
-        kernel: &mut dyn ipc::Kernel,
-        channels: ipc::ChannelSet,
-    ) -> Result<(), ipc::HandlerError> {
-        self.0.notified(kernel, channels)
-    }
-    fn protected(
-        &mut self,
-        kernel: &mut dyn ipc::Kernel,
-        ch: ipc::Channel,
-        msg: ipc::MessageInfo,
-        mrs: &mut ipc::MessageRegisters,
-    ) -> Result<ipc::MessageInfo, ipc::HandlerError> {
-        self.0.protected(kernel, ch, msg, mrs)
-    }
 }

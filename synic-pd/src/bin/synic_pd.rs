@@ -15,28 +15,6 @@ fn main() {
         let init = WithVariables::new(init, &build::VARIABLES);
         // Boxed: the per-SINT message queues make the state a few hundred KiB.
         let pd: Box<SynicPd<MAX_VPS, QUEUE_DEPTH>> = Box::new(SynicPd::init(&init)?);
-        Ok(BoxedHandler(pd))
+        Ok(pd)
     })
-}
-
-/// `hostsim::run` takes the handler by value; this keeps the big state on the heap.
-struct BoxedHandler<H>(Box<H>);
-
-impl<H: ipc::Handler> ipc::Handler for BoxedHandler<H> {
-    fn notified(
-        &mut self,
-        kernel: &mut dyn ipc::Kernel,
-        channels: ipc::ChannelSet,
-    ) -> Result<(), ipc::HandlerError> {
-        self.0.notified(kernel, channels)
-    }
-    fn protected(
-        &mut self,
-        kernel: &mut dyn ipc::Kernel,
-        ch: ipc::Channel,
-        msg: ipc::MessageInfo,
-        mrs: &mut ipc::MessageRegisters,
-    ) -> Result<ipc::MessageInfo, ipc::HandlerError> {
-        self.0.protected(kernel, ch, msg, mrs)
-    }
 }
