@@ -861,13 +861,35 @@ fn malformed(disk: &mut Storvsc, vcpu: &mut Vcpu<'_>, blocks: u64) -> Result<()>
     Ok(())
 }
 
-/// Times sequential 64 KiB writes and reads and random 4 KiB reads over the first
-/// `bytes` of the disk, at queue depths 1 and 8; prints
+/// Times requests without data (the path's own cost), sequential 64 KiB writes and
+/// reads and random 4 KiB reads over the first `bytes` of the disk, at queue depths
+/// 1 and 8; prints
 /// `guest_sim: bench <name> qd<n>: <ops> ops, <bytes> bytes, <ns> ns`.
 fn bench(disk: &mut Storvsc, vcpu: &mut Vcpu<'_>, bytes: u64, blocks: u64) -> Result<()> {
     let bytes = bytes.min(blocks * BLOCK);
     let mut seed = SEED;
     for qd in [1u64, 8] {
+        // The path's fixed cost: requests that move no data.
+        let ops = bytes / 65536;
+        let t = Instant::now();
+        let mut done = 0;
+        let tur = [0u8; 6];
+        while done < ops {
+            let n = qd.min(ops - done);
+            let reqs: Vec<Request<'_>> = (0..n)
+                .map(|_| Request {
+                    cdb: &tur,
+                    dir: DataDirection::UNKNOWN,
+                    buf: None,
+                })
+                .collect();
+            for r in disk.run(vcpu, &reqs)? {
+                ok_srb(&r, 0, "TEST UNIT READY")?;
+            }
+            done += n;
+        }
+        let ns = t.elapsed().as_nanos();
+        println!("guest_sim: bench test-unit-ready qd{qd}: {ops} ops, 0 bytes, {ns} ns");
         for (name, size, write, random) in [
             ("seq-write-64k", 65536u64, true, false),
             ("seq-read-64k", 65536, false, false),
