@@ -76,11 +76,16 @@ pub fn run(args: Args) -> Result<(), Failure> {
         let _ = s.read_to_string(&mut err);
     }
     let code = status.code().unwrap_or(-1);
+    let system_status = guest_status(code);
     eprintln!(
-        "paravisor run: QEMU exited with {code} after {:.2} s",
-        started.elapsed().as_secs_f64()
+        "paravisor run: QEMU exited with {code} after {:.2} s{}",
+        started.elapsed().as_secs_f64(),
+        match system_status {
+            Some(s) => format!(" (system halted with status {s})"),
+            None => String::new(),
+        }
     );
-    match guest_status(code) {
+    match system_status {
         Some(0) => Ok(()),
         Some(s) => {
             if !err.is_empty() {
