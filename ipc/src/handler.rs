@@ -67,16 +67,21 @@ pub trait Handler {
     }
 }
 
-/// A PD whose state is too large for the runtime's stack lives in a `Box`; every
-/// event goes straight through to it.
+/// A PD whose state is too large for the runtime's stack, kept in a `Box`; every
+/// event goes straight through to it. (A newtype rather than `impl Handler for
+/// Box<H>`, which would take that impl away from every other crate.)
 #[cfg(any(test, feature = "alloc"))]
-impl<H: Handler + ?Sized> Handler for alloc::boxed::Box<H> {
+#[derive(Debug)]
+pub struct Boxed<H: ?Sized>(pub alloc::boxed::Box<H>);
+
+#[cfg(any(test, feature = "alloc"))]
+impl<H: Handler + ?Sized> Handler for Boxed<H> {
     fn notified(
         &mut self,
         kernel: &mut dyn Kernel,
         channels: ChannelSet,
     ) -> Result<(), HandlerError> {
-        (**self).notified(kernel, channels)
+        self.0.notified(kernel, channels)
     }
 
     fn protected(
@@ -86,7 +91,7 @@ impl<H: Handler + ?Sized> Handler for alloc::boxed::Box<H> {
         msg: MessageInfo,
         mrs: &mut MessageRegisters,
     ) -> Result<MessageInfo, HandlerError> {
-        (**self).protected(kernel, ch, msg, mrs)
+        self.0.protected(kernel, ch, msg, mrs)
     }
 
     fn fault(
@@ -95,7 +100,7 @@ impl<H: Handler + ?Sized> Handler for alloc::boxed::Box<H> {
         child: Child,
         info: FaultInfo,
     ) -> Result<bool, HandlerError> {
-        (**self).fault(kernel, child, info)
+        self.0.fault(kernel, child, info)
     }
 }
 

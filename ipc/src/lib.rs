@@ -24,6 +24,8 @@ pub mod testing;
 
 pub use channel::{Channel, ChannelSet, Child};
 pub use error::{HandlerError, InitError, IpcError};
+#[cfg(any(test, feature = "alloc"))]
+pub use handler::Boxed;
 pub use handler::{FaultInfo, Handler, Init, Kernel};
 pub use init::{InitExt, WithVariables};
 pub use message::{MessageInfo, MessageRegisters, MAX_MESSAGE_REGISTERS};

@@ -260,11 +260,11 @@ mod tests {
                 Ok(MessageInfo::new(msg.label() + u64::from(ch.index()), 0))
             }
         }
-        let mut boxed = Box::new(Counter(0));
+        let mut boxed = crate::Boxed(Box::new(Counter(0)));
         let mut k = RecordingKernel::default();
         let set = crate::ChannelSet::from_iter([Channel::new(2)]);
         crate::Handler::notified(&mut boxed, &mut k, set).unwrap();
-        assert_eq!(boxed.0, 1);
+        assert_eq!(boxed.0 .0, 1);
         let mut mrs = MessageRegisters::new();
         let reply = crate::Handler::protected(
             &mut boxed,

@@ -15,6 +15,6 @@ fn main() {
         let init = WithVariables::new(init, &build::VARIABLES);
         // Boxed: `hostsim::run` takes the handler by value, and the state is large.
         let pd: Box<HvcallPd<MAX_VPS, MAX_ROUTES>> = Box::new(HvcallPd::init(&init)?);
-        Ok(pd)
+        Ok(ipc::Boxed(pd))
     })
 }

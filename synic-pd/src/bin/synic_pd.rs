@@ -15,6 +15,6 @@ fn main() {
         let init = WithVariables::new(init, &build::VARIABLES);
         // Boxed: the per-SINT message queues make the state a few hundred KiB.
         let pd: Box<SynicPd<MAX_VPS, QUEUE_DEPTH>> = Box::new(SynicPd::init(&init)?);
-        Ok(pd)
+        Ok(ipc::Boxed(pd))
     })
 }
