@@ -41,6 +41,9 @@ pub struct RegionGrant {
     pub vaddr: u64,
     pub size: u64,
     pub perms: Perms,
+    /// Backed by a host file (`--region-file`) rather than a memfd: the PD keeps its
+    /// descriptor through init for [`crate::region_file`].
+    pub host_file: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,13 +100,14 @@ impl PdConfig {
         for r in &self.regions {
             let _ = writeln!(
                 out,
-                "region {} {} {} {:#x} {:#x} {}",
+                "region {} {} {} {:#x} {:#x} {}{}",
                 r.mr,
                 r.setvar.as_deref().unwrap_or("-"),
                 r.fd,
                 r.vaddr,
                 r.size,
-                perms_token(r.perms)
+                perms_token(r.perms),
+                if r.host_file { " file" } else { "" }
             );
         }
         for c in &self.channels {
@@ -161,7 +165,9 @@ impl PdConfig {
                     }
                     fault_fd = Some(parse_fd(fd).ok_or_else(|| err(no, "bad fault fd"))?);
                 }
-                ["region", mr, setvar, fd, vaddr, size, perms] => {
+                ["region", mr, setvar, fd, vaddr, size, perms, backing @ ..]
+                    if matches!(backing, [] | ["file"]) =>
+                {
                     if regions.len() >= MAX_REGIONS {
                         return Err(err(no, "too many regions"));
                     }
@@ -185,6 +191,7 @@ impl PdConfig {
                         vaddr,
                         size,
                         perms: parse_perms(perms).ok_or_else(|| err(no, "bad perms"))?,
+                        host_file: !backing.is_empty(),
                     });
                 }
                 ["channel", id, out, inc, pp, role] => {
@@ -309,6 +316,7 @@ mod tests {
                 vaddr: 0x200_0000,
                 size: 0x1000,
                 perms: Perms::RW,
+                host_file: true,
             }],
             channels: vec![ChannelGrant {
                 id: 3,
@@ -372,6 +380,14 @@ mod tests {
                 "malformed",
             ),
             ("hostsim-pd v1\nname a\nfault 3\nbogus\n", "malformed"),
+            (
+                "hostsim-pd v1\nname a\nfault 3\nregion m - 4 0x1000 0x1000 r memfd\n",
+                "malformed",
+            ),
+            (
+                "hostsim-pd v1\nname a\nfault 3\nregion m - 4 0x1000 0x1000 r file file\n",
+                "malformed",
+            ),
             (
                 "hostsim-pd v1\nname a\nfault 3\nchannel 1 3 - - -\n",
                 "twice",

@@ -150,8 +150,9 @@ fn set_region_files(files: Option<Vec<(String, OwnedFd)>>) {
 /// PD whose host build does file I/O on it (storvsp's disk: pread/pwrite, fsync,
 /// hole punching) instead of going through the mapping. It is the same object the
 /// mapping shows, opened with the same rights (read-only for an `r` grant), so it
-/// grants nothing system.xml did not: a memfd normally, or the host file the
-/// supervisor was told to back the region with (`SimOptions::region_files`).
+/// grants nothing system.xml did not. Only for regions the supervisor was told to
+/// back with a host file (`SimOptions::region_files`); a memfd-backed region gives
+/// `None` and the PD uses its mapping.
 ///
 /// Only during the PD's `init` (afterwards `None`): from then on the mappings
 /// are all a PD holds, and what it took here is all it keeps.
@@ -164,7 +165,8 @@ pub fn region_file(setvar: &str) -> Option<std::fs::File> {
 type RegionFiles = Vec<(String, OwnedFd)>;
 
 /// Maps every granted region; the descriptors are closed except one per named
-/// region, kept for [`region_file`] until `init` returns.
+/// region the supervisor backed with a host file, kept for [`region_file`] until
+/// `init` returns. A memfd-backed region leaves nothing behind but its mapping.
 fn map_regions(grants: &[RegionGrant]) -> Result<(Vec<Mapped>, RegionFiles), String> {
     // One descriptor may back several maps (a region mapped twice), so ownership is
     // taken once per distinct descriptor.
@@ -191,7 +193,7 @@ fn map_regions(grants: &[RegionGrant]) -> Result<(Vec<Mapped>, RegionFiles), Str
                 g.mr, g.vaddr, g.size
             )
         })?;
-        if let Some(setvar) = &g.setvar {
+        if let (Some(setvar), true) = (&g.setvar, g.host_file) {
             let dup = fd
                 .try_clone()
                 .map_err(|e| format!("region '{}': {e}", g.mr))?;

@@ -159,6 +159,7 @@ pub fn plan(
                 vaddr: map.vaddr,
                 size: *size,
                 perms: to_ipc(map.perms),
+                host_file: region_files.iter().any(|(n, _)| *n == map.mr),
             });
             grants.push(fd);
         }
