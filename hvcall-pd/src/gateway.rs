@@ -704,11 +704,7 @@ impl<const VPS: usize, const ROUTES: usize> HvcallCore<VPS, ROUTES> {
         };
         let count = req.control.rep_count();
         for i in start..count {
-            let at = i as usize * size_of::<HvRegisterName>();
-            let Some(name) = rest
-                .get(at..at + size_of::<HvRegisterName>())
-                .and_then(|b| HvRegisterName::read_from_bytes(b).ok())
-            else {
+            let Some(name) = rep_element::<HvRegisterName>(rest, i) else {
                 return CallDone::Status(HvStatus::INVALID_HYPERCALL_INPUT, i);
             };
             let value = match self.get_register(vp, vtl, name) {
@@ -740,11 +736,7 @@ impl<const VPS: usize, const ROUTES: usize> HvcallCore<VPS, ROUTES> {
         };
         let count = req.control.rep_count();
         for i in start..count {
-            let at = i as usize * size_of::<HvRegisterAssoc>();
-            let Some(assoc) = rest
-                .get(at..at + size_of::<HvRegisterAssoc>())
-                .and_then(|b| HvRegisterAssoc::read_from_bytes(b).ok())
-            else {
+            let Some(assoc) = rep_element::<HvRegisterAssoc>(rest, i) else {
                 return CallDone::Status(HvStatus::INVALID_HYPERCALL_INPUT, i);
             };
             if assoc.reserved != [0; 3] || assoc.value.high != 0 {
@@ -784,4 +776,12 @@ fn check_buffer<'a>(
     mem.range(gpa, len)
         .map(Some)
         .ok_or(HvStatus::INVALID_ALIGNMENT)
+}
+
+/// Rep element `index` of a rep hypercall's input list, or `None` when the guest's
+/// input ends before it.
+fn rep_element<T: FromBytes>(list: &[u8], index: u16) -> Option<T> {
+    let at = usize::from(index) * size_of::<T>();
+    list.get(at..at + size_of::<T>())
+        .and_then(|bytes| T::read_from_bytes(bytes).ok())
 }
