@@ -633,13 +633,16 @@ impl<const VPS: usize, const ROUTES: usize> HvcallCore<VPS, ROUTES> {
 
     // ---- HvCallGetVpRegisters / HvCallSetVpRegisters -----------------------------
 
-    /// Validates a Get/SetVpRegisters header: the VP and the VTL whose registers are
-    /// meant. A VTL may reach its own registers and those of lower VTLs only.
-    fn register_target(
+    /// Reads and validates a Get/SetVpRegisters header: the VP and the VTL whose
+    /// registers are meant, and the rep list after the header. A VTL may reach its
+    /// own registers and those of lower VTLs only.
+    fn register_target<'a>(
         &self,
         req: &HypercallRequest,
-        hdr: &GetSetVpRegistersHeader,
-    ) -> Result<(u32, Vtl), HvStatus> {
+        input: &'a [u8],
+    ) -> Result<(u32, Vtl, &'a [u8]), HvStatus> {
+        let (hdr, list) = GetSetVpRegistersHeader::read_from_prefix(input)
+            .map_err(|_| HvStatus::INVALID_HYPERCALL_INPUT)?;
         if hdr.partition_id != HV_PARTITION_ID_SELF {
             return Err(HvStatus::INVALID_PARTITION_ID);
         }
@@ -661,7 +664,7 @@ impl<const VPS: usize, const ROUTES: usize> HvcallCore<VPS, ROUTES> {
         if state.enabled & target.bit() == 0 {
             return Err(HvStatus::INVALID_VTL_STATE);
         }
-        Ok((vp, target))
+        Ok((vp, target, list))
     }
 
     fn get_register(&self, vp: u32, vtl: Vtl, name: HvRegisterName) -> Result<u64, HvStatus> {
@@ -695,10 +698,7 @@ impl<const VPS: usize, const ROUTES: usize> HvcallCore<VPS, ROUTES> {
         output: &mut [u8],
     ) -> CallDone {
         let start = req.control.rep_start();
-        let Ok((hdr, rest)) = GetSetVpRegistersHeader::read_from_prefix(input) else {
-            return CallDone::Status(HvStatus::INVALID_HYPERCALL_INPUT, start);
-        };
-        let (vp, vtl) = match self.register_target(req, &hdr) {
+        let (vp, vtl, rest) = match self.register_target(req, input) {
             Ok(t) => t,
             Err(s) => return CallDone::Status(s, start),
         };
@@ -727,10 +727,7 @@ impl<const VPS: usize, const ROUTES: usize> HvcallCore<VPS, ROUTES> {
         input: &[u8],
     ) -> CallDone {
         let start = req.control.rep_start();
-        let Ok((hdr, rest)) = GetSetVpRegistersHeader::read_from_prefix(input) else {
-            return CallDone::Status(HvStatus::INVALID_HYPERCALL_INPUT, start);
-        };
-        let (vp, vtl) = match self.register_target(req, &hdr) {
+        let (vp, vtl, rest) = match self.register_target(req, input) {
             Ok(t) => t,
             Err(s) => return CallDone::Status(s, start),
         };
