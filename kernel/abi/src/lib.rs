@@ -4,7 +4,8 @@
 //! - [`image`]: the system image the builder appends to the kernel, which the kernel
 //!   turns into address spaces and capability tables;
 //! - [`info`]: the read-only page that tells a PD its name, regions and variables;
-//! - [`layout`]: where the kernel puts a PD's stack, IPC buffer and info page.
+//! - [`layout`]: where the kernel puts a PD's stack, IPC buffer and info page;
+//! - [`vcpu`]: running a guest vCPU (`VM_ENTER`) and the state it exchanges.
 //!
 //! Decoding never panics and never trusts a length or offset it has not checked.
 #![no_std]
@@ -18,6 +19,7 @@ pub mod image;
 pub mod info;
 pub mod layout;
 pub mod syscall;
+pub mod vcpu;
 
 /// A fixed-size, NUL-padded name as stored in the image and the info page.
 pub type Name = [u8; 64];

@@ -31,6 +31,11 @@ impl Sys {
     /// QEMU's pc-testdev (I/O port 0x2000 + line). Debug kernels only; it lets the
     /// boot test exercise real irq delivery, and still needs the irq capability.
     pub const DEBUG_IRQ_LINE: Self = Self(8);
+    /// (vcpu, flags, deadline): run the guest vCPU `vcpu` of the VM this PD owns
+    /// until it exits, the PD is notified or the TSC passes `deadline` (0 = none).
+    /// See [`crate::vcpu`] for the state words in the IPC buffer. Returns
+    /// [`Event::VM_EXIT`], or [`Event::NOTIFICATION`] as RECV would, or a status.
+    pub const VM_ENTER: Self = Self(9);
 }
 
 /// What a system call returns in rax (for RECV/REPLY_RECV: see [`Event`]).
@@ -51,6 +56,8 @@ impl Status {
     /// An argument is out of range (channel id > 61, count > 64, bad pointer).
     pub const BAD_ARGUMENT: Self = Self(7);
     pub const UNKNOWN_SYSCALL: Self = Self(8);
+    /// VM_ENTER on a vCPU this PD does not own.
+    pub const NOT_A_VCPU: Self = Self(9);
 }
 
 /// The kind of event RECV and REPLY_RECV return in rax.
@@ -65,6 +72,9 @@ impl Event {
     pub const CALL: Self = Self(0x101);
     /// rdi = the child's id; IPC buffer words 0..4 = [`FaultMessage`].
     pub const FAULT: Self = Self(0x102);
+    /// The guest exited: the IPC buffer holds its state and the exit
+    /// ([`crate::vcpu::Word`]).
+    pub const VM_EXIT: Self = Self(0x103);
 }
 
 /// Flags of REPLY_RECV (r10).
@@ -144,7 +154,7 @@ mod tests {
 
     #[test]
     fn events_and_statuses_do_not_overlap() {
-        for e in [Event::NOTIFICATION, Event::CALL, Event::FAULT] {
+        for e in [Event::NOTIFICATION, Event::CALL, Event::FAULT, Event::VM_EXIT] {
             assert!(e.0 > Status::UNKNOWN_SYSCALL.0);
         }
     }

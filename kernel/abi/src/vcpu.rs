@@ -1,0 +1,157 @@
+//! Running a guest vCPU: the `VM_ENTER` system call and the vCPU state it exchanges
+//! with the VMM PD through the IPC buffer.
+//!
+//! seL4-style: the VMM PD's thread *is* the vCPU's thread. `VM_ENTER(vcpu, flags,
+//! deadline)` applies the state words the VMM marked dirty, runs the guest, and
+//! returns when the guest exits (the exit in the IPC buffer), when the VMM is
+//! notified (`Event::NOTIFICATION`, with the current guest state in the buffer too),
+//! or when `deadline` (a TSC value) has passed. A Microkit-style fault delivery to a
+//! separate parent would cost a second PD switch per exit and a second address space
+//! holding the same guest state; with VM_ENTER the exit path is one kernel entry.
+//!
+//! The kernel owns the intercepts: every MSR but the ones VMRUN swaps itself, every
+//! I/O port, CPUID, HLT, VMMCALL, INTR, NMI, SHUTDOWN, XSETBV (handled in the kernel
+//! against the host's XCR0 mask) and the VMM's [`Word::EXCEPTION_INTERCEPTS`]. Every
+//! guest-physical address the system description does not map into the VM is a
+//! nested page fault the VMM receives.
+//!
+//! Layout of the IPC buffer (64 words), the same in both directions; [`Word`] names
+//! each index.
+
+/// `VM_ENTER` flags (rsi).
+pub mod flags {
+    /// Do not run the guest: wait (like HLT) until a notification arrives or the
+    /// deadline passes, then return as if the guest had exited.
+    pub const HALTED: u64 = 1;
+}
+
+/// Pseudo exit codes beside the SVM exit codes in [`Word::EXIT_CODE`].
+pub mod pseudo_exit {
+    /// The deadline passed (the guest ran or waited until then).
+    pub const DEADLINE: u64 = 0x1_0000;
+    /// A notification arrived; `VM_ENTER` returned `Event::NOTIFICATION` and the
+    /// guest state is current.
+    pub const NOTIFIED: u64 = 0x1_0001;
+    /// The state the VMM asked for cannot be run (VMRUN refused it: SVM's
+    /// VMEXIT_INVALID). Nothing ran; fix the state and enter again.
+    pub const INVALID_STATE: u64 = 0x1_0002;
+}
+
+/// SVM exit codes the VMM sees (AMD APM vol. 2, appendix C).
+pub mod exit {
+    pub const EXCEPTION_BASE: u64 = 0x40;
+    pub const INTR: u64 = 0x60;
+    pub const NMI: u64 = 0x61;
+    pub const VINTR: u64 = 0x64;
+    pub const CPUID: u64 = 0x72;
+    pub const HLT: u64 = 0x78;
+    pub const IOIO: u64 = 0x7b;
+    pub const MSR: u64 = 0x7c;
+    pub const SHUTDOWN: u64 = 0x7f;
+    pub const VMMCALL: u64 = 0x81;
+    pub const XSETBV: u64 = 0x8d;
+    pub const NPF: u64 = 0x400;
+}
+
+/// Word indices in the IPC buffer.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Word;
+
+impl Word {
+    /// Out: the SVM exit code or a [`pseudo_exit`] code.
+    pub const EXIT_CODE: usize = 0;
+    /// Out: EXITINFO1 (IOIO: port/size/direction; MSR: 1 = write; NPF: error code).
+    pub const EXIT_INFO1: usize = 1;
+    /// Out: EXITINFO2 (IOIO: the next RIP; NPF: the faulting GPA).
+    pub const EXIT_INFO2: usize = 2;
+    /// Out: EXITINTINFO (an event whose delivery the exit interrupted).
+    pub const EXIT_INT_INFO: usize = 3;
+    /// Out: bit 0 = the guest is in an interrupt shadow (STI/MOV SS). In: the same,
+    /// to set or clear it.
+    pub const INTERRUPT_SHADOW: usize = 4;
+    /// In: bit set = a [`Word`] index (0..64) whose value the kernel must load.
+    /// Out: 0.
+    pub const DIRTY: usize = 5;
+    /// In: an event to inject on this entry, in SVM EVENTINJ format (bit 31 valid).
+    /// Cleared by the kernel once the event was delivered.
+    pub const EVENT_INJECT: usize = 6;
+    /// In: bit 0 = exit with [`exit::VINTR`] as soon as the guest can take an
+    /// interrupt (sets V_IRQ with V_IGN_TPR); bits 8..16 = the virtual TPR.
+    pub const INTERRUPT_WINDOW: usize = 7;
+    /// Guest general-purpose registers in this order (x86 encoding order).
+    pub const RAX: usize = 8;
+    pub const RCX: usize = 9;
+    pub const RDX: usize = 10;
+    pub const RBX: usize = 11;
+    pub const RSP: usize = 12;
+    pub const RBP: usize = 13;
+    pub const RSI: usize = 14;
+    pub const RDI: usize = 15;
+    /// R8..=R15 follow at 16..=23.
+    pub const R8: usize = 16;
+    pub const RIP: usize = 24;
+    pub const RFLAGS: usize = 25;
+    pub const CR0: usize = 26;
+    pub const CR2: usize = 27;
+    pub const CR3: usize = 28;
+    pub const CR4: usize = 29;
+    pub const EFER: usize = 30;
+    /// In/out: bit per exception vector the VMM wants as an exit (#MC is always
+    /// intercepted by the kernel and reported the same way).
+    pub const EXCEPTION_INTERCEPTS: usize = 31;
+    /// Segments ES, CS, SS, DS, FS, GS, LDTR, TR (x86 encoding order, then the
+    /// system segments), two words each: [`segment_word`] then the base.
+    pub const SEGMENTS: usize = 32;
+    /// GDTR and IDTR, two words each: limit, base.
+    pub const GDTR: usize = 48;
+    pub const IDTR: usize = 50;
+    pub const PAT: usize = 52;
+    pub const DR7: usize = 53;
+    pub const XCR0: usize = 54;
+    /// Guest instruction bytes the CPU fetched for the exit, when it provides them
+    /// (never under QEMU TCG: no decode assists); count in bits 0..8 of the first word.
+    pub const INSN_BYTES: usize = 55;
+    /// Words 58..64 are reserved (0 out, ignored in).
+    pub const COUNT: usize = 58;
+}
+
+/// Segment index within [`Word::SEGMENTS`].
+pub mod segment {
+    pub const ES: usize = 0;
+    pub const CS: usize = 1;
+    pub const SS: usize = 2;
+    pub const DS: usize = 3;
+    pub const FS: usize = 4;
+    pub const GS: usize = 5;
+    pub const LDTR: usize = 6;
+    pub const TR: usize = 7;
+}
+
+/// The first word of a segment pair: selector (bits 0..16), SVM attribute
+/// (bits 16..28: type, S, DPL, P, AVL, L, D/B, G), limit (bits 32..64).
+pub const fn segment_word(selector: u16, attrib: u16, limit: u32) -> u64 {
+    selector as u64 | ((attrib as u64 & 0xfff) << 16) | ((limit as u64) << 32)
+}
+
+/// The parts of a [`segment_word`].
+pub const fn segment_parts(word: u64) -> (u16, u16, u32) {
+    (word as u16, ((word >> 16) & 0xfff) as u16, (word >> 32) as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_words_round_trip() {
+        let w = segment_word(0x10, 0xa9b, 0xffff_ffff);
+        assert_eq!(segment_parts(w), (0x10, 0xa9b, 0xffff_ffff));
+    }
+
+    #[test]
+    fn layout_fits_the_ipc_buffer() {
+        assert!(Word::COUNT <= crate::syscall::MESSAGE_REGISTERS);
+        assert!(Word::SEGMENTS + 16 == Word::GDTR);
+        assert!(Word::R8 + 8 == Word::RIP);
+    }
+}
