@@ -22,6 +22,19 @@ fuzz_target!(|data: &[u8]| {
                 let _ = info.variable("shared");
             }
         }
+        for (i, r) in image.regions().iter().enumerate() {
+            assert!(image.region_data(i).len() as u64 <= r.size);
+        }
+        for vm in image.vms() {
+            assert!(usize::from(vm.desc.owner_pd) < image.pd_count());
+            assert!(!vm.vcpu_ids().is_empty());
+            for m in vm.maps {
+                let r = image.regions()[m.region as usize];
+                assert!(m.gpa % 4096 == 0 && m.gpa + r.size <= kernel_abi::image::GPA_LIMIT);
+            }
+            let owner = usize::from(vm.desc.owner_pd);
+            assert_eq!(image.vm_of(owner).map(|v| v.desc.name), Some(vm.desc.name));
+        }
     }
     let _ = InfoPage::parse(data);
 });

@@ -3,20 +3,24 @@
 //! first page after the kernel. Layout (little-endian, 8-byte aligned tables):
 //!
 //! ```text
-//! Header | RegionDesc[region_count] | PdDesc[pd_count] | per PD: SegmentDesc[],
-//! MapDesc[], PatchDesc[], info page (4 KiB, page aligned), program ELF bytes
+//! Header | RegionDesc[region_count] | PdDesc[pd_count] | VmDesc[vm_count] |
+//! per PD: SegmentDesc[], MapDesc[], PatchDesc[], info page (4 KiB, page aligned),
+//! program ELF bytes | per VM: VmMapDesc[] | per region with initial contents:
+//! its bytes (page aligned)
 //! ```
 //!
 //! The builder resolves everything (channel ends to PD indices, setvars to info-page
-//! offsets); the kernel allocates frames, copies and maps, and decides nothing.
-//! [`SystemImage::parse`] checks every offset, count and index it hands out.
+//! offsets, a VM's owner to its VMM PD's index); the kernel allocates frames, copies
+//! and maps, and decides nothing. [`SystemImage::parse`] checks every offset, count
+//! and index it hands out.
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::{layout, Name};
 
 pub const MAGIC: [u8; 8] = *b"PVSYSIMG";
-pub const VERSION: u32 = 1;
+/// 2: virtual machines ([`VmDesc`]) and region initial contents.
+pub const VERSION: u32 = 2;
 /// Channel and irq ids per PD (0..=61), as in Microkit.
 pub const CHANNELS: usize = 62;
 pub const MAX_PDS: usize = 63;
@@ -24,6 +28,14 @@ pub const MAX_REGIONS: usize = 256;
 pub const MAX_SEGMENTS: usize = 16;
 pub const MAX_MAPS: usize = 64;
 pub const NO_PARENT: u8 = 0xff;
+/// A PD owns at most one VM (it is that VM's VMM), as in Microkit.
+pub const MAX_VMS: usize = MAX_PDS;
+pub const MAX_VCPUS: usize = 16;
+/// vCPU ids share the VMM's child-id space (0..=61), as in Microkit.
+pub const MAX_VCPU_ID: u8 = 61;
+pub const MAX_VM_MAPS: usize = 64;
+/// Guest-physical addresses end below 2^48: four levels of nested page tables.
+pub const GPA_LIMIT: u64 = 1 << 48;
 
 /// Permission bits of segments and maps.
 pub mod perms {
@@ -39,19 +51,25 @@ pub struct Header {
     pub version: u32,
     pub pd_count: u32,
     pub region_count: u32,
-    pub _reserved: u32,
+    pub vm_count: u32,
     pub total_len: u64,
     pub regions_off: u64,
     pub pds_off: u64,
+    pub vms_off: u64,
 }
 
 /// A memory region. `phys_addr` is [`RegionDesc::ALLOCATE`] unless system.xml fixed it.
+/// Its first `data_len` bytes start as the image bytes at `data_off`, the rest as
+/// zero; `(0, 0)` means all zero. Only allocated regions have initial contents (a
+/// fixed `phys_addr` is device memory, which the loader must not write).
 #[repr(C)]
 #[derive(Copy, Clone, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct RegionDesc {
     pub name: Name,
     pub size: u64,
     pub phys_addr: u64,
+    pub data_off: u64,
+    pub data_len: u64,
 }
 
 impl RegionDesc {
@@ -136,6 +154,37 @@ pub struct MapDesc {
     pub _reserved: u32,
 }
 
+/// A guest virtual machine. Its vCPUs run on the thread of its VMM, PD
+/// `owner_pd` (seL4-style `VM_ENTER`, see [`crate::vcpu`]), at most at that PD's
+/// priority; `priority`, `budget_us` and `period_us` bound the guest's share.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct VmDesc {
+    pub name: Name,
+    pub owner_pd: u8,
+    /// How many entries of `vcpu_ids` are used (1..=[`MAX_VCPUS`]).
+    pub vcpu_count: u8,
+    pub priority: u8,
+    pub _reserved: [u8; 5],
+    pub budget_us: u64,
+    pub period_us: u64,
+    /// The ids the VMM names its vCPUs by (each 0..=[`MAX_VCPU_ID`], distinct).
+    pub vcpu_ids: [u8; MAX_VCPUS],
+    pub maps_off: u64,
+    pub map_count: u32,
+    pub _reserved2: u32,
+}
+
+/// Region `region` appears in the guest at guest-physical address `gpa`.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct VmMapDesc {
+    pub gpa: u64,
+    pub region: u32,
+    /// [`perms`] bits.
+    pub perms: u32,
+}
+
 /// At boot, write region `region`'s physical address into the info page at `offset`.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -145,8 +194,10 @@ pub struct PatchDesc {
 }
 
 const _: () = {
-    assert!(core::mem::size_of::<Header>() == 48);
-    assert!(core::mem::size_of::<RegionDesc>() == 80);
+    assert!(core::mem::size_of::<Header>() == 56);
+    assert!(core::mem::size_of::<RegionDesc>() == 96);
+    assert!(core::mem::size_of::<VmDesc>() == 120);
+    assert!(core::mem::size_of::<VmMapDesc>() == 16);
     assert!(core::mem::size_of::<CapDesc>() == 8);
     assert!(core::mem::size_of::<PdDesc>() == 64 + 8 + 80 + 16 + CHANNELS * 8);
     assert!(core::mem::size_of::<SegmentDesc>() == 40);
@@ -192,6 +243,7 @@ pub struct SystemImage<'a> {
     header: &'a Header,
     regions: &'a [RegionDesc],
     pds: &'a [PdDesc],
+    vms: &'a [VmDesc],
 }
 
 /// One PD's parts, checked.
@@ -203,6 +255,22 @@ pub struct PdView<'a> {
     pub patches: &'a [PatchDesc],
     pub info_page: &'a [u8],
     pub elf: &'a [u8],
+}
+
+/// One VM's parts, checked: `desc.owner_pd` is a PD index, every map's region
+/// exists, GPA ranges are page aligned, below [`GPA_LIMIT`] and disjoint.
+#[derive(Copy, Clone, Debug)]
+pub struct VmView<'a> {
+    pub desc: &'a VmDesc,
+    pub maps: &'a [VmMapDesc],
+}
+
+impl VmView<'_> {
+    /// The vCPU ids in use.
+    pub fn vcpu_ids(&self) -> &[u8] {
+        let n = usize::from(self.desc.vcpu_count).min(MAX_VCPUS);
+        &self.desc.vcpu_ids[..n]
+    }
 }
 
 fn slice_at<'a, T: FromBytes + Immutable + KnownLayout>(
@@ -236,6 +304,19 @@ fn page_aligned(x: u64) -> bool {
     x.is_multiple_of(layout::PAGE_SIZE)
 }
 
+fn check_region_data(bytes: &[u8], r: &RegionDesc) -> Result<(), ImageError> {
+    if r.data_len == 0 {
+        if r.data_off != 0 {
+            return Err(ImageError::OutOfBounds("region data"));
+        }
+        return Ok(());
+    }
+    if r.data_len > r.size || r.phys_addr != RegionDesc::ALLOCATE {
+        return Err(ImageError::BadAddress("region data"));
+    }
+    bytes_at(bytes, r.data_off, r.data_len, "region data").map(|_| ())
+}
+
 impl<'a> SystemImage<'a> {
     /// Checks the whole image: tables in bounds and aligned, every cross reference
     /// valid, every user address range page aligned and below the reserved area.
@@ -260,6 +341,11 @@ impl<'a> SystemImage<'a> {
         let regions: &[RegionDesc] =
             slice_at(bytes, header.regions_off, region_count, "region table")?;
         let pds: &[PdDesc] = slice_at(bytes, header.pds_off, pd_count, "PD table")?;
+        let vm_count = header.vm_count as usize;
+        if vm_count > MAX_VMS {
+            return Err(ImageError::TooMany("virtual machines"));
+        }
+        let vms: &[VmDesc] = slice_at(bytes, header.vms_off, vm_count, "VM table")?;
         for r in regions {
             if r.size == 0 || !page_aligned(r.size) {
                 return Err(ImageError::BadAddress("memory region size"));
@@ -269,15 +355,20 @@ impl<'a> SystemImage<'a> {
             {
                 return Err(ImageError::BadAddress("memory region phys_addr"));
             }
+            check_region_data(bytes, r)?;
         }
         let image = Self {
             bytes,
             header,
             regions,
             pds,
+            vms,
         };
         for i in 0..pd_count {
             image.check_pd(i)?;
+        }
+        for i in 0..vm_count {
+            image.check_vm(i)?;
         }
         Ok(image)
     }
@@ -292,6 +383,32 @@ impl<'a> SystemImage<'a> {
 
     pub fn pd_count(&self) -> usize {
         self.pds.len()
+    }
+
+    /// Region `index`'s initial contents (empty: all zero, or no such region). The
+    /// rest of the region up to its size is zero.
+    pub fn region_data(&self, index: usize) -> &'a [u8] {
+        self.regions
+            .get(index)
+            .filter(|r| r.data_len != 0)
+            .and_then(|r| bytes_at(self.bytes, r.data_off, r.data_len, "region data").ok())
+            .unwrap_or(&[])
+    }
+
+    pub fn vm_count(&self) -> usize {
+        self.vms.len()
+    }
+
+    /// Every VM, in image order. Parts were checked by [`Self::parse`].
+    pub fn vms(&self) -> impl Iterator<Item = VmView<'a>> + 'a {
+        let image = *self;
+        (0..self.vms.len()).filter_map(move |i| image.vm_view(i).ok())
+    }
+
+    /// The VM whose VMM is PD `pd_index`, if it has one.
+    pub fn vm_of(&self, pd_index: usize) -> Option<VmView<'a>> {
+        self.vms()
+            .find(|vm| usize::from(vm.desc.owner_pd) == pd_index)
     }
 
     pub fn len(&self) -> usize {
@@ -345,6 +462,66 @@ impl<'a> SystemImage<'a> {
             )?,
             elf: bytes_at(self.bytes, desc.elf_off, desc.elf_len, "program image")?,
         })
+    }
+
+    fn vm_view(&self, i: usize) -> Result<VmView<'a>, ImageError> {
+        let desc = self
+            .vms
+            .get(i)
+            .ok_or(ImageError::BadReference("VM index"))?;
+        let map_count = desc.map_count as usize;
+        if map_count > MAX_VM_MAPS {
+            return Err(ImageError::TooMany("VM maps"));
+        }
+        Ok(VmView {
+            desc,
+            maps: slice_at(self.bytes, desc.maps_off, map_count, "VM map table")?,
+        })
+    }
+
+    fn check_vm(&self, i: usize) -> Result<(), ImageError> {
+        let vm = self.vm_view(i)?;
+        let d = vm.desc;
+        if usize::from(d.owner_pd) >= self.pds.len() {
+            return Err(ImageError::BadReference("VM owner"));
+        }
+        // One VM per VMM: the kernel finds a PD's guest by its owner index.
+        if self.vms[..i].iter().any(|o| o.owner_pd == d.owner_pd) {
+            return Err(ImageError::BadReference("VM owner"));
+        }
+        let count = usize::from(d.vcpu_count);
+        if count > MAX_VCPUS {
+            return Err(ImageError::TooMany("vCPUs"));
+        }
+        let ids = &d.vcpu_ids[..count];
+        if count == 0
+            || ids.iter().any(|&id| id > MAX_VCPU_ID)
+            || ids.iter().enumerate().any(|(k, id)| ids[..k].contains(id))
+        {
+            return Err(ImageError::BadReference("vCPU id"));
+        }
+        for (k, m) in vm.maps.iter().enumerate() {
+            let region = self
+                .regions
+                .get(m.region as usize)
+                .ok_or(ImageError::BadReference("VM map"))?;
+            let end = m.gpa.checked_add(region.size);
+            if !page_aligned(m.gpa)
+                || end.is_none_or(|e| e > GPA_LIMIT)
+                || m.perms & !(perms::R | perms::W | perms::X) != 0
+            {
+                return Err(ImageError::BadAddress("VM map"));
+            }
+            let end = m.gpa + region.size;
+            let overlaps = vm.maps[..k].iter().any(|o| {
+                let o_size = self.regions.get(o.region as usize).map_or(0, |r| r.size);
+                m.gpa < o.gpa.saturating_add(o_size) && o.gpa < end
+            });
+            if overlaps {
+                return Err(ImageError::BadAddress("overlapping VM maps"));
+            }
+        }
+        Ok(())
     }
 
     fn check_pd(&self, i: usize) -> Result<(), ImageError> {
@@ -431,6 +608,54 @@ pub mod build {
         pub elf: Vec<u8>,
     }
 
+    /// A region and its initial contents (empty: all zero); [`encode`] fills in
+    /// `data_off` and `data_len`.
+    #[derive(Clone, Debug)]
+    pub struct RegionSpec {
+        pub desc: RegionDesc,
+        pub data: Vec<u8>,
+    }
+
+    /// A VM; [`encode`] fills in `maps_off` and `map_count`.
+    #[derive(Clone, Debug)]
+    pub struct VmSpec {
+        pub desc: VmDesc,
+        pub maps: Vec<VmMapDesc>,
+    }
+
+    impl RegionDesc {
+        /// An all-zero region of `size` bytes, allocated by the kernel unless
+        /// `phys_addr` is given.
+        pub fn new(name: Name, size: u64, phys_addr: Option<u64>) -> Self {
+            Self {
+                name,
+                size,
+                phys_addr: phys_addr.unwrap_or(Self::ALLOCATE),
+                data_off: 0,
+                data_len: 0,
+            }
+        }
+    }
+
+    impl VmDesc {
+        /// A descriptor with everything zero, for the builder to fill in.
+        pub fn empty() -> Self {
+            Self {
+                name: [0; 64],
+                owner_pd: 0,
+                vcpu_count: 0,
+                priority: 0,
+                _reserved: [0; 5],
+                budget_us: 0,
+                period_us: 0,
+                vcpu_ids: [0; MAX_VCPUS],
+                maps_off: 0,
+                map_count: 0,
+                _reserved2: 0,
+            }
+        }
+    }
+
     impl PdDesc {
         /// A descriptor with everything zero or absent, for the builder to fill in.
         pub fn empty() -> Self {
@@ -461,19 +686,18 @@ pub mod build {
     }
 
     fn pad_to(out: &mut Vec<u8>, align: usize) {
-        while !out.len().is_multiple_of(align) {
-            out.push(0);
-        }
+        out.resize(out.len().next_multiple_of(align), 0);
     }
 
     /// Lays out the image. Deterministic: the same specs give the same bytes.
-    pub fn encode(regions: &[RegionDesc], pds: &[PdSpec]) -> Vec<u8> {
+    pub fn encode(regions: &[RegionSpec], pds: &[PdSpec], vms: &[VmSpec]) -> Vec<u8> {
         let header_len = core::mem::size_of::<Header>();
         let regions_off = header_len;
-        let pds_off = regions_off + core::mem::size_of_val(regions);
-        let mut out = alloc::vec![0; pds_off + pds.len() * core::mem::size_of::<PdDesc>()];
-        out[regions_off..pds_off].copy_from_slice(regions.as_bytes());
-        let mut descs = Vec::new();
+        let pds_off = regions_off + regions.len() * core::mem::size_of::<RegionDesc>();
+        let vms_off = pds_off + pds.len() * core::mem::size_of::<PdDesc>();
+        let tables_end = vms_off + vms.len() * core::mem::size_of::<VmDesc>();
+        let mut out = alloc::vec![0; tables_end];
+        let mut pd_descs = Vec::new();
         for spec in pds {
             let mut d = spec.desc;
             pad_to(&mut out, 8);
@@ -494,7 +718,31 @@ pub mod build {
             d.elf_off = out.len() as u64;
             d.elf_len = spec.elf.len() as u64;
             out.extend_from_slice(&spec.elf);
-            descs.push(d);
+            pd_descs.push(d);
+        }
+        let mut vm_descs = Vec::new();
+        for spec in vms {
+            let mut d = spec.desc;
+            pad_to(&mut out, 8);
+            d.maps_off = out.len() as u64;
+            d.map_count = spec.maps.len() as u32;
+            out.extend_from_slice(spec.maps.as_bytes());
+            vm_descs.push(d);
+        }
+        let mut region_descs = Vec::new();
+        for spec in regions {
+            let mut d = spec.desc;
+            if spec.data.is_empty() {
+                d.data_off = 0;
+                d.data_len = 0;
+            } else {
+                // Page aligned, so a loader may one day map the bytes instead of copying.
+                pad_to(&mut out, layout::PAGE_SIZE as usize);
+                d.data_off = out.len() as u64;
+                d.data_len = spec.data.len() as u64;
+                out.extend_from_slice(&spec.data);
+            }
+            region_descs.push(d);
         }
         pad_to(&mut out, layout::PAGE_SIZE as usize);
         let header = Header {
@@ -502,14 +750,16 @@ pub mod build {
             version: VERSION,
             pd_count: pds.len() as u32,
             region_count: regions.len() as u32,
-            _reserved: 0,
+            vm_count: vms.len() as u32,
             total_len: out.len() as u64,
             regions_off: regions_off as u64,
             pds_off: pds_off as u64,
+            vms_off: vms_off as u64,
         };
         out[..header_len].copy_from_slice(header.as_bytes());
-        let pd_bytes = descs.as_slice().as_bytes();
-        out[pds_off..pds_off + pd_bytes.len()].copy_from_slice(pd_bytes);
+        out[regions_off..pds_off].copy_from_slice(region_descs.as_slice().as_bytes());
+        out[pds_off..vms_off].copy_from_slice(pd_descs.as_slice().as_bytes());
+        out[vms_off..tables_end].copy_from_slice(vm_descs.as_slice().as_bytes());
         out
     }
 }

@@ -6,7 +6,7 @@
 //! checked against the PD address-space layout so that the kernel's mapping cannot
 //! fail on a valid image.
 
-use kernel_abi::image::build::{encode, PdSpec};
+use kernel_abi::image::build::{encode, PdSpec, RegionSpec};
 use kernel_abi::image::{
     perms, CapDesc, MapDesc, PatchDesc, PdDesc, RegionDesc, SegmentDesc, SystemImage, CHANNELS,
     MAX_MAPS, MAX_SEGMENTS, NO_PARENT,
@@ -49,11 +49,11 @@ pub fn compile(system: &sdf::System, programs: &Programs) -> Result<Vec<u8>, Str
         .memory_regions
         .iter()
         .map(|mr| {
-            Ok(RegionDesc {
-                name: name(&mr.name, "memory region name")?,
-                size: mr.size.next_multiple_of(PAGE),
-                phys_addr: mr.phys_addr.unwrap_or(RegionDesc::ALLOCATE),
-            })
+            Ok(RegionDesc::new(
+                name(&mr.name, "memory region name")?,
+                mr.size.next_multiple_of(PAGE),
+                mr.phys_addr,
+            ))
         })
         .collect::<Result<Vec<_>, String>>()?;
     let index_of = |n: &str| pds.iter().position(|p| p.name == n);
@@ -259,7 +259,14 @@ pub fn compile(system: &sdf::System, programs: &Programs) -> Result<Vec<u8>, Str
         });
     }
     debug_assert!(specs.iter().all(|s| s.desc.caps.len() == CHANNELS));
-    let bytes = encode(&regions, &specs);
+    let region_specs: Vec<RegionSpec> = regions
+        .iter()
+        .map(|&desc| RegionSpec {
+            desc,
+            data: Vec::new(),
+        })
+        .collect();
+    let bytes = encode(&region_specs, &specs, &[]);
     // The kernel refuses what `parse` refuses: check here so a bad image never boots.
     SystemImage::parse(&bytes)
         .map_err(|e| format!("internal: the encoded image does not parse: {e}"))?;
