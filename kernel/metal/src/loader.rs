@@ -121,7 +121,12 @@ pub fn load(
     let mut region_pa = [0u64; MAX_REGIONS];
     for (i, r) in image.regions().iter().enumerate() {
         region_pa[i] = if r.phys_addr == RegionDesc::ALLOCATE {
-            alloc(frames, r.size / PAGE, "a memory region")?
+            let pa = alloc(frames, r.size / PAGE, "a memory region")?;
+            // Initial contents (a guest kernel, an initramfs) can be tens of MiB: one
+            // bulk copy (memcpy is `rep movs`) over the zeroed frames; parse checked
+            // that they fit the region.
+            mem::write_bytes(pa, image.region_data(i));
+            pa
         } else if r.phys_addr < frames.end() && r.phys_addr + r.size > mem::KERNEL_PHYS_START {
             // A fixed region (device memory) must not alias the kernel, the system
             // image or the RAM the kernel hands out.
