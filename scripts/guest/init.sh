@@ -1,4 +1,6 @@
 #!/bin/busybox sh
+# shellcheck shell=dash disable=SC3028
+# (busybox ash: `local` and EPOCHREALTIME exist there)
 # /init of the guest test initrd that scripts/guests builds: load the disk drivers, write
 # a known pattern over the first 8 MiB of the first SCSI disk, read it back past the page
 # cache and print one verdict line. The same initrd serves plain QEMU (virtio-scsi) and
@@ -65,7 +67,7 @@ BOOT_US=$(now_us)
 SEED=$(cat /pattern.seed)
 WANT_SHA=$(cut -d' ' -f1 /pattern.sha256)
 
-for m in $(cat /lib/modules/order); do
+while read -r m; do
     if out=$(insmod "/lib/modules/$m.ko" 2>&1); then
         say "guest-mod: $m loaded"
     else
@@ -73,12 +75,12 @@ for m in $(cat /lib/modules/order); do
         # the paravisor for virtio (no PCI device is fine, so that one should load).
         say "guest-mod: $m failed: $(echo "$out" | tail -n 1)"
     fi
-done
+done </lib/modules/order
 
 i=0
 while [ ! -b /dev/sda ]; do
     if [ $i -ge 600 ]; then
-        fail "no /dev/sda after 60 s (scsi hosts: $(ls /sys/class/scsi_host 2>/dev/null | tr '\n' ' '))"
+        fail "no /dev/sda after 60 s (scsi hosts: $(cd /sys/class/scsi_host 2>/dev/null && echo *))"
     fi
     usleep 100000
     i=$((i + 1))
@@ -90,7 +92,7 @@ DRIVER=$(basename "$(readlink -f /sys/block/sda/device/driver)")
 HOST=$(echo "$DEVPATH" | sed -n 's,.*/\(host[0-9]*\)/.*,\1,p')
 PROC=$(cat "/sys/class/scsi_host/$HOST/proc_name" 2>/dev/null)
 SECTORS=$(cat /sys/block/sda/size)
-MODEL="$(cat /sys/block/sda/device/vendor 2>/dev/null | tr -s ' ') $(cat /sys/block/sda/device/model 2>/dev/null | tr -s ' ')"
+MODEL=$(cat /sys/block/sda/device/vendor /sys/block/sda/device/model 2>/dev/null | tr -s ' \n' '  ')
 say "guest-disk: sda after $((WAIT_US / 1000)) ms of module loading+probe: $((SECTORS / 2048)) MiB, driver $DRIVER, $HOST proc_name ${PROC:-?}, $MODEL, $DEVPATH"
 [ "$SECTORS" -ge $((PATTERN_BYTES / 512)) ] || fail "sda has $SECTORS sectors, fewer than the 8 MiB pattern"
 
