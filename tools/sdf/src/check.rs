@@ -2,7 +2,7 @@
 //! id spaces, priorities. Runs on the model, so a `System` built in code is checked
 //! the same way as one read from XML (positions then fall back to element spans).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use crate::diag::{Diagnostic, Diagnostics, ErrorKind, NameKind};
@@ -33,6 +33,14 @@ pub(crate) fn check_with(system: &System, index: &SpanIndex, diags: &mut Diagnos
     for mr in &system.memory_regions {
         mr_by_name.entry(mr.name.as_str()).or_insert(mr);
     }
+    let mut guest_mapped = HashSet::new();
+    let mut pd_mapped = HashSet::new();
+    for pd in &pds {
+        pd_mapped.extend(pd.maps.iter().map(|m| m.mr.as_str()));
+        if let Some(vm) = &pd.virtual_machine {
+            guest_mapped.extend(vm.maps.iter().map(|m| m.mr.as_str()));
+        }
+    }
     let mut c = Checker {
         sys: system,
         idx: index,
@@ -41,15 +49,22 @@ pub(crate) fn check_with(system: &System, index: &SpanIndex, diags: &mut Diagnos
         pds: pds.clone(),
         pd_by_name,
         mr_by_name,
+        guest_mapped,
+        pd_mapped,
     };
     c.pd_count();
-    c.pd_names();
+    c.names();
     c.memory_regions();
     for pd in pds {
         c.pd_values(pd);
         c.children(pd);
         c.maps(pd);
         c.setvars(pd);
+        if let Some(vm) = &pd.virtual_machine {
+            c.vm_values(pd, vm);
+            c.vcpus(pd, vm);
+            c.vm_maps(vm);
+        }
     }
     c.channels();
     c.ids();
@@ -106,6 +121,9 @@ struct Checker<'a> {
     /// First definition of each name.
     pd_by_name: HashMap<&'a str, &'a ProtectionDomain>,
     mr_by_name: HashMap<&'a str, &'a MemoryRegion>,
+    /// Regions some guest maps, and regions some PD maps.
+    guest_mapped: HashSet<&'a str>,
+    pd_mapped: HashSet<&'a str>,
 }
 
 impl<'a> Checker<'a> {
@@ -132,19 +150,14 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn pd_names(&mut self) {
-        let mut seen: HashMap<&str, Span> = HashMap::new();
+    /// PD and VM names: valid, and unique across both (a guest's name is how the
+    /// manifest and the kernel's messages tell it from its VMM).
+    fn names(&mut self) {
+        let mut named: Vec<(&str, NameKind, Span)> = Vec::new();
         for pd in self.pds.clone() {
             let span = self.idx.attr(pd.span, "name");
-            if !valid_name(&pd.name) {
-                self.error(
-                    span,
-                    ErrorKind::InvalidName {
-                        attribute: "name".into(),
-                        value: pd.name.clone(),
-                    },
-                );
-            } else if pd.name == "monitor" {
+            named.push((&pd.name, NameKind::ProtectionDomain, span));
+            if pd.name == "monitor" && valid_name(&pd.name) {
                 self.error(
                     span,
                     ErrorKind::ReservedName {
@@ -152,15 +165,33 @@ impl<'a> Checker<'a> {
                     },
                 );
             }
-            if let Some(&first) = seen.get(pd.name.as_str()) {
+            if let Some(vm) = &pd.virtual_machine {
+                let span = self.idx.attr(vm.span, "name");
+                named.push((&vm.name, NameKind::VirtualMachine, span));
+            }
+        }
+        // Stable: a system built in code has no spans and keeps depth-first order.
+        named.sort_by_key(|n| n.2);
+        let mut seen: HashMap<&str, Span> = HashMap::new();
+        for (name, kind, span) in named {
+            if !valid_name(name) {
+                self.error(
+                    span,
+                    ErrorKind::InvalidName {
+                        attribute: "name".into(),
+                        value: name.into(),
+                    },
+                );
+            }
+            if let Some(&first) = seen.get(name) {
                 let kind = ErrorKind::DuplicateName {
-                    kind: NameKind::ProtectionDomain,
-                    name: pd.name.clone(),
+                    kind,
+                    name: name.into(),
                     first,
                 };
                 self.error(span, kind);
             } else {
-                seen.insert(&pd.name, span);
+                seen.insert(name, span);
             }
         }
     }
@@ -241,12 +272,210 @@ impl<'a> Checker<'a> {
         for (later, earlier) in overlaps(&ranges) {
             let (mr, span) = placed[later];
             let (other, first) = placed[earlier];
+            // Said as what it would give away when a guest is on one side and only
+            // PDs on the other.
+            let guest_only_pd = |g: &MemoryRegion, p: &MemoryRegion| {
+                self.guest_mapped.contains(g.name.as_str())
+                    && !self.guest_mapped.contains(p.name.as_str())
+                    && self.pd_mapped.contains(p.name.as_str())
+            };
+            let guest_side = if guest_only_pd(mr, other) {
+                Some((mr, other, first))
+            } else if guest_only_pd(other, mr) {
+                Some((other, mr, span))
+            } else {
+                None
+            };
+            if let Some((guest_mr, pd_mr, pd_span)) = guest_side {
+                if let Some((vm, map)) = self.first_guest_map(&guest_mr.name) {
+                    let kind = ErrorKind::GuestRegionOverlapsPdRegion {
+                        vm: vm.name.clone(),
+                        mr: guest_mr.name.clone(),
+                        other: pd_mr.name.clone(),
+                        first: pd_span,
+                    };
+                    self.error(self.idx.attr(map.span, "mr"), kind);
+                    continue;
+                }
+            }
             let kind = ErrorKind::PhysOverlap {
                 region: mr.name.clone(),
                 other: other.name.clone(),
                 first,
             };
             self.error(span, kind);
+        }
+    }
+
+    /// The first map (in source order) of region `mr` into a guest.
+    fn first_guest_map(&self, mr: &str) -> Option<(&'a VirtualMachine, &'a Map)> {
+        self.pds
+            .iter()
+            .filter_map(|pd| pd.virtual_machine.as_ref())
+            .flat_map(|vm| vm.maps.iter().map(move |m| (vm, m)))
+            .filter(|(_, m)| m.mr == mr)
+            .min_by_key(|(_, m)| m.span)
+    }
+
+    fn vm_values(&mut self, pd: &ProtectionDomain, vm: &VirtualMachine) {
+        if vm.budget > vm.period {
+            let span = match self.idx.written(vm.span, "budget") {
+                Some(span) => span,
+                None => self.idx.attr(vm.span, "period"),
+            };
+            self.error(
+                span,
+                ErrorKind::BudgetExceedsPeriod {
+                    budget: vm.budget,
+                    period: vm.period,
+                },
+            );
+        }
+        if u64::from(vm.priority) > MAX_PRIORITY {
+            let kind = ErrorKind::OutOfRange {
+                attribute: "priority".into(),
+                value: vm.priority.into(),
+                min: 0,
+                max: MAX_PRIORITY,
+            };
+            self.error(self.idx.attr(vm.span, "priority"), kind);
+        } else if vm.priority > pd.priority {
+            let kind = ErrorKind::VmPriorityAboveVmm {
+                vm: vm.name.clone(),
+                priority: vm.priority,
+                pd: pd.name.clone(),
+                pd_priority: pd.priority,
+            };
+            self.error(self.idx.attr(vm.span, "priority"), kind);
+        }
+    }
+
+    /// vCPU ids: 1..=MAX_VCPUS of them, in 0..=61, distinct from each other and from
+    /// the VMM's child ids (Microkit: both are the VMM's `microkit_child`).
+    fn vcpus(&mut self, pd: &ProtectionDomain, vm: &VirtualMachine) {
+        if vm.vcpus.is_empty() {
+            self.error(
+                vm.span,
+                ErrorKind::MissingVcpu {
+                    vm: vm.name.clone(),
+                },
+            );
+        }
+        if let Some(extra) = vm.vcpus.get(MAX_VCPUS) {
+            let kind = ErrorKind::TooManyVcpus {
+                vm: vm.name.clone(),
+                count: vm.vcpus.len(),
+            };
+            self.error(extra.span, kind);
+        }
+        let mut ids: Vec<(u8, Span, bool)> = pd
+            .children
+            .iter()
+            .filter_map(|c| Some((c.child_id?, self.idx.attr(c.span, "id"), false)))
+            .collect();
+        for v in &vm.vcpus {
+            let span = self.idx.attr(v.span, "id");
+            if u64::from(v.id) > MAX_VCPU_ID {
+                let kind = ErrorKind::OutOfRange {
+                    attribute: "id".into(),
+                    value: v.id.into(),
+                    min: 0,
+                    max: MAX_VCPU_ID,
+                };
+                self.error(span, kind);
+            }
+            ids.push((v.id, span, true));
+        }
+        ids.sort_by_key(|i| i.1);
+        let mut seen: HashMap<u8, (Span, bool)> = HashMap::new();
+        for (id, span, is_vcpu) in ids {
+            match seen.get(&id) {
+                // Two children: `children` reports it.
+                Some(&(first, first_is_vcpu)) if is_vcpu || first_is_vcpu => {
+                    let kind = ErrorKind::DuplicateVcpuId {
+                        vm: vm.name.clone(),
+                        id: id.into(),
+                        first,
+                    };
+                    self.error(span, kind);
+                }
+                Some(_) => {}
+                None => {
+                    seen.insert(id, (span, is_vcpu));
+                }
+            }
+        }
+    }
+
+    fn vm_maps(&mut self, vm: &VirtualMachine) {
+        let mut placed: Vec<&Map> = Vec::new();
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        for map in &vm.maps {
+            if map.setvar_vaddr.is_some() {
+                let span = self.idx.attr(map.span, "setvar_vaddr");
+                let kind = ErrorKind::SetVarVaddrInVm {
+                    vm: vm.name.clone(),
+                };
+                self.error(span, kind);
+            }
+            if !map.perms.read {
+                let span = self.idx.attr(map.span, "perms");
+                self.error(
+                    span,
+                    ErrorKind::PermsWithoutRead {
+                        value: map.perms.to_string(),
+                    },
+                );
+            }
+            let Some(mr) = self.mr(&map.mr) else {
+                if !self.idx.broken_mrs.contains(&map.mr) {
+                    let span = self.idx.attr(map.span, "mr");
+                    self.error(
+                        span,
+                        ErrorKind::UnknownName {
+                            kind: NameKind::MemoryRegion,
+                            name: map.mr.clone(),
+                        },
+                    );
+                }
+                continue;
+            };
+            let gpa_span = self.idx.attr(map.span, "vaddr");
+            if PAGE_SIZES.contains(&mr.page_size) && !map.vaddr.is_multiple_of(mr.page_size) {
+                self.error(
+                    gpa_span,
+                    ErrorKind::VaddrNotAligned {
+                        vaddr: map.vaddr,
+                        page_size: mr.page_size,
+                    },
+                );
+            }
+            match map.vaddr.checked_add(mr.size) {
+                Some(end) if end <= GPA_END => {
+                    placed.push(map);
+                    ranges.push((map.vaddr, end));
+                }
+                _ => self.error(
+                    gpa_span,
+                    ErrorKind::GpaOutOfRange {
+                        gpa: map.vaddr,
+                        size: mr.size,
+                    },
+                ),
+            }
+        }
+        for (later, earlier) in overlaps(&ranges) {
+            let kind = ErrorKind::VmMapOverlap {
+                vm: vm.name.clone(),
+                mr: placed[later].mr.clone(),
+                other: placed[earlier].mr.clone(),
+                start: ranges[later].0,
+                end: ranges[later].1,
+                other_start: ranges[earlier].0,
+                other_end: ranges[earlier].1,
+                first: placed[earlier].span,
+            };
+            self.error(placed[later].span, kind);
         }
     }
 
@@ -349,6 +578,16 @@ impl<'a> Checker<'a> {
                 }
                 continue;
             };
+            if map.perms.execute && self.guest_mapped.contains(map.mr.as_str()) {
+                if let Some((vm, _)) = self.first_guest_map(&map.mr) {
+                    let kind = ErrorKind::GuestRegionExecutableByPd {
+                        pd: pd.name.clone(),
+                        mr: map.mr.clone(),
+                        vm: vm.name.clone(),
+                    };
+                    self.error(self.idx.attr(map.span, "perms"), kind);
+                }
+            }
             let vaddr_span = self.idx.attr(map.span, "vaddr");
             if PAGE_SIZES.contains(&mr.page_size) && !map.vaddr.is_multiple_of(mr.page_size) {
                 self.error(
@@ -393,6 +632,11 @@ impl<'a> Checker<'a> {
         for map in &pd.maps {
             if let Some(sym) = &map.setvar_vaddr {
                 symbols.push((sym, "setvar_vaddr", self.idx.attr(map.span, "setvar_vaddr")));
+            }
+        }
+        for v in pd.virtual_machine.iter().flat_map(|vm| &vm.vcpus) {
+            if let Some(sym) = &v.setvar_id {
+                symbols.push((sym, "setvar_id", self.idx.attr(v.span, "setvar_id")));
             }
         }
         for sv in &pd.setvars {

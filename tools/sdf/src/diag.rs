@@ -38,6 +38,7 @@ impl fmt::Display for NumberError {
 pub enum NameKind {
     ProtectionDomain,
     MemoryRegion,
+    VirtualMachine,
 }
 
 impl fmt::Display for NameKind {
@@ -45,6 +46,7 @@ impl fmt::Display for NameKind {
         f.write_str(match self {
             NameKind::ProtectionDomain => "protection domain",
             NameKind::MemoryRegion => "memory region",
+            NameKind::VirtualMachine => "virtual machine",
         })
     }
 }
@@ -74,10 +76,6 @@ pub enum ErrorKind {
     MisplacedElement {
         element: String,
         parent: String,
-    },
-    /// Recognised but not implemented by this tool (e.g. `virtual_machine`).
-    Unsupported {
-        element: String,
     },
     UnknownAttribute {
         attribute: String,
@@ -234,6 +232,63 @@ pub enum ErrorKind {
         path: PathBuf,
         message: String,
     },
+    /// A PD is the VMM of one guest at most.
+    DuplicateVirtualMachine {
+        pd: String,
+        first: Span,
+    },
+    MissingVcpu {
+        vm: String,
+    },
+    TooManyVcpus {
+        vm: String,
+        count: usize,
+    },
+    /// A vCPU id used twice, or clashing with a child PD id of the VMM.
+    DuplicateVcpuId {
+        vm: String,
+        id: u64,
+        first: Span,
+    },
+    /// The guest runs on its VMM's thread: it cannot be scheduled above it.
+    VmPriorityAboveVmm {
+        vm: String,
+        priority: u8,
+        pd: String,
+        pd_priority: u8,
+    },
+    /// A guest has no program image whose variable could be set.
+    SetVarVaddrInVm {
+        vm: String,
+    },
+    /// The guest-physical range reaches past what nested paging can map.
+    GpaOutOfRange {
+        gpa: u64,
+        size: u64,
+    },
+    VmMapOverlap {
+        vm: String,
+        mr: String,
+        other: String,
+        start: u64,
+        end: u64,
+        other_start: u64,
+        other_end: u64,
+        first: Span,
+    },
+    /// The guest would reach (part of) the physical memory of a region only PDs map.
+    GuestRegionOverlapsPdRegion {
+        vm: String,
+        mr: String,
+        other: String,
+        first: Span,
+    },
+    /// A PD would execute bytes a guest can write.
+    GuestRegionExecutableByPd {
+        pd: String,
+        mr: String,
+        vm: String,
+    },
 }
 
 fn hex(v: u64) -> String {
@@ -250,7 +305,6 @@ impl fmt::Display for ErrorKind {
             RootNotSystem { found } => write!(f, "the root element is <{found}>, expected <system>"),
             UnknownElement { element, parent } => write!(f, "unknown element <{element}> in <{parent}>"),
             MisplacedElement { element, parent } => write!(f, "<{element}> is not allowed in <{parent}>"),
-            Unsupported { element } => write!(f, "<{element}> is not supported by this tool"),
             UnknownAttribute { attribute, element } => write!(f, "unknown attribute '{attribute}' on <{element}>"),
             UnexpectedText { element } => write!(f, "unexpected text in <{element}>"),
             MissingAttribute { attribute, element } => write!(f, "<{element}> is missing the required attribute '{attribute}'"),
@@ -296,6 +350,29 @@ impl fmt::Display for ErrorKind {
             DuplicateProgramImage { pd, first } => write!(f, "protection domain '{pd}' has a second <program_image> (first at {first})"),
             ProgramImageNotFound { path, .. } => write!(f, "program image '{}' not found", path.display()),
             ProgramImageUnreadable { path, message } => write!(f, "cannot read program image '{}': {message}", path.display()),
+            DuplicateVirtualMachine { pd, first } => write!(f, "protection domain '{pd}' has a second <virtual_machine> (first at {first})"),
+            MissingVcpu { vm } => write!(f, "virtual machine '{vm}' has no <vcpu>"),
+            TooManyVcpus { vm, count } => write!(f, "virtual machine '{vm}' has {count} vCPUs, the maximum is {MAX_VCPUS}"),
+            DuplicateVcpuId { vm, id, first } => write!(f, "vCPU id {id} of virtual machine '{vm}' is already used in its VMM (first at {first})"),
+            VmPriorityAboveVmm { vm, priority, pd, pd_priority } => write!(
+                f,
+                "virtual machine '{vm}' (priority {priority}) is above its VMM '{pd}' (priority {pd_priority})"
+            ),
+            SetVarVaddrInVm { vm } => write!(f, "setvar_vaddr is not allowed on a map of virtual machine '{vm}'"),
+            GpaOutOfRange { gpa, size } => write!(f, "guest-physical range {}..+{} reaches past {}", hex(*gpa), hex(*size), hex(GPA_END)),
+            VmMapOverlap { vm, mr, other, start, end, other_start, other_end, .. } => write!(
+                f,
+                "in virtual machine '{vm}', map of '{mr}' [{}..{}) overlaps map of '{other}' [{}..{})",
+                hex(*start), hex(*end), hex(*other_start), hex(*other_end)
+            ),
+            GuestRegionOverlapsPdRegion { vm, mr, other, .. } => write!(
+                f,
+                "virtual machine '{vm}' maps '{mr}', whose physical range overlaps '{other}', a region only protection domains map"
+            ),
+            GuestRegionExecutableByPd { pd, mr, vm } => write!(
+                f,
+                "protection domain '{pd}' maps '{mr}' executable, but virtual machine '{vm}' maps it too"
+            ),
         }
     }
 }
@@ -309,15 +386,16 @@ impl ErrorKind {
             NotUtf8 => "save the file as UTF-8".into(),
             MalformedXml { .. } => "fix the XML syntax at this position (unclosed tag, stray '<' or '&', bad quoting)".into(),
             RootNotSystem { .. } => "wrap the description in <system> ... </system>".into(),
-            UnknownElement { .. } => "allowed: <memory_region>, <protection_domain>, <channel> in <system>; <program_image>, <map>, <irq>, <setvar>, <protection_domain> in a PD; <end> in <channel>".into(),
+            UnknownElement { .. } => "allowed: <memory_region>, <protection_domain>, <channel> in <system>; <program_image>, <map>, <irq>, <setvar>, <protection_domain>, <virtual_machine> in a PD; <vcpu>, <map> in <virtual_machine>; <end> in <channel>".into(),
             MisplacedElement { element, .. } => match element.as_str() {
                 "end" => "<end> belongs inside <channel>".into(),
                 "memory_region" | "channel" => format!("move <{element}> directly under <system>"),
                 "protection_domain" => "a <protection_domain> goes under <system> or, as a child, inside another one".into(),
                 "system" => "<system> is only the root element".into(),
+                "virtual_machine" => "a <virtual_machine> goes inside the <protection_domain> that is its VMM".into(),
+                "vcpu" => "<vcpu> belongs inside <virtual_machine>".into(),
                 _ => format!("move <{element}> into a <protection_domain>"),
             },
-            Unsupported { .. } => "remove it; virtual machines are not implemented yet".into(),
             UnknownAttribute { element, .. } => match crate::parse::allowed_attributes(element) {
                 [] => format!("remove it; <{element}> takes no attributes"),
                 allowed => format!("remove it; allowed on <{element}>: {}", allowed.join(", ")),
@@ -368,6 +446,16 @@ impl ErrorKind {
                 format!("build the image or pass --search-path; looked in {}", dirs.join(", "))
             }
             ProgramImageUnreadable { .. } => "check the file's permissions".into(),
+            DuplicateVirtualMachine { .. } => "give each guest its own VMM protection domain".into(),
+            MissingVcpu { .. } => "add <vcpu id=\"0\"/> inside the <virtual_machine>".into(),
+            TooManyVcpus { .. } => format!("keep at most {MAX_VCPUS} <vcpu> elements"),
+            DuplicateVcpuId { .. } => "vCPU ids and child PD ids of one VMM share one space; pick a free id in 0..=61".into(),
+            VmPriorityAboveVmm { pd_priority, .. } => format!("lower the virtual machine's priority to {pd_priority} or less, or raise its VMM's"),
+            SetVarVaddrInVm { .. } => "remove it; a guest has no program image (put setvar_vaddr on the VMM's own <map>)".into(),
+            GpaOutOfRange { .. } => format!("place the map so it ends at or below {}", hex(GPA_END)),
+            VmMapOverlap { other_end, .. } => format!("move this map to a free guest-physical range, e.g. vaddr=\"{}\" or later", hex(*other_end)),
+            GuestRegionOverlapsPdRegion { .. } => "give the guest's region a physical range no protection-domain-only region uses".into(),
+            GuestRegionExecutableByPd { .. } => "drop 'x' from this map: code a guest can write must not run in a protection domain".into(),
         }
     }
 }

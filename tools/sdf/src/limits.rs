@@ -24,3 +24,9 @@ pub const USER_VADDR_END: u64 = 0x0000_8000_0000_0000;
 pub const MAX_SYSTEM_FILE_SIZE: u64 = 16 << 20;
 /// `cpu=` is a u8 in the model.
 pub const MAX_CPU: u64 = 255;
+/// vCPUs per virtual machine (the image's `MAX_VCPUS`).
+pub const MAX_VCPUS: usize = 16;
+/// vCPU ids share the VMM's child-id space.
+pub const MAX_VCPU_ID: u64 = MAX_CHILD_ID;
+/// Guest-physical addresses end below 2^48: four levels of nested page tables.
+pub const GPA_END: u64 = 1 << 48;

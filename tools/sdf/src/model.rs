@@ -65,6 +65,14 @@ impl System {
         self.all_pds().into_iter().find(|pd| pd.name == name)
     }
 
+    /// Every virtual machine with its VMM (the PD it belongs to), in `all_pds` order.
+    pub fn virtual_machines(&self) -> Vec<(&ProtectionDomain, &VirtualMachine)> {
+        self.all_pds()
+            .into_iter()
+            .filter_map(|pd| pd.virtual_machine.as_ref().map(|vm| (pd, vm)))
+            .collect()
+    }
+
     pub fn memory_region(&self, name: &str) -> Option<&MemoryRegion> {
         self.memory_regions.iter().find(|mr| mr.name == name)
     }
@@ -117,6 +125,35 @@ pub struct ProtectionDomain {
     /// The `id` a parent knows this PD by; set only for children.
     pub child_id: Option<u8>,
     pub children: Vec<ProtectionDomain>,
+    /// The guest this PD is the VMM of (at most one, as in Microkit).
+    pub virtual_machine: Option<VirtualMachine>,
+    pub span: Span,
+}
+
+/// `<virtual_machine>` inside its VMM's `<protection_domain>`. The vCPUs run on the
+/// VMM's thread (seL4-style VM_ENTER), so `priority` may not exceed the VMM's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VirtualMachine {
+    pub name: String,
+    /// 0..=254, defaults to 0.
+    pub priority: u8,
+    /// Microseconds; defaults as for a PD (budget 1000, period = budget).
+    pub budget: u64,
+    pub period: u64,
+    pub vcpus: Vec<Vcpu>,
+    /// `vaddr` is the guest-physical address; `setvar_vaddr` is never set.
+    pub maps: Vec<Map>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vcpu {
+    /// 0..=61: the VMM names the vCPU by it; shares the VMM's child-id space.
+    pub id: u8,
+    /// The physical core, as `cpu` on a PD; None = the VMM's.
+    pub cpu: Option<u8>,
+    /// A VMM variable set to `id`.
+    pub setvar_id: Option<String>,
     pub span: Span,
 }
 

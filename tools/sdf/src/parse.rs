@@ -94,11 +94,20 @@ pub(crate) fn allowed_attributes(element: &str) -> &'static [&'static str] {
         "setvar" => &["symbol", "region_paddr"],
         "channel" => &[],
         "end" => &["pd", "id", "pp", "notify"],
+        "virtual_machine" => VM_ATTRS,
+        "vcpu" => VCPU_ATTRS,
         _ => &[],
     }
 }
 
+/// As Microkit's (its ARM form: x86 Microkit shares the VMM's scheduling parameters;
+/// here the guest may be given less than its VMM).
+const VM_ATTRS: &[&str] = &["name", "priority", "budget", "period"];
+const VCPU_ATTRS: &[&str] = &["id", "cpu", "setvar_id"];
+
 const KNOWN_ELEMENTS: &[&str] = &[
+    "virtual_machine",
+    "vcpu",
     "system",
     "memory_region",
     "protection_domain",
@@ -227,9 +236,7 @@ impl<'t> Parser<'t> {
         let element = Self::name_of(child);
         let parent = Self::name_of(parent);
         let span = self.node_span(child);
-        let kind = if element == "virtual_machine" {
-            ErrorKind::Unsupported { element }
-        } else if KNOWN_ELEMENTS.contains(&element.as_str()) {
+        let kind = if KNOWN_ELEMENTS.contains(&element.as_str()) {
             ErrorKind::MisplacedElement { element, parent }
         } else {
             ErrorKind::UnknownElement { element, parent }
@@ -520,6 +527,8 @@ impl<'t> Parser<'t> {
         let mut irqs = Vec::new();
         let mut setvars = Vec::new();
         let mut children = Vec::new();
+        let mut virtual_machine: Option<VirtualMachine> = None;
+        let mut vm_element: Option<Span> = None;
         let mut ok = at.ok;
         for child in self.elements(node) {
             let child_ok = match Self::name_of(child).as_str() {
@@ -546,6 +555,20 @@ impl<'t> Parser<'t> {
                     // The child is dropped on its own; the parent stays usable.
                     None => true,
                 },
+                "virtual_machine" => {
+                    let span = self.node_span(child);
+                    if let Some(first) = vm_element {
+                        let pd = name.unwrap_or("").to_string();
+                        self.error(span, ErrorKind::DuplicateVirtualMachine { pd, first });
+                        false
+                    } else {
+                        vm_element = Some(span);
+                        // A broken guest is dropped on its own, like a broken child:
+                        // nothing refers to a guest by name, so nothing cascades.
+                        virtual_machine = self.virtual_machine(child);
+                        true
+                    }
+                }
                 _ => {
                     self.unexpected_element(child, node);
                     false
@@ -593,12 +616,70 @@ impl<'t> Parser<'t> {
                 setvars,
                 child_id: child_id.map(narrow),
                 children,
+                virtual_machine,
                 span: at.span,
             }),
             _ => {
                 self.mark_broken(node);
                 None
             }
+        }
+    }
+
+    fn virtual_machine(&mut self, node: Node) -> Option<VirtualMachine> {
+        let mut at = self.attrs(node, VM_ATTRS);
+        let name = self.required(&mut at, "name");
+        let priority = self.decimal(&mut at, "priority", MAX_PRIORITY, Some(0));
+        let budget = self.quantity(&mut at, "budget", Some(DEFAULT_BUDGET));
+        let period = self.quantity(&mut at, "period", Some(budget.unwrap_or(DEFAULT_BUDGET)));
+        let mut vcpus = Vec::new();
+        let mut maps = Vec::new();
+        let mut ok = at.ok;
+        for child in self.elements(node) {
+            ok &= match Self::name_of(child).as_str() {
+                "vcpu" => self.vcpu(child).map(|v| vcpus.push(v)).is_some(),
+                "map" => self.map(child).map(|m| maps.push(m)).is_some(),
+                _ => {
+                    self.unexpected_element(child, node);
+                    false
+                }
+            };
+        }
+        match (name, priority, budget, period) {
+            (Some(name), Some(priority), Some(budget), Some(period)) if ok => {
+                Some(VirtualMachine {
+                    name: name.into(),
+                    priority: narrow(priority),
+                    budget,
+                    period,
+                    vcpus,
+                    maps,
+                    span: at.span,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn vcpu(&mut self, node: Node) -> Option<Vcpu> {
+        let mut at = self.attrs(node, VCPU_ATTRS);
+        let id = self.decimal(&mut at, "id", MAX_VCPU_ID, None);
+        let cpu = match self.optional(&at, "cpu") {
+            Some(v) => self
+                .number(&mut at, "cpu", v, parse_decimal, MAX_CPU)
+                .map(|c| Some(narrow(c))),
+            None => Some(None),
+        };
+        let setvar_id = self.optional(&at, "setvar_id").map(String::from);
+        let leaf = self.no_children(node);
+        match (id, cpu) {
+            (Some(id), Some(cpu)) if at.ok && leaf => Some(Vcpu {
+                id: narrow(id),
+                cpu,
+                setvar_id,
+                span: at.span,
+            }),
+            _ => None,
         }
     }
 

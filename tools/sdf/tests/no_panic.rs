@@ -24,6 +24,17 @@ const VALID: &str = r#"<system>
             <program_image path="child.elf" />
         </protection_domain>
     </protection_domain>
+    <memory_region name="ram" size="0x200000" page_size="0x200000" />
+    <protection_domain name="vmm" priority="50">
+        <program_image path="vmm.elf" />
+        <map mr="ram" vaddr="0x4000_0000" perms="rw" />
+        <virtual_machine name="guest" priority="40" budget="500" period="1000">
+            <vcpu id="0" setvar_id="vcpu0" />
+            <vcpu id="1" cpu="0" />
+            <map mr="ram" vaddr="0x0" perms="rwx" />
+            <map mr="mmio" vaddr="0xfec0_0000" perms="rw" cached="false" />
+        </virtual_machine>
+    </protection_domain>
     <channel>
         <end pd="client" id="0" pp="true" />
         <end pd="server" id="0" notify="false" />
@@ -52,6 +63,11 @@ const TOKENS: &[&str] = &[
     "<protection_domain name=\"x\">",
     "</protection_domain>",
     "<channel>",
+    "<virtual_machine name=\"g\">",
+    "</virtual_machine>",
+    "<vcpu id=\"0\"/>",
+    " setvar_id=\"v\"",
+    " perms=\"rwx\"",
     "</channel>",
     " pp=\"true\"",
     "0x",

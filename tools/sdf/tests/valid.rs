@@ -166,3 +166,111 @@ fn model_built_in_code_is_checked_too() {
         "{errs}"
     );
 }
+
+pub const WITH_GUEST: &str = r#"<system>
+    <memory_region name="ram" size="0x400000" page_size="0x200000" />
+    <memory_region name="rom" size="0x1000" />
+    <protection_domain name="vmm" priority="100">
+        <program_image path="vmm.elf" />
+        <map mr="ram" vaddr="0x4000_0000" perms="rw" setvar_vaddr="guest_ram" />
+        <protection_domain name="helper" id="2" priority="101">
+            <program_image path="helper.elf" />
+        </protection_domain>
+        <virtual_machine name="linux" priority="100" budget="500" period="1000">
+            <vcpu id="0" setvar_id="boot_vcpu" />
+            <vcpu id="1" cpu="0" />
+            <map mr="ram" vaddr="0x0" perms="rwx" />
+            <map mr="rom" vaddr="0xffff_f000" perms="rx" cached="false" />
+        </virtual_machine>
+    </protection_domain>
+</system>
+"#;
+
+#[test]
+fn a_virtual_machine_is_read_into_its_vmm() {
+    let sys =
+        parse_and_check(WITH_GUEST, Path::new("system.xml")).unwrap_or_else(|e| panic!("{e}"));
+    let vms = sys.virtual_machines();
+    assert_eq!(vms.len(), 1);
+    let (vmm, vm) = vms[0];
+    assert_eq!(vmm.name, "vmm");
+    assert_eq!(
+        (vm.name.as_str(), vm.priority, vm.budget, vm.period),
+        ("linux", 100, 500, 1000)
+    );
+    let ids: Vec<_> = vm
+        .vcpus
+        .iter()
+        .map(|v| (v.id, v.cpu, v.setvar_id.as_deref()))
+        .collect();
+    assert_eq!(ids, vec![(0, None, Some("boot_vcpu")), (1, Some(0), None)]);
+    assert_eq!(vm.maps[0].vaddr, 0);
+    assert_eq!(vm.maps[0].perms.to_string(), "rwx");
+    assert_eq!(
+        (vm.maps[1].mr.as_str(), vm.maps[1].vaddr, vm.maps[1].cached),
+        ("rom", 0xffff_f000, false)
+    );
+    assert_eq!((vm.span.line, vm.span.col), (10, 9));
+    assert!(sys.pd("helper").unwrap().virtual_machine.is_none());
+}
+
+#[test]
+fn a_guest_takes_microkit_defaults() {
+    let text = r#"<system><protection_domain name="vmm" priority="5"><program_image path="v"/>
+        <virtual_machine name="g"><vcpu id="61"/></virtual_machine></protection_domain></system>"#;
+    let sys = parse_and_check(text, Path::new("x.xml")).unwrap_or_else(|e| panic!("{e}"));
+    let vm = sys.pd("vmm").unwrap().virtual_machine.as_ref().unwrap();
+    assert_eq!((vm.priority, vm.budget, vm.period), (0, 1000, 1000));
+    assert_eq!(vm.vcpus[0].id, 61);
+}
+
+#[test]
+fn guest_limits_are_inclusive() {
+    // 16 vCPUs, a map ending exactly at 2^48, priority equal to the VMM's.
+    let mut text = String::from(
+        r#"<system><memory_region name="top" size="0x1000"/>
+        <protection_domain name="vmm" priority="7"><program_image path="v"/>
+        <virtual_machine name="g" priority="7">"#,
+    );
+    for i in 0..16 {
+        text.push_str(&format!(r#"<vcpu id="{}"/>"#, 45 + i));
+    }
+    text.push_str(r#"<map mr="top" vaddr="0xffff_ffff_f000"/></virtual_machine></protection_domain></system>"#);
+    let sys = parse_and_check(&text, Path::new("x.xml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sys.virtual_machines()[0].1.vcpus.len(), 16);
+}
+
+#[test]
+fn a_guest_region_may_be_read_and_written_by_pds_and_fixed_regions_may_touch() {
+    // Adjacent (not overlapping) fixed ranges, and a PD mapping guest RAM rw.
+    let text = r#"<system>
+        <memory_region name="keys" size="0x1000" phys_addr="0x8000_0000"/>
+        <memory_region name="ram" size="0x1000" phys_addr="0x8000_1000"/>
+        <protection_domain name="tpm"><program_image path="t"/><map mr="keys" vaddr="0x1000_0000"/></protection_domain>
+        <protection_domain name="vmm"><program_image path="v"/><map mr="ram" vaddr="0x1000_0000" perms="rw"/>
+        <virtual_machine name="g"><vcpu id="0"/><map mr="ram" vaddr="0"/></virtual_machine></protection_domain>
+    </system>"#;
+    parse_and_check(text, Path::new("x.xml")).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn guest_rules_hold_for_a_model_built_in_code() {
+    let mut sys = parse_and_check(WITH_GUEST, Path::new("system.xml")).unwrap();
+    let vm = sys.protection_domains[0].virtual_machine.as_mut().unwrap();
+    vm.priority = 101;
+    vm.maps[1].vaddr = 0x1000;
+    let errs = sdf::check(&sys).unwrap_err();
+    let kinds: Vec<_> = errs.iter().map(|d| d.kind.clone()).collect();
+    assert!(
+        kinds
+            .iter()
+            .any(|k| matches!(k, sdf::ErrorKind::VmPriorityAboveVmm { priority: 101, .. })),
+        "{errs}"
+    );
+    assert!(
+        kinds
+            .iter()
+            .any(|k| matches!(k, sdf::ErrorKind::VmMapOverlap { .. })),
+        "{errs}"
+    );
+}
