@@ -64,6 +64,10 @@ pub enum SimError {
     Unsupported {
         what: String,
     },
+    /// A guest VM: host-sim has no VM_ENTER; only the bare-metal kernel runs guests.
+    VirtualMachine {
+        name: String,
+    },
     /// The description is inconsistent (the checker should have caught it).
     Invalid {
         what: String,
@@ -88,6 +92,10 @@ impl fmt::Display for SimError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Unsupported { what } => write!(f, "host-sim does not support {what} yet"),
+            Self::VirtualMachine { name } => write!(
+                f,
+                "not supported in host-sim: virtual_machine {name} (guests run on the bare-metal kernel)"
+            ),
             Self::Invalid { what } => write!(f, "invalid system: {what}"),
             Self::ImageNotFound {
                 pd,

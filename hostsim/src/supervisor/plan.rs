@@ -56,6 +56,11 @@ pub fn plan(
 ) -> Result<Vec<PdPlan>, SimError> {
     let pds = system.all_pds();
     for pd in &pds {
+        if let Some(vm) = &pd.virtual_machine {
+            return Err(SimError::VirtualMachine {
+                name: vm.name.clone(),
+            });
+        }
         if !pd.children.is_empty() || pd.child_id.is_some() {
             return Err(SimError::Unsupported {
                 what: format!("PD '{}': child protection domains", pd.name),
@@ -280,4 +285,32 @@ fn region_file(name: &str, size: u64, path: &Path) -> Result<OwnedFd, SimError> 
         )));
     }
     Ok(OwnedFd::from(file))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn a_system_with_a_guest_is_refused_before_anything_is_created() {
+        let text = r#"<system>
+            <memory_region name="ram" size="0x1000" />
+            <protection_domain name="vmm" priority="2">
+                <program_image path="vmm" />
+                <virtual_machine name="linux" priority="1"><vcpu id="0"/><map mr="ram" vaddr="0"/></virtual_machine>
+            </protection_domain>
+        </system>"#;
+        let system = sdf::parse_and_check(text, Path::new("system.xml")).expect("valid");
+        let err = plan(&system, &[]).err().expect("refused");
+        assert!(
+            matches!(&err, SimError::VirtualMachine { name } if name == "linux"),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "not supported in host-sim: virtual_machine linux (guests run on the bare-metal kernel)"
+        );
+    }
 }
