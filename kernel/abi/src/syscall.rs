@@ -154,7 +154,12 @@ mod tests {
 
     #[test]
     fn events_and_statuses_do_not_overlap() {
-        for e in [Event::NOTIFICATION, Event::CALL, Event::FAULT, Event::VM_EXIT] {
+        for e in [
+            Event::NOTIFICATION,
+            Event::CALL,
+            Event::FAULT,
+            Event::VM_EXIT,
+        ] {
             assert!(e.0 > Status::UNKNOWN_SYSCALL.0);
         }
     }

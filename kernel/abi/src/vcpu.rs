@@ -135,7 +135,11 @@ pub const fn segment_word(selector: u16, attrib: u16, limit: u32) -> u64 {
 
 /// The parts of a [`segment_word`].
 pub const fn segment_parts(word: u64) -> (u16, u16, u32) {
-    (word as u16, ((word >> 16) & 0xfff) as u16, (word >> 32) as u32)
+    (
+        word as u16,
+        ((word >> 16) & 0xfff) as u16,
+        (word >> 32) as u32,
+    )
 }
 
 #[cfg(test)]

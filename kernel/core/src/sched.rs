@@ -34,6 +34,11 @@ pub enum State {
     BlockedCall(PdId),
     /// Stopped by a fault until its parent resumes it.
     Faulted,
+    /// In `VM_ENTER` with the HALTED flag: its guest waits (like HLT) for a
+    /// notification to the VMM or the deadline (a TSC value; 0 = none). While a
+    /// VMM runs its guest without that flag it is simply `Running` (or `Ready` when
+    /// preempted): the glue resumes the guest instead of the PD's frame.
+    GuestHalted(u64),
 }
 
 /// What one channel id lets a PD do. Empty for ids it was not given.
@@ -118,6 +123,15 @@ impl Ret {
             rax: s.0,
             ..Self::default()
         }
+    }
+}
+
+fn notification(bits: u64) -> Ret {
+    Ret {
+        rax: Event::NOTIFICATION.0,
+        rdi: 0,
+        rsi: bits,
+        rdx: 0,
     }
 }
 
@@ -279,15 +293,7 @@ impl Kernel {
         let i = usize::from(pd);
         if self.pds[i].pending != 0 {
             let bits = core::mem::take(&mut self.pds[i].pending);
-            fx.set_return(
-                pd,
-                Ret {
-                    rax: Event::NOTIFICATION.0,
-                    rdi: 0,
-                    rsi: bits,
-                    rdx: 0,
-                },
-            );
+            fx.set_return(pd, notification(bits));
             return true;
         }
         if self.pds[i].pending_faults != 0 {
@@ -313,12 +319,65 @@ impl Kernel {
     /// Sets notification bits on `pd`, waking it if it waits on its own time.
     fn signal(&mut self, fx: &mut dyn Effects, pd: PdId, bits: u64) {
         self.pds[usize::from(pd)].pending |= bits;
-        if self.pds[usize::from(pd)].state == State::BlockedRecv
+        let state = self.pds[usize::from(pd)].state;
+        if let State::GuestHalted(_) = state {
+            let bits = core::mem::take(&mut self.pds[usize::from(pd)].pending);
+            fx.set_return(pd, notification(bits));
+            self.wake(pd, false);
+        } else if state == State::BlockedRecv
             && self.runs_on_own_time(pd)
             && self.deliver_pending(fx, pd)
         {
             self.wake(pd, false);
         }
+    }
+
+    /// `VM_ENTER` with the HALTED flag: the current PD waits for a notification or
+    /// `deadline` (TSC; 0 = none). Notifications already pending end it at once.
+    pub fn vm_halt(&mut self, fx: &mut dyn Effects, deadline: u64) {
+        let Some(cur) = self.current else { return };
+        let c = usize::from(cur);
+        if self.pds[c].pending != 0 {
+            let bits = core::mem::take(&mut self.pds[c].pending);
+            return fx.set_return(cur, notification(bits));
+        }
+        self.pds[c].state = State::GuestHalted(deadline);
+        self.current = None;
+    }
+
+    /// Wakes every halted VMM whose deadline is at or before `now` (TSC): its
+    /// `VM_ENTER` returns `Event::VM_EXIT`.
+    pub fn expire_deadlines(&mut self, fx: &mut dyn Effects, now: u64) {
+        for i in 0..self.count {
+            if let State::GuestHalted(d) = self.pds[i].state {
+                if d != 0 && d <= now {
+                    fx.set_return(
+                        i as PdId,
+                        Ret {
+                            rax: Event::VM_EXIT.0,
+                            ..Ret::default()
+                        },
+                    );
+                    self.wake(i as PdId, false);
+                }
+            }
+        }
+    }
+
+    /// Whether a halted VMM waits for a deadline (then a timer tick can make work).
+    pub fn any_deadline(&self) -> bool {
+        self.pds[..self.count]
+            .iter()
+            .any(|p| matches!(p.state, State::GuestHalted(d) if d != 0))
+    }
+
+    /// Takes `pd`'s pending notification bits: a VMM running its guest sees them as
+    /// `VM_ENTER`'s result, checked by the glue after every exit and resumption.
+    pub fn take_pending(&mut self, pd: PdId) -> u64 {
+        self.pds
+            .get_mut(..self.count)
+            .and_then(|p| p.get_mut(usize::from(pd)))
+            .map_or(0, |p| core::mem::take(&mut p.pending))
     }
 
     fn cap(&self, pd: PdId, ch: u64) -> Result<Cap, Status> {

@@ -98,6 +98,13 @@ pub fn wait_for_interrupt() {
     unsafe { asm!("sti; hlt; cli", options(nostack)) }
 }
 
+/// Lets an interrupt that is already pending run (nested, from ring 0) now.
+pub fn take_interrupt() {
+    // SAFETY: the STI shadow covers the NOP; the interrupt is taken before CLI. Not
+    // `nomem`: the handler changes kernel state the caller reads afterwards.
+    unsafe { asm!("sti; nop; cli", options(nostack)) }
+}
+
 /// The time-stamp counter; under QEMU `-icount shift=0`, guest instructions retired.
 pub fn rdtsc() -> u64 {
     // SAFETY: rdtsc only reads the counter.
@@ -116,4 +123,14 @@ pub fn cr0() -> u64 {
 pub unsafe fn set_cr0(v: u64) {
     // SAFETY: the caller vouches for the bits.
     unsafe { asm!("mov cr0, {}", in(reg) v, options(nostack, preserves_flags)) }
+}
+
+pub fn rdmsr(msr: u32) -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: callers read MSRs the CPU has (checked through CPUID first).
+    unsafe {
+        asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi,
+             options(nomem, nostack, preserves_flags))
+    }
+    u64::from(lo) | (u64::from(hi) << 32)
 }

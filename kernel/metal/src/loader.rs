@@ -80,6 +80,8 @@ impl core::fmt::Display for LoadError {
 pub struct Loaded {
     pub configs: [PdConfig; MAX_PDS],
     pub count: usize,
+    /// Where each region's frames are, for the VMs' nested page tables.
+    pub region_pa: [u64; MAX_REGIONS],
 }
 
 fn map_pages(
@@ -147,6 +149,7 @@ pub fn load(
     let mut loaded = Loaded {
         configs: [empty; MAX_PDS],
         count: image.pd_count(),
+        region_pa,
     };
     for (i, tcb) in tcbs.iter_mut().enumerate().take(image.pd_count()) {
         let Some(pd) = image.pd(i) else { break };

@@ -13,7 +13,9 @@ mod loader;
 mod mem;
 mod pic;
 mod serial;
+mod svm;
 mod trap;
+mod vcpu;
 
 use core::mem::MaybeUninit;
 use core::ptr::addr_of_mut;
@@ -80,6 +82,19 @@ extern "C" fn kmain(start_info: u64) -> ! {
             cpu::exit_qemu(0x7b)
         }
     };
+    let vcpus = match vcpu::load(&image, &mut frames, &loaded.region_pa) {
+        Ok(n) => n,
+        Err(e) => {
+            kprintln!("kernel: cannot build the VMs: {e}");
+            cpu::exit_qemu(0x7b)
+        }
+    };
+    if vcpus != 0 {
+        kprintln!(
+            "kernel: {} VMs with {vcpus} vCPUs (SVM, nested paging)",
+            image.vm_count()
+        );
+    }
     let core = kernel_core::Kernel::new(&loaded.configs[..loaded.count]);
     let lines = core.irq_lines();
     // SAFETY: first and only write, before anything reads CORE.
@@ -145,21 +160,43 @@ impl Effects for Glue {
 }
 
 /// The next PD to run (waiting for an irq while there is none), its address space
-/// loaded and its frame set up as the save area for the next trap.
+/// loaded and its frame set up as the save area for the next trap. A PD inside
+/// `VM_ENTER` runs its guest here first, until the guest exits to it or another PD
+/// is to run.
 fn switch_to_next() -> *mut Frame {
     let pd = loop {
-        if let Some(pd) = core_state().schedule() {
+        let Some(pd) = core_state().schedule() else {
+            let k = core_state();
+            if k.irq_lines() == 0 && !k.any_throttled() && !k.any_deadline() {
+                kprintln!(
+                    "kernel: every PD is waiting and no irq or refill can wake one; stopping"
+                );
+                cpu::exit_qemu(0x7d);
+            }
+            // SAFETY: single CPU; the flag tells the nested irq path it may run.
+            unsafe { IDLE = true };
+            cpu::wait_for_interrupt();
+            // SAFETY: as above.
+            unsafe { IDLE = false };
+            continue;
+        };
+        if !vcpu::in_guest(pd) {
             break pd;
         }
-        if core_state().irq_lines() == 0 && !core_state().any_throttled() {
-            kprintln!("kernel: every PD is waiting and no irq or refill can wake one; stopping");
-            cpu::exit_qemu(0x7d);
+        let tcb = &tcbs()[usize::from(pd)];
+        let woke = Ret {
+            rax: tcb.frame.rax,
+            rdi: tcb.frame.rdi,
+            rsi: tcb.frame.rsi,
+            rdx: tcb.frame.rdx,
+        };
+        match vcpu::resume(pd, tcb.ipc_buffer, &mut GuestHost, woke) {
+            vcpu::Resumed::Return(ret) => {
+                Glue.set_return(pd, ret);
+                break pd;
+            }
+            vcpu::Resumed::Preempted => {}
         }
-        // SAFETY: single CPU; the flag tells the nested irq path it may run.
-        unsafe { IDLE = true };
-        cpu::wait_for_interrupt();
-        // SAFETY: as above.
-        unsafe { IDLE = false };
     };
     let tcb = &mut tcbs()[usize::from(pd)];
     if cpu::cr3() != tcb.cr3 {
@@ -169,6 +206,27 @@ fn switch_to_next() -> *mut Frame {
     let frame = addr_of_mut!(tcb.frame);
     trap::set_user_frame(frame);
     frame
+}
+
+/// The kernel as a running guest sees it.
+struct GuestHost;
+
+impl vcpu::Host for GuestHost {
+    fn is_current(&self, pd: PdId) -> bool {
+        core_state().current() == Some(pd)
+    }
+
+    fn take_pending(&mut self, pd: PdId) -> u64 {
+        core_state().take_pending(pd)
+    }
+
+    fn take_irq(&mut self) {
+        // SAFETY: single CPU; the flag tells the nested irq path it may run.
+        unsafe { IDLE = true };
+        cpu::take_interrupt();
+        // SAFETY: as above.
+        unsafe { IDLE = false };
+    }
 }
 
 /// Time (under `-icount shift=0`: instructions) spent between kernel entry and exit,
@@ -265,6 +323,7 @@ fn irq(line: u8) {
         let ticks = unsafe { &mut *addr_of_mut!(TICKS) };
         *ticks += 1;
         core_state().tick(*ticks * pic::TICK_US);
+        core_state().expire_deadlines(&mut Glue, cpu::rdtsc());
         return;
     }
     pic::mask(line);
@@ -296,8 +355,21 @@ fn syscall(f: &Frame) {
             };
             Glue.set_return(cur, Ret::status(st));
         }
+        Sys::VM_ENTER => {
+            let ipc = tcbs()[usize::from(cur)].ipc_buffer;
+            match vcpu::enter(cur, ipc, f.rdi, f.rsi, f.rdx) {
+                Err(st) => Glue.set_return(cur, Ret::status(st)),
+                Ok(Some(ret)) => Glue.set_return(cur, ret),
+                Ok(None) => {
+                    if let Some(deadline) = vcpu::halted(cur) {
+                        k.vm_halt(&mut Glue, deadline);
+                    }
+                }
+            }
+        }
         Sys::DEBUG_HALT => {
             print_syscall_costs();
+            vcpu::print_exit_counts();
             kprintln!(
                 "kernel: halted by PD {} with status {}",
                 tcbs()[usize::from(cur)].name(),

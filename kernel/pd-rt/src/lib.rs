@@ -23,6 +23,7 @@ pub mod heap;
 mod init;
 mod kernel;
 pub mod sys;
+pub mod vcpu;
 
 pub use console::{debug_fmt, Console};
 pub use event_loop::{run, start};

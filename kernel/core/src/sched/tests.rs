@@ -1,3 +1,4 @@
+use std::vec;
 use std::vec::Vec;
 
 use proptest::prelude::*;
@@ -550,6 +551,9 @@ enum Op {
     Irq(u8),
     Ack(u64),
     Tick,
+    VmHalt(u64),
+    Expire(u64),
+    TakePending,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -562,6 +566,9 @@ fn op() -> impl Strategy<Value = Op> {
         (0u8..3).prop_map(Op::Irq),
         (0u64..4).prop_map(Op::Ack),
         Just(Op::Tick),
+        (0u64..3).prop_map(|d| Op::VmHalt(d * 500)),
+        (0u64..2000).prop_map(Op::Expire),
+        Just(Op::TakePending),
     ]
 }
 
@@ -610,7 +617,9 @@ fn check_invariants(k: &Kernel) -> Result<(), TestCaseError> {
                 prop_assert_eq!(k.pds[usize::from(callee)].owes, Owes::Call(i as PdId));
                 prop_assert!(!k.ready.contains(i as PdId));
             }
-            State::BlockedRecv | State::Faulted => prop_assert!(!k.ready.contains(i as PdId)),
+            State::BlockedRecv | State::Faulted | State::GuestHalted(_) => {
+                prop_assert!(!k.ready.contains(i as PdId))
+            }
         }
         if p.state == State::Faulted {
             prop_assert!(p.fault.is_some());
@@ -633,10 +642,11 @@ proptest! {
         let mut now = 0;
         for op in ops {
             if k.schedule().is_none() {
-                // Idle: only an irq or a refill can wake anyone.
+                // Idle: only an irq, a refill or a deadline can wake anyone.
                 k.irq(&mut fx, 1);
                 now += 1000;
                 k.tick(now);
+                k.expire_deadlines(&mut fx, u64::MAX);
                 k.schedule();
             }
             if k.current().is_none() {
@@ -654,6 +664,14 @@ proptest! {
                     now += 100;
                     k.tick(now);
                 }
+                Op::VmHalt(d) => k.vm_halt(&mut fx, d),
+                Op::Expire(t) => k.expire_deadlines(&mut fx, t),
+                Op::TakePending => {
+                    if let Some(cur) = k.current() {
+                        k.take_pending(cur);
+                        prop_assert_eq!(k.pds[usize::from(cur)].pending, 0);
+                    }
+                }
             }
             check_invariants(&k)?;
             for e in fx.take() {
@@ -663,4 +681,117 @@ proptest! {
             }
         }
     }
+}
+
+/// A VMM (prio 20, id 1) and a device PD (prio 30, id 0) that notifies it on ch 0
+/// (the VMM sees bit 5); a low PD (prio 5, id 2).
+fn vmm_trio() -> Kernel {
+    let mut dev = pd(30);
+    dev.caps[0] = notify(1, 5);
+    dev.caps[1] = Cap {
+        irq: Some(4),
+        ..Cap::default()
+    };
+    Kernel::new(&[dev, pd(20), pd(5)])
+}
+
+fn vm_exit() -> Ret {
+    Ret {
+        rax: Event::VM_EXIT.0,
+        ..Ret::default()
+    }
+}
+
+#[test]
+fn a_halted_vmm_wakes_on_a_notification_with_the_bits() {
+    let mut k = vmm_trio();
+    let mut fx = Rec::default();
+    assert_eq!(k.schedule(), Some(0));
+    k.recv(&mut fx);
+    assert_eq!(k.schedule(), Some(1));
+    k.vm_halt(&mut fx, 0);
+    assert_eq!(k.state(1), Some(State::GuestHalted(0)));
+    assert_eq!(k.schedule(), Some(2), "the halted guest lets lower PDs run");
+    k.expire_deadlines(&mut fx, u64::MAX);
+    assert_eq!(
+        k.state(1),
+        Some(State::GuestHalted(0)),
+        "no deadline: only a notification"
+    );
+    // The device's irq: it runs, notifies the VMM, waits; the VMM runs next.
+    k.irq(&mut fx, 4);
+    assert_eq!(k.current(), Some(0));
+    fx.take();
+    k.notify(&mut fx, 0);
+    assert_eq!(
+        fx.take(),
+        [
+            Fx::Ret(0, status(Status::OK)),
+            Fx::Ret(1, notification(1 << 5))
+        ]
+    );
+    assert_eq!(k.state(1), Some(State::Ready));
+    k.recv(&mut fx);
+    assert_eq!(k.schedule(), Some(1));
+}
+
+#[test]
+fn a_halted_vmm_wakes_at_its_deadline_and_not_before() {
+    let mut k = vmm_trio();
+    let mut fx = Rec::default();
+    boot(&mut k, &mut fx);
+    k.signal(&mut fx, 1, 1);
+    assert_eq!(k.schedule(), Some(1));
+    k.take_pending(1);
+    fx.take();
+    k.vm_halt(&mut fx, 5000);
+    assert!(k.any_deadline());
+    k.expire_deadlines(&mut fx, 4999);
+    assert_eq!(k.state(1), Some(State::GuestHalted(5000)));
+    assert!(fx.take().is_empty());
+    k.expire_deadlines(&mut fx, 5000);
+    assert_eq!(fx.take(), [Fx::Ret(1, vm_exit())]);
+    assert_eq!(k.schedule(), Some(1));
+    assert!(!k.any_deadline());
+}
+
+#[test]
+fn halting_with_a_notification_pending_returns_at_once() {
+    let mut k = vmm_trio();
+    let mut fx = Rec::default();
+    boot(&mut k, &mut fx);
+    k.signal(&mut fx, 1, 1 << 3);
+    assert_eq!(k.schedule(), Some(1));
+    fx.take();
+    // It was woken from RECV by that notification; another arrives while it runs.
+    k.pds[1].pending = 1 << 5;
+    k.vm_halt(&mut fx, 0);
+    assert_eq!(fx.take(), [Fx::Ret(1, notification(1 << 5))]);
+    assert_eq!(k.current(), Some(1));
+}
+
+#[test]
+fn a_vmm_running_its_guest_is_preempted_and_collects_notifications_itself() {
+    let mut k = vmm_trio();
+    let mut fx = Rec::default();
+    boot(&mut k, &mut fx);
+    k.signal(&mut fx, 1, 1);
+    assert_eq!(k.schedule(), Some(1));
+    k.take_pending(1);
+    fx.take();
+    // The guest runs (the VMM stays Running); an irq for the device preempts it.
+    k.irq(&mut fx, 4);
+    assert_eq!(k.current(), Some(0));
+    assert_eq!(k.state(1), Some(State::Ready));
+    assert_eq!(fx.take(), [Fx::Ret(0, notification(1 << 1))]);
+    k.notify(&mut fx, 0);
+    assert_eq!(
+        fx.take(),
+        [Fx::Ret(0, status(Status::OK))],
+        "no result is set for a VMM that is not waiting: it collects the bits"
+    );
+    k.recv(&mut fx);
+    assert_eq!(k.schedule(), Some(1), "the guest resumes");
+    assert_eq!(k.take_pending(1), 1 << 5);
+    assert_eq!(k.take_pending(1), 0);
 }

@@ -1,0 +1,399 @@
+//! AMD SVM: detection and enabling, the shared MSR and I/O permission maps, the
+//! host save areas, VMCB field offsets, and the one routine that runs a guest
+//! (`svm_run`: guest GPRs in, VMLOAD, VMRUN, VMSAVE, host VMLOAD, GPRs out).
+//!
+//! Host state that VMRUN does not restore itself (FS/GS/TR/LDTR hidden state,
+//! KERNEL_GS_BASE, STAR/LSTAR/CSTAR/SFMASK, SYSENTER_*) is VMSAVEd once at boot
+//! into `HOST_SAVE` and VMLOADed after every exit: the kernel never changes those
+//! after boot, and PDs cannot (no MSR access, no FSGSBASE).
+#![allow(unsafe_code)]
+
+use core::arch::{asm, global_asm};
+
+use crate::cpu;
+use crate::mem::{self, Frames};
+
+/// VMCB control-area and state-save-area offsets (AMD APM vol. 2, appendix B).
+pub mod vmcb {
+    pub const INTERCEPT_EXCEPTIONS: u64 = 0x008;
+    pub const INTERCEPT_MISC1: u64 = 0x00c;
+    pub const INTERCEPT_MISC2: u64 = 0x010;
+    pub const IOPM_BASE: u64 = 0x040;
+    pub const MSRPM_BASE: u64 = 0x048;
+    /// ASID (u32) and, at +4, TLB_CONTROL (u8).
+    pub const ASID: u64 = 0x058;
+    pub const TLB_CONTROL: u64 = 0x05c;
+    /// V_TPR 0..8, V_IRQ 8, V_INTR_PRIO 16..20, V_IGN_TPR 20, V_INTR_MASKING 24.
+    pub const VINTR: u64 = 0x060;
+    pub const INTERRUPT_SHADOW: u64 = 0x068;
+    pub const EXIT_CODE: u64 = 0x070;
+    pub const EXIT_INFO1: u64 = 0x078;
+    pub const EXIT_INFO2: u64 = 0x080;
+    pub const EXIT_INT_INFO: u64 = 0x088;
+    pub const NP_ENABLE: u64 = 0x090;
+    pub const EVENT_INJ: u64 = 0x0a8;
+    pub const N_CR3: u64 = 0x0b0;
+    /// Byte count at +0, up to 15 bytes after it.
+    pub const INSN_BYTES: u64 = 0x0d0;
+
+    /// Segments: selector u16, attrib u16, limit u32, base u64; in this order.
+    pub const ES: u64 = 0x400;
+    pub const CS: u64 = 0x410;
+    pub const SS: u64 = 0x420;
+    pub const DS: u64 = 0x430;
+    pub const FS: u64 = 0x440;
+    pub const GS: u64 = 0x450;
+    pub const GDTR: u64 = 0x460;
+    pub const LDTR: u64 = 0x470;
+    pub const IDTR: u64 = 0x480;
+    pub const TR: u64 = 0x490;
+    pub const CPL: u64 = 0x4cb;
+    pub const EFER: u64 = 0x4d0;
+    pub const CR4: u64 = 0x548;
+    pub const CR3: u64 = 0x550;
+    pub const CR0: u64 = 0x558;
+    pub const DR7: u64 = 0x560;
+    pub const DR6: u64 = 0x568;
+    pub const RFLAGS: u64 = 0x570;
+    pub const RIP: u64 = 0x578;
+    pub const RSP: u64 = 0x5d8;
+    pub const RAX: u64 = 0x5f8;
+    pub const CR2: u64 = 0x640;
+    pub const G_PAT: u64 = 0x668;
+
+    /// INTERCEPT_MISC1 bits.
+    pub const I_INTR: u32 = 1 << 0;
+    pub const I_NMI: u32 = 1 << 1;
+    pub const I_SMI: u32 = 1 << 2;
+    pub const I_INIT: u32 = 1 << 3;
+    pub const I_VINTR: u32 = 1 << 4;
+    pub const I_CPUID: u32 = 1 << 18;
+    pub const I_HLT: u32 = 1 << 24;
+    pub const I_INVLPGA: u32 = 1 << 26;
+    pub const I_IOIO: u32 = 1 << 27;
+    pub const I_MSR: u32 = 1 << 28;
+    pub const I_SHUTDOWN: u32 = 1 << 31;
+    /// INTERCEPT_MISC2 bits.
+    pub const I_VMRUN: u32 = 1 << 0;
+    pub const I_VMMCALL: u32 = 1 << 1;
+    pub const I_VMLOAD: u32 = 1 << 2;
+    pub const I_VMSAVE: u32 = 1 << 3;
+    pub const I_STGI: u32 = 1 << 4;
+    pub const I_CLGI: u32 = 1 << 5;
+    pub const I_SKINIT: u32 = 1 << 6;
+    pub const I_MONITOR: u32 = 1 << 10;
+    pub const I_MWAIT: u32 = 1 << 11;
+    pub const I_XSETBV: u32 = 1 << 13;
+
+    pub const V_IRQ: u64 = 1 << 8;
+    pub const V_INTR_PRIO_SHIFT: u64 = 16;
+    pub const V_IGN_TPR: u64 = 1 << 20;
+    pub const V_INTR_MASKING: u64 = 1 << 24;
+}
+
+/// What the CPU offers, found at boot.
+#[derive(Copy, Clone, Debug)]
+pub struct Features {
+    pub asids: u32,
+    /// XCR0 bits the CPU supports (CPUID 0xD.0 EDX:EAX), 0 without XSAVE.
+    pub xcr0_supported: u64,
+}
+
+static mut FEATURES: Option<Features> = None;
+static mut MSRPM_PA: u64 = 0;
+static mut IOPM_PA: u64 = 0;
+static mut HOST_SAVE_PA: u64 = 0;
+/// An XSAVE area whose header says "every component in its initial state".
+static mut XSAVE_INIT_PA: u64 = 0;
+
+pub fn features() -> Option<Features> {
+    // SAFETY: written once in `init`, before any PD runs.
+    unsafe { FEATURES }
+}
+
+pub fn msrpm_pa() -> u64 {
+    // SAFETY: as for `features`.
+    unsafe { MSRPM_PA }
+}
+
+pub fn iopm_pa() -> u64 {
+    // SAFETY: as for `features`.
+    unsafe { IOPM_PA }
+}
+
+pub fn xsave_init_pa() -> u64 {
+    // SAFETY: as for `features`.
+    unsafe { XSAVE_INIT_PA }
+}
+
+const MSR_EFER: u32 = 0xc000_0080;
+const MSR_VM_CR: u32 = 0xc001_0114;
+const MSR_VM_HSAVE_PA: u32 = 0xc001_0117;
+const EFER_SVME: u64 = 1 << 12;
+const CR4_OSXSAVE: u64 = 1 << 18;
+
+/// MSRs VMLOAD/VMSAVE swap, so the guest may use them without exits.
+const PASSTHROUGH_MSRS: [u32; 10] = [
+    0xc000_0100, // FS_BASE
+    0xc000_0101, // GS_BASE
+    0xc000_0102, // KERNEL_GS_BASE
+    0xc000_0081, // STAR
+    0xc000_0082, // LSTAR
+    0xc000_0083, // CSTAR
+    0xc000_0084, // SFMASK
+    0x174,       // SYSENTER_CS
+    0x175,       // SYSENTER_ESP
+    0x176,       // SYSENTER_EIP
+];
+
+/// The MSR permission map offset (bytes) and bit of `msr`'s read intercept; the
+/// write intercept is the next bit. `None` for MSRs outside the three mapped ranges
+/// (those always exit).
+fn msrpm_bit(msr: u32) -> Option<(u64, u32)> {
+    let (base, first) = match msr {
+        0..=0x1fff => (0, 0),
+        0xc000_0000..=0xc000_1fff => (0x800, 0xc000_0000),
+        0xc001_0000..=0xc001_1fff => (0x1000, 0xc001_0000),
+        _ => return None,
+    };
+    let n = u64::from(msr - first) * 2;
+    Some((base + n / 8, (n % 8) as u32))
+}
+
+/// Detects and enables SVM with nested paging. Returns false (and leaves the CPU
+/// alone) when it is missing: VMs then cannot run, every VM_ENTER fails.
+pub fn init(frames: &mut Frames) -> bool {
+    let ext = cpu::cpuid(0x8000_0000, 0)[0];
+    if ext < 0x8000_000a || cpu::cpuid(0x8000_0001, 0)[2] & (1 << 2) == 0 {
+        return false;
+    }
+    let svm = cpu::cpuid(0x8000_000a, 0);
+    // Nested paging is the only way guest memory is confined.
+    if svm[3] & 1 == 0 || cpu::rdmsr(MSR_VM_CR) & (1 << 4) != 0 {
+        return false;
+    }
+    let (Some(msrpm), Some(iopm), Some(hsave), Some(host), Some(xinit)) = (
+        frames.alloc(2),
+        frames.alloc(3),
+        frames.alloc(1),
+        frames.alloc(1),
+        frames.alloc(1),
+    ) else {
+        return false;
+    };
+    for off in (0..0x2000).step_by(8) {
+        mem::write_u64(msrpm + off, u64::MAX);
+    }
+    for msr in PASSTHROUGH_MSRS {
+        if let Some((byte, bit)) = msrpm_bit(msr) {
+            let p = mem::phys_ptr(msrpm + byte);
+            // SAFETY: inside the two pages just allocated.
+            unsafe { p.write_volatile(p.read_volatile() & !(3 << bit)) };
+        }
+    }
+    for off in (0..0x3000).step_by(8) {
+        mem::write_u64(iopm + off, u64::MAX);
+    }
+    let (xcr0_supported, xsave_size) = if cpu::cpuid(1, 0)[2] & (1 << 26) != 0 {
+        let d = cpu::cpuid(0xd, 0);
+        let mask = u64::from(d[0]) | (u64::from(d[3]) << 32);
+        (mask, d[2])
+    } else {
+        (0, 0)
+    };
+    // Each vCPU's extended state is saved with XSAVE into one page: without XSAVE
+    // (or with a larger area) guests could not be kept apart, so no SVM then.
+    if xcr0_supported & 3 != 3 || xsave_size as u64 > layout_page() {
+        return false;
+    }
+    // SAFETY: EFER.SVME and VM_HSAVE_PA only enable SVM; single CPU at boot.
+    unsafe {
+        cpu::wrmsr(MSR_EFER, cpu::rdmsr(MSR_EFER) | EFER_SVME);
+        cpu::wrmsr(MSR_VM_HSAVE_PA, hsave);
+        asm!("vmsave rax", in("rax") host, options(nostack));
+        MSRPM_PA = msrpm;
+        IOPM_PA = iopm;
+        HOST_SAVE_PA = host;
+        XSAVE_INIT_PA = xinit;
+        FEATURES = Some(Features {
+            asids: svm[1],
+            xcr0_supported,
+        });
+    }
+    true
+}
+
+fn layout_page() -> u64 {
+    kernel_abi::layout::PAGE_SIZE
+}
+
+/// Guest general-purpose registers VMRUN does not keep in the VMCB (RAX, RSP are
+/// there), in the order `svm_run` expects.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default)]
+pub struct Gprs {
+    pub rbx: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    pub rbp: u64,
+    pub r8: u64,
+    pub r9: u64,
+    pub r10: u64,
+    pub r11: u64,
+    pub r12: u64,
+    pub r13: u64,
+    pub r14: u64,
+    pub r15: u64,
+}
+
+// svm_run(gprs: *mut Gprs, vmcb_pa: u64, host_save_pa: u64). Called with GIF clear
+// and IF set (so, with V_INTR_MASKING, a host interrupt exits the guest); returns
+// with GIF clear and IF set again (VMRUN restores the host RFLAGS).
+global_asm!(
+    r#"
+    .section .text.svm, "ax"
+    .global svm_run
+svm_run:
+    push rbx
+    push rbp
+    push r12
+    push r13
+    push r14
+    push r15
+    push rdx
+    push rdi
+    mov rax, rsi
+    mov rbx, [rdi + 0]
+    mov rcx, [rdi + 8]
+    mov rdx, [rdi + 16]
+    mov rsi, [rdi + 24]
+    mov rbp, [rdi + 40]
+    mov r8, [rdi + 48]
+    mov r9, [rdi + 56]
+    mov r10, [rdi + 64]
+    mov r11, [rdi + 72]
+    mov r12, [rdi + 80]
+    mov r13, [rdi + 88]
+    mov r14, [rdi + 96]
+    mov r15, [rdi + 104]
+    mov rdi, [rdi + 32]
+    vmload rax
+    vmrun rax
+    vmsave rax
+    xchg rdi, [rsp]
+    mov [rdi + 0], rbx
+    mov [rdi + 8], rcx
+    mov [rdi + 16], rdx
+    mov [rdi + 24], rsi
+    mov [rdi + 40], rbp
+    mov [rdi + 48], r8
+    mov [rdi + 56], r9
+    mov [rdi + 64], r10
+    mov [rdi + 72], r11
+    mov [rdi + 80], r12
+    mov [rdi + 88], r13
+    mov [rdi + 96], r14
+    mov [rdi + 104], r15
+    pop rax
+    mov [rdi + 32], rax
+    pop rax
+    vmload rax
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbp
+    pop rbx
+    ret
+"#
+);
+
+extern "C" {
+    fn svm_run(gprs: *mut Gprs, vmcb_pa: u64, host_save_pa: u64);
+}
+
+/// Runs the guest of `vmcb_pa` once, until its next #VMEXIT, with `guest_xcr0` in
+/// XCR0 while it runs. The caller has loaded the guest's extended state. On return
+/// GIF is set and IF clear; a host interrupt that caused the exit is still pending.
+pub fn run(gprs: &mut Gprs, vmcb_pa: u64, guest_xcr0: u64) {
+    let host_save = {
+        // SAFETY: written once in `init`.
+        unsafe { HOST_SAVE_PA }
+    };
+    // SAFETY: `vmcb_pa` is a VMCB the kernel built (validated intercepts, its own
+    // nested page tables, the shared permission maps); VMRUN either runs it or
+    // exits with VMEXIT_INVALID, restoring the host either way. CLGI keeps host
+    // interrupts from being taken between STI and VMRUN; XCR0 is the guest's only
+    // between the two XSETBVs, with GIF clear.
+    unsafe {
+        asm!("clgi", options(nomem, nostack));
+        xsetbv(guest_xcr0);
+        asm!("sti", options(nomem, nostack));
+        svm_run(gprs, vmcb_pa, host_save);
+        asm!("cli", options(nomem, nostack));
+        xsetbv(xcr0_host());
+        asm!("stgi", options(nomem, nostack));
+    }
+}
+
+/// The XCR0 the host keeps while no guest runs: x87 only (PDs cannot reach any of
+/// it: CR0.EM is set and CR4.OSXSAVE is clear whenever ring 3 runs).
+fn xcr0_host() -> u64 {
+    1
+}
+
+/// # Safety
+/// CR4.OSXSAVE must be set and `v` a value XSETBV accepts.
+unsafe fn xsetbv(v: u64) {
+    // SAFETY: per the contract.
+    unsafe {
+        asm!("xsetbv", in("ecx") 0u32, in("eax") v as u32, in("edx") (v >> 32) as u32,
+             options(nomem, nostack))
+    }
+}
+
+/// Sets or clears CR4.OSXSAVE: set only while the kernel swaps guest state, so
+/// PDs never see XSAVE/XGETBV.
+pub fn osxsave(on: bool) {
+    let cr4 = cpu::cr4();
+    let want = if on {
+        cr4 | CR4_OSXSAVE
+    } else {
+        cr4 & !CR4_OSXSAVE
+    };
+    if want != cr4 {
+        // SAFETY: OSXSAVE changes no paging behaviour.
+        unsafe { cpu::set_cr4(want) };
+    }
+}
+
+/// Saves the current extended state (every supported component) to the area at
+/// `pa`. CR4.OSXSAVE must be on ([`osxsave`]).
+pub fn xsave(pa: u64) {
+    let f = features().map_or(0, |f| f.xcr0_supported);
+    // SAFETY: `pa` is a page-aligned page the kernel owns for this vCPU, at least
+    // `xsave_size` bytes (checked in `init`); XCR0 is set to everything first so
+    // every component is covered whatever the guest enabled.
+    unsafe {
+        xsetbv(f);
+        asm!("xsave64 [{}]", in(reg) mem::phys_ptr(pa), in("eax") u32::MAX, in("edx") u32::MAX,
+             options(nostack));
+        xsetbv(xcr0_host());
+    }
+}
+
+/// Loads extended state from the area at `pa` (as [`xsave`] wrote it, or the
+/// initial area). CR4.OSXSAVE must be on.
+pub fn xrstor(pa: u64) {
+    let f = features().map_or(0, |f| f.xcr0_supported);
+    // SAFETY: as for `xsave`; the area's header is one XSAVE wrote or all zeros
+    // (every component initial), which XRSTOR accepts.
+    unsafe {
+        xsetbv(f);
+        asm!("xrstor64 [{}]", in(reg) mem::phys_ptr(pa), in("eax") u32::MAX, in("edx") u32::MAX,
+             options(nostack));
+        xsetbv(xcr0_host());
+    }
+}
