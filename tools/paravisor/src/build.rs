@@ -2,13 +2,15 @@
 //! description and every PD's program into the kernel's system image and appends it
 //! to the kernel ELF, giving one file QEMU boots with `-kernel` (PVH). With
 //! `--manifest`, also writes the audit manifest that `verify` checks the image
-//! against. Deterministic: the same inputs give the same bytes.
+//! against. `--region-data NAME=PATH` gives a region its initial contents (a guest
+//! kernel and initramfs). Deterministic: the same inputs give the same bytes.
 
 use std::path::{Path, PathBuf};
 
 use crate::bootimage::{bootelf, compile, igvm};
 use crate::failure::Failure;
 use crate::image;
+use crate::region_data;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -29,6 +31,8 @@ pub struct Args {
     /// Also look for program images here (after the system.xml directory); repeatable.
     #[arg(long = "search-path", value_name = "DIR")]
     pub search_path: Vec<PathBuf>,
+    #[command(flatten)]
+    pub region_data: region_data::Args,
 }
 
 fn read(path: &Path, what: &str) -> Result<Vec<u8>, Failure> {
@@ -36,19 +40,30 @@ fn read(path: &Path, what: &str) -> Result<Vec<u8>, Failure> {
         .map_err(|e| Failure::msg(format!("cannot read {what} {}: {e}", path.display())))
 }
 
-/// The boot image's bytes, from the same inputs `run` takes.
+/// The boot image's bytes, from the same inputs `build` takes.
 pub fn build_bytes(
     system_path: &Path,
     kernel: &Path,
     search: &[PathBuf],
+    data_args: &region_data::Args,
 ) -> Result<Vec<u8>, Failure> {
     let system = sdf::load(system_path)?;
-    let images = image::locate_all(&system, search)?;
+    let data = region_data::load(&system, data_args)?;
+    build_loaded(&system, kernel, search, &data)
+}
+
+fn build_loaded(
+    system: &sdf::System,
+    kernel: &Path,
+    search: &[PathBuf],
+    data: &[region_data::RegionData],
+) -> Result<Vec<u8>, Failure> {
+    let images = image::locate_all(system, search)?;
     let programs = images
         .iter()
         .map(|i| read(&i.resolved, "program image"))
         .collect::<Result<Vec<_>, _>>()?;
-    let system_image = compile::compile(&system, &programs).map_err(Failure::Message)?;
+    let system_image = compile::compile(system, &programs, data).map_err(Failure::Message)?;
     let kernel_bytes = read(kernel, "kernel")?;
     let boot = bootelf::append(&kernel_bytes, &system_image).map_err(Failure::Message)?;
     // A fixed-address region must not alias the image itself (the kernel refuses,
@@ -75,10 +90,14 @@ pub fn build_bytes(
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    let boot = build_bytes(&args.system, &args.kernel, &args.search_path)?;
+    let system = sdf::load(&args.system)?;
+    // Read once: the image and the manifest describe the same bytes.
+    let data = region_data::load(&system, &args.region_data)?;
+    let boot = build_loaded(&system, &args.kernel, &args.search_path, &data)?;
     write_file(&args.output, &boot)?;
     if let Some(path) = &args.manifest {
-        let manifest = crate::manifest::generate(&args.system, &args.search_path)?;
+        let manifest =
+            crate::manifest::generate_loaded(&system, &args.system, &args.search_path, &data)?;
         let mut json = serde_json::to_string_pretty(&manifest)
             .map_err(|e| Failure::msg(format!("cannot encode the manifest: {e}")))?;
         json.push('\n');

@@ -8,6 +8,7 @@ mod check;
 mod failure;
 mod image;
 mod manifest;
+mod region_data;
 mod run;
 mod sim;
 mod verify;

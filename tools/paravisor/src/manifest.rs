@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::failure::{output_error, Failure};
 use crate::image;
+use crate::region_data::{self, RegionData};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -21,10 +22,12 @@ pub struct Args {
     /// Also look for program images here (after the system.xml directory); repeatable.
     #[arg(long = "search-path", value_name = "DIR")]
     pub search_path: Vec<PathBuf>,
+    #[command(flatten)]
+    pub region_data: region_data::Args,
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    let manifest = generate(&args.system, &args.search_path)?;
+    let manifest = generate(&args.system, &args.search_path, &args.region_data)?;
     let mut json = serde_json::to_string_pretty(&manifest)
         .map_err(|e| Failure::msg(format!("cannot encode the manifest: {e}")))?;
     json.push('\n');
@@ -38,16 +41,31 @@ pub fn run(args: Args) -> Result<(), Failure> {
 }
 
 /// Loads, checks, locates and hashes: the manifest or every reason there is none.
-pub fn generate(system_path: &Path, search_paths: &[PathBuf]) -> Result<schema::Manifest, Failure> {
+pub fn generate(
+    system_path: &Path,
+    search_paths: &[PathBuf],
+    data_args: &region_data::Args,
+) -> Result<schema::Manifest, Failure> {
     let system = sdf::load(system_path)?;
-    let images = image::locate_all(&system, search_paths)?;
+    let data = region_data::load(&system, data_args)?;
+    generate_loaded(&system, system_path, search_paths, &data)
+}
+
+/// As [`generate`], for a system and region data already loaded.
+pub fn generate_loaded(
+    system: &sdf::System,
+    system_path: &Path,
+    search_paths: &[PathBuf],
+    data: &[RegionData],
+) -> Result<schema::Manifest, Failure> {
+    let images = image::locate_all(system, search_paths)?;
     let (sha256, _) = image::hash_file(system_path)
         .map_err(|e| Failure::msg(format!("cannot read {}: {e}", system_path.display())))?;
     let source = schema::SourceFile {
         path: system_path.display().to_string(),
         sha256,
     };
-    Ok(schema::build(&system, source, &images))
+    Ok(schema::build(system, source, &images, data))
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Failure> {

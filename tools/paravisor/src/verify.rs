@@ -1,18 +1,21 @@
 //! `paravisor verify IMAGE --manifest MANIFEST [--system system.xml --kernel K]`:
 //! re-derives from the boot image itself what the manifest claims — every PD's
 //! program image hash and size, priority, parent, regions with rights, channel
-//! capabilities and irqs — and fails on any difference. With `--system` and
-//! `--kernel` it also rebuilds the image and requires identical bytes.
+//! capabilities and irqs, every region with its initial contents' hash, every guest
+//! with its VMM, vCPUs and guest-physical maps — and fails on any difference. With
+//! `--system` and `--kernel` (and the build's `--region-data`) it also rebuilds the
+//! image and requires identical bytes.
 
 use std::path::PathBuf;
 
-use kernel_abi::image::{perms, CapDesc, SystemImage, NO_PARENT};
+use kernel_abi::image::{perms, CapDesc, RegionDesc, SystemImage, NO_PARENT};
 use sha2::{Digest, Sha256};
 
 use crate::bootimage::bootelf;
 use crate::failure::Failure;
 use crate::image::hex;
 use crate::manifest::schema::Manifest;
+use crate::region_data;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -31,6 +34,9 @@ pub struct Args {
     /// Also require this IGVM file to be exactly the IGVM form of the image.
     #[arg(long, value_name = "FILE")]
     pub igvm: Option<PathBuf>,
+    /// The region data the image was built with, for the rebuild.
+    #[command(flatten)]
+    pub region_data: region_data::Args,
 }
 
 fn perms_str(p: u32) -> String {
@@ -45,7 +51,8 @@ fn perms_str(p: u32) -> String {
 pub fn differences(boot: &[u8], manifest: &Manifest) -> Result<Vec<String>, String> {
     let parts = bootelf::extract(boot)?;
     let image = SystemImage::parse(parts.system_image).map_err(|e| format!("system image: {e}"))?;
-    let mut diffs = Vec::new();
+    let mut diffs = region_differences(&image, manifest);
+    diffs.extend(vm_differences(&image, manifest));
     let mut diff = |pd: &str, what: String| diffs.push(format!("PD {pd}: {what}"));
     let names: Vec<String> = (0..image.pd_count())
         .filter_map(|i| image.pd(i))
@@ -61,9 +68,10 @@ pub fn differences(boot: &[u8], manifest: &Manifest) -> Result<Vec<String>, Stri
         .map(|p| p.name.as_str())
         .collect();
     if names != want {
-        return Ok(vec![format!(
+        diffs.push(format!(
             "the image holds PDs {names:?}, the manifest {want:?}"
-        )]);
+        ));
+        return Ok(diffs);
     }
     for (i, m) in manifest.protection_domains.iter().enumerate() {
         let Some(pd) = image.pd(i) else { continue };
@@ -166,6 +174,118 @@ pub fn differences(boot: &[u8], manifest: &Manifest) -> Result<Vec<String>, Stri
     Ok(diffs)
 }
 
+fn name_of(n: &kernel_abi::Name) -> String {
+    kernel_abi::name_str(n).unwrap_or("?").to_string()
+}
+
+/// Regions: names, sizes, placement and initial contents.
+fn region_differences(image: &SystemImage<'_>, manifest: &Manifest) -> Vec<String> {
+    let names: Vec<String> = image.regions().iter().map(|r| name_of(&r.name)).collect();
+    let want: Vec<&str> = manifest.regions.iter().map(|r| r.name.as_str()).collect();
+    if names != want {
+        return vec![format!(
+            "the image holds regions {names:?}, the manifest {want:?}"
+        )];
+    }
+    let mut diffs = Vec::new();
+    for (i, (r, m)) in image.regions().iter().zip(&manifest.regions).enumerate() {
+        let phys = (r.phys_addr != RegionDesc::ALLOCATE).then_some(r.phys_addr);
+        if r.size != m.size.next_multiple_of(4096) || phys != m.phys_addr {
+            diffs.push(format!(
+                "region {}: size {:#x} at {phys:#x?}, manifest says {:#x} at {:#x?}",
+                m.name, r.size, m.size, m.phys_addr
+            ));
+        }
+        let bytes = image.region_data(i);
+        let got = (!bytes.is_empty()).then(|| (hex(&Sha256::digest(bytes)), bytes.len() as u64));
+        let expected = m.initial_data.as_ref().map(|d| (d.sha256.clone(), d.len));
+        if got != expected {
+            let show = |d: &Option<(String, u64)>| match d {
+                Some((sha, len)) => format!("sha256 {sha} ({len} bytes)"),
+                None => "none (all zero)".into(),
+            };
+            diffs.push(format!(
+                "region {}: initial data {}, manifest says {}",
+                m.name,
+                show(&got),
+                show(&expected)
+            ));
+        }
+    }
+    diffs
+}
+
+/// Guests: VMM, scheduling, vCPU ids and what each sees at which guest-physical address.
+fn vm_differences(image: &SystemImage<'_>, manifest: &Manifest) -> Vec<String> {
+    let vms: Vec<_> = image.vms().collect();
+    let names: Vec<String> = vms.iter().map(|v| name_of(&v.desc.name)).collect();
+    let want: Vec<&str> = manifest
+        .virtual_machines
+        .iter()
+        .map(|v| v.name.as_str())
+        .collect();
+    if names != want {
+        return vec![format!(
+            "the image holds VMs {names:?}, the manifest {want:?}"
+        )];
+    }
+    let pd_name = |i: u8| image.pd(usize::from(i)).map(|p| name_of(&p.desc.name));
+    let region = |i: u32| image.regions().get(i as usize);
+    let mut diffs = Vec::new();
+    for (vm, m) in vms.iter().zip(&manifest.virtual_machines) {
+        let mut diff = |what: String| diffs.push(format!("VM {}: {what}", m.name));
+        let d = vm.desc;
+        let vmm = pd_name(d.owner_pd);
+        if vmm.as_deref() != Some(m.vmm.as_str()) {
+            diff(format!("VMM {vmm:?}, manifest says {:?}", m.vmm));
+        }
+        if d.priority != m.priority || d.budget_us != m.budget_us || d.period_us != m.period_us {
+            diff(format!(
+                "priority {}, budget {} us, period {} us; manifest says {}, {} us, {} us",
+                d.priority, d.budget_us, d.period_us, m.priority, m.budget_us, m.period_us
+            ));
+        }
+        if vm.vcpu_ids() != m.vcpu_ids.as_slice() {
+            diff(format!(
+                "vCPU ids {:?}, manifest says {:?}",
+                vm.vcpu_ids(),
+                m.vcpu_ids
+            ));
+        }
+        let got: Vec<(String, u64, u64, String)> = vm
+            .maps
+            .iter()
+            .map(|mp| {
+                let r = region(mp.region);
+                (
+                    r.map_or("?".into(), |r| name_of(&r.name)),
+                    mp.gpa,
+                    r.map_or(0, |r| r.size),
+                    perms_str(mp.perms),
+                )
+            })
+            .collect();
+        let expected: Vec<(String, u64, u64, String)> = m
+            .maps
+            .iter()
+            .map(|mp| {
+                (
+                    mp.region.clone(),
+                    mp.gpa,
+                    mp.size.next_multiple_of(4096),
+                    mp.perms.clone(),
+                )
+            })
+            .collect();
+        if got != expected {
+            diff(format!(
+                "guest maps (region, gpa, size, perms) {got:x?}, manifest says {expected:x?}"
+            ));
+        }
+    }
+    diffs
+}
+
 pub fn run(args: Args) -> Result<(), Failure> {
     let boot = std::fs::read(&args.image)
         .map_err(|e| Failure::msg(format!("cannot read {}: {e}", args.image.display())))?;
@@ -182,7 +302,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let mut diffs = differences(&boot, &manifest)
         .map_err(|e| Failure::msg(format!("{}: {e}", args.image.display())))?;
     if let (Some(system), Some(kernel)) = (&args.system, &args.kernel) {
-        let rebuilt = crate::build::build_bytes(system, kernel, &args.search_path)?;
+        let rebuilt =
+            crate::build::build_bytes(system, kernel, &args.search_path, &args.region_data)?;
         if rebuilt != boot {
             diffs.push(format!(
                 "rebuilding from {} gives different bytes",
@@ -214,9 +335,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
             kernel_hash.update(s);
         }
         println!(
-            "verified {}: {} PDs match the manifest; system image at {:#x}, kernel segments sha256 {}",
+            "verified {}: {} PDs, {} VMs and {} regions match the manifest; system image at {:#x}, kernel segments sha256 {}",
             args.image.display(),
             manifest.protection_domains.len(),
+            manifest.virtual_machines.len(),
+            manifest.regions.len(),
             parts.image_paddr,
             hex(&kernel_hash.finalize())
         );

@@ -87,21 +87,24 @@ fn setup(dir: &Path, system: &str) {
 }
 
 fn build(dir: &Path) -> Output {
-    paravisor(
-        &[
-            "build",
-            "system.xml",
-            "--kernel",
-            "kernel",
-            "-o",
-            "boot.elf",
-            "--manifest",
-            "m.json",
-            "--igvm",
-            "boot.igvm",
-        ],
-        dir,
-    )
+    build_with(dir, &[])
+}
+
+fn build_with(dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "build",
+        "system.xml",
+        "--kernel",
+        "kernel",
+        "-o",
+        "boot.elf",
+        "--manifest",
+        "m.json",
+        "--igvm",
+        "boot.igvm",
+    ];
+    args.extend_from_slice(extra);
+    paravisor(&args, dir)
 }
 
 #[test]
@@ -130,7 +133,11 @@ fn built_images_verify_and_changes_are_caught() {
     };
     let ok = verify("m.json");
     assert!(ok.status.success(), "{}", text(&ok));
-    assert!(text(&ok).contains("2 PDs match the manifest"));
+    assert!(
+        text(&ok).contains("2 PDs, 0 VMs and 1 regions match the manifest"),
+        "{}",
+        text(&ok)
+    );
 
     // The manifest says b may call a: the image does not grant it.
     let m = std::fs::read_to_string(dir.path().join("m.json")).unwrap();
@@ -176,4 +183,116 @@ fn a_region_aliasing_the_boot_image_is_refused() {
         !dir.path().join("boot.elf").exists(),
         "nothing written on error"
     );
+}
+
+const GUEST_SYSTEM: &str = r#"<system>
+    <memory_region name="ring" size="0x1000" />
+    <memory_region name="ram" size="0x4000" />
+    <protection_domain name="a" priority="10">
+        <program_image path="a.elf" />
+        <map mr="ring" vaddr="0x20000000" perms="rw" />
+        <map mr="ram" vaddr="0x30000000" perms="rw" />
+        <virtual_machine name="linux" priority="5">
+            <vcpu id="0" />
+            <map mr="ram" vaddr="0x1234000" perms="rwx" />
+        </virtual_machine>
+    </protection_domain>
+    <protection_domain name="b" priority="20">
+        <program_image path="b.elf" />
+        <map mr="ring" vaddr="0x20000000" perms="r" />
+    </protection_domain>
+</system>
+"#;
+
+/// The image bytes of a `VmMapDesc { gpa, region, perms }`.
+fn vm_map_bytes(gpa: u64, region: u32, perms: u32) -> Vec<u8> {
+    let mut out = gpa.to_le_bytes().to_vec();
+    out.extend_from_slice(&region.to_le_bytes());
+    out.extend_from_slice(&perms.to_le_bytes());
+    out
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> usize {
+    let at: Vec<usize> = (0..=hay.len() - needle.len())
+        .filter(|&i| hay[i..].starts_with(needle))
+        .collect();
+    assert_eq!(at.len(), 1, "{needle:x?} occurs {} times", at.len());
+    at[0]
+}
+
+#[test]
+fn guests_and_region_data_verify_and_tampering_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), GUEST_SYSTEM);
+    let guest = b"GUEST KERNEL: pretend bzImage bytes";
+    std::fs::write(dir.path().join("bzImage"), guest).unwrap();
+    let out = build_with(dir.path(), &["--region-data", "ram=bzImage"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["verify", "boot.elf", "--manifest", "m.json"];
+        args.extend_from_slice(extra);
+        paravisor(&args, dir.path())
+    };
+    let rebuild = [
+        "--igvm",
+        "boot.igvm",
+        "--system",
+        "system.xml",
+        "--kernel",
+        "kernel",
+        "--region-data",
+        "ram=bzImage",
+    ];
+    let ok = verify(&rebuild);
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(
+        text(&ok).contains("2 PDs, 1 VMs and 2 regions match the manifest"),
+        "{}",
+        text(&ok)
+    );
+    // The rebuild needs the same region data.
+    let no_data = verify(&rebuild[..6]);
+    assert!(
+        text(&no_data).contains("rebuilding from system.xml gives different bytes"),
+        "{}",
+        text(&no_data)
+    );
+
+    let boot = std::fs::read(dir.path().join("boot.elf")).unwrap();
+    // One changed byte of region data.
+    let mut changed = boot.clone();
+    changed[find(&boot, guest) + 3] ^= 1;
+    std::fs::write(dir.path().join("boot.elf"), &changed).unwrap();
+    let bad = verify(&[]);
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+    assert!(
+        text(&bad).contains("region ram: initial data sha256"),
+        "{}",
+        text(&bad)
+    );
+    // The guest's map re-pointed at the ring.
+    let mut repointed = boot.clone();
+    let map = vm_map_bytes(0x1234000, 1, 7);
+    let at = find(&boot, &map);
+    repointed[at..at + 16].copy_from_slice(&vm_map_bytes(0x1234000, 0, 7));
+    std::fs::write(dir.path().join("boot.elf"), &repointed).unwrap();
+    let bad = verify(&[]);
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+    assert!(
+        text(&bad).contains(r#"VM linux: guest maps (region, gpa, size, perms) [("ring", 1234000, 1000, "rwx")], manifest says [("ram", 1234000, 4000, "rwx")]"#),
+        "{}",
+        text(&bad)
+    );
+    std::fs::write(dir.path().join("boot.elf"), &boot).unwrap();
+
+    // A file larger than its region is refused, and nothing is written.
+    std::fs::write(dir.path().join("big"), vec![0u8; 0x4001]).unwrap();
+    std::fs::remove_file(dir.path().join("boot.elf")).unwrap();
+    let out = build_with(dir.path(), &["--region-data", "ram=big"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out),
+        "paravisor: error: --region-data ram=big: the file is 16385 bytes, larger than region 'ram' (16384 bytes)\n"
+    );
+    assert!(!dir.path().join("boot.elf").exists());
 }

@@ -170,7 +170,8 @@ fn manifest_json(dir: &Path, extra: &[&str]) -> Value {
 fn manifest_content() {
     let dir = project();
     let m = manifest_json(dir.path(), &[]);
-    assert_eq!(m["schema_version"], 1);
+    assert_eq!(m["schema_version"], 2);
+    assert_eq!(m["virtual_machines"], serde_json::json!([]));
     assert_eq!(m["system"]["path"], "system.xml");
     let pds = m["protection_domains"].as_array().unwrap();
     let names: Vec<&str> = pds.iter().map(|p| p["name"].as_str().unwrap()).collect();
@@ -223,7 +224,7 @@ fn manifest_content() {
         serde_json::json!({"name": "ring", "size": 0x4000, "page_size": 0x1000, "phys_addr": null, "mapped_by": [
             {"pd": "client", "vaddr": 0x2000000, "perms": "rw", "cached": true},
             {"pd": "server", "vaddr": 0x3000000, "perms": "r", "cached": false},
-        ]})
+        ], "mapped_by_guests": [], "initial_data": null})
     );
     assert_eq!(m["regions"][1]["mapped_by"].as_array().unwrap().len(), 1);
 }
@@ -348,4 +349,50 @@ fn manifest_unwritable_output_is_one_clean_error() {
         "{err}"
     );
     assert_eq!(err.lines().count(), 1);
+}
+
+const GUEST_SYSTEM: &str = r#"<system>
+    <memory_region name="guest_ram" size="0x4000" />
+    <protection_domain name="vmm" priority="50">
+        <program_image path="vmm.elf" />
+        <map mr="guest_ram" vaddr="0x40000000" perms="rw" />
+        <virtual_machine name="linux" priority="40" budget="500" period="1000">
+            <vcpu id="0" />
+            <map mr="guest_ram" vaddr="0x100000" perms="rwx" />
+        </virtual_machine>
+    </protection_domain>
+</system>
+"#;
+
+#[test]
+fn manifest_lists_guests_what_they_see_and_initial_data() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("system.xml"), GUEST_SYSTEM).unwrap();
+    std::fs::write(dir.path().join("vmm.elf"), b"abc").unwrap();
+    std::fs::write(dir.path().join("bzImage"), b"abc").unwrap();
+    let m = manifest_json(dir.path(), &["--region-data", "guest_ram=bzImage"]);
+    assert_eq!(
+        m["virtual_machines"],
+        serde_json::json!([{"name": "linux", "vmm": "vmm", "priority": 40, "budget_us": 500, "period_us": 1000,
+            "vcpu_ids": [0], "maps": [{"region": "guest_ram", "gpa": 0x100000, "size": 0x4000, "perms": "rwx", "cached": true}]}])
+    );
+    assert_eq!(
+        m["regions"][0]["mapped_by_guests"],
+        serde_json::json!([{"vm": "linux", "gpa": 0x100000, "perms": "rwx"}])
+    );
+    assert_eq!(
+        m["regions"][0]["initial_data"],
+        serde_json::json!({"path": "bzImage", "sha256": SHA256_ABC, "len": 3})
+    );
+    assert_eq!(m["regions"][0]["mapped_by"][0]["pd"], "vmm");
+
+    let out = paravisor(
+        &["manifest", "system.xml", "--region-data", "nope=bzImage"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "paravisor: error: --region-data nope=bzImage: the system has no memory region 'nope'\n"
+    );
 }

@@ -4,17 +4,21 @@
 //! ends become capability slots naming PD indices, `setvar_vaddr`s become info-page
 //! entries, physical-address variables become patches, and every address range is
 //! checked against the PD address-space layout so that the kernel's mapping cannot
-//! fail on a valid image.
+//! fail on a valid image. A guest's owner becomes its VMM's PD index, its maps
+//! region indices at guest-physical addresses; `--region-data` bytes become the
+//! regions' initial contents.
 
-use kernel_abi::image::build::{encode, PdSpec, RegionSpec};
+use kernel_abi::image::build::{encode, PdSpec, RegionSpec, VmSpec};
 use kernel_abi::image::{
-    perms, CapDesc, MapDesc, PatchDesc, PdDesc, RegionDesc, SegmentDesc, SystemImage, CHANNELS,
-    MAX_MAPS, MAX_SEGMENTS, NO_PARENT,
+    perms, CapDesc, MapDesc, PatchDesc, PdDesc, RegionDesc, SegmentDesc, SystemImage, VmDesc,
+    VmMapDesc, CHANNELS, GPA_LIMIT, MAX_MAPS, MAX_SEGMENTS, MAX_VCPUS, MAX_VCPU_ID, MAX_VM_MAPS,
+    NO_PARENT,
 };
 use kernel_abi::info::{self, InfoHeader, InfoRegion, InfoVariable};
 use kernel_abi::layout;
 
 use super::elf::{self, PF_R, PF_W, PF_X};
+use crate::region_data::{self, RegionData};
 
 const PAGE: u64 = layout::PAGE_SIZE;
 
@@ -39,8 +43,12 @@ fn name(s: &str, what: &str) -> Result<kernel_abi::Name, String> {
     kernel_abi::name(s).ok_or_else(|| format!("{what} {s:?} is longer than 63 bytes"))
 }
 
-/// Compiles the system; errors name the PD and what is wrong.
-pub fn compile(system: &sdf::System, programs: &Programs) -> Result<Vec<u8>, String> {
+/// Compiles the system; errors name the PD, VM or region and what is wrong.
+pub fn compile(
+    system: &sdf::System,
+    programs: &Programs,
+    data: &[RegionData],
+) -> Result<Vec<u8>, String> {
     let pds = system.all_pds();
     if programs.len() != pds.len() {
         return Err("one program image per PD is needed".into());
@@ -56,6 +64,26 @@ pub fn compile(system: &sdf::System, programs: &Programs) -> Result<Vec<u8>, Str
             ))
         })
         .collect::<Result<Vec<_>, String>>()?;
+    for d in data {
+        let Some(r) = system
+            .memory_regions
+            .iter()
+            .position(|m| m.name == d.region)
+        else {
+            return Err(format!(
+                "region data for {}: no such memory region",
+                d.region
+            ));
+        };
+        if d.bytes.len() as u64 > regions[r].size || regions[r].phys_addr != RegionDesc::ALLOCATE {
+            return Err(format!(
+                "region data for {}: {} bytes do not fit an allocated region of {:#x} bytes",
+                d.region,
+                d.bytes.len(),
+                regions[r].size
+            ));
+        }
+    }
     let index_of = |n: &str| pds.iter().position(|p| p.name == n);
     let region_of = |n: &str| system.memory_regions.iter().position(|m| m.name == n);
 
@@ -177,6 +205,14 @@ pub fn compile(system: &sdf::System, programs: &Programs) -> Result<Vec<u8>, Str
         if maps.len() > MAX_MAPS {
             return Err(fail(format!("{} maps (at most {MAX_MAPS})", maps.len())));
         }
+        for v in pd.virtual_machine.iter().flat_map(|vm| &vm.vcpus) {
+            if let Some(sym) = &v.setvar_id {
+                variables.push(InfoVariable {
+                    name: name(sym, "setvar_id").map_err(fail)?,
+                    value: u64::from(v.id),
+                });
+            }
+        }
         let mut paddr_vars = Vec::new();
         for s in &pd.setvars {
             let r = region_of(&s.region_paddr).ok_or_else(|| {
@@ -259,16 +295,78 @@ pub fn compile(system: &sdf::System, programs: &Programs) -> Result<Vec<u8>, Str
         });
     }
     debug_assert!(specs.iter().all(|s| s.desc.caps.len() == CHANNELS));
-    let region_specs: Vec<RegionSpec> = regions
+    let mut vms = Vec::new();
+    for (owner, pd) in pds.iter().enumerate() {
+        if let Some(vm) = &pd.virtual_machine {
+            vms.push(vm_spec(vm, owner, &regions, &region_of)?);
+        }
+    }
+    let region_specs: Vec<RegionSpec> = system
+        .memory_regions
         .iter()
-        .map(|&desc| RegionSpec {
+        .zip(&regions)
+        .map(|(mr, &desc)| RegionSpec {
             desc,
-            data: Vec::new(),
+            data: region_data::find(data, &mr.name)
+                .map(|d| d.bytes.clone())
+                .unwrap_or_default(),
         })
         .collect();
-    let bytes = encode(&region_specs, &specs, &[]);
+    let bytes = encode(&region_specs, &specs, &vms);
     // The kernel refuses what `parse` refuses: check here so a bad image never boots.
     SystemImage::parse(&bytes)
         .map_err(|e| format!("internal: the encoded image does not parse: {e}"))?;
     Ok(bytes)
+}
+
+/// A guest: its VMM is PD `owner` (in `all_pds` order); maps name region indices.
+fn vm_spec(
+    vm: &sdf::VirtualMachine,
+    owner: usize,
+    regions: &[RegionDesc],
+    region_of: &dyn Fn(&str) -> Option<usize>,
+) -> Result<VmSpec, String> {
+    let fail = |what: String| format!("virtual machine {}: {what}", vm.name);
+    let mut desc = VmDesc::empty();
+    desc.name = name(&vm.name, "virtual machine name")?;
+    desc.owner_pd = u8::try_from(owner).map_err(|_| fail("VMM index past 255".into()))?;
+    desc.priority = vm.priority;
+    desc.budget_us = vm.budget;
+    desc.period_us = vm.period;
+    if vm.vcpus.is_empty() || vm.vcpus.len() > MAX_VCPUS {
+        return Err(fail(format!(
+            "{} vCPUs (1..={MAX_VCPUS} are supported)",
+            vm.vcpus.len()
+        )));
+    }
+    desc.vcpu_count = vm.vcpus.len() as u8;
+    for (slot, v) in desc.vcpu_ids.iter_mut().zip(&vm.vcpus) {
+        if v.id > MAX_VCPU_ID {
+            return Err(fail(format!("vCPU id {} is past {MAX_VCPU_ID}", v.id)));
+        }
+        *slot = v.id;
+    }
+    if vm.maps.len() > MAX_VM_MAPS {
+        return Err(fail(format!(
+            "{} maps (at most {MAX_VM_MAPS})",
+            vm.maps.len()
+        )));
+    }
+    let mut maps = Vec::new();
+    for m in &vm.maps {
+        let r = region_of(&m.mr).ok_or_else(|| fail(format!("unknown memory region {}", m.mr)))?;
+        let size = regions[r].size;
+        if m.vaddr % PAGE != 0 || m.vaddr.checked_add(size).is_none_or(|e| e > GPA_LIMIT) {
+            return Err(fail(format!(
+                "map of {} at guest-physical {:#x} (+{size:#x}) is unaligned or past {GPA_LIMIT:#x}",
+                m.mr, m.vaddr
+            )));
+        }
+        maps.push(VmMapDesc {
+            gpa: m.vaddr,
+            region: r as u32,
+            perms: mr_perms(m.perms),
+        });
+    }
+    Ok(VmSpec { desc, maps })
 }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kernel_abi::image::{CapDesc, SystemImage};
+use kernel_abi::image::{perms, CapDesc, SystemImage};
 use kernel_abi::info::InfoPage;
 use sha2::{Digest, Sha256};
 use zerocopy::IntoBytes;
@@ -12,6 +12,7 @@ use super::elf::{Ehdr, Phdr, PF_R, PF_W, PF_X, PT_LOAD};
 use super::{bootelf, compile};
 use crate::image::{hex, ImageInfo};
 use crate::manifest::schema::{self, Manifest, SourceFile};
+use crate::region_data::RegionData;
 
 /// A static x86_64 executable with the given (vaddr, paddr, flags, bytes, memsz) loads.
 fn elf(entry: u64, loads: &[(u64, u64, u32, &[u8], u64)]) -> Vec<u8> {
@@ -112,7 +113,7 @@ fn programs(sys: &sdf::System) -> compile::Programs {
 #[test]
 fn a_system_compiles_to_the_capabilities_and_info_it_describes() {
     let sys = system(SYSTEM);
-    let bytes = compile::compile(&sys, &programs(&sys)).unwrap();
+    let bytes = compile::compile(&sys, &programs(&sys), &[]).unwrap();
     let image = SystemImage::parse(&bytes).unwrap();
     assert_eq!(image.pd_count(), 3);
     let (client, kid, server) = (
@@ -147,13 +148,13 @@ fn a_system_compiles_to_the_capabilities_and_info_it_describes() {
     assert_eq!(client.patches.len(), 1);
     assert_eq!(info.header.pp_mask, 1 << 2);
     // Same inputs, same bytes.
-    assert_eq!(bytes, compile::compile(&sys, &programs(&sys)).unwrap());
+    assert_eq!(bytes, compile::compile(&sys, &programs(&sys), &[]).unwrap());
 }
 
 fn compile_err(text: &str, progs: Option<compile::Programs>) -> String {
     let sys = system(text);
     let progs = progs.unwrap_or_else(|| programs(&sys));
-    compile::compile(&sys, &progs).unwrap_err()
+    compile::compile(&sys, &progs, &[]).unwrap_err()
 }
 
 fn one_pd(inner: &str) -> String {
@@ -258,14 +259,14 @@ fn manifest_for(sys: &sdf::System, progs: &compile::Programs) -> Manifest {
         path: "system.xml".into(),
         sha256: String::new(),
     };
-    schema::build(sys, source, &images)
+    schema::build(sys, source, &images, &[])
 }
 
 #[test]
 fn verify_accepts_the_built_image_and_names_every_difference() {
     let sys = system(SYSTEM);
     let progs = programs(&sys);
-    let boot = bootelf::append(&kernel(), &compile::compile(&sys, &progs).unwrap()).unwrap();
+    let boot = bootelf::append(&kernel(), &compile::compile(&sys, &progs, &[]).unwrap()).unwrap();
     let good = manifest_for(&sys, &progs);
     assert_eq!(
         crate::verify::differences(&boot, &good).unwrap(),
@@ -302,8 +303,11 @@ fn verify_accepts_the_built_image_and_names_every_difference() {
 fn the_igvm_form_parses_back_and_its_measurement_covers_every_byte_and_address() {
     use super::igvm;
     let sys = system(SYSTEM);
-    let boot =
-        bootelf::append(&kernel(), &compile::compile(&sys, &programs(&sys)).unwrap()).unwrap();
+    let boot = bootelf::append(
+        &kernel(),
+        &compile::compile(&sys, &programs(&sys), &[]).unwrap(),
+    )
+    .unwrap();
     let (file, digest) = igvm::build(&boot).unwrap();
     let parsed = ::igvm::IgvmFile::new_from_binary(&file, None).unwrap();
     let pages = igvm::pages(&boot).unwrap();
@@ -332,4 +336,157 @@ fn the_igvm_form_parses_back_and_its_measurement_covers_every_byte_and_address()
         "zero pages are typed, not hashed"
     );
     assert_eq!(igvm::snp_launch_digest(&[]), [0; 48]);
+}
+
+const GUEST: &str = r#"<system>
+    <memory_region name="ring" size="0x1000" />
+    <memory_region name="ram" size="0x3000" />
+    <memory_region name="rom" size="0x1000" />
+    <protection_domain name="hv" priority="100">
+        <program_image path="hv" />
+        <map mr="ring" vaddr="0x20000000" perms="rw" />
+    </protection_domain>
+    <protection_domain name="vmm" priority="50">
+        <program_image path="vmm" />
+        <map mr="ram" vaddr="0x30000000" perms="rw" />
+        <virtual_machine name="linux" priority="40" budget="500" period="1000">
+            <vcpu id="3" setvar_id="boot_vcpu" />
+            <vcpu id="5" />
+            <map mr="ram" vaddr="0x0" perms="rwx" />
+            <map mr="rom" vaddr="0xfff000" perms="rx" />
+        </virtual_machine>
+    </protection_domain>
+</system>
+"#;
+
+fn guest_data(bytes: &[u8]) -> Vec<RegionData> {
+    vec![RegionData {
+        region: "ram".into(),
+        path: PathBuf::from("bzImage"),
+        bytes: bytes.to_vec(),
+        sha256: hex(&Sha256::digest(bytes)),
+    }]
+}
+
+#[test]
+fn a_guest_compiles_to_its_vmm_index_vcpus_maps_and_initial_data() {
+    let sys = system(GUEST);
+    let bytes = compile::compile(&sys, &programs(&sys), &guest_data(b"kernel")).unwrap();
+    let image = SystemImage::parse(&bytes).unwrap();
+    assert!(image.vm_of(0).is_none());
+    let vm = image.vm_of(1).unwrap();
+    assert_eq!(kernel_abi::name_str(&vm.desc.name), Some("linux"));
+    assert_eq!(
+        (vm.desc.priority, vm.desc.budget_us, vm.desc.period_us),
+        (40, 500, 1000)
+    );
+    assert_eq!(vm.vcpu_ids(), &[3, 5]);
+    let maps: Vec<_> = vm.maps.iter().map(|m| (m.gpa, m.region, m.perms)).collect();
+    assert_eq!(
+        maps,
+        vec![
+            (0, 1, perms::R | perms::W | perms::X),
+            (0xfff000, 2, perms::R | perms::X)
+        ]
+    );
+    assert_eq!(image.region_data(1), b"kernel");
+    assert_eq!(image.region_data(0), b"");
+    let info = InfoPage::parse(image.pd(1).unwrap().info_page).unwrap();
+    assert_eq!(info.variable("boot_vcpu"), Some(3));
+}
+
+#[test]
+fn region_data_the_kernel_cannot_load_is_refused() {
+    let sys = system(GUEST);
+    let e = compile::compile(&sys, &programs(&sys), &guest_data(&[0; 0x3001])).unwrap_err();
+    assert!(
+        e.contains("region data for ram: 12289 bytes do not fit"),
+        "{e}"
+    );
+    let mut data = guest_data(b"x");
+    data[0].region = "nope".into();
+    let e = compile::compile(&sys, &programs(&sys), &data).unwrap_err();
+    assert_eq!(e, "region data for nope: no such memory region");
+}
+
+#[test]
+fn verify_names_every_guest_and_region_difference() {
+    let sys = system(GUEST);
+    let progs = programs(&sys);
+    let data = guest_data(b"kernel");
+    let boot = bootelf::append(&kernel(), &compile::compile(&sys, &progs, &data).unwrap()).unwrap();
+    let images: Vec<ImageInfo> = progs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| ImageInfo {
+            resolved: PathBuf::from(format!("pd{i}")),
+            sha256: hex(&Sha256::digest(p)),
+            size: p.len() as u64,
+        })
+        .collect();
+    let source = SourceFile {
+        path: "system.xml".into(),
+        sha256: String::new(),
+    };
+    let good = schema::build(&sys, source, &images, &data);
+    assert_eq!(
+        crate::verify::differences(&boot, &good).unwrap(),
+        Vec::<String>::new()
+    );
+
+    let mut m = good.clone();
+    m.virtual_machines[0].vmm = "hv".into();
+    m.virtual_machines[0].priority = 41;
+    m.virtual_machines[0].vcpu_ids = vec![3];
+    m.virtual_machines[0].maps[1].gpa = 0xffe000;
+    m.regions[1].initial_data = None;
+    m.regions[2].size = 0x2000;
+    let diffs = crate::verify::differences(&boot, &m).unwrap();
+    let all = diffs.join("\n");
+    for want in [
+        "VM linux: VMM Some(\"vmm\"), manifest says \"hv\"",
+        "VM linux: priority 40, budget 500 us, period 1000 us; manifest says 41, 500 us, 1000 us",
+        "VM linux: vCPU ids [3, 5], manifest says [3]",
+        "VM linux: guest maps (region, gpa, size, perms)",
+        "region ram: initial data sha256 ",
+        "manifest says none (all zero)",
+        "region rom: size 0x1000 at None, manifest says 0x2000 at None",
+    ] {
+        assert!(all.contains(want), "missing {want:?} in:\n{all}");
+    }
+    assert_eq!(diffs.len(), 6, "{all}");
+
+    let mut m = good.clone();
+    m.virtual_machines.clear();
+    assert_eq!(
+        crate::verify::differences(&boot, &m).unwrap(),
+        vec!["the image holds VMs [\"linux\"], the manifest []".to_string()]
+    );
+    let mut m = good;
+    m.regions.swap(0, 1);
+    assert!(crate::verify::differences(&boot, &m).unwrap()[0]
+        .starts_with("the image holds regions [\"ring\", \"ram\", \"rom\"]"));
+}
+
+#[test]
+fn the_launch_measurement_covers_region_data() {
+    use super::igvm;
+    let sys = system(GUEST);
+    let progs = programs(&sys);
+    let digest = |data: &[u8]| {
+        let image = compile::compile(&sys, &progs, &guest_data(data)).unwrap();
+        igvm::build(&bootelf::append(&kernel(), &image).unwrap())
+            .unwrap()
+            .1
+    };
+    assert_eq!(digest(b"kernel"), digest(b"kernel"));
+    assert_ne!(digest(b"kernel"), digest(b"kernem"));
+}
+
+#[test]
+fn the_checker_and_the_image_agree_on_guest_limits() {
+    use kernel_abi::image;
+    assert_eq!(sdf::limits::MAX_VCPUS, image::MAX_VCPUS);
+    assert_eq!(sdf::limits::MAX_VCPU_ID, u64::from(image::MAX_VCPU_ID));
+    assert_eq!(sdf::limits::GPA_END, image::GPA_LIMIT);
 }

@@ -4,8 +4,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::image::ImageInfo;
+use crate::region_data::{self, RegionData};
 
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: `virtual_machines`, and per region `mapped_by_guests` and `initial_data`.
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -13,8 +15,35 @@ pub struct Manifest {
     pub schema_version: u32,
     pub system: SourceFile,
     pub protection_domains: Vec<PdEntry>,
-    /// Who can reach which memory: every region with every PD that maps it.
+    /// Guests, each run by its VMM PD.
+    pub virtual_machines: Vec<VmEntry>,
+    /// Who can reach which memory: every region with every PD and guest that maps it.
     pub regions: Vec<RegionSummary>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmEntry {
+    pub name: String,
+    /// The PD whose thread runs the vCPUs and receives every exit.
+    pub vmm: String,
+    pub priority: u8,
+    pub budget_us: u64,
+    pub period_us: u64,
+    pub vcpu_ids: Vec<u8>,
+    pub maps: Vec<VmMapEntry>,
+}
+
+/// A region as the guest sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmMapEntry {
+    pub region: String,
+    /// Guest-physical address.
+    pub gpa: u64,
+    pub size: u64,
+    pub perms: String,
+    pub cached: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +136,28 @@ pub struct RegionSummary {
     pub page_size: u64,
     pub phys_addr: Option<u64>,
     pub mapped_by: Vec<Mapping>,
+    /// Guests that see the region, and where in their physical address space.
+    pub mapped_by_guests: Vec<GuestMapping>,
+    /// What the region holds at boot; None: all zero.
+    pub initial_data: Option<InitialData>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuestMapping {
+    pub vm: String,
+    pub gpa: u64,
+    pub perms: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitialData {
+    /// The file it was read from (`--region-data`), for the reader; `verify` checks
+    /// the hash and length against the image.
+    pub path: String,
+    pub sha256: String,
+    pub len: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,8 +169,14 @@ pub struct Mapping {
     pub cached: bool,
 }
 
-/// Builds the manifest of a checked system. `images` is in `system.all_pds()` order.
-pub fn build(system: &sdf::System, source: SourceFile, images: &[ImageInfo]) -> Manifest {
+/// Builds the manifest of a checked system. `images` is in `system.all_pds()` order;
+/// `data` holds the regions' initial contents.
+pub fn build(
+    system: &sdf::System,
+    source: SourceFile,
+    images: &[ImageInfo],
+    data: &[RegionData],
+) -> Manifest {
     let mut parents: Vec<(&str, &str)> = Vec::new();
     for pd in system.all_pds() {
         parents.extend(
@@ -222,6 +279,52 @@ pub fn build(system: &sdf::System, source: SourceFile, images: &[ImageInfo]) -> 
                     })
                 })
                 .collect(),
+            mapped_by_guests: system
+                .virtual_machines()
+                .into_iter()
+                .flat_map(|(_, vm)| {
+                    vm.maps
+                        .iter()
+                        .filter(|m| m.mr == mr.name)
+                        .map(|m| GuestMapping {
+                            vm: vm.name.clone(),
+                            gpa: m.vaddr,
+                            perms: m.perms.to_string(),
+                        })
+                })
+                .collect(),
+            initial_data: region_data::find(data, &mr.name).map(|d| InitialData {
+                path: d.path.display().to_string(),
+                sha256: d.sha256.clone(),
+                len: d.bytes.len() as u64,
+            }),
+        })
+        .collect();
+
+    let virtual_machines = system
+        .virtual_machines()
+        .into_iter()
+        .map(|(vmm, vm)| VmEntry {
+            name: vm.name.clone(),
+            vmm: vmm.name.clone(),
+            priority: vm.priority,
+            budget_us: vm.budget,
+            period_us: vm.period,
+            vcpu_ids: vm.vcpus.iter().map(|v| v.id).collect(),
+            maps: vm
+                .maps
+                .iter()
+                .filter_map(|m| {
+                    let mr = system.memory_region(&m.mr)?;
+                    Some(VmMapEntry {
+                        region: m.mr.clone(),
+                        gpa: m.vaddr,
+                        size: mr.size,
+                        perms: m.perms.to_string(),
+                        cached: m.cached,
+                    })
+                })
+                .collect(),
         })
         .collect();
 
@@ -229,6 +332,7 @@ pub fn build(system: &sdf::System, source: SourceFile, images: &[ImageInfo]) -> 
         schema_version: SCHEMA_VERSION,
         system: source,
         protection_domains,
+        virtual_machines,
         regions,
     }
 }
