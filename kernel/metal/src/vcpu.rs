@@ -25,8 +25,25 @@ use crate::svm::{self, vmcb, Gprs};
 pub const MAX_VCPU_SLOTS: usize = 64;
 /// The machine-check vector: always intercepted (a host matter, reported).
 const MC: u32 = 1 << 18;
-/// SVM's VMEXIT_INVALID: VMRUN refused the state.
-const EXIT_INVALID: u64 = u64::MAX;
+/// SVM's VMEXIT_INVALID (-1): VMRUN refused the state. QEMU stores it as a 32-bit
+/// value, so only the low half is compared.
+const EXIT_INVALID: u32 = u32::MAX;
+/// The part of the VMCB's state-save area VMRUN reads (through G_PAT and the
+/// debug-control words after it).
+const SAVE_AREA: core::ops::Range<u64> = 0x400..0x6a0;
+/// State words VMRUN checks: changing one may make it refuse the state, and a
+/// refused VMRUN overwrites the save area (under QEMU with host values), so the
+/// kernel keeps a copy of the area to put back.
+const CHECKED_WORDS: u64 = (1 << Word::CR0)
+    | (1 << Word::CR3)
+    | (1 << Word::CR4)
+    | (1 << Word::EFER)
+    | (1 << Word::RFLAGS)
+    | (1 << Word::DR7)
+    | (1 << Word::EVENT_INJECT)
+    | (1 << Word::PAT)
+    | (0xffff << Word::SEGMENTS)
+    | (0xf << Word::GDTR);
 /// Exits the kernel answers with #UD: SVM itself and MONITOR/MWAIT are not offered
 /// to guests (VMRUN, VMLOAD, VMSAVE, STGI, CLGI, SKINIT, INVLPGA, MONITOR, MWAIT).
 const EXIT_VMRUN: u64 = 0x80;
@@ -43,6 +60,10 @@ struct Vcpu {
     id: u8,
     vmcb: u64,
     xsave: u64,
+    /// A copy of the VMCB's save area, taken before a VMRUN that may refuse it.
+    backup: u64,
+    /// `backup` is current: the next VMRUN is the first with state VMRUN checks.
+    backed_up: bool,
     gprs: Gprs,
     xcr0: u64,
     /// Exception vectors the VMM asked to see.
@@ -133,6 +154,7 @@ pub fn load(
             let entry = vcpus().get_mut(slot).ok_or(VmLoadError::TooManyVcpus)?;
             let vmcb = frames.alloc(1).ok_or(VmLoadError::OutOfMemory)?;
             let xsave = frames.alloc(1).ok_or(VmLoadError::OutOfMemory)?;
+            let backup = frames.alloc(1).ok_or(VmLoadError::OutOfMemory)?;
             write_xsave_header(xsave);
             init_vmcb(vmcb, root, asid);
             *entry = Some(Vcpu {
@@ -140,6 +162,8 @@ pub fn load(
                 id,
                 vmcb,
                 xsave,
+                backup,
+                backed_up: false,
                 gprs: Gprs::default(),
                 xcr0: 1,
                 exceptions: 0,
@@ -496,7 +520,12 @@ pub fn enter(pd: PdId, ipc: u64, vcpu: u64, fl: u64, deadline: u64) -> Result<Op
         return Err(Status::NOT_A_VCPU);
     };
     let words = read_words(ipc);
-    if load_dirty(v, &words).is_err() {
+    let loaded = load_dirty(v, &words);
+    if words[Word::DIRTY] & CHECKED_WORDS != 0 {
+        copy_save_area(v.vmcb, v.backup);
+        v.backed_up = true;
+    }
+    if loaded.is_err() {
         store_words(v, ipc, pseudo_exit::INVALID_STATE);
         return Ok(Some(vm_exit_ret()));
     }
@@ -594,6 +623,9 @@ pub fn resume(pd: PdId, ipc: u64, host: &mut dyn Host, ret_of_halt: Ret) -> Resu
         }
         let code = run_once(run.slot, &mut v);
         count_exit(code);
+        if code as u32 != EXIT_INVALID {
+            v.backed_up = false;
+        }
         match code {
             exit::INTR => host.take_irq(),
             // The NMI is taken by the host once GIF is set again.
@@ -618,7 +650,12 @@ pub fn resume(pd: PdId, ipc: u64, host: &mut dyn Host, ret_of_halt: Ret) -> Resu
             EXIT_VMRUN | EXIT_VMLOAD..=EXIT_SKINIT | EXIT_INVLPGA | EXIT_MONITOR | EXIT_MWAIT => {
                 inject_ud(v.vmcb)
             }
-            EXIT_INVALID => {
+            c if c as u32 == EXIT_INVALID => {
+                // Nothing ran: the state is the one the VMM asked for, as it was.
+                if v.backed_up {
+                    copy_save_area(v.backup, v.vmcb);
+                }
+                v.backed_up = false;
                 vcpus()[run.slot] = Some(v);
                 return finish(&v, pseudo_exit::INVALID_STATE, vm_exit_ret());
             }
@@ -627,6 +664,12 @@ pub fn resume(pd: PdId, ipc: u64, host: &mut dyn Host, ret_of_halt: Ret) -> Resu
                 return finish(&v, code, vm_exit_ret());
             }
         }
+    }
+}
+
+fn copy_save_area(from: u64, to: u64) {
+    for off in SAVE_AREA.step_by(8) {
+        mem::write_u64(to + off, mem::read_u64(from + off));
     }
 }
 
