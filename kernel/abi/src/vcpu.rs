@@ -9,11 +9,21 @@
 //! separate parent would cost a second PD switch per exit and a second address space
 //! holding the same guest state; with VM_ENTER the exit path is one kernel entry.
 //!
-//! The kernel owns the intercepts: every MSR but the ones VMRUN swaps itself, every
-//! I/O port, CPUID, HLT, VMMCALL, INTR, NMI, SHUTDOWN, XSETBV (handled in the kernel
-//! against the host's XCR0 mask) and the VMM's [`Word::EXCEPTION_INTERCEPTS`]. Every
-//! guest-physical address the system description does not map into the VM is a
-//! nested page fault the VMM receives.
+//! The kernel owns the intercepts: every MSR but the ones VMLOAD/VMSAVE swap (FS/GS
+//! base, KERNEL_GS_BASE, STAR/LSTAR/CSTAR/SFMASK, SYSENTER_*), every I/O port,
+//! CPUID, HLT, VMMCALL, INTR, NMI, SMI, INIT, SHUTDOWN, XSETBV and the VMM's
+//! [`Word::EXCEPTION_INTERCEPTS`] (plus #MC, always). Every guest-physical address
+//! the system description does not map into the VM is a nested page fault the VMM
+//! receives. The kernel answers some exits itself and never reports them: host
+//! interrupts (INTR, NMI: taken by the kernel, the guest resumes unless another PD
+//! is to run), SVM's own instructions and MONITOR/MWAIT (#UD in the guest), and
+//! XSETBV when the bytes at CS:RIP are exactly `0F 01 D1` (it raises #UD/#GP in
+//! the guest as the CPU would, else sets the guest's XCR0 and moves RIP on). Any
+//! other XSETBV form reaches the VMM as [`exit::XSETBV`]; it completes it by
+//! writing [`Word::XCR0`] and RIP.
+//!
+//! The deadline is checked whenever the guest exits, and host timer ticks (1 ms)
+//! exit it, so `VM_ENTER` returns within a tick of the deadline.
 //!
 //! Layout of the IPC buffer (64 words), the same in both directions; [`Word`] names
 //! each index.
@@ -33,7 +43,9 @@ pub mod pseudo_exit {
     /// guest state is current.
     pub const NOTIFIED: u64 = 0x1_0001;
     /// The state the VMM asked for cannot be run (VMRUN refused it: SVM's
-    /// VMEXIT_INVALID). Nothing ran; fix the state and enter again.
+    /// VMEXIT_INVALID), or [`Word::XCR0`] names features the host does not offer.
+    /// Nothing ran; the words returned are the state as asked (the kernel keeps
+    /// VMRUN from overwriting it); fix it and enter again.
     pub const INVALID_STATE: u64 = 0x1_0002;
 }
 
@@ -42,6 +54,8 @@ pub mod exit {
     pub const EXCEPTION_BASE: u64 = 0x40;
     pub const INTR: u64 = 0x60;
     pub const NMI: u64 = 0x61;
+    pub const SMI: u64 = 0x62;
+    pub const INIT: u64 = 0x63;
     pub const VINTR: u64 = 0x64;
     pub const CPUID: u64 = 0x72;
     pub const HLT: u64 = 0x78;
@@ -49,6 +63,7 @@ pub mod exit {
     pub const MSR: u64 = 0x7c;
     pub const SHUTDOWN: u64 = 0x7f;
     pub const VMMCALL: u64 = 0x81;
+    /// Only forms the kernel does not emulate (see the module docs).
     pub const XSETBV: u64 = 0x8d;
     pub const NPF: u64 = 0x400;
 }
@@ -72,11 +87,14 @@ impl Word {
     /// In: bit set = a [`Word`] index (0..64) whose value the kernel must load.
     /// Out: 0.
     pub const DIRTY: usize = 5;
-    /// In: an event to inject on this entry, in SVM EVENTINJ format (bit 31 valid).
-    /// Cleared by the kernel once the event was delivered.
+    /// In: an event to inject on this entry, in SVM EVENTINJ format (bit 31 valid;
+    /// other bits than vector, type, EV, V and the error code are dropped). Out:
+    /// bit 31 clear once the event was delivered (else see EXIT_INT_INFO).
     pub const EVENT_INJECT: usize = 6;
     /// In: bit 0 = exit with [`exit::VINTR`] as soon as the guest can take an
     /// interrupt (sets V_IRQ with V_IGN_TPR); bits 8..16 = the virtual TPR.
+    /// One-shot: the kernel clears bit 0 when that exit happens. Out: the same
+    /// (bits 8..16 as the guest left its TPR, CR8).
     pub const INTERRUPT_WINDOW: usize = 7;
     /// Guest general-purpose registers in this order (x86 encoding order).
     pub const RAX: usize = 8;
@@ -107,6 +125,8 @@ impl Word {
     pub const IDTR: usize = 50;
     pub const PAT: usize = 52;
     pub const DR7: usize = 53;
+    /// The guest's XCR0 (the kernel loads it around VMRUN). In: checked against
+    /// what XSETBV would accept on this host, else [`pseudo_exit::INVALID_STATE`].
     pub const XCR0: usize = 54;
     /// Guest instruction bytes the CPU fetched for the exit, when it provides them
     /// (never under QEMU TCG: no decode assists); count in bits 0..8 of the first word.
@@ -154,8 +174,10 @@ mod tests {
 
     #[test]
     fn layout_fits_the_ipc_buffer() {
-        assert!(Word::COUNT <= crate::syscall::MESSAGE_REGISTERS);
-        assert!(Word::SEGMENTS + 16 == Word::GDTR);
-        assert!(Word::R8 + 8 == Word::RIP);
+        const { assert!(Word::COUNT <= crate::syscall::MESSAGE_REGISTERS) };
+        const { assert!(Word::SEGMENTS + 16 == Word::GDTR) };
+        const { assert!(Word::R8 + 8 == Word::RIP) };
+        // The DIRTY mask has a bit for every word.
+        const { assert!(Word::COUNT <= 64) };
     }
 }

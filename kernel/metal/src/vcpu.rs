@@ -15,6 +15,7 @@ use core::ptr::addr_of_mut;
 use kernel_abi::image::{perms, SystemImage, MAX_PDS, MAX_REGIONS};
 use kernel_abi::syscall::{Event, Status};
 use kernel_abi::vcpu::{exit, flags, pseudo_exit, segment_parts, segment_word, Word};
+use kernel_core::guest::{self, GuestPhys, Paging};
 use kernel_core::paging::{self, PageSize, NO_EXECUTE, PRESENT, USER, WRITABLE};
 use kernel_core::{PdId, Ret};
 
@@ -646,6 +647,7 @@ pub fn resume(pd: PdId, ipc: u64, host: &mut dyn Host, ret_of_halt: Ret) -> Resu
                 vcpus()[run.slot] = Some(v);
                 return finish(&v, code, vm_exit_ret());
             }
+            exit::XSETBV if emulate_xsetbv(&mut v) => {}
             // SVM is not offered to guests: its instructions raise #UD there.
             EXIT_VMRUN | EXIT_VMLOAD..=EXIT_SKINIT | EXIT_INVLPGA | EXIT_MONITOR | EXIT_MWAIT => {
                 inject_ud(v.vmcb)
@@ -665,6 +667,71 @@ pub fn resume(pd: PdId, ipc: u64, host: &mut dyn Host, ret_of_halt: Ret) -> Resu
             }
         }
     }
+}
+
+/// Guest memory through the VM's nested page tables.
+struct GuestRam {
+    npt_root: u64,
+}
+
+impl GuestPhys for GuestRam {
+    fn read_u64(&self, gpa: u64) -> Option<u64> {
+        let (pa, _) = paging::translate(&mem::PhysRead, self.npt_root, gpa & !7)?;
+        Some(mem::read_u64(pa))
+    }
+}
+
+/// The guest's code byte at linear address `linear`.
+fn fetch_byte(ram: &GuestRam, p: &Paging, linear: u64) -> Option<u8> {
+    let gpa = guest::translate(ram, p, linear)?;
+    Some((ram.read_u64(gpa)? >> ((gpa & 7) * 8)) as u8)
+}
+
+/// XSETBV, emulated here because XCR0 is the kernel's to swap: checks that the
+/// bytes at CS:RIP are exactly `0F 01 D1` (SVM gives no instruction length here),
+/// raises the architectural #UD/#GP in the guest, else sets its XCR0 and moves RIP
+/// past the instruction. `false` leaves the exit to the VMM (a prefixed form, or
+/// code the walk cannot read), which may complete it through [`Word::XCR0`].
+fn emulate_xsetbv(v: &mut Vcpu) -> bool {
+    let vm = v.vmcb;
+    let p = Paging {
+        cr0: r64(vm, vmcb::CR0),
+        cr3: r64(vm, vmcb::CR3),
+        cr4: r64(vm, vmcb::CR4),
+        efer: r64(vm, vmcb::EFER),
+    };
+    let rip = r64(vm, vmcb::RIP);
+    let cs_long = (r64(vm, vmcb::CS) >> 16) & (1 << 9) != 0;
+    let linear = if p.efer & (1 << 10) != 0 && cs_long {
+        rip
+    } else {
+        r64(vm, vmcb::CS + 8).wrapping_add(rip) & 0xffff_ffff
+    };
+    let ram = GuestRam {
+        npt_root: r64(vm, vmcb::N_CR3),
+    };
+    let mut bytes = [0u8; 3];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        match fetch_byte(&ram, &p, linear.wrapping_add(i as u64)) {
+            Some(x) => *b = x,
+            None => return false,
+        }
+    }
+    if bytes != [0x0f, 0x01, 0xd1] {
+        return false;
+    }
+    let value = (v.gprs.rdx << 32) | (r64(vm, vmcb::RAX) & 0xffff_ffff);
+    if p.cr4 & (1 << 18) == 0 {
+        inject_ud(vm);
+    } else if r8(vm, vmcb::CPL) != 0 || v.gprs.rcx as u32 != 0 || !xcr0_valid(value) {
+        // #GP(0): valid, error code valid, type exception, vector 13.
+        w64(vm, vmcb::EVENT_INJ, (1 << 31) | (1 << 11) | (3 << 8) | 13);
+    } else {
+        v.xcr0 = value;
+        w64(vm, vmcb::RIP, rip.wrapping_add(3));
+        w64(vm, vmcb::INTERRUPT_SHADOW, 0);
+    }
+    true
 }
 
 fn copy_save_area(from: u64, to: u64) {
