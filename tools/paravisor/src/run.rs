@@ -20,6 +20,10 @@ pub struct Args {
     /// Deterministic instruction counting (`-icount shift=0`): rdtsc counts instructions.
     #[arg(long)]
     pub icount: bool,
+    /// Guest RAM for QEMU's `-m` (the kernel uses up to 1 GiB of it; guest RAM
+    /// regions come out of that).
+    #[arg(long, default_value = "1G")]
+    pub memory: String,
     /// The QEMU binary.
     #[arg(long, default_value = "qemu-system-x86_64")]
     pub qemu: String,
@@ -32,7 +36,7 @@ pub fn guest_status(qemu_status: i32) -> Option<i32> {
 
 pub fn run(args: Args) -> Result<(), Failure> {
     let mut cmd = Command::new(&args.qemu);
-    cmd.args(["-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", "256M"])
+    cmd.args(["-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", &args.memory])
         .args([
             "-display",
             "none",
