@@ -173,11 +173,15 @@ fn switch_to_next() -> *mut Frame {
                 );
                 cpu::exit_qemu(0x7d);
             }
+            let start = cpu::rdtsc();
             // SAFETY: single CPU; the flag tells the nested irq path it may run.
             unsafe { IDLE = true };
             cpu::wait_for_interrupt();
             // SAFETY: as above.
-            unsafe { IDLE = false };
+            unsafe {
+                IDLE = false;
+                IDLE_TSC += cpu::rdtsc() - start;
+            }
             continue;
         };
         if !vcpu::in_guest(pd) {
@@ -229,9 +233,19 @@ impl vcpu::Host for GuestHost {
     }
 }
 
+/// Time spent idle (waiting for an irq), left out of the system call costs.
+static mut IDLE_TSC: u64 = 0;
+
+/// Time no system call's cost includes: idle waits and guest runs.
+fn excluded_tsc() -> u64 {
+    // SAFETY: single CPU; read only.
+    unsafe { IDLE_TSC }.wrapping_add(vcpu::guest_tsc())
+}
+
 /// Time (under `-icount shift=0`: instructions) spent between kernel entry and exit,
-/// per system call number: (calls, total). Printed when the system halts.
-static mut SYSCALL_COST: [(u64, u64); 8] = [(0, 0); 8];
+/// idle waits and guest runs excluded, per system call number: (calls, total).
+/// Printed when the system halts.
+static mut SYSCALL_COST: [(u64, u64); 10] = [(0, 0); 10];
 
 /// The common trap handler: returns the frame to resume.
 #[no_mangle]
@@ -243,6 +257,7 @@ extern "C" fn trap_entry(frame: *mut Frame) -> *mut Frame {
         unsafe { core::arch::asm!("clac", options(nomem, nostack)) };
     }
     let start = cpu::rdtsc();
+    let excluded = excluded_tsc();
     // SAFETY: the entry stubs pass the frame they just saved; we copy the fields we
     // need out of it before anything else can write it.
     let f = unsafe {
@@ -289,7 +304,7 @@ extern "C" fn trap_entry(frame: *mut Frame) -> *mut Frame {
         let cost = unsafe { &mut *addr_of_mut!(SYSCALL_COST) };
         if let Some(c) = cost.get_mut(f.rax as usize) {
             c.0 += 1;
-            c.1 += cpu::rdtsc() - start;
+            c.1 += (cpu::rdtsc() - start).saturating_sub(excluded_tsc().wrapping_sub(excluded));
         }
     }
     next
@@ -310,6 +325,12 @@ fn print_syscall_costs() {
                 "kernel: measure {name} {avg} tsc in the kernel's C path per call ({calls} calls)"
             );
         }
+    }
+    let (calls, total) = cost[Sys::VM_ENTER.0 as usize];
+    if let Some(avg) = total.checked_div(calls) {
+        kprintln!(
+            "kernel: measure vm_enter {avg} tsc in the kernel per entry, guest time and host irqs excluded ({calls} entries)"
+        );
     }
 }
 

@@ -83,12 +83,24 @@ struct Run {
 
 static mut VCPUS: [Option<Vcpu>; MAX_VCPU_SLOTS] = [None; MAX_VCPU_SLOTS];
 static mut RUNS: [Option<Run>; MAX_PDS] = [None; MAX_PDS];
+/// Slots `load` filled (the first ones).
+static mut LOADED: usize = 0;
 /// The VMCB that ran last: switching to another one flushes the TLB (QEMU has no
 /// flush-by-ASID, and vCPUs of one VM share an ASID).
 static mut LAST_VMCB: u64 = 0;
 /// Whose extended state is in the registers: PDs cannot touch it (CR0.EM set,
 /// CR4.OSXSAVE clear in ring 3), so it is saved only when another vCPU needs them.
 static mut FPU_OWNER: Option<usize> = None;
+/// Time spent from just before VMRUN to just after the exit (the guest, the
+/// world switch, and for INTR exits nothing else: the irq is taken afterwards),
+/// plus the irq windows; subtracted from VM_ENTER's kernel time for the report.
+static mut GUEST_TSC: u64 = 0;
+
+pub fn guest_tsc() -> u64 {
+    // SAFETY: single CPU; read only.
+    unsafe { GUEST_TSC }
+}
+
 /// Exits by code, for the report at halt: (code, count).
 static mut EXIT_COUNTS: [(u64, u64); 24] = [(0, 0); 24];
 
@@ -173,6 +185,8 @@ pub fn load(
             slot += 1;
         }
     }
+    // SAFETY: single CPU at boot, before any PD runs.
+    unsafe { LOADED = slot };
     Ok(slot)
 }
 
@@ -317,7 +331,10 @@ const SEGMENTS: [u64; 8] = [
 ];
 
 fn slot_of(pd: PdId, id: u64) -> Option<usize> {
+    // SAFETY: written once in `load`.
+    let loaded = unsafe { LOADED };
     vcpus()
+        .get(..loaded)?
         .iter()
         .position(|v| v.is_some_and(|v| v.owner == pd && u64::from(v.id) == id))
 }
@@ -335,13 +352,13 @@ fn xcr0_valid(xcr0: u64) -> bool {
 /// Applies the words the VMM marked dirty. `Err` if one cannot be run (an XCR0 the
 /// host refuses); the VMCB may then be partly updated, which the VMM sees.
 fn load_dirty(v: &mut Vcpu, words: &[u64; Word::COUNT]) -> Result<(), ()> {
-    let dirty = words[Word::DIRTY];
+    let mut dirty = words[Word::DIRTY] & ((1 << Word::COUNT) - 1);
     let vm = v.vmcb;
     let mut ok = true;
-    for (i, &w) in words.iter().enumerate() {
-        if dirty & (1 << i) == 0 {
-            continue;
-        }
+    while dirty != 0 {
+        let i = dirty.trailing_zeros() as usize;
+        dirty &= dirty - 1;
+        let w = words[i];
         match i {
             Word::INTERRUPT_SHADOW => w64(vm, vmcb::INTERRUPT_SHADOW, w & 1),
             // Only the architectural bits: vector, type, EV, V, error code.
@@ -500,10 +517,16 @@ fn store_words(v: &Vcpu, ipc: u64, exit_code: u64) {
     }
 }
 
+/// The DIRTY word and the words it names (the others stay 0: unused).
 fn read_words(ipc: u64) -> [u64; Word::COUNT] {
     let mut words = [0u64; Word::COUNT];
-    for (i, w) in words.iter_mut().enumerate() {
-        *w = mem::read_u64(ipc + i as u64 * 8);
+    let dirty = mem::read_u64(ipc + Word::DIRTY as u64 * 8) & ((1 << Word::COUNT) - 1);
+    words[Word::DIRTY] = dirty;
+    let mut rest = dirty;
+    while rest != 0 {
+        let i = rest.trailing_zeros() as usize;
+        rest &= rest - 1;
+        words[i] = mem::read_u64(ipc + i as u64 * 8);
     }
     words
 }
@@ -628,7 +651,12 @@ pub fn resume(pd: PdId, ipc: u64, host: &mut dyn Host, ret_of_halt: Ret) -> Resu
             v.backed_up = false;
         }
         match code {
-            exit::INTR => host.take_irq(),
+            exit::INTR => {
+                let start = crate::cpu::rdtsc();
+                host.take_irq();
+                // SAFETY: single CPU, interrupts off.
+                unsafe { *addr_of_mut!(GUEST_TSC) += crate::cpu::rdtsc() - start };
+            }
             // The NMI is taken by the host once GIF is set again.
             exit::NMI => {}
             exit::VINTR => {
@@ -763,7 +791,10 @@ fn run_once(slot: usize, v: &mut Vcpu) -> u64 {
         svm::xrstor(v.xsave);
         *owner = Some(slot);
     }
+    let start = crate::cpu::rdtsc();
     svm::run(&mut v.gprs, v.vmcb, v.xcr0);
+    // SAFETY: single CPU, interrupts off.
+    unsafe { *addr_of_mut!(GUEST_TSC) += crate::cpu::rdtsc() - start };
     svm::osxsave(false);
     r64(v.vmcb, vmcb::EXIT_CODE)
 }

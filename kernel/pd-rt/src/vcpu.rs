@@ -125,11 +125,16 @@ impl Vcpu {
     /// `deadline` (0 = none); `flags` are `kernel_abi::vcpu::flags`.
     pub fn enter(&mut self, flags: u64, deadline: u64) -> Result<VmEvent, IpcError> {
         let ipc = IPC_BUFFER_VADDR as *mut u64;
-        for (i, w) in self.entry_words().iter().enumerate() {
+        let words = self.entry_words();
+        // The kernel reads only DIRTY and the words it names.
+        let mut send = self.dirty | (1 << Word::DIRTY);
+        while send != 0 {
+            let i = send.trailing_zeros() as usize;
+            send &= send - 1;
             // SAFETY: the kernel maps this PD's IPC buffer (64 words, writable) at
-            // IPC_BUFFER_VADDR; nothing in the PD holds a reference into it across
-            // this call.
-            unsafe { ipc.add(i).write_volatile(*w) };
+            // IPC_BUFFER_VADDR; i < Word::COUNT (`set` marks no others); nothing in
+            // the PD holds a reference into it across this call.
+            unsafe { ipc.add(i).write_volatile(words[i]) };
         }
         let (rax, _, rsi, _) =
             crate::sys::syscall(Sys::VM_ENTER, u64::from(self.id), flags, deadline, 0);
