@@ -32,6 +32,9 @@ const PATTERNS: u64 = 0x6000;
 const FLAGS: u64 = 0x7000;
 const STACK0: u64 = 0x8000;
 const STACK1: u64 = 0x9000;
+/// vCPU 1 runs in long mode on these tables: the first 4 MiB identity-mapped and
+/// again at -2 GiB, with 2 MiB pages.
+const PML4: u64 = 0x10000;
 /// Not mapped into the VM: accesses are MMIO the VMM emulates.
 const MMIO: u64 = 0xd000_0000;
 const MMIO_READ_VALUE: u64 = 0xcafe_babe;
@@ -151,15 +154,18 @@ vmt_irq31:
     mov dword ptr [0x7004], 0x31
     iretd
 
+    .code64
     .global vmt_vcpu1
 vmt_vcpu1:
     vmovdqu ymm0, ymmword ptr [0x6040]
     movdqu xmm1, xmmword ptr [0x6040]
+    mov rax, 0x1122334455667788
+    mov r15, 0x0123456789abcdef
+    mov r8, qword ptr [0xffffffff80006040]
     vmmcall
     hlt
     .global vmt_guest_end
 vmt_guest_end:
-    .code64
 "#
 );
 
@@ -312,6 +318,17 @@ fn setup_memory(ram: &mut Region<'_>) -> Result<(), ipc::RegionError> {
     for i in 0..0x20 {
         ram.write::<u8>(PATTERNS as usize + 0x40 + i, &0xee)?;
     }
+    let (pml4, pdpt, pd) = (
+        PML4 as usize,
+        PML4 as usize + 0x1000,
+        PML4 as usize + 0x2000,
+    );
+    ram.write::<u64>(pml4, &(pdpt as u64 | 3))?;
+    ram.write::<u64>(pml4 + 511 * 8, &(pdpt as u64 | 3))?;
+    ram.write::<u64>(pdpt, &(pd as u64 | 3))?;
+    ram.write::<u64>(pdpt + 510 * 8, &(pd as u64 | 3))?;
+    ram.write::<u64>(pd, &0x83)?;
+    ram.write::<u64>(pd + 8, &0x20_0083)?;
     Ok(())
 }
 
@@ -523,11 +540,24 @@ fn run(init: &dyn Init, k: &mut dyn Kernel) -> Result<(), InitError> {
         "XSETBV of an invalid XCR0 raised #GP in the guest",
     );
     v0.advance_rip(3);
+    // vCPU 1 starts straight in 64-bit mode (as a VMM would start Linux).
     flat32(&mut v1, gpa_of(addr_of!(vmt_vcpu1)), STACK1);
-    v1.set(Word::CR0, 0x33);
-    v1.set(Word::CR4, 0x40600);
+    v1.set(
+        Word::SEGMENTS + 2 * kernel_abi::vcpu::segment::CS,
+        segment_word(0x08, 0xa9b, 0xffff_ffff),
+    );
+    v1.set(Word::CR0, 0x8000_0033);
+    v1.set(Word::CR3, PML4);
+    v1.set(Word::CR4, 0x40620);
+    v1.set(Word::EFER, 0x500);
     v1.set(Word::XCR0, 7);
-    c.vmmcall(&mut v1, "vCPU 1 loaded other vector values");
+    c.vmmcall(&mut v1, "vCPU 1 (long mode) loaded other vector values");
+    c.check.expect(
+        v1.get(Word::RAX) == 0x1122_3344_5566_7788
+            && v1.get(Word::R8 + 7) == 0x0123_4567_89ab_cdef
+            && v1.get(Word::R8) == 0xeeee_eeee_eeee_eeee,
+        "long mode: 64-bit registers and a load through the guest's page tables",
+    );
     let mut mrs = MessageRegisters::new();
     mrs.set(0, 41);
     let ppc = PING.pp_call(k, MessageInfo::new(LABEL_INCREMENT, 1), &mut mrs);
