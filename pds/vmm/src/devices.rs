@@ -3,4 +3,7 @@
 //! the legacy chipset ports Linux probes ([`legacy`]), and the port-I/O dispatcher
 //! that routes IOIO exits to them ([`bus`]).
 
+pub mod bus;
 pub mod lapic;
+pub mod legacy;
+pub mod uart;
