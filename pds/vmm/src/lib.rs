@@ -12,5 +12,14 @@ extern crate std;
 
 pub mod acpi;
 pub mod boot;
+pub mod cpuid;
 pub mod decode;
 pub mod devices;
+pub mod exits;
+pub mod loader;
+pub mod msr;
+pub mod peers;
+pub mod platform;
+pub mod run;
+pub mod state;
+pub mod stats;

@@ -1,0 +1,575 @@
+//! What the VMM does with each exit of its guest vCPU, and what it injects before
+//! the next entry. Sans-IO: the kernel's state words come in as [`VcpuState`],
+//! guest memory through [`GuestMemory`], the other PDs through [`Peers`], the
+//! platform devices are owned here, and time is a TSC value passed in.
+
+use alloc::vec::Vec;
+
+use kernel_abi::vcpu::{exit, pseudo_exit, segment, Word};
+use synic_pd::Instance;
+
+use crate::cpuid::{self, Presentation};
+use crate::decode::{
+    self, decode_mmio, fetch_instruction, instruction_length, write_back, CpuState,
+    FixedInstruction, GuestMemory, LengthError, MmioAccess, MmioDecodeError, TranslateError,
+};
+use crate::msr::{self, Owner};
+use crate::peers::{MsrOutcome, Peers};
+use crate::platform::Platform;
+use crate::state::{event, VcpuState};
+use crate::stats::ExitStats;
+
+/// The IOAPIC's register page (the ioapic PD emulates it).
+pub const IOAPIC_BASE: u64 = 0xfec0_0000;
+pub const PAGE_SIZE: u64 = 4096;
+
+/// What the runtime glue does next.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Enter the guest again.
+    Run,
+    /// The guest halted with nothing to deliver: wait (VM_ENTER HALTED) until a
+    /// notification or the next timer deadline.
+    Halt,
+    /// The VM is over.
+    Stop(Stop),
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// The guest powered off through the ACPI sleep control register.
+    PowerOff,
+    /// Triple fault (SVM SHUTDOWN exit), at this RIP.
+    TripleFault { rip: u64 },
+    /// Something the VMM cannot continue from; the text says what.
+    Fatal {
+        what: &'static str,
+        code: u64,
+        rip: u64,
+    },
+}
+
+/// The TSC and local APIC timer frequencies the guest is told (Hyper-V frequency
+/// MSRs) and the timer runs on.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Clock {
+    pub tsc_hz: u64,
+    pub apic_hz: u64,
+}
+
+pub struct Vmm {
+    pub presentation: Presentation,
+    pub clock: Clock,
+    pub platform: Platform,
+    pub stats: ExitStats,
+    /// The real CPU's CPUID (a function so tests can give one).
+    pub host_cpuid: fn(u32, u32) -> [u32; 4],
+    /// Console bytes the guest wrote to COM1, waiting for the glue to print.
+    console: Vec<u8>,
+}
+
+impl core::fmt::Debug for Vmm {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Vmm")
+            .field("presentation", &self.presentation)
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Vmm {
+    pub fn new(
+        presentation: Presentation,
+        clock: Clock,
+        platform: Platform,
+        host_cpuid: fn(u32, u32) -> [u32; 4],
+    ) -> Self {
+        Self {
+            presentation,
+            clock,
+            platform,
+            stats: ExitStats::default(),
+            host_cpuid,
+            console: Vec::new(),
+        }
+    }
+
+    /// The SynIC instance the guest's SynIC MSRs reach: the paravisor's own when
+    /// it is presented (Confidential VMBus), else the hypervisor's (relayed).
+    pub fn synic_instance(&self) -> Instance {
+        match self.presentation {
+            Presentation::Confidential => Instance::PARAVISOR,
+            Presentation::Plain => Instance::HYPERVISOR,
+        }
+    }
+
+    /// Takes what the guest printed on COM1 since the last call.
+    pub fn take_console(&mut self) -> Vec<u8> {
+        core::mem::take(&mut self.console)
+    }
+
+    /// An interrupt from synic-pd or the ioapic PD for this vCPU.
+    pub fn deliver(&mut self, vector: u8, level: bool) {
+        self.platform.lapic_request(vector, level);
+    }
+
+    /// Injects the highest deliverable interrupt (or asks for a window when the
+    /// guest cannot take it yet) and returns the next timer deadline.
+    pub fn before_entry(&mut self, st: &mut VcpuState, now: u64) -> Option<u64> {
+        self.platform.poll(now);
+        let pending = self.platform.lapic_pending();
+        match pending {
+            Some(vector) if st.interruptible() => {
+                st.inject_interrupt(vector);
+                self.platform.lapic_acknowledge(vector);
+                self.stats.injected += 1;
+                st.request_interrupt_window(false);
+            }
+            Some(_) => st.request_interrupt_window(!st.injection_pending()),
+            None => st.request_interrupt_window(false),
+        }
+        self.platform.next_deadline()
+    }
+
+    /// Whether a halted guest has something to wake for.
+    pub fn wakeup_pending(&mut self, now: u64) -> bool {
+        self.platform.poll(now);
+        self.platform.lapic_pending().is_some()
+    }
+
+    pub fn handle_exit(
+        &mut self,
+        st: &mut VcpuState,
+        mem: &dyn GuestMemory,
+        peers: &mut dyn Peers,
+        now: u64,
+    ) -> Action {
+        let code = st.exit_code();
+        self.stats.count(code);
+        // An exit in the middle of delivering an event: deliver it again.
+        let interrupted = st.get(Word::EXIT_INT_INFO);
+        if interrupted & event::VALID != 0 && !st.injection_pending() {
+            st.set(Word::EVENT_INJECT, interrupted);
+        }
+        let action = match code {
+            exit::CPUID => self.cpuid(st, mem, peers),
+            exit::MSR => self.msr(st, mem, peers, now),
+            exit::IOIO => self.io(st, mem, peers, now),
+            exit::HLT => {
+                if !self.step_over(st, mem, FixedInstruction::Hlt) {
+                    return Action::Run;
+                }
+                if self.wakeup_pending(now) {
+                    Action::Run
+                } else {
+                    Action::Halt
+                }
+            }
+            exit::VMMCALL => self.hypercall(st, mem, peers),
+            exit::NPF => self.npf(st, mem, peers),
+            exit::SHUTDOWN => Action::Stop(Stop::TripleFault { rip: st.rip() }),
+            exit::VINTR | exit::INTR | exit::NMI => Action::Run,
+            pseudo_exit::DEADLINE | pseudo_exit::NOTIFIED => Action::Run,
+            pseudo_exit::INVALID_STATE => self.fatal(st, "the kernel refused the vCPU state"),
+            c if (exit::EXCEPTION_BASE..exit::EXCEPTION_BASE + 32).contains(&c) => {
+                // Only vectors this VMM asked for arrive here; hand them back.
+                let vector = (c - exit::EXCEPTION_BASE) as u8;
+                let error = has_error_code(vector).then_some(st.exit_info1() as u32);
+                st.inject_exception(vector, error);
+                Action::Run
+            }
+            _ => self.fatal(st, "an exit this VMM does not handle"),
+        };
+        for byte in self.platform.take_uart_output() {
+            self.console.push(byte);
+        }
+        if let Some(level) = self.platform.take_uart_irq_change() {
+            peers.ioapic_line(crate::platform::COM1_IRQ, level);
+        }
+        if self.platform.powered_off() {
+            return Action::Stop(Stop::PowerOff);
+        }
+        action
+    }
+
+    fn fatal(&self, st: &VcpuState, what: &'static str) -> Action {
+        Action::Stop(Stop::Fatal {
+            what,
+            code: st.exit_code(),
+            rip: st.rip(),
+        })
+    }
+
+    /// Steps RIP over the instruction the exit names, after checking the guest's
+    /// code really is that instruction. `false` if it was not advanced (the guest
+    /// then re-executes what is there, or takes the fault it was given).
+    fn step_over(
+        &mut self,
+        st: &mut VcpuState,
+        mem: &dyn GuestMemory,
+        what: FixedInstruction,
+    ) -> bool {
+        let cpu = cpu_state(st);
+        let bytes = match fetch_instruction(mem, &cpu) {
+            Ok(b) => b,
+            Err(e) => {
+                self.inject_translate_error(st, e);
+                return false;
+            }
+        };
+        match instruction_length(bytes.as_slice(), cpu.code_mode(), what) {
+            Ok(len) => {
+                st.set_rip(decode::next_rip(&cpu, len));
+                if st.get(Word::INTERRUPT_SHADOW) & 1 != 0 {
+                    st.set(Word::INTERRUPT_SHADOW, 0);
+                }
+                true
+            }
+            Err(LengthError::Truncated) => {
+                match bytes.tail_fault() {
+                    Some(e) => self.inject_translate_error(st, e),
+                    None => st.inject_ud(),
+                }
+                false
+            }
+            Err(LengthError::Invalid) => {
+                st.inject_ud();
+                false
+            }
+            // The code changed under the exit: let the guest run what is there now.
+            Err(LengthError::Mismatch { .. }) => {
+                self.stats.code_changed += 1;
+                false
+            }
+        }
+    }
+
+    fn inject_translate_error(&mut self, st: &mut VcpuState, e: TranslateError) {
+        match e {
+            TranslateError::PageFault(pf) => {
+                st.set(Word::CR2, pf.address);
+                st.inject_exception(14, Some(pf.error_code));
+            }
+            TranslateError::NonCanonical | TranslateError::Memory(_) => st.inject_gp(),
+        }
+    }
+
+    fn cpuid(
+        &mut self,
+        st: &mut VcpuState,
+        mem: &dyn GuestMemory,
+        peers: &mut dyn Peers,
+    ) -> Action {
+        let leaf = st.gpr(0) as u32;
+        let subleaf = st.gpr(1) as u32;
+        let answer = if cpuid::is_hypervisor_leaf(leaf) {
+            let raw = peers.hv_cpuid(leaf, subleaf).unwrap_or([0; 4]);
+            cpuid::hypervisor(leaf, raw, self.presentation)
+        } else {
+            cpuid::native(
+                leaf,
+                subleaf,
+                (self.host_cpuid)(leaf, subleaf),
+                st.get(Word::CR4),
+            )
+        };
+        if self.step_over(st, mem, FixedInstruction::Cpuid) {
+            for (reg, value) in [0, 3, 1, 2].into_iter().zip(answer) {
+                // EAX, EBX, ECX, EDX in encoding order 0, 3, 1, 2; 32-bit results
+                // clear the upper halves.
+                st.set_gpr(reg, u64::from(value));
+            }
+        }
+        Action::Run
+    }
+
+    fn msr(
+        &mut self,
+        st: &mut VcpuState,
+        mem: &dyn GuestMemory,
+        peers: &mut dyn Peers,
+        now: u64,
+    ) -> Action {
+        let index = st.gpr(1) as u32;
+        let is_write = st.exit_info1() & 1 != 0;
+        let what = if is_write {
+            FixedInstruction::Wrmsr
+        } else {
+            FixedInstruction::Rdmsr
+        };
+        let write = is_write.then(|| (st.gpr(0) & 0xffff_ffff) | (st.gpr(2) << 32));
+        let result = match msr::owner(index) {
+            Owner::Lapic => self.platform.lapic_msr(index, write, now, peers),
+            Owner::Frequency => match (index, write) {
+                (msr::HV_TSC_FREQUENCY, None) => MsrOutcome::Done(self.clock.tsc_hz),
+                (msr::HV_APIC_FREQUENCY, None) => MsrOutcome::Done(self.clock.apic_hz),
+                _ => MsrOutcome::Gp,
+            },
+            Owner::Synic => match peers.synic_msr(self.synic_instance(), index, write) {
+                MsrOutcome::NotMine => MsrOutcome::Gp,
+                other => other,
+            },
+            Owner::Hvcall => match peers.hv_msr(index, write) {
+                MsrOutcome::NotMine => MsrOutcome::Gp,
+                other => other,
+            },
+            Owner::StateWord(word) => self.state_msr(st, word, write),
+            Owner::Tsc => match write {
+                None => MsrOutcome::Done(now),
+                Some(_) => MsrOutcome::Gp,
+            },
+            Owner::None => MsrOutcome::Gp,
+        };
+        match result {
+            MsrOutcome::Done(value) => {
+                if self.step_over(st, mem, what) && !is_write {
+                    st.set_gpr(0, value & 0xffff_ffff);
+                    st.set_gpr(2, value >> 32);
+                }
+            }
+            MsrOutcome::Gp | MsrOutcome::NotMine => {
+                self.stats.msr_gp += 1;
+                self.stats.note_msr_gp(index, is_write);
+                st.inject_gp();
+            }
+            MsrOutcome::Failed => return self.fatal(st, "a peer PD did not answer an MSR access"),
+        }
+        Action::Run
+    }
+
+    fn state_msr(&mut self, st: &mut VcpuState, word: usize, write: Option<u64>) -> MsrOutcome {
+        match (word, write) {
+            (Word::EFER, None) => MsrOutcome::Done(st.get(Word::EFER) & !msr::EFER_SVME),
+            (Word::EFER, Some(v)) => {
+                if v & !msr::EFER_GUEST_BITS != 0 {
+                    return MsrOutcome::Gp;
+                }
+                // LMA is the CPU's to set; keep the current value of it.
+                let lma = 1 << 10;
+                let kept = st.get(Word::EFER) & (lma | msr::EFER_SVME);
+                st.set(Word::EFER, (v & !lma) | kept);
+                MsrOutcome::Done(0)
+            }
+            (Word::PAT, None) => MsrOutcome::Done(st.get(Word::PAT)),
+            (Word::PAT, Some(v)) if msr::valid_pat(v) => {
+                st.set(Word::PAT, v);
+                MsrOutcome::Done(0)
+            }
+            _ => MsrOutcome::Gp,
+        }
+    }
+
+    fn hypercall(
+        &mut self,
+        st: &mut VcpuState,
+        mem: &dyn GuestMemory,
+        peers: &mut dyn Peers,
+    ) -> Action {
+        let (control, rdx, r8) = (st.gpr(1), st.gpr(2), st.gpr(8));
+        if !self.step_over(st, mem, FixedInstruction::Vmmcall) {
+            return Action::Run;
+        }
+        // Hypercalls from user mode are refused, as Hyper-V does (#UD).
+        if cpu_state(st).cpl != 0 {
+            st.inject_ud();
+            return Action::Run;
+        }
+        match peers.hypercall(control, rdx, r8) {
+            Some(result) => {
+                st.set_gpr(0, result);
+                Action::Run
+            }
+            None => self.fatal(st, "hvcall-pd did not answer a hypercall"),
+        }
+    }
+
+    fn io(
+        &mut self,
+        st: &mut VcpuState,
+        mem: &dyn GuestMemory,
+        peers: &mut dyn Peers,
+        now: u64,
+    ) -> Action {
+        let info = st.exit_info1();
+        let port = (info >> 16) as u16;
+        let size = io_size(info);
+        let is_in = info & 1 != 0;
+        if info & (1 << 2) != 0 {
+            return self.string_io(st, mem, port, size, is_in, now);
+        }
+        if is_in {
+            let value = u64::from(self.platform.io_in(port, size, now));
+            let rax = st.gpr(0);
+            let merged = match size {
+                1 => (rax & !0xff) | (value & 0xff),
+                2 => (rax & !0xffff) | (value & 0xffff),
+                _ => value & 0xffff_ffff,
+            };
+            st.set_gpr(0, merged);
+        } else {
+            let mask = (1u64 << (8 * u32::from(size))) - 1;
+            self.platform
+                .io_out(port, size, (st.gpr(0) & mask) as u32, now);
+        }
+        let _ = peers;
+        // SVM gives the next RIP of IN/OUT in EXITINFO2 even without NRIP save.
+        st.advance(st.exit_info2().wrapping_sub(st.rip()));
+        Action::Run
+    }
+
+    /// INS/OUTS (with or without REP) in flat 64-bit or 32-bit code: element by
+    /// element through the guest's page tables, at most one page of elements per
+    /// exit so a huge count cannot stall the VMM; RCX/RSI/RDI advance as the CPU's.
+    fn string_io(
+        &mut self,
+        st: &mut VcpuState,
+        mem: &dyn GuestMemory,
+        port: u16,
+        size: u8,
+        is_in: bool,
+        now: u64,
+    ) -> Action {
+        if is_in {
+            // INS writes guest memory, which this VMM only reads through the
+            // decoder's view; no device the guest uses needs it.
+            self.stats.unsupported += 1;
+            st.inject_ud();
+            return Action::Run;
+        }
+        let rep = st.exit_info1() & (1 << 3) != 0;
+        let cpu = cpu_state(st);
+        let step = if st.rflags() & (1 << 10) != 0 {
+            (size as u64).wrapping_neg()
+        } else {
+            u64::from(size)
+        };
+        let mut count = if rep { st.gpr(1) } else { 1 };
+        let mut rsi = st.gpr(6);
+        let mut done = 0u64;
+        while count > 0 && done < 4096 {
+            let mut buf = [0u8; 4];
+            let len = usize::from(size).min(4);
+            let access = decode::Access {
+                kind: decode::AccessKind::Read,
+                user: cpu.cpl == 3,
+                ac: cpu.rflags & decode::bits::RFLAGS_AC != 0,
+            };
+            let gpa = match decode::translate(mem, &cpu.paging(), rsi, access) {
+                Ok(gpa) => gpa,
+                Err(e) => {
+                    self.inject_translate_error(st, e);
+                    break;
+                }
+            };
+            if let Some(b) = buf.get_mut(..len) {
+                if mem.read_gpa(gpa, b).is_err() {
+                    st.inject_gp();
+                    break;
+                }
+            }
+            self.platform
+                .io_out(port, size, u32::from_le_bytes(buf), now);
+            rsi = rsi.wrapping_add(step);
+            count -= 1;
+            done += 1;
+        }
+        st.set_gpr(6, rsi);
+        if rep {
+            st.set_gpr(1, count);
+        }
+        if count == 0 && !st.injection_pending() {
+            st.advance(st.exit_info2().wrapping_sub(st.rip()));
+        }
+        Action::Run
+    }
+
+    fn npf(&mut self, st: &mut VcpuState, mem: &dyn GuestMemory, peers: &mut dyn Peers) -> Action {
+        let gpa = st.exit_info2();
+        // EXITINFO1 bit 4: the fault was an instruction fetch. Code in MMIO or in a
+        // hole is not something a guest recovers from.
+        if st.exit_info1() & (1 << 4) != 0 {
+            return self.fatal(st, "the guest executed from an address with no memory");
+        }
+        let cpu = cpu_state(st);
+        let bytes = match fetch_instruction(mem, &cpu) {
+            Ok(b) => b,
+            Err(e) => {
+                self.inject_translate_error(st, e);
+                return Action::Run;
+            }
+        };
+        let insn = match decode_mmio(bytes.as_slice(), cpu.code_mode(), &cpu.gprs) {
+            Ok(i) => i,
+            Err(MmioDecodeError::Truncated) => {
+                match bytes.tail_fault() {
+                    Some(e) => self.inject_translate_error(st, e),
+                    None => st.inject_ud(),
+                }
+                return Action::Run;
+            }
+            Err(_) => {
+                self.stats.unsupported += 1;
+                st.inject_ud();
+                return Action::Run;
+            }
+        };
+        let on_ioapic = (IOAPIC_BASE..IOAPIC_BASE + PAGE_SIZE).contains(&gpa);
+        match insn.access {
+            MmioAccess::Write { value } => {
+                if on_ioapic {
+                    self.stats.ioapic += 1;
+                    let _ = peers.ioapic_mmio(gpa, insn.size, Some(value));
+                } else {
+                    self.stats.note_hole(gpa);
+                }
+            }
+            MmioAccess::Read(target) => {
+                let value = if on_ioapic {
+                    self.stats.ioapic += 1;
+                    peers.ioapic_mmio(gpa, insn.size, None).unwrap_or(u64::MAX)
+                } else {
+                    self.stats.note_hole(gpa);
+                    u64::MAX
+                };
+                let mut gprs = cpu.gprs;
+                write_back(&mut gprs, target, value);
+                st.set_gprs(&gprs);
+            }
+        }
+        st.set_rip(decode::next_rip(&cpu, insn.len));
+        Action::Run
+    }
+}
+
+/// The decoder's view of the state words.
+pub fn cpu_state(st: &VcpuState) -> CpuState {
+    let cs = Word::SEGMENTS + 2 * segment::CS;
+    let ss = Word::SEGMENTS + 2 * segment::SS;
+    let (_, cs_attrib, _) = kernel_abi::vcpu::segment_parts(st.get(cs));
+    let (_, ss_attrib, _) = kernel_abi::vcpu::segment_parts(st.get(ss));
+    CpuState {
+        gprs: st.gprs(),
+        rip: st.rip(),
+        rflags: st.rflags(),
+        cr0: st.get(Word::CR0),
+        cr3: st.get(Word::CR3),
+        cr4: st.get(Word::CR4),
+        efer: st.get(Word::EFER),
+        cs_base: st.get(cs + 1),
+        cs_attrib,
+        cpl: ((ss_attrib >> 5) & 3) as u8,
+    }
+}
+
+/// The operand size of an IOIO exit (EXITINFO1 bits 4..7: one-hot 8/16/32).
+fn io_size(info: u64) -> u8 {
+    match (info >> 4) & 7 {
+        2 => 2,
+        4 => 4,
+        _ => 1,
+    }
+}
+
+fn has_error_code(vector: u8) -> bool {
+    matches!(vector, 8 | 10 | 11 | 12 | 13 | 14 | 17 | 21 | 29 | 30)
+}

@@ -1,0 +1,152 @@
+//! The PDs the VMM hands exits to, behind one trait so the exit handling is
+//! tested against fakes: hvcall-pd (hypervisor CPUID leaves, hypercall MSRs,
+//! hypercalls), synic-pd (SynIC MSRs of either instance) and the ioapic PD (its MMIO
+//! page, EOI broadcasts and the input lines of the devices the VMM emulates).
+
+use hvcall_pd::api as hvapi;
+use hvcall_pd::{HypercallRequest, Outcome};
+use hvdef::{Control, HvStatus, Vtl};
+use ipc::{Channel, Kernel};
+use synic_pd::api as syapi;
+use synic_pd::Instance;
+
+/// What an MSR access handed to a peer came to.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum MsrOutcome {
+    /// Done; the value read (0 for writes).
+    Done(u64),
+    /// The architectural answer is #GP.
+    Gp,
+    /// Not this peer's MSR.
+    NotMine,
+    /// The peer could not be reached or answered nonsense.
+    Failed,
+}
+
+pub trait Peers {
+    /// hvcall-pd's answer for a hypervisor leaf.
+    fn hv_cpuid(&mut self, leaf: u32, subleaf: u32) -> Option<[u32; 4]>;
+    /// A hypercall-interface MSR (guest OS id, hypercall page, VP index).
+    fn hv_msr(&mut self, msr: u32, write: Option<u64>) -> MsrOutcome;
+    fn synic_msr(&mut self, instance: Instance, msr: u32, write: Option<u64>) -> MsrOutcome;
+    /// The RAX result of a hypercall, `None` when hvcall-pd is unreachable.
+    fn hypercall(&mut self, control: u64, rdx: u64, r8: u64) -> Option<u64>;
+    /// An IOAPIC register access; `None` if it was refused.
+    fn ioapic_mmio(&mut self, gpa: u64, size: u8, write: Option<u64>) -> Option<u64>;
+    fn ioapic_eoi(&mut self, vector: u8);
+    fn ioapic_line(&mut self, line: u8, asserted: bool);
+}
+
+/// The channels of the VMM image (see `config`).
+#[derive(Copy, Clone, Debug)]
+pub struct Channels {
+    pub hvcall: Channel,
+    pub synic: Channel,
+    pub ioapic: Option<Channel>,
+    pub ioapic_lines: Option<Channel>,
+}
+
+/// [`Peers`] over protected calls.
+pub struct CallPeers<'k> {
+    pub kernel: &'k mut dyn Kernel,
+    pub channels: Channels,
+    pub vp: u32,
+}
+
+impl core::fmt::Debug for CallPeers<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("CallPeers")
+            .field("channels", &self.channels)
+            .finish_non_exhaustive()
+    }
+}
+
+/// HV_STATUS_INVALID_HYPERCALL_CODE in RAX: what a guest gets for a call that
+/// would switch VTLs (this VM has no higher VTL).
+const RESULT_INVALID_CODE: u64 = HvStatus::INVALID_HYPERCALL_CODE.0 as u64;
+
+impl Peers for CallPeers<'_> {
+    fn hv_cpuid(&mut self, leaf: u32, subleaf: u32) -> Option<[u32; 4]> {
+        hvapi::cpuid(self.kernel, self.channels.hvcall, self.vp, leaf, subleaf)
+            .ok()
+            .flatten()
+    }
+
+    fn hv_msr(&mut self, msr: u32, write: Option<u64>) -> MsrOutcome {
+        let ch = self.channels.hvcall;
+        let (reply, value) = match write {
+            Some(v) => match hvapi::write_msr(self.kernel, ch, self.vp, Vtl::VTL0, msr, v) {
+                Ok(r) => (r, 0),
+                Err(_) => return MsrOutcome::Failed,
+            },
+            None => match hvapi::read_msr(self.kernel, ch, self.vp, Vtl::VTL0, msr) {
+                Ok(r) => r,
+                Err(_) => return MsrOutcome::Failed,
+            },
+        };
+        match reply {
+            Some(hvapi::MsrReply::Ok) => MsrOutcome::Done(value),
+            Some(hvapi::MsrReply::Gp) => MsrOutcome::Gp,
+            Some(hvapi::MsrReply::NotMine) => MsrOutcome::NotMine,
+            None => MsrOutcome::Failed,
+        }
+    }
+
+    fn synic_msr(&mut self, instance: Instance, msr: u32, write: Option<u64>) -> MsrOutcome {
+        let ch = self.channels.synic;
+        let result = match write {
+            Some(v) => syapi::write_msr(self.kernel, ch, self.vp, instance, msr, v).map(|s| (s, 0)),
+            None => syapi::read_msr(self.kernel, ch, self.vp, instance, msr),
+        };
+        match result {
+            Ok((syapi::MsrStatus::Ok, v)) => MsrOutcome::Done(v),
+            Ok((syapi::MsrStatus::Gp, _)) => MsrOutcome::Gp,
+            Ok((syapi::MsrStatus::NotSynic, _)) => MsrOutcome::NotMine,
+            Err(_) => MsrOutcome::Failed,
+        }
+    }
+
+    fn hypercall(&mut self, control: u64, rdx: u64, r8: u64) -> Option<u64> {
+        let req = HypercallRequest {
+            vp: self.vp,
+            vtl: Vtl::VTL0,
+            control: Control(control),
+            rdx,
+            r8,
+        };
+        match hvapi::hypercall(self.kernel, self.channels.hvcall, &req) {
+            Ok(Some(Outcome::Complete(r))) => Some(r.0),
+            Ok(Some(Outcome::SwitchVtl(_))) => Some(RESULT_INVALID_CODE),
+            _ => None,
+        }
+    }
+
+    fn ioapic_mmio(&mut self, gpa: u64, size: u8, write: Option<u64>) -> Option<u64> {
+        let ch = self.channels.ioapic?;
+        match write {
+            Some(v) => ioapic::api::mmio_write(self.kernel, ch, gpa, u64::from(size), v)
+                .ok()
+                .map(|()| 0),
+            None => ioapic::api::mmio_read(self.kernel, ch, gpa, u64::from(size)).ok(),
+        }
+    }
+
+    fn ioapic_eoi(&mut self, vector: u8) {
+        if let Some(ch) = self.channels.ioapic {
+            // A refused EOI leaves a level line's remote IRR set: the device's next
+            // assertion is then lost, which the exit statistics cannot hide.
+            let _ = ioapic::api::eoi(self.kernel, ch, vector);
+        }
+    }
+
+    fn ioapic_line(&mut self, line: u8, asserted: bool) {
+        if let Some(ch) = self.channels.ioapic_lines {
+            let action = if asserted {
+                ioapic::api::LineAction::ASSERT
+            } else {
+                ioapic::api::LineAction::DEASSERT
+            };
+            let _ = ioapic::api::set_line(self.kernel, ch, u64::from(line), action);
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The VMM's main loop: take what synic-pd and the ioapic PD queued for the vCPU,
+//! inject, enter the guest, handle the exit; until the guest powers off or cannot
+//! go on. The kernel side is behind [`VcpuPort`] (pd-rt's `VM_ENTER` on bare
+//! metal, a scripted fake in tests).
+
+use ipc::{ChannelSet, Consumer, IpcError, Kernel};
+use kernel_abi::vcpu::flags;
+
+use crate::decode::GuestMemory;
+use crate::exits::{Action, Stop, Vmm};
+use crate::peers::{CallPeers, Channels};
+use crate::state::VcpuState;
+
+/// What `VM_ENTER` came back with; the state words are current either way.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Entered {
+    Exit,
+    Notified(ChannelSet),
+}
+
+pub trait VcpuPort {
+    /// Enters with `st`'s dirty words and loads the words the kernel returns.
+    fn enter(&mut self, st: &mut VcpuState, flags: u64, deadline: u64)
+        -> Result<Entered, IpcError>;
+    /// The TSC, the time base of deadlines and the guest's timers.
+    fn now(&self) -> u64;
+}
+
+/// How this VMM reaches its peers: the channels it calls them on, and the
+/// interrupt queues they fill for its vCPU.
+pub struct Wiring<'a> {
+    pub channels: Channels,
+    pub synic: Consumer<'a, synic_pd::api::IrqEntry>,
+    pub ioapic: Option<Consumer<'a, ioapic::api::IrqEntry>>,
+    /// Entries that named another vCPU or made no sense (counted, never acted on).
+    pub dropped: u64,
+}
+
+impl core::fmt::Debug for Wiring<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Wiring")
+            .field("channels", &self.channels)
+            .field("dropped", &self.dropped)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Wiring<'_> {
+    /// Moves every queued request into the local APIC; tells a producer that asked
+    /// for it that there is room again. A corrupt queue is a broken peer: stop.
+    pub fn drain(&mut self, vmm: &mut Vmm, kernel: &mut dyn Kernel) -> Result<(), Stop> {
+        let broken = |what| Stop::Fatal {
+            what,
+            code: 0,
+            rip: 0,
+        };
+        loop {
+            match self.synic.dequeue() {
+                Ok(Some(e)) if e.vp == 0 && e.vector >= 16 => vmm.deliver(e.vector, false),
+                Ok(Some(_)) => self.dropped += 1,
+                Ok(None) => break,
+                Err(_) => return Err(broken("synic-pd's interrupt queue is corrupt")),
+            }
+        }
+        if self.synic.take_signal_request() {
+            let _ = self.channels.synic.notify(kernel);
+        }
+        if let (Some(queue), Some(channel)) = (&mut self.ioapic, self.channels.ioapic) {
+            loop {
+                match queue.dequeue() {
+                    Ok(Some(e)) => match e.request() {
+                        Ok(r) if r.vector >= 16 => {
+                            vmm.deliver(r.vector, r.trigger == ioapic::TriggerMode::Level)
+                        }
+                        _ => self.dropped += 1,
+                    },
+                    Ok(None) => break,
+                    Err(_) => return Err(broken("the ioapic PD's interrupt queue is corrupt")),
+                }
+            }
+            if queue.take_signal_request() {
+                let _ = channel.notify(kernel);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs the guest to its end. `console` gets what the guest writes to COM1.
+pub fn run(
+    vmm: &mut Vmm,
+    st: &mut VcpuState,
+    vcpu: &mut dyn VcpuPort,
+    mem: &dyn GuestMemory,
+    kernel: &mut dyn Kernel,
+    wiring: &mut Wiring<'_>,
+    console: &mut dyn FnMut(&[u8]),
+) -> Stop {
+    let mut halted = false;
+    loop {
+        if let Err(stop) = wiring.drain(vmm, kernel) {
+            return stop;
+        }
+        let deadline = vmm.before_entry(st, vcpu.now());
+        if st.injection_pending() {
+            halted = false;
+        }
+        let flags = if halted { flags::HALTED } else { 0 };
+        match vcpu.enter(st, flags, deadline.unwrap_or(0)) {
+            Ok(Entered::Notified(_)) => continue,
+            Ok(Entered::Exit) => {}
+            Err(_) => {
+                return Stop::Fatal {
+                    what: "VM_ENTER refused this vCPU",
+                    code: 0,
+                    rip: st.rip(),
+                }
+            }
+        }
+        if halted {
+            // A deadline or a notification woke the halted vCPU: nothing ran.
+            vmm.stats.count(st.exit_code());
+            continue;
+        }
+        let mut peers = CallPeers {
+            kernel: &mut *kernel,
+            channels: wiring.channels,
+            vp: 0,
+        };
+        let action = vmm.handle_exit(st, mem, &mut peers, vcpu.now());
+        let out = vmm.take_console();
+        if !out.is_empty() {
+            console(&out);
+        }
+        match action {
+            Action::Run => {}
+            Action::Halt => halted = true,
+            Action::Stop(stop) => {
+                let rest = vmm.platform.flush_uart_output();
+                if !rest.is_empty() {
+                    console(&rest);
+                }
+                return stop;
+            }
+        }
+    }
+}

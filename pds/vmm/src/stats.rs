@@ -1,0 +1,147 @@
+//! Exit counts by reason, and the first few of the oddities worth a line in the
+//! report (MSRs answered with #GP, accesses to guest-physical holes).
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use core::fmt::Write;
+
+use kernel_abi::vcpu::{exit, pseudo_exit};
+
+/// Distinct oddities remembered for the report.
+const REMEMBERED: usize = 16;
+
+#[derive(Clone, Debug, Default)]
+pub struct ExitStats {
+    by_code: BTreeMap<u64, u64>,
+    pub injected: u64,
+    pub msr_gp: u64,
+    pub ioapic: u64,
+    pub holes: u64,
+    pub unsupported: u64,
+    pub code_changed: u64,
+    gp_msrs: BTreeMap<(u32, bool), u64>,
+    hole_pages: BTreeMap<u64, u64>,
+}
+
+pub fn exit_name(code: u64) -> &'static str {
+    match code {
+        exit::INTR => "intr",
+        exit::NMI => "nmi",
+        exit::VINTR => "vintr",
+        exit::CPUID => "cpuid",
+        exit::HLT => "hlt",
+        exit::IOIO => "ioio",
+        exit::MSR => "msr",
+        exit::SHUTDOWN => "shutdown",
+        exit::VMMCALL => "vmmcall",
+        exit::XSETBV => "xsetbv",
+        exit::NPF => "npf",
+        pseudo_exit::DEADLINE => "deadline",
+        pseudo_exit::NOTIFIED => "notified",
+        pseudo_exit::INVALID_STATE => "invalid-state",
+        c if (exit::EXCEPTION_BASE..exit::EXCEPTION_BASE + 32).contains(&c) => "exception",
+        _ => "other",
+    }
+}
+
+impl ExitStats {
+    pub fn count(&mut self, code: u64) {
+        *self.by_code.entry(code).or_default() += 1;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.by_code.values().sum()
+    }
+
+    pub fn of(&self, code: u64) -> u64 {
+        self.by_code.get(&code).copied().unwrap_or(0)
+    }
+
+    pub fn note_msr_gp(&mut self, msr: u32, write: bool) {
+        let n = self.gp_msrs.len();
+        if let Some(c) = self.gp_msrs.get_mut(&(msr, write)) {
+            *c += 1;
+        } else if n < REMEMBERED {
+            self.gp_msrs.insert((msr, write), 1);
+        }
+    }
+
+    pub fn note_hole(&mut self, gpa: u64) {
+        self.holes += 1;
+        let page = gpa & !0xfff;
+        let n = self.hole_pages.len();
+        if let Some(c) = self.hole_pages.get_mut(&page) {
+            *c += 1;
+        } else if n < REMEMBERED {
+            self.hole_pages.insert(page, 1);
+        }
+    }
+
+    /// One line: `exits N: cpuid a, msr b, ...`.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let _ = write!(s, "exits {}:", self.total());
+        let mut first = true;
+        for (&code, &n) in &self.by_code {
+            let sep = if first { " " } else { ", " };
+            first = false;
+            let name = exit_name(code);
+            if name == "other" || name == "exception" {
+                let _ = write!(s, "{sep}{name}({code:#x}) {n}");
+            } else {
+                let _ = write!(s, "{sep}{name} {n}");
+            }
+        }
+        let _ = write!(s, "; injected {}", self.injected);
+        s
+    }
+
+    /// The MSRs answered with #GP and the holes touched, for diagnosis.
+    pub fn oddities(&self) -> String {
+        let mut s = String::new();
+        if !self.gp_msrs.is_empty() {
+            let _ = write!(s, "msr #GP:");
+            for (&(msr, write), n) in &self.gp_msrs {
+                let _ = write!(s, " {}{msr:#x}x{n}", if write { "w" } else { "r" });
+            }
+        }
+        if !self.hole_pages.is_empty() {
+            let _ = write!(s, "{}holes:", if s.is_empty() { "" } else { "; " });
+            for (page, n) in &self.hole_pages {
+                let _ = write!(s, " {page:#x}x{n}");
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_names_each_reason() {
+        let mut s = ExitStats::default();
+        s.count(exit::CPUID);
+        s.count(exit::CPUID);
+        s.count(exit::IOIO);
+        s.count(0x99);
+        assert_eq!(s.total(), 4);
+        assert_eq!(
+            s.summary(),
+            "exits 4: cpuid 2, ioio 1, other(0x99) 1; injected 0"
+        );
+    }
+
+    #[test]
+    fn oddities_are_bounded() {
+        let mut s = ExitStats::default();
+        for i in 0..100 {
+            s.note_msr_gp(i, false);
+            s.note_hole(u64::from(i) << 12);
+        }
+        assert_eq!(s.gp_msrs.len(), REMEMBERED);
+        assert_eq!(s.hole_pages.len(), REMEMBERED);
+        assert_eq!(s.holes, 100);
+    }
+}
