@@ -11,6 +11,7 @@ use crate::mem::{self, Frames, Phys};
 use crate::trap::Frame;
 
 const PAGE: u64 = layout::PAGE_SIZE;
+const HUGE: u64 = 0x20_0000;
 
 /// What the kernel keeps per PD besides its state in the core.
 #[derive(Clone, Copy, Debug)]
@@ -123,7 +124,14 @@ pub fn load(
     let mut region_pa = [0u64; MAX_REGIONS];
     for (i, r) in image.regions().iter().enumerate() {
         region_pa[i] = if r.phys_addr == RegionDesc::ALLOCATE {
-            let pa = alloc(frames, r.size / PAGE, "a memory region")?;
+            // Regions of 2 MiB and more start 2 MiB aligned, so a guest's nested
+            // page tables can map them with large pages.
+            let pa = if r.size >= HUGE {
+                frames.alloc_aligned(r.size / PAGE, HUGE)
+            } else {
+                frames.alloc(r.size / PAGE)
+            }
+            .ok_or(LoadError::OutOfMemory("a memory region"))?;
             // Initial contents (a guest kernel, an initramfs) can be tens of MiB: one
             // bulk copy (memcpy is `rep movs`) over the zeroed frames; parse checked
             // that they fit the region.

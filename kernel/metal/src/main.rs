@@ -104,6 +104,7 @@ extern "C" fn kmain(start_info: u64) -> ! {
             pic::unmask(line);
         }
     }
+    vcpu::set_tsc_hz(pic::measure_tsc_hz());
     pic::start_timer();
     kprintln!(
         "kernel: {} PDs loaded, {} KiB free; starting",

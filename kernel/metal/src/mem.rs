@@ -78,6 +78,22 @@ impl Frames {
         Some(pa)
     }
 
+    /// Like [`Frames::alloc`], starting at a multiple of `align` (a power of two);
+    /// the frames skipped to get there are not handed out.
+    pub fn alloc_aligned(&mut self, pages: u64, align: u64) -> Option<u64> {
+        let start = self.next.checked_next_multiple_of(align)?;
+        if start > self.end {
+            return None;
+        }
+        let saved = self.next;
+        self.next = start;
+        let pa = self.alloc(pages);
+        if pa.is_none() {
+            self.next = saved;
+        }
+        pa
+    }
+
     /// End of the RAM the kernel manages (everything from the kernel image up).
     pub fn end(&self) -> u64 {
         self.end

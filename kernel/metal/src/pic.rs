@@ -58,3 +58,25 @@ pub fn start_timer() {
     outb(0x40, (divisor >> 8) as u8);
     unmask(TIMER_LINE);
 }
+
+/// The TSC's rate in Hz, measured over ~10 ms of PIT channel 2 (mode 0, gated by
+/// port 0x61; its output reads back in bit 5). Under QEMU TCG the TSC runs at the
+/// host's rate and the PIT on the virtual clock, so this is what a guest's timers
+/// must be converted with; under `-icount` both follow the instruction count.
+pub fn measure_tsc_hz() -> u64 {
+    const COUNT: u64 = 11_932;
+    let gate = inb(0x61);
+    outb(0x61, (gate & !0x02) | 0x01);
+    outb(0x43, 0xb0); // channel 2, lobyte/hibyte, mode 0
+    outb(0x42, COUNT as u8);
+    outb(0x42, (COUNT >> 8) as u8);
+    let start = crate::cpu::rdtsc();
+    let mut spins = 0u64;
+    // Bounded: a PIT that never fires must not hang the boot.
+    while inb(0x61) & 0x20 == 0 && spins < 100_000_000 {
+        spins += 1;
+    }
+    let end = crate::cpu::rdtsc();
+    outb(0x61, gate);
+    end.wrapping_sub(start).saturating_mul(1_193_182) / COUNT
+}

@@ -397,3 +397,36 @@ pub fn xrstor(pa: u64) {
         xsetbv(xcr0_host());
     }
 }
+
+/// DR0..DR3 as they are.
+pub fn debug_registers() -> [u64; 4] {
+    let (a, b, c, d): (u64, u64, u64, u64);
+    // SAFETY: reading debug registers has no side effects (ring 0).
+    unsafe {
+        asm!("mov {}, dr0", "mov {}, dr1", "mov {}, dr2", "mov {}, dr3",
+             out(reg) a, out(reg) b, out(reg) c, out(reg) d, options(nomem, nostack))
+    }
+    [a, b, c, d]
+}
+
+/// Loads DR0..DR3. The host's DR7 enables none of them, so they act only in a guest.
+pub fn set_debug_registers(dr: &[u64; 4]) {
+    // SAFETY: breakpoint addresses only; DR7 decides whether they fire, and the
+    // host's enables none (a guest's DR7 comes from its VMCB).
+    unsafe {
+        asm!("mov dr0, {}", "mov dr1, {}", "mov dr2, {}", "mov dr3, {}",
+             in(reg) dr[0], in(reg) dr[1], in(reg) dr[2], in(reg) dr[3], options(nomem, nostack))
+    }
+}
+
+/// Makes sure no breakpoint is enabled in the host after an exit (the guest's DR7
+/// lives in its VMCB; what the CPU leaves in DR7 on #VMEXIT is not relied on).
+pub fn disable_host_breakpoints() {
+    let dr7: u64;
+    // SAFETY: reading DR7 has no side effects (ring 0).
+    unsafe { asm!("mov {}, dr7", out(reg) dr7, options(nomem, nostack)) };
+    if dr7 != 0x400 {
+        // SAFETY: 0x400 is DR7's reset value: every breakpoint disabled.
+        unsafe { asm!("mov dr7, {}", in(reg) 0x400u64, options(nomem, nostack)) };
+    }
+}

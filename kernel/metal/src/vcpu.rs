@@ -66,6 +66,8 @@ struct Vcpu {
     /// `backup` is current: the next VMRUN is the first with state VMRUN checks.
     backed_up: bool,
     gprs: Gprs,
+    /// DR0..DR3 while another vCPU owns the registers.
+    dr: [u64; 4],
     xcr0: u64,
     /// Exception vectors the VMM asked to see.
     exceptions: u32,
@@ -88,6 +90,13 @@ static mut LOADED: usize = 0;
 /// The VMCB that ran last: switching to another one flushes the TLB (QEMU has no
 /// flush-by-ASID, and vCPUs of one VM share an ASID).
 static mut LAST_VMCB: u64 = 0;
+/// The TSC rate measured at boot, reported with every exit ([`Word::TSC_HZ`]).
+static mut TSC_HZ: u64 = 0;
+
+pub fn set_tsc_hz(hz: u64) {
+    // SAFETY: written once at boot, before any PD runs; single CPU.
+    unsafe { TSC_HZ = hz };
+}
 /// Whose extended state is in the registers: PDs cannot touch it (CR0.EM set,
 /// CR4.OSXSAVE clear in ring 3), so it is saved only when another vCPU needs them.
 static mut FPU_OWNER: Option<usize> = None;
@@ -100,6 +109,11 @@ pub fn guest_tsc() -> u64 {
     // SAFETY: single CPU; read only.
     unsafe { GUEST_TSC }
 }
+
+/// Whose DR0..DR3 are in the registers. VMRUN swaps only DR6/DR7; the host never
+/// uses the others and ring 3 cannot read them, so they are swapped only when
+/// another vCPU runs, and no guest sees another's breakpoints.
+static mut DR_OWNER: Option<usize> = None;
 
 /// Exits by code, for the report at halt: (code, count).
 static mut EXIT_COUNTS: [(u64, u64); 24] = [(0, 0); 24];
@@ -178,6 +192,7 @@ pub fn load(
                 backup,
                 backed_up: false,
                 gprs: Gprs::default(),
+                dr: [0; 4],
                 xcr0: 1,
                 exceptions: 0,
                 flush: true,
@@ -507,6 +522,8 @@ fn store_words(v: &Vcpu, ipc: u64, exit_code: u64) {
     words[Word::PAT] = r64(vm, vmcb::G_PAT);
     words[Word::DR7] = r64(vm, vmcb::DR7);
     words[Word::XCR0] = v.xcr0;
+    // SAFETY: written once at boot (set_tsc_hz); read only afterwards.
+    words[Word::TSC_HZ] = unsafe { TSC_HZ };
     let n = r8(vm, vmcb::INSN_BYTES).min(15);
     if n > 0 {
         words[Word::INSN_BYTES] = r64(vm, vmcb::INSN_BYTES);
@@ -791,10 +808,20 @@ fn run_once(slot: usize, v: &mut Vcpu) -> u64 {
         svm::xrstor(v.xsave);
         *owner = Some(slot);
     }
+    // SAFETY: as above.
+    let dr_owner = unsafe { &mut *addr_of_mut!(DR_OWNER) };
+    if *dr_owner != Some(slot) {
+        if let Some(prev) = dr_owner.and_then(|o| vcpus()[o].as_mut()) {
+            prev.dr = svm::debug_registers();
+        }
+        svm::set_debug_registers(&v.dr);
+        *dr_owner = Some(slot);
+    }
     let start = crate::cpu::rdtsc();
     svm::run(&mut v.gprs, v.vmcb, v.xcr0);
     // SAFETY: single CPU, interrupts off.
     unsafe { *addr_of_mut!(GUEST_TSC) += crate::cpu::rdtsc() - start };
+    svm::disable_host_breakpoints();
     svm::osxsave(false);
     r64(v.vmcb, vmcb::EXIT_CODE)
 }

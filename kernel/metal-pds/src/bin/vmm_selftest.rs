@@ -115,7 +115,10 @@ vmt_guest_start:
     xsetbv
     vmovdqu ymm0, ymmword ptr [0x6000]
     movdqu xmm1, xmmword ptr [0x6020]
+    mov eax, 0x1234
+    mov dr0, eax
     vmmcall
+    mov esi, dr0
     vextractf128 xmm3, ymm0, 1
     vpcmpeqb xmm3, xmm3, xmmword ptr [0x6010]
     vpmovmskb ebx, xmm3
@@ -162,6 +165,7 @@ vmt_vcpu1:
     mov rax, 0x1122334455667788
     mov r15, 0x0123456789abcdef
     mov r8, qword ptr [0xffffffff80006040]
+    mov rbx, dr0
     vmmcall
     hlt
     .global vmt_guest_end
@@ -558,6 +562,8 @@ fn run(init: &dyn Init, k: &mut dyn Kernel) -> Result<(), InitError> {
             && v1.get(Word::R8) == 0xeeee_eeee_eeee_eeee,
         "long mode: 64-bit registers and a load through the guest's page tables",
     );
+    c.check
+        .expect(v1.get(Word::RBX) == 0, "vCPU 1 does not see vCPU 0's DR0");
     let mut mrs = MessageRegisters::new();
     mrs.set(0, 41);
     let ppc = PING.pp_call(k, MessageInfo::new(LABEL_INCREMENT, 1), &mut mrs);
@@ -570,6 +576,8 @@ fn run(init: &dyn Init, k: &mut dyn Kernel) -> Result<(), InitError> {
         [Word::RBX, Word::RCX, Word::RDX].map(|w| v0.get(w) & 0xffff) == [0xffff; 3],
         "YMM0 and XMM1 survived the other vCPU and the call",
     );
+    c.check
+        .expect(v0.get(Word::RSI) == 0x1234, "DR0 survived the other vCPU");
 
     // A notification while the guest spins: ponger (same priority) runs on the
     // next tick, notifies back, and VM_ENTER returns NOTIFICATION.
