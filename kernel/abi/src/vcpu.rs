@@ -131,6 +131,10 @@ impl Word {
     /// Guest instruction bytes the CPU fetched for the exit, when it provides them
     /// (never under QEMU TCG: no decode assists); count in bits 0..8 of the first word.
     pub const INSN_BYTES: usize = 55;
+    /// Out: the TSC frequency in Hz, as the kernel measured it against the PIT at
+    /// boot (the VMM tells the guest through the Hyper-V frequency MSR and runs its
+    /// timers on it). In: ignored.
+    pub const TSC_HZ: usize = 57;
     /// Words 58..64 are reserved (0 out, ignored in).
     pub const COUNT: usize = 58;
 }
