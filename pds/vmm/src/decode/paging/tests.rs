@@ -293,3 +293,50 @@ fn legacy_32bit_walk_with_pse() {
     let off = Paging::from_registers(CR0_PE, 0, 0, 0);
     assert_eq!(translate(&m, &off, 0x1_2345_6789, KERNEL), Ok(0x2345_6789));
 }
+
+mod random {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any table contents: never a panic, and a translation keeps the offset
+        /// within the smallest page.
+        #[test]
+        fn random_tables_translate_or_fault(
+            words in proptest::collection::vec(any::<u64>(), 64),
+            cr3 in 0u64..0x2000,
+            gva in any::<u64>(),
+            regs in (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
+            kind in 0u8..3,
+            user in any::<bool>(),
+            phys_bits in 0u8..64,
+        ) {
+            let mut ram = Ram::new();
+            // Entries scattered so walks from any CR3 hit fuzzed values, pointing
+            // (mostly) back into this small RAM.
+            for (i, w) in words.iter().enumerate() {
+                let v = if i % 2 == 0 { w & 0x8000_0000_000f_f1ff } else { *w };
+                for page in 0..4u64 {
+                    ram.set64(page * 0x1000 + (i as u64 * 67 % 512) * 8, v);
+                }
+            }
+            let (pg, pae, lma, la57, pse) = regs;
+            let cr0 = CR0_PE | if pg { CR0_PG } else { 0 } | CR0_WP;
+            let cr4 = if pae { CR4_PAE } else { 0 } | if la57 { CR4_LA57 } else { 0 } | if pse { CR4_PSE } else { 0 };
+            let efer = if lma { EFER_LMA } else { 0 } | EFER_NXE;
+            let p = Paging::from_registers(cr0, cr3, cr4, efer).with_phys_bits(phys_bits);
+            let kind = [AccessKind::Read, AccessKind::Write, AccessKind::Execute][usize::from(kind)];
+            match translate(&ram.mem(), &p, gva, Access { kind, user, ac: false }) {
+                Ok(gpa) => prop_assert_eq!(gpa & 0xfff, gva & 0xfff),
+                Err(TranslateError::PageFault(f)) => {
+                    prop_assert_eq!(f.address, gva);
+                    prop_assert_eq!(f.error_code & PageFault::USER != 0, user);
+                    prop_assert_eq!(f.error_code & PageFault::WRITE != 0, kind == AccessKind::Write);
+                    prop_assert!(f.error_code & PageFault::RESERVED == 0 || f.error_code & PageFault::PRESENT != 0);
+                }
+                Err(TranslateError::NonCanonical) => prop_assert!(p.mode == PagingMode::Level4 || p.mode == PagingMode::Level5),
+                Err(TranslateError::Memory(_)) => {}
+            }
+        }
+    }
+}

@@ -127,3 +127,48 @@ fn pic_and_rtc_and_misc() {
     assert_eq!(b.stats().unknown().count(), 0);
     assert!(b.stats().known > 0);
 }
+
+mod random {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn port() -> impl Strategy<Value = u16> {
+        prop_oneof![
+            prop::sample::select(std::vec![
+                0x20u16, 0x21, 0xa0, 0xa1, 0x40, 0x41, 0x42, 0x43, 0x61, 0x70, 0x71, 0x80, 0x92,
+                0xed, 0xcf8, 0xcf9, 0xcfc, 0x404, 0x405
+            ]),
+            0x3f8u16..0x400,
+            any::<u16>(),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn random_port_traffic_answers_within_size(
+            ops in proptest::collection::vec((any::<bool>(), port(), 0u8..6, any::<u32>(), 0u64..1_000_000), 0..300)
+        ) {
+            let mut b = bus();
+            let mut now = 0u64;
+            for (is_in, p, size, value, dt) in ops {
+                now += dt;
+                if is_in {
+                    let v = b.io_in(p, size, now);
+                    if matches!(size, 1 | 2) {
+                        prop_assert_eq!(v >> (8 * u32::from(size)), 0);
+                    }
+                } else if let Some(e) = b.io_out(p, size, value, now) {
+                    // Only the reset ports and the sleep register raise events.
+                    let ports: std::vec::Vec<u16> =
+                        (0..u16::from(size.min(4))).map(|i| p.wrapping_add(i)).collect();
+                    let expect = match e {
+                        PlatformEvent::PowerOff => ports.contains(&0x404),
+                        PlatformEvent::Reset => ports.contains(&0xcf9) || ports.contains(&0x92),
+                    };
+                    prop_assert!(expect, "{:?} from {:#x}/{}", e, p, size);
+                }
+                let _ = b.uart.take_output();
+            }
+        }
+    }
+}
