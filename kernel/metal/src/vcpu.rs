@@ -570,10 +570,13 @@ pub fn enter(pd: PdId, ipc: u64, vcpu: u64, fl: u64, deadline: u64) -> Result<Op
         store_words(v, ipc, pseudo_exit::INVALID_STATE);
         return Ok(Some(vm_exit_ret()));
     }
+    // A deadline already past ends a halted entry at once: the run below returns
+    // DEADLINE before VMRUN.
+    let passed = deadline != 0 && crate::cpu::rdtsc() >= deadline;
     runs()[usize::from(pd)] = Some(Run {
         slot,
         deadline,
-        halted: fl & flags::HALTED != 0,
+        halted: fl & flags::HALTED != 0 && !passed,
     });
     Ok(None)
 }

@@ -468,6 +468,11 @@ fn run(init: &dyn Init, k: &mut dyn Kernel) -> Result<(), InitError> {
             ev == VmEvent::Exit(pseudo_exit::DEADLINE) && rdtsc() >= deadline,
             "a halted vCPU returns at its deadline, not before",
         );
+        let ev = c.enter(&mut v0, flags::HALTED, 1);
+        c.check.expect(
+            ev == VmEvent::Exit(pseudo_exit::DEADLINE),
+            "a halted entry whose deadline has passed returns at once",
+        );
     }
 
     for (what, value) in [("read", None), ("write", Some(0x600d_d00d))] {
