@@ -1,0 +1,186 @@
+//! The VMM PD on the bare-metal runtime (linux.xml): loads the guest payload into
+//! guest RAM, then runs vCPU 0 of its `virtual_machine` with `VM_ENTER` until the
+//! guest powers off, and halts the machine with the outcome (0 = powered off).
+//!
+//! Channels (linux.xml): 0 hvcall (calls), 1 synic (calls; interrupt queue
+//! notifications both ways), 2 ioapic (calls; interrupt queue notifications both
+//! ways), 3 ioapic (the lines of the devices this VMM emulates).
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::vec;
+
+use ipc::{Channel, Consumer, Init, InitError, InitExt, Kernel, Perms, Region};
+use kernel_abi::vcpu::Word;
+use metal_pds::Never;
+use pd_rt::vcpu::{Vcpu, VmEvent};
+use vmm::decode::{GuestMemory, MemError};
+use vmm::exits::{Clock, Stop, Vmm};
+use vmm::loader::{GuestRamWrite, OutsideRam};
+use vmm::peers::Channels;
+use vmm::platform::Platform;
+use vmm::run::{Entered, VcpuPort, Wiring};
+use vmm::state::VcpuState;
+
+// The payload is copied out of its region once, to parse it as one slice.
+pd_rt::global_heap!(48 * 1024 * 1024);
+
+const CHANNELS: Channels = Channels {
+    hvcall: Channel::new(0),
+    synic: Channel::new(1),
+    ioapic: Some(Channel::new(2)),
+    ioapic_lines: Some(Channel::new(3)),
+};
+
+/// What the RTC reads at boot: 2026-01-01T00:00:00Z (there is no wall clock here).
+const WALL_CLOCK: i64 = 1_767_225_600;
+
+/// The local APIC timer's input clock the guest is told (HV_X64_MSR_APIC_FREQUENCY).
+const APIC_HZ: u64 = 1_000_000_000;
+
+struct Ram(Region<'static>);
+
+impl GuestMemory for Ram {
+    fn read_gpa(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        let offset = usize::try_from(gpa).map_err(|_| MemError { gpa })?;
+        self.0.read_bytes(offset, buf).map_err(|_| MemError { gpa })
+    }
+}
+
+impl GuestRamWrite for Ram {
+    fn size(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    fn write_gpa(&self, gpa: u64, bytes: &[u8]) -> Result<(), OutsideRam> {
+        let outside = OutsideRam {
+            gpa,
+            len: bytes.len() as u64,
+        };
+        let offset = usize::try_from(gpa).map_err(|_| outside)?;
+        self.0.write_bytes(offset, bytes).map_err(|_| outside)
+    }
+}
+
+/// pd-rt's vCPU behind the VMM's loop.
+struct RtVcpu(Vcpu);
+
+impl VcpuPort for RtVcpu {
+    fn enter(
+        &mut self,
+        st: &mut VcpuState,
+        flags: u64,
+        deadline: u64,
+    ) -> Result<Entered, ipc::IpcError> {
+        let entry = st.take_entry();
+        let dirty = entry[Word::DIRTY];
+        for (i, &w) in entry.iter().enumerate() {
+            if dirty & (1 << i) != 0 {
+                self.0.set(i, w);
+            }
+        }
+        let event = self.0.enter(flags, deadline)?;
+        let words = core::array::from_fn(|i| self.0.get(i));
+        st.load_exit(&words);
+        Ok(match event {
+            VmEvent::Exit(_) => Entered::Exit,
+            VmEvent::Notification(chs) => Entered::Notified(chs),
+        })
+    }
+
+    fn now(&self) -> u64 {
+        pd_rt::sys::rdtsc()
+    }
+}
+
+fn queue<T>(init: &dyn Init, name: &'static str, capacity: u32) -> Result<Consumer<'static, T>, InitError>
+where
+    T: ipc::QueueEntry,
+{
+    let region = init.region_with(name, Perms::RW)?;
+    Consumer::new(region, capacity).map_err(|_| InitError::RegionTooSmall {
+        name,
+        needed: ipc::Queue::<T>::layout_size(capacity).unwrap_or(usize::MAX),
+        granted: region.len(),
+    })
+}
+
+fn start(init: &dyn Init, kernel: &mut dyn Kernel) -> Result<Never, InitError> {
+    let ram = Ram(init.region_with("guest_ram", Perms::RW)?);
+    let payload_region = init.region_with("guest_payload", Perms::R)?;
+    let mut wiring = Wiring {
+        channels: CHANNELS,
+        synic: queue(init, "irq_queue", synic_pd::pd::IRQ_QUEUE_CAPACITY)?,
+        ioapic: Some(queue(init, "ioapic_queue", ioapic::pd::IRQ_QUEUE_CAPACITY)?),
+        dropped: 0,
+    };
+    let mut payload = vec![0u8; payload_region.len()];
+    if payload_region.read_bytes(0, &mut payload).is_err() {
+        pd_rt::println!("vmm: cannot read the guest payload region");
+        pd_rt::sys::debug_halt(2);
+    }
+    let loaded = match vmm::loader::load(&payload, &ram, 1) {
+        Ok(l) => l,
+        Err(e) => {
+            pd_rt::println!("vmm: cannot load the guest: {e}");
+            pd_rt::sys::debug_halt(2);
+        }
+    };
+    drop(payload);
+    let mut state = loaded.state;
+    let mut vcpu = RtVcpu(Vcpu::new(0));
+    // A first entry that runs nothing (halted, deadline already passed) loads the
+    // boot state and brings back the kernel's TSC rate, which the timers need.
+    let probe = vcpu.enter(&mut state, kernel_abi::vcpu::flags::HALTED, 1);
+    let tsc_hz = state.get(Word::TSC_HZ);
+    if probe.is_err() || tsc_hz == 0 {
+        pd_rt::println!("vmm: the kernel refused vCPU 0 ({probe:?}) or gave no TSC rate");
+        pd_rt::sys::debug_halt(2);
+    }
+    pd_rt::println!("vmm: {}; TSC {} kHz", loaded.summary, tsc_hz / 1000);
+    let started = pd_rt::sys::rdtsc();
+    let clock = Clock {
+        tsc_hz,
+        apic_hz: APIC_HZ,
+    };
+    let platform = Platform::new(tsc_hz, APIC_HZ, WALL_CLOCK, started);
+    let mut machine = Vmm::new(loaded.presentation, clock, platform, vmm::cpuid::host);
+    let stop = vmm::run::run(
+        &mut machine,
+        &mut state,
+        &mut vcpu,
+        &ram,
+        kernel,
+        &mut wiring,
+        &mut |bytes| pd_rt::sys::debug_puts(bytes),
+    );
+    let elapsed = pd_rt::sys::rdtsc().wrapping_sub(started);
+    pd_rt::println!(
+        "vmm: guest ran {} ms; {}",
+        elapsed / (tsc_hz / 1000).max(1),
+        machine.stats.summary()
+    );
+    let odd = machine.stats.oddities();
+    if !odd.is_empty() {
+        pd_rt::println!("vmm: {odd}");
+    }
+    let status = match stop {
+        Stop::PowerOff => {
+            pd_rt::println!("vmm: the guest powered off");
+            0
+        }
+        Stop::TripleFault { rip } => {
+            pd_rt::println!("vmm: the guest triple-faulted at rip {rip:#x}; the paravisor keeps running");
+            3
+        }
+        Stop::Fatal { what, code, rip } => {
+            pd_rt::println!("vmm: stopped: {what} (exit {code:#x} at rip {rip:#x})");
+            4
+        }
+    };
+    pd_rt::sys::debug_halt(status)
+}
+
+pd_rt::entry!(start);
