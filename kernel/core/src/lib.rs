@@ -14,4 +14,4 @@ mod ready;
 mod sched;
 
 pub use ready::ReadyQueue;
-pub use sched::{Cap, Effects, Kernel, PdConfig, PdId, Ret, State};
+pub use sched::{Cap, Effects, GuestLimits, Kernel, PdConfig, PdId, Ret, State};

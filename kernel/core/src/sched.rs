@@ -76,6 +76,21 @@ pub struct PdConfig {
     pub parent: Option<PdId>,
     pub child_id: u8,
     pub caps: [Cap; CHANNELS],
+    /// For a VMM: the bounds of its guest (system.xml `<virtual_machine>`).
+    pub guest: Option<GuestLimits>,
+}
+
+/// What bounds a VMM's guest. While the VMM's thread runs its guest (between
+/// [`Kernel::enter_guest`] and [`Kernel::leave_guest`]) it runs at `priority` when
+/// that is below the PD's own, and is charged to this budget as well as its own:
+/// a guest out of budget waits for its refill while the VMM itself (its exits,
+/// its notifications) still runs on its own budget at its own priority.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct GuestLimits {
+    pub priority: u8,
+    /// `budget_us >= period_us` means unlimited.
+    pub budget_us: u64,
+    pub period_us: u64,
 }
 
 /// What a PD owes after RECV returned a call or a fault: the next REPLY_RECV answers it.
@@ -106,6 +121,13 @@ struct Pd {
     /// A passive PD stopped mid-call because the PD whose time it ran on is out of
     /// budget; it continues at that PD's refill.
     parked_on: Option<PdId>,
+    /// Its thread runs its guest (`VM_ENTER` in progress, not halted).
+    in_guest: bool,
+    /// The guest's budget used in its period, its next refill, and whether it is
+    /// used up (then the PD stays off the ready queue while `in_guest`).
+    guest_consumed: u64,
+    guest_refill_at: u64,
+    guest_throttled: bool,
 }
 
 /// System call results: rax, rdi, rsi, rdx.
@@ -172,6 +194,7 @@ const IDLE_PD: Pd = Pd {
             ppc: None,
             irq: None,
         }; CHANNELS],
+        guest: None,
     },
     state: State::Faulted,
     pending: 0,
@@ -183,6 +206,10 @@ const IDLE_PD: Pd = Pd {
     refill_at: 0,
     throttled: false,
     parked_on: None,
+    in_guest: false,
+    guest_consumed: 0,
+    guest_refill_at: 0,
+    guest_throttled: false,
 };
 
 impl Kernel {
@@ -202,6 +229,7 @@ impl Kernel {
                 cfg: *cfg,
                 state: State::Ready,
                 refill_at: cfg.period_us,
+                guest_refill_at: cfg.guest.map_or(0, |g| g.period_us),
                 ..IDLE_PD
             };
             k.ready.push_back(i as PdId, cfg.priority);
@@ -241,8 +269,67 @@ impl Kernel {
         self.pds.get(..self.count)?.get(usize::from(pd))
     }
 
+    /// The priority `pd` runs at now: its guest's, while it runs that and it is
+    /// the lower.
     fn prio(&self, pd: PdId) -> u8 {
-        self.pds[usize::from(pd)].cfg.priority
+        let p = &self.pds[usize::from(pd)];
+        match p.cfg.guest {
+            Some(g) if p.in_guest => g.priority.min(p.cfg.priority),
+            _ => p.cfg.priority,
+        }
+    }
+
+    /// Whether a runnable `pd` must wait for a budget refill (its own, its caller's
+    /// for a parked passive server, or its guest's while it runs that).
+    fn held(&self, pd: PdId) -> bool {
+        let p = &self.pds[usize::from(pd)];
+        p.throttled || p.parked_on.is_some() || (p.in_guest && p.guest_throttled)
+    }
+
+    /// `VM_ENTER` (not halted) on the current PD: its thread now runs its guest, at
+    /// the guest's priority and on its budget too. It stops at once if the guest is
+    /// out of budget or a ready PD outranks the guest.
+    pub fn enter_guest(&mut self) {
+        let Some(cur) = self.current else { return };
+        let c = usize::from(cur);
+        // A notification already pending ends the VM_ENTER before the guest runs.
+        if self.pds[c].pending != 0 {
+            return;
+        }
+        self.pds[c].in_guest = true;
+        if self.pds[c].guest_throttled {
+            self.pds[c].state = State::Ready;
+            self.current = None;
+            return;
+        }
+        let prio = self.prio(cur);
+        if self.ready.highest().is_some_and(|top| top > prio) {
+            self.pds[c].state = State::Ready;
+            self.ready.push_front(cur, prio);
+            self.current = None;
+        }
+    }
+
+    /// `pd`'s `VM_ENTER` ends (or is about to: a notification arrived): back to its
+    /// own priority and budget, preempting the current PD if it now outranks it.
+    pub fn leave_guest(&mut self, pd: PdId) {
+        if usize::from(pd) >= self.count || !self.pds[usize::from(pd)].in_guest {
+            return;
+        }
+        let queued = self.ready.contains(pd);
+        if queued {
+            self.ready.remove(pd, self.prio(pd));
+        }
+        let was_held = self.held(pd);
+        self.pds[usize::from(pd)].in_guest = false;
+        if self.pds[usize::from(pd)].state == State::Ready && (queued || was_held) {
+            self.wake(pd, true);
+        }
+    }
+
+    /// Whether `pd`'s thread runs its guest.
+    pub fn in_guest(&self, pd: PdId) -> bool {
+        self.pd(pd).is_some_and(|p| p.in_guest)
     }
 
     /// The PD to run: the current one, else the highest ready. `None`: idle.
@@ -259,7 +346,7 @@ impl Kernel {
     /// throttled PD waits for its refill instead.
     fn wake(&mut self, pd: PdId, front: bool) {
         let prio = self.prio(pd);
-        if self.pds[usize::from(pd)].throttled {
+        if self.held(pd) {
             self.pds[usize::from(pd)].state = State::Ready;
             return;
         }
@@ -319,6 +406,8 @@ impl Kernel {
     /// Sets notification bits on `pd`, waking it if it waits on its own time.
     fn signal(&mut self, fx: &mut dyn Effects, pd: PdId, bits: u64) {
         self.pds[usize::from(pd)].pending |= bits;
+        // The notification ends its VM_ENTER: it handles it at its own priority.
+        self.leave_guest(pd);
         let state = self.pds[usize::from(pd)].state;
         if let State::GuestHalted(_) = state {
             let bits = core::mem::take(&mut self.pds[usize::from(pd)].pending);
@@ -541,22 +630,34 @@ impl Kernel {
             p.refill_at += behind * p.cfg.period_us.max(1);
             if p.throttled {
                 p.throttled = false;
-                if p.state == State::Ready {
-                    self.ready.push_back(i as PdId, p.cfg.priority);
-                }
+                self.requeue(i as PdId);
                 for j in 0..self.count {
-                    let q = &mut self.pds[j];
-                    if q.parked_on == Some(i as PdId) {
-                        q.parked_on = None;
-                        self.ready.push_back(j as PdId, q.cfg.priority);
+                    if self.pds[j].parked_on == Some(i as PdId) {
+                        self.pds[j].parked_on = None;
+                        self.requeue(j as PdId);
                     }
                 }
+            }
+        }
+        for i in 0..self.count {
+            let p = &mut self.pds[i];
+            let Some(g) = p.cfg.guest else { continue };
+            if g.budget_us >= g.period_us || p.guest_refill_at > now_us {
+                continue;
+            }
+            p.guest_consumed = 0;
+            let behind = (now_us - p.guest_refill_at) / g.period_us.max(1) + 1;
+            p.guest_refill_at += behind * g.period_us.max(1);
+            if p.guest_throttled {
+                p.guest_throttled = false;
+                self.requeue(i as PdId);
             }
         }
         let Some(cur) = self.current else { return };
         let c = usize::from(cur);
         let payer = self.payer(cur);
         let p = &mut self.pds[usize::from(payer)];
+        let mut stop = false;
         if p.cfg.budget_us < p.cfg.period_us {
             p.consumed += elapsed;
             if p.consumed >= p.cfg.budget_us {
@@ -564,10 +665,25 @@ impl Kernel {
                 if payer != cur {
                     self.pds[c].parked_on = Some(payer);
                 }
-                self.pds[c].state = State::Ready;
-                self.current = None;
-                return;
+                stop = true;
             }
+        }
+        let p = &mut self.pds[c];
+        if let Some(g) = p
+            .cfg
+            .guest
+            .filter(|g| g.budget_us < g.period_us && p.in_guest)
+        {
+            p.guest_consumed += elapsed;
+            if p.guest_consumed >= g.budget_us {
+                p.guest_throttled = true;
+                stop = true;
+            }
+        }
+        if stop {
+            self.pds[c].state = State::Ready;
+            self.current = None;
+            return;
         }
         let prio = self.prio(cur);
         match self.ready.highest() {
@@ -583,6 +699,13 @@ impl Kernel {
                 self.current = None;
             }
             _ => {}
+        }
+    }
+
+    /// Puts a `Ready` PD that no budget holds back on the ready queue.
+    fn requeue(&mut self, pd: PdId) {
+        if self.pds[usize::from(pd)].state == State::Ready && !self.held(pd) {
+            self.ready.push_back(pd, self.prio(pd));
         }
     }
 

@@ -5,7 +5,7 @@
 use kernel_abi::image::{perms, RegionDesc, SystemImage, MAX_PDS, MAX_REGIONS, NO_PARENT};
 use kernel_abi::{layout, Name};
 use kernel_core::paging::{self, MapError, PageSize, NO_EXECUTE, PRESENT, USER, WRITABLE};
-use kernel_core::{Cap, PdConfig};
+use kernel_core::{Cap, GuestLimits, PdConfig};
 
 use crate::mem::{self, Frames, Phys};
 use crate::trap::Frame;
@@ -153,6 +153,7 @@ pub fn load(
         parent: None,
         child_id: 0,
         caps: [Cap::default(); kernel_abi::image::CHANNELS],
+        guest: None,
     };
     let mut loaded = Loaded {
         configs: [empty; MAX_PDS],
@@ -260,6 +261,11 @@ pub fn load(
             parent: (d.parent != NO_PARENT).then_some(d.parent),
             child_id: d.child_id,
             caps,
+            guest: image.vm_of(i).map(|vm| GuestLimits {
+                priority: vm.desc.priority,
+                budget_us: vm.desc.budget_us,
+                period_us: vm.desc.period_us,
+            }),
         };
     }
     Ok(loaded)

@@ -197,6 +197,7 @@ fn switch_to_next() -> *mut Frame {
         };
         match vcpu::resume(pd, tcb.ipc_buffer, &mut GuestHost, woke) {
             vcpu::Resumed::Return(ret) => {
+                core_state().leave_guest(pd);
                 Glue.set_return(pd, ret);
                 break pd;
             }
@@ -382,11 +383,10 @@ fn syscall(f: &Frame) {
             match vcpu::enter(cur, ipc, f.rdi, f.rsi, f.rdx) {
                 Err(st) => Glue.set_return(cur, Ret::status(st)),
                 Ok(Some(ret)) => Glue.set_return(cur, ret),
-                Ok(None) => {
-                    if let Some(deadline) = vcpu::halted(cur) {
-                        k.vm_halt(&mut Glue, deadline);
-                    }
-                }
+                Ok(None) => match vcpu::halted(cur) {
+                    Some(deadline) => k.vm_halt(&mut Glue, deadline),
+                    None => k.enter_guest(),
+                },
             }
         }
         Sys::DEBUG_HALT => {

@@ -50,6 +50,7 @@ fn pd(priority: u8) -> PdConfig {
         parent: None,
         child_id: 0,
         caps: [Cap::default(); CHANNELS],
+        guest: None,
     }
 }
 
@@ -554,6 +555,8 @@ enum Op {
     VmHalt(u64),
     Expire(u64),
     TakePending,
+    EnterGuest,
+    LeaveGuest,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -569,6 +572,9 @@ fn op() -> impl Strategy<Value = Op> {
         (0u64..3).prop_map(|d| Op::VmHalt(d * 500)),
         (0u64..2000).prop_map(Op::Expire),
         Just(Op::TakePending),
+        Just(Op::EnterGuest),
+        Just(Op::EnterGuest),
+        Just(Op::LeaveGuest),
     ]
 }
 
@@ -596,6 +602,18 @@ fn mesh() -> Kernel {
     cfgs[0].budget_us = 300;
     cfgs[2].budget_us = 500;
     cfgs[3].budget_us = 200;
+    // PD 1 is a VMM whose guest runs below PD 0 on a 30% budget; PD 0's guest
+    // asks for more than PD 0 has and gets its own priority.
+    cfgs[1].guest = Some(GuestLimits {
+        priority: 5,
+        budget_us: 300,
+        period_us: 1000,
+    });
+    cfgs[0].guest = Some(GuestLimits {
+        priority: 200,
+        budget_us: 1000,
+        period_us: 1000,
+    });
     Kernel::new(&cfgs)
 }
 
@@ -608,10 +626,7 @@ fn check_invariants(k: &Kernel) -> Result<(), TestCaseError> {
                 running += 1;
                 prop_assert_eq!(k.current, Some(i as PdId));
             }
-            State::Ready => prop_assert_eq!(
-                k.ready.contains(i as PdId),
-                !p.throttled && p.parked_on.is_none()
-            ),
+            State::Ready => prop_assert_eq!(k.ready.contains(i as PdId), !k.held(i as PdId)),
             State::BlockedCall(callee) => {
                 // Its callee owes it the answer (or is the one running it down a chain).
                 prop_assert_eq!(k.pds[usize::from(callee)].owes, Owes::Call(i as PdId));
@@ -649,8 +664,15 @@ proptest! {
                 k.expire_deadlines(&mut fx, u64::MAX);
                 k.schedule();
             }
+            let Some(cur) = k.current() else { break };
+            // A thread running its guest makes no system calls: its VM_ENTER ends first.
+            let syscall = !matches!(op, Op::Tick | Op::Irq(_) | Op::EnterGuest | Op::LeaveGuest | Op::Expire(_));
+            if syscall && k.in_guest(cur) {
+                k.leave_guest(cur);
+                check_invariants(&k)?;
+            }
             if k.current().is_none() {
-                break;
+                continue;
             }
             match op {
                 Op::Notify(ch) => k.notify(&mut fx, ch),
@@ -670,6 +692,22 @@ proptest! {
                     if let Some(cur) = k.current() {
                         k.take_pending(cur);
                         prop_assert_eq!(k.pds[usize::from(cur)].pending, 0);
+                    }
+                }
+                Op::EnterGuest => {
+                    let cur = k.current();
+                    k.enter_guest();
+                    if let Some(c) = cur {
+                        prop_assert_eq!(k.in_guest(c), k.pds[usize::from(c)].pending == 0);
+                        if k.current() == Some(c) {
+                            prop_assert!(k.prio(c) <= k.pds[usize::from(c)].cfg.priority);
+                        }
+                    }
+                }
+                Op::LeaveGuest => {
+                    if let Some(c) = k.current() {
+                        k.leave_guest(c);
+                        prop_assert!(!k.in_guest(c));
                     }
                 }
             }
@@ -794,4 +832,116 @@ fn a_vmm_running_its_guest_is_preempted_and_collects_notifications_itself() {
     assert_eq!(k.schedule(), Some(1), "the guest resumes");
     assert_eq!(k.take_pending(1), 1 << 5);
     assert_eq!(k.take_pending(1), 0);
+}
+
+/// A VMM (id 0, prio 100) whose guest runs at 50 on a 300/1000 budget; a device
+/// PD (id 1, prio 70) that notifies it on ch 0 (the VMM sees bit 3); a low PD (id
+/// 2, prio 10).
+fn vmm_with_limits() -> Kernel {
+    let mut vmm = pd(100);
+    vmm.guest = Some(GuestLimits {
+        priority: 50,
+        budget_us: 300,
+        period_us: 1000,
+    });
+    let mut dev = pd(70);
+    dev.caps[0] = notify(0, 3);
+    dev.caps[1] = Cap {
+        irq: Some(6),
+        ..Cap::default()
+    };
+    Kernel::new(&[vmm, dev, pd(10)])
+}
+
+#[test]
+fn a_guest_runs_at_its_priority_and_a_notification_lifts_the_vmm_back() {
+    let mut k = vmm_with_limits();
+    let mut fx = Rec::default();
+    boot(&mut k, &mut fx);
+    k.signal(&mut fx, 0, 1);
+    assert_eq!(k.schedule(), Some(0));
+    k.take_pending(0);
+    k.enter_guest();
+    assert_eq!(k.current(), Some(0), "nothing outranks the guest yet");
+    // The device's irq: at 70 it outranks the guest (50), not the VMM (100).
+    k.irq(&mut fx, 6);
+    assert_eq!(k.current(), Some(1));
+    assert_eq!(k.state(0), Some(State::Ready));
+    fx.take();
+    // Its notification ends the VM_ENTER: the VMM is back at 100 and preempts it.
+    k.notify(&mut fx, 0);
+    assert_eq!(k.current(), Some(0));
+    assert!(!k.in_guest(0));
+    assert_eq!(k.take_pending(0), 1 << 3);
+    assert_eq!(k.state(1), Some(State::Ready));
+}
+
+#[test]
+fn entering_the_guest_yields_to_a_ready_pd_between_the_two_priorities() {
+    let mut k = vmm_with_limits();
+    let mut fx = Rec::default();
+    boot(&mut k, &mut fx);
+    k.signal(&mut fx, 0, 1);
+    k.signal(&mut fx, 1, 1);
+    assert_eq!(k.schedule(), Some(0));
+    k.take_pending(0);
+    k.enter_guest();
+    assert_eq!(k.schedule(), Some(1), "the device PD outranks the guest");
+    k.recv(&mut fx);
+    assert_eq!(k.schedule(), Some(0), "then the guest resumes");
+    assert!(k.in_guest(0));
+}
+
+#[test]
+fn a_guest_out_of_budget_waits_for_its_refill_but_its_vmm_does_not() {
+    let mut k = vmm_with_limits();
+    let mut fx = Rec::default();
+    boot(&mut k, &mut fx);
+    k.signal(&mut fx, 0, 1);
+    k.signal(&mut fx, 2, 1);
+    assert_eq!(k.schedule(), Some(0));
+    k.take_pending(0);
+    k.enter_guest();
+    k.tick(100);
+    k.tick(200);
+    assert_eq!(k.current(), Some(0));
+    k.tick(300);
+    assert_eq!(
+        k.schedule(),
+        Some(2),
+        "the guest used its 300 us: lower PDs run"
+    );
+    assert_eq!(k.state(0), Some(State::Ready));
+    // A notification for the VMM: it runs at once, on its own budget.
+    k.irq(&mut fx, 6);
+    k.notify(&mut fx, 0);
+    assert_eq!(k.current(), Some(0));
+    assert_eq!(k.take_pending(0), 1 << 3, "VM_ENTER returned it");
+    k.enter_guest();
+    assert_eq!(k.current(), None, "the guest is still out of budget");
+    assert_eq!(k.schedule(), Some(1), "the device PD it preempted finishes");
+    k.recv(&mut fx);
+    assert_eq!(k.schedule(), Some(2));
+    k.tick(1000);
+    assert_eq!(k.schedule(), Some(0), "refilled: the guest runs again");
+    assert!(k.in_guest(0));
+}
+
+#[test]
+fn a_pending_notification_keeps_the_vmm_at_its_own_priority() {
+    let mut k = vmm_with_limits();
+    let mut fx = Rec::default();
+    boot(&mut k, &mut fx);
+    k.signal(&mut fx, 0, 1);
+    k.signal(&mut fx, 1, 1);
+    assert_eq!(k.schedule(), Some(0));
+    k.signal(&mut fx, 0, 1 << 4);
+    k.enter_guest();
+    assert_eq!(
+        k.current(),
+        Some(0),
+        "its VM_ENTER returns the notification at once"
+    );
+    assert!(!k.in_guest(0));
+    assert_eq!(k.take_pending(0), 1 << 4);
 }
