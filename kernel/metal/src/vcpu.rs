@@ -672,13 +672,14 @@ pub fn resume(pd: PdId, ipc: u64, host: &mut dyn Host, ret_of_halt: Ret) -> Resu
         }
         match code {
             exit::INTR => {
+                reinject_interrupted_event(v.vmcb);
                 let start = crate::cpu::rdtsc();
                 host.take_irq();
                 // SAFETY: single CPU, interrupts off.
                 unsafe { *addr_of_mut!(GUEST_TSC) += crate::cpu::rdtsc() - start };
             }
             // The NMI is taken by the host once GIF is set again.
-            exit::NMI => {}
+            exit::NMI => reinject_interrupted_event(v.vmcb),
             exit::VINTR => {
                 // One shot: the window is open, the VMM injects now.
                 let vm = v.vmcb;
@@ -785,6 +786,16 @@ fn emulate_xsetbv(v: &mut Vcpu) -> bool {
 fn copy_save_area(from: u64, to: u64) {
     for off in SAVE_AREA.step_by(8) {
         mem::write_u64(to + off, mem::read_u64(from + off));
+    }
+}
+
+/// An exit the VMM never sees may have interrupted the delivery of an event (one
+/// the VMM injected, or the guest's own): deliver it again on the next VMRUN, as
+/// the VMM would for the exits it handles.
+fn reinject_interrupted_event(vm: u64) {
+    let info = r64(vm, vmcb::EXIT_INT_INFO);
+    if info & (1 << 31) != 0 {
+        w64(vm, vmcb::EVENT_INJ, info);
     }
 }
 
