@@ -386,6 +386,8 @@ impl Lapic {
                 if v & !0b1011 != 0 {
                     return Err(Gp);
                 }
+                // Takes effect at the next initial-count write: Linux programs the
+                // divider before the count, never while the timer runs.
                 self.timer.divide_config = v;
             }
             msr::SELF_IPI => {
@@ -611,7 +613,13 @@ impl Lapic {
         let Some(deadline) = self.timer.deadline else {
             return 0;
         };
-        let left = u128::from(deadline.saturating_sub(now));
+        // A periodic timer the VMM has not polled yet has reloaded all the same.
+        let left = if now >= deadline && self.timer_mode() == TimerMode::Periodic {
+            let period = self.timer.period.max(1);
+            u128::from(period - (now - deadline) % period)
+        } else {
+            u128::from(deadline.saturating_sub(now))
+        };
         let per_count = u128::from(self.divisor()) * u128::from(self.config.tsc_hz);
         let count = left * u128::from(self.config.bus_hz) / per_count.max(1);
         u32::try_from(count)

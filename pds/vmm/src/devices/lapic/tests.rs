@@ -267,6 +267,8 @@ fn one_shot_and_periodic_timer() {
         .expect("periodic");
     l.write_msr(msr::TIMER_INITIAL, 100, 0).expect("start");
     assert_eq!(l.next_deadline(), Some(4000));
+    // Not yet polled, 1000 TSC past the expiry: reloaded, 75 ticks left.
+    assert_eq!(l.read_msr(msr::TIMER_CURRENT, 5000), Ok(75));
     l.poll(4000);
     assert!(l.irr().contains(0xed));
     assert_eq!(l.next_deadline(), Some(8000));
