@@ -481,57 +481,69 @@ fn load_dirty(v: &mut Vcpu, words: &[u64; Word::COUNT]) -> Result<(), ()> {
 /// Writes the vCPU's whole state and `exit_code` into the VMM's IPC buffer.
 fn store_words(v: &Vcpu, ipc: u64, exit_code: u64) {
     let vm = v.vmcb;
-    let mut words = [0u64; Word::COUNT];
-    words[Word::EXIT_CODE] = exit_code;
-    words[Word::EXIT_INFO1] = r64(vm, vmcb::EXIT_INFO1);
-    words[Word::EXIT_INFO2] = r64(vm, vmcb::EXIT_INFO2);
-    words[Word::EXIT_INT_INFO] = r64(vm, vmcb::EXIT_INT_INFO);
-    words[Word::INTERRUPT_SHADOW] = r64(vm, vmcb::INTERRUPT_SHADOW) & 1;
-    words[Word::EVENT_INJECT] = r64(vm, vmcb::EVENT_INJ);
+    let put = |word: usize, value: u64| mem::write_u64(ipc + word as u64 * 8, value);
+    put(Word::EXIT_CODE, exit_code);
+    put(Word::EXIT_INFO1, r64(vm, vmcb::EXIT_INFO1));
+    put(Word::EXIT_INFO2, r64(vm, vmcb::EXIT_INFO2));
+    put(Word::EXIT_INT_INFO, r64(vm, vmcb::EXIT_INT_INFO));
+    put(Word::INTERRUPT_SHADOW, r64(vm, vmcb::INTERRUPT_SHADOW) & 1);
+    put(Word::DIRTY, 0);
+    put(Word::EVENT_INJECT, r64(vm, vmcb::EVENT_INJ));
     let vintr = r64(vm, vmcb::VINTR);
-    words[Word::INTERRUPT_WINDOW] = u64::from(vintr & vmcb::V_IRQ != 0) | ((vintr & 0xff) << 8);
+    put(
+        Word::INTERRUPT_WINDOW,
+        u64::from(vintr & vmcb::V_IRQ != 0) | ((vintr & 0xff) << 8),
+    );
     let g = &v.gprs;
-    words[Word::RAX] = r64(vm, vmcb::RAX);
-    words[Word::RCX] = g.rcx;
-    words[Word::RDX] = g.rdx;
-    words[Word::RBX] = g.rbx;
-    words[Word::RSP] = r64(vm, vmcb::RSP);
-    words[Word::RBP] = g.rbp;
-    words[Word::RSI] = g.rsi;
-    words[Word::RDI] = g.rdi;
-    words[Word::R8..Word::RIP]
-        .copy_from_slice(&[g.r8, g.r9, g.r10, g.r11, g.r12, g.r13, g.r14, g.r15]);
-    words[Word::RIP] = r64(vm, vmcb::RIP);
-    words[Word::RFLAGS] = r64(vm, vmcb::RFLAGS);
-    words[Word::CR0] = r64(vm, vmcb::CR0);
-    words[Word::CR2] = r64(vm, vmcb::CR2);
-    words[Word::CR3] = r64(vm, vmcb::CR3);
-    words[Word::CR4] = r64(vm, vmcb::CR4);
-    words[Word::EFER] = r64(vm, vmcb::EFER);
-    words[Word::EXCEPTION_INTERCEPTS] = u64::from(v.exceptions);
+    put(Word::RAX, r64(vm, vmcb::RAX));
+    put(Word::RCX, g.rcx);
+    put(Word::RDX, g.rdx);
+    put(Word::RBX, g.rbx);
+    put(Word::RSP, r64(vm, vmcb::RSP));
+    put(Word::RBP, g.rbp);
+    put(Word::RSI, g.rsi);
+    put(Word::RDI, g.rdi);
+    for (k, r) in [g.r8, g.r9, g.r10, g.r11, g.r12, g.r13, g.r14, g.r15]
+        .into_iter()
+        .enumerate()
+    {
+        put(Word::R8 + k, r);
+    }
+    put(Word::RIP, r64(vm, vmcb::RIP));
+    put(Word::RFLAGS, r64(vm, vmcb::RFLAGS));
+    put(Word::CR0, r64(vm, vmcb::CR0));
+    put(Word::CR2, r64(vm, vmcb::CR2));
+    put(Word::CR3, r64(vm, vmcb::CR3));
+    put(Word::CR4, r64(vm, vmcb::CR4));
+    put(Word::EFER, r64(vm, vmcb::EFER));
+    put(Word::EXCEPTION_INTERCEPTS, u64::from(v.exceptions));
     for (k, &off) in SEGMENTS.iter().enumerate() {
+        // The VMCB's selector/attrib/limit word is the state word's layout already,
+        // with the attribute's 12 bits in place.
         let raw = r64(vm, off);
-        words[Word::SEGMENTS + 2 * k] =
-            segment_word(raw as u16, (raw >> 16) as u16 & 0xfff, (raw >> 32) as u32);
-        words[Word::SEGMENTS + 2 * k + 1] = r64(vm, off + 8);
+        put(
+            Word::SEGMENTS + 2 * k,
+            segment_word(raw as u16, (raw >> 16) as u16 & 0xfff, (raw >> 32) as u32),
+        );
+        put(Word::SEGMENTS + 2 * k + 1, r64(vm, off + 8));
     }
-    words[Word::GDTR] = u64::from(r32(vm, vmcb::GDTR + 4));
-    words[Word::GDTR + 1] = r64(vm, vmcb::GDTR + 8);
-    words[Word::IDTR] = u64::from(r32(vm, vmcb::IDTR + 4));
-    words[Word::IDTR + 1] = r64(vm, vmcb::IDTR + 8);
-    words[Word::PAT] = r64(vm, vmcb::G_PAT);
-    words[Word::DR7] = r64(vm, vmcb::DR7);
-    words[Word::XCR0] = v.xcr0;
-    // SAFETY: written once at boot (set_tsc_hz); read only afterwards.
-    words[Word::TSC_HZ] = unsafe { TSC_HZ };
+    put(Word::GDTR, u64::from(r32(vm, vmcb::GDTR + 4)));
+    put(Word::GDTR + 1, r64(vm, vmcb::GDTR + 8));
+    put(Word::IDTR, u64::from(r32(vm, vmcb::IDTR + 4)));
+    put(Word::IDTR + 1, r64(vm, vmcb::IDTR + 8));
+    put(Word::PAT, r64(vm, vmcb::G_PAT));
+    put(Word::DR7, r64(vm, vmcb::DR7));
+    put(Word::XCR0, v.xcr0);
     let n = r8(vm, vmcb::INSN_BYTES).min(15);
-    if n > 0 {
-        words[Word::INSN_BYTES] = r64(vm, vmcb::INSN_BYTES);
-        words[Word::INSN_BYTES + 1] = r64(vm, vmcb::INSN_BYTES + 8);
-    }
-    for (i, w) in words.iter().enumerate() {
-        mem::write_u64(ipc + i as u64 * 8, *w);
-    }
+    let (b0, b1) = if n > 0 {
+        (r64(vm, vmcb::INSN_BYTES), r64(vm, vmcb::INSN_BYTES + 8))
+    } else {
+        (0, 0)
+    };
+    put(Word::INSN_BYTES, b0);
+    put(Word::INSN_BYTES + 1, b1);
+    // SAFETY: written once at boot.
+    put(Word::TSC_HZ, unsafe { TSC_HZ });
 }
 
 /// The DIRTY word and the words it names (the others stay 0: unused).
@@ -629,26 +641,28 @@ pub fn resume(pd: PdId, ipc: u64, host: &mut dyn Host, ret_of_halt: Ret) -> Resu
     let Some(run) = runs()[usize::from(pd)] else {
         return Resumed::Preempted;
     };
-    let Some(mut v) = vcpus()[run.slot] else {
-        runs()[usize::from(pd)] = None;
-        return Resumed::Return(Ret::status(Status::NOT_A_VCPU));
-    };
-    let finish = |v: &Vcpu, code: u64, ret: Ret| {
-        store_words(v, ipc, code);
+    let slot = run.slot;
+    let finish = |code: u64, ret: Ret| {
+        if let Some(v) = vcpus()[slot].as_ref() {
+            store_words(v, ipc, code);
+        }
         runs()[usize::from(pd)] = None;
         Resumed::Return(ret)
     };
+    if vcpus()[slot].is_none() {
+        runs()[usize::from(pd)] = None;
+        return Resumed::Return(Ret::status(Status::NOT_A_VCPU));
+    }
     if run.halted {
         let code = if ret_of_halt.rax == Event::NOTIFICATION.0 {
             pseudo_exit::NOTIFIED
         } else {
             pseudo_exit::DEADLINE
         };
-        return finish(&v, code, ret_of_halt);
+        return finish(code, ret_of_halt);
     }
     loop {
         if !host.is_current(pd) {
-            vcpus()[run.slot] = Some(v);
             return Resumed::Preempted;
         }
         let bits = host.take_pending(pd);
@@ -658,31 +672,49 @@ pub fn resume(pd: PdId, ipc: u64, host: &mut dyn Host, ret_of_halt: Ret) -> Resu
                 rsi: bits,
                 ..Ret::default()
             };
-            vcpus()[run.slot] = Some(v);
-            return finish(&v, pseudo_exit::NOTIFIED, ret);
+            return finish(pseudo_exit::NOTIFIED, ret);
         }
         if run.deadline != 0 && crate::cpu::rdtsc() >= run.deadline {
-            vcpus()[run.slot] = Some(v);
-            return finish(&v, pseudo_exit::DEADLINE, vm_exit_ret());
+            return finish(pseudo_exit::DEADLINE, vm_exit_ret());
         }
-        let code = run_once(run.slot, &mut v);
-        count_exit(code);
-        if code as u32 != EXIT_INVALID {
-            v.backed_up = false;
-        }
+        take_registers(slot);
+        // The borrow ends before anything else reaches the vCPU table (the irq path
+        // in `take_irq` does not, but keep it obvious).
+        let (code, vm) = {
+            let Some(v) = vcpus()[slot].as_mut() else {
+                return Resumed::Preempted;
+            };
+            let code = run_once(v);
+            count_exit(code);
+            match code {
+                exit::XSETBV if emulate_xsetbv(v) => (None, v.vmcb),
+                c if c as u32 == EXIT_INVALID => {
+                    // Nothing ran: the state is the one the VMM asked for, as it was.
+                    if v.backed_up {
+                        copy_save_area(v.backup, v.vmcb);
+                    }
+                    v.backed_up = false;
+                    (Some(pseudo_exit::INVALID_STATE), v.vmcb)
+                }
+                c => {
+                    v.backed_up = false;
+                    (Some(c), v.vmcb)
+                }
+            }
+        };
         match code {
-            exit::INTR => {
-                reinject_interrupted_event(v.vmcb);
+            None => {}
+            Some(exit::INTR) => {
+                reinject_interrupted_event(vm);
                 let start = crate::cpu::rdtsc();
                 host.take_irq();
                 // SAFETY: single CPU, interrupts off.
                 unsafe { *addr_of_mut!(GUEST_TSC) += crate::cpu::rdtsc() - start };
             }
             // The NMI is taken by the host once GIF is set again.
-            exit::NMI => reinject_interrupted_event(v.vmcb),
-            exit::VINTR => {
+            Some(exit::NMI) => reinject_interrupted_event(vm),
+            Some(exit::VINTR) => {
                 // One shot: the window is open, the VMM injects now.
-                let vm = v.vmcb;
                 w64(
                     vm,
                     vmcb::VINTR,
@@ -693,27 +725,13 @@ pub fn resume(pd: PdId, ipc: u64, host: &mut dyn Host, ret_of_halt: Ret) -> Resu
                     vmcb::INTERCEPT_MISC1,
                     r32(vm, vmcb::INTERCEPT_MISC1) & !vmcb::I_VINTR,
                 );
-                vcpus()[run.slot] = Some(v);
-                return finish(&v, code, vm_exit_ret());
+                return finish(exit::VINTR, vm_exit_ret());
             }
-            exit::XSETBV if emulate_xsetbv(&mut v) => {}
             // SVM is not offered to guests: its instructions raise #UD there.
-            EXIT_VMRUN | EXIT_VMLOAD..=EXIT_SKINIT | EXIT_INVLPGA | EXIT_MONITOR | EXIT_MWAIT => {
-                inject_ud(v.vmcb)
-            }
-            c if c as u32 == EXIT_INVALID => {
-                // Nothing ran: the state is the one the VMM asked for, as it was.
-                if v.backed_up {
-                    copy_save_area(v.backup, v.vmcb);
-                }
-                v.backed_up = false;
-                vcpus()[run.slot] = Some(v);
-                return finish(&v, pseudo_exit::INVALID_STATE, vm_exit_ret());
-            }
-            _ => {
-                vcpus()[run.slot] = Some(v);
-                return finish(&v, code, vm_exit_ret());
-            }
+            Some(
+                EXIT_VMRUN | EXIT_VMLOAD..=EXIT_SKINIT | EXIT_INVLPGA | EXIT_MONITOR | EXIT_MWAIT,
+            ) => inject_ud(vm),
+            Some(c) => return finish(c, vm_exit_ret()),
         }
     }
 }
@@ -804,33 +822,43 @@ fn inject_ud(vm: u64) {
     w64(vm, vmcb::EVENT_INJ, (1 << 31) | (3 << 8) | 6);
 }
 
-/// One VMRUN of vCPU `slot`: TLB flush when needed, its extended state in the
-/// registers, the guest's XCR0 while it runs. Returns the exit code.
-fn run_once(slot: usize, v: &mut Vcpu) -> u64 {
+/// Makes vCPU `slot`'s extended state and DR0..DR3 the ones in the registers,
+/// saving the previous owner's first.
+fn take_registers(slot: usize) {
     // SAFETY: single CPU; kernel statics touched with interrupts off.
-    let (last, owner) = unsafe { (&mut *addr_of_mut!(LAST_VMCB), &mut *addr_of_mut!(FPU_OWNER)) };
+    let (fpu, dr) = unsafe { (&mut *addr_of_mut!(FPU_OWNER), &mut *addr_of_mut!(DR_OWNER)) };
+    if *fpu != Some(slot) {
+        svm::osxsave(true);
+        if let Some(prev) = fpu.and_then(|o| vcpus()[o].as_ref()) {
+            svm::xsave(prev.xsave);
+        }
+        if let Some(v) = vcpus()[slot].as_ref() {
+            svm::xrstor(v.xsave);
+        }
+        *fpu = Some(slot);
+    }
+    if *dr != Some(slot) {
+        if let Some(prev) = dr.and_then(|o| vcpus()[o].as_mut()) {
+            prev.dr = svm::debug_registers();
+        }
+        if let Some(v) = vcpus()[slot].as_ref() {
+            svm::set_debug_registers(&v.dr);
+        }
+        *dr = Some(slot);
+    }
+}
+
+/// One VMRUN of `v` (whose registers [`take_registers`] loaded): TLB flush when
+/// needed, the guest's XCR0 while it runs. Returns the exit code.
+fn run_once(v: &mut Vcpu) -> u64 {
+    // SAFETY: single CPU; kernel statics touched with interrupts off.
+    let last = unsafe { &mut *addr_of_mut!(LAST_VMCB) };
     let flush = v.flush || *last != v.vmcb;
     w8(v.vmcb, vmcb::TLB_CONTROL, u8::from(flush));
     v.flush = false;
     *last = v.vmcb;
     w64(v.vmcb, vmcb::EXIT_CODE, 0);
     svm::osxsave(true);
-    if *owner != Some(slot) {
-        if let Some(prev) = owner.and_then(|o| vcpus()[o]) {
-            svm::xsave(prev.xsave);
-        }
-        svm::xrstor(v.xsave);
-        *owner = Some(slot);
-    }
-    // SAFETY: as above.
-    let dr_owner = unsafe { &mut *addr_of_mut!(DR_OWNER) };
-    if *dr_owner != Some(slot) {
-        if let Some(prev) = dr_owner.and_then(|o| vcpus()[o].as_mut()) {
-            prev.dr = svm::debug_registers();
-        }
-        svm::set_debug_registers(&v.dr);
-        *dr_owner = Some(slot);
-    }
     let start = crate::cpu::rdtsc();
     svm::run(&mut v.gprs, v.vmcb, v.xcr0);
     // SAFETY: single CPU, interrupts off.

@@ -103,9 +103,20 @@ impl Vcpu {
         rsi: u64,
         words: &[u64; Word::COUNT],
     ) -> Result<VmEvent, IpcError> {
+        self.finish_with(rax, rsi, |out| *out = *words)
+    }
+
+    /// As [`Vcpu::finish`], with `read` filling the words in place when the entry
+    /// brought state back (so the runtime copies the IPC buffer once).
+    fn finish_with(
+        &mut self,
+        rax: u64,
+        rsi: u64,
+        read: impl FnOnce(&mut [u64; Word::COUNT]),
+    ) -> Result<VmEvent, IpcError> {
         match Event(rax) {
             Event::VM_EXIT | Event::NOTIFICATION => {
-                self.words = *words;
+                read(&mut self.words);
                 self.dirty = 0;
                 Ok(if Event(rax) == Event::VM_EXIT {
                     VmEvent::Exit(self.words[Word::EXIT_CODE])
@@ -125,25 +136,29 @@ impl Vcpu {
     /// `deadline` (0 = none); `flags` are `kernel_abi::vcpu::flags`.
     pub fn enter(&mut self, flags: u64, deadline: u64) -> Result<VmEvent, IpcError> {
         let ipc = IPC_BUFFER_VADDR as *mut u64;
-        let words = self.entry_words();
         // The kernel reads only DIRTY and the words it names.
         let mut send = self.dirty | (1 << Word::DIRTY);
         while send != 0 {
             let i = send.trailing_zeros() as usize;
             send &= send - 1;
+            let w = if i == Word::DIRTY {
+                self.dirty
+            } else {
+                self.words[i]
+            };
             // SAFETY: the kernel maps this PD's IPC buffer (64 words, writable) at
             // IPC_BUFFER_VADDR; i < Word::COUNT (`set` marks no others); nothing in
             // the PD holds a reference into it across this call.
-            unsafe { ipc.add(i).write_volatile(words[i]) };
+            unsafe { ipc.add(i).write_volatile(w) };
         }
         let (rax, _, rsi, _) =
             crate::sys::syscall(Sys::VM_ENTER, u64::from(self.id), flags, deadline, 0);
-        let mut words = [0u64; Word::COUNT];
-        for (i, w) in words.iter_mut().enumerate() {
-            // SAFETY: as above; the kernel wrote the words before returning.
-            *w = unsafe { ipc.add(i).read_volatile() };
-        }
-        self.finish(rax, rsi, &words)
+        self.finish_with(rax, rsi, |words| {
+            for (i, w) in words.iter_mut().enumerate() {
+                // SAFETY: as above; the kernel wrote the words before returning.
+                *w = unsafe { ipc.add(i).read_volatile() };
+            }
+        })
     }
 }
 
