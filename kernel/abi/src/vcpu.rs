@@ -25,6 +25,12 @@
 //! The deadline is checked whenever the guest exits, and host timer ticks (1 ms)
 //! exit it, so `VM_ENTER` returns within a tick of the deadline.
 //!
+//! While the guest runs, the VMM's thread runs at the `<virtual_machine>`'s
+//! priority (when lower than its own) and on its budget as well; a notification
+//! ends `VM_ENTER` and lifts it back. Calls into a VMM fail with `PEER_GONE` while
+//! its guest runs (it is not waiting), and faults of its children wait for its next
+//! RECV: a VMM is best neither a PPC server nor a parent.
+//!
 //! Layout of the IPC buffer (64 words), the same in both directions; [`Word`] names
 //! each index.
 

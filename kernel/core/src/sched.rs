@@ -610,7 +610,9 @@ impl Kernel {
 
     /// Whether any PD waits for a refill (then a timer tick can make work).
     pub fn any_throttled(&self) -> bool {
-        self.pds[..self.count].iter().any(|p| p.throttled)
+        self.pds[..self.count]
+            .iter()
+            .any(|p| p.throttled || (p.in_guest && p.guest_throttled))
     }
 
     /// A timer tick at `now_us` since boot: refill budgets whose period started,

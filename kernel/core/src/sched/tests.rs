@@ -906,6 +906,10 @@ fn a_guest_out_of_budget_waits_for_its_refill_but_its_vmm_does_not() {
     k.tick(200);
     assert_eq!(k.current(), Some(0));
     k.tick(300);
+    assert!(
+        k.any_throttled(),
+        "a refill will make work: the machine must not stop"
+    );
     assert_eq!(
         k.schedule(),
         Some(2),
