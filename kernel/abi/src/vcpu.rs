@@ -22,8 +22,10 @@
 //! other XSETBV form reaches the VMM as [`exit::XSETBV`]; it completes it by
 //! writing [`Word::XCR0`] and RIP.
 //!
-//! The deadline is checked whenever the guest exits, and host timer ticks (1 ms)
-//! exit it, so `VM_ENTER` returns within a tick of the deadline.
+//! The deadline is checked whenever the guest exits; the kernel arms the local
+//! APIC's one-shot timer for it (x2APIC; without one the 1 ms tick, which also
+//! exits the guest, bounds the delay), so `VM_ENTER` returns within microseconds
+//! of the deadline, halted or not.
 //!
 //! While the guest runs, the VMM's thread runs at the `<virtual_machine>`'s
 //! priority (when lower than its own) and on its budget as well; a notification

@@ -6,6 +6,7 @@
 #![no_main]
 #![allow(unsafe_code)]
 
+mod apic;
 mod boot;
 mod cpu;
 mod gdt;
@@ -104,7 +105,9 @@ extern "C" fn kmain(start_info: u64) -> ! {
             pic::unmask(line);
         }
     }
-    vcpu::set_tsc_hz(pic::measure_tsc_hz());
+    let tsc_hz = pic::measure_tsc_hz();
+    vcpu::set_tsc_hz(tsc_hz);
+    apic::init(tsc_hz);
     pic::start_timer();
     kprintln!(
         "kernel: {} PDs loaded, {} KiB free; starting",
@@ -276,18 +279,21 @@ extern "C" fn trap_entry(frame: *mut Frame) -> *mut Frame {
             ..Frame::default()
         }
     };
-    let is_irq = (pic::VECTOR_BASE..pic::VECTOR_BASE + 16).contains(&f.vector);
+    // The APIC's spurious vector (255) counts too: nothing to do, from any mode.
+    let is_irq = (pic::VECTOR_BASE..pic::VECTOR_BASE + 16).contains(&f.vector)
+        || f.vector == apic::VECTOR
+        || f.vector == 255;
     if !f.is_from_user() {
         // SAFETY: single CPU; read-only.
         if is_irq && unsafe { IDLE } {
-            irq((f.vector - pic::VECTOR_BASE) as u8);
+            irq_vector(f.vector);
             return frame;
         }
         kernel_fault(&f);
     }
     match f.vector {
         SYSCALL_VECTOR => syscall(&f),
-        _ if is_irq => irq((f.vector - pic::VECTOR_BASE) as u8),
+        _ if is_irq => irq_vector(f.vector),
         // Spurious, and NMIs: nothing to do, and no PD is at fault.
         255 | 2 => {}
         v => core_state().fault(
@@ -339,6 +345,19 @@ fn print_syscall_costs() {
 /// Ticks since boot.
 static mut TICKS: u64 = 0;
 
+fn irq_vector(vector: u64) {
+    match vector {
+        apic::VECTOR => {
+            apic::fired();
+            core_state().expire_deadlines(&mut Glue, cpu::rdtsc());
+        }
+        v if (pic::VECTOR_BASE..pic::VECTOR_BASE + 16).contains(&v) => {
+            irq((v - pic::VECTOR_BASE) as u8)
+        }
+        _ => {}
+    }
+}
+
 fn irq(line: u8) {
     if line == pic::TIMER_LINE {
         pic::end_of_interrupt(line);
@@ -384,7 +403,12 @@ fn syscall(f: &Frame) {
                 Err(st) => Glue.set_return(cur, Ret::status(st)),
                 Ok(Some(ret)) => Glue.set_return(cur, ret),
                 Ok(None) => match vcpu::halted(cur) {
-                    Some(deadline) => k.vm_halt(&mut Glue, deadline),
+                    Some(deadline) => {
+                        if deadline != 0 {
+                            apic::arm(deadline);
+                        }
+                        k.vm_halt(&mut Glue, deadline)
+                    }
                     None => k.enter_guest(),
                 },
             }

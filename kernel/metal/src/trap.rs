@@ -77,7 +77,7 @@ static mut SYSCALL_USER_RSP: u64 = 0;
 global_asm!(
     r#"
     .section .text.trap, "ax"
-    .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,255
+    .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,255
 trap_stub_\v:
     .if (\v == 8) || (\v == 10) || (\v == 11) || (\v == 12) || (\v == 13) || (\v == 14) || (\v == 17) || (\v == 21) || (\v == 29) || (\v == 30)
     .else
@@ -177,7 +177,7 @@ resume_frame:
     .balign 8
     .global TRAP_STUBS
 TRAP_STUBS:
-    .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,255
+    .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,255
     .quad trap_stub_\v
     .endr
 "#,
@@ -187,7 +187,7 @@ TRAP_STUBS:
 );
 
 extern "C" {
-    static TRAP_STUBS: [u64; 49];
+    static TRAP_STUBS: [u64; 50];
     static kernel_stack_top: u8;
     fn syscall_entry();
     fn enter_user(frame: *mut Frame) -> !;
@@ -216,7 +216,7 @@ pub fn init() {
         KERNEL_STACK_TOP = addr_of!(kernel_stack_top) as u64;
         let stubs = &*addr_of!(TRAP_STUBS);
         for (i, &stub) in stubs.iter().enumerate() {
-            let vector = if i == 48 { 255 } else { i };
+            let vector = if i == 49 { 255 } else { i };
             // Double fault (8) and NMI (2) get the IST stack.
             let ist = if vector == 8 || vector == 2 { 1 } else { 0 };
             IDT[vector] = gate(stub, ist);

@@ -677,6 +677,9 @@ pub fn resume(pd: PdId, ipc: u64, host: &mut dyn Host, ret_of_halt: Ret) -> Resu
         if run.deadline != 0 && crate::cpu::rdtsc() >= run.deadline {
             return finish(pseudo_exit::DEADLINE, vm_exit_ret());
         }
+        if run.deadline != 0 {
+            crate::apic::arm(run.deadline);
+        }
         take_registers(slot);
         // The borrow ends before anything else reaches the vCPU table (the irq path
         // in `take_irq` does not, but keep it obvious).
