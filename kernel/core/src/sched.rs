@@ -453,6 +453,17 @@ impl Kernel {
         }
     }
 
+    /// The earliest deadline a halted VMM waits for.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.pds[..self.count]
+            .iter()
+            .filter_map(|p| match p.state {
+                State::GuestHalted(d) if d != 0 => Some(d),
+                _ => None,
+            })
+            .min()
+    }
+
     /// Whether a halted VMM waits for a deadline (then a timer tick can make work).
     pub fn any_deadline(&self) -> bool {
         self.pds[..self.count]

@@ -349,7 +349,12 @@ fn irq_vector(vector: u64) {
     match vector {
         apic::VECTOR => {
             apic::fired();
-            core_state().expire_deadlines(&mut Glue, cpu::rdtsc());
+            let k = core_state();
+            k.expire_deadlines(&mut Glue, cpu::rdtsc());
+            // It may have fired for an entry that ended early: the next one waits.
+            if let Some(d) = k.next_deadline() {
+                apic::arm(d);
+            }
         }
         v if (pic::VECTOR_BASE..pic::VECTOR_BASE + 16).contains(&v) => {
             irq((v - pic::VECTOR_BASE) as u8)

@@ -784,6 +784,7 @@ fn a_halted_vmm_wakes_at_its_deadline_and_not_before() {
     fx.take();
     k.vm_halt(&mut fx, 5000);
     assert!(k.any_deadline());
+    assert_eq!(k.next_deadline(), Some(5000));
     k.expire_deadlines(&mut fx, 4999);
     assert_eq!(k.state(1), Some(State::GuestHalted(5000)));
     assert!(fx.take().is_empty());
@@ -791,6 +792,7 @@ fn a_halted_vmm_wakes_at_its_deadline_and_not_before() {
     assert_eq!(fx.take(), [Fx::Ret(1, vm_exit())]);
     assert_eq!(k.schedule(), Some(1));
     assert!(!k.any_deadline());
+    assert_eq!(k.next_deadline(), None);
 }
 
 #[test]
