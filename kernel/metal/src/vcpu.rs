@@ -885,6 +885,28 @@ pub fn print_exit_counts() {
     // SAFETY: single CPU, interrupts off; read only.
     let counts = unsafe { &*addr_of_mut!(EXIT_COUNTS) };
     for &(code, n) in counts.iter().filter(|e| e.1 != 0) {
-        crate::kprintln!("kernel: guest exits {code:#x}: {n}");
+        crate::kprintln!("kernel: guest exits {code:#x}: {n} ({})", exit_name(code));
+    }
+}
+
+fn exit_name(code: u64) -> &'static str {
+    match code {
+        exit::INTR => "host interrupt, handled in the kernel",
+        exit::NMI => "host NMI",
+        exit::VINTR => "interrupt window",
+        exit::CPUID => "CPUID",
+        exit::HLT => "HLT",
+        exit::IOIO => "port I/O",
+        exit::MSR => "MSR",
+        exit::SHUTDOWN => "shutdown (triple fault)",
+        exit::VMMCALL => "VMMCALL",
+        exit::XSETBV => "XSETBV",
+        exit::NPF => "nested page fault",
+        c if c as u32 == EXIT_INVALID => "VMRUN refused the state",
+        c if (exit::EXCEPTION_BASE..exit::EXCEPTION_BASE + 32).contains(&c) => "exception",
+        EXIT_VMRUN | EXIT_VMLOAD..=EXIT_SKINIT | EXIT_INVLPGA | EXIT_MONITOR | EXIT_MWAIT => {
+            "SVM or MONITOR/MWAIT, #UD in the guest"
+        }
+        _ => "other",
     }
 }
