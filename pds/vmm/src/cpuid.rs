@@ -5,7 +5,8 @@
 //! adds (x2APIC, TSC deadline, the hypervisor bit) put in.
 
 use hvdef::cpuid::{
-    privilege, HYPERVISOR_LEAVES, LEAF_FEATURES, LEAF_ISOLATION_CONFIG, LEAF_VS_PROPERTIES,
+    privilege, IsolationType, HYPERVISOR_LEAVES, LEAF_FEATURES, LEAF_ISOLATION_CONFIG,
+    LEAF_VS_PROPERTIES,
 };
 
 /// How the VM is presented to its guest (a per-VM setting: guests without the
@@ -70,12 +71,42 @@ mod bit {
     pub const SPEC_CTRL_AMD: u32 = 0x0f0f_f000;
     // CR4.
     pub const CR4_OSXSAVE: u64 = 1 << 18;
+    // Leaf 0xD subleaf 1 EAX.
+    pub const XSAVEC: u32 = 1 << 1;
+    pub const XSAVES: u32 = 1 << 3;
 }
 
-/// The answer for a non-hypervisor leaf, from the real CPU's `raw` answer.
-pub fn native(leaf: u32, subleaf: u32, raw: [u32; 4], cr4: u64) -> [u32; 4] {
-    let [mut a, mut b, mut c, mut d] = raw;
+/// Bytes of a standard-format XSAVE area holding the components of `xcr0`: the
+/// legacy area and header (576), or the end of the highest enabled component.
+pub fn xsave_size(host: fn(u32, u32) -> [u32; 4], xcr0: u64) -> u32 {
+    let mut size = 576u32;
+    for component in 2..63u32 {
+        if xcr0 & (1 << component) != 0 {
+            let [len, offset, _, _] = host(0xd, component);
+            size = size.max(offset.saturating_add(len));
+        }
+    }
+    size
+}
+
+/// The answer for a non-hypervisor leaf, from the real CPU's answers (`host`), for
+/// a guest with control register 4 `cr4` and extended control register `xcr0`.
+pub fn native(
+    leaf: u32,
+    subleaf: u32,
+    host: fn(u32, u32) -> [u32; 4],
+    cr4: u64,
+    xcr0: u64,
+) -> [u32; 4] {
+    let [mut a, mut b, mut c, mut d] = host(leaf, subleaf);
     match leaf {
+        // The XSAVE area's size follows the *guest's* XCR0, not the VMM's. XSAVES
+        // and XSAVEC are hidden: they need IA32_XSS, which is not emulated.
+        0xd if subleaf == 0 => b = xsave_size(host, xcr0),
+        0xd if subleaf == 1 => {
+            a &= !(bit::XSAVEC | bit::XSAVES);
+            b = 0;
+        }
         1 => {
             // APIC id 0, one logical processor per package.
             b &= 0x0000_ffff;
@@ -165,6 +196,10 @@ pub fn hypervisor(leaf: u32, answer: [u32; 4], presentation: Presentation) -> [u
             }
         }
         LEAF_ISOLATION_CONFIG if presentation == Presentation::Plain => return [0; 4],
+        // This platform (SVM, no SEV) isolates in software: the guest is told
+        // "VBS", as Hyper-V tells software-isolated guests, so it uses the vTOM
+        // without looking for SEV-SNP's GHCB.
+        LEAF_ISOLATION_CONFIG => b = (b & !0xf) | u32::from(IsolationType::VBS.0),
         LEAF_VS_PROPERTIES if presentation == Presentation::Plain => {
             a &= !CONFIDENTIAL_VMBUS_AVAILABLE;
         }
@@ -191,30 +226,55 @@ mod tests {
 
     #[test]
     fn leaf_one_offers_x2apic_and_deadline_and_hides_vmx_mtrr_and_mca() {
-        let [_, b, c, d] = native(
-            1,
-            0,
-            [0x800f12, 0xff08_0800, bit::VMX | bit::MONITOR, u32::MAX],
-            0,
-        );
+        fn host(_: u32, _: u32) -> [u32; 4] {
+            [0x800f12, 0xff08_0800, bit::VMX | bit::MONITOR, u32::MAX]
+        }
+        let [_, b, c, d] = native(1, 0, host, 0, 1);
         assert_eq!(b >> 24, 0, "APIC id");
         assert_ne!(c & bit::X2APIC, 0);
         assert_ne!(c & bit::TSC_DEADLINE, 0);
         assert_ne!(c & bit::HYPERVISOR, 0);
         assert_eq!(c & (bit::VMX | bit::MONITOR | bit::OSXSAVE), 0);
         assert_eq!(d & (bit::MTRR | bit::MCA | bit::MCE), 0);
-        let [_, _, c, _] = native(1, 0, [0; 4], bit::CR4_OSXSAVE);
+        let [_, _, c, _] = native(1, 0, |_, _| [0; 4], bit::CR4_OSXSAVE, 1);
         assert_ne!(c & bit::OSXSAVE, 0, "OSXSAVE follows the guest's CR4");
     }
 
     #[test]
     fn svm_and_sev_are_never_offered() {
+        let all = |_, _| [u32::MAX; 4];
+        assert_eq!(native(0x8000_0001, 0, all, 0, 1)[2] & bit::SVM, 0);
+        assert_eq!(native(0x8000_000a, 0, all, 0, 1), [0; 4]);
+        assert_eq!(native(0x8000_001f, 0, all, 0, 1), [0; 4]);
+    }
+
+    /// A host with AVX (component 2: 256 bytes at 576) and AVX-512 state
+    /// (components 5..=7, ending at 2688).
+    fn xsave_host(leaf: u32, sub: u32) -> [u32; 4] {
+        match (leaf, sub) {
+            (0xd, 0) => [0xe7, 2696, 2696, 0],
+            (0xd, 1) => [0xf, 2440, 0, 0],
+            (0xd, 2) => [256, 576, 0, 0],
+            (0xd, 5) => [64, 1088, 0, 0],
+            (0xd, 6) => [512, 1152, 0, 0],
+            (0xd, 7) => [1024, 1664, 0, 0],
+            _ => [0; 4],
+        }
+    }
+
+    #[test]
+    fn xsave_size_follows_the_guests_xcr0() {
+        assert_eq!(native(0xd, 0, xsave_host, 0, 0x3)[1], 576);
+        assert_eq!(native(0xd, 0, xsave_host, 0, 0x7)[1], 832);
+        assert_eq!(native(0xd, 0, xsave_host, 0, 0xe7)[1], 2688);
         assert_eq!(
-            native(0x8000_0001, 0, [0, 0, u32::MAX, u32::MAX], 0)[2] & bit::SVM,
-            0
+            native(0xd, 0, xsave_host, 0, 0x7)[2],
+            2696,
+            "ECX: all supported"
         );
-        assert_eq!(native(0x8000_000a, 0, [1, 16, 0, 0x10010001], 0), [0; 4]);
-        assert_eq!(native(0x8000_001f, 0, [u32::MAX; 4], 0), [0; 4]);
+        let sub1 = native(0xd, 1, xsave_host, 0, 0x7);
+        assert_eq!(sub1[0] & (bit::XSAVEC | bit::XSAVES), 0);
+        assert_eq!(sub1[1], 0);
     }
 
     #[test]

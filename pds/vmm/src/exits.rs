@@ -269,8 +269,9 @@ impl Vmm {
             cpuid::native(
                 leaf,
                 subleaf,
-                (self.host_cpuid)(leaf, subleaf),
+                self.host_cpuid,
                 st.get(Word::CR4),
+                st.get(Word::XCR0),
             )
         };
         if self.step_over(st, mem, FixedInstruction::Cpuid) {
@@ -376,6 +377,7 @@ impl Vmm {
         }
         match peers.hypercall(control, rdx, r8) {
             Some(result) => {
+                self.stats.note_hypercall(control, result);
                 st.set_gpr(0, result);
                 Action::Run
             }

@@ -20,6 +20,8 @@ pub struct ExitStats {
     pub unsupported: u64,
     pub code_changed: u64,
     gp_msrs: BTreeMap<(u32, bool), u64>,
+    /// (call code, status) of hypercalls that failed.
+    failed_calls: BTreeMap<(u16, u16), u64>,
     hole_pages: BTreeMap<u64, u64>,
 }
 
@@ -66,6 +68,21 @@ impl ExitStats {
         }
     }
 
+    /// A hypercall's control word and the result word it got.
+    pub fn note_hypercall(&mut self, control: u64, result: u64) {
+        let status = result as u16;
+        if status == 0 {
+            return;
+        }
+        let n = self.failed_calls.len();
+        let key = (control as u16, status);
+        if let Some(c) = self.failed_calls.get_mut(&key) {
+            *c += 1;
+        } else if n < REMEMBERED {
+            self.failed_calls.insert(key, 1);
+        }
+    }
+
     pub fn note_hole(&mut self, gpa: u64) {
         self.holes += 1;
         let page = gpa & !0xfff;
@@ -103,6 +120,16 @@ impl ExitStats {
             let _ = write!(s, "msr #GP:");
             for (&(msr, write), n) in &self.gp_msrs {
                 let _ = write!(s, " {}{msr:#x}x{n}", if write { "w" } else { "r" });
+            }
+        }
+        if !self.failed_calls.is_empty() {
+            let _ = write!(
+                s,
+                "{}hypercalls failed:",
+                if s.is_empty() { "" } else { "; " }
+            );
+            for ((code, status), n) in &self.failed_calls {
+                let _ = write!(s, " {code:#x}->{status:#x}x{n}");
             }
         }
         if !self.hole_pages.is_empty() {
