@@ -12,6 +12,7 @@ pub mod guest;
 pub mod paging;
 mod ready;
 mod sched;
+pub mod vmcb;
 
 pub use ready::ReadyQueue;
 pub use sched::{Cap, Effects, GuestLimits, Kernel, PdConfig, PdId, Ret, State};

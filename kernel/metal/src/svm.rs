@@ -10,86 +10,10 @@
 
 use core::arch::{asm, global_asm};
 
+use kernel_core::vmcb::Gprs;
+
 use crate::cpu;
 use crate::mem::{self, Frames};
-
-/// VMCB control-area and state-save-area offsets (AMD APM vol. 2, appendix B).
-pub mod vmcb {
-    pub const INTERCEPT_EXCEPTIONS: u64 = 0x008;
-    pub const INTERCEPT_MISC1: u64 = 0x00c;
-    pub const INTERCEPT_MISC2: u64 = 0x010;
-    pub const IOPM_BASE: u64 = 0x040;
-    pub const MSRPM_BASE: u64 = 0x048;
-    /// ASID (u32) and, at +4, TLB_CONTROL (u8).
-    pub const ASID: u64 = 0x058;
-    pub const TLB_CONTROL: u64 = 0x05c;
-    /// V_TPR 0..8, V_IRQ 8, V_INTR_PRIO 16..20, V_IGN_TPR 20, V_INTR_MASKING 24.
-    pub const VINTR: u64 = 0x060;
-    pub const INTERRUPT_SHADOW: u64 = 0x068;
-    pub const EXIT_CODE: u64 = 0x070;
-    pub const EXIT_INFO1: u64 = 0x078;
-    pub const EXIT_INFO2: u64 = 0x080;
-    pub const EXIT_INT_INFO: u64 = 0x088;
-    pub const NP_ENABLE: u64 = 0x090;
-    pub const EVENT_INJ: u64 = 0x0a8;
-    pub const N_CR3: u64 = 0x0b0;
-    /// Byte count at +0, up to 15 bytes after it.
-    pub const INSN_BYTES: u64 = 0x0d0;
-
-    /// Segments: selector u16, attrib u16, limit u32, base u64; in this order.
-    pub const ES: u64 = 0x400;
-    pub const CS: u64 = 0x410;
-    pub const SS: u64 = 0x420;
-    pub const DS: u64 = 0x430;
-    pub const FS: u64 = 0x440;
-    pub const GS: u64 = 0x450;
-    pub const GDTR: u64 = 0x460;
-    pub const LDTR: u64 = 0x470;
-    pub const IDTR: u64 = 0x480;
-    pub const TR: u64 = 0x490;
-    pub const CPL: u64 = 0x4cb;
-    pub const EFER: u64 = 0x4d0;
-    pub const CR4: u64 = 0x548;
-    pub const CR3: u64 = 0x550;
-    pub const CR0: u64 = 0x558;
-    pub const DR7: u64 = 0x560;
-    pub const DR6: u64 = 0x568;
-    pub const RFLAGS: u64 = 0x570;
-    pub const RIP: u64 = 0x578;
-    pub const RSP: u64 = 0x5d8;
-    pub const RAX: u64 = 0x5f8;
-    pub const CR2: u64 = 0x640;
-    pub const G_PAT: u64 = 0x668;
-
-    /// INTERCEPT_MISC1 bits.
-    pub const I_INTR: u32 = 1 << 0;
-    pub const I_NMI: u32 = 1 << 1;
-    pub const I_SMI: u32 = 1 << 2;
-    pub const I_INIT: u32 = 1 << 3;
-    pub const I_VINTR: u32 = 1 << 4;
-    pub const I_CPUID: u32 = 1 << 18;
-    pub const I_HLT: u32 = 1 << 24;
-    pub const I_INVLPGA: u32 = 1 << 26;
-    pub const I_IOIO: u32 = 1 << 27;
-    pub const I_MSR: u32 = 1 << 28;
-    pub const I_SHUTDOWN: u32 = 1 << 31;
-    /// INTERCEPT_MISC2 bits.
-    pub const I_VMRUN: u32 = 1 << 0;
-    pub const I_VMMCALL: u32 = 1 << 1;
-    pub const I_VMLOAD: u32 = 1 << 2;
-    pub const I_VMSAVE: u32 = 1 << 3;
-    pub const I_STGI: u32 = 1 << 4;
-    pub const I_CLGI: u32 = 1 << 5;
-    pub const I_SKINIT: u32 = 1 << 6;
-    pub const I_MONITOR: u32 = 1 << 10;
-    pub const I_MWAIT: u32 = 1 << 11;
-    pub const I_XSETBV: u32 = 1 << 13;
-
-    pub const V_IRQ: u64 = 1 << 8;
-    pub const V_INTR_PRIO_SHIFT: u64 = 16;
-    pub const V_IGN_TPR: u64 = 1 << 20;
-    pub const V_INTR_MASKING: u64 = 1 << 24;
-}
 
 /// What the CPU offers, found at boot.
 #[derive(Copy, Clone, Debug)]
@@ -227,27 +151,6 @@ fn layout_page() -> u64 {
     kernel_abi::layout::PAGE_SIZE
 }
 
-/// Guest general-purpose registers VMRUN does not keep in the VMCB (RAX, RSP are
-/// there), in the order `svm_run` expects.
-#[repr(C)]
-#[derive(Copy, Clone, Debug, Default)]
-pub struct Gprs {
-    pub rbx: u64,
-    pub rcx: u64,
-    pub rdx: u64,
-    pub rsi: u64,
-    pub rdi: u64,
-    pub rbp: u64,
-    pub r8: u64,
-    pub r9: u64,
-    pub r10: u64,
-    pub r11: u64,
-    pub r12: u64,
-    pub r13: u64,
-    pub r14: u64,
-    pub r15: u64,
-}
-
 // svm_run(gprs: *mut Gprs, vmcb_pa: u64, host_save_pa: u64). Called with GIF clear
 // and IF set (so, with V_INTR_MASKING, a host interrupt exits the guest); returns
 // with GIF clear and IF set again (VMRUN restores the host RFLAGS).
@@ -313,6 +216,14 @@ svm_run:
 extern "C" {
     fn svm_run(gprs: *mut Gprs, vmcb_pa: u64, host_save_pa: u64);
 }
+
+// `svm_run` addresses the registers by these offsets.
+const _: () = {
+    assert!(core::mem::offset_of!(Gprs, rsi) == 24);
+    assert!(core::mem::offset_of!(Gprs, rdi) == 32);
+    assert!(core::mem::offset_of!(Gprs, rbp) == 40);
+    assert!(core::mem::offset_of!(Gprs, r15) == 104);
+};
 
 /// Runs the guest of `vmcb_pa` once, until its next #VMEXIT, with `guest_xcr0` in
 /// XCR0 while it runs. The caller has loaded the guest's extended state. On return

@@ -14,37 +14,20 @@ use core::ptr::addr_of_mut;
 
 use kernel_abi::image::{perms, SystemImage, MAX_PDS, MAX_REGIONS};
 use kernel_abi::syscall::{Event, Status};
-use kernel_abi::vcpu::{exit, flags, pseudo_exit, segment_parts, segment_word, Word};
+use kernel_abi::vcpu::{exit, flags, pseudo_exit, Word};
 use kernel_core::guest::{self, GuestPhys, Paging};
 use kernel_core::paging::{self, PageSize, NO_EXECUTE, PRESENT, USER, WRITABLE};
+use kernel_core::vmcb::{self, off, Regs, Vmcb};
 use kernel_core::{PdId, Ret};
 
 use crate::mem::{self, Frames, Phys};
-use crate::svm::{self, vmcb, Gprs};
+use crate::svm;
 
 /// vCPUs the kernel can hold in all (its static table).
 pub const MAX_VCPU_SLOTS: usize = 64;
-/// The machine-check vector: always intercepted (a host matter, reported).
-const MC: u32 = 1 << 18;
 /// SVM's VMEXIT_INVALID (-1): VMRUN refused the state. QEMU stores it as a 32-bit
 /// value, so only the low half is compared.
 const EXIT_INVALID: u32 = u32::MAX;
-/// The part of the VMCB's state-save area VMRUN reads (through G_PAT and the
-/// debug-control words after it).
-const SAVE_AREA: core::ops::Range<u64> = 0x400..0x6a0;
-/// State words VMRUN checks: changing one may make it refuse the state, and a
-/// refused VMRUN overwrites the save area (under QEMU with host values), so the
-/// kernel keeps a copy of the area to put back.
-const CHECKED_WORDS: u64 = (1 << Word::CR0)
-    | (1 << Word::CR3)
-    | (1 << Word::CR4)
-    | (1 << Word::EFER)
-    | (1 << Word::RFLAGS)
-    | (1 << Word::DR7)
-    | (1 << Word::EVENT_INJECT)
-    | (1 << Word::PAT)
-    | (0xffff << Word::SEGMENTS)
-    | (0xf << Word::GDTR);
 /// Exits the kernel answers with #UD: SVM itself and MONITOR/MWAIT are not offered
 /// to guests (VMRUN, VMLOAD, VMSAVE, STGI, CLGI, SKINIT, INVLPGA, MONITOR, MWAIT).
 const EXIT_VMRUN: u64 = 0x80;
@@ -65,14 +48,9 @@ struct Vcpu {
     backup: u64,
     /// `backup` is current: the next VMRUN is the first with state VMRUN checks.
     backed_up: bool,
-    gprs: Gprs,
+    regs: Regs,
     /// DR0..DR3 while another vCPU owns the registers.
     dr: [u64; 4],
-    xcr0: u64,
-    /// Exception vectors the VMM asked to see.
-    exceptions: u32,
-    /// The guest's TLB entries may be stale (first run, CR0/CR3/CR4/EFER changed).
-    flush: bool,
 }
 
 /// A `VM_ENTER` in progress on a PD's thread.
@@ -183,7 +161,13 @@ pub fn load(
             let xsave = frames.alloc(1).ok_or(VmLoadError::OutOfMemory)?;
             let backup = frames.alloc(1).ok_or(VmLoadError::OutOfMemory)?;
             write_xsave_header(xsave);
-            init_vmcb(vmcb, root, asid);
+            vmcb::init(
+                &mut PhysVmcb(vmcb),
+                root,
+                asid,
+                svm::iopm_pa(),
+                svm::msrpm_pa(),
+            );
             *entry = Some(Vcpu {
                 owner: vm.desc.owner_pd,
                 id,
@@ -191,11 +175,8 @@ pub fn load(
                 xsave,
                 backup,
                 backed_up: false,
-                gprs: Gprs::default(),
+                regs: Regs::default(),
                 dr: [0; 4],
-                xcr0: 1,
-                exceptions: 0,
-                flush: true,
             });
             slot += 1;
         }
@@ -245,105 +226,25 @@ fn write_xsave_header(pa: u64) {
     mem::write_u64(pa + 24, 0x1f80 | (0xffff << 32));
 }
 
-fn w64(vmcb: u64, off: u64, v: u64) {
-    mem::write_u64(vmcb + off, v);
-}
+/// A VMCB page the kernel owns, through the physical window.
+struct PhysVmcb(u64);
 
-fn r64(vmcb: u64, off: u64) -> u64 {
-    mem::read_u64(vmcb + off)
-}
-
-fn w32(vmcb: u64, off: u64, v: u32) {
-    // SAFETY: inside a VMCB page the kernel owns; 4-byte aligned offsets.
-    unsafe { (mem::phys_ptr(vmcb + off) as *mut u32).write_volatile(v) }
-}
-
-fn r32(vmcb: u64, off: u64) -> u32 {
-    // SAFETY: as for `w32`.
-    unsafe { (mem::phys_ptr(vmcb + off) as *const u32).read_volatile() }
-}
-
-fn w8(vmcb: u64, off: u64, v: u8) {
-    // SAFETY: as for `w32`.
-    unsafe { mem::phys_ptr(vmcb + off).write_volatile(v) }
-}
-
-fn r8(vmcb: u64, off: u64) -> u8 {
-    // SAFETY: as for `w32`.
-    unsafe { mem::phys_ptr(vmcb + off).read_volatile() }
-}
-
-/// The intercepts the kernel always sets (`kernel_abi::vcpu`'s list).
-const MISC1: u32 = vmcb::I_INTR
-    | vmcb::I_NMI
-    | vmcb::I_SMI
-    | vmcb::I_INIT
-    | vmcb::I_CPUID
-    | vmcb::I_HLT
-    | vmcb::I_INVLPGA
-    | vmcb::I_IOIO
-    | vmcb::I_MSR
-    | vmcb::I_SHUTDOWN;
-const MISC2: u32 = vmcb::I_VMRUN
-    | vmcb::I_VMMCALL
-    | vmcb::I_VMLOAD
-    | vmcb::I_VMSAVE
-    | vmcb::I_STGI
-    | vmcb::I_CLGI
-    | vmcb::I_SKINIT
-    | vmcb::I_MONITOR
-    | vmcb::I_MWAIT
-    | vmcb::I_XSETBV;
-
-fn set_segment(vmcb: u64, off: u64, selector: u16, attrib: u16, limit: u32, base: u64) {
-    w64(
-        vmcb,
-        off,
-        u64::from(selector) | (u64::from(attrib) << 16) | (u64::from(limit) << 32),
-    );
-    w64(vmcb, off + 8, base);
-}
-
-/// Intercepts, maps, nested paging, and the architectural reset state (real mode
-/// at F000:FFF0), so a VMCB is runnable before the VMM writes anything.
-fn init_vmcb(v: u64, npt_root: u64, asid: u32) {
-    w32(v, vmcb::INTERCEPT_EXCEPTIONS, MC);
-    w32(v, vmcb::INTERCEPT_MISC1, MISC1);
-    w32(v, vmcb::INTERCEPT_MISC2, MISC2);
-    w64(v, vmcb::IOPM_BASE, svm::iopm_pa());
-    w64(v, vmcb::MSRPM_BASE, svm::msrpm_pa());
-    w32(v, vmcb::ASID, asid);
-    w64(v, vmcb::VINTR, vmcb::V_INTR_MASKING);
-    w64(v, vmcb::NP_ENABLE, 1);
-    w64(v, vmcb::N_CR3, npt_root);
-    for off in [vmcb::ES, vmcb::SS, vmcb::DS, vmcb::FS, vmcb::GS] {
-        set_segment(v, off, 0, 0x93, 0xffff, 0);
+impl Vmcb for PhysVmcb {
+    fn read(&self, offset: u64) -> u64 {
+        mem::read_u64(self.0 + offset)
     }
-    set_segment(v, vmcb::CS, 0xf000, 0x9b, 0xffff, 0xffff_0000);
-    set_segment(v, vmcb::GDTR, 0, 0, 0xffff, 0);
-    set_segment(v, vmcb::IDTR, 0, 0, 0xffff, 0);
-    set_segment(v, vmcb::LDTR, 0, 0x82, 0xffff, 0);
-    set_segment(v, vmcb::TR, 0, 0x8b, 0xffff, 0);
-    w64(v, vmcb::EFER, 1 << 12);
-    w64(v, vmcb::CR0, 0x6000_0010);
-    w64(v, vmcb::DR6, 0xffff_0ff0);
-    w64(v, vmcb::DR7, 0x400);
-    w64(v, vmcb::RFLAGS, 2);
-    w64(v, vmcb::RIP, 0xfff0);
-    w64(v, vmcb::G_PAT, 0x0007_0406_0007_0406);
+    fn write(&mut self, offset: u64, value: u64) {
+        mem::write_u64(self.0 + offset, value)
+    }
 }
 
-/// VMCB offsets of the segments in [`Word::SEGMENTS`] order.
-const SEGMENTS: [u64; 8] = [
-    vmcb::ES,
-    vmcb::CS,
-    vmcb::SS,
-    vmcb::DS,
-    vmcb::FS,
-    vmcb::GS,
-    vmcb::LDTR,
-    vmcb::TR,
-];
+fn w64(vmcb: u64, offset: u64, v: u64) {
+    mem::write_u64(vmcb + offset, v);
+}
+
+fn r64(vmcb: u64, offset: u64) -> u64 {
+    mem::read_u64(vmcb + offset)
+}
 
 fn slot_of(pd: PdId, id: u64) -> Option<usize> {
     // SAFETY: written once in `load`.
@@ -354,194 +255,15 @@ fn slot_of(pd: PdId, id: u64) -> Option<usize> {
         .position(|v| v.is_some_and(|v| v.owner == pd && u64::from(v.id) == id))
 }
 
-/// Whether `xcr0` is a value XSETBV would accept on this host.
-fn xcr0_valid(xcr0: u64) -> bool {
-    let supported = svm::features().map_or(1, |f| f.xcr0_supported);
-    let avx512 = 0b111 << 5;
-    xcr0 & !supported == 0
-        && xcr0 & 1 != 0
-        && (xcr0 & 4 == 0 || xcr0 & 2 != 0)
-        && (xcr0 & avx512 == 0 || (xcr0 & avx512 == avx512 && xcr0 & 4 != 0))
-}
-
-/// Applies the words the VMM marked dirty. `Err` if one cannot be run (an XCR0 the
-/// host refuses); the VMCB may then be partly updated, which the VMM sees.
-fn load_dirty(v: &mut Vcpu, words: &[u64; Word::COUNT]) -> Result<(), ()> {
-    let mut dirty = words[Word::DIRTY] & ((1 << Word::COUNT) - 1);
-    let vm = v.vmcb;
-    let mut ok = true;
-    while dirty != 0 {
-        let i = dirty.trailing_zeros() as usize;
-        dirty &= dirty - 1;
-        let w = words[i];
-        match i {
-            Word::INTERRUPT_SHADOW => w64(vm, vmcb::INTERRUPT_SHADOW, w & 1),
-            // Only the architectural bits: vector, type, EV, V, error code.
-            Word::EVENT_INJECT => w64(vm, vmcb::EVENT_INJ, w & 0xffff_ffff_8000_0fff),
-            Word::INTERRUPT_WINDOW => {
-                let mut vintr = r64(vm, vmcb::VINTR)
-                    & !(vmcb::V_IRQ | 0xff | (0xf << vmcb::V_INTR_PRIO_SHIFT) | vmcb::V_IGN_TPR);
-                vintr |= (w >> 8) & 0xff;
-                let mut misc1 = r32(vm, vmcb::INTERCEPT_MISC1) & !vmcb::I_VINTR;
-                if w & 1 != 0 {
-                    vintr |= vmcb::V_IRQ | vmcb::V_IGN_TPR | (0xf << vmcb::V_INTR_PRIO_SHIFT);
-                    misc1 |= vmcb::I_VINTR;
-                }
-                w64(vm, vmcb::VINTR, vintr);
-                w32(vm, vmcb::INTERCEPT_MISC1, misc1);
-            }
-            Word::RAX => w64(vm, vmcb::RAX, w),
-            Word::RSP => w64(vm, vmcb::RSP, w),
-            Word::RCX => v.gprs.rcx = w,
-            Word::RDX => v.gprs.rdx = w,
-            Word::RBX => v.gprs.rbx = w,
-            Word::RBP => v.gprs.rbp = w,
-            Word::RSI => v.gprs.rsi = w,
-            Word::RDI => v.gprs.rdi = w,
-            16 => v.gprs.r8 = w,
-            17 => v.gprs.r9 = w,
-            18 => v.gprs.r10 = w,
-            19 => v.gprs.r11 = w,
-            20 => v.gprs.r12 = w,
-            21 => v.gprs.r13 = w,
-            22 => v.gprs.r14 = w,
-            23 => v.gprs.r15 = w,
-            Word::RIP => w64(vm, vmcb::RIP, w),
-            Word::RFLAGS => w64(vm, vmcb::RFLAGS, w),
-            Word::CR0 => {
-                w64(vm, vmcb::CR0, w);
-                v.flush = true;
-            }
-            Word::CR2 => w64(vm, vmcb::CR2, w),
-            Word::CR3 => {
-                w64(vm, vmcb::CR3, w);
-                v.flush = true;
-            }
-            Word::CR4 => {
-                w64(vm, vmcb::CR4, w);
-                v.flush = true;
-            }
-            // The guest must stay under SVM's control: SVME cannot be turned off.
-            Word::EFER => {
-                w64(vm, vmcb::EFER, w | (1 << 12));
-                v.flush = true;
-            }
-            Word::EXCEPTION_INTERCEPTS => {
-                v.exceptions = w as u32;
-                w32(vm, vmcb::INTERCEPT_EXCEPTIONS, w as u32 | MC);
-            }
-            Word::GDTR | Word::IDTR => {
-                let off = if i == Word::GDTR {
-                    vmcb::GDTR
-                } else {
-                    vmcb::IDTR
-                };
-                w32(vm, off + 4, w as u32);
-            }
-            49 => w64(vm, vmcb::GDTR + 8, w),
-            51 => w64(vm, vmcb::IDTR + 8, w),
-            Word::PAT => w64(vm, vmcb::G_PAT, w),
-            Word::DR7 => w64(vm, vmcb::DR7, w),
-            Word::XCR0 => {
-                if xcr0_valid(w) {
-                    v.xcr0 = w;
-                } else {
-                    ok = false;
-                }
-            }
-            s if (Word::SEGMENTS..Word::GDTR).contains(&s) => {
-                let off = SEGMENTS[(s - Word::SEGMENTS) / 2];
-                if (s - Word::SEGMENTS).is_multiple_of(2) {
-                    let (sel, attrib, limit) = segment_parts(w);
-                    set_segment(vm, off, sel, attrib, limit, r64(vm, off + 8));
-                } else {
-                    w64(vm, off + 8, w);
-                }
-            }
-            _ => {}
-        }
-    }
-    // The CPL follows SS.DPL in protected mode; VMRUN takes it from the VMCB.
-    let pe = r64(vm, vmcb::CR0) & 1 != 0;
-    let v86 = r64(vm, vmcb::RFLAGS) & (1 << 17) != 0;
-    let ss_attrib = (r64(vm, vmcb::SS) >> 16) as u16;
-    let cpl = match (pe, v86) {
-        (false, _) => 0,
-        (true, true) => 3,
-        (true, false) => ((ss_attrib >> 5) & 3) as u8,
-    };
-    w8(vm, vmcb::CPL, cpl);
-    if ok {
-        Ok(())
-    } else {
-        Err(())
-    }
+fn xcr0_supported() -> u64 {
+    svm::features().map_or(1, |f| f.xcr0_supported)
 }
 
 /// Writes the vCPU's whole state and `exit_code` into the VMM's IPC buffer.
 fn store_words(v: &Vcpu, ipc: u64, exit_code: u64) {
-    let vm = v.vmcb;
-    let put = |word: usize, value: u64| mem::write_u64(ipc + word as u64 * 8, value);
+    let mut put = |word: usize, value: u64| mem::write_u64(ipc + word as u64 * 8, value);
     put(Word::EXIT_CODE, exit_code);
-    put(Word::EXIT_INFO1, r64(vm, vmcb::EXIT_INFO1));
-    put(Word::EXIT_INFO2, r64(vm, vmcb::EXIT_INFO2));
-    put(Word::EXIT_INT_INFO, r64(vm, vmcb::EXIT_INT_INFO));
-    put(Word::INTERRUPT_SHADOW, r64(vm, vmcb::INTERRUPT_SHADOW) & 1);
-    put(Word::DIRTY, 0);
-    put(Word::EVENT_INJECT, r64(vm, vmcb::EVENT_INJ));
-    let vintr = r64(vm, vmcb::VINTR);
-    put(
-        Word::INTERRUPT_WINDOW,
-        u64::from(vintr & vmcb::V_IRQ != 0) | ((vintr & 0xff) << 8),
-    );
-    let g = &v.gprs;
-    put(Word::RAX, r64(vm, vmcb::RAX));
-    put(Word::RCX, g.rcx);
-    put(Word::RDX, g.rdx);
-    put(Word::RBX, g.rbx);
-    put(Word::RSP, r64(vm, vmcb::RSP));
-    put(Word::RBP, g.rbp);
-    put(Word::RSI, g.rsi);
-    put(Word::RDI, g.rdi);
-    for (k, r) in [g.r8, g.r9, g.r10, g.r11, g.r12, g.r13, g.r14, g.r15]
-        .into_iter()
-        .enumerate()
-    {
-        put(Word::R8 + k, r);
-    }
-    put(Word::RIP, r64(vm, vmcb::RIP));
-    put(Word::RFLAGS, r64(vm, vmcb::RFLAGS));
-    put(Word::CR0, r64(vm, vmcb::CR0));
-    put(Word::CR2, r64(vm, vmcb::CR2));
-    put(Word::CR3, r64(vm, vmcb::CR3));
-    put(Word::CR4, r64(vm, vmcb::CR4));
-    put(Word::EFER, r64(vm, vmcb::EFER));
-    put(Word::EXCEPTION_INTERCEPTS, u64::from(v.exceptions));
-    for (k, &off) in SEGMENTS.iter().enumerate() {
-        // The VMCB's selector/attrib/limit word is the state word's layout already,
-        // with the attribute's 12 bits in place.
-        let raw = r64(vm, off);
-        put(
-            Word::SEGMENTS + 2 * k,
-            segment_word(raw as u16, (raw >> 16) as u16 & 0xfff, (raw >> 32) as u32),
-        );
-        put(Word::SEGMENTS + 2 * k + 1, r64(vm, off + 8));
-    }
-    put(Word::GDTR, u64::from(r32(vm, vmcb::GDTR + 4)));
-    put(Word::GDTR + 1, r64(vm, vmcb::GDTR + 8));
-    put(Word::IDTR, u64::from(r32(vm, vmcb::IDTR + 4)));
-    put(Word::IDTR + 1, r64(vm, vmcb::IDTR + 8));
-    put(Word::PAT, r64(vm, vmcb::G_PAT));
-    put(Word::DR7, r64(vm, vmcb::DR7));
-    put(Word::XCR0, v.xcr0);
-    let n = r8(vm, vmcb::INSN_BYTES).min(15);
-    let (b0, b1) = if n > 0 {
-        (r64(vm, vmcb::INSN_BYTES), r64(vm, vmcb::INSN_BYTES + 8))
-    } else {
-        (0, 0)
-    };
-    put(Word::INSN_BYTES, b0);
-    put(Word::INSN_BYTES + 1, b1);
+    vmcb::store_words(&PhysVmcb(v.vmcb), &v.regs, &mut put);
     // SAFETY: written once at boot.
     put(Word::TSC_HZ, unsafe { TSC_HZ });
 }
@@ -573,8 +295,8 @@ pub fn enter(pd: PdId, ipc: u64, vcpu: u64, fl: u64, deadline: u64) -> Result<Op
         return Err(Status::NOT_A_VCPU);
     };
     let words = read_words(ipc);
-    let loaded = load_dirty(v, &words);
-    if words[Word::DIRTY] & CHECKED_WORDS != 0 {
+    let loaded = vmcb::load_dirty(&mut PhysVmcb(v.vmcb), &mut v.regs, &words, xcr0_supported());
+    if words[Word::DIRTY] & vmcb::CHECKED_WORDS != 0 {
         copy_save_area(v.vmcb, v.backup);
         v.backed_up = true;
     }
@@ -718,16 +440,7 @@ pub fn resume(pd: PdId, ipc: u64, host: &mut dyn Host, ret_of_halt: Ret) -> Resu
             Some(exit::NMI) => reinject_interrupted_event(vm),
             Some(exit::VINTR) => {
                 // One shot: the window is open, the VMM injects now.
-                w64(
-                    vm,
-                    vmcb::VINTR,
-                    r64(vm, vmcb::VINTR) & !(vmcb::V_IRQ | vmcb::V_IGN_TPR),
-                );
-                w32(
-                    vm,
-                    vmcb::INTERCEPT_MISC1,
-                    r32(vm, vmcb::INTERCEPT_MISC1) & !vmcb::I_VINTR,
-                );
+                vmcb::close_interrupt_window(&mut PhysVmcb(vm));
                 return finish(exit::VINTR, vm_exit_ret());
             }
             // SVM is not offered to guests: its instructions raise #UD there.
@@ -765,20 +478,20 @@ fn fetch_byte(ram: &GuestRam, p: &Paging, linear: u64) -> Option<u8> {
 fn emulate_xsetbv(v: &mut Vcpu) -> bool {
     let vm = v.vmcb;
     let p = Paging {
-        cr0: r64(vm, vmcb::CR0),
-        cr3: r64(vm, vmcb::CR3),
-        cr4: r64(vm, vmcb::CR4),
-        efer: r64(vm, vmcb::EFER),
+        cr0: r64(vm, off::CR0),
+        cr3: r64(vm, off::CR3),
+        cr4: r64(vm, off::CR4),
+        efer: r64(vm, off::EFER),
     };
-    let rip = r64(vm, vmcb::RIP);
-    let cs_long = (r64(vm, vmcb::CS) >> 16) & (1 << 9) != 0;
+    let rip = r64(vm, off::RIP);
+    let cs_long = (r64(vm, off::CS) >> 16) & (1 << 9) != 0;
     let linear = if p.efer & (1 << 10) != 0 && cs_long {
         rip
     } else {
-        r64(vm, vmcb::CS + 8).wrapping_add(rip) & 0xffff_ffff
+        r64(vm, off::CS + 8).wrapping_add(rip) & 0xffff_ffff
     };
     let ram = GuestRam {
-        npt_root: r64(vm, vmcb::N_CR3),
+        npt_root: r64(vm, off::N_CR3),
     };
     let mut bytes = [0u8; 3];
     for (i, b) in bytes.iter_mut().enumerate() {
@@ -790,23 +503,25 @@ fn emulate_xsetbv(v: &mut Vcpu) -> bool {
     if bytes != [0x0f, 0x01, 0xd1] {
         return false;
     }
-    let value = (v.gprs.rdx << 32) | (r64(vm, vmcb::RAX) & 0xffff_ffff);
+    let value = (v.regs.gprs.rdx << 32) | (r64(vm, off::RAX) & 0xffff_ffff);
+    let cpl = vmcb::read8(&PhysVmcb(vm), off::CPL);
     if p.cr4 & (1 << 18) == 0 {
         inject_ud(vm);
-    } else if r8(vm, vmcb::CPL) != 0 || v.gprs.rcx as u32 != 0 || !xcr0_valid(value) {
+    } else if cpl != 0 || v.regs.gprs.rcx as u32 != 0 || !vmcb::xcr0_valid(value, xcr0_supported())
+    {
         // #GP(0): valid, error code valid, type exception, vector 13.
-        w64(vm, vmcb::EVENT_INJ, (1 << 31) | (1 << 11) | (3 << 8) | 13);
+        w64(vm, off::EVENT_INJ, (1 << 31) | (1 << 11) | (3 << 8) | 13);
     } else {
-        v.xcr0 = value;
-        w64(vm, vmcb::RIP, rip.wrapping_add(3));
-        w64(vm, vmcb::INTERRUPT_SHADOW, 0);
+        v.regs.xcr0 = value;
+        w64(vm, off::RIP, rip.wrapping_add(3));
+        w64(vm, off::INTERRUPT_SHADOW, 0);
     }
     true
 }
 
 fn copy_save_area(from: u64, to: u64) {
-    for off in SAVE_AREA.step_by(8) {
-        mem::write_u64(to + off, mem::read_u64(from + off));
+    for at in off::SAVE_AREA.step_by(8) {
+        mem::write_u64(to + at, mem::read_u64(from + at));
     }
 }
 
@@ -814,15 +529,15 @@ fn copy_save_area(from: u64, to: u64) {
 /// the VMM injected, or the guest's own): deliver it again on the next VMRUN, as
 /// the VMM would for the exits it handles.
 fn reinject_interrupted_event(vm: u64) {
-    let info = r64(vm, vmcb::EXIT_INT_INFO);
+    let info = r64(vm, off::EXIT_INT_INFO);
     if info & (1 << 31) != 0 {
-        w64(vm, vmcb::EVENT_INJ, info);
+        w64(vm, off::EVENT_INJ, info);
     }
 }
 
 fn inject_ud(vm: u64) {
     // Valid, type exception (3), vector 6.
-    w64(vm, vmcb::EVENT_INJ, (1 << 31) | (3 << 8) | 6);
+    w64(vm, off::EVENT_INJ, (1 << 31) | (3 << 8) | 6);
 }
 
 /// Makes vCPU `slot`'s extended state and DR0..DR3 the ones in the registers,
@@ -856,19 +571,19 @@ fn take_registers(slot: usize) {
 fn run_once(v: &mut Vcpu) -> u64 {
     // SAFETY: single CPU; kernel statics touched with interrupts off.
     let last = unsafe { &mut *addr_of_mut!(LAST_VMCB) };
-    let flush = v.flush || *last != v.vmcb;
-    w8(v.vmcb, vmcb::TLB_CONTROL, u8::from(flush));
-    v.flush = false;
+    let flush = v.regs.flush || *last != v.vmcb;
+    vmcb::write8(&mut PhysVmcb(v.vmcb), off::TLB_CONTROL, u8::from(flush));
+    v.regs.flush = false;
     *last = v.vmcb;
-    w64(v.vmcb, vmcb::EXIT_CODE, 0);
+    w64(v.vmcb, off::EXIT_CODE, 0);
     svm::osxsave(true);
     let start = crate::cpu::rdtsc();
-    svm::run(&mut v.gprs, v.vmcb, v.xcr0);
+    svm::run(&mut v.regs.gprs, v.vmcb, v.regs.xcr0);
     // SAFETY: single CPU, interrupts off.
     unsafe { *addr_of_mut!(GUEST_TSC) += crate::cpu::rdtsc() - start };
     svm::disable_host_breakpoints();
     svm::osxsave(false);
-    r64(v.vmcb, vmcb::EXIT_CODE)
+    r64(v.vmcb, off::EXIT_CODE)
 }
 
 fn count_exit(code: u64) {

@@ -462,31 +462,34 @@ fn run(init: &dyn Init, k: &mut dyn Kernel) -> Result<(), InitError> {
 
     if c.run_to(&mut v0, exit::HLT, "HLT exits") {
         v0.advance_rip(1);
-        // Five halts of different lengths: with only the 1 ms tick to wake them
-        // they would be late by up to a tick each.
-        let mut worst = 0;
-        let mut all_on_time = true;
-        for k in 0..5u64 {
-            let deadline = rdtsc() + 150_000 + k * 170_000;
+        // Seven halts of different lengths: with only the 1 ms tick to wake them
+        // they would be late by up to a tick each. Under -icount, idle time still
+        // follows the host's clock, so one hiccup of a loaded host is forgiven.
+        let hz = v0.get(Word::TSC_HZ);
+        let mut lates = [0u64; 7];
+        let mut all_returned = true;
+        for (k, late) in lates.iter_mut().enumerate() {
+            let deadline = rdtsc() + 150_000 + k as u64 * 170_000;
             let ev = c.enter(&mut v0, flags::HALTED, deadline);
-            let late = rdtsc().wrapping_sub(deadline);
-            all_on_time &= ev == VmEvent::Exit(pseudo_exit::DEADLINE) && late < 1 << 63;
-            worst = worst.max(late);
+            let now = rdtsc();
+            all_returned &= ev == VmEvent::Exit(pseudo_exit::DEADLINE) && now >= deadline;
+            *late = now.saturating_sub(deadline);
         }
         c.check.expect(
-            all_on_time,
+            all_returned,
             "a halted vCPU returns at its deadline, not before",
         );
-        let hz = v0.get(Word::TSC_HZ);
+        lates.sort_unstable();
         println!(
-            "vmm_selftest: measure halted deadline late by at most {worst} tsc (kernel's TSC rate {} kHz)",
+            "vmm_selftest: measure halted deadline late by {} tsc (median of 7; kernel's TSC rate {} kHz)",
+            lates[3],
             hz / 1000
         );
         // Only instruction counting (-icount shift=0: a 1 GHz TSC) makes guest time
         // exact; in real time TCG is late by whatever the host was doing.
         if hz.abs_diff(1_000_000_000) < 10_000_000 {
             c.check.expect(
-                worst < hz / 3333,
+                lates[5] < hz / 3333,
                 "a halted vCPU wakes within 0.3 ms of its deadline (APIC timer, not the 1 ms tick)",
             );
         }
