@@ -10,8 +10,9 @@
 //! this gateway follows the TLFS.)
 
 use hvdef::hypercall::{
-    EnablePartitionVtlInput, EnableVpVtlInput, GetSetVpRegistersHeader, HvRegisterAssoc,
-    HvRegisterName, HvRegisterValue, InitialVpContextX64, PostMessageInput, SignalEventInput,
+    host_visibility, EnablePartitionVtlInput, EnableVpVtlInput, GetSetVpRegistersHeader,
+    HvRegisterAssoc, HvRegisterName, HvRegisterValue, InitialVpContextX64,
+    ModifyHostVisibilityHeader, PostMessageInput, SignalEventInput,
 };
 use hvdef::message::{HvMessage, HvMessageHeader, HvMessageType, SINT_EVENT_FLAGS};
 use hvdef::msr::HypercallMsr;
@@ -103,6 +104,11 @@ fn shape_of(code: HypercallCode) -> Option<Shape> {
         HypercallCode::SET_VP_REGISTERS => Shape::Rep {
             header: size_of::<GetSetVpRegistersHeader>(),
             input_element: size_of::<HvRegisterAssoc>(),
+            output_element: 0,
+        },
+        HypercallCode::MODIFY_SPARSE_GPA_PAGE_HOST_VISIBILITY => Shape::Rep {
+            header: size_of::<ModifyHostVisibilityHeader>(),
+            input_element: size_of::<u64>(),
             output_element: 0,
         },
         HypercallCode::VTL_CALL | HypercallCode::VTL_RETURN => Shape::VtlSwitch,
@@ -372,6 +378,9 @@ impl<const VPS: usize, const ROUTES: usize> HvcallCore<VPS, ROUTES> {
             HypercallCode::ENABLE_VP_VTL => self.enable_vp_vtl(req, input),
             HypercallCode::GET_VP_REGISTERS => self.get_vp_registers(req, input, output),
             HypercallCode::SET_VP_REGISTERS => self.set_vp_registers(mem, req, input),
+            HypercallCode::MODIFY_SPARSE_GPA_PAGE_HOST_VISIBILITY => {
+                self.modify_host_visibility(mem, req, input)
+            }
             _ => fail(HvStatus::INVALID_HYPERCALL_CODE),
         };
 
@@ -689,6 +698,48 @@ impl<const VPS: usize, const ROUTES: usize> HvcallCore<VPS, ROUTES> {
             }
             _ => return Err(HvStatus::INVALID_PARAMETER),
         })
+    }
+
+    /// An isolated guest shares private pages with the host or takes them back.
+    /// Only an isolated partition may ask, only for itself, and only for pages of
+    /// its private RAM (below the shared boundary). On this platform private and
+    /// shared are the same memory seen at two GPAs (the alias above the vTOM is
+    /// mapped from the same region), so there is nothing to convert: the call
+    /// checks every page and completes. A platform with hardware isolation would
+    /// change page ownership here (PVALIDATE/RMP on SNP, MapGPA on TDX).
+    fn modify_host_visibility(
+        &mut self,
+        mem: &GuestMemory<'_>,
+        req: &HypercallRequest,
+        input: &[u8],
+    ) -> CallDone {
+        let start = req.control.rep_start();
+        let Some(boundary) = mem.shared_boundary() else {
+            return CallDone::Status(HvStatus::ACCESS_DENIED, start);
+        };
+        let Ok((header, rest)) = ModifyHostVisibilityHeader::read_from_prefix(input) else {
+            return CallDone::Status(HvStatus::INVALID_HYPERCALL_INPUT, start);
+        };
+        if header.partition_id != HV_PARTITION_ID_SELF {
+            return CallDone::Status(HvStatus::ACCESS_DENIED, start);
+        }
+        if header.host_visibility & !host_visibility::MASK != 0 || header.reserved != 0 {
+            return CallDone::Status(HvStatus::INVALID_PARAMETER, start);
+        }
+        let count = req.control.rep_count();
+        for i in start..count {
+            let Some(page) = rep_element::<u64>(rest, i) else {
+                return CallDone::Status(HvStatus::INVALID_HYPERCALL_INPUT, i);
+            };
+            let gpa = page.checked_mul(HV_PAGE_SIZE as u64);
+            let private_ram = gpa.is_some_and(|gpa| {
+                gpa < boundary && mem.range(gpa, HV_PAGE_SIZE as usize).is_some()
+            });
+            if !private_ram {
+                return CallDone::Status(HvStatus::INVALID_PARAMETER, i);
+            }
+        }
+        CallDone::Status(HvStatus::SUCCESS, count)
     }
 
     fn get_vp_registers(

@@ -637,6 +637,82 @@ fn without_isolation_everything_is_host_visible() {
     assert_eq!(r.fx.calls.len(), 1);
 }
 
+// ---- host visibility ---------------------------------------------------------------
+
+fn visibility(
+    r: &mut Rig,
+    partition: u64,
+    access: u32,
+    pages: &[u64],
+    start: u16,
+) -> HypercallResult {
+    let mut input = ModifyHostVisibilityHeader {
+        partition_id: partition,
+        host_visibility: access,
+        reserved: 0,
+    }
+    .as_bytes()
+    .to_vec();
+    for p in pages {
+        input.extend_from_slice(&p.to_le_bytes());
+    }
+    r.guest.write(IN, &input);
+    let c = slow(HypercallCode::MODIFY_SPARSE_GPA_PAGE_HOST_VISIBILITY)
+        .with_rep_count(pages.len() as u16)
+        .with_rep_start(start);
+    r.call(c, IN, 0)
+}
+
+#[test]
+fn host_visibility_covers_private_ram_pages_of_an_isolated_guest_only() {
+    let mut r = Rig::new();
+    let ok = visibility(&mut r, HV_PARTITION_ID_SELF, 3, &[0, 1, 2], 0);
+    assert_eq!((ok.status(), ok.reps_completed()), (HvStatus::SUCCESS, 3));
+    let back = visibility(&mut r, HV_PARTITION_ID_SELF, 0, &[1], 0);
+    assert_eq!(back.status(), HvStatus::SUCCESS);
+    // A page of the shared alias, or past guest RAM, stops the list there.
+    let alias = SHARED_GPA >> 12;
+    let bad = visibility(&mut r, HV_PARTITION_ID_SELF, 3, &[0, alias, 1], 0);
+    assert_eq!(
+        (bad.status(), bad.reps_completed()),
+        (HvStatus::INVALID_PARAMETER, 1)
+    );
+    let far = visibility(&mut r, HV_PARTITION_ID_SELF, 3, &[u64::MAX], 0);
+    assert_eq!(
+        (far.status(), far.reps_completed()),
+        (HvStatus::INVALID_PARAMETER, 0)
+    );
+    // A restart continues from the rep index the guest gives.
+    let resumed = visibility(&mut r, HV_PARTITION_ID_SELF, 3, &[alias, 1, 2], 1);
+    assert_eq!(
+        (resumed.status(), resumed.reps_completed()),
+        (HvStatus::SUCCESS, 3)
+    );
+    assert_eq!(
+        visibility(&mut r, 7, 3, &[0], 0).status(),
+        HvStatus::ACCESS_DENIED,
+        "another partition"
+    );
+    assert_eq!(
+        visibility(&mut r, HV_PARTITION_ID_SELF, 4, &[0], 0).status(),
+        HvStatus::INVALID_PARAMETER,
+        "unknown access bits"
+    );
+}
+
+#[test]
+fn a_guest_without_isolation_has_nothing_to_share() {
+    let mut r = Rig::with(Config {
+        isolation: IsolationType::NONE,
+        shared_gpa_boundary: None,
+        ..config()
+    });
+    assert_eq!(
+        visibility(&mut r, HV_PARTITION_ID_SELF, 3, &[0], 0).status(),
+        HvStatus::ACCESS_DENIED
+    );
+}
+
 // ---- VSM ---------------------------------------------------------------------------
 
 fn enable_partition(r: &mut Rig, vtl: Vtl, target: u8) -> HvStatus {

@@ -24,6 +24,9 @@ impl HypercallCode {
     pub const SET_VP_REGISTERS: Self = Self(0x0051);
     pub const POST_MESSAGE: Self = Self(0x005C);
     pub const SIGNAL_EVENT: Self = Self(0x005D);
+    /// HvCallModifySparseGpaPageHostVisibility: an isolated guest shares pages with
+    /// the host (or takes them back); a rep list of GPA page numbers.
+    pub const MODIFY_SPARSE_GPA_PAGE_HOST_VISIBILITY: Self = Self(0x00DB);
 }
 
 impl fmt::Debug for HypercallCode {
@@ -319,6 +322,25 @@ pub struct GetSetVpRegistersHeader {
     pub reserved: [u8; 3],
 }
 const _: () = assert!(core::mem::size_of::<GetSetVpRegistersHeader>() == 16);
+
+/// Header of HvCallModifySparseGpaPageHostVisibility; the rep list of GPA page
+/// numbers (u64) follows.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct ModifyHostVisibilityHeader {
+    pub partition_id: u64,
+    /// [`host_visibility`] bits.
+    pub host_visibility: u32,
+    pub reserved: u32,
+}
+const _: () = assert!(core::mem::size_of::<ModifyHostVisibilityHeader>() == 16);
+
+/// `HV_MAP_GPA_*` access the host gets to a page (0 = private again).
+pub mod host_visibility {
+    pub const READABLE: u32 = 1;
+    pub const WRITABLE: u32 = 2;
+    pub const MASK: u32 = READABLE | WRITABLE;
+}
 
 /// `HV_REGISTER_NAME`.
 #[repr(transparent)]
