@@ -271,16 +271,20 @@ impl Kernel {
 
     /// The priority `pd` runs at now: its guest's, while it runs that and it is
     /// the lower.
+    #[inline]
     fn prio(&self, pd: PdId) -> u8 {
         let p = &self.pds[usize::from(pd)];
-        match p.cfg.guest {
-            Some(g) if p.in_guest => g.priority.min(p.cfg.priority),
-            _ => p.cfg.priority,
+        if !p.in_guest {
+            return p.cfg.priority;
         }
+        p.cfg
+            .guest
+            .map_or(p.cfg.priority, |g| g.priority.min(p.cfg.priority))
     }
 
     /// Whether a runnable `pd` must wait for a budget refill (its own, its caller's
     /// for a parked passive server, or its guest's while it runs that).
+    #[inline]
     fn held(&self, pd: PdId) -> bool {
         let p = &self.pds[usize::from(pd)];
         p.throttled || p.parked_on.is_some() || (p.in_guest && p.guest_throttled)
@@ -407,7 +411,9 @@ impl Kernel {
     fn signal(&mut self, fx: &mut dyn Effects, pd: PdId, bits: u64) {
         self.pds[usize::from(pd)].pending |= bits;
         // The notification ends its VM_ENTER: it handles it at its own priority.
-        self.leave_guest(pd);
+        if self.pds[usize::from(pd)].in_guest {
+            self.leave_guest(pd);
+        }
         let state = self.pds[usize::from(pd)].state;
         if let State::GuestHalted(_) = state {
             let bits = core::mem::take(&mut self.pds[usize::from(pd)].pending);
