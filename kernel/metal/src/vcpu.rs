@@ -2,12 +2,15 @@
 //! tables, and `VM_ENTER` (see `kernel_abi::vcpu`): apply the VMM's dirty state
 //! words, run the guest until an exit the VMM must see, write the state back.
 //!
-//! The VMM PD's thread is the vCPU's thread: while it runs its guest it stays the
-//! core's current PD, so the scheduler needs no new state for it; only the glue
-//! must resume the guest (not `iretq`) when it picks a PD whose `VM_ENTER` is still
-//! in progress ([`in_guest`]). Host interrupts exit the guest (INTR intercept) and
-//! are taken by the kernel's normal irq path right after the exit; if that made
-//! another PD current, the guest waits in its VMCB until its VMM runs again.
+//! The VMM PD's thread is the vCPU's thread: while it runs its guest it stays
+//! `Running` (or `Ready` when preempted) in the core, at its guest's priority and
+//! on its guest's budget (`Kernel::enter_guest`); the glue resumes the guest (not
+//! `iretq`) when it picks a PD whose `VM_ENTER` is still in progress
+//! ([`in_guest`]). Host interrupts exit the guest (INTR intercept) and are taken
+//! by the kernel's normal irq path right after the exit; if that made another PD
+//! current, the guest waits in its VMCB until its VMM runs again. What goes in and
+//! out of the VMCB is `kernel_core::vmcb`'s (host-tested); this module owns the
+//! memory, the CPU state VMRUN does not swap, and the run loop.
 #![allow(unsafe_code)]
 
 use core::ptr::addr_of_mut;
