@@ -14,8 +14,13 @@ pub const PHYS_OFFSET: u64 = 0xffff_8000_0000_0000;
 pub const KERNEL_VMA: u64 = 0xffff_ffff_8000_0000;
 /// Where the kernel image starts (the PVH boot stub, see link.ld).
 pub const KERNEL_PHYS_START: u64 = 0x10_0000;
-/// The boot tables map this much RAM one to one; the kernel uses no more.
+/// The boot tables map this much RAM one to one. Only the kernel's own page tables
+/// are allocated while they are live (from the bottom of the free RAM); everything
+/// after that goes through the physical window, which covers all of the RAM range.
 const BOOT_MAPPED: u64 = 1 << 30;
+/// What building the kernel's tables may take from the bottom of free RAM (a few
+/// tables; a 3 GiB window needs five).
+const BOOT_TABLES_ROOM: u64 = 1 << 20;
 const PAGE: u64 = 4096;
 
 extern "C" {
@@ -134,8 +139,7 @@ impl PhysMem for PhysRead {
     }
 }
 
-/// The RAM range from the PVH memory map that holds `above`, clipped to what the
-/// boot tables map.
+/// The RAM range from the PVH memory map that holds `above`.
 fn ram_range(start_info: u64, above: u64) -> Option<(u64, u64)> {
     // hvm_start_info: magic at 0, version at 4, memmap_paddr at 0x28 and
     // memmap_entries at 0x30 (version >= 1). Entries: addr, size, type (1 = RAM).
@@ -150,7 +154,7 @@ fn ram_range(start_info: u64, above: u64) -> Option<(u64, u64)> {
         let e = map + i * 24;
         let (addr, size) = (read_u64(e), read_u64(e + 8));
         let kind = read_u64(e + 16) as u32;
-        let end = addr.saturating_add(size).min(BOOT_MAPPED);
+        let end = addr.saturating_add(size);
         if kind == 1 && addr <= above && above < end {
             return Some((above, end));
         }
@@ -162,7 +166,9 @@ fn ram_range(start_info: u64, above: u64) -> Option<(u64, u64)> {
 /// page tables. Returns the allocator and the kernel's root table.
 pub fn init(start_info: u64, reserved_end: u64) -> (Frames, u64) {
     let reserved_end = reserved_end.next_multiple_of(PAGE);
-    let Some((start, end)) = ram_range(start_info, reserved_end) else {
+    let Some((start, end)) = ram_range(start_info, reserved_end)
+        .filter(|&(start, end)| start + BOOT_TABLES_ROOM <= BOOT_MAPPED.min(end))
+    else {
         kprintln!("kernel: no RAM above {reserved_end:#x} in the boot memory map");
         crate::cpu::exit_qemu(0x7c);
     };

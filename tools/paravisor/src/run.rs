@@ -20,8 +20,9 @@ pub struct Args {
     /// Deterministic instruction counting (`-icount shift=0`): rdtsc counts instructions.
     #[arg(long)]
     pub icount: bool,
-    /// Guest RAM for QEMU's `-m` (the kernel uses up to 1 GiB of it; guest RAM
-    /// regions come out of that).
+    /// RAM for QEMU's `-m`. The kernel uses the range it is loaded into (up to
+    /// 3 GiB, below the PCI hole); memory regions, guest RAM included, come out
+    /// of that.
     #[arg(long, default_value = "1G")]
     pub memory: String,
     /// The QEMU binary.
@@ -36,7 +37,8 @@ pub fn guest_status(qemu_status: i32) -> Option<i32> {
 
 pub fn run(args: Args) -> Result<(), Failure> {
     let mut cmd = Command::new(&args.qemu);
-    cmd.args(["-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", &args.memory])
+    cmd.args(["-accel", "tcg", "-cpu", "max", "-smp", "1"])
+        .args(["-m", &args.memory])
         .args([
             "-display",
             "none",
