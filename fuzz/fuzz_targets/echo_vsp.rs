@@ -84,7 +84,7 @@ fuzz_target!(|data: &[u8]| {
         .variable(config::HVCALL_CHANNEL, 1)
         .variable(config::SYNIC_CHANNEL, 2)
         .variable(config::GUEST_RAM_GPA, 0)
-        .variable(config::GUEST_SHARED_GPA, 0x4000_0000);
+        .variable(config::GUEST_SHARED_GPA, 0x10_0000_0000);
     let Ok(mut pd) = EchoVsp::init(&init) else { return };
     let mut k = Peers;
     let mut tx: Option<OutgoingRing<GpadlRingMem<'static, Vec<u64>>>> = None;

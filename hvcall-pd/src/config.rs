@@ -81,7 +81,7 @@ pub mod build {
     /// SEV-SNP (hvdef `IsolationType::SNP`).
     pub const ISOLATION: u64 = 2;
     /// The vTOM: GPAs from here up are the host-visible alias of RAM.
-    pub const SHARED_GPA_BOUNDARY: u64 = 0x4000_0000;
+    pub const SHARED_GPA_BOUNDARY: u64 = 0x10_0000_0000;
     pub const CONFIDENTIAL_VMBUS: bool = true;
     pub const MAX_GUEST_VTL: u64 = 1;
     /// Where `guest_ram` and `guest_shared` sit in the guest's physical space.

@@ -25,7 +25,7 @@ pub mod build {
     /// Where `guest_ram` and `guest_shared` sit in the guest's physical space (the
     /// shared alias at the vTOM).
     pub const GUEST_RAM_GPA: u64 = 0;
-    pub const GUEST_SHARED_GPA: u64 = 0x4000_0000;
+    pub const GUEST_SHARED_GPA: u64 = 0x10_0000_0000;
 
     const fn bit(ch: Channel) -> u64 {
         1 << ch.index()

@@ -33,7 +33,7 @@ pub mod hv {
     /// Relayed to the (fake) host.
     pub const CONN_HOST: u32 = 0x14;
     /// The vTOM: where `guest_shared` sits in the GPA space (hvcall-pd's default).
-    pub const SHARED_GPA: u64 = 0x4000_0000;
+    pub const SHARED_GPA: u64 = 0x10_0000_0000;
     /// Where the guest keeps things in its private RAM.
     pub const INPUT_PAGE: u64 = 0x1000;
     pub const HYPERCALL_PAGE: u64 = 0x2000;

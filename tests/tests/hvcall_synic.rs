@@ -52,7 +52,7 @@ fn a_guest_posts_and_signals_through_hvcall_pd_into_synic_pd() {
     let host: Vec<&str> = outcome.stdout_of("hostfwd").collect();
     assert_eq!(
         host,
-        ["hostfwd: post conn=0x14 gpa=0x40000000 payload=\"for the host\""],
+        ["hostfwd: post conn=0x14 gpa=0x1000000000 payload=\"for the host\""],
         "{:#?}",
         outcome.log
     );

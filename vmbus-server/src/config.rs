@@ -165,7 +165,7 @@ pub mod build {
     pub const GUEST_RAM_GPA: u64 = 0;
     pub const GUEST_RAM_SIZE: u64 = 0x20_0000;
     /// ... and its host-visible alias `guest_shared` at the vTOM.
-    pub const GUEST_SHARED_GPA: u64 = 0x4000_0000;
+    pub const GUEST_SHARED_GPA: u64 = 0x10_0000_0000;
     pub const GUEST_SHARED_SIZE: u64 = 0x4_0000;
     pub const CONFIDENTIAL_VMBUS: bool = true;
     pub const MAX_VERSION: vmbus_protocol::Version = vmbus_protocol::Version::V6_0;

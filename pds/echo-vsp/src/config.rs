@@ -32,7 +32,7 @@ pub mod build {
 
     pub const GUEST_RAM_GPA: u64 = 0;
     /// The vTOM.
-    pub const GUEST_SHARED_GPA: u64 = 0x4000_0000;
+    pub const GUEST_SHARED_GPA: u64 = 0x10_0000_0000;
 
     pub const VARIABLES: [(&str, u64); 5] = [
         (super::VMBUS_CHANNEL, VMBUS.index() as u64),

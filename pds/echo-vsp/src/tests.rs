@@ -30,7 +30,7 @@ use crate::pd::{self, EchoVsp};
 const VMBUS: Channel = Channel::new(0);
 const HVCALL: Channel = Channel::new(1);
 const SYNIC: Channel = Channel::new(2);
-const SHARED_GPA: u64 = 0x4000_0000;
+const SHARED_GPA: u64 = 0x10_0000_0000;
 const SHARED_PFN: u64 = SHARED_GPA / PAGE_SIZE as u64;
 const RAM_PAGES: usize = 64;
 const RELID: Relid = Relid(5);

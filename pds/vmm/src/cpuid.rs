@@ -5,8 +5,7 @@
 //! adds (x2APIC, TSC deadline, the hypervisor bit) put in.
 
 use hvdef::cpuid::{
-    privilege, IsolationType, HYPERVISOR_LEAVES, LEAF_FEATURES, LEAF_ISOLATION_CONFIG,
-    LEAF_VS_PROPERTIES,
+    privilege, HYPERVISOR_LEAVES, LEAF_FEATURES, LEAF_ISOLATION_CONFIG, LEAF_VS_PROPERTIES,
 };
 
 /// How the VM is presented to its guest (a per-VM setting: guests without the
@@ -196,10 +195,6 @@ pub fn hypervisor(leaf: u32, answer: [u32; 4], presentation: Presentation) -> [u
             }
         }
         LEAF_ISOLATION_CONFIG if presentation == Presentation::Plain => return [0; 4],
-        // This platform (SVM, no SEV) isolates in software: the guest is told
-        // "VBS", as Hyper-V tells software-isolated guests, so it uses the vTOM
-        // without looking for SEV-SNP's GHCB.
-        LEAF_ISOLATION_CONFIG => b = (b & !0xf) | u32::from(IsolationType::VBS.0),
         LEAF_VS_PROPERTIES if presentation == Presentation::Plain => {
             a &= !CONFIDENTIAL_VMBUS_AVAILABLE;
         }
@@ -294,6 +289,12 @@ mod tests {
         assert_eq!(
             hypervisor(LEAF_ISOLATION_CONFIG, [1, 2, 0, 0], Presentation::Plain),
             [0; 4]
+        );
+        let snp_vtom = [1, 2 | (1 << 5) | (36 << 6), 0, 0];
+        assert_eq!(
+            hypervisor(LEAF_ISOLATION_CONFIG, snp_vtom, Presentation::Confidential),
+            snp_vtom,
+            "the paravisor's isolation (SNP with a vTOM) as hvcall-pd reports it"
         );
         let vs = [CONFIDENTIAL_VMBUS_AVAILABLE, 0, 0, 0];
         assert_eq!(

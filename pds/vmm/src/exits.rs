@@ -13,6 +13,8 @@ use crate::decode::{
     self, decode_mmio, fetch_instruction, instruction_length, write_back, CpuState,
     FixedInstruction, GuestMemory, LengthError, MmioAccess, MmioDecodeError, TranslateError,
 };
+use crate::ghcb::{self, Ghcb};
+use crate::loader::GuestRam;
 use crate::msr::{self, Owner};
 use crate::peers::{MsrOutcome, Peers};
 use crate::platform::Platform;
@@ -66,6 +68,8 @@ pub struct Vmm {
     pub host_cpuid: fn(u32, u32) -> [u32; 4],
     /// Console bytes the guest wrote to COM1, waiting for the glue to print.
     console: Vec<u8>,
+    /// The GHCB of a VM presented as SEV-SNP with a paravisor.
+    ghcb: Option<Ghcb>,
 }
 
 impl core::fmt::Debug for Vmm {
@@ -91,6 +95,7 @@ impl Vmm {
             stats: ExitStats::default(),
             host_cpuid,
             console: Vec::new(),
+            ghcb: (presentation == Presentation::Confidential).then(|| Ghcb::new(ghcb::PAGE_GPA)),
         }
     }
 
@@ -140,7 +145,7 @@ impl Vmm {
     pub fn handle_exit(
         &mut self,
         st: &mut VcpuState,
-        mem: &dyn GuestMemory,
+        mem: &dyn GuestRam,
         peers: &mut dyn Peers,
         now: u64,
     ) -> Action {
@@ -319,6 +324,14 @@ impl Vmm {
                 None => MsrOutcome::Done(now),
                 Some(_) => MsrOutcome::Gp,
             },
+            Owner::Ghcb => match (&mut self.ghcb, write) {
+                (Some(g), None) => MsrOutcome::Done(g.read_msr()),
+                (Some(g), Some(v)) => {
+                    g.write_msr(v);
+                    MsrOutcome::Done(0)
+                }
+                (None, _) => MsrOutcome::Gp,
+            },
             Owner::None => MsrOutcome::Gp,
         };
         match result {
@@ -363,9 +376,12 @@ impl Vmm {
     fn hypercall(
         &mut self,
         st: &mut VcpuState,
-        mem: &dyn GuestMemory,
+        mem: &dyn GuestRam,
         peers: &mut dyn Peers,
     ) -> Action {
+        if self.ghcb.is_some() && self.is_vmgexit(st, mem) {
+            return self.vmgexit(st, mem, peers);
+        }
         let (control, rdx, r8) = (st.gpr(1), st.gpr(2), st.gpr(8));
         if !self.step_over(st, mem, FixedInstruction::Vmmcall) {
             return Action::Run;
@@ -382,6 +398,35 @@ impl Vmm {
                 Action::Run
             }
             None => self.fatal(st, "hvcall-pd did not answer a hypercall"),
+        }
+    }
+
+    /// Whether the VMMCALL exit came from `rep vmmcall` (VMGEXIT).
+    fn is_vmgexit(&self, st: &VcpuState, mem: &dyn GuestRam) -> bool {
+        let cpu = cpu_state(st);
+        fetch_instruction(mem, &cpu).is_ok_and(|b| {
+            instruction_length(b.as_slice(), cpu.code_mode(), FixedInstruction::Vmgexit).is_ok()
+        })
+    }
+
+    fn vmgexit(&mut self, st: &mut VcpuState, mem: &dyn GuestRam, peers: &mut dyn Peers) -> Action {
+        if cpu_state(st).cpl != 0 {
+            st.inject_ud();
+            return Action::Run;
+        }
+        let Some(ghcb) = &mut self.ghcb else {
+            return Action::Run;
+        };
+        self.stats.vmgexits += 1;
+        match ghcb.vmgexit(mem, peers, Instance::HYPERVISOR) {
+            ghcb::Outcome::Done => {
+                self.step_over(st, mem, FixedInstruction::Vmgexit);
+                Action::Run
+            }
+            ghcb::Outcome::Terminate { .. } => {
+                self.fatal(st, "the guest asked for termination (GHCB)")
+            }
+            ghcb::Outcome::Failed(what) => self.fatal(st, what),
         }
     }
 

@@ -16,6 +16,7 @@ pub mod cpuid;
 pub mod decode;
 pub mod devices;
 pub mod exits;
+pub mod ghcb;
 pub mod loader;
 pub mod msr;
 pub mod peers;

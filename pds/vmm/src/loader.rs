@@ -22,6 +22,10 @@ pub trait GuestRamWrite {
     fn write_gpa(&self, gpa: u64, bytes: &[u8]) -> Result<(), OutsideRam>;
 }
 
+/// Guest RAM, read (as the decoder does) and written.
+pub trait GuestRam: crate::decode::GuestMemory + GuestRamWrite {}
+impl<T: crate::decode::GuestMemory + GuestRamWrite + ?Sized> GuestRam for T {}
+
 /// A write that does not fit in guest RAM.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct OutsideRam {

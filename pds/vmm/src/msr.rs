@@ -18,6 +18,8 @@ pub enum Owner {
     StateWord(usize),
     /// The time-stamp counter, read as the guest's RDTSC would.
     Tsc,
+    /// MSR_AMD64_SEV_ES_GHCB, when the VM is presented as SEV-SNP.
+    Ghcb,
     /// Nobody: #GP.
     None,
 }
@@ -50,6 +52,7 @@ pub fn owner(msr: u32) -> Owner {
         EFER => Owner::StateWord(kernel_abi::vcpu::Word::EFER),
         IA32_PAT => Owner::StateWord(kernel_abi::vcpu::Word::PAT),
         IA32_TSC => Owner::Tsc,
+        crate::ghcb::MSR_GHCB => Owner::Ghcb,
         _ => Owner::None,
     }
 }
@@ -82,6 +85,7 @@ mod tests {
             (0xc000_0080, Owner::StateWord(kernel_abi::vcpu::Word::EFER)),
             (0x277, Owner::StateWord(kernel_abi::vcpu::Word::PAT)),
             (0x10, Owner::Tsc),
+            (0xc001_0130, Owner::Ghcb),
             (0x48, Owner::None),
             (0xc001_0114, Owner::None),
             (0x3a, Owner::None),

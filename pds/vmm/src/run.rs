@@ -6,8 +6,8 @@
 use ipc::{ChannelSet, Consumer, IpcError, Kernel};
 use kernel_abi::vcpu::flags;
 
-use crate::decode::GuestMemory;
 use crate::exits::{Action, Stop, Vmm};
+use crate::loader::GuestRam;
 use crate::peers::{CallPeers, Channels};
 use crate::state::VcpuState;
 
@@ -91,7 +91,7 @@ pub fn run(
     vmm: &mut Vmm,
     st: &mut VcpuState,
     vcpu: &mut dyn VcpuPort,
-    mem: &dyn GuestMemory,
+    mem: &dyn GuestRam,
     kernel: &mut dyn Kernel,
     wiring: &mut Wiring<'_>,
     console: &mut dyn FnMut(&[u8]),

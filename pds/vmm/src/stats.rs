@@ -19,6 +19,7 @@ pub struct ExitStats {
     pub holes: u64,
     pub unsupported: u64,
     pub code_changed: u64,
+    pub vmgexits: u64,
     gp_msrs: BTreeMap<(u32, bool), u64>,
     /// (call code, status) of hypercalls that failed.
     failed_calls: BTreeMap<(u16, u16), u64>,
