@@ -23,6 +23,8 @@ use pd_rt::vcpu::{Vcpu, VmEvent};
 /// vmtest.xml: vmm -> pingserver (protected calls), vmm <-> ponger (notifications).
 const PING: Channel = Channel::new(0);
 const PONG: Channel = Channel::new(1);
+/// vmm -> vm_busy: "compute for a while".
+const BUSY: Channel = Channel::new(2);
 
 /// Guest-physical layout (guest RAM starts at GPA 0).
 const CODE: u64 = 0x1000;
@@ -338,6 +340,7 @@ fn setup_memory(ram: &mut Region<'_>) -> Result<(), ipc::RegionError> {
 
 fn run(init: &dyn Init, k: &mut dyn Kernel) -> Result<(), InitError> {
     let mut ram = init.region("guest_ram")?;
+    let busy = init.region("busy_counter")?;
     if setup_memory(&mut ram).is_err() {
         println!("vmm_selftest: FAIL guest RAM too small");
         debug_halt(1)
@@ -626,6 +629,21 @@ fn run(init: &dyn Init, k: &mut dyn Kernel) -> Result<(), InitError> {
     c.check.expect(
         matches!(ev, VmEvent::Notification(chs) if chs.contains(PONG)),
         "a notification wakes a halted vCPU",
+    );
+
+    // The guest runs at its VM's priority (90), below vm_busy (95), while the VMM
+    // itself is above it (100): notified, vm_busy runs while the guest spins, and
+    // the guest resumes after it, until the deadline.
+    let before = busy.read::<u64>(0).unwrap_or(u64::MAX);
+    let _ = BUSY.notify(k);
+    let deadline = rdtsc() + 5_000_000;
+    let ev = c.enter(&mut v0, 0, deadline);
+    let after = busy.read::<u64>(0).unwrap_or(0);
+    c.check.expect(
+        ev == VmEvent::Exit(pseudo_exit::DEADLINE)
+            && after == before.wrapping_add(1)
+            && v0.get(Word::RIP) == spin,
+        "a PD between the guest's priority and the VMM's runs while the guest does; the guest resumes after it",
     );
     v0.set(Word::RIP, spin + 2);
 
