@@ -289,6 +289,11 @@ extern "C" fn trap_entry(frame: *mut Frame) -> *mut Frame {
             irq_vector(f.vector);
             return frame;
         }
+        // An NMI has nothing for the kernel to do; one that hit a guest arrives
+        // here, in the kernel, as soon as the exit path sets GIF again.
+        if f.vector == 2 {
+            return frame;
+        }
         kernel_fault(&f);
     }
     match f.vector {
