@@ -20,6 +20,9 @@ pub enum Presentation {
 
 /// 0x40000003 EAX: the frequency MSRs (0x40000022/23) may be read.
 pub const ACCESS_FREQUENCY_MSRS: u32 = 1 << 11;
+/// 0x40000003 EAX: the guest may make the TSC invariant (MSR 0x40000118); then it
+/// trusts the TSC as its clock instead of marking it unstable.
+pub const ACCESS_TSC_INVARIANT: u32 = 1 << 15;
 /// 0x40000003 EDX: the frequency MSRs are available.
 pub const FEATURE_FREQUENCY_MSRS_AVAILABLE: u32 = 1 << 8;
 /// 0x40000082 EAX: Confidential VMBus available.
@@ -53,6 +56,8 @@ mod bit {
     pub const PKU: u32 = 1 << 3;
     pub const WAITPKG: u32 = 1 << 5;
     pub const LA57: u32 = 1 << 16;
+    /// RDPID reads IA32_TSC_AUX, which is not emulated.
+    pub const RDPID: u32 = 1 << 22;
     pub const SPEC_CTRL_EDX: u32 = (1 << 26) | (1 << 27) | (1 << 29) | (1 << 31);
     // 0x80000001 ECX / EDX.
     pub const SVM: u32 = 1 << 2;
@@ -138,7 +143,7 @@ pub fn native(
         7 => {
             if subleaf == 0 {
                 b &= !bit::TSC_ADJUST;
-                c &= !(bit::PKU | bit::WAITPKG | bit::LA57);
+                c &= !(bit::PKU | bit::WAITPKG | bit::LA57 | bit::RDPID);
                 d &= !bit::SPEC_CTRL_EDX;
             } else {
                 return [0; 4];
@@ -188,7 +193,7 @@ pub fn hypervisor(leaf: u32, answer: [u32; 4], presentation: Presentation) -> [u
     let [mut a, mut b, c, mut d] = answer;
     match leaf {
         LEAF_FEATURES => {
-            a |= ACCESS_FREQUENCY_MSRS;
+            a |= ACCESS_FREQUENCY_MSRS | ACCESS_TSC_INVARIANT;
             d |= FEATURE_FREQUENCY_MSRS_AVAILABLE;
             if presentation == Presentation::Plain {
                 b &= !(privilege::HIGH_ISOLATION | privilege::HIGH_ACCESS_VSM);

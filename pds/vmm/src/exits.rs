@@ -70,6 +70,8 @@ pub struct Vmm {
     console: Vec<u8>,
     /// The GHCB of a VM presented as SEV-SNP with a paravisor.
     ghcb: Option<Ghcb>,
+    /// HV_X64_MSR_TSC_INVARIANT_CONTROL bit 0.
+    tsc_invariant: bool,
 }
 
 impl core::fmt::Debug for Vmm {
@@ -95,6 +97,7 @@ impl Vmm {
             stats: ExitStats::default(),
             host_cpuid,
             console: Vec::new(),
+            tsc_invariant: false,
             ghcb: (presentation == Presentation::Confidential).then(|| Ghcb::new(ghcb::PAGE_GPA)),
         }
     }
@@ -309,6 +312,15 @@ impl Vmm {
             Owner::Frequency => match (index, write) {
                 (msr::HV_TSC_FREQUENCY, None) => MsrOutcome::Done(self.clock.tsc_hz),
                 (msr::HV_APIC_FREQUENCY, None) => MsrOutcome::Done(self.clock.apic_hz),
+                // The TSC is invariant here (the host's, never scaled or stopped):
+                // exposing it is all the control does.
+                (msr::HV_TSC_INVARIANT_CONTROL, None) => {
+                    MsrOutcome::Done(u64::from(self.tsc_invariant))
+                }
+                (msr::HV_TSC_INVARIANT_CONTROL, Some(v)) if v & !1 == 0 => {
+                    self.tsc_invariant = v & 1 != 0;
+                    MsrOutcome::Done(0)
+                }
                 _ => MsrOutcome::Gp,
             },
             Owner::Synic => match peers.synic_msr(self.synic_instance(), index, write) {

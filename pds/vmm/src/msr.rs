@@ -8,7 +8,8 @@
 pub enum Owner {
     /// IA32_APIC_BASE, the x2APIC range and IA32_TSC_DEADLINE: the local APIC model.
     Lapic,
-    /// HV_X64_MSR_TSC_FREQUENCY / HV_X64_MSR_APIC_FREQUENCY: the VMM's clock.
+    /// HV_X64_MSR_TSC_FREQUENCY / HV_X64_MSR_APIC_FREQUENCY and
+    /// HV_X64_MSR_TSC_INVARIANT_CONTROL: the VMM's clock.
     Frequency,
     /// SCONTROL .. SINT15 (and the synthetic timers, which synic-pd refuses).
     Synic,
@@ -33,6 +34,7 @@ pub const X2APIC_LAST: u32 = 0x8ff;
 pub const EFER: u32 = 0xc000_0080;
 pub const HV_TSC_FREQUENCY: u32 = 0x4000_0022;
 pub const HV_APIC_FREQUENCY: u32 = 0x4000_0023;
+pub const HV_TSC_INVARIANT_CONTROL: u32 = 0x4000_0118;
 pub const HV_SYNIC_FIRST: u32 = 0x4000_0080;
 pub const HV_SYNIC_LAST: u32 = 0x4000_00bf;
 pub const HV_FIRST: u32 = 0x4000_0000;
@@ -46,7 +48,7 @@ pub const EFER_GUEST_BITS: u64 = (1 << 0) | (1 << 8) | (1 << 10) | (1 << 11);
 pub fn owner(msr: u32) -> Owner {
     match msr {
         IA32_APIC_BASE | IA32_TSC_DEADLINE | X2APIC_FIRST..=X2APIC_LAST => Owner::Lapic,
-        HV_TSC_FREQUENCY | HV_APIC_FREQUENCY => Owner::Frequency,
+        HV_TSC_FREQUENCY | HV_APIC_FREQUENCY | HV_TSC_INVARIANT_CONTROL => Owner::Frequency,
         HV_SYNIC_FIRST..=HV_SYNIC_LAST => Owner::Synic,
         HV_FIRST..=HV_LAST => Owner::Hvcall,
         EFER => Owner::StateWord(kernel_abi::vcpu::Word::EFER),
@@ -79,6 +81,7 @@ mod tests {
             (0x4000_0000, Owner::Hvcall),
             (0x4000_0001, Owner::Hvcall),
             (0x4000_0022, Owner::Frequency),
+            (0x4000_0118, Owner::Frequency),
             (0x4000_0080, Owner::Synic),
             (0x4000_0092, Owner::Synic),
             (0x4000_00b0, Owner::Synic),

@@ -95,7 +95,11 @@ impl VcpuPort for RtVcpu {
     }
 }
 
-fn queue<T>(init: &dyn Init, name: &'static str, capacity: u32) -> Result<Consumer<'static, T>, InitError>
+fn queue<T>(
+    init: &dyn Init,
+    name: &'static str,
+    capacity: u32,
+) -> Result<Consumer<'static, T>, InitError>
 where
     T: ipc::QueueEntry,
 {
@@ -172,7 +176,9 @@ fn start(init: &dyn Init, kernel: &mut dyn Kernel) -> Result<Never, InitError> {
             0
         }
         Stop::TripleFault { rip } => {
-            pd_rt::println!("vmm: the guest triple-faulted at rip {rip:#x}; the paravisor keeps running");
+            pd_rt::println!(
+                "vmm: the guest triple-faulted at rip {rip:#x}; the paravisor keeps running"
+            );
             3
         }
         Stop::Fatal { what, code, rip } => {
