@@ -192,6 +192,7 @@ impl Vmm {
             self.console.push(byte);
         }
         if let Some(level) = self.platform.take_uart_irq_change() {
+            self.stats.uart_line_changes += 1;
             peers.ioapic_line(crate::platform::COM1_IRQ, level);
         }
         if self.platform.powered_off() {
@@ -395,12 +396,13 @@ impl Vmm {
             return self.vmgexit(st, mem, peers);
         }
         let (control, rdx, r8) = (st.gpr(1), st.gpr(2), st.gpr(8));
-        if !self.step_over(st, mem, FixedInstruction::Vmmcall) {
-            return Action::Run;
-        }
-        // Hypercalls from user mode are refused, as Hyper-V does (#UD).
+        // Hypercalls from user mode are refused, as Hyper-V does (#UD). A fault:
+        // RIP stays on the VMMCALL.
         if cpu_state(st).cpl != 0 {
             st.inject_ud();
+            return Action::Run;
+        }
+        if !self.step_over(st, mem, FixedInstruction::Vmmcall) {
             return Action::Run;
         }
         match peers.hypercall(control, rdx, r8) {
@@ -632,3 +634,6 @@ fn io_size(info: u64) -> u8 {
 fn has_error_code(vector: u8) -> bool {
     matches!(vector, 8 | 10 | 11 | 12 | 13 | 14 | 17 | 21 | 29 | 30)
 }
+
+#[cfg(test)]
+mod tests;

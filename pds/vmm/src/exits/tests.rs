@@ -1,0 +1,1202 @@
+//! Table tests of the exit handler against a fake guest RAM (identity-mapped long
+//! mode) and fake peers that record every call and give scripted answers.
+
+use core::cell::RefCell;
+use std::vec;
+use std::vec::Vec;
+
+use hvdef::cpuid::{privilege, LEAF_FEATURES, LEAF_ISOLATION_CONFIG};
+use kernel_abi::vcpu::segment_word;
+
+use super::*;
+use crate::decode::MemError;
+use crate::loader::{GuestRamWrite, OutsideRam};
+use crate::state::{RFLAGS_IF, WORDS};
+
+const RAM_SIZE: usize = 0x20_0000;
+/// Where the code under test sits (identity mapped, like all of the first 2 MiB).
+const CODE: u64 = 0x8000;
+const NOW: u64 = 1_000;
+const TSC_HZ: u64 = 2_000_000_000;
+const APIC_HZ: u64 = 1_000_000_000;
+
+const PTE_P: u64 = 1;
+const PTE_RW: u64 = 2;
+const PTE_US: u64 = 4;
+const PDE_PS: u64 = 1 << 7;
+
+const EFER_LME: u64 = 1 << 8;
+const EFER_LMA: u64 = 1 << 10;
+const EFER_NXE: u64 = 1 << 11;
+
+/// Guest RAM at GPA 0, behind a RefCell because the VMM writes through `&self`.
+pub(super) struct Ram(RefCell<Vec<u8>>);
+
+impl Ram {
+    /// RAM whose first 2 MiB are identity mapped by a 2 MiB page (PML4 at 0x1000),
+    /// user-accessible so CPL 3 code can run in it too.
+    fn paged() -> Self {
+        let ram = Ram(RefCell::new(vec![0; RAM_SIZE]));
+        ram.put(0x1000, &(0x2000 | PTE_P | PTE_RW | PTE_US).to_le_bytes());
+        ram.put(0x2000, &(0x3000 | PTE_P | PTE_RW | PTE_US).to_le_bytes());
+        ram.put(0x3000, &(PDE_PS | PTE_P | PTE_RW | PTE_US).to_le_bytes());
+        ram
+    }
+
+    fn put(&self, gpa: u64, bytes: &[u8]) {
+        let at = gpa as usize;
+        self.0.borrow_mut()[at..at + bytes.len()].copy_from_slice(bytes);
+    }
+
+    fn u64_at(&self, gpa: u64) -> u64 {
+        let at = gpa as usize;
+        u64::from_le_bytes(self.0.borrow()[at..at + 8].try_into().unwrap())
+    }
+}
+
+impl GuestMemory for Ram {
+    fn read_gpa(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        let ram = self.0.borrow();
+        let src = usize::try_from(gpa)
+            .ok()
+            .and_then(|s| ram.get(s..s.checked_add(buf.len())?))
+            .ok_or(MemError { gpa })?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+}
+
+impl GuestRamWrite for Ram {
+    fn size(&self) -> u64 {
+        RAM_SIZE as u64
+    }
+
+    fn write_gpa(&self, gpa: u64, bytes: &[u8]) -> Result<(), OutsideRam> {
+        let outside = OutsideRam {
+            gpa,
+            len: bytes.len() as u64,
+        };
+        let mut ram = self.0.borrow_mut();
+        let dst = usize::try_from(gpa)
+            .ok()
+            .and_then(|s| ram.get_mut(s..s.checked_add(bytes.len())?))
+            .ok_or(outside)?;
+        dst.copy_from_slice(bytes);
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Call {
+    HvCpuid(u32, u32),
+    HvMsr(u32, Option<u64>),
+    Synic(Instance, u32, Option<u64>),
+    Hypercall(u64, u64, u64),
+    IoapicMmio(u64, u8, Option<u64>),
+    IoapicEoi(u8),
+    IoapicLine(u8, bool),
+}
+
+/// Peers that record what they were asked and answer from the script.
+pub(super) struct FakePeers {
+    pub calls: Vec<Call>,
+    pub cpuid: Option<[u32; 4]>,
+    pub hv_msr: MsrOutcome,
+    pub synic: MsrOutcome,
+    pub hypercall: Option<u64>,
+    pub ioapic: Option<u64>,
+}
+
+impl Default for FakePeers {
+    fn default() -> Self {
+        Self {
+            calls: Vec::new(),
+            cpuid: None,
+            hv_msr: MsrOutcome::NotMine,
+            synic: MsrOutcome::NotMine,
+            hypercall: None,
+            ioapic: None,
+        }
+    }
+}
+
+impl Peers for FakePeers {
+    fn hv_cpuid(&mut self, leaf: u32, subleaf: u32) -> Option<[u32; 4]> {
+        self.calls.push(Call::HvCpuid(leaf, subleaf));
+        self.cpuid
+    }
+    fn hv_msr(&mut self, msr: u32, write: Option<u64>) -> MsrOutcome {
+        self.calls.push(Call::HvMsr(msr, write));
+        self.hv_msr
+    }
+    fn synic_msr(&mut self, instance: Instance, msr: u32, write: Option<u64>) -> MsrOutcome {
+        self.calls.push(Call::Synic(instance, msr, write));
+        self.synic
+    }
+    fn hypercall(&mut self, control: u64, rdx: u64, r8: u64) -> Option<u64> {
+        self.calls.push(Call::Hypercall(control, rdx, r8));
+        self.hypercall
+    }
+    fn ioapic_mmio(&mut self, gpa: u64, size: u8, write: Option<u64>) -> Option<u64> {
+        self.calls.push(Call::IoapicMmio(gpa, size, write));
+        self.ioapic
+    }
+    fn ioapic_eoi(&mut self, vector: u8) {
+        self.calls.push(Call::IoapicEoi(vector));
+    }
+    fn ioapic_line(&mut self, line: u8, asserted: bool) {
+        self.calls.push(Call::IoapicLine(line, asserted));
+    }
+}
+
+/// Leaf 0 of an AMD CPU, and a marker answer for every other leaf.
+fn host_cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
+    match leaf {
+        0 => [0x16, 0x6874_7541, 0x444d_4163, 0x6974_6e65],
+        _ => [leaf, subleaf, 0x1234, 0x5678],
+    }
+}
+
+pub(super) fn vmm(presentation: Presentation) -> Vmm {
+    Vmm::new(
+        presentation,
+        Clock {
+            tsc_hz: TSC_HZ,
+            apic_hz: APIC_HZ,
+        },
+        Platform::new(TSC_HZ, APIC_HZ, 0, 0),
+        host_cpuid,
+    )
+}
+
+/// 64-bit code segment (type 0xb, S, P, L) and a data segment of DPL `cpl`.
+const CS_LONG: u16 = 0xb | (1 << 4) | (1 << 7) | (1 << 9);
+const SS_DATA: u16 = 0x3 | (1 << 4) | (1 << 7);
+
+/// A long-mode vCPU at CPL `cpl`, exited with `code` at [`CODE`].
+pub(super) fn long_mode_exit(code: u64, cpl: u16) -> VcpuState {
+    let mut w = [0u64; WORDS];
+    w[Word::EXIT_CODE] = code;
+    w[Word::RIP] = CODE;
+    w[Word::RFLAGS] = 2;
+    w[Word::CR0] = decode::bits::CR0_PE | decode::bits::CR0_PG | decode::bits::CR0_WP;
+    w[Word::CR3] = 0x1000;
+    w[Word::CR4] = decode::bits::CR4_PAE;
+    w[Word::EFER] = EFER_LME | EFER_LMA | EFER_NXE | msr::EFER_SVME;
+    w[Word::PAT] = 0x0007_0406_0007_0406;
+    w[Word::XCR0] = 1;
+    w[Word::SEGMENTS + 2 * segment::CS] = segment_word(0x10 | cpl, CS_LONG | (cpl << 5), !0);
+    w[Word::SEGMENTS + 2 * segment::SS] = segment_word(0x18 | cpl, SS_DATA | (cpl << 5), !0);
+    let mut st = VcpuState::new();
+    st.load_exit(&w);
+    st
+}
+
+fn exit_at(code: u64, ram: &Ram, bytes: &[u8]) -> VcpuState {
+    ram.put(CODE, bytes);
+    long_mode_exit(code, 0)
+}
+
+const GP: u64 = event::VALID | event::TYPE_EXCEPTION | event::ERROR_VALID | 13;
+const UD: u64 = event::VALID | event::TYPE_EXCEPTION | 6;
+
+/// The local APIC software-enabled (SVR bit 8), as Linux leaves it.
+fn enable_lapic(v: &mut Vmm) {
+    v.platform.lapic.write_msr(0x80f, 0x1ff, 0).unwrap();
+}
+
+// ---- CPUID ----
+
+#[test]
+fn hypervisor_leaves_go_to_hvcall_and_are_filtered_per_presentation() {
+    let raw = [0x10, privilege::HIGH_ISOLATION | 1, 7, 0];
+    for (presentation, isolation_kept) in [
+        (Presentation::Plain, false),
+        (Presentation::Confidential, true),
+    ] {
+        let ram = Ram::paged();
+        let mut v = vmm(presentation);
+        let mut st = exit_at(exit::CPUID, &ram, &[0x0f, 0xa2]);
+        st.set_gpr(0, 0xffff_ffff_0000_0000 | u64::from(LEAF_FEATURES));
+        st.set_gpr(1, 0xffff_ffff_0000_0003);
+        let mut p = FakePeers {
+            cpuid: Some(raw),
+            ..FakePeers::default()
+        };
+        assert_eq!(v.handle_exit(&mut st, &ram, &mut p, NOW), Action::Run);
+        assert_eq!(p.calls, [Call::HvCpuid(LEAF_FEATURES, 3)]);
+        let want = cpuid::hypervisor(LEAF_FEATURES, raw, presentation);
+        assert_eq!(st.gpr(0), u64::from(want[0]), "EAX, upper half cleared");
+        assert_ne!(st.gpr(0) as u32 & cpuid::ACCESS_FREQUENCY_MSRS, 0);
+        assert_eq!(st.gpr(3), u64::from(want[1]));
+        assert_eq!(
+            st.gpr(3) as u32 & privilege::HIGH_ISOLATION != 0,
+            isolation_kept,
+            "{presentation:?}"
+        );
+        assert_eq!(st.gpr(1), 7);
+        assert_eq!(st.rip(), CODE + 2);
+        assert_eq!(st.get(Word::EVENT_INJECT), 0);
+
+        // The isolation leaf is hidden from a plain guest; no answer reads as zeros.
+        let mut st = exit_at(exit::CPUID, &ram, &[0x0f, 0xa2]);
+        st.set_gpr(0, u64::from(LEAF_ISOLATION_CONFIG));
+        let mut p = FakePeers {
+            cpuid: Some([1, 2, 3, 4]),
+            ..FakePeers::default()
+        };
+        v.handle_exit(&mut st, &ram, &mut p, NOW);
+        let got = [st.gpr(0), st.gpr(3), st.gpr(1), st.gpr(2)];
+        match presentation {
+            Presentation::Plain => assert_eq!(got, [0; 4]),
+            Presentation::Confidential => assert_eq!(got, [1, 2, 3, 4]),
+        }
+        let mut st = exit_at(exit::CPUID, &ram, &[0x0f, 0xa2]);
+        st.set_gpr(0, 0x4000_0001);
+        let mut p = FakePeers::default();
+        v.handle_exit(&mut st, &ram, &mut p, NOW);
+        assert_eq!([st.gpr(0), st.gpr(3), st.gpr(1), st.gpr(2)], [0; 4]);
+        assert_eq!(st.rip(), CODE + 2);
+    }
+}
+
+#[test]
+fn native_leaves_use_the_host_function_not_the_peers() {
+    let ram = Ram::paged();
+    let mut v = vmm(Presentation::Plain);
+    let mut st = exit_at(exit::CPUID, &ram, &[0x0f, 0xa2]);
+    st.set_gpr(0, 0);
+    let mut p = FakePeers::default();
+    assert_eq!(v.handle_exit(&mut st, &ram, &mut p, NOW), Action::Run);
+    assert!(p.calls.is_empty());
+    assert_eq!(
+        [st.gpr(0), st.gpr(3), st.gpr(1), st.gpr(2)],
+        [0x16, 0x6874_7541, 0x444d_4163, 0x6974_6e65]
+    );
+    assert_eq!(st.rip(), CODE + 2);
+}
+
+#[test]
+fn cpuid_with_changed_code_leaves_rip_and_registers_alone() {
+    let ram = Ram::paged();
+    let mut v = vmm(Presentation::Plain);
+    let mut st = exit_at(exit::CPUID, &ram, &[0x90, 0x90]);
+    st.set_gpr(0, 0);
+    st.set_gpr(3, 0xabcd);
+    let before = st.gprs();
+    let mut p = FakePeers::default();
+    assert_eq!(v.handle_exit(&mut st, &ram, &mut p, NOW), Action::Run);
+    assert_eq!(st.rip(), CODE);
+    assert_eq!(st.gprs(), before);
+    assert_eq!(st.get(Word::EVENT_INJECT), 0);
+    assert_eq!(v.stats.code_changed, 1);
+}
+
+#[test]
+fn cpuid_at_an_unmapped_rip_injects_the_page_fault() {
+    let ram = Ram::paged();
+    let mut v = vmm(Presentation::Plain);
+    let mut st = long_mode_exit(exit::CPUID, 0);
+    // Past the one 2 MiB page the tables map.
+    st.set_rip(0x40_0000);
+    v.handle_exit(&mut st, &ram, &mut FakePeers::default(), NOW);
+    assert_eq!(st.rip(), 0x40_0000);
+    assert_eq!(st.get(Word::CR2), 0x40_0000);
+    let inject = st.get(Word::EVENT_INJECT);
+    assert_eq!(
+        inject & 0xfff,
+        event::TYPE_EXCEPTION | 14 | event::ERROR_VALID
+    );
+    assert_ne!(inject & event::VALID, 0);
+    // Not present, instruction fetch.
+    assert_eq!(inject >> 32, 1 << 4);
+}
+
+// ---- MSRs ----
+
+const RDMSR: [u8; 2] = [0x0f, 0x32];
+const WRMSR: [u8; 2] = [0x0f, 0x30];
+
+fn msr_exit(ram: &Ram, index: u32, write: Option<u64>) -> VcpuState {
+    let mut st = exit_at(
+        exit::MSR,
+        ram,
+        if write.is_some() { &WRMSR } else { &RDMSR },
+    );
+    st.set(Word::EXIT_INFO1, u64::from(write.is_some()));
+    st.set_gpr(1, 0xdead_0000_0000_0000 | u64::from(index));
+    if let Some(v) = write {
+        // Upper halves of RAX/RDX are ignored by WRMSR.
+        st.set_gpr(0, 0xffff_ffff_0000_0000 | (v & 0xffff_ffff));
+        st.set_gpr(2, 0xffff_ffff_0000_0000 | (v >> 32));
+    }
+    st
+}
+
+/// Runs one MSR access; `Ok(value read)` or `Err(event injected)`.
+fn msr_access(
+    v: &mut Vmm,
+    p: &mut FakePeers,
+    index: u32,
+    write: Option<u64>,
+) -> (Result<u64, u64>, VcpuState) {
+    let ram = Ram::paged();
+    let mut st = msr_exit(&ram, index, write);
+    assert_eq!(v.handle_exit(&mut st, &ram, p, NOW), Action::Run);
+    let inject = st.get(Word::EVENT_INJECT);
+    if inject != 0 {
+        assert_eq!(st.rip(), CODE, "a faulting MSR access does not advance RIP");
+        return (Err(inject), st);
+    }
+    assert_eq!(st.rip(), CODE + 2);
+    let value = if write.is_some() {
+        0
+    } else {
+        assert_eq!(st.gpr(0) >> 32, 0);
+        assert_eq!(st.gpr(2) >> 32, 0);
+        st.gpr(0) | (st.gpr(2) << 32)
+    };
+    (Ok(value), st)
+}
+
+#[test]
+fn lapic_msrs_reach_the_local_apic_and_level_eois_the_ioapic() {
+    let mut v = vmm(Presentation::Plain);
+    let mut p = FakePeers::default();
+    let (base, _) = msr_access(&mut v, &mut p, msr::IA32_APIC_BASE, None);
+    assert_eq!(base.unwrap() & 0xfffff000, 0xfee0_0000);
+    assert_eq!(msr_access(&mut v, &mut p, 0x80f, Some(0x1ff)).0, Ok(0));
+    assert_eq!(msr_access(&mut v, &mut p, 0x80f, None).0, Ok(0x1ff));
+    // A reserved x2APIC register is a #GP.
+    assert_eq!(msr_access(&mut v, &mut p, 0x801, None).0, Err(GP));
+
+    v.deliver(0x51, true);
+    let mut st = long_mode_exit(exit::VINTR, 0);
+    st.set(Word::RFLAGS, RFLAGS_IF | 2);
+    v.before_entry(&mut st, NOW);
+    assert_eq!(st.get(Word::EVENT_INJECT), event::VALID | 0x51);
+    assert_eq!(msr_access(&mut v, &mut p, 0x80b, Some(0)).0, Ok(0));
+    assert_eq!(p.calls, [Call::IoapicEoi(0x51)]);
+}
+
+#[test]
+fn frequency_msrs_are_the_vmms_clock() {
+    let mut v = vmm(Presentation::Plain);
+    let mut p = FakePeers::default();
+    assert_eq!(
+        msr_access(&mut v, &mut p, msr::HV_TSC_FREQUENCY, None).0,
+        Ok(TSC_HZ)
+    );
+    assert_eq!(
+        msr_access(&mut v, &mut p, msr::HV_APIC_FREQUENCY, None).0,
+        Ok(APIC_HZ)
+    );
+    assert_eq!(
+        msr_access(&mut v, &mut p, msr::HV_TSC_FREQUENCY, Some(1)).0,
+        Err(GP)
+    );
+    let ctl = msr::HV_TSC_INVARIANT_CONTROL;
+    assert_eq!(msr_access(&mut v, &mut p, ctl, None).0, Ok(0));
+    assert_eq!(msr_access(&mut v, &mut p, ctl, Some(1)).0, Ok(0));
+    assert_eq!(msr_access(&mut v, &mut p, ctl, None).0, Ok(1));
+    assert_eq!(msr_access(&mut v, &mut p, ctl, Some(2)).0, Err(GP));
+    assert_eq!(msr_access(&mut v, &mut p, ctl, None).0, Ok(1));
+    assert!(p.calls.is_empty());
+}
+
+#[test]
+fn synic_msrs_reach_the_instance_of_the_presentation() {
+    for (presentation, instance) in [
+        (Presentation::Plain, Instance::HYPERVISOR),
+        (Presentation::Confidential, Instance::PARAVISOR),
+    ] {
+        let mut v = vmm(presentation);
+        let mut p = FakePeers {
+            synic: MsrOutcome::Done(0x1_0000_0002),
+            ..FakePeers::default()
+        };
+        assert_eq!(
+            msr_access(&mut v, &mut p, 0x4000_0083, None).0,
+            Ok(0x1_0000_0002)
+        );
+        assert_eq!(
+            msr_access(&mut v, &mut p, 0x4000_0090, Some(0x1234_5678_9abc_def0)).0,
+            Ok(0)
+        );
+        assert_eq!(
+            p.calls,
+            [
+                Call::Synic(instance, 0x4000_0083, None),
+                Call::Synic(instance, 0x4000_0090, Some(0x1234_5678_9abc_def0)),
+            ]
+        );
+        p.synic = MsrOutcome::NotMine;
+        assert_eq!(msr_access(&mut v, &mut p, 0x4000_0084, None).0, Err(GP));
+        p.synic = MsrOutcome::Gp;
+        assert_eq!(msr_access(&mut v, &mut p, 0x4000_0084, None).0, Err(GP));
+        p.synic = MsrOutcome::Failed;
+        let ram = Ram::paged();
+        let mut st = msr_exit(&ram, 0x4000_0084, None);
+        assert!(matches!(
+            v.handle_exit(&mut st, &ram, &mut p, NOW),
+            Action::Stop(Stop::Fatal { .. })
+        ));
+    }
+}
+
+#[test]
+fn hypercall_msrs_go_to_hvcall() {
+    let mut v = vmm(Presentation::Plain);
+    let mut p = FakePeers {
+        hv_msr: MsrOutcome::Done(7),
+        ..FakePeers::default()
+    };
+    assert_eq!(msr_access(&mut v, &mut p, 0x4000_0002, None).0, Ok(7));
+    assert_eq!(
+        msr_access(&mut v, &mut p, 0x4000_0000, Some(0x8100_0000_0000_0000)).0,
+        Ok(0)
+    );
+    p.hv_msr = MsrOutcome::NotMine;
+    assert_eq!(msr_access(&mut v, &mut p, 0x4000_0105, None).0, Err(GP));
+    assert_eq!(
+        p.calls,
+        [
+            Call::HvMsr(0x4000_0002, None),
+            Call::HvMsr(0x4000_0000, Some(0x8100_0000_0000_0000)),
+            Call::HvMsr(0x4000_0105, None),
+        ]
+    );
+}
+
+#[test]
+fn efer_hides_svme_refuses_reserved_bits_and_keeps_lma() {
+    let mut v = vmm(Presentation::Plain);
+    let mut p = FakePeers::default();
+    let current = EFER_LME | EFER_LMA | EFER_NXE | msr::EFER_SVME;
+    assert_eq!(
+        msr_access(&mut v, &mut p, msr::EFER, None).0,
+        Ok(current & !msr::EFER_SVME)
+    );
+    for reserved in [msr::EFER_SVME, 1 << 14, 1 << 1, 1 << 63] {
+        let (r, st) = msr_access(&mut v, &mut p, msr::EFER, Some(EFER_LME | reserved));
+        assert_eq!(r, Err(GP), "{reserved:#x}");
+        assert_eq!(st.get(Word::EFER), current);
+        assert_eq!(st.dirty() & (1 << Word::EFER), 0);
+    }
+    // Clearing LMA and setting SCE: LMA stays the CPU's, SVME stays set.
+    let (r, st) = msr_access(&mut v, &mut p, msr::EFER, Some(EFER_LME | 1));
+    assert_eq!(r, Ok(0));
+    assert_eq!(st.get(Word::EFER), EFER_LME | 1 | EFER_LMA | msr::EFER_SVME);
+    // A guest cannot set LMA itself.
+    let ram = Ram::paged();
+    let mut st = msr_exit(&ram, msr::EFER, Some(EFER_LMA | EFER_LME));
+    st.set(Word::EFER, EFER_LME | msr::EFER_SVME);
+    v.handle_exit(&mut st, &ram, &mut p, NOW);
+    assert_eq!(st.get(Word::EFER), EFER_LME | msr::EFER_SVME);
+}
+
+#[test]
+fn pat_writes_are_checked_per_entry() {
+    let mut v = vmm(Presentation::Plain);
+    let mut p = FakePeers::default();
+    assert_eq!(
+        msr_access(&mut v, &mut p, msr::IA32_PAT, None).0,
+        Ok(0x0007_0406_0007_0406)
+    );
+    let (r, st) = msr_access(&mut v, &mut p, msr::IA32_PAT, Some(0x0106_0406_0007_0406));
+    assert_eq!(r, Ok(0));
+    assert_eq!(st.get(Word::PAT), 0x0106_0406_0007_0406);
+    let (r, st) = msr_access(&mut v, &mut p, msr::IA32_PAT, Some(0x0007_0406_0007_0402));
+    assert_eq!(r, Err(GP));
+    assert_eq!(st.get(Word::PAT), 0x0007_0406_0007_0406);
+}
+
+#[test]
+fn tsc_reads_now_and_refuses_writes() {
+    let mut v = vmm(Presentation::Plain);
+    let mut p = FakePeers::default();
+    assert_eq!(msr_access(&mut v, &mut p, msr::IA32_TSC, None).0, Ok(NOW));
+    assert_eq!(
+        msr_access(&mut v, &mut p, msr::IA32_TSC, Some(5)).0,
+        Err(GP)
+    );
+}
+
+#[test]
+fn the_ghcb_msr_exists_only_for_a_confidential_vm() {
+    let mut v = vmm(Presentation::Confidential);
+    let mut p = FakePeers::default();
+    assert_eq!(
+        msr_access(&mut v, &mut p, ghcb::MSR_GHCB, None).0,
+        Ok(ghcb::PAGE_GPA)
+    );
+    assert_eq!(
+        msr_access(&mut v, &mut p, ghcb::MSR_GHCB, Some(0x2)).0,
+        Ok(0)
+    );
+    assert_eq!(msr_access(&mut v, &mut p, ghcb::MSR_GHCB, None).0, Ok(2));
+    let mut v = vmm(Presentation::Plain);
+    assert_eq!(msr_access(&mut v, &mut p, ghcb::MSR_GHCB, None).0, Err(GP));
+    assert_eq!(
+        msr_access(&mut v, &mut p, ghcb::MSR_GHCB, Some(0)).0,
+        Err(GP)
+    );
+}
+
+#[test]
+fn unknown_msrs_are_a_gp_with_vector_13() {
+    let mut v = vmm(Presentation::Plain);
+    let mut p = FakePeers::default();
+    for (index, write) in [(0x3a, None), (0xc001_0114, Some(1)), (0xffff_ffff, None)] {
+        let (r, st) = msr_access(&mut v, &mut p, index, write);
+        let inject = r.unwrap_err();
+        assert_eq!(inject & 0xff, 13);
+        assert_eq!(inject, GP);
+        assert_eq!(st.gpr(0) as u32, if write.is_some() { 1 } else { 0 });
+    }
+    assert_eq!(v.stats.msr_gp, 3);
+    assert!(p.calls.is_empty());
+}
+
+// ---- Port I/O ----
+
+fn io_exit(port: u16, size: u8, is_in: bool, flags: u64) -> VcpuState {
+    let mut st = long_mode_exit(exit::IOIO, 0);
+    let sz = match size {
+        1 => 1 << 4,
+        2 => 1 << 5,
+        _ => 1 << 6,
+    };
+    st.set(
+        Word::EXIT_INFO1,
+        (u64::from(port) << 16) | sz | u64::from(is_in) | flags,
+    );
+    // EXITINFO2 is the next RIP; the length is the CPU's word, not decoded.
+    st.set(Word::EXIT_INFO2, CODE + 3);
+    st
+}
+
+#[test]
+fn in_merges_into_rax_as_the_cpu_does() {
+    let ram = Ram::paged();
+    // An unknown port reads all ones, whatever the size.
+    for (size, want) in [
+        (1, 0x1122_3344_5566_77ff),
+        (2, 0x1122_3344_5566_ffff),
+        (4, 0x0000_0000_ffff_ffff),
+    ] {
+        let mut v = vmm(Presentation::Plain);
+        let mut st = io_exit(0x1230, size, true, 0);
+        st.set_gpr(0, 0x1122_3344_5566_7788);
+        let action = v.handle_exit(&mut st, &ram, &mut FakePeers::default(), NOW);
+        assert_eq!(action, Action::Run);
+        assert_eq!(st.gpr(0), want, "size {size}");
+        assert_eq!(st.rip(), CODE + 3);
+    }
+}
+
+#[test]
+fn out_writes_the_low_bytes_and_in_reads_them_back() {
+    let ram = Ram::paged();
+    let mut v = vmm(Presentation::Plain);
+    let mut p = FakePeers::default();
+    // COM1's scratch register.
+    let mut st = io_exit(0x3ff, 1, false, 0);
+    st.set_gpr(0, 0xffff_ff5a);
+    v.handle_exit(&mut st, &ram, &mut p, NOW);
+    assert_eq!(st.rip(), CODE + 3);
+    let mut st = io_exit(0x3ff, 1, true, 0);
+    st.set_gpr(0, 0xaaaa_aaaa_aaaa_aaaa);
+    v.handle_exit(&mut st, &ram, &mut p, NOW);
+    assert_eq!(st.gpr(0), 0xaaaa_aaaa_aaaa_aa5a);
+    // The PCI address register is a dword.
+    let mut st = io_exit(0xcf8, 4, false, 0);
+    st.set_gpr(0, 0xffff_ffff_8000_0810);
+    v.handle_exit(&mut st, &ram, &mut p, NOW);
+    let mut st = io_exit(0xcf8, 4, true, 0);
+    st.set_gpr(0, u64::MAX);
+    v.handle_exit(&mut st, &ram, &mut p, NOW);
+    assert_eq!(st.gpr(0), 0x8000_0810);
+}
+
+#[test]
+fn out_to_the_sleep_control_register_powers_off() {
+    let ram = Ram::paged();
+    let mut v = vmm(Presentation::Plain);
+    let mut st = io_exit(crate::acpi::SLEEP_CONTROL_PORT, 1, false, 0);
+    st.set_gpr(0, 0x34);
+    assert_eq!(
+        v.handle_exit(&mut st, &ram, &mut FakePeers::default(), NOW),
+        Action::Stop(Stop::PowerOff)
+    );
+}
+
+const STR: u64 = 1 << 2;
+const REP: u64 = 1 << 3;
+
+#[test]
+fn rep_outs_writes_each_element_and_updates_rcx_and_rsi() {
+    let ram = Ram::paged();
+    ram.put(0x9000, b"hi\n");
+    let mut v = vmm(Presentation::Plain);
+    let mut st = io_exit(0x3f8, 1, false, STR | REP);
+    st.set_gpr(1, 3);
+    st.set_gpr(6, 0x9000);
+    assert_eq!(
+        v.handle_exit(&mut st, &ram, &mut FakePeers::default(), NOW),
+        Action::Run
+    );
+    assert_eq!(st.gpr(1), 0);
+    assert_eq!(st.gpr(6), 0x9003);
+    assert_eq!(st.rip(), CODE + 3);
+    assert_eq!(v.take_console(), b"hi\n");
+
+    // Backwards (DF) with words; RCX untouched without REP.
+    ram.put(0x9100, b"ab");
+    let mut st = io_exit(0x3f8, 2, false, STR);
+    st.set(Word::RFLAGS, 2 | (1 << 10));
+    st.set_gpr(1, 77);
+    st.set_gpr(6, 0x9100);
+    v.handle_exit(&mut st, &ram, &mut FakePeers::default(), NOW);
+    assert_eq!(st.gpr(1), 77);
+    assert_eq!(st.gpr(6), 0x90fe);
+    assert_eq!(st.rip(), CODE + 3);
+}
+
+#[test]
+fn outs_from_unmapped_memory_faults_without_advancing() {
+    let ram = Ram::paged();
+    let mut v = vmm(Presentation::Plain);
+    let mut st = io_exit(0x3f8, 1, false, STR | REP);
+    st.set_gpr(1, 4);
+    st.set_gpr(6, 0x1f_fffe);
+    v.handle_exit(&mut st, &ram, &mut FakePeers::default(), NOW);
+    // Two bytes were written before the next page faulted.
+    assert_eq!(st.gpr(1), 2);
+    assert_eq!(st.gpr(6), 0x20_0000);
+    assert_eq!(st.rip(), CODE);
+    assert_eq!(st.get(Word::CR2), 0x20_0000);
+    assert_eq!(st.get(Word::EVENT_INJECT) & 0xff, 14);
+}
+
+#[test]
+fn ins_is_refused() {
+    let ram = Ram::paged();
+    let mut v = vmm(Presentation::Plain);
+    let mut st = io_exit(0x3f8, 1, true, STR);
+    v.handle_exit(&mut st, &ram, &mut FakePeers::default(), NOW);
+    assert_eq!(st.get(Word::EVENT_INJECT), UD);
+    assert_eq!(st.rip(), CODE);
+}
+
+// ---- HLT ----
+
+#[test]
+fn hlt_halts_unless_an_interrupt_is_pending() {
+    let ram = Ram::paged();
+    let mut v = vmm(Presentation::Plain);
+    enable_lapic(&mut v);
+    let mut st = exit_at(exit::HLT, &ram, &[0xf4]);
+    let mut p = FakePeers::default();
+    assert_eq!(v.handle_exit(&mut st, &ram, &mut p, NOW), Action::Halt);
+    assert_eq!(st.rip(), CODE + 1);
+    v.deliver(0x40, false);
+    let mut st = exit_at(exit::HLT, &ram, &[0xf4]);
+    assert_eq!(v.handle_exit(&mut st, &ram, &mut p, NOW), Action::Run);
+    assert_eq!(st.rip(), CODE + 1);
+    // Not a HLT any more: run what is there.
+    let mut st = exit_at(exit::HLT, &ram, &[0x90]);
+    assert_eq!(v.handle_exit(&mut st, &ram, &mut p, NOW), Action::Run);
+    assert_eq!(st.rip(), CODE);
+    assert_eq!(st.get(Word::EVENT_INJECT), 0);
+}
+
+// ---- VMMCALL / VMGEXIT ----
+
+const VMMCALL: [u8; 3] = [0x0f, 0x01, 0xd9];
+const VMGEXIT: [u8; 4] = [0xf3, 0x0f, 0x01, 0xd9];
+
+#[test]
+fn vmmcall_returns_the_hypercall_result_in_rax() {
+    let ram = Ram::paged();
+    for presentation in [Presentation::Plain, Presentation::Confidential] {
+        let mut v = vmm(presentation);
+        let mut st = exit_at(exit::VMMCALL, &ram, &VMMCALL);
+        st.set_gpr(1, 0x1_0002);
+        st.set_gpr(2, 0x3000);
+        st.set_gpr(8, 0x4000);
+        let mut p = FakePeers {
+            hypercall: Some(0x0001_0000_0000_0000),
+            ..FakePeers::default()
+        };
+        assert_eq!(v.handle_exit(&mut st, &ram, &mut p, NOW), Action::Run);
+        assert_eq!(p.calls, [Call::Hypercall(0x1_0002, 0x3000, 0x4000)]);
+        assert_eq!(st.gpr(0), 0x0001_0000_0000_0000);
+        assert_eq!(st.rip(), CODE + 3);
+        p.hypercall = None;
+        let mut st = exit_at(exit::VMMCALL, &ram, &VMMCALL);
+        assert!(matches!(
+            v.handle_exit(&mut st, &ram, &mut p, NOW),
+            Action::Stop(Stop::Fatal { .. })
+        ));
+    }
+}
+
+#[test]
+fn vmmcall_from_user_mode_is_a_ud_at_the_instruction() {
+    let ram = Ram::paged();
+    ram.put(CODE, &VMMCALL);
+    let mut v = vmm(Presentation::Plain);
+    let mut st = long_mode_exit(exit::VMMCALL, 3);
+    st.set_gpr(0, 0x55);
+    let mut p = FakePeers {
+        hypercall: Some(0),
+        ..FakePeers::default()
+    };
+    assert_eq!(v.handle_exit(&mut st, &ram, &mut p, NOW), Action::Run);
+    assert!(p.calls.is_empty());
+    assert_eq!(st.get(Word::EVENT_INJECT), UD);
+    assert_eq!(st.gpr(0), 0x55);
+    // #UD is a fault: the guest's handler sees the VMMCALL's own address.
+    assert_eq!(st.rip(), CODE);
+}
+
+const GHCB: u64 = ghcb::PAGE_GPA;
+
+fn vmgexit(v: &mut Vmm, ram: &Ram, p: &mut FakePeers) -> (Action, VcpuState) {
+    ram.put(CODE, &VMGEXIT);
+    let mut st = long_mode_exit(exit::VMMCALL, 0);
+    let action = v.handle_exit(&mut st, ram, p, NOW);
+    (action, st)
+}
+
+#[test]
+fn vmgexit_hypercall_page_gets_the_result_at_0xff0() {
+    let ram = Ram::paged();
+    ram.put(GHCB + 0xffc, &1u32.to_le_bytes());
+    ram.put(GHCB + 0xff0, &0x8_0003u64.to_le_bytes());
+    ram.put(GHCB + 0xfe8, &0x5000u64.to_le_bytes());
+    let mut v = vmm(Presentation::Confidential);
+    let mut p = FakePeers {
+        hypercall: Some(0x1234),
+        ..FakePeers::default()
+    };
+    let (action, st) = vmgexit(&mut v, &ram, &mut p);
+    assert_eq!(action, Action::Run);
+    assert_eq!(p.calls, [Call::Hypercall(0x8_0003, GHCB, 0x5000)]);
+    assert_eq!(ram.u64_at(GHCB + 0xff0), 0x1234);
+    assert_eq!(st.rip(), CODE + 4);
+    assert_eq!(v.stats.vmgexits, 1);
+}
+
+/// A default-usage GHCB asking for an MSR access.
+fn ghcb_msr_request(ram: &Ram, index: u32, write: Option<u64>, valid: &[usize]) {
+    ram.put(GHCB + 0xffc, &0u32.to_le_bytes());
+    ram.put(GHCB + 0x390, &0x7cu64.to_le_bytes());
+    ram.put(GHCB + 0x398, &u64::from(write.is_some()).to_le_bytes());
+    ram.put(GHCB + 0x308, &u64::from(index).to_le_bytes());
+    let v = write.unwrap_or(0);
+    ram.put(GHCB + 0x1f8, &(v & 0xffff_ffff).to_le_bytes());
+    ram.put(GHCB + 0x310, &(v >> 32).to_le_bytes());
+    ram.put(GHCB + 0x3f0, &[0; 16]);
+    for &offset in valid {
+        let bit = offset / 8;
+        let at = GHCB + 0x3f0 + (bit / 8) as u64;
+        let old = ram.0.borrow()[at as usize];
+        ram.put(at, &[old | (1 << (bit % 8))]);
+    }
+}
+
+#[test]
+fn vmgexit_msr_accesses_reach_the_hypervisor_synic_with_valid_bitmap_checks() {
+    let ram = Ram::paged();
+    let mut v = vmm(Presentation::Confidential);
+    let mut p = FakePeers {
+        synic: MsrOutcome::Done(0x1_0000_0002),
+        ..FakePeers::default()
+    };
+    ghcb_msr_request(&ram, 0x4000_0080, None, &[0x308]);
+    let (action, st) = vmgexit(&mut v, &ram, &mut p);
+    assert_eq!(action, Action::Run);
+    assert_eq!(st.rip(), CODE + 4);
+    assert_eq!(
+        p.calls,
+        [Call::Synic(Instance::HYPERVISOR, 0x4000_0080, None)]
+    );
+    assert_eq!(ram.u64_at(GHCB + 0x1f8), 2);
+    assert_eq!(ram.u64_at(GHCB + 0x310), 1);
+    assert_eq!(ram.u64_at(GHCB + 0x398), 0);
+
+    ghcb_msr_request(
+        &ram,
+        0x4000_0083,
+        Some(0x5_0000_0001),
+        &[0x308, 0x1f8, 0x310],
+    );
+    p.calls.clear();
+    vmgexit(&mut v, &ram, &mut p);
+    assert_eq!(
+        p.calls,
+        [Call::Synic(
+            Instance::HYPERVISOR,
+            0x4000_0083,
+            Some(0x5_0000_0001)
+        )]
+    );
+    assert_eq!(ram.u64_at(GHCB + 0x398), 0);
+
+    // A write whose RDX is not marked valid, and a read without RCX: refused in
+    // the page, nothing reaches synic-pd.
+    for (write, valid) in [
+        (Some(1), &[0x308usize, 0x1f8][..]),
+        (None, &[0x1f8usize][..]),
+    ] {
+        ghcb_msr_request(&ram, 0x4000_0083, write, valid);
+        p.calls.clear();
+        let (action, st) = vmgexit(&mut v, &ram, &mut p);
+        assert_eq!(action, Action::Run);
+        assert!(p.calls.is_empty());
+        assert_eq!(ram.u64_at(GHCB + 0x398), 1);
+        assert_eq!(st.rip(), CODE + 4);
+    }
+    // synic-pd refuses: the error goes back in the page.
+    p.synic = MsrOutcome::Gp;
+    ghcb_msr_request(&ram, 0x4000_0083, None, &[0x308]);
+    let (_, st) = vmgexit(&mut v, &ram, &mut p);
+    assert_eq!(ram.u64_at(GHCB + 0x398), 1);
+    assert_eq!(st.get(Word::EVENT_INJECT), 0, "the guest is not faulted");
+    // synic-pd unreachable: the VM cannot go on.
+    p.synic = MsrOutcome::Failed;
+    ghcb_msr_request(&ram, 0x4000_0083, None, &[0x308]);
+    let (action, _) = vmgexit(&mut v, &ram, &mut p);
+    assert!(matches!(action, Action::Stop(Stop::Fatal { .. })));
+}
+
+#[test]
+fn vmgexit_msr_protocol_sev_info_and_termination() {
+    let ram = Ram::paged();
+    let mut v = vmm(Presentation::Confidential);
+    let mut p = FakePeers::default();
+    v.ghcb.as_mut().unwrap().write_msr(ghcb::info::SEV_INFO_REQ);
+    let (action, st) = vmgexit(&mut v, &ram, &mut p);
+    assert_eq!(action, Action::Run);
+    assert_eq!(st.rip(), CODE + 4);
+    let answer = v.ghcb.unwrap().read_msr();
+    assert_eq!(answer & 0xfff, ghcb::info::SEV_INFO_RESP);
+    assert_eq!(answer >> 48, ghcb::PROTOCOL_MAX);
+    assert_eq!((answer >> 32) & 0xffff, ghcb::PROTOCOL_MIN);
+
+    v.ghcb
+        .as_mut()
+        .unwrap()
+        .write_msr(ghcb::info::TERM_REQ | (1 << 12) | (3 << 16));
+    let (action, _) = vmgexit(&mut v, &ram, &mut p);
+    assert!(
+        matches!(action, Action::Stop(Stop::Fatal { what, .. }) if what.contains("termination")),
+        "{action:?}"
+    );
+    assert!(p.calls.is_empty());
+}
+
+#[test]
+fn vmgexit_with_the_ghcb_msr_pointing_elsewhere_is_refused() {
+    let ram = Ram::paged();
+    ram.put(0xb_0ffc, &1u32.to_le_bytes());
+    let mut v = vmm(Presentation::Confidential);
+    v.ghcb.as_mut().unwrap().write_msr(0xb_0000);
+    let mut p = FakePeers {
+        hypercall: Some(0),
+        ..FakePeers::default()
+    };
+    let (action, st) = vmgexit(&mut v, &ram, &mut p);
+    assert!(matches!(action, Action::Stop(Stop::Fatal { .. })));
+    assert!(p.calls.is_empty());
+    assert_eq!(st.rip(), CODE);
+}
+
+#[test]
+fn vmgexit_from_user_mode_is_a_ud() {
+    let ram = Ram::paged();
+    ram.put(CODE, &VMGEXIT);
+    ram.put(GHCB + 0xffc, &1u32.to_le_bytes());
+    let mut v = vmm(Presentation::Confidential);
+    let mut st = long_mode_exit(exit::VMMCALL, 3);
+    let mut p = FakePeers {
+        hypercall: Some(0),
+        ..FakePeers::default()
+    };
+    assert_eq!(v.handle_exit(&mut st, &ram, &mut p, NOW), Action::Run);
+    assert!(p.calls.is_empty());
+    assert_eq!(st.get(Word::EVENT_INJECT), UD);
+    assert_eq!(st.rip(), CODE);
+}
+
+// ---- Nested page faults ----
+
+fn npf_exit(ram: &Ram, gpa: u64, code: &[u8], info1: u64) -> VcpuState {
+    let mut st = exit_at(exit::NPF, ram, code);
+    st.set(Word::EXIT_INFO1, info1);
+    st.set(Word::EXIT_INFO2, gpa);
+    st.set_gpr(3, gpa);
+    st
+}
+
+/// mov eax, [rbx] / mov [rbx], ecx / mov [rbx], cl.
+const LOAD32: [u8; 2] = [0x8b, 0x03];
+const STORE32: [u8; 2] = [0x89, 0x0b];
+const STORE8: [u8; 2] = [0x88, 0x0b];
+
+#[test]
+fn ioapic_mmio_reaches_the_ioapic_pd_with_size_and_value() {
+    let ram = Ram::paged();
+    let mut v = vmm(Presentation::Plain);
+    let gpa = IOAPIC_BASE + 0x10;
+    let mut st = npf_exit(&ram, gpa, &LOAD32, 0);
+    st.set_gpr(0, 0xffff_ffff_ffff_ffff);
+    let mut p = FakePeers {
+        ioapic: Some(0x0011_0020),
+        ..FakePeers::default()
+    };
+    assert_eq!(v.handle_exit(&mut st, &ram, &mut p, NOW), Action::Run);
+    assert_eq!(p.calls, [Call::IoapicMmio(gpa, 4, None)]);
+    assert_eq!(st.gpr(0), 0x0011_0020, "a 32-bit load zero-extends");
+    assert_eq!(st.rip(), CODE + 2);
+
+    let mut st = npf_exit(&ram, IOAPIC_BASE, &STORE32, 2);
+    st.set_gpr(1, 0xffff_ffff_dead_beef);
+    p.calls.clear();
+    v.handle_exit(&mut st, &ram, &mut p, NOW);
+    assert_eq!(
+        p.calls,
+        [Call::IoapicMmio(IOAPIC_BASE, 4, Some(0xdead_beef))]
+    );
+    assert_eq!(st.rip(), CODE + 2);
+
+    let mut st = npf_exit(&ram, IOAPIC_BASE, &STORE8, 2);
+    st.set_gpr(1, 0x1234);
+    p.calls.clear();
+    v.handle_exit(&mut st, &ram, &mut p, NOW);
+    assert_eq!(p.calls, [Call::IoapicMmio(IOAPIC_BASE, 1, Some(0x34))]);
+    assert_eq!(v.stats.ioapic, 3);
+
+    // A refused read reads all ones.
+    p.ioapic = None;
+    let mut st = npf_exit(&ram, gpa, &LOAD32, 0);
+    v.handle_exit(&mut st, &ram, &mut p, NOW);
+    assert_eq!(st.gpr(0), 0xffff_ffff);
+}
+
+#[test]
+fn holes_read_all_ones_and_drop_writes() {
+    let ram = Ram::paged();
+    let mut v = vmm(Presentation::Plain);
+    let mut p = FakePeers::default();
+    let gpa = 0xd000_0004;
+    let mut st = npf_exit(&ram, gpa, &LOAD32, 0);
+    v.handle_exit(&mut st, &ram, &mut p, NOW);
+    assert_eq!(st.gpr(0), 0xffff_ffff);
+    assert_eq!(st.rip(), CODE + 2);
+    let mut st = npf_exit(&ram, gpa, &STORE32, 2);
+    st.set_gpr(1, 5);
+    v.handle_exit(&mut st, &ram, &mut p, NOW);
+    assert_eq!(st.rip(), CODE + 2);
+    assert!(p.calls.is_empty());
+    assert_eq!(v.stats.holes, 2);
+}
+
+#[test]
+fn npf_on_a_fetch_stops_and_undecodable_mmio_is_a_ud() {
+    let ram = Ram::paged();
+    let mut v = vmm(Presentation::Plain);
+    let mut p = FakePeers::default();
+    let mut st = npf_exit(&ram, 0xd000_0000, &LOAD32, 1 << 4);
+    assert!(matches!(
+        v.handle_exit(&mut st, &ram, &mut p, NOW),
+        Action::Stop(Stop::Fatal { .. })
+    ));
+    // CPUID touches no memory: not an MMIO instruction.
+    let mut st = npf_exit(&ram, IOAPIC_BASE, &[0x0f, 0xa2], 0);
+    assert_eq!(v.handle_exit(&mut st, &ram, &mut p, NOW), Action::Run);
+    assert_eq!(st.get(Word::EVENT_INJECT), UD);
+    assert_eq!(st.rip(), CODE);
+    assert_eq!(v.stats.unsupported, 1);
+    assert!(p.calls.is_empty());
+}
+
+// ---- Everything else ----
+
+#[test]
+fn shutdown_unknown_and_invalid_state_end_the_vm() {
+    let ram = Ram::paged();
+    let mut v = vmm(Presentation::Plain);
+    let mut p = FakePeers::default();
+    let mut st = long_mode_exit(exit::SHUTDOWN, 0);
+    assert_eq!(
+        v.handle_exit(&mut st, &ram, &mut p, NOW),
+        Action::Stop(Stop::TripleFault { rip: CODE })
+    );
+    for code in [
+        0x7e,
+        exit::XSETBV,
+        0xffff_ffff_ffff_ffff,
+        pseudo_exit::INVALID_STATE,
+    ] {
+        let mut st = long_mode_exit(code, 0);
+        match v.handle_exit(&mut st, &ram, &mut p, NOW) {
+            Action::Stop(Stop::Fatal { code: c, rip, .. }) => {
+                assert_eq!((c, rip), (code, CODE));
+            }
+            other => panic!("{code:#x}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn an_interrupted_event_is_delivered_again() {
+    let ram = Ram::paged();
+    let mut v = vmm(Presentation::Plain);
+    let mut p = FakePeers::default();
+    let interrupted = event::VALID | event::TYPE_INTR | 0x41;
+    let mut st = long_mode_exit(exit::INTR, 0);
+    st.set(Word::EXIT_INT_INFO, interrupted);
+    assert_eq!(v.handle_exit(&mut st, &ram, &mut p, NOW), Action::Run);
+    assert_eq!(st.get(Word::EVENT_INJECT), interrupted);
+    // Not over an injection the kernel still holds.
+    let mut st = long_mode_exit(exit::INTR, 0);
+    st.set(Word::EXIT_INT_INFO, interrupted);
+    st.set(Word::EVENT_INJECT, UD);
+    v.handle_exit(&mut st, &ram, &mut p, NOW);
+    assert_eq!(st.get(Word::EVENT_INJECT), UD);
+    // An invalid one is ignored.
+    let mut st = long_mode_exit(exit::INTR, 0);
+    st.set(Word::EXIT_INT_INFO, 0x41);
+    v.handle_exit(&mut st, &ram, &mut p, NOW);
+    assert_eq!(st.get(Word::EVENT_INJECT), 0);
+}
+
+#[test]
+fn pseudo_exits_and_interrupt_exits_change_nothing() {
+    let ram = Ram::paged();
+    let mut v = vmm(Presentation::Plain);
+    let mut p = FakePeers::default();
+    for code in [
+        pseudo_exit::DEADLINE,
+        pseudo_exit::NOTIFIED,
+        exit::VINTR,
+        exit::INTR,
+        exit::NMI,
+    ] {
+        let mut st = long_mode_exit(code, 0);
+        assert_eq!(v.handle_exit(&mut st, &ram, &mut p, NOW), Action::Run);
+        assert_eq!(st.dirty(), 0, "{code:#x}");
+        assert_eq!(v.stats.of(code), 1);
+    }
+    assert!(p.calls.is_empty());
+}
+
+#[test]
+fn intercepted_exceptions_are_handed_back_with_their_error_code() {
+    let ram = Ram::paged();
+    let mut v = vmm(Presentation::Plain);
+    let mut p = FakePeers::default();
+    let mut st = long_mode_exit(exit::EXCEPTION_BASE + 14, 0);
+    st.set(Word::EXIT_INFO1, 0x1_0000_0006);
+    v.handle_exit(&mut st, &ram, &mut p, NOW);
+    assert_eq!(
+        st.get(Word::EVENT_INJECT),
+        event::VALID | event::TYPE_EXCEPTION | event::ERROR_VALID | 14 | (6 << 32)
+    );
+    let mut st = long_mode_exit(exit::EXCEPTION_BASE + 3, 0);
+    st.set(Word::EXIT_INFO1, 9);
+    v.handle_exit(&mut st, &ram, &mut p, NOW);
+    assert_eq!(
+        st.get(Word::EVENT_INJECT),
+        event::VALID | event::TYPE_EXCEPTION | 3
+    );
+}
+
+#[test]
+fn uart_interrupt_line_changes_reach_the_ioapic() {
+    let ram = Ram::paged();
+    let mut v = vmm(Presentation::Plain);
+    let mut p = FakePeers::default();
+    // MCR.OUT2 (the ISA line gate), then IER.THRE: the empty transmitter raises it.
+    for (port, value) in [(0x3fc, 0x08), (0x3f9, 0x02)] {
+        let mut st = io_exit(port, 1, false, 0);
+        st.set_gpr(0, value);
+        v.handle_exit(&mut st, &ram, &mut p, NOW);
+    }
+    assert_eq!(p.calls, [Call::IoapicLine(crate::platform::COM1_IRQ, true)]);
+    // Masking it again lowers the line once.
+    let mut st = io_exit(0x3f9, 1, false, 0);
+    st.set_gpr(0, 0);
+    v.handle_exit(&mut st, &ram, &mut p, NOW);
+    let mut st = io_exit(0x3f9, 1, false, 0);
+    v.handle_exit(&mut st, &ram, &mut p, NOW);
+    assert_eq!(
+        p.calls,
+        [
+            Call::IoapicLine(crate::platform::COM1_IRQ, true),
+            Call::IoapicLine(crate::platform::COM1_IRQ, false),
+        ]
+    );
+}
+
+// ---- Before entry ----
+
+#[test]
+fn a_pending_interrupt_is_injected_only_when_the_guest_can_take_it() {
+    // (RFLAGS, shadow, event already pending) -> injected?
+    let cases = [
+        (RFLAGS_IF, 0, 0, true),
+        (0, 0, 0, false),
+        (RFLAGS_IF, 1, 0, false),
+        (RFLAGS_IF, 0, UD, false),
+    ];
+    for (rflags, shadow, pending, injected) in cases {
+        let mut v = vmm(Presentation::Plain);
+        enable_lapic(&mut v);
+        v.deliver(0x42, false);
+        let mut st = long_mode_exit(exit::VINTR, 0);
+        st.set(Word::RFLAGS, 2 | rflags);
+        st.set(Word::INTERRUPT_SHADOW, shadow);
+        st.set(Word::EVENT_INJECT, pending);
+        assert_eq!(v.before_entry(&mut st, NOW), None);
+        let case = (rflags, shadow, pending);
+        if injected {
+            assert_eq!(st.get(Word::EVENT_INJECT), event::VALID | 0x42, "{case:?}");
+            assert_eq!(st.get(Word::INTERRUPT_WINDOW) & 1, 0);
+            assert!(v.platform.lapic.isr().contains(0x42));
+            assert_eq!(v.stats.injected, 1);
+        } else {
+            assert_eq!(st.get(Word::EVENT_INJECT), pending, "{case:?}");
+            assert!(v.platform.lapic.irr().contains(0x42));
+            assert_eq!(v.stats.injected, 0);
+            // A window only when the slot is free: a pending event exits anyway.
+            let want_window = u64::from(pending == 0);
+            assert_eq!(st.get(Word::INTERRUPT_WINDOW) & 1, want_window, "{case:?}");
+        }
+    }
+}
+
+#[test]
+fn nothing_pending_clears_the_window_and_the_deadline_is_the_timers() {
+    let mut v = vmm(Presentation::Plain);
+    enable_lapic(&mut v);
+    let mut st = long_mode_exit(exit::VINTR, 0);
+    st.set(Word::INTERRUPT_WINDOW, 1);
+    st.set(Word::RFLAGS, 2 | RFLAGS_IF);
+    assert_eq!(v.before_entry(&mut st, NOW), None);
+    assert_eq!(st.get(Word::INTERRUPT_WINDOW), 0);
+    // TSC-deadline mode, vector 0xec.
+    v.platform
+        .lapic
+        .write_msr(0x832, 0xec | (2 << 17), NOW)
+        .unwrap();
+    v.platform.lapic.write_msr(0x6e0, 50_000, NOW).unwrap();
+    assert_eq!(v.before_entry(&mut st, NOW), Some(50_000));
+    assert_eq!(st.get(Word::EVENT_INJECT), 0);
+    assert!(!v.wakeup_pending(49_999));
+    assert_eq!(v.before_entry(&mut st, 50_000), None);
+    assert_eq!(st.get(Word::EVENT_INJECT), event::VALID | 0xec);
+}
