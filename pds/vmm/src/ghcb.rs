@@ -220,3 +220,6 @@ fn u32_at(page: &[u8], offset: usize) -> u32 {
         .and_then(|b| b.try_into().ok())
         .map_or(0, u32::from_le_bytes)
 }
+
+#[cfg(test)]
+mod tests;
