@@ -145,3 +145,6 @@ pub fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,470 @@
+//! The main loop and the interrupt-queue drain against a scripted vCPU, queues in
+//! leaked regions and a kernel that records notifications.
+
+use core::cell::RefCell;
+use core::sync::atomic::{AtomicU64, Ordering};
+use std::boxed::Box;
+use std::collections::VecDeque;
+use std::vec;
+use std::vec::Vec;
+
+use ipc::{Channel, IpcError, MessageInfo, MessageRegisters, Perms, Producer, Queue, Region};
+use kernel_abi::vcpu::{exit, pseudo_exit, segment, segment_word, Word};
+use synic_pd::api::IrqEntry as SynicEntry;
+
+use super::*;
+use crate::cpuid::Presentation;
+use crate::decode::{GuestMemory, MemError};
+use crate::exits::Clock;
+use crate::loader::{GuestRamWrite, OutsideRam};
+use crate::platform::Platform;
+use crate::state::{event, RFLAGS_IF, WORDS};
+
+const CAPACITY: u32 = 8;
+const CODE: u64 = 0x1000;
+const TSC_HZ: u64 = 1_000_000_000;
+
+fn leaked_region(bytes: usize) -> Region<'static> {
+    let words: &'static [AtomicU64] = Box::leak(
+        (0..bytes.div_ceil(8))
+            .map(|_| AtomicU64::new(0))
+            .collect::<Vec<_>>()
+            .into_boxed_slice(),
+    );
+    Region::from_atomics(words, Perms::RW)
+}
+
+fn queue_region<T: ipc::QueueEntry>() -> Region<'static> {
+    leaked_region(Queue::<T>::layout_size(CAPACITY).unwrap())
+}
+
+#[derive(Default)]
+struct Kern {
+    notified: Vec<Channel>,
+    calls: usize,
+}
+
+impl Kernel for Kern {
+    fn notify(&mut self, ch: Channel) -> Result<(), IpcError> {
+        self.notified.push(ch);
+        Ok(())
+    }
+    fn pp_call(
+        &mut self,
+        ch: Channel,
+        _: MessageInfo,
+        _: &mut MessageRegisters,
+    ) -> Result<MessageInfo, IpcError> {
+        self.calls += 1;
+        Err(IpcError::NotGranted(ch))
+    }
+    fn irq_ack(&mut self, _: Channel) -> Result<(), IpcError> {
+        Ok(())
+    }
+    fn debug_puts(&mut self, _: &str) {}
+}
+
+const CHANNELS: Channels = Channels {
+    hvcall: Channel::new(0),
+    synic: Channel::new(1),
+    ioapic: Some(Channel::new(2)),
+    ioapic_lines: Some(Channel::new(3)),
+};
+
+fn vmm() -> Vmm {
+    Vmm::new(
+        Presentation::Plain,
+        Clock {
+            tsc_hz: TSC_HZ,
+            apic_hz: TSC_HZ,
+        },
+        Platform::new(TSC_HZ, TSC_HZ, 0, 0),
+        |_, _| [0; 4],
+    )
+}
+
+struct Queues {
+    synic: Producer<'static, SynicEntry>,
+    synic_region: Region<'static>,
+    ioapic: Producer<'static, ioapic::api::IrqEntry>,
+}
+
+fn wiring() -> (Wiring<'static>, Queues) {
+    let synic_region = queue_region::<SynicEntry>();
+    let ioapic_region = queue_region::<ioapic::api::IrqEntry>();
+    let wiring = Wiring {
+        channels: CHANNELS,
+        synic: Consumer::new(synic_region, CAPACITY).unwrap(),
+        ioapic: Some(Consumer::new(ioapic_region, CAPACITY).unwrap()),
+        dropped: 0,
+    };
+    let queues = Queues {
+        synic: Producer::new(synic_region, CAPACITY).unwrap(),
+        synic_region,
+        ioapic: Producer::new(ioapic_region, CAPACITY).unwrap(),
+    };
+    (wiring, queues)
+}
+
+fn synic_entry(vp: u32, vector: u8) -> SynicEntry {
+    SynicEntry {
+        vp,
+        vector,
+        flags: 0,
+        instance: 0,
+        sint: 2,
+    }
+}
+
+fn ioapic_entry(vector: u8, flags: u8, reserved: u8) -> ioapic::api::IrqEntry {
+    ioapic::api::IrqEntry {
+        vector,
+        delivery_mode: 0,
+        flags,
+        destination: 0,
+        pin: 4,
+        reserved: [reserved, 0, 0],
+    }
+}
+
+#[test]
+fn drain_delivers_vp0_requests_and_drops_the_rest() {
+    let (mut w, mut q) = wiring();
+    let mut v = vmm();
+    let mut k = Kern::default();
+    for e in [
+        synic_entry(0, 0x40),
+        synic_entry(1, 0x41),
+        synic_entry(0, 5),
+        synic_entry(u32::MAX, 0x42),
+    ] {
+        q.synic.try_enqueue(e).unwrap();
+    }
+    assert_eq!(w.drain(&mut v, &mut k), Ok(()));
+    let irr = v.platform.lapic.irr();
+    assert!(irr.contains(0x40));
+    assert!(!irr.contains(0x41) && !irr.contains(0x42) && !irr.contains(5));
+    assert_eq!(w.dropped, 3);
+    assert!(k.notified.is_empty(), "nobody asked for a signal");
+    assert_eq!(q.synic.free_slots(), Ok(CAPACITY));
+}
+
+#[test]
+fn drain_tells_a_waiting_producer_there_is_room() {
+    let (mut w, mut q) = wiring();
+    let mut v = vmm();
+    let mut k = Kern::default();
+    q.synic.try_enqueue(synic_entry(0, 0x40)).unwrap();
+    q.synic.request_signal();
+    q.ioapic.try_enqueue(ioapic_entry(0x50, 0, 0)).unwrap();
+    q.ioapic.request_signal();
+    w.drain(&mut v, &mut k).unwrap();
+    assert_eq!(k.notified, [CHANNELS.synic, CHANNELS.ioapic.unwrap()]);
+}
+
+#[test]
+fn drain_takes_ioapic_requests_with_their_trigger_mode() {
+    let (mut w, mut q) = wiring();
+    let mut v = vmm();
+    let mut k = Kern::default();
+    for e in [
+        ioapic_entry(0x50, ioapic::api::IrqEntry::FLAG_LEVEL, 0),
+        ioapic_entry(0x51, 0, 0),
+        // Malformed (reserved bytes, unknown flags) and illegal vectors: dropped.
+        ioapic_entry(0x52, 0, 1),
+        ioapic_entry(0x53, 0x80, 0),
+        ioapic_entry(3, 0, 0),
+    ] {
+        q.ioapic.try_enqueue(e).unwrap();
+    }
+    w.drain(&mut v, &mut k).unwrap();
+    let lapic = &v.platform.lapic;
+    assert!(lapic.irr().contains(0x50) && lapic.tmr().contains(0x50));
+    assert!(lapic.irr().contains(0x51) && !lapic.tmr().contains(0x51));
+    assert!(!lapic.irr().contains(0x52) && !lapic.irr().contains(0x53));
+    assert_eq!(w.dropped, 3);
+}
+
+#[test]
+fn a_corrupt_queue_stops_the_vm() {
+    let (mut w, q) = wiring();
+    let mut v = vmm();
+    let mut k = Kern::default();
+    // The producer claims more entries than the queue holds.
+    q.synic_region
+        .atomic_u32(0)
+        .unwrap()
+        .store(CAPACITY * 3, Ordering::Release);
+    match w.drain(&mut v, &mut k) {
+        Err(Stop::Fatal { what, .. }) => assert!(what.contains("synic")),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Guest RAM at GPA 0 (paging is off in these tests).
+struct Ram(RefCell<Vec<u8>>);
+
+impl GuestMemory for Ram {
+    fn read_gpa(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        let ram = self.0.borrow();
+        let src = usize::try_from(gpa)
+            .ok()
+            .and_then(|s| ram.get(s..s.checked_add(buf.len())?))
+            .ok_or(MemError { gpa })?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+}
+
+impl GuestRamWrite for Ram {
+    fn size(&self) -> u64 {
+        self.0.borrow().len() as u64
+    }
+    fn write_gpa(&self, gpa: u64, bytes: &[u8]) -> Result<(), OutsideRam> {
+        let outside = OutsideRam {
+            gpa,
+            len: bytes.len() as u64,
+        };
+        let mut ram = self.0.borrow_mut();
+        let dst = usize::try_from(gpa)
+            .ok()
+            .and_then(|s| ram.get_mut(s..s.checked_add(bytes.len())?))
+            .ok_or(outside)?;
+        dst.copy_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// One scripted `VM_ENTER`: edits the kernel's words (the exit) and the clock.
+type Step = Box<dyn FnOnce(&mut [u64; WORDS], &mut u64) -> Result<Entered, IpcError>>;
+
+#[derive(Debug, PartialEq, Eq)]
+struct Entry {
+    flags: u64,
+    deadline: u64,
+    inject: u64,
+}
+
+/// A kernel vCPU: keeps the words the VMM handed in, consumes an injection the way
+/// VMRUN does, and comes back with the next scripted exit.
+struct ScriptedVcpu {
+    words: [u64; WORDS],
+    now: u64,
+    script: VecDeque<Step>,
+    entries: Vec<Entry>,
+}
+
+impl VcpuPort for ScriptedVcpu {
+    fn enter(
+        &mut self,
+        st: &mut VcpuState,
+        flags: u64,
+        deadline: u64,
+    ) -> Result<Entered, IpcError> {
+        let entry = st.take_entry();
+        let dirty = entry[Word::DIRTY];
+        for (i, &w) in entry.iter().enumerate() {
+            if i != Word::DIRTY && dirty & (1 << i) != 0 {
+                self.words[i] = w;
+            }
+        }
+        self.entries.push(Entry {
+            flags,
+            deadline,
+            inject: self.words[Word::EVENT_INJECT],
+        });
+        self.words[Word::EVENT_INJECT] = 0;
+        let step = self.script.pop_front().ok_or(IpcError::Transport)?;
+        let result = step(&mut self.words, &mut self.now);
+        st.load_exit(&self.words);
+        result
+    }
+
+    fn now(&self) -> u64 {
+        self.now
+    }
+}
+
+/// 32-bit protected mode, paging off, flat CS, interrupts on, at [`CODE`].
+fn boot_words() -> [u64; WORDS] {
+    let mut w = [0u64; WORDS];
+    w[Word::RIP] = CODE;
+    w[Word::RFLAGS] = 2 | RFLAGS_IF;
+    w[Word::CR0] = 1;
+    w[Word::EFER] = crate::msr::EFER_SVME;
+    let code32 = 0xb | (1 << 4) | (1 << 7) | (1 << 10);
+    w[Word::SEGMENTS + 2 * segment::CS] = segment_word(0x10, code32, !0);
+    w[Word::SEGMENTS + 2 * segment::SS] = segment_word(0x18, 0x93, !0);
+    w
+}
+
+fn out_exit(port: u16, value: u64, len: u64) -> Step {
+    Box::new(move |w, _| {
+        w[Word::EXIT_CODE] = exit::IOIO;
+        w[Word::EXIT_INFO1] = (u64::from(port) << 16) | (1 << 4);
+        w[Word::EXIT_INFO2] = w[Word::RIP] + len;
+        w[Word::RAX] = value;
+        Ok(Entered::Exit)
+    })
+}
+
+#[test]
+fn halt_sleep_until_the_timer_then_power_off() {
+    // hlt; out dx, al (the guest's timer handler runs in between, unseen).
+    let ram = Ram(RefCell::new(vec![0; 0x10_0000]));
+    ram.write_gpa(CODE, &[0xf4, 0xee, 0xee]).unwrap();
+    let mut v = vmm();
+    // Software-enabled APIC, TSC-deadline timer on vector 0xec due at 1000.
+    v.platform.lapic.write_msr(0x80f, 0x1ff, 0).unwrap();
+    v.platform
+        .lapic
+        .write_msr(0x832, 0xec | (2 << 17), 0)
+        .unwrap();
+    v.platform.lapic.write_msr(0x6e0, 1000, 0).unwrap();
+
+    let script: Vec<Step> = vec![
+        Box::new(|w, now| {
+            *now = 10;
+            w[Word::EXIT_CODE] = exit::HLT;
+            Ok(Entered::Exit)
+        }),
+        // The halted vCPU sleeps until the deadline the VMM passed.
+        Box::new(|w, now| {
+            *now = 1000;
+            w[Word::EXIT_CODE] = pseudo_exit::DEADLINE;
+            Ok(Entered::Exit)
+        }),
+        out_exit(0x3f8, u64::from(b'A'), 1),
+        out_exit(crate::acpi::SLEEP_CONTROL_PORT, 0x34, 1),
+    ];
+    let mut vcpu = ScriptedVcpu {
+        words: boot_words(),
+        now: 0,
+        script: script.into(),
+        entries: Vec::new(),
+    };
+    let mut st = VcpuState::new();
+    st.load_exit(&boot_words());
+    let (mut w, _q) = wiring();
+    let mut k = Kern::default();
+    let mut console = Vec::new();
+    let stop = run(&mut v, &mut st, &mut vcpu, &ram, &mut k, &mut w, &mut |b| {
+        console.extend_from_slice(b)
+    });
+    assert_eq!(stop, Stop::PowerOff);
+    assert_eq!(
+        vcpu.entries,
+        [
+            Entry {
+                flags: 0,
+                deadline: 1000,
+                inject: 0
+            },
+            Entry {
+                flags: kernel_abi::vcpu::flags::HALTED,
+                deadline: 1000,
+                inject: 0
+            },
+            Entry {
+                flags: 0,
+                deadline: 0,
+                inject: event::VALID | 0xec
+            },
+            Entry {
+                flags: 0,
+                deadline: 0,
+                inject: 0
+            },
+        ]
+    );
+    // Past the HLT and both OUTs (the last one not entered again).
+    assert_eq!(vcpu.words[Word::RIP], CODE + 2);
+    assert_eq!(st.rip(), CODE + 3);
+    assert_eq!(console, b"A", "flushed at the end");
+    assert!(v.platform.lapic.isr().contains(0xec));
+    assert_eq!(v.stats.of(pseudo_exit::DEADLINE), 1);
+    assert_eq!(k.calls, 0);
+}
+
+#[test]
+fn a_notification_is_not_an_exit_and_a_refused_entry_stops() {
+    let ram = Ram(RefCell::new(vec![0; 0x2000]));
+    let mut v = vmm();
+    let script: Vec<Step> = vec![
+        // A notification with a leftover exit code: nothing is handled.
+        Box::new(|w, _| {
+            w[Word::EXIT_CODE] = exit::SHUTDOWN;
+            Ok(Entered::Notified(ipc::ChannelSet::from_bits(2)))
+        }),
+        Box::new(|_, _| Err(IpcError::Transport)),
+    ];
+    let mut vcpu = ScriptedVcpu {
+        words: boot_words(),
+        now: 0,
+        script: script.into(),
+        entries: Vec::new(),
+    };
+    let mut st = VcpuState::new();
+    st.load_exit(&boot_words());
+    let (mut w, _q) = wiring();
+    let stop = run(
+        &mut v,
+        &mut st,
+        &mut vcpu,
+        &ram,
+        &mut Kern::default(),
+        &mut w,
+        &mut |_| {},
+    );
+    assert!(
+        matches!(stop, Stop::Fatal { what, .. } if what.contains("VM_ENTER")),
+        "{stop:?}"
+    );
+    assert_eq!(vcpu.entries.len(), 2);
+    assert_eq!(v.stats.total(), 0);
+}
+
+#[test]
+fn queued_interrupts_are_injected_before_the_next_entry_and_corruption_stops_the_run() {
+    let ram = Ram(RefCell::new(vec![0; 0x2000]));
+    let mut v = vmm();
+    v.platform.lapic.write_msr(0x80f, 0x1ff, 0).unwrap();
+    let (mut w, mut q) = wiring();
+    q.synic.try_enqueue(synic_entry(0, 0x33)).unwrap();
+    let region = q.synic_region;
+    let script: Vec<Step> = vec![Box::new(move |w, _| {
+        w[Word::EXIT_CODE] = exit::VINTR;
+        // synic-pd goes bad while the guest runs.
+        region
+            .atomic_u32(0)
+            .unwrap()
+            .store(CAPACITY * 4, Ordering::Release);
+        Ok(Entered::Exit)
+    })];
+    let mut vcpu = ScriptedVcpu {
+        words: boot_words(),
+        now: 0,
+        script: script.into(),
+        entries: Vec::new(),
+    };
+    let mut st = VcpuState::new();
+    st.load_exit(&boot_words());
+    let stop = run(
+        &mut v,
+        &mut st,
+        &mut vcpu,
+        &ram,
+        &mut Kern::default(),
+        &mut w,
+        &mut |_| {},
+    );
+    assert!(matches!(stop, Stop::Fatal { what, .. } if what.contains("corrupt")));
+    assert_eq!(
+        vcpu.entries,
+        [Entry {
+            flags: 0,
+            deadline: 0,
+            inject: event::VALID | 0x33
+        }]
+    );
+}
