@@ -192,7 +192,6 @@ impl Vmm {
             self.console.push(byte);
         }
         if let Some(level) = self.platform.take_uart_irq_change() {
-            self.stats.uart_line_changes += 1;
             peers.ioapic_line(crate::platform::COM1_IRQ, level);
         }
         if self.platform.powered_off() {
