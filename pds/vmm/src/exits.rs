@@ -192,7 +192,10 @@ impl Vmm {
             self.console.push(byte);
         }
         if let Some(level) = self.platform.take_uart_irq_change() {
-            peers.ioapic_line(crate::platform::COM1_IRQ, level);
+            self.stats.uart_line_changes += 1;
+            if !peers.ioapic_line(crate::platform::COM1_IRQ, level) {
+                self.stats.uart_line_refused += 1;
+            }
         }
         if self.platform.powered_off() {
             return Action::Stop(Stop::PowerOff);

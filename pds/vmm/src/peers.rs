@@ -34,7 +34,8 @@ pub trait Peers {
     /// An IOAPIC register access; `None` if it was refused.
     fn ioapic_mmio(&mut self, gpa: u64, size: u8, write: Option<u64>) -> Option<u64>;
     fn ioapic_eoi(&mut self, vector: u8);
-    fn ioapic_line(&mut self, line: u8, asserted: bool);
+    /// Drives an input line of the ioapic PD; `false` if the call failed.
+    fn ioapic_line(&mut self, line: u8, asserted: bool) -> bool;
 }
 
 /// The channels of the VMM image (see `config`).
@@ -139,14 +140,15 @@ impl Peers for CallPeers<'_> {
         }
     }
 
-    fn ioapic_line(&mut self, line: u8, asserted: bool) {
-        if let Some(ch) = self.channels.ioapic_lines {
-            let action = if asserted {
-                ioapic::api::LineAction::ASSERT
-            } else {
-                ioapic::api::LineAction::DEASSERT
-            };
-            let _ = ioapic::api::set_line(self.kernel, ch, u64::from(line), action);
-        }
+    fn ioapic_line(&mut self, line: u8, asserted: bool) -> bool {
+        let Some(ch) = self.channels.ioapic_lines else {
+            return false;
+        };
+        let action = if asserted {
+            ioapic::api::LineAction::ASSERT
+        } else {
+            ioapic::api::LineAction::DEASSERT
+        };
+        ioapic::api::set_line(self.kernel, ch, u64::from(line), action).is_ok()
     }
 }

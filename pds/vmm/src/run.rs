@@ -56,7 +56,10 @@ impl Wiring<'_> {
         };
         loop {
             match self.synic.dequeue() {
-                Ok(Some(e)) if e.vp == 0 && e.vector >= 16 => vmm.deliver(e.vector, false),
+                Ok(Some(e)) if e.vp == 0 && e.vector >= 16 => {
+                    vmm.stats.synic_irqs += 1;
+                    vmm.deliver(e.vector, false)
+                }
                 Ok(Some(_)) => self.dropped += 1,
                 Ok(None) => break,
                 Err(_) => return Err(broken("synic-pd's interrupt queue is corrupt")),
@@ -70,6 +73,7 @@ impl Wiring<'_> {
                 match queue.dequeue() {
                     Ok(Some(e)) => match e.request() {
                         Ok(r) if r.vector >= 16 => {
+                            vmm.stats.ioapic_irqs += 1;
                             vmm.deliver(r.vector, r.trigger == ioapic::TriggerMode::Level)
                         }
                         _ => self.dropped += 1,

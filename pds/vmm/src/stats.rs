@@ -20,6 +20,12 @@ pub struct ExitStats {
     pub unsupported: u64,
     pub code_changed: u64,
     pub vmgexits: u64,
+    /// Interrupt requests taken from synic-pd's and the ioapic PD's queues.
+    pub synic_irqs: u64,
+    pub ioapic_irqs: u64,
+    /// Changes of COM1's line told to the ioapic PD.
+    pub uart_line_changes: u64,
+    pub uart_line_refused: u64,
     gp_msrs: BTreeMap<(u32, bool), u64>,
     /// (call code, status) of hypercalls that failed.
     failed_calls: BTreeMap<(u16, u16), u64>,
@@ -110,7 +116,15 @@ impl ExitStats {
                 let _ = write!(s, "{sep}{name} {n}");
             }
         }
-        let _ = write!(s, "; injected {}", self.injected);
+        let _ = write!(
+            s,
+            "; injected {} (synic {}, ioapic {}), COM1 line changes {} ({} refused)",
+            self.injected,
+            self.synic_irqs,
+            self.ioapic_irqs,
+            self.uart_line_changes,
+            self.uart_line_refused
+        );
         s
     }
 
@@ -157,7 +171,8 @@ mod tests {
         assert_eq!(s.total(), 4);
         assert_eq!(
             s.summary(),
-            "exits 4: cpuid 2, ioio 1, other(0x99) 1; injected 0"
+            "exits 4: cpuid 2, ioio 1, other(0x99) 1; injected 0 (synic 0, ioapic 0), \
+             COM1 line changes 0 (0 refused)"
         );
     }
 

@@ -166,6 +166,12 @@ fn start(init: &dyn Init, kernel: &mut dyn Kernel) -> Result<Never, InitError> {
         elapsed / (tsc_hz / 1000).max(1),
         machine.stats.summary()
     );
+    if wiring.dropped != 0 {
+        pd_rt::println!(
+            "vmm: {} interrupt requests named another vCPU or made no sense; dropped",
+            wiring.dropped
+        );
+    }
     let odd = machine.stats.oddities();
     if !odd.is_empty() {
         pd_rt::println!("vmm: {odd}");

@@ -148,7 +148,7 @@ fn dsdt_aml_is_the_expected_bytes() {
     assert_eq!(d[8], 2, "revision 2: 64-bit integers");
     #[rustfmt::skip]
     let want: &[u8] = &[
-        0x10, 0x2C, b'_', b'S', b'B', b'_',                  // Scope (\_SB), 44 bytes
+        0x10, 0x4A, 0x05, b'_', b'S', b'B', b'_',            // Scope (\_SB), 90 bytes
         0x5B, 0x82, 0x25, b'V', b'M', b'B', b'S',            //   Device (VMBS), 37 bytes
         0x08, b'_', b'H', b'I', b'D',                        //     Name (_HID,
         0x0D, b'V', b'M', b'B', b'U', b'S', 0,               //       "VMBUS")
@@ -156,6 +156,14 @@ fn dsdt_aml_is_the_expected_bytes() {
         0x08, b'_', b'C', b'R', b'S',                        //     Name (_CRS,
         0x11, 0x08, 0x0A, 0x05,                              //       Buffer (5) {
         0x22, 0x20, 0x00, 0x79, 0x00,                        //       IRQNoFlags {5}, end })
+        0x5B, 0x82, 0x2B, b'C', b'O', b'M', b'1',            //   Device (COM1), 43 bytes
+        0x08, b'_', b'H', b'I', b'D',                        //     Name (_HID,
+        0x0C, 0x41, 0xD0, 0x05, 0x01,                        //       EisaId ("PNP0501"))
+        0x08, b'_', b'U', b'I', b'D', 0x01,                  //     Name (_UID, One)
+        0x08, b'_', b'C', b'R', b'S',                        //     Name (_CRS,
+        0x11, 0x10, 0x0A, 0x0D,                              //       Buffer (13) {
+        0x47, 0x01, 0xF8, 0x03, 0xF8, 0x03, 0x01, 0x08,      //       IO (Decode16, 0x3F8, 0x3F8, 1, 8)
+        0x22, 0x10, 0x00, 0x79, 0x00,                        //       IRQNoFlags {4}, end })
         0x08, b'_', b'S', b'5', b'_',                        // Name (\_S5,
         0x12, 0x08, 0x04, 0x0A, 0x05, 0x0A, 0x05, 0x00, 0x00, //   Package (4) {5, 5, 0, 0})
     ];
@@ -265,7 +273,15 @@ fn iasl_disassembles_every_table() {
         ),
         (
             "DSDT",
-            &["Device (VMBS)", "\"VMBUS\"", "_S5_", "IRQNoFlags ()"],
+            &[
+                "Device (VMBS)",
+                "\"VMBUS\"",
+                "_S5_",
+                "IRQNoFlags ()",
+                "Device (COM1)",
+                "EisaId (\"PNP0501\")",
+                "0x03F8",
+            ],
         ),
     ];
     for (name, bytes) in &files {
