@@ -144,8 +144,9 @@ impl Peers for FakePeers {
     fn ioapic_eoi(&mut self, vector: u8) {
         self.calls.push(Call::IoapicEoi(vector));
     }
-    fn ioapic_line(&mut self, line: u8, asserted: bool) {
+    fn ioapic_line(&mut self, line: u8, asserted: bool) -> bool {
         self.calls.push(Call::IoapicLine(line, asserted));
+        true
     }
 }
 

@@ -115,8 +115,9 @@ impl Peers for FakePeers {
     fn ioapic_eoi(&mut self, _: u8) {
         self.calls.push(Call::Other);
     }
-    fn ioapic_line(&mut self, _: u8, _: bool) {
+    fn ioapic_line(&mut self, _: u8, _: bool) -> bool {
         self.calls.push(Call::Other);
+        true
     }
 }
 
