@@ -731,7 +731,7 @@ impl<const VPS: usize, const ROUTES: usize> HvcallCore<VPS, ROUTES> {
             let Some(page) = rep_element::<u64>(rest, i) else {
                 return CallDone::Status(HvStatus::INVALID_HYPERCALL_INPUT, i);
             };
-            let gpa = page.checked_mul(HV_PAGE_SIZE as u64);
+            let gpa = page.checked_mul(HV_PAGE_SIZE);
             let private_ram = gpa.is_some_and(|gpa| {
                 gpa < boundary && mem.range(gpa, HV_PAGE_SIZE as usize).is_some()
             });
