@@ -553,6 +553,12 @@ impl Vmm {
         if st.exit_info1() & (1 << 4) != 0 {
             return self.fatal(st, "the guest executed from an address with no memory");
         }
+        // A fault while delivering an event is the delivery's (IDT, GDT or stack
+        // outside RAM), not the instruction's at RIP: emulating that would corrupt
+        // the guest, and redelivering would fault again.
+        if st.get(Word::EXIT_INT_INFO) & event::VALID != 0 {
+            return self.fatal(st, "event delivery touched an address with no memory");
+        }
         let cpu = cpu_state(st);
         let bytes = match fetch_instruction(mem, &cpu) {
             Ok(b) => b,

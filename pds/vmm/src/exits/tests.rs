@@ -1024,6 +1024,26 @@ fn npf_on_a_fetch_stops_and_undecodable_mmio_is_a_ud() {
     assert!(p.calls.is_empty());
 }
 
+#[test]
+fn npf_during_event_delivery_stops_instead_of_emulating_the_instruction_at_rip() {
+    let ram = Ram::paged();
+    let mut v = vmm(Presentation::Plain);
+    let mut p = FakePeers {
+        ioapic: Some(0),
+        ..FakePeers::default()
+    };
+    // The interrupt's stack push hit the IOAPIC page; RIP holds an unrelated load.
+    let mut st = npf_exit(&ram, IOAPIC_BASE, &LOAD32, 2);
+    st.set(Word::EXIT_INT_INFO, event::VALID | event::TYPE_INTR | 0x30);
+    st.set_gpr(0, 7);
+    assert!(matches!(
+        v.handle_exit(&mut st, &ram, &mut p, NOW),
+        Action::Stop(Stop::Fatal { .. })
+    ));
+    assert!(p.calls.is_empty());
+    assert_eq!((st.rip(), st.gpr(0)), (CODE, 7));
+}
+
 // ---- Everything else ----
 
 #[test]
