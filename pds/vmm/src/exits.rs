@@ -167,7 +167,9 @@ impl Vmm {
                 if !self.step_over(st, mem, FixedInstruction::Hlt) {
                     return Action::Run;
                 }
-                if self.wakeup_pending(now) {
+                // A masked interrupt does not end HLT (`cli; hlt` is how a guest
+                // stops for good); running on would spin the VMM on HLT exits.
+                if st.rflags() & crate::state::RFLAGS_IF != 0 && self.wakeup_pending(now) {
                     Action::Run
                 } else {
                     Action::Halt

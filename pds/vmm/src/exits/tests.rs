@@ -703,7 +703,12 @@ fn hlt_halts_unless_an_interrupt_is_pending() {
     assert_eq!(st.rip(), CODE + 1);
     v.deliver(0x40, false);
     let mut st = exit_at(exit::HLT, &ram, &[0xf4]);
+    st.set(Word::RFLAGS, 2 | RFLAGS_IF);
     assert_eq!(v.handle_exit(&mut st, &ram, &mut p, NOW), Action::Run);
+    assert_eq!(st.rip(), CODE + 1);
+    // With interrupts masked the pending one does not wake it.
+    let mut st = exit_at(exit::HLT, &ram, &[0xf4]);
+    assert_eq!(v.handle_exit(&mut st, &ram, &mut p, NOW), Action::Halt);
     assert_eq!(st.rip(), CODE + 1);
     // Not a HLT any more: run what is there.
     let mut st = exit_at(exit::HLT, &ram, &[0x90]);
