@@ -375,6 +375,14 @@ impl Vmm {
                 if v & !msr::EFER_GUEST_BITS != 0 {
                     return MsrOutcome::Gp;
                 }
+                // LME may change only with paging off (else the VMCB would hold
+                // LMA without LME, which VMRUN refuses: the VM would end).
+                let lme = 1 << 8;
+                if st.get(Word::CR0) & decode::bits::CR0_PG != 0
+                    && (v ^ st.get(Word::EFER)) & lme != 0
+                {
+                    return MsrOutcome::Gp;
+                }
                 // LMA is the CPU's to set; keep the current value of it.
                 let lma = 1 << 10;
                 let kept = st.get(Word::EFER) & (lma | msr::EFER_SVME);

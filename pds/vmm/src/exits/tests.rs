@@ -488,12 +488,18 @@ fn efer_hides_svme_refuses_reserved_bits_and_keeps_lma() {
     let (r, st) = msr_access(&mut v, &mut p, msr::EFER, Some(EFER_LME | 1));
     assert_eq!(r, Ok(0));
     assert_eq!(st.get(Word::EFER), EFER_LME | 1 | EFER_LMA | msr::EFER_SVME);
-    // A guest cannot set LMA itself.
+    // A guest cannot set LMA itself (paging off, where LME may change).
     let ram = Ram::paged();
     let mut st = msr_exit(&ram, msr::EFER, Some(EFER_LMA | EFER_LME));
-    st.set(Word::EFER, EFER_LME | msr::EFER_SVME);
+    st.set(Word::EFER, msr::EFER_SVME);
+    st.set(Word::CR0, decode::bits::CR0_PE);
     v.handle_exit(&mut st, &ram, &mut p, NOW);
+    assert_eq!(st.get(Word::EVENT_INJECT), 0);
     assert_eq!(st.get(Word::EFER), EFER_LME | msr::EFER_SVME);
+    // With paging on, LME is fixed: clearing it in long mode is a #GP.
+    let (r, st) = msr_access(&mut v, &mut p, msr::EFER, Some(EFER_NXE));
+    assert_eq!(r, Err(GP));
+    assert_eq!(st.get(Word::EFER), current);
 }
 
 #[test]
