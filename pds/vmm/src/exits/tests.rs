@@ -999,6 +999,34 @@ fn ioapic_mmio_reaches_the_ioapic_pd_with_size_and_value() {
 }
 
 #[test]
+fn mmio_loads_write_back_as_the_cpu_would() {
+    let ram = Ram::paged();
+    let old = 0x1111_2222_3333_4444;
+    // (code, access size, destination register, its value afterwards)
+    let cases: [(&[u8], u8, usize, u64); 6] = [
+        (&[0x8a, 0x03], 1, 0, 0x1111_2222_3333_44ef),
+        (&[0x66, 0x8b, 0x03], 2, 0, 0x1111_2222_3333_cdef),
+        (&[0x8b, 0x03], 4, 0, 0x89ab_cdef),
+        (&[0x48, 0x8b, 0x03], 8, 0, 0x0123_4567_89ab_cdef),
+        (&[0x0f, 0xb6, 0x03], 1, 0, 0xef),
+        (&[0x44, 0x8b, 0x0b], 4, 9, 0x89ab_cdef),
+    ];
+    for (code, size, reg, want) in cases {
+        let mut v = vmm(Presentation::Plain);
+        let mut st = npf_exit(&ram, IOAPIC_BASE + 0x10, code, 0);
+        st.set_gpr(reg, old);
+        let mut p = FakePeers {
+            ioapic: Some(0x0123_4567_89ab_cdef),
+            ..FakePeers::default()
+        };
+        assert_eq!(v.handle_exit(&mut st, &ram, &mut p, NOW), Action::Run);
+        assert_eq!(p.calls, [Call::IoapicMmio(IOAPIC_BASE + 0x10, size, None)]);
+        assert_eq!(st.gpr(reg), want, "{code:02x?}");
+        assert_eq!(st.rip(), CODE + code.len() as u64);
+    }
+}
+
+#[test]
 fn holes_read_all_ones_and_drop_writes() {
     let ram = Ram::paged();
     let mut v = vmm(Presentation::Plain);

@@ -468,3 +468,50 @@ fn queued_interrupts_are_injected_before_the_next_entry_and_corruption_stops_the
         }]
     );
 }
+
+#[test]
+fn a_guest_halted_with_interrupts_masked_stays_asleep() {
+    // cli; hlt with an interrupt already pending: the VMM sleeps, never spins.
+    let ram = Ram(RefCell::new(vec![0; 0x2000]));
+    ram.write_gpa(CODE, &[0xf4]).unwrap();
+    let mut v = vmm();
+    v.platform.lapic.write_msr(0x80f, 0x1ff, 0).unwrap();
+    v.deliver(0x40, false);
+    let mut words = boot_words();
+    words[Word::RFLAGS] = 2;
+    let script: Vec<Step> = vec![
+        Box::new(|w, _| {
+            w[Word::EXIT_CODE] = exit::HLT;
+            Ok(Entered::Exit)
+        }),
+        Box::new(|_, _| Ok(Entered::Notified(ipc::ChannelSet::from_bits(2)))),
+        Box::new(|w, _| {
+            w[Word::EXIT_CODE] = pseudo_exit::DEADLINE;
+            Ok(Entered::Exit)
+        }),
+    ];
+    let mut vcpu = ScriptedVcpu {
+        words,
+        now: 0,
+        script: script.into(),
+        entries: Vec::new(),
+    };
+    let mut st = VcpuState::new();
+    st.load_exit(&words);
+    let (mut w, _q) = wiring();
+    let stop = run(
+        &mut v,
+        &mut st,
+        &mut vcpu,
+        &ram,
+        &mut Kern::default(),
+        &mut w,
+        &mut |_| {},
+    );
+    assert!(matches!(stop, Stop::Fatal { .. }), "the script ran out");
+    let flags: Vec<u64> = vcpu.entries.iter().map(|e| e.flags).collect();
+    let halted = kernel_abi::vcpu::flags::HALTED;
+    assert_eq!(flags, [0, halted, halted, halted]);
+    assert!(vcpu.entries.iter().all(|e| e.inject == 0));
+    assert!(v.platform.lapic.irr().contains(0x40));
+}
