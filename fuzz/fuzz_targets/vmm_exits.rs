@@ -5,7 +5,8 @@
 //!
 //! Input: a 16-byte header (flags, exit count, peer answer selectors, vectors to
 //! deliver, a peer value), then either 58 raw state words or, in "sane" mode, an
-//! identity-mapped long-mode vCPU with 9 fuzzed words (8 GPRs and RFLAGS); then per
+//! identity-mapped long-mode (or flat 32-bit, paging off) vCPU with 9 fuzzed words
+//! (8 GPRs and RFLAGS); then per
 //! exit 25 bytes (exit selector, EXITINFO1, EXITINFO2, time step); the rest is guest
 //! RAM: the code page at 0x8000, the GHCB page, then RAM from 0x10000.
 #![no_main]
@@ -172,7 +173,7 @@ fn page_tables(ram: &mut [u8]) {
     }
 }
 
-fn sane_words(r: &mut Reader<'_>, cpl: u64) -> [u64; WORDS] {
+fn sane_words(r: &mut Reader<'_>, cpl: u64, flat32: bool) -> [u64; WORDS] {
     let mut w = [0u64; WORDS];
     for i in 0..8 {
         w[Word::RAX + i] = r.u64();
@@ -185,7 +186,13 @@ fn sane_words(r: &mut Reader<'_>, cpl: u64) -> [u64; WORDS] {
     w[Word::EFER] = (1 << 8) | (1 << 10) | (1 << 11) | (1 << 12);
     w[Word::PAT] = 0x0007_0406_0007_0406;
     w[Word::XCR0] = 1;
-    let cs = 0xb | (1 << 4) | (1 << 7) | (1 << 9) | ((cpl as u16) << 5);
+    let mut cs = 0xb | (1 << 4) | (1 << 7) | (1 << 9) | ((cpl as u16) << 5);
+    if flat32 {
+        // 32-bit protected mode with paging off: CS.D instead of CS.L.
+        w[Word::CR0] = 1;
+        w[Word::EFER] = 1 << 12;
+        cs ^= (1 << 9) | (1 << 10);
+    }
     let ss = 0x93 | ((cpl as u16) << 5);
     w[Word::SEGMENTS + 2 * segment::CS] = segment_word(0x10, cs, !0);
     w[Word::SEGMENTS + 2 * segment::SS] = segment_word(0x18, ss, !0);
@@ -214,7 +221,7 @@ fuzz_target!(|data: &[u8]| {
     };
 
     let words = if sane {
-        sane_words(&mut r, if h(0) & 4 != 0 { 3 } else { 0 })
+        sane_words(&mut r, if h(0) & 4 != 0 { 3 } else { 0 }, h(0) & 8 != 0)
     } else {
         std::array::from_fn(|_| r.u64())
     };
