@@ -52,7 +52,7 @@ pub fn build_bytes(
     build_loaded(&system, kernel, search, &data)
 }
 
-fn build_loaded(
+pub fn build_loaded(
     system: &sdf::System,
     kernel: &Path,
     search: &[PathBuf],
@@ -96,8 +96,13 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let boot = build_loaded(&system, &args.kernel, &args.search_path, &data)?;
     write_file(&args.output, &boot)?;
     if let Some(path) = &args.manifest {
-        let manifest =
-            crate::manifest::generate_loaded(&system, &args.system, &args.search_path, &data)?;
+        let manifest = crate::manifest::generate_loaded(
+            &system,
+            &args.system,
+            &args.search_path,
+            &data,
+            Some(&boot),
+        )?;
         let mut json = serde_json::to_string_pretty(&manifest)
             .map_err(|e| Failure::msg(format!("cannot encode the manifest: {e}")))?;
         json.push('\n');

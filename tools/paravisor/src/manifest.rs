@@ -22,12 +22,33 @@ pub struct Args {
     /// Also look for program images here (after the system.xml directory); repeatable.
     #[arg(long = "search-path", value_name = "DIR")]
     pub search_path: Vec<PathBuf>,
+    /// Also build the boot image with this kernel and record the hash of every
+    /// part of it (what `build --manifest` records), so `verify` needs nothing else.
+    #[arg(long, value_name = "FILE")]
+    pub kernel: Option<PathBuf>,
     #[command(flatten)]
     pub region_data: region_data::Args,
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    let manifest = generate(&args.system, &args.search_path, &args.region_data)?;
+    let system = sdf::load(&args.system)?;
+    let data = region_data::load(&system, &args.region_data)?;
+    let boot = match &args.kernel {
+        Some(k) => Some(crate::build::build_loaded(
+            &system,
+            k,
+            &args.search_path,
+            &data,
+        )?),
+        None => None,
+    };
+    let manifest = generate_loaded(
+        &system,
+        &args.system,
+        &args.search_path,
+        &data,
+        boot.as_deref(),
+    )?;
     let mut json = serde_json::to_string_pretty(&manifest)
         .map_err(|e| Failure::msg(format!("cannot encode the manifest: {e}")))?;
     json.push('\n');
@@ -40,23 +61,14 @@ pub fn run(args: Args) -> Result<(), Failure> {
     }
 }
 
-/// Loads, checks, locates and hashes: the manifest or every reason there is none.
-pub fn generate(
-    system_path: &Path,
-    search_paths: &[PathBuf],
-    data_args: &region_data::Args,
-) -> Result<schema::Manifest, Failure> {
-    let system = sdf::load(system_path)?;
-    let data = region_data::load(&system, data_args)?;
-    generate_loaded(&system, system_path, search_paths, &data)
-}
-
-/// As [`generate`], for a system and region data already loaded.
+/// The manifest of a loaded system and its region data, or every reason there is
+/// none; with the built `boot` image, the hashes binding its bytes.
 pub fn generate_loaded(
     system: &sdf::System,
     system_path: &Path,
     search_paths: &[PathBuf],
     data: &[RegionData],
+    boot: Option<&[u8]>,
 ) -> Result<schema::Manifest, Failure> {
     let images = image::locate_all(system, search_paths)?;
     let (sha256, _) = image::hash_file(system_path)
@@ -65,7 +77,11 @@ pub fn generate_loaded(
         path: system_path.display().to_string(),
         sha256,
     };
-    Ok(schema::build(system, source, &images, data))
+    let mut manifest = schema::build(system, source, &images, data);
+    if let Some(boot) = boot {
+        manifest.boot_image = Some(schema::boot_image(boot).map_err(Failure::Message)?);
+    }
+    Ok(manifest)
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Failure> {

@@ -1,20 +1,28 @@
 //! `paravisor verify IMAGE --manifest MANIFEST [--system system.xml --kernel K]`:
-//! re-derives from the boot image itself what the manifest claims — every PD's
-//! program image hash and size, priority, parent, regions with rights, channel
-//! capabilities and irqs, every region with its initial contents' hash, every guest
-//! with its VMM, vCPUs and guest-physical maps — and fails on any difference. With
-//! `--system` and `--kernel` (and the build's `--region-data`) it also rebuilds the
-//! image and requires identical bytes.
+//! binds every byte of the image, then explains it.
+//!
+//! Binding: the manifest's `boot_image` records the hash of every named part of the
+//! built file (kernel headers and segments, every descriptor, table entry, info
+//! page, program segment and region's data, padding included), and with `--system`
+//! and `--kernel` (and the build's `--region-data`) the image is rebuilt and
+//! compared byte for byte. Either way any changed, added or removed byte fails, and
+//! the message names the part it is in (and, against a rebuild, the field). With
+//! neither, verify refuses: nothing would bind the bytes.
+//!
+//! Explaining: it re-derives from the image itself what the manifest claims (every
+//! PD's program image hash, priority, parent, maps with rights, capabilities and
+//! irqs, every region with its initial contents' hash, every guest with its VMM,
+//! vCPUs and guest-physical maps) and refuses writable+executable PD segments.
 
 use std::path::PathBuf;
 
 use kernel_abi::image::{perms, CapDesc, RegionDesc, SystemImage, NO_PARENT};
 use sha2::{Digest, Sha256};
 
-use crate::bootimage::bootelf;
+use crate::bootimage::{bootelf, layout};
 use crate::failure::Failure;
 use crate::image::hex;
-use crate::manifest::schema::Manifest;
+use crate::manifest::schema::{BootImageEntry, Manifest};
 use crate::region_data;
 
 #[derive(Debug, clap::Args)]
@@ -47,6 +55,134 @@ fn perms_str(p: u32) -> String {
         .collect()
 }
 
+/// Parts with a difference listed before the rest are summed up.
+const MAX_PARTS_SHOWN: usize = 24;
+
+fn sha(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// Everything that makes `boot` not the image the manifest (and the rebuild, if
+/// any) describes, one line each; empty when it is exactly that image.
+pub fn check(boot: &[u8], manifest: &Manifest, rebuilt: Option<&[u8]>) -> Vec<String> {
+    let mut diffs = Vec::new();
+    if let Some(entry) = &manifest.boot_image {
+        diffs.extend(hash_differences(boot, entry));
+        if let Some(r) = rebuilt {
+            if sha(r) != entry.sha256 {
+                diffs
+                    .push("the manifest's boot_image hash is not that of the rebuilt image".into());
+            }
+        }
+    }
+    if let Some(r) = rebuilt {
+        diffs.extend(byte_differences(boot, r));
+    }
+    if manifest.boot_image.is_none() && rebuilt.is_none() {
+        diffs.push("nothing binds the image's bytes: the manifest has no boot_image (write it with `build --manifest` or `manifest --kernel`) and no --system/--kernel were given to rebuild from".into());
+    }
+    match differences(boot, manifest) {
+        Ok(d) => diffs.extend(d),
+        Err(e) => diffs.push(format!("the image does not parse: {e}")),
+    }
+    diffs
+}
+
+fn summed_up(mut lines: Vec<String>) -> Vec<String> {
+    if lines.len() > MAX_PARTS_SHOWN {
+        let more = lines.len() - MAX_PARTS_SHOWN;
+        lines.truncate(MAX_PARTS_SHOWN);
+        lines.push(format!("... and {more} more parts differ"));
+    }
+    lines
+}
+
+/// The image against the hashes the manifest recorded for each part of it.
+fn hash_differences(boot: &[u8], entry: &BootImageEntry) -> Vec<String> {
+    if boot.len() as u64 == entry.size && sha(boot) == entry.sha256 {
+        return Vec::new();
+    }
+    let mut lines = Vec::new();
+    for p in &entry.parts {
+        let bytes = usize::try_from(p.offset)
+            .ok()
+            .zip(usize::try_from(p.offset.saturating_add(p.size)).ok())
+            .and_then(|(a, b)| boot.get(a..b));
+        match bytes {
+            None => lines.push(format!(
+                "{} is missing: the file ends at {:#x}",
+                p.name,
+                boot.len()
+            )),
+            Some(b) if sha(b) != p.sha256 => lines.push(format!(
+                "{} (file offset {:#x}, {} bytes) differs from the manifest's hash",
+                p.name, p.offset, p.size
+            )),
+            Some(_) => {}
+        }
+    }
+    let mut out = summed_up(lines);
+    if boot.len() as u64 != entry.size {
+        out.push(format!(
+            "the image is {} bytes, the manifest says {}",
+            boot.len(),
+            entry.size
+        ));
+    }
+    if out.is_empty() {
+        out.push(format!(
+            "the image's sha256 is {}, the manifest says {}",
+            sha(boot),
+            entry.sha256
+        ));
+    }
+    out
+}
+
+/// The image against a rebuild, byte for byte, naming the part and field of the
+/// first differing byte in each part.
+fn byte_differences(boot: &[u8], rebuilt: &[u8]) -> Vec<String> {
+    if boot == rebuilt {
+        return Vec::new();
+    }
+    let parts = match layout::layout(rebuilt) {
+        Ok(p) => p,
+        Err(e) => {
+            return vec![format!(
+                "internal: the rebuilt image cannot be taken apart: {e}"
+            )]
+        }
+    };
+    let mut lines = Vec::new();
+    for p in &parts {
+        let want = rebuilt.get(p.range.clone()).unwrap_or_default();
+        let got = boot.get(p.range.start.min(boot.len())..p.range.end.min(boot.len()));
+        let first = want
+            .iter()
+            .zip(got.unwrap_or_default())
+            .position(|(a, b)| a != b)
+            .or_else(|| {
+                (got.map_or(0, <[u8]>::len) < want.len()).then_some(got.map_or(0, <[u8]>::len))
+            });
+        if let Some(k) = first {
+            let at = p.range.start + k;
+            lines.push(format!(
+                "{} differs from the rebuild (first at file offset {at:#x})",
+                p.describe(at)
+            ));
+        }
+    }
+    let mut out = summed_up(lines);
+    if boot.len() != rebuilt.len() {
+        out.push(format!(
+            "the image is {} bytes, the rebuild {}",
+            boot.len(),
+            rebuilt.len()
+        ));
+    }
+    out
+}
+
 /// Every difference between image and manifest, one line each.
 pub fn differences(boot: &[u8], manifest: &Manifest) -> Result<Vec<String>, String> {
     let parts = bootelf::extract(boot)?;
@@ -77,6 +213,14 @@ pub fn differences(boot: &[u8], manifest: &Manifest) -> Result<Vec<String>, Stri
         let Some(pd) = image.pd(i) else { continue };
         let d = pd.desc;
         let n = m.name.as_str();
+        for s in pd.segments {
+            if s.perms & (perms::W | perms::X) == perms::W | perms::X {
+                diff(
+                    n,
+                    format!("segment at {:#x} is writable and executable (W^X)", s.vaddr),
+                );
+            }
+        }
         let sha = hex(&Sha256::digest(pd.elf));
         if sha != m.program_image.sha256 || pd.elf.len() as u64 != m.program_image.size {
             diff(
@@ -299,18 +443,16 @@ pub fn run(args: Args) -> Result<(), Failure> {
             manifest.schema_version
         )));
     }
-    let mut diffs = differences(&boot, &manifest)
-        .map_err(|e| Failure::msg(format!("{}: {e}", args.image.display())))?;
-    if let (Some(system), Some(kernel)) = (&args.system, &args.kernel) {
-        let rebuilt =
-            crate::build::build_bytes(system, kernel, &args.search_path, &args.region_data)?;
-        if rebuilt != boot {
-            diffs.push(format!(
-                "rebuilding from {} gives different bytes",
-                system.display()
-            ));
-        }
-    }
+    let rebuilt = match (&args.system, &args.kernel) {
+        (Some(system), Some(kernel)) => Some(crate::build::build_bytes(
+            system,
+            kernel,
+            &args.search_path,
+            &args.region_data,
+        )?),
+        _ => None,
+    };
+    let mut diffs = check(&boot, &manifest, rebuilt.as_deref());
     if let Some(path) = &args.igvm {
         let given = std::fs::read(path)
             .map_err(|e| Failure::msg(format!("cannot read {}: {e}", path.display())))?;
@@ -335,8 +477,13 @@ pub fn run(args: Args) -> Result<(), Failure> {
             kernel_hash.update(s);
         }
         println!(
-            "verified {}: {} PDs, {} VMs and {} regions match the manifest; system image at {:#x}, kernel segments sha256 {}",
+            "verified {}: every byte is bound ({}), and {} PDs, {} VMs and {} regions match the manifest; system image at {:#x}, kernel segments sha256 {}",
             args.image.display(),
+            match (&manifest.boot_image, &rebuilt) {
+                (Some(_), Some(_)) => "the manifest's hashes and the rebuild agree",
+                (Some(_), None) => "the manifest's hashes",
+                _ => "the rebuild",
+            },
             manifest.protection_domains.len(),
             manifest.virtual_machines.len(),
             manifest.regions.len(),

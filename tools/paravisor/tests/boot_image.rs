@@ -158,7 +158,7 @@ fn built_images_verify_and_changes_are_caught() {
     let stale = verify("m.json");
     assert_eq!(stale.status.code(), Some(1));
     assert!(
-        text(&stale).contains("rebuilding from system.xml gives different bytes"),
+        text(&stale).contains("PD a program segment 0 (r-x at 0x400000) differs from the rebuild"),
         "{}",
         text(&stale)
     );
@@ -253,7 +253,7 @@ fn guests_and_region_data_verify_and_tampering_is_named() {
     // The rebuild needs the same region data.
     let no_data = verify(&rebuild[..6]);
     assert!(
-        text(&no_data).contains("rebuilding from system.xml gives different bytes"),
+        text(&no_data).contains("region ram descriptor, field data_off differs from the rebuild"),
         "{}",
         text(&no_data)
     );

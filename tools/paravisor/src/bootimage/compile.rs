@@ -144,6 +144,14 @@ pub fn compile(
             if p.flags & PF_X != 0 {
                 perms_bits |= perms::X;
             }
+            // W^X: a page a PD can both write and run turns any write bug into code
+            // execution.
+            if perms_bits & (perms::W | perms::X) == perms::W | perms::X {
+                return Err(fail(format!(
+                    "program segment {:#x} is writable and executable (W^X: link it with separate text and data segments)",
+                    p.vaddr
+                )));
+            }
             segments.push(SegmentDesc {
                 vaddr: p.vaddr,
                 file_off: p.offset,

@@ -490,3 +490,252 @@ fn the_checker_and_the_image_agree_on_guest_limits() {
     assert_eq!(sdf::limits::MAX_VCPU_ID, u64::from(image::MAX_VCPU_ID));
     assert_eq!(sdf::limits::GPA_END, image::GPA_LIMIT);
 }
+
+/// Both the channels/irqs/children system and a guest with region data, so every
+/// kind of structure the kernel loads is in one image.
+const EVERYTHING: &str = r#"<system>
+    <memory_region name="ring" size="0x4000" />
+    <memory_region name="ram" size="0x3000" />
+    <memory_region name="rom" size="0x1000" />
+    <protection_domain name="client" priority="100">
+        <program_image path="client" />
+        <map mr="ring" vaddr="0x20000000" perms="rw" setvar_vaddr="ring" />
+        <setvar symbol="ring_paddr" region_paddr="ring" />
+        <protection_domain name="kid" priority="90" id="4">
+            <program_image path="kid" />
+        </protection_domain>
+    </protection_domain>
+    <protection_domain name="server" priority="200" passive="true" budget="500" period="1000">
+        <program_image path="server" />
+        <map mr="ring" vaddr="0x30000000" perms="r" cached="false" />
+        <irq irq="5" id="9" />
+    </protection_domain>
+    <protection_domain name="vmm" priority="50">
+        <program_image path="vmm" />
+        <map mr="ram" vaddr="0x30000000" perms="rw" />
+        <virtual_machine name="linux" priority="40" budget="500" period="1000">
+            <vcpu id="3" setvar_id="boot_vcpu" />
+            <vcpu id="5" />
+            <map mr="ram" vaddr="0x0" perms="rwx" />
+            <map mr="rom" vaddr="0xfff000" perms="rx" />
+        </virtual_machine>
+    </protection_domain>
+    <channel>
+        <end pd="client" id="2" pp="true" notify="true" />
+        <end pd="server" id="7" notify="false" />
+    </channel>
+</system>
+"#;
+
+/// The image, and its manifest with the per-part hashes `build --manifest` writes.
+fn everything() -> (Vec<u8>, Manifest) {
+    let sys = system(EVERYTHING);
+    let progs = programs(&sys);
+    let data = guest_data(&[0x5a; 0x1234]);
+    let image = compile::compile(&sys, &progs, &data).unwrap();
+    let boot = bootelf::append(&kernel(), &image).unwrap();
+    let mut m = manifest_for(&sys, &progs);
+    m.regions[1].initial_data = Some(schema::InitialData {
+        path: "bzImage".into(),
+        sha256: data[0].sha256.clone(),
+        len: 0x1234,
+    });
+    m.boot_image = Some(schema::boot_image(&boot).unwrap());
+    (boot, m)
+}
+
+#[test]
+fn the_parts_cover_every_byte_once() {
+    let (boot, m) = everything();
+    let parts = super::layout::layout(&boot).unwrap();
+    let mut at = 0;
+    for p in &parts {
+        assert_eq!(p.range.start, at, "gap or overlap before {}", p.name);
+        assert!(!p.range.is_empty(), "{}", p.name);
+        at = p.range.end;
+    }
+    assert_eq!(at, boot.len());
+    assert_eq!(m.boot_image.as_ref().unwrap().parts.len(), parts.len());
+    let names = parts
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for want in [
+        "kernel ELF header",
+        "kernel segment 0 (r-x at paddr 0x100000)",
+        "kernel segment 1 (rw- at paddr 0x101000)",
+        "program header of the system image segment",
+        "system image header",
+        "region ram descriptor",
+        "region ram initial data",
+        "PD client descriptor",
+        "PD client segment table entry 1",
+        "PD client program segment 0 (r-x at 0x400000)",
+        "PD client program segment 1 (rw- at 0x401000)",
+        "PD client map 0 (region ring)",
+        "PD client info page patch table",
+        "PD client info page",
+        "PD server map 0 (region ring)",
+        "PD kid descriptor",
+        "VM linux descriptor",
+        "VM linux guest map 1 (region rom)",
+    ] {
+        assert!(names.contains(want), "no part {want:?} in:\n{names}");
+    }
+    assert_eq!(
+        crate::verify::check(&boot, &m, Some(&boot)),
+        Vec::<String>::new()
+    );
+}
+
+/// Flips bytes all over a built image (every 97th byte of every part, and each
+/// part's first and last byte): verify must refuse each, naming the part, against
+/// the manifest alone and against a rebuild (which also names the field).
+#[test]
+fn every_changed_byte_is_refused_and_named() {
+    let (boot, m) = everything();
+    let parts = super::layout::layout(&boot).unwrap();
+    let mut no_hashes = m.clone();
+    no_hashes.boot_image = None;
+    let mut tried = 0;
+    for p in &parts {
+        let mut positions: Vec<usize> = p.range.clone().step_by(97).collect();
+        positions.push(p.range.end - 1);
+        for at in positions {
+            let mut t = boot.clone();
+            t[at] ^= 0xa5;
+            let by_hash = crate::verify::check(&t, &m, None).join("\n");
+            assert!(
+                by_hash.contains(&format!("{} (file offset", p.name)),
+                "byte {at:#x} of {}: {by_hash}",
+                p.name
+            );
+            let by_rebuild = crate::verify::check(&t, &no_hashes, Some(&boot)).join("\n");
+            assert!(
+                by_rebuild.contains(&format!("{} differs from the rebuild", p.describe(at))),
+                "byte {at:#x} of {}: {by_rebuild}",
+                p.name
+            );
+            tried += 1;
+        }
+    }
+    eprintln!("{tried} changed bytes refused, in {} parts", parts.len());
+    assert!(tried > 400, "only {tried} positions");
+    // Cut short or extended, the file is refused too.
+    let short = crate::verify::check(&boot[..boot.len() - 1], &m, None).join("\n");
+    assert!(short.contains("is missing"), "{short}");
+    let mut long = boot.clone();
+    long.push(0);
+    let long = crate::verify::check(&long, &m, Some(&boot)).join("\n");
+    assert!(long.contains("bytes, the manifest says"), "{long}");
+    assert!(long.contains("bytes, the rebuild"), "{long}");
+}
+
+fn field_at(boot: &[u8], part: &str, field: &str) -> usize {
+    let parts = super::layout::layout(boot).unwrap();
+    let p = parts.iter().find(|p| p.name == part).unwrap();
+    p.range
+        .clone()
+        .find(|&at| p.describe(at).ends_with(&format!("field {field}")))
+        .unwrap()
+}
+
+/// The attacks a review tried: each is caught and described.
+#[test]
+fn the_reviewed_attacks_are_named() {
+    let (boot, m) = everything();
+    let mut no_hashes = m.clone();
+    no_hashes.boot_image = None;
+    let both = |t: &[u8]| {
+        (
+            crate::verify::check(t, &m, None).join("\n"),
+            crate::verify::check(t, &no_hashes, Some(&boot)).join("\n"),
+        )
+    };
+    let set = |t: &mut Vec<u8>, at: usize, v: &[u8]| t[at..at + v.len()].copy_from_slice(v);
+
+    // The server's map re-pointed at the guest's RAM.
+    let mut t = boot.clone();
+    let at = field_at(&boot, "PD server map 0 (region ring)", "region");
+    set(&mut t, at, &1u32.to_le_bytes());
+    let (h, r) = both(&t);
+    assert!(
+        h.contains("PD server map 0 (region ring) (file offset"),
+        "{h}"
+    );
+    assert!(h.contains("PD server: mappings"), "{h}");
+    assert!(
+        r.contains("PD server map 0 (region ring), field region differs"),
+        "{r}"
+    );
+
+    // A moved entry point, a 16x stack.
+    for (field, value) in [("entry", 0x40_0002u64), ("stack_size", 0x10_000)] {
+        let mut t = boot.clone();
+        set(
+            &mut t,
+            field_at(&boot, "PD client descriptor", field),
+            &value.to_le_bytes(),
+        );
+        let (h, r) = both(&t);
+        assert!(h.contains("PD client descriptor (file offset"), "{h}");
+        assert!(
+            r.contains(&format!("PD client descriptor, field {field} differs")),
+            "{r}"
+        );
+    }
+
+    // A data segment made RWX.
+    let mut t = boot.clone();
+    let at = field_at(&boot, "PD client segment table entry 1", "perms");
+    set(&mut t, at, &(perms::R | perms::W | perms::X).to_le_bytes());
+    let (h, r) = both(&t);
+    assert!(
+        h.contains("PD client: segment at 0x401000 is writable and executable"),
+        "{h}"
+    );
+    assert!(
+        r.contains("PD client segment table entry 1, field perms differs"),
+        "{r}"
+    );
+
+    // Patched kernel text.
+    let parts = super::layout::layout(&boot).unwrap();
+    let text = parts
+        .iter()
+        .find(|p| p.name.starts_with("kernel segment 0"))
+        .unwrap();
+    let mut t = boot.clone();
+    t[text.range.start + 3] = 0xcc;
+    let (h, r) = both(&t);
+    assert!(
+        h.contains("kernel segment 0 (r-x at paddr 0x100000) (file offset"),
+        "{h}"
+    );
+    assert!(
+        r.contains("kernel segment 0 (r-x at paddr 0x100000) differs"),
+        "{r}"
+    );
+
+    // Without hashes or a rebuild nothing binds the bytes: refused.
+    let unbound = crate::verify::check(&boot, &no_hashes, None).join("\n");
+    assert!(
+        unbound.contains("nothing binds the image's bytes"),
+        "{unbound}"
+    );
+}
+
+#[test]
+fn writable_and_executable_segments_are_refused() {
+    let sys = system(&one_pd(""));
+    let rwx = elf(
+        0x40_0000,
+        &[(0x40_0000, 0x40_0000, PF_R | PF_W | PF_X, &[0x90], 0x1000)],
+    );
+    let err = compile::compile(&sys, &vec![rwx], &[]).unwrap_err();
+    assert!(
+        err.contains("program segment 0x400000 is writable and executable"),
+        "{err}"
+    );
+}

@@ -7,7 +7,8 @@ use crate::image::ImageInfo;
 use crate::region_data::{self, RegionData};
 
 /// 2: `virtual_machines`, and per region `mapped_by_guests` and `initial_data`.
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: `boot_image`: the hash of every byte of the built image, part by part.
+pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,6 +20,53 @@ pub struct Manifest {
     pub virtual_machines: Vec<VmEntry>,
     /// Who can reach which memory: every region with every PD and guest that maps it.
     pub regions: Vec<RegionSummary>,
+    /// The built boot image, when the manifest was written with the kernel (`build
+    /// --manifest`, `manifest --kernel`): what binds every byte `verify` is given.
+    pub boot_image: Option<BootImageEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootImageEntry {
+    /// Of the whole file.
+    pub sha256: String,
+    pub size: u64,
+    /// Of the system image segment alone.
+    pub system_image_sha256: String,
+    /// The file cut into named, contiguous parts covering every byte, each hashed,
+    /// so a difference is reported by the name of the part it is in.
+    pub parts: Vec<PartEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartEntry {
+    pub name: String,
+    pub offset: u64,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// The `boot_image` entry of a boot image this tool built.
+pub fn boot_image(boot: &[u8]) -> Result<BootImageEntry, String> {
+    use sha2::{Digest, Sha256};
+    let sha = |b: &[u8]| crate::image::hex(&Sha256::digest(b));
+    let parts = crate::bootimage::layout::layout(boot)?;
+    let system = crate::bootimage::bootelf::extract(boot)?;
+    Ok(BootImageEntry {
+        sha256: sha(boot),
+        size: boot.len() as u64,
+        system_image_sha256: sha(system.system_image),
+        parts: parts
+            .iter()
+            .map(|p| PartEntry {
+                name: p.name.clone(),
+                offset: p.range.start as u64,
+                size: p.range.len() as u64,
+                sha256: sha(boot.get(p.range.clone()).unwrap_or_default()),
+            })
+            .collect(),
+    })
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -334,5 +382,6 @@ pub fn build(
         protection_domains,
         virtual_machines,
         regions,
+        boot_image: None,
     }
 }
