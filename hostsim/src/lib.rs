@@ -8,6 +8,7 @@
 
 mod config;
 mod pd;
+mod seccomp;
 mod supervisor;
 mod sys;
 pub mod wire;

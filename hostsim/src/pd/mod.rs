@@ -45,11 +45,19 @@ where
     // Only the PD's own children (none today) could use it; it is no capability.
     std::env::remove_var(ENV_VAR);
     let name = config.name.clone();
-    // Sibling PDs run under the same user; without this one could read this PD's
-    // memory through /proc/<pid>/mem or attach to it with ptrace.
+    // The supervisor started this process non-dumpable (from an image it may not
+    // read); saying so again keeps it so if it was started some other way.
     // SAFETY: prctl with constant arguments only changes this process's flag.
     if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) } != 0 {
         die(&name, "cannot make the process non-dumpable");
+    }
+    // The supervisor's filter must allow the exec that started this process; from
+    // here on no exec is needed (one would reset dumpability and shed the
+    // runtime's state), so none is allowed.
+    if let Err(e) = crate::seccomp::set_no_new_privs()
+        .and_then(|()| crate::seccomp::Program::no_exec().install(0))
+    {
+        die(&name, &format!("cannot install the exec filter: {e}"));
     }
     if let Err(e) = fault::install(config.fault_fd) {
         die(&name, &format!("cannot install fault handlers: {e}"));

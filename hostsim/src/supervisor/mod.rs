@@ -7,12 +7,13 @@
 mod image;
 mod output;
 mod plan;
+mod sandbox;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
@@ -20,11 +21,13 @@ use std::time::{Duration, Instant};
 
 use crate::config::ENV_VAR;
 use crate::pd::signal_name;
+use crate::seccomp;
 use crate::sys;
 use crate::wire::FaultRecord;
 use crate::{EXIT_NO_PD_EXITED, EXIT_TIMEOUT};
 pub use image::{default_search_paths, resolve_image};
 use output::LineSplitter;
+use plan::PdPlanParts;
 
 /// Output lines kept in [`SimOutcome::log`]; older ones are dropped.
 pub const LOG_CAPACITY: usize = 100_000;
@@ -239,50 +242,15 @@ impl fmt::Debug for RunningPd {
     }
 }
 
-/// Runs in the child between fork and exec: only async-signal-safe syscalls on
-/// numbers computed before the fork.
-fn restrict_child(granted: &[RawFd]) -> io::Result<()> {
-    // SAFETY: close_range only changes descriptor flags; marking every descriptor
-    // above stdio close-on-exec means the PD inherits nothing by accident (not even
-    // a descriptor some library in the supervisor left inheritable).
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
-        )
-    };
-    if ret != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    for &fd in granted {
-        // SAFETY: clears FD_CLOEXEC on a descriptor that is open in this child.
-        if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    // SAFETY: plain prctl/setrlimit calls with valid arguments.
-    unsafe {
-        // A PD must not outlive its supervisor.
-        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // A faulting PD is reported by name; a core file would only litter.
-        let zero = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        libc::setrlimit(libc::RLIMIT_CORE, &zero);
-    }
-    Ok(())
-}
-
 impl Simulation {
     /// Creates the system's objects and starts every PD. The PDs are stopped when
     /// the returned value is dropped; call it from the thread that will outlive them
     /// (a PD is killed when the thread that spawned it exits).
     pub fn launch(system: &sdf::System, opts: &SimOptions) -> Result<Self, SimError> {
+        sandbox::harden_supervisor().map_err(|err| SimError::Os {
+            what: "making the supervisor non-dumpable".into(),
+            err,
+        })?;
         let plans = plan::plan(system, &opts.region_files)?;
         let system_dir = system
             .file
@@ -308,25 +276,52 @@ impl Simulation {
                 })?;
             images.push(path);
         }
-        for (plan, path) in plans.iter().zip(images) {
+        let identities = sandbox::pd_identities(plans.len());
+        // One sealed copy per distinct image, dropped once every PD is running.
+        let mut sealed: HashMap<PathBuf, OwnedFd> = HashMap::new();
+        for (index, (plan, path)) in plans.into_iter().zip(images).enumerate() {
+            let spawn_err = |err| SimError::Spawn {
+                pd: plan.config.name.clone(),
+                path: path.clone(),
+                err,
+            };
+            let image = match sealed.get(&path) {
+                Some(fd) => fd.as_raw_fd(),
+                None => {
+                    let fd = sandbox::sealed_image(&path).map_err(spawn_err)?;
+                    let raw = fd.as_raw_fd();
+                    sealed.insert(path.clone(), fd);
+                    raw
+                }
+            };
             let granted = plan.granted_fds();
-            let mut cmd = Command::new(&path);
-            cmd.env_clear()
+            let mut filter = seccomp::Program::pd();
+            let mut cmd = Command::new(format!("/proc/self/fd/{image}"));
+            cmd.arg0(&path)
+                .env_clear()
                 .envs(opts.env.iter().map(|(k, v)| (k, v)))
                 .env(ENV_VAR, plan.config.encode())
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
-            // SAFETY: restrict_child only makes async-signal-safe system calls on a
-            // vector allocated before the fork.
-            unsafe {
-                cmd.pre_exec(move || restrict_child(&granted));
+            if let Some(id) = identities.as_ref().and_then(|ids| ids.get(index)) {
+                // std drops supplementary groups, then sets gid and uid, before
+                // running restrict_child.
+                cmd.uid(*id).gid(*id);
             }
-            let mut child = cmd.spawn().map_err(|err| SimError::Spawn {
-                pd: plan.config.name.clone(),
-                path: path.clone(),
-                err,
-            })?;
+            // SAFETY: restrict_child only makes async-signal-safe system calls and
+            // writes into the filter and vector allocated before the fork.
+            unsafe {
+                cmd.pre_exec(move || sandbox::restrict_child(&granted, &mut filter));
+            }
+            let mut child = cmd.spawn().map_err(spawn_err)?;
+            let PdPlanParts {
+                name,
+                grants,
+                fault_read,
+            } = plan.into_parts();
+            // The PD holds its grants now; the supervisor keeps none of them.
+            drop(grants);
             let pidfd = sys::pidfd_open(child.id() as libc::pid_t).ok();
             let stdout = child.stdout.take();
             let stderr = child.stderr.take();
@@ -343,7 +338,7 @@ impl Simulation {
                 })?;
             }
             sim.pds.push(RunningPd {
-                name: plan.config.name.clone(),
+                name,
                 child,
                 running: true,
                 pidfd,
@@ -355,14 +350,9 @@ impl Simulation {
                     reader: stderr,
                     splitter: LineSplitter::default(),
                 },
-                fault_read: None,
+                fault_read: Some(fault_read),
                 fault_bytes: Vec::new(),
             });
-        }
-        // Hand the fault pipes' read ends over and drop every grant: from here on
-        // each object lives only in the PDs that were given it.
-        for (pd, plan) in sim.pds.iter_mut().zip(plans) {
-            pd.fault_read = Some(plan.fault_read);
         }
         Ok(sim)
     }

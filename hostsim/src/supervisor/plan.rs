@@ -14,8 +14,9 @@ use super::SimError;
 use crate::config::{is_token, ChannelGrant, PdConfig, PpRole, RegionGrant};
 use crate::sys;
 
-/// Descriptors one PD is granted, kept open by the supervisor until it has spawned
-/// every PD, then closed so each object lives only in the PDs that hold it.
+/// Descriptors one PD is granted, kept open by the supervisor until that PD is
+/// spawned (an object shared by several PDs: until the last of them is), then
+/// closed so each object lives only in the PDs that hold it.
 pub struct PdPlan {
     pub config: PdConfig,
     pub grants: Vec<Rc<OwnedFd>>,
@@ -23,9 +24,25 @@ pub struct PdPlan {
     pub fault_read: OwnedFd,
 }
 
+/// A spawned PD's plan, taken apart: the supervisor keeps the name and the fault
+/// pipe's read end and drops the grants.
+pub struct PdPlanParts {
+    pub name: String,
+    pub grants: Vec<Rc<OwnedFd>>,
+    pub fault_read: OwnedFd,
+}
+
 impl PdPlan {
     pub fn granted_fds(&self) -> Vec<RawFd> {
         self.grants.iter().map(|fd| fd.as_raw_fd()).collect()
+    }
+
+    pub fn into_parts(self) -> PdPlanParts {
+        PdPlanParts {
+            name: self.config.name,
+            grants: self.grants,
+            fault_read: self.fault_read,
+        }
     }
 }
 

@@ -1,0 +1,133 @@
+//! What keeps a PD process to its grants beyond the descriptors it holds: the
+//! supervisor is not dumpable; each PD runs under its own uid when the supervisor is
+//! root, with no_new_privs and the seccomp filter (crate::seccomp), and is not
+//! dumpable from its first instruction because it is executed from a copy of its
+//! image that it may not read.
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::seccomp;
+
+/// A non-dumpable process's /proc/PID entries belong to root and refuse ptrace
+/// access to anyone without CAP_SYS_PTRACE, so a PD cannot open the supervisor's
+/// mem, or reopen the supervisor's memfds through /proc/PID/fd with other rights.
+/// Inherited by every fork, so each PD is non-dumpable from fork to exec too.
+pub fn harden_supervisor() -> io::Result<()> {
+    // SAFETY: prctl with constant arguments only changes this process's flag.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// First uid/gid handed to PDs. High enough to belong to no account; PDs of one
+/// supervisor process get consecutive ids below `base + ID_SPAN`.
+const ID_BASE: u32 = 0x4000_0000;
+/// Ids per supervisor process (taken round-robin by its launches).
+const ID_SPAN: u32 = 1 << 10;
+static NEXT_ID: AtomicU32 = AtomicU32::new(0);
+
+/// One uid (equal to its gid) per PD when the supervisor is root; `None` when it is
+/// not, and PDs share its uid (then seccomp and non-dumpability carry the load).
+pub fn pd_identities(count: usize) -> Option<Vec<u32>> {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let count = u32::try_from(count).unwrap_or(ID_SPAN).min(ID_SPAN);
+    let start = NEXT_ID.fetch_add(count, Ordering::Relaxed);
+    // Distinct per supervisor process as well, so two simulations running at once
+    // on one machine do not share ids.
+    let process = std::process::id() & 0xf_ffff;
+    let base = ID_BASE + process * ID_SPAN;
+    Some(
+        (0..count)
+            .map(|i| base + (start.wrapping_add(i) % ID_SPAN))
+            .collect(),
+    )
+}
+
+/// A sealed, execute-only copy of the program image at `path`. exec makes a
+/// process non-dumpable when it may not read its image, and the PD may not read
+/// this one (mode 0111, owned by the supervisor), so the PD is non-dumpable before
+/// its first instruction: a sibling cannot open its /proc/PID/mem in the window
+/// before the runtime's own PR_SET_DUMPABLE. Executed as /proc/self/fd/N.
+pub fn sealed_image(path: &Path) -> io::Result<OwnedFd> {
+    let name = c"hostsim-image";
+    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    // SAFETY: name is NUL-terminated; MFD_EXEC asks for an executable memfd where
+    // vm.memfd_noexec would otherwise make it non-executable.
+    let mut fd = unsafe { libc::memfd_create(name.as_ptr(), flags | libc::MFD_EXEC) };
+    if fd < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+        // Kernels before 6.3 know no MFD_EXEC; their memfds are executable.
+        // SAFETY: as above.
+        fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
+    }
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut copy = File::from(fd);
+    io::copy(&mut File::open(path)?, &mut copy)?;
+    let fd = OwnedFd::from(copy);
+    // SAFETY: fchmod on a descriptor we own.
+    if unsafe { libc::fchmod(fd.as_raw_fd(), 0o111) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE | libc::F_SEAL_SEAL;
+    // SAFETY: fcntl on a memfd we own, created with MFD_ALLOW_SEALING.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// Runs in the child between fork and exec (after std has switched to the PD's
+/// uid, if any): only async-signal-safe system calls, and writes to memory
+/// allocated before the fork.
+pub fn restrict_child(granted: &[RawFd], filter: &mut seccomp::Program) -> io::Result<()> {
+    // SAFETY: close_range only changes descriptor flags; marking every descriptor
+    // above stdio close-on-exec means the PD inherits nothing by accident (not even
+    // a descriptor some library in the supervisor left inheritable).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
+        )
+    };
+    if ret != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    for &fd in granted {
+        // SAFETY: clears FD_CLOEXEC on a descriptor that is open in this child.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    // SAFETY: plain prctl/setrlimit calls with valid arguments.
+    unsafe {
+        // A PD must not outlive its supervisor. Set after the uid change, which
+        // clears it.
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // A faulting PD is reported by name; a core file would only litter.
+        let zero = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::setrlimit(libc::RLIMIT_CORE, &zero);
+    }
+    seccomp::set_no_new_privs()?;
+    // SAFETY: getpid cannot fail; it is the PD's pid, which exec keeps.
+    let pid = unsafe { libc::getpid() };
+    filter.install(pid as u32)
+}
