@@ -72,6 +72,8 @@ pub struct Vmm {
     ghcb: Option<Ghcb>,
     /// HV_X64_MSR_TSC_INVARIANT_CONTROL bit 0.
     tsc_invariant: bool,
+    /// An NMI waits for the injection slot.
+    nmi_pending: bool,
 }
 
 impl core::fmt::Debug for Vmm {
@@ -98,6 +100,7 @@ impl Vmm {
             host_cpuid,
             console: Vec::new(),
             tsc_invariant: false,
+            nmi_pending: false,
             ghcb: (presentation == Presentation::Confidential).then(|| Ghcb::new(ghcb::PAGE_GPA)),
         }
     }
@@ -121,10 +124,24 @@ impl Vmm {
         self.platform.lapic_request(vector, level);
     }
 
+    /// An NMI for this vCPU (the IOAPIC's NMI delivery mode, or the guest's own
+    /// through its ICR); injected ahead of any interrupt.
+    pub fn deliver_nmi(&mut self) {
+        self.nmi_pending = true;
+    }
+
     /// Injects the highest deliverable interrupt (or asks for a window when the
     /// guest cannot take it yet) and returns the next timer deadline.
     pub fn before_entry(&mut self, st: &mut VcpuState, now: u64) -> Option<u64> {
         self.platform.poll(now);
+        if self.platform.take_nmi() {
+            self.nmi_pending = true;
+        }
+        if self.nmi_pending && !st.injection_pending() {
+            st.inject_nmi();
+            self.nmi_pending = false;
+            self.stats.injected += 1;
+        }
         let pending = self.platform.lapic_pending();
         match pending {
             Some(vector) if st.interruptible() => {

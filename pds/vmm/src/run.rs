@@ -72,11 +72,19 @@ impl Wiring<'_> {
             loop {
                 match queue.dequeue() {
                     Ok(Some(e)) => match e.request() {
-                        Ok(r) if r.vector >= 16 => {
-                            vmm.stats.ioapic_irqs += 1;
-                            vmm.deliver(r.vector, r.trigger == ioapic::TriggerMode::Level)
-                        }
-                        _ => self.dropped += 1,
+                        Ok(r) if !for_vcpu0(&r) => self.dropped += 1,
+                        Ok(r) => match r.delivery_mode {
+                            ioapic::DeliveryMode::Fixed | ioapic::DeliveryMode::LowestPriority
+                                if r.vector >= 16 =>
+                            {
+                                vmm.stats.ioapic_irqs += 1;
+                                vmm.deliver(r.vector, r.trigger == ioapic::TriggerMode::Level)
+                            }
+                            ioapic::DeliveryMode::Nmi => vmm.deliver_nmi(),
+                            // SMI, INIT and ExtINT have nothing behind them here.
+                            _ => self.dropped += 1,
+                        },
+                        Err(_) => self.dropped += 1,
                     },
                     Ok(None) => break,
                     Err(_) => return Err(broken("the ioapic PD's interrupt queue is corrupt")),
@@ -87,6 +95,16 @@ impl Wiring<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether an IOAPIC request is addressed to vCPU 0 (APIC id 0): physically to id 0
+/// or the broadcast id, or logically to a set that holds it (x2APIC cluster 0,
+/// bit 0, which is what Linux programs for CPU 0).
+fn for_vcpu0(r: &ioapic::InterruptRequest) -> bool {
+    match r.destination_mode {
+        ioapic::DestinationMode::Physical => r.destination == 0 || r.destination == 0xff,
+        ioapic::DestinationMode::Logical => r.destination & 1 != 0,
     }
 }
 

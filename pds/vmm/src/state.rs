@@ -170,6 +170,10 @@ impl VcpuState {
         self.set(Word::EVENT_INJECT, e);
     }
 
+    pub fn inject_nmi(&mut self) {
+        self.set(Word::EVENT_INJECT, event::VALID | event::TYPE_NMI | 2);
+    }
+
     pub fn inject_gp(&mut self) {
         self.inject_exception(13, Some(0));
     }

@@ -515,3 +515,54 @@ fn a_guest_halted_with_interrupts_masked_stays_asleep() {
     assert!(vcpu.entries.iter().all(|e| e.inject == 0));
     assert!(v.platform.lapic.irr().contains(0x40));
 }
+
+#[test]
+fn drain_honours_ioapic_destination_and_delivery_mode() {
+    let (mut w, mut q) = wiring();
+    let mut v = vmm();
+    let mut k = Kern::default();
+    let with = |vector, mode: u8, flags, destination| ioapic::api::IrqEntry {
+        delivery_mode: mode,
+        destination,
+        ..ioapic_entry(vector, flags, 0)
+    };
+    let logical = ioapic::api::IrqEntry::FLAG_LOGICAL;
+    for e in [
+        with(0x60, 0, 0, 0),          // fixed, physical APIC 0: ours
+        with(0x61, 0, 0, 0xff),       // physical broadcast: ours
+        with(0x62, 1, logical, 0x01), // lowest priority, logical set with CPU 0
+        with(0x63, 0, 0, 1),          // physical APIC 1: nobody here
+        with(0x64, 0, logical, 0x02), // logical set without CPU 0
+        with(0x65, 5, 0, 0),          // INIT: nothing behind it
+        with(0x00, 4, 0, 0),          // NMI
+    ] {
+        q.ioapic.try_enqueue(e).unwrap();
+    }
+    w.drain(&mut v, &mut k).unwrap();
+    let irr = v.platform.lapic.irr();
+    for (vector, want) in [
+        (0x60, true),
+        (0x61, true),
+        (0x62, true),
+        (0x63, false),
+        (0x64, false),
+        (0x65, false),
+    ] {
+        assert_eq!(irr.contains(vector), want, "vector {vector:#x}");
+    }
+    assert_eq!(w.dropped, 3);
+    // The NMI goes out ahead of the pending interrupts, as an NMI event.
+    let mut st = VcpuState::new();
+    st.set(Word::RFLAGS, RFLAGS_IF | 2);
+    v.before_entry(&mut st, 0);
+    assert_eq!(
+        st.get(Word::EVENT_INJECT),
+        event::VALID | event::TYPE_NMI | 2
+    );
+    v.before_entry(&mut st, 0);
+    assert_eq!(
+        st.get(Word::EVENT_INJECT),
+        event::VALID | event::TYPE_NMI | 2,
+        "the slot stays taken until delivered"
+    );
+}
