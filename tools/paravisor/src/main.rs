@@ -6,6 +6,7 @@ mod bootimage;
 mod build;
 mod check;
 mod failure;
+mod graph;
 mod image;
 mod manifest;
 mod region_data;
@@ -42,6 +43,8 @@ enum Command {
     Build(build::Args),
     /// Check a boot image against its audit manifest.
     Verify(verify::Args),
+    /// Draw the system as Graphviz DOT (and SVG when `dot` is installed).
+    Graph(graph::Args),
     /// Boot an image in QEMU (TCG); exit with the status the system halted with.
     Run(run::Args),
 }
@@ -53,6 +56,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Sim(args) => sim::run(args),
         Command::Build(args) => build::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Graph(args) => graph::run(args),
         Command::Run(args) => run::run(args),
     }
 }

@@ -396,3 +396,43 @@ fn manifest_lists_guests_what_they_see_and_initial_data() {
         "paravisor: error: --region-data nope=bzImage: the system has no memory region 'nope'\n"
     );
 }
+
+#[test]
+fn graph_prints_dot_or_writes_it_atomically() {
+    let dir = project();
+    let out = paravisor(&["graph", "system.xml"], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let dot = text(&out.stdout);
+    assert!(
+        dot.starts_with("digraph system {") && dot.ends_with("}\n"),
+        "{dot}"
+    );
+    for want in [
+        "\"pd:server\" [shape=box, style=\"rounded,bold\", color=orange",
+        "\"pd:server\" -> \"pd:child\" [style=dotted",
+        "\"irq:33\" -> \"pd:server\" [color=orange, label=\"id 5, edge\"]",
+        "\"pd:client\" -> \"pd:server\" [style=solid, penwidth=1.5, label=\"PPC client:0 -> server:1\"]",
+    ] {
+        assert!(dot.contains(want), "missing {want} in\n{dot}");
+    }
+    // Images are not needed to draw the system.
+    std::fs::remove_file(dir.path().join("child.elf")).unwrap();
+    let out = paravisor(&["graph", "system.xml", "-o", "sys.dot"], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("wrote sys.dot\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("sys.dot")).unwrap(),
+        dot
+    );
+
+    // A description with errors draws nothing.
+    std::fs::write(dir.path().join("bad.xml"), "<system><oops/></system>").unwrap();
+    let out = paravisor(&["graph", "bad.xml", "-o", "bad.dot"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    no_panic_trace(&out);
+    assert!(!dir.path().join("bad.dot").exists());
+}
