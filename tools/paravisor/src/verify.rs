@@ -456,18 +456,20 @@ pub fn run(args: Args) -> Result<(), Failure> {
     if let Some(path) = &args.igvm {
         let given = std::fs::read(path)
             .map_err(|e| Failure::msg(format!("cannot read {}: {e}", path.display())))?;
-        let (derived, digest) = crate::bootimage::igvm::build(&boot).map_err(Failure::Message)?;
-        if given == derived {
-            println!(
+        match crate::bootimage::igvm::build(&boot) {
+            Ok((derived, digest)) if derived == given => println!(
                 "{} is the image's IGVM form; launch measurement {}",
                 path.display(),
                 hex(&digest)
-            );
-        } else {
-            diffs.push(format!(
+            ),
+            Ok(_) => diffs.push(format!(
                 "{} is not the IGVM form of the image",
                 path.display()
-            ));
+            )),
+            Err(e) => diffs.push(format!(
+                "{}: the image has no IGVM form: {e}",
+                path.display()
+            )),
         }
     }
     if diffs.is_empty() {

@@ -739,3 +739,44 @@ fn writable_and_executable_segments_are_refused() {
         "{err}"
     );
 }
+
+/// Hostile images (bytes overwritten in runs, cut anywhere, extended) never panic
+/// verify and are always refused.
+#[test]
+fn mangled_images_are_refused_without_panicking() {
+    let (boot, m) = everything();
+    let mut no_hashes = m.clone();
+    no_hashes.boot_image = None;
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    for round in 0..300 {
+        let mut t = boot.clone();
+        match round % 3 {
+            0 => {
+                let at = next(t.len());
+                let len = 1 + next(64);
+                for b in t.iter_mut().skip(at).take(len) {
+                    *b = next(256) as u8;
+                }
+            }
+            1 => t.truncate(next(t.len())),
+            _ => t.extend((0..1 + next(4096)).map(|_| next(256) as u8)),
+        }
+        if t == boot {
+            continue;
+        }
+        assert!(
+            !crate::verify::check(&t, &m, None).is_empty(),
+            "round {round}"
+        );
+        assert!(
+            !crate::verify::check(&t, &no_hashes, Some(&boot)).is_empty(),
+            "round {round}"
+        );
+    }
+}
