@@ -139,6 +139,42 @@ fn built_images_verify_and_changes_are_caught() {
         text(&ok)
     );
 
+    // `manifest --kernel` records the same bytes `build --manifest` does; without
+    // the kernel nothing binds the bytes and verify (without a rebuild) refuses.
+    let m = paravisor(
+        &[
+            "manifest",
+            "system.xml",
+            "--kernel",
+            "kernel",
+            "-o",
+            "m2.json",
+        ],
+        dir.path(),
+    );
+    assert!(m.status.success(), "{}", text(&m));
+    let read = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join(f)).unwrap()).unwrap()
+    };
+    assert_eq!(read("m.json")["boot_image"], read("m2.json")["boot_image"]);
+    assert!(
+        read("m.json")["boot_image"]["parts"]
+            .as_array()
+            .unwrap()
+            .len()
+            > 20
+    );
+    let m = paravisor(&["manifest", "system.xml", "-o", "m3.json"], dir.path());
+    assert!(m.status.success(), "{}", text(&m));
+    assert!(read("m3.json")["boot_image"].is_null());
+    let unbound = paravisor(&["verify", "boot.elf", "--manifest", "m3.json"], dir.path());
+    assert_eq!(unbound.status.code(), Some(1), "{}", text(&unbound));
+    assert!(
+        text(&unbound).contains("nothing binds the image's bytes"),
+        "{}",
+        text(&unbound)
+    );
+
     // The manifest says b may call a: the image does not grant it.
     let m = std::fs::read_to_string(dir.path().join("m.json")).unwrap();
     let mut json: serde_json::Value = serde_json::from_str(&m).unwrap();
@@ -270,6 +306,11 @@ fn guests_and_region_data_verify_and_tampering_is_named() {
         "{}",
         text(&bad)
     );
+    assert!(
+        text(&bad).contains("region ram initial data (file offset"),
+        "{}",
+        text(&bad)
+    );
     // The guest's map re-pointed at the ring.
     let mut repointed = boot.clone();
     let map = vm_map_bytes(0x1234000, 1, 7);
@@ -280,6 +321,11 @@ fn guests_and_region_data_verify_and_tampering_is_named() {
     assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
     assert!(
         text(&bad).contains(r#"VM linux: guest maps (region, gpa, size, perms) [("ring", 1234000, 1000, "rwx")], manifest says [("ram", 1234000, 4000, "rwx")]"#),
+        "{}",
+        text(&bad)
+    );
+    assert!(
+        text(&bad).contains("VM linux guest map 0 (region ram) (file offset"),
         "{}",
         text(&bad)
     );
