@@ -1,0 +1,145 @@
+//! The host-sim sandbox: a hostile PD (`escape_probe`) tries each way out of its
+//! grants that issue 12 found open (the supervisor's /proc/PID/mem and memfds via
+//! /proc/PID/fd, a sibling's /proc/PID/mem while it starts, signals to siblings and
+//! the supervisor, /proc/self/map_files and /proc/self/mem on a read-only grant) and
+//! a few more (ptrace, process_vm_readv, pidfd_getfd, F_SETOWN, sockets, fork,
+//! exec), once under the test process as supervisor (root in CI: each PD gets its
+//! own uid) and once under `paravisor sim` run as an unprivileged user (PDs share
+//! its uid). Every attempt must be refused.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use hostsim::SimExit;
+
+const SYSTEM: &str = r#"
+<system>
+    <memory_region name="shared" size="0x1000" />
+    <memory_region name="secret" size="0x1000" />
+    <protection_domain name="attacker" priority="10">
+        <program_image path="escape_probe" />
+        <map mr="shared" vaddr="0x50000000" perms="r" setvar_vaddr="shared_ro" />
+    </protection_domain>
+    <protection_domain name="victim" priority="10">
+        <program_image path="slow_start" />
+        <map mr="shared" vaddr="0x50000000" perms="rw" />
+        <map mr="secret" vaddr="0x51000000" perms="rw" />
+    </protection_domain>
+</system>
+"#;
+
+/// Unprivileged user the second run drops to when the tests run as root.
+const NOBODY: u32 = 65534;
+
+fn expected(uid: &str) -> Vec<String> {
+    [
+        // Not dumpable from exec on: its image is a copy it may not read.
+        "dumpable at start: 0",
+        "supervisor /proc/PID/mem rw: refused",
+        "supervisor /proc/PID/mem r: refused",
+        "supervisor /proc/PID/fd reopen: refused",
+        "supervisor /proc/PID/fd list: refused",
+        "sibling /proc/PID/mem: refused",
+        "signal supervisor: refused",
+        "signal own group: refused",
+        "signal everyone: refused",
+        "signal siblings: refused",
+        // The filter lets a PD signal itself (abort() does).
+        "signal self: allowed",
+        "ptrace supervisor: refused",
+        "process_vm_readv supervisor: refused",
+        "pidfd_getfd supervisor: refused",
+        "F_SETOWN to supervisor: refused",
+        "new socket: refused",
+        "fork: refused",
+        &format!("uid: {uid}"),
+        "/proc/self/map_files of the r grant, rw: refused",
+        "/proc/self/mem write into the r grant: refused",
+        "mprotect the r grant rw: refused",
+        "make itself dumpable: refused",
+        "dumpable: 0",
+        "exec: refused",
+        "done",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn is_root() -> bool {
+    // The effective uid, from "Uid: real effective saved fs".
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(2))
+            == Some("0")
+    })
+}
+
+#[test]
+fn a_hostile_pd_reaches_nothing_but_its_grants() {
+    let outcome = common::run(&common::system(SYSTEM), &common::options(60, &[]));
+    let checks: Vec<String> = outcome
+        .stdout_of("attacker")
+        .filter_map(|l| l.strip_prefix("check "))
+        .map(str::to_string)
+        .collect();
+    // As root each PD runs under a uid of its own; otherwise under the test's.
+    let uid = if is_root() { "own" } else { "shared" };
+    assert_eq!(checks, expected(uid), "{:#?}", outcome.log);
+    assert_eq!(
+        outcome.exit,
+        SimExit::Exited {
+            pd: "attacker".into(),
+            code: 0
+        },
+        "{:#?}",
+        outcome.log
+    );
+    assert!(outcome.faults.is_empty(), "{:?}", outcome.faults);
+}
+
+#[test]
+fn a_hostile_pd_under_an_unprivileged_supervisor_reaches_nothing_but_its_grants() {
+    let bins = common::bin_dir();
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Readable by the unprivileged user the supervisor runs as.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod temp dir");
+    let file = dir.path().join("system.xml");
+    std::fs::write(&file, SYSTEM).expect("write system.xml");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644))
+        .expect("chmod system.xml");
+    let mut cmd = Command::new(bins.join("paravisor"));
+    cmd.arg("sim")
+        .arg("--timeout")
+        .arg("60")
+        .arg("--search-path")
+        .arg(bins)
+        .arg(&file)
+        .current_dir(dir.path());
+    if is_root() {
+        cmd.uid(NOBODY).gid(NOBODY);
+    }
+    let out = cmd.output().expect("running paravisor sim");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let checks: Vec<String> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("[attacker] check "))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        checks,
+        expected("shared"),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        out.status.success(),
+        "{:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+}
