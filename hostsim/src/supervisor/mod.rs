@@ -278,7 +278,7 @@ impl Simulation {
         }
         let identities = sandbox::pd_identities(plans.len());
         // One sealed copy per distinct image, dropped once every PD is running.
-        let mut sealed: HashMap<PathBuf, OwnedFd> = HashMap::new();
+        let mut sealed: HashMap<PathBuf, Option<OwnedFd>> = HashMap::new();
         for (index, (plan, path)) in plans.into_iter().zip(images).enumerate() {
             let spawn_err = |err| SimError::Spawn {
                 pd: plan.config.name.clone(),
@@ -286,17 +286,20 @@ impl Simulation {
                 err,
             };
             let image = match sealed.get(&path) {
-                Some(fd) => fd.as_raw_fd(),
+                Some(fd) => fd.as_ref().map(AsRawFd::as_raw_fd),
                 None => {
                     let fd = sandbox::sealed_image(&path).map_err(spawn_err)?;
-                    let raw = fd.as_raw_fd();
+                    let raw = fd.as_ref().map(AsRawFd::as_raw_fd);
                     sealed.insert(path.clone(), fd);
                     raw
                 }
             };
             let granted = plan.granted_fds();
             let mut filter = seccomp::Program::pd();
-            let mut cmd = Command::new(format!("/proc/self/fd/{image}"));
+            let mut cmd = match image {
+                Some(fd) => Command::new(format!("/proc/self/fd/{fd}")),
+                None => Command::new(&path),
+            };
             cmd.arg0(&path)
                 .env_clear()
                 .envs(opts.env.iter().map(|(k, v)| (k, v)))

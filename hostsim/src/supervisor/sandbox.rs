@@ -39,8 +39,8 @@ pub fn pd_identities(count: usize) -> Option<Vec<u32>> {
     if unsafe { libc::geteuid() } != 0 {
         return None;
     }
-    let count = u32::try_from(count).unwrap_or(ID_SPAN).min(ID_SPAN);
-    let start = NEXT_ID.fetch_add(count, Ordering::Relaxed);
+    let count = u32::try_from(count).unwrap_or(u32::MAX);
+    let start = NEXT_ID.fetch_add(count.min(ID_SPAN), Ordering::Relaxed);
     // Distinct per supervisor process as well, so two simulations running at once
     // on one machine do not share ids.
     let process = std::process::id() & 0xf_ffff;
@@ -57,7 +57,11 @@ pub fn pd_identities(count: usize) -> Option<Vec<u32>> {
 /// this one (mode 0111, owned by the supervisor), so the PD is non-dumpable before
 /// its first instruction: a sibling cannot open its /proc/PID/mem in the window
 /// before the runtime's own PR_SET_DUMPABLE. Executed as /proc/self/fd/N.
-pub fn sealed_image(path: &Path) -> io::Result<OwnedFd> {
+///
+/// `None` where the host forbids executable memfds (vm.memfd_noexec=2): the image
+/// is then executed from its path and the PD is dumpable until its runtime's
+/// first call.
+pub fn sealed_image(path: &Path) -> io::Result<Option<OwnedFd>> {
     let name = c"hostsim-image";
     let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
     // SAFETY: name is NUL-terminated; MFD_EXEC asks for an executable memfd where
@@ -69,7 +73,11 @@ pub fn sealed_image(path: &Path) -> io::Result<OwnedFd> {
         fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
     }
     if fd < 0 {
-        return Err(io::Error::last_os_error());
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EACCES) {
+            return Ok(None);
+        }
+        return Err(err);
     }
     // SAFETY: the kernel just returned this descriptor and nothing else owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -85,7 +93,7 @@ pub fn sealed_image(path: &Path) -> io::Result<OwnedFd> {
     if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(fd)
+    Ok(Some(fd))
 }
 
 /// Runs in the child between fork and exec (after std has switched to the PD's
@@ -130,4 +138,47 @@ pub fn restrict_child(granted: &[RawFd], filter: &mut seccomp::Program) -> io::R
     // SAFETY: getpid cannot fail; it is the PD's pid, which exec keeps.
     let pid = unsafe { libc::getpid() };
     filter.install(pid as u32)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_pd_of_every_launch_gets_an_unprivileged_id_of_its_own() {
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            assert_eq!(pd_identities(3), None);
+            return;
+        }
+        let a = pd_identities(5).unwrap();
+        let b = pd_identities(5).unwrap();
+        let mut all: Vec<u32> = a.iter().chain(&b).copied().collect();
+        assert!(all.iter().all(|&id| id >= ID_BASE));
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 10, "{a:?} {b:?}");
+        // More PDs than ids per process still leaves none running as root.
+        let many = pd_identities(ID_SPAN as usize + 3).unwrap();
+        assert_eq!(many.len(), ID_SPAN as usize + 3);
+        assert!(many.iter().all(|&id| id >= ID_BASE));
+    }
+
+    #[test]
+    fn the_sealed_image_is_execute_only_and_immutable() {
+        let exe = std::env::current_exe().unwrap();
+        let fd = sealed_image(&exe).unwrap().expect("executable memfds here");
+        let meta = File::from(fd.try_clone().unwrap()).metadata().unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(meta.permissions().mode() & 0o777, 0o111);
+        assert_eq!(meta.len(), std::fs::metadata(&exe).unwrap().len());
+        // SAFETY: F_GET_SEALS on a descriptor we own.
+        let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+        assert_eq!(
+            seals & libc::F_SEAL_WRITE,
+            libc::F_SEAL_WRITE,
+            "seals {seals:#x}"
+        );
+    }
 }
