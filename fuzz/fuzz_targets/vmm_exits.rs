@@ -11,72 +11,17 @@
 //! RAM: the code page at 0x8000, the GHCB page, then RAM from 0x10000.
 #![no_main]
 
-use std::cell::RefCell;
-
-use kernel_abi::vcpu::{exit, pseudo_exit, segment, segment_word, Word};
+use kernel_abi::vcpu::{exit, pseudo_exit, Word};
 use libfuzzer_sys::fuzz_target;
-use synic_pd::Instance;
 use vmm::cpuid::Presentation;
-use vmm::decode::{GuestMemory, MemError};
-use vmm::exits::{Action, Clock, Vmm};
+use vmm::exits::Action;
 use vmm::ghcb;
-use vmm::loader::{GuestRamWrite, OutsideRam};
-use vmm::peers::{MsrOutcome, Peers};
-use vmm::platform::Platform;
+use vmm::peers::MsrOutcome;
 use vmm::state::{event, VcpuState, WORDS};
+use vmm::testing::{self, FakePeers, Mode, Ram};
 
 const RAM_SIZE: usize = 0xb_0000;
 const CODE: u64 = 0x8000;
-
-struct Ram(RefCell<Vec<u8>>);
-
-impl GuestMemory for Ram {
-    fn read_gpa(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
-        let ram = self.0.borrow();
-        let src = usize::try_from(gpa)
-            .ok()
-            .and_then(|s| ram.get(s..s.checked_add(buf.len())?))
-            .ok_or(MemError { gpa })?;
-        buf.copy_from_slice(src);
-        Ok(())
-    }
-}
-
-impl GuestRamWrite for Ram {
-    fn size(&self) -> u64 {
-        RAM_SIZE as u64
-    }
-
-    fn write_gpa(&self, gpa: u64, bytes: &[u8]) -> Result<(), OutsideRam> {
-        let end = gpa.checked_add(bytes.len() as u64);
-        assert!(
-            gpa >= ghcb::PAGE_GPA && end.is_some_and(|e| e <= ghcb::PAGE_GPA + ghcb::PAGE),
-            "the VMM wrote guest RAM outside the GHCB page: {gpa:#x}+{}",
-            bytes.len()
-        );
-        let outside = OutsideRam {
-            gpa,
-            len: bytes.len() as u64,
-        };
-        let mut ram = self.0.borrow_mut();
-        let dst = usize::try_from(gpa)
-            .ok()
-            .and_then(|s| ram.get_mut(s..s.checked_add(bytes.len())?))
-            .ok_or(outside)?;
-        dst.copy_from_slice(bytes);
-        Ok(())
-    }
-}
-
-/// Peers answering from the input.
-struct FuzzPeers {
-    value: u64,
-    hv_msr: MsrOutcome,
-    synic: MsrOutcome,
-    hypercall: Option<u64>,
-    ioapic: Option<u64>,
-    cpuid: Option<[u32; 4]>,
-}
 
 fn outcome(sel: u8, value: u64) -> MsrOutcome {
     match sel % 4 {
@@ -84,30 +29,6 @@ fn outcome(sel: u8, value: u64) -> MsrOutcome {
         1 => MsrOutcome::Gp,
         2 => MsrOutcome::NotMine,
         _ => MsrOutcome::Failed,
-    }
-}
-
-impl Peers for FuzzPeers {
-    fn hv_cpuid(&mut self, _: u32, _: u32) -> Option<[u32; 4]> {
-        self.cpuid
-    }
-    fn hv_msr(&mut self, _: u32, _: Option<u64>) -> MsrOutcome {
-        self.hv_msr
-    }
-    fn synic_msr(&mut self, _: Instance, _: u32, _: Option<u64>) -> MsrOutcome {
-        self.synic
-    }
-    fn hypercall(&mut self, _: u64, _: u64, _: u64) -> Option<u64> {
-        self.hypercall
-    }
-    fn ioapic_mmio(&mut self, _: u64, _: u8, _: Option<u64>) -> Option<u64> {
-        self.ioapic
-    }
-    fn ioapic_eoi(&mut self, vector: u8) {
-        self.value = self.value.rotate_left(8) ^ u64::from(vector);
-    }
-    fn ioapic_line(&mut self, _: u8, asserted: bool) -> bool {
-        asserted || self.value & 1 != 0
     }
 }
 
@@ -166,36 +87,13 @@ impl Reader<'_> {
     }
 }
 
-/// Identity-maps the first 2 MiB with one large page (PML4 at 0x1000).
-fn page_tables(ram: &mut [u8]) {
-    for (at, entry) in [(0x1000, 0x2007u64), (0x2000, 0x3007), (0x3000, 0x87)] {
-        ram[at..at + 8].copy_from_slice(&entry.to_le_bytes());
-    }
-}
-
-fn sane_words(r: &mut Reader<'_>, cpl: u64, flat32: bool) -> [u64; WORDS] {
-    let mut w = [0u64; WORDS];
+fn sane_words(r: &mut Reader<'_>, cpl: u16, flat32: bool) -> [u64; WORDS] {
+    let mode = if flat32 { Mode::Flat32 } else { Mode::Long };
+    let mut w = testing::vcpu_words(mode, cpl, CODE);
     for i in 0..8 {
         w[Word::RAX + i] = r.u64();
     }
-    w[Word::RFLAGS] = r.u64() | 2;
-    w[Word::RIP] = CODE;
-    w[Word::CR0] = 0x8001_0001;
-    w[Word::CR3] = 0x1000;
-    w[Word::CR4] = 1 << 5;
-    w[Word::EFER] = (1 << 8) | (1 << 10) | (1 << 11) | (1 << 12);
-    w[Word::PAT] = 0x0007_0406_0007_0406;
-    w[Word::XCR0] = 1;
-    let mut cs = 0xb | (1 << 4) | (1 << 7) | (1 << 9) | ((cpl as u16) << 5);
-    if flat32 {
-        // 32-bit protected mode with paging off: CS.D instead of CS.L.
-        w[Word::CR0] = 1;
-        w[Word::EFER] = 1 << 12;
-        cs ^= (1 << 9) | (1 << 10);
-    }
-    let ss = 0x93 | ((cpl as u16) << 5);
-    w[Word::SEGMENTS + 2 * segment::CS] = segment_word(0x10, cs, !0);
-    w[Word::SEGMENTS + 2 * segment::SS] = segment_word(0x18, ss, !0);
+    w[Word::RFLAGS] |= r.u64();
     w
 }
 
@@ -211,13 +109,14 @@ fuzz_target!(|data: &[u8]| {
     };
     let sane = h(0) & 2 != 0;
     let exits = usize::from(h(1) % 9);
-    let mut peers = FuzzPeers {
-        value,
+    let mut peers = FakePeers {
+        line: value & 1 != 0,
         hv_msr: outcome(h(2), value),
         synic: outcome(h(2) >> 2, value.rotate_left(32)),
         hypercall: (h(3) & 1 != 0).then_some(value),
         ioapic: (h(3) & 2 != 0).then_some(value >> 3),
         cpuid: (h(3) & 4 != 0).then(|| [value as u32, (value >> 32) as u32, !0, 0]),
+        ..FakePeers::default()
     };
 
     let words = if sane {
@@ -238,21 +137,13 @@ fuzz_target!(|data: &[u8]| {
         let src = r.bytes(len);
         bytes[at..at + src.len()].copy_from_slice(src);
     }
+    let ram = Ram::from_bytes(bytes).writable_only(ghcb::PAGE_GPA..ghcb::PAGE_GPA + ghcb::PAGE);
     if sane {
-        page_tables(&mut bytes);
+        ram.map_first_2mib();
     }
-    let ram = Ram(RefCell::new(bytes));
 
     let tsc_hz = 1_000_000_000;
-    let mut vmm = Vmm::new(
-        presentation,
-        Clock {
-            tsc_hz,
-            apic_hz: tsc_hz,
-        },
-        Platform::new(tsc_hz, tsc_hz, 0, 0),
-        host_cpuid,
-    );
+    let mut vmm = testing::vmm(presentation, tsc_hz, tsc_hz, host_cpuid);
     // The guest's usual set-up: a software-enabled APIC, and some requests.
     if h(4) & 1 != 0 {
         let _ = vmm.platform.lapic.write_msr(0x80f, 0x1ff, 0);
@@ -274,6 +165,8 @@ fuzz_target!(|data: &[u8]| {
         st.load_exit(&w);
         now = now.wrapping_add(step >> 8);
         let action = vmm.handle_exit(&mut st, &ram, &mut peers, now);
+        // Bounded memory over long runs; the answers stay scripted.
+        peers.calls.clear();
         let _ = vmm.take_console();
         if matches!(action, Action::Stop(_)) {
             return;

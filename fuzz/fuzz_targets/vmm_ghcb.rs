@@ -6,81 +6,11 @@
 //! repeats, MSR value, peer value), then the page's bytes.
 #![no_main]
 
-use std::cell::RefCell;
-
 use libfuzzer_sys::fuzz_target;
 use synic_pd::Instance;
-use vmm::decode::{GuestMemory, MemError};
 use vmm::ghcb::{self, Ghcb, Outcome, PAGE, PAGE_GPA};
-use vmm::loader::{GuestRamWrite, OutsideRam};
-use vmm::peers::{MsrOutcome, Peers};
-
-struct Ram(RefCell<Vec<u8>>);
-
-impl GuestMemory for Ram {
-    fn read_gpa(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
-        let ram = self.0.borrow();
-        let src = usize::try_from(gpa)
-            .ok()
-            .and_then(|s| ram.get(s..s.checked_add(buf.len())?))
-            .ok_or(MemError { gpa })?;
-        buf.copy_from_slice(src);
-        Ok(())
-    }
-}
-
-impl GuestRamWrite for Ram {
-    fn size(&self) -> u64 {
-        self.0.borrow().len() as u64
-    }
-
-    fn write_gpa(&self, gpa: u64, bytes: &[u8]) -> Result<(), OutsideRam> {
-        let end = gpa.checked_add(bytes.len() as u64);
-        assert!(
-            gpa >= PAGE_GPA && end.is_some_and(|e| e <= PAGE_GPA + PAGE),
-            "write outside the GHCB page: {gpa:#x}+{}",
-            bytes.len()
-        );
-        let outside = OutsideRam {
-            gpa,
-            len: bytes.len() as u64,
-        };
-        let mut ram = self.0.borrow_mut();
-        let dst = usize::try_from(gpa)
-            .ok()
-            .and_then(|s| ram.get_mut(s..s.checked_add(bytes.len())?))
-            .ok_or(outside)?;
-        dst.copy_from_slice(bytes);
-        Ok(())
-    }
-}
-
-struct FuzzPeers {
-    synic: MsrOutcome,
-    hypercall: Option<u64>,
-}
-
-impl Peers for FuzzPeers {
-    fn hv_cpuid(&mut self, _: u32, _: u32) -> Option<[u32; 4]> {
-        panic!("the GHCB asks hvcall-pd for CPUID")
-    }
-    fn hv_msr(&mut self, _: u32, _: Option<u64>) -> MsrOutcome {
-        panic!("the GHCB reaches hvcall-pd's MSRs")
-    }
-    fn synic_msr(&mut self, _: Instance, _: u32, _: Option<u64>) -> MsrOutcome {
-        self.synic
-    }
-    fn hypercall(&mut self, _: u64, _: u64, _: u64) -> Option<u64> {
-        self.hypercall
-    }
-    fn ioapic_mmio(&mut self, _: u64, _: u8, _: Option<u64>) -> Option<u64> {
-        panic!("the GHCB reaches the IOAPIC")
-    }
-    fn ioapic_eoi(&mut self, _: u8) {}
-    fn ioapic_line(&mut self, _: u8, _: bool) -> bool {
-        panic!("the GHCB drives an IOAPIC line")
-    }
-}
+use vmm::peers::MsrOutcome;
+use vmm::testing::{Call, FakePeers, Ram};
 
 fuzz_target!(|data: &[u8]| {
     let Some((head, page)) = data.split_first_chunk::<24>() else {
@@ -100,8 +30,8 @@ fuzz_target!(|data: &[u8]| {
         let n = dst.len().min(page.len());
         dst[..n].copy_from_slice(&page[..n]);
     }
-    let ram = Ram(RefCell::new(bytes));
-    let mut peers = FuzzPeers {
+    let ram = Ram::from_bytes(bytes).writable_only(PAGE_GPA..PAGE_GPA + PAGE);
+    let mut peers = FakePeers {
         synic: match head[2] % 4 {
             0 => MsrOutcome::Done(value),
             1 => MsrOutcome::Gp,
@@ -109,6 +39,7 @@ fuzz_target!(|data: &[u8]| {
             _ => MsrOutcome::Failed,
         },
         hypercall: (head[3] & 1 != 0).then_some(value.rotate_left(13)),
+        ..FakePeers::default()
     };
     let instance = if head[4] & 1 != 0 {
         Instance::HYPERVISOR
@@ -127,6 +58,12 @@ fuzz_target!(|data: &[u8]| {
         let before = g.read_msr();
         let request = before & ghcb::info::MASK;
         let outcome = g.vmgexit(&ram, &mut peers, instance);
+        for call in peers.calls.drain(..) {
+            assert!(
+                matches!(call, Call::Synic(..) | Call::Hypercall(..)),
+                "the GHCB reaches past synic-pd and hvcall-pd: {call:?}"
+            );
+        }
         match request {
             ghcb::info::SEV_INFO_REQ => {
                 assert_eq!(outcome, Outcome::Done);

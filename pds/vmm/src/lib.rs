@@ -24,3 +24,5 @@ pub mod platform;
 pub mod run;
 pub mod state;
 pub mod stats;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

@@ -1,17 +1,11 @@
 //! Table tests of the exit handler against a fake guest RAM (identity-mapped long
 //! mode) and fake peers that record every call and give scripted answers.
 
-use core::cell::RefCell;
-use std::vec;
-use std::vec::Vec;
-
 use hvdef::cpuid::{privilege, LEAF_FEATURES, LEAF_ISOLATION_CONFIG};
-use kernel_abi::vcpu::segment_word;
 
 use super::*;
-use crate::decode::MemError;
-use crate::loader::{GuestRamWrite, OutsideRam};
-use crate::state::{RFLAGS_IF, WORDS};
+use crate::state::RFLAGS_IF;
+use crate::testing::{self, Call, FakePeers, Mode, Ram, EFER_LMA, EFER_LME, EFER_NXE};
 
 const RAM_SIZE: usize = 0x20_0000;
 /// Where the code under test sits (identity mapped, like all of the first 2 MiB).
@@ -19,136 +13,6 @@ const CODE: u64 = 0x8000;
 const NOW: u64 = 1_000;
 const TSC_HZ: u64 = 2_000_000_000;
 const APIC_HZ: u64 = 1_000_000_000;
-
-const PTE_P: u64 = 1;
-const PTE_RW: u64 = 2;
-const PTE_US: u64 = 4;
-const PDE_PS: u64 = 1 << 7;
-
-const EFER_LME: u64 = 1 << 8;
-const EFER_LMA: u64 = 1 << 10;
-const EFER_NXE: u64 = 1 << 11;
-
-/// Guest RAM at GPA 0, behind a RefCell because the VMM writes through `&self`.
-pub(super) struct Ram(RefCell<Vec<u8>>);
-
-impl Ram {
-    /// RAM whose first 2 MiB are identity mapped by a 2 MiB page (PML4 at 0x1000),
-    /// user-accessible so CPL 3 code can run in it too.
-    fn paged() -> Self {
-        let ram = Ram(RefCell::new(vec![0; RAM_SIZE]));
-        ram.put(0x1000, &(0x2000 | PTE_P | PTE_RW | PTE_US).to_le_bytes());
-        ram.put(0x2000, &(0x3000 | PTE_P | PTE_RW | PTE_US).to_le_bytes());
-        ram.put(0x3000, &(PDE_PS | PTE_P | PTE_RW | PTE_US).to_le_bytes());
-        ram
-    }
-
-    fn put(&self, gpa: u64, bytes: &[u8]) {
-        let at = gpa as usize;
-        self.0.borrow_mut()[at..at + bytes.len()].copy_from_slice(bytes);
-    }
-
-    fn u64_at(&self, gpa: u64) -> u64 {
-        let at = gpa as usize;
-        u64::from_le_bytes(self.0.borrow()[at..at + 8].try_into().unwrap())
-    }
-}
-
-impl GuestMemory for Ram {
-    fn read_gpa(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
-        let ram = self.0.borrow();
-        let src = usize::try_from(gpa)
-            .ok()
-            .and_then(|s| ram.get(s..s.checked_add(buf.len())?))
-            .ok_or(MemError { gpa })?;
-        buf.copy_from_slice(src);
-        Ok(())
-    }
-}
-
-impl GuestRamWrite for Ram {
-    fn size(&self) -> u64 {
-        RAM_SIZE as u64
-    }
-
-    fn write_gpa(&self, gpa: u64, bytes: &[u8]) -> Result<(), OutsideRam> {
-        let outside = OutsideRam {
-            gpa,
-            len: bytes.len() as u64,
-        };
-        let mut ram = self.0.borrow_mut();
-        let dst = usize::try_from(gpa)
-            .ok()
-            .and_then(|s| ram.get_mut(s..s.checked_add(bytes.len())?))
-            .ok_or(outside)?;
-        dst.copy_from_slice(bytes);
-        Ok(())
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) enum Call {
-    HvCpuid(u32, u32),
-    HvMsr(u32, Option<u64>),
-    Synic(Instance, u32, Option<u64>),
-    Hypercall(u64, u64, u64),
-    IoapicMmio(u64, u8, Option<u64>),
-    IoapicEoi(u8),
-    IoapicLine(u8, bool),
-}
-
-/// Peers that record what they were asked and answer from the script.
-pub(super) struct FakePeers {
-    pub calls: Vec<Call>,
-    pub cpuid: Option<[u32; 4]>,
-    pub hv_msr: MsrOutcome,
-    pub synic: MsrOutcome,
-    pub hypercall: Option<u64>,
-    pub ioapic: Option<u64>,
-}
-
-impl Default for FakePeers {
-    fn default() -> Self {
-        Self {
-            calls: Vec::new(),
-            cpuid: None,
-            hv_msr: MsrOutcome::NotMine,
-            synic: MsrOutcome::NotMine,
-            hypercall: None,
-            ioapic: None,
-        }
-    }
-}
-
-impl Peers for FakePeers {
-    fn hv_cpuid(&mut self, leaf: u32, subleaf: u32) -> Option<[u32; 4]> {
-        self.calls.push(Call::HvCpuid(leaf, subleaf));
-        self.cpuid
-    }
-    fn hv_msr(&mut self, msr: u32, write: Option<u64>) -> MsrOutcome {
-        self.calls.push(Call::HvMsr(msr, write));
-        self.hv_msr
-    }
-    fn synic_msr(&mut self, instance: Instance, msr: u32, write: Option<u64>) -> MsrOutcome {
-        self.calls.push(Call::Synic(instance, msr, write));
-        self.synic
-    }
-    fn hypercall(&mut self, control: u64, rdx: u64, r8: u64) -> Option<u64> {
-        self.calls.push(Call::Hypercall(control, rdx, r8));
-        self.hypercall
-    }
-    fn ioapic_mmio(&mut self, gpa: u64, size: u8, write: Option<u64>) -> Option<u64> {
-        self.calls.push(Call::IoapicMmio(gpa, size, write));
-        self.ioapic
-    }
-    fn ioapic_eoi(&mut self, vector: u8) {
-        self.calls.push(Call::IoapicEoi(vector));
-    }
-    fn ioapic_line(&mut self, line: u8, asserted: bool) -> bool {
-        self.calls.push(Call::IoapicLine(line, asserted));
-        true
-    }
-}
 
 /// Leaf 0 of an AMD CPU, and a marker answer for every other leaf.
 fn host_cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
@@ -158,36 +22,14 @@ fn host_cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
     }
 }
 
-pub(super) fn vmm(presentation: Presentation) -> Vmm {
-    Vmm::new(
-        presentation,
-        Clock {
-            tsc_hz: TSC_HZ,
-            apic_hz: APIC_HZ,
-        },
-        Platform::new(TSC_HZ, APIC_HZ, 0, 0),
-        host_cpuid,
-    )
+fn vmm(presentation: Presentation) -> Vmm {
+    testing::vmm(presentation, TSC_HZ, APIC_HZ, host_cpuid)
 }
 
-/// 64-bit code segment (type 0xb, S, P, L) and a data segment of DPL `cpl`.
-const CS_LONG: u16 = 0xb | (1 << 4) | (1 << 7) | (1 << 9);
-const SS_DATA: u16 = 0x3 | (1 << 4) | (1 << 7);
-
 /// A long-mode vCPU at CPL `cpl`, exited with `code` at [`CODE`].
-pub(super) fn long_mode_exit(code: u64, cpl: u16) -> VcpuState {
-    let mut w = [0u64; WORDS];
+fn long_mode_exit(code: u64, cpl: u16) -> VcpuState {
+    let mut w = testing::vcpu_words(Mode::Long, cpl, CODE);
     w[Word::EXIT_CODE] = code;
-    w[Word::RIP] = CODE;
-    w[Word::RFLAGS] = 2;
-    w[Word::CR0] = decode::bits::CR0_PE | decode::bits::CR0_PG | decode::bits::CR0_WP;
-    w[Word::CR3] = 0x1000;
-    w[Word::CR4] = decode::bits::CR4_PAE;
-    w[Word::EFER] = EFER_LME | EFER_LMA | EFER_NXE | msr::EFER_SVME;
-    w[Word::PAT] = 0x0007_0406_0007_0406;
-    w[Word::XCR0] = 1;
-    w[Word::SEGMENTS + 2 * segment::CS] = segment_word(0x10 | cpl, CS_LONG | (cpl << 5), !0);
-    w[Word::SEGMENTS + 2 * segment::SS] = segment_word(0x18 | cpl, SS_DATA | (cpl << 5), !0);
     let mut st = VcpuState::new();
     st.load_exit(&w);
     st
@@ -215,7 +57,7 @@ fn hypervisor_leaves_go_to_hvcall_and_are_filtered_per_presentation() {
         (Presentation::Plain, false),
         (Presentation::Confidential, true),
     ] {
-        let ram = Ram::paged();
+        let ram = Ram::identity_mapped(RAM_SIZE);
         let mut v = vmm(presentation);
         let mut st = exit_at(exit::CPUID, &ram, &[0x0f, 0xa2]);
         st.set_gpr(0, 0xffff_ffff_0000_0000 | u64::from(LEAF_FEATURES));
@@ -263,7 +105,7 @@ fn hypervisor_leaves_go_to_hvcall_and_are_filtered_per_presentation() {
 
 #[test]
 fn native_leaves_use_the_host_function_not_the_peers() {
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     let mut v = vmm(Presentation::Plain);
     let mut st = exit_at(exit::CPUID, &ram, &[0x0f, 0xa2]);
     st.set_gpr(0, 0);
@@ -279,7 +121,7 @@ fn native_leaves_use_the_host_function_not_the_peers() {
 
 #[test]
 fn cpuid_with_changed_code_leaves_rip_and_registers_alone() {
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     let mut v = vmm(Presentation::Plain);
     let mut st = exit_at(exit::CPUID, &ram, &[0x90, 0x90]);
     st.set_gpr(0, 0);
@@ -295,7 +137,7 @@ fn cpuid_with_changed_code_leaves_rip_and_registers_alone() {
 
 #[test]
 fn cpuid_at_an_unmapped_rip_injects_the_page_fault() {
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     let mut v = vmm(Presentation::Plain);
     let mut st = long_mode_exit(exit::CPUID, 0);
     // Past the one 2 MiB page the tables map.
@@ -341,7 +183,7 @@ fn msr_access(
     index: u32,
     write: Option<u64>,
 ) -> (Result<u64, u64>, VcpuState) {
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     let mut st = msr_exit(&ram, index, write);
     assert_eq!(v.handle_exit(&mut st, &ram, p, NOW), Action::Run);
     let inject = st.get(Word::EVENT_INJECT);
@@ -436,7 +278,7 @@ fn synic_msrs_reach_the_instance_of_the_presentation() {
         p.synic = MsrOutcome::Gp;
         assert_eq!(msr_access(&mut v, &mut p, 0x4000_0084, None).0, Err(GP));
         p.synic = MsrOutcome::Failed;
-        let ram = Ram::paged();
+        let ram = Ram::identity_mapped(RAM_SIZE);
         let mut st = msr_exit(&ram, 0x4000_0084, None);
         assert!(matches!(
             v.handle_exit(&mut st, &ram, &mut p, NOW),
@@ -489,7 +331,7 @@ fn efer_hides_svme_refuses_reserved_bits_and_keeps_lma() {
     assert_eq!(r, Ok(0));
     assert_eq!(st.get(Word::EFER), EFER_LME | 1 | EFER_LMA | msr::EFER_SVME);
     // A guest cannot set LMA itself (paging off, where LME may change).
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     let mut st = msr_exit(&ram, msr::EFER, Some(EFER_LMA | EFER_LME));
     st.set(Word::EFER, msr::EFER_SVME);
     st.set(Word::CR0, decode::bits::CR0_PE);
@@ -585,7 +427,7 @@ fn io_exit(port: u16, size: u8, is_in: bool, flags: u64) -> VcpuState {
 
 #[test]
 fn in_merges_into_rax_as_the_cpu_does() {
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     // An unknown port reads all ones, whatever the size.
     for (size, want) in [
         (1, 0x1122_3344_5566_77ff),
@@ -604,7 +446,7 @@ fn in_merges_into_rax_as_the_cpu_does() {
 
 #[test]
 fn out_writes_the_low_bytes_and_in_reads_them_back() {
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     let mut v = vmm(Presentation::Plain);
     let mut p = FakePeers::default();
     // COM1's scratch register.
@@ -628,7 +470,7 @@ fn out_writes_the_low_bytes_and_in_reads_them_back() {
 
 #[test]
 fn out_to_the_sleep_control_register_powers_off() {
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     let mut v = vmm(Presentation::Plain);
     let mut st = io_exit(crate::acpi::SLEEP_CONTROL_PORT, 1, false, 0);
     st.set_gpr(0, 0x34);
@@ -643,7 +485,7 @@ const REP: u64 = 1 << 3;
 
 #[test]
 fn rep_outs_writes_each_element_and_updates_rcx_and_rsi() {
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     ram.put(0x9000, b"hi\n");
     let mut v = vmm(Presentation::Plain);
     let mut st = io_exit(0x3f8, 1, false, STR | REP);
@@ -672,7 +514,7 @@ fn rep_outs_writes_each_element_and_updates_rcx_and_rsi() {
 
 #[test]
 fn outs_from_unmapped_memory_faults_without_advancing() {
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     let mut v = vmm(Presentation::Plain);
     let mut st = io_exit(0x3f8, 1, false, STR | REP);
     st.set_gpr(1, 4);
@@ -688,7 +530,7 @@ fn outs_from_unmapped_memory_faults_without_advancing() {
 
 #[test]
 fn ins_is_refused() {
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     let mut v = vmm(Presentation::Plain);
     let mut st = io_exit(0x3f8, 1, true, STR);
     v.handle_exit(&mut st, &ram, &mut FakePeers::default(), NOW);
@@ -700,7 +542,7 @@ fn ins_is_refused() {
 
 #[test]
 fn hlt_halts_unless_an_interrupt_is_pending() {
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     let mut v = vmm(Presentation::Plain);
     enable_lapic(&mut v);
     let mut st = exit_at(exit::HLT, &ram, &[0xf4]);
@@ -730,7 +572,7 @@ const VMGEXIT: [u8; 4] = [0xf3, 0x0f, 0x01, 0xd9];
 
 #[test]
 fn vmmcall_returns_the_hypercall_result_in_rax() {
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     for presentation in [Presentation::Plain, Presentation::Confidential] {
         let mut v = vmm(presentation);
         let mut st = exit_at(exit::VMMCALL, &ram, &VMMCALL);
@@ -756,7 +598,7 @@ fn vmmcall_returns_the_hypercall_result_in_rax() {
 
 #[test]
 fn vmmcall_from_user_mode_is_a_ud_at_the_instruction() {
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     ram.put(CODE, &VMMCALL);
     let mut v = vmm(Presentation::Plain);
     let mut st = long_mode_exit(exit::VMMCALL, 3);
@@ -784,7 +626,7 @@ fn vmgexit(v: &mut Vmm, ram: &Ram, p: &mut FakePeers) -> (Action, VcpuState) {
 
 #[test]
 fn vmgexit_hypercall_page_gets_the_result_at_0xff0() {
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     ram.put(GHCB + 0xffc, &1u32.to_le_bytes());
     ram.put(GHCB + 0xff0, &0x8_0003u64.to_le_bytes());
     ram.put(GHCB + 0xfe8, &0x5000u64.to_le_bytes());
@@ -810,18 +652,12 @@ fn ghcb_msr_request(ram: &Ram, index: u32, write: Option<u64>, valid: &[usize]) 
     let v = write.unwrap_or(0);
     ram.put(GHCB + 0x1f8, &(v & 0xffff_ffff).to_le_bytes());
     ram.put(GHCB + 0x310, &(v >> 32).to_le_bytes());
-    ram.put(GHCB + 0x3f0, &[0; 16]);
-    for &offset in valid {
-        let bit = offset / 8;
-        let at = GHCB + 0x3f0 + (bit / 8) as u64;
-        let old = ram.0.borrow()[at as usize];
-        ram.put(at, &[old | (1 << (bit % 8))]);
-    }
+    ram.put_bitmap(GHCB + 0x3f0, 16, valid.iter().map(|offset| offset / 8));
 }
 
 #[test]
 fn vmgexit_msr_accesses_reach_the_hypervisor_synic_with_valid_bitmap_checks() {
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     let mut v = vmm(Presentation::Confidential);
     let mut p = FakePeers {
         synic: MsrOutcome::Done(0x1_0000_0002),
@@ -886,7 +722,7 @@ fn vmgexit_msr_accesses_reach_the_hypervisor_synic_with_valid_bitmap_checks() {
 
 #[test]
 fn vmgexit_msr_protocol_sev_info_and_termination() {
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     let mut v = vmm(Presentation::Confidential);
     let mut p = FakePeers::default();
     v.ghcb.as_mut().unwrap().write_msr(ghcb::info::SEV_INFO_REQ);
@@ -912,7 +748,7 @@ fn vmgexit_msr_protocol_sev_info_and_termination() {
 
 #[test]
 fn vmgexit_with_the_ghcb_msr_pointing_elsewhere_is_refused() {
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     ram.put(0xb_0ffc, &1u32.to_le_bytes());
     let mut v = vmm(Presentation::Confidential);
     v.ghcb.as_mut().unwrap().write_msr(0xb_0000);
@@ -928,7 +764,7 @@ fn vmgexit_with_the_ghcb_msr_pointing_elsewhere_is_refused() {
 
 #[test]
 fn vmgexit_from_user_mode_is_a_ud() {
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     ram.put(CODE, &VMGEXIT);
     ram.put(GHCB + 0xffc, &1u32.to_le_bytes());
     let mut v = vmm(Presentation::Confidential);
@@ -960,7 +796,7 @@ const STORE8: [u8; 2] = [0x88, 0x0b];
 
 #[test]
 fn ioapic_mmio_reaches_the_ioapic_pd_with_size_and_value() {
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     let mut v = vmm(Presentation::Plain);
     let gpa = IOAPIC_BASE + 0x10;
     let mut st = npf_exit(&ram, gpa, &LOAD32, 0);
@@ -1000,7 +836,7 @@ fn ioapic_mmio_reaches_the_ioapic_pd_with_size_and_value() {
 
 #[test]
 fn mmio_loads_write_back_as_the_cpu_would() {
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     let old = 0x1111_2222_3333_4444;
     // (code, access size, destination register, its value afterwards)
     let cases: [(&[u8], u8, usize, u64); 6] = [
@@ -1028,7 +864,7 @@ fn mmio_loads_write_back_as_the_cpu_would() {
 
 #[test]
 fn holes_read_all_ones_and_drop_writes() {
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     let mut v = vmm(Presentation::Plain);
     let mut p = FakePeers::default();
     let gpa = 0xd000_0004;
@@ -1046,7 +882,7 @@ fn holes_read_all_ones_and_drop_writes() {
 
 #[test]
 fn npf_on_a_fetch_stops_and_undecodable_mmio_is_a_ud() {
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     let mut v = vmm(Presentation::Plain);
     let mut p = FakePeers::default();
     let mut st = npf_exit(&ram, 0xd000_0000, &LOAD32, 1 << 4);
@@ -1065,7 +901,7 @@ fn npf_on_a_fetch_stops_and_undecodable_mmio_is_a_ud() {
 
 #[test]
 fn npf_during_event_delivery_stops_instead_of_emulating_the_instruction_at_rip() {
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     let mut v = vmm(Presentation::Plain);
     let mut p = FakePeers {
         ioapic: Some(0),
@@ -1087,7 +923,7 @@ fn npf_during_event_delivery_stops_instead_of_emulating_the_instruction_at_rip()
 
 #[test]
 fn shutdown_unknown_and_invalid_state_end_the_vm() {
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     let mut v = vmm(Presentation::Plain);
     let mut p = FakePeers::default();
     let mut st = long_mode_exit(exit::SHUTDOWN, 0);
@@ -1113,7 +949,7 @@ fn shutdown_unknown_and_invalid_state_end_the_vm() {
 
 #[test]
 fn an_interrupted_event_is_delivered_again() {
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     let mut v = vmm(Presentation::Plain);
     let mut p = FakePeers::default();
     let interrupted = event::VALID | event::TYPE_INTR | 0x41;
@@ -1136,7 +972,7 @@ fn an_interrupted_event_is_delivered_again() {
 
 #[test]
 fn pseudo_exits_and_interrupt_exits_change_nothing() {
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     let mut v = vmm(Presentation::Plain);
     let mut p = FakePeers::default();
     for code in [
@@ -1156,7 +992,7 @@ fn pseudo_exits_and_interrupt_exits_change_nothing() {
 
 #[test]
 fn intercepted_exceptions_are_handed_back_with_their_error_code() {
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     let mut v = vmm(Presentation::Plain);
     let mut p = FakePeers::default();
     let mut st = long_mode_exit(exit::EXCEPTION_BASE + 14, 0);
@@ -1177,7 +1013,7 @@ fn intercepted_exceptions_are_handed_back_with_their_error_code() {
 
 #[test]
 fn uart_interrupt_line_changes_reach_the_ioapic() {
-    let ram = Ram::paged();
+    let ram = Ram::identity_mapped(RAM_SIZE);
     let mut v = vmm(Presentation::Plain);
     let mut p = FakePeers::default();
     // MCR.OUT2 (the ISA line gate), then IER.THRE: the empty transmitter raises it.

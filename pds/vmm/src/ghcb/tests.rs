@@ -2,123 +2,26 @@
 //! the hypercall page, MSR exits with their valid bitmap, and pages that are not
 //! RAM or not the registered one.
 
-use core::cell::RefCell;
 use std::vec;
 use std::vec::Vec;
 
 use super::*;
-use crate::decode::{GuestMemory, MemError};
-use crate::loader::{GuestRamWrite, OutsideRam};
+use crate::testing::{Call, FakePeers, Ram};
 
 const GHCB: u64 = PAGE_GPA;
 
-/// Guest RAM at GPA 0 of `size` bytes, written through `&self` as the VMM does.
-struct Ram(RefCell<Vec<u8>>);
-
-impl Ram {
-    fn new(size: usize) -> Self {
-        Ram(RefCell::new(vec![0; size]))
-    }
-
-    fn put(&self, gpa: u64, bytes: &[u8]) {
-        let at = gpa as usize;
-        self.0.borrow_mut()[at..at + bytes.len()].copy_from_slice(bytes);
-    }
-
-    fn u64_at(&self, gpa: u64) -> u64 {
-        let at = gpa as usize;
-        u64::from_le_bytes(self.0.borrow()[at..at + 8].try_into().unwrap())
-    }
-
-    fn page(&self) -> Vec<u8> {
-        let at = GHCB as usize;
-        self.0.borrow()[at..at + PAGE as usize].to_vec()
+/// Peers answering every GHCB request.
+fn peers() -> FakePeers {
+    FakePeers {
+        synic: MsrOutcome::Done(0),
+        hypercall: Some(0),
+        ..FakePeers::default()
     }
 }
 
-impl GuestMemory for Ram {
-    fn read_gpa(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
-        let ram = self.0.borrow();
-        let src = usize::try_from(gpa)
-            .ok()
-            .and_then(|s| ram.get(s..s.checked_add(buf.len())?))
-            .ok_or(MemError { gpa })?;
-        buf.copy_from_slice(src);
-        Ok(())
-    }
-}
-
-impl GuestRamWrite for Ram {
-    fn size(&self) -> u64 {
-        self.0.borrow().len() as u64
-    }
-
-    fn write_gpa(&self, gpa: u64, bytes: &[u8]) -> Result<(), OutsideRam> {
-        let outside = OutsideRam {
-            gpa,
-            len: bytes.len() as u64,
-        };
-        let mut ram = self.0.borrow_mut();
-        let dst = usize::try_from(gpa)
-            .ok()
-            .and_then(|s| ram.get_mut(s..s.checked_add(bytes.len())?))
-            .ok_or(outside)?;
-        dst.copy_from_slice(bytes);
-        Ok(())
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Call {
-    Synic(Instance, u32, Option<u64>),
-    Hypercall(u64, u64, u64),
-    Other,
-}
-
-struct FakePeers {
-    calls: Vec<Call>,
-    synic: MsrOutcome,
-    hypercall: Option<u64>,
-}
-
-impl FakePeers {
-    fn new() -> Self {
-        Self {
-            calls: Vec::new(),
-            synic: MsrOutcome::Done(0),
-            hypercall: Some(0),
-        }
-    }
-}
-
-impl Peers for FakePeers {
-    fn hv_cpuid(&mut self, _: u32, _: u32) -> Option<[u32; 4]> {
-        self.calls.push(Call::Other);
-        None
-    }
-    fn hv_msr(&mut self, _: u32, _: Option<u64>) -> MsrOutcome {
-        self.calls.push(Call::Other);
-        MsrOutcome::NotMine
-    }
-    fn synic_msr(&mut self, instance: Instance, msr: u32, write: Option<u64>) -> MsrOutcome {
-        self.calls.push(Call::Synic(instance, msr, write));
-        self.synic
-    }
-    fn hypercall(&mut self, control: u64, rdx: u64, r8: u64) -> Option<u64> {
-        self.calls.push(Call::Hypercall(control, rdx, r8));
-        self.hypercall
-    }
-    fn ioapic_mmio(&mut self, _: u64, _: u8, _: Option<u64>) -> Option<u64> {
-        self.calls.push(Call::Other);
-        None
-    }
-    fn ioapic_eoi(&mut self, _: u8) {
-        self.calls.push(Call::Other);
-    }
-    fn ioapic_line(&mut self, _: u8, _: bool) -> bool {
-        self.calls.push(Call::Other);
-        true
-    }
+/// The registered page's bytes.
+fn page(ram: &Ram) -> Vec<u8> {
+    ram.bytes(GHCB, PAGE as usize)
 }
 
 fn ram() -> Ram {
@@ -126,13 +29,8 @@ fn ram() -> Ram {
 }
 
 fn set_bits(ram: &Ram, offsets: &[usize]) {
-    ram.put(GHCB + at::VALID_BITMAP as u64, &[0; 16]);
-    for &offset in offsets {
-        let bit = offset / 8;
-        let byte = GHCB + (at::VALID_BITMAP + bit / 8) as u64;
-        let old = ram.0.borrow()[byte as usize];
-        ram.put(byte, &[old | (1 << (bit % 8))]);
-    }
+    let bits = offsets.iter().map(|offset| offset / 8);
+    ram.put_bitmap(GHCB + at::VALID_BITMAP as u64, 16, bits);
 }
 
 /// A default-usage page asking for MSR `index` (a write of `write` if given).
@@ -159,7 +57,7 @@ fn the_msr_starts_at_the_registered_page_aligned() {
 fn sev_info_answers_the_versions_and_c_bit() {
     let ram = ram();
     let mut g = Ghcb::new(GHCB);
-    let mut p = FakePeers::new();
+    let mut p = peers();
     // Whatever the guest put in the upper bits, the answer replaces them.
     g.write_msr(0xdead_0000_0000_0000 | info::SEV_INFO_REQ);
     assert_eq!(g.vmgexit(&ram, &mut p, Instance::HYPERVISOR), Outcome::Done);
@@ -169,7 +67,7 @@ fn sev_info_answers_the_versions_and_c_bit() {
         "max 2, min 1, C-bit 51, SEV_INFO_RESP"
     );
     assert!(p.calls.is_empty());
-    assert_eq!(ram.page(), vec![0; PAGE as usize], "the page is untouched");
+    assert_eq!(page(&ram), vec![0; PAGE as usize], "the page is untouched");
 }
 
 #[test]
@@ -178,7 +76,7 @@ fn termination_carries_the_reason() {
     let mut g = Ghcb::new(GHCB);
     g.write_msr(info::TERM_REQ | (0x1 << 12) | (0x7f << 16));
     assert_eq!(
-        g.vmgexit(&ram, &mut FakePeers::new(), Instance::HYPERVISOR),
+        g.vmgexit(&ram, &mut peers(), Instance::HYPERVISOR),
         Outcome::Terminate {
             set: 1,
             reason: 0x7f
@@ -190,7 +88,7 @@ fn termination_carries_the_reason() {
 fn unserved_msr_protocol_requests_leave_the_msr_as_written() {
     let ram = ram();
     let mut g = Ghcb::new(GHCB);
-    let mut p = FakePeers::new();
+    let mut p = peers();
     for request in [0x004, 0x012, 0x014, 0x080, 0xfff, 0x003] {
         let value = 0x1234_5678_0000_0000 | request;
         g.write_msr(value);
@@ -205,7 +103,7 @@ fn a_page_other_than_the_registered_one_is_refused() {
     let ram = ram();
     ram.put(0xb_0000 + at::USAGE as u64, &1u32.to_le_bytes());
     let mut g = Ghcb::new(GHCB);
-    let mut p = FakePeers::new();
+    let mut p = peers();
     for msr in [
         0xb_0000,
         GHCB + PAGE,
@@ -226,7 +124,7 @@ fn a_page_other_than_the_registered_one_is_refused() {
 fn a_registered_page_outside_ram_fails_without_a_call() {
     // RAM ends inside the page.
     let ram = Ram::new(GHCB as usize + 0x800);
-    let mut p = FakePeers::new();
+    let mut p = peers();
     let mut g = Ghcb::new(GHCB);
     assert!(matches!(
         g.vmgexit(&ram, &mut p, Instance::HYPERVISOR),
@@ -245,7 +143,7 @@ fn hypercalls_take_the_page_as_input_and_return_the_result_at_0xff0() {
     );
     ram.put(GHCB + at::HV_OUTPUT_GPA as u64, &0x7000u64.to_le_bytes());
     let mut g = Ghcb::new(GHCB);
-    let mut p = FakePeers::new();
+    let mut p = peers();
     p.hypercall = Some(0x0001_0000_0000_0000);
     assert_eq!(g.vmgexit(&ram, &mut p, Instance::HYPERVISOR), Outcome::Done);
     assert_eq!(
@@ -271,12 +169,12 @@ fn unknown_usages_are_ignored() {
     for u in [2u32, 0xffff_ffff, 0x100] {
         ram.put(GHCB + at::USAGE as u64, &u.to_le_bytes());
         ram.put(GHCB + at::SW_EXIT_CODE as u64, &EXIT_MSR.to_le_bytes());
-        let before = ram.page();
+        let before = page(&ram);
         let mut g = Ghcb::new(GHCB);
-        let mut p = FakePeers::new();
+        let mut p = peers();
         assert_eq!(g.vmgexit(&ram, &mut p, Instance::HYPERVISOR), Outcome::Done);
         assert!(p.calls.is_empty());
-        assert_eq!(ram.page(), before);
+        assert_eq!(page(&ram), before);
     }
 }
 
@@ -285,7 +183,7 @@ fn msr_reads_split_the_value_into_rax_and_rdx() {
     let ram = ram();
     msr_page(&ram, 0x4000_0080, 0, 0x55, 0x66, &[at::RCX]);
     let mut g = Ghcb::new(GHCB);
-    let mut p = FakePeers::new();
+    let mut p = peers();
     p.synic = MsrOutcome::Done(0xaaaa_bbbb_cccc_dddd);
     // The instance the caller names, whatever the VM.
     assert_eq!(g.vmgexit(&ram, &mut p, Instance::PARAVISOR), Outcome::Done);
@@ -302,7 +200,7 @@ fn msr_reads_split_the_value_into_rax_and_rdx() {
 fn msr_writes_need_rax_and_rdx_valid_and_use_their_low_halves() {
     let ram = ram();
     let mut g = Ghcb::new(GHCB);
-    let mut p = FakePeers::new();
+    let mut p = peers();
     msr_page(
         &ram,
         0xffff_ffff_4000_0083,
@@ -345,7 +243,7 @@ fn msr_writes_need_rax_and_rdx_valid_and_use_their_low_halves() {
 fn other_exit_codes_and_refusals_answer_an_error_in_the_page() {
     let ram = ram();
     let mut g = Ghcb::new(GHCB);
-    let mut p = FakePeers::new();
+    let mut p = peers();
     for code in [0x72u64, 0x7b, 0x400, 0x8000_0001, u64::MAX] {
         msr_page(&ram, 0x4000_0080, 0, 0, 0, &[at::RCX]);
         ram.put(GHCB + at::SW_EXIT_CODE as u64, &code.to_le_bytes());
@@ -378,7 +276,7 @@ fn other_exit_codes_and_refusals_answer_an_error_in_the_page() {
 fn exit_info_1_other_than_one_is_a_read() {
     let ram = ram();
     let mut g = Ghcb::new(GHCB);
-    let mut p = FakePeers::new();
+    let mut p = peers();
     p.synic = MsrOutcome::Done(3);
     msr_page(&ram, 0x4000_0080, 3, 0, 0, &[at::RCX]);
     assert_eq!(g.vmgexit(&ram, &mut p, Instance::HYPERVISOR), Outcome::Done);

@@ -1,67 +1,29 @@
 //! The main loop and the interrupt-queue drain against a scripted vCPU, queues in
 //! leaked regions and a kernel that records notifications.
 
-use core::cell::RefCell;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 use std::boxed::Box;
 use std::collections::VecDeque;
 use std::vec;
 use std::vec::Vec;
 
-use ipc::{Channel, IpcError, MessageInfo, MessageRegisters, Perms, Producer, Queue, Region};
-use kernel_abi::vcpu::{exit, pseudo_exit, segment, segment_word, Word};
+use ipc::testing::{leaked_region, RecordingKernel, RoutingKernel};
+use ipc::{Channel, IpcError, MessageInfo, MessageRegisters, Producer, Queue, Region};
+use kernel_abi::vcpu::{exit, pseudo_exit, Word};
 use synic_pd::api::IrqEntry as SynicEntry;
 
 use super::*;
 use crate::cpuid::Presentation;
-use crate::decode::{GuestMemory, MemError};
-use crate::exits::Clock;
-use crate::loader::{GuestRamWrite, OutsideRam};
-use crate::platform::Platform;
+use crate::loader::GuestRamWrite;
 use crate::state::{event, RFLAGS_IF, WORDS};
+use crate::testing::{self, Mode, Ram};
 
 const CAPACITY: u32 = 8;
 const CODE: u64 = 0x1000;
 const TSC_HZ: u64 = 1_000_000_000;
 
-fn leaked_region(bytes: usize) -> Region<'static> {
-    let words: &'static [AtomicU64] = Box::leak(
-        (0..bytes.div_ceil(8))
-            .map(|_| AtomicU64::new(0))
-            .collect::<Vec<_>>()
-            .into_boxed_slice(),
-    );
-    Region::from_atomics(words, Perms::RW)
-}
-
 fn queue_region<T: ipc::QueueEntry>() -> Region<'static> {
     leaked_region(Queue::<T>::layout_size(CAPACITY).unwrap())
-}
-
-#[derive(Default)]
-struct Kern {
-    notified: Vec<Channel>,
-    calls: usize,
-}
-
-impl Kernel for Kern {
-    fn notify(&mut self, ch: Channel) -> Result<(), IpcError> {
-        self.notified.push(ch);
-        Ok(())
-    }
-    fn pp_call(
-        &mut self,
-        ch: Channel,
-        _: MessageInfo,
-        _: &mut MessageRegisters,
-    ) -> Result<MessageInfo, IpcError> {
-        self.calls += 1;
-        Err(IpcError::NotGranted(ch))
-    }
-    fn irq_ack(&mut self, _: Channel) -> Result<(), IpcError> {
-        Ok(())
-    }
-    fn debug_puts(&mut self, _: &str) {}
 }
 
 const CHANNELS: Channels = Channels {
@@ -72,15 +34,7 @@ const CHANNELS: Channels = Channels {
 };
 
 fn vmm() -> Vmm {
-    Vmm::new(
-        Presentation::Plain,
-        Clock {
-            tsc_hz: TSC_HZ,
-            apic_hz: TSC_HZ,
-        },
-        Platform::new(TSC_HZ, TSC_HZ, 0, 0),
-        |_, _| [0; 4],
-    )
+    testing::vmm(Presentation::Plain, TSC_HZ, TSC_HZ, |_, _| [0; 4])
 }
 
 struct Queues {
@@ -131,7 +85,7 @@ fn ioapic_entry(vector: u8, flags: u8, reserved: u8) -> ioapic::api::IrqEntry {
 fn drain_delivers_vp0_requests_and_drops_the_rest() {
     let (mut w, mut q) = wiring();
     let mut v = vmm();
-    let mut k = Kern::default();
+    let mut k = RecordingKernel::default();
     for e in [
         synic_entry(0, 0x40),
         synic_entry(1, 0x41),
@@ -153,7 +107,7 @@ fn drain_delivers_vp0_requests_and_drops_the_rest() {
 fn drain_tells_a_waiting_producer_there_is_room() {
     let (mut w, mut q) = wiring();
     let mut v = vmm();
-    let mut k = Kern::default();
+    let mut k = RecordingKernel::default();
     q.synic.try_enqueue(synic_entry(0, 0x40)).unwrap();
     q.synic.request_signal();
     q.ioapic.try_enqueue(ioapic_entry(0x50, 0, 0)).unwrap();
@@ -166,7 +120,7 @@ fn drain_tells_a_waiting_producer_there_is_room() {
 fn drain_takes_ioapic_requests_with_their_trigger_mode() {
     let (mut w, mut q) = wiring();
     let mut v = vmm();
-    let mut k = Kern::default();
+    let mut k = RecordingKernel::default();
     for e in [
         ioapic_entry(0x50, ioapic::api::IrqEntry::FLAG_LEVEL, 0),
         ioapic_entry(0x51, 0, 0),
@@ -189,7 +143,7 @@ fn drain_takes_ioapic_requests_with_their_trigger_mode() {
 fn a_corrupt_queue_stops_the_vm() {
     let (mut w, q) = wiring();
     let mut v = vmm();
-    let mut k = Kern::default();
+    let mut k = RecordingKernel::default();
     // The producer claims more entries than the queue holds.
     q.synic_region
         .atomic_u32(0)
@@ -201,39 +155,7 @@ fn a_corrupt_queue_stops_the_vm() {
     }
 }
 
-/// Guest RAM at GPA 0 (paging is off in these tests).
-struct Ram(RefCell<Vec<u8>>);
-
-impl GuestMemory for Ram {
-    fn read_gpa(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
-        let ram = self.0.borrow();
-        let src = usize::try_from(gpa)
-            .ok()
-            .and_then(|s| ram.get(s..s.checked_add(buf.len())?))
-            .ok_or(MemError { gpa })?;
-        buf.copy_from_slice(src);
-        Ok(())
-    }
-}
-
-impl GuestRamWrite for Ram {
-    fn size(&self) -> u64 {
-        self.0.borrow().len() as u64
-    }
-    fn write_gpa(&self, gpa: u64, bytes: &[u8]) -> Result<(), OutsideRam> {
-        let outside = OutsideRam {
-            gpa,
-            len: bytes.len() as u64,
-        };
-        let mut ram = self.0.borrow_mut();
-        let dst = usize::try_from(gpa)
-            .ok()
-            .and_then(|s| ram.get_mut(s..s.checked_add(bytes.len())?))
-            .ok_or(outside)?;
-        dst.copy_from_slice(bytes);
-        Ok(())
-    }
-}
+type NoPeers = fn(Channel, MessageInfo, &mut MessageRegisters) -> Result<MessageInfo, IpcError>;
 
 /// One scripted `VM_ENTER`: edits the kernel's words (the exit) and the clock.
 type Step = Box<dyn FnOnce(&mut [u64; WORDS], &mut u64) -> Result<Entered, IpcError>>;
@@ -287,15 +209,55 @@ impl VcpuPort for ScriptedVcpu {
 
 /// 32-bit protected mode, paging off, flat CS, interrupts on, at [`CODE`].
 fn boot_words() -> [u64; WORDS] {
-    let mut w = [0u64; WORDS];
-    w[Word::RIP] = CODE;
-    w[Word::RFLAGS] = 2 | RFLAGS_IF;
-    w[Word::CR0] = 1;
-    w[Word::EFER] = crate::msr::EFER_SVME;
-    let code32 = 0xb | (1 << 4) | (1 << 7) | (1 << 10);
-    w[Word::SEGMENTS + 2 * segment::CS] = segment_word(0x10, code32, !0);
-    w[Word::SEGMENTS + 2 * segment::SS] = segment_word(0x18, 0x93, !0);
+    let mut w = testing::vcpu_words(Mode::Flat32, 0, CODE);
+    w[Word::RFLAGS] |= RFLAGS_IF;
     w
+}
+
+/// The VMM's peers are not wired in these tests: a protected call fails the test.
+fn no_peers(
+    ch: Channel,
+    _: MessageInfo,
+    _: &mut MessageRegisters,
+) -> Result<MessageInfo, IpcError> {
+    panic!("a protected call on {ch:?}")
+}
+
+/// What [`run_script`] leaves behind.
+struct Ran {
+    stop: Stop,
+    vcpu: ScriptedVcpu,
+    st: VcpuState,
+    console: Vec<u8>,
+}
+
+/// Runs the VMM from `words` through the scripted exits until it stops.
+fn run_script(
+    v: &mut Vmm,
+    ram: &Ram,
+    w: &mut Wiring<'static>,
+    words: [u64; WORDS],
+    script: Vec<Step>,
+) -> Ran {
+    let mut vcpu = ScriptedVcpu {
+        words,
+        now: 0,
+        script: script.into(),
+        entries: Vec::new(),
+    };
+    let mut st = VcpuState::new();
+    st.load_exit(&words);
+    let mut kernel = RoutingKernel::new(no_peers as NoPeers);
+    let mut console = Vec::new();
+    let stop = run(v, &mut st, &mut vcpu, ram, &mut kernel, w, &mut |b| {
+        console.extend_from_slice(b)
+    });
+    Ran {
+        stop,
+        vcpu,
+        st,
+        console,
+    }
 }
 
 fn out_exit(port: u16, value: u64, len: u64) -> Step {
@@ -311,7 +273,7 @@ fn out_exit(port: u16, value: u64, len: u64) -> Step {
 #[test]
 fn halt_sleep_until_the_timer_then_power_off() {
     // hlt; out dx, al (the guest's timer handler runs in between, unseen).
-    let ram = Ram(RefCell::new(vec![0; 0x10_0000]));
+    let ram = Ram::new(0x10_0000);
     ram.write_gpa(CODE, &[0xf4, 0xee, 0xee]).unwrap();
     let mut v = vmm();
     // Software-enabled APIC, TSC-deadline timer on vector 0xec due at 1000.
@@ -337,20 +299,13 @@ fn halt_sleep_until_the_timer_then_power_off() {
         out_exit(0x3f8, u64::from(b'A'), 1),
         out_exit(crate::acpi::SLEEP_CONTROL_PORT, 0x34, 1),
     ];
-    let mut vcpu = ScriptedVcpu {
-        words: boot_words(),
-        now: 0,
-        script: script.into(),
-        entries: Vec::new(),
-    };
-    let mut st = VcpuState::new();
-    st.load_exit(&boot_words());
     let (mut w, _q) = wiring();
-    let mut k = Kern::default();
-    let mut console = Vec::new();
-    let stop = run(&mut v, &mut st, &mut vcpu, &ram, &mut k, &mut w, &mut |b| {
-        console.extend_from_slice(b)
-    });
+    let Ran {
+        stop,
+        vcpu,
+        st,
+        console,
+    } = run_script(&mut v, &ram, &mut w, boot_words(), script);
     assert_eq!(stop, Stop::PowerOff);
     assert_eq!(
         vcpu.entries,
@@ -383,12 +338,11 @@ fn halt_sleep_until_the_timer_then_power_off() {
     assert_eq!(console, b"A", "flushed at the end");
     assert!(v.platform.lapic.isr().contains(0xec));
     assert_eq!(v.stats.of(pseudo_exit::DEADLINE), 1);
-    assert_eq!(k.calls, 0);
 }
 
 #[test]
 fn a_notification_is_not_an_exit_and_a_refused_entry_stops() {
-    let ram = Ram(RefCell::new(vec![0; 0x2000]));
+    let ram = Ram::new(0x2000);
     let mut v = vmm();
     let script: Vec<Step> = vec![
         // A notification with a leftover exit code: nothing is handled.
@@ -398,24 +352,8 @@ fn a_notification_is_not_an_exit_and_a_refused_entry_stops() {
         }),
         Box::new(|_, _| Err(IpcError::Transport)),
     ];
-    let mut vcpu = ScriptedVcpu {
-        words: boot_words(),
-        now: 0,
-        script: script.into(),
-        entries: Vec::new(),
-    };
-    let mut st = VcpuState::new();
-    st.load_exit(&boot_words());
     let (mut w, _q) = wiring();
-    let stop = run(
-        &mut v,
-        &mut st,
-        &mut vcpu,
-        &ram,
-        &mut Kern::default(),
-        &mut w,
-        &mut |_| {},
-    );
+    let Ran { stop, vcpu, .. } = run_script(&mut v, &ram, &mut w, boot_words(), script);
     assert!(
         matches!(stop, Stop::Fatal { what, .. } if what.contains("VM_ENTER")),
         "{stop:?}"
@@ -426,7 +364,7 @@ fn a_notification_is_not_an_exit_and_a_refused_entry_stops() {
 
 #[test]
 fn queued_interrupts_are_injected_before_the_next_entry_and_corruption_stops_the_run() {
-    let ram = Ram(RefCell::new(vec![0; 0x2000]));
+    let ram = Ram::new(0x2000);
     let mut v = vmm();
     v.platform.lapic.write_msr(0x80f, 0x1ff, 0).unwrap();
     let (mut w, mut q) = wiring();
@@ -441,23 +379,7 @@ fn queued_interrupts_are_injected_before_the_next_entry_and_corruption_stops_the
             .store(CAPACITY * 4, Ordering::Release);
         Ok(Entered::Exit)
     })];
-    let mut vcpu = ScriptedVcpu {
-        words: boot_words(),
-        now: 0,
-        script: script.into(),
-        entries: Vec::new(),
-    };
-    let mut st = VcpuState::new();
-    st.load_exit(&boot_words());
-    let stop = run(
-        &mut v,
-        &mut st,
-        &mut vcpu,
-        &ram,
-        &mut Kern::default(),
-        &mut w,
-        &mut |_| {},
-    );
+    let Ran { stop, vcpu, .. } = run_script(&mut v, &ram, &mut w, boot_words(), script);
     assert!(matches!(stop, Stop::Fatal { what, .. } if what.contains("corrupt")));
     assert_eq!(
         vcpu.entries,
@@ -472,7 +394,7 @@ fn queued_interrupts_are_injected_before_the_next_entry_and_corruption_stops_the
 #[test]
 fn a_guest_halted_with_interrupts_masked_stays_asleep() {
     // cli; hlt with an interrupt already pending: the VMM sleeps, never spins.
-    let ram = Ram(RefCell::new(vec![0; 0x2000]));
+    let ram = Ram::new(0x2000);
     ram.write_gpa(CODE, &[0xf4]).unwrap();
     let mut v = vmm();
     v.platform.lapic.write_msr(0x80f, 0x1ff, 0).unwrap();
@@ -490,24 +412,8 @@ fn a_guest_halted_with_interrupts_masked_stays_asleep() {
             Ok(Entered::Exit)
         }),
     ];
-    let mut vcpu = ScriptedVcpu {
-        words,
-        now: 0,
-        script: script.into(),
-        entries: Vec::new(),
-    };
-    let mut st = VcpuState::new();
-    st.load_exit(&words);
     let (mut w, _q) = wiring();
-    let stop = run(
-        &mut v,
-        &mut st,
-        &mut vcpu,
-        &ram,
-        &mut Kern::default(),
-        &mut w,
-        &mut |_| {},
-    );
+    let Ran { stop, vcpu, .. } = run_script(&mut v, &ram, &mut w, words, script);
     assert!(matches!(stop, Stop::Fatal { .. }), "the script ran out");
     let flags: Vec<u64> = vcpu.entries.iter().map(|e| e.flags).collect();
     let halted = kernel_abi::vcpu::flags::HALTED;
@@ -520,7 +426,7 @@ fn a_guest_halted_with_interrupts_masked_stays_asleep() {
 fn drain_honours_ioapic_destination_and_delivery_mode() {
     let (mut w, mut q) = wiring();
     let mut v = vmm();
-    let mut k = Kern::default();
+    let mut k = RecordingKernel::default();
     let with = |vector, mode: u8, flags, destination| ioapic::api::IrqEntry {
         delivery_mode: mode,
         destination,
