@@ -42,6 +42,11 @@ const ENOSYS: u32 = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
 /// Placeholder for the PD's own pid, patched in the child (see [`Program::install`]).
 const PID_PLACEHOLDER: u32 = u32::MAX;
 
+/// open flags that could change a file: write access, creation, truncation.
+/// (O_TMPFILE needs write access, and contains O_DIRECTORY, which read_dir uses.)
+const OPEN_WRITE_FLAGS: u32 =
+    (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC | libc::O_APPEND) as u32;
+
 /// System calls allowed whatever their arguments.
 const PLAIN: &[libc::c_long] = &[
     // I/O on descriptors the PD holds.
@@ -78,10 +83,8 @@ const PLAIN: &[libc::c_long] = &[
     libc::SYS_ppoll,
     libc::SYS_eventfd2,
     libc::SYS_pipe2,
-    // Files: the loader opens libraries, std reads /proc/self/maps. Other
-    // processes' /proc entries are out of reach by uid and non-dumpability.
-    libc::SYS_open,
-    libc::SYS_openat,
+    // Files (open/openat below, read-only): the loader opens libraries, std reads
+    // /proc/self/maps.
     libc::SYS_access,
     libc::SYS_faccessat,
     libc::SYS_faccessat2,
@@ -234,12 +237,26 @@ impl Program {
         debug_assert!(len < 256);
     }
 
+    /// `nr` is allowed when argument `arg` has none of the bits in `mask`.
+    fn flags_clear(&mut self, nr: libc::c_long, arg: u32, mask: u32) {
+        self.insns.push(jump(JEQ, nr as u32, 0, 4));
+        self.insns.push(stmt(LD_ABS, off_arg(arg)));
+        self.insns.push(jump(JSET, mask, 0, 1));
+        self.insns.push(stmt(RET, EPERM));
+        self.insns.push(stmt(RET, ALLOW));
+    }
+
     /// The filter every PD process runs under.
     pub fn pd() -> Self {
         let mut p = Self::new();
         for &nr in PLAIN {
             p.plain(nr, ALLOW);
         }
+        // Read-only opens only: the host's files are no grant to write. Other
+        // processes' /proc entries are out of reach by uid and non-dumpability, as
+        // a path cannot be filtered here. (openat2 hides its flags: refused.)
+        p.flags_clear(libc::SYS_open, 1, OPEN_WRITE_FLAGS);
+        p.flags_clear(libc::SYS_openat, 2, OPEN_WRITE_FLAGS);
         // glibc falls back to clone when clone3 is missing; clone is then checked.
         p.plain(libc::SYS_clone3, ENOSYS);
         // Threads only: a forked child would be a process nobody supervises.
@@ -396,7 +413,79 @@ mod tests {
                 [3, 0, 1, 0, 0, 0],
                 ALLOW,
             ),
-            ("openat", libc::SYS_openat, [0; 6], ALLOW),
+            (
+                "openat r",
+                libc::SYS_openat,
+                [
+                    0,
+                    0,
+                    libc::O_RDONLY as u64 | libc::O_CLOEXEC as u64,
+                    0,
+                    0,
+                    0,
+                ],
+                ALLOW,
+            ),
+            (
+                "openat w",
+                libc::SYS_openat,
+                [0, 0, libc::O_WRONLY as u64, 0, 0, 0],
+                EPERM,
+            ),
+            (
+                "openat rw",
+                libc::SYS_openat,
+                [0, 0, libc::O_RDWR as u64, 0, 0, 0],
+                EPERM,
+            ),
+            (
+                "openat creat",
+                libc::SYS_openat,
+                [0, 0, libc::O_CREAT as u64, 0o644, 0, 0],
+                EPERM,
+            ),
+            (
+                "read_dir",
+                libc::SYS_openat,
+                [
+                    0,
+                    0,
+                    (libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_DIRECTORY)
+                        as u64,
+                    0,
+                    0,
+                    0,
+                ],
+                ALLOW,
+            ),
+            (
+                "openat tmpfile",
+                libc::SYS_openat,
+                [0, 0, (libc::O_TMPFILE | libc::O_RDWR) as u64, 0, 0, 0],
+                EPERM,
+            ),
+            (
+                "openat trunc",
+                libc::SYS_openat,
+                [0, 0, libc::O_TRUNC as u64, 0, 0, 0],
+                EPERM,
+            ),
+            (
+                "open r",
+                libc::SYS_open,
+                [0, libc::O_RDONLY as u64, 0, 0, 0, 0],
+                ALLOW,
+            ),
+            (
+                "open rw",
+                libc::SYS_open,
+                [0, libc::O_RDWR as u64, 0, 0, 0, 0],
+                EPERM,
+            ),
+            ("openat2", libc::SYS_openat2, [0; 6], EPERM),
+            ("unlink", libc::SYS_unlink, [0; 6], EPERM),
+            ("rename", libc::SYS_renameat2, [0; 6], EPERM),
+            ("truncate", libc::SYS_truncate, [0; 6], EPERM),
             ("kill self", libc::SYS_kill, [pid, 0, 0, 0, 0, 0], ALLOW),
             (
                 "kill other",

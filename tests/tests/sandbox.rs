@@ -54,6 +54,8 @@ fn expected(uid: &str) -> Vec<String> {
         "pidfd_getfd supervisor: refused",
         "F_SETOWN to supervisor: refused",
         "new socket: refused",
+        "host file rw: refused",
+        "create a host file: refused",
         "fork: refused",
         &format!("uid: {uid}"),
         "/proc/self/map_files of the r grant, rw: refused",

@@ -217,6 +217,18 @@ fn before_run() {
     }
     report("new socket", (sock >= 0).then(|| "socket(AF_UNIX)".into()));
 
+    try_open("host file rw", "/dev/null", libc::O_RDWR);
+    let created = format!("/tmp/escape_probe.{}", std::process::id());
+    let made = open(&created, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL);
+    if let Ok(fd) = made {
+        close(fd);
+        let _ = std::fs::remove_file(&created);
+    }
+    report(
+        "create a host file",
+        made.ok().map(|_| format!("created {created}")),
+    );
+
     // SAFETY: fork in a single-threaded process; the child only calls _exit.
     let child = unsafe { libc::fork() };
     if child == 0 {
