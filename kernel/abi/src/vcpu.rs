@@ -174,6 +174,76 @@ pub const fn segment_parts(word: u64) -> (u16, u16, u32) {
     )
 }
 
+/// A vCPU's state words as of the last exit (or as set since), and which of them
+/// the VMM changed: the bookkeeping both the PD runtime's `Vcpu` and the VMM's
+/// state need, so the kernel reloads only what moved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateWords {
+    words: [u64; Word::COUNT],
+    dirty: u64,
+}
+
+impl Default for StateWords {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StateWords {
+    pub const fn new() -> Self {
+        Self {
+            words: [0; Word::COUNT],
+            dirty: 0,
+        }
+    }
+
+    /// A word; 0 for indices past [`Word::COUNT`].
+    pub fn get(&self, word: usize) -> u64 {
+        self.words.get(word).copied().unwrap_or(0)
+    }
+
+    /// Sets a word and marks it for loading on the next entry. Indices past
+    /// [`Word::COUNT`] are ignored: they are constants, never guest input.
+    pub fn set(&mut self, word: usize, value: u64) {
+        if let Some(w) = self.words.get_mut(word) {
+            *w = value;
+            self.dirty |= 1 << word;
+        }
+    }
+
+    /// The words marked for the next entry, one bit each.
+    pub fn dirty(&self) -> u64 {
+        self.dirty
+    }
+
+    /// The words for `VM_ENTER`: every word, with [`Word::DIRTY`] filled in.
+    pub fn entry_words(&self) -> [u64; Word::COUNT] {
+        let mut out = self.words;
+        out[Word::DIRTY] = self.dirty;
+        out
+    }
+
+    /// As [`StateWords::entry_words`], and nothing is dirty afterwards (the words
+    /// are on their way to the kernel).
+    pub fn take_entry(&mut self) -> [u64; Word::COUNT] {
+        let out = self.entry_words();
+        self.dirty = 0;
+        out
+    }
+
+    /// Takes the words the kernel wrote on an exit; nothing is dirty afterwards.
+    pub fn load_exit(&mut self, words: &[u64; Word::COUNT]) {
+        self.load_exit_with(|out| *out = *words);
+    }
+
+    /// As [`StateWords::load_exit`], with `read` filling the words in place (so a
+    /// runtime copies the IPC buffer once).
+    pub fn load_exit_with(&mut self, read: impl FnOnce(&mut [u64; Word::COUNT])) {
+        read(&mut self.words);
+        self.dirty = 0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +252,39 @@ mod tests {
     fn segment_words_round_trip() {
         let w = segment_word(0x10, 0xa9b, 0xffff_ffff);
         assert_eq!(segment_parts(w), (0x10, 0xa9b, 0xffff_ffff));
+    }
+
+    #[test]
+    fn set_marks_dirty_and_the_entry_carries_the_mask() {
+        let mut s = StateWords::new();
+        s.set(Word::RIP, 0x1000);
+        s.set(Word::RAX, 7);
+        s.set(Word::COUNT, 1);
+        assert_eq!(s.get(Word::COUNT), 0);
+        assert_eq!(s.dirty(), (1 << Word::RIP) | (1 << Word::RAX));
+        let entry = s.entry_words();
+        assert_eq!(entry[Word::RIP], 0x1000);
+        assert_eq!(entry[Word::DIRTY], s.dirty());
+        assert_eq!(s.take_entry(), entry);
+        assert_eq!(s.dirty(), 0);
+        assert_eq!(s.get(Word::RIP), 0x1000, "taking the entry keeps the words");
+    }
+
+    #[test]
+    fn an_exit_replaces_every_word_and_clears_dirty() {
+        let mut s = StateWords::new();
+        s.set(Word::RBX, 1);
+        let mut words = [0u64; Word::COUNT];
+        words[Word::EXIT_CODE] = exit::CPUID;
+        words[Word::RBX] = 9;
+        s.load_exit(&words);
+        assert_eq!(s.get(Word::RBX), 9);
+        assert_eq!(s.get(Word::EXIT_CODE), exit::CPUID);
+        assert_eq!(s.dirty(), 0);
+        s.set(Word::RCX, 2);
+        s.load_exit_with(|w| w[Word::RCX] = 3);
+        assert_eq!((s.get(Word::RCX), s.get(Word::RBX)), (3, 9));
+        assert_eq!(s.dirty(), 0);
     }
 
     #[test]

@@ -24,7 +24,7 @@
 use ipc::{Channel, ChannelSet, IpcError};
 use kernel_abi::layout::IPC_BUFFER_VADDR;
 use kernel_abi::syscall::{Event, Status, Sys};
-use kernel_abi::vcpu::Word;
+use kernel_abi::vcpu::{StateWords, Word};
 
 /// What `VM_ENTER` returned.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -41,8 +41,7 @@ pub enum VmEvent {
 #[derive(Clone, Debug)]
 pub struct Vcpu {
     id: u8,
-    words: [u64; Word::COUNT],
-    dirty: u64,
+    state: StateWords,
 }
 
 impl Vcpu {
@@ -51,8 +50,7 @@ impl Vcpu {
     pub fn new(id: u8) -> Self {
         Self {
             id,
-            words: [0; Word::COUNT],
-            dirty: 0,
+            state: StateWords::new(),
         }
     }
 
@@ -63,16 +61,19 @@ impl Vcpu {
     /// A state word as of the last exit (or as set since). 0 for indices past
     /// [`Word::COUNT`].
     pub fn get(&self, word: usize) -> u64 {
-        self.words.get(word).copied().unwrap_or(0)
+        self.state.get(word)
     }
 
     /// Sets a state word and marks it for loading on the next entry. Indices past
     /// [`Word::COUNT`] are ignored.
     pub fn set(&mut self, word: usize, value: u64) {
-        if let Some(w) = self.words.get_mut(word) {
-            *w = value;
-            self.dirty |= 1 << word;
-        }
+        self.state.set(word, value);
+    }
+
+    /// The words and dirty mask themselves, for a VMM that keeps its own copy
+    /// between entries (it swaps them in and out around [`Vcpu::enter`]).
+    pub fn state_mut(&mut self) -> &mut StateWords {
+        &mut self.state
     }
 
     pub fn exit_code(&self) -> u64 {
@@ -86,14 +87,12 @@ impl Vcpu {
 
     /// Words marked for the next entry.
     pub fn dirty(&self) -> u64 {
-        self.dirty
+        self.state.dirty()
     }
 
     /// The IPC buffer contents for the entry: every word, with the dirty mask.
     pub fn entry_words(&self) -> [u64; Word::COUNT] {
-        let mut out = self.words;
-        out[Word::DIRTY] = self.dirty;
-        out
+        self.state.entry_words()
     }
 
     /// Takes in what `VM_ENTER` returned: `(rax, rsi)` and the IPC buffer's words.
@@ -116,10 +115,9 @@ impl Vcpu {
     ) -> Result<VmEvent, IpcError> {
         match Event(rax) {
             Event::VM_EXIT | Event::NOTIFICATION => {
-                read(&mut self.words);
-                self.dirty = 0;
+                self.state.load_exit_with(read);
                 Ok(if Event(rax) == Event::VM_EXIT {
-                    VmEvent::Exit(self.words[Word::EXIT_CODE])
+                    VmEvent::Exit(self.state.get(Word::EXIT_CODE))
                 } else {
                     VmEvent::Notification(ChannelSet::from_bits(rsi))
                 })
@@ -137,14 +135,15 @@ impl Vcpu {
     pub fn enter(&mut self, flags: u64, deadline: u64) -> Result<VmEvent, IpcError> {
         let ipc = IPC_BUFFER_VADDR as *mut u64;
         // The kernel reads only DIRTY and the words it names.
-        let mut send = self.dirty | (1 << Word::DIRTY);
+        let dirty = self.state.dirty();
+        let mut send = dirty | (1 << Word::DIRTY);
         while send != 0 {
             let i = send.trailing_zeros() as usize;
             send &= send - 1;
             let w = if i == Word::DIRTY {
-                self.dirty
+                dirty
             } else {
-                self.words[i]
+                self.state.get(i)
             };
             // SAFETY: the kernel maps this PD's IPC buffer (64 words, writable) at
             // IPC_BUFFER_VADDR; i < Word::COUNT (`set` marks no others); nothing in

@@ -3,7 +3,7 @@
 //! edits this copy; the runtime glue writes it back into the IPC buffer with the
 //! dirty mask before the next `VM_ENTER`, so the kernel reloads only what moved.
 
-use kernel_abi::vcpu::Word;
+use kernel_abi::vcpu::{StateWords, Word};
 
 /// Words in the exchange (the IPC buffer's message registers).
 pub const WORDS: usize = Word::COUNT;
@@ -22,8 +22,7 @@ pub const RFLAGS_IF: u64 = 1 << 9;
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct VcpuState {
-    words: [u64; WORDS],
-    dirty: u64,
+    words: StateWords,
 }
 
 impl core::fmt::Debug for VcpuState {
@@ -31,7 +30,7 @@ impl core::fmt::Debug for VcpuState {
         f.debug_struct("VcpuState")
             .field("exit", &format_args!("{:#x}", self.exit_code()))
             .field("rip", &format_args!("{:#x}", self.rip()))
-            .field("dirty", &format_args!("{:#x}", self.dirty))
+            .field("dirty", &format_args!("{:#x}", self.dirty()))
             .finish_non_exhaustive()
     }
 }
@@ -45,41 +44,38 @@ impl Default for VcpuState {
 impl VcpuState {
     pub const fn new() -> Self {
         Self {
-            words: [0; WORDS],
-            dirty: 0,
+            words: StateWords::new(),
         }
+    }
+
+    /// The words and dirty mask, for the runtime glue to hand to `VM_ENTER` as they
+    /// are (the kernel's results come back the same way).
+    pub fn words_mut(&mut self) -> &mut StateWords {
+        &mut self.words
     }
 
     /// Takes the words the kernel wrote on an exit; nothing is dirty afterwards.
     pub fn load_exit(&mut self, words: &[u64; WORDS]) {
-        self.words = *words;
-        self.dirty = 0;
+        self.words.load_exit(words);
     }
 
     /// The words to hand to `VM_ENTER`, with [`Word::DIRTY`] filled in; clears the
     /// dirty set and a consumed event injection stays for the kernel to clear.
     pub fn take_entry(&mut self) -> [u64; WORDS] {
-        let mut out = self.words;
-        out[Word::DIRTY] = self.dirty;
-        self.dirty = 0;
-        out
+        self.words.take_entry()
     }
 
     pub fn dirty(&self) -> u64 {
-        self.dirty
+        self.words.dirty()
     }
 
     pub fn get(&self, word: usize) -> u64 {
-        self.words.get(word).copied().unwrap_or(0)
+        self.words.get(word)
     }
 
-    /// Sets a word and marks it for the kernel to load. Out-of-range indices are
-    /// ignored: the indices are this crate's constants, never guest input.
+    /// Sets a word and marks it for the kernel to load (see [`StateWords::set`]).
     pub fn set(&mut self, word: usize, value: u64) {
-        if let Some(w) = self.words.get_mut(word) {
-            *w = value;
-            self.dirty |= 1 << word;
-        }
+        self.words.set(word, value);
     }
 
     pub fn exit_code(&self) -> u64 {

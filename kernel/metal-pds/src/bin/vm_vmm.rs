@@ -74,17 +74,11 @@ impl VcpuPort for RtVcpu {
         flags: u64,
         deadline: u64,
     ) -> Result<Entered, ipc::IpcError> {
-        let entry = st.take_entry();
-        let dirty = entry[Word::DIRTY];
-        for (i, &w) in entry.iter().enumerate() {
-            if dirty & (1 << i) != 0 {
-                self.0.set(i, w);
-            }
-        }
-        let event = self.0.enter(flags, deadline)?;
-        let words = core::array::from_fn(|i| self.0.get(i));
-        st.load_exit(&words);
-        Ok(match event {
+        // The VMM's words go in as they are and the exit's come back the same way.
+        core::mem::swap(self.0.state_mut(), st.words_mut());
+        let event = self.0.enter(flags, deadline);
+        core::mem::swap(self.0.state_mut(), st.words_mut());
+        Ok(match event? {
             VmEvent::Exit(_) => Entered::Exit,
             VmEvent::Notification(chs) => Entered::Notified(chs),
         })
