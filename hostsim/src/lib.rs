@@ -2,7 +2,9 @@
 //! its own process. Memory regions are memfd mappings placed at the system.xml
 //! vaddr with exactly the granted permissions, notifications are eventfds, protected
 //! calls go over a SOCK_SEQPACKET pair, and a PD holds descriptors only for what it
-//! was granted, so isolation is enforced by the host kernel and MMU.
+//! was granted, so isolation is enforced by the host kernel and MMU. Each PD process
+//! is also confined (supervisor/sandbox.rs, seccomp.rs): its own uid when the
+//! supervisor is root, non-dumpable from exec, no_new_privs and a seccomp filter.
 //!
 //! The supervisor side is [`Simulation`]; a PD binary calls [`run`] from `main`.
 
