@@ -86,6 +86,15 @@ fn valid_identifier(s: &str) -> bool {
         && s.len() <= 128
 }
 
+/// Where a list of maps lives, by its owner's name.
+#[derive(Clone, Copy)]
+enum Space<'s> {
+    /// A PD's virtual address space.
+    Pd(&'s str),
+    /// A VM's guest-physical space.
+    Vm(&'s str),
+}
+
 /// For each interval (start, end) that overlaps one before it in address order, the
 /// pair (later in source, earlier in source). n log n, so a huge description cannot
 /// stall the checker; every overlapping cluster yields at least one pair.
@@ -418,62 +427,104 @@ impl<'a> Checker<'a> {
                 };
                 self.error(span, kind);
             }
-            if !map.perms.read {
-                let span = self.idx.attr(map.span, "perms");
-                self.error(
-                    span,
-                    ErrorKind::PermsWithoutRead {
-                        value: map.perms.to_string(),
-                    },
-                );
-            }
-            let Some(mr) = self.mr(&map.mr) else {
-                if !self.idx.broken_mrs.contains(&map.mr) {
-                    let span = self.idx.attr(map.span, "mr");
-                    self.error(
-                        span,
-                        ErrorKind::UnknownName {
-                            kind: NameKind::MemoryRegion,
-                            name: map.mr.clone(),
-                        },
-                    );
-                }
-                continue;
-            };
-            let gpa_span = self.idx.attr(map.span, "vaddr");
-            if PAGE_SIZES.contains(&mr.page_size) && !map.vaddr.is_multiple_of(mr.page_size) {
-                self.error(
-                    gpa_span,
-                    ErrorKind::VaddrNotAligned {
-                        vaddr: map.vaddr,
-                        page_size: mr.page_size,
-                    },
-                );
-            }
-            match map.vaddr.checked_add(mr.size) {
-                Some(end) if end <= GPA_END => {
-                    placed.push(map);
-                    ranges.push((map.vaddr, end));
-                }
-                _ => self.error(
-                    gpa_span,
-                    ErrorKind::GpaOutOfRange {
-                        gpa: map.vaddr,
-                        size: mr.size,
-                    },
-                ),
+            if let Some(range) = self.place_map(map, Space::Vm(&vm.name)) {
+                placed.push(map);
+                ranges.push(range);
             }
         }
-        for (later, earlier) in overlaps(&ranges) {
-            let kind = ErrorKind::VmMapOverlap {
-                vm: vm.name.clone(),
-                mr: placed[later].mr.clone(),
-                other: placed[earlier].mr.clone(),
-                start: ranges[later].0,
-                end: ranges[later].1,
-                other_start: ranges[earlier].0,
-                other_end: ranges[earlier].1,
-                first: placed[earlier].span,
+        self.map_overlaps(&placed, &ranges, Space::Vm(&vm.name));
+    }
+
+    /// The checks every map gets, in a PD's address space or a VM's: readable, a
+    /// known region, aligned to the region's page size and inside the space. The
+    /// range it takes if it can be placed at all.
+    fn place_map(&mut self, map: &Map, space: Space<'_>) -> Option<(u64, u64)> {
+        if !map.perms.read {
+            let span = self.idx.attr(map.span, "perms");
+            self.error(
+                span,
+                ErrorKind::PermsWithoutRead {
+                    value: map.perms.to_string(),
+                },
+            );
+        }
+        let Some(mr) = self.mr(&map.mr) else {
+            if !self.idx.broken_mrs.contains(&map.mr) {
+                let span = self.idx.attr(map.span, "mr");
+                self.error(
+                    span,
+                    ErrorKind::UnknownName {
+                        kind: NameKind::MemoryRegion,
+                        name: map.mr.clone(),
+                    },
+                );
+            }
+            return None;
+        };
+        if let Space::Pd(pd) = space {
+            if map.perms.execute && self.guest_mapped.contains(map.mr.as_str()) {
+                if let Some((vm, _)) = self.first_guest_map(&map.mr) {
+                    let kind = ErrorKind::GuestRegionExecutableByPd {
+                        pd: pd.to_owned(),
+                        mr: map.mr.clone(),
+                        vm: vm.name.clone(),
+                    };
+                    self.error(self.idx.attr(map.span, "perms"), kind);
+                }
+            }
+        }
+        let vaddr_span = self.idx.attr(map.span, "vaddr");
+        if PAGE_SIZES.contains(&mr.page_size) && !map.vaddr.is_multiple_of(mr.page_size) {
+            self.error(
+                vaddr_span,
+                ErrorKind::VaddrNotAligned {
+                    vaddr: map.vaddr,
+                    page_size: mr.page_size,
+                },
+            );
+        }
+        let (vaddr, size) = (map.vaddr, mr.size);
+        let (limit, out_of_range) = match space {
+            Space::Pd(_) => (USER_VADDR_END, ErrorKind::VaddrOutOfRange { vaddr, size }),
+            Space::Vm(_) => (GPA_END, ErrorKind::GpaOutOfRange { gpa: vaddr, size }),
+        };
+        match vaddr.checked_add(size) {
+            Some(end) if end <= limit => Some((vaddr, end)),
+            _ => {
+                self.error(vaddr_span, out_of_range);
+                None
+            }
+        }
+    }
+
+    /// Reports each placed map that overlaps an earlier one (in source order).
+    fn map_overlaps(&mut self, placed: &[&Map], ranges: &[(u64, u64)], space: Space<'_>) {
+        for (later, earlier) in overlaps(ranges) {
+            let mr = placed[later].mr.clone();
+            let other = placed[earlier].mr.clone();
+            let ((start, end), (other_start, other_end)) = (ranges[later], ranges[earlier]);
+            let first = placed[earlier].span;
+            let kind = match space {
+                Space::Pd(pd) => ErrorKind::MapOverlap {
+                    pd: pd.to_owned(),
+                    mr,
+                    other,
+                    start,
+                    end,
+                    other_start,
+                    other_end,
+                    first,
+                },
+                Space::Vm(vm) => ErrorKind::VmMapOverlap {
+                    vm: vm.to_owned(),
+                    mr,
+                    other,
+                    start,
+                    end,
+                    other_start,
+                    other_end,
+                    first,
+                },
             };
             self.error(placed[later].span, kind);
         }
@@ -556,75 +607,12 @@ impl<'a> Checker<'a> {
         let mut placed: Vec<&Map> = Vec::new();
         let mut ranges: Vec<(u64, u64)> = Vec::new();
         for map in &pd.maps {
-            if !map.perms.read {
-                let span = self.idx.attr(map.span, "perms");
-                self.error(
-                    span,
-                    ErrorKind::PermsWithoutRead {
-                        value: map.perms.to_string(),
-                    },
-                );
-            }
-            let Some(mr) = self.mr(&map.mr) else {
-                if !self.idx.broken_mrs.contains(&map.mr) {
-                    let span = self.idx.attr(map.span, "mr");
-                    self.error(
-                        span,
-                        ErrorKind::UnknownName {
-                            kind: NameKind::MemoryRegion,
-                            name: map.mr.clone(),
-                        },
-                    );
-                }
-                continue;
-            };
-            if map.perms.execute && self.guest_mapped.contains(map.mr.as_str()) {
-                if let Some((vm, _)) = self.first_guest_map(&map.mr) {
-                    let kind = ErrorKind::GuestRegionExecutableByPd {
-                        pd: pd.name.clone(),
-                        mr: map.mr.clone(),
-                        vm: vm.name.clone(),
-                    };
-                    self.error(self.idx.attr(map.span, "perms"), kind);
-                }
-            }
-            let vaddr_span = self.idx.attr(map.span, "vaddr");
-            if PAGE_SIZES.contains(&mr.page_size) && !map.vaddr.is_multiple_of(mr.page_size) {
-                self.error(
-                    vaddr_span,
-                    ErrorKind::VaddrNotAligned {
-                        vaddr: map.vaddr,
-                        page_size: mr.page_size,
-                    },
-                );
-            }
-            match map.vaddr.checked_add(mr.size) {
-                Some(end) if end <= USER_VADDR_END => {
-                    placed.push(map);
-                    ranges.push((map.vaddr, end));
-                }
-                _ => self.error(
-                    vaddr_span,
-                    ErrorKind::VaddrOutOfRange {
-                        vaddr: map.vaddr,
-                        size: mr.size,
-                    },
-                ),
+            if let Some(range) = self.place_map(map, Space::Pd(&pd.name)) {
+                placed.push(map);
+                ranges.push(range);
             }
         }
-        for (later, earlier) in overlaps(&ranges) {
-            let kind = ErrorKind::MapOverlap {
-                pd: pd.name.clone(),
-                mr: placed[later].mr.clone(),
-                other: placed[earlier].mr.clone(),
-                start: ranges[later].0,
-                end: ranges[later].1,
-                other_start: ranges[earlier].0,
-                other_end: ranges[earlier].1,
-                first: placed[earlier].span,
-            };
-            self.error(placed[later].span, kind);
-        }
+        self.map_overlaps(&placed, &ranges, Space::Pd(&pd.name));
     }
 
     fn setvars(&mut self, pd: &ProtectionDomain) {
