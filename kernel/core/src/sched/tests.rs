@@ -733,6 +733,19 @@ fn vmm_trio() -> Kernel {
     Kernel::new(&[dev, pd(20), pd(5)])
 }
 
+/// The [`vmm_trio`] booted, with the VMM woken (its notification taken) and
+/// running; nothing recorded yet.
+fn vmm_running() -> (Kernel, Rec) {
+    let mut k = vmm_trio();
+    let mut fx = Rec::default();
+    boot(&mut k, &mut fx);
+    k.signal(&mut fx, 1, 1);
+    assert_eq!(k.schedule(), Some(1));
+    k.take_pending(1);
+    fx.take();
+    (k, fx)
+}
+
 fn vm_exit() -> Ret {
     Ret {
         rax: Event::VM_EXIT.0,
@@ -775,13 +788,7 @@ fn a_halted_vmm_wakes_on_a_notification_with_the_bits() {
 
 #[test]
 fn a_halted_vmm_wakes_at_its_deadline_and_not_before() {
-    let mut k = vmm_trio();
-    let mut fx = Rec::default();
-    boot(&mut k, &mut fx);
-    k.signal(&mut fx, 1, 1);
-    assert_eq!(k.schedule(), Some(1));
-    k.take_pending(1);
-    fx.take();
+    let (mut k, mut fx) = vmm_running();
     k.vm_halt(&mut fx, 5000);
     assert!(k.any_deadline());
     assert_eq!(k.next_deadline(), Some(5000));
@@ -812,13 +819,7 @@ fn halting_with_a_notification_pending_returns_at_once() {
 
 #[test]
 fn a_vmm_running_its_guest_is_preempted_and_collects_notifications_itself() {
-    let mut k = vmm_trio();
-    let mut fx = Rec::default();
-    boot(&mut k, &mut fx);
-    k.signal(&mut fx, 1, 1);
-    assert_eq!(k.schedule(), Some(1));
-    k.take_pending(1);
-    fx.take();
+    let (mut k, mut fx) = vmm_running();
     // The guest runs (the VMM stays Running); an irq for the device preempts it.
     k.irq(&mut fx, 4);
     assert_eq!(k.current(), Some(0));
