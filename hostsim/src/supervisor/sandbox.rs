@@ -62,6 +62,12 @@ pub fn pd_identities(count: usize) -> Option<Vec<u32>> {
 /// is then executed from its path and the PD is dumpable until its runtime's
 /// first call.
 pub fn sealed_image(path: &Path) -> io::Result<Option<OwnedFd>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut source = File::open(path)?;
+    // The copy is always executable; the original must be, as exec would demand.
+    if source.metadata()?.permissions().mode() & 0o111 == 0 {
+        return Err(io::Error::from(io::ErrorKind::PermissionDenied));
+    }
     let name = c"hostsim-image";
     let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
     // SAFETY: name is NUL-terminated; MFD_EXEC asks for an executable memfd where
@@ -82,7 +88,7 @@ pub fn sealed_image(path: &Path) -> io::Result<Option<OwnedFd>> {
     // SAFETY: the kernel just returned this descriptor and nothing else owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut copy = File::from(fd);
-    io::copy(&mut File::open(path)?, &mut copy)?;
+    io::copy(&mut source, &mut copy)?;
     let fd = OwnedFd::from(copy);
     // SAFETY: fchmod on a descriptor we own.
     if unsafe { libc::fchmod(fd.as_raw_fd(), 0o111) } != 0 {
@@ -180,5 +186,12 @@ mod tests {
             libc::F_SEAL_WRITE,
             "seals {seals:#x}"
         );
+        // A file that is not executable stays so.
+        let plain = std::env::temp_dir().join(format!("hostsim-plain-{}", std::process::id()));
+        std::fs::write(&plain, b"\x7fELF").unwrap();
+        std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = sealed_image(&plain).err().unwrap();
+        std::fs::remove_file(&plain).unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
     }
 }
