@@ -245,6 +245,16 @@ fn extract_refuses_what_build_did_not_make() {
         .contains("not right after the kernel"));
 }
 
+/// Verify finds `count` differences between `boot` and `m`, naming each of `wants`.
+fn assert_differences(boot: &[u8], m: &Manifest, count: usize, wants: &[&str]) {
+    let diffs = crate::verify::differences(boot, m).unwrap();
+    let all = diffs.join("\n");
+    for want in wants {
+        assert!(all.contains(want), "missing {want:?} in:\n{all}");
+    }
+    assert_eq!(diffs.len(), count, "{all}");
+}
+
 fn manifest_for(sys: &sdf::System, progs: &compile::Programs) -> Manifest {
     let images: Vec<ImageInfo> = progs
         .iter()
@@ -280,19 +290,19 @@ fn verify_accepts_the_built_image_and_names_every_difference() {
     m.protection_domains[0].channels[0].can_call = false;
     m.protection_domains[1].parent = None;
     m.protection_domains[2].irqs.clear();
-    let diffs = crate::verify::differences(&boot, &m).unwrap();
-    let all = diffs.join("\n");
-    for want in [
-        "PD client: program image is",
-        "PD server: priority",
-        "PD server: mappings",
-        "PD client: capability at channel id 2",
-        "PD kid: parent Some(\"client\")",
-        "PD server: capability at channel id 9",
-    ] {
-        assert!(all.contains(want), "missing {want:?} in:\n{all}");
-    }
-    assert_eq!(diffs.len(), 6, "{all}");
+    assert_differences(
+        &boot,
+        &m,
+        6,
+        &[
+            "PD client: program image is",
+            "PD server: priority",
+            "PD server: mappings",
+            "PD client: capability at channel id 2",
+            "PD kid: parent Some(\"client\")",
+            "PD server: capability at channel id 9",
+        ],
+    );
 
     let mut m = good;
     m.protection_domains.pop();
@@ -441,20 +451,21 @@ fn verify_names_every_guest_and_region_difference() {
     m.virtual_machines[0].maps[1].gpa = 0xffe000;
     m.regions[1].initial_data = None;
     m.regions[2].size = 0x2000;
-    let diffs = crate::verify::differences(&boot, &m).unwrap();
-    let all = diffs.join("\n");
-    for want in [
-        "VM linux: VMM Some(\"vmm\"), manifest says \"hv\"",
-        "VM linux: priority 40, budget 500 us, period 1000 us; manifest says 41, 500 us, 1000 us",
-        "VM linux: vCPU ids [3, 5], manifest says [3]",
-        "VM linux: guest maps (region, gpa, size, perms)",
-        "region ram: initial data sha256 ",
-        "manifest says none (all zero)",
-        "region rom: size 0x1000 at None, manifest says 0x2000 at None",
-    ] {
-        assert!(all.contains(want), "missing {want:?} in:\n{all}");
-    }
-    assert_eq!(diffs.len(), 6, "{all}");
+    // The region data's difference names both its hash and the manifest's none.
+    assert_differences(
+        &boot,
+        &m,
+        6,
+        &[
+            "VM linux: VMM Some(\"vmm\"), manifest says \"hv\"",
+            "VM linux: priority 40, budget 500 us, period 1000 us; manifest says 41, 500 us, 1000 us",
+            "VM linux: vCPU ids [3, 5], manifest says [3]",
+            "VM linux: guest maps (region, gpa, size, perms)",
+            "region ram: initial data sha256 ",
+            "manifest says none (all zero)",
+            "region rom: size 0x1000 at None, manifest says 0x2000 at None",
+        ],
+    );
 
     let mut m = good.clone();
     m.virtual_machines.clear();
