@@ -837,6 +837,22 @@ fn a_vmm_running_its_guest_is_preempted_and_collects_notifications_itself() {
     assert_eq!(k.take_pending(1), 0);
 }
 
+/// The [`vmm_with_limits`] booted, the VMM woken and back in its guest, with the
+/// PDs `ready` signalled too (they wait, outranked by the VMM when it entered).
+fn guest_entered(ready: &[PdId]) -> (Kernel, Rec) {
+    let mut k = vmm_with_limits();
+    let mut fx = Rec::default();
+    boot(&mut k, &mut fx);
+    k.signal(&mut fx, 0, 1);
+    for &pd in ready {
+        k.signal(&mut fx, pd, 1);
+    }
+    assert_eq!(k.schedule(), Some(0));
+    k.take_pending(0);
+    k.enter_guest();
+    (k, fx)
+}
+
 /// A VMM (id 0, prio 100) whose guest runs at 50 on a 300/1000 budget; a device
 /// PD (id 1, prio 70) that notifies it on ch 0 (the VMM sees bit 3); a low PD (id
 /// 2, prio 10).
@@ -858,13 +874,7 @@ fn vmm_with_limits() -> Kernel {
 
 #[test]
 fn a_guest_runs_at_its_priority_and_a_notification_lifts_the_vmm_back() {
-    let mut k = vmm_with_limits();
-    let mut fx = Rec::default();
-    boot(&mut k, &mut fx);
-    k.signal(&mut fx, 0, 1);
-    assert_eq!(k.schedule(), Some(0));
-    k.take_pending(0);
-    k.enter_guest();
+    let (mut k, mut fx) = guest_entered(&[]);
     assert_eq!(k.current(), Some(0), "nothing outranks the guest yet");
     // The device's irq: at 70 it outranks the guest (50), not the VMM (100).
     k.irq(&mut fx, 6);
@@ -881,14 +891,7 @@ fn a_guest_runs_at_its_priority_and_a_notification_lifts_the_vmm_back() {
 
 #[test]
 fn entering_the_guest_yields_to_a_ready_pd_between_the_two_priorities() {
-    let mut k = vmm_with_limits();
-    let mut fx = Rec::default();
-    boot(&mut k, &mut fx);
-    k.signal(&mut fx, 0, 1);
-    k.signal(&mut fx, 1, 1);
-    assert_eq!(k.schedule(), Some(0));
-    k.take_pending(0);
-    k.enter_guest();
+    let (mut k, mut fx) = guest_entered(&[1]);
     assert_eq!(k.schedule(), Some(1), "the device PD outranks the guest");
     k.recv(&mut fx);
     assert_eq!(k.schedule(), Some(0), "then the guest resumes");
@@ -897,14 +900,7 @@ fn entering_the_guest_yields_to_a_ready_pd_between_the_two_priorities() {
 
 #[test]
 fn a_guest_out_of_budget_waits_for_its_refill_but_its_vmm_does_not() {
-    let mut k = vmm_with_limits();
-    let mut fx = Rec::default();
-    boot(&mut k, &mut fx);
-    k.signal(&mut fx, 0, 1);
-    k.signal(&mut fx, 2, 1);
-    assert_eq!(k.schedule(), Some(0));
-    k.take_pending(0);
-    k.enter_guest();
+    let (mut k, mut fx) = guest_entered(&[2]);
     k.tick(100);
     k.tick(200);
     assert_eq!(k.current(), Some(0));
