@@ -255,7 +255,7 @@ fn assert_differences(boot: &[u8], m: &Manifest, count: usize, wants: &[&str]) {
     assert_eq!(diffs.len(), count, "{all}");
 }
 
-fn manifest_for(sys: &sdf::System, progs: &compile::Programs) -> Manifest {
+fn manifest_for(sys: &sdf::System, progs: &compile::Programs, data: &[RegionData]) -> Manifest {
     let images: Vec<ImageInfo> = progs
         .iter()
         .enumerate()
@@ -269,7 +269,7 @@ fn manifest_for(sys: &sdf::System, progs: &compile::Programs) -> Manifest {
         path: "system.xml".into(),
         sha256: String::new(),
     };
-    schema::build(sys, source, &images, &[])
+    schema::build(sys, source, &images, data)
 }
 
 #[test]
@@ -277,7 +277,7 @@ fn verify_accepts_the_built_image_and_names_every_difference() {
     let sys = system(SYSTEM);
     let progs = programs(&sys);
     let boot = bootelf::append(&kernel(), &compile::compile(&sys, &progs, &[]).unwrap()).unwrap();
-    let good = manifest_for(&sys, &progs);
+    let good = manifest_for(&sys, &progs, &[]);
     assert_eq!(
         crate::verify::differences(&boot, &good).unwrap(),
         Vec::<String>::new()
@@ -425,20 +425,7 @@ fn verify_names_every_guest_and_region_difference() {
     let progs = programs(&sys);
     let data = guest_data(b"kernel");
     let boot = bootelf::append(&kernel(), &compile::compile(&sys, &progs, &data).unwrap()).unwrap();
-    let images: Vec<ImageInfo> = progs
-        .iter()
-        .enumerate()
-        .map(|(i, p)| ImageInfo {
-            resolved: PathBuf::from(format!("pd{i}")),
-            sha256: hex(&Sha256::digest(p)),
-            size: p.len() as u64,
-        })
-        .collect();
-    let source = SourceFile {
-        path: "system.xml".into(),
-        sha256: String::new(),
-    };
-    let good = schema::build(&sys, source, &images, &data);
+    let good = manifest_for(&sys, &progs, &data);
     assert_eq!(
         crate::verify::differences(&boot, &good).unwrap(),
         Vec::<String>::new()
@@ -545,7 +532,7 @@ fn everything() -> (Vec<u8>, Manifest) {
     let data = guest_data(&[0x5a; 0x1234]);
     let image = compile::compile(&sys, &progs, &data).unwrap();
     let boot = bootelf::append(&kernel(), &image).unwrap();
-    let mut m = manifest_for(&sys, &progs);
+    let mut m = manifest_for(&sys, &progs, &[]);
     m.regions[1].initial_data = Some(schema::InitialData {
         path: "bzImage".into(),
         sha256: data[0].sha256.clone(),
