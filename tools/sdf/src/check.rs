@@ -327,28 +327,8 @@ impl<'a> Checker<'a> {
     }
 
     fn vm_values(&mut self, pd: &ProtectionDomain, vm: &VirtualMachine) {
-        if vm.budget > vm.period {
-            let span = match self.idx.written(vm.span, "budget") {
-                Some(span) => span,
-                None => self.idx.attr(vm.span, "period"),
-            };
-            self.error(
-                span,
-                ErrorKind::BudgetExceedsPeriod {
-                    budget: vm.budget,
-                    period: vm.period,
-                },
-            );
-        }
-        if u64::from(vm.priority) > MAX_PRIORITY {
-            let kind = ErrorKind::OutOfRange {
-                attribute: "priority".into(),
-                value: vm.priority.into(),
-                min: 0,
-                max: MAX_PRIORITY,
-            };
-            self.error(self.idx.attr(vm.span, "priority"), kind);
-        } else if vm.priority > pd.priority {
+        self.budget_within_period(vm.span, vm.budget, vm.period);
+        if self.priority_in_range(vm.span, vm.priority) && vm.priority > pd.priority {
             let kind = ErrorKind::VmPriorityAboveVmm {
                 vm: vm.name.clone(),
                 priority: vm.priority,
@@ -530,31 +510,35 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn pd_values(&mut self, pd: &ProtectionDomain) {
-        if u64::from(pd.priority) > MAX_PRIORITY {
-            let span = self.idx.attr(pd.span, "priority");
-            let kind = ErrorKind::OutOfRange {
-                attribute: "priority".into(),
-                value: pd.priority.into(),
-                min: 0,
-                max: MAX_PRIORITY,
-            };
-            self.error(span, kind);
+    /// Whether `priority` (of the element at `span`) is one the kernel has.
+    fn priority_in_range(&mut self, span: Span, priority: u8) -> bool {
+        if u64::from(priority) <= MAX_PRIORITY {
+            return true;
         }
-        if pd.budget > pd.period {
+        let kind = ErrorKind::OutOfRange {
+            attribute: "priority".into(),
+            value: priority.into(),
+            min: 0,
+            max: MAX_PRIORITY,
+        };
+        self.error(self.idx.attr(span, "priority"), kind);
+        false
+    }
+
+    fn budget_within_period(&mut self, span: Span, budget: u64, period: u64) {
+        if budget > period {
             // Point at whichever of the two was written; budget wins when both were.
-            let span = match self.idx.written(pd.span, "budget") {
-                Some(span) => span,
-                None => self.idx.attr(pd.span, "period"),
+            let at = match self.idx.written(span, "budget") {
+                Some(at) => at,
+                None => self.idx.attr(span, "period"),
             };
-            self.error(
-                span,
-                ErrorKind::BudgetExceedsPeriod {
-                    budget: pd.budget,
-                    period: pd.period,
-                },
-            );
+            self.error(at, ErrorKind::BudgetExceedsPeriod { budget, period });
         }
+    }
+
+    fn pd_values(&mut self, pd: &ProtectionDomain) {
+        self.priority_in_range(pd.span, pd.priority);
+        self.budget_within_period(pd.span, pd.budget, pd.period);
         let span = self.idx.attr(pd.span, "stack_size");
         if !(MIN_STACK_SIZE..=MAX_STACK_SIZE).contains(&pd.stack_size) {
             let kind = ErrorKind::OutOfRange {
