@@ -4,11 +4,13 @@
 //! calls go over a SOCK_SEQPACKET pair, and a PD holds descriptors only for what it
 //! was granted, so isolation is enforced by the host kernel and MMU. Each PD process
 //! is also confined (supervisor/sandbox.rs, seccomp.rs): its own uid when the
-//! supervisor is root, non-dumpable from exec, no_new_privs and a seccomp filter.
+//! supervisor is root, non-dumpable from exec, no_new_privs, a Landlock domain of its
+//! own and a seccomp filter.
 //!
 //! The supervisor side is [`Simulation`]; a PD binary calls [`run`] from `main`.
 
 mod config;
+mod landlock;
 mod pd;
 mod seccomp;
 mod supervisor;

@@ -1,6 +1,7 @@
 //! What keeps a PD process to its grants beyond the descriptors it holds: the
 //! supervisor is not dumpable; each PD runs under its own uid when the supervisor is
-//! root, with no_new_privs and the seccomp filter (crate::seccomp), and is not
+//! root, with no_new_privs, a Landlock domain of its own (crate::landlock) and the
+//! seccomp filter (crate::seccomp), and is not
 //! dumpable from its first instruction because it is executed from a copy of its
 //! image that it may not read.
 #![allow(unsafe_code)]
@@ -11,7 +12,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::seccomp;
+use crate::{landlock, seccomp};
 
 /// A non-dumpable process's /proc/PID entries belong to root and refuse ptrace
 /// access to anyone without CAP_SYS_PTRACE, so a PD cannot open the supervisor's
@@ -141,6 +142,8 @@ pub fn restrict_child(granted: &[RawFd], filter: &mut seccomp::Program) -> io::R
         libc::setrlimit(libc::RLIMIT_CORE, &zero);
     }
     seccomp::set_no_new_privs()?;
+    // Before the filter, which does not allow Landlock's calls.
+    landlock::restrict_self()?;
     // SAFETY: getpid cannot fail; it is the PD's pid, which exec keeps.
     let pid = unsafe { libc::getpid() };
     filter.install(pid as u32)
