@@ -42,7 +42,7 @@ fn expected(uid: &str) -> Vec<String> {
         "supervisor /proc/PID/mem r: refused",
         "supervisor /proc/PID/fd reopen: refused",
         "supervisor /proc/PID/fd list: refused",
-        "sibling /proc/PID/mem: refused",
+        "sibling or bystander /proc/PID/mem: refused",
         "signal supervisor: refused",
         "signal own group: refused",
         "signal everyone: refused",
@@ -170,10 +170,19 @@ fn a_hostile_pd_under_an_unprivileged_supervisor_reaches_nothing_but_its_grants(
         .arg(&bins)
         .arg(&file)
         .current_dir(dir.path());
+    // A process of the same user outside the system, dumpable as any ordinary
+    // process is, started just before so that its pid is near the PDs'.
+    let mut bystander = Command::new("sleep");
+    bystander.arg("120");
     if is_root() {
         cmd.uid(NOBODY).gid(NOBODY);
+        bystander.uid(NOBODY).gid(NOBODY);
     }
-    let out = cmd.output().expect("running paravisor sim");
+    let mut bystander = bystander.spawn().expect("starting sleep");
+    let out = cmd.output();
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+    let out = out.expect("running paravisor sim");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let checks: Vec<String> = stdout
