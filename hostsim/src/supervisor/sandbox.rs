@@ -46,11 +46,41 @@ pub fn pd_identities(count: usize) -> Option<Vec<u32>> {
     // on one machine do not share ids.
     let process = std::process::id() & 0xf_ffff;
     let base = ID_BASE + process * ID_SPAN;
+    if !ids_mapped(base, ID_SPAN) {
+        // Root of a user namespace that maps too few ids (a container): every PD
+        // shares the overflow id rather than keeping root, and the other measures
+        // separate them.
+        return ids_mapped(OVERFLOW_ID, 1).then(|| vec![OVERFLOW_ID; count as usize]);
+    }
     Some(
         (0..count)
             .map(|i| base + (start.wrapping_add(i) % ID_SPAN))
             .collect(),
     )
+}
+
+/// "nobody".
+const OVERFLOW_ID: u32 = 65534;
+
+/// Whether ids `first..first + len` are valid uids and gids here (mapped into this
+/// user namespace).
+fn ids_mapped(first: u32, len: u32) -> bool {
+    ["/proc/self/uid_map", "/proc/self/gid_map"]
+        .iter()
+        .all(|file| std::fs::read_to_string(file).is_ok_and(|map| map_covers(&map, first, len)))
+}
+
+/// Whether one line of a uid_map/gid_map ("inside outside count") covers the range.
+fn map_covers(map: &str, first: u32, len: u32) -> bool {
+    map.lines().any(|line| {
+        let mut f = line.split_whitespace().map(|w| w.parse::<u64>().ok());
+        match (f.next().flatten(), f.next().flatten(), f.next().flatten()) {
+            (Some(inside), Some(_), Some(count)) => {
+                inside <= u64::from(first) && u64::from(first) + u64::from(len) <= inside + count
+            }
+            _ => false,
+        }
+    })
 }
 
 /// A sealed, execute-only copy of the program image at `path`. exec makes a
@@ -172,6 +202,18 @@ mod tests {
         let many = pd_identities(ID_SPAN as usize + 3).unwrap();
         assert_eq!(many.len(), ID_SPAN as usize + 3);
         assert!(many.iter().all(|&id| id >= ID_BASE));
+    }
+
+    #[test]
+    fn id_maps_are_read_as_the_kernel_writes_them() {
+        let full = "         0          0 4294967295\n";
+        assert!(map_covers(full, ID_BASE, ID_SPAN));
+        let container = "         0     100000      65536\n";
+        assert!(!map_covers(container, ID_BASE, ID_SPAN));
+        assert!(map_covers(container, OVERFLOW_ID, 1));
+        assert!(!map_covers(container, 65536, 1));
+        assert!(!map_covers("", 0, 1));
+        assert!(!map_covers("garbage\n0 0\n", 0, 1));
     }
 
     #[test]
