@@ -51,6 +51,18 @@ where
     if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) } != 0 {
         die(&name, "cannot make the process non-dumpable");
     }
+    // exec from the sealed image named the process after its descriptor number;
+    // ps and the kernel's own messages should show the PD.
+    if let Ok(comm) = std::ffi::CString::new(
+        name.as_bytes()
+            .iter()
+            .copied()
+            .take(15)
+            .collect::<Vec<u8>>(),
+    ) {
+        // SAFETY: comm is NUL-terminated and at most 16 bytes with the NUL.
+        unsafe { libc::prctl(libc::PR_SET_NAME, comm.as_ptr()) };
+    }
     // The supervisor's filter must allow the exec that started this process; from
     // here on no exec is needed (one would reset dumpability and shed the
     // runtime's state), so none is allowed.
