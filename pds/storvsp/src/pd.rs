@@ -290,6 +290,7 @@ impl<'a> StorvspPd<'a> {
 
     fn close(&mut self, kernel: &mut dyn Kernel, relid: Relid) {
         if let Some(c) = self.channels.remove(&relid) {
+            // hvcall-pd may be gone too; the channel is closed either way.
             let _ = unregister_connection(kernel, self.hvcall, c.signal_connection_id, Vtl::VTL0);
             self.vsp.reset();
         }
@@ -355,10 +356,13 @@ impl<'a> StorvspPd<'a> {
             }
         }
         // A ring that lied cannot be used again: stop serving it (the guest sees
-        // no more completions, as with a device that failed).
+        // no more completions, as with a device that failed). Closing it the way
+        // CLOSE does also gives the signal connection back to hvcall-pd, so the
+        // guest's doorbells for the dead channel stop waking us and the id can be
+        // routed again when vmbus-server reopens the channel.
         for relid in broken {
             self.broken_rings += 1;
-            self.channels.remove(&relid);
+            self.close(kernel, relid);
         }
     }
 }

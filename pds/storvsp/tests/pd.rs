@@ -347,8 +347,34 @@ fn bad_vsp_calls_are_refused() {
         .store(3, Ordering::SeqCst); // misaligned
     let mut set = ChannelSet::EMPTY;
     set.insert(HVCALL);
+    let before = k.calls.len();
     pd.notified(&mut k, set).unwrap();
     assert_eq!(pd.broken_rings, 1);
+    // The broken channel's route goes back to hvcall-pd, exactly once, and the
+    // channel is gone: another doorbell serves nothing and unregisters nothing.
+    let unregisters = |k: &FakeKernel| {
+        k.calls
+            .iter()
+            .filter(|(ch, label, _)| {
+                *ch == HVCALL && *label == hvcall_pd::api::label::UNREGISTER_CONNECTION
+            })
+            .map(|(_, _, args)| args.clone())
+            .collect::<Vec<_>>()
+    };
+    let after_break = unregisters(&k);
+    assert_eq!(after_break.len(), 1, "calls: {:?}", &k.calls[before..]);
+    assert_eq!(after_break[0].first(), Some(&u64::from(SIGNAL_CONNECTION)));
+    pd.notified(&mut k, set).unwrap();
+    assert_eq!(pd.broken_rings, 1);
+    assert_eq!(unregisters(&k).len(), 1);
+    // The relid can be opened again (the channel was closed, not left half-open).
+    for first in [0u64, 2] {
+        let m = GpadlRingMem::new(ram, vec![first, first + 1]).unwrap();
+        vmbus_ring::RingMem::control(&m).initialize();
+    }
+    let msg = open_request(2).encode(&mut mrs);
+    let r = pd.protected(&mut k, VMBUS, msg, &mut mrs).unwrap();
+    assert_eq!(status(r, &mrs), 0);
     // Notifications on channels the PD does not own are errors.
     let mut other = ChannelSet::EMPTY;
     other.insert(Channel::new(9));
