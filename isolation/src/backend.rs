@@ -1,0 +1,169 @@
+//! The platform operations the paravisor needs, as one sans-IO trait.
+//!
+//! A backend owns the instructions (VMGEXIT/PVALIDATE/RMPADJUST on SNP, TDCALL on
+//! TDX, VMRUN on svm); callers see only these requests and typed results. Errors
+//! distinguish "the request was wrong" (a paravisor bug) from "the host lied or
+//! refused" (hostile, must be survived) so callers can react differently.
+
+use crate::gpa::{Gpa, GpaClass, GpaError, PageRange, Partition};
+
+/// Index of a guest virtual processor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VpIndex(pub u32);
+
+/// What the guest may do to a page of paravisor-owned memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct GuestAccess {
+    pub read: bool,
+    pub write: bool,
+    pub execute: bool,
+}
+
+impl GuestAccess {
+    pub const NONE: Self = Self {
+        read: false,
+        write: false,
+        execute: false,
+    };
+    pub const RW: Self = Self {
+        read: true,
+        write: true,
+        execute: false,
+    };
+    pub const ALL: Self = Self {
+        read: true,
+        write: true,
+        execute: true,
+    };
+}
+
+/// Direction and value of a guest MSR access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MsrAccess {
+    Read,
+    Write(u64),
+}
+
+/// Why the guest vCPU stopped running, in platform-neutral terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VcpuExit {
+    Cpuid {
+        leaf: u32,
+        subleaf: u32,
+    },
+    Msr {
+        index: u32,
+        access: MsrAccess,
+    },
+    Io {
+        port: u16,
+        size: u8,
+        write: bool,
+    },
+    /// A nested-page / EPT fault or a #VC for MMIO: the guest touched `gpa`.
+    MemoryFault {
+        gpa: Gpa,
+        write: bool,
+    },
+    Halt,
+    /// VMMCALL / VMCALL / TDCALL from the guest: a Hyper-V hypercall to serve.
+    Hypercall,
+    /// An exit the backend decoded but the paravisor has no handler class for.
+    Other {
+        code: u64,
+    },
+}
+
+/// A call to the untrusted host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostCall {
+    /// A Hyper-V hypercall relayed to the host; the buffers it names must be
+    /// host-visible (`None` for a call without that buffer).
+    HvHypercall {
+        control: u64,
+        input: Option<Gpa>,
+        output: Option<Gpa>,
+    },
+    /// Ask the host to end the partition (the paravisor found something it cannot survive).
+    Terminate { reason: u16 },
+}
+
+/// The host's answer to a [`HostCall`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostReply {
+    /// The Hyper-V hypercall result value (status and reps completed).
+    Hypercall { result: u64 },
+}
+
+/// Why a platform operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IsolationError {
+    /// The address was refused by the classifier.
+    Gpa(GpaError),
+    /// The paravisor asked to hand the host a page that is private (or vice versa).
+    WrongClass { gpa: Gpa, expected: GpaClass },
+    /// The hardware refused the request with this architectural code
+    /// (PVALIDATE/RMPADJUST rAX, TDX module status).
+    Hardware(u64),
+    /// The host refused the request with this protocol status.
+    HostRefused(u64),
+    /// The host answered in a way the protocol does not allow (wrong response code,
+    /// claimed a page-state change it did not make, ...): treat the host as hostile.
+    HostViolation,
+    /// The page was already in the requested state where the platform treats that
+    /// as an error (TDX PAGE_ALREADY_ACCEPTED; PVALIDATE with rFLAGS.CF=1).
+    AlreadyDone(Gpa),
+}
+
+impl From<GpaError> for IsolationError {
+    fn from(e: GpaError) -> Self {
+        IsolationError::Gpa(e)
+    }
+}
+
+/// The operations the paravisor needs from its platform.
+pub trait Isolation {
+    /// The partition this backend isolates.
+    fn partition(&self) -> Partition<'_>;
+
+    /// Run `vp` until it exits to the paravisor.
+    fn run_vcpu(&mut self, vp: VpIndex) -> Result<VcpuExit, IsolationError>;
+
+    /// Accept / validate private memory the guest will own (PVALIDATE;
+    /// TDG.MEM.PAGE.ACCEPT). `range` is given in private addresses.
+    fn accept_private(&mut self, range: PageRange) -> Result<(), IsolationError>;
+
+    /// Make the RAM behind `range` private or host-visible (GHCB page-state change
+    /// and RMP; MapGPA). `range` may be given in either alias.
+    fn set_visibility(&mut self, range: PageRange, to: GpaClass) -> Result<(), IsolationError>;
+
+    /// Grant or revoke the guest's access to paravisor memory (RMPADJUST of the
+    /// guest's VMPL; TDG.MEM.PAGE.ATTR.WR for the L2).
+    fn set_guest_access(
+        &mut self,
+        range: PageRange,
+        access: GuestAccess,
+    ) -> Result<(), IsolationError>;
+
+    /// Call the untrusted host.
+    fn call_host(&mut self, call: HostCall) -> Result<HostReply, IsolationError>;
+}
+
+/// Refuses a host call that would hand the host a buffer it cannot see: the check
+/// every backend's `call_host` performs before anything leaves the partition.
+pub fn check_host_call(partition: &Partition<'_>, call: &HostCall) -> Result<(), IsolationError> {
+    match *call {
+        HostCall::HvHypercall { input, output, .. } => {
+            for gpa in [input, output].into_iter().flatten() {
+                if partition.classify(gpa)? != GpaClass::Shared {
+                    return Err(IsolationError::WrongClass {
+                        gpa,
+                        expected: GpaClass::Shared,
+                    });
+                }
+            }
+            Ok(())
+        }
+        HostCall::Terminate { .. } => Ok(()),
+    }
+}

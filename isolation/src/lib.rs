@@ -1,0 +1,22 @@
+//! The isolation interface: what the paravisor asks of the platform it runs on.
+//!
+//! Three platforms sit behind it: `svm` (software isolation on nested SVM, the path
+//! QEMU runs), `snp` (the paravisor at VMPL0, the guest at VMPL2 in vTOM mode) and
+//! `tdx` (the paravisor as L1 of a partitioned TD, the guest as its L2). Everything
+//! here is sans-IO: the backends (`snp-backend`, `tdx-backend`, the kernel's svm
+//! glue) do the instructions; callers only see typed requests, exits and errors.
+//!
+//! [`gpa`] is the single place that decides whether a guest-physical address is
+//! private or host-visible; PDs must ask it rather than keep their own constants.
+#![no_std]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod backend;
+pub mod gpa;
+
+pub use backend::{
+    GuestAccess, HostCall, HostReply, Isolation, IsolationError, MsrAccess, VcpuExit, VpIndex,
+};
+pub use gpa::{Gpa, GpaClass, GpaError, PageRange, Partition, PartitionKind, RamRange, PAGE_SIZE};
