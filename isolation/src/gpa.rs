@@ -28,7 +28,7 @@ impl Gpa {
 
     /// Whether the address is 4 KiB aligned.
     pub const fn is_page_aligned(self) -> bool {
-        self.0 % PAGE_SIZE == 0
+        self.0.is_multiple_of(PAGE_SIZE)
     }
 }
 
@@ -134,7 +134,7 @@ impl<'a> Partition<'a> {
         }
         let boundary = 1u64 << bit;
         for (i, r) in ram.iter().enumerate() {
-            let aligned = r.start % PAGE_SIZE == 0 && r.end % PAGE_SIZE == 0;
+            let aligned = r.start.is_multiple_of(PAGE_SIZE) && r.end.is_multiple_of(PAGE_SIZE);
             if !aligned || r.start >= r.end || r.end > boundary {
                 return Err(GpaError::BadPartition);
             }

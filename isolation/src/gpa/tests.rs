@@ -92,7 +92,7 @@ fn page_range_rules() {
         Err(GpaError::Unaligned(Gpa(0x1001)))
     );
     assert_eq!(PageRange::new(Gpa(0x1000), 0), Err(GpaError::Empty));
-    assert!(PageRange::new(Gpa(u64::MAX & !0xfff), 2).is_err());
+    assert!(PageRange::new(Gpa(0xffff_ffff_ffff_f000), 2).is_err());
 }
 
 #[test]
