@@ -1,6 +1,7 @@
 //! Physical memory: the boot memory map, a bump frame allocator, and the kernel's
 //! own page tables (kernel image at -2 GiB with per-section rights, all RAM at
-//! [`PHYS_OFFSET`]). PDs' tables share the kernel half; the user half is theirs.
+//! [`PHYS_OFFSET`], where the image's code and read-only data are read-only). PDs'
+//! tables share the kernel half; the user half is theirs.
 #![allow(unsafe_code)]
 
 use core::ptr::addr_of;
@@ -19,7 +20,7 @@ pub const KERNEL_PHYS_START: u64 = 0x10_0000;
 /// after that goes through the physical window, which covers all of the RAM range.
 const BOOT_MAPPED: u64 = 1 << 30;
 /// What building the kernel's tables may take from the bottom of free RAM (a few
-/// tables; a 3 GiB window needs five).
+/// tables; a 3 GiB window needs five, plus one per 2 MiB of kernel image).
 const BOOT_TABLES_ROOM: u64 = 1 << 20;
 const PAGE: u64 = 4096;
 
@@ -226,19 +227,58 @@ fn build_kernel_tables(frames: &mut Frames, ram_end: u64) -> Option<u64> {
         paging::map(&mut mem, root, va, va - KERNEL_VMA, PageSize::Size4K, flags).ok()?;
         va += PAGE;
     }
+    // W^X holds across mappings, not just within one: the window must not offer a
+    // writable view of the kernel's code or read-only data, or any write primitive
+    // through the window (the kernel writes PD frames there) could patch kernel text.
+    // So the 2 MiB chunks that hold the image are mapped with 4 KiB pages and the
+    // image's pages up to its data are read-only; its data stays writable (it is
+    // writable, and not executable, in its own mapping anyway).
+    let read_only = KERNEL_PHYS_START..data - KERNEL_VMA;
     let mut pa = 0;
     while pa < ram_end.next_multiple_of(0x20_0000) {
-        let va = PHYS_OFFSET + pa;
-        paging::map(
-            &mut mem,
-            root,
-            va,
-            pa,
-            PageSize::Size2M,
-            WRITABLE | NO_EXECUTE,
-        )
-        .ok()?;
+        let chunk = pa..pa + 0x20_0000;
+        if chunk.start < read_only.end && read_only.start < chunk.end {
+            for page in chunk.step_by(PAGE as usize) {
+                let flags = if read_only.contains(&page) {
+                    NO_EXECUTE
+                } else {
+                    WRITABLE | NO_EXECUTE
+                };
+                let va = PHYS_OFFSET + page;
+                paging::map(&mut mem, root, va, page, PageSize::Size4K, flags).ok()?;
+            }
+        } else {
+            let va = PHYS_OFFSET + pa;
+            paging::map(
+                &mut mem,
+                root,
+                va,
+                pa,
+                PageSize::Size2M,
+                WRITABLE | NO_EXECUTE,
+            )
+            .ok()?;
+        }
         pa += 0x20_0000;
     }
+    check_no_writable_text(root, text, data);
     Some(root)
+}
+
+/// Walks the finished tables for every mapping of the image's code and read-only
+/// data (its own and the window's) and stops the boot if any is writable, so a
+/// later change to the mapping code cannot silently bring writable text back.
+fn check_no_writable_text(root: u64, text: u64, data: u64) {
+    let mut va = text;
+    while va < data {
+        for alias in [va, va - KERNEL_VMA + PHYS_OFFSET] {
+            let writable = paging::translate(&PhysRead, root, alias)
+                .is_some_and(|(_, rights)| rights & WRITABLE != 0);
+            if writable {
+                kprintln!("kernel: W^X: kernel text or rodata writable at {alias:#x}");
+                crate::cpu::exit_qemu(0x7c);
+            }
+        }
+        va += PAGE;
+    }
 }

@@ -68,7 +68,9 @@ impl Frame {
 /// Top of the kernel stack the trap paths switch to when they come from ring 3.
 #[no_mangle]
 static mut KERNEL_STACK_TOP: u64 = 0;
-/// End of the running PD's frame: where `syscall_entry` saves its state.
+/// End of the running PD's frame: where `syscall_entry` saves its state, and where
+/// `trap_common` moves a ring-3 frame the CPU pushed on an IST stack. Always equal
+/// to TSS.rsp0 (see [`set_user_frame`]).
 #[no_mangle]
 static mut SYSCALL_FRAME_TOP: u64 = 0;
 #[no_mangle]
@@ -106,6 +108,21 @@ trap_common:
     mov rdi, rsp
     test byte ptr [rsp + 144], 3
     jz 1f
+    /* From ring 3 the frame belongs in the running PD's save area, because that is
+       what the kernel resumes the PD from. The CPU put it there (TSS.rsp0) for every
+       vector but the IST ones (NMI, double fault): those switch to the IST stack
+       even from ring 3, and resuming from the save area would then restart the PD
+       from the state of its previous kernel entry. So copy an IST frame over. */
+    cld
+    mov rdi, [rip + SYSCALL_FRAME_TOP]
+    sub rdi, {frame_size}
+    cmp rdi, rsp
+    je 2f
+    mov rsi, rsp
+    mov ecx, {frame_words}
+    rep movsq
+    sub rdi, {frame_size}
+2:
     mov rsp, [rip + KERNEL_STACK_TOP]
 1:
     cld
@@ -184,6 +201,8 @@ TRAP_STUBS:
     user_ds = const USER_DS as u64,
     user_cs = const USER_CS as u64,
     syscall_vector = const SYSCALL_VECTOR,
+    frame_size = const core::mem::size_of::<Frame>(),
+    frame_words = const core::mem::size_of::<Frame>() / 8,
 );
 
 extern "C" {
