@@ -12,8 +12,8 @@ use zerocopy::{FromBytes, FromZeros, IntoBytes};
 use crate::guest_mem::GuestMemory;
 use crate::packet::{self, IncomingPacket};
 use crate::protocol::{
-    ChannelProperties, NtStatus, Operation, ProtocolVersion, VersionPayload, VmscsiRequest,
-    VstorHeader, STORAGE_CHANNEL_SUPPORTS_MULTI_CHANNEL, VMSCSI_REQUEST_SIZE,
+    ChannelProperties, NtStatus, Operation, ProtocolVersion, SrbStatus, VersionPayload,
+    VmscsiRequest, VstorHeader, STORAGE_CHANNEL_SUPPORTS_MULTI_CHANNEL, VMSCSI_REQUEST_SIZE,
     VMSCSI_REQUEST_SIZE_PRE_WIN8, VSTOR_HEADER_SIZE, VSTOR_PACKET_SIZE,
 };
 use crate::scsi::Controller;
@@ -198,7 +198,31 @@ impl Storvsp {
     ) -> Option<Completion> {
         self.stats.packets += 1;
         self.stats.refused += 1;
-        completion_requested.then(|| complete(transaction_id, 0, NtStatus::INVALID_PARAMETER, &[]))
+        completion_requested.then(|| {
+            complete(
+                transaction_id,
+                self.refusal_size(0),
+                NtStatus::INVALID_PARAMETER,
+                refused_srb().as_bytes(),
+            )
+        })
+    }
+
+    /// How much SRB a refusal carries: never less than the negotiated version's
+    /// full `vstor_packet`, because Linux's storvsc_on_channel_callback drops any
+    /// completion shorter than that ("Invalid pkt") and the request it answers
+    /// would then hang until the SCSI timeout. Before a version is agreed, the
+    /// largest packet: the client cannot want more, and a longer completion is
+    /// harmless where a shorter one is lost.
+    fn refusal_size(&self, mirrored: usize) -> usize {
+        let version = match self.state {
+            ProtocolState::QueryProperties { version }
+            | ProtocolState::EndInitialization { version, .. }
+            | ProtocolState::Ready { version, .. } => Some(version),
+            ProtocolState::Begin | ProtocolState::QueryVersion => None,
+        };
+        let full = version.map_or(VMSCSI_REQUEST_SIZE, ProtocolVersion::srb_size);
+        mirrored.max(full).min(VMSCSI_REQUEST_SIZE)
     }
 
     fn dispatch(
@@ -218,7 +242,11 @@ impl Storvsp {
             .min(VMSCSI_REQUEST_SIZE);
         let Ok((header, body)) = VstorHeader::read_from_prefix(packet.payload) else {
             self.stats.refused += 1;
-            return (NtStatus::INVALID_PARAMETER, size, PayloadBuf::empty());
+            return (
+                NtStatus::INVALID_PARAMETER,
+                self.refusal_size(size),
+                PayloadBuf::from(refused_srb().as_bytes()),
+            );
         };
         let reply = match header.operation {
             Operation::EXECUTE_SRB => return self.execute_srb(packet, body, mem, size),
@@ -239,11 +267,19 @@ impl Storvsp {
     ) -> (NtStatus, usize, PayloadBuf) {
         if !matches!(self.state, ProtocolState::Ready { .. }) {
             self.stats.refused += 1;
-            return (NtStatus::INVALID_DEVICE_STATE, size, PayloadBuf::empty());
+            return (
+                NtStatus::INVALID_DEVICE_STATE,
+                self.refusal_size(size),
+                PayloadBuf::from(refused_srb().as_bytes()),
+            );
         }
         if body.len() < VMSCSI_REQUEST_SIZE_PRE_WIN8 {
             self.stats.refused += 1;
-            return (NtStatus::INVALID_PARAMETER, size, PayloadBuf::empty());
+            return (
+                NtStatus::INVALID_PARAMETER,
+                self.refusal_size(size),
+                PayloadBuf::from(refused_srb().as_bytes()),
+            );
         }
         // A short (pre-Windows-8 sized) SRB has its extension read as zeros.
         let mut request = VmscsiRequest::new_zeroed();
@@ -415,6 +451,17 @@ impl PayloadBuf {
     fn as_slice(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
+}
+
+/// The SRB of a refusal: Linux completes a SCSI command from `srb_status` (not
+/// from the packet's NT status), so it must say failure. SRB_STATUS_ERROR, not
+/// INVALID_REQUEST: storvsc turns INVALID_REQUEST on an INQUIRY or MODE SENSE
+/// into success with no data. Nothing was transferred and there is no sense.
+fn refused_srb() -> VmscsiRequest {
+    let mut srb = VmscsiRequest::new_zeroed();
+    srb.length = VMSCSI_REQUEST_SIZE as u16;
+    srb.srb_status = SrbStatus::ERROR.0;
+    srb
 }
 
 /// Builds a COMPLETE_IO `vstor_packet` of `12 + size` bytes: the payload is

@@ -7,7 +7,8 @@ use storvsp::channel::{SubChannelError, SubChannels};
 use storvsp::harness::{Harness, MemBackend, Srb};
 use storvsp::packet::build;
 use storvsp::protocol::{
-    ChannelProperties, NtStatus, Operation, ProtocolVersion, VersionPayload, VSTOR_PACKET_SIZE,
+    ChannelProperties, NtStatus, Operation, ProtocolVersion, SrbStatus, VersionPayload,
+    VSTOR_PACKET_SIZE,
 };
 use storvsp::transport::{service, QueueTransport};
 use storvsp::{ProtocolState, RegionGuestMemory};
@@ -264,34 +265,40 @@ fn completions_mirror_the_request_size() {
     assert_eq!(c.bytes().len(), VSTOR_PACKET_SIZE);
 }
 
+/// What Linux's storvsc needs to fail a request at once rather than let it time
+/// out: a COMPLETE_IO no shorter than its `vstor_packet` (shorter ones are dropped
+/// as "Invalid pkt"), an error NT status, and an SRB status that is not success.
+fn assert_linux_sees_a_failure(c: &storvsp::channel::Completion, id: u64) {
+    assert_eq!(c.transaction_id, id);
+    assert_eq!(c.bytes().len(), VSTOR_PACKET_SIZE, "packet {id}");
+    assert_eq!(c.header().operation, Operation::COMPLETE_IO);
+    assert_eq!(c.header().status, NtStatus::INVALID_PARAMETER);
+    let srb = c.srb();
+    assert_eq!(srb.srb_status, SrbStatus::ERROR.0, "packet {id}");
+    assert_eq!(srb.data_transfer_length, 0);
+}
+
 #[test]
 fn malformed_packets_get_error_completions() {
     let mut h = harness();
     h.negotiate();
     // Shorter than a vstor header.
     let c = h.send(&build::in_band(9, &[3, 0, 0, 0])).unwrap();
-    assert_eq!(c.transaction_id, 9);
-    assert_eq!(c.header().status, NtStatus::INVALID_PARAMETER);
+    assert_linux_sees_a_failure(&c, 9);
     // An SRB too short to hold the CDB.
     let mut p = [0u8; 24];
     p[0] = 3;
     let c = h.send(&build::in_band(10, &p)).unwrap();
-    assert_eq!(c.header().status, NtStatus::INVALID_PARAMETER);
+    assert_linux_sees_a_failure(&c, 10);
     // A descriptor whose lengths lie.
     let mut raw = build::in_band(11, &[0u8; 64]);
     raw[4] = 0xff;
     let c = h.send(&raw).unwrap();
-    assert_eq!(
-        (c.transaction_id, c.header().status),
-        (11, NtStatus::INVALID_PARAMETER)
-    );
+    assert_linux_sees_a_failure(&c, 11);
     // A completion packet from the guest.
     let mut raw = build::in_band(12, &[0u8; 64]);
     raw[0] = 11;
-    assert_eq!(
-        h.send(&raw).unwrap().header().status,
-        NtStatus::INVALID_PARAMETER
-    );
+    assert_linux_sees_a_failure(&h.send(&raw).unwrap(), 12);
     // No completion requested: none sent.
     let mut raw = build::in_band(13, &[0u8; 64]);
     raw[6] = 0;
@@ -301,6 +308,35 @@ fn malformed_packets_get_error_completions() {
     assert!(h.vsp.stats().refused >= 5);
     // The channel still works.
     assert_eq!(h.srb(&Srb::none(&[0; 6])).srb().scsi_status, 0);
+}
+
+#[test]
+fn refusals_are_full_size_before_and_during_negotiation() {
+    // Before any version is agreed, and mid-negotiation, a refusal is still a
+    // whole packet: the guest's wait for its init request must end.
+    let mut h = harness();
+    let refuse_in_this_state = |h: &mut Harness, id: u64| {
+        let c = h.send(&build::in_band(id, &[1, 0])).unwrap();
+        assert_linux_sees_a_failure(&c, id);
+        // A short EXECUTE_SRB before the protocol is ready.
+        let mut p = [0u8; 40];
+        p[0] = Operation::EXECUTE_SRB.0 as u8;
+        let c = h.send(&build::in_band(id + 100, &p)).unwrap();
+        assert_eq!(c.bytes().len(), VSTOR_PACKET_SIZE);
+        assert_eq!(c.header().status, NtStatus::INVALID_DEVICE_STATE);
+        assert_eq!(c.srb().srb_status, SrbStatus::ERROR.0);
+    };
+    refuse_in_this_state(&mut h, 20);
+    assert_eq!(h.vsp.state(), ProtocolState::Begin);
+    h.control(Operation::BEGIN_INITIALIZATION, &[]);
+    refuse_in_this_state(&mut h, 21);
+    assert_eq!(h.vsp.state(), ProtocolState::QueryVersion);
+    let c = h.control(
+        Operation::QUERY_PROTOCOL_VERSION,
+        &version_body(ProtocolVersion::WIN8),
+    );
+    assert_eq!(c.header().status, NtStatus::SUCCESS);
+    refuse_in_this_state(&mut h, 22);
 }
 
 #[test]
