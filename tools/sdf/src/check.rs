@@ -10,6 +10,8 @@ use crate::limits::*;
 use crate::model::*;
 use crate::parse::SpanIndex;
 
+mod extra;
+
 /// Checks a system built in code. Descriptions read from text are checked by
 /// [`crate::parse_and_check`] already.
 pub fn check(system: &System) -> Result<(), Diagnostics> {
@@ -69,13 +71,19 @@ pub(crate) fn check_with(system: &System, index: &SpanIndex, diags: &mut Diagnos
     c.channels();
     c.ids();
     c.irq_numbers();
+    c.domains();
+    c.cap_maps();
+    c.ioports();
+    c.io_address_spaces();
 }
 
-/// PD and region names end up in process names, JSON and symbol tables: keep them plain.
+/// PD and region names end up in process names, JSON and symbol tables: keep them
+/// plain. Device-tree spellings (`serial@9000000`, `/soc/eth@30be0000`, `arm,gic`)
+/// are plain enough: sdfgen writes region names that way.
 fn valid_name(s: &str) -> bool {
-    (1..=64).contains(&s.len())
+    (1..=MAX_NAME_LEN).contains(&s.len())
         && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.@/,+".contains(&b))
 }
 
 /// Setvar symbols name variables in PD code.
@@ -604,6 +612,45 @@ impl<'a> Checker<'a> {
         for map in &pd.maps {
             if let Some(sym) = &map.setvar_vaddr {
                 symbols.push((sym, "setvar_vaddr", self.idx.attr(map.span, "setvar_vaddr")));
+            }
+            if let Some(sym) = &map.setvar_size {
+                symbols.push((sym, "setvar_size", self.idx.attr(map.span, "setvar_size")));
+            }
+            if let Some(sym) = &map.setvar_prefill_size {
+                let span = self.idx.attr(map.span, "setvar_prefill_size");
+                symbols.push((sym, "setvar_prefill_size", span));
+                let prefilled = self
+                    .mr(&map.mr)
+                    .is_none_or(|mr| matches!(mr.prefill, Some(Prefill::Path(_))));
+                if !prefilled {
+                    let kind = ErrorKind::SetVarPrefillWithoutPrefill { mr: map.mr.clone() };
+                    self.error(span, kind);
+                }
+            }
+        }
+        for irq in &pd.irqs {
+            if let Some(sym) = &irq.setvar_id {
+                symbols.push((sym, "setvar_id", self.idx.attr(irq.span, "setvar_id")));
+            }
+        }
+        for port in &pd.ioports {
+            if let Some(sym) = &port.setvar_id {
+                symbols.push((sym, "setvar_id", self.idx.attr(port.span, "setvar_id")));
+            }
+            if let Some(sym) = &port.setvar_addr {
+                symbols.push((sym, "setvar_addr", self.idx.attr(port.span, "setvar_addr")));
+            }
+        }
+        for child in &pd.children {
+            if let Some(sym) = &child.setvar_id {
+                symbols.push((sym, "setvar_id", self.idx.attr(child.span, "setvar_id")));
+            }
+        }
+        for ch in &self.sys.channels {
+            for end in ch.ends.iter().filter(|e| e.pd == pd.name) {
+                if let Some(sym) = &end.setvar_id {
+                    symbols.push((sym, "setvar_id", self.idx.attr(end.span, "setvar_id")));
+                }
             }
         }
         for v in pd.virtual_machine.iter().flat_map(|vm| &vm.vcpus) {

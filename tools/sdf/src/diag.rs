@@ -39,6 +39,8 @@ pub enum NameKind {
     ProtectionDomain,
     MemoryRegion,
     VirtualMachine,
+    Domain,
+    IoAddressSpace,
 }
 
 impl fmt::Display for NameKind {
@@ -47,6 +49,8 @@ impl fmt::Display for NameKind {
             NameKind::ProtectionDomain => "protection domain",
             NameKind::MemoryRegion => "memory region",
             NameKind::VirtualMachine => "virtual machine",
+            NameKind::Domain => "domain",
+            NameKind::IoAddressSpace => "io address space",
         })
     }
 }
@@ -289,6 +293,93 @@ pub enum ErrorKind {
         mr: String,
         vm: String,
     },
+    /// An enumerated or structured value outside what the attribute takes.
+    InvalidValue {
+        attribute: String,
+        value: String,
+        expected: String,
+    },
+    /// `prefill_path` and `prefill_bootinfo` on one region.
+    PrefillConflict,
+    /// A region with neither `size` nor a prefill to take it from.
+    MissingSize,
+    /// `setvar_prefill_size` on a map of a region without `prefill_path`.
+    SetVarPrefillWithoutPrefill {
+        mr: String,
+    },
+    /// `domain=` on a PD while the system declares no `<domains>`.
+    DomainWithoutDomains {
+        domain: String,
+    },
+    /// A second element that may appear once, e.g. `<cspace>` in one PD.
+    DuplicateElement {
+        element: String,
+        first: Span,
+    },
+    /// A value that must be unique in its scope, e.g. an ioport id in one PD.
+    DuplicateValue {
+        element: String,
+        attribute: String,
+        value: String,
+        first: Span,
+    },
+    /// Two `<ioport>` grants (anywhere in the system) share ports.
+    IoportOverlap {
+        pd: String,
+        other_pd: String,
+        first: Span,
+    },
+    /// Two iomaps of one device's address space overlap.
+    IoMapOverlap {
+        space: String,
+        mr: String,
+        other: String,
+        first: Span,
+    },
+    /// seL4's IOMMU code maps small pages only.
+    IoMapLargePage {
+        mr: String,
+    },
+    /// Valid Microkit that `paravisor build` cannot turn into an image here.
+    NotBuildable {
+        construct: String,
+        reason: String,
+    },
+}
+
+/// Audit rules of ours that Microkit does not have. By default they are errors like
+/// any other; `paravisor check --microkit` reports them as warnings, so it accepts
+/// exactly what Microkit's own tool accepts.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Policy {
+    /// PD, VM and region names of 1-64 letters, digits, '_', '-', '.'.
+    PlainNames,
+    /// setvar symbols are C identifiers.
+    Identifiers,
+    /// Every map is readable (Microkit refuses only write-only ones).
+    ReadableMaps,
+    /// No PD executes memory a guest can write.
+    GuestCodeNotExecutable,
+    /// A guest never outranks its VMM.
+    GuestPriorityWithinVmm,
+}
+
+impl Policy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::PlainNames => "plain-names",
+            Policy::Identifiers => "identifiers",
+            Policy::ReadableMaps => "readable-maps",
+            Policy::GuestCodeNotExecutable => "guest-code-not-executable",
+            Policy::GuestPriorityWithinVmm => "guest-priority-within-vmm",
+        }
+    }
+}
+
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 fn hex(v: u64) -> String {
@@ -373,6 +464,17 @@ impl fmt::Display for ErrorKind {
                 f,
                 "protection domain '{pd}' maps '{mr}' executable, but virtual machine '{vm}' maps it too"
             ),
+            InvalidValue { attribute, value, expected } => write!(f, "{attribute}=\"{value}\" is not {expected}"),
+            PrefillConflict => write!(f, "prefill_path and prefill_bootinfo cannot both be given"),
+            MissingSize => write!(f, "memory region has no size and is not prefilled"),
+            SetVarPrefillWithoutPrefill { mr } => write!(f, "setvar_prefill_size on a map of '{mr}', which has no prefill_path"),
+            DomainWithoutDomains { domain } => write!(f, "domain=\"{domain}\" but the system declares no <domains>"),
+            DuplicateElement { element, first } => write!(f, "a second <{element}> (first at {first})"),
+            DuplicateValue { element, attribute, value, first } => write!(f, "{attribute}=\"{value}\" on <{element}> is already used (first at {first})"),
+            IoportOverlap { pd, other_pd, first } => write!(f, "I/O ports of '{pd}' overlap those granted to '{other_pd}' (at {first})"),
+            IoMapOverlap { space, mr, other, first } => write!(f, "in io address space '{space}', iomap of '{mr}' overlaps iomap of '{other}' (at {first})"),
+            IoMapLargePage { mr } => write!(f, "iomap of '{mr}', a region with large pages; the IOMMU maps 4 KiB pages only"),
+            NotBuildable { construct, reason } => write!(f, "{construct} cannot be built here: {reason}"),
         }
     }
 }
@@ -410,9 +512,9 @@ impl ErrorKind {
             InvalidTrigger { .. } => "write trigger=\"level\" or trigger=\"edge\"".into(),
             InvalidName { attribute, .. } => {
                 if attribute.starts_with("setvar") || attribute == "symbol" {
-                    "use an identifier: a letter or '_' followed by letters, digits or '_'".into()
+                    "use an identifier: a letter or '_' followed by letters, digits or '_' (or run check --microkit)".into()
                 } else {
-                    "use 1-64 characters from letters, digits, '_', '-' and '.'".into()
+                    format!("use 1-{MAX_NAME_LEN} characters from letters, digits and _ - . @ / , + (or run check --microkit)")
                 }
             }
             NoProtectionDomains => "add at least one <protection_domain>".into(),
@@ -456,6 +558,35 @@ impl ErrorKind {
             VmMapOverlap { other_end, .. } => format!("move this map to a free guest-physical range, e.g. vaddr=\"{}\" or later", hex(*other_end)),
             GuestRegionOverlapsPdRegion { .. } => "give the guest's region a physical range no protection-domain-only region uses".into(),
             GuestRegionExecutableByPd { .. } => "drop 'x' from this map: code a guest can write must not run in a protection domain".into(),
+            InvalidValue { expected, .. } => format!("write {expected}"),
+            PrefillConflict => "keep one of them".into(),
+            MissingSize => "add size=\"0x1000\" (a multiple of page_size), or prefill_path=/prefill_bootinfo=".into(),
+            SetVarPrefillWithoutPrefill { .. } => "use setvar_size, or give the region a prefill_path".into(),
+            DomainWithoutDomains { .. } => "declare the domain in <domains> with a <domain_schedule>, or drop domain=".into(),
+            DuplicateElement { .. } => "merge them into one".into(),
+            DuplicateValue { .. } => "pick a value not used yet".into(),
+            IoportOverlap { .. } => "give each PD its own ports; a port range can be granted once".into(),
+            IoMapOverlap { .. } => "move this iomap to a free iovaddr range".into(),
+            IoMapLargePage { .. } => "use page_size=\"0x1000\" for regions a device maps".into(),
+            NotBuildable { .. } => "remove it for this target, or run only `paravisor check` on this file".into(),
+        }
+    }
+
+    /// The audit rule this error comes from, if it is one of ours and not Microkit's.
+    pub fn policy(&self) -> Option<Policy> {
+        use ErrorKind::*;
+        match self {
+            InvalidName { attribute, .. }
+                if attribute.starts_with("setvar") || attribute == "symbol" =>
+            {
+                Some(Policy::Identifiers)
+            }
+            InvalidName { .. } => Some(Policy::PlainNames),
+            // Microkit refuses exactly "w"; "", "x" and "wx" it maps.
+            PermsWithoutRead { value } if value != "w" => Some(Policy::ReadableMaps),
+            GuestRegionExecutableByPd { .. } => Some(Policy::GuestCodeNotExecutable),
+            VmPriorityAboveVmm { .. } => Some(Policy::GuestPriorityWithinVmm),
+            _ => None,
         }
     }
 }
@@ -482,20 +613,40 @@ impl Diagnostic {
     }
 }
 
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.span.line == 0 {
-            write!(f, "{}: error: {}", self.file.display(), self.kind)?;
+impl Diagnostic {
+    /// "error", "error[policy plain-names]" or, once demoted, "warning[policy ...]".
+    fn label(&self, warning: bool) -> String {
+        let level = if warning { "warning" } else { "error" };
+        match self.kind.policy() {
+            Some(p) => format!("{level}[policy {p}]"),
+            None => level.to_string(),
+        }
+    }
+
+    /// The same diagnostic worded as a warning (for `check --microkit`).
+    pub fn as_warning(&self) -> String {
+        self.render(true)
+    }
+
+    fn render(&self, warning: bool) -> String {
+        let label = self.label(warning);
+        let head = if self.span.line == 0 {
+            format!("{}: {label}: {}", self.file.display(), self.kind)
         } else {
-            write!(
-                f,
-                "{}:{}: error: {}",
+            format!(
+                "{}:{}: {label}: {}",
                 self.file.display(),
                 self.span,
                 self.kind
-            )?;
-        }
-        write!(f, "\n  hint: {}", self.hint)
+            )
+        };
+        format!("{head}\n  hint: {}", self.hint)
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render(false))
     }
 }
 

@@ -6,6 +6,7 @@
 //! list of [`Diagnostic`]s, each with a position, a typed [`ErrorKind`] and a hint.
 //! Nothing in here panics on any input.
 
+mod buildable;
 mod check;
 pub mod diag;
 pub mod limits;
@@ -17,13 +18,36 @@ mod resolve;
 use std::io::Read;
 use std::path::Path;
 
+pub use buildable::build_refusals;
 pub use check::check;
-pub use diag::{Diagnostic, Diagnostics, ErrorKind, NameKind, NumberError};
+pub use diag::{Diagnostic, Diagnostics, ErrorKind, NameKind, NumberError, Policy};
 pub use model::*;
 pub use resolve::{image_search_dirs, resolve_program_image};
 
+/// How strictly [`load_with`] judges a description.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Microkit's rules and our audit [`Policy`] rules, all errors.
+    #[default]
+    Strict,
+    /// Exactly Microkit's rules; policy findings come back as warnings.
+    Microkit,
+}
+
+/// A description that passed, with the policy findings `Mode::Microkit` demoted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checked {
+    pub system: System,
+    pub warnings: Diagnostics,
+}
+
 /// Reads, parses and checks a system description file.
 pub fn load(path: &Path) -> Result<System, Diagnostics> {
+    load_with(path, Mode::Strict).map(|c| c.system)
+}
+
+/// [`load`] with a choice of [`Mode`].
+pub fn load_with(path: &Path, mode: Mode) -> Result<Checked, Diagnostics> {
     let io_error = |message: String| {
         Diagnostics::from(Diagnostic::new(
             path,
@@ -52,12 +76,17 @@ pub fn load(path: &Path) -> Result<System, Diagnostics> {
             return Err(Diagnostic::new(path, span, ErrorKind::NotUtf8).into());
         }
     };
-    parse_and_check(text, path)
+    parse_and_check_with(text, path, mode)
 }
 
 /// Parses and checks a description held in memory; `file` is used for messages and
 /// for resolving relative program image paths.
 pub fn parse_and_check(text: &str, file: &Path) -> Result<System, Diagnostics> {
+    parse_and_check_with(text, file, Mode::Strict).map(|c| c.system)
+}
+
+/// [`parse_and_check`] with a choice of [`Mode`].
+pub fn parse_and_check_with(text: &str, file: &Path, mode: Mode) -> Result<Checked, Diagnostics> {
     let parse::Parsed {
         system,
         index,
@@ -69,8 +98,15 @@ pub fn parse_and_check(text: &str, file: &Path) -> Result<System, Diagnostics> {
         check::check_with(&system, &index, &mut diags);
     }
     diags.sort();
+    let mut warnings = Diagnostics::default();
+    if mode == Mode::Microkit {
+        let (policy, errors): (Vec<_>, Vec<_>) =
+            diags.into_iter().partition(|d| d.kind.policy().is_some());
+        warnings = Diagnostics(policy);
+        diags = Diagnostics(errors);
+    }
     if diags.is_empty() {
-        Ok(system)
+        Ok(Checked { system, warnings })
     } else {
         Err(diags)
     }

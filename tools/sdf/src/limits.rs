@@ -30,3 +30,6 @@ pub const MAX_VCPUS: usize = 16;
 pub const MAX_VCPU_ID: u64 = MAX_CHILD_ID;
 /// Guest-physical addresses end below 2^48: four levels of nested page tables.
 pub const GPA_END: u64 = 1 << 48;
+/// The longest PD, VM or region name the plain-names policy allows (device-tree
+/// paths get long).
+pub const MAX_NAME_LEN: usize = 128;

@@ -43,6 +43,10 @@ pub struct System {
     /// Top-level PDs; children hang off their parent.
     pub protection_domains: Vec<ProtectionDomain>,
     pub channels: Vec<Channel>,
+    /// `<io_address_space>`: a device's IOMMU view (parsed; `build` refuses it).
+    pub io_address_spaces: Vec<IoAddressSpace>,
+    /// `<domains>`: seL4's domain scheduler (parsed; `build` refuses it).
+    pub domains: Option<Domains>,
 }
 
 impl System {
@@ -103,8 +107,32 @@ pub struct MemoryRegion {
     /// Fixed physical placement (device memory, the guest RAM window); None lets the
     /// builder allocate it.
     pub phys_addr: Option<u64>,
+    /// Initial contents. Without `size=`, a bootinfo region is one page and a file
+    /// region is the file's length rounded up to a page, known only when the file is
+    /// read at build time; `size` then holds one page as a placeholder.
+    pub prefill: Option<Prefill>,
+    /// `size=` was written (false only for prefilled regions).
+    pub size_written: bool,
     pub span: Span,
 }
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Prefill {
+    /// `prefill_path=`: a file found next to the system description or on the search path.
+    Path(PathBuf),
+    /// `prefill_bootinfo=`: one of Microkit's boot-info blobs, e.g. `x86_acpi_rsdp`.
+    BootInfo(String),
+}
+
+/// The `prefill_bootinfo` values Microkit knows.
+pub const BOOTINFO_KINDS: &[&str] = &[
+    "x86_vbe",
+    "x86_mbmmap",
+    "x86_acpi_rsdp",
+    "x86_framebuffer",
+    "x86_tsc_freq",
+    "fdt",
+];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProtectionDomain {
@@ -127,7 +155,112 @@ pub struct ProtectionDomain {
     pub children: Vec<ProtectionDomain>,
     /// The guest this PD is the VMM of (at most one, as in Microkit).
     pub virtual_machine: Option<VirtualMachine>,
+    /// `smc="true"`: ARM SMC forwarding (parsed; `build` refuses it on x86).
+    pub smc: bool,
+    /// `fpu=`, default true. PDs here always get FPU state, so false only saves work.
+    pub fpu: bool,
+    /// `domain=`: the scheduling domain named in `<domains>`.
+    pub domain: Option<String>,
+    /// `setvar_id=` on a child: a parent variable set to `child_id`.
+    pub setvar_id: Option<String>,
+    /// `<ioport>` grants (x86 port I/O).
+    pub ioports: Vec<IoPort>,
+    /// `<cspace>` cap maps; `cspace` is the element's position when one was written.
+    pub cap_maps: Vec<CapMap>,
+    pub cspace: Option<Span>,
     pub span: Span,
+}
+
+/// `<ioport id= addr= size=/>`: ports [addr, addr+size) signalled as id `id`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IoPort {
+    pub id: u8,
+    pub addr: u64,
+    pub size: u64,
+    pub setvar_id: Option<String>,
+    pub setvar_addr: Option<String>,
+    pub span: Span,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum CapKind {
+    Tcb,
+    Sc,
+    VSpace,
+}
+
+/// `<cap_tcb|cap_sc|cap_vspace slot= pd=/>` inside `<cspace>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapMap {
+    pub kind: CapKind,
+    pub slot: u64,
+    pub pd: String,
+    pub span: Span,
+}
+
+/// A PCI bus:device.function, written in hex as Microkit does (`0:4.0`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PciDevice {
+    pub bus: u8,
+    pub device: u8,
+    pub function: u8,
+}
+
+impl fmt::Display for PciDevice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:x}:{:x}.{:x}", self.bus, self.device, self.function)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IoAddressSpace {
+    pub name: String,
+    pub peripheral_id: PciDevice,
+    pub domain_id: u64,
+    pub iomaps: Vec<IoMap>,
+    pub span: Span,
+}
+
+/// `<iomap mr= iovaddr= perms=/>`: perms are r and/or w only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IoMap {
+    pub mr: String,
+    pub iovaddr: u64,
+    pub perms: Perms,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Domains {
+    /// Declaration order; `id` None = Microkit assigns the smallest free one.
+    pub domains: Vec<Domain>,
+    pub schedule: Vec<ScheduleEntry>,
+    pub start_index: Option<u64>,
+    pub index_shift: Option<u64>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Domain {
+    pub name: String,
+    pub id: Option<u64>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScheduleEntry {
+    pub domain: String,
+    /// Non-zero.
+    pub duration: u64,
+    /// `us` or `ticks`.
+    pub unit: DurationUnit,
+    pub span: Span,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum DurationUnit {
+    Us,
+    Ticks,
 }
 
 /// `<virtual_machine>` inside its VMM's `<protection_domain>`. The vCPUs run on the
@@ -161,6 +294,8 @@ pub struct Vcpu {
 pub struct ProgramImage {
     /// As written in system.xml; resolved against the search path by the tools.
     pub path: PathBuf,
+    /// `path_for_symbols=`: an unstripped copy for debuggers; not loaded.
+    pub path_for_symbols: Option<PathBuf>,
     /// Position of the `path` attribute, so "image not found" points at it.
     pub span: Span,
 }
@@ -173,6 +308,10 @@ pub struct Map {
     pub cached: bool,
     /// The PD variable that receives `vaddr`; also the name PD code asks its runtime for.
     pub setvar_vaddr: Option<String>,
+    /// A PD variable set to the region's size.
+    pub setvar_size: Option<String>,
+    /// A PD variable set to the length of the region's prefill file.
+    pub setvar_prefill_size: Option<String>,
     pub span: Span,
 }
 
@@ -184,10 +323,34 @@ pub enum IrqTrigger {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Irq {
+    /// The line for `irq=`; the vector for the x86 IOAPIC and MSI forms (what
+    /// Microkit compares to find an irq claimed twice).
     pub irq: u64,
     pub id: u8,
     pub trigger: IrqTrigger,
+    pub source: IrqSource,
+    /// A PD variable set to `id`.
+    pub setvar_id: Option<String>,
     pub span: Span,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum IrqSource {
+    /// `irq=`: an interrupt line number.
+    Line,
+    /// `pin=` (x86 IOAPIC): `ioapic` defaults to 0, polarity to high.
+    Ioapic {
+        ioapic: u64,
+        pin: u64,
+        polarity_low: bool,
+        vector: u64,
+    },
+    /// `pcidev=` (x86 MSI).
+    Msi {
+        pcidev: PciDevice,
+        handle: u64,
+        vector: u64,
+    },
 }
 
 /// `<setvar symbol= region_paddr=/>`: a PD variable set to a region's physical address.
@@ -212,5 +375,7 @@ pub struct ChannelEnd {
     pub pp: bool,
     /// This end may notify the other end.
     pub notify: bool,
+    /// A variable of this end's PD set to `id`.
+    pub setvar_id: Option<String>,
     pub span: Span,
 }

@@ -5,8 +5,10 @@
 
 use crate::diag::NumberError;
 
-/// Plain decimal digits only.
+/// Plain decimal digits only (Microkit reads these with `str::parse`, which also
+/// takes one leading `+`).
 pub fn parse_decimal(s: &str) -> Result<u64, NumberError> {
+    let s = s.strip_prefix('+').unwrap_or(s);
     if s.is_empty() {
         return Err(NumberError::Empty);
     }
@@ -19,20 +21,17 @@ pub fn parse_decimal(s: &str) -> Result<u64, NumberError> {
     accumulate(s.bytes(), 10)
 }
 
-/// Decimal or `0x` hex, with `_` allowed between digits.
+/// Microkit's `sdf_parse_number`: every `_` is dropped first (so `_1` and `0x_10`
+/// are numbers), then an optional `0x` selects hex, then one optional `+`. `0X` is
+/// accepted too, as before.
 pub fn parse_quantity(s: &str) -> Result<u64, NumberError> {
-    let (digits, radix) = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+    let kept: String = s.chars().filter(|&c| c != '_').collect();
+    let (digits, radix) = match kept.strip_prefix("0x").or_else(|| kept.strip_prefix("0X")) {
         Some(rest) => (rest, 16),
-        None => (s, 10),
+        None => (kept.as_str(), 10),
     };
-    if digits.starts_with('_') {
-        return Err(NumberError::InvalidDigit);
-    }
-    let mut digits = digits.bytes().filter(|&b| b != b'_').peekable();
-    if digits.peek().is_none() {
-        return Err(NumberError::Empty);
-    }
-    accumulate(digits, radix)
+    let digits = digits.strip_prefix('+').unwrap_or(digits);
+    accumulate(digits.bytes(), radix)
 }
 
 fn accumulate(digits: impl Iterator<Item = u8>, radix: u32) -> Result<u64, NumberError> {
@@ -75,7 +74,9 @@ mod tests {
         assert_eq!(parse_decimal(""), Err(NumberError::Empty));
         assert_eq!(parse_decimal("0x10"), Err(NumberError::HexNotAllowed));
         assert_eq!(parse_decimal("1_0"), Err(NumberError::SeparatorNotAllowed));
-        assert_eq!(parse_decimal("+1"), Err(NumberError::InvalidDigit));
+        assert_eq!(parse_decimal("+1"), Ok(1));
+        assert_eq!(parse_decimal("+"), Err(NumberError::Empty));
+        assert_eq!(parse_decimal("++1"), Err(NumberError::InvalidDigit));
         assert_eq!(parse_decimal("-1"), Err(NumberError::InvalidDigit));
         assert_eq!(parse_decimal(" 1"), Err(NumberError::InvalidDigit));
         assert_eq!(parse_decimal("1a"), Err(NumberError::InvalidDigit));
@@ -95,9 +96,12 @@ mod tests {
             Err(NumberError::TooLarge)
         );
         assert_eq!(parse_quantity("0x"), Err(NumberError::Empty));
-        assert_eq!(parse_quantity("0x_"), Err(NumberError::InvalidDigit));
-        assert_eq!(parse_quantity("_1"), Err(NumberError::InvalidDigit));
-        assert_eq!(parse_quantity("___"), Err(NumberError::InvalidDigit));
+        assert_eq!(parse_quantity("0x_"), Err(NumberError::Empty));
+        assert_eq!(parse_quantity("_1"), Ok(1));
+        assert_eq!(parse_quantity("0x_10_"), Ok(16));
+        assert_eq!(parse_quantity("+0x10"), Err(NumberError::InvalidDigit));
+        assert_eq!(parse_quantity("0x+10"), Ok(16));
+        assert_eq!(parse_quantity("___"), Err(NumberError::Empty));
         assert_eq!(parse_quantity(""), Err(NumberError::Empty));
         assert_eq!(parse_quantity("0xg"), Err(NumberError::InvalidDigit));
         assert_eq!(parse_quantity("12k"), Err(NumberError::InvalidDigit));

@@ -17,6 +17,8 @@ use crate::limits::*;
 use crate::model::*;
 use crate::num::{parse_decimal, parse_quantity};
 
+pub(crate) mod extra;
+
 /// Positions that the model does not keep, for `check`'s messages.
 #[derive(Debug, Default)]
 pub(crate) struct SpanIndex {
@@ -74,10 +76,10 @@ fn to_u32(v: usize) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
 
-/// The attributes each element accepts; `<system>` accepts any.
+/// The attributes each element accepts (Microkit's names); `<system>` accepts any.
 pub(crate) fn allowed_attributes(element: &str) -> &'static [&'static str] {
     match element {
-        "memory_region" => &["name", "size", "page_size", "phys_addr"],
+        "memory_region" => MR_ATTRS,
         "protection_domain" => &[
             "name",
             "priority",
@@ -85,20 +87,63 @@ pub(crate) fn allowed_attributes(element: &str) -> &'static [&'static str] {
             "period",
             "passive",
             "stack_size",
+            "smc",
             "cpu",
+            "domain",
+            "fpu",
             "id (child PDs only)",
+            "setvar_id (child PDs only)",
         ],
-        "program_image" => &["path"],
-        "map" => &["mr", "vaddr", "perms", "cached", "setvar_vaddr"],
-        "irq" => &["irq", "id", "trigger"],
+        "program_image" => &["path", "path_for_symbols"],
+        "map" => PD_MAP_ATTRS,
+        "irq" => &[
+            "irq",
+            "id",
+            "setvar_id",
+            "trigger",
+            "ioapic",
+            "pin",
+            "polarity",
+            "vector",
+            "pcidev",
+            "handle",
+        ],
         "setvar" => &["symbol", "region_paddr"],
         "channel" => &[],
-        "end" => &["pd", "id", "pp", "notify"],
+        "end" => END_ATTRS,
         "virtual_machine" => VM_ATTRS,
         "vcpu" => VCPU_ATTRS,
+        "ioport" => extra::IOPORT_ATTRS,
+        "cap_tcb" | "cap_sc" | "cap_vspace" => &["slot", "pd"],
+        "io_address_space" => extra::IO_SPACE_ATTRS,
+        "iomap" => extra::IOMAP_ATTRS,
+        "domain" => &["name", "id"],
+        "domain_schedule" => &["index_shift", "start_index"],
+        "schedule_entry" => &["domain", "duration"],
         _ => &[],
     }
 }
+
+const MR_ATTRS: &[&str] = &[
+    "name",
+    "size",
+    "page_size",
+    "phys_addr",
+    "prefill_path",
+    "prefill_bootinfo",
+];
+const PD_MAP_ATTRS: &[&str] = &[
+    "mr",
+    "vaddr",
+    "perms",
+    "cached",
+    "setvar_vaddr",
+    "setvar_size",
+    "setvar_prefill_size",
+];
+/// setvar_vaddr stays parseable on a guest map so `check` can say why it is wrong.
+const VM_MAP_ATTRS: &[&str] = &["mr", "vaddr", "perms", "cached", "setvar_vaddr"];
+const END_ATTRS: &[&str] = &["pd", "id", "pp", "notify", "setvar_id"];
 
 /// As Microkit's (its ARM form: x86 Microkit shares the VMM's scheduling parameters;
 /// here the guest may be given less than its VMM).
@@ -117,6 +162,18 @@ const KNOWN_ELEMENTS: &[&str] = &[
     "setvar",
     "channel",
     "end",
+    "ioport",
+    "cspace",
+    "cap_tcb",
+    "cap_sc",
+    "cap_vspace",
+    "io_address_space",
+    "iomap",
+    "domains",
+    "domain",
+    "domain_schedule",
+    "schedule_entry",
+    "schedule_end_marker",
 ];
 
 pub(crate) struct Parsed {
@@ -144,6 +201,8 @@ pub(crate) fn parse(text: &str, file: &Path) -> Parsed {
         memory_regions: Vec::new(),
         protection_domains: Vec::new(),
         channels: Vec::new(),
+        io_address_spaces: Vec::new(),
+        domains: None,
     };
     // DTDs stay off (the default): no entity expansion games.
     let document_ok = match roxmltree::Document::parse(text) {
@@ -370,6 +429,24 @@ impl<'t> Parser<'t> {
         }
     }
 
+    /// A Microkit number (decimal or hex, `_` anywhere) bounded by `max`.
+    fn bounded(
+        &mut self,
+        at: &mut Attrs,
+        name: &'static str,
+        max: u64,
+        default: Option<u64>,
+    ) -> Option<u64> {
+        match self.optional(at, name) {
+            Some(v) => self.number(at, name, v, parse_quantity, max),
+            None if default.is_some() => default,
+            None => {
+                self.required(at, name);
+                None
+            }
+        }
+    }
+
     fn quantity(
         &mut self,
         at: &mut Attrs,
@@ -435,6 +512,24 @@ impl<'t> Parser<'t> {
                         system.channels.push(ch);
                     }
                 }
+                "io_address_space" => {
+                    if let Some(space) = self.io_address_space(child) {
+                        system.io_address_spaces.push(space);
+                    }
+                }
+                "domains" => {
+                    let span = self.node_span(child);
+                    match &system.domains {
+                        Some(first) => {
+                            let kind = ErrorKind::DuplicateElement {
+                                element: "domains".into(),
+                                first: first.span,
+                            };
+                            self.error(span, kind);
+                        }
+                        None => system.domains = self.domains(child),
+                    }
+                }
                 _ => self.unexpected_element(child, root),
             }
         }
@@ -442,10 +537,46 @@ impl<'t> Parser<'t> {
     }
 
     fn memory_region(&mut self, node: Node) -> Option<MemoryRegion> {
-        let mut at = self.attrs(node, &["name", "size", "page_size", "phys_addr"]);
+        let mut at = self.attrs(node, MR_ATTRS);
         let name = self.required(&mut at, "name");
-        let size = self.quantity(&mut at, "size", None);
         let page_size = self.quantity(&mut at, "page_size", Some(DEFAULT_PAGE_SIZE));
+        let prefill_path = self.optional(&at, "prefill_path");
+        let prefill_bootinfo = self.optional(&at, "prefill_bootinfo");
+        let prefill = match (prefill_path, prefill_bootinfo) {
+            (Some(_), Some(_)) => {
+                at.ok = false;
+                let span = self.attr_span(&at, "prefill_bootinfo");
+                self.error(span, ErrorKind::PrefillConflict);
+                None
+            }
+            (Some(path), None) => Some(Prefill::Path(PathBuf::from(path))),
+            (None, Some(kind)) if BOOTINFO_KINDS.contains(&kind) => {
+                Some(Prefill::BootInfo(kind.into()))
+            }
+            (None, Some(kind)) => {
+                at.ok = false;
+                let span = self.attr_span(&at, "prefill_bootinfo");
+                let kind = ErrorKind::InvalidValue {
+                    attribute: "prefill_bootinfo".into(),
+                    value: kind.into(),
+                    expected: format!("one of {}", BOOTINFO_KINDS.join(", ")),
+                };
+                self.error(span, kind);
+                None
+            }
+            (None, None) => None,
+        };
+        let size_written = self.optional(&at, "size").is_some();
+        let size = if size_written {
+            self.quantity(&mut at, "size", None)
+        } else if prefill_path.is_some() || prefill_bootinfo.is_some() {
+            // Bootinfo regions are one page; a file's length is known at build time.
+            page_size
+        } else {
+            at.ok = false;
+            self.error(at.span, ErrorKind::MissingSize);
+            None
+        };
         let phys_addr = match self.optional(&at, "phys_addr") {
             Some(v) => self
                 .number(&mut at, "phys_addr", v, parse_quantity, u64::MAX)
@@ -460,6 +591,8 @@ impl<'t> Parser<'t> {
                     size,
                     page_size,
                     phys_addr,
+                    prefill,
+                    size_written,
                     span: at.span,
                 })
             }
@@ -485,47 +618,58 @@ impl<'t> Parser<'t> {
     }
 
     fn protection_domain(&mut self, node: Node, is_child: bool) -> Option<ProtectionDomain> {
-        let allowed: &[&'static str] = if is_child {
-            &[
-                "name",
-                "priority",
-                "budget",
-                "period",
-                "passive",
-                "stack_size",
-                "cpu",
-                "id",
-            ]
-        } else {
-            &[
-                "name",
-                "priority",
-                "budget",
-                "period",
-                "passive",
-                "stack_size",
-                "cpu",
-            ]
-        };
-        let mut at = self.attrs(node, allowed);
+        const TOP: &[&str] = &[
+            "name",
+            "priority",
+            "budget",
+            "period",
+            "passive",
+            "stack_size",
+            "smc",
+            "cpu",
+            "domain",
+            "fpu",
+        ];
+        const CHILD: &[&str] = &[
+            "name",
+            "priority",
+            "budget",
+            "period",
+            "passive",
+            "stack_size",
+            "smc",
+            "cpu",
+            "domain",
+            "fpu",
+            "id",
+            "setvar_id",
+        ];
+        let mut at = self.attrs(node, if is_child { CHILD } else { TOP });
         let name = self.required(&mut at, "name");
-        let priority = self.decimal(&mut at, "priority", MAX_PRIORITY, Some(0));
+        let priority = self.bounded(&mut at, "priority", MAX_PRIORITY, Some(0));
         let budget = self.quantity(&mut at, "budget", Some(DEFAULT_BUDGET));
         let period = self.quantity(&mut at, "period", Some(budget.unwrap_or(DEFAULT_BUDGET)));
         let passive = self.boolean(&mut at, "passive", false);
+        let smc = self.boolean(&mut at, "smc", false);
+        let fpu = self.boolean(&mut at, "fpu", true);
+        let domain = self.optional(&at, "domain").map(String::from);
         let stack_size = self.quantity(&mut at, "stack_size", Some(DEFAULT_STACK_SIZE));
-        let cpu = self.decimal(&mut at, "cpu", MAX_CPU, Some(0));
+        let cpu = self.bounded(&mut at, "cpu", MAX_CPU, Some(0));
         let child_id = if is_child {
-            self.decimal(&mut at, "id", MAX_CHILD_ID, None).map(Some)
+            self.bounded(&mut at, "id", MAX_CHILD_ID, None).map(Some)
         } else {
             Some(None)
         };
+        let setvar_id = self.optional(&at, "setvar_id").map(String::from);
 
         let mut program_image: Option<ProgramImage> = None;
         let mut image_element: Option<Span> = None;
         let mut maps = Vec::new();
         let mut irqs = Vec::new();
         let mut setvars = Vec::new();
+        let mut ioports = Vec::new();
+        let mut cap_maps = Vec::new();
+        let mut cspace: Option<Span> = None;
         let mut children = Vec::new();
         let mut virtual_machine: Option<VirtualMachine> = None;
         let mut vm_element: Option<Span> = None;
@@ -544,8 +688,26 @@ impl<'t> Parser<'t> {
                         program_image.is_some()
                     }
                 }
-                "map" => self.map(child).map(|m| maps.push(m)).is_some(),
+                "map" => self
+                    .map(child, PD_MAP_ATTRS)
+                    .map(|m| maps.push(m))
+                    .is_some(),
                 "irq" => self.irq(child).map(|i| irqs.push(i)).is_some(),
+                "ioport" => self.ioport(child).map(|i| ioports.push(i)).is_some(),
+                "cspace" => {
+                    let span = self.node_span(child);
+                    if let Some(first) = cspace {
+                        let kind = ErrorKind::DuplicateElement {
+                            element: "cspace".into(),
+                            first,
+                        };
+                        self.error(span, kind);
+                        false
+                    } else {
+                        cspace = Some(span);
+                        self.cspace(child, &mut cap_maps)
+                    }
+                }
                 "setvar" => self.setvar(child).map(|s| setvars.push(s)).is_some(),
                 "protection_domain" => match self.protection_domain(child, true) {
                     Some(pd) => {
@@ -610,6 +772,13 @@ impl<'t> Parser<'t> {
                 passive,
                 stack_size,
                 cpu: narrow(cpu),
+                smc,
+                fpu,
+                domain,
+                setvar_id,
+                ioports,
+                cap_maps,
+                cspace,
                 program_image,
                 maps,
                 irqs,
@@ -629,7 +798,7 @@ impl<'t> Parser<'t> {
     fn virtual_machine(&mut self, node: Node) -> Option<VirtualMachine> {
         let mut at = self.attrs(node, VM_ATTRS);
         let name = self.required(&mut at, "name");
-        let priority = self.decimal(&mut at, "priority", MAX_PRIORITY, Some(0));
+        let priority = self.bounded(&mut at, "priority", MAX_PRIORITY, Some(0));
         let budget = self.quantity(&mut at, "budget", Some(DEFAULT_BUDGET));
         let period = self.quantity(&mut at, "period", Some(budget.unwrap_or(DEFAULT_BUDGET)));
         let mut vcpus = Vec::new();
@@ -638,7 +807,10 @@ impl<'t> Parser<'t> {
         for child in self.elements(node) {
             ok &= match Self::name_of(child).as_str() {
                 "vcpu" => self.vcpu(child).map(|v| vcpus.push(v)).is_some(),
-                "map" => self.map(child).map(|m| maps.push(m)).is_some(),
+                "map" => self
+                    .map(child, VM_MAP_ATTRS)
+                    .map(|m| maps.push(m))
+                    .is_some(),
                 _ => {
                     self.unexpected_element(child, node);
                     false
@@ -666,7 +838,7 @@ impl<'t> Parser<'t> {
         let id = self.decimal(&mut at, "id", MAX_VCPU_ID, None);
         let cpu = match self.optional(&at, "cpu") {
             Some(v) => self
-                .number(&mut at, "cpu", v, parse_decimal, MAX_CPU)
+                .number(&mut at, "cpu", v, parse_quantity, MAX_CPU)
                 .map(|c| Some(narrow(c))),
             None => Some(None),
         };
@@ -684,21 +856,23 @@ impl<'t> Parser<'t> {
     }
 
     fn program_image(&mut self, node: Node) -> Option<ProgramImage> {
-        let mut at = self.attrs(node, &["path"]);
+        let mut at = self.attrs(node, &["path", "path_for_symbols"]);
         let path = self.required(&mut at, "path");
+        let path_for_symbols = self.optional(&at, "path_for_symbols").map(PathBuf::from);
         let leaf = self.no_children(node);
         let span = self.attr_span(&at, "path");
         match path {
             Some(path) if at.ok && leaf => Some(ProgramImage {
                 path: PathBuf::from(path),
+                path_for_symbols,
                 span,
             }),
             _ => None,
         }
     }
 
-    fn map(&mut self, node: Node) -> Option<Map> {
-        let mut at = self.attrs(node, &["mr", "vaddr", "perms", "cached", "setvar_vaddr"]);
+    fn map(&mut self, node: Node, allowed: &[&'static str]) -> Option<Map> {
+        let mut at = self.attrs(node, allowed);
         let mr = self.required(&mut at, "mr");
         let vaddr = self.quantity(&mut at, "vaddr", None);
         let perms = match self.optional(&at, "perms") {
@@ -730,6 +904,8 @@ impl<'t> Parser<'t> {
         };
         let cached = self.boolean(&mut at, "cached", true);
         let setvar_vaddr = self.optional(&at, "setvar_vaddr").map(String::from);
+        let setvar_size = self.optional(&at, "setvar_size").map(String::from);
+        let setvar_prefill_size = self.optional(&at, "setvar_prefill_size").map(String::from);
         let leaf = self.no_children(node);
         match (mr, vaddr, perms) {
             (Some(mr), Some(vaddr), Some(perms)) if at.ok && leaf => Some(Map {
@@ -738,37 +914,8 @@ impl<'t> Parser<'t> {
                 perms,
                 cached,
                 setvar_vaddr,
-                span: at.span,
-            }),
-            _ => None,
-        }
-    }
-
-    fn irq(&mut self, node: Node) -> Option<Irq> {
-        let mut at = self.attrs(node, &["irq", "id", "trigger"]);
-        let irq = self.decimal(&mut at, "irq", u64::MAX, None);
-        let id = self.decimal(&mut at, "id", MAX_CHANNEL_ID, None);
-        let trigger = match self.optional(&at, "trigger") {
-            None | Some("level") => Some(IrqTrigger::Level),
-            Some("edge") => Some(IrqTrigger::Edge),
-            Some(other) => {
-                at.ok = false;
-                let span = self.attr_span(&at, "trigger");
-                self.error(
-                    span,
-                    ErrorKind::InvalidTrigger {
-                        value: other.into(),
-                    },
-                );
-                None
-            }
-        };
-        let leaf = self.no_children(node);
-        match (irq, id, trigger) {
-            (Some(irq), Some(id), Some(trigger)) if at.ok && leaf => Some(Irq {
-                irq,
-                id: narrow(id),
-                trigger,
+                setvar_size,
+                setvar_prefill_size,
                 span: at.span,
             }),
             _ => None,
@@ -824,11 +971,12 @@ impl<'t> Parser<'t> {
     }
 
     fn end(&mut self, node: Node) -> Option<ChannelEnd> {
-        let mut at = self.attrs(node, &["pd", "id", "pp", "notify"]);
+        let mut at = self.attrs(node, END_ATTRS);
         let pd = self.required(&mut at, "pd");
         let id = self.decimal(&mut at, "id", MAX_CHANNEL_ID, None);
         let pp = self.boolean(&mut at, "pp", false);
         let notify = self.boolean(&mut at, "notify", true);
+        let setvar_id = self.optional(&at, "setvar_id").map(String::from);
         let leaf = self.no_children(node);
         match (pd, id) {
             (Some(pd), Some(id)) if at.ok && leaf => Some(ChannelEnd {
@@ -836,6 +984,7 @@ impl<'t> Parser<'t> {
                 id: narrow(id),
                 pp,
                 notify,
+                setvar_id,
                 span: at.span,
             }),
             _ => None,

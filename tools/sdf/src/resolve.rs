@@ -54,6 +54,8 @@ mod tests {
             memory_regions: vec![],
             protection_domains: vec![],
             channels: vec![],
+            io_address_spaces: vec![],
+            domains: None,
         };
         assert_eq!(
             image_search_dirs(&sys, &[PathBuf::from("out")]),

@@ -6,7 +6,10 @@
 
 use std::path::Path;
 
-use sdf::{parse_and_check, Diagnostic, ErrorKind, NameKind, NumberError, Span};
+use sdf::{
+    parse_and_check, parse_and_check_with, Diagnostic, ErrorKind, Mode, NameKind, NumberError,
+    Policy, Span,
+};
 
 struct Case {
     fixture: &'static str,
@@ -219,6 +222,56 @@ fn table() -> Vec<Case> {
          "virtual machine 'guest' maps 'ram', whose physical range overlaps 'keys', a region only protection domains map"),
     case("vm_too_many_vcpus", 21, 5, ErrorKind::TooManyVcpus { vm: s("guest"), count: 17 },
          "virtual machine 'guest' has 17 vCPUs, the maximum is 16"),
+    case("policy_perms_execute_only", 3, 81, ErrorKind::PermsWithoutRead { value: s("x") },
+         "perms=\"x\" lacks 'r'; mappings must be readable"),
+    case("ioport_overlap", 5, 16, ErrorKind::IoportOverlap { pd: s("b"), other_pd: s("a"), first: at(3, 16) },
+         "I/O ports of 'b' overlap those granted to 'a' (at 3:16)"),
+    case("ioport_duplicate_id", 4, 9, ErrorKind::DuplicateValue { element: s("ioport"), attribute: s("id"), value: s("0"), first: at(3, 9) },
+         "id=\"0\" on <ioport> is already used (first at 3:9)"),
+    case("ioport_zero_size", 3, 29, ErrorKind::OutOfRange { attribute: s("size"), value: 0, min: 1, max: u64::MAX },
+         "size=0 is out of range 1..=18446744073709551615"),
+    case("domain_without_domains", 2, 29, ErrorKind::DomainWithoutDomains { domain: s("d1") },
+         "domain=\"d1\" but the system declares no <domains>"),
+    case("domain_missing_on_pd", 3, 1, ErrorKind::MissingAttribute { attribute: s("domain"), element: s("protection_domain") },
+         "<protection_domain> is missing the required attribute 'domain'"),
+    case("domain_bad_duration", 2, 74, ErrorKind::InvalidValue { attribute: s("duration"), value: s("10 minutes"), expected: s("a non-zero number and a unit, e.g. \"1000 us\" or \"5 ticks\"") },
+         "duration=\"10 minutes\" is not a non-zero number and a unit, e.g. \"1000 us\" or \"5 ticks\""),
+    case("domain_unknown_in_schedule", 2, 62, ErrorKind::UnknownName { kind: NameKind::Domain, name: s("d2") },
+         "no domain named 'd2'"),
+    case("prefill_conflict", 2, 46, ErrorKind::PrefillConflict,
+         "prefill_path and prefill_bootinfo cannot both be given"),
+    case("prefill_bootinfo_unknown", 2, 25, ErrorKind::InvalidValue { attribute: s("prefill_bootinfo"), value: s("x86_smbios"), expected: s("one of x86_vbe, x86_mbmmap, x86_acpi_rsdp, x86_framebuffer, x86_tsc_freq, fdt") },
+         "prefill_bootinfo=\"x86_smbios\" is not one of x86_vbe, x86_mbmmap, x86_acpi_rsdp, x86_framebuffer, x86_tsc_freq, fdt"),
+    case("region_without_size", 2, 1, ErrorKind::MissingSize,
+         "memory region has no size and is not prefilled"),
+    case("setvar_prefill_size_without_prefill", 3, 81, ErrorKind::SetVarPrefillWithoutPrefill { mr: s("m") },
+         "setvar_prefill_size on a map of 'm', which has no prefill_path"),
+    case("setvar_size_clashes_with_setvar_vaddr", 3, 98, ErrorKind::DuplicateSetVar { pd: s("a"), symbol: s("v"), first: at(3, 81) },
+         "symbol 'v' is set twice in protection domain 'a' (first at 3:81)"),
+    case("cap_slot_0", 3, 18, ErrorKind::OutOfRange { attribute: s("slot"), value: 0, min: 1, max: 127 },
+         "slot=0 is out of range 1..=127"),
+    case("cap_slot_twice", 3, 43, ErrorKind::DuplicateValue { element: s("cap_sc"), attribute: s("slot"), value: s("1"), first: at(3, 18) },
+         "slot=\"1\" on <cap_sc> is already used (first at 3:18)"),
+    case("cap_unknown_pd", 3, 27, ErrorKind::UnknownName { kind: NameKind::ProtectionDomain, name: s("b") },
+         "no protection domain named 'b'"),
+    case("duplicate_cspace", 3, 10, ErrorKind::DuplicateElement { element: s("cspace"), first: at(3, 1) },
+         "a second <cspace> (first at 3:1)"),
+    case("irq_vector_108", 3, 21, ErrorKind::OutOfRange { attribute: s("vector"), value: 108, min: 0, max: 107 },
+         "vector=108 is out of range 0..=107"),
+    case("irq_pcidev_invalid", 3, 13, ErrorKind::InvalidValue { attribute: s("pcidev"), value: s("0:20.0"), expected: s("a PCI address bus:device.function in hex, e.g. 0:1f.3") },
+         "pcidev=\"0:20.0\" is not a PCI address bus:device.function in hex, e.g. 0:1f.3"),
+    case("irq_polarity_invalid", 3, 32, ErrorKind::InvalidValue { attribute: s("polarity"), value: s("rising"), expected: s("one of low, high") },
+         "polarity=\"rising\" is not one of low, high"),
+    case("irq_ioapic_with_msi_attribute", 3, 32, ErrorKind::UnknownAttribute { attribute: s("handle"), element: s("irq") },
+         "unknown attribute 'handle' on <irq>"),
+    case("iomap_overlap_same_device", 6, 1, ErrorKind::IoMapOverlap { space: s("dev"), mr: s("n"), other: s("m"), first: at(5, 1) },
+         "in io address space 'dev', iomap of 'n' overlaps iomap of 'm' (at 5:1)"),
+    case("io_space_duplicate_device", 4, 29, ErrorKind::DuplicateValue { element: s("io_address_space"), attribute: s("peripheral_id"), value: s("0:4.0"), first: at(3, 29) },
+         "peripheral_id=\"0:4.0\" on <io_address_space> is already used (first at 3:29)"),
+    case("iomap_perms_execute", 3, 93, ErrorKind::InvalidValue { attribute: s("perms"), value: s("rx"), expected: s("\"r\", \"w\" or \"rw\" (a device cannot execute)") },
+         "perms=\"rx\" is not \"r\", \"w\" or \"rw\" (a device cannot execute)"),
+    case("iomap_large_page", 3, 72, ErrorKind::IoMapLargePage { mr: s("m") },
+         "iomap of 'm', a region with large pages; the IOMMU maps 4 KiB pages only"),
     case("zero_size", 2, 25, ErrorKind::ZeroSize,
          "memory region size is 0"),
     ]
@@ -248,8 +301,12 @@ fn every_fixture_yields_exactly_its_error() {
             ));
             continue;
         };
+        let label = match c.kind.policy() {
+            Some(p) => format!("error[policy {p}]"),
+            None => "error".to_string(),
+        };
         let want_head = format!(
-            "tests/sdf/{}.xml:{}:{}: error: {}",
+            "tests/sdf/{}.xml:{}:{}: {label}: {}",
             c.fixture, c.line, c.col, c.message
         );
         let text = d.to_string();
@@ -265,6 +322,47 @@ fn every_fixture_yields_exactly_its_error() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `--microkit` turns exactly the policy errors into warnings: a fixture whose one
+/// error is a policy finding passes with that one warning, every other still fails
+/// with the same error.
+#[test]
+fn microkit_mode_demotes_exactly_the_policy_errors() {
+    let mut policies = Vec::new();
+    for c in table() {
+        let path = Path::new("tests/sdf").join(format!("{}.xml", c.fixture));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let result = parse_and_check_with(&text, &path, Mode::Microkit);
+        match (c.kind.policy(), result) {
+            (Some(p), Ok(checked)) => {
+                let [w] = checked.warnings.0.as_slice() else {
+                    panic!("{}: want one warning, got {}", c.fixture, checked.warnings);
+                };
+                assert_eq!(w.kind, c.kind, "{}", c.fixture);
+                assert!(
+                    w.as_warning().contains(&format!("warning[policy {p}]")),
+                    "{}",
+                    c.fixture
+                );
+                policies.push(p);
+            }
+            (None, Err(errors)) => {
+                assert_eq!(errors.len(), 1, "{}: {errors}", c.fixture);
+                assert_eq!(errors.0[0].kind, c.kind, "{}", c.fixture);
+            }
+            (p, r) => panic!("{}: policy {p:?} but {r:?}", c.fixture),
+        }
+    }
+    for p in [
+        Policy::PlainNames,
+        Policy::Identifiers,
+        Policy::ReadableMaps,
+        Policy::GuestCodeNotExecutable,
+        Policy::GuestPriorityWithinVmm,
+    ] {
+        assert!(policies.contains(&p), "no fixture for policy {p}");
+    }
 }
 
 #[test]
