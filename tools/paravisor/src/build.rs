@@ -58,6 +58,8 @@ pub fn build_loaded(
     search: &[PathBuf],
     data: &[region_data::RegionData],
 ) -> Result<Vec<u8>, Failure> {
+    // Valid Microkit that this target cannot build (ioports, IOMMU, domains, ...).
+    sdf::build_refusals(system)?;
     let images = image::locate_all(system, search)?;
     let programs = images
         .iter()

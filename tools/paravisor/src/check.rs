@@ -9,10 +9,22 @@ use crate::failure::{output_error, Failure};
 pub struct Args {
     /// The system description (system.xml).
     pub system: PathBuf,
+    /// Accept exactly what Microkit's tool accepts: our audit policy findings
+    /// (names, identifiers, readable maps, guest memory) become warnings.
+    #[arg(long)]
+    pub microkit: bool,
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    let system = sdf::load(&args.system)?;
+    let mode = if args.microkit {
+        sdf::Mode::Microkit
+    } else {
+        sdf::Mode::Strict
+    };
+    let sdf::Checked { system, warnings } = sdf::load_with(&args.system, mode)?;
+    for w in &warnings {
+        eprintln!("{}", w.as_warning());
+    }
     let mut out = std::io::stdout().lock();
     writeln!(
         out,

@@ -436,3 +436,70 @@ fn graph_prints_dot_or_writes_it_atomically() {
     no_panic_trace(&out);
     assert!(!dir.path().join("bad.dot").exists());
 }
+
+/// Our audit policy is an error by default and a warning under `--microkit`, which
+/// accepts exactly what Microkit's tool accepts.
+#[test]
+fn check_microkit_demotes_policy_errors_to_warnings() {
+    let dir = project();
+    let named = SYSTEM
+        .replace(r#"name="client""#, r#"name="my client""#)
+        .replace(r#"pd="client""#, r#"pd="my client""#);
+    std::fs::write(dir.path().join("system.xml"), named).unwrap();
+    let strict = paravisor(&["check", "system.xml"], dir.path());
+    assert_eq!(strict.status.code(), Some(1));
+    let err = text(&strict.stderr);
+    assert!(
+        err.starts_with(
+            "system.xml:4:24: error[policy plain-names]: name=\"my client\" is not a valid name"
+        ),
+        "{err}"
+    );
+    let microkit = paravisor(&["check", "--microkit", "system.xml"], dir.path());
+    assert_eq!(
+        microkit.status.code(),
+        Some(0),
+        "{}",
+        text(&microkit.stderr)
+    );
+    assert!(text(&microkit.stderr).starts_with(
+        "system.xml:4:24: warning[policy plain-names]: name=\"my client\" is not a valid name"
+    ));
+    assert!(text(&microkit.stdout).starts_with("ok: 3 protection domains"));
+}
+
+/// Valid Microkit that this target cannot build passes check and is refused by build,
+/// positioned and with the reason.
+#[test]
+fn build_refuses_what_check_accepts_but_x86_cannot_build() {
+    let dir = project();
+    let ports = SYSTEM.replace(
+        r#"<irq irq="33" id="5" trigger="edge" />"#,
+        r#"<irq irq="33" id="5" trigger="edge" /><ioport id="0" addr="0x3f8" size="8" />"#,
+    );
+    std::fs::write(dir.path().join("system.xml"), ports).unwrap();
+    let check = paravisor(&["check", "system.xml"], dir.path());
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check.stderr));
+    std::fs::write(dir.path().join("kernel.elf"), b"not used").unwrap();
+    let build = paravisor(
+        &[
+            "build",
+            "system.xml",
+            "--kernel",
+            "kernel.elf",
+            "-o",
+            "out.img",
+        ],
+        dir.path(),
+    );
+    assert_eq!(build.status.code(), Some(1));
+    no_panic_trace(&build);
+    let err = text(&build.stderr);
+    assert!(
+        err.starts_with(
+            "system.xml:12:47: error: <ioport> cannot be built here: the kernel grants no I/O port capabilities"
+        ),
+        "{err}"
+    );
+    assert!(!dir.path().join("out.img").exists());
+}
