@@ -93,6 +93,8 @@ pub enum HostCall {
 pub enum HostReply {
     /// The Hyper-V hypercall result value (status and reps completed).
     Hypercall { result: u64 },
+    /// The host acknowledged (or, for `Terminate`, did not return).
+    Done,
 }
 
 /// Why a platform operation failed.

@@ -1,0 +1,6 @@
+//! Rule tests. Each names the rule it guards; breaking that rule in `rmp`,
+//! `ghcb_msr`, `psc`, `vmsa` or `backend` makes the test fail.
+
+mod flows;
+mod parsers;
+mod rmp_rules;

@@ -1,0 +1,392 @@
+//! The paravisor's flows on the model machine, honest and lying hosts.
+
+use isolation::{
+    Gpa, GpaClass, GuestAccess, HostCall, HostReply, Isolation, IsolationError, MsrAccess,
+    PageRange, Partition, PartitionKind, RamRange, VcpuExit, VpIndex,
+};
+
+use crate::backend::{exit, SnpBackend};
+use crate::model::{GuestExit, Lies, SnpModel};
+use crate::rmp::{npf, AccessKind, Fault};
+use crate::vmsa::Vmsa;
+
+const PAGES: usize = 64;
+const VTOM_BIT: u8 = 36;
+const B: u64 = 1 << VTOM_BIT;
+static RAM: [RamRange; 1] = [RamRange {
+    start: 0,
+    end: PAGES as u64 * 4096,
+}];
+const GHCB_GFN: u64 = 63;
+const VMSA_GFN: u64 = 1;
+/// Confidential VMBus ring pages: private for the whole test.
+const RING: core::ops::Range<u64> = 10..14;
+/// Pages shared with the host for hypercall buffers.
+const SHARED: core::ops::Range<u64> = 20..22;
+
+type Model = SnpModel<PAGES>;
+
+fn partition() -> Partition<'static> {
+    Partition::new(PartitionKind::Snp { vtom_bit: VTOM_BIT }, &RAM).unwrap()
+}
+
+fn model(lies: Lies) -> Model {
+    let mut m = Model::new(VTOM_BIT);
+    // The launch left the GHCB page hypervisor-owned (shared).
+    m.rmpupdate(GHCB_GFN << 12, false);
+    m.lies = lies;
+    m
+}
+
+fn backend(lies: Lies) -> SnpBackend<'static, Model> {
+    SnpBackend::new(model(lies), partition(), Gpa(B | GHCB_GFN << 12)).unwrap()
+}
+
+fn pages(gfns: core::ops::Range<u64>) -> PageRange {
+    PageRange::new(Gpa(gfns.start << 12), gfns.end - gfns.start).unwrap()
+}
+
+/// Boot: accept RAM, build and register the guest VMSA, share the buffer pages.
+fn boot(lies: Lies) -> SnpBackend<'static, Model> {
+    let mut b = backend(Lies::default());
+    b.accept_private(pages(0..GHCB_GFN)).unwrap();
+    b.create_guest_vcpu(Gpa(VMSA_GFN << 12), 0, &Vmsa::for_vtom_guest(2, VTOM_BIT))
+        .unwrap();
+    b.set_visibility(pages(SHARED), GpaClass::Shared).unwrap();
+    b.cpu().lies = lies;
+    b
+}
+
+#[test]
+fn registration_negotiates_version_2_and_checks_the_answer() {
+    backend(Lies::default());
+    let cases = [
+        (
+            Lies {
+                old_protocol: true,
+                ..Lies::default()
+            },
+            IsolationError::HostRefused(1),
+        ),
+        (
+            Lies {
+                register_other: true,
+                ..Lies::default()
+            },
+            IsolationError::HostRefused(GHCB_GFN + 1 + (B >> 12)),
+        ),
+        (
+            Lies {
+                msr_wrong_response: true,
+                ..Lies::default()
+            },
+            IsolationError::HostViolation,
+        ),
+    ];
+    for (lies, err) in cases {
+        let r = SnpBackend::new(model(lies), partition(), Gpa(B | GHCB_GFN << 12));
+        assert_eq!(r.err(), Some(err), "{lies:?}");
+    }
+    // A private GHCB would expose nothing to the host and is refused up front.
+    let r = SnpBackend::new(model(Lies::default()), partition(), Gpa(GHCB_GFN << 12));
+    assert!(matches!(r.err(), Some(IsolationError::WrongClass { .. })));
+}
+
+#[test]
+fn boot_validates_ram_and_accepting_twice_is_reported() {
+    let mut b = boot(Lies::default());
+    let rmp = &b.cpu().rmp;
+    for gfn in (0..GHCB_GFN).filter(|g| !SHARED.contains(g)) {
+        let e = rmp.entry(gfn << 12).unwrap();
+        assert!(e.assigned && e.validated, "gfn {gfn}");
+    }
+    assert!(rmp.entry(VMSA_GFN << 12).unwrap().vmsa);
+    assert_eq!(
+        b.accept_private(pages(2..3)),
+        Err(IsolationError::AlreadyDone(Gpa(0x2000)))
+    );
+    // Shared addresses are not accepted as private memory.
+    assert!(matches!(
+        b.accept_private(PageRange::new(Gpa(B | 0x2000), 1).unwrap()),
+        Err(IsolationError::WrongClass { .. })
+    ));
+}
+
+#[test]
+fn a_bad_guest_vmsa_is_never_made_a_vmsa_page() {
+    let mut b = backend(Lies::default());
+    b.accept_private(pages(0..4)).unwrap();
+    let mut v = Vmsa::for_vtom_guest(2, VTOM_BIT);
+    v.set_vmpl(0);
+    assert!(b.create_guest_vcpu(Gpa(0x2000), 0, &v).is_err());
+    assert!(!b.cpu().rmp.entry(0x2000).unwrap().vmsa);
+    assert!(b.run_vcpu(VpIndex(0)).is_err(), "no vCPU was created");
+}
+
+#[test]
+fn guest_exits_arrive_decoded() {
+    let mut b = boot(Lies::default());
+    let cases = [
+        (
+            GuestExit {
+                code: exit::CPUID,
+                rax: 0x4000_0000,
+                rcx: 1,
+                ..GuestExit::default()
+            },
+            VcpuExit::Cpuid {
+                leaf: 0x4000_0000,
+                subleaf: 1,
+            },
+        ),
+        (
+            GuestExit {
+                code: exit::MSR,
+                rcx: 0x4000_0070,
+                ..GuestExit::default()
+            },
+            VcpuExit::Msr {
+                index: 0x4000_0070,
+                access: MsrAccess::Read,
+            },
+        ),
+        (
+            GuestExit {
+                code: exit::IOIO,
+                info1: 0x3f8 << 16 | 1 << 4 | 1,
+                ..GuestExit::default()
+            },
+            VcpuExit::Io {
+                port: 0x3f8,
+                size: 1,
+                write: false,
+            },
+        ),
+        (
+            GuestExit {
+                code: exit::NPF,
+                info1: npf::WRITE,
+                info2: B | 0x5000,
+                ..GuestExit::default()
+            },
+            VcpuExit::MemoryFault {
+                gpa: Gpa(B | 0x5000),
+                write: true,
+            },
+        ),
+        (
+            GuestExit {
+                code: exit::HLT,
+                ..GuestExit::default()
+            },
+            VcpuExit::Halt,
+        ),
+        (
+            GuestExit {
+                code: exit::VMMCALL,
+                ..GuestExit::default()
+            },
+            VcpuExit::Hypercall,
+        ),
+        (
+            GuestExit {
+                code: exit::IOIO,
+                info1: 3 << 4,
+                ..GuestExit::default()
+            },
+            VcpuExit::Other { code: exit::IOIO },
+        ),
+    ];
+    for (x, want) in cases {
+        b.cpu().next_exit = x;
+        assert_eq!(b.run_vcpu(VpIndex(0)), Ok(want));
+    }
+    assert!(b.run_vcpu(VpIndex(1)).is_err());
+}
+
+#[test]
+fn guest_access_to_paravisor_memory_follows_rmpadjust() {
+    let mut b = boot(Lies::default());
+    let page = 0x3000;
+    let guest =
+        |b: &mut SnpBackend<'static, Model>, kind| b.cpu().rmp.check_access(2, page, true, kind);
+    assert!(matches!(
+        guest(&mut b, AccessKind::Read),
+        Err(Fault::Npf { error_code }) if error_code & npf::VMPL != 0
+    ));
+    b.set_guest_access(pages(3..4), GuestAccess::RW).unwrap();
+    assert_eq!(guest(&mut b, AccessKind::Write), Ok(()));
+    assert!(guest(&mut b, AccessKind::ExecSuper).is_err());
+    b.set_guest_access(pages(3..4), GuestAccess::NONE).unwrap();
+    assert!(guest(&mut b, AccessKind::Read).is_err());
+    assert!(matches!(
+        b.set_guest_access(
+            PageRange::new(Gpa(B | 0x3000), 1).unwrap(),
+            GuestAccess::ALL
+        ),
+        Err(IsolationError::WrongClass { .. })
+    ));
+}
+
+#[test]
+fn visibility_round_trip_through_the_host() {
+    let mut b = boot(Lies::default());
+    b.set_visibility(pages(30..33), GpaClass::Shared).unwrap();
+    for gfn in 30..33 {
+        let e = *b.cpu().rmp.entry(gfn << 12).unwrap();
+        assert!(!e.assigned && !e.validated);
+    }
+    // Given in the shared alias: same RAM.
+    b.set_visibility(
+        PageRange::new(Gpa(B | 30 << 12), 3).unwrap(),
+        GpaClass::Private,
+    )
+    .unwrap();
+    for gfn in 30..33 {
+        let e = *b.cpu().rmp.entry(gfn << 12).unwrap();
+        assert!(e.assigned && e.validated);
+    }
+}
+
+#[test]
+fn more_pages_than_one_descriptor_holds_take_several_exits() {
+    const BIG: usize = 600;
+    static BIG_RAM: [RamRange; 1] = [RamRange {
+        start: 0,
+        end: BIG as u64 * 4096,
+    }];
+    let mut m = SnpModel::<BIG>::new(VTOM_BIT);
+    m.rmpupdate((BIG as u64 - 1) << 12, false);
+    let p = Partition::new(PartitionKind::Snp { vtom_bit: VTOM_BIT }, &BIG_RAM).unwrap();
+    let mut b = SnpBackend::new(m, p, Gpa(B | (BIG as u64 - 1) << 12)).unwrap();
+    let r = PageRange::new(Gpa(0), 520).unwrap();
+    b.accept_private(r).unwrap();
+    let before = b.cpu().vmgexits;
+    b.set_visibility(r, GpaClass::Shared).unwrap();
+    assert_eq!(b.cpu().vmgexits - before, 3, "253 + 253 + 14 entries");
+    assert!((0..520).all(|g| !b.cpu().rmp.entry(g << 12).unwrap().assigned));
+}
+
+#[test]
+fn validation_is_rescinded_before_the_host_gets_the_page() {
+    let mut b = boot(Lies {
+        psc_error: 0x55,
+        ..Lies::default()
+    });
+    assert_eq!(
+        b.set_visibility(pages(40..41), GpaClass::Shared),
+        Err(IsolationError::HostRefused(0x55))
+    );
+    let e = *b.cpu().rmp.entry(40 << 12).unwrap();
+    assert!(
+        e.assigned && !e.validated,
+        "rescinded before asking the host"
+    );
+}
+
+#[test]
+fn host_lies_about_page_state_changes_are_caught() {
+    let lie_cases = [
+        Lies {
+            psc_skip_rmpupdate: true,
+            ..Lies::default()
+        },
+        Lies {
+            psc_stall: true,
+            ..Lies::default()
+        },
+        Lies {
+            psc_rewrite_entry: true,
+            ..Lies::default()
+        },
+    ];
+    for lies in lie_cases {
+        let mut b = boot(lies);
+        assert_eq!(
+            b.set_visibility(pages(SHARED), GpaClass::Private),
+            Err(IsolationError::HostViolation),
+            "{lies:?}"
+        );
+        // No page ends up validated while the host still owns it.
+        for gfn in 0..PAGES as u64 {
+            let e = *b.cpu().rmp.entry(gfn << 12).unwrap();
+            assert!(e.assigned || !e.validated, "gfn {gfn}");
+        }
+    }
+}
+
+#[test]
+fn a_page_stolen_by_the_host_is_detected_not_used() {
+    let mut b = boot(Lies {
+        steal_gfn: Some(5),
+        ..Lies::default()
+    });
+    // Any exit gives the host the chance; the next use of page 5 must notice.
+    b.cpu().next_exit = GuestExit {
+        code: exit::HLT,
+        ..GuestExit::default()
+    };
+    b.run_vcpu(VpIndex(0)).unwrap();
+    assert_eq!(
+        b.set_guest_access(pages(5..6), GuestAccess::RW),
+        Err(IsolationError::HostViolation)
+    );
+    assert_eq!(
+        b.accept_private(pages(5..6)),
+        Err(IsolationError::HostViolation)
+    );
+}
+
+#[test]
+fn hypercalls_reach_the_host_only_with_host_visible_buffers() {
+    let mut b = boot(Lies::default());
+    let ring_private = Gpa(RING.start << 12);
+    let out_shared = Gpa(B | SHARED.start << 12);
+    let before = b.cpu().vmgexits;
+    let leak = HostCall::HvHypercall {
+        control: 0x5c,
+        input: Some(out_shared),
+        output: Some(ring_private),
+    };
+    assert!(matches!(
+        b.call_host(leak),
+        Err(IsolationError::WrongClass { .. })
+    ));
+    assert_eq!(b.cpu().vmgexits, before, "refused before anything left");
+    let ok = HostCall::HvHypercall {
+        control: 2 << 32 | 0x14,
+        input: Some(Gpa(B | (SHARED.start + 1) << 12)),
+        output: Some(out_shared),
+    };
+    assert_eq!(b.call_host(ok), Ok(HostReply::Hypercall { result: 0 }));
+    assert_eq!(b.cpu().last_hypercall, Some((2 << 32 | 0x14, out_shared.0)));
+    // Confidential VMBus ring pages never appear among what the host touched,
+    // and everything it did touch was hypervisor-owned at the time.
+    let m = b.cpu();
+    for &gfn in m.host_touched() {
+        assert!(!RING.contains(&gfn), "host touched ring page {gfn}");
+        assert!(!m.rmp.entry(gfn << 12).unwrap().assigned, "gfn {gfn}");
+    }
+    assert!(!m.host_touched().is_empty());
+}
+
+#[test]
+fn a_bad_hypercall_result_is_a_violation() {
+    let mut b = boot(Lies {
+        hv_bad_result: true,
+        ..Lies::default()
+    });
+    let call = HostCall::HvHypercall {
+        control: 0x5c,
+        input: None,
+        output: None,
+    };
+    assert_eq!(b.call_host(call), Err(IsolationError::HostViolation));
+}
+
+#[test]
+fn termination_uses_the_msr_protocol() {
+    let mut b = boot(Lies::default());
+    assert!(b.call_host(HostCall::Terminate { reason: 7 }).is_err());
+    assert_eq!(b.cpu().terminated, Some((0, 7)));
+}
