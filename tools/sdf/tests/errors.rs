@@ -272,6 +272,10 @@ fn table() -> Vec<Case> {
          "perms=\"rx\" is not \"r\", \"w\" or \"rw\" (a device cannot execute)"),
     case("iomap_large_page", 3, 72, ErrorKind::IoMapLargePage { mr: s("m") },
          "iomap of 'm', a region with large pages; the IOMMU maps 4 KiB pages only"),
+    case("domain_start_index_past_schedule", 2, 46, ErrorKind::InvalidValue { attribute: s("start_index"), value: s("2"), expected: s("below the number of schedule entries (2, end markers included)") },
+         "start_index=\"2\" is not below the number of schedule entries (2, end markers included)"),
+    case("iomap_iovaddr_out_of_range", 3, 79, ErrorKind::OutOfRange { attribute: s("iovaddr"), value: 549755813888, min: 0, max: 549755813887 },
+         "iovaddr=549755813888 is out of range 0..=549755813887"),
     case("zero_size", 2, 25, ErrorKind::ZeroSize,
          "memory region size is 0"),
     ]

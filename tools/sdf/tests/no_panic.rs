@@ -70,6 +70,17 @@ const TOKENS: &[&str] = &[
     " perms=\"rwx\"",
     "</channel>",
     " pp=\"true\"",
+    "<ioport id=\"0\" addr=\"0x3f8\" size=\"8\"/>",
+    "<irq id=\"9\" pin=\"4\" vector=\"4\"/>",
+    "<irq id=\"8\" pcidev=\"0:1f.2\" handle=\"0\" vector=\"40\"/>",
+    "<cspace><cap_tcb slot=\"1\" pd=\"client\"/></cspace>",
+    "<domains><domain name=\"d\"/><domain_schedule><schedule_entry domain=\"d\" duration=\"1 us\"/></domain_schedule></domains>",
+    " domain=\"d\"",
+    "<io_address_space name=\"n\" peripheral_id=\"0:3.0\" domain_id=\"1\"><iomap mr=\"ring\" iovaddr=\"0\"/></io_address_space>",
+    "<memory_region name=\"p\" prefill_bootinfo=\"fdt\"/>",
+    " setvar_size=\"s\"",
+    " smc=\"true\"",
+    " name=\"a@1/b\"",
     "0x",
     "_",
     "-1",
@@ -153,9 +164,32 @@ fn assert_well_behaved(text: &str) {
                 );
                 assert!(d.span.col >= 1);
                 let shown = d.to_string();
-                assert!(shown.contains(": error: ") && shown.contains("\n  hint: "));
+                let label = if d.kind.policy().is_some() {
+                    ": error[policy "
+                } else {
+                    ": error: "
+                };
+                assert!(
+                    shown.contains(label) && shown.contains("\n  hint: "),
+                    "{shown}"
+                );
             }
         }
+    }
+    // Microkit mode differs from strict mode exactly by the policy findings.
+    let strict = sdf::parse_and_check(text, Path::new("fuzz.xml"));
+    let microkit = sdf::parse_and_check_with(text, Path::new("fuzz.xml"), sdf::Mode::Microkit);
+    match (strict, microkit) {
+        (Ok(a), Ok(b)) => assert!(a == b.system && b.warnings.is_empty()),
+        (Err(e), Ok(b)) => assert!(e.iter().all(|d| d.kind.policy().is_some()) && e == b.warnings),
+        (Err(e), Err(f)) => {
+            let hard: Vec<_> = e
+                .into_iter()
+                .filter(|d| d.kind.policy().is_none())
+                .collect();
+            assert_eq!(hard, f.0);
+        }
+        (Ok(_), Err(f)) => panic!("strict accepts what Microkit mode refuses: {f}"),
     }
 }
 

@@ -30,8 +30,9 @@ const MSI_IRQ_ATTRS: &[&str] = &["id", "setvar_id", "pcidev", "handle", "vector"
 pub const MAX_IRQ_VECTOR: u64 = 107;
 /// Cap slots 1..128 of a PD's user cspace; slot 0 holds Microkit's own CNode.
 pub const MAX_CAP_SLOT: u64 = 127;
-/// The largest I/O virtual address seL4's x86 IOMMU page tables reach (48 bits).
-pub const MAX_IOVA: u64 = (1 << 48) - 1;
+/// The largest I/O virtual address Microkit's x86 IOMMU tables reach (39 bits, three
+/// levels).
+pub const MAX_IOVA: u64 = (1 << 39) - 1;
 
 /// `bus:device.function` in hex, each part within PCI's limits.
 pub(crate) fn parse_pci(s: &str) -> Option<PciDevice> {
@@ -408,7 +409,25 @@ impl Parser<'_> {
                         }
                         None => None,
                     };
-                    ok &= sat.ok && self.schedule(child, &mut schedule);
+                    let Some(len) = self.schedule(child, &mut schedule) else {
+                        ok = false;
+                        continue;
+                    };
+                    // Microkit starts at index 0 when none is given, so an empty
+                    // schedule is refused as well.
+                    let start = start_index.unwrap_or(0);
+                    if sat.ok && start >= len {
+                        let kind = ErrorKind::InvalidValue {
+                            attribute: "start_index".into(),
+                            value: start.to_string(),
+                            expected: format!(
+                                "below the number of schedule entries ({len}, end markers included)"
+                            ),
+                        };
+                        let span = self.attr_span(&sat, "start_index");
+                        self.error(span, kind);
+                    }
+                    ok &= sat.ok;
                 }
                 _ => {
                     self.unexpected_element(child, node);
@@ -428,11 +447,14 @@ impl Parser<'_> {
         })
     }
 
-    fn schedule(&mut self, node: Node, out: &mut Vec<ScheduleEntry>) -> bool {
+    /// The schedule's length as seL4 sees it (end markers count), None if broken.
+    fn schedule(&mut self, node: Node, out: &mut Vec<ScheduleEntry>) -> Option<u64> {
         let mut ok = true;
+        let mut len = 0u64;
         for child in self.elements(node) {
             match super::Parser::name_of(child).as_str() {
                 "schedule_entry" => {
+                    len += 1;
                     let mut at = self.attrs(child, &["domain", "duration"]);
                     let domain = self.required(&mut at, "domain");
                     let duration = self.required(&mut at, "duration");
@@ -474,6 +496,7 @@ impl Parser<'_> {
                     }
                 }
                 "schedule_end_marker" => {
+                    len += 1;
                     let at = self.attrs(child, &[]);
                     ok &= at.ok && self.no_children(child);
                 }
@@ -483,7 +506,7 @@ impl Parser<'_> {
                 }
             }
         }
-        ok
+        ok.then_some(len)
     }
 }
 
