@@ -1,0 +1,343 @@
+//! The paravisor's flows on the model TDX module and host.
+
+use isolation::{
+    Gpa, GpaClass, GuestAccess, HostCall, HostReply, Isolation, IsolationError, PageRange,
+    Partition, PartitionKind, RamRange, VcpuExit, VpIndex,
+};
+
+use crate::backend::TdxBackend;
+use crate::cpu::Regs;
+use crate::cpu::TdxCpu;
+use crate::exit::{reason, L2Gprs};
+use crate::model::{attr, Lies, PageState, TdxModel};
+use crate::status::{leaf, Status};
+
+const PAGES: usize = 64;
+const SHARED_BIT: u8 = 47;
+const S: u64 = 1 << SHARED_BIT;
+static RAM: [RamRange; 1] = [RamRange {
+    start: 0,
+    end: PAGES as u64 * 4096,
+}];
+const RING: core::ops::Range<u64> = 10..14;
+const SHARED: core::ops::Range<u64> = 20..22;
+
+type Model = TdxModel<PAGES>;
+
+fn pages(g: core::ops::Range<u64>) -> PageRange {
+    PageRange::new(Gpa(g.start << 12), g.end - g.start).unwrap()
+}
+
+fn backend() -> TdxBackend<'static, Model> {
+    let p = Partition::new(
+        PartitionKind::Tdx {
+            shared_bit: SHARED_BIT,
+        },
+        &RAM,
+    )
+    .unwrap();
+    TdxBackend::new(Model::new(SHARED_BIT), p).unwrap()
+}
+
+fn boot(lies: Lies) -> TdxBackend<'static, Model> {
+    let mut b = backend();
+    b.accept_private(pages(0..PAGES as u64)).unwrap();
+    b.set_visibility(pages(SHARED), GpaClass::Shared).unwrap();
+    b.cpu().lies = lies;
+    b
+}
+
+fn accept_raw(m: &mut Model, rcx: u64) -> Status {
+    let mut r = Regs {
+        rax: leaf::MEM_PAGE_ACCEPT,
+        rcx,
+        ..Regs::default()
+    };
+    m.tdcall(&mut r);
+    Status(r.rax)
+}
+
+#[test]
+fn accept_rules_of_the_module() {
+    let mut m = Model::new(SHARED_BIT);
+    assert_eq!(accept_raw(&mut m, 0x3000), Status::SUCCESS);
+    assert_eq!(accept_raw(&mut m, 0x3000), Status::PAGE_ALREADY_ACCEPTED);
+    assert_eq!(
+        accept_raw(&mut m, 0x20_0000 | 1),
+        Status::EPT_WALK_FAILED,
+        "outside RAM"
+    );
+    assert_eq!(
+        accept_raw(&mut m, 0x4000 | 1),
+        Status::PAGE_SIZE_MISMATCH,
+        "2M on a 4K mapping"
+    );
+    assert_eq!(
+        accept_raw(&mut m, 0x4000 | 3),
+        Status::OPERAND_INVALID,
+        "level 3"
+    );
+    assert_eq!(
+        accept_raw(&mut m, 0x4000 | 8),
+        Status::OPERAND_INVALID,
+        "reserved bits"
+    );
+    assert_eq!(
+        accept_raw(&mut m, S | 0x4000),
+        Status::OPERAND_INVALID,
+        "shared GPA"
+    );
+    m.pages[5].state = PageState::Absent;
+    assert_eq!(
+        accept_raw(&mut m, 0x5000),
+        Status::EPT_WALK_FAILED,
+        "only pending pages"
+    );
+}
+
+#[test]
+fn accepting_twice_is_reported_not_ignored() {
+    let mut b = boot(Lies::default());
+    assert_eq!(
+        b.accept_private(pages(3..4)),
+        Err(IsolationError::AlreadyDone(Gpa(0x3000)))
+    );
+    assert!(matches!(
+        b.accept_private(PageRange::new(Gpa(S | 0x3000), 1).unwrap()),
+        Err(IsolationError::WrongClass { .. })
+    ));
+}
+
+#[test]
+fn map_gpa_converts_both_ways() {
+    let mut b = boot(Lies::default());
+    for g in SHARED {
+        let p = *b.cpu().page(g).unwrap();
+        assert!(p.shared_mapped && p.state == PageState::Absent);
+    }
+    b.set_visibility(
+        PageRange::new(Gpa(S | SHARED.start << 12), 2).unwrap(),
+        GpaClass::Private,
+    )
+    .unwrap();
+    for g in SHARED {
+        let p = *b.cpu().page(g).unwrap();
+        assert!(!p.shared_mapped && p.state == PageState::Accepted);
+    }
+}
+
+#[test]
+fn map_gpa_retry_is_followed() {
+    let mut b = boot(Lies {
+        map_one_at_a_time: true,
+        ..Lies::default()
+    });
+    let before = b.cpu().vmcalls;
+    b.set_visibility(pages(30..34), GpaClass::Shared).unwrap();
+    assert_eq!(b.cpu().vmcalls - before, 4);
+    assert!((30..34).all(|g| b.cpu().host_can_read(g)));
+}
+
+#[test]
+fn host_lies_about_map_gpa_are_caught() {
+    let mut b = boot(Lies {
+        map_bad_retry: true,
+        ..Lies::default()
+    });
+    assert_eq!(
+        b.set_visibility(pages(30..31), GpaClass::Shared),
+        Err(IsolationError::HostViolation)
+    );
+    // Claims to have made the page private again but never added it back.
+    let mut b = boot(Lies {
+        map_skip: true,
+        ..Lies::default()
+    });
+    assert_eq!(
+        b.set_visibility(pages(SHARED), GpaClass::Private),
+        Err(IsolationError::HostViolation)
+    );
+    // Claims to have made an accepted page private: it is not pending, so ACCEPT
+    // says already accepted, which after a conversion is a lie.
+    assert_eq!(
+        b.set_visibility(pages(5..6), GpaClass::Private),
+        Err(IsolationError::HostViolation)
+    );
+}
+
+#[test]
+fn l2_attributes_follow_attr_wr() {
+    let mut b = boot(Lies::default());
+    assert_eq!(b.cpu().page(3).unwrap().l2, 0);
+    b.set_guest_access(pages(3..4), GuestAccess::RW).unwrap();
+    assert_eq!(b.cpu().page(3).unwrap().l2, attr::R | attr::W);
+    b.set_guest_access(pages(3..4), GuestAccess::NONE).unwrap();
+    assert_eq!(b.cpu().page(3).unwrap().l2, 0);
+    let write_only = GuestAccess {
+        read: false,
+        write: true,
+        execute: false,
+    };
+    assert_eq!(
+        b.set_guest_access(pages(3..4), write_only),
+        Err(IsolationError::Hardware(Status::OPERAND_INVALID.0))
+    );
+    assert!(matches!(
+        b.set_guest_access(
+            PageRange::new(Gpa(S | 0x3000), 1).unwrap(),
+            GuestAccess::ALL
+        ),
+        Err(IsolationError::WrongClass { .. })
+    ));
+}
+
+#[test]
+fn attr_wr_module_rules() {
+    let mut m = Model::new(SHARED_BIT);
+    let wr = |m: &mut Model, rcx: u64, rdx: u64, r8: u64| {
+        let mut r = Regs {
+            rax: leaf::MEM_PAGE_ATTR_WR,
+            rcx,
+            rdx,
+            r8,
+            ..Regs::default()
+        };
+        m.tdcall(&mut r);
+        Status(r.rax)
+    };
+    let r = u64::from(attr::R) << 16;
+    assert_eq!(
+        wr(&mut m, 0x3000, r, r),
+        Status::EPT_ENTRY_STATE_INCORRECT,
+        "pending"
+    );
+    m.pages[3].state = PageState::Accepted;
+    assert_eq!(wr(&mut m, 0x3000, r, r), Status::SUCCESS);
+    assert_eq!(
+        wr(&mut m, 0x3000, 0, 1),
+        Status::OPERAND_INVALID,
+        "L1 attributes"
+    );
+    assert_eq!(
+        wr(&mut m, 0x3000, 0, 1 << 32),
+        Status::OPERAND_INVALID,
+        "VM 2 absent"
+    );
+    assert_eq!(
+        wr(&mut m, 0x3000, 0, 1 << 24),
+        Status::OPERAND_INVALID,
+        "reserved bit"
+    );
+    assert_eq!(
+        wr(&mut m, 0x3001, r, r),
+        Status::OPERAND_INVALID,
+        "unaligned"
+    );
+    m.pages[4].state = PageState::Absent;
+    assert_eq!(wr(&mut m, 0x4000, r, r), Status::EPT_WALK_FAILED);
+}
+
+#[test]
+fn a_page_stolen_by_the_host_is_detected() {
+    let mut b = boot(Lies {
+        steal_gfn: Some(7),
+        ..Lies::default()
+    });
+    let call = HostCall::HvHypercall {
+        control: 0x5c,
+        input: None,
+        output: None,
+    };
+    b.call_host(call).unwrap();
+    assert_eq!(
+        b.set_guest_access(pages(7..8), GuestAccess::RW),
+        Err(IsolationError::HostViolation)
+    );
+}
+
+#[test]
+fn l2_exits_arrive_decoded() {
+    let mut b = boot(Lies::default());
+    b.cpu().next_exit = (
+        Regs {
+            rax: reason::CPUID.into(),
+            ..Regs::default()
+        },
+        L2Gprs {
+            rax: 0x4000_0003,
+            rcx: 0,
+            rdx: 0,
+        },
+    );
+    assert_eq!(
+        b.run_vcpu(VpIndex(0)),
+        Ok(VcpuExit::Cpuid {
+            leaf: 0x4000_0003,
+            subleaf: 0
+        })
+    );
+    b.cpu().next_exit.0 = Regs {
+        rax: reason::EPT_VIOLATION.into(),
+        rcx: 2,
+        r8: S | 0x5000,
+        ..Regs::default()
+    };
+    assert_eq!(
+        b.run_vcpu(VpIndex(0)),
+        Ok(VcpuExit::MemoryFault {
+            gpa: Gpa(S | 0x5000),
+            write: true
+        })
+    );
+    assert!(b.run_vcpu(VpIndex(1)).is_err());
+}
+
+#[test]
+fn hypercalls_leave_only_with_host_visible_buffers() {
+    let mut b = boot(Lies::default());
+    let before = b.cpu().vmcalls;
+    let leak = HostCall::HvHypercall {
+        control: 0x5c,
+        input: Some(Gpa(S | SHARED.start << 12)),
+        output: Some(Gpa(RING.start << 12)),
+    };
+    assert!(matches!(
+        b.call_host(leak),
+        Err(IsolationError::WrongClass { .. })
+    ));
+    assert_eq!(b.cpu().vmcalls, before);
+    let ok = HostCall::HvHypercall {
+        control: 1 << 32 | 0x14,
+        input: Some(Gpa(S | SHARED.start << 12)),
+        output: Some(Gpa(S | (SHARED.start + 1) << 12)),
+    };
+    assert_eq!(b.call_host(ok), Ok(HostReply::Hypercall { result: 0 }));
+    let m = b.cpu();
+    assert!(!m.host_touched().is_empty());
+    for &g in m.host_touched() {
+        assert!(!RING.contains(&g), "ring page {g}");
+        assert!(m.host_can_read(g), "gfn {g} touched while private");
+    }
+    for g in RING {
+        assert!(!m.host_can_read(g));
+    }
+}
+
+#[test]
+fn bad_hypercall_status_and_termination() {
+    let mut b = boot(Lies {
+        hv_bad_status: true,
+        ..Lies::default()
+    });
+    let call = HostCall::HvHypercall {
+        control: 0x5c,
+        input: None,
+        output: None,
+    };
+    assert_eq!(b.call_host(call), Err(IsolationError::HostViolation));
+    assert_eq!(
+        b.call_host(HostCall::Terminate { reason: 9 }),
+        Ok(HostReply::Done)
+    );
+    assert_eq!(b.cpu().fatal, Some(9));
+}
