@@ -189,7 +189,7 @@ impl<'a> Checker<'a> {
         }
         // Stable: a system built in code has no spans and keeps depth-first order.
         named.sort_by_key(|n| n.2);
-        let mut seen: HashMap<&str, Span> = HashMap::new();
+        let mut seen: HashMap<&str, (Span, NameKind)> = HashMap::new();
         for (name, kind, span) in named {
             if !valid_name(name) {
                 self.error(
@@ -200,15 +200,23 @@ impl<'a> Checker<'a> {
                     },
                 );
             }
-            if let Some(&first) = seen.get(name) {
-                let kind = ErrorKind::DuplicateName {
-                    kind,
-                    name: name.into(),
-                    first,
+            if let Some(&(first, first_kind)) = seen.get(name) {
+                // Microkit keeps PD and VM names apart; one name for both is ours to refuse.
+                let kind = if first_kind == kind {
+                    ErrorKind::DuplicateName {
+                        kind,
+                        name: name.into(),
+                        first,
+                    }
+                } else {
+                    ErrorKind::GuestNameClashesWithPd {
+                        name: name.into(),
+                        first,
+                    }
                 };
                 self.error(span, kind);
             } else {
-                seen.insert(name, span);
+                seen.insert(name, (span, kind));
             }
         }
     }
@@ -698,10 +706,10 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Both ends name existing, distinct PDs.
+    /// Both ends name existing PDs (the same one for a self-channel, which Microkit allows).
     fn connects(&self, ch: &Channel) -> bool {
         let [a, b] = &ch.ends;
-        a.pd != b.pd && self.pd(&a.pd).is_some() && self.pd(&b.pd).is_some()
+        self.pd(&a.pd).is_some() && self.pd(&b.pd).is_some()
     }
 
     fn channels(&mut self) {
@@ -733,13 +741,11 @@ impl<'a> Checker<'a> {
                     }
                 }
             }
-            if a.pd == b.pd {
-                // An unknown name is already reported at both ends.
-                if known {
-                    let span = self.idx.attr(b.span, "pd");
-                    self.error(span, ErrorKind::SelfChannel { pd: a.pd.clone() });
-                }
-                continue;
+            // An unknown name is already reported at both ends. Microkit allows a
+            // self-channel, so the pp rules below still apply to it.
+            if a.pd == b.pd && known {
+                let span = self.idx.attr(b.span, "pd");
+                self.error(span, ErrorKind::SelfChannel { pd: a.pd.clone() });
             }
             if a.pp && b.pp {
                 self.error(self.idx.attr(b.span, "pp"), ErrorKind::PpBothEnds);

@@ -340,6 +340,11 @@ pub enum ErrorKind {
     IoMapLargePage {
         mr: String,
     },
+    /// A PD and a VM share a name (Microkit keeps the two name spaces apart).
+    GuestNameClashesWithPd {
+        name: String,
+        first: Span,
+    },
     /// Valid Microkit that `paravisor build` cannot turn into an image here.
     NotBuildable {
         construct: String,
@@ -362,6 +367,10 @@ pub enum Policy {
     GuestCodeNotExecutable,
     /// A guest never outranks its VMM.
     GuestPriorityWithinVmm,
+    /// A guest's name is not also a PD's (manifest and kernel messages name both).
+    DistinctGuestNames,
+    /// A channel connects two different PDs.
+    NoSelfChannels,
 }
 
 impl Policy {
@@ -372,6 +381,8 @@ impl Policy {
             Policy::ReadableMaps => "readable-maps",
             Policy::GuestCodeNotExecutable => "guest-code-not-executable",
             Policy::GuestPriorityWithinVmm => "guest-priority-within-vmm",
+            Policy::DistinctGuestNames => "distinct-guest-names",
+            Policy::NoSelfChannels => "no-self-channels",
         }
     }
 }
@@ -475,6 +486,7 @@ impl fmt::Display for ErrorKind {
             IoMapOverlap { space, mr, other, first } => write!(f, "in io address space '{space}', iomap of '{mr}' overlaps iomap of '{other}' (at {first})"),
             IoMapLargePage { mr } => write!(f, "iomap of '{mr}', a region with large pages; the IOMMU maps 4 KiB pages only"),
             NotBuildable { construct, reason } => write!(f, "{construct} cannot be built here: {reason}"),
+            GuestNameClashesWithPd { name, first } => write!(f, "virtual machine name '{name}' is also a protection domain's (at {first})"),
         }
     }
 }
@@ -569,6 +581,7 @@ impl ErrorKind {
             IoMapOverlap { .. } => "move this iomap to a free iovaddr range".into(),
             IoMapLargePage { .. } => "use page_size=\"0x1000\" for regions a device maps".into(),
             NotBuildable { .. } => "remove it for this target, or run only `paravisor check` on this file".into(),
+            GuestNameClashesWithPd { .. } => "rename the virtual machine (or run check --microkit)".into(),
         }
     }
 
@@ -586,6 +599,8 @@ impl ErrorKind {
             PermsWithoutRead { value } if value != "w" => Some(Policy::ReadableMaps),
             GuestRegionExecutableByPd { .. } => Some(Policy::GuestCodeNotExecutable),
             VmPriorityAboveVmm { .. } => Some(Policy::GuestPriorityWithinVmm),
+            GuestNameClashesWithPd { .. } => Some(Policy::DistinctGuestNames),
+            SelfChannel { .. } => Some(Policy::NoSelfChannels),
             _ => None,
         }
     }

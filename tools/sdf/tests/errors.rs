@@ -212,8 +212,9 @@ fn table() -> Vec<Case> {
          "in virtual machine 'guest', map of 'rom' [0xf0000..0xf1000) overlaps map of 'low' [0x0..0x100000)"),
     case("vm_missing_vcpu", 4, 3, ErrorKind::MissingVcpu { vm: s("guest") },
          "virtual machine 'guest' has no <vcpu>"),
-    case("vm_name_clashes_with_pd", 5, 20, ErrorKind::DuplicateName { kind: NameKind::VirtualMachine, name: s("vmm"), first: at(2, 20) },
-         "duplicate virtual machine name 'vmm' (first defined at 2:20)"),
+    // Microkit accepts a VM named like a PD: since this is a policy finding.
+    case("vm_name_clashes_with_pd", 5, 20, ErrorKind::GuestNameClashesWithPd { name: s("vmm"), first: at(2, 20) },
+         "virtual machine name 'vmm' is also a protection domain's (at 2:20)"),
     case("vm_priority_255", 4, 33, ErrorKind::OutOfRange { attribute: s("priority"), value: 255, min: 0, max: 254 },
          "priority=255 is out of range 0..=254"),
     case("vm_priority_above_vmm", 4, 33, ErrorKind::VmPriorityAboveVmm { vm: s("guest"), priority: 11, pd: s("vmm"), pd_priority: 10 },
@@ -364,6 +365,8 @@ fn microkit_mode_demotes_exactly_the_policy_errors() {
         Policy::ReadableMaps,
         Policy::GuestCodeNotExecutable,
         Policy::GuestPriorityWithinVmm,
+        Policy::DistinctGuestNames,
+        Policy::NoSelfChannels,
     ] {
         assert!(policies.contains(&p), "no fixture for policy {p}");
     }

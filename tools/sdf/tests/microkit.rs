@@ -187,3 +187,27 @@ fn realistic_microkit_systems_pass_check() {
     }
     assert!(seen >= 5, "corpus has {seen} files");
 }
+
+/// A self-channel is ours to refuse (policy) but a protected call to oneself is
+/// Microkit's error too, so `--microkit` still refuses it.
+#[test]
+fn self_channel_is_policy_but_self_ppc_is_an_error() {
+    let text = r#"<system>
+<protection_domain name="a"><program_image path="a"/></protection_domain>
+<channel><end pd="a" id="0" pp="true"/><end pd="a" id="1"/></channel>
+</system>"#;
+    let path = Path::new("self.xml");
+    let strict = sdf::parse_and_check(text, path).unwrap_err();
+    assert!(
+        strict
+            .iter()
+            .any(|d| matches!(d.kind, ErrorKind::SelfChannel { .. })),
+        "{strict}"
+    );
+    let errors = parse_and_check_with(text, path, Mode::Microkit).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors}");
+    assert!(matches!(
+        errors.0[0].kind,
+        ErrorKind::PpNotToHigherPriority { .. }
+    ));
+}
