@@ -500,7 +500,7 @@ impl ErrorKind {
             NotUtf8 => "save the file as UTF-8".into(),
             MalformedXml { .. } => "fix the XML syntax at this position (unclosed tag, stray '<' or '&', bad quoting)".into(),
             RootNotSystem { .. } => "wrap the description in <system> ... </system>".into(),
-            UnknownElement { .. } => "allowed: <memory_region>, <protection_domain>, <channel> in <system>; <program_image>, <map>, <irq>, <setvar>, <protection_domain>, <virtual_machine> in a PD; <vcpu>, <map> in <virtual_machine>; <end> in <channel>".into(),
+            UnknownElement { .. } => "allowed: <memory_region>, <protection_domain>, <channel>, <io_address_space>, <domains> in <system>; <program_image>, <map>, <irq>, <ioport>, <setvar>, <cspace>, <protection_domain>, <virtual_machine> in a PD; <vcpu>, <map> in <virtual_machine>; <end> in <channel>; <cap_tcb>, <cap_sc>, <cap_vspace> in <cspace>; <iomap> in <io_address_space>; <domain>, <domain_schedule> in <domains>".into(),
             MisplacedElement { element, .. } => match element.as_str() {
                 "end" => "<end> belongs inside <channel>".into(),
                 "memory_region" | "channel" => format!("move <{element}> directly under <system>"),
@@ -508,6 +508,11 @@ impl ErrorKind {
                 "system" => "<system> is only the root element".into(),
                 "virtual_machine" => "a <virtual_machine> goes inside the <protection_domain> that is its VMM".into(),
                 "vcpu" => "<vcpu> belongs inside <virtual_machine>".into(),
+                "io_address_space" | "domains" => format!("move <{element}> directly under <system>"),
+                "iomap" => "<iomap> belongs inside <io_address_space>".into(),
+                "cap_tcb" | "cap_sc" | "cap_vspace" => format!("<{element}> belongs inside <cspace>"),
+                "domain" | "domain_schedule" => format!("<{element}> belongs inside <domains>"),
+                "schedule_entry" | "schedule_end_marker" => format!("<{element}> belongs inside <domain_schedule>"),
                 _ => format!("move <{element}> into a <protection_domain>"),
             },
             UnknownAttribute { element, .. } => match crate::parse::allowed_attributes(element) {

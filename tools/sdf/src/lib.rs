@@ -5,6 +5,14 @@
 //! [`load`] / [`parse_and_check`] turn text into a checked [`model::System`] or a
 //! list of [`Diagnostic`]s, each with a position, a typed [`ErrorKind`] and a hint.
 //! Nothing in here panics on any input.
+//!
+//! Compatibility: everything Microkit's own tool (tool/microkit/src/sdf.rs) accepts
+//! is accepted, with its attribute names, number syntax and defaults. Rules of our
+//! own that Microkit lacks are [`Policy`] errors: errors under [`Mode::Strict`],
+//! warnings under [`Mode::Microkit`] (`paravisor check --microkit`). Constructs that
+//! parse and check but cannot be built for this target (ioports, IOMMU spaces,
+//! domains, cap maps, IOAPIC/MSI irqs, prefill, newer setvars) are listed, with
+//! positions and reasons, by [`build_refusals`], which `paravisor build` calls.
 
 mod buildable;
 mod check;
