@@ -371,6 +371,8 @@ pub enum Policy {
     DistinctGuestNames,
     /// A channel connects two different PDs.
     NoSelfChannels,
+    /// A memory region has at least one page (Microkit takes size="0").
+    NonEmptyRegions,
 }
 
 impl Policy {
@@ -383,6 +385,7 @@ impl Policy {
             Policy::GuestPriorityWithinVmm => "guest-priority-within-vmm",
             Policy::DistinctGuestNames => "distinct-guest-names",
             Policy::NoSelfChannels => "no-self-channels",
+            Policy::NonEmptyRegions => "non-empty-regions",
         }
     }
 }
@@ -606,6 +609,7 @@ impl ErrorKind {
             VmPriorityAboveVmm { .. } => Some(Policy::GuestPriorityWithinVmm),
             GuestNameClashesWithPd { .. } => Some(Policy::DistinctGuestNames),
             SelfChannel { .. } => Some(Policy::NoSelfChannels),
+            ZeroSize => Some(Policy::NonEmptyRegions),
             _ => None,
         }
     }

@@ -367,6 +367,7 @@ fn microkit_mode_demotes_exactly_the_policy_errors() {
         Policy::GuestPriorityWithinVmm,
         Policy::DistinctGuestNames,
         Policy::NoSelfChannels,
+        Policy::NonEmptyRegions,
     ] {
         assert!(policies.contains(&p), "no fixture for policy {p}");
     }
