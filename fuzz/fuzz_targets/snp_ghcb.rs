@@ -131,7 +131,7 @@ fuzz_target!(|data: &[u8]| {
         rmp: Rmp::new(0),
         ghcb: Ghcb::default(),
     };
-    for gfn in 0..PAGES as u64 - 1 {
+    for gfn in 0..PAGES as u64 {
         host.rmp.entry_mut(gfn << 12).unwrap().assigned = true;
     }
     let p = Partition::new(PartitionKind::Snp { vtom_bit: VTOM }, &RAM).unwrap();

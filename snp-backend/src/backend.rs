@@ -73,6 +73,7 @@ impl<'a, C: SnpCpu> SnpBackend<'a, C> {
         if !(min..=max).contains(&GHCB_PROTOCOL_VERSION) {
             return Err(IsolationError::HostRefused(u64::from(max)));
         }
+        share_ghcb_page(&mut cpu, &partition, ghcb_gpa)?;
         let gfn = ghcb_gpa.gfn();
         let reg = msr_call(&mut cpu, MsrRequest::RegisterGhcb { gfn })?;
         match reg {
@@ -239,6 +240,32 @@ impl<'a, C: SnpCpu> SnpBackend<'a, C> {
 /// NAE AP creation and its "create now" request.
 pub const AP_CREATION: u64 = 0x8000_0013;
 pub const AP_CREATE: u64 = 1;
+
+/// Before any GHCB exists, the GHCB page goes from launch state (private) to
+/// hypervisor-owned through the MSR protocol's page-state change: rescind
+/// validation first, then ask; a non-zero error or a wrong response code stops boot.
+fn share_ghcb_page<C: SnpCpu>(
+    cpu: &mut C,
+    partition: &Partition<'_>,
+    ghcb_gpa: Gpa,
+) -> Result<(), IsolationError> {
+    let private = partition.alias(ghcb_gpa, GpaClass::Private)?;
+    let r = cpu
+        .pvalidate(private.0, PageSize::Size4K, false)
+        .map_err(fault)?;
+    if r.rax != code::SUCCESS {
+        return Err(hw(r.rax));
+    }
+    let req = MsrRequest::PageState {
+        gfn: private.gfn(),
+        op: PscOp::Shared,
+    };
+    match msr_call(cpu, req)? {
+        MsrResponse::PageState { error: 0 } => Ok(()),
+        MsrResponse::PageState { error } => Err(IsolationError::HostRefused(u64::from(error))),
+        _ => Err(IsolationError::HostViolation),
+    }
+}
 
 fn msr_call<C: SnpCpu>(cpu: &mut C, req: MsrRequest) -> Result<MsrResponse, IsolationError> {
     let v = req

@@ -19,6 +19,8 @@ use crate::vmsa::{self, Vmsa};
 pub struct Lies {
     /// Report page-state changes done without doing the RMPUPDATE.
     pub psc_skip_rmpupdate: bool,
+    /// The same for the MSR protocol's single-page change.
+    pub msr_psc_skip: bool,
     /// Fail page-state changes with this sw_exit_info_2.
     pub psc_error: u64,
     /// Return without advancing `cur_entry`.
@@ -169,7 +171,7 @@ impl<const N: usize> SnpModel<N> {
                 MsrResponse::RegisterGhcb { gfn }
             }
             MsrRequest::PageState { gfn, op } => {
-                let ok = self.rmpupdate(gfn << 12, op == PscOp::Private);
+                let ok = self.lies.msr_psc_skip || self.rmpupdate(gfn << 12, op == PscOp::Private);
                 MsrResponse::PageState {
                     error: u32::from(!ok),
                 }

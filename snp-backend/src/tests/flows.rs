@@ -32,8 +32,6 @@ fn partition() -> Partition<'static> {
 
 fn model(lies: Lies) -> Model {
     let mut m = Model::new(VTOM_BIT);
-    // The launch left the GHCB page hypervisor-owned (shared).
-    m.rmpupdate(GHCB_GFN << 12, false);
     m.lies = lies;
     m
 }
@@ -90,6 +88,22 @@ fn registration_negotiates_version_2_and_checks_the_answer() {
     // A private GHCB would expose nothing to the host and is refused up front.
     let r = SnpBackend::new(model(Lies::default()), partition(), Gpa(GHCB_GFN << 12));
     assert!(matches!(r.err(), Some(IsolationError::WrongClass { .. })));
+}
+
+#[test]
+fn the_ghcb_page_is_shared_through_the_msr_protocol_before_registration() {
+    let mut b = backend(Lies::default());
+    let e = *b.cpu().rmp.entry(GHCB_GFN << 12).unwrap();
+    assert!(!e.assigned && !e.validated);
+    assert_eq!(b.cpu().registered_gfn, Some((B >> 12) + GHCB_GFN));
+    // A host that skips the RMPUPDATE is caught when registration finds the page
+    // still private (the model host refuses to register a private page).
+    let lies = Lies {
+        msr_psc_skip: true,
+        ..Lies::default()
+    };
+    let r = SnpBackend::new(model(lies), partition(), Gpa(B | GHCB_GFN << 12));
+    assert!(matches!(r.err(), Some(IsolationError::HostRefused(_))));
 }
 
 #[test]
@@ -255,8 +269,7 @@ fn more_pages_than_one_descriptor_holds_take_several_exits() {
         start: 0,
         end: BIG as u64 * 4096,
     }];
-    let mut m = SnpModel::<BIG>::new(VTOM_BIT);
-    m.rmpupdate((BIG as u64 - 1) << 12, false);
+    let m = SnpModel::<BIG>::new(VTOM_BIT);
     let p = Partition::new(PartitionKind::Snp { vtom_bit: VTOM_BIT }, &BIG_RAM).unwrap();
     let mut b = SnpBackend::new(m, p, Gpa(B | (BIG as u64 - 1) << 12)).unwrap();
     let r = PageRange::new(Gpa(0), 520).unwrap();
