@@ -315,11 +315,14 @@ fn host_lies_about_page_state_changes_are_caught() {
     ];
     for lies in lie_cases {
         let mut b = boot(lies);
+        let before = b.cpu().vmgexits;
         assert_eq!(
             b.set_visibility(pages(SHARED), GpaClass::Private),
             Err(IsolationError::HostViolation),
             "{lies:?}"
         );
+        // A host that makes no progress is dropped at once, not retried.
+        assert_eq!(b.cpu().vmgexits - before, 1, "{lies:?}");
         // No page ends up validated while the host still owns it.
         for gfn in 0..PAGES as u64 {
             let e = *b.cpu().rmp.entry(gfn << 12).unwrap();
