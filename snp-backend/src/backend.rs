@@ -7,6 +7,10 @@
 //!   the host claimed a change it did not make;
 //! - every host answer (MSR response code, PSC progress, hypercall result) is
 //!   decoded by a bounded parser and checked against the request before use.
+//!
+//! Not yet here: the backend keeps no page-state table of its own, so asking to
+//! share a page that is already shared reaches PVALIDATE on a hypervisor-owned
+//! page (#NPF on hardware, `HostViolation` here) partway through the range.
 
 use isolation::backend::check_host_call;
 use isolation::{

@@ -406,3 +406,77 @@ fn termination_uses_the_msr_protocol() {
     assert!(b.call_host(HostCall::Terminate { reason: 7 }).is_err());
     assert_eq!(b.cpu().terminated, Some((0, 7)));
 }
+
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Share(u64, u64),
+    Unshare(u64, u64),
+    Accept(u64, u64),
+    Grant(u64, bool),
+}
+
+fn ops() -> impl proptest::strategy::Strategy<Value = std::vec::Vec<(Op, u8)>> {
+    use proptest::prelude::*;
+    let gfn = 2u64..GHCB_GFN - 4;
+    let op = prop_oneof![
+        (gfn.clone(), 1u64..4).prop_map(|(g, n)| Op::Share(g, n)),
+        (gfn.clone(), 1u64..4).prop_map(|(g, n)| Op::Unshare(g, n)),
+        (gfn.clone(), 1u64..4).prop_map(|(g, n)| Op::Accept(g, n)),
+        (gfn, any::<bool>()).prop_map(|(g, w)| Op::Grant(g, w)),
+    ];
+    proptest::collection::vec((op, 0u8..8), 1..24)
+}
+
+proptest::proptest! {
+    /// Whatever the paravisor asks, in any order, and whichever single lie the host
+    /// tells on each step: no page is ever validated while the host owns it, every
+    /// success leaves the RMP in the state asked for, and a page made shared is no
+    /// longer reachable by the guest through its private alias.
+    #[test]
+    fn rmp_stays_consistent_under_any_sequence(seq in ops()) {
+        let mut b = boot(Lies::default());
+        for (op, lie) in seq {
+            b.cpu().lies = match lie {
+                1 => Lies { psc_skip_rmpupdate: true, ..Lies::default() },
+                2 => Lies { psc_stall: true, ..Lies::default() },
+                3 => Lies { psc_error: 9, ..Lies::default() },
+                _ => Lies::default(),
+            };
+            match op {
+                Op::Share(g, n) => {
+                    if b.set_visibility(pages(g..g + n), GpaClass::Shared).is_ok() {
+                        for p in g..g + n {
+                            let e = *b.cpu().rmp.entry(p << 12).unwrap();
+                            // A host that skips the RMPUPDATE only hurts itself (its
+                            // accesses fault); the paravisor's part, rescinding, is done.
+                            proptest::prop_assert!(!e.validated);
+                            proptest::prop_assert!(!e.assigned || lie == 1);
+                            // Nothing reaches the old private alias any more.
+                            let guest = b.cpu().rmp.check_access(2, p << 12, true, AccessKind::Read);
+                            proptest::prop_assert!(guest.is_err());
+                        }
+                    }
+                }
+                Op::Unshare(g, n) => {
+                    if b.set_visibility(pages(g..g + n), GpaClass::Private).is_ok() {
+                        for p in g..g + n {
+                            let e = *b.cpu().rmp.entry(p << 12).unwrap();
+                            proptest::prop_assert!(e.assigned && e.validated);
+                        }
+                    }
+                }
+                Op::Accept(g, n) => {
+                    let _ = b.accept_private(pages(g..g + n));
+                }
+                Op::Grant(g, w) => {
+                    let access = if w { GuestAccess::RW } else { GuestAccess::NONE };
+                    let _ = b.set_guest_access(pages(g..g + 1), access);
+                }
+            }
+            for gfn in 0..PAGES as u64 {
+                let e = *b.cpu().rmp.entry(gfn << 12).unwrap();
+                proptest::prop_assert!(e.assigned || !e.validated, "gfn {}", gfn);
+            }
+        }
+    }
+}
