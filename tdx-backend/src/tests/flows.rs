@@ -341,3 +341,54 @@ fn bad_hypercall_status_and_termination() {
     );
     assert_eq!(b.cpu().fatal, Some(9));
 }
+
+proptest::proptest! {
+    /// Any sequence of conversions, accepts and grants with a host that may skip,
+    /// crawl or lie about RETRY: a successful conversion to private leaves every
+    /// page accepted and unmapped from the host, a successful conversion to shared
+    /// leaves none accepted, and the L2 never holds rights on a page that is not
+    /// accepted private memory.
+    #[test]
+    fn page_states_stay_consistent(seq in proptest::collection::vec((0u8..4, 2u64..PAGES as u64 - 4, 1u64..4, 0u8..6), 1..24)) {
+        let mut b = boot(Lies::default());
+        for (op, g, n, lie) in seq {
+            b.cpu().lies = match lie {
+                1 => Lies { map_skip: true, ..Lies::default() },
+                2 => Lies { map_one_at_a_time: true, ..Lies::default() },
+                3 => Lies { map_bad_retry: true, ..Lies::default() },
+                _ => Lies::default(),
+            };
+            let r = pages(g..g + n);
+            match op {
+                0 => {
+                    if b.set_visibility(r, GpaClass::Shared).is_ok() && lie != 1 {
+                        for p in g..g + n {
+                            let pg = *b.cpu().page(p).unwrap();
+                            proptest::prop_assert!(pg.state != PageState::Accepted && pg.shared_mapped);
+                        }
+                    }
+                }
+                1 => {
+                    if b.set_visibility(r, GpaClass::Private).is_ok() {
+                        for p in g..g + n {
+                            let pg = *b.cpu().page(p).unwrap();
+                            proptest::prop_assert!(pg.state == PageState::Accepted && !pg.shared_mapped);
+                        }
+                    }
+                }
+                2 => {
+                    let _ = b.accept_private(r);
+                }
+                _ => {
+                    let _ = b.set_guest_access(r, GuestAccess::RW);
+                }
+            }
+            for p in 0..PAGES as u64 {
+                let pg = *b.cpu().page(p).unwrap();
+                if pg.l2 != 0 {
+                    proptest::prop_assert!(pg.state == PageState::Accepted, "gfn {}", p);
+                }
+            }
+        }
+    }
+}
