@@ -19,6 +19,7 @@ pub mod backend;
 pub mod cpu;
 pub mod ghcb_msr;
 pub mod ghcb_page;
+mod le;
 pub mod model;
 pub mod psc;
 pub mod rmp;

@@ -48,17 +48,11 @@ impl Default for Vmsa {
 
 impl Vmsa {
     pub fn u64_at(&self, off: usize) -> u64 {
-        let mut b = [0u8; 8];
-        if let Some(s) = self.0.get(off..off + 8) {
-            b.copy_from_slice(s);
-        }
-        u64::from_le_bytes(b)
+        crate::le::u64_at(&self.0, off)
     }
 
     pub fn set_u64(&mut self, off: usize, v: u64) {
-        if let Some(s) = self.0.get_mut(off..off + 8) {
-            s.copy_from_slice(&v.to_le_bytes());
-        }
+        crate::le::set_u64(&mut self.0, off, v)
     }
 
     pub fn vmpl(&self) -> u8 {
