@@ -419,14 +419,7 @@ impl<'t> Parser<'t> {
         max: u64,
         default: Option<u64>,
     ) -> Option<u64> {
-        match self.optional(at, name) {
-            Some(v) => self.number(at, name, v, parse_decimal, max),
-            None if default.is_some() => default,
-            None => {
-                self.required(at, name);
-                None
-            }
-        }
+        self.numeric(at, name, parse_decimal, max, default)
     }
 
     /// A Microkit number (decimal or hex, `_` anywhere) bounded by `max`.
@@ -437,8 +430,21 @@ impl<'t> Parser<'t> {
         max: u64,
         default: Option<u64>,
     ) -> Option<u64> {
+        self.numeric(at, name, parse_quantity, max, default)
+    }
+
+    /// A numeric attribute in the syntax `parse` accepts, bounded by `max`;
+    /// `default` when absent (an error if there is none), None on error.
+    fn numeric(
+        &mut self,
+        at: &mut Attrs,
+        name: &'static str,
+        parse: fn(&str) -> Result<u64, NumberError>,
+        max: u64,
+        default: Option<u64>,
+    ) -> Option<u64> {
         match self.optional(at, name) {
-            Some(v) => self.number(at, name, v, parse_quantity, max),
+            Some(v) => self.number(at, name, v, parse, max),
             None if default.is_some() => default,
             None => {
                 self.required(at, name);
