@@ -1,4 +1,4 @@
-//! pds/echo's client, unchanged, on the bare-metal runtime; tells selftest when
+//! pds/pd-echo's client, unchanged, on the bare-metal runtime; tells selftest when
 //! every message came back in order.
 #![no_std]
 #![no_main]

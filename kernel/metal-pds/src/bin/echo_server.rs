@@ -1,4 +1,4 @@
-//! pds/echo's server, unchanged, on the bare-metal runtime.
+//! pds/pd-echo's server, unchanged, on the bare-metal runtime.
 #![no_std]
 #![no_main]
 

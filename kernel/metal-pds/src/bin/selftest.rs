@@ -271,7 +271,7 @@ impl Handler for SelfTest {
                     self.echo_done = true;
                     self.check.expect(
                         true,
-                        "echo pair (pds/echo on pd-rt): every message back in order",
+                        "echo pair (pds/pd-echo on pd-rt): every message back in order",
                     );
                 }
                 other => return Err(HandlerError::UnexpectedNotification(other)),
