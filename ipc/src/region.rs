@@ -2,7 +2,8 @@
 //!
 //! A region is shared with other PDs (or the guest, or the host) that may write it at
 //! any moment, so every access is an atomic access: bytes are copied out with
-//! relaxed atomic loads and only then interpreted ("copy, then validate"). A read can
+//! relaxed atomic loads (or a copy with the same semantics, see `copy`) and only then
+//! interpreted ("copy, then validate"). A read can
 //! observe a torn value, never undefined behaviour. Plain references into a region
 //! are never handed out, except to atomics.
 #![allow(unsafe_code)]
@@ -13,6 +14,8 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+mod copy;
 
 /// Access rights of a mapping, as system.xml's `perms` attribute spells them.
 #[derive(Copy, Clone, PartialEq, Eq, Hash, Default)]
@@ -230,7 +233,7 @@ impl<'a> Region<'a> {
     pub fn read_bytes(&self, offset: usize, buf: &mut [u8]) -> Result<(), RegionError> {
         self.check(offset, buf.len())?;
         // SAFETY: bounds checked above; the region is readable by construction.
-        unsafe { copy_from_shared(self.base.as_ptr().add(offset), buf) };
+        unsafe { copy::from_shared(self.base.as_ptr().add(offset), buf) };
         Ok(())
     }
 
@@ -238,7 +241,7 @@ impl<'a> Region<'a> {
     pub fn write_bytes(&self, offset: usize, data: &[u8]) -> Result<(), RegionError> {
         self.check_write(offset, data.len())?;
         // SAFETY: bounds and write permission checked above.
-        unsafe { copy_to_shared(data, self.base.as_ptr().add(offset)) };
+        unsafe { copy::to_shared(data, self.base.as_ptr().add(offset)) };
         Ok(())
     }
 
@@ -293,64 +296,6 @@ impl<'a> Region<'a> {
         // an atomic is sound. A read-only mapping still yields a reference: storing
         // through it faults in the MMU, which is the isolation working as intended.
         Ok(unsafe { &*(addr as *const A) })
-    }
-}
-
-/// Copies out of shared memory with word-sized relaxed atomic loads where aligned.
-///
-/// # Safety
-/// `src..src+dst.len()` must be valid for atomic reads.
-unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
-    let head_len = src.align_offset(8).min(dst.len());
-    let (head, rest) = dst.split_at_mut(head_len);
-    for (i, byte) in head.iter_mut().enumerate() {
-        // SAFETY: i < head_len <= dst.len(), inside the caller's range.
-        *byte = unsafe { AtomicU8::from_ptr(src.add(i) as *mut u8) }.load(Ordering::Relaxed);
-    }
-    // SAFETY: head_len <= dst.len().
-    let src = unsafe { src.add(head_len) };
-    let rest_len = rest.len();
-    let mut words = rest.chunks_exact_mut(8);
-    for (w, chunk) in words.by_ref().enumerate() {
-        // SAFETY: src is 8-aligned after the head; word w lies inside the range.
-        let word =
-            unsafe { AtomicU64::from_ptr(src.add(w * 8) as *mut u64) }.load(Ordering::Relaxed);
-        chunk.copy_from_slice(&word.to_ne_bytes());
-    }
-    let tail = words.into_remainder();
-    let tail_start = rest_len - tail.len();
-    for (i, byte) in tail.iter_mut().enumerate() {
-        // SAFETY: tail_start + i < rest_len, inside the caller's range.
-        *byte = unsafe { AtomicU8::from_ptr(src.add(tail_start + i) as *mut u8) }
-            .load(Ordering::Relaxed);
-    }
-}
-
-/// Copies into shared memory with word-sized relaxed atomic stores where aligned.
-///
-/// # Safety
-/// `dst..dst+src.len()` must be valid for atomic writes.
-unsafe fn copy_to_shared(src: &[u8], dst: *mut u8) {
-    let head_len = dst.align_offset(8).min(src.len());
-    let (head, rest) = src.split_at(head_len);
-    for (i, &byte) in head.iter().enumerate() {
-        // SAFETY: i < head_len <= src.len(), inside the caller's range.
-        unsafe { AtomicU8::from_ptr(dst.add(i)) }.store(byte, Ordering::Relaxed);
-    }
-    // SAFETY: head_len <= src.len().
-    let dst = unsafe { dst.add(head_len) };
-    let mut words = rest.chunks_exact(8);
-    for (w, chunk) in words.by_ref().enumerate() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        // SAFETY: dst is 8-aligned after the head; word w lies inside the range.
-        unsafe { AtomicU64::from_ptr(dst.add(w * 8) as *mut u64) }
-            .store(u64::from_ne_bytes(word), Ordering::Relaxed);
-    }
-    let tail_start = rest.len() - words.remainder().len();
-    for (i, &byte) in rest.iter().enumerate().skip(tail_start) {
-        // SAFETY: i < rest.len(), inside the caller's range.
-        unsafe { AtomicU8::from_ptr(dst.add(i)) }.store(byte, Ordering::Relaxed);
     }
 }
 
