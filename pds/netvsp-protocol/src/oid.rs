@@ -1,0 +1,133 @@
+//! NDIS object identifiers Linux's `rndis_filter.c` queries and sets, and the NDIS
+//! objects some of them carry.
+
+use zerocopy::byteorder::little_endian::{U16, U32};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+pub const GEN_SUPPORTED_LIST: u32 = 0x0001_0101;
+pub const GEN_HARDWARE_STATUS: u32 = 0x0001_0102;
+pub const GEN_MEDIA_SUPPORTED: u32 = 0x0001_0103;
+pub const GEN_MEDIA_IN_USE: u32 = 0x0001_0104;
+/// The largest frame without its Ethernet header: the MTU Linux caps itself to.
+pub const GEN_MAXIMUM_FRAME_SIZE: u32 = 0x0001_0106;
+/// Units of 100 bit/s.
+pub const GEN_LINK_SPEED: u32 = 0x0001_0107;
+pub const GEN_TRANSMIT_BUFFER_SPACE: u32 = 0x0001_0108;
+pub const GEN_RECEIVE_BUFFER_SPACE: u32 = 0x0001_0109;
+pub const GEN_VENDOR_ID: u32 = 0x0001_010c;
+pub const GEN_VENDOR_DESCRIPTION: u32 = 0x0001_010d;
+pub const GEN_CURRENT_PACKET_FILTER: u32 = 0x0001_010e;
+pub const GEN_CURRENT_LOOKAHEAD: u32 = 0x0001_010f;
+pub const GEN_DRIVER_VERSION: u32 = 0x0001_0110;
+pub const GEN_MAXIMUM_TOTAL_SIZE: u32 = 0x0001_0111;
+pub const GEN_MAC_OPTIONS: u32 = 0x0001_0113;
+/// 0 connected, 1 disconnected.
+pub const GEN_MEDIA_CONNECT_STATUS: u32 = 0x0001_0114;
+pub const GEN_MAXIMUM_SEND_PACKETS: u32 = 0x0001_0115;
+pub const GEN_VENDOR_DRIVER_VERSION: u32 = 0x0001_0116;
+pub const GEN_RECEIVE_SCALE_CAPABILITIES: u32 = 0x0001_0203;
+pub const GEN_RECEIVE_SCALE_PARAMETERS: u32 = 0x0001_0204;
+/// Linux sets "NetworkAddress" through it to change the MAC.
+pub const GEN_RNDIS_CONFIG_PARAMETER: u32 = 0x0001_021b;
+pub const GEN_FRIENDLY_NAME: u32 = 0x0002_0116;
+pub const GEN_XMIT_OK: u32 = 0x0002_0101;
+pub const GEN_RCV_OK: u32 = 0x0002_0102;
+pub const GEN_XMIT_ERROR: u32 = 0x0002_0103;
+pub const GEN_RCV_ERROR: u32 = 0x0002_0104;
+pub const GEN_RCV_NO_BUFFER: u32 = 0x0002_0105;
+pub const P802_3_PERMANENT_ADDRESS: u32 = 0x0101_0101;
+pub const P802_3_CURRENT_ADDRESS: u32 = 0x0101_0102;
+pub const P802_3_MULTICAST_LIST: u32 = 0x0101_0103;
+pub const P802_3_MAXIMUM_LIST_SIZE: u32 = 0x0101_0104;
+pub const OFFLOAD_ENCAPSULATION: u32 = 0x0101_010a;
+pub const TCP_OFFLOAD_CURRENT_CONFIG: u32 = 0xfc01_020b;
+pub const TCP_OFFLOAD_PARAMETERS: u32 = 0xfc01_020c;
+pub const TCP_OFFLOAD_HARDWARE_CAPABILITIES: u32 = 0xfc01_020d;
+
+/// `NDIS_PACKET_TYPE_*` bits of GEN_CURRENT_PACKET_FILTER.
+pub mod filter {
+    pub const DIRECTED: u32 = 0x1;
+    pub const MULTICAST: u32 = 0x2;
+    pub const ALL_MULTICAST: u32 = 0x4;
+    pub const BROADCAST: u32 = 0x8;
+    pub const PROMISCUOUS: u32 = 0x20;
+}
+
+/// `NDIS_OBJECT_TYPE_*`.
+pub const OBJECT_TYPE_DEFAULT: u8 = 0x80;
+pub const OBJECT_TYPE_RSS_CAPABILITIES: u8 = 0x88;
+pub const OBJECT_TYPE_RSS_PARAMETERS: u8 = 0x89;
+pub const OBJECT_TYPE_OFFLOAD: u8 = 0xa7;
+
+#[derive(
+    Copy,
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    Immutable,
+    KnownLayout,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct ObjectHeader {
+    pub object_type: u8,
+    pub revision: u8,
+    pub size: U16,
+}
+
+/// `struct ndis_offload` as Linux lays it out (revision 3, 156 bytes): the
+/// checksum, LSO, IPsec, RSC and encapsulation capabilities, all as raw words.
+/// Linux needs at least the 6.0 part (112 bytes) and type [`OBJECT_TYPE_OFFLOAD`].
+#[derive(
+    Copy, Clone, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned,
+)]
+#[repr(C)]
+pub struct Offload {
+    pub header: ObjectHeader,
+    /// ip4 tx encap/caps, ip4 rx encap/caps, ip6 tx encap/caps, ip6 rx encap/caps.
+    pub checksum: [U32; 8],
+    pub lso_v1: [U32; 4],
+    pub ipsec_v1: [U32; 7],
+    pub lso_v2: [U32; 7],
+    pub flags: U32,
+    pub ipsec_v2: [u8; 32],
+    pub rsc: [u8; 4],
+    pub encapsulation_gre: [U32; 2],
+}
+
+pub const OFFLOAD_SIZE: usize = size_of::<Offload>();
+/// What Linux requires at least (`offsetof(struct ndis_offload, ipsecv2)`).
+pub const OFFLOAD_SIZE_6_0: usize = 112;
+pub const OFFLOAD_REVISION_3: u8 = 3;
+
+/// `struct ndis_recv_scale_cap`.
+#[derive(
+    Copy,
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    Immutable,
+    KnownLayout,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct ReceiveScaleCapabilities {
+    pub header: ObjectHeader,
+    pub capabilities: U32,
+    pub interrupt_messages: U32,
+    pub receive_queues: U32,
+    pub indirection_table_entries: U16,
+}
+
+const _: () = {
+    assert!(OFFLOAD_SIZE == 156);
+    assert!(size_of::<ReceiveScaleCapabilities>() == 18);
+};
