@@ -20,6 +20,8 @@ pub mod cpu;
 pub mod ghcb_msr;
 pub mod ghcb_page;
 mod le;
+#[cfg(any(test, feature = "measure"))]
+pub mod measure;
 pub mod model;
 pub mod psc;
 pub mod rmp;

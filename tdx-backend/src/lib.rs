@@ -18,6 +18,8 @@ extern crate std;
 pub mod backend;
 pub mod cpu;
 pub mod exit;
+#[cfg(any(test, feature = "measure"))]
+pub mod measure;
 pub mod model;
 pub mod status;
 pub mod vmcall;
