@@ -1,0 +1,23 @@
+//! The vTPM PD: a TPM 2.0 for the guest behind the CRB interface at 0xFED40000.
+//!
+//! - [`pd`]: the PD — the CRB register model of `tpm-crb` fed by the VMM's
+//!   calls, commands copied out of the shared buffer and run by an [`Engine`];
+//! - [`engine`]: the engine trait and [`engine::Unsupported`], the bare-metal
+//!   engine until libtpms is ported (every command TPM_RC_FAILURE);
+//! - `libtpms` (feature `libtpms`, host): Debian's libtpms through its C API;
+//! - [`commands`]: the commands the PD and its tests issue, and a bounded reader
+//!   of their responses.
+#![no_std]
+
+extern crate alloc;
+#[cfg(any(test, feature = "libtpms"))]
+extern crate std;
+
+pub mod commands;
+pub mod engine;
+#[cfg(feature = "libtpms")]
+pub mod libtpms;
+pub mod measure;
+pub mod pd;
+
+pub use engine::{Engine, EngineError, Unsupported};

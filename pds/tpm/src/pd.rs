@@ -1,0 +1,250 @@
+//! The tpm PD: the CRB interface ([`tpm_crb::crb`]) in front of an [`Engine`],
+//! behind the `ipc` runtime.
+//!
+//! What system configuration must grant (names are `setvar_vaddr`/`setvar`):
+//! - region [`BUFFER`] (rw): the command/response buffer, also mapped into the VM
+//!   at [`tpm_crb::api::BUFFER_GPA`] (the guest writes commands there directly);
+//! - region [`REGS`] (rw, optional): locality 0's register page, mapped read-only
+//!   into the VM at [`tpm_crb::api::CRB_BASE`]; this PD keeps the register block
+//!   current there after every call so guest reads need no exit;
+//! - variable [`VMM_CHANNEL`]: the VMM PD's channel, the only one whose calls
+//!   reach the registers.
+//!
+//! A command is copied out of the shared buffer before its header is read (the
+//! guest may change the buffer at any time), and the response is written back
+//! before START clears, so the guest never sees a half-written response as done.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt::Write as _;
+
+use ipc::{
+    Channel, ChannelSet, Handler, HandlerError, Init, InitError, InitExt, Kernel, MessageInfo,
+    MessageRegisters, Perms, Region,
+};
+use tpm_crb::api::{Request, Status, BUFFER_GPA, BUFFER_SIZE};
+use tpm_crb::command::{error_response, Command, ResponseCode};
+use tpm_crb::crb::{BufferLayout, Crb, Effect};
+
+use crate::engine::{Engine, EngineError};
+
+pub const BUFFER: &str = "crb_buffer";
+pub const REGS: &str = "crb_regs";
+pub const VMM_CHANNEL: &str = "vmm_channel";
+
+/// Refusals logged before only powers of two are.
+const LOG_FIRST: u64 = 8;
+
+/// Counters for logs and tests.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct PdStats {
+    pub commands: u64,
+    /// Commands refused before the engine (bad header, cancelled).
+    pub refused_commands: u64,
+    /// Register calls refused.
+    pub refused_calls: u64,
+    pub engine_failures: u64,
+}
+
+pub struct TpmPd<E> {
+    crb: Crb,
+    engine: E,
+    buffer: Region<'static>,
+    regs: Option<Region<'static>>,
+    vmm: Channel,
+    command: Vec<u8>,
+    response: Vec<u8>,
+    stats: PdStats,
+}
+
+impl<E> core::fmt::Debug for TpmPd<E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TpmPd")
+            .field("crb", &self.crb)
+            .field("vmm", &self.vmm)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<E: Engine> TpmPd<E> {
+    pub fn init(init: &dyn Init, engine: E) -> Result<Self, InitError> {
+        let vmm = init.channel(VMM_CHANNEL)?;
+        let buffer = init.region_with(BUFFER, Perms::RW)?;
+        let size = buffer.len().min(BUFFER_SIZE as usize);
+        if size < tpm_crb::command::HEADER_SIZE {
+            return Err(InitError::RegionTooSmall {
+                name: BUFFER,
+                needed: BUFFER_SIZE as usize,
+                granted: buffer.len(),
+            });
+        }
+        let regs = init.optional(init.region_with(REGS, Perms::RW))?;
+        let pd = Self {
+            crb: Crb::new(BufferLayout {
+                gpa: BUFFER_GPA,
+                size: size as u32,
+            }),
+            engine,
+            buffer,
+            regs,
+            vmm,
+            command: vec![0; size],
+            response: vec![0; size],
+            stats: PdStats::default(),
+        };
+        pd.publish();
+        Ok(pd)
+    }
+
+    pub fn stats(&self) -> PdStats {
+        self.stats
+    }
+
+    pub fn crb(&self) -> &Crb {
+        &self.crb
+    }
+
+    pub fn engine_mut(&mut self) -> &mut E {
+        &mut self.engine
+    }
+
+    /// Runs one command from this PD itself (measured boot), outside the guest's
+    /// buffer; returns the response bytes.
+    pub fn run_internal(&mut self, command: &[u8]) -> Result<Vec<u8>, EngineError> {
+        let parsed = Command::parse(command).map_err(|_| EngineError::Fatal)?;
+        let mut out = vec![0; self.response.len()];
+        let n = self.engine.execute(0, parsed, &mut out)?;
+        out.truncate(n);
+        Ok(out)
+    }
+
+    /// Copies the register block to the guest's read-only view.
+    fn publish(&self) {
+        if let Some(regs) = self.regs {
+            // A region smaller than the block was refused by nobody; write what fits.
+            let image = self.crb.image(0);
+            let n = image.len().min(regs.len());
+            let _ = regs.write_bytes(0, &image[..n]);
+        }
+    }
+
+    /// Runs the command in the shared buffer and leaves its response there.
+    /// Returns whether the engine failed fatally.
+    fn execute(&mut self, kernel: &mut dyn Kernel, locality: u8, cancelled: bool) -> bool {
+        self.stats.commands += 1;
+        if self.buffer.read_bytes(0, &mut self.command).is_err() {
+            return true;
+        }
+        let refused = if cancelled {
+            Some(ResponseCode::CANCELED)
+        } else {
+            Command::parse(&self.command).err()
+        };
+        let (len, fatal) = match refused {
+            Some(rc) => {
+                self.stats.refused_commands += 1;
+                let r = error_response(&self.command, rc);
+                self.response[..r.len()].copy_from_slice(&r);
+                (r.len(), false)
+            }
+            None => {
+                let Ok(command) = Command::parse(&self.command) else {
+                    return true;
+                };
+                match self.engine.execute(locality, command, &mut self.response) {
+                    Ok(n) => (n, false),
+                    Err(e) => {
+                        self.stats.engine_failures += 1;
+                        log(
+                            kernel,
+                            format_args!("engine failed: {e:?}; TPM in failure mode"),
+                        );
+                        let r = error_response(&self.command, ResponseCode::FAILURE);
+                        self.response[..r.len()].copy_from_slice(&r);
+                        (r.len(), e == EngineError::Fatal)
+                    }
+                }
+            }
+        };
+        self.buffer.write_bytes(0, &self.response[..len]).is_err() || fatal
+    }
+
+    fn serve(&mut self, kernel: &mut dyn Kernel, request: Request) -> Result<u64, Status> {
+        match request {
+            Request::Read(access) => Ok(self.crb.read(access)),
+            Request::Write(access, value) => match self.crb.write(access, value)? {
+                Effect::None => Ok(0),
+                Effect::Execute {
+                    locality,
+                    cancelled,
+                } => {
+                    let fatal = self.execute(kernel, locality, cancelled);
+                    self.crb.complete(fatal);
+                    Ok(0)
+                }
+            },
+        }
+    }
+}
+
+/// One log line through the kernel's debug console, without an allocator.
+fn log(kernel: &mut dyn Kernel, args: core::fmt::Arguments<'_>) {
+    let mut line = heapless::String::<200>::new();
+    let _ = line.write_str("tpm: ");
+    let _ = line.write_fmt(args);
+    if line.len() == line.capacity() {
+        line.pop();
+    }
+    let _ = line.push('\n');
+    kernel.debug_puts(&line);
+}
+
+impl<E: Engine> Handler for TpmPd<E> {
+    fn notified(
+        &mut self,
+        _kernel: &mut dyn Kernel,
+        channels: ChannelSet,
+    ) -> Result<(), HandlerError> {
+        match channels.iter().next() {
+            Some(ch) => Err(HandlerError::UnexpectedNotification(ch)),
+            None => Ok(()),
+        }
+    }
+
+    fn protected(
+        &mut self,
+        kernel: &mut dyn Kernel,
+        ch: Channel,
+        msg: MessageInfo,
+        mrs: &mut MessageRegisters,
+    ) -> Result<MessageInfo, HandlerError> {
+        let result = if ch == self.vmm {
+            Request::decode(msg, mrs).and_then(|r| self.serve(kernel, r))
+        } else {
+            Err(Status::NOT_PERMITTED)
+        };
+        let (status, value) = match result {
+            Ok(v) => (Status::OK, v),
+            Err(status) => {
+                self.stats.refused_calls += 1;
+                let n = self.stats.refused_calls;
+                if n <= LOG_FIRST || n.is_power_of_two() {
+                    log(
+                        kernel,
+                        format_args!(
+                            "refused label {:#x} from {ch}: {status:?} (mr0={:#x} mr1={:#x}) [refusal {n}]",
+                            msg.label(),
+                            mrs.get(0),
+                            mrs.get(1)
+                        ),
+                    );
+                }
+                (status, 0)
+            }
+        };
+        self.publish();
+        mrs.set(0, value);
+        Ok(MessageInfo::new(status.0, 1))
+    }
+}
