@@ -51,7 +51,7 @@ impl Config {
 /// | 1  | synic-pd             | calls out: posts and signals into a SynIC                    |
 /// | 2  | host-forward PD      | calls out: relayed hypercalls                               |
 /// | 3  | vmbus-server         | service 0: claims the VMBus message connections (1..=4); guest posts go to its queue `service0_queue`; notified |
-/// | 4-6| VSP PDs              | services 1-3: claim channel signal connections; signal-only unless a `service<i>_queue` is granted; notified |
+/// | 4-6| VSP PDs              | services 1-3 (VSP slots 0-2): claim the signal connections vmbus-server granted their channels; signal-only unless a `service<i>_queue` is granted; notified |
 /// | 7  | a port manager       | calls in: routes connections into SynIC ports or to the host |
 pub mod build {
     use ipc::Channel;
@@ -97,7 +97,7 @@ pub mod build {
     }
 
     /// What [`crate::pd::HvcallPd::init`] reads, answered from this table.
-    pub const VARIABLES: [(&str, u64); 20] = [
+    pub const VARIABLES: [(&str, u64); 24] = [
         (pd::VP_COUNT, VP_COUNT),
         (pd::ISOLATION, ISOLATION),
         (pd::SHARED_GPA_BOUNDARY, SHARED_GPA_BOUNDARY),
@@ -130,5 +130,10 @@ pub mod build {
             pd::SERVICE_CONNECTION_VARS[3],
             range(CHANNEL_SIGNAL_CONNECTIONS),
         ),
+        // vmbus-server grants connections; its VSP slot i is service i+1.
+        (pd::GRANT_CHANNEL, SERVICES[0].index() as u64),
+        (pd::VSP_CHANNEL_VARS[0], SERVICES[1].index() as u64),
+        (pd::VSP_CHANNEL_VARS[1], SERVICES[2].index() as u64),
+        (pd::VSP_CHANNEL_VARS[2], SERVICES[3].index() as u64),
     ];
 }

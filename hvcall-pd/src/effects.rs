@@ -2,42 +2,10 @@
 //! test) carries the effects out over channels.
 
 use hvdef::message::HvMessage;
-use hvdef::{Control, HvStatus, HypercallResult};
-use synic_pd::{PostOutcome, SintTarget};
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+use hvdef::{HvStatus, HypercallResult};
+use synic_api::{PostOutcome, SintTarget};
 
-/// A posted message on its way to a paravisor service PD (one queue entry).
-#[repr(C)]
-#[derive(Copy, Clone, PartialEq, Eq, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
-pub struct ServiceMessage {
-    pub connection_id: u32,
-    pub message_type: u32,
-    pub payload_size: u32,
-    /// The VTL the guest posted from.
-    pub vtl: u8,
-    pub reserved: [u8; 3],
-    pub payload: [u8; 240],
-}
-const _: () = assert!(core::mem::size_of::<ServiceMessage>() == 256);
-
-impl ServiceMessage {
-    /// The payload bytes, clamped: the queue is shared memory, so the consumer must
-    /// not trust `payload_size` to be in range.
-    pub fn payload(&self) -> &[u8] {
-        let len = (self.payload_size as usize).min(self.payload.len());
-        &self.payload[..len]
-    }
-}
-
-/// A call relayed to the host. `input`/`output` are GPAs for slow calls (already
-/// checked to be host-visible) and register values for fast ones.
-#[derive(Copy, Clone, PartialEq, Eq, Debug)]
-pub struct HostCall {
-    pub vp: u32,
-    pub control: Control,
-    pub input: u64,
-    pub output: u64,
-}
+pub use hvcall_api::{HostCall, ServiceMessage};
 
 pub trait Effects {
     /// Deliver into a SynIC message slot (synic-pd).

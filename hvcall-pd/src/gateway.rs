@@ -18,7 +18,7 @@ use hvdef::message::{HvMessage, HvMessageHeader, HvMessageType, SINT_EVENT_FLAGS
 use hvdef::msr::HypercallMsr;
 use hvdef::vtl::HvInputVtl;
 use hvdef::{
-    Control, HvStatus, HypercallCode, HypercallResult, Vtl, HV_PAGE_SIZE, HV_PARTITION_ID_SELF,
+    HvStatus, HypercallCode, HypercallResult, Vtl, HV_PAGE_SIZE, HV_PARTITION_ID_SELF,
     HV_VP_INDEX_SELF,
 };
 use zerocopy::{FromBytes, IntoBytes};
@@ -28,25 +28,7 @@ use crate::effects::{Effects, HostCall, ServiceMessage};
 use crate::guest::GuestMemory;
 use crate::route::{Destination, Route, RouteError, RouteTable};
 
-/// A guest hypercall exit as the vCPU PD reports it.
-#[derive(Copy, Clone, PartialEq, Eq, Debug)]
-pub struct HypercallRequest {
-    pub vp: u32,
-    /// The VTL the guest was running in when it made the call.
-    pub vtl: Vtl,
-    pub control: Control,
-    pub rdx: u64,
-    pub r8: u64,
-}
-
-/// What the vCPU PD must do with the guest.
-#[derive(Copy, Clone, PartialEq, Eq, Debug)]
-pub enum Outcome {
-    /// Put the result word in RAX and move past the hypercall instruction.
-    Complete(HypercallResult),
-    /// Enter `Vtl` on this VP (a successful VTL call or return; RAX untouched).
-    SwitchVtl(Vtl),
-}
+pub use hvcall_api::{HypercallRequest, Outcome};
 
 /// The vCPU PD sent something impossible: a bug or a compromised peer, not a guest
 /// error, so it is not answered with a hypercall status.

@@ -11,15 +11,18 @@
 #[cfg(test)]
 extern crate std;
 
-pub mod api;
 pub mod config;
 pub mod cpuid;
 pub mod effects;
 pub mod gateway;
+pub mod grants;
 pub mod guest;
 pub mod msr;
 pub mod pd;
 pub mod route;
+
+/// The contract moved to its own crate; this path stays for existing callers.
+pub use hvcall_api as api;
 
 pub use config::Config;
 pub use effects::{Effects, HostCall, ServiceMessage};

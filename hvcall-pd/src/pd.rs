@@ -20,6 +20,12 @@
 //!   their range. A service without a queue takes signals only (a VSP's channel
 //!   signals): a message posted to its connection fails with INVALID_PORT_ID.
 
+use hvcall_api::{
+    label, ConnectionGrant as GrantRequest, ConnectionRevoke, CpuidReply, CpuidRequest,
+    ForwardReply, HypercallReply, HypercallRequest, InitialContextReply, InitialContextRequest,
+    MsrResult, ReadMsrRequest, RegisterStatus, Registration, RouteKind, Unregistration,
+    WriteMsrRequest,
+};
 use hvdef::cpuid::IsolationType;
 use hvdef::message::HvMessage;
 use hvdef::{HvStatus, HypercallResult, Vtl};
@@ -27,15 +33,15 @@ use ipc::{
     Channel, ChannelSet, Handler, HandlerError, Init, InitError, InitExt, Kernel, MessageInfo,
     MessageRegisters, Perms, Producer, TryEnqueueError,
 };
-use synic_pd::{PostOutcome, SintTarget};
+use synic_api::{PostOutcome, SintTarget};
 
-use crate::api::{self, label, MsrReply, RegisterStatus, Registration, RouteKind};
 use crate::config::Config;
 use crate::effects::{Effects, HostCall, ServiceMessage};
 use crate::gateway::HvcallCore;
+use crate::grants::{ConnectionGrant, ConnectionGrants, GrantError, MAX_VSPS};
 use crate::guest::GuestMemory;
 use crate::msr::MsrError;
-use crate::route::{Route, RouteError};
+use crate::route::{Destination, Route, RouteError};
 
 pub const GUEST_RAM: &str = "guest_ram";
 pub const GUEST_RAM_GPA: &str = "guest_ram_gpa";
@@ -71,7 +77,14 @@ pub const SERVICE_CONNECTION_VARS: [&str; MAX_SERVICES] = [
     "service2_connections",
     "service3_connections",
 ];
-pub const SERVICE_QUEUE_CAPACITY: u32 = 32;
+pub use hvcall_api::SERVICE_QUEUE_CAPACITY;
+pub const GRANT_CHANNEL: &str = "grant_channel";
+pub const VSP_CHANNEL_VARS: [&str; MAX_VSPS] = [
+    "vsp0_channel",
+    "vsp1_channel",
+    "vsp2_channel",
+    "vsp3_channel",
+];
 
 /// The value of a `service<i>_connections` variable: the service may claim
 /// connection ids `first..=last` (packed as `first | last << 32`). Without the
@@ -96,6 +109,11 @@ pub struct HvcallPd<const VPS: usize, const ROUTES: usize> {
     synic_port_channels: ChannelSet,
     host_route_channels: ChannelSet,
     services: [Option<Service>; MAX_SERVICES],
+    /// vmbus-server, the only caller that may grant connections.
+    grant_channel: Option<Channel>,
+    /// VSP slot `i`'s channel: the service routes it registers must be granted.
+    vsp_channels: [Option<Channel>; MAX_VSPS],
+    grants: ConnectionGrants,
 }
 
 impl<const VPS: usize, const ROUTES: usize> core::fmt::Debug for HvcallPd<VPS, ROUTES> {
@@ -201,6 +219,15 @@ impl<const VPS: usize, const ROUTES: usize> HvcallPd<VPS, ROUTES> {
             synic_port_channels: init.channel_set(SYNIC_PORT_CHANNELS)?,
             host_route_channels: init.channel_set(HOST_ROUTE_CHANNELS)?,
             services,
+            grant_channel: init.optional(init.channel(GRANT_CHANNEL))?,
+            vsp_channels: {
+                let mut chans = [None; MAX_VSPS];
+                for (slot, name) in chans.iter_mut().zip(VSP_CHANNEL_VARS) {
+                    *slot = init.optional(init.channel(name))?;
+                }
+                chans
+            },
+            grants: ConnectionGrants::default(),
         })
     }
 
@@ -212,13 +239,69 @@ impl<const VPS: usize, const ROUTES: usize> HvcallPd<VPS, ROUTES> {
         self.services.iter().flatten().any(|s| s.channel == ch)
     }
 
+    /// The VSP slot `ch` belongs to, if it is a VSP's channel.
+    fn vsp_slot(&self, ch: Channel) -> Option<u8> {
+        self.vsp_channels
+            .iter()
+            .position(|c| *c == Some(ch))
+            .map(|i| i as u8)
+    }
+
+    /// GRANT_CONNECTION / REVOKE_CONNECTION from vmbus-server.
+    fn grant(&mut self, ch: Channel, msg: MessageInfo, mrs: &MessageRegisters) -> RegisterStatus {
+        if self.grant_channel != Some(ch) {
+            return RegisterStatus::NotPermitted;
+        }
+        if let Ok(r) = ConnectionRevoke::decode(msg, mrs) {
+            let Ok(g) = self.grants.revoke(r.vsp, r.relid) else {
+                return RegisterStatus::NotFound;
+            };
+            // A VSP that did not unregister (it crashed, or its ring broke) loses
+            // the route with the grant, so the guest's doorbells stop reaching it.
+            if let Some(owner) = self.vsp_channels.get(g.vsp as usize).copied().flatten() {
+                let _ = self
+                    .core
+                    .unregister_route(g.vtl, g.connection_id, owner.index());
+            }
+            return RegisterStatus::Ok;
+        }
+        let Ok(g) = GrantRequest::decode(msg, mrs) else {
+            return RegisterStatus::Invalid;
+        };
+        if self
+            .vsp_channels
+            .get(g.vsp as usize)
+            .is_none_or(Option::is_none)
+        {
+            return RegisterStatus::Invalid;
+        }
+        match self.grants.grant(ConnectionGrant {
+            vsp: g.vsp,
+            relid: g.relid,
+            connection_id: g.connection_id,
+            vtl: g.vtl,
+        }) {
+            Ok(()) => RegisterStatus::Ok,
+            Err(GrantError::Taken) => RegisterStatus::Duplicate,
+            Err(GrantError::Full) => RegisterStatus::Full,
+            Err(GrantError::NotFound) => RegisterStatus::NotFound,
+        }
+    }
+
     fn register(&mut self, ch: Channel, reg: &Registration) -> RegisterStatus {
+        let granted = match self.vsp_slot(ch) {
+            Some(vsp) => self.grants.owns(vsp, reg.connection_id, reg.vtl),
+            None => true,
+        };
         let permitted = match reg.kind {
-            RouteKind::Service => self
-                .services
-                .iter()
-                .flatten()
-                .any(|s| s.channel == ch && s.connections.contains(&reg.connection_id)),
+            RouteKind::Service => {
+                granted
+                    && self
+                        .services
+                        .iter()
+                        .flatten()
+                        .any(|s| s.channel == ch && s.connections.contains(&reg.connection_id))
+            }
             RouteKind::SynicMessage { target, .. } | RouteKind::SynicEvent { target, .. } => {
                 self.synic_port_channels.contains(ch) && target.vp < self.core.config().vp_count
             }
@@ -242,7 +325,7 @@ impl<const VPS: usize, const ROUTES: usize> HvcallPd<VPS, ROUTES> {
         let route = Route {
             connection_id: reg.connection_id,
             vtl: reg.vtl,
-            destination: reg.destination(ch),
+            destination: destination(reg.kind, ch),
             owner: ch.index(),
         };
         match self.core.register_route(route) {
@@ -251,6 +334,28 @@ impl<const VPS: usize, const ROUTES: usize> HvcallPd<VPS, ROUTES> {
             Err(RouteError::Full) => RegisterStatus::Full,
             Err(RouteError::NotFound) => RegisterStatus::NotFound,
         }
+    }
+}
+
+/// The destination a registration makes, for a caller on `channel`.
+fn destination(kind: RouteKind, channel: Channel) -> Destination {
+    match kind {
+        RouteKind::Service => Destination::Service {
+            channel: channel.index(),
+        },
+        RouteKind::SynicMessage { target, port_id } => {
+            Destination::SynicMessage { target, port_id }
+        }
+        RouteKind::SynicEvent {
+            target,
+            flag_base,
+            flag_count,
+        } => Destination::SynicEvent {
+            target,
+            flag_base,
+            flag_count,
+        },
+        RouteKind::Host => Destination::Host,
     }
 }
 
@@ -272,12 +377,11 @@ impl Effects for PdEffects<'_> {
         target: SintTarget,
         message: &HvMessage,
     ) -> Result<PostOutcome, HvStatus> {
-        synic_pd::api::post_message(self.kernel, self.synic, target, message)
-            .unwrap_or(Err(DEAD_PEER))
+        synic_api::post_message(self.kernel, self.synic, target, message).unwrap_or(Err(DEAD_PEER))
     }
 
     fn synic_signal(&mut self, target: SintTarget, flag: u32) -> Result<bool, HvStatus> {
-        synic_pd::api::signal_event(self.kernel, self.synic, target, flag).unwrap_or(Err(DEAD_PEER))
+        synic_api::signal_event(self.kernel, self.synic, target, flag).unwrap_or(Err(DEAD_PEER))
     }
 
     fn service_post(&mut self, channel: u8, message: &ServiceMessage) -> Result<(), HvStatus> {
@@ -313,11 +417,9 @@ impl Effects for PdEffects<'_> {
         let Some(host) = self.host else {
             return HypercallResult::from(DEAD_PEER);
         };
-        let mut mrs = MessageRegisters::new();
-        let msg = api::encode_forward(call, &mut mrs);
-        match host.pp_call(self.kernel, msg, &mut mrs) {
-            Ok(_) => HypercallResult(mrs.get(0)),
-            Err(_) => HypercallResult::from(DEAD_PEER),
+        match ipc::wire::call::<_, ForwardReply>(self.kernel, host, call) {
+            Ok(Ok(reply)) => reply.result,
+            _ => HypercallResult::from(DEAD_PEER),
         }
     }
 }
@@ -353,7 +455,7 @@ impl<const VPS: usize, const ROUTES: usize> Handler for HvcallPd<VPS, ROUTES> {
         let from_vcpu = self.vcpu_channels.contains(ch);
         match msg.label() {
             label::HYPERCALL if from_vcpu => {
-                let req = api::decode_hypercall(msg, mrs).map_err(|_| bad)?;
+                let req = HypercallRequest::decode(msg, mrs).map_err(|_| bad)?;
                 let Self {
                     core,
                     mem,
@@ -369,85 +471,69 @@ impl<const VPS: usize, const ROUTES: usize> Handler for HvcallPd<VPS, ROUTES> {
                     services,
                 };
                 let outcome = core.hypercall(mem, &mut fx, req).map_err(|_| bad)?;
-                Ok(api::encode_outcome(outcome, mrs))
+                Ok(HypercallReply::from(outcome).encode(mrs))
             }
             label::CPUID if from_vcpu => {
-                if msg.count() < 3 || u32::try_from(mrs.get(0)).is_err() {
-                    return Err(bad);
-                }
-                let leaf = u32::try_from(mrs.get(1)).map_err(|_| bad)?;
-                let subleaf = u32::try_from(mrs.get(2)).map_err(|_| bad)?;
-                match self.core.cpuid(leaf, subleaf) {
-                    Some(regs) => {
-                        for (i, r) in regs.iter().enumerate() {
-                            mrs.set(i, *r as u64);
-                        }
-                        Ok(MessageInfo::new(api::REPLY_COMPLETE, 4))
-                    }
-                    None => Ok(MessageInfo::new(api::REPLY_NOT_HANDLED, 0)),
-                }
+                let req = CpuidRequest::decode(msg, mrs).map_err(|_| bad)?;
+                let reply = match self.core.cpuid(req.leaf, req.subleaf) {
+                    Some([eax, ebx, ecx, edx]) => CpuidReply::Leaf { eax, ebx, ecx, edx },
+                    None => CpuidReply::NotHandled,
+                };
+                Ok(reply.encode(mrs))
             }
             label::READ_MSR | label::WRITE_MSR if from_vcpu => {
-                let write = msg.label() == label::WRITE_MSR;
-                if msg.count() < if write { 4 } else { 3 } {
-                    return Err(bad);
-                }
-                let vp = u32::try_from(mrs.get(0)).map_err(|_| bad)?;
-                let vtl = u8::try_from(mrs.get(1))
-                    .ok()
-                    .and_then(Vtl::new)
-                    .ok_or(bad)?;
-                let msr = u32::try_from(mrs.get(2)).map_err(|_| bad)?;
-                self.core.check_caller(vp, vtl).map_err(|_| bad)?;
-                let result = if write {
-                    self.core
-                        .write_msr(&self.mem, vp, vtl, msr, mrs.get(3))
-                        .map(|()| 0)
+                let (vp, vtl, msr, write) = if msg.label() == label::WRITE_MSR {
+                    let r = WriteMsrRequest::decode(msg, mrs).map_err(|_| bad)?;
+                    (r.vp, r.vtl, r.msr, Some(r.value))
                 } else {
-                    self.core.read_msr(vp, vtl, msr)
+                    let r = ReadMsrRequest::decode(msg, mrs).map_err(|_| bad)?;
+                    (r.vp, r.vtl, r.msr, None)
                 };
-                Ok(match result {
-                    Ok(v) => {
-                        mrs.set(0, v);
-                        MessageInfo::new(MsrReply::Ok as u64, 1)
-                    }
-                    Err(MsrError::Gp) => MessageInfo::new(MsrReply::Gp as u64, 0),
-                    Err(MsrError::NotMine) => MessageInfo::new(MsrReply::NotMine as u64, 0),
-                })
+                self.core.check_caller(vp, vtl).map_err(|_| bad)?;
+                let result = match write {
+                    Some(value) => self
+                        .core
+                        .write_msr(&self.mem, vp, vtl, msr, value)
+                        .map(|()| 0),
+                    None => self.core.read_msr(vp, vtl, msr),
+                };
+                let reply = match result {
+                    Ok(value) => MsrResult::Ok { value },
+                    Err(MsrError::Gp) => MsrResult::Gp,
+                    Err(MsrError::NotMine) => MsrResult::NotMine,
+                };
+                Ok(reply.encode(mrs))
             }
             label::INITIAL_CONTEXT if from_vcpu => {
-                if msg.count() < 2 {
-                    return Err(bad);
-                }
-                let vp = u32::try_from(mrs.get(0)).map_err(|_| bad)?;
-                let vtl = u8::try_from(mrs.get(1))
-                    .ok()
-                    .and_then(Vtl::new)
-                    .ok_or(bad)?;
-                Ok(match self.core.initial_context(vp, vtl) {
-                    Some(ctx) => {
-                        let ctx = *ctx;
-                        api::encode_context(&ctx, mrs)
-                    }
-                    None => MessageInfo::new(api::REPLY_NOT_HANDLED, 0),
-                })
+                let req = InitialContextRequest::decode(msg, mrs).map_err(|_| bad)?;
+                let reply = match self.core.initial_context(req.vp, req.vtl) {
+                    Some(ctx) => InitialContextReply::Context { context: *ctx },
+                    None => InitialContextReply::NotHandled,
+                };
+                Ok(reply.encode(mrs))
             }
             label::REGISTER_CONNECTION => {
                 let status = match Registration::decode(msg, mrs) {
                     Ok(reg) => self.register(ch, &reg),
                     Err(_) => RegisterStatus::Invalid,
                 };
-                Ok(MessageInfo::new(status as u64, 0))
+                Ok(status.encode(mrs))
             }
             label::UNREGISTER_CONNECTION => {
-                let status = match api::decode_unregister(msg, mrs) {
-                    Ok((conn, vtl)) => match self.core.unregister_route(vtl, conn, ch.index()) {
+                let status = match Unregistration::decode(msg, mrs) {
+                    Ok(u) => match self
+                        .core
+                        .unregister_route(u.vtl, u.connection_id, ch.index())
+                    {
                         Ok(_) => RegisterStatus::Ok,
                         Err(_) => RegisterStatus::NotFound,
                     },
                     Err(_) => RegisterStatus::Invalid,
                 };
-                Ok(MessageInfo::new(status as u64, 0))
+                Ok(status.encode(mrs))
+            }
+            label::GRANT_CONNECTION | label::REVOKE_CONNECTION => {
+                Ok(self.grant(ch, msg, mrs).encode(mrs))
             }
             label::HYPERCALL
             | label::CPUID

@@ -7,7 +7,7 @@
 
 use heapless::Vec;
 use hvdef::Vtl;
-use synic_pd::SintTarget;
+use synic_api::SintTarget;
 
 /// Where a connection leads (the Hyper-V port behind it).
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]

@@ -12,7 +12,7 @@ use hvdef::{
     Control, HvStatus, HypercallCode, HypercallResult, Vtl, HV_PARTITION_ID_SELF, HV_VP_INDEX_SELF,
 };
 use ipc::{Perms, Region};
-use synic_pd::{Instance, PostOutcome, SintTarget};
+use synic_api::{Instance, PostOutcome, SintTarget};
 use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
 use crate::gateway::{HypercallRequest, Outcome, PeerError};

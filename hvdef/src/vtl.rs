@@ -38,6 +38,21 @@ impl Vtl {
     }
 }
 
+/// VTL numbers cross protected calls as whole registers.
+impl From<Vtl> for u64 {
+    fn from(vtl: Vtl) -> Self {
+        vtl.0.into()
+    }
+}
+
+/// A register naming no VTL (beyond [`Vtl::MAX`] or 64 bits wide) is refused.
+impl TryFrom<u64> for Vtl {
+    type Error = ();
+    fn try_from(raw: u64) -> Result<Self, ()> {
+        u8::try_from(raw).ok().and_then(Self::new).ok_or(())
+    }
+}
+
 impl fmt::Debug for Vtl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "VTL{}", self.0)

@@ -21,6 +21,7 @@ pub mod queue;
 pub mod region;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod wire;
 
 pub use channel::{Channel, ChannelSet, Child};
 pub use error::{HandlerError, InitError, IpcError};

@@ -8,8 +8,8 @@
 //! |----|---------------|------------------------------------------------------------|
 //! | 0  | the vCPU PD   | calls in: SynIC MSRs; notified: interrupt requests queued   |
 //! | 1  | hvcall-pd     | calls in: posts and signals into either instance (SynIC ports) |
-//! | 2  | vmbus-server  | calls in: channel messages into either instance; notified: a refused message may be retried |
-//! | 3-5| VSP PDs       | calls in: channel event flags into either instance          |
+//! | 2  | vmbus-server  | calls in: channel messages into either instance, event-flag grants for its VSPs' channels; notified: a refused message may be retried |
+//! | 3-5| VSP PDs       | calls in: the event flags vmbus-server granted them (VSP slot `i` = channel `3+i`) |
 
 pub mod build {
     use ipc::Channel;
@@ -41,7 +41,7 @@ pub mod build {
     pub const DELIVER: u64 = POST | SIGNAL;
 
     /// What [`crate::pd::SynicPd::init`] reads, answered from this table.
-    pub const VARIABLES: [(&str, u64); 9] = [
+    pub const VARIABLES: [(&str, u64); 13] = [
         (pd::VP_COUNT, VP_COUNT),
         (pd::GUEST_RAM_GPA, GUEST_RAM_GPA),
         (pd::GUEST_SHARED_GPA, GUEST_SHARED_GPA),
@@ -51,5 +51,9 @@ pub mod build {
         (pd::DELIVER_HV_CHANNELS, DELIVER),
         (pd::POST_CHANNELS, POST),
         (pd::SIGNAL_CHANNELS, SIGNAL),
+        (pd::GRANT_CHANNEL, VMBUS.index() as u64),
+        (pd::VSP_CHANNEL_VARS[0], VSPS[0].index() as u64),
+        (pd::VSP_CHANNEL_VARS[1], VSPS[1].index() as u64),
+        (pd::VSP_CHANNEL_VARS[2], VSPS[2].index() as u64),
     ];
 }

@@ -9,17 +9,18 @@
 #[cfg(test)]
 extern crate std;
 
-pub mod api;
 pub mod config;
+pub mod grants;
 pub mod guest;
 pub mod pd;
 pub mod synic;
 
+/// The contract moved to its own crate; this path stays for existing callers.
+pub use synic_api as api;
+pub use synic_api::{Instance, PostOutcome, SintTarget};
+
 pub use guest::GuestMemory;
-pub use synic::{
-    ConfigError, Instance, InterruptRequest, InterruptSink, MsrError, PostOutcome, SintTarget,
-    Synic,
-};
+pub use synic::{ConfigError, InterruptRequest, InterruptSink, MsrError, Synic};
 
 #[cfg(test)]
 mod pd_tests;

@@ -15,6 +15,11 @@
 //!   its role is refused, so e.g. a VSP cannot rewrite the guest's SINTs or post
 //!   into its message slots.
 //!
+//! - optionally [`GRANT_CHANNEL`] (vmbus-server) and [`VSP_CHANNEL_VARS`]: the
+//!   channel of VSP slot `i` as vmbus-server numbers its VSPs. A VSP channel may set
+//!   only the event flags vmbus-server granted it for its open channels
+//!   ([`crate::grants`]); anything else is answered ACCESS_DENIED.
+//!
 //! A post refused with INSUFFICIENT_BUFFERS (the SINT's queue is full) earns the
 //! poster a notification on its channel once the guest writes a SynIC MSR again
 //! (EOM frees queue room), where the system grants synic-pd that notify right.
@@ -25,7 +30,10 @@ use ipc::{
     MessageRegisters, Perms, Producer, QueueError, TryEnqueueError,
 };
 
-use crate::api::{IrqEntry, MsrStatus, Request};
+use synic_api::{DeliveryReply, GrantStatus, MsrReply};
+
+use crate::api::{IrqEntry, Request};
+use crate::grants::{EventGrants, MAX_VSPS};
 use crate::guest::GuestMemory;
 use crate::synic::{Instance, InterruptRequest, InterruptSink, MsrError, PostOutcome, Synic};
 
@@ -34,7 +42,7 @@ pub const GUEST_RAM_GPA: &str = "guest_ram_gpa";
 pub const GUEST_SHARED: &str = "guest_shared";
 pub const GUEST_SHARED_GPA: &str = "guest_shared_gpa";
 pub const IRQ_QUEUE: &str = "irq_queue";
-pub const IRQ_QUEUE_CAPACITY: u32 = 256;
+pub use synic_api::IRQ_QUEUE_CAPACITY;
 pub const VP_COUNT: &str = "vp_count";
 pub const VCPU_CHANNEL: &str = "vcpu_channel";
 pub const MSR_CHANNELS: &str = "msr_channels";
@@ -42,6 +50,13 @@ pub const DELIVER_PV_CHANNELS: &str = "deliver_pv_channels";
 pub const DELIVER_HV_CHANNELS: &str = "deliver_hv_channels";
 pub const POST_CHANNELS: &str = "post_channels";
 pub const SIGNAL_CHANNELS: &str = "signal_channels";
+pub const GRANT_CHANNEL: &str = "grant_channel";
+pub const VSP_CHANNEL_VARS: [&str; MAX_VSPS] = [
+    "vsp0_channel",
+    "vsp1_channel",
+    "vsp2_channel",
+    "vsp3_channel",
+];
 
 /// Interrupt requests that did not fit in the queue, coalesced per (VP, vector):
 /// interrupts are edge-triggered, so two pending requests for one vector are one.
@@ -119,6 +134,11 @@ pub struct SynicPd<const VPS: usize, const DEPTH: usize> {
     /// MSR. They are notified on the next write (EOM frees a queue entry), so a
     /// poster that queues its message and waits never waits for ever.
     refused: ChannelSet,
+    /// vmbus-server, the only caller that may grant event flags.
+    grant_channel: Option<Channel>,
+    /// VSP slot `i`'s channel: its signals are checked against `grants`.
+    vsp_channels: [Option<Channel>; MAX_VSPS],
+    grants: EventGrants,
 }
 
 impl<const VPS: usize, const DEPTH: usize> core::fmt::Debug for SynicPd<VPS, DEPTH> {
@@ -187,6 +207,15 @@ impl<const VPS: usize, const DEPTH: usize> SynicPd<VPS, DEPTH> {
             post_channels: optional_set(init, POST_CHANNELS)?,
             signal_channels: optional_set(init, SIGNAL_CHANNELS)?,
             refused: ChannelSet::EMPTY,
+            grant_channel: init.optional(init.channel(GRANT_CHANNEL))?,
+            vsp_channels: {
+                let mut chans = [None; MAX_VSPS];
+                for (slot, name) in chans.iter_mut().zip(VSP_CHANNEL_VARS) {
+                    *slot = init.optional(init.channel(name))?;
+                }
+                chans
+            },
+            grants: EventGrants::default(),
         })
     }
 
@@ -195,8 +224,56 @@ impl<const VPS: usize, const DEPTH: usize> SynicPd<VPS, DEPTH> {
         &self.synic
     }
 
+    /// The VSP slot `ch` belongs to, if it is a VSP's channel.
+    fn vsp_slot(&self, ch: Channel) -> Option<u8> {
+        self.vsp_channels
+            .iter()
+            .position(|c| *c == Some(ch))
+            .map(|i| i as u8)
+    }
+
+    /// GRANT_EVENT/REVOKE_EVENT, answered with a [`GrantStatus`] label.
+    fn grant(&mut self, ch: Channel, req: &Request) -> GrantStatus {
+        if self.grant_channel != Some(ch) {
+            return GrantStatus::NotPermitted;
+        }
+        match *req {
+            Request::GrantEvent {
+                vsp,
+                relid,
+                target,
+                flag,
+            } => {
+                let vsp_known = self
+                    .vsp_channels
+                    .get(vsp as usize)
+                    .is_some_and(Option::is_some);
+                let target_ok = target.vp < self.synic.vp_count()
+                    && (target.sint as usize) < hvdef::message::NUM_SINTS
+                    && flag < hvdef::message::SINT_EVENT_FLAGS;
+                if !(vsp_known && target_ok) {
+                    return GrantStatus::Invalid;
+                }
+                self.grants.grant(vsp, relid, target, flag)
+            }
+            Request::RevokeEvent { vsp, relid } => self.grants.revoke(vsp, relid),
+            _ => GrantStatus::Invalid,
+        }
+    }
+
+    /// A VSP's signal outside what vmbus-server granted its channels.
+    fn signal_denied(&self, ch: Channel, req: &Request) -> bool {
+        match (req, self.vsp_slot(ch)) {
+            (Request::SignalEvent { target, flag }, Some(vsp)) => {
+                !self.grants.permits(vsp, *target, *flag)
+            }
+            _ => false,
+        }
+    }
+
     fn allowed(&self, ch: Channel, req: &Request) -> bool {
         match req {
+            Request::GrantEvent { .. } | Request::RevokeEvent { .. } => true,
             Request::ReadMsr { .. } | Request::WriteMsr { .. } => self.msr_channels.contains(ch),
             Request::PostMessage { target, .. } | Request::SignalEvent { target, .. } => {
                 let kind = if matches!(req, Request::PostMessage { .. }) {
@@ -298,6 +375,15 @@ impl<const VPS: usize, const DEPTH: usize> Handler for SynicPd<VPS, DEPTH> {
         if !self.allowed(ch, &req) {
             return Err(HandlerError::UnexpectedCall(ch));
         }
+        if matches!(
+            req,
+            Request::GrantEvent { .. } | Request::RevokeEvent { .. }
+        ) {
+            return Ok(self.grant(ch, &req).encode(mrs));
+        }
+        if self.signal_denied(ch, &req) {
+            return Ok(DeliveryReply::from_result(Err(HvStatus::ACCESS_DENIED)).encode(mrs));
+        }
         let (is_post, is_msr_write) = (
             matches!(req, Request::PostMessage { .. }),
             matches!(req, Request::WriteMsr { .. }),
@@ -341,12 +427,9 @@ fn dispatch<const VPS: usize, const DEPTH: usize>(
 ) -> Result<MessageInfo, HandlerError> {
     let bad = HandlerError::BadRequest { channel: ch, label };
     let msr_reply = |r: Result<u64, MsrError>, mrs: &mut MessageRegisters| match r {
-        Ok(v) => {
-            mrs.set(0, v);
-            Ok(MessageInfo::new(MsrStatus::Ok as u64, 1))
-        }
-        Err(MsrError::Gp) => Ok(MessageInfo::new(MsrStatus::Gp as u64, 0)),
-        Err(MsrError::NotSynic) => Ok(MessageInfo::new(MsrStatus::NotSynic as u64, 0)),
+        Ok(value) => Ok(MsrReply::Ok { value }.encode(mrs)),
+        Err(MsrError::Gp) => Ok(MsrReply::Gp.encode(mrs)),
+        Err(MsrError::NotSynic) => Ok(MsrReply::NotSynic.encode(mrs)),
         Err(MsrError::InvalidVp) => Err(bad),
     };
     match req {
@@ -363,23 +446,14 @@ fn dispatch<const VPS: usize, const DEPTH: usize>(
             msr_reply(r, mrs)
         }
         Request::PostMessage { target, message } => {
-            let (status, queued) = match synic.post_message(mem, out, target, &message) {
-                Ok(PostOutcome::Delivered) => (HvStatus::SUCCESS, 0),
-                Ok(PostOutcome::Queued) => (HvStatus::SUCCESS, 1),
-                Err(s) => (s, 0),
-            };
-            mrs.set(0, status.0 as u64);
-            mrs.set(1, queued);
-            Ok(MessageInfo::new(0, 2))
+            let r = synic.post_message(mem, out, target, &message);
+            Ok(DeliveryReply::from_result(r.map(|o| o == PostOutcome::Queued)).encode(mrs))
         }
         Request::SignalEvent { target, flag } => {
-            let (status, newly) = match synic.signal_event(mem, out, target, flag) {
-                Ok(n) => (HvStatus::SUCCESS, n as u64),
-                Err(s) => (s, 0),
-            };
-            mrs.set(0, status.0 as u64);
-            mrs.set(1, newly);
-            Ok(MessageInfo::new(0, 2))
+            let r = synic.signal_event(mem, out, target, flag);
+            Ok(DeliveryReply::from_result(r).encode(mrs))
         }
+        // Answered before dispatch.
+        Request::GrantEvent { .. } | Request::RevokeEvent { .. } => Err(bad),
     }
 }

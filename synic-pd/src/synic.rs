@@ -25,42 +25,10 @@ use hvdef::HvStatus;
 use ipc::Region;
 use zerocopy::IntoBytes;
 
+use synic_api::IrqEntry;
+pub use synic_api::{Instance, PostOutcome, SintTarget};
+
 use crate::guest::GuestMemory;
-
-/// Which of a VP's two SynICs (seed 001): the paravisor's own, which carries
-/// Confidential VMBus, or the relay of the hypervisor's.
-#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
-pub struct Instance(u8);
-
-impl Instance {
-    pub const PARAVISOR: Self = Self(0);
-    pub const HYPERVISOR: Self = Self(1);
-    pub const COUNT: usize = 2;
-
-    pub const fn new(raw: u8) -> Option<Self> {
-        if (raw as usize) < Self::COUNT {
-            Some(Self(raw))
-        } else {
-            None
-        }
-    }
-
-    pub const fn get(self) -> u8 {
-        self.0
-    }
-
-    const fn index(self) -> usize {
-        self.0 as usize
-    }
-}
-
-/// Where a message or event goes: one SINT of one instance on one VP.
-#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
-pub struct SintTarget {
-    pub vp: u32,
-    pub instance: Instance,
-    pub sint: u8,
-}
 
 /// A request for the vCPU PD to raise `vector` on `vp`.
 #[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
@@ -71,6 +39,18 @@ pub struct InterruptRequest {
     pub auto_eoi: bool,
     pub instance: Instance,
     pub sint: u8,
+}
+
+impl From<InterruptRequest> for IrqEntry {
+    fn from(r: InterruptRequest) -> Self {
+        Self {
+            vp: r.vp,
+            vector: r.vector,
+            flags: if r.auto_eoi { Self::FLAG_AUTO_EOI } else { 0 },
+            instance: r.instance.get(),
+            sint: r.sint,
+        }
+    }
 }
 
 /// Where interrupt requests go; the PD backs it with a queue to the vCPU PD.
@@ -87,15 +67,6 @@ pub enum MsrError {
     Gp,
     /// The VP index is beyond the configured VP count (a peer bug, not a guest one).
     InvalidVp,
-}
-
-/// What happened to a posted message.
-#[derive(Copy, Clone, PartialEq, Eq, Debug)]
-pub enum PostOutcome {
-    /// Written to the slot (and an interrupt requested unless masked by polling).
-    Delivered,
-    /// Kept in the SINT's queue until the slot frees up or the SINT becomes usable.
-    Queued,
 }
 
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]

@@ -32,21 +32,7 @@ impl MessageTarget {
     };
 }
 
-/// Which of a channel's memory stays encrypted (private to the guest and paravisor).
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
-pub struct Confidentiality {
-    /// The ring buffer GPADL.
-    pub ring: bool,
-    /// Every other GPADL and GPA-direct range.
-    pub external: bool,
-}
-
-impl Confidentiality {
-    pub const NONE: Self = Self {
-        ring: false,
-        external: false,
-    };
-}
+pub use vsp_api::Confidentiality;
 
 /// The negotiated connection, as the SynIC and signalling layers need it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

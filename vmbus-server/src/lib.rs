@@ -22,7 +22,6 @@ mod gpadl;
 pub mod pd;
 mod relid;
 mod server;
-pub mod vsp;
 
 #[cfg(test)]
 mod tests;
@@ -36,3 +35,5 @@ pub use gpadl::GpadlError;
 pub use relid::{RelidAllocator, RelidError};
 pub use server::{ChannelState, OfferParams, OfferSource, RelidRequest, Server};
 pub use vmbus_protocol as protocol;
+/// The VSP contract moved to its own crate; this path stays for existing callers.
+pub use vsp_api as vsp;

@@ -25,15 +25,17 @@ use alloc::collections::BTreeMap;
 use alloc::format;
 use core::fmt;
 
-use hvcall_pd::api::{RegisterStatus, Registration, RouteKind};
-use hvcall_pd::ServiceMessage;
+use hvcall_api::{
+    ConnectionGrant, RegisterStatus, Registration, RouteKind, ServiceMessage,
+    SERVICE_QUEUE_CAPACITY,
+};
 use hvdef::message::{HvMessage, HvMessageType};
 use hvdef::{HvStatus, Vtl};
 use ipc::{
     Channel, ChannelSet, Consumer, Handler, HandlerError, Init, InitError, InitExt, Kernel,
     MessageRegisters, Perms, Region,
 };
-use synic_pd::{Instance, SintTarget};
+use synic_api::{GrantStatus, Instance, SintTarget};
 use vmbus_protocol::gpa::GpaRanges;
 use vmbus_protocol::status::*;
 use vmbus_protocol::{
@@ -46,7 +48,10 @@ use crate::env::{
     Confidentiality, ConnectionInfo, Level, MessageTarget, OpenRequest, ServerEnv, Status,
 };
 use crate::server::{OfferParams, OfferSource, RelidRequest, Server};
-use crate::vsp::{self, MapGpadl, VspOffer, VspOpen, MAX_OFFERS_PER_VSP};
+use vsp_api::{
+    CloseChannel, GetOffer, MapGpadl, ModifyChannel, StatusReply, UnmapGpadl, VspOffer, VspOpen,
+    MAX_OFFERS_PER_VSP,
+};
 
 pub const SERVICE_QUEUE: &str = "service_queue";
 pub const HVCALL_CHANNEL: &str = "hvcall_channel";
@@ -88,7 +93,47 @@ pub struct VmbusPd {
     vsps: [Option<Vsp>; MAX_VSPS],
     /// Which VSP serves each relid.
     owners: BTreeMap<Relid, usize>,
+    /// What each open channel's VSP was granted at hvcall-pd and synic-pd.
+    grants: BTreeMap<Relid, ChannelGrant>,
     logged: u32,
+}
+
+/// An open channel's doorbell and interrupt, as granted to its VSP: hvcall-pd lets
+/// only that VSP route `connection_id`, synic-pd lets only it set `flag` on `target`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+struct ChannelGrant {
+    connection_id: u32,
+    target: SintTarget,
+    flag: u32,
+}
+
+fn sint_target(vp: u32, paravisor_synic: bool, sint: u8) -> SintTarget {
+    SintTarget {
+        vp,
+        instance: if paravisor_synic {
+            Instance::PARAVISOR
+        } else {
+            Instance::HYPERVISOR
+        },
+        sint,
+    }
+}
+
+fn vsp_open(r: &OpenRequest<'_>) -> VspOpen {
+    VspOpen {
+        relid: r.relid,
+        open_id: r.open_id,
+        ring_gpadl: r.ring_gpadl,
+        downstream_page_offset: r.downstream_page_offset,
+        target_vp: r.target_vp,
+        target_sint: r.target_sint,
+        paravisor_synic: r.paravisor_synic,
+        confidentiality: r.confidentiality,
+        signal_connection_id: r.signal_connection_id,
+        event_flag: r.event_flag,
+        version: r.version,
+        user_data: *r.user_data,
+    }
 }
 
 impl fmt::Debug for VmbusPd {
@@ -150,16 +195,13 @@ impl VmbusPd {
             value: init.variable(VP_COUNT).unwrap_or(0),
         })?;
         let q = init.region_with(SERVICE_QUEUE, Perms::RW)?;
-        let queue = Consumer::new(q, hvcall_pd::pd::SERVICE_QUEUE_CAPACITY).map_err(|_| {
-            InitError::RegionTooSmall {
+        let queue =
+            Consumer::new(q, SERVICE_QUEUE_CAPACITY).map_err(|_| InitError::RegionTooSmall {
                 name: SERVICE_QUEUE,
-                needed: ipc::Queue::<ServiceMessage>::layout_size(
-                    hvcall_pd::pd::SERVICE_QUEUE_CAPACITY,
-                )
-                .unwrap_or(usize::MAX),
+                needed: ipc::Queue::<ServiceMessage>::layout_size(SERVICE_QUEUE_CAPACITY)
+                    .unwrap_or(usize::MAX),
                 granted: q.len(),
-            }
-        })?;
+            })?;
         let mut vsps: [Option<Vsp>; MAX_VSPS] = [None, None, None, None];
         for (slot, (var, window)) in vsps
             .iter_mut()
@@ -181,6 +223,7 @@ impl VmbusPd {
             synic: init.channel(SYNIC_CHANNEL)?,
             vsps,
             owners: BTreeMap::new(),
+            grants: BTreeMap::new(),
             logged: 0,
         })
     }
@@ -198,7 +241,7 @@ impl VmbusPd {
                 vtl: Vtl::VTL0,
                 kind: RouteKind::Service,
             };
-            match hvcall_pd::api::register_connection(kernel, self.hvcall, &reg)? {
+            match hvcall_api::register_connection(kernel, self.hvcall, &reg)? {
                 // Duplicate: this PD restarted and the route is still its own.
                 Some(RegisterStatus::Ok | RegisterStatus::Duplicate) => {}
                 _ => return Err(HandlerError::PeerMisbehaved(self.hvcall)),
@@ -220,13 +263,9 @@ impl VmbusPd {
             let channel = vsp.channel;
             let current = vsp.slots[slot];
             let mut mrs = MessageRegisters::new();
-            mrs.set(0, slot as u64);
+            let msg = GetOffer { slot }.encode(&mut mrs);
             let offer = kernel
-                .pp_call(
-                    channel,
-                    ipc::MessageInfo::new(vsp::label::GET_OFFER, 1),
-                    &mut mrs,
-                )
+                .pp_call(channel, msg, &mut mrs)
                 .map_err(|_| ())
                 .and_then(|reply| VspOffer::decode(reply, &mrs).map_err(|_| ()));
             let offer = match offer {
@@ -343,17 +382,21 @@ impl VmbusPd {
     ) -> R {
         let Self {
             server,
+            hvcall,
             synic,
             vsps,
             owners,
+            grants,
             logged,
             ..
         } = self;
         let mut env = PdEnv {
             kernel,
+            hvcall: *hvcall,
             synic: *synic,
             vsps,
             owners,
+            grants,
             logged,
         };
         f(server, &mut env)
@@ -378,9 +421,11 @@ fn log_line(kernel: &mut dyn Kernel, logged: &mut u32, level: Level, args: fmt::
 /// The server's effects, carried out over this PD's channels.
 struct PdEnv<'a> {
     kernel: &'a mut dyn Kernel,
+    hvcall: Channel,
     synic: Channel,
     vsps: &'a mut [Option<Vsp>; MAX_VSPS],
     owners: &'a BTreeMap<Relid, usize>,
+    grants: &'a mut BTreeMap<Relid, ChannelGrant>,
     logged: &'a mut u32,
 }
 
@@ -390,6 +435,47 @@ impl PdEnv<'_> {
             .get(&relid)
             .and_then(|&i| self.vsps.get(i))
             .and_then(Option::as_ref)
+    }
+
+    /// Tells hvcall-pd and synic-pd that `relid`'s VSP (and only it) owns `g`,
+    /// replacing what the channel held before.
+    fn grant(&mut self, relid: Relid, g: ChannelGrant) -> Result<(), Status> {
+        let vsp = self
+            .owners
+            .get(&relid)
+            .and_then(|&i| u8::try_from(i).ok())
+            .ok_or(Status(STATUS_DEVICE_NOT_CONNECTED))?;
+        let connection = ConnectionGrant {
+            vsp,
+            relid: relid.0,
+            connection_id: g.connection_id,
+            vtl: Vtl::VTL0,
+        };
+        let hv = hvcall_api::grant_connection(self.kernel, self.hvcall, &connection);
+        let sy = synic_api::grant_event(self.kernel, self.synic, vsp, relid.0, g.target, g.flag);
+        if !matches!(hv, Ok(Some(RegisterStatus::Ok))) || !matches!(sy, Ok(GrantStatus::Ok)) {
+            log_line(
+                self.kernel,
+                self.logged,
+                Level::Error,
+                format_args!("{relid}: granting {g:?} to vsp{vsp} failed: {hv:?} {sy:?}"),
+            );
+            return Err(Status(STATUS_INSUFFICIENT_RESOURCES));
+        }
+        self.grants.insert(relid, g);
+        Ok(())
+    }
+
+    /// Takes `relid`'s doorbell and interrupt back from its VSP (hvcall-pd also
+    /// drops the VSP's route if the VSP did not).
+    fn revoke(&mut self, relid: Relid) {
+        self.grants.remove(&relid);
+        let Some(vsp) = self.owners.get(&relid).and_then(|&i| u8::try_from(i).ok()) else {
+            return;
+        };
+        // NotFound answers are expected after a grant that failed half-way.
+        let _ = hvcall_api::revoke_connection(self.kernel, self.hvcall, vsp, relid.0);
+        let _ = synic_api::revoke_event(self.kernel, self.synic, vsp, relid.0);
     }
 
     /// A protected call to the VSP serving `relid`; a dead or unknown VSP is
@@ -406,12 +492,13 @@ impl PdEnv<'_> {
         let mut mrs = MessageRegisters::new();
         let msg = encode(&mut mrs);
         match self.kernel.pp_call(channel, msg, &mut mrs) {
-            Ok(reply) if reply.label() == vsp::REPLY_OK => match u32::try_from(mrs.get(0)) {
-                Ok(STATUS_SUCCESS) => Ok(()),
-                Ok(status) => Err(Status(status)),
+            Ok(reply) => match StatusReply::decode(reply, &mrs) {
+                Ok(StatusReply {
+                    status: STATUS_SUCCESS,
+                }) => Ok(()),
+                Ok(StatusReply { status }) => Err(Status(status)),
                 Err(_) => Err(Status(STATUS_UNSUCCESSFUL)),
             },
-            Ok(_) => Err(Status(STATUS_UNSUCCESSFUL)),
             Err(_) => Err(Status(STATUS_DEVICE_NOT_CONNECTED)),
         }
     }
@@ -441,16 +528,8 @@ impl ServerEnv for PdEnv<'_> {
         let Some(hv) = HvMessage::new(HvMessageType::VMBUS, 0, message.as_bytes()) else {
             return true;
         };
-        let sint_target = SintTarget {
-            vp: target.vp,
-            instance: if target.paravisor_synic {
-                Instance::PARAVISOR
-            } else {
-                Instance::HYPERVISOR
-            },
-            sint: target.sint,
-        };
-        match synic_pd::api::post_message(self.kernel, self.synic, sint_target, &hv) {
+        let sint_target = sint_target(target.vp, target.paravisor_synic, target.sint);
+        match synic_api::post_message(self.kernel, self.synic, sint_target, &hv) {
             Ok(Ok(_)) => true,
             // The SINT's queue is full: keep the message and retry later.
             Ok(Err(HvStatus::INSUFFICIENT_BUFFERS)) => false,
@@ -487,8 +566,8 @@ impl ServerEnv for PdEnv<'_> {
             .chain(r.pfns.iter().copied())
         });
         // A GPADL larger than the window cannot be handed over.
-        let count =
-            vsp::write_window(&window, words).map_err(|_| Status(STATUS_INSUFFICIENT_RESOURCES))?;
+        let count = vsp_api::write_window(&window, words)
+            .map_err(|_| Status(STATUS_INSUFFICIENT_RESOURCES))?;
         let map = MapGpadl {
             relid,
             gpadl,
@@ -501,31 +580,53 @@ impl ServerEnv for PdEnv<'_> {
     }
 
     fn unmap_gpadl(&mut self, relid: Relid, gpadl: GpadlId) {
-        self.notify_vsp(relid, |mrs| {
-            mrs.set(0, relid.0.into());
-            mrs.set(1, gpadl.0.into());
-            ipc::MessageInfo::new(vsp::label::UNMAP_GPADL, 2)
-        });
+        self.notify_vsp(relid, |mrs| UnmapGpadl { relid, gpadl }.encode(mrs));
     }
 
     fn open_channel(&mut self, request: &OpenRequest<'_>) -> Result<(), Status> {
-        let open = VspOpen::from_request(request);
-        self.call_vsp(request.relid, |mrs| open.encode(mrs))
+        let open = vsp_open(request);
+        let grant = ChannelGrant {
+            connection_id: request.signal_connection_id,
+            target: sint_target(
+                request.target_vp,
+                request.paravisor_synic,
+                request.target_sint,
+            ),
+            flag: request.event_flag,
+        };
+        // The VSP registers its doorbell while it opens, so the grant comes first.
+        if let Err(e) = self.grant(request.relid, grant) {
+            self.revoke(request.relid);
+            return Err(e);
+        }
+        let opened = self.call_vsp(request.relid, |mrs| open.encode(mrs));
+        if opened.is_err() {
+            self.revoke(request.relid);
+        }
+        opened
     }
 
     fn close_channel(&mut self, relid: Relid) {
-        self.notify_vsp(relid, |mrs| {
-            mrs.set(0, relid.0.into());
-            ipc::MessageInfo::new(vsp::label::CLOSE, 1)
-        });
+        self.notify_vsp(relid, |mrs| CloseChannel { relid }.encode(mrs));
+        self.revoke(relid);
     }
 
     fn modify_channel(&mut self, relid: Relid, target_vp: u32) -> Result<(), Status> {
-        self.call_vsp(relid, |mrs| {
-            mrs.set(0, relid.0.into());
-            mrs.set(1, target_vp.into());
-            ipc::MessageInfo::new(vsp::label::MODIFY, 2)
-        })
+        // The VSP's signals follow the channel to the new VP: move the grant first,
+        // and back if the VSP refuses.
+        let old = self.grants.get(&relid).copied();
+        if let Some(g) = old {
+            let target = SintTarget {
+                vp: target_vp,
+                ..g.target
+            };
+            self.grant(relid, ChannelGrant { target, ..g })?;
+        }
+        let result = self.call_vsp(relid, |mrs| ModifyChannel { relid, target_vp }.encode(mrs));
+        if let (Err(_), Some(g)) = (result, old) {
+            let _ = self.grant(relid, g);
+        }
+        result
     }
 
     fn connection_changed(&mut self, connection: Option<&ConnectionInfo>) {

@@ -337,7 +337,12 @@ impl World {
             .variable(hv::SYNIC_PORT_CHANNELS, 0)
             .variable(hv::HOST_ROUTE_CHANNELS, 0)
             .variable(hv::SERVICE_CHANNEL_VARS[0], 3)
-            .variable(hv::SERVICE_CHANNEL_VARS[1], 4);
+            .variable(hv::SERVICE_CHANNEL_VARS[1], 4)
+            .variable(hv::SERVICE_CHANNEL_VARS[2], 5)
+            // vmbus-server grants; VSP slot 0 is the echo VSP, slot 1 the rogue.
+            .variable(hv::GRANT_CHANNEL, 3)
+            .variable(hv::VSP_CHANNEL_VARS[0], 4)
+            .variable(hv::VSP_CHANNEL_VARS[1], 5);
         let synic_init = FakeInit::new("test")
             .region(sy::GUEST_RAM, ram)
             .region(sy::IRQ_QUEUE, irq)
@@ -346,8 +351,11 @@ impl World {
             .variable(sy::VCPU_CHANNEL, 0)
             .variable(sy::MSR_CHANNELS, 1 << 0)
             // hvcall-pd, vmbus-server and the VSP deliver into both instances.
-            .variable(sy::DELIVER_PV_CHANNELS, 0b1110)
-            .variable(sy::DELIVER_HV_CHANNELS, 0b1110);
+            .variable(sy::DELIVER_PV_CHANNELS, 0b11110)
+            .variable(sy::DELIVER_HV_CHANNELS, 0b11110)
+            .variable(sy::GRANT_CHANNEL, 2)
+            .variable(sy::VSP_CHANNEL_VARS[0], 3)
+            .variable(sy::VSP_CHANNEL_VARS[1], 4);
         let vmbus_init = FakeInit::new("test")
             .region(vm::SERVICE_QUEUE, vmbus_queue)
             .region(vm::VSP_GPADL_REGIONS[0], window)
