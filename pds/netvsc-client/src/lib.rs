@@ -1,0 +1,578 @@
+//! A guest NIC driver for tests: what Linux's `hv_netvsc` does on a netvsp
+//! channel, in the same order (`netvsc_connect_vsp`, then `rndis_filter_device_add`
+//! and `rndis_filter_open`), over the channel's two rings and the guest's own
+//! memory.
+//!
+//! It checks the host strictly: every answer Linux would reject (a receive
+//! buffer cut in more than one section, a transfer range outside the buffer or
+//! larger than a section, an offload object of the wrong type) is an error here,
+//! so a test passing means Linux would accept the host too.
+//!
+//! The host side runs when the client calls `pump` (a test's in-process host, or
+//! a signal to another PD followed by waiting).
+#![no_std]
+
+extern crate alloc;
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+
+use ipc::Region;
+use netvsp_protocol::nvsp::{self, u32le, Message, Status, Version, MESSAGE_SIZE};
+use netvsp_protocol::oid;
+use netvsp_protocol::rndis::{self, MessageType};
+use vmbus_ring::{
+    GpaRangeRef, IncomingKind, IncomingRing, OutgoingKind, OutgoingPacket, OutgoingRing, RingMem,
+    PAGE_SIZE,
+};
+use zerocopy::FromBytes;
+
+/// A buffer of the client's: consecutive pages of guest RAM from `offset`,
+/// shared with the host as GPADL `gpadl`.
+#[derive(Copy, Clone, Debug)]
+pub struct Buffer {
+    pub offset: usize,
+    pub len: usize,
+    pub gpadl: u32,
+}
+
+/// Where the client's memory is: guest RAM (page `i` of it is guest page
+/// `base_pfn + i`), its two buffers and one page for control messages.
+#[derive(Copy, Clone, Debug)]
+pub struct Layout<'a> {
+    pub ram: Region<'a>,
+    pub base_pfn: u64,
+    pub receive: Buffer,
+    pub send: Buffer,
+    pub control_page: usize,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ClientError {
+    /// The host answered something Linux would refuse.
+    Host(&'static str),
+    /// No answer after the pump ran this many times.
+    Timeout,
+    Ring,
+}
+
+/// What bring-up found out.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Info {
+    pub version: Version,
+    pub mac: [u8; 6],
+    pub mtu: u32,
+    pub link_up: bool,
+    pub receive_sections: u32,
+    pub send_sections: u32,
+    /// Receive queues the host offered for vRSS (0: not supported).
+    pub rss_queues: u32,
+}
+
+const PUMPS: usize = 64;
+/// Transaction ids of data sends are the section plus this, kept apart from
+/// requests.
+const DATA_TID: u64 = 1 << 32;
+
+pub struct Netvsc<'a, M: RingMem> {
+    out: OutgoingRing<M>,
+    inp: IncomingRing<M>,
+    layout: Layout<'a>,
+    next_tid: u64,
+    next_request: u32,
+    receive_section: u32,
+    send_section: u32,
+    send_free: Vec<u32>,
+    completions: BTreeMap<u64, [u8; MESSAGE_SIZE]>,
+    control: VecDeque<Vec<u8>>,
+    frames: VecDeque<Vec<u8>>,
+    pub indications: Vec<u32>,
+    /// Frames whose completion status was not SUCCESS.
+    pub tx_refused: u64,
+    scratch: Vec<u8>,
+}
+
+impl<M: RingMem> core::fmt::Debug for Netvsc<'_, M> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Netvsc")
+            .field("send_free", &self.send_free.len())
+            .field("frames", &self.frames.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn body<T: FromBytes>(bytes: &[u8]) -> Option<T> {
+    T::read_from_prefix(bytes).ok().map(|(v, _)| v)
+}
+
+impl<'a, M: RingMem> Netvsc<'a, M> {
+    /// `out` is the guest-to-host ring, `inp` the host-to-guest one.
+    pub fn new(out: OutgoingRing<M>, inp: IncomingRing<M>, layout: Layout<'a>) -> Self {
+        Self {
+            out,
+            inp,
+            layout,
+            next_tid: 1,
+            next_request: 1,
+            receive_section: 0,
+            send_section: 0,
+            send_free: Vec::new(),
+            completions: BTreeMap::new(),
+            control: VecDeque::new(),
+            frames: VecDeque::new(),
+            indications: Vec::new(),
+            tx_refused: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    fn write(&mut self, packet: &OutgoingPacket<'_>, payload: &[u8]) -> Result<(), ClientError> {
+        self.out
+            .write_packet(packet, &[payload])
+            .map_err(|_| ClientError::Ring)?;
+        self.out.commit().map_err(|_| ClientError::Ring)?;
+        Ok(())
+    }
+
+    fn inband(&mut self, message: Message, completion: bool) -> Result<u64, ClientError> {
+        let tid = self.next_tid;
+        self.next_tid += 1;
+        let packet = OutgoingPacket {
+            transaction_id: tid,
+            completion_requested: completion,
+            kind: OutgoingKind::InBand,
+        };
+        self.write(&packet, &message.encode())?;
+        Ok(tid)
+    }
+
+    fn wait(
+        &mut self,
+        tid: u64,
+        pump: &mut dyn FnMut(),
+    ) -> Result<[u8; MESSAGE_SIZE], ClientError> {
+        for _ in 0..PUMPS {
+            pump();
+            self.poll()?;
+            if let Some(m) = self.completions.remove(&tid) {
+                return Ok(m);
+            }
+        }
+        Err(ClientError::Timeout)
+    }
+
+    fn request(
+        &mut self,
+        message: Message,
+        pump: &mut dyn FnMut(),
+    ) -> Result<Message, ClientError> {
+        let tid = self.inband(message, true)?;
+        let reply = self.wait(tid, pump)?;
+        Message::parse(&reply).map_err(|_| ClientError::Host("unparsable completion"))
+    }
+
+    /// Reads everything the host sent: completions, received messages (each
+    /// completed back at once, as Linux does), in-band notes.
+    pub fn poll(&mut self) -> Result<(), ClientError> {
+        loop {
+            let p = match self.inp.read() {
+                Ok(p) => p,
+                Err(vmbus_ring::ReadError::Empty) => break,
+                Err(_) => return Err(ClientError::Ring),
+            };
+            let mut payload = [0u8; MESSAGE_SIZE];
+            let n = p.payload.len().min(MESSAGE_SIZE);
+            self.inp
+                .copy_from(&p.payload, 0, &mut payload[..n])
+                .map_err(|_| ClientError::Ring)?;
+            match p.kind {
+                IncomingKind::Completion => self.completed(p.transaction_id, payload),
+                IncomingKind::TransferPages(tp) => {
+                    if tp.transfer_page_set_id != nvsp::RECEIVE_BUFFER_ID {
+                        return Err(ClientError::Host("transfer pages of another set"));
+                    }
+                    let ranges: Vec<_> = self
+                        .inp
+                        .transfer_ranges(&tp)
+                        .collect::<Result<_, _>>()
+                        .map_err(|_| ClientError::Ring)?;
+                    for r in ranges {
+                        self.received(r.byte_offset, r.byte_count)?;
+                    }
+                    let done = Message::SendRndisPacketComplete(nvsp::SendRndisPacketComplete {
+                        status: u32le(Status::SUCCESS.0),
+                    });
+                    let packet = OutgoingPacket {
+                        transaction_id: p.transaction_id,
+                        completion_requested: false,
+                        kind: OutgoingKind::Completion,
+                    };
+                    self.write(&packet, &done.encode())?;
+                }
+                _ => {}
+            }
+        }
+        self.inp.commit().map_err(|_| ClientError::Ring)?;
+        Ok(())
+    }
+
+    fn completed(&mut self, tid: u64, payload: [u8; MESSAGE_SIZE]) {
+        if tid >= DATA_TID {
+            let section = (tid - DATA_TID) as u32;
+            if let Ok(Message::SendRndisPacketComplete(c)) = Message::parse(&payload) {
+                if c.status.get() != Status::SUCCESS.0 {
+                    self.tx_refused += 1;
+                }
+            }
+            self.send_free.push(section);
+        } else {
+            self.completions.insert(tid, payload);
+        }
+    }
+
+    fn received(&mut self, offset: u32, count: u32) -> Result<(), ClientError> {
+        let rb = self.layout.receive;
+        if count > self.receive_section || offset as usize + count as usize > rb.len {
+            return Err(ClientError::Host("transfer range outside a section"));
+        }
+        self.scratch.resize(count as usize, 0);
+        self.layout
+            .ram
+            .read_bytes(rb.offset + offset as usize, &mut self.scratch)
+            .map_err(|_| ClientError::Ring)?;
+        let (m, _) =
+            rndis::parse(&self.scratch).map_err(|_| ClientError::Host("unparsable RNDIS"))?;
+        match m {
+            rndis::Message::Packet(p) => self.frames.push_back(p.frame.to_vec()),
+            rndis::Message::IndicateStatus(s, _) => self.indications.push(s.status.get()),
+            _ => self.control.push_back(self.scratch.clone()),
+        }
+        Ok(())
+    }
+
+    /// Sends one RNDIS control message the way Linux does (GPA-direct from its
+    /// request's page) and returns the host's answer.
+    fn rndis_request(
+        &mut self,
+        msg: &[u8],
+        pump: &mut dyn FnMut(),
+    ) -> Result<Vec<u8>, ClientError> {
+        let page = self.layout.control_page;
+        self.layout
+            .ram
+            .write_bytes(page, msg)
+            .map_err(|_| ClientError::Ring)?;
+        let pfn = [self.layout.base_pfn + (page / PAGE_SIZE) as u64];
+        let ranges = [GpaRangeRef {
+            byte_count: msg.len() as u32,
+            byte_offset: 0,
+            pfns: &pfn,
+        }];
+        let tid = self.next_tid;
+        self.next_tid += 1;
+        let send = Message::SendRndisPacket(nvsp::SendRndisPacket {
+            channel_type: u32le(nvsp::CHANNEL_TYPE_CONTROL),
+            section_index: u32le(nvsp::NO_SECTION),
+            section_size: u32le(0),
+        });
+        let packet = OutgoingPacket {
+            transaction_id: tid,
+            completion_requested: true,
+            kind: OutgoingKind::GpaDirect(&ranges),
+        };
+        self.write(&packet, &send.encode())?;
+        self.wait(tid, pump)?;
+        for _ in 0..PUMPS {
+            if let Some(answer) = self.control.pop_front() {
+                return Ok(answer);
+            }
+            pump();
+            self.poll()?;
+        }
+        Err(ClientError::Timeout)
+    }
+
+    fn oid(
+        &mut self,
+        ty: MessageType,
+        oid: u32,
+        info: &[u8],
+        pump: &mut dyn FnMut(),
+    ) -> Result<(rndis::Status, Vec<u8>), ClientError> {
+        let id = self.next_request;
+        self.next_request += 1;
+        let mut msg = Vec::new();
+        rndis::oid_request(ty, id, oid, info, &mut msg);
+        let answer = self.rndis_request(&msg, pump)?;
+        match rndis::parse(&answer) {
+            Ok((rndis::Message::QueryComplete(c, info), _)) if c.request_id.get() == id => {
+                // Linux's own bounds: the info must start past the fixed fields.
+                if c.info_buffer_offset.get() < 16 {
+                    return Err(ClientError::Host("query info offset inside the header"));
+                }
+                Ok((rndis::Status(c.status.get()), info.to_vec()))
+            }
+            Ok((rndis::Message::SetComplete(c), _)) if c.request_id.get() == id => {
+                Ok((rndis::Status(c.status.get()), Vec::new()))
+            }
+            _ => Err(ClientError::Host("answer to another request")),
+        }
+    }
+
+    fn query_u32(&mut self, oid: u32, pump: &mut dyn FnMut()) -> Result<u32, ClientError> {
+        match self.oid(MessageType::QUERY, oid, &[], pump)? {
+            (rndis::Status::SUCCESS, info) if info.len() == 4 => {
+                Ok(u32::from_le_bytes([info[0], info[1], info[2], info[3]]))
+            }
+            _ => Err(ClientError::Host("u32 query failed")),
+        }
+    }
+
+    fn set(&mut self, oid: u32, info: &[u8], pump: &mut dyn FnMut()) -> Result<(), ClientError> {
+        match self.oid(MessageType::SET, oid, info, pump)?.0 {
+            rndis::Status::SUCCESS => Ok(()),
+            _ => Err(ClientError::Host("set refused")),
+        }
+    }
+
+    /// The whole bring-up, newest version first as Linux tries them, stopping at
+    /// `max`.
+    pub fn bring_up(&mut self, max: Version, pump: &mut dyn FnMut()) -> Result<Info, ClientError> {
+        let mut version = None;
+        for v in Version::SUPPORTED.into_iter().filter(|v| *v <= max) {
+            let init = Message::Init(nvsp::Init {
+                min_version: u32le(v.0),
+                max_version: u32le(v.0),
+            });
+            if let Message::InitComplete(c) = self.request(init, pump)? {
+                if c.status.get() == Status::SUCCESS.0 {
+                    version = Some(Version(c.negotiated_version.get()));
+                    break;
+                }
+            }
+        }
+        let version = version.ok_or(ClientError::Host("no version agreed"))?;
+        let config = Message::SendNdisConfig(nvsp::SendNdisConfig {
+            mtu: u32le(1514),
+            reserved: u32le(0),
+            capabilities: (1u64 << 3).into(),
+        });
+        self.inband(config, false)?;
+        let ndis = if version > Version::V4 {
+            (6, 30)
+        } else {
+            (6, 1)
+        };
+        let ndis = Message::SendNdisVersion(nvsp::SendNdisVersion {
+            major: u32le(ndis.0),
+            minor: u32le(ndis.1),
+        });
+        self.inband(ndis, false)?;
+
+        let rb = self.layout.receive;
+        let m = Message::SendReceiveBuffer(nvsp::SendBuffer {
+            gpadl: u32le(rb.gpadl),
+            id: nvsp::RECEIVE_BUFFER_ID.into(),
+        });
+        let Message::SendReceiveBufferComplete(c) = self.request(m, pump)? else {
+            return Err(ClientError::Host("wrong receive buffer answer"));
+        };
+        let s = c.section;
+        if c.status.get() != Status::SUCCESS.0 || c.section_count.get() != 1 || s.offset.get() != 0
+        {
+            return Err(ClientError::Host("receive buffer refused or cut oddly"));
+        }
+        let (size, count) = (s.sub_allocation_size.get(), s.sub_allocation_count.get());
+        if size < 68 || u64::from(size) * u64::from(count) > rb.len as u64 {
+            return Err(ClientError::Host("receive sections do not fit the buffer"));
+        }
+        self.receive_section = size;
+
+        let sb = self.layout.send;
+        let m = Message::SendSendBuffer(nvsp::SendBuffer {
+            gpadl: u32le(sb.gpadl),
+            id: nvsp::SEND_BUFFER_ID.into(),
+        });
+        let Message::SendSendBufferComplete(c) = self.request(m, pump)? else {
+            return Err(ClientError::Host("wrong send buffer answer"));
+        };
+        if c.status.get() != Status::SUCCESS.0 || c.section_size.get() < 68 {
+            return Err(ClientError::Host("send buffer refused"));
+        }
+        self.send_section = c.section_size.get();
+        let send_sections = (sb.len / self.send_section as usize) as u32;
+        self.send_free = (0..send_sections).rev().collect();
+
+        self.rndis_up(version, pump, count, send_sections)
+    }
+
+    fn rndis_up(
+        &mut self,
+        version: Version,
+        pump: &mut dyn FnMut(),
+        receive_sections: u32,
+        send_sections: u32,
+    ) -> Result<Info, ClientError> {
+        let id = self.next_request;
+        self.next_request += 1;
+        let init = rndis::InitializeRequest {
+            request_id: id.into(),
+            major_version: 1.into(),
+            minor_version: 0.into(),
+            max_transfer_size: 0x4000.into(),
+        };
+        let mut msg = Vec::new();
+        rndis::encode(
+            MessageType::INITIALIZE,
+            zerocopy::IntoBytes::as_bytes(&init),
+            &[],
+            &mut msg,
+        );
+        let answer = self.rndis_request(&msg, pump)?;
+        match rndis::parse(&answer) {
+            Ok((rndis::Message::InitializeComplete(c), _))
+                if c.request_id.get() == id && c.status.get() == 0 => {}
+            _ => return Err(ClientError::Host("RNDIS INITIALIZE failed")),
+        }
+
+        let mtu = self.query_u32(oid::GEN_MAXIMUM_FRAME_SIZE, pump)?;
+        let (status, mac) =
+            self.oid(MessageType::QUERY, oid::P802_3_PERMANENT_ADDRESS, &[], pump)?;
+        let mac: [u8; 6] = match (status, mac.try_into()) {
+            (rndis::Status::SUCCESS, Ok(mac)) => mac,
+            _ => return Err(ClientError::Host("no MAC")),
+        };
+        // Friendly name: Linux ignores a refusal.
+        self.oid(MessageType::QUERY, oid::GEN_FRIENDLY_NAME, &[], pump)?;
+
+        let (_, caps) = self.oid(
+            MessageType::QUERY,
+            oid::TCP_OFFLOAD_HARDWARE_CAPABILITIES,
+            &[],
+            pump,
+        )?;
+        let header: oid::ObjectHeader = body(&caps).ok_or(ClientError::Host("no offload caps"))?;
+        if header.object_type != oid::OBJECT_TYPE_OFFLOAD
+            || header.revision < 1
+            || usize::from(header.size.get()) > caps.len()
+            || usize::from(header.size.get()) < oid::OFFLOAD_SIZE_6_0
+            || caps.len() > oid::OFFLOAD_SIZE
+        {
+            return Err(ClientError::Host("offload caps Linux would reject"));
+        }
+        // Offload parameters as Linux sets them with nothing offered: all off.
+        let mut params = [0u8; 28];
+        params[..4].copy_from_slice(&[oid::OBJECT_TYPE_DEFAULT, 3, 28, 0]);
+        self.set(oid::TCP_OFFLOAD_PARAMETERS, &params, pump)?;
+        let link_up = self.query_u32(oid::GEN_MEDIA_CONNECT_STATUS, pump)? == 0;
+
+        let mut rss_queues = 0;
+        if version >= Version::V5 {
+            let cap = [oid::OBJECT_TYPE_RSS_CAPABILITIES, 2, 18, 0];
+            let mut info = cap.to_vec();
+            info.resize(18, 0);
+            let (status, caps) = self.oid(
+                MessageType::QUERY,
+                oid::GEN_RECEIVE_SCALE_CAPABILITIES,
+                &info,
+                pump,
+            )?;
+            if let (rndis::Status::SUCCESS, Some(c)) =
+                (status, body::<oid::ReceiveScaleCapabilities>(&caps))
+            {
+                rss_queues = c.receive_queues.get();
+            }
+        }
+        let filter = oid::filter::DIRECTED | oid::filter::BROADCAST | oid::filter::ALL_MULTICAST;
+        self.set(oid::GEN_CURRENT_PACKET_FILTER, &filter.to_le_bytes(), pump)?;
+        Ok(Info {
+            version,
+            mac,
+            mtu,
+            link_up,
+            receive_sections,
+            send_sections,
+            rss_queues,
+        })
+    }
+
+    /// Queues one frame through a send-buffer section. False if every section is
+    /// out (poll, let the host run, retry). Call [`Netvsc::flush`] to let the
+    /// host see a batch.
+    pub fn send_frame(&mut self, frame: &[u8]) -> Result<bool, ClientError> {
+        let Some(section) = self.send_free.pop() else {
+            return Ok(false);
+        };
+        let at = self.layout.send.offset + section as usize * self.send_section as usize;
+        let header = rndis::packet_header(frame.len(), 0);
+        let ram = self.layout.ram;
+        ram.write_bytes(at, &header)
+            .map_err(|_| ClientError::Ring)?;
+        ram.write_bytes(at + header.len(), frame)
+            .map_err(|_| ClientError::Ring)?;
+        let m = Message::SendRndisPacket(nvsp::SendRndisPacket {
+            channel_type: u32le(nvsp::CHANNEL_TYPE_DATA),
+            section_index: u32le(section),
+            section_size: u32le((header.len() + frame.len()) as u32),
+        });
+        let packet = OutgoingPacket {
+            transaction_id: DATA_TID + u64::from(section),
+            completion_requested: true,
+            kind: OutgoingKind::InBand,
+        };
+        match self.out.write_packet(&packet, &[&m.encode()]) {
+            Ok(()) => Ok(true),
+            Err(vmbus_ring::WriteError::Full { .. }) => {
+                self.send_free.push(section);
+                Ok(false)
+            }
+            Err(_) => Err(ClientError::Ring),
+        }
+    }
+
+    /// Publishes queued sends.
+    pub fn flush(&mut self) -> Result<(), ClientError> {
+        self.out.commit().map_err(|_| ClientError::Ring)?;
+        Ok(())
+    }
+
+    pub fn receive_frame(&mut self) -> Option<Vec<u8>> {
+        self.frames.pop_front()
+    }
+
+    pub fn free_send_sections(&self) -> usize {
+        self.send_free.len()
+    }
+
+    /// Sends raw bytes as an in-band packet (hostile-guest tests).
+    pub fn send_raw(&mut self, payload: &[u8], completion: bool) -> Result<u64, ClientError> {
+        let tid = self.next_tid;
+        self.next_tid += 1;
+        let packet = OutgoingPacket {
+            transaction_id: tid,
+            completion_requested: completion,
+            kind: OutgoingKind::InBand,
+        };
+        self.write(&packet, payload)?;
+        Ok(tid)
+    }
+
+    /// Waits for the completion of `tid` (from [`Netvsc::send_raw`]).
+    pub fn completion(
+        &mut self,
+        tid: u64,
+        pump: &mut dyn FnMut(),
+    ) -> Result<[u8; MESSAGE_SIZE], ClientError> {
+        self.wait(tid, pump)
+    }
+
+    /// Sends a raw RNDIS message the way control messages go and returns the
+    /// host's RNDIS answer (hostile-guest tests).
+    pub fn rndis_raw(
+        &mut self,
+        msg: &[u8],
+        pump: &mut dyn FnMut(),
+    ) -> Result<Vec<u8>, ClientError> {
+        self.rndis_request(msg, pump)
+    }
+}

@@ -1,0 +1,65 @@
+//! Where frames go: one interface for every network a NIC can sit on.
+//!
+//! - [`Loopback`]: frames sent come back (a guest talking to itself; no OS needed).
+//! - [`switch::Switch`]: an in-memory learning switch; two NICs on it reach each
+//!   other (std).
+//! - [`tap::Tap`]: a Linux TAP device, for a NIC on the host's stack inside a
+//!   network namespace (std).
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+#[cfg(feature = "std")]
+pub mod switch;
+#[cfg(feature = "std")]
+pub mod tap;
+
+/// A network attachment. Neither call blocks.
+pub trait Backend {
+    /// Sends one Ethernet frame; false if it was dropped (no room, link down).
+    fn transmit(&mut self, frame: &[u8]) -> bool;
+
+    /// Copies the next frame from the network into `buf`; its length, or `None`
+    /// when nothing waits. A frame longer than `buf` is dropped, not cut.
+    fn receive(&mut self, buf: &mut [u8]) -> Option<usize>;
+}
+
+/// Frames sent come back in order, up to `limit` waiting.
+#[derive(Debug)]
+pub struct Loopback {
+    frames: VecDeque<Vec<u8>>,
+    limit: usize,
+    pub dropped: u64,
+}
+
+impl Loopback {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            frames: VecDeque::new(),
+            limit,
+            dropped: 0,
+        }
+    }
+}
+
+impl Backend for Loopback {
+    fn transmit(&mut self, frame: &[u8]) -> bool {
+        if self.frames.len() >= self.limit {
+            self.dropped += 1;
+            return false;
+        }
+        self.frames.push_back(frame.to_vec());
+        true
+    }
+
+    fn receive(&mut self, buf: &mut [u8]) -> Option<usize> {
+        loop {
+            let frame = self.frames.pop_front()?;
+            if let Some(dst) = buf.get_mut(..frame.len()) {
+                dst.copy_from_slice(&frame);
+                return Some(frame.len());
+            }
+            self.dropped += 1;
+        }
+    }
+}

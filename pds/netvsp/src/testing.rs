@@ -1,0 +1,166 @@
+//! An in-process guest and host for tests and benchmarks: guest RAM, the
+//! channel's two rings in it, a [`Nic`] served by [`ring::serve`] on one side and
+//! the caller's guest driver on the other.
+//!
+//! Memory is leaked (tests make a few guests of a few MiB each) so every view of
+//! it can be `'static`, as a PD's mappings are.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::sync::atomic::AtomicU64;
+
+use ipc::{Perms, Region};
+use vmbus_ring::{IncomingRing, OutgoingRing, RegionRingMem, RingMem as _, PAGE_SIZE};
+
+use crate::backend::Backend;
+use crate::mem::PagedBuffer;
+use crate::nic::{Config, Nic};
+use crate::ring::{self, RingError, ServeBuffers, Served};
+
+pub type RingMem = RegionRingMem<'static>;
+
+pub const RECEIVE_GPADL: u32 = 1;
+pub const SEND_GPADL: u32 = 2;
+/// Pages of each ring's data area.
+pub const RING_PAGES: usize = 16;
+
+/// Where things are in a test guest's RAM, in pages.
+#[derive(Copy, Clone, Debug)]
+pub struct GuestLayout {
+    pub guest_to_host: usize,
+    pub host_to_guest: usize,
+    pub control_page: usize,
+    pub receive: (usize, usize),
+    pub send: (usize, usize),
+    pub pages: usize,
+}
+
+impl GuestLayout {
+    pub fn new(receive_pages: usize, send_pages: usize) -> Self {
+        let ring = RING_PAGES + 1;
+        let control_page = 2 * ring;
+        let receive = (control_page + 1, receive_pages);
+        let send = (receive.0 + receive_pages, send_pages);
+        Self {
+            guest_to_host: 0,
+            host_to_guest: ring,
+            control_page,
+            receive,
+            send,
+            pages: send.0 + send_pages,
+        }
+    }
+}
+
+/// The host side of one test channel.
+pub struct Host {
+    pub nic: Nic<PagedBuffer<'static>>,
+    incoming: IncomingRing<RingMem>,
+    outgoing: OutgoingRing<RingMem>,
+    ram: Region<'static>,
+    gpadls: Vec<(u32, Vec<u64>)>,
+    bufs: ServeBuffers,
+    pub backend: Box<dyn Backend>,
+    pub broken: Option<RingError>,
+}
+
+impl core::fmt::Debug for Host {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Host")
+            .field("nic", &self.nic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Host {
+    /// Runs the NIC until it has nothing more to do right now.
+    pub fn serve(&mut self) -> Served {
+        if self.broken.is_some() {
+            return Served::default();
+        }
+        let reader = ring::region_reader(&self.ram, 0);
+        let gpadls = &self.gpadls;
+        let ram = self.ram;
+        let mut lookup = |id: u32| {
+            let (_, pages) = gpadls.iter().find(|(g, _)| *g == id)?;
+            PagedBuffer::new(ram, pages.clone())
+        };
+        match ring::serve(
+            &mut self.nic,
+            &mut self.incoming,
+            &mut self.outgoing,
+            &reader,
+            &mut lookup,
+            self.backend.as_mut(),
+            &mut self.bufs,
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                self.broken = Some(e);
+                Served::default()
+            }
+        }
+    }
+}
+
+/// What the guest's driver gets: its ends of the rings and its memory.
+#[derive(Debug)]
+pub struct GuestSide {
+    pub ram: Region<'static>,
+    pub out: OutgoingRing<RingMem>,
+    pub inp: IncomingRing<RingMem>,
+    pub layout: GuestLayout,
+}
+
+fn ring_mem(ram: Region<'static>, first_page: usize) -> RingMem {
+    let region = ram
+        .subregion(first_page * PAGE_SIZE, (RING_PAGES + 1) * PAGE_SIZE)
+        .ok()
+        .and_then(|r| RegionRingMem::new(r).ok());
+    let Some(mem) = region else {
+        unreachable!("the layout keeps every ring inside the RAM it sized")
+    };
+    mem.control().initialize();
+    mem
+}
+
+/// A fresh guest: RAM laid out by `layout`, a NIC with `config` on `backend`.
+pub fn guest(layout: GuestLayout, config: Config, backend: Box<dyn Backend>) -> (Host, GuestSide) {
+    let words: &'static [AtomicU64] = Box::leak(
+        (0..layout.pages * PAGE_SIZE / 8)
+            .map(|_| AtomicU64::new(0))
+            .collect::<Vec<_>>()
+            .into_boxed_slice(),
+    );
+    let ram = Region::from_atomics(words, Perms::RW);
+    let g2h = ring_mem(ram, layout.guest_to_host);
+    let h2g = ring_mem(ram, layout.host_to_guest);
+    let attach = |m: RingMem| (IncomingRing::new(m), OutgoingRing::new(m));
+    let (Ok(host_in), Ok(guest_out)) = attach(g2h) else {
+        unreachable!("a freshly initialized ring attaches")
+    };
+    let (Ok(guest_in), Ok(host_out)) = attach(h2g) else {
+        unreachable!("a freshly initialized ring attaches")
+    };
+    let pages = |(first, n): (usize, usize)| (first as u64..(first + n) as u64).collect();
+    let host = Host {
+        nic: Nic::new(config),
+        incoming: host_in,
+        outgoing: host_out,
+        ram,
+        gpadls: alloc::vec![
+            (RECEIVE_GPADL, pages(layout.receive)),
+            (SEND_GPADL, pages(layout.send))
+        ],
+        bufs: ServeBuffers::default(),
+        backend,
+        broken: None,
+    };
+    let side = GuestSide {
+        ram,
+        out: guest_out,
+        inp: guest_in,
+        layout,
+    };
+    (host, side)
+}
