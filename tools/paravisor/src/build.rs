@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::bootimage::{bootelf, compile, igvm};
+use crate::bootimage::{bootelf, compile};
 use crate::failure::Failure;
 use crate::image;
 use crate::region_data;
@@ -28,6 +28,10 @@ pub struct Args {
     /// Also write the image as an IGVM file here, and print its launch measurement.
     #[arg(long, value_name = "FILE")]
     pub igvm: Option<PathBuf>,
+    /// The platform the IGVM file is for (SNP and TDX files are measured).
+    #[arg(long, value_name = "PLATFORM", requires = "igvm", default_value = "native",
+          value_parser = clap::builder::PossibleValuesParser::new(crate::igvm::Platform::NAMES))]
+    pub platform: String,
     /// Also look for program images here (after the system.xml directory); repeatable.
     #[arg(long = "search-path", value_name = "DIR")]
     pub search_path: Vec<PathBuf>,
@@ -119,14 +123,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         ))
     );
     if let Some(path) = &args.igvm {
-        let (file, digest) = igvm::build(&boot).map_err(Failure::Message)?;
-        write_file(path, &file)?;
-        println!(
-            "built {}: {} bytes, launch measurement (SEV-SNP digest of its pages, SHA-384) {}",
-            path.display(),
-            file.len(),
-            image::hex(&digest)
-        );
+        crate::igvm::write(&boot, &args.platform, path)?;
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ mod build;
 mod check;
 mod failure;
 mod graph;
+mod igvm;
 mod image;
 mod manifest;
 mod region_data;

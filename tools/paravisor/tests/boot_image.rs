@@ -113,7 +113,11 @@ fn built_images_verify_and_changes_are_caught() {
     setup(dir.path(), SYSTEM);
     let out = build(dir.path());
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("launch measurement"), "{}", text(&out));
+    assert!(
+        text(&out).contains("IGVM for the native platform"),
+        "{}",
+        text(&out)
+    );
     let verify = |manifest: &str| {
         paravisor(
             &[
@@ -198,6 +202,104 @@ fn built_images_verify_and_changes_are_caught() {
         "{}",
         text(&stale)
     );
+}
+
+/// The `launch digest (<platform>): <96 hex>` line of `out`.
+fn digest_line(out: &Output, platform: &str) -> String {
+    let prefix = format!("launch digest ({platform}): ");
+    let lines: Vec<String> = text(out)
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", text(out));
+    let hex = &lines[0][prefix.len()..];
+    assert!(
+        hex.len() == 96 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{hex}"
+    );
+    lines[0].clone()
+}
+
+/// The SNP and TDX IGVM files: build prints the launch digest, verify recomputes
+/// the same from the file; a changed byte or a file for another image is refused.
+#[test]
+fn snp_and_tdx_igvm_files_verify_with_the_built_launch_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), SYSTEM);
+    let verify = |igvm: &str| {
+        paravisor(
+            &["verify", "boot.elf", "--manifest", "m.json", "--igvm", igvm],
+            dir.path(),
+        )
+    };
+    let mut lines = Vec::new();
+    for platform in ["snp", "tdx"] {
+        let out = build_with(dir.path(), &["--platform", platform]);
+        assert!(out.status.success(), "{}", text(&out));
+        let built = digest_line(&out, platform);
+        let file = format!("{platform}.igvm");
+        std::fs::rename(dir.path().join("boot.igvm"), dir.path().join(&file)).unwrap();
+        let ok = verify(&file);
+        assert!(ok.status.success(), "{}", text(&ok));
+        assert_eq!(digest_line(&ok, platform), built);
+        assert!(
+            text(&ok).contains(&format!("IGVM form for the {platform} platform")),
+            "{}",
+            text(&ok)
+        );
+        lines.push(built);
+
+        let mut bytes = std::fs::read(dir.path().join(&file)).unwrap();
+        let at = bytes.len() - 100;
+        bytes[at] ^= 0x40;
+        std::fs::write(dir.path().join("bad.igvm"), bytes).unwrap();
+        let bad = verify("bad.igvm");
+        assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+        assert!(text(&bad).contains("bad.igvm"), "{}", text(&bad));
+    }
+    assert_ne!(lines[0][22..], lines[1][22..]);
+    // Another image's file: the TDX file of the rebuilt image (b changed) is refused.
+    let pd = elf(0x40_0000, &[(0x40_0000, 0x40_0000, 5, &[0x90, 7], 0x1000)]);
+    std::fs::write(dir.path().join("b.elf"), pd).unwrap();
+    let out = paravisor(
+        &[
+            "build",
+            "system.xml",
+            "--kernel",
+            "kernel",
+            "-o",
+            "other.elf",
+            "--igvm",
+            "other.igvm",
+            "--platform",
+            "tdx",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let other = verify("other.igvm");
+    assert_eq!(other.status.code(), Some(1), "{}", text(&other));
+    assert!(
+        text(&other).contains("is not the tdx IGVM form of the image"),
+        "{}",
+        text(&other)
+    );
+    // --platform without --igvm is a command-line error.
+    let lone = paravisor(
+        &[
+            "build",
+            "system.xml",
+            "--kernel",
+            "kernel",
+            "-o",
+            "x.elf",
+            "--platform",
+            "snp",
+        ],
+        dir.path(),
+    );
+    assert_eq!(lone.status.code(), Some(2), "{}", text(&lone));
 }
 
 #[test]

@@ -6,8 +6,7 @@
 pub mod bootelf;
 pub mod compile;
 pub mod elf;
-pub mod igvm;
 pub mod layout;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -309,43 +309,51 @@ fn verify_accepts_the_built_image_and_names_every_difference() {
     assert!(crate::verify::differences(&boot, &m).unwrap()[0].contains("the image holds PDs"));
 }
 
-#[test]
-fn the_igvm_form_parses_back_and_its_measurement_covers_every_byte_and_address() {
-    use super::igvm;
+/// A small boot image (the kernel above and the SYSTEM's image), for the IGVM tests.
+pub(crate) fn boot_image() -> Vec<u8> {
     let sys = system(SYSTEM);
-    let boot = bootelf::append(
+    bootelf::append(
         &kernel(),
         &compile::compile(&sys, &programs(&sys), &[]).unwrap(),
     )
-    .unwrap();
-    let (file, digest) = igvm::build(&boot).unwrap();
-    let parsed = ::igvm::IgvmFile::new_from_binary(&file, None).unwrap();
+    .unwrap()
+}
+
+#[test]
+fn the_igvm_form_has_a_page_per_loaded_page_and_covers_every_byte_and_address() {
+    use crate::igvm::{self, Platform};
+    let boot = boot_image();
+    let built = igvm::build(&boot, Platform::Snp).unwrap();
+    let parsed = ::igvm::IgvmFile::new_from_binary(&built.file, None).unwrap();
     let pages = igvm::pages(&boot).unwrap();
-    // One directive per page plus the VP context.
-    assert_eq!(parsed.directives().len(), pages.len() + 1);
+    // One directive per page plus secrets, CPUID and the VMSA.
+    assert_eq!(parsed.directives().len(), pages.len() + 3);
     // The kernel's second segment has 0x800 bytes of file and 0x2800 of memory: the
     // last two of its three pages are zero pages.
     assert_eq!(pages.iter().filter(|(_, d)| d.is_none()).count(), 2);
-    assert_eq!(igvm::build(&boot).unwrap(), (file, digest), "deterministic");
 
+    let digest = |pages: Vec<igvm::Page>| {
+        let d = igvm::directives_for(0x10_0000, pages, Platform::Snp).unwrap();
+        igvm::measure::measure(Platform::Snp, &d).unwrap()
+    };
+    assert_eq!(digest(pages.clone()), built.digest);
     let mut flipped = pages.clone();
     if let Some((_, Some(bytes))) = flipped.last_mut() {
         bytes[17] ^= 1;
     }
-    assert_ne!(igvm::snp_launch_digest(&flipped), digest);
+    assert_ne!(digest(flipped), built.digest);
     let mut moved = pages.clone();
     moved[0].0 += 0x1000;
-    assert_ne!(igvm::snp_launch_digest(&moved), digest);
+    assert_ne!(digest(moved), built.digest);
     let mut explicit_zero = pages.clone();
     for p in explicit_zero.iter_mut().filter(|(_, d)| d.is_none()) {
         p.1 = Some(vec![0; 4096]);
     }
     assert_ne!(
-        igvm::snp_launch_digest(&explicit_zero),
-        digest,
+        digest(explicit_zero),
+        built.digest,
         "zero pages are typed, not hashed"
     );
-    assert_eq!(igvm::snp_launch_digest(&[]), [0; 48]);
 }
 
 const GUEST: &str = r#"<system>
@@ -468,17 +476,19 @@ fn verify_names_every_guest_and_region_difference() {
 
 #[test]
 fn the_launch_measurement_covers_region_data() {
-    use super::igvm;
+    use crate::igvm::{build, Platform};
     let sys = system(GUEST);
     let progs = programs(&sys);
-    let digest = |data: &[u8]| {
+    let digest = |data: &[u8], platform| {
         let image = compile::compile(&sys, &progs, &guest_data(data)).unwrap();
-        igvm::build(&bootelf::append(&kernel(), &image).unwrap())
+        build(&bootelf::append(&kernel(), &image).unwrap(), platform)
             .unwrap()
-            .1
+            .digest
     };
-    assert_eq!(digest(b"kernel"), digest(b"kernel"));
-    assert_ne!(digest(b"kernel"), digest(b"kernem"));
+    for platform in [Platform::Snp, Platform::Tdx] {
+        assert_eq!(digest(b"kernel", platform), digest(b"kernel", platform));
+        assert_ne!(digest(b"kernel", platform), digest(b"kernem", platform));
+    }
 }
 
 #[test]

@@ -1,0 +1,207 @@
+//! The launch measurement of an IGVM file, recomputed from its directives in file
+//! order: what a loader following the IGVM format would make the platform measure.
+//!
+//! - SEV-SNP: each `PageData` is one SNP_LAUNCH_UPDATE (a NORMAL page, a ZERO page
+//!   when it carries no data, UNMEASURED when flagged so, SECRETS or CPUID for
+//!   those data types) and the BSP's VMSA (`SnpVpContext`) is a VMSA page at its
+//!   GPA; see `snp_backend::measure` for the PAGE_INFO chain.
+//! - TDX: each `PageData` is one TDH.MEM.PAGE.ADD (a page without data adds zeros)
+//!   followed, unless flagged unmeasured, by sixteen TDH.MR.EXTENDs; see
+//!   `tdx_backend::measure`. The BSP starts in the architectural reset state, so
+//!   there is no VP-context directive; SNP-only page types are refused.
+//! - native: nothing is measured.
+//!
+//! The file is host-controlled input when `verify` reads it: every directive this
+//! code does not know how a platform measures is refused, never skipped, so a
+//! directive cannot slip unmeasured state past the printed digest. Also compiled
+//! into the `igvm_measure` fuzz target (which is why it needs nothing from the
+//! rest of the CLI).
+
+use igvm::{IgvmDirectiveHeader, IgvmFile, IgvmPlatformHeader};
+use igvm_defs::{IgvmPageDataType, IgvmPlatformType, PAGE_SIZE_4K};
+use snp_backend::measure::{LaunchDigest, LaunchPage};
+use tdx_backend::measure::Mrtd;
+
+/// The platform an IGVM file is built for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Platform {
+    Native,
+    Snp,
+    Tdx,
+}
+
+impl Platform {
+    pub const NAMES: [&'static str; 3] = ["native", "snp", "tdx"];
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "native" => Some(Platform::Native),
+            "snp" => Some(Platform::Snp),
+            "tdx" => Some(Platform::Tdx),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::Native => "native",
+            Platform::Snp => "snp",
+            Platform::Tdx => "tdx",
+        }
+    }
+
+    pub fn igvm_type(self) -> IgvmPlatformType {
+        match self {
+            Platform::Native => IgvmPlatformType::NATIVE,
+            Platform::Snp => IgvmPlatformType::SEV_SNP,
+            Platform::Tdx => IgvmPlatformType::TDX,
+        }
+    }
+}
+
+/// SHA-384, the size of both platforms' measurement.
+pub type Digest = [u8; 48];
+
+/// The one line `build` and `verify` print for a measured platform.
+pub fn digest_line(platform: Platform, digest: &Digest) -> String {
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("launch digest ({}): {hex}", platform.name())
+}
+
+const PAGE: usize = PAGE_SIZE_4K as usize;
+
+/// A directive's page: data of exactly one page, or none (zero-filled).
+fn page_of(gpa: u64, data: &[u8]) -> Result<Option<[u8; PAGE]>, String> {
+    if !gpa.is_multiple_of(PAGE_SIZE_4K) {
+        return Err(format!("page at {gpa:#x} is not 4 KiB aligned"));
+    }
+    match data.len() {
+        0 => Ok(None),
+        PAGE => {
+            let mut p = [0u8; PAGE];
+            p.copy_from_slice(data);
+            Ok(Some(p))
+        }
+        n => Err(format!("page at {gpa:#x} has {n} bytes of data")),
+    }
+}
+
+fn unsupported(platform: Platform, d: &IgvmDirectiveHeader) -> String {
+    let what = format!("{d:?}");
+    let name = what.split([' ', '(', '{']).next().unwrap_or("?");
+    format!(
+        "{name} directive: not part of what this tool measures for {}",
+        platform.name()
+    )
+}
+
+/// The measurement of `directives` on `platform` (`None` for native).
+pub fn measure(
+    platform: Platform,
+    directives: &[IgvmDirectiveHeader],
+) -> Result<Option<Digest>, String> {
+    match platform {
+        Platform::Native => Ok(None),
+        Platform::Snp => snp(directives).map(Some),
+        Platform::Tdx => tdx(directives).map(Some),
+    }
+}
+
+fn snp(directives: &[IgvmDirectiveHeader]) -> Result<Digest, String> {
+    let mut ld = LaunchDigest::new();
+    for d in directives {
+        match d {
+            IgvmDirectiveHeader::PageData {
+                gpa,
+                flags,
+                data_type,
+                data,
+                ..
+            } => {
+                if flags.is_2mb_page() || flags.shared() || flags.reserved() != 0 {
+                    return Err(format!("page at {gpa:#x}: flags {flags:?} not supported"));
+                }
+                let page = page_of(*gpa, data)?;
+                let launch = match (*data_type, &page) {
+                    (IgvmPageDataType::NORMAL, _) if flags.unmeasured() => LaunchPage::Unmeasured,
+                    (IgvmPageDataType::NORMAL, Some(p)) => LaunchPage::Normal(p),
+                    (IgvmPageDataType::NORMAL, None) => LaunchPage::Zero,
+                    (IgvmPageDataType::SECRETS, _) => LaunchPage::Secrets,
+                    (IgvmPageDataType::CPUID_DATA | IgvmPageDataType::CPUID_XF, _) => {
+                        LaunchPage::Cpuid
+                    }
+                    (t, _) => return Err(format!("page at {gpa:#x}: data type {t:?} unknown")),
+                };
+                ld.update(*gpa, &launch);
+            }
+            IgvmDirectiveHeader::SnpVpContext { gpa, vmsa, .. } => {
+                let mut page = [0u8; PAGE];
+                let bytes = zerocopy::IntoBytes::as_bytes(vmsa.as_ref());
+                let n = bytes.len().min(PAGE);
+                page[..n].copy_from_slice(&bytes[..n]);
+                if !gpa.is_multiple_of(PAGE_SIZE_4K) {
+                    return Err(format!("VMSA at {gpa:#x} is not 4 KiB aligned"));
+                }
+                ld.update(*gpa, &LaunchPage::Vmsa(&page));
+            }
+            other => return Err(unsupported(Platform::Snp, other)),
+        }
+    }
+    Ok(ld.value())
+}
+
+fn tdx(directives: &[IgvmDirectiveHeader]) -> Result<Digest, String> {
+    let mut mrtd = Mrtd::new();
+    for d in directives {
+        match d {
+            IgvmDirectiveHeader::PageData {
+                gpa,
+                flags,
+                data_type: IgvmPageDataType::NORMAL,
+                data,
+                ..
+            } => {
+                if flags.is_2mb_page() || flags.shared() || flags.reserved() != 0 {
+                    return Err(format!("page at {gpa:#x}: flags {flags:?} not supported"));
+                }
+                let page = page_of(*gpa, data)?.unwrap_or([0; PAGE]);
+                mrtd.add_page(*gpa, &page, !flags.unmeasured());
+            }
+            other => return Err(unsupported(Platform::Tdx, other)),
+        }
+    }
+    Ok(mrtd.value())
+}
+
+/// What `verify` learns from an IGVM file: its one platform and the measurement.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Measured {
+    pub platform: Platform,
+    pub digest: Option<Digest>,
+}
+
+/// Parses `bytes` as an IGVM file for exactly one platform and recomputes its
+/// launch measurement.
+pub fn measure_file(bytes: &[u8]) -> Result<Measured, String> {
+    let file = IgvmFile::new_from_binary(bytes, None).map_err(|e| format!("not IGVM: {e}"))?;
+    let [IgvmPlatformHeader::SupportedPlatform(header)] = file.platforms() else {
+        return Err(format!(
+            "{} platform headers; this tool writes and checks files for one",
+            file.platforms().len()
+        ));
+    };
+    let platform = [Platform::Native, Platform::Snp, Platform::Tdx]
+        .into_iter()
+        .find(|p| p.igvm_type() == header.platform_type)
+        .ok_or_else(|| {
+            format!(
+                "platform {:?} is not native, snp or tdx",
+                header.platform_type
+            )
+        })?;
+    if !file.initializations().is_empty() {
+        return Err("initialization headers are not part of what this tool measures".into());
+    }
+    let digest = measure(platform, file.directives())?;
+    Ok(Measured { platform, digest })
+}
