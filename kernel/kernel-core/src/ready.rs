@@ -32,6 +32,7 @@ impl ReadyQueue {
     }
 
     /// Appends `pd` at `prio`; a PD already queued stays where it is.
+    #[inline(always)]
     pub fn push_back(&mut self, pd: u8, prio: u8) {
         if self.contains(pd) || usize::from(pd) >= MAX_PDS {
             return;
@@ -47,6 +48,7 @@ impl ReadyQueue {
     }
 
     /// Puts `pd` first at `prio`: a preempted PD resumes before its peers.
+    #[inline(always)]
     pub fn push_front(&mut self, pd: u8, prio: u8) {
         if self.contains(pd) || usize::from(pd) >= MAX_PDS {
             return;
@@ -60,20 +62,28 @@ impl ReadyQueue {
         self.mark(pd, prio);
     }
 
+    #[inline(always)]
     fn mark(&mut self, pd: u8, prio: u8) {
         self.queued |= 1 << pd;
         self.bitmap[usize::from(prio / 64)] |= 1 << (prio % 64);
     }
 
-    /// The highest priority with a queued PD.
+    /// The highest priority with a queued PD. Unrolled: it is on every fast path.
+    #[inline(always)]
     pub fn highest(&self) -> Option<u8> {
-        (0..4)
-            .rev()
-            .find(|&w| self.bitmap[w] != 0)
-            .map(|w| (w * 64 + 63 - self.bitmap[w].leading_zeros() as usize) as u8)
+        let [b0, b1, b2, b3] = self.bitmap;
+        let (word, bits) = match () {
+            _ if b3 != 0 => (3, b3),
+            _ if b2 != 0 => (2, b2),
+            _ if b1 != 0 => (1, b1),
+            _ if b0 != 0 => (0, b0),
+            _ => return None,
+        };
+        Some((word * 64 + 63 - bits.leading_zeros()) as u8)
     }
 
     /// Removes and returns the first PD at the highest priority.
+    #[inline(always)]
     pub fn pop_highest(&mut self) -> Option<u8> {
         let prio = self.highest()?;
         let p = usize::from(prio);
@@ -85,6 +95,18 @@ impl ReadyQueue {
         }
         self.queued &= !(1 << pd);
         Some(pd)
+    }
+
+    /// The PDs queued at `prio`, first to run first.
+    #[cfg(test)]
+    fn order(&self, prio: u8) -> std::vec::Vec<u8> {
+        let mut out = std::vec::Vec::new();
+        let mut cur = self.head[usize::from(prio)];
+        while cur != NONE {
+            out.push(cur);
+            cur = self.next[usize::from(cur)];
+        }
+        out
     }
 
     /// Removes `pd` from wherever it is queued at `prio`.
@@ -114,6 +136,17 @@ impl ReadyQueue {
             self.bitmap[p / 64] &= !(1 << (p % 64));
         }
         self.queued &= !(1 << pd);
+    }
+}
+
+/// Equal when the same PDs are queued in the same order: links of unqueued PDs
+/// are stale and do not count.
+#[cfg(test)]
+impl PartialEq for ReadyQueue {
+    fn eq(&self, other: &Self) -> bool {
+        self.queued == other.queued
+            && self.bitmap == other.bitmap
+            && (0..=255u8).all(|p| self.order(p) == other.order(p))
     }
 }
 

@@ -102,6 +102,7 @@ enum Owes {
 }
 
 #[derive(Copy, Clone, Debug)]
+#[cfg_attr(test, derive(PartialEq))]
 struct Pd {
     cfg: PdConfig,
     state: State,
@@ -171,6 +172,7 @@ pub trait Effects {
 }
 
 #[derive(Clone, Debug)]
+#[cfg_attr(test, derive(PartialEq))]
 pub struct Kernel {
     pds: [Pd; MAX_PDS],
     count: usize,
@@ -380,7 +382,7 @@ impl Kernel {
 
     /// Hands `pd` its oldest kind of pending event, if any: notifications first, then
     /// child faults (lowest PD index first).
-    fn deliver_pending(&mut self, fx: &mut dyn Effects, pd: PdId) -> bool {
+    fn deliver_pending<E: Effects + ?Sized>(&mut self, fx: &mut E, pd: PdId) -> bool {
         let i = usize::from(pd);
         if self.pds[i].pending != 0 {
             let bits = core::mem::take(&mut self.pds[i].pending);
@@ -408,7 +410,7 @@ impl Kernel {
     }
 
     /// Sets notification bits on `pd`, waking it if it waits on its own time.
-    fn signal(&mut self, fx: &mut dyn Effects, pd: PdId, bits: u64) {
+    fn signal<E: Effects + ?Sized>(&mut self, fx: &mut E, pd: PdId, bits: u64) {
         self.pds[usize::from(pd)].pending |= bits;
         // The notification ends its VM_ENTER: it handles it at its own priority.
         if self.pds[usize::from(pd)].in_guest {
@@ -429,7 +431,7 @@ impl Kernel {
 
     /// `VM_ENTER` with the HALTED flag: the current PD waits for a notification or
     /// `deadline` (TSC; 0 = none). Notifications already pending end it at once.
-    pub fn vm_halt(&mut self, fx: &mut dyn Effects, deadline: u64) {
+    pub fn vm_halt<E: Effects + ?Sized>(&mut self, fx: &mut E, deadline: u64) {
         let Some(cur) = self.current else { return };
         let c = usize::from(cur);
         if self.pds[c].pending != 0 {
@@ -442,7 +444,7 @@ impl Kernel {
 
     /// Wakes every halted VMM whose deadline is at or before `now` (TSC): its
     /// `VM_ENTER` returns `Event::VM_EXIT`.
-    pub fn expire_deadlines(&mut self, fx: &mut dyn Effects, now: u64) {
+    pub fn expire_deadlines<E: Effects + ?Sized>(&mut self, fx: &mut E, now: u64) {
         for i in 0..self.count {
             if let State::GuestHalted(d) = self.pds[i].state {
                 if d != 0 && d <= now {
@@ -499,7 +501,7 @@ impl Kernel {
         Ok(cap)
     }
 
-    pub fn notify(&mut self, fx: &mut dyn Effects, ch: u64) {
+    pub fn notify<E: Effects + ?Sized>(&mut self, fx: &mut E, ch: u64) {
         let Some(cur) = self.current else { return };
         let target = match self.cap(cur, ch) {
             Ok(Cap {
@@ -512,7 +514,7 @@ impl Kernel {
         self.signal(fx, target.0, 1 << target.1);
     }
 
-    pub fn pp_call(&mut self, fx: &mut dyn Effects, ch: u64, label: u64, count: u64) {
+    pub fn pp_call<E: Effects + ?Sized>(&mut self, fx: &mut E, ch: u64, label: u64, count: u64) {
         let Some(cur) = self.current else { return };
         let (callee, badge) = match self.cap(cur, ch) {
             Ok(Cap { ppc: Some(t), .. }) => t,
@@ -546,11 +548,17 @@ impl Kernel {
 
     /// RECV. A PD that still owes a caller an answer fails that call rather than
     /// leave the caller blocked for ever.
-    pub fn recv(&mut self, fx: &mut dyn Effects) {
+    pub fn recv<E: Effects + ?Sized>(&mut self, fx: &mut E) {
         self.reply_recv(fx, 0, 0, reply::ERROR);
     }
 
-    pub fn reply_recv(&mut self, fx: &mut dyn Effects, label: u64, count: u64, flags: u64) {
+    pub fn reply_recv<E: Effects + ?Sized>(
+        &mut self,
+        fx: &mut E,
+        label: u64,
+        count: u64,
+        flags: u64,
+    ) {
         let Some(cur) = self.current else { return };
         let count = usize::try_from(count)
             .unwrap_or(usize::MAX)
@@ -588,7 +596,173 @@ impl Kernel {
         self.wait(fx);
     }
 
-    fn wait(&mut self, fx: &mut dyn Effects) {
+    /// The fast path of PP_CALL: the common case (a granted call to a waiting
+    /// callee) with the same capability and argument checks, and the same result
+    /// as [`Self::pp_call`] (property-tested). Returns the PD to run now, or `None`
+    /// having touched nothing, for the general path to decide (and report).
+    #[inline(always)]
+    pub fn fast_pp_call<E: Effects + ?Sized>(
+        &mut self,
+        fx: &mut E,
+        ch: u64,
+        label: u64,
+        count: u64,
+    ) -> Option<PdId> {
+        let cur = self.current?;
+        let cap = self.pds[usize::from(cur)]
+            .cfg
+            .caps
+            .get(usize::try_from(ch).ok()?)?;
+        let (callee, badge) = cap.ppc?;
+        if count > MESSAGE_REGISTERS as u64
+            || callee == cur
+            || self.pds[usize::from(callee)].state != State::BlockedRecv
+        {
+            return None;
+        }
+        fx.copy_message(cur, callee, count as usize);
+        fx.set_return(
+            callee,
+            Ret {
+                rax: Event::CALL.0,
+                rdi: u64::from(badge),
+                rsi: label,
+                rdx: count,
+            },
+        );
+        self.pds[usize::from(callee)].owes = Owes::Call(cur);
+        self.pds[usize::from(cur)].state = State::BlockedCall(callee);
+        self.pds[usize::from(callee)].state = State::Running;
+        self.current = Some(callee);
+        Some(callee)
+    }
+
+    /// The fast path of REPLY_RECV, seL4-style: a plain reply to a caller that is
+    /// the one to run next switches straight to it, without queueing it only to
+    /// pick it again. It does exactly what [`Self::reply_recv`] followed by
+    /// [`Self::schedule`] would (property-tested) and returns the caller, or
+    /// touches nothing and returns `None` when any condition of the common case
+    /// fails: an error or resume flag, nothing owed, a caller not blocked on this
+    /// PD, an event already pending for this PD, a caller held by its budget, or a
+    /// ready PD that the caller does not outrank.
+    #[inline(always)]
+    pub fn fast_reply_recv<E: Effects + ?Sized>(
+        &mut self,
+        fx: &mut E,
+        label: u64,
+        count: u64,
+        flags: u64,
+    ) -> Option<PdId> {
+        let cur = self.current?;
+        let c = usize::from(cur);
+        let Owes::Call(caller) = self.pds[c].owes else {
+            return None;
+        };
+        let prio = self.prio(caller);
+        if flags != 0
+            || self.pds[usize::from(caller)].state != State::BlockedCall(cur)
+            || self.pds[c].pending != 0
+            || self.pds[c].pending_faults != 0
+            || self.held(caller)
+            || prio > self.prio(cur)
+            || self.ready.highest().is_some_and(|top| top > prio)
+        {
+            return None;
+        }
+        let count = count.min(MESSAGE_REGISTERS as u64);
+        fx.copy_message(cur, caller, count as usize);
+        fx.set_return(
+            caller,
+            Ret {
+                rax: Status::OK.0,
+                rdi: 0,
+                rsi: label,
+                rdx: count,
+            },
+        );
+        let p = &mut self.pds[c];
+        p.owes = Owes::Nothing;
+        p.waited = true;
+        p.state = State::BlockedRecv;
+        self.pds[usize::from(caller)].state = State::Running;
+        self.current = Some(caller);
+        Some(caller)
+    }
+
+    /// The fast path of RECV with nothing owed: a pending notification comes back
+    /// at once, or the PD blocks and the highest ready PD runs. As [`Self::recv`]
+    /// then [`Self::schedule`] (property-tested); `None`, having touched nothing,
+    /// when something is owed, a child's fault is the next event or nothing else
+    /// could run (the general path idles).
+    #[inline(always)]
+    pub fn fast_recv<E: Effects + ?Sized>(&mut self, fx: &mut E) -> Option<PdId> {
+        let cur = self.current?;
+        let c = usize::from(cur);
+        if self.pds[c].owes != Owes::Nothing {
+            return None;
+        }
+        // Notifications go before child faults, as in `deliver_pending`.
+        if self.pds[c].pending != 0 {
+            self.pds[c].waited = true;
+            let bits = core::mem::take(&mut self.pds[c].pending);
+            fx.set_return(cur, notification(bits));
+            return Some(cur);
+        }
+        if self.pds[c].pending_faults != 0 {
+            return None;
+        }
+        let next = self.ready.pop_highest()?;
+        self.pds[c].waited = true;
+        self.pds[c].state = State::BlockedRecv;
+        self.pds[usize::from(next)].state = State::Running;
+        self.current = Some(next);
+        Some(next)
+    }
+
+    /// The fast path of NOTIFY to a PD not in `VM_ENTER`: as [`Self::notify`]
+    /// then [`Self::schedule`] (property-tested), the same capability check;
+    /// returns the PD to run (the notifier, or the notified one if it preempts),
+    /// or `None` having touched nothing.
+    #[inline(always)]
+    pub fn fast_notify<E: Effects + ?Sized>(&mut self, fx: &mut E, ch: u64) -> Option<PdId> {
+        let cur = self.current?;
+        let cap = self.pds[usize::from(cur)]
+            .cfg
+            .caps
+            .get(usize::try_from(ch).ok()?)?;
+        let (target, bit) = cap.notify?;
+        let t = usize::from(target);
+        if self.pds[t].in_guest || matches!(self.pds[t].state, State::GuestHalted(_)) {
+            return None;
+        }
+        let wakes = self.pds[t].state == State::BlockedRecv && self.runs_on_own_time(target);
+        if wakes && self.held(target) {
+            return None;
+        }
+        fx.set_return(cur, Ret::status(Status::OK));
+        let bits = self.pds[t].pending | 1 << bit;
+        if !wakes {
+            self.pds[t].pending = bits;
+            return Some(cur);
+        }
+        self.pds[t].pending = 0;
+        fx.set_return(target, notification(bits));
+        let prio = self.prio(target);
+        let cur_prio = self.prio(cur);
+        if prio > cur_prio {
+            self.pds[usize::from(cur)].state = State::Ready;
+            self.ready.push_front(cur, cur_prio);
+            self.pds[t].state = State::Running;
+            self.current = Some(target);
+            Some(target)
+        } else {
+            self.pds[t].state = State::Ready;
+            self.ready.push_back(target, prio);
+            Some(cur)
+        }
+    }
+
+    fn wait<E: Effects + ?Sized>(&mut self, fx: &mut E) {
         let Some(cur) = self.current else { return };
         self.pds[usize::from(cur)].waited = true;
         if self.deliver_pending(fx, cur) {
@@ -598,7 +772,7 @@ impl Kernel {
         self.current = None;
     }
 
-    pub fn irq_ack(&mut self, fx: &mut dyn Effects, ch: u64) {
+    pub fn irq_ack<E: Effects + ?Sized>(&mut self, fx: &mut E, ch: u64) {
         let Some(cur) = self.current else { return };
         match self.cap(cur, ch) {
             Ok(Cap {
@@ -619,7 +793,7 @@ impl Kernel {
     }
 
     /// An irq line fired (the glue has masked it until the owner acks).
-    pub fn irq(&mut self, fx: &mut dyn Effects, line: u8) {
+    pub fn irq<E: Effects + ?Sized>(&mut self, fx: &mut E, line: u8) {
         if let Some(Some((pd, ch))) = self.irq_owner.get(usize::from(line)).copied() {
             self.signal(fx, pd, 1 << ch);
         }
@@ -743,7 +917,7 @@ impl Kernel {
     }
 
     /// The current PD faulted: stop it, release its caller, tell its parent.
-    pub fn fault(&mut self, fx: &mut dyn Effects, fault: FaultMessage) {
+    pub fn fault<E: Effects + ?Sized>(&mut self, fx: &mut E, fault: FaultMessage) {
         let Some(cur) = self.current.take() else {
             return;
         };

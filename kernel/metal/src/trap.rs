@@ -155,9 +155,18 @@ syscall_entry:
     push r13
     push r14
     push r15
-    mov rdi, rsp
+    /* The fast path takes the arguments as they came (rdi, rsi, rdx; r10 -> rcx,
+       the number -> r8, the frame -> r9). rbx (saved above) keeps the frame
+       across the call for the general path. DF and AC are already clear (FMASK). */
+    mov rcx, r10
+    mov r8, rax
+    mov r9, rsp
+    mov rbx, rsp
     mov rsp, [rip + KERNEL_STACK_TOP]
-    cld
+    call syscall_fast
+    test rax, rax
+    jnz resume_frame
+    mov rdi, rbx
     call trap_entry
     jmp resume_frame
 

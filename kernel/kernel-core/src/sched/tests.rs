@@ -542,6 +542,97 @@ fn a_passive_server_runs_on_its_callers_budget() {
     assert_eq!(k.schedule(), Some(0));
 }
 
+/// The pair with the client (0) in a call to the server (1) carrying `count` words.
+fn in_call(count: u64) -> (Kernel, Rec) {
+    let mut k = pair();
+    let mut fx = Rec::default();
+    boot(&mut k, &mut fx);
+    k.signal(&mut fx, 0, 1);
+    k.schedule();
+    k.pp_call(&mut fx, 2, 9, count);
+    assert_eq!(k.current(), Some(1));
+    fx.take();
+    (k, fx)
+}
+
+#[test]
+fn a_plain_reply_switches_straight_back_to_the_caller() {
+    let (mut k, mut fx) = in_call(2);
+    assert_eq!(k.fast_reply_recv(&mut fx, 4, 1, 0), Some(0));
+    assert_eq!(k.current(), Some(0));
+    assert_eq!(k.state(0), Some(State::Running));
+    assert_eq!(k.state(1), Some(State::BlockedRecv));
+    let ok = Ret {
+        rax: Status::OK.0,
+        rdi: 0,
+        rsi: 4,
+        rdx: 1,
+    };
+    assert_eq!(fx.take(), [Fx::Copy(1, 0, 1), Fx::Ret(0, ok)]);
+}
+
+#[test]
+fn the_fast_reply_leaves_errors_resumes_and_pending_events_to_the_general_path() {
+    let (mut k, mut fx) = in_call(0);
+    let before = k.clone();
+    for flags in [reply::ERROR, reply::RESUME] {
+        assert_eq!(k.fast_reply_recv(&mut fx, 0, 0, flags), None);
+    }
+    k.pds[1].pending = 1;
+    assert_eq!(k.fast_reply_recv(&mut fx, 0, 0, 0), None);
+    k.pds[1].pending = 0;
+    assert_eq!(k, before);
+    assert!(fx.take().is_empty());
+    assert_eq!(k.fast_reply_recv(&mut fx, 0, 0, 0), Some(0));
+    // Now nothing is owed.
+    k.signal(&mut fx, 1, 1);
+    assert_eq!(k.fast_reply_recv(&mut fx, 0, 0, 0), None);
+}
+
+#[test]
+fn fast_calls_and_notifies_keep_every_capability_check() {
+    let (mut k, mut fx) = in_call(0);
+    k.fast_reply_recv(&mut fx, 0, 0, 0);
+    fx.take();
+    let before = k.clone();
+    // Channel 0 holds nothing, 62 and u64::MAX are out of range, 64 words too many.
+    for (ch, count) in [(0, 0), (62, 0), (u64::MAX, 0), (2, 65)] {
+        assert_eq!(k.fast_pp_call(&mut fx, ch, 0, count), None);
+        if count == 0 {
+            assert_eq!(k.fast_notify(&mut fx, ch), None, "channel {ch}");
+        }
+    }
+    assert_eq!(k, before);
+    assert!(fx.take().is_empty());
+    assert_eq!(k.fast_pp_call(&mut fx, 2, 0, 64), Some(1));
+}
+
+#[test]
+fn a_fast_notify_preempts_for_a_higher_pd_and_a_fast_recv_hands_back() {
+    let (mut k, mut fx) = in_call(0);
+    k.fast_reply_recv(&mut fx, 0, 0, 0);
+    fx.take();
+    // The server waits: the client's notify runs it at once.
+    assert_eq!(k.fast_notify(&mut fx, 2), Some(1));
+    assert_eq!(k.state(0), Some(State::Ready));
+    assert_eq!(
+        fx.take(),
+        [
+            Fx::Ret(0, status(Status::OK)),
+            Fx::Ret(1, notification(1 << 7))
+        ]
+    );
+    // Its notify back only marks the busy client; its wait runs the client again.
+    assert_eq!(k.fast_notify(&mut fx, 7), Some(1));
+    assert_eq!(k.fast_recv(&mut fx), Some(0));
+    // The client's wait returns the pending bit at once.
+    fx.take();
+    assert_eq!(k.fast_recv(&mut fx), Some(0));
+    assert_eq!(fx.take(), [Fx::Ret(0, notification(1 << 2))]);
+    // With nothing pending and nothing else ready, the general path idles.
+    assert_eq!(k.fast_recv(&mut fx), None);
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Notify(u64),
@@ -564,7 +655,9 @@ fn op() -> impl Strategy<Value = Op> {
         (0u64..4).prop_map(Op::Notify),
         (0u64..4, 0u64..70).prop_map(|(c, n)| Op::Call(c, n)),
         Just(Op::Recv),
-        (0u64..4).prop_map(Op::Reply),
+        // Mostly plain replies, so the fast path gets its share.
+        prop_oneof![3 => Just(0u64), 1 => 0u64..4].prop_map(Op::Reply),
+        (0u64..4, 0u64..70).prop_map(|(c, n)| Op::Call(c, n)),
         Just(Op::Fault),
         (0u8..3).prop_map(Op::Irq),
         (0u64..4).prop_map(Op::Ack),
@@ -649,6 +742,32 @@ fn check_invariants(k: &Kernel) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Runs a fast path on a copy of `k` and the general path on `k`: the fast path
+/// must either end exactly where the general path and the scheduler end (state,
+/// effects, the PD to run), or decline without touching anything.
+fn agree(
+    k: &mut Kernel,
+    fx: &mut Rec,
+    fast: impl FnOnce(&mut Kernel, &mut Rec) -> Option<PdId>,
+    general: impl FnOnce(&mut Kernel, &mut Rec),
+) -> Result<(), TestCaseError> {
+    let before = k.clone();
+    let mut quick = k.clone();
+    let mut quick_fx = Rec::default();
+    let next = fast(&mut quick, &mut quick_fx);
+    fx.take();
+    general(k, fx);
+    if next.is_some() {
+        prop_assert_eq!(k.schedule(), next);
+        prop_assert_eq!(&quick, &*k);
+        prop_assert_eq!(&quick_fx.0, &fx.0);
+    } else {
+        prop_assert_eq!(&quick, &before);
+        prop_assert!(quick_fx.0.is_empty());
+    }
+    Ok(())
+}
+
 proptest! {
     #[test]
     fn random_event_sequences_keep_the_scheduler_consistent(ops in proptest::collection::vec(op(), 0..300)) {
@@ -675,10 +794,28 @@ proptest! {
                 continue;
             }
             match op {
-                Op::Notify(ch) => k.notify(&mut fx, ch),
-                Op::Call(ch, n) => k.pp_call(&mut fx, ch, 0, n),
-                Op::Recv => k.recv(&mut fx),
-                Op::Reply(f) => k.reply_recv(&mut fx, 0, 1, f),
+                Op::Notify(ch) => {
+                    agree(&mut k, &mut fx, |k, fx| k.fast_notify(fx, ch), |k, fx| k.notify(fx, ch))?;
+                }
+                Op::Call(ch, n) => {
+                    agree(
+                        &mut k,
+                        &mut fx,
+                        |k, fx| k.fast_pp_call(fx, ch, 3, n),
+                        |k, fx| k.pp_call(fx, ch, 3, n),
+                    )?;
+                }
+                Op::Recv => {
+                    agree(&mut k, &mut fx, |k, fx| k.fast_recv(fx), |k, fx| k.recv(fx))?;
+                }
+                Op::Reply(f) => {
+                    agree(
+                        &mut k,
+                        &mut fx,
+                        |k, fx| k.fast_reply_recv(fx, 7, 1, f),
+                        |k, fx| k.reply_recv(fx, 7, 1, f),
+                    )?;
+                }
                 Op::Fault => k.fault(&mut fx, page_fault()),
                 Op::Irq(l) => k.irq(&mut fx, l),
                 Op::Ack(ch) => k.irq_ack(&mut fx, ch),
