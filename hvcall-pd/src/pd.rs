@@ -114,6 +114,8 @@ pub struct HvcallPd<const VPS: usize, const ROUTES: usize> {
     /// VSP slot `i`'s channel: the service routes it registers must be granted.
     vsp_channels: [Option<Channel>; MAX_VSPS],
     grants: ConnectionGrants,
+    /// The grant channel has called (see [`Self::vsp_slot`]).
+    authority_seen: bool,
 }
 
 impl<const VPS: usize, const ROUTES: usize> core::fmt::Debug for HvcallPd<VPS, ROUTES> {
@@ -228,6 +230,7 @@ impl<const VPS: usize, const ROUTES: usize> HvcallPd<VPS, ROUTES> {
                 chans
             },
             grants: ConnectionGrants::default(),
+            authority_seen: false,
         })
     }
 
@@ -239,8 +242,15 @@ impl<const VPS: usize, const ROUTES: usize> HvcallPd<VPS, ROUTES> {
         self.services.iter().flatten().any(|s| s.channel == ch)
     }
 
-    /// The VSP slot `ch` belongs to, if it is a VSP's channel.
+    /// The VSP slot `ch` belongs to, if it is a VSP's channel and the grant
+    /// authority has spoken: the image's channel table names the slots, but a system
+    /// without vmbus-server (tests/systems/hvcall_synic.xml) uses them for other
+    /// services. vmbus-server calls first thing at start, before it asks any VSP for
+    /// offers, so every VSP channel is checked from then on.
     fn vsp_slot(&self, ch: Channel) -> Option<u8> {
+        if !self.authority_seen {
+            return None;
+        }
         self.vsp_channels
             .iter()
             .position(|c| *c == Some(ch))
@@ -453,6 +463,7 @@ impl<const VPS: usize, const ROUTES: usize> Handler for HvcallPd<VPS, ROUTES> {
             label: msg.label(),
         };
         let from_vcpu = self.vcpu_channels.contains(ch);
+        self.authority_seen |= self.grant_channel == Some(ch);
         match msg.label() {
             label::HYPERCALL if from_vcpu => {
                 let req = HypercallRequest::decode(msg, mrs).map_err(|_| bad)?;

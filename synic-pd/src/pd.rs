@@ -139,6 +139,8 @@ pub struct SynicPd<const VPS: usize, const DEPTH: usize> {
     /// VSP slot `i`'s channel: its signals are checked against `grants`.
     vsp_channels: [Option<Channel>; MAX_VSPS],
     grants: EventGrants,
+    /// The grant channel has called (see [`Self::vsp_slot`]).
+    authority_seen: bool,
 }
 
 impl<const VPS: usize, const DEPTH: usize> core::fmt::Debug for SynicPd<VPS, DEPTH> {
@@ -216,6 +218,7 @@ impl<const VPS: usize, const DEPTH: usize> SynicPd<VPS, DEPTH> {
                 chans
             },
             grants: EventGrants::default(),
+            authority_seen: false,
         })
     }
 
@@ -224,8 +227,15 @@ impl<const VPS: usize, const DEPTH: usize> SynicPd<VPS, DEPTH> {
         &self.synic
     }
 
-    /// The VSP slot `ch` belongs to, if it is a VSP's channel.
+    /// The VSP slot `ch` belongs to, if it is a VSP's channel and the grant
+    /// authority has spoken: the image's channel table names the slots, but a system
+    /// without vmbus-server (tests/systems/hvcall_synic.xml) uses them for other
+    /// services. vmbus-server calls first thing at start, before it asks any VSP for
+    /// offers, so every VSP channel is checked from then on.
     fn vsp_slot(&self, ch: Channel) -> Option<u8> {
+        if !self.authority_seen {
+            return None;
+        }
         self.vsp_channels
             .iter()
             .position(|c| *c == Some(ch))
@@ -371,6 +381,7 @@ impl<const VPS: usize, const DEPTH: usize> Handler for SynicPd<VPS, DEPTH> {
     ) -> Result<MessageInfo, HandlerError> {
         let label = msg.label();
         let bad = HandlerError::BadRequest { channel: ch, label };
+        self.authority_seen |= self.grant_channel == Some(ch);
         let req = Request::decode(msg, mrs).map_err(|_| bad)?;
         if !self.allowed(ch, &req) {
             return Err(HandlerError::UnexpectedCall(ch));

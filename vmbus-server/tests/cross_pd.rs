@@ -54,10 +54,12 @@ enum Pd {
     Synic,
     Vmbus,
     Vsp,
+    /// A second VSP (slot 1) that tries to take the echo VSP's channel.
+    Rogue,
 }
 
 /// (pd, its channel id) <-> (pd, its channel id)
-const LINKS: [((Pd, u8), (Pd, u8)); 8] = [
+const LINKS: [((Pd, u8), (Pd, u8)); 10] = [
     ((Pd::Guest, 0), (Pd::Hvcall, 0)),
     ((Pd::Guest, 1), (Pd::Synic, 0)),
     ((Pd::Hvcall, 1), (Pd::Synic, 1)),
@@ -66,6 +68,8 @@ const LINKS: [((Pd, u8), (Pd, u8)); 8] = [
     ((Pd::Vmbus, 1), (Pd::Synic, 2)),
     ((Pd::Vmbus, 2), (Pd::Vsp, 0)),
     ((Pd::Vsp, 2), (Pd::Synic, 3)),
+    ((Pd::Hvcall, 5), (Pd::Rogue, 1)),
+    ((Pd::Synic, 4), (Pd::Rogue, 2)),
 ];
 
 /// An echo VSP: offers one storage-class device, and writes every in-band packet
@@ -243,6 +247,8 @@ struct World {
     vsp: RefCell<EchoVsp>,
     pending: RefCell<VecDeque<(Pd, Channel)>>,
     console: RefCell<Vec<String>>,
+    /// Notifications that reached the rogue VSP.
+    rogue_woken: RefCell<u32>,
 }
 
 struct Link<'w> {
@@ -286,7 +292,7 @@ impl Kernel for Link<'_> {
             Pd::Synic => w.synic.borrow_mut().protected(&mut k, their, msg, mrs),
             Pd::Vmbus => w.vmbus.borrow_mut().protected(&mut k, their, msg, mrs),
             Pd::Vsp => w.vsp.borrow_mut().protected(&mut k, their, msg, mrs),
-            Pd::Guest => return Err(IpcError::CallNotPermitted(ch)),
+            Pd::Guest | Pd::Rogue => return Err(IpcError::CallNotPermitted(ch)),
         };
         r.map_err(|e| {
             w.console
@@ -383,6 +389,7 @@ impl World {
             }),
             pending: RefCell::new(VecDeque::new()),
             console: RefCell::new(Vec::new()),
+            rogue_woken: RefCell::new(0),
         };
         world
             .vmbus
@@ -447,9 +454,36 @@ impl World {
                 Pd::Vsp => self.vsp.borrow_mut().notified(&mut k, set),
                 // The guest polls its pages instead of taking interrupts.
                 Pd::Guest => Ok(()),
+                Pd::Rogue => {
+                    *self.rogue_woken.borrow_mut() += 1;
+                    Ok(())
+                }
             };
             r.unwrap_or_else(|e| panic!("{pd:?} failed on {ch}: {e}"));
         }
+    }
+
+    /// The rogue VSP claims `connection_id` for itself at hvcall-pd.
+    fn rogue_claims(&self, connection_id: u32) -> Option<RegisterStatus> {
+        let reg = Registration {
+            connection_id,
+            vtl: Vtl::VTL0,
+            kind: RouteKind::Service,
+        };
+        let mut k = Link {
+            world: self,
+            me: Pd::Rogue,
+        };
+        hv_api::register_connection(&mut k, Channel::new(1), &reg).expect("hvcall-pd call")
+    }
+
+    /// The rogue VSP sets `flag` on `target` through synic-pd.
+    fn rogue_signals(&self, target: SintTarget, flag: u32) -> Result<bool, HvStatus> {
+        let mut k = Link {
+            world: self,
+            me: Pd::Rogue,
+        };
+        synic_pd::api::signal_event(&mut k, Channel::new(2), target, flag).expect("synic-pd call")
     }
 
     fn hypercall(&self, control: Control, rdx: u64) -> HvStatus {
@@ -583,6 +617,12 @@ fn echo_session(confidential_guest: bool) {
             .fill((control * 4096) as usize, 4096, 0)
             .expect("ring control page");
     }
+    // Another VSP cannot pre-claim the channel's doorbell (vmbus-server grants it
+    // to the echo VSP only when it opens the channel).
+    assert_eq!(
+        world.rogue_claims(offer.connection_id),
+        Some(RegisterStatus::NotPermitted)
+    );
     let ring = client.create_gpadl(offer.relid, &pfns).expect("ring GPADL");
     assert_eq!(
         world.vsp.borrow().gpadls[&ring],
@@ -614,6 +654,21 @@ fn echo_session(confidential_guest: bool) {
     let mut rx =
         IncomingRing::new(GpadlRingMem::new(world.ram, pfns[4..].to_vec()).expect("pages"))
             .expect("ring");
+    // Nor take it over, nor interrupt the guest in the echo VSP's name.
+    assert_eq!(
+        world.rogue_claims(offer.connection_id),
+        Some(RegisterStatus::NotPermitted)
+    );
+    let echo_target = SintTarget {
+        vp: 0,
+        instance,
+        sint: SINT,
+    };
+    assert_eq!(
+        world.rogue_signals(echo_target, offer.relid.0),
+        Err(HvStatus::ACCESS_DENIED)
+    );
+    assert!(!take_event_flag(&world, instance_index, offer.relid));
     for round in 0..20u64 {
         let body = format!("packet {round} through the paravisor").into_bytes();
         let packet = OutgoingPacket {
@@ -647,6 +702,11 @@ fn echo_session(confidential_guest: bool) {
         rx.commit().expect("commit");
     }
     assert_eq!(world.vsp.borrow().echoed, 20);
+    assert_eq!(
+        *world.rogue_woken.borrow(),
+        0,
+        "doorbells reach only the owner"
+    );
 
     // Linux's teardown order, then unload; the VSP lets go of everything.
     client.close(offer.relid).expect("close");
@@ -655,6 +715,15 @@ fn echo_session(confidential_guest: bool) {
     assert!(world.vsp.borrow().open.is_none());
     assert!(world.vsp.borrow().gpadls.is_empty());
     assert!(world.vmbus.borrow().server().connection().is_none());
+    // Closing took the grant back: the freed connection and flag are nobody's.
+    assert_eq!(
+        world.rogue_claims(offer.connection_id),
+        Some(RegisterStatus::NotPermitted)
+    );
+    assert_eq!(
+        world.rogue_signals(echo_target, offer.relid.0),
+        Err(HvStatus::ACCESS_DENIED)
+    );
     let console = world.console.borrow();
     assert!(
         console
