@@ -153,6 +153,7 @@ impl<'a> Region<'a> {
         }
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
@@ -161,6 +162,7 @@ impl<'a> Region<'a> {
         self.len == 0
     }
 
+    #[inline]
     pub fn perms(&self) -> Perms {
         self.perms
     }
@@ -211,6 +213,7 @@ impl<'a> Region<'a> {
         Ok(Region { base, len, ..*self })
     }
 
+    #[inline]
     fn check(&self, offset: usize, len: usize) -> Result<(), RegionError> {
         match offset.checked_add(len) {
             Some(end) if end <= self.len => Ok(()),
@@ -222,6 +225,7 @@ impl<'a> Region<'a> {
         }
     }
 
+    #[inline]
     fn check_write(&self, offset: usize, len: usize) -> Result<(), RegionError> {
         if !self.perms.write {
             return Err(RegionError::ReadOnly);
@@ -230,6 +234,7 @@ impl<'a> Region<'a> {
     }
 
     /// Copies `buf.len()` bytes out of the region at `offset`.
+    #[inline]
     pub fn read_bytes(&self, offset: usize, buf: &mut [u8]) -> Result<(), RegionError> {
         self.check(offset, buf.len())?;
         // SAFETY: bounds checked above; the region is readable by construction.
@@ -238,6 +243,7 @@ impl<'a> Region<'a> {
     }
 
     /// Copies `data` into the region at `offset`.
+    #[inline]
     pub fn write_bytes(&self, offset: usize, data: &[u8]) -> Result<(), RegionError> {
         self.check_write(offset, data.len())?;
         // SAFETY: bounds and write permission checked above.
@@ -258,12 +264,14 @@ impl<'a> Region<'a> {
 
     /// Reads a plain-data value. Any byte pattern is a valid `T`, so a value the peer
     /// is rewriting concurrently is merely stale or torn, and the caller validates it.
+    #[inline]
     pub fn read<T: FromBytes + IntoBytes>(&self, offset: usize) -> Result<T, RegionError> {
         let mut value = T::new_zeroed();
         self.read_bytes(offset, value.as_mut_bytes())?;
         Ok(value)
     }
 
+    #[inline]
     pub fn write<T: IntoBytes + Immutable>(
         &self,
         offset: usize,
@@ -273,14 +281,17 @@ impl<'a> Region<'a> {
     }
 
     /// The shared 32-bit word at `offset`, for index/flag protocols with the peer.
+    #[inline]
     pub fn atomic_u32(&self, offset: usize) -> Result<&'a AtomicU32, RegionError> {
         self.atomic_ref::<AtomicU32>(offset)
     }
 
+    #[inline]
     pub fn atomic_u64(&self, offset: usize) -> Result<&'a AtomicU64, RegionError> {
         self.atomic_ref::<AtomicU64>(offset)
     }
 
+    #[inline]
     fn atomic_ref<A>(&self, offset: usize) -> Result<&'a A, RegionError> {
         let size = core::mem::size_of::<A>();
         self.check(offset, size)?;

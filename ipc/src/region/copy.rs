@@ -30,6 +30,7 @@ use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 ///
 /// # Safety
 /// `shared..shared+src.len()` must be valid for atomic writes.
+#[inline]
 pub(super) unsafe fn to_shared(src: &[u8], shared: *mut u8) {
     // SAFETY: the caller vouches for the shared range; `src` is a live slice.
     let done = unsafe { bulk::copy(shared, src.as_ptr(), src.len()) };
@@ -41,6 +42,7 @@ pub(super) unsafe fn to_shared(src: &[u8], shared: *mut u8) {
 ///
 /// # Safety
 /// `shared..shared+dst.len()` must be valid for atomic reads.
+#[inline]
 pub(super) unsafe fn from_shared(shared: *const u8, dst: &mut [u8]) {
     // SAFETY: as above, with the directions swapped.
     let done = unsafe { bulk::copy(dst.as_mut_ptr(), shared, dst.len()) };

@@ -97,6 +97,20 @@ impl Geometry {
         range.start < self.size && range.len < self.size
     }
 
+    /// The word at `at`, which the caller got from `validate`/`add` on 8-aligned
+    /// values, so it never straddles the end.
+    #[inline]
+    pub fn read_word<M: RingMem>(&self, mem: &M, at: u32) -> Result<u64, Corruption> {
+        mem.read_word(at as usize).map_err(Corruption::Memory)
+    }
+
+    #[inline]
+    pub fn write_word<M: RingMem>(&self, mem: &M, at: u32, value: u64) -> Result<(), Corruption> {
+        mem.write_word(at as usize, value)
+            .map_err(Corruption::Memory)
+    }
+
+    #[inline]
     pub fn read<M: RingMem>(&self, mem: &M, at: u32, buf: &mut [u8]) -> Result<(), Corruption> {
         let at = at as usize;
         let first = (self.size as usize).saturating_sub(at).min(buf.len());
@@ -108,6 +122,7 @@ impl Geometry {
         Ok(())
     }
 
+    #[inline]
     pub fn write<M: RingMem>(&self, mem: &M, at: u32, data: &[u8]) -> Result<(), Corruption> {
         let at = at as usize;
         let first = (self.size as usize).saturating_sub(at).min(data.len());
@@ -120,6 +135,7 @@ impl Geometry {
     }
 
     /// Copies up to `buf.len()` bytes of `range` from `offset` on; returns how many.
+    #[inline]
     pub fn read_range<M: RingMem>(
         &self,
         mem: &M,

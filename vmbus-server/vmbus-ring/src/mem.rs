@@ -2,6 +2,8 @@
 //! non-wrapping accesses to the data area; implementations still return errors rather
 //! than trusting that, and never hand out references into shared bytes.
 
+use core::sync::atomic::Ordering;
+
 use ipc::{Region, RegionError};
 
 use crate::control::ControlPage;
@@ -21,6 +23,22 @@ pub trait RingMem {
 
     /// Copies `data` into the data area at `offset`, under the same contract.
     fn write_data(&self, offset: usize, data: &[u8]) -> Result<(), RegionError>;
+
+    /// The 8 bytes at `offset` (8-aligned, inside the data area) as one little-endian
+    /// word: descriptors and trailers are whole words, so one load suffices where the
+    /// memory allows it.
+    #[inline]
+    fn read_word(&self, offset: usize) -> Result<u64, RegionError> {
+        let mut bytes = [0u8; 8];
+        self.read_data(offset, &mut bytes)?;
+        Ok(u64::from_le_bytes(bytes))
+    }
+
+    /// Stores `value` little-endian at `offset`, under `read_word`'s contract.
+    #[inline]
+    fn write_word(&self, offset: usize, value: u64) -> Result<(), RegionError> {
+        self.write_data(offset, &value.to_le_bytes())
+    }
 }
 
 impl<T: RingMem + ?Sized> RingMem for &T {
@@ -35,6 +53,14 @@ impl<T: RingMem + ?Sized> RingMem for &T {
     }
     fn write_data(&self, offset: usize, data: &[u8]) -> Result<(), RegionError> {
         (**self).write_data(offset, data)
+    }
+    #[inline]
+    fn read_word(&self, offset: usize) -> Result<u64, RegionError> {
+        (**self).read_word(offset)
+    }
+    #[inline]
+    fn write_word(&self, offset: usize, value: u64) -> Result<(), RegionError> {
+        (**self).write_word(offset, value)
     }
 }
 
@@ -80,11 +106,39 @@ impl RingMem for RegionRingMem<'_> {
     fn data_len(&self) -> usize {
         self.data.len()
     }
+    #[inline]
     fn read_data(&self, offset: usize, buf: &mut [u8]) -> Result<(), RegionError> {
         self.data.read_bytes(offset, buf)
     }
+    #[inline]
     fn write_data(&self, offset: usize, data: &[u8]) -> Result<(), RegionError> {
         self.data.write_bytes(offset, data)
+    }
+    #[inline]
+    fn read_word(&self, offset: usize) -> Result<u64, RegionError> {
+        match self.data.atomic_u64(offset) {
+            Ok(word) => Ok(u64::from_le(word.load(Ordering::Relaxed))),
+            // A data area mapped at an odd address still works, byte by byte.
+            Err(RegionError::Misaligned { .. }) => {
+                let mut bytes = [0u8; 8];
+                self.data.read_bytes(offset, &mut bytes)?;
+                Ok(u64::from_le_bytes(bytes))
+            }
+            Err(e) => Err(e),
+        }
+    }
+    #[inline]
+    fn write_word(&self, offset: usize, value: u64) -> Result<(), RegionError> {
+        match self.data.atomic_u64(offset) {
+            Ok(word) => {
+                word.store(value.to_le(), Ordering::Relaxed);
+                Ok(())
+            }
+            Err(RegionError::Misaligned { .. }) => {
+                self.data.write_bytes(offset, &value.to_le_bytes())
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 

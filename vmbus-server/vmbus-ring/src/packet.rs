@@ -7,9 +7,8 @@ use crate::error::Corruption;
 use crate::geometry::{Geometry, RingRange};
 use crate::mem::RingMem;
 use crate::protocol::{
-    pfn_count, GpaDirectHeader, GpaRangeHeader, PacketDescriptor, PacketTrailer, PacketType,
-    TransferPageHeader, TransferPageRange, DESCRIPTOR_SIZE, FLAG_COMPLETION_REQUESTED, PAGE_SIZE,
-    TRAILER_SIZE,
+    pfn_count, GpaDirectHeader, GpaRangeHeader, PacketDescriptor, PacketType, TransferPageHeader,
+    TransferPageRange, DESCRIPTOR_SIZE, FLAG_COMPLETION_REQUESTED, PAGE_SIZE, TRAILER_SIZE,
 };
 
 /// A packet found in the ring. Plain data: it stays valid to look at after the ring
@@ -107,11 +106,27 @@ pub(crate) fn read_value<T: FromBytes + zerocopy::IntoBytes, M: RingMem>(
     Ok(value)
 }
 
+/// The descriptor at `start` as two word loads (its halves may sit either side of
+/// the ring's end).
+#[inline]
+fn read_descriptor<M: RingMem>(
+    geo: &Geometry,
+    mem: &M,
+    start: u32,
+) -> Result<PacketDescriptor, Corruption> {
+    let words = [
+        geo.read_word(mem, start)?.to_le(),
+        geo.read_word(mem, geo.add(start, 8))?.to_le(),
+    ];
+    Ok(zerocopy::transmute!(words))
+}
+
 /// Parses the packet starting at `start` with `available` published bytes after it.
 /// Returns the packet and the ring bytes it occupies (trailer included).
 ///
 /// The descriptor and headers are copied once and only the copies are interpreted,
 /// so a peer rewriting them meanwhile cannot make the checks and the use disagree.
+#[inline]
 pub(crate) fn parse<M: RingMem>(
     geo: &Geometry,
     mem: &M,
@@ -121,7 +136,7 @@ pub(crate) fn parse<M: RingMem>(
     if available < (DESCRIPTOR_SIZE + TRAILER_SIZE) as u32 {
         return Err(Corruption::TruncatedPacket { available });
     }
-    let desc: PacketDescriptor = read_value(geo, mem, start)?;
+    let desc = read_descriptor(geo, mem, start)?;
     let (offset8, len8) = (desc.offset8, desc.len8);
     if usize::from(offset8) * 8 < DESCRIPTOR_SIZE || len8 < offset8 {
         return Err(Corruption::BadDescriptorLengths { offset8, len8 });
@@ -138,11 +153,13 @@ pub(crate) fn parse<M: RingMem>(
     if desc.flags & !FLAG_COMPLETION_REQUESTED != 0 {
         return Err(Corruption::UnknownFlags(desc.flags));
     }
-    let trailer: PacketTrailer = read_value(geo, mem, geo.add(start, packet_len))?;
-    if trailer.start_offset != start {
+    // One word: the start offset is its upper half (`PacketTrailer`).
+    let trailer = geo.read_word(mem, geo.add(start, packet_len))?;
+    let found = (trailer >> 32) as u32;
+    if found != start {
         return Err(Corruption::BadTrailer {
             expected: start,
-            found: trailer.start_offset,
+            found,
         });
     }
 

@@ -104,6 +104,16 @@ impl<M: RingMem> IncomingRing<M> {
         if let Some((packet, _)) = self.peeked {
             return Ok(packet);
         }
+        let (packet, ring_len) = self.parse_next()?;
+        self.peeked = Some((packet, ring_len));
+        Ok(packet)
+    }
+
+    /// Parses the packet at `next_read` (not cached: `read` hands it straight out,
+    /// which keeps the packet in registers instead of a round trip through `peeked`).
+    #[inline]
+    fn parse_next(&mut self) -> Result<(IncomingPacket, u32), ReadError> {
+        self.check()?;
         if self.unread() == 0 {
             // Acquire pairs with the writer's publishing store: packet bytes read
             // below are at least as new as the index.
@@ -114,13 +124,8 @@ impl<M: RingMem> IncomingRing<M> {
         }
         // A writer publishes whole packets, so a packet longer than what is published
         // is a lie, not a packet still being written.
-        match packet::parse(&self.geo, &self.mem, self.next_read, self.unread()) {
-            Ok((packet, ring_len)) => {
-                self.peeked = Some((packet, ring_len));
-                Ok(packet)
-            }
-            Err(c) => Err(self.fail(c).into()),
-        }
+        packet::parse(&self.geo, &self.mem, self.next_read, self.unread())
+            .map_err(|c| self.fail(c).into())
     }
 
     /// Consumes the packet `peek` returned (peeking first if needed). The space is
@@ -133,10 +138,15 @@ impl<M: RingMem> IncomingRing<M> {
         Ok(())
     }
 
-    /// `peek` then `consume`.
+    /// `peek` then `consume`, parsing the packet once.
+    #[inline]
     pub fn read(&mut self) -> Result<IncomingPacket, ReadError> {
-        let packet = self.peek()?;
-        self.consume()?;
+        self.check()?;
+        let (packet, ring_len) = match self.peeked.take() {
+            Some(peeked) => peeked,
+            None => self.parse_next()?,
+        };
+        self.next_read = self.geo.add(self.next_read, ring_len);
         Ok(packet)
     }
 
@@ -152,6 +162,7 @@ impl<M: RingMem> IncomingRing<M> {
     /// not more than that to more than that. Exactly full counts as not enough, since
     /// a writer can never use the last 8 bytes.
     #[must_use = "signal the writer when this returns true"]
+    #[inline]
     pub fn commit(&mut self) -> Result<bool, Corruption> {
         self.check()?;
         if self.next_read == self.committed_read {
@@ -213,6 +224,7 @@ impl<M: RingMem> IncomingRing<M> {
 
     /// Copies bytes of `range` starting at `offset` into `buf`; returns how many were
     /// copied (fewer than `buf.len()` at the range's end, 0 past it).
+    #[inline]
     pub fn copy_from(
         &self,
         range: &RingRange,

@@ -11,9 +11,8 @@ use crate::geometry::Geometry;
 use crate::mem::RingMem;
 use crate::packet::{OutgoingKind, OutgoingPacket};
 use crate::protocol::{
-    pfn_count, GpaDirectHeader, GpaRangeHeader, PacketDescriptor, PacketTrailer, PacketType,
-    TransferPageHeader, TransferPageRange, DESCRIPTOR_SIZE, FLAG_COMPLETION_REQUESTED,
-    TRAILER_SIZE,
+    pfn_count, GpaDirectHeader, GpaRangeHeader, PacketDescriptor, PacketType, TransferPageHeader,
+    TransferPageRange, DESCRIPTOR_SIZE, FLAG_COMPLETION_REQUESTED, TRAILER_SIZE,
 };
 
 /// Largest header or packet body the descriptor's 16-bit `*8` fields can describe.
@@ -113,6 +112,7 @@ impl<M: RingMem> OutgoingRing<M> {
     /// Starts a packet with `payload_len` payload bytes: writes its descriptor and
     /// headers and returns a writer for the payload. Nothing is visible to the peer
     /// until the packet is finished and committed; dropping the writer abandons it.
+    #[inline]
     pub fn reserve(
         &mut self,
         packet: &OutgoingPacket<'_>,
@@ -160,8 +160,11 @@ impl<M: RingMem> OutgoingRing<M> {
             },
             transaction_id: packet.transaction_id,
         };
-        let mut at = start;
-        self.put(&mut at, desc.as_bytes())?;
+        let words: [u64; 2] = zerocopy::transmute!(desc);
+        let second = self.geo.add(start, 8);
+        self.put_word(start, u64::from_le(words[0]))?;
+        self.put_word(second, u64::from_le(words[1]))?;
+        let mut at = self.geo.add(second, 8);
         match packet.kind {
             OutgoingKind::InBand | OutgoingKind::Completion => {}
             OutgoingKind::GpaDirect(ranges) => {
@@ -202,6 +205,15 @@ impl<M: RingMem> OutgoingRing<M> {
         })
     }
 
+    /// Stores one word at an 8-aligned offset (descriptor halves, the trailer).
+    #[inline]
+    fn put_word(&mut self, at: u32, value: u64) -> Result<(), Corruption> {
+        self.geo
+            .write_word(&self.mem, at, value)
+            .map_err(|c| self.fail(c))
+    }
+
+    #[inline]
     fn put(&mut self, at: &mut u32, bytes: &[u8]) -> Result<(), Corruption> {
         self.geo
             .write(&self.mem, *at, bytes)
@@ -212,6 +224,7 @@ impl<M: RingMem> OutgoingRing<M> {
     }
 
     /// Writes a whole packet whose payload is `parts` concatenated.
+    #[inline]
     pub fn write_packet(
         &mut self,
         packet: &OutgoingPacket<'_>,
@@ -240,6 +253,7 @@ impl<M: RingMem> OutgoingRing<M> {
     /// interrupts and had read everything before this commit, i.e. the ring went
     /// from empty to non-empty.
     #[must_use = "signal the reader when this returns true"]
+    #[inline]
     pub fn commit(&mut self) -> Result<bool, Corruption> {
         self.check()?;
         if self.next_write == self.committed_write {
@@ -293,6 +307,7 @@ impl<M: RingMem> OutgoingRing<M> {
 }
 
 /// Ring bytes of the descriptor plus the type-specific header.
+#[inline]
 fn header_len(kind: &OutgoingKind<'_>) -> Result<usize, WriteError> {
     let too_many = WriteError::Invalid(InvalidPacket::TooManyRanges);
     match kind {
@@ -343,6 +358,7 @@ impl<M: RingMem> PacketWriter<'_, M> {
     }
 
     /// Writes `data` at `offset` into the payload.
+    #[inline]
     pub fn write(&mut self, offset: usize, data: &[u8]) -> Result<(), WriteError> {
         let out_of_range = WriteError::Invalid(InvalidPacket::PayloadOutOfRange {
             offset,
@@ -364,17 +380,17 @@ impl<M: RingMem> PacketWriter<'_, M> {
     }
 
     /// Zeroes the padding, writes the trailer and queues the packet for `commit`.
+    #[inline]
     pub fn finish(self) -> Result<(), WriteError> {
         let ring = self.ring;
         let padding = self.body - self.header_len - self.payload_len;
         let mut at = ring.geo.add(self.start, self.header_len + self.payload_len);
-        ring.put(&mut at, &[0u8; 8][..padding as usize])?;
-        let trailer = PacketTrailer {
-            reserved: 0,
-            start_offset: self.start,
-        };
-        ring.put(&mut at, trailer.as_bytes())?;
-        ring.next_write = at;
+        if padding != 0 {
+            ring.put(&mut at, &[0u8; 8][..padding as usize])?;
+        }
+        // `PacketTrailer` as one word: the start offset in the upper half.
+        ring.put_word(at, u64::from(self.start) << 32)?;
+        ring.next_write = ring.geo.add(at, TRAILER_SIZE as u32);
         Ok(())
     }
 }
