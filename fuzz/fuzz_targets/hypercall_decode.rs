@@ -132,14 +132,47 @@ fuzz_target!(|data: &[u8]| {
     for (i, chunk) in data.chunks(8).take(64).enumerate() {
         mrs.set(i, word(chunk, 0));
     }
-    let msg = MessageInfo::new(flags & 0x4830, data.len() % 70);
-    let _ = api::decode_hypercall(msg, &mrs);
-    let _ = api::decode_forward(MessageInfo::new(api::label::FORWARD, msg.count()), &mrs);
-    let _ = api::decode_unregister(msg, &mrs);
-    if let Ok(reg) = api::Registration::decode(msg, &mrs) {
-        let mut again = MessageRegisters::new();
-        let info = reg.encode(&mut again);
-        assert_eq!(api::Registration::decode(info, &again), Ok(reg));
+    // Every hvcall-api message under its own label (and a stray one), so each
+    // decoder gets past the label check; what decodes must re-encode to itself.
+    let count = data.len() % 70;
+    let stray = flags & 0x48ff;
+    for label in [
+        api::label::HYPERCALL,
+        api::label::REGISTER_CONNECTION,
+        api::label::GRANT_CONNECTION,
+        api::label::FORWARD,
+        stray,
+    ] {
+        let msg = MessageInfo::new(label, count);
+        round_trip::<api::HypercallRequest>(msg, &mrs);
+        round_trip::<api::CpuidRequest>(msg, &mrs);
+        round_trip::<api::ReadMsrRequest>(msg, &mrs);
+        round_trip::<api::WriteMsrRequest>(msg, &mrs);
+        round_trip::<api::InitialContextRequest>(msg, &mrs);
+        round_trip::<api::Registration>(msg, &mrs);
+        round_trip::<api::Unregistration>(msg, &mrs);
+        round_trip::<api::ConnectionGrant>(msg, &mrs);
+        round_trip::<api::ConnectionRevoke>(msg, &mrs);
+        round_trip::<api::HostCall>(msg, &mrs);
     }
-    let _ = api::decode_context(MessageInfo::new(0, msg.count()), &mrs);
+    for label in [0, 1, 2, stray] {
+        let msg = MessageInfo::new(label, count);
+        round_trip::<api::HypercallReply>(msg, &mrs);
+        round_trip::<api::CpuidReply>(msg, &mrs);
+        round_trip::<api::MsrResult>(msg, &mrs);
+        round_trip::<api::InitialContextReply>(msg, &mrs);
+        round_trip::<api::RegisterStatus>(msg, &mrs);
+        round_trip::<api::ForwardReply>(msg, &mrs);
+    }
 });
+
+fn round_trip<M: ipc::wire::Message + PartialEq + core::fmt::Debug>(
+    msg: MessageInfo,
+    mrs: &MessageRegisters,
+) {
+    if let Ok(m) = M::decode(msg, mrs) {
+        let mut again = MessageRegisters::new();
+        let info = m.encode(&mut again);
+        assert_eq!(M::decode(info, &again), Ok(m));
+    }
+}
