@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use libfuzzer_sys::fuzz_target;
 use vmbus_server::protocol::gpa::GpaRanges;
+use vmbus_server::vsp;
 use vmbus_server::protocol::{parse, GpadlId, Guid, Negotiated, OutgoingMessage, Relid, Version};
 use vmbus_server::{
     ChannelState, Confidentiality, Config, ConnectionInfo, Level, MessageTarget, OfferParams,
@@ -131,5 +132,28 @@ fuzz_target!(|data: &[u8]| {
             },
         }
         check(&server, &env);
+    }
+
+    // The same bytes as a VSP-contract call or reply, under every label.
+    let mut mrs = ipc::MessageRegisters::new();
+    for (i, chunk) in data.chunks(8).take(64).enumerate() {
+        let mut w = [0u8; 8];
+        w[..chunk.len()].copy_from_slice(chunk);
+        mrs.set(i, u64::from_le_bytes(w));
+    }
+    let count = data.len() % 70;
+    for label in (vsp::label::GET_OFFER..=vsp::label::MODIFY).chain([vsp::REPLY_OK, vsp::REPLY_NONE]) {
+        let msg = ipc::MessageInfo::new(label, count);
+        if let Ok(req) = vsp::VspRequest::decode(msg, &mrs) {
+            let mut again = ipc::MessageRegisters::new();
+            let info = req.encode(&mut again);
+            assert_eq!(vsp::VspRequest::decode(info, &again), Ok(req));
+        }
+        if let Ok(Some(offer)) = vsp::VspOffer::decode(msg, &mrs) {
+            let mut again = ipc::MessageRegisters::new();
+            let info = offer.encode(&mut again);
+            assert_eq!(vsp::VspOffer::decode(info, &again), Ok(Some(offer)));
+        }
+        let _ = vsp::StatusReply::decode(msg, &mrs);
     }
 });
