@@ -17,6 +17,7 @@ extern crate std;
 
 pub mod backend;
 pub mod cpu;
+pub mod ghcb_host;
 pub mod ghcb_msr;
 pub mod ghcb_page;
 mod le;

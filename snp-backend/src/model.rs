@@ -8,8 +8,9 @@
 
 use crate::backend::{AP_CREATE, AP_CREATION};
 use crate::cpu::SnpCpu;
+use crate::ghcb_host::HostRequest;
 use crate::ghcb_msr::{MsrRequest, MsrResponse, PscOp, GHCB_PROTOCOL_VERSION};
-use crate::ghcb_page::{hv, nae, off, usage, Ghcb};
+use crate::ghcb_page::{hv, nae, off, Ghcb};
 use crate::psc::{self, Psc};
 use crate::rmp::{Fault, PageSize, PvalidateResult, Rmp};
 use crate::vmsa::{self, Vmsa};
@@ -233,12 +234,15 @@ impl<const N: usize> SnpModel<N> {
     }
 
     fn ghcb_exit(&mut self) {
-        if self.ghcb.usage() == usage::HYPERV_HYPERCALL {
-            let control = self.ghcb.u64_at(hv::CONTROL_OR_RESULT);
-            let output = self.ghcb.u64_at(hv::OUTPUT_GPA);
-            self.last_hypercall = Some((control, output));
-            if output != 0 {
-                self.host_touch(output);
+        let request = HostRequest::decode(&self.ghcb);
+        if let Ok(HostRequest::HvHypercall {
+            control,
+            output_gpa,
+        }) = request
+        {
+            self.last_hypercall = Some((control, output_gpa));
+            if output_gpa != 0 {
+                self.host_touch(output_gpa);
             }
             let result = if self.lies.hv_bad_result { 1 << 20 } else { 0 };
             self.ghcb.set_u64(hv::CONTROL_OR_RESULT, result);
@@ -247,11 +251,9 @@ impl<const N: usize> SnpModel<N> {
         if self.ghcb.protocol_version() != GHCB_PROTOCOL_VERSION {
             return;
         }
-        let code = self.ghcb.field(off::SW_EXIT_CODE);
-        let (info1, info2) = (
-            self.ghcb.field(off::SW_EXIT_INFO_1),
-            self.ghcb.field(off::SW_EXIT_INFO_2),
-        );
+        let Ok(HostRequest::Exit { code, info1, info2 }) = request else {
+            return;
+        };
         match code {
             Some(nae::PSC) => {
                 let r = self.psc();

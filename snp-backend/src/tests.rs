@@ -2,5 +2,6 @@
 //! `ghcb_msr`, `psc`, `vmsa` or `backend` makes the test fail.
 
 mod flows;
+mod host_requests;
 mod parsers;
 mod rmp_rules;

@@ -652,7 +652,10 @@ fn ghcb_msr_request(ram: &Ram, index: u32, write: Option<u64>, valid: &[usize]) 
     let v = write.unwrap_or(0);
     ram.put(GHCB + 0x1f8, &(v & 0xffff_ffff).to_le_bytes());
     ram.put(GHCB + 0x310, &(v >> 32).to_le_bytes());
-    ram.put_bitmap(GHCB + 0x3f0, 16, valid.iter().map(|offset| offset / 8));
+    // sw_exit_code and sw_exit_info_1 are always marked valid, as Linux does and
+    // KVM requires.
+    let marked = [0x390, 0x398].iter().chain(valid);
+    ram.put_bitmap(GHCB + 0x3f0, 16, marked.map(|offset| offset / 8));
 }
 
 #[test]

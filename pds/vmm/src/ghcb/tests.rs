@@ -6,6 +6,16 @@ use std::vec;
 use std::vec::Vec;
 
 use super::*;
+use snp_backend::ghcb_host::EXIT_MSR;
+use snp_backend::ghcb_page::usage;
+
+/// The page offsets these tests poke: snp-backend's layout.
+mod at {
+    pub use snp_backend::ghcb_page::hv::{
+        CONTROL_OR_RESULT as HV_CONTROL, OUTPUT_GPA as HV_OUTPUT_GPA,
+    };
+    pub use snp_backend::ghcb_page::off::*;
+}
 use crate::testing::{Call, FakePeers, Ram};
 
 const GHCB: u64 = PAGE_GPA;
@@ -33,15 +43,18 @@ fn set_bits(ram: &Ram, offsets: &[usize]) {
     ram.put_bitmap(GHCB + at::VALID_BITMAP as u64, 16, bits);
 }
 
-/// A default-usage page asking for MSR `index` (a write of `write` if given).
+/// A default-usage page asking for MSR `index` (a write when `info1` is 1); the
+/// exit code and info are marked valid, the registers in `valid` too.
 fn msr_page(ram: &Ram, index: u64, info1: u64, rax: u64, rdx: u64, valid: &[usize]) {
-    ram.put(GHCB + at::USAGE as u64, &usage::DEFAULT.to_le_bytes());
+    ram.put(GHCB + at::USAGE as u64, &usage::STANDARD.to_le_bytes());
     ram.put(GHCB + at::SW_EXIT_CODE as u64, &EXIT_MSR.to_le_bytes());
     ram.put(GHCB + at::SW_EXIT_INFO_1 as u64, &info1.to_le_bytes());
     ram.put(GHCB + at::RCX as u64, &index.to_le_bytes());
     ram.put(GHCB + at::RAX as u64, &rax.to_le_bytes());
     ram.put(GHCB + at::RDX as u64, &rdx.to_le_bytes());
-    set_bits(ram, valid);
+    let mut marked = vec![at::SW_EXIT_CODE, at::SW_EXIT_INFO_1];
+    marked.extend_from_slice(valid);
+    set_bits(ram, &marked);
 }
 
 #[test]
@@ -136,7 +149,10 @@ fn a_registered_page_outside_ram_fails_without_a_call() {
 #[test]
 fn hypercalls_take_the_page_as_input_and_return_the_result_at_0xff0() {
     let ram = ram();
-    ram.put(GHCB + at::USAGE as u64, &usage::HYPERV_CALL.to_le_bytes());
+    ram.put(
+        GHCB + at::USAGE as u64,
+        &usage::HYPERV_HYPERCALL.to_le_bytes(),
+    );
     ram.put(
         GHCB + at::HV_CONTROL as u64,
         &0x0001_0000_0000_0046u64.to_le_bytes(),
