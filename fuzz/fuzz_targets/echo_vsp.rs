@@ -6,11 +6,10 @@
 
 use std::sync::OnceLock;
 
-use echo_vsp::config;
-use echo_vsp::EchoVsp;
 use ipc::testing::{leaked_region, FakeInit};
 use ipc::{Channel, ChannelSet, Handler, IpcError, Kernel, MessageInfo, MessageRegisters, Perms};
 use libfuzzer_sys::fuzz_target;
+use vmbus_device::names as config;
 use vmbus_ring::{GpadlRingMem, OutgoingKind, OutgoingPacket, OutgoingRing, RingMem, PAGE_SIZE};
 use vmbus_server::protocol::gpa;
 use vmbus_server::protocol::{GpadlId, Relid, Version};
@@ -58,9 +57,16 @@ fn word(bytes: &[u8], at: usize) -> u64 {
 
 /// Guest RAM, its shared alias and the GPADL window: leaked once (the PD wants
 /// `'static` regions, as a runtime gives them), zeroed for every input.
-fn memory() -> (ipc::Region<'static>, ipc::Region<'static>, ipc::Region<'static>) {
-    static MEMORY: OnceLock<(ipc::Region<'static>, ipc::Region<'static>, ipc::Region<'static>)> =
-        OnceLock::new();
+fn memory() -> (
+    ipc::Region<'static>,
+    ipc::Region<'static>,
+    ipc::Region<'static>,
+) {
+    static MEMORY: OnceLock<(
+        ipc::Region<'static>,
+        ipc::Region<'static>,
+        ipc::Region<'static>,
+    )> = OnceLock::new();
     let m = *MEMORY.get_or_init(|| {
         (
             leaked_region(RAM_PAGES * PAGE_SIZE),
@@ -85,7 +91,9 @@ fuzz_target!(|data: &[u8]| {
         .variable(config::SYNIC_CHANNEL, 2)
         .variable(config::GUEST_RAM_GPA, 0)
         .variable(config::GUEST_SHARED_GPA, 0x10_0000_0000);
-    let Ok(mut pd) = EchoVsp::init(&init) else { return };
+    let Ok(mut pd) = echo_vsp::init(&init) else {
+        return;
+    };
     let mut k = Peers;
     let mut tx: Option<OutgoingRing<GpadlRingMem<'static, Vec<u64>>>> = None;
     let mut ops = data.chunks(24);
@@ -124,7 +132,9 @@ fuzz_target!(|data: &[u8]| {
                 let pfns: Vec<u64> = (first..first + 8).collect();
                 let words = core::iter::once(gpa::range_header(8 * PAGE_SIZE as u32, 0))
                     .chain(pfns.iter().copied());
-                let Ok(count) = vsp::write_window(&window, words) else { continue };
+                let Ok(count) = vsp::write_window(&window, words) else {
+                    continue;
+                };
                 let gpadl = GpadlId(0x100 + n as u32);
                 n += 1;
                 let map = MapGpadl {

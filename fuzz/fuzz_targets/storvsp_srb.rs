@@ -1,15 +1,18 @@
 //! storvsp: packets and SRBs from hostile bytes must never panic.
 //!
-//! Byte 0 picks the mode. Raw mode feeds length-prefixed packets straight to the
-//! protocol (negotiated or not). Structured mode builds a well-formed GPA-direct
-//! EXECUTE_SRB around fuzzer-chosen SRB fields, CDB and page list, so the SCSI
-//! layer sees deep inputs; page numbers are small so some land in guest RAM.
+//! Everything goes through the path the PD runs: bytes are written into a real
+//! guest-to-host ring and served by the device layer's ring reader. Byte 0 picks
+//! the mode. Raw mode writes length-prefixed packets into the ring as they are
+//! (negotiated or not); a ring they break is set up afresh. Structured mode
+//! builds a well-formed GPA-direct EXECUTE_SRB around fuzzer-chosen SRB fields,
+//! CDB and page list, so the SCSI layer sees deep inputs; page numbers are small
+//! so some land in guest RAM.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use storvsp::harness::{Buffer, Harness, MemBackend, Srb};
-use storvsp::protocol::DataDirection;
 use storvsp::scsi::ScsiAddress;
+use storvsp_protocol::DataDirection;
 
 const RAM_PAGES: usize = 16;
 
@@ -58,7 +61,7 @@ fuzz_target!(|data: &[u8]| {
             let channel = u16::from(c.u8() & 3);
             let len = usize::from(c.u16() % 2048);
             let raw = c.take(len).to_vec();
-            let _ = h.send_on(channel, &raw);
+            let _ = h.send_raw(channel, &raw);
         }
         return;
     }
@@ -72,7 +75,8 @@ fuzz_target!(|data: &[u8]| {
             target: c.u8() % 2,
             lun: c.u8() % 3,
         };
-        let offset = u32::from(c.u16());
+        // The ring format keeps the offset inside the first page.
+        let offset = u32::from(c.u16()) % 4096;
         let byte_count = c.u32() % (1 << 20);
         let npfn = usize::from(c.u8() % 40);
         let pfns: Vec<u64> = (0..npfn).map(|_| u64::from(c.u8() % 24)).collect();
@@ -93,8 +97,8 @@ fuzz_target!(|data: &[u8]| {
             data_transfer_length,
             buffer,
         };
-        let (_, raw) = h.srb_packet(&srb);
-        if let Some(done) = h.send(&raw) {
+        let payload = srb.payload();
+        if let Ok((_, Some(done))) = h.send_srb_payload(0, &srb, &payload) {
             let r = done.srb();
             // Never claim to have moved more than the guest offered.
             assert!(r.data_transfer_length <= data_transfer_length);

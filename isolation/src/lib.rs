@@ -15,8 +15,10 @@ extern crate std;
 
 pub mod backend;
 pub mod gpa;
+pub mod guest_memory;
 
 pub use backend::{
     GuestAccess, HostCall, HostReply, Isolation, IsolationError, MsrAccess, VcpuExit, VpIndex,
 };
 pub use gpa::{Gpa, GpaClass, GpaError, PageRange, Partition, PartitionKind, RamRange, PAGE_SIZE};
+pub use guest_memory::GuestMemory;

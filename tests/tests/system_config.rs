@@ -190,17 +190,17 @@ fn every_pd_maps_exactly_what_it_uses() {
     assert_eq!(
         maps(&sys, "echo_vsp"),
         set(&[
-            (echo_vsp::config::GUEST_RAM, "rw"),
-            (echo_vsp::config::GUEST_SHARED, "rw"),
-            (echo_vsp::config::GPADL_WINDOW, "r"),
+            (vmbus_device::names::GUEST_RAM, "rw"),
+            (vmbus_device::names::GUEST_SHARED, "rw"),
+            (vmbus_device::names::GPADL_WINDOW, "r"),
         ])
     );
     assert_eq!(
         maps(&sys, "storvsp"),
         set(&[
-            (storvsp::pd::GUEST_RAM, "rw"),
-            (storvsp::pd::GPADL_WINDOW, "r"),
-            (storvsp::pd::DISK, "rw"),
+            (vmbus_device::names::GUEST_RAM, "rw"),
+            (vmbus_device::names::GPADL_WINDOW, "r"),
+            (storvsp::device::DISK, "rw"),
         ]),
         "storvsp serves confidential rings only: no shared memory"
     );
@@ -229,14 +229,14 @@ fn every_pd_maps_exactly_what_it_uses() {
     );
     assert_eq!(
         region_of("vmbus", vm::VSP_GPADL_REGIONS[0]),
-        region_of("echo_vsp", echo_vsp::config::GPADL_WINDOW)
+        region_of("echo_vsp", vmbus_device::names::GPADL_WINDOW)
     );
     assert_eq!(
         region_of("vmbus", vm::VSP_GPADL_REGIONS[1]),
-        region_of("storvsp", storvsp::pd::GPADL_WINDOW)
+        region_of("storvsp", vmbus_device::names::GPADL_WINDOW)
     );
     // Only storvsp holds the disk.
-    let disk = region_of("storvsp", storvsp::pd::DISK);
+    let disk = region_of("storvsp", storvsp::device::DISK);
     for pd in sys.all_pds() {
         if pd.name != "storvsp" {
             assert!(

@@ -1,14 +1,13 @@
 //! The echo VSP: the smallest real VMBus device. It offers one channel through
-//! vmbus-server (the [`vmbus_server::vsp`] contract), maps the ring GPADL the guest
-//! opens it with, and writes every in-band packet the guest sends back to it with the
-//! same transaction id. The whole VMBus path (hvcall-pd, synic-pd, vmbus-server, the
-//! rings, both SynIC instances) can then be exercised end to end without a device
+//! vmbus-server and writes every in-band packet the guest sends back to it with the
+//! same transaction id, so the whole VMBus path (hvcall-pd, synic-pd, vmbus-server,
+//! the rings, both SynIC instances) can be exercised end to end without a device
 //! model in the way.
 //!
-//! Everything it reads is a peer's word: the ring is guest memory, the GPADL window
-//! and the calls are vmbus-server's. A ring that breaks the protocol is dropped and
-//! logged (the channel stays dead until the guest closes and reopens it); nothing a
-//! guest writes makes this PD panic.
+//! All of it but the echo is the shared device layer ([`vmbus_device`]): a ring
+//! that breaks the protocol is dropped and logged there (the channel stays dead
+//! until the guest closes and reopens it); nothing a guest writes makes this PD
+//! panic.
 #![no_std]
 
 extern crate alloc;
@@ -16,11 +15,9 @@ extern crate alloc;
 extern crate std;
 
 pub mod config;
-mod memory;
-pub mod pd;
+pub mod device;
 
-pub use memory::{GuestWindows, RingPlacement};
-pub use pd::EchoVsp;
+pub use device::{init, EchoDevice, EchoVsp};
 
 #[cfg(test)]
 mod tests;

@@ -24,8 +24,9 @@ use vmbus_ring::{
 use vmbus_server::vsp::{self, MapGpadl, VspOffer, VspOpen, REPLY_NONE, REPLY_OK};
 use vmbus_server::Confidentiality;
 
-use crate::config;
-use crate::pd::{self, EchoVsp};
+use vmbus_device::names as config;
+
+use crate::device::{self as pd, EchoVsp};
 
 const VMBUS: Channel = Channel::new(0);
 const HVCALL: Channel = Channel::new(1);
@@ -117,7 +118,7 @@ impl Rig {
             .variable(config::GUEST_RAM_GPA, 0)
             .variable(config::GUEST_SHARED_GPA, SHARED_GPA);
         Self {
-            vsp: EchoVsp::init(&init).unwrap(),
+            vsp: crate::init(&init).unwrap(),
             peers: RoutingKernel::default(),
             ram,
             shared,
@@ -291,7 +292,7 @@ fn packets_come_back_with_their_ids_and_the_guest_is_interrupted() {
         sint: 2,
     };
     assert_eq!(r.peers.route.signals, [(target, RELID.0); 3]);
-    assert_eq!(r.vsp.echoed, 12);
+    assert_eq!(r.vsp.device().echoed, 12);
     // Close lets go of the signal connection.
     r.call(|mrs| {
         mrs.set(0, RELID.0.into());
@@ -339,7 +340,7 @@ fn a_full_guest_ring_stalls_the_echo_until_the_guest_reads() {
         }
     }
     assert_eq!(received, 20);
-    assert_eq!(r.vsp.broken_rings, 0);
+    assert_eq!(r.vsp.stats.broken_rings, 0);
 }
 
 #[test]
@@ -427,11 +428,11 @@ fn gpadl_lists_beyond_the_limits_are_refused() {
     .unwrap();
     let m = map(3, 1);
     assert_eq!(r.status(|mrs| m.encode(mrs)), STATUS_INVALID_PARAMETER);
-    for i in 0..pd::MAX_GPADLS as u32 {
+    for i in 0..vmbus_device::MAX_GPADLS as u32 {
         assert_eq!(r.map(100 + i, &[1, 2], false), STATUS_SUCCESS);
     }
     assert_eq!(r.map(999, &[1, 2], false), STATUS_INSUFFICIENT_RESOURCES);
-    assert_eq!(r.vsp.gpadl_count(), pd::MAX_GPADLS);
+    assert_eq!(r.vsp.gpadl_count(), vmbus_device::MAX_GPADLS);
 }
 
 #[test]
@@ -443,7 +444,7 @@ fn a_ring_with_lying_indices_is_dropped_and_the_pd_keeps_serving() {
         .write_index()
         .store(0x7fff_fff8, core::sync::atomic::Ordering::SeqCst);
     r.guest_signal().unwrap();
-    assert_eq!(r.vsp.broken_rings, 1);
+    assert_eq!(r.vsp.stats.broken_rings, 1);
     assert_eq!(r.vsp.open_channels().count(), 0);
     assert_eq!(r.peers.route.unregistered, [CONNECTION]);
     assert!(
@@ -515,7 +516,7 @@ proptest! {
         }
         r.guest_signal().unwrap();
         r.guest_signal().unwrap();
-        prop_assert!(r.vsp.broken_rings <= 1);
+        prop_assert!(r.vsp.stats.broken_rings <= 1);
     }
 
     /// vmbus-server is a peer too: any register contents on any label decode to an

@@ -178,7 +178,7 @@ pub fn run(vcpu: Vcpu<'_>, opts: Options) -> Result<String> {
         .map_err(|e| client_error("REQUESTOFFERS", e))?;
     let offer = *offers
         .iter()
-        .find(|o| o.interface_id == echo_vsp::pd::INTERFACE_ID)
+        .find(|o| o.interface_id == echo_vsp::device::INTERFACE_ID)
         .ok_or_else(|| Failure(format!("no echo offer among {} offers", offers.len())))?;
     ensure!(
         offer.confidential_ring() == confidential
@@ -257,7 +257,7 @@ pub fn run(vcpu: Vcpu<'_>, opts: Options) -> Result<String> {
     ensure!(
         offers
             .iter()
-            .any(|o| o.interface_id == echo_vsp::pd::INTERFACE_ID),
+            .any(|o| o.interface_id == echo_vsp::device::INTERFACE_ID),
         "the echo offer is gone after reconnecting"
     );
     client

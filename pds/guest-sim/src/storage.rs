@@ -27,7 +27,7 @@ use vmbus_ring::{
 };
 use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
-use storvsp::protocol::{
+use storvsp_protocol::{
     ChannelProperties, DataDirection, NtStatus, Operation, ProtocolVersion, VersionPayload,
     VmscsiRequest, VstorHeader, REQUEST_COMPLETION_FLAG, SENSE_BUFFER_SIZE, VMSCSI_REQUEST_SIZE,
 };

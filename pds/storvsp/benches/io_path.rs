@@ -12,8 +12,8 @@ use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 use common::vmbus::{rw16, GuestBuf, Machine, Storvsc, Vsp, DATA_PFN, PAGE};
-use storvsp::protocol::DataDirection;
 use storvsp::FileBackend;
+use storvsp_protocol::DataDirection;
 
 const IMAGE: u64 = 64 << 20;
 const RAM_PAGES: usize = 256;

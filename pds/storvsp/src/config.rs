@@ -4,16 +4,15 @@
 //!
 //! | id | peer         | role                                                     |
 //! |----|--------------|----------------------------------------------------------|
-//! | 0  | vmbus-server | calls in ([`vmbus_server::vsp`]); notified on offer changes |
+//! | 0  | vmbus-server | calls in (the VSP contract); notified on offer changes    |
 //! | 1  | hvcall-pd    | calls out: claims signal connections; notified on guest signals |
 //! | 2  | synic-pd     | calls out: SIGNAL_EVENT into the guest's SynIC            |
 //!
-//! Regions, by `setvar_vaddr` name: [`crate::pd::GUEST_RAM`] (rw),
-//! [`crate::pd::GPADL_WINDOW`] (r) and [`crate::pd::DISK`] (rw).
+//! Regions, by `setvar_vaddr` name: those [`vmbus_device::names`] lists and
+//! [`crate::device::DISK`] (rw).
 pub mod build {
     use ipc::Channel;
-
-    use crate::pd;
+    use vmbus_device::names;
 
     pub const VMBUS: Channel = Channel::new(0);
     pub const HVCALL: Channel = Channel::new(1);
@@ -22,11 +21,11 @@ pub mod build {
     /// Where `guest_ram` sits in the guest's physical space.
     pub const GUEST_RAM_GPA: u64 = 0;
 
-    /// What [`crate::pd::StorvspPd::init`] reads, answered from this table.
+    /// What [`crate::device::init`] reads, answered from this table.
     pub const VARIABLES: [(&str, u64); 4] = [
-        (pd::VMBUS_CHANNEL, VMBUS.index() as u64),
-        (pd::HVCALL_CHANNEL, HVCALL.index() as u64),
-        (pd::SYNIC_CHANNEL, SYNIC.index() as u64),
-        (pd::GUEST_RAM_GPA, GUEST_RAM_GPA),
+        (names::VMBUS_CHANNEL, VMBUS.index() as u64),
+        (names::HVCALL_CHANNEL, HVCALL.index() as u64),
+        (names::SYNIC_CHANNEL, SYNIC.index() as u64),
+        (names::GUEST_RAM_GPA, GUEST_RAM_GPA),
     ];
 }

@@ -1,23 +1,38 @@
-//! An in-process stand-in for the guest side: guest RAM in process memory, a
-//! storvsp instance, and helpers that build packets the way Linux's storvsc does.
-//! Used by the table tests, the fuzz target and benchmarks.
+//! An in-process stand-in for the guest side (feature `test-util`): guest RAM in
+//! process memory with a pair of real VMBus rings per channel, a storvsp
+//! instance served through the device layer's ring path exactly as the PD serves
+//! it, and helpers that build requests the way Linux's storvsc does. Used by the
+//! table tests, the fuzz target and benchmarks.
 
 use std::boxed::Box;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::vec::Vec;
 
 use ipc::{Perms, Region};
+use isolation::GuestMemory;
+use storvsp_protocol::{
+    DataDirection, NtStatus, Operation, ProtocolVersion, VersionPayload, VmscsiRequest,
+    VstorHeader, REQUEST_COMPLETION_FLAG, SENSE_BUFFER_SIZE, VMSCSI_REQUEST_SIZE,
+};
+use vmbus_device::{serve, PacketBuf, RingBroken, RingTransport, Served};
+use vmbus_protocol::Relid;
+use vmbus_ring::{
+    GpaRangeRef, GpadlRingMem, IncomingKind, IncomingRing, OutgoingKind, OutgoingPacket,
+    OutgoingRing, RingMem,
+};
 use zerocopy::{FromZeros, IntoBytes};
 
 use crate::backend::Backend;
-use crate::channel::{Completion, NoSubChannels, Storvsp, StorvspConfig, SubChannels};
-use crate::guest_mem::RegionGuestMemory;
-use crate::packet::{build, PAGE_SIZE};
-use crate::protocol::{
-    DataDirection, Operation, ProtocolVersion, VersionPayload, VmscsiRequest, VstorHeader,
-    REQUEST_COMPLETION_FLAG, SENSE_BUFFER_SIZE, VMSCSI_REQUEST_SIZE,
-};
+use crate::data_buffer::pages_needed;
+use crate::device::StorvspChannel;
 use crate::scsi::{Controller, DiskConfig, ScsiAddress, ScsiDisk};
+use crate::state_machine::{Completion, NoSubChannels, Storvsp, StorvspConfig, SubChannels};
+
+const PAGE_SIZE: usize = hvdef::HV_PAGE_SIZE as usize;
+/// Channels a harness has rings for (0 is the primary).
+pub const CHANNELS: u16 = 4;
+/// Pages of one ring: the control page and three data pages.
+const RING_PAGES: u64 = 4;
 
 /// Where an SRB's data buffer is.
 #[derive(Clone, Debug)]
@@ -82,19 +97,92 @@ impl Srb {
             buffer: Buffer::None,
         }
     }
+
+    /// The `vstor_packet` Linux would send for it.
+    pub fn payload(&self) -> [u8; 64] {
+        let mut req = VmscsiRequest::new_zeroed();
+        req.length = VMSCSI_REQUEST_SIZE as u16;
+        req.path_id = self.addr.path;
+        req.target_id = self.addr.target;
+        req.lun = self.addr.lun;
+        req.cdb_length = self.cdb.len().min(255) as u8;
+        req.sense_info_length = SENSE_BUFFER_SIZE as u8;
+        req.data_in = self.dir.0;
+        req.data_transfer_length = self.data_transfer_length;
+        let n = self.cdb.len().min(16);
+        req.cdb_or_sense[..n].copy_from_slice(&self.cdb[..n]);
+        req.time_out_value = 60;
+        let mut payload = [0u8; 64];
+        payload[..12].copy_from_slice(header(Operation::EXECUTE_SRB).as_bytes());
+        payload[12..].copy_from_slice(req.as_bytes());
+        payload
+    }
+
+    /// The page list: `(byte_count, byte_offset, pfns)`. An empty buffer goes
+    /// in-band, as Linux sends it (the ring format has no empty range).
+    pub fn pages(&self) -> Option<(u32, u32, Vec<u64>)> {
+        match &self.buffer {
+            Buffer::None
+            | Buffer::Pages { byte_count: 0, .. }
+            | Buffer::List { byte_count: 0, .. } => None,
+            Buffer::Pages {
+                first,
+                offset,
+                byte_count,
+            } => {
+                let pages = pages_needed(*offset, *byte_count) as u64;
+                Some((*byte_count, *offset, (*first..first + pages).collect()))
+            }
+            Buffer::List {
+                pfns,
+                offset,
+                byte_count,
+            } => Some((*byte_count, *offset, pfns.clone())),
+        }
+    }
+}
+
+fn header(operation: Operation) -> VstorHeader {
+    VstorHeader {
+        operation,
+        flags: REQUEST_COMPLETION_FLAG,
+        status: NtStatus::SUCCESS,
+    }
+}
+
+/// Channel `channel`'s guest-to-host (`false`) or host-to-guest ring, in the
+/// pages above the data pages.
+fn ring(
+    ram: &[AtomicU64],
+    ram_pages: usize,
+    channel: u16,
+    to_guest: bool,
+) -> GpadlRingMem<'_, Vec<u64>> {
+    let first =
+        ram_pages as u64 + (u64::from(channel % CHANNELS) * 2 + u64::from(to_guest)) * RING_PAGES;
+    GpadlRingMem::new(
+        Region::from_atomics(ram, Perms::RW),
+        (first..first + RING_PAGES).collect(),
+    )
+    .expect("ring pages inside RAM")
 }
 
 pub struct Harness {
     ram: Vec<AtomicU64>,
+    ram_pages: usize,
     pub vsp: Storvsp,
     pub subchannels: Box<dyn SubChannels>,
     next_id: u64,
+    buf: PacketBuf,
+    reply: Vec<u8>,
+    /// Channels whose rings broke (and were set up afresh).
+    pub broken_rings: u64,
 }
 
 impl core::fmt::Debug for Harness {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Harness")
-            .field("ram_pages", &self.ram_pages())
+            .field("ram_pages", &self.ram_pages)
             .field("vsp", &self.vsp)
             .finish()
     }
@@ -102,7 +190,7 @@ impl core::fmt::Debug for Harness {
 
 impl Harness {
     /// A controller with one disk at 0:0:0 and `ram_pages` pages of guest RAM at
-    /// guest physical address 0.
+    /// guest physical address 0 (the rings sit in further pages above them).
     pub fn new(backend: Box<dyn Backend + Send>, ram_pages: usize) -> Self {
         Self::with_disk(ScsiDisk::new(backend, DiskConfig::default()), ram_pages)
     }
@@ -115,22 +203,35 @@ impl Harness {
     }
 
     pub fn with_controller(controller: Controller, ram_pages: usize) -> Self {
-        Self {
-            ram: (0..ram_pages * PAGE_SIZE / 8)
+        let config = StorvspConfig::default();
+        let ring_pages = usize::from(CHANNELS) * 2 * RING_PAGES as usize;
+        let h = Self {
+            ram: (0..(ram_pages + ring_pages) * PAGE_SIZE / 8)
                 .map(|_| AtomicU64::new(0))
                 .collect(),
-            vsp: Storvsp::new(controller, StorvspConfig::default()),
+            ram_pages,
+            vsp: Storvsp::new(controller, config),
             subchannels: Box::new(NoSubChannels),
             next_id: 1,
+            buf: PacketBuf::new(crate::device::limits(&config)),
+            reply: Vec::new(),
+            broken_rings: 0,
+        };
+        for channel in 0..CHANNELS {
+            h.reset_rings(channel);
         }
+        h
     }
 
     pub fn ram_pages(&self) -> usize {
-        self.ram.len() * 8 / PAGE_SIZE
+        self.ram_pages
     }
 
+    /// The guest RAM data buffers may use (not the rings).
     pub fn ram(&self) -> Region<'_> {
         Region::from_atomics(&self.ram, Perms::RW)
+            .subregion(0, self.ram_pages * PAGE_SIZE)
+            .expect("RAM holds its data pages")
     }
 
     pub fn write_guest(&self, gpa: u64, data: &[u8]) {
@@ -148,16 +249,19 @@ impl Harness {
         out
     }
 
-    /// Hands a raw packet to channel `channel`.
-    pub fn send_on(&mut self, channel: u16, raw: &[u8]) -> Option<Completion> {
-        let mem = RegionGuestMemory::single(0, Region::from_atomics(&self.ram, Perms::RW))
-            .expect("page-sized RAM");
-        self.vsp
-            .handle_packet(channel, raw, &mem, self.subchannels.as_mut())
+    fn ring(&self, channel: u16, to_guest: bool) -> GpadlRingMem<'_, Vec<u64>> {
+        ring(&self.ram, self.ram_pages, channel, to_guest)
     }
 
-    pub fn send(&mut self, raw: &[u8]) -> Option<Completion> {
-        self.send_on(0, raw)
+    /// Zeroes and initializes both rings of `channel`, as a guest does before OPEN.
+    fn reset_rings(&self, channel: u16) {
+        for to_guest in [false, true] {
+            let ring = self.ring(channel, to_guest);
+            for offset in (0..ring.data_len()).step_by(8) {
+                let _ = ring.write_word(offset, 0);
+            }
+            ring.control().initialize();
+        }
     }
 
     fn id(&mut self) -> u64 {
@@ -165,19 +269,133 @@ impl Harness {
         self.next_id
     }
 
+    /// Writes a packet into `channel`'s guest-to-host ring without serving it;
+    /// `false` if the ring has no room.
+    pub fn queue(&mut self, channel: u16, packet: &OutgoingPacket<'_>, payload: &[u8]) -> bool {
+        let Ok(mut ring) = OutgoingRing::new(self.ring(channel, false)) else {
+            return false;
+        };
+        ring.write_packet(packet, &[payload]).is_ok() && ring.commit().is_ok()
+    }
+
+    /// Writes raw bytes as the next packet of `channel`'s guest-to-host ring (a
+    /// trailer is added), whatever they say: how a hostile guest fills its ring.
+    pub fn queue_raw(&mut self, channel: u16, raw: &[u8]) -> bool {
+        let ring = self.ring(channel, false);
+        let size = ring.data_len();
+        let control = ring.control();
+        let write = control.write_index().load(Ordering::SeqCst) as usize;
+        let read = control.read_index().load(Ordering::SeqCst) as usize;
+        let mut bytes = raw.to_vec();
+        bytes.resize(raw.len().next_multiple_of(8), 0);
+        bytes.extend_from_slice(&((write as u64) << 32).to_le_bytes());
+        let used = (write + size - read % size) % size;
+        if write >= size || used + bytes.len() >= size {
+            return false;
+        }
+        for (i, chunk) in bytes.chunks(8).enumerate() {
+            let at = (write + i * 8) % size;
+            if ring.write_data(at, chunk).is_err() {
+                return false;
+            }
+        }
+        let next = (write + bytes.len()) % size;
+        control.write_index().store(next as u32, Ordering::SeqCst);
+        true
+    }
+
+    /// Serves `channel` as the PD does when the guest signals. A ring that broke
+    /// is set up afresh, as a guest reopening the channel would.
+    pub fn serve(&mut self, channel: u16) -> Result<Served, RingBroken> {
+        let ram = Region::from_atomics(&self.ram, Perms::RW);
+        let mem = GuestMemory::private(
+            0,
+            ram.subregion(0, self.ram_pages * PAGE_SIZE)
+                .expect("data pages"),
+        )
+        .expect("page-sized RAM");
+        let up = ring(&self.ram, self.ram_pages, channel, false);
+        let down = ring(&self.ram, self.ram_pages, channel, true);
+        let mut rings = RingTransport::new(up, down).expect("initialized rings");
+        let mut device = StorvspChannel {
+            vsp: &mut self.vsp,
+            subchannels: self.subchannels.as_mut(),
+            index: channel,
+        };
+        let result = serve(
+            &mut device,
+            Relid(u32::from(channel)),
+            &mut rings,
+            &mem,
+            &mut self.buf,
+            &mut self.reply,
+        );
+        if result.is_err() {
+            self.broken_rings += 1;
+            self.reset_rings(channel);
+        }
+        result
+    }
+
+    /// Takes every completion the VSP wrote on `channel`, as the guest reads them.
+    pub fn completions(&mut self, channel: u16) -> Vec<Completion> {
+        let mut out = Vec::new();
+        let Ok(mut ring) = IncomingRing::new(self.ring(channel, true)) else {
+            return out;
+        };
+        while let Ok(p) = ring.read() {
+            if p.kind != IncomingKind::Completion {
+                continue;
+            }
+            let mut bytes = [0u8; 64];
+            let n = ring.copy_from(&p.payload, 0, &mut bytes).unwrap_or(0);
+            out.push(Completion::from_wire(p.transaction_id, &bytes[..n]));
+        }
+        let _ = ring.commit();
+        out
+    }
+
+    /// Sends a packet on `channel` and serves it: its completion, if any.
+    pub fn send_packet(
+        &mut self,
+        channel: u16,
+        packet: &OutgoingPacket<'_>,
+        payload: &[u8],
+    ) -> Result<Option<Completion>, RingBroken> {
+        assert!(self.queue(channel, packet, payload), "ring has room");
+        self.serve(channel)?;
+        Ok(self.completions(channel).pop())
+    }
+
+    /// Sends raw packet bytes on `channel` and serves them.
+    pub fn send_raw(&mut self, channel: u16, raw: &[u8]) -> Result<Option<Completion>, RingBroken> {
+        if !self.queue_raw(channel, raw) {
+            return Ok(None);
+        }
+        self.serve(channel)?;
+        Ok(self.completions(channel).pop())
+    }
+
+    /// An in-band packet with `payload` that asks for a completion.
+    pub fn send_in_band(&mut self, channel: u16, id: u64, payload: &[u8]) -> Option<Completion> {
+        let packet = OutgoingPacket {
+            transaction_id: id,
+            completion_requested: true,
+            kind: OutgoingKind::InBand,
+        };
+        self.send_packet(channel, &packet, payload)
+            .expect("a well-formed packet keeps the ring sound")
+    }
+
     /// A control operation with `body` after the header, in a 64-byte packet.
     pub fn control_on(&mut self, channel: u16, op: Operation, body: &[u8]) -> Completion {
         let mut p = [0u8; 64];
-        let h = VstorHeader {
-            operation: op,
-            flags: REQUEST_COMPLETION_FLAG,
-            status: crate::protocol::NtStatus::SUCCESS,
-        };
-        p[..12].copy_from_slice(h.as_bytes());
+        p[..12].copy_from_slice(header(op).as_bytes());
         p[12..12 + body.len()].copy_from_slice(body);
         let id = self.id();
-        let raw = build::in_band(id, &p);
-        let c = self.send_on(channel, &raw).expect("completion requested");
+        let c = self
+            .send_in_band(channel, id, &p)
+            .expect("completion requested");
         assert_eq!(c.transaction_id, id);
         c
     }
@@ -218,52 +436,47 @@ impl Harness {
         assert_eq!(v, Some(ProtocolVersion::WIN10));
     }
 
-    /// The packet Linux would send for `srb`.
-    pub fn srb_packet(&mut self, srb: &Srb) -> (u64, Vec<u8>) {
-        let mut req = VmscsiRequest::new_zeroed();
-        req.length = VMSCSI_REQUEST_SIZE as u16;
-        req.path_id = srb.addr.path;
-        req.target_id = srb.addr.target;
-        req.lun = srb.addr.lun;
-        req.cdb_length = srb.cdb.len().min(255) as u8;
-        req.sense_info_length = SENSE_BUFFER_SIZE as u8;
-        req.data_in = srb.dir.0;
-        req.data_transfer_length = srb.data_transfer_length;
-        let n = srb.cdb.len().min(16);
-        req.cdb_or_sense[..n].copy_from_slice(&srb.cdb[..n]);
-        req.time_out_value = 60;
-        let mut payload = [0u8; 64];
-        let h = VstorHeader {
-            operation: Operation::EXECUTE_SRB,
-            flags: REQUEST_COMPLETION_FLAG,
-            status: crate::protocol::NtStatus::SUCCESS,
-        };
-        payload[..12].copy_from_slice(h.as_bytes());
-        payload[12..].copy_from_slice(req.as_bytes());
+    /// Sends `payload` with `srb`'s page list (if any) on `channel`, as Linux does:
+    /// GPA-direct with one range, or in-band. `Err` if the ring broke (a page list
+    /// the ring format cannot carry is a broken ring, as in the PD).
+    pub fn send_srb_payload(
+        &mut self,
+        channel: u16,
+        srb: &Srb,
+        payload: &[u8],
+    ) -> Result<(u64, Option<Completion>), RingBroken> {
         let id = self.id();
-        let raw = match &srb.buffer {
-            Buffer::None => build::in_band(id, &payload),
-            Buffer::Pages {
-                first,
-                offset,
-                byte_count,
-            } => {
-                let pages = (*offset as usize + *byte_count as usize).div_ceil(PAGE_SIZE);
-                let pfns: Vec<u64> = (0..pages as u64).map(|i| first + i).collect();
-                build::gpa_direct(id, *byte_count, *offset, &pfns, &payload)
-            }
-            Buffer::List {
-                pfns,
-                offset,
-                byte_count,
-            } => build::gpa_direct(id, *byte_count, *offset, pfns, &payload),
+        let pages = srb.pages();
+        let range;
+        let packet = OutgoingPacket {
+            transaction_id: id,
+            completion_requested: true,
+            kind: match &pages {
+                None => OutgoingKind::InBand,
+                Some((byte_count, byte_offset, pfns)) => {
+                    range = [GpaRangeRef {
+                        byte_count: *byte_count,
+                        byte_offset: *byte_offset,
+                        pfns,
+                    }];
+                    OutgoingKind::GpaDirect(&range)
+                }
+            },
         };
-        (id, raw)
+        if !self.queue(channel, &packet, payload) {
+            // The writer refuses what the format cannot say (a page list that
+            // does not match its byte range, more pages than a ring holds).
+            return Ok((id, None));
+        }
+        self.serve(channel)?;
+        Ok((id, self.completions(channel).pop()))
     }
 
     pub fn srb_on(&mut self, channel: u16, srb: &Srb) -> Completion {
-        let (id, raw) = self.srb_packet(srb);
-        let c = self.send_on(channel, &raw).expect("completion requested");
+        let (id, c) = self
+            .send_srb_payload(channel, srb, &srb.payload())
+            .expect("ring sound");
+        let c = c.expect("completion requested");
         assert_eq!(c.transaction_id, id);
         c
     }
@@ -326,27 +539,33 @@ impl Backend for MemBackend {
         self.read_only
     }
 
-    fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), crate::BackendError> {
-        let d = self.data.lock().map_err(|_| crate::BackendError::Read)?;
+    fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), crate::backend::BackendError> {
+        let d = self
+            .data
+            .lock()
+            .map_err(|_| crate::backend::BackendError::Read)?;
         let s = d
             .get(offset as usize..offset as usize + buf.len())
-            .ok_or(crate::BackendError::OutOfRange)?;
+            .ok_or(crate::backend::BackendError::OutOfRange)?;
         buf.copy_from_slice(s);
         Ok(())
     }
 
-    fn write(&self, offset: u64, data: &[u8]) -> Result<(), crate::BackendError> {
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), crate::backend::BackendError> {
         if self.read_only {
-            return Err(crate::BackendError::ReadOnly);
+            return Err(crate::backend::BackendError::ReadOnly);
         }
-        let mut d = self.data.lock().map_err(|_| crate::BackendError::Write)?;
+        let mut d = self
+            .data
+            .lock()
+            .map_err(|_| crate::backend::BackendError::Write)?;
         d.get_mut(offset as usize..offset as usize + data.len())
-            .ok_or(crate::BackendError::OutOfRange)?
+            .ok_or(crate::backend::BackendError::OutOfRange)?
             .copy_from_slice(data);
         Ok(())
     }
 
-    fn flush(&self) -> Result<(), crate::BackendError> {
+    fn flush(&self) -> Result<(), crate::backend::BackendError> {
         self.flushes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
@@ -360,10 +579,13 @@ impl Backend for MemBackend {
         }
     }
 
-    fn unmap(&self, offset: u64, len: u64) -> Result<(), crate::BackendError> {
-        let mut d = self.data.lock().map_err(|_| crate::BackendError::Write)?;
+    fn unmap(&self, offset: u64, len: u64) -> Result<(), crate::backend::BackendError> {
+        let mut d = self
+            .data
+            .lock()
+            .map_err(|_| crate::backend::BackendError::Write)?;
         d.get_mut(offset as usize..(offset + len) as usize)
-            .ok_or(crate::BackendError::OutOfRange)?
+            .ok_or(crate::backend::BackendError::OutOfRange)?
             .fill(0);
         Ok(())
     }

@@ -3,10 +3,12 @@
 //! backend and moving data straight between the backend and the guest pages a
 //! GPA-direct request names.
 //!
-//! The core is `no_std` (+ `alloc`) and sans-I/O: [`channel::Storvsp`] takes a
-//! packet's bytes and returns the completion's bytes. The ring transport sits
-//! behind [`transport::Transport`], guest memory behind
-//! [`guest_mem::GuestMemory`], and the disk behind [`backend::Backend`].
+//! The core is `no_std` (+ `alloc`) and sans-I/O: [`state_machine::Storvsp`]
+//! takes a packet copied out of the ring and returns the completion's bytes. The
+//! rings, GPADLs and PD glue are the shared device layer ([`vmbus_device`]);
+//! [`device`] is this VSP's part of it. Guest memory is [`isolation::GuestMemory`],
+//! request buffers [`data_buffer`], the disk a [`backend::Backend`]. The wire
+//! format is the `storvsp-protocol` crate.
 #![no_std]
 
 extern crate alloc;
@@ -14,21 +16,17 @@ extern crate alloc;
 extern crate std;
 
 pub mod backend;
-pub mod channel;
 pub mod config;
-pub mod guest_mem;
-#[cfg(feature = "std")]
+pub mod data_buffer;
+pub mod device;
+#[cfg(feature = "test-util")]
 pub mod harness;
-pub mod packet;
-pub mod pd;
-pub mod protocol;
-pub mod ring_transport;
 pub mod scsi;
 pub mod srb;
-pub mod transport;
+pub mod state_machine;
 
 #[cfg(feature = "std")]
 pub use backend::FileBackend;
 pub use backend::{Backend, BackendError, RegionBackend};
-pub use channel::{Completion, ProtocolState, Storvsp, StorvspConfig, SubChannels};
-pub use guest_mem::{GuestMemory, RegionGuestMemory};
+pub use device::{StorvspDevice, StorvspPd};
+pub use state_machine::{Completion, ProtocolState, Storvsp, StorvspConfig, SubChannels};

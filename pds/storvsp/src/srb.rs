@@ -1,14 +1,16 @@
 //! EXECUTE_SRB: checks the SRB and its data buffer, runs the CDB on the
 //! controller, and folds the outcome into the SRB that goes back to the guest.
 
-use crate::guest_mem::{BufferError, DataBuffer, EmptyBuffer, GpaBuffer, GuestMemory};
-use crate::packet::{GpaRange, RangeError};
-use crate::protocol::{
+use isolation::GuestMemory;
+use vmbus_ring::GpaRangeRef;
+
+use crate::data_buffer::{BufferError, DataBuffer, EmptyBuffer, GpaBuffer};
+use crate::scsi::sense::FIXED_SENSE_LEN;
+use crate::scsi::{Controller, ScsiAddress, ScsiOutcome, Sense};
+use storvsp_protocol::{
     DataDirection, NtStatus, SrbStatus, VmscsiRequest, CDB_SIZE, SENSE_BUFFER_SIZE,
     SRB_FLAGS_DISABLE_AUTOSENSE,
 };
-use crate::scsi::sense::FIXED_SENSE_LEN;
-use crate::scsi::{Controller, ScsiAddress, ScsiOutcome, Sense};
 
 /// Sense for a data buffer the VSP cannot use, by the SRB's direction.
 fn buffer_sense(dir: DataDirection, err: BufferError) -> Sense {
@@ -45,8 +47,8 @@ fn nt_status(outcome: &ScsiOutcome) -> NtStatus {
 pub fn execute(
     controller: &mut Controller,
     srb: &VmscsiRequest,
-    buffer: Result<Option<GpaRange<'_>>, RangeError>,
-    mem: &dyn GuestMemory,
+    buffer: Result<Option<GpaRangeRef<'_>>, vmbus_device::BufferError>,
+    mem: &GuestMemory<'_>,
 ) -> (VmscsiRequest, NtStatus) {
     let dir = DataDirection(srb.data_in);
     let len = srb.data_transfer_length as usize;
@@ -75,11 +77,11 @@ pub fn execute(
                     needed: len,
                     available: 0,
                 }),
-                Err(RangeError::Truncated) => Err(BufferError::TooShort {
+                Err(vmbus_device::BufferError::TooManyPages { .. }) => Err(BufferError::TooShort {
                     needed: len,
                     available: 0,
                 }),
-                Err(RangeError::TooManyRanges(_)) => Err(BufferError::OutOfBounds),
+                Err(vmbus_device::BufferError::TooManyRanges(_)) => Err(BufferError::OutOfBounds),
             }
         };
         match built {

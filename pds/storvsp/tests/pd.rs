@@ -11,9 +11,12 @@ use ipc::{
     Channel, ChannelSet, Handler, HandlerError, IpcError, Kernel, MessageInfo, MessageRegisters,
     Perms, Region,
 };
+use isolation::GuestMemory;
 use storvsp::harness::MemBackend;
-use storvsp::pd::{Channels, StorvspPd};
-use storvsp::protocol::{DataDirection, NtStatus, ProtocolVersion};
+use storvsp::state_machine::NoSubChannels;
+use storvsp::{StorvspDevice, StorvspPd};
+use storvsp_protocol::{DataDirection, NtStatus, ProtocolVersion};
+use vmbus_device::{Channels, VspPd};
 use vmbus_protocol::gpa::range_header;
 use vmbus_protocol::ids::interface;
 use vmbus_protocol::{GpadlId, Relid, Version};
@@ -95,25 +98,25 @@ fn open_request(downstream: u32) -> VspOpen {
     }
 }
 
+/// The PD over `ram` at [`RAM_GPA`] with a disk of `blocks` blocks.
+fn storvsp_pd<'a>(ram: Region<'a>, window: Region<'a>, blocks: u64) -> VspPd<'a, StorvspDevice> {
+    let channels = Channels {
+        vmbus: VMBUS,
+        hvcall: HVCALL,
+        synic: SYNIC,
+    };
+    let mem = GuestMemory::private(RAM_GPA, ram).expect("page-aligned RAM");
+    let device = StorvspDevice::new(Box::new(MemBackend::new(blocks)), NoSubChannels);
+    VspPd::new(mem, window, channels, device)
+}
+
 #[test]
 fn offer_map_open_serve_and_close() {
     let ram_words = words(RAM_PAGES * 512);
     let window_words = words(512);
     let ram = Region::from_atomics(&ram_words, Perms::RW);
     let window = Region::from_atomics(&window_words, Perms::RW);
-    let channels = Channels {
-        vmbus: VMBUS,
-        hvcall: HVCALL,
-        synic: SYNIC,
-    };
-    let mut pd = StorvspPd::new(
-        ram,
-        RAM_GPA,
-        window.restrict(Perms::R),
-        channels,
-        Box::new(MemBackend::new(256)),
-    )
-    .expect("pd");
+    let mut pd = storvsp_pd(ram, window.restrict(Perms::R), 256);
     let mut k = FakeKernel::default();
     let mut mrs = MessageRegisters::new();
 
@@ -186,7 +189,7 @@ fn offer_map_open_serve_and_close() {
         assert_eq!(got, id);
         reply
     };
-    let control = |op: storvsp::protocol::Operation,
+    let control = |op: storvsp_protocol::Operation,
                    body: &[u8],
                    guest: &mut Storvsc<'_>,
                    pd: &mut StorvspPd<'_>,
@@ -197,7 +200,7 @@ fn offer_map_open_serve_and_close() {
         p[12..12 + body.len()].copy_from_slice(body);
         run(guest, pd, k, &p, None)
     };
-    use storvsp::protocol::Operation as Op;
+    use storvsp_protocol::Operation as Op;
     assert_eq!(
         control(Op::BEGIN_INITIALIZATION, &[], &mut guest, &mut pd, &mut k)
             .header
@@ -268,19 +271,7 @@ fn bad_vsp_calls_are_refused() {
     let window_words = words(16);
     let ram = Region::from_atomics(&ram_words, Perms::RW);
     let window = Region::from_atomics(&window_words, Perms::RW);
-    let channels = Channels {
-        vmbus: VMBUS,
-        hvcall: HVCALL,
-        synic: SYNIC,
-    };
-    let mut pd = StorvspPd::new(
-        ram,
-        RAM_GPA,
-        window,
-        channels,
-        Box::new(MemBackend::new(64)),
-    )
-    .unwrap();
+    let mut pd = storvsp_pd(ram, window, 64);
     let mut k = FakeKernel::default();
     let mut mrs = MessageRegisters::new();
     // Unknown label.
@@ -298,15 +289,24 @@ fn bad_vsp_calls_are_refused() {
     let msg = map.encode(&mut mrs);
     let r = pd.protected(&mut k, VMBUS, msg, &mut mrs).unwrap();
     assert_ne!(status(r, &mrs), 0);
-    // A page list that names pages below guest RAM.
-    let count = vsp::write_window(&window, [range_header(2 * 4096, 0), 1, 2].into_iter()).unwrap();
+    // A page list that names pages below guest RAM is only a list, but it cannot
+    // be a ring.
+    let list = [range_header(4 * 4096, 0), 1, 2, 3, 4];
+    let count = vsp::write_window(&window, list.into_iter()).unwrap();
     let msg = MapGpadl {
         words: count,
         ..map
     }
     .encode(&mut mrs);
     let r = pd.protected(&mut k, VMBUS, msg, &mut mrs).unwrap();
-    assert_ne!(status(r, &mrs), 0);
+    assert_eq!(status(r, &mrs), 0);
+    let msg = open_request(2).encode(&mut mrs);
+    let r = pd.protected(&mut k, VMBUS, msg, &mut mrs).unwrap();
+    assert_ne!(status(r, &mrs), 0, "a ring outside guest RAM");
+    mrs.set(0, RELID.0.into());
+    mrs.set(1, RING_GPADL.0.into());
+    let unmap = MessageInfo::new(vsp::label::UNMAP_GPADL, 2);
+    pd.protected(&mut k, VMBUS, unmap, &mut mrs).unwrap();
     // Opening with a GPADL that was never mapped, or a bad split.
     let msg = open_request(2).encode(&mut mrs);
     let r = pd.protected(&mut k, VMBUS, msg, &mut mrs).unwrap();
@@ -349,7 +349,7 @@ fn bad_vsp_calls_are_refused() {
     set.insert(HVCALL);
     let before = k.calls.len();
     pd.notified(&mut k, set).unwrap();
-    assert_eq!(pd.broken_rings, 1);
+    assert_eq!(pd.stats.broken_rings, 1);
     // The broken channel's route goes back to hvcall-pd, exactly once, and the
     // channel is gone: another doorbell serves nothing and unregisters nothing.
     let unregisters = |k: &FakeKernel| {
@@ -365,7 +365,7 @@ fn bad_vsp_calls_are_refused() {
     assert_eq!(after_break.len(), 1, "calls: {:?}", &k.calls[before..]);
     assert_eq!(after_break[0].first(), Some(&u64::from(SIGNAL_CONNECTION)));
     pd.notified(&mut k, set).unwrap();
-    assert_eq!(pd.broken_rings, 1);
+    assert_eq!(pd.stats.broken_rings, 1);
     assert_eq!(unregisters(&k).len(), 1);
     // The relid can be opened again (the channel was closed, not left half-open).
     for first in [0u64, 2] {

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use storvsp::harness::{sense_of, Buffer, Harness, MemBackend, Srb};
-use storvsp::protocol::{DataDirection, NtStatus, SrbStatus};
 use storvsp::scsi::ScsiAddress;
+use storvsp_protocol::{DataDirection, NtStatus, SrbStatus};
 
 const BLOCKS: u64 = 2048; // 1 MiB disk
 const RAM_PAGES: usize = 64;
@@ -876,11 +876,11 @@ fn write_same() {
 #[test]
 fn sense_is_suppressed_when_the_initiator_has_no_room() {
     let (mut h, _) = setup();
-    let (_, mut raw) = h.srb_packet(&Srb::none(&[0x04, 0, 0, 0, 0, 0]));
-    // sense_info_length lives at SRB offset 9; the SRB starts after the
-    // descriptor (16) and the vstor header (12).
-    raw[16 + 12 + 9] = 0;
-    let c = h.send(&raw).unwrap();
+    let srb = Srb::none(&[0x04, 0, 0, 0, 0, 0]);
+    let mut payload = srb.payload();
+    // sense_info_length lives at SRB offset 9; the SRB follows the vstor header.
+    payload[12 + 9] = 0;
+    let c = h.send_srb_payload(0, &srb, &payload).unwrap().1.unwrap();
     let r = c.srb();
     assert_eq!(r.scsi_status, 2);
     assert_eq!(r.srb_status & SrbStatus::AUTOSENSE_VALID, 0);

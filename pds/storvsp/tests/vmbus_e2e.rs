@@ -6,8 +6,8 @@ mod common;
 use std::io::Read;
 
 use common::vmbus::{rw10, rw16, GuestBuf, Machine, Storvsc, DATA_PFN, PAGE};
-use storvsp::protocol::{DataDirection, NtStatus, ProtocolVersion};
 use storvsp::FileBackend;
+use storvsp_protocol::{DataDirection, NtStatus, ProtocolVersion};
 
 const IMAGE: u64 = 64 << 20;
 const BLOCKS: u64 = IMAGE / 512;

@@ -4,14 +4,13 @@
 #![no_main]
 
 use echo_vsp::config::build;
-use echo_vsp::EchoVsp;
 use ipc::WithVariables;
 
 pd_rt::global_heap!(256 * 1024);
 
 pd_rt::entry!(|init, kernel| {
     let init = WithVariables::new(init, &build::VARIABLES);
-    let pd = EchoVsp::init(&init)?;
+    let pd = echo_vsp::init(&init)?;
     // vmbus-server may have asked for offers before this PD was up; tell it again.
     if let Err(e) = pd.announce(kernel) {
         pd_rt::println!("echo_vsp: announcing the offer: {e}");

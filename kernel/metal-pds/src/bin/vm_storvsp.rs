@@ -11,14 +11,14 @@ use alloc::boxed::Box;
 use ipc::{Init, WithVariables};
 use metal_pds::Boxed;
 use storvsp::config::build;
-use storvsp::pd::{self, StorvspPd};
+use storvsp::device::{self, DISK};
 
 pd_rt::global_heap!(1024 * 1024);
 
 pd_rt::entry!(|init, _kernel| {
     let init = WithVariables::new(init, &build::VARIABLES);
-    let disk = init.region(pd::DISK)?;
-    let vsp = Box::new(StorvspPd::init(&init, None)?);
+    let disk = init.region(DISK)?;
+    let vsp = Box::new(device::init(&init, None)?);
     pd_rt::println!(
         "storvsp: RAM disk of {} blocks of 512 bytes, through the mapping",
         disk.len() / 512

@@ -2,13 +2,12 @@
 //! build-time configuration ([`echo_vsp::config::build`]).
 
 use echo_vsp::config::build;
-use echo_vsp::EchoVsp;
 use ipc::WithVariables;
 
 fn main() {
     hostsim::run(|init, kernel| {
         let init = WithVariables::new(init, &build::VARIABLES);
-        let pd = EchoVsp::init(&init)?;
+        let pd = echo_vsp::init(&init)?;
         // vmbus-server may have asked for offers before this PD was up; tell it
         // again. A vmbus-server that is gone just leaves the offer unasked.
         if let Err(e) = pd.announce(kernel) {

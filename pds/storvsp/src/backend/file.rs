@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{check_range, Backend, BackendError, UnmapSupport};
-use crate::guest_mem::IoSegment;
+use crate::data_buffer::IoSegment;
 
 /// Zeros are written in chunks of this size where the file system cannot punch.
 const ZERO_CHUNK: usize = 64 * 1024;
@@ -277,25 +277,28 @@ mod tests {
         let b = FileBackend::open(tmp.path(), false).unwrap();
         let words: std::vec::Vec<AtomicU64> = (0..4 * 512).map(|_| AtomicU64::new(0)).collect();
         let region = Region::from_atomics(&words, Perms::RW);
-        let mem = crate::guest_mem::RegionGuestMemory::single(0, region).unwrap();
+        let mem = isolation::GuestMemory::private(0, region).unwrap();
         let data: std::vec::Vec<u8> = (0..6000u32).map(|i| (i % 251) as u8).collect();
         region.write_bytes(1000, &data[..3096]).unwrap();
         region.write_bytes(3 * 4096, &data[3096..]).unwrap();
         // 3096 bytes at the end of page 0, then 2904 bytes of page 3.
-        let raw = crate::packet::build::gpa_direct(1, 6000, 1000, &[0, 3], &[]);
-        let range = crate::packet::parse(&raw).unwrap().buffer.unwrap().unwrap();
-        let buf = crate::guest_mem::GpaBuffer::new(&mem, range, 6000, true).unwrap();
-        let segs = crate::guest_mem::DataBuffer::io_segments(&buf, false).unwrap();
+        let range = vmbus_ring::GpaRangeRef {
+            byte_count: 6000,
+            byte_offset: 1000,
+            pfns: &[0, 3],
+        };
+        let buf = crate::data_buffer::GpaBuffer::new(&mem, range, 6000, true).unwrap();
+        let segs = crate::data_buffer::DataBuffer::io_segments(&buf, false).unwrap();
         assert_eq!(segs.len(), 2);
         assert!(b.write_from(4096, &segs).unwrap());
         let mut back = std::vec![0u8; 6000];
         b.read(4096, &mut back).unwrap();
         assert_eq!(back, data);
         region.fill(0, 4 * 4096, 0).unwrap();
-        let segs = crate::guest_mem::DataBuffer::io_segments(&buf, true).unwrap();
+        let segs = crate::data_buffer::DataBuffer::io_segments(&buf, true).unwrap();
         assert!(b.read_into(4096, &segs).unwrap());
         let mut got = std::vec![0u8; 6000];
-        crate::guest_mem::DataBuffer::read_at(&buf, 0, &mut got).unwrap();
+        crate::data_buffer::DataBuffer::read_at(&buf, 0, &mut got).unwrap();
         assert_eq!(got, data);
         // Past the end of the image: refused before any I/O.
         assert_eq!(

@@ -1,6 +1,6 @@
 //! Where a disk's blocks live. The SCSI target only ever talks to this trait.
 
-use crate::guest_mem::IoSegment;
+use crate::data_buffer::IoSegment;
 
 mod region;
 pub use region::RegionBackend;

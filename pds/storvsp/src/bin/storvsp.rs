@@ -11,26 +11,25 @@
 
 use ipc::{Init, InitError, WithVariables};
 use storvsp::config::build;
-use storvsp::pd::{self, StorvspPd};
+use storvsp::device::{self, DISK};
 use storvsp::FileBackend;
 
 fn main() {
     hostsim::run(|init, _kernel| {
         let init = WithVariables::new(init, &build::VARIABLES);
         // The grant itself must be there and writable, whichever way we reach it.
-        let disk = init.region(pd::DISK)?;
+        let disk = init.region(DISK)?;
         if !disk.perms().covers(ipc::Perms::RW) {
             return Err(InitError::RegionPerms {
-                name: pd::DISK,
+                name: DISK,
                 needed: ipc::Perms::RW,
             });
         }
-        let backend = match hostsim::region_file(pd::DISK).map(|f| FileBackend::from_file(f, false))
-        {
+        let backend = match hostsim::region_file(DISK).map(|f| FileBackend::from_file(f, false)) {
             Some(Ok(b)) => Some(Box::new(b) as Box<dyn storvsp::Backend + Send>),
             Some(Err(e)) => {
                 eprintln!("storvsp: the disk region's file: {e}");
-                return Err(InitError::MissingRegion(pd::DISK));
+                return Err(InitError::MissingRegion(DISK));
             }
             // No file behind it: the mapping is the disk.
             None => None,
@@ -40,7 +39,7 @@ fn main() {
         } else {
             "through the mapping"
         };
-        let vsp = StorvspPd::init(&init, backend)?;
+        let vsp = device::init(&init, backend)?;
         println!(
             "storvsp: disk of {} blocks of 512 bytes, {how}",
             disk.len() / 512

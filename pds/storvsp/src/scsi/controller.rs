@@ -8,8 +8,8 @@ use super::cdb::{op, Cdb};
 use super::disk::{data_in, DiskConfig, ScsiDisk};
 use super::inquiry;
 use super::{ScsiOutcome, ScsiStatus, Sense};
-use crate::guest_mem::DataBuffer;
-use crate::protocol::{DataDirection, SrbStatus};
+use crate::data_buffer::DataBuffer;
+use storvsp_protocol::{DataDirection, SrbStatus};
 
 /// Where a logical unit sits on the controller.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

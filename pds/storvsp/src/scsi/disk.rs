@@ -9,8 +9,8 @@ use super::inquiry::{self, Limits};
 use super::mode::{self, ModeState};
 use super::{ScsiOutcome, Sense};
 use crate::backend::{Backend, BackendError, UnmapSupport};
-use crate::guest_mem::{DataBuffer, IoSegment};
-use crate::protocol::DataDirection;
+use crate::data_buffer::{DataBuffer, IoSegment};
+use storvsp_protocol::DataDirection;
 
 /// Size of the bounce buffer data moves through between guest memory and the
 /// backend; larger transfers go in several pieces.

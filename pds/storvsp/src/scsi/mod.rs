@@ -24,7 +24,7 @@ pub use controller::{AlreadyAttached, Controller, ScsiAddress};
 pub use disk::{DiskConfig, ScsiDisk};
 pub use sense::{Sense, SenseKey};
 
-use crate::protocol::SrbStatus;
+use storvsp_protocol::SrbStatus;
 
 /// SAM status codes.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

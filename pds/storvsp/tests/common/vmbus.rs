@@ -7,17 +7,18 @@
 use std::sync::atomic::AtomicU64;
 
 use ipc::{Perms, Region};
-use storvsp::channel::{NoSubChannels, Storvsp, StorvspConfig};
-use storvsp::protocol::{
+use isolation::GuestMemory;
+use storvsp::device::StorvspChannel;
+use storvsp::scsi::{Controller, DiskConfig, ScsiAddress, ScsiDisk};
+use storvsp::state_machine::{NoSubChannels, Storvsp, StorvspConfig};
+use storvsp::Backend;
+use storvsp_protocol::{
     DataDirection, NtStatus, Operation, ProtocolVersion, VersionPayload, VmscsiRequest,
     VstorHeader, REQUEST_COMPLETION_FLAG, SENSE_BUFFER_SIZE, VMSCSI_REQUEST_SIZE,
 };
-use storvsp::ring_transport::RingTransport;
-use storvsp::scsi::{Controller, DiskConfig, ScsiAddress, ScsiDisk};
-use storvsp::transport::{scratch_size, service};
-use storvsp::{Backend, RegionGuestMemory};
 use vmbus_client::loopback::Loopback;
 use vmbus_client::{Client, ClientConfig, OpenParams};
+use vmbus_device::{serve, PacketBuf, RingTransport};
 use vmbus_protocol::ids::{interface, Guid};
 use vmbus_ring::{
     GpaRangeRef, GpadlRingMem, IncomingKind, IncomingRing, OutgoingKind, OutgoingPacket,
@@ -132,8 +133,9 @@ impl Machine {
                 GpadlRingMem::new(region, down).expect("ring"),
             )
             .expect("attach"),
-            mem: RegionGuestMemory::single(0, region).expect("guest memory"),
-            scratch: vec![0; scratch_size(config.max_transfer_bytes)],
+            mem: GuestMemory::private(0, region).expect("guest memory"),
+            buf: PacketBuf::new(storvsp::device::limits(&config)),
+            reply: Vec::new(),
             signals: 0,
         };
         (guest, vsp)
@@ -146,21 +148,27 @@ type Mem<'a> = GpadlRingMem<'a, Vec<u64>>;
 pub struct Vsp<'a> {
     pub vsp: Storvsp,
     pub transport: RingTransport<Mem<'a>>,
-    pub mem: RegionGuestMemory<'a>,
-    pub scratch: Vec<u8>,
+    pub mem: GuestMemory<'a>,
+    pub buf: PacketBuf,
+    pub reply: Vec<u8>,
     pub signals: u64,
 }
 
 impl Vsp<'_> {
     /// What the PD does when the guest's signal arrives.
     pub fn run(&mut self) -> usize {
-        let done = service(
-            &mut self.vsp,
-            0,
+        let mut channel = StorvspChannel {
+            vsp: &mut self.vsp,
+            subchannels: &mut NoSubChannels,
+            index: 0,
+        };
+        let done = serve(
+            &mut channel,
+            vmbus_protocol::Relid(1),
             &mut self.transport,
             &self.mem,
-            &mut NoSubChannels,
-            &mut self.scratch,
+            &mut self.buf,
+            &mut self.reply,
         )
         .expect("ring intact");
         if done.signal {

@@ -9,15 +9,15 @@
 
 use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
-use crate::guest_mem::GuestMemory;
-use crate::packet::{self, IncomingPacket};
-use crate::protocol::{
+use crate::scsi::Controller;
+use crate::srb;
+use isolation::GuestMemory;
+use storvsp_protocol::{
     ChannelProperties, NtStatus, Operation, ProtocolVersion, SrbStatus, VersionPayload,
     VmscsiRequest, VstorHeader, STORAGE_CHANNEL_SUPPORTS_MULTI_CHANNEL, VMSCSI_REQUEST_SIZE,
     VMSCSI_REQUEST_SIZE_PRE_WIN8, VSTOR_HEADER_SIZE, VSTOR_PACKET_SIZE,
 };
-use crate::scsi::Controller;
-use crate::srb;
+use vmbus_device::Packet;
 
 /// Asks the VMBus side to offer sub-channels (a call to the vmbus-server PD).
 pub trait SubChannels {
@@ -87,6 +87,18 @@ pub struct Completion {
 }
 
 impl Completion {
+    /// A completion as the guest read it from the ring (cut to a `vstor_packet`).
+    pub fn from_wire(transaction_id: u64, wire: &[u8]) -> Self {
+        let mut bytes = [0u8; VSTOR_PACKET_SIZE];
+        let len = wire.len().min(VSTOR_PACKET_SIZE);
+        bytes[..len].copy_from_slice(&wire[..len]);
+        Self {
+            transaction_id,
+            len,
+            bytes,
+        }
+    }
+
     pub fn bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
@@ -156,41 +168,24 @@ impl Storvsp {
         self.state = ProtocolState::Begin;
     }
 
-    /// Handles one packet copied out of channel `channel`'s ring (0 = primary).
-    /// Returns the completion to send, if the guest asked for one.
+    /// Handles one packet (in-band or GPA-direct) of channel `channel` (0 is the
+    /// primary). Returns the completion to send, if the guest asked for one.
     pub fn handle_packet(
         &mut self,
         channel: u16,
-        raw: &[u8],
-        mem: &dyn GuestMemory,
-        subchannels: &mut dyn SubChannels,
-    ) -> Option<Completion> {
-        match packet::parse(raw) {
-            Ok(p) => self.handle_parsed(channel, &p, mem, subchannels),
-            Err(_) => {
-                // Answer what can be answered; the ring itself is still sound.
-                let (id, wants) = packet::transaction_id_of(raw)?;
-                self.refuse(id, wants)
-            }
-        }
-    }
-
-    /// Handles a packet a transport already parsed.
-    pub fn handle_parsed(
-        &mut self,
-        channel: u16,
-        packet: &IncomingPacket<'_>,
-        mem: &dyn GuestMemory,
+        packet: &Packet<'_>,
+        mem: &GuestMemory<'_>,
         subchannels: &mut dyn SubChannels,
     ) -> Option<Completion> {
         self.stats.packets += 1;
         let (status, size, payload) = self.dispatch(channel, packet, mem, subchannels);
         packet
-            .completion_requested
-            .then(|| complete(packet.transaction_id, size, status, payload.as_slice()))
+            .completion_requested()
+            .then(|| complete(packet.transaction_id(), size, status, payload.as_slice()))
     }
 
-    /// Answers a packet that could not be understood at all.
+    /// Answers a packet of a kind the protocol never uses (a completion, transfer
+    /// pages) by its id alone.
     pub fn refuse(
         &mut self,
         transaction_id: u64,
@@ -228,8 +223,8 @@ impl Storvsp {
     fn dispatch(
         &mut self,
         channel: u16,
-        packet: &IncomingPacket<'_>,
-        mem: &dyn GuestMemory,
+        packet: &Packet<'_>,
+        mem: &GuestMemory<'_>,
         subchannels: &mut dyn SubChannels,
     ) -> (NtStatus, usize, PayloadBuf) {
         // Answers mirror the request's size, as Hyper-V does: old clients send
@@ -260,9 +255,9 @@ impl Storvsp {
 
     fn execute_srb(
         &mut self,
-        packet: &IncomingPacket<'_>,
+        packet: &Packet<'_>,
         body: &[u8],
-        mem: &dyn GuestMemory,
+        mem: &GuestMemory<'_>,
         size: usize,
     ) -> (NtStatus, usize, PayloadBuf) {
         if !matches!(self.state, ProtocolState::Ready { .. }) {

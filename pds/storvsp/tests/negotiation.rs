@@ -3,15 +3,14 @@
 
 use std::sync::{Arc, Mutex};
 
-use storvsp::channel::{SubChannelError, SubChannels};
 use storvsp::harness::{Harness, MemBackend, Srb};
-use storvsp::packet::build;
-use storvsp::protocol::{
+use storvsp::state_machine::{Completion, SubChannelError, SubChannels};
+use storvsp::ProtocolState;
+use storvsp_protocol::{
     ChannelProperties, NtStatus, Operation, ProtocolVersion, SrbStatus, VersionPayload,
     VSTOR_PACKET_SIZE,
 };
-use storvsp::transport::{service, QueueTransport};
-use storvsp::{ProtocolState, RegionGuestMemory};
+use vmbus_ring::{OutgoingKind, OutgoingPacket};
 use zerocopy::{FromBytes, IntoBytes};
 
 fn harness() -> Harness {
@@ -254,7 +253,7 @@ fn completions_mirror_the_request_size() {
     let mut p = [0u8; 48];
     p[0] = Operation::BEGIN_INITIALIZATION.0 as u8;
     p[4] = 1;
-    let c = h.send(&build::in_band(5, &p)).unwrap();
+    let c = h.send_in_band(0, 5, &p).unwrap();
     assert_eq!(c.bytes().len(), 48);
     assert_eq!(c.header().status, NtStatus::SUCCESS);
     // Linux's 64-byte packets get 64-byte completions.
@@ -268,7 +267,7 @@ fn completions_mirror_the_request_size() {
 /// What Linux's storvsc needs to fail a request at once rather than let it time
 /// out: a COMPLETE_IO no shorter than its `vstor_packet` (shorter ones are dropped
 /// as "Invalid pkt"), an error NT status, and an SRB status that is not success.
-fn assert_linux_sees_a_failure(c: &storvsp::channel::Completion, id: u64) {
+fn assert_linux_sees_a_failure(c: &Completion, id: u64) {
     assert_eq!(c.transaction_id, id);
     assert_eq!(c.bytes().len(), VSTOR_PACKET_SIZE, "packet {id}");
     assert_eq!(c.header().operation, Operation::COMPLETE_IO);
@@ -278,35 +277,57 @@ fn assert_linux_sees_a_failure(c: &storvsp::channel::Completion, id: u64) {
     assert_eq!(srb.data_transfer_length, 0);
 }
 
+/// A packet with the descriptor `kind`, asking for a completion or not.
+fn packet(id: u64, kind: OutgoingKind<'_>, completion_requested: bool) -> OutgoingPacket<'_> {
+    OutgoingPacket {
+        transaction_id: id,
+        completion_requested,
+        kind,
+    }
+}
+
 #[test]
 fn malformed_packets_get_error_completions() {
     let mut h = harness();
     h.negotiate();
     // Shorter than a vstor header.
-    let c = h.send(&build::in_band(9, &[3, 0, 0, 0])).unwrap();
+    let c = h.send_in_band(0, 9, &[3, 0, 0, 0]).unwrap();
     assert_linux_sees_a_failure(&c, 9);
     // An SRB too short to hold the CDB.
     let mut p = [0u8; 24];
     p[0] = 3;
-    let c = h.send(&build::in_band(10, &p)).unwrap();
+    let c = h.send_in_band(0, 10, &p).unwrap();
     assert_linux_sees_a_failure(&c, 10);
-    // A descriptor whose lengths lie.
-    let mut raw = build::in_band(11, &[0u8; 64]);
-    raw[4] = 0xff;
-    let c = h.send(&raw).unwrap();
-    assert_linux_sees_a_failure(&c, 11);
     // A completion packet from the guest.
-    let mut raw = build::in_band(12, &[0u8; 64]);
-    raw[0] = 11;
-    assert_linux_sees_a_failure(&h.send(&raw).unwrap(), 12);
+    let c = h.send_packet(0, &packet(12, OutgoingKind::Completion, true), &[0u8; 64]);
+    assert_linux_sees_a_failure(&c.unwrap().unwrap(), 12);
     // No completion requested: none sent.
-    let mut raw = build::in_band(13, &[0u8; 64]);
-    raw[6] = 0;
-    assert!(h.send(&raw).is_none());
-    // Too short for even a descriptor: nothing to answer.
-    assert!(h.send(&[0u8; 8]).is_none());
-    assert!(h.vsp.stats().refused >= 5);
+    let c = h.send_packet(0, &packet(13, OutgoingKind::InBand, false), &[0u8; 64]);
+    assert!(c.unwrap().is_none());
+    assert!(h.vsp.stats().refused >= 4);
     // The channel still works.
+    assert_eq!(h.srb(&Srb::none(&[0; 6])).srb().scsi_status, 0);
+}
+
+#[test]
+fn a_lying_descriptor_breaks_the_ring_not_the_protocol() {
+    let mut h = harness();
+    h.negotiate();
+    let mut raw = [0u8; 16 + 64];
+    raw[0] = 6; // in-band
+    raw[2] = 2; // header of 16 bytes
+    raw[4] = 0xff; // len8 past what was written
+    raw[6] = 1; // completion requested
+    raw[8] = 11;
+    // Too short for even a descriptor, too.
+    for raw in [&raw[..], &[0u8; 8][..]] {
+        let before = h.broken_rings;
+        assert!(h.send_raw(0, raw).is_err());
+        assert_eq!(h.broken_rings, before + 1);
+        assert!(h.completions(0).is_empty(), "nothing answered");
+    }
+    // The protocol state survives a broken ring: only the channel is lost.
+    assert!(matches!(h.vsp.state(), ProtocolState::Ready { .. }));
     assert_eq!(h.srb(&Srb::none(&[0; 6])).srb().scsi_status, 0);
 }
 
@@ -316,12 +337,12 @@ fn refusals_are_full_size_before_and_during_negotiation() {
     // whole packet: the guest's wait for its init request must end.
     let mut h = harness();
     let refuse_in_this_state = |h: &mut Harness, id: u64| {
-        let c = h.send(&build::in_band(id, &[1, 0])).unwrap();
+        let c = h.send_in_band(0, id, &[1, 0]).unwrap();
         assert_linux_sees_a_failure(&c, id);
         // A short EXECUTE_SRB before the protocol is ready.
         let mut p = [0u8; 40];
         p[0] = Operation::EXECUTE_SRB.0 as u8;
-        let c = h.send(&build::in_band(id + 100, &p)).unwrap();
+        let c = h.send_in_band(0, id + 100, &p).unwrap();
         assert_eq!(c.bytes().len(), VSTOR_PACKET_SIZE);
         assert_eq!(c.header().status, NtStatus::INVALID_DEVICE_STATE);
         assert_eq!(c.srb().srb_status, SrbStatus::ERROR.0);
@@ -340,42 +361,40 @@ fn refusals_are_full_size_before_and_during_negotiation() {
 }
 
 #[test]
-fn service_loop_stops_when_the_ring_is_full() {
+fn serving_stops_when_the_ring_is_full() {
     let mut h = harness();
     h.negotiate();
-    let mut t = QueueTransport {
-        room: Some(2),
-        ..Default::default()
-    };
-    for _ in 0..3 {
-        let (_, raw) = h.srb_packet(&Srb::none(&[0; 6]));
-        t.incoming.push_back(raw);
+    // Requests too short for a header take 32 ring bytes; each refusal takes 88 of
+    // the 12 KiB ring back.
+    let request = packet(0, OutgoingKind::InBand, true);
+    let mut queued = 0;
+    while h.queue(
+        0,
+        &OutgoingPacket {
+            transaction_id: queued,
+            ..request
+        },
+        &[3, 0, 0, 0],
+    ) {
+        queued += 1;
     }
-    // A packet larger than the receive buffer is answered, not dropped.
-    let mut big = build::gpa_direct(77, 4096, 0, &[1], &[0u8; 64]);
-    big.extend_from_slice(&[0u8; 4096]);
-    let n = big.len() / 8;
-    big[4..6].copy_from_slice(&(n as u16).to_le_bytes());
-    t.incoming.push_back(big);
-    let ram: Vec<std::sync::atomic::AtomicU64> = (0..512)
-        .map(|_| std::sync::atomic::AtomicU64::new(0))
-        .collect();
-    let mem =
-        RegionGuestMemory::single(0, ipc::Region::from_atomics(&ram, ipc::Perms::RW)).unwrap();
-    let mut buf = vec![0u8; 1024];
-    let mut sc = storvsp::channel::NoSubChannels;
-    let n = service(&mut h.vsp, 0, &mut t, &mem, &mut sc, &mut buf).unwrap();
-    assert_eq!(n.packets, 2);
-    assert_eq!(
-        t.incoming.len(),
-        2,
-        "nothing consumed without room to answer"
-    );
-    t.room = None;
-    let n = service(&mut h.vsp, 0, &mut t, &mem, &mut sc, &mut buf).unwrap();
-    assert_eq!(n.packets, 2);
-    assert_eq!(t.completions.len(), 4);
-    let (id, last) = t.completions.last().unwrap();
-    assert_eq!(*id, 77);
-    assert_eq!(&last[8..12], &NtStatus::INVALID_PARAMETER.0.to_le_bytes());
+    let first = h.serve(0).unwrap();
+    assert!(first.signal);
+    assert!(first.packets < queued as usize, "stopped at a full ring");
+    // Nothing was taken without room to answer it: as the guest reads, the rest
+    // is served, in order.
+    let mut ids: Vec<u64> = Vec::new();
+    let mut served = first.packets;
+    loop {
+        let answered = h.completions(0);
+        assert!(!answered.is_empty());
+        ids.extend(answered.iter().map(|c| c.transaction_id));
+        if served == queued as usize {
+            break;
+        }
+        let more = h.serve(0).unwrap();
+        assert!(more.packets > 0 && more.signal);
+        served += more.packets;
+    }
+    assert_eq!(ids, (0..queued).collect::<Vec<_>>());
 }

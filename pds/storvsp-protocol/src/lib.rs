@@ -4,6 +4,10 @@
 //! Sizes are pinned to what Linux's `drivers/scsi/storvsc_drv.c` lays out: a
 //! 12-byte header plus a 52-byte payload area (64 bytes) since Windows 8, where the
 //! SRB grew a 16-byte extension; pre-Windows-8 SRBs stop at 36 bytes.
+//!
+//! Its own crate so that a storvsc client (tests, guest-sim, benches) links the
+//! wire format, not the VSP.
+#![no_std]
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 

@@ -1,0 +1,95 @@
+//! The echo VSP as a VMBus device: one offer, and every in-band packet written
+//! back with the same transaction id. GPADLs, rings, signal registration,
+//! open/close and teardown are the shared device layer's ([`vmbus_device`]).
+
+use alloc::vec::Vec;
+
+use ipc::{Init, InitError};
+use isolation::GuestMemory;
+use vmbus_device::{Limits, Packet, Reply, ReplyKind, VmbusDevice, VspPd};
+use vmbus_protocol::{Guid, OfferFlags, Relid};
+use vmbus_ring::{IncomingKind, IncomingPacket};
+use vmbus_server::vsp::VspOffer;
+
+/// The interface this VSP offers. Not a Hyper-V device class: no guest driver
+/// binds to it by accident.
+pub const INTERFACE_ID: Guid = Guid::from_fields(
+    0xec40_0000,
+    0x7673,
+    0x7000,
+    [0x65, 0x63, 0x68, 0x6f, 0, 0, 0, 1],
+);
+pub const INSTANCE_ID: Guid = Guid::from_fields(
+    0xec40_0001,
+    0x7673,
+    0x7000,
+    [0x65, 0x63, 0x68, 0x6f, 0, 0, 0, 1],
+);
+
+/// The echo PD: the device behind the layer.
+pub type EchoVsp = VspPd<'static, EchoDevice>;
+
+/// Builds the PD from what system.xml granted ([`vmbus_device::names`]).
+pub fn init(init: &dyn Init) -> Result<EchoVsp, InitError> {
+    VspPd::init(init, EchoDevice::default())
+}
+
+/// The offer in slot 0. Confidential external memory is fine: the PD reads guest
+/// memory through its own mapping whichever kind it is.
+pub fn offer() -> VspOffer {
+    VspOffer {
+        interface_id: INTERFACE_ID,
+        instance_id: INSTANCE_ID,
+        subchannel_index: 0,
+        flags: OfferFlags::EMPTY,
+        mmio_megabytes: 0,
+        mmio_megabytes_optional: 0,
+        confidential_external_memory: true,
+        user_defined: [0; 120],
+    }
+}
+
+#[derive(Copy, Clone, Debug, Default)]
+pub struct EchoDevice {
+    /// Packets echoed over the PD's life.
+    pub echoed: u64,
+}
+
+impl VmbusDevice for EchoDevice {
+    const NAME: &'static str = "echo_vsp";
+
+    fn offer(&self, slot: usize) -> Option<VspOffer> {
+        (slot == 0).then(offer)
+    }
+
+    /// The whole payload (the ring bounds it); no page lists.
+    fn limits(&self) -> Limits {
+        Limits {
+            max_payload: usize::MAX,
+            max_pages: 0,
+        }
+    }
+
+    /// Nothing to echo for completions or packets naming guest memory.
+    fn reply_room(&self, packet: &IncomingPacket) -> Option<usize> {
+        (packet.kind == IncomingKind::InBand).then_some(packet.payload.len())
+    }
+
+    fn packet(
+        &mut self,
+        _relid: Relid,
+        packet: &Packet<'_>,
+        _mem: &GuestMemory<'_>,
+        reply: &mut Vec<u8>,
+    ) -> Option<Reply> {
+        if packet.header.kind != IncomingKind::InBand {
+            return None;
+        }
+        reply.extend_from_slice(packet.payload);
+        self.echoed += 1;
+        Some(Reply {
+            transaction_id: packet.transaction_id(),
+            kind: ReplyKind::InBand,
+        })
+    }
+}

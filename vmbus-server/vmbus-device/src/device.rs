@@ -1,0 +1,75 @@
+//! What a VSP writes: its offer and its protocol.
+
+use alloc::vec::Vec;
+
+use isolation::GuestMemory;
+use vmbus_protocol::Relid;
+use vmbus_ring::IncomingPacket;
+use vmbus_server::vsp::{VspOffer, VspOpen};
+
+use crate::packet::Packet;
+
+/// How much of a packet the layer copies out of the ring for the device.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Payload bytes copied (a longer payload is cut, and the device sees that).
+    pub max_payload: usize,
+    /// Page numbers copied from a GPA-direct packet's range; a range with more is
+    /// handed over as [`crate::BufferError::TooManyPages`].
+    pub max_pages: usize,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ReplyKind {
+    /// A completion packet (storvsp's COMPLETE_IO).
+    Completion,
+    /// An in-band data packet.
+    InBand,
+}
+
+/// The packet to send back; its payload is what the device wrote into the reply
+/// buffer it was lent.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub transaction_id: u64,
+    pub kind: ReplyKind,
+}
+
+/// A VMBus device: the protocol side of one VSP.
+pub trait VmbusDevice {
+    /// Prefix of the layer's log lines (the PD's name).
+    const NAME: &'static str;
+
+    /// The offer in `slot` (vmbus-server asks slots 0.. until one is empty).
+    fn offer(&self, slot: usize) -> Option<VspOffer>;
+
+    fn limits(&self) -> Limits;
+
+    /// A channel is about to open on rings the layer attached; `Err(status)`
+    /// refuses it (the status goes back to the guest's OPEN).
+    fn open(&mut self, open: &VspOpen) -> Result<(), u32> {
+        let _ = open;
+        Ok(())
+    }
+
+    /// The channel closed (the guest closed it, its ring GPADL went, or its ring
+    /// broke): nothing of it may be used any more.
+    fn close(&mut self, relid: Relid) {
+        let _ = relid;
+    }
+
+    /// Payload bytes the reply to `packet` may need, `None` if it gets none. The
+    /// layer takes the packet only once that much room is free in the outgoing
+    /// ring, so a request is never carried out without room for its answer.
+    fn reply_room(&self, packet: &IncomingPacket) -> Option<usize>;
+
+    /// Handles one packet of channel `relid`, writing the reply's payload into
+    /// `reply` (empty on entry).
+    fn packet(
+        &mut self,
+        relid: Relid,
+        packet: &Packet<'_>,
+        mem: &GuestMemory<'_>,
+        reply: &mut Vec<u8>,
+    ) -> Option<Reply>;
+}

@@ -1,0 +1,230 @@
+//! One channel's pair of rings as a VSP uses them: packets come out of the
+//! guest-to-host ring, replies go into the host-to-guest ring, and the ring's
+//! signalling rules say when the guest must be interrupted.
+
+use core::fmt;
+
+use vmbus_ring::{
+    AttachError, GpaRangeRef, IncomingKind, IncomingPacket, IncomingRing, OutgoingKind,
+    OutgoingPacket, OutgoingRing, ReadError, RingMem, WriteError,
+};
+
+use crate::device::{Reply, ReplyKind};
+use crate::packet::{BufferError, Packet, PacketBuf};
+
+/// The ring broke its protocol (lying indices, a packet running off the ring): the
+/// channel cannot be trusted any more and is closed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum RingBroken {
+    Incoming(ReadError),
+    Outgoing(WriteError),
+}
+
+impl fmt::Display for RingBroken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Incoming(e) => write!(f, "guest-to-host: {e}"),
+            Self::Outgoing(e) => write!(f, "host-to-guest: {e}"),
+        }
+    }
+}
+
+fn incoming(e: vmbus_ring::Corruption) -> RingBroken {
+    RingBroken::Incoming(ReadError::Corrupt(e))
+}
+
+fn outgoing(e: vmbus_ring::Corruption) -> RingBroken {
+    RingBroken::Outgoing(WriteError::Corrupt(e))
+}
+
+/// Whether a reply fits the outgoing ring.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Room {
+    Now,
+    /// Not now: the guest was asked to signal when it has read enough.
+    Later,
+    /// Larger than this ring can ever carry.
+    Never,
+}
+
+/// Ring bytes of a packet with a `payload_len`-byte payload and no headers beyond
+/// the descriptor: descriptor, payload padded to 8, trailer.
+fn ring_len(payload_len: usize) -> usize {
+    16usize
+        .saturating_add(payload_len.saturating_add(7) & !7)
+        .saturating_add(8)
+}
+
+#[derive(Debug)]
+pub struct RingTransport<M: RingMem> {
+    incoming: IncomingRing<M>,
+    outgoing: OutgoingRing<M>,
+    /// The guest's interrupts are masked while we drain its ring.
+    polling: bool,
+    /// Ring bytes the last reply that did not fit needed.
+    blocked: Option<u32>,
+    /// We asked the guest to signal free space.
+    waiting_for_space: bool,
+}
+
+impl<M: RingMem> RingTransport<M> {
+    /// `incoming` is the guest-to-host ring, `outgoing` the host-to-guest ring.
+    pub fn new(incoming: M, outgoing: M) -> Result<Self, AttachError> {
+        Ok(Self {
+            incoming: IncomingRing::new(incoming)?,
+            outgoing: OutgoingRing::new(outgoing)?,
+            polling: false,
+            blocked: None,
+            waiting_for_space: false,
+        })
+    }
+
+    /// The next packet, not yet consumed; `None` when the ring is empty.
+    pub fn peek(&mut self) -> Result<Option<IncomingPacket>, RingBroken> {
+        if !self.polling {
+            self.incoming.mask_interrupts();
+            self.polling = true;
+        }
+        match self.incoming.peek() {
+            Ok(p) => Ok(Some(p)),
+            Err(ReadError::Empty) => Ok(None),
+            Err(e) => Err(RingBroken::Incoming(e)),
+        }
+    }
+
+    /// Consumes the packet [`Self::peek`] returned.
+    pub fn consume(&mut self) -> Result<(), RingBroken> {
+        self.incoming.consume().map_err(RingBroken::Incoming)
+    }
+
+    /// Copies what a device acts on out of the ring into `buf`.
+    pub fn copy<'b>(
+        &self,
+        header: &IncomingPacket,
+        buf: &'b mut PacketBuf,
+    ) -> Result<Packet<'b>, RingBroken> {
+        let PacketBuf {
+            limits,
+            payload,
+            pfns,
+        } = buf;
+        payload.resize(header.payload.len().min(limits.max_payload), 0);
+        let n = self
+            .incoming
+            .copy_from(&header.payload, 0, payload)
+            .map_err(incoming)?;
+        payload.truncate(n);
+        let buffer = match header.kind {
+            IncomingKind::GpaDirect(g) => self.copy_range(&g, limits.max_pages, pfns)?,
+            _ => Ok(None),
+        };
+        Ok(Packet {
+            header: *header,
+            payload,
+            buffer: match buffer {
+                Ok(Some((byte_count, byte_offset))) => Ok(Some(GpaRangeRef {
+                    byte_count,
+                    byte_offset,
+                    pfns,
+                })),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            },
+        })
+    }
+
+    /// Copies the page numbers of a GPA-direct packet's only range into `pfns`.
+    #[allow(clippy::type_complexity)]
+    fn copy_range(
+        &self,
+        g: &vmbus_ring::GpaDirect,
+        max_pages: usize,
+        pfns: &mut alloc::vec::Vec<u64>,
+    ) -> Result<Result<Option<(u32, u32)>, BufferError>, RingBroken> {
+        if g.range_count != 1 {
+            return Ok(Err(BufferError::TooManyRanges(g.range_count)));
+        }
+        // The ring checked every range when it parsed the packet; re-reading one
+        // that changed since is the ring breaking.
+        let range = match self.incoming.gpa_ranges(g).next() {
+            Some(Ok(range)) => range,
+            Some(Err(e)) => return Err(incoming(e)),
+            None => return Ok(Err(BufferError::TooManyRanges(0))),
+        };
+        let pages = range.pfn_count();
+        if pages > max_pages {
+            return Ok(Err(BufferError::TooManyPages {
+                pages,
+                limit: max_pages,
+            }));
+        }
+        pfns.resize(pages, 0);
+        let got = self.incoming.read_pfns(&range, 0, pfns).map_err(incoming)?;
+        if got != pages {
+            return Err(incoming(vmbus_ring::Corruption::RangesPastHeader {
+                range_count: g.range_count,
+            }));
+        }
+        Ok(Ok(Some((range.byte_count, range.byte_offset))))
+    }
+
+    /// Whether a reply with a `payload_len`-byte payload fits now. When it does
+    /// not, [`Self::arm`] asks the guest for the space.
+    pub fn room(&mut self, payload_len: usize) -> Result<Room, RingBroken> {
+        let need = ring_len(payload_len);
+        if need > self.outgoing.max_packet_ring_size() {
+            return Ok(Room::Never);
+        }
+        let free = self.outgoing.free_bytes().map_err(outgoing)?;
+        if need <= free {
+            if self.waiting_for_space {
+                self.outgoing.clear_pending_send_size();
+                self.waiting_for_space = false;
+            }
+            Ok(Room::Now)
+        } else {
+            // need <= max_packet_ring_size, which is a u32 ring size.
+            self.blocked = Some(need as u32);
+            Ok(Room::Later)
+        }
+    }
+
+    /// Writes a reply. Room was checked first, so a full ring here is a ring that
+    /// lied about its read index.
+    pub fn send(&mut self, reply: &Reply, payload: &[u8]) -> Result<(), RingBroken> {
+        let packet = OutgoingPacket {
+            transaction_id: reply.transaction_id,
+            completion_requested: false,
+            kind: match reply.kind {
+                ReplyKind::Completion => OutgoingKind::Completion,
+                ReplyKind::InBand => OutgoingKind::InBand,
+            },
+        };
+        self.outgoing
+            .write_packet(&packet, &[payload])
+            .map_err(RingBroken::Outgoing)
+    }
+
+    /// Publishes what was read and written; returns whether the guest must be
+    /// signalled.
+    pub fn flush(&mut self) -> Result<bool, RingBroken> {
+        let wrote = self.outgoing.commit().map_err(outgoing)?;
+        let read = self.incoming.commit().map_err(incoming)?;
+        Ok(wrote || read)
+    }
+
+    /// About to wait: re-arms the wake-up (for space if a reply did not fit, else
+    /// for data). Returns `true` if what we would wait for is already there, so
+    /// the caller goes on instead of waiting.
+    pub fn arm(&mut self) -> Result<bool, RingBroken> {
+        if let Some(need) = self.blocked.take() {
+            self.waiting_for_space = true;
+            return self
+                .outgoing
+                .set_pending_send_size(need)
+                .map_err(RingBroken::Outgoing);
+        }
+        self.polling = false;
+        self.incoming.unmask_interrupts().map_err(incoming)
+    }
+}
