@@ -7,9 +7,9 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::sync::atomic::AtomicU64;
 
-use ipc::{Perms, Region};
+use ipc::Region;
+use netvsc_client::{Buffer, Layout, Netvsc};
 use vmbus_ring::{IncomingRing, OutgoingRing, RegionRingMem, RingMem as _, PAGE_SIZE};
 
 use crate::backend::Backend;
@@ -73,6 +73,13 @@ impl core::fmt::Debug for Host {
 }
 
 impl Host {
+    /// A pump for the client: serves this host whenever the driver waits.
+    pub fn pump(&mut self) -> impl FnMut() + '_ {
+        move || {
+            self.serve();
+        }
+    }
+
     /// Runs the NIC until it has nothing more to do right now.
     pub fn serve(&mut self) -> Served {
         if self.broken.is_some() {
@@ -103,14 +110,8 @@ impl Host {
     }
 }
 
-/// What the guest's driver gets: its ends of the rings and its memory.
-#[derive(Debug)]
-pub struct GuestSide {
-    pub ram: Region<'static>,
-    pub out: OutgoingRing<RingMem>,
-    pub inp: IncomingRing<RingMem>,
-    pub layout: GuestLayout,
-}
+/// The guest's driver, on its ends of the rings and its memory.
+pub type Client = Netvsc<'static, RingMem>;
 
 fn ring_mem(ram: Region<'static>, first_page: usize) -> RingMem {
     let region = ram
@@ -124,15 +125,10 @@ fn ring_mem(ram: Region<'static>, first_page: usize) -> RingMem {
     mem
 }
 
-/// A fresh guest: RAM laid out by `layout`, a NIC with `config` on `backend`.
-pub fn guest(layout: GuestLayout, config: Config, backend: Box<dyn Backend>) -> (Host, GuestSide) {
-    let words: &'static [AtomicU64] = Box::leak(
-        (0..layout.pages * PAGE_SIZE / 8)
-            .map(|_| AtomicU64::new(0))
-            .collect::<Vec<_>>()
-            .into_boxed_slice(),
-    );
-    let ram = Region::from_atomics(words, Perms::RW);
+/// A fresh guest: RAM laid out by `layout`, a NIC with `config` on `backend`,
+/// and the netvsc driver that talks to it.
+pub fn guest(layout: GuestLayout, config: Config, backend: Box<dyn Backend>) -> (Host, Client) {
+    let ram = ipc::testing::leaked_region(layout.pages * PAGE_SIZE);
     let g2h = ring_mem(ram, layout.guest_to_host);
     let h2g = ring_mem(ram, layout.host_to_guest);
     let attach = |m: RingMem| (IncomingRing::new(m), OutgoingRing::new(m));
@@ -156,11 +152,17 @@ pub fn guest(layout: GuestLayout, config: Config, backend: Box<dyn Backend>) -> 
         backend,
         broken: None,
     };
-    let side = GuestSide {
-        ram,
-        out: guest_out,
-        inp: guest_in,
-        layout,
+    let buffer = |(first, n): (usize, usize), gpadl| Buffer {
+        offset: first * PAGE_SIZE,
+        len: n * PAGE_SIZE,
+        gpadl,
     };
-    (host, side)
+    let client_layout = Layout {
+        ram,
+        base_pfn: 0,
+        receive: buffer(layout.receive, RECEIVE_GPADL),
+        send: buffer(layout.send, SEND_GPADL),
+        control_page: layout.control_page * PAGE_SIZE,
+    };
+    (host, Netvsc::new(guest_out, guest_in, client_layout))
 }

@@ -5,9 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-use netvsc_client::{Buffer, Layout, Netvsc};
 use netvsp::backend::Loopback;
-use netvsp::testing::{self, GuestLayout, GuestSide, Host, RingMem};
+use netvsp::testing::{self, Client, GuestLayout, Host};
 use netvsp::Config;
 use netvsp_protocol::nvsp::{self, u32le, Message, MessageType, Status, Version};
 use netvsp_protocol::rndis;
@@ -15,34 +14,12 @@ use vmbus_ring::PAGE_SIZE;
 
 const MAC: [u8; 6] = [0x00, 0x15, 0x5d, 0x01, 0x02, 0x03];
 
-fn client(side: GuestSide) -> Netvsc<'static, RingMem> {
-    let l = side.layout;
-    let layout = Layout {
-        ram: side.ram,
-        base_pfn: 0,
-        receive: Buffer {
-            offset: l.receive.0 * PAGE_SIZE,
-            len: l.receive.1 * PAGE_SIZE,
-            gpadl: testing::RECEIVE_GPADL,
-        },
-        send: Buffer {
-            offset: l.send.0 * PAGE_SIZE,
-            len: l.send.1 * PAGE_SIZE,
-            gpadl: testing::SEND_GPADL,
-        },
-        control_page: l.control_page * PAGE_SIZE,
-    };
-    Netvsc::new(side.out, side.inp, layout)
-}
-
-fn setup(receive_pages: usize) -> (Host, Netvsc<'static, RingMem>) {
-    let (host, side) = testing::guest(
+fn setup(receive_pages: usize) -> (Host, Client) {
+    testing::guest(
         GuestLayout::new(receive_pages, 16),
         Config::new(MAC),
         Box::new(Loopback::new(1 << 16)),
-    );
-    let c = client(side);
-    (host, c)
+    )
 }
 
 fn frame(seq: u32, len: usize) -> Vec<u8> {
@@ -59,9 +36,7 @@ fn frame(seq: u32, len: usize) -> Vec<u8> {
 fn bring_up_at_every_version_linux_tries() {
     for max in Version::SUPPORTED {
         let (mut host, mut c) = setup(64);
-        let info = c.bring_up(max, &mut || {
-            host.serve();
-        });
+        let info = c.bring_up(max, &mut host.pump());
         let info = info.unwrap_or_else(|e| panic!("{max:?}: {e:?}"));
         assert_eq!(info.version, max);
         assert_eq!((info.mac, info.mtu, info.link_up), (MAC, 1500, true));
@@ -82,9 +57,7 @@ fn version_one_alone_is_refused() {
         max_version: u32le(Version::V1.0),
     });
     let tid = c.send_raw(&init.encode(), true).unwrap();
-    let reply = c.completion(tid, &mut || {
-        host.serve();
-    });
+    let reply = c.completion(tid, &mut host.pump());
     let Ok(Message::InitComplete(done)) = Message::parse(&reply.unwrap()) else {
         panic!("no INIT_COMPLETE")
     };
@@ -93,7 +66,7 @@ fn version_one_alone_is_refused() {
 
 /// Sends `n` frames through the loopback and checks every one comes back once,
 /// in order, while the guest's receive sections are reused many times over.
-fn round_trip(host: &mut Host, c: &mut Netvsc<'static, RingMem>, n: u32, len: usize) {
+fn round_trip(host: &mut Host, c: &mut Client, n: u32, len: usize) {
     let (mut sent, mut got) = (0u32, 0u32);
     let mut pump = || {
         host.serve();
@@ -116,10 +89,7 @@ fn round_trip(host: &mut Host, c: &mut Netvsc<'static, RingMem>, n: u32, len: us
 #[test]
 fn frames_loop_back_in_order_through_reused_sections() {
     let (mut host, mut c) = setup(4);
-    c.bring_up(Version::V61, &mut || {
-        host.serve();
-    })
-    .unwrap();
+    c.bring_up(Version::V61, &mut host.pump()).unwrap();
     // 4 pages hold 9 sections: 2000 frames reuse each one ~200 times.
     round_trip(&mut host, &mut c, 2000, 1514);
     round_trip(&mut host, &mut c, 100, 60);
@@ -134,10 +104,7 @@ fn frames_loop_back_in_order_through_reused_sections() {
 #[test]
 fn link_changes_are_indicated() {
     let (mut host, mut c) = setup(8);
-    c.bring_up(Version::V61, &mut || {
-        host.serve();
-    })
-    .unwrap();
+    c.bring_up(Version::V61, &mut host.pump()).unwrap();
     host.nic.set_link(false);
     host.nic.set_link(true);
     host.serve();
@@ -177,10 +144,7 @@ fn status_of(reply: &[u8]) -> (MessageType, u32) {
 #[test]
 fn hostile_nvsp_messages_get_failure_statuses() {
     let (mut host, mut c) = setup(8);
-    c.bring_up(Version::V61, &mut || {
-        host.serve();
-    })
-    .unwrap();
+    c.bring_up(Version::V61, &mut host.pump()).unwrap();
     let mut unknown = [0u8; 40];
     unknown[0] = 0x77;
     let recv_again = Message::SendReceiveBuffer(nvsp::SendBuffer {
@@ -256,9 +220,7 @@ fn hostile_nvsp_messages_get_failure_statuses() {
     ];
     for (name, raw, ty, status) in cases {
         let tid = c.send_raw(&raw, true).unwrap();
-        let reply = c.completion(tid, &mut || {
-            host.serve();
-        });
+        let reply = c.completion(tid, &mut host.pump());
         let reply = reply.unwrap_or_else(|e| panic!("{name}: {e:?}"));
         assert_eq!(status_of(&reply), (ty, status), "{name}");
     }
@@ -275,10 +237,7 @@ fn hostile_nvsp_messages_get_failure_statuses() {
 #[test]
 fn hostile_rndis_requests_are_answered_invalid() {
     let (mut host, mut c) = setup(8);
-    c.bring_up(Version::V61, &mut || {
-        host.serve();
-    })
-    .unwrap();
+    c.bring_up(Version::V61, &mut host.pump()).unwrap();
     // A QUERY whose info buffer lies past its end, a SET too short to carry a
     // packet filter, and a QUERY of an OID nobody supports.
     let mut bad_query = Vec::new();
@@ -312,11 +271,7 @@ fn hostile_rndis_requests_are_answered_invalid() {
         (unknown, 79, rndis::Status::NOT_SUPPORTED),
     ];
     for (msg, id, want) in cases {
-        let answer = c
-            .rndis_raw(&msg, &mut || {
-                host.serve();
-            })
-            .unwrap();
+        let answer = c.rndis_raw(&msg, &mut host.pump()).unwrap();
         let (m, _) = rndis::parse(&answer).unwrap();
         let (got_id, status) = match m {
             rndis::Message::QueryComplete(q, _) => (q.request_id.get(), q.status.get()),
