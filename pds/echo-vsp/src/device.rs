@@ -9,7 +9,7 @@ use isolation::GuestMemory;
 use vmbus_device::{Limits, Packet, Reply, ReplyKind, VmbusDevice, VspPd};
 use vmbus_protocol::{Guid, OfferFlags, Relid};
 use vmbus_ring::{IncomingKind, IncomingPacket};
-use vmbus_server::vsp::VspOffer;
+use vsp_api::VspOffer;
 
 /// The interface this VSP offers. Not a Hyper-V device class: no guest driver
 /// binds to it by accident.

@@ -5,15 +5,15 @@
 use std::vec;
 use std::vec::Vec;
 
-use hvcall_pd::api::{self as hvapi, RegisterStatus, Registration};
+use hvcall_api::{self as hvapi, RegisterStatus, Registration};
 use ipc::testing::{leaked_region, FakeInit, Route, RoutingKernel};
 use ipc::{
     Channel, ChannelSet, Handler, HandlerError, IpcError, MessageInfo, MessageRegisters, Perms,
     Region,
 };
 use proptest::prelude::*;
-use synic_pd::api::Request as SynicRequest;
-use synic_pd::{Instance, SintTarget};
+use synic_api::Request as SynicRequest;
+use synic_api::{Instance, SintTarget};
 use vmbus_protocol::gpa;
 use vmbus_protocol::status::*;
 use vmbus_protocol::{GpadlId, OfferFlags, Relid, Version};
@@ -21,8 +21,8 @@ use vmbus_ring::{
     GpadlRingMem, IncomingKind, IncomingRing, OutgoingKind, OutgoingPacket, OutgoingRing,
     ReadError, PAGE_SIZE,
 };
-use vmbus_server::vsp::{self, MapGpadl, VspOffer, VspOpen, REPLY_NONE, REPLY_OK};
-use vmbus_server::Confidentiality;
+use vsp_api::Confidentiality;
+use vsp_api::{self as vsp, MapGpadl, VspOffer, VspOpen, REPLY_NONE, REPLY_OK};
 
 use vmbus_device::names as config;
 

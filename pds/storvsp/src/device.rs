@@ -18,7 +18,7 @@ use vmbus_protocol::ids::{interface, Guid};
 use vmbus_protocol::status::STATUS_INSUFFICIENT_RESOURCES;
 use vmbus_protocol::{OfferFlags, Relid};
 use vmbus_ring::{IncomingKind, IncomingPacket};
-use vmbus_server::vsp::{VspOffer, VspOpen};
+use vsp_api::{VspOffer, VspOpen};
 
 use crate::backend::{Backend, RegionBackend};
 use crate::scsi::{Controller, DiskConfig, ScsiAddress, ScsiDisk};

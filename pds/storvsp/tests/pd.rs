@@ -21,8 +21,8 @@ use vmbus_protocol::gpa::range_header;
 use vmbus_protocol::ids::interface;
 use vmbus_protocol::{GpadlId, Relid, Version};
 use vmbus_ring::GpadlRingMem;
-use vmbus_server::vsp::{self, MapGpadl, VspOffer, VspOpen};
-use vmbus_server::Confidentiality;
+use vsp_api::Confidentiality;
+use vsp_api::{self as vsp, MapGpadl, VspOffer, VspOpen};
 
 const VMBUS: Channel = Channel::new(1);
 const HVCALL: Channel = Channel::new(2);
@@ -356,7 +356,7 @@ fn bad_vsp_calls_are_refused() {
         k.calls
             .iter()
             .filter(|(ch, label, _)| {
-                *ch == HVCALL && *label == hvcall_pd::api::label::UNREGISTER_CONNECTION
+                *ch == HVCALL && *label == hvcall_api::label::UNREGISTER_CONNECTION
             })
             .map(|(_, _, args)| args.clone())
             .collect::<Vec<_>>()

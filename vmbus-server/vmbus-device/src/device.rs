@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use isolation::GuestMemory;
 use vmbus_protocol::Relid;
 use vmbus_ring::IncomingPacket;
-use vmbus_server::vsp::{VspOffer, VspOpen};
+use vsp_api::{VspOffer, VspOpen};
 
 use crate::packet::Packet;
 

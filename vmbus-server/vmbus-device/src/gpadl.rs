@@ -13,8 +13,7 @@ use vmbus_protocol::status::{
     STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER, STATUS_SUCCESS,
 };
 use vmbus_protocol::{GpadlId, Relid};
-use vmbus_server::vsp::{self, MapGpadl};
-use vmbus_server::Confidentiality;
+use vsp_api::{self as vsp, Confidentiality, MapGpadl};
 
 /// GPADLs held at once, and pages per GPADL (a 1 MiB ring and its control page
 /// each way fits).

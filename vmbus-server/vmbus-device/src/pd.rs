@@ -12,7 +12,7 @@ use alloc::format;
 use alloc::vec::Vec;
 use core::fmt;
 
-use hvcall_pd::api::{
+use hvcall_api::{
     register_connection, unregister_connection, RegisterStatus, Registration, RouteKind,
 };
 use hvdef::Vtl;
@@ -21,13 +21,13 @@ use ipc::{
     MessageRegisters, Perms, Region,
 };
 use isolation::{GpaClass, GuestMemory};
-use synic_pd::{Instance, SintTarget};
+use synic_api::{Instance, SintTarget};
 use vmbus_protocol::status::{
     STATUS_DEVICE_NOT_CONNECTED, STATUS_INVALID_PARAMETER, STATUS_SUCCESS, STATUS_UNSUCCESSFUL,
 };
 use vmbus_protocol::{GpadlId, Relid};
 use vmbus_ring::GpadlRingMem;
-use vmbus_server::vsp::{self, VspOpen, VspRequest, REPLY_NONE, REPLY_OK};
+use vsp_api::{self as vsp, VspOpen, VspRequest, REPLY_NONE, REPLY_OK};
 
 use crate::device::VmbusDevice;
 use crate::gpadl::GpadlTable;
@@ -383,8 +383,7 @@ impl<'a, D: VmbusDevice> VspPd<'a, D> {
                     if done.signal {
                         // A full SynIC queue only delays the guest; it polls on its
                         // next interrupt anyway.
-                        match synic_pd::api::signal_event(kernel, self.channels.synic, target, flag)
-                        {
+                        match synic_api::signal_event(kernel, self.channels.synic, target, flag) {
                             Ok(Ok(_)) => {}
                             other => self.log(
                                 kernel,
