@@ -256,6 +256,25 @@ macro_rules! __wire_take {
     };
 }
 
+/// The [`Message`] impl over the inherent `encode`/`decode` the macro generates.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __wire_message_impl {
+    ($name:ident) => {
+        impl $crate::wire::Message for $name {
+            fn encode(&self, mrs: &mut $crate::MessageRegisters) -> $crate::MessageInfo {
+                Self::encode(self, mrs)
+            }
+            fn decode(
+                msg: $crate::MessageInfo,
+                mrs: &$crate::MessageRegisters,
+            ) -> Result<Self, $crate::wire::DecodeError> {
+                Self::decode(msg, mrs)
+            }
+        }
+    };
+}
+
 /// Encodes the listed fields (bound as references) into `$regs` from register 0.
 #[doc(hidden)]
 #[macro_export]
@@ -339,17 +358,7 @@ macro_rules! wire_message {
             }
         }
 
-        impl $crate::wire::Message for $name {
-            fn encode(&self, mrs: &mut $crate::MessageRegisters) -> $crate::MessageInfo {
-                Self::encode(self, mrs)
-            }
-            fn decode(
-                msg: $crate::MessageInfo,
-                mrs: &$crate::MessageRegisters,
-            ) -> Result<Self, $crate::wire::DecodeError> {
-                Self::decode(msg, mrs)
-            }
-        }
+        $crate::__wire_message_impl!($name);
 
         const _: () = assert!($name::REGS <= $crate::MAX_MESSAGE_REGISTERS);
 
@@ -448,17 +457,7 @@ macro_rules! wire_message {
             }
         }
 
-        impl $crate::wire::Message for $name {
-            fn encode(&self, mrs: &mut $crate::MessageRegisters) -> $crate::MessageInfo {
-                Self::encode(self, mrs)
-            }
-            fn decode(
-                msg: $crate::MessageInfo,
-                mrs: &$crate::MessageRegisters,
-            ) -> Result<Self, $crate::wire::DecodeError> {
-                Self::decode(msg, mrs)
-            }
-        }
+        $crate::__wire_message_impl!($name);
 
         const _: () = assert!(
             $crate::wire::max(&[$(0 $($(+ $crate::__wire_regs!($t $(, $c)?))*)?),*])

@@ -151,76 +151,117 @@ fn target(instance: Instance) -> SintTarget {
     }
 }
 
+/// (what, how the grants are wrong, the error init must report)
+type InitCase = (
+    &'static str,
+    fn(FakeInit) -> FakeInit,
+    fn(&InitError) -> bool,
+);
+
 #[test]
 fn init_reports_what_system_xml_got_wrong() {
-    let mut init = fake_init();
-    init = init.variable(VP_COUNT, 3);
-    assert_eq!(
-        Pd::init(&init).unwrap_err(),
-        InitError::InvalidVariable {
-            name: VP_COUNT,
-            value: 3
-        }
-    );
-    init = init.variable(VP_COUNT, 0);
-    assert!(matches!(
-        Pd::init(&init),
-        Err(InitError::InvalidVariable { .. })
-    ));
-    init = init.without_variable(VP_COUNT);
-    assert_eq!(
-        Pd::init(&init).unwrap_err(),
-        InitError::MissingVariable(VP_COUNT)
-    );
-
-    let mut init = fake_init();
-    let read_only = ram(&init).restrict(Perms::R);
-    init = init.region(GUEST_RAM, read_only);
-    assert!(matches!(
-        Pd::init(&init),
-        Err(InitError::RegionPerms {
-            name: GUEST_RAM,
-            ..
-        })
-    ));
-
-    let mut init = fake_init();
-    init = init.region(IRQ_QUEUE, leaked_region(64));
-    assert!(matches!(
-        Pd::init(&init),
-        Err(InitError::RegionTooSmall {
-            name: IRQ_QUEUE,
-            ..
-        })
-    ));
-
-    let mut init = fake_init();
-    init = init.variable(VCPU_CHANNEL, 62);
-    assert!(matches!(
-        Pd::init(&init),
-        Err(InitError::InvalidVariable {
-            name: VCPU_CHANNEL,
-            ..
-        })
-    ));
-
-    let mut init = fake_init();
-    init = init.variable(MSR_CHANNELS, 1 << 62);
-    assert!(matches!(
-        Pd::init(&init),
-        Err(InitError::InvalidVariable {
-            name: MSR_CHANNELS,
-            ..
-        })
-    ));
-
-    let mut init = fake_init();
-    init = init.region(GUEST_SHARED, leaked_region(4096));
-    assert_eq!(
-        Pd::init(&init).unwrap_err(),
-        InitError::MissingVariable(GUEST_SHARED_GPA)
-    );
-    init = init.variable(GUEST_SHARED_GPA, 1 << 40);
+    let cases: &[InitCase] = &[
+        (
+            "more VPs than built for",
+            |i| i.variable(VP_COUNT, 3),
+            |e| {
+                *e == InitError::InvalidVariable {
+                    name: VP_COUNT,
+                    value: 3,
+                }
+            },
+        ),
+        (
+            "no VPs",
+            |i| i.variable(VP_COUNT, 0),
+            |e| matches!(e, InitError::InvalidVariable { name: VP_COUNT, .. }),
+        ),
+        (
+            "no VP count",
+            |i| i.without_variable(VP_COUNT),
+            |e| *e == InitError::MissingVariable(VP_COUNT),
+        ),
+        (
+            "read-only RAM",
+            |i| {
+                let read_only = ram(&i).restrict(Perms::R);
+                i.region(GUEST_RAM, read_only)
+            },
+            |e| {
+                matches!(
+                    e,
+                    InitError::RegionPerms {
+                        name: GUEST_RAM,
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            "tiny queue",
+            |i| i.region(IRQ_QUEUE, leaked_region(64)),
+            |e| {
+                matches!(
+                    e,
+                    InitError::RegionTooSmall {
+                        name: IRQ_QUEUE,
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            "channel id out of range",
+            |i| i.variable(VCPU_CHANNEL, 62),
+            |e| {
+                matches!(
+                    e,
+                    InitError::InvalidVariable {
+                        name: VCPU_CHANNEL,
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            "channel mask out of range",
+            |i| i.variable(MSR_CHANNELS, 1 << 62),
+            |e| {
+                matches!(
+                    e,
+                    InitError::InvalidVariable {
+                        name: MSR_CHANNELS,
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            "grant channel out of range",
+            |i| i.variable(GRANT_CHANNEL, 64),
+            |e| {
+                matches!(
+                    e,
+                    InitError::InvalidVariable {
+                        name: GRANT_CHANNEL,
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            "shared alias without its GPA",
+            |i| i.region(GUEST_SHARED, leaked_region(4096)),
+            |e| *e == InitError::MissingVariable(GUEST_SHARED_GPA),
+        ),
+    ];
+    for (what, break_it, expected) in cases {
+        let err = Pd::init(&break_it(fake_init())).expect_err(what);
+        assert!(expected(&err), "{what}: {err:?}");
+    }
+    let init = fake_init()
+        .region(GUEST_SHARED, leaked_region(4096))
+        .variable(GUEST_SHARED_GPA, 1 << 40);
     assert!(Pd::init(&init).is_ok());
 }
 
@@ -646,4 +687,89 @@ fn a_refused_poster_is_woken_when_the_guest_writes_eom() {
     assert!(!k.notified.contains(&HOSTRELAY));
     // A poster that was never refused is not woken.
     assert!(!k.notified.contains(&HVCALL));
+}
+
+#[test]
+fn a_vsp_sets_only_the_flags_vmbus_server_granted_its_channels() {
+    const VMBUS: Channel = Channel::new(4);
+    const VSP_A: Channel = Channel::new(5);
+    const VSP_B: Channel = Channel::new(6);
+    let deliverers = 1 << HVCALL.index() | 1 << VSP_A.index() | 1 << VSP_B.index();
+    let init = fake_init()
+        .variable(DELIVER_PV_CHANNELS, deliverers | 1 << VMBUS.index())
+        .variable(GRANT_CHANNEL, VMBUS.index() as u64)
+        .variable(VSP_CHANNEL_VARS[0], VSP_A.index() as u64)
+        .variable(VSP_CHANNEL_VARS[1], VSP_B.index() as u64);
+    let mut pd = Pd::init(&init).unwrap();
+    let mut k = RecordingKernel::default();
+    enable(&mut pd, &mut k, Instance::PARAVISOR, 0, 1);
+    let t = target(Instance::PARAVISOR);
+    let mut as_caller = |pd: &mut Pd, ch, req: Request| {
+        let (m, mrs) = call(pd, &mut k, ch, req).unwrap();
+        (m, mrs)
+    };
+    let grant = |vsp, relid, flag| Request::GrantEvent {
+        vsp,
+        relid,
+        target: t,
+        flag,
+    };
+    let signal = |flag| Request::SignalEvent { target: t, flag };
+    let status = |(m, mrs): (MessageInfo, MessageRegisters)| {
+        api::DeliveryReply::decode(m, &mrs).unwrap().status
+    };
+    let granted =
+        |(m, mrs): (MessageInfo, MessageRegisters)| api::GrantStatus::decode(m, &mrs).unwrap();
+
+    // Only vmbus-server grants.
+    assert_eq!(
+        granted(as_caller(&mut pd, VSP_A, grant(0, 1, 1))),
+        api::GrantStatus::NotPermitted
+    );
+    // vmbus-server speaks: from now on VSP channels are checked.
+    assert_eq!(
+        granted(as_caller(&mut pd, VMBUS, grant(1, 7, 7))),
+        api::GrantStatus::Ok
+    );
+    assert_eq!(
+        granted(as_caller(&mut pd, VMBUS, grant(2, 8, 8))),
+        api::GrantStatus::Invalid,
+        "no VSP in slot 2"
+    );
+    // A takes B's flag: refused, and the flag stays clear.
+    assert_eq!(
+        status(as_caller(&mut pd, VSP_A, signal(7))),
+        HvStatus::ACCESS_DENIED
+    );
+    // SIEF page 1, SINT 2's flags.
+    let flags_at = 4096 + 2 * 256;
+    assert_eq!(ram(&init).read::<u8>(flags_at).unwrap(), 0);
+    // B's own flag works; a flag it was not granted does not.
+    assert_eq!(
+        status(as_caller(&mut pd, VSP_B, signal(7))),
+        HvStatus::SUCCESS
+    );
+    assert_eq!(ram(&init).read::<u8>(flags_at).unwrap(), 1 << 7);
+    assert_eq!(
+        status(as_caller(&mut pd, VSP_B, signal(8))),
+        HvStatus::ACCESS_DENIED
+    );
+    // hvcall-pd is not a VSP: its event ports are its own business.
+    assert_eq!(
+        status(as_caller(&mut pd, HVCALL, signal(9))),
+        HvStatus::SUCCESS
+    );
+    // Revoked with the channel: B is refused too.
+    assert_eq!(
+        granted(as_caller(
+            &mut pd,
+            VMBUS,
+            Request::RevokeEvent { vsp: 1, relid: 7 }
+        )),
+        api::GrantStatus::Ok
+    );
+    assert_eq!(
+        status(as_caller(&mut pd, VSP_B, signal(7))),
+        HvStatus::ACCESS_DENIED
+    );
 }
