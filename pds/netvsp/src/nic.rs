@@ -360,32 +360,51 @@ impl<M: GuestBuffer> Nic<M> {
         .encode()
     }
 
+    /// The buffer a SEND_*_BUFFER names, cut into `section`-byte sections: at
+    /// most one of each kind, no larger than configured, at least one section.
+    fn new_buffer(
+        &mut self,
+        taken: bool,
+        gpadl: Option<M>,
+        max: usize,
+        section: u32,
+    ) -> Option<(M, u32)> {
+        let found = gpadl
+            .filter(|m| !taken && m.len() <= max)
+            .map(|m| {
+                let count = (m.len() / section as usize) as u32;
+                (m, count)
+            })
+            .filter(|(_, count)| *count > 0);
+        if found.is_none() {
+            self.stats.bad_messages += 1;
+        }
+        found
+    }
+
     fn receive_buffer(
         &mut self,
         b: nvsp::SendBuffer,
         gpadl: &mut dyn FnMut(u32) -> Option<M>,
     ) -> [u8; MESSAGE_SIZE] {
         let size = RECEIVE_SECTION_SIZE;
-        let found = match (&self.receive, gpadl(b.gpadl.get())) {
-            (None, Some(mem)) if mem.len() <= self.config.max_receive_buffer => {
-                let count = (mem.len() / size as usize) as u32;
-                (count > 0).then_some((mem, count))
-            }
-            _ => None,
-        };
-        let (status, count) = match found {
+        let mem = gpadl(b.gpadl.get());
+        let max = self.config.max_receive_buffer;
+        let count = match self.new_buffer(self.receive.is_some(), mem, max, size) {
             Some((mem, count)) => {
                 self.receive = Some(ReceiveBuffer {
                     mem,
                     id: b.id.get(),
                     sections: Sections::new(count),
                 });
-                (Status::SUCCESS, count)
+                count
             }
-            None => {
-                self.stats.bad_messages += 1;
-                (Status::FAILURE, 0)
-            }
+            None => 0,
+        };
+        let status = if count > 0 {
+            Status::SUCCESS
+        } else {
+            Status::FAILURE
         };
         Message::SendReceiveBufferComplete(nvsp::SendReceiveBufferComplete {
             status: u32le(status.0),
@@ -406,19 +425,15 @@ impl<M: GuestBuffer> Nic<M> {
         gpadl: &mut dyn FnMut(u32) -> Option<M>,
     ) -> [u8; MESSAGE_SIZE] {
         let size = SEND_SECTION_SIZE;
-        let ok = match (&self.send, gpadl(b.gpadl.get())) {
-            (None, Some(mem))
-                if mem.len() <= self.config.max_send_buffer && mem.len() >= size as usize =>
-            {
-                let sections = (mem.len() / size as usize) as u32;
+        let mem = gpadl(b.gpadl.get());
+        let max = self.config.max_send_buffer;
+        let ok = match self.new_buffer(self.send.is_some(), mem, max, size) {
+            Some((mem, sections)) => {
                 self.send = Some(SendBuffer { mem, sections });
                 true
             }
-            _ => false,
+            None => false,
         };
-        if !ok {
-            self.stats.bad_messages += 1;
-        }
         Message::SendSendBufferComplete(nvsp::SendSendBufferComplete {
             status: u32le(if ok {
                 Status::SUCCESS.0

@@ -53,13 +53,23 @@ impl Backend for Loopback {
     }
 
     fn receive(&mut self, buf: &mut [u8]) -> Option<usize> {
-        loop {
-            let frame = self.frames.pop_front()?;
-            if let Some(dst) = buf.get_mut(..frame.len()) {
-                dst.copy_from_slice(&frame);
-                return Some(frame.len());
-            }
-            self.dropped += 1;
+        pop_fitting(&mut self.frames, buf, &mut self.dropped)
+    }
+}
+
+/// Copies the next queued frame that fits `buf` into it, dropping (and counting)
+/// the ones that do not.
+pub(crate) fn pop_fitting(
+    frames: &mut VecDeque<Vec<u8>>,
+    buf: &mut [u8],
+    dropped: &mut u64,
+) -> Option<usize> {
+    loop {
+        let frame = frames.pop_front()?;
+        if let Some(dst) = buf.get_mut(..frame.len()) {
+            dst.copy_from_slice(&frame);
+            return Some(frame.len());
         }
+        *dropped += 1;
     }
 }

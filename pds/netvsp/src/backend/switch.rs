@@ -90,14 +90,7 @@ impl Backend for SwitchPort {
 
     fn receive(&mut self, buf: &mut [u8]) -> Option<usize> {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let port = &mut inner.ports[self.index];
-        loop {
-            let frame = port.frames.pop_front()?;
-            if let Some(dst) = buf.get_mut(..frame.len()) {
-                dst.copy_from_slice(&frame);
-                return Some(frame.len());
-            }
-            port.dropped += 1;
-        }
+        let port = inner.ports.get_mut(self.index)?;
+        super::pop_fitting(&mut port.frames, buf, &mut port.dropped)
     }
 }
