@@ -118,6 +118,19 @@ pub fn send_packet(fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<()> {
 /// Receives one packet into `buf`; returns its length, 0 when the peer closed.
 /// A packet longer than `buf` is reported as `InvalidData` rather than truncated.
 pub fn recv_packet(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    recv_with(fd, buf, 0)
+}
+
+/// As `recv_packet`, but `None` at once when no packet is queued.
+pub fn try_recv_packet(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    match recv_with(fd, buf, libc::MSG_DONTWAIT) {
+        Ok(n) => Ok(Some(n)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn recv_with(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
     loop {
         // SAFETY: buf is a valid mutable slice for the length passed.
         let n = unsafe {
@@ -125,7 +138,7 @@ pub fn recv_packet(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
                 fd.as_raw_fd(),
                 buf.as_mut_ptr().cast(),
                 buf.len(),
-                libc::MSG_TRUNC,
+                libc::MSG_TRUNC | flags,
             )
         };
         if n >= 0 {
@@ -266,14 +279,26 @@ pub fn epoll_del(epoll: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
-/// Blocks until at least one registered descriptor is ready; returns their tokens.
-pub fn epoll_wait(epoll: BorrowedFd<'_>, tokens: &mut Vec<u64>) -> io::Result<()> {
+/// Waits up to `timeout_ms` (-1: for ever, 0: not at all) for registered descriptors
+/// to be ready; returns their tokens (none on timeout).
+pub fn epoll_wait(
+    epoll: BorrowedFd<'_>,
+    tokens: &mut Vec<u64>,
+    timeout_ms: libc::c_int,
+) -> io::Result<()> {
     const MAX: usize = 64;
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; MAX];
     tokens.clear();
     loop {
         // SAFETY: events is a valid array of MAX epoll_event.
-        let n = unsafe { libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), MAX as i32, -1) };
+        let n = unsafe {
+            libc::epoll_wait(
+                epoll.as_raw_fd(),
+                events.as_mut_ptr(),
+                MAX as i32,
+                timeout_ms,
+            )
+        };
         if n >= 0 {
             tokens.extend(events.iter().take(n as usize).map(|e| e.u64));
             return Ok(());

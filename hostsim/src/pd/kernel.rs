@@ -6,6 +6,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use ipc::{Channel, IpcError, Kernel, MessageInfo, MessageRegisters};
 
+use super::spin::Spin;
 use crate::config::{ChannelGrant, PpRole};
 use crate::sys;
 use crate::wire;
@@ -92,7 +93,18 @@ impl Kernel for HostKernel {
                 }
             })?;
             buf.resize(wire::MAX_PACKET, 0);
-            let n = match sys::recv_packet(fd, &mut buf) {
+            // The callee is usually polling too (spin.rs): the reply comes within
+            // microseconds, and sleeping for it would cost a wake-up.
+            let mut spin = Spin::new();
+            let received = loop {
+                match sys::try_recv_packet(fd, &mut buf) {
+                    Ok(None) if spin.again() => {}
+                    Ok(None) => break sys::recv_packet(fd, &mut buf),
+                    Ok(Some(n)) => break Ok(n),
+                    Err(e) => break Err(e),
+                }
+            };
+            let n = match received {
                 Ok(0) => return Err(IpcError::PeerGone(ch)),
                 Ok(n) => n,
                 Err(e) if peer_gone(&e) => return Err(IpcError::PeerGone(ch)),

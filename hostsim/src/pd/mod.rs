@@ -3,6 +3,7 @@
 
 mod fault;
 mod kernel;
+mod spin;
 
 use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
@@ -256,8 +257,20 @@ fn event_loop<H: Handler>(mut handler: H, mut kernel: HostKernel) -> Result<Neve
     let mut tokens = Vec::new();
     let mut buf = vec![0u8; wire::MAX_PACKET];
     let mut reply = Vec::with_capacity(wire::MAX_PACKET);
+    // Set while work arrived recently: poll instead of sleeping (see spin.rs).
+    let mut spin: Option<spin::Spin> = None;
     loop {
-        sys::epoll_wait(epoll.as_fd(), &mut tokens).map_err(|e| format!("epoll_wait: {e}"))?;
+        let timeout = if spin.as_mut().is_some_and(spin::Spin::again) {
+            0
+        } else {
+            -1
+        };
+        sys::epoll_wait(epoll.as_fd(), &mut tokens, timeout)
+            .map_err(|e| format!("epoll_wait: {e}"))?;
+        if tokens.is_empty() {
+            continue;
+        }
+        spin = Some(spin::Spin::new());
         let mut set = ChannelSet::EMPTY;
         for &token in &tokens {
             let id = (token & 0xff) as usize;
