@@ -3,6 +3,10 @@ use crate::{
     Region,
 };
 
+/// What a protected call returns: the callee's reply label and length, or why the
+/// call did not happen.
+pub type PpReply = Result<MessageInfo, IpcError>;
+
 /// The capabilities a running PD can invoke. Each backend implements it: the
 /// host-sim runtime over eventfds and sockets, the kernel over system calls, and
 /// per-PD unit tests with a recording fake. Every call is checked against what
@@ -11,12 +15,7 @@ pub trait Kernel {
     fn notify(&mut self, ch: Channel) -> Result<(), IpcError>;
 
     /// A synchronous call into a higher-priority PD, run on the callee's budget.
-    fn pp_call(
-        &mut self,
-        ch: Channel,
-        msg: MessageInfo,
-        mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, IpcError>;
+    fn pp_call(&mut self, ch: Channel, msg: MessageInfo, mrs: &mut MessageRegisters) -> PpReply;
 
     fn irq_ack(&mut self, ch: Channel) -> Result<(), IpcError>;
 

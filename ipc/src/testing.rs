@@ -8,6 +8,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::AtomicU64;
 
+use crate::handler::PpReply;
 use crate::{
     Channel, Init, InitError, IpcError, Kernel, MessageInfo, MessageRegisters, Perms, Region,
 };
@@ -105,12 +106,7 @@ impl Kernel for RecordingKernel {
         Ok(())
     }
 
-    fn pp_call(
-        &mut self,
-        ch: Channel,
-        _msg: MessageInfo,
-        _mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, IpcError> {
+    fn pp_call(&mut self, ch: Channel, _: MessageInfo, _: &mut MessageRegisters) -> PpReply {
         Err(IpcError::NotGranted(ch))
     }
 
@@ -127,24 +123,14 @@ impl Kernel for RecordingKernel {
 /// Where a [`RoutingKernel`] sends protected calls: a test's fake peers, or the real
 /// handler of the PD on the other end of the channel.
 pub trait Route {
-    fn pp_call(
-        &mut self,
-        ch: Channel,
-        msg: MessageInfo,
-        mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, IpcError>;
+    fn pp_call(&mut self, ch: Channel, msg: MessageInfo, mrs: &mut MessageRegisters) -> PpReply;
 }
 
 impl<F> Route for F
 where
-    F: FnMut(Channel, MessageInfo, &mut MessageRegisters) -> Result<MessageInfo, IpcError>,
+    F: FnMut(Channel, MessageInfo, &mut MessageRegisters) -> PpReply,
 {
-    fn pp_call(
-        &mut self,
-        ch: Channel,
-        msg: MessageInfo,
-        mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, IpcError> {
+    fn pp_call(&mut self, ch: Channel, msg: MessageInfo, mrs: &mut MessageRegisters) -> PpReply {
         self(ch, msg, mrs)
     }
 }
@@ -171,12 +157,7 @@ impl<R: Route> Kernel for RoutingKernel<R> {
         self.record.notify(ch)
     }
 
-    fn pp_call(
-        &mut self,
-        ch: Channel,
-        msg: MessageInfo,
-        mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, IpcError> {
+    fn pp_call(&mut self, ch: Channel, msg: MessageInfo, mrs: &mut MessageRegisters) -> PpReply {
         self.route.pp_call(ch, msg, mrs)
     }
 
