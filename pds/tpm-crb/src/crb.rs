@@ -269,8 +269,10 @@ impl Crb {
         let (reg, locality) = (access.offset & !3, access.locality);
         match access.size {
             // The only 64-bit registers are read-only, so an 8-byte write is two
-            // dword writes; the first refusal stops it.
+            // dword writes, both checked before either takes effect.
             8 => {
+                self.check_dword(locality, reg)?;
+                self.check_dword(locality, reg + 4)?;
                 let low = self.write_dword(locality, reg, value as u32)?;
                 let high = self.write_dword(locality, reg + 4, (value >> 32) as u32)?;
                 Ok(if low == Effect::None { high } else { low })
@@ -286,7 +288,18 @@ impl Crb {
         }
     }
 
+    /// Whether a write to the dword `reg` would be taken.
+    fn check_dword(&self, locality: u8, reg: u64) -> Result<(), AccessError> {
+        match reg {
+            regs::LOC_CTRL | regs::CTRL_REQ | regs::INT_ENABLE | regs::INT_STS => Ok(()),
+            regs::CTRL_CANCEL | regs::CTRL_START if self.active == Some(locality) => Ok(()),
+            regs::CTRL_CANCEL | regs::CTRL_START => Err(AccessError::NotActive),
+            _ => Err(AccessError::ReadOnly),
+        }
+    }
+
     fn write_dword(&mut self, locality: u8, reg: u64, value: u32) -> Result<Effect, AccessError> {
+        self.check_dword(locality, reg)?;
         let active = self.active == Some(locality);
         match reg {
             regs::LOC_CTRL => {
@@ -311,16 +324,10 @@ impl Crb {
                 Ok(Effect::None)
             }
             regs::CTRL_CANCEL => {
-                if !active {
-                    return Err(AccessError::NotActive);
-                }
                 self.cancel = value & regs::INVOKE != 0;
                 Ok(Effect::None)
             }
             regs::CTRL_START => {
-                if !active {
-                    return Err(AccessError::NotActive);
-                }
                 // Writing 0 has no effect; a second START while one runs neither.
                 if value & regs::INVOKE == 0 || self.start {
                     return Ok(Effect::None);

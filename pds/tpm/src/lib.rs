@@ -6,7 +6,9 @@
 //!   engine until libtpms is ported (every command TPM_RC_FAILURE);
 //! - `libtpms` (feature `libtpms`, host): Debian's libtpms through its C API;
 //! - [`commands`]: the commands the PD and its tests issue, and a bounded reader
-//!   of their responses.
+//!   of their responses;
+//! - [`measured_boot`], [`eventlog`]: every PD image's hash extended into PCR 0
+//!   at start, in manifest order, and the TCG2 event log that replays it.
 #![no_std]
 
 extern crate alloc;
@@ -15,9 +17,11 @@ extern crate std;
 
 pub mod commands;
 pub mod engine;
+pub mod eventlog;
 #[cfg(feature = "libtpms")]
 pub mod libtpms;
 pub mod measure;
+pub mod measured_boot;
 pub mod pd;
 
 pub use engine::{Engine, EngineError, Unsupported};

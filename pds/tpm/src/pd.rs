@@ -7,6 +7,8 @@
 //! - region [`REGS`] (rw, optional): locality 0's register page, mapped read-only
 //!   into the VM at [`tpm_crb::api::CRB_BASE`]; this PD keeps the register block
 //!   current there after every call so guest reads need no exit;
+//! - regions [`MEASUREMENTS`] (r) and [`EVENT_LOG`] (rw, mapped read-only into the
+//!   VM at [`tpm_crb::api::LOG_GPA`]), optional: measured boot's input and output;
 //! - variable [`VMM_CHANNEL`]: the VMM PD's channel, the only one whose calls
 //!   reach the registers.
 //!
@@ -22,11 +24,13 @@ use ipc::{
     Channel, ChannelSet, Handler, HandlerError, Init, InitError, InitExt, Kernel, MessageInfo,
     MessageRegisters, Perms, Region,
 };
-use tpm_crb::api::{Request, Status, BUFFER_GPA, BUFFER_SIZE};
+use tpm_crb::api::{Request, Status, BUFFER_GPA, BUFFER_SIZE, LOG_SIZE};
 use tpm_crb::command::{error_response, Command, ResponseCode};
 use tpm_crb::crb::{BufferLayout, Crb, Effect};
 
 use crate::engine::{Engine, EngineError};
+use crate::eventlog::LogFull;
+use crate::measured_boot::{self, BootError, ListError, EVENT_LOG, MEASUREMENTS};
 
 pub const BUFFER: &str = "crb_buffer";
 pub const REGS: &str = "crb_regs";
@@ -51,6 +55,8 @@ pub struct TpmPd<E> {
     engine: E,
     buffer: Region<'static>,
     regs: Option<Region<'static>>,
+    measurements: Option<Region<'static>>,
+    event_log: Option<Region<'static>>,
     vmm: Channel,
     command: Vec<u8>,
     response: Vec<u8>,
@@ -80,6 +86,8 @@ impl<E: Engine> TpmPd<E> {
             });
         }
         let regs = init.optional(init.region_with(REGS, Perms::RW))?;
+        let measurements = init.optional(init.region_with(MEASUREMENTS, Perms::R))?;
+        let event_log = init.optional(init.region_with(EVENT_LOG, Perms::RW))?;
         let pd = Self {
             crb: Crb::new(BufferLayout {
                 gpa: BUFFER_GPA,
@@ -88,6 +96,8 @@ impl<E: Engine> TpmPd<E> {
             engine,
             buffer,
             regs,
+            measurements,
+            event_log,
             vmm,
             command: vec![0; size],
             response: vec![0; size],
@@ -117,6 +127,38 @@ impl<E: Engine> TpmPd<E> {
         let n = self.engine.execute(0, parsed, &mut out)?;
         out.truncate(n);
         Ok(out)
+    }
+
+    /// Measured boot (see [`crate::measured_boot`]): when a measurement list is
+    /// granted, starts the TPM, extends PCR 0 with every PD image's hash and
+    /// writes the event log to its region. Run once, before the guest; on an
+    /// error the PD must not serve (its PCRs would not describe this boot).
+    /// Returns the number of images measured.
+    pub fn measured_boot(&mut self, kernel: &mut dyn Kernel) -> Result<usize, BootError> {
+        let Some(region) = self.measurements else {
+            return Ok(0);
+        };
+        let mut bytes = vec![0; region.len()];
+        region
+            .read_bytes(0, &mut bytes)
+            .map_err(|_| BootError::List(ListError::BadMagic))?;
+        let list = measured_boot::parse(&bytes).map_err(BootError::List)?;
+        let capacity = self.event_log.map_or(LOG_SIZE as usize, |r| r.len());
+        let events = measured_boot::measure(|c| self.run_internal(c).ok(), &list, capacity)?;
+        if let Some(r) = self.event_log {
+            r.write_bytes(0, events.bytes())
+                .map_err(|_| BootError::Log(LogFull))?;
+        }
+        log(
+            kernel,
+            format_args!(
+                "measured {} PD images into PCR {}; event log {} bytes",
+                list.len(),
+                measured_boot::PCR,
+                events.bytes().len()
+            ),
+        );
+        Ok(list.len())
     }
 
     /// Copies the register block to the guest's read-only view.

@@ -36,13 +36,18 @@ pub struct Guest<E> {
 
 impl<E: Engine> Guest<E> {
     pub fn new(engine: E) -> Self {
+        Self::with(engine, |init| init)
+    }
+
+    /// With more grants than the CRB's (measured boot's regions, ...).
+    pub fn with(engine: E, grants: impl FnOnce(FakeInit) -> FakeInit) -> Self {
         let buffer = leaked_region(4096);
         let regs = leaked_region(4096);
         let init = FakeInit::new("tpm")
             .region(BUFFER, buffer)
             .region(REGS, regs)
             .variable(VMM_CHANNEL, 0);
-        let pd = TpmPd::init(&init, engine).expect("tpm PD starts");
+        let pd = TpmPd::init(&grants(init), engine).expect("tpm PD starts");
         Self {
             pd,
             kernel: RecordingKernel::default(),
