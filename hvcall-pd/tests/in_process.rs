@@ -32,7 +32,8 @@ const H_HOST: Channel = Channel::new(2);
 const H_VMBUS: Channel = Channel::new(3); // a service PD that also owns SynIC ports
 const H_RELAY: Channel = Channel::new(4); // may route to the host
 const H_VSP: Channel = Channel::new(5); // a signal-only service (a VSP)
-                                        // synic-pd's channel ids
+const H_VSP_B: Channel = Channel::new(6); // another VSP
+                                          // synic-pd's channel ids
 const S_VCPU: Channel = Channel::new(0);
 const S_HVCALL: Channel = Channel::new(1);
 
@@ -138,8 +139,13 @@ struct Rig {
 
 impl Rig {
     fn new() -> Self {
+        Self::with(|init| init)
+    }
+
+    /// A rig whose hvcall-pd grants are `hvcall_init` changed by `adjust`.
+    fn with(adjust: impl FnOnce(FakeInit) -> FakeInit) -> Self {
         let mem = Memory::new();
-        let hvcall = Box::new(HvcallPd::init(&mem.hvcall_init()).unwrap());
+        let hvcall = Box::new(HvcallPd::init(&adjust(mem.hvcall_init())).unwrap());
         let synic = Box::new(SynicPd::init(&mem.synic_init()).unwrap());
         let mut rig = Rig {
             mem,
@@ -381,6 +387,79 @@ fn a_signal_only_service_claims_only_its_range_and_takes_no_messages() {
     assert_eq!(r.world.record.notified, [H_VSP]);
     // Without a range variable (service 0 here) any id may be claimed.
     assert_eq!(r.register(H_VMBUS, service(0x2004)), RegisterStatus::Ok);
+}
+
+/// vmbus-server (H_VMBUS) grants VSP slot 0 (H_VSP) and slot 1 (H_VSP_B).
+fn granting_rig() -> Rig {
+    Rig::with(|init| {
+        init.variable(hv::SERVICE_CHANNEL_VARS[2], H_VSP_B.index() as u64)
+            .variable(hv::GRANT_CHANNEL, H_VMBUS.index() as u64)
+            .variable(hv::VSP_CHANNEL_VARS[0], H_VSP.index() as u64)
+            .variable(hv::VSP_CHANNEL_VARS[1], H_VSP_B.index() as u64)
+    })
+}
+
+impl Rig {
+    fn grant(&mut self, ch: Channel, vsp: u8, relid: u32, connection_id: u32) -> RegisterStatus {
+        let g = api::ConnectionGrant {
+            vsp,
+            relid,
+            connection_id,
+            vtl: Vtl::VTL0,
+        };
+        let mut mrs = MessageRegisters::new();
+        let msg = g.encode(&mut mrs);
+        let reply = self.call(ch, msg, &mut mrs).unwrap();
+        RegisterStatus::from_label(reply.label()).unwrap()
+    }
+
+    fn revoke(&mut self, vsp: u8, relid: u32) -> RegisterStatus {
+        let mut mrs = MessageRegisters::new();
+        let msg = api::ConnectionRevoke { vsp, relid }.encode(&mut mrs);
+        let reply = self.call(H_VMBUS, msg, &mut mrs).unwrap();
+        RegisterStatus::from_label(reply.label()).unwrap()
+    }
+}
+
+#[test]
+fn a_vsp_claims_only_the_connections_vmbus_server_granted_its_channels() {
+    let mut r = granting_rig();
+    let service = |connection_id| Registration {
+        connection_id,
+        vtl: Vtl::VTL0,
+        kind: RouteKind::Service,
+    };
+    // Only vmbus-server grants; a grant names a VSP slot that exists.
+    assert_eq!(r.grant(H_VSP, 0, 1, 0x2001), RegisterStatus::NotPermitted);
+    assert_eq!(r.grant(H_VMBUS, 1, 1, 0x2001), RegisterStatus::Ok);
+    assert_eq!(r.grant(H_VMBUS, 3, 9, 0x2009), RegisterStatus::Invalid);
+    // One owner per connection.
+    assert_eq!(r.grant(H_VMBUS, 0, 2, 0x2001), RegisterStatus::Duplicate);
+    // VSP A cannot claim B's connection, nor one nobody was granted; B can.
+    assert_eq!(
+        r.register(H_VSP, service(0x2001)),
+        RegisterStatus::NotPermitted
+    );
+    assert_eq!(
+        r.register(H_VSP, service(0x2005)),
+        RegisterStatus::NotPermitted
+    );
+    assert_eq!(r.register(H_VSP_B, service(0x2001)), RegisterStatus::Ok);
+    // B's doorbell reaches B only.
+    assert_eq!(r.signal(0x2001, 0), HvStatus::SUCCESS);
+    assert_eq!(r.world.record.notified, [H_VSP_B]);
+    // B never unregisters (its ring broke, say); the revoke at close drops its route
+    // too, so the guest's doorbell reaches nobody and the id is B's no more.
+    assert_eq!(r.revoke(1, 1), RegisterStatus::Ok);
+    assert_eq!(r.signal(0x2001, 0), HvStatus::INVALID_CONNECTION_ID);
+    assert_eq!(
+        r.register(H_VSP_B, service(0x2001)),
+        RegisterStatus::NotPermitted
+    );
+    assert_eq!(r.revoke(1, 1), RegisterStatus::NotFound);
+    // Freed, it can be granted to A's channel.
+    assert_eq!(r.grant(H_VMBUS, 0, 3, 0x2001), RegisterStatus::Ok);
+    assert_eq!(r.register(H_VSP, service(0x2001)), RegisterStatus::Ok);
 }
 
 #[test]
