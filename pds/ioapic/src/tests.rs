@@ -29,6 +29,11 @@ fn wr(io: &mut Ioapic, index: u8, value: u32, sink: &mut Sink) {
     io.mmio_write(IOWIN, 4, u64::from(value), sink);
 }
 
+/// An 82093AA with ID 0 and an empty sink.
+fn fresh() -> (Ioapic, Sink) {
+    (Ioapic::new(0, VERSION_82093AA), Sink::default())
+}
+
 /// Programs pin `pin`: vector, level?, masked?, destination.
 fn program(
     io: &mut Ioapic,
@@ -71,8 +76,7 @@ fn reset_state_and_identity_registers() {
 
 #[test]
 fn id_is_four_bits_and_version_arbitration_are_read_only() {
-    let mut io = Ioapic::new(0, VERSION_82093AA);
-    let mut s = Sink::default();
+    let (mut io, mut s) = fresh();
     wr(&mut io, REG_ID, 0xffff_ffff, &mut s);
     assert_eq!(rd(&mut io, REG_ID), 0x0f << 24);
     assert_eq!(rd(&mut io, REG_ARBITRATION), 0x0f << 24);
@@ -88,8 +92,7 @@ fn id_is_four_bits_and_version_arbitration_are_read_only() {
 
 #[test]
 fn ioregsel_reads_back_and_accepts_byte_writes() {
-    let mut io = Ioapic::new(0, VERSION_82093AA);
-    let mut s = Sink::default();
+    let (mut io, mut s) = fresh();
     io.mmio_write(IOREGSEL, 4, 0xdead_be12, &mut s);
     assert_eq!(io.mmio_read(IOREGSEL, 4), 0x12);
     io.mmio_write(IOREGSEL, 1, 0x01, &mut s);
@@ -109,8 +112,7 @@ fn ioregsel_reads_back_and_accepts_byte_writes() {
 
 #[test]
 fn redirection_entries_keep_read_only_bits_and_drop_reserved_ones() {
-    let mut io = Ioapic::new(0, VERSION_82093AA);
-    let mut s = Sink::default();
+    let (mut io, mut s) = fresh();
     // Level, unmasked, vector 0x30, then assert: remote IRR becomes 1.
     program(&mut io, 5, 0x30, true, false, 1, &mut s);
     io.set_irq(5, true, &mut s);
@@ -142,8 +144,7 @@ fn redirection_entries_keep_read_only_bits_and_drop_reserved_ones() {
 
 #[test]
 fn edge_delivers_once_per_rising_edge() {
-    let mut io = Ioapic::new(0, VERSION_82093AA);
-    let mut s = Sink::default();
+    let (mut io, mut s) = fresh();
     program(&mut io, 1, 0x41, false, false, 3, &mut s);
     io.set_irq(1, true, &mut s);
     io.set_irq(1, true, &mut s);
@@ -174,8 +175,7 @@ fn edge_delivers_once_per_rising_edge() {
 
 #[test]
 fn masked_edges_are_lost() {
-    let mut io = Ioapic::new(0, VERSION_82093AA);
-    let mut s = Sink::default();
+    let (mut io, mut s) = fresh();
     program(&mut io, 2, 0x42, false, true, 0, &mut s);
     io.set_irq(2, true, &mut s);
     io.set_irq(2, false, &mut s);
@@ -187,8 +187,7 @@ fn masked_edges_are_lost() {
 
 #[test]
 fn level_remote_irr_eoi_and_redelivery() {
-    let mut io = Ioapic::new(0, VERSION_82093AA);
-    let mut s = Sink::default();
+    let (mut io, mut s) = fresh();
     program(&mut io, 9, 0x59, true, false, 0, &mut s);
     io.set_irq(9, true, &mut s);
     assert_eq!(s.got.len(), 1);
@@ -213,8 +212,7 @@ fn level_remote_irr_eoi_and_redelivery() {
 
 #[test]
 fn unmasking_an_asserted_level_line_delivers() {
-    let mut io = Ioapic::new(0, VERSION_82093AA);
-    let mut s = Sink::default();
+    let (mut io, mut s) = fresh();
     program(&mut io, 4, 0x34, true, true, 0, &mut s);
     io.set_irq(4, true, &mut s);
     assert!(s.got.is_empty());
@@ -249,8 +247,7 @@ fn eoi_register_only_on_version_0x20() {
 
 #[test]
 fn switching_to_edge_clears_remote_irr() {
-    let mut io = Ioapic::new(0, VERSION_82093AA);
-    let mut s = Sink::default();
+    let (mut io, mut s) = fresh();
     program(&mut io, 7, 0x77, true, false, 0, &mut s);
     io.set_irq(7, true, &mut s);
     assert!(io.entry(7).is_some_and(|e| e.remote_irr()));
@@ -260,8 +257,7 @@ fn switching_to_edge_clears_remote_irr() {
 
 #[test]
 fn delivery_modes_destinations_and_reserved_modes() {
-    let mut io = Ioapic::new(0, VERSION_82093AA);
-    let mut s = Sink::default();
+    let (mut io, mut s) = fresh();
     // Logical destination, lowest priority, level.
     let low = 0x51 | (1 << 8) | (1 << 11) | (1 << 15);
     wr(&mut io, REG_REDIR_BASE + 1, 0x0f << 24, &mut s);
@@ -302,8 +298,7 @@ fn delivery_modes_destinations_and_reserved_modes() {
 
 #[test]
 fn a_full_sink_leaves_the_request_pending() {
-    let mut io = Ioapic::new(0, VERSION_82093AA);
-    let mut s = Sink::default();
+    let (mut io, mut s) = fresh();
     program(&mut io, 10, 0x70, false, false, 0, &mut s);
     program(&mut io, 11, 0x71, true, false, 0, &mut s);
     s.full = true;
