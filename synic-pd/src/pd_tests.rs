@@ -314,80 +314,27 @@ fn each_channel_may_only_do_its_role() {
 
 #[test]
 fn malformed_requests_are_bad_requests() {
-    let init = fake_init();
-    let mut pd = Pd::init(&init).unwrap();
+    use api::label::{POST_MESSAGE, READ_MSR};
+    let mut pd = Pd::init(&fake_init()).unwrap();
     let mut k = RecordingKernel::default();
-    let mut mrs = MessageRegisters::new();
-    let bad = |label| HandlerError::BadRequest {
-        channel: VCPU,
-        label,
-    };
-    assert_eq!(
-        pd.protected(&mut k, VCPU, MessageInfo::new(0x9999, 4), &mut mrs)
-            .unwrap_err(),
-        bad(0x9999)
-    );
-    assert_eq!(
-        pd.protected(
-            &mut k,
-            VCPU,
-            MessageInfo::new(api::label::READ_MSR, 2),
-            &mut mrs
-        )
-        .unwrap_err(),
-        bad(api::label::READ_MSR),
-        "too few registers"
-    );
-    mrs.set(1, 2);
-    assert_eq!(
-        pd.protected(
-            &mut k,
-            VCPU,
-            MessageInfo::new(api::label::READ_MSR, 3),
-            &mut mrs
-        )
-        .unwrap_err(),
-        bad(api::label::READ_MSR),
-        "instance 2 does not exist"
-    );
-    mrs.set(1, 0);
-    mrs.set(0, 1 << 32);
-    assert_eq!(
-        pd.protected(
-            &mut k,
-            VCPU,
-            MessageInfo::new(api::label::READ_MSR, 3),
-            &mut mrs
-        )
-        .unwrap_err(),
-        bad(api::label::READ_MSR)
-    );
-    mrs.set(0, 7);
-    mrs.set(2, HV_X64_MSR_SCONTROL as u64);
-    assert_eq!(
-        pd.protected(
-            &mut k,
-            VCPU,
-            MessageInfo::new(api::label::READ_MSR, 3),
-            &mut mrs
-        )
-        .unwrap_err(),
-        bad(api::label::READ_MSR),
-        "vp beyond vp_count"
-    );
-    assert_eq!(
-        pd.protected(
-            &mut k,
-            HVCALL,
-            MessageInfo::new(api::label::POST_MESSAGE, 20),
-            &mut mrs
-        )
-        .unwrap_err(),
-        HandlerError::BadRequest {
-            channel: HVCALL,
-            label: api::label::POST_MESSAGE
-        }
-    );
+    let scontrol = HV_X64_MSR_SCONTROL as u64;
+    // (what, caller, label, count, registers)
+    let cases: &[(&str, Channel, u64, usize, [u64; 3])] = &[
+        ("unknown label", VCPU, 0x9999, 4, [0; 3]),
+        ("too few registers", VCPU, READ_MSR, 2, [0; 3]),
+        ("instance 2 does not exist", VCPU, READ_MSR, 3, [0, 2, 0]),
+        ("vp over 32 bits", VCPU, READ_MSR, 3, [1 << 32, 0, 0]),
+        ("vp beyond vp_count", VCPU, READ_MSR, 3, [7, 0, scontrol]),
+        ("message cut short", HVCALL, POST_MESSAGE, 20, [0; 3]),
+    ];
+    for &(what, channel, label, count, regs) in cases {
+        let mut mrs = MessageRegisters::new();
+        mrs.0[..3].copy_from_slice(&regs);
+        let err = pd
+            .protected(&mut k, channel, MessageInfo::new(label, count), &mut mrs)
+            .unwrap_err();
+        assert_eq!(err, HandlerError::BadRequest { channel, label }, "{what}");
+    }
 }
 
 #[test]
@@ -436,34 +383,28 @@ fn the_api_clients_round_trip_through_the_handler() {
         inner: RecordingKernel::default(),
     });
     let msg = HvMessage::new(HvMessageType::VMBUS, 5, b"abc").unwrap();
-    assert_eq!(
-        api::post_message(&mut lb, Channel::new(9), target(Instance::PARAVISOR), &msg),
-        Ok(Ok(PostOutcome::Delivered))
-    );
-    assert_eq!(
-        api::post_message(&mut lb, Channel::new(9), target(Instance::PARAVISOR), &msg),
-        Ok(Ok(PostOutcome::Queued))
-    );
-    assert_eq!(
-        api::post_message(&mut lb, Channel::new(9), target(Instance::PARAVISOR), &msg),
-        Ok(Ok(PostOutcome::Queued))
-    );
-    assert_eq!(
-        api::post_message(&mut lb, Channel::new(9), target(Instance::PARAVISOR), &msg),
-        Ok(Err(HvStatus::INSUFFICIENT_BUFFERS))
-    );
-    assert_eq!(
-        api::signal_event(&mut lb, Channel::new(9), target(Instance::PARAVISOR), 3),
-        Ok(Ok(true))
-    );
-    assert_eq!(
-        api::signal_event(&mut lb, Channel::new(9), target(Instance::PARAVISOR), 3),
-        Ok(Ok(false))
-    );
-    assert_eq!(
-        api::signal_event(&mut lb, Channel::new(9), target(Instance::PARAVISOR), 4096),
-        Ok(Err(HvStatus::INVALID_PARAMETER))
-    );
+    let pv = target(Instance::PARAVISOR);
+    let posts = [
+        Ok(PostOutcome::Delivered),
+        Ok(PostOutcome::Queued),
+        Ok(PostOutcome::Queued),
+        Err(HvStatus::INSUFFICIENT_BUFFERS),
+    ];
+    for want in posts {
+        let got = api::post_message(&mut lb, Channel::new(9), pv, &msg);
+        assert_eq!(got, Ok(want));
+    }
+    let signals = [
+        (3, Ok(true)),
+        (3, Ok(false)),
+        (4096, Err(HvStatus::INVALID_PARAMETER)),
+    ];
+    for (flag, want) in signals {
+        assert_eq!(
+            api::signal_event(&mut lb, Channel::new(9), pv, flag),
+            Ok(want)
+        );
+    }
     lb.route.caller = VCPU;
     assert_eq!(
         api::read_msr(

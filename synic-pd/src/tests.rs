@@ -189,9 +189,18 @@ impl Rig {
         )
     }
 
+    fn sint(&mut self, vp: u32, inst: Instance, sint: u8, reg: SintRegister) {
+        self.wrmsr(vp, inst, HV_X64_MSR_SINT0 + u32::from(sint), reg.0)
+            .unwrap();
+    }
+
     fn eom(&mut self, vp: u32, inst: Instance) {
         self.wrmsr(vp, inst, HV_X64_MSR_EOM, 0).unwrap();
     }
+}
+
+fn target(vp: u32, instance: Instance, sint: u8) -> SintTarget {
+    SintTarget { vp, instance, sint }
 }
 
 fn irq(vp: u32, vector: u8, inst: Instance, sint: u8) -> InterruptRequest {
@@ -461,14 +470,7 @@ fn a_busy_slot_queues_marks_pending_and_eom_delivers_the_next() {
     assert_eq!(slot.header.flags, 0, "queue empty: no EOM needed");
     assert_eq!(r.irqs.take().len(), 1);
     assert!(!r.guest.free_slot(0, 2));
-    assert_eq!(
-        r.synic.queued(SintTarget {
-            vp: 0,
-            instance: PV,
-            sint: 2
-        }),
-        0
-    );
+    assert_eq!(r.synic.queued(target(0, PV, 2)), 0);
 }
 
 #[test]
@@ -481,14 +483,7 @@ fn eom_without_a_free_slot_delivers_nothing() {
     r.eom(0, PV);
     assert_eq!(r.guest.slot(0, 2).payload(), b"one");
     assert!(r.irqs.take().is_empty());
-    assert_eq!(
-        r.synic.queued(SintTarget {
-            vp: 0,
-            instance: PV,
-            sint: 2
-        }),
-        1
-    );
+    assert_eq!(r.synic.queued(target(0, PV, 2)), 1);
 }
 
 #[test]
@@ -535,20 +530,13 @@ fn a_slot_freed_without_eom_is_refilled_in_order_by_the_next_post() {
 fn masked_sints_deliver_nothing_until_unmasked() {
     let mut r = Rig::new();
     r.enable(0, PV, 0, 1, 2, 0x50);
-    r.wrmsr(
-        0,
-        PV,
-        HV_X64_MSR_SINT0 + 2,
-        SintRegister::new(0x50).with_masked(true).0,
-    )
-    .unwrap();
+    r.sint(0, PV, 2, SintRegister::new(0x50).with_masked(true));
     assert_eq!(r.post(0, PV, 2, b"held"), Ok(PostOutcome::Queued));
     assert_eq!(r.signal(0, PV, 2, 5), Ok(false));
     assert_eq!(r.guest.slot(0, 2).header.message_type, HvMessageType::NONE);
     assert_eq!(r.guest.flag_byte(1, 2, 5), 0);
     assert!(r.irqs.take().is_empty());
-    r.wrmsr(0, PV, HV_X64_MSR_SINT0 + 2, SintRegister::new(0x50).0)
-        .unwrap();
+    r.sint(0, PV, 2, SintRegister::new(0x50));
     assert_eq!(r.guest.slot(0, 2).payload(), b"held");
     assert_eq!(r.irqs.take(), [irq(0, 0x50, PV, 2)]);
 }
@@ -586,13 +574,7 @@ fn a_disabled_simp_or_scontrol_holds_messages_and_enabling_releases_them() {
 fn polling_sints_get_messages_and_flags_without_interrupts() {
     let mut r = Rig::new();
     r.enable(0, PV, 0, 1, 2, 0x50);
-    r.wrmsr(
-        0,
-        PV,
-        HV_X64_MSR_SINT0 + 2,
-        SintRegister::new(0x50).with_polling(true).0,
-    )
-    .unwrap();
+    r.sint(0, PV, 2, SintRegister::new(0x50).with_polling(true));
     assert_eq!(r.post(0, PV, 2, b"p"), Ok(PostOutcome::Delivered));
     assert_eq!(r.signal(0, PV, 2, 1), Ok(true));
     assert_eq!(r.guest.slot(0, 2).payload(), b"p");
@@ -604,13 +586,7 @@ fn polling_sints_get_messages_and_flags_without_interrupts() {
 fn auto_eoi_is_passed_to_the_vcpu() {
     let mut r = Rig::new();
     r.enable(0, PV, 0, 1, 2, 0x50);
-    r.wrmsr(
-        0,
-        PV,
-        HV_X64_MSR_SINT0 + 2,
-        SintRegister::new(0x50).with_auto_eoi(true).0,
-    )
-    .unwrap();
+    r.sint(0, PV, 2, SintRegister::new(0x50).with_auto_eoi(true));
     r.post(0, PV, 2, b"x").unwrap();
     let got = r.irqs.take();
     assert_eq!(got.len(), 1);
@@ -622,11 +598,7 @@ fn malformed_posts_are_invalid_parameters() {
     let mut r = Rig::new();
     r.enable(0, PV, 0, 1, 2, 0x50);
     let mem = r.guest.mem();
-    let target = SintTarget {
-        vp: 0,
-        instance: PV,
-        sint: 2,
-    };
+    let target = target(0, PV, 2);
     let mut msg = HvMessage::new(HvMessageType::VMBUS, 0, b"x").unwrap();
     msg.header.message_type = HvMessageType::NONE;
     assert_eq!(
@@ -746,14 +718,7 @@ fn the_two_instances_are_independent_and_traffic_lands_only_where_addressed() {
     r.post(0, PV, 2, b"queued").unwrap();
     r.guest.free_slot(0, 2);
     r.eom(0, HV);
-    assert_eq!(
-        r.synic.queued(SintTarget {
-            vp: 0,
-            instance: PV,
-            sint: 2
-        }),
-        1
-    );
+    assert_eq!(r.synic.queued(target(0, PV, 2)), 1);
     r.eom(0, PV);
     assert_eq!(r.guest.slot(0, 2).payload(), b"queued");
 
