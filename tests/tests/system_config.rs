@@ -92,69 +92,44 @@ fn every_channel_id_and_direction_matches_the_pd_images() {
     use echo_vsp::config::build as echo;
     use guest_sim::config as guest;
     use hvcall_pd::config::build as hv;
+    use storvsp::config::build as stor;
     use synic_pd::config::build as sy;
     use vmbus_server::config::build as vm;
 
+    // Who notifies whom (caller, callee), and why.
+    const QUIET: Option<(bool, bool)> = Some((false, false));
+    const BOTH: Option<(bool, bool)> = Some((true, true));
+    const BACK: Option<(bool, bool)> = Some((false, true));
+    const QUEUES: &str = "requests queued one way, queue drained the other";
+    const WAKE: &str = "synic-pd wakes vmbus-server when a refused message fits again";
+    const OFFERS: &str = "the VSP announces offer changes";
+    const SIGNALS: &str = "guest signals reach the VSP as notifications";
     let sys = root();
-    calls(&sys, "guest", guest::HVCALL, "hvcall", hv::VCPU);
-    assert_eq!(
-        notifies(&sys, "guest", guest::HVCALL, "hvcall", hv::VCPU),
-        (false, false)
-    );
-    calls(&sys, "guest", guest::SYNIC, "synic", sy::VCPU);
-    assert_eq!(
-        notifies(&sys, "guest", guest::SYNIC, "synic", sy::VCPU),
-        (true, true),
-        "interrupt requests one way, queue drained the other"
-    );
-    calls(&sys, "hvcall", hv::SYNIC, "synic", sy::HVCALL);
-    calls(&sys, "vmbus", vm::HVCALL, "hvcall", hv::SERVICES[0]);
-    assert_eq!(
-        notifies(&sys, "vmbus", vm::HVCALL, "hvcall", hv::SERVICES[0]),
-        (true, true),
-        "guest messages queued one way, queue drained the other"
-    );
-    calls(&sys, "vmbus", vm::SYNIC, "synic", sy::VMBUS);
-    assert_eq!(
-        notifies(&sys, "vmbus", vm::SYNIC, "synic", sy::VMBUS),
-        (false, true),
-        "synic-pd wakes vmbus-server when a refused message fits again"
-    );
-    calls(&sys, "vmbus", vm::VSPS[0], "echo_vsp", echo::VMBUS);
-    assert_eq!(
-        notifies(&sys, "vmbus", vm::VSPS[0], "echo_vsp", echo::VMBUS),
-        (false, true),
-        "the VSP announces offer changes"
-    );
-    calls(&sys, "echo_vsp", echo::HVCALL, "hvcall", hv::SERVICES[1]);
-    assert_eq!(
-        notifies(&sys, "echo_vsp", echo::HVCALL, "hvcall", hv::SERVICES[1]),
-        (false, true),
-        "guest signals reach the VSP as notifications"
-    );
-    calls(&sys, "echo_vsp", echo::SYNIC, "synic", sy::VSPS[0]);
-    assert_eq!(
-        notifies(&sys, "echo_vsp", echo::SYNIC, "synic", sy::VSPS[0]),
-        (false, false)
-    );
-    use storvsp::config::build as stor;
-    calls(&sys, "vmbus", vm::VSPS[1], "storvsp", stor::VMBUS);
-    assert_eq!(
-        notifies(&sys, "vmbus", vm::VSPS[1], "storvsp", stor::VMBUS),
-        (false, true),
-        "the VSP announces offer changes"
-    );
-    calls(&sys, "storvsp", stor::HVCALL, "hvcall", hv::SERVICES[2]);
-    assert_eq!(
-        notifies(&sys, "storvsp", stor::HVCALL, "hvcall", hv::SERVICES[2]),
-        (false, true),
-        "guest signals reach the VSP as notifications"
-    );
-    calls(&sys, "storvsp", stor::SYNIC, "synic", sy::VSPS[1]);
-    assert_eq!(
-        notifies(&sys, "storvsp", stor::SYNIC, "synic", sy::VSPS[1]),
-        (false, false)
-    );
+    // (caller, its id, callee, its id, notify bits or `None` for a protected-call
+    // channel whose bits are not asserted here, why).
+    use ipc::Channel as Ch;
+    type Row<'a> = (&'a str, Ch, &'a str, Ch, Option<(bool, bool)>, &'a str);
+    let svc = hv::SERVICES;
+    let rows: [Row; 11] = [
+        ("guest", guest::HVCALL, "hvcall", hv::VCPU, QUIET, ""),
+        ("guest", guest::SYNIC, "synic", sy::VCPU, BOTH, QUEUES),
+        ("hvcall", hv::SYNIC, "synic", sy::HVCALL, None, ""),
+        ("vmbus", vm::HVCALL, "hvcall", svc[0], BOTH, QUEUES),
+        ("vmbus", vm::SYNIC, "synic", sy::VMBUS, BACK, WAKE),
+        ("vmbus", vm::VSPS[0], "echo_vsp", echo::VMBUS, BACK, OFFERS),
+        ("echo_vsp", echo::HVCALL, "hvcall", svc[1], BACK, SIGNALS),
+        ("echo_vsp", echo::SYNIC, "synic", sy::VSPS[0], QUIET, ""),
+        ("vmbus", vm::VSPS[1], "storvsp", stor::VMBUS, BACK, OFFERS),
+        ("storvsp", stor::HVCALL, "hvcall", svc[2], BACK, SIGNALS),
+        ("storvsp", stor::SYNIC, "synic", sy::VSPS[1], QUIET, ""),
+    ];
+    for (caller, c_id, callee, e_id, notify, why) in rows {
+        calls(&sys, caller, c_id, callee, e_id);
+        if let Some(want) = notify {
+            let got = notifies(&sys, caller, c_id, callee, e_id);
+            assert_eq!(got, want, "{caller} -> {callee}: {why}");
+        }
+    }
     assert_eq!(
         sys.channels.len(),
         11,
