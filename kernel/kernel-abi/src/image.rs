@@ -113,7 +113,10 @@ pub struct PdDesc {
     pub parent: u8,
     /// The id the parent knows this PD by.
     pub child_id: u8,
-    pub _reserved: u32,
+    /// The debug system calls this PD may make ([`PdDesc::DEBUG_CONSOLE`],
+    /// [`PdDesc::DEBUG_HALT`]): system.xml's `debug_console`/`debug_halt`.
+    pub debug: u8,
+    pub _reserved: [u8; 3],
     pub budget_us: u64,
     pub period_us: u64,
     pub entry: u64,
@@ -130,6 +133,13 @@ pub struct PdDesc {
     pub patch_count: u32,
     pub _reserved2: u32,
     pub caps: [CapDesc; CHANNELS],
+}
+
+impl PdDesc {
+    /// `DEBUG_PUTS`: lines on the kernel console, prefixed with the PD's name.
+    pub const DEBUG_CONSOLE: u8 = 1;
+    /// `DEBUG_HALT`: stop the machine with a status (the boot tests' verdict).
+    pub const DEBUG_HALT: u8 = 2;
 }
 
 /// A loadable segment, with offsets relative to the PD's ELF bytes.
@@ -533,6 +543,9 @@ impl<'a> SystemImage<'a> {
         if usize::from(d.parent) == i {
             return Err(ImageError::BadReference("parent"));
         }
+        if d.debug & !(PdDesc::DEBUG_CONSOLE | PdDesc::DEBUG_HALT) != 0 {
+            return Err(ImageError::BadReference("debug grant"));
+        }
         if d.stack_size == 0 || !page_aligned(d.stack_size) || d.stack_size > layout::MAX_STACK_SIZE
         {
             return Err(ImageError::BadAddress("stack size"));
@@ -665,7 +678,8 @@ pub mod build {
                 passive: 0,
                 parent: NO_PARENT,
                 child_id: 0,
-                _reserved: 0,
+                debug: 0,
+                _reserved: [0; 3],
                 budget_us: 0,
                 period_us: 0,
                 entry: 0,

@@ -36,6 +36,11 @@ impl Sys {
     /// See [`crate::vcpu`] for the state words in the IPC buffer. Returns
     /// [`Event::VM_EXIT`], or [`Event::NOTIFICATION`] as RECV would, or a status.
     pub const VM_ENTER: Self = Self(9);
+    /// (delay): raise an NMI on this CPU `delay` TSC ticks from now (0: none),
+    /// through the local APIC timer; returns (status, NMIs taken in ring 3 so
+    /// far). Debug kernels only, for PDs granted `debug_halt`: it lets the boot
+    /// test check that an NMI taken in ring 3 resumes the PD where it was.
+    pub const DEBUG_NMI: Self = Self(10);
 }
 
 /// What a system call returns in rax (for RECV/REPLY_RECV: see [`Event`]).

@@ -14,6 +14,9 @@ pub const SELFTEST_ECHO_DONE: Channel = Channel::new(2);
 pub const SELFTEST_PANICKER: Channel = Channel::new(3);
 /// selftest's irq (ISA line 5, raised through pc-testdev).
 pub const SELFTEST_IRQ: Channel = Channel::new(4);
+/// hostile -> selftest: its verdict, pass or fail.
+pub const SELFTEST_HOSTILE_PASS: Channel = Channel::new(5);
+pub const SELFTEST_HOSTILE_FAIL: Channel = Channel::new(6);
 /// A channel id selftest was not given.
 pub const NOT_GRANTED: Channel = Channel::new(40);
 

@@ -19,6 +19,8 @@ const X2APIC_LVT_TIMER: u32 = 0x832;
 const X2APIC_INITIAL_COUNT: u32 = 0x838;
 const X2APIC_DIVIDE: u32 = 0x83e;
 const LVT_MASKED: u64 = 1 << 16;
+/// Delivery mode NMI (0b100 in bits 10:8).
+const LVT_DELIVER_NMI: u64 = 0b100 << 8;
 /// The APIC timer counts at this rate with divide-by-1 under QEMU (its virtual
 /// clock in nanoseconds).
 const TIMER_HZ: u64 = 1_000_000_000;
@@ -69,6 +71,27 @@ pub fn arm(deadline: u64) {
         cpu::wrmsr(X2APIC_LVT_TIMER, VECTOR);
         cpu::wrmsr(X2APIC_INITIAL_COUNT, u64::from(count));
     }
+}
+
+/// Makes the timer raise an NMI in `delay` TSC ticks (the boot test's way to
+/// take one in ring 3). Refused while a deadline is armed, or without the timer.
+pub fn nmi_after(delay: u64) -> bool {
+    // SAFETY: single CPU, interrupts off.
+    let (hz, armed) = unsafe { (TSC_HZ, ARMED) };
+    let ticks = (u128::from(delay) * u128::from(TIMER_HZ)).div_ceil(u128::from(hz.max(1)));
+    let Ok(count) = u32::try_from(ticks.max(1)) else {
+        return false;
+    };
+    if hz == 0 || armed != 0 {
+        return false;
+    }
+    // SAFETY: one shot in NMI delivery mode (the vector is ignored); the next
+    // `arm` puts the timer back on its vector.
+    unsafe {
+        cpu::wrmsr(X2APIC_LVT_TIMER, LVT_DELIVER_NMI);
+        cpu::wrmsr(X2APIC_INITIAL_COUNT, u64::from(count));
+    }
+    true
 }
 
 /// The timer fired: acknowledge it; the caller checks the deadlines.

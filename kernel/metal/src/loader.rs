@@ -22,6 +22,11 @@ pub struct Tcb {
     pub cr3: u64,
     pub ipc_buffer: u64,
     pub name: Name,
+    /// The debug system calls system.xml granted (`PdDesc::DEBUG_*`).
+    pub debug: u8,
+    /// Its console output is at the start of a line (where the kernel puts the
+    /// PD's name).
+    pub at_line_start: bool,
 }
 
 impl Tcb {
@@ -53,6 +58,8 @@ impl Tcb {
         cr3: 0,
         ipc_buffer: 0,
         name: [0; 64],
+        debug: 0,
+        at_line_start: true,
     };
 
     pub fn name(&self) -> &str {
@@ -248,6 +255,8 @@ pub fn load(
             cr3: root,
             ipc_buffer: ipc,
             name: d.name,
+            debug: d.debug,
+            at_line_start: true,
         };
         let mut caps = [Cap::default(); kernel_abi::image::CHANNELS];
         for (cap, desc) in caps.iter_mut().zip(d.caps.iter()) {

@@ -59,6 +59,16 @@ pub fn debug_irq_line(ch: ipc::Channel, high: bool) -> Result<(), ipc::IpcError>
     crate::kernel::status_to_result(st, ch)
 }
 
+/// Raises an NMI `delay` TSC ticks from now (0: none) and returns how many NMIs
+/// the kernel has taken in ring 3 so far (debug kernels, PDs granted
+/// `debug_halt`; the boot test's check of NMIs in ring 3).
+pub fn debug_nmi(delay: u64) -> Result<u64, kernel_abi::syscall::Status> {
+    match syscall(Sys::DEBUG_NMI, delay, 0, 0, 0) {
+        (0, count, ..) => Ok(count),
+        (st, ..) => Err(kernel_abi::syscall::Status(st)),
+    }
+}
+
 /// Ends this PD with a fault the kernel reports (invalid opcode).
 pub fn die() -> ! {
     loop {

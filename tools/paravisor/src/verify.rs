@@ -141,6 +141,16 @@ pub fn differences(boot: &[u8], manifest: &Manifest) -> Result<Vec<String>, Stri
         {
             diff(n, "priority, passive, budget or period differ".into());
         }
+        let grants = crate::bootimage::compile::debug_grants(m.debug_console, m.debug_halt);
+        if d.debug != grants {
+            diff(
+                n,
+                format!(
+                    "debug grants are {:#x} in the image, {grants:#x} in the manifest",
+                    d.debug
+                ),
+            );
+        }
         let parent = (d.parent != NO_PARENT)
             .then(|| names.get(usize::from(d.parent)).cloned())
             .flatten();

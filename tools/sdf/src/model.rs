@@ -159,6 +159,12 @@ pub struct ProtectionDomain {
     pub smc: bool,
     /// `fpu=`, default true. PDs here always get FPU state, so false only saves work.
     pub fpu: bool,
+    /// `debug_console="true"`: may print on the kernel console (`DEBUG_PUTS`),
+    /// each line prefixed with the PD's name. Not in Microkit; default false.
+    pub debug_console: bool,
+    /// `debug_halt="true"`: may stop the whole machine with a status
+    /// (`DEBUG_HALT`, the boot tests' verdict). Not in Microkit; default false.
+    pub debug_halt: bool,
     /// `domain=`: the scheduling domain named in `<domains>`.
     pub domain: Option<String>,
     /// `setvar_id=` on a child: a parent variable set to `child_id`.

@@ -635,6 +635,8 @@ impl<'t> Parser<'t> {
             "cpu",
             "domain",
             "fpu",
+            "debug_console",
+            "debug_halt",
         ];
         const CHILD: &[&str] = &[
             "name",
@@ -647,6 +649,8 @@ impl<'t> Parser<'t> {
             "cpu",
             "domain",
             "fpu",
+            "debug_console",
+            "debug_halt",
             "id",
             "setvar_id",
         ];
@@ -658,6 +662,8 @@ impl<'t> Parser<'t> {
         let passive = self.boolean(&mut at, "passive", false);
         let smc = self.boolean(&mut at, "smc", false);
         let fpu = self.boolean(&mut at, "fpu", true);
+        let debug_console = self.boolean(&mut at, "debug_console", false);
+        let debug_halt = self.boolean(&mut at, "debug_halt", false);
         let domain = self.optional(&at, "domain").map(String::from);
         let stack_size = self.quantity(&mut at, "stack_size", Some(DEFAULT_STACK_SIZE));
         let cpu = self.bounded(&mut at, "cpu", MAX_CPU, Some(0));
@@ -780,6 +786,8 @@ impl<'t> Parser<'t> {
                 cpu: narrow(cpu),
                 smc,
                 fpu,
+                debug_console,
+                debug_halt,
                 domain,
                 setvar_id,
                 ioports,

@@ -109,11 +109,30 @@ fn minimal_system() {
     let sys = parse_and_check(text, Path::new("x.xml")).unwrap();
     let a = sys.pd("a").unwrap();
     assert_eq!((a.priority, a.cpu, a.passive), (0, 0, false));
+    // No debug system calls unless granted.
+    assert!(!a.debug_console && !a.debug_halt);
     // A default map is rw.
     let text = r#"<system><memory_region name="m" size="4096"/>
         <protection_domain name="a"><program_image path="a.elf"/><map mr="m" vaddr="4096"/></protection_domain></system>"#;
     let sys = parse_and_check(text, Path::new("x.xml")).unwrap();
     assert_eq!(sys.pd("a").unwrap().maps[0].perms.to_string(), "rw");
+}
+
+#[test]
+fn debug_grants_are_per_pd() {
+    let text = r#"<system>
+        <protection_domain name="a" debug_console="true"><program_image path="a"/></protection_domain>
+        <protection_domain name="b" debug_halt="true"><program_image path="b"/>
+            <protection_domain name="c" id="1" debug_console="true" debug_halt="true"><program_image path="c"/></protection_domain>
+        </protection_domain></system>"#;
+    let sys = parse_and_check(text, Path::new("x.xml")).unwrap();
+    let grants = |n: &str| {
+        let pd = sys.pd(n).unwrap();
+        (pd.debug_console, pd.debug_halt)
+    };
+    assert_eq!(grants("a"), (true, false));
+    assert_eq!(grants("b"), (false, true));
+    assert_eq!(grants("c"), (true, true));
 }
 
 #[test]

@@ -179,6 +179,11 @@ fn each_kind_of_bad_reference_or_address_is_refused() {
             ImageError::BadReference("parent"),
         ),
         (
+            "a debug grant the kernel does not know",
+            |s| s.desc.debug = 4,
+            ImageError::BadReference("debug grant"),
+        ),
+        (
             "zero stack",
             |s| s.desc.stack_size = 0,
             ImageError::BadAddress("stack size"),

@@ -65,6 +65,8 @@ struct SelfTest {
     child_fault: bool,
     panic_fault: bool,
     irqs: u32,
+    /// hostile's verdict arrived.
+    hostile_done: bool,
     finished: bool,
 }
 
@@ -145,6 +147,47 @@ fn calibrate() {
     println!("selftest: measure calibration {delta} tsc for {} instructions (a 1000-iteration dec/jnz loop)", 2 * iterations);
 }
 
+/// Iterations the spin in [`nmi_in_ring3`] ran, counted in memory, which an
+/// NMI that resumed this PD from a stale frame (its previous kernel entry's)
+/// would not rewind: the count would come out too high.
+static NMI_SPINS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// An NMI taken in ring 3 (on the IST stack, not in the PD's save area) resumes
+/// the PD exactly where it was, registers intact.
+fn nmi_in_ring3(check: &mut Check) {
+    use core::sync::atomic::Ordering::SeqCst;
+    const ITERATIONS: u64 = 1_000_000;
+    let before = pd_rt::sys::debug_nmi(0);
+    let armed = pd_rt::sys::debug_nmi(20_000).is_ok();
+    let pattern = [
+        0x1111_2222_3333_4444u64,
+        0x5555_6666_7777_8888,
+        0x9999,
+        0xabcd,
+    ];
+    let mut regs = pattern;
+    // SAFETY: a countdown (3M instructions, the NMI comes after 20k) that counts
+    // its iterations in NMI_SPINS and leaves r12..r15 as they are.
+    unsafe {
+        core::arch::asm!(
+            "2:", "lock inc qword ptr [{c}]", "dec {n}", "jnz 2b",
+            c = in(reg) NMI_SPINS.as_ptr(),
+            n = inout(reg) ITERATIONS => _,
+            inout("r12") regs[0], inout("r13") regs[1], inout("r14") regs[2], inout("r15") regs[3],
+            options(nostack),
+        );
+    }
+    let after = pd_rt::sys::debug_nmi(0);
+    check.expect(
+        armed && matches!((before, after), (Ok(b), Ok(a)) if a == b + 1),
+        "nmi: one NMI taken while this PD ran in ring 3",
+    );
+    check.expect(
+        NMI_SPINS.load(SeqCst) == ITERATIONS && regs == pattern,
+        "nmi: the PD resumed where the NMI hit it, registers intact",
+    );
+}
+
 fn fmt_err(e: IpcError) -> &'static str {
     match e {
         IpcError::PeerGone(_) => "protected call: callee gone",
@@ -166,6 +209,7 @@ impl SelfTest {
             "setvar_vaddr: the variable holds the region's address",
         );
         calls(&mut check, k);
+        nmi_in_ring3(&mut check);
         heap(&mut check);
         let mut t = Self {
             check,
@@ -176,6 +220,7 @@ impl SelfTest {
             child_fault: false,
             panic_fault: false,
             irqs: 0,
+            hostile_done: false,
             finished: false,
         };
         // The ponger outranks us: each notify runs it at once; its answer is
@@ -203,6 +248,7 @@ impl SelfTest {
             || !self.child_fault
             || !self.panic_fault
             || self.irqs < 2
+            || !self.hostile_done
         {
             return;
         }
@@ -285,6 +331,13 @@ impl Handler for SelfTest {
                     }
                 }
                 SELFTEST_IRQ => self.irq(k)?,
+                SELFTEST_HOSTILE_PASS | SELFTEST_HOSTILE_FAIL => {
+                    self.hostile_done = true;
+                    self.check.expect(
+                        c == SELFTEST_HOSTILE_PASS,
+                        "hostile PD: every random system call refused with the status its capabilities call for",
+                    );
+                }
                 SELFTEST_ECHO_DONE => {
                     self.echo_done = true;
                     self.check.expect(

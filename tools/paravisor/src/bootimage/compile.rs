@@ -95,6 +95,7 @@ pub fn compile(
         desc.name = name(&pd.name, "PD name").map_err(fail)?;
         desc.priority = pd.priority;
         desc.passive = u8::from(pd.passive);
+        desc.debug = debug_grants(pd.debug_console, pd.debug_halt);
         desc.budget_us = pd.budget;
         desc.period_us = pd.period;
         desc.entry = elf.header.entry;
@@ -377,4 +378,9 @@ fn vm_spec(
         });
     }
     Ok(VmSpec { desc, maps })
+}
+
+/// The image's debug-grant bits for a PD's `debug_console`/`debug_halt`.
+pub fn debug_grants(console: bool, halt: bool) -> u8 {
+    (if console { PdDesc::DEBUG_CONSOLE } else { 0 }) | (if halt { PdDesc::DEBUG_HALT } else { 0 })
 }

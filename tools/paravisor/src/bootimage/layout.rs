@@ -68,7 +68,7 @@ fn field(kind: Kind, at: usize) -> Option<String> {
             if at >= caps {
                 return Some(format!("caps[{}]", (at - caps) / size_of::<CapDesc>()));
             }
-            &fields!(PdDesc: name, priority, passive, parent, child_id, _reserved,
+            &fields!(PdDesc: name, priority, passive, parent, child_id, debug, _reserved,
                 budget_us, period_us, entry, stack_size, elf_off, elf_len, segments_off,
                 maps_off, patches_off, info_off, segment_count, map_count, patch_count,
                 _reserved2)

@@ -112,6 +112,11 @@ pub struct PdEntry {
     pub budget_us: u64,
     pub period_us: u64,
     pub passive: bool,
+    /// The debug system calls granted (system.xml `debug_console`, `debug_halt`).
+    #[serde(default)]
+    pub debug_console: bool,
+    #[serde(default)]
+    pub debug_halt: bool,
     pub stack_size: u64,
     pub cpu: u8,
     pub program_image: ImageEntry,
@@ -248,6 +253,8 @@ pub fn build(
             budget_us: pd.budget,
             period_us: pd.period,
             passive: pd.passive,
+            debug_console: pd.debug_console,
+            debug_halt: pd.debug_halt,
             stack_size: pd.stack_size,
             cpu: pd.cpu,
             program_image: ImageEntry {
