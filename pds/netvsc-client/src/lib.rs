@@ -500,20 +500,43 @@ impl<'a, M: RingMem> Netvsc<'a, M> {
     /// out (poll, let the host run, retry). Call [`Netvsc::flush`] to let the
     /// host see a batch.
     pub fn send_frame(&mut self, frame: &[u8]) -> Result<bool, ClientError> {
+        self.send_batch(&[frame])
+    }
+
+    /// Queues several frames in one send-buffer section, as Linux batches them
+    /// (`xmit_more`): each RNDIS message but the last padded to 8 bytes, the
+    /// padding counted in its length.
+    pub fn send_batch(&mut self, frames: &[&[u8]]) -> Result<bool, ClientError> {
+        let mut section_bytes = Vec::new();
+        for (i, frame) in frames.iter().enumerate() {
+            let start = section_bytes.len();
+            rndis::data_packet(frame, &[], &mut section_bytes);
+            if i + 1 < frames.len() {
+                section_bytes.resize(section_bytes.len().next_multiple_of(8), 0);
+                let len = (section_bytes.len() - start) as u32;
+                section_bytes[start + 4..start + 8].copy_from_slice(&len.to_le_bytes());
+            }
+        }
+        self.send_section_bytes(&section_bytes)
+    }
+
+    /// Queues RNDIS data messages already laid out as a send section holds them.
+    pub fn send_section_bytes(&mut self, section_bytes: &[u8]) -> Result<bool, ClientError> {
+        if section_bytes.len() > self.send_section as usize {
+            return Err(ClientError::Host("batch larger than a send section"));
+        }
         let Some(section) = self.send_free.pop() else {
             return Ok(false);
         };
         let at = self.layout.send.offset + section as usize * self.send_section as usize;
-        let header = rndis::packet_header(frame.len(), 0);
-        let ram = self.layout.ram;
-        ram.write_bytes(at, &header)
-            .map_err(|_| ClientError::Ring)?;
-        ram.write_bytes(at + header.len(), frame)
+        self.layout
+            .ram
+            .write_bytes(at, section_bytes)
             .map_err(|_| ClientError::Ring)?;
         let m = Message::SendRndisPacket(nvsp::SendRndisPacket {
             channel_type: u32le(nvsp::CHANNEL_TYPE_DATA),
             section_index: u32le(section),
-            section_size: u32le((header.len() + frame.len()) as u32),
+            section_size: u32le(section_bytes.len() as u32),
         });
         let packet = OutgoingPacket {
             transaction_id: DATA_TID + u64::from(section),

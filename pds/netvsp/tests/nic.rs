@@ -102,6 +102,48 @@ fn frames_loop_back_in_order_through_reused_sections() {
 }
 
 #[test]
+fn batched_sections_carry_every_frame() {
+    let (mut host, mut c) = setup(16);
+    c.bring_up(Version::V61, &mut host.pump()).unwrap();
+    // Odd lengths, so the padding between messages matters.
+    let frames: Vec<Vec<u8>> = (0..8).map(|i| frame(i, 61 + 97 * i as usize)).collect();
+    let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+    assert!(c.send_batch(&refs).unwrap());
+    c.flush().unwrap();
+    host.serve();
+    c.poll().unwrap();
+    let got: Vec<Vec<u8>> = std::iter::from_fn(|| c.receive_frame()).collect();
+    assert_eq!(got, frames);
+    assert_eq!(host.nic.stats.bad_messages, 0);
+}
+
+#[test]
+fn a_vlan_tag_moved_into_per_packet_info_goes_back_into_the_frame() {
+    let (mut host, mut c) = setup(16);
+    c.bring_up(Version::V61, &mut host.pump()).unwrap();
+    let f = frame(1, 100);
+    let mut ppi = Vec::new();
+    // Linux's ndis_pkt_8021q_info: pri 5, vlan 42.
+    rndis::push_ppi(
+        rndis::ppi::IEEE_8021Q,
+        false,
+        &(5u32 | 42 << 4).to_le_bytes(),
+        &mut ppi,
+    );
+    let mut msg = Vec::new();
+    rndis::data_packet(&f, &ppi, &mut msg);
+    assert!(c.send_section_bytes(&msg).unwrap());
+    c.flush().unwrap();
+    host.serve();
+    c.poll().unwrap();
+    let tagged = c.receive_frame().unwrap();
+    let tci: u16 = 5 << 13 | 42;
+    assert_eq!(tagged[..12], f[..12]);
+    assert_eq!(tagged[12..16], [0x81, 0x00, (tci >> 8) as u8, tci as u8]);
+    assert_eq!(tagged[16..], f[12..]);
+}
+
+#[test]
 fn link_changes_are_indicated() {
     let (mut host, mut c) = setup(8);
     c.bring_up(Version::V61, &mut host.pump()).unwrap();
