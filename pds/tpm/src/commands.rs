@@ -183,6 +183,17 @@ pub fn quote(key: u32, nonce: &[u8], pcrs: u32) -> Vec<u8> {
     b.finish()
 }
 
+pub fn get_random(bytes: u16) -> Vec<u8> {
+    let mut b = Builder::new(tag::NO_SESSIONS, cc::GET_RANDOM);
+    b.u16(bytes);
+    b.finish()
+}
+
+/// The bytes a GetRandom response carries.
+pub fn random_bytes(response: &[u8]) -> Option<&[u8]> {
+    Reader::after_header(response)?.sized()
+}
+
 pub fn flush_context(handle: u32) -> Vec<u8> {
     let mut b = Builder::new(tag::NO_SESSIONS, cc::FLUSH_CONTEXT);
     b.u32(handle);

@@ -30,6 +30,11 @@ pub trait Engine {
     fn take_dirty_state(&mut self) -> Option<alloc::vec::Vec<u8>> {
         None
     }
+
+    /// Whether [`Engine::take_dirty_state`] would return state.
+    fn has_dirty_state(&self) -> bool {
+        false
+    }
 }
 
 /// The engine of a platform without a TPM implementation yet: every command is

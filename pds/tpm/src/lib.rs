@@ -8,7 +8,9 @@
 //! - [`commands`]: the commands the PD and its tests issue, and a bounded reader
 //!   of their responses;
 //! - [`measured_boot`], [`eventlog`]: every PD image's hash extended into PCR 0
-//!   at start, in manifest order, and the TCG2 event log that replays it.
+//!   at start, in manifest order, and the TCG2 event log that replays it;
+//! - [`seal`], [`state`]: the engine's permanent state sealed under the
+//!   platform's key, bound to this image, in storage the host keeps.
 #![no_std]
 
 extern crate alloc;
@@ -23,5 +25,7 @@ pub mod libtpms;
 pub mod measure;
 pub mod measured_boot;
 pub mod pd;
+pub mod seal;
+pub mod state;
 
 pub use engine::{Engine, EngineError, Unsupported};

@@ -306,6 +306,10 @@ impl Engine for LibtpmsEngine {
         Ok(size)
     }
 
+    fn has_dirty_state(&self) -> bool {
+        nv().permanent_dirty
+    }
+
     fn take_dirty_state(&mut self) -> Option<Vec<u8>> {
         let mut nv = nv();
         if !core::mem::take(&mut nv.permanent_dirty) {

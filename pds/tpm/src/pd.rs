@@ -28,9 +28,12 @@ use tpm_crb::api::{Request, Status, BUFFER_GPA, BUFFER_SIZE, LOG_SIZE};
 use tpm_crb::command::{error_response, Command, ResponseCode};
 use tpm_crb::crb::{BufferLayout, Crb, Effect};
 
+use crate::commands;
 use crate::engine::{Engine, EngineError};
 use crate::eventlog::LogFull;
 use crate::measured_boot::{self, BootError, ListError, EVENT_LOG, MEASUREMENTS};
+use crate::seal::NONCE_BYTES;
+use crate::state::Store;
 
 pub const BUFFER: &str = "crb_buffer";
 pub const REGS: &str = "crb_regs";
@@ -58,6 +61,7 @@ pub struct TpmPd<E> {
     measurements: Option<Region<'static>>,
     event_log: Option<Region<'static>>,
     vmm: Channel,
+    store: Option<Store>,
     command: Vec<u8>,
     response: Vec<u8>,
     stats: PdStats,
@@ -99,12 +103,58 @@ impl<E: Engine> TpmPd<E> {
             measurements,
             event_log,
             vmm,
+            store: None,
             command: vec![0; size],
             response: vec![0; size],
             stats: PdStats::default(),
         };
         pd.publish();
         Ok(pd)
+    }
+
+    /// Saves the engine's permanent state to `store` from now on (and now).
+    pub fn with_store(mut self, kernel: &mut dyn Kernel, store: Store) -> Self {
+        log(
+            kernel,
+            format_args!(
+                "state sealed under the {} (generation {})",
+                store.platform_key(),
+                store.generation()
+            ),
+        );
+        self.store = Some(store);
+        self.persist(kernel);
+        self
+    }
+
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
+    /// Seals the engine's permanent state if it changed. The nonce comes from
+    /// the TPM's own random number generator.
+    fn persist(&mut self, kernel: &mut dyn Kernel) {
+        if self.store.is_none() || !self.engine.has_dirty_state() {
+            return;
+        }
+        let random = self.run_internal(&commands::get_random(NONCE_BYTES as u16));
+        let nonce = random
+            .ok()
+            .as_deref()
+            .and_then(commands::random_bytes)
+            .and_then(|b| <[u8; NONCE_BYTES]>::try_from(b).ok());
+        // Before Startup the TPM has no RNG to offer: the state stays dirty and
+        // is saved after the next command that finds one.
+        let Some(nonce) = nonce else {
+            return;
+        };
+        let (Some(state), Some(store)) = (self.engine.take_dirty_state(), self.store.as_mut())
+        else {
+            return;
+        };
+        if let Err(e) = store.save(&state, nonce) {
+            log(kernel, format_args!("state not saved: {e:?}"));
+        }
     }
 
     pub fn stats(&self) -> PdStats {
@@ -222,6 +272,7 @@ impl<E: Engine> TpmPd<E> {
                     cancelled,
                 } => {
                     let fatal = self.execute(kernel, locality, cancelled);
+                    self.persist(kernel);
                     self.crb.complete(fatal);
                     Ok(0)
                 }

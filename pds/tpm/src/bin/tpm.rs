@@ -2,35 +2,43 @@
 //!
 //! Channel ids are this PD's build-time configuration: channel 0 is the VMM PD
 //! (or the guest stand-in of a host-sim system), whose MMIO calls reach the CRB.
-//! With a `measurements` region (`tpm-measurements` output, e.g. through
-//! `paravisor sim --region-file measurements=FILE`) it measures the boot first
-//! and refuses to start if that fails.
+//! With a `sealed_state` region it starts from the state sealed there (refusing
+//! to start from a blob that is not this image's or was changed) and keeps it
+//! there, sealed under the svm development key. With a `measurements` region
+//! (`tpm-measurements` output, e.g. `paravisor sim --region-file
+//! measurements=FILE`) it measures the boot first and refuses to start if that
+//! fails.
 
 use ipc::{InitError, WithVariables};
 use tpm::libtpms::LibtpmsEngine;
 use tpm::measured_boot::MEASUREMENTS;
 use tpm::pd::{self, TpmPd};
+use tpm::seal::DevelopmentKey;
+use tpm::state::{Store, SEALED_STATE};
 
 const VMM: u64 = 0;
+
+fn refuse(name: &'static str, why: impl std::fmt::Debug) -> InitError {
+    eprintln!("tpm: not starting: {why:?}");
+    InitError::InvalidVariable { name, value: 0 }
+}
 
 fn main() {
     let variables = [(pd::VMM_CHANNEL, VMM)];
     hostsim::run(|init, kernel| {
-        let engine = LibtpmsEngine::start(None).map_err(|e| {
-            eprintln!("tpm: {e}");
-            InitError::InvalidVariable {
-                name: "libtpms",
-                value: 0,
-            }
-        })?;
-        let mut pd = TpmPd::init(&WithVariables::new(init, &variables), engine)?;
-        if let Err(e) = pd.measured_boot(kernel) {
-            eprintln!("tpm: measured boot failed, not serving: {e:?}");
-            return Err(InitError::InvalidVariable {
-                name: MEASUREMENTS,
-                value: 0,
-            });
-        }
-        Ok(pd)
+        let init = WithVariables::new(init, &variables);
+        let (store, state) = match Store::open(&init, &DevelopmentKey) {
+            Ok(Some((store, state))) => (Some(store), state),
+            Ok(None) => (None, None),
+            Err(e) => return Err(refuse(SEALED_STATE, e)),
+        };
+        let engine = LibtpmsEngine::start(state).map_err(|e| refuse("libtpms", e))?;
+        let mut pd = TpmPd::init(&init, engine)?;
+        pd.measured_boot(kernel)
+            .map_err(|e| refuse(MEASUREMENTS, e))?;
+        Ok(match store {
+            Some(store) => pd.with_store(kernel, store),
+            None => pd,
+        })
     })
 }

@@ -41,16 +41,29 @@ impl<E: Engine> Guest<E> {
 
     /// With more grants than the CRB's (measured boot's regions, ...).
     pub fn with(engine: E, grants: impl FnOnce(FakeInit) -> FakeInit) -> Self {
+        Self::with_setup(engine, grants, |pd, _| pd)
+    }
+
+    /// And a last step on the started PD (attaching its state store, ...).
+    pub fn with_setup(
+        engine: E,
+        grants: impl FnOnce(FakeInit) -> FakeInit,
+        setup: impl FnOnce(TpmPd<E>, &mut RecordingKernel) -> TpmPd<E>,
+    ) -> Self {
         let buffer = leaked_region(4096);
         let regs = leaked_region(4096);
         let init = FakeInit::new("tpm")
             .region(BUFFER, buffer)
             .region(REGS, regs)
             .variable(VMM_CHANNEL, 0);
-        let pd = TpmPd::init(&grants(init), engine).expect("tpm PD starts");
+        let mut kernel = RecordingKernel::default();
+        let pd = setup(
+            TpmPd::init(&grants(init), engine).expect("tpm PD starts"),
+            &mut kernel,
+        );
         Self {
             pd,
-            kernel: RecordingKernel::default(),
+            kernel,
             buffer,
             regs,
             vmm: Channel::new(0),
