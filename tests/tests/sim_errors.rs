@@ -4,14 +4,22 @@ mod common;
 
 use hostsim::{SimError, SimExit, Simulation};
 
+/// A system of priority-1 PDs, each (name, program image), and nothing else.
+fn pds(list: &[(&str, &str)]) -> sdf::System {
+    let body: String = list
+        .iter()
+        .map(|(name, image)| {
+            format!(
+                r#"<protection_domain name="{name}" priority="1"><program_image path="{image}" /></protection_domain>"#
+            )
+        })
+        .collect();
+    common::system(&format!("<system>{body}</system>"))
+}
+
 #[test]
 fn an_unknown_program_image_is_a_clear_error_and_starts_nothing() {
-    let system = common::system(
-        r#"<system>
-            <protection_domain name="fine" priority="1"><program_image path="idle" /></protection_domain>
-            <protection_domain name="typo" priority="1"><program_image path="no_such_pd" /></protection_domain>
-        </system>"#,
-    );
+    let system = pds(&[("fine", "idle"), ("typo", "no_such_pd")]);
     let err = Simulation::launch(&system, &common::options(5, &[])).unwrap_err();
     match &err {
         SimError::ImageNotFound {
@@ -81,11 +89,7 @@ fn a_region_that_cannot_be_placed_stops_the_system_with_a_message() {
 
 #[test]
 fn when_every_pd_faults_the_system_fails() {
-    let system = common::system(
-        r#"<system>
-            <protection_domain name="panicker" priority="1"><program_image path="faulter" /></protection_domain>
-        </system>"#,
-    );
+    let system = pds(&[("panicker", "faulter")]);
     let outcome = common::run(&system, &common::options(20, &[]));
     assert_eq!(outcome.exit, SimExit::AllFaulted);
     assert_eq!(outcome.exit_code(), hostsim::EXIT_NO_PD_EXITED);
@@ -93,12 +97,7 @@ fn when_every_pd_faults_the_system_fails() {
 
 #[test]
 fn a_timeout_names_the_pds_still_running() {
-    let system = common::system(
-        r#"<system>
-            <protection_domain name="a" priority="1"><program_image path="idle" /></protection_domain>
-            <protection_domain name="b" priority="1"><program_image path="idle" /></protection_domain>
-        </system>"#,
-    );
+    let system = pds(&[("a", "idle"), ("b", "idle")]);
     let outcome = common::run(&system, &common::options(1, &[]));
     assert_eq!(
         outcome.exit,

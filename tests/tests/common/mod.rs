@@ -90,6 +90,23 @@ pub fn run(system: &sdf::System, opts: &SimOptions) -> SimOutcome {
     sim.wait().unwrap_or_else(|e| panic!("wait: {e}"))
 }
 
+/// The system ended because PD `pd` exited with `code`.
+pub fn assert_exited(outcome: &SimOutcome, pd: &str, code: i32) {
+    let want = hostsim::SimExit::Exited {
+        pd: pd.into(),
+        code,
+    };
+    assert_eq!(outcome.exit, want, "{:#?}", outcome.log);
+}
+
+/// Every line of `wanted` starts some line of `lines`.
+pub fn has_lines(lines: &[&str], wanted: &[&str]) {
+    for w in wanted {
+        let found = lines.iter().any(|l| l.starts_with(w));
+        assert!(found, "missing {w:?} in {lines:#?}");
+    }
+}
+
 /// Runs the system file at `path` quietly with `env` until its `guest` PD exits 0,
 /// and returns the guest's first stdout line starting with `prefix`: how the benches
 /// read the measurement the guest PD made itself.
@@ -98,15 +115,7 @@ pub fn guest_report(path: &str, env: &[(&str, &str)], prefix: &str) -> String {
     let mut opts = options(300, env);
     opts.echo = false;
     let outcome = run(&system, &opts);
-    assert_eq!(
-        outcome.exit,
-        hostsim::SimExit::Exited {
-            pd: "guest".into(),
-            code: 0
-        },
-        "{:#?}",
-        outcome.log
-    );
+    assert_exited(&outcome, "guest", 0);
     let line = outcome
         .stdout_of("guest")
         .find(|l| l.starts_with(prefix))
