@@ -7,8 +7,6 @@
 use heapless::Vec;
 use hvdef::Vtl;
 
-/// VSP slots, numbered as vmbus-server numbers them.
-pub const MAX_VSPS: usize = 4;
 /// Channels granted at once, over all VSPs.
 pub const MAX_GRANTS: usize = 64;
 

@@ -19,6 +19,10 @@
 //!   register service routes, only to themselves and only for connection ids in
 //!   their range. A service without a queue takes signals only (a VSP's channel
 //!   signals): a message posted to its connection fails with INVALID_PORT_ID.
+//! - optionally [`GRANT_CHANNEL`] (vmbus-server) and [`VSP_CHANNEL_VARS`] (the
+//!   channel of VSP slot `i`, as vmbus-server numbers its VSPs): a VSP may route to
+//!   itself only the signal connections vmbus-server granted its open channels
+//!   ([`crate::grants`]); anything else is NotPermitted.
 
 use hvcall_api::{
     label, ConnectionGrant as GrantRequest, ConnectionRevoke, CpuidReply, CpuidRequest,
@@ -38,7 +42,9 @@ use synic_api::{PostOutcome, SintTarget};
 use crate::config::Config;
 use crate::effects::{Effects, HostCall, ServiceMessage};
 use crate::gateway::HvcallCore;
-use crate::grants::{ConnectionGrant, ConnectionGrants, GrantError, MAX_VSPS};
+use vsp_api::VspChannels;
+
+use crate::grants::{ConnectionGrant, ConnectionGrants, GrantError};
 use crate::guest::GuestMemory;
 use crate::msr::MsrError;
 use crate::route::{Destination, Route, RouteError};
@@ -78,13 +84,7 @@ pub const SERVICE_CONNECTION_VARS: [&str; MAX_SERVICES] = [
     "service3_connections",
 ];
 pub use hvcall_api::SERVICE_QUEUE_CAPACITY;
-pub const GRANT_CHANNEL: &str = "grant_channel";
-pub const VSP_CHANNEL_VARS: [&str; MAX_VSPS] = [
-    "vsp0_channel",
-    "vsp1_channel",
-    "vsp2_channel",
-    "vsp3_channel",
-];
+pub use vsp_api::{GRANT_CHANNEL, VSP_CHANNEL_VARS};
 
 /// The value of a `service<i>_connections` variable: the service may claim
 /// connection ids `first..=last` (packed as `first | last << 32`). Without the
@@ -109,13 +109,9 @@ pub struct HvcallPd<const VPS: usize, const ROUTES: usize> {
     synic_port_channels: ChannelSet,
     host_route_channels: ChannelSet,
     services: [Option<Service>; MAX_SERVICES],
-    /// vmbus-server, the only caller that may grant connections.
-    grant_channel: Option<Channel>,
-    /// VSP slot `i`'s channel: the service routes it registers must be granted.
-    vsp_channels: [Option<Channel>; MAX_VSPS],
+    /// Which channel is which VSP slot; vmbus-server alone grants.
+    vsps: VspChannels,
     grants: ConnectionGrants,
-    /// The grant channel has called (see [`Self::vsp_slot`]).
-    authority_seen: bool,
 }
 
 impl<const VPS: usize, const ROUTES: usize> core::fmt::Debug for HvcallPd<VPS, ROUTES> {
@@ -221,16 +217,8 @@ impl<const VPS: usize, const ROUTES: usize> HvcallPd<VPS, ROUTES> {
             synic_port_channels: init.channel_set(SYNIC_PORT_CHANNELS)?,
             host_route_channels: init.channel_set(HOST_ROUTE_CHANNELS)?,
             services,
-            grant_channel: init.optional(init.channel(GRANT_CHANNEL))?,
-            vsp_channels: {
-                let mut chans = [None; MAX_VSPS];
-                for (slot, name) in chans.iter_mut().zip(VSP_CHANNEL_VARS) {
-                    *slot = init.optional(init.channel(name))?;
-                }
-                chans
-            },
+            vsps: VspChannels::init(init)?,
             grants: ConnectionGrants::default(),
-            authority_seen: false,
         })
     }
 
@@ -242,24 +230,9 @@ impl<const VPS: usize, const ROUTES: usize> HvcallPd<VPS, ROUTES> {
         self.services.iter().flatten().any(|s| s.channel == ch)
     }
 
-    /// The VSP slot `ch` belongs to, if it is a VSP's channel and the grant
-    /// authority has spoken: the image's channel table names the slots, but a system
-    /// without vmbus-server (tests/systems/hvcall_synic.xml) uses them for other
-    /// services. vmbus-server calls first thing at start, before it asks any VSP for
-    /// offers, so every VSP channel is checked from then on.
-    fn vsp_slot(&self, ch: Channel) -> Option<u8> {
-        if !self.authority_seen {
-            return None;
-        }
-        self.vsp_channels
-            .iter()
-            .position(|c| *c == Some(ch))
-            .map(|i| i as u8)
-    }
-
     /// GRANT_CONNECTION / REVOKE_CONNECTION from vmbus-server.
     fn grant(&mut self, ch: Channel, msg: MessageInfo, mrs: &MessageRegisters) -> RegisterStatus {
-        if self.grant_channel != Some(ch) {
+        if !self.vsps.note_caller(ch) {
             return RegisterStatus::NotPermitted;
         }
         if let Ok(r) = ConnectionRevoke::decode(msg, mrs) {
@@ -268,7 +241,7 @@ impl<const VPS: usize, const ROUTES: usize> HvcallPd<VPS, ROUTES> {
             };
             // A VSP that did not unregister (it crashed, or its ring broke) loses
             // the route with the grant, so the guest's doorbells stop reaching it.
-            if let Some(owner) = self.vsp_channels.get(g.vsp as usize).copied().flatten() {
+            if let Some(owner) = self.vsps.channel(g.vsp) {
                 let _ = self
                     .core
                     .unregister_route(g.vtl, g.connection_id, owner.index());
@@ -278,11 +251,7 @@ impl<const VPS: usize, const ROUTES: usize> HvcallPd<VPS, ROUTES> {
         let Ok(g) = GrantRequest::decode(msg, mrs) else {
             return RegisterStatus::Invalid;
         };
-        if self
-            .vsp_channels
-            .get(g.vsp as usize)
-            .is_none_or(Option::is_none)
-        {
+        if self.vsps.channel(g.vsp).is_none() {
             return RegisterStatus::Invalid;
         }
         match self.grants.grant(ConnectionGrant {
@@ -299,7 +268,7 @@ impl<const VPS: usize, const ROUTES: usize> HvcallPd<VPS, ROUTES> {
     }
 
     fn register(&mut self, ch: Channel, reg: &Registration) -> RegisterStatus {
-        let granted = match self.vsp_slot(ch) {
+        let granted = match self.vsps.slot_of(ch) {
             Some(vsp) => self.grants.owns(vsp, reg.connection_id, reg.vtl),
             None => true,
         };
@@ -463,7 +432,7 @@ impl<const VPS: usize, const ROUTES: usize> Handler for HvcallPd<VPS, ROUTES> {
             label: msg.label(),
         };
         let from_vcpu = self.vcpu_channels.contains(ch);
-        self.authority_seen |= self.grant_channel == Some(ch);
+        self.vsps.note_caller(ch);
         match msg.label() {
             label::HYPERCALL if from_vcpu => {
                 let req = HypercallRequest::decode(msg, mrs).map_err(|_| bad)?;

@@ -33,7 +33,9 @@ use ipc::{
 use synic_api::{DeliveryReply, GrantStatus, MsrReply};
 
 use crate::api::{IrqEntry, Request};
-use crate::grants::{EventGrants, MAX_VSPS};
+use vsp_api::VspChannels;
+
+use crate::grants::EventGrants;
 use crate::guest::GuestMemory;
 use crate::synic::{Instance, InterruptRequest, InterruptSink, MsrError, PostOutcome, Synic};
 
@@ -50,13 +52,7 @@ pub const DELIVER_PV_CHANNELS: &str = "deliver_pv_channels";
 pub const DELIVER_HV_CHANNELS: &str = "deliver_hv_channels";
 pub const POST_CHANNELS: &str = "post_channels";
 pub const SIGNAL_CHANNELS: &str = "signal_channels";
-pub const GRANT_CHANNEL: &str = "grant_channel";
-pub const VSP_CHANNEL_VARS: [&str; MAX_VSPS] = [
-    "vsp0_channel",
-    "vsp1_channel",
-    "vsp2_channel",
-    "vsp3_channel",
-];
+pub use vsp_api::{GRANT_CHANNEL, VSP_CHANNEL_VARS};
 
 /// Interrupt requests that did not fit in the queue, coalesced per (VP, vector):
 /// interrupts are edge-triggered, so two pending requests for one vector are one.
@@ -134,13 +130,9 @@ pub struct SynicPd<const VPS: usize, const DEPTH: usize> {
     /// MSR. They are notified on the next write (EOM frees a queue entry), so a
     /// poster that queues its message and waits never waits for ever.
     refused: ChannelSet,
-    /// vmbus-server, the only caller that may grant event flags.
-    grant_channel: Option<Channel>,
-    /// VSP slot `i`'s channel: its signals are checked against `grants`.
-    vsp_channels: [Option<Channel>; MAX_VSPS],
+    /// Which channel is which VSP slot; vmbus-server alone grants.
+    vsps: VspChannels,
     grants: EventGrants,
-    /// The grant channel has called (see [`Self::vsp_slot`]).
-    authority_seen: bool,
 }
 
 impl<const VPS: usize, const DEPTH: usize> core::fmt::Debug for SynicPd<VPS, DEPTH> {
@@ -209,16 +201,8 @@ impl<const VPS: usize, const DEPTH: usize> SynicPd<VPS, DEPTH> {
             post_channels: optional_set(init, POST_CHANNELS)?,
             signal_channels: optional_set(init, SIGNAL_CHANNELS)?,
             refused: ChannelSet::EMPTY,
-            grant_channel: init.optional(init.channel(GRANT_CHANNEL))?,
-            vsp_channels: {
-                let mut chans = [None; MAX_VSPS];
-                for (slot, name) in chans.iter_mut().zip(VSP_CHANNEL_VARS) {
-                    *slot = init.optional(init.channel(name))?;
-                }
-                chans
-            },
+            vsps: VspChannels::init(init)?,
             grants: EventGrants::default(),
-            authority_seen: false,
         })
     }
 
@@ -227,24 +211,9 @@ impl<const VPS: usize, const DEPTH: usize> SynicPd<VPS, DEPTH> {
         &self.synic
     }
 
-    /// The VSP slot `ch` belongs to, if it is a VSP's channel and the grant
-    /// authority has spoken: the image's channel table names the slots, but a system
-    /// without vmbus-server (tests/systems/hvcall_synic.xml) uses them for other
-    /// services. vmbus-server calls first thing at start, before it asks any VSP for
-    /// offers, so every VSP channel is checked from then on.
-    fn vsp_slot(&self, ch: Channel) -> Option<u8> {
-        if !self.authority_seen {
-            return None;
-        }
-        self.vsp_channels
-            .iter()
-            .position(|c| *c == Some(ch))
-            .map(|i| i as u8)
-    }
-
     /// GRANT_EVENT/REVOKE_EVENT, answered with a [`GrantStatus`] label.
     fn grant(&mut self, ch: Channel, req: &Request) -> GrantStatus {
-        if self.grant_channel != Some(ch) {
+        if !self.vsps.note_caller(ch) {
             return GrantStatus::NotPermitted;
         }
         match *req {
@@ -254,10 +223,7 @@ impl<const VPS: usize, const DEPTH: usize> SynicPd<VPS, DEPTH> {
                 target,
                 flag,
             } => {
-                let vsp_known = self
-                    .vsp_channels
-                    .get(vsp as usize)
-                    .is_some_and(Option::is_some);
+                let vsp_known = self.vsps.channel(vsp).is_some();
                 let target_ok = target.vp < self.synic.vp_count()
                     && (target.sint as usize) < hvdef::message::NUM_SINTS
                     && flag < hvdef::message::SINT_EVENT_FLAGS;
@@ -273,7 +239,7 @@ impl<const VPS: usize, const DEPTH: usize> SynicPd<VPS, DEPTH> {
 
     /// A VSP's signal outside what vmbus-server granted its channels.
     fn signal_denied(&self, ch: Channel, req: &Request) -> bool {
-        match (req, self.vsp_slot(ch)) {
+        match (req, self.vsps.slot_of(ch)) {
             (Request::SignalEvent { target, flag }, Some(vsp)) => {
                 !self.grants.permits(vsp, *target, *flag)
             }
@@ -381,7 +347,7 @@ impl<const VPS: usize, const DEPTH: usize> Handler for SynicPd<VPS, DEPTH> {
     ) -> Result<MessageInfo, HandlerError> {
         let label = msg.label();
         let bad = HandlerError::BadRequest { channel: ch, label };
-        self.authority_seen |= self.grant_channel == Some(ch);
+        self.vsps.note_caller(ch);
         let req = Request::decode(msg, mrs).map_err(|_| bad)?;
         if !self.allowed(ch, &req) {
             return Err(HandlerError::UnexpectedCall(ch));

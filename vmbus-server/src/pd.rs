@@ -65,13 +65,7 @@ pub const CONFIDENTIAL_VMBUS: &str = "confidential_vmbus";
 pub const MAX_VERSION: &str = "max_vmbus_version";
 pub const FIRST_DYNAMIC_RELID: &str = "first_dynamic_relid";
 
-pub const MAX_VSPS: usize = 4;
-pub const VSP_CHANNEL_VARS: [&str; MAX_VSPS] = [
-    "vsp0_channel",
-    "vsp1_channel",
-    "vsp2_channel",
-    "vsp3_channel",
-];
+pub use vsp_api::{MAX_VSPS, VSP_CHANNEL_VARS};
 pub const VSP_GPADL_REGIONS: [&str; MAX_VSPS] =
     ["vsp0_gpadl", "vsp1_gpadl", "vsp2_gpadl", "vsp3_gpadl"];
 

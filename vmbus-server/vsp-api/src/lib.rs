@@ -17,6 +17,9 @@ use vmbus_protocol::{GpadlId, Guid, OfferFlags, Relid, Version};
 use zerocopy::IntoBytes;
 
 pub use ipc::wire::DecodeError;
+pub use slots::{VspChannels, GRANT_CHANNEL, MAX_VSPS, VSP_CHANNEL_VARS};
+
+mod slots;
 
 pub mod label {
     /// Reply: [`super::VspOffer`] or [`super::REPLY_NONE`].
