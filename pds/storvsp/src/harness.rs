@@ -10,17 +10,14 @@ use std::vec::Vec;
 
 use ipc::{Perms, Region};
 use isolation::GuestMemory;
-use storvsp_protocol::{
-    DataDirection, NtStatus, Operation, ProtocolVersion, VersionPayload, VmscsiRequest,
-    VstorHeader, REQUEST_COMPLETION_FLAG, SENSE_BUFFER_SIZE, VMSCSI_REQUEST_SIZE,
-};
+use storvsp_protocol::{DataDirection, Operation, ProtocolVersion, VersionPayload};
 use vmbus_device::{serve, PacketBuf, RingBroken, RingTransport, Served};
 use vmbus_protocol::Relid;
 use vmbus_ring::{
     GpaRangeRef, GpadlRingMem, IncomingKind, IncomingRing, OutgoingKind, OutgoingPacket,
     OutgoingRing, RingMem,
 };
-use zerocopy::{FromZeros, IntoBytes};
+use zerocopy::IntoBytes;
 
 use crate::backend::Backend;
 use crate::data_buffer::pages_needed;
@@ -100,22 +97,11 @@ impl Srb {
 
     /// The `vstor_packet` Linux would send for it.
     pub fn payload(&self) -> [u8; 64] {
-        let mut req = VmscsiRequest::new_zeroed();
-        req.length = VMSCSI_REQUEST_SIZE as u16;
+        let mut req = storvsc_client::wire::srb(&self.cdb, self.dir, self.data_transfer_length);
         req.path_id = self.addr.path;
         req.target_id = self.addr.target;
         req.lun = self.addr.lun;
-        req.cdb_length = self.cdb.len().min(255) as u8;
-        req.sense_info_length = SENSE_BUFFER_SIZE as u8;
-        req.data_in = self.dir.0;
-        req.data_transfer_length = self.data_transfer_length;
-        let n = self.cdb.len().min(16);
-        req.cdb_or_sense[..n].copy_from_slice(&self.cdb[..n]);
-        req.time_out_value = 60;
-        let mut payload = [0u8; 64];
-        payload[..12].copy_from_slice(header(Operation::EXECUTE_SRB).as_bytes());
-        payload[12..].copy_from_slice(req.as_bytes());
-        payload
+        storvsc_client::wire::srb_payload_of(&req)
     }
 
     /// The page list: `(byte_count, byte_offset, pfns)`. An empty buffer goes
@@ -139,14 +125,6 @@ impl Srb {
                 byte_count,
             } => Some((*byte_count, *offset, pfns.clone())),
         }
-    }
-}
-
-fn header(operation: Operation) -> VstorHeader {
-    VstorHeader {
-        operation,
-        flags: REQUEST_COMPLETION_FLAG,
-        status: NtStatus::SUCCESS,
     }
 }
 
@@ -389,9 +367,7 @@ impl Harness {
 
     /// A control operation with `body` after the header, in a 64-byte packet.
     pub fn control_on(&mut self, channel: u16, op: Operation, body: &[u8]) -> Completion {
-        let mut p = [0u8; 64];
-        p[..12].copy_from_slice(header(op).as_bytes());
-        p[12..12 + body.len()].copy_from_slice(body);
+        let p = storvsc_client::wire::control_payload(op, body);
         let id = self.id();
         let c = self
             .send_in_band(channel, id, &p)

@@ -167,8 +167,8 @@ fn malformed_srbs_over_the_rings_get_sense_data() {
             rw10(0x28, 0, 8).to_vec(),
             DataDirection::READ,
             Some(GuestBuf {
-                byte_count: 4096,
-                byte_offset: 0,
+                gpa: (RAM_PAGES as u64 + 1) * PAGE as u64,
+                len: 4096,
                 pfns: vec![RAM_PAGES as u64 + 1],
             }),
             (0xB, 0x4B, 0x0A),
@@ -178,8 +178,8 @@ fn malformed_srbs_over_the_rings_get_sense_data() {
             rw10(0x28, 0, 8).to_vec(),
             DataDirection::READ,
             Some(GuestBuf {
-                byte_count: 4096,
-                byte_offset: 0,
+                gpa: RAM_PAGES as u64 * 4 * PAGE as u64,
+                len: 4096,
                 pfns: vec![RAM_PAGES as u64 * 4],
             }),
             (0xB, 0x4B, 0x0A),

@@ -12,20 +12,13 @@ use storvsp::device::StorvspChannel;
 use storvsp::scsi::{Controller, DiskConfig, ScsiAddress, ScsiDisk};
 use storvsp::state_machine::{NoSubChannels, Storvsp, StorvspConfig};
 use storvsp::Backend;
-use storvsp_protocol::{
-    DataDirection, NtStatus, Operation, ProtocolVersion, VersionPayload, VmscsiRequest,
-    VstorHeader, REQUEST_COMPLETION_FLAG, SENSE_BUFFER_SIZE, VMSCSI_REQUEST_SIZE,
-};
+use storvsp_protocol::{DataDirection, ProtocolVersion};
 use vmbus_client::loopback::Loopback;
 use vmbus_client::{Client, ClientConfig, OpenParams};
 use vmbus_device::{serve, PacketBuf, RingTransport};
 use vmbus_protocol::ids::{interface, Guid};
-use vmbus_ring::{
-    GpaRangeRef, GpadlRingMem, IncomingKind, IncomingRing, OutgoingKind, OutgoingPacket,
-    OutgoingRing,
-};
+use vmbus_ring::GpadlRingMem;
 use vmbus_server::{Config, OfferParams, PfnRange, Server};
-use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
 pub const PAGE: usize = 4096;
 /// Ring GPADL: both rings, each a control page plus 31 data pages.
@@ -110,14 +103,7 @@ impl Machine {
         let region = self.region();
         let up = self.ring_pfns[..self.downstream].to_vec();
         let down = self.ring_pfns[self.downstream..].to_vec();
-        let guest = Storvsc {
-            out: OutgoingRing::new(GpadlRingMem::new(region, up.clone()).expect("ring"))
-                .expect("attach"),
-            inr: IncomingRing::new(GpadlRingMem::new(region, down.clone()).expect("ring"))
-                .expect("attach"),
-            next_id: 1,
-            region,
-        };
+        let guest = Storvsc::over(region, up.clone(), down.clone());
         let mut controller = Controller::new();
         controller
             .attach(
@@ -178,193 +164,72 @@ impl Vsp<'_> {
     }
 }
 
-/// A guest buffer for one request.
-#[derive(Clone, Debug)]
-pub struct GuestBuf {
-    pub byte_count: u32,
-    pub byte_offset: u32,
-    pub pfns: Vec<u64>,
-}
+#[allow(unused_imports)] // each test binary uses one of them
+pub use storvsc_client::wire::{rw10, rw16};
+pub use storvsc_client::{GuestBuf, Reply};
 
-impl GuestBuf {
-    /// `len` bytes at guest physical address `gpa`.
-    pub fn at(gpa: u64, len: u32) -> Self {
-        let first = gpa / PAGE as u64;
-        let offset = (gpa % PAGE as u64) as u32;
-        let pages = (offset as usize + len as usize).div_ceil(PAGE) as u64;
-        Self {
-            byte_count: len,
-            byte_offset: offset,
-            pfns: (first..first + pages).collect(),
+impl storvsc_client::Host for Vsp<'_> {
+    fn signal(&mut self) -> Result<(), String> {
+        self.run();
+        Ok(())
+    }
+
+    /// Nothing came back: run the VSP (the guest may not have signalled), and
+    /// fail if that served nothing either.
+    fn wait(&mut self) -> Result<(), String> {
+        match self.run() {
+            0 => Err("storvsp served nothing".into()),
+            _ => Ok(()),
         }
     }
 }
 
-/// The guest's side, laid out like Linux's hv_storvsc.
+/// The guest's side: the one storvsc client over the rings, and guest RAM.
 pub struct Storvsc<'a> {
-    out: OutgoingRing<Mem<'a>>,
-    inr: IncomingRing<Mem<'a>>,
-    next_id: u64,
+    pub client: storvsc_client::Storvsc<Mem<'a>>,
     pub region: Region<'a>,
-}
-
-pub struct Reply {
-    pub header: VstorHeader,
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    pub fn srb(&self) -> VmscsiRequest {
-        VmscsiRequest::read_from_prefix(&self.body)
-            .map(|(s, _)| s)
-            .unwrap_or_else(|_| VmscsiRequest::new_zeroed())
-    }
-
-    pub fn sense(&self) -> (u8, u8, u8) {
-        let s = self.srb();
-        if s.sense_info_length == 0 {
-            (0, 0, 0)
-        } else {
-            let d = s.cdb_or_sense;
-            (d[2] & 0xf, d[12], d[13])
-        }
-    }
 }
 
 impl<'a> Storvsc<'a> {
     /// The guest's ends of rings over `up` (guest-to-host) and `down` pages of
     /// `region`, whose control pages the guest already initialized.
     pub fn over(region: Region<'a>, up: Vec<u64>, down: Vec<u64>) -> Self {
+        let ring = |pages| GpadlRingMem::new(region, pages).expect("ring");
         Self {
-            out: OutgoingRing::new(GpadlRingMem::new(region, up).expect("ring")).expect("attach"),
-            inr: IncomingRing::new(GpadlRingMem::new(region, down).expect("ring")).expect("attach"),
-            next_id: 1,
+            client: storvsc_client::Storvsc::new(ring(up), ring(down)).expect("attach"),
             region,
         }
     }
 
-    /// Queues one packet; returns its transaction id.
+    /// Queues and publishes one packet; returns its transaction id. Whether to
+    /// signal does not matter here: the VSP runs next regardless.
     pub fn send(&mut self, payload: &[u8], buf: Option<&GuestBuf>) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        let ranges;
-        let kind = match buf {
-            None => OutgoingKind::InBand,
-            Some(b) => {
-                ranges = [GpaRangeRef {
-                    byte_count: b.byte_count,
-                    byte_offset: b.byte_offset,
-                    pfns: &b.pfns,
-                }];
-                OutgoingKind::GpaDirect(&ranges)
-            }
-        };
-        let packet = OutgoingPacket {
-            transaction_id: id,
-            completion_requested: true,
-            kind,
-        };
-        self.out
-            .write_packet(&packet, &[payload])
-            .expect("ring has room");
-        // Whether to signal does not matter here: the VSP runs next regardless.
-        let _ = self.out.commit().expect("ring intact");
+        let id = self.client.queue(payload, buf).expect("ring has room");
+        self.client.kick(&mut NoHost).expect("ring intact");
         id
     }
 
     /// Takes the next completion off the host-to-guest ring.
     pub fn recv(&mut self) -> Option<(u64, Reply)> {
-        let p = self.inr.read().ok()?;
-        assert!(matches!(p.kind, IncomingKind::Completion));
-        let mut bytes = vec![0u8; p.payload.len()];
-        self.inr
-            .copy_from(&p.payload, 0, &mut bytes)
-            .expect("ring intact");
-        let _ = self.inr.commit().expect("ring intact");
-        let (header, body) = VstorHeader::read_from_prefix(&bytes).expect("vstor header");
-        Some((
-            p.transaction_id,
-            Reply {
-                header,
-                body: body.to_vec(),
-            },
-        ))
+        let got = self.client.poll().expect("ring intact");
+        self.client.release(&mut NoHost).expect("ring intact");
+        got
     }
 
     pub fn call(&mut self, vsp: &mut Vsp<'_>, payload: &[u8], buf: Option<&GuestBuf>) -> Reply {
-        let id = self.send(payload, buf);
-        vsp.run();
-        let (got, reply) = self.recv().expect("a completion");
-        assert_eq!(got, id);
-        reply
-    }
-
-    pub fn control(&mut self, vsp: &mut Vsp<'_>, op: Operation, body: &[u8]) -> Reply {
-        let mut p = [0u8; 64];
-        let h = VstorHeader {
-            operation: op,
-            flags: REQUEST_COMPLETION_FLAG,
-            status: NtStatus::SUCCESS,
-        };
-        p[..12].copy_from_slice(h.as_bytes());
-        p[12..12 + body.len()].copy_from_slice(body);
-        self.call(vsp, &p, None)
+        self.client.call(vsp, payload, buf).expect("a completion")
     }
 
     /// Linux's storvsc_channel_init.
     pub fn negotiate(&mut self, vsp: &mut Vsp<'_>) -> ProtocolVersion {
-        assert_eq!(
-            self.control(vsp, Operation::BEGIN_INITIALIZATION, &[])
-                .header
-                .status,
-            NtStatus::SUCCESS
-        );
-        let mut chosen = None;
-        for v in ProtocolVersion::SUPPORTED {
-            let body = VersionPayload {
-                major_minor: v.0,
-                revision: 0,
-            };
-            if self
-                .control(vsp, Operation::QUERY_PROTOCOL_VERSION, body.as_bytes())
-                .header
-                .status
-                == NtStatus::SUCCESS
-            {
-                chosen = Some(v);
-                break;
-            }
-        }
-        let props = self.control(vsp, Operation::QUERY_PROPERTIES, &[]);
-        assert_eq!(props.header.status, NtStatus::SUCCESS);
-        assert_eq!(
-            self.control(vsp, Operation::END_INITIALIZATION, &[])
-                .header
-                .status,
-            NtStatus::SUCCESS
-        );
-        chosen.expect("a version")
+        self.client
+            .negotiate(vsp, &ProtocolVersion::SUPPORTED)
+            .expect("negotiated")
+            .version
     }
 
-    /// The EXECUTE_SRB packet storvsc_queuecommand builds.
     pub fn srb_payload(cdb: &[u8], dir: DataDirection, len: u32) -> [u8; 64] {
-        let mut req = VmscsiRequest::new_zeroed();
-        req.length = VMSCSI_REQUEST_SIZE as u16;
-        req.cdb_length = cdb.len() as u8;
-        req.sense_info_length = SENSE_BUFFER_SIZE as u8;
-        req.data_in = dir.0;
-        req.data_transfer_length = len;
-        req.cdb_or_sense[..cdb.len()].copy_from_slice(cdb);
-        req.time_out_value = 60;
-        let mut p = [0u8; 64];
-        let h = VstorHeader {
-            operation: Operation::EXECUTE_SRB,
-            flags: REQUEST_COMPLETION_FLAG,
-            status: NtStatus::SUCCESS,
-        };
-        p[..12].copy_from_slice(h.as_bytes());
-        p[12..].copy_from_slice(req.as_bytes());
-        p
+        storvsc_client::wire::srb_payload(cdb, dir, len)
     }
 
     pub fn srb(
@@ -374,24 +239,19 @@ impl<'a> Storvsc<'a> {
         dir: DataDirection,
         buf: Option<&GuestBuf>,
     ) -> Reply {
-        let len = buf.map_or(0, |b| b.byte_count);
-        let p = Self::srb_payload(cdb, dir, len);
-        self.call(vsp, &p, buf)
+        self.client.srb(vsp, cdb, dir, buf).expect("a completion")
     }
 }
 
-pub fn rw16(op: u8, lba: u64, blocks: u32) -> [u8; 16] {
-    let mut c = [0u8; 16];
-    c[0] = op;
-    c[2..10].copy_from_slice(&lba.to_be_bytes());
-    c[10..14].copy_from_slice(&blocks.to_be_bytes());
-    c
-}
+/// A host nobody needs to signal: the test runs the VSP itself.
+struct NoHost;
 
-pub fn rw10(op: u8, lba: u32, blocks: u16) -> [u8; 10] {
-    let mut c = [0u8; 10];
-    c[0] = op;
-    c[2..6].copy_from_slice(&lba.to_be_bytes());
-    c[7..9].copy_from_slice(&blocks.to_be_bytes());
-    c
+impl storvsc_client::Host for NoHost {
+    fn signal(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn wait(&mut self) -> Result<(), String> {
+        Err("nothing to wait for".into())
+    }
 }

@@ -1,0 +1,102 @@
+//! `storage-bench`: timed I/O over the storage channel.
+
+use alloc::vec::Vec;
+
+use storvsc_client::wire::{rw16, READ_16, WRITE_16};
+use storvsc_client::{GuestBuf as Buf, Request};
+use storvsp_protocol::DataDirection;
+
+use super::disk::Disk;
+use super::pattern::splitmix;
+use super::{ok_srb, BLOCK, DATA_GPA, SEED};
+use crate::time::Instant;
+use crate::vcpu::Vcpu;
+use crate::Result;
+
+/// Times requests without data (the path's own cost), sequential 64 KiB writes and
+/// reads and random 4 KiB reads over the first `bytes` of the disk, at queue depths
+/// 1 and 8; prints
+/// `guest_sim: bench <name> qd<n>: <ops> ops, <bytes> bytes, <ns> ns`.
+pub(super) fn bench(disk: &mut Disk, vcpu: &mut Vcpu<'_>, bytes: u64, blocks: u64) -> Result<()> {
+    let bytes = bytes.min(blocks * BLOCK);
+    let mut seed = SEED;
+    for qd in [1u64, 8] {
+        // The path's fixed cost: requests that move no data.
+        let ops = bytes / 65536;
+        let t = Instant::now();
+        let mut done = 0;
+        let tur = [0u8; 6];
+        while done < ops {
+            let n = qd.min(ops - done);
+            let reqs: Vec<Request<'_>> = (0..n)
+                .map(|_| Request {
+                    cdb: &tur,
+                    dir: DataDirection::UNKNOWN,
+                    buf: None,
+                })
+                .collect();
+            for r in disk.run(vcpu, &reqs)? {
+                ok_srb(&r, 0, "TEST UNIT READY")?;
+            }
+            done += n;
+        }
+        let ns = t.elapsed().as_nanos();
+        println!("guest_sim: bench test-unit-ready qd{qd}: {ops} ops, 0 bytes, {ns} ns");
+        for (name, size, write, random) in [
+            ("seq-write-64k", 65536u64, true, false),
+            ("seq-read-64k", 65536, false, false),
+            ("rand-read-4k", 4096, false, true),
+        ] {
+            let ops = if random {
+                bytes / size / 4
+            } else {
+                bytes / size
+            };
+            let bufs: Vec<Buf> = (0..qd)
+                .map(|i| Buf::at(DATA_GPA + i * 65536, size as u32))
+                .collect();
+            let op = if write { WRITE_16 } else { READ_16 };
+            let dir = if write {
+                DataDirection::WRITE
+            } else {
+                DataDirection::READ
+            };
+            let nblocks = (size / BLOCK) as u32;
+            let t = Instant::now();
+            let mut done = 0;
+            while done < ops {
+                let n = qd.min(ops - done);
+                let cdbs: Vec<[u8; 16]> = (0..n)
+                    .map(|i| {
+                        let lba = if random {
+                            seed = splitmix(seed);
+                            seed % (bytes / size) * (size / BLOCK)
+                        } else {
+                            (done + i) * (size / BLOCK)
+                        };
+                        rw16(op, lba, nblocks)
+                    })
+                    .collect();
+                let reqs: Vec<Request<'_>> = cdbs
+                    .iter()
+                    .zip(&bufs)
+                    .map(|(c, b)| Request {
+                        cdb: c,
+                        dir,
+                        buf: Some(b),
+                    })
+                    .collect();
+                for r in disk.run(vcpu, &reqs)? {
+                    ok_srb(&r, size as u32, name)?;
+                }
+                done += n;
+            }
+            let ns = t.elapsed().as_nanos();
+            println!(
+                "guest_sim: bench {name} qd{qd}: {ops} ops, {} bytes, {ns} ns",
+                ops * size
+            );
+        }
+    }
+    Ok(())
+}

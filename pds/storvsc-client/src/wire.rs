@@ -1,0 +1,135 @@
+//! What storvsc puts in a packet's payload, and what comes back.
+
+use alloc::vec::Vec;
+
+use storvsp_protocol::{
+    DataDirection, NtStatus, Operation, VmscsiRequest, VstorHeader, REQUEST_COMPLETION_FLAG,
+    SENSE_BUFFER_SIZE, VMSCSI_REQUEST_SIZE, VSTOR_PACKET_SIZE,
+};
+use vmbus_ring::GpaRangeRef;
+use zerocopy::{FromBytes, FromZeros, IntoBytes};
+
+const PAGE: u64 = vmbus_ring::PAGE_SIZE as u64;
+
+pub const READ_10: u8 = 0x28;
+pub const WRITE_10: u8 = 0x2A;
+pub const READ_16: u8 = 0x88;
+pub const WRITE_16: u8 = 0x8A;
+
+/// A `vstor_packet` for operation `op` with `body` (cut to the payload union).
+pub fn control_payload(op: Operation, body: &[u8]) -> [u8; VSTOR_PACKET_SIZE] {
+    let mut p = [0u8; VSTOR_PACKET_SIZE];
+    let h = VstorHeader {
+        operation: op,
+        flags: REQUEST_COMPLETION_FLAG,
+        status: NtStatus::SUCCESS,
+    };
+    p[..12].copy_from_slice(h.as_bytes());
+    let n = body.len().min(VSTOR_PACKET_SIZE - 12);
+    p[12..12 + n].copy_from_slice(&body[..n]);
+    p
+}
+
+/// The SRB storvsc_queuecommand builds for `cdb` at 0:0:0.
+pub fn srb(cdb: &[u8], dir: DataDirection, len: u32) -> VmscsiRequest {
+    let mut req = VmscsiRequest::new_zeroed();
+    req.length = VMSCSI_REQUEST_SIZE as u16;
+    req.cdb_length = cdb.len().min(255) as u8;
+    req.sense_info_length = SENSE_BUFFER_SIZE as u8;
+    req.data_in = dir.0;
+    req.data_transfer_length = len;
+    let n = cdb.len().min(req.cdb_or_sense.len());
+    req.cdb_or_sense[..n].copy_from_slice(&cdb[..n]);
+    req.time_out_value = 60;
+    req
+}
+
+/// The EXECUTE_SRB packet carrying `req`.
+pub fn srb_payload_of(req: &VmscsiRequest) -> [u8; VSTOR_PACKET_SIZE] {
+    control_payload(Operation::EXECUTE_SRB, req.as_bytes())
+}
+
+/// The EXECUTE_SRB packet storvsc_queuecommand builds.
+pub fn srb_payload(cdb: &[u8], dir: DataDirection, len: u32) -> [u8; VSTOR_PACKET_SIZE] {
+    srb_payload_of(&srb(cdb, dir, len))
+}
+
+/// READ(16)/WRITE(16) (`op`) of `blocks` blocks at `lba`.
+pub fn rw16(op: u8, lba: u64, blocks: u32) -> [u8; 16] {
+    let mut c = [0u8; 16];
+    c[0] = op;
+    c[2..10].copy_from_slice(&lba.to_be_bytes());
+    c[10..14].copy_from_slice(&blocks.to_be_bytes());
+    c
+}
+
+/// READ(10)/WRITE(10) (`op`) of `blocks` blocks at `lba`.
+pub fn rw10(op: u8, lba: u32, blocks: u16) -> [u8; 10] {
+    let mut c = [0u8; 10];
+    c[0] = op;
+    c[2..6].copy_from_slice(&lba.to_be_bytes());
+    c[7..9].copy_from_slice(&blocks.to_be_bytes());
+    c
+}
+
+/// A guest buffer: `len` bytes at guest physical `gpa`, as one GPA-direct range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestBuf {
+    pub gpa: u64,
+    pub len: u32,
+    pub pfns: Vec<u64>,
+}
+
+impl GuestBuf {
+    pub fn at(gpa: u64, len: u32) -> Self {
+        let first = gpa / PAGE;
+        let pages = ((gpa % PAGE) + u64::from(len)).div_ceil(PAGE);
+        Self {
+            gpa,
+            len,
+            pfns: (first..first + pages).collect(),
+        }
+    }
+
+    pub fn range(&self) -> GpaRangeRef<'_> {
+        GpaRangeRef {
+            byte_count: self.len,
+            byte_offset: (self.gpa % PAGE) as u32,
+            pfns: &self.pfns,
+        }
+    }
+}
+
+/// A completion: its `vstor_packet` header and what follows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub header: VstorHeader,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// `None` when the bytes cannot hold a header.
+    pub fn parse(bytes: &[u8]) -> Option<Self> {
+        let (header, body) = VstorHeader::read_from_prefix(bytes).ok()?;
+        Some(Self {
+            header,
+            body: body.to_vec(),
+        })
+    }
+
+    pub fn srb(&self) -> VmscsiRequest {
+        VmscsiRequest::read_from_prefix(&self.body)
+            .map(|(s, _)| s)
+            .unwrap_or_else(|_| VmscsiRequest::new_zeroed())
+    }
+
+    /// (sense key, ASC, ASCQ) of fixed-format sense data, zeros without sense.
+    pub fn sense(&self) -> (u8, u8, u8) {
+        let s = self.srb();
+        if s.sense_info_length == 0 {
+            return (0, 0, 0);
+        }
+        let d = s.cdb_or_sense;
+        (d[2] & 0xf, d[12], d[13])
+    }
+}
