@@ -334,3 +334,43 @@ fn no_offloads() -> oid::Offload {
         encapsulation_gre: Default::default(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAC: [u8; 6] = [0, 0x15, 0x5d, 1, 2, 3];
+
+    #[test]
+    fn packet_filter_table() {
+        let group = [0x01, 0, 0x5e, 0, 0, 1];
+        let other = [0, 0x15, 0x5d, 9, 9, 9];
+        let mut d = RndisDevice::new(MAC, true);
+        let mut out = Vec::new();
+        assert_eq!(d.set(oid::P802_3_MULTICAST_LIST, &group), Status::SUCCESS);
+        assert_eq!(
+            d.set(oid::P802_3_MULTICAST_LIST, &[0; 7]),
+            Status::INVALID_LENGTH
+        );
+        let table: [(u32, [u8; 6], bool); 9] = [
+            (0, MAC, false),
+            (filter::DIRECTED, MAC, true),
+            (filter::DIRECTED, other, false),
+            (filter::DIRECTED, [0xff; 6], false),
+            (filter::BROADCAST, [0xff; 6], true),
+            (filter::MULTICAST, group, true),
+            (filter::MULTICAST, [0x01, 0, 0x5e, 0, 0, 2], false),
+            (filter::ALL_MULTICAST, [0x01, 0, 0x5e, 0, 0, 2], true),
+            (filter::PROMISCUOUS, other, true),
+        ];
+        for (f, dst, want) in table {
+            d.set(oid::GEN_CURRENT_PACKET_FILTER, &f.to_le_bytes());
+            let frame = [dst.as_slice(), &MAC, &[0x08, 0]].concat();
+            assert_eq!(d.accepts(&frame), want, "filter {f:#x} dst {dst:x?}");
+        }
+        assert!(!d.accepts(&[0xff; 5]), "a runt has no destination");
+        // Link changes are only indicated to an initialized guest.
+        assert!(!d.set_link(false, &mut out));
+        assert!(out.is_empty());
+    }
+}
