@@ -14,6 +14,8 @@
 extern crate std;
 
 pub mod backend;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod gpa;
 pub mod guest_memory;
 

@@ -1,28 +1,23 @@
 //! The paravisor's flows on the model machine, honest and lying hosts.
 
 use isolation::{
-    Gpa, GpaClass, GuestAccess, HostCall, HostReply, Isolation, IsolationError, MsrAccess,
-    PageRange, Partition, PartitionKind, RamRange, VcpuExit, VpIndex,
+    Gpa, GpaClass, GuestAccess, HostCall, Isolation, IsolationError, MsrAccess, PageRange,
+    Partition, PartitionKind, RamRange, VcpuExit, VpIndex,
 };
+
+use isolation::conformance::{self, pages, Harness, HostView, PAGES, RAM, STANDARD};
 
 use crate::backend::{exit, SnpBackend};
 use crate::model::{GuestExit, Lies, SnpModel};
 use crate::rmp::{npf, AccessKind, Fault};
 use crate::vmsa::Vmsa;
 
-const PAGES: usize = 64;
 const VTOM_BIT: u8 = 36;
 const B: u64 = 1 << VTOM_BIT;
-static RAM: [RamRange; 1] = [RamRange {
-    start: 0,
-    end: PAGES as u64 * 4096,
-}];
 const GHCB_GFN: u64 = 63;
 const VMSA_GFN: u64 = 1;
-/// Confidential VMBus ring pages: private for the whole test.
-const RING: core::ops::Range<u64> = 10..14;
 /// Pages shared with the host for hypercall buffers.
-const SHARED: core::ops::Range<u64> = 20..22;
+const SHARED: core::ops::Range<u64> = STANDARD.shared;
 
 type Model = SnpModel<PAGES>;
 
@@ -38,10 +33,6 @@ fn model(lies: Lies) -> Model {
 
 fn backend(lies: Lies) -> SnpBackend<'static, Model> {
     SnpBackend::new(model(lies), partition(), Gpa(B | GHCB_GFN << 12)).unwrap()
-}
-
-fn pages(gfns: core::ops::Range<u64>) -> PageRange {
-    PageRange::new(Gpa(gfns.start << 12), gfns.end - gfns.start).unwrap()
 }
 
 /// Boot: accept RAM, build and register the guest VMSA, share the buffer pages.
@@ -106,6 +97,26 @@ fn the_ghcb_page_is_shared_through_the_msr_protocol_before_registration() {
     assert!(matches!(r.err(), Some(IsolationError::HostRefused(_))));
 }
 
+impl HostView for Model {
+    fn host_exits(&self) -> u64 {
+        u64::from(self.vmgexits)
+    }
+    fn host_touched(&self) -> &[u64] {
+        SnpModel::host_touched(self)
+    }
+    /// Hypervisor-owned in the RMP: not the guest's, so not encrypted with its key.
+    fn host_can_read(&self, gfn: u64) -> bool {
+        self.rmp.entry(gfn << 12).is_some_and(|e| !e.assigned)
+    }
+}
+
+impl Harness for SnpBackend<'static, Model> {
+    type View = Model;
+    fn view(&mut self) -> &Model {
+        self.cpu()
+    }
+}
+
 #[test]
 fn boot_validates_ram_and_accepting_twice_is_reported() {
     let mut b = boot(Lies::default());
@@ -115,15 +126,7 @@ fn boot_validates_ram_and_accepting_twice_is_reported() {
         assert!(e.assigned && e.validated, "gfn {gfn}");
     }
     assert!(rmp.entry(VMSA_GFN << 12).unwrap().vmsa);
-    assert_eq!(
-        b.accept_private(pages(2..3)),
-        Err(IsolationError::AlreadyDone(Gpa(0x2000)))
-    );
-    // Shared addresses are not accepted as private memory.
-    assert!(matches!(
-        b.accept_private(PageRange::new(Gpa(B | 0x2000), 1).unwrap()),
-        Err(IsolationError::WrongClass { .. })
-    ));
+    conformance::accepting_twice_and_shared_addresses_are_refused(&mut b, 2);
 }
 
 #[test]
@@ -245,20 +248,10 @@ fn guest_access_to_paravisor_memory_follows_rmpadjust() {
 #[test]
 fn visibility_round_trip_through_the_host() {
     let mut b = boot(Lies::default());
-    b.set_visibility(pages(30..33), GpaClass::Shared).unwrap();
+    conformance::visibility_round_trips_in_either_alias(&mut b, 30..33);
+    // Back to private means validated again, not just assigned.
     for gfn in 30..33 {
-        let e = *b.cpu().rmp.entry(gfn << 12).unwrap();
-        assert!(!e.assigned && !e.validated);
-    }
-    // Given in the shared alias: same RAM.
-    b.set_visibility(
-        PageRange::new(Gpa(B | 30 << 12), 3).unwrap(),
-        GpaClass::Private,
-    )
-    .unwrap();
-    for gfn in 30..33 {
-        let e = *b.cpu().rmp.entry(gfn << 12).unwrap();
-        assert!(e.assigned && e.validated);
+        assert!(b.cpu().rmp.entry(gfn << 12).unwrap().validated);
     }
 }
 
@@ -356,34 +349,10 @@ fn a_page_stolen_by_the_host_is_detected_not_used() {
 #[test]
 fn hypercalls_reach_the_host_only_with_host_visible_buffers() {
     let mut b = boot(Lies::default());
-    let ring_private = Gpa(RING.start << 12);
-    let out_shared = Gpa(B | SHARED.start << 12);
-    let before = b.cpu().vmgexits;
-    let leak = HostCall::HvHypercall {
-        control: 0x5c,
-        input: Some(out_shared),
-        output: Some(ring_private),
-    };
-    assert!(matches!(
-        b.call_host(leak),
-        Err(IsolationError::WrongClass { .. })
-    ));
-    assert_eq!(b.cpu().vmgexits, before, "refused before anything left");
-    let ok = HostCall::HvHypercall {
-        control: 2 << 32 | 0x14,
-        input: Some(Gpa(B | (SHARED.start + 1) << 12)),
-        output: Some(out_shared),
-    };
-    assert_eq!(b.call_host(ok), Ok(HostReply::Hypercall { result: 0 }));
-    assert_eq!(b.cpu().last_hypercall, Some((2 << 32 | 0x14, out_shared.0)));
-    // Confidential VMBus ring pages never appear among what the host touched,
-    // and everything it did touch was hypervisor-owned at the time.
-    let m = b.cpu();
-    for &gfn in m.host_touched() {
-        assert!(!RING.contains(&gfn), "host touched ring page {gfn}");
-        assert!(!m.rmp.entry(gfn << 12).unwrap().assigned, "gfn {gfn}");
-    }
-    assert!(!m.host_touched().is_empty());
+    conformance::hypercalls_reach_the_host_only_with_host_visible_buffers(&mut b, &STANDARD);
+    // The GHCB's hypercall layout carried the control word and output GPA.
+    let out = B | (SHARED.start + 1) << 12;
+    assert_eq!(b.cpu().last_hypercall, Some((1 << 32 | 0x14, out)));
 }
 
 #[test]

@@ -2,8 +2,10 @@
 
 use isolation::{
     Gpa, GpaClass, GuestAccess, HostCall, HostReply, Isolation, IsolationError, PageRange,
-    Partition, PartitionKind, RamRange, VcpuExit, VpIndex,
+    Partition, PartitionKind, VcpuExit, VpIndex,
 };
+
+use isolation::conformance::{self, pages, Harness, HostView, PAGES, RAM, STANDARD};
 
 use crate::backend::TdxBackend;
 use crate::cpu::Regs;
@@ -12,21 +14,11 @@ use crate::exit::{reason, L2Gprs};
 use crate::model::{attr, Lies, PageState, TdxModel};
 use crate::status::{leaf, Status};
 
-const PAGES: usize = 64;
 const SHARED_BIT: u8 = 47;
 const S: u64 = 1 << SHARED_BIT;
-static RAM: [RamRange; 1] = [RamRange {
-    start: 0,
-    end: PAGES as u64 * 4096,
-}];
-const RING: core::ops::Range<u64> = 10..14;
-const SHARED: core::ops::Range<u64> = 20..22;
+const SHARED: core::ops::Range<u64> = STANDARD.shared;
 
 type Model = TdxModel<PAGES>;
-
-fn pages(g: core::ops::Range<u64>) -> PageRange {
-    PageRange::new(Gpa(g.start << 12), g.end - g.start).unwrap()
-}
 
 fn backend() -> TdxBackend<'static, Model> {
     let p = Partition::new(
@@ -95,17 +87,35 @@ fn accept_rules_of_the_module() {
     );
 }
 
+impl HostView for Model {
+    fn host_exits(&self) -> u64 {
+        u64::from(self.vmcalls)
+    }
+    fn host_touched(&self) -> &[u64] {
+        TdxModel::host_touched(self)
+    }
+    fn host_can_read(&self, gfn: u64) -> bool {
+        TdxModel::host_can_read(self, gfn)
+    }
+}
+
+impl Harness for TdxBackend<'static, Model> {
+    type View = Model;
+    fn view(&mut self) -> &Model {
+        self.cpu()
+    }
+}
+
 #[test]
 fn accepting_twice_is_reported_not_ignored() {
     let mut b = boot(Lies::default());
-    assert_eq!(
-        b.accept_private(pages(3..4)),
-        Err(IsolationError::AlreadyDone(Gpa(0x3000)))
-    );
-    assert!(matches!(
-        b.accept_private(PageRange::new(Gpa(S | 0x3000), 1).unwrap()),
-        Err(IsolationError::WrongClass { .. })
-    ));
+    conformance::accepting_twice_and_shared_addresses_are_refused(&mut b, 3);
+}
+
+#[test]
+fn visibility_round_trips_in_either_alias() {
+    let mut b = boot(Lies::default());
+    conformance::visibility_round_trips_in_either_alias(&mut b, 30..33);
 }
 
 #[test]
@@ -295,32 +305,7 @@ fn l2_exits_arrive_decoded() {
 #[test]
 fn hypercalls_leave_only_with_host_visible_buffers() {
     let mut b = boot(Lies::default());
-    let before = b.cpu().vmcalls;
-    let leak = HostCall::HvHypercall {
-        control: 0x5c,
-        input: Some(Gpa(S | SHARED.start << 12)),
-        output: Some(Gpa(RING.start << 12)),
-    };
-    assert!(matches!(
-        b.call_host(leak),
-        Err(IsolationError::WrongClass { .. })
-    ));
-    assert_eq!(b.cpu().vmcalls, before);
-    let ok = HostCall::HvHypercall {
-        control: 1 << 32 | 0x14,
-        input: Some(Gpa(S | SHARED.start << 12)),
-        output: Some(Gpa(S | (SHARED.start + 1) << 12)),
-    };
-    assert_eq!(b.call_host(ok), Ok(HostReply::Hypercall { result: 0 }));
-    let m = b.cpu();
-    assert!(!m.host_touched().is_empty());
-    for &g in m.host_touched() {
-        assert!(!RING.contains(&g), "ring page {g}");
-        assert!(m.host_can_read(g), "gfn {g} touched while private");
-    }
-    for g in RING {
-        assert!(!m.host_can_read(g));
-    }
+    conformance::hypercalls_reach_the_host_only_with_host_visible_buffers(&mut b, &STANDARD);
 }
 
 #[test]
