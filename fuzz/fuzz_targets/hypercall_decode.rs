@@ -72,8 +72,8 @@ fuzz_target!(|data: &[u8]| {
     let ram: Vec<AtomicU64> = (0..4 * 512).map(|_| AtomicU64::new(0)).collect();
     let shared: Vec<AtomicU64> = (0..2 * 512).map(|_| AtomicU64::new(0)).collect();
     let mut mem = GuestMemory::new(Some(SHARED));
-    mem.add(0, Region::from_atomics(&ram, Perms::RW));
-    mem.add(SHARED, Region::from_atomics(&shared, Perms::RW));
+    mem.add(0, Region::from_atomics(&ram, Perms::RW)).expect("private RAM");
+    mem.add(SHARED, Region::from_atomics(&shared, Perms::RW)).expect("shared alias");
     if let Some(r) = mem.range(rdx & !0xFFF, 4096) {
         let n = page.len().min(4096);
         let _ = r.write_bytes(0, &page[..n]);

@@ -29,7 +29,7 @@ impl InterruptSink for Irqs {
 fuzz_target!(|data: &[u8]| {
     let ram: Vec<AtomicU64> = (0..4 * 512).map(|_| AtomicU64::new(0)).collect();
     let region = Region::from_atomics(&ram, Perms::RW);
-    let mem = GuestMemory::single(RAM_GPA, region);
+    let mem = GuestMemory::private(RAM_GPA, region).expect("page-aligned RAM");
     let mut synic = Box::new(Synic::<2, DEPTH>::new(2).unwrap());
     let mut irqs = Irqs::default();
 

@@ -6,17 +6,14 @@
 //! address.
 
 use ipc::Region;
+use isolation::guest_memory::LayoutError;
+use isolation::GpaClass;
 
-/// One contiguous piece of guest RAM this PD was granted.
-#[derive(Copy, Clone, Debug)]
-struct Window<'a> {
-    gpa: u64,
-    region: Region<'a>,
-}
-
+/// The windows this PD was granted (isolation's one window lookup) and where the
+/// host-visible range starts.
 #[derive(Copy, Clone, Debug, Default)]
 pub struct GuestMemory<'a> {
-    windows: [Option<Window<'a>>; 2],
+    windows: isolation::GuestMemory<'a>,
     /// GPAs at or above this are host-visible; `None` for a non-isolated guest,
     /// where the host can see everything.
     shared_boundary: Option<u64>,
@@ -25,20 +22,19 @@ pub struct GuestMemory<'a> {
 impl<'a> GuestMemory<'a> {
     pub const fn new(shared_boundary: Option<u64>) -> Self {
         Self {
-            windows: [None, None],
+            windows: isolation::GuestMemory::new(),
             shared_boundary,
         }
     }
 
-    /// Adds a window; `false` if both slots are taken.
-    pub fn add(&mut self, gpa: u64, region: Region<'a>) -> bool {
-        match self.windows.iter_mut().find(|w| w.is_none()) {
-            Some(slot) => {
-                *slot = Some(Window { gpa, region });
-                true
-            }
-            None => false,
-        }
+    /// Adds a window of whole pages, on the side of the boundary its GPA is on.
+    pub fn add(&mut self, gpa: u64, region: Region<'a>) -> Result<(), LayoutError> {
+        let class = if self.host_visible(gpa, 0) && self.shared_boundary.is_some() {
+            GpaClass::Shared
+        } else {
+            GpaClass::Private
+        };
+        self.windows.add(gpa, region, class)
     }
 
     pub fn shared_boundary(&self) -> Option<u64> {
@@ -47,10 +43,7 @@ impl<'a> GuestMemory<'a> {
 
     /// `len` bytes at `gpa`, if one window holds all of them.
     pub fn range(&self, gpa: u64, len: usize) -> Option<Region<'a>> {
-        self.windows.iter().flatten().find_map(|w| {
-            let offset = usize::try_from(gpa.checked_sub(w.gpa)?).ok()?;
-            w.region.subregion(offset, len).ok()
-        })
+        self.windows.range(gpa, len)
     }
 
     /// Whether the host may be handed `gpa..gpa+len`: all of it lies in the shared
@@ -90,7 +83,7 @@ mod tests {
     fn ranges_resolve_inside_one_window_only() {
         let a: Vec<AtomicU64> = (0..512).map(|_| AtomicU64::new(0)).collect();
         let mut m = GuestMemory::new(None);
-        assert!(m.add(0x5000, Region::from_atomics(&a, Perms::RW)));
+        assert!(m.add(0x5000, Region::from_atomics(&a, Perms::RW)).is_ok());
         assert!(m.range(0x5000, 4096).is_some());
         assert!(m.range(0x5FF8, 8).is_some());
         assert!(m.range(0x5FF8, 9).is_none());

@@ -161,12 +161,19 @@ impl<const VPS: usize, const ROUTES: usize> HvcallPd<VPS, ROUTES> {
             value: cfg.vp_count as u64,
         })?;
         let mut mem = GuestMemory::new(cfg.shared_gpa_boundary);
-        mem.add(
-            init.variable(GUEST_RAM_GPA)?,
-            init.region_with(GUEST_RAM, Perms::RW)?,
-        );
+        let ram_gpa = init.variable(GUEST_RAM_GPA)?;
+        mem.add(ram_gpa, init.region_with(GUEST_RAM, Perms::RW)?)
+            .map_err(|_| InitError::InvalidVariable {
+                name: GUEST_RAM_GPA,
+                value: ram_gpa,
+            })?;
         if let Some(shared) = init.optional(init.region_with(GUEST_SHARED, Perms::RW))? {
-            mem.add(init.variable(GUEST_SHARED_GPA)?, shared);
+            let shared_gpa = init.variable(GUEST_SHARED_GPA)?;
+            mem.add(shared_gpa, shared)
+                .map_err(|_| InitError::InvalidVariable {
+                    name: GUEST_SHARED_GPA,
+                    value: shared_gpa,
+                })?;
         }
         let mut services: [Option<Service>; MAX_SERVICES] = [None, None, None, None];
         for (i, slot) in services.iter_mut().enumerate() {

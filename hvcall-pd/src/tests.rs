@@ -43,8 +43,10 @@ impl Guest {
 
     fn mem(&self, boundary: Option<u64>) -> GuestMemory<'_> {
         let mut m = GuestMemory::new(boundary);
-        m.add(0, Region::from_atomics(&self.ram, Perms::RW));
-        m.add(SHARED_GPA, Region::from_atomics(&self.shared, Perms::RW));
+        m.add(0, Region::from_atomics(&self.ram, Perms::RW))
+            .unwrap();
+        m.add(SHARED_GPA, Region::from_atomics(&self.shared, Perms::RW))
+            .unwrap();
         m
     }
 

@@ -11,7 +11,6 @@ extern crate std;
 
 pub mod config;
 pub mod grants;
-pub mod guest;
 pub mod pd;
 pub mod synic;
 
@@ -19,7 +18,8 @@ pub mod synic;
 pub use synic_api as api;
 pub use synic_api::{Instance, PostOutcome, SintTarget};
 
-pub use guest::GuestMemory;
+/// The one guest-memory window lookup every PD shares.
+pub use isolation::GuestMemory;
 pub use synic::{ConfigError, InterruptRequest, InterruptSink, MsrError, Synic};
 
 #[cfg(test)]

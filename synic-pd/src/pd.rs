@@ -36,8 +36,8 @@ use crate::api::{IrqEntry, Request};
 use vsp_api::VspChannels;
 
 use crate::grants::EventGrants;
-use crate::guest::GuestMemory;
 use crate::synic::{Instance, InterruptRequest, InterruptSink, MsrError, PostOutcome, Synic};
+use isolation::{GpaClass, GuestMemory};
 
 pub const GUEST_RAM: &str = "guest_ram";
 pub const GUEST_RAM_GPA: &str = "guest_ram_gpa";
@@ -164,18 +164,26 @@ impl<const VPS: usize, const DEPTH: usize> SynicPd<VPS, DEPTH> {
                 value: vp_count,
             })?;
 
-        let mut mem = GuestMemory::empty();
-        mem.add(
+        let mut mem = GuestMemory::new();
+        let mut window = |name, gpa, region, class| {
+            mem.add(gpa, region, class)
+                .map_err(|_| InitError::InvalidVariable { name, value: gpa })
+        };
+        window(
+            GUEST_RAM_GPA,
             init.variable(GUEST_RAM_GPA)?,
             init.region_with(GUEST_RAM, Perms::RW)?,
-        );
+            GpaClass::Private,
+        )?;
         // The GPA is looked up before the rights check, so a misconfigured shared
         // region reports the missing variable first.
         if init.optional(init.region(GUEST_SHARED))?.is_some() {
-            mem.add(
+            window(
+                GUEST_SHARED_GPA,
                 init.variable(GUEST_SHARED_GPA)?,
                 init.region_with(GUEST_SHARED, Perms::RW)?,
-            );
+                GpaClass::Shared,
+            )?;
         }
 
         let region = init.region_with(IRQ_QUEUE, Perms::RW)?;

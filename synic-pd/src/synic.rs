@@ -28,7 +28,10 @@ use zerocopy::IntoBytes;
 use synic_api::IrqEntry;
 pub use synic_api::{Instance, PostOutcome, SintTarget};
 
-use crate::guest::GuestMemory;
+use isolation::GuestMemory;
+
+/// SIM and SIEF pages are whole 4 KiB guest pages (their base GPAs are aligned).
+const PAGE: usize = hvdef::HV_PAGE_SIZE as usize;
 
 /// A request for the vCPU PD to raise `vector` on `vp`.
 #[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
@@ -212,7 +215,7 @@ impl<const VPS: usize, const DEPTH: usize> Synic<VPS, DEPTH> {
                 };
                 if v.enabled() {
                     // An overlay page must be real guest RAM this PD can reach.
-                    let page = mem.page(v.base_gpa()).ok_or(MsrError::Gp)?;
+                    let page = mem.range(v.base_gpa(), PAGE).ok_or(MsrError::Gp)?;
                     // A freshly enabled or moved page starts empty: no stale slots
                     // or flags from whatever the guest kept there.
                     if !old.enabled() || old.base_gpa() != v.base_gpa() {
@@ -306,7 +309,7 @@ impl<const VPS: usize, const DEPTH: usize> Synic<VPS, DEPTH> {
         if !s.event_path_open(sint) {
             return Ok(false);
         }
-        let Some(page) = mem.page(s.siefp.base_gpa()) else {
+        let Some(page) = mem.range(s.siefp.base_gpa(), PAGE) else {
             return Ok(false);
         };
         let byte = sint * SINT_EVENT_FLAGS_BYTES + (flag / 8) as usize;
@@ -333,7 +336,7 @@ impl<const VPS: usize, const DEPTH: usize> Synic<VPS, DEPTH> {
         if sint >= NUM_SINTS || s.queues[sint].is_empty() || !s.message_path_open(sint) {
             return;
         }
-        let Some(page) = mem.page(s.simp.base_gpa()) else {
+        let Some(page) = mem.range(s.simp.base_gpa(), PAGE) else {
             return;
         };
         let Ok(slot) = page.subregion(sint * HV_MESSAGE_SIZE, HV_MESSAGE_SIZE) else {

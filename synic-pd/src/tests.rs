@@ -33,7 +33,7 @@ impl Guest {
     }
 
     fn mem(&self) -> GuestMemory<'_> {
-        GuestMemory::single(RAM_GPA, Region::from_atomics(&self.words, Perms::RW))
+        GuestMemory::private(RAM_GPA, Region::from_atomics(&self.words, Perms::RW)).unwrap()
     }
 
     fn region(&self) -> Region<'_> {
