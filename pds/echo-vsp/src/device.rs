@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use ipc::{Init, InitError};
 use isolation::GuestMemory;
 use vmbus_device::{Limits, Packet, Reply, ReplyKind, VmbusDevice, VspPd};
-use vmbus_protocol::{Guid, OfferFlags, Relid};
+use vmbus_protocol::{Guid, Relid};
 use vmbus_ring::{IncomingKind, IncomingPacket};
 use vsp_api::VspOffer;
 
@@ -34,19 +34,9 @@ pub fn init(init: &dyn Init) -> Result<EchoVsp, InitError> {
     VspPd::init(init, EchoDevice::default())
 }
 
-/// The offer in slot 0. Confidential external memory is fine: the PD reads guest
-/// memory through its own mapping whichever kind it is.
+/// The offer in slot 0.
 pub fn offer() -> VspOffer {
-    VspOffer {
-        interface_id: INTERFACE_ID,
-        instance_id: INSTANCE_ID,
-        subchannel_index: 0,
-        flags: OfferFlags::EMPTY,
-        mmio_megabytes: 0,
-        mmio_megabytes_optional: 0,
-        confidential_external_memory: true,
-        user_defined: [0; 120],
-    }
+    vmbus_device::offer(INTERFACE_ID, INSTANCE_ID)
 }
 
 #[derive(Copy, Clone, Debug, Default)]

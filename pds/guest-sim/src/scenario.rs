@@ -95,8 +95,33 @@ const FLOOD_MESSAGES: usize = 1500;
 const BAD_HYPERCALL_ROUNDS: usize = 50;
 const BAD_MSR_ACCESSES: usize = 400;
 
-fn client_error(what: &str, e: ClientError) -> Failure {
+pub(crate) fn client_error(what: &str, e: ClientError) -> Failure {
     Failure(format!("{what}: {e}"))
+}
+
+/// Describes `pfns` as the channel's ring GPADL and opens `relid` on it, the
+/// host-to-guest ring `downstream` pages in.
+pub(crate) fn open_on_rings(
+    client: &mut Client<Vcpu<'_>>,
+    relid: vmbus_protocol::Relid,
+    pfns: &[u64],
+    downstream: u32,
+) -> Result<vmbus_protocol::GpadlId> {
+    let ring = client
+        .create_gpadl(relid, pfns)
+        .map_err(|e| client_error("GPADL_HEADER", e))?;
+    client
+        .open(
+            relid,
+            &OpenParams {
+                ring_gpadl: ring,
+                downstream_page_offset: downstream,
+                target_vp: 0,
+                user_data: [0; 120],
+            },
+        )
+        .map_err(|e| client_error("OPENCHANNEL", e))?;
+    Ok(ring)
 }
 
 /// Runs the session; prints a line per step and returns the summary line.
@@ -350,20 +375,7 @@ fn open_echo(
         offer.connection_id,
         expected,
     )?;
-    let ring = client
-        .create_gpadl(offer.relid, &pfns)
-        .map_err(|e| client_error("GPADL_HEADER", e))?;
-    client
-        .open(
-            offer.relid,
-            &OpenParams {
-                ring_gpadl: ring,
-                downstream_page_offset: RING_PAGES as u32,
-                target_vp: 0,
-                user_data: [0; 120],
-            },
-        )
-        .map_err(|e| client_error("OPENCHANNEL", e))?;
+    let ring = open_on_rings(client, offer.relid, &pfns, RING_PAGES as u32)?;
     println!(
         "guest_sim: opened relid {} on GPADL {:#x}: {} ring pages at pfn {:#x} in {} memory",
         offer.relid.0,

@@ -12,23 +12,13 @@ use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 use common::vmbus::{rw16, GuestBuf, Machine, Storvsc, Vsp, DATA_PFN, PAGE};
+use common::Rng;
 use storvsp::FileBackend;
 use storvsp_protocol::DataDirection;
 
 const IMAGE: u64 = 64 << 20;
 const RAM_PAGES: usize = 256;
 const DATA_GPA: u64 = DATA_PFN * PAGE as u64;
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
-}
 
 #[derive(Copy, Clone)]
 enum Kind {

@@ -16,7 +16,7 @@ use storvsp_protocol::VSTOR_PACKET_SIZE;
 use vmbus_device::{Limits, Packet, Reply, ReplyKind, VmbusDevice, VspPd};
 use vmbus_protocol::ids::{interface, Guid};
 use vmbus_protocol::status::STATUS_INSUFFICIENT_RESOURCES;
-use vmbus_protocol::{OfferFlags, Relid};
+use vmbus_protocol::Relid;
 use vmbus_ring::{IncomingKind, IncomingPacket};
 use vsp_api::{VspOffer, VspOpen};
 
@@ -34,18 +34,9 @@ pub const INSTANCE_ID: Guid =
 pub type StorvspPd<'a> = VspPd<'a, StorvspDevice>;
 
 /// The storage offer. Data buffers are read straight from guest RAM as this PD
-/// maps it, encrypted or not, so confidential external memory is fine.
+/// maps it, encrypted or not.
 pub fn offer() -> VspOffer {
-    VspOffer {
-        interface_id: interface::STORAGE,
-        instance_id: INSTANCE_ID,
-        subchannel_index: 0,
-        flags: OfferFlags::EMPTY,
-        mmio_megabytes: 0,
-        mmio_megabytes_optional: 0,
-        confidential_external_memory: true,
-        user_defined: [0; 120],
-    }
+    vmbus_device::offer(interface::STORAGE, INSTANCE_ID)
 }
 
 /// Copy limits: a whole `vstor_packet`, and the page list of the largest transfer.

@@ -3,8 +3,11 @@
 //! read back through the SRB path and compared with a model and with the image
 //! file itself.
 
+mod common;
+
 use std::io::Read;
 
+use common::Rng;
 use storvsp::harness::{Harness, Srb};
 use storvsp::FileBackend;
 
@@ -12,22 +15,6 @@ const IMAGE: u64 = 64 << 20;
 const BLOCKS: u64 = IMAGE / 512;
 const RAM_PAGES: usize = 160; // 640 KiB of guest RAM
 const MAX_IO_BLOCKS: u64 = 1024; // 512 KiB, the advertised maximum transfer
-
-/// xorshift64*: deterministic, good enough to scatter offsets and fill data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn rw16(op: u8, lba: u64, blocks: u32) -> [u8; 16] {
     let mut c = [0u8; 16];

@@ -76,6 +76,33 @@ fn words(n: usize) -> Vec<AtomicU64> {
     (0..n).map(|_| AtomicU64::new(0)).collect()
 }
 
+/// vmbus-server's call `msg` to the PD; the status it answered.
+fn call(
+    pd: &mut StorvspPd<'_>,
+    k: &mut FakeKernel,
+    mrs: &mut MessageRegisters,
+    msg: MessageInfo,
+) -> u64 {
+    let r = pd
+        .protected(k, VMBUS, msg, mrs)
+        .expect("a VSP call is answered");
+    status(r, mrs)
+}
+
+/// MAP_GPADL of `map`'s GPADL with `list` in the window.
+fn map_list(
+    pd: &mut StorvspPd<'_>,
+    k: &mut FakeKernel,
+    mrs: &mut MessageRegisters,
+    window: &Region<'_>,
+    map: MapGpadl,
+    list: &[u64],
+) -> u64 {
+    let words = vsp::write_window(window, list.iter().copied()).expect("list fits the window");
+    let msg = MapGpadl { words, ..map }.encode(mrs);
+    call(pd, k, mrs, msg)
+}
+
 fn status(reply: MessageInfo, mrs: &MessageRegisters) -> u64 {
     assert_eq!(reply.label(), vsp::REPLY_OK);
     mrs.get(0)
@@ -287,30 +314,24 @@ fn bad_vsp_calls_are_refused() {
         confidentiality: Confidentiality::default(),
     };
     let msg = map.encode(&mut mrs);
-    let r = pd.protected(&mut k, VMBUS, msg, &mut mrs).unwrap();
-    assert_ne!(status(r, &mrs), 0);
+    assert_ne!(call(&mut pd, &mut k, &mut mrs, msg), 0);
     // A page list that names pages below guest RAM is only a list, but it cannot
     // be a ring.
     let list = [range_header(4 * 4096, 0), 1, 2, 3, 4];
-    let count = vsp::write_window(&window, list.into_iter()).unwrap();
-    let msg = MapGpadl {
-        words: count,
-        ..map
-    }
-    .encode(&mut mrs);
-    let r = pd.protected(&mut k, VMBUS, msg, &mut mrs).unwrap();
-    assert_eq!(status(r, &mrs), 0);
+    assert_eq!(map_list(&mut pd, &mut k, &mut mrs, &window, map, &list), 0);
     let msg = open_request(2).encode(&mut mrs);
-    let r = pd.protected(&mut k, VMBUS, msg, &mut mrs).unwrap();
-    assert_ne!(status(r, &mrs), 0, "a ring outside guest RAM");
+    assert_ne!(
+        call(&mut pd, &mut k, &mut mrs, msg),
+        0,
+        "a ring outside guest RAM"
+    );
     mrs.set(0, RELID.0.into());
     mrs.set(1, RING_GPADL.0.into());
     let unmap = MessageInfo::new(vsp::label::UNMAP_GPADL, 2);
     pd.protected(&mut k, VMBUS, unmap, &mut mrs).unwrap();
     // Opening with a GPADL that was never mapped, or a bad split.
     let msg = open_request(2).encode(&mut mrs);
-    let r = pd.protected(&mut k, VMBUS, msg, &mut mrs).unwrap();
-    assert_ne!(status(r, &mrs), 0);
+    assert_ne!(call(&mut pd, &mut k, &mut mrs, msg), 0);
     let list = [
         range_header(4 * 4096, 0),
         RAM_PFN,
@@ -318,17 +339,10 @@ fn bad_vsp_calls_are_refused() {
         RAM_PFN + 2,
         RAM_PFN + 3,
     ];
-    let count = vsp::write_window(&window, list.into_iter()).unwrap();
-    let msg = MapGpadl {
-        words: count,
-        ..map
-    }
-    .encode(&mut mrs);
-    let r = pd.protected(&mut k, VMBUS, msg, &mut mrs).unwrap();
-    assert_eq!(status(r, &mrs), 0);
+    assert_eq!(map_list(&mut pd, &mut k, &mut mrs, &window, map, &list), 0);
     let msg = open_request(1).encode(&mut mrs);
-    let r = pd.protected(&mut k, VMBUS, msg, &mut mrs).unwrap();
-    assert_ne!(status(r, &mrs), 0, "a one-page ring is not a ring");
+    let one_page = call(&mut pd, &mut k, &mut mrs, msg);
+    assert_ne!(one_page, 0, "a one-page ring is not a ring");
     assert!(
         k.calls.is_empty(),
         "nothing was registered for failed opens"

@@ -6,6 +6,7 @@ mod common;
 use std::io::Read;
 
 use common::vmbus::{rw10, rw16, GuestBuf, Machine, Storvsc, DATA_PFN, PAGE};
+use common::Rng;
 use storvsp::FileBackend;
 use storvsp_protocol::{DataDirection, NtStatus, ProtocolVersion};
 
@@ -13,21 +14,6 @@ const IMAGE: u64 = 64 << 20;
 const BLOCKS: u64 = IMAGE / 512;
 const RAM_PAGES: usize = 256;
 const DATA_GPA: u64 = DATA_PFN * PAGE as u64;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 #[test]
 fn random_io_over_vmbus_rings_matches_the_image_file() {

@@ -4,10 +4,27 @@ use alloc::vec::Vec;
 
 use isolation::GuestMemory;
 use vmbus_protocol::Relid;
+use vmbus_protocol::{Guid, OfferFlags};
 use vmbus_ring::IncomingPacket;
 use vsp_api::{VspOffer, VspOpen};
 
 use crate::packet::Packet;
+
+/// A device's one offer: interface and instance, no MMIO, no user data. The
+/// device layer reads guest memory through the PD's own mapping, encrypted or
+/// not, so confidential external memory is always fine.
+pub fn offer(interface_id: Guid, instance_id: Guid) -> VspOffer {
+    VspOffer {
+        interface_id,
+        instance_id,
+        subchannel_index: 0,
+        flags: OfferFlags::EMPTY,
+        mmio_megabytes: 0,
+        mmio_megabytes_optional: 0,
+        confidential_external_memory: true,
+        user_defined: [0; 120],
+    }
+}
 
 /// How much of a packet the layer copies out of the ring for the device.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

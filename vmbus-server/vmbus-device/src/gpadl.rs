@@ -92,3 +92,92 @@ impl GpadlTable {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::sync::atomic::AtomicU64;
+    use ipc::Perms;
+    use std::vec::Vec;
+    use vmbus_protocol::gpa::range_header;
+
+    fn map(gpadl: u32, range_count: u16, words: u32) -> MapGpadl {
+        MapGpadl {
+            relid: Relid(1),
+            gpadl: GpadlId(gpadl),
+            range_count,
+            words,
+            confidentiality: Confidentiality::NONE,
+        }
+    }
+
+    #[test]
+    fn page_lists_are_checked_before_they_are_kept() {
+        let words: Vec<AtomicU64> = (0..512).map(|_| AtomicU64::new(0)).collect();
+        let window = Region::from_atomics(&words, Perms::RW);
+        let mut table = GpadlTable::default();
+        let ring = [range_header(2 * 4096, 0), 7, 8];
+        let buffer = [range_header(100, 8), 9];
+        let too_big: Vec<u64> = core::iter::once(range_header(257 * 4096, 0))
+            .chain(0..257)
+            .collect();
+        // What, the page list, the call, its status, and whether it may be a ring.
+        type Case<'a> = (&'a str, &'a [u64], MapGpadl, u32, Option<bool>);
+        let cases: [Case<'_>; 6] = [
+            ("a ring", &ring, map(1, 1, 3), STATUS_SUCCESS, Some(true)),
+            ("again", &ring, map(1, 1, 3), STATUS_INVALID_PARAMETER, None),
+            (
+                "a buffer, not a ring",
+                &buffer,
+                map(2, 1, 2),
+                STATUS_SUCCESS,
+                Some(false),
+            ),
+            (
+                "fewer pages than its bytes",
+                &ring[..2],
+                map(3, 1, 2),
+                STATUS_INVALID_PARAMETER,
+                None,
+            ),
+            (
+                "more words than the window",
+                &ring,
+                map(4, 1, 513),
+                STATUS_INSUFFICIENT_RESOURCES,
+                None,
+            ),
+            (
+                "more pages than a GPADL may have",
+                &too_big,
+                map(5, 1, 258),
+                STATUS_INSUFFICIENT_RESOURCES,
+                None,
+            ),
+        ];
+        for (what, list, m, status, whole) in cases {
+            vsp::write_window(&window, list.iter().copied()).expect("fits");
+            assert_eq!(table.map(&window, &m), status, "{what}");
+            if let Some(whole) = whole {
+                let kept = table.get(m.relid, m.gpadl).map(|g| g.whole_pages);
+                assert_eq!(kept, Some(whole), "{what}");
+            }
+        }
+        assert_eq!(
+            table.get(Relid(1), GpadlId(1)).map(|g| g.pfns.clone()),
+            Some([7, 8].to_vec())
+        );
+        // The count is bounded.
+        vsp::write_window(&window, ring.iter().copied()).expect("fits");
+        for id in 10..10 + MAX_GPADLS as u32 {
+            table.map(&window, &map(id, 1, 3));
+        }
+        assert_eq!(table.len(), MAX_GPADLS);
+        assert_eq!(
+            table.map(&window, &map(99, 1, 3)),
+            STATUS_INSUFFICIENT_RESOURCES
+        );
+        assert!(table.remove(Relid(1), GpadlId(1)).is_some());
+        assert_eq!(table.map(&window, &map(99, 1, 3)), STATUS_SUCCESS);
+    }
+}

@@ -26,7 +26,7 @@ mod pd;
 mod serve;
 mod transport;
 
-pub use device::{Limits, Reply, ReplyKind, VmbusDevice};
+pub use device::{offer, Limits, Reply, ReplyKind, VmbusDevice};
 pub use gpadl::{Gpadl, GpadlTable, MAX_GPADLS, MAX_GPADL_PAGES};
 pub use packet::{BufferError, Packet, PacketBuf};
 pub use pd::{names, Channels, Stats, VspPd};

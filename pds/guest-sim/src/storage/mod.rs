@@ -19,7 +19,9 @@ use alloc::vec::Vec;
 use storvsc_client::{GuestBuf as Buf, Reply};
 use storvsp_protocol::{DataDirection, NtStatus, ProtocolVersion};
 use synic_pd::Instance;
-use vmbus_client::{Client, ClientConfig, ClientError, OpenParams};
+use vmbus_client::{Client, ClientConfig};
+
+use crate::scenario::client_error;
 use vmbus_protocol::ids::interface;
 use vmbus_protocol::FeatureFlags;
 
@@ -88,10 +90,6 @@ impl Mode {
     }
 }
 
-fn client_error(what: &str, e: ClientError) -> Failure {
-    Failure(format!("{what}: {e}"))
-}
-
 /// Checks a data SRB completed in full.
 pub(crate) fn ok_srb(r: &Reply, len: u32, what: &str) -> Result<()> {
     let s = r.srb();
@@ -153,20 +151,7 @@ pub fn run(vcpu: Vcpu<'_>, mode: Mode) -> Result<String> {
         offer.connection_id,
         Instance::PARAVISOR,
     )?;
-    let gpadl = client
-        .create_gpadl(offer.relid, &pfns)
-        .map_err(|e| client_error("GPADL_HEADER", e))?;
-    client
-        .open(
-            offer.relid,
-            &OpenParams {
-                ring_gpadl: gpadl,
-                downstream_page_offset: RING_PAGES as u32,
-                target_vp: 0,
-                user_data: [0; 120],
-            },
-        )
-        .map_err(|e| client_error("OPENCHANNEL", e))?;
+    let gpadl = crate::scenario::open_on_rings(&mut client, offer.relid, &pfns, RING_PAGES as u32)?;
 
     let vcpu = client.transport();
     let version = negotiate(&mut disk, vcpu)?;
