@@ -3,6 +3,8 @@
 //! tables to reach the kernel's link address (identity + -2 GiB, first 1 GiB each),
 //! enter long mode and call `kmain(start_info_paddr)` on the kernel stack.
 //! The kernel replaces these tables with its own in `mem::init`.
+// The entry is assembly: unsafe by nature, and nothing else lives here.
+#![allow(unsafe_code)]
 
 use core::arch::global_asm;
 

@@ -2,9 +2,12 @@
 //! table from the system image the builder appended, and then only moves control
 //! between PDs (notify, protected calls, faults, irqs). The decisions live in
 //! `kernel-core` (host-tested); this crate is the x86_64 glue.
+//!
+//! `unsafe_code` is denied crate-wide (Cargo.toml); the modules that touch the
+//! hardware allow it for themselves, and here only the functions that need it
+//! do, every block with its `// SAFETY:` argument.
 #![no_std]
 #![no_main]
-#![allow(unsafe_code)]
 
 mod apic;
 mod boot;
@@ -33,12 +36,14 @@ static mut TCBS: [Tcb; MAX_PDS] = [Tcb::EMPTY; MAX_PDS];
 static mut CORE: MaybeUninit<kernel_core::Kernel> = MaybeUninit::uninit();
 static mut IDLE: bool = false;
 
+#[allow(unsafe_code)]
 fn tcbs() -> &'static mut [Tcb; MAX_PDS] {
     // SAFETY: single CPU, kernel entered with interrupts off; callers do not keep the
     // reference across a point where a nested trap could run (the idle wait).
     unsafe { &mut *addr_of_mut!(TCBS) }
 }
 
+#[allow(unsafe_code)]
 fn core_state() -> &'static mut kernel_core::Kernel {
     // SAFETY: as for `tcbs`; CORE is written once in `kmain` before any trap from
     // ring 3 or irq can reach the kernel.
@@ -46,6 +51,7 @@ fn core_state() -> &'static mut kernel_core::Kernel {
 }
 
 #[no_mangle]
+#[allow(unsafe_code)]
 extern "C" fn kmain(start_info: u64) -> ! {
     serial::init();
     kprintln!("kernel: booting");
@@ -172,6 +178,7 @@ impl Effects for Glue {
 /// loaded and its frame set up as the save area for the next trap. A PD inside
 /// `VM_ENTER` runs its guest here first, until the guest exits to it or another PD
 /// is to run.
+#[allow(unsafe_code)]
 fn switch_to_next() -> *mut Frame {
     let pd = loop {
         let Some(pd) = core_state().schedule() else {
@@ -218,6 +225,7 @@ fn switch_to_next() -> *mut Frame {
 /// Loads `pd`'s address space and makes its frame the save area for the next
 /// trap; returns that frame, to resume.
 #[inline(always)]
+#[allow(unsafe_code)]
 fn switch_to(pd: PdId) -> *mut Frame {
     let tcb = &mut tcbs()[usize::from(pd)];
     if cpu::cr3() != tcb.cr3 {
@@ -241,6 +249,7 @@ impl vcpu::Host for GuestHost {
         core_state().take_pending(pd)
     }
 
+    #[allow(unsafe_code)]
     fn take_irq(&mut self) {
         // SAFETY: single CPU; the flag tells the nested irq path it may run.
         unsafe { IDLE = true };
@@ -254,6 +263,7 @@ impl vcpu::Host for GuestHost {
 static mut IDLE_TSC: u64 = 0;
 
 /// Time no system call's cost includes: idle waits and guest runs.
+#[allow(unsafe_code)]
 fn excluded_tsc() -> u64 {
     // SAFETY: single CPU; read only.
     unsafe { IDLE_TSC }.wrapping_add(vcpu::guest_tsc())
@@ -279,6 +289,7 @@ static mut FAST_SYSCALLS: u64 = 0;
 /// the general path ends. Returns the frame to resume, or null for the general
 /// path (every other system call, and every case a fast transition declines).
 #[no_mangle]
+#[allow(unsafe_code)]
 extern "C" fn syscall_fast(
     a0: u64,
     a1: u64,
@@ -345,6 +356,7 @@ fn fast_recv(frame: *mut Frame) -> *mut Frame {
 }
 
 #[inline(always)]
+#[allow(unsafe_code)]
 fn count_fast() {
     // SAFETY: single CPU, interrupts off.
     unsafe { FAST_SYSCALLS += 1 };
@@ -357,6 +369,7 @@ fn fast_resume(frame: *mut Frame) -> *mut Frame {
 }
 
 #[inline(always)]
+#[allow(unsafe_code)]
 fn fast_switch(pd: PdId) -> *mut Frame {
     count_fast();
     switch_to(pd)
@@ -364,6 +377,7 @@ fn fast_switch(pd: PdId) -> *mut Frame {
 
 /// The common trap handler: returns the frame to resume.
 #[no_mangle]
+#[allow(unsafe_code)]
 extern "C" fn trap_entry(frame: *mut Frame) -> *mut Frame {
     // An interrupt from ring 3 keeps the PD's AC flag, which would lift SMAP here.
     // SAFETY: read-only flag set once at boot; clac exists when SMAP does.
@@ -438,6 +452,7 @@ extern "C" fn trap_entry(frame: *mut Frame) -> *mut Frame {
     next
 }
 
+#[allow(unsafe_code)]
 fn print_syscall_costs() {
     // SAFETY: single CPU, interrupts off; read only.
     let fast = unsafe { FAST_SYSCALLS };
@@ -486,6 +501,7 @@ fn irq_vector(vector: u64) {
     }
 }
 
+#[allow(unsafe_code)]
 fn irq(line: u8) {
     if line == pic::TIMER_LINE {
         pic::end_of_interrupt(line);
@@ -501,6 +517,7 @@ fn irq(line: u8) {
     core_state().irq(&mut Glue, line);
 }
 
+#[allow(unsafe_code)]
 fn syscall(f: &Frame) {
     let k = core_state();
     let Some(cur) = k.current() else { return };
@@ -593,6 +610,7 @@ static mut PUTS_BUF: [u8; PUTS_MAX] = [0; PUTS_MAX];
 /// PD put it there itself: no PD can print a line that looks like the kernel's
 /// or another PD's. Reads go through the physical window, never the user
 /// mapping, one page at a time.
+#[allow(unsafe_code)]
 fn debug_puts(pd: PdId, ptr: u64, len: u64) -> bool {
     let Some(end) = ptr.checked_add(len).filter(|_| len <= PUTS_MAX as u64) else {
         return false;

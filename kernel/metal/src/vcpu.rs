@@ -165,7 +165,7 @@ pub fn load(
             let backup = frames.alloc(1).ok_or(VmLoadError::OutOfMemory)?;
             write_xsave_header(xsave);
             vmcb::init(
-                &mut PhysVmcb(vmcb),
+                &mut PhysVmcb::at(vmcb),
                 root,
                 asid,
                 svm::iopm_pa(),
@@ -229,15 +229,25 @@ fn write_xsave_header(pa: u64) {
     mem::write_u64(pa + 24, 0x1f80 | (0xffff << 32));
 }
 
-/// A VMCB page the kernel owns, through the physical window.
-struct PhysVmcb(u64);
+/// A VMCB page the kernel owns, through the physical window (its address there
+/// computed once: the state words go in and out word by word on every entry).
+struct PhysVmcb(*mut u8);
+
+impl PhysVmcb {
+    fn at(pa: u64) -> Self {
+        Self(mem::phys_ptr(pa))
+    }
+}
 
 impl Vmcb for PhysVmcb {
     fn read(&self, offset: u64) -> u64 {
-        mem::read_u64(self.0 + offset)
+        // SAFETY: the VMCB is a page the kernel allocated; the core's offsets are
+        // 8-byte aligned and inside it.
+        unsafe { (self.0.add(offset as usize) as *const u64).read_volatile() }
     }
     fn write(&mut self, offset: u64, value: u64) {
-        mem::write_u64(self.0 + offset, value)
+        // SAFETY: as for `read`.
+        unsafe { (self.0.add(offset as usize) as *mut u64).write_volatile(value) }
     }
 }
 
@@ -264,9 +274,16 @@ fn xcr0_supported() -> u64 {
 
 /// Writes the vCPU's whole state and `exit_code` into the VMM's IPC buffer.
 fn store_words(v: &Vcpu, ipc: u64, exit_code: u64) {
-    let mut put = |word: usize, value: u64| mem::write_u64(ipc + word as u64 * 8, value);
+    let words = mem::phys_ptr(ipc) as *mut u64;
+    let mut put = |word: usize, value: u64| {
+        if word < Word::COUNT {
+            // SAFETY: the IPC buffer is a page the kernel allocated for this PD,
+            // and `Word::COUNT` words fit in it.
+            unsafe { words.add(word).write_volatile(value) }
+        }
+    };
     put(Word::EXIT_CODE, exit_code);
-    vmcb::store_words(&PhysVmcb(v.vmcb), &v.regs, &mut put);
+    vmcb::store_words(&PhysVmcb::at(v.vmcb), &v.regs, &mut put);
     // SAFETY: written once at boot.
     put(Word::TSC_HZ, unsafe { TSC_HZ });
 }
@@ -298,7 +315,12 @@ pub fn enter(pd: PdId, ipc: u64, vcpu: u64, fl: u64, deadline: u64) -> Result<Op
         return Err(Status::NOT_A_VCPU);
     };
     let words = read_words(ipc);
-    let loaded = vmcb::load_dirty(&mut PhysVmcb(v.vmcb), &mut v.regs, &words, xcr0_supported());
+    let loaded = vmcb::load_dirty(
+        &mut PhysVmcb::at(v.vmcb),
+        &mut v.regs,
+        &words,
+        xcr0_supported(),
+    );
     if words[Word::DIRTY] & vmcb::CHECKED_WORDS != 0 {
         copy_save_area(v.vmcb, v.backup);
         v.backed_up = true;
@@ -443,7 +465,7 @@ pub fn resume(pd: PdId, ipc: u64, host: &mut dyn Host, ret_of_halt: Ret) -> Resu
             Some(exit::NMI) => reinject_interrupted_event(vm),
             Some(exit::VINTR) => {
                 // One shot: the window is open, the VMM injects now.
-                vmcb::close_interrupt_window(&mut PhysVmcb(vm));
+                vmcb::close_interrupt_window(&mut PhysVmcb::at(vm));
                 return finish(exit::VINTR, vm_exit_ret());
             }
             // SVM is not offered to guests: its instructions raise #UD there.
@@ -507,7 +529,7 @@ fn emulate_xsetbv(v: &mut Vcpu) -> bool {
         return false;
     }
     let value = (v.regs.gprs.rdx << 32) | (r64(vm, off::RAX) & 0xffff_ffff);
-    let cpl = vmcb::read8(&PhysVmcb(vm), off::CPL);
+    let cpl = vmcb::read8(&PhysVmcb::at(vm), off::CPL);
     if p.cr4 & (1 << 18) == 0 {
         inject_ud(vm);
     } else if cpl != 0 || v.regs.gprs.rcx as u32 != 0 || !vmcb::xcr0_valid(value, xcr0_supported())
@@ -575,7 +597,7 @@ fn run_once(v: &mut Vcpu) -> u64 {
     // SAFETY: single CPU; kernel statics touched with interrupts off.
     let last = unsafe { &mut *addr_of_mut!(LAST_VMCB) };
     let flush = v.regs.flush || *last != v.vmcb;
-    vmcb::write8(&mut PhysVmcb(v.vmcb), off::TLB_CONTROL, u8::from(flush));
+    vmcb::write8(&mut PhysVmcb::at(v.vmcb), off::TLB_CONTROL, u8::from(flush));
     v.regs.flush = false;
     *last = v.vmcb;
     w64(v.vmcb, off::EXIT_CODE, 0);
