@@ -17,7 +17,7 @@ use crate::mem::PagedBuffer;
 use crate::nic::{Config, Nic};
 use crate::ring::{self, RingError, ServeBuffers, Served};
 
-pub type RingMem = RegionRingMem<'static>;
+pub type RingMem<'a> = RegionRingMem<'a>;
 
 pub const RECEIVE_GPADL: u32 = 1;
 pub const SEND_GPADL: u32 = 2;
@@ -52,19 +52,22 @@ impl GuestLayout {
     }
 }
 
-/// The host side of one test channel.
-pub struct Host {
-    pub nic: Nic<PagedBuffer<'static>>,
-    incoming: IncomingRing<RingMem>,
-    outgoing: OutgoingRing<RingMem>,
-    ram: Region<'static>,
+/// The host side of one test channel, over guest RAM that lives for `'a`.
+pub struct HostOn<'a> {
+    pub nic: Nic<PagedBuffer<'a>>,
+    incoming: IncomingRing<RingMem<'a>>,
+    outgoing: OutgoingRing<RingMem<'a>>,
+    ram: Region<'a>,
     gpadls: Vec<(u32, Vec<u64>)>,
     bufs: ServeBuffers,
     pub backend: Box<dyn Backend>,
     pub broken: Option<RingError>,
 }
 
-impl core::fmt::Debug for Host {
+/// A host over leaked memory, as most tests use it.
+pub type Host = HostOn<'static>;
+
+impl core::fmt::Debug for HostOn<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Host")
             .field("nic", &self.nic)
@@ -72,9 +75,14 @@ impl core::fmt::Debug for Host {
     }
 }
 
-impl Host {
+impl<'a> HostOn<'a> {
+    /// The guest's RAM as the host maps it (hostile-guest tests write it raw).
+    pub fn ram(&self) -> Region<'a> {
+        self.ram
+    }
+
     /// A pump for the client: serves this host whenever the driver waits.
-    pub fn pump(&mut self) -> impl FnMut() + '_ {
+    pub fn pump(&mut self) -> impl FnMut() + use<'_, 'a> {
         move || {
             self.serve();
         }
@@ -111,9 +119,10 @@ impl Host {
 }
 
 /// The guest's driver, on its ends of the rings and its memory.
-pub type Client = Netvsc<'static, RingMem>;
+pub type ClientOn<'a> = Netvsc<'a, RingMem<'a>>;
+pub type Client = ClientOn<'static>;
 
-fn ring_mem(ram: Region<'static>, first_page: usize) -> RingMem {
+fn ring_mem(ram: Region<'_>, first_page: usize) -> RingMem<'_> {
     let region = ram
         .subregion(first_page * PAGE_SIZE, (RING_PAGES + 1) * PAGE_SIZE)
         .ok()
@@ -125,13 +134,24 @@ fn ring_mem(ram: Region<'static>, first_page: usize) -> RingMem {
     mem
 }
 
-/// A fresh guest: RAM laid out by `layout`, a NIC with `config` on `backend`,
-/// and the netvsc driver that talks to it.
+/// A fresh guest: RAM laid out by `layout` (leaked), a NIC with `config` on
+/// `backend`, and the netvsc driver that talks to it.
 pub fn guest(layout: GuestLayout, config: Config, backend: Box<dyn Backend>) -> (Host, Client) {
     let ram = ipc::testing::leaked_region(layout.pages * PAGE_SIZE);
+    guest_in(ram, layout, config, backend)
+}
+
+/// The same in RAM the caller owns (at least `layout.pages` pages), for callers
+/// that must not leak (fuzz targets).
+pub fn guest_in<'a>(
+    ram: Region<'a>,
+    layout: GuestLayout,
+    config: Config,
+    backend: Box<dyn Backend>,
+) -> (HostOn<'a>, ClientOn<'a>) {
     let g2h = ring_mem(ram, layout.guest_to_host);
     let h2g = ring_mem(ram, layout.host_to_guest);
-    let attach = |m: RingMem| (IncomingRing::new(m), OutgoingRing::new(m));
+    let attach = |m: RingMem<'a>| (IncomingRing::new(m), OutgoingRing::new(m));
     let (Ok(host_in), Ok(guest_out)) = attach(g2h) else {
         unreachable!("a freshly initialized ring attaches")
     };
@@ -139,7 +159,7 @@ pub fn guest(layout: GuestLayout, config: Config, backend: Box<dyn Backend>) -> 
         unreachable!("a freshly initialized ring attaches")
     };
     let pages = |(first, n): (usize, usize)| (first as u64..(first + n) as u64).collect();
-    let host = Host {
+    let host = HostOn {
         nic: Nic::new(config),
         incoming: host_in,
         outgoing: host_out,
