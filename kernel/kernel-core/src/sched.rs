@@ -530,6 +530,19 @@ impl Kernel {
         if callee == cur || self.pds[usize::from(callee)].state != State::BlockedRecv {
             return fx.set_return(cur, Ret::status(Status::PEER_GONE));
         }
+        self.deliver_call(fx, cur, (callee, badge), label, count);
+    }
+
+    /// A checked call: the message goes to the callee, which runs now.
+    #[inline(always)]
+    fn deliver_call<E: Effects + ?Sized>(
+        &mut self,
+        fx: &mut E,
+        cur: PdId,
+        (callee, badge): (PdId, u8),
+        label: u64,
+        count: usize,
+    ) {
         fx.copy_message(cur, callee, count);
         fx.set_return(
             callee,
@@ -544,6 +557,27 @@ impl Kernel {
         self.pds[usize::from(cur)].state = State::BlockedCall(callee);
         self.pds[usize::from(callee)].state = State::Running;
         self.current = Some(callee);
+    }
+
+    /// A plain reply's message and result, to its caller.
+    #[inline(always)]
+    fn deliver_reply<E: Effects + ?Sized>(
+        fx: &mut E,
+        cur: PdId,
+        caller: PdId,
+        label: u64,
+        count: usize,
+    ) {
+        fx.copy_message(cur, caller, count);
+        fx.set_return(
+            caller,
+            Ret {
+                rax: Status::OK.0,
+                rdi: 0,
+                rsi: label,
+                rdx: count as u64,
+            },
+        );
     }
 
     /// RECV. A PD that still owes a caller an answer fails that call rather than
@@ -570,16 +604,7 @@ impl Kernel {
                 if flags & reply::ERROR != 0 {
                     fx.set_return(caller, Ret::status(Status::CALL_FAILED));
                 } else {
-                    fx.copy_message(cur, caller, count);
-                    fx.set_return(
-                        caller,
-                        Ret {
-                            rax: Status::OK.0,
-                            rdi: 0,
-                            rsi: label,
-                            rdx: count as u64,
-                        },
-                    );
+                    Self::deliver_reply(fx, cur, caller, label, count);
                 }
                 // It was running when it called: it goes first among its peers.
                 self.wake(caller, true);
@@ -620,20 +645,7 @@ impl Kernel {
         {
             return None;
         }
-        fx.copy_message(cur, callee, count as usize);
-        fx.set_return(
-            callee,
-            Ret {
-                rax: Event::CALL.0,
-                rdi: u64::from(badge),
-                rsi: label,
-                rdx: count,
-            },
-        );
-        self.pds[usize::from(callee)].owes = Owes::Call(cur);
-        self.pds[usize::from(cur)].state = State::BlockedCall(callee);
-        self.pds[usize::from(callee)].state = State::Running;
-        self.current = Some(callee);
+        self.deliver_call(fx, cur, (callee, badge), label, count as usize);
         Some(callee)
     }
 
@@ -669,17 +681,8 @@ impl Kernel {
         {
             return None;
         }
-        let count = count.min(MESSAGE_REGISTERS as u64);
-        fx.copy_message(cur, caller, count as usize);
-        fx.set_return(
-            caller,
-            Ret {
-                rax: Status::OK.0,
-                rdi: 0,
-                rsi: label,
-                rdx: count,
-            },
-        );
+        let count = count.min(MESSAGE_REGISTERS as u64) as usize;
+        Self::deliver_reply(fx, cur, caller, label, count);
         let p = &mut self.pds[c];
         p.owes = Owes::Nothing;
         p.waited = true;
