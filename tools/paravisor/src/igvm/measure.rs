@@ -180,9 +180,69 @@ pub struct Measured {
     pub digest: Option<Digest>,
 }
 
+fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+    let b = bytes.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes(b.try_into().ok()?))
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
+    let b = bytes.get(at..at.checked_add(8)?)?;
+    Some(u64::from_le_bytes(b.try_into().ok()?))
+}
+
+/// Our own bounded walk of the variable headers before the igvm crate parses
+/// them: igvm 0.4 computes `file_offset - data_start` and `start + size` without
+/// checks and panics (debug) or wraps (release) on a file offset before the data
+/// section or a size past the end, which the igvm_measure fuzz target found. Every
+/// header that names file data (parameter area, page data, VP context: file offset
+/// at byte 12 of each) must name bytes inside the data section.
+fn check_file_offsets(bytes: &[u8]) -> Result<(), String> {
+    const PARAMETER_AREA: u32 = 0x301;
+    const PAGE_DATA: u32 = 0x302;
+    const VP_CONTEXT: u32 = 0x304;
+    let bad = |what: &str| Err(format!("not IGVM: {what}"));
+    let (Some(var_off), Some(var_size)) = (u32_at(bytes, 8), u32_at(bytes, 12)) else {
+        return bad("no fixed header");
+    };
+    let (var_off, var_size) = (var_off as usize, var_size as usize);
+    let Some(data_start) = var_off.checked_add(var_size).filter(|e| *e <= bytes.len()) else {
+        return bad("the variable headers run past the end of the file");
+    };
+    let mut at = var_off;
+    while let (Some(typ), Some(len)) = (u32_at(bytes, at), u32_at(bytes, at + 4)) {
+        let body = at + 8;
+        let Some(next) = body.checked_add((len as usize).next_multiple_of(8)) else {
+            break;
+        };
+        if next > data_start {
+            break;
+        }
+        let size = match typ {
+            PARAMETER_AREA => u64_at(bytes, body),
+            PAGE_DATA | VP_CONTEXT => Some(PAGE_SIZE_4K),
+            _ => None,
+        };
+        if let (Some(size), Some(offset), true) = (size, u32_at(bytes, body + 12), len >= 16) {
+            let offset = offset as usize;
+            let end = usize::try_from(size)
+                .ok()
+                .and_then(|s| offset.checked_add(s));
+            let inside = offset >= data_start && end.is_some_and(|e| e <= bytes.len());
+            if offset != 0 && !inside {
+                return bad(&format!(
+                    "header {typ:#x} at {at:#x} names file data at {offset:#x} outside the data section"
+                ));
+            }
+        }
+        at = next;
+    }
+    Ok(())
+}
+
 /// Parses `bytes` as an IGVM file for exactly one platform and recomputes its
 /// launch measurement.
 pub fn measure_file(bytes: &[u8]) -> Result<Measured, String> {
+    check_file_offsets(bytes)?;
     let file = IgvmFile::new_from_binary(bytes, None).map_err(|e| format!("not IGVM: {e}"))?;
     let [IgvmPlatformHeader::SupportedPlatform(header)] = file.platforms() else {
         return Err(format!(

@@ -251,3 +251,21 @@ fn the_digest_line_is_the_documented_format() {
     let line = digest_line(Platform::Tdx, &[0xab; 48]);
     assert_eq!(line, format!("launch digest (tdx): {}", "ab".repeat(48)));
 }
+
+/// A page-data header whose file offset points before the data section or past
+/// the end (what made igvm 0.4 subtract with overflow) is refused by our own walk.
+#[test]
+fn file_offsets_outside_the_data_section_are_refused() {
+    let file = build(&boot(), Platform::Tdx).unwrap().file;
+    let u32_at = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    let mut at = u32_at(&file, 8) as usize;
+    while u32_at(&file, at) != 0x302 {
+        at += 8 + (u32_at(&file, at + 4) as usize).next_multiple_of(8);
+    }
+    for offset in [1u32, 0x20, u32::MAX - 10, file.len() as u32 - 100] {
+        let mut bad = file.clone();
+        bad[at + 8 + 12..at + 8 + 16].copy_from_slice(&offset.to_le_bytes());
+        let e = measure_file(&bad).unwrap_err();
+        assert!(e.contains("outside the data section"), "{offset:#x}: {e}");
+    }
+}
