@@ -101,6 +101,23 @@ impl<M: RingMem> core::fmt::Debug for Netvsc<'_, M> {
     }
 }
 
+/// Data messages back to back as Linux batches them: each but the last (unless
+/// `pad_last`, when more follows) padded to 8 bytes, the padding counted in its
+/// length.
+fn batch(frames: &[&[u8]], pad_last: bool) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for (i, frame) in frames.iter().enumerate() {
+        let start = bytes.len();
+        rndis::data_packet(frame, &[], &mut bytes);
+        if pad_last || i + 1 < frames.len() {
+            bytes.resize(bytes.len().next_multiple_of(8), 0);
+            let len = (bytes.len() - start) as u32;
+            bytes[start + 4..start + 8].copy_from_slice(&len.to_le_bytes());
+        }
+    }
+    bytes
+}
+
 fn body<T: FromBytes>(bytes: &[u8]) -> Option<T> {
     T::read_from_prefix(bytes).ok().map(|(v, _)| v)
 }
@@ -507,41 +524,56 @@ impl<'a, M: RingMem> Netvsc<'a, M> {
     /// (`xmit_more`): each RNDIS message but the last padded to 8 bytes, the
     /// padding counted in its length.
     pub fn send_batch(&mut self, frames: &[&[u8]]) -> Result<bool, ClientError> {
-        let mut section_bytes = Vec::new();
-        for (i, frame) in frames.iter().enumerate() {
-            let start = section_bytes.len();
-            rndis::data_packet(frame, &[], &mut section_bytes);
-            if i + 1 < frames.len() {
-                section_bytes.resize(section_bytes.len().next_multiple_of(8), 0);
-                let len = (section_bytes.len() - start) as u32;
-                section_bytes[start + 4..start + 8].copy_from_slice(&len.to_le_bytes());
-            }
-        }
-        self.send_section_bytes(&section_bytes)
+        self.send_split(&batch(frames, false), &[])
+    }
+
+    /// Linux's `cp_partial`: `frames` batched in the section, then the RNDIS
+    /// header of `last` ending the section while its frame follows as the
+    /// packet's GPA range (from the control page).
+    pub fn send_partial(&mut self, frames: &[&[u8]], last: &[u8]) -> Result<bool, ClientError> {
+        let mut section_bytes = batch(frames, true);
+        section_bytes.extend_from_slice(&rndis::packet_header(last.len(), 0));
+        self.send_split(&section_bytes, last)
     }
 
     /// Queues RNDIS data messages already laid out as a send section holds them.
     pub fn send_section_bytes(&mut self, section_bytes: &[u8]) -> Result<bool, ClientError> {
-        if section_bytes.len() > self.send_section as usize {
-            return Err(ClientError::Host("batch larger than a send section"));
+        self.send_split(section_bytes, &[])
+    }
+
+    /// One SEND_RNDIS_PACKET: `section_bytes` in a send section, `ranged` (if
+    /// any) in the control page named by a GPA range.
+    fn send_split(&mut self, section_bytes: &[u8], ranged: &[u8]) -> Result<bool, ClientError> {
+        if section_bytes.len() > self.send_section as usize || ranged.len() > PAGE_SIZE {
+            return Err(ClientError::Host("message larger than a send section"));
         }
         let Some(section) = self.send_free.pop() else {
             return Ok(false);
         };
         let at = self.layout.send.offset + section as usize * self.send_section as usize;
-        self.layout
-            .ram
-            .write_bytes(at, section_bytes)
+        let ram = self.layout.ram;
+        ram.write_bytes(at, section_bytes)
+            .and_then(|()| ram.write_bytes(self.layout.control_page, ranged))
             .map_err(|_| ClientError::Ring)?;
         let m = Message::SendRndisPacket(nvsp::SendRndisPacket {
             channel_type: u32le(nvsp::CHANNEL_TYPE_DATA),
             section_index: u32le(section),
             section_size: u32le(section_bytes.len() as u32),
         });
+        let pfn = [self.layout.base_pfn + (self.layout.control_page / PAGE_SIZE) as u64];
+        let range = [GpaRangeRef {
+            byte_count: ranged.len() as u32,
+            byte_offset: 0,
+            pfns: &pfn,
+        }];
         let packet = OutgoingPacket {
             transaction_id: DATA_TID + u64::from(section),
             completion_requested: true,
-            kind: OutgoingKind::InBand,
+            kind: if ranged.is_empty() {
+                OutgoingKind::InBand
+            } else {
+                OutgoingKind::GpaDirect(&range)
+            },
         };
         match self.out.write_packet(&packet, &[&m.encode()]) {
             Ok(()) => Ok(true),

@@ -166,6 +166,9 @@ impl<M> core::fmt::Debug for Nic<M> {
     }
 }
 
+/// An in-band packet's (absent) GPA ranges.
+static NO_RANGES: crate::mem::NoRanges = crate::mem::NoRanges;
+
 /// Why a SEND_RNDIS_PACKET's bytes could not be had.
 struct BadPacket;
 
@@ -445,36 +448,43 @@ impl<M: GuestBuffer> Nic<M> {
         .encode()
     }
 
-    /// Copies the RNDIS bytes a SEND_RNDIS_PACKET names into `scratch`.
+    /// Copies the RNDIS bytes a SEND_RNDIS_PACKET names into `scratch`: the send
+    /// section's bytes, then the packet's GPA ranges. Usually one of the two is
+    /// empty; Linux uses both when a batch has room for a packet's RNDIS header
+    /// but not its data (`cp_partial`): the header ends the section and the
+    /// frame follows in the ranges.
     fn fetch(
         &mut self,
         p: &nvsp::SendRndisPacket,
         kind: &IncomingKind<'_>,
     ) -> Result<(), BadPacket> {
         let index = p.section_index.get();
-        let (mem, offset, len): (&dyn GuestBuffer, usize, usize) = if index == nvsp::NO_SECTION {
-            let IncomingKind::GpaDirect(mem) = kind else {
-                return Err(BadPacket);
-            };
-            (*mem, 0, mem.len())
+        let section = if index == nvsp::NO_SECTION {
+            0
         } else {
             let send = self.send.as_ref().ok_or(BadPacket)?;
             let len = p.section_size.get();
             if index >= send.sections || len > SEND_SECTION_SIZE {
                 return Err(BadPacket);
             }
-            (
-                &send.mem,
-                (index * SEND_SECTION_SIZE) as usize,
-                len as usize,
-            )
+            len as usize
         };
-        if len > MAX_TRANSFER_SIZE as usize {
+        let ranges: &dyn GuestBuffer = match kind {
+            IncomingKind::GpaDirect(mem) => *mem,
+            _ if section == 0 => return Err(BadPacket),
+            _ => &NO_RANGES,
+        };
+        let len = section.checked_add(ranges.len()).ok_or(BadPacket)?;
+        if len == 0 || len > MAX_TRANSFER_SIZE as usize {
             return Err(BadPacket);
         }
         self.scratch.resize(len, 0);
-        mem.read_at(offset, &mut self.scratch)
-            .map_err(|_| BadPacket)
+        let (head, tail) = self.scratch.split_at_mut(section);
+        if let Some(send) = self.send.as_ref().filter(|_| section > 0) {
+            let at = (index * SEND_SECTION_SIZE) as usize;
+            send.mem.read_at(at, head).map_err(|_| BadPacket)?;
+        }
+        ranges.read_at(0, tail).map_err(|_| BadPacket)
     }
 
     /// Handles every RNDIS message in the packet; the NVSP status for it.
