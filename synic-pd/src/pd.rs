@@ -389,7 +389,11 @@ impl<const VPS: usize, const DEPTH: usize> Handler for SynicPd<VPS, DEPTH> {
         if let Some(e) = out.error {
             return Err(self.queue_error(e));
         }
-        if is_post && mrs.get(0) == u64::from(HvStatus::INSUFFICIENT_BUFFERS.0) {
+        let refused = |info: &MessageInfo| {
+            DeliveryReply::decode(*info, mrs)
+                .is_ok_and(|r| r.status == HvStatus::INSUFFICIENT_BUFFERS)
+        };
+        if is_post && reply.as_ref().is_ok_and(refused) {
             self.refused.insert(ch);
         }
         if is_msr_write && reply.is_ok() {
