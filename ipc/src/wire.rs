@@ -1,6 +1,6 @@
 //! Protected-call messages described once, encoded and decoded from that description.
 //!
-//! A server's contract lives in its `*-api` crate as a list of [`wire_message!`]
+//! A server's contract lives in its `*-api` crate as a list of [`wire_message!`](crate::wire_message)
 //! descriptions: each message names its label and its fields in register order, and
 //! the macro generates the struct or enum, `encode` and a `decode` that treats the
 //! registers as a hostile peer's word (wrong label, too few registers and a value a
@@ -63,7 +63,7 @@ pub trait Field: Sized {
     fn take(regs: &[u64]) -> Result<Self, BadValue>;
 }
 
-/// A message with its label(s), as [`wire_message!`] generates it.
+/// A message with its label(s), as [`wire_message!`](crate::wire_message) generates it.
 pub trait Message: Sized {
     fn encode(&self, mrs: &mut MessageRegisters) -> MessageInfo;
     fn decode(msg: MessageInfo, mrs: &MessageRegisters) -> Result<Self, DecodeError>;
