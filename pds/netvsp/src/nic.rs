@@ -37,6 +37,8 @@ pub const SEND_SECTION_SIZE: u32 = 6144;
 /// RNDIS control answers waiting for a receive section; beyond this a guest that
 /// never completes receives loses answers instead of growing our heap.
 const MAX_QUEUED_CONTROL: usize = 64;
+/// Packets waiting for room in the guest's ring, beyond the receive sections.
+const MAX_PENDING: usize = 1024;
 
 #[derive(Copy, Clone, Debug)]
 pub struct Config {
@@ -109,6 +111,8 @@ pub struct Stats {
     pub bogus_completions: u64,
     /// Control answers dropped because the guest held every section.
     pub control_dropped: u64,
+    /// Completions dropped because the owner ignored [`Nic::is_stalled`].
+    pub completions_dropped: u64,
 }
 
 enum Pending {
@@ -584,9 +588,17 @@ impl<M: GuestBuffer> Nic<M> {
             message: buf,
             len,
         };
-        if !self.pending.is_empty() || self.write(out, &p).is_err() {
-            self.pending.push_back(p);
+        if self.pending.is_empty() && self.write(out, &p).is_ok() {
+            return;
         }
+        // An owner that keeps handing packets while the NIC is stalled (serve
+        // never does) must not grow this without end; transfers are bounded by
+        // the sections already.
+        if self.pending.len() >= MAX_PENDING {
+            self.stats.completions_dropped += 1;
+            return;
+        }
+        self.pending.push_back(p);
     }
 
     fn write(&self, out: &mut dyn Outbox, p: &Pending) -> Result<(), OutboxFull> {

@@ -347,3 +347,38 @@ fn hostile_rndis_requests_are_answered_invalid() {
     }
     round_trip(&mut host, &mut c, 20, 100);
 }
+
+/// A guest ring that never has room.
+struct FullRing;
+
+impl netvsp::Outbox for FullRing {
+    fn send(
+        &mut self,
+        _: &vmbus_ring::OutgoingPacket<'_>,
+        _: &[&[u8]],
+    ) -> Result<(), netvsp::OutboxFull> {
+        Err(netvsp::OutboxFull)
+    }
+}
+
+#[test]
+fn completions_waiting_for_a_full_ring_are_bounded() {
+    let mut nic: netvsp::Nic<netvsp::SliceBuffer> = netvsp::Nic::new(Config::new(MAC));
+    let mut lb = Loopback::new(1);
+    let init = Message::Init(nvsp::Init {
+        min_version: u32le(Version::V2.0),
+        max_version: u32le(Version::V61.0),
+    })
+    .encode();
+    for tid in 0..3000 {
+        let packet = netvsp::Incoming {
+            transaction_id: tid,
+            completion_requested: true,
+            kind: netvsp::IncomingKind::InBand,
+            payload: &init,
+        };
+        nic.handle(packet, &mut FullRing, &mut |_| None, &mut lb);
+    }
+    assert!(nic.is_stalled());
+    assert_eq!(nic.stats.completions_dropped, 3000 - 1024);
+}
