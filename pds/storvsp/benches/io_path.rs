@@ -11,8 +11,8 @@ mod common;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
+use common::rng::Rng;
 use common::vmbus::{rw16, GuestBuf, Machine, Storvsc, Vsp, DATA_PFN, PAGE};
-use common::Rng;
 use storvsp::FileBackend;
 use storvsp_protocol::DataDirection;
 

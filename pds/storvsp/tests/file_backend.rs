@@ -3,11 +3,12 @@
 //! read back through the SRB path and compared with a model and with the image
 //! file itself.
 
-mod common;
+#[path = "common/rng.rs"]
+mod rng;
 
 use std::io::Read;
 
-use common::Rng;
+use rng::Rng;
 use storvsp::harness::{Harness, Srb};
 use storvsp::FileBackend;
 

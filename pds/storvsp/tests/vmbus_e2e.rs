@@ -5,8 +5,8 @@ mod common;
 
 use std::io::Read;
 
+use common::rng::Rng;
 use common::vmbus::{rw10, rw16, GuestBuf, Machine, Storvsc, DATA_PFN, PAGE};
-use common::Rng;
 use storvsp::FileBackend;
 use storvsp_protocol::{DataDirection, NtStatus, ProtocolVersion};
 

@@ -1,19 +1,6 @@
+// Each test binary (and the io_path bench) uses a different part of these
+// helpers; what one leaves unused is used by another.
+#![allow(dead_code)]
+
+pub mod rng;
 pub mod vmbus;
-
-/// xorshift64*: deterministic, good enough to scatter offsets and fill data.
-#[allow(dead_code)] // not every test binary draws numbers
-pub struct Rng(pub u64);
-
-#[allow(dead_code)]
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}

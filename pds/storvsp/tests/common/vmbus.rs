@@ -2,7 +2,6 @@
 //! vmbus-server core (loopback), opens the storage offer with a ring GPADL in guest
 //! RAM, and a storvsc stand-in talks to storvsp over the two `vmbus-ring` rings the
 //! server handed to the VSP. Shared by the end-to-end test and the benchmark.
-#![allow(dead_code)]
 
 use std::sync::atomic::AtomicU64;
 
