@@ -14,10 +14,11 @@
 extern crate std;
 
 pub mod backend;
-#[cfg(feature = "conformance")]
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod gpa;
 pub mod guest_memory;
+pub mod svm;
 
 pub use backend::{
     GuestAccess, HostCall, HostReply, Isolation, IsolationError, MsrAccess, VcpuExit, VpIndex,
