@@ -18,7 +18,7 @@ mod sys;
 pub mod wire;
 
 pub use config::{ChannelGrant, ConfigError, PdConfig, PpRole, RegionGrant};
-pub use pd::{is_pd, region_file, run};
+pub use pd::{is_pd, region_file, run, SPIN_ENV};
 pub use supervisor::{
     default_search_paths, resolve_image, FaultReport, LogLine, SimError, SimExit, SimOptions,
     SimOutcome, Simulation, Stream, LOG_CAPACITY,

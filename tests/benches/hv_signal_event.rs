@@ -200,15 +200,14 @@ fn in_process(n: u64) -> f64 {
     start.elapsed().as_nanos() as f64 / n as f64
 }
 
-/// ns per signal measured by the guest PD on host-sim.
-fn host_sim(n: u64) -> f64 {
+/// ns per signal measured by the guest PD on host-sim; `spin_us` caps how long PDs
+/// poll before sleeping (`hostsim::SPIN_ENV`; `None`: the default).
+fn host_sim(n: u64, spin_us: Option<&str>) -> f64 {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/systems/hvcall_synic.xml");
     let count = n.to_string();
-    let line = common::guest_report(
-        path,
-        &[("HV_BENCH_SIGNALS", &count)],
-        "guest: bench signal_event",
-    );
+    let mut env = vec![("HV_BENCH_SIGNALS", count.as_str())];
+    env.extend(spin_us.map(|us| (hostsim::SPIN_ENV, us)));
+    let line = common::guest_report(path, &env, "guest: bench signal_event");
     line.rsplit("ns_per_op=")
         .next()
         .and_then(|v| v.parse().ok())
@@ -225,12 +224,16 @@ fn main() {
     // Warm up both (page faults, caches, the PD binaries' first start).
     in_process(n_local / 10);
     let local = in_process(n_local);
-    let sim = host_sim(n_sim);
+    let sim = host_sim(n_sim, None);
+    // The same with every PD sleeping at once (no polling): what polling buys here.
+    let sleeping = host_sim(n_sim, Some("0"));
     println!("hv_signal_event: in-process {local:.1} ns/op ({n_local} ops)");
     println!("hv_signal_event: host-sim   {sim:.1} ns/op ({n_sim} ops: guest -> hvcall-pd -> synic-pd, 2 PPC hops)");
+    println!("hv_signal_event: host-sim without polling {sleeping:.1} ns/op");
     println!(
-        "hv_signal_event: host-sim / in-process = {:.1}x",
-        sim / local
+        "hv_signal_event: host-sim / in-process = {:.1}x (without polling {:.1}x)",
+        sim / local,
+        sleeping / local
     );
     if quick {
         println!("hv_signal_event: QUICK mode, numbers are not meaningful");

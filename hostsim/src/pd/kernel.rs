@@ -2,11 +2,11 @@
 //! supervisor handed over, and the process holds no descriptor for anything else.
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use ipc::{Channel, IpcError, Kernel, MessageInfo, MessageRegisters};
 
-use super::spin::Spin;
+use super::spin::Adaptive;
 use crate::config::{ChannelGrant, PpRole};
 use crate::sys;
 use crate::wire;
@@ -21,6 +21,8 @@ pub(crate) struct HostKernel {
     pub name: String,
     pub slots: Vec<Option<Slot>>,
     buf: Vec<u8>,
+    /// How long callers poll for replies (spin.rs).
+    call_spin: Adaptive,
 }
 
 impl HostKernel {
@@ -44,6 +46,7 @@ impl HostKernel {
             name,
             slots,
             buf: Vec::with_capacity(wire::MAX_PACKET),
+            call_spin: Adaptive::default(),
         }
     }
 
@@ -52,6 +55,27 @@ impl HostKernel {
             .get(usize::from(ch.index()))
             .and_then(Option::as_ref)
             .ok_or(IpcError::NotGranted(ch))
+    }
+}
+
+/// Waits for the reply to a call. The callee is usually polling too (spin.rs), so
+/// the reply often comes within microseconds, and sleeping for it would add a
+/// wake-up; poll first while that pays.
+fn receive_reply(fd: BorrowedFd<'_>, buf: &mut [u8], adaptive: &mut Adaptive) -> io::Result<usize> {
+    let mut spin = adaptive.start();
+    loop {
+        match sys::try_recv_packet(fd, buf) {
+            Ok(None) if spin.again() => {}
+            Ok(None) => {
+                adaptive.finish(&spin, false);
+                return sys::recv_packet(fd, buf);
+            }
+            Ok(Some(n)) => {
+                adaptive.finish(&spin, true);
+                return Ok(n);
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -79,6 +103,7 @@ impl Kernel for HostKernel {
         mrs: &mut MessageRegisters,
     ) -> Result<MessageInfo, IpcError> {
         let mut buf = std::mem::take(&mut self.buf);
+        let mut call_spin = std::mem::take(&mut self.call_spin);
         let result = (|| {
             let fd = match &self.slot(ch)?.pp {
                 Some((fd, PpRole::Caller)) => fd.as_fd(),
@@ -93,17 +118,7 @@ impl Kernel for HostKernel {
                 }
             })?;
             buf.resize(wire::MAX_PACKET, 0);
-            // The callee is usually polling too (spin.rs): the reply comes within
-            // microseconds, and sleeping for it would cost a wake-up.
-            let mut spin = Spin::new();
-            let received = loop {
-                match sys::try_recv_packet(fd, &mut buf) {
-                    Ok(None) if spin.again() => {}
-                    Ok(None) => break sys::recv_packet(fd, &mut buf),
-                    Ok(Some(n)) => break Ok(n),
-                    Err(e) => break Err(e),
-                }
-            };
+            let received = receive_reply(fd, &mut buf, &mut call_spin);
             let n = match received {
                 Ok(0) => return Err(IpcError::PeerGone(ch)),
                 Ok(n) => n,
@@ -117,6 +132,7 @@ impl Kernel for HostKernel {
             }
         })();
         self.buf = buf;
+        self.call_spin = call_spin;
         result
     }
 

@@ -17,6 +17,7 @@ use crate::EXIT_INIT_FAILED;
 use kernel::HostKernel;
 
 pub use fault::signal_name;
+pub use spin::SPIN_ENV;
 
 /// Whether this process was started by the host-sim supervisor as a PD.
 pub fn is_pd() -> bool {
@@ -257,20 +258,18 @@ fn event_loop<H: Handler>(mut handler: H, mut kernel: HostKernel) -> Result<Neve
     let mut tokens = Vec::new();
     let mut buf = vec![0u8; wire::MAX_PACKET];
     let mut reply = Vec::with_capacity(wire::MAX_PACKET);
-    // Set while work arrived recently: poll instead of sleeping (see spin.rs).
-    let mut spin: Option<spin::Spin> = None;
+    // After work, poll before sleeping (see spin.rs).
+    let mut adaptive = spin::Adaptive::default();
+    let mut spin = adaptive.start();
     loop {
-        let timeout = if spin.as_mut().is_some_and(spin::Spin::again) {
-            0
-        } else {
-            -1
-        };
-        sys::epoll_wait(epoll.as_fd(), &mut tokens, timeout)
+        let polling = spin.again();
+        sys::epoll_wait(epoll.as_fd(), &mut tokens, if polling { 0 } else { -1 })
             .map_err(|e| format!("epoll_wait: {e}"))?;
         if tokens.is_empty() {
             continue;
         }
-        spin = Some(spin::Spin::new());
+        adaptive.finish(&spin, polling);
+        spin = adaptive.start();
         let mut set = ChannelSet::EMPTY;
         for &token in &tokens {
             let id = (token & 0xff) as usize;
