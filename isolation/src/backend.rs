@@ -123,37 +123,36 @@ impl From<GpaError> for IsolationError {
     }
 }
 
+/// What a platform operation returns.
+pub type IsoResult<T = ()> = Result<T, IsolationError>;
+
 /// The operations the paravisor needs from its platform.
 pub trait Isolation {
     /// The partition this backend isolates.
     fn partition(&self) -> Partition<'_>;
 
     /// Run `vp` until it exits to the paravisor.
-    fn run_vcpu(&mut self, vp: VpIndex) -> Result<VcpuExit, IsolationError>;
+    fn run_vcpu(&mut self, vp: VpIndex) -> IsoResult<VcpuExit>;
 
     /// Accept / validate private memory the guest will own (PVALIDATE;
     /// TDG.MEM.PAGE.ACCEPT). `range` is given in private addresses.
-    fn accept_private(&mut self, range: PageRange) -> Result<(), IsolationError>;
+    fn accept_private(&mut self, range: PageRange) -> IsoResult;
 
     /// Make the RAM behind `range` private or host-visible (GHCB page-state change
     /// and RMP; MapGPA). `range` may be given in either alias.
-    fn set_visibility(&mut self, range: PageRange, to: GpaClass) -> Result<(), IsolationError>;
+    fn set_visibility(&mut self, range: PageRange, to: GpaClass) -> IsoResult;
 
     /// Grant or revoke the guest's access to paravisor memory (RMPADJUST of the
     /// guest's VMPL; TDG.MEM.PAGE.ATTR.WR for the L2).
-    fn set_guest_access(
-        &mut self,
-        range: PageRange,
-        access: GuestAccess,
-    ) -> Result<(), IsolationError>;
+    fn set_guest_access(&mut self, range: PageRange, access: GuestAccess) -> IsoResult;
 
     /// Call the untrusted host.
-    fn call_host(&mut self, call: HostCall) -> Result<HostReply, IsolationError>;
+    fn call_host(&mut self, call: HostCall) -> IsoResult<HostReply>;
 }
 
 /// Refuses a host call that would hand the host a buffer it cannot see: the check
 /// every backend's `call_host` performs before anything leaves the partition.
-pub fn check_host_call(partition: &Partition<'_>, call: &HostCall) -> Result<(), IsolationError> {
+pub fn check_host_call(partition: &Partition<'_>, call: &HostCall) -> IsoResult {
     match *call {
         HostCall::HvHypercall { input, output, .. } => {
             for gpa in [input, output].into_iter().flatten() {

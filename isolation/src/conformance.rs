@@ -125,3 +125,14 @@ pub fn visibility_round_trips_in_either_alias<B: Harness>(b: &mut B, gfns: Range
     assert_eq!(b.set_visibility(shared, GpaClass::Private), Ok(()));
     assert!(gfns.clone().all(|g| !b.view().host_can_read(g)));
 }
+
+/// With a host set to answer a hypercall in a way its protocol does not allow,
+/// the call is a [`IsolationError::HostViolation`], never a result.
+pub fn a_lying_hypercall_answer_is_a_violation<B: Isolation>(b: &mut B) {
+    let call = HostCall::HvHypercall {
+        control: 0x5c,
+        input: None,
+        output: None,
+    };
+    assert_eq!(b.call_host(call), Err(IsolationError::HostViolation));
+}

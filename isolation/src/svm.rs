@@ -17,8 +17,8 @@
 //! flows as snp-backend and tdx-backend.
 
 use crate::backend::{
-    check_host_call, GuestAccess, HostCall, HostReply, Isolation, IsolationError, MsrAccess,
-    VcpuExit, VpIndex,
+    check_host_call, GuestAccess, HostCall, HostReply, IsoResult, Isolation, IsolationError,
+    MsrAccess, VcpuExit, VpIndex,
 };
 use crate::gpa::{Gpa, GpaClass, PageRange, Partition, PAGE_SIZE};
 
@@ -87,7 +87,7 @@ pub trait SvmCpu {
     /// kernel's refusal code.
     fn vmrun(&mut self, vp: VpIndex) -> Result<SvmExit, u64>;
     /// Hands a call to whoever plays the host on this platform.
-    fn host_call(&mut self, call: &HostCall) -> Result<HostReply, IsolationError>;
+    fn host_call(&mut self, call: &HostCall) -> IsoResult<HostReply>;
 }
 
 /// Per-page promise.
@@ -108,7 +108,7 @@ pub struct SvmBackend<'a, C, const N: usize> {
 
 impl<'a, C: SvmCpu, const N: usize> SvmBackend<'a, C, N> {
     /// Refuses a partition that is not svm's or has RAM past the `N` pages tracked.
-    pub fn new(cpu: C, partition: Partition<'a>) -> Result<Self, IsolationError> {
+    pub fn new(cpu: C, partition: Partition<'a>) -> IsoResult<Self> {
         let tracked = N as u64 * PAGE_SIZE;
         let last = Gpa(tracked);
         if partition.kind() != crate::PartitionKind::Svm || partition.classify(last).is_ok() {
@@ -140,7 +140,7 @@ impl<'a, C: SvmCpu, const N: usize> SvmBackend<'a, C, N> {
     }
 
     /// Every page of `range` is RAM of `class`, or the error naming why not.
-    fn require(&self, range: PageRange, class: GpaClass) -> Result<(), IsolationError> {
+    fn require(&self, range: PageRange, class: GpaClass) -> IsoResult {
         if self.partition.range_is(range, class)? {
             Ok(())
         } else {
@@ -157,14 +157,14 @@ impl<C: SvmCpu, const N: usize> Isolation for SvmBackend<'_, C, N> {
         self.partition
     }
 
-    fn run_vcpu(&mut self, vp: VpIndex) -> Result<VcpuExit, IsolationError> {
+    fn run_vcpu(&mut self, vp: VpIndex) -> IsoResult<VcpuExit> {
         let exit = self.cpu.vmrun(vp).map_err(IsolationError::Hardware)?;
         Ok(decode_exit(&exit))
     }
 
     /// Nothing to validate in hardware; accepting twice is still reported, as the
     /// other platforms do, so a paravisor bug shows up here first.
-    fn accept_private(&mut self, range: PageRange) -> Result<(), IsolationError> {
+    fn accept_private(&mut self, range: PageRange) -> IsoResult {
         self.require(range, GpaClass::Private)?;
         for gpa in range.iter() {
             if self.page(gpa).is_some_and(|p| p.accepted) {
@@ -180,7 +180,7 @@ impl<C: SvmCpu, const N: usize> Isolation for SvmBackend<'_, C, N> {
     /// A page made host-visible stops being accepted private memory and loses the
     /// guest's grants, as on SNP (RMPUPDATE) and TDX (MapGPA); made private again
     /// it is accepted again.
-    fn set_visibility(&mut self, range: PageRange, to: GpaClass) -> Result<(), IsolationError> {
+    fn set_visibility(&mut self, range: PageRange, to: GpaClass) -> IsoResult {
         let first = self.partition.classify(range.start)?;
         self.require(range, first)?;
         for gpa in range.iter() {
@@ -195,11 +195,7 @@ impl<C: SvmCpu, const N: usize> Isolation for SvmBackend<'_, C, N> {
     }
 
     /// Only accepted private memory can be granted to the guest.
-    fn set_guest_access(
-        &mut self,
-        range: PageRange,
-        access: GuestAccess,
-    ) -> Result<(), IsolationError> {
+    fn set_guest_access(&mut self, range: PageRange, access: GuestAccess) -> IsoResult {
         self.require(range, GpaClass::Private)?;
         if let Some(gpa) = range
             .iter()
@@ -217,7 +213,7 @@ impl<C: SvmCpu, const N: usize> Isolation for SvmBackend<'_, C, N> {
     }
 
     /// The buffers must be of the shared class and made host-visible.
-    fn call_host(&mut self, call: HostCall) -> Result<HostReply, IsolationError> {
+    fn call_host(&mut self, call: HostCall) -> IsoResult<HostReply> {
         check_host_call(&self.partition, &call)?;
         if let HostCall::HvHypercall { input, output, .. } = call {
             for gpa in [input, output].into_iter().flatten() {

@@ -12,7 +12,7 @@
 //! share a page that is already shared reaches PVALIDATE on a hypervisor-owned
 //! page (#NPF on hardware, `HostViolation` here) partway through the range.
 
-use isolation::backend::check_host_call;
+use isolation::backend::{check_host_call, IsoResult};
 use isolation::{
     Gpa, GpaClass, GuestAccess, HostCall, HostReply, Isolation, IsolationError, MsrAccess,
     PageRange, Partition, PartitionKind, VcpuExit, VpIndex, PAGE_SIZE,
@@ -56,11 +56,7 @@ impl<'a, C: SnpCpu> SnpBackend<'a, C> {
     /// Negotiates the GHCB protocol and registers the GHCB at `ghcb_gpa` (its
     /// shared alias). Refuses a host that offers no version 2 or registers a
     /// different page.
-    pub fn new(
-        mut cpu: C,
-        partition: Partition<'a>,
-        ghcb_gpa: Gpa,
-    ) -> Result<Self, IsolationError> {
+    pub fn new(mut cpu: C, partition: Partition<'a>, ghcb_gpa: Gpa) -> IsoResult<Self> {
         if !matches!(partition.kind(), PartitionKind::Snp { .. }) {
             return Err(IsolationError::Gpa(isolation::GpaError::BadPartition));
         }
@@ -97,14 +93,14 @@ impl<'a, C: SnpCpu> SnpBackend<'a, C> {
         &mut self.cpu
     }
 
-    fn private_range(&self, range: PageRange) -> Result<PageRange, IsolationError> {
+    fn private_range(&self, range: PageRange) -> IsoResult<PageRange> {
         let start = self.partition.alias(range.start, GpaClass::Private)?;
         let r = PageRange::new(start, range.pages)?;
         self.partition.range_is(r, GpaClass::Private)?;
         Ok(r)
     }
 
-    fn require_private(&self, range: PageRange) -> Result<(), IsolationError> {
+    fn require_private(&self, range: PageRange) -> IsoResult {
         if self.partition.range_is(range, GpaClass::Private)? {
             Ok(())
         } else {
@@ -115,7 +111,7 @@ impl<'a, C: SnpCpu> SnpBackend<'a, C> {
         }
     }
 
-    fn pvalidate(&mut self, gpa: Gpa, validate: bool) -> Result<bool, IsolationError> {
+    fn pvalidate(&mut self, gpa: Gpa, validate: bool) -> IsoResult<bool> {
         let r = self
             .cpu
             .pvalidate(gpa.0, PageSize::Size4K, validate)
@@ -128,7 +124,7 @@ impl<'a, C: SnpCpu> SnpBackend<'a, C> {
 
     /// One GHCB page-state change for up to [`MAX_ENTRIES`] pages, retried while
     /// the host makes progress.
-    fn psc_chunk(&mut self, entries: &[PscEntry]) -> Result<(), IsolationError> {
+    fn psc_chunk(&mut self, entries: &[PscEntry]) -> IsoResult {
         let shared_buffer = self.ghcb_gpa + off::SHARED_BUFFER as u64;
         let mut cur: u16 = 0;
         // Each round must complete at least one entry, so this bounds the rounds.
@@ -176,7 +172,7 @@ impl<'a, C: SnpCpu> SnpBackend<'a, C> {
         Err(IsolationError::HostViolation)
     }
 
-    fn page_state_change(&mut self, range: PageRange, op: PscOp) -> Result<(), IsolationError> {
+    fn page_state_change(&mut self, range: PageRange, op: PscOp) -> IsoResult {
         let mut buf = [PscEntry {
             gfn: 0,
             op,
@@ -198,12 +194,7 @@ impl<'a, C: SnpCpu> SnpBackend<'a, C> {
     /// Checks, places and registers the guest's VMSA at private page `gpa`:
     /// RMPADJUST makes it a VMSA page, then the host is told to create the vCPU
     /// (NAE AP creation, GHCB spec §4.1.8).
-    pub fn create_guest_vcpu(
-        &mut self,
-        gpa: Gpa,
-        apic_id: u32,
-        v: &Vmsa,
-    ) -> Result<(), IsolationError> {
+    pub fn create_guest_vcpu(&mut self, gpa: Gpa, apic_id: u32, v: &Vmsa) -> IsoResult {
         self.require_private(PageRange::new(gpa, 1)?)?;
         check_guest_vmsa(v, GUEST_VMPL, self.partition.boundary())
             .map_err(|_| IsolationError::Hardware(0))?;
@@ -248,11 +239,7 @@ pub const AP_CREATE: u64 = 1;
 /// Before any GHCB exists, the GHCB page goes from launch state (private) to
 /// hypervisor-owned through the MSR protocol's page-state change: rescind
 /// validation first, then ask; a non-zero error or a wrong response code stops boot.
-fn share_ghcb_page<C: SnpCpu>(
-    cpu: &mut C,
-    partition: &Partition<'_>,
-    ghcb_gpa: Gpa,
-) -> Result<(), IsolationError> {
+fn share_ghcb_page<C: SnpCpu>(cpu: &mut C, partition: &Partition<'_>, ghcb_gpa: Gpa) -> IsoResult {
     let private = partition.alias(ghcb_gpa, GpaClass::Private)?;
     let r = cpu
         .pvalidate(private.0, PageSize::Size4K, false)
@@ -271,7 +258,7 @@ fn share_ghcb_page<C: SnpCpu>(
     }
 }
 
-fn msr_call<C: SnpCpu>(cpu: &mut C, req: MsrRequest) -> Result<MsrResponse, IsolationError> {
+fn msr_call<C: SnpCpu>(cpu: &mut C, req: MsrRequest) -> IsoResult<MsrResponse> {
     let v = req
         .encode()
         .ok_or(IsolationError::Gpa(isolation::GpaError::BadPartition))?;
@@ -339,7 +326,7 @@ impl<'a, C: SnpCpu> Isolation for SnpBackend<'a, C> {
         self.partition
     }
 
-    fn run_vcpu(&mut self, vp: VpIndex) -> Result<VcpuExit, IsolationError> {
+    fn run_vcpu(&mut self, vp: VpIndex) -> IsoResult<VcpuExit> {
         let vmsa_gpa = match (vp, self.guest_vmsa) {
             (VpIndex(0), Some(g)) => g,
             _ => return Err(IsolationError::Gpa(isolation::GpaError::Empty)),
@@ -360,7 +347,7 @@ impl<'a, C: SnpCpu> Isolation for SnpBackend<'a, C> {
         Ok(decode_guest_exit(&v))
     }
 
-    fn accept_private(&mut self, range: PageRange) -> Result<(), IsolationError> {
+    fn accept_private(&mut self, range: PageRange) -> IsoResult {
         self.require_private(range)?;
         for page in range.iter() {
             if !self.pvalidate(page, true)? {
@@ -370,7 +357,7 @@ impl<'a, C: SnpCpu> Isolation for SnpBackend<'a, C> {
         Ok(())
     }
 
-    fn set_visibility(&mut self, range: PageRange, to: GpaClass) -> Result<(), IsolationError> {
+    fn set_visibility(&mut self, range: PageRange, to: GpaClass) -> IsoResult {
         let private = self.private_range(range)?;
         match to {
             GpaClass::Shared => {
@@ -392,11 +379,7 @@ impl<'a, C: SnpCpu> Isolation for SnpBackend<'a, C> {
         }
     }
 
-    fn set_guest_access(
-        &mut self,
-        range: PageRange,
-        access: GuestAccess,
-    ) -> Result<(), IsolationError> {
+    fn set_guest_access(&mut self, range: PageRange, access: GuestAccess) -> IsoResult {
         self.require_private(range)?;
         let mut perms = Perms::NONE;
         if access.read {
@@ -426,7 +409,7 @@ impl<'a, C: SnpCpu> Isolation for SnpBackend<'a, C> {
         Ok(())
     }
 
-    fn call_host(&mut self, call: HostCall) -> Result<HostReply, IsolationError> {
+    fn call_host(&mut self, call: HostCall) -> IsoResult<HostReply> {
         check_host_call(&self.partition, &call)?;
         match call {
             HostCall::HvHypercall {

@@ -8,7 +8,7 @@
 //! - MapGPA RETRY must make progress inside the request (GHCI R11);
 //! - hypercalls leave the TD only with host-visible buffers.
 
-use isolation::backend::check_host_call;
+use isolation::backend::{check_host_call, IsoResult};
 use isolation::{
     Gpa, GpaClass, GuestAccess, HostCall, HostReply, Isolation, IsolationError, PageRange,
     Partition, PartitionKind, VcpuExit, VpIndex,
@@ -34,7 +34,7 @@ fn hw(s: Status) -> IsolationError {
 }
 
 impl<'a, C: TdxCpu + L2State> TdxBackend<'a, C> {
-    pub fn new(cpu: C, partition: Partition<'a>) -> Result<Self, IsolationError> {
+    pub fn new(cpu: C, partition: Partition<'a>) -> IsoResult<Self> {
         if !matches!(partition.kind(), PartitionKind::Tdx { .. }) {
             return Err(IsolationError::Gpa(isolation::GpaError::BadPartition));
         }
@@ -50,7 +50,7 @@ impl<'a, C: TdxCpu + L2State> TdxBackend<'a, C> {
         regs
     }
 
-    fn accept(&mut self, page: Gpa) -> Result<(), IsolationError> {
+    fn accept(&mut self, page: Gpa) -> IsoResult {
         let out = self.call(Regs {
             rax: leaf::MEM_PAGE_ACCEPT,
             rcx: page.0,
@@ -66,7 +66,7 @@ impl<'a, C: TdxCpu + L2State> TdxBackend<'a, C> {
         }
     }
 
-    fn vmcall(&mut self, call: Vmcall) -> Result<Regs, IsolationError> {
+    fn vmcall(&mut self, call: Vmcall) -> IsoResult<Regs> {
         let out = self.call(call.to_regs());
         if Status(out.rax).is_error() {
             return Err(hw(Status(out.rax)));
@@ -75,7 +75,7 @@ impl<'a, C: TdxCpu + L2State> TdxBackend<'a, C> {
     }
 
     /// MapGPA of `[gpa, gpa + size)`, following RETRY while the host progresses.
-    fn map_gpa(&mut self, gpa: u64, size: u64) -> Result<(), IsolationError> {
+    fn map_gpa(&mut self, gpa: u64, size: u64) -> IsoResult {
         let end = gpa + size;
         let mut from = gpa;
         // Each RETRY must advance by at least one page.
@@ -94,7 +94,7 @@ impl<'a, C: TdxCpu + L2State> TdxBackend<'a, C> {
         Err(IsolationError::HostViolation)
     }
 
-    fn require_private(&self, range: PageRange) -> Result<(), IsolationError> {
+    fn require_private(&self, range: PageRange) -> IsoResult {
         if self.partition.range_is(range, GpaClass::Private)? {
             Ok(())
         } else {
@@ -111,7 +111,7 @@ impl<'a, C: TdxCpu + L2State> Isolation for TdxBackend<'a, C> {
         self.partition
     }
 
-    fn run_vcpu(&mut self, vp: VpIndex) -> Result<VcpuExit, IsolationError> {
+    fn run_vcpu(&mut self, vp: VpIndex) -> IsoResult<VcpuExit> {
         if vp != VpIndex(0) {
             return Err(IsolationError::Gpa(isolation::GpaError::Empty));
         }
@@ -127,7 +127,7 @@ impl<'a, C: TdxCpu + L2State> Isolation for TdxBackend<'a, C> {
         })
     }
 
-    fn accept_private(&mut self, range: PageRange) -> Result<(), IsolationError> {
+    fn accept_private(&mut self, range: PageRange) -> IsoResult {
         self.require_private(range)?;
         for page in range.iter() {
             self.accept(page)?;
@@ -135,7 +135,7 @@ impl<'a, C: TdxCpu + L2State> Isolation for TdxBackend<'a, C> {
         Ok(())
     }
 
-    fn set_visibility(&mut self, range: PageRange, to: GpaClass) -> Result<(), IsolationError> {
+    fn set_visibility(&mut self, range: PageRange, to: GpaClass) -> IsoResult {
         let private = self.partition.alias(range.start, GpaClass::Private)?;
         let private = PageRange::new(private, range.pages)?;
         self.require_private(private)?;
@@ -167,11 +167,7 @@ impl<'a, C: TdxCpu + L2State> Isolation for TdxBackend<'a, C> {
         }
     }
 
-    fn set_guest_access(
-        &mut self,
-        range: PageRange,
-        access: GuestAccess,
-    ) -> Result<(), IsolationError> {
+    fn set_guest_access(&mut self, range: PageRange, access: GuestAccess) -> IsoResult {
         self.require_private(range)?;
         let mut a = 0u16;
         if access.read {
@@ -204,7 +200,7 @@ impl<'a, C: TdxCpu + L2State> Isolation for TdxBackend<'a, C> {
         Ok(())
     }
 
-    fn call_host(&mut self, call: HostCall) -> Result<HostReply, IsolationError> {
+    fn call_host(&mut self, call: HostCall) -> IsoResult<HostReply> {
         check_host_call(&self.partition, &call)?;
         match call {
             HostCall::HvHypercall {

@@ -357,16 +357,11 @@ fn hypercalls_reach_the_host_only_with_host_visible_buffers() {
 
 #[test]
 fn a_bad_hypercall_result_is_a_violation() {
-    let mut b = boot(Lies {
+    let lies = Lies {
         hv_bad_result: true,
         ..Lies::default()
-    });
-    let call = HostCall::HvHypercall {
-        control: 0x5c,
-        input: None,
-        output: None,
     };
-    assert_eq!(b.call_host(call), Err(IsolationError::HostViolation));
+    conformance::a_lying_hypercall_answer_is_a_violation(&mut boot(lies));
 }
 
 #[test]

@@ -314,12 +314,7 @@ fn bad_hypercall_status_and_termination() {
         hv_bad_status: true,
         ..Lies::default()
     });
-    let call = HostCall::HvHypercall {
-        control: 0x5c,
-        input: None,
-        output: None,
-    };
-    assert_eq!(b.call_host(call), Err(IsolationError::HostViolation));
+    conformance::a_lying_hypercall_answer_is_a_violation(&mut b);
     assert_eq!(
         b.call_host(HostCall::Terminate { reason: 9 }),
         Ok(HostReply::Done)
