@@ -81,6 +81,10 @@ struct EchoVsp {
     open: Option<OpenChannel>,
     opens: Vec<vsp::VspOpen>,
     echoed: usize,
+    /// The VSP withdrew its offer (GET_OFFER answers "none").
+    withdrawn: bool,
+    /// A VSP gone bad: it leaves its hvcall-pd route behind on CLOSE.
+    keeps_routes: bool,
 }
 
 struct OpenChannel {
@@ -114,7 +118,7 @@ impl EchoVsp {
         mrs: &mut MessageRegisters,
     ) -> MessageInfo {
         match req {
-            VspRequest::GetOffer { slot: 0 } => Self::offer().encode(mrs),
+            VspRequest::GetOffer { slot: 0 } if !self.withdrawn => Self::offer().encode(mrs),
             VspRequest::GetOffer { .. } => MessageInfo::new(vsp::REPLY_NONE, 0),
             VspRequest::MapGpadl(m) => {
                 let mut words = vec![0u64; m.words as usize];
@@ -155,7 +159,7 @@ impl EchoVsp {
                 vsp::status_reply(mrs, 0)
             }
             VspRequest::Close { .. } => {
-                if let Some(open) = self.open.take() {
+                if let Some(open) = self.open.take().filter(|_| !self.keeps_routes) {
                     hv_api::unregister_connection(
                         kernel,
                         P_HVCALL,
@@ -385,6 +389,8 @@ impl World {
                 gpadls: BTreeMap::new(),
                 open: None,
                 opens: Vec::new(),
+                withdrawn: false,
+                keeps_routes: false,
                 echoed: 0,
             }),
             pending: RefCell::new(VecDeque::new()),
@@ -463,8 +469,8 @@ impl World {
         }
     }
 
-    /// The rogue VSP claims `connection_id` for itself at hvcall-pd.
-    fn rogue_claims(&self, connection_id: u32) -> Option<RegisterStatus> {
+    /// A VSP (`pd`) claims `connection_id` for itself at hvcall-pd.
+    fn claims(&self, pd: Pd, connection_id: u32) -> Option<RegisterStatus> {
         let reg = Registration {
             connection_id,
             vtl: Vtl::VTL0,
@@ -472,18 +478,19 @@ impl World {
         };
         let mut k = Link {
             world: self,
-            me: Pd::Rogue,
+            me: pd,
         };
-        hv_api::register_connection(&mut k, Channel::new(1), &reg).expect("hvcall-pd call")
+        // Both VSPs reach hvcall-pd on their channel 1 and synic-pd on 2.
+        hv_api::register_connection(&mut k, P_HVCALL, &reg).expect("hvcall-pd call")
     }
 
-    /// The rogue VSP sets `flag` on `target` through synic-pd.
-    fn rogue_signals(&self, target: SintTarget, flag: u32) -> Result<bool, HvStatus> {
+    /// A VSP (`pd`) sets `flag` on `target` through synic-pd.
+    fn signals(&self, pd: Pd, target: SintTarget, flag: u32) -> Result<bool, HvStatus> {
         let mut k = Link {
             world: self,
-            me: Pd::Rogue,
+            me: pd,
         };
-        synic_pd::api::signal_event(&mut k, Channel::new(2), target, flag).expect("synic-pd call")
+        synic_pd::api::signal_event(&mut k, P_SYNIC, target, flag).expect("synic-pd call")
     }
 
     fn hypercall(&self, control: Control, rdx: u64) -> HvStatus {
@@ -570,7 +577,17 @@ fn take_event_flag(world: &World, instance: usize, relid: Relid) -> bool {
     byte & bit != 0
 }
 
-fn echo_session(confidential_guest: bool) {
+/// How an echo session ends.
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Ending {
+    /// Linux's close, GPADL teardown and unload.
+    GuestCloses,
+    /// The VSP withdraws its offer while the channel is open, and leaves its route
+    /// behind when vmbus-server closes the channel.
+    VspWithdraws,
+}
+
+fn echo_session(confidential_guest: bool, ending: Ending) {
     let world = World::new(true);
     let config = if confidential_guest {
         ClientConfig::linux_confidential()
@@ -620,7 +637,7 @@ fn echo_session(confidential_guest: bool) {
     // Another VSP cannot pre-claim the channel's doorbell (vmbus-server grants it
     // to the echo VSP only when it opens the channel).
     assert_eq!(
-        world.rogue_claims(offer.connection_id),
+        world.claims(Pd::Rogue, offer.connection_id),
         Some(RegisterStatus::NotPermitted)
     );
     let ring = client.create_gpadl(offer.relid, &pfns).expect("ring GPADL");
@@ -656,7 +673,7 @@ fn echo_session(confidential_guest: bool) {
             .expect("ring");
     // Nor take it over, nor interrupt the guest in the echo VSP's name.
     assert_eq!(
-        world.rogue_claims(offer.connection_id),
+        world.claims(Pd::Rogue, offer.connection_id),
         Some(RegisterStatus::NotPermitted)
     );
     let echo_target = SintTarget {
@@ -665,7 +682,7 @@ fn echo_session(confidential_guest: bool) {
         sint: SINT,
     };
     assert_eq!(
-        world.rogue_signals(echo_target, offer.relid.0),
+        world.signals(Pd::Rogue, echo_target, offer.relid.0),
         Err(HvStatus::ACCESS_DENIED)
     );
     assert!(!take_event_flag(&world, instance_index, offer.relid));
@@ -708,6 +725,43 @@ fn echo_session(confidential_guest: bool) {
         "doorbells reach only the owner"
     );
 
+    if ending == Ending::VspWithdraws {
+        {
+            let mut vsp = world.vsp.borrow_mut();
+            vsp.withdrawn = true;
+            vsp.keeps_routes = true;
+        }
+        // The VSP notifies vmbus-server (its channel 2) that its offers changed.
+        world
+            .pending
+            .borrow_mut()
+            .push_back((Pd::Vmbus, Channel::new(2)));
+        world.run();
+        assert!(world.vsp.borrow().open.is_none(), "vmbus-server closed it");
+        // vmbus-server rescinded and closed the channel: the doorbell leads nowhere
+        // even though the VSP never unregistered, and the VSP's own interrupt and
+        // connection are gone with the grant.
+        let signal = SignalEventInput {
+            connection_id: offer.connection_id,
+            flag_number: 0,
+            reserved: 0,
+        };
+        let status = world.hypercall(
+            Control::new(HypercallCode::SIGNAL_EVENT).with_fast(true),
+            signal.to_u64(),
+        );
+        assert_eq!(status, HvStatus::INVALID_CONNECTION_ID);
+        assert_eq!(
+            world.signals(Pd::Vsp, echo_target, offer.relid.0),
+            Err(HvStatus::ACCESS_DENIED)
+        );
+        assert_eq!(
+            world.claims(Pd::Vsp, offer.connection_id),
+            Some(RegisterStatus::NotPermitted)
+        );
+        return;
+    }
+
     // Linux's teardown order, then unload; the VSP lets go of everything.
     client.close(offer.relid).expect("close");
     client.teardown_gpadl(offer.relid, ring).expect("teardown");
@@ -717,11 +771,11 @@ fn echo_session(confidential_guest: bool) {
     assert!(world.vmbus.borrow().server().connection().is_none());
     // Closing took the grant back: the freed connection and flag are nobody's.
     assert_eq!(
-        world.rogue_claims(offer.connection_id),
+        world.claims(Pd::Rogue, offer.connection_id),
         Some(RegisterStatus::NotPermitted)
     );
     assert_eq!(
-        world.rogue_signals(echo_target, offer.relid.0),
+        world.signals(Pd::Rogue, echo_target, offer.relid.0),
         Err(HvStatus::ACCESS_DENIED)
     );
     let console = world.console.borrow();
@@ -746,12 +800,17 @@ fn with_big_stack(f: impl FnOnce() + Send + 'static) {
 
 #[test]
 fn a_confidential_6_0_guest_echoes_through_the_paravisor_synic() {
-    with_big_stack(|| echo_session(true));
+    with_big_stack(|| echo_session(true, Ending::GuestCloses));
 }
 
 #[test]
 fn a_5_3_guest_echoes_through_the_hypervisor_synic() {
-    with_big_stack(|| echo_session(false));
+    with_big_stack(|| echo_session(false, Ending::GuestCloses));
+}
+
+#[test]
+fn a_rescinded_open_channel_takes_its_doorbell_and_interrupt_from_the_vsp() {
+    with_big_stack(|| echo_session(true, Ending::VspWithdraws));
 }
 
 #[test]
