@@ -25,7 +25,9 @@ pub mod libtpms;
 pub mod measure;
 pub mod measured_boot;
 pub mod pd;
+#[cfg(feature = "seal")]
 pub mod seal;
+#[cfg(feature = "seal")]
 pub mod state;
 
 pub use engine::{Engine, EngineError, Unsupported};

@@ -28,11 +28,14 @@ use tpm_crb::api::{Request, Status, BUFFER_GPA, BUFFER_SIZE, LOG_SIZE};
 use tpm_crb::command::{error_response, Command, ResponseCode};
 use tpm_crb::crb::{BufferLayout, Crb, Effect};
 
+#[cfg(feature = "seal")]
 use crate::commands;
 use crate::engine::{Engine, EngineError};
 use crate::eventlog::LogFull;
 use crate::measured_boot::{self, BootError, ListError, EVENT_LOG, MEASUREMENTS};
+#[cfg(feature = "seal")]
 use crate::seal::NONCE_BYTES;
+#[cfg(feature = "seal")]
 use crate::state::Store;
 
 pub const BUFFER: &str = "crb_buffer";
@@ -61,6 +64,7 @@ pub struct TpmPd<E> {
     measurements: Option<Region<'static>>,
     event_log: Option<Region<'static>>,
     vmm: Channel,
+    #[cfg(feature = "seal")]
     store: Option<Store>,
     command: Vec<u8>,
     response: Vec<u8>,
@@ -103,6 +107,7 @@ impl<E: Engine> TpmPd<E> {
             measurements,
             event_log,
             vmm,
+            #[cfg(feature = "seal")]
             store: None,
             command: vec![0; size],
             response: vec![0; size],
@@ -113,6 +118,7 @@ impl<E: Engine> TpmPd<E> {
     }
 
     /// Saves the engine's permanent state to `store` from now on (and now).
+    #[cfg(feature = "seal")]
     pub fn with_store(mut self, kernel: &mut dyn Kernel, store: Store) -> Self {
         log(
             kernel,
@@ -127,12 +133,14 @@ impl<E: Engine> TpmPd<E> {
         self
     }
 
+    #[cfg(feature = "seal")]
     pub fn store(&self) -> Option<&Store> {
         self.store.as_ref()
     }
 
     /// Seals the engine's permanent state if it changed. The nonce comes from
     /// the TPM's own random number generator.
+    #[cfg(feature = "seal")]
     fn persist(&mut self, kernel: &mut dyn Kernel) {
         if self.store.is_none() || !self.engine.has_dirty_state() {
             return;
@@ -272,6 +280,7 @@ impl<E: Engine> TpmPd<E> {
                     cancelled,
                 } => {
                     let fatal = self.execute(kernel, locality, cancelled);
+                    #[cfg(feature = "seal")]
                     self.persist(kernel);
                     self.crb.complete(fatal);
                     Ok(0)

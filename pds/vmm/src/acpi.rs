@@ -1,7 +1,7 @@
 //! The ACPI tables a stock Linux guest boots with, built at run time into one
 //! byte blob for a given guest-physical base: RSDP (revision 2) → XSDT → FADT
-//! (hardware-reduced, revision 6) and MADT; the FADT's X_DSDT → DSDT (the VMBus
-//! device and `\_S5`).
+//! (hardware-reduced, revision 6), MADT and, with a vTPM, TPM2; the FADT's
+//! X_DSDT → DSDT (the VMBus device, COM1, the vTPM's `MSFT0101` and `\_S5`).
 //!
 //! Power-off: Linux's `acpi_power_off` on a hardware-reduced platform writes
 //! [`WAKE_STATUS`] to the sleep status register, then `SLP_TYP << 2 | SLP_EN` with
@@ -17,11 +17,13 @@ mod rsdp;
 mod sdt;
 #[cfg(test)]
 mod tests;
+mod tpm2;
 
 use alloc::vec::Vec;
 use core::fmt;
 
 use crate::boot::AcpiBlob;
+use crate::devices::tpm_crb::TpmDevice;
 
 /// The FADT's SLEEP_CONTROL_REG: one byte at this I/O port.
 pub const SLEEP_CONTROL_PORT: u16 = 0x404;
@@ -85,6 +87,15 @@ const fn align16(v: usize) -> usize {
 impl AcpiTables {
     /// Builds the tables for `vcpus` vCPUs (x2APIC ids 0..vcpus) at `base_gpa`.
     pub fn build(base_gpa: u64, vcpus: u32) -> Result<Self, AcpiError> {
+        Self::build_for(base_gpa, vcpus, None)
+    }
+
+    /// The same, with the vTPM described when there is one.
+    pub fn build_for(
+        base_gpa: u64,
+        vcpus: u32,
+        tpm: Option<&TpmDevice>,
+    ) -> Result<Self, AcpiError> {
         if vcpus == 0 {
             return Err(AcpiError::NoVcpus);
         }
@@ -94,31 +105,44 @@ impl AcpiTables {
         if !base_gpa.is_multiple_of(16) {
             return Err(AcpiError::BaseUnaligned(base_gpa));
         }
-        let dsdt = dsdt::dsdt();
+        let dsdt = dsdt::dsdt(tpm);
         let madt = madt::madt(vcpus);
+        let tpm2 = tpm.map(tpm2::tpm2);
         let xsdt_at = align16(rsdp::RSDP_LEN);
-        let xsdt_len = sdt::HEADER_LEN + 2 * 8;
+        let xsdt_len = sdt::HEADER_LEN + (2 + usize::from(tpm2.is_some())) * 8;
         let fadt_at = align16(xsdt_at + xsdt_len);
         let madt_at = align16(fadt_at + fadt::FADT_LEN);
         let dsdt_at = align16(madt_at + madt.len());
-        let total = dsdt_at + dsdt.len();
+        let tpm2_at = align16(dsdt_at + dsdt.len());
+        let total = match &tpm2 {
+            Some(t) => tpm2_at + t.len(),
+            None => dsdt_at + dsdt.len(),
+        };
         base_gpa
             .checked_add(total as u64)
             .ok_or(AcpiError::AddressOverflow(base_gpa))?;
         let gpa = |off: usize| base_gpa + off as u64;
 
         let fadt = fadt::fadt(gpa(dsdt_at));
-        let xsdt = rsdp::xsdt(&[gpa(fadt_at), gpa(madt_at)]);
+        let mut entries = alloc::vec![gpa(fadt_at), gpa(madt_at)];
+        if tpm2.is_some() {
+            entries.push(gpa(tpm2_at));
+        }
+        let xsdt = rsdp::xsdt(&entries);
         let rsdp = rsdp::rsdp(gpa(xsdt_at));
         let mut bytes = alloc::vec![0u8; total];
-        let mut tables = Vec::with_capacity(4);
+        let mut tables = Vec::with_capacity(5);
         bytes[..rsdp.len()].copy_from_slice(&rsdp);
+        let tpm2 = tpm2.map(|t| (*b"TPM2", tpm2_at, t));
         for (sig, at, t) in [
             (*b"XSDT", xsdt_at, xsdt),
             (*b"FACP", fadt_at, fadt),
             (*b"APIC", madt_at, madt),
             (*b"DSDT", dsdt_at, dsdt),
-        ] {
+        ]
+        .into_iter()
+        .chain(tpm2)
+        {
             bytes[at..at + t.len()].copy_from_slice(&t);
             tables.push((sig, at, t.len()));
         }
@@ -130,7 +154,7 @@ impl AcpiTables {
         })
     }
 
-    /// The SDT with `signature` ("XSDT", "FACP", "APIC", "DSDT").
+    /// The SDT with `signature` ("XSDT", "FACP", "APIC", "DSDT", "TPM2").
     pub fn table(&self, signature: &[u8; 4]) -> Option<&[u8]> {
         let &(_, at, len) = self.tables.iter().find(|(s, _, _)| s == signature)?;
         self.bytes.get(at..at + len)

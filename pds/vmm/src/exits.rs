@@ -610,11 +610,15 @@ impl Vmm {
             }
         };
         let on_ioapic = (IOAPIC_BASE..IOAPIC_BASE + PAGE_SIZE).contains(&gpa);
+        let on_tpm = crate::devices::tpm_crb::in_window(gpa);
         match insn.access {
             MmioAccess::Write { value } => {
                 if on_ioapic {
                     self.stats.ioapic += 1;
                     let _ = peers.ioapic_mmio(gpa, insn.size, Some(value));
+                } else if on_tpm {
+                    // A refused write is dropped, as on a bus with nothing behind it.
+                    let _ = peers.tpm_mmio(gpa, insn.size, Some(value));
                 } else {
                     self.stats.note_hole(gpa);
                 }
@@ -623,6 +627,8 @@ impl Vmm {
                 let value = if on_ioapic {
                     self.stats.ioapic += 1;
                     peers.ioapic_mmio(gpa, insn.size, None).unwrap_or(u64::MAX)
+                } else if on_tpm {
+                    peers.tpm_mmio(gpa, insn.size, None).unwrap_or(u64::MAX)
                 } else {
                     self.stats.note_hole(gpa);
                     u64::MAX

@@ -13,6 +13,7 @@ use crate::boot::{
     PlanInput, Segment,
 };
 use crate::cpuid::Presentation;
+use crate::devices::tpm_crb::TpmDevice;
 use crate::state::VcpuState;
 
 /// Guest RAM as the VMM has it mapped, for writing.
@@ -68,9 +69,19 @@ pub struct Loaded {
 
 /// Loads the payload into RAM for a VM of `vcpus` vCPUs.
 pub fn load(payload: &[u8], ram: &dyn GuestRamWrite, vcpus: u32) -> Result<Loaded, LoadError> {
+    load_with(payload, ram, vcpus, None)
+}
+
+/// The same, for a VM that has a vTPM (described in its ACPI tables).
+pub fn load_with(
+    payload: &[u8],
+    ram: &dyn GuestRamWrite,
+    vcpus: u32,
+    tpm: Option<&TpmDevice>,
+) -> Result<Loaded, LoadError> {
     let guest = GuestPayload::parse(payload).map_err(LoadError::Payload)?;
     let bz = BzImage::parse(guest.kernel).map_err(LoadError::Kernel)?;
-    let acpi = AcpiTables::build(ACPI_WINDOW_START, vcpus).map_err(LoadError::Acpi)?;
+    let acpi = AcpiTables::build_for(ACPI_WINDOW_START, vcpus, tpm).map_err(LoadError::Acpi)?;
     let input = PlanInput {
         ram_size: ram.size(),
         initrd_len: guest.initrd.len() as u64,

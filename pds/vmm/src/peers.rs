@@ -1,7 +1,8 @@
 //! The PDs the VMM hands exits to, behind one trait so the exit handling is
 //! tested against fakes: hvcall-pd (hypervisor CPUID leaves, hypercall MSRs,
-//! hypercalls), synic-pd (SynIC MSRs of either instance) and the ioapic PD (its MMIO
-//! page, EOI broadcasts and the input lines of the devices the VMM emulates).
+//! hypercalls), synic-pd (SynIC MSRs of either instance), the ioapic PD (its MMIO
+//! page, EOI broadcasts and the input lines of the devices the VMM emulates) and
+//! the tpm PD (the vTPM's CRB registers).
 
 use hvcall_pd::api as hvapi;
 use hvcall_pd::{HypercallRequest, Outcome};
@@ -36,6 +37,11 @@ pub trait Peers {
     fn ioapic_eoi(&mut self, vector: u8);
     /// Drives an input line of the ioapic PD; `false` if the call failed.
     fn ioapic_line(&mut self, line: u8, asserted: bool) -> bool;
+    /// A guest access to the vTPM's locality pages that faulted, for the tpm PD;
+    /// `None` if it was refused or there is no TPM.
+    fn tpm_mmio(&mut self, _gpa: u64, _size: u8, _write: Option<u64>) -> Option<u64> {
+        None
+    }
 }
 
 /// The channels of the VMM image (see `config`).
@@ -45,6 +51,8 @@ pub struct Channels {
     pub synic: Channel,
     pub ioapic: Option<Channel>,
     pub ioapic_lines: Option<Channel>,
+    /// The tpm PD (its CRB registers), when the system has a vTPM.
+    pub tpm: Option<Channel>,
 }
 
 /// [`Peers`] over protected calls.
@@ -137,6 +145,17 @@ impl Peers for CallPeers<'_> {
             // A refused EOI leaves a level line's remote IRR set: the device's next
             // assertion is then lost, which the exit statistics cannot hide.
             let _ = ioapic::api::eoi(self.kernel, ch, vector);
+        }
+    }
+
+    fn tpm_mmio(&mut self, gpa: u64, size: u8, write: Option<u64>) -> Option<u64> {
+        let ch = self.channels.tpm?;
+        let size = u64::from(size);
+        match write {
+            Some(v) => tpm_crb::api::mmio_write(self.kernel, ch, gpa, size, v)
+                .ok()
+                .map(|()| 0),
+            None => tpm_crb::api::mmio_read(self.kernel, ch, gpa, size).ok(),
         }
     }
 

@@ -4,7 +4,8 @@
 //!
 //! Channels (linux.xml): 0 hvcall (calls), 1 synic (calls; interrupt queue
 //! notifications both ways), 2 ioapic (calls; interrupt queue notifications both
-//! ways), 3 ioapic (the lines of the devices this VMM emulates).
+//! ways), 3 ioapic (the lines of the devices this VMM emulates), 4 tpm (calls:
+//! the guest's faulting accesses to the vTPM's CRB pages).
 #![no_std]
 #![no_main]
 
@@ -17,6 +18,7 @@ use kernel_abi::vcpu::Word;
 use metal_pds::Never;
 use pd_rt::vcpu::{Vcpu, VmEvent};
 use vmm::decode::{GuestMemory, MemError};
+use vmm::devices::tpm_crb::TpmDevice;
 use vmm::exits::{Clock, Stop, Vmm};
 use vmm::loader::{GuestRamWrite, OutsideRam};
 use vmm::peers::Channels;
@@ -32,7 +34,12 @@ const CHANNELS: Channels = Channels {
     synic: Channel::new(1),
     ioapic: Some(Channel::new(2)),
     ioapic_lines: Some(Channel::new(3)),
+    tpm: Some(Channel::new(4)),
 };
+
+/// The vTPM linux.xml gives the guest: the tpm PD on channel 4, no event log yet
+/// (the bare-metal tpm PD has no engine to measure with).
+const TPM: TpmDevice = TpmDevice { log: None };
 
 /// What the RTC reads at boot: 2026-01-01T00:00:00Z (there is no wall clock here).
 const WALL_CLOCK: i64 = 1_767_225_600;
@@ -119,7 +126,7 @@ fn start(init: &dyn Init, kernel: &mut dyn Kernel) -> Result<Never, InitError> {
         pd_rt::println!("vmm: cannot read the guest payload region");
         pd_rt::sys::debug_halt(2);
     }
-    let loaded = match vmm::loader::load(&payload, &ram, 1) {
+    let loaded = match vmm::loader::load_with(&payload, &ram, 1, Some(&TPM)) {
         Ok(l) => l,
         Err(e) => {
             pd_rt::println!("vmm: cannot load the guest: {e}");

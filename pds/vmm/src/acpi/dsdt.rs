@@ -1,4 +1,5 @@
-//! The DSDT: the VMBus device Linux's hv_vmbus binds to, and `\_S5` for power-off.
+//! The DSDT: the VMBus device Linux's hv_vmbus binds to, COM1, the vTPM when
+//! there is one (see `tpm2`), and `\_S5` for power-off.
 //!
 //! ```text
 //! Scope (\_SB) {
@@ -33,6 +34,7 @@ use alloc::vec::Vec;
 use super::aml::{buffer, device, integer, name, package, scope, string};
 use super::sdt::table;
 use super::S5_SLEEP_TYPE;
+use crate::devices::tpm_crb::TpmDevice;
 
 /// DSDT revision 2: integers are 64-bit.
 const REVISION: u8 = 2;
@@ -76,11 +78,14 @@ fn s5() -> Vec<u8> {
     )
 }
 
-pub(crate) fn dsdt() -> Vec<u8> {
+pub(crate) fn dsdt(tpm: Option<&TpmDevice>) -> Vec<u8> {
     // At the DSDT's top level a bare name is a root name: `_SB_` is `\_SB_`, as
     // iasl itself encodes it.
     let mut devices = vmbus_device();
     devices.extend(com1_device());
+    if let Some(tpm) = tpm {
+        devices.extend(super::tpm2::device_aml(tpm));
+    }
     let mut aml = scope(b"_SB_", &devices);
     aml.extend(s5());
     table(b"DSDT", REVISION, &aml)

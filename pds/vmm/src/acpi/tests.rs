@@ -5,6 +5,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::boot::layout::ACPI_WINDOW_START;
+use crate::devices::tpm_crb::TpmDevice;
 
 fn sum(b: &[u8]) -> u8 {
     b.iter().fold(0u8, |a, &x| a.wrapping_add(x))
@@ -343,5 +344,113 @@ fn iasl_disassembles_every_table() {
     assert!(out.status.success());
     let dsl = std::fs::read_to_string(dir.join("bad.dsl")).unwrap();
     assert!(dsl.contains("Incorrect checksum"), "{dsl}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+const TPM: TpmDevice = TpmDevice {
+    log: Some((0xfed4_6000, 0x4000)),
+};
+
+#[test]
+fn a_tpm_adds_tpm2_and_msft0101_and_nothing_else_changes() {
+    let plain = AcpiTables::build(ACPI_WINDOW_START, 1).unwrap();
+    let t = AcpiTables::build_for(ACPI_WINDOW_START, 1, Some(&TPM)).unwrap();
+    let tables = walk(&t);
+    let sigs: Vec<_> = tables.iter().map(|(s, _)| *s).collect();
+    assert_eq!(sigs, [*b"XSDT", *b"FACP", *b"DSDT", *b"APIC", *b"TPM2"]);
+    let tpm2 = find(&tables, b"TPM2");
+    assert_eq!(tpm2.len(), 76);
+    assert_eq!(tpm2[8], 4, "revision 4: with the log area fields");
+    assert_eq!(
+        u64_at(tpm2, 40),
+        0xfed4_0040,
+        "control area after the locality registers"
+    );
+    assert_eq!(u32_at(tpm2, 48), 7, "start method: CRB");
+    assert!(tpm2[52..64].iter().all(|&b| b == 0));
+    assert_eq!(u32_at(tpm2, 64), 0x4000, "LAML");
+    assert_eq!(u64_at(tpm2, 68), 0xfed4_6000, "LASA");
+    let dsdt = find(&tables, b"DSDT");
+    let hid = dsdt.windows(8).position(|w| w == b"MSFT0101");
+    assert!(hid.is_some(), "MSFT0101 in the DSDT");
+    // _CRS: Memory32Fixed, read-write, the locality pages and the buffer page.
+    let crs = [
+        0x86, 0x09, 0x00, 0x01, 0x00, 0x00, 0xd4, 0xfe, 0x00, 0x60, 0x00, 0x00,
+    ];
+    assert!(dsdt.windows(crs.len()).any(|w| w == crs));
+    // Without a TPM, neither appears.
+    assert!(plain.table(b"TPM2").is_none());
+    assert!(!plain
+        .table(b"DSDT")
+        .unwrap()
+        .windows(8)
+        .any(|w| w == b"MSFT0101"));
+    // No log: LASA and LAML stay zero, as Linux then skips the log.
+    let nolog =
+        AcpiTables::build_for(ACPI_WINDOW_START, 1, Some(&TpmDevice { log: None })).unwrap();
+    assert!(nolog.table(b"TPM2").unwrap()[64..76]
+        .iter()
+        .all(|&b| b == 0));
+}
+
+/// iasl decodes the TPM2 table and the TPM device as we meant them.
+#[test]
+fn iasl_reads_the_tpm_tables() {
+    use std::process::Command;
+    if Command::new("iasl").arg("-v").output().is_err() {
+        println!("skipped: iasl not found (install acpica-tools)");
+        return;
+    }
+    let dir = std::env::temp_dir().join(std::format!("vmm-acpi-tpm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let t = AcpiTables::build_for(ACPI_WINDOW_START, 1, Some(&TPM)).unwrap();
+    for (sig, want) in [
+        (
+            b"TPM2",
+            &[
+                "Start Method : 07",
+                "Control Address : 00000000FED40040",
+                "Minimum Log Length : 00004000",
+                "Log Address : 00000000FED46000",
+            ][..],
+        ),
+        (
+            b"DSDT",
+            &[
+                "Device (TPM0)",
+                "\"MSFT0101\"",
+                "Memory32Fixed (ReadWrite,",
+                "0xFED40000",
+                "0x00006000",
+            ][..],
+        ),
+    ] {
+        let name = core::str::from_utf8(sig).unwrap();
+        let path = dir.join(std::format!("{name}.dat"));
+        std::fs::write(&path, t.table(sig).unwrap()).unwrap();
+        let out = Command::new("iasl")
+            .arg("-d")
+            .arg(&path)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let dsl = std::fs::read_to_string(dir.join(std::format!("{name}.dsl"))).unwrap();
+        // iasl pads field names with dots and spaces: compare without them.
+        let squeeze = |s: &str| s.replace(['.', ' '], "");
+        let flat = squeeze(&dsl);
+        for w in want {
+            assert!(flat.contains(&squeeze(w)), "{name}.dsl lacks {w:?}:\n{dsl}");
+        }
+        for bad in [
+            "Incorrect checksum",
+            "Invalid",
+            "Error",
+            "Warning",
+            "Unknown",
+        ] {
+            assert!(!dsl.contains(bad), "{name}.dsl says {bad}:\n{dsl}");
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

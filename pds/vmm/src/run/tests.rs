@@ -31,6 +31,7 @@ const CHANNELS: Channels = Channels {
     synic: Channel::new(1),
     ioapic: Some(Channel::new(2)),
     ioapic_lines: Some(Channel::new(3)),
+    tpm: None,
 };
 
 fn vmm() -> Vmm {
