@@ -725,6 +725,22 @@ fn echo_session(confidential_guest: bool, ending: Ending) {
         "doorbells reach only the owner"
     );
 
+    // A retarget moves the channel's interrupt grant with it: the VSP may set its
+    // flag on the new VP only.
+    client.modify(offer.relid, 1).expect("modify");
+    let moved = SintTarget {
+        vp: 1,
+        ..echo_target
+    };
+    assert_eq!(
+        world.signals(Pd::Vsp, echo_target, offer.relid.0),
+        Err(HvStatus::ACCESS_DENIED)
+    );
+    assert!(world.signals(Pd::Vsp, moved, offer.relid.0).is_ok());
+    client.modify(offer.relid, 0).expect("modify back");
+    assert!(world.signals(Pd::Vsp, echo_target, offer.relid.0).is_ok());
+    assert!(take_event_flag(&world, instance_index, offer.relid));
+
     if ending == Ending::VspWithdraws {
         {
             let mut vsp = world.vsp.borrow_mut();
