@@ -9,7 +9,7 @@ use storvsp_protocol::{
 use vmbus_ring::GpaRangeRef;
 use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
-const PAGE: u64 = vmbus_ring::PAGE_SIZE as u64;
+const PAGE: u64 = hvdef::HV_PAGE_SIZE;
 
 pub const READ_10: u8 = 0x28;
 pub const WRITE_10: u8 = 0x2A;

@@ -19,7 +19,7 @@ use vmbus_protocol::ids::{interface, Guid};
 use vmbus_ring::GpadlRingMem;
 use vmbus_server::{Config, OfferParams, PfnRange, Server};
 
-pub const PAGE: usize = 4096;
+pub const PAGE: usize = hvdef::HV_PAGE_SIZE as usize;
 /// Ring GPADL: both rings, each a control page plus 31 data pages.
 pub const RING_FIRST_PFN: u64 = 0x10;
 pub const RING_PAGES: u64 = 64;
