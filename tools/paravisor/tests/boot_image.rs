@@ -56,6 +56,12 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// `o` exited with `code` and said `needle`.
+fn says(o: &Output, code: i32, needle: &str) {
+    assert_eq!(o.status.code(), Some(code), "{}", text(o));
+    assert!(text(o).contains(needle), "{}", text(o));
+}
+
 const SYSTEM: &str = r#"<system>
     <memory_region name="ring" size="0x1000" />
     <protection_domain name="a" priority="10">
@@ -135,12 +141,10 @@ fn built_images_verify_and_changes_are_caught() {
             dir.path(),
         )
     };
-    let ok = verify("m.json");
-    assert!(ok.status.success(), "{}", text(&ok));
-    assert!(
-        text(&ok).contains("2 PDs, 0 VMs and 1 regions match the manifest"),
-        "{}",
-        text(&ok)
+    says(
+        &verify("m.json"),
+        0,
+        "2 PDs, 0 VMs and 1 regions match the manifest",
     );
 
     // `manifest --kernel` records the same bytes `build --manifest` does; without
@@ -172,25 +176,14 @@ fn built_images_verify_and_changes_are_caught() {
     assert!(m.status.success(), "{}", text(&m));
     assert!(read("m3.json")["boot_image"].is_null());
     let unbound = paravisor(&["verify", "boot.elf", "--manifest", "m3.json"], dir.path());
-    assert_eq!(unbound.status.code(), Some(1), "{}", text(&unbound));
-    assert!(
-        text(&unbound).contains("nothing binds the image's bytes"),
-        "{}",
-        text(&unbound)
-    );
+    says(&unbound, 1, "nothing binds the image's bytes");
 
     // The manifest says b may call a: the image does not grant it.
     let m = std::fs::read_to_string(dir.path().join("m.json")).unwrap();
     let mut json: serde_json::Value = serde_json::from_str(&m).unwrap();
     json["protection_domains"][1]["channels"][0]["can_call"] = true.into();
     std::fs::write(dir.path().join("bad.json"), json.to_string()).unwrap();
-    let bad = verify("bad.json");
-    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
-    assert!(
-        text(&bad).contains("PD b: capability at channel id 1"),
-        "{}",
-        text(&bad)
-    );
+    says(&verify("bad.json"), 1, "PD b: capability at channel id 1");
 
     // A rebuilt program image no longer matches the image or the manifest.
     let pd = elf(0x40_0000, &[(0x40_0000, 0x40_0000, 5, &[0x90, 9], 0x1000)]);
@@ -241,22 +234,15 @@ fn snp_and_tdx_igvm_files_verify_with_the_built_launch_digest() {
         let file = format!("{platform}.igvm");
         std::fs::rename(dir.path().join("boot.igvm"), dir.path().join(&file)).unwrap();
         let ok = verify(&file);
-        assert!(ok.status.success(), "{}", text(&ok));
+        says(&ok, 0, &format!("IGVM form for the {platform} platform"));
         assert_eq!(digest_line(&ok, platform), built);
-        assert!(
-            text(&ok).contains(&format!("IGVM form for the {platform} platform")),
-            "{}",
-            text(&ok)
-        );
         lines.push(built);
 
         let mut bytes = std::fs::read(dir.path().join(&file)).unwrap();
         let at = bytes.len() - 100;
         bytes[at] ^= 0x40;
         std::fs::write(dir.path().join("bad.igvm"), bytes).unwrap();
-        let bad = verify("bad.igvm");
-        assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
-        assert!(text(&bad).contains("bad.igvm"), "{}", text(&bad));
+        says(&verify("bad.igvm"), 1, "bad.igvm");
     }
     assert_ne!(lines[0][22..], lines[1][22..]);
     // Another image's file: the TDX file of the rebuilt image (b changed) is refused.
@@ -278,12 +264,10 @@ fn snp_and_tdx_igvm_files_verify_with_the_built_launch_digest() {
         dir.path(),
     );
     assert!(out.status.success(), "{}", text(&out));
-    let other = verify("other.igvm");
-    assert_eq!(other.status.code(), Some(1), "{}", text(&other));
-    assert!(
-        text(&other).contains("is not the tdx IGVM form of the image"),
-        "{}",
-        text(&other)
+    says(
+        &verify("other.igvm"),
+        1,
+        "is not the tdx IGVM form of the image",
     );
     // --platform without --igvm is a command-line error.
     let lone = paravisor(
@@ -402,17 +386,8 @@ fn guests_and_region_data_verify_and_tampering_is_named() {
     changed[find(&boot, guest) + 3] ^= 1;
     std::fs::write(dir.path().join("boot.elf"), &changed).unwrap();
     let bad = verify(&[]);
-    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
-    assert!(
-        text(&bad).contains("region ram: initial data sha256"),
-        "{}",
-        text(&bad)
-    );
-    assert!(
-        text(&bad).contains("region ram initial data (file offset"),
-        "{}",
-        text(&bad)
-    );
+    says(&bad, 1, "region ram: initial data sha256");
+    says(&bad, 1, "region ram initial data (file offset");
     // The guest's map re-pointed at the ring.
     let mut repointed = boot.clone();
     let map = vm_map_bytes(0x1234000, 1, 7);
@@ -420,17 +395,12 @@ fn guests_and_region_data_verify_and_tampering_is_named() {
     repointed[at..at + 16].copy_from_slice(&vm_map_bytes(0x1234000, 0, 7));
     std::fs::write(dir.path().join("boot.elf"), &repointed).unwrap();
     let bad = verify(&[]);
-    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
-    assert!(
-        text(&bad).contains(r#"VM linux: guest maps (region, gpa, size, perms) [("ring", 1234000, 1000, "rwx")], manifest says [("ram", 1234000, 4000, "rwx")]"#),
-        "{}",
-        text(&bad)
+    says(
+        &bad,
+        1,
+        r#"VM linux: guest maps (region, gpa, size, perms) [("ring", 1234000, 1000, "rwx")], manifest says [("ram", 1234000, 4000, "rwx")]"#,
     );
-    assert!(
-        text(&bad).contains("VM linux guest map 0 (region ram) (file offset"),
-        "{}",
-        text(&bad)
-    );
+    says(&bad, 1, "VM linux guest map 0 (region ram) (file offset");
     std::fs::write(dir.path().join("boot.elf"), &boot).unwrap();
 
     // A file larger than its region is refused, and nothing is written.

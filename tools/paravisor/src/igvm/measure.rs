@@ -18,7 +18,7 @@
 //! rest of the CLI).
 
 use igvm::{IgvmDirectiveHeader, IgvmFile, IgvmPlatformHeader};
-use igvm_defs::{IgvmPageDataType, IgvmPlatformType, PAGE_SIZE_4K};
+use igvm_defs::{IgvmPageDataFlags, IgvmPageDataType, IgvmPlatformType, PAGE_SIZE_4K};
 use snp_backend::measure::{LaunchDigest, LaunchPage};
 use tdx_backend::measure::Mrtd;
 
@@ -86,6 +86,15 @@ fn page_of(gpa: u64, data: &[u8]) -> Result<Option<[u8; PAGE]>, String> {
     }
 }
 
+/// 2 MiB and host-visible ("shared") page data are not part of what this tool
+/// writes or measures; refused rather than guessed about.
+fn supported_flags(gpa: u64, flags: &IgvmPageDataFlags) -> Result<(), String> {
+    if flags.is_2mb_page() || flags.shared() || flags.reserved() != 0 {
+        return Err(format!("page at {gpa:#x}: flags {flags:?} not supported"));
+    }
+    Ok(())
+}
+
 fn unsupported(platform: Platform, d: &IgvmDirectiveHeader) -> String {
     let what = format!("{d:?}");
     let name = what.split([' ', '(', '{']).next().unwrap_or("?");
@@ -118,9 +127,7 @@ fn snp(directives: &[IgvmDirectiveHeader]) -> Result<Digest, String> {
                 data,
                 ..
             } => {
-                if flags.is_2mb_page() || flags.shared() || flags.reserved() != 0 {
-                    return Err(format!("page at {gpa:#x}: flags {flags:?} not supported"));
-                }
+                supported_flags(*gpa, flags)?;
                 let page = page_of(*gpa, data)?;
                 let launch = match (*data_type, &page) {
                     (IgvmPageDataType::NORMAL, _) if flags.unmeasured() => LaunchPage::Unmeasured,
@@ -161,9 +168,7 @@ fn tdx(directives: &[IgvmDirectiveHeader]) -> Result<Digest, String> {
                 data,
                 ..
             } => {
-                if flags.is_2mb_page() || flags.shared() || flags.reserved() != 0 {
-                    return Err(format!("page at {gpa:#x}: flags {flags:?} not supported"));
-                }
+                supported_flags(*gpa, flags)?;
                 let page = page_of(*gpa, data)?.unwrap_or([0; PAGE]);
                 mrtd.add_page(*gpa, &page, !flags.unmeasured());
             }
