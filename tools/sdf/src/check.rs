@@ -2,10 +2,13 @@
 //! id spaces, priorities. Runs on the model, so a `System` built in code is checked
 //! the same way as one read from XML (positions then fall back to element spans).
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
+use std::ops::RangeInclusive;
 use std::path::Path;
 
-use crate::diag::{Diagnostic, Diagnostics, ErrorKind, NameKind};
+use crate::diag::{Diagnostic, Diagnostics, ErrorKind, MapSpace, NameKind};
 use crate::limits::*;
 use crate::model::*;
 use crate::parse::SpanIndex;
@@ -60,7 +63,7 @@ pub(crate) fn check_with(system: &System, index: &SpanIndex, diags: &mut Diagnos
     for pd in pds {
         c.pd_values(pd);
         c.children(pd);
-        c.maps(pd);
+        c.address_space(&pd.maps, MapSpace::Pd(pd.name.clone()));
         c.setvars(pd);
         if let Some(vm) = &pd.virtual_machine {
             c.vm_values(pd, vm);
@@ -94,15 +97,6 @@ fn valid_identifier(s: &str) -> bool {
         && s.len() <= 128
 }
 
-/// Where a list of maps lives, by its owner's name.
-#[derive(Clone, Copy)]
-enum Space<'s> {
-    /// A PD's virtual address space.
-    Pd(&'s str),
-    /// A VM's guest-physical space.
-    Vm(&'s str),
-}
-
 /// For each interval (start, end) that overlaps one before it in address order, the
 /// pair (later in source, earlier in source). n log n, so a huge description cannot
 /// stall the checker; every overlapping cluster yields at least one pair.
@@ -126,6 +120,30 @@ fn overlaps(ranges: &[(u64, u64)]) -> Vec<(usize, usize)> {
     out.sort_unstable();
     out.dedup_by_key(|p| p.0);
     out
+}
+
+/// Where each key was first seen, to report a later use against it.
+struct FirstSeen<K>(HashMap<K, Span>);
+
+impl<K: Eq + Hash> FirstSeen<K> {
+    fn new() -> Self {
+        FirstSeen(HashMap::new())
+    }
+
+    /// None the first time `key` comes (remembering `span`); after that, the first span.
+    fn repeat(&mut self, key: K, span: Span) -> Option<Span> {
+        match self.0.entry(key) {
+            Entry::Occupied(first) => Some(*first.get()),
+            Entry::Vacant(slot) => {
+                slot.insert(span);
+                None
+            }
+        }
+    }
+
+    fn contains(&self, key: &K) -> bool {
+        self.0.contains_key(key)
+    }
 }
 
 struct Checker<'a> {
@@ -154,6 +172,83 @@ impl<'a> Checker<'a> {
 
     fn mr(&self, name: &str) -> Option<&'a MemoryRegion> {
         self.mr_by_name.get(name).copied()
+    }
+
+    /// The region a reference at `span` names; an unknown one is reported, unless
+    /// its definition is broken (that has its error already).
+    fn region(&mut self, name: &str, span: Span) -> Option<&'a MemoryRegion> {
+        let mr = self.mr(name);
+        if mr.is_none() && !self.idx.broken_mrs.contains(name) {
+            let kind = ErrorKind::UnknownName {
+                kind: NameKind::MemoryRegion,
+                name: name.into(),
+            };
+            self.error(span, kind);
+        }
+        mr
+    }
+
+    /// [`Self::region`] for a PD reference.
+    fn known_pd(&mut self, name: &str, span: Span) -> bool {
+        let known = self.pd(name).is_some();
+        if !known && !self.idx.broken_pds.contains(name) {
+            let kind = ErrorKind::UnknownName {
+                kind: NameKind::ProtectionDomain,
+                name: name.into(),
+            };
+            self.error(span, kind);
+        }
+        known
+    }
+
+    /// Whether `value` of `attribute` (at `span`) is in `range`; reported if not.
+    fn in_range(
+        &mut self,
+        span: Span,
+        attribute: &str,
+        value: u64,
+        range: RangeInclusive<u64>,
+    ) -> bool {
+        if range.contains(&value) {
+            return true;
+        }
+        let kind = ErrorKind::OutOfRange {
+            attribute: attribute.into(),
+            value,
+            min: *range.start(),
+            max: *range.end(),
+        };
+        self.error(span, kind);
+        false
+    }
+
+    /// Reports `name` (of `kind`, at `span`) if `seen` has it already.
+    fn unique_name<'n>(
+        &mut self,
+        seen: &mut FirstSeen<&'n str>,
+        kind: NameKind,
+        name: &'n str,
+        span: Span,
+    ) {
+        if let Some(first) = seen.repeat(name, span) {
+            let kind = ErrorKind::DuplicateName {
+                kind,
+                name: name.into(),
+                first,
+            };
+            self.error(span, kind);
+        }
+    }
+
+    /// Reports a name or symbol that `valid` refuses.
+    fn spelling(&mut self, span: Span, attribute: &str, value: &str, valid: fn(&str) -> bool) {
+        if !valid(value) {
+            let kind = ErrorKind::InvalidName {
+                attribute: attribute.into(),
+                value: value.into(),
+            };
+            self.error(span, kind);
+        }
     }
 
     fn pd_count(&mut self) {
@@ -191,15 +286,7 @@ impl<'a> Checker<'a> {
         named.sort_by_key(|n| n.2);
         let mut seen: HashMap<&str, (Span, NameKind)> = HashMap::new();
         for (name, kind, span) in named {
-            if !valid_name(name) {
-                self.error(
-                    span,
-                    ErrorKind::InvalidName {
-                        attribute: "name".into(),
-                        value: name.into(),
-                    },
-                );
-            }
+            self.spelling(span, "name", name, valid_name);
             if let Some(&(first, first_kind)) = seen.get(name) {
                 // Microkit keeps PD and VM names apart; one name for both is ours to refuse.
                 let kind = if first_kind == kind {
@@ -222,30 +309,13 @@ impl<'a> Checker<'a> {
     }
 
     fn memory_regions(&mut self) {
-        let mut seen: HashMap<&str, Span> = HashMap::new();
+        let mut seen = FirstSeen::new();
         let mut placed: Vec<(&MemoryRegion, Span)> = Vec::new();
         let mut ranges: Vec<(u64, u64)> = Vec::new();
         for mr in &self.sys.memory_regions {
             let name_span = self.idx.attr(mr.span, "name");
-            if !valid_name(&mr.name) {
-                self.error(
-                    name_span,
-                    ErrorKind::InvalidName {
-                        attribute: "name".into(),
-                        value: mr.name.clone(),
-                    },
-                );
-            }
-            if let Some(&first) = seen.get(mr.name.as_str()) {
-                let kind = ErrorKind::DuplicateName {
-                    kind: NameKind::MemoryRegion,
-                    name: mr.name.clone(),
-                    first,
-                };
-                self.error(name_span, kind);
-            } else {
-                seen.insert(&mr.name, name_span);
-            }
+            self.spelling(name_span, "name", &mr.name, valid_name);
+            self.unique_name(&mut seen, NameKind::MemoryRegion, &mr.name, name_span);
 
             let page_ok = PAGE_SIZES.contains(&mr.page_size);
             if !page_ok {
@@ -380,15 +450,7 @@ impl<'a> Checker<'a> {
             .collect();
         for v in &vm.vcpus {
             let span = self.idx.attr(v.span, "id");
-            if u64::from(v.id) > MAX_VCPU_ID {
-                let kind = ErrorKind::OutOfRange {
-                    attribute: "id".into(),
-                    value: v.id.into(),
-                    min: 0,
-                    max: MAX_VCPU_ID,
-                };
-                self.error(span, kind);
-            }
+            self.in_range(span, "id", v.id.into(), 0..=MAX_VCPU_ID);
             ids.push((v.id, span, true));
         }
         ids.sort_by_key(|i| i.1);
@@ -413,28 +475,46 @@ impl<'a> Checker<'a> {
     }
 
     fn vm_maps(&mut self, vm: &VirtualMachine) {
+        for map in vm.maps.iter().filter(|m| m.setvar_vaddr.is_some()) {
+            let span = self.idx.attr(map.span, "setvar_vaddr");
+            let kind = ErrorKind::SetVarVaddrInVm {
+                vm: vm.name.clone(),
+            };
+            self.error(span, kind);
+        }
+        self.address_space(&vm.maps, MapSpace::Vm(vm.name.clone()));
+    }
+
+    /// Places each map of one address space, then reports the overlaps.
+    fn address_space(&mut self, maps: &[Map], space: MapSpace) {
         let mut placed: Vec<&Map> = Vec::new();
         let mut ranges: Vec<(u64, u64)> = Vec::new();
-        for map in &vm.maps {
-            if map.setvar_vaddr.is_some() {
-                let span = self.idx.attr(map.span, "setvar_vaddr");
-                let kind = ErrorKind::SetVarVaddrInVm {
-                    vm: vm.name.clone(),
-                };
-                self.error(span, kind);
-            }
-            if let Some(range) = self.place_map(map, Space::Vm(&vm.name)) {
+        for map in maps {
+            if let Some(range) = self.place_map(map, &space) {
                 placed.push(map);
                 ranges.push(range);
             }
         }
-        self.map_overlaps(&placed, &ranges, Space::Vm(&vm.name));
+        for (later, earlier) in overlaps(&ranges) {
+            let ((start, end), (other_start, other_end)) = (ranges[later], ranges[earlier]);
+            let kind = ErrorKind::MapOverlap {
+                space: space.clone(),
+                mr: placed[later].mr.clone(),
+                other: placed[earlier].mr.clone(),
+                start,
+                end,
+                other_start,
+                other_end,
+                first: placed[earlier].span,
+            };
+            self.error(placed[later].span, kind);
+        }
     }
 
     /// The checks every map gets, in a PD's address space or a VM's: readable, a
     /// known region, aligned to the region's page size and inside the space. The
     /// range it takes if it can be placed at all.
-    fn place_map(&mut self, map: &Map, space: Space<'_>) -> Option<(u64, u64)> {
+    fn place_map(&mut self, map: &Map, space: &MapSpace) -> Option<(u64, u64)> {
         if !map.perms.read {
             let span = self.idx.attr(map.span, "perms");
             self.error(
@@ -444,24 +524,12 @@ impl<'a> Checker<'a> {
                 },
             );
         }
-        let Some(mr) = self.mr(&map.mr) else {
-            if !self.idx.broken_mrs.contains(&map.mr) {
-                let span = self.idx.attr(map.span, "mr");
-                self.error(
-                    span,
-                    ErrorKind::UnknownName {
-                        kind: NameKind::MemoryRegion,
-                        name: map.mr.clone(),
-                    },
-                );
-            }
-            return None;
-        };
-        if let Space::Pd(pd) = space {
+        let mr = self.region(&map.mr, self.idx.attr(map.span, "mr"))?;
+        if let MapSpace::Pd(pd) = space {
             if map.perms.execute && self.guest_mapped.contains(map.mr.as_str()) {
                 if let Some((vm, _)) = self.first_guest_map(&map.mr) {
                     let kind = ErrorKind::GuestRegionExecutableByPd {
-                        pd: pd.to_owned(),
+                        pd: pd.clone(),
                         mr: map.mr.clone(),
                         vm: vm.name.clone(),
                     };
@@ -481,8 +549,8 @@ impl<'a> Checker<'a> {
         }
         let (vaddr, size) = (map.vaddr, mr.size);
         let (limit, out_of_range) = match space {
-            Space::Pd(_) => (USER_VADDR_END, ErrorKind::VaddrOutOfRange { vaddr, size }),
-            Space::Vm(_) => (GPA_END, ErrorKind::GpaOutOfRange { gpa: vaddr, size }),
+            MapSpace::Pd(_) => (USER_VADDR_END, ErrorKind::VaddrOutOfRange { vaddr, size }),
+            MapSpace::Vm(_) => (GPA_END, ErrorKind::GpaOutOfRange { gpa: vaddr, size }),
         };
         match vaddr.checked_add(size) {
             Some(end) if end <= limit => Some((vaddr, end)),
@@ -493,52 +561,10 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Reports each placed map that overlaps an earlier one (in source order).
-    fn map_overlaps(&mut self, placed: &[&Map], ranges: &[(u64, u64)], space: Space<'_>) {
-        for (later, earlier) in overlaps(ranges) {
-            let mr = placed[later].mr.clone();
-            let other = placed[earlier].mr.clone();
-            let ((start, end), (other_start, other_end)) = (ranges[later], ranges[earlier]);
-            let first = placed[earlier].span;
-            let kind = match space {
-                Space::Pd(pd) => ErrorKind::MapOverlap {
-                    pd: pd.to_owned(),
-                    mr,
-                    other,
-                    start,
-                    end,
-                    other_start,
-                    other_end,
-                    first,
-                },
-                Space::Vm(vm) => ErrorKind::VmMapOverlap {
-                    vm: vm.to_owned(),
-                    mr,
-                    other,
-                    start,
-                    end,
-                    other_start,
-                    other_end,
-                    first,
-                },
-            };
-            self.error(placed[later].span, kind);
-        }
-    }
-
     /// Whether `priority` (of the element at `span`) is one the kernel has.
     fn priority_in_range(&mut self, span: Span, priority: u8) -> bool {
-        if u64::from(priority) <= MAX_PRIORITY {
-            return true;
-        }
-        let kind = ErrorKind::OutOfRange {
-            attribute: "priority".into(),
-            value: priority.into(),
-            min: 0,
-            max: MAX_PRIORITY,
-        };
-        self.error(self.idx.attr(span, "priority"), kind);
-        false
+        let at = self.idx.attr(span, "priority");
+        self.in_range(at, "priority", priority.into(), 0..=MAX_PRIORITY)
     }
 
     fn budget_within_period(&mut self, span: Span, budget: u64, period: u64) {
@@ -556,15 +582,10 @@ impl<'a> Checker<'a> {
         self.priority_in_range(pd.span, pd.priority);
         self.budget_within_period(pd.span, pd.budget, pd.period);
         let span = self.idx.attr(pd.span, "stack_size");
-        if !(MIN_STACK_SIZE..=MAX_STACK_SIZE).contains(&pd.stack_size) {
-            let kind = ErrorKind::OutOfRange {
-                attribute: "stack_size".into(),
-                value: pd.stack_size,
-                min: MIN_STACK_SIZE,
-                max: MAX_STACK_SIZE,
-            };
-            self.error(span, kind);
-        } else if !pd.stack_size.is_multiple_of(DEFAULT_PAGE_SIZE) {
+        let range = MIN_STACK_SIZE..=MAX_STACK_SIZE;
+        if self.in_range(span, "stack_size", pd.stack_size, range)
+            && !pd.stack_size.is_multiple_of(DEFAULT_PAGE_SIZE)
+        {
             self.error(
                 span,
                 ErrorKind::StackSizeNotAligned {
@@ -575,44 +596,20 @@ impl<'a> Checker<'a> {
     }
 
     fn children(&mut self, pd: &ProtectionDomain) {
-        let mut seen: HashMap<u8, Span> = HashMap::new();
+        let mut seen = FirstSeen::new();
         for child in &pd.children {
             let Some(id) = child.child_id else { continue };
             let span = self.idx.attr(child.span, "id");
-            if u64::from(id) > MAX_CHILD_ID {
-                let kind = ErrorKind::OutOfRange {
-                    attribute: "id".into(),
-                    value: id.into(),
-                    min: 0,
-                    max: MAX_CHILD_ID,
+            self.in_range(span, "id", id.into(), 0..=MAX_CHILD_ID);
+            if let Some(first) = seen.repeat(id, span) {
+                let kind = ErrorKind::DuplicateChildId {
+                    parent: pd.name.clone(),
+                    id: id.into(),
+                    first,
                 };
                 self.error(span, kind);
             }
-            if let Some(&first) = seen.get(&id) {
-                self.error(
-                    span,
-                    ErrorKind::DuplicateChildId {
-                        parent: pd.name.clone(),
-                        id: id.into(),
-                        first,
-                    },
-                );
-            } else {
-                seen.insert(id, span);
-            }
         }
-    }
-
-    fn maps(&mut self, pd: &ProtectionDomain) {
-        let mut placed: Vec<&Map> = Vec::new();
-        let mut ranges: Vec<(u64, u64)> = Vec::new();
-        for map in &pd.maps {
-            if let Some(range) = self.place_map(map, Space::Pd(&pd.name)) {
-                placed.push(map);
-                ranges.push(range);
-            }
-        }
-        self.map_overlaps(&placed, &ranges, Space::Pd(&pd.name));
     }
 
     fn setvars(&mut self, pd: &ProtectionDomain) {
@@ -668,40 +665,19 @@ impl<'a> Checker<'a> {
         }
         for sv in &pd.setvars {
             symbols.push((&sv.symbol, "symbol", self.idx.attr(sv.span, "symbol")));
-            if self.mr(&sv.region_paddr).is_none()
-                && !self.idx.broken_mrs.contains(&sv.region_paddr)
-            {
-                let span = self.idx.attr(sv.span, "region_paddr");
-                let kind = ErrorKind::UnknownName {
-                    kind: NameKind::MemoryRegion,
-                    name: sv.region_paddr.clone(),
-                };
-                self.error(span, kind);
-            }
+            self.region(&sv.region_paddr, self.idx.attr(sv.span, "region_paddr"));
         }
         symbols.sort_by_key(|s| s.2);
-        let mut seen: HashMap<&str, Span> = HashMap::new();
+        let mut seen = FirstSeen::new();
         for (sym, attribute, span) in symbols {
-            if !valid_identifier(sym) {
-                self.error(
-                    span,
-                    ErrorKind::InvalidName {
-                        attribute: attribute.into(),
-                        value: sym.into(),
-                    },
-                );
-            }
-            if let Some(&first) = seen.get(sym) {
-                self.error(
-                    span,
-                    ErrorKind::DuplicateSetVar {
-                        pd: pd.name.clone(),
-                        symbol: sym.into(),
-                        first,
-                    },
-                );
-            } else {
-                seen.insert(sym, span);
+            self.spelling(span, attribute, sym, valid_identifier);
+            if let Some(first) = seen.repeat(sym, span) {
+                let kind = ErrorKind::DuplicateSetVar {
+                    pd: pd.name.clone(),
+                    symbol: sym.into(),
+                    first,
+                };
+                self.error(span, kind);
             }
         }
     }
@@ -717,29 +693,9 @@ impl<'a> Checker<'a> {
             let [a, b] = &ch.ends;
             let mut known = true;
             for end in [a, b] {
-                if u64::from(end.id) > MAX_CHANNEL_ID {
-                    let span = self.idx.attr(end.span, "id");
-                    let kind = ErrorKind::OutOfRange {
-                        attribute: "id".into(),
-                        value: end.id.into(),
-                        min: 0,
-                        max: MAX_CHANNEL_ID,
-                    };
-                    self.error(span, kind);
-                }
-                if self.pd(&end.pd).is_none() {
-                    known = false;
-                    if !self.idx.broken_pds.contains(&end.pd) {
-                        let span = self.idx.attr(end.span, "pd");
-                        self.error(
-                            span,
-                            ErrorKind::UnknownName {
-                                kind: NameKind::ProtectionDomain,
-                                name: end.pd.clone(),
-                            },
-                        );
-                    }
-                }
+                let span = self.idx.attr(end.span, "id");
+                self.in_range(span, "id", end.id.into(), 0..=MAX_CHANNEL_ID);
+                known &= self.known_pd(&end.pd, self.idx.attr(end.span, "pd"));
             }
             // An unknown name is already reported at both ends. Microkit allows a
             // self-channel, so the pp rules below still apply to it.
@@ -780,17 +736,9 @@ impl<'a> Checker<'a> {
         for pd in self.pds.clone() {
             let ids = per_pd.entry(&pd.name).or_default();
             for irq in &pd.irqs {
-                if u64::from(irq.id) > MAX_CHANNEL_ID {
-                    let span = self.idx.attr(irq.span, "id");
-                    let kind = ErrorKind::OutOfRange {
-                        attribute: "id".into(),
-                        value: irq.id.into(),
-                        min: 0,
-                        max: MAX_CHANNEL_ID,
-                    };
-                    self.diags.push(Diagnostic::new(self.file, span, kind));
-                }
-                ids.push((irq.id, self.idx.attr(irq.span, "id")));
+                let span = self.idx.attr(irq.span, "id");
+                self.in_range(span, "id", irq.id.into(), 0..=MAX_CHANNEL_ID);
+                ids.push((irq.id, span));
             }
         }
         for ch in self.sys.channels.iter().filter(|ch| self.connects(ch)) {
@@ -807,19 +755,15 @@ impl<'a> Checker<'a> {
                 continue;
             };
             ids.sort_by_key(|&(_, span)| span);
-            let mut seen: HashMap<u8, Span> = HashMap::new();
+            let mut seen = FirstSeen::new();
             for (id, span) in ids {
-                if let Some(&first) = seen.get(&id) {
-                    self.error(
-                        span,
-                        ErrorKind::DuplicateId {
-                            pd: pd.name.clone(),
-                            id: id.into(),
-                            first,
-                        },
-                    );
-                } else {
-                    seen.insert(id, span);
+                if let Some(first) = seen.repeat(id, span) {
+                    let kind = ErrorKind::DuplicateId {
+                        pd: pd.name.clone(),
+                        id: id.into(),
+                        first,
+                    };
+                    self.error(span, kind);
                 }
             }
         }
@@ -835,12 +779,10 @@ impl<'a> Checker<'a> {
             );
         }
         all.sort_by_key(|&(_, span)| span);
-        let mut seen: HashMap<u64, Span> = HashMap::new();
+        let mut seen = FirstSeen::new();
         for (irq, span) in all {
-            if let Some(&first) = seen.get(&irq) {
+            if let Some(first) = seen.repeat(irq, span) {
                 self.error(span, ErrorKind::DuplicateIrq { irq, first });
-            } else {
-                seen.insert(irq, span);
             }
         }
     }

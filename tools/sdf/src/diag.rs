@@ -55,6 +55,24 @@ impl fmt::Display for NameKind {
     }
 }
 
+/// The address space a map is in, by its owner's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MapSpace {
+    /// A PD's virtual address space.
+    Pd(String),
+    /// A guest's physical address space.
+    Vm(String),
+}
+
+impl fmt::Display for MapSpace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MapSpace::Pd(pd) => write!(f, "protection domain '{pd}'"),
+            MapSpace::Vm(vm) => write!(f, "virtual machine '{vm}'"),
+        }
+    }
+}
+
 /// Everything `check` and `load` can reject. `first` fields point at the earlier
 /// occurrence a duplicate clashes with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,8 +181,9 @@ pub enum ErrorKind {
         vaddr: u64,
         size: u64,
     },
+    /// Two maps of one address space (a PD's virtual or a guest's physical one) overlap.
     MapOverlap {
-        pd: String,
+        space: MapSpace,
         mr: String,
         other: String,
         start: u64,
@@ -269,16 +288,6 @@ pub enum ErrorKind {
     GpaOutOfRange {
         gpa: u64,
         size: u64,
-    },
-    VmMapOverlap {
-        vm: String,
-        mr: String,
-        other: String,
-        start: u64,
-        end: u64,
-        other_start: u64,
-        other_end: u64,
-        first: Span,
     },
     /// The guest would reach (part of) the physical memory of a region only PDs map.
     GuestRegionOverlapsPdRegion {
@@ -432,9 +441,9 @@ impl fmt::Display for ErrorKind {
             PhysOverlap { region, other, .. } => write!(f, "memory region '{region}' overlaps the physical range of '{other}'"),
             VaddrNotAligned { vaddr, page_size } => write!(f, "vaddr {} is not aligned to the region's page_size {}", hex(*vaddr), hex(*page_size)),
             VaddrOutOfRange { vaddr, size } => write!(f, "map at vaddr {} of size {} reaches past the user address space end {}", hex(*vaddr), hex(*size), hex(USER_VADDR_END)),
-            MapOverlap { pd, mr, other, start, end, other_start, other_end, .. } => write!(
+            MapOverlap { space, mr, other, start, end, other_start, other_end, .. } => write!(
                 f,
-                "in protection domain '{pd}', map of '{mr}' [{}..{}) overlaps map of '{other}' [{}..{})",
+                "in {space}, map of '{mr}' [{}..{}) overlaps map of '{other}' [{}..{})",
                 hex(*start), hex(*end), hex(*other_start), hex(*other_end)
             ),
             UnknownName { kind, name } => write!(f, "no {kind} named '{name}'"),
@@ -465,11 +474,6 @@ impl fmt::Display for ErrorKind {
             ),
             SetVarVaddrInVm { vm } => write!(f, "setvar_vaddr is not allowed on a map of virtual machine '{vm}'"),
             GpaOutOfRange { gpa, size } => write!(f, "guest-physical range {}..+{} reaches past {}", hex(*gpa), hex(*size), hex(GPA_END)),
-            VmMapOverlap { vm, mr, other, start, end, other_start, other_end, .. } => write!(
-                f,
-                "in virtual machine '{vm}', map of '{mr}' [{}..{}) overlaps map of '{other}' [{}..{})",
-                hex(*start), hex(*end), hex(*other_start), hex(*other_end)
-            ),
             GuestRegionOverlapsPdRegion { vm, mr, other, .. } => write!(
                 f,
                 "virtual machine '{vm}' maps '{mr}', whose physical range overlaps '{other}', a region only protection domains map"
@@ -549,7 +553,8 @@ impl ErrorKind {
             PhysOverlap { .. } => "give the regions disjoint physical ranges".into(),
             VaddrNotAligned { page_size, .. } => format!("align vaddr to {}", hex(*page_size)),
             VaddrOutOfRange { .. } => format!("map below {}", hex(USER_VADDR_END)),
-            MapOverlap { other_end, .. } => format!("move this map to a free range, e.g. vaddr=\"{}\" or later", hex(*other_end)),
+            MapOverlap { space: MapSpace::Pd(_), other_end, .. } => format!("move this map to a free range, e.g. vaddr=\"{}\" or later", hex(*other_end)),
+            MapOverlap { space: MapSpace::Vm(_), other_end, .. } => format!("move this map to a free guest-physical range, e.g. vaddr=\"{}\" or later", hex(*other_end)),
             UnknownName { kind, .. } => format!("define the {kind} or fix the spelling"),
             DuplicateName { .. } => "rename one of them".into(),
             ReservedName { .. } => "'monitor' is the system's own fault handler; pick another name".into(),
@@ -575,7 +580,6 @@ impl ErrorKind {
             VmPriorityAboveVmm { pd_priority, .. } => format!("lower the virtual machine's priority to {pd_priority} or less, or raise its VMM's"),
             SetVarVaddrInVm { .. } => "remove it; a guest has no program image (put setvar_vaddr on the VMM's own <map>)".into(),
             GpaOutOfRange { .. } => format!("place the map so it ends at or below {}", hex(GPA_END)),
-            VmMapOverlap { other_end, .. } => format!("move this map to a free guest-physical range, e.g. vaddr=\"{}\" or later", hex(*other_end)),
             GuestRegionOverlapsPdRegion { .. } => "give the guest's region a physical range no protection-domain-only region uses".into(),
             GuestRegionExecutableByPd { .. } => "drop 'x' from this map: code a guest can write must not run in a protection domain".into(),
             InvalidValue { expected, .. } => format!("write {expected}"),

@@ -28,7 +28,7 @@ use std::path::Path;
 
 pub use buildable::build_refusals;
 pub use check::check;
-pub use diag::{Diagnostic, Diagnostics, ErrorKind, NameKind, NumberError, Policy};
+pub use diag::{Diagnostic, Diagnostics, ErrorKind, MapSpace, NameKind, NumberError, Policy};
 pub use model::*;
 pub use resolve::{image_search_dirs, resolve_program_image};
 

@@ -57,54 +57,65 @@ fn accumulate(digits: impl Iterator<Item = u8>, radix: u32) -> Result<u64, Numbe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use NumberError::*;
+
+    fn table(
+        parse: fn(&str) -> Result<u64, NumberError>,
+        cases: &[(&str, Result<u64, NumberError>)],
+    ) {
+        for (input, expected) in cases {
+            assert_eq!(parse(input), *expected, "{input:?}");
+        }
+    }
 
     #[test]
     fn decimal() {
-        assert_eq!(parse_decimal("0"), Ok(0));
-        assert_eq!(parse_decimal("0061"), Ok(61));
-        assert_eq!(parse_decimal("18446744073709551615"), Ok(u64::MAX));
-        assert_eq!(
-            parse_decimal("18446744073709551616"),
-            Err(NumberError::TooLarge)
+        table(
+            parse_decimal,
+            &[
+                ("0", Ok(0)),
+                ("0061", Ok(61)),
+                ("18446744073709551615", Ok(u64::MAX)),
+                ("18446744073709551616", Err(TooLarge)),
+                ("99999999999999999999999999", Err(TooLarge)),
+                ("", Err(Empty)),
+                ("0x10", Err(HexNotAllowed)),
+                ("1_0", Err(SeparatorNotAllowed)),
+                ("+1", Ok(1)),
+                ("+", Err(Empty)),
+                ("++1", Err(InvalidDigit)),
+                ("-1", Err(InvalidDigit)),
+                (" 1", Err(InvalidDigit)),
+                ("1a", Err(InvalidDigit)),
+                ("١", Err(InvalidDigit)),
+            ],
         );
-        assert_eq!(
-            parse_decimal("99999999999999999999999999"),
-            Err(NumberError::TooLarge)
-        );
-        assert_eq!(parse_decimal(""), Err(NumberError::Empty));
-        assert_eq!(parse_decimal("0x10"), Err(NumberError::HexNotAllowed));
-        assert_eq!(parse_decimal("1_0"), Err(NumberError::SeparatorNotAllowed));
-        assert_eq!(parse_decimal("+1"), Ok(1));
-        assert_eq!(parse_decimal("+"), Err(NumberError::Empty));
-        assert_eq!(parse_decimal("++1"), Err(NumberError::InvalidDigit));
-        assert_eq!(parse_decimal("-1"), Err(NumberError::InvalidDigit));
-        assert_eq!(parse_decimal(" 1"), Err(NumberError::InvalidDigit));
-        assert_eq!(parse_decimal("1a"), Err(NumberError::InvalidDigit));
-        assert_eq!(parse_decimal("١"), Err(NumberError::InvalidDigit));
     }
 
     #[test]
     fn quantity() {
-        assert_eq!(parse_quantity("4096"), Ok(4096));
-        assert_eq!(parse_quantity("0x1000"), Ok(4096));
-        assert_eq!(parse_quantity("0X1000"), Ok(4096));
-        assert_eq!(parse_quantity("0x20_0000"), Ok(0x20_0000));
-        assert_eq!(parse_quantity("1_000_000"), Ok(1_000_000));
-        assert_eq!(parse_quantity("0xffff_ffff_ffff_ffff"), Ok(u64::MAX));
-        assert_eq!(
-            parse_quantity("0x1_0000_0000_0000_0000"),
-            Err(NumberError::TooLarge)
+        table(
+            parse_quantity,
+            &[
+                ("4096", Ok(4096)),
+                ("0x1000", Ok(4096)),
+                ("0X1000", Ok(4096)),
+                ("0x20_0000", Ok(0x20_0000)),
+                ("1_000_000", Ok(1_000_000)),
+                ("0xffff_ffff_ffff_ffff", Ok(u64::MAX)),
+                ("0x1_0000_0000_0000_0000", Err(TooLarge)),
+                ("0x", Err(Empty)),
+                ("0x_", Err(Empty)),
+                ("_1", Ok(1)),
+                ("0x_10_", Ok(16)),
+                ("+0x10", Err(InvalidDigit)),
+                ("0x+10", Ok(16)),
+                ("___", Err(Empty)),
+                ("", Err(Empty)),
+                ("0xg", Err(InvalidDigit)),
+                ("12k", Err(InvalidDigit)),
+                ("-4096", Err(InvalidDigit)),
+            ],
         );
-        assert_eq!(parse_quantity("0x"), Err(NumberError::Empty));
-        assert_eq!(parse_quantity("0x_"), Err(NumberError::Empty));
-        assert_eq!(parse_quantity("_1"), Ok(1));
-        assert_eq!(parse_quantity("0x_10_"), Ok(16));
-        assert_eq!(parse_quantity("+0x10"), Err(NumberError::InvalidDigit));
-        assert_eq!(parse_quantity("0x+10"), Ok(16));
-        assert_eq!(parse_quantity("___"), Err(NumberError::Empty));
-        assert_eq!(parse_quantity(""), Err(NumberError::Empty));
-        assert_eq!(parse_quantity("0xg"), Err(NumberError::InvalidDigit));
-        assert_eq!(parse_quantity("12k"), Err(NumberError::InvalidDigit));
-        assert_eq!(parse_quantity("-4096"), Err(NumberError::InvalidDigit));
     }
 }

@@ -8,6 +8,7 @@
 //! reference to it.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use roxmltree::{Node, NodeType};
@@ -80,20 +81,7 @@ fn to_u32(v: usize) -> u32 {
 pub(crate) fn allowed_attributes(element: &str) -> &'static [&'static str] {
     match element {
         "memory_region" => MR_ATTRS,
-        "protection_domain" => &[
-            "name",
-            "priority",
-            "budget",
-            "period",
-            "passive",
-            "stack_size",
-            "smc",
-            "cpu",
-            "domain",
-            "fpu",
-            "id (child PDs only)",
-            "setvar_id (child PDs only)",
-        ],
+        "protection_domain" => CHILD_PD_ATTRS,
         "program_image" => &["path", "path_for_symbols"],
         "map" => PD_MAP_ATTRS,
         "irq" => &[
@@ -132,6 +120,24 @@ const MR_ATTRS: &[&str] = &[
     "prefill_path",
     "prefill_bootinfo",
 ];
+/// A child PD also takes the id its parent knows it by: the last two.
+const CHILD_PD_ATTRS: &[&str] = &[
+    "name",
+    "priority",
+    "budget",
+    "period",
+    "passive",
+    "stack_size",
+    "smc",
+    "cpu",
+    "domain",
+    "fpu",
+    "debug_console",
+    "debug_halt",
+    "id",
+    "setvar_id",
+];
+const PD_ATTRS: &[&str] = CHILD_PD_ATTRS.split_at(CHILD_PD_ATTRS.len() - 2).0;
 const PD_MAP_ATTRS: &[&str] = &[
     "mr",
     "vaddr",
@@ -141,6 +147,22 @@ const PD_MAP_ATTRS: &[&str] = &[
     "setvar_size",
     "setvar_prefill_size",
 ];
+/// What a `perms=` attribute may say on one kind of element.
+struct PermsGrammar {
+    letters: &'static str,
+    /// `perms=""`: a map without rights is Microkit's to take (`check` words it).
+    empty_ok: bool,
+    invalid: fn(&str) -> ErrorKind,
+}
+
+const MAP_PERMS: PermsGrammar = PermsGrammar {
+    letters: "rwx",
+    empty_ok: true,
+    invalid: |value| ErrorKind::InvalidPerms {
+        value: value.into(),
+    },
+};
+
 /// setvar_vaddr stays parseable on a guest map so `check` can say why it is wrong.
 const VM_MAP_ATTRS: &[&str] = &["mr", "vaddr", "perms", "cached", "setvar_vaddr"];
 const END_ATTRS: &[&str] = &["pd", "id", "pp", "notify", "setvar_id"];
@@ -303,6 +325,17 @@ impl<'t> Parser<'t> {
         self.error(span, kind);
     }
 
+    /// A leaf element's value: `build` runs only if its attributes were fine and no
+    /// child element stands in it (each one is reported).
+    fn leaf<T>(&mut self, node: Node, ok: bool, build: impl FnOnce() -> Option<T>) -> Option<T> {
+        let leaf = self.no_children(node);
+        if ok && leaf {
+            build()
+        } else {
+            None
+        }
+    }
+
     /// For leaf elements: any child element is an error.
     fn no_children(&mut self, node: Node) -> bool {
         let children = self.elements(node);
@@ -347,6 +380,71 @@ impl<'t> Parser<'t> {
         Attrs { node, span, ok }
     }
 
+    /// Whether `child` is the first of an element that may stand once here (`seen`
+    /// holds where the first one is); a later one is reported against the first.
+    fn first_of(
+        &mut self,
+        seen: &mut Option<Span>,
+        child: Node,
+        duplicate: impl FnOnce(Span) -> ErrorKind,
+    ) -> bool {
+        let span = self.node_span(child);
+        match *seen {
+            Some(first) => {
+                self.error(span, duplicate(first));
+                false
+            }
+            None => {
+                *seen = Some(span);
+                true
+            }
+        }
+    }
+
+    /// [`Self::first_of`] for the elements whose duplicate has no error of its own.
+    fn single(&mut self, seen: &mut Option<Span>, child: Node) -> bool {
+        let element = Self::name_of(child);
+        self.first_of(seen, child, |first| ErrorKind::DuplicateElement {
+            element,
+            first,
+        })
+    }
+
+    /// Marks the element broken and reports `kind` at attribute `name`.
+    fn reject(&mut self, at: &mut Attrs, name: &'static str, kind: ErrorKind) {
+        at.ok = false;
+        let span = self.attr_span(at, name);
+        self.error(span, kind);
+    }
+
+    /// `perms=` in `grammar`; read-write when absent, None on error.
+    fn perms(&mut self, at: &mut Attrs, grammar: &PermsGrammar) -> Option<Perms> {
+        let Some(s) = self.optional(at, "perms") else {
+            return Some(Perms {
+                read: true,
+                write: true,
+                execute: false,
+            });
+        };
+        let mut p = Perms::default();
+        let letters_ok = s.chars().all(|c| {
+            let flag = match c {
+                'r' => &mut p.read,
+                'w' => &mut p.write,
+                'x' => &mut p.execute,
+                _ => return false,
+            };
+            *flag = true;
+            grammar.letters.contains(c)
+        });
+        if letters_ok && (grammar.empty_ok || !s.is_empty()) {
+            Some(p)
+        } else {
+            self.reject(at, "perms", (grammar.invalid)(s));
+            None
+        }
+    }
+
     fn attr_span(&self, at: &Attrs, name: &'static str) -> Span {
         self.index.attr(at.span, name)
     }
@@ -380,32 +478,27 @@ impl<'t> Parser<'t> {
         name: &'static str,
         value: &str,
         parse: fn(&str) -> Result<u64, NumberError>,
-        max: u64,
+        range: RangeInclusive<u64>,
     ) -> Option<u64> {
-        let span = self.attr_span(at, name);
         match parse(value) {
-            Ok(v) if v <= max => Some(v),
+            Ok(v) if range.contains(&v) => Some(v),
             Ok(v) => {
-                at.ok = false;
-                self.error(
-                    span,
-                    ErrorKind::OutOfRange {
-                        attribute: name.into(),
-                        value: v,
-                        min: 0,
-                        max,
-                    },
-                );
+                let kind = ErrorKind::OutOfRange {
+                    attribute: name.into(),
+                    value: v,
+                    min: *range.start(),
+                    max: *range.end(),
+                };
+                self.reject(at, name, kind);
                 None
             }
             Err(reason) => {
-                at.ok = false;
                 let kind = ErrorKind::InvalidNumber {
                     attribute: name.into(),
                     value: value.into(),
                     reason,
                 };
-                self.error(span, kind);
+                self.reject(at, name, kind);
                 None
             }
         }
@@ -419,32 +512,21 @@ impl<'t> Parser<'t> {
         max: u64,
         default: Option<u64>,
     ) -> Option<u64> {
-        self.numeric(at, name, parse_decimal, max, default)
+        self.numeric(at, name, parse_decimal, 0..=max, default)
     }
 
-    /// A Microkit number (decimal or hex, `_` anywhere) bounded by `max`.
-    fn bounded(
-        &mut self,
-        at: &mut Attrs,
-        name: &'static str,
-        max: u64,
-        default: Option<u64>,
-    ) -> Option<u64> {
-        self.numeric(at, name, parse_quantity, max, default)
-    }
-
-    /// A numeric attribute in the syntax `parse` accepts, bounded by `max`;
+    /// A numeric attribute in the syntax `parse` accepts, within `range`;
     /// `default` when absent (an error if there is none), None on error.
     fn numeric(
         &mut self,
         at: &mut Attrs,
         name: &'static str,
         parse: fn(&str) -> Result<u64, NumberError>,
-        max: u64,
+        range: RangeInclusive<u64>,
         default: Option<u64>,
     ) -> Option<u64> {
         match self.optional(at, name) {
-            Some(v) => self.number(at, name, v, parse, max),
+            Some(v) => self.number(at, name, v, parse, range),
             None if default.is_some() => default,
             None => {
                 self.required(at, name);
@@ -453,20 +535,28 @@ impl<'t> Parser<'t> {
         }
     }
 
+    /// An attribute that may be left out: `Some(None)` when absent, None on error.
+    fn optional_number(
+        &mut self,
+        at: &mut Attrs,
+        name: &'static str,
+        parse: fn(&str) -> Result<u64, NumberError>,
+        max: u64,
+    ) -> Option<Option<u64>> {
+        match self.optional(at, name) {
+            Some(v) => self.number(at, name, v, parse, 0..=max).map(Some),
+            None => Some(None),
+        }
+    }
+
+    /// A size or address (Microkit number, any u64).
     fn quantity(
         &mut self,
         at: &mut Attrs,
         name: &'static str,
         default: Option<u64>,
     ) -> Option<u64> {
-        match self.optional(at, name) {
-            Some(v) => self.number(at, name, v, parse_quantity, u64::MAX),
-            None if default.is_some() => default,
-            None => {
-                self.required(at, name);
-                None
-            }
-        }
+        self.numeric(at, name, parse_quantity, 0..=u64::MAX, default)
     }
 
     fn boolean(&mut self, at: &mut Attrs, name: &'static str, default: bool) -> bool {
@@ -475,15 +565,11 @@ impl<'t> Parser<'t> {
             Some("true") => true,
             Some("false") => false,
             Some(other) => {
-                at.ok = false;
-                let span = self.attr_span(at, name);
-                self.error(
-                    span,
-                    ErrorKind::InvalidBool {
-                        attribute: name.into(),
-                        value: other.into(),
-                    },
-                );
+                let kind = ErrorKind::InvalidBool {
+                    attribute: name.into(),
+                    value: other.into(),
+                };
+                self.reject(at, name, kind);
                 default
             }
         }
@@ -503,37 +589,18 @@ impl<'t> Parser<'t> {
         }
         for child in self.elements(root) {
             match Self::name_of(child).as_str() {
-                "memory_region" => {
-                    if let Some(mr) = self.memory_region(child) {
-                        system.memory_regions.push(mr);
-                    }
-                }
-                "protection_domain" => {
-                    if let Some(pd) = self.protection_domain(child, false) {
-                        system.protection_domains.push(pd);
-                    }
-                }
-                "channel" => {
-                    if let Some(ch) = self.channel(child) {
-                        system.channels.push(ch);
-                    }
-                }
-                "io_address_space" => {
-                    if let Some(space) = self.io_address_space(child) {
-                        system.io_address_spaces.push(space);
-                    }
-                }
+                "memory_region" => system.memory_regions.extend(self.memory_region(child)),
+                "protection_domain" => system
+                    .protection_domains
+                    .extend(self.protection_domain(child, false)),
+                "channel" => system.channels.extend(self.channel(child)),
+                "io_address_space" => system
+                    .io_address_spaces
+                    .extend(self.io_address_space(child)),
                 "domains" => {
-                    let span = self.node_span(child);
-                    match &system.domains {
-                        Some(first) => {
-                            let kind = ErrorKind::DuplicateElement {
-                                element: "domains".into(),
-                                first: first.span,
-                            };
-                            self.error(span, kind);
-                        }
-                        None => system.domains = self.domains(child),
+                    let mut first = system.domains.as_ref().map(|d| d.span);
+                    if self.single(&mut first, child) {
+                        system.domains = self.domains(child);
                     }
                 }
                 _ => self.unexpected_element(child, root),
@@ -550,9 +617,7 @@ impl<'t> Parser<'t> {
         let prefill_bootinfo = self.optional(&at, "prefill_bootinfo");
         let prefill = match (prefill_path, prefill_bootinfo) {
             (Some(_), Some(_)) => {
-                at.ok = false;
-                let span = self.attr_span(&at, "prefill_bootinfo");
-                self.error(span, ErrorKind::PrefillConflict);
+                self.reject(&mut at, "prefill_bootinfo", ErrorKind::PrefillConflict);
                 None
             }
             (Some(path), None) => Some(Prefill::Path(PathBuf::from(path))),
@@ -560,14 +625,12 @@ impl<'t> Parser<'t> {
                 Some(Prefill::BootInfo(kind.into()))
             }
             (None, Some(kind)) => {
-                at.ok = false;
-                let span = self.attr_span(&at, "prefill_bootinfo");
                 let kind = ErrorKind::InvalidValue {
                     attribute: "prefill_bootinfo".into(),
                     value: kind.into(),
                     expected: format!("one of {}", BOOTINFO_KINDS.join(", ")),
                 };
-                self.error(span, kind);
+                self.reject(&mut at, "prefill_bootinfo", kind);
                 None
             }
             (None, None) => None,
@@ -583,32 +646,22 @@ impl<'t> Parser<'t> {
             self.error(at.span, ErrorKind::MissingSize);
             None
         };
-        let phys_addr = match self.optional(&at, "phys_addr") {
-            Some(v) => self
-                .number(&mut at, "phys_addr", v, parse_quantity, u64::MAX)
-                .map(Some),
-            None => Some(None),
-        };
-        let leaf = self.no_children(node);
-        match (name, size, page_size, phys_addr) {
-            (Some(name), Some(size), Some(page_size), Some(phys_addr)) if at.ok && leaf => {
-                Some(MemoryRegion {
-                    name: name.into(),
-                    size,
-                    page_size,
-                    phys_addr,
-                    prefill,
-                    size_written,
-                    span: at.span,
-                })
-            }
-            _ => {
-                if let Some(name) = name {
-                    self.index.broken_mrs.insert(name.into());
-                }
-                None
-            }
+        let phys_addr = self.optional_number(&mut at, "phys_addr", parse_quantity, u64::MAX);
+        let mr = self.leaf(node, at.ok, || {
+            Some(MemoryRegion {
+                name: name?.into(),
+                size: size?,
+                page_size: page_size?,
+                phys_addr: phys_addr?,
+                prefill,
+                size_written,
+                span: at.span,
+            })
+        });
+        if let (None, Some(name)) = (&mr, name) {
+            self.index.broken_mrs.insert(name.into());
         }
+        mr
     }
 
     /// Records the names of a PD subtree that could not be parsed.
@@ -624,39 +677,15 @@ impl<'t> Parser<'t> {
     }
 
     fn protection_domain(&mut self, node: Node, is_child: bool) -> Option<ProtectionDomain> {
-        const TOP: &[&str] = &[
-            "name",
-            "priority",
-            "budget",
-            "period",
-            "passive",
-            "stack_size",
-            "smc",
-            "cpu",
-            "domain",
-            "fpu",
-            "debug_console",
-            "debug_halt",
-        ];
-        const CHILD: &[&str] = &[
-            "name",
-            "priority",
-            "budget",
-            "period",
-            "passive",
-            "stack_size",
-            "smc",
-            "cpu",
-            "domain",
-            "fpu",
-            "debug_console",
-            "debug_halt",
-            "id",
-            "setvar_id",
-        ];
-        let mut at = self.attrs(node, if is_child { CHILD } else { TOP });
+        let mut at = self.attrs(node, if is_child { CHILD_PD_ATTRS } else { PD_ATTRS });
         let name = self.required(&mut at, "name");
-        let priority = self.bounded(&mut at, "priority", MAX_PRIORITY, Some(0));
+        let priority = self.numeric(
+            &mut at,
+            "priority",
+            parse_quantity,
+            0..=MAX_PRIORITY,
+            Some(0),
+        );
         let budget = self.quantity(&mut at, "budget", Some(DEFAULT_BUDGET));
         let period = self.quantity(&mut at, "period", Some(budget.unwrap_or(DEFAULT_BUDGET)));
         let passive = self.boolean(&mut at, "passive", false);
@@ -666,9 +695,10 @@ impl<'t> Parser<'t> {
         let debug_halt = self.boolean(&mut at, "debug_halt", false);
         let domain = self.optional(&at, "domain").map(String::from);
         let stack_size = self.quantity(&mut at, "stack_size", Some(DEFAULT_STACK_SIZE));
-        let cpu = self.bounded(&mut at, "cpu", MAX_CPU, Some(0));
+        let cpu = self.numeric(&mut at, "cpu", parse_quantity, 0..=MAX_CPU, Some(0));
         let child_id = if is_child {
-            self.bounded(&mut at, "id", MAX_CHILD_ID, None).map(Some)
+            self.numeric(&mut at, "id", parse_quantity, 0..=MAX_CHILD_ID, None)
+                .map(Some)
         } else {
             Some(None)
         };
@@ -689,15 +719,13 @@ impl<'t> Parser<'t> {
         for child in self.elements(node) {
             let child_ok = match Self::name_of(child).as_str() {
                 "program_image" => {
-                    let span = self.node_span(child);
-                    if let Some(first) = image_element {
-                        let pd = name.unwrap_or("").to_string();
-                        self.error(span, ErrorKind::DuplicateProgramImage { pd, first });
-                        false
-                    } else {
-                        image_element = Some(span);
+                    let pd = name.unwrap_or("").to_string();
+                    let duplicate = |first| ErrorKind::DuplicateProgramImage { pd, first };
+                    if self.first_of(&mut image_element, child, duplicate) {
                         program_image = self.program_image(child);
                         program_image.is_some()
+                    } else {
+                        false
                     }
                 }
                 "map" => self
@@ -706,20 +734,7 @@ impl<'t> Parser<'t> {
                     .is_some(),
                 "irq" => self.irq(child).map(|i| irqs.push(i)).is_some(),
                 "ioport" => self.ioport(child).map(|i| ioports.push(i)).is_some(),
-                "cspace" => {
-                    let span = self.node_span(child);
-                    if let Some(first) = cspace {
-                        let kind = ErrorKind::DuplicateElement {
-                            element: "cspace".into(),
-                            first,
-                        };
-                        self.error(span, kind);
-                        false
-                    } else {
-                        cspace = Some(span);
-                        self.cspace(child, &mut cap_maps)
-                    }
-                }
+                "cspace" => self.single(&mut cspace, child) && self.cspace(child, &mut cap_maps),
                 "setvar" => self.setvar(child).map(|s| setvars.push(s)).is_some(),
                 "protection_domain" => match self.protection_domain(child, true) {
                     Some(pd) => {
@@ -730,18 +745,15 @@ impl<'t> Parser<'t> {
                     None => true,
                 },
                 "virtual_machine" => {
-                    let span = self.node_span(child);
-                    if let Some(first) = vm_element {
-                        let pd = name.unwrap_or("").to_string();
-                        self.error(span, ErrorKind::DuplicateVirtualMachine { pd, first });
-                        false
-                    } else {
-                        vm_element = Some(span);
+                    let pd = name.unwrap_or("").to_string();
+                    let duplicate = |first| ErrorKind::DuplicateVirtualMachine { pd, first };
+                    let first = self.first_of(&mut vm_element, child, duplicate);
+                    if first {
                         // A broken guest is dropped on its own, like a broken child:
                         // nothing refers to a guest by name, so nothing cascades.
                         virtual_machine = self.virtual_machine(child);
-                        true
                     }
+                    first
                 }
                 _ => {
                     self.unexpected_element(child, node);
@@ -812,7 +824,13 @@ impl<'t> Parser<'t> {
     fn virtual_machine(&mut self, node: Node) -> Option<VirtualMachine> {
         let mut at = self.attrs(node, VM_ATTRS);
         let name = self.required(&mut at, "name");
-        let priority = self.bounded(&mut at, "priority", MAX_PRIORITY, Some(0));
+        let priority = self.numeric(
+            &mut at,
+            "priority",
+            parse_quantity,
+            0..=MAX_PRIORITY,
+            Some(0),
+        );
         let budget = self.quantity(&mut at, "budget", Some(DEFAULT_BUDGET));
         let period = self.quantity(&mut at, "period", Some(budget.unwrap_or(DEFAULT_BUDGET)));
         let mut vcpus = Vec::new();
@@ -850,105 +868,68 @@ impl<'t> Parser<'t> {
     fn vcpu(&mut self, node: Node) -> Option<Vcpu> {
         let mut at = self.attrs(node, VCPU_ATTRS);
         let id = self.decimal(&mut at, "id", MAX_VCPU_ID, None);
-        let cpu = match self.optional(&at, "cpu") {
-            Some(v) => self
-                .number(&mut at, "cpu", v, parse_quantity, MAX_CPU)
-                .map(|c| Some(narrow(c))),
-            None => Some(None),
-        };
+        let cpu = self
+            .optional_number(&mut at, "cpu", parse_quantity, MAX_CPU)
+            .map(|c| c.map(narrow));
         let setvar_id = self.optional(&at, "setvar_id").map(String::from);
-        let leaf = self.no_children(node);
-        match (id, cpu) {
-            (Some(id), Some(cpu)) if at.ok && leaf => Some(Vcpu {
-                id: narrow(id),
-                cpu,
+        self.leaf(node, at.ok, || {
+            Some(Vcpu {
+                id: narrow(id?),
+                cpu: cpu?,
                 setvar_id,
                 span: at.span,
-            }),
-            _ => None,
-        }
+            })
+        })
     }
 
     fn program_image(&mut self, node: Node) -> Option<ProgramImage> {
         let mut at = self.attrs(node, &["path", "path_for_symbols"]);
         let path = self.required(&mut at, "path");
         let path_for_symbols = self.optional(&at, "path_for_symbols").map(PathBuf::from);
-        let leaf = self.no_children(node);
         let span = self.attr_span(&at, "path");
-        match path {
-            Some(path) if at.ok && leaf => Some(ProgramImage {
-                path: PathBuf::from(path),
+        self.leaf(node, at.ok, || {
+            Some(ProgramImage {
+                path: PathBuf::from(path?),
                 path_for_symbols,
                 span,
-            }),
-            _ => None,
-        }
+            })
+        })
     }
 
     fn map(&mut self, node: Node, allowed: &[&'static str]) -> Option<Map> {
         let mut at = self.attrs(node, allowed);
         let mr = self.required(&mut at, "mr");
         let vaddr = self.quantity(&mut at, "vaddr", None);
-        let perms = match self.optional(&at, "perms") {
-            None => Some(Perms {
-                read: true,
-                write: true,
-                execute: false,
-            }),
-            Some(s) => {
-                let mut p = Perms::default();
-                let mut valid = true;
-                for c in s.chars() {
-                    match c {
-                        'r' => p.read = true,
-                        'w' => p.write = true,
-                        'x' => p.execute = true,
-                        _ => valid = false,
-                    }
-                }
-                if valid {
-                    Some(p)
-                } else {
-                    at.ok = false;
-                    let span = self.attr_span(&at, "perms");
-                    self.error(span, ErrorKind::InvalidPerms { value: s.into() });
-                    None
-                }
-            }
-        };
+        let perms = self.perms(&mut at, &MAP_PERMS);
         let cached = self.boolean(&mut at, "cached", true);
         let setvar_vaddr = self.optional(&at, "setvar_vaddr").map(String::from);
         let setvar_size = self.optional(&at, "setvar_size").map(String::from);
         let setvar_prefill_size = self.optional(&at, "setvar_prefill_size").map(String::from);
-        let leaf = self.no_children(node);
-        match (mr, vaddr, perms) {
-            (Some(mr), Some(vaddr), Some(perms)) if at.ok && leaf => Some(Map {
-                mr: mr.into(),
-                vaddr,
-                perms,
+        self.leaf(node, at.ok, || {
+            Some(Map {
+                mr: mr?.into(),
+                vaddr: vaddr?,
+                perms: perms?,
                 cached,
                 setvar_vaddr,
                 setvar_size,
                 setvar_prefill_size,
                 span: at.span,
-            }),
-            _ => None,
-        }
+            })
+        })
     }
 
     fn setvar(&mut self, node: Node) -> Option<SetVar> {
         let mut at = self.attrs(node, &["symbol", "region_paddr"]);
         let symbol = self.required(&mut at, "symbol");
         let region = self.required(&mut at, "region_paddr");
-        let leaf = self.no_children(node);
-        match (symbol, region) {
-            (Some(symbol), Some(region)) if at.ok && leaf => Some(SetVar {
-                symbol: symbol.into(),
-                region_paddr: region.into(),
+        self.leaf(node, at.ok, || {
+            Some(SetVar {
+                symbol: symbol?.into(),
+                region_paddr: region?.into(),
                 span: at.span,
-            }),
-            _ => None,
-        }
+            })
+        })
     }
 
     fn channel(&mut self, node: Node) -> Option<Channel> {
@@ -991,18 +972,16 @@ impl<'t> Parser<'t> {
         let pp = self.boolean(&mut at, "pp", false);
         let notify = self.boolean(&mut at, "notify", true);
         let setvar_id = self.optional(&at, "setvar_id").map(String::from);
-        let leaf = self.no_children(node);
-        match (pd, id) {
-            (Some(pd), Some(id)) if at.ok && leaf => Some(ChannelEnd {
-                pd: pd.into(),
-                id: narrow(id),
+        self.leaf(node, at.ok, || {
+            Some(ChannelEnd {
+                pd: pd?.into(),
+                id: narrow(id?),
                 pp,
                 notify,
                 setvar_id,
                 span: at.span,
-            }),
-            _ => None,
-        }
+            })
+        })
     }
 }
 

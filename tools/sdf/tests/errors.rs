@@ -7,8 +7,8 @@
 use std::path::Path;
 
 use sdf::{
-    parse_and_check, parse_and_check_with, Diagnostic, ErrorKind, Mode, NameKind, NumberError,
-    Policy, Span,
+    parse_and_check, parse_and_check_with, Diagnostic, ErrorKind, MapSpace, Mode, NameKind,
+    NumberError, Policy, Span,
 };
 
 struct Case {
@@ -124,7 +124,7 @@ fn table() -> Vec<Case> {
          "<memory_region> is missing the required attribute 'name'"),
     case("negative_id_rejected", 2, 67, ErrorKind::InvalidNumber { attribute: s("id"), value: s("-1"), reason: NumberError::InvalidDigit },
          "id=\"-1\" is not a valid number: it contains a character that is not a digit"),
-    case("overlapping_maps", 7, 3, ErrorKind::MapOverlap { pd: s("a"), mr: s("m2"), other: s("m1"), start: 0x11000, end: 0x12000, other_start: 0x10000, other_end: 0x12000, first: at(6, 3) },
+    case("overlapping_maps", 7, 3, ErrorKind::MapOverlap { space: MapSpace::Pd(s("a")), mr: s("m2"), other: s("m1"), start: 0x11000, end: 0x12000, other_start: 0x10000, other_end: 0x12000, first: at(6, 3) },
          "in protection domain 'a', map of 'm2' [0x11000..0x12000) overlaps map of 'm1' [0x10000..0x12000)"),
     case("perms_invalid_char", 3, 81, ErrorKind::InvalidPerms { value: s("rq") },
          "perms=\"rq\" may only contain 'r', 'w' and 'x'"),
@@ -208,7 +208,7 @@ fn table() -> Vec<Case> {
          "setvar_vaddr is not allowed on a map of virtual machine 'guest'"),
     case("vm_map_unknown_region", 6, 10, ErrorKind::UnknownName { kind: NameKind::MemoryRegion, name: s("ram") },
          "no memory region named 'ram'"),
-    case("vm_maps_overlap", 9, 5, ErrorKind::VmMapOverlap { vm: s("guest"), mr: s("rom"), other: s("low"), start: 0xf0000, end: 0xf1000, other_start: 0, other_end: 0x100000, first: at(8, 5) },
+    case("vm_maps_overlap", 9, 5, ErrorKind::MapOverlap { space: MapSpace::Vm(s("guest")), mr: s("rom"), other: s("low"), start: 0xf0000, end: 0xf1000, other_start: 0, other_end: 0x100000, first: at(8, 5) },
          "in virtual machine 'guest', map of 'rom' [0xf0000..0xf1000) overlaps map of 'low' [0x0..0x100000)"),
     case("vm_missing_vcpu", 4, 3, ErrorKind::MissingVcpu { vm: s("guest") },
          "virtual machine 'guest' has no <vcpu>"),

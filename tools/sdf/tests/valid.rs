@@ -287,9 +287,13 @@ fn guest_rules_hold_for_a_model_built_in_code() {
         "{errs}"
     );
     assert!(
-        kinds
-            .iter()
-            .any(|k| matches!(k, sdf::ErrorKind::VmMapOverlap { .. })),
+        kinds.iter().any(|k| matches!(
+            k,
+            sdf::ErrorKind::MapOverlap {
+                space: sdf::MapSpace::Vm(_),
+                ..
+            }
+        )),
         "{errs}"
     );
 }

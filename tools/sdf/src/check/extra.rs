@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::{overlaps, Checker};
+use super::{overlaps, Checker, FirstSeen};
 use crate::diag::{ErrorKind, NameKind};
 use crate::model::*;
 use crate::parse::extra::MAX_IOVA;
@@ -25,32 +25,15 @@ impl Checker<'_> {
             }
             return;
         };
-        let mut names: HashMap<&str, Span> = HashMap::new();
-        let mut ids: HashMap<u64, Span> = HashMap::new();
+        let mut names = FirstSeen::new();
+        let mut ids = FirstSeen::new();
         for d in &domains.domains {
             let span = self.idx.attr(d.span, "name");
-            if let Some(&first) = names.get(d.name.as_str()) {
-                let kind = ErrorKind::DuplicateName {
-                    kind: NameKind::Domain,
-                    name: d.name.clone(),
-                    first,
-                };
-                self.error(span, kind);
-            } else {
-                names.insert(&d.name, span);
-            }
+            self.unique_name(&mut names, NameKind::Domain, &d.name, span);
             if let Some(id) = d.id {
                 let span = self.idx.attr(d.span, "id");
-                if let Some(&first) = ids.get(&id) {
-                    let kind = ErrorKind::DuplicateValue {
-                        element: "domain".into(),
-                        attribute: "id".into(),
-                        value: id.to_string(),
-                        first,
-                    };
-                    self.error(span, kind);
-                } else {
-                    ids.insert(id, span);
+                if let Some(first) = ids.repeat(id, span) {
+                    self.error(span, duplicate_value("domain", "id", id, first));
                 }
             }
         }
@@ -59,14 +42,14 @@ impl Checker<'_> {
             name: name.into(),
         };
         for e in &domains.schedule {
-            if !names.contains_key(e.domain.as_str()) {
+            if !names.contains(&e.domain.as_str()) {
                 let span = self.idx.attr(e.span, "domain");
                 self.error(span, unknown(&e.domain));
             }
         }
         for pd in self.pds.clone() {
             match &pd.domain {
-                Some(d) if !names.contains_key(d.as_str()) => {
+                Some(d) if !names.contains(&d.as_str()) => {
                     let span = self.idx.attr(pd.span, "domain");
                     self.error(span, unknown(d));
                 }
@@ -85,31 +68,17 @@ impl Checker<'_> {
     /// Each cap map names an existing PD, and uses a slot of its cspace once.
     pub(super) fn cap_maps(&mut self) {
         for pd in self.pds.clone() {
-            let mut slots: HashMap<u64, Span> = HashMap::new();
+            let mut slots = FirstSeen::new();
             for cap in &pd.cap_maps {
-                if self.pd(&cap.pd).is_none() && !self.idx.broken_pds.contains(&cap.pd) {
-                    let kind = ErrorKind::UnknownName {
-                        kind: NameKind::ProtectionDomain,
-                        name: cap.pd.clone(),
-                    };
-                    self.error(self.idx.attr(cap.span, "pd"), kind);
-                }
+                self.known_pd(&cap.pd, self.idx.attr(cap.span, "pd"));
                 let span = self.idx.attr(cap.span, "slot");
-                if let Some(&first) = slots.get(&cap.slot) {
+                if let Some(first) = slots.repeat(cap.slot, span) {
                     let element = match cap.kind {
                         CapKind::Tcb => "cap_tcb",
                         CapKind::Sc => "cap_sc",
                         CapKind::VSpace => "cap_vspace",
                     };
-                    let kind = ErrorKind::DuplicateValue {
-                        element: element.into(),
-                        attribute: "slot".into(),
-                        value: cap.slot.to_string(),
-                        first,
-                    };
-                    self.error(span, kind);
-                } else {
-                    slots.insert(cap.slot, span);
+                    self.error(span, duplicate_value(element, "slot", cap.slot, first));
                 }
             }
         }
@@ -120,19 +89,11 @@ impl Checker<'_> {
     pub(super) fn ioports(&mut self) {
         let mut all: Vec<(&ProtectionDomain, &IoPort)> = Vec::new();
         for pd in self.pds.clone() {
-            let mut ids: HashMap<u8, Span> = HashMap::new();
+            let mut ids = FirstSeen::new();
             for port in &pd.ioports {
                 let span = self.idx.attr(port.span, "id");
-                if let Some(&first) = ids.get(&port.id) {
-                    let kind = ErrorKind::DuplicateValue {
-                        element: "ioport".into(),
-                        attribute: "id".into(),
-                        value: port.id.to_string(),
-                        first,
-                    };
-                    self.error(span, kind);
-                } else {
-                    ids.insert(port.id, span);
+                if let Some(first) = ids.repeat(port.id, span) {
+                    self.error(span, duplicate_value("ioport", "id", port.id, first));
                 }
                 all.push((pd, port));
             }
@@ -158,21 +119,12 @@ impl Checker<'_> {
     /// known small-page regions, are aligned, fit below the IOMMU's reach and do not
     /// overlap each other (maps of different devices may: each has its own space).
     pub(super) fn io_address_spaces(&mut self) {
-        let mut names: HashMap<&str, Span> = HashMap::new();
+        let mut names = FirstSeen::new();
         let mut devices: HashMap<PciDevice, Span> = HashMap::new();
         let mut domain_ids: HashMap<u64, Span> = HashMap::new();
         for space in &self.sys.io_address_spaces {
             let span = self.idx.attr(space.span, "name");
-            if let Some(&first) = names.get(space.name.as_str()) {
-                let kind = ErrorKind::DuplicateName {
-                    kind: NameKind::IoAddressSpace,
-                    name: space.name.clone(),
-                    first,
-                };
-                self.error(span, kind);
-            } else {
-                names.insert(&space.name, span);
-            }
+            self.unique_name(&mut names, NameKind::IoAddressSpace, &space.name, span);
             let unique = [
                 (
                     "peripheral_id",
@@ -187,26 +139,15 @@ impl Checker<'_> {
             ];
             for (attribute, value, first) in unique {
                 if let Some(first) = first {
-                    let kind = ErrorKind::DuplicateValue {
-                        element: "io_address_space".into(),
-                        attribute: attribute.into(),
-                        value,
-                        first: self.idx.attr(first, attribute),
-                    };
+                    let first = self.idx.attr(first, attribute);
+                    let kind = duplicate_value("io_address_space", attribute, value, first);
                     self.error(self.idx.attr(space.span, attribute), kind);
                 }
             }
             let mut placed: Vec<&IoMap> = Vec::new();
             let mut ranges: Vec<(u64, u64)> = Vec::new();
             for map in &space.iomaps {
-                let Some(mr) = self.mr(&map.mr) else {
-                    if !self.idx.broken_mrs.contains(&map.mr) {
-                        let kind = ErrorKind::UnknownName {
-                            kind: NameKind::MemoryRegion,
-                            name: map.mr.clone(),
-                        };
-                        self.error(self.idx.attr(map.span, "mr"), kind);
-                    }
+                let Some(mr) = self.region(&map.mr, self.idx.attr(map.span, "mr")) else {
                     continue;
                 };
                 let at = self.idx.attr(map.span, "iovaddr");
@@ -250,5 +191,14 @@ impl Checker<'_> {
                 self.error(placed[later].span, kind);
             }
         }
+    }
+}
+
+fn duplicate_value(element: &str, attribute: &str, value: impl ToString, first: Span) -> ErrorKind {
+    ErrorKind::DuplicateValue {
+        element: element.into(),
+        attribute: attribute.into(),
+        value: value.to_string(),
+        first,
     }
 }

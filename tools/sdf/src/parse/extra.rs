@@ -5,7 +5,7 @@
 
 use roxmltree::Node;
 
-use super::{narrow, Attrs, Parser};
+use super::{narrow, Attrs, Parser, PermsGrammar};
 use crate::diag::ErrorKind;
 use crate::limits::*;
 use crate::model::*;
@@ -24,6 +24,15 @@ const IOAPIC_IRQ_ATTRS: &[&str] = &[
     "polarity",
     "vector",
 ];
+const IOMAP_PERMS: PermsGrammar = PermsGrammar {
+    letters: "rw",
+    empty_ok: false,
+    invalid: |value| ErrorKind::InvalidValue {
+        attribute: "perms".into(),
+        value: value.into(),
+        expected: "\"r\", \"w\" or \"rw\" (a device cannot execute)".into(),
+    },
+};
 const MSI_IRQ_ATTRS: &[&str] = &["id", "setvar_id", "pcidev", "handle", "vector"];
 
 /// seL4 x86 hands user irqs vectors 0..=107 (irq_user_max - irq_user_min).
@@ -58,17 +67,35 @@ impl Parser<'_> {
         match words.iter().position(|w| *w == v) {
             Some(i) => Some(Some(i)),
             None => {
-                at.ok = false;
-                let span = self.attr_span(at, name);
                 let kind = ErrorKind::InvalidValue {
                     attribute: name.into(),
                     value: v.into(),
                     expected: format!("one of {}", words.join(", ")),
                 };
-                self.error(span, kind);
+                self.reject(at, name, kind);
                 Some(None)
             }
         }
+    }
+
+    /// A PCI address attribute; `example` goes into the error.
+    fn pci(
+        &mut self,
+        at: &mut Attrs,
+        name: &'static str,
+        value: &str,
+        example: &str,
+    ) -> Option<PciDevice> {
+        let dev = parse_pci(value);
+        if dev.is_none() {
+            let kind = ErrorKind::InvalidValue {
+                attribute: name.into(),
+                value: value.into(),
+                expected: format!("a PCI address bus:device.function in hex, e.g. {example}"),
+            };
+            self.reject(at, name, kind);
+        }
+        dev
     }
 
     /// `<irq>` in Microkit's three forms, told apart as Microkit does: `pin=` is an
@@ -88,12 +115,10 @@ impl Parser<'_> {
             None | Some("level") => Some(IrqTrigger::Level),
             Some("edge") => Some(IrqTrigger::Edge),
             Some(other) => {
-                at.ok = false;
-                let span = self.attr_span(&at, "trigger");
                 let kind = ErrorKind::InvalidTrigger {
                     value: other.into(),
                 };
-                self.error(span, kind);
+                self.reject(&mut at, "trigger", kind);
                 None
             }
         };
@@ -119,20 +144,7 @@ impl Parser<'_> {
             }
         } else if form == MSI_IRQ_ATTRS {
             let pcidev = self.optional(&at, "pcidev").unwrap_or_default();
-            let pcidev = match parse_pci(pcidev) {
-                Some(dev) => Some(dev),
-                None => {
-                    at.ok = false;
-                    let span = self.attr_span(&at, "pcidev");
-                    let kind = ErrorKind::InvalidValue {
-                        attribute: "pcidev".into(),
-                        value: pcidev.into(),
-                        expected: "a PCI address bus:device.function in hex, e.g. 0:1f.3".into(),
-                    };
-                    self.error(span, kind);
-                    None
-                }
-            };
+            let pcidev = self.pci(&mut at, "pcidev", pcidev, "0:1f.3");
             let handle = self.decimal(&mut at, "handle", u64::MAX, None);
             let vector = self.decimal(&mut at, "vector", MAX_IRQ_VECTOR, None);
             match (pcidev, handle, vector) {
@@ -151,59 +163,35 @@ impl Parser<'_> {
             Some(IrqSource::Ioapic { vector, .. } | IrqSource::Msi { vector, .. }) => Some(vector),
             None => None,
         };
-        let leaf = self.no_children(node);
-        match (irq, id, trigger, source) {
-            (Some(irq), Some(id), Some(trigger), Some(source)) if at.ok && leaf => Some(Irq {
-                irq,
-                id: narrow(id),
-                trigger,
-                source,
+        self.leaf(node, at.ok, || {
+            Some(Irq {
+                irq: irq?,
+                id: narrow(id?),
+                trigger: trigger?,
+                source: source?,
                 setvar_id,
                 span: at.span,
-            }),
-            _ => None,
-        }
+            })
+        })
     }
 
     pub(super) fn ioport(&mut self, node: Node) -> Option<IoPort> {
         let mut at = self.attrs(node, IOPORT_ATTRS);
         let id = self.decimal(&mut at, "id", MAX_CHANNEL_ID, None);
         let addr = self.quantity(&mut at, "addr", None);
-        let size = match self.optional(&at, "size") {
-            Some(v) => match self.number(&mut at, "size", v, parse_decimal, u64::MAX) {
-                Some(0) => {
-                    at.ok = false;
-                    let span = self.attr_span(&at, "size");
-                    let kind = ErrorKind::OutOfRange {
-                        attribute: "size".into(),
-                        value: 0,
-                        min: 1,
-                        max: u64::MAX,
-                    };
-                    self.error(span, kind);
-                    None
-                }
-                other => other,
-            },
-            None => {
-                self.required(&mut at, "size");
-                None
-            }
-        };
+        let size = self.numeric(&mut at, "size", parse_decimal, 1..=u64::MAX, None);
         let setvar_id = self.optional(&at, "setvar_id").map(String::from);
         let setvar_addr = self.optional(&at, "setvar_addr").map(String::from);
-        let leaf = self.no_children(node);
-        match (id, addr, size) {
-            (Some(id), Some(addr), Some(size)) if at.ok && leaf => Some(IoPort {
-                id: narrow(id),
-                addr,
-                size,
+        self.leaf(node, at.ok, || {
+            Some(IoPort {
+                id: narrow(id?),
+                addr: addr?,
+                size: size?,
                 setvar_id,
                 setvar_addr,
                 span: at.span,
-            }),
-            _ => None,
-        }
+            })
+        })
     }
 
     /// Appends the cap maps of one `<cspace>`; false if any was malformed.
@@ -223,39 +211,17 @@ impl Parser<'_> {
             };
             let mut at = self.attrs(child, &["slot", "pd"]);
             let pd = self.required(&mut at, "pd");
-            let slot = match self.optional(&at, "slot") {
-                Some(v) => match parse_quantity(v) {
-                    // Slot 0 is Microkit's own CNode.
-                    Ok(slot) if (1..=MAX_CAP_SLOT).contains(&slot) => Some(slot),
-                    Ok(slot) => {
-                        at.ok = false;
-                        let span = self.attr_span(&at, "slot");
-                        let kind = ErrorKind::OutOfRange {
-                            attribute: "slot".into(),
-                            value: slot,
-                            min: 1,
-                            max: MAX_CAP_SLOT,
-                        };
-                        self.error(span, kind);
-                        None
-                    }
-                    Err(_) => self.number(&mut at, "slot", v, parse_quantity, MAX_CAP_SLOT),
-                },
-                None => {
-                    self.required(&mut at, "slot");
-                    None
-                }
-            };
-            let leaf = self.no_children(child);
-            match (pd, slot) {
-                (Some(pd), Some(slot)) if at.ok && leaf => out.push(CapMap {
+            // Slot 0 is Microkit's own CNode.
+            let slot = self.numeric(&mut at, "slot", parse_quantity, 1..=MAX_CAP_SLOT, None);
+            let cap = self.leaf(child, at.ok, || {
+                Some(CapMap {
                     kind,
-                    slot,
-                    pd: pd.into(),
+                    slot: slot?,
+                    pd: pd?.into(),
                     span: at.span,
-                }),
-                _ => ok = false,
-            }
+                })
+            });
+            ok &= cap.map(|cap| out.push(cap)).is_some();
         }
         ok
     }
@@ -264,23 +230,9 @@ impl Parser<'_> {
         let mut at = self.attrs(node, IO_SPACE_ATTRS);
         let name = self.required(&mut at, "name");
         let domain_id = self.quantity(&mut at, "domain_id", None);
-        let peripheral_id = match self.required(&mut at, "peripheral_id") {
-            Some(v) => match parse_pci(v) {
-                Some(dev) => Some(dev),
-                None => {
-                    at.ok = false;
-                    let span = self.attr_span(&at, "peripheral_id");
-                    let kind = ErrorKind::InvalidValue {
-                        attribute: "peripheral_id".into(),
-                        value: v.into(),
-                        expected: "a PCI address bus:device.function in hex, e.g. 0:4.0".into(),
-                    };
-                    self.error(span, kind);
-                    None
-                }
-            },
-            None => None,
-        };
+        let peripheral_id = self
+            .required(&mut at, "peripheral_id")
+            .and_then(|v| self.pci(&mut at, "peripheral_id", v, "0:4.0"));
         let mut iomaps = Vec::new();
         let mut ok = at.ok;
         for child in self.elements(node) {
@@ -309,51 +261,16 @@ impl Parser<'_> {
     fn iomap(&mut self, node: Node) -> Option<IoMap> {
         let mut at = self.attrs(node, IOMAP_ATTRS);
         let mr = self.required(&mut at, "mr");
-        let iovaddr = self.bounded(&mut at, "iovaddr", MAX_IOVA, None);
-        let perms = match self.optional(&at, "perms") {
-            None => Some(Perms {
-                read: true,
-                write: true,
-                execute: false,
-            }),
-            Some(s) => {
-                let mut p = Perms::default();
-                let valid = s.chars().all(|c| match c {
-                    'r' => {
-                        p.read = true;
-                        true
-                    }
-                    'w' => {
-                        p.write = true;
-                        true
-                    }
-                    _ => false,
-                }) && (p.read || p.write);
-                if valid {
-                    Some(p)
-                } else {
-                    at.ok = false;
-                    let span = self.attr_span(&at, "perms");
-                    let kind = ErrorKind::InvalidValue {
-                        attribute: "perms".into(),
-                        value: s.into(),
-                        expected: "\"r\", \"w\" or \"rw\" (a device cannot execute)".into(),
-                    };
-                    self.error(span, kind);
-                    None
-                }
-            }
-        };
-        let leaf = self.no_children(node);
-        match (mr, iovaddr, perms) {
-            (Some(mr), Some(iovaddr), Some(perms)) if at.ok && leaf => Some(IoMap {
-                mr: mr.into(),
-                iovaddr,
-                perms,
+        let iovaddr = self.numeric(&mut at, "iovaddr", parse_quantity, 0..=MAX_IOVA, None);
+        let perms = self.perms(&mut at, &IOMAP_PERMS);
+        self.leaf(node, at.ok, || {
+            Some(IoMap {
+                mr: mr?.into(),
+                iovaddr: iovaddr?,
+                perms: perms?,
                 span: at.span,
-            }),
-            _ => None,
-        }
+            })
+        })
     }
 
     pub(super) fn domains(&mut self, node: Node) -> Option<Domains> {
@@ -368,47 +285,28 @@ impl Parser<'_> {
                 "domain" => {
                     let mut dat = self.attrs(child, &["name", "id"]);
                     let name = self.required(&mut dat, "name");
-                    let id = match self.optional(&dat, "id") {
-                        Some(v) => self
-                            .number(&mut dat, "id", v, parse_quantity, u64::from(u8::MAX))
-                            .map(Some),
-                        None => Some(None),
-                    };
-                    let leaf = self.no_children(child);
-                    match (name, id) {
-                        (Some(name), Some(id)) if dat.ok && leaf => domains.push(Domain {
-                            name: name.into(),
-                            id,
+                    let id = self.optional_number(&mut dat, "id", parse_quantity, u8::MAX.into());
+                    let domain = self.leaf(child, dat.ok, || {
+                        Some(Domain {
+                            name: name?.into(),
+                            id: id?,
                             span: dat.span,
-                        }),
-                        _ => ok = false,
-                    }
+                        })
+                    });
+                    ok &= domain.map(|d| domains.push(d)).is_some();
                 }
                 "domain_schedule" => {
-                    let span = self.node_span(child);
-                    if let Some(first) = schedule_span {
-                        let kind = ErrorKind::DuplicateElement {
-                            element: "domain_schedule".into(),
-                            first,
-                        };
-                        self.error(span, kind);
+                    if !self.single(&mut schedule_span, child) {
                         ok = false;
                         continue;
                     }
-                    schedule_span = Some(span);
                     let mut sat = self.attrs(child, &["index_shift", "start_index"]);
-                    start_index = match self.optional(&sat, "start_index") {
-                        Some(v) => {
-                            self.number(&mut sat, "start_index", v, parse_quantity, u64::MAX)
-                        }
-                        None => None,
-                    };
-                    index_shift = match self.optional(&sat, "index_shift") {
-                        Some(v) => {
-                            self.number(&mut sat, "index_shift", v, parse_quantity, u64::MAX)
-                        }
-                        None => None,
-                    };
+                    start_index = self
+                        .optional_number(&mut sat, "start_index", parse_quantity, u64::MAX)
+                        .flatten();
+                    index_shift = self
+                        .optional_number(&mut sat, "index_shift", parse_quantity, u64::MAX)
+                        .flatten();
                     let Some(len) = self.schedule(child, &mut schedule) else {
                         ok = false;
                         continue;
@@ -471,8 +369,6 @@ impl Parser<'_> {
                             .map(|v| (v, unit))
                     });
                     if let (Some(d), None) = (duration, parsed) {
-                        at.ok = false;
-                        let span = self.attr_span(&at, "duration");
                         let kind = ErrorKind::InvalidValue {
                             attribute: "duration".into(),
                             value: d.into(),
@@ -480,20 +376,18 @@ impl Parser<'_> {
                                 "a non-zero number and a unit, e.g. \"1000 us\" or \"5 ticks\""
                                     .into(),
                         };
-                        self.error(span, kind);
+                        self.reject(&mut at, "duration", kind);
                     }
-                    let leaf = self.no_children(child);
-                    match (domain, parsed) {
-                        (Some(domain), Some((duration, unit))) if at.ok && leaf => {
-                            out.push(ScheduleEntry {
-                                domain: domain.into(),
-                                duration,
-                                unit,
-                                span: at.span,
-                            })
-                        }
-                        _ => ok = false,
-                    }
+                    let entry = self.leaf(child, at.ok, || {
+                        let (duration, unit) = parsed?;
+                        Some(ScheduleEntry {
+                            domain: domain?.into(),
+                            duration,
+                            unit,
+                            span: at.span,
+                        })
+                    });
+                    ok &= entry.map(|e| out.push(e)).is_some();
                 }
                 "schedule_end_marker" => {
                     len += 1;
