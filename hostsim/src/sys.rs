@@ -309,3 +309,12 @@ pub fn epoll_wait(
         }
     }
 }
+
+/// The one-minute load average (runnable tasks, averaged).
+pub fn load_average() -> io::Result<f64> {
+    // SAFETY: sysinfo fills the struct it is given and nothing else.
+    let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: info is a valid, writable sysinfo struct.
+    cvt(unsafe { libc::sysinfo(&mut info) })?;
+    Ok(info.loads[0] as f64 / f64::from(1u32 << libc::SI_LOAD_SHIFT))
+}
