@@ -2,13 +2,18 @@
 
 use alloc::vec::Vec;
 
+use ipc::Channel;
 use isolation::GuestMemory;
 use vmbus_protocol::Relid;
 use vmbus_protocol::{Guid, OfferFlags};
-use vmbus_ring::IncomingPacket;
+use vmbus_ring::{IncomingPacket, RingMem};
 use vsp_api::{VspOffer, VspOpen};
 
+use crate::gpadl::MAX_GPADL_PAGES;
 use crate::packet::Packet;
+use crate::serve::{serve, Served};
+use crate::stream::Serving;
+use crate::transport::{RingBroken, RingTransport};
 
 /// A device's one offer: interface and instance, no MMIO, no user data. The
 /// device layer reads guest memory through the PD's own mapping, encrypted or
@@ -89,4 +94,29 @@ pub trait VmbusDevice {
         mem: &GuestMemory<'_>,
         reply: &mut Vec<u8>,
     ) -> Option<Reply>;
+
+    /// Pages a GPADL of this device may have. A NIC's buffers (Linux: a 4096-page
+    /// receive buffer, a 258-page ring) need more than a disk's ring.
+    fn max_gpadl_pages(&self) -> usize {
+        MAX_GPADL_PAGES
+    }
+
+    /// Serves open channel `relid` until there is nothing to do now. The default
+    /// is request/reply ([`serve`]: one reply per packet, its room reserved first);
+    /// a streaming device replaces it and drives the rings itself.
+    fn serve_channel<M: RingMem>(
+        &mut self,
+        relid: Relid,
+        rings: &mut RingTransport<M>,
+        ctx: Serving<'_, '_>,
+    ) -> Result<Served, RingBroken> {
+        serve(self, relid, rings, ctx.mem, ctx.buf, ctx.reply)
+    }
+
+    /// Whether a notification on `ch` is the device's own (its backend has work):
+    /// the layer then serves every open channel instead of failing the PD.
+    fn owns_notification(&self, ch: Channel) -> bool {
+        let _ = ch;
+        false
+    }
 }

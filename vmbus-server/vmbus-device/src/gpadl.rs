@@ -15,8 +15,8 @@ use vmbus_protocol::status::{
 use vmbus_protocol::{GpadlId, Relid};
 use vsp_api::{self as vsp, Confidentiality, MapGpadl};
 
-/// GPADLs held at once, and pages per GPADL (a 1 MiB ring and its control page
-/// each way fits).
+/// GPADLs held at once, and pages per GPADL unless the device asks for another
+/// limit (a 1 MiB ring and its control page each way fits).
 pub const MAX_GPADLS: usize = 16;
 pub const MAX_GPADL_PAGES: usize = 256;
 
@@ -30,12 +30,32 @@ pub struct Gpadl {
     pub whole_pages: bool,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct GpadlTable {
     gpadls: BTreeMap<(Relid, GpadlId), Gpadl>,
+    page_limit: usize,
+}
+
+impl Default for GpadlTable {
+    fn default() -> Self {
+        Self::with_page_limit(MAX_GPADL_PAGES)
+    }
 }
 
 impl GpadlTable {
+    /// A table whose GPADLs may each have up to `page_limit` pages (a NIC's
+    /// receive buffer is thousands of pages; a disk's ring is a few).
+    pub fn with_page_limit(page_limit: usize) -> Self {
+        Self {
+            gpadls: BTreeMap::new(),
+            page_limit,
+        }
+    }
+
+    pub fn page_limit(&self) -> usize {
+        self.page_limit
+    }
+
     pub fn len(&self) -> usize {
         self.gpadls.len()
     }
@@ -71,7 +91,9 @@ impl GpadlTable {
             return Err(STATUS_INSUFFICIENT_RESOURCES);
         }
         let words = m.words as usize;
-        if words > window.len() / 8 || words > MAX_GPADL_PAGES + usize::from(m.range_count) {
+        if words > window.len() / 8
+            || words > self.page_limit.saturating_add(usize::from(m.range_count))
+        {
             return Err(STATUS_INSUFFICIENT_RESOURCES);
         }
         let mut list = vec![0u64; words];
@@ -79,7 +101,7 @@ impl GpadlTable {
         let ranges =
             gpa::validate(&list, m.range_count.into()).map_err(|_| STATUS_INVALID_PARAMETER)?;
         let pfns: Vec<u64> = ranges.pfns().collect();
-        if pfns.len() > MAX_GPADL_PAGES {
+        if pfns.len() > self.page_limit {
             return Err(STATUS_INSUFFICIENT_RESOURCES);
         }
         let whole_pages = ranges
@@ -179,5 +201,32 @@ mod tests {
         );
         assert!(table.remove(Relid(1), GpadlId(1)).is_some());
         assert_eq!(table.map(&window, &map(99, 1, 3)), STATUS_SUCCESS);
+    }
+
+    #[test]
+    fn a_device_may_raise_the_page_limit() {
+        let words: Vec<AtomicU64> = (0..512).map(|_| AtomicU64::new(0)).collect();
+        let window = Region::from_atomics(&words, Perms::RW);
+        // Linux's netvsc ring: 128 data pages and a control page each way.
+        let linux_ring: Vec<u64> = core::iter::once(range_header(258 * 4096, 0))
+            .chain(0..258)
+            .collect();
+        vsp::write_window(&window, linux_ring.iter().copied()).expect("fits");
+        let mut default = GpadlTable::default();
+        let mut raised = GpadlTable::with_page_limit(4097);
+        let mut lowered = GpadlTable::with_page_limit(2);
+        assert_eq!(
+            default.map(&window, &map(1, 1, 259)),
+            STATUS_INSUFFICIENT_RESOURCES
+        );
+        assert_eq!(raised.map(&window, &map(1, 1, 259)), STATUS_SUCCESS);
+        assert_eq!(
+            raised.get(Relid(1), GpadlId(1)).map(|g| g.pfns.len()),
+            Some(258)
+        );
+        assert_eq!(
+            lowered.map(&window, &map(1, 1, 259)),
+            STATUS_INSUFFICIENT_RESOURCES
+        );
     }
 }

@@ -8,7 +8,9 @@
 //! signal connection at hvcall-pd, serves the rings when the guest signals
 //! ([`serve`]), interrupts the guest through synic-pd, and tears a channel down
 //! (giving its connection back) on CLOSE, on the unmap of its ring GPADL, or when
-//! its ring breaks the protocol.
+//! its ring breaks the protocol. A streaming device (a NIC) drives its rings
+//! itself through [`VmbusDevice::serve_channel`] and is served again when its
+//! backend notifies ([`VmbusDevice::owns_notification`]).
 //!
 //! The split follows OpenVMM's `vmbus_channel` (a device trait apart from the ring
 //! and GPADL glue); the code is ours. Nothing is saved or restored implicitly: a
@@ -24,6 +26,7 @@ mod gpadl;
 mod packet;
 mod pd;
 mod serve;
+mod stream;
 mod transport;
 
 pub use device::{offer, Limits, Reply, ReplyKind, VmbusDevice};
@@ -31,4 +34,5 @@ pub use gpadl::{Gpadl, GpadlTable, MAX_GPADLS, MAX_GPADL_PAGES};
 pub use packet::{BufferError, Packet, PacketBuf};
 pub use pd::{names, Channels, Stats, VspPd};
 pub use serve::{serve, Served};
+pub use stream::Serving;
 pub use transport::{RingBroken, RingTransport, Room};

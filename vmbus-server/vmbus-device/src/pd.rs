@@ -32,7 +32,7 @@ use vsp_api::{self as vsp, VspOpen, VspRequest, REPLY_NONE, REPLY_OK};
 use crate::device::VmbusDevice;
 use crate::gpadl::GpadlTable;
 use crate::packet::PacketBuf;
-use crate::serve::serve;
+use crate::stream::Serving;
 use crate::transport::RingTransport;
 
 /// The names a VSP's grants carry in system.xml.
@@ -117,6 +117,15 @@ fn memory_error(name: &'static str, value: u64) -> InitError {
 impl<D: VmbusDevice> VspPd<'static, D> {
     /// Builds the PD from what system.xml granted (names in [`names`]).
     pub fn init(init: &dyn Init, device: D) -> Result<Self, InitError> {
+        Self::init_with(init, |_| Ok(device))
+    }
+
+    /// The same, for a device built from the guest memory the PD maps (a NIC keeps
+    /// views of its buffers across calls) and its own grants.
+    pub fn init_with(
+        init: &dyn Init,
+        device: impl FnOnce(&GuestMemory<'static>) -> Result<D, InitError>,
+    ) -> Result<Self, InitError> {
         let ram = init.region_with(names::GUEST_RAM, Perms::RW)?;
         let ram_gpa = init.variable(names::GUEST_RAM_GPA)?;
         let mut mem = GuestMemory::private(ram_gpa, ram)
@@ -132,6 +141,7 @@ impl<D: VmbusDevice> VspPd<'static, D> {
             synic: init.channel(names::SYNIC_CHANNEL)?,
         };
         let window = init.region_with(names::GPADL_WINDOW, Perms::R)?;
+        let device = device(&mem)?;
         Ok(Self::new(mem, window, channels, device))
     }
 }
@@ -139,12 +149,13 @@ impl<D: VmbusDevice> VspPd<'static, D> {
 impl<'a, D: VmbusDevice> VspPd<'a, D> {
     pub fn new(mem: GuestMemory<'a>, window: Region<'a>, channels: Channels, device: D) -> Self {
         let buf = PacketBuf::new(device.limits());
+        let gpadls = GpadlTable::with_page_limit(device.max_gpadl_pages());
         Self {
             device,
             mem,
             window,
             channels,
-            gpadls: GpadlTable::default(),
+            gpadls,
             open: BTreeMap::new(),
             buf,
             reply: Vec::new(),
@@ -366,14 +377,14 @@ impl<'a, D: VmbusDevice> VspPd<'a, D> {
             let Some(c) = self.open.get_mut(&relid) else {
                 continue;
             };
-            let result = serve(
-                &mut self.device,
-                relid,
-                &mut c.rings,
-                &self.mem,
-                &mut self.buf,
-                &mut self.reply,
-            );
+            let ctx = Serving {
+                mem: &self.mem,
+                gpadls: &self.gpadls,
+                buf: &mut self.buf,
+                reply: &mut self.reply,
+                kernel: &mut *kernel,
+            };
+            let result = self.device.serve_channel(relid, &mut c.rings, ctx);
             let (target, flag) = (c.target, c.event_flag);
             match result {
                 Ok(done) => {
@@ -419,12 +430,16 @@ impl<D: VmbusDevice> Handler for VspPd<'_, D> {
         channels: ChannelSet,
     ) -> Result<(), HandlerError> {
         for ch in channels.iter() {
-            if ch != self.channels.hvcall && ch != self.channels.vmbus {
+            if ch != self.channels.hvcall
+                && ch != self.channels.vmbus
+                && !self.device.owns_notification(ch)
+            {
                 return Err(HandlerError::UnexpectedNotification(ch));
             }
         }
         // The guest signalled one of our channels (the connection does not say
-        // which), or made room in an outgoing ring: serve them all.
+        // which), made room in an outgoing ring, or the device's backend has
+        // work: serve them all.
         self.serve_all(kernel);
         Ok(())
     }

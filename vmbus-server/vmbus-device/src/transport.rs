@@ -79,6 +79,12 @@ impl<M: RingMem> RingTransport<M> {
         })
     }
 
+    /// Both rings, for a streaming device that writes packets of its own (transfer
+    /// pages, several per packet in) and keeps its own signalling state.
+    pub fn rings(&mut self) -> (&mut IncomingRing<M>, &mut OutgoingRing<M>) {
+        (&mut self.incoming, &mut self.outgoing)
+    }
+
     /// The next packet, not yet consumed; `None` when the ring is empty.
     pub fn peek(&mut self) -> Result<Option<IncomingPacket>, RingBroken> {
         if !self.polling {
