@@ -24,6 +24,7 @@ mod rndis_device;
 mod sections;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod vsp;
 
 pub use mem::{GuestBuffer, MemError, PagedBuffer, SliceBuffer};
 pub use nic::{Config, Incoming, IncomingKind, Nic, Outbox, OutboxFull, Stats};

@@ -5,10 +5,12 @@
 //!   other (std).
 //! - [`tap::Tap`]: a Linux TAP device, for a NIC on the host's stack inside a
 //!   network namespace (std).
+//! - [`queue::QueueBackend`]: two shared-memory frame queues to another PD.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
+pub mod queue;
 #[cfg(feature = "std")]
 pub mod switch;
 #[cfg(feature = "std")]
@@ -22,6 +24,12 @@ pub trait Backend {
     /// Copies the next frame from the network into `buf`; its length, or `None`
     /// when nothing waits. A frame longer than `buf` is dropped, not cut.
     fn receive(&mut self, buf: &mut [u8]) -> Option<usize>;
+
+    /// Whether the backend's peer must be notified now (it asked to be woken for
+    /// frames we sent or space we freed); asking clears it.
+    fn take_wakeup(&mut self) -> bool {
+        false
+    }
 }
 
 /// Frames sent come back in order, up to `limit` waiting.
