@@ -15,7 +15,6 @@ pub mod config;
 pub mod cpuid;
 pub mod effects;
 pub mod gateway;
-pub mod grants;
 pub mod guest;
 pub mod msr;
 pub mod pd;

@@ -22,7 +22,7 @@
 //! - optionally [`GRANT_CHANNEL`] (vmbus-server) and [`VSP_CHANNEL_VARS`] (the
 //!   channel of VSP slot `i`, as vmbus-server numbers its VSPs): a VSP may route to
 //!   itself only the signal connections vmbus-server granted its open channels
-//!   ([`crate::grants`]); anything else is NotPermitted.
+//!   ([`vsp_api::ChannelGrants`]); anything else is NotPermitted.
 
 use hvcall_api::{
     label, ConnectionGrant as GrantRequest, ConnectionRevoke, CpuidReply, CpuidRequest,
@@ -42,9 +42,8 @@ use synic_api::{PostOutcome, SintTarget};
 use crate::config::Config;
 use crate::effects::{Effects, HostCall, ServiceMessage};
 use crate::gateway::HvcallCore;
-use vsp_api::VspChannels;
+use vsp_api::{ChannelGrants, GrantError, VspChannels};
 
-use crate::grants::{ConnectionGrant, ConnectionGrants, GrantError};
 use crate::guest::GuestMemory;
 use crate::msr::MsrError;
 use crate::route::{Destination, Route, RouteError};
@@ -111,7 +110,8 @@ pub struct HvcallPd<const VPS: usize, const ROUTES: usize> {
     services: [Option<Service>; MAX_SERVICES],
     /// Which channel is which VSP slot; vmbus-server alone grants.
     vsps: VspChannels,
-    grants: ConnectionGrants,
+    /// The signal connection (and VTL) each VSP channel was granted.
+    grants: ChannelGrants<(u32, Vtl)>,
 }
 
 impl<const VPS: usize, const ROUTES: usize> core::fmt::Debug for HvcallPd<VPS, ROUTES> {
@@ -225,7 +225,7 @@ impl<const VPS: usize, const ROUTES: usize> HvcallPd<VPS, ROUTES> {
             host_route_channels: init.channel_set(HOST_ROUTE_CHANNELS)?,
             services,
             vsps: VspChannels::init(init)?,
-            grants: ConnectionGrants::default(),
+            grants: ChannelGrants::new(|a, b| a == b),
         })
     }
 
@@ -243,15 +243,15 @@ impl<const VPS: usize, const ROUTES: usize> HvcallPd<VPS, ROUTES> {
             return RegisterStatus::NotPermitted;
         }
         if let Ok(r) = ConnectionRevoke::decode(msg, mrs) {
-            let Ok(g) = self.grants.revoke(r.vsp, r.relid) else {
+            let Ok((connection_id, vtl)) = self.grants.revoke(r.vsp, r.relid) else {
                 return RegisterStatus::NotFound;
             };
             // A VSP that did not unregister (it crashed, or its ring broke) loses
             // the route with the grant, so the guest's doorbells stop reaching it.
-            if let Some(owner) = self.vsps.channel(g.vsp) {
+            if let Some(owner) = self.vsps.channel(r.vsp) {
                 let _ = self
                     .core
-                    .unregister_route(g.vtl, g.connection_id, owner.index());
+                    .unregister_route(vtl, connection_id, owner.index());
             }
             return RegisterStatus::Ok;
         }
@@ -261,12 +261,7 @@ impl<const VPS: usize, const ROUTES: usize> HvcallPd<VPS, ROUTES> {
         if self.vsps.channel(g.vsp).is_none() {
             return RegisterStatus::Invalid;
         }
-        match self.grants.grant(ConnectionGrant {
-            vsp: g.vsp,
-            relid: g.relid,
-            connection_id: g.connection_id,
-            vtl: g.vtl,
-        }) {
+        match self.grants.grant(g.vsp, g.relid, (g.connection_id, g.vtl)) {
             Ok(()) => RegisterStatus::Ok,
             Err(GrantError::Taken) => RegisterStatus::Duplicate,
             Err(GrantError::Full) => RegisterStatus::Full,
@@ -276,7 +271,9 @@ impl<const VPS: usize, const ROUTES: usize> HvcallPd<VPS, ROUTES> {
 
     fn register(&mut self, ch: Channel, reg: &Registration) -> RegisterStatus {
         let granted = match self.vsps.slot_of(ch) {
-            Some(vsp) => self.grants.owns(vsp, reg.connection_id, reg.vtl),
+            Some(vsp) => self
+                .grants
+                .holds(vsp, |&granted| granted == (reg.connection_id, reg.vtl)),
             None => true,
         };
         let permitted = match reg.kind {

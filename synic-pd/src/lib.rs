@@ -10,7 +10,6 @@
 extern crate std;
 
 pub mod config;
-pub mod grants;
 pub mod pd;
 pub mod synic;
 

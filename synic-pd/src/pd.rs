@@ -18,7 +18,7 @@
 //! - optionally [`GRANT_CHANNEL`] (vmbus-server) and [`VSP_CHANNEL_VARS`]: the
 //!   channel of VSP slot `i` as vmbus-server numbers its VSPs. A VSP channel may set
 //!   only the event flags vmbus-server granted it for its open channels
-//!   ([`crate::grants`]); anything else is answered ACCESS_DENIED.
+//!   ([`vsp_api::ChannelGrants`]); anything else is answered ACCESS_DENIED.
 //!
 //! A post refused with INSUFFICIENT_BUFFERS (the SINT's queue is full) earns the
 //! poster a notification on its channel once the guest writes a SynIC MSR again
@@ -30,12 +30,11 @@ use ipc::{
     MessageRegisters, Perms, Producer, QueueError, TryEnqueueError,
 };
 
-use synic_api::{DeliveryReply, GrantStatus, MsrReply};
+use synic_api::{DeliveryReply, GrantStatus, MsrReply, SintTarget};
 
 use crate::api::{IrqEntry, Request};
-use vsp_api::VspChannels;
+use vsp_api::{ChannelGrants, GrantError, VspChannels};
 
-use crate::grants::EventGrants;
 use crate::synic::{Instance, InterruptRequest, InterruptSink, MsrError, PostOutcome, Synic};
 use isolation::{GpaClass, GuestMemory};
 
@@ -132,7 +131,9 @@ pub struct SynicPd<const VPS: usize, const DEPTH: usize> {
     refused: ChannelSet,
     /// Which channel is which VSP slot; vmbus-server alone grants.
     vsps: VspChannels,
-    grants: EventGrants,
+    /// The event flag (and its target) each VSP channel was granted; a flag on a
+    /// SINT belongs to one channel.
+    grants: ChannelGrants<(SintTarget, u32)>,
 }
 
 impl<const VPS: usize, const DEPTH: usize> core::fmt::Debug for SynicPd<VPS, DEPTH> {
@@ -210,7 +211,9 @@ impl<const VPS: usize, const DEPTH: usize> SynicPd<VPS, DEPTH> {
             signal_channels: optional_set(init, SIGNAL_CHANNELS)?,
             refused: ChannelSet::EMPTY,
             vsps: VspChannels::init(init)?,
-            grants: EventGrants::default(),
+            grants: ChannelGrants::new(|(a, fa), (b, fb)| {
+                (a.instance, a.sint, fa) == (b.instance, b.sint, fb)
+            }),
         })
     }
 
@@ -238,9 +241,16 @@ impl<const VPS: usize, const DEPTH: usize> SynicPd<VPS, DEPTH> {
                 if !(vsp_known && target_ok) {
                     return GrantStatus::Invalid;
                 }
-                self.grants.grant(vsp, relid, target, flag)
+                match self.grants.grant(vsp, relid, (target, flag)) {
+                    Ok(()) => GrantStatus::Ok,
+                    Err(GrantError::Full) => GrantStatus::Full,
+                    Err(GrantError::Taken | GrantError::NotFound) => GrantStatus::Invalid,
+                }
             }
-            Request::RevokeEvent { vsp, relid } => self.grants.revoke(vsp, relid),
+            Request::RevokeEvent { vsp, relid } => match self.grants.revoke(vsp, relid) {
+                Ok(_) => GrantStatus::Ok,
+                Err(_) => GrantStatus::Invalid,
+            },
             _ => GrantStatus::Invalid,
         }
     }
@@ -248,9 +258,9 @@ impl<const VPS: usize, const DEPTH: usize> SynicPd<VPS, DEPTH> {
     /// A VSP's signal outside what vmbus-server granted its channels.
     fn signal_denied(&self, ch: Channel, req: &Request) -> bool {
         match (req, self.vsps.slot_of(ch)) {
-            (Request::SignalEvent { target, flag }, Some(vsp)) => {
-                !self.grants.permits(vsp, *target, *flag)
-            }
+            (Request::SignalEvent { target, flag }, Some(vsp)) => !self
+                .grants
+                .holds(vsp, |&granted| granted == (*target, *flag)),
             _ => false,
         }
     }

@@ -17,8 +17,10 @@ use vmbus_protocol::{GpadlId, Guid, OfferFlags, Relid, Version};
 use zerocopy::IntoBytes;
 
 pub use ipc::wire::DecodeError;
+pub use grants::{ChannelGrants, GrantError, MAX_GRANTS};
 pub use slots::{VspChannels, GRANT_CHANNEL, MAX_VSPS, VSP_CHANNEL_VARS};
 
+mod grants;
 mod slots;
 
 pub mod label {
