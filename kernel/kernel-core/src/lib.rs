@@ -8,6 +8,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod console;
 pub mod guest;
 pub mod paging;
 mod ready;

@@ -638,15 +638,9 @@ fn debug_puts(pd: PdId, ptr: u64, len: u64) -> bool {
     }
     let name_buf = tcb.name;
     let name = kernel_abi::name_str(&name_buf).unwrap_or("?").as_bytes();
-    for line in buf[..n].split_inclusive(|&b| b == b'\n') {
-        let own = line.starts_with(name) && line.get(name.len()) == Some(&b':');
-        if tcb.at_line_start && !own {
-            serial::write_bytes(name);
-            serial::write_bytes(b": ");
-        }
-        serial::write_bytes(line);
-        tcb.at_line_start = line.last() == Some(&b'\n');
-    }
+    kernel_core::console::write_prefixed(name, &mut tcb.at_line_start, &buf[..n], |b| {
+        serial::write_bytes(b)
+    });
     true
 }
 
