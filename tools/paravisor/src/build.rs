@@ -150,6 +150,7 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
         .permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
     tmp.as_file().set_permissions(perms).map_err(|e| fail(&e))?;
+    tmp.as_file().sync_all().map_err(|e| fail(&e))?;
     tmp.persist(path).map_err(|e| fail(&e.error))?;
     Ok(())
 }

@@ -53,7 +53,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         .map_err(|e| Failure::msg(format!("cannot encode the manifest: {e}")))?;
     json.push('\n');
     match &args.output {
-        Some(path) => write_atomically(path, json.as_bytes()),
+        Some(path) => crate::build::write_file(path, json.as_bytes()),
         None => std::io::stdout()
             .lock()
             .write_all(json.as_bytes())
@@ -82,31 +82,4 @@ pub fn generate_loaded(
         manifest.boot_image = Some(schema::boot_image(boot).map_err(Failure::Message)?);
     }
     Ok(manifest)
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
-    let fail =
-        |e: &dyn std::fmt::Display| Failure::msg(format!("cannot write {}: {e}", path.display()));
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".manifest-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| fail(&e))?;
-    let mut perms = tmp
-        .as_file()
-        .metadata()
-        .map_err(|e| fail(&e))?
-        .permissions();
-    // Temporary files are created 0600; a manifest is meant to be read by others.
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
-    tmp.as_file().set_permissions(perms).map_err(|e| fail(&e))?;
-    tmp.write_all(bytes).map_err(|e| fail(&e))?;
-    tmp.as_file().sync_all().map_err(|e| fail(&e))?;
-    // On error the temporary file is deleted when `tmp` drops.
-    tmp.persist(path).map_err(|e| fail(&e.error))?;
-    Ok(())
 }

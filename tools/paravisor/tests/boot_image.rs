@@ -5,7 +5,10 @@
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
+use common::paravisor;
 
 /// A static x86_64 ELF with one PT_LOAD per (vaddr, paddr, flags, bytes, memsz).
 fn elf(entry: u64, loads: &[(u64, u64, u32, &[u8], u64)]) -> Vec<u8> {
@@ -40,14 +43,6 @@ fn elf(entry: u64, loads: &[(u64, u64, u32, &[u8], u64)]) -> Vec<u8> {
     out
 }
 
-fn paravisor(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_paravisor"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap()
-}
-
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -78,6 +73,16 @@ const SYSTEM: &str = r#"<system>
     </channel>
 </system>
 "#;
+
+/// What `verify` needs to rebuild the image of `setup` and check its IGVM form.
+const REBUILD: &[&str] = &[
+    "--igvm",
+    "boot.igvm",
+    "--system",
+    "system.xml",
+    "--kernel",
+    "kernel",
+];
 
 fn setup(dir: &Path, system: &str) {
     std::fs::write(dir.join("system.xml"), system).unwrap();
@@ -125,21 +130,8 @@ fn built_images_verify_and_changes_are_caught() {
         text(&out)
     );
     let verify = |manifest: &str| {
-        paravisor(
-            &[
-                "verify",
-                "boot.elf",
-                "--manifest",
-                manifest,
-                "--igvm",
-                "boot.igvm",
-                "--system",
-                "system.xml",
-                "--kernel",
-                "kernel",
-            ],
-            dir.path(),
-        )
+        let args = [&["verify", "boot.elf", "--manifest", manifest], REBUILD].concat();
+        paravisor(&args, dir.path())
     };
     says(
         &verify("m.json"),
@@ -355,16 +347,7 @@ fn guests_and_region_data_verify_and_tampering_is_named() {
         args.extend_from_slice(extra);
         paravisor(&args, dir.path())
     };
-    let rebuild = [
-        "--igvm",
-        "boot.igvm",
-        "--system",
-        "system.xml",
-        "--kernel",
-        "kernel",
-        "--region-data",
-        "ram=bzImage",
-    ];
+    let rebuild = [REBUILD, &["--region-data", "ram=bzImage"]].concat();
     let ok = verify(&rebuild);
     assert!(ok.status.success(), "{}", text(&ok));
     assert!(
@@ -373,7 +356,7 @@ fn guests_and_region_data_verify_and_tampering_is_named() {
         text(&ok)
     );
     // The rebuild needs the same region data.
-    let no_data = verify(&rebuild[..6]);
+    let no_data = verify(REBUILD);
     assert!(
         text(&no_data).contains("region ram descriptor, field data_off differs from the rebuild"),
         "{}",

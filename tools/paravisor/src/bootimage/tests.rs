@@ -80,9 +80,14 @@ fn program(tag: u8) -> Vec<u8> {
     )
 }
 
-const SYSTEM: &str = r#"<system>
-    <memory_region name="ring" size="0x4000" />
-    <protection_domain name="client" priority="100">
+// The descriptions below are put together from these pieces (macros, so `concat!`
+// makes each one constant).
+
+/// Two PDs (one with a child) joined by a channel, and an irq: a capability of
+/// every kind the kernel hands out.
+macro_rules! client_server {
+    () => {
+        r#"<protection_domain name="client" priority="100">
         <program_image path="client" />
         <map mr="ring" vaddr="0x20000000" perms="rw" setvar_vaddr="ring" />
         <setvar symbol="ring_paddr" region_paddr="ring" />
@@ -90,7 +95,7 @@ const SYSTEM: &str = r#"<system>
             <program_image path="kid" />
         </protection_domain>
     </protection_domain>
-    <protection_domain name="server" priority="200" passive="true">
+    <protection_domain name="server" priority="200" passive="true" budget="500" period="1000">
         <program_image path="server" />
         <map mr="ring" vaddr="0x30000000" perms="r" cached="false" />
         <irq irq="5" id="9" />
@@ -99,8 +104,42 @@ const SYSTEM: &str = r#"<system>
         <end pd="client" id="2" pp="true" notify="true" />
         <end pd="server" id="7" notify="false" />
     </channel>
-</system>
-"#;
+"#
+    };
+}
+
+/// A VMM whose guest has two vCPUs and maps "ram" and "rom".
+macro_rules! vmm_and_guest {
+    () => {
+        r#"<protection_domain name="vmm" priority="50">
+        <program_image path="vmm" />
+        <map mr="ram" vaddr="0x30000000" perms="rw" />
+        <virtual_machine name="linux" priority="40" budget="500" period="1000">
+            <vcpu id="3" setvar_id="boot_vcpu" />
+            <vcpu id="5" />
+            <map mr="ram" vaddr="0x0" perms="rwx" />
+            <map mr="rom" vaddr="0xfff000" perms="rx" />
+        </virtual_machine>
+    </protection_domain>
+"#
+    };
+}
+
+/// The regions a guest system needs.
+macro_rules! guest_regions {
+    () => {
+        r#"<memory_region name="ring" size="0x4000" />
+    <memory_region name="ram" size="0x3000" />
+    <memory_region name="rom" size="0x1000" />
+"#
+    };
+}
+
+const SYSTEM: &str = concat!(
+    "<system>\n    <memory_region name=\"ring\" size=\"0x4000\" />\n    ",
+    client_server!(),
+    "</system>\n"
+);
 
 fn system(text: &str) -> sdf::System {
     sdf::parse_and_check(text, Path::new("system.xml")).unwrap()
@@ -356,26 +395,18 @@ fn the_igvm_form_has_a_page_per_loaded_page_and_covers_every_byte_and_address() 
     );
 }
 
-const GUEST: &str = r#"<system>
-    <memory_region name="ring" size="0x1000" />
-    <memory_region name="ram" size="0x3000" />
-    <memory_region name="rom" size="0x1000" />
-    <protection_domain name="hv" priority="100">
+/// A guest system: a PD besides the VMM.
+const GUEST: &str = concat!(
+    "<system>\n    ",
+    guest_regions!(),
+    r#"    <protection_domain name="hv" priority="100">
         <program_image path="hv" />
         <map mr="ring" vaddr="0x20000000" perms="rw" />
     </protection_domain>
-    <protection_domain name="vmm" priority="50">
-        <program_image path="vmm" />
-        <map mr="ram" vaddr="0x30000000" perms="rw" />
-        <virtual_machine name="linux" priority="40" budget="500" period="1000">
-            <vcpu id="3" setvar_id="boot_vcpu" />
-            <vcpu id="5" />
-            <map mr="ram" vaddr="0x0" perms="rwx" />
-            <map mr="rom" vaddr="0xfff000" perms="rx" />
-        </virtual_machine>
-    </protection_domain>
-</system>
-"#;
+    "#,
+    vmm_and_guest!(),
+    "</system>\n"
+);
 
 fn guest_data(bytes: &[u8]) -> Vec<RegionData> {
     vec![RegionData {
@@ -501,39 +532,15 @@ fn the_checker_and_the_image_agree_on_guest_limits() {
 
 /// Both the channels/irqs/children system and a guest with region data, so every
 /// kind of structure the kernel loads is in one image.
-const EVERYTHING: &str = r#"<system>
-    <memory_region name="ring" size="0x4000" />
-    <memory_region name="ram" size="0x3000" />
-    <memory_region name="rom" size="0x1000" />
-    <protection_domain name="client" priority="100">
-        <program_image path="client" />
-        <map mr="ring" vaddr="0x20000000" perms="rw" setvar_vaddr="ring" />
-        <setvar symbol="ring_paddr" region_paddr="ring" />
-        <protection_domain name="kid" priority="90" id="4">
-            <program_image path="kid" />
-        </protection_domain>
-    </protection_domain>
-    <protection_domain name="server" priority="200" passive="true" budget="500" period="1000">
-        <program_image path="server" />
-        <map mr="ring" vaddr="0x30000000" perms="r" cached="false" />
-        <irq irq="5" id="9" />
-    </protection_domain>
-    <protection_domain name="vmm" priority="50">
-        <program_image path="vmm" />
-        <map mr="ram" vaddr="0x30000000" perms="rw" />
-        <virtual_machine name="linux" priority="40" budget="500" period="1000">
-            <vcpu id="3" setvar_id="boot_vcpu" />
-            <vcpu id="5" />
-            <map mr="ram" vaddr="0x0" perms="rwx" />
-            <map mr="rom" vaddr="0xfff000" perms="rx" />
-        </virtual_machine>
-    </protection_domain>
-    <channel>
-        <end pd="client" id="2" pp="true" notify="true" />
-        <end pd="server" id="7" notify="false" />
-    </channel>
-</system>
-"#;
+const EVERYTHING: &str = concat!(
+    "<system>\n    ",
+    guest_regions!(),
+    "    ",
+    client_server!(),
+    "    ",
+    vmm_and_guest!(),
+    "</system>\n"
+);
 
 /// The image, and its manifest with the per-part hashes `build --manifest` writes.
 fn everything() -> (Vec<u8>, Manifest) {
