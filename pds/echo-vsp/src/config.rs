@@ -17,8 +17,8 @@ pub mod build {
     pub const SYNIC: Channel = Channel::new(2);
 
     pub const GUEST_RAM_GPA: u64 = 0;
-    /// The vTOM.
-    pub const GUEST_SHARED_GPA: u64 = 0x10_0000_0000;
+    /// The vTOM: the isolation crate's, which the VMM also reports to the guest.
+    pub const GUEST_SHARED_GPA: u64 = 1 << isolation::gpa::SVM_VTOM_BIT;
 
     pub const VARIABLES: [(&str, u64); 5] = [
         (names::VMBUS_CHANNEL, VMBUS.index() as u64),

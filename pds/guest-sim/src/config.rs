@@ -19,7 +19,7 @@ pub const IRQ_QUEUE: &str = "irq_queue";
 
 /// `guest_ram` is GPA 0 up; `guest_shared`, its host-visible alias, starts at the
 /// vTOM (hvcall-pd's shared GPA boundary).
-pub const SHARED_GPA: u64 = 0x10_0000_0000;
+pub const SHARED_GPA: u64 = 1 << isolation::gpa::SVM_VTOM_BIT;
 pub const PAGE: u64 = hvdef::HV_PAGE_SIZE;
 
 /// Private pages the guest's kernel uses.
