@@ -309,24 +309,18 @@ fn hot_added_and_rescinded_offers_arrive_as_events() {
 fn unload_and_reconnect_keep_relids() {
     let mut c = Client::new(paravisor(Version::V6_0), ClientConfig::linux_confidential());
     c.connect().expect("connect");
-    let first: Vec<Relid> = c
-        .request_offers()
-        .expect("offers")
-        .iter()
-        .map(|o| o.relid)
-        .collect();
+    let relids = |c: &mut Client<_>| -> Vec<Relid> {
+        let offers = c.request_offers().expect("offers");
+        offers.iter().map(|o| o.relid).collect()
+    };
+    let first = relids(&mut c);
     let relid = first[0];
     open_ring(&mut c, relid, 0x1000, 4);
     c.unload().expect("unload");
     assert!(c.transport().env.open.is_empty());
     assert!(c.transport().env.mapped.is_empty());
     c.connect().expect("reconnect");
-    let again: Vec<Relid> = c
-        .request_offers()
-        .expect("offers")
-        .iter()
-        .map(|o| o.relid)
-        .collect();
+    let again = relids(&mut c);
     assert_eq!(first, again);
     open_ring(&mut c, relid, 0x1000, 4);
 }

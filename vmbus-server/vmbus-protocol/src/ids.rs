@@ -4,6 +4,23 @@ use core::fmt;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
+/// Debug and Display of a `u32` id, both shown as `$show`.
+macro_rules! show_id {
+    ($name:ident, $show:literal) => {
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, $show, self.0)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(self, f)
+            }
+        }
+    };
+}
+
 /// A channel's relative id (`child_relid`): the guest's name for an offer and the
 /// bit it signals in the event flags.
 #[repr(transparent)]
@@ -11,18 +28,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
     Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, FromBytes, IntoBytes, Immutable, KnownLayout,
 )]
 pub struct Relid(pub u32);
-
-impl fmt::Debug for Relid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "relid {}", self.0)
-    }
-}
-
-impl fmt::Display for Relid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
+show_id!(Relid, "relid {}");
 
 /// A GPADL handle, chosen by the guest.
 #[repr(transparent)]
@@ -30,18 +36,7 @@ impl fmt::Display for Relid {
     Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, FromBytes, IntoBytes, Immutable, KnownLayout,
 )]
 pub struct GpadlId(pub u32);
-
-impl fmt::Debug for GpadlId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "gpadl {:#x}", self.0)
-    }
-}
-
-impl fmt::Display for GpadlId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
+show_id!(GpadlId, "gpadl {:#x}");
 
 /// A GUID in its Windows in-memory layout (little-endian first three fields), which is
 /// how `guid_t` travels in offers.

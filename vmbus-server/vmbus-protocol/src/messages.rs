@@ -95,6 +95,14 @@ pub trait VmbusMessage: IntoBytes + FromBytes + Immutable + KnownLayout + Sized 
 }
 
 macro_rules! message {
+    // No body: the header is the whole message.
+    ($(#[$doc:meta])* $ty:ident {}, $msg:ident) => {
+        $(#[$doc])*
+        #[repr(C)]
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+        pub struct $ty {}
+        message!($ty, $msg, 8);
+    };
     ($ty:ident, $msg:ident, $size:expr) => {
         impl VmbusMessage for $ty {
             const TYPE: MessageType = MessageType::$msg;
@@ -150,15 +158,9 @@ pub struct RescindChannelOffer {
 }
 message!(RescindChannelOffer, RESCIND_CHANNELOFFER, 12);
 
-#[repr(C)]
-#[derive(Copy, Clone, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
-pub struct RequestOffers {}
-message!(RequestOffers, REQUESTOFFERS, 8);
+message!(RequestOffers {}, REQUESTOFFERS);
 
-#[repr(C)]
-#[derive(Copy, Clone, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
-pub struct AllOffersDelivered {}
-message!(AllOffersDelivered, ALLOFFERS_DELIVERED, 8);
+message!(AllOffersDelivered {}, ALLOFFERS_DELIVERED);
 
 /// OPENCHANNEL: the guest opens a channel on a ring-buffer GPADL it created.
 #[repr(C)]
@@ -355,15 +357,9 @@ impl fmt::Debug for ConnectionState {
     }
 }
 
-#[repr(C)]
-#[derive(Copy, Clone, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
-pub struct Unload {}
-message!(Unload, UNLOAD, 8);
+message!(Unload {}, UNLOAD);
 
-#[repr(C)]
-#[derive(Copy, Clone, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
-pub struct UnloadResponse {}
-message!(UnloadResponse, UNLOAD_RESPONSE, 8);
+message!(UnloadResponse {}, UNLOAD_RESPONSE);
 
 /// TL_CONNECT_REQUEST: an hv_sock connect, which this server answers with a refusal.
 #[repr(C)]
@@ -417,20 +413,11 @@ pub struct ModifyConnectionResponse {
 }
 message!(ModifyConnectionResponse, MODIFY_CONNECTION_RESPONSE, 9);
 
-#[repr(C)]
-#[derive(Copy, Clone, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
-pub struct Pause {}
-message!(Pause, PAUSE, 8);
+message!(Pause {}, PAUSE);
 
-#[repr(C)]
-#[derive(Copy, Clone, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
-pub struct PauseResponse {}
-message!(PauseResponse, PAUSE_RESPONSE, 8);
+message!(PauseResponse {}, PAUSE_RESPONSE);
 
-#[repr(C)]
-#[derive(Copy, Clone, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
-pub struct Resume {}
-message!(Resume, RESUME, 8);
+message!(Resume {}, RESUME);
 
 /// One channel message, header included, ready to post. Fixed-size so building one
 /// never allocates and can never exceed the hv_message payload.
