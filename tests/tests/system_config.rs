@@ -80,7 +80,10 @@ fn maps(sys: &System, pd: &str) -> BTreeSet<(String, String)> {
         .collect()
 }
 
-fn set(items: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+/// A map as `maps` reports it: (setvar name, perms).
+type Mapped<'a> = (&'a str, &'a str);
+
+fn set(items: &[Mapped]) -> BTreeSet<(String, String)> {
     items
         .iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
@@ -143,50 +146,57 @@ fn every_pd_maps_exactly_what_it_uses() {
     use synic_pd::pd as sy;
     use vmbus_server::pd as vm;
 
+    use vmbus_device::names as dev;
+
     let sys = root();
-    assert_eq!(
-        maps(&sys, "synic"),
-        set(&[(sy::GUEST_RAM, "rw"), (sy::IRQ_QUEUE, "rw")])
-    );
-    assert_eq!(
-        maps(&sys, "hvcall"),
-        set(&[(hv::GUEST_RAM, "rw"), (hv::SERVICE_QUEUE_REGIONS[0], "rw")]),
-        "hvcall-pd forwards nothing to a host here, so no shared memory"
-    );
-    assert_eq!(
-        maps(&sys, "vmbus"),
-        set(&[
-            (vm::SERVICE_QUEUE, "rw"),
-            (vm::VSP_GPADL_REGIONS[0], "rw"),
-            (vm::VSP_GPADL_REGIONS[1], "rw"),
-        ]),
-        "vmbus-server never touches guest memory"
-    );
-    assert_eq!(
-        maps(&sys, "echo_vsp"),
-        set(&[
-            (vmbus_device::names::GUEST_RAM, "rw"),
-            (vmbus_device::names::GUEST_SHARED, "rw"),
-            (vmbus_device::names::GPADL_WINDOW, "r"),
-        ])
-    );
-    assert_eq!(
-        maps(&sys, "storvsp"),
-        set(&[
-            (vmbus_device::names::GUEST_RAM, "rw"),
-            (vmbus_device::names::GPADL_WINDOW, "r"),
-            (storvsp::device::DISK, "rw"),
-        ]),
-        "storvsp serves confidential rings only: no shared memory"
-    );
-    assert_eq!(
-        maps(&sys, "guest"),
-        set(&[
-            (guest_sim::config::GUEST_RAM, "rw"),
-            (guest_sim::config::GUEST_SHARED, "rw"),
-            (guest_sim::config::IRQ_QUEUE, "rw"),
-        ])
-    );
+    // (PD, what it maps by setvar name and perms, why)
+    let rows: [(&str, &[Mapped], &str); 6] = [
+        ("synic", &[(sy::GUEST_RAM, "rw"), (sy::IRQ_QUEUE, "rw")], ""),
+        (
+            "hvcall",
+            &[(hv::GUEST_RAM, "rw"), (hv::SERVICE_QUEUE_REGIONS[0], "rw")],
+            "hvcall-pd forwards nothing to a host here, so no shared memory",
+        ),
+        (
+            "vmbus",
+            &[
+                (vm::SERVICE_QUEUE, "rw"),
+                (vm::VSP_GPADL_REGIONS[0], "rw"),
+                (vm::VSP_GPADL_REGIONS[1], "rw"),
+            ],
+            "vmbus-server never touches guest memory",
+        ),
+        (
+            "echo_vsp",
+            &[
+                (dev::GUEST_RAM, "rw"),
+                (dev::GUEST_SHARED, "rw"),
+                (dev::GPADL_WINDOW, "r"),
+            ],
+            "",
+        ),
+        (
+            "storvsp",
+            &[
+                (dev::GUEST_RAM, "rw"),
+                (dev::GPADL_WINDOW, "r"),
+                (storvsp::device::DISK, "rw"),
+            ],
+            "storvsp serves confidential rings only: no shared memory",
+        ),
+        (
+            "guest",
+            &[
+                (guest_sim::config::GUEST_RAM, "rw"),
+                (guest_sim::config::GUEST_SHARED, "rw"),
+                (guest_sim::config::IRQ_QUEUE, "rw"),
+            ],
+            "",
+        ),
+    ];
+    for (pd, want, why) in rows {
+        assert_eq!(maps(&sys, pd), set(want), "{pd}: {why}");
+    }
     // The same memory region behind the names each side uses.
     let region_of = |pd: &str, setvar: &str| {
         sys.pd(pd)
@@ -198,18 +208,31 @@ fn every_pd_maps_exactly_what_it_uses() {
             .map(|m| m.mr.clone())
             .unwrap_or_else(|| panic!("{pd} maps no {setvar}"))
     };
-    assert_eq!(
-        region_of("hvcall", hv::SERVICE_QUEUE_REGIONS[0]),
-        region_of("vmbus", vm::SERVICE_QUEUE)
-    );
-    assert_eq!(
-        region_of("vmbus", vm::VSP_GPADL_REGIONS[0]),
-        region_of("echo_vsp", vmbus_device::names::GPADL_WINDOW)
-    );
-    assert_eq!(
-        region_of("vmbus", vm::VSP_GPADL_REGIONS[1]),
-        region_of("storvsp", vmbus_device::names::GPADL_WINDOW)
-    );
+    let shared = [
+        (
+            ("hvcall", hv::SERVICE_QUEUE_REGIONS[0]),
+            ("vmbus", vm::SERVICE_QUEUE),
+        ),
+        (
+            ("vmbus", vm::VSP_GPADL_REGIONS[0]),
+            ("echo_vsp", dev::GPADL_WINDOW),
+        ),
+        (
+            ("vmbus", vm::VSP_GPADL_REGIONS[1]),
+            ("storvsp", dev::GPADL_WINDOW),
+        ),
+        (
+            ("synic", sy::IRQ_QUEUE),
+            ("guest", guest_sim::config::IRQ_QUEUE),
+        ),
+    ];
+    for ((a, a_name), (b, b_name)) in shared {
+        assert_eq!(
+            region_of(a, a_name),
+            region_of(b, b_name),
+            "{a} {a_name} / {b} {b_name}"
+        );
+    }
     // Only storvsp holds the disk.
     let disk = region_of("storvsp", storvsp::device::DISK);
     for pd in sys.all_pds() {
@@ -221,10 +244,6 @@ fn every_pd_maps_exactly_what_it_uses() {
             );
         }
     }
-    assert_eq!(
-        region_of("synic", sy::IRQ_QUEUE),
-        region_of("guest", guest_sim::config::IRQ_QUEUE)
-    );
 }
 
 #[test]
