@@ -128,6 +128,12 @@ fn partition(
     out
 }
 
+/// Entry `index` of a table of `T`s that starts at `table`.
+fn entry<T>(name: String, table: usize, index: usize, kind: Kind) -> Part {
+    let len = size_of::<T>();
+    part(name, table + index * len, len, kind)
+}
+
 fn part(name: String, start: usize, len: usize, kind: Kind) -> Part {
     Part {
         name,
@@ -151,7 +157,6 @@ pub fn layout(boot: &[u8]) -> Result<Vec<Part>, String> {
     let loads = e.phdrs.iter().filter(|p| p.p_type == elf::PT_LOAD).count();
     let mut load = 0;
     for (i, p) in e.phdrs.iter().enumerate() {
-        let off = e.header.phoff as usize + i * size_of::<Phdr>();
         let is_load = p.p_type == elf::PT_LOAD;
         let what = if !is_load {
             format!("program header {i} (not loaded)")
@@ -160,7 +165,8 @@ pub fn layout(boot: &[u8]) -> Result<Vec<Part>, String> {
         } else {
             format!("program header {i} (kernel segment {load})")
         };
-        items.push(part(what, off, size_of::<Phdr>(), Kind::ProgramHeader));
+        let phoff = e.header.phoff as usize;
+        items.push(entry::<Phdr>(what, phoff, i, Kind::ProgramHeader));
         if is_load && load + 1 < loads {
             items.push(part(
                 format!(
@@ -217,11 +223,10 @@ fn system_parts(image: &SystemImage<'_>, base: usize) -> Vec<Part> {
     };
     for (i, r) in image.regions().iter().enumerate() {
         let name = name_str(&r.name).unwrap_or("?");
-        let at = base + h.regions_off as usize + i * size_of::<RegionDesc>();
-        items.push(part(
+        items.push(entry::<RegionDesc>(
             format!("region {name} descriptor"),
-            at,
-            size_of::<RegionDesc>(),
+            base + h.regions_off as usize,
+            i,
             Kind::Region,
         ));
         let data = image.region_data(i);
@@ -238,21 +243,19 @@ fn system_parts(image: &SystemImage<'_>, base: usize) -> Vec<Part> {
         let Some(pd) = image.pd(i) else { continue };
         let d = pd.desc;
         let n = name_str(&d.name).unwrap_or("?");
-        let at = base + h.pds_off as usize + i * size_of::<PdDesc>();
-        items.push(part(
+        items.push(entry::<PdDesc>(
             format!("PD {n} descriptor"),
-            at,
-            size_of::<PdDesc>(),
+            base + h.pds_off as usize,
+            i,
             Kind::Pd,
         ));
         let elf_start = base + d.elf_off as usize;
         let mut loaded = Vec::new();
         for (k, s) in pd.segments.iter().enumerate() {
-            let at = base + d.segments_off as usize + k * size_of::<SegmentDesc>();
-            items.push(part(
+            items.push(entry::<SegmentDesc>(
                 format!("PD {n} segment table entry {k}"),
-                at,
-                size_of::<SegmentDesc>(),
+                base + d.segments_off as usize,
+                k,
                 Kind::Segment,
             ));
             loaded.push(part(
@@ -280,11 +283,10 @@ fn system_parts(image: &SystemImage<'_>, base: usize) -> Vec<Part> {
             },
         ));
         for (k, m) in pd.maps.iter().enumerate() {
-            let at = base + d.maps_off as usize + k * size_of::<MapDesc>();
-            items.push(part(
+            items.push(entry::<MapDesc>(
                 format!("PD {n} map {k} (region {})", region_name(m.region)),
-                at,
-                size_of::<MapDesc>(),
+                base + d.maps_off as usize,
+                k,
                 Kind::Map,
             ));
         }
@@ -305,19 +307,17 @@ fn system_parts(image: &SystemImage<'_>, base: usize) -> Vec<Part> {
     }
     for (i, vm) in image.vms().enumerate() {
         let n = name_str(&vm.desc.name).unwrap_or("?");
-        let at = base + h.vms_off as usize + i * size_of::<VmDesc>();
-        items.push(part(
+        items.push(entry::<VmDesc>(
             format!("VM {n} descriptor"),
-            at,
-            size_of::<VmDesc>(),
+            base + h.vms_off as usize,
+            i,
             Kind::Vm,
         ));
         for (k, m) in vm.maps.iter().enumerate() {
-            let at = base + vm.desc.maps_off as usize + k * size_of::<VmMapDesc>();
-            items.push(part(
+            items.push(entry::<VmMapDesc>(
                 format!("VM {n} guest map {k} (region {})", region_name(m.region)),
-                at,
-                size_of::<VmMapDesc>(),
+                base + vm.desc.maps_off as usize,
+                k,
                 Kind::VmMap,
             ));
         }
