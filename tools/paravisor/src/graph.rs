@@ -251,20 +251,16 @@ pub fn dot(system: &sdf::System, title: &str) -> String {
         let [a, b] = &ch.ends;
         for (from, to) in [(a, b), (b, a)] {
             let ids = format!("{}:{} -> {}:{}", from.pd, from.id, to.pd, to.id);
-            if from.pp {
+            let kinds = [
+                (from.pp, "style=solid, penwidth=1.5", "PPC"),
+                (from.notify, "style=dashed", "notify"),
+            ];
+            for (_, style, kind) in kinds.into_iter().filter(|k| k.0) {
                 w(format!(
-                    "  {} -> {} [style=solid, penwidth=1.5, label={}];\n",
+                    "  {} -> {} [{style}, label={}];\n",
                     pd_id(&from.pd),
                     pd_id(&to.pd),
-                    q(&format!("PPC {ids}"))
-                ));
-            }
-            if from.notify {
-                w(format!(
-                    "  {} -> {} [style=dashed, label={}];\n",
-                    pd_id(&from.pd),
-                    pd_id(&to.pd),
-                    q(&format!("notify {ids}"))
+                    q(&format!("{kind} {ids}"))
                 ));
             }
         }
