@@ -679,15 +679,7 @@ impl<'t> Parser<'t> {
     fn protection_domain(&mut self, node: Node, is_child: bool) -> Option<ProtectionDomain> {
         let mut at = self.attrs(node, if is_child { CHILD_PD_ATTRS } else { PD_ATTRS });
         let name = self.required(&mut at, "name");
-        let priority = self.numeric(
-            &mut at,
-            "priority",
-            parse_quantity,
-            0..=MAX_PRIORITY,
-            Some(0),
-        );
-        let budget = self.quantity(&mut at, "budget", Some(DEFAULT_BUDGET));
-        let period = self.quantity(&mut at, "period", Some(budget.unwrap_or(DEFAULT_BUDGET)));
+        let (priority, budget, period) = self.scheduling(&mut at);
         let passive = self.boolean(&mut at, "passive", false);
         let smc = self.boolean(&mut at, "smc", false);
         let fpu = self.boolean(&mut at, "fpu", true);
@@ -821,18 +813,20 @@ impl<'t> Parser<'t> {
         }
     }
 
+    /// Priority, budget and period, which PDs and guests share (the period defaults
+    /// to the budget).
+    fn scheduling(&mut self, at: &mut Attrs) -> (Option<u64>, Option<u64>, Option<u64>) {
+        let range = 0..=MAX_PRIORITY;
+        let priority = self.numeric(at, "priority", parse_quantity, range, Some(0));
+        let budget = self.quantity(at, "budget", Some(DEFAULT_BUDGET));
+        let period = self.quantity(at, "period", Some(budget.unwrap_or(DEFAULT_BUDGET)));
+        (priority, budget, period)
+    }
+
     fn virtual_machine(&mut self, node: Node) -> Option<VirtualMachine> {
         let mut at = self.attrs(node, VM_ATTRS);
         let name = self.required(&mut at, "name");
-        let priority = self.numeric(
-            &mut at,
-            "priority",
-            parse_quantity,
-            0..=MAX_PRIORITY,
-            Some(0),
-        );
-        let budget = self.quantity(&mut at, "budget", Some(DEFAULT_BUDGET));
-        let period = self.quantity(&mut at, "period", Some(budget.unwrap_or(DEFAULT_BUDGET)));
+        let (priority, budget, period) = self.scheduling(&mut at);
         let mut vcpus = Vec::new();
         let mut maps = Vec::new();
         let mut ok = at.ok;

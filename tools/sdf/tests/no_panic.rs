@@ -7,40 +7,8 @@ use std::path::Path;
 
 use proptest::prelude::*;
 
-const VALID: &str = r#"<system>
-    <memory_region name="ring" size="0x4000" />
-    <memory_region name="mmio" size="0x1000" phys_addr="0xfec0_0000" />
-    <protection_domain name="client" priority="100" budget="200" period="1000">
-        <program_image path="client.elf" />
-        <map mr="ring" vaddr="0x2000000" perms="rw" setvar_vaddr="ring_vaddr" />
-        <setvar symbol="ring_paddr" region_paddr="ring" />
-    </protection_domain>
-    <protection_domain name="server" priority="200" passive="true">
-        <program_image path="server.elf" />
-        <map mr="ring" vaddr="0x3000000" perms="rw" />
-        <map mr="mmio" vaddr="0x3004000" perms="rw" cached="false" />
-        <irq irq="33" id="5" trigger="edge" />
-        <protection_domain name="child" id="0" priority="201">
-            <program_image path="child.elf" />
-        </protection_domain>
-    </protection_domain>
-    <memory_region name="ram" size="0x200000" page_size="0x200000" />
-    <protection_domain name="vmm" priority="50">
-        <program_image path="vmm.elf" />
-        <map mr="ram" vaddr="0x4000_0000" perms="rw" />
-        <virtual_machine name="guest" priority="40" budget="500" period="1000">
-            <vcpu id="0" setvar_id="vcpu0" />
-            <vcpu id="1" cpu="0" />
-            <map mr="ram" vaddr="0x0" perms="rwx" />
-            <map mr="mmio" vaddr="0xfec0_0000" perms="rw" cached="false" />
-        </virtual_machine>
-    </protection_domain>
-    <channel>
-        <end pd="client" id="0" pp="true" />
-        <end pd="server" id="0" notify="false" />
-    </channel>
-</system>
-"#;
+mod common;
+use common::FULL;
 
 /// Pieces that push the parser and checker into their corners.
 const TOKENS: &[&str] = &[
@@ -195,7 +163,7 @@ fn assert_well_behaved(text: &str) {
 
 #[test]
 fn the_base_document_is_valid() {
-    sdf::parse_and_check(VALID, Path::new("v.xml")).unwrap_or_else(|e| panic!("{e}"));
+    sdf::parse_and_check(FULL, Path::new("v.xml")).unwrap_or_else(|e| panic!("{e}"));
 }
 
 proptest! {
@@ -203,7 +171,7 @@ proptest! {
 
     #[test]
     fn mutated_valid_xml_never_panics(edits in prop::collection::vec(edit(), 1..8)) {
-        assert_well_behaved(&apply(VALID, &edits));
+        assert_well_behaved(&apply(FULL, &edits));
     }
 
     #[test]

@@ -6,45 +6,21 @@ use std::path::Path;
 
 use sdf::{parse_and_check, IrqTrigger, Perms};
 
-pub const FULL: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
-<!-- a comment is fine anywhere -->
-<system>
-    <memory_region name="ring" size="0x4000" />
-    <memory_region name="big" size="0x40_0000" page_size="0x200000" />
-    <memory_region name="mmio" size="0x1000" phys_addr="0xfec0_0000" />
-    <protection_domain name="client" priority="100" budget="200" period="1000" stack_size="0x4000">
-        <program_image path="client.elf" />
-        <map mr="ring" vaddr="0x2000000" perms="rw" setvar_vaddr="ring_vaddr" />
-        <map mr="big" vaddr="0x4000_0000" perms="r" cached="false" />
-        <setvar symbol="ring_paddr" region_paddr="ring" />
-    </protection_domain>
-    <protection_domain name="server" priority="200" passive="true">
-        <program_image path="server.elf" />
-        <map mr="ring" vaddr="0x3000000" perms="rw" />
-        <map mr="mmio" vaddr="0x3004000" perms="rw" cached="false" />
-        <irq irq="33" id="5" trigger="edge" />
-        <irq irq="34" id="6" />
-        <protection_domain name="child" id="0" priority="201">
-            <program_image path="child.elf" />
-        </protection_domain>
-    </protection_domain>
-    <channel>
-        <end pd="client" id="0" pp="true" notify="true" />
-        <end pd="server" id="0" notify="false" />
-    </channel>
-    <channel>
-        <end pd="server" id="1" />
-        <end pd="child" id="61" />
-    </channel>
-</system>
-"#;
+mod common;
+use common::FULL;
 
 #[test]
 fn full_example_is_accepted_with_defaults_applied() {
     let sys = parse_and_check(FULL, Path::new("sys/system.xml")).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(sys.memory_regions.len(), 3);
-    assert_eq!(sys.all_pds().len(), 3);
+    assert_eq!(sys.memory_regions.len(), 4);
+    assert_eq!(sys.all_pds().len(), 4);
     assert_eq!(sys.channels.len(), 2);
+    let guests: Vec<_> = sys
+        .virtual_machines()
+        .into_iter()
+        .map(|(vmm, vm)| (vmm.name.as_str(), vm.name.as_str(), vm.vcpus.len()))
+        .collect();
+    assert_eq!(guests, [("vmm", "guest", 2)]);
 
     let big = sys.memory_region("big").unwrap();
     assert_eq!(
