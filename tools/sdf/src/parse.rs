@@ -843,20 +843,18 @@ impl<'t> Parser<'t> {
                 }
             };
         }
-        match (name, priority, budget, period) {
-            (Some(name), Some(priority), Some(budget), Some(period)) if ok => {
-                Some(VirtualMachine {
-                    name: name.into(),
-                    priority: narrow(priority),
-                    budget,
-                    period,
-                    vcpus,
-                    maps,
-                    span: at.span,
-                })
-            }
-            _ => None,
+        if !ok {
+            return None;
         }
+        Some(VirtualMachine {
+            name: name?.into(),
+            priority: narrow(priority?),
+            budget: budget?,
+            period: period?,
+            vcpus,
+            maps,
+            span: at.span,
+        })
     }
 
     fn vcpu(&mut self, node: Node) -> Option<Vcpu> {

@@ -246,16 +246,16 @@ impl Parser<'_> {
                 None => ok = false,
             }
         }
-        match (name, domain_id, peripheral_id) {
-            (Some(name), Some(domain_id), Some(peripheral_id)) if ok => Some(IoAddressSpace {
-                name: name.into(),
-                peripheral_id,
-                domain_id,
-                iomaps,
-                span: at.span,
-            }),
-            _ => None,
+        if !ok {
+            return None;
         }
+        Some(IoAddressSpace {
+            name: name?.into(),
+            peripheral_id: peripheral_id?,
+            domain_id: domain_id?,
+            iomaps,
+            span: at.span,
+        })
     }
 
     fn iomap(&mut self, node: Node) -> Option<IoMap> {
