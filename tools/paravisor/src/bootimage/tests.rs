@@ -668,70 +668,66 @@ fn the_reviewed_attacks_are_named() {
             crate::verify::check(t, &no_hashes, Some(&boot)).join("\n"),
         )
     };
-    let set = |t: &mut Vec<u8>, at: usize, v: &[u8]| t[at..at + v.len()].copy_from_slice(v);
-
-    // The server's map re-pointed at the guest's RAM.
-    let mut t = boot.clone();
-    let at = field_at(&boot, "PD server map 0 (region ring)", "region");
-    set(&mut t, at, &1u32.to_le_bytes());
-    let (h, r) = both(&t);
-    assert!(
-        h.contains("PD server map 0 (region ring) (file offset"),
-        "{h}"
-    );
-    assert!(h.contains("PD server: mappings"), "{h}");
-    assert!(
-        r.contains("PD server map 0 (region ring), field region differs"),
-        "{r}"
-    );
-
-    // A moved entry point, a 16x stack.
-    for (field, value) in [("entry", 0x40_0002u64), ("stack_size", 0x10_000)] {
-        let mut t = boot.clone();
-        set(
-            &mut t,
-            field_at(&boot, "PD client descriptor", field),
-            &value.to_le_bytes(),
-        );
-        let (h, r) = both(&t);
-        assert!(h.contains("PD client descriptor (file offset"), "{h}");
-        assert!(
-            r.contains(&format!("PD client descriptor, field {field} differs")),
-            "{r}"
-        );
-    }
-
-    // A data segment made RWX.
-    let mut t = boot.clone();
-    let at = field_at(&boot, "PD client segment table entry 1", "perms");
-    set(&mut t, at, &(perms::R | perms::W | perms::X).to_le_bytes());
-    let (h, r) = both(&t);
-    assert!(
-        h.contains("PD client: segment at 0x401000 is writable and executable"),
-        "{h}"
-    );
-    assert!(
-        r.contains("PD client segment table entry 1, field perms differs"),
-        "{r}"
-    );
-
-    // Patched kernel text.
+    let client = |field: &str| field_at(&boot, "PD client descriptor", field);
     let parts = super::layout::layout(&boot).unwrap();
-    let text = parts
+    let kernel_text = parts
         .iter()
         .find(|p| p.name.starts_with("kernel segment 0"))
-        .unwrap();
-    let mut t = boot.clone();
-    t[text.range.start + 3] = 0xcc;
-    let (h, r) = both(&t);
-    assert!(
-        h.contains("kernel segment 0 (r-x at paddr 0x100000) (file offset"),
-        "{h}"
-    );
-    assert!(
-        r.contains("kernel segment 0 (r-x at paddr 0x100000) differs"),
-        "{r}"
-    );
+        .unwrap()
+        .range
+        .start;
+    let rwx = perms::R | perms::W | perms::X;
+    // (where, the bytes written there, what verify says against the manifest's
+    // hashes, what it says against a rebuild)
+    let attacks: [(usize, Vec<u8>, &[&str], String); 5] = [
+        // The server's map re-pointed at the guest's RAM.
+        (
+            field_at(&boot, "PD server map 0 (region ring)", "region"),
+            1u32.to_le_bytes().to_vec(),
+            &[
+                "PD server map 0 (region ring) (file offset",
+                "PD server: mappings",
+            ],
+            "PD server map 0 (region ring), field region differs".into(),
+        ),
+        // A moved entry point.
+        (
+            client("entry"),
+            0x40_0002u64.to_le_bytes().to_vec(),
+            &["PD client descriptor (file offset"],
+            "PD client descriptor, field entry differs".into(),
+        ),
+        // A 16x stack.
+        (
+            client("stack_size"),
+            0x10_000u64.to_le_bytes().to_vec(),
+            &["PD client descriptor (file offset"],
+            "PD client descriptor, field stack_size differs".into(),
+        ),
+        // A data segment made RWX.
+        (
+            field_at(&boot, "PD client segment table entry 1", "perms"),
+            rwx.to_le_bytes().to_vec(),
+            &["PD client: segment at 0x401000 is writable and executable"],
+            "PD client segment table entry 1, field perms differs".into(),
+        ),
+        // Patched kernel text.
+        (
+            kernel_text + 3,
+            vec![0xcc],
+            &["kernel segment 0 (r-x at paddr 0x100000) (file offset"],
+            "kernel segment 0 (r-x at paddr 0x100000) differs".into(),
+        ),
+    ];
+    for (at, bytes, by_hash, by_rebuild) in attacks {
+        let mut t = boot.clone();
+        t[at..at + bytes.len()].copy_from_slice(&bytes);
+        let (h, r) = both(&t);
+        for want in by_hash {
+            assert!(h.contains(want), "{want:?} not in {h}");
+        }
+        assert!(r.contains(&by_rebuild), "{by_rebuild:?} not in {r}");
+    }
 
     // Without hashes or a rebuild nothing binds the bytes: refused.
     let unbound = crate::verify::check(&boot, &no_hashes, None).join("\n");
