@@ -12,15 +12,15 @@ use common::FULL;
 #[test]
 fn full_example_is_accepted_with_defaults_applied() {
     let sys = parse_and_check(FULL, Path::new("sys/system.xml")).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(sys.memory_regions.len(), 4);
-    assert_eq!(sys.all_pds().len(), 4);
+    assert_eq!(sys.memory_regions.len(), 5);
+    assert_eq!(sys.all_pds().len(), 5);
     assert_eq!(sys.channels.len(), 2);
     let guests: Vec<_> = sys
         .virtual_machines()
         .into_iter()
         .map(|(vmm, vm)| (vmm.name.as_str(), vm.name.as_str(), vm.vcpus.len()))
         .collect();
-    assert_eq!(guests, [("vmm", "guest", 2)]);
+    assert_eq!(guests, [("vmm", "linux", 2)]);
 
     let big = sys.memory_region("big").unwrap();
     assert_eq!(
@@ -162,29 +162,9 @@ fn model_built_in_code_is_checked_too() {
     );
 }
 
-pub const WITH_GUEST: &str = r#"<system>
-    <memory_region name="ram" size="0x400000" page_size="0x200000" />
-    <memory_region name="rom" size="0x1000" />
-    <protection_domain name="vmm" priority="100">
-        <program_image path="vmm.elf" />
-        <map mr="ram" vaddr="0x4000_0000" perms="rw" setvar_vaddr="guest_ram" />
-        <protection_domain name="helper" id="2" priority="101">
-            <program_image path="helper.elf" />
-        </protection_domain>
-        <virtual_machine name="linux" priority="100" budget="500" period="1000">
-            <vcpu id="0" setvar_id="boot_vcpu" />
-            <vcpu id="1" cpu="0" />
-            <map mr="ram" vaddr="0x0" perms="rwx" />
-            <map mr="rom" vaddr="0xffff_f000" perms="rx" cached="false" />
-        </virtual_machine>
-    </protection_domain>
-</system>
-"#;
-
 #[test]
 fn a_virtual_machine_is_read_into_its_vmm() {
-    let sys =
-        parse_and_check(WITH_GUEST, Path::new("system.xml")).unwrap_or_else(|e| panic!("{e}"));
+    let sys = parse_and_check(FULL, Path::new("system.xml")).unwrap_or_else(|e| panic!("{e}"));
     let vms = sys.virtual_machines();
     assert_eq!(vms.len(), 1);
     let (vmm, vm) = vms[0];
@@ -205,7 +185,7 @@ fn a_virtual_machine_is_read_into_its_vmm() {
         (vm.maps[1].mr.as_str(), vm.maps[1].vaddr, vm.maps[1].cached),
         ("rom", 0xffff_f000, false)
     );
-    assert_eq!((vm.span.line, vm.span.col), (10, 9));
+    assert_eq!((vm.span.line, vm.span.col), (39, 9));
     assert!(sys.pd("helper").unwrap().virtual_machine.is_none());
 }
 
@@ -250,8 +230,9 @@ fn a_guest_region_may_be_read_and_written_by_pds_and_fixed_regions_may_touch() {
 
 #[test]
 fn guest_rules_hold_for_a_model_built_in_code() {
-    let mut sys = parse_and_check(WITH_GUEST, Path::new("system.xml")).unwrap();
-    let vm = sys.protection_domains[0].virtual_machine.as_mut().unwrap();
+    let mut sys = parse_and_check(FULL, Path::new("system.xml")).unwrap();
+    let vmm = sys.protection_domains.iter_mut().find(|p| p.name == "vmm");
+    let vm = vmm.unwrap().virtual_machine.as_mut().unwrap();
     vm.priority = 101;
     vm.maps[1].vaddr = 0x1000;
     let errs = sdf::check(&sys).unwrap_err();

@@ -32,15 +32,19 @@ pub const FULL: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
         <end pd="server" id="1" />
         <end pd="child" id="61" />
     </channel>
-    <memory_region name="ram" size="0x200000" page_size="0x200000" />
-    <protection_domain name="vmm" priority="50">
+    <memory_region name="ram" size="0x400000" page_size="0x200000" />
+    <memory_region name="rom" size="0x1000" />
+    <protection_domain name="vmm" priority="100">
         <program_image path="vmm.elf" />
-        <map mr="ram" vaddr="0x4000_0000" perms="rw" />
-        <virtual_machine name="guest" priority="40" budget="500" period="1000">
-            <vcpu id="0" setvar_id="vcpu0" />
+        <map mr="ram" vaddr="0x4000_0000" perms="rw" setvar_vaddr="guest_ram" />
+        <protection_domain name="helper" id="2" priority="101">
+            <program_image path="helper.elf" />
+        </protection_domain>
+        <virtual_machine name="linux" priority="100" budget="500" period="1000">
+            <vcpu id="0" setvar_id="boot_vcpu" />
             <vcpu id="1" cpu="0" />
             <map mr="ram" vaddr="0x0" perms="rwx" />
-            <map mr="mmio" vaddr="0xfec0_0000" perms="rw" cached="false" />
+            <map mr="rom" vaddr="0xffff_f000" perms="rx" cached="false" />
         </virtual_machine>
     </protection_domain>
 </system>
