@@ -31,6 +31,14 @@ fn paravisor() -> PathBuf {
     target.join("debug/paravisor")
 }
 
+/// Runs a tool to success; its stdout.
+fn run(command: &mut Command) -> Vec<u8> {
+    let out = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{command:?}: {stderr}");
+    out.stdout
+}
+
 /// A two-PD system with made-up images, its manifest, and the list made from it.
 fn manifest_and_list(dir: &Path) -> (serde_json::Value, Vec<u8>) {
     std::fs::write(dir.join("alpha.elf"), b"the alpha image").unwrap();
@@ -45,30 +53,16 @@ fn manifest_and_list(dir: &Path) -> (serde_json::Value, Vec<u8>) {
 "#,
     )
     .unwrap();
-    let out = Command::new(paravisor())
+    run(Command::new(paravisor())
         .arg("manifest")
         .arg(dir.join("system.xml"))
         .arg("-o")
-        .arg(dir.join("manifest.json"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = Command::new(env!("CARGO_BIN_EXE_tpm-measurements"))
-        .arg(dir.join("manifest.json"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(dir.join("manifest.json")));
+    let list =
+        run(Command::new(env!("CARGO_BIN_EXE_tpm-measurements")).arg(dir.join("manifest.json")));
     let manifest =
         serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
-    (manifest, out.stdout)
+    (manifest, list)
 }
 
 #[test]

@@ -66,47 +66,22 @@ fn register_violations_are_refused_and_change_nothing() {
     let mut g = Guest::new(Unsupported);
     let before: Vec<u32> = (0..0x80).step_by(4).map(|o| g.reg(o)).collect();
     let vmm = g.vmm;
+    const R: u64 = label::MMIO_READ;
+    const W: u64 = label::MMIO_WRITE;
+    const B: u64 = CRB_BASE;
     let table: &[(u64, &[u64], Status)] = &[
-        (
-            label::MMIO_WRITE,
-            &[CRB_BASE + 0x1008, 4, 1],
-            Status::LOCALITY,
-        ),
-        (label::MMIO_READ, &[CRB_BASE + 0x4000, 4], Status::LOCALITY),
-        (
-            label::MMIO_WRITE,
-            &[CRB_BASE + 0x5000, 4, 1],
-            Status::OUTSIDE_WINDOW,
-        ),
-        (label::MMIO_READ, &[CRB_BASE - 4, 4], Status::OUTSIDE_WINDOW),
-        (label::MMIO_READ, &[u64::MAX, 8], Status::OUTSIDE_WINDOW),
-        (
-            label::MMIO_WRITE,
-            &[CRB_BASE + 0x40, 3, 1],
-            Status::BAD_SIZE,
-        ),
-        (
-            label::MMIO_WRITE,
-            &[CRB_BASE + 0x41, 2, 1],
-            Status::ALIGNMENT,
-        ),
-        (label::MMIO_WRITE, &[CRB_BASE + 0x100, 4, 1], Status::OFFSET),
-        (
-            label::MMIO_WRITE,
-            &[CRB_BASE + 0x58, 4, 0],
-            Status::READ_ONLY,
-        ),
-        (
-            label::MMIO_WRITE,
-            &[CRB_BASE + 0x4c, 4, 1],
-            Status::NOT_ACTIVE,
-        ),
-        (
-            label::MMIO_WRITE,
-            &[CRB_BASE + 0x4c, 4],
-            Status::BAD_REQUEST,
-        ),
-        (0x1234, &[CRB_BASE, 4], Status::BAD_REQUEST),
+        (W, &[B + 0x1008, 4, 1], Status::LOCALITY),
+        (R, &[B + 0x4000, 4], Status::LOCALITY),
+        (W, &[B + 0x5000, 4, 1], Status::OUTSIDE_WINDOW),
+        (R, &[B - 4, 4], Status::OUTSIDE_WINDOW),
+        (R, &[u64::MAX, 8], Status::OUTSIDE_WINDOW),
+        (W, &[B + 0x40, 3, 1], Status::BAD_SIZE),
+        (W, &[B + 0x41, 2, 1], Status::ALIGNMENT),
+        (W, &[B + 0x100, 4, 1], Status::OFFSET),
+        (W, &[B + 0x58, 4, 0], Status::READ_ONLY),
+        (W, &[B + 0x4c, 4, 1], Status::NOT_ACTIVE),
+        (W, &[B + 0x4c, 4], Status::BAD_REQUEST),
+        (0x1234, &[B, 4], Status::BAD_REQUEST),
     ];
     for &(lbl, args, want) in table {
         assert_eq!(g.call_from(vmm, lbl, args).0, want, "{lbl:#x} {args:x?}");
