@@ -261,30 +261,7 @@ impl ScsiDisk {
             .byte_len(blocks)
             .filter(|&b| b <= data.len())
             .ok_or(Sense::DATA_IN_OVERFLOW)?;
-        let base = lba * u64::from(self.block_size);
-        // Straight into guest memory where both sides allow it: one copy, not two.
-        if let Some(segs) = data.io_segments(true) {
-            let segs = trim(segs, bytes);
-            if self
-                .backend
-                .read_into(base, &segs)
-                .map_err(|e| backend_sense(e, false))?
-            {
-                return Ok(bytes);
-            }
-        }
-        let mut done = 0;
-        while done < bytes {
-            let n = (bytes - done).min(self.scratch.len());
-            let chunk = &mut self.scratch[..n];
-            self.backend
-                .read(base + done as u64, chunk)
-                .map_err(|e| backend_sense(e, false))?;
-            data.write_at(done, chunk)
-                .map_err(|_| Sense::DATA_IN_BUFFER_ERROR)?;
-            done += n;
-        }
-        Ok(bytes)
+        self.transfer(lba, bytes, data, true)
     }
 
     fn write(
@@ -308,14 +285,31 @@ impl ScsiDisk {
             .byte_len(blocks)
             .filter(|&b| b <= data.len())
             .ok_or(Sense::DATA_OUT_OVERFLOW)?;
+        self.transfer(lba, bytes, data, false)
+    }
+
+    /// Moves `bytes` between the disk from block `lba` and `data`, into guest
+    /// memory when `to_guest`. Straight between the backend and guest memory
+    /// where both sides allow it (one copy, not two), else through the scratch
+    /// buffer; a write is acknowledged only once the backend took it.
+    fn transfer(
+        &mut self,
+        lba: u64,
+        bytes: usize,
+        data: &dyn DataBuffer,
+        to_guest: bool,
+    ) -> Result<usize, Sense> {
         let base = lba * u64::from(self.block_size);
-        if let Some(segs) = data.io_segments(false) {
+        let writing = !to_guest;
+        let backend_err = |e| backend_sense(e, writing);
+        if let Some(segs) = data.io_segments(to_guest) {
             let segs = trim(segs, bytes);
-            if self
-                .backend
-                .write_from(base, &segs)
-                .map_err(|e| backend_sense(e, true))?
-            {
+            let direct = if to_guest {
+                self.backend.read_into(base, &segs)
+            } else {
+                self.backend.write_from(base, &segs)
+            };
+            if direct.map_err(backend_err)? {
                 return Ok(bytes);
             }
         }
@@ -323,12 +317,16 @@ impl ScsiDisk {
         while done < bytes {
             let n = (bytes - done).min(self.scratch.len());
             let chunk = &mut self.scratch[..n];
-            data.read_at(done, chunk)
-                .map_err(|_| Sense::DATA_OUT_BUFFER_ERROR)?;
-            // Acknowledged only once the backend took it.
-            self.backend
-                .write(base + done as u64, chunk)
-                .map_err(|e| backend_sense(e, true))?;
+            let at = base + done as u64;
+            if to_guest {
+                self.backend.read(at, chunk).map_err(backend_err)?;
+                data.write_at(done, chunk)
+                    .map_err(|_| Sense::DATA_IN_BUFFER_ERROR)?;
+            } else {
+                data.read_at(done, chunk)
+                    .map_err(|_| Sense::DATA_OUT_BUFFER_ERROR)?;
+                self.backend.write(at, chunk).map_err(backend_err)?;
+            }
             done += n;
         }
         Ok(bytes)
