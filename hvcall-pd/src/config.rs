@@ -53,6 +53,11 @@ impl Config {
 /// | 3  | vmbus-server         | service 0: claims the VMBus message connections (1..=4); guest posts go to its queue `service0_queue`; notified |
 /// | 4-6| VSP PDs              | services 1-3 (VSP slots 0-2): claim the signal connections vmbus-server granted their channels; signal-only unless a `service<i>_queue` is granted; notified |
 /// | 7  | a port manager       | calls in: routes connections into SynIC ports or to the host |
+/// | 8  | a port service       | service 4, not a VSP (tests/systems/hvcall_synic.xml's port daemon): claims connections in its range without grants; notified |
+///
+/// Channels 4-6 are VSPs in every system that uses them: their registrations are
+/// checked against vmbus-server's grants from the first call on, so a peer that
+/// is not a VSP takes channel 8 instead.
 pub mod build {
     use ipc::Channel;
 
@@ -67,8 +72,11 @@ pub mod build {
         Channel::new(4),
         Channel::new(5),
         Channel::new(6),
+        PORT_SERVICE,
     ];
     pub const PORTS: Channel = Channel::new(7);
+    /// The service slot for a peer that is not a VSP.
+    pub const PORT_SERVICE: Channel = Channel::new(8);
 
     /// The VMBus message connections (1 and 4) and what lies between: service 0's.
     pub const VMBUS_MESSAGE_CONNECTIONS: (u32, u32) = (1, 4);
@@ -97,7 +105,7 @@ pub mod build {
     }
 
     /// What [`crate::pd::HvcallPd::init`] reads, answered from this table.
-    pub const VARIABLES: [(&str, u64); 24] = [
+    pub const VARIABLES: [(&str, u64); 26] = [
         (pd::VP_COUNT, VP_COUNT),
         (pd::ISOLATION, ISOLATION),
         (pd::SHARED_GPA_BOUNDARY, SHARED_GPA_BOUNDARY),
@@ -114,6 +122,7 @@ pub mod build {
         (pd::SERVICE_CHANNEL_VARS[1], SERVICES[1].index() as u64),
         (pd::SERVICE_CHANNEL_VARS[2], SERVICES[2].index() as u64),
         (pd::SERVICE_CHANNEL_VARS[3], SERVICES[3].index() as u64),
+        (pd::SERVICE_CHANNEL_VARS[4], SERVICES[4].index() as u64),
         (
             pd::SERVICE_CONNECTION_VARS[0],
             range(VMBUS_MESSAGE_CONNECTIONS),
@@ -128,6 +137,10 @@ pub mod build {
         ),
         (
             pd::SERVICE_CONNECTION_VARS[3],
+            range(CHANNEL_SIGNAL_CONNECTIONS),
+        ),
+        (
+            pd::SERVICE_CONNECTION_VARS[4],
             range(CHANNEL_SIGNAL_CONNECTIONS),
         ),
         // vmbus-server grants connections; its VSP slot i is service i+1.

@@ -22,7 +22,9 @@
 //! - optionally [`GRANT_CHANNEL`] (vmbus-server) and [`VSP_CHANNEL_VARS`] (the
 //!   channel of VSP slot `i`, as vmbus-server numbers its VSPs): a VSP may route to
 //!   itself only the signal connections vmbus-server granted its open channels
-//!   ([`vsp_api::ChannelGrants`]); anything else is NotPermitted.
+//!   ([`vsp_api::ChannelGrants`]); anything else is NotPermitted, from the first
+//!   call on (whether or not vmbus-server has called yet). A grant also drops any
+//!   other peer's route on the granted connection.
 
 use hvcall_api::{
     label, ConnectionGrant as GrantRequest, ConnectionRevoke, CpuidReply, CpuidRequest,
@@ -63,24 +65,27 @@ pub const VCPU_CHANNELS: &str = "vcpu_channels";
 pub const SYNIC_PORT_CHANNELS: &str = "synic_port_channels";
 pub const HOST_ROUTE_CHANNELS: &str = "host_route_channels";
 
-pub const MAX_SERVICES: usize = 4;
+pub const MAX_SERVICES: usize = 5;
 pub const SERVICE_CHANNEL_VARS: [&str; MAX_SERVICES] = [
     "service0_channel",
     "service1_channel",
     "service2_channel",
     "service3_channel",
+    "service4_channel",
 ];
 pub const SERVICE_QUEUE_REGIONS: [&str; MAX_SERVICES] = [
     "service0_queue",
     "service1_queue",
     "service2_queue",
     "service3_queue",
+    "service4_queue",
 ];
 pub const SERVICE_CONNECTION_VARS: [&str; MAX_SERVICES] = [
     "service0_connections",
     "service1_connections",
     "service2_connections",
     "service3_connections",
+    "service4_connections",
 ];
 pub use hvcall_api::SERVICE_QUEUE_CAPACITY;
 pub use vsp_api::{GRANT_CHANNEL, VSP_CHANNEL_VARS};
@@ -175,7 +180,7 @@ impl<const VPS: usize, const ROUTES: usize> HvcallPd<VPS, ROUTES> {
                     value: shared_gpa,
                 })?;
         }
-        let mut services: [Option<Service>; MAX_SERVICES] = [None, None, None, None];
+        let mut services: [Option<Service>; MAX_SERVICES] = Default::default();
         for (i, slot) in services.iter_mut().enumerate() {
             let Some(channel) = init.optional(init.channel(SERVICE_CHANNEL_VARS[i]))? else {
                 continue;
@@ -239,7 +244,7 @@ impl<const VPS: usize, const ROUTES: usize> HvcallPd<VPS, ROUTES> {
 
     /// GRANT_CONNECTION / REVOKE_CONNECTION from vmbus-server.
     fn grant(&mut self, ch: Channel, msg: MessageInfo, mrs: &MessageRegisters) -> RegisterStatus {
-        if !self.vsps.note_caller(ch) {
+        if !self.vsps.is_authority(ch) {
             return RegisterStatus::NotPermitted;
         }
         if let Ok(r) = ConnectionRevoke::decode(msg, mrs) {
@@ -258,23 +263,42 @@ impl<const VPS: usize, const ROUTES: usize> HvcallPd<VPS, ROUTES> {
         let Ok(g) = GrantRequest::decode(msg, mrs) else {
             return RegisterStatus::Invalid;
         };
-        if self.vsps.channel(g.vsp).is_none() {
+        let Some(grantee) = self.vsps.channel(g.vsp) else {
             return RegisterStatus::Invalid;
-        }
+        };
         match self.grants.grant(g.vsp, g.relid, (g.connection_id, g.vtl)) {
-            Ok(()) => RegisterStatus::Ok,
+            Ok(()) => {
+                self.evict_squatter(g.connection_id, g.vtl, grantee);
+                RegisterStatus::Ok
+            }
             Err(GrantError::Taken) => RegisterStatus::Duplicate,
             Err(GrantError::Full) => RegisterStatus::Full,
             Err(GrantError::NotFound) => RegisterStatus::NotFound,
         }
     }
 
+    /// A granted connection belongs to the grantee: a route another peer made on it
+    /// earlier (a service whose range covers VSP connections, a port manager) is
+    /// dropped, so nothing claimed before vmbus-server granted keeps the doorbells.
+    fn evict_squatter(&mut self, connection_id: u32, vtl: Vtl, grantee: Channel) {
+        let squatter = self
+            .core
+            .routes()
+            .lookup(vtl, connection_id)
+            .map(|r| r.owner)
+            .filter(|&owner| owner != grantee.index());
+        if let Some(owner) = squatter {
+            let _ = self.core.unregister_route(vtl, connection_id, owner);
+        }
+    }
+
     fn register(&mut self, ch: Channel, reg: &Registration) -> RegisterStatus {
+        let wanted = (reg.connection_id, reg.vtl);
+        // Any other peer keeps off what vmbus-server granted a VSP (see
+        // `evict_squatter` for what it held before the grant).
         let granted = match self.vsps.slot_of(ch) {
-            Some(vsp) => self
-                .grants
-                .holds(vsp, |&granted| granted == (reg.connection_id, reg.vtl)),
-            None => true,
+            Some(vsp) => self.grants.holds(vsp, |&granted| granted == wanted),
+            None => !self.grants.any(|&granted| granted == wanted),
         };
         let permitted = match reg.kind {
             RouteKind::Service => {
@@ -286,9 +310,13 @@ impl<const VPS: usize, const ROUTES: usize> HvcallPd<VPS, ROUTES> {
                         .any(|s| s.channel == ch && s.connections.contains(&reg.connection_id))
             }
             RouteKind::SynicMessage { target, .. } | RouteKind::SynicEvent { target, .. } => {
-                self.synic_port_channels.contains(ch) && target.vp < self.core.config().vp_count
+                granted
+                    && self.synic_port_channels.contains(ch)
+                    && target.vp < self.core.config().vp_count
             }
-            RouteKind::Host => self.host_route_channels.contains(ch) && self.host.is_some(),
+            RouteKind::Host => {
+                granted && self.host_route_channels.contains(ch) && self.host.is_some()
+            }
         };
         if !permitted {
             return RegisterStatus::NotPermitted;
@@ -436,7 +464,6 @@ impl<const VPS: usize, const ROUTES: usize> Handler for HvcallPd<VPS, ROUTES> {
             label: msg.label(),
         };
         let from_vcpu = self.vcpu_channels.contains(ch);
-        self.vsps.note_caller(ch);
         match msg.label() {
             label::HYPERCALL if from_vcpu => {
                 let req = HypercallRequest::decode(msg, mrs).map_err(|_| bad)?;

@@ -33,7 +33,8 @@ const H_VMBUS: Channel = Channel::new(3); // a service PD that also owns SynIC p
 const H_RELAY: Channel = Channel::new(4); // may route to the host
 const H_VSP: Channel = Channel::new(5); // a signal-only service (a VSP)
 const H_VSP_B: Channel = Channel::new(6); // another VSP
-                                          // synic-pd's channel ids
+const H_PORT: Channel = Channel::new(8); // a service that is no VSP
+                                         // synic-pd's channel ids
 const S_VCPU: Channel = Channel::new(0);
 const S_HVCALL: Channel = Channel::new(1);
 
@@ -391,12 +392,14 @@ fn a_signal_only_service_claims_only_its_range_and_takes_no_messages() {
 
 /// vmbus-server (H_VMBUS) grants VSP slot 0 (H_VSP) and slot 1 (H_VSP_B).
 fn granting_rig() -> Rig {
-    Rig::with(|init| {
-        init.variable(hv::SERVICE_CHANNEL_VARS[2], H_VSP_B.index() as u64)
-            .variable(hv::GRANT_CHANNEL, H_VMBUS.index() as u64)
-            .variable(hv::VSP_CHANNEL_VARS[0], H_VSP.index() as u64)
-            .variable(hv::VSP_CHANNEL_VARS[1], H_VSP_B.index() as u64)
-    })
+    Rig::with(granting_rig_init)
+}
+
+fn granting_rig_init(init: FakeInit) -> FakeInit {
+    init.variable(hv::SERVICE_CHANNEL_VARS[2], H_VSP_B.index() as u64)
+        .variable(hv::GRANT_CHANNEL, H_VMBUS.index() as u64)
+        .variable(hv::VSP_CHANNEL_VARS[0], H_VSP.index() as u64)
+        .variable(hv::VSP_CHANNEL_VARS[1], H_VSP_B.index() as u64)
 }
 
 impl Rig {
@@ -460,6 +463,53 @@ fn a_vsp_claims_only_the_connections_vmbus_server_granted_its_channels() {
     // Freed, it can be granted to A's channel.
     assert_eq!(r.grant(H_VMBUS, 0, 3, 0x2001), RegisterStatus::Ok);
     assert_eq!(r.register(H_VSP, service(0x2001)), RegisterStatus::Ok);
+}
+
+/// A peer that starts before vmbus-server claims VSP B's connection before
+/// vmbus-server has made any call here: VSP A is refused outright (its slot is
+/// checked from the start), and a service that is no VSP but whose range covers the
+/// connection loses its route when vmbus-server grants it to B. Either way the
+/// doorbells go to B alone.
+#[test]
+fn nothing_claimed_before_vmbus_server_first_calls_survives_its_grant() {
+    let service = |connection_id| Registration {
+        connection_id,
+        vtl: Vtl::VTL0,
+        kind: RouteKind::Service,
+    };
+    for (squatter, pre_claim) in [
+        (H_VSP, RegisterStatus::NotPermitted),
+        (H_PORT, RegisterStatus::Ok),
+    ] {
+        let mut r = Rig::with(|init| {
+            granting_rig_init(init)
+                .variable(hv::SERVICE_CHANNEL_VARS[4], H_PORT.index() as u64)
+                .variable(
+                    hv::SERVICE_CONNECTION_VARS[4],
+                    hv::connection_range(0x2001, 0x27FF),
+                )
+        });
+        let why = format!("squatter {squatter:?}");
+        assert_eq!(r.register(squatter, service(0x2001)), pre_claim, "{why}");
+        assert_eq!(r.grant(H_VMBUS, 1, 1, 0x2001), RegisterStatus::Ok, "{why}");
+        assert_eq!(
+            r.register(squatter, service(0x2001)),
+            RegisterStatus::NotPermitted,
+            "{why}: granted to B"
+        );
+        assert_eq!(
+            r.signal(0x2001, 0),
+            HvStatus::INVALID_CONNECTION_ID,
+            "{why}: granted, not yet claimed, reaches nobody"
+        );
+        assert_eq!(
+            r.register(H_VSP_B, service(0x2001)),
+            RegisterStatus::Ok,
+            "{why}"
+        );
+        assert_eq!(r.signal(0x2001, 0), HvStatus::SUCCESS, "{why}");
+        assert_eq!(r.world.record.notified, [H_VSP_B], "{why}");
+    }
 }
 
 #[test]

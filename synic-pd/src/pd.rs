@@ -18,7 +18,8 @@
 //! - optionally [`GRANT_CHANNEL`] (vmbus-server) and [`VSP_CHANNEL_VARS`]: the
 //!   channel of VSP slot `i` as vmbus-server numbers its VSPs. A VSP channel may set
 //!   only the event flags vmbus-server granted it for its open channels
-//!   ([`vsp_api::ChannelGrants`]); anything else is answered ACCESS_DENIED.
+//!   ([`vsp_api::ChannelGrants`]); anything else is answered ACCESS_DENIED, from
+//!   the first call on, before vmbus-server has granted anything.
 //!
 //! A post refused with INSUFFICIENT_BUFFERS (the SINT's queue is full) earns the
 //! poster a notification on its channel once the guest writes a SynIC MSR again
@@ -224,7 +225,7 @@ impl<const VPS: usize, const DEPTH: usize> SynicPd<VPS, DEPTH> {
 
     /// GRANT_EVENT/REVOKE_EVENT, answered with a [`GrantStatus`] label.
     fn grant(&mut self, ch: Channel, req: &Request) -> GrantStatus {
-        if !self.vsps.note_caller(ch) {
+        if !self.vsps.is_authority(ch) {
             return GrantStatus::NotPermitted;
         }
         match *req {
@@ -365,7 +366,6 @@ impl<const VPS: usize, const DEPTH: usize> Handler for SynicPd<VPS, DEPTH> {
     ) -> Result<MessageInfo, HandlerError> {
         let label = msg.label();
         let bad = HandlerError::BadRequest { channel: ch, label };
-        self.vsps.note_caller(ch);
         let req = Request::decode(msg, mrs).map_err(|_| bad)?;
         if !self.allowed(ch, &req) {
             return Err(HandlerError::UnexpectedCall(ch));

@@ -662,12 +662,21 @@ fn a_vsp_sets_only_the_flags_vmbus_server_granted_its_channels() {
     let granted =
         |(m, mrs): (MessageInfo, MessageRegisters)| api::GrantStatus::decode(m, &mrs).unwrap();
 
+    // SIEF page 1, SINT 2's flags.
+    let flags_at = 4096 + 2 * 256;
+    // Before vmbus-server has called at all, A reaches for what will be B's flag
+    // (a VSP that starts first): its slot is checked already, so nothing is set
+    // that the grant would have to take back.
+    assert_eq!(
+        status(as_caller(&mut pd, VSP_A, signal(7))),
+        HvStatus::ACCESS_DENIED
+    );
+    assert_eq!(ram(&init).read::<u8>(flags_at).unwrap(), 0);
     // Only vmbus-server grants.
     assert_eq!(
         granted(as_caller(&mut pd, VSP_A, grant(0, 1, 1))),
         api::GrantStatus::NotPermitted
     );
-    // vmbus-server speaks: from now on VSP channels are checked.
     assert_eq!(
         granted(as_caller(&mut pd, VMBUS, grant(1, 7, 7))),
         api::GrantStatus::Ok
@@ -682,8 +691,6 @@ fn a_vsp_sets_only_the_flags_vmbus_server_granted_its_channels() {
         status(as_caller(&mut pd, VSP_A, signal(7))),
         HvStatus::ACCESS_DENIED
     );
-    // SIEF page 1, SINT 2's flags.
-    let flags_at = 4096 + 2 * 256;
     assert_eq!(ram(&init).read::<u8>(flags_at).unwrap(), 0);
     // B's own flag works; a flag it was not granted does not.
     assert_eq!(

@@ -320,6 +320,12 @@ impl Kernel for Link<'_> {
 
 impl World {
     fn new(confidential: bool) -> Self {
+        Self::starting_after(confidential, |_| {})
+    }
+
+    /// A world where `early` runs before vmbus-server's start (its first calls to
+    /// hvcall-pd and synic-pd): what a VSP that boots first could do.
+    fn starting_after(confidential: bool, early: impl FnOnce(&World)) -> Self {
         let ram = leaked_region(RAM_PAGES as usize * 4096);
         let shared = leaked_region(4 * 4096);
         let irq =
@@ -397,6 +403,7 @@ impl World {
             console: RefCell::new(Vec::new()),
             rogue_woken: RefCell::new(0),
         };
+        early(&world);
         world
             .vmbus
             .borrow_mut()
@@ -587,8 +594,36 @@ enum Ending {
     VspWithdraws,
 }
 
+/// The rogue VSP, started before vmbus-server, reaches for the doorbells and
+/// interrupts the echo channel will have (its relid is the first, but any of the
+/// first few would do): all refused, so nothing it could hold survives into the
+/// session, where the echo VSP must register that connection itself.
+fn rogue_first(world: &World) {
+    let target = SintTarget {
+        vp: 0,
+        instance: Instance::PARAVISOR,
+        sint: SINT,
+    };
+    for relid in 1..=4 {
+        assert_eq!(
+            world.claims(Pd::Rogue, 0x2000 + relid),
+            Some(RegisterStatus::NotPermitted),
+            "relid {relid}'s doorbell"
+        );
+        assert_eq!(
+            world.signals(Pd::Rogue, target, relid),
+            Err(HvStatus::ACCESS_DENIED),
+            "relid {relid}'s flag"
+        );
+    }
+}
+
 fn echo_session(confidential_guest: bool, ending: Ending) {
-    let world = World::new(true);
+    echo_session_after(confidential_guest, ending, |_| {});
+}
+
+fn echo_session_after(confidential_guest: bool, ending: Ending, early: fn(&World)) {
+    let world = World::starting_after(true, early);
     let config = if confidential_guest {
         ClientConfig::linux_confidential()
     } else {
@@ -827,6 +862,11 @@ fn a_5_3_guest_echoes_through_the_hypervisor_synic() {
 #[test]
 fn a_rescinded_open_channel_takes_its_doorbell_and_interrupt_from_the_vsp() {
     with_big_stack(|| echo_session(true, Ending::VspWithdraws));
+}
+
+#[test]
+fn a_vsp_that_starts_before_vmbus_server_takes_nothing_of_anothers() {
+    with_big_stack(|| echo_session_after(true, Ending::GuestCloses, rogue_first));
 }
 
 #[test]

@@ -73,6 +73,11 @@ impl<T: Copy> ChannelGrants<T> {
         self.entries.iter().any(|e| e.vsp == vsp && check(&e.what))
     }
 
+    /// Whether any channel holds a grant `check` accepts.
+    pub fn any(&self, check: impl Fn(&T) -> bool) -> bool {
+        self.entries.iter().any(|e| check(&e.what))
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -99,6 +104,7 @@ mod tests {
         t.grant(1, 2, (0x2002, 2)).unwrap();
         assert!(t.holds(0, |&(c, _)| c == 0x2001));
         assert!(!t.holds(1, |&(c, _)| c == 0x2001), "another VSP's");
+        assert!(t.any(|&(c, _)| c == 0x2001) && !t.any(|&(c, _)| c == 0x2005));
         // Channel (0, 1) moves to another connection; the old one is free.
         t.grant(0, 1, (0x2003, 1)).unwrap();
         assert!(!t.holds(0, |&(c, _)| c == 0x2001));

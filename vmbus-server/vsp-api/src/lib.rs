@@ -16,8 +16,8 @@ use vmbus_protocol::messages::UserDefinedData;
 use vmbus_protocol::{GpadlId, Guid, OfferFlags, Relid, Version};
 use zerocopy::IntoBytes;
 
-pub use ipc::wire::DecodeError;
 pub use grants::{ChannelGrants, GrantError, MAX_GRANTS};
+pub use ipc::wire::DecodeError;
 pub use slots::{VspChannels, GRANT_CHANNEL, MAX_VSPS, VSP_CHANNEL_VARS};
 
 mod grants;

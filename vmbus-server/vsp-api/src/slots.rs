@@ -1,6 +1,15 @@
 //! VSP slots: vmbus-server numbers its VSPs `0..MAX_VSPS`, and hvcall-pd and synic-pd
 //! name their channel to VSP `i` the same way (variable `vsp<i>_channel` in each), so
 //! a grant vmbus-server makes for slot `i` checks the right caller everywhere.
+//!
+//! A slot's channel is checked from the PD's first call on, not from the
+//! authority's: a VSP that started before vmbus-server could otherwise claim another
+//! channel's connection or flags in that window and keep them. The channel ids are
+//! build-time constants shared by every system, so a slot's id must mean "a VSP"
+//! in every system; a peer that is not a VSP gets a channel id of its own (hvcall-pd
+//! has a port-service slot for that) instead of borrowing a VSP's and needing the
+//! checks off. A per-system switch was the alternative, but a system that forgot it
+//! would run open, and the Microkit description format sets no plain values.
 
 use ipc::{Channel, Init, InitError, InitExt};
 
@@ -19,11 +28,6 @@ pub const GRANT_CHANNEL: &str = "grant_channel";
 pub struct VspChannels {
     authority: Option<Channel>,
     slots: [Option<Channel>; MAX_VSPS],
-    /// The authority has called. The image's channel table names the slots, but a
-    /// system without vmbus-server (tests/systems/hvcall_synic.xml) uses those
-    /// channels for other peers; vmbus-server calls first thing at start, before it
-    /// asks any VSP for offers, so every VSP channel is checked from then on.
-    authority_seen: bool,
 }
 
 impl VspChannels {
@@ -36,22 +40,16 @@ impl VspChannels {
         Ok(Self {
             authority: init.optional(init.channel(GRANT_CHANNEL))?,
             slots,
-            authority_seen: false,
         })
     }
 
-    /// Notes a call on `ch`; true if it is the authority's.
-    pub fn note_caller(&mut self, ch: Channel) -> bool {
-        let authority = self.authority == Some(ch);
-        self.authority_seen |= authority;
-        authority
+    /// Whether `ch` is the authority's channel.
+    pub fn is_authority(&self, ch: Channel) -> bool {
+        self.authority == Some(ch)
     }
 
-    /// The slot of the VSP on `ch`, once checks are on; `None` for other peers.
+    /// The slot of the VSP on `ch`; `None` for other peers.
     pub fn slot_of(&self, ch: Channel) -> Option<u8> {
-        if !self.authority_seen {
-            return None;
-        }
         self.slots
             .iter()
             .position(|c| *c == Some(ch))
@@ -71,16 +69,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn vsp_channels_are_checked_once_the_authority_has_called() {
+    fn vsp_channels_are_slots_from_the_start() {
         let init = FakeInit::new("pd")
             .variable(GRANT_CHANNEL, 3)
             .variable(VSP_CHANNEL_VARS[1], 5);
-        let mut v = VspChannels::init(&init).unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!(v.slot_of(Channel::new(5)), None, "before the authority");
-        assert!(!v.note_caller(Channel::new(5)));
-        assert_eq!(v.slot_of(Channel::new(5)), None);
-        assert!(v.note_caller(Channel::new(3)));
+        let v = VspChannels::init(&init).unwrap_or_else(|e| panic!("{e:?}"));
+        // Before the authority has called at all.
         assert_eq!(v.slot_of(Channel::new(5)), Some(1));
+        assert!(!v.is_authority(Channel::new(5)));
+        assert!(v.is_authority(Channel::new(3)));
         assert_eq!(v.slot_of(Channel::new(4)), None);
         assert_eq!(v.channel(1), Some(Channel::new(5)));
         assert_eq!(v.channel(0), None);
