@@ -258,6 +258,15 @@ impl Rig {
     }
 }
 
+/// A VTL0 service route to the caller.
+fn service(connection_id: u32) -> Registration {
+    Registration {
+        connection_id,
+        vtl: Vtl::VTL0,
+        kind: RouteKind::Service,
+    }
+}
+
 const PV_SINT2: SintTarget = SintTarget {
     vp: 0,
     instance: Instance::PARAVISOR,
@@ -331,17 +340,7 @@ fn a_posted_message_and_a_signal_reach_the_guest_pages_through_synic_pd() {
 #[test]
 fn service_routes_queue_messages_and_turn_signals_into_notifications() {
     let mut r = Rig::new();
-    assert_eq!(
-        r.register(
-            H_VMBUS,
-            Registration {
-                connection_id: 1,
-                vtl: Vtl::VTL0,
-                kind: RouteKind::Service
-            }
-        ),
-        RegisterStatus::Ok
-    );
+    assert_eq!(r.register(H_VMBUS, service(1)), RegisterStatus::Ok);
     let mut queue: Consumer<'static, ServiceMessage> =
         Consumer::new(r.mem.service, hv::SERVICE_QUEUE_CAPACITY).unwrap();
     assert!(
@@ -364,11 +363,6 @@ fn service_routes_queue_messages_and_turn_signals_into_notifications() {
 #[test]
 fn a_signal_only_service_claims_only_its_range_and_takes_no_messages() {
     let mut r = Rig::new();
-    let service = |connection_id| Registration {
-        connection_id,
-        vtl: Vtl::VTL0,
-        kind: RouteKind::Service,
-    };
     // A VSP may not claim the VMBus message connection (it would see every
     // channel message), nor anything outside the signal connections.
     assert_eq!(r.register(H_VSP, service(1)), RegisterStatus::NotPermitted);
@@ -427,11 +421,6 @@ impl Rig {
 #[test]
 fn a_vsp_claims_only_the_connections_vmbus_server_granted_its_channels() {
     let mut r = granting_rig();
-    let service = |connection_id| Registration {
-        connection_id,
-        vtl: Vtl::VTL0,
-        kind: RouteKind::Service,
-    };
     // Only vmbus-server grants; a grant names a VSP slot that exists.
     assert_eq!(r.grant(H_VSP, 0, 1, 0x2001), RegisterStatus::NotPermitted);
     assert_eq!(r.grant(H_VMBUS, 1, 1, 0x2001), RegisterStatus::Ok);
@@ -472,11 +461,6 @@ fn a_vsp_claims_only_the_connections_vmbus_server_granted_its_channels() {
 /// doorbells go to B alone.
 #[test]
 fn nothing_claimed_before_vmbus_server_first_calls_survives_its_grant() {
-    let service = |connection_id| Registration {
-        connection_id,
-        vtl: Vtl::VTL0,
-        kind: RouteKind::Service,
-    };
     for (squatter, pre_claim) in [
         (H_VSP, RegisterStatus::NotPermitted),
         (H_PORT, RegisterStatus::Ok),
@@ -560,11 +544,7 @@ fn host_routes_forward_only_shared_buffers() {
 #[test]
 fn registration_is_limited_to_each_channels_role() {
     let mut r = Rig::new();
-    let svc = Registration {
-        connection_id: 1,
-        vtl: Vtl::VTL0,
-        kind: RouteKind::Service,
-    };
+    let svc = service(1);
     let port = Registration {
         connection_id: 2,
         vtl: Vtl::VTL0,
