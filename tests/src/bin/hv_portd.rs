@@ -3,7 +3,7 @@
 //! one service connection to itself, one host relay), tells the guest it is ready,
 //! then prints every message its service queue delivers.
 //!
-//! Channels: 0 = hvcall-pd as its service 1 (service registration; notifications
+//! Channels: 0 = hvcall-pd as its service 4, the slot for a peer that is no VSP (notifications
 //! in), 1 = the guest (notify), 2 = hvcall-pd's port-manager channel (SynIC port and
 //! host routes). hvcall-pd grants each right on its own channel id, so the two
 //! roles are two channels.
