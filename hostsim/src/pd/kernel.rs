@@ -63,6 +63,9 @@ impl HostKernel {
 /// wake-up; poll first while that pays.
 fn receive_reply(fd: BorrowedFd<'_>, buf: &mut [u8], adaptive: &mut Adaptive) -> io::Result<usize> {
     let mut spin = adaptive.start();
+    if spin.is_off() {
+        return sys::recv_packet(fd, buf);
+    }
     loop {
         match sys::try_recv_packet(fd, buf) {
             Ok(None) if spin.again() => {}

@@ -149,6 +149,11 @@ pub(crate) struct Spin {
 }
 
 impl Spin {
+    /// Whether this wait sleeps at once.
+    pub fn is_off(&self) -> bool {
+        self.budget.is_zero()
+    }
+
     /// Whether to poll once more; `false` once the budget is spent.
     pub fn again(&mut self) -> bool {
         if self.budget.is_zero() {
