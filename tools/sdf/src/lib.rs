@@ -16,6 +16,7 @@
 
 mod buildable;
 mod check;
+pub mod constants;
 pub mod diag;
 pub mod limits;
 pub mod model;
