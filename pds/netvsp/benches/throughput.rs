@@ -4,7 +4,11 @@
 //!   what hv_netvsc does: send sections, transfer pages, completions), against
 //!   the same frames port to port on the switch alone;
 //! - guest -> netvsp -> TAP, against the same frames written to the TAP device
-//!   directly (in a network namespace of its own; root only).
+//!   directly (in a network namespace of its own; root only);
+//! - the whole system on host-sim (tests/systems/net_pair.xml): two guests, each
+//!   with its own hvcall-pd, synic-pd, vmbus-server and netvsp PD, every PD its
+//!   own process, sending each other frames both ways at once (the rate is what
+//!   guest A received), against the switch and TAP numbers of the same run.
 //!
 //! Prints packets/s and MB/s of each and the ratios. `QUICK=1` runs a few frames
 //! only, to check that it works.
@@ -13,7 +17,9 @@
 // unshare(2) for the TAP's network namespace.
 #![allow(unsafe_code)]
 
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use netvsp::backend::switch::Switch;
 use netvsp::backend::tap::Tap;
@@ -136,9 +142,66 @@ fn line(what: &str, n: u64, len: usize, secs: f64) -> f64 {
     pps
 }
 
+/// target/release/, with the host-sim PD images built in it.
+fn image_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--release", "--bins"]);
+    for p in ["netvsp", "hvcall-pd", "synic-pd", "vmbus-server"] {
+        cmd.args(["-p", p]);
+    }
+    let ok = cmd
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .env("CARGO_TARGET_DIR", profile.parent().unwrap())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "building the host-sim images");
+    profile
+}
+
+/// Packets/s guest A received while both guests sent `n` frames of `len` bytes
+/// to each other through the whole host-sim system.
+fn hostsim_pair(dir: &Path, n: u64, len: usize) -> f64 {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/systems/net_pair.xml"
+    );
+    let system = sdf::load(Path::new(path)).unwrap_or_else(|d| panic!("{d}"));
+    let opts = hostsim::SimOptions {
+        search_paths: vec![dir.to_path_buf()],
+        timeout: Some(Duration::from_secs(600)),
+        echo: false,
+        env: vec![
+            ("NET_FRAMES".into(), n.to_string().into()),
+            ("NET_FRAME_LEN".into(), len.to_string().into()),
+        ],
+        region_files: Vec::new(),
+    };
+    let outcome = hostsim::Simulation::launch(&system, &opts)
+        .unwrap()
+        .wait()
+        .unwrap();
+    let pass = outcome
+        .stdout_of("guest_a")
+        .find_map(|l| l.strip_prefix("net_guest: PASS: "))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("guest_a did not pass: {:#?}", outcome.log));
+    // "<n> frames each way; <pps> frames/s, ..."
+    pass.split("; ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no rate in {pass:?}"))
+}
+
 fn main() {
     let quick = std::env::var_os("QUICK").is_some();
     let n: u64 = if quick { 2_000 } else { 300_000 };
+    let sim_n: u64 = if quick { 2_000 } else { 100_000 };
+    let dir = image_dir();
+    let mut sims = Vec::new();
     for len in [64usize, 1514] {
         println!("netvsp throughput, {len}-byte frames, {n} frames:");
         let nic = line(
@@ -149,6 +212,15 @@ fn main() {
         );
         let sw = line("switch port->port", n, len, switch_direct(n, len));
         println!("  netvsp/switch ratio {:.3}", nic / sw);
+        let pps = hostsim_pair(&dir, sim_n, len);
+        let sim = line(
+            &format!("host-sim, both ways, {sim_n} each"),
+            sim_n,
+            len,
+            sim_n as f64 / pps,
+        );
+        println!("  host-sim/switch ratio {:.3}", sim / sw);
+        sims.push(sim);
     }
     // The TAP comparison runs in a thread that moved into its own namespace.
     let t = std::thread::spawn(move || {
@@ -157,12 +229,13 @@ fn main() {
             println!("TAP comparison skipped: no network namespace (needs root)");
             return;
         }
-        for len in [64usize, 1514] {
+        for (len, sim) in [64usize, 1514].into_iter().zip(sims) {
             println!("netvsp over TAP, {len}-byte frames, {n} frames:");
             let (nic, raw) = tap_pair(n, len);
             let nic = line("guest->netvsp->tap", n, len, nic);
             let raw = line("tap write", n, len, raw);
             println!("  netvsp/tap ratio {:.3}", nic / raw);
+            println!("  host-sim/tap ratio {:.3}", sim / raw);
         }
     });
     t.join().unwrap();

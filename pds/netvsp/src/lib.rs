@@ -17,6 +17,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod backend;
+pub mod config;
 mod mem;
 mod nic;
 pub mod ring;

@@ -25,6 +25,10 @@ const MAX_PAYLOAD: usize = 256;
 const STALL_ROOM: u32 = 128;
 /// Packets between intermediate commits, so a long burst frees ring space early.
 const COMMIT_EVERY: usize = 32;
+/// Backend room asked for before taking a guest packet: the frames one send
+/// section of Linux's batches holds. A packet with more still goes; what does
+/// not fit is dropped as on a full wire.
+pub const FRAMES_PER_PACKET: usize = 64;
 
 impl<M: RingMem> Outbox for OutgoingRing<M> {
     fn send(&mut self, packet: &OutgoingPacket<'_>, payload: &[&[u8]]) -> Result<(), OutboxFull> {
@@ -48,6 +52,8 @@ pub enum RingError {
 pub struct Served {
     pub packets: usize,
     pub frames_to_guest: usize,
+    /// Guest packets were left in the ring because the backend was full.
+    pub backend_full: bool,
     /// The guest must be interrupted (new packets for it, or room it waited for).
     pub signal: bool,
 }
@@ -119,6 +125,7 @@ pub fn serve<B: GuestBuffer, M: RingMem>(
 ) -> Result<Served, RingError> {
     let mut served = Served::default();
     loop {
+        let mut backend_full = false;
         loop {
             if !nic.flush(outgoing) {
                 if let Some(c) = outgoing.corruption() {
@@ -130,6 +137,13 @@ pub fn serve<B: GuestBuffer, M: RingMem>(
                     Err(WriteError::Corrupt(c)) => return Err(RingError::Outgoing(c)),
                     Err(_) => break,
                 }
+            }
+            if !backend.has_room(FRAMES_PER_PACKET) {
+                // The backend wakes us when it has room; the guest's packets wait
+                // in its ring meanwhile.
+                backend_full = true;
+                served.backend_full = true;
+                break;
             }
             let packet = match incoming.peek() {
                 Ok(p) => p,
@@ -187,7 +201,7 @@ pub fn serve<B: GuestBuffer, M: RingMem>(
         served.signal |= incoming.commit().map_err(RingError::Incoming)?;
         // The guest may have written after our last look without signalling, since
         // it saw the ring not yet drained: look once more before sleeping.
-        if nic.is_stalled() || incoming.is_empty().map_err(RingError::Incoming)? {
+        if backend_full || nic.is_stalled() || incoming.is_empty().map_err(RingError::Incoming)? {
             return Ok(served);
         }
     }

@@ -25,6 +25,15 @@ pub trait Backend {
     /// when nothing waits. A frame longer than `buf` is dropped, not cut.
     fn receive(&mut self, buf: &mut [u8]) -> Option<usize>;
 
+    /// Whether `frames` more frames would be taken now. A backend that says no
+    /// arranges to be woken when room appears (its [`Self::take_wakeup`] peer
+    /// notifies); the NIC leaves the guest's packets in its ring until then, so a
+    /// slow receiver slows the sender instead of losing its frames.
+    fn has_room(&mut self, frames: usize) -> bool {
+        let _ = frames;
+        true
+    }
+
     /// Whether the backend's peer must be notified now (it asked to be woken for
     /// frames we sent or space we freed); asking clears it.
     fn take_wakeup(&mut self) -> bool {

@@ -127,6 +127,22 @@ impl Backend for QueueBackend<'_> {
         }
     }
 
+    fn has_room(&mut self, frames: usize) -> bool {
+        let enough =
+            |tx: &mut Producer<'_, FrameSlot>| tx.free_slots().is_ok_and(|n| n as usize >= frames);
+        if enough(&mut self.tx) {
+            return true;
+        }
+        // Ask the consumer to say when it took some, then look again: it may have
+        // just done so.
+        self.tx.request_signal();
+        if enough(&mut self.tx) {
+            self.tx.cancel_signal();
+            return true;
+        }
+        false
+    }
+
     fn take_wakeup(&mut self) -> bool {
         core::mem::take(&mut self.wake)
     }

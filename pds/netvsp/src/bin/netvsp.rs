@@ -1,0 +1,59 @@
+//! host-sim entry point of the network VSP: the library PD with this image's
+//! build-time configuration ([`netvsp::config::build`]) on the frame queues
+//! system.xml grants, or on a loopback when it grants none.
+
+use ipc::{Init, InitExt, Perms, WithVariables};
+use netvsp::backend::queue::QueueBackend;
+use netvsp::backend::{Backend, Loopback};
+use netvsp::config::{build, identity};
+use netvsp::vsp::{self, Setup};
+
+fn main() {
+    hostsim::run(|init, kernel| {
+        let init = WithVariables::new(init, &build::VARIABLES);
+        let out = init.optional(init.region_with(build::FRAMES_OUT, Perms::RW))?;
+        let inp = init.optional(init.region_with(build::FRAMES_IN, Perms::RW))?;
+        let (backend, backend_channel): (Box<dyn Backend>, _) = match (out, inp) {
+            (Some(out), Some(inp)) => {
+                let q = QueueBackend::new(out, inp, build::QUEUE_SLOTS).map_err(|_| {
+                    ipc::InitError::RegionTooSmall {
+                        name: build::FRAMES_OUT,
+                        needed: QueueBackend::region_size(build::QUEUE_SLOTS).unwrap_or(usize::MAX),
+                        granted: out.len().min(inp.len()),
+                    }
+                })?;
+                (Box::new(q), Some(build::BACKEND))
+            }
+            _ => (Box::new(Loopback::new(256)), None),
+        };
+        let (mac, instance) = identity(init.pd_name());
+        let pd = vsp::init(
+            &init,
+            Setup {
+                instance,
+                mac,
+                backend,
+                backend_channel,
+            },
+        )?;
+        eprintln!(
+            "netvsp: MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, {}",
+            mac[0],
+            mac[1],
+            mac[2],
+            mac[3],
+            mac[4],
+            mac[5],
+            if backend_channel.is_some() {
+                "frame queues"
+            } else {
+                "loopback"
+            }
+        );
+        // vmbus-server may have asked for offers before this PD was up.
+        if let Err(e) = pd.announce(kernel) {
+            eprintln!("netvsp: announcing the offer: {e}");
+        }
+        Ok(pd)
+    })
+}
