@@ -278,3 +278,62 @@ fn two_pds_bring_linux_sized_nics_up_and_exchange_every_frame_once() {
         )
         .is_err());
 }
+
+#[test]
+fn a_receiver_that_is_not_served_slows_the_sender_and_loses_nothing() {
+    // A small wire: its queues fill long before the sender runs out of frames.
+    let size = QueueBackend::region_size(QUEUE_SLOTS).unwrap();
+    let (ab, ba) = (leaked_region(size), leaked_region(size));
+    let mut a = Side::new([0, 0x15, 0x5d, 0, 0, 0xa], ab, ba);
+    let mut b = Side::new([0, 0x15, 0x5d, 0, 0, 0xb], ba, ab);
+    let (mut ca, mut cb) = (a.bring_up(), b.bring_up());
+    const FRAMES: u32 = 2000;
+    let mut sent = 0;
+    // Only A runs: the queue to B fills, then A's NIC leaves the guest's packets
+    // in its ring, then the guest's sends stop fitting.
+    for _ in 0..200 {
+        while sent < FRAMES && ca.send_frame(&frame(0xa, 0xb, sent)).unwrap() {
+            sent += 1;
+        }
+        ca.flush().unwrap();
+        a.serve(HVCALL);
+        ca.poll().unwrap();
+    }
+    assert!(sent < FRAMES, "the sender was never held back");
+    let held = sent;
+    let nic = |s: &Side| s.pd.device().nic(RELID).unwrap().rndis().counters;
+    assert_eq!(nic(&a).xmit_error, 0, "frames were dropped, not held");
+    // B runs now; its draining wakes A (the queue's producer asked to be), and
+    // everything arrives.
+    let mut got = Vec::new();
+    let mut wake_a = false;
+    for _ in 0..100_000 {
+        let woke_b = b.serve(HVCALL);
+        assert!(!woke_b || got.len() < FRAMES as usize);
+        wake_a |= b.kernel.record.notified.contains(&WIRE);
+        cb.poll().unwrap();
+        cb.flush().unwrap();
+        while let Some(f) = cb.receive_frame() {
+            got.push(f);
+        }
+        if std::mem::take(&mut wake_a) {
+            a.serve(WIRE);
+        }
+        while sent < FRAMES && ca.send_frame(&frame(0xa, 0xb, sent)).unwrap() {
+            sent += 1;
+        }
+        ca.flush().unwrap();
+        a.serve(HVCALL);
+        ca.poll().unwrap();
+        if got.len() == FRAMES as usize {
+            break;
+        }
+    }
+    let want: Vec<Vec<u8>> = (0..FRAMES).map(|s| frame(0xa, 0xb, s)).collect();
+    assert!(
+        got == want,
+        "{} of {FRAMES} frames, {held} sent before B ran",
+        got.len()
+    );
+    assert_eq!(nic(&a).xmit_error, 0);
+}
