@@ -136,10 +136,11 @@ impl fmt::Display for ConfigError {
 }
 
 /// The build-time configuration of the vmbus-server image: channel ids, roles and
-/// the partition's shape, as a Microkit PD keeps them in its `config.rs`. Every
-/// system description that runs this image must give its channels these ids (the
-/// system tests check the root system.xml against this table). A VSP slot exists
-/// when the description grants its GPADL window `vsp<i>_gpadl`.
+/// the partition's shape, as a Microkit PD keeps them in its `config.rs`. The
+/// hvcall and synic ids, the guest GPAs and the region sizes are generated from the
+/// system descriptions ([`system_constants`], the PD named `vmbus`); VSP slot `i`
+/// is channel `2+i` by this crate's convention. A VSP slot exists when the
+/// description grants its GPADL window `vsp<i>_gpadl`.
 ///
 /// | id | peer        | role                                                          |
 /// |----|-------------|---------------------------------------------------------------|
@@ -148,11 +149,11 @@ impl fmt::Display for ConfigError {
 /// | 2+i| VSP PD `i`  | calls out ([`crate::vsp`]); notified on offer changes           |
 pub mod build {
     use ipc::Channel;
+    use system_constants::host::region_size;
 
     use crate::pd;
 
-    pub const HVCALL: Channel = Channel::new(0);
-    pub const SYNIC: Channel = Channel::new(1);
+    pub use system_constants::channel::vmbus::{HVCALL, SYNIC};
     pub const VSPS: [Channel; pd::MAX_VSPS] = [
         Channel::new(2),
         Channel::new(3),
@@ -161,12 +162,13 @@ pub mod build {
     ];
 
     pub const VP_COUNT: u64 = 2;
-    /// Guest RAM GPADLs may name: `guest_ram` at GPA 0 ...
-    pub const GUEST_RAM_GPA: u64 = 0;
-    pub const GUEST_RAM_SIZE: u64 = 0x20_0000;
+    /// Guest RAM GPADLs may name: `guest_ram` ...
+    pub use system_constants::GUEST_RAM_GPA;
+    /// ... of system.xml's size (images for other descriptions pass theirs) ...
+    pub const GUEST_RAM_SIZE: u64 = region_size::GUEST_RAM;
     /// ... and its host-visible alias `guest_shared` at the vTOM.
-    pub const GUEST_SHARED_GPA: u64 = 0x10_0000_0000;
-    pub const GUEST_SHARED_SIZE: u64 = 0x4_0000;
+    pub use system_constants::GUEST_SHARED_GPA;
+    pub const GUEST_SHARED_SIZE: u64 = region_size::GUEST_SHARED;
     pub const CONFIDENTIAL_VMBUS: bool = true;
     pub const MAX_VERSION: vmbus_protocol::Version = vmbus_protocol::Version::V6_0;
 

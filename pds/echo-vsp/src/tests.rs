@@ -28,10 +28,7 @@ use vmbus_device::names as config;
 
 use crate::device::{self as pd, EchoVsp};
 
-const VMBUS: Channel = Channel::new(0);
-const HVCALL: Channel = Channel::new(1);
-const SYNIC: Channel = Channel::new(2);
-const SHARED_GPA: u64 = 0x10_0000_0000;
+use crate::config::build::{GUEST_RAM_GPA, GUEST_SHARED_GPA as SHARED_GPA, HVCALL, SYNIC, VMBUS};
 const SHARED_PFN: u64 = SHARED_GPA / PAGE_SIZE as u64;
 const RAM_PAGES: usize = 64;
 const RELID: Relid = Relid(5);
@@ -115,7 +112,7 @@ impl Rig {
             .variable(config::VMBUS_CHANNEL, VMBUS.index().into())
             .variable(config::HVCALL_CHANNEL, HVCALL.index().into())
             .variable(config::SYNIC_CHANNEL, SYNIC.index().into())
-            .variable(config::GUEST_RAM_GPA, 0)
+            .variable(config::GUEST_RAM_GPA, GUEST_RAM_GPA)
             .variable(config::GUEST_SHARED_GPA, SHARED_GPA);
         Self {
             vsp: crate::init(&init).unwrap(),

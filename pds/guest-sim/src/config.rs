@@ -1,16 +1,14 @@
-//! The guest_sim image's build-time configuration: channel ids (which the system
-//! description must match), the regions it maps, and where the guest keeps things
-//! in its physical address space.
+//! The guest_sim image's build-time configuration: channel ids and the vTOM
+//! (generated from the system descriptions by [`system_constants`], for the PD
+//! named `guest`), the regions it maps, and where the guest keeps things in its
+//! physical address space.
 //!
 //! | id | peer      | role                                                          |
 //! |----|-----------|---------------------------------------------------------------|
 //! | 0  | hvcall-pd | calls out: hypercall, CPUID and MSR exits                     |
 //! | 1  | synic-pd  | calls out: SynIC MSRs; notifies when it drained the interrupt queue |
 
-use ipc::Channel;
-
-pub const HVCALL: Channel = Channel::new(0);
-pub const SYNIC: Channel = Channel::new(1);
+pub use system_constants::channel::guest::{HVCALL, SYNIC};
 
 /// Regions, by their `setvar_vaddr` names.
 pub const GUEST_RAM: &str = "guest_ram";
@@ -19,7 +17,8 @@ pub const IRQ_QUEUE: &str = "irq_queue";
 
 /// `guest_ram` is GPA 0 up; `guest_shared`, its host-visible alias, starts at the
 /// vTOM (hvcall-pd's shared GPA boundary).
-pub const SHARED_GPA: u64 = 1 << isolation::gpa::SVM_VTOM_BIT;
+pub const SHARED_GPA: u64 = system_constants::GUEST_SHARED_GPA;
+const _: () = assert!(system_constants::GUEST_RAM_GPA == 0);
 pub const PAGE: u64 = hvdef::HV_PAGE_SIZE;
 
 /// Private pages the guest's kernel uses.

@@ -1,6 +1,7 @@
 //! The storvsp image's build-time configuration, as a Microkit PD keeps it in its
-//! `config.rs`. Every system description that runs this image must give its
-//! channels these ids (the system tests check the root system.xml against them).
+//! `config.rs`. The ids and the guest RAM GPA are generated from the system
+//! descriptions ([`system_constants`]: the PD named `storvsp` in each, the build
+//! failing if two disagree); the table below is what each channel is for.
 //!
 //! | id | peer         | role                                                     |
 //! |----|--------------|----------------------------------------------------------|
@@ -11,15 +12,11 @@
 //! Regions, by `setvar_vaddr` name: those [`vmbus_device::names`] lists and
 //! [`crate::device::DISK`] (rw).
 pub mod build {
-    use ipc::Channel;
     use vmbus_device::names;
 
-    pub const VMBUS: Channel = Channel::new(0);
-    pub const HVCALL: Channel = Channel::new(1);
-    pub const SYNIC: Channel = Channel::new(2);
-
+    pub use system_constants::channel::storvsp::{HVCALL, SYNIC, VMBUS};
     /// Where `guest_ram` sits in the guest's physical space.
-    pub const GUEST_RAM_GPA: u64 = 0;
+    pub use system_constants::GUEST_RAM_GPA;
 
     /// What [`crate::device::init`] reads, answered from this table.
     pub const VARIABLES: [(&str, u64); 4] = [

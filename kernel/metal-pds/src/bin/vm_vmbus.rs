@@ -1,5 +1,5 @@
 //! vmbus-server on the bare-metal runtime: the library PD with its image's
-//! build-time configuration (vmbus.xml's 2 MiB of guest RAM); a VSP slot exists
+//! build-time configuration and vmbus.xml's guest RAM size; a VSP slot exists
 //! only when the system description grants its GPADL window (as in the host-sim
 //! entry).
 #![no_std]
@@ -17,5 +17,5 @@ pd_rt::global_heap!(512 * 1024);
 pd_rt::entry!(|init, kernel| vmbus_start::start(
     init,
     kernel,
-    vmbus_server::config::build::GUEST_RAM_SIZE
+    system_constants::metal_vmbus::region_size::GUEST_RAM
 ));

@@ -1,6 +1,6 @@
-//! vmbus-server for linux.xml: as `vm_vmbus`, but GPADLs may name the Linux
-//! guest's 256 MiB of RAM. (vmbus-server maps no guest memory, so the size of guest
-//! RAM is a build-time constant of its image, like its other partition constants.)
+//! vmbus-server for linux.xml: as `vm_vmbus`, but GPADLs may name all of the Linux
+//! guest's RAM. (vmbus-server maps no guest memory, so the size of guest RAM is a
+//! build-time constant of its image, generated from linux.xml.)
 #![no_std]
 #![no_main]
 
@@ -13,7 +13,8 @@ mod vmbus_start;
 
 pd_rt::global_heap!(512 * 1024);
 
-/// linux.xml's `guest_ram`.
-const GUEST_RAM_SIZE: u64 = 0x1000_0000;
-
-pd_rt::entry!(|init, kernel| vmbus_start::start(init, kernel, GUEST_RAM_SIZE));
+pd_rt::entry!(|init, kernel| vmbus_start::start(
+    init,
+    kernel,
+    system_constants::metal_linux::region_size::GUEST_RAM
+));
