@@ -8,27 +8,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 const FRAMES: &str = "3000";
 
-/// The netvsp images (`netvsp`, `net_guest`) next to the others common builds.
-fn build_netvsp_images() {
-    let dir = common::bin_dir();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--bins", "-p", "netvsp"])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .env("CARGO_TARGET_DIR", dir.parent().expect("target dir"));
-    if dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    assert!(cmd.status().expect("cargo build -p netvsp").success());
-}
-
 #[test]
 fn two_guests_exchange_every_frame_once_through_their_netvsp_pds() {
-    build_netvsp_images();
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/systems/net_pair.xml");
     let system = sdf::load(Path::new(path)).unwrap_or_else(|d| panic!("{d}"));
     let outcome = common::run(&system, &common::options(120, &[("NET_FRAMES", FRAMES)]));

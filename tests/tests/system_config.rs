@@ -95,6 +95,7 @@ fn every_channel_id_and_direction_matches_the_pd_images() {
     use echo_vsp::config::build as echo;
     use guest_sim::config as guest;
     use hvcall_pd::config::build as hv;
+    use netvsp::config::build as net;
     use storvsp::config::build as stor;
     use synic_pd::config::build as sy;
     use vmbus_server::config::build as vm;
@@ -113,7 +114,7 @@ fn every_channel_id_and_direction_matches_the_pd_images() {
     use ipc::Channel as Ch;
     type Row<'a> = (&'a str, Ch, &'a str, Ch, Option<(bool, bool)>, &'a str);
     let svc = hv::SERVICES;
-    let rows: [Row; 11] = [
+    let rows: [Row; 14] = [
         ("guest", guest::HVCALL, "hvcall", hv::VCPU, QUIET, ""),
         ("guest", guest::SYNIC, "synic", sy::VCPU, BOTH, QUEUES),
         ("hvcall", hv::SYNIC, "synic", sy::HVCALL, None, ""),
@@ -125,6 +126,9 @@ fn every_channel_id_and_direction_matches_the_pd_images() {
         ("vmbus", vm::VSPS[1], "storvsp", stor::VMBUS, BACK, OFFERS),
         ("storvsp", stor::HVCALL, "hvcall", svc[2], BACK, SIGNALS),
         ("storvsp", stor::SYNIC, "synic", sy::VSPS[1], QUIET, ""),
+        ("vmbus", vm::VSPS[2], "netvsp", net::VMBUS, BACK, OFFERS),
+        ("netvsp", net::HVCALL, "hvcall", svc[3], BACK, SIGNALS),
+        ("netvsp", net::SYNIC, "synic", sy::VSPS[2], QUIET, ""),
     ];
     for (caller, c_id, callee, e_id, notify, why) in rows {
         calls(&sys, caller, c_id, callee, e_id);
@@ -135,7 +139,7 @@ fn every_channel_id_and_direction_matches_the_pd_images() {
     }
     assert_eq!(
         sys.channels.len(),
-        11,
+        14,
         "a channel nobody's image uses is a capability nobody should hold"
     );
 }
@@ -150,7 +154,7 @@ fn every_pd_maps_exactly_what_it_uses() {
 
     let sys = root();
     // (PD, what it maps by setvar name and perms, why)
-    let rows: [(&str, &[Mapped], &str); 6] = [
+    let rows: [(&str, &[Mapped], &str); 7] = [
         ("synic", &[(sy::GUEST_RAM, "rw"), (sy::IRQ_QUEUE, "rw")], ""),
         (
             "hvcall",
@@ -163,6 +167,7 @@ fn every_pd_maps_exactly_what_it_uses() {
                 (vm::SERVICE_QUEUE, "rw"),
                 (vm::VSP_GPADL_REGIONS[0], "rw"),
                 (vm::VSP_GPADL_REGIONS[1], "rw"),
+                (vm::VSP_GPADL_REGIONS[2], "rw"),
             ],
             "vmbus-server never touches guest memory",
         ),
@@ -183,6 +188,11 @@ fn every_pd_maps_exactly_what_it_uses() {
                 (storvsp::device::DISK, "rw"),
             ],
             "storvsp serves confidential rings only: no shared memory",
+        ),
+        (
+            "netvsp",
+            &[(dev::GUEST_RAM, "rw"), (dev::GPADL_WINDOW, "r")],
+            "netvsp serves confidential rings only, on a loopback: no shared memory, no frame queues",
         ),
         (
             "guest",
@@ -220,6 +230,10 @@ fn every_pd_maps_exactly_what_it_uses() {
         (
             ("vmbus", vm::VSP_GPADL_REGIONS[1]),
             ("storvsp", dev::GPADL_WINDOW),
+        ),
+        (
+            ("vmbus", vm::VSP_GPADL_REGIONS[2]),
+            ("netvsp", dev::GPADL_WINDOW),
         ),
         (
             ("synic", sy::IRQ_QUEUE),
@@ -265,6 +279,7 @@ fn partition_constants_agree_with_each_other_and_the_regions() {
         ("synic-pd", synic_pd::config::build::GUEST_SHARED_GPA),
         ("vmbus-server", vm::GUEST_SHARED_GPA),
         ("echo-vsp", echo_vsp::config::build::GUEST_SHARED_GPA),
+        ("netvsp", netvsp::config::build::GUEST_SHARED_GPA),
         ("guest-sim", guest_sim::config::SHARED_GPA),
     ] {
         assert_eq!(gpa, vtom, "{who} puts guest_shared elsewhere");
@@ -274,10 +289,12 @@ fn partition_constants_agree_with_each_other_and_the_regions() {
         synic_pd::config::build::VP_COUNT
     );
     assert_eq!(hvcall_pd::config::build::VP_COUNT, vm::VP_COUNT);
-    assert_eq!(
+    for ram_gpa in [
         storvsp::config::build::GUEST_RAM_GPA,
-        hvcall_pd::config::build::GUEST_RAM_GPA
-    );
+        netvsp::config::build::GUEST_RAM_GPA,
+    ] {
+        assert_eq!(ram_gpa, hvcall_pd::config::build::GUEST_RAM_GPA);
+    }
     assert_eq!(
         hvcall_pd::config::build::CONFIDENTIAL_VMBUS,
         vm::CONFIDENTIAL_VMBUS

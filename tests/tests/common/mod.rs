@@ -46,6 +46,8 @@ pub fn bin_dir() -> &'static Path {
             "guest-sim",
             "-p",
             "storvsp",
+            "-p",
+            "netvsp",
         ])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .env("CARGO_TARGET_DIR", &target_dir);
