@@ -90,7 +90,10 @@ fuzz_target!(|data: &[u8]| {
         .variable(config::HVCALL_CHANNEL, 1)
         .variable(config::SYNIC_CHANNEL, 2)
         .variable(config::GUEST_RAM_GPA, 0)
-        .variable(config::GUEST_SHARED_GPA, 0x10_0000_0000);
+        .variable(
+            config::GUEST_SHARED_GPA,
+            echo_vsp::config::build::GUEST_SHARED_GPA,
+        );
     let Ok(mut pd) = echo_vsp::init(&init) else {
         return;
     };
