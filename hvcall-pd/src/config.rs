@@ -40,10 +40,12 @@ impl Config {
 }
 
 /// The build-time configuration of the hvcall-pd image: channel ids and roles and
-/// the partition's shape, as a Microkit PD keeps them in its `config.rs`. Every
-/// system description that runs this image must give its channels these ids (the
-/// system tests check the root system.xml against this table); which of them exist
-/// at all is the description's choice, so a system grants only what it needs.
+/// the partition's shape, as a Microkit PD keeps them in its `config.rs`. The ids
+/// of the vCPU, synic, vmbus and host-forward peers, the guest GPAs and the vTOM
+/// are generated from the system descriptions ([`system_constants`], the PD named
+/// `hvcall`); the VSP slots (4-6) and the port channels (7, 8, two channels to one
+/// peer) are this crate's convention. Which channels exist at all is the
+/// description's choice, so a system grants only what it needs.
 ///
 /// | id | peer                 | role                                                        |
 /// |----|----------------------|-------------------------------------------------------------|
@@ -60,15 +62,18 @@ impl Config {
 /// is not a VSP takes channel 8 instead.
 pub mod build {
     use ipc::Channel;
+    use system_constants::channel::hvcall as described;
 
     use crate::pd;
 
-    pub const VCPU: Channel = Channel::new(0);
-    pub const SYNIC: Channel = Channel::new(1);
-    pub const HOST: Channel = Channel::new(2);
+    /// The vCPU PD: `guest` (guest-sim) or `vmm` (a real guest's VMM).
+    pub const VCPU: Channel = described::GUEST;
+    const _: () = assert!(described::VMM.index() == VCPU.index());
+    pub const SYNIC: Channel = described::SYNIC;
+    pub const HOST: Channel = described::HOSTFWD;
     /// Service slot `i` is channel `SERVICES[i]`.
     pub const SERVICES: [Channel; pd::MAX_SERVICES] = [
-        Channel::new(3),
+        described::VMBUS,
         Channel::new(4),
         Channel::new(5),
         Channel::new(6),
@@ -89,12 +94,11 @@ pub mod build {
     /// SEV-SNP (hvdef `IsolationType::SNP`).
     pub const ISOLATION: u64 = 2;
     /// The vTOM: GPAs from here up are the host-visible alias of RAM.
-    pub const SHARED_GPA_BOUNDARY: u64 = 0x10_0000_0000;
+    pub const SHARED_GPA_BOUNDARY: u64 = system_constants::GUEST_SHARED_GPA;
     pub const CONFIDENTIAL_VMBUS: bool = true;
     pub const MAX_GUEST_VTL: u64 = 1;
     /// Where `guest_ram` and `guest_shared` sit in the guest's physical space.
-    pub const GUEST_RAM_GPA: u64 = 0;
-    pub const GUEST_SHARED_GPA: u64 = SHARED_GPA_BOUNDARY;
+    pub use system_constants::{GUEST_RAM_GPA, GUEST_SHARED_GPA};
 
     const fn bit(ch: Channel) -> u64 {
         1 << ch.index()

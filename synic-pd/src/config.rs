@@ -1,8 +1,9 @@
 //! How synic-pd is configured. [`build`] is the build-time configuration of the
 //! synic-pd image: channel ids, who may do what over them, and the partition's
-//! shape, as a Microkit PD keeps them in its `config.rs`. Every system description that runs this image must give its
-//! channels these ids (the system tests check the root system.xml against this
-//! table); which of them exist is the description's choice.
+//! shape, as a Microkit PD keeps them in its `config.rs`. The vCPU, hvcall and
+//! vmbus ids and the guest GPAs are generated from the system descriptions
+//! ([`system_constants`], the PD named `synic`); VSP slot `i` = channel `3+i` is
+//! this crate's convention. Which channels exist is the description's choice.
 //!
 //! | id | peer          | role                                                       |
 //! |----|---------------|------------------------------------------------------------|
@@ -13,19 +14,21 @@
 
 pub mod build {
     use ipc::Channel;
+    use system_constants::channel::synic as described;
 
     use crate::pd;
 
-    pub const VCPU: Channel = Channel::new(0);
-    pub const HVCALL: Channel = Channel::new(1);
-    pub const VMBUS: Channel = Channel::new(2);
+    /// The vCPU PD: `guest` (guest-sim) or `vmm` (a real guest's VMM).
+    pub const VCPU: Channel = described::GUEST;
+    const _: () = assert!(described::VMM.index() == VCPU.index());
+    pub const HVCALL: Channel = described::HVCALL;
+    pub const VMBUS: Channel = described::VMBUS;
     pub const VSPS: [Channel; 3] = [Channel::new(3), Channel::new(4), Channel::new(5)];
 
     pub const VP_COUNT: u64 = 2;
     /// Where `guest_ram` and `guest_shared` sit in the guest's physical space (the
     /// shared alias at the vTOM).
-    pub const GUEST_RAM_GPA: u64 = 0;
-    pub const GUEST_SHARED_GPA: u64 = 0x10_0000_0000;
+    pub use system_constants::{GUEST_RAM_GPA, GUEST_SHARED_GPA};
 
     const fn bit(ch: Channel) -> u64 {
         1 << ch.index()

@@ -4,9 +4,10 @@
 //! - [`GUEST_RAM_GPA`] and [`GUEST_SHARED_GPA`] (the vTOM): from the virtual
 //!   machine of kernel/metal-pds/linux.xml.
 //! - [`channel`]`::<pd>::<PEER>`: a PD's channel id towards a peer, by PD name and
-//!   peer name, agreed across system.xml, kernel/metal-pds/vmbus.xml and
-//!   kernel/metal-pds/linux.xml (the build fails naming both files when two
-//!   descriptions disagree).
+//!   peer name, agreed across system.xml, kernel/metal-pds/vmbus.xml,
+//!   kernel/metal-pds/linux.xml and tests/systems/hvcall_synic.xml (the build fails
+//!   naming both files when two descriptions disagree). A peer with two channels to
+//!   one PD has no constant: its name would not say which is meant.
 //! - `<description>::region_size::<REGION>`: each description's region sizes.
 //!
 //! A PD crate's `config::build` takes its ids and addresses from here; which of
