@@ -17,6 +17,7 @@ use ipc::{Channel, Consumer, Init, InitError, InitExt, Kernel, Perms, Region};
 use kernel_abi::vcpu::Word;
 use metal_pds::Never;
 use pd_rt::vcpu::{Vcpu, VmEvent};
+use system_constants::channel::vmm as described;
 use vmm::decode::{GuestMemory, MemError};
 use vmm::devices::tpm_crb::TpmDevice;
 use vmm::exits::{Clock, Stop, Vmm};
@@ -29,12 +30,15 @@ use vmm::state::VcpuState;
 // The payload is copied out of its region once, to parse it as one slice.
 pd_rt::global_heap!(48 * 1024 * 1024);
 
+/// The hvcall, synic and tpm ids are linux.xml's (generated); the two ioapic
+/// channels have no generated names (one peer, two channels), so they are written
+/// here.
 const CHANNELS: Channels = Channels {
-    hvcall: Channel::new(0),
-    synic: Channel::new(1),
+    hvcall: described::HVCALL,
+    synic: described::SYNIC,
     ioapic: Some(Channel::new(2)),
     ioapic_lines: Some(Channel::new(3)),
-    tpm: Some(Channel::new(4)),
+    tpm: Some(described::TPM),
 };
 
 /// The vTPM linux.xml gives the guest: the tpm PD on channel 4, no event log yet
