@@ -32,8 +32,9 @@ pub mod hv {
     pub const CONN_SERVICE: u32 = 0x2013;
     /// Relayed to the (fake) host.
     pub const CONN_HOST: u32 = 0x14;
-    /// The vTOM: where `guest_shared` sits in the GPA space (hvcall-pd's default).
-    pub const SHARED_GPA: u64 = 0x10_0000_0000;
+    /// The vTOM: where `guest_shared` sits in the GPA space (hvcall-pd's, generated
+    /// from the descriptions).
+    pub const SHARED_GPA: u64 = system_constants::GUEST_SHARED_GPA;
     /// Where the guest keeps things in its private RAM.
     pub const INPUT_PAGE: u64 = 0x1000;
     pub const HYPERCALL_PAGE: u64 = 0x2000;
