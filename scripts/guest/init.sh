@@ -14,6 +14,7 @@
 # whose tty path blocks.
 #
 # Lines: guest-init: (progress) guest-mod: (insmod) guest-disk: guest-io: (throughput)
+#        guest-net: (eth0 on hv_netvsc, where VMBus offers a network device)
 #        guest-verdict: PASS|FAIL ... (exactly one)
 
 export PATH=/bin
@@ -128,5 +129,29 @@ GOT_SHA=$(sha256sum /readback.bin | cut -d' ' -f1)
 if [ "$GOT_SHA" != "$WANT_SHA" ]; then
     fail "read-back sha256 $GOT_SHA != pattern $WANT_SHA (seed $SEED; first difference: $(cmp /pattern.bin /readback.bin 2>&1 | head -n 1))"
 fi
-say "guest-verdict: PASS sda via ${PROC:-?} (driver $DRIVER): 8 MiB pattern seed $SEED written and read back, sha256 $GOT_SHA"
+# The network: where VMBus offers a network device (the paravisor's netvsp;
+# class id f8615163-df3e-46c5-913f-f2d2f965ed0e), hv_netvsc must bind it as eth0 and
+# bring it up. Plain QEMU offers none, and the check is skipped.
+NET=""
+if grep -qis f8615163-df3e-46c5-913f-f2d2f965ed0e /sys/bus/vmbus/devices/*/class_id 2>/dev/null; then
+    i=0
+    while [ ! -e /sys/class/net/eth0 ]; do
+        [ $i -ge 100 ] && fail "VMBus offers a network device but no eth0 after 10 s (net: $(echo /sys/class/net/*))"
+        usleep 100000
+        i=$((i + 1))
+    done
+    NDRV=$(basename "$(readlink -f /sys/class/net/eth0/device/driver)")
+    [ "$NDRV" = hv_netvsc ] || fail "eth0 is driven by $NDRV, not hv_netvsc"
+    ip link set eth0 up 2>/dev/null || ifconfig eth0 up 2>/dev/null || fail "eth0 does not come up"
+    i=0
+    while [ "$(cat /sys/class/net/eth0/operstate 2>/dev/null)" != up ]; do
+        [ $i -ge 50 ] && fail "eth0 operstate $(cat /sys/class/net/eth0/operstate) after 5 s, carrier $(cat /sys/class/net/eth0/carrier 2>/dev/null)"
+        usleep 100000
+        i=$((i + 1))
+    done
+    NET="; eth0 via hv_netvsc, MAC $(cat /sys/class/net/eth0/address), MTU $(cat /sys/class/net/eth0/mtu), link up"
+    say "guest-net: eth0 via hv_netvsc: MAC $(cat /sys/class/net/eth0/address), MTU $(cat /sys/class/net/eth0/mtu), operstate up"
+fi
+
+say "guest-verdict: PASS sda via ${PROC:-?} (driver $DRIVER): 8 MiB pattern seed $SEED written and read back, sha256 $GOT_SHA$NET"
 halt_now
