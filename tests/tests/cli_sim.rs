@@ -86,12 +86,14 @@ fn check_and_manifest_pass_on_the_root_system_and_show_who_reaches_guest_memory(
             "hvcall:rw",
             "echo_vsp:rw",
             "storvsp:rw",
+            "netvsp:rw",
             "guest:rw"
         ]
     );
     assert_eq!(mapped_by("guest_shared"), ["echo_vsp:rw", "guest:rw"]);
     assert_eq!(mapped_by("echo_gpadl"), ["echo_vsp:r", "vmbus:rw"]);
     assert_eq!(mapped_by("storvsp_gpadl"), ["storvsp:r", "vmbus:rw"]);
+    assert_eq!(mapped_by("netvsp_gpadl"), ["netvsp:r", "vmbus:rw"]);
     assert_eq!(
         mapped_by("disk0"),
         ["storvsp:rw"],
