@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::{in_band, padded, take, Backing};
 use ipc::{Perms, Region};
@@ -316,10 +316,11 @@ fn gpadl_page_list_rings_round_trip_across_scattered_pages() {
 
     // Start near the end of data page 0 so packets cross pages 2 -> 7 and wrap.
     let start = (PAGE_SIZE - 40) as u32;
-    ram.write(5 * PAGE_SIZE + control_offsets::WRITE_INDEX, &start)
-        .unwrap();
-    ram.write(5 * PAGE_SIZE + control_offsets::READ_INDEX, &start)
-        .unwrap();
+    for index in [control_offsets::WRITE_INDEX, control_offsets::READ_INDEX] {
+        ram.atomic_u32(5 * PAGE_SIZE + index)
+            .unwrap()
+            .store(start, Ordering::SeqCst);
+    }
     let mut w = OutgoingRing::new(client).unwrap();
     let mut r = IncomingRing::new(server).unwrap();
     let payload: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();

@@ -2,7 +2,7 @@
 //! access for tests that play a lying peer.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ipc::{Perms, Region};
 use vmbus_ring::protocol::{control_offsets, PAGE_SIZE};
@@ -45,12 +45,21 @@ impl Backing {
         OutgoingRing::new(self.mem()).unwrap()
     }
 
+    // Control words are accessed as whole `u32` atomics, as the ring and a real peer
+    // do: a byte-wise store over a word the ring stored is a mixed-size race that
+    // Miri's weak-memory model cannot represent.
     pub fn set_control(&self, offset: usize, value: u32) {
-        self.region().write(offset, &value).unwrap();
+        self.region()
+            .atomic_u32(offset)
+            .unwrap()
+            .store(value, Ordering::SeqCst);
     }
 
     pub fn control(&self, offset: usize) -> u32 {
-        self.region().read(offset).unwrap()
+        self.region()
+            .atomic_u32(offset)
+            .unwrap()
+            .load(Ordering::SeqCst)
     }
 
     pub fn write_index(&self) -> u32 {
