@@ -132,6 +132,16 @@ mod tests {
 
     const PG: u64 = 1 << 31;
 
+    /// Paging on, in protected mode, with these CR3, CR4 and EFER.
+    fn paged(cr3: u64, cr4: u64, efer: u64) -> Paging {
+        Paging {
+            cr0: PG | 1,
+            cr3,
+            cr4,
+            efer,
+        }
+    }
+
     #[test]
     fn paging_off_is_identity_truncated_outside_long_mode() {
         let m = Mem::default();
@@ -149,12 +159,7 @@ mod tests {
         m.set32(0x1000 + 4, 0x2001);
         m.set32(0x2000 + 2 * 4, 0x5001);
         m.set32(0x1000 + 3 * 4, 0x0080_0081 | (1 << 13));
-        let p = Paging {
-            cr0: PG | 1,
-            cr3: 0x1000,
-            cr4: 1 << 4,
-            efer: 0,
-        };
+        let p = paged(0x1000, 1 << 4, 0);
         assert_eq!(translate(&m, &p, 0x0040_2abc), Some(0x5abc));
         assert_eq!(translate(&m, &p, 0x00c1_2345), Some(0x1_0081_2345));
         assert_eq!(translate(&m, &p, 0x0080_0000), None, "PDE 2 not present");
@@ -172,12 +177,7 @@ mod tests {
         // PAE: CR3 0x3020, PDPTE 1 -> PD 0x4000; PDE 0 -> 2 MiB at 0x60_0000.
         m.set(0x3020 + 8, 0x4001);
         m.set(0x4000, 0x60_0081);
-        let pae = Paging {
-            cr0: PG | 1,
-            cr3: 0x3020,
-            cr4: 1 << 5,
-            efer: 0,
-        };
+        let pae = paged(0x3020, 1 << 5, 0);
         assert_eq!(translate(&m, &pae, 0x4001_2345), Some(0x61_2345));
         // Long mode: PML4 0x10000 -> PDPT 0x11000 -> 1 GiB page, and -> PD -> PT.
         m.set(0x10000 + 511 * 8, 0x11001);
@@ -185,12 +185,7 @@ mod tests {
         m.set(0x11000, 0x12001);
         m.set(0x12000 + 8, 0x13001);
         m.set(0x13000 + 3 * 8, 0x8000_0000_0007_7001);
-        let lm = Paging {
-            cr0: PG | 1,
-            cr3: 0x10000,
-            cr4: 1 << 5,
-            efer: (1 << 10) | (1 << 8),
-        };
+        let lm = paged(0x10000, 1 << 5, (1 << 10) | (1 << 8));
         assert_eq!(translate(&m, &lm, 0xffff_ffff_8123_4567), Some(0x4123_4567));
         assert_eq!(translate(&m, &lm, 0x20_3abc), None, "PML4 0 absent");
         m.set(0x10000, 0x11001);

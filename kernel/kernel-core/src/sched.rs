@@ -141,6 +141,11 @@ pub struct Ret {
 }
 
 impl Ret {
+    /// rax, then the three result registers in their ABI order.
+    pub fn new(rax: u64, rdi: u64, rsi: u64, rdx: u64) -> Self {
+        Self { rax, rdi, rsi, rdx }
+    }
+
     pub fn status(s: Status) -> Self {
         Self {
             rax: s.0,
@@ -394,15 +399,8 @@ impl Kernel {
             self.pds[i].pending_faults &= !(1 << child);
             let fault = self.pds[usize::from(child)].fault.unwrap_or_default();
             fx.write_fault(pd, &fault);
-            fx.set_return(
-                pd,
-                Ret {
-                    rax: Event::FAULT.0,
-                    rdi: u64::from(self.pds[usize::from(child)].cfg.child_id),
-                    rsi: 0,
-                    rdx: 0,
-                },
-            );
+            let child_id = u64::from(self.pds[usize::from(child)].cfg.child_id);
+            fx.set_return(pd, Ret::new(Event::FAULT.0, child_id, 0, 0));
             self.pds[i].owes = Owes::Fault(child);
             return true;
         }
@@ -546,12 +544,7 @@ impl Kernel {
         fx.copy_message(cur, callee, count);
         fx.set_return(
             callee,
-            Ret {
-                rax: Event::CALL.0,
-                rdi: u64::from(badge),
-                rsi: label,
-                rdx: count as u64,
-            },
+            Ret::new(Event::CALL.0, u64::from(badge), label, count as u64),
         );
         self.pds[usize::from(callee)].owes = Owes::Call(cur);
         self.pds[usize::from(cur)].state = State::BlockedCall(callee);
@@ -569,15 +562,7 @@ impl Kernel {
         count: usize,
     ) {
         fx.copy_message(cur, caller, count);
-        fx.set_return(
-            caller,
-            Ret {
-                rax: Status::OK.0,
-                rdi: 0,
-                rsi: label,
-                rdx: count as u64,
-            },
-        );
+        fx.set_return(caller, Ret::new(Status::OK.0, 0, label, count as u64));
     }
 
     /// RECV. A PD that still owes a caller an answer fails that call rather than

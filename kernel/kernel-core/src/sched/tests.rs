@@ -72,12 +72,49 @@ fn status(s: Status) -> Ret {
     Ret::status(s)
 }
 
+/// RECV's result for a parent: its child `child_id` faulted.
+fn fault_event(child_id: u64) -> Ret {
+    Ret::new(Event::FAULT.0, child_id, 0, 0)
+}
+
+/// PD 0's notify went through and woke PD 1 with `bits`.
+fn notified_by_0(bits: u64) -> [Fx; 2] {
+    [
+        Fx::Ret(0, status(Status::OK)),
+        Fx::Ret(1, notification(bits)),
+    ]
+}
+
+fn irq(line: u8) -> Cap {
+    Cap {
+        irq: Some(line),
+        ..Cap::default()
+    }
+}
+
 fn notification(bits: u64) -> Ret {
     Ret {
         rax: Event::NOTIFICATION.0,
         rsi: bits,
         ..Ret::default()
     }
+}
+
+/// Advances the clock to `now` (us) and checks who runs then.
+#[track_caller]
+fn tick_runs(k: &mut Kernel, now: u64, pd: PdId) {
+    k.tick(now);
+    assert_eq!(k.schedule(), Some(pd), "at {now} us");
+}
+
+/// The [`pair`] booted, with the client woken and running.
+fn client_running() -> (Kernel, Rec) {
+    let mut k = pair();
+    let mut fx = Rec::default();
+    boot(&mut k, &mut fx);
+    k.signal(&mut fx, 0, 1);
+    assert_eq!(k.schedule(), Some(0));
+    (k, fx)
 }
 
 /// Runs every PD's init to its first wait, highest priority first.
@@ -113,12 +150,7 @@ fn boot_runs_the_highest_priority_first() {
 
 #[test]
 fn a_call_runs_the_callee_at_once_and_the_reply_returns_to_the_caller() {
-    let mut k = pair();
-    let mut fx = Rec::default();
-    boot(&mut k, &mut fx);
-    // The client is woken by a notification from the server... set up: wake the client.
-    k.signal(&mut fx, 0, 1);
-    assert_eq!(k.schedule(), Some(0));
+    let (mut k, mut fx) = client_running();
     fx.take();
     k.pp_call(&mut fx, 2, 0xabc, 3);
     assert_eq!(k.current(), Some(1));
@@ -127,15 +159,7 @@ fn a_call_runs_the_callee_at_once_and_the_reply_returns_to_the_caller() {
         fx.take(),
         [
             Fx::Copy(0, 1, 3),
-            Fx::Ret(
-                1,
-                Ret {
-                    rax: Event::CALL.0,
-                    rdi: 7,
-                    rsi: 0xabc,
-                    rdx: 3
-                }
-            )
+            Fx::Ret(1, Ret::new(Event::CALL.0, 7, 0xabc, 3))
         ]
     );
     k.reply_recv(&mut fx, 0x55, 2, 0);
@@ -143,15 +167,7 @@ fn a_call_runs_the_callee_at_once_and_the_reply_returns_to_the_caller() {
         fx.take(),
         [
             Fx::Copy(1, 0, 2),
-            Fx::Ret(
-                0,
-                Ret {
-                    rax: 0,
-                    rdi: 0,
-                    rsi: 0x55,
-                    rdx: 2
-                }
-            )
+            Fx::Ret(0, Ret::new(Status::OK.0, 0, 0x55, 2))
         ]
     );
     assert_eq!(k.state(1), Some(State::BlockedRecv));
@@ -160,11 +176,7 @@ fn a_call_runs_the_callee_at_once_and_the_reply_returns_to_the_caller() {
 
 #[test]
 fn an_error_reply_fails_the_call() {
-    let mut k = pair();
-    let mut fx = Rec::default();
-    boot(&mut k, &mut fx);
-    k.signal(&mut fx, 0, 1);
-    k.schedule();
+    let (mut k, mut fx) = client_running();
     k.pp_call(&mut fx, 2, 1, 0);
     fx.take();
     k.reply_recv(&mut fx, 0, 0, reply::ERROR);
@@ -173,21 +185,11 @@ fn an_error_reply_fails_the_call() {
 
 #[test]
 fn notifying_a_higher_priority_pd_preempts_and_a_lower_one_does_not() {
-    let mut k = pair();
-    let mut fx = Rec::default();
-    boot(&mut k, &mut fx);
-    k.signal(&mut fx, 0, 1);
-    k.schedule();
+    let (mut k, mut fx) = client_running();
     fx.take();
     k.notify(&mut fx, 2);
     assert_eq!(k.current(), Some(1), "the server outranks the client");
-    assert_eq!(
-        fx.take(),
-        [
-            Fx::Ret(0, status(Status::OK)),
-            Fx::Ret(1, notification(1 << 7))
-        ]
-    );
+    assert_eq!(fx.take(), notified_by_0(1 << 7));
     assert_eq!(k.state(0), Some(State::Ready));
     // The server notifies back: the client is lower, so it only becomes ready.
     k.notify(&mut fx, 7);
@@ -220,10 +222,7 @@ fn capability_errors_are_exact() {
     let mut a = pd(10);
     a.caps[0] = notify(1, 0);
     a.caps[1] = call(1, 0);
-    a.caps[2] = Cap {
-        irq: Some(3),
-        ..Cap::default()
-    };
+    a.caps[2] = irq(3);
     let mut k = Kernel::new(&[a, pd(5)]);
     let mut fx = Rec::default();
     k.schedule();
@@ -285,11 +284,7 @@ fn a_fault_without_a_parent_is_reported_and_stops_only_that_pd() {
 
 #[test]
 fn a_callee_that_faults_mid_call_releases_its_caller() {
-    let mut k = pair();
-    let mut fx = Rec::default();
-    boot(&mut k, &mut fx);
-    k.signal(&mut fx, 0, 1);
-    k.schedule();
+    let (mut k, mut fx) = client_running();
     k.pp_call(&mut fx, 2, 0, 0);
     fx.take();
     k.fault(&mut fx, page_fault());
@@ -318,18 +313,7 @@ fn a_childs_fault_goes_to_its_parent_which_may_resume_it() {
     k.fault(&mut fx, page_fault());
     assert_eq!(
         fx.take(),
-        [
-            Fx::Fault(0, page_fault()),
-            Fx::Ret(
-                0,
-                Ret {
-                    rax: Event::FAULT.0,
-                    rdi: 3,
-                    rsi: 0,
-                    rdx: 0
-                }
-            )
-        ]
+        [Fx::Fault(0, page_fault()), Fx::Ret(0, fault_event(3))]
     );
     assert_eq!(k.schedule(), Some(0));
     k.reply_recv(&mut fx, 0, 0, reply::RESUME);
@@ -372,18 +356,7 @@ fn a_fault_waits_for_a_busy_parent() {
     );
     assert_eq!(k.schedule(), Some(0));
     k.recv(&mut fx);
-    assert_eq!(
-        fx.take()[1],
-        Fx::Ret(
-            0,
-            Ret {
-                rax: Event::FAULT.0,
-                rdi: 3,
-                rsi: 0,
-                rdx: 0
-            }
-        )
-    );
+    assert_eq!(fx.take()[1], Fx::Ret(0, fault_event(3)));
 }
 
 #[test]
@@ -422,10 +395,7 @@ fn a_passive_pd_gets_notifications_only_on_borrowed_time() {
 #[test]
 fn an_irq_signals_its_owner_and_ack_unmasks() {
     let mut a = pd(100);
-    a.caps[4] = Cap {
-        irq: Some(0),
-        ..Cap::default()
-    };
+    a.caps[4] = irq(0);
     let mut k = Kernel::new(&[a, pd(1)]);
     assert_eq!(k.irq_lines(), 1);
     let mut fx = Rec::default();
@@ -452,10 +422,8 @@ fn equal_priorities_take_turns_on_each_tick() {
     assert_eq!(k.schedule(), Some(2), "nobody else at its priority");
     k.recv(&mut fx);
     assert_eq!(k.schedule(), Some(0));
-    k.tick(2000);
-    assert_eq!(k.schedule(), Some(1));
-    k.tick(3000);
-    assert_eq!(k.schedule(), Some(0));
+    tick_runs(&mut k, 2000, 1);
+    tick_runs(&mut k, 3000, 0);
 }
 
 #[test]
@@ -488,8 +456,7 @@ fn a_refill_after_missed_periods_lets_the_pd_run_again() {
     hog.budget_us = 100;
     let mut k = Kernel::new(&[hog, pd(10)]);
     k.schedule();
-    k.tick(100);
-    assert_eq!(k.schedule(), Some(1));
+    tick_runs(&mut k, 100, 1);
     k.tick(5000);
     assert!(!k.any_throttled());
     assert_eq!(
@@ -498,12 +465,9 @@ fn a_refill_after_missed_periods_lets_the_pd_run_again() {
         "refilled, and it outranks the running PD"
     );
     // It is charged from here: the next period starts at 6000, not at 2000.
-    k.tick(5100);
-    assert_eq!(k.schedule(), Some(1));
-    k.tick(5999);
-    assert_eq!(k.schedule(), Some(1));
-    k.tick(6000);
-    assert_eq!(k.schedule(), Some(0));
+    tick_runs(&mut k, 5100, 1);
+    tick_runs(&mut k, 5999, 1);
+    tick_runs(&mut k, 6000, 0);
 }
 
 #[test]
@@ -544,11 +508,7 @@ fn a_passive_server_runs_on_its_callers_budget() {
 
 /// The pair with the client (0) in a call to the server (1) carrying `count` words.
 fn in_call(count: u64) -> (Kernel, Rec) {
-    let mut k = pair();
-    let mut fx = Rec::default();
-    boot(&mut k, &mut fx);
-    k.signal(&mut fx, 0, 1);
-    k.schedule();
+    let (mut k, mut fx) = client_running();
     k.pp_call(&mut fx, 2, 9, count);
     assert_eq!(k.current(), Some(1));
     fx.take();
@@ -562,12 +522,7 @@ fn a_plain_reply_switches_straight_back_to_the_caller() {
     assert_eq!(k.current(), Some(0));
     assert_eq!(k.state(0), Some(State::Running));
     assert_eq!(k.state(1), Some(State::BlockedRecv));
-    let ok = Ret {
-        rax: Status::OK.0,
-        rdi: 0,
-        rsi: 4,
-        rdx: 1,
-    };
+    let ok = Ret::new(Status::OK.0, 0, 4, 1);
     assert_eq!(fx.take(), [Fx::Copy(1, 0, 1), Fx::Ret(0, ok)]);
 }
 
@@ -615,13 +570,7 @@ fn a_fast_notify_preempts_for_a_higher_pd_and_a_fast_recv_hands_back() {
     // The server waits: the client's notify runs it at once.
     assert_eq!(k.fast_notify(&mut fx, 2), Some(1));
     assert_eq!(k.state(0), Some(State::Ready));
-    assert_eq!(
-        fx.take(),
-        [
-            Fx::Ret(0, status(Status::OK)),
-            Fx::Ret(1, notification(1 << 7))
-        ]
-    );
+    assert_eq!(fx.take(), notified_by_0(1 << 7));
     // Its notify back only marks the busy client; its wait runs the client again.
     assert_eq!(k.fast_notify(&mut fx, 7), Some(1));
     assert_eq!(k.fast_recv(&mut fx), Some(0));
@@ -863,10 +812,7 @@ proptest! {
 fn vmm_trio() -> Kernel {
     let mut dev = pd(30);
     dev.caps[0] = notify(1, 5);
-    dev.caps[1] = Cap {
-        irq: Some(4),
-        ..Cap::default()
-    };
+    dev.caps[1] = irq(4);
     Kernel::new(&[dev, pd(20), pd(5)])
 }
 
@@ -911,13 +857,7 @@ fn a_halted_vmm_wakes_on_a_notification_with_the_bits() {
     assert_eq!(k.current(), Some(0));
     fx.take();
     k.notify(&mut fx, 0);
-    assert_eq!(
-        fx.take(),
-        [
-            Fx::Ret(0, status(Status::OK)),
-            Fx::Ret(1, notification(1 << 5))
-        ]
-    );
+    assert_eq!(fx.take(), notified_by_0(1 << 5));
     assert_eq!(k.state(1), Some(State::Ready));
     k.recv(&mut fx);
     assert_eq!(k.schedule(), Some(1));
@@ -1002,10 +942,7 @@ fn vmm_with_limits() -> Kernel {
     });
     let mut dev = pd(70);
     dev.caps[0] = notify(0, 3);
-    dev.caps[1] = Cap {
-        irq: Some(6),
-        ..Cap::default()
-    };
+    dev.caps[1] = irq(6);
     Kernel::new(&[vmm, dev, pd(10)])
 }
 
