@@ -37,6 +37,27 @@ pub const PANICKER_ID: u8 = 2;
 /// Messages the echo pair streams during the boot test.
 pub const ECHO_COUNT: u64 = 20_000;
 
+/// A self-test's tally: each check is printed as `<test>: ok` or `<test>: FAIL`
+/// (what the boot test greps for) and the failures are counted for the verdict.
+pub struct Check {
+    test: &'static str,
+    pub failures: u32,
+}
+
+impl Check {
+    pub const fn new(test: &'static str) -> Self {
+        Self { test, failures: 0 }
+    }
+
+    pub fn expect(&mut self, ok: bool, what: &str) {
+        let verdict = if ok { "ok  " } else { "FAIL" };
+        pd_rt::println!("{}: {verdict} {what}", self.test);
+        if !ok {
+            self.failures += 1;
+        }
+    }
+}
+
 /// A handler behind a pointer (a `Box`), so a big PD state stays on the heap: the
 /// runtime takes the handler by value, on the stack.
 pub struct Boxed<P>(pub P);
@@ -61,6 +82,20 @@ where
         mrs: &mut ipc::MessageRegisters,
     ) -> Result<ipc::MessageInfo, ipc::HandlerError> {
         self.0.protected(kernel, ch, msg, mrs)
+    }
+}
+
+/// The handler of a probe PD whose `init` is the whole test (it faults, divides
+/// by zero or spins): should it ever get past that, it ignores what arrives.
+pub struct Idle;
+
+impl ipc::Handler for Idle {
+    fn notified(
+        &mut self,
+        _: &mut dyn ipc::Kernel,
+        _: ipc::ChannelSet,
+    ) -> Result<(), ipc::HandlerError> {
+        Ok(())
     }
 }
 

@@ -1,5 +1,8 @@
 //! The vmbus-server PD's start, shared by the images that differ only in how much
-//! guest RAM GPADLs may name.
+//! guest RAM GPADLs may name. Not in the library, which every boot-test PD links
+//! (most have no heap).
+
+extern crate alloc;
 
 use ipc::{Init, InitError, Kernel, WithVariables};
 use vmbus_server::config::build;
@@ -31,4 +34,14 @@ pub fn start(
         pd_rt::println!("vmbus_server: start: {e}");
     }
     Ok(pd)
+}
+
+/// The whole image: its heap and its entry, with `guest_ram_size` bytes of guest RAM
+/// (a constant generated from the image's system description).
+macro_rules! vmbus_image {
+    ($guest_ram_size:expr) => {
+        pd_rt::global_heap!(512 * 1024);
+
+        pd_rt::entry!(|init, kernel| vmbus_start::start(init, kernel, $guest_ram_size));
+    };
 }

@@ -3,16 +3,6 @@
 #![no_std]
 #![no_main]
 
-use ipc::{ChannelSet, Handler, HandlerError, Kernel};
-
-struct Never;
-
-impl Handler for Never {
-    fn notified(&mut self, _: &mut dyn Kernel, _: ChannelSet) -> Result<(), HandlerError> {
-        Ok(())
-    }
-}
-
 pd_rt::entry!(|_init, _kernel| {
     pd_rt::println!("divider: dividing by zero");
     let zero: u64;
@@ -24,5 +14,5 @@ pd_rt::entry!(|_init, _kernel| {
         core::arch::asm!("div {d}", d = in(reg) zero, inout("rax") 1u64 => q, inout("rdx") 0u64 => _, options(nomem, nostack));
     }
     pd_rt::println!("divider: got {q}: the divide did not fault");
-    Ok(Never)
+    Ok(metal_pds::Idle)
 });

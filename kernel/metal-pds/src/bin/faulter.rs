@@ -3,16 +3,7 @@
 #![no_std]
 #![no_main]
 
-use ipc::{ChannelSet, Handler, HandlerError, Kernel};
 use metal_pds::SHARED;
-
-struct Never;
-
-impl Handler for Never {
-    fn notified(&mut self, _: &mut dyn Kernel, _: ChannelSet) -> Result<(), HandlerError> {
-        Ok(())
-    }
-}
 
 pd_rt::entry!(|init, _kernel| {
     let shared = init.region(SHARED)?;
@@ -21,5 +12,5 @@ pd_rt::entry!(|init, _kernel| {
     // SAFETY: deliberately faults: the page is mapped without write rights.
     unsafe { core::ptr::write_volatile(p as *mut u64, 1) };
     pd_rt::println!("faulter: the write went through: isolation is broken");
-    Ok(Never)
+    Ok(metal_pds::Idle)
 });

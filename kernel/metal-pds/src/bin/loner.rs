@@ -3,16 +3,6 @@
 #![no_std]
 #![no_main]
 
-use ipc::{ChannelSet, Handler, HandlerError, Kernel};
-
-struct Never;
-
-impl Handler for Never {
-    fn notified(&mut self, _: &mut dyn Kernel, _: ChannelSet) -> Result<(), HandlerError> {
-        Ok(())
-    }
-}
-
 /// Not mapped in any PD: below the program, above page 0.
 const UNMAPPED: usize = 0x1000_0000;
 
@@ -21,5 +11,5 @@ pd_rt::entry!(|_init, _kernel| {
     // SAFETY: deliberately faults: nothing is mapped there.
     let v = unsafe { core::ptr::read_volatile(UNMAPPED as *const u64) };
     pd_rt::println!("loner: read {v:#x}: isolation is broken");
-    Ok(Never)
+    Ok(metal_pds::Idle)
 });

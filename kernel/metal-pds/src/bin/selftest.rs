@@ -41,19 +41,6 @@ fn heap(check: &mut Check) {
 }
 const SHARED_MAGIC: u64 = 0x5eed_cafe_f00d_0001;
 
-struct Check {
-    failures: u32,
-}
-
-impl Check {
-    fn expect(&mut self, ok: bool, what: &str) {
-        println!("selftest: {} {what}", if ok { "ok  " } else { "FAIL" });
-        if !ok {
-            self.failures += 1;
-        }
-    }
-}
-
 struct SelfTest {
     check: Check,
     pongs: u64,
@@ -199,7 +186,7 @@ impl SelfTest {
     fn new(init: &dyn Init, k: &mut dyn Kernel) -> Result<Self, InitError> {
         println!("selftest: starting in PD {}", init.pd_name());
         let shared: Region<'static> = init.region(SHARED)?;
-        let mut check = Check { failures: 0 };
+        let mut check = Check::new("selftest");
         check.expect(
             shared.write(0, &SHARED_MAGIC).is_ok(),
             "shared region: writable here",

@@ -4,17 +4,8 @@
 #![no_std]
 #![no_main]
 
-extern crate alloc;
-
-// Shared with the other vmbus-server image; not in the library, which every
-// boot-test PD links (most have no heap).
 #[path = "../vmbus_start.rs"]
+#[macro_use]
 mod vmbus_start;
 
-pd_rt::global_heap!(512 * 1024);
-
-pd_rt::entry!(|init, kernel| vmbus_start::start(
-    init,
-    kernel,
-    system_constants::metal_linux::region_size::GUEST_RAM
-));
+vmbus_image!(system_constants::metal_linux::region_size::GUEST_RAM);

@@ -15,7 +15,7 @@ use core::ptr::addr_of;
 
 use ipc::{Channel, Init, InitError, IpcError, Kernel, MessageInfo, MessageRegisters, Region};
 use kernel_abi::vcpu::{exit, flags, pseudo_exit, segment_word, Word};
-use metal_pds::{Never, LABEL_INCREMENT};
+use metal_pds::{Check, Never, LABEL_INCREMENT};
 use pd_rt::println;
 use pd_rt::sys::{debug_halt, rdtsc};
 use pd_rt::vcpu::{Vcpu, VmEvent};
@@ -190,19 +190,6 @@ fn gpa_of(label: *const u8) -> u64 {
     CODE + (label as u64 - addr_of!(vmt_guest_start) as u64)
 }
 
-struct Check {
-    failures: u32,
-}
-
-impl Check {
-    fn expect(&mut self, ok: bool, what: &str) {
-        println!("vmm_selftest: {} {what}", if ok { "ok  " } else { "FAIL" });
-        if !ok {
-            self.failures += 1;
-        }
-    }
-}
-
 struct Vmm<'a> {
     ram: Region<'a>,
     check: Check,
@@ -347,7 +334,7 @@ fn run(init: &dyn Init, k: &mut dyn Kernel) -> Result<(), InitError> {
     }
     let mut vmm = Vmm {
         ram,
-        check: Check { failures: 0 },
+        check: Check::new("vmm_selftest"),
         exits: 0,
     };
     let c = &mut vmm;
