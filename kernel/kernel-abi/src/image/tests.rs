@@ -47,28 +47,36 @@ fn pd(name: &str, priority: u8) -> PdSpec {
     }
 }
 
+/// A notification and/or call capability (`flags`) to PD `pd`, seen there as
+/// channel `id`.
+fn cap(flags: u8, pd: u8, id: u8) -> CapDesc {
+    let mut c = CapDesc {
+        flags,
+        ..CapDesc::default()
+    };
+    if flags & CapDesc::NOTIFY != 0 {
+        (c.notify_pd, c.notify_bit) = (pd, id);
+    }
+    if flags & CapDesc::PPC != 0 {
+        (c.ppc_pd, c.ppc_badge) = (pd, id);
+    }
+    c
+}
+
+fn irq_cap(irq: u8) -> CapDesc {
+    CapDesc {
+        flags: CapDesc::IRQ,
+        irq,
+        ..CapDesc::default()
+    }
+}
+
 fn two_pd_image() -> Vec<u8> {
     let mut a = pd("client", 1);
-    a.desc.caps[3] = CapDesc {
-        flags: CapDesc::NOTIFY | CapDesc::PPC,
-        notify_pd: 1,
-        notify_bit: 5,
-        ppc_pd: 1,
-        ppc_badge: 5,
-        ..CapDesc::default()
-    };
+    a.desc.caps[3] = cap(CapDesc::NOTIFY | CapDesc::PPC, 1, 5);
     let mut b = pd("server", 2);
-    b.desc.caps[5] = CapDesc {
-        flags: CapDesc::NOTIFY,
-        notify_pd: 0,
-        notify_bit: 3,
-        ..CapDesc::default()
-    };
-    b.desc.caps[9] = CapDesc {
-        flags: CapDesc::IRQ,
-        irq: 4,
-        ..CapDesc::default()
-    };
+    b.desc.caps[5] = cap(CapDesc::NOTIFY, 0, 3);
+    b.desc.caps[9] = irq_cap(4);
     encode(&[region("ring", 0x4000)], &[a, b], &[])
 }
 
@@ -137,35 +145,17 @@ fn each_kind_of_bad_reference_or_address_is_refused() {
         ),
         (
             "notify to a missing PD",
-            |s| {
-                s.desc.caps[0] = CapDesc {
-                    flags: CapDesc::NOTIFY,
-                    notify_pd: 1,
-                    ..CapDesc::default()
-                }
-            },
+            |s| s.desc.caps[0] = cap(CapDesc::NOTIFY, 1, 0),
             ImageError::BadReference("notification capability"),
         ),
         (
             "call badge out of range",
-            |s| {
-                s.desc.caps[0] = CapDesc {
-                    flags: CapDesc::PPC,
-                    ppc_badge: 62,
-                    ..CapDesc::default()
-                }
-            },
+            |s| s.desc.caps[0] = cap(CapDesc::PPC, 0, 62),
             ImageError::BadReference("call capability"),
         ),
         (
             "irq past the PIC",
-            |s| {
-                s.desc.caps[0] = CapDesc {
-                    flags: CapDesc::IRQ,
-                    irq: 16,
-                    ..CapDesc::default()
-                }
-            },
+            |s| s.desc.caps[0] = irq_cap(16),
             ImageError::BadReference("irq capability"),
         ),
         (
