@@ -444,12 +444,7 @@ impl<const VPS: usize, const ROUTES: usize> Handler for HvcallPd<VPS, ROUTES> {
         // Service PDs notify when they have drained their queue; nothing waits on
         // that here (a full queue fails the guest's post with INSUFFICIENT_BUFFERS
         // and the guest retries), so only known services may do it.
-        for ch in channels.iter() {
-            if !self.is_service(ch) {
-                return Err(HandlerError::UnexpectedNotification(ch));
-            }
-        }
-        Ok(())
+        channels.only_from(|ch| self.is_service(ch))
     }
 
     fn protected(

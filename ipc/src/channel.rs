@@ -1,6 +1,6 @@
 use core::fmt;
 
-use crate::{IpcError, Kernel, MessageInfo, MessageRegisters};
+use crate::{HandlerError, IpcError, Kernel, MessageInfo, MessageRegisters};
 
 /// A channel end, named by the per-PD id system.xml gave it (0..=61, shared with irq ids).
 #[derive(Copy, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -97,6 +97,16 @@ impl ChannelSet {
             Some(Channel(id))
         })
     }
+
+    /// For a `notified` handler: the first channel in the set that `expected` does
+    /// not accept is an [`HandlerError::UnexpectedNotification`], checked before the
+    /// handler acts on any of them.
+    pub fn only_from(self, mut expected: impl FnMut(Channel) -> bool) -> Result<(), HandlerError> {
+        match self.iter().find(|&ch| !expected(ch)) {
+            Some(ch) => Err(HandlerError::UnexpectedNotification(ch)),
+            None => Ok(()),
+        }
+    }
 }
 
 impl FromIterator<Channel> for ChannelSet {
@@ -140,6 +150,19 @@ mod tests {
         assert_eq!(ids, [0, 7, 61]);
         assert!(set.contains(Channel::new(7)));
         assert!(!set.contains(Channel::new(8)));
+    }
+
+    #[test]
+    fn only_from_names_the_lowest_unexpected_channel() {
+        let set: ChannelSet = [Channel::new(2), Channel::new(5), Channel::new(9)]
+            .into_iter()
+            .collect();
+        assert_eq!(set.only_from(|ch| ch.index() < 10), Ok(()));
+        assert_eq!(
+            set.only_from(|ch| ch == Channel::new(2)),
+            Err(HandlerError::UnexpectedNotification(Channel::new(5)))
+        );
+        assert_eq!(ChannelSet::EMPTY.only_from(|_| false), Ok(()));
     }
 
     #[test]

@@ -37,12 +37,15 @@ pub struct FaultInfo {
 /// A protection domain's event handlers. The backend owns the loop and calls these;
 /// the PD never blocks except inside `Kernel::pp_call`.
 pub trait Handler {
-    /// One or more channels were notified (or irqs fired) since the last call.
+    /// One or more channels were notified (or irqs fired) since the last call. By
+    /// default none is expected: a PD that only serves calls refuses them all.
     fn notified(
         &mut self,
-        kernel: &mut dyn Kernel,
+        _kernel: &mut dyn Kernel,
         channels: ChannelSet,
-    ) -> Result<(), HandlerError>;
+    ) -> Result<(), HandlerError> {
+        channels.only_from(|_| false)
+    }
 
     /// A protected procedure call arrived on `ch`. The reply travels back in `mrs`.
     fn protected(

@@ -220,6 +220,17 @@ mod tests {
     }
 
     #[test]
+    fn a_handler_without_notified_refuses_every_notification() {
+        struct CallsOnly;
+        impl crate::Handler for CallsOnly {}
+        let set = crate::ChannelSet::from_iter([Channel::new(4), Channel::new(1)]);
+        assert_eq!(
+            crate::Handler::notified(&mut CallsOnly, &mut RecordingKernel::default(), set),
+            Err(crate::HandlerError::UnexpectedNotification(Channel::new(1)))
+        );
+    }
+
+    #[test]
     fn a_boxed_handler_sees_every_event() {
         struct Counter(u32);
         impl crate::Handler for Counter {

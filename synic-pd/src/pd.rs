@@ -347,11 +347,7 @@ impl<const VPS: usize, const DEPTH: usize> Handler for SynicPd<VPS, DEPTH> {
         kernel: &mut dyn Kernel,
         channels: ChannelSet,
     ) -> Result<(), HandlerError> {
-        for ch in channels.iter() {
-            if ch != self.vcpu {
-                return Err(HandlerError::UnexpectedNotification(ch));
-            }
-        }
+        channels.only_from(|ch| ch == self.vcpu)?;
         // The vCPU PD made room in the interrupt queue.
         self.drain_overflow().map_err(|e| self.queue_error(e))?;
         self.kick_vcpu(kernel)

@@ -429,14 +429,11 @@ impl<D: VmbusDevice> Handler for VspPd<'_, D> {
         kernel: &mut dyn Kernel,
         channels: ChannelSet,
     ) -> Result<(), HandlerError> {
-        for ch in channels.iter() {
-            if ch != self.channels.hvcall
-                && ch != self.channels.vmbus
-                && !self.device.owns_notification(ch)
-            {
-                return Err(HandlerError::UnexpectedNotification(ch));
-            }
-        }
+        channels.only_from(|ch| {
+            ch == self.channels.hvcall
+                || ch == self.channels.vmbus
+                || self.device.owns_notification(ch)
+        })?;
         // The guest signalled one of our channels (the connection does not say
         // which), made room in an outgoing ring, or the device's backend has
         // work: serve them all.
