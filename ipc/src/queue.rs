@@ -35,7 +35,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::{Region, RegionError};
-use protocol::{Capacity, ConsumerIndex, ProducerIndex, SharedWords, Word};
+use protocol::{Capacity, Consuming, Index, Producing, Role, SharedWords, Word};
 
 /// What a queue can carry: plain data any byte pattern of which is a valid value,
 /// because the peer writes the bytes.
@@ -295,28 +295,32 @@ fn read_slots<T: QueueEntry>(
     Ok(())
 }
 
-/// The producing end: the only side that writes entries and `tail`.
-pub struct Producer<'a, T> {
+/// One end of a queue: the producer ([`Producer`]) or the consumer ([`Consumer`]).
+pub struct QueueEnd<'a, T, R> {
     words: RegionWords<'a>,
     entries: Region<'a>,
-    index: ProducerIndex,
-    _entry: PhantomData<fn(T)>,
+    index: Index<R>,
+    _entry: PhantomData<fn() -> T>,
 }
 
-impl<T> fmt::Debug for Producer<'_, T> {
+/// The producing end: the only side that writes entries and `tail`.
+pub type Producer<'a, T> = QueueEnd<'a, T, Producing>;
+
+/// The consuming end: the only side that writes `head`.
+pub type Consumer<'a, T> = QueueEnd<'a, T, Consuming>;
+
+impl<T, R: Role> fmt::Debug for QueueEnd<'_, T, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Producer")
-            .field("index", &self.index)
-            .finish()
+        f.debug_struct(R::END).field("index", &self.index).finish()
     }
 }
 
-impl<'a, T: QueueEntry> Producer<'a, T> {
+impl<'a, T: QueueEntry, R: Role> QueueEnd<'a, T, R> {
     /// Attaches to the queue in `region`, continuing from the indices it holds.
     pub fn new(region: Region<'a>, capacity: u32) -> Result<Self, QueueError> {
         let (words, entries) = Layout::<T>::check(&region, capacity)?;
         let capacity = Capacity::new(capacity).ok_or(QueueError::BadCapacity(capacity))?;
-        let index = ProducerIndex::attach(&words, capacity)?;
+        let index = Index::attach(&words, capacity)?;
         Ok(Self {
             words,
             entries,
@@ -329,51 +333,13 @@ impl<'a, T: QueueEntry> Producer<'a, T> {
         self.index.capacity().get()
     }
 
-    /// Free slots right now (re-reads the consumer's index).
-    pub fn free_slots(&mut self) -> Result<u32, QueueError> {
-        self.index.refresh(&self.words)
-    }
-
-    pub fn try_enqueue(&mut self, value: T) -> Result<(), TryEnqueueError<T>> {
-        if self.index.free(&self.words, 1)? == 0 {
-            return Err(TryEnqueueError::Full(value));
-        }
-        write_slots(
-            &self.entries,
-            self.capacity(),
-            self.index.slot(0),
-            core::slice::from_ref(&value),
-        )
-        .map_err(QueueError::from)?;
-        self.index.publish(&self.words, 1);
-        Ok(())
-    }
-
-    /// Enqueues as many of `values` as fit, in order, with one index publish.
-    /// Returns how many went in (0 when full).
-    pub fn enqueue_batch(&mut self, values: &[T]) -> Result<usize, QueueError> {
-        let wanted = u32::try_from(values.len()).unwrap_or(u32::MAX);
-        let count = self.index.free(&self.words, wanted)?.min(wanted);
-        if count == 0 {
-            return Ok(0);
-        }
-        write_slots(
-            &self.entries,
-            self.capacity(),
-            self.index.slot(0),
-            &values[..count as usize],
-        )?;
-        self.index.publish(&self.words, count);
-        Ok(count as usize)
-    }
-
-    /// Call after enqueueing: `true` means the consumer asked to be woken and the
-    /// caller must notify it now (the request is consumed).
+    /// Call after enqueueing (dequeueing): `true` means the peer asked to be woken
+    /// and the caller must notify it now (the request is consumed).
     pub fn take_signal_request(&mut self) -> bool {
         self.index.take_signal_request(&self.words)
     }
 
-    /// Asks the consumer to notify us once it frees space. Prefer
+    /// Asks the peer to notify us once it frees space (publishes entries). Prefer
     /// [`Self::prepare_to_sleep`], which also does the mandatory re-check.
     pub fn request_signal(&mut self) {
         self.index.request_signal(&self.words);
@@ -383,47 +349,55 @@ impl<'a, T: QueueEntry> Producer<'a, T> {
         self.index.cancel_signal(&self.words);
     }
 
-    /// When full: requests a signal, then re-checks. `Ok(true)`: still full, wait
-    /// for a notification. `Ok(false)`: space appeared, carry on.
+    /// When full (empty): requests a signal, then re-checks (sDDF's "reprocess").
+    /// `Ok(true)`: still full (empty), wait for a notification. `Ok(false)`: there
+    /// is room now, carry on.
     pub fn prepare_to_sleep(&mut self) -> Result<bool, QueueError> {
         self.index.prepare_to_sleep(&self.words)
     }
 }
 
-/// The consuming end: the only side that writes `head`.
-pub struct Consumer<'a, T> {
-    words: RegionWords<'a>,
-    entries: Region<'a>,
-    index: ConsumerIndex,
-    _entry: PhantomData<fn() -> T>,
-}
+impl<T: QueueEntry> Producer<'_, T> {
+    /// Free slots right now (re-reads the consumer's index).
+    pub fn free_slots(&mut self) -> Result<u32, QueueError> {
+        self.index.refresh(&self.words)
+    }
 
-impl<T> fmt::Debug for Consumer<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Consumer")
-            .field("index", &self.index)
-            .finish()
+    pub fn try_enqueue(&mut self, value: T) -> Result<(), TryEnqueueError<T>> {
+        if self.index.room(&self.words, 1)? == 0 {
+            return Err(TryEnqueueError::Full(value));
+        }
+        write_slots(
+            &self.entries,
+            self.capacity(),
+            self.index.slot(0),
+            core::slice::from_ref(&value),
+        )
+        .map_err(QueueError::from)?;
+        self.index.advance(&self.words, 1);
+        Ok(())
+    }
+
+    /// Enqueues as many of `values` as fit, in order, with one index publish.
+    /// Returns how many went in (0 when full).
+    pub fn enqueue_batch(&mut self, values: &[T]) -> Result<usize, QueueError> {
+        let wanted = u32::try_from(values.len()).unwrap_or(u32::MAX);
+        let count = self.index.room(&self.words, wanted)?.min(wanted);
+        if count == 0 {
+            return Ok(0);
+        }
+        write_slots(
+            &self.entries,
+            self.capacity(),
+            self.index.slot(0),
+            &values[..count as usize],
+        )?;
+        self.index.advance(&self.words, count);
+        Ok(count as usize)
     }
 }
 
-impl<'a, T: QueueEntry> Consumer<'a, T> {
-    /// Attaches to the queue in `region`, continuing from the indices it holds.
-    pub fn new(region: Region<'a>, capacity: u32) -> Result<Self, QueueError> {
-        let (words, entries) = Layout::<T>::check(&region, capacity)?;
-        let capacity = Capacity::new(capacity).ok_or(QueueError::BadCapacity(capacity))?;
-        let index = ConsumerIndex::attach(&words, capacity)?;
-        Ok(Self {
-            words,
-            entries,
-            index,
-            _entry: PhantomData,
-        })
-    }
-
-    pub fn capacity(&self) -> u32 {
-        self.index.capacity().get()
-    }
-
+impl<T: QueueEntry> Consumer<'_, T> {
     /// Entries ready right now (re-reads the producer's index).
     pub fn len(&mut self) -> Result<u32, QueueError> {
         self.index.refresh(&self.words)
@@ -435,7 +409,7 @@ impl<'a, T: QueueEntry> Consumer<'a, T> {
 
     /// The oldest entry, or `Ok(None)` when the queue is empty.
     pub fn dequeue(&mut self) -> Result<Option<T>, QueueError> {
-        if self.index.available(&self.words, 1)? == 0 {
+        if self.index.room(&self.words, 1)? == 0 {
             return Ok(None);
         }
         let mut value = T::new_zeroed();
@@ -445,7 +419,7 @@ impl<'a, T: QueueEntry> Consumer<'a, T> {
             self.index.slot(0),
             core::slice::from_mut(&mut value),
         )?;
-        self.index.release(&self.words, 1);
+        self.index.advance(&self.words, 1);
         Ok(Some(value))
     }
 
@@ -453,7 +427,7 @@ impl<'a, T: QueueEntry> Consumer<'a, T> {
     /// publish. Returns how many (0 when empty).
     pub fn dequeue_batch(&mut self, out: &mut [T]) -> Result<usize, QueueError> {
         let wanted = u32::try_from(out.len()).unwrap_or(u32::MAX);
-        let count = self.index.available(&self.words, wanted)?.min(wanted);
+        let count = self.index.room(&self.words, wanted)?.min(wanted);
         if count == 0 {
             return Ok(0);
         }
@@ -463,30 +437,7 @@ impl<'a, T: QueueEntry> Consumer<'a, T> {
             self.index.slot(0),
             &mut out[..count as usize],
         )?;
-        self.index.release(&self.words, count);
+        self.index.advance(&self.words, count);
         Ok(count as usize)
-    }
-
-    /// Call after dequeueing: `true` means the producer was waiting for space and the
-    /// caller must notify it now (the request is consumed).
-    pub fn take_signal_request(&mut self) -> bool {
-        self.index.take_signal_request(&self.words)
-    }
-
-    /// Asks the producer to notify us once it publishes. Prefer
-    /// [`Self::prepare_to_sleep`], which also does the mandatory re-check.
-    pub fn request_signal(&mut self) {
-        self.index.request_signal(&self.words);
-    }
-
-    pub fn cancel_signal(&mut self) {
-        self.index.cancel_signal(&self.words);
-    }
-
-    /// When empty: requests a signal, then re-checks (sDDF's "reprocess").
-    /// `Ok(true)`: still empty, wait for a notification. `Ok(false)`: entries
-    /// arrived, carry on.
-    pub fn prepare_to_sleep(&mut self) -> Result<bool, QueueError> {
-        self.index.prepare_to_sleep(&self.words)
     }
 }

@@ -106,7 +106,7 @@ fn producer(s: &Shared, sc: Scenario) {
     let mut p = ProducerIndex::attach(&s.words, capacity).unwrap();
     let mut next = 0;
     while next < sc.items {
-        let free = p.free(&s.words, 1).unwrap();
+        let free = p.room(&s.words, 1).unwrap();
         if free == 0 {
             if p.prepare_to_sleep(&s.words).unwrap() {
                 s.to_producer.wait();
@@ -117,7 +117,7 @@ fn producer(s: &Shared, sc: Scenario) {
         for i in 0..n {
             s.slots[p.slot(i) as usize].store(value(next + i), Relaxed);
         }
-        p.publish(&s.words, n);
+        p.advance(&s.words, n);
         next += n;
         if p.take_signal_request(&s.words) {
             s.to_consumer.notify();
@@ -130,7 +130,7 @@ fn consumer(s: &Shared, sc: Scenario) {
     let mut c = ConsumerIndex::attach(&s.words, capacity).unwrap();
     let mut expected = 0;
     while expected < sc.items {
-        let available = c.available(&s.words, 1).unwrap();
+        let available = c.room(&s.words, 1).unwrap();
         if available == 0 {
             if c.prepare_to_sleep(&s.words).unwrap() {
                 s.to_consumer.wait();
@@ -142,7 +142,7 @@ fn consumer(s: &Shared, sc: Scenario) {
             let got = s.slots[c.slot(i) as usize].load(Relaxed);
             assert_eq!(got, value(expected + i), "lost, duplicated or stale entry");
         }
-        c.release(&s.words, n);
+        c.advance(&s.words, n);
         expected += n;
         if c.take_signal_request(&s.words) {
             s.to_producer.notify();
@@ -229,12 +229,12 @@ fn sleep_decision_probe(side: Side, fences: bool) {
             thread::spawn(move || match side {
                 Side::Consumer => {
                     let mut p = ProducerIndex::attach(&*words, capacity).unwrap();
-                    p.publish(&*words, 1);
+                    p.advance(&*words, 1);
                     p.take_signal_request(&*words)
                 }
                 Side::Producer => {
                     let mut c = ConsumerIndex::attach(&*words, capacity).unwrap();
-                    c.release(&*words, 1);
+                    c.advance(&*words, 1);
                     c.take_signal_request(&*words)
                 }
             })

@@ -13,6 +13,7 @@
 //! back: a peer scribbling over our index cannot make us skip or replay entries.
 //! The peer's index is checked on every load against what it could legally be.
 
+use core::marker::PhantomData;
 use core::sync::atomic::Ordering;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
@@ -102,208 +103,184 @@ fn fence_then_take<W: SharedWords>(words: &W, word: Word) -> bool {
     true
 }
 
-/// The producer's private view: its own `tail` and the last `head` it validated.
-#[derive(Clone, Debug)]
-pub struct ProducerIndex {
-    tail: u32,
-    head: u32,
-    capacity: Capacity,
+/// Which end of the queue a side is: the words it owns, and how far the peer's index
+/// may legally have moved.
+pub trait Role: core::fmt::Debug {
+    /// The end's name, for `Debug`.
+    const END: &'static str;
+    /// Its own index word, stored only by this side; the peer's is the
+    /// [`Word::counterpart`], only ever loaded (and checked) here.
+    const OWN: Word;
+    /// The flag this side sets to be woken; the peer sets the counterpart.
+    const WANTS_SIGNAL: Word;
+    /// What this side can act on with `in_flight` entries published and not yet
+    /// consumed: free slots for the producer, ready entries for the consumer.
+    fn room(in_flight: u32, capacity: Capacity) -> u32;
+    /// Whether the peer may have moved its index from `old` to `new`.
+    fn peer_moved_legally(own: u32, old: u32, new: u32, capacity: Capacity) -> bool;
 }
 
-impl ProducerIndex {
-    /// Takes over the producer side of a queue whose words already hold a state
-    /// (zero for a fresh region).
+impl Word {
+    /// The peer's word of the same kind: its index, or its signal flag.
+    pub const fn counterpart(self) -> Self {
+        match self {
+            Self::Tail => Self::Head,
+            Self::Head => Self::Tail,
+            Self::ConsumerWantsSignal => Self::ProducerWantsSignal,
+            Self::ProducerWantsSignal => Self::ConsumerWantsSignal,
+        }
+    }
+}
+
+/// Entries published and not yet consumed (`tail - head`, wrapping), from one
+/// side's own and peer index.
+fn in_flight<R: Role>(own: u32, peer: u32) -> u32 {
+    match R::OWN {
+        Word::Tail => own.wrapping_sub(peer),
+        _ => peer.wrapping_sub(own),
+    }
+}
+
+/// The producer: owns `tail`, validates `head`.
+#[derive(Clone, Debug)]
+pub enum Producing {}
+
+/// The consumer: owns `head`, validates `tail`.
+#[derive(Clone, Debug)]
+pub enum Consuming {}
+
+impl Role for Producing {
+    const END: &'static str = "Producer";
+    const OWN: Word = Word::Tail;
+    const WANTS_SIGNAL: Word = Word::ProducerWantsSignal;
+
+    fn room(in_flight: u32, capacity: Capacity) -> u32 {
+        capacity.get() - in_flight
+    }
+
+    /// Legal heads lie between the last one seen and our tail: the consumer moves
+    /// forward only, and never past what we published.
+    fn peer_moved_legally(tail: u32, old: u32, new: u32, _: Capacity) -> bool {
+        new.wrapping_sub(old) <= tail.wrapping_sub(old)
+    }
+}
+
+impl Role for Consuming {
+    const END: &'static str = "Consumer";
+    const OWN: Word = Word::Head;
+    const WANTS_SIGNAL: Word = Word::ConsumerWantsSignal;
+
+    fn room(in_flight: u32, _: Capacity) -> u32 {
+        in_flight
+    }
+
+    /// Legal tails leave at most `capacity` entries in flight and never take back
+    /// entries already published (which we may be about to read).
+    fn peer_moved_legally(head: u32, old: u32, new: u32, capacity: Capacity) -> bool {
+        let available = new.wrapping_sub(head);
+        available <= capacity.get() && available >= old.wrapping_sub(head)
+    }
+}
+
+/// One side's private view: its own index and the last peer index it validated.
+#[derive(Clone, Debug)]
+pub struct Index<R> {
+    own: u32,
+    peer: u32,
+    capacity: Capacity,
+    _role: PhantomData<R>,
+}
+
+pub type ProducerIndex = Index<Producing>;
+pub type ConsumerIndex = Index<Consuming>;
+
+impl<R: Role> Index<R> {
+    /// Takes over this side of a queue whose words already hold a state (zero for a
+    /// fresh region).
     pub fn attach<W: SharedWords>(words: &W, capacity: Capacity) -> Result<Self, QueueError> {
-        let tail = words.load(Word::Tail, Relaxed);
-        let head = words.load(Word::Head, Acquire);
-        if tail.wrapping_sub(head) > capacity.get() {
+        let own = words.load(R::OWN, Relaxed);
+        let peer = words.load(R::OWN.counterpart(), Acquire);
+        if in_flight::<R>(own, peer) > capacity.get() {
             return Err(QueueError::PeerMisbehaved {
-                peer_index: head,
-                own_index: tail,
+                peer_index: peer,
+                own_index: own,
             });
         }
         Ok(Self {
-            tail,
-            head,
+            own,
+            peer,
             capacity,
+            _role: PhantomData,
         })
-    }
-
-    pub fn tail(&self) -> u32 {
-        self.tail
     }
 
     pub fn capacity(&self) -> Capacity {
         self.capacity
     }
 
-    fn cached_free(&self) -> u32 {
-        self.capacity.get() - self.tail.wrapping_sub(self.head)
+    fn cached_room(&self) -> u32 {
+        R::room(in_flight::<R>(self.own, self.peer), self.capacity)
     }
 
-    /// Free slots, re-reading `head` only when the last validated value does not
-    /// already leave room for `wanted` (the shared line is then not touched at all).
-    pub fn free<W: SharedWords>(&mut self, words: &W, wanted: u32) -> Result<u32, QueueError> {
-        let free = self.cached_free();
-        if free >= wanted {
-            return Ok(free);
+    /// Free slots (producer) or ready entries (consumer), re-reading the peer's
+    /// index only when the last validated value does not already cover `wanted`
+    /// (the shared line is then not touched at all).
+    pub fn room<W: SharedWords>(&mut self, words: &W, wanted: u32) -> Result<u32, QueueError> {
+        let room = self.cached_room();
+        if room >= wanted {
+            return Ok(room);
         }
         self.refresh(words)
     }
 
-    /// Re-reads and validates `head`. Acquire pairs with the consumer's release of
-    /// `head`: its reads of the entries it freed happen before we overwrite them.
+    /// Re-reads and validates the peer's index. Acquire pairs with the peer's
+    /// release of it: a consumer's reads of the entries it freed happen before the
+    /// producer overwrites them, a producer's entry writes before the consumer reads.
     pub fn refresh<W: SharedWords>(&mut self, words: &W) -> Result<u32, QueueError> {
-        let head = words.load(Word::Head, Acquire);
-        // Legal heads lie between the last one seen and our tail: the consumer moves
-        // forward only, and never past what we published.
-        if head.wrapping_sub(self.head) > self.tail.wrapping_sub(self.head) {
+        let peer = words.load(R::OWN.counterpart(), Acquire);
+        if !R::peer_moved_legally(self.own, self.peer, peer, self.capacity) {
             return Err(QueueError::PeerMisbehaved {
-                peer_index: head,
-                own_index: self.tail,
+                peer_index: peer,
+                own_index: self.own,
             });
         }
-        self.head = head;
-        Ok(self.cached_free())
+        self.peer = peer;
+        Ok(self.cached_room())
     }
 
-    /// The slot the `i`-th entry after the current tail goes into.
+    /// The slot of the `i`-th entry after our index.
     pub fn slot(&self, i: u32) -> u32 {
-        self.tail.wrapping_add(i) & self.capacity.mask()
+        self.own.wrapping_add(i) & self.capacity.mask()
     }
 
-    /// Publishes `count` entries already written to `slot(0..count)`. `count` must
-    /// not exceed the last value [`Self::free`] returned.
-    pub fn publish<W: SharedWords>(&mut self, words: &W, count: u32) {
-        debug_assert!(count <= self.cached_free());
-        self.tail = self.tail.wrapping_add(count);
-        // Release: the entry writes happen before the consumer sees the new tail.
-        words.store(Word::Tail, self.tail, Release);
+    /// Moves our index past `count` slots already written (producer) or copied out
+    /// (consumer). `count` must not exceed the last value [`Self::room`] returned.
+    /// Release: those slot accesses happen before the peer sees the new index.
+    pub fn advance<W: SharedWords>(&mut self, words: &W, count: u32) {
+        debug_assert!(count <= self.cached_room());
+        self.own = self.own.wrapping_add(count);
+        words.store(R::OWN, self.own, Release);
     }
 
-    /// After a publish: whether the consumer asked to be woken (and if so, the
-    /// request is consumed, so it is woken once per request).
+    /// After an advance: whether the peer asked to be woken (and if so, the request
+    /// is consumed, so it is woken once per request).
     pub fn take_signal_request<W: SharedWords>(&self, words: &W) -> bool {
-        fence_then_take(words, Word::ConsumerWantsSignal)
+        fence_then_take(words, R::WANTS_SIGNAL.counterpart())
     }
 
-    /// Asks the consumer to notify us once it frees space.
+    /// Asks the peer to notify us once it frees space (producer) or publishes
+    /// entries (consumer).
     pub fn request_signal<W: SharedWords>(&self, words: &W) {
-        store_then_fence(words, Word::ProducerWantsSignal, 1);
+        store_then_fence(words, R::WANTS_SIGNAL, 1);
     }
 
     pub fn cancel_signal<W: SharedWords>(&self, words: &W) {
-        words.store(Word::ProducerWantsSignal, 0, Relaxed);
+        words.store(R::WANTS_SIGNAL, 0, Relaxed);
     }
 
-    /// Requests a signal and re-checks for space. `Ok(true)`: still full, the
-    /// producer may sleep until notified. `Ok(false)`: space appeared meanwhile, the
-    /// request is withdrawn, go on enqueueing.
-    pub fn prepare_to_sleep<W: SharedWords>(&mut self, words: &W) -> Result<bool, QueueError> {
-        self.request_signal(words);
-        if self.refresh(words)? > 0 {
-            self.cancel_signal(words);
-            return Ok(false);
-        }
-        Ok(true)
-    }
-}
-
-/// The consumer's private view: its own `head` and the last `tail` it validated.
-#[derive(Clone, Debug)]
-pub struct ConsumerIndex {
-    head: u32,
-    tail: u32,
-    capacity: Capacity,
-}
-
-impl ConsumerIndex {
-    pub fn attach<W: SharedWords>(words: &W, capacity: Capacity) -> Result<Self, QueueError> {
-        let head = words.load(Word::Head, Relaxed);
-        let tail = words.load(Word::Tail, Acquire);
-        if tail.wrapping_sub(head) > capacity.get() {
-            return Err(QueueError::PeerMisbehaved {
-                peer_index: tail,
-                own_index: head,
-            });
-        }
-        Ok(Self {
-            head,
-            tail,
-            capacity,
-        })
-    }
-
-    pub fn head(&self) -> u32 {
-        self.head
-    }
-
-    pub fn capacity(&self) -> Capacity {
-        self.capacity
-    }
-
-    fn cached_available(&self) -> u32 {
-        self.tail.wrapping_sub(self.head)
-    }
-
-    /// Entries ready, re-reading `tail` only when the last validated value does not
-    /// already cover `wanted`.
-    pub fn available<W: SharedWords>(&mut self, words: &W, wanted: u32) -> Result<u32, QueueError> {
-        let available = self.cached_available();
-        if available >= wanted {
-            return Ok(available);
-        }
-        self.refresh(words)
-    }
-
-    /// Re-reads and validates `tail`. Acquire pairs with the producer's release of
-    /// `tail`: the entries it published are visible before we read them.
-    pub fn refresh<W: SharedWords>(&mut self, words: &W) -> Result<u32, QueueError> {
-        let tail = words.load(Word::Tail, Acquire);
-        let available = tail.wrapping_sub(self.head);
-        // Legal tails leave at most `capacity` entries in flight and never take back
-        // entries already published (which we may be about to read).
-        if available > self.capacity.get() || available < self.cached_available() {
-            return Err(QueueError::PeerMisbehaved {
-                peer_index: tail,
-                own_index: self.head,
-            });
-        }
-        self.tail = tail;
-        Ok(available)
-    }
-
-    /// The slot of the `i`-th entry after the current head.
-    pub fn slot(&self, i: u32) -> u32 {
-        self.head.wrapping_add(i) & self.capacity.mask()
-    }
-
-    /// Hands `count` entries, already copied out of `slot(0..count)`, back to the
-    /// producer. `count` must not exceed the last value [`Self::available`] returned.
-    pub fn release<W: SharedWords>(&mut self, words: &W, count: u32) {
-        debug_assert!(count <= self.cached_available());
-        self.head = self.head.wrapping_add(count);
-        // Release: our reads of those slots happen before the producer reuses them.
-        words.store(Word::Head, self.head, Release);
-    }
-
-    /// After a release: whether the producer asked to be woken (consuming the request).
-    pub fn take_signal_request<W: SharedWords>(&self, words: &W) -> bool {
-        fence_then_take(words, Word::ProducerWantsSignal)
-    }
-
-    /// Asks the producer to notify us once it publishes entries.
-    pub fn request_signal<W: SharedWords>(&self, words: &W) {
-        store_then_fence(words, Word::ConsumerWantsSignal, 1);
-    }
-
-    pub fn cancel_signal<W: SharedWords>(&self, words: &W) {
-        words.store(Word::ConsumerWantsSignal, 0, Relaxed);
-    }
-
-    /// Requests a signal and re-checks for entries (sDDF's "reprocess" step).
-    /// `Ok(true)`: still empty, sleep until notified. `Ok(false)`: entries arrived
-    /// meanwhile, the request is withdrawn, go on dequeueing.
+    /// Requests a signal and re-checks for room (sDDF's "reprocess" step).
+    /// `Ok(true)`: still none, sleep until notified. `Ok(false)`: room appeared
+    /// meanwhile, the request is withdrawn, carry on.
     pub fn prepare_to_sleep<W: SharedWords>(&mut self, words: &W) -> Result<bool, QueueError> {
         self.request_signal(words);
         if self.refresh(words)? > 0 {
