@@ -88,6 +88,12 @@ pub fn plan(
                 what: format!("PD '{}': irqs", pd.name),
             });
         }
+        // Processes reach no device: a PCI grant needs the bare-metal kernel.
+        if !pd.pci_devices.is_empty() {
+            return Err(SimError::Unsupported {
+                what: format!("PD '{}': pci_device grants", pd.name),
+            });
+        }
         if !is_token(&pd.name) {
             return Err(invalid(format!(
                 "PD name {:?} is empty or has spaces",
@@ -328,6 +334,22 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "not supported in host-sim: virtual_machine linux (guests run on the bare-metal kernel)"
+        );
+    }
+
+    #[test]
+    fn a_pci_device_grant_is_refused() {
+        let text = r#"<system>
+            <protection_domain name="blk" priority="2">
+                <program_image path="blk" />
+                <pci_device id="3" bdf="0:5.0" vendor="0x1af4" device="0x1042" />
+            </protection_domain>
+        </system>"#;
+        let system = sdf::parse_and_check(text, Path::new("system.xml")).expect("valid");
+        let err = plan(&system, &[]).err().expect("refused");
+        assert_eq!(
+            err.to_string(),
+            "host-sim does not support PD 'blk': pci_device grants yet"
         );
     }
 }

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! Header | RegionDesc[region_count] | PdDesc[pd_count] | VmDesc[vm_count] |
+//! PciDesc[pci_count] |
 //! per PD: SegmentDesc[], MapDesc[], PatchDesc[], info page (4 KiB, page aligned),
 //! program ELF bytes | per VM: VmMapDesc[] | per region with initial contents:
 //! its bytes (page aligned)
@@ -16,11 +17,13 @@
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
+pub use crate::pci::PciDesc;
 use crate::{layout, Name};
 
 pub const MAGIC: [u8; 8] = *b"PVSYSIMG";
 /// 2: virtual machines ([`VmDesc`]) and region initial contents.
-pub const VERSION: u32 = 2;
+/// 3: PCI device grants ([`PciDesc`]).
+pub const VERSION: u32 = 3;
 /// Channel and irq ids per PD (0..=61), as in Microkit.
 pub const CHANNELS: usize = 62;
 pub const MAX_PDS: usize = 63;
@@ -56,6 +59,9 @@ pub struct Header {
     pub regions_off: u64,
     pub pds_off: u64,
     pub vms_off: u64,
+    pub pci_count: u32,
+    pub _reserved: u32,
+    pub pci_off: u64,
 }
 
 /// A memory region. `phys_addr` is [`RegionDesc::ALLOCATE`] unless system.xml fixed it.
@@ -204,7 +210,7 @@ pub struct PatchDesc {
 }
 
 const _: () = {
-    assert!(core::mem::size_of::<Header>() == 56);
+    assert!(core::mem::size_of::<Header>() == 72);
     assert!(core::mem::size_of::<RegionDesc>() == 96);
     assert!(core::mem::size_of::<VmDesc>() == 120);
     assert!(core::mem::size_of::<VmMapDesc>() == 16);
@@ -254,6 +260,7 @@ pub struct SystemImage<'a> {
     regions: &'a [RegionDesc],
     pds: &'a [PdDesc],
     vms: &'a [VmDesc],
+    pcis: &'a [PciDesc],
 }
 
 /// One PD's parts, checked.
@@ -356,6 +363,11 @@ impl<'a> SystemImage<'a> {
             return Err(ImageError::TooMany("virtual machines"));
         }
         let vms: &[VmDesc] = slice_at(bytes, header.vms_off, vm_count, "VM table")?;
+        let pci_count = header.pci_count as usize;
+        if pci_count > crate::pci::MAX_DEVICES {
+            return Err(ImageError::TooMany("PCI devices"));
+        }
+        let pcis: &[PciDesc] = slice_at(bytes, header.pci_off, pci_count, "PCI table")?;
         for r in regions {
             if r.size == 0 || !page_aligned(r.size) {
                 return Err(ImageError::BadAddress("memory region size"));
@@ -373,6 +385,7 @@ impl<'a> SystemImage<'a> {
             regions,
             pds,
             vms,
+            pcis,
         };
         for i in 0..pd_count {
             image.check_pd(i)?;
@@ -380,6 +393,7 @@ impl<'a> SystemImage<'a> {
         for i in 0..vm_count {
             image.check_vm(i)?;
         }
+        image.check_pcis()?;
         Ok(image)
     }
 
@@ -403,6 +417,11 @@ impl<'a> SystemImage<'a> {
             .filter(|r| r.data_len != 0)
             .and_then(|r| bytes_at(self.bytes, r.data_off, r.data_len, "region data").ok())
             .unwrap_or(&[])
+    }
+
+    /// The PCI device grants, checked by [`Self::parse`] (see `image/pci.rs`).
+    pub fn pcis(&self) -> &'a [PciDesc] {
+        self.pcis
     }
 
     pub fn vm_count(&self) -> usize {
@@ -703,13 +722,24 @@ pub mod build {
         out.resize(out.len().next_multiple_of(align), 0);
     }
 
-    /// Lays out the image. Deterministic: the same specs give the same bytes.
+    /// Lays out an image without PCI device grants.
     pub fn encode(regions: &[RegionSpec], pds: &[PdSpec], vms: &[VmSpec]) -> Vec<u8> {
+        encode_with_devices(regions, pds, vms, &[])
+    }
+
+    /// Lays out the image. Deterministic: the same specs give the same bytes.
+    pub fn encode_with_devices(
+        regions: &[RegionSpec],
+        pds: &[PdSpec],
+        vms: &[VmSpec],
+        pcis: &[PciDesc],
+    ) -> Vec<u8> {
         let header_len = core::mem::size_of::<Header>();
         let regions_off = header_len;
         let pds_off = regions_off + regions.len() * core::mem::size_of::<RegionDesc>();
         let vms_off = pds_off + pds.len() * core::mem::size_of::<PdDesc>();
-        let tables_end = vms_off + vms.len() * core::mem::size_of::<VmDesc>();
+        let pci_off = vms_off + vms.len() * core::mem::size_of::<VmDesc>();
+        let tables_end = pci_off + core::mem::size_of_val(pcis);
         let mut out = alloc::vec![0; tables_end];
         let mut pd_descs = Vec::new();
         for spec in pds {
@@ -769,14 +799,20 @@ pub mod build {
             regions_off: regions_off as u64,
             pds_off: pds_off as u64,
             vms_off: vms_off as u64,
+            pci_count: pcis.len() as u32,
+            _reserved: 0,
+            pci_off: pci_off as u64,
         };
         out[..header_len].copy_from_slice(header.as_bytes());
         out[regions_off..pds_off].copy_from_slice(region_descs.as_slice().as_bytes());
         out[pds_off..vms_off].copy_from_slice(pd_descs.as_slice().as_bytes());
-        out[vms_off..tables_end].copy_from_slice(vm_descs.as_slice().as_bytes());
+        out[vms_off..pci_off].copy_from_slice(vm_descs.as_slice().as_bytes());
+        out[pci_off..tables_end].copy_from_slice(pcis.as_bytes());
         out
     }
 }
+
+mod pci;
 
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@
 //! - [`image`]: the system image the builder appends to the kernel, which the kernel
 //!   turns into address spaces and capability tables;
 //! - [`info`]: the read-only page that tells a PD its name, regions and variables;
+//! - [`pci`]: PCI device grants and the config-access policy;
 //! - [`layout`]: where the kernel puts a PD's stack, IPC buffer and info page;
 //! - [`vcpu`]: running a guest vCPU (`VM_ENTER`) and the state it exchanges.
 //!
@@ -18,6 +19,7 @@ extern crate std;
 pub mod image;
 pub mod info;
 pub mod layout;
+pub mod pci;
 pub mod syscall;
 pub mod vcpu;
 

@@ -41,6 +41,11 @@ impl Sys {
     /// far). Debug kernels only, for PDs granted `debug_halt`: it lets the boot
     /// test check that an NMI taken in ring 3 resumes the PD where it was.
     pub const DEBUG_NMI: Self = Self(10);
+    /// (channel, offset, flags, value): read or write the configuration space of
+    /// the PCI function behind this channel id (system.xml `<pci_device>`); flags =
+    /// width in bytes | [`crate::pci::WRITE`]. Returns (status, value read). The
+    /// policy is [`crate::pci::check_access`].
+    pub const PCI_CONFIG: Self = Self(11);
 }
 
 /// What a system call returns in rax (for RECV/REPLY_RECV: see [`Event`]).
@@ -63,6 +68,9 @@ impl Status {
     pub const UNKNOWN_SYSCALL: Self = Self(8);
     /// VM_ENTER on a vCPU this PD does not own.
     pub const NOT_A_VCPU: Self = Self(9);
+    /// PCI_CONFIG: a write to a register the kernel decided at boot (ids, BARs,
+    /// interrupt routing).
+    pub const CONFIG_PROTECTED: Self = Self(10);
 }
 
 /// The kind of event RECV and REPLY_RECV return in rax.

@@ -15,6 +15,7 @@ mod cpu;
 mod gdt;
 mod loader;
 mod mem;
+mod pci;
 mod pic;
 mod serial;
 mod svm;
@@ -82,13 +83,26 @@ extern "C" fn kmain(start_info: u64) -> ! {
             cpu::exit_qemu(0x7b)
         }
     };
-    let loaded = match loader::load(&image, &mut frames, kernel_root, tcbs()) {
+    let mut loaded = match loader::load(&image, &mut frames, kernel_root, tcbs()) {
         Ok(l) => l,
         Err(e) => {
             kprintln!("kernel: cannot build the PDs: {e}");
             cpu::exit_qemu(0x7b)
         }
     };
+    match pci::load(
+        &image,
+        &mut frames,
+        tcbs(),
+        &mut loaded.configs[..loaded.count],
+    ) {
+        Ok(0) => {}
+        Ok(n) => kprintln!("kernel: {n} PCI functions granted"),
+        Err(e) => {
+            kprintln!("kernel: cannot grant a PCI device: {e}");
+            cpu::exit_qemu(0x7b)
+        }
+    }
     let vcpus = match vcpu::load(&image, &mut frames, &loaded.region_pa) {
         Ok(n) => n,
         Err(e) => {
@@ -574,6 +588,16 @@ fn syscall(f: &Frame) {
                     rdi: unsafe { USER_NMIS },
                     ..Ret::status(Status::OK)
                 }
+            };
+            Glue.set_return(cur, ret);
+        }
+        Sys::PCI_CONFIG => {
+            let ret = match pci::config(cur, f.rdi, f.rsi, f.rdx, f.r10) {
+                Ok(value) => Ret {
+                    rdi: value,
+                    ..Ret::status(Status::OK)
+                },
+                Err(st) => Ret::status(st),
             };
             Glue.set_return(cur, ret);
         }

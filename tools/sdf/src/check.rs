@@ -14,6 +14,7 @@ use crate::model::*;
 use crate::parse::SpanIndex;
 
 mod extra;
+mod pci;
 
 /// Checks a system built in code. Descriptions read from text are checked by
 /// [`crate::parse_and_check`] already.
@@ -77,6 +78,7 @@ pub(crate) fn check_with(system: &System, index: &SpanIndex, diags: &mut Diagnos
     c.domains();
     c.cap_maps();
     c.ioports();
+    c.pci_devices();
     c.io_address_spaces();
 }
 
@@ -638,6 +640,11 @@ impl<'a> Checker<'a> {
                 symbols.push((sym, "setvar_id", self.idx.attr(irq.span, "setvar_id")));
             }
         }
+        for bar in pd.pci_devices.iter().flat_map(|d| &d.bars) {
+            if let Some(sym) = &bar.setvar_vaddr {
+                symbols.push((sym, "setvar_vaddr", self.idx.attr(bar.span, "setvar_vaddr")));
+            }
+        }
         for port in &pd.ioports {
             if let Some(sym) = &port.setvar_id {
                 symbols.push((sym, "setvar_id", self.idx.attr(port.span, "setvar_id")));
@@ -739,6 +746,9 @@ impl<'a> Checker<'a> {
                 let span = self.idx.attr(irq.span, "id");
                 self.in_range(span, "id", irq.id.into(), 0..=MAX_CHANNEL_ID);
                 ids.push((irq.id, span));
+            }
+            for dev in &pd.pci_devices {
+                ids.push((dev.id, self.idx.attr(dev.span, "id")));
             }
         }
         for ch in self.sys.channels.iter().filter(|ch| self.connects(ch)) {

@@ -171,6 +171,8 @@ pub struct ProtectionDomain {
     pub setvar_id: Option<String>,
     /// `<ioport>` grants (x86 port I/O).
     pub ioports: Vec<IoPort>,
+    /// `<pci_device>` grants: one PCI function each. Not in Microkit.
+    pub pci_devices: Vec<PciDeviceGrant>,
     /// `<cspace>` cap maps; `cspace` is the element's position when one was written.
     pub cap_maps: Vec<CapMap>,
     pub cspace: Option<Span>,
@@ -216,6 +218,33 @@ impl fmt::Display for PciDevice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:x}:{:x}.{:x}", self.bus, self.device, self.function)
     }
+}
+
+/// `<pci_device id= bdf= vendor= device=>` with `<bar index= vaddr= size=/>`
+/// children: the PD drives this one function. The kernel finds it at boot, checks
+/// its ids, maps the listed memory BARs uncached at `vaddr` (with room for `size`
+/// bytes; a larger BAR stops the boot), hands its INTx line to channel `id` as an
+/// irq, and answers config-space accesses on `id` for this function only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PciDeviceGrant {
+    /// Channel id: shares the PD's channel and irq id space.
+    pub id: u8,
+    pub bdf: PciDevice,
+    pub vendor: u16,
+    pub device: u16,
+    pub bars: Vec<PciBar>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PciBar {
+    /// 0..=5.
+    pub index: u8,
+    pub vaddr: u64,
+    pub size: u64,
+    /// The PD variable that receives `vaddr`.
+    pub setvar_vaddr: Option<String>,
+    pub span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

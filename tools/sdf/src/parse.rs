@@ -19,6 +19,7 @@ use crate::model::*;
 use crate::num::{parse_decimal, parse_quantity};
 
 pub(crate) mod extra;
+mod pci;
 
 /// Positions that the model does not keep, for `check`'s messages.
 #[derive(Debug, Default)]
@@ -102,6 +103,8 @@ pub(crate) fn allowed_attributes(element: &str) -> &'static [&'static str] {
         "virtual_machine" => VM_ATTRS,
         "vcpu" => VCPU_ATTRS,
         "ioport" => extra::IOPORT_ATTRS,
+        "pci_device" => pci::DEVICE_ATTRS,
+        "bar" => pci::BAR_ATTRS,
         "cap_tcb" | "cap_sc" | "cap_vspace" => &["slot", "pd"],
         "io_address_space" => extra::IO_SPACE_ATTRS,
         "iomap" => extra::IOMAP_ATTRS,
@@ -185,6 +188,8 @@ const KNOWN_ELEMENTS: &[&str] = &[
     "channel",
     "end",
     "ioport",
+    "pci_device",
+    "bar",
     "cspace",
     "cap_tcb",
     "cap_sc",
@@ -702,6 +707,7 @@ impl<'t> Parser<'t> {
         let mut irqs = Vec::new();
         let mut setvars = Vec::new();
         let mut ioports = Vec::new();
+        let mut pci_devices = Vec::new();
         let mut cap_maps = Vec::new();
         let mut cspace: Option<Span> = None;
         let mut children = Vec::new();
@@ -726,6 +732,10 @@ impl<'t> Parser<'t> {
                     .is_some(),
                 "irq" => self.irq(child).map(|i| irqs.push(i)).is_some(),
                 "ioport" => self.ioport(child).map(|i| ioports.push(i)).is_some(),
+                "pci_device" => self
+                    .pci_device(child)
+                    .map(|d| pci_devices.push(d))
+                    .is_some(),
                 "cspace" => self.single(&mut cspace, child) && self.cspace(child, &mut cap_maps),
                 "setvar" => self.setvar(child).map(|s| setvars.push(s)).is_some(),
                 "protection_domain" => match self.protection_domain(child, true) {
@@ -795,6 +805,7 @@ impl<'t> Parser<'t> {
                 domain,
                 setvar_id,
                 ioports,
+                pci_devices,
                 cap_maps,
                 cspace,
                 program_image,

@@ -103,6 +103,11 @@ fn draw(rng: &mut Rng) -> Option<((Sys, [u64; 4]), Status)> {
         ),
         Sys::DEBUG_HALT | Sys::DEBUG_NMI => (a, Status::NOT_GRANTED),
         Sys::VM_ENTER => (a, Status::NOT_A_VCPU),
+        // No PCI device is granted here: no channel id names one.
+        Sys::PCI_CONFIG => (
+            [ch, a[1], a[2], a[3]],
+            cap(ch).map_or_else(|st| st, |_| Status::NOT_GRANTED),
+        ),
         _ => (a, Status::UNKNOWN_SYSCALL),
     };
     Some(((Sys(n), args), want))

@@ -8,7 +8,7 @@
 //! region indices at guest-physical addresses; `--region-data` bytes become the
 //! regions' initial contents.
 
-use kernel_abi::image::build::{encode, PdSpec, RegionSpec, VmSpec};
+use kernel_abi::image::build::{encode_with_devices, PdSpec, RegionSpec, VmSpec};
 use kernel_abi::image::{
     perms, CapDesc, MapDesc, PatchDesc, PdDesc, RegionDesc, SegmentDesc, SystemImage, VmDesc,
     VmMapDesc, CHANNELS, GPA_LIMIT, MAX_MAPS, MAX_SEGMENTS, MAX_VCPUS, MAX_VCPU_ID, MAX_VM_MAPS,
@@ -88,7 +88,8 @@ pub fn compile(
     let region_of = |n: &str| system.memory_regions.iter().position(|m| m.name == n);
 
     let mut specs = Vec::new();
-    for (pd, program) in pds.iter().zip(programs) {
+    let mut devices = Vec::new();
+    for (index, (pd, program)) in pds.iter().zip(programs).enumerate() {
         let fail = |what: String| format!("PD {}: {what}", pd.name);
         let elf = elf::parse(program).map_err(|e| fail(format!("program image: {e}")))?;
         let mut desc = PdDesc::empty();
@@ -214,6 +215,12 @@ pub fn compile(
         if maps.len() > MAX_MAPS {
             return Err(fail(format!("{} maps (at most {MAX_MAPS})", maps.len())));
         }
+        let granted = super::pci::grants(pd, index).map_err(fail)?;
+        for (start, end, what) in granted.windows {
+            claim(start, end, what).map_err(fail)?;
+        }
+        info_regions.extend(granted.regions);
+        variables.extend(granted.variables);
         for v in pd.virtual_machine.iter().flat_map(|vm| &vm.vcpus) {
             if let Some(sym) = &v.setvar_id {
                 variables.push(InfoVariable {
@@ -284,6 +291,11 @@ pub fn compile(
             slot.irq = line;
             header.irq_mask |= 1 << irq.id;
         }
+        // The kernel puts the function's INTx line on the grant's channel at boot.
+        for d in &granted.descs {
+            header.irq_mask |= 1 << d.channel;
+        }
+        devices.extend(granted.descs);
         let (info_page, patches) =
             info::build::encode(header, &info_regions, &variables, &paddr_vars).map_err(|e| {
                 fail(format!(
@@ -321,7 +333,7 @@ pub fn compile(
                 .unwrap_or_default(),
         })
         .collect();
-    let bytes = encode(&region_specs, &specs, &vms);
+    let bytes = encode_with_devices(&region_specs, &specs, &vms, &devices);
     // The kernel refuses what `parse` refuses: check here so a bad image never boots.
     SystemImage::parse(&bytes)
         .map_err(|e| format!("internal: the encoded image does not parse: {e}"))?;

@@ -61,7 +61,7 @@ fn field(kind: Kind, at: usize) -> Option<String> {
             &fields!(Phdr: p_type, flags, offset, vaddr, paddr, filesz, memsz, align)
         }
         Kind::ImageHeader => &fields!(Header: magic, version, pd_count, region_count,
-            vm_count, total_len, regions_off, pds_off, vms_off),
+            vm_count, total_len, regions_off, pds_off, vms_off, pci_count, _reserved, pci_off),
         Kind::Region => &fields!(RegionDesc: name, size, phys_addr, data_off, data_len),
         Kind::Pd => {
             let caps = offset_of!(PdDesc, caps);
@@ -302,6 +302,20 @@ fn system_parts(image: &SystemImage<'_>, base: usize) -> Vec<Part> {
             format!("PD {n} info page"),
             base + d.info_off as usize,
             pd.info_page.len(),
+            Kind::Bytes,
+        ));
+    }
+    for (i, d) in image.pcis().iter().enumerate() {
+        let owner = image
+            .pd(usize::from(d.owner_pd))
+            .map_or("?", |p| name_str(&p.desc.name).unwrap_or("?"));
+        items.push(entry::<kernel_abi::pci::PciDesc>(
+            format!(
+                "PCI {:x}:{:x}.{:x} grant to PD {owner}",
+                d.bus, d.device, d.function
+            ),
+            base + h.pci_off as usize,
+            i,
             Kind::Bytes,
         ));
     }

@@ -7,6 +7,7 @@ pub mod bootelf;
 pub mod compile;
 pub mod elf;
 pub mod layout;
+pub mod pci;
 
 #[cfg(test)]
 pub(crate) mod tests;

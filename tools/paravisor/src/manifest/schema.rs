@@ -8,7 +8,8 @@ use crate::region_data::{self, RegionData};
 
 /// 2: `virtual_machines`, and per region `mapped_by_guests` and `initial_data`.
 /// 3: `boot_image`: the hash of every byte of the built image, part by part.
-pub const SCHEMA_VERSION: u32 = 3;
+/// 4: per PD `pci_devices`: the PCI functions granted to it.
+pub const SCHEMA_VERSION: u32 = 4;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,6 +125,23 @@ pub struct PdEntry {
     pub setvars: Vec<SetVarEntry>,
     pub channels: Vec<ChannelEntry>,
     pub irqs: Vec<IrqEntry>,
+    /// PCI functions this PD drives: their registers are mapped into it, their
+    /// INTx line is its irq, it reaches their config space. Without an IOMMU the
+    /// device can DMA anywhere, so such a PD is trusted with all RAM.
+    #[serde(default)]
+    pub pci_devices: Vec<PciDeviceEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PciDeviceEntry {
+    /// bus:device.function, hex.
+    pub bdf: String,
+    pub id: u8,
+    pub vendor: u16,
+    pub device: u16,
+    /// (BAR index, vaddr, window size).
+    pub bars: Vec<(u8, u64, u64)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -309,6 +327,17 @@ pub fn build(
                         sdf::IrqTrigger::Level => "level".into(),
                         sdf::IrqTrigger::Edge => "edge".into(),
                     },
+                })
+                .collect(),
+            pci_devices: pd
+                .pci_devices
+                .iter()
+                .map(|d| PciDeviceEntry {
+                    bdf: d.bdf.to_string(),
+                    id: d.id,
+                    vendor: d.vendor,
+                    device: d.device,
+                    bars: d.bars.iter().map(|b| (b.index, b.vaddr, b.size)).collect(),
                 })
                 .collect(),
         })

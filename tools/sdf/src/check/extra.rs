@@ -194,7 +194,12 @@ impl Checker<'_> {
     }
 }
 
-fn duplicate_value(element: &str, attribute: &str, value: impl ToString, first: Span) -> ErrorKind {
+pub(super) fn duplicate_value(
+    element: &str,
+    attribute: &str,
+    value: impl ToString,
+    first: Span,
+) -> ErrorKind {
     ErrorKind::DuplicateValue {
         element: element.into(),
         attribute: attribute.into(),

@@ -79,7 +79,7 @@ impl Parser<'_> {
     }
 
     /// A PCI address attribute; `example` goes into the error.
-    fn pci(
+    pub(super) fn pci(
         &mut self,
         at: &mut Attrs,
         name: &'static str,
@@ -233,27 +233,15 @@ impl Parser<'_> {
         let peripheral_id = self
             .required(&mut at, "peripheral_id")
             .and_then(|v| self.pci(&mut at, "peripheral_id", v, "0:4.0"));
-        let mut iomaps = Vec::new();
-        let mut ok = at.ok;
-        for child in self.elements(node) {
-            if super::Parser::name_of(child) != "iomap" {
-                self.unexpected_element(child, node);
-                ok = false;
-                continue;
-            }
-            match self.iomap(child) {
-                Some(m) => iomaps.push(m),
-                None => ok = false,
-            }
-        }
-        if !ok {
+        let iomaps = self.children_named(node, "iomap", Self::iomap);
+        if !at.ok {
             return None;
         }
         Some(IoAddressSpace {
             name: name?.into(),
             peripheral_id: peripheral_id?,
             domain_id: domain_id?,
-            iomaps,
+            iomaps: iomaps?,
             span: at.span,
         })
     }

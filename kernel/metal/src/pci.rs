@@ -1,0 +1,268 @@
+//! PCI device grants (`<pci_device>`): at boot, find each granted function by its
+//! bus:device.function through configuration mechanism #1, check it is what the
+//! grant names, map its listed memory BARs uncached into the owner, and hand the
+//! owner its INTx line as an irq capability; afterwards `PCI_CONFIG` reads and
+//! writes that one function's configuration space for its owner, under
+//! `kernel_abi::pci::check_access`. Ports 0xCF8/0xCFC stay the kernel's: ring 3
+//! has no I/O ports at all.
+#![allow(unsafe_code)]
+
+use core::arch::asm;
+use core::ptr::addr_of_mut;
+
+use kernel_abi::image::{SystemImage, CHANNELS};
+use kernel_abi::pci::{self, reg, Bdf, PciDesc, Refusal, MAX_DEVICES};
+use kernel_abi::syscall::Status;
+use kernel_core::paging::{self, PageSize};
+use kernel_core::{PdConfig, PdId};
+
+use crate::loader::Tcb;
+use crate::mem::{Frames, Phys};
+
+const ADDRESS_PORT: u16 = 0xcf8;
+const DATA_PORT: u16 = 0xcfc;
+
+/// (owner PD, its channel id, the function) per grant, for `PCI_CONFIG`.
+static mut GRANTS: [Option<(PdId, u8, Bdf)>; MAX_DEVICES] = [None; MAX_DEVICES];
+
+fn grants() -> &'static mut [Option<(PdId, u8, Bdf)>; MAX_DEVICES] {
+    // SAFETY: single CPU, interrupts off in the kernel; written only at boot.
+    unsafe { &mut *addr_of_mut!(GRANTS) }
+}
+
+/// Why a grant cannot be honoured; the kernel stops rather than boot a driver
+/// without its device (or with someone else's).
+#[derive(Debug)]
+pub enum GrantError {
+    Absent(Bdf, u32),
+    NotAnEndpoint(Bdf),
+    Bar(Bdf, u8, &'static str),
+    Irq(Bdf, u8),
+    Map(Bdf),
+}
+
+impl core::fmt::Display for GrantError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let name = |b: &Bdf| (b.bus, b.device, b.function);
+        match self {
+            Self::Absent(b, id) => {
+                write!(
+                    f,
+                    "PCI {:x?} is not the granted device (ids {id:#010x})",
+                    name(b)
+                )
+            }
+            Self::NotAnEndpoint(b) => write!(f, "PCI {:x?} is a bridge", name(b)),
+            Self::Bar(b, i, why) => write!(f, "PCI {:x?} BAR {i}: {why}", name(b)),
+            Self::Irq(b, line) => write!(
+                f,
+                "PCI {:x?}: INTx line {line} is not a free legacy PIC line 1..=15",
+                name(b)
+            ),
+            Self::Map(b) => write!(f, "PCI {:x?}: cannot map a BAR", name(b)),
+        }
+    }
+}
+
+fn select(bdf: Bdf, offset: u16) {
+    crate::cpu::outl(ADDRESS_PORT, bdf.config_address(offset));
+}
+
+/// One access of `width` bytes at `offset` (aligned to its width, so it stays in
+/// one dword): the data port plus the offset's low bits picks the bytes, so a
+/// narrow write never rewrites its neighbours (the status register's bits are
+/// write-one-to-clear).
+fn access(bdf: Bdf, offset: u16, width: u8, write: Option<u32>) -> u32 {
+    select(bdf, offset);
+    let port = DATA_PORT + (offset & 3);
+    // SAFETY: port I/O on the configuration data port, which only the kernel
+    // holds; it has no effect on memory the kernel uses.
+    unsafe {
+        match (width, write) {
+            (1, Some(v)) => {
+                asm!("out dx, al", in("dx") port, in("al") v as u8, options(nomem, nostack))
+            }
+            (2, Some(v)) => {
+                asm!("out dx, ax", in("dx") port, in("ax") v as u16, options(nomem, nostack))
+            }
+            (_, Some(v)) => {
+                asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack))
+            }
+            (1, None) => {
+                let v: u8;
+                asm!("in al, dx", out("al") v, in("dx") port, options(nomem, nostack));
+                return u32::from(v);
+            }
+            (2, None) => {
+                let v: u16;
+                asm!("in ax, dx", out("ax") v, in("dx") port, options(nomem, nostack));
+                return u32::from(v);
+            }
+            (_, None) => {
+                let v: u32;
+                asm!("in eax, dx", out("eax") v, in("dx") port, options(nomem, nostack));
+                return v;
+            }
+        }
+    }
+    0
+}
+
+fn read32(bdf: Bdf, offset: u16) -> u32 {
+    access(bdf, offset, 4, None)
+}
+
+fn write32(bdf: Bdf, offset: u16, v: u32) {
+    access(bdf, offset, 4, Some(v));
+}
+
+/// Honours every grant in `image`: BAR windows into the owners' page tables,
+/// INTx lines into their capability tables. `ram_end` is the end of the RAM the
+/// kernel manages: no BAR may lie below it.
+pub fn load(
+    image: &SystemImage<'_>,
+    frames: &mut Frames,
+    tcbs: &[Tcb],
+    configs: &mut [PdConfig],
+) -> Result<usize, GrantError> {
+    let ram_end = frames.end();
+    for (slot, d) in grants().iter_mut().zip(image.pcis()) {
+        let bdf = d.bdf();
+        let ids = read32(bdf, reg::VENDOR_ID);
+        if ids != u32::from(d.device_id) << 16 | u32::from(d.vendor_id) {
+            return Err(GrantError::Absent(bdf, ids));
+        }
+        if (read32(bdf, reg::HEADER_TYPE & !3) >> 16) & 0x7f != 0 {
+            return Err(GrantError::NotAnEndpoint(bdf));
+        }
+        let root = tcbs[usize::from(d.owner_pd)].cr3;
+        map_bars(d, bdf, frames, root, ram_end)?;
+        let owner = usize::from(d.owner_pd);
+        grant_irq(d, bdf, configs, owner)?;
+        *slot = Some((d.owner_pd, d.channel, bdf));
+    }
+    Ok(image.pcis().len())
+}
+
+fn map_bars(
+    d: &PciDesc,
+    bdf: Bdf,
+    frames: &mut Frames,
+    root: u64,
+    ram_end: u64,
+) -> Result<(), GrantError> {
+    for b in d.bars() {
+        let at = reg::BAR0 + 4 * u16::from(b.index);
+        let bar = size_bar(bdf, at, b.index).map_err(|why| GrantError::Bar(bdf, b.index, why))?;
+        if bar.size > b.size {
+            return Err(GrantError::Bar(bdf, b.index, "larger than its window"));
+        }
+        if bar.addr < ram_end {
+            return Err(GrantError::Bar(bdf, b.index, "placed over RAM"));
+        }
+        let flags = paging::user_flags(
+            kernel_abi::image::perms::R | kernel_abi::image::perms::W,
+            false,
+        );
+        let mut off = 0;
+        while off < bar.size {
+            paging::map(
+                &mut Phys(frames),
+                root,
+                b.vaddr + off,
+                bar.addr + off,
+                PageSize::Size4K,
+                flags,
+            )
+            .map_err(|_| GrantError::Map(bdf))?;
+            off += kernel_abi::layout::PAGE_SIZE;
+        }
+    }
+    Ok(())
+}
+
+/// Reads BAR `index` at config offset `at` and sizes it (all ones written and
+/// read back with memory decoding off, as firmware does), then restores it.
+fn size_bar(bdf: Bdf, at: u16, index: u8) -> Result<pci::Bar, &'static str> {
+    let lo = read32(bdf, at);
+    let wide = lo & 0b111 == 0b100;
+    if wide && index + 1 >= pci::MAX_BARS as u8 {
+        return Err("64-bit BAR in the last slot");
+    }
+    let hi = if wide { read32(bdf, at + 4) } else { 0 };
+    let command = access(bdf, reg::COMMAND, 2, None);
+    access(
+        bdf,
+        reg::COMMAND,
+        2,
+        Some(command & !u32::from(reg::COMMAND_MEMORY)),
+    );
+    write32(bdf, at, u32::MAX);
+    let size_lo = read32(bdf, at);
+    write32(bdf, at, lo);
+    let size_hi = if wide {
+        write32(bdf, at + 4, u32::MAX);
+        let v = read32(bdf, at + 4);
+        write32(bdf, at + 4, hi);
+        v
+    } else {
+        0
+    };
+    access(bdf, reg::COMMAND, 2, Some(command));
+    pci::decode_bar(lo, hi, size_lo, size_hi).map_err(|e| match e {
+        pci::BarError::NotMemory => "an I/O port BAR",
+        pci::BarError::Unusable => "not a placed memory BAR",
+        pci::BarError::SubPage => "smaller than a page or unaligned",
+    })
+}
+
+/// The function's INTx line, as firmware routed it and wrote it into the
+/// interrupt line register, becomes the irq of the grant's channel: unless the
+/// function has no interrupt pin, or the line is the timer's or another PD's.
+fn grant_irq(
+    d: &PciDesc,
+    bdf: Bdf,
+    configs: &mut [PdConfig],
+    owner: usize,
+) -> Result<(), GrantError> {
+    let v = read32(bdf, reg::INTERRUPT_LINE);
+    let (line, pin) = ((v & 0xff) as u8, ((v >> 8) & 0xff) as u8);
+    if pin == 0 {
+        return Ok(());
+    }
+    use kernel_abi::image::CapDesc;
+    let held = configs
+        .iter()
+        .flat_map(|c| c.caps.iter())
+        .any(|cap| cap.irq == Some(line));
+    if !(CapDesc::MIN_IRQ..=CapDesc::MAX_IRQ).contains(&line) || held {
+        return Err(GrantError::Irq(bdf, line));
+    }
+    if let Some(cap) = configs
+        .get_mut(owner)
+        .and_then(|c| c.caps.get_mut(usize::from(d.channel)))
+    {
+        cap.irq = Some(line);
+    }
+    Ok(())
+}
+
+/// `PCI_CONFIG(ch, offset, flags, value)` for PD `pd`: the value read (0 for a
+/// write) or the refusal.
+pub fn config(pd: PdId, ch: u64, offset: u64, flags: u64, value: u64) -> Result<u64, Status> {
+    if ch >= CHANNELS as u64 {
+        return Err(Status::BAD_ARGUMENT);
+    }
+    let bdf = grants()
+        .iter()
+        .flatten()
+        .find(|(owner, channel, _)| *owner == pd && u64::from(*channel) == ch)
+        .map(|&(_, _, bdf)| bdf)
+        .ok_or(Status::NOT_GRANTED)?;
+    let a = pci::check_access(offset, flags).map_err(|r| match r {
+        Refusal::BadArgument => Status::BAD_ARGUMENT,
+        Refusal::Protected => Status::CONFIG_PROTECTED,
+    })?;
+    let write = a.write.then_some(value as u32);
+    Ok(u64::from(access(bdf, a.offset, a.width, write)))
+}
