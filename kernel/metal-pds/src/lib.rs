@@ -86,18 +86,10 @@ where
 }
 
 /// The handler of a probe PD whose `init` is the whole test (it faults, divides
-/// by zero or spins): should it ever get past that, it ignores what arrives.
+/// by zero or spins). It has no channels: should anything arrive, it is refused.
 pub struct Idle;
 
-impl ipc::Handler for Idle {
-    fn notified(
-        &mut self,
-        _: &mut dyn ipc::Kernel,
-        _: ipc::ChannelSet,
-    ) -> Result<(), ipc::HandlerError> {
-        Ok(())
-    }
-}
+impl ipc::Handler for Idle {}
 
 /// The handler type of a PD whose `init` never returns.
 pub enum Never {}

@@ -3,9 +3,7 @@
 #![no_std]
 #![no_main]
 
-use ipc::{
-    Channel, ChannelSet, Handler, HandlerError, Kernel, MessageInfo, MessageRegisters, Region,
-};
+use ipc::{Channel, Handler, HandlerError, Kernel, MessageInfo, MessageRegisters, Region};
 use metal_pds::*;
 
 struct Ping {
@@ -13,13 +11,6 @@ struct Ping {
 }
 
 impl Handler for Ping {
-    fn notified(&mut self, _: &mut dyn Kernel, ch: ChannelSet) -> Result<(), HandlerError> {
-        match ch.iter().next() {
-            Some(c) => Err(HandlerError::UnexpectedNotification(c)),
-            None => Ok(()),
-        }
-    }
-
     fn protected(
         &mut self,
         _: &mut dyn Kernel,
