@@ -8,11 +8,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use libfuzzer_sys::fuzz_target;
-use vmbus_server::protocol::gpa::GpaRanges;
-use vmbus_server::vsp;
 use vmbus_server::protocol::{parse, GpadlId, Guid, Negotiated, OutgoingMessage, Relid, Version};
+use vmbus_server::vsp;
 use vmbus_server::{
-    ChannelState, Confidentiality, Config, ConnectionInfo, Level, MessageTarget, OfferParams,
+    ChannelState, Config, ConnectionInfo, GpadlMapping, Level, MessageTarget, OfferParams,
     OfferSource, OpenRequest, PfnRange, RelidRequest, Server, ServerEnv, Status,
 };
 
@@ -31,16 +30,19 @@ impl ServerEnv for Env {
             version: Version::V6_0,
             features: vmbus_server::protocol::FeatureFlags(u32::MAX),
         };
-        assert!(parse(message.as_bytes(), Some(any)).is_ok(), "server sent garbage");
+        assert!(
+            parse(message.as_bytes(), Some(any)).is_ok(),
+            "server sent garbage"
+        );
         !self.busy
     }
 
-    fn map_gpadl(&mut self, relid: Relid, gpadl: GpadlId, ranges: GpaRanges<'_>, _: Confidentiality) -> Result<(), Status> {
-        assert!(ranges.page_count() > 0);
+    fn map_gpadl(&mut self, m: &GpadlMapping<'_>) -> Result<(), Status> {
+        assert!(m.ranges.page_count() > 0);
         if self.fail {
             return Err(Status(0xC000_0001));
         }
-        assert!(self.mapped.insert(gpadl, relid).is_none());
+        assert!(self.mapped.insert(m.gpadl, m.relid).is_none());
         Ok(())
     }
 
@@ -75,12 +77,21 @@ fn check(server: &Server, env: &Env) {
     let mapped: BTreeMap<GpadlId, Relid> = server.gpadls().collect();
     assert_eq!(mapped, env.mapped);
     for relid in &env.open {
-        assert!(matches!(server.channel_state(*relid), Some(ChannelState::Open { .. })));
+        assert!(matches!(
+            server.channel_state(*relid),
+            Some(ChannelState::Open { .. })
+        ));
     }
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut config = Config::new(4, vec![PfnRange { start: 0x100, count: 0x1000 }]);
+    let mut config = Config::new(
+        4,
+        vec![PfnRange {
+            start: 0x100,
+            count: 0x1000,
+        }],
+    );
     config.confidential = data.first().is_some_and(|b| b & 1 != 0);
     config.limits.max_gpadls = 64;
     config.limits.max_gpadl_pages = 4096;
@@ -108,7 +119,10 @@ fuzz_target!(|data: &[u8]| {
             }
             4 => {
                 let arg = take(1).map_or(0, |b| b[0]);
-                let mut p = OfferParams::device(Guid::ZERO, Guid::from_fields(u32::from(arg & 3), 0, 0, [0; 8]));
+                let mut p = OfferParams::device(
+                    Guid::ZERO,
+                    Guid::from_fields(u32::from(arg & 3), 0, 0, [0; 8]),
+                );
                 if arg & 4 != 0 {
                     p.source = OfferSource::Relay;
                 }
@@ -142,7 +156,9 @@ fuzz_target!(|data: &[u8]| {
         mrs.set(i, u64::from_le_bytes(w));
     }
     let count = data.len() % 70;
-    for label in (vsp::label::GET_OFFER..=vsp::label::MODIFY).chain([vsp::REPLY_OK, vsp::REPLY_NONE]) {
+    for label in
+        (vsp::label::GET_OFFER..=vsp::label::MODIFY).chain([vsp::REPLY_OK, vsp::REPLY_NONE])
+    {
         let msg = ipc::MessageInfo::new(label, count);
         if let Ok(req) = vsp::VspRequest::decode(msg, &mrs) {
             let mut again = ipc::MessageRegisters::new();

@@ -11,14 +11,14 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use vmbus_server::protocol::gpa::{self, GpaRanges};
+use vmbus_server::protocol::gpa;
 use vmbus_server::protocol::messages::*;
 use vmbus_server::protocol::{
     parse, FeatureFlags, GpadlId, Guid, Negotiated, OutgoingMessage, Relid, Version,
 };
 use vmbus_server::{
-    Confidentiality, Config, ConnectionInfo, Level, MessageTarget, OfferParams, OpenRequest,
-    PfnRange, Server, ServerEnv, Status,
+    Config, ConnectionInfo, GpadlMapping, Level, MessageTarget, OfferParams, OpenRequest, PfnRange,
+    Server, ServerEnv, Status,
 };
 
 struct NullEnv {
@@ -30,14 +30,8 @@ impl ServerEnv for NullEnv {
         self.posted += m.as_bytes().len() as u64;
         true
     }
-    fn map_gpadl(
-        &mut self,
-        _: Relid,
-        _: GpadlId,
-        r: GpaRanges<'_>,
-        _: Confidentiality,
-    ) -> Result<(), Status> {
-        black_box(r.page_count());
+    fn map_gpadl(&mut self, m: &GpadlMapping<'_>) -> Result<(), Status> {
+        black_box(m.ranges.page_count());
         Ok(())
     }
     fn unmap_gpadl(&mut self, _: Relid, _: GpadlId) {}

@@ -49,6 +49,15 @@ pub struct ConnectionInfo {
     pub monitor_pages: Option<(u64, u64)>,
 }
 
+/// A complete, validated GPADL, as the channel's VSP is to map it.
+#[derive(Copy, Clone, Debug)]
+pub struct GpadlMapping<'a> {
+    pub relid: Relid,
+    pub gpadl: GpadlId,
+    pub ranges: GpaRanges<'a>,
+    pub confidentiality: Confidentiality,
+}
+
 /// What a VSP needs to open its side of a channel.
 #[derive(Copy, Clone, Debug)]
 pub struct OpenRequest<'a> {
@@ -95,13 +104,7 @@ pub trait ServerEnv {
     fn signal(&mut self) {}
 
     /// A GPADL is complete and valid; make its pages available to the channel's VSP.
-    fn map_gpadl(
-        &mut self,
-        relid: Relid,
-        gpadl: GpadlId,
-        ranges: GpaRanges<'_>,
-        confidentiality: Confidentiality,
-    ) -> Result<(), Status>;
+    fn map_gpadl(&mut self, mapping: &GpadlMapping<'_>) -> Result<(), Status>;
 
     fn unmap_gpadl(&mut self, relid: Relid, gpadl: GpadlId);
 

@@ -28,7 +28,8 @@ mod tests;
 
 pub use config::{Config, ConfigError, Limits, PfnRange, DEFAULT_SIGNAL_CONNECTION_BASE};
 pub use env::{
-    Confidentiality, ConnectionInfo, Level, MessageTarget, OpenRequest, ServerEnv, Status,
+    Confidentiality, ConnectionInfo, GpadlMapping, Level, MessageTarget, OpenRequest, ServerEnv,
+    Status,
 };
 pub use error::{ContactError, MessageError, OfferError, RevokeError, RingError};
 pub use gpadl::GpadlError;

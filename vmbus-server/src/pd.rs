@@ -36,7 +36,6 @@ use ipc::{
     MessageRegisters, Perms, Region,
 };
 use synic_api::{GrantStatus, Instance, SintTarget};
-use vmbus_protocol::gpa::GpaRanges;
 use vmbus_protocol::status::*;
 use vmbus_protocol::{
     GpadlId, OutgoingMessage, Relid, Version, MESSAGE_CONNECTION_ID, MESSAGE_CONNECTION_ID_4,
@@ -45,7 +44,7 @@ use vmbus_protocol::{
 
 use crate::config::{Config, PfnRange};
 use crate::env::{
-    Confidentiality, ConnectionInfo, Level, MessageTarget, OpenRequest, ServerEnv, Status,
+    ConnectionInfo, GpadlMapping, Level, MessageTarget, OpenRequest, ServerEnv, Status,
 };
 use crate::server::{OfferParams, OfferSource, RelidRequest, Server};
 use vsp_api::{
@@ -541,13 +540,13 @@ impl ServerEnv for PdEnv<'_> {
         }
     }
 
-    fn map_gpadl(
-        &mut self,
-        relid: Relid,
-        gpadl: GpadlId,
-        ranges: GpaRanges<'_>,
-        confidentiality: Confidentiality,
-    ) -> Result<(), Status> {
+    fn map_gpadl(&mut self, mapping: &GpadlMapping<'_>) -> Result<(), Status> {
+        let &GpadlMapping {
+            relid,
+            gpadl,
+            ranges,
+            confidentiality,
+        } = mapping;
         let window = self
             .vsp(relid)
             .map(|v| v.window)

@@ -32,7 +32,8 @@ use vmbus_protocol::{
 
 use crate::config::{Config, ConfigError};
 use crate::env::{
-    Confidentiality, ConnectionInfo, Level, MessageTarget, OpenRequest, ServerEnv, Status,
+    Confidentiality, ConnectionInfo, GpadlMapping, Level, MessageTarget, OpenRequest, ServerEnv,
+    Status,
 };
 use crate::error::{ContactError, MessageError, OfferError, RevokeError, RingError};
 use crate::gpadl::{GpadlError, GpadlTable};
@@ -760,7 +761,12 @@ impl Server {
         }
         let confidentiality = self.channel_confidentiality(relid);
         let mapped = match self.gpadls.get(id).map(|g| g.ranges()) {
-            Some(Ok(ranges)) => env.map_gpadl(relid, id, ranges, confidentiality),
+            Some(Ok(ranges)) => env.map_gpadl(&GpadlMapping {
+                relid,
+                gpadl: id,
+                ranges,
+                confidentiality,
+            }),
             _ => Err(Status(STATUS_UNSUCCESSFUL)),
         };
         match mapped {

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::string::{String, ToString};
 use std::vec::Vec;
 
-use vmbus_protocol::gpa::{self, GpaRanges};
+use vmbus_protocol::gpa;
 use vmbus_protocol::messages::*;
 use vmbus_protocol::*;
 use zerocopy::FromBytes;
@@ -81,20 +81,20 @@ impl ServerEnv for TestEnv {
         self.signals += 1;
     }
 
-    fn map_gpadl(
-        &mut self,
-        relid: Relid,
-        gpadl: GpadlId,
-        ranges: GpaRanges<'_>,
-        confidentiality: Confidentiality,
-    ) -> Result<(), Status> {
+    fn map_gpadl(&mut self, m: &GpadlMapping<'_>) -> Result<(), Status> {
         if let Some(status) = self.fail_map {
             return Err(status);
         }
-        assert!(!self.mapped.contains_key(&gpadl), "{gpadl} mapped twice");
-        self.mapped
-            .insert(gpadl, (relid, ranges.pfns().collect(), confidentiality));
-        self.events.push(Event::Map(relid, gpadl));
+        assert!(
+            !self.mapped.contains_key(&m.gpadl),
+            "{} mapped twice",
+            m.gpadl
+        );
+        self.mapped.insert(
+            m.gpadl,
+            (m.relid, m.ranges.pfns().collect(), m.confidentiality),
+        );
+        self.events.push(Event::Map(m.relid, m.gpadl));
         Ok(())
     }
 

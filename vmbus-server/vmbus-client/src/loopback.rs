@@ -7,11 +7,10 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
-use vmbus_protocol::gpa::GpaRanges;
 use vmbus_protocol::{GpadlId, OutgoingMessage, Relid};
 use vmbus_server::{
-    Confidentiality, ConnectionInfo, Level, MessageError, MessageTarget, OpenRequest, Server,
-    ServerEnv, Status,
+    Confidentiality, ConnectionInfo, GpadlMapping, Level, MessageError, MessageTarget, OpenRequest,
+    Server, ServerEnv, Status,
 };
 
 use crate::{Transport, TransportError};
@@ -57,15 +56,11 @@ impl ServerEnv for LoopbackEnv {
         true
     }
 
-    fn map_gpadl(
-        &mut self,
-        relid: Relid,
-        gpadl: GpadlId,
-        ranges: GpaRanges<'_>,
-        confidentiality: Confidentiality,
-    ) -> Result<(), Status> {
-        self.mapped
-            .insert(gpadl, (relid, ranges.pfns().collect(), confidentiality));
+    fn map_gpadl(&mut self, m: &GpadlMapping<'_>) -> Result<(), Status> {
+        self.mapped.insert(
+            m.gpadl,
+            (m.relid, m.ranges.pfns().collect(), m.confidentiality),
+        );
         Ok(())
     }
 
