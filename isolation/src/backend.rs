@@ -45,6 +45,10 @@ pub enum MsrAccess {
 }
 
 /// Why the guest vCPU stopped running, in platform-neutral terms.
+///
+/// Every field is the guest's (or the machine's report of what the guest did) and
+/// taken as is; backends refuse only what the architecture cannot produce, as
+/// [`VcpuExit::Other`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VcpuExit {
     Cpuid {
@@ -55,23 +59,125 @@ pub enum VcpuExit {
         index: u32,
         access: MsrAccess,
     },
-    Io {
-        port: u16,
-        size: u8,
-        write: bool,
-    },
+    Io(IoExit),
     /// A nested-page / EPT fault or a #VC for MMIO: the guest touched `gpa`.
     MemoryFault {
         gpa: Gpa,
         write: bool,
+        /// The access was an instruction fetch (code in MMIO or a hole).
+        fetch: bool,
     },
     Halt,
     /// VMMCALL / VMCALL / TDCALL from the guest: a Hyper-V hypercall to serve.
     Hypercall,
+    /// An exception the paravisor intercepts, with the error code when the vector
+    /// pushes one.
+    Exception {
+        vector: u8,
+        error_code: Option<u32>,
+    },
+    /// The interrupt window the paravisor asked for opened: the guest can take an
+    /// interrupt now.
+    InterruptWindow,
+    /// A physical interrupt or NMI of the machine stopped the guest; nothing of
+    /// the guest's to handle.
+    HostInterrupt,
+    /// The kernel's deadline passed (the guest ran, or waited halted, until then).
+    Deadline,
+    /// A notification for the paravisor arrived while the guest ran or waited.
+    Notified,
+    /// Triple fault: the guest cannot go on.
+    Shutdown,
+    /// The machine refused to run the state as given (SVM VMEXIT_INVALID, a TDX
+    /// VM-entry failure); nothing ran.
+    InvalidState,
     /// An exit the backend decoded but the paravisor has no handler class for.
     Other {
         code: u64,
     },
+}
+
+/// An IN/OUT/INS/OUTS the guest executed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoExit {
+    pub port: u16,
+    /// 1, 2 or 4 bytes.
+    pub size: u8,
+    pub write: bool,
+    /// INS/OUTS: the data is in guest memory at RSI/RDI, not in RAX.
+    pub string: bool,
+    /// With a REP prefix (RCX counts the elements).
+    pub rep: bool,
+    /// Where the guest continues once the access is done, when the platform
+    /// reports it (SVM and SNP: EXITINFO2); `None` leaves it to the paravisor.
+    pub next_rip: Option<u64>,
+}
+
+/// Declares [`ExitKind`], its names and the list of all kinds from one table.
+macro_rules! exit_kinds {
+    ($($kind:ident => $name:literal,)*) => {
+        /// The classes of [`VcpuExit`], for counting exits without allocating
+        /// (`kind as usize` indexes [`ExitKind::ALL`]).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum ExitKind {
+            $($kind,)*
+        }
+
+        impl ExitKind {
+            pub const ALL: [ExitKind; Self::COUNT] = [$(Self::$kind,)*];
+            pub const COUNT: usize = [$($name,)*].len();
+
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Self::$kind => $name,)*
+                }
+            }
+        }
+    };
+}
+
+exit_kinds! {
+    Cpuid => "cpuid",
+    Msr => "msr",
+    Io => "io",
+    MemoryFault => "memory-fault",
+    Halt => "hlt",
+    Hypercall => "hypercall",
+    Exception => "exception",
+    InterruptWindow => "interrupt-window",
+    HostInterrupt => "host-interrupt",
+    Deadline => "deadline",
+    Notified => "notified",
+    Shutdown => "shutdown",
+    InvalidState => "invalid-state",
+    Other => "other",
+}
+
+impl VcpuExit {
+    pub const fn kind(&self) -> ExitKind {
+        match self {
+            Self::Cpuid { .. } => ExitKind::Cpuid,
+            Self::Msr { .. } => ExitKind::Msr,
+            Self::Io(_) => ExitKind::Io,
+            Self::MemoryFault { .. } => ExitKind::MemoryFault,
+            Self::Halt => ExitKind::Halt,
+            Self::Hypercall => ExitKind::Hypercall,
+            Self::Exception { .. } => ExitKind::Exception,
+            Self::InterruptWindow => ExitKind::InterruptWindow,
+            Self::HostInterrupt => ExitKind::HostInterrupt,
+            Self::Deadline => ExitKind::Deadline,
+            Self::Notified => ExitKind::Notified,
+            Self::Shutdown => ExitKind::Shutdown,
+            Self::InvalidState => ExitKind::InvalidState,
+            Self::Other { .. } => ExitKind::Other,
+        }
+    }
+}
+
+/// Whether exception `vector` pushes an error code (Intel SDM vol. 3 6.13, AMD
+/// APM vol. 2 8.4): #DF, #TS, #NP, #SS, #GP, #PF, #AC, #CP, #VC, #SX.
+pub const fn has_error_code(vector: u8) -> bool {
+    matches!(vector, 8 | 10 | 11 | 12 | 13 | 14 | 17 | 21 | 29 | 30)
 }
 
 /// A call to the untrusted host.

@@ -56,6 +56,11 @@ pub enum PartitionKind {
 /// Hyper-V isolation-configuration CPUID leaf).
 pub const SVM_VTOM_BIT: u8 = 36;
 
+/// The TDX shared bit of a TD launched with GPAW 48 (TD_PARAMS.CONFIG_FLAGS.GPAW
+/// clear), the width the IGVM files this tree builds ask for: a property of the
+/// TD's launch parameters, not of a system description.
+pub const TDX_GPAW48_SHARED_BIT: u8 = 47;
+
 impl PartitionKind {
     /// The boundary bit `B`.
     pub const fn boundary_bit(self) -> u8 {

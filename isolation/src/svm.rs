@@ -1,35 +1,39 @@
-//! The svm platform: software isolation on nested SVM, the path QEMU runs.
+//! The svm platform: software isolation on nested SVM, the path QEMU runs and the
+//! one the running guest takes.
+//!
+//! The machine side is [`SvmCpu`], the kernel's `VM_ENTER` (VMRUN): pds/vmm's
+//! bare-metal port (kernel/metal-pds vm_vmm, over pd-rt) and its scripted fake in
+//! tests implement it, and the VMM's exit dispatch (pds/vmm exits.rs) takes every
+//! exit through [`decode_exit`], the one decoder of SVM exit fields into the
+//! neutral [`VcpuExit`]; snp-backend's VMSA exit fields share the encoding.
 //!
 //! There is no hardware boundary here: the kernel maps guest RAM and its shared
 //! alias (`2^B + x`) to the same frames, and the host (the VMM's peers, host-sim)
-//! could read every page. What this backend keeps is the *promise* the other two
-//! backends enforce in hardware, as bookkeeping every component can rely on:
-//! which pages are accepted private memory, which the guest made host-visible (a
-//! host call naming a page that was never made visible is refused, even though
-//! nothing would stop the host reading it), and which paravisor pages the guest
-//! was granted. [`decode_exit`] turns the VMCB's exit fields into the neutral
-//! [`VcpuExit`].
-//!
-//! The machine side is [`SvmCpu`]: the kernel's `VM_ENTER` (VMRUN) and whoever
-//! plays the host. The running VMM (pds/vmm) still drives VM_ENTER and decodes
-//! exits in its own loop (pds/vmm exits.rs); this backend is what the paravisor's
-//! platform-neutral flows run on under svm, tested with the same conformance
-//! flows as snp-backend and tdx-backend.
+//! could read every page. What [`SvmBackend`] keeps is the *promise* the other two
+//! backends enforce in hardware, as bookkeeping: which pages are accepted private
+//! memory, which the guest made host-visible (a host call naming a page that was
+//! never made visible is refused, even though nothing would stop the host reading
+//! it), and which paravisor pages the guest was granted. That bookkeeping is
+//! tested with the same conformance flows as snp-backend and tdx-backend; the
+//! running VMM does not keep it yet (it asks only [`crate::gpa`] which side of the
+//! vTOM an address is on).
+
+use ipc::ChannelSet;
+use kernel_abi::vcpu::{flags, StateWords, Word};
 
 use crate::backend::{
-    check_host_call, GuestAccess, HostCall, HostReply, IsoResult, Isolation, IsolationError,
-    MsrAccess, VcpuExit, VpIndex,
+    check_host_call, has_error_code, GuestAccess, HostCall, HostReply, IoExit, IsoResult,
+    Isolation, IsolationError, MsrAccess, VcpuExit, VpIndex,
 };
 use crate::gpa::{Gpa, GpaClass, PageRange, Partition, PAGE_SIZE};
 
-/// SVM exit codes (AMD APM vol. 2, appendix C) this decoder names.
+/// The exit codes of the kernel's `VM_ENTER`: SVM's (AMD APM vol. 2, appendix C)
+/// as kernel-abi names them, the kernel's pseudo exits, and VMEXIT_INVALID.
 pub mod code {
-    pub const CPUID: u64 = 0x72;
-    pub const HLT: u64 = 0x78;
-    pub const IOIO: u64 = 0x7b;
-    pub const MSR: u64 = 0x7c;
-    pub const VMMCALL: u64 = 0x81;
-    pub const NPF: u64 = 0x400;
+    pub use kernel_abi::vcpu::exit::*;
+    pub use kernel_abi::vcpu::pseudo_exit::*;
+    /// VMRUN refused the VMCB (-1).
+    pub const INVALID: u64 = u64::MAX;
 }
 
 /// The VMCB fields an exit is decoded from.
@@ -43,8 +47,39 @@ pub struct SvmExit {
     pub rdx: u64,
 }
 
-/// The neutral form of an SVM exit. Every field is the guest's and taken as is;
-/// nothing here can fail, unknown codes become [`VcpuExit::Other`].
+impl SvmExit {
+    /// The exit fields of the state words the kernel returned from `VM_ENTER`.
+    pub fn from_words(w: &StateWords) -> Self {
+        Self {
+            code: w.get(Word::EXIT_CODE),
+            info1: w.get(Word::EXIT_INFO1),
+            info2: w.get(Word::EXIT_INFO2),
+            rax: w.get(Word::RAX),
+            rcx: w.get(Word::RCX),
+            rdx: w.get(Word::RDX),
+        }
+    }
+}
+
+/// IOIO EXITINFO1 (APM vol. 2 15.10.2): bit 0 IN, 2 string, 3 REP, 4..6 operand
+/// size one-hot, 31:16 port.
+mod ioio {
+    pub const IN: u64 = 1 << 0;
+    pub const STRING: u64 = 1 << 2;
+    pub const REP: u64 = 1 << 3;
+}
+
+/// NPF EXITINFO1 (APM vol. 2 15.25.6): the #PF-style error code.
+pub mod npf {
+    pub const WRITE: u64 = 1 << 1;
+    pub const FETCH: u64 = 1 << 4;
+}
+
+/// The neutral form of an SVM exit (the kernel's state words, or an SNP VMSA's
+/// guest exit fields, which have the same encoding). Every field is the guest's
+/// and taken as is; nothing here can fail: what the architecture cannot produce
+/// (an operand size that is not one-hot, an MSR exit that is neither read nor
+/// write) and codes without a class become [`VcpuExit::Other`].
 pub fn decode_exit(e: &SvmExit) -> VcpuExit {
     match e.code {
         code::CPUID => VcpuExit::Cpuid {
@@ -53,41 +88,119 @@ pub fn decode_exit(e: &SvmExit) -> VcpuExit {
         },
         code::MSR => VcpuExit::Msr {
             index: e.rcx as u32,
-            access: if e.info1 & 1 != 0 {
-                MsrAccess::Write((e.rax & 0xffff_ffff) | (e.rdx << 32))
-            } else {
-                MsrAccess::Read
+            access: match e.info1 {
+                0 => MsrAccess::Read,
+                1 => MsrAccess::Write((e.rax & 0xffff_ffff) | (e.rdx << 32)),
+                _ => return VcpuExit::Other { code: e.code },
             },
         },
-        // EXITINFO1: bit 0 IN, bits 4..6 operand size one-hot, bits 31:16 port.
-        code::IOIO => VcpuExit::Io {
+        code::IOIO => VcpuExit::Io(IoExit {
             port: (e.info1 >> 16) as u16,
             size: match (e.info1 >> 4) & 7 {
                 1 => 1,
                 2 => 2,
                 4 => 4,
-                _ => 0,
+                _ => return VcpuExit::Other { code: e.code },
             },
-            write: e.info1 & 1 == 0,
-        },
-        // EXITINFO1 bit 1: a write; EXITINFO2: the faulting GPA.
+            write: e.info1 & ioio::IN == 0,
+            string: e.info1 & ioio::STRING != 0,
+            rep: e.info1 & ioio::REP != 0,
+            // SVM saves the next RIP of IN/OUT in EXITINFO2 even without NRIP save.
+            next_rip: Some(e.info2),
+        }),
         code::NPF => VcpuExit::MemoryFault {
             gpa: Gpa(e.info2),
-            write: e.info1 & 2 != 0,
+            write: e.info1 & npf::WRITE != 0,
+            fetch: e.info1 & npf::FETCH != 0,
         },
         code::HLT => VcpuExit::Halt,
         code::VMMCALL => VcpuExit::Hypercall,
+        code::VINTR => VcpuExit::InterruptWindow,
+        code::INTR | code::NMI => VcpuExit::HostInterrupt,
+        code::SHUTDOWN => VcpuExit::Shutdown,
+        code::DEADLINE => VcpuExit::Deadline,
+        code::NOTIFIED => VcpuExit::Notified,
+        code::INVALID_STATE | code::INVALID => VcpuExit::InvalidState,
+        c if (code::EXCEPTION_BASE..code::EXCEPTION_BASE + 32).contains(&c) => {
+            let vector = (c - code::EXCEPTION_BASE) as u8;
+            VcpuExit::Exception {
+                vector,
+                error_code: has_error_code(vector).then_some(e.info1 as u32),
+            }
+        }
         other => VcpuExit::Other { code: other },
     }
 }
 
-/// What the backend needs of the machine.
+/// How the next entry runs the vCPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Entry {
+    /// The guest halted: wait, without running it, for `deadline` or a notification.
+    pub halted: bool,
+    /// The TSC value to come back at (the guest's next timer), if any.
+    pub deadline: Option<u64>,
+}
+
+impl Entry {
+    /// `VM_ENTER`'s flags word.
+    pub fn flags(&self) -> u64 {
+        if self.halted {
+            flags::HALTED
+        } else {
+            0
+        }
+    }
+
+    /// `VM_ENTER`'s deadline word (0: none).
+    pub fn deadline_word(&self) -> u64 {
+        self.deadline.unwrap_or(0)
+    }
+}
+
+/// What an entry came back with; the state words are current either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entered {
+    /// The vCPU exited: the exit is in the state words ([`SvmExit::from_words`]).
+    Exit,
+    /// Notifications for the paravisor arrived first.
+    Notified(ChannelSet),
+}
+
+/// The machine side of the svm platform: the kernel's `VM_ENTER` (pd-rt on bare
+/// metal; the VMM's scripted fake and this crate's model in tests).
 pub trait SvmCpu {
-    /// Runs `vp` until it exits (the kernel's VM_ENTER); `Err` carries the
-    /// kernel's refusal code.
-    fn vmrun(&mut self, vp: VpIndex) -> Result<SvmExit, u64>;
-    /// Hands a call to whoever plays the host on this platform.
+    /// Why the kernel refused the entry.
+    type Error;
+
+    /// Enters `vp` with `state`'s dirty words and loads the words the kernel
+    /// returns into `state`.
+    fn vmrun(
+        &mut self,
+        vp: VpIndex,
+        state: &mut StateWords,
+        entry: Entry,
+    ) -> Result<Entered, Self::Error>;
+
+    /// The TSC: the time base of deadlines and of the guest's timers.
+    fn now(&self) -> u64;
+}
+
+/// Whoever plays the untrusted host on the svm platform.
+pub trait SvmHost {
     fn host_call(&mut self, call: &HostCall) -> IsoResult<HostReply>;
+}
+
+/// Enters once and decodes the exit: the step [`SvmBackend::run_vcpu`] takes.
+pub fn run<C: SvmCpu>(
+    cpu: &mut C,
+    vp: VpIndex,
+    state: &mut StateWords,
+    entry: Entry,
+) -> Result<VcpuExit, C::Error> {
+    Ok(match cpu.vmrun(vp, state, entry)? {
+        Entered::Exit => decode_exit(&SvmExit::from_words(state)),
+        Entered::Notified(_) => VcpuExit::Notified,
+    })
 }
 
 /// Per-page promise.
@@ -98,15 +211,16 @@ pub struct PageState {
     pub guest: GuestAccess,
 }
 
-/// The svm backend over `N` pages of RAM from GPA 0.
+/// The svm backend over `N` pages of RAM from GPA 0, running one vCPU.
 #[derive(Debug)]
 pub struct SvmBackend<'a, C, const N: usize> {
     cpu: C,
     partition: Partition<'a>,
     pages: [PageState; N],
+    state: StateWords,
 }
 
-impl<'a, C: SvmCpu, const N: usize> SvmBackend<'a, C, N> {
+impl<'a, C, const N: usize> SvmBackend<'a, C, N> {
     /// Refuses a partition that is not svm's or has RAM past the `N` pages tracked.
     pub fn new(cpu: C, partition: Partition<'a>) -> IsoResult<Self> {
         let tracked = N as u64 * PAGE_SIZE;
@@ -118,11 +232,17 @@ impl<'a, C: SvmCpu, const N: usize> SvmBackend<'a, C, N> {
             cpu,
             partition,
             pages: [PageState::default(); N],
+            state: StateWords::new(),
         })
     }
 
     pub fn cpu(&mut self) -> &mut C {
         &mut self.cpu
+    }
+
+    /// The vCPU's state words, as the last exit left them.
+    pub fn state(&mut self) -> &mut StateWords {
+        &mut self.state
     }
 
     /// The promise for the page behind `gpa` (either alias).
@@ -152,14 +272,13 @@ impl<'a, C: SvmCpu, const N: usize> SvmBackend<'a, C, N> {
     }
 }
 
-impl<C: SvmCpu, const N: usize> Isolation for SvmBackend<'_, C, N> {
+impl<C: SvmCpu<Error = u64> + SvmHost, const N: usize> Isolation for SvmBackend<'_, C, N> {
     fn partition(&self) -> Partition<'_> {
         self.partition
     }
 
     fn run_vcpu(&mut self, vp: VpIndex) -> IsoResult<VcpuExit> {
-        let exit = self.cpu.vmrun(vp).map_err(IsolationError::Hardware)?;
-        Ok(decode_exit(&exit))
+        run(&mut self.cpu, vp, &mut self.state, Entry::default()).map_err(IsolationError::Hardware)
     }
 
     /// Nothing to validate in hardware; accepting twice is still reported, as the

@@ -14,8 +14,8 @@
 
 use isolation::backend::{check_host_call, IsoResult};
 use isolation::{
-    Gpa, GpaClass, GuestAccess, HostCall, HostReply, Isolation, IsolationError, MsrAccess,
-    PageRange, Partition, PartitionKind, VcpuExit, VpIndex, PAGE_SIZE,
+    Gpa, GpaClass, GuestAccess, HostCall, HostReply, Isolation, IsolationError, PageRange,
+    Partition, PartitionKind, VcpuExit, VpIndex, PAGE_SIZE,
 };
 
 use crate::cpu::SnpCpu;
@@ -266,59 +266,21 @@ fn msr_call<C: SnpCpu>(cpu: &mut C, req: MsrRequest) -> IsoResult<MsrResponse> {
     expect_response(req, back).map_err(|_| IsolationError::HostViolation)
 }
 
-/// SVM exit codes found in the guest VMSA after a VMPL switch returns.
-pub mod exit {
-    pub const CPUID: u64 = 0x72;
-    pub const HLT: u64 = 0x78;
-    pub const IOIO: u64 = 0x7b;
-    pub const MSR: u64 = 0x7c;
-    pub const VMMCALL: u64 = 0x81;
-    pub const NPF: u64 = 0x400;
-}
+/// SVM exit codes found in the guest VMSA after a VMPL switch returns (the svm
+/// platform's table: the VMSA's guest exit fields have the VMCB's encoding).
+pub use isolation::svm::code as exit;
 
 /// Decodes the guest's exit from its VMSA (written by the CPU, so trusted in
-/// layout, but the values are the guest's own).
+/// layout, but the values are the guest's own) with the svm decoder.
 pub fn decode_guest_exit(v: &Vmsa) -> VcpuExit {
-    let code = v.u64_at(vmsa::off::GUEST_EXIT_CODE);
-    let info1 = v.u64_at(vmsa::off::GUEST_EXIT_INFO_1);
-    let info2 = v.u64_at(vmsa::off::GUEST_EXIT_INFO_2);
-    let rax = v.u64_at(off::RAX);
-    let rcx = v.u64_at(off::RCX);
-    let rdx = v.u64_at(off::RDX);
-    match code {
-        exit::CPUID => VcpuExit::Cpuid {
-            leaf: rax as u32,
-            subleaf: rcx as u32,
-        },
-        exit::HLT => VcpuExit::Halt,
-        exit::IOIO => {
-            let size = match (info1 >> 4) & 7 {
-                1 => 1,
-                2 => 2,
-                4 => 4,
-                _ => return VcpuExit::Other { code },
-            };
-            VcpuExit::Io {
-                port: (info1 >> 16) as u16,
-                size,
-                write: info1 & 1 == 0,
-            }
-        }
-        exit::MSR => VcpuExit::Msr {
-            index: rcx as u32,
-            access: match info1 {
-                0 => MsrAccess::Read,
-                1 => MsrAccess::Write((rdx << 32) | (rax & 0xffff_ffff)),
-                _ => return VcpuExit::Other { code },
-            },
-        },
-        exit::VMMCALL => VcpuExit::Hypercall,
-        exit::NPF => VcpuExit::MemoryFault {
-            gpa: Gpa(info2),
-            write: info1 & crate::rmp::npf::WRITE != 0,
-        },
-        _ => VcpuExit::Other { code },
-    }
+    isolation::svm::decode_exit(&isolation::svm::SvmExit {
+        code: v.u64_at(vmsa::off::GUEST_EXIT_CODE),
+        info1: v.u64_at(vmsa::off::GUEST_EXIT_INFO_1),
+        info2: v.u64_at(vmsa::off::GUEST_EXIT_INFO_2),
+        rax: v.u64_at(off::RAX),
+        rcx: v.u64_at(off::RCX),
+        rdx: v.u64_at(off::RDX),
+    })
 }
 
 impl<'a, C: SnpCpu> Isolation for SnpBackend<'a, C> {

@@ -7,7 +7,7 @@
 //! are produced for a guest that may be hostile, so every value is decoded
 //! without trusting it.
 
-use isolation::{Gpa, MsrAccess, VcpuExit};
+use isolation::{Gpa, IoExit, MsrAccess, VcpuExit};
 
 use crate::cpu::Regs;
 use crate::status::Status;
@@ -65,18 +65,22 @@ pub fn decode(out: &Regs, guest: &L2Gprs) -> Result<VcpuExit, ExitError> {
         reason::HLT => VcpuExit::Halt,
         reason::VMCALL => VcpuExit::Hypercall,
         reason::IO => {
-            // Qualification: size-1 in 2:0 (0, 1 or 3), bit 3 = IN, 31:16 port.
+            // Qualification: size-1 in 2:0 (0, 1 or 3), bit 3 = IN, bit 4 string,
+            // bit 5 REP, 31:16 port. The next RIP is the paravisor's to find.
             let size = match q & 7 {
                 0 => 1,
                 1 => 2,
                 3 => 4,
                 _ => return Ok(VcpuExit::Other { code }),
             };
-            VcpuExit::Io {
+            VcpuExit::Io(IoExit {
                 port: (q >> 16) as u16,
                 size,
                 write: q & (1 << 3) == 0,
-            }
+                string: q & (1 << 4) != 0,
+                rep: q & (1 << 5) != 0,
+                next_rip: None,
+            })
         }
         reason::RDMSR => VcpuExit::Msr {
             index: guest.rcx as u32,
@@ -89,6 +93,8 @@ pub fn decode(out: &Regs, guest: &L2Gprs) -> Result<VcpuExit, ExitError> {
         reason::EPT_VIOLATION => VcpuExit::MemoryFault {
             gpa: Gpa(out.r8),
             write: q & (1 << 1) != 0,
+            // Qualification bit 2: an instruction fetch.
+            fetch: q & (1 << 2) != 0,
         },
         _ => VcpuExit::Other { code },
     })

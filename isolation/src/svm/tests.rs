@@ -6,7 +6,7 @@ use std::vec::Vec;
 
 use super::*;
 use crate::conformance::{self, pages, Harness, HostView, PAGES, RAM, STANDARD};
-use crate::PartitionKind;
+use crate::{ExitKind, PartitionKind};
 
 /// A VMRUN that returns scripted exits, and a host that records the pages a
 /// hypercall names and answers 0.
@@ -18,11 +18,33 @@ struct Machine {
     visible: Vec<u64>,
 }
 
+/// Writes a scripted exit into the state words as the kernel would.
 impl SvmCpu for Machine {
-    fn vmrun(&mut self, _: VpIndex) -> Result<SvmExit, u64> {
-        self.next.pop().unwrap_or(Err(1))
+    type Error = u64;
+
+    fn vmrun(&mut self, _: VpIndex, w: &mut StateWords, _: Entry) -> Result<Entered, u64> {
+        let e = self.next.pop().unwrap_or(Err(1))?;
+        let mut words = [0u64; Word::COUNT];
+        for (word, value) in [
+            (Word::EXIT_CODE, e.code),
+            (Word::EXIT_INFO1, e.info1),
+            (Word::EXIT_INFO2, e.info2),
+            (Word::RAX, e.rax),
+            (Word::RCX, e.rcx),
+            (Word::RDX, e.rdx),
+        ] {
+            words[word] = value;
+        }
+        w.load_exit(&words);
+        Ok(Entered::Exit)
     }
 
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+impl SvmHost for Machine {
     fn host_call(&mut self, call: &HostCall) -> Result<HostReply, IsolationError> {
         self.calls += 1;
         match *call {
@@ -117,56 +139,129 @@ fn exits_decode_as_the_apm_encodes_them() {
                 access: MsrAccess::Write(0x2_0000_0001),
             },
         ),
-        // OUT dx, al to 0x3f8; IN eax from 0xcf8; an invalid size.
+        // OUT dx, al to 0x3f8; IN eax from 0xcf8; REP OUTSB; an invalid size.
         (
-            e(0x7b, 0x3f8 << 16 | 0x10, 0, 0, 0, 0),
-            VcpuExit::Io {
-                port: 0x3f8,
-                size: 1,
-                write: true,
-            },
+            e(0x7b, 0x3f8 << 16 | 0x10, 0x1002, 0, 0, 0),
+            io(0x3f8, 1, true, false, false, 0x1002),
         ),
         (
-            e(0x7b, 0xcf8 << 16 | 0x41, 0, 0, 0, 0),
-            VcpuExit::Io {
-                port: 0xcf8,
-                size: 4,
-                write: false,
-            },
+            e(0x7b, 0xcf8 << 16 | 0x41, 0x2001, 0, 0, 0),
+            io(0xcf8, 4, false, false, false, 0x2001),
+        ),
+        (
+            e(0x7b, 0x3f8 << 16 | 0x1c, 0x3002, 0, 0, 0),
+            io(0x3f8, 1, true, true, true, 0x3002),
         ),
         (
             e(0x7b, 0x70 << 16 | 0x30, 0, 0, 0, 0),
-            VcpuExit::Io {
-                port: 0x70,
-                size: 0,
-                write: true,
-            },
+            VcpuExit::Other { code: 0x7b },
         ),
         (
             e(0x400, 0x6, 0xfee0_0000, 0, 0, 0),
-            VcpuExit::MemoryFault {
-                gpa: Gpa(0xfee0_0000),
-                write: true,
+            fault(0xfee0_0000, true, false),
+        ),
+        (e(0x400, 0x4, 0x1000, 0, 0, 0), fault(0x1000, false, false)),
+        (e(0x400, 0x14, 0x1000, 0, 0, 0), fault(0x1000, false, true)),
+        // An MSR exit that is neither read nor write.
+        (e(0x7c, 2, 0, 0, 0x830, 0), VcpuExit::Other { code: 0x7c }),
+        // #PF pushes an error code, #UD does not.
+        (
+            e(0x4e, 0x2, 0, 0, 0, 0),
+            VcpuExit::Exception {
+                vector: 14,
+                error_code: Some(2),
             },
         ),
         (
-            e(0x400, 0x4, 0x1000, 0, 0, 0),
-            VcpuExit::MemoryFault {
-                gpa: Gpa(0x1000),
-                write: false,
+            e(0x46, 0x2, 0, 0, 0, 0),
+            VcpuExit::Exception {
+                vector: 6,
+                error_code: None,
             },
         ),
+        (e(0x64, 0, 0, 0, 0, 0), VcpuExit::InterruptWindow),
+        (e(0x60, 0, 0, 0, 0, 0), VcpuExit::HostInterrupt),
+        (e(0x61, 0, 0, 0, 0, 0), VcpuExit::HostInterrupt),
+        (e(0x1_0000, 0, 0, 0, 0, 0), VcpuExit::Deadline),
+        (e(0x1_0001, 0, 0, 0, 0, 0), VcpuExit::Notified),
+        (e(0x1_0002, 0, 0, 0, 0, 0), VcpuExit::InvalidState),
+        // SMI, INIT and XSETBV have no handler class.
+        (e(0x62, 0, 0, 0, 0, 0), VcpuExit::Other { code: 0x62 }),
+        (e(0x8d, 0, 0, 0, 0, 0), VcpuExit::Other { code: 0x8d }),
         (e(0x78, 0, 0, 0, 0, 0), VcpuExit::Halt),
         (e(0x81, 0, 0, 0, 0, 0), VcpuExit::Hypercall),
-        (e(0x7f, 0, 0, 0, 0, 0), VcpuExit::Other { code: 0x7f }),
+        (e(0x7f, 0, 0, 0, 0, 0), VcpuExit::Shutdown),
         (
             e(u64::MAX, u64::MAX, u64::MAX, 0, 0, 0),
-            VcpuExit::Other { code: u64::MAX },
+            VcpuExit::InvalidState,
         ),
+        (e(0x9999, 0, 0, 0, 0, 0), VcpuExit::Other { code: 0x9999 }),
     ];
     for (exit, want) in cases {
         assert_eq!(decode_exit(&exit), want, "{exit:x?}");
     }
+}
+
+fn io(port: u16, size: u8, write: bool, string: bool, rep: bool, next: u64) -> VcpuExit {
+    VcpuExit::Io(IoExit {
+        port,
+        size,
+        write,
+        string,
+        rep,
+        next_rip: Some(next),
+    })
+}
+
+fn fault(gpa: u64, write: bool, fetch: bool) -> VcpuExit {
+    VcpuExit::MemoryFault {
+        gpa: Gpa(gpa),
+        write,
+        fetch,
+    }
+}
+
+/// The state words the kernel returns are what the decoder reads, and a
+/// notification that came first is reported as one.
+#[test]
+fn run_reads_the_exit_from_the_state_words() {
+    struct Notify;
+    impl SvmCpu for Notify {
+        type Error = u64;
+        fn vmrun(&mut self, _: VpIndex, _: &mut StateWords, e: Entry) -> Result<Entered, u64> {
+            assert_eq!((e.flags(), e.deadline_word()), (flags::HALTED, 9));
+            Ok(Entered::Notified(ChannelSet::from_bits(1)))
+        }
+        fn now(&self) -> u64 {
+            0
+        }
+    }
+    let halted = Entry {
+        halted: true,
+        deadline: Some(9),
+    };
+    let mut w = StateWords::new();
+    assert_eq!(
+        run(&mut Notify, VpIndex(0), &mut w, halted),
+        Ok(VcpuExit::Notified)
+    );
+    let mut m = Machine {
+        next: vec![Ok(SvmExit {
+            code: code::CPUID,
+            rax: 1,
+            ..SvmExit::default()
+        })],
+        ..Machine::default()
+    };
+    let exit = run(&mut m, VpIndex(0), &mut w, Entry::default());
+    assert_eq!(
+        exit,
+        Ok(VcpuExit::Cpuid {
+            leaf: 1,
+            subleaf: 0
+        })
+    );
+    assert_eq!(SvmExit::from_words(&w).rax, 1);
 }
 
 #[test]
@@ -225,4 +320,12 @@ fn only_svm_partitions_within_the_tracked_pages() {
     let snp = Partition::new(PartitionKind::Snp { vtom_bit: 36 }, &RAM).unwrap();
     assert!(SvmBackend::<'_, Machine, PAGES>::new(Machine::default(), snp).is_err());
     assert!(SvmBackend::<'_, Machine, 8>::new(Machine::default(), partition()).is_err());
+}
+
+/// Counting by `kind as usize` relies on ALL being in declaration order.
+#[test]
+fn exit_kinds_index_their_own_list() {
+    for (i, k) in ExitKind::ALL.iter().enumerate() {
+        assert_eq!(*k as usize, i, "{}", k.name());
+    }
 }

@@ -5,7 +5,11 @@
 
 use alloc::vec::Vec;
 
-use kernel_abi::vcpu::{exit, pseudo_exit, segment, Word};
+use isolation::svm::{self, SvmExit};
+use isolation::{
+    Gpa, GpaClass, GpaError, IoExit, MsrAccess, Partition, PartitionKind, RamRange, VcpuExit,
+};
+use kernel_abi::vcpu::{segment, Word};
 use synic_pd::Instance;
 
 use crate::cpuid::{self, Presentation};
@@ -162,6 +166,8 @@ impl Vmm {
         self.platform.lapic_pending().is_some()
     }
 
+    /// Handles the exit the state words hold: decoded once by the svm backend's
+    /// decoder, dispatched on its neutral form.
     pub fn handle_exit(
         &mut self,
         st: &mut VcpuState,
@@ -169,18 +175,18 @@ impl Vmm {
         peers: &mut dyn Peers,
         now: u64,
     ) -> Action {
-        let code = st.exit_code();
-        self.stats.count(code);
+        let exit = svm::decode_exit(&SvmExit::from_words(st.words()));
+        self.stats.count(&exit);
         // An exit in the middle of delivering an event: deliver it again.
         let interrupted = st.get(Word::EXIT_INT_INFO);
         if interrupted & event::VALID != 0 && !st.injection_pending() {
             st.set(Word::EVENT_INJECT, interrupted);
         }
-        let action = match code {
-            exit::CPUID => self.cpuid(st, mem, peers),
-            exit::MSR => self.msr(st, mem, peers, now),
-            exit::IOIO => self.io(st, mem, peers, now),
-            exit::HLT => {
+        let action = match exit {
+            VcpuExit::Cpuid { leaf, subleaf } => self.cpuid(st, mem, peers, leaf, subleaf),
+            VcpuExit::Msr { index, access } => self.msr(st, mem, peers, now, index, access),
+            VcpuExit::Io(io) => self.io(st, mem, io, now),
+            VcpuExit::Halt => {
                 if !self.step_over(st, mem, FixedInstruction::Hlt) {
                     return Action::Run;
                 }
@@ -192,20 +198,20 @@ impl Vmm {
                     Action::Halt
                 }
             }
-            exit::VMMCALL => self.hypercall(st, mem, peers),
-            exit::NPF => self.npf(st, mem, peers),
-            exit::SHUTDOWN => Action::Stop(Stop::TripleFault { rip: st.rip() }),
-            exit::VINTR | exit::INTR | exit::NMI => Action::Run,
-            pseudo_exit::DEADLINE | pseudo_exit::NOTIFIED => Action::Run,
-            pseudo_exit::INVALID_STATE => self.fatal(st, "the kernel refused the vCPU state"),
-            c if (exit::EXCEPTION_BASE..exit::EXCEPTION_BASE + 32).contains(&c) => {
-                // Only vectors this VMM asked for arrive here; hand them back.
-                let vector = (c - exit::EXCEPTION_BASE) as u8;
-                let error = has_error_code(vector).then_some(st.exit_info1() as u32);
-                st.inject_exception(vector, error);
+            VcpuExit::Hypercall => self.hypercall(st, mem, peers),
+            VcpuExit::MemoryFault { gpa, fetch, .. } => self.npf(st, mem, peers, gpa.0, fetch),
+            VcpuExit::Shutdown => Action::Stop(Stop::TripleFault { rip: st.rip() }),
+            VcpuExit::InterruptWindow
+            | VcpuExit::HostInterrupt
+            | VcpuExit::Deadline
+            | VcpuExit::Notified => Action::Run,
+            VcpuExit::InvalidState => self.fatal(st, "the kernel refused the vCPU state"),
+            // Only vectors this VMM asked for arrive here; hand them back.
+            VcpuExit::Exception { vector, error_code } => {
+                st.inject_exception(vector, error_code);
                 Action::Run
             }
-            _ => self.fatal(st, "an exit this VMM does not handle"),
+            VcpuExit::Other { .. } => self.fatal(st, "an exit this VMM does not handle"),
         };
         for byte in self.platform.take_uart_output() {
             self.console.push(byte);
@@ -289,9 +295,9 @@ impl Vmm {
         st: &mut VcpuState,
         mem: &dyn GuestMemory,
         peers: &mut dyn Peers,
+        leaf: u32,
+        subleaf: u32,
     ) -> Action {
-        let leaf = st.gpr(0) as u32;
-        let subleaf = st.gpr(1) as u32;
         let answer = if cpuid::is_hypervisor_leaf(leaf) {
             let raw = peers.hv_cpuid(leaf, subleaf).unwrap_or([0; 4]);
             cpuid::hypervisor(leaf, raw, self.presentation)
@@ -320,15 +326,14 @@ impl Vmm {
         mem: &dyn GuestMemory,
         peers: &mut dyn Peers,
         now: u64,
+        index: u32,
+        access: MsrAccess,
     ) -> Action {
-        let index = st.gpr(1) as u32;
-        let is_write = st.exit_info1() & 1 != 0;
-        let what = if is_write {
-            FixedInstruction::Wrmsr
-        } else {
-            FixedInstruction::Rdmsr
+        let (write, what) = match access {
+            MsrAccess::Read => (None, FixedInstruction::Rdmsr),
+            MsrAccess::Write(v) => (Some(v), FixedInstruction::Wrmsr),
         };
-        let write = is_write.then(|| (st.gpr(0) & 0xffff_ffff) | (st.gpr(2) << 32));
+        let is_write = write.is_some();
         let result = match msr::owner(index) {
             Owner::Lapic => self.platform.lapic_msr(index, write, now, peers),
             Owner::Frequency => match (index, write) {
@@ -473,21 +478,21 @@ impl Vmm {
         }
     }
 
-    fn io(
-        &mut self,
-        st: &mut VcpuState,
-        mem: &dyn GuestMemory,
-        peers: &mut dyn Peers,
-        now: u64,
-    ) -> Action {
-        let info = st.exit_info1();
-        let port = (info >> 16) as u16;
-        let size = io_size(info);
-        let is_in = info & 1 != 0;
-        if info & (1 << 2) != 0 {
-            return self.string_io(st, mem, port, size, is_in, now);
+    fn io(&mut self, st: &mut VcpuState, mem: &dyn GuestMemory, io: IoExit, now: u64) -> Action {
+        let IoExit {
+            port, size, write, ..
+        } = io;
+        let Some(next_rip) = io.next_rip else {
+            return self.fatal(st, "an IN/OUT exit without the next RIP");
+        };
+        if io.string {
+            return self.string_io(st, mem, io, next_rip, now);
         }
-        if is_in {
+        if write {
+            let mask = (1u64 << (8 * u32::from(size))) - 1;
+            self.platform
+                .io_out(port, size, (st.gpr(0) & mask) as u32, now);
+        } else {
             let value = u64::from(self.platform.io_in(port, size, now));
             let rax = st.gpr(0);
             let merged = match size {
@@ -496,14 +501,8 @@ impl Vmm {
                 _ => value & 0xffff_ffff,
             };
             st.set_gpr(0, merged);
-        } else {
-            let mask = (1u64 << (8 * u32::from(size))) - 1;
-            self.platform
-                .io_out(port, size, (st.gpr(0) & mask) as u32, now);
         }
-        let _ = peers;
-        // SVM gives the next RIP of IN/OUT in EXITINFO2 even without NRIP save.
-        st.advance(st.exit_info2().wrapping_sub(st.rip()));
+        st.advance(next_rip.wrapping_sub(st.rip()));
         Action::Run
     }
 
@@ -514,19 +513,20 @@ impl Vmm {
         &mut self,
         st: &mut VcpuState,
         mem: &dyn GuestMemory,
-        port: u16,
-        size: u8,
-        is_in: bool,
+        io: IoExit,
+        next_rip: u64,
         now: u64,
     ) -> Action {
-        if is_in {
+        let IoExit {
+            port, size, rep, ..
+        } = io;
+        if !io.write {
             // INS writes guest memory, which this VMM only reads through the
             // decoder's view; no device the guest uses needs it.
             self.stats.unsupported += 1;
             st.inject_ud();
             return Action::Run;
         }
-        let rep = st.exit_info1() & (1 << 3) != 0;
         let cpu = cpu_state(st);
         let step = if st.rflags() & (1 << 10) != 0 {
             (size as u64).wrapping_neg()
@@ -568,16 +568,34 @@ impl Vmm {
             st.set_gpr(1, count);
         }
         if count == 0 && !st.injection_pending() {
-            st.advance(st.exit_info2().wrapping_sub(st.rip()));
+            st.advance(next_rip.wrapping_sub(st.rip()));
         }
         Action::Run
     }
 
-    fn npf(&mut self, st: &mut VcpuState, mem: &dyn GuestMemory, peers: &mut dyn Peers) -> Action {
-        let gpa = st.exit_info2();
-        // EXITINFO1 bit 4: the fault was an instruction fetch. Code in MMIO or in a
-        // hole is not something a guest recovers from.
-        if st.exit_info1() & (1 << 4) != 0 {
+    fn npf(
+        &mut self,
+        st: &mut VcpuState,
+        mem: &dyn GuestRam,
+        peers: &mut dyn Peers,
+        gpa: u64,
+        fetch: bool,
+    ) -> Action {
+        // The kernel maps guest RAM, and its shared alias, in full before the guest
+        // runs: a fault there is no MMIO, and emulating it as a hole would drop the
+        // guest's writes.
+        match ram_partition(mem, |p| p.classify(Gpa(gpa)).ok()) {
+            Ok(None) => {}
+            Ok(Some(GpaClass::Private)) => {
+                return self.fatal(st, "a nested page fault on guest RAM")
+            }
+            Ok(Some(GpaClass::Shared)) => {
+                return self.fatal(st, "a nested page fault on guest RAM's shared alias")
+            }
+            Err(_) => return self.fatal(st, "guest RAM does not fit below the vTOM"),
+        }
+        // Code in MMIO or in a hole is not something a guest recovers from.
+        if fetch {
             return self.fatal(st, "the guest executed from an address with no memory");
         }
         // A fault while delivering an event is the delivery's (IDT, GDT or stack
@@ -643,6 +661,20 @@ impl Vmm {
     }
 }
 
+/// Runs `f` on the partition the guest was given on the svm platform: its RAM
+/// from GPA 0, private below the vTOM and host-visible at the alias above it
+/// (isolation's one classifier, with system-constants' vTOM).
+fn ram_partition<T>(
+    mem: &dyn GuestRam,
+    f: impl FnOnce(&Partition<'_>) -> T,
+) -> Result<T, GpaError> {
+    let ram = [RamRange {
+        start: 0,
+        end: mem.size(),
+    }];
+    Partition::new(PartitionKind::Svm, &ram).map(|p| f(&p))
+}
+
 /// The decoder's view of the state words.
 pub fn cpu_state(st: &VcpuState) -> CpuState {
     let cs = Word::SEGMENTS + 2 * segment::CS;
@@ -661,19 +693,6 @@ pub fn cpu_state(st: &VcpuState) -> CpuState {
         cs_attrib,
         cpl: ((ss_attrib >> 5) & 3) as u8,
     }
-}
-
-/// The operand size of an IOIO exit (EXITINFO1 bits 4..7: one-hot 8/16/32).
-fn io_size(info: u64) -> u8 {
-    match (info >> 4) & 7 {
-        2 => 2,
-        4 => 4,
-        _ => 1,
-    }
-}
-
-fn has_error_code(vector: u8) -> bool {
-    matches!(vector, 8 | 10 | 11 | 12 | 13 | 14 | 17 | 21 | 29 | 30)
 }
 
 #[cfg(test)]

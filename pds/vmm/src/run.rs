@@ -1,30 +1,26 @@
 //! The VMM's main loop: take what synic-pd and the ioapic PD queued for the vCPU,
 //! inject, enter the guest, handle the exit; until the guest powers off or cannot
-//! go on. The kernel side is behind [`VcpuPort`] (pd-rt's `VM_ENTER` on bare
-//! metal, a scripted fake in tests).
+//! go on. The kernel side is the svm platform's machine side,
+//! [`isolation::svm::SvmCpu`] (pd-rt's `VM_ENTER` on bare metal, a scripted fake
+//! in tests); the exit is decoded by [`isolation::svm::decode_exit`] in
+//! [`Vmm::handle_exit`].
 
-use ipc::{ChannelSet, Consumer, IpcError, Kernel};
-use kernel_abi::vcpu::flags;
+use ipc::{Consumer, IpcError, Kernel};
+use isolation::svm::{self, SvmExit};
+// What a port implements, re-exported for the runtime glue.
+pub use isolation::svm::{Entered, Entry, SvmCpu};
+pub use isolation::VpIndex;
 
 use crate::exits::{Action, Stop, Vmm};
 use crate::loader::GuestRam;
 use crate::peers::{CallPeers, Channels};
 use crate::state::VcpuState;
 
-/// What `VM_ENTER` came back with; the state words are current either way.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Entered {
-    Exit,
-    Notified(ChannelSet),
-}
+/// The vCPU the VMM runs, as the kernel's `VM_ENTER` reaches it.
+pub type Vcpu<'a> = dyn SvmCpu<Error = IpcError> + 'a;
 
-pub trait VcpuPort {
-    /// Enters with `st`'s dirty words and loads the words the kernel returns.
-    fn enter(&mut self, st: &mut VcpuState, flags: u64, deadline: u64)
-        -> Result<Entered, IpcError>;
-    /// The TSC, the time base of deadlines and the guest's timers.
-    fn now(&self) -> u64;
-}
+/// The one vCPU this VMM runs.
+pub const VP: VpIndex = VpIndex(0);
 
 /// How this VMM reaches its peers: the channels it calls them on, and the
 /// interrupt queues they fill for its vCPU.
@@ -112,7 +108,7 @@ fn for_vcpu0(r: &ioapic::InterruptRequest) -> bool {
 pub fn run(
     vmm: &mut Vmm,
     st: &mut VcpuState,
-    vcpu: &mut dyn VcpuPort,
+    vcpu: &mut Vcpu<'_>,
     mem: &dyn GuestRam,
     kernel: &mut dyn Kernel,
     wiring: &mut Wiring<'_>,
@@ -127,8 +123,8 @@ pub fn run(
         if st.injection_pending() {
             halted = false;
         }
-        let flags = if halted { flags::HALTED } else { 0 };
-        match vcpu.enter(st, flags, deadline.unwrap_or(0)) {
+        let entry = Entry { halted, deadline };
+        match vcpu.vmrun(VP, st.words_mut(), entry) {
             Ok(Entered::Notified(_)) => continue,
             Ok(Entered::Exit) => {}
             Err(_) => {
@@ -141,7 +137,8 @@ pub fn run(
         }
         if halted {
             // A deadline or a notification woke the halted vCPU: nothing ran.
-            vmm.stats.count(st.exit_code());
+            vmm.stats
+                .count(&svm::decode_exit(&SvmExit::from_words(st.words())));
             continue;
         }
         let mut peers = CallPeers {

@@ -48,6 +48,11 @@ impl VcpuState {
         }
     }
 
+    /// The words as the last exit left them (with the VMM's edits).
+    pub fn words(&self) -> &StateWords {
+        &self.words
+    }
+
     /// The words and dirty mask, for the runtime glue to hand to `VM_ENTER` as they
     /// are (the kernel's results come back the same way).
     pub fn words_mut(&mut self) -> &mut StateWords {

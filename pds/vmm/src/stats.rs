@@ -5,14 +5,20 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use core::fmt::Write;
 
-use kernel_abi::vcpu::{exit, pseudo_exit};
+use isolation::{ExitKind, VcpuExit};
 
 /// Distinct oddities remembered for the report.
 const REMEMBERED: usize = 16;
 
 #[derive(Clone, Debug, Default)]
 pub struct ExitStats {
-    by_code: BTreeMap<u64, u64>,
+    /// By [`ExitKind`] in [`ExitKind::ALL`] order: a fixed array, so counting
+    /// costs the hot path no allocation.
+    by_kind: [u64; ExitKind::COUNT],
+    /// Exceptions by vector.
+    exceptions: [u64; 32],
+    /// Exits of no class by code (each is fatal, so this stays tiny).
+    others: BTreeMap<u64, u64>,
     pub injected: u64,
     pub msr_gp: u64,
     pub ioapic: u64,
@@ -32,38 +38,29 @@ pub struct ExitStats {
     hole_pages: BTreeMap<u64, u64>,
 }
 
-pub fn exit_name(code: u64) -> &'static str {
-    match code {
-        exit::INTR => "intr",
-        exit::NMI => "nmi",
-        exit::VINTR => "vintr",
-        exit::CPUID => "cpuid",
-        exit::HLT => "hlt",
-        exit::IOIO => "ioio",
-        exit::MSR => "msr",
-        exit::SHUTDOWN => "shutdown",
-        exit::VMMCALL => "vmmcall",
-        exit::XSETBV => "xsetbv",
-        exit::NPF => "npf",
-        pseudo_exit::DEADLINE => "deadline",
-        pseudo_exit::NOTIFIED => "notified",
-        pseudo_exit::INVALID_STATE => "invalid-state",
-        c if (exit::EXCEPTION_BASE..exit::EXCEPTION_BASE + 32).contains(&c) => "exception",
-        _ => "other",
-    }
-}
-
 impl ExitStats {
-    pub fn count(&mut self, code: u64) {
-        *self.by_code.entry(code).or_default() += 1;
+    pub fn count(&mut self, exit: &VcpuExit) {
+        let kind = exit.kind();
+        if let Some(n) = self.by_kind.get_mut(kind as usize) {
+            *n += 1;
+        }
+        match *exit {
+            VcpuExit::Exception { vector, .. } => {
+                if let Some(n) = self.exceptions.get_mut(usize::from(vector)) {
+                    *n += 1;
+                }
+            }
+            VcpuExit::Other { code } => *self.others.entry(code).or_default() += 1,
+            _ => {}
+        }
     }
 
     pub fn total(&self) -> u64 {
-        self.by_code.values().sum()
+        self.by_kind.iter().sum()
     }
 
-    pub fn of(&self, code: u64) -> u64 {
-        self.by_code.get(&code).copied().unwrap_or(0)
+    pub fn of(&self, kind: ExitKind) -> u64 {
+        self.by_kind.get(kind as usize).copied().unwrap_or(0)
     }
 
     pub fn note_msr_gp(&mut self, msr: u32, write: bool) {
@@ -105,15 +102,27 @@ impl ExitStats {
     pub fn summary(&self) -> String {
         let mut s = String::new();
         let _ = write!(s, "exits {}:", self.total());
-        let mut first = true;
-        for (&code, &n) in &self.by_code {
-            let sep = if first { " " } else { ", " };
-            first = false;
-            let name = exit_name(code);
-            if name == "other" || name == "exception" {
-                let _ = write!(s, "{sep}{name}({code:#x}) {n}");
-            } else {
-                let _ = write!(s, "{sep}{name} {n}");
+        let mut sep = " ";
+        let mut item = |s: &mut String, what: core::fmt::Arguments<'_>, n: u64| {
+            let _ = write!(s, "{sep}{what} {n}");
+            sep = ", ";
+        };
+        for (kind, &n) in ExitKind::ALL.iter().zip(&self.by_kind) {
+            match kind {
+                ExitKind::Exception => {
+                    for (vector, &n) in self.exceptions.iter().enumerate() {
+                        if n != 0 {
+                            item(&mut s, format_args!("exception(#{vector})"), n);
+                        }
+                    }
+                }
+                ExitKind::Other => {
+                    for (code, &n) in &self.others {
+                        item(&mut s, format_args!("other({code:#x})"), n);
+                    }
+                }
+                _ if n != 0 => item(&mut s, format_args!("{}", kind.name()), n),
+                _ => {}
             }
         }
         let _ = write!(
@@ -164,15 +173,29 @@ mod tests {
     #[test]
     fn summary_names_each_reason() {
         let mut s = ExitStats::default();
-        s.count(exit::CPUID);
-        s.count(exit::CPUID);
-        s.count(exit::IOIO);
-        s.count(0x99);
-        assert_eq!(s.total(), 4);
+        let cpuid = VcpuExit::Cpuid {
+            leaf: 0,
+            subleaf: 0,
+        };
+        let pf = VcpuExit::Exception {
+            vector: 14,
+            error_code: Some(2),
+        };
+        for e in [
+            cpuid,
+            VcpuExit::Halt,
+            cpuid,
+            pf,
+            VcpuExit::Other { code: 0x99 },
+        ] {
+            s.count(&e);
+        }
+        assert_eq!(s.total(), 5);
+        assert_eq!(s.of(ExitKind::Cpuid), 2);
         assert_eq!(
             s.summary(),
-            "exits 4: cpuid 2, ioio 1, other(0x99) 1; injected 0 (synic 0, ioapic 0), \
-             COM1 line changes 0 (0 refused)"
+            "exits 5: cpuid 2, hlt 1, exception(#14) 1, other(0x99) 1; injected 0 \
+             (synic 0, ioapic 0), COM1 line changes 0 (0 refused)"
         );
     }
 

@@ -1,7 +1,7 @@
 //! The paravisor's flows on the model machine, honest and lying hosts.
 
 use isolation::{
-    Gpa, GpaClass, GuestAccess, HostCall, Isolation, IsolationError, MsrAccess, PageRange,
+    Gpa, GpaClass, GuestAccess, HostCall, IoExit, Isolation, IsolationError, MsrAccess, PageRange,
     Partition, PartitionKind, RamRange, VcpuExit, VpIndex,
 };
 
@@ -171,13 +171,17 @@ fn guest_exits_arrive_decoded() {
             GuestExit {
                 code: exit::IOIO,
                 info1: 0x3f8 << 16 | 1 << 4 | 1,
+                info2: 0x1002,
                 ..GuestExit::default()
             },
-            VcpuExit::Io {
+            VcpuExit::Io(IoExit {
                 port: 0x3f8,
                 size: 1,
                 write: false,
-            },
+                string: false,
+                rep: false,
+                next_rip: Some(0x1002),
+            }),
         ),
         (
             GuestExit {
@@ -189,6 +193,7 @@ fn guest_exits_arrive_decoded() {
             VcpuExit::MemoryFault {
                 gpa: Gpa(B | 0x5000),
                 write: true,
+                fetch: false,
             },
         ),
         (

@@ -296,7 +296,8 @@ fn l2_exits_arrive_decoded() {
         b.run_vcpu(VpIndex(0)),
         Ok(VcpuExit::MemoryFault {
             gpa: Gpa(S | 0x5000),
-            write: true
+            write: true,
+            fetch: false
         })
     );
     assert!(b.run_vcpu(VpIndex(1)).is_err());

@@ -1,4 +1,4 @@
-use isolation::{Gpa, MsrAccess, VcpuExit};
+use isolation::{Gpa, IoExit, MsrAccess, VcpuExit};
 use proptest::prelude::*;
 
 use crate::cpu::Regs;
@@ -46,19 +46,25 @@ fn vp_enter_exit_decode() {
     assert_eq!(d(reason::VMCALL.into(), 0, 0), Ok(VcpuExit::Hypercall));
     assert_eq!(
         d(reason::IO.into(), 0x3f8 << 16 | 1 << 3, 0),
-        Ok(VcpuExit::Io {
+        Ok(VcpuExit::Io(IoExit {
             port: 0x3f8,
             size: 1,
-            write: false
-        })
+            write: false,
+            string: false,
+            rep: false,
+            next_rip: None
+        }))
     );
     assert_eq!(
-        d(reason::IO.into(), 0x60 << 16 | 3, 0),
-        Ok(VcpuExit::Io {
+        d(reason::IO.into(), 0x60 << 16 | 3 | 3 << 4, 0),
+        Ok(VcpuExit::Io(IoExit {
             port: 0x60,
             size: 4,
-            write: true
-        })
+            write: true,
+            string: true,
+            rep: true,
+            next_rip: None
+        }))
     );
     assert_eq!(d(reason::IO.into(), 2, 0), Ok(VcpuExit::Other { code: 30 }));
     assert_eq!(
@@ -79,7 +85,16 @@ fn vp_enter_exit_decode() {
         d(reason::EPT_VIOLATION.into(), 2, 0x8000_1000),
         Ok(VcpuExit::MemoryFault {
             gpa: Gpa(0x8000_1000),
-            write: true
+            write: true,
+            fetch: false
+        })
+    );
+    assert_eq!(
+        d(reason::EPT_VIOLATION.into(), 4, 0x8000_1000),
+        Ok(VcpuExit::MemoryFault {
+            gpa: Gpa(0x8000_1000),
+            write: false,
+            fetch: true
         })
     );
     assert_eq!(

@@ -14,7 +14,7 @@ extern crate alloc;
 use alloc::vec;
 
 use ipc::{Channel, Consumer, Init, InitError, InitExt, Kernel, Perms, Region};
-use kernel_abi::vcpu::Word;
+use kernel_abi::vcpu::{StateWords, Word};
 use metal_pds::Never;
 use pd_rt::vcpu::{Vcpu, VmEvent};
 use system_constants::channel::vmm as described;
@@ -24,8 +24,7 @@ use vmm::exits::{Clock, Stop, Vmm};
 use vmm::loader::{GuestRamWrite, OutsideRam};
 use vmm::peers::Channels;
 use vmm::platform::Platform;
-use vmm::run::{Entered, VcpuPort, Wiring};
-use vmm::state::VcpuState;
+use vmm::run::{Entered, Entry, SvmCpu, VpIndex, Wiring};
 
 // The payload is copied out of its region once, to parse it as one slice.
 pd_rt::global_heap!(48 * 1024 * 1024);
@@ -78,17 +77,19 @@ impl GuestRamWrite for Ram {
 /// pd-rt's vCPU behind the VMM's loop.
 struct RtVcpu(Vcpu);
 
-impl VcpuPort for RtVcpu {
-    fn enter(
+impl SvmCpu for RtVcpu {
+    type Error = ipc::IpcError;
+
+    fn vmrun(
         &mut self,
-        st: &mut VcpuState,
-        flags: u64,
-        deadline: u64,
+        _: VpIndex,
+        words: &mut StateWords,
+        entry: Entry,
     ) -> Result<Entered, ipc::IpcError> {
         // The VMM's words go in as they are and the exit's come back the same way.
-        core::mem::swap(self.0.state_mut(), st.words_mut());
-        let event = self.0.enter(flags, deadline);
-        core::mem::swap(self.0.state_mut(), st.words_mut());
+        core::mem::swap(self.0.state_mut(), words);
+        let event = self.0.enter(entry.flags(), entry.deadline_word());
+        core::mem::swap(self.0.state_mut(), words);
         Ok(match event? {
             VmEvent::Exit(_) => Entered::Exit,
             VmEvent::Notification(chs) => Entered::Notified(chs),
@@ -142,7 +143,14 @@ fn start(init: &dyn Init, kernel: &mut dyn Kernel) -> Result<Never, InitError> {
     let mut vcpu = RtVcpu(Vcpu::new(0));
     // A first entry that runs nothing (halted, deadline already passed) loads the
     // boot state and brings back the kernel's TSC rate, which the timers need.
-    let probe = vcpu.enter(&mut state, kernel_abi::vcpu::flags::HALTED, 1);
+    let probe = vcpu.vmrun(
+        vmm::run::VP,
+        state.words_mut(),
+        Entry {
+            halted: true,
+            deadline: Some(1),
+        },
+    );
     let tsc_hz = state.get(Word::TSC_HZ);
     if probe.is_err() || tsc_hz == 0 {
         pd_rt::println!("vmm: the kernel refused vCPU 0 ({probe:?}) or gave no TSC rate");

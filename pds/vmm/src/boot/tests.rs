@@ -353,6 +353,19 @@ fn bad_plan_inputs_are_refused() {
             rsdp_gpa,
         }
     };
+    // ACPI tables outside the window, or an RSDP misaligned or running past them.
+    let bad_acpi = |gpa: u64, len: usize, rsdp_gpa: u64| {
+        (
+            PlanInput {
+                acpi: Some(acpi(gpa, len, rsdp_gpa)),
+                ..input(64 * MIB, 0, b"")
+            },
+            BootError::BadAcpiPlacement {
+                gpa,
+                len: len as u64,
+            },
+        )
+    };
     let cases: &[(PlanInput<'_>, BootError)] = &[
         (
             input(64 * MIB + 1, 0, b""),
@@ -401,46 +414,10 @@ fn bad_plan_inputs_are_refused() {
             input(64 * MIB, u64::MAX, b""),
             BootError::InitrdDoesNotFit { len: u64::MAX },
         ),
-        (
-            PlanInput {
-                acpi: Some(acpi(0xD_F000, 0x100, 0xD_F000)),
-                ..input(64 * MIB, 0, b"")
-            },
-            BootError::BadAcpiPlacement {
-                gpa: 0xD_F000,
-                len: 0x100,
-            },
-        ),
-        (
-            PlanInput {
-                acpi: Some(acpi(0xF_F800, 0x1000, 0xF_F800)),
-                ..input(64 * MIB, 0, b"")
-            },
-            BootError::BadAcpiPlacement {
-                gpa: 0xF_F800,
-                len: 0x1000,
-            },
-        ),
-        (
-            PlanInput {
-                acpi: Some(acpi(0xE_0000, 0x100, 0xE_0008)),
-                ..input(64 * MIB, 0, b"")
-            },
-            BootError::BadAcpiPlacement {
-                gpa: 0xE_0000,
-                len: 0x100,
-            },
-        ),
-        (
-            PlanInput {
-                acpi: Some(acpi(0xE_0000, 0x100, 0xE_00F0)),
-                ..input(64 * MIB, 0, b"")
-            },
-            BootError::BadAcpiPlacement {
-                gpa: 0xE_0000,
-                len: 0x100,
-            },
-        ),
+        bad_acpi(0xD_F000, 0x100, 0xD_F000),
+        bad_acpi(0xF_F800, 0x1000, 0xF_F800),
+        bad_acpi(0xE_0000, 0x100, 0xE_0008),
+        bad_acpi(0xE_0000, 0x100, 0xE_00F0),
     ];
     for (i, (inp, want)) in cases.iter().enumerate() {
         assert_eq!(plan(&bz, inp).err(), Some(*want), "case {i}");

@@ -6,6 +6,8 @@ use hvdef::cpuid::{privilege, LEAF_FEATURES, LEAF_ISOLATION_CONFIG};
 use super::*;
 use crate::state::RFLAGS_IF;
 use crate::testing::{self, Call, FakePeers, Mode, Ram, EFER_LMA, EFER_LME, EFER_NXE};
+use isolation::ExitKind;
+use kernel_abi::vcpu::{exit, pseudo_exit};
 
 const RAM_SIZE: usize = 0x20_0000;
 /// Where the code under test sits (identity mapped, like all of the first 2 MiB).
@@ -103,14 +105,23 @@ fn hypervisor_leaves_go_to_hvcall_and_are_filtered_per_presentation() {
     }
 }
 
-#[test]
-fn native_leaves_use_the_host_function_not_the_peers() {
+/// CPUID leaf 0 (RBX 0xabcd) on a plain VM with no peers, the guest's code at
+/// RIP being `code`: the VMM, the registers before the exit and the state after.
+fn leaf0(code: &[u8]) -> (Vmm, [u64; 16], VcpuState, FakePeers) {
     let ram = Ram::identity_mapped(RAM_SIZE);
     let mut v = vmm(Presentation::Plain);
-    let mut st = exit_at(exit::CPUID, &ram, &[0x0f, 0xa2]);
+    let mut st = exit_at(exit::CPUID, &ram, code);
     st.set_gpr(0, 0);
+    st.set_gpr(3, 0xabcd);
+    let before = st.gprs();
     let mut p = FakePeers::default();
     assert_eq!(v.handle_exit(&mut st, &ram, &mut p, NOW), Action::Run);
+    (v, before, st, p)
+}
+
+#[test]
+fn native_leaves_use_the_host_function_not_the_peers() {
+    let (_, _, st, p) = leaf0(&[0x0f, 0xa2]);
     assert!(p.calls.is_empty());
     assert_eq!(
         [st.gpr(0), st.gpr(3), st.gpr(1), st.gpr(2)],
@@ -121,14 +132,7 @@ fn native_leaves_use_the_host_function_not_the_peers() {
 
 #[test]
 fn cpuid_with_changed_code_leaves_rip_and_registers_alone() {
-    let ram = Ram::identity_mapped(RAM_SIZE);
-    let mut v = vmm(Presentation::Plain);
-    let mut st = exit_at(exit::CPUID, &ram, &[0x90, 0x90]);
-    st.set_gpr(0, 0);
-    st.set_gpr(3, 0xabcd);
-    let before = st.gprs();
-    let mut p = FakePeers::default();
-    assert_eq!(v.handle_exit(&mut st, &ram, &mut p, NOW), Action::Run);
+    let (v, before, st, _) = leaf0(&[0x90, 0x90]);
     assert_eq!(st.rip(), CODE);
     assert_eq!(st.gprs(), before);
     assert_eq!(st.get(Word::EVENT_INJECT), 0);
@@ -220,31 +224,6 @@ fn lapic_msrs_reach_the_local_apic_and_level_eois_the_ioapic() {
     assert_eq!(st.get(Word::EVENT_INJECT), event::VALID | 0x51);
     assert_eq!(msr_access(&mut v, &mut p, 0x80b, Some(0)).0, Ok(0));
     assert_eq!(p.calls, [Call::IoapicEoi(0x51)]);
-}
-
-#[test]
-fn frequency_msrs_are_the_vmms_clock() {
-    let mut v = vmm(Presentation::Plain);
-    let mut p = FakePeers::default();
-    assert_eq!(
-        msr_access(&mut v, &mut p, msr::HV_TSC_FREQUENCY, None).0,
-        Ok(TSC_HZ)
-    );
-    assert_eq!(
-        msr_access(&mut v, &mut p, msr::HV_APIC_FREQUENCY, None).0,
-        Ok(APIC_HZ)
-    );
-    assert_eq!(
-        msr_access(&mut v, &mut p, msr::HV_TSC_FREQUENCY, Some(1)).0,
-        Err(GP)
-    );
-    let ctl = msr::HV_TSC_INVARIANT_CONTROL;
-    assert_eq!(msr_access(&mut v, &mut p, ctl, None).0, Ok(0));
-    assert_eq!(msr_access(&mut v, &mut p, ctl, Some(1)).0, Ok(0));
-    assert_eq!(msr_access(&mut v, &mut p, ctl, None).0, Ok(1));
-    assert_eq!(msr_access(&mut v, &mut p, ctl, Some(2)).0, Err(GP));
-    assert_eq!(msr_access(&mut v, &mut p, ctl, None).0, Ok(1));
-    assert!(p.calls.is_empty());
 }
 
 #[test]
@@ -360,36 +339,53 @@ fn pat_writes_are_checked_per_entry() {
     assert_eq!(st.get(Word::PAT), 0x0007_0406_0007_0406);
 }
 
-#[test]
-fn tsc_reads_now_and_refuses_writes() {
-    let mut v = vmm(Presentation::Plain);
-    let mut p = FakePeers::default();
-    assert_eq!(msr_access(&mut v, &mut p, msr::IA32_TSC, None).0, Ok(NOW));
-    assert_eq!(
-        msr_access(&mut v, &mut p, msr::IA32_TSC, Some(5)).0,
-        Err(GP)
-    );
-}
+/// MSR accesses one after another on one VM: (index, the value written or
+/// `None` for a read, the result).
+type MsrSteps<'a> = &'a [(u32, Option<u64>, Result<u64, u64>)];
 
 #[test]
-fn the_ghcb_msr_exists_only_for_a_confidential_vm() {
-    let mut v = vmm(Presentation::Confidential);
-    let mut p = FakePeers::default();
-    assert_eq!(
-        msr_access(&mut v, &mut p, ghcb::MSR_GHCB, None).0,
-        Ok(ghcb::PAGE_GPA)
-    );
-    assert_eq!(
-        msr_access(&mut v, &mut p, ghcb::MSR_GHCB, Some(0x2)).0,
-        Ok(0)
-    );
-    assert_eq!(msr_access(&mut v, &mut p, ghcb::MSR_GHCB, None).0, Ok(2));
-    let mut v = vmm(Presentation::Plain);
-    assert_eq!(msr_access(&mut v, &mut p, ghcb::MSR_GHCB, None).0, Err(GP));
-    assert_eq!(
-        msr_access(&mut v, &mut p, ghcb::MSR_GHCB, Some(0)).0,
-        Err(GP)
-    );
+fn msrs_the_vmm_answers_itself() {
+    let (plain, confidential) = (Presentation::Plain, Presentation::Confidential);
+    let ctl = msr::HV_TSC_INVARIANT_CONTROL;
+    let (tsc, g) = (msr::IA32_TSC, ghcb::MSR_GHCB);
+    let cases: [(Presentation, MsrSteps<'_>); 4] = [
+        // The frequencies are the VMM's clock; of the invariant-TSC control only
+        // bit 0 is writable.
+        (
+            plain,
+            &[
+                (msr::HV_TSC_FREQUENCY, None, Ok(TSC_HZ)),
+                (msr::HV_APIC_FREQUENCY, None, Ok(APIC_HZ)),
+                (msr::HV_TSC_FREQUENCY, Some(1), Err(GP)),
+                (ctl, None, Ok(0)),
+                (ctl, Some(1), Ok(0)),
+                (ctl, None, Ok(1)),
+                (ctl, Some(2), Err(GP)),
+                (ctl, None, Ok(1)),
+            ],
+        ),
+        // The TSC reads now and refuses writes.
+        (plain, &[(tsc, None, Ok(NOW)), (tsc, Some(5), Err(GP))]),
+        // The GHCB MSR exists only for a confidential VM.
+        (
+            confidential,
+            &[
+                (g, None, Ok(ghcb::PAGE_GPA)),
+                (g, Some(2), Ok(0)),
+                (g, None, Ok(2)),
+            ],
+        ),
+        (plain, &[(g, None, Err(GP)), (g, Some(0), Err(GP))]),
+    ];
+    for (presentation, steps) in cases {
+        let mut v = vmm(presentation);
+        let mut p = FakePeers::default();
+        for &(index, write, want) in steps {
+            let got = msr_access(&mut v, &mut p, index, write).0;
+            assert_eq!(got, want, "{presentation:?} {index:#x} {write:x?}");
+        }
+        assert!(p.calls.is_empty());
+    }
 }
 
 #[test]
@@ -596,25 +592,6 @@ fn vmmcall_returns_the_hypercall_result_in_rax() {
     }
 }
 
-#[test]
-fn vmmcall_from_user_mode_is_a_ud_at_the_instruction() {
-    let ram = Ram::identity_mapped(RAM_SIZE);
-    ram.put(CODE, &VMMCALL);
-    let mut v = vmm(Presentation::Plain);
-    let mut st = long_mode_exit(exit::VMMCALL, 3);
-    st.set_gpr(0, 0x55);
-    let mut p = FakePeers {
-        hypercall: Some(0),
-        ..FakePeers::default()
-    };
-    assert_eq!(v.handle_exit(&mut st, &ram, &mut p, NOW), Action::Run);
-    assert!(p.calls.is_empty());
-    assert_eq!(st.get(Word::EVENT_INJECT), UD);
-    assert_eq!(st.gpr(0), 0x55);
-    // #UD is a fault: the guest's handler sees the VMMCALL's own address.
-    assert_eq!(st.rip(), CODE);
-}
-
 const GHCB: u64 = ghcb::PAGE_GPA;
 
 fn vmgexit(v: &mut Vmm, ram: &Ram, p: &mut FakePeers) -> (Action, VcpuState) {
@@ -765,21 +742,30 @@ fn vmgexit_with_the_ghcb_msr_pointing_elsewhere_is_refused() {
     assert_eq!(st.rip(), CODE);
 }
 
+/// VMMCALL and VMGEXIT from user mode are a #UD, a fault: the guest's handler
+/// sees the instruction's own address, and nothing reaches a peer.
 #[test]
-fn vmgexit_from_user_mode_is_a_ud() {
-    let ram = Ram::identity_mapped(RAM_SIZE);
-    ram.put(CODE, &VMGEXIT);
-    ram.put(GHCB + 0xffc, &1u32.to_le_bytes());
-    let mut v = vmm(Presentation::Confidential);
-    let mut st = long_mode_exit(exit::VMMCALL, 3);
-    let mut p = FakePeers {
-        hypercall: Some(0),
-        ..FakePeers::default()
-    };
-    assert_eq!(v.handle_exit(&mut st, &ram, &mut p, NOW), Action::Run);
-    assert!(p.calls.is_empty());
-    assert_eq!(st.get(Word::EVENT_INJECT), UD);
-    assert_eq!(st.rip(), CODE);
+fn vmmcall_and_vmgexit_from_user_mode_are_a_ud_at_the_instruction() {
+    for (presentation, code) in [
+        (Presentation::Plain, &VMMCALL[..]),
+        (Presentation::Confidential, &VMGEXIT[..]),
+    ] {
+        let ram = Ram::identity_mapped(RAM_SIZE);
+        ram.put(CODE, code);
+        ram.put(GHCB + 0xffc, &1u32.to_le_bytes());
+        let mut v = vmm(presentation);
+        let mut st = long_mode_exit(exit::VMMCALL, 3);
+        st.set_gpr(0, 0x55);
+        let mut p = FakePeers {
+            hypercall: Some(0),
+            ..FakePeers::default()
+        };
+        assert_eq!(v.handle_exit(&mut st, &ram, &mut p, NOW), Action::Run);
+        assert!(p.calls.is_empty());
+        assert_eq!(st.get(Word::EVENT_INJECT), UD, "{presentation:?}");
+        assert_eq!(st.gpr(0), 0x55);
+        assert_eq!(st.rip(), CODE);
+    }
 }
 
 // ---- Nested page faults ----
@@ -902,6 +888,34 @@ fn npf_on_a_fetch_stops_and_undecodable_mmio_is_a_ud() {
     assert!(p.calls.is_empty());
 }
 
+/// The classifier, not the device table, decides what is RAM: a fault on guest
+/// RAM through either alias stops the VM (emulating it would drop writes), and a
+/// device's page seen through the shared alias is no device.
+#[test]
+fn npf_on_guest_ram_stops_and_a_device_behind_the_shared_alias_is_a_hole() {
+    let ram = Ram::identity_mapped(RAM_SIZE);
+    let mut p = FakePeers {
+        ioapic: Some(0),
+        ..FakePeers::default()
+    };
+    let vtom = 1u64 << isolation::gpa::SVM_VTOM_BIT;
+    for gpa in [0x1000, RAM_SIZE as u64 - 4, vtom | 0x1000] {
+        let mut v = vmm(Presentation::Confidential);
+        let mut st = npf_exit(&ram, gpa, &STORE32, 2);
+        let stop = v.handle_exit(&mut st, &ram, &mut p, NOW);
+        assert!(
+            matches!(stop, Action::Stop(Stop::Fatal { what, .. }) if what.contains("guest RAM")),
+            "{gpa:#x}: {stop:?}"
+        );
+    }
+    let mut v = vmm(Presentation::Confidential);
+    let mut st = npf_exit(&ram, vtom | IOAPIC_BASE, &LOAD32, 0);
+    assert_eq!(v.handle_exit(&mut st, &ram, &mut p, NOW), Action::Run);
+    assert_eq!(st.gpr(0), 0xffff_ffff);
+    assert_eq!(v.stats.holes, 1);
+    assert!(p.calls.is_empty());
+}
+
 #[test]
 fn npf_during_event_delivery_stops_instead_of_emulating_the_instruction_at_rip() {
     let ram = Ram::identity_mapped(RAM_SIZE);
@@ -978,17 +992,18 @@ fn pseudo_exits_and_interrupt_exits_change_nothing() {
     let ram = Ram::identity_mapped(RAM_SIZE);
     let mut v = vmm(Presentation::Plain);
     let mut p = FakePeers::default();
-    for code in [
-        pseudo_exit::DEADLINE,
-        pseudo_exit::NOTIFIED,
-        exit::VINTR,
-        exit::INTR,
-        exit::NMI,
+    for (code, kind) in [
+        (pseudo_exit::DEADLINE, ExitKind::Deadline),
+        (pseudo_exit::NOTIFIED, ExitKind::Notified),
+        (exit::VINTR, ExitKind::InterruptWindow),
+        (exit::INTR, ExitKind::HostInterrupt),
+        (exit::NMI, ExitKind::HostInterrupt),
     ] {
+        let before = v.stats.of(kind);
         let mut st = long_mode_exit(code, 0);
         assert_eq!(v.handle_exit(&mut st, &ram, &mut p, NOW), Action::Run);
         assert_eq!(st.dirty(), 0, "{code:#x}");
-        assert_eq!(v.stats.of(code), 1);
+        assert_eq!(v.stats.of(kind), before + 1);
     }
     assert!(p.calls.is_empty());
 }

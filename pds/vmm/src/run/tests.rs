@@ -9,7 +9,7 @@ use std::vec::Vec;
 
 use ipc::testing::{leaked_region, RecordingKernel, RoutingKernel};
 use ipc::{Channel, IpcError, MessageInfo, MessageRegisters, Producer, Queue, Region};
-use kernel_abi::vcpu::{exit, pseudo_exit, Word};
+use kernel_abi::vcpu::{exit, pseudo_exit, StateWords, Word};
 use synic_pd::api::IrqEntry as SynicEntry;
 
 use super::*;
@@ -161,11 +161,21 @@ type NoPeers = fn(Channel, MessageInfo, &mut MessageRegisters) -> Result<Message
 /// One scripted `VM_ENTER`: edits the kernel's words (the exit) and the clock.
 type Step = Box<dyn FnOnce(&mut [u64; WORDS], &mut u64) -> Result<Entered, IpcError>>;
 
+/// What one entry asked of the kernel: its flags and deadline words, and the
+/// event it injected.
 #[derive(Debug, PartialEq, Eq)]
-struct Entry {
+struct Entered_ {
     flags: u64,
     deadline: u64,
     inject: u64,
+}
+
+const fn entered(flags: u64, deadline: u64, inject: u64) -> Entered_ {
+    Entered_ {
+        flags,
+        deadline,
+        inject,
+    }
 }
 
 /// A kernel vCPU: keeps the words the VMM handed in, consumes an injection the way
@@ -174,28 +184,30 @@ struct ScriptedVcpu {
     words: [u64; WORDS],
     now: u64,
     script: VecDeque<Step>,
-    entries: Vec<Entry>,
+    entries: Vec<Entered_>,
 }
 
-impl VcpuPort for ScriptedVcpu {
-    fn enter(
+impl SvmCpu for ScriptedVcpu {
+    type Error = IpcError;
+
+    fn vmrun(
         &mut self,
-        st: &mut VcpuState,
-        flags: u64,
-        deadline: u64,
+        _: VpIndex,
+        st: &mut StateWords,
+        entry: Entry,
     ) -> Result<Entered, IpcError> {
-        let entry = st.take_entry();
-        let dirty = entry[Word::DIRTY];
-        for (i, &w) in entry.iter().enumerate() {
+        let words = st.take_entry();
+        let dirty = words[Word::DIRTY];
+        for (i, &w) in words.iter().enumerate() {
             if i != Word::DIRTY && dirty & (1 << i) != 0 {
                 self.words[i] = w;
             }
         }
-        self.entries.push(Entry {
-            flags,
-            deadline,
-            inject: self.words[Word::EVENT_INJECT],
-        });
+        self.entries.push(entered(
+            entry.flags(),
+            entry.deadline_word(),
+            self.words[Word::EVENT_INJECT],
+        ));
         self.words[Word::EVENT_INJECT] = 0;
         let step = self.script.pop_front().ok_or(IpcError::Transport)?;
         let result = step(&mut self.words, &mut self.now);
@@ -311,26 +323,10 @@ fn halt_sleep_until_the_timer_then_power_off() {
     assert_eq!(
         vcpu.entries,
         [
-            Entry {
-                flags: 0,
-                deadline: 1000,
-                inject: 0
-            },
-            Entry {
-                flags: kernel_abi::vcpu::flags::HALTED,
-                deadline: 1000,
-                inject: 0
-            },
-            Entry {
-                flags: 0,
-                deadline: 0,
-                inject: event::VALID | 0xec
-            },
-            Entry {
-                flags: 0,
-                deadline: 0,
-                inject: 0
-            },
+            entered(0, 1000, 0),
+            entered(kernel_abi::vcpu::flags::HALTED, 1000, 0),
+            entered(0, 0, event::VALID | 0xec),
+            entered(0, 0, 0),
         ]
     );
     // Past the HLT and both OUTs (the last one not entered again).
@@ -338,7 +334,7 @@ fn halt_sleep_until_the_timer_then_power_off() {
     assert_eq!(st.rip(), CODE + 3);
     assert_eq!(console, b"A", "flushed at the end");
     assert!(v.platform.lapic.isr().contains(0xec));
-    assert_eq!(v.stats.of(pseudo_exit::DEADLINE), 1);
+    assert_eq!(v.stats.of(isolation::ExitKind::Deadline), 1);
 }
 
 #[test]
@@ -382,14 +378,7 @@ fn queued_interrupts_are_injected_before_the_next_entry_and_corruption_stops_the
     })];
     let Ran { stop, vcpu, .. } = run_script(&mut v, &ram, &mut w, boot_words(), script);
     assert!(matches!(stop, Stop::Fatal { what, .. } if what.contains("corrupt")));
-    assert_eq!(
-        vcpu.entries,
-        [Entry {
-            flags: 0,
-            deadline: 0,
-            inject: event::VALID | 0x33
-        }]
-    );
+    assert_eq!(vcpu.entries, [entered(0, 0, event::VALID | 0x33)]);
 }
 
 #[test]
