@@ -240,24 +240,11 @@ fn fast(code: HypercallCode) -> Control {
 }
 
 fn post_input(conn: u32, payload: &[u8]) -> PostMessageInput {
-    let mut p = PostMessageInput {
-        connection_id: conn,
-        reserved: 0,
-        message_type: 1,
-        payload_size: payload.len() as u32,
-        payload: [0; 240],
-    };
-    p.payload[..payload.len()].copy_from_slice(payload);
-    p
+    PostMessageInput::new(conn, 1, payload).unwrap()
 }
 
 fn signal(conn: u32, flag: u16) -> u64 {
-    SignalEventInput {
-        connection_id: conn,
-        flag_number: flag,
-        reserved: 0,
-    }
-    .to_u64()
+    SignalEventInput::new(conn, flag).to_u64()
 }
 
 // ---- the control word ------------------------------------------------------------

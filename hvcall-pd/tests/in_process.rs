@@ -13,7 +13,6 @@ use hvdef::hypercall::{
     EnablePartitionVtlInput, EnableVpVtlInput, PostMessageInput, SignalEventInput,
 };
 use hvdef::msr::*;
-use hvdef::synic::{SimpSiefpRegister, SintRegister};
 use hvdef::{Control, HvStatus, HypercallCode, HypercallResult, Vtl, HV_PARTITION_ID_SELF};
 use ipc::testing::{leaked_region, FakeInit, RecordingKernel, Route, RoutingKernel};
 use ipc::{
@@ -159,15 +158,7 @@ impl Rig {
             }),
         };
         // The guest's VP 0 enables the paravisor SynIC the way Linux does.
-        for (msr, value) in [
-            (HV_X64_MSR_SIMP, SimpSiefpRegister::new(true, SIMP >> 12).0),
-            (
-                HV_X64_MSR_SIEFP,
-                SimpSiefpRegister::new(true, SIEFP >> 12).0,
-            ),
-            (HV_X64_MSR_SINT0 + 2, SintRegister::new(0x30).0),
-            (HV_X64_MSR_SCONTROL, 1),
-        ] {
+        for (msr, value) in hvdef::synic::enable_writes(SIMP, SIEFP, 2, 0x30) {
             let mut mrs = MessageRegisters::new();
             let req = synic_pd::api::Request::WriteMsr {
                 vp: 0,
@@ -234,27 +225,14 @@ impl Rig {
     }
 
     fn post(&mut self, gpa: u64, conn: u32, payload: &[u8]) -> HvStatus {
-        let mut p = PostMessageInput::new_zeroed();
-        p.connection_id = conn;
-        p.message_type = 1;
-        p.payload_size = payload.len() as u32;
-        p.payload[..payload.len()].copy_from_slice(payload);
+        let p = PostMessageInput::new(conn, 1, payload).unwrap();
         self.write(gpa, p.as_bytes());
         self.status(Control::new(HypercallCode::POST_MESSAGE), gpa, 0)
     }
 
     fn signal(&mut self, conn: u32, flag: u16) -> HvStatus {
-        let v = SignalEventInput {
-            connection_id: conn,
-            flag_number: flag,
-            reserved: 0,
-        }
-        .to_u64();
-        self.status(
-            Control::new(HypercallCode::SIGNAL_EVENT).with_fast(true),
-            v,
-            0,
-        )
+        let v = SignalEventInput::new(conn, flag).to_u64();
+        self.status(SignalEventInput::FAST_CONTROL, v, 0)
     }
 }
 

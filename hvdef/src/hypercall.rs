@@ -205,6 +205,25 @@ pub struct PostMessageInput {
 }
 const _: () = assert!(core::mem::size_of::<PostMessageInput>() == 256);
 
+impl PostMessageInput {
+    /// The input a guest posts `payload` with; `None` when it exceeds
+    /// [`HV_MESSAGE_PAYLOAD_MAX`].
+    pub fn new(connection_id: u32, message_type: u32, payload: &[u8]) -> Option<Self> {
+        let mut input = Self {
+            connection_id,
+            reserved: 0,
+            message_type,
+            payload_size: u32::try_from(payload.len()).ok()?,
+            payload: [0; HV_MESSAGE_PAYLOAD_MAX],
+        };
+        input
+            .payload
+            .get_mut(..payload.len())?
+            .copy_from_slice(payload);
+        Some(input)
+    }
+}
+
 /// HvCallSignalEvent input: 8 bytes, which Linux passes as a fast call in RDX.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -216,6 +235,17 @@ pub struct SignalEventInput {
 const _: () = assert!(core::mem::size_of::<SignalEventInput>() == 8);
 
 impl SignalEventInput {
+    /// The control word of the fast call Linux makes.
+    pub const FAST_CONTROL: Control = Control::new(HypercallCode::SIGNAL_EVENT).with_fast(true);
+
+    pub const fn new(connection_id: u32, flag_number: u16) -> Self {
+        Self {
+            connection_id,
+            flag_number,
+            reserved: 0,
+        }
+    }
+
     pub const fn from_u64(v: u64) -> Self {
         Self {
             connection_id: v as u32,
@@ -452,6 +482,22 @@ mod tests {
         assert_eq!(s.reserved, 0);
         assert_eq!(s.to_u64(), v);
         assert_eq!(s.as_bytes(), &v.to_le_bytes());
+        assert_eq!(SignalEventInput::new(7, 0x15), s);
+        assert!(SignalEventInput::FAST_CONTROL.fast());
+        assert_eq!(
+            SignalEventInput::FAST_CONTROL.code(),
+            HypercallCode::SIGNAL_EVENT
+        );
+    }
+
+    #[test]
+    fn post_message_input_holds_up_to_240_payload_bytes() {
+        let p = PostMessageInput::new(9, 1, b"hi").unwrap();
+        assert_eq!((p.connection_id, p.message_type, p.payload_size), (9, 1, 2));
+        assert_eq!(&p.payload[..3], b"hi\0");
+        let full = [0xAB; HV_MESSAGE_PAYLOAD_MAX];
+        assert_eq!(PostMessageInput::new(1, 1, &full).unwrap().payload, full);
+        assert!(PostMessageInput::new(1, 1, &[0; HV_MESSAGE_PAYLOAD_MAX + 1]).is_none());
     }
 
     proptest! {

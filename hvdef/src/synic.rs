@@ -113,9 +113,37 @@ impl SimpSiefpRegister {
     }
 }
 
+/// The MSR writes, in order, with which a guest enables a SynIC the way Linux's
+/// hv_synic_enable_regs does: the message page, the event-flags page, one SINT
+/// unmasked at `vector`, then SCONTROL.
+pub const fn enable_writes(simp_gpa: u64, siefp_gpa: u64, sint: u8, vector: u8) -> [(u32, u64); 4] {
+    use crate::msr::{HV_X64_MSR_SCONTROL, HV_X64_MSR_SIEFP, HV_X64_MSR_SIMP, HV_X64_MSR_SINT0};
+    [
+        (
+            HV_X64_MSR_SIMP,
+            SimpSiefpRegister::new(true, simp_gpa >> HV_PAGE_SHIFT).0,
+        ),
+        (
+            HV_X64_MSR_SIEFP,
+            SimpSiefpRegister::new(true, siefp_gpa >> HV_PAGE_SHIFT).0,
+        ),
+        (HV_X64_MSR_SINT0 + sint as u32, SintRegister::new(vector).0),
+        (HV_X64_MSR_SCONTROL, ScontrolRegister::new(true).0),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn enable_writes_follow_linux_order() {
+        let [simp, siefp, sint, scontrol] = enable_writes(0x8000, 0x9000, 2, 0x30);
+        assert_eq!(simp, (crate::msr::HV_X64_MSR_SIMP, 0x8001));
+        assert_eq!(siefp, (crate::msr::HV_X64_MSR_SIEFP, 0x9001));
+        assert_eq!(sint, (crate::msr::HV_X64_MSR_SINT0 + 2, 0x30));
+        assert_eq!(scontrol, (crate::msr::HV_X64_MSR_SCONTROL, 1));
+    }
 
     #[test]
     fn sint_layout_matches_linux_hv_synic_sint() {

@@ -3,7 +3,7 @@
 
 use hvdef::message::{HvMessage, HvMessageType};
 use hvdef::msr::*;
-use hvdef::synic::SimpSiefpRegister;
+use hvdef::synic::enable_writes;
 use hvdef::HvStatus;
 use std::vec::Vec;
 
@@ -112,35 +112,14 @@ fn enable(
     simp_page: u64,
     siefp_page: u64,
 ) {
-    let gpn = RAM_GPA >> 12;
-    assert_eq!(
-        wrmsr(
-            pd,
-            k,
-            instance,
-            HV_X64_MSR_SIMP,
-            SimpSiefpRegister::new(true, gpn + simp_page).0
-        ),
-        MsrStatus::Ok
-    );
-    assert_eq!(
-        wrmsr(
-            pd,
-            k,
-            instance,
-            HV_X64_MSR_SIEFP,
-            SimpSiefpRegister::new(true, gpn + siefp_page).0
-        ),
-        MsrStatus::Ok
-    );
-    assert_eq!(
-        wrmsr(pd, k, instance, HV_X64_MSR_SINT0 + 2, 0x40),
-        MsrStatus::Ok
-    );
-    assert_eq!(
-        wrmsr(pd, k, instance, HV_X64_MSR_SCONTROL, 1),
-        MsrStatus::Ok
-    );
+    let page = |n: u64| RAM_GPA + n * 4096;
+    for (msr, value) in enable_writes(page(simp_page), page(siefp_page), 2, 0x40) {
+        assert_eq!(
+            wrmsr(pd, k, instance, msr, value),
+            MsrStatus::Ok,
+            "{msr:#x}"
+        );
+    }
 }
 
 fn target(instance: Instance) -> SintTarget {

@@ -5,7 +5,7 @@ use std::vec::Vec;
 
 use hvdef::message::{HvMessage, HvMessageType, HV_MESSAGE_FLAG_PENDING, HV_MESSAGE_SIZE};
 use hvdef::msr::*;
-use hvdef::synic::{SimpSiefpRegister, SintRegister};
+use hvdef::synic::{enable_writes, SimpSiefpRegister, SintRegister};
 use hvdef::HvStatus;
 use ipc::{Perms, Region};
 use zerocopy::FromBytes;
@@ -130,28 +130,10 @@ impl Rig {
         sint: u8,
         vector: u8,
     ) {
-        self.wrmsr(
-            vp,
-            inst,
-            HV_X64_MSR_SIMP,
-            SimpSiefpRegister::new(true, Guest::gpn(simp_page)).0,
-        )
-        .unwrap();
-        self.wrmsr(
-            vp,
-            inst,
-            HV_X64_MSR_SIEFP,
-            SimpSiefpRegister::new(true, Guest::gpn(siefp_page)).0,
-        )
-        .unwrap();
-        self.wrmsr(
-            vp,
-            inst,
-            HV_X64_MSR_SINT0 + sint as u32,
-            SintRegister::new(vector).0,
-        )
-        .unwrap();
-        self.wrmsr(vp, inst, HV_X64_MSR_SCONTROL, 1).unwrap();
+        let gpa = |page| Guest::gpn(page) << 12;
+        for (msr, value) in enable_writes(gpa(simp_page), gpa(siefp_page), sint, vector) {
+            self.wrmsr(vp, inst, msr, value).unwrap();
+        }
     }
 
     fn post(

@@ -17,7 +17,6 @@ use hvcall_pd::pd::{self as hv, HvcallPd};
 use hvcall_pd::{HypercallRequest, Outcome, ServiceMessage};
 use hvdef::hypercall::{PostMessageInput, SignalEventInput};
 use hvdef::msr::*;
-use hvdef::synic::{SimpSiefpRegister, SintRegister};
 use hvdef::{Control, HvStatus, HypercallCode, Vtl};
 use ipc::testing::{leaked_region, FakeInit};
 use ipc::{
@@ -35,7 +34,7 @@ use vmbus_ring::{
 };
 use vmbus_server::pd::{self as vm, VmbusPd};
 use vmbus_server::vsp::{self, VspOffer, VspRequest};
-use zerocopy::{FromZeros, IntoBytes};
+use zerocopy::IntoBytes;
 
 const RAM_PAGES: u64 = 256;
 const SHARED_GPA: u64 = 1 << 30;
@@ -420,21 +419,7 @@ impl World {
     /// VP 0 enables both SynICs, as a guest that reads both does.
     fn enable_synics(&self) {
         for (i, instance) in INSTANCES.into_iter().enumerate() {
-            for (msr, value) in [
-                (
-                    HV_X64_MSR_SIMP,
-                    SimpSiefpRegister::new(true, SIMP[i] >> 12).0,
-                ),
-                (
-                    HV_X64_MSR_SIEFP,
-                    SimpSiefpRegister::new(true, SIEFP[i] >> 12).0,
-                ),
-                (
-                    HV_X64_MSR_SINT0 + u32::from(SINT),
-                    SintRegister::new(VECTOR).0,
-                ),
-                (HV_X64_MSR_SCONTROL, 1),
-            ] {
+            for (msr, value) in hvdef::synic::enable_writes(SIMP[i], SIEFP[i], SINT, VECTOR) {
                 self.write_msr(instance, msr, value);
             }
         }
@@ -500,6 +485,12 @@ impl World {
         synic_pd::api::signal_event(&mut k, P_SYNIC, target, flag).expect("synic-pd call")
     }
 
+    /// The guest's HvSignalEvent (fast, flag 0) on `connection_id`.
+    fn signal_guest_event(&self, connection_id: u32) -> HvStatus {
+        let input = SignalEventInput::new(connection_id, 0);
+        self.hypercall(SignalEventInput::FAST_CONTROL, input.to_u64())
+    }
+
     fn hypercall(&self, control: Control, rdx: u64) -> HvStatus {
         let req = HypercallRequest {
             vp: 0,
@@ -531,11 +522,8 @@ struct GuestBus<'w> {
 
 impl Transport for GuestBus<'_> {
     fn post(&mut self, connection_id: u32, message: &[u8]) -> Result<(), TransportError> {
-        let mut p = PostMessageInput::new_zeroed();
-        p.connection_id = connection_id;
-        p.message_type = 1;
-        p.payload_size = message.len() as u32;
-        p.payload[..message.len()].copy_from_slice(message);
+        let p = PostMessageInput::new(connection_id, 1, message)
+            .ok_or_else(|| TransportError::Other("message too long".into()))?;
         self.world
             .ram
             .write_bytes(IN as usize, p.as_bytes())
@@ -730,15 +718,7 @@ fn echo_session_after(confidential_guest: bool, ending: Ending, early: fn(&World
         };
         tx.write_packet(&packet, &[&body]).expect("room");
         if tx.commit().expect("commit") {
-            let signal = SignalEventInput {
-                connection_id: offer.connection_id,
-                flag_number: 0,
-                reserved: 0,
-            };
-            let status = world.hypercall(
-                Control::new(HypercallCode::SIGNAL_EVENT).with_fast(true),
-                signal.to_u64(),
-            );
+            let status = world.signal_guest_event(offer.connection_id);
             assert_eq!(status, HvStatus::SUCCESS);
         }
         assert!(
@@ -792,15 +772,7 @@ fn echo_session_after(confidential_guest: bool, ending: Ending, early: fn(&World
         // vmbus-server rescinded and closed the channel: the doorbell leads nowhere
         // even though the VSP never unregistered, and the VSP's own interrupt and
         // connection are gone with the grant.
-        let signal = SignalEventInput {
-            connection_id: offer.connection_id,
-            flag_number: 0,
-            reserved: 0,
-        };
-        let status = world.hypercall(
-            Control::new(HypercallCode::SIGNAL_EVENT).with_fast(true),
-            signal.to_u64(),
-        );
+        let status = world.signal_guest_event(offer.connection_id);
         assert_eq!(status, HvStatus::INVALID_CONNECTION_ID);
         assert_eq!(
             world.signals(Pd::Vsp, echo_target, offer.relid.0),
