@@ -233,18 +233,62 @@ proptest! {
     }
 }
 
+/// A scratch directory for iasl, or `None` (with a line) where acpica-tools is
+/// not installed.
+fn iasl_dir(tag: &str) -> Option<std::path::PathBuf> {
+    if std::process::Command::new("iasl")
+        .arg("-v")
+        .output()
+        .is_err()
+    {
+        println!("skipped: iasl not found (install acpica-tools)");
+        return None;
+    }
+    let dir = std::env::temp_dir().join(std::format!("vmm-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    Some(dir)
+}
+
+/// `iasl -d` of table `name`: its disassembly, after checking that iasl succeeded
+/// and that neither it nor the disassembly names a problem.
+fn iasl_disassemble(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::string::String {
+    let path = dir.join(std::format!("{name}.dat"));
+    std::fs::write(&path, bytes).unwrap();
+    let out = std::process::Command::new("iasl")
+        .arg("-d")
+        .arg(&path)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let log = std::format!(
+        "{}{}",
+        std::string::String::from_utf8_lossy(&out.stdout),
+        std::string::String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "iasl -d {name} failed:\n{log}");
+    let dsl = std::fs::read_to_string(dir.join(std::format!("{name}.dsl"))).unwrap();
+    for bad in [
+        "Incorrect checksum",
+        "Invalid",
+        "Error",
+        "Warning",
+        "Unknown",
+    ] {
+        assert!(!log.contains(bad), "iasl on {name} says {bad}:\n{log}");
+        assert!(!dsl.contains(bad), "{name}.dsl says {bad}:\n{dsl}");
+    }
+    dsl
+}
+
 /// The ACPICA disassembler as an oracle: each table must disassemble without
 /// errors or checksum complaints, and say what we meant. Skipped (with a line)
 /// where acpica-tools is not installed.
 #[test]
 fn iasl_disassembles_every_table() {
     use std::process::Command;
-    if Command::new("iasl").arg("-v").output().is_err() {
-        println!("skipped: iasl not found (install acpica-tools)");
+    let Some(dir) = iasl_dir("acpi") else {
         return;
-    }
-    let dir = std::env::temp_dir().join(std::format!("vmm-acpi-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    };
     let t = AcpiTables::build(ACPI_WINDOW_START, 2).unwrap();
     // This iasl cannot read an RSDP from a binary file; `walk` checks it instead.
     let mut files = Vec::new();
@@ -286,31 +330,7 @@ fn iasl_disassembles_every_table() {
         ),
     ];
     for (name, bytes) in &files {
-        let path = dir.join(std::format!("{name}.dat"));
-        std::fs::write(&path, bytes).unwrap();
-        let out = Command::new("iasl")
-            .arg("-d")
-            .arg(&path)
-            .current_dir(&dir)
-            .output()
-            .unwrap();
-        let log = std::format!(
-            "{}{}",
-            std::string::String::from_utf8_lossy(&out.stdout),
-            std::string::String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "iasl -d {name} failed:\n{log}");
-        let dsl = std::fs::read_to_string(dir.join(std::format!("{name}.dsl"))).unwrap();
-        for bad in [
-            "Incorrect checksum",
-            "Invalid",
-            "Error",
-            "Warning",
-            "Unknown",
-        ] {
-            assert!(!log.contains(bad), "iasl on {name} says {bad}:\n{log}");
-            assert!(!dsl.contains(bad), "{name}.dsl says {bad}:\n{dsl}");
-        }
+        let dsl = iasl_disassemble(&dir, name, bytes);
         for want in expect.iter().find(|(n, _)| n == name).unwrap().1 {
             assert!(dsl.contains(want), "{name}.dsl lacks {want:?}:\n{dsl}");
         }
@@ -396,13 +416,9 @@ fn a_tpm_adds_tpm2_and_msft0101_and_nothing_else_changes() {
 /// iasl decodes the TPM2 table and the TPM device as we meant them.
 #[test]
 fn iasl_reads_the_tpm_tables() {
-    use std::process::Command;
-    if Command::new("iasl").arg("-v").output().is_err() {
-        println!("skipped: iasl not found (install acpica-tools)");
+    let Some(dir) = iasl_dir("acpi-tpm") else {
         return;
-    }
-    let dir = std::env::temp_dir().join(std::format!("vmm-acpi-tpm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    };
     let t = AcpiTables::build_for(ACPI_WINDOW_START, 1, Some(&TPM)).unwrap();
     for (sig, want) in [
         (
@@ -426,30 +442,12 @@ fn iasl_reads_the_tpm_tables() {
         ),
     ] {
         let name = core::str::from_utf8(sig).unwrap();
-        let path = dir.join(std::format!("{name}.dat"));
-        std::fs::write(&path, t.table(sig).unwrap()).unwrap();
-        let out = Command::new("iasl")
-            .arg("-d")
-            .arg(&path)
-            .current_dir(&dir)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        let dsl = std::fs::read_to_string(dir.join(std::format!("{name}.dsl"))).unwrap();
+        let dsl = iasl_disassemble(&dir, name, t.table(sig).unwrap());
         // iasl pads field names with dots and spaces: compare without them.
         let squeeze = |s: &str| s.replace(['.', ' '], "");
         let flat = squeeze(&dsl);
         for w in want {
             assert!(flat.contains(&squeeze(w)), "{name}.dsl lacks {w:?}:\n{dsl}");
-        }
-        for bad in [
-            "Incorrect checksum",
-            "Invalid",
-            "Error",
-            "Warning",
-            "Unknown",
-        ] {
-            assert!(!dsl.contains(bad), "{name}.dsl says {bad}:\n{dsl}");
         }
     }
     let _ = std::fs::remove_dir_all(&dir);

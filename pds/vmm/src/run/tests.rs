@@ -82,20 +82,29 @@ fn ioapic_entry(vector: u8, flags: u8, reserved: u8) -> ioapic::api::IrqEntry {
     }
 }
 
-#[test]
-fn drain_delivers_vp0_requests_and_drops_the_rest() {
+/// Fills the queues with `fill`, then drains them into a fresh VMM, which must
+/// find them intact.
+fn drained(fill: impl FnOnce(&mut Queues)) -> (Wiring<'static>, Vmm, RecordingKernel, Queues) {
     let (mut w, mut q) = wiring();
     let mut v = vmm();
     let mut k = RecordingKernel::default();
-    for e in [
-        synic_entry(0, 0x40),
-        synic_entry(1, 0x41),
-        synic_entry(0, 5),
-        synic_entry(u32::MAX, 0x42),
-    ] {
-        q.synic.try_enqueue(e).unwrap();
-    }
+    fill(&mut q);
     assert_eq!(w.drain(&mut v, &mut k), Ok(()));
+    (w, v, k, q)
+}
+
+#[test]
+fn drain_delivers_vp0_requests_and_drops_the_rest() {
+    let (w, v, k, mut q) = drained(|q| {
+        for e in [
+            synic_entry(0, 0x40),
+            synic_entry(1, 0x41),
+            synic_entry(0, 5),
+            synic_entry(u32::MAX, 0x42),
+        ] {
+            q.synic.try_enqueue(e).unwrap();
+        }
+    });
     let irr = v.platform.lapic.irr();
     assert!(irr.contains(0x40));
     assert!(!irr.contains(0x41) && !irr.contains(0x42) && !irr.contains(5));
@@ -106,33 +115,29 @@ fn drain_delivers_vp0_requests_and_drops_the_rest() {
 
 #[test]
 fn drain_tells_a_waiting_producer_there_is_room() {
-    let (mut w, mut q) = wiring();
-    let mut v = vmm();
-    let mut k = RecordingKernel::default();
-    q.synic.try_enqueue(synic_entry(0, 0x40)).unwrap();
-    q.synic.request_signal();
-    q.ioapic.try_enqueue(ioapic_entry(0x50, 0, 0)).unwrap();
-    q.ioapic.request_signal();
-    w.drain(&mut v, &mut k).unwrap();
+    let (_, _, k, _) = drained(|q| {
+        q.synic.try_enqueue(synic_entry(0, 0x40)).unwrap();
+        q.synic.request_signal();
+        q.ioapic.try_enqueue(ioapic_entry(0x50, 0, 0)).unwrap();
+        q.ioapic.request_signal();
+    });
     assert_eq!(k.notified, [CHANNELS.synic, CHANNELS.ioapic.unwrap()]);
 }
 
 #[test]
 fn drain_takes_ioapic_requests_with_their_trigger_mode() {
-    let (mut w, mut q) = wiring();
-    let mut v = vmm();
-    let mut k = RecordingKernel::default();
-    for e in [
-        ioapic_entry(0x50, ioapic::api::IrqEntry::FLAG_LEVEL, 0),
-        ioapic_entry(0x51, 0, 0),
-        // Malformed (reserved bytes, unknown flags) and illegal vectors: dropped.
-        ioapic_entry(0x52, 0, 1),
-        ioapic_entry(0x53, 0x80, 0),
-        ioapic_entry(3, 0, 0),
-    ] {
-        q.ioapic.try_enqueue(e).unwrap();
-    }
-    w.drain(&mut v, &mut k).unwrap();
+    let (w, v, _, _) = drained(|q| {
+        for e in [
+            ioapic_entry(0x50, ioapic::api::IrqEntry::FLAG_LEVEL, 0),
+            ioapic_entry(0x51, 0, 0),
+            // Malformed (reserved bytes, unknown flags) and illegal vectors: dropped.
+            ioapic_entry(0x52, 0, 1),
+            ioapic_entry(0x53, 0x80, 0),
+            ioapic_entry(3, 0, 0),
+        ] {
+            q.ioapic.try_enqueue(e).unwrap();
+        }
+    });
     let lapic = &v.platform.lapic;
     assert!(lapic.irr().contains(0x50) && lapic.tmr().contains(0x50));
     assert!(lapic.irr().contains(0x51) && !lapic.tmr().contains(0x51));
@@ -414,16 +419,13 @@ fn a_guest_halted_with_interrupts_masked_stays_asleep() {
 
 #[test]
 fn drain_honours_ioapic_destination_and_delivery_mode() {
-    let (mut w, mut q) = wiring();
-    let mut v = vmm();
-    let mut k = RecordingKernel::default();
     let with = |vector, mode: u8, flags, destination| ioapic::api::IrqEntry {
         delivery_mode: mode,
         destination,
         ..ioapic_entry(vector, flags, 0)
     };
     let logical = ioapic::api::IrqEntry::FLAG_LOGICAL;
-    for e in [
+    let entries = [
         with(0x60, 0, 0, 0),          // fixed, physical APIC 0: ours
         with(0x61, 0, 0, 0xff),       // physical broadcast: ours
         with(0x62, 1, logical, 0x01), // lowest priority, logical set with CPU 0
@@ -431,10 +433,12 @@ fn drain_honours_ioapic_destination_and_delivery_mode() {
         with(0x64, 0, logical, 0x02), // logical set without CPU 0
         with(0x65, 5, 0, 0),          // INIT: nothing behind it
         with(0x00, 4, 0, 0),          // NMI
-    ] {
-        q.ioapic.try_enqueue(e).unwrap();
-    }
-    w.drain(&mut v, &mut k).unwrap();
+    ];
+    let (w, mut v, _, _) = drained(|q| {
+        for e in entries {
+            q.ioapic.try_enqueue(e).unwrap();
+        }
+    });
     let irr = v.platform.lapic.irr();
     for (vector, want) in [
         (0x60, true),
