@@ -8,14 +8,14 @@
 //! - device PDs, driving the input lines system configuration granted them
 //!   ([`label::SET_LINE`]).
 //!
-//! Every reply carries a [`Status`] as its label; mr0 holds the value of a read.
+//! The MMIO calls are the [`mmio_device_api`] contract every MMIO device shares;
+//! every reply carries a [`Status`] as its label; mr0 holds the value of a read.
 //! Registers come from a peer, so they are decoded defensively: an address outside
 //! the IOAPIC page, a size no instruction makes, a line that does not exist or a
 //! field out of range is an error status, never a panic.
 
-use core::fmt;
-
-use ipc::{Channel, IpcError, Kernel, MessageInfo, MessageRegisters};
+use ipc::{Channel, Kernel, MessageInfo, MessageRegisters};
+use mmio_device_api::{DecodeError, MmioRequest};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::{
@@ -24,12 +24,8 @@ use crate::{
 
 /// Protected-call labels.
 pub mod label {
-    /// vCPU PD: mr0 = guest physical address, mr1 = size in bytes (1, 2, 4 or 8).
-    /// Reply: [`super::Status`]; mr0 = the value read, zero-extended.
-    pub const MMIO_READ: u64 = 0x1A01;
-    /// vCPU PD: mr0 = guest physical address, mr1 = size, mr2 = value (bytes above
-    /// `size` are ignored). Reply: [`super::Status`].
-    pub const MMIO_WRITE: u64 = 0x1A02;
+    /// vCPU PD: the guest's accesses to the IOAPIC page (sizes 1, 2, 4 or 8).
+    pub use mmio_device_api::label::{MMIO_READ, MMIO_WRITE};
     /// vCPU PD: the local APIC's EOI for a level-triggered vector; mr0 = vector.
     /// Reply: [`super::Status`].
     pub const EOI: u64 = 0x1A03;
@@ -41,54 +37,14 @@ pub mod label {
 /// Registers every request carries at most.
 pub const REQUEST_REGS: usize = 3;
 
-/// The outcome of a call, carried as the reply label (open enum: a newer PD may
-/// answer with a status this client does not know).
-#[derive(Copy, Clone, PartialEq, Eq, Hash)]
-pub struct Status(pub u64);
-
-impl Status {
-    pub const OK: Self = Self(0);
-    /// The access does not lie wholly inside the IOAPIC's page at
-    /// [`MMIO_BASE`].
-    pub const OUTSIDE_WINDOW: Self = Self(1);
-    /// An access size no instruction makes (not 1, 2, 4 or 8).
-    pub const BAD_SIZE: Self = Self(2);
-    /// The caller's channel does not allow this request: register access or EOI
-    /// from anyone but the vCPU PD, or a line not granted to the caller.
-    pub const NOT_PERMITTED: Self = Self(3);
-    /// No such input line (the IOAPIC has [`NUM_PINS`]).
-    pub const BAD_LINE: Self = Self(4);
-    /// Unknown label, too few registers, or a field out of its range.
-    pub const BAD_REQUEST: Self = Self(5);
-
-    pub fn name(self) -> Option<&'static str> {
-        Some(match self {
-            Self::OK => "ok",
-            Self::OUTSIDE_WINDOW => "outside the IOAPIC page",
-            Self::BAD_SIZE => "bad access size",
-            Self::NOT_PERMITTED => "not permitted",
-            Self::BAD_LINE => "no such line",
-            Self::BAD_REQUEST => "bad request",
-            _ => return None,
-        })
-    }
-}
-
-impl fmt::Debug for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.name() {
-            Some(name) => write!(f, "Status({name})"),
-            None => write!(f, "Status({:#x})", self.0),
-        }
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.name() {
-            Some(name) => f.write_str(name),
-            None => write!(f, "status {:#x}", self.0),
-        }
+mmio_device_api::status! {
+    /// The outcome of a call, carried as the reply label. Outside the window is
+    /// not wholly inside the page at [`MMIO_BASE`]; a bad size is not 1, 2, 4 or
+    /// 8; not permitted is register access or EOI from anyone but the vCPU PD, or
+    /// a line not granted to the caller.
+    pub struct Status in "the IOAPIC page" {
+        /// No such input line (the IOAPIC has [`NUM_PINS`]).
+        BAD_LINE = 5 => "no such line",
     }
 }
 
@@ -147,11 +103,7 @@ impl MmioAccess {
 
     /// The bits of a register value an access of this size carries.
     pub fn value_mask(self) -> u64 {
-        if self.size >= 8 {
-            u64::MAX
-        } else {
-            (1u64 << (u32::from(self.size) * 8)) - 1
-        }
+        mmio_device_api::value_mask(self.size)
     }
 }
 
@@ -173,6 +125,18 @@ pub enum Request {
 impl Request {
     /// Decodes a call; the error is the status to reply with.
     pub fn decode(msg: MessageInfo, mrs: &MessageRegisters) -> Result<Self, Status> {
+        match MmioRequest::decode(msg, mrs) {
+            Ok(request) => {
+                let (gpa, size, value) = request.parts();
+                let access = MmioAccess::new(gpa, size)?;
+                return Ok(match value {
+                    None => Self::MmioRead(access),
+                    Some(value) => Self::MmioWrite(access, value & access.value_mask()),
+                });
+            }
+            Err(DecodeError::UnknownLabel(_)) => {}
+            Err(_) => return Err(Status::BAD_REQUEST),
+        }
         let need = |n: usize| {
             if msg.count() < n {
                 Err(Status::BAD_REQUEST)
@@ -181,15 +145,6 @@ impl Request {
             }
         };
         match msg.label() {
-            label::MMIO_READ => {
-                need(2)?;
-                Ok(Self::MmioRead(MmioAccess::new(mrs.get(0), mrs.get(1))?))
-            }
-            label::MMIO_WRITE => {
-                need(3)?;
-                let access = MmioAccess::new(mrs.get(0), mrs.get(1))?;
-                Ok(Self::MmioWrite(access, mrs.get(2) & access.value_mask()))
-            }
             label::EOI => {
                 need(1)?;
                 let vector = u8::try_from(mrs.get(0)).map_err(|_| Status::BAD_REQUEST)?;
@@ -225,72 +180,15 @@ impl Request {
 }
 
 /// Why a client call did not succeed.
-#[derive(Copy, Clone, PartialEq, Eq, Debug)]
-pub enum ClientError {
-    /// The call itself failed (not granted, the ioapic PD is gone, ...).
-    Ipc(IpcError),
-    /// The ioapic PD refused the request.
-    Refused(Status),
-}
+pub type ClientError = mmio_device_api::ClientError<Status>;
 
-impl From<IpcError> for ClientError {
-    fn from(e: IpcError) -> Self {
-        Self::Ipc(e)
-    }
-}
-
-impl fmt::Display for ClientError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Ipc(e) => write!(f, "{e}"),
-            Self::Refused(s) => write!(f, "refused: {s}"),
-        }
-    }
-}
-
-/// Makes a call with `args` in mr0.. and returns mr0 of a successful reply. The
-/// arguments go out as given, unchecked, so tests can send what a broken peer would.
-pub fn call(
-    kernel: &mut dyn Kernel,
-    ch: Channel,
-    label: u64,
-    args: &[u64],
-) -> Result<u64, ClientError> {
-    let mut mrs = MessageRegisters::new();
-    for (i, &a) in args.iter().enumerate() {
-        mrs.set(i, a);
-    }
-    let reply = ch.pp_call(kernel, MessageInfo::new(label, args.len()), &mut mrs)?;
-    match Status(reply.label()) {
-        Status::OK => Ok(mrs.get(0)),
-        refused => Err(ClientError::Refused(refused)),
-    }
-}
-
-/// A guest MMIO read at `gpa` of `size` bytes.
-pub fn mmio_read(
-    kernel: &mut dyn Kernel,
-    ch: Channel,
-    gpa: u64,
-    size: u64,
-) -> Result<u64, ClientError> {
-    call(kernel, ch, label::MMIO_READ, &[gpa, size])
-}
-
-/// A guest MMIO write.
-pub fn mmio_write(
-    kernel: &mut dyn Kernel,
-    ch: Channel,
-    gpa: u64,
-    size: u64,
-    value: u64,
-) -> Result<(), ClientError> {
-    call(kernel, ch, label::MMIO_WRITE, &[gpa, size, value]).map(drop)
-}
+/// Guest MMIO reads and writes, and raw calls (arguments unchecked, so tests can
+/// send what a broken peer would).
+pub use mmio_device_api::{call, mmio_read, mmio_write};
 
 /// The local APIC's EOI broadcast for `vector`.
 pub fn eoi(kernel: &mut dyn Kernel, ch: Channel, vector: u8) -> Result<(), ClientError> {
-    call(kernel, ch, label::EOI, &[u64::from(vector)]).map(drop)
+    call::<Status>(kernel, ch, label::EOI, &[u64::from(vector)]).map(drop)
 }
 
 /// A device drives its line.
@@ -300,7 +198,7 @@ pub fn set_line(
     line: u64,
     action: LineAction,
 ) -> Result<(), ClientError> {
-    call(kernel, ch, label::SET_LINE, &[line, action.0]).map(drop)
+    call::<Status>(kernel, ch, label::SET_LINE, &[line, action.0]).map(drop)
 }
 
 /// One interrupt request in the queue to the vCPU PD.

@@ -17,8 +17,6 @@
 //! (delivery status 1, visible to the guest) and is retried on every later event;
 //! this PD asks the vCPU PD to signal when it frees room, so one comes.
 
-use core::fmt::Write as _;
-
 use ipc::{
     Channel, ChannelSet, Handler, HandlerError, Init, InitError, InitExt, Kernel, MessageInfo,
     MessageRegisters, Perms, Producer, Queue, QueueError, TryEnqueueError,
@@ -374,17 +372,8 @@ impl IoapicPd {
     }
 }
 
-/// One log line through the kernel's debug console, without an allocator.
 fn log(kernel: &mut dyn Kernel, args: core::fmt::Arguments<'_>) {
-    let mut line = heapless::String::<200>::new();
-    // A line too long for the buffer is cut, not lost.
-    let _ = line.write_str("ioapic: ");
-    let _ = line.write_fmt(args);
-    if line.len() == line.capacity() {
-        line.pop();
-    }
-    let _ = line.push('\n');
-    kernel.debug_puts(&line);
+    mmio_device_api::log(kernel, "ioapic", args);
 }
 
 impl Handler for IoapicPd {
@@ -433,7 +422,6 @@ impl Handler for IoapicPd {
             Ok(()) | Err(HandlerError::PeerMisbehaved(_) | HandlerError::Region(_)) => {}
             Err(e) => return Err(e),
         }
-        mrs.set(0, value);
-        Ok(MessageInfo::new(status.0, 1))
+        Ok(mmio_device_api::reply(mrs, status.0, value))
     }
 }

@@ -18,7 +18,6 @@
 
 use alloc::vec;
 use alloc::vec::Vec;
-use core::fmt::Write as _;
 
 use ipc::{
     Channel, ChannelSet, Handler, HandlerError, Init, InitError, InitExt, Kernel, MessageInfo,
@@ -290,16 +289,8 @@ impl<E: Engine> TpmPd<E> {
     }
 }
 
-/// One log line through the kernel's debug console, without an allocator.
 fn log(kernel: &mut dyn Kernel, args: core::fmt::Arguments<'_>) {
-    let mut line = heapless::String::<200>::new();
-    let _ = line.write_str("tpm: ");
-    let _ = line.write_fmt(args);
-    if line.len() == line.capacity() {
-        line.pop();
-    }
-    let _ = line.push('\n');
-    kernel.debug_puts(&line);
+    mmio_device_api::log(kernel, "tpm", args);
 }
 
 impl<E: Engine> Handler for TpmPd<E> {
@@ -346,7 +337,6 @@ impl<E: Engine> Handler for TpmPd<E> {
             }
         };
         self.publish();
-        mrs.set(0, value);
-        Ok(MessageInfo::new(status.0, 1))
+        Ok(mmio_device_api::reply(mrs, status.0, value))
     }
 }

@@ -132,12 +132,7 @@ impl Peers for CallPeers<'_> {
 
     fn ioapic_mmio(&mut self, gpa: u64, size: u8, write: Option<u64>) -> Option<u64> {
         let ch = self.channels.ioapic?;
-        match write {
-            Some(v) => ioapic::api::mmio_write(self.kernel, ch, gpa, u64::from(size), v)
-                .ok()
-                .map(|()| 0),
-            None => ioapic::api::mmio_read(self.kernel, ch, gpa, u64::from(size)).ok(),
-        }
+        mmio_device_api::forward(self.kernel, ch, gpa, u64::from(size), write).ok()
     }
 
     fn ioapic_eoi(&mut self, vector: u8) {
@@ -150,13 +145,7 @@ impl Peers for CallPeers<'_> {
 
     fn tpm_mmio(&mut self, gpa: u64, size: u8, write: Option<u64>) -> Option<u64> {
         let ch = self.channels.tpm?;
-        let size = u64::from(size);
-        match write {
-            Some(v) => tpm_crb::api::mmio_write(self.kernel, ch, gpa, size, v)
-                .ok()
-                .map(|()| 0),
-            None => tpm_crb::api::mmio_read(self.kernel, ch, gpa, size).ok(),
-        }
+        mmio_device_api::forward(self.kernel, ch, gpa, u64::from(size), write).ok()
     }
 
     fn ioapic_line(&mut self, line: u8, asserted: bool) -> bool {

@@ -9,9 +9,10 @@
 //! later boot. Channel 0 is the tpm PD.
 
 use ipc::{Channel, Init, InitError, Kernel, Region};
+use mmio_device_api::mmio_write;
 use tpm::commands::{self, handle_of};
 use tpm::eventlog::replay;
-use tpm_crb::api::{mmio_write, CRB_BASE};
+use tpm_crb::api::{Status, CRB_BASE};
 use tpm_crb::regs;
 
 const TPM: Channel = Channel::new(0);
@@ -24,7 +25,8 @@ struct Crb {
 
 impl Crb {
     fn write(&self, k: &mut dyn Kernel, reg: u64, value: u64) -> Result<(), String> {
-        mmio_write(k, TPM, CRB_BASE + reg, 4, value).map_err(|e| format!("write {reg:#x}: {e:?}"))
+        mmio_write::<Status>(k, TPM, CRB_BASE + reg, 4, value)
+            .map_err(|e| format!("write {reg:#x}: {e:?}"))
     }
 
     fn reg(&self, reg: u64) -> Result<u32, String> {

@@ -1,0 +1,263 @@
+//! The contract between the VMM PD and every PD that emulates a device behind guest
+//! MMIO (the ioapic, the tpm): the VMM forwards each access it cannot satisfy from
+//! mapped memory as [`MmioRequest`], and the device answers with its status as the
+//! reply label and the value read in mr0.
+//!
+//! A device adds its own labels next to these (the ioapic's EOI and line calls) and
+//! describes its refusals with [`status!`], so the VMM needs one forwarding path for
+//! all of them ([`forward`]) and a device's tests one client ([`call`]).
+#![no_std]
+
+use core::fmt;
+use core::fmt::Write as _;
+
+use ipc::{Channel, IpcError, Kernel, MessageInfo, MessageRegisters};
+
+pub use ipc::wire::DecodeError;
+
+/// Protected-call labels. The 0x1A00 range is the MMIO device contract; a device's
+/// own calls take the labels after these.
+pub mod label {
+    /// mr0 = guest physical address, mr1 = size in bytes. Reply: the device's
+    /// status, mr0 = the value read, zero-extended.
+    pub const MMIO_READ: u64 = 0x1A01;
+    /// mr0 = guest physical address, mr1 = size, mr2 = value (bytes above `size`
+    /// are ignored). Reply: the device's status.
+    pub const MMIO_WRITE: u64 = 0x1A02;
+}
+
+ipc::wire_message! {
+    /// A guest access the VMM forwards. Address and size are the guest's: the device
+    /// checks them against its own window and access rules.
+    #[derive(Copy, Clone, PartialEq, Eq, Debug)]
+    pub enum MmioRequest {
+        Read[label::MMIO_READ] { gpa: u64, size: u64 },
+        Write[label::MMIO_WRITE] { gpa: u64, size: u64, value: u64 },
+    }
+}
+
+impl MmioRequest {
+    /// Address, size and, for a write, the value as the guest gave it.
+    pub fn parts(self) -> (u64, u64, Option<u64>) {
+        match self {
+            Self::Read { gpa, size } => (gpa, size, None),
+            Self::Write { gpa, size, value } => (gpa, size, Some(value)),
+        }
+    }
+}
+
+/// The reply label of a call that succeeded; any other label is the device's
+/// refusal.
+pub const OK: u64 = 0;
+
+/// The bits of a register value an access of `size` bytes carries.
+pub fn value_mask(size: u8) -> u64 {
+    if size >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (u32::from(size) * 8)) - 1
+    }
+}
+
+/// Fills `mrs` with a device's answer: its status as the label, `value` in mr0.
+pub fn reply(mrs: &mut MessageRegisters, status: u64, value: u64) -> MessageInfo {
+    mrs.set(0, value);
+    MessageInfo::new(status, 1)
+}
+
+/// Why a client call did not succeed; `S` is the device's status type.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum ClientError<S> {
+    /// The call itself failed (not granted, the device PD is gone, ...).
+    Ipc(IpcError),
+    /// The device refused the request.
+    Refused(S),
+}
+
+impl<S> From<IpcError> for ClientError<S> {
+    fn from(e: IpcError) -> Self {
+        Self::Ipc(e)
+    }
+}
+
+impl<S: fmt::Display> fmt::Display for ClientError<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ipc(e) => write!(f, "{e}"),
+            Self::Refused(s) => write!(f, "refused: {s}"),
+        }
+    }
+}
+
+/// Makes a call with `args` in mr0.. and returns mr0 of a successful reply. The
+/// arguments go out as given, unchecked, so tests can send what a broken peer would.
+pub fn call<S: From<u64>>(
+    kernel: &mut dyn Kernel,
+    ch: Channel,
+    label: u64,
+    args: &[u64],
+) -> Result<u64, ClientError<S>> {
+    let mut mrs = MessageRegisters::new();
+    for (i, &a) in args.iter().enumerate() {
+        mrs.set(i, a);
+    }
+    answer(kernel, ch, MessageInfo::new(label, args.len()), &mut mrs)
+}
+
+fn answer<S: From<u64>>(
+    kernel: &mut dyn Kernel,
+    ch: Channel,
+    msg: MessageInfo,
+    mrs: &mut MessageRegisters,
+) -> Result<u64, ClientError<S>> {
+    let reply = ch.pp_call(kernel, msg, mrs)?;
+    match reply.label() {
+        OK => Ok(mrs.get(0)),
+        refused => Err(ClientError::Refused(S::from(refused))),
+    }
+}
+
+/// Sends one forwarded access; the value read (zero for a write) on success.
+pub fn access<S: From<u64>>(
+    kernel: &mut dyn Kernel,
+    ch: Channel,
+    request: MmioRequest,
+) -> Result<u64, ClientError<S>> {
+    let mut mrs = MessageRegisters::new();
+    let msg = request.encode(&mut mrs);
+    answer(kernel, ch, msg, &mut mrs)
+}
+
+/// A guest MMIO read at `gpa` of `size` bytes.
+pub fn mmio_read<S: From<u64>>(
+    kernel: &mut dyn Kernel,
+    ch: Channel,
+    gpa: u64,
+    size: u64,
+) -> Result<u64, ClientError<S>> {
+    access(kernel, ch, MmioRequest::Read { gpa, size })
+}
+
+/// A guest MMIO write.
+pub fn mmio_write<S: From<u64>>(
+    kernel: &mut dyn Kernel,
+    ch: Channel,
+    gpa: u64,
+    size: u64,
+    value: u64,
+) -> Result<(), ClientError<S>> {
+    access(kernel, ch, MmioRequest::Write { gpa, size, value }).map(drop)
+}
+
+/// The VMM's path for any device: a read (`write` is `None`) or a write, with the
+/// refusal kept as the raw status the VMM only counts.
+pub fn forward(
+    kernel: &mut dyn Kernel,
+    ch: Channel,
+    gpa: u64,
+    size: u64,
+    write: Option<u64>,
+) -> Result<u64, ClientError<u64>> {
+    let request = match write {
+        Some(value) => MmioRequest::Write { gpa, size, value },
+        None => MmioRequest::Read { gpa, size },
+    };
+    access(kernel, ch, request)
+}
+
+/// One log line through the kernel's debug console, prefixed with the device's
+/// name, without an allocator. A line too long for the buffer is cut, not lost.
+pub fn log(kernel: &mut dyn Kernel, device: &str, args: fmt::Arguments<'_>) {
+    let mut line = heapless::String::<200>::new();
+    let _ = line.write_str(device);
+    let _ = line.write_str(": ");
+    let _ = line.write_fmt(args);
+    if line.len() == line.capacity() {
+        line.pop();
+    }
+    let _ = line.push('\n');
+    kernel.debug_puts(&line);
+}
+
+/// A device's status codes, the reply label (an open enum: a newer PD may answer
+/// with a status this client does not know). The refusals every MMIO device has
+/// come with it, named after the device's window; each listed code adds a
+/// constant, and `Debug` and `Display` print the names.
+///
+/// ```
+/// mmio_device_api::status! {
+///     /// A device's outcomes.
+///     pub struct Status in "the window" {
+///         /// A device's own refusal.
+///         BUSY = 5 => "busy",
+///     }
+/// }
+/// assert_eq!(format!("{:?}", Status::OUTSIDE_WINDOW), "Status(outside the window)");
+/// assert_eq!(Status::BUSY.to_string(), "busy");
+/// assert_eq!(Status::from(7).name(), None);
+/// ```
+#[macro_export]
+macro_rules! status {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident in $window:literal {
+            $($(#[$cmeta:meta])* $code:ident = $value:expr => $text:literal,)*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Copy, Clone, PartialEq, Eq, Hash)]
+        $vis struct $name(pub u64);
+
+        impl $name {
+            pub const OK: Self = Self($crate::OK);
+            /// The access does not lie wholly inside the device's window.
+            pub const OUTSIDE_WINDOW: Self = Self(1);
+            /// An access size no instruction makes, or one the device lacks.
+            pub const BAD_SIZE: Self = Self(2);
+            /// The caller's channel may not make this call.
+            pub const NOT_PERMITTED: Self = Self(3);
+            /// Unknown label, too few registers, or a field out of its range.
+            pub const BAD_REQUEST: Self = Self(4);
+            $($(#[$cmeta])* pub const $code: Self = Self($value);)*
+
+            pub fn name(self) -> Option<&'static str> {
+                Some(match self {
+                    Self::OK => "ok",
+                    Self::OUTSIDE_WINDOW => concat!("outside ", $window),
+                    Self::BAD_SIZE => "bad access size",
+                    Self::NOT_PERMITTED => "not permitted",
+                    Self::BAD_REQUEST => "bad request",
+                    $(Self::$code => $text,)*
+                    _ => return None,
+                })
+            }
+        }
+
+        impl From<u64> for $name {
+            fn from(raw: u64) -> Self {
+                Self(raw)
+            }
+        }
+
+        impl ::core::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                match self.name() {
+                    Some(name) => write!(f, "{}({name})", stringify!($name)),
+                    None => write!(f, "{}({:#x})", stringify!($name), self.0),
+                }
+            }
+        }
+
+        impl ::core::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                match self.name() {
+                    Some(name) => f.write_str(name),
+                    None => write!(f, "status {:#x}", self.0),
+                }
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests;
