@@ -185,22 +185,8 @@ impl<const VPS: usize, const ROUTES: usize> HvcallPd<VPS, ROUTES> {
             let Some(channel) = init.optional(init.channel(SERVICE_CHANNEL_VARS[i]))? else {
                 continue;
             };
-            let region_name = SERVICE_QUEUE_REGIONS[i];
-            let queue = match init.optional(init.region_with(region_name, Perms::RW))? {
-                None => None,
-                Some(region) => {
-                    Some(Producer::new(region, SERVICE_QUEUE_CAPACITY).map_err(|_| {
-                        InitError::RegionTooSmall {
-                            name: region_name,
-                            needed: ipc::Queue::<ServiceMessage>::layout_size(
-                                SERVICE_QUEUE_CAPACITY,
-                            )
-                            .unwrap_or(usize::MAX),
-                            granted: region.len(),
-                        }
-                    })?)
-                }
-            };
+            let queue =
+                init.optional(init.queue(SERVICE_QUEUE_REGIONS[i], SERVICE_QUEUE_CAPACITY))?;
             let connections = match init.optional(init.variable(SERVICE_CONNECTION_VARS[i]))? {
                 None => 0..=u32::MAX,
                 Some(v) => {

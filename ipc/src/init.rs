@@ -1,6 +1,8 @@
 //! Typed lookups over [`Init`], so every PD validates its configuration the same way
 //! instead of re-deriving channel ids and region rights by hand.
 
+use crate::queue::protocol::Role;
+use crate::queue::{Queue, QueueEnd, QueueEntry};
 use crate::{Channel, ChannelSet, Init, InitError, Perms, Region};
 
 /// Checked accessors every [`Init`] gets for free.
@@ -32,6 +34,21 @@ pub trait InitExt: Init {
             return Err(InitError::InvalidVariable { name, value });
         }
         Ok(set)
+    }
+
+    /// One end ([`crate::Producer`] or [`crate::Consumer`]) of the queue of
+    /// `capacity` entries in region `name`, which both ends map read-write.
+    fn queue<T: QueueEntry, R: Role>(
+        &self,
+        name: &'static str,
+        capacity: u32,
+    ) -> Result<QueueEnd<'static, T, R>, InitError> {
+        let region = self.region_with(name, Perms::RW)?;
+        QueueEnd::new(region, capacity).map_err(|_| InitError::RegionTooSmall {
+            name,
+            needed: Queue::<T>::layout_size(capacity).unwrap_or(usize::MAX),
+            granted: region.len(),
+        })
     }
 
     /// `Ok(None)` when the variable or region is simply not configured, so optional
@@ -130,6 +147,36 @@ mod tests {
         assert!(init.region_with("ro", Perms::R).is_ok());
         assert_eq!(
             init.region_with("ro", Perms::RW).unwrap_err(),
+            InitError::RegionPerms {
+                name: "ro",
+                needed: Perms::RW
+            }
+        );
+    }
+
+    #[test]
+    fn queues_must_fit_their_region() {
+        let fits = crate::Queue::<u64>::layout_size(4).unwrap();
+        let init = FakeInit::new("pd")
+            .region("q", leaked_region(fits))
+            .region("small", leaked_region(fits - 8))
+            .region("ro", leaked_region(fits).restrict(Perms::R));
+        let mut producer: crate::Producer<'_, u64> = init.queue("q", 4).unwrap();
+        let mut consumer: crate::Consumer<'_, u64> = init.queue("q", 4).unwrap();
+        producer.try_enqueue(7).unwrap();
+        assert_eq!(consumer.dequeue(), Ok(Some(7)));
+        assert_eq!(
+            init.queue::<u64, crate::queue::protocol::Producing>("small", 4)
+                .unwrap_err(),
+            InitError::RegionTooSmall {
+                name: "small",
+                needed: fits,
+                granted: fits - 8
+            }
+        );
+        assert_eq!(
+            init.queue::<u64, crate::queue::protocol::Consuming>("ro", 4)
+                .unwrap_err(),
             InitError::RegionPerms {
                 name: "ro",
                 needed: Perms::RW

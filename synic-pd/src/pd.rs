@@ -188,19 +188,10 @@ impl<const VPS: usize, const DEPTH: usize> SynicPd<VPS, DEPTH> {
             )?;
         }
 
-        let region = init.region_with(IRQ_QUEUE, Perms::RW)?;
-        let irq_queue =
-            Producer::new(region, IRQ_QUEUE_CAPACITY).map_err(|_| InitError::RegionTooSmall {
-                name: IRQ_QUEUE,
-                needed: ipc::Queue::<IrqEntry>::layout_size(IRQ_QUEUE_CAPACITY)
-                    .unwrap_or(usize::MAX),
-                granted: region.len(),
-            })?;
-
         Ok(Self {
             synic,
             mem,
-            irq_queue,
+            irq_queue: init.queue(IRQ_QUEUE, IRQ_QUEUE_CAPACITY)?,
             overflow: Overflow::new(),
             vcpu: init.channel(VCPU_CHANNEL)?,
             msr_channels: init.channel_set(MSR_CHANNELS)?,

@@ -187,14 +187,7 @@ impl VmbusPd {
             name: VP_COUNT,
             value: init.variable(VP_COUNT).unwrap_or(0),
         })?;
-        let q = init.region_with(SERVICE_QUEUE, Perms::RW)?;
-        let queue =
-            Consumer::new(q, SERVICE_QUEUE_CAPACITY).map_err(|_| InitError::RegionTooSmall {
-                name: SERVICE_QUEUE,
-                needed: ipc::Queue::<ServiceMessage>::layout_size(SERVICE_QUEUE_CAPACITY)
-                    .unwrap_or(usize::MAX),
-                granted: q.len(),
-            })?;
+        let queue = init.queue(SERVICE_QUEUE, SERVICE_QUEUE_CAPACITY)?;
         let mut vsps: [Option<Vsp>; MAX_VSPS] = [None, None, None, None];
         for (slot, (var, window)) in vsps
             .iter_mut()
