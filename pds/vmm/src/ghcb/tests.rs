@@ -57,6 +57,14 @@ fn msr_page(ram: &Ram, index: u64, info1: u64, rax: u64, rdx: u64, valid: &[usiz
     set_bits(ram, &marked);
 }
 
+/// Whether a VMGEXIT with the page as `ram` holds it fails (and so ends the VM).
+fn failed(g: &mut Ghcb, ram: &Ram, p: &mut FakePeers) -> bool {
+    matches!(
+        g.vmgexit(ram, p, Instance::HYPERVISOR),
+        Outcome::Failed(_)
+    )
+}
+
 #[test]
 fn the_msr_starts_at_the_registered_page_aligned() {
     let g = Ghcb::new(GHCB | 0x123);
@@ -124,10 +132,7 @@ fn a_page_other_than_the_registered_one_is_refused() {
         0xffff_ffff_ffff_f000,
     ] {
         g.write_msr(msr);
-        assert!(matches!(
-            g.vmgexit(&ram, &mut p, Instance::HYPERVISOR),
-            Outcome::Failed(_)
-        ));
+        assert!(failed(&mut g, &ram, &mut p));
     }
     assert!(p.calls.is_empty());
     assert_eq!(ram.u64_at(0xb_0000 + at::HV_CONTROL as u64), 0);
@@ -139,10 +144,7 @@ fn a_registered_page_outside_ram_fails_without_a_call() {
     let ram = Ram::new(GHCB as usize + 0x800);
     let mut p = peers();
     let mut g = Ghcb::new(GHCB);
-    assert!(matches!(
-        g.vmgexit(&ram, &mut p, Instance::HYPERVISOR),
-        Outcome::Failed(_)
-    ));
+    assert!(failed(&mut g, &ram, &mut p));
     assert!(p.calls.is_empty());
 }
 
@@ -173,10 +175,7 @@ fn hypercalls_take_the_page_as_input_and_return_the_result_at_0xff0() {
     assert_eq!(ram.u64_at(GHCB + at::HV_OUTPUT_GPA as u64), 0x7000);
 
     p.hypercall = None;
-    assert!(matches!(
-        g.vmgexit(&ram, &mut p, Instance::HYPERVISOR),
-        Outcome::Failed(_)
-    ));
+    assert!(failed(&mut g, &ram, &mut p));
 }
 
 #[test]
@@ -282,10 +281,7 @@ fn other_exit_codes_and_refusals_answer_an_error_in_the_page() {
     }
     p.synic = MsrOutcome::Failed;
     msr_page(&ram, 0x4000_0080, 0, 0, 0, &[at::RCX]);
-    assert!(matches!(
-        g.vmgexit(&ram, &mut p, Instance::HYPERVISOR),
-        Outcome::Failed(_)
-    ));
+    assert!(failed(&mut g, &ram, &mut p));
 }
 
 #[test]
