@@ -59,10 +59,7 @@ fn msr_page(ram: &Ram, index: u64, info1: u64, rax: u64, rdx: u64, valid: &[usiz
 
 /// Whether a VMGEXIT with the page as `ram` holds it fails (and so ends the VM).
 fn failed(g: &mut Ghcb, ram: &Ram, p: &mut FakePeers) -> bool {
-    matches!(
-        g.vmgexit(ram, p, Instance::HYPERVISOR),
-        Outcome::Failed(_)
-    )
+    matches!(g.vmgexit(ram, p, Instance::HYPERVISOR), Outcome::Failed(_))
 }
 
 #[test]
