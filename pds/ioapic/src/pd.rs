@@ -385,10 +385,7 @@ impl Handler for IoapicPd {
         // The vCPU PD freed room (or anything else happened): retry what is pending.
         let ((), error) = self.with_sink(|io, sink| io.retry_pending(sink));
         self.finish(kernel, error)?;
-        match channels.iter().find(|&ch| ch != self.vcpu) {
-            Some(ch) => Err(HandlerError::UnexpectedNotification(ch)),
-            None => Ok(()),
-        }
+        channels.only_from(|ch| ch == self.vcpu)
     }
 
     fn protected(

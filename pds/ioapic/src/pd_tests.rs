@@ -60,21 +60,7 @@ impl Env {
 
     /// A raw call: (reply status, mr0).
     fn call(&mut self, ch: Channel, label: u64, args: &[u64]) -> (Status, u64) {
-        let mut mrs = MessageRegisters::new();
-        for (i, &a) in args.iter().enumerate() {
-            mrs.set(i, a);
-        }
-        let reply = self
-            .pd
-            .protected(
-                &mut self.k,
-                ch,
-                MessageInfo::new(label, args.len()),
-                &mut mrs,
-            )
-            .unwrap();
-        assert_eq!(reply.count(), 1);
-        (Status(reply.label()), mrs.get(0))
+        mmio_device_api::serve(&mut self.pd, &mut self.k, ch, label, args).unwrap()
     }
 
     fn read(&mut self, offset: u64, size: u64) -> (Status, u64) {

@@ -11,7 +11,7 @@
 use core::fmt;
 use core::fmt::Write as _;
 
-use ipc::{Channel, IpcError, Kernel, MessageInfo, MessageRegisters};
+use ipc::{Channel, Handler, HandlerError, IpcError, Kernel, MessageInfo, MessageRegisters};
 
 pub use ipc::wire::DecodeError;
 
@@ -97,11 +97,33 @@ pub fn call<S: From<u64>>(
     label: u64,
     args: &[u64],
 ) -> Result<u64, ClientError<S>> {
+    let (msg, mut mrs) = message(label, args);
+    answer(kernel, ch, msg, &mut mrs)
+}
+
+/// A message of `label` with `args` in mr0.., as a client sends it.
+pub fn message(label: u64, args: &[u64]) -> (MessageInfo, MessageRegisters) {
     let mut mrs = MessageRegisters::new();
     for (i, &a) in args.iter().enumerate() {
         mrs.set(i, a);
     }
-    answer(kernel, ch, MessageInfo::new(label, args.len()), &mut mrs)
+    (MessageInfo::new(label, args.len()), mrs)
+}
+
+/// Hands a device PD one call from `ch` in-process, as its tests do: the reply's
+/// status and mr0, or the handler's own error. A reply of any other length than
+/// mr0 alone breaks the contract and panics, so a test cannot miss it.
+pub fn serve<S: From<u64>>(
+    pd: &mut dyn Handler,
+    kernel: &mut dyn Kernel,
+    ch: Channel,
+    label: u64,
+    args: &[u64],
+) -> Result<(S, u64), HandlerError> {
+    let (msg, mut mrs) = message(label, args);
+    let reply = pd.protected(kernel, ch, msg, &mut mrs)?;
+    assert_eq!(reply.count(), 1, "an MMIO device replies with mr0 alone");
+    Ok((S::from(reply.label()), mrs.get(0)))
 }
 
 fn answer<S: From<u64>>(

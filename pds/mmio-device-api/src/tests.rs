@@ -189,3 +189,49 @@ fn log_lines_are_prefixed_and_cut_to_the_buffer() {
     assert!(k.console.starts_with("dev: xxx"));
     assert!(k.console.ends_with("x\n"));
 }
+
+/// A device PD in-process: answers through [`device`], or with two registers when
+/// `broken`.
+struct Pd {
+    broken: bool,
+}
+
+impl ipc::Handler for Pd {
+    fn protected(
+        &mut self,
+        _: &mut dyn ipc::Kernel,
+        ch: Channel,
+        msg: MessageInfo,
+        mrs: &mut MessageRegisters,
+    ) -> Result<MessageInfo, ipc::HandlerError> {
+        let reply = device(ch, msg, mrs).map_err(ipc::HandlerError::Ipc)?;
+        Ok(match self.broken {
+            true => MessageInfo::new(reply.label(), 2),
+            false => reply,
+        })
+    }
+}
+
+#[test]
+fn serve_hands_a_pd_one_call() {
+    let mut k = RecordingKernel::default();
+    let mut pd = Pd { broken: false };
+    let ch = Channel::new(2);
+    let read = serve::<Status>(&mut pd, &mut k, ch, label::MMIO_READ, &[0x10, 1]);
+    assert_eq!(read, Ok((Status::OK, 0xab)));
+    let short = serve::<Status>(&mut pd, &mut k, ch, label::MMIO_WRITE, &[0x10, 1]);
+    assert_eq!(short, Ok((Status::BAD, 0)));
+}
+
+#[test]
+#[should_panic(expected = "mr0 alone")]
+fn serve_refuses_a_reply_longer_than_mr0() {
+    let mut pd = Pd { broken: true };
+    let _ = serve::<Status>(
+        &mut pd,
+        &mut RecordingKernel::default(),
+        Channel::new(2),
+        label::MMIO_READ,
+        &[0x10, 1],
+    );
+}

@@ -20,7 +20,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use ipc::{
-    Channel, ChannelSet, Handler, HandlerError, Init, InitError, InitExt, Kernel, MessageInfo,
+    Channel, Handler, HandlerError, Init, InitError, InitExt, Kernel, MessageInfo,
     MessageRegisters, Perms, Region,
 };
 use tpm_crb::api::{Request, Status, BUFFER_GPA, BUFFER_SIZE, LOG_SIZE};
@@ -293,18 +293,8 @@ fn log(kernel: &mut dyn Kernel, args: core::fmt::Arguments<'_>) {
     mmio_device_api::log(kernel, "tpm", args);
 }
 
+// Notifications keep ipc's default: this PD only serves calls.
 impl<E: Engine> Handler for TpmPd<E> {
-    fn notified(
-        &mut self,
-        _kernel: &mut dyn Kernel,
-        channels: ChannelSet,
-    ) -> Result<(), HandlerError> {
-        match channels.iter().next() {
-            Some(ch) => Err(HandlerError::UnexpectedNotification(ch)),
-            None => Ok(()),
-        }
-    }
-
     fn protected(
         &mut self,
         kernel: &mut dyn Kernel,

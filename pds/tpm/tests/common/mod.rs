@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ipc::testing::{leaked_region, FakeInit, RecordingKernel};
-use ipc::{Channel, Handler, MessageInfo, MessageRegisters, Region};
+use ipc::{Channel, Region};
 use tpm::commands::{self, handle_of, CAP_TPM_PROPERTIES, PT_FIXED};
 use tpm::pd::{TpmPd, BUFFER, REGS, VMM_CHANNEL};
 use tpm::Engine;
@@ -72,20 +72,8 @@ impl<E: Engine> Guest<E> {
 
     /// One MMIO call from `ch`; the reply status and mr0.
     pub fn call_from(&mut self, ch: Channel, lbl: u64, args: &[u64]) -> (Status, u64) {
-        let mut mrs = MessageRegisters::new();
-        for (i, &a) in args.iter().enumerate() {
-            mrs.set(i, a);
-        }
-        let reply = self
-            .pd
-            .protected(
-                &mut self.kernel,
-                ch,
-                MessageInfo::new(lbl, args.len()),
-                &mut mrs,
-            )
-            .expect("the PD answers every call");
-        (Status(reply.label()), mrs.get(0))
+        mmio_device_api::serve(&mut self.pd, &mut self.kernel, ch, lbl, args)
+            .expect("the PD answers every call")
     }
 
     pub fn write(&mut self, offset: u64, size: u64, value: u64) -> Status {
