@@ -52,6 +52,13 @@ pub struct Cap {
 }
 
 impl Cap {
+    /// No rights: a channel id the PD was not given.
+    pub const NONE: Self = Self {
+        notify: None,
+        ppc: None,
+        irq: None,
+    };
+
     /// From an image descriptor that `SystemImage::parse` has checked.
     pub fn from_desc(d: &CapDesc) -> Self {
         Self {
@@ -78,6 +85,21 @@ pub struct PdConfig {
     pub caps: [Cap; CHANNELS],
     /// For a VMM: the bounds of its guest (system.xml `<virtual_machine>`).
     pub guest: Option<GuestLimits>,
+}
+
+impl PdConfig {
+    /// Priority 0, no budget, no capabilities, no parent, no guest: what a PD has
+    /// before its image descriptor fills it in.
+    pub const EMPTY: Self = Self {
+        priority: 0,
+        passive: false,
+        budget_us: 0,
+        period_us: 0,
+        parent: None,
+        child_id: 0,
+        caps: [Cap::NONE; CHANNELS],
+        guest: None,
+    };
 }
 
 /// What bounds a VMM's guest. While the VMM's thread runs its guest (between
@@ -189,20 +211,7 @@ pub struct Kernel {
 }
 
 const IDLE_PD: Pd = Pd {
-    cfg: PdConfig {
-        priority: 0,
-        passive: false,
-        budget_us: 0,
-        period_us: 0,
-        parent: None,
-        child_id: 0,
-        caps: [Cap {
-            notify: None,
-            ppc: None,
-            irq: None,
-        }; CHANNELS],
-        guest: None,
-    },
+    cfg: PdConfig::EMPTY,
     state: State::Faulted,
     pending: 0,
     pending_faults: 0,

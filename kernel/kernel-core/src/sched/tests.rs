@@ -44,13 +44,9 @@ impl Rec {
 fn pd(priority: u8) -> PdConfig {
     PdConfig {
         priority,
-        passive: false,
         budget_us: 1000,
         period_us: 1000,
-        parent: None,
-        child_id: 0,
-        caps: [Cap::default(); CHANNELS],
-        guest: None,
+        ..PdConfig::EMPTY
     }
 }
 
