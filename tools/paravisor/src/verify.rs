@@ -92,21 +92,11 @@ pub fn differences(boot: &[u8], manifest: &Manifest) -> Result<Vec<String>, Stri
     let mut diff = |pd: &str, what: String| diffs.push(format!("PD {pd}: {what}"));
     let names: Vec<String> = (0..image.pd_count())
         .filter_map(|i| image.pd(i))
-        .map(|p| {
-            kernel_abi::name_str(&p.desc.name)
-                .unwrap_or("?")
-                .to_string()
-        })
+        .map(|p| name_of(&p.desc.name))
         .collect();
-    let want: Vec<&str> = manifest
-        .protection_domains
-        .iter()
-        .map(|p| p.name.as_str())
-        .collect();
-    if names != want {
-        diffs.push(format!(
-            "the image holds PDs {names:?}, the manifest {want:?}"
-        ));
+    let want = manifest.protection_domains.iter().map(|p| p.name.as_str());
+    if let Some(d) = names_differ("PDs", &names, want) {
+        diffs.push(d);
         return Ok(diffs);
     }
     for (i, m) in manifest.protection_domains.iter().enumerate() {
@@ -232,14 +222,23 @@ fn name_of(n: &kernel_abi::Name) -> String {
     kernel_abi::name_str(n).unwrap_or("?").to_string()
 }
 
+/// The image's list of names (of PDs, regions or VMs: `what`) against the
+/// manifest's, as the one difference to report when they are not the same list.
+fn names_differ<'m>(
+    what: &str,
+    names: &[String],
+    manifest: impl Iterator<Item = &'m str>,
+) -> Option<String> {
+    let want: Vec<&str> = manifest.collect();
+    (names != want).then(|| format!("the image holds {what} {names:?}, the manifest {want:?}"))
+}
+
 /// Regions: names, sizes, placement and initial contents.
 fn region_differences(image: &SystemImage<'_>, manifest: &Manifest) -> Vec<String> {
     let names: Vec<String> = image.regions().iter().map(|r| name_of(&r.name)).collect();
-    let want: Vec<&str> = manifest.regions.iter().map(|r| r.name.as_str()).collect();
-    if names != want {
-        return vec![format!(
-            "the image holds regions {names:?}, the manifest {want:?}"
-        )];
+    let want = manifest.regions.iter().map(|r| r.name.as_str());
+    if let Some(d) = names_differ("regions", &names, want) {
+        return vec![d];
     }
     let mut diffs = Vec::new();
     for (i, (r, m)) in image.regions().iter().zip(&manifest.regions).enumerate() {
@@ -273,15 +272,9 @@ fn region_differences(image: &SystemImage<'_>, manifest: &Manifest) -> Vec<Strin
 fn vm_differences(image: &SystemImage<'_>, manifest: &Manifest) -> Vec<String> {
     let vms: Vec<_> = image.vms().collect();
     let names: Vec<String> = vms.iter().map(|v| name_of(&v.desc.name)).collect();
-    let want: Vec<&str> = manifest
-        .virtual_machines
-        .iter()
-        .map(|v| v.name.as_str())
-        .collect();
-    if names != want {
-        return vec![format!(
-            "the image holds VMs {names:?}, the manifest {want:?}"
-        )];
+    let want = manifest.virtual_machines.iter().map(|v| v.name.as_str());
+    if let Some(d) = names_differ("VMs", &names, want) {
+        return vec![d];
     }
     let pd_name = |i: u8| image.pd(usize::from(i)).map(|p| name_of(&p.desc.name));
     let region = |i: u32| image.regions().get(i as usize);

@@ -51,6 +51,14 @@ fn project() -> tempfile::TempDir {
     dir
 }
 
+/// The command failed as a user error: status 1, no panic. Returns its stderr.
+fn user_error(out: &Output) -> String {
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    no_panic_trace(out);
+    err
+}
+
 fn no_panic_trace(out: &Output) {
     let err = text(&out.stderr);
     assert!(
@@ -81,10 +89,8 @@ fn check_errors_are_listed_with_position_and_hint() {
         .replace(r#"priority="100""#, r#"priority="256""#);
     std::fs::write(dir.path().join("system.xml"), broken).unwrap();
     let out = paravisor(&["check", "system.xml"], dir.path());
-    assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
-    no_panic_trace(&out);
-    let err = text(&out.stderr);
+    let err = user_error(&out);
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(
         lines[0],
@@ -104,9 +110,7 @@ fn check_errors_are_listed_with_position_and_hint() {
 fn check_missing_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = paravisor(&["check", "nope.xml"], dir.path());
-    assert_eq!(out.status.code(), Some(1));
-    no_panic_trace(&out);
-    let err = text(&out.stderr);
+    let err = user_error(&out);
     assert!(
         err.starts_with("nope.xml: error: cannot read the system description: No such file"),
         "{err}"
@@ -128,18 +132,12 @@ fn check_hostile_inputs_never_panic() {
         let name = format!("case{i}.xml");
         std::fs::write(dir.path().join(&name), bytes).unwrap();
         let out = paravisor(&["check", &name], dir.path());
-        assert_eq!(out.status.code(), Some(1), "case {i}");
-        no_panic_trace(&out);
-        assert!(
-            text(&out.stderr).starts_with(&name),
-            "case {i}: {}",
-            text(&out.stderr)
-        );
+        let err = user_error(&out);
+        assert!(err.starts_with(&name), "case {i}: {err}");
     }
     // A directory is not a file.
     let out = paravisor(&["check", "."], dir.path());
-    assert_eq!(out.status.code(), Some(1));
-    no_panic_trace(&out);
+    user_error(&out);
 }
 
 #[test]
@@ -281,9 +279,7 @@ fn manifest_missing_image_writes_nothing() {
         ],
         dir.path(),
     );
-    assert_eq!(out.status.code(), Some(1));
-    no_panic_trace(&out);
-    let err = text(&out.stderr);
+    let err = user_error(&out);
     let lines: Vec<&str> = err.lines().collect();
     // Both missing images are reported, each at its path attribute.
     assert_eq!(
@@ -336,9 +332,7 @@ fn manifest_unwritable_output_is_one_clean_error() {
         &["manifest", "system.xml", "-o", "no/such/dir/m.json"],
         dir.path(),
     );
-    assert_eq!(out.status.code(), Some(1));
-    no_panic_trace(&out);
-    let err = text(&out.stderr);
+    let err = user_error(&out);
     assert!(
         err.starts_with("paravisor: error: cannot write no/such/dir/m.json: "),
         "{err}"
@@ -427,8 +421,7 @@ fn graph_prints_dot_or_writes_it_atomically() {
     // A description with errors draws nothing.
     std::fs::write(dir.path().join("bad.xml"), "<system><oops/></system>").unwrap();
     let out = paravisor(&["graph", "bad.xml", "-o", "bad.dot"], dir.path());
-    assert_eq!(out.status.code(), Some(1));
-    no_panic_trace(&out);
+    user_error(&out);
     assert!(!dir.path().join("bad.dot").exists());
 }
 
@@ -487,9 +480,7 @@ fn build_refuses_what_check_accepts_but_x86_cannot_build() {
         ],
         dir.path(),
     );
-    assert_eq!(build.status.code(), Some(1));
-    no_panic_trace(&build);
-    let err = text(&build.stderr);
+    let err = user_error(&build);
     assert!(
         err.starts_with(
             "system.xml:12:47: error: <ioport> cannot be built here: the kernel grants no I/O port capabilities"
