@@ -156,26 +156,27 @@ fn hostsim_rtt(xml: &str, timer_pd: &str, rounds: u64) -> Duration {
     Duration::from_nanos(ns / rounds)
 }
 
-fn notify_system(exe: &Path) -> String {
+/// Two PDs of this executable, `first` at priority 10 and `second` at `priority`,
+/// joined by one channel whose ends carry `first_end` and `second_end` attributes.
+fn two_pd_system(exe: &Path, first: &str, second: &str, priority: u8, ends: [&str; 2]) -> String {
     let exe = exe.display();
+    let [first_end, second_end] = ends;
     format!(
         r#"<system>
-            <protection_domain name="ping" priority="10"><program_image path="{exe}" /></protection_domain>
-            <protection_domain name="pong" priority="10"><program_image path="{exe}" /></protection_domain>
-            <channel><end pd="ping" id="0" /><end pd="pong" id="0" /></channel>
+            <protection_domain name="{first}" priority="10"><program_image path="{exe}" /></protection_domain>
+            <protection_domain name="{second}" priority="{priority}"><program_image path="{exe}" /></protection_domain>
+            <channel><end pd="{first}" id="0" {first_end} /><end pd="{second}" id="0" {second_end} /></channel>
         </system>"#
     )
 }
 
+fn notify_system(exe: &Path) -> String {
+    two_pd_system(exe, "ping", "pong", 10, ["", ""])
+}
+
 fn ppc_system(exe: &Path) -> String {
-    let exe = exe.display();
-    format!(
-        r#"<system>
-            <protection_domain name="caller" priority="10"><program_image path="{exe}" /></protection_domain>
-            <protection_domain name="callee" priority="20"><program_image path="{exe}" /></protection_domain>
-            <channel><end pd="caller" id="0" pp="true" notify="false" /><end pd="callee" id="0" notify="false" /></channel>
-        </system>"#
-    )
+    let ends = [r#"pp="true" notify="false""#, r#"notify="false""#];
+    two_pd_system(exe, "caller", "callee", 20, ends)
 }
 
 // ---- raw baselines ------------------------------------------------------------

@@ -6,7 +6,7 @@
 //! name <pd>
 //! fault <fd>
 //! region <mr> <setvar|-> <fd> <vaddr hex> <size hex> <perms>
-//! channel <id> <notify-out fd|-> <notify-in fd|-> <pp fd|-> <caller|callee|->
+//! channel <id> <notify-out fd|-> <notify-in fd|-> <pp fd|-> <caller|callee|-> <call page fd|->
 //! ```
 //!
 //! The PD parses it before anything else runs, so the parser is bounded and returns
@@ -53,7 +53,16 @@ pub struct ChannelGrant {
     pub notify_out: Option<RawFd>,
     /// Present only when the other end may notify this one.
     pub notify_in: Option<RawFd>,
-    pub pp: Option<(RawFd, PpRole)>,
+    pub pp: Option<PpGrant>,
+}
+
+/// A `pp` channel end: the socket pair's end (doorbells, and the peer's liveness)
+/// and the call page both ends share (pd/call_page.rs).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct PpGrant {
+    pub socket: RawFd,
+    pub page: RawFd,
+    pub role: PpRole,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,19 +120,20 @@ impl PdConfig {
             );
         }
         for c in &self.channels {
-            let (pp_fd, role) = match c.pp {
-                Some((fd, PpRole::Caller)) => (Some(fd), "caller"),
-                Some((fd, PpRole::Callee)) => (Some(fd), "callee"),
-                None => (None, "-"),
+            let role = match c.pp.map(|p| p.role) {
+                Some(PpRole::Caller) => "caller",
+                Some(PpRole::Callee) => "callee",
+                None => "-",
             };
             let _ = writeln!(
                 out,
-                "channel {} {} {} {} {}",
+                "channel {} {} {} {} {} {}",
                 c.id,
                 fd_or_dash(c.notify_out),
                 fd_or_dash(c.notify_in),
-                fd_or_dash(pp_fd),
-                role
+                fd_or_dash(c.pp.map(|p| p.socket)),
+                role,
+                fd_or_dash(c.pp.map(|p| p.page)),
             );
         }
         out
@@ -194,7 +204,7 @@ impl PdConfig {
                         host_file: !backing.is_empty(),
                     });
                 }
-                ["channel", id, out, inc, pp, role] => {
+                ["channel", id, out, inc, pp, role, page] => {
                     let id: u8 = id
                         .parse()
                         .ok()
@@ -207,12 +217,18 @@ impl PdConfig {
                         "-" => Ok(None),
                         s => parse_fd(s).map(Some).ok_or_else(|| err(no, "bad fd")),
                     };
-                    let pp_fd = opt_fd(pp)?;
-                    let pp = match (pp_fd, *role) {
-                        (None, "-") => None,
-                        (Some(fd), "caller") => Some((fd, PpRole::Caller)),
-                        (Some(fd), "callee") => Some((fd, PpRole::Callee)),
-                        _ => return Err(err(no, "pp fd and role disagree")),
+                    let role = match *role {
+                        "-" => None,
+                        "caller" => Some(PpRole::Caller),
+                        "callee" => Some(PpRole::Callee),
+                        _ => return Err(err(no, "bad pp role")),
+                    };
+                    let pp = match (opt_fd(pp)?, role, opt_fd(page)?) {
+                        (None, None, None) => None,
+                        (Some(socket), Some(role), Some(page)) => {
+                            Some(PpGrant { socket, page, role })
+                        }
+                        _ => return Err(err(no, "pp fd, role and call page disagree")),
                     };
                     channels.push(ChannelGrant {
                         id,
@@ -243,7 +259,7 @@ impl PdConfig {
         for c in &self.channels {
             fds.extend(c.notify_out);
             fds.extend(c.notify_in);
-            fds.extend(c.pp.map(|(fd, _)| fd));
+            fds.extend(c.pp.iter().flat_map(|p| [p.socket, p.page]));
         }
         let mut region_fds: Vec<RawFd> = self.regions.iter().map(|r| r.fd).collect();
         region_fds.sort_unstable();
@@ -322,7 +338,11 @@ mod tests {
                 id: 3,
                 notify_out: Some(11),
                 notify_in: None,
-                pp: Some((12, PpRole::Caller)),
+                pp: Some(PpGrant {
+                    socket: 12,
+                    page: 13,
+                    role: PpRole::Caller,
+                }),
             }],
         }
     }
@@ -344,19 +364,35 @@ mod tests {
             ("hostsim-pd v1\nname a\nname b\nfault 3\n", "duplicate name"),
             ("hostsim-pd v1\nname a\nfault 1\n", "bad fault fd"),
             (
-                "hostsim-pd v1\nname a\nfault 3\nchannel 62 - - - -\n",
+                "hostsim-pd v1\nname a\nfault 3\nchannel 62 - - - - -\n",
                 "bad channel id",
             ),
             (
-                "hostsim-pd v1\nname a\nfault 3\nchannel 1 - - - -\nchannel 1 - - - -\n",
+                "hostsim-pd v1\nname a\nfault 3\nchannel 1 - - - - -\nchannel 1 - - - - -\n",
                 "duplicate",
             ),
             (
-                "hostsim-pd v1\nname a\nfault 3\nchannel 1 - - 5 -\n",
+                "hostsim-pd v1\nname a\nfault 3\nchannel 1 - - 5 - -\n",
                 "disagree",
             ),
             (
-                "hostsim-pd v1\nname a\nfault 3\nchannel 1 - - - callee\n",
+                "hostsim-pd v1\nname a\nfault 3\nchannel 1 - - 5 caller -\n",
+                "disagree",
+            ),
+            (
+                "hostsim-pd v1\nname a\nfault 3\nchannel 1 - - 5 callee 5\n",
+                "twice",
+            ),
+            (
+                "hostsim-pd v1\nname a\nfault 3\nchannel 1 - - - - 5\n",
+                "disagree",
+            ),
+            (
+                "hostsim-pd v1\nname a\nfault 3\nchannel 1 - - 5 boss 6\n",
+                "role",
+            ),
+            (
+                "hostsim-pd v1\nname a\nfault 3\nchannel 1 - - - callee -\n",
                 "disagree",
             ),
             (
@@ -389,15 +425,15 @@ mod tests {
                 "malformed",
             ),
             (
-                "hostsim-pd v1\nname a\nfault 3\nchannel 1 3 - - -\n",
+                "hostsim-pd v1\nname a\nfault 3\nchannel 1 3 - - - -\n",
                 "twice",
             ),
             (
-                "hostsim-pd v1\nname a\nfault 3\nchannel 1 4 4 - -\n",
+                "hostsim-pd v1\nname a\nfault 3\nchannel 1 4 4 - - -\n",
                 "twice",
             ),
             (
-                "hostsim-pd v1\nname a\nfault 3\nchannel 1 4 - - -\nregion m - 4 0x1000 0x1000 r\n",
+                "hostsim-pd v1\nname a\nfault 3\nchannel 1 4 - - - -\nregion m - 4 0x1000 0x1000 r\n",
                 "twice",
             ),
         ];

@@ -1,7 +1,8 @@
 //! host-sim: runs a system description on Linux with every protection domain in
 //! its own process. Memory regions are memfd mappings placed at the system.xml
 //! vaddr with exactly the granted permissions, notifications are eventfds, protected
-//! calls go over a SOCK_SEQPACKET pair, and a PD holds descriptors only for what it
+//! calls go through a page shared by the channel's two ends with doorbells over a
+//! SOCK_SEQPACKET pair (pd/call_page.rs), and a PD holds descriptors only for what it
 //! was granted, so isolation is enforced by the host kernel and MMU. Each PD process
 //! is also confined (supervisor/sandbox.rs, seccomp.rs): its own uid when the
 //! supervisor is root, non-dumpable from exec, no_new_privs, a Landlock domain of its
@@ -17,8 +18,8 @@ mod supervisor;
 mod sys;
 pub mod wire;
 
-pub use config::{ChannelGrant, ConfigError, PdConfig, PpRole, RegionGrant};
-pub use pd::{is_pd, region_file, run, SPIN_ENV};
+pub use config::{ChannelGrant, ConfigError, PdConfig, PpGrant, PpRole, RegionGrant};
+pub use pd::{is_pd, polling_pays, region_file, run, wait_for_notification, SPIN_ENV};
 pub use supervisor::{
     default_search_paths, resolve_image, FaultReport, LogLine, SimError, SimExit, SimOptions,
     SimOutcome, Simulation, Stream, LOG_CAPACITY,

@@ -93,8 +93,9 @@ pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Sends one packet; a closed peer is `BrokenPipe`, never SIGPIPE.
-pub fn send_packet(fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<()> {
+/// Sends one packet, `WouldBlock` at once when the peer's queue is full; a closed
+/// peer is `BrokenPipe`, never SIGPIPE.
+pub fn try_send_packet(fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<()> {
     loop {
         // SAFETY: data is a valid slice for the length passed.
         let n = unsafe {
@@ -102,7 +103,7 @@ pub fn send_packet(fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<()> {
                 fd.as_raw_fd(),
                 data.as_ptr().cast(),
                 data.len(),
-                libc::MSG_NOSIGNAL,
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
             )
         };
         if n >= 0 {
@@ -242,6 +243,28 @@ pub fn map_fixed(vaddr: u64, size: u64, prot: libc::c_int, fd: BorrowedFd<'_>) -
         return Err(io::Error::from(io::ErrorKind::AddrInUse));
     }
     Ok(())
+}
+
+/// Maps `len` bytes of `fd` shared and read-write wherever the kernel finds room
+/// (never over a mapping this process has), for memory outside system.xml's
+/// address space.
+pub fn map_shared(len: usize, fd: BorrowedFd<'_>) -> io::Result<std::ptr::NonNull<u8>> {
+    // SAFETY: without MAP_FIXED the kernel picks unused addresses, so no existing
+    // mapping is touched; on success the pages are ours.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    std::ptr::NonNull::new(ptr.cast()).ok_or_else(|| io::Error::from(io::ErrorKind::AddrInUse))
 }
 
 pub fn epoll_create() -> io::Result<OwnedFd> {

@@ -1,5 +1,5 @@
-//! Packets that cross between processes: PPC requests/replies on a channel's
-//! SOCK_SEQPACKET pair, and the fault record a dying PD writes for the supervisor.
+//! Packets that cross between processes: PPC requests/replies in a channel's call
+//! page (pd/call_page.rs), and the fault record a dying PD writes for the supervisor.
 //! The sender of each is another PD (or a dying one), so decoding is bounded and
 //! fails with `None` on anything that is not exactly well-formed.
 
@@ -61,6 +61,17 @@ fn decode_registers(body: &[u8], count: u32, mrs: &mut MessageRegisters) -> Opti
         *slot = u64::read_from_bytes(chunk).ok()?;
     }
     Some(count)
+}
+
+/// The length of the packet at the start of `bytes` by its header's register
+/// count (both headers carry it at the same place), for a packet read out of a
+/// call page; `None` when the count is out of range. The decoders check the rest.
+pub fn packet_len(bytes: &[u8]) -> Option<usize> {
+    let (header, _) = CallHeader::read_from_prefix(bytes).ok()?;
+    let count = usize::try_from(header.count)
+        .ok()
+        .filter(|&c| c <= MAX_MESSAGE_REGISTERS)?;
+    Some(size_of::<CallHeader>() + 8 * count)
 }
 
 pub fn encode_call(msg: MessageInfo, mrs: &MessageRegisters, out: &mut Vec<u8>) {
@@ -195,10 +206,31 @@ mod tests {
         assert!(FaultRecord::decode(&[0; 23]).is_none());
     }
 
+    #[test]
+    fn packet_len_follows_the_header_count_within_bounds() {
+        let mut mrs = MessageRegisters::new();
+        let mut buf = Vec::new();
+        encode_call(MessageInfo::new(3, 5), &mrs, &mut buf);
+        assert_eq!(packet_len(&buf), Some(buf.len()));
+        encode_reply(ReplyStatus::OK, MessageInfo::new(3, 64), &mrs, &mut buf);
+        assert_eq!(packet_len(&buf), Some(MAX_PACKET));
+        assert_eq!(decode_reply(&buf, &mut mrs).map(|r| r.is_ok()), Some(true));
+        let huge = CallHeader {
+            label: 0,
+            count: 65,
+            reserved: 0,
+        };
+        assert_eq!(packet_len(huge.as_bytes()), None);
+        assert_eq!(packet_len(&[0; 15]), None);
+    }
+
     proptest! {
         #[test]
         fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..700)) {
             let mut mrs = MessageRegisters::new();
+            if let Some(len) = packet_len(&bytes) {
+                prop_assert!(len <= MAX_PACKET);
+            }
             if let Some(msg) = decode_call(&bytes, &mut mrs) {
                 prop_assert!(msg.count() <= MAX_MESSAGE_REGISTERS);
             }

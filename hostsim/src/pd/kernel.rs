@@ -2,19 +2,27 @@
 //! supervisor handed over, and the process holds no descriptor for anything else.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use ipc::{Channel, IpcError, Kernel, MessageInfo, MessageRegisters};
 
+use super::call_page::{self, CallPage};
 use super::spin::Adaptive;
 use crate::config::{ChannelGrant, PpRole};
 use crate::sys;
 use crate::wire;
 
+/// A `pp` channel end: the shared call page and the socket its doorbells use.
+pub(crate) struct Pp {
+    pub socket: OwnedFd,
+    pub page: CallPage,
+    pub role: PpRole,
+}
+
 pub(crate) struct Slot {
     pub notify_out: Option<OwnedFd>,
     pub notify_in: Option<OwnedFd>,
-    pub pp: Option<(OwnedFd, PpRole)>,
+    pub pp: Option<Pp>,
 }
 
 pub(crate) struct HostKernel {
@@ -26,28 +34,42 @@ pub(crate) struct HostKernel {
 }
 
 impl HostKernel {
-    /// Takes ownership of the granted descriptors.
+    /// Takes ownership of the granted descriptors and maps the call pages.
     ///
     /// # Safety-relevant contract
     /// The descriptors in `grants` must be open, owned by nobody else in this process,
     /// and of the kind the config says (the supervisor guarantees this).
-    pub fn new(name: String, grants: &[ChannelGrant], take: impl Fn(i32) -> OwnedFd) -> Self {
+    pub fn new(
+        name: String,
+        grants: &[ChannelGrant],
+        take: impl Fn(i32) -> OwnedFd,
+    ) -> Result<Self, String> {
         let mut slots: Vec<Option<Slot>> = (0..=Channel::MAX_ID).map(|_| None).collect();
         for g in grants {
+            let pp = match g.pp {
+                Some(p) => Some(Pp {
+                    socket: take(p.socket),
+                    page: CallPage::map(take(p.page)).map_err(|e| {
+                        format!("cannot map the call page of channel {}: {e}", g.id)
+                    })?,
+                    role: p.role,
+                }),
+                None => None,
+            };
             if let Some(slot) = slots.get_mut(usize::from(g.id)) {
                 *slot = Some(Slot {
                     notify_out: g.notify_out.map(&take),
                     notify_in: g.notify_in.map(&take),
-                    pp: g.pp.map(|(fd, role)| (take(fd), role)),
+                    pp,
                 });
             }
         }
-        Self {
+        Ok(Self {
             name,
             slots,
             buf: Vec::with_capacity(wire::MAX_PACKET),
             call_spin: Adaptive::default(),
-        }
+        })
     }
 
     fn slot(&self, ch: Channel) -> Result<&Slot, IpcError> {
@@ -60,33 +82,69 @@ impl HostKernel {
 
 /// Waits for the reply to a call. The callee is usually polling too (spin.rs), so
 /// the reply often comes within microseconds, and sleeping for it would add a
-/// wake-up; poll first while that pays.
-fn receive_reply(fd: BorrowedFd<'_>, buf: &mut [u8], adaptive: &mut Adaptive) -> io::Result<usize> {
+/// wake-up; poll the page first while that pays, then sleep on the socket until
+/// the callee's doorbell (or its end closing: the callee's process is gone).
+fn wait_reply(pp: &Pp, adaptive: &mut Adaptive) -> io::Result<()> {
     let mut spin = adaptive.start();
-    if spin.is_off() {
-        return sys::recv_packet(fd, buf);
-    }
-    loop {
-        match sys::try_recv_packet(fd, buf) {
-            Ok(None) if spin.again() => {}
-            Ok(None) => {
-                adaptive.finish(&spin, false);
-                return sys::recv_packet(fd, buf);
-            }
-            Ok(Some(n)) => {
+    if !spin.is_off() {
+        loop {
+            if pp.page.replied() {
                 adaptive.finish(&spin, true);
-                return Ok(n);
+                return Ok(());
             }
+            if !spin.again() {
+                break;
+            }
+        }
+        adaptive.finish(&spin, false);
+    }
+    let mut doorbell = [0u8; 8];
+    while !pp.page.caller_sleeps() {
+        let received = sys::recv_packet(pp.socket.as_fd(), &mut doorbell);
+        pp.page.caller_awake();
+        match received {
+            Ok(0) => return Err(io::ErrorKind::BrokenPipe.into()),
+            // Anything else the callee sends is a doorbell too; the page says
+            // whether the reply is there.
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {}
             Err(e) => return Err(e),
         }
     }
+    Ok(())
 }
 
-fn peer_gone(e: &io::Error) -> bool {
-    matches!(
+fn call_error(ch: Channel, e: &io::Error) -> IpcError {
+    if matches!(
         e.kind(),
         io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::NotConnected
-    )
+    ) {
+        IpcError::PeerGone(ch)
+    } else {
+        IpcError::Transport
+    }
+}
+
+/// One protected call on `pp`, a channel end this PD may call on.
+fn call(
+    ch: Channel,
+    pp: &Pp,
+    msg: MessageInfo,
+    mrs: &mut MessageRegisters,
+    buf: &mut Vec<u8>,
+    adaptive: &mut Adaptive,
+) -> Result<MessageInfo, IpcError> {
+    wire::encode_call(msg, mrs, buf);
+    if pp.page.post_call(buf) {
+        call_page::ring(pp.socket.as_fd()).map_err(|e| call_error(ch, &e))?;
+    }
+    wait_reply(pp, adaptive).map_err(|e| call_error(ch, &e))?;
+    let mut packet = [0u8; wire::MAX_PACKET];
+    match wire::decode_reply(pp.page.reply(&mut packet), mrs) {
+        Some(Ok(reply)) => Ok(reply),
+        Some(Err(())) => Err(IpcError::CallFailed(ch)),
+        None => Err(IpcError::Transport),
+    }
 }
 
 impl Kernel for HostKernel {
@@ -107,33 +165,12 @@ impl Kernel for HostKernel {
     ) -> Result<MessageInfo, IpcError> {
         let mut buf = std::mem::take(&mut self.buf);
         let mut call_spin = std::mem::take(&mut self.call_spin);
-        let result = (|| {
-            let fd = match &self.slot(ch)?.pp {
-                Some((fd, PpRole::Caller)) => fd.as_fd(),
-                _ => return Err(IpcError::CallNotPermitted(ch)),
-            };
-            wire::encode_call(msg, mrs, &mut buf);
-            sys::send_packet(fd, &buf).map_err(|e| {
-                if peer_gone(&e) {
-                    IpcError::PeerGone(ch)
-                } else {
-                    IpcError::Transport
-                }
-            })?;
-            buf.resize(wire::MAX_PACKET, 0);
-            let received = receive_reply(fd, &mut buf, &mut call_spin);
-            let n = match received {
-                Ok(0) => return Err(IpcError::PeerGone(ch)),
-                Ok(n) => n,
-                Err(e) if peer_gone(&e) => return Err(IpcError::PeerGone(ch)),
-                Err(_) => return Err(IpcError::Transport),
-            };
-            match wire::decode_reply(buf.get(..n).unwrap_or_default(), mrs) {
-                Some(Ok(reply)) => Ok(reply),
-                Some(Err(())) => Err(IpcError::CallFailed(ch)),
-                None => Err(IpcError::Transport),
+        let result = match &self.slot(ch)?.pp {
+            Some(pp) if pp.role == PpRole::Caller => {
+                call(ch, pp, msg, mrs, &mut buf, &mut call_spin)
             }
-        })();
+            _ => Err(IpcError::CallNotPermitted(ch)),
+        };
         self.buf = buf;
         self.call_spin = call_spin;
         result

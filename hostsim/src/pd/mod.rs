@@ -1,12 +1,14 @@
 //! The PD side of host-sim: map what was granted, build the handler, run its loop.
 #![allow(unsafe_code)]
 
+mod call_page;
 mod fault;
 mod kernel;
 mod spin;
 
-use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
+use std::time::Duration;
 
 use ipc::{Channel, ChannelSet, Handler, Init, InitError, Kernel, MessageRegisters, Region};
 
@@ -14,10 +16,11 @@ use crate::config::{PdConfig, PpRole, RegionGrant, ENV_VAR};
 use crate::sys;
 use crate::wire::{self, ReplyStatus};
 use crate::EXIT_INIT_FAILED;
-use kernel::HostKernel;
+use kernel::{HostKernel, Pp};
 
+pub use call_page::SIZE as CALL_PAGE_SIZE;
 pub use fault::signal_name;
-pub use spin::SPIN_ENV;
+pub use spin::{polling_pays, SPIN_ENV};
 
 /// Whether this process was started by the host-sim supervisor as a PD.
 pub fn is_pd() -> bool {
@@ -80,7 +83,6 @@ where
         Ok(r) => r,
         Err(e) => die(&name, &e),
     };
-    set_region_files(Some(files));
     let host_init = HostInit {
         name: name.clone(),
         regions,
@@ -88,10 +90,22 @@ where
     // SAFETY: the supervisor opened these descriptors for this PD alone and cleared
     // close-on-exec on exactly them; nothing else in this process owns them.
     let take = |fd: RawFd| unsafe { OwnedFd::from_raw_fd(fd) };
-    let mut kernel = HostKernel::new(name.clone(), &config.channels, take);
+    let mut kernel = match HostKernel::new(name.clone(), &config.channels, take) {
+        Ok(k) => k,
+        Err(e) => die(&name, &e),
+    };
+    // Raw numbers, not copies: a PD inspecting its descriptors during init sees
+    // exactly its grants. The kernel owns them until after init returns.
+    let notify_in = kernel
+        .slots
+        .iter()
+        .flatten()
+        .filter_map(|s| Some(s.notify_in.as_ref()?.as_raw_fd()))
+        .collect();
+    set_init_state(Some(InitState { files, notify_in }));
     let handler = init(&host_init, &mut kernel);
     // After init the mappings are all the PD keeps (see region_file).
-    set_region_files(None);
+    set_init_state(None);
     let handler = match handler {
         Ok(h) => h,
         Err(e) => die(&name, &format!("init failed: {e}")),
@@ -160,12 +174,51 @@ fn prot(perms: ipc::Perms) -> libc::c_int {
     p
 }
 
-/// Descriptors of the granted regions, by `setvar_vaddr` name, while `init` runs.
-static REGION_FILES: std::sync::Mutex<Option<Vec<(String, OwnedFd)>>> = std::sync::Mutex::new(None);
+/// What only `init` may use: descriptors of the granted regions by `setvar_vaddr`
+/// name ([`region_file`]), and the incoming notification descriptors the kernel
+/// holds ([`wait_for_notification`]).
+struct InitState {
+    files: RegionFiles,
+    notify_in: Vec<RawFd>,
+}
 
-fn set_region_files(files: Option<Vec<(String, OwnedFd)>>) {
-    let mut slot = REGION_FILES.lock().unwrap_or_else(|e| e.into_inner());
-    *slot = files;
+static INIT_STATE: std::sync::Mutex<Option<InitState>> = std::sync::Mutex::new(None);
+
+fn init_state() -> std::sync::MutexGuard<'static, Option<InitState>> {
+    INIT_STATE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn set_init_state(state: Option<InitState>) {
+    *init_state() = state;
+}
+
+/// Host-only: for a PD whose `init` runs a loop of its own and never returns (the
+/// guest standing in for a vCPU), waits up to `limit` for a notification on any
+/// of its channels, as seL4_Wait would block on its notification; true when one
+/// came. What it takes here the handler never sees, which is no loss for a PD
+/// whose handler never runs. Outside `init` (nothing to wait on) it sleeps `limit`.
+pub fn wait_for_notification(limit: Duration) -> bool {
+    let state = init_state();
+    let Some(state) = state.as_ref().filter(|s| !s.notify_in.is_empty()) else {
+        std::thread::sleep(limit);
+        return false;
+    };
+    // SAFETY: these are the HostKernel's incoming eventfds; it outlives `init`, and
+    // the state is cleared before `init` returns, so they are open while used here.
+    let fds: Vec<_> = state
+        .notify_in
+        .iter()
+        .map(|&fd| unsafe { BorrowedFd::borrow_raw(fd) })
+        .collect();
+    let ms = i32::try_from(limit.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+    let ready = sys::poll_readable(&fds, ms).unwrap_or_default();
+    let mut any = false;
+    for (fd, ready) in fds.iter().zip(ready) {
+        if ready {
+            any |= sys::eventfd_drain(*fd).unwrap_or(false);
+        }
+    }
+    any
 }
 
 /// Host-only: the file behind the region this PD was granted under `setvar`, for a
@@ -179,8 +232,12 @@ fn set_region_files(files: Option<Vec<(String, OwnedFd)>>) {
 /// Only during the PD's `init` (afterwards `None`): from then on the mappings
 /// are all a PD holds, and what it took here is all it keeps.
 pub fn region_file(setvar: &str) -> Option<std::fs::File> {
-    let slot = REGION_FILES.lock().unwrap_or_else(|e| e.into_inner());
-    let (_, fd) = slot.as_ref()?.iter().find(|(name, _)| name == setvar)?;
+    let state = init_state();
+    let (_, fd) = state
+        .as_ref()?
+        .files
+        .iter()
+        .find(|(name, _)| name == setvar)?;
     fd.try_clone().ok().map(std::fs::File::from)
 }
 
@@ -233,61 +290,79 @@ const PP_TOKEN: u64 = 1 << 32;
 
 enum Never {}
 
+/// A channel end this PD serves calls on.
+struct Callee {
+    ch: Channel,
+    pp: Pp,
+}
+
 fn event_loop<H: Handler>(mut handler: H, mut kernel: HostKernel) -> Result<Never, String> {
     let epoll = sys::epoll_create().map_err(|e| format!("epoll: {e}"))?;
     // The loop owns the incoming descriptors; the kernel keeps the outgoing ones.
     let mut incoming_notify: Vec<Option<OwnedFd>> = Vec::new();
-    let mut callers: Vec<Option<OwnedFd>> = Vec::new();
+    let mut callees: Vec<Callee> = Vec::new();
     for (id, slot) in kernel.slots.iter_mut().enumerate() {
         incoming_notify.push(None);
-        callers.push(None);
         let Some(slot) = slot else { continue };
         if let Some(fd) = slot.notify_in.take() {
             sys::epoll_add(epoll.as_fd(), fd.as_fd(), id as u64)
                 .map_err(|e| format!("epoll: {e}"))?;
             incoming_notify[id] = Some(fd);
         }
-        if matches!(slot.pp, Some((_, PpRole::Callee))) {
-            if let Some((fd, _)) = slot.pp.take() {
-                sys::epoll_add(epoll.as_fd(), fd.as_fd(), PP_TOKEN | id as u64)
+        let serves = matches!(&slot.pp, Some(pp) if pp.role == PpRole::Callee);
+        if let (true, Some(ch)) = (serves, Channel::try_new(id as u8)) {
+            if let Some(pp) = slot.pp.take() {
+                sys::epoll_add(epoll.as_fd(), pp.socket.as_fd(), PP_TOKEN | id as u64)
                     .map_err(|e| format!("epoll: {e}"))?;
-                callers[id] = Some(fd);
+                callees.push(Callee { ch, pp });
             }
         }
     }
     let mut tokens = Vec::new();
-    let mut buf = vec![0u8; wire::MAX_PACKET];
     let mut reply = Vec::with_capacity(wire::MAX_PACKET);
     // After work, poll before sleeping (see spin.rs).
     let mut adaptive = spin::Adaptive::default();
     let mut spin = adaptive.start();
     loop {
-        let polling = spin.again();
-        sys::epoll_wait(epoll.as_fd(), &mut tokens, if polling { 0 } else { -1 })
-            .map_err(|e| format!("epoll_wait: {e}"))?;
-        if tokens.is_empty() {
+        let served = serve_calls(&mut handler, &mut kernel, &callees, &mut reply);
+        let polling = served || spin.again();
+        // Before sleeping, ask callers for doorbells, then look once more.
+        if !polling
+            && callees
+                .iter()
+                .fold(false, |p, c| c.pp.page.callee_sleeps() | p)
+        {
+            callees.iter().for_each(|c| c.pp.page.callee_awake());
+            continue;
+        }
+        let waited = sys::epoll_wait(epoll.as_fd(), &mut tokens, if polling { 0 } else { -1 });
+        if !polling {
+            callees.iter().for_each(|c| c.pp.page.callee_awake());
+        }
+        waited.map_err(|e| format!("epoll_wait: {e}"))?;
+        if tokens.is_empty() && !served {
             continue;
         }
         adaptive.finish(&spin, polling);
         spin = adaptive.start();
         let mut set = ChannelSet::EMPTY;
         for &token in &tokens {
-            let id = (token & 0xff) as usize;
-            let Some(ch) = Channel::try_new(id as u8) else {
+            let Some(ch) = Channel::try_new((token & 0xff) as u8) else {
                 continue;
             };
             if token & PP_TOKEN != 0 {
-                let gone = match callers.get(id).and_then(Option::as_ref) {
-                    Some(fd) => serve_call(&mut handler, &mut kernel, ch, fd, &mut buf, &mut reply),
-                    None => false,
-                };
-                if gone {
-                    // The caller's process is gone; stop watching its socket.
-                    if let Some(fd) = callers.get_mut(id).and_then(Option::take) {
-                        let _ = sys::epoll_del(epoll.as_fd(), fd.as_fd());
+                if let Some(i) = callees.iter().position(|c| c.ch == ch) {
+                    if caller_gone(&callees[i].pp) {
+                        // Stop watching the socket and the page of a caller whose
+                        // process is gone.
+                        let gone = callees.swap_remove(i);
+                        let _ = sys::epoll_del(epoll.as_fd(), gone.pp.socket.as_fd());
                     }
                 }
-            } else if let Some(fd) = incoming_notify.get(id).and_then(Option::as_ref) {
+            } else if let Some(fd) = incoming_notify
+                .get(ch.index() as usize)
+                .and_then(Option::as_ref)
+            {
                 match sys::eventfd_drain(fd.as_fd()) {
                     Ok(true) => set.insert(ch),
                     Ok(false) => {}
@@ -306,41 +381,56 @@ fn event_loop<H: Handler>(mut handler: H, mut kernel: HostKernel) -> Result<Neve
     }
 }
 
-/// Serves one protected call; returns true when the caller has hung up.
-fn serve_call<H: Handler>(
+/// Takes one doorbell off a caller's socket (the page says what it was for);
+/// true when the caller's end is closed.
+fn caller_gone(pp: &Pp) -> bool {
+    let mut doorbell = [0u8; 8];
+    match sys::try_recv_packet(pp.socket.as_fd(), &mut doorbell) {
+        Ok(Some(0)) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::InvalidData,
+    }
+}
+
+/// Serves the call pending on each callee page, at most one each, so one busy
+/// caller cannot starve the others; true when any was.
+fn serve_calls<H: Handler>(
     handler: &mut H,
     kernel: &mut HostKernel,
-    ch: Channel,
-    fd: &OwnedFd,
-    buf: &mut [u8],
+    callees: &[Callee],
     reply: &mut Vec<u8>,
 ) -> bool {
-    let n = match sys::recv_packet(fd.as_fd(), buf) {
-        Ok(0) => return true,
-        Ok(n) => n,
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => usize::MAX,
-        Err(_) => return true,
-    };
-    let mut mrs = MessageRegisters::new();
-    let request = buf.get(..n).and_then(|p| wire::decode_call(p, &mut mrs));
-    let outcome = match request {
-        Some(msg) => handler
-            .protected(kernel, ch, msg, &mut mrs)
-            .map_err(|e| format!("handler error in protected({ch}): {e}")),
-        None => Err(format!("malformed protected call on {ch}")),
-    };
-    match outcome {
-        Ok(info) => wire::encode_reply(ReplyStatus::OK, info, &mrs, reply),
-        Err(e) => {
-            eprintln!("PD '{}': {e}", kernel.name);
-            wire::encode_reply(
-                ReplyStatus::FAILED,
-                ipc::MessageInfo::default(),
-                &mrs,
-                reply,
-            );
+    let mut served = false;
+    let mut packet = [0u8; wire::MAX_PACKET];
+    for Callee { ch, pp } in callees {
+        let Some(request) = pp.page.take_call(&mut packet) else {
+            continue;
+        };
+        served = true;
+        let mut mrs = MessageRegisters::new();
+        let outcome = match wire::decode_call(request, &mut mrs) {
+            Some(msg) => handler
+                .protected(kernel, *ch, msg, &mut mrs)
+                .map_err(|e| format!("handler error in protected({ch}): {e}")),
+            None => Err(format!("malformed protected call on {ch}")),
+        };
+        match outcome {
+            Ok(info) => wire::encode_reply(ReplyStatus::OK, info, &mrs, reply),
+            Err(e) => {
+                eprintln!("PD '{}': {e}", kernel.name);
+                wire::encode_reply(
+                    ReplyStatus::FAILED,
+                    ipc::MessageInfo::default(),
+                    &mrs,
+                    reply,
+                );
+            }
+        }
+        // A caller that died mid-call never reads the reply; its closed socket
+        // tells the event loop.
+        if pp.page.put_reply(reply) {
+            let _ = call_page::ring(pp.socket.as_fd());
         }
     }
-    // A caller that died mid-call simply never reads the reply.
-    sys::send_packet(fd.as_fd(), reply).is_err()
+    served
 }

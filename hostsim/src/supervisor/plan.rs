@@ -1,7 +1,7 @@
 //! From a system description to the kernel objects that implement it: one memfd per
 //! memory region, one eventfd per (channel, receiving end) that may be notified, one
-//! socket pair per channel that allows PPC, and each PD's config naming the
-//! descriptors it alone will hold.
+//! socket pair and one call page per channel that allows PPC, and each PD's config
+//! naming the descriptors it alone will hold.
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -11,7 +11,7 @@ use std::rc::Rc;
 use ipc::Perms;
 
 use super::SimError;
-use crate::config::{is_token, ChannelGrant, PdConfig, PpRole, RegionGrant};
+use crate::config::{is_token, ChannelGrant, PdConfig, PpGrant, PpRole, RegionGrant};
 use crate::sys;
 
 /// Descriptors one PD is granted, kept open by the supervisor until that PD is
@@ -232,17 +232,14 @@ pub fn plan(
             ..ga.clone()
         };
         // The eventfd belongs to the receiving end; the sender holds it to signal.
-        if a.notify {
+        for (sender, from, to) in [(a, 0, 1), (b, 1, 0)] {
+            if !sender.notify {
+                continue;
+            }
             let fd = Rc::new(sys::eventfd().map_err(os("creating an eventfd".into()))?);
-            ga.notify_out = Some(fd.as_raw_fd());
-            gb.notify_in = Some(fd.as_raw_fd());
-            plans[ia].grants.push(fd.clone());
-            plans[ib].grants.push(fd);
-        }
-        if b.notify {
-            let fd = Rc::new(sys::eventfd().map_err(os("creating an eventfd".into()))?);
-            gb.notify_out = Some(fd.as_raw_fd());
-            ga.notify_in = Some(fd.as_raw_fd());
+            let ends = [&mut ga, &mut gb];
+            ends[from].notify_out = Some(fd.as_raw_fd());
+            ends[to].notify_in = Some(fd.as_raw_fd());
             plans[ia].grants.push(fd.clone());
             plans[ib].grants.push(fd);
         }
@@ -253,10 +250,25 @@ pub fn plan(
             } else {
                 (PpRole::Callee, PpRole::Caller)
             };
-            ga.pp = Some((sa.as_raw_fd(), ra));
-            gb.pp = Some((sb.as_raw_fd(), rb));
+            // The call page exists only for this channel and only these two hold it.
+            let page = Rc::new(
+                sys::memfd("ppc-call-page", crate::pd::CALL_PAGE_SIZE as u64)
+                    .map_err(os("creating a call page".into()))?,
+            );
+            ga.pp = Some(PpGrant {
+                socket: sa.as_raw_fd(),
+                page: page.as_raw_fd(),
+                role: ra,
+            });
+            gb.pp = Some(PpGrant {
+                socket: sb.as_raw_fd(),
+                page: page.as_raw_fd(),
+                role: rb,
+            });
             plans[ia].grants.push(Rc::new(sa));
             plans[ib].grants.push(Rc::new(sb));
+            plans[ia].grants.push(page.clone());
+            plans[ib].grants.push(page);
         }
         for (i, g) in [(ia, ga), (ib, gb)] {
             let plan = &mut plans[i];

@@ -223,6 +223,14 @@ impl GuestSynic {
         self.events.remove(&(instance.get(), flag)).is_some()
     }
 
+    /// Before halting: asks synic-pd to notify on its next interrupt request;
+    /// `false` when one came meanwhile (service again instead).
+    pub fn prepare_to_sleep(&mut self) -> Result<bool> {
+        self.irqs
+            .prepare_to_sleep()
+            .map_err(|e| Failure(format!("interrupt queue: {e}")))
+    }
+
     pub fn has_message(&self) -> bool {
         !self.messages.is_empty()
     }

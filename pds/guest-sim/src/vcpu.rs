@@ -48,7 +48,30 @@ impl Backoff {
         crate::time::pause(self.spins);
         true
     }
+
+    /// As [`Self::wait`], for what arrives as an interrupt request: after a few
+    /// yields, asks synic-pd for a notification (the queue's `prepare_to_sleep`)
+    /// and halts until it comes, rather than sleeping a fixed step and finding
+    /// the request there long after it came.
+    pub fn halt(&mut self, synic: &mut GuestSynic) -> Result<bool> {
+        if Instant::now() >= self.deadline {
+            return Ok(false);
+        }
+        self.spins += 1;
+        if self.spins < YIELDS_BEFORE_HALT && crate::time::yield_before_halt() {
+            crate::time::pause(self.spins);
+        } else if synic.prepare_to_sleep()? {
+            crate::time::halt(HALT_STEP);
+        }
+        Ok(true)
+    }
 }
+
+/// Yields before a wait for an interrupt halts: a reply that is already on its way
+/// comes without the cost of a wake-up.
+const YIELDS_BEFORE_HALT: u32 = 64;
+/// Longest halt: bounds what a notification that never comes can cost.
+const HALT_STEP: Duration = Duration::from_millis(1);
 
 /// What the CPUID leaves said, as Linux's `ms_hyperv_init_platform` reads them.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -229,7 +252,7 @@ impl<'k> Vcpu<'k> {
             if self.synic.take_event(instance, flag) {
                 return Ok(());
             }
-            if !backoff.wait() {
+            if !backoff.halt(&mut self.synic)? {
                 return fail(format!("no interrupt for {what} within {WAIT:?}"));
             }
         }
@@ -276,7 +299,10 @@ impl Transport for Vcpu<'_> {
             if self.synic.has_message() {
                 continue;
             }
-            if !backoff.wait() {
+            let waiting = backoff
+                .halt(&mut self.synic)
+                .map_err(|e| TransportError::Other(e.0))?;
+            if !waiting {
                 return Ok(None);
             }
         }
