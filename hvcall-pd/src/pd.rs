@@ -37,7 +37,7 @@ use hvdef::message::HvMessage;
 use hvdef::{HvStatus, HypercallResult, Vtl};
 use ipc::{
     Channel, ChannelSet, Handler, HandlerError, Init, InitError, InitExt, Kernel, MessageInfo,
-    MessageRegisters, Perms, Producer, TryEnqueueError,
+    MessageRegisters, Producer, TryEnqueueError,
 };
 use synic_api::{PostOutcome, SintTarget};
 
@@ -50,10 +50,7 @@ use crate::guest::GuestMemory;
 use crate::msr::MsrError;
 use crate::route::{Destination, Route, RouteError};
 
-pub const GUEST_RAM: &str = "guest_ram";
-pub const GUEST_RAM_GPA: &str = "guest_ram_gpa";
-pub const GUEST_SHARED: &str = "guest_shared";
-pub const GUEST_SHARED_GPA: &str = "guest_shared_gpa";
+pub use ipc::guest_names::*;
 pub const VP_COUNT: &str = "vp_count";
 pub const ISOLATION: &str = "isolation";
 pub const SHARED_GPA_BOUNDARY: &str = "shared_gpa_boundary";
@@ -166,19 +163,10 @@ impl<const VPS: usize, const ROUTES: usize> HvcallPd<VPS, ROUTES> {
             value: cfg.vp_count as u64,
         })?;
         let mut mem = GuestMemory::new(cfg.shared_gpa_boundary);
-        let ram_gpa = init.variable(GUEST_RAM_GPA)?;
-        mem.add(ram_gpa, init.region_with(GUEST_RAM, Perms::RW)?)
-            .map_err(|_| InitError::InvalidVariable {
-                name: GUEST_RAM_GPA,
-                value: ram_gpa,
-            })?;
-        if let Some(shared) = init.optional(init.region_with(GUEST_SHARED, Perms::RW))? {
-            let shared_gpa = init.variable(GUEST_SHARED_GPA)?;
-            mem.add(shared_gpa, shared)
-                .map_err(|_| InitError::InvalidVariable {
-                    name: GUEST_SHARED_GPA,
-                    value: shared_gpa,
-                })?;
+        let windows = init.guest_windows()?;
+        for window in core::iter::once(windows.ram).chain(windows.shared) {
+            mem.add(window.gpa, window.region)
+                .map_err(|_| window.refused())?;
         }
         let mut services: [Option<Service>; MAX_SERVICES] = Default::default();
         for (i, slot) in services.iter_mut().enumerate() {

@@ -5,6 +5,42 @@ use crate::queue::protocol::Role;
 use crate::queue::{Queue, QueueEnd, QueueEntry};
 use crate::{Channel, ChannelSet, Init, InitError, Perms, Region};
 
+/// The setvar names of the guest-memory windows system.xml maps into a PD.
+pub mod guest_names {
+    /// Guest RAM (private to the partition once it is isolated).
+    pub const GUEST_RAM: &str = "guest_ram";
+    pub const GUEST_RAM_GPA: &str = "guest_ram_gpa";
+    /// The host-visible alias of guest memory, where isolation has one.
+    pub const GUEST_SHARED: &str = "guest_shared";
+    pub const GUEST_SHARED_GPA: &str = "guest_shared_gpa";
+}
+
+/// One guest-memory window: a region and the guest physical address it starts at.
+#[derive(Copy, Clone, Debug)]
+pub struct GuestWindow {
+    pub gpa: u64,
+    pub region: Region<'static>,
+    /// The variable that set `gpa`, for the error when the window does not fit.
+    pub gpa_variable: &'static str,
+}
+
+impl GuestWindow {
+    /// What a PD reports when its memory map refuses the window (overlap, wrap).
+    pub fn refused(&self) -> InitError {
+        InitError::InvalidVariable {
+            name: self.gpa_variable,
+            value: self.gpa,
+        }
+    }
+}
+
+/// Guest RAM and, where system.xml maps it, the shared alias.
+#[derive(Copy, Clone, Debug)]
+pub struct GuestWindows {
+    pub ram: GuestWindow,
+    pub shared: Option<GuestWindow>,
+}
+
 /// Checked accessors every [`Init`] gets for free.
 pub trait InitExt: Init {
     /// A region that must be mapped with at least `needed` rights.
@@ -49,6 +85,27 @@ pub trait InitExt: Init {
             needed: Queue::<T>::layout_size(capacity).unwrap_or(usize::MAX),
             granted: region.len(),
         })
+    }
+
+    /// The guest-memory windows ([`guest_names`]), both mapped read-write. A GPA is
+    /// looked up before its region's rights, so a misconfigured window reports the
+    /// missing variable first.
+    fn guest_windows(&self) -> Result<GuestWindows, InitError> {
+        use guest_names::*;
+        let window = |region, gpa_variable| -> Result<GuestWindow, InitError> {
+            let gpa = self.variable(gpa_variable)?;
+            Ok(GuestWindow {
+                gpa,
+                region: self.region_with(region, Perms::RW)?,
+                gpa_variable,
+            })
+        };
+        let ram = window(GUEST_RAM, GUEST_RAM_GPA)?;
+        let shared = match self.optional(self.region(GUEST_SHARED))? {
+            Some(_) => Some(window(GUEST_SHARED, GUEST_SHARED_GPA)?),
+            None => None,
+        };
+        Ok(GuestWindows { ram, shared })
     }
 
     /// `Ok(None)` when the variable or region is simply not configured, so optional
@@ -181,6 +238,46 @@ mod tests {
                 name: "ro",
                 needed: Perms::RW
             }
+        );
+    }
+
+    #[test]
+    fn guest_windows_check_variables_before_rights() {
+        use super::guest_names::*;
+        let ram = leaked_region(4096);
+        let base = FakeInit::new("pd")
+            .region(GUEST_RAM, ram)
+            .variable(GUEST_RAM_GPA, 0x1000);
+        let w = base.guest_windows().unwrap();
+        assert_eq!((w.ram.gpa, w.ram.region.len()), (0x1000, 4096));
+        assert!(w.shared.is_none());
+        assert_eq!(
+            w.ram.refused(),
+            InitError::InvalidVariable {
+                name: GUEST_RAM_GPA,
+                value: 0x1000
+            }
+        );
+        let with_shared = base.clone().region(GUEST_SHARED, ram.restrict(Perms::R));
+        assert_eq!(
+            with_shared.guest_windows().unwrap_err(),
+            InitError::MissingVariable(GUEST_SHARED_GPA)
+        );
+        assert_eq!(
+            with_shared
+                .variable(GUEST_SHARED_GPA, 1 << 30)
+                .guest_windows()
+                .unwrap_err(),
+            InitError::RegionPerms {
+                name: GUEST_SHARED,
+                needed: Perms::RW
+            }
+        );
+        assert_eq!(
+            base.without_variable(GUEST_RAM_GPA)
+                .guest_windows()
+                .unwrap_err(),
+            InitError::MissingVariable(GUEST_RAM_GPA)
         );
     }
 

@@ -28,7 +28,7 @@
 use hvdef::HvStatus;
 use ipc::{
     Channel, ChannelSet, Handler, HandlerError, Init, InitError, InitExt, Kernel, MessageInfo,
-    MessageRegisters, Perms, Producer, QueueError, TryEnqueueError,
+    MessageRegisters, Producer, QueueError, TryEnqueueError,
 };
 
 use synic_api::{DeliveryReply, GrantStatus, MsrReply, SintTarget};
@@ -39,10 +39,7 @@ use vsp_api::{ChannelGrants, GrantError, VspChannels};
 use crate::synic::{Instance, InterruptRequest, InterruptSink, MsrError, PostOutcome, Synic};
 use isolation::{GpaClass, GuestMemory};
 
-pub const GUEST_RAM: &str = "guest_ram";
-pub const GUEST_RAM_GPA: &str = "guest_ram_gpa";
-pub const GUEST_SHARED: &str = "guest_shared";
-pub const GUEST_SHARED_GPA: &str = "guest_shared_gpa";
+pub use ipc::guest_names::*;
 pub const IRQ_QUEUE: &str = "irq_queue";
 pub use synic_api::IRQ_QUEUE_CAPACITY;
 pub const VP_COUNT: &str = "vp_count";
@@ -167,25 +164,11 @@ impl<const VPS: usize, const DEPTH: usize> SynicPd<VPS, DEPTH> {
             })?;
 
         let mut mem = GuestMemory::new();
-        let mut window = |name, gpa, region, class| {
-            mem.add(gpa, region, class)
-                .map_err(|_| InitError::InvalidVariable { name, value: gpa })
-        };
-        window(
-            GUEST_RAM_GPA,
-            init.variable(GUEST_RAM_GPA)?,
-            init.region_with(GUEST_RAM, Perms::RW)?,
-            GpaClass::Private,
-        )?;
-        // The GPA is looked up before the rights check, so a misconfigured shared
-        // region reports the missing variable first.
-        if init.optional(init.region(GUEST_SHARED))?.is_some() {
-            window(
-                GUEST_SHARED_GPA,
-                init.variable(GUEST_SHARED_GPA)?,
-                init.region_with(GUEST_SHARED, Perms::RW)?,
-                GpaClass::Shared,
-            )?;
+        let windows = init.guest_windows()?;
+        let shared = windows.shared.map(|w| (w, GpaClass::Shared));
+        for (window, class) in core::iter::once((windows.ram, GpaClass::Private)).chain(shared) {
+            mem.add(window.gpa, window.region, class)
+                .map_err(|_| window.refused())?;
         }
 
         Ok(Self {

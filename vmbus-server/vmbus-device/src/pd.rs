@@ -37,13 +37,10 @@ use crate::transport::RingTransport;
 
 /// The names a VSP's grants carry in system.xml.
 pub mod names {
-    /// Guest RAM (rw): private memory, where confidential rings live.
-    pub const GUEST_RAM: &str = "guest_ram";
-    pub const GUEST_RAM_GPA: &str = "guest_ram_gpa";
-    /// The host-visible alias of guest RAM (rw, optional): where a guest without
-    /// Confidential VMBus keeps its rings.
-    pub const GUEST_SHARED: &str = "guest_shared";
-    pub const GUEST_SHARED_GPA: &str = "guest_shared_gpa";
+    /// Guest RAM (rw): private memory, where confidential rings live; the
+    /// host-visible alias (rw, optional): where a guest without Confidential VMBus
+    /// keeps its rings.
+    pub use ipc::guest_names::*;
     /// vmbus-server's GPADL window for this VSP (r).
     pub const GPADL_WINDOW: &str = "gpadl_window";
     pub const VMBUS_CHANNEL: &str = "vmbus_channel";
@@ -110,10 +107,6 @@ impl<D: fmt::Debug> fmt::Debug for VspPd<'_, D> {
     }
 }
 
-fn memory_error(name: &'static str, value: u64) -> InitError {
-    InitError::InvalidVariable { name, value }
-}
-
 impl<D: VmbusDevice> VspPd<'static, D> {
     /// Builds the PD from what system.xml granted (names in [`names`]).
     pub fn init(init: &dyn Init, device: D) -> Result<Self, InitError> {
@@ -126,14 +119,12 @@ impl<D: VmbusDevice> VspPd<'static, D> {
         init: &dyn Init,
         device: impl FnOnce(&GuestMemory<'static>) -> Result<D, InitError>,
     ) -> Result<Self, InitError> {
-        let ram = init.region_with(names::GUEST_RAM, Perms::RW)?;
-        let ram_gpa = init.variable(names::GUEST_RAM_GPA)?;
-        let mut mem = GuestMemory::private(ram_gpa, ram)
-            .map_err(|_| memory_error(names::GUEST_RAM_GPA, ram_gpa))?;
-        if let Some(shared) = init.optional(init.region_with(names::GUEST_SHARED, Perms::RW))? {
-            let gpa = init.variable(names::GUEST_SHARED_GPA)?;
-            mem.add(gpa, shared, GpaClass::Shared)
-                .map_err(|_| memory_error(names::GUEST_SHARED_GPA, gpa))?;
+        let windows = init.guest_windows()?;
+        let ram = windows.ram;
+        let mut mem = GuestMemory::private(ram.gpa, ram.region).map_err(|_| ram.refused())?;
+        if let Some(shared) = windows.shared {
+            mem.add(shared.gpa, shared.region, GpaClass::Shared)
+                .map_err(|_| shared.refused())?;
         }
         let channels = Channels {
             vmbus: init.channel(names::VMBUS_CHANNEL)?,
