@@ -4,10 +4,14 @@
 //! the ring pages and guest signals. The PD must never panic, whatever arrives.
 #![no_main]
 
+#[path = "common/bytes.rs"]
+mod bytes;
+
 use std::sync::OnceLock;
 
-use ipc::testing::{leaked_region, FakeInit};
-use ipc::{Channel, ChannelSet, Handler, IpcError, Kernel, MessageInfo, MessageRegisters, Perms};
+use ipc::testing::{leaked_region, FakeInit, RoutingKernel};
+use ipc::{Channel, ChannelSet, Handler, IpcError, MessageInfo, MessageRegisters, Perms};
+use bytes::word;
 use libfuzzer_sys::fuzz_target;
 use vmbus_device::names as config;
 use vmbus_ring::{GpadlRingMem, OutgoingKind, OutgoingPacket, OutgoingRing, RingMem, PAGE_SIZE};
@@ -22,37 +26,13 @@ const SYNIC: Channel = Channel::new(2);
 const RAM_PAGES: usize = 32;
 
 /// hvcall-pd and synic-pd that say yes to everything.
-struct Peers;
-
-impl Kernel for Peers {
-    fn notify(&mut self, _: Channel) -> Result<(), IpcError> {
-        Ok(())
+fn peers(ch: Channel, _: MessageInfo, mrs: &mut MessageRegisters) -> Result<MessageInfo, IpcError> {
+    if ch == SYNIC {
+        mrs.set(0, 0);
+        mrs.set(1, 1);
+        return Ok(MessageInfo::new(0, 2));
     }
-    fn pp_call(
-        &mut self,
-        ch: Channel,
-        _: MessageInfo,
-        mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, IpcError> {
-        if ch == SYNIC {
-            mrs.set(0, 0);
-            mrs.set(1, 1);
-            return Ok(MessageInfo::new(0, 2));
-        }
-        Ok(MessageInfo::new(0, 0))
-    }
-    fn irq_ack(&mut self, ch: Channel) -> Result<(), IpcError> {
-        Err(IpcError::NotGranted(ch))
-    }
-    fn debug_puts(&mut self, _: &str) {}
-}
-
-fn word(bytes: &[u8], at: usize) -> u64 {
-    let mut w = [0u8; 8];
-    for (i, b) in w.iter_mut().enumerate() {
-        *b = bytes.get(at + i).copied().unwrap_or(0);
-    }
-    u64::from_le_bytes(w)
+    Ok(MessageInfo::new(0, 0))
 }
 
 /// Guest RAM, its shared alias and the GPADL window: leaked once (the PD wants
@@ -97,7 +77,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(mut pd) = echo_vsp::init(&init) else {
         return;
     };
-    let mut k = Peers;
+    let mut k = RoutingKernel::new(peers);
     let mut tx: Option<OutgoingRing<GpadlRingMem<'static, Vec<u64>>>> = None;
     let mut ops = data.chunks(24);
     let mut n = 0u64;

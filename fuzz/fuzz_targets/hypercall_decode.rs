@@ -4,6 +4,9 @@
 //! host-visible buffer. The PPC decoders see the same bytes as message registers.
 #![no_main]
 
+#[path = "common/bytes.rs"]
+mod bytes;
+
 use std::sync::atomic::AtomicU64;
 
 use hvcall_pd::{
@@ -14,6 +17,7 @@ use hvdef::cpuid::IsolationType;
 use hvdef::message::HvMessage;
 use hvdef::{Control, HvStatus, HypercallResult, Vtl};
 use ipc::{MessageInfo, MessageRegisters, Perms, Region};
+use bytes::word;
 use libfuzzer_sys::fuzz_target;
 use synic_pd::{Instance, PostOutcome, SintTarget};
 
@@ -44,14 +48,6 @@ impl Effects for Fx {
         self.host.push(*call);
         HypercallResult(u64::MAX)
     }
-}
-
-fn word(data: &[u8], at: usize) -> u64 {
-    let mut b = [0u8; 8];
-    for (i, v) in b.iter_mut().enumerate() {
-        *v = data.get(at + i).copied().unwrap_or(0);
-    }
-    u64::from_le_bytes(b)
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -6,6 +6,10 @@
 //! Byte 0 bit 0 runs Linux's bring-up first, so most inputs reach the data path.
 #![no_main]
 
+#[path = "common/bytes.rs"]
+mod bytes;
+
+use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use netvsp::backend::{Backend, Loopback};
 use netvsp::{Config, GuestBuffer, Incoming, IncomingKind, Nic, Outbox, OutboxFull, SliceBuffer};
@@ -15,29 +19,6 @@ use vmbus_ring::{OutgoingKind, OutgoingPacket};
 
 const RECEIVE_LEN: usize = 8 * 4096;
 const SEND_LEN: usize = 4 * 6144;
-
-struct Cursor<'a>(&'a [u8]);
-
-impl Cursor<'_> {
-    fn u8(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((b, rest)) => {
-                self.0 = rest;
-                *b
-            }
-            None => 0,
-        }
-    }
-    fn u16(&mut self) -> u16 {
-        u16::from_le_bytes([self.u8(), self.u8()])
-    }
-    fn take(&mut self, n: usize) -> &[u8] {
-        let n = n.min(self.0.len());
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        a
-    }
-}
 
 /// The guest's ring: refuses when the fuzzer says so, checks what is written.
 struct Ring {
@@ -133,7 +114,7 @@ fuzz_target!(|data: &[u8]| {
         2 => Some(send),
         _ => None,
     };
-    let mut c = Cursor(data);
+    let mut c = Bytes(data);
     let mut nic: Nic<&SliceBuffer> = Nic::new(Config::new([0, 0x15, 0x5d, 1, 2, 3]));
     let mut ring = Ring {
         refuse: false,

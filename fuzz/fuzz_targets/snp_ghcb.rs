@@ -5,6 +5,10 @@
 //! every page ended up validated.
 #![no_main]
 
+#[path = "common/bytes.rs"]
+mod bytes;
+
+use bytes::{word, Bytes};
 use isolation::{
     Gpa, GpaClass, HostCall, Isolation, PageRange, Partition, PartitionKind, RamRange,
 };
@@ -25,25 +29,9 @@ static RAM: [RamRange; 1] = [RamRange {
 
 /// A host whose answers are the fuzz input, over a real RMP model.
 struct FuzzHost<'a> {
-    data: &'a [u8],
+    input: Bytes<'a>,
     rmp: Rmp<PAGES>,
     ghcb: Ghcb,
-}
-
-impl FuzzHost<'_> {
-    fn take(&mut self, n: usize) -> &[u8] {
-        let n = n.min(self.data.len());
-        let (a, b) = self.data.split_at(n);
-        self.data = b;
-        a
-    }
-
-    fn u64(&mut self) -> u64 {
-        let mut b = [0u8; 8];
-        let s = self.take(8);
-        b[..s.len()].copy_from_slice(s);
-        u64::from_le_bytes(b)
-    }
 }
 
 impl SnpCpu for FuzzHost<'_> {
@@ -59,7 +47,7 @@ impl SnpCpu for FuzzHost<'_> {
         self.rmp.rmpadjust(0, gpa, size, rdx)
     }
     fn msr_protocol(&mut self, _value: u64) -> u64 {
-        self.u64()
+        self.input.u64()
     }
     fn ghcb(&mut self) -> &mut Ghcb {
         &mut self.ghcb
@@ -67,15 +55,15 @@ impl SnpCpu for FuzzHost<'_> {
     fn vmgexit(&mut self, _ghcb_gpa: u64) {
         // The host rewrites a chosen window of the page and may flip RMP pages.
         let off = usize::from(
-            self.take(2)
+            self.input.take(2)
                 .iter()
                 .fold(0u16, |a, &b| a << 8 | u16::from(b)),
         ) % GHCB_SIZE;
-        let len = self.take(1).first().copied().unwrap_or(0) as usize;
-        let bytes = self.take(len).to_vec();
+        let len = self.input.take(1).first().copied().unwrap_or(0) as usize;
+        let bytes = self.input.take(len).to_vec();
         let end = (off + bytes.len()).min(GHCB_SIZE);
         self.ghcb.0[off..end].copy_from_slice(&bytes[..end - off]);
-        if let Some(&b) = self.take(1).first() {
+        if let Some(&b) = self.input.take(1).first() {
             let gfn = u64::from(b) % PAGES as u64;
             if let Some(e) = self.rmp.entry_mut(gfn << 12) {
                 *e = snp_backend::rmp::RmpEntry {
@@ -97,10 +85,7 @@ impl SnpCpu for FuzzHost<'_> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut word = [0u8; 8];
-    let n = data.len().min(8);
-    word[..n].copy_from_slice(&data[..n]);
-    let v = u64::from_le_bytes(word);
+    let v = word(data, 0);
     if let Ok(r) = MsrRequest::decode(v) {
         assert_eq!(r.encode(), Some(v));
     }
@@ -127,7 +112,7 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let mut host = FuzzHost {
-        data,
+        input: Bytes(data),
         rmp: Rmp::new(0),
         ghcb: Ghcb::default(),
     };

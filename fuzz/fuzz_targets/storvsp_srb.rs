@@ -9,6 +9,10 @@
 //! so some land in guest RAM.
 #![no_main]
 
+#[path = "common/bytes.rs"]
+mod bytes;
+
+use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use storvsp::harness::{Buffer, Harness, MemBackend, Srb};
 use storvsp::scsi::ScsiAddress;
@@ -16,34 +20,8 @@ use storvsp_protocol::DataDirection;
 
 const RAM_PAGES: usize = 16;
 
-struct Cursor<'a>(&'a [u8]);
-
-impl Cursor<'_> {
-    fn u8(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((b, rest)) => {
-                self.0 = rest;
-                *b
-            }
-            None => 0,
-        }
-    }
-    fn u16(&mut self) -> u16 {
-        u16::from_le_bytes([self.u8(), self.u8()])
-    }
-    fn u32(&mut self) -> u32 {
-        u32::from(self.u16()) | u32::from(self.u16()) << 16
-    }
-    fn take(&mut self, n: usize) -> &[u8] {
-        let n = n.min(self.0.len());
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        a
-    }
-}
-
 fuzz_target!(|data: &[u8]| {
-    let mut c = Cursor(data);
+    let mut c = Bytes(data);
     let mode = c.u8();
     let mut backend = MemBackend::new(256);
     backend.read_only = mode & 0x10 != 0;

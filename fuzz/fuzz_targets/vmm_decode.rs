@@ -6,6 +6,10 @@
 //! (64 KiB at GPA 0, the input repeated so page tables point into it).
 #![no_main]
 
+#[path = "common/bytes.rs"]
+mod bytes;
+
+use bytes::word;
 use libfuzzer_sys::fuzz_target;
 use vmm::decode::bits::*;
 use vmm::decode::{
@@ -32,14 +36,6 @@ const FIXED: [FixedInstruction; 15] = [
     FixedInstruction::Mwait,
     FixedInstruction::Io,
 ];
-
-fn word(data: &[u8], at: usize) -> u64 {
-    let mut b = [0u8; 8];
-    for (i, v) in b.iter_mut().enumerate() {
-        *v = data.get(at + i).copied().unwrap_or(0);
-    }
-    u64::from_le_bytes(b)
-}
 
 fuzz_target!(|data: &[u8]| {
     let sel = word(data, 0);

@@ -11,7 +11,11 @@
 //! RAM: the code page at 0x8000, the GHCB page, then RAM from 0x10000.
 #![no_main]
 
+#[path = "common/bytes.rs"]
+mod bytes;
+
 use kernel_abi::vcpu::{exit, pseudo_exit, Word};
+use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use vmm::cpuid::Presentation;
 use vmm::exits::Action;
@@ -64,30 +68,7 @@ fn exit_code(sel: u8, raw: u64) -> u64 {
     }
 }
 
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn u64(&mut self) -> u64 {
-        let mut b = [0u8; 8];
-        let n = self.0.len().min(8);
-        b[..n].copy_from_slice(&self.0[..n]);
-        self.0 = &self.0[n..];
-        u64::from_le_bytes(b)
-    }
-    fn u8(&mut self) -> u8 {
-        let (&b, rest) = self.0.split_first().unwrap_or((&0, &[]));
-        self.0 = rest;
-        b
-    }
-    fn bytes(&mut self, n: usize) -> &[u8] {
-        let n = self.0.len().min(n);
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        a
-    }
-}
-
-fn sane_words(r: &mut Reader<'_>, cpl: u16, flat32: bool) -> [u64; WORDS] {
+fn sane_words(r: &mut Bytes<'_>, cpl: u16, flat32: bool) -> [u64; WORDS] {
     let mode = if flat32 { Mode::Flat32 } else { Mode::Long };
     let mut w = testing::vcpu_words(mode, cpl, CODE);
     for i in 0..8 {
@@ -98,8 +79,8 @@ fn sane_words(r: &mut Reader<'_>, cpl: u16, flat32: bool) -> [u64; WORDS] {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut r = Reader(data);
-    let head: Vec<u8> = r.bytes(8).to_vec();
+    let mut r = Bytes(data);
+    let head: Vec<u8> = r.take(8).to_vec();
     let h = |i: usize| head.get(i).copied().unwrap_or(0);
     let value = r.u64();
     let presentation = if h(0) & 1 != 0 {
@@ -134,7 +115,7 @@ fuzz_target!(|data: &[u8]| {
         (ghcb::PAGE_GPA as usize, 4096),
         (0x1_0000, RAM_SIZE - 0x1_0000),
     ] {
-        let src = r.bytes(len);
+        let src = r.take(len);
         bytes[at..at + src.len()].copy_from_slice(src);
     }
     let ram = Ram::from_bytes(bytes).writable_only(ghcb::PAGE_GPA..ghcb::PAGE_GPA + ghcb::PAGE);
