@@ -21,7 +21,7 @@ use hvdef::{
     HvStatus, HypercallCode, HypercallResult, Vtl, HV_PAGE_SIZE, HV_PARTITION_ID_SELF,
     HV_VP_INDEX_SELF,
 };
-use zerocopy::{FromBytes, IntoBytes};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::config::Config;
 use crate::effects::{Effects, HostCall, ServiceMessage};
@@ -354,8 +354,8 @@ impl<const VPS: usize, const ROUTES: usize> HvcallCore<VPS, ROUTES> {
         };
 
         let done = match c.code() {
-            HypercallCode::POST_MESSAGE => self.post_message(mem, fx, req, input),
-            HypercallCode::SIGNAL_EVENT => self.signal_event(mem, fx, req, input),
+            HypercallCode::POST_MESSAGE => self.route_call::<PostMessageInput>(mem, fx, req, input),
+            HypercallCode::SIGNAL_EVENT => self.route_call::<SignalEventInput>(mem, fx, req, input),
             HypercallCode::ENABLE_PARTITION_VTL => self.enable_partition_vtl(req, input),
             HypercallCode::ENABLE_VP_VTL => self.enable_vp_vtl(req, input),
             HypercallCode::GET_VP_REGISTERS => self.get_vp_registers(req, input, output),
@@ -395,107 +395,29 @@ impl<const VPS: usize, const ROUTES: usize> HvcallCore<VPS, ROUTES> {
 
     // ---- HvCallPostMessage / HvCallSignalEvent ---------------------------------
 
-    fn post_message(
+    /// HvPostMessage and HvSignalEvent: the guest's route for the input's
+    /// connection decides; a host route relays the call, any other gets the input
+    /// delivered.
+    fn route_call<T: RoutedInput>(
         &mut self,
         mem: &GuestMemory<'_>,
         fx: &mut dyn Effects,
         req: &HypercallRequest,
         input: &[u8],
     ) -> CallDone {
-        let fail = |s| CallDone::Status(s, 0);
-        let Ok(msg) = PostMessageInput::read_from_bytes(input) else {
-            return fail(HvStatus::INVALID_HYPERCALL_INPUT);
+        let Ok(call) = T::read_from_bytes(input) else {
+            return CallDone::Status(HvStatus::INVALID_HYPERCALL_INPUT, 0);
         };
-        let message_type = HvMessageType(msg.message_type);
-        if msg.reserved != 0
-            || !message_type.guest_postable()
-            || msg.payload_size as usize > msg.payload.len()
-        {
-            return fail(HvStatus::INVALID_PARAMETER);
+        let Some(connection_id) = call.connection() else {
+            return CallDone::Status(HvStatus::INVALID_PARAMETER, 0);
+        };
+        let Some(route) = self.routes.lookup(req.vtl, connection_id).copied() else {
+            return CallDone::Status(HvStatus::INVALID_CONNECTION_ID, 0);
+        };
+        if route.destination == Destination::Host {
+            return self.forward(mem, fx, req, input.len() as u64);
         }
-        let Some(route) = self.routes.lookup(req.vtl, msg.connection_id).copied() else {
-            return fail(HvStatus::INVALID_CONNECTION_ID);
-        };
-        let size = msg.payload_size as usize;
-        let status = match route.destination {
-            Destination::Service { channel } => {
-                let mut entry = ServiceMessage {
-                    connection_id: msg.connection_id,
-                    message_type: msg.message_type,
-                    payload_size: msg.payload_size,
-                    vtl: req.vtl.get(),
-                    reserved: [0; 3],
-                    payload: [0; 240],
-                };
-                entry.payload[..size].copy_from_slice(&msg.payload[..size]);
-                fx.service_post(channel, &entry)
-                    .err()
-                    .unwrap_or(HvStatus::SUCCESS)
-            }
-            Destination::SynicMessage { target, port_id } => {
-                let mut m = HvMessage {
-                    header: HvMessageHeader {
-                        message_type,
-                        payload_size: size as u8,
-                        flags: 0,
-                        reserved: 0,
-                        sender: port_id as u64,
-                    },
-                    ..HvMessage::default()
-                };
-                m.payload[..size].copy_from_slice(&msg.payload[..size]);
-                fx.synic_post(target, &m).err().unwrap_or(HvStatus::SUCCESS)
-            }
-            Destination::SynicEvent { .. } => HvStatus::INVALID_PORT_ID,
-            Destination::Host => {
-                return self.forward(mem, fx, req, input.len() as u64);
-            }
-        };
-        fail(status)
-    }
-
-    fn signal_event(
-        &mut self,
-        mem: &GuestMemory<'_>,
-        fx: &mut dyn Effects,
-        req: &HypercallRequest,
-        input: &[u8],
-    ) -> CallDone {
-        let fail = |s| CallDone::Status(s, 0);
-        let Ok(sig) = SignalEventInput::read_from_bytes(input) else {
-            return fail(HvStatus::INVALID_HYPERCALL_INPUT);
-        };
-        if sig.reserved != 0 {
-            return fail(HvStatus::INVALID_PARAMETER);
-        }
-        let Some(route) = self.routes.lookup(req.vtl, sig.connection_id).copied() else {
-            return fail(HvStatus::INVALID_CONNECTION_ID);
-        };
-        let status = match route.destination {
-            Destination::Service { channel } => fx
-                .service_signal(channel)
-                .err()
-                .unwrap_or(HvStatus::SUCCESS),
-            Destination::SynicEvent {
-                target,
-                flag_base,
-                flag_count,
-            } => {
-                let flag = flag_base as u32 + sig.flag_number as u32;
-                if sig.flag_number >= flag_count || flag >= SINT_EVENT_FLAGS {
-                    HvStatus::INVALID_PARAMETER
-                } else {
-                    fx.synic_signal(target, flag)
-                        .err()
-                        .unwrap_or(HvStatus::SUCCESS)
-                }
-            }
-            Destination::SynicMessage { .. } => HvStatus::INVALID_PORT_ID,
-            Destination::Host => {
-                return self.forward(mem, fx, req, input.len() as u64);
-            }
-        };
-        fail(status)
+        CallDone::Status(call.deliver(req.vtl, fx, route.destination), 0)
     }
 
     /// Relays the call to the host. Seed 000's rule: the host may only be handed
@@ -814,4 +736,85 @@ fn rep_element<T: FromBytes>(list: &[u8], index: u16) -> Option<T> {
     let at = usize::from(index) * size_of::<T>();
     list.get(at..at + size_of::<T>())
         .and_then(|bytes| T::read_from_bytes(bytes).ok())
+}
+
+/// A hypercall input that goes wherever the guest's route for its connection leads.
+trait RoutedInput: FromBytes + KnownLayout + Immutable {
+    /// The connection, or `None` when a field is invalid (INVALID_PARAMETER).
+    fn connection(&self) -> Option<u32>;
+    /// Hands the input to a paravisor destination (a host route is relayed before).
+    fn deliver(&self, vtl: Vtl, fx: &mut dyn Effects, to: Destination) -> HvStatus;
+}
+
+impl RoutedInput for PostMessageInput {
+    fn connection(&self) -> Option<u32> {
+        let valid = self.reserved == 0
+            && HvMessageType(self.message_type).guest_postable()
+            && self.payload_size as usize <= self.payload.len();
+        valid.then_some(self.connection_id)
+    }
+
+    fn deliver(&self, vtl: Vtl, fx: &mut dyn Effects, to: Destination) -> HvStatus {
+        let size = self.payload_size as usize;
+        match to {
+            Destination::Service { channel } => {
+                let mut entry = ServiceMessage {
+                    connection_id: self.connection_id,
+                    message_type: self.message_type,
+                    payload_size: self.payload_size,
+                    vtl: vtl.get(),
+                    reserved: [0; 3],
+                    payload: [0; 240],
+                };
+                entry.payload[..size].copy_from_slice(&self.payload[..size]);
+                delivered(fx.service_post(channel, &entry))
+            }
+            Destination::SynicMessage { target, port_id } => {
+                let mut m = HvMessage {
+                    header: HvMessageHeader {
+                        message_type: HvMessageType(self.message_type),
+                        payload_size: size as u8,
+                        flags: 0,
+                        reserved: 0,
+                        sender: port_id as u64,
+                    },
+                    ..HvMessage::default()
+                };
+                m.payload[..size].copy_from_slice(&self.payload[..size]);
+                delivered(fx.synic_post(target, &m))
+            }
+            Destination::SynicEvent { .. } | Destination::Host => HvStatus::INVALID_PORT_ID,
+        }
+    }
+}
+
+impl RoutedInput for SignalEventInput {
+    fn connection(&self) -> Option<u32> {
+        (self.reserved == 0).then_some(self.connection_id)
+    }
+
+    fn deliver(&self, _: Vtl, fx: &mut dyn Effects, to: Destination) -> HvStatus {
+        match to {
+            Destination::Service { channel } => delivered(fx.service_signal(channel)),
+            Destination::SynicEvent {
+                target,
+                flag_base,
+                flag_count,
+            } => {
+                let flag = flag_base as u32 + self.flag_number as u32;
+                if self.flag_number >= flag_count || flag >= SINT_EVENT_FLAGS {
+                    HvStatus::INVALID_PARAMETER
+                } else {
+                    delivered(fx.synic_signal(target, flag))
+                }
+            }
+            Destination::SynicMessage { .. } | Destination::Host => HvStatus::INVALID_PORT_ID,
+        }
+    }
+}
+
+/// A delivery's status for the guest: SUCCESS once it happened, whatever it
+/// reported (a post's slot state, whether a flag was newly set).
+fn delivered<T>(result: Result<T, HvStatus>) -> HvStatus {
+    result.err().unwrap_or(HvStatus::SUCCESS)
 }
