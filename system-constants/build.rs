@@ -89,7 +89,11 @@ fn partition(out: &mut String, loaded: &[(&str, String, System)]) -> Result<(), 
          pub const GUEST_RAM_GPA: u64 = {ram:#x};\n\
          /// The vTOM: where the host-visible alias of guest RAM starts ({label}: \
          the other GPA its virtual machine maps `{mr}` at).\n\
-         pub const GUEST_SHARED_GPA: u64 = {shared:#x};\n"
+         pub const GUEST_SHARED_GPA: u64 = {shared:#x};\n\
+         /// The vTOM as a bit (`GUEST_SHARED_GPA == 1 << GUEST_SHARED_BIT`): what \
+         the SNP VMSA's VIRTUAL_TOM and the IGVM platform header carry.\n\
+         pub const GUEST_SHARED_BIT: u8 = {bit};\n",
+        bit = shared.trailing_zeros()
     );
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! Constants the system descriptions decide, generated from them at build time
 //! (build.rs, through `sdf::constants`) so that no PD crate copies them by hand:
 //!
-//! - [`GUEST_RAM_GPA`] and [`GUEST_SHARED_GPA`] (the vTOM): from the virtual
-//!   machine of kernel/metal-pds/linux.xml.
+//! - [`GUEST_RAM_GPA`] and [`GUEST_SHARED_GPA`] (the vTOM, also as
+//!   [`GUEST_SHARED_BIT`]): from the virtual machine of kernel/metal-pds/linux.xml.
 //! - [`channel`]`::<pd>::<PEER>`: a PD's channel id towards a peer, by PD name and
 //!   peer name, agreed across system.xml, kernel/metal-pds/vmbus.xml,
 //!   kernel/metal-pds/linux.xml and tests/systems/hvcall_synic.xml (the build fails
@@ -20,6 +20,6 @@ include!(concat!(env!("OUT_DIR"), "/system_constants.rs"));
 // The isolation crate's classification of GPAs and the VMM's CPUID report use the
 // vTOM as a bit; the description's alias must sit exactly there.
 const _: () = assert!(
-    GUEST_SHARED_GPA == 1 << isolation::gpa::SVM_VTOM_BIT,
+    GUEST_SHARED_GPA == 1 << GUEST_SHARED_BIT && GUEST_SHARED_BIT == isolation::gpa::SVM_VTOM_BIT,
     "linux.xml's guest_shared alias is not at isolation::gpa::SVM_VTOM_BIT"
 );
