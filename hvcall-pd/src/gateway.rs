@@ -60,24 +60,20 @@ enum Shape {
     VtlSwitch,
 }
 
+/// A simple call that takes a `T` and writes no output.
+const fn input_only<T>() -> Shape {
+    Shape::Simple {
+        input: size_of::<T>(),
+        output: 0,
+    }
+}
+
 fn shape_of(code: HypercallCode) -> Option<Shape> {
     Some(match code {
-        HypercallCode::POST_MESSAGE => Shape::Simple {
-            input: size_of::<PostMessageInput>(),
-            output: 0,
-        },
-        HypercallCode::SIGNAL_EVENT => Shape::Simple {
-            input: size_of::<SignalEventInput>(),
-            output: 0,
-        },
-        HypercallCode::ENABLE_PARTITION_VTL => Shape::Simple {
-            input: size_of::<EnablePartitionVtlInput>(),
-            output: 0,
-        },
-        HypercallCode::ENABLE_VP_VTL => Shape::Simple {
-            input: size_of::<EnableVpVtlInput>(),
-            output: 0,
-        },
+        HypercallCode::POST_MESSAGE => input_only::<PostMessageInput>(),
+        HypercallCode::SIGNAL_EVENT => input_only::<SignalEventInput>(),
+        HypercallCode::ENABLE_PARTITION_VTL => input_only::<EnablePartitionVtlInput>(),
+        HypercallCode::ENABLE_VP_VTL => input_only::<EnableVpVtlInput>(),
         HypercallCode::GET_VP_REGISTERS => Shape::Rep {
             header: size_of::<GetSetVpRegistersHeader>(),
             input_element: size_of::<HvRegisterName>(),
@@ -630,20 +626,13 @@ impl<const VPS: usize, const ROUTES: usize> HvcallCore<VPS, ROUTES> {
         if header.host_visibility & !host_visibility::MASK != 0 || header.reserved != 0 {
             return CallDone::Status(HvStatus::INVALID_PARAMETER, start);
         }
-        let count = req.control.rep_count();
-        for i in start..count {
-            let Some(page) = rep_element::<u64>(rest, i) else {
-                return CallDone::Status(HvStatus::INVALID_HYPERCALL_INPUT, i);
-            };
+        each_rep(req, rest, |page: u64| {
             let gpa = page.checked_mul(HV_PAGE_SIZE);
             let private_ram = gpa.is_some_and(|gpa| {
                 gpa < boundary && mem.range(gpa, HV_PAGE_SIZE as usize).is_some()
             });
-            if !private_ram {
-                return CallDone::Status(HvStatus::INVALID_PARAMETER, i);
-            }
-        }
-        CallDone::Status(HvStatus::SUCCESS, count)
+            private_ram.then_some(()).ok_or(HvStatus::INVALID_PARAMETER)
+        })
     }
 
     fn get_vp_registers(
@@ -657,22 +646,15 @@ impl<const VPS: usize, const ROUTES: usize> HvcallCore<VPS, ROUTES> {
             Ok(t) => t,
             Err(s) => return CallDone::Status(s, start),
         };
-        let count = req.control.rep_count();
-        for i in start..count {
-            let Some(name) = rep_element::<HvRegisterName>(rest, i) else {
-                return CallDone::Status(HvStatus::INVALID_HYPERCALL_INPUT, i);
-            };
-            let value = match self.get_register(vp, vtl, name) {
-                Ok(v) => HvRegisterValue::from(v),
-                Err(s) => return CallDone::Status(s, i),
-            };
-            let out_at = i as usize * size_of::<HvRegisterValue>();
-            match output.get_mut(out_at..out_at + size_of::<HvRegisterValue>()) {
-                Some(slot) => slot.copy_from_slice(value.as_bytes()),
-                None => return CallDone::Status(HvStatus::INVALID_HYPERCALL_INPUT, i),
-            }
-        }
-        CallDone::Status(HvStatus::SUCCESS, count)
+        let mut slots = output
+            .chunks_exact_mut(size_of::<HvRegisterValue>())
+            .skip(start.into());
+        each_rep(req, rest, |name: HvRegisterName| {
+            let value = HvRegisterValue::from(self.get_register(vp, vtl, name)?);
+            let slot = slots.next().ok_or(HvStatus::INVALID_HYPERCALL_INPUT)?;
+            slot.copy_from_slice(value.as_bytes());
+            Ok(())
+        })
     }
 
     fn set_vp_registers(
@@ -686,25 +668,19 @@ impl<const VPS: usize, const ROUTES: usize> HvcallCore<VPS, ROUTES> {
             Ok(t) => t,
             Err(s) => return CallDone::Status(s, start),
         };
-        let count = req.control.rep_count();
-        for i in start..count {
-            let Some(assoc) = rep_element::<HvRegisterAssoc>(rest, i) else {
-                return CallDone::Status(HvStatus::INVALID_HYPERCALL_INPUT, i);
-            };
+        each_rep(req, rest, |assoc: HvRegisterAssoc| {
             if assoc.reserved != [0; 3] || assoc.value.high != 0 {
-                return CallDone::Status(HvStatus::INVALID_PARAMETER, i);
+                return Err(HvStatus::INVALID_PARAMETER);
             }
             let msr = match assoc.name {
                 HvRegisterName::GUEST_OS_ID => hvdef::msr::HV_X64_MSR_GUEST_OS_ID,
                 HvRegisterName::HYPERCALL => hvdef::msr::HV_X64_MSR_HYPERCALL,
                 // VP index and the VSM status registers are read-only.
-                _ => return CallDone::Status(HvStatus::INVALID_PARAMETER, i),
+                _ => return Err(HvStatus::INVALID_PARAMETER),
             };
-            if self.write_msr(mem, vp, vtl, msr, assoc.value.low).is_err() {
-                return CallDone::Status(HvStatus::INVALID_PARAMETER, i);
-            }
-        }
-        CallDone::Status(HvStatus::SUCCESS, count)
+            self.write_msr(mem, vp, vtl, msr, assoc.value.low)
+                .map_err(|_| HvStatus::INVALID_PARAMETER)
+        })
     }
 }
 
@@ -736,6 +712,25 @@ fn rep_element<T: FromBytes>(list: &[u8], index: u16) -> Option<T> {
     let at = usize::from(index) * size_of::<T>();
     list.get(at..at + size_of::<T>())
         .and_then(|bytes| T::read_from_bytes(bytes).ok())
+}
+
+/// Runs `each` on the rep elements `rep_start..rep_count` of `list` in order. The
+/// first failure completes the call with its status and the reps done before it.
+fn each_rep<T: FromBytes>(
+    req: &HypercallRequest,
+    list: &[u8],
+    mut each: impl FnMut(T) -> Result<(), HvStatus>,
+) -> CallDone {
+    let count = req.control.rep_count();
+    for i in req.control.rep_start()..count {
+        let Some(element) = rep_element::<T>(list, i) else {
+            return CallDone::Status(HvStatus::INVALID_HYPERCALL_INPUT, i);
+        };
+        if let Err(status) = each(element) {
+            return CallDone::Status(status, i);
+        }
+    }
+    CallDone::Status(HvStatus::SUCCESS, count)
 }
 
 /// A hypercall input that goes wherever the guest's route for its connection leads.
