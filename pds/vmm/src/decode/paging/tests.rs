@@ -151,30 +151,29 @@ fn reserved_physical_bits_and_ps_in_pml4() {
 fn large_pages() {
     let mut ram = Ram::new();
     let gva = map_4k(&mut ram, P);
-    // 2 MiB leaf at 0x4000_0000 in the PD.
-    ram.set64(0x3000 + ((gva >> 21) & 0x1ff) * 8, 0x4000_0000 | P | PS);
-    assert_eq!(
-        translate(&ram.mem(), &long4(), gva, KERNEL),
-        Ok(0x4000_0000 | (gva & 0x1f_ffff))
-    );
-    // Misaligned 2 MiB frame (bit 13 set, not PAT at bit 12): reserved.
-    ram.set64(0x3000 + ((gva >> 21) & 0x1ff) * 8, 0x4000_2000 | P | PS);
-    assert_eq!(
-        translate(&ram.mem(), &long4(), gva, KERNEL),
-        pf(gva, PageFault::PRESENT | PageFault::RESERVED)
-    );
-    // PAT bit (12) of a large leaf is fine.
-    ram.set64(0x3000 + ((gva >> 21) & 0x1ff) * 8, 0x4000_1000 | P | PS);
-    assert_eq!(
-        translate(&ram.mem(), &long4(), gva, KERNEL),
-        Ok(0x4000_0000 | (gva & 0x1f_ffff))
-    );
-    // 1 GiB leaf in the PDPT.
-    ram.set64(0x2000 + ((gva >> 30) & 0x1ff) * 8, 0x8000_0000 | P | PS);
-    assert_eq!(
-        translate(&ram.mem(), &long4(), gva, KERNEL),
-        Ok(0x8000_0000 | (gva & 0x3fff_ffff))
-    );
+    let pde = 0x3000 + ((gva >> 21) & 0x1ff) * 8;
+    let pdpte = 0x2000 + ((gva >> 30) & 0x1ff) * 8;
+    let in_2m = 0x4000_0000 | (gva & 0x1f_ffff);
+    // (the entry, the large leaf written there, the translation), in order.
+    let cases = [
+        // 2 MiB leaf at 0x4000_0000 in the PD.
+        (pde, 0x4000_0000, Ok(in_2m)),
+        // Misaligned 2 MiB frame (bit 13 set, not PAT at bit 12): reserved.
+        (
+            pde,
+            0x4000_2000,
+            pf(gva, PageFault::PRESENT | PageFault::RESERVED),
+        ),
+        // PAT bit (12) of a large leaf is fine.
+        (pde, 0x4000_1000, Ok(in_2m)),
+        // 1 GiB leaf in the PDPT.
+        (pdpte, 0x8000_0000, Ok(0x8000_0000 | (gva & 0x3fff_ffff))),
+    ];
+    for (entry, leaf, want) in cases {
+        ram.set64(entry, leaf | P | PS);
+        let got = translate(&ram.mem(), &long4(), gva, KERNEL);
+        assert_eq!(got, want, "{leaf:#x} at {entry:#x}");
+    }
 }
 
 #[test]
