@@ -3,24 +3,11 @@
 
 mod common;
 
-use hostsim::SimExit;
-
 #[test]
 fn the_echo_pair_echoes_a_million_messages_in_order() {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/systems/echo_pair.xml");
-    let system = sdf::load(std::path::Path::new(root)).unwrap_or_else(|d| panic!("{d}"));
+    let system = common::load("systems/echo_pair.xml");
     let outcome = common::run(&system, &common::options(120, &[]));
-    assert_eq!(
-        outcome.exit,
-        SimExit::Exited {
-            pd: "echo_client".into(),
-            code: 0
-        },
-        "{:#?}",
-        outcome.log
-    );
-    assert!(outcome.faults.is_empty(), "{:?}", outcome.faults);
-    let report: Vec<&str> = outcome.stdout_of("echo_client").collect();
+    let report = common::assert_clean_exit(&outcome, "echo_client");
     assert_eq!(report.len(), 1, "{report:?}");
     assert!(
         report[0].starts_with(

@@ -7,17 +7,13 @@
 
 mod common;
 
-use std::path::Path;
-
 const FRAMES: &str = "3000";
 
 #[test]
 fn two_guests_exchange_every_frame_once_through_their_netvsp_pds() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/systems/net_pair.xml");
-    let system = sdf::load(Path::new(path)).unwrap_or_else(|d| panic!("{d}"));
+    let system = common::load("systems/net_pair.xml");
     let outcome = common::run(&system, &common::options(120, &[("NET_FRAMES", FRAMES)]));
-    common::assert_exited(&outcome, "guest_a", 0);
-    assert!(outcome.faults.is_empty(), "{:?}", outcome.faults);
+    common::assert_clean_exit(&outcome, "guest_a");
     for side in ["a", "b"] {
         let (guest_pd, netvsp_pd) = (format!("guest_{side}"), format!("netvsp_{side}"));
         let guest: Vec<&str> = outcome.stdout_of(&guest_pd).collect();
@@ -34,12 +30,7 @@ fn two_guests_exchange_every_frame_once_through_their_netvsp_pds() {
         assert!(nvsp.contains("link up"), "{nvsp}");
         let netvsp: Vec<&str> = outcome.lines_of(&netvsp_pd).collect();
         common::has_lines(&netvsp, &["netvsp: MAC 00:15:5d:"]);
-        assert!(
-            netvsp
-                .iter()
-                .any(|l| l.contains("open: confidential ring in private memory")),
-            "{netvsp:#?}"
-        );
-        assert!(!netvsp.iter().any(|l| l.contains("broken")), "{netvsp:#?}");
+        common::has_all(&netvsp, &["open: confidential ring in private memory"]);
+        assert!(!common::has(&netvsp, "broken"), "{netvsp:#?}");
     }
 }

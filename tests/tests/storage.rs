@@ -9,14 +9,14 @@ mod common;
 use std::io::Read;
 use std::path::PathBuf;
 
+use common::has_all;
 use guest_sim::storage::{Pattern, BLOCK, MAX_WRITE_BLOCKS, SEED, WRITES};
-use hostsim::{SimExit, SimOutcome, Simulation};
+use hostsim::{SimOutcome, Simulation};
 
 const DISK_REGION: &str = "disk0";
 
 fn root_system() -> sdf::System {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../system.xml");
-    sdf::load(std::path::Path::new(path)).unwrap_or_else(|d| panic!("{d}"))
+    common::load("../system.xml")
 }
 
 fn disk_size(sys: &sdf::System) -> u64 {
@@ -33,22 +33,8 @@ fn run_with_image(image: Option<PathBuf>) -> SimOutcome {
         .map(|p| (DISK_REGION.to_string(), p))
         .collect();
     let outcome = common::run(&sys, &opts);
-    let guest: Vec<&str> = outcome.stdout_of("guest").collect();
-    assert_eq!(
-        outcome.exit,
-        SimExit::Exited {
-            pd: "guest".into(),
-            code: 0
-        },
-        "guest said {guest:#?}\nlog {:#?}",
-        outcome.log
-    );
-    assert!(outcome.faults.is_empty(), "{:?}", outcome.faults);
+    common::assert_clean_exit(&outcome, "guest");
     outcome
-}
-
-fn has(lines: &[&str], needle: &str) -> bool {
-    lines.iter().any(|l| l.contains(needle))
 }
 
 #[test]
@@ -59,29 +45,27 @@ fn the_guest_writes_a_pattern_through_storvsp_and_the_image_file_holds_it() {
     tmp.as_file().set_len(size).unwrap();
     let outcome = run_with_image(Some(tmp.path().to_path_buf()));
     let guest: Vec<&str> = outcome.stdout_of("guest").collect();
-    for step in [
-        "storage offer: relid",
-        "storvsc protocol 6.2, disk of 131072 blocks (64 MiB)",
-        "wrote 400 random extents",
-        "read back all 64 MiB: every block as written",
-        "unsupported opcode: CHECK CONDITION, sense 5/20/00",
-        "READ(10) past the last block: CHECK CONDITION, sense 5/21/00",
-        "WRITE(16) past the last block: CHECK CONDITION, sense 5/21/00",
-        "INQUIRY page code without EVPD: CHECK CONDITION, sense 5/24/00",
-        "READ with a write data direction: CHECK CONDITION, sense b/4b/00",
-        "page list outside guest RAM: CHECK CONDITION, sense b/4b/0a",
-        "page list in memory storvsp was not granted: CHECK CONDITION, sense b/4b/0d",
-        "the channel still serves after the malformed SRBs",
-        "storage channel closed",
-        "PASS (storage",
-    ] {
-        assert!(has(&guest, step), "missing {step:?} in {guest:#?}");
-    }
-    let vsp: Vec<&str> = outcome.lines_of("storvsp").collect();
-    assert!(
-        has(&vsp, "file I/O on the region's backing object"),
-        "{vsp:#?}"
+    has_all(
+        &guest,
+        &[
+            "storage offer: relid",
+            "storvsc protocol 6.2, disk of 131072 blocks (64 MiB)",
+            "wrote 400 random extents",
+            "read back all 64 MiB: every block as written",
+            "unsupported opcode: CHECK CONDITION, sense 5/20/00",
+            "READ(10) past the last block: CHECK CONDITION, sense 5/21/00",
+            "WRITE(16) past the last block: CHECK CONDITION, sense 5/21/00",
+            "INQUIRY page code without EVPD: CHECK CONDITION, sense 5/24/00",
+            "READ with a write data direction: CHECK CONDITION, sense b/4b/00",
+            "page list outside guest RAM: CHECK CONDITION, sense b/4b/0a",
+            "page list in memory storvsp was not granted: CHECK CONDITION, sense b/4b/0d",
+            "the channel still serves after the malformed SRBs",
+            "storage channel closed",
+            "PASS (storage",
+        ],
     );
+    let vsp: Vec<&str> = outcome.lines_of("storvsp").collect();
+    has_all(&vsp, &["file I/O on the region's backing object"]);
 
     // The image file itself, block by block, against the regenerated pattern.
     let blocks = size / BLOCK;
@@ -113,7 +97,7 @@ fn the_guest_writes_a_pattern_through_storvsp_and_the_image_file_holds_it() {
 fn without_an_image_the_disk_is_fresh_memory() {
     let outcome = run_with_image(None);
     let guest: Vec<&str> = outcome.stdout_of("guest").collect();
-    assert!(has(&guest, "read back all 64 MiB"), "{guest:#?}");
+    has_all(&guest, &["read back all 64 MiB"]);
 }
 
 #[test]

@@ -7,9 +7,7 @@
 use hvcall_pd::api;
 use hvdef::hypercall::PostMessageInput;
 use hvdef::{HvStatus, HypercallCode, HypercallResult};
-use ipc::{
-    Channel, ChannelSet, Handler, HandlerError, Kernel, MessageInfo, MessageRegisters, Region,
-};
+use ipc::{Channel, Handler, HandlerError, Kernel, MessageInfo, MessageRegisters, Region};
 use system_tests::hv::SHARED_GPA;
 
 struct HostFwd {
@@ -17,13 +15,6 @@ struct HostFwd {
 }
 
 impl Handler for HostFwd {
-    fn notified(&mut self, _: &mut dyn Kernel, channels: ChannelSet) -> Result<(), HandlerError> {
-        match channels.iter().next() {
-            Some(ch) => Err(HandlerError::UnexpectedNotification(ch)),
-            None => Ok(()),
-        }
-    }
-
     fn protected(
         &mut self,
         _: &mut dyn Kernel,

@@ -101,6 +101,41 @@ pub fn assert_exited(outcome: &SimOutcome, pd: &str, code: i32) {
     assert_eq!(outcome.exit, want, "{:#?}", outcome.log);
 }
 
+/// Loads the description at `path`, relative to this crate (`tests/`).
+pub fn load(path: &str) -> sdf::System {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    sdf::load(&path).unwrap_or_else(|d| panic!("{}: {d}", path.display()))
+}
+
+/// The system ended because PD `pd` exited 0, and nothing faulted. Returns what
+/// `pd` printed, for the caller's checks.
+pub fn assert_clean_exit<'o>(outcome: &'o SimOutcome, pd: &'o str) -> Vec<&'o str> {
+    let said: Vec<&str> = outcome.stdout_of(pd).collect();
+    let want = hostsim::SimExit::Exited {
+        pd: pd.into(),
+        code: 0,
+    };
+    assert_eq!(
+        outcome.exit, want,
+        "{pd} said {said:#?}\nlog {:#?}",
+        outcome.log
+    );
+    assert!(outcome.faults.is_empty(), "{:?}", outcome.faults);
+    said
+}
+
+/// Some line of `lines` contains `needle`.
+pub fn has(lines: &[&str], needle: &str) -> bool {
+    lines.iter().any(|l| l.contains(needle))
+}
+
+/// Every one of `wanted` is contained in some line of `lines`.
+pub fn has_all(lines: &[&str], wanted: &[&str]) {
+    for w in wanted {
+        assert!(has(lines, w), "missing {w:?} in {lines:#?}");
+    }
+}
+
 /// Every line of `wanted` starts some line of `lines`.
 pub fn has_lines(lines: &[&str], wanted: &[&str]) {
     for w in wanted {
