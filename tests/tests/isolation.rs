@@ -192,13 +192,7 @@ fn capabilities_are_exactly_the_grants() {
         "pp_call(1) after crash: Err(PeerGone(Channel(1)))",
     ];
     assert_eq!(checks, expected, "{:#?}", outcome.log);
-    assert_eq!(
-        outcome.exit,
-        SimExit::Exited {
-            pd: "probe".into(),
-            code: 0
-        }
-    );
+    common::assert_exited(&outcome, "probe", 0);
     assert_eq!(outcome.faults.len(), 1, "{:?}", outcome.faults);
     assert_eq!(outcome.faults[0].pd, "server");
     assert_eq!(outcome.faults[0].address, Some(0x10));

@@ -13,8 +13,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use hostsim::SimExit;
-
 const SYSTEM: &str = r#"
 <system>
     <memory_region name="shared" size="0x1000" />
@@ -138,16 +136,7 @@ fn a_hostile_pd_reaches_nothing_but_its_grants() {
         "shared"
     };
     assert_eq!(checks, expected(uid), "{:#?}", outcome.log);
-    assert_eq!(
-        outcome.exit,
-        SimExit::Exited {
-            pd: "attacker".into(),
-            code: 0
-        },
-        "{:#?}",
-        outcome.log
-    );
-    assert!(outcome.faults.is_empty(), "{:?}", outcome.faults);
+    common::assert_clean_exit(&outcome, "attacker");
 }
 
 #[test]

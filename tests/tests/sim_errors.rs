@@ -72,13 +72,7 @@ fn a_region_that_cannot_be_placed_stops_the_system_with_a_message() {
     // Kernel space on x86_64, which the checker refuses; the runtime must cope too.
     system.protection_domains[0].maps[0].vaddr = 0xffff_ffff_fff0_0000;
     let outcome = common::run(&system, &common::options(20, &[]));
-    assert_eq!(
-        outcome.exit,
-        SimExit::Exited {
-            pd: "pd".into(),
-            code: hostsim::EXIT_INIT_FAILED
-        }
-    );
+    common::assert_exited(&outcome, "pd", hostsim::EXIT_INIT_FAILED);
     assert!(
         outcome.lines_of("pd").any(|l| l
             .starts_with("PD 'pd': cannot map region 'low' at 0xfffffffffff00000 (size 0x1000)")),
