@@ -185,6 +185,14 @@ extern "C" {
     static vmt_vcpu1: u8;
 }
 
+/// pingserver answers a protected call: `n` comes back incremented.
+fn ping_increments(k: &mut dyn Kernel, n: u64) -> bool {
+    let mut mrs = MessageRegisters::new();
+    mrs.set(0, n);
+    let reply = PING.pp_call(k, MessageInfo::new(LABEL_INCREMENT, 1), &mut mrs);
+    reply.is_ok() && mrs.get(0) == n + 1
+}
+
 /// A guest label's GPA (the code is copied to [`CODE`]).
 fn gpa_of(label: *const u8) -> u64 {
     CODE + (label as u64 - addr_of!(vmt_guest_start) as u64)
@@ -584,13 +592,8 @@ fn run(init: &dyn Init, k: &mut dyn Kernel) -> Result<(), InitError> {
     );
     c.check
         .expect(v1.get(Word::RBX) == 0, "vCPU 1 does not see vCPU 0's DR0");
-    let mut mrs = MessageRegisters::new();
-    mrs.set(0, 41);
-    let ppc = PING.pp_call(k, MessageInfo::new(LABEL_INCREMENT, 1), &mut mrs);
-    c.check.expect(
-        ppc.is_ok() && mrs.get(0) == 42,
-        "a protected call between exits",
-    );
+    c.check
+        .expect(ping_increments(k, 41), "a protected call between exits");
     c.vmmcall(&mut v0, "vector compare step ends");
     c.check.expect(
         [Word::RBX, Word::RCX, Word::RDX].map(|w| v0.get(w) & 0xffff) == [0xffff; 3],
@@ -665,11 +668,8 @@ fn run(init: &dyn Init, k: &mut dyn Kernel) -> Result<(), InitError> {
         ev == VmEvent::Exit(exit::SHUTDOWN),
         "a triple fault is a SHUTDOWN exit for the VMM",
     );
-    let mut mrs = MessageRegisters::new();
-    mrs.set(0, 1);
-    let alive = PING.pp_call(k, MessageInfo::new(LABEL_INCREMENT, 1), &mut mrs);
     c.check.expect(
-        alive.is_ok() && mrs.get(0) == 2,
+        ping_increments(k, 1),
         "after the guest's triple fault the other PDs still answer",
     );
     println!(
