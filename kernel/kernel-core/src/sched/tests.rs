@@ -172,9 +172,7 @@ fn a_call_runs_the_callee_at_once_and_the_reply_returns_to_the_caller() {
 
 #[test]
 fn an_error_reply_fails_the_call() {
-    let (mut k, mut fx) = client_running();
-    k.pp_call(&mut fx, 2, 1, 0);
-    fx.take();
+    let (mut k, mut fx) = in_call(0);
     k.reply_recv(&mut fx, 0, 0, reply::ERROR);
     assert_eq!(fx.take(), [Fx::Ret(0, status(Status::CALL_FAILED))]);
 }
@@ -280,9 +278,7 @@ fn a_fault_without_a_parent_is_reported_and_stops_only_that_pd() {
 
 #[test]
 fn a_callee_that_faults_mid_call_releases_its_caller() {
-    let (mut k, mut fx) = client_running();
-    k.pp_call(&mut fx, 2, 0, 0);
-    fx.take();
+    let (mut k, mut fx) = in_call(0);
     k.fault(&mut fx, page_fault());
     assert_eq!(
         fx.take(),
