@@ -5,14 +5,9 @@
 use std::vec;
 use std::vec::Vec;
 
-use hvcall_api::{self as hvapi, RegisterStatus, Registration};
-use ipc::testing::{leaked_region, FakeInit, Route, RoutingKernel};
-use ipc::{
-    Channel, ChannelSet, Handler, HandlerError, IpcError, MessageInfo, MessageRegisters, Perms,
-    Region,
-};
+use ipc::testing::{leaked_region, FakeInit, RoutingKernel};
+use ipc::{ChannelSet, Handler, HandlerError, MessageInfo, MessageRegisters, Perms, Region};
 use proptest::prelude::*;
-use synic_api::Request as SynicRequest;
 use synic_api::{Instance, SintTarget};
 use vmbus_protocol::gpa;
 use vmbus_protocol::status::*;
@@ -22,7 +17,8 @@ use vmbus_ring::{
     ReadError, PAGE_SIZE,
 };
 use vsp_api::Confidentiality;
-use vsp_api::{self as vsp, MapGpadl, VspOffer, VspOpen, REPLY_NONE, REPLY_OK};
+use vsp_api::{self as vsp, MapGpadl, VspOffer, VspOpen, REPLY_NONE};
+use vsp_test_util::{Peers, VmbusServer};
 
 use vmbus_device::names as config;
 
@@ -34,64 +30,10 @@ const RAM_PAGES: usize = 64;
 const RELID: Relid = Relid(5);
 const CONNECTION: u32 = 0x2005;
 
-/// hvcall-pd and synic-pd as far as this PD calls them.
-#[derive(Default)]
-struct Peers {
-    registered: Vec<u32>,
-    unregistered: Vec<u32>,
-    signals: Vec<(SintTarget, u32)>,
-    refuse_registration: bool,
-}
-
-impl Route for Peers {
-    fn pp_call(
-        &mut self,
-        ch: Channel,
-        msg: MessageInfo,
-        mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, IpcError> {
-        if ch == HVCALL {
-            match msg.label() {
-                hvapi::label::REGISTER_CONNECTION => {
-                    let reg =
-                        Registration::decode(msg, mrs).map_err(|_| IpcError::CallFailed(ch))?;
-                    if self.refuse_registration {
-                        return Ok(MessageInfo::new(RegisterStatus::NotPermitted as u64, 0));
-                    }
-                    self.registered.push(reg.connection_id);
-                    Ok(MessageInfo::new(RegisterStatus::Ok as u64, 0))
-                }
-                hvapi::label::UNREGISTER_CONNECTION => {
-                    let (conn, _) =
-                        hvapi::decode_unregister(msg, mrs).map_err(|_| IpcError::CallFailed(ch))?;
-                    self.unregistered.push(conn);
-                    Ok(MessageInfo::new(RegisterStatus::Ok as u64, 0))
-                }
-                _ => Err(IpcError::CallFailed(ch)),
-            }
-        } else if ch == SYNIC {
-            match SynicRequest::decode(msg, mrs) {
-                Ok(SynicRequest::SignalEvent { target, flag }) => {
-                    self.signals.push((target, flag));
-                    mrs.set(0, 0);
-                    mrs.set(1, 1);
-                    Ok(MessageInfo::new(0, 2))
-                }
-                _ => Err(IpcError::CallFailed(ch)),
-            }
-        } else {
-            Err(IpcError::NotGranted(ch))
-        }
-    }
-}
-
 struct Rig {
-    vsp: EchoVsp,
-    peers: RoutingKernel<Peers>,
+    s: VmbusServer<EchoVsp>,
     ram: Region<'static>,
     shared: Region<'static>,
-    /// vmbus-server's read-write view of the window the VSP reads.
-    window: Region<'static>,
 }
 
 /// The guest's ends of an open channel.
@@ -115,50 +57,23 @@ impl Rig {
             .variable(config::GUEST_RAM_GPA, GUEST_RAM_GPA)
             .variable(config::GUEST_SHARED_GPA, SHARED_GPA);
         Self {
-            vsp: crate::init(&init).unwrap(),
-            peers: RoutingKernel::default(),
+            s: VmbusServer {
+                pd: crate::init(&init).unwrap(),
+                kernel: RoutingKernel::new(Peers::new(HVCALL, SYNIC)),
+                vmbus: VMBUS,
+                window,
+            },
             ram,
             shared,
-            window,
         }
     }
 
-    fn call(
-        &mut self,
-        encode: impl FnOnce(&mut MessageRegisters) -> MessageInfo,
-    ) -> (MessageInfo, MessageRegisters) {
-        let mut mrs = MessageRegisters::new();
-        let msg = encode(&mut mrs);
-        let reply = self
-            .vsp
-            .protected(&mut self.peers, VMBUS, msg, &mut mrs)
-            .unwrap();
-        (reply, mrs)
-    }
-
-    fn status(&mut self, encode: impl FnOnce(&mut MessageRegisters) -> MessageInfo) -> u32 {
-        let (reply, mrs) = self.call(encode);
-        assert_eq!(reply.label(), REPLY_OK);
-        mrs.get(0) as u32
-    }
-
     fn map(&mut self, gpadl: u32, pfns: &[u64], ring_confidential: bool) -> u32 {
-        let words: Vec<u64> =
-            core::iter::once(gpa::range_header((pfns.len() * PAGE_SIZE) as u32, 0))
-                .chain(pfns.iter().copied())
-                .collect();
-        let n = vsp::write_window(&self.window, words.into_iter()).unwrap();
-        let map = MapGpadl {
-            relid: RELID,
-            gpadl: GpadlId(gpadl),
-            range_count: 1,
-            words: n,
-            confidentiality: Confidentiality {
-                ring: ring_confidential,
-                external: ring_confidential,
-            },
+        let confidentiality = Confidentiality {
+            ring: ring_confidential,
+            external: ring_confidential,
         };
-        self.status(|mrs| map.encode(mrs))
+        self.s.map(RELID, gpadl, pfns, confidentiality)
     }
 
     fn open(&mut self, gpadl: u32, split: u32, confidential: bool) -> u32 {
@@ -179,7 +94,7 @@ impl Rig {
             version: Version::V6_0,
             user_data: [0; 120],
         };
-        self.status(|mrs| open.encode(mrs))
+        self.s.status(|mrs| open.encode(mrs))
     }
 
     /// Creates and opens a channel whose 8 ring pages start at `first_pfn`, in
@@ -205,8 +120,9 @@ impl Rig {
     }
 
     fn guest_signal(&mut self) -> Result<(), HandlerError> {
-        self.vsp
-            .notified(&mut self.peers, ChannelSet::from_iter([HVCALL]))
+        self.s
+            .pd
+            .notified(&mut self.s.kernel, ChannelSet::from_iter([HVCALL]))
     }
 }
 
@@ -233,7 +149,7 @@ fn read_echo(rx: &mut IncomingRing<GpadlRingMem<'static, Vec<u64>>>) -> Option<(
 #[test]
 fn one_offer_with_confidential_external_memory_in_slot_zero() {
     let mut r = Rig::new();
-    let (reply, mrs) = r.call(|mrs| {
+    let (reply, mrs) = r.s.call(|mrs| {
         mrs.set(0, 0);
         MessageInfo::new(vsp::label::GET_OFFER, 1)
     });
@@ -242,22 +158,23 @@ fn one_offer_with_confidential_external_memory_in_slot_zero() {
     assert_eq!(offer.instance_id, pd::INSTANCE_ID);
     assert_eq!(offer.flags, OfferFlags::EMPTY);
     assert!(offer.confidential_external_memory);
-    let (reply, _) = r.call(|mrs| {
+    let (reply, _) = r.s.call(|mrs| {
         mrs.set(0, 1);
         MessageInfo::new(vsp::label::GET_OFFER, 1)
     });
     assert_eq!(reply.label(), REPLY_NONE);
-    r.vsp.announce(&mut r.peers).unwrap();
-    assert_eq!(r.peers.record.notified, [VMBUS]);
+    r.s.pd.announce(&mut r.s.kernel).unwrap();
+    assert_eq!(r.s.kernel.record.notified, [VMBUS]);
 }
 
 #[test]
 fn packets_come_back_with_their_ids_and_the_guest_is_interrupted() {
     let mut r = Rig::new();
     let mut g = r.open_channel(0x10, true);
-    assert_eq!(r.peers.route.registered, [CONNECTION]);
+    assert_eq!(r.s.kernel.route.registered, [CONNECTION]);
     assert!(r
-        .peers
+        .s
+        .kernel
         .record
         .console
         .contains("confidential ring in private memory"));
@@ -288,15 +205,15 @@ fn packets_come_back_with_their_ids_and_the_guest_is_interrupted() {
         instance: Instance::PARAVISOR,
         sint: 2,
     };
-    assert_eq!(r.peers.route.signals, [(target, RELID.0); 3]);
-    assert_eq!(r.vsp.device().echoed, 12);
+    assert_eq!(r.s.kernel.route.signals, [(target, RELID.0); 3]);
+    assert_eq!(r.s.pd.device().echoed, 12);
     // Close lets go of the signal connection.
-    r.call(|mrs| {
+    r.s.call(|mrs| {
         mrs.set(0, RELID.0.into());
         MessageInfo::new(vsp::label::CLOSE, 1)
     });
-    assert_eq!(r.peers.route.unregistered, [CONNECTION]);
-    assert_eq!(r.vsp.open_channels().count(), 0);
+    assert_eq!(r.s.kernel.route.unregistered, [CONNECTION]);
+    assert_eq!(r.s.pd.open_channels().count(), 0);
 }
 
 #[test]
@@ -337,7 +254,7 @@ fn a_full_guest_ring_stalls_the_echo_until_the_guest_reads() {
         }
     }
     assert_eq!(received, 20);
-    assert_eq!(r.vsp.stats.broken_rings, 0);
+    assert_eq!(r.s.pd.stats.broken_rings, 0);
 }
 
 #[test]
@@ -345,23 +262,24 @@ fn non_confidential_rings_may_live_in_shared_memory_confidential_ones_may_not() 
     let mut r = Rig::new();
     let mut g = r.open_channel(SHARED_PFN + 2, false);
     assert!(r
-        .peers
+        .s
+        .kernel
         .record
         .console
         .contains("non-confidential ring in shared memory"));
-    assert!(r.peers.record.console.contains("hypervisor-relay SynIC"));
+    assert!(r.s.kernel.record.console.contains("hypervisor-relay SynIC"));
     g.tx.write_packet(&in_band(1), &[b"shared"]).unwrap();
     assert!(g.tx.commit().unwrap());
     r.guest_signal().unwrap();
     assert_eq!(read_echo(&mut g.rx).unwrap().0, 1);
-    assert_eq!(r.peers.route.signals[0].0.instance, Instance::HYPERVISOR);
+    assert_eq!(r.s.kernel.route.signals[0].0.instance, Instance::HYPERVISOR);
 
     let mut r = Rig::new();
     let pfns: Vec<u64> = (SHARED_PFN..SHARED_PFN + 8).collect();
     assert_eq!(r.map(1, &pfns, true), STATUS_SUCCESS);
     assert_eq!(r.open(1, 4, true), STATUS_INVALID_PARAMETER);
     assert!(
-        r.peers.route.registered.is_empty(),
+        r.s.kernel.route.registered.is_empty(),
         "nothing claimed for a refused open"
     );
 }
@@ -386,9 +304,9 @@ fn opens_that_name_bad_rings_are_refused() {
     for split in [0, 1, 7, 8, 100] {
         assert_eq!(r.open(4, split, false), STATUS_INVALID_PARAMETER, "{split}");
     }
-    r.peers.route.refuse_registration = true;
+    r.s.kernel.route.refuse_registration = true;
     assert_eq!(r.open(4, 4, false), STATUS_UNSUCCESSFUL);
-    r.peers.route.refuse_registration = false;
+    r.s.kernel.route.refuse_registration = false;
     assert_eq!(r.open(4, 4, false), STATUS_SUCCESS);
     assert_eq!(
         r.open(4, 4, false),
@@ -396,13 +314,13 @@ fn opens_that_name_bad_rings_are_refused() {
         "already open"
     );
     // Tearing down the ring GPADL under an open channel closes it.
-    r.call(|mrs| {
+    r.s.call(|mrs| {
         mrs.set(0, RELID.0.into());
         mrs.set(1, 4);
         MessageInfo::new(vsp::label::UNMAP_GPADL, 2)
     });
-    assert_eq!(r.vsp.open_channels().count(), 0);
-    assert_eq!(r.peers.route.unregistered, [CONNECTION]);
+    assert_eq!(r.s.pd.open_channels().count(), 0);
+    assert_eq!(r.s.kernel.route.unregistered, [CONNECTION]);
 }
 
 #[test]
@@ -416,20 +334,23 @@ fn gpadl_lists_beyond_the_limits_are_refused() {
         confidentiality: Confidentiality::NONE,
     };
     let m = map(10_000, 1);
-    assert_eq!(r.status(|mrs| m.encode(mrs)), STATUS_INSUFFICIENT_RESOURCES);
+    assert_eq!(
+        r.s.status(|mrs| m.encode(mrs)),
+        STATUS_INSUFFICIENT_RESOURCES
+    );
     // Garbage in the window: a range header claiming more pages than follow.
     vsp::write_window(
-        &r.window,
+        &r.s.window,
         [gpa::range_header(40 * 4096, 0), 1, 2].into_iter(),
     )
     .unwrap();
     let m = map(3, 1);
-    assert_eq!(r.status(|mrs| m.encode(mrs)), STATUS_INVALID_PARAMETER);
+    assert_eq!(r.s.status(|mrs| m.encode(mrs)), STATUS_INVALID_PARAMETER);
     for i in 0..vmbus_device::MAX_GPADLS as u32 {
         assert_eq!(r.map(100 + i, &[1, 2], false), STATUS_SUCCESS);
     }
     assert_eq!(r.map(999, &[1, 2], false), STATUS_INSUFFICIENT_RESOURCES);
-    assert_eq!(r.vsp.gpadl_count(), vmbus_device::MAX_GPADLS);
+    assert_eq!(r.s.pd.gpadl_count(), vmbus_device::MAX_GPADLS);
 }
 
 #[test]
@@ -441,17 +362,17 @@ fn a_ring_with_lying_indices_is_dropped_and_the_pd_keeps_serving() {
         .write_index()
         .store(0x7fff_fff8, core::sync::atomic::Ordering::SeqCst);
     r.guest_signal().unwrap();
-    assert_eq!(r.vsp.stats.broken_rings, 1);
-    assert_eq!(r.vsp.open_channels().count(), 0);
-    assert_eq!(r.peers.route.unregistered, [CONNECTION]);
+    assert_eq!(r.s.pd.stats.broken_rings, 1);
+    assert_eq!(r.s.pd.open_channels().count(), 0);
+    assert_eq!(r.s.kernel.route.unregistered, [CONNECTION]);
     assert!(
-        r.peers.record.console.contains("ring broken"),
+        r.s.kernel.record.console.contains("ring broken"),
         "{}",
-        r.peers.record.console
+        r.s.kernel.record.console
     );
     r.guest_signal().unwrap();
     // The guest closes, rebuilds its rings and reopens: served again.
-    r.call(|mrs| {
+    r.s.call(|mrs| {
         mrs.set(0, RELID.0.into());
         mrs.set(1, 7);
         MessageInfo::new(vsp::label::UNMAP_GPADL, 2)
@@ -468,9 +389,9 @@ fn calls_and_notifications_outside_the_roles_are_refused() {
     let mut r = Rig::new();
     let mut mrs = MessageRegisters::new();
     assert_eq!(
-        r.vsp
+        r.s.pd
             .protected(
-                &mut r.peers,
+                &mut r.s.kernel,
                 HVCALL,
                 MessageInfo::new(vsp::label::GET_OFFER, 1),
                 &mut mrs
@@ -479,13 +400,17 @@ fn calls_and_notifications_outside_the_roles_are_refused() {
         HandlerError::UnexpectedCall(HVCALL)
     );
     assert!(matches!(
-        r.vsp
-            .protected(&mut r.peers, VMBUS, MessageInfo::new(0x9999, 3), &mut mrs),
+        r.s.pd.protected(
+            &mut r.s.kernel,
+            VMBUS,
+            MessageInfo::new(0x9999, 3),
+            &mut mrs
+        ),
         Err(HandlerError::BadRequest { .. })
     ));
     assert_eq!(
-        r.vsp
-            .notified(&mut r.peers, ChannelSet::from_iter([SYNIC]))
+        r.s.pd
+            .notified(&mut r.s.kernel, ChannelSet::from_iter([SYNIC]))
             .unwrap_err(),
         HandlerError::UnexpectedNotification(SYNIC)
     );
@@ -513,7 +438,7 @@ proptest! {
         }
         r.guest_signal().unwrap();
         r.guest_signal().unwrap();
-        prop_assert!(r.vsp.stats.broken_rings <= 1);
+        prop_assert!(r.s.pd.stats.broken_rings <= 1);
     }
 
     /// vmbus-server is a peer too: any register contents on any label decode to an
@@ -526,12 +451,12 @@ proptest! {
         window in proptest::collection::vec(any::<u64>(), 0..64),
     ) {
         let mut r = Rig::new();
-        vsp::write_window(&r.window, window.into_iter()).unwrap();
+        vsp::write_window(&r.s.window, window.into_iter()).unwrap();
         let mut mrs = MessageRegisters::new();
         for (i, v) in regs.iter().enumerate() {
             mrs.set(i, *v);
         }
-        let _ = r.vsp.protected(&mut r.peers, VMBUS, MessageInfo::new(label, count), &mut mrs);
+        let _ = r.s.pd.protected(&mut r.s.kernel, VMBUS, MessageInfo::new(label, count), &mut mrs);
         r.guest_signal().unwrap();
     }
 }

@@ -7,18 +7,18 @@
 
 #![allow(clippy::unwrap_used)]
 
-use ipc::testing::{leaked_region, FakeInit, Route, RoutingKernel};
-use ipc::{Channel, ChannelSet, Handler, IpcError, MessageInfo, MessageRegisters, Perms, Region};
+use ipc::testing::{leaked_region, FakeInit, RoutingKernel};
+use ipc::{Channel, ChannelSet, Handler, Perms, Region};
 use netvsc_client::{Buffer, Layout, Netvsc};
 use netvsp::backend::queue::QueueBackend;
 use netvsp::vsp::{self, NetvspPd, Setup};
 use netvsp_protocol::nvsp::Version;
 use vmbus_device::names;
-use vmbus_protocol::gpa;
 use vmbus_protocol::status::STATUS_SUCCESS;
 use vmbus_protocol::{GpadlId, Guid, Relid};
 use vmbus_ring::{GpadlRingMem, IncomingRing, OutgoingRing, RingMem, PAGE_SIZE};
-use vsp_api::{self as vspapi, Confidentiality, MapGpadl, VspOffer, VspOpen};
+use vsp_api::{Confidentiality, VspOpen};
+use vsp_test_util::{Peers, VmbusServer};
 
 const VMBUS: Channel = Channel::new(0);
 const HVCALL: Channel = Channel::new(1);
@@ -32,32 +32,8 @@ const SEND: (usize, usize) = (RECEIVE.0 + RECEIVE.1, 32);
 const RAM_PAGES: usize = SEND.0 + SEND.1;
 const QUEUE_SLOTS: u32 = 256;
 
-/// hvcall-pd and synic-pd: every registration and interrupt accepted.
-struct Peers;
-
-impl Route for Peers {
-    fn pp_call(
-        &mut self,
-        ch: Channel,
-        _: MessageInfo,
-        mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, IpcError> {
-        match ch {
-            HVCALL => Ok(MessageInfo::new(hvcall_api::RegisterStatus::Ok as u64, 0)),
-            SYNIC => {
-                mrs.set(0, 0);
-                mrs.set(1, 1);
-                Ok(MessageInfo::new(0, 2))
-            }
-            _ => Err(IpcError::NotGranted(ch)),
-        }
-    }
-}
-
 struct Side {
-    pd: NetvspPd,
-    kernel: RoutingKernel<Peers>,
-    window: Region<'static>,
+    s: VmbusServer<NetvspPd>,
     ram: Region<'static>,
 }
 
@@ -86,51 +62,24 @@ impl Side {
             backend_channel: Some(WIRE),
         };
         Self {
-            pd: vsp::init(&init, setup).unwrap(),
-            kernel: RoutingKernel::new(Peers),
-            window,
+            s: VmbusServer {
+                pd: vsp::init(&init, setup).unwrap(),
+                kernel: RoutingKernel::new(Peers::new(HVCALL, SYNIC)),
+                vmbus: VMBUS,
+                window,
+            },
             ram,
         }
     }
 
-    fn call(
-        &mut self,
-        encode: impl FnOnce(&mut MessageRegisters) -> MessageInfo,
-    ) -> (MessageInfo, MessageRegisters) {
-        let mut mrs = MessageRegisters::new();
-        let msg = encode(&mut mrs);
-        let reply = self
-            .pd
-            .protected(&mut self.kernel, VMBUS, msg, &mut mrs)
-            .unwrap();
-        (reply, mrs)
-    }
-
-    fn status(&mut self, encode: impl FnOnce(&mut MessageRegisters) -> MessageInfo) -> u32 {
-        self.call(encode).1.get(0) as u32
-    }
-
     fn map(&mut self, id: u32, (first, n): (usize, usize)) -> u32 {
-        let words = std::iter::once(gpa::range_header((n * PAGE_SIZE) as u32, 0))
-            .chain((first..first + n).map(|p| p as u64));
-        let words = vspapi::write_window(&self.window, words).unwrap();
-        let m = MapGpadl {
-            relid: RELID,
-            gpadl: GpadlId(id),
-            range_count: 1,
-            words,
-            confidentiality: Confidentiality::NONE,
-        };
-        self.status(|mrs| m.encode(mrs))
+        let pfns: Vec<u64> = (first..first + n).map(|p| p as u64).collect();
+        self.s.map(RELID, id, &pfns, Confidentiality::NONE)
     }
 
     /// The guest's part of bringing the channel up, then NVSP/RNDIS in Linux's order.
     fn bring_up(&mut self) -> Client {
-        let (reply, mrs) = self.call(|mrs| {
-            mrs.set(0, 0);
-            MessageInfo::new(vspapi::label::GET_OFFER, 1)
-        });
-        let offer = VspOffer::decode(reply, &mrs).unwrap().unwrap();
+        let offer = self.s.offer(0).unwrap();
         assert_eq!(offer.interface_id, vmbus_protocol::ids::interface::NETWORK);
         let ring = |first: usize| {
             let m = GpadlRingMem::new(
@@ -163,7 +112,7 @@ impl Side {
             version: vmbus_protocol::Version::WIN10_V5_3,
             user_data: [0; 120],
         };
-        assert_eq!(self.status(|mrs| open.encode(mrs)), STATUS_SUCCESS);
+        assert_eq!(self.s.status(|mrs| open.encode(mrs)), STATUS_SUCCESS);
         let buffer = |(first, n): (usize, usize), gpadl| Buffer {
             offset: first * PAGE_SIZE,
             len: n * PAGE_SIZE,
@@ -181,7 +130,7 @@ impl Side {
             IncomingRing::new(inp).unwrap(),
             layout,
         );
-        let (pd, kernel) = (&mut self.pd, &mut self.kernel);
+        let (pd, kernel) = (&mut self.s.pd, &mut self.s.kernel);
         client
             .bring_up(Version::V61, &mut || {
                 pd.notified(kernel, ChannelSet::from_iter([HVCALL]))
@@ -193,11 +142,12 @@ impl Side {
 
     /// Serves on a guest signal; returns whether the wire peer was notified.
     fn serve(&mut self, on: Channel) -> bool {
-        self.kernel.record.notified.clear();
-        self.pd
-            .notified(&mut self.kernel, ChannelSet::from_iter([on]))
+        self.s.kernel.record.notified.clear();
+        self.s
+            .pd
+            .notified(&mut self.s.kernel, ChannelSet::from_iter([on]))
             .unwrap();
-        self.kernel.record.notified.contains(&WIRE)
+        self.s.kernel.record.notified.contains(&WIRE)
     }
 }
 
@@ -262,8 +212,8 @@ fn two_pds_bring_linux_sized_nics_up_and_exchange_every_frame_once() {
             got[i] == want,
             "side {i}: frames out of order, changed or duplicated"
         );
-        assert_eq!(sides[i].pd.stats.broken_rings, 0);
-        assert_eq!(sides[i].pd.device().frames_to_guest, u64::from(FRAMES));
+        assert_eq!(sides[i].s.pd.stats.broken_rings, 0);
+        assert_eq!(sides[i].s.pd.device().frames_to_guest, u64::from(FRAMES));
     }
     assert!(
         wire_serves > 0,
@@ -271,9 +221,10 @@ fn two_pds_bring_linux_sized_nics_up_and_exchange_every_frame_once() {
     );
     // The device's own channel is the only extra notification it takes.
     assert!(sides[0]
+        .s
         .pd
         .notified(
-            &mut sides[0].kernel,
+            &mut sides[0].s.kernel,
             ChannelSet::from_iter([Channel::new(7)])
         )
         .is_err());
@@ -301,7 +252,7 @@ fn a_receiver_that_is_not_served_slows_the_sender_and_loses_nothing() {
     }
     assert!(sent < FRAMES, "the sender was never held back");
     let held = sent;
-    let nic = |s: &Side| s.pd.device().nic(RELID).unwrap().rndis().counters;
+    let nic = |s: &Side| s.s.pd.device().nic(RELID).unwrap().rndis().counters;
     assert_eq!(nic(&a).xmit_error, 0, "frames were dropped, not held");
     // B runs now; its draining wakes A (the queue's producer asked to be), and
     // everything arrives.
@@ -310,7 +261,7 @@ fn a_receiver_that_is_not_served_slows_the_sender_and_loses_nothing() {
     for _ in 0..100_000 {
         let woke_b = b.serve(HVCALL);
         assert!(!woke_b || got.len() < FRAMES as usize);
-        wake_a |= b.kernel.record.notified.contains(&WIRE);
+        wake_a |= b.s.kernel.record.notified.contains(&WIRE);
         cb.poll().unwrap();
         cb.flush().unwrap();
         while let Some(f) = cb.receive_frame() {
