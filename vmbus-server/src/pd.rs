@@ -46,7 +46,7 @@ use crate::config::{Config, PfnRange};
 use crate::env::{
     ConnectionInfo, GpadlMapping, Level, MessageTarget, OpenRequest, ServerEnv, Status,
 };
-use crate::server::{OfferParams, OfferSource, RelidRequest, Server};
+use crate::server::{OfferParams, Server};
 use vsp_api::{
     CloseChannel, GetOffer, MapGpadl, ModifyChannel, StatusReply, UnmapGpadl, VspOffer, VspOpen,
     MAX_OFFERS_PER_VSP,
@@ -267,19 +267,7 @@ impl VmbusPd {
             };
             match (current, offer) {
                 (None, Some(o)) => {
-                    let params = OfferParams {
-                        interface_id: o.interface_id,
-                        instance_id: o.instance_id,
-                        subchannel_index: o.subchannel_index,
-                        flags: o.flags,
-                        mmio_megabytes: o.mmio_megabytes,
-                        mmio_megabytes_optional: o.mmio_megabytes_optional,
-                        user_defined: o.user_defined,
-                        relid: RelidRequest::Any,
-                        source: OfferSource::Paravisor {
-                            confidential_external_memory: o.confidential_external_memory,
-                        },
-                    };
+                    let params = OfferParams::from(&o);
                     let result = self.with_env(kernel, |server, env| server.offer(env, params));
                     match result {
                         Ok(relid) => {

@@ -80,22 +80,29 @@ pub struct OfferParams {
     pub source: OfferSource,
 }
 
+/// A paravisor VSP's offer, as the server takes it: any relid.
+impl From<&vsp_api::VspOffer> for OfferParams {
+    fn from(o: &vsp_api::VspOffer) -> Self {
+        Self {
+            interface_id: o.interface_id,
+            instance_id: o.instance_id,
+            subchannel_index: o.subchannel_index,
+            flags: o.flags,
+            mmio_megabytes: o.mmio_megabytes,
+            mmio_megabytes_optional: o.mmio_megabytes_optional,
+            user_defined: o.user_defined,
+            relid: RelidRequest::Any,
+            source: OfferSource::Paravisor {
+                confidential_external_memory: o.confidential_external_memory,
+            },
+        }
+    }
+}
+
 impl OfferParams {
     /// A plain device offer from a paravisor VSP.
     pub fn device(interface_id: Guid, instance_id: Guid) -> Self {
-        Self {
-            interface_id,
-            instance_id,
-            subchannel_index: 0,
-            flags: OfferFlags::EMPTY,
-            mmio_megabytes: 0,
-            mmio_megabytes_optional: 0,
-            user_defined: [0; 120],
-            relid: RelidRequest::Any,
-            source: OfferSource::Paravisor {
-                confidential_external_memory: false,
-            },
-        }
+        Self::from(&vsp_api::VspOffer::device(interface_id, instance_id))
     }
 
     fn key(&self) -> (Guid, Guid, u16) {

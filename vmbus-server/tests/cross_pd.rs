@@ -28,7 +28,7 @@ use synic_pd::pd::{self as sy, SynicPd};
 use synic_pd::{Instance, SintTarget};
 use vmbus_client::{Client, ClientConfig, OpenParams, Transport, TransportError};
 use vmbus_protocol::ids::interface;
-use vmbus_protocol::{gpa, FeatureFlags, GpadlId, Guid, OfferFlags, Relid, Version};
+use vmbus_protocol::{gpa, FeatureFlags, GpadlId, Guid, Relid, Version};
 use vmbus_ring::{
     GpadlRingMem, IncomingKind, IncomingRing, OutgoingKind, OutgoingPacket, OutgoingRing,
 };
@@ -98,16 +98,7 @@ const P_SYNIC: Channel = Channel::new(2);
 
 impl EchoVsp {
     fn offer() -> VspOffer {
-        VspOffer {
-            interface_id: interface::STORAGE,
-            instance_id: Guid::from_fields(0xec40, 1, 2, [3; 8]),
-            subchannel_index: 0,
-            flags: OfferFlags::EMPTY,
-            mmio_megabytes: 0,
-            mmio_megabytes_optional: 0,
-            confidential_external_memory: false,
-            user_defined: [0; 120],
-        }
+        VspOffer::device(interface::STORAGE, Guid::from_fields(0xec40, 1, 2, [3; 8]))
     }
 
     fn handle(

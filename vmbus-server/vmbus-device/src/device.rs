@@ -4,8 +4,8 @@ use alloc::vec::Vec;
 
 use ipc::Channel;
 use isolation::GuestMemory;
+use vmbus_protocol::Guid;
 use vmbus_protocol::Relid;
-use vmbus_protocol::{Guid, OfferFlags};
 use vmbus_ring::{IncomingPacket, RingMem};
 use vsp_api::{VspOffer, VspOpen};
 
@@ -20,14 +20,8 @@ use crate::transport::{RingBroken, RingTransport};
 /// not, so confidential external memory is always fine.
 pub fn offer(interface_id: Guid, instance_id: Guid) -> VspOffer {
     VspOffer {
-        interface_id,
-        instance_id,
-        subchannel_index: 0,
-        flags: OfferFlags::EMPTY,
-        mmio_megabytes: 0,
-        mmio_megabytes_optional: 0,
         confidential_external_memory: true,
-        user_defined: [0; 120],
+        ..VspOffer::device(interface_id, instance_id)
     }
 }
 

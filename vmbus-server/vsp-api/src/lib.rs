@@ -125,6 +125,21 @@ impl Confidentiality {
 }
 
 impl VspOffer {
+    /// A plain device: interface and instance, no subchannel, MMIO or user data,
+    /// plaintext memory only.
+    pub fn device(interface_id: Guid, instance_id: Guid) -> Self {
+        Self {
+            interface_id,
+            instance_id,
+            subchannel_index: 0,
+            flags: OfferFlags::EMPTY,
+            mmio_megabytes: 0,
+            mmio_megabytes_optional: 0,
+            confidential_external_memory: false,
+            user_defined: [0; 120],
+        }
+    }
+
     /// The reply to GET_OFFER for a filled slot.
     pub fn encode(&self, mrs: &mut MessageRegisters) -> MessageInfo {
         OfferReply::Offer {
