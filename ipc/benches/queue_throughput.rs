@@ -14,7 +14,7 @@
 
 use std::hint::black_box;
 use std::sync::atomic::AtomicU64;
-use std::sync::{mpsc, Barrier, Condvar, Mutex};
+use std::sync::{mpsc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -42,27 +42,9 @@ fn msg(seq: u64) -> Msg {
     }
 }
 
-/// A sticky binary semaphore, the shape of an seL4 notification.
-#[derive(Default)]
-struct Notification {
-    pending: Mutex<bool>,
-    cv: Condvar,
-}
-
-impl Notification {
-    fn notify(&self) {
-        *self.pending.lock().unwrap() = true;
-        self.cv.notify_one();
-    }
-
-    fn wait(&self) {
-        let mut pending = self.pending.lock().unwrap();
-        while !*pending {
-            pending = self.cv.wait(pending).unwrap();
-        }
-        *pending = false;
-    }
-}
+#[path = "../tests/common/notification.rs"]
+mod notification;
+use notification::Notification;
 
 #[derive(Default, Debug, Clone, Copy)]
 struct Counts {

@@ -6,7 +6,7 @@
 
 use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -31,28 +31,9 @@ fn item(seq: u64) -> Item {
     }
 }
 
-/// A notification: `notify` sets a pending bit, `wait` blocks until it is set and
-/// clears it. No spurious wake-ups, so a missing notify really blocks forever.
-#[derive(Default)]
-struct Notification {
-    pending: Mutex<bool>,
-    cv: Condvar,
-}
-
-impl Notification {
-    fn notify(&self) {
-        *self.pending.lock().unwrap() = true;
-        self.cv.notify_one();
-    }
-
-    fn wait(&self) {
-        let mut pending = self.pending.lock().unwrap();
-        while !*pending {
-            pending = self.cv.wait(pending).unwrap();
-        }
-        *pending = false;
-    }
-}
+#[path = "common/notification.rs"]
+mod notification;
+use notification::Notification;
 
 /// A tiny deterministic generator for batch sizes.
 fn next_rand(state: &mut u64) -> u64 {
