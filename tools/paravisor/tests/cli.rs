@@ -313,12 +313,8 @@ fn manifest_error_keeps_previous_output_intact() {
     )
     .unwrap();
     let out = paravisor(&["manifest", "system.xml", "-o", "m.json"], dir.path());
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).starts_with("system.xml:"),
-        "{}",
-        text(&out.stderr)
-    );
+    let err = user_error(&out);
+    assert!(err.starts_with("system.xml:"), "{err}");
     assert_eq!(
         std::fs::read_to_string(dir.path().join("m.json")).unwrap(),
         "previous"
@@ -379,9 +375,8 @@ fn manifest_lists_guests_what_they_see_and_initial_data() {
         &["manifest", "system.xml", "--region-data", "nope=bzImage"],
         dir.path(),
     );
-    assert_eq!(out.status.code(), Some(1));
     assert_eq!(
-        text(&out.stderr),
+        user_error(&out),
         "paravisor: error: --region-data nope=bzImage: the system has no memory region 'nope'\n"
     );
 }
@@ -435,8 +430,7 @@ fn check_microkit_demotes_policy_errors_to_warnings() {
         .replace(r#"pd="client""#, r#"pd="my client""#);
     std::fs::write(dir.path().join("system.xml"), named).unwrap();
     let strict = paravisor(&["check", "system.xml"], dir.path());
-    assert_eq!(strict.status.code(), Some(1));
-    let err = text(&strict.stderr);
+    let err = user_error(&strict);
     assert!(
         err.starts_with(
             "system.xml:4:24: error[policy plain-names]: name=\"my client\" is not a valid name"
