@@ -3,10 +3,12 @@
 //! register page (`crb_regs`, read-only to the guest) and the command/response
 //! buffer (`crb_buffer`) are shared with the VM.
 //!
-//! No TPM 2.0 engine runs here yet: libtpms and its crypto library are not built
-//! for x86_64-unknown-none, so every command is answered TPM_RC_FAILURE ("the
-//! TPM is in failure mode") and the boot is not measured (README, not
-//! supported). The CRB interface itself is the one host-sim runs with libtpms.
+//! The TPM 2.0 engine is libtpms with OpenSSL's libcrypto, cross-built by
+//! pds/tpm-engine/build.sh and linked when this workspace is built with
+//! TPM_ENGINE_LIB set; without it (the default build) every command is answered
+//! TPM_RC_FAILURE ("the TPM is in failure mode"). Either way the boot is not
+//! measured yet and the state lives only as long as the PD (README, not
+//! supported).
 #![no_std]
 #![no_main]
 
@@ -14,18 +16,27 @@ extern crate alloc;
 
 use ipc::WithVariables;
 use tpm::pd::{self, TpmPd};
-use tpm::Unsupported;
+use tpm_engine::PdEngine;
 
-// The command and response copies (4 KiB each) and the PD itself.
-pd_rt::global_heap!(64 * 1024);
+// libtpms and OpenSSL allocate through the same heap as Rust: BN contexts, key
+// objects, the marshalled NV state (up to ~128 KiB, twice while it is stored)
+// and the command and response copies.
+pd_rt::global_heap!(2 * 1024 * 1024);
 
 const VARIABLES: [(&str, u64); 1] = [(pd::VMM_CHANNEL, 0)];
 
 pd_rt::entry!(|init, kernel| {
     let init = WithVariables::new(init, &VARIABLES);
-    let pd = TpmPd::init(&init, Unsupported)?;
-    kernel.debug_puts(
-        "tpm: CRB at 0xfed40000; no TPM 2.0 engine on bare metal yet: every command is answered TPM_RC_FAILURE\n",
-    );
+    tpm_engine::crt::set_log_sink(pd_rt::sys::debug_puts);
+    let (engine, why_not) = PdEngine::start(None);
+    let pd = TpmPd::init(&init, engine)?;
+    match why_not {
+        None => kernel.debug_puts(
+            "tpm: CRB at 0xfed40000; libtpms TPM 2.0 manufactured (state not persisted)\n",
+        ),
+        Some(e) => pd_rt::debug_fmt(format_args!(
+            "tpm: CRB at 0xfed40000; no TPM 2.0 engine ({e}): every command is answered TPM_RC_FAILURE\n"
+        )),
+    }
     Ok(pd)
 });
