@@ -5,7 +5,7 @@ mod common;
 
 use common::{in_band, send, take, Backing};
 use vmbus_ring::protocol::control_offsets::{FEATURE_BITS, INTERRUPT_MASK, PENDING_SEND_SIZE};
-use vmbus_ring::{in_band_packet_size, WriteError};
+use vmbus_ring::{in_band_packet_size, OutgoingRing, RegionRingMem, WriteError};
 
 /// 232 payload bytes make a 256-byte packet: 16 of them fill a one-page ring.
 const PAYLOAD: usize = 232;
@@ -125,20 +125,25 @@ fn consumption_signals_only_at_commit() {
     assert_eq!(b.read_index(), 2 * PACKET);
 }
 
+/// Commits 15 packets to a one-page ring and returns what the 16th needs: 256 bytes
+/// stay free, and a packet that would fill the ring exactly is refused.
+fn fill_but_one(w: &mut OutgoingRing<RegionRingMem<'_>>) -> u32 {
+    for i in 0..15 {
+        w.write_packet(&in_band(i), &[&[0; PAYLOAD]]).expect("room");
+    }
+    let _ = w.commit().expect("commit");
+    match w.write_packet(&in_band(15), &[&[0; PAYLOAD]]) {
+        Err(WriteError::Full { needed }) => needed,
+        other => panic!("ring should be full: {other:?}"),
+    }
+}
+
 #[test]
 fn full_writer_waits_with_pending_send_size_and_is_woken() {
     let b = Backing::new(1);
     let mut w = b.writer();
     let mut r = b.reader();
-    for i in 0..15 {
-        w.write_packet(&in_band(i), &[&[0; PAYLOAD]]).unwrap();
-    }
-    let _ = w.commit().unwrap();
-    // 256 bytes free: a 256-byte packet would fill the ring exactly, which is refused.
-    let needed = match w.write_packet(&in_band(15), &[&[0; PAYLOAD]]) {
-        Err(WriteError::Full { needed }) => needed,
-        other => panic!("{other:?}"),
-    };
+    let needed = fill_but_one(&mut w);
     assert_eq!(needed, PACKET);
     assert!(!w.set_pending_send_size(needed).unwrap());
     assert_eq!(b.control(PENDING_SEND_SIZE), PACKET);
@@ -157,13 +162,7 @@ fn pending_send_size_set_after_space_was_freed_reports_it() {
     let b = Backing::new(1);
     let mut w = b.writer();
     let mut r = b.reader();
-    for i in 0..15 {
-        w.write_packet(&in_band(i), &[&[0; PAYLOAD]]).unwrap();
-    }
-    let _ = w.commit().unwrap();
-    let Err(WriteError::Full { needed }) = w.write_packet(&in_band(15), &[&[0; PAYLOAD]]) else {
-        panic!("ring should be full");
-    };
+    let needed = fill_but_one(&mut w);
     r.consume().unwrap();
     assert!(!r.commit().unwrap(), "nobody asked yet");
     assert!(w.set_pending_send_size(needed).unwrap());
