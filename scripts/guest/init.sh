@@ -15,7 +15,12 @@
 #
 # Lines: guest-init: (progress) guest-mod: (insmod) guest-disk: guest-io: (throughput)
 #        guest-net: (eth0 on hv_netvsc, where VMBus offers a network device)
+#        guest-persist: (guest.persist=write:N / check:N on the command line)
 #        guest-verdict: PASS|FAIL ... (exactly one)
+#
+# guest.persist=write:N: after the pattern, also write marker N at 16 MiB (synced);
+# guest.persist=check:N: before anything is written, the disk must still hold the
+# pattern and marker N, as a previous boot left them (scripts/boot-test's reboot test).
 
 export PATH=/bin
 PATTERN_BYTES=8388608
@@ -30,6 +35,9 @@ echo on >/proc/sys/kernel/printk_devkmsg 2>/dev/null
 
 TTY=1
 grep -qw 'guest.tty=off' /proc/cmdline && TTY=0
+PERSIST=$(sed -n 's/.*guest\.persist=\([a-z]*:[0-9a-f]*\).*/\1/p' /proc/cmdline)
+# 16 MiB in, past the 8 MiB pattern: where the reboot marker goes.
+MARKER_SECTOR=32768
 
 say() {
     # Level 2 (crit) passes the console filter even with `quiet` (console_loglevel 4).
@@ -105,6 +113,16 @@ drop_caches() {
 # A disk that already holds this very pattern would pass without a single write reaching
 # it; zero the region first in that case so the read-back proves the write.
 PRE=$(dd if=/dev/sda bs=1M count=8 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)
+marker() { echo "paravisor-persist $1"; }
+case "$PERSIST" in
+check:*)
+    GOT=$(dd if=/dev/sda bs=512 skip=$MARKER_SECTOR count=1 iflag=direct 2>/dev/null | tr -d '\000' | head -n 1)
+    [ "$GOT" = "$(marker "${PERSIST#check:}")" ] ||
+        fail "persist: marker at sector $MARKER_SECTOR is '$GOT', not $(marker "${PERSIST#check:}")"
+    [ "$PRE" = "$WANT_SHA" ] || fail "persist: the first 8 MiB hash to $PRE, not pattern $SEED's $WANT_SHA"
+    say "guest-persist: PASS marker ${PERSIST#check:} and the 8 MiB pattern (seed $SEED) written by the previous boot read back"
+    ;;
+esac
 if [ "$PRE" = "$WANT_SHA" ]; then
     say "guest-init: sda already holds pattern $SEED; zeroing it first"
     dd if=/dev/zero of=/dev/sda bs=1M count=8 conv=fsync oflag=direct 2>/dev/null ||
@@ -153,5 +171,12 @@ if grep -qis f8615163-df3e-46c5-913f-f2d2f965ed0e /sys/bus/vmbus/devices/*/class
     say "guest-net: eth0 via hv_netvsc: MAC $(cat /sys/class/net/eth0/address), MTU $(cat /sys/class/net/eth0/mtu), operstate up"
 fi
 
+case "$PERSIST" in
+write:*)
+    out=$(marker "${PERSIST#write:}" | dd of=/dev/sda bs=512 seek=$MARKER_SECTOR count=1 conv=sync,fsync oflag=direct 2>&1) ||
+        fail "persist: writing the marker: $(echo "$out" | tr '\n' ' ')"
+    say "guest-persist: wrote marker ${PERSIST#write:} at sector $MARKER_SECTOR (synced)"
+    ;;
+esac
 say "guest-verdict: PASS sda via ${PROC:-?} (driver $DRIVER): 8 MiB pattern seed $SEED written and read back, sha256 $GOT_SHA$NET"
 halt_now

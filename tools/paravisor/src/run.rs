@@ -28,6 +28,10 @@ pub struct Args {
     /// The QEMU binary.
     #[arg(long, default_value = "qemu-system-x86_64")]
     pub qemu: String,
+    /// One more QEMU argument (repeatable), e.g. the disk scripts/boot attaches:
+    /// `--qemu-arg=-drive --qemu-arg=file=disk.img,if=none,format=raw,id=d0`.
+    #[arg(long = "qemu-arg", allow_hyphen_values = true)]
+    pub qemu_args: Vec<String>,
 }
 
 /// QEMU's isa-debug-exit status `(s << 1) | 1` back to `s`.
@@ -51,6 +55,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
         // Lets the debug kernel raise ISA irq lines for the boot test's irq checks.
         .args(["-device", "pc-testdev"])
+        .args(&args.qemu_args)
         .arg("-kernel")
         .arg(&args.image)
         .stdin(Stdio::null())

@@ -4,6 +4,8 @@ use crate::data_buffer::IoSegment;
 
 mod region;
 pub use region::RegionBackend;
+mod service;
+pub use service::{BlockCall, ServiceBackend};
 
 #[cfg(feature = "std")]
 mod file;
