@@ -3,31 +3,21 @@
 
 mod common;
 
-use std::process::Command;
+use std::ffi::OsStr;
 
-fn paravisor() -> Command {
-    Command::new(common::bin_dir().join("paravisor"))
-}
+use common::paravisor;
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../system.xml");
 
 #[test]
 fn sim_runs_the_root_system_and_exits_with_the_guests_status() {
-    let out = paravisor()
-        .args([
-            "sim",
-            "--timeout",
-            "60",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../system.xml"),
-        ])
-        .output()
-        .expect("run paravisor");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    assert!(
-        stdout
-            .lines()
-            .any(|l| l.starts_with("[guest] guest_sim: PASS (Confidential6_0, 64 packets")),
-        "{stdout}"
+    let out = paravisor(&["sim", "--timeout", "60", ROOT]);
+    let (stdout, stderr) = (&out.stdout, &out.stderr);
+    assert_eq!(out.code, Some(0), "{stdout}\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    common::has_lines(
+        &lines,
+        &["[guest] guest_sim: PASS (Confidential6_0, 64 packets"],
     );
     assert!(
         stderr.contains("PD 'guest' exited with status 0"),
@@ -37,29 +27,19 @@ fn sim_runs_the_root_system_and_exits_with_the_guests_status() {
 
 #[test]
 fn check_and_manifest_pass_on_the_root_system_and_show_who_reaches_guest_memory() {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../system.xml");
-    let out = paravisor().args(["check", root]).output().expect("run");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = paravisor()
-        .args(["manifest", root, "--search-path"])
-        .arg(common::bin_dir())
-        .output()
-        .expect("run");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = paravisor(&["check", ROOT]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let search = common::bin_dir().as_os_str();
+    let out = paravisor(&[
+        OsStr::new("manifest"),
+        OsStr::new(ROOT),
+        OsStr::new("--search-path"),
+        search,
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
     // Private guest RAM: the guest, the SynIC and hypercall PDs and the VSPs; the
     // host-visible alias: only the guest and the echo VSP; vmbus-server: neither.
-    let manifest: serde_json::Value = serde_json::from_str(&stdout).expect("manifest JSON");
+    let manifest: serde_json::Value = serde_json::from_str(&out.stdout).expect("manifest JSON");
     let mapped_by = |name: &str| -> Vec<String> {
         let regions = manifest["regions"].as_array().expect("regions");
         let region = regions
@@ -113,14 +93,15 @@ fn sim_timeout_kills_everything_and_names_who_was_running() {
         </system>"#,
     )
     .expect("write system");
-    let out = paravisor()
-        .args(["sim", "--timeout", "1"])
-        .arg(&xml)
-        .output()
-        .expect("run paravisor");
+    let out = paravisor(&[
+        OsStr::new("sim"),
+        OsStr::new("--timeout"),
+        OsStr::new("1"),
+        xml.as_os_str(),
+    ]);
     std::fs::remove_dir_all(&dir).ok();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(hostsim::EXIT_TIMEOUT), "{stderr}");
+    let stderr = &out.stderr;
+    assert_eq!(out.code, Some(hostsim::EXIT_TIMEOUT), "{stderr}");
     assert!(
         stderr.contains("timed out; still running: sleeper"),
         "{stderr}"
@@ -129,11 +110,8 @@ fn sim_timeout_kills_everything_and_names_who_was_running() {
 
 #[test]
 fn sim_reports_a_bad_description_like_check_does() {
-    let out = paravisor()
-        .args(["sim", "/nonexistent/system.xml"])
-        .output()
-        .expect("run paravisor");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let out = paravisor(&["sim", "/nonexistent/system.xml"]);
+    let stderr = &out.stderr;
+    assert_eq!(out.code, Some(1), "{stderr}");
     assert!(stderr.starts_with("/nonexistent/system.xml"), "{stderr}");
 }

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::process::Command;
-
 const SYSTEM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/systems/ioapic.xml");
 
 fn system() -> sdf::System {
@@ -15,16 +13,8 @@ fn system() -> sdf::System {
 
 #[test]
 fn the_system_description_passes_paravisor_check() {
-    let out = Command::new(common::bin_dir().join("paravisor"))
-        .args(["check", SYSTEM])
-        .output()
-        .expect("run paravisor");
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = common::paravisor(&["check", SYSTEM]);
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
 }
 
 #[test]

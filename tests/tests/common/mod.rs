@@ -101,6 +101,25 @@ pub fn assert_exited(outcome: &SimOutcome, pd: &str, code: i32) {
     assert_eq!(outcome.exit, want, "{:#?}", outcome.log);
 }
 
+/// What a run of the `paravisor` command (built beside the PDs) said.
+pub struct CliRun {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn paravisor<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> CliRun {
+    let out = Command::new(bin_dir().join("paravisor"))
+        .args(args)
+        .output()
+        .expect("run paravisor");
+    CliRun {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// Loads the description at `path`, relative to this crate (`tests/`).
 pub fn load(path: &str) -> sdf::System {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
