@@ -182,11 +182,11 @@ impl ScsiDisk {
             op::READ6 | op::READ10 | op::READ12 | op::READ16 => {
                 let (lba, blocks, fua) = rw_fields(&cdb)?;
                 let _ = fua; // reads always see the latest accepted write
-                self.read(lba, blocks, dir, data)
+                self.io(lba, blocks, dir, data, true)
             }
             op::WRITE6 | op::WRITE10 | op::WRITE12 | op::WRITE16 => {
                 let (lba, blocks, fua) = rw_fields(&cdb)?;
-                let tx = self.write(lba, blocks, dir, data)?;
+                let tx = self.io(lba, blocks, dir, data, false)?;
                 if fua && tx > 0 {
                     self.backend.flush().map_err(|e| backend_sense(e, true))?;
                 }
@@ -243,49 +243,37 @@ impl ScsiDisk {
         lba_in_range(lba, blocks, self.block_count)
     }
 
-    fn read(
+    /// A READ (`to_guest`) or a WRITE, checked in SBC-4's order: the LBA range,
+    /// write protection, a zero-length transfer, the data direction, then the
+    /// guest's buffer.
+    fn io(
         &mut self,
         lba: u64,
         blocks: u64,
         dir: DataDirection,
         data: &dyn DataBuffer,
+        to_guest: bool,
     ) -> Result<usize, Sense> {
         self.check_lba(lba, blocks)?;
-        if blocks == 0 {
-            return Ok(0);
-        }
-        if dir != DataDirection::READ {
-            return Err(Sense::DATA_PHASE_ERROR);
-        }
-        let bytes = self
-            .byte_len(blocks)
-            .filter(|&b| b <= data.len())
-            .ok_or(Sense::DATA_IN_OVERFLOW)?;
-        self.transfer(lba, bytes, data, true)
-    }
-
-    fn write(
-        &mut self,
-        lba: u64,
-        blocks: u64,
-        dir: DataDirection,
-        data: &dyn DataBuffer,
-    ) -> Result<usize, Sense> {
-        self.check_lba(lba, blocks)?;
-        if self.backend.read_only() {
+        if !to_guest && self.backend.read_only() {
             return Err(Sense::WRITE_PROTECTED);
         }
         if blocks == 0 {
             return Ok(0);
         }
-        if dir != DataDirection::WRITE {
+        let (want, overflow) = if to_guest {
+            (DataDirection::READ, Sense::DATA_IN_OVERFLOW)
+        } else {
+            (DataDirection::WRITE, Sense::DATA_OUT_OVERFLOW)
+        };
+        if dir != want {
             return Err(Sense::DATA_PHASE_ERROR);
         }
         let bytes = self
             .byte_len(blocks)
             .filter(|&b| b <= data.len())
-            .ok_or(Sense::DATA_OUT_OVERFLOW)?;
-        self.transfer(lba, bytes, data, false)
+            .ok_or(overflow)?;
+        self.transfer(lba, bytes, data, to_guest)
     }
 
     /// Moves `bytes` between the disk from block `lba` and `data`, into guest
