@@ -108,6 +108,15 @@ fn status(reply: MessageInfo, mrs: &MessageRegisters) -> u64 {
     mrs.get(0)
 }
 
+/// Fresh control pages for the two-page rings at pages 0 and 2 of `ram`, as the
+/// guest leaves them before an open.
+fn init_rings(ram: Region<'_>) {
+    for first in [0u64, 2] {
+        let m = GpadlRingMem::new(ram, vec![first, first + 1]).expect("ring pages in RAM");
+        vmbus_ring::RingMem::control(&m).initialize();
+    }
+}
+
 fn open_request(downstream: u32) -> VspOpen {
     VspOpen {
         relid: RELID,
@@ -162,10 +171,7 @@ fn offer_map_open_serve_and_close() {
     // The guest initializes its ring control pages (RAM pages 0 and 2), then the
     // server maps the ring GPADL (4 pages) and opens with the rings split at 2.
     let ring_pages: Vec<u64> = (0..4).collect();
-    for first in [0u64, 2] {
-        let m = GpadlRingMem::new(ram, vec![first, first + 1]).unwrap();
-        vmbus_ring::RingMem::control(&m).initialize();
-    }
+    init_rings(ram);
     let list =
         std::iter::once(range_header(4 * 4096, 0)).chain(ring_pages.iter().map(|p| p + RAM_PFN));
     let count = vsp::write_window(&window, list).unwrap();
@@ -337,13 +343,9 @@ fn bad_vsp_calls_are_refused() {
         "nothing was registered for failed opens"
     );
     // A ring whose indices lie is dropped, not trusted.
-    for first in [0u64, 2] {
-        let m = GpadlRingMem::new(ram, vec![first, first + 1]).unwrap();
-        vmbus_ring::RingMem::control(&m).initialize();
-    }
+    init_rings(ram);
     let msg = open_request(2).encode(&mut mrs);
-    let r = pd.protected(&mut k, VMBUS, msg, &mut mrs).unwrap();
-    assert_eq!(status(r, &mrs), 0);
+    assert_eq!(call(&mut pd, &mut k, &mut mrs, msg), 0);
     let m = GpadlRingMem::new(ram, vec![0u64, 1]).unwrap();
     vmbus_ring::RingMem::control(&m)
         .write_index()
@@ -371,13 +373,9 @@ fn bad_vsp_calls_are_refused() {
     assert_eq!(pd.stats.broken_rings, 1);
     assert_eq!(unregisters(&k).len(), 1);
     // The relid can be opened again (the channel was closed, not left half-open).
-    for first in [0u64, 2] {
-        let m = GpadlRingMem::new(ram, vec![first, first + 1]).unwrap();
-        vmbus_ring::RingMem::control(&m).initialize();
-    }
+    init_rings(ram);
     let msg = open_request(2).encode(&mut mrs);
-    let r = pd.protected(&mut k, VMBUS, msg, &mut mrs).unwrap();
-    assert_eq!(status(r, &mrs), 0);
+    assert_eq!(call(&mut pd, &mut k, &mut mrs, msg), 0);
     // Notifications on channels the PD does not own are errors.
     let mut other = ChannelSet::EMPTY;
     other.insert(Channel::new(9));
