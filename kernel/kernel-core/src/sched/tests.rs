@@ -103,14 +103,18 @@ fn tick_runs(k: &mut Kernel, now: u64, pd: PdId) {
     assert_eq!(k.schedule(), Some(pd), "at {now} us");
 }
 
-/// The [`pair`] booted, with the client woken and running.
-fn client_running() -> (Kernel, Rec) {
-    let mut k = pair();
+/// `k` booted, then `pd` woken by a notification of `bits` and running.
+fn woken(mut k: Kernel, pd: PdId, bits: u64) -> (Kernel, Rec) {
     let mut fx = Rec::default();
     boot(&mut k, &mut fx);
-    k.signal(&mut fx, 0, 1);
-    assert_eq!(k.schedule(), Some(0));
+    k.signal(&mut fx, pd, bits);
+    assert_eq!(k.schedule(), Some(pd));
     (k, fx)
+}
+
+/// The [`pair`] booted, with the client woken and running.
+fn client_running() -> (Kernel, Rec) {
+    woken(pair(), 0, 1)
 }
 
 /// Runs every PD's init to its first wait, highest priority first.
@@ -361,11 +365,7 @@ fn a_passive_pd_gets_notifications_only_on_borrowed_time() {
     };
     let mut server = pd(20);
     server.passive = true;
-    let mut k = Kernel::new(&[client, server]);
-    let mut fx = Rec::default();
-    boot(&mut k, &mut fx);
-    k.signal(&mut fx, 0, 1);
-    assert_eq!(k.schedule(), Some(0));
+    let (mut k, mut fx) = woken(Kernel::new(&[client, server]), 0, 1);
     k.notify(&mut fx, 0);
     assert_eq!(
         k.current(),
@@ -811,11 +811,7 @@ fn vmm_trio() -> Kernel {
 /// The [`vmm_trio`] booted, with the VMM woken (its notification taken) and
 /// running; nothing recorded yet.
 fn vmm_running() -> (Kernel, Rec) {
-    let mut k = vmm_trio();
-    let mut fx = Rec::default();
-    boot(&mut k, &mut fx);
-    k.signal(&mut fx, 1, 1);
-    assert_eq!(k.schedule(), Some(1));
+    let (mut k, mut fx) = woken(vmm_trio(), 1, 1);
     k.take_pending(1);
     fx.take();
     (k, fx)
@@ -873,11 +869,7 @@ fn a_halted_vmm_wakes_at_its_deadline_and_not_before() {
 
 #[test]
 fn halting_with_a_notification_pending_returns_at_once() {
-    let mut k = vmm_trio();
-    let mut fx = Rec::default();
-    boot(&mut k, &mut fx);
-    k.signal(&mut fx, 1, 1 << 3);
-    assert_eq!(k.schedule(), Some(1));
+    let (mut k, mut fx) = woken(vmm_trio(), 1, 1 << 3);
     fx.take();
     // It was woken from RECV by that notification; another arrives while it runs.
     k.pds[1].pending = 1 << 5;
