@@ -36,6 +36,16 @@ pub struct Buffer {
     pub gpadl: u32,
 }
 
+impl Buffer {
+    /// The NVSP message that hands this buffer's GPADL to the host under `id`.
+    fn message(self, id: u16) -> nvsp::SendBuffer {
+        nvsp::SendBuffer {
+            gpadl: u32le(self.gpadl),
+            id: id.into(),
+        }
+    }
+}
+
 /// Where the client's memory is: guest RAM (page `i` of it is guest page
 /// `base_pfn + i`), its two buffers and one page for control messages.
 #[derive(Copy, Clone, Debug)]
@@ -151,16 +161,26 @@ impl<'a, M: RingMem> Netvsc<'a, M> {
         Ok(())
     }
 
-    fn inband(&mut self, message: Message, completion: bool) -> Result<u64, ClientError> {
+    /// Sends `message` in a packet of `kind` under a fresh transaction id.
+    fn send(
+        &mut self,
+        kind: OutgoingKind<'_>,
+        message: Message,
+        completion: bool,
+    ) -> Result<u64, ClientError> {
         let tid = self.next_tid;
         self.next_tid += 1;
         let packet = OutgoingPacket {
             transaction_id: tid,
             completion_requested: completion,
-            kind: OutgoingKind::InBand,
+            kind,
         };
         self.write(&packet, &message.encode())?;
         Ok(tid)
+    }
+
+    fn inband(&mut self, message: Message, completion: bool) -> Result<u64, ClientError> {
+        self.send(OutgoingKind::InBand, message, completion)
     }
 
     fn wait(
@@ -285,19 +305,12 @@ impl<'a, M: RingMem> Netvsc<'a, M> {
             byte_offset: 0,
             pfns: &pfn,
         }];
-        let tid = self.next_tid;
-        self.next_tid += 1;
         let send = Message::SendRndisPacket(nvsp::SendRndisPacket {
             channel_type: u32le(nvsp::CHANNEL_TYPE_CONTROL),
             section_index: u32le(nvsp::NO_SECTION),
             section_size: u32le(0),
         });
-        let packet = OutgoingPacket {
-            transaction_id: tid,
-            completion_requested: true,
-            kind: OutgoingKind::GpaDirect(&ranges),
-        };
-        self.write(&packet, &send.encode())?;
+        let tid = self.send(OutgoingKind::GpaDirect(&ranges), send, true)?;
         self.wait(tid, pump)?;
         for _ in 0..PUMPS {
             if let Some(answer) = self.control.pop_front() {
@@ -387,10 +400,7 @@ impl<'a, M: RingMem> Netvsc<'a, M> {
         self.inband(ndis, false)?;
 
         let rb = self.layout.receive;
-        let m = Message::SendReceiveBuffer(nvsp::SendBuffer {
-            gpadl: u32le(rb.gpadl),
-            id: nvsp::RECEIVE_BUFFER_ID.into(),
-        });
+        let m = Message::SendReceiveBuffer(rb.message(nvsp::RECEIVE_BUFFER_ID));
         let Message::SendReceiveBufferComplete(c) = self.request(m, pump)? else {
             return Err(ClientError::Host("wrong receive buffer answer"));
         };
@@ -406,10 +416,7 @@ impl<'a, M: RingMem> Netvsc<'a, M> {
         self.receive_section = size;
 
         let sb = self.layout.send;
-        let m = Message::SendSendBuffer(nvsp::SendBuffer {
-            gpadl: u32le(sb.gpadl),
-            id: nvsp::SEND_BUFFER_ID.into(),
-        });
+        let m = Message::SendSendBuffer(sb.message(nvsp::SEND_BUFFER_ID));
         let Message::SendSendBufferComplete(c) = self.request(m, pump)? else {
             return Err(ClientError::Host("wrong send buffer answer"));
         };
