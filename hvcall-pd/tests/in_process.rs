@@ -194,13 +194,7 @@ impl Rig {
 
     fn hypercall(&mut self, control: Control, rdx: u64, r8: u64) -> Outcome {
         let mut mrs = MessageRegisters::new();
-        let req = HypercallRequest {
-            vp: 0,
-            vtl: Vtl::VTL0,
-            control,
-            rdx,
-            r8,
-        };
+        let req = HypercallRequest::vp0(control, rdx, r8);
         let msg = api::encode_hypercall(&req, &mut mrs);
         let reply = self.call(H_VCPU, msg, &mut mrs).unwrap();
         api::decode_outcome(reply, &mrs).unwrap()

@@ -483,13 +483,7 @@ impl World {
     }
 
     fn hypercall(&self, control: Control, rdx: u64) -> HvStatus {
-        let req = HypercallRequest {
-            vp: 0,
-            vtl: Vtl::VTL0,
-            control,
-            rdx,
-            r8: 0,
-        };
+        let req = HypercallRequest::vp0(control, rdx, 0);
         let mut k = Link {
             world: self,
             me: Pd::Guest,

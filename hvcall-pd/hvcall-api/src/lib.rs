@@ -260,6 +260,19 @@ impl ServiceMessage {
 
 // Helpers kept for the callers written before the generated messages.
 
+impl HypercallRequest {
+    /// A call the guest makes on VP 0 in VTL0 (before it starts other VPs or VTLs).
+    pub const fn vp0(control: Control, rdx: u64, r8: u64) -> Self {
+        Self {
+            vp: 0,
+            vtl: Vtl::VTL0,
+            control,
+            rdx,
+            r8,
+        }
+    }
+}
+
 pub fn encode_hypercall(req: &HypercallRequest, mrs: &mut MessageRegisters) -> MessageInfo {
     req.encode(mrs)
 }

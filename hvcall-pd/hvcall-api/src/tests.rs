@@ -27,6 +27,7 @@ fn every_message_round_trips() {
         rdx: u64::MAX,
         r8: 7,
     });
+    round_trips(HypercallRequest::vp0(Control(0x5c), 1, 2));
     round_trips(HypercallReply::SwitchVtl { vtl: Vtl::VTL2 });
     round_trips(CpuidReply::Leaf {
         eax: 1,
