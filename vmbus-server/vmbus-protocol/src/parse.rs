@@ -51,6 +51,28 @@ pub enum Message<'a> {
 }
 
 impl Message<'_> {
+    /// Whether only the host sends this message (offers, results, responses): the
+    /// complement of what a guest may send.
+    pub fn from_host(&self) -> bool {
+        !matches!(
+            self,
+            Self::InitiateContact(_)
+                | Self::RequestOffers
+                | Self::GpadlHeader(..)
+                | Self::GpadlBody(..)
+                | Self::GpadlTeardown(_)
+                | Self::OpenChannel(_)
+                | Self::CloseChannel(_)
+                | Self::RelidReleased(_)
+                | Self::ModifyChannel(_)
+                | Self::Unload
+                | Self::TlConnectRequest(_)
+                | Self::ModifyConnection(_)
+                | Self::Pause
+                | Self::Resume
+        )
+    }
+
     pub fn message_type(&self) -> MessageType {
         match self {
             Self::OfferChannel(_) => MessageType::OFFERCHANNEL,
@@ -311,6 +333,21 @@ mod tests {
     use proptest::prelude::*;
     use std::vec::Vec;
     use zerocopy::FromZeros;
+
+    #[test]
+    fn direction_splits_requests_from_answers() {
+        for (m, host) in [
+            (Message::RequestOffers, false),
+            (Message::AllOffersDelivered, true),
+            (Message::Unload, false),
+            (Message::UnloadResponse, true),
+            (Message::Pause, false),
+            (Message::PauseResponse, true),
+            (Message::Resume, false),
+        ] {
+            assert_eq!(m.from_host(), host, "{m:?}");
+        }
+    }
 
     fn v(version: Version) -> Option<Negotiated> {
         Some(Negotiated {
