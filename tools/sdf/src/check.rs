@@ -615,65 +615,77 @@ impl<'a> Checker<'a> {
     }
 
     fn setvars(&mut self, pd: &ProtectionDomain) {
-        let mut symbols: Vec<(&str, &'static str, Span)> = Vec::new();
         for map in &pd.maps {
-            if let Some(sym) = &map.setvar_vaddr {
-                symbols.push((sym, "setvar_vaddr", self.idx.attr(map.span, "setvar_vaddr")));
-            }
-            if let Some(sym) = &map.setvar_size {
-                symbols.push((sym, "setvar_size", self.idx.attr(map.span, "setvar_size")));
-            }
-            if let Some(sym) = &map.setvar_prefill_size {
-                let span = self.idx.attr(map.span, "setvar_prefill_size");
-                symbols.push((sym, "setvar_prefill_size", span));
+            if map.setvar_prefill_size.is_some() {
                 let prefilled = self
                     .mr(&map.mr)
                     .is_none_or(|mr| matches!(mr.prefill, Some(Prefill::Path(_))));
                 if !prefilled {
+                    let span = self.idx.attr(map.span, "setvar_prefill_size");
                     let kind = ErrorKind::SetVarPrefillWithoutPrefill { mr: map.mr.clone() };
                     self.error(span, kind);
                 }
             }
         }
-        for irq in &pd.irqs {
-            if let Some(sym) = &irq.setvar_id {
-                symbols.push((sym, "setvar_id", self.idx.attr(irq.span, "setvar_id")));
-            }
-        }
-        for bar in pd.pci_devices.iter().flat_map(|d| &d.bars) {
-            if let Some(sym) = &bar.setvar_vaddr {
-                symbols.push((sym, "setvar_vaddr", self.idx.attr(bar.span, "setvar_vaddr")));
-            }
-        }
-        for port in &pd.ioports {
-            if let Some(sym) = &port.setvar_id {
-                symbols.push((sym, "setvar_id", self.idx.attr(port.span, "setvar_id")));
-            }
-            if let Some(sym) = &port.setvar_addr {
-                symbols.push((sym, "setvar_addr", self.idx.attr(port.span, "setvar_addr")));
-            }
-        }
-        for child in &pd.children {
-            if let Some(sym) = &child.setvar_id {
-                symbols.push((sym, "setvar_id", self.idx.attr(child.span, "setvar_id")));
-            }
-        }
-        for ch in &self.sys.channels {
-            for end in ch.ends.iter().filter(|e| e.pd == pd.name) {
-                if let Some(sym) = &end.setvar_id {
-                    symbols.push((sym, "setvar_id", self.idx.attr(end.span, "setvar_id")));
-                }
-            }
-        }
-        for v in pd.virtual_machine.iter().flat_map(|vm| &vm.vcpus) {
-            if let Some(sym) = &v.setvar_id {
-                symbols.push((sym, "setvar_id", self.idx.attr(v.span, "setvar_id")));
-            }
-        }
         for sv in &pd.setvars {
-            symbols.push((&sv.symbol, "symbol", self.idx.attr(sv.span, "symbol")));
             self.region(&sv.region_paddr, self.idx.attr(sv.span, "region_paddr"));
         }
+        // Every setvar attribute this PD's elements may carry: (value, attribute, element).
+        let ends = self.sys.channels.iter().flat_map(|ch| &ch.ends);
+        let optional = pd
+            .maps
+            .iter()
+            .flat_map(|m| {
+                [
+                    (&m.setvar_vaddr, "setvar_vaddr", m.span),
+                    (&m.setvar_size, "setvar_size", m.span),
+                    (&m.setvar_prefill_size, "setvar_prefill_size", m.span),
+                ]
+            })
+            .chain(pd.irqs.iter().map(|i| (&i.setvar_id, "setvar_id", i.span)))
+            .chain(
+                pd.pci_devices
+                    .iter()
+                    .flat_map(|d| &d.bars)
+                    .map(|b| (&b.setvar_vaddr, "setvar_vaddr", b.span)),
+            )
+            .chain(pd.ioports.iter().flat_map(|p| {
+                [
+                    (&p.setvar_id, "setvar_id", p.span),
+                    (&p.setvar_addr, "setvar_addr", p.span),
+                ]
+            }))
+            .chain(
+                pd.children
+                    .iter()
+                    .map(|c| (&c.setvar_id, "setvar_id", c.span)),
+            )
+            .chain(
+                ends.filter(|e| e.pd == pd.name)
+                    .map(|e| (&e.setvar_id, "setvar_id", e.span)),
+            )
+            .chain(
+                pd.virtual_machine
+                    .iter()
+                    .flat_map(|vm| &vm.vcpus)
+                    .map(|v| (&v.setvar_id, "setvar_id", v.span)),
+            );
+        let mut symbols: Vec<(&str, &'static str, Span)> = optional
+            .filter_map(|(sym, attribute, element)| {
+                Some((
+                    sym.as_deref()?,
+                    attribute,
+                    self.idx.attr(element, attribute),
+                ))
+            })
+            .chain(pd.setvars.iter().map(|sv| {
+                (
+                    sv.symbol.as_str(),
+                    "symbol",
+                    self.idx.attr(sv.span, "symbol"),
+                )
+            }))
+            .collect();
         symbols.sort_by_key(|s| s.2);
         let mut seen = FirstSeen::new();
         for (sym, attribute, span) in symbols {
