@@ -18,6 +18,32 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+/// Message bodies as they lie in the buffers: `repr(C)`, little-endian fields, no
+/// alignment, read straight from guest bytes; every one derives the same traits.
+/// They live in module `$module`, re-exported: zerocopy's derives, expanded from
+/// this macro, name helper types after the fields, and `missing_debug_implementations`
+/// cannot tell those from ours.
+macro_rules! wire_structs {
+    (mod $module:ident; $($(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* pub $field:ident: $ty:ty,)* })*) => {
+        pub use $module::*;
+        #[allow(missing_debug_implementations)]
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                $(#[$meta])*
+                #[derive(
+                    Copy, Clone, Debug, Default, PartialEq, Eq, zerocopy::FromBytes,
+                    zerocopy::IntoBytes, zerocopy::Immutable, zerocopy::KnownLayout,
+                    zerocopy::Unaligned,
+                )]
+                #[repr(C)]
+                pub struct $name { $($(#[$fmeta])* pub $field: $ty,)* }
+            )*
+        }
+    };
+}
+
 pub mod nvsp;
 pub mod oid;
 pub mod rndis;

@@ -6,7 +6,7 @@
 //! the encoder so the two cannot drift apart.
 
 use zerocopy::byteorder::little_endian::{U16, U32, U64};
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// What every NVSP packet is padded to: the header plus the largest body (the
 /// version-6 PD API completion, 36 bytes).
@@ -95,320 +95,100 @@ pub const CHANNEL_TYPE_CONTROL: u32 = 1;
 /// `SUBCHANNEL.op`.
 pub const SUBCHANNEL_ALLOCATE: u32 = 1;
 
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct Init {
-    pub min_version: U32,
-    pub max_version: U32,
-}
+wire_structs! {
+    mod messages;
 
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct InitComplete {
-    pub negotiated_version: U32,
-    pub max_mdl_chain_length: U32,
-    pub status: U32,
-}
+    pub struct Init {
+        pub min_version: U32,
+        pub max_version: U32,
+    }
 
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct SendNdisVersion {
-    pub major: U32,
-    pub minor: U32,
-}
+    pub struct InitComplete {
+        pub negotiated_version: U32,
+        pub max_mdl_chain_length: U32,
+        pub status: U32,
+    }
 
-/// Both buffers are set up by the same message shape.
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct SendBuffer {
-    pub gpadl: U32,
-    pub id: U16,
-}
+    pub struct SendNdisVersion {
+        pub major: U32,
+        pub minor: U32,
+    }
 
-/// How the host cuts the receive buffer: `sub_allocation_count` sections of
-/// `sub_allocation_size` bytes from `offset`.
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct ReceiveBufferSection {
-    pub offset: U32,
-    pub sub_allocation_size: U32,
-    pub sub_allocation_count: U32,
-    pub end_offset: U32,
-}
+    /// Both buffers are set up by the same message shape.
+    pub struct SendBuffer {
+        pub gpadl: U32,
+        pub id: U16,
+    }
 
-/// Linux accepts exactly one section starting at offset 0.
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct SendReceiveBufferComplete {
-    pub status: U32,
-    pub section_count: U32,
-    pub section: ReceiveBufferSection,
-}
+    /// How the host cuts the receive buffer: `sub_allocation_count` sections of
+    /// `sub_allocation_size` bytes from `offset`.
+    pub struct ReceiveBufferSection {
+        pub offset: U32,
+        pub sub_allocation_size: U32,
+        pub sub_allocation_count: U32,
+        pub end_offset: U32,
+    }
 
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct SendSendBufferComplete {
-    pub status: U32,
-    pub section_size: U32,
-}
+    /// Linux accepts exactly one section starting at offset 0.
+    pub struct SendReceiveBufferComplete {
+        pub status: U32,
+        pub section_count: U32,
+        pub section: ReceiveBufferSection,
+    }
 
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct RevokeBuffer {
-    pub id: U16,
-}
+    pub struct SendSendBufferComplete {
+        pub status: U32,
+        pub section_size: U32,
+    }
 
-/// "An RNDIS message is in send-buffer section `section_index`" (or, with
-/// [`NO_SECTION`], in the packet's GPA ranges).
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct SendRndisPacket {
-    pub channel_type: U32,
-    pub section_index: U32,
-    pub section_size: U32,
-}
+    pub struct RevokeBuffer {
+        pub id: U16,
+    }
 
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct SendRndisPacketComplete {
-    pub status: U32,
-}
+    /// "An RNDIS message is in send-buffer section `section_index`" (or, with
+    /// [`NO_SECTION`], in the packet's GPA ranges).
+    pub struct SendRndisPacket {
+        pub channel_type: U32,
+        pub section_index: U32,
+        pub section_size: U32,
+    }
 
-/// The guest's MTU (frame size including the Ethernet header) and capability bits
-/// (bit 0 VMQ, 1 chimney, 2 SR-IOV, 3 802.1Q, 4 correlation id, 5 teaming,
-/// 6 virtual subnet id, 7 RSC).
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct SendNdisConfig {
-    pub mtu: U32,
-    pub reserved: U32,
-    pub capabilities: U64,
-}
+    pub struct SendRndisPacketComplete {
+        pub status: U32,
+    }
 
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct VfAssociation {
-    pub allocated: U32,
-    pub serial: U32,
-}
+    /// The guest's MTU (frame size including the Ethernet header) and capability bits
+    /// (bit 0 VMQ, 1 chimney, 2 SR-IOV, 3 802.1Q, 4 correlation id, 5 teaming,
+    /// 6 virtual subnet id, 7 RSC).
+    pub struct SendNdisConfig {
+        pub mtu: U32,
+        pub reserved: U32,
+        pub capabilities: U64,
+    }
 
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct SwitchDataPath {
-    pub active_data_path: U32,
-}
+    pub struct VfAssociation {
+        pub allocated: U32,
+        pub serial: U32,
+    }
 
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct SubchannelRequest {
-    pub op: U32,
-    pub count: U32,
-}
+    pub struct SwitchDataPath {
+        pub active_data_path: U32,
+    }
 
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct SubchannelComplete {
-    pub status: U32,
-    pub count: U32,
-}
+    pub struct SubchannelRequest {
+        pub op: U32,
+        pub count: U32,
+    }
 
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct SendIndirectionTable {
-    pub count: U32,
-    pub offset: U32,
+    pub struct SubchannelComplete {
+        pub status: U32,
+        pub count: U32,
+    }
+
+    pub struct SendIndirectionTable {
+        pub count: U32,
+        pub offset: U32,
+    }
 }
 
 const _: () = {

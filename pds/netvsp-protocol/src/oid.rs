@@ -59,24 +59,14 @@ pub const OBJECT_TYPE_RSS_CAPABILITIES: u8 = 0x88;
 pub const OBJECT_TYPE_RSS_PARAMETERS: u8 = 0x89;
 pub const OBJECT_TYPE_OFFLOAD: u8 = 0xa7;
 
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct ObjectHeader {
-    pub object_type: u8,
-    pub revision: u8,
-    pub size: U16,
+wire_structs! {
+    mod header;
+
+    pub struct ObjectHeader {
+        pub object_type: u8,
+        pub revision: u8,
+        pub size: U16,
+    }
 }
 
 /// `struct ndis_offload` as Linux lays it out (revision 3, 156 bytes): the
@@ -104,27 +94,17 @@ pub const OFFLOAD_SIZE: usize = size_of::<Offload>();
 pub const OFFLOAD_SIZE_6_0: usize = 112;
 pub const OFFLOAD_REVISION_3: u8 = 3;
 
-/// `struct ndis_recv_scale_cap`.
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct ReceiveScaleCapabilities {
-    pub header: ObjectHeader,
-    pub capabilities: U32,
-    pub interrupt_messages: U32,
-    pub receive_queues: U32,
-    pub indirection_table_entries: U16,
+wire_structs! {
+    mod rss;
+
+    /// `struct ndis_recv_scale_cap`.
+    pub struct ReceiveScaleCapabilities {
+        pub header: ObjectHeader,
+        pub capabilities: U32,
+        pub interrupt_messages: U32,
+        pub receive_queues: U32,
+        pub indirection_table_entries: U16,
+    }
 }
 
 const _: () = {

@@ -8,7 +8,7 @@
 use alloc::vec::Vec;
 
 use zerocopy::byteorder::little_endian::U32;
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+use zerocopy::{FromBytes, IntoBytes};
 
 /// An open RNDIS message type; completions are the request's type with bit 31 set.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -54,243 +54,93 @@ pub const DF_CONNECTIONLESS: u32 = 1;
 /// `medium`: 802.3.
 pub const MEDIUM_802_3: u32 = 0;
 
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct Header {
-    pub message_type: U32,
-    pub message_length: U32,
-}
+wire_structs! {
+    mod messages;
 
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct InitializeRequest {
-    pub request_id: U32,
-    pub major_version: U32,
-    pub minor_version: U32,
-    pub max_transfer_size: U32,
-}
+    pub struct Header {
+        pub message_type: U32,
+        pub message_length: U32,
+    }
 
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct InitializeComplete {
-    pub request_id: U32,
-    pub status: U32,
-    pub major_version: U32,
-    pub minor_version: U32,
-    pub device_flags: U32,
-    pub medium: U32,
-    pub max_packets_per_message: U32,
-    pub max_transfer_size: U32,
-    /// log2 of the alignment of packets batched in one message.
-    pub packet_alignment_factor: U32,
-    pub af_list_offset: U32,
-    pub af_list_size: U32,
-}
+    pub struct InitializeRequest {
+        pub request_id: U32,
+        pub major_version: U32,
+        pub minor_version: U32,
+        pub max_transfer_size: U32,
+    }
 
-/// HALT and KEEPALIVE carry only their id.
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct RequestId {
-    pub request_id: U32,
-}
+    pub struct InitializeComplete {
+        pub request_id: U32,
+        pub status: U32,
+        pub major_version: U32,
+        pub minor_version: U32,
+        pub device_flags: U32,
+        pub medium: U32,
+        pub max_packets_per_message: U32,
+        pub max_transfer_size: U32,
+        /// log2 of the alignment of packets batched in one message.
+        pub packet_alignment_factor: U32,
+        pub af_list_offset: U32,
+        pub af_list_size: U32,
+    }
 
-/// QUERY and SET share this shape; the information buffer follows.
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct OidRequest {
-    pub request_id: U32,
-    pub oid: U32,
-    pub info_buffer_length: U32,
-    pub info_buffer_offset: U32,
-    pub device_vc_handle: U32,
-}
+    /// HALT and KEEPALIVE carry only their id.
+    pub struct RequestId {
+        pub request_id: U32,
+    }
 
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct QueryComplete {
-    pub request_id: U32,
-    pub status: U32,
-    pub info_buffer_length: U32,
-    pub info_buffer_offset: U32,
-}
+    /// QUERY and SET share this shape; the information buffer follows.
+    pub struct OidRequest {
+        pub request_id: U32,
+        pub oid: U32,
+        pub info_buffer_length: U32,
+        pub info_buffer_offset: U32,
+        pub device_vc_handle: U32,
+    }
 
-/// SET_COMPLETE and KEEPALIVE_COMPLETE.
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct RequestComplete {
-    pub request_id: U32,
-    pub status: U32,
-}
+    pub struct QueryComplete {
+        pub request_id: U32,
+        pub status: U32,
+        pub info_buffer_length: U32,
+        pub info_buffer_offset: U32,
+    }
 
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct ResetComplete {
-    pub status: U32,
-    pub addressing_reset: U32,
-}
+    /// SET_COMPLETE and KEEPALIVE_COMPLETE.
+    pub struct RequestComplete {
+        pub request_id: U32,
+        pub status: U32,
+    }
 
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct IndicateStatus {
-    pub status: U32,
-    pub status_buffer_length: U32,
-    pub status_buffer_offset: U32,
-}
+    pub struct ResetComplete {
+        pub status: U32,
+        pub addressing_reset: U32,
+    }
 
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct Packet {
-    pub data_offset: U32,
-    pub data_length: U32,
-    pub oob_data_offset: U32,
-    pub oob_data_length: U32,
-    pub oob_data_count: U32,
-    pub per_packet_info_offset: U32,
-    pub per_packet_info_length: U32,
-    pub vc_handle: U32,
-    pub reserved: U32,
-}
+    pub struct IndicateStatus {
+        pub status: U32,
+        pub status_buffer_length: U32,
+        pub status_buffer_offset: U32,
+    }
 
-/// One per-packet-info element; its data starts `offset` bytes into it.
-#[derive(
-    Copy,
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    FromBytes,
-    IntoBytes,
-    Immutable,
-    KnownLayout,
-    Unaligned,
-)]
-#[repr(C)]
-pub struct PerPacketInfo {
-    pub size: U32,
-    /// Bits 0..31 the type, bit 31 "internal" (RNDIS rather than NDIS types).
-    pub type_internal: U32,
-    pub offset: U32,
+    pub struct Packet {
+        pub data_offset: U32,
+        pub data_length: U32,
+        pub oob_data_offset: U32,
+        pub oob_data_length: U32,
+        pub oob_data_count: U32,
+        pub per_packet_info_offset: U32,
+        pub per_packet_info_length: U32,
+        pub vc_handle: U32,
+        pub reserved: U32,
+    }
+
+    /// One per-packet-info element; its data starts `offset` bytes into it.
+    pub struct PerPacketInfo {
+        pub size: U32,
+        /// Bits 0..31 the type, bit 31 "internal" (RNDIS rather than NDIS types).
+        pub type_internal: U32,
+        pub offset: U32,
+    }
 }
 
 pub const HEADER_SIZE: usize = size_of::<Header>();
