@@ -107,72 +107,81 @@ fn versions_the_protocol_does_not_define_are_refused() {
     }
 }
 
-#[test]
-fn six_zero_grants_confidential_channels_on_a_confidential_server() {
-    let mut h = Harness::default();
-    h.send(&linux_contact(
-        Version::V6_0,
-        FeatureFlags::CONFIDENTIAL_CHANNELS,
-    ))
-    .expect("contact");
-    let (_, r, features) = response(&mut h);
-    assert_eq!(r.version_supported, 1);
-    assert_eq!(r.msg_conn_id, MESSAGE_CONNECTION_ID_4);
-    assert_eq!(features, Some(FeatureFlags::CONFIDENTIAL_CHANNELS));
-    assert_eq!(
-        h.server.connection().map(|c| c.features),
-        Some(FeatureFlags::CONFIDENTIAL_CHANNELS)
-    );
-}
+/// (case, server is confidential, the guest's contact, the features the response
+/// carries, the features the connection then has)
+type FeatureCase = (
+    &'static str,
+    bool,
+    InitiateContact,
+    Option<FeatureFlags>,
+    FeatureFlags,
+);
 
 #[test]
-fn confidential_channels_are_not_granted_by_a_non_confidential_server() {
-    let mut config = Harness::config();
-    config.confidential = false;
-    let mut h = Harness::new(config);
-    h.send(&linux_contact(
-        Version::V6_0,
-        FeatureFlags::CONFIDENTIAL_CHANNELS,
-    ))
-    .expect("contact");
-    let (_, r, features) = response(&mut h);
-    assert_eq!(r.version_supported, 1);
-    assert_eq!(features, Some(FeatureFlags::EMPTY));
-}
-
-#[test]
-fn unknown_and_unoffered_feature_bits_are_masked() {
-    let mut h = Harness::default();
-    let asked = FeatureFlags(0xf000_0000)
-        | FeatureFlags::CONFIDENTIAL_CHANNELS
+fn feature_negotiation() {
+    const CONFIDENTIAL: FeatureFlags = FeatureFlags::CONFIDENTIAL_CHANNELS;
+    let unknown_and_unoffered = FeatureFlags(0xf000_0000)
+        | CONFIDENTIAL
         | FeatureFlags::PAUSE_RESUME
         | FeatureFlags::GUEST_SPECIFIED_SIGNAL_PARAMETERS;
-    h.send(&linux_contact(Version::V6_0, asked))
-        .expect("contact");
-    let (_, _, features) = response(&mut h);
-    assert_eq!(features, Some(FeatureFlags::CONFIDENTIAL_CHANNELS));
-    // Messages of features not granted do not parse.
-    assert!(matches!(
-        h.send(&Pause {}),
-        Err(MessageError::Parse(ParseError::NeedsFeature { .. }))
-    ));
-}
-
-#[test]
-fn feature_bits_before_6_0_are_ignored() {
-    let mut h = Harness::default();
-    let c = contact(
-        Version::WIN10_V5_3,
-        InitiateContact::default_target_info(FeatureFlags::CONFIDENTIAL_CHANNELS.bits()),
-    );
-    h.send(&c).expect("contact");
-    let (_, r, features) = response(&mut h);
-    assert_eq!(r.version_supported, 1);
-    assert_eq!(features, None);
-    assert_eq!(
-        h.server.connection().map(|c| c.features),
-        Some(FeatureFlags::EMPTY)
-    );
+    let cases: [FeatureCase; 4] = [
+        (
+            "6.0 grants confidential channels on a confidential server",
+            true,
+            linux_contact(Version::V6_0, CONFIDENTIAL),
+            Some(CONFIDENTIAL),
+            CONFIDENTIAL,
+        ),
+        (
+            "a non-confidential server does not grant them",
+            false,
+            linux_contact(Version::V6_0, CONFIDENTIAL),
+            Some(FeatureFlags::EMPTY),
+            FeatureFlags::EMPTY,
+        ),
+        (
+            "unknown and unoffered bits are masked",
+            true,
+            linux_contact(Version::V6_0, unknown_and_unoffered),
+            Some(CONFIDENTIAL),
+            CONFIDENTIAL,
+        ),
+        (
+            "feature bits before 6.0 are ignored",
+            true,
+            contact(
+                Version::WIN10_V5_3,
+                InitiateContact::default_target_info(CONFIDENTIAL.bits()),
+            ),
+            None,
+            FeatureFlags::EMPTY,
+        ),
+    ];
+    for (case, confidential, contact, answered, granted) in cases {
+        let mut config = Harness::config();
+        config.confidential = confidential;
+        let mut h = Harness::new(config);
+        h.send(&contact).expect(case);
+        let (_, r, features) = response(&mut h);
+        assert_eq!(r.version_supported, 1, "{case}");
+        assert_eq!(r.msg_conn_id, MESSAGE_CONNECTION_ID_4, "{case}");
+        assert_eq!(features, answered, "{case}");
+        assert_eq!(
+            h.server.connection().map(|c| c.features),
+            Some(granted),
+            "{case}"
+        );
+        // At 6.0, messages of features not granted do not parse.
+        if answered.is_some() {
+            assert!(
+                matches!(
+                    h.send(&Pause {}),
+                    Err(MessageError::Parse(ParseError::NeedsFeature { .. }))
+                ),
+                "{case}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -233,44 +242,35 @@ fn the_target_vcpu_is_honoured_from_win8_1_only() {
 }
 
 #[test]
-fn a_sint_that_does_not_exist_is_refused() {
-    let mut h = Harness::default();
-    let r = h.send(&contact(
-        Version::WIN10_V5_3,
-        InitiateContact::target_info(16, 0, 0),
-    ));
-    assert_eq!(r, Err(MessageError::Contact(ContactError::BadSint(16))));
-    let (target, resp, _) = response(&mut h);
-    assert_eq!(resp.version_supported, 0);
-    assert_eq!(
-        target.sint, MESSAGE_SINT,
-        "refusal goes where the guest can get it"
-    );
+fn contacts_naming_what_does_not_exist_are_refused() {
+    let mut bad_vp = linux_contact(Version::WIN10_V5_3, FeatureFlags::EMPTY);
+    bad_vp.target_vcpu = 4; // vp_count is 4
+    let cases = [
+        (
+            "a SINT that does not exist",
+            contact(Version::WIN10_V5_3, InitiateContact::target_info(16, 0, 0)),
+            ContactError::BadSint(16),
+        ),
+        ("a VP that does not exist", bad_vp, ContactError::BadVp(4)),
+        (
+            "another VTL's contact, from 5.1",
+            contact(Version::WIN10_V5_1, InitiateContact::target_info(2, 2, 0)),
+            ContactError::OtherVtl(2),
+        ),
+    ];
+    for (case, c, error) in cases {
+        let mut h = Harness::default();
+        assert_eq!(h.send(&c), Err(MessageError::Contact(error)), "{case}");
+        let (target, resp, _) = response(&mut h);
+        assert_eq!(resp.version_supported, 0, "{case}");
+        // The refusal goes where the guest can get it.
+        assert_eq!(target, MessageTarget::DEFAULT, "{case}");
+    }
 }
 
 #[test]
-fn a_vp_that_does_not_exist_is_refused() {
+fn the_vtl_byte_is_ignored_before_5_1() {
     let mut h = Harness::default();
-    let mut c = linux_contact(Version::WIN10_V5_3, FeatureFlags::EMPTY);
-    c.target_vcpu = 4; // vp_count is 4
-    assert_eq!(
-        h.send(&c),
-        Err(MessageError::Contact(ContactError::BadVp(4)))
-    );
-    let (target, resp, _) = response(&mut h);
-    assert_eq!((target.vp, resp.version_supported), (0, 0));
-}
-
-#[test]
-fn another_vtls_contact_is_refused_from_5_1() {
-    let mut h = Harness::default();
-    let r = h.send(&contact(
-        Version::WIN10_V5_1,
-        InitiateContact::target_info(2, 2, 0),
-    ));
-    assert_eq!(r, Err(MessageError::Contact(ContactError::OtherVtl(2))));
-    assert_eq!(response(&mut h).1.version_supported, 0);
-    // 5.0 had no VTL field: the byte is ignored.
     let r = h.send(&contact(
         Version::WIN10_V5,
         InitiateContact::target_info(2, 2, 0),
