@@ -122,6 +122,31 @@ fn enable(
     }
 }
 
+/// synic-pd started from `init` with VP 0's paravisor SynIC enabled (message page
+/// 0, event page 1), and the kernel it ran on.
+fn enabled(init: &FakeInit) -> (Pd, RecordingKernel) {
+    let mut pd = Pd::init(init).unwrap();
+    let mut k = RecordingKernel::default();
+    enable(&mut pd, &mut k, Instance::PARAVISOR, 0, 1);
+    (pd, k)
+}
+
+/// [`fake_init`] where HVCALL and HOSTRELAY both deliver into the paravisor SynIC.
+fn two_paravisor_deliverers() -> FakeInit {
+    fake_init().variable(
+        DELIVER_PV_CHANNELS,
+        1 << HVCALL.index() | 1 << HOSTRELAY.index(),
+    )
+}
+
+/// A one-message post of "hi" to VP 0's paravisor SINT 2.
+fn post_hi() -> Request {
+    Request::PostMessage {
+        target: target(Instance::PARAVISOR),
+        message: HvMessage::new(HvMessageType(1), 0, b"hi").unwrap(),
+    }
+}
+
 fn target(instance: Instance) -> SintTarget {
     SintTarget {
         vp: 0,
@@ -353,9 +378,7 @@ fn msr_replies_carry_gp_and_not_synic() {
 #[test]
 fn the_api_clients_round_trip_through_the_handler() {
     let init = fake_init();
-    let mut pd = Pd::init(&init).unwrap();
-    let mut k = RecordingKernel::default();
-    enable(&mut pd, &mut k, Instance::PARAVISOR, 0, 1);
+    let (mut pd, _) = enabled(&init);
     let mut lb = RoutingKernel::new(Loopback {
         pd: &mut pd,
         caller: HVCALL,
@@ -415,10 +438,8 @@ fn the_api_clients_round_trip_through_the_handler() {
 #[test]
 fn interrupts_reach_the_queue_and_the_vcpu_is_notified_only_when_it_asked() {
     let init = fake_init();
-    let mut pd = Pd::init(&init).unwrap();
-    let mut k = RecordingKernel::default();
+    let (mut pd, mut k) = enabled(&init);
     let mut irqs = irq_consumer(&init);
-    enable(&mut pd, &mut k, Instance::PARAVISOR, 0, 1);
     call(
         &mut pd,
         &mut k,
@@ -455,10 +476,8 @@ fn interrupts_reach_the_queue_and_the_vcpu_is_notified_only_when_it_asked() {
 #[test]
 fn a_full_interrupt_queue_coalesces_and_drains_when_the_vcpu_makes_room() {
     let init = fake_init();
-    let mut pd = Pd::init(&init).unwrap();
-    let mut k = RecordingKernel::default();
+    let (mut pd, mut k) = enabled(&init);
     let mut irqs = irq_consumer(&init);
-    enable(&mut pd, &mut k, Instance::PARAVISOR, 0, 1);
     let extra = 40;
     for flag in 0..IRQ_QUEUE_CAPACITY + extra {
         call(
@@ -526,35 +545,24 @@ mod prop {
 
 #[test]
 fn kind_masks_keep_a_signaller_out_of_the_message_slots() {
-    let mut init = fake_init();
     // HVCALL may do both; HOSTRELAY (a VSP here) only sets event flags.
-    init = init.variable(
-        DELIVER_PV_CHANNELS,
-        1 << HVCALL.index() | 1 << HOSTRELAY.index(),
-    );
-    init = init.variable(POST_CHANNELS, 1 << HVCALL.index());
-    init = init.variable(
-        SIGNAL_CHANNELS,
-        1 << HVCALL.index() | 1 << HOSTRELAY.index(),
-    );
-    let mut pd = Pd::init(&init).unwrap();
-    let mut k = RecordingKernel::default();
-    enable(&mut pd, &mut k, Instance::PARAVISOR, 0, 1);
-    let message = HvMessage::new(HvMessageType(1), 0, b"hi").unwrap();
-    let post = |message| Request::PostMessage {
-        target: target(Instance::PARAVISOR),
-        message,
-    };
+    let mut init = two_paravisor_deliverers()
+        .variable(POST_CHANNELS, 1 << HVCALL.index())
+        .variable(
+            SIGNAL_CHANNELS,
+            1 << HVCALL.index() | 1 << HOSTRELAY.index(),
+        );
+    let (mut pd, mut k) = enabled(&init);
     let signal = Request::SignalEvent {
         target: target(Instance::PARAVISOR),
         flag: 3,
     };
     assert!(call(&mut pd, &mut k, HOSTRELAY, signal.clone()).is_ok());
     assert_eq!(
-        call(&mut pd, &mut k, HOSTRELAY, post(message)).unwrap_err(),
+        call(&mut pd, &mut k, HOSTRELAY, post_hi()).unwrap_err(),
         HandlerError::UnexpectedCall(HOSTRELAY)
     );
-    assert!(call(&mut pd, &mut k, HVCALL, post(message)).is_ok());
+    assert!(call(&mut pd, &mut k, HVCALL, post_hi()).is_ok());
     assert!(call(&mut pd, &mut k, HVCALL, signal).is_ok());
     // A bad mask stops the PD instead of granting more than meant.
     init = init.variable(SIGNAL_CHANNELS, 1 << 62);
@@ -569,23 +577,12 @@ fn kind_masks_keep_a_signaller_out_of_the_message_slots() {
 
 #[test]
 fn a_refused_poster_is_woken_when_the_guest_writes_eom() {
-    let mut init = fake_init();
-    init = init.variable(
-        DELIVER_PV_CHANNELS,
-        1 << HVCALL.index() | 1 << HOSTRELAY.index(),
-    );
-    let mut pd = Pd::init(&init).unwrap();
-    let mut k = RecordingKernel::default();
-    enable(&mut pd, &mut k, Instance::PARAVISOR, 0, 1);
-    let message = HvMessage::new(HvMessageType(1), 0, b"hi").unwrap();
-    let post = || Request::PostMessage {
-        target: target(Instance::PARAVISOR),
-        message,
-    };
+    let init = two_paravisor_deliverers();
+    let (mut pd, mut k) = enabled(&init);
     // One in the slot, DEPTH (2) queued, then refused.
     let mut statuses = Vec::new();
     for _ in 0..4 {
-        let (_, mrs) = call(&mut pd, &mut k, HOSTRELAY, post()).unwrap();
+        let (_, mrs) = call(&mut pd, &mut k, HOSTRELAY, post_hi()).unwrap();
         statuses.push(HvStatus(mrs.get(0) as u16));
     }
     assert_eq!(statuses[3], HvStatus::INSUFFICIENT_BUFFERS, "{statuses:?}");
@@ -620,9 +617,7 @@ fn a_vsp_sets_only_the_flags_vmbus_server_granted_its_channels() {
         .variable(GRANT_CHANNEL, VMBUS.index() as u64)
         .variable(VSP_CHANNEL_VARS[0], VSP_A.index() as u64)
         .variable(VSP_CHANNEL_VARS[1], VSP_B.index() as u64);
-    let mut pd = Pd::init(&init).unwrap();
-    let mut k = RecordingKernel::default();
-    enable(&mut pd, &mut k, Instance::PARAVISOR, 0, 1);
+    let (mut pd, mut k) = enabled(&init);
     let t = target(Instance::PARAVISOR);
     let mut as_caller = |pd: &mut Pd, ch, req: Request| {
         let (m, mrs) = call(pd, &mut k, ch, req).unwrap();
