@@ -139,6 +139,14 @@ fn two_paravisor_deliverers() -> FakeInit {
     )
 }
 
+/// Sets event `flag` on VP 0's paravisor SINT 2.
+fn signal_pv(flag: u32) -> Request {
+    Request::SignalEvent {
+        target: target(Instance::PARAVISOR),
+        flag,
+    }
+}
+
 /// A one-message post of "hi" to VP 0's paravisor SINT 2.
 fn post_hi() -> Request {
     Request::PostMessage {
@@ -306,10 +314,7 @@ fn each_channel_may_only_do_its_role() {
         call(&mut pd, &mut k, VCPU, post(Instance::PARAVISOR)).unwrap_err(),
         HandlerError::UnexpectedCall(VCPU)
     );
-    let sig = Request::SignalEvent {
-        target: target(Instance::PARAVISOR),
-        flag: 1,
-    };
+    let sig = signal_pv(1);
     assert_eq!(
         call(&mut pd, &mut k, HOSTRELAY, sig).unwrap_err(),
         HandlerError::UnexpectedCall(HOSTRELAY)
@@ -440,16 +445,7 @@ fn interrupts_reach_the_queue_and_the_vcpu_is_notified_only_when_it_asked() {
     let init = fake_init();
     let (mut pd, mut k) = enabled(&init);
     let mut irqs = irq_consumer(&init);
-    call(
-        &mut pd,
-        &mut k,
-        HVCALL,
-        Request::SignalEvent {
-            target: target(Instance::PARAVISOR),
-            flag: 1,
-        },
-    )
-    .unwrap();
+    call(&mut pd, &mut k, HVCALL, signal_pv(1)).unwrap();
     assert!(k.notified.is_empty(), "the vCPU PD was not asleep");
     let e = irqs.dequeue().unwrap().unwrap();
     assert_eq!(
@@ -459,16 +455,7 @@ fn interrupts_reach_the_queue_and_the_vcpu_is_notified_only_when_it_asked() {
 
     // The vCPU PD goes to sleep; the next interrupt must wake it.
     assert!(irqs.prepare_to_sleep().unwrap());
-    call(
-        &mut pd,
-        &mut k,
-        HVCALL,
-        Request::SignalEvent {
-            target: target(Instance::PARAVISOR),
-            flag: 2,
-        },
-    )
-    .unwrap();
+    call(&mut pd, &mut k, HVCALL, signal_pv(2)).unwrap();
     assert_eq!(k.notified, [VCPU]);
     assert!(irqs.dequeue().unwrap().is_some());
 }
@@ -480,16 +467,7 @@ fn a_full_interrupt_queue_coalesces_and_drains_when_the_vcpu_makes_room() {
     let mut irqs = irq_consumer(&init);
     let extra = 40;
     for flag in 0..IRQ_QUEUE_CAPACITY + extra {
-        call(
-            &mut pd,
-            &mut k,
-            HVCALL,
-            Request::SignalEvent {
-                target: target(Instance::PARAVISOR),
-                flag,
-            },
-        )
-        .unwrap();
+        call(&mut pd, &mut k, HVCALL, signal_pv(flag)).unwrap();
     }
     let mut got = 0;
     while irqs.dequeue().unwrap().is_some() {
@@ -553,10 +531,7 @@ fn kind_masks_keep_a_signaller_out_of_the_message_slots() {
             1 << HVCALL.index() | 1 << HOSTRELAY.index(),
         );
     let (mut pd, mut k) = enabled(&init);
-    let signal = Request::SignalEvent {
-        target: target(Instance::PARAVISOR),
-        flag: 3,
-    };
+    let signal = signal_pv(3);
     assert!(call(&mut pd, &mut k, HOSTRELAY, signal.clone()).is_ok());
     assert_eq!(
         call(&mut pd, &mut k, HOSTRELAY, post_hi()).unwrap_err(),
