@@ -272,42 +272,51 @@ fn simp_and_siefp_check_reserved_bits_and_range() {
 #[test]
 fn enabling_or_moving_a_page_clears_it_but_rewriting_does_not() {
     let mut r = Rig::new();
-    r.guest.scribble(2);
-    let simp = SimpSiefpRegister::new(true, Guest::gpn(2)).0;
-    r.wrmsr(0, PV, HV_X64_MSR_SIMP, simp).unwrap();
-    assert!(r.guest.page_is_zero(2));
-    r.guest.scribble(2);
-    r.wrmsr(0, PV, HV_X64_MSR_SIMP, simp).unwrap();
-    assert!(
-        !r.guest.page_is_zero(2),
-        "same page, still enabled: left alone"
-    );
-    r.guest.scribble(3);
-    r.wrmsr(
-        0,
-        PV,
-        HV_X64_MSR_SIMP,
-        SimpSiefpRegister::new(true, Guest::gpn(3)).0,
-    )
-    .unwrap();
-    assert!(r.guest.page_is_zero(3), "moved: the new page is cleared");
-    r.guest.scribble(4);
-    r.wrmsr(
-        0,
-        PV,
-        HV_X64_MSR_SIEFP,
-        SimpSiefpRegister::new(false, Guest::gpn(4)).0,
-    )
-    .unwrap();
-    assert!(!r.guest.page_is_zero(4), "disabled registers touch nothing");
-    r.wrmsr(
-        0,
-        PV,
-        HV_X64_MSR_SIEFP,
-        SimpSiefpRegister::new(true, Guest::gpn(4)).0,
-    )
-    .unwrap();
-    assert!(r.guest.page_is_zero(4));
+    // In order: (page scribbled on, then named by this MSR with this enable bit,
+    // whether the write cleared it, why)
+    let steps = [
+        (
+            2,
+            HV_X64_MSR_SIMP,
+            true,
+            true,
+            "enabled: the page is cleared",
+        ),
+        (
+            2,
+            HV_X64_MSR_SIMP,
+            true,
+            false,
+            "same page, still enabled: left alone",
+        ),
+        (
+            3,
+            HV_X64_MSR_SIMP,
+            true,
+            true,
+            "moved: the new page is cleared",
+        ),
+        (
+            4,
+            HV_X64_MSR_SIEFP,
+            false,
+            false,
+            "disabled registers touch nothing",
+        ),
+        (
+            4,
+            HV_X64_MSR_SIEFP,
+            true,
+            true,
+            "enabled: the page is cleared",
+        ),
+    ];
+    for (page, msr, enabled, cleared, why) in steps {
+        r.guest.scribble(page);
+        let value = SimpSiefpRegister::new(enabled, Guest::gpn(page)).0;
+        r.wrmsr(0, PV, msr, value).unwrap();
+        assert_eq!(r.guest.page_is_zero(page), cleared, "{why}");
+    }
 }
 
 #[test]
