@@ -120,6 +120,14 @@ impl Rig {
         self.synic.read_msr(vp, inst, msr)
     }
 
+    /// VP 0's paravisor SynIC enabled the way most tests want it: SIMP on page 0,
+    /// SIEFP on page 1, SINT 2 at vector 0x50.
+    fn enabled() -> Self {
+        let mut r = Self::new();
+        r.enable(0, PV, 0, 1, 2, 0x50);
+        r
+    }
+
     /// Linux's hv_synic_enable_regs: SIMP, SIEFP, one SINT, then SCONTROL.
     fn enable(
         &mut self,
@@ -409,8 +417,7 @@ fn instance_numbers_beyond_two_do_not_exist() {
 
 #[test]
 fn a_post_lands_in_the_slot_and_raises_the_sint_vector() {
-    let mut r = Rig::new();
-    r.enable(0, PV, 0, 1, 2, 0x50);
+    let mut r = Rig::enabled();
     assert_eq!(r.post(0, PV, 2, b"hello"), Ok(PostOutcome::Delivered));
     let slot = r.guest.slot(0, 2);
     assert_eq!(slot.header.message_type, HvMessageType::VMBUS);
@@ -429,8 +436,7 @@ fn a_post_lands_in_the_slot_and_raises_the_sint_vector() {
 
 #[test]
 fn a_busy_slot_queues_marks_pending_and_eom_delivers_the_next() {
-    let mut r = Rig::new();
-    r.enable(0, PV, 0, 1, 2, 0x50);
+    let mut r = Rig::enabled();
     assert_eq!(r.post(0, PV, 2, b"one"), Ok(PostOutcome::Delivered));
     assert_eq!(r.post(0, PV, 2, b"two"), Ok(PostOutcome::Queued));
     assert_eq!(r.post(0, PV, 2, b"three"), Ok(PostOutcome::Queued));
@@ -466,8 +472,7 @@ fn a_busy_slot_queues_marks_pending_and_eom_delivers_the_next() {
 
 #[test]
 fn eom_without_a_free_slot_delivers_nothing() {
-    let mut r = Rig::new();
-    r.enable(0, PV, 0, 1, 2, 0x50);
+    let mut r = Rig::enabled();
     r.post(0, PV, 2, b"one").unwrap();
     r.post(0, PV, 2, b"two").unwrap();
     r.irqs.take();
@@ -479,8 +484,7 @@ fn eom_without_a_free_slot_delivers_nothing() {
 
 #[test]
 fn a_full_queue_refuses_with_insufficient_buffers_until_eom_makes_room() {
-    let mut r = Rig::new();
-    r.enable(0, PV, 0, 1, 2, 0x50);
+    let mut r = Rig::enabled();
     assert_eq!(r.post(0, PV, 2, b"in slot"), Ok(PostOutcome::Delivered));
     for i in 0..DEPTH {
         assert_eq!(r.post(0, PV, 2, &[i as u8]), Ok(PostOutcome::Queued));
@@ -503,8 +507,7 @@ fn a_full_queue_refuses_with_insufficient_buffers_until_eom_makes_room() {
 
 #[test]
 fn a_slot_freed_without_eom_is_refilled_in_order_by_the_next_post() {
-    let mut r = Rig::new();
-    r.enable(0, PV, 0, 1, 2, 0x50);
+    let mut r = Rig::enabled();
     r.post(0, PV, 2, b"a").unwrap();
     r.post(0, PV, 2, b"b").unwrap();
     // The guest frees the slot but skips EOM (e.g. it raced with the flag).
@@ -519,8 +522,7 @@ fn a_slot_freed_without_eom_is_refilled_in_order_by_the_next_post() {
 
 #[test]
 fn masked_sints_deliver_nothing_until_unmasked() {
-    let mut r = Rig::new();
-    r.enable(0, PV, 0, 1, 2, 0x50);
+    let mut r = Rig::enabled();
     r.sint(0, PV, 2, SintRegister::new(0x50).with_masked(true));
     assert_eq!(r.post(0, PV, 2, b"held"), Ok(PostOutcome::Queued));
     assert_eq!(r.signal(0, PV, 2, 5), Ok(false));
@@ -563,8 +565,7 @@ fn a_disabled_simp_or_scontrol_holds_messages_and_enabling_releases_them() {
 
 #[test]
 fn polling_sints_get_messages_and_flags_without_interrupts() {
-    let mut r = Rig::new();
-    r.enable(0, PV, 0, 1, 2, 0x50);
+    let mut r = Rig::enabled();
     r.sint(0, PV, 2, SintRegister::new(0x50).with_polling(true));
     assert_eq!(r.post(0, PV, 2, b"p"), Ok(PostOutcome::Delivered));
     assert_eq!(r.signal(0, PV, 2, 1), Ok(true));
@@ -575,8 +576,7 @@ fn polling_sints_get_messages_and_flags_without_interrupts() {
 
 #[test]
 fn auto_eoi_is_passed_to_the_vcpu() {
-    let mut r = Rig::new();
-    r.enable(0, PV, 0, 1, 2, 0x50);
+    let mut r = Rig::enabled();
     r.sint(0, PV, 2, SintRegister::new(0x50).with_auto_eoi(true));
     r.post(0, PV, 2, b"x").unwrap();
     let got = r.irqs.take();
@@ -586,8 +586,7 @@ fn auto_eoi_is_passed_to_the_vcpu() {
 
 #[test]
 fn malformed_posts_are_invalid_parameters() {
-    let mut r = Rig::new();
-    r.enable(0, PV, 0, 1, 2, 0x50);
+    let mut r = Rig::enabled();
     let mem = r.guest.mem();
     let target = target(0, PV, 2);
     let mut msg = HvMessage::new(HvMessageType::VMBUS, 0, b"x").unwrap();
@@ -620,8 +619,7 @@ fn malformed_posts_are_invalid_parameters() {
 
 #[test]
 fn events_set_the_bit_and_interrupt_only_on_a_zero_to_one_transition() {
-    let mut r = Rig::new();
-    r.enable(0, PV, 0, 1, 2, 0x50);
+    let mut r = Rig::enabled();
     assert_eq!(r.signal(0, PV, 2, 13), Ok(true));
     assert_eq!(r.guest.flag_byte(1, 2, 13), 1 << 5);
     assert_eq!(r.irqs.take(), [irq(0, 0x50, PV, 2)]);
@@ -642,8 +640,7 @@ fn events_set_the_bit_and_interrupt_only_on_a_zero_to_one_transition() {
 
 #[test]
 fn event_flag_numbers_cover_exactly_2048_per_sint() {
-    let mut r = Rig::new();
-    r.enable(0, PV, 0, 1, 2, 0x50);
+    let mut r = Rig::enabled();
     assert_eq!(r.signal(0, PV, 2, 2047), Ok(true));
     assert_eq!(r.guest.flag_byte(1, 2, 2047), 0x80);
     assert_eq!(r.guest.flag_byte(1, 3, 0), 0, "does not spill into SINT3");
@@ -678,8 +675,7 @@ fn events_on_a_closed_path_write_nothing() {
 
 #[test]
 fn the_two_instances_are_independent_and_traffic_lands_only_where_addressed() {
-    let mut r = Rig::new();
-    r.enable(0, PV, 0, 1, 2, 0x50);
+    let mut r = Rig::enabled();
     r.enable(0, HV, 2, 3, 2, 0x60);
     assert_eq!(
         r.rdmsr(0, PV, HV_X64_MSR_SIMP),
@@ -721,8 +717,7 @@ fn the_two_instances_are_independent_and_traffic_lands_only_where_addressed() {
 
 #[test]
 fn vps_are_independent() {
-    let mut r = Rig::new();
-    r.enable(0, PV, 0, 1, 2, 0x50);
+    let mut r = Rig::enabled();
     r.enable(1, PV, 4, 5, 2, 0x51);
     r.post(1, PV, 2, b"vp1").unwrap();
     assert_eq!(r.guest.slot(4, 2).payload(), b"vp1");
