@@ -153,30 +153,14 @@ impl Rig {
     ) -> Result<PostOutcome, HvStatus> {
         let msg = HvMessage::new(HvMessageType::VMBUS, 0x77, payload).unwrap();
         let mem = self.guest.mem();
-        self.synic.post_message(
-            &mem,
-            &mut self.irqs,
-            SintTarget {
-                vp,
-                instance: inst,
-                sint,
-            },
-            &msg,
-        )
+        self.synic
+            .post_message(&mem, &mut self.irqs, target(vp, inst, sint), &msg)
     }
 
     fn signal(&mut self, vp: u32, inst: Instance, sint: u8, flag: u32) -> Result<bool, HvStatus> {
         let mem = self.guest.mem();
-        self.synic.signal_event(
-            &mem,
-            &mut self.irqs,
-            SintTarget {
-                vp,
-                instance: inst,
-                sint,
-            },
-            flag,
-        )
+        self.synic
+            .signal_event(&mem, &mut self.irqs, target(vp, inst, sint), flag)
     }
 
     fn sint(&mut self, vp: u32, inst: Instance, sint: u8, reg: SintRegister) {
