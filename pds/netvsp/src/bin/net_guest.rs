@@ -387,15 +387,8 @@ fn exchange(
     ))
 }
 
-/// The handler type of a PD whose `init` never returns.
+/// The handler type of a PD whose `init` never returns: no value exists, so
+/// ipc's defaults are never called.
 enum Never {}
 
-impl ipc::Handler for Never {
-    fn notified(
-        &mut self,
-        _: &mut dyn ipc::Kernel,
-        _: ipc::ChannelSet,
-    ) -> std::result::Result<(), ipc::HandlerError> {
-        match *self {}
-    }
-}
+impl ipc::Handler for Never {}
