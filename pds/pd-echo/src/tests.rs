@@ -1,10 +1,9 @@
-//! Drives both handlers in one thread over in-memory regions and a fake kernel that
-//! only records notifications: the schedule is deterministic, so a lost wake-up
+//! Drives both handlers in one thread over in-memory regions and a kernel that only
+//! records notifications: the schedule is deterministic, so a lost wake-up
 //! shows up as "nobody has a pending notification but the client is not done".
 
 use super::*;
-use ipc::testing::{leaked_region, FakeInit};
-use ipc::{IpcError, MessageInfo, MessageRegisters};
+use ipc::testing::{leaked_region, FakeInit, RecordingKernel};
 
 fn queue_bytes() -> usize {
     Queue::<u64>::layout_size(CAPACITY).unwrap()
@@ -21,33 +20,13 @@ fn fake_init() -> FakeInit {
     with_regions(leaked_region(queue_bytes()), leaked_region(queue_bytes()))
 }
 
-#[derive(Default)]
-struct FakeKernel {
-    peer_pending: bool,
-    notifies: u64,
-}
-
-impl Kernel for FakeKernel {
-    fn notify(&mut self, ch: Channel) -> Result<(), IpcError> {
-        if ch != PEER {
-            return Err(IpcError::NotGranted(ch));
-        }
-        self.peer_pending = true;
-        self.notifies += 1;
-        Ok(())
-    }
-    fn pp_call(
-        &mut self,
-        ch: Channel,
-        _: MessageInfo,
-        _: &mut MessageRegisters,
-    ) -> Result<MessageInfo, IpcError> {
-        Err(IpcError::CallNotPermitted(ch))
-    }
-    fn irq_ack(&mut self, ch: Channel) -> Result<(), IpcError> {
-        Err(IpcError::NotAnIrq(ch))
-    }
-    fn debug_puts(&mut self, _: &str) {}
+/// Takes what `k` recorded since the last look: whether the peer was signalled,
+/// adding the count to `total`. Only the peer may be signalled.
+fn signalled(k: &mut RecordingKernel, total: &mut u64) -> bool {
+    let got = k.take_notified();
+    assert!(got.iter().all(|&ch| ch == PEER), "notified {got:?}");
+    *total += got.len() as u64;
+    !got.is_empty()
 }
 
 fn peer() -> ChannelSet {
@@ -64,7 +43,8 @@ fn run_pair_started(count: u64, client_first: bool) -> (u64, u64) {
     let init = fake_init();
     let mut client = Client::new(&init, count).unwrap();
     let mut server = Server::new(&init).unwrap();
-    let (mut ck, mut sk) = (FakeKernel::default(), FakeKernel::default());
+    let (mut ck, mut sk) = (RecordingKernel::default(), RecordingKernel::default());
+    let (mut to_server, mut to_client) = (0, 0);
     if client_first {
         client.start(&mut ck).unwrap();
         server.start(&mut sk).unwrap();
@@ -73,11 +53,9 @@ fn run_pair_started(count: u64, client_first: bool) -> (u64, u64) {
         client.start(&mut ck).unwrap();
     }
     while !client.is_done() {
-        if ck.peer_pending {
-            ck.peer_pending = false;
+        if signalled(&mut ck, &mut to_server) {
             server.notified(&mut sk, peer()).unwrap();
-        } else if sk.peer_pending {
-            sk.peer_pending = false;
+        } else if signalled(&mut sk, &mut to_client) {
             client.notified(&mut ck, peer()).unwrap();
         } else {
             panic!("lost wake-up: client at {} of {count}", client.received());
@@ -85,7 +63,7 @@ fn run_pair_started(count: u64, client_first: bool) -> (u64, u64) {
     }
     assert_eq!(client.received(), count);
     assert_eq!(server.echoed(), count);
-    (ck.notifies, sk.notifies)
+    (to_server, to_client)
 }
 
 #[test]
@@ -118,7 +96,7 @@ fn signal_avoidance_keeps_notifications_per_batch_not_per_message() {
 fn a_lost_or_reordered_reply_is_caught() {
     let init = fake_init();
     let mut client = Client::new(&init, 10).unwrap();
-    let mut ck = FakeKernel::default();
+    let mut ck = RecordingKernel::default();
     client.start(&mut ck).unwrap();
     // A server that drops request 0 and echoes the rest.
     let mut requests =
@@ -171,7 +149,7 @@ fn notifications_on_other_channels_are_refused() {
     let mut server = Server::new(&init).unwrap();
     let other: ChannelSet = [Channel::new(5)].into_iter().collect();
     assert_eq!(
-        server.notified(&mut FakeKernel::default(), other),
+        server.notified(&mut RecordingKernel::default(), other),
         Err(HandlerError::UnexpectedNotification(Channel::new(5)))
     );
 }
