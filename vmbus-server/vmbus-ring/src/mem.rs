@@ -2,7 +2,7 @@
 //! non-wrapping accesses to the data area; implementations still return errors rather
 //! than trusting that, and never hand out references into shared bytes.
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use ipc::{Region, RegionError};
 
@@ -99,6 +99,19 @@ impl<'a> RegionRingMem<'a> {
     }
 }
 
+impl RegionRingMem<'_> {
+    /// The data word at `offset` as one atomic, or `Misaligned` when it must be
+    /// accessed byte by byte (an odd mapping, or Miri, whose weak-memory model cannot
+    /// mix word and byte accesses of the same bytes).
+    #[inline]
+    fn word_at(&self, offset: usize) -> Result<&AtomicU64, RegionError> {
+        if cfg!(miri) {
+            return Err(RegionError::Misaligned { offset, align: 8 });
+        }
+        self.data.atomic_u64(offset)
+    }
+}
+
 impl RingMem for RegionRingMem<'_> {
     fn control(&self) -> ControlPage<'_> {
         self.control
@@ -116,7 +129,8 @@ impl RingMem for RegionRingMem<'_> {
     }
     #[inline]
     fn read_word(&self, offset: usize) -> Result<u64, RegionError> {
-        match self.data.atomic_u64(offset) {
+        // Miri gets the byte path: see `ipc::region`'s byte-only copies under Miri.
+        match self.word_at(offset) {
             Ok(word) => Ok(u64::from_le(word.load(Ordering::Relaxed))),
             // A data area mapped at an odd address still works, byte by byte.
             Err(RegionError::Misaligned { .. }) => {
@@ -129,7 +143,7 @@ impl RingMem for RegionRingMem<'_> {
     }
     #[inline]
     fn write_word(&self, offset: usize, value: u64) -> Result<(), RegionError> {
-        match self.data.atomic_u64(offset) {
+        match self.word_at(offset) {
             Ok(word) => {
                 word.store(value.to_le(), Ordering::Relaxed);
                 Ok(())
