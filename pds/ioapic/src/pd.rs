@@ -26,6 +26,7 @@ use crate::api::{IrqEntry, LineAction, Request, Status};
 use crate::{
     InterruptRequest, InterruptSink, Ioapic, SinkFull, NUM_PINS, VERSION_82093AA, VERSION_WITH_EOI,
 };
+use mmio_device_api::{Answer, Call};
 
 pub const IRQ_QUEUE: &str = "irq_queue";
 /// Each pin has at most one level request outstanding (remote IRR), so this only
@@ -388,13 +389,14 @@ impl Handler for IoapicPd {
         channels.only_from(|ch| ch == self.vcpu)
     }
 
-    fn protected(
-        &mut self,
-        kernel: &mut dyn Kernel,
-        ch: Channel,
-        msg: MessageInfo,
-        mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, HandlerError> {
+    mmio_device_api::protected!();
+}
+
+impl IoapicPd {
+    /// One call from `ch`: MMIO and EOI from the vCPU PD, lines from the devices
+    /// granted them; a refusal is logged.
+    fn call(&mut self, kernel: &mut dyn Kernel, ch: Channel, call: Call<'_>) -> Answer<Status> {
+        let Call { msg, mrs } = call;
         // Requests refused earlier go first, so they keep their place.
         let ((), mut error) = self.with_sink(|io, sink| io.retry_pending(sink));
         let request = Request::decode(msg, mrs);
@@ -406,19 +408,15 @@ impl Handler for IoapicPd {
             }
             Err(status) => Err(status),
         };
-        let (status, value) = match result {
-            Ok(value) => (Status::OK, value),
-            Err(status) => {
-                self.log_refusal(kernel, ch, msg, mrs, request.ok(), status);
-                (status, 0)
-            }
-        };
+        if let Err(status) = result {
+            self.log_refusal(kernel, ch, msg, mrs, request.ok(), status);
+        }
         // A broken queue is the vCPU PD's doing, not the caller's: it is logged
         // and the caller still gets its answer.
         match self.finish(kernel, error) {
             Ok(()) | Err(HandlerError::PeerMisbehaved(_) | HandlerError::Region(_)) => {}
             Err(e) => return Err(e),
         }
-        Ok(mmio_device_api::reply(mrs, status.0, value))
+        Ok(result)
     }
 }

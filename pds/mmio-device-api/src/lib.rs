@@ -65,6 +65,45 @@ pub fn reply(mrs: &mut MessageRegisters, status: u64, value: u64) -> MessageInfo
     MessageInfo::new(status, 1)
 }
 
+/// One call as a device PD receives it.
+#[derive(Copy, Clone, Debug)]
+pub struct Call<'a> {
+    pub msg: MessageInfo,
+    pub mrs: &'a MessageRegisters,
+}
+
+/// What a device made of a call: the value to return (zero where there is none)
+/// or its refusal; an `Err` outside is what stops the PD itself.
+pub type Answer<S> = Result<Result<u64, S>, HandlerError>;
+
+/// The body of `ipc::Handler::protected` for a device PD type with an inherent
+/// `fn call(&mut self, &mut dyn Kernel, Channel, Call<'_>) -> Answer<Status>`:
+/// the answer goes back as the contract says (status label, value in mr0). Use
+/// it inside the type's `impl Handler`.
+#[macro_export]
+macro_rules! protected {
+    () => {
+        fn protected(
+            &mut self,
+            kernel: &mut dyn ::ipc::Kernel,
+            ch: ::ipc::Channel,
+            msg: ::ipc::MessageInfo,
+            mrs: &mut ::ipc::MessageRegisters,
+        ) -> Result<::ipc::MessageInfo, ::ipc::HandlerError> {
+            let answer = self.call(kernel, ch, $crate::Call { msg, mrs })?;
+            Ok($crate::answer(mrs, answer))
+        }
+    };
+}
+
+/// Fills `mrs` with a device's answer to one call.
+pub fn answer<S: Into<u64>>(mrs: &mut MessageRegisters, answer: Result<u64, S>) -> MessageInfo {
+    match answer {
+        Ok(value) => reply(mrs, OK, value),
+        Err(status) => reply(mrs, status.into(), 0),
+    }
+}
+
 /// Why a client call did not succeed; `S` is the device's status type.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 pub enum ClientError<S> {
@@ -98,7 +137,7 @@ pub fn call<S: From<u64>>(
     args: &[u64],
 ) -> Result<u64, ClientError<S>> {
     let (msg, mut mrs) = message(label, args);
-    answer(kernel, ch, msg, &mut mrs)
+    client_call(kernel, ch, msg, &mut mrs)
 }
 
 /// A message of `label` with `args` in mr0.., as a client sends it.
@@ -126,7 +165,7 @@ pub fn serve<S: From<u64>>(
     Ok((S::from(reply.label()), mrs.get(0)))
 }
 
-fn answer<S: From<u64>>(
+fn client_call<S: From<u64>>(
     kernel: &mut dyn Kernel,
     ch: Channel,
     msg: MessageInfo,
@@ -147,7 +186,7 @@ pub fn access<S: From<u64>>(
 ) -> Result<u64, ClientError<S>> {
     let mut mrs = MessageRegisters::new();
     let msg = request.encode(&mut mrs);
-    answer(kernel, ch, msg, &mut mrs)
+    client_call(kernel, ch, msg, &mut mrs)
 }
 
 /// A guest MMIO read at `gpa` of `size` bytes.
@@ -258,6 +297,12 @@ macro_rules! status {
         impl From<u64> for $name {
             fn from(raw: u64) -> Self {
                 Self(raw)
+            }
+        }
+
+        impl From<$name> for u64 {
+            fn from(status: $name) -> u64 {
+                status.0
             }
         }
 

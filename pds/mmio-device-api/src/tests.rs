@@ -235,3 +235,44 @@ fn serve_refuses_a_reply_longer_than_mr0() {
         &[0x10, 1],
     );
 }
+
+/// A device PD written the way the ioapic and tpm are: `call` decides,
+/// [`protected!`](crate::protected) replies.
+struct Counter {
+    served: u64,
+}
+
+impl Counter {
+    fn call(&mut self, _: &mut dyn ipc::Kernel, ch: Channel, call: Call<'_>) -> Answer<Status> {
+        if ch != Channel::new(2) {
+            return Err(ipc::HandlerError::UnexpectedCall(ch));
+        }
+        Ok(match MmioRequest::decode(call.msg, call.mrs) {
+            Ok(MmioRequest::Read { gpa, .. }) => {
+                self.served += 1;
+                Ok(gpa + 1)
+            }
+            _ => Err(Status::BAD),
+        })
+    }
+}
+
+impl ipc::Handler for Counter {
+    crate::protected!();
+}
+
+#[test]
+fn protected_replies_with_the_answer_and_passes_pd_errors_on() {
+    let mut pd = Counter { served: 0 };
+    let mut k = RecordingKernel::default();
+    let read = serve::<Status>(&mut pd, &mut k, Channel::new(2), label::MMIO_READ, &[7, 1]);
+    assert_eq!(read, Ok((Status::OK, 8)));
+    let write = serve::<Status>(&mut pd, &mut k, Channel::new(2), label::MMIO_WRITE, &[7, 1]);
+    assert_eq!(write, Ok((Status::BAD, 0)));
+    let stranger = serve::<Status>(&mut pd, &mut k, Channel::new(3), label::MMIO_READ, &[7, 1]);
+    assert_eq!(
+        stranger,
+        Err(ipc::HandlerError::UnexpectedCall(Channel::new(3)))
+    );
+    assert_eq!(pd.served, 1);
+}

@@ -19,10 +19,8 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use ipc::{
-    Channel, Handler, HandlerError, Init, InitError, InitExt, Kernel, MessageInfo,
-    MessageRegisters, Perms, Region,
-};
+use ipc::{Channel, Handler, Init, InitError, InitExt, Kernel, Perms, Region};
+use mmio_device_api::{Answer, Call};
 use tpm_crb::api::{Request, Status, BUFFER_GPA, BUFFER_SIZE, LOG_SIZE};
 use tpm_crb::command::{error_response, Command, ResponseCode};
 use tpm_crb::crb::{BufferLayout, Crb, Effect};
@@ -295,25 +293,24 @@ fn log(kernel: &mut dyn Kernel, args: core::fmt::Arguments<'_>) {
 
 // Notifications keep ipc's default: this PD only serves calls.
 impl<E: Engine> Handler for TpmPd<E> {
-    fn protected(
-        &mut self,
-        kernel: &mut dyn Kernel,
-        ch: Channel,
-        msg: MessageInfo,
-        mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, HandlerError> {
+    mmio_device_api::protected!();
+}
+
+impl<E: Engine> TpmPd<E> {
+    /// One call from `ch`: only the VMM's accesses are served; a refusal is
+    /// counted and logged (the first few, then at powers of two).
+    fn call(&mut self, kernel: &mut dyn Kernel, ch: Channel, call: Call<'_>) -> Answer<Status> {
+        let Call { msg, mrs } = call;
         let result = if ch == self.vmm {
             Request::decode(msg, mrs).and_then(|r| self.serve(kernel, r))
         } else {
             Err(Status::NOT_PERMITTED)
         };
-        let (status, value) = match result {
-            Ok(v) => (Status::OK, v),
-            Err(status) => {
-                self.stats.refused_calls += 1;
-                let n = self.stats.refused_calls;
-                if n <= LOG_FIRST || n.is_power_of_two() {
-                    log(
+        if let Err(status) = result {
+            self.stats.refused_calls += 1;
+            let n = self.stats.refused_calls;
+            if n <= LOG_FIRST || n.is_power_of_two() {
+                log(
                         kernel,
                         format_args!(
                             "refused label {:#x} from {ch}: {status:?} (mr0={:#x} mr1={:#x}) [refusal {n}]",
@@ -322,11 +319,9 @@ impl<E: Engine> Handler for TpmPd<E> {
                             mrs.get(1)
                         ),
                     );
-                }
-                (status, 0)
             }
-        };
+        }
         self.publish();
-        Ok(mmio_device_api::reply(mrs, status.0, value))
+        Ok(result)
     }
 }
