@@ -20,7 +20,7 @@ use kernel::{HostKernel, Pp};
 
 pub use call_page::SIZE as CALL_PAGE_SIZE;
 pub use fault::signal_name;
-pub use spin::{polling_pays, SPIN_ENV};
+pub use spin::SPIN_ENV;
 
 /// Whether this process was started by the host-sim supervisor as a PD.
 pub fn is_pd() -> bool {

@@ -87,13 +87,6 @@ fn spare_cpu() -> bool {
     }
 }
 
-/// Whether a PD that waits in a loop of its own (a vCPU's halt) should poll
-/// before it sleeps: polling is not switched off ([`SPIN_ENV`]) and a CPU is
-/// spare.
-pub fn polling_pays() -> bool {
-    !max_budget().is_zero() && spare_cpu()
-}
-
 impl Adaptive {
     /// Starts one wait.
     pub fn start(&mut self) -> Spin {

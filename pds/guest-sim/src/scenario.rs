@@ -254,12 +254,7 @@ pub fn run(vcpu: Vcpu<'_>, opts: Options) -> Result<String> {
             );
         }
         println!("guest_sim: the VSP dropped the ring whose write index lied");
-        client
-            .close(offer.relid)
-            .map_err(|e| client_error("CLOSECHANNEL", e))?;
-        client
-            .teardown_gpadl(offer.relid, ring)
-            .map_err(|e| client_error("GPADL_TEARDOWN", e))?;
+        close_channel(&mut client, offer.relid, ring)?;
         generation += 1;
         let (mut reopened, ring) =
             open_echo(&mut client, &offer, confidential, generation, expected)?;
@@ -387,18 +382,28 @@ fn open_echo(
     Ok((channel, ring))
 }
 
-/// Linux's teardown order: close, then the ring GPADL, then unload.
+/// Linux's teardown order for a channel: close, then its ring GPADL.
+pub(crate) fn close_channel(
+    client: &mut Client<Vcpu<'_>>,
+    relid: vmbus_protocol::Relid,
+    ring: vmbus_protocol::GpadlId,
+) -> Result<()> {
+    client
+        .close(relid)
+        .map_err(|e| client_error("CLOSECHANNEL", e))?;
+    client
+        .teardown_gpadl(relid, ring)
+        .map_err(|e| client_error("GPADL_TEARDOWN", e))?;
+    Ok(())
+}
+
+/// Closes the channel, then unloads.
 fn close_and_unload(
     client: &mut Client<Vcpu<'_>>,
     channel: &EchoChannel,
     ring: vmbus_protocol::GpadlId,
 ) -> Result<()> {
-    client
-        .close(channel.relid)
-        .map_err(|e| client_error("CLOSECHANNEL", e))?;
-    client
-        .teardown_gpadl(channel.relid, ring)
-        .map_err(|e| client_error("GPADL_TEARDOWN", e))?;
+    close_channel(client, channel.relid, ring)?;
     client.unload().map_err(|e| client_error("UNLOAD", e))?;
     println!("guest_sim: closed, GPADL torn down, unloaded");
     Ok(())
@@ -490,31 +495,49 @@ fn bad_hypercalls(vcpu: &mut Vcpu<'_>, vsp_connection: Option<u32>) -> Result<()
             HvStatus::INVALID_HYPERCALL_CODE,
             vcpu.hypercall(Control::new(HypercallCode(0x7777)), INPUT_PAGE, 0),
         ));
-        cases.push((
-            "unaligned input page",
-            HvStatus::INVALID_ALIGNMENT,
-            raw(vcpu, post(4, 1, 8), INPUT_PAGE + 4),
-        ));
-        cases.push((
-            "post to nobody",
-            HvStatus::INVALID_CONNECTION_ID,
-            raw(vcpu, post(0x99, 1, 8), INPUT_PAGE),
-        ));
-        cases.push((
-            "post of type 0",
-            HvStatus::INVALID_PARAMETER,
-            raw(vcpu, post(4, 0, 8), INPUT_PAGE),
-        ));
-        cases.push((
-            "post of a hypervisor type",
-            HvStatus::INVALID_PARAMETER,
-            raw(vcpu, post(4, 0x8000_0010, 8), INPUT_PAGE),
-        ));
-        cases.push((
-            "post of 241 bytes",
-            HvStatus::INVALID_PARAMETER,
-            raw(vcpu, post(4, 1, 241), INPUT_PAGE),
-        ));
+        // HvPostMessage inputs: (what, status, connection, type, size, gpa offset).
+        let posts: [(&str, HvStatus, u32, u32, u32, u64); 5] = [
+            (
+                "unaligned input page",
+                HvStatus::INVALID_ALIGNMENT,
+                4,
+                1,
+                8,
+                4,
+            ),
+            (
+                "post to nobody",
+                HvStatus::INVALID_CONNECTION_ID,
+                0x99,
+                1,
+                8,
+                0,
+            ),
+            ("post of type 0", HvStatus::INVALID_PARAMETER, 4, 0, 8, 0),
+            (
+                "post of a hypervisor type",
+                HvStatus::INVALID_PARAMETER,
+                4,
+                0x8000_0010,
+                8,
+                0,
+            ),
+            (
+                "post of 241 bytes",
+                HvStatus::INVALID_PARAMETER,
+                4,
+                1,
+                241,
+                0,
+            ),
+        ];
+        for (what, want, conn, ty, size, offset) in posts {
+            cases.push((
+                what,
+                want,
+                raw(vcpu, post(conn, ty, size), INPUT_PAGE + offset),
+            ));
+        }
         cases.push((
             "signal to nobody",
             HvStatus::INVALID_CONNECTION_ID,

@@ -29,20 +29,6 @@ pub fn pause(_spins: u32) {
     core::hint::spin_loop();
 }
 
-/// Whether a wait for an interrupt should yield a while before it halts: on
-/// host-sim only while a CPU is spare (otherwise yielding hands the core to
-/// whatever else runs there, for a time slice each), on bare metal always (its
-/// halt spins as well).
-#[cfg(feature = "hostsim")]
-pub fn yield_before_halt() -> bool {
-    hostsim::polling_pays()
-}
-
-#[cfg(not(feature = "hostsim"))]
-pub fn yield_before_halt() -> bool {
-    true
-}
-
 /// Halts until a notification may have come (the interrupt queue asked for one),
 /// for at most `limit`. On host-sim that is the PD's notification descriptors, as
 /// a vCPU thread blocks until its interrupt is injected; a lost or missing wake-up

@@ -58,7 +58,7 @@ impl Backoff {
             return Ok(false);
         }
         self.spins += 1;
-        if self.spins < YIELDS_BEFORE_HALT && crate::time::yield_before_halt() {
+        if self.spins < YIELDS_BEFORE_HALT {
             crate::time::pause(self.spins);
         } else if synic.prepare_to_sleep()? {
             crate::time::halt(HALT_STEP);

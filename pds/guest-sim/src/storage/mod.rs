@@ -197,12 +197,7 @@ pub fn run(vcpu: Vcpu<'_>, mode: Mode) -> Result<String> {
             format!("guest_sim: PASS (storage-bench, {mib} MiB)")
         }
     };
-    client
-        .close(offer.relid)
-        .map_err(|e| client_error("CLOSECHANNEL", e))?;
-    client
-        .teardown_gpadl(offer.relid, gpadl)
-        .map_err(|e| client_error("GPADL_TEARDOWN", e))?;
+    crate::scenario::close_channel(&mut client, offer.relid, gpadl)?;
     client.unload().map_err(|e| client_error("UNLOAD", e))?;
     println!("guest_sim: storage channel closed, GPADL torn down, unloaded");
     Ok(summary)
@@ -227,40 +222,23 @@ fn negotiate(disk: &mut Disk, vcpu: &mut Vcpu<'_>) -> Result<ProtocolVersion> {
 
 /// INQUIRY, READ CAPACITY (10) and (16): returns the disk's block count.
 fn probe(disk: &mut Disk, vcpu: &mut Vcpu<'_>) -> Result<u64> {
-    let buf = Buf::at(DATA_GPA, 36);
-    let r = disk.srb(
-        vcpu,
-        &[0x12, 0, 0, 0, 36, 0],
-        DataDirection::READ,
-        Some(&buf),
-    )?;
-    ok_srb(&r, 36, "INQUIRY")?;
-    let mut inq = [0u8; 36];
-    read_gpa(vcpu, DATA_GPA, &mut inq)?;
+    let inq: [u8; 36] = read_data(disk, vcpu, &[0x12, 0, 0, 0, 36, 0], "INQUIRY")?;
     ensure!(
         inq[0] & 0x1f == 0,
         "INQUIRY: peripheral type {:#x}, not a disk",
         inq[0]
     );
-    let buf = Buf::at(DATA_GPA, 8);
-    let r = disk.srb(
+    let cap10: [u8; 8] = read_data(
+        disk,
         vcpu,
         &[0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-        DataDirection::READ,
-        Some(&buf),
+        "READ CAPACITY (10)",
     )?;
-    ok_srb(&r, 8, "READ CAPACITY (10)")?;
-    let mut cap10 = [0u8; 8];
-    read_gpa(vcpu, DATA_GPA, &mut cap10)?;
-    let buf = Buf::at(DATA_GPA, 32);
     let mut cdb = [0u8; 16];
     cdb[0] = 0x9E;
     cdb[1] = 0x10;
     cdb[13] = 32;
-    let r = disk.srb(vcpu, &cdb, DataDirection::READ, Some(&buf))?;
-    ok_srb(&r, 32, "READ CAPACITY (16)")?;
-    let mut cap16 = [0u8; 32];
-    read_gpa(vcpu, DATA_GPA, &mut cap16)?;
+    let cap16: [u8; 32] = read_data(disk, vcpu, &cdb, "READ CAPACITY (16)")?;
     let last10 = u32::from_be_bytes([cap10[0], cap10[1], cap10[2], cap10[3]]);
     let size10 = u32::from_be_bytes([cap10[4], cap10[5], cap10[6], cap10[7]]);
     let mut last16 = [0u8; 8];
@@ -275,6 +253,21 @@ fn probe(disk: &mut Disk, vcpu: &mut Vcpu<'_>) -> Result<u64> {
         "READ CAPACITY: (10) says {last10}/{size10}, (16) says {last16}/{size16}"
     );
     Ok(last16 + 1)
+}
+
+/// A command that reads `N` bytes into the data buffer, and what it read.
+fn read_data<const N: usize>(
+    disk: &mut Disk,
+    vcpu: &mut Vcpu<'_>,
+    cdb: &[u8],
+    what: &str,
+) -> Result<[u8; N]> {
+    let buf = Buf::at(DATA_GPA, N as u32);
+    let r = disk.srb(vcpu, cdb, DataDirection::READ, Some(&buf))?;
+    ok_srb(&r, N as u32, what)?;
+    let mut data = [0u8; N];
+    read_gpa(vcpu, DATA_GPA, &mut data)?;
+    Ok(data)
 }
 
 pub(crate) fn read_gpa(vcpu: &Vcpu<'_>, gpa: u64, out: &mut [u8]) -> Result<()> {
