@@ -26,20 +26,22 @@ pub struct Perms {
 }
 
 impl Perms {
+    pub const NONE: Self = Self {
+        read: false,
+        write: false,
+        execute: false,
+    };
     pub const R: Self = Self {
         read: true,
-        write: false,
-        execute: false,
+        ..Self::NONE
     };
     pub const RW: Self = Self {
-        read: true,
         write: true,
-        execute: false,
+        ..Self::R
     };
     pub const RX: Self = Self {
-        read: true,
-        write: false,
         execute: true,
+        ..Self::R
     };
 
     /// Whether `self` grants at least everything `needed` asks for.
@@ -313,7 +315,22 @@ impl<'a> Region<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::string::ToString;
     use std::vec::Vec;
+
+    #[test]
+    fn perms_spell_as_system_xml_does() {
+        for (perms, spelled) in [
+            (Perms::NONE, ""),
+            (Perms::R, "r"),
+            (Perms::RW, "rw"),
+            (Perms::RX, "rx"),
+        ] {
+            assert_eq!(perms.to_string(), spelled);
+        }
+        assert!(Perms::RW.covers(Perms::R) && !Perms::R.covers(Perms::RW));
+        assert!(!Perms::RW.covers(Perms::RX));
+    }
 
     fn words(n: usize) -> Vec<AtomicU64> {
         (0..n).map(|_| AtomicU64::new(0)).collect()
