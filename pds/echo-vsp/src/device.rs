@@ -13,18 +13,13 @@ use vsp_api::VspOffer;
 
 /// The interface this VSP offers. Not a Hyper-V device class: no guest driver
 /// binds to it by accident.
-pub const INTERFACE_ID: Guid = Guid::from_fields(
-    0xec40_0000,
-    0x7673,
-    0x7000,
-    [0x65, 0x63, 0x68, 0x6f, 0, 0, 0, 1],
-);
-pub const INSTANCE_ID: Guid = Guid::from_fields(
-    0xec40_0001,
-    0x7673,
-    0x7000,
-    [0x65, 0x63, 0x68, 0x6f, 0, 0, 0, 1],
-);
+pub const INTERFACE_ID: Guid = echo_guid(0);
+pub const INSTANCE_ID: Guid = echo_guid(1);
+
+/// The echo VSP's GUIDs ("echo" in the tail), told apart by the low bits.
+const fn echo_guid(n: u32) -> Guid {
+    Guid::from_fields(0xec40_0000 | n, 0x7673, 0x7000, *b"echo\0\0\0\x01")
+}
 
 /// The echo PD: the device behind the layer.
 pub type EchoVsp = VspPd<'static, EchoDevice>;

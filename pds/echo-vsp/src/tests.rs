@@ -460,3 +460,15 @@ proptest! {
         r.guest_signal().unwrap();
     }
 }
+
+#[test]
+fn the_offer_guids_keep_their_values() {
+    let tail = [0x65, 0x63, 0x68, 0x6f, 0, 0, 0, 1];
+    for (guid, data1) in [
+        (pd::INTERFACE_ID, 0xec40_0000),
+        (pd::INSTANCE_ID, 0xec40_0001),
+    ] {
+        let fields = (guid.data1, guid.data2, guid.data3, guid.data4);
+        assert_eq!(fields, (data1, 0x7673, 0x7000, tail), "{data1:#x}");
+    }
+}
