@@ -352,12 +352,12 @@ impl<const VPS: usize, const ROUTES: usize> HvcallCore<VPS, ROUTES> {
         let done = match c.code() {
             HypercallCode::POST_MESSAGE => self.route_call::<PostMessageInput>(mem, fx, req, input),
             HypercallCode::SIGNAL_EVENT => self.route_call::<SignalEventInput>(mem, fx, req, input),
-            HypercallCode::ENABLE_PARTITION_VTL => self.enable_partition_vtl(req, input),
-            HypercallCode::ENABLE_VP_VTL => self.enable_vp_vtl(req, input),
-            HypercallCode::GET_VP_REGISTERS => self.get_vp_registers(req, input, output),
-            HypercallCode::SET_VP_REGISTERS => self.set_vp_registers(mem, req, input),
+            HypercallCode::ENABLE_PARTITION_VTL => simple(self.enable_partition_vtl(req, input)),
+            HypercallCode::ENABLE_VP_VTL => simple(self.enable_vp_vtl(req, input)),
+            HypercallCode::GET_VP_REGISTERS => reps(req, self.get_vp_registers(req, input, output)),
+            HypercallCode::SET_VP_REGISTERS => reps(req, self.set_vp_registers(mem, req, input)),
             HypercallCode::MODIFY_SPARSE_GPA_PAGE_HOST_VISIBILITY => {
-                self.modify_host_visibility(mem, req, input)
+                reps(req, self.modify_host_visibility(mem, req, input))
             }
             _ => fail(HvStatus::INVALID_HYPERCALL_CODE),
         };
@@ -442,62 +442,54 @@ impl<const VPS: usize, const ROUTES: usize> HvcallCore<VPS, ROUTES> {
 
     // ---- VSM: enable, call, return -----------------------------------------------
 
-    fn enable_partition_vtl(&mut self, req: &HypercallRequest, input: &[u8]) -> CallDone {
-        let fail = |s| CallDone::Status(s, 0);
-        let Ok(inp) = EnablePartitionVtlInput::read_from_bytes(input) else {
-            return fail(HvStatus::INVALID_HYPERCALL_INPUT);
-        };
-        if inp.partition_id != HV_PARTITION_ID_SELF {
-            return fail(HvStatus::INVALID_PARTITION_ID);
-        }
+    fn enable_partition_vtl(
+        &mut self,
+        req: &HypercallRequest,
+        input: &[u8],
+    ) -> Result<(), HvStatus> {
+        let inp = own_partition_input(input, |i: &EnablePartitionVtlInput| i.partition_id)?;
         let Some(target) = Vtl::new(inp.target_vtl) else {
-            return fail(HvStatus::INVALID_PARAMETER);
+            return Err(HvStatus::INVALID_PARAMETER);
         };
         // MBEC is not offered; reserved bits must be clear.
         if inp.flags != 0 || inp.reserved_z0 != 0 || inp.reserved_z1 != 0 {
-            return fail(HvStatus::INVALID_PARAMETER);
+            return Err(HvStatus::INVALID_PARAMETER);
         }
         // VTLs above the guest's maximum belong to the paravisor.
         if target > self.cfg.max_guest_vtl {
-            return fail(HvStatus::ACCESS_DENIED);
+            return Err(HvStatus::ACCESS_DENIED);
         }
         if self.partition_vtls & target.bit() != 0 {
-            return fail(HvStatus::VTL_ALREADY_ENABLED);
+            return Err(HvStatus::VTL_ALREADY_ENABLED);
         }
         if !may_enable(self.partition_vtls, req.vtl, target) {
-            return fail(HvStatus::ACCESS_DENIED);
+            return Err(HvStatus::ACCESS_DENIED);
         }
         self.partition_vtls |= target.bit();
-        fail(HvStatus::SUCCESS)
+        Ok(())
     }
 
-    fn enable_vp_vtl(&mut self, req: &HypercallRequest, input: &[u8]) -> CallDone {
-        let fail = |s| CallDone::Status(s, 0);
-        let Ok(inp) = EnableVpVtlInput::read_from_bytes(input) else {
-            return fail(HvStatus::INVALID_HYPERCALL_INPUT);
-        };
-        if inp.partition_id != HV_PARTITION_ID_SELF {
-            return fail(HvStatus::INVALID_PARTITION_ID);
-        }
+    fn enable_vp_vtl(&mut self, req: &HypercallRequest, input: &[u8]) -> Result<(), HvStatus> {
+        let inp = own_partition_input(input, |i: &EnableVpVtlInput| i.partition_id)?;
         let vp = if inp.vp_index == HV_VP_INDEX_SELF {
             req.vp
         } else {
             inp.vp_index
         };
         if self.vp(vp).is_none() {
-            return fail(HvStatus::INVALID_VP_INDEX);
+            return Err(HvStatus::INVALID_VP_INDEX);
         }
         let Some(target) = Vtl::new(inp.target_vtl) else {
-            return fail(HvStatus::INVALID_PARAMETER);
+            return Err(HvStatus::INVALID_PARAMETER);
         };
         if inp.reserved != [0; 3] {
-            return fail(HvStatus::INVALID_PARAMETER);
+            return Err(HvStatus::INVALID_PARAMETER);
         }
         if target > self.cfg.max_guest_vtl {
-            return fail(HvStatus::ACCESS_DENIED);
+            return Err(HvStatus::ACCESS_DENIED);
         }
         if self.partition_vtls & target.bit() == 0 {
-            return fail(HvStatus::INVALID_VTL_STATE);
+            return Err(HvStatus::INVALID_VTL_STATE);
         }
         // Once some VP runs the target VTL, only that VTL or a higher one may bring
         // it up elsewhere; before that the TLFS enable rule applies.
@@ -510,19 +502,19 @@ impl<const VPS: usize, const ROUTES: usize> HvcallCore<VPS, ROUTES> {
             may_enable(self.partition_vtls, req.vtl, target)
         };
         let Some(state) = self.vps.get_mut(vp as usize) else {
-            return fail(HvStatus::INVALID_VP_INDEX);
+            return Err(HvStatus::INVALID_VP_INDEX);
         };
         if state.enabled & target.bit() != 0 {
-            return fail(HvStatus::VTL_ALREADY_ENABLED);
+            return Err(HvStatus::VTL_ALREADY_ENABLED);
         }
         if !allowed {
-            return fail(HvStatus::ACCESS_DENIED);
+            return Err(HvStatus::ACCESS_DENIED);
         }
         state.enabled |= target.bit();
         if let Some(slot) = state.initial.get_mut(target.index()) {
             *slot = Some(inp.context);
         }
-        fail(HvStatus::SUCCESS)
+        Ok(())
     }
 
     /// VTL call goes up to the next enabled VTL, VTL return down to the next enabled
@@ -612,27 +604,23 @@ impl<const VPS: usize, const ROUTES: usize> HvcallCore<VPS, ROUTES> {
         mem: &GuestMemory<'_>,
         req: &HypercallRequest,
         input: &[u8],
-    ) -> CallDone {
-        let start = req.control.rep_start();
-        let Some(boundary) = mem.shared_boundary() else {
-            return CallDone::Status(HvStatus::ACCESS_DENIED, start);
-        };
-        let Ok((header, rest)) = ModifyHostVisibilityHeader::read_from_prefix(input) else {
-            return CallDone::Status(HvStatus::INVALID_HYPERCALL_INPUT, start);
-        };
+    ) -> Result<CallDone, HvStatus> {
+        let boundary = mem.shared_boundary().ok_or(HvStatus::ACCESS_DENIED)?;
+        let (header, rest) = ModifyHostVisibilityHeader::read_from_prefix(input)
+            .map_err(|_| HvStatus::INVALID_HYPERCALL_INPUT)?;
         if header.partition_id != HV_PARTITION_ID_SELF {
-            return CallDone::Status(HvStatus::ACCESS_DENIED, start);
+            return Err(HvStatus::ACCESS_DENIED);
         }
         if header.host_visibility & !host_visibility::MASK != 0 || header.reserved != 0 {
-            return CallDone::Status(HvStatus::INVALID_PARAMETER, start);
+            return Err(HvStatus::INVALID_PARAMETER);
         }
-        each_rep(req, rest, |page: u64| {
+        Ok(each_rep(req, rest, |page: u64| {
             let gpa = page.checked_mul(HV_PAGE_SIZE);
             let private_ram = gpa.is_some_and(|gpa| {
                 gpa < boundary && mem.range(gpa, HV_PAGE_SIZE as usize).is_some()
             });
             private_ram.then_some(()).ok_or(HvStatus::INVALID_PARAMETER)
-        })
+        }))
     }
 
     fn get_vp_registers(
@@ -640,21 +628,17 @@ impl<const VPS: usize, const ROUTES: usize> HvcallCore<VPS, ROUTES> {
         req: &HypercallRequest,
         input: &[u8],
         output: &mut [u8],
-    ) -> CallDone {
-        let start = req.control.rep_start();
-        let (vp, vtl, rest) = match self.register_target(req, input) {
-            Ok(t) => t,
-            Err(s) => return CallDone::Status(s, start),
-        };
+    ) -> Result<CallDone, HvStatus> {
+        let (vp, vtl, rest) = self.register_target(req, input)?;
         let mut slots = output
             .chunks_exact_mut(size_of::<HvRegisterValue>())
-            .skip(start.into());
-        each_rep(req, rest, |name: HvRegisterName| {
+            .skip(req.control.rep_start().into());
+        Ok(each_rep(req, rest, |name: HvRegisterName| {
             let value = HvRegisterValue::from(self.get_register(vp, vtl, name)?);
             let slot = slots.next().ok_or(HvStatus::INVALID_HYPERCALL_INPUT)?;
             slot.copy_from_slice(value.as_bytes());
             Ok(())
-        })
+        }))
     }
 
     fn set_vp_registers(
@@ -662,13 +646,9 @@ impl<const VPS: usize, const ROUTES: usize> HvcallCore<VPS, ROUTES> {
         mem: &GuestMemory<'_>,
         req: &HypercallRequest,
         input: &[u8],
-    ) -> CallDone {
-        let start = req.control.rep_start();
-        let (vp, vtl, rest) = match self.register_target(req, input) {
-            Ok(t) => t,
-            Err(s) => return CallDone::Status(s, start),
-        };
-        each_rep(req, rest, |assoc: HvRegisterAssoc| {
+    ) -> Result<CallDone, HvStatus> {
+        let (vp, vtl, rest) = self.register_target(req, input)?;
+        Ok(each_rep(req, rest, |assoc: HvRegisterAssoc| {
             if assoc.reserved != [0; 3] || assoc.value.high != 0 {
                 return Err(HvStatus::INVALID_PARAMETER);
             }
@@ -680,7 +660,7 @@ impl<const VPS: usize, const ROUTES: usize> HvcallCore<VPS, ROUTES> {
             };
             self.write_msr(mem, vp, vtl, msr, assoc.value.low)
                 .map_err(|_| HvStatus::INVALID_PARAMETER)
-        })
+        }))
     }
 }
 
@@ -806,6 +786,28 @@ impl RoutedInput for SignalEventInput {
             Destination::SynicMessage { .. } | Destination::Host => HvStatus::INVALID_PORT_ID,
         }
     }
+}
+
+/// A simple call's input, which must name the caller's own partition.
+fn own_partition_input<T: FromBytes + KnownLayout + Immutable>(
+    input: &[u8],
+    partition_id: impl FnOnce(&T) -> u64,
+) -> Result<T, HvStatus> {
+    let input = T::read_from_bytes(input).map_err(|_| HvStatus::INVALID_HYPERCALL_INPUT)?;
+    if partition_id(&input) != HV_PARTITION_ID_SELF {
+        return Err(HvStatus::INVALID_PARTITION_ID);
+    }
+    Ok(input)
+}
+
+/// A rep call's completion; a header it refused completes no rep.
+fn reps(req: &HypercallRequest, done: Result<CallDone, HvStatus>) -> CallDone {
+    done.unwrap_or_else(|status| CallDone::Status(status, req.control.rep_start()))
+}
+
+/// A simple call's completion: its status, no reps.
+fn simple(result: Result<(), HvStatus>) -> CallDone {
+    CallDone::Status(delivered(result), 0)
 }
 
 /// A delivery's status for the guest: SUCCESS once it happened, whatever it
