@@ -2,6 +2,9 @@
 //!
 //! Byte 0 picks the mode. Capability mode serves the rest as the function's
 //! config space (and byte 1 as which BARs are mapped) to the capability walk.
+//! Service mode feeds the client PD's calls (label and message registers from
+//! the bytes) to the driver PD's server over the honest model: a reply for each,
+//! never a panic.
 //! Used-ring mode brings the model device up, puts requests in flight, then
 //! writes the fuzzer's bytes over the used ring (index and elements) and polls:
 //! every answer must be a completion of an in-flight slot or an error.
@@ -9,6 +12,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use virtio_blk::model::{self, Lie, Model, DMA_BASE};
+use virtio_blk::service::{Reply, Server};
 use virtio_blk::{Bus, DataWindow, Dma, Driver, Error, Request, RequestKind, Split};
 
 struct ConfigBytes<'a> {
@@ -40,6 +44,28 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
+    if mode & 3 == 2 {
+        let (bus, dma) = Model::device(64, 64 * 1024, Lie::None);
+        let data = DataWindow {
+            bus_addr: DMA_BASE + 0x4000,
+            len: 0xc000,
+        };
+        let Ok(d) = Driver::init(bus, dma, data) else {
+            panic!("the honest model must come up");
+        };
+        let mut server = Server::new(d, 16);
+        let words: Vec<u64> = rest
+            .chunks(8)
+            .map(|c| c.iter().rev().fold(0, |v, &b| (v << 8) | u64::from(b)))
+            .collect();
+        for call in words.chunks(4) {
+            let (label, mrs) = call.split_first().unwrap_or((&0, &[]));
+            let (reply, _, n) = server.serve(*label % 6, mrs);
+            assert!(n <= 2);
+            assert_ne!(reply, Reply::DeviceFailed, "the honest model never fails");
+        }
+        return;
+    }
     if mode & 1 == 0 {
         let Some((&bars, config)) = rest.split_first() else {
             return;
