@@ -791,3 +791,5 @@ fn mangled_images_are_refused_without_panicking() {
         );
     }
 }
+
+mod pci;
