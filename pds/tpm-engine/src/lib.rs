@@ -1,17 +1,18 @@
-//! The bare-metal vTPM engine: libtpms's TPM 2.0 and OpenSSL's libcrypto,
-//! cross-built freestanding for the PDs by `build.sh` (from Debian's source
-//! packages) into `libtpm_engine.a`, and what they need to run in a PD:
+//! libtpms (TPM 2.0) for the vTPM, on the host and in bare-metal PDs:
 //!
-//! - [`crt`]: the C runtime, in Rust (heap, strings, ctype, time from the TSC,
-//!   entropy from RDRAND, errno, stdio to a log sink); the printf family is the
-//!   one C file (`c/crt_variadic.c`, in the archive), as stable Rust cannot
-//!   define variadic functions;
-//! - [`LibtpmsEngine`]: libtpms behind [`tpm::Engine`], its NV in memory.
+//! - [`LibtpmsEngine`]: libtpms through its C API, its NV kept in memory. On the
+//!   host (feature `system`) it is Debian's libtpms; in the PDs it is libtpms
+//!   with OpenSSL's libcrypto cross-built freestanding by `build.sh` (from
+//!   Debian's source packages) into `libtpm_engine.a`, linked when the PDs are
+//!   built with `TPM_ENGINE_LIB` set (build.rs, `cfg(tpm_engine)`). Without
+//!   either, [`LibtpmsEngine::start`] answers [`StartError::NotBuilt`].
+//! - [`crt`]: the C runtime those libraries need in a PD, in Rust (heap,
+//!   strings, ctype, time from the TSC, entropy from RDRAND, errno, stdio to a
+//!   log sink, setjmp); the printf family is the one C file
+//!   (`c/crt_variadic.c`, in the archive), as stable Rust cannot define
+//!   variadic functions.
 //!
-//! The archive is linked only when building for the PDs with `TPM_ENGINE_LIB`
-//! set (build.rs, `cfg(tpm_engine)`); otherwise [`LibtpmsEngine::start`] answers
-//! [`StartError::NotBuilt`] and the PD falls back to [`tpm::Unsupported`]
-//! through [`PdEngine`].
+//! `tpm::libtpms` puts [`LibtpmsEngine`] behind the tpm PD's `Engine` trait.
 #![no_std]
 
 extern crate alloc;
@@ -29,17 +30,14 @@ pub use libtpms::LibtpmsEngine;
 #[cfg(not(tpm_engine))]
 pub use unlinked::LibtpmsEngine;
 
-use tpm::{Engine, EngineError, Unsupported};
-use tpm_crb::command::Command;
-
 /// Why libtpms did not start.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum StartError {
-    /// This build has no libtpms linked (TPM_ENGINE_LIB was not set).
+    /// This build has no libtpms linked (neither `system` nor TPM_ENGINE_LIB).
     NotBuilt,
-    /// Another engine of this PD is alive (libtpms has one global TPM).
+    /// Another engine of this process is alive (libtpms has one global TPM).
     InUse,
-    /// A libtpms call failed with this TPM result.
+    /// A libtpms call failed with this TPM result (state not loadable, ...).
     Libtpms(u32),
 }
 
@@ -47,55 +45,17 @@ impl core::fmt::Display for StartError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::NotBuilt => f.write_str("libtpms is not linked into this build"),
-            Self::InUse => f.write_str("libtpms already runs a TPM in this PD"),
+            Self::InUse => f.write_str("libtpms already runs a TPM in this process"),
             Self::Libtpms(rc) => write!(f, "libtpms did not start: TPM result {rc:#x}"),
         }
     }
 }
 
-/// What the bare-metal tpm PD runs: libtpms when it started, else the
-/// failure-mode engine (every command TPM_RC_FAILURE).
-#[derive(Debug)]
-pub enum PdEngine {
-    Libtpms(LibtpmsEngine),
-    Failure(Unsupported),
-}
-
-impl PdEngine {
-    /// libtpms from `permanent` state (or freshly manufactured), or the
-    /// failure-mode engine and the reason libtpms did not start.
-    pub fn start(permanent: Option<alloc::vec::Vec<u8>>) -> (Self, Option<StartError>) {
-        match LibtpmsEngine::start(permanent) {
-            Ok(e) => (Self::Libtpms(e), None),
-            Err(e) => (Self::Failure(Unsupported), Some(e)),
-        }
-    }
-}
-
-impl Engine for PdEngine {
-    fn execute(
-        &mut self,
-        locality: u8,
-        command: Command<'_>,
-        response: &mut [u8],
-    ) -> Result<usize, EngineError> {
-        match self {
-            Self::Libtpms(e) => e.execute(locality, command, response),
-            Self::Failure(e) => e.execute(locality, command, response),
-        }
-    }
-
-    fn take_dirty_state(&mut self) -> Option<alloc::vec::Vec<u8>> {
-        match self {
-            Self::Libtpms(e) => e.take_dirty_state(),
-            Self::Failure(_) => None,
-        }
-    }
-
-    fn has_dirty_state(&self) -> bool {
-        match self {
-            Self::Libtpms(e) => e.has_dirty_state(),
-            Self::Failure(_) => false,
-        }
-    }
+/// Why a command got no response at all (a TPM error code is a response).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ProcessError {
+    /// The response does not fit the caller's buffer.
+    ResponseTooLarge,
+    /// libtpms failed in a way only a restart recovers from.
+    Fatal,
 }

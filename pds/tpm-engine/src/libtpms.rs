@@ -1,10 +1,10 @@
-//! libtpms as cross-built by `build.sh`, behind [`tpm::Engine`], in a PD with no
-//! OS: its NV "files" are kept in memory by the callbacks below (the permanent
-//! state leaves the PD only through `take_dirty_state`), its C runtime is
-//! [`crate::crt`].
+//! libtpms through its C API: Debian's on the host (feature `system`), the one
+//! `build.sh` cross-builds in bare-metal PDs. Its NV "files" are kept in memory
+//! by the callbacks below, never written anywhere: the permanent state leaves
+//! only through [`LibtpmsEngine::take_permanent_state`], for the caller to seal.
 //!
 //! libtpms keeps one TPM in global state, so one [`LibtpmsEngine`] lives at a
-//! time; a PD has one thread, which is what makes the `Sync` claims below hold.
+//! time ([`StartError::InUse`] otherwise).
 #![allow(unsafe_code)]
 
 use alloc::vec::Vec;
@@ -12,10 +12,16 @@ use core::cell::RefCell;
 use core::ffi::{c_char, c_int, c_uchar, c_void, CStr};
 use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
-use tpm::{Engine, EngineError};
-use tpm_crb::command::Command;
+use crate::{ProcessError, StartError};
 
-use crate::StartError;
+// libtpms frees what the load callback hands it with the C library's free.
+#[cfg(target_os = "none")]
+use crate::crt::heap::{free, malloc};
+#[cfg(not(target_os = "none"))]
+extern "C" {
+    fn malloc(size: usize) -> *mut c_void;
+    fn free(p: *mut c_void);
+}
 
 type Rc = u32;
 const OK: Rc = 0;
@@ -64,8 +70,9 @@ struct Files {
 }
 
 struct OneThread(RefCell<Files>);
-// SAFETY: a PD runs one thread, and libtpms calls back only from inside the
-// calls this module makes on it.
+// SAFETY: only the holder of RUNNING touches the files: `start` after taking it,
+// `drop` before releasing it, and libtpms's callbacks from inside that engine's
+// calls; the engine is not Send (a raw pointer), so all of it is one thread.
 unsafe impl Sync for OneThread {}
 
 static FILES: OneThread = OneThread(RefCell::new(Files {
@@ -98,7 +105,7 @@ extern "C" fn nv_load(out: *mut *mut c_uchar, len: *mut u32, _tpm: u32, n: *cons
     // SAFETY: malloc'd room for the copy (at least 1 byte, so never null on
     // success); `out` and `len` are libtpms's valid out-parameters.
     unsafe {
-        let p = crate::crt::heap::malloc(bytes.len().max(1)).cast::<c_uchar>();
+        let p = malloc(bytes.len().max(1)).cast::<c_uchar>();
         if p.is_null() {
             return FAIL;
         }
@@ -151,8 +158,8 @@ extern "C" fn io_presence(out: *mut c_uchar, _tpm: u32) -> Rc {
     OK
 }
 
-/// The PD's TPM 2.0: libtpms, started from sealed permanent state or freshly
-/// manufactured.
+/// The process's (or PD's) TPM 2.0: libtpms, started from unsealed permanent
+/// state or freshly manufactured.
 #[derive(Debug)]
 pub struct LibtpmsEngine {
     response: *mut c_uchar,
@@ -213,24 +220,26 @@ impl Drop for LibtpmsEngine {
         // is libtpms's malloc'd one or null.
         unsafe {
             TPMLIB_Terminate();
-            crate::crt::heap::free(self.response.cast::<c_void>());
+            free(self.response.cast::<c_void>());
         }
         *FILES.0.borrow_mut() = Files::default();
         RUNNING.store(false, Ordering::Release);
     }
 }
 
-impl Engine for LibtpmsEngine {
-    fn execute(
+impl LibtpmsEngine {
+    /// Runs one command (its header already checked by the caller) for
+    /// `locality` and copies the response into `response`; returns its length.
+    pub fn process(
         &mut self,
         locality: u8,
-        command: Command<'_>,
+        command: &[u8],
         response: &mut [u8],
-    ) -> Result<usize, EngineError> {
+    ) -> Result<usize, ProcessError> {
         // libtpms wants a mutable command buffer.
-        let mut cmd = command.bytes.to_vec();
+        let mut cmd = command.to_vec();
         let Ok(cmd_len) = u32::try_from(cmd.len()) else {
-            return Err(EngineError::Fatal);
+            return Err(ProcessError::Fatal);
         };
         LOCALITY.store(locality, Ordering::Relaxed);
         let mut used = 0u32;
@@ -246,21 +255,24 @@ impl Engine for LibtpmsEngine {
             )
         };
         if rc != OK || self.response.is_null() || used > self.capacity {
-            return Err(EngineError::Fatal);
+            return Err(ProcessError::Fatal);
         }
         let out = response
             .get_mut(..used as usize)
-            .ok_or(EngineError::ResponseTooLarge)?;
+            .ok_or(ProcessError::ResponseTooLarge)?;
         // SAFETY: libtpms wrote `used` bytes, within its buffer's capacity.
         out.copy_from_slice(unsafe { core::slice::from_raw_parts(self.response, used as usize) });
         Ok(used as usize)
     }
 
-    fn has_dirty_state(&self) -> bool {
+    /// Whether libtpms stored its permanent state since the last take.
+    pub fn permanent_state_changed(&self) -> bool {
         FILES.0.borrow().permanent_changed
     }
 
-    fn take_dirty_state(&mut self) -> Option<Vec<u8>> {
+    /// The permanent state ("permall": NV, seeds, hierarchies) if it changed
+    /// since the last call.
+    pub fn take_permanent_state(&mut self) -> Option<Vec<u8>> {
         let mut files = FILES.0.borrow_mut();
         if !core::mem::take(&mut files.permanent_changed) {
             return None;

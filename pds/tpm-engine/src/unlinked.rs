@@ -1,12 +1,9 @@
-//! The stand-in when libtpms is not linked: a type with no values, so the PD
-//! code is the same either way and only `start` can tell.
+//! The stand-in when libtpms is not linked: a type with no values, so callers
+//! are the same either way and only `start` can tell.
 
 use alloc::vec::Vec;
 
-use tpm::{Engine, EngineError};
-use tpm_crb::command::Command;
-
-use crate::StartError;
+use crate::{ProcessError, StartError};
 
 #[derive(Debug)]
 pub enum LibtpmsEngine {}
@@ -15,10 +12,16 @@ impl LibtpmsEngine {
     pub fn start(_permanent: Option<Vec<u8>>) -> Result<Self, StartError> {
         Err(StartError::NotBuilt)
     }
-}
 
-impl Engine for LibtpmsEngine {
-    fn execute(&mut self, _: u8, _: Command<'_>, _: &mut [u8]) -> Result<usize, EngineError> {
+    pub fn process(&mut self, _: u8, _: &[u8], _: &mut [u8]) -> Result<usize, ProcessError> {
+        match *self {}
+    }
+
+    pub fn permanent_state_changed(&self) -> bool {
+        match *self {}
+    }
+
+    pub fn take_permanent_state(&mut self) -> Option<Vec<u8>> {
         match *self {}
     }
 }

@@ -59,3 +59,27 @@ impl Engine for Unsupported {
         Ok(HEADER_SIZE)
     }
 }
+
+/// An engine that may not have started: `None` answers as [`Unsupported`]
+/// (failure mode), so the PD serves the guest either way.
+impl<E: Engine> Engine for Option<E> {
+    fn execute(
+        &mut self,
+        locality: u8,
+        command: Command<'_>,
+        response: &mut [u8],
+    ) -> Result<usize, EngineError> {
+        match self {
+            Some(e) => e.execute(locality, command, response),
+            None => Unsupported.execute(locality, command, response),
+        }
+    }
+
+    fn take_dirty_state(&mut self) -> Option<alloc::vec::Vec<u8>> {
+        self.as_mut().and_then(E::take_dirty_state)
+    }
+
+    fn has_dirty_state(&self) -> bool {
+        self.as_ref().is_some_and(E::has_dirty_state)
+    }
+}

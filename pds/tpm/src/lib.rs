@@ -4,7 +4,8 @@
 //!   calls, commands copied out of the shared buffer and run by an [`Engine`];
 //! - [`engine`]: the engine trait and [`engine::Unsupported`], the bare-metal
 //!   engine until libtpms is ported (every command TPM_RC_FAILURE);
-//! - `libtpms` (feature `libtpms`, host): Debian's libtpms through its C API;
+//! - `libtpms` (feature `engine`): libtpms ([`tpm_engine`]) as the engine,
+//!   Debian's on the host (feature `libtpms`), cross-built on bare metal;
 //! - [`commands`]: the commands the PD and its tests issue, and a bounded reader
 //!   of their responses;
 //! - [`measured_boot`], [`eventlog`]: every PD image's hash extended into PCR 0
@@ -14,13 +15,13 @@
 #![no_std]
 
 extern crate alloc;
-#[cfg(any(test, feature = "libtpms"))]
+#[cfg(test)]
 extern crate std;
 
 pub mod commands;
 pub mod engine;
 pub mod eventlog;
-#[cfg(feature = "libtpms")]
+#[cfg(feature = "engine")]
 pub mod libtpms;
 pub mod measure;
 pub mod measured_boot;

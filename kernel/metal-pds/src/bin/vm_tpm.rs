@@ -15,8 +15,8 @@
 extern crate alloc;
 
 use ipc::WithVariables;
+use tpm::libtpms::LibtpmsEngine;
 use tpm::pd::{self, TpmPd};
-use tpm_engine::PdEngine;
 
 // libtpms and OpenSSL allocate through the same heap as Rust: BN contexts, key
 // objects, the marshalled NV state (up to ~128 KiB, twice while it is stored)
@@ -28,15 +28,15 @@ const VARIABLES: [(&str, u64); 1] = [(pd::VMM_CHANNEL, 0)];
 pd_rt::entry!(|init, kernel| {
     let init = WithVariables::new(init, &VARIABLES);
     tpm_engine::crt::set_log_sink(pd_rt::sys::debug_puts);
-    let (engine, why_not) = PdEngine::start(None);
-    let pd = TpmPd::init(&init, engine)?;
-    match why_not {
-        None => kernel.debug_puts(
+    let started = LibtpmsEngine::start(None);
+    match &started {
+        Ok(_) => kernel.debug_puts(
             "tpm: CRB at 0xfed40000; libtpms TPM 2.0 manufactured (state not persisted)\n",
         ),
-        Some(e) => pd_rt::debug_fmt(format_args!(
+        Err(e) => pd_rt::debug_fmt(format_args!(
             "tpm: CRB at 0xfed40000; no TPM 2.0 engine ({e}): every command is answered TPM_RC_FAILURE\n"
         )),
     }
-    Ok(pd)
+    // Without an engine (None) the PD still serves the CRB, in failure mode.
+    TpmPd::init(&init, started.ok())
 });
