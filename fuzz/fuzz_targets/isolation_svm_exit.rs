@@ -8,7 +8,7 @@
 use isolation::svm::{decode_exit, SvmExit};
 use isolation::backend::has_error_code;
 use isolation::{ExitKind, MsrAccess, VcpuExit};
-use kernel_abi::vcpu::{StateWords, Word};
+use kernel_abi::vcpu::StateWords;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -45,18 +45,7 @@ fuzz_target!(|data: &[u8]| {
         _ => {}
     }
     assert!((exit.kind() as usize) < ExitKind::COUNT);
-    let mut words = [0u64; Word::COUNT];
-    for (at, v) in [
-        (Word::EXIT_CODE, e.code),
-        (Word::EXIT_INFO1, e.info1),
-        (Word::EXIT_INFO2, e.info2),
-        (Word::RAX, e.rax),
-        (Word::RCX, e.rcx),
-        (Word::RDX, e.rdx),
-    ] {
-        words[at] = v;
-    }
     let mut st = StateWords::new();
-    st.load_exit(&words);
+    st.load_exit(&e.to_words());
     assert_eq!(decode_exit(&SvmExit::from_words(&st)), exit);
 });

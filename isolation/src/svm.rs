@@ -59,6 +59,23 @@ impl SvmExit {
             rdx: w.get(Word::RDX),
         }
     }
+
+    /// The state words a kernel returning this exit writes (the rest zero): what
+    /// models and fakes playing the kernel hand back.
+    pub fn to_words(&self) -> [u64; Word::COUNT] {
+        let mut words = [0u64; Word::COUNT];
+        for (word, value) in [
+            (Word::EXIT_CODE, self.code),
+            (Word::EXIT_INFO1, self.info1),
+            (Word::EXIT_INFO2, self.info2),
+            (Word::RAX, self.rax),
+            (Word::RCX, self.rcx),
+            (Word::RDX, self.rdx),
+        ] {
+            words[word] = value;
+        }
+        words
+    }
 }
 
 /// IOIO EXITINFO1 (APM vol. 2 15.10.2): bit 0 IN, 2 string, 3 REP, 4..6 operand

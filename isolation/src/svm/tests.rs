@@ -24,18 +24,7 @@ impl SvmCpu for Machine {
 
     fn vmrun(&mut self, _: VpIndex, w: &mut StateWords, _: Entry) -> Result<Entered, u64> {
         let e = self.next.pop().unwrap_or(Err(1))?;
-        let mut words = [0u64; Word::COUNT];
-        for (word, value) in [
-            (Word::EXIT_CODE, e.code),
-            (Word::EXIT_INFO1, e.info1),
-            (Word::EXIT_INFO2, e.info2),
-            (Word::RAX, e.rax),
-            (Word::RCX, e.rcx),
-            (Word::RDX, e.rdx),
-        ] {
-            words[word] = value;
-        }
-        w.load_exit(&words);
+        w.load_exit(&e.to_words());
         Ok(Entered::Exit)
     }
 
