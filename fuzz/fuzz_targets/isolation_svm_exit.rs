@@ -5,8 +5,8 @@
 //! given (the same words in the state words decode the same).
 #![no_main]
 
-use isolation::svm::{decode_exit, SvmExit};
 use isolation::backend::has_error_code;
+use isolation::svm::{decode_exit, SvmExit};
 use isolation::{ExitKind, MsrAccess, VcpuExit};
 use kernel_abi::vcpu::StateWords;
 use libfuzzer_sys::fuzz_target;
