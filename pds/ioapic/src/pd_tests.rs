@@ -575,6 +575,9 @@ fn notifications_from_anyone_but_the_vcpu_pd_are_unexpected() {
     );
 }
 
+/// A protected call's result, as `ipc::Kernel::pp_call` returns it.
+type PpReply = Result<MessageInfo, IpcError>;
+
 /// A kernel that grants nothing but the console.
 #[derive(Default)]
 struct NoNotify(String);
@@ -583,12 +586,7 @@ impl Kernel for NoNotify {
     fn notify(&mut self, ch: Channel) -> Result<(), IpcError> {
         Err(IpcError::NotifyNotPermitted(ch))
     }
-    fn pp_call(
-        &mut self,
-        ch: Channel,
-        _msg: MessageInfo,
-        _mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, IpcError> {
+    fn pp_call(&mut self, ch: Channel, _msg: MessageInfo, _mrs: &mut MessageRegisters) -> PpReply {
         Err(IpcError::NotGranted(ch))
     }
     fn irq_ack(&mut self, ch: Channel) -> Result<(), IpcError> {

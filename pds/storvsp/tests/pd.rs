@@ -35,6 +35,9 @@ const RELID: Relid = Relid(5);
 const RING_GPADL: GpadlId = GpadlId(0xE1E10);
 const SIGNAL_CONNECTION: u32 = 0x2005;
 
+/// A protected call's result, as `ipc::Kernel::pp_call` returns it.
+type PpReply = Result<MessageInfo, IpcError>;
+
 #[derive(Default)]
 struct FakeKernel {
     calls: Vec<(Channel, u64, Vec<u64>)>,
@@ -45,12 +48,7 @@ impl Kernel for FakeKernel {
         Ok(())
     }
 
-    fn pp_call(
-        &mut self,
-        ch: Channel,
-        msg: MessageInfo,
-        mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, IpcError> {
+    fn pp_call(&mut self, ch: Channel, msg: MessageInfo, mrs: &mut MessageRegisters) -> PpReply {
         self.calls.push((
             ch,
             msg.label(),
