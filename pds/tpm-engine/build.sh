@@ -136,6 +136,7 @@ build_shim() {
     local b=$OUT/shim-build
     mkdir -p "$b"
     say "building the C-variadic shim (crt_variadic.c)"
+    # shellcheck disable=SC2086 # the flags are words
     gcc -O2 $ARCH_CFLAGS -ffreestanding -Wall -Werror -c "$HERE/c/crt_variadic.c" -o "$b/crt_variadic.o"
 }
 

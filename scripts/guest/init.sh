@@ -86,6 +86,35 @@ while read -r m; do
     fi
 done </lib/modules/order
 
+# The vTPM (guest-tpm: lines). Where ACPI names a TPM (MSFT0101: the paravisor's CRB)
+# and tpm_crb made /dev/tpm0, raw TPM2_GetRandom(8) and TPM2_PCR_Read (SHA-256 PCR 0)
+# must answer TPM_RC_SUCCESS with responses of their size, else FAIL. Without
+# /dev/tpm0 (no TPM, or one in failure mode) this is only reported, unless
+# guest.tpm=require is on the command line. (busybox has no tpm2-tools.)
+tpm_cmd() { # NAME COMMAND(printf octal escapes) RESPONSE-BYTES
+    local out
+    # The command is the format: its octal escapes are the bytes to send.
+    # shellcheck disable=SC2059
+    out=$({ printf "$2" >&3 && dd bs=4096 count=1 <&3 2>/dev/null; } 3<>/dev/tpm0 | od -An -tx1 -v) ||
+        fail "tpm: $1: /dev/tpm0 write/read failed"
+    # shellcheck disable=SC2086
+    set -- "$1" "$3" $out
+    [ $# -ge 12 ] || fail "tpm: $1: short response ($(($# - 2)) bytes)"
+    [ "$9${10}${11}${12}" = 00000000 ] || fail "tpm: $1: response code 0x$9${10}${11}${12}"
+    [ $(($# - 2)) = "$2" ] || fail "tpm: $1: $(($# - 2)) response bytes, expected $2"
+    shift $(($# - 8))
+    TPM_TAIL="$*"
+}
+if [ -c /dev/tpm0 ]; then
+    tpm_cmd GetRandom '\200\001\000\000\000\014\000\000\001\173\000\010' 20
+    RND=$TPM_TAIL
+    tpm_cmd PCR_Read '\200\001\000\000\000\024\000\000\001\176\000\000\000\001\000\013\003\001\000\000' 62
+    say "guest-tpm: PASS /dev/tpm0 ($(cat /sys/class/tpm/tpm0/tpm_version_major 2>/dev/null || echo ?)): GetRandom 8 bytes ($RND), PCR_Read sha256 PCR 0 (... $TPM_TAIL)"
+elif [ -e /sys/bus/acpi/devices/MSFT0101:00 ]; then
+    grep -qw 'guest.tpm=require' /proc/cmdline && fail "tpm: ACPI has MSFT0101 but there is no /dev/tpm0"
+    say "guest-tpm: ACPI has MSFT0101 but there is no /dev/tpm0 (TPM in failure mode?)"
+fi
+
 i=0
 while [ ! -b /dev/sda ]; do
     if [ $i -ge 600 ]; then
