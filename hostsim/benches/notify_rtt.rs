@@ -309,6 +309,9 @@ fn main() {
     let notify_xml = notify_system(&exe);
     let ppc_xml = ppc_system(&exe);
 
+    // Wall-clock figures on a shared machine mean little without the load.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("notify_rtt: load average {}", load.trim());
     let mut results = Vec::new();
     for (what, baseline, sim) in [
         (

@@ -121,6 +121,9 @@ fn main() {
     }
     file.sync_all().expect("sync");
 
+    // Wall-clock figures on a shared machine mean little without the load.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("storage_io: load average {}", load.trim());
     let runs = host_sim(&image, mib);
     assert_eq!(runs.len(), 8, "expected 4 workloads x 2 queue depths");
     println!(
