@@ -323,9 +323,20 @@ fn event_loop<H: Handler>(mut handler: H, mut kernel: HostKernel) -> Result<Neve
     // After work, poll before sleeping (see spin.rs).
     let mut adaptive = spin::Adaptive::default();
     let mut spin = adaptive.start();
+    // Whether the last wait polled, and whether `spin` started after it.
+    let mut polling = false;
+    let mut fresh = true;
     loop {
-        let served = serve_calls(&mut handler, &mut kernel, &callees, &mut reply);
-        let polling = served || spin.again();
+        if serve_calls(&mut handler, &mut kernel, &callees, &mut reply) {
+            // Calls are found in the pages, not by the wait: account for them
+            // here, and poll afresh after the work.
+            if !fresh {
+                adaptive.finish(&spin, polling);
+            }
+            spin = adaptive.start();
+        }
+        fresh = false;
+        polling = spin.again();
         // Before sleeping, ask callers for doorbells, then look once more.
         if !polling
             && callees
@@ -340,11 +351,12 @@ fn event_loop<H: Handler>(mut handler: H, mut kernel: HostKernel) -> Result<Neve
             callees.iter().for_each(|c| c.pp.page.callee_awake());
         }
         waited.map_err(|e| format!("epoll_wait: {e}"))?;
-        if tokens.is_empty() && !served {
+        if tokens.is_empty() {
             continue;
         }
         adaptive.finish(&spin, polling);
         spin = adaptive.start();
+        fresh = true;
         let mut set = ChannelSet::EMPTY;
         for &token in &tokens {
             let Some(ch) = Channel::try_new((token & 0xff) as u8) else {
