@@ -157,7 +157,10 @@ combine() {
 }
 
 start=$(date +%s)
-fetch_sources
+# Downloads only until both trees are unpacked (apt asks the mirror every time).
+if [ ! -f "$SRC/openssl/.unpacked" ] || [ ! -f "$SRC/libtpms/.unpacked" ]; then
+    fetch_sources
+fi
 unpack
 build_openssl
 build_libtpms
