@@ -17,7 +17,7 @@ use hvdef::{Control, HvStatus, HypercallCode, HypercallResult, Vtl, HV_PARTITION
 use ipc::testing::{leaked_region, FakeInit, RecordingKernel, Route, RoutingKernel};
 use ipc::{
     Channel, ChannelSet, Consumer, Handler, HandlerError, InitError, IpcError, MessageInfo,
-    MessageRegisters, Queue, Region,
+    MessageRegisters, PpReply, Queue, Region,
 };
 use synic_pd::api::IrqEntry;
 use synic_pd::pd::{self as sy, SynicPd};
@@ -110,12 +110,7 @@ struct Peers {
 }
 
 impl Route for Peers {
-    fn pp_call(
-        &mut self,
-        ch: Channel,
-        msg: MessageInfo,
-        mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, IpcError> {
+    fn pp_call(&mut self, ch: Channel, msg: MessageInfo, mrs: &mut MessageRegisters) -> PpReply {
         if ch == H_SYNIC {
             self.synic
                 .protected(&mut self.synic_kernel, S_HVCALL, msg, mrs)
@@ -654,12 +649,7 @@ fn cpuid_msrs_and_vtl_contexts_over_the_api() {
     let mut r = Rig::new();
     struct Direct<'a>(&'a mut Rig);
     impl Route for Direct<'_> {
-        fn pp_call(
-            &mut self,
-            _: Channel,
-            msg: MessageInfo,
-            mrs: &mut MessageRegisters,
-        ) -> Result<MessageInfo, IpcError> {
+        fn pp_call(&mut self, _: Channel, msg: MessageInfo, mrs: &mut MessageRegisters) -> PpReply {
             self.0
                 .call(H_VCPU, msg, mrs)
                 .map_err(|_| IpcError::CallFailed(H_VCPU))

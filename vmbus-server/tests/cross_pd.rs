@@ -21,7 +21,7 @@ use hvdef::{Control, HvStatus, HypercallCode, Vtl};
 use ipc::testing::{leaked_region, FakeInit};
 use ipc::{
     Channel, ChannelSet, Handler, HandlerError, IpcError, Kernel, MessageInfo, MessageRegisters,
-    Perms, Queue, Region,
+    Perms, PpReply, Queue, Region,
 };
 use synic_pd::api::IrqEntry;
 use synic_pd::pd::{self as sy, SynicPd};
@@ -269,12 +269,7 @@ impl Kernel for Link<'_> {
         Ok(())
     }
 
-    fn pp_call(
-        &mut self,
-        ch: Channel,
-        msg: MessageInfo,
-        mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, IpcError> {
+    fn pp_call(&mut self, ch: Channel, msg: MessageInfo, mrs: &mut MessageRegisters) -> PpReply {
         let (to, their) = peer(self.me, ch).ok_or(IpcError::NotGranted(ch))?;
         let mut k = Link {
             world: self.world,
