@@ -14,16 +14,14 @@ pub enum EngineError {
     Fatal,
 }
 
+/// What [`Engine::execute`] returns: the response's length, or why there is none.
+pub type Executed = Result<usize, EngineError>;
+
 /// A TPM 2.0 command processor.
 pub trait Engine {
     /// Runs `command` (its header already checked) for `locality` and writes the
     /// response into `response`; returns the response's length.
-    fn execute(
-        &mut self,
-        locality: u8,
-        command: Command<'_>,
-        response: &mut [u8],
-    ) -> Result<usize, EngineError>;
+    fn execute(&mut self, locality: u8, command: Command<'_>, response: &mut [u8]) -> Executed;
 
     /// Persistent state (NV, seeds, hierarchy state) to seal, if it changed since
     /// the last call; `None` if unchanged or the engine has none.
@@ -45,12 +43,7 @@ pub trait Engine {
 pub struct Unsupported;
 
 impl Engine for Unsupported {
-    fn execute(
-        &mut self,
-        _locality: u8,
-        command: Command<'_>,
-        response: &mut [u8],
-    ) -> Result<usize, EngineError> {
+    fn execute(&mut self, _locality: u8, command: Command<'_>, response: &mut [u8]) -> Executed {
         let r = error_response(command.bytes, ResponseCode::FAILURE);
         response
             .get_mut(..HEADER_SIZE)
@@ -63,12 +56,7 @@ impl Engine for Unsupported {
 /// An engine that may not have started: `None` answers as [`Unsupported`]
 /// (failure mode), so the PD serves the guest either way.
 impl<E: Engine> Engine for Option<E> {
-    fn execute(
-        &mut self,
-        locality: u8,
-        command: Command<'_>,
-        response: &mut [u8],
-    ) -> Result<usize, EngineError> {
+    fn execute(&mut self, locality: u8, command: Command<'_>, response: &mut [u8]) -> Executed {
         match self {
             Some(e) => e.execute(locality, command, response),
             None => Unsupported.execute(locality, command, response),

@@ -31,4 +31,4 @@ pub mod seal;
 #[cfg(feature = "seal")]
 pub mod state;
 
-pub use engine::{Engine, EngineError, Unsupported};
+pub use engine::{Engine, EngineError, Executed, Unsupported};

@@ -8,15 +8,10 @@ use tpm_crb::command::Command;
 use tpm_engine::ProcessError;
 pub use tpm_engine::{LibtpmsEngine, StartError as LibtpmsError};
 
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, Executed};
 
 impl Engine for LibtpmsEngine {
-    fn execute(
-        &mut self,
-        locality: u8,
-        command: Command<'_>,
-        response: &mut [u8],
-    ) -> Result<usize, EngineError> {
+    fn execute(&mut self, locality: u8, command: Command<'_>, response: &mut [u8]) -> Executed {
         self.process(locality, command.bytes, response)
             .map_err(|e| match e {
                 ProcessError::ResponseTooLarge => EngineError::ResponseTooLarge,
