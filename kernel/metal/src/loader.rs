@@ -152,16 +152,7 @@ pub fn load(
             r.phys_addr
         };
     }
-    let empty = PdConfig {
-        priority: 0,
-        passive: false,
-        budget_us: 0,
-        period_us: 0,
-        parent: None,
-        child_id: 0,
-        caps: [Cap::default(); kernel_abi::image::CHANNELS],
-        guest: None,
-    };
+    let empty = PdConfig::EMPTY;
     let mut loaded = Loaded {
         configs: [empty; MAX_PDS],
         count: image.pd_count(),
