@@ -1,9 +1,8 @@
 //! Guest physical memory as hvcall-pd sees it, and which parts of it the host can see.
 //!
 //! With vTOM (SNP) every GPA at or above the boundary is the shared, host-visible
-//! alias; on TDX the shared bit plays the same role and is also "every GPA at or above
-//! 1 << bit". Anything below is private: the host must never be handed such an
-//! address.
+//! alias; on TDX the shared bit plays the same role. Which is which is decided by
+//! `isolation::gpa`, the one classifier; this PD only knows the boundary.
 
 use ipc::Region;
 use isolation::guest_memory::LayoutError;
@@ -46,16 +45,9 @@ impl<'a> GuestMemory<'a> {
         self.windows.range(gpa, len)
     }
 
-    /// Whether the host may be handed `gpa..gpa+len`: all of it lies in the shared
-    /// range (and the range does not wrap).
+    /// Whether the host may be handed `gpa..gpa+len` (isolation's rule).
     pub fn host_visible(&self, gpa: u64, len: u64) -> bool {
-        if gpa.checked_add(len).is_none() {
-            return false;
-        }
-        match self.shared_boundary {
-            None => true,
-            Some(boundary) => gpa >= boundary,
-        }
+        isolation::gpa::host_visible(self.shared_boundary, gpa, len)
     }
 }
 

@@ -221,5 +221,17 @@ impl<'a> Partition<'a> {
     }
 }
 
+/// Whether the host may be handed `gpa..gpa+len` in a partition whose host-visible
+/// range starts at `shared_boundary` (`None`: the guest is not isolated and the host
+/// sees everything). For a PD that knows only the boundary, not the RAM layout
+/// (hvcall-pd relaying a guest's buffers): the same rule as [`Partition::classify`]
+/// for addresses below `2 * boundary`, and a range that wraps is never visible.
+pub fn host_visible(shared_boundary: Option<u64>, gpa: u64, len: u64) -> bool {
+    if gpa.checked_add(len).is_none() {
+        return false;
+    }
+    shared_boundary.is_none_or(|boundary| gpa >= boundary)
+}
+
 #[cfg(test)]
 mod tests;

@@ -185,6 +185,20 @@ proptest! {
         prop_assert_eq!(p.alias(g, GpaClass::Private), Ok(g));
     }
 
+    /// The boundary-only rule hvcall-pd uses agrees with `classify` on every RAM
+    /// address, refuses a wrapping range, and sees everything without isolation.
+    #[test]
+    fn host_visible_agrees_with_classify(kind in kinds(), gpa in any::<u64>(), len in 0u64..0x10000) {
+        let p = Partition::new(kind, &RAM).unwrap();
+        let b = p.boundary();
+        let g = gpa & ((b << 1) - 1);
+        if let Ok(class) = p.classify(Gpa(g)) {
+            prop_assert_eq!(host_visible(Some(b), g, 0), class == GpaClass::Shared, "{:#x}", g);
+        }
+        prop_assert_eq!(host_visible(Some(b), gpa, len), gpa.checked_add(len).is_some() && gpa >= b);
+        prop_assert_eq!(host_visible(None, gpa, len), gpa.checked_add(len).is_some());
+    }
+
     /// Nothing at or above 2^(B+1) is classified, whatever the low bits.
     #[test]
     fn out_of_range_is_refused(kind in kinds(), gpa in any::<u64>()) {
