@@ -73,10 +73,11 @@ fuzz_target!(|data: &[u8]| {
         let mut space = [0u8; 256];
         let n = config.len().min(256);
         space[..n].copy_from_slice(&config[..n]);
-        if let Ok(layout) = virtio_blk::find_capabilities(&mut ConfigBytes {
+        let mut bus = ConfigBytes {
             config: &space,
             bars,
-        }) {
+        };
+        if let Ok(layout) = virtio_blk::find_capabilities(&mut bus, 8) {
             for w in [layout.common, layout.notify, layout.isr, layout.device] {
                 assert!(w.offset + w.len <= 0x4000 && bars & (1 << w.bar) != 0);
             }
@@ -109,7 +110,7 @@ fuzz_target!(|data: &[u8]| {
             in_flight.push(slot);
         }
     }
-    let (_, _, used, end) = Split::new(128, 0).areas();
+    let (_, _, used, end) = Split::new(128, 0, virtio_blk::SLOT_DESCRIPTORS).areas();
     let n = rest.len().min(end - used);
     d.dma_mut().write(used, &rest[..n]);
     for _ in 0..requests + 2 {

@@ -1,24 +1,9 @@
-//! A virtio 1.x block driver without I/O of its own: it reaches the device only
-//! through a [`Bus`] (the function's configuration space and its mapped BARs)
-//! and its rings and buffers only through a [`Dma`] region whose bus address it
-//! is told, so the same code runs in the bare-metal driver PD and against the
-//! model device in host tests and fuzzing.
-//!
-//! Transport: virtio's modern PCI interface, QEMU `virtio-blk-pci` with
-//! `disable-legacy=on` on the `pc` machine: the vendor capabilities in config
-//! space say which memory-BAR windows hold the common, notify, ISR and
-//! device-specific registers. Without `disable-legacy=on` QEMU's default on `pc`
-//! is a transitional device (id 0x1001) whose legacy interface is an I/O-port
-//! BAR: a driver PD has no ports (the kernel grants none), and MMIO maps are
-//! what the kernel's PCI grants give, so the modern-only device (id 0x1042) is
-//! the one that fits. One split virtqueue, requests in
+//! A virtio 1.x block driver without I/O of its own, on the shared `virtio`
+//! transport (QEMU `virtio-blk-pci,disable-legacy=on`, id 0x1042: why the
+//! modern interface, see that crate). One split virtqueue, requests in
 //! fixed three-descriptor slots (header, data, status), completions polled from
 //! the used ring or taken after the INTx interrupt.
-//!
-//! The device is not trusted to be well-behaved: every capability window must
-//! lie inside a mapped BAR, and a used ring that runs ahead, names a descriptor
-//! that is not an in-flight request head, or claims more bytes than the request
-//! let the device write is an [`Error`], never a panic or an out-of-bounds access.
+//! Every value the device writes is checked (see `virtio`).
 #![no_std]
 
 #[cfg(any(test, feature = "model"))]
@@ -26,58 +11,19 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
-mod bus;
-mod caps;
 mod device;
-mod queue;
 pub mod service;
 
 #[cfg(any(test, feature = "model"))]
 pub mod model;
 
-pub use bus::{Bus, Dma};
-pub use caps::{find as find_capabilities, Layout, Window};
-pub use device::{Completion, DataWindow, Driver, Geometry, Request, RequestKind, Status};
-pub use queue::{Split, SLOT_DESCRIPTORS};
+pub use device::{
+    Completion, DataWindow, Driver, Geometry, Request, RequestKind, Status, SLOT_DESCRIPTORS,
+};
+pub use virtio::{find_capabilities, Bus, Dma, Error, Layout, Split, Window};
 
 /// Virtio sectors are 512 bytes whatever the device's block size.
 pub const SECTOR: u64 = 512;
-
-/// Why the driver gave up on the device or refused a request.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Error {
-    /// A configuration-space read failed (the kernel refused it).
-    Config,
-    /// No capability list, or one that loops or leaves config space.
-    CapabilityList,
-    /// A required virtio capability is missing or its window is not inside a
-    /// mapped BAR (`common`, `notify`, `isr`, `device`).
-    Capability(&'static str),
-    /// The device does not offer VIRTIO_F_VERSION_1 (a legacy-only device).
-    NotModern,
-    /// The device did not keep FEATURES_OK after we wrote our features.
-    FeaturesRejected,
-    /// The device did not come out of reset.
-    ResetTimeout,
-    /// Queue 0 does not exist or has a size we cannot use.
-    QueueSize(u16),
-    /// The DMA region is too small for the queue and its request slots.
-    DmaTooSmall,
-    /// Every request slot is in flight.
-    Busy,
-    /// A request's buffer or sectors lie outside the data area or the disk.
-    OutOfRange,
-    /// The device asked for a reset (DEVICE_NEEDS_RESET).
-    NeedsReset,
-    /// The used ring's index moved more than the queue holds.
-    UsedOverrun(u16),
-    /// A used element names a descriptor that is not an in-flight head.
-    UsedId(u32),
-    /// A used element claims more bytes written than the request allowed.
-    UsedLen(u32),
-    /// The capacity changed while we read it, again and again.
-    ConfigUnstable,
-}
 
 #[cfg(test)]
 mod tests;

@@ -49,7 +49,7 @@ fn brings_the_device_up_and_reads_back_what_it_wrote() {
         }
     );
     // memory decoding and bus mastering on; DRIVER_OK reached
-    assert_eq!(bus.0.borrow().config[4] & 6, 6);
+    assert_eq!(bus.0.borrow().transport.config[4] & 6, 6);
     let data = QUEUE_LEN;
     let pattern: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
     d.dma_mut().write(data, &pattern);
@@ -96,7 +96,7 @@ fn requests_outside_the_disk_or_the_data_area_are_refused_before_the_device() {
     for req in cases {
         assert_eq!(d.submit(req), Err(Error::OutOfRange), "{req:?}");
     }
-    assert_eq!(bus.0.borrow().notifies, 0);
+    assert_eq!(bus.0.borrow().transport.notifies, 0);
 }
 
 #[test]
@@ -118,16 +118,7 @@ fn a_full_queue_is_busy_until_completions_are_taken() {
 
 #[test]
 fn devices_that_lie_get_errors_not_panics() {
-    let bring_up = [
-        (Lie::NoVersion1, Error::NotModern),
-        (Lie::RejectFeatures, Error::FeaturesRejected),
-        (Lie::NeverResets, Error::ResetTimeout),
-        (Lie::QueueSize(0), Error::QueueSize(0)),
-        (Lie::QueueSize(100), Error::QueueSize(100)),
-        (Lie::CommonOutsideBar, Error::Capability("common")),
-        (Lie::CapLoop, Error::CapabilityList),
-    ];
-    for (lie, want) in bring_up {
+    for (lie, want) in virtio::model::BRING_UP_LIES {
         assert_eq!(driver(lie).err(), Some(want), "{lie:?}");
     }
     let completion = [
@@ -166,7 +157,7 @@ proptest! {
         let slot = d.submit(io(RequestKind::Read, 0, 512)).unwrap();
         let _ = d.poll();
         let _ = d.submit(io(RequestKind::Write, 1, 512));
-        let (_, _, used, _) = crate::queue::Split::new(128, 0).areas();
+        let (_, _, used, _) = Split::new(128, 0, SLOT_DESCRIPTORS).areas();
         for (k, (id, len)) in elems.iter().enumerate() {
             let mut e = [0u8; 8];
             e[..4].copy_from_slice(&id.to_le_bytes());

@@ -1,16 +1,16 @@
-//! One split virtqueue (virtio 1.x, 2.7) in the DMA region, used in fixed slots:
-//! slot `s` owns descriptors `3s..3s+3`, so a request never waits for a free
-//! list and a used element's id must be `3s` for an in-flight slot `s`.
+//! One split virtqueue (virtio 1.x, 2.7) in the DMA region, used in fixed slots
+//! of `w` descriptors: slot `s` owns descriptors `ws..ws+w`, so a request never
+//! waits for a free list and a used element's id must be `ws` for an in-flight
+//! slot `s`.
 
 use core::sync::atomic::{fence, Ordering};
 
 use crate::bus::Dma;
 use crate::Error;
 
-pub const SLOT_DESCRIPTORS: u16 = 3;
 /// The largest queue we use (QEMU offers 256; slots need only a few).
 pub const MAX_SIZE: u16 = 128;
-pub const MAX_SLOTS: usize = (MAX_SIZE / SLOT_DESCRIPTORS) as usize;
+const MAX_SLOTS: usize = MAX_SIZE as usize;
 
 const DESC_LEN: usize = 16;
 const F_NEXT: u16 = 1;
@@ -27,6 +27,7 @@ pub struct Buffer {
 #[derive(Debug)]
 pub struct Split {
     size: u16,
+    width: u16,
     desc: usize,
     avail: usize,
     used: usize,
@@ -38,8 +39,9 @@ pub struct Split {
 }
 
 impl Split {
-    /// A queue of `size` entries at `base` of the DMA region.
-    pub fn new(size: u16, base: usize) -> Self {
+    /// A queue of `size` entries at `base` of the DMA region, in slots of
+    /// `width` (at least one) descriptors.
+    pub fn new(size: u16, base: usize, width: u16) -> Self {
         let n = usize::from(size);
         let desc = base;
         let avail = desc + DESC_LEN * n;
@@ -47,6 +49,7 @@ impl Split {
         let end = used + 6 + 8 * n;
         Self {
             size,
+            width: width.max(1),
             desc,
             avail,
             used,
@@ -63,7 +66,7 @@ impl Split {
     }
 
     pub fn slots(&self) -> usize {
-        usize::from(self.size / SLOT_DESCRIPTORS).min(MAX_SLOTS)
+        usize::from(self.size / self.width).min(MAX_SLOTS)
     }
 
     pub fn free_slot(&self) -> Option<usize> {
@@ -74,10 +77,11 @@ impl Split {
         self.writable.iter().filter(|&&w| w != 0).count()
     }
 
-    /// Chains `bufs` (one to three) in slot `slot`'s descriptors and makes the
-    /// chain available. The caller checked the slot is free.
+    /// Chains `bufs` (at most the slot width) in slot `slot`'s descriptors and
+    /// makes the chain available. The caller checked the slot is free.
     pub fn post(&mut self, dma: &mut impl Dma, slot: usize, bufs: &[Buffer]) {
-        let first = slot * usize::from(SLOT_DESCRIPTORS);
+        let first = slot * usize::from(self.width);
+        let bufs = &bufs[..bufs.len().min(usize::from(self.width))];
         let mut writable = 0u32;
         for (k, b) in bufs.iter().enumerate() {
             let i = first + k;
@@ -121,8 +125,8 @@ impl Split {
         let elem = self.used + 4 + 8 * usize::from(self.last_used % self.size);
         let id = dma.read_u32(elem);
         let len = dma.read_u32(elem + 4);
-        let slot = usize::try_from(id / u32::from(SLOT_DESCRIPTORS)).unwrap_or(usize::MAX);
-        let head = id.is_multiple_of(u32::from(SLOT_DESCRIPTORS));
+        let slot = usize::try_from(id / u32::from(self.width)).unwrap_or(usize::MAX);
+        let head = id.is_multiple_of(u32::from(self.width));
         let allowed = self.writable.get(slot).copied().unwrap_or(0);
         if !head || slot >= self.slots() || allowed == 0 {
             return Err(Error::UsedId(id));

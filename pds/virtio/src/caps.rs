@@ -17,8 +17,8 @@ const ISR: u32 = 3;
 const DEVICE: u32 = 4;
 
 /// Common configuration is 0x38 bytes in virtio 1.x; the ISR one byte; notify
-/// at least one u16; a block device's config starts with its u64 capacity.
-const MIN_LEN: [(u32, u64); 4] = [(COMMON, 0x38), (NOTIFY, 2), (ISR, 1), (DEVICE, 8)];
+/// at least one u16; the device window's minimum is the device type's.
+const MIN_LEN: [(u32, u64); 4] = [(COMMON, 0x38), (NOTIFY, 2), (ISR, 1), (DEVICE, 0)];
 
 /// A register window: `len` bytes at `offset` of BAR `bar`, inside what is mapped.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -48,8 +48,9 @@ fn read32(bus: &mut impl Bus, at: u8) -> Result<u32, Error> {
 }
 
 /// Walks the capability list and takes the first usable window of each kind
-/// (as the spec tells drivers to); a kind with none is an error.
-pub fn find(bus: &mut impl Bus) -> Result<Layout, Error> {
+/// (as the spec tells drivers to); a kind with none is an error. The device
+/// window must hold at least `device_len` bytes (what the driver reads there).
+pub fn find(bus: &mut impl Bus, device_len: u64) -> Result<Layout, Error> {
     if bus.config_read(STATUS, 2)? & STATUS_CAP_LIST == 0 {
         return Err(Error::CapabilityList);
     }
@@ -74,7 +75,12 @@ pub fn find(bus: &mut impl Bus) -> Result<Layout, Error> {
                 len: u64::from(read32(bus, at + 12)?),
             };
             if let Some(i) = MIN_LEN.iter().position(|&(k, _)| k == kind) {
-                if found[i].is_none() && usable(bus, window, MIN_LEN[i].1) {
+                let min = if kind == DEVICE {
+                    device_len.max(1)
+                } else {
+                    MIN_LEN[i].1
+                };
+                if found[i].is_none() && usable(bus, window, min) {
                     if kind == NOTIFY {
                         // The multiplier follows the 16-byte header; it must fit too.
                         if at > 0xe8 {
