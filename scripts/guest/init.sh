@@ -87,8 +87,10 @@ while read -r m; do
 done </lib/modules/order
 
 # The vTPM (guest-tpm: lines). Where ACPI names a TPM (MSFT0101: the paravisor's CRB)
-# and tpm_crb made /dev/tpm0, raw TPM2_GetRandom(8) and TPM2_PCR_Read (SHA-256 PCR 0)
-# must answer TPM_RC_SUCCESS with responses of their size, else FAIL. Without
+# and tpm_crb made /dev/tpm0, raw TPM2_GetRandom(8), TPM2_PCR_Read (SHA-256 PCR 0),
+# TPM2_CreatePrimary (an ECC P-256 storage key under the owner hierarchy, empty
+# password) and TPM2_FlushContext of it must answer TPM_RC_SUCCESS with responses of
+# their size (RESPONSE-BYTES, or - for the size the header gives), else FAIL. Without
 # /dev/tpm0 (no TPM, or one in failure mode) this is only reported, unless
 # guest.tpm=require is on the command line. (busybox has no tpm2-tools.)
 tpm_cmd() { # NAME COMMAND(printf octal escapes) RESPONSE-BYTES
@@ -101,7 +103,9 @@ tpm_cmd() { # NAME COMMAND(printf octal escapes) RESPONSE-BYTES
     set -- "$1" "$3" $out
     [ $# -ge 12 ] || fail "tpm: $1: short response ($(($# - 2)) bytes)"
     [ "$9${10}${11}${12}" = 00000000 ] || fail "tpm: $1: response code 0x$9${10}${11}${12}"
-    [ $(($# - 2)) = "$2" ] || fail "tpm: $1: $(($# - 2)) response bytes, expected $2"
+    local want=$2
+    [ "$want" = - ] && want=$((0x$5$6$7$8))
+    [ $(($# - 2)) = "$want" ] || fail "tpm: $1: $(($# - 2)) response bytes, expected $want"
     shift $(($# - 8))
     TPM_TAIL="$*"
 }
@@ -109,7 +113,10 @@ if [ -c /dev/tpm0 ]; then
     tpm_cmd GetRandom '\200\001\000\000\000\014\000\000\001\173\000\010' 20
     RND=$TPM_TAIL
     tpm_cmd PCR_Read '\200\001\000\000\000\024\000\000\001\176\000\000\000\001\000\013\003\001\000\000' 62
-    say "guest-tpm: PASS /dev/tpm0 ($(cat /sys/class/tpm/tpm0/tpm_version_major 2>/dev/null || echo ?)): GetRandom 8 bytes ($RND), PCR_Read sha256 PCR 0 (... $TPM_TAIL)"
+    PCR0=$TPM_TAIL
+    tpm_cmd CreatePrimary '\200\002\000\000\000\103\000\000\001\061\100\000\000\001\000\000\000\011\100\000\000\011\000\000\000\000\000\000\004\000\000\000\000\000\032\000\043\000\013\000\003\000\162\000\000\000\006\000\200\000\103\000\020\000\003\000\020\000\000\000\000\000\000\000\000\000\000' -
+    tpm_cmd FlushContext '\200\001\000\000\000\016\000\000\001\145\200\000\000\000' 10
+    say "guest-tpm: PASS /dev/tpm0 (TPM $(cat /sys/class/tpm/tpm0/tpm_version_major 2>/dev/null || echo ?)): GetRandom 8 bytes ($RND), PCR_Read sha256 PCR 0 (... $PCR0), CreatePrimary ECC P-256 and FlushContext"
 elif [ -e /sys/bus/acpi/devices/MSFT0101:00 ]; then
     grep -qw 'guest.tpm=require' /proc/cmdline && fail "tpm: ACPI has MSFT0101 but there is no /dev/tpm0"
     say "guest-tpm: ACPI has MSFT0101 but there is no /dev/tpm0 (TPM in failure mode?)"
