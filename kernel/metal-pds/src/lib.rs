@@ -4,6 +4,8 @@
 
 use ipc::Channel;
 
+pub mod virtio_pci;
+
 /// selftest -> pingserver: protected calls.
 pub const SELFTEST_PING: Channel = Channel::new(0);
 /// selftest <-> ponger: notifications both ways.

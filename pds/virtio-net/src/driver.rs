@@ -199,6 +199,12 @@ impl<B: Bus, D: Dma> Driver<B, D> {
         Ok(n)
     }
 
+    /// Whether [`Self::transmit`] would take a frame now.
+    pub fn can_transmit(&mut self) -> Result<bool, Error> {
+        self.reclaim_tx()?;
+        Ok(self.tx.split.free_slot().is_some())
+    }
+
     /// Frames still in the transmit queue.
     pub fn tx_in_flight(&self) -> usize {
         self.tx.split.in_flight()

@@ -1,7 +1,9 @@
 //! netvsp on the bare-metal runtime, with its image's build-time configuration
-//! ([`netvsp::config::build`]). No network reaches this system yet: the NIC sits
-//! on a loopback, so the guest's hv_netvsc binds, brings its link up and gets its
-//! own frames back.
+//! ([`netvsp::config::build`]). Its backend is what the system grants
+//! (`netvsp::backend::select`): the frame queues to the virtio-net driver PD
+//! (linux.xml with linux-virtio-net.xml: QEMU's user-mode network), else a
+//! loopback, on which the guest's hv_netvsc binds, brings its link up and gets
+//! its own frames back.
 #![no_std]
 #![no_main]
 
@@ -10,7 +12,7 @@ extern crate alloc;
 use alloc::boxed::Box;
 use ipc::{Init, WithVariables};
 use metal_pds::Boxed;
-use netvsp::backend::Loopback;
+use netvsp::backend::select;
 use netvsp::config::{build, identity};
 use netvsp::vsp::{self, Setup};
 
@@ -21,21 +23,27 @@ pd_rt::global_heap!(2 * 1024 * 1024);
 pd_rt::entry!(|init, kernel| {
     let init = WithVariables::new(init, &build::VARIABLES);
     let (mac, instance) = identity(init.pd_name());
+    let (backend, backend_channel) = select::granted(&init, 64)?;
     let setup = Setup {
         instance,
         mac,
-        backend: Box::new(Loopback::new(64)),
-        backend_channel: None,
+        backend,
+        backend_channel,
     };
     let vsp = Box::new(vsp::init(&init, setup)?);
     pd_rt::println!(
-        "netvsp: NIC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} on a loopback",
+        "netvsp: NIC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} on {}",
         mac[0],
         mac[1],
         mac[2],
         mac[3],
         mac[4],
-        mac[5]
+        mac[5],
+        if backend_channel.is_some() {
+            "the virtio-net driver's frame queues"
+        } else {
+            "a loopback"
+        }
     );
     // vmbus-server may have asked for offers before this PD was up; tell it again.
     if let Err(e) = vsp.announce(kernel) {

@@ -5,16 +5,20 @@
 //!   other (std).
 //! - [`tap::Tap`]: a Linux TAP device, for a NIC on the host's stack inside a
 //!   network namespace (std).
-//! - [`queue::QueueBackend`]: two shared-memory frame queues to another PD.
+//! - [`queue::QueueBackend`]: two shared-memory frame queues to another PD
+//!   ([`select::granted`] picks them, or a loopback, from what system.xml grants);
+//!   [`virtio::pump`] is the virtio-net driver PD's end of them.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 pub mod queue;
+pub mod select;
 #[cfg(feature = "std")]
 pub mod switch;
 #[cfg(feature = "std")]
 pub mod tap;
+pub mod virtio;
 
 /// A network attachment. Neither call blocks.
 pub trait Backend {

@@ -2,30 +2,15 @@
 //! build-time configuration ([`netvsp::config::build`]) on the frame queues
 //! system.xml grants, or on a loopback when it grants none.
 
-use ipc::{Init, InitExt, Perms, WithVariables};
-use netvsp::backend::queue::QueueBackend;
-use netvsp::backend::{Backend, Loopback};
+use ipc::{Init, WithVariables};
+use netvsp::backend::select;
 use netvsp::config::{build, identity};
 use netvsp::vsp::{self, Setup};
 
 fn main() {
     hostsim::run(|init, kernel| {
         let init = WithVariables::new(init, &build::VARIABLES);
-        let out = init.optional(init.region_with(build::FRAMES_OUT, Perms::RW))?;
-        let inp = init.optional(init.region_with(build::FRAMES_IN, Perms::RW))?;
-        let (backend, backend_channel): (Box<dyn Backend>, _) = match (out, inp) {
-            (Some(out), Some(inp)) => {
-                let q = QueueBackend::new(out, inp, build::QUEUE_SLOTS).map_err(|_| {
-                    ipc::InitError::RegionTooSmall {
-                        name: build::FRAMES_OUT,
-                        needed: QueueBackend::region_size(build::QUEUE_SLOTS).unwrap_or(usize::MAX),
-                        granted: out.len().min(inp.len()),
-                    }
-                })?;
-                (Box::new(q), Some(build::BACKEND))
-            }
-            _ => (Box::new(Loopback::new(256)), None),
-        };
+        let (backend, backend_channel) = select::granted(&init, 256)?;
         let (mac, instance) = identity(init.pd_name());
         let pd = vsp::init(
             &init,
