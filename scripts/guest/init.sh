@@ -14,7 +14,9 @@
 # whose tty path blocks.
 #
 # Lines: guest-init: (progress) guest-mod: (insmod) guest-disk: guest-io: (throughput)
-#        guest-net: (eth0 on hv_netvsc, where VMBus offers a network device)
+#        guest-net: (eth0 on hv_netvsc, where VMBus offers a network device; with
+#                    guest.tftp=FILE:SHA256 also a DHCP lease and FILE over TFTP from
+#                    10.0.2.2 checked against SHA256: `guest-net: PASS dhcp ...`)
 #        guest-persist: (guest.persist=write:N / check:N on the command line)
 #        guest-verdict: PASS|FAIL ... (exactly one)
 #
@@ -205,6 +207,36 @@ if grep -qis f8615163-df3e-46c5-913f-f2d2f965ed0e /sys/bus/vmbus/devices/*/class
     done
     NET="; eth0 via hv_netvsc, MAC $(cat /sys/class/net/eth0/address), MTU $(cat /sys/class/net/eth0/mtu), link up"
     say "guest-net: eth0 via hv_netvsc: MAC $(cat /sys/class/net/eth0/address), MTU $(cat /sys/class/net/eth0/mtu), operstate up"
+fi
+
+# guest.tftp=FILE:SHA256 (scripts/boot --net virtio): QEMU's user-mode network is
+# behind eth0; its DHCP server leases an address and its TFTP server at 10.0.2.2
+# serves FILE, whose sha256 must match.
+TFTP_ARG=$(sed -n 's/.*guest\.tftp=\([^ ]*:[0-9a-f]*\).*/\1/p' /proc/cmdline)
+if [ -n "$TFTP_ARG" ]; then
+    [ -n "$NET" ] || fail "net: guest.tftp is set but VMBus offers no network device"
+    # The lease script's variables are udhcpc's, expanded when it runs it.
+    # shellcheck disable=SC2016
+    printf '%s\n' '#!/bin/busybox sh' \
+        'case "$1" in bound | renew)' \
+        '    ifconfig "$interface" "$ip" netmask "${subnet:-255.255.255.0}" up' \
+        '    [ -z "$router" ] || route add default gw "${router%% *}" dev "$interface"' \
+        '    echo "$ip" >/dhcp-ip ;;' \
+        'esac' >/udhcpc.sh
+    chmod +x /udhcpc.sh
+    out=$(udhcpc -i eth0 -n -q -t 10 -T 2 -s /udhcpc.sh 2>&1) ||
+        fail "net: no DHCP lease on eth0: $(echo "$out" | tail -n 3 | tr '\n' ' ')"
+    NIP=$(cat /dhcp-ip 2>/dev/null)
+    NFILE=${TFTP_ARG%%:*}
+    T0=$(now_us)
+    out=$(tftp -g -r "$NFILE" -l /tftp.bin 10.0.2.2 2>&1) ||
+        fail "net: tftp $NFILE from 10.0.2.2 (lease ${NIP:-?}): $(echo "$out" | tr '\n' ' ')"
+    T1=$(now_us)
+    NBYTES=$(wc -c </tftp.bin)
+    NSHA=$(sha256sum /tftp.bin | cut -d' ' -f1)
+    [ "$NSHA" = "${TFTP_ARG#*:}" ] || fail "net: $NFILE over tftp hashes to $NSHA, not ${TFTP_ARG#*:}"
+    NET="$NET; dhcp $NIP, tftp $NFILE sha256 ok"
+    say "guest-net: PASS dhcp $NIP tftp $NFILE $NBYTES bytes sha256 $NSHA in $((T1 - T0)) us = $(rate "$NBYTES" $((T1 - T0)))"
 fi
 
 case "$PERSIST" in
