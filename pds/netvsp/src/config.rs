@@ -11,11 +11,11 @@
 //! | 3  | backend peer   | notifies both ways: frames (or space) wait in the queues  |
 pub mod build {
     use ipc::Channel;
-    use vmbus_device::names;
+    use vmbus_device::{names, Channels};
 
-    pub const VMBUS: Channel = Channel::new(0);
-    pub const HVCALL: Channel = Channel::new(1);
-    pub const SYNIC: Channel = Channel::new(2);
+    pub use system_constants::channel::netvsp::{HVCALL, SYNIC, VMBUS};
+    /// Only the systems that grant frame queues have this end (net_pair.xml,
+    /// linux-virtio-net.xml), so the generated table does not carry it.
     pub const BACKEND: Channel = Channel::new(3);
 
     /// The frame queue this PD produces into and the one it consumes from
@@ -25,16 +25,18 @@ pub mod build {
     /// Slots of each frame queue.
     pub const QUEUE_SLOTS: u32 = 256;
 
-    pub const GUEST_RAM_GPA: u64 = 0;
-    pub const GUEST_SHARED_GPA: u64 = 0x10_0000_0000;
+    /// `guest_ram`'s GPA and its shared alias's, the vTOM.
+    pub use system_constants::{GUEST_RAM_GPA, GUEST_SHARED_GPA};
 
-    pub const VARIABLES: [(&str, u64); 5] = [
-        (names::VMBUS_CHANNEL, VMBUS.index() as u64),
-        (names::HVCALL_CHANNEL, HVCALL.index() as u64),
-        (names::SYNIC_CHANNEL, SYNIC.index() as u64),
-        (names::GUEST_RAM_GPA, GUEST_RAM_GPA),
-        (names::GUEST_SHARED_GPA, GUEST_SHARED_GPA),
-    ];
+    pub const VARIABLES: [(&str, u64); 5] = names::vsp_variables(
+        Channels {
+            vmbus: VMBUS,
+            hvcall: HVCALL,
+            synic: SYNIC,
+        },
+        GUEST_RAM_GPA,
+        GUEST_SHARED_GPA,
+    );
 }
 
 /// The NIC's MAC and offer instance, different per PD: derived from the PD's name

@@ -46,6 +46,22 @@ pub mod names {
     pub const VMBUS_CHANNEL: &str = "vmbus_channel";
     pub const HVCALL_CHANNEL: &str = "hvcall_channel";
     pub const SYNIC_CHANNEL: &str = "synic_channel";
+
+    /// The variable table of a VSP image that maps guest RAM and its shared alias:
+    /// its three channel ids and the two GPAs, under the names `init` reads.
+    pub const fn vsp_variables(
+        channels: super::Channels,
+        guest_ram_gpa: u64,
+        guest_shared_gpa: u64,
+    ) -> [(&'static str, u64); 5] {
+        [
+            (VMBUS_CHANNEL, channels.vmbus.index() as u64),
+            (HVCALL_CHANNEL, channels.hvcall.index() as u64),
+            (SYNIC_CHANNEL, channels.synic.index() as u64),
+            (GUEST_RAM_GPA, guest_ram_gpa),
+            (GUEST_SHARED_GPA, guest_shared_gpa),
+        ]
+    }
 }
 
 /// Log lines before the layer starts thinning out guest-caused noise.
