@@ -32,17 +32,10 @@ pd_rt::entry!(|init, kernel| {
     };
     let vsp = Box::new(vsp::init(&init, setup)?);
     pd_rt::println!(
-        "netvsp: NIC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} on {}",
-        mac[0],
-        mac[1],
-        mac[2],
-        mac[3],
-        mac[4],
-        mac[5],
-        if backend_channel.is_some() {
-            "the virtio-net driver's frame queues"
-        } else {
-            "a loopback"
+        "netvsp: {}",
+        select::Started {
+            mac,
+            backend_channel
         }
     );
     // vmbus-server may have asked for offers before this PD was up; tell it again.

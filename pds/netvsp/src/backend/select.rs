@@ -29,3 +29,47 @@ pub fn granted(
         })?;
     Ok((Box::new(q), Some(build::BACKEND)))
 }
+
+/// The line a netvsp PD prints once it is up: its MAC and which backend it got
+/// (`backend_channel` as [`granted`] returned it).
+#[derive(Clone, Copy, Debug)]
+pub struct Started {
+    pub mac: [u8; 6],
+    pub backend_channel: Option<Channel>,
+}
+
+impl core::fmt::Display for Started {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let [a, b, c, d, e, g] = self.mac;
+        let backend = if self.backend_channel.is_some() {
+            "frame queues"
+        } else {
+            "loopback"
+        };
+        write!(
+            f,
+            "MAC {a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}, {backend}"
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    #[test]
+    fn started_line_names_the_mac_and_the_backend() {
+        let mac = [0x00, 0x15, 0x5d, 0x0a, 0xbc, 0x01];
+        let queues = Started {
+            mac,
+            backend_channel: Some(build::BACKEND),
+        };
+        assert_eq!(queues.to_string(), "MAC 00:15:5d:0a:bc:01, frame queues");
+        let loopback = Started {
+            mac,
+            backend_channel: None,
+        };
+        assert_eq!(loopback.to_string(), "MAC 00:15:5d:0a:bc:01, loopback");
+    }
+}

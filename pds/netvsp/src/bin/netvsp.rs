@@ -22,17 +22,10 @@ fn main() {
             },
         )?;
         eprintln!(
-            "netvsp: MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, {}",
-            mac[0],
-            mac[1],
-            mac[2],
-            mac[3],
-            mac[4],
-            mac[5],
-            if backend_channel.is_some() {
-                "frame queues"
-            } else {
-                "loopback"
+            "netvsp: {}",
+            select::Started {
+                mac,
+                backend_channel
             }
         );
         // vmbus-server may have asked for offers before this PD was up.
