@@ -10,11 +10,15 @@
 # environment (pds/tpm-engine/build.rs). Everything is cached under $OUT; a rerun
 # only redoes what is missing. Compiles under `nice -n 10` with JOBS (default 2).
 #
-# Sources: `apt-get source --download-only` with a private apt state (deb-src
-# entries derived from /etc/apt/sources.list.d/debian.sources, as
-# .ci/install-qemu derives backports). If the libtpms orig tarball cannot be
-# downloaded, LIBTPMS_GIT=<a libtpms git dir> supplies the same upstream tag
-# (v$LIBTPMS_UPSTREAM) and Debian's patches are applied on top of it.
+# Sources: OpenSSL through `apt-get source --download-only` with a private apt
+# state (deb-src entries derived from /etc/apt/sources.list.d/debian.sources, as
+# .ci/install-qemu derives backports). libtpms is vendored in vendor/, because
+# Debian's archive no longer serves its orig tarball (404 in every suite): upstream
+# tag v0.9.2 (commit below) as `git archive --format=tar --prefix=libtpms-0.9.2/
+# v0.9.2 ':!tests' ':!src/tpm12' | xz -9` (git 2.47, xz 5.4; the test suite and
+# the TPM 1.2 sources are left out: this build compiles neither, see libtpms.mk),
+# and Debian's debian.tar.xz of the version below, whose patches are applied on
+# top. Both are checked against the SHA-256s below before anything is unpacked.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -24,6 +28,12 @@ JOBS=${JOBS:-2}
 OPENSSL_VERSION=3.0.20-1~deb12u2
 LIBTPMS_VERSION=0.9.2-3.1+deb12u1
 LIBTPMS_UPSTREAM=0.9.2
+LIBTPMS_COMMIT=e81d634c27e09c186816bca73f2adff7f853b762
+LIBTPMS_TARBALL=$HERE/vendor/libtpms-$LIBTPMS_UPSTREAM.tar.xz
+LIBTPMS_TARBALL_SHA256=66e2db59d68441028a0508fc4d172b8a47155c6799a7b4632b67fa4c53743fe9
+LIBTPMS_DEBIAN=$HERE/vendor/libtpms_$LIBTPMS_VERSION.debian.tar.xz
+# As Debian's .dsc of that version lists it.
+LIBTPMS_DEBIAN_SHA256=62a50a3586e15c2bd969a779734f2b127c825d30cf236f812be32efbc0e70f83
 
 # The PDs keep no FPU/SSE state (CR0.EM is set in ring 3): general registers only,
 # no stack protector or fortify (no libc to provide them), static code at the
@@ -36,6 +46,14 @@ ARCH_CFLAGS="-m64 -mno-sse -mno-sse2 -mno-mmx -mno-avx -mno-3dnow -mno-red-zone 
 say() { printf 'tpm-engine: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 run() { nice -n 10 "$@"; }
+
+# check_sha256 FILE WANT: a vendored file that is not the one recorded stops the build.
+check_sha256() {
+    [ -f "$1" ] || die "$1 is missing (vendored in the tree)"
+    local got
+    got=$(sha256sum "$1" | cut -d' ' -f1)
+    [ "$got" = "$2" ] || die "$1 has SHA-256 $got, not the recorded $2: refusing to build from it"
+}
 
 APT=$OUT/apt
 SRC=$OUT/src
@@ -57,11 +75,6 @@ fetch_sources() {
         say "downloading openssl $OPENSSL_VERSION"
         apt-get "${apt_opts[@]}" source --download-only "openssl=$OPENSSL_VERSION"
     fi
-    if [ ! -f "libtpms_$LIBTPMS_VERSION.dsc" ] || [ ! -f "libtpms_$LIBTPMS_UPSTREAM.orig.tar.gz" ]; then
-        say "downloading libtpms $LIBTPMS_VERSION"
-        apt-get "${apt_opts[@]}" source --download-only "libtpms=$LIBTPMS_VERSION" ||
-            say "libtpms source not (fully) downloadable; trying LIBTPMS_GIT"
-    fi
     cd - >/dev/null
 }
 
@@ -77,25 +90,22 @@ unpack() {
             "$SRC/openssl/crypto/bio/bio_print.c"
         touch "$SRC/openssl/.unpacked"
     fi
-    if [ ! -f "$SRC/libtpms/.unpacked" ]; then
-        rm -rf "$SRC/libtpms"
-        if [ -f "$SRC/libtpms_$LIBTPMS_UPSTREAM.orig.tar.gz" ]; then
-            say "unpacking libtpms (dpkg-source -x)"
-            dpkg-source --no-check -x "$SRC/libtpms_$LIBTPMS_VERSION.dsc" "$SRC/libtpms" >/dev/null
-        else
-            [ -n "${LIBTPMS_GIT:-}" ] || die "libtpms_$LIBTPMS_UPSTREAM.orig.tar.gz missing and LIBTPMS_GIT unset"
-            [ -f "$SRC/libtpms_$LIBTPMS_VERSION.debian.tar.xz" ] || die "libtpms Debian patches missing"
-            say "unpacking libtpms v$LIBTPMS_UPSTREAM from $LIBTPMS_GIT + Debian $LIBTPMS_VERSION patches"
-            mkdir -p "$SRC/libtpms"
-            git --git-dir="$LIBTPMS_GIT" archive "v$LIBTPMS_UPSTREAM" | tar -x -C "$SRC/libtpms"
-            tar -xJf "$SRC/libtpms_$LIBTPMS_VERSION.debian.tar.xz" -C "$SRC/libtpms"
-            local p
-            while read -r p; do
-                case "$p" in '' | '#'*) continue ;; esac
-                patch -s -p1 -d "$SRC/libtpms" <"$SRC/libtpms/debian/patches/$p"
-            done <"$SRC/libtpms/debian/patches/series"
-        fi
-        touch "$SRC/libtpms/.unpacked"
+    # The stamp names what was unpacked, so changed vendored sources rebuild libtpms.
+    local stamp="$LIBTPMS_TARBALL_SHA256 $LIBTPMS_DEBIAN_SHA256"
+    if [ "$(cat "$SRC/libtpms/.unpacked" 2>/dev/null)" != "$stamp" ]; then
+        check_sha256 "$LIBTPMS_TARBALL" "$LIBTPMS_TARBALL_SHA256"
+        check_sha256 "$LIBTPMS_DEBIAN" "$LIBTPMS_DEBIAN_SHA256"
+        say "unpacking libtpms v$LIBTPMS_UPSTREAM ($LIBTPMS_COMMIT, vendored) + Debian $LIBTPMS_VERSION patches"
+        rm -rf "$SRC/libtpms" "$OUT/libtpms-build"
+        mkdir -p "$SRC/libtpms"
+        tar -xJf "$LIBTPMS_TARBALL" -C "$SRC/libtpms" --strip-components=1
+        tar -xJf "$LIBTPMS_DEBIAN" -C "$SRC/libtpms"
+        local p
+        while read -r p; do
+            case "$p" in '' | '#'*) continue ;; esac
+            patch -s -p1 -d "$SRC/libtpms" <"$SRC/libtpms/debian/patches/$p" || die "Debian patch $p does not apply"
+        done <"$SRC/libtpms/debian/patches/series"
+        echo "$stamp" >"$SRC/libtpms/.unpacked"
     fi
 }
 
@@ -157,8 +167,8 @@ combine() {
 }
 
 start=$(date +%s)
-# Downloads only until both trees are unpacked (apt asks the mirror every time).
-if [ ! -f "$SRC/openssl/.unpacked" ] || [ ! -f "$SRC/libtpms/.unpacked" ]; then
+# Downloads only until OpenSSL's tree is unpacked (apt asks the mirror every time).
+if [ ! -f "$SRC/openssl/.unpacked" ]; then
     fetch_sources
 fi
 unpack
