@@ -400,23 +400,19 @@ fn fast_calls_take_only_sixteen_bytes_of_input_and_no_output() {
 #[test]
 fn post_message_validates_its_input() {
     let mut r = Rig::new();
-    let mut p = post_input(4, b"x");
-    p.payload_size = 241;
-    assert_eq!(r.post(IN, &p), HvStatus::INVALID_PARAMETER);
-    p.payload_size = u32::MAX;
-    assert_eq!(r.post(IN, &p), HvStatus::INVALID_PARAMETER);
-    let mut p = post_input(4, b"x");
-    p.message_type = 0;
-    assert_eq!(r.post(IN, &p), HvStatus::INVALID_PARAMETER);
-    p.message_type = 0x8000_0001;
-    assert_eq!(
-        r.post(IN, &p),
-        HvStatus::INVALID_PARAMETER,
-        "hypervisor message types"
-    );
-    let mut p = post_input(4, b"x");
-    p.reserved = 1;
-    assert_eq!(r.post(IN, &p), HvStatus::INVALID_PARAMETER);
+    type Case = (&'static str, fn(&mut PostMessageInput));
+    let cases: [Case; 5] = [
+        ("payload past 240 bytes", |p| p.payload_size = 241),
+        ("payload size u32::MAX", |p| p.payload_size = u32::MAX),
+        ("message type 0", |p| p.message_type = 0),
+        ("hypervisor message types", |p| p.message_type = 0x8000_0001),
+        ("reserved field", |p| p.reserved = 1),
+    ];
+    for (what, mutate) in cases {
+        let mut p = post_input(4, b"x");
+        mutate(&mut p);
+        assert_eq!(r.post(IN, &p), HvStatus::INVALID_PARAMETER, "{what}");
+    }
     assert!(r.fx.calls.is_empty());
     let p = post_input(4, &[0xAB; 240]);
     assert_eq!(
@@ -437,15 +433,13 @@ fn post_message_to_unknown_or_other_vtl_connections_is_invalid_connection_id() {
             owner: 1,
         })
         .unwrap();
-    assert_eq!(
-        r.post(IN, &post_input(3, b"x")),
-        HvStatus::INVALID_CONNECTION_ID
-    );
-    assert_eq!(
-        r.post(IN, &post_input(99, b"x")),
-        HvStatus::INVALID_CONNECTION_ID,
-        "VTL1's connection"
-    );
+    for (conn, what) in [(3, "no route"), (99, "VTL1's connection")] {
+        assert_eq!(
+            r.post(IN, &post_input(conn, b"x")),
+            HvStatus::INVALID_CONNECTION_ID,
+            "{what}"
+        );
+    }
     assert!(r.fx.calls.is_empty());
 }
 

@@ -223,6 +223,18 @@ impl Rig {
         let v = SignalEventInput::new(conn, flag).to_u64();
         self.status(SignalEventInput::FAST_CONTROL, v, 0)
     }
+
+    /// Asserts that `ch` may claim none of the connections `ids` as a service.
+    fn assert_claims_refused(&mut self, ch: Channel, ids: &[u32]) {
+        for &id in ids {
+            assert_eq!(
+                self.register(ch, service(id)),
+                RegisterStatus::NotPermitted,
+                "channel {} claiming {id:#x}",
+                ch.index()
+            );
+        }
+    }
 }
 
 /// A VTL0 service route to the caller.
@@ -332,15 +344,7 @@ fn a_signal_only_service_claims_only_its_range_and_takes_no_messages() {
     let mut r = Rig::new();
     // A VSP may not claim the VMBus message connection (it would see every
     // channel message), nor anything outside the signal connections.
-    assert_eq!(r.register(H_VSP, service(1)), RegisterStatus::NotPermitted);
-    assert_eq!(
-        r.register(H_VSP, service(0x2000)),
-        RegisterStatus::NotPermitted
-    );
-    assert_eq!(
-        r.register(H_VSP, service(0x2800)),
-        RegisterStatus::NotPermitted
-    );
+    r.assert_claims_refused(H_VSP, &[1, 0x2000, 0x2800]);
     assert_eq!(r.register(H_VSP, service(0x2003)), RegisterStatus::Ok);
     // Signals become notifications; a posted message has no port to land in.
     assert_eq!(r.signal(0x2003, 0), HvStatus::SUCCESS);
@@ -395,14 +399,7 @@ fn a_vsp_claims_only_the_connections_vmbus_server_granted_its_channels() {
     // One owner per connection.
     assert_eq!(r.grant(H_VMBUS, 0, 2, 0x2001), RegisterStatus::Duplicate);
     // VSP A cannot claim B's connection, nor one nobody was granted; B can.
-    assert_eq!(
-        r.register(H_VSP, service(0x2001)),
-        RegisterStatus::NotPermitted
-    );
-    assert_eq!(
-        r.register(H_VSP, service(0x2005)),
-        RegisterStatus::NotPermitted
-    );
+    r.assert_claims_refused(H_VSP, &[0x2001, 0x2005]);
     assert_eq!(r.register(H_VSP_B, service(0x2001)), RegisterStatus::Ok);
     // B's doorbell reaches B only.
     assert_eq!(r.signal(0x2001, 0), HvStatus::SUCCESS);
@@ -411,10 +408,7 @@ fn a_vsp_claims_only_the_connections_vmbus_server_granted_its_channels() {
     // too, so the guest's doorbell reaches nobody and the id is B's no more.
     assert_eq!(r.revoke(1, 1), RegisterStatus::Ok);
     assert_eq!(r.signal(0x2001, 0), HvStatus::INVALID_CONNECTION_ID);
-    assert_eq!(
-        r.register(H_VSP_B, service(0x2001)),
-        RegisterStatus::NotPermitted
-    );
+    r.assert_claims_refused(H_VSP_B, &[0x2001]);
     assert_eq!(r.revoke(1, 1), RegisterStatus::NotFound);
     // Freed, it can be granted to A's channel.
     assert_eq!(r.grant(H_VMBUS, 0, 3, 0x2001), RegisterStatus::Ok);
