@@ -18,6 +18,8 @@ use std::sync::{mpsc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use ipc::queue::protocol::Role;
+use ipc::queue::{QueueEnd, QueueEntry};
 use ipc::{Consumer, Perms, Producer, Queue, Region};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -52,6 +54,37 @@ struct Counts {
     consumer_sleeps: u64,
 }
 
+/// How both ends wait: after each try wake the peer if it asked; when nothing
+/// moved, spin a while, then sleep (after the protocol's re-check).
+#[derive(Default)]
+struct Waiter {
+    spins: u32,
+    sleeps: u64,
+}
+
+impl Waiter {
+    fn after<T: QueueEntry, R: Role>(
+        &mut self,
+        q: &mut QueueEnd<'_, T, R>,
+        moved: usize,
+        wake: &Notification,
+        sleep_on: &Notification,
+    ) {
+        if moved > 0 {
+            self.spins = 0;
+            if q.take_signal_request() {
+                wake.notify();
+            }
+        } else if self.spins < SPINS {
+            self.spins += 1;
+            std::hint::spin_loop();
+        } else if q.prepare_to_sleep().unwrap() {
+            self.sleeps += 1;
+            sleep_on.wait();
+        }
+    }
+}
+
 fn queue_two_threads(messages: u64) -> (Duration, Counts) {
     let bytes = Queue::<Msg>::layout_size(CAPACITY).unwrap();
     let mem: Vec<AtomicU64> = (0..bytes.div_ceil(8)).map(|_| AtomicU64::new(0)).collect();
@@ -65,7 +98,7 @@ fn queue_two_threads(messages: u64) -> (Duration, Counts) {
         let producer = s.spawn(|| {
             let mut q = Producer::<Msg>::new(region, CAPACITY).unwrap();
             let mut batch = [msg(0); BATCH];
-            let mut sleeps = 0;
+            let mut waiter = Waiter::default();
             let mut seq = 0u64;
             start.wait();
             while seq < messages {
@@ -74,55 +107,31 @@ fn queue_two_threads(messages: u64) -> (Duration, Counts) {
                     m.seq = seq + i as u64;
                 }
                 let mut sent = 0;
-                let mut spins = 0;
                 while sent < n {
                     let done = q.enqueue_batch(&batch[sent..n]).unwrap();
-                    if done > 0 {
-                        sent += done;
-                        spins = 0;
-                        if q.take_signal_request() {
-                            to_consumer.notify();
-                        }
-                    } else if spins < SPINS {
-                        spins += 1;
-                        std::hint::spin_loop();
-                    } else if q.prepare_to_sleep().unwrap() {
-                        sleeps += 1;
-                        to_producer.wait();
-                    }
+                    sent += done;
+                    waiter.after(&mut q, done, &to_consumer, &to_producer);
                 }
                 seq += n as u64;
             }
-            sleeps
+            waiter.sleeps
         });
         let consumer = s.spawn(|| {
             let mut q = Consumer::<Msg>::new(region, CAPACITY).unwrap();
             let mut out = [msg(0); BATCH];
-            let mut sleeps = 0;
+            let mut waiter = Waiter::default();
             let mut expected = 0u64;
-            let mut spins = 0;
             start.wait();
             let t0 = Instant::now();
             while expected < messages {
                 let n = q.dequeue_batch(&mut out).unwrap();
-                if n > 0 {
-                    spins = 0;
-                    if q.take_signal_request() {
-                        to_producer.notify();
-                    }
-                    for m in &out[..n] {
-                        assert_eq!(m.seq, expected, "queue lost or reordered a message");
-                        expected += 1;
-                    }
-                } else if spins < SPINS {
-                    spins += 1;
-                    std::hint::spin_loop();
-                } else if q.prepare_to_sleep().unwrap() {
-                    sleeps += 1;
-                    to_consumer.wait();
+                waiter.after(&mut q, n, &to_producer, &to_consumer);
+                for m in &out[..n] {
+                    assert_eq!(m.seq, expected, "queue lost or reordered a message");
+                    expected += 1;
                 }
             }
-            (t0.elapsed(), sleeps)
+            (t0.elapsed(), waiter.sleeps)
         });
         start.wait();
         let producer_sleeps = producer.join().unwrap();

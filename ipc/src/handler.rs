@@ -67,6 +67,23 @@ pub trait Handler {
     ) -> Result<bool, HandlerError> {
         Err(HandlerError::UnhandledFault(child))
     }
+
+    /// The runtime spins for a short while before it sleeps (host-sim, while a
+    /// CPU is spare; a runtime that never polls never calls this): look for work
+    /// in shared memory nobody notified us of, do it, and say whether there was
+    /// any. A PD may mask its peers' notifications while it polls (a VMBus ring's
+    /// `interrupt_mask`), so a runtime that calls this must call [`Self::park`]
+    /// before it sleeps.
+    fn poll(&mut self, _kernel: &mut dyn Kernel) -> Result<bool, HandlerError> {
+        Ok(false)
+    }
+
+    /// The runtime is about to sleep: unmask what [`Self::poll`] masked and look
+    /// once more. `true` if work came meanwhile (a peer saw the mask and did not
+    /// notify): the runtime goes on polling instead of sleeping.
+    fn park(&mut self, _kernel: &mut dyn Kernel) -> Result<bool, HandlerError> {
+        Ok(false)
+    }
 }
 
 /// A PD whose state is too large for the runtime's stack, kept in a `Box`; every
@@ -103,6 +120,14 @@ impl<H: Handler + ?Sized> Handler for Boxed<H> {
         info: FaultInfo,
     ) -> Result<bool, HandlerError> {
         self.0.fault(kernel, child, info)
+    }
+
+    fn poll(&mut self, kernel: &mut dyn Kernel) -> Result<bool, HandlerError> {
+        self.0.poll(kernel)
+    }
+
+    fn park(&mut self, kernel: &mut dyn Kernel) -> Result<bool, HandlerError> {
+        self.0.park(kernel)
     }
 }
 

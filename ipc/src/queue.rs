@@ -355,6 +355,28 @@ impl<'a, T: QueueEntry, R: Role> QueueEnd<'a, T, R> {
     pub fn prepare_to_sleep(&mut self) -> Result<bool, QueueError> {
         self.index.prepare_to_sleep(&self.words)
     }
+
+    /// The one step both ends take: up to `wanted` entries are copied by
+    /// `copy(entries, capacity, first_slot, count)` and published with one index
+    /// store. Returns how many moved (0 when full/empty: `copy` is not called).
+    fn transfer(
+        &mut self,
+        wanted: usize,
+        copy: impl FnOnce(&Region<'a>, u32, u32, usize) -> Result<(), RegionError>,
+    ) -> Result<usize, QueueError> {
+        let wanted = u32::try_from(wanted).unwrap_or(u32::MAX);
+        let count = self.index.room(&self.words, wanted)?.min(wanted);
+        if count > 0 {
+            copy(
+                &self.entries,
+                self.capacity(),
+                self.index.slot(0),
+                count as usize,
+            )?;
+            self.index.advance(&self.words, count);
+        }
+        Ok(count as usize)
+    }
 }
 
 impl<T: QueueEntry> Producer<'_, T> {
@@ -364,36 +386,21 @@ impl<T: QueueEntry> Producer<'_, T> {
     }
 
     pub fn try_enqueue(&mut self, value: T) -> Result<(), TryEnqueueError<T>> {
-        if self.index.room(&self.words, 1)? == 0 {
+        let sent = self.transfer(1, |entries, capacity, slot, _| {
+            write_slots(entries, capacity, slot, core::slice::from_ref(&value))
+        })?;
+        if sent == 0 {
             return Err(TryEnqueueError::Full(value));
         }
-        write_slots(
-            &self.entries,
-            self.capacity(),
-            self.index.slot(0),
-            core::slice::from_ref(&value),
-        )
-        .map_err(QueueError::from)?;
-        self.index.advance(&self.words, 1);
         Ok(())
     }
 
     /// Enqueues as many of `values` as fit, in order, with one index publish.
     /// Returns how many went in (0 when full).
     pub fn enqueue_batch(&mut self, values: &[T]) -> Result<usize, QueueError> {
-        let wanted = u32::try_from(values.len()).unwrap_or(u32::MAX);
-        let count = self.index.room(&self.words, wanted)?.min(wanted);
-        if count == 0 {
-            return Ok(0);
-        }
-        write_slots(
-            &self.entries,
-            self.capacity(),
-            self.index.slot(0),
-            &values[..count as usize],
-        )?;
-        self.index.advance(&self.words, count);
-        Ok(count as usize)
+        self.transfer(values.len(), |entries, capacity, slot, n| {
+            write_slots(entries, capacity, slot, &values[..n])
+        })
     }
 }
 
@@ -409,35 +416,18 @@ impl<T: QueueEntry> Consumer<'_, T> {
 
     /// The oldest entry, or `Ok(None)` when the queue is empty.
     pub fn dequeue(&mut self) -> Result<Option<T>, QueueError> {
-        if self.index.room(&self.words, 1)? == 0 {
-            return Ok(None);
-        }
         let mut value = T::new_zeroed();
-        read_slots(
-            &self.entries,
-            self.capacity(),
-            self.index.slot(0),
-            core::slice::from_mut(&mut value),
-        )?;
-        self.index.advance(&self.words, 1);
-        Ok(Some(value))
+        let got = self.transfer(1, |entries, capacity, slot, _| {
+            read_slots(entries, capacity, slot, core::slice::from_mut(&mut value))
+        })?;
+        Ok((got == 1).then_some(value))
     }
 
     /// Fills `out` with as many entries as are ready, oldest first, with one index
     /// publish. Returns how many (0 when empty).
     pub fn dequeue_batch(&mut self, out: &mut [T]) -> Result<usize, QueueError> {
-        let wanted = u32::try_from(out.len()).unwrap_or(u32::MAX);
-        let count = self.index.room(&self.words, wanted)?.min(wanted);
-        if count == 0 {
-            return Ok(0);
-        }
-        read_slots(
-            &self.entries,
-            self.capacity(),
-            self.index.slot(0),
-            &mut out[..count as usize],
-        )?;
-        self.index.advance(&self.words, count);
-        Ok(count as usize)
+        self.transfer(out.len(), |entries, capacity, slot, n| {
+            read_slots(entries, capacity, slot, &mut out[..n])
+        })
     }
 }

@@ -29,7 +29,9 @@
 
 use std::sync::atomic::Ordering::{self, Relaxed};
 
-use ipc::queue::protocol::{Capacity, ConsumerIndex, ProducerIndex, SharedWords, Word};
+use ipc::queue::protocol::{
+    Capacity, ConsumerIndex, Consuming, Index, ProducerIndex, Producing, Role, SharedWords, Word,
+};
 use loom::sync::atomic::{fence, AtomicU32};
 use loom::sync::{Arc, Notify};
 use loom::thread;
@@ -101,53 +103,54 @@ fn value(i: u32) -> u32 {
     0x5a00 + i
 }
 
-fn producer(s: &Shared, sc: Scenario) {
+/// One end's loop, the same on both sides: sleep (through the protocol's re-check)
+/// while there is no room, move up to `batch` entries with `step(index, done, n)`,
+/// publish them with one index store, and wake the peer if it asked.
+fn run_end<R: Role>(
+    s: &Shared,
+    sc: Scenario,
+    (sleep_on, wake): (&Notify, &Notify),
+    mut step: impl FnMut(&Index<R>, u32, u32),
+) -> Index<R> {
     let capacity = Capacity::new(sc.capacity).unwrap();
-    let mut p = ProducerIndex::attach(&s.words, capacity).unwrap();
-    let mut next = 0;
-    while next < sc.items {
-        let free = p.room(&s.words, 1).unwrap();
-        if free == 0 {
-            if p.prepare_to_sleep(&s.words).unwrap() {
-                s.to_producer.wait();
+    let mut index = Index::<R>::attach(&s.words, capacity).unwrap();
+    let mut done = 0;
+    while done < sc.items {
+        let room = index.room(&s.words, 1).unwrap();
+        if room == 0 {
+            if index.prepare_to_sleep(&s.words).unwrap() {
+                sleep_on.wait();
             }
             continue;
         }
-        let n = free.min(sc.batch).min(sc.items - next);
+        let n = room.min(sc.batch).min(sc.items - done);
+        step(&index, done, n);
+        index.advance(&s.words, n);
+        done += n;
+        if index.take_signal_request(&s.words) {
+            wake.notify();
+        }
+    }
+    index
+}
+
+fn producer(s: &Shared, sc: Scenario) {
+    let ends = (&s.to_producer, &s.to_consumer);
+    run_end::<Producing>(s, sc, ends, |p, next, n| {
         for i in 0..n {
             s.slots[p.slot(i) as usize].store(value(next + i), Relaxed);
         }
-        p.advance(&s.words, n);
-        next += n;
-        if p.take_signal_request(&s.words) {
-            s.to_consumer.notify();
-        }
-    }
+    });
 }
 
 fn consumer(s: &Shared, sc: Scenario) {
-    let capacity = Capacity::new(sc.capacity).unwrap();
-    let mut c = ConsumerIndex::attach(&s.words, capacity).unwrap();
-    let mut expected = 0;
-    while expected < sc.items {
-        let available = c.room(&s.words, 1).unwrap();
-        if available == 0 {
-            if c.prepare_to_sleep(&s.words).unwrap() {
-                s.to_consumer.wait();
-            }
-            continue;
-        }
-        let n = available.min(sc.batch);
+    let ends = (&s.to_consumer, &s.to_producer);
+    let mut c = run_end::<Consuming>(s, sc, ends, |c, expected, n| {
         for i in 0..n {
             let got = s.slots[c.slot(i) as usize].load(Relaxed);
             assert_eq!(got, value(expected + i), "lost, duplicated or stale entry");
         }
-        c.advance(&s.words, n);
-        expected += n;
-        if c.take_signal_request(&s.words) {
-            s.to_producer.notify();
-        }
-    }
+    });
     assert_eq!(c.refresh(&s.words).unwrap(), 0, "more entries than sent");
 }
 

@@ -8,22 +8,10 @@ use std::sync::atomic::AtomicU64;
 use ipc::queue::{QueueHeader, HEADER_SIZE};
 use ipc::{Consumer, Perms, Producer, Queue, QueueError, Region, TryEnqueueError};
 use proptest::prelude::*;
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-/// 12 bytes, so entries straddle 8-byte words and exercise the unaligned copy paths.
-#[repr(C)]
-#[derive(Copy, Clone, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
-struct Item {
-    seq: u32,
-    check: [u8; 8],
-}
-
-fn item(seq: u32) -> Item {
-    Item {
-        seq,
-        check: (u64::from(seq).wrapping_mul(0x9e37_79b9_7f4a_7c15)).to_le_bytes(),
-    }
-}
+#[path = "common/item.rs"]
+mod common_item;
+use common_item::{item, Item};
 
 fn memory(capacity: u32) -> Vec<AtomicU64> {
     let bytes = Queue::<Item>::layout_size(capacity).unwrap();

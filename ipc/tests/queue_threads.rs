@@ -10,26 +10,13 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use ipc::queue::protocol::Role;
+use ipc::queue::{QueueEnd, QueueEntry};
 use ipc::{Consumer, Perms, Producer, Queue, Region};
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-#[repr(C)]
-#[derive(Copy, Clone, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
-struct Item {
-    seq: u64,
-    payload: [u64; 3],
-}
-
-fn item(seq: u64) -> Item {
-    Item {
-        seq,
-        payload: [
-            !seq,
-            seq.rotate_left(17),
-            seq.wrapping_mul(0x9e37_79b9_7f4a_7c15),
-        ],
-    }
-}
+#[path = "common/item.rs"]
+mod common_item;
+use common_item::{item, Item};
 
 #[path = "common/notification.rs"]
 mod notification;
@@ -43,15 +30,57 @@ fn next_rand(state: &mut u64) -> u64 {
     *state
 }
 
-const ITEMS: u64 = 1_000_000;
+const ITEMS: u32 = 1_000_000;
 const CAPACITY: u32 = 64;
 /// Each side pauses once per this many items, so the other must sleep.
-const STALL_EVERY: u64 = 100_000;
+const STALL_EVERY: u32 = 100_000;
 
 #[derive(Debug, Default)]
 struct SideStats {
     sleeps: u64,
     notifies_sent: u64,
+}
+
+/// What either side does after each step, so both follow the signal protocol the
+/// same way: wake the peer when it asked, stall now and then so the peer must sleep,
+/// and when nothing moved sleep (after the protocol's re-check).
+struct Pace {
+    stats: SideStats,
+    next_stall: u32,
+    sleep_on: Arc<Notification>,
+    wake: Arc<Notification>,
+}
+
+impl Pace {
+    fn new(first_stall: u32, sleep_on: &Arc<Notification>, wake: &Arc<Notification>) -> Self {
+        Self {
+            stats: SideStats::default(),
+            next_stall: first_stall,
+            sleep_on: sleep_on.clone(),
+            wake: wake.clone(),
+        }
+    }
+
+    fn after_step<T: QueueEntry, R: Role>(
+        &mut self,
+        q: &mut QueueEnd<T, R>,
+        moved: usize,
+        done: u32,
+    ) {
+        if moved > 0 {
+            if q.take_signal_request() {
+                self.stats.notifies_sent += 1;
+                self.wake.notify();
+            }
+            if done >= self.next_stall {
+                self.next_stall += STALL_EVERY;
+                thread::sleep(Duration::from_millis(2));
+            }
+        } else if q.prepare_to_sleep().unwrap() {
+            self.stats.sleeps += 1;
+            self.sleep_on.wait();
+        }
+    }
 }
 
 #[test]
@@ -67,54 +96,40 @@ fn a_million_items_cross_threads_with_signalled_sleeps() {
     let (done_tx, done_rx) = mpsc::channel();
 
     let producer = {
-        let (to_consumer, to_producer, done) =
-            (to_consumer.clone(), to_producer.clone(), done_tx.clone());
+        let mut pace = Pace::new(STALL_EVERY, &to_producer, &to_consumer);
+        let done = done_tx.clone();
         thread::spawn(move || {
             let mut q = Producer::<Item>::new(region, CAPACITY).unwrap();
-            let mut stats = SideStats::default();
             let mut rng = 0x1234_5678_9abc_def1u64;
-            let mut seq = 0u64;
+            let mut seq = 0u32;
             let mut batch = Vec::with_capacity(32);
-            let mut next_stall = STALL_EVERY;
             while seq < ITEMS {
                 let r = next_rand(&mut rng);
                 let sent = if r.is_multiple_of(4) {
                     usize::from(q.try_enqueue(item(seq)).is_ok())
                 } else {
-                    let n = (1 + r % 32).min(ITEMS - seq);
+                    let n = (1 + (r % 32) as u32).min(ITEMS - seq);
                     batch.clear();
                     batch.extend((seq..seq + n).map(item));
                     q.enqueue_batch(&batch).unwrap()
                 };
-                seq += sent as u64;
-                if sent > 0 {
-                    if q.take_signal_request() {
-                        stats.notifies_sent += 1;
-                        to_consumer.notify();
-                    }
-                    // Now and then stall, so the consumer drains the queue and sleeps.
-                    if seq >= next_stall {
-                        next_stall += STALL_EVERY;
-                        thread::sleep(Duration::from_millis(2));
-                    }
-                } else if q.prepare_to_sleep().unwrap() {
-                    stats.sleeps += 1;
-                    to_producer.wait();
-                }
+                seq += sent as u32;
+                pace.after_step(&mut q, sent, seq);
             }
-            done.send(("producer", stats)).unwrap();
+            done.send(("producer", pace.stats)).unwrap();
         })
     };
 
+    // The consumer stalls out of step with the producer, so each side in turn
+    // finds the queue full or empty.
     let consumer = {
-        let (to_consumer, to_producer, done) = (to_consumer.clone(), to_producer.clone(), done_tx);
+        let mut pace = Pace::new(STALL_EVERY / 2, &to_consumer, &to_producer);
+        let done = done_tx;
         thread::spawn(move || {
             let mut q = Consumer::<Item>::new(region, CAPACITY).unwrap();
-            let mut stats = SideStats::default();
             let mut rng = 0x0fed_cba9_8765_4321u64;
-            let mut expected = 0u64;
+            let mut expected = 0u32;
             let mut out = [item(0); 32];
-            let mut next_stall = STALL_EVERY / 2;
             while expected < ITEMS {
                 let r = next_rand(&mut rng);
                 let got = if r.is_multiple_of(4) {
@@ -133,23 +148,10 @@ fn a_million_items_cross_threads_with_signalled_sleeps() {
                     assert_eq!(*v, item(expected), "lost, duplicated or reordered");
                     expected += 1;
                 }
-                if got > 0 {
-                    if q.take_signal_request() {
-                        stats.notifies_sent += 1;
-                        to_producer.notify();
-                    }
-                    // Now and then stall, so the producer fills the queue and sleeps.
-                    if expected >= next_stall {
-                        next_stall += STALL_EVERY;
-                        thread::sleep(Duration::from_millis(2));
-                    }
-                } else if q.prepare_to_sleep().unwrap() {
-                    stats.sleeps += 1;
-                    to_consumer.wait();
-                }
+                pace.after_step(&mut q, got, expected);
             }
             assert_eq!(q.dequeue().unwrap(), None, "more items than were sent");
-            done.send(("consumer", stats)).unwrap();
+            done.send(("consumer", pace.stats)).unwrap();
         })
     };
 
