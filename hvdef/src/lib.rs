@@ -15,6 +15,7 @@ pub mod cpuid;
 pub mod hypercall;
 pub mod message;
 pub mod msr;
+mod small_index;
 pub mod status;
 pub mod synic;
 pub mod vtl;

@@ -12,30 +12,17 @@ impl Vtl {
     pub const VTL2: Self = Self(2);
     /// The highest VTL this ABI lets a guest name.
     pub const MAX: Self = Self::VTL2;
-    /// How many VTLs exist, for per-VTL arrays.
-    pub const COUNT: usize = Self::MAX.0 as usize + 1;
-
-    /// `None` for numbers beyond [`Vtl::MAX`]: guests pass VTL numbers in input pages.
-    pub const fn new(vtl: u8) -> Option<Self> {
-        if vtl <= Self::MAX.0 {
-            Some(Self(vtl))
-        } else {
-            None
-        }
-    }
-
-    pub const fn get(self) -> u8 {
-        self.0
-    }
-
-    pub const fn index(self) -> usize {
-        self.0 as usize
-    }
 
     /// The bit for this VTL in a VTL set.
     pub const fn bit(self) -> u8 {
         1 << self.0
     }
+}
+
+crate::small_index! {
+    /// How many VTLs exist, for per-VTL arrays; guests pass VTL numbers in input
+    /// pages, so [`Vtl::new`] refuses those beyond [`Vtl::MAX`].
+    Vtl: Vtl::MAX.0 as usize + 1
 }
 
 /// VTL numbers cross protected calls as whole registers.
