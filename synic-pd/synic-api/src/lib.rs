@@ -42,24 +42,9 @@ pub struct Instance(u8);
 impl Instance {
     pub const PARAVISOR: Self = Self(0);
     pub const HYPERVISOR: Self = Self(1);
-    pub const COUNT: usize = 2;
-
-    pub const fn new(raw: u8) -> Option<Self> {
-        if (raw as usize) < Self::COUNT {
-            Some(Self(raw))
-        } else {
-            None
-        }
-    }
-
-    pub const fn get(self) -> u8 {
-        self.0
-    }
-
-    pub const fn index(self) -> usize {
-        self.0 as usize
-    }
 }
+
+hvdef::small_index!(Instance: 2);
 
 impl Field for Instance {
     const REGS: usize = 1;
