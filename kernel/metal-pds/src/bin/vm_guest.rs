@@ -22,6 +22,7 @@ use guest_sim::storage::Mode;
 use guest_sim::synic::GuestSynic;
 use guest_sim::vcpu::Vcpu;
 use ipc::{Consumer, Init, InitError, InitExt, Kernel, Perms};
+use synic_pd::api::IrqEntry;
 use synic_pd::pd::IRQ_QUEUE_CAPACITY;
 
 pd_rt::global_heap!(2 * 1024 * 1024);
@@ -32,13 +33,7 @@ const PACKETS: u64 = 1000;
 /// A fresh vCPU over the same guest memory and interrupt queue (the consumer
 /// attaches to the queue's indices as they are).
 fn vcpu<'k>(init: &dyn Init, kernel: &'k mut dyn Kernel) -> Result<Vcpu<'k>, InitError> {
-    let queue = init.region_with(IRQ_QUEUE, Perms::RW)?;
-    let irqs = Consumer::new(queue, IRQ_QUEUE_CAPACITY).map_err(|_| InitError::RegionTooSmall {
-        name: IRQ_QUEUE,
-        needed: ipc::Queue::<synic_pd::api::IrqEntry>::layout_size(IRQ_QUEUE_CAPACITY)
-            .unwrap_or(usize::MAX),
-        granted: queue.len(),
-    })?;
+    let irqs: Consumer<'static, IrqEntry> = init.queue(IRQ_QUEUE, IRQ_QUEUE_CAPACITY)?;
     let ram = init.region_with(GUEST_RAM, Perms::RW)?;
     let shared = init.region_with(GUEST_SHARED, Perms::RW)?;
     Ok(Vcpu::new(kernel, ram, shared, GuestSynic::new(ram, irqs)))
