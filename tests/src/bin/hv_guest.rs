@@ -57,13 +57,7 @@ impl Guest {
         rdx: u64,
         r8: u64,
     ) -> Result<HypercallResult, String> {
-        let req = HypercallRequest {
-            vp: 0,
-            vtl: Vtl::VTL0,
-            control,
-            rdx,
-            r8,
-        };
+        let req = HypercallRequest::vp0(control, rdx, r8);
         match hvapi::hypercall(k, HVCALL, &req) {
             Ok(Some(Outcome::Complete(r))) => Ok(r),
             other => Err(format!("hypercall {control:?}: {other:?}")),
