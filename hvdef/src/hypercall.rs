@@ -12,40 +12,31 @@ use crate::HvStatus;
 #[derive(Copy, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HypercallCode(pub u16);
 
-impl HypercallCode {
-    pub const FLUSH_VIRTUAL_ADDRESS_SPACE: Self = Self(0x0002);
-    pub const FLUSH_VIRTUAL_ADDRESS_LIST: Self = Self(0x0003);
-    pub const MODIFY_VTL_PROTECTION_MASK: Self = Self(0x000C);
-    pub const ENABLE_PARTITION_VTL: Self = Self(0x000D);
-    pub const ENABLE_VP_VTL: Self = Self(0x000F);
-    pub const VTL_CALL: Self = Self(0x0011);
-    pub const VTL_RETURN: Self = Self(0x0012);
-    pub const GET_VP_REGISTERS: Self = Self(0x0050);
-    pub const SET_VP_REGISTERS: Self = Self(0x0051);
-    pub const POST_MESSAGE: Self = Self(0x005C);
-    pub const SIGNAL_EVENT: Self = Self(0x005D);
-    /// HvCallModifySparseGpaPageHostVisibility: an isolated guest shares pages with
-    /// the host (or takes them back); a rep list of GPA page numbers.
-    pub const MODIFY_SPARSE_GPA_PAGE_HOST_VISIBILITY: Self = Self(0x00DB);
+crate::named_values! {
+    HypercallCode {
+        FLUSH_VIRTUAL_ADDRESS_SPACE = 0x0002 => "HvCallFlushVirtualAddressSpace",
+        FLUSH_VIRTUAL_ADDRESS_LIST = 0x0003 => "HvCallFlushVirtualAddressList",
+        MODIFY_VTL_PROTECTION_MASK = 0x000C => "HvCallModifyVtlProtectionMask",
+        ENABLE_PARTITION_VTL = 0x000D => "HvCallEnablePartitionVtl",
+        ENABLE_VP_VTL = 0x000F => "HvCallEnableVpVtl",
+        VTL_CALL = 0x0011 => "HvCallVtlCall",
+        VTL_RETURN = 0x0012 => "HvCallVtlReturn",
+        GET_VP_REGISTERS = 0x0050 => "HvCallGetVpRegisters",
+        SET_VP_REGISTERS = 0x0051 => "HvCallSetVpRegisters",
+        POST_MESSAGE = 0x005C => "HvCallPostMessage",
+        SIGNAL_EVENT = 0x005D => "HvCallSignalEvent",
+        /// An isolated guest shares pages with the host (or takes them back); a rep
+        /// list of GPA page numbers.
+        MODIFY_SPARSE_GPA_PAGE_HOST_VISIBILITY = 0x00DB => "HvCallModifySparseGpaPageHostVisibility",
+    }
 }
 
 impl fmt::Debug for HypercallCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = match *self {
-            Self::FLUSH_VIRTUAL_ADDRESS_SPACE => "HvCallFlushVirtualAddressSpace",
-            Self::FLUSH_VIRTUAL_ADDRESS_LIST => "HvCallFlushVirtualAddressList",
-            Self::MODIFY_VTL_PROTECTION_MASK => "HvCallModifyVtlProtectionMask",
-            Self::ENABLE_PARTITION_VTL => "HvCallEnablePartitionVtl",
-            Self::ENABLE_VP_VTL => "HvCallEnableVpVtl",
-            Self::VTL_CALL => "HvCallVtlCall",
-            Self::VTL_RETURN => "HvCallVtlReturn",
-            Self::GET_VP_REGISTERS => "HvCallGetVpRegisters",
-            Self::SET_VP_REGISTERS => "HvCallSetVpRegisters",
-            Self::POST_MESSAGE => "HvCallPostMessage",
-            Self::SIGNAL_EVENT => "HvCallSignalEvent",
-            _ => return write!(f, "HypercallCode({:#06x})", self.0),
-        };
-        f.write_str(name)
+        match self.name() {
+            Some(name) => f.write_str(name),
+            None => write!(f, "HypercallCode({:#06x})", self.0),
+        }
     }
 }
 
@@ -68,12 +59,11 @@ pub struct Control(pub u64);
 
 impl Control {
     const FAST: u64 = 1 << 16;
-    const VARHDR_SHIFT: u32 = 17;
-    const VARHDR_MASK: u64 = 0x3FF;
     const NESTED: u64 = 1 << 31;
-    const REP_COUNT_SHIFT: u32 = 32;
-    const REP_START_SHIFT: u32 = 48;
-    const REP_MASK: u64 = 0xFFF;
+    /// (shift, mask) of the multi-bit fields.
+    const VARHDR: (u32, u64) = (17, 0x3FF);
+    const REP_COUNT: (u32, u64) = (32, 0xFFF);
+    const REP_START: (u32, u64) = (48, 0xFFF);
     /// Bits 27-30, 44-47 and 60-63.
     pub const RESERVED_MASK: u64 = (0xF << 27) | (0xF << 44) | (0xF << 60);
     /// The largest rep count or start index the 12-bit fields hold.
@@ -93,7 +83,7 @@ impl Control {
 
     /// Variable header size in 8-byte units.
     pub const fn variable_header_qwords(self) -> u16 {
-        ((self.0 >> Self::VARHDR_SHIFT) & Self::VARHDR_MASK) as u16
+        self.field(Self::VARHDR)
     }
 
     pub const fn nested(self) -> bool {
@@ -101,11 +91,11 @@ impl Control {
     }
 
     pub const fn rep_count(self) -> u16 {
-        ((self.0 >> Self::REP_COUNT_SHIFT) & Self::REP_MASK) as u16
+        self.field(Self::REP_COUNT)
     }
 
     pub const fn rep_start(self) -> u16 {
-        ((self.0 >> Self::REP_START_SHIFT) & Self::REP_MASK) as u16
+        self.field(Self::REP_START)
     }
 
     /// The reserved bits the guest set (zero for a well-formed control word).
@@ -114,32 +104,36 @@ impl Control {
     }
 
     pub const fn with_fast(self, fast: bool) -> Self {
-        Self((self.0 & !Self::FAST) | if fast { Self::FAST } else { 0 })
+        self.with_flag(Self::FAST, fast)
     }
 
     pub const fn with_variable_header_qwords(self, qwords: u16) -> Self {
-        Self(
-            (self.0 & !(Self::VARHDR_MASK << Self::VARHDR_SHIFT))
-                | ((qwords as u64 & Self::VARHDR_MASK) << Self::VARHDR_SHIFT),
-        )
+        self.with_field(Self::VARHDR, qwords)
     }
 
     pub const fn with_nested(self, nested: bool) -> Self {
-        Self((self.0 & !Self::NESTED) | if nested { Self::NESTED } else { 0 })
+        self.with_flag(Self::NESTED, nested)
     }
 
+    /// Counts past [`Self::MAX_REPS`] are cut to the field's 12 bits.
     pub const fn with_rep_count(self, count: u16) -> Self {
-        Self(
-            (self.0 & !(Self::REP_MASK << Self::REP_COUNT_SHIFT))
-                | ((count as u64 & Self::REP_MASK) << Self::REP_COUNT_SHIFT),
-        )
+        self.with_field(Self::REP_COUNT, count)
     }
 
     pub const fn with_rep_start(self, start: u16) -> Self {
-        Self(
-            (self.0 & !(Self::REP_MASK << Self::REP_START_SHIFT))
-                | ((start as u64 & Self::REP_MASK) << Self::REP_START_SHIFT),
-        )
+        self.with_field(Self::REP_START, start)
+    }
+
+    const fn field(self, (shift, mask): (u32, u64)) -> u16 {
+        ((self.0 >> shift) & mask) as u16
+    }
+
+    const fn with_field(self, (shift, mask): (u32, u64), value: u16) -> Self {
+        Self((self.0 & !(mask << shift)) | ((value as u64 & mask) << shift))
+    }
+
+    const fn with_flag(self, flag: u64, on: bool) -> Self {
+        Self((self.0 & !flag) | if on { flag } else { 0 })
     }
 }
 
@@ -452,6 +446,38 @@ mod tests {
         assert_eq!(c.rep_start(), 2);
         assert_eq!(c.reserved_bits(), 0);
         assert!(!c.nested());
+    }
+
+    #[test]
+    fn the_setters_write_only_their_field() {
+        let all = Control(!Control::RESERVED_MASK);
+        let c = all
+            .with_fast(false)
+            .with_nested(false)
+            .with_variable_header_qwords(1)
+            .with_rep_count(Control::MAX_REPS + 1)
+            .with_rep_start(7);
+        assert_eq!(c.code(), HypercallCode(0xFFFF));
+        assert!(!c.fast() && !c.nested());
+        assert_eq!(c.variable_header_qwords(), 1);
+        assert_eq!(c.rep_count(), 0, "cut to 12 bits");
+        assert_eq!(c.rep_start(), 7);
+        assert_eq!(c.reserved_bits(), 0);
+        let back = c.with_fast(true).with_nested(true);
+        assert_eq!(back.0 & (1 << 16 | 1 << 31), 1 << 16 | 1 << 31);
+    }
+
+    #[test]
+    fn call_codes_print_their_tlfs_names() {
+        let name = |c| std::format!("{c:?}");
+        assert_eq!(name(HypercallCode::POST_MESSAGE), "HvCallPostMessage");
+        assert_eq!(
+            name(HypercallCode::MODIFY_SPARSE_GPA_PAGE_HOST_VISIBILITY),
+            "HvCallModifySparseGpaPageHostVisibility"
+        );
+        assert_eq!(name(HypercallCode(0x7777)), "HypercallCode(0x7777)");
+        assert_eq!(HvStatus(0x0012).name(), Some("INVALID_CONNECTION_ID"));
+        assert_eq!(HvStatus(0x0001).name(), None);
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod cpuid;
 pub mod hypercall;
 pub mod message;
 pub mod msr;
+mod named_values;
 mod small_index;
 pub mod status;
 pub mod synic;

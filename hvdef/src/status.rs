@@ -11,27 +11,31 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 )]
 pub struct HvStatus(pub u16);
 
-impl HvStatus {
-    pub const SUCCESS: Self = Self(0x0000);
-    pub const INVALID_HYPERCALL_CODE: Self = Self(0x0002);
-    pub const INVALID_HYPERCALL_INPUT: Self = Self(0x0003);
-    pub const INVALID_ALIGNMENT: Self = Self(0x0004);
-    pub const INVALID_PARAMETER: Self = Self(0x0005);
-    pub const ACCESS_DENIED: Self = Self(0x0006);
-    pub const INVALID_PARTITION_STATE: Self = Self(0x0007);
-    pub const OPERATION_DENIED: Self = Self(0x0008);
-    pub const INSUFFICIENT_MEMORY: Self = Self(0x000B);
-    pub const INVALID_PARTITION_ID: Self = Self(0x000D);
-    pub const INVALID_VP_INDEX: Self = Self(0x000E);
-    pub const INVALID_PORT_ID: Self = Self(0x0011);
-    pub const INVALID_CONNECTION_ID: Self = Self(0x0012);
-    pub const INSUFFICIENT_BUFFERS: Self = Self(0x0013);
-    pub const INVALID_VP_STATE: Self = Self(0x0015);
-    pub const INVALID_SYNIC_STATE: Self = Self(0x0018);
-    pub const INVALID_VTL_STATE: Self = Self(0x0051);
-    pub const VTL_ALREADY_ENABLED: Self = Self(0x0086);
-    pub const UNKNOWN_REGISTER_NAME: Self = Self(0x0087);
+crate::named_values! {
+    HvStatus {
+        SUCCESS = 0x0000,
+        INVALID_HYPERCALL_CODE = 0x0002,
+        INVALID_HYPERCALL_INPUT = 0x0003,
+        INVALID_ALIGNMENT = 0x0004,
+        INVALID_PARAMETER = 0x0005,
+        ACCESS_DENIED = 0x0006,
+        INVALID_PARTITION_STATE = 0x0007,
+        OPERATION_DENIED = 0x0008,
+        INSUFFICIENT_MEMORY = 0x000B,
+        INVALID_PARTITION_ID = 0x000D,
+        INVALID_VP_INDEX = 0x000E,
+        INVALID_PORT_ID = 0x0011,
+        INVALID_CONNECTION_ID = 0x0012,
+        INSUFFICIENT_BUFFERS = 0x0013,
+        INVALID_VP_STATE = 0x0015,
+        INVALID_SYNIC_STATE = 0x0018,
+        INVALID_VTL_STATE = 0x0051,
+        VTL_ALREADY_ENABLED = 0x0086,
+        UNKNOWN_REGISTER_NAME = 0x0087,
+    }
+}
 
+impl HvStatus {
     pub const fn is_success(self) -> bool {
         self.0 == 0
     }
@@ -43,31 +47,6 @@ impl HvStatus {
         } else {
             Err(self)
         }
-    }
-
-    pub const fn name(self) -> Option<&'static str> {
-        Some(match self {
-            Self::SUCCESS => "SUCCESS",
-            Self::INVALID_HYPERCALL_CODE => "INVALID_HYPERCALL_CODE",
-            Self::INVALID_HYPERCALL_INPUT => "INVALID_HYPERCALL_INPUT",
-            Self::INVALID_ALIGNMENT => "INVALID_ALIGNMENT",
-            Self::INVALID_PARAMETER => "INVALID_PARAMETER",
-            Self::ACCESS_DENIED => "ACCESS_DENIED",
-            Self::INVALID_PARTITION_STATE => "INVALID_PARTITION_STATE",
-            Self::OPERATION_DENIED => "OPERATION_DENIED",
-            Self::INSUFFICIENT_MEMORY => "INSUFFICIENT_MEMORY",
-            Self::INVALID_PARTITION_ID => "INVALID_PARTITION_ID",
-            Self::INVALID_VP_INDEX => "INVALID_VP_INDEX",
-            Self::INVALID_PORT_ID => "INVALID_PORT_ID",
-            Self::INVALID_CONNECTION_ID => "INVALID_CONNECTION_ID",
-            Self::INSUFFICIENT_BUFFERS => "INSUFFICIENT_BUFFERS",
-            Self::INVALID_VP_STATE => "INVALID_VP_STATE",
-            Self::INVALID_SYNIC_STATE => "INVALID_SYNIC_STATE",
-            Self::INVALID_VTL_STATE => "INVALID_VTL_STATE",
-            Self::VTL_ALREADY_ENABLED => "VTL_ALREADY_ENABLED",
-            Self::UNKNOWN_REGISTER_NAME => "UNKNOWN_REGISTER_NAME",
-            _ => return None,
-        })
     }
 }
 
