@@ -9,6 +9,7 @@ mod rng;
 use std::io::Read;
 
 use rng::Rng;
+use storvsc_client::wire::{rw10, rw16};
 use storvsp::harness::{Harness, Srb};
 use storvsp::FileBackend;
 
@@ -16,22 +17,6 @@ const IMAGE: u64 = 64 << 20;
 const BLOCKS: u64 = IMAGE / 512;
 const RAM_PAGES: usize = 160; // 640 KiB of guest RAM
 const MAX_IO_BLOCKS: u64 = 1024; // 512 KiB, the advertised maximum transfer
-
-fn rw16(op: u8, lba: u64, blocks: u32) -> [u8; 16] {
-    let mut c = [0u8; 16];
-    c[0] = op;
-    c[2..10].copy_from_slice(&lba.to_be_bytes());
-    c[10..14].copy_from_slice(&blocks.to_be_bytes());
-    c
-}
-
-fn rw10(op: u8, lba: u64, blocks: u16) -> [u8; 10] {
-    let mut c = [0u8; 10];
-    c[0] = op;
-    c[2..6].copy_from_slice(&(lba as u32).to_be_bytes());
-    c[7..9].copy_from_slice(&blocks.to_be_bytes());
-    c
-}
 
 #[test]
 fn random_writes_read_back_through_srbs_and_match_the_file() {
@@ -54,7 +39,7 @@ fn random_writes_read_back_through_srbs_and_match_the_file() {
         let data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
         h.write_guest(first_page * 4096 + u64::from(offset), &data);
         let cdb: Vec<u8> = if i % 2 == 0 && blocks <= 0xffff {
-            rw10(0x2A, lba, blocks as u16).to_vec()
+            rw10(0x2A, lba as u32, blocks as u16).to_vec()
         } else {
             rw16(0x8A, lba, blocks as u32).to_vec()
         };

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use storvsc_client::wire::{rw10, rw16};
 use storvsp::harness::{sense_of, Buffer, Harness, MemBackend, Srb};
 use storvsp::scsi::ScsiAddress;
 use storvsp_protocol::{DataDirection, NtStatus, SrbStatus};
@@ -67,25 +68,11 @@ fn check(h: &mut Harness, name: &str, srb: &Srb, want: Want) -> storvsp::Complet
 }
 
 fn read10(lba: u32, blocks: u16) -> [u8; 10] {
-    let mut c = [0u8; 10];
-    c[0] = 0x28;
-    c[2..6].copy_from_slice(&lba.to_be_bytes());
-    c[7..9].copy_from_slice(&blocks.to_be_bytes());
-    c
+    rw10(0x28, lba, blocks)
 }
 
 fn write10(lba: u32, blocks: u16) -> [u8; 10] {
-    let mut c = read10(lba, blocks);
-    c[0] = 0x2A;
-    c
-}
-
-fn rw16(op: u8, lba: u64, blocks: u32) -> [u8; 16] {
-    let mut c = [0u8; 16];
-    c[0] = op;
-    c[2..10].copy_from_slice(&lba.to_be_bytes());
-    c[10..14].copy_from_slice(&blocks.to_be_bytes());
-    c
+    rw10(0x2A, lba, blocks)
 }
 
 fn inquiry(evpd: bool, page: u8, alloc: u16) -> [u8; 6] {
