@@ -13,6 +13,7 @@ extern crate std;
 extern crate alloc;
 
 mod channel;
+mod debug_fields;
 mod error;
 mod handler;
 mod init;
