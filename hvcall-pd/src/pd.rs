@@ -116,16 +116,7 @@ pub struct HvcallPd<const VPS: usize, const ROUTES: usize> {
     grants: ChannelGrants<(u32, Vtl)>,
 }
 
-impl<const VPS: usize, const ROUTES: usize> core::fmt::Debug for HvcallPd<VPS, ROUTES> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("HvcallPd")
-            .field("core", &self.core)
-            .field("synic", &self.synic)
-            .field("host", &self.host)
-            .field("vcpu_channels", &self.vcpu_channels)
-            .finish_non_exhaustive()
-    }
-}
+ipc::debug_fields!(HvcallPd<VPS, ROUTES>: core, synic, host, vcpu_channels, ..);
 
 fn config_from(init: &dyn Init) -> Result<Config, InitError> {
     let vp_count = init.variable(VP_COUNT)?;

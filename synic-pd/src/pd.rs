@@ -134,16 +134,7 @@ pub struct SynicPd<const VPS: usize, const DEPTH: usize> {
     grants: ChannelGrants<(SintTarget, u32)>,
 }
 
-impl<const VPS: usize, const DEPTH: usize> core::fmt::Debug for SynicPd<VPS, DEPTH> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("SynicPd")
-            .field("synic", &self.synic)
-            .field("vcpu", &self.vcpu)
-            .field("msr_channels", &self.msr_channels)
-            .field("deliver", &self.deliver)
-            .finish_non_exhaustive()
-    }
-}
+ipc::debug_fields!(SynicPd<VPS, DEPTH>: synic, vcpu, msr_channels, deliver, ..);
 
 /// An optional role mask: absent means every channel.
 fn optional_set(init: &dyn Init, name: &'static str) -> Result<ChannelSet, InitError> {

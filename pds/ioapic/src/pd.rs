@@ -120,15 +120,7 @@ pub struct IoapicPd {
     stats: PdStats,
 }
 
-impl core::fmt::Debug for IoapicPd {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("IoapicPd")
-            .field("ioapic", &self.ioapic)
-            .field("vcpu", &self.vcpu)
-            .field("stats", &self.stats)
-            .finish_non_exhaustive()
-    }
-}
+ipc::debug_fields!(IoapicPd: ioapic, vcpu, stats, ..);
 
 impl IoapicPd {
     pub fn init(init: &dyn Init) -> Result<Self, InitError> {

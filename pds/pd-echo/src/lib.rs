@@ -75,15 +75,7 @@ pub struct Client {
     buf: [u64; BATCH],
 }
 
-impl core::fmt::Debug for Client {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Client")
-            .field("count", &self.count)
-            .field("next_send", &self.next_send)
-            .field("next_expect", &self.next_expect)
-            .finish()
-    }
-}
+ipc::debug_fields!(Client: count, next_send, next_expect);
 
 impl Client {
     /// A client that will send `count` sequence numbers, 0 first.
@@ -197,13 +189,7 @@ pub struct Server {
     buf: [u64; BATCH],
 }
 
-impl core::fmt::Debug for Server {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Server")
-            .field("echoed", &self.echoed)
-            .finish()
-    }
-}
+ipc::debug_fields!(Server: echoed);
 
 impl Server {
     pub fn new(init: &dyn Init) -> Result<Self, InitError> {

@@ -157,14 +157,7 @@ pub struct Harness {
     pub broken_rings: u64,
 }
 
-impl core::fmt::Debug for Harness {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Harness")
-            .field("ram_pages", &self.ram_pages)
-            .field("vsp", &self.vsp)
-            .finish()
-    }
-}
+ipc::debug_fields!(Harness: ram_pages, vsp);
 
 impl Harness {
     /// A controller with one disk at 0:0:0 and `ram_pages` pages of guest RAM at

@@ -59,15 +59,7 @@ pub struct ScsiDisk {
     scratch: Vec<u8>,
 }
 
-impl core::fmt::Debug for ScsiDisk {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("ScsiDisk")
-            .field("config", &self.config)
-            .field("block_size", &self.block_size)
-            .field("block_count", &self.block_count)
-            .finish()
-    }
-}
+ipc::debug_fields!(ScsiDisk: config, block_size, block_count);
 
 fn backend_sense(e: BackendError, writing: bool) -> Sense {
     match e {
