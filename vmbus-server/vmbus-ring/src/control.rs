@@ -71,6 +71,19 @@ impl<'a> ControlPage<'a> {
         }
     }
 
+    /// The word the signalling protocol ([`crate::signal`]) names.
+    #[inline]
+    pub fn word(&self, word: crate::signal::Word) -> &'a AtomicU32 {
+        use crate::signal::Word;
+        match word {
+            Word::WriteIndex => self.write_index,
+            Word::ReadIndex => self.read_index,
+            Word::InterruptMask => self.interrupt_mask,
+            Word::PendingSendSize => self.pending_send_size,
+            Word::FeatureBits => self.feature_bits,
+        }
+    }
+
     pub fn write_index(&self) -> &'a AtomicU32 {
         self.write_index
     }

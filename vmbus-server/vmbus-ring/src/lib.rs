@@ -57,6 +57,7 @@ mod mem;
 mod packet;
 pub mod protocol;
 mod reader;
+pub mod signal;
 mod writer;
 
 pub use control::ControlPage;

@@ -9,7 +9,8 @@ use crate::error::{AttachError, Corruption, ReadError};
 use crate::geometry::{Geometry, RingRange};
 use crate::mem::RingMem;
 use crate::packet::{self, GpaDirect, GpaRange, GpaRangeWalk, IncomingPacket, TransferPages};
-use crate::protocol::{TransferPageRange, FEATURE_PENDING_SEND_SIZE};
+use crate::protocol::TransferPageRange;
+use crate::signal;
 
 #[derive(Debug)]
 pub struct IncomingRing<M: RingMem> {
@@ -83,6 +84,11 @@ impl<M: RingMem> IncomingRing<M> {
     /// last value we saw and never past our committed read index.
     fn refresh_write(&mut self, order: Ordering) -> Result<u32, Corruption> {
         let raw = self.mem.control().write_index().load(order);
+        self.accept_write(raw)
+    }
+
+    /// Checks a write index the peer published, as [`Self::refresh_write`] does.
+    fn accept_write(&mut self, raw: u32) -> Result<u32, Corruption> {
         let write = self.geo.validate(raw).map_err(|c| self.fail(c))?;
         let before = self.geo.distance(self.committed_read, self.cached_write);
         let now = self.geo.distance(self.committed_read, write);
@@ -168,37 +174,22 @@ impl<M: RingMem> IncomingRing<M> {
         if self.next_read == self.committed_read {
             return Ok(false);
         }
-        let control = self.mem.control();
         let before = self.committed_read;
-        // SeqCst: the store must be visible before pending_send_size is sampled, or a
-        // writer that sets it right after our load and then sees a full ring would
-        // wait forever.
-        control.read_index().store(self.next_read, Ordering::SeqCst);
+        // The index is published before pending_send_size is sampled (signal.rs).
+        let sampled = signal::publish_read(&self.mem.control(), self.next_read);
         self.committed_read = self.next_read;
-
-        if control.feature_bits().load(Ordering::Relaxed) & FEATURE_PENDING_SEND_SIZE == 0 {
+        let Some((pending, raw)) = sampled else {
             return Ok(false);
-        }
-        let pending = control.pending_send_size().load(Ordering::SeqCst);
-        if pending == 0 {
-            return Ok(false);
-        }
-        let write = self.refresh_write(Ordering::SeqCst)?;
-        let size = self.geo.size();
-        let free_now = size - self.geo.distance(self.committed_read, write);
+        };
+        let write = self.accept_write(raw)?;
+        let free_now = self.geo.size() - self.geo.distance(self.committed_read, write);
         let freed = self.geo.distance(before, self.committed_read);
-        // If the writer already refilled past our old index, `free_now - freed`
-        // underflows: it was not blocked, and no signal is due.
-        let was_blocked = free_now.checked_sub(freed).is_some_and(|f| f <= pending);
-        Ok(was_blocked && free_now > pending)
+        Ok(signal::reader_must_signal(free_now, freed, pending))
     }
 
     /// Tells the writer not to signal: we are polling.
     pub fn mask_interrupts(&self) {
-        self.mem
-            .control()
-            .interrupt_mask()
-            .store(1, Ordering::SeqCst);
+        signal::mask(&self.mem.control());
     }
 
     /// Asks for a signal on the next empty-to-non-empty transition, then looks again.
@@ -207,11 +198,8 @@ impl<M: RingMem> IncomingRing<M> {
     #[must_use = "keep reading when this returns true, or a wake-up is lost"]
     pub fn unmask_interrupts(&mut self) -> Result<bool, Corruption> {
         self.check()?;
-        self.mem
-            .control()
-            .interrupt_mask()
-            .store(0, Ordering::SeqCst);
-        self.refresh_write(Ordering::SeqCst)?;
+        let raw = signal::unmask(&self.mem.control());
+        self.accept_write(raw)?;
         Ok(self.unread() != 0)
     }
 

@@ -14,6 +14,7 @@ use crate::protocol::{
     pfn_count, GpaDirectHeader, GpaRangeHeader, PacketDescriptor, PacketType, TransferPageHeader,
     TransferPageRange, DESCRIPTOR_SIZE, FLAG_COMPLETION_REQUESTED, TRAILER_SIZE,
 };
+use crate::signal;
 
 /// Largest header or packet body the descriptor's 16-bit `*8` fields can describe.
 const MAX_LEN8_BYTES: usize = u16::MAX as usize * 8;
@@ -86,6 +87,11 @@ impl<M: RingMem> OutgoingRing<M> {
     /// value we saw and never past what we published.
     fn refresh_read(&mut self, order: Ordering) -> Result<u32, Corruption> {
         let raw = self.mem.control().read_index().load(order);
+        self.accept_read(raw)
+    }
+
+    /// Checks a read index the peer published, as [`Self::refresh_read`] does.
+    fn accept_read(&mut self, raw: u32) -> Result<u32, Corruption> {
         let read = self.geo.validate(raw).map_err(|c| self.fail(c))?;
         let moved = self.geo.distance(self.cached_read, read);
         let allowed = self.geo.distance(self.cached_read, self.committed_write);
@@ -259,20 +265,16 @@ impl<M: RingMem> OutgoingRing<M> {
         if self.next_write == self.committed_write {
             return Ok(false);
         }
-        let control = self.mem.control();
         let before = self.committed_write;
-        // SeqCst: packet bytes are published by this store (release), and the mask
-        // and read index must be sampled after it, or a reader that unmasks and
-        // re-checks in between would be missed by both sides.
-        control
-            .write_index()
-            .store(self.next_write, Ordering::SeqCst);
+        // Packet bytes are published by this store (release); the mask and the
+        // read index are sampled after it (signal.rs says why).
+        let sampled = signal::publish_write(&self.mem.control(), self.next_write);
         self.committed_write = self.next_write;
-        if control.interrupt_mask().load(Ordering::SeqCst) != 0 {
+        let Some(raw) = sampled else {
             return Ok(false);
-        }
-        let read = self.refresh_read(Ordering::SeqCst)?;
-        Ok(read == before)
+        };
+        let read = self.accept_read(raw)?;
+        Ok(signal::writer_must_signal(before, read))
     }
 
     /// Asks the reader to signal once more than `needed` bytes are free (`needed` is
@@ -289,20 +291,14 @@ impl<M: RingMem> OutgoingRing<M> {
                 max,
             }));
         }
-        self.mem
-            .control()
-            .pending_send_size()
-            .store(needed, Ordering::SeqCst);
-        self.refresh_read(Ordering::SeqCst)?;
+        let raw = signal::request_space(&self.mem.control(), needed);
+        self.accept_read(raw)?;
         Ok(needed < self.free())
     }
 
     /// Withdraws a space request once the write went through.
     pub fn clear_pending_send_size(&self) {
-        self.mem
-            .control()
-            .pending_send_size()
-            .store(0, Ordering::SeqCst);
+        signal::withdraw_space_request(&self.mem.control());
     }
 }
 
