@@ -9,7 +9,9 @@
 
 use core::ops::Range;
 
-use crate::{Gpa, GpaClass, HostCall, HostReply, Isolation, IsolationError, PageRange, RamRange};
+use crate::{
+    Gpa, GpaClass, GuestAccess, HostCall, HostReply, Isolation, IsolationError, PageRange, RamRange,
+};
 
 /// What a platform model reveals about the host, for judging the paravisor.
 pub trait HostView {
@@ -56,6 +58,11 @@ fn gpa(gfn: u64) -> Gpa {
     Gpa(gfn << 12)
 }
 
+/// Page `gfn` named by its shared (host-visible) alias.
+fn shared_alias<B: Isolation>(b: &B, gfn: u64) -> PageRange {
+    PageRange::new(Gpa(b.partition().boundary() | gfn << 12), 1).expect("one page")
+}
+
 /// Accepting accepted memory is reported, and a shared address is never
 /// accepted as private memory.
 pub fn accepting_twice_and_shared_addresses_are_refused<B: Isolation>(b: &mut B, gfn: u64) {
@@ -64,10 +71,19 @@ pub fn accepting_twice_and_shared_addresses_are_refused<B: Isolation>(b: &mut B,
         b.accept_private(page),
         Err(IsolationError::AlreadyDone(gpa(gfn)))
     );
-    let boundary = b.partition().boundary();
-    let shared = PageRange::new(Gpa(boundary | gfn << 12), 1).expect("one page");
+    let shared = shared_alias(b, gfn);
     assert!(matches!(
         b.accept_private(shared),
+        Err(IsolationError::WrongClass { .. })
+    ));
+}
+
+/// Guest access rights are a property of private memory: a page named by its
+/// shared alias is refused.
+pub fn guest_access_is_set_only_through_private_addresses<B: Isolation>(b: &mut B, gfn: u64) {
+    let shared = shared_alias(b, gfn);
+    assert!(matches!(
+        b.set_guest_access(shared, GuestAccess::ALL),
         Err(IsolationError::WrongClass { .. })
     ));
 }

@@ -94,6 +94,7 @@ fn conformance_flows() {
     conformance::accepting_twice_and_shared_addresses_are_refused(&mut boot(), 3);
     conformance::hypercalls_reach_the_host_only_with_host_visible_buffers(&mut boot(), &STANDARD);
     conformance::visibility_round_trips_in_either_alias(&mut boot(), 30..33);
+    conformance::guest_access_is_set_only_through_private_addresses(&mut boot(), 3);
 }
 
 #[test]

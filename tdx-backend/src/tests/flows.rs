@@ -192,13 +192,7 @@ fn l2_attributes_follow_attr_wr() {
         b.set_guest_access(pages(3..4), write_only),
         Err(IsolationError::Hardware(Status::OPERAND_INVALID.0))
     );
-    assert!(matches!(
-        b.set_guest_access(
-            PageRange::new(Gpa(S | 0x3000), 1).unwrap(),
-            GuestAccess::ALL
-        ),
-        Err(IsolationError::WrongClass { .. })
-    ));
+    conformance::guest_access_is_set_only_through_private_addresses(&mut b, 3);
 }
 
 #[test]
