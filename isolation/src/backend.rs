@@ -252,12 +252,21 @@ pub trait Isolation {
     /// guest's VMPL; TDG.MEM.PAGE.ATTR.WR for the L2).
     fn set_guest_access(&mut self, range: PageRange, access: GuestAccess) -> IsoResult;
 
-    /// Call the untrusted host.
-    fn call_host(&mut self, call: HostCall) -> IsoResult<HostReply>;
+    /// Call the untrusted host. A call that would hand it a buffer it cannot see
+    /// is refused here ([`check_host_call`]), so no backend can forget to; the
+    /// others go to [`Self::forward_to_host`].
+    fn call_host(&mut self, call: HostCall) -> IsoResult<HostReply> {
+        check_host_call(&self.partition(), &call)?;
+        self.forward_to_host(call)
+    }
+
+    /// The platform's way to the host (GHCB, TDVMCALL, VMMCALL), for a call that
+    /// passed [`check_host_call`]; reached only through [`Self::call_host`].
+    fn forward_to_host(&mut self, call: HostCall) -> IsoResult<HostReply>;
 }
 
 /// Refuses a host call that would hand the host a buffer it cannot see: the check
-/// every backend's `call_host` performs before anything leaves the partition.
+/// [`Isolation::call_host`] makes before anything leaves the partition.
 pub fn check_host_call(partition: &Partition<'_>, call: &HostCall) -> IsoResult {
     match *call {
         HostCall::HvHypercall { input, output, .. } => {

@@ -22,8 +22,8 @@ use ipc::ChannelSet;
 use kernel_abi::vcpu::{flags, StateWords, Word};
 
 use crate::backend::{
-    check_host_call, has_error_code, GuestAccess, HostCall, HostReply, IoExit, IsoResult,
-    Isolation, IsolationError, MsrAccess, VcpuExit, VpIndex,
+    has_error_code, GuestAccess, HostCall, HostReply, IoExit, IsoResult, Isolation, IsolationError,
+    MsrAccess, VcpuExit, VpIndex,
 };
 use crate::gpa::{Gpa, GpaClass, PageRange, Partition, PAGE_SIZE};
 
@@ -349,8 +349,7 @@ impl<C: SvmCpu<Error = u64> + SvmHost, const N: usize> Isolation for SvmBackend<
     }
 
     /// The buffers must be of the shared class and made host-visible.
-    fn call_host(&mut self, call: HostCall) -> IsoResult<HostReply> {
-        check_host_call(&self.partition, &call)?;
+    fn forward_to_host(&mut self, call: HostCall) -> IsoResult<HostReply> {
         if let HostCall::HvHypercall { input, output, .. } = call {
             for gpa in [input, output].into_iter().flatten() {
                 if !self.page(gpa).is_some_and(|p| p.host_visible) {

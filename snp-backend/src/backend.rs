@@ -12,7 +12,7 @@
 //! share a page that is already shared reaches PVALIDATE on a hypervisor-owned
 //! page (#NPF on hardware, `HostViolation` here) partway through the range.
 
-use isolation::backend::{check_host_call, IsoResult};
+use isolation::backend::IsoResult;
 use isolation::{
     Gpa, GpaClass, GuestAccess, HostCall, HostReply, Isolation, IsolationError, PageRange,
     Partition, PartitionKind, VcpuExit, VpIndex, PAGE_SIZE,
@@ -371,8 +371,7 @@ impl<'a, C: SnpCpu> Isolation for SnpBackend<'a, C> {
         Ok(())
     }
 
-    fn call_host(&mut self, call: HostCall) -> IsoResult<HostReply> {
-        check_host_call(&self.partition, &call)?;
+    fn forward_to_host(&mut self, call: HostCall) -> IsoResult<HostReply> {
         match call {
             HostCall::HvHypercall {
                 control,

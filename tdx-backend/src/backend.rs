@@ -8,7 +8,7 @@
 //! - MapGPA RETRY must make progress inside the request (GHCI R11);
 //! - hypercalls leave the TD only with host-visible buffers.
 
-use isolation::backend::{check_host_call, IsoResult};
+use isolation::backend::IsoResult;
 use isolation::{
     Gpa, GpaClass, GuestAccess, HostCall, HostReply, Isolation, IsolationError, PageRange,
     Partition, PartitionKind, VcpuExit, VpIndex,
@@ -200,8 +200,7 @@ impl<'a, C: TdxCpu + L2State> Isolation for TdxBackend<'a, C> {
         Ok(())
     }
 
-    fn call_host(&mut self, call: HostCall) -> IsoResult<HostReply> {
-        check_host_call(&self.partition, &call)?;
+    fn forward_to_host(&mut self, call: HostCall) -> IsoResult<HostReply> {
         match call {
             HostCall::HvHypercall {
                 control,
