@@ -26,6 +26,8 @@ fn check(kernel: &[u8], cmdline: &[u8], ram_size: u64, initrd_len: u64) {
             gpa: ACPI_WINDOW_START,
             bytes: &acpi_bytes,
             rsdp_gpa: ACPI_WINDOW_START,
+            // The vTPM's event log, as linux.xml places it.
+            nvs: Some((0xFED4_6000, 0x4000)),
         }),
     };
     let Ok(p) = plan(&bz, &input) else {

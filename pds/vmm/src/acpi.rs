@@ -78,6 +78,8 @@ pub struct AcpiTables {
     pub rsdp_gpa: u64,
     /// (signature, offset in `bytes`, length) of each SDT, in build order.
     tables: Vec<([u8; 4], usize, usize)>,
+    /// The firmware memory the tables point at (the vTPM's event log).
+    nvs: Option<(u64, u64)>,
 }
 
 const fn align16(v: usize) -> usize {
@@ -151,6 +153,9 @@ impl AcpiTables {
             bytes,
             rsdp_gpa: base_gpa,
             tables,
+            nvs: tpm
+                .and_then(|t| t.log)
+                .map(|(gpa, len)| (gpa, u64::from(len))),
         })
     }
 
@@ -171,6 +176,7 @@ impl AcpiTables {
             gpa: self.base_gpa,
             bytes: &self.bytes,
             rsdp_gpa: self.rsdp_gpa,
+            nvs: self.nvs,
         }
     }
 }

@@ -9,8 +9,8 @@ use kernel_abi::vcpu::{segment, segment_word, Word};
 
 use crate::acpi::{AcpiError, AcpiTables};
 use crate::boot::{
-    self, layout::ACPI_WINDOW_START, AcpiBlob, BootError, BzImage, GuestPayload, PayloadError,
-    PlanInput, Segment,
+    self, layout::ACPI_WINDOW_START, BootError, BzImage, GuestPayload, PayloadError, PlanInput,
+    Segment,
 };
 use crate::cpuid::Presentation;
 use crate::devices::tpm_crb::TpmDevice;
@@ -86,11 +86,7 @@ pub fn load_with(
         ram_size: ram.size(),
         initrd_len: guest.initrd.len() as u64,
         cmdline: guest.cmdline,
-        acpi: Some(AcpiBlob {
-            gpa: acpi.base_gpa,
-            bytes: &acpi.bytes,
-            rsdp_gpa: acpi.rsdp_gpa,
-        }),
+        acpi: Some(acpi.blob()),
     };
     let plan = boot::plan(&bz, &input).map_err(LoadError::Kernel)?;
     for write in &plan.writes {

@@ -199,12 +199,10 @@ fn bad_inputs_are_refused() {
     assert!(AcpiTables::build(0xE_0000, 255).is_ok());
 }
 
-#[test]
-fn boot_plan_accepts_the_tables() {
+/// The boot plan of a synthetic kernel in 64 MiB with tables `t`.
+fn planned(t: &AcpiTables) -> crate::boot::BootPlan {
     use crate::boot::testing::SyntheticBzImage;
     use crate::boot::{plan, BzImage, PlanInput};
-    let t = AcpiTables::build(ACPI_WINDOW_START, MAX_VCPUS).unwrap();
-    assert!(t.bytes.len() < 0x2_0000, "fits the ACPI window");
     let f = SyntheticBzImage::default().build();
     let bz = BzImage::parse(&f).unwrap();
     let input = PlanInput {
@@ -213,7 +211,14 @@ fn boot_plan_accepts_the_tables() {
         cmdline: b"",
         acpi: Some(t.blob()),
     };
-    let p = plan(&bz, &input).unwrap();
+    plan(&bz, &input).unwrap()
+}
+
+#[test]
+fn boot_plan_accepts_the_tables() {
+    let t = AcpiTables::build(ACPI_WINDOW_START, MAX_VCPUS).unwrap();
+    assert!(t.bytes.len() < 0x2_0000, "fits the ACPI window");
+    let p = planned(&t);
     assert_eq!(p.zero_page.acpi_rsdp_addr(), ACPI_WINDOW_START);
     let w = p
         .writes
@@ -411,6 +416,34 @@ fn a_tpm_adds_tpm2_and_msft0101_and_nothing_else_changes() {
     assert!(nolog.table(b"TPM2").unwrap()[64..76]
         .iter()
         .all(|&b| b == 0));
+}
+
+/// The log the TPM2 table points at is in the guest's e820 as ACPI NVS (never
+/// RAM; mapped private by a memory-encrypting guest), between the IOAPIC and
+/// LAPIC pages; without a log there is no NVS range.
+#[test]
+fn the_tpm_log_is_acpi_nvs_in_the_memory_map() {
+    let e820 = |tpm: &TpmDevice| {
+        let t = AcpiTables::build_for(ACPI_WINDOW_START, 1, Some(tpm)).unwrap();
+        let p = planned(&t);
+        let lasa = (
+            u64_at(t.table(b"TPM2").unwrap(), 68),
+            u64::from(u32_at(t.table(b"TPM2").unwrap(), 64)),
+        );
+        (p.zero_page.e820().collect::<Vec<_>>(), lasa)
+    };
+    let (map, (lasa, laml)) = e820(&TPM);
+    assert_eq!(
+        map[map.len() - 3..],
+        [
+            (0xFEC0_0000, 0x1000, 2),
+            (lasa, laml, 4),
+            (0xFEE0_0000, 0x1000, 2)
+        ]
+    );
+    assert_eq!((lasa, laml), (0xfed4_6000, 0x4000));
+    let (map, _) = e820(&TpmDevice { log: None });
+    assert!(map.iter().all(|&(_, _, kind)| kind != 4), "{map:x?}");
 }
 
 /// iasl decodes the TPM2 table and the TPM device as we meant them.

@@ -44,6 +44,9 @@ pub enum BootError {
     /// The ACPI tables or the RSDP lie outside the ACPI window of the memory map, or
     /// the RSDP is not 16-byte aligned (the legacy scan only looks there).
     BadAcpiPlacement { gpa: u64, len: u64 },
+    /// Firmware memory the tables point at is not page-aligned between the IOAPIC
+    /// and local APIC pages (where the map can describe it apart from RAM).
+    BadNvsPlacement { gpa: u64, len: u64 },
 }
 
 impl fmt::Display for BootError {
@@ -101,6 +104,10 @@ impl fmt::Display for BootError {
             }
             Self::CmdlineHasNul => write!(f, "command line contains a NUL byte"),
             Self::InitrdDoesNotFit { len } => write!(f, "no room for an initrd of {len:#x} bytes"),
+            Self::BadNvsPlacement { gpa, len } => write!(
+                f,
+                "ACPI NVS range at {gpa:#x} (+{len:#x}) is not page-aligned between the IOAPIC and LAPIC pages"
+            ),
             Self::BadAcpiPlacement { gpa, len } => {
                 write!(
                     f,

@@ -6,6 +6,8 @@
 //! it reuses that memory. They stay below 1 MiB, where physical KASLR never
 //! places the decompressed kernel.
 
+use alloc::vec::Vec;
+
 /// 4 GiB: the identity map's reach and the limit of 32-bit boot_params fields.
 pub const FOUR_GIB: u64 = 1 << 32;
 pub const PAGE_SIZE: u64 = 0x1000;
@@ -47,6 +49,11 @@ pub enum E820Type {
     Ram = 1,
     Reserved = 2,
     Acpi = 3,
+    /// ACPI NVS: firmware memory the OS must not use. The vTPM's event log is
+    /// here rather than in a type-2 range because a memory-encrypting guest
+    /// (Linux's ioremap under SNP/vTOM) maps NVS private and type 2 shared: the
+    /// log is private to the guest, at its GPA below the vTOM.
+    Nvs = 4,
 }
 
 /// One e820 range, [addr, addr + size).
@@ -63,12 +70,25 @@ impl E820Entry {
     }
 }
 
+/// Where firmware memory the ACPI tables point at (an [`E820Type::Nvs`] range)
+/// may lie: page-aligned, between the IOAPIC and the local APIC pages, clear of
+/// both (and so of RAM, below [`RAM_LIMIT`]).
+pub fn nvs_fits(gpa: u64, len: u64) -> bool {
+    let end = gpa.checked_add(len);
+    len != 0
+        && gpa.is_multiple_of(PAGE_SIZE)
+        && len.is_multiple_of(PAGE_SIZE)
+        && gpa >= IOAPIC_GPA + PAGE_SIZE
+        && end.is_some_and(|e| e <= LAPIC_GPA)
+}
+
 /// The guest's memory map for `ram_size` bytes of RAM at [0, ram_size), with
-/// `ram_size` already validated (page-aligned, above 1 MiB, at most [`RAM_LIMIT`]).
-/// Nothing else is described: the rest is unbacked or trapped by the VMM.
-pub fn e820_map(ram_size: u64) -> [E820Entry; 6] {
+/// `ram_size` already validated (page-aligned, above 1 MiB, at most [`RAM_LIMIT`]),
+/// and `nvs` (gpa, len), already checked by [`nvs_fits`], as ACPI NVS. Nothing
+/// else is described: the rest is unbacked or trapped by the VMM. In address order.
+pub fn e820_map(ram_size: u64, nvs: Option<(u64, u64)>) -> Vec<E820Entry> {
     use E820Type::*;
-    [
+    let mut map = alloc::vec![
         E820Entry {
             addr: 0,
             size: LOW_RAM_END,
@@ -99,7 +119,19 @@ pub fn e820_map(ram_size: u64) -> [E820Entry; 6] {
             size: PAGE_SIZE,
             kind: Reserved,
         },
-    ]
+    ];
+    if let Some((addr, size)) = nvs {
+        // Between the IOAPIC page and the LAPIC page (nvs_fits).
+        map.insert(
+            map.len() - 1,
+            E820Entry {
+                addr,
+                size,
+                kind: Nvs,
+            },
+        );
+    }
+    map
 }
 
 pub(crate) const fn align_down(v: u64, a: u64) -> u64 {

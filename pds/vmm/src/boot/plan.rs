@@ -6,7 +6,7 @@ use super::cpu::{gdt_bytes, identity_page_tables, VcpuState};
 use super::error::BootError;
 use super::header::BzImage;
 use super::layout::{
-    align_down, e820_map, E820Entry, ACPI_WINDOW_END, ACPI_WINDOW_START, BOOT_PARAMS_GPA,
+    align_down, e820_map, nvs_fits, E820Entry, ACPI_WINDOW_END, ACPI_WINDOW_START, BOOT_PARAMS_GPA,
     CMDLINE_GPA, CMDLINE_MAX, FOUR_GIB, GDT_GPA, KERNEL_LEGACY_GPA, PAGE_SIZE, PML4_GPA, RAM_LIMIT,
 };
 use super::zero_page::ZeroPage;
@@ -22,6 +22,9 @@ pub struct AcpiBlob<'a> {
     pub bytes: &'a [u8],
     /// The RSDP's address, inside the blob and 16-byte aligned.
     pub rsdp_gpa: u64,
+    /// Firmware memory the tables point at (gpa, len), described to the guest as
+    /// ACPI NVS: the vTPM's event log (the TPM2 table's LASA/LAML).
+    pub nvs: Option<(u64, u64)>,
 }
 
 /// What the loader is asked to place.
@@ -120,7 +123,10 @@ fn check_acpi(acpi: &AcpiBlob<'_>) -> Result<(), BootError> {
     if !inside || !rsdp_inside || !acpi.rsdp_gpa.is_multiple_of(16) {
         return Err(bad);
     }
-    Ok(())
+    match acpi.nvs {
+        Some((gpa, len)) if !nvs_fits(gpa, len) => Err(BootError::BadNvsPlacement { gpa, len }),
+        _ => Ok(()),
+    }
 }
 
 /// The highest page-aligned place for `len` bytes of initrd: below
@@ -158,7 +164,7 @@ pub fn plan(bz: &BzImage<'_>, input: &PlanInput<'_>) -> Result<BootPlan, BootErr
         len => place_initrd(bz, input.ram_size, len, res_end)?,
     };
 
-    let e820 = e820_map(input.ram_size);
+    let e820 = e820_map(input.ram_size, input.acpi.and_then(|a| a.nvs));
     let mut zp = ZeroPage::from_header(bz.raw_header());
     zp.set_cmdline(CMDLINE_GPA);
     zp.set_ramdisk(initrd_gpa, input.initrd_len);

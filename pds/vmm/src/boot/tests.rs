@@ -248,6 +248,7 @@ fn plan_fills_boot_params() {
         gpa: 0xE_0000,
         bytes: &acpi_bytes,
         rsdp_gpa: 0xE_0000,
+        nvs: None,
     };
     let initrd = alloc::vec![7u8; 0x1234];
     let cmdline = b"console=ttyS0 root=/dev/sda1";
@@ -351,6 +352,7 @@ fn bad_plan_inputs_are_refused() {
             gpa,
             bytes: &B[..len],
             rsdp_gpa,
+            nvs: None,
         }
     };
     // ACPI tables outside the window, or an RSDP misaligned or running past them.
@@ -364,6 +366,18 @@ fn bad_plan_inputs_are_refused() {
                 gpa,
                 len: len as u64,
             },
+        )
+    };
+    let bad_nvs = |gpa: u64, len: u64| {
+        (
+            PlanInput {
+                acpi: Some(AcpiBlob {
+                    nvs: Some((gpa, len)),
+                    ..acpi(0xE_0000, 0x100, 0xE_0000)
+                }),
+                ..input(64 * MIB, 0, b"")
+            },
+            BootError::BadNvsPlacement { gpa, len },
         )
     };
     let cases: &[(PlanInput<'_>, BootError)] = &[
@@ -418,6 +432,14 @@ fn bad_plan_inputs_are_refused() {
         bad_acpi(0xF_F800, 0x1000, 0xF_F800),
         bad_acpi(0xE_0000, 0x100, 0xE_0008),
         bad_acpi(0xE_0000, 0x100, 0xE_00F0),
+        // NVS that is not page-aligned between the IOAPIC and LAPIC pages.
+        bad_nvs(0xFED4_6000, 0),
+        bad_nvs(0xFED4_6800, 0x1000),
+        bad_nvs(0xFED4_6000, 0x800),
+        bad_nvs(0xFEC0_0000, 0x1000),
+        bad_nvs(0xFEDF_F000, 0x2000),
+        bad_nvs(0x800_0000, 0x1000),
+        bad_nvs(!0xFFF, 0x1000),
     ];
     for (i, (inp, want)) in cases.iter().enumerate() {
         assert_eq!(plan(&bz, inp).err(), Some(*want), "case {i}");

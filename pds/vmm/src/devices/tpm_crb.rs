@@ -12,7 +12,7 @@
 use tpm_crb::api::{BUFFER_GPA, BUFFER_SIZE, CRB_BASE};
 use tpm_crb::regs;
 
-pub use tpm_crb::api::in_window;
+pub use tpm_crb::api::{in_window, LOG_GPA};
 
 /// A TPM the VMM presents to the guest.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
