@@ -16,40 +16,36 @@ const DESTINATION_SHIFT: u32 = 56;
 /// bits 17-55 are reserved and read as zero.
 const WRITABLE: u64 = 0xff00_0000_0001_afff;
 
+/// The delivery mode field; the discriminants are its 3-bit x86 encoding, as in the
+/// redirection entry and the local APIC's ICR.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum DeliveryMode {
-    Fixed,
-    LowestPriority,
-    Smi,
-    Nmi,
-    Init,
-    ExtInt,
+    Fixed = 0,
+    LowestPriority = 1,
+    Smi = 2,
+    Nmi = 4,
+    Init = 5,
+    ExtInt = 7,
 }
 
 impl DeliveryMode {
-    /// The 3-bit x86 encoding, as in the redirection entry and the local APIC's ICR.
+    const ALL: [Self; 6] = [
+        Self::Fixed,
+        Self::LowestPriority,
+        Self::Smi,
+        Self::Nmi,
+        Self::Init,
+        Self::ExtInt,
+    ];
+
     pub fn code(self) -> u8 {
-        match self {
-            Self::Fixed => 0,
-            Self::LowestPriority => 1,
-            Self::Smi => 2,
-            Self::Nmi => 4,
-            Self::Init => 5,
-            Self::ExtInt => 7,
-        }
+        self as u8
     }
 
     /// `None` for the reserved encodings 3 and 6 and anything above 7.
     pub fn from_code(code: u8) -> Option<Self> {
-        Some(match code {
-            0 => Self::Fixed,
-            1 => Self::LowestPriority,
-            2 => Self::Smi,
-            4 => Self::Nmi,
-            5 => Self::Init,
-            7 => Self::ExtInt,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|m| m.code() == code)
     }
 }
 

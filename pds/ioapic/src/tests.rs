@@ -399,3 +399,14 @@ mod prop {
         }
     }
 }
+
+#[test]
+fn delivery_mode_codes_round_trip_and_reserved_ones_are_refused() {
+    for code in 0..=u8::MAX {
+        match DeliveryMode::from_code(code) {
+            Some(m) => assert_eq!(m.code(), code),
+            None => assert!(matches!(code, 3 | 6 | 8..), "code {code}"),
+        }
+    }
+    assert_eq!(DeliveryMode::from_code(4), Some(DeliveryMode::Nmi));
+}
