@@ -90,6 +90,19 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Measurement>, ListError> {
     Ok(out)
 }
 
+/// A SHA-256 written as 64 hex digits (the manifest's form).
+pub fn sha256_from_hex(hex: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    // from_str_radix alone would take a sign ("+f").
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
 /// Why measured boot did not complete; the PD does not start without it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BootError {
@@ -104,6 +117,17 @@ pub enum BootError {
     Log(LogFull),
 }
 
+/// The event log that records `list`: one EV_POST_CODE event per PD image,
+/// into [`PCR`], its data the PD's name. What the PD publishes after measuring,
+/// and what the image builder computes to state the PCR and log in advance.
+pub fn event_log(list: &[Measurement], capacity: usize) -> Result<EventLog, LogFull> {
+    let mut log = EventLog::new(capacity)?;
+    for m in list {
+        log.append(PCR, EV_POST_CODE, &m.sha256, m.name.as_bytes())?;
+    }
+    Ok(log)
+}
+
 /// Runs `run` (a command in, its response out) through Startup(CLEAR) and one
 /// PCR_Extend per measurement, and returns the event log recording them.
 pub fn measure(
@@ -111,7 +135,8 @@ pub fn measure(
     list: &[Measurement],
     log_capacity: usize,
 ) -> Result<EventLog, BootError> {
-    let mut log = EventLog::new(log_capacity).map_err(BootError::Log)?;
+    // Built first: a list whose log cannot fit is refused before any extend.
+    let log = event_log(list, log_capacity).map_err(BootError::Log)?;
     let mut check = |command: &'static str, bytes: &[u8]| {
         let r = run(bytes).ok_or(BootError::Engine(command))?;
         let rc = r
@@ -127,8 +152,6 @@ pub fn measure(
     check("TPM2_Startup", &commands::startup_clear())?;
     for m in list {
         check("TPM2_PCR_Extend", &commands::pcr_extend(PCR, &m.sha256))?;
-        log.append(PCR, EV_POST_CODE, &m.sha256, m.name.as_bytes())
-            .map_err(BootError::Log)?;
     }
     Ok(log)
 }

@@ -86,6 +86,13 @@ fn the_event_log_replays_to_pcr0_and_matches_the_manifest() {
     let replayed = replay(&bytes).unwrap();
     assert_eq!(pcrs, vec![replayed[0]]);
     assert_ne!(replayed[0], [0; 32]);
+    // What the PD published is, byte for byte, the log the image builder states in
+    // the manifest (`event_log`, no TPM involved), then zeros.
+    let stated =
+        measured_boot::event_log(&measured_boot::parse(&list).unwrap(), bytes.len()).unwrap();
+    let (published, rest) = bytes.split_at(stated.bytes().len());
+    assert_eq!(published, stated.bytes());
+    assert!(rest.iter().all(|&b| b == 0));
     // The log names the manifest's PDs and hashes, in the manifest's order.
     let want: Vec<(String, String)> = manifest["protection_domains"]
         .as_array()
@@ -147,6 +154,23 @@ fn bad_lists_and_a_tpm_without_an_engine_stop_measured_boot() {
     for (bytes, want) in table {
         assert_eq!(measured_boot::parse(bytes), Err(*want));
     }
+    // Manifest hashes: exactly 64 hex digits.
+    let mut hex = "0f".repeat(32);
+    assert_eq!(measured_boot::sha256_from_hex(&hex), Some([0x0f; 32]));
+    hex.replace_range(..2, "+f");
+    for bad in [
+        &hex[..],
+        "",
+        &"0f".repeat(31),
+        &"0F".repeat(33),
+        &"é".repeat(32),
+    ] {
+        assert_eq!(measured_boot::sha256_from_hex(bad), None, "{bad:?}");
+    }
+    assert_eq!(
+        measured_boot::sha256_from_hex(&"AB".repeat(32)),
+        Some([0xab; 32])
+    );
     // Without an engine, Startup fails and the PD says so instead of serving.
     let measurements = leaked_region(4096);
     measurements.write_bytes(0, &good).unwrap();

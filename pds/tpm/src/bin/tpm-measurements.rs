@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use tpm::measured_boot::{encode, Measurement};
+use tpm::measured_boot::{encode, sha256_from_hex, Measurement};
 
 fn measurements(manifest: &serde_json::Value) -> Result<Vec<Measurement>, String> {
     let pds = manifest["protection_domains"]
@@ -18,21 +18,11 @@ fn measurements(manifest: &serde_json::Value) -> Result<Vec<Measurement>, String
                 .ok_or_else(|| format!("PD {name}: no program_image.sha256"))?;
             Ok(Measurement {
                 name: name.into(),
-                sha256: parse_hex(hex).ok_or_else(|| format!("PD {name}: bad sha256 {hex:?}"))?,
+                sha256: sha256_from_hex(hex)
+                    .ok_or_else(|| format!("PD {name}: bad sha256 {hex:?}"))?,
             })
         })
         .collect()
-}
-
-fn parse_hex(hex: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if hex.len() != 64 {
-        return None;
-    }
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
 }
 
 fn main() {
