@@ -10,6 +10,7 @@
 //!
 //! Everything the host writes (GHCB MSR values, the GHCB page, PSC descriptors) is
 //! decoded by the bounded parsers in [`ghcb_msr`], [`ghcb_page`] and [`psc`].
+//! [`keys`] asks the firmware for the paravisor's sealing key (MSG_KEY_REQ).
 #![no_std]
 
 #[cfg(test)]
@@ -20,6 +21,7 @@ pub mod cpu;
 pub mod ghcb_host;
 pub mod ghcb_msr;
 pub mod ghcb_page;
+pub mod keys;
 mod le;
 #[cfg(any(test, feature = "measure"))]
 pub mod measure;

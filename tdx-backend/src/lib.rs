@@ -7,6 +7,9 @@
 //! [`model::TdxModel`], a model of the TDX module's page states, L2 attributes and a
 //! host VMM answering TDG.VP.VMCALL as the GHCI says, or lying on request.
 //!
+//! [`keys`] obtains the paravisor's sealing key (TDG.MR.REPORT traded at a key
+//! broker for an MRTD-bound key: TDX itself derives none).
+//!
 //! Sources: Intel TDX Module ABI (TDCALL leaves, completion status codes), the TD
 //! partitioning spec (TDG.VP.ENTER, TDG.MEM.PAGE.ATTR.WR), GHCI 1.5 (TDG.VP.VMCALL
 //! sub-functions and status codes).
@@ -18,6 +21,7 @@ extern crate std;
 pub mod backend;
 pub mod cpu;
 pub mod exit;
+pub mod keys;
 #[cfg(any(test, feature = "measure"))]
 pub mod measure;
 pub mod model;

@@ -11,13 +11,17 @@
 //! - [`measured_boot`], [`eventlog`]: every PD image's hash extended into PCR 0
 //!   at start, in manifest order, and the TCG2 event log that replays it;
 //! - [`seal`], [`state`]: the engine's permanent state sealed under the
-//!   platform's key, bound to this image, in storage the host keeps.
+//!   platform's key, bound to this image, in storage the host keeps;
+//! - `boot` (features `engine` and `seal`): libtpms started from that state,
+//!   the one start path of the host-sim and bare-metal entries.
 #![no_std]
 
 extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+#[cfg(all(feature = "engine", feature = "seal"))]
+pub mod boot;
 pub mod commands;
 pub mod engine;
 pub mod eventlog;

@@ -16,6 +16,7 @@ use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{KeyInit, Tag, XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use zeroize::Zeroize;
 
 pub const MAGIC: &[u8; 8] = b"PVTPMST1";
 pub const VERSION: u32 = 1;
@@ -25,11 +26,13 @@ const TAG_BYTES: usize = 16;
 pub const HEADER_BYTES: usize = 8 + 4 + 4 + 32 + 8 + NONCE_BYTES + 4;
 
 /// Where the sealing key comes from: the isolation platform's key for this
-/// paravisor. SEV-SNP derives it (MSG_KEY_REQ at VMPL0, mixing in the launch
-/// measurement); TDX takes it from its sealing-key service; on svm (QEMU, no
-/// hardware isolation) only [`DevelopmentKey`] exists.
-pub trait PlatformKey {
-    /// A 256-bit key for `purpose`, stable across boots of the same platform.
+/// paravisor, asked for once at start. On svm (QEMU, no hardware isolation)
+/// only [`DevelopmentKey`] exists; on SEV-SNP and TDX the backend's key
+/// request (snp-backend's MSG_KEY_REQ derived key bound to the launch
+/// measurement, tdx-backend's MRTD-bound key) gives a [`PlatformRootKey`].
+pub trait SealingKeySource {
+    /// A 256-bit key for `purpose`, stable across boots of the same platform
+    /// and image.
     fn derive(&self, purpose: &[u8]) -> [u8; 32];
     /// Named in logs, so a development key is never mistaken for a real one.
     fn name(&self) -> &'static str;
@@ -43,12 +46,49 @@ pub struct DevelopmentKey;
 
 const DEVELOPMENT_SECRET: &[u8; 32] = b"paravisor svm DEVELOPMENT key v1";
 
-impl PlatformKey for DevelopmentKey {
+impl SealingKeySource for DevelopmentKey {
     fn derive(&self, purpose: &[u8]) -> [u8; 32] {
         hmac_sha256(DEVELOPMENT_SECRET, &[purpose])
     }
     fn name(&self) -> &'static str {
         "svm DEVELOPMENT key (not secret)"
+    }
+}
+
+/// A key an isolation platform derived for this paravisor (the SNP firmware's
+/// derived key, the TDX key broker's MRTD-bound key); purposes are separated
+/// by HMAC so the root never leaves this value.
+pub struct PlatformRootKey {
+    root: [u8; 32],
+    name: &'static str,
+}
+
+impl PlatformRootKey {
+    pub fn new(root: [u8; 32], name: &'static str) -> Self {
+        Self { root, name }
+    }
+}
+
+impl fmt::Debug for PlatformRootKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlatformRootKey")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PlatformRootKey {
+    fn drop(&mut self) {
+        self.root.zeroize();
+    }
+}
+
+impl SealingKeySource for PlatformRootKey {
+    fn derive(&self, purpose: &[u8]) -> [u8; 32] {
+        hmac_sha256(&self.root, &[purpose])
+    }
+    fn name(&self) -> &'static str {
+        self.name
     }
 }
 
@@ -122,7 +162,7 @@ impl Sealer {
     /// `image` identifies the paravisor image (the SHA-256 of its measurement
     /// list); the key is derived from the platform key and it, so a blob from
     /// another image also fails to authenticate.
-    pub fn new(platform: &dyn PlatformKey, image: [u8; 32]) -> Self {
+    pub fn new(platform: &dyn SealingKeySource, image: [u8; 32]) -> Self {
         let mut purpose = Vec::with_capacity(48);
         purpose.extend_from_slice(b"vtpm state v1");
         purpose.extend_from_slice(&image);

@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 use ipc::{Init, InitError, InitExt, Perms, Region};
 
 use crate::measured_boot::{self, MEASUREMENTS};
-use crate::seal::{image_digest, PlatformKey, Sealer, UnsealError, MAGIC, NONCE_BYTES};
+use crate::seal::{image_digest, Sealer, SealingKeySource, UnsealError, MAGIC, NONCE_BYTES};
 
 pub const SEALED_STATE: &str = "sealed_state";
 
@@ -38,7 +38,10 @@ pub struct Store {
 impl Store {
     /// `None` when no state region is granted (a TPM that forgets at reboot).
     /// Otherwise the store and the unsealed state, if the region holds a blob.
-    pub fn open(init: &dyn Init, platform: &dyn PlatformKey) -> Result<Option<Opened>, StoreError> {
+    pub fn open(
+        init: &dyn Init,
+        platform: &dyn SealingKeySource,
+    ) -> Result<Option<Opened>, StoreError> {
         let Some(region) = init
             .optional(init.region_with(SEALED_STATE, Perms::RW))
             .map_err(StoreError::Init)?

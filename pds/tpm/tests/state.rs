@@ -8,11 +8,12 @@ mod common;
 use common::{libtpms_turn, rc, Guest, SECRET};
 use ipc::testing::{leaked_region, FakeInit};
 use ipc::{Perms, Region};
+use tpm::boot::Refusal;
 use tpm::commands::{self, handle_of};
 use tpm::libtpms::LibtpmsEngine;
 use tpm::measured_boot::{encode, Measurement, MEASUREMENTS};
 use tpm::seal::{DevelopmentKey, UnsealError};
-use tpm::state::{Store, StoreError, SEALED_STATE};
+use tpm::state::{StoreError, SEALED_STATE};
 
 /// The grants of one boot of image `image` with the host's `storage`.
 fn grants(storage: Region<'static>, image: u8) -> impl Fn(FakeInit) -> FakeInit {
@@ -28,13 +29,24 @@ fn grants(storage: Region<'static>, image: u8) -> impl Fn(FakeInit) -> FakeInit 
     }
 }
 
-/// One boot: the store opened from `storage` (as the entry point does), the
-/// engine started from its state.
+/// One boot as the entry points start: the store opened from `storage`, the
+/// engine started from its state. A refusal must leave `storage` as it was.
 fn boot(storage: Region<'static>, image: u8) -> Result<Guest<LibtpmsEngine>, StoreError> {
     let grants = grants(storage, image);
-    let (store, state) = Store::open(&grants(FakeInit::new("tpm")), &DevelopmentKey)?.unwrap();
-    let engine = LibtpmsEngine::start(state).unwrap();
-    Ok(Guest::with_setup(engine, grants, |pd, kernel| {
+    let mut before = vec![0u8; storage.len()];
+    storage.read_bytes(0, &mut before).unwrap();
+    let started = match tpm::boot::start(&grants(FakeInit::new("tpm")), &DevelopmentKey) {
+        Ok(s) => s,
+        Err(Refusal::State(e)) => {
+            let mut after = vec![0u8; storage.len()];
+            storage.read_bytes(0, &mut after).unwrap();
+            assert!(before == after, "a refused blob was written over");
+            return Err(e);
+        }
+        Err(e) => panic!("libtpms: {e}"),
+    };
+    let store = started.store.unwrap();
+    Ok(Guest::with_setup(started.engine, grants, |pd, kernel| {
         pd.with_store(kernel, store)
     }))
 }

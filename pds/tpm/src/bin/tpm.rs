@@ -10,16 +10,16 @@
 //! fails.
 
 use ipc::{InitError, WithVariables};
-use tpm::libtpms::LibtpmsEngine;
+use tpm::boot;
 use tpm::measured_boot::MEASUREMENTS;
 use tpm::pd::{self, TpmPd};
 use tpm::seal::DevelopmentKey;
-use tpm::state::{Store, SEALED_STATE};
+use tpm::state::SEALED_STATE;
 
 const VMM: u64 = 0;
 
-fn refuse(name: &'static str, why: impl std::fmt::Debug) -> InitError {
-    eprintln!("tpm: not starting: {why:?}");
+fn refuse(name: &'static str, why: impl std::fmt::Display) -> InitError {
+    eprintln!("tpm: not starting: {why}");
     InitError::InvalidVariable { name, value: 0 }
 }
 
@@ -27,16 +27,11 @@ fn main() {
     let variables = [(pd::VMM_CHANNEL, VMM)];
     hostsim::run(|init, kernel| {
         let init = WithVariables::new(init, &variables);
-        let (store, state) = match Store::open(&init, &DevelopmentKey) {
-            Ok(Some((store, state))) => (Some(store), state),
-            Ok(None) => (None, None),
-            Err(e) => return Err(refuse(SEALED_STATE, e)),
-        };
-        let engine = LibtpmsEngine::start(state).map_err(|e| refuse("libtpms", e))?;
-        let mut pd = TpmPd::init(&init, engine)?;
+        let started = boot::start(&init, &DevelopmentKey).map_err(|e| refuse(SEALED_STATE, e))?;
+        let mut pd = TpmPd::init(&init, started.engine)?;
         pd.measured_boot(kernel)
-            .map_err(|e| refuse(MEASUREMENTS, e))?;
-        Ok(match store {
+            .map_err(|e| refuse(MEASUREMENTS, format_args!("{e:?}")))?;
+        Ok(match started.store {
             Some(store) => pd.with_store(kernel, store),
             None => pd,
         })

@@ -9,7 +9,7 @@ fn sealer(image: u8) -> Sealer {
 }
 
 struct OtherPlatform;
-impl PlatformKey for OtherPlatform {
+impl SealingKeySource for OtherPlatform {
     fn derive(&self, purpose: &[u8]) -> [u8; 32] {
         hmac_sha256(b"another platform", &[purpose])
     }
