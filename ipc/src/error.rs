@@ -56,17 +56,7 @@ pub enum HandlerError {
     Region(RegionError),
 }
 
-impl From<IpcError> for HandlerError {
-    fn from(e: IpcError) -> Self {
-        Self::Ipc(e)
-    }
-}
-
-impl From<RegionError> for HandlerError {
-    fn from(e: RegionError) -> Self {
-        Self::Region(e)
-    }
-}
+crate::wrap_from!(HandlerError { Ipc(IpcError), Region(RegionError) });
 
 impl fmt::Display for HandlerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

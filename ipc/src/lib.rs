@@ -23,6 +23,7 @@ pub mod region;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod wire;
+mod wrap_from;
 
 pub use channel::{Channel, ChannelSet, Child};
 pub use error::{HandlerError, InitError, IpcError};

@@ -90,11 +90,7 @@ pub enum QueueError {
     Region(RegionError),
 }
 
-impl From<RegionError> for QueueError {
-    fn from(e: RegionError) -> Self {
-        Self::Region(e)
-    }
-}
+crate::wrap_from!(QueueError { Region(RegionError) });
 
 impl fmt::Display for QueueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -29,11 +29,7 @@ pub enum GuestMemError {
     Region(RegionError),
 }
 
-impl From<RegionError> for GuestMemError {
-    fn from(e: RegionError) -> Self {
-        Self::Region(e)
-    }
-}
+ipc::wrap_from!(GuestMemError { Region(RegionError) });
 
 /// Page `gpn`, if it is granted (and writable, for `write`).
 fn page<'a>(mem: &GuestMemory<'a>, gpn: u64, write: bool) -> Result<GuestPage<'a>, GuestMemError> {

@@ -178,11 +178,7 @@ pub enum ClientError {
     BadReply,
 }
 
-impl From<IpcError> for ClientError {
-    fn from(e: IpcError) -> Self {
-        Self::Ipc(e)
-    }
-}
+ipc::wrap_from!(ClientError { Ipc(IpcError) });
 
 fn call<R: wire::Message>(
     kernel: &mut dyn Kernel,
