@@ -89,6 +89,18 @@ pub mod build {
     /// plus relids 1..=2047. The VSP services' range.
     pub const CHANNEL_SIGNAL_CONNECTIONS: (u32, u32) = (0x2001, 0x2000 + 2047);
 
+    /// The PD's array sizes in this image (VPs it can serve, routes it can hold).
+    pub const MAX_VPS: usize = 8;
+    pub const MAX_ROUTES: usize = 64;
+    /// The PD as this image builds it, for the host-sim and bare-metal entries.
+    pub type Pd = pd::HvcallPd<MAX_VPS, MAX_ROUTES>;
+
+    /// Starts the PD with this image's variables ([`VARIABLES`]) over the
+    /// runtime's regions and channels.
+    pub fn init(init: &dyn ipc::Init) -> Result<Pd, ipc::InitError> {
+        Pd::init(&ipc::WithVariables::new(init, &VARIABLES))
+    }
+
     /// The partition this image presents.
     pub const VP_COUNT: u64 = 2;
     /// SEV-SNP (hvdef `IsolationType::SNP`).

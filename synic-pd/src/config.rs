@@ -25,6 +25,18 @@ pub mod build {
     pub const VMBUS: Channel = described::VMBUS;
     pub const VSPS: [Channel; 3] = [Channel::new(3), Channel::new(4), Channel::new(5)];
 
+    /// Most VPs this image supports, and messages queued per SINT.
+    pub const MAX_VPS: usize = 8;
+    pub const QUEUE_DEPTH: usize = 4;
+    /// The PD as this image builds it, for the host-sim and bare-metal entries.
+    pub type Pd = pd::SynicPd<MAX_VPS, QUEUE_DEPTH>;
+
+    /// Starts the PD with this image's variables ([`VARIABLES`]) over the
+    /// runtime's regions and channels.
+    pub fn init(init: &dyn ipc::Init) -> Result<Pd, ipc::InitError> {
+        Pd::init(&ipc::WithVariables::new(init, &VARIABLES))
+    }
+
     pub const VP_COUNT: u64 = 2;
     /// Where `guest_ram` and `guest_shared` sit in the guest's physical space (the
     /// shared alias at the vTOM).
