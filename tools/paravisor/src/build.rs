@@ -52,7 +52,7 @@ pub fn build_bytes(
     data_args: &region_data::Args,
 ) -> Result<Vec<u8>, Failure> {
     let system = sdf::load(system_path)?;
-    let data = region_data::load(&system, data_args)?;
+    let data = region_data::load(&system, data_args, search)?;
     build_loaded(&system, kernel, search, &data)
 }
 
@@ -98,7 +98,7 @@ pub fn build_loaded(
 pub fn run(args: Args) -> Result<(), Failure> {
     let system = sdf::load(&args.system)?;
     // Read once: the image and the manifest describe the same bytes.
-    let data = region_data::load(&system, &args.region_data)?;
+    let data = region_data::load(&system, &args.region_data, &args.search_path)?;
     let boot = build_loaded(&system, &args.kernel, &args.search_path, &data)?;
     write_file(&args.output, &boot)?;
     if let Some(path) = &args.manifest {

@@ -10,6 +10,7 @@ mod graph;
 mod igvm;
 mod image;
 mod manifest;
+mod measured;
 mod region_data;
 mod run;
 mod sim;

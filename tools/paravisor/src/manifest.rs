@@ -32,7 +32,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<(), Failure> {
     let system = sdf::load(&args.system)?;
-    let data = region_data::load(&system, &args.region_data)?;
+    let data = region_data::load(&system, &args.region_data, &args.search_path)?;
     let boot = match &args.kernel {
         Some(k) => Some(crate::build::build_loaded(
             &system,
@@ -78,6 +78,16 @@ pub fn generate_loaded(
         sha256,
     };
     let mut manifest = schema::build(system, source, &images, data);
+    manifest.measured_boot = data
+        .iter()
+        .find(|d| d.measured)
+        .map(|d| {
+            let list = tpm::measured_boot::parse(&d.bytes)
+                .map_err(|e| format!("the measurement list does not parse: {e:?}"))?;
+            crate::measured::entry(&d.region, &list)
+        })
+        .transpose()
+        .map_err(Failure::Message)?;
     if let Some(boot) = boot {
         manifest.boot_image = Some(schema::boot_image(boot).map_err(Failure::Message)?);
     }

@@ -1,5 +1,6 @@
 //! `--region-data NAME=PATH`: a memory region's initial contents from a file (a guest
-//! kernel, an initramfs). Shared by `build`, `manifest` and `verify`, so all three
+//! kernel, an initramfs), and `--measurements NAME`: the tpm PD's measurement list
+//! ([`crate::measured`]). Shared by `build`, `manifest` and `verify`, so all three
 //! read the same bytes the same way and refuse the same mistakes.
 
 use std::io::Read;
@@ -18,6 +19,10 @@ pub struct Args {
     /// region stays zero); repeatable, once per region.
     #[arg(long = "region-data", value_name = "NAME=PATH")]
     pub region_data: Vec<String>,
+    /// Fill memory region NAME with the tpm PD's measurement list: every PD's name
+    /// and program image SHA-256, in manifest order (docs/manifest.md).
+    #[arg(long = "measurements", value_name = "NAME")]
+    pub measurements: Option<String>,
 }
 
 /// One region's initial contents, read and fingerprinted.
@@ -28,6 +33,8 @@ pub struct RegionData {
     pub bytes: Vec<u8>,
     /// Lower-case hex.
     pub sha256: String,
+    /// The builder's measurement list (`--measurements`), not a file's bytes.
+    pub measured: bool,
 }
 
 /// The bytes for `region`, if any were given.
@@ -37,8 +44,27 @@ pub fn find<'a>(data: &'a [RegionData], region: &str) -> Option<&'a RegionData> 
 
 /// Reads every `NAME=PATH`, refusing an unknown region, a region named twice, a
 /// fixed-address region (device memory, which the kernel does not write) and a file
-/// larger than its region, each with one line naming the argument.
-pub fn load(system: &sdf::System, args: &Args) -> Result<Vec<RegionData>, Failure> {
+/// larger than its region, each with one line naming the argument; then lays out
+/// the measurement list, from the program images found in `search`.
+pub fn load(
+    system: &sdf::System,
+    args: &Args,
+    search: &[PathBuf],
+) -> Result<Vec<RegionData>, Failure> {
+    let mut out = load_files(system, args)?;
+    if let Some(name) = &args.measurements {
+        if find(&out, name).is_some() {
+            return Err(Failure::msg(format!(
+                "--measurements {name}: region '{name}' is also given --region-data"
+            )));
+        }
+        let images = crate::image::locate_all(system, search)?;
+        out.push(crate::measured::region_data(system, name, &images)?);
+    }
+    Ok(out)
+}
+
+fn load_files(system: &sdf::System, args: &Args) -> Result<Vec<RegionData>, Failure> {
     let mut out: Vec<RegionData> = Vec::new();
     for spec in &args.region_data {
         let Some((name, path)) = spec
@@ -90,6 +116,7 @@ pub fn load(system: &sdf::System, args: &Args) -> Result<Vec<RegionData>, Failur
             path: PathBuf::from(path),
             sha256: hex(&Sha256::digest(&bytes)),
             bytes,
+            measured: false,
         });
     }
     Ok(out)
@@ -121,11 +148,12 @@ mod tests {
     fn args(specs: &[String]) -> Args {
         Args {
             region_data: specs.to_vec(),
+            measurements: None,
         }
     }
 
     fn err(specs: &[String]) -> String {
-        load(&system(), &args(specs)).unwrap_err().to_string()
+        load(&system(), &args(specs), &[]).unwrap_err().to_string()
     }
 
     #[test]
@@ -133,7 +161,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kernel");
         std::fs::write(&path, vec![7u8; 0x2000]).unwrap();
-        let data = load(&system(), &args(&[format!("ram={}", path.display())])).unwrap();
+        let data = load(&system(), &args(&[format!("ram={}", path.display())]), &[]).unwrap();
         assert_eq!(data.len(), 1);
         assert_eq!(
             (data[0].region.as_str(), data[0].bytes.len()),
@@ -141,7 +169,7 @@ mod tests {
         );
         assert_eq!(data[0].sha256, hex(&Sha256::digest(vec![7u8; 0x2000])));
         assert!(find(&data, "ram").is_some() && find(&data, "mmio").is_none());
-        assert!(load(&system(), &Args::default()).unwrap().is_empty());
+        assert!(load(&system(), &Args::default(), &[]).unwrap().is_empty());
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! Explaining: it re-derives from the image itself what the manifest claims (every
 //! PD's program image hash, priority, parent, maps with rights, capabilities and
 //! irqs, every region with its initial contents' hash, every guest with its VMM,
-//! vCPUs and guest-physical maps) and refuses writable+executable PD segments.
+//! vCPUs and guest-physical maps, the measured boot list and what it produces)
+//! and refuses writable+executable PD segments.
 
 use std::path::PathBuf;
 
@@ -89,6 +90,7 @@ pub fn differences(boot: &[u8], manifest: &Manifest) -> Result<Vec<String>, Stri
     let image = SystemImage::parse(parts.system_image).map_err(|e| format!("system image: {e}"))?;
     let mut diffs = region_differences(&image, manifest);
     diffs.extend(vm_differences(&image, manifest));
+    diffs.extend(measured_differences(&image, manifest));
     let mut diff = |pd: &str, what: String| diffs.push(format!("PD {pd}: {what}"));
     let names: Vec<String> = (0..image.pd_count())
         .filter_map(|i| image.pd(i))
@@ -266,6 +268,29 @@ fn region_differences(image: &SystemImage<'_>, manifest: &Manifest) -> Vec<Strin
         }
     }
     diffs
+}
+
+/// Measured boot: the list in the image's region names the image's PDs and
+/// program images, and gives the PCR and event log the manifest states.
+fn measured_differences(image: &SystemImage<'_>, manifest: &Manifest) -> Vec<String> {
+    let Some(mb) = &manifest.measured_boot else {
+        return Vec::new();
+    };
+    let Some(index) = image
+        .regions()
+        .iter()
+        .position(|r| name_of(&r.name) == mb.region)
+    else {
+        return vec![format!(
+            "measured boot: the image has no region {}",
+            mb.region
+        )];
+    };
+    let pds: Vec<(String, String)> = (0..image.pd_count())
+        .filter_map(|i| image.pd(i))
+        .map(|p| (name_of(&p.desc.name), hex(&Sha256::digest(p.elf))))
+        .collect();
+    crate::measured::differences(mb, image.region_data(index), &pds)
 }
 
 /// Guests: VMM, scheduling, vCPU ids and what each sees at which guest-physical address.

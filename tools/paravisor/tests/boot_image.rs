@@ -397,3 +397,122 @@ fn guests_and_region_data_verify_and_tampering_is_named() {
     );
     assert!(!dir.path().join("boot.elf").exists());
 }
+
+/// `--measurements`: the builder lays out the tpm PD's list of every PD's program
+/// image in manifest order, the manifest states it and the PCR it gives, and verify
+/// re-derives both from the image.
+#[test]
+fn the_measurement_list_is_laid_out_stated_and_verified() {
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().unwrap();
+    let system = SYSTEM.replace(
+        "<protection_domain name=\"b\" priority=\"20\">\n        <program_image path=\"b.elf\" />",
+        "<protection_domain name=\"b\" priority=\"20\">\n        <program_image path=\"b.elf\" />\n        <map mr=\"list\" vaddr=\"0x21000000\" perms=\"r\" setvar_vaddr=\"measurements\" />",
+    );
+    let system = system.replace(
+        "<memory_region name=\"ring\" size=\"0x1000\" />",
+        "<memory_region name=\"ring\" size=\"0x1000\" />\n    <memory_region name=\"list\" size=\"0x1000\" />",
+    );
+    assert!(system.contains("mr=\"list\""));
+    setup(dir.path(), &system);
+    let out = build_with(dir.path(), &["--measurements", "list"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("m.json")).unwrap()).unwrap();
+    assert_eq!(m["schema_version"], 5);
+    let mb = &m["measured_boot"];
+    assert_eq!(
+        (mb["region"].as_str(), mb["pcr"].as_u64()),
+        (Some("list"), Some(0))
+    );
+    // The list is the PDs in manifest order with their program image hashes.
+    let pds: Vec<(String, String)> = m["protection_domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].to_string(),
+                p["program_image"]["sha256"].to_string(),
+            )
+        })
+        .collect();
+    let listed: Vec<(String, String)> = mb["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["pd"].to_string(), i["sha256"].to_string()))
+        .collect();
+    assert_eq!(listed, pds);
+    assert_eq!(pds[0].0, "\"a\"");
+    // PCR 0 from reset, extended with each hash in that order.
+    let mut pcr = [0u8; 32];
+    for (_, sha) in &pds {
+        let digest = tpm::measured_boot::sha256_from_hex(sha.trim_matches('"')).unwrap();
+        pcr = Sha256::new()
+            .chain_update(pcr)
+            .chain_update(digest)
+            .finalize()
+            .into();
+    }
+    let hex: String = pcr.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(mb["pcr_sha256"], hex.as_str());
+    // Spec ID header (32 + 33 bytes), then one 50-byte event plus the name per PD.
+    assert_eq!(mb["event_log"]["size"], 65 + 51 + 51);
+    let region = &m["regions"].as_array().unwrap()[1];
+    assert_eq!(region["name"], "list");
+    assert_eq!(region["initial_data"]["len"], 16 + 2 * 64);
+
+    // The image holds exactly that list.
+    let boot = std::fs::read(dir.path().join("boot.elf")).unwrap();
+    let at = find(&boot, tpm::measured_boot::MAGIC);
+    let list = tpm::measured_boot::parse(&boot[at..at + 144]).unwrap();
+    assert_eq!(
+        list.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["verify", "boot.elf", "--manifest", "m.json"];
+        args.extend_from_slice(extra);
+        paravisor(&args, dir.path())
+    };
+    says(
+        &verify(&[REBUILD, &["--measurements", "list"]].concat()),
+        0,
+        "2 PDs, 0 VMs and 2 regions match the manifest",
+    );
+    // One hash in the image's list changed: named as measured boot and as the part.
+    let mut changed = boot.clone();
+    changed[at + 16 + 32 + 5] ^= 1;
+    std::fs::write(dir.path().join("boot.elf"), &changed).unwrap();
+    let bad = verify(&[]);
+    says(&bad, 1, "measured boot: region list lists");
+    says(&bad, 1, "region list initial data (file offset");
+    std::fs::write(dir.path().join("boot.elf"), &boot).unwrap();
+    // A manifest that states another PCR.
+    let mut json = m.clone();
+    json["measured_boot"]["pcr_sha256"] = "00".repeat(32).into();
+    std::fs::write(dir.path().join("bad.json"), json.to_string()).unwrap();
+    let bad = paravisor(
+        &["verify", "boot.elf", "--manifest", "bad.json"],
+        dir.path(),
+    );
+    says(&bad, 1, "measured boot: the image's list gives");
+
+    // Mistakes are one line naming the argument.
+    std::fs::write(dir.path().join("data"), b"x").unwrap();
+    for (extra, want) in [
+        (
+            vec!["--measurements", "nope"],
+            "--measurements nope: the system has no memory region 'nope'",
+        ),
+        (
+            vec!["--measurements", "list", "--region-data", "list=data"],
+            "--measurements list: region 'list' is also given --region-data",
+        ),
+    ] {
+        let out = build_with(dir.path(), &extra);
+        assert_eq!(text(&out), format!("paravisor: error: {want}\n"));
+        assert_eq!(out.status.code(), Some(1));
+    }
+}

@@ -163,7 +163,7 @@ fn manifest_json(dir: &Path, extra: &[&str]) -> Value {
 fn manifest_content() {
     let dir = project();
     let m = manifest_json(dir.path(), &[]);
-    assert_eq!(m["schema_version"], 4);
+    assert_eq!(m["schema_version"], 5);
     assert_eq!(m["virtual_machines"], serde_json::json!([]));
     assert_eq!(m["system"]["path"], "system.xml");
     let pds = m["protection_domains"].as_array().unwrap();

@@ -414,6 +414,7 @@ fn guest_data(bytes: &[u8]) -> Vec<RegionData> {
         path: PathBuf::from("bzImage"),
         bytes: bytes.to_vec(),
         sha256: hex(&Sha256::digest(bytes)),
+        measured: false,
     }]
 }
 

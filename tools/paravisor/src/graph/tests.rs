@@ -137,3 +137,60 @@ fn every_pd_region_and_channel_of_the_linux_system_is_drawn() {
         );
     }
 }
+
+/// linux.xml's vTPM memory: only the tpm PD maps its regions (nothing else of the
+/// system reaches TPM secrets or can forge its list or log), it only reads the
+/// builder's measurement list, and the guest reads the event log where the TPM2
+/// table's LASA points (tpm_crb::api::LOG_GPA, LOG_SIZE) and cannot write it.
+#[test]
+fn only_the_tpm_pd_maps_the_vtpm_regions_and_the_guest_only_reads_its_log() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../kernel/metal-pds/linux.xml");
+    let sys = sdf::load(&path).unwrap();
+    // (region, the tpm PD's rights, the guest's (GPA, rights) if it maps it)
+    let want = [
+        ("tpm_regs", "rw", Some((tpm_crb::api::CRB_BASE, "r"))),
+        ("tpm_buffer", "rw", Some((tpm_crb::api::BUFFER_GPA, "rw"))),
+        ("tpm_measurements", "r", None),
+        ("tpm_log", "rw", Some((tpm_crb::api::LOG_GPA, "r"))),
+    ];
+    for (mr, tpm_perms, guest) in want {
+        let pd_maps: Vec<(String, String)> = sys
+            .all_pds()
+            .into_iter()
+            .flat_map(|pd| {
+                pd.maps
+                    .iter()
+                    .filter(|m| m.mr == mr)
+                    .map(|m| (pd.name.clone(), m.perms.to_string()))
+            })
+            .collect();
+        assert_eq!(
+            pd_maps,
+            [("tpm".to_string(), tpm_perms.to_string())],
+            "{mr}"
+        );
+        let vm_maps: Vec<(u64, String)> = sys
+            .virtual_machines()
+            .into_iter()
+            .flat_map(|(_, vm)| {
+                vm.maps
+                    .iter()
+                    .filter(|m| m.mr == mr)
+                    .map(|m| (m.vaddr, m.perms.to_string()))
+            })
+            .collect();
+        let guest: Vec<(u64, String)> =
+            guest.map(|(g, p)| (g, p.to_string())).into_iter().collect();
+        assert_eq!(vm_maps, guest, "{mr}");
+    }
+    let log = sys.memory_region("tpm_log").unwrap();
+    assert_eq!(log.size, u64::from(tpm_crb::api::LOG_SIZE));
+    // And the tpm PD maps nothing but those.
+    let tpm = sys.pd("tpm").unwrap();
+    let mut maps: Vec<&str> = tpm.maps.iter().map(|m| m.mr.as_str()).collect();
+    maps.sort_unstable();
+    assert_eq!(
+        maps,
+        ["tpm_buffer", "tpm_log", "tpm_measurements", "tpm_regs"]
+    );
+}

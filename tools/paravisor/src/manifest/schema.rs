@@ -9,7 +9,8 @@ use crate::region_data::{self, RegionData};
 /// 2: `virtual_machines`, and per region `mapped_by_guests` and `initial_data`.
 /// 3: `boot_image`: the hash of every byte of the built image, part by part.
 /// 4: per PD `pci_devices`: the PCI functions granted to it.
-pub const SCHEMA_VERSION: u32 = 4;
+/// 5: `measured_boot`: the tpm PD's measurement list and what it must produce.
+pub const SCHEMA_VERSION: u32 = 5;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,9 +22,40 @@ pub struct Manifest {
     pub virtual_machines: Vec<VmEntry>,
     /// Who can reach which memory: every region with every PD and guest that maps it.
     pub regions: Vec<RegionSummary>,
+    /// What the tpm PD measures at boot, when built with `--measurements`.
+    pub measured_boot: Option<MeasuredBoot>,
     /// The built boot image, when the manifest was written with the kernel (`build
     /// --manifest`, `manifest --kernel`): what binds every byte `verify` is given.
     pub boot_image: Option<BootImageEntry>,
+}
+
+/// Measured boot: the list the builder put into `region`, and what the tpm PD's
+/// extends of it into `pcr` must produce from a reset TPM.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeasuredBoot {
+    pub region: String,
+    pub pcr: u32,
+    /// Every PD's program image, in `protection_domains` order.
+    pub images: Vec<MeasuredImage>,
+    /// The PCR's SHA-256 bank value after the extends.
+    pub pcr_sha256: String,
+    /// The TCG2 event log the tpm PD publishes (without the zero padding of its area).
+    pub event_log: SizedHash,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeasuredImage {
+    pub pd: String,
+    pub sha256: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SizedHash {
+    pub sha256: String,
+    pub size: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -418,6 +450,7 @@ pub fn build(
         protection_domains,
         virtual_machines,
         regions,
+        measured_boot: None,
         boot_image: None,
     }
 }
