@@ -124,6 +124,18 @@ elif [ -e /sys/bus/acpi/devices/MSFT0101:00 ]; then
     say "guest-tpm: ACPI has MSFT0101 but there is no /dev/tpm0 (TPM in failure mode?)"
 fi
 
+# Debian's tpm2-tools against the TPM through the kernel's resource manager: getcap,
+# getrandom, pcrread, pcrextend, seal/unseal under a PCR policy, quote checked in
+# software (scripts/guest/tpm.sh, guest-tpm2: lines). guest.tpm=require (scripts/boot
+# with the vTPM engine) makes a missing /dev/tpmrm0 a FAIL.
+if [ -c /dev/tpmrm0 ] && [ -x /bin/tpm2 ]; then
+    # shellcheck source=scripts/guest/tpm.sh
+    . /tpm.sh
+    tpm2_checks
+elif grep -qw 'guest.tpm=require' /proc/cmdline; then
+    fail "tpm: guest.tpm=require, but no /dev/tpmrm0 or no /bin/tpm2 (tpm devices: $(ls /sys/class/tpm 2>/dev/null))"
+fi
+
 i=0
 while [ ! -b /dev/sda ]; do
     if [ $i -ge 600 ]; then

@@ -26,8 +26,9 @@ use vmm::peers::Channels;
 use vmm::platform::Platform;
 use vmm::run::{Entered, Entry, SvmCpu, VpIndex, Wiring};
 
-// The payload is copied out of its region once, to parse it as one slice.
-pd_rt::global_heap!(48 * 1024 * 1024);
+// The payload is copied out of its region once, to parse it as one slice: the
+// region's 48 MiB (linux.xml) and the VMM's own allocations.
+pd_rt::global_heap!(64 * 1024 * 1024);
 
 /// The hvcall, synic and tpm ids are linux.xml's (generated); the two ioapic
 /// channels have no generated names (one peer, two channels), so they are written
