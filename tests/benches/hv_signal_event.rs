@@ -215,15 +215,8 @@ fn host_sim(n: u64, spin_us: Option<&str>) -> f64 {
 }
 
 fn main() {
-    let quick = std::env::var_os("QUICK").is_some();
-    let (n_local, n_sim) = if quick {
-        (2_000, 200)
-    } else {
-        (2_000_000, 100_000)
-    };
-    // Wall-clock figures on a shared machine mean little without the load.
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!("hv_signal_event: load average {}", load.trim());
+    let bench = common::Bench::start("hv_signal_event");
+    let (n_local, n_sim) = bench.size((2_000, 200), (2_000_000, 100_000));
     // Warm up both (page faults, caches, the PD binaries' first start).
     in_process(n_local / 10);
     let local = in_process(n_local);
@@ -238,7 +231,5 @@ fn main() {
         sim / local,
         sleeping / local
     );
-    if quick {
-        println!("hv_signal_event: QUICK mode, numbers are not meaningful");
-    }
+    bench.finish();
 }

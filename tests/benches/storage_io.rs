@@ -93,8 +93,8 @@ fn direct(file: &File, name: &str, ops: u64, area: u64) -> u128 {
 }
 
 fn main() {
-    let quick = std::env::var_os("QUICK").is_some();
-    let mib = if quick { 2 } else { 32 };
+    let bench = common::Bench::start("storage_io");
+    let mib = bench.size(2, 32);
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../system.xml");
     let system = sdf::load(Path::new(path)).unwrap_or_else(|d| panic!("{d}"));
     let size = system
@@ -121,9 +121,6 @@ fn main() {
     }
     file.sync_all().expect("sync");
 
-    // Wall-clock figures on a shared machine mean little without the load.
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!("storage_io: load average {}", load.trim());
     let runs = host_sim(&image, mib);
     assert_eq!(runs.len(), 8, "expected 4 workloads x 2 queue depths");
     println!(
@@ -157,9 +154,7 @@ fn main() {
         );
     }
     println!("storage_io: ratio = direct time / host-sim time (1.0 = as fast as pread/pwrite on the file)");
-    if quick {
-        println!("storage_io: QUICK mode, numbers are not meaningful");
-    }
+    bench.finish();
     drop(file);
     std::fs::remove_file(&image).ok();
 }

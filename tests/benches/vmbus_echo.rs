@@ -98,19 +98,13 @@ fn host_sim(n: u64) -> f64 {
 }
 
 fn main() {
-    let quick = std::env::var_os("QUICK").is_some();
-    let (n_local, n_sim) = if quick {
-        (2_000, 200)
-    } else {
-        (1_000_000, 200_000)
-    };
+    let bench = common::Bench::start("vmbus_echo");
+    let (n_local, n_sim) = bench.size((2_000, 200), (1_000_000, 200_000));
     in_process(n_local / 10);
     let local = in_process(n_local);
     let sim = host_sim(n_sim);
     println!("vmbus_echo: in-process {local:.1} ns/packet ({n_local} packets, 1-3000 bytes, two rings, one thread)");
     println!("vmbus_echo: host-sim   {sim:.1} ns/packet ({n_sim} packets: guest -> hvcall-pd -> echo VSP -> synic-pd -> guest)");
     println!("vmbus_echo: host-sim / in-process = {:.1}x", sim / local);
-    if quick {
-        println!("vmbus_echo: QUICK mode, numbers are not meaningful");
-    }
+    bench.finish();
 }

@@ -178,3 +178,39 @@ pub fn guest_report(path: &str, env: &[(&str, &str)], prefix: &str) -> String {
         .map(str::to_string);
     line.unwrap_or_else(|| panic!("no {prefix:?} line: {:#?}", outcome.log))
 }
+
+/// A bench run: full, or a few iterations with `QUICK` set (CI). Every line it
+/// prints starts with the bench's name.
+pub struct Bench {
+    pub name: &'static str,
+    pub quick: bool,
+}
+
+impl Bench {
+    /// Reads `QUICK` and prints the load average: wall-clock figures on a shared
+    /// machine mean little without it.
+    pub fn start(name: &'static str) -> Self {
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        println!("{name}: load average {}", load.trim());
+        Self {
+            name,
+            quick: std::env::var_os("QUICK").is_some(),
+        }
+    }
+
+    /// `quick` in QUICK mode, else `full`.
+    pub fn size<T>(&self, quick: T, full: T) -> T {
+        if self.quick {
+            quick
+        } else {
+            full
+        }
+    }
+
+    /// The closing line: QUICK numbers are only a smoke test.
+    pub fn finish(&self) {
+        if self.quick {
+            println!("{}: QUICK mode, numbers are not meaningful", self.name);
+        }
+    }
+}
