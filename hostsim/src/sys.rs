@@ -333,6 +333,29 @@ pub fn epoll_wait(
     }
 }
 
+/// Tasks runnable right now, host-wide, the caller included: the fourth field of
+/// /proc/loadavg (`running/total`). The file stays open and is read again from
+/// its start, one system call per look.
+pub fn runnable_tasks() -> io::Result<u32> {
+    use std::os::unix::fs::FileExt;
+    static FILE: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
+    let file = FILE
+        .get_or_init(|| std::fs::File::open("/proc/loadavg").ok())
+        .as_ref()
+        .ok_or(io::ErrorKind::NotFound)?;
+    let mut buf = [0u8; 128];
+    let n = file.read_at(&mut buf, 0)?;
+    parse_runnable(buf.get(..n).unwrap_or_default())
+        .ok_or_else(|| io::ErrorKind::InvalidData.into())
+}
+
+/// `running` out of /proc/loadavg's "1.00 0.50 0.25 running/total last_pid".
+fn parse_runnable(text: &[u8]) -> Option<u32> {
+    let text = std::str::from_utf8(text).ok()?;
+    let field = text.split_ascii_whitespace().nth(3)?;
+    field.split_once('/')?.0.parse().ok()
+}
+
 /// The one-minute load average (runnable tasks, averaged).
 pub fn load_average() -> io::Result<f64> {
     // SAFETY: sysinfo fills the struct it is given and nothing else.
@@ -340,4 +363,25 @@ pub fn load_average() -> io::Result<f64> {
     // SAFETY: info is a valid, writable sysinfo struct.
     cvt(unsafe { libc::sysinfo(&mut info) })?;
     Ok(info.loads[0] as f64 / f64::from(1u32 << libc::SI_LOAD_SHIFT))
+}
+
+#[cfg(test)]
+mod loadavg_tests {
+    use super::*;
+
+    #[test]
+    fn runnable_tasks_come_from_the_fourth_field() {
+        let table: [(&[u8], Option<u32>); 5] = [
+            (b"0.18 0.64 1.09 3/234 5678\n", Some(3)),
+            (b"12.00 1.00 1.00 17/900 1", Some(17)),
+            (b"0.18 0.64 1.09", None),
+            (b"0.18 0.64 1.09 x/234 5", None),
+            (b"\xff\xfe", None),
+        ];
+        for (text, want) in table {
+            assert_eq!(parse_runnable(text), want, "{text:?}");
+        }
+        // This process is running while it looks.
+        assert!(runnable_tasks().is_ok_and(|n| n >= 1));
+    }
 }

@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use ipc::{Channel, IpcError, Kernel, MessageInfo, MessageRegisters};
 
 use super::call_page::{self, CallPage};
-use super::spin::Adaptive;
+use super::spin::Poller;
 use crate::config::{ChannelGrant, PpRole};
 use crate::sys;
 use crate::wire;
@@ -30,7 +30,7 @@ pub(crate) struct HostKernel {
     pub slots: Vec<Option<Slot>>,
     buf: Vec<u8>,
     /// How long callers poll for replies (spin.rs).
-    call_spin: Adaptive,
+    call_spin: Poller,
 }
 
 impl HostKernel {
@@ -68,7 +68,7 @@ impl HostKernel {
             name,
             slots,
             buf: Vec::with_capacity(wire::MAX_PACKET),
-            call_spin: Adaptive::default(),
+            call_spin: Poller::default(),
         })
     }
 
@@ -84,19 +84,9 @@ impl HostKernel {
 /// the reply often comes within microseconds, and sleeping for it would add a
 /// wake-up; poll the page first while that pays, then sleep on the socket until
 /// the callee's doorbell (or its end closing: the callee's process is gone).
-fn wait_reply(pp: &Pp, adaptive: &mut Adaptive) -> io::Result<()> {
-    let mut spin = adaptive.start();
-    if !spin.is_off() {
-        loop {
-            if pp.page.replied() {
-                adaptive.finish(&spin, true);
-                return Ok(());
-            }
-            if !spin.again() {
-                break;
-            }
-        }
-        adaptive.finish(&spin, false);
+fn wait_reply(pp: &Pp, poller: &mut Poller) -> io::Result<()> {
+    if poller.poll(|| pp.page.replied()) {
+        return Ok(());
     }
     let mut doorbell = [0u8; 8];
     while !pp.page.caller_sleeps() {
@@ -132,13 +122,13 @@ fn call(
     msg: MessageInfo,
     mrs: &mut MessageRegisters,
     buf: &mut Vec<u8>,
-    adaptive: &mut Adaptive,
+    poller: &mut Poller,
 ) -> Result<MessageInfo, IpcError> {
     wire::encode_call(msg, mrs, buf);
     if pp.page.post_call(buf) {
         call_page::ring(pp.socket.as_fd()).map_err(|e| call_error(ch, &e))?;
     }
-    wait_reply(pp, adaptive).map_err(|e| call_error(ch, &e))?;
+    wait_reply(pp, poller).map_err(|e| call_error(ch, &e))?;
     let mut packet = [0u8; wire::MAX_PACKET];
     match wire::decode_reply(pp.page.reply(&mut packet), mrs) {
         Some(Ok(reply)) => Ok(reply),

@@ -20,7 +20,7 @@ use kernel::{HostKernel, Pp};
 
 pub use call_page::SIZE as CALL_PAGE_SIZE;
 pub use fault::signal_name;
-pub use spin::SPIN_ENV;
+pub use spin::{Poller, SPIN_ENV};
 
 /// Whether this process was started by the host-sim supervisor as a PD.
 pub fn is_pd() -> bool {
@@ -326,10 +326,18 @@ fn event_loop<H: Handler>(mut handler: H, mut kernel: HostKernel) -> Result<Neve
     // Whether the last wait polled, and whether `spin` started after it.
     let mut polling = false;
     let mut fresh = true;
+    // The handler polled (and may have masked its peers' notifications) since it
+    // was last parked.
+    let mut unparked = false;
     loop {
-        if serve_calls(&mut handler, &mut kernel, &callees, &mut reply) {
-            // Calls are found in the pages, not by the wait: account for them
-            // here, and poll afresh after the work.
+        let mut worked = serve_calls(&mut handler, &mut kernel, &callees, &mut reply);
+        if polling {
+            unparked = true;
+            worked |= handler_step(&mut handler, &mut kernel, Handler::poll, "poll");
+        }
+        if worked {
+            // Calls and polled work are found in shared memory, not by the wait:
+            // account for them here, and poll afresh after the work.
             if !fresh {
                 adaptive.finish(&spin, polling);
             }
@@ -337,6 +345,16 @@ fn event_loop<H: Handler>(mut handler: H, mut kernel: HostKernel) -> Result<Neve
         }
         fresh = false;
         polling = spin.again();
+        if !polling && unparked {
+            // Before sleeping, the handler unmasks what it masked and looks once
+            // more; what it found there means polling pays.
+            unparked = false;
+            if handler_step(&mut handler, &mut kernel, Handler::park, "park") {
+                spin = adaptive.start();
+                fresh = true;
+                continue;
+            }
+        }
         // Before sleeping, ask callers for doorbells, then look once more.
         if !polling
             && callees
@@ -391,6 +409,20 @@ fn event_loop<H: Handler>(mut handler: H, mut kernel: HostKernel) -> Result<Neve
             }
         }
     }
+}
+
+/// Runs [`Handler::poll`] or [`Handler::park`]; whether it found work. An error
+/// is the handler's to report, as one from `notified` is; the loop goes on.
+fn handler_step<H: Handler>(
+    handler: &mut H,
+    kernel: &mut HostKernel,
+    step: fn(&mut H, &mut dyn Kernel) -> Result<bool, ipc::HandlerError>,
+    what: &str,
+) -> bool {
+    step(handler, kernel).unwrap_or_else(|e| {
+        eprintln!("PD '{}': handler error in {what}: {e}", kernel.name);
+        false
+    })
 }
 
 /// Takes one doorbell off a caller's socket (the page says what it was for);

@@ -9,7 +9,9 @@
 //!
 //! On an oversubscribed host polling only steals the CPU from the peer we wait for
 //! (measured: 2 vCPUs at load 8-12, HvSignalEvent 79 us sleeping, 213 us polling),
-//! so nobody polls while the load average says no CPU is spare ([`spare_cpu`]).
+//! so nobody polls while no CPU is spare ([`spare_cpu`]: more tasks runnable right
+//! now than CPUs). Not the load average: it lags by a minute and counts the
+//! pollers themselves, so two pollers on two CPUs switched their own polling off.
 //! Otherwise the budget adapts as an adaptive mutex does: a wait that ended while
 //! polling doubles it (up to [`MAX_BUDGET`]), one that had to sleep halves it, down
 //! to none; with none, one wait in [`PROBE_EVERY`] polls briefly to notice when
@@ -64,11 +66,13 @@ impl Default for Adaptive {
     }
 }
 
-/// How often the load average is looked at again.
-const LOAD_RECHECK: Duration = Duration::from_millis(250);
+/// How often the runnable tasks are counted again.
+const LOAD_RECHECK: Duration = Duration::from_millis(50);
 
-/// Whether a CPU is left over for polling: the load average (which counts the
-/// pollers themselves) is below the CPUs this process may run on.
+/// Whether a CPU is left over for polling: no more tasks runnable than the CPUs
+/// this process may run on, counting this one (a poller spinning on each CPU is
+/// fine; one more task, a compiler on a shared machine, would wait for a CPU).
+/// Without /proc the one-minute load average decides, as before.
 fn spare_cpu() -> bool {
     use std::sync::Mutex;
     static STATE: Mutex<Option<(Instant, bool)>> = Mutex::new(None);
@@ -80,9 +84,39 @@ fn spare_cpu() -> bool {
         Some((at, spare)) if now.duration_since(at) < LOAD_RECHECK => spare,
         _ => {
             let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let spare = crate::sys::load_average().is_ok_and(|load| load + 1.0 <= cpus as f64);
+            let spare = match crate::sys::runnable_tasks() {
+                Ok(running) => running as usize <= cpus,
+                Err(_) => crate::sys::load_average().is_ok_and(|load| load + 1.0 <= cpus as f64),
+            };
             *state = Some((now, spare));
             spare
+        }
+    }
+}
+
+/// Polling for what another process puts in shared memory, under the rules the
+/// PDs' own waits follow: only while a CPU is spare, for a budget that adapts
+/// (host-sim's guest polls its completion rings with it).
+#[derive(Debug, Default)]
+pub struct Poller(Adaptive);
+
+impl Poller {
+    /// Calls `ready` until it says `true` or the budget is spent; whether it did.
+    /// Never calls it when polling is off: then the caller sleeps at once.
+    pub fn poll(&mut self, mut ready: impl FnMut() -> bool) -> bool {
+        let mut spin = self.0.start();
+        if spin.is_off() {
+            return false;
+        }
+        loop {
+            if ready() {
+                self.0.finish(&spin, true);
+                return true;
+            }
+            if !spin.again() {
+                self.0.finish(&spin, false);
+                return false;
+            }
         }
     }
 }

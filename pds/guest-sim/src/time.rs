@@ -43,6 +43,25 @@ pub fn halt(limit: core::time::Duration) {
     std::thread::sleep(limit);
 }
 
+/// How the guest polls a completion ring before it waits for an interrupt: on
+/// host-sim by the PDs' own rule (only while a CPU is spare, for an adaptive
+/// budget), so that with the VSP polling too a request needs no wake-up at all.
+#[cfg(feature = "hostsim")]
+pub use hostsim::Poller;
+
+/// Elsewhere the guest does not poll before it halts: bare metal's halt already
+/// spins (see [`halt`]), and a plain std build has no PDs to poll against.
+#[cfg(not(feature = "hostsim"))]
+#[derive(Debug, Default)]
+pub struct Poller;
+
+#[cfg(not(feature = "hostsim"))]
+impl Poller {
+    pub fn poll(&mut self, _ready: impl FnMut() -> bool) -> bool {
+        false
+    }
+}
+
 /// Bare metal: the guest is the lowest-priority PD, so spinning lets every PD with
 /// work run first.
 #[cfg(not(feature = "std"))]

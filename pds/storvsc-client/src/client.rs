@@ -22,6 +22,13 @@ pub trait Host {
     fn signal(&mut self) -> Result<(), String>;
     /// Nothing to read yet: wait for the VSP's interrupt (or run it).
     fn wait(&mut self) -> Result<(), String>;
+    /// Before waiting: call `ready` for a bounded while, as long as polling pays
+    /// (the host's rule); whether it said a completion is there. By default
+    /// never: the client waits at once.
+    fn poll(&mut self, ready: &mut dyn FnMut() -> bool) -> bool {
+        let _ = ready;
+        false
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -184,11 +191,37 @@ impl<M: RingMem> Storvsc<M> {
             }
             self.release(host)?;
             if left > 0 && self.rx.is_empty()? {
-                host.wait().map_err(ClientError::Host)?;
-                self.interrupts += 1;
+                self.wait_for_completion(host)?;
             }
         }
         Ok(got.into_iter().flatten().collect())
+    }
+
+    /// Linux's VMBus rule for a reader that polls: with `interrupt_mask` set the
+    /// VSP commits completions without signalling, so while the host polls a
+    /// completion costs neither side a wake-up. Before waiting the mask is
+    /// cleared and the ring looked at once more: a completion committed while it
+    /// was set got no signal and must not be slept through.
+    fn wait_for_completion(&mut self, host: &mut dyn Host) -> Result<(), ClientError> {
+        self.rx.mask_interrupts();
+        let rx = &mut self.rx;
+        let mut broken = None;
+        let came = host.poll(&mut || match rx.is_empty() {
+            Ok(empty) => !empty,
+            Err(e) => {
+                broken = Some(e);
+                true
+            }
+        });
+        if let Some(e) = broken {
+            return Err(e.into());
+        }
+        if came || self.rx.unmask_interrupts()? {
+            return Ok(());
+        }
+        host.wait().map_err(ClientError::Host)?;
+        self.interrupts += 1;
+        Ok(())
     }
 
     /// Queues `reqs`, publishes them and waits for all their completions.
@@ -282,5 +315,135 @@ impl<M: RingMem> Storvsc<M> {
                 .map(|(p, _)| p),
             refused,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use core::sync::atomic::{AtomicU64, Ordering};
+    use std::vec::Vec;
+
+    use ipc::{Perms, Region};
+    use storvsp_protocol::VSTOR_PACKET_SIZE;
+    use vmbus_ring::protocol::PAGE_SIZE;
+    use vmbus_ring::RegionRingMem;
+
+    use super::*;
+
+    /// How the fake host behaves before the client waits.
+    #[derive(Copy, Clone, Debug, PartialEq, Eq)]
+    enum Polls {
+        /// Never polls: the client waits at once.
+        No,
+        /// The completion comes while the client polls.
+        Hit,
+        /// The completion comes just as polling gives up.
+        Late,
+    }
+
+    /// The VSP's ends of both rings, answering each request with a completion,
+    /// and what the client asked of it.
+    struct Vsp<'a> {
+        requests: IncomingRing<RegionRingMem<'a>>,
+        completions: OutgoingRing<RegionRingMem<'a>>,
+        polls: Polls,
+        waits: usize,
+        /// The completion ring's mask when the VSP answered, and whether its
+        /// commit asked for a signal.
+        answered: Vec<(u32, bool)>,
+    }
+
+    impl Vsp<'_> {
+        fn answer(&mut self) {
+            let p = self.requests.read().unwrap();
+            let _ = self.requests.commit().unwrap();
+            let packet = OutgoingPacket {
+                transaction_id: p.transaction_id,
+                completion_requested: false,
+                kind: OutgoingKind::Completion,
+            };
+            self.completions
+                .write_packet(&packet, &[&[0; VSTOR_PACKET_SIZE]])
+                .unwrap();
+            let mask = self
+                .completions
+                .mem()
+                .control()
+                .interrupt_mask()
+                .load(Ordering::SeqCst);
+            let signal = self.completions.commit().unwrap();
+            self.answered.push((mask, signal));
+        }
+    }
+
+    impl Host for Vsp<'_> {
+        fn signal(&mut self) -> Result<(), String> {
+            Ok(())
+        }
+
+        fn wait(&mut self) -> Result<(), String> {
+            self.waits += 1;
+            self.answer();
+            Ok(())
+        }
+
+        fn poll(&mut self, ready: &mut dyn FnMut() -> bool) -> bool {
+            match self.polls {
+                Polls::No => false,
+                Polls::Hit => {
+                    assert!(!ready(), "nothing before the VSP answers");
+                    self.answer();
+                    ready()
+                }
+                Polls::Late => {
+                    self.answer();
+                    false
+                }
+            }
+        }
+    }
+
+    fn ring(words: &[AtomicU64]) -> RegionRingMem<'_> {
+        let mem = RegionRingMem::new(Region::from_atomics(words, Perms::RW)).unwrap();
+        mem.control().initialize();
+        mem
+    }
+
+    #[test]
+    fn a_polling_client_takes_completions_without_signals_or_waits() {
+        // (how the host polls, waits, (mask, signal) when the VSP answered,
+        //  the mask afterwards: still set by a client that polled with success)
+        let table = [
+            (Polls::No, 1, (0, true), 0),
+            (Polls::Hit, 0, (1, false), 1),
+            // Committed while masked, so unsignalled: the look after unmasking
+            // finds it instead of a wait that would never end.
+            (Polls::Late, 0, (1, false), 0),
+        ];
+        for (polls, waits, answered, mask_after) in table {
+            let words: Vec<AtomicU64> = (0..4 * PAGE_SIZE / 8).map(|_| AtomicU64::new(0)).collect();
+            let (tx, rx) = words.split_at(2 * PAGE_SIZE / 8);
+            let (tx, rx) = (ring(tx), ring(rx));
+            let mut client = Storvsc::new(tx, rx).unwrap();
+            let mut vsp = Vsp {
+                requests: IncomingRing::new(tx).unwrap(),
+                completions: OutgoingRing::new(rx).unwrap(),
+                polls,
+                waits: 0,
+                answered: Vec::new(),
+            };
+            let reply = client.call(&mut vsp, &[0; 8], None).unwrap();
+            assert_eq!(reply.header.status, NtStatus::SUCCESS, "{polls:?}");
+            assert_eq!(
+                (vsp.waits, vsp.answered.as_slice()),
+                (waits, &[answered][..]),
+                "{polls:?}"
+            );
+            assert_eq!(client.interrupts, waits as u64, "{polls:?}");
+            let mask = rx.control().interrupt_mask().load(Ordering::SeqCst);
+            assert_eq!(mask, mask_after, "{polls:?}");
+        }
     }
 }

@@ -376,6 +376,17 @@ impl<'a, D: VmbusDevice> VspPd<'a, D> {
         Ok(vsp::status_reply(mrs, status))
     }
 
+    /// [`Self::serve_all`] with the rings' interrupts kept masked (`keep`: the
+    /// runtime polls) or re-armed; whether any packet was served.
+    fn serve_masked(&mut self, kernel: &mut dyn Kernel, keep: bool) -> bool {
+        for c in self.open.values_mut() {
+            c.rings.keep_masked(keep);
+        }
+        let before = self.stats.packets + self.stats.dropped;
+        self.serve_all(kernel);
+        self.stats.packets + self.stats.dropped != before
+    }
+
     /// Serves every open channel and interrupts the guest where the rings say so;
     /// a channel whose ring broke is closed.
     pub fn serve_all(&mut self, kernel: &mut dyn Kernel) {
@@ -446,6 +457,17 @@ impl<D: VmbusDevice> Handler for VspPd<'_, D> {
         // work: serve them all.
         self.serve_all(kernel);
         Ok(())
+    }
+
+    /// Serves what the guest queued without signalling: the rings stay masked
+    /// while the runtime polls, so a guest that keeps us busy never signals.
+    fn poll(&mut self, kernel: &mut dyn Kernel) -> Result<bool, HandlerError> {
+        Ok(self.serve_masked(kernel, true))
+    }
+
+    /// Unmasks every ring and serves what came before the guest saw that.
+    fn park(&mut self, kernel: &mut dyn Kernel) -> Result<bool, HandlerError> {
+        Ok(self.serve_masked(kernel, false))
     }
 
     fn protected(

@@ -65,6 +65,9 @@ pub struct RingTransport<M: RingMem> {
     blocked: Option<u32>,
     /// We asked the guest to signal free space.
     waiting_for_space: bool,
+    /// The PD's runtime is polling (`ipc::Handler::poll`): a drained ring stays
+    /// masked, so the guest does not signal what we are about to see anyway.
+    keep_masked: bool,
 }
 
 impl<M: RingMem> RingTransport<M> {
@@ -76,6 +79,7 @@ impl<M: RingMem> RingTransport<M> {
             polling: false,
             blocked: None,
             waiting_for_space: false,
+            keep_masked: false,
         })
     }
 
@@ -219,9 +223,16 @@ impl<M: RingMem> RingTransport<M> {
         Ok(wrote || read)
     }
 
+    /// Whether a drained ring stays masked ([`Self::arm`]): on while the PD's
+    /// runtime polls; switched off before it sleeps, and the next `arm` unmasks.
+    pub fn keep_masked(&mut self, on: bool) {
+        self.keep_masked = on;
+    }
+
     /// About to wait: re-arms the wake-up (for space if a reply did not fit, else
     /// for data). Returns `true` if what we would wait for is already there, so
-    /// the caller goes on instead of waiting.
+    /// the caller goes on instead of waiting. While polling, the data wake-up is
+    /// left masked: the next poll looks at the ring itself.
     pub fn arm(&mut self) -> Result<bool, RingBroken> {
         if let Some(need) = self.blocked.take() {
             self.waiting_for_space = true;
@@ -230,7 +241,76 @@ impl<M: RingMem> RingTransport<M> {
                 .set_pending_send_size(need)
                 .map_err(RingBroken::Outgoing);
         }
+        if self.keep_masked {
+            return Ok(false);
+        }
         self.polling = false;
         self.incoming.unmask_interrupts().map_err(incoming)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use core::sync::atomic::{AtomicU64, Ordering};
+    use std::vec::Vec;
+
+    use ipc::{Perms, Region};
+    use vmbus_ring::protocol::PAGE_SIZE;
+    use vmbus_ring::{OutgoingKind, OutgoingPacket, RegionRingMem, RingMem};
+
+    use super::*;
+
+    fn ring(words: &[AtomicU64]) -> RegionRingMem<'_> {
+        let mem = RegionRingMem::new(Region::from_atomics(words, Perms::RW)).unwrap();
+        mem.control().initialize();
+        mem
+    }
+
+    fn mask(mem: &RegionRingMem<'_>) -> u32 {
+        mem.control().interrupt_mask().load(Ordering::SeqCst)
+    }
+
+    /// The guest's end: one in-band packet, and whether the commit signals.
+    fn guest_sends(mem: RegionRingMem<'_>) -> bool {
+        let mut tx = OutgoingRing::new(mem).unwrap();
+        let packet = OutgoingPacket {
+            transaction_id: 1,
+            completion_requested: true,
+            kind: OutgoingKind::InBand,
+        };
+        tx.write_packet(&packet, &[b"request"]).unwrap();
+        tx.commit().unwrap()
+    }
+
+    #[test]
+    fn a_polled_ring_stays_masked_until_the_runtime_parks() {
+        let words: Vec<AtomicU64> = (0..4 * PAGE_SIZE / 8).map(|_| AtomicU64::new(0)).collect();
+        let (inc, out) = words.split_at(2 * PAGE_SIZE / 8);
+        let (inc, out) = (ring(inc), ring(out));
+        let mut rings = RingTransport::new(inc, out).unwrap();
+
+        // Not polling: drained and re-armed, so the guest's next packet signals.
+        assert_eq!(rings.peek().unwrap(), None);
+        assert!(!rings.arm().unwrap());
+        assert_eq!(mask(&inc), 0);
+
+        // Polling: the drained ring stays masked and the guest does not signal.
+        rings.keep_masked(true);
+        assert_eq!(rings.peek().unwrap(), None);
+        assert!(!rings.arm().unwrap());
+        assert_eq!(mask(&inc), 1);
+        assert!(!guest_sends(inc), "a masked reader gets no signal");
+
+        // Parking unmasks and looks again: the unsignalled packet is found.
+        rings.keep_masked(false);
+        assert!(rings.arm().unwrap(), "the packet sent while masked");
+        assert_eq!(mask(&inc), 0);
+        assert!(rings.peek().unwrap().is_some());
+        rings.consume().unwrap();
+        assert!(!rings.flush().unwrap());
+        assert!(!rings.arm().unwrap());
+        assert!(guest_sends(inc), "unmasked and empty again: signal");
     }
 }

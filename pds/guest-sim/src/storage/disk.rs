@@ -12,6 +12,7 @@ use synic_pd::Instance;
 use vmbus_protocol::Relid;
 use vmbus_ring::GpadlRingMem;
 
+use crate::time::Poller;
 use crate::vcpu::Vcpu;
 use crate::{Failure, Result};
 
@@ -21,6 +22,7 @@ type Ring = GpadlRingMem<'static, Vec<u64>>;
 /// connection, a wait is the channel's event flag on the paravisor SynIC.
 struct VcpuHost<'v, 'k> {
     vcpu: &'v mut Vcpu<'k>,
+    poller: &'v mut Poller,
     relid: Relid,
     connection_id: u32,
     instance: Instance,
@@ -40,6 +42,10 @@ impl Host for VcpuHost<'_, '_> {
             .wait_event(self.instance, self.relid.0, "a storvsp completion")
             .map_err(|e| e.0)
     }
+
+    fn poll(&mut self, ready: &mut dyn FnMut() -> bool) -> bool {
+        self.poller.poll(ready)
+    }
 }
 
 fn failure(e: ClientError) -> Failure {
@@ -49,6 +55,7 @@ fn failure(e: ClientError) -> Failure {
 /// The open storage channel.
 pub(crate) struct Disk {
     pub client: Storvsc<Ring>,
+    poller: Poller,
     relid: Relid,
     connection_id: u32,
     instance: Instance,
@@ -74,24 +81,31 @@ impl Disk {
         vmbus_ring::RingMem::control(&rx).initialize();
         Ok(Self {
             client: Storvsc::new(tx, rx).map_err(|e| Failure(format!("rings: {e}")))?,
+            poller: Poller::default(),
             relid,
             connection_id,
             instance,
         })
     }
 
-    fn host<'v, 'k>(&self, vcpu: &'v mut Vcpu<'k>) -> VcpuHost<'v, 'k> {
-        VcpuHost {
+    /// The client's host for one call, and the client (borrowed apart).
+    fn split<'v, 'k>(
+        &'v mut self,
+        vcpu: &'v mut Vcpu<'k>,
+    ) -> (&'v mut Storvsc<Ring>, VcpuHost<'v, 'k>) {
+        let host = VcpuHost {
             vcpu,
+            poller: &mut self.poller,
             relid: self.relid,
             connection_id: self.connection_id,
             instance: self.instance,
-        }
+        };
+        (&mut self.client, host)
     }
 
     pub fn run(&mut self, vcpu: &mut Vcpu<'_>, reqs: &[Request<'_>]) -> Result<Vec<Reply>> {
-        let mut host = self.host(vcpu);
-        self.client.run(&mut host, reqs).map_err(failure)
+        let (client, mut host) = self.split(vcpu);
+        client.run(&mut host, reqs).map_err(failure)
     }
 
     pub fn srb(
@@ -101,8 +115,8 @@ impl Disk {
         dir: DataDirection,
         buf: Option<&GuestBuf>,
     ) -> Result<Reply> {
-        let mut host = self.host(vcpu);
-        self.client.srb(&mut host, cdb, dir, buf).map_err(failure)
+        let (client, mut host) = self.split(vcpu);
+        client.srb(&mut host, cdb, dir, buf).map_err(failure)
     }
 
     pub fn negotiate(
@@ -110,7 +124,7 @@ impl Disk {
         vcpu: &mut Vcpu<'_>,
         versions: &[storvsp_protocol::ProtocolVersion],
     ) -> Result<storvsc_client::Negotiated> {
-        let mut host = self.host(vcpu);
-        self.client.negotiate(&mut host, versions).map_err(failure)
+        let (client, mut host) = self.split(vcpu);
+        client.negotiate(&mut host, versions).map_err(failure)
     }
 }
