@@ -18,13 +18,20 @@ const BLOCKS: u64 = IMAGE / 512;
 const RAM_PAGES: usize = 160; // 640 KiB of guest RAM
 const MAX_IO_BLOCKS: u64 = 1024; // 512 KiB, the advertised maximum transfer
 
-#[test]
-fn random_writes_read_back_through_srbs_and_match_the_file() {
-    let tmp = tempfile::NamedTempFile::new().unwrap();
-    tmp.as_file().set_len(IMAGE).unwrap();
-    let backend = FileBackend::open(tmp.path(), false).unwrap();
+/// A controller negotiated over a fresh, sparse image file of [`IMAGE`] bytes; the
+/// file lives as long as the returned handle.
+fn negotiated_on_image() -> (tempfile::NamedTempFile, Harness) {
+    let tmp = tempfile::NamedTempFile::new().expect("temp file");
+    tmp.as_file().set_len(IMAGE).expect("image size");
+    let backend = FileBackend::open(tmp.path(), false).expect("open the image");
     let mut h = Harness::new(Box::new(backend), RAM_PAGES);
     h.negotiate();
+    (tmp, h)
+}
+
+#[test]
+fn random_writes_read_back_through_srbs_and_match_the_file() {
+    let (tmp, mut h) = negotiated_on_image();
 
     let mut model = vec![0u8; IMAGE as usize];
     let mut rng = Rng(0x5eed_1234_abcd_0001);
@@ -97,11 +104,7 @@ fn random_writes_read_back_through_srbs_and_match_the_file() {
 #[test]
 fn unmap_punches_holes_in_the_image() {
     use std::os::unix::fs::MetadataExt;
-    let tmp = tempfile::NamedTempFile::new().unwrap();
-    tmp.as_file().set_len(IMAGE).unwrap();
-    let backend = FileBackend::open(tmp.path(), false).unwrap();
-    let mut h = Harness::new(Box::new(backend), RAM_PAGES);
-    h.negotiate();
+    let (tmp, mut h) = negotiated_on_image();
     h.write_guest(4096, &vec![0x5A; 512 * 1024]);
     for k in 0..8 {
         let c = h.srb(&Srb::write(&rw16(0x8A, k * 1024, 1024), 512 * 1024, 1));
