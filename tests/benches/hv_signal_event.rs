@@ -15,8 +15,6 @@ use hvcall_pd::api::{self, RegisterStatus, Registration, RouteKind};
 use hvcall_pd::pd::{self as hv, HvcallPd};
 use hvcall_pd::{HypercallRequest, Outcome, ServiceMessage};
 use hvdef::hypercall::SignalEventInput;
-use hvdef::msr::*;
-use hvdef::synic::{SimpSiefpRegister, SintRegister};
 use hvdef::{Control, HvStatus, HypercallCode, Vtl};
 use ipc::testing::{leaked_region, FakeInit};
 use ipc::{Channel, Consumer, Handler, IpcError, Kernel, MessageInfo, MessageRegisters, Queue};
@@ -29,6 +27,7 @@ const H_SYNIC: Channel = Channel::new(1);
 const H_PORTS: Channel = Channel::new(3);
 const S_VCPU: Channel = Channel::new(0);
 const S_HVCALL: Channel = Channel::new(1);
+const SIMP: u64 = 0x4000;
 const SIEFP: u64 = 0x5000;
 const CONN: u32 = 0x11;
 
@@ -119,14 +118,8 @@ fn in_process(n: u64) -> f64 {
     };
     let mut hvcall: Box<HvcallPd<8, 64>> =
         Box::new(HvcallPd::init(&hvcall_init).expect("hvcall init"));
-    for (msr, value) in [
-        (
-            HV_X64_MSR_SIEFP,
-            SimpSiefpRegister::new(true, SIEFP >> 12).0,
-        ),
-        (HV_X64_MSR_SINT0 + 2, SintRegister::new(0x30).0),
-        (HV_X64_MSR_SCONTROL, 1),
-    ] {
+    // VP 0 enables the paravisor SynIC the way Linux does.
+    for (msr, value) in hvdef::synic::enable_writes(SIMP, SIEFP, 2, 0x30) {
         let mut mrs = MessageRegisters::new();
         let info = synic_pd::api::Request::WriteMsr {
             vp: 0,
@@ -171,13 +164,8 @@ fn in_process(n: u64) -> f64 {
         reserved: 0,
     }
     .to_u64();
-    let req = HypercallRequest {
-        vp: 0,
-        vtl: Vtl::VTL0,
-        control: Control::new(HypercallCode::SIGNAL_EVENT).with_fast(true),
-        rdx: input,
-        r8: 0,
-    };
+    let control = Control::new(HypercallCode::SIGNAL_EVENT).with_fast(true);
+    let req = HypercallRequest::vp0(control, input, 0);
     let flag_byte = SIEFP as usize + 2 * 256;
     let start = Instant::now();
     for _ in 0..n {
