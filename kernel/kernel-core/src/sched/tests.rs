@@ -57,6 +57,14 @@ fn notify(to: PdId, bit: u8) -> Cap {
     }
 }
 
+/// A PD at `priority` that may run `budget_us` of each 1000 us period.
+fn budgeted(priority: u8, budget_us: u64) -> PdConfig {
+    PdConfig {
+        budget_us,
+        ..pd(priority)
+    }
+}
+
 fn call(to: PdId, badge: u8) -> Cap {
     Cap {
         ppc: Some((to, badge)),
@@ -420,9 +428,7 @@ fn equal_priorities_take_turns_on_each_tick() {
 
 #[test]
 fn a_pd_over_budget_waits_for_its_next_period_and_lower_ones_run() {
-    let mut hog = pd(50);
-    hog.budget_us = 300;
-    let mut k = Kernel::new(&[hog, pd(10)]);
+    let mut k = Kernel::new(&[budgeted(50, 300), pd(10)]);
     let mut fx = Rec::default();
     assert_eq!(k.schedule(), Some(0));
     k.tick(100);
@@ -444,9 +450,7 @@ fn a_pd_over_budget_waits_for_its_next_period_and_lower_ones_run() {
 
 #[test]
 fn a_refill_after_missed_periods_lets_the_pd_run_again() {
-    let mut hog = pd(50);
-    hog.budget_us = 100;
-    let mut k = Kernel::new(&[hog, pd(10)]);
+    let mut k = Kernel::new(&[budgeted(50, 100), pd(10)]);
     k.schedule();
     tick_runs(&mut k, 100, 1);
     k.tick(5000);
@@ -464,8 +468,7 @@ fn a_refill_after_missed_periods_lets_the_pd_run_again() {
 
 #[test]
 fn a_passive_server_runs_on_its_callers_budget() {
-    let mut client = pd(20);
-    client.budget_us = 300;
+    let mut client = budgeted(20, 300);
     client.caps[0] = call(1, 0);
     let mut server = pd(30);
     server.passive = true;
