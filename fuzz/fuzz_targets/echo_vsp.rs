@@ -9,9 +9,9 @@ mod bytes;
 
 use std::sync::OnceLock;
 
+use bytes::word;
 use ipc::testing::{leaked_region, FakeInit, RoutingKernel};
 use ipc::{Channel, ChannelSet, Handler, IpcError, MessageInfo, MessageRegisters, Perms};
-use bytes::word;
 use libfuzzer_sys::fuzz_target;
 use vmbus_device::names as config;
 use vmbus_ring::{GpadlRingMem, OutgoingKind, OutgoingPacket, OutgoingRing, RingMem, PAGE_SIZE};
@@ -132,6 +132,7 @@ fuzz_target!(|data: &[u8]| {
                 let _ = pd.protected(&mut k, VMBUS, msg, &mut mrs);
                 let open = VspOpen {
                     relid: Relid(1),
+                    subchannel_index: 0,
                     open_id: 1,
                     ring_gpadl: gpadl,
                     downstream_page_offset: u32::from(arg.get(1).copied().unwrap_or(4) % 9),

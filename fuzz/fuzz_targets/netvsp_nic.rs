@@ -3,7 +3,9 @@
 //! everything it writes to the guest must stay inside what the guest gave it: a
 //! transfer range inside one receive section, completions of NVSP size.
 //!
-//! Byte 0 bit 0 runs Linux's bring-up first, so most inputs reach the data path.
+//! Byte 0 bit 0 runs Linux's bring-up first (with 3 vRSS sub-channels granted),
+//! so most inputs reach the data path. Each operation picks a queue (the primary
+//! or a sub-channel, opened and closed at random) to act on.
 #![no_main]
 
 #[path = "common/bytes.rs"]
@@ -65,6 +67,11 @@ fn bring_up<'a>(
         Message::SendSendBuffer(nvsp::SendBuffer {
             gpadl: u32le(2),
             id: 0.into(),
+        })
+        .encode(),
+        Message::Subchannel(nvsp::SubchannelRequest {
+            op: u32le(nvsp::SUBCHANNEL_ALLOCATE),
+            count: u32le(3),
         })
         .encode(),
     ];
@@ -131,6 +138,7 @@ fuzz_target!(|data: &[u8]| {
         }
         let op = c.u8();
         ring.refuse = op & 0x80 != 0;
+        let q = usize::from((op >> 4) & 3);
         let tid = u64::from(c.u16());
         match op & 7 {
             0 | 1 => {
@@ -142,7 +150,7 @@ fuzz_target!(|data: &[u8]| {
                     kind: IncomingKind::InBand,
                     payload: &payload,
                 };
-                nic.handle(packet, &mut ring, &mut lookup, &mut lb);
+                nic.handle_on(q, packet, &mut ring, &mut lookup, &mut lb);
             }
             2 => {
                 let packet = Incoming {
@@ -151,7 +159,7 @@ fuzz_target!(|data: &[u8]| {
                     kind: IncomingKind::Completion,
                     payload: &[],
                 };
-                nic.handle(packet, &mut ring, &mut lookup, &mut lb);
+                nic.handle_on(q, packet, &mut ring, &mut lookup, &mut lb);
             }
             3 => {
                 let at = usize::from(c.u16()) % SEND_LEN;
@@ -174,17 +182,23 @@ fuzz_target!(|data: &[u8]| {
                     kind: IncomingKind::GpaDirect(&gpa),
                     payload: &m,
                 };
-                nic.handle(packet, &mut ring, &mut lookup, &mut lb);
+                nic.handle_on(q, packet, &mut ring, &mut lookup, &mut lb);
             }
             5 => {
                 let len = usize::from(c.u16() % 1600);
                 let frame = c.take(len).to_vec();
                 lb.transmit(&frame);
-                nic.poll_rx(&mut ring, &mut lb);
+                nic.poll_rx_on(q, &mut ring, &mut lb);
             }
             6 => nic.set_link(op & 8 != 0),
+            _ if op & 8 != 0 => {
+                if !nic.open_queue(q) {
+                    nic.close_queue(q);
+                }
+            }
             _ => {
-                nic.flush(&mut ring);
+                nic.flush_on(q, &mut ring);
+                let _ = nic.take_woken();
             }
         }
         assert!(nic.sections_out() <= RECEIVE_LEN / 1728);

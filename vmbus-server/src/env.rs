@@ -62,6 +62,8 @@ pub struct GpadlMapping<'a> {
 #[derive(Copy, Clone, Debug)]
 pub struct OpenRequest<'a> {
     pub relid: Relid,
+    /// The offer's sub-channel index (0: a primary channel).
+    pub subchannel_index: u16,
     pub open_id: u32,
     pub ring_gpadl: GpadlId,
     /// The ring GPADL's pages: guest-to-host ring first, host-to-guest ring from

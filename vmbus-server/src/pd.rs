@@ -115,6 +115,7 @@ fn sint_target(vp: u32, paravisor_synic: bool, sint: u8) -> SintTarget {
 fn vsp_open(r: &OpenRequest<'_>) -> VspOpen {
     VspOpen {
         relid: r.relid,
+        subchannel_index: r.subchannel_index,
         open_id: r.open_id,
         ring_gpadl: r.ring_gpadl,
         downstream_page_offset: r.downstream_page_offset,

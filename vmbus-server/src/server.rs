@@ -919,8 +919,13 @@ impl Server {
             ));
         };
         let version = connection.version;
+        let subchannel_index = self
+            .channels
+            .get(&relid)
+            .map_or(0, |c| c.params.subchannel_index);
         let request = OpenRequest {
             relid,
+            subchannel_index,
             open_id: o.open_id,
             ring_gpadl: gpadl,
             ring,

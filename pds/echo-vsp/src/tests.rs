@@ -79,6 +79,7 @@ impl Rig {
     fn open(&mut self, gpadl: u32, split: u32, confidential: bool) -> u32 {
         let open = VspOpen {
             relid: RELID,
+            subchannel_index: 0,
             open_id: 1,
             ring_gpadl: GpadlId(gpadl),
             downstream_page_offset: split,

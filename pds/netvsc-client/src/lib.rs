@@ -10,6 +10,12 @@
 //!
 //! The host side runs when the client calls `pump` (a test's in-process host, or
 //! a signal to another PD followed by waiting).
+//!
+//! vRSS as `rndis_set_subchannel` does it: [`Netvsc::request_subchannels`] asks
+//! the host on the primary; the caller opens each offered sub-channel at the
+//! VMBus level and hands its rings over ([`Netvsc::attach_subchannel`]), then
+//! sets the RSS parameters ([`Netvsc::set_rss`]). Frames may then be sent on any
+//! channel, and each received frame is tagged with the channel it came on.
 #![no_std]
 
 extern crate alloc;
@@ -64,6 +70,8 @@ pub enum ClientError {
     /// No answer after the pump ran this many times.
     Timeout,
     Ring,
+    /// No channel with this index is attached.
+    NoChannel(u16),
 }
 
 /// What bring-up found out.
@@ -84,9 +92,14 @@ const PUMPS: usize = 64;
 /// requests.
 const DATA_TID: u64 = 1 << 32;
 
+/// A channel's two rings: guest-to-host, host-to-guest.
+type Rings<M> = (OutgoingRing<M>, IncomingRing<M>);
+
 pub struct Netvsc<'a, M: RingMem> {
-    out: OutgoingRing<M>,
-    inp: IncomingRing<M>,
+    /// Index 0 the primary channel, `i` sub-channel `i` once attached.
+    channels: Vec<Option<Rings<M>>>,
+    /// Sub-channels the host granted.
+    granted: u32,
     layout: Layout<'a>,
     next_tid: u64,
     next_request: u32,
@@ -95,7 +108,8 @@ pub struct Netvsc<'a, M: RingMem> {
     send_free: Vec<u32>,
     completions: BTreeMap<u64, [u8; MESSAGE_SIZE]>,
     control: VecDeque<Vec<u8>>,
-    frames: VecDeque<Vec<u8>>,
+    /// Received frames and the channel each came on.
+    frames: VecDeque<(u16, Vec<u8>)>,
     pub indications: Vec<u32>,
     /// Frames whose completion status was not SUCCESS.
     pub tx_refused: u64,
@@ -136,8 +150,8 @@ impl<'a, M: RingMem> Netvsc<'a, M> {
     /// `out` is the guest-to-host ring, `inp` the host-to-guest one.
     pub fn new(out: OutgoingRing<M>, inp: IncomingRing<M>, layout: Layout<'a>) -> Self {
         Self {
-            out,
-            inp,
+            channels: alloc::vec![Some((out, inp))],
+            granted: 0,
             layout,
             next_tid: 1,
             next_request: 1,
@@ -153,11 +167,27 @@ impl<'a, M: RingMem> Netvsc<'a, M> {
         }
     }
 
+    fn rings(&mut self, channel: u16) -> Result<&mut Rings<M>, ClientError> {
+        self.channels
+            .get_mut(usize::from(channel))
+            .and_then(Option::as_mut)
+            .ok_or(ClientError::NoChannel(channel))
+    }
+
     fn write(&mut self, packet: &OutgoingPacket<'_>, payload: &[u8]) -> Result<(), ClientError> {
-        self.out
-            .write_packet(packet, &[payload])
+        self.write_on(0, packet, payload)
+    }
+
+    fn write_on(
+        &mut self,
+        channel: u16,
+        packet: &OutgoingPacket<'_>,
+        payload: &[u8],
+    ) -> Result<(), ClientError> {
+        let (out, _) = self.rings(channel)?;
+        out.write_packet(packet, &[payload])
             .map_err(|_| ClientError::Ring)?;
-        self.out.commit().map_err(|_| ClientError::Ring)?;
+        out.commit().map_err(|_| ClientError::Ring)?;
         Ok(())
     }
 
@@ -208,19 +238,29 @@ impl<'a, M: RingMem> Netvsc<'a, M> {
         Message::parse(&reply).map_err(|_| ClientError::Host("unparsable completion"))
     }
 
-    /// Reads everything the host sent: completions, received messages (each
-    /// completed back at once, as Linux does), in-band notes.
+    /// Reads everything the host sent on every channel: completions, received
+    /// messages (each completed back at once on its channel, as Linux does),
+    /// in-band notes.
     pub fn poll(&mut self) -> Result<(), ClientError> {
+        for channel in 0..self.channels.len() {
+            if self.channels[channel].is_some() {
+                self.poll_on(channel as u16)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn poll_on(&mut self, channel: u16) -> Result<(), ClientError> {
         loop {
-            let p = match self.inp.read() {
+            let (_, inp) = self.rings(channel)?;
+            let p = match inp.read() {
                 Ok(p) => p,
                 Err(vmbus_ring::ReadError::Empty) => break,
                 Err(_) => return Err(ClientError::Ring),
             };
             let mut payload = [0u8; MESSAGE_SIZE];
             let n = p.payload.len().min(MESSAGE_SIZE);
-            self.inp
-                .copy_from(&p.payload, 0, &mut payload[..n])
+            inp.copy_from(&p.payload, 0, &mut payload[..n])
                 .map_err(|_| ClientError::Ring)?;
             match p.kind {
                 IncomingKind::Completion => self.completed(p.transaction_id, payload),
@@ -228,13 +268,12 @@ impl<'a, M: RingMem> Netvsc<'a, M> {
                     if tp.transfer_page_set_id != nvsp::RECEIVE_BUFFER_ID {
                         return Err(ClientError::Host("transfer pages of another set"));
                     }
-                    let ranges: Vec<_> = self
-                        .inp
+                    let ranges: Vec<_> = inp
                         .transfer_ranges(&tp)
                         .collect::<Result<_, _>>()
                         .map_err(|_| ClientError::Ring)?;
                     for r in ranges {
-                        self.received(r.byte_offset, r.byte_count)?;
+                        self.received(channel, r.byte_offset, r.byte_count)?;
                     }
                     let done = Message::SendRndisPacketComplete(nvsp::SendRndisPacketComplete {
                         status: u32le(Status::SUCCESS.0),
@@ -244,12 +283,13 @@ impl<'a, M: RingMem> Netvsc<'a, M> {
                         completion_requested: false,
                         kind: OutgoingKind::Completion,
                     };
-                    self.write(&packet, &done.encode())?;
+                    self.write_on(channel, &packet, &done.encode())?;
                 }
                 _ => {}
             }
         }
-        self.inp.commit().map_err(|_| ClientError::Ring)?;
+        let (_, inp) = self.rings(channel)?;
+        inp.commit().map_err(|_| ClientError::Ring)?;
         Ok(())
     }
 
@@ -267,7 +307,7 @@ impl<'a, M: RingMem> Netvsc<'a, M> {
         }
     }
 
-    fn received(&mut self, offset: u32, count: u32) -> Result<(), ClientError> {
+    fn received(&mut self, channel: u16, offset: u32, count: u32) -> Result<(), ClientError> {
         let rb = self.layout.receive;
         if count > self.receive_section || offset as usize + count as usize > rb.len {
             return Err(ClientError::Host("transfer range outside a section"));
@@ -280,7 +320,7 @@ impl<'a, M: RingMem> Netvsc<'a, M> {
         let (m, _) =
             rndis::parse(&self.scratch).map_err(|_| ClientError::Host("unparsable RNDIS"))?;
         match m {
-            rndis::Message::Packet(p) => self.frames.push_back(p.frame.to_vec()),
+            rndis::Message::Packet(p) => self.frames.push_back((channel, p.frame.to_vec())),
             rndis::Message::IndicateStatus(s, _) => self.indications.push(s.status.get()),
             _ => self.control.push_back(self.scratch.clone()),
         }
@@ -359,10 +399,95 @@ impl<'a, M: RingMem> Netvsc<'a, M> {
     }
 
     fn set(&mut self, oid: u32, info: &[u8], pump: &mut dyn FnMut()) -> Result<(), ClientError> {
-        match self.oid(MessageType::SET, oid, info, pump)?.0 {
+        match self.set_status(oid, info, pump)? {
             rndis::Status::SUCCESS => Ok(()),
             _ => Err(ClientError::Host("set refused")),
         }
+    }
+
+    /// An RNDIS SET of `oid` with `info` as given (hostile-guest tests); the
+    /// host's status.
+    pub fn set_status(
+        &mut self,
+        oid: u32,
+        info: &[u8],
+        pump: &mut dyn FnMut(),
+    ) -> Result<rndis::Status, ClientError> {
+        Ok(self.oid(MessageType::SET, oid, info, pump)?.0)
+    }
+
+    /// NVSP SUBCHANNEL ALLOCATE for `count` sub-channels; how many the host
+    /// granted (it may grant fewer, never more: Linux refuses more).
+    pub fn request_subchannels(
+        &mut self,
+        count: u32,
+        pump: &mut dyn FnMut(),
+    ) -> Result<u32, ClientError> {
+        let request = Message::Subchannel(nvsp::SubchannelRequest {
+            op: u32le(nvsp::SUBCHANNEL_ALLOCATE),
+            count: u32le(count),
+        });
+        let tid = self.inband(request, true)?;
+        let reply = self.wait(tid, pump)?;
+        let c = Message::parse_subchannel_complete(&reply)
+            .map_err(|_| ClientError::Host("unparsable subchannel completion"))?;
+        if c.status.get() != Status::SUCCESS.0 {
+            return Err(ClientError::Host("sub-channel request failed"));
+        }
+        if c.count.get() > count {
+            return Err(ClientError::Host("more sub-channels than asked"));
+        }
+        self.granted = c.count.get();
+        Ok(self.granted)
+    }
+
+    /// Sub-channel `index` (its offer's sub-channel index) is open on these rings.
+    pub fn attach_subchannel(
+        &mut self,
+        index: u16,
+        out: OutgoingRing<M>,
+        inp: IncomingRing<M>,
+    ) -> Result<(), ClientError> {
+        let i = usize::from(index);
+        if index == 0 || u32::from(index) > self.granted {
+            return Err(ClientError::Host(
+                "an offer with a sub-channel index never granted",
+            ));
+        }
+        if self.channels.len() <= i {
+            self.channels.resize_with(i + 1, || None);
+        }
+        if self.channels[i].is_some() {
+            return Err(ClientError::Host("a sub-channel offered twice"));
+        }
+        self.channels[i] = Some((out, inp));
+        Ok(())
+    }
+
+    /// Sub-channel `index` closed: its rings are given back.
+    pub fn detach_subchannel(&mut self, index: u16) -> Option<Rings<M>> {
+        if index == 0 {
+            return None;
+        }
+        self.channels
+            .get_mut(usize::from(index))
+            .and_then(Option::take)
+    }
+
+    /// Sets RSS as `rndis_filter_set_rss_param` does: Toeplitz with `key` over
+    /// `hash_types` (NDIS_HASH_* bits), `table` mapping hash to channel. The
+    /// host's status.
+    pub fn set_rss(
+        &mut self,
+        table: &[u32],
+        key: &[u8],
+        hash_types: u32,
+        pump: &mut dyn FnMut(),
+    ) -> Result<rndis::Status, ClientError> {
+        let mut info = Vec::new();
+        let hash = oid::hash::TOEPLITZ | hash_types;
+        oid::rss_parameters(0, hash, table, key, &mut info);
+        self.set_status(oid::GEN_RECEIVE_SCALE_PARAMETERS, &info, pump)
     }
 
     /// The whole bring-up, newest version first as Linux tries them, stopping at
@@ -527,6 +652,12 @@ impl<'a, M: RingMem> Netvsc<'a, M> {
         self.send_batch(&[frame])
     }
 
+    /// The same on channel `channel` (0 the primary, else an attached
+    /// sub-channel), as Linux's transmit queues pick one.
+    pub fn send_frame_on(&mut self, channel: u16, frame: &[u8]) -> Result<bool, ClientError> {
+        self.send_split_on(channel, &batch(&[frame], false), &[])
+    }
+
     /// Queues several frames in one send-buffer section, as Linux batches them
     /// (`xmit_more`): each RNDIS message but the last padded to 8 bytes, the
     /// padding counted in its length.
@@ -551,6 +682,16 @@ impl<'a, M: RingMem> Netvsc<'a, M> {
     /// One SEND_RNDIS_PACKET: `section_bytes` in a send section, `ranged` (if
     /// any) in the control page named by a GPA range.
     fn send_split(&mut self, section_bytes: &[u8], ranged: &[u8]) -> Result<bool, ClientError> {
+        self.send_split_on(0, section_bytes, ranged)
+    }
+
+    fn send_split_on(
+        &mut self,
+        channel: u16,
+        section_bytes: &[u8],
+        ranged: &[u8],
+    ) -> Result<bool, ClientError> {
+        self.rings(channel)?;
         if section_bytes.len() > self.send_section as usize || ranged.len() > PAGE_SIZE {
             return Err(ClientError::Host("message larger than a send section"));
         }
@@ -582,7 +723,8 @@ impl<'a, M: RingMem> Netvsc<'a, M> {
                 OutgoingKind::GpaDirect(&range)
             },
         };
-        match self.out.write_packet(&packet, &[&m.encode()]) {
+        let (out, _) = self.rings(channel)?;
+        match out.write_packet(&packet, &[&m.encode()]) {
             Ok(()) => Ok(true),
             Err(vmbus_ring::WriteError::Full { .. }) => {
                 self.send_free.push(section);
@@ -592,13 +734,20 @@ impl<'a, M: RingMem> Netvsc<'a, M> {
         }
     }
 
-    /// Publishes queued sends.
+    /// Publishes queued sends on every channel.
     pub fn flush(&mut self) -> Result<(), ClientError> {
-        self.out.commit().map_err(|_| ClientError::Ring)?;
+        for (out, _) in self.channels.iter_mut().flatten() {
+            out.commit().map_err(|_| ClientError::Ring)?;
+        }
         Ok(())
     }
 
     pub fn receive_frame(&mut self) -> Option<Vec<u8>> {
+        self.frames.pop_front().map(|(_, f)| f)
+    }
+
+    /// The next received frame and the channel it came on.
+    pub fn receive_frame_on(&mut self) -> Option<(u16, Vec<u8>)> {
         self.frames.pop_front()
     }
 

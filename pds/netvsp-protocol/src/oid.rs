@@ -1,7 +1,9 @@
 //! NDIS object identifiers Linux's `rndis_filter.c` queries and sets, and the NDIS
 //! objects some of them carry.
 
+use alloc::vec::Vec;
 use zerocopy::byteorder::little_endian::{U16, U32};
+
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 pub const GEN_SUPPORTED_LIST: u32 = 0x0001_0101;
@@ -105,9 +107,94 @@ wire_structs! {
         pub receive_queues: U32,
         pub indirection_table_entries: U16,
     }
+
+    /// `struct ndis_recv_scale_param` (revision 2): the indirection table and hash
+    /// key follow at the offsets it names, counted from the object's start.
+    pub struct ReceiveScaleParameters {
+        pub header: ObjectHeader,
+        pub flags: U16,
+        pub base_cpu: U16,
+        pub hash_info: U32,
+        /// Bytes, 4 per entry.
+        pub indirection_table_size: U16,
+        pub reserved0: U16,
+        pub indirection_table_offset: U32,
+        pub hash_key_size: U16,
+        pub reserved1: U16,
+        pub hash_key_offset: U32,
+        pub processor_masks_offset: U32,
+        pub processor_masks: U32,
+        pub processor_masks_entry_size: U32,
+    }
 }
+
+/// `NDIS_RSS_PARAM_FLAG_*` of [`ReceiveScaleParameters::flags`]: which parts a
+/// set leaves as they were, or RSS off.
+pub mod rss_flags {
+    pub const HASH_INFO_UNCHANGED: u16 = 0x0002;
+    pub const ITABLE_UNCHANGED: u16 = 0x0004;
+    pub const HASH_KEY_UNCHANGED: u16 = 0x0008;
+    pub const DISABLE_RSS: u16 = 0x0020;
+}
+
+/// `NDIS_HASH_*` bits of [`ReceiveScaleParameters::hash_info`].
+pub mod hash {
+    /// The function, in the low byte: Toeplitz is the only one.
+    pub const FUNCTION_MASK: u32 = 0xff;
+    pub const TOEPLITZ: u32 = 0x1;
+    /// Packet types hashed by their addresses alone.
+    pub const IPV4: u32 = 0x100;
+    pub const IPV6: u32 = 0x400;
+    /// Packet types hashed by addresses and ports.
+    pub const TCP_IPV4: u32 = 0x200;
+    pub const TCP_IPV6: u32 = 0x1000;
+    pub const UDP_IPV4: u32 = 0x4000;
+    pub const UDP_IPV6: u32 = 0x8000;
+}
+
+/// OID_GEN_RECEIVE_SCALE_PARAMETERS as Linux's `rndis_set_rss_param_msg` lays it
+/// out: the fixed part with `flags`, the indirection `table` right after it, the
+/// `key` after the table, appended to `out`.
+pub fn rss_parameters(flags: u16, hash_info: u32, table: &[u32], key: &[u8], out: &mut Vec<u8>) {
+    let fixed = size_of::<ReceiveScaleParameters>();
+    let table_bytes = 4 * table.len();
+    let p = ReceiveScaleParameters {
+        header: ObjectHeader {
+            object_type: OBJECT_TYPE_RSS_PARAMETERS,
+            revision: RSS_REVISION_2,
+            size: U16::new(fixed as u16),
+        },
+        flags: U16::new(flags),
+        base_cpu: U16::new(0),
+        hash_info: U32::new(hash_info),
+        indirection_table_size: U16::new(table_bytes as u16),
+        reserved0: U16::new(0),
+        indirection_table_offset: U32::new(fixed as u32),
+        hash_key_size: U16::new(key.len() as u16),
+        reserved1: U16::new(0),
+        hash_key_offset: U32::new((fixed + table_bytes) as u32),
+        processor_masks_offset: U32::new(0),
+        processor_masks: U32::new(0),
+        processor_masks_entry_size: U32::new(0),
+    };
+    out.extend_from_slice(p.as_bytes());
+    table
+        .iter()
+        .for_each(|e| out.extend_from_slice(&e.to_le_bytes()));
+    out.extend_from_slice(key);
+}
+
+/// `NDIS_RECEIVE_SCALE_CAPABILITIES_REVISION_2` / `..._PARAMETERS_REVISION_2`.
+pub const RSS_REVISION_2: u8 = 2;
+/// The Toeplitz key length NDIS and Linux use.
+pub const RSS_HASH_KEY_SIZE: usize = 40;
+
+/// `NDIS_RSS_CAPS_*` of [`ReceiveScaleCapabilities::capabilities`]: Toeplitz
+/// over TCP and UDP on both IP versions.
+pub const RSS_CAPS_TOEPLITZ_TCP_UDP: u32 = 0x1 | 0x100 | 0x200 | 0x800 | 0x1000;
 
 const _: () = {
     assert!(OFFLOAD_SIZE == 156);
     assert!(size_of::<ReceiveScaleCapabilities>() == 18);
+    assert!(size_of::<ReceiveScaleParameters>() == 40);
 };

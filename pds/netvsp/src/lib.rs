@@ -22,6 +22,7 @@ mod mem;
 mod nic;
 pub mod ring;
 mod rndis_device;
+pub mod rss;
 mod sections;
 #[cfg(feature = "testing")]
 pub mod testing;

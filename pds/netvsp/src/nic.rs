@@ -15,6 +15,14 @@
 //! Nothing here blocks. What cannot be written to the guest's ring right now waits
 //! in `pending`; while anything waits, [`Nic::is_stalled`] tells the owner to stop
 //! reading the guest's ring until [`Nic::flush`] gets it out.
+//!
+//! vRSS: the guest may ask for sub-channels (NVSP SUBCHANNEL); each opened one is
+//! a queue of this NIC ([`Nic::open_queue`]) with its own ring and its own
+//! `pending`, sharing the primary's buffers, sections and RNDIS state. Sends are
+//! taken on any queue; a received frame goes to the queue RSS picks
+//! ([`crate::rss`]), control answers to queue 0. A frame or answer for a queue
+//! other than the one being served waits in that queue's `pending`, and
+//! [`Nic::take_woken`] tells the owner which queues to serve next.
 
 use alloc::collections::VecDeque;
 use alloc::vec;
@@ -28,6 +36,10 @@ use crate::backend::Backend;
 use crate::mem::GuestBuffer;
 use crate::rndis_device::{Outcome, RndisDevice, MAX_FRAME, MAX_TRANSFER_SIZE};
 use crate::sections::Sections;
+
+/// Channels one NIC can have: the primary and up to seven sub-channels, which is
+/// what one VSP's offer slots hold (vsp_api::MAX_OFFERS_PER_VSP).
+pub const MAX_QUEUES: usize = 8;
 
 /// Receive sections are Hyper-V's size: one MTU-sized frame with its RNDIS
 /// header and per-packet info, which is what Linux sizes its copies for.
@@ -47,6 +59,8 @@ pub struct Config {
     /// The largest receive/send buffer accepted, in bytes.
     pub max_receive_buffer: usize,
     pub max_send_buffer: usize,
+    /// Channels offered for vRSS (1: no sub-channels), at most [`MAX_QUEUES`].
+    pub queues: u32,
 }
 
 impl Config {
@@ -56,6 +70,7 @@ impl Config {
             link_up: true,
             max_receive_buffer: 32 << 20,
             max_send_buffer: 16 << 20,
+            queues: MAX_QUEUES as u32,
         }
     }
 }
@@ -132,6 +147,8 @@ struct ReceiveBuffer<M> {
     mem: M,
     id: u16,
     sections: Sections,
+    /// The queue each section was last announced on.
+    owner: Vec<u8>,
 }
 
 struct SendBuffer<M> {
@@ -149,7 +166,14 @@ pub struct Nic<M> {
     rndis: RndisDevice,
     /// Control answers not yet in a receive section.
     control: VecDeque<Vec<u8>>,
-    pending: VecDeque<Pending>,
+    /// Per queue: what waits for room in that channel's ring.
+    pending: Vec<VecDeque<Pending>>,
+    /// Queues with an open channel (bit 0, the primary, always).
+    open_queues: u32,
+    /// Queues that got work while another was served.
+    woken: u32,
+    /// Sub-channels granted to the guest's SUBCHANNEL request.
+    subchannels: Option<u32>,
     scratch: Vec<u8>,
     frame: Vec<u8>,
     pub stats: Stats,
@@ -179,7 +203,8 @@ struct BadPacket;
 impl<M: GuestBuffer> Nic<M> {
     pub fn new(config: Config) -> Self {
         Self {
-            rndis: RndisDevice::new(config.mac, config.link_up),
+            rndis: RndisDevice::new(config.mac, config.link_up)
+                .with_queues(config.queues.clamp(1, MAX_QUEUES as u32)),
             config,
             version: None,
             ndis_version: (0, 0),
@@ -187,7 +212,10 @@ impl<M: GuestBuffer> Nic<M> {
             receive: None,
             send: None,
             control: VecDeque::new(),
-            pending: VecDeque::new(),
+            pending: (0..MAX_QUEUES).map(|_| VecDeque::new()).collect(),
+            open_queues: 1,
+            woken: 0,
+            subchannels: None,
             scratch: Vec::new(),
             frame: vec![0; MAX_FRAME],
             stats: Stats::default(),
@@ -219,7 +247,51 @@ impl<M: GuestBuffer> Nic<M> {
     }
 
     pub fn is_stalled(&self) -> bool {
-        !self.pending.is_empty()
+        self.is_stalled_on(0)
+    }
+
+    pub fn is_stalled_on(&self, queue: usize) -> bool {
+        self.pending.get(queue).is_some_and(|p| !p.is_empty())
+    }
+
+    /// Sub-channels granted (the owner offers that many), once the guest asked.
+    pub fn subchannels(&self) -> Option<u32> {
+        self.subchannels
+    }
+
+    /// Sub-channel `queue` (its offer's sub-channel index) opened. False if the
+    /// NIC never granted it.
+    pub fn open_queue(&mut self, queue: usize) -> bool {
+        let granted = self.subchannels.unwrap_or(0) as usize;
+        if queue == 0 || queue > granted || queue >= MAX_QUEUES {
+            return false;
+        }
+        self.open_queues |= 1 << queue;
+        true
+    }
+
+    /// Sub-channel `queue` closed: what waited for it is dropped and the sections
+    /// it held come back (its guest side is gone, nobody will complete them).
+    pub fn close_queue(&mut self, queue: usize) {
+        if queue == 0 || queue >= MAX_QUEUES {
+            return;
+        }
+        self.open_queues &= !(1 << queue);
+        self.woken &= !(1 << queue);
+        self.pending[queue].clear();
+        if let Some(r) = self.receive.as_mut() {
+            for (section, owner) in r.owner.iter().enumerate() {
+                if usize::from(*owner) == queue {
+                    r.sections.give_back(section as u64);
+                }
+            }
+        }
+    }
+
+    /// Queues (bit per queue) that got work while another was served; asking
+    /// clears them.
+    pub fn take_woken(&mut self) -> u32 {
+        core::mem::take(&mut self.woken) & self.open_queues
     }
 
     /// Whether frames from the network can reach the guest at all.
@@ -235,10 +307,22 @@ impl<M: GuestBuffer> Nic<M> {
         }
     }
 
-    /// Handles one packet from the guest. `gpadl` resolves a GPADL handle the
-    /// guest names to its buffer.
+    /// Handles one packet from the guest on the primary channel. `gpadl`
+    /// resolves a GPADL handle the guest names to its buffer.
     pub fn handle(
         &mut self,
+        packet: Incoming<'_>,
+        out: &mut dyn Outbox,
+        gpadl: &mut dyn FnMut(u32) -> Option<M>,
+        backend: &mut dyn Backend,
+    ) {
+        self.handle_on(0, packet, out, gpadl, backend)
+    }
+
+    /// Handles one packet from the guest on queue `q`'s channel, `out` its ring.
+    pub fn handle_on(
+        &mut self,
+        q: usize,
         packet: Incoming<'_>,
         out: &mut dyn Outbox,
         gpadl: &mut dyn FnMut(u32) -> Option<M>,
@@ -260,33 +344,35 @@ impl<M: GuestBuffer> Nic<M> {
             Ok(m) => m,
             Err(_) => {
                 self.stats.bad_messages += 1;
-                return self.refuse(out, &packet);
+                return self.refuse(q, out, &packet);
             }
         };
+        // Setup belongs to the primary; a sub-channel carries data.
+        let setup = q == 0;
         let reply = match message {
-            Message::Init(init) => Some(self.init(init)),
-            Message::SendNdisConfig(c) if self.version.is_some() => {
+            Message::Init(init) if setup => Some(self.init(init)),
+            Message::SendNdisConfig(c) if setup && self.version.is_some() => {
                 self.guest_mtu = c.mtu.get();
                 None
             }
-            Message::SendNdisVersion(v) if self.version.is_some() => {
+            Message::SendNdisVersion(v) if setup && self.version.is_some() => {
                 self.ndis_version = (v.major.get(), v.minor.get());
                 None
             }
-            Message::SendReceiveBuffer(b) if self.version.is_some() => {
+            Message::SendReceiveBuffer(b) if setup && self.version.is_some() => {
                 Some(self.receive_buffer(b, gpadl))
             }
-            Message::SendSendBuffer(b) if self.version.is_some() => {
+            Message::SendSendBuffer(b) if setup && self.version.is_some() => {
                 Some(self.send_buffer(b, gpadl))
             }
-            Message::RevokeReceiveBuffer(r) => {
+            Message::RevokeReceiveBuffer(r) if setup => {
                 if self.receive.as_ref().is_some_and(|b| b.id == r.id.get()) {
                     self.receive = None;
                     self.control.clear();
                 }
                 None
             }
-            Message::RevokeSendBuffer(_) => {
+            Message::RevokeSendBuffer(_) if setup => {
                 self.send = None;
                 None
             }
@@ -299,45 +385,61 @@ impl<M: GuestBuffer> Nic<M> {
                     .encode(),
                 )
             }
-            Message::Subchannel(_) => {
-                // vRSS is not offered (RSS capabilities are NOT_SUPPORTED), so a
-                // request is a guest that did not ask first: no sub-channels.
-                Some(Message::encode_subchannel_complete(
-                    nvsp::SubchannelComplete {
-                        status: u32le(Status::FAILURE.0),
-                        count: u32le(0),
-                    },
-                ))
-            }
-            Message::SwitchDataPath(_) => {
+            Message::Subchannel(r) if setup => Some(self.subchannel(r)),
+            Message::SwitchDataPath(_) if setup => {
                 // No VF to switch to; Linux waits for an empty completion.
                 if packet.completion_requested {
-                    self.send_completion(out, tid, &[]);
+                    self.send_completion(q, out, tid, &[]);
                 }
-                return self.flush_control(out);
+                return self.flush_control(q, out);
             }
             _ => {
                 self.stats.bad_messages += 1;
-                return self.refuse(out, &packet);
+                return self.refuse(q, out, &packet);
             }
         };
         if let Some(reply) = reply {
             if packet.completion_requested {
-                self.send_completion(out, tid, &reply);
+                self.send_completion(q, out, tid, &reply);
             }
         }
-        self.flush_control(out);
+        self.flush_control(q, out);
+    }
+
+    /// NVSP 5's SUBCHANNEL ALLOCATE: grants up to what the NIC offers, once.
+    fn subchannel(&mut self, r: nvsp::SubchannelRequest) -> [u8; MESSAGE_SIZE] {
+        let most = self.rndis.queues() - 1;
+        let asked = r.count.get();
+        let ok = self.version.is_some_and(|v| v >= Version::V5)
+            && r.op.get() == nvsp::SUBCHANNEL_ALLOCATE
+            && asked > 0
+            && most > 0
+            && self.subchannels.is_none();
+        let granted = if ok { asked.min(most) } else { 0 };
+        if ok {
+            self.subchannels = Some(granted);
+        } else {
+            self.stats.bad_messages += 1;
+        }
+        Message::encode_subchannel_complete(nvsp::SubchannelComplete {
+            status: u32le(if ok {
+                Status::SUCCESS.0
+            } else {
+                Status::FAILURE.0
+            }),
+            count: u32le(granted),
+        })
     }
 
     /// A message that is not one we take: if the guest waits for an answer, it
     /// gets a failure, so it does not wait forever.
-    fn refuse(&mut self, out: &mut dyn Outbox, packet: &Incoming<'_>) {
+    fn refuse(&mut self, q: usize, out: &mut dyn Outbox, packet: &Incoming<'_>) {
         if packet.completion_requested {
             let reply = Message::SendRndisPacketComplete(nvsp::SendRndisPacketComplete {
                 status: u32le(Status::FAILURE.0),
             })
             .encode();
-            self.send_completion(out, packet.transaction_id, &reply);
+            self.send_completion(q, out, packet.transaction_id, &reply);
         }
     }
 
@@ -403,6 +505,7 @@ impl<M: GuestBuffer> Nic<M> {
                     mem,
                     id: b.id.get(),
                     sections: Sections::new(count),
+                    owner: vec![0; count as usize],
                 });
                 count
             }
@@ -579,7 +682,7 @@ impl<M: GuestBuffer> Nic<M> {
         self.control.push_back(answer);
     }
 
-    fn send_completion(&mut self, out: &mut dyn Outbox, tid: u64, message: &[u8]) {
+    fn send_completion(&mut self, q: usize, out: &mut dyn Outbox, tid: u64, message: &[u8]) {
         let mut buf = [0u8; MESSAGE_SIZE];
         let len = message.len().min(MESSAGE_SIZE);
         buf[..len].copy_from_slice(&message[..len]);
@@ -588,17 +691,20 @@ impl<M: GuestBuffer> Nic<M> {
             message: buf,
             len,
         };
-        if self.pending.is_empty() && self.write(out, &p).is_ok() {
+        let Some(pending) = self.pending.get(q) else {
+            return;
+        };
+        if pending.is_empty() && self.write(out, &p).is_ok() {
             return;
         }
         // An owner that keeps handing packets while the NIC is stalled (serve
         // never does) must not grow this without end; transfers are bounded by
         // the sections already.
-        if self.pending.len() >= MAX_PENDING {
+        if self.pending[q].len() >= MAX_PENDING {
             self.stats.completions_dropped += 1;
             return;
         }
-        self.pending.push_back(p);
+        self.pending[q].push_back(p);
     }
 
     fn write(&self, out: &mut dyn Outbox, p: &Pending) -> Result<(), OutboxFull> {
@@ -649,32 +755,50 @@ impl<M: GuestBuffer> Nic<M> {
         }
     }
 
-    /// Writes what waits for the guest's ring; false if some still waits.
+    /// Writes what waits for the primary's ring; false if some still waits.
     pub fn flush(&mut self, out: &mut dyn Outbox) -> bool {
-        while let Some(p) = self.pending.front() {
+        self.flush_on(0, out)
+    }
+
+    /// Writes what waits for queue `q`'s ring (`out`); false if some still waits.
+    pub fn flush_on(&mut self, q: usize, out: &mut dyn Outbox) -> bool {
+        if q >= self.pending.len() {
+            return true;
+        }
+        while let Some(p) = self.pending[q].front() {
             if self.write(out, p).is_err() {
                 return false;
             }
-            self.pending.pop_front();
+            self.pending[q].pop_front();
         }
-        self.flush_control(out);
-        self.pending.is_empty()
+        self.flush_control(q, out);
+        self.pending[q].is_empty()
     }
 
-    /// Places queued control answers into receive sections.
-    fn flush_control(&mut self, out: &mut dyn Outbox) {
+    /// Places queued control answers into receive sections, announced on the
+    /// primary (serving another queue only marks the primary for serving).
+    fn flush_control(&mut self, q: usize, out: &mut dyn Outbox) {
         while let Some(answer) = self.control.front() {
             let answer = answer.clone();
-            if !self.place(out, &[&answer], true) {
+            if !self.place(q, 0, out, &[&answer], true) {
                 return;
             }
             self.control.pop_front();
         }
     }
 
-    /// Writes one RNDIS message into a free section and announces it. False if no
-    /// section is free (or no buffer is set up).
-    fn place(&mut self, out: &mut dyn Outbox, parts: &[&[u8]], control: bool) -> bool {
+    /// Writes one RNDIS message into a free section and announces it on queue
+    /// `target`: at once if that is the queue being served (`current`, `out` its
+    /// ring) and nothing waits before it, else in the target's `pending`. False
+    /// if no section is free (or no buffer is set up).
+    fn place(
+        &mut self,
+        current: usize,
+        target: usize,
+        out: &mut dyn Outbox,
+        parts: &[&[u8]],
+        control: bool,
+    ) -> bool {
         let Some(r) = self.receive.as_mut() else {
             return false;
         };
@@ -686,6 +810,9 @@ impl<M: GuestBuffer> Nic<M> {
         let Some(section) = r.sections.take() else {
             return false;
         };
+        if let Some(o) = r.owner.get_mut(section as usize) {
+            *o = target as u8;
+        }
         let mut at = (section * RECEIVE_SECTION_SIZE) as usize;
         for part in parts {
             if r.mem.write_at(at, part).is_err() {
@@ -699,22 +826,48 @@ impl<M: GuestBuffer> Nic<M> {
             len: len as u32,
             control,
         };
-        if !self.pending.is_empty() || self.write(out, &p).is_err() {
-            self.pending.push_back(p);
+        let now = target == current && self.pending[target].is_empty();
+        if !now || self.write(out, &p).is_err() {
+            self.pending[target].push_back(p);
+            if target != current {
+                self.woken |= 1 << target;
+            }
         }
         true
     }
 
+    /// The queue a received frame goes to: RSS's pick if that queue is open, else
+    /// the primary.
+    fn steer(&self, frame: &[u8]) -> usize {
+        let q = self.rndis.rss().queue(frame) as usize;
+        if q < MAX_QUEUES && self.open_queues & (1 << q) != 0 {
+            q
+        } else {
+            0
+        }
+    }
+
     /// Moves frames from the network to the guest while it has free sections and
-    /// room in its ring. Returns how many were delivered.
+    /// room in the primary's ring. Returns how many were delivered.
     pub fn poll_rx(&mut self, out: &mut dyn Outbox, backend: &mut dyn Backend) -> usize {
-        if !self.flush(out) {
+        self.poll_rx_on(0, out, backend)
+    }
+
+    /// The same while queue `q` is served (`out` its ring): frames RSS sends to
+    /// other queues wait in theirs.
+    pub fn poll_rx_on(
+        &mut self,
+        q: usize,
+        out: &mut dyn Outbox,
+        backend: &mut dyn Backend,
+    ) -> usize {
+        if !self.flush_on(q, out) {
             return 0;
         }
         let mut n = 0;
         let mut frame = core::mem::take(&mut self.frame);
         frame.resize(MAX_FRAME, 0);
-        while self.is_stalled_free() {
+        while self.is_stalled_free(q) {
             let Some(len) = backend.receive(&mut frame) else {
                 break;
             };
@@ -724,7 +877,8 @@ impl<M: GuestBuffer> Nic<M> {
                 continue;
             }
             let header = rndis::packet_header(data.len(), 0);
-            if self.place(out, &[&header, data], false) {
+            let target = self.steer(data);
+            if self.place(q, target, out, &[&header, data], false) {
                 n += 1;
                 self.stats.rx_frames += 1;
                 self.stats.rx_bytes += data.len() as u64;
@@ -739,8 +893,8 @@ impl<M: GuestBuffer> Nic<M> {
 
     /// Ready to take a frame: nothing waits for the ring and a section is free
     /// (checked before pulling a frame so none is pulled only to be dropped).
-    fn is_stalled_free(&self) -> bool {
-        self.pending.is_empty()
+    fn is_stalled_free(&self, q: usize) -> bool {
+        !self.is_stalled_on(q)
             && self.control.is_empty()
             && self
                 .receive

@@ -111,8 +111,8 @@ fn copy_gpa_direct<M: RingMem>(
     Ok(())
 }
 
-/// Serves the channel until the guest's ring is empty (or the NIC waits for room
-/// in the guest's), then moves what the backend has to the guest.
+/// Serves the primary channel until the guest's ring is empty (or the NIC waits
+/// for room in the guest's), then moves what the backend has to the guest.
 #[allow(clippy::too_many_arguments)]
 pub fn serve<B: GuestBuffer, M: RingMem>(
     nic: &mut Nic<B>,
@@ -123,11 +123,26 @@ pub fn serve<B: GuestBuffer, M: RingMem>(
     backend: &mut dyn Backend,
     bufs: &mut ServeBuffers,
 ) -> Result<Served, RingError> {
+    let rings = (incoming, outgoing);
+    serve_queue(nic, 0, rings, read_gpa, gpadl, backend, bufs)
+}
+
+/// The same for queue `q` of the NIC (a vRSS sub-channel, or 0), over its rings.
+#[allow(clippy::too_many_arguments)]
+pub fn serve_queue<B: GuestBuffer, M: RingMem>(
+    nic: &mut Nic<B>,
+    q: usize,
+    (incoming, outgoing): (&mut IncomingRing<M>, &mut OutgoingRing<M>),
+    read_gpa: ReadGpa<'_>,
+    gpadl: &mut dyn FnMut(u32) -> Option<B>,
+    backend: &mut dyn Backend,
+    bufs: &mut ServeBuffers,
+) -> Result<Served, RingError> {
     let mut served = Served::default();
     loop {
         let mut backend_full = false;
         loop {
-            if !nic.flush(outgoing) {
+            if !nic.flush_on(q, outgoing) {
                 if let Some(c) = outgoing.corruption() {
                     return Err(RingError::Outgoing(c));
                 }
@@ -172,7 +187,8 @@ pub fn serve<B: GuestBuffer, M: RingMem>(
             if let Err(ReadError::Corrupt(c)) = incoming.consume() {
                 return Err(RingError::Incoming(c));
             }
-            nic.handle(
+            nic.handle_on(
+                q,
                 Incoming {
                     transaction_id: packet.transaction_id,
                     completion_requested: packet.completion_requested,
@@ -189,8 +205,8 @@ pub fn serve<B: GuestBuffer, M: RingMem>(
                 served.signal |= incoming.commit().map_err(RingError::Incoming)?;
             }
         }
-        served.frames_to_guest += nic.poll_rx(outgoing, backend);
-        if nic.is_stalled() {
+        served.frames_to_guest += nic.poll_rx_on(q, outgoing, backend);
+        if nic.is_stalled_on(q) {
             if let Ok(true) = outgoing.set_pending_send_size(STALL_ROOM) {
                 continue;
             }
@@ -201,7 +217,10 @@ pub fn serve<B: GuestBuffer, M: RingMem>(
         served.signal |= incoming.commit().map_err(RingError::Incoming)?;
         // The guest may have written after our last look without signalling, since
         // it saw the ring not yet drained: look once more before sleeping.
-        if backend_full || nic.is_stalled() || incoming.is_empty().map_err(RingError::Incoming)? {
+        if backend_full
+            || nic.is_stalled_on(q)
+            || incoming.is_empty().map_err(RingError::Incoming)?
+        {
             return Ok(served);
         }
     }

@@ -3,9 +3,9 @@
 //!
 //! The OIDs answered are the ones Linux's `rndis_filter.c` asks during bring-up
 //! (MAC, frame size, link state, offload capabilities and parameters, packet
-//! filter) plus the informational ones tools read. Receive-side scaling is
-//! answered NOT_SUPPORTED: Linux then keeps its one primary channel and never asks
-//! for sub-channels.
+//! filter) plus the informational ones tools read, and receive-side scaling: the
+//! capability says how many channels the NIC can have (Linux asks for sub-channels
+//! up to that and its CPU count), the parameters steer received frames ([`Rss`]).
 
 use alloc::vec::Vec;
 
@@ -13,6 +13,8 @@ use netvsp_protocol::oid::{self, filter};
 use netvsp_protocol::rndis::{self, Message, MessageType, Status};
 use zerocopy::byteorder::little_endian::{U16, U32};
 use zerocopy::IntoBytes;
+
+use crate::rss::{Rss, TABLE_ENTRIES};
 
 /// The MTU offered (GEN_MAXIMUM_FRAME_SIZE): Linux caps its interface to it.
 pub const MTU: u32 = 1500;
@@ -69,6 +71,9 @@ pub struct RndisDevice {
     filter: u32,
     link_up: bool,
     multicast: Vec<[u8; 6]>,
+    /// Channels the NIC can have (the primary and its sub-channels).
+    queues: u32,
+    rss: Rss,
     pub counters: Counters,
 }
 
@@ -88,8 +93,24 @@ impl RndisDevice {
             filter: 0,
             link_up,
             multicast: Vec::new(),
+            queues: 1,
+            rss: Rss::default(),
             counters: Counters::default(),
         }
+    }
+
+    /// Offers receive-side scaling over `queues` channels (1: none).
+    pub fn with_queues(mut self, queues: u32) -> Self {
+        self.queues = queues.max(1);
+        self
+    }
+
+    pub fn queues(&self) -> u32 {
+        self.queues
+    }
+
+    pub fn rss(&self) -> &Rss {
+        &self.rss
     }
 
     pub fn mac(&self) -> [u8; 6] {
@@ -267,6 +288,9 @@ impl RndisDevice {
             oid::TCP_OFFLOAD_HARDWARE_CAPABILITIES | oid::TCP_OFFLOAD_CURRENT_CONFIG => {
                 info.extend_from_slice(no_offloads().as_bytes())
             }
+            oid::GEN_RECEIVE_SCALE_CAPABILITIES if self.queues > 1 => {
+                info.extend_from_slice(rss_capabilities(self.queues).as_bytes())
+            }
             _ => return Status::NOT_SUPPORTED,
         }
         Status::SUCCESS
@@ -301,7 +325,13 @@ impl RndisDevice {
                 }
             }
             oid::GEN_CURRENT_LOOKAHEAD => Status::SUCCESS,
-            // Changing the MAC (GEN_RNDIS_CONFIG_PARAMETER) and RSS are refused.
+            oid::GEN_RECEIVE_SCALE_PARAMETERS if self.queues > 1 => {
+                match self.rss.set(info, self.queues) {
+                    Ok(()) => Status::SUCCESS,
+                    Err(e) => e.status(),
+                }
+            }
+            // Changing the MAC (GEN_RNDIS_CONFIG_PARAMETER) is refused.
             _ => Status::NOT_SUPPORTED,
         }
     }
@@ -313,6 +343,22 @@ fn complete(ty: MessageType, request_id: u32, status: Status, out: &mut Vec<u8>)
         status: U32::new(status.0),
     };
     rndis::encode(ty, c.as_bytes(), &[], out);
+}
+
+/// What RSS can do: Toeplitz over TCP and UDP on both IP versions, `queues`
+/// channels, Linux's table size.
+fn rss_capabilities(queues: u32) -> oid::ReceiveScaleCapabilities {
+    oid::ReceiveScaleCapabilities {
+        header: oid::ObjectHeader {
+            object_type: oid::OBJECT_TYPE_RSS_CAPABILITIES,
+            revision: oid::RSS_REVISION_2,
+            size: U16::new(size_of::<oid::ReceiveScaleCapabilities>() as u16),
+        },
+        capabilities: U32::new(oid::RSS_CAPS_TOEPLITZ_TCP_UDP),
+        interrupt_messages: U32::new(queues),
+        receive_queues: U32::new(queues),
+        indirection_table_entries: U16::new(TABLE_ENTRIES),
+    }
 }
 
 /// The offload capabilities object with nothing offered: the guest computes its

@@ -1,8 +1,16 @@
 //! netvsp as a VMBus device: the [`Nic`] of each open channel behind the one
 //! device layer ([`vmbus_device`]). The layer keeps GPADLs, attaches rings,
 //! claims signal connections and tears channels down; this module offers the
-//! network interface, gives each opened channel a fresh NIC, and serves it with
-//! [`ring::serve`] whenever the guest signals or the backend has frames.
+//! network interface, gives each opened primary channel a fresh NIC, and serves
+//! it with [`ring::serve_queue`] whenever the guest signals or the backend has
+//! frames.
+//!
+//! vRSS: once the guest's SUBCHANNEL request is granted, offer slots `1..=n`
+//! hold sub-channel offers of the same interface and instance with sub-channel
+//! index `1..=n`, and the layer tells vmbus-server to ask again. An opened
+//! sub-channel becomes queue `index` of its primary's NIC. When the primary
+//! closes, its NIC goes and the sub-channel offers are withdrawn (vmbus-server
+//! closes any still open and rescinds them), so the next bring-up asks afresh.
 //!
 //! A NIC keeps views of its receive and send buffers between calls, so the device
 //! holds its own copy of the PD's guest-memory windows ([`VspPd::init_with`]) and
@@ -29,7 +37,8 @@ use crate::ring::{self, RingError, ServeBuffers};
 
 /// Pages a buffer GPADL may have: Linux's receive buffer (16 MiB) is the largest.
 pub const MAX_BUFFER_PAGES: usize = 4096;
-/// Channels one netvsp serves at once (vRSS is not offered: one per NIC).
+/// Primary channels one netvsp serves at once (it makes one offer; a guest that
+/// reopens it gets a fresh NIC).
 pub const MAX_CHANNELS: usize = 4;
 
 /// The netvsp PD.
@@ -62,7 +71,14 @@ pub fn init(init: &dyn Init, setup: Setup) -> Result<NetvspPd, InitError> {
 pub struct NetvspDevice<'a> {
     mem: GuestMemory<'a>,
     setup: Setup,
+    /// The NIC of each open primary channel.
     nics: BTreeMap<Relid, Nic<PagedBuffer<'a>>>,
+    /// Each open sub-channel: its primary and its queue there.
+    queues: BTreeMap<Relid, (Relid, usize)>,
+    /// Sub-channel offers made (slots `1..=subchannels`).
+    subchannels: u32,
+    offers_changed: bool,
+    more_work: bool,
     bufs: ServeBuffers,
     /// Frames moved to guests over the PD's life.
     pub frames_to_guest: u64,
@@ -83,6 +99,10 @@ impl<'a> NetvspDevice<'a> {
             mem,
             setup,
             nics: BTreeMap::new(),
+            queues: BTreeMap::new(),
+            subchannels: 0,
+            offers_changed: false,
+            more_work: false,
             bufs: ServeBuffers::default(),
             frames_to_guest: 0,
         }
@@ -90,6 +110,36 @@ impl<'a> NetvspDevice<'a> {
 
     pub fn nic(&self, relid: Relid) -> Option<&Nic<PagedBuffer<'a>>> {
         self.nics.get(&relid)
+    }
+
+    /// Sub-channel offers standing now.
+    pub fn subchannel_offers(&self) -> u32 {
+        self.subchannels
+    }
+
+    /// The queue an open sub-channel is of its primary's NIC.
+    pub fn queue_of(&self, relid: Relid) -> Option<usize> {
+        self.queues.get(&relid).map(|&(_, q)| q)
+    }
+
+    /// A sub-channel opens: it becomes queue `index` of the primary that was
+    /// granted that many.
+    fn open_subchannel(&mut self, relid: Relid, index: usize) -> Result<(), u32> {
+        let taken = self.queues.values().any(|&(_, q)| q == index);
+        let primary = self
+            .nics
+            .iter_mut()
+            .find(|(_, nic)| nic.subchannels().is_some_and(|n| index <= n as usize));
+        match primary {
+            Some((&primary, nic)) if !taken => {
+                if !nic.open_queue(index) {
+                    return Err(vmbus_protocol::status::STATUS_INVALID_PARAMETER);
+                }
+                self.queues.insert(relid, (primary, index));
+                Ok(())
+            }
+            _ => Err(vmbus_protocol::status::STATUS_INVALID_PARAMETER),
+        }
     }
 
     pub fn backend_mut(&mut self) -> &mut dyn Backend {
@@ -135,7 +185,11 @@ impl VmbusDevice for NetvspDevice<'_> {
     const NAME: &'static str = "netvsp";
 
     fn offer(&self, slot: usize) -> Option<VspOffer> {
-        (slot == 0).then(|| vmbus_device::offer(interface::NETWORK, self.setup.instance))
+        let index = u16::try_from(slot).ok()?;
+        (slot <= self.subchannels as usize).then(|| VspOffer {
+            subchannel_index: index,
+            ..vmbus_device::offer(interface::NETWORK, self.setup.instance)
+        })
     }
 
     /// Unused: the NIC reads its rings itself ([`Self::serve_channel`]).
@@ -147,6 +201,9 @@ impl VmbusDevice for NetvspDevice<'_> {
     }
 
     fn open(&mut self, open: &VspOpen) -> Result<(), u32> {
+        if open.subchannel_index != 0 {
+            return self.open_subchannel(open.relid, usize::from(open.subchannel_index));
+        }
         if self.nics.len() >= MAX_CHANNELS || self.nics.contains_key(&open.relid) {
             return Err(vmbus_protocol::status::STATUS_INSUFFICIENT_RESOURCES);
         }
@@ -156,7 +213,20 @@ impl VmbusDevice for NetvspDevice<'_> {
     }
 
     fn close(&mut self, relid: Relid) {
-        self.nics.remove(&relid);
+        if let Some((primary, q)) = self.queues.remove(&relid) {
+            if let Some(nic) = self.nics.get_mut(&primary) {
+                nic.close_queue(q);
+            }
+            return;
+        }
+        if self.nics.remove(&relid).is_some() {
+            // Its sub-channels belong to the NIC that went: withdraw them.
+            self.queues.retain(|_, (primary, _)| *primary != relid);
+            if self.subchannels != 0 {
+                self.subchannels = 0;
+                self.offers_changed = true;
+            }
+        }
     }
 
     fn reply_room(&self, _: &IncomingPacket) -> Option<usize> {
@@ -183,24 +253,31 @@ impl VmbusDevice for NetvspDevice<'_> {
         rings: &mut RingTransport<M>,
         ctx: Serving<'_, '_>,
     ) -> Result<Served, RingBroken> {
-        let Some(nic) = self.nics.get_mut(&relid) else {
+        let (primary, q) = self.queues.get(&relid).copied().unwrap_or((relid, 0));
+        let Some(nic) = self.nics.get_mut(&primary) else {
             return Ok(Served::default());
         };
         let mem = self.mem;
         let read = |pfn, offset, buf: &mut [u8]| Self::read_page(&mem, pfn, offset, buf);
         let gpadls = ctx.gpadls;
-        let mut lookup = |id| Self::buffer(&mem, gpadls, relid, id);
-        let (incoming, outgoing) = rings.rings();
-        let served = ring::serve(
+        // The buffers are the primary's GPADLs, whichever channel names them.
+        let mut lookup = |id| Self::buffer(&mem, gpadls, primary, id);
+        let served = ring::serve_queue(
             nic,
-            incoming,
-            outgoing,
+            q,
+            rings.rings(),
             &read,
             &mut lookup,
             self.setup.backend.as_mut(),
             &mut self.bufs,
         )
         .map_err(broken)?;
+        self.more_work |= nic.take_woken() != 0;
+        let granted = nic.subchannels().unwrap_or(0);
+        if q == 0 && granted != self.subchannels {
+            self.subchannels = granted;
+            self.offers_changed = true;
+        }
         self.frames_to_guest += served.frames_to_guest as u64;
         wake_peer(
             &mut *self.setup.backend,
@@ -216,6 +293,14 @@ impl VmbusDevice for NetvspDevice<'_> {
 
     fn owns_notification(&self, ch: Channel) -> bool {
         self.setup.backend_channel == Some(ch)
+    }
+
+    fn take_offers_changed(&mut self) -> bool {
+        core::mem::take(&mut self.offers_changed)
+    }
+
+    fn take_more_work(&mut self) -> bool {
+        core::mem::take(&mut self.more_work)
     }
 }
 

@@ -40,7 +40,12 @@ fn bring_up_at_every_version_linux_tries() {
         let info = info.unwrap_or_else(|e| panic!("{max:?}: {e:?}"));
         assert_eq!(info.version, max);
         assert_eq!((info.mac, info.mtu, info.link_up), (MAC, 1500, true));
-        assert_eq!(info.rss_queues, 0, "vRSS is not offered");
+        // The client asks RSS capabilities from NVSP 5 on, as Linux does.
+        let queues = if max >= Version::V5 { 8 } else { 0 };
+        assert_eq!(
+            info.rss_queues, queues,
+            "vRSS over the primary and 7 sub-channels"
+        );
         assert_eq!(info.receive_sections, (64 * PAGE_SIZE / 1728) as u32);
         assert_eq!(info.send_sections, (16 * PAGE_SIZE / 6144) as u32);
         assert!(host.nic.ready_for_frames());
@@ -222,11 +227,14 @@ fn hostile_nvsp_messages_get_failure_statuses() {
         max_version: u32le(Version::V61.0),
     })
     .encode();
-    let subchannels = Message::Subchannel(nvsp::SubchannelRequest {
-        op: u32le(nvsp::SUBCHANNEL_ALLOCATE),
-        count: u32le(3),
-    })
-    .encode();
+    let subchannels = |op, count| {
+        Message::Subchannel(nvsp::SubchannelRequest {
+            op: u32le(op),
+            count: u32le(count),
+        })
+        .encode()
+        .to_vec()
+    };
     let cases: Vec<(&str, Vec<u8>, MessageType, u32)> = vec![
         (
             "unknown type",
@@ -277,8 +285,26 @@ fn hostile_nvsp_messages_get_failure_statuses() {
             Status::FAILURE.0,
         ),
         (
+            "sub-channel operation other than ALLOCATE",
+            subchannels(2, 3),
+            MessageType::SUBCHANNEL,
+            Status::FAILURE.0,
+        ),
+        (
+            "no sub-channels",
+            subchannels(nvsp::SUBCHANNEL_ALLOCATE, 0),
+            MessageType::SUBCHANNEL,
+            Status::FAILURE.0,
+        ),
+        (
             "sub-channels",
-            subchannels.to_vec(),
+            subchannels(nvsp::SUBCHANNEL_ALLOCATE, 3),
+            MessageType::SUBCHANNEL,
+            Status::SUCCESS.0,
+        ),
+        (
+            "sub-channels a second time",
+            subchannels(nvsp::SUBCHANNEL_ALLOCATE, 3),
             MessageType::SUBCHANNEL,
             Status::FAILURE.0,
         ),
@@ -289,6 +315,7 @@ fn hostile_nvsp_messages_get_failure_statuses() {
         let reply = reply.unwrap_or_else(|e| panic!("{name}: {e:?}"));
         assert_eq!(status_of(&reply), (ty, status), "{name}");
     }
+    assert_eq!(host.nic.subchannels(), Some(3));
     // A completion for a section never handed out changes nothing.
     let bogus =
         nvsp::Message::SendRndisPacketComplete(nvsp::SendRndisPacketComplete { status: u32le(1) });

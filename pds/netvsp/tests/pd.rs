@@ -4,6 +4,11 @@
 //! opens the channel, brings the NIC up in Linux's order with netvsc-client, and
 //! the two exchange frames through a pair of shared-memory frame queues whose
 //! notifications the test carries between the PDs. Every frame arrives once.
+//!
+//! vRSS: a guest asks for 4 sub-channels, the PD offers them (same interface and
+//! instance, indices 1 to 4) and tells vmbus-server, the guest opens each on its
+//! own ring, sets Linux's RSS parameters, and every frame of many flows comes
+//! back (a loopback wire) on the channel the test's own Toeplitz hash picks.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,13 +16,16 @@ use ipc::testing::{leaked_region, FakeInit, RoutingKernel};
 use ipc::{Channel, ChannelSet, Handler, Perms, Region};
 use netvsc_client::{Buffer, Layout, Netvsc};
 use netvsp::backend::queue::QueueBackend;
+use netvsp::backend::{Backend, Loopback};
 use netvsp::vsp::{self, NetvspPd, Setup};
 use netvsp_protocol::nvsp::Version;
+use netvsp_protocol::oid::{self, hash};
+use netvsp_protocol::rndis;
 use vmbus_device::names;
-use vmbus_protocol::status::STATUS_SUCCESS;
+use vmbus_protocol::status::{STATUS_INVALID_PARAMETER, STATUS_SUCCESS};
 use vmbus_protocol::{GpadlId, Guid, Relid};
 use vmbus_ring::{GpadlRingMem, IncomingRing, OutgoingRing, RingMem, PAGE_SIZE};
-use vsp_api::{Confidentiality, VspOpen};
+use vsp_api::{CloseChannel, Confidentiality, VspOpen};
 use vsp_test_util::{Peers, VmbusServer};
 
 const VMBUS: Channel = Channel::new(0);
@@ -29,7 +37,12 @@ const RELID: Relid = Relid(9);
 const RING_HALF: usize = 129;
 const RECEIVE: (usize, usize) = (2 * RING_HALF + 1, 64);
 const SEND: (usize, usize) = (RECEIVE.0 + RECEIVE.1, 32);
-const RAM_PAGES: usize = SEND.0 + SEND.1;
+/// Sub-channel rings: smaller than Linux's (the protocol does not care), one
+/// control and 8 data pages each way, after the buffers.
+const SUB_RING_HALF: usize = 9;
+const MAX_SUBS: usize = 7;
+const SUB_RINGS: usize = SEND.0 + SEND.1;
+const RAM_PAGES: usize = SUB_RINGS + MAX_SUBS * 2 * SUB_RING_HALF;
 const QUEUE_SLOTS: u32 = 256;
 
 struct Side {
@@ -37,10 +50,53 @@ struct Side {
     ram: Region<'static>,
 }
 
-type Client = Netvsc<'static, GpadlRingMem<'static, Vec<u64>>>;
+type Client = Netvsc<'static, Ring>;
+
+type Ring = GpadlRingMem<'static, Vec<u64>>;
+
+/// The guest's rings over `half` pages each way from page `first`, initialized.
+fn rings(
+    ram: Region<'static>,
+    first: usize,
+    half: usize,
+) -> (OutgoingRing<Ring>, IncomingRing<Ring>) {
+    let mem = |first: usize| {
+        let m = GpadlRingMem::new(ram, (first as u64..(first + half) as u64).collect()).unwrap();
+        m.control().initialize();
+        m
+    };
+    (
+        OutgoingRing::new(mem(first)).unwrap(),
+        IncomingRing::new(mem(first + half)).unwrap(),
+    )
+}
+
+/// vmbus-server's OPEN of `relid` on ring GPADL `gpadl` split at `half`.
+fn open_request(relid: Relid, subchannel_index: u16, gpadl: u32, half: usize) -> VspOpen {
+    VspOpen {
+        relid,
+        subchannel_index,
+        open_id: relid.0,
+        ring_gpadl: GpadlId(gpadl),
+        downstream_page_offset: half as u32,
+        target_vp: 0,
+        target_sint: 2,
+        paravisor_synic: false,
+        confidentiality: Confidentiality::NONE,
+        signal_connection_id: 0x2000 + relid.0,
+        event_flag: relid.0,
+        version: vmbus_protocol::Version::WIN10_V5_3,
+        user_data: [0; 120],
+    }
+}
 
 impl Side {
     fn new(mac: [u8; 6], tx: Region<'static>, rx: Region<'static>) -> Self {
+        let wire = QueueBackend::new(tx, rx, QUEUE_SLOTS).unwrap();
+        Self::with(mac, Box::new(wire), Some(WIRE))
+    }
+
+    fn with(mac: [u8; 6], backend: Box<dyn Backend>, backend_channel: Option<Channel>) -> Self {
         let ram = leaked_region(RAM_PAGES * PAGE_SIZE);
         let window = leaked_region(4 * PAGE_SIZE);
         let init = FakeInit::new("netvsp")
@@ -58,8 +114,8 @@ impl Side {
                 mac.map(|b| b ^ 0x5a).repeat(2)[..8].try_into().unwrap(),
             ),
             mac,
-            backend: Box::new(QueueBackend::new(tx, rx, QUEUE_SLOTS).unwrap()),
-            backend_channel: Some(WIRE),
+            backend,
+            backend_channel,
         };
         Self {
             s: VmbusServer {
@@ -81,16 +137,7 @@ impl Side {
     fn bring_up(&mut self) -> Client {
         let offer = self.s.offer(0).unwrap();
         assert_eq!(offer.interface_id, vmbus_protocol::ids::interface::NETWORK);
-        let ring = |first: usize| {
-            let m = GpadlRingMem::new(
-                self.ram,
-                (first as u64..(first + RING_HALF) as u64).collect(),
-            )
-            .unwrap();
-            m.control().initialize();
-            m
-        };
-        let (out, inp) = (ring(0), ring(RING_HALF));
+        let (out, inp) = rings(self.ram, 0, RING_HALF);
         assert_eq!(
             self.map(1, (0, 2 * RING_HALF)),
             STATUS_SUCCESS,
@@ -98,20 +145,7 @@ impl Side {
         );
         assert_eq!(self.map(2, RECEIVE), STATUS_SUCCESS);
         assert_eq!(self.map(3, SEND), STATUS_SUCCESS);
-        let open = VspOpen {
-            relid: RELID,
-            open_id: 1,
-            ring_gpadl: GpadlId(1),
-            downstream_page_offset: RING_HALF as u32,
-            target_vp: 0,
-            target_sint: 2,
-            paravisor_synic: false,
-            confidentiality: Confidentiality::NONE,
-            signal_connection_id: 0x2009,
-            event_flag: RELID.0,
-            version: vmbus_protocol::Version::WIN10_V5_3,
-            user_data: [0; 120],
-        };
+        let open = open_request(RELID, 0, 1, RING_HALF);
         assert_eq!(self.s.status(|mrs| open.encode(mrs)), STATUS_SUCCESS);
         let buffer = |(first, n): (usize, usize), gpadl| Buffer {
             offset: first * PAGE_SIZE,
@@ -125,11 +159,7 @@ impl Side {
             send: buffer(SEND, 3),
             control_page: 2 * RING_HALF * PAGE_SIZE,
         };
-        let mut client = Netvsc::new(
-            OutgoingRing::new(out).unwrap(),
-            IncomingRing::new(inp).unwrap(),
-            layout,
-        );
+        let mut client = Netvsc::new(out, inp, layout);
         let (pd, kernel) = (&mut self.s.pd, &mut self.s.kernel);
         client
             .bring_up(Version::V61, &mut || {
@@ -287,4 +317,203 @@ fn a_receiver_that_is_not_served_slows_the_sender_and_loses_nothing() {
         got.len()
     );
     assert_eq!(nic(&a).xmit_error, 0);
+}
+
+/// Microsoft's RSS verification key, which Linux also uses by default.
+const KEY: [u8; 40] = [
+    0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3, 0x8f, 0xb0,
+    0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3, 0x80, 0x30, 0xf2, 0x0c,
+    0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
+];
+
+/// The test's own Toeplitz hash, written from the definition bit by bit (the PD
+/// has a faster one of its own).
+fn toeplitz(key: &[u8], input: &[u8]) -> u32 {
+    let key_bit = |i: usize| u32::from(key[i / 8] >> (7 - i % 8) & 1);
+    (0..input.len() * 8)
+        .filter(|&i| input[i / 8] >> (7 - i % 8) & 1 == 1)
+        .map(|i| (0..32).fold(0u32, |w, j| w << 1 | key_bit(i + j)))
+        .fold(0, |h, w| h ^ w)
+}
+
+#[test]
+fn the_tests_toeplitz_matches_the_spec() {
+    // Microsoft's first IPv4 vector: 66.9.149.187:2794 -> 161.142.100.80:1766.
+    let input = [66, 9, 149, 187, 161, 142, 100, 80, 0x0a, 0xea, 0x06, 0xe6];
+    assert_eq!(toeplitz(&KEY, &input[..8]), 0x323e_8fc2);
+    assert_eq!(toeplitz(&KEY, &input), 0x51cc_c178);
+}
+
+/// One flow's frame to `mac`: IPv4 or IPv6 (by `n`), TCP or UDP, and the hash
+/// input RSS takes from it (addresses, then ports).
+fn flow(mac: [u8; 6], n: u32) -> (Vec<u8>, Vec<u8>) {
+    let b = n.to_be_bytes();
+    let v6 = n.is_multiple_of(3);
+    let proto = if n.is_multiple_of(2) { 6 } else { 17 };
+    let ports = [b[3], b[2] ^ 0x40, b[3] ^ 0x5a, 0x50];
+    let mut f = [mac, [0x00, 0x15, 0x5d, 9, 9, 9]].concat();
+    let addrs: Vec<u8> = if v6 {
+        f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, 24, proto, 64]);
+        [
+            [0xfd, 0, 0, 1],
+            [0; 4],
+            [0; 4],
+            b,
+            [0xfd, 0, 0, 2],
+            [0; 4],
+            b,
+            [0, 0, 0, 1],
+        ]
+        .concat()
+    } else {
+        f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 44, 0, 0, 0x40, 0, 64, proto, 0, 0]);
+        [[10, b[1], b[2], b[3]], [192, 168, b[3], 7]].concat()
+    };
+    f.extend_from_slice(&addrs);
+    f.extend_from_slice(&ports);
+    f.resize(f.len() + 20, n as u8);
+    (f, [addrs, ports.to_vec()].concat())
+}
+
+#[test]
+fn vrss_subchannels_are_offered_opened_and_get_the_frames_their_hash_picks() {
+    let mac = [0, 0x15, 0x5d, 0, 0, 0xc];
+    let mut side = Side::with(mac, Box::new(Loopback::new(4096)), None);
+    let mut client = side.bring_up();
+    side.s.kernel.record.notified.clear();
+    let (pd, kernel) = (&mut side.s.pd, &mut side.s.kernel);
+    let mut pump = || {
+        pd.notified(kernel, ChannelSet::from_iter([HVCALL]))
+            .unwrap()
+    };
+    assert_eq!(client.request_subchannels(4, &mut pump), Ok(4));
+    let notified = side.s.kernel.record.notified.clone();
+    assert!(
+        notified.contains(&VMBUS),
+        "vmbus-server is told the offers changed"
+    );
+    let primary = side.s.offer(0).unwrap();
+    for index in 1..=4u16 {
+        let sub = side.s.offer(usize::from(index)).unwrap();
+        assert_eq!(
+            (sub.interface_id, sub.instance_id, sub.subchannel_index),
+            (primary.interface_id, primary.instance_id, index)
+        );
+    }
+    assert_eq!(side.s.offer(5), None);
+    // Each sub-channel: its own ring GPADL and OPEN, as Linux's netvsc_sc_open.
+    let sub_relid = |index: u16| Relid(20 + u32::from(index));
+    for index in 1..=4u16 {
+        let relid = sub_relid(index);
+        let first = SUB_RINGS + usize::from(index - 1) * 2 * SUB_RING_HALF;
+        let pfns: Vec<u64> = (first as u64..(first + 2 * SUB_RING_HALF) as u64).collect();
+        let gpadl = 10 + u32::from(index);
+        assert_eq!(
+            side.s.map(relid, gpadl, &pfns, Confidentiality::NONE),
+            STATUS_SUCCESS
+        );
+        let open = open_request(relid, index, gpadl, SUB_RING_HALF);
+        assert_eq!(side.s.status(|mrs| open.encode(mrs)), STATUS_SUCCESS);
+        let (out, inp) = rings(side.ram, first, SUB_RING_HALF);
+        client.attach_subchannel(index, out, inp).unwrap();
+        assert_eq!(side.s.pd.device().queue_of(relid), Some(usize::from(index)));
+    }
+    // Indices never granted, or taken, are refused.
+    for (relid, index) in [(Relid(40), 5), (Relid(41), 2)] {
+        let pfns: Vec<u64> = (0..4).collect();
+        side.s
+            .map(relid, 50 + relid.0, &pfns, Confidentiality::NONE);
+        let open = open_request(relid, index, 50 + relid.0, 2);
+        assert_eq!(
+            side.s.status(|mrs| open.encode(mrs)),
+            STATUS_INVALID_PARAMETER
+        );
+    }
+
+    let (pd, kernel) = (&mut side.s.pd, &mut side.s.kernel);
+    let mut pump = || {
+        pd.notified(kernel, ChannelSet::from_iter([HVCALL]))
+            .unwrap()
+    };
+    let table: Vec<u32> = (0..128).map(|i| i % 5).collect();
+    let types = hash::IPV4 | hash::TCP_IPV4 | hash::UDP_IPV4;
+    let types = types | hash::IPV6 | hash::TCP_IPV6 | hash::UDP_IPV6;
+    // A table naming a channel the NIC cannot have is refused, and changes nothing.
+    let bad: Vec<u32> = (0..128).map(|i| if i == 77 { 8 } else { 0 }).collect();
+    let refused = client.set_rss(&bad, &KEY, types, &mut pump);
+    assert_eq!(refused, Ok(rndis::Status::INVALID_DATA));
+    let truncated = client.set_status(oid::GEN_RECEIVE_SCALE_PARAMETERS, &[0x89, 2], &mut pump);
+    assert_eq!(truncated, Ok(rndis::Status::INVALID_LENGTH));
+    assert_eq!(
+        client.set_rss(&table, &KEY, types, &mut pump),
+        Ok(rndis::Status::SUCCESS)
+    );
+
+    const FLOWS: u32 = 200;
+    let mut want = std::collections::BTreeMap::new();
+    for n in 0..FLOWS {
+        let (f, input) = flow(mac, n);
+        let channel = table[toeplitz(&KEY, &input) as usize % table.len()] as u16;
+        want.insert(f.clone(), channel);
+        // Sends go out on whichever channel, as Linux's transmit queues pick.
+        while !client.send_frame_on((n % 5) as u16, &f).unwrap() {
+            client.flush().unwrap();
+            pump();
+            client.poll().unwrap();
+        }
+    }
+    let mut arp = [mac, [0x00, 0x15, 0x5d, 9, 9, 9]].concat();
+    arp.extend_from_slice(&[0x08, 0x06]);
+    arp.resize(60, 1);
+    client.send_frame_on(3, &arp).unwrap();
+    want.insert(arp, 0);
+    client.flush().unwrap();
+    let mut got = std::collections::BTreeMap::new();
+    for _ in 0..1000 {
+        pump();
+        client.poll().unwrap();
+        client.flush().unwrap();
+        while let Some((channel, f)) = client.receive_frame_on() {
+            assert!(got.insert(f, channel).is_none(), "a frame came twice");
+        }
+        if got.len() == want.len() {
+            break;
+        }
+    }
+    assert_eq!(got.len(), want.len(), "every frame came back");
+    for (f, channel) in &want {
+        assert_eq!(got.get(f), Some(channel), "frame {:02x?}", &f[..40]);
+    }
+    let mut per_channel = [0; 5];
+    got.values().for_each(|&c| per_channel[usize::from(c)] += 1);
+    assert!(per_channel.iter().all(|&n| n > 0), "{per_channel:?}");
+
+    // A sub-channel that closes is no queue any more: its frames go to the primary.
+    close(&mut side, sub_relid(2));
+    assert_eq!(side.s.pd.device().queue_of(sub_relid(2)), None);
+    client.detach_subchannel(2).unwrap();
+    let (to_two, _) = (0..FLOWS)
+        .map(|n| flow(mac, n))
+        .find(|(f, _)| want.get(f) == Some(&2))
+        .unwrap();
+    client.send_frame_on(1, &to_two).unwrap();
+    client.flush().unwrap();
+    let (pd, kernel) = (&mut side.s.pd, &mut side.s.kernel);
+    pd.notified(kernel, ChannelSet::from_iter([HVCALL]))
+        .unwrap();
+    client.poll().unwrap();
+    assert_eq!(client.receive_frame_on(), Some((0, to_two)));
+    // Closing the primary withdraws the sub-channel offers and tells vmbus-server.
+    side.s.kernel.record.notified.clear();
+    close(&mut side, RELID);
+    assert_eq!(side.s.pd.device().subchannel_offers(), 0);
+    assert_eq!(side.s.offer(1), None);
+    assert!(side.s.kernel.record.notified.contains(&VMBUS));
+    assert_eq!(side.s.pd.stats.broken_rings, 0);
+}
+
+/// vmbus-server's CLOSE of `relid`.
+fn close(side: &mut Side, relid: Relid) {
+    let (reply, _) = side.s.call(|mrs| CloseChannel { relid }.encode(mrs));
+    assert_eq!(reply.label(), vsp_api::REPLY_OK);
 }

@@ -118,6 +118,7 @@ fn init_rings(ram: Region<'_>) {
 fn open_request(downstream: u32) -> VspOpen {
     VspOpen {
         relid: RELID,
+        subchannel_index: 0,
         open_id: 1,
         ring_gpadl: RING_GPADL,
         downstream_page_offset: downstream,

@@ -113,4 +113,18 @@ pub trait VmbusDevice {
         let _ = ch;
         false
     }
+
+    /// Whether the device's offers changed since the layer last asked (a NIC
+    /// granted or withdrew sub-channels); asking clears it. The layer then
+    /// notifies vmbus-server, which asks GET_OFFER again.
+    fn take_offers_changed(&mut self) -> bool {
+        false
+    }
+
+    /// Whether serving one channel left work for another (a NIC steering
+    /// received frames to its sub-channels); asking clears it. The layer then
+    /// serves its open channels once more.
+    fn take_more_work(&mut self) -> bool {
+        false
+    }
 }

@@ -66,6 +66,9 @@ pub mod names {
 
 /// Log lines before the layer starts thinning out guest-caused noise.
 const LOG_BURST: u32 = 64;
+/// Passes over the open channels one wake-up may take when serving one leaves
+/// work for another; what is left waits for the next signal.
+const MAX_PASSES: usize = 4;
 
 type Ring<'a> = GpadlRingMem<'a, Vec<u64>>;
 
@@ -363,6 +366,7 @@ impl<'a, D: VmbusDevice> VspPd<'a, D> {
             VspRequest::Open(o) => self.open(kernel, &o),
             VspRequest::Close { relid } => {
                 self.close(kernel, relid);
+                self.announce_changes(kernel);
                 return Ok(MessageInfo::new(REPLY_OK, 0));
             }
             VspRequest::Modify { relid, target_vp } => match self.open.get_mut(&relid) {
@@ -374,6 +378,16 @@ impl<'a, D: VmbusDevice> VspPd<'a, D> {
             },
         };
         Ok(vsp::status_reply(mrs, status))
+    }
+
+    /// Tells vmbus-server when the device's offers changed (it asks again).
+    fn announce_changes(&mut self, kernel: &mut dyn Kernel) {
+        if self.device.take_offers_changed() && self.announce(kernel).is_err() {
+            self.log(
+                kernel,
+                format_args!("telling vmbus-server of new offers failed"),
+            );
+        }
     }
 
     /// [`Self::serve_all`] with the rings' interrupts kept masked (`keep`: the
@@ -388,8 +402,20 @@ impl<'a, D: VmbusDevice> VspPd<'a, D> {
     }
 
     /// Serves every open channel and interrupts the guest where the rings say so;
-    /// a channel whose ring broke is closed.
+    /// a channel whose ring broke is closed. Serving one channel may leave work
+    /// for another (the device says so): then they are all served again, a few
+    /// times at most.
     pub fn serve_all(&mut self, kernel: &mut dyn Kernel) {
+        for _ in 0..MAX_PASSES {
+            self.serve_pass(kernel);
+            if !self.device.take_more_work() {
+                break;
+            }
+        }
+        self.announce_changes(kernel);
+    }
+
+    fn serve_pass(&mut self, kernel: &mut dyn Kernel) {
         let relids: Vec<Relid> = self.open.keys().copied().collect();
         for relid in relids {
             let Some(c) = self.open.get_mut(&relid) else {

@@ -104,6 +104,9 @@ ipc::wire_message! {
         event_flag: u32,
         version: Version as newtype,
         user_data: UserDefinedData,
+        /// The opened offer's sub-channel index (0: the device's primary channel),
+        /// so a VSP with sub-channels knows which of its offers this relid is.
+        subchannel_index: u16,
     }
 
     #[derive(Copy, Clone, Debug, PartialEq, Eq)]

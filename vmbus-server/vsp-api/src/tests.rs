@@ -18,6 +18,7 @@ fn offer() -> VspOffer {
 fn open() -> VspOpen {
     VspOpen {
         relid: Relid(3),
+        subchannel_index: 2,
         open_id: 4,
         ring_gpadl: GpadlId(5),
         downstream_page_offset: 6,
@@ -167,10 +168,10 @@ fn malformed_requests_are_refused_with_the_reason() {
             3,
             0,
             3,
-            Some(26),
+            Some(27),
             DecodeError::TooShort {
-                needed: 27,
-                got: 26,
+                needed: 28,
+                got: 27,
             },
         ),
         (
