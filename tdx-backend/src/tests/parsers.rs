@@ -134,47 +134,50 @@ fn vmcall_parse_rules() {
             size: 0x2000
         })
     );
-    assert_eq!(
-        p(sub::MAP_GPA, [0x1001, 0x2000, 0, 0], ALL),
-        Err(ghci::ALIGN_ERROR)
-    );
-    assert_eq!(
-        p(sub::MAP_GPA, [0x1000, 0x2001, 0, 0], ALL),
-        Err(ghci::ALIGN_ERROR)
-    );
-    assert_eq!(
-        p(sub::MAP_GPA, [0x1000, 0, 0, 0], ALL),
-        Err(ghci::INVALID_OPERAND)
-    );
-    assert_eq!(
-        p(sub::MAP_GPA, [0xffff_ffff_ffff_f000, 0x2000, 0, 0], ALL),
-        Err(ghci::INVALID_OPERAND)
-    );
-    // R13 not exposed.
-    assert_eq!(
-        p(
+    // (what, leaf, R12..R15, exposed registers)
+    type Case = (&'static str, u64, [u64; 4], u64);
+    const NO_R13: u64 = expose::R10 | expose::R11 | expose::R12;
+    let misaligned: [Case; 2] = [
+        ("unaligned GPA", sub::MAP_GPA, [0x1001, 0x2000, 0, 0], ALL),
+        ("unaligned size", sub::MAP_GPA, [0x1000, 0x2001, 0, 0], ALL),
+    ];
+    let invalid: [Case; 12] = [
+        ("empty map", sub::MAP_GPA, [0x1000, 0, 0, 0], ALL),
+        (
+            "map past the top",
+            sub::MAP_GPA,
+            [!0xfff, 0x2000, 0, 0],
+            ALL,
+        ),
+        (
+            "R13 not exposed",
             sub::MAP_GPA,
             [0x1000, 0x1000, 0, 0],
-            expose::R10 | expose::R11 | expose::R12
+            NO_R13,
         ),
-        Err(ghci::INVALID_OPERAND)
-    );
-    // RSP exposed / reserved bitmap bits.
-    assert_eq!(
-        p(sub::HLT, [0, 0, 0, 0], ALL | 1 << 4),
-        Err(ghci::INVALID_OPERAND)
-    );
-    assert_eq!(
-        p(sub::HLT, [0, 0, 0, 0], ALL | 1 << 16),
-        Err(ghci::INVALID_OPERAND)
-    );
-    assert_eq!(p(sub::HLT, [2, 0, 0, 0], ALL), Err(ghci::INVALID_OPERAND));
-    assert_eq!(p(sub::IO, [3, 0, 0x60, 0], ALL), Err(ghci::INVALID_OPERAND));
-    assert_eq!(
-        p(sub::IO, [1, 0, 0x1_0000, 0], ALL),
-        Err(ghci::INVALID_OPERAND)
-    );
-    assert_eq!(p(sub::IO, [8, 0, 0x60, 0], ALL), Err(ghci::INVALID_OPERAND));
+        ("RSP exposed", sub::HLT, [0; 4], ALL | 1 << 4),
+        ("reserved bitmap bit", sub::HLT, [0; 4], ALL | 1 << 16),
+        ("HLT with a bad flag", sub::HLT, [2, 0, 0, 0], ALL),
+        ("port I/O of 3 bytes", sub::IO, [3, 0, 0x60, 0], ALL),
+        ("port past 0xffff", sub::IO, [1, 0, 0x1_0000, 0], ALL),
+        ("port I/O of 8 bytes", sub::IO, [8, 0, 0x60, 0], ALL),
+        ("MSR over 32 bits", sub::RDMSR, [1 << 32, 0, 0, 0], ALL),
+        (
+            "event vector below 32",
+            sub::SETUP_EVENT_NOTIFY,
+            [31, 0, 0, 0],
+            ALL,
+        ),
+        ("unknown leaf", 0x10005, [0; 4], ALL),
+    ];
+    for (error, cases) in [
+        (ghci::ALIGN_ERROR, &misaligned[..]),
+        (ghci::INVALID_OPERAND, &invalid[..]),
+    ] {
+        for &(what, leaf, args, exposed) in cases {
+            assert_eq!(p(leaf, args, exposed), Err(error), "{what}");
+        }
+    }
     assert_eq!(
         p(sub::MMIO, [8, 1, 0xfee0_0000, 5], ALL),
         Ok(Vmcall::Mmio {
@@ -184,15 +187,6 @@ fn vmcall_parse_rules() {
             value: 5
         })
     );
-    assert_eq!(
-        p(sub::RDMSR, [1 << 32, 0, 0, 0], ALL),
-        Err(ghci::INVALID_OPERAND)
-    );
-    assert_eq!(
-        p(sub::SETUP_EVENT_NOTIFY, [31, 0, 0, 0], ALL),
-        Err(ghci::INVALID_OPERAND)
-    );
-    assert_eq!(p(0x10005, [0; 4], ALL), Err(ghci::INVALID_OPERAND));
     let hv = Regs {
         rcx: expose::R10 | expose::RDX | expose::R8,
         r10: 0x5c,
