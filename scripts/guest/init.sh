@@ -108,6 +108,7 @@ tpm_cmd() { # NAME COMMAND(printf octal escapes) RESPONSE-BYTES
     local want=$2
     [ "$want" = - ] && want=$((0x$5$6$7$8))
     [ $(($# - 2)) = "$want" ] || fail "tpm: $1: $(($# - 2)) response bytes, expected $want"
+    TPM_RESP="$out"
     shift $(($# - 8))
     TPM_TAIL="$*"
 }
@@ -116,9 +117,22 @@ if [ -c /dev/tpm0 ]; then
     RND=$TPM_TAIL
     tpm_cmd PCR_Read '\200\001\000\000\000\024\000\000\001\176\000\000\000\001\000\013\003\001\000\000' 62
     PCR0=$TPM_TAIL
+    # All of PCR 0 (the response's last 32 bytes) for guest-tpm-log below.
+    PCR0_FULL=$(echo "$TPM_RESP" | tr '\n' ' ' | awk '{ for (i = 31; i <= 62; i++) printf "%s", $i }')
     tpm_cmd CreatePrimary '\200\002\000\000\000\103\000\000\001\061\100\000\000\001\000\000\000\011\100\000\000\011\000\000\000\000\000\000\004\000\000\000\000\000\032\000\043\000\013\000\003\000\162\000\000\000\006\000\200\000\103\000\020\000\003\000\020\000\000\000\000\000\000\000\000\000\000' -
     tpm_cmd FlushContext '\200\001\000\000\000\016\000\000\001\145\200\000\000\000' 10
     say "guest-tpm: PASS /dev/tpm0 (TPM $(cat /sys/class/tpm/tpm0/tpm_version_major 2>/dev/null || echo ?)): GetRandom 8 bytes ($RND), PCR_Read sha256 PCR 0 (... $PCR0), CreatePrimary ECC P-256 and FlushContext"
+    # Measured boot: the TCG2 event log tpm_crb found at the TPM2 table's LASA, as
+    # Linux re-serialises it, and PCR 0; scripts/boot-test compares both with the
+    # manifest's measured_boot (the replay of the PD images in manifest order).
+    mkdir -p /sys/kernel/security
+    mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+    TPMLOG=/sys/kernel/security/tpm0/binary_bios_measurements
+    if [ -r "$TPMLOG" ] && cat "$TPMLOG" >/tpm-log.bin; then
+        say "guest-tpm-log: size $(wc -c </tpm-log.bin) sha256 $(sha256sum /tpm-log.bin | cut -d' ' -f1) pcr0 $PCR0_FULL"
+    else
+        say "guest-tpm-log: none ($TPMLOG missing) pcr0 $PCR0_FULL"
+    fi
 elif [ -e /sys/bus/acpi/devices/MSFT0101:00 ]; then
     grep -qw 'guest.tpm=require' /proc/cmdline && fail "tpm: ACPI has MSFT0101 but there is no /dev/tpm0"
     say "guest-tpm: ACPI has MSFT0101 but there is no /dev/tpm0 (TPM in failure mode?)"

@@ -19,7 +19,8 @@ use metal_pds::Never;
 use pd_rt::vcpu::{Vcpu, VmEvent};
 use system_constants::channel::vmm as described;
 use vmm::decode::{GuestMemory, MemError};
-use vmm::devices::tpm_crb::TpmDevice;
+use system_constants::metal_linux::region_size;
+use vmm::devices::tpm_crb::{TpmDevice, LOG_GPA};
 use vmm::exits::{Clock, Stop, Vmm};
 use vmm::loader::{GuestRamWrite, OutsideRam};
 use vmm::peers::Channels;
@@ -41,9 +42,13 @@ const CHANNELS: Channels = Channels {
     tpm: Some(described::TPM),
 };
 
-/// The vTPM linux.xml gives the guest: the tpm PD on channel 4, no event log yet
-/// (the bare-metal tpm PD has no engine to measure with).
-const TPM: TpmDevice = TpmDevice { log: None };
+/// The vTPM linux.xml gives the guest: the tpm PD on channel 4, and its TCG2
+/// event log in `tpm_log`, which linux.xml maps into the VM read-only at
+/// [`LOG_GPA`] (the TPM2 table's LASA; LAML the region's size). Without an
+/// engine the tpm PD leaves it zero, which Linux reads as no log.
+const TPM: TpmDevice = TpmDevice {
+    log: Some((LOG_GPA, region_size::TPM_LOG as u32)),
+};
 
 /// What the RTC reads at boot: 2026-01-01T00:00:00Z (there is no wall clock here).
 const WALL_CLOCK: i64 = 1_767_225_600;
