@@ -336,16 +336,16 @@ fn malformed_requests_get_an_error_status_and_a_log_line() {
 #[test]
 fn only_the_vcpu_pd_may_touch_registers_or_send_eoi() {
     let mut env = Env::new();
+    let calls: [(u64, &[u64]); 3] = [
+        (label::MMIO_READ, &[MMIO_BASE, 4]),
+        (label::MMIO_WRITE, &[MMIO_BASE, 4, 1]),
+        (label::EOI, &[0x30]),
+    ];
     for ch in [SERIAL, SCI, STRANGER] {
-        assert_eq!(
-            env.call(ch, label::MMIO_READ, &[MMIO_BASE, 4]).0,
-            Status::NOT_PERMITTED
-        );
-        assert_eq!(
-            env.call(ch, label::MMIO_WRITE, &[MMIO_BASE, 4, 1]).0,
-            Status::NOT_PERMITTED
-        );
-        assert_eq!(env.call(ch, label::EOI, &[0x30]).0, Status::NOT_PERMITTED);
+        for (label, args) in calls {
+            let (status, _) = env.call(ch, label, args);
+            assert_eq!(status, Status::NOT_PERMITTED, "{label:#x} from {ch}");
+        }
     }
     assert_eq!(env.read(IOREGSEL, 4), (Status::OK, 0), "IOREGSEL untouched");
     assert!(env
@@ -360,19 +360,19 @@ fn devices_drive_only_the_lines_granted_to_their_channel() {
     let mut env = Env::new();
     env.program(3, 0x33, false, 1);
     env.program(9, 0x39, false, 1);
-    assert_eq!(env.line(SERIAL, 3, LineAction::PULSE), Status::OK);
     // Line 9 belongs to the SCI device, the stranger has nothing.
-    assert_eq!(
-        env.line(SERIAL, 9, LineAction::ASSERT),
-        Status::NOT_PERMITTED
-    );
-    assert_eq!(
-        env.line(STRANGER, 3, LineAction::ASSERT),
-        Status::NOT_PERMITTED
-    );
-    assert_eq!(env.line(VCPU, 3, LineAction::ASSERT), Status::NOT_PERMITTED);
-    assert_eq!(env.line(SCI, 3, LineAction::PULSE), Status::NOT_PERMITTED);
-    assert_eq!(env.line(SCI, 9, LineAction::PULSE), Status::OK);
+    let (ok, refused) = (Status::OK, Status::NOT_PERMITTED);
+    let cases = [
+        (SERIAL, 3, LineAction::PULSE, ok),
+        (SERIAL, 9, LineAction::ASSERT, refused),
+        (STRANGER, 3, LineAction::ASSERT, refused),
+        (VCPU, 3, LineAction::ASSERT, refused),
+        (SCI, 3, LineAction::PULSE, refused),
+        (SCI, 9, LineAction::PULSE, ok),
+    ];
+    for (ch, line, action, want) in cases {
+        assert_eq!(env.line(ch, line, action), want, "line {line} from {ch}");
+    }
     let got = env.drain();
     assert_eq!(
         got.iter().map(|e| (e.vector, e.pin)).collect::<Vec<_>>(),
