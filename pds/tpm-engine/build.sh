@@ -79,16 +79,25 @@ fetch_sources() {
 }
 
 unpack() {
-    if [ ! -f "$SRC/openssl/.unpacked" ]; then
+    # The stamp names the source and our edits, so changed edits rebuild libcrypto.
+    local ossl_stamp="$OPENSSL_VERSION pd-no-fpu-2"
+    if [ "$(cat "$SRC/openssl/.unpacked" 2>/dev/null)" != "$ossl_stamp" ]; then
         say "unpacking openssl (dpkg-source -x: Debian's patches applied)"
-        rm -rf "$SRC/openssl"
+        rm -rf "$SRC/openssl" "$OUT/openssl-build"
         dpkg-source --no-check -x "$SRC/openssl_$OPENSSL_VERSION.dsc" "$SRC/openssl" >/dev/null
-        # BIO's printf reads doubles for %f/%e/%g, which needs SSE registers: take
-        # the path OpenSSL has for UEFI (those formats refused) when
-        # OPENSSL_PD_NO_FPU is defined (openssl-pd.conf).
+        # No floating point may run in a PD (CR0.EM: x87 and SSE fault), with
+        # OPENSSL_PD_NO_FPU defined (openssl-pd.conf): BIO's printf takes the path
+        # OpenSSL has for UEFI (%f/%e/%g refused), and OSSL_PARAM's conversions
+        # between integers and doubles (x87 code even with SSE off) treat a real
+        # parameter as a type they do not convert (an error, never a fault).
         sed -i 's/^#ifndef OPENSSL_SYS_UEFI$/#if !defined(OPENSSL_SYS_UEFI) \&\& !defined(OPENSSL_PD_NO_FPU)/' \
             "$SRC/openssl/crypto/bio/bio_print.c"
-        touch "$SRC/openssl/.unpacked"
+        sed -i -e 's/p->data_type == OSSL_PARAM_REAL/(PD_PARAM_REAL \&\& &)/' \
+            -e 's|^#include "internal/endian.h"$|&\n#ifdef OPENSSL_PD_NO_FPU\n# define PD_PARAM_REAL 0\n#else\n# define PD_PARAM_REAL 1\n#endif|' \
+            "$SRC/openssl/crypto/params.c"
+        grep -q '^# define PD_PARAM_REAL 0$' "$SRC/openssl/crypto/params.c" ||
+            die "crypto/params.c: the no-FPU edit found no anchor"
+        echo "$ossl_stamp" >"$SRC/openssl/.unpacked"
     fi
     # The stamp names what was unpacked, so changed vendored sources rebuild libtpms.
     local stamp="$LIBTPMS_TARBALL_SHA256 $LIBTPMS_DEBIAN_SHA256"
@@ -154,21 +163,31 @@ combine() {
     mkdir -p "$OUT/lib"
     local lib=$OUT/lib/libtpm_engine.a
     say "combining into $lib"
-    rm -f "$lib"
+    # Built aside and renamed, so a link reading the archive never sees half of one.
+    rm -f "$lib.tmp"
     {
-        echo "CREATE $lib"
+        echo "CREATE $lib.tmp"
         echo "ADDLIB $OUT/libtpms-build/libtpms.a"
         echo "ADDLIB $OUT/openssl-build/libcrypto.a"
         echo "ADDMOD $OUT/shim-build/crt_variadic.o"
         echo "SAVE"
         echo "END"
     } | ar -M
+    mv "$lib.tmp" "$lib"
     ls -l "$lib" >&2
 }
 
 start=$(date +%s)
-# Downloads only until OpenSSL's tree is unpacked (apt asks the mirror every time).
-if [ ! -f "$SRC/openssl/.unpacked" ]; then
+# One build per OUT at a time (several scripts/boot may start at once); the second
+# finds the first's results cached.
+mkdir -p "$OUT"
+exec {lock}>"$OUT/.lock"
+if ! flock -n "$lock"; then
+    say "waiting for another build.sh in $OUT"
+    flock "$lock"
+fi
+# Downloads only until OpenSSL's sources are here (apt asks the mirror every time).
+if [ ! -f "$SRC/openssl_$OPENSSL_VERSION.dsc" ]; then
     fetch_sources
 fi
 unpack
