@@ -138,6 +138,34 @@ elif [ -e /sys/bus/acpi/devices/MSFT0101:00 ]; then
     say "guest-tpm: ACPI has MSFT0101 but there is no /dev/tpm0 (TPM in failure mode?)"
 fi
 
+# guest.tpmnv=write:N defines TPM NV index 0x01500015 (8 bytes, owner read/write, empty
+# owner password) and writes N into it (hex, zero-padded to 8 bytes); check:N reads it
+# back and must find N: a later boot that does proves the TPM's NV outlived the reboot
+# (guest-tpm-nv: lines; scripts/boot-test's sealed-state test).
+TPMNV=$(sed -n 's/.*guest\.tpmnv=\([a-z]*:[0-9a-f]*\).*/\1/p' /proc/cmdline)
+if [ -n "$TPMNV" ]; then
+    [ -c /dev/tpm0 ] || fail "tpm-nv: no /dev/tpm0"
+    [ ${#TPMNV} -le 22 ] || fail "tpm-nv: $TPMNV: at most 16 hex digits"
+    NV=$(echo "0000000000000000${TPMNV#*:}" | tail -c 17)
+    NVOCT=
+    for x in $(echo "$NV" | sed 's/../& /g'); do NVOCT="$NVOCT$(printf '\\%03o' "0x$x")"; done
+    case "$TPMNV" in
+    write:*)
+        tpm_cmd NV_DefineSpace '\200\002\000\000\000\055\000\000\001\052\100\000\000\001\000\000\000\011\100\000\000\011\000\000\000\000\000\000\000\000\016\001\120\000\025\000\013\002\002\000\002\000\000\000\010' 19
+        tpm_cmd NV_Write "\200\002\000\000\000\053\000\000\001\067\100\000\000\001\001\120\000\025\000\000\000\011\100\000\000\011\000\000\000\000\000\000\010$NVOCT\000\000" 19
+        say "guest-tpm-nv: PASS wrote $NV to NV index 0x01500015"
+        ;;
+    check:*)
+        tpm_cmd NV_Read '\200\002\000\000\000\043\000\000\001\116\100\000\000\001\001\120\000\025\000\000\000\011\100\000\000\011\000\000\000\000\000\000\010\000\000' 29
+        # shellcheck disable=SC2086
+        set -- $TPM_RESP
+        shift 16
+        [ "$1$2$3$4$5$6$7$8" = "$NV" ] || fail "tpm-nv: NV index 0x01500015 holds $1$2$3$4$5$6$7$8, expected $NV"
+        say "guest-tpm-nv: PASS NV index 0x01500015 holds $NV, written by an earlier boot"
+        ;;
+    esac
+fi
+
 # Debian's tpm2-tools against the TPM through the kernel's resource manager: getcap,
 # getrandom, pcrread, pcrextend, seal/unseal under a PCR policy, quote checked in
 # software (scripts/guest/tpm.sh, guest-tpm2: lines). guest.tpm=require (scripts/boot
