@@ -153,18 +153,12 @@ impl Rig {
             }),
         };
         // The guest's VP 0 enables the paravisor SynIC the way Linux does.
-        for (msr, value) in hvdef::synic::enable_writes(SIMP, SIEFP, 2, 0x30) {
+        let enable = synic_pd::api::enable_requests(0, Instance::PARAVISOR, (SIMP, SIEFP), 2, 0x30);
+        for req in enable {
             let mut mrs = MessageRegisters::new();
-            let req = synic_pd::api::Request::WriteMsr {
-                vp: 0,
-                instance: Instance::PARAVISOR,
-                msr,
-                value,
-            };
             let info = req.encode(&mut mrs);
-            rig.world
-                .route
-                .synic
+            let synic = &mut rig.world.route.synic;
+            synic
                 .protected(&mut RecordingKernel::default(), S_VCPU, info, &mut mrs)
                 .unwrap();
         }

@@ -119,15 +119,10 @@ fn in_process(n: u64) -> f64 {
     let mut hvcall: Box<HvcallPd<8, 64>> =
         Box::new(HvcallPd::init(&hvcall_init).expect("hvcall init"));
     // VP 0 enables the paravisor SynIC the way Linux does.
-    for (msr, value) in hvdef::synic::enable_writes(SIMP, SIEFP, 2, 0x30) {
+    let enable = synic_pd::api::enable_requests(0, Instance::PARAVISOR, (SIMP, SIEFP), 2, 0x30);
+    for req in enable {
         let mut mrs = MessageRegisters::new();
-        let info = synic_pd::api::Request::WriteMsr {
-            vp: 0,
-            instance: Instance::PARAVISOR,
-            msr,
-            value,
-        }
-        .encode(&mut mrs);
+        let info = req.encode(&mut mrs);
         world
             .synic
             .protected(&mut Quiet, S_VCPU, info, &mut mrs)

@@ -232,6 +232,23 @@ pub fn read_msr(
     Ok((reply.status(), reply.value()))
 }
 
+/// The WRITE_MSR requests with which VP `vp` enables `instance`'s SynIC the way
+/// Linux does ([`hvdef::synic::enable_writes`]: SIMP, SIEFP, one SINT, SCONTROL).
+pub fn enable_requests(
+    vp: u32,
+    instance: Instance,
+    (simp, siefp): (u64, u64),
+    sint: u8,
+    vector: u8,
+) -> [Request; 4] {
+    hvdef::synic::enable_writes(simp, siefp, sint, vector).map(|(msr, value)| Request::WriteMsr {
+        vp,
+        instance,
+        msr,
+        value,
+    })
+}
+
 /// Client side of WRITE_MSR.
 pub fn write_msr(
     kernel: &mut dyn Kernel,

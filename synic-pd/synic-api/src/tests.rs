@@ -223,3 +223,20 @@ fn replies_decode_and_refuse_nonsense() {
         Err(DecodeError::UnknownLabel(4))
     );
 }
+
+#[test]
+fn enable_requests_write_linuxs_sequence_for_the_named_vp_and_instance() {
+    let reqs = enable_requests(1, Instance::HYPERVISOR, (0x8000, 0x9000), 2, 0x30);
+    let writes = hvdef::synic::enable_writes(0x8000, 0x9000, 2, 0x30);
+    for (req, (msr, value)) in reqs.into_iter().zip(writes) {
+        assert_eq!(
+            req,
+            Request::WriteMsr {
+                vp: 1,
+                instance: Instance::HYPERVISOR,
+                msr,
+                value
+            }
+        );
+    }
+}
