@@ -23,7 +23,8 @@ use crate::{layout, Name};
 pub const MAGIC: [u8; 8] = *b"PVSYSIMG";
 /// 2: virtual machines ([`VmDesc`]) and region initial contents.
 /// 3: PCI device grants ([`PciDesc`]).
-pub const VERSION: u32 = 3;
+/// 4: a VM's I/O port grant ([`VmDesc::io_base`], [`GUEST_PORT_RANGES`]).
+pub const VERSION: u32 = 4;
 /// Channel and irq ids per PD (0..=61), as in Microkit.
 pub const CHANNELS: usize = 62;
 pub const MAX_PDS: usize = 63;
@@ -181,7 +182,11 @@ pub struct VmDesc {
     /// How many entries of `vcpu_ids` are used (1..=[`MAX_VCPUS`]).
     pub vcpu_count: u8,
     pub priority: u8,
-    pub _reserved: [u8; 5],
+    /// Ports `io_base..io_base + io_count` the guest reaches without exits; 0: none.
+    /// Only a whole range of [`GUEST_PORT_RANGES`].
+    pub io_count: u8,
+    pub io_base: u16,
+    pub _reserved: [u8; 2],
     pub budget_us: u64,
     pub period_us: u64,
     /// The ids the VMM names its vCPUs by (each 0..=[`MAX_VCPU_ID`], distinct).
@@ -190,6 +195,14 @@ pub struct VmDesc {
     pub map_count: u32,
     pub _reserved2: u32,
 }
+
+/// The port ranges a VM may be granted (base, count): the PC's serial ports other
+/// than COM1, which is the kernel's console. An allow-list, not a deny-list: the
+/// board has ports that reset or power off the machine (0xCF9, the ACPI PM block)
+/// or reach the kernel's devices (PIC, PIT, PCI configuration), and only these
+/// are known to hold nothing but a 16550 (or nothing): a UART has no DMA, so a
+/// guest driving it reaches its own byte stream and its interrupt line only.
+pub const GUEST_PORT_RANGES: [(u16, u8); 3] = [(0x2f8, 8), (0x3e8, 8), (0x2e8, 8)];
 
 /// Region `region` appears in the guest at guest-physical address `gpa`.
 #[repr(C)]
@@ -529,6 +542,18 @@ impl<'a> SystemImage<'a> {
         {
             return Err(ImageError::BadReference("vCPU id"));
         }
+        let grant = (d.io_base, d.io_count);
+        if d.io_count != 0 && !GUEST_PORT_RANGES.contains(&grant) {
+            return Err(ImageError::BadAddress("VM I/O ports"));
+        }
+        // A port range is one VM's: two guests on one UART would see each other's bytes.
+        if d.io_count != 0
+            && self.vms[..i]
+                .iter()
+                .any(|o| (o.io_base, o.io_count) == grant)
+        {
+            return Err(ImageError::BadAddress("VM I/O ports"));
+        }
         for (k, m) in vm.maps.iter().enumerate() {
             let region = self
                 .regions
@@ -677,7 +702,9 @@ pub mod build {
                 owner_pd: 0,
                 vcpu_count: 0,
                 priority: 0,
-                _reserved: [0; 5],
+                io_count: 0,
+                io_base: 0,
+                _reserved: [0; 2],
                 budget_us: 0,
                 period_us: 0,
                 vcpu_ids: [0; MAX_VCPUS],

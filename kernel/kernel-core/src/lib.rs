@@ -10,6 +10,7 @@ extern crate std;
 
 pub mod console;
 pub mod guest;
+pub mod iopm;
 pub mod paging;
 mod ready;
 mod sched;

@@ -158,19 +158,17 @@ pub fn load(
         }
         let asids = svm::features().map_or(2, |f| f.asids.max(2));
         let asid = (vm_index as u32 % (asids - 1)) + 1;
+        let iopm = match vm.desc.io_count {
+            0 => svm::iopm_pa(),
+            count => io_permission_map(frames, vm.desc.io_base, count)?,
+        };
         for &id in vm.vcpu_ids() {
             let entry = vcpus().get_mut(slot).ok_or(VmLoadError::TooManyVcpus)?;
             let vmcb = frames.alloc(1).ok_or(VmLoadError::OutOfMemory)?;
             let xsave = frames.alloc(1).ok_or(VmLoadError::OutOfMemory)?;
             let backup = frames.alloc(1).ok_or(VmLoadError::OutOfMemory)?;
             write_xsave_header(xsave);
-            vmcb::init(
-                &mut PhysVmcb::at(vmcb),
-                root,
-                asid,
-                svm::iopm_pa(),
-                svm::msrpm_pa(),
-            );
+            vmcb::init(&mut PhysVmcb::at(vmcb), root, asid, iopm, svm::msrpm_pa());
             *entry = Some(Vcpu {
                 owner: vm.desc.owner_pd,
                 id,
@@ -187,6 +185,23 @@ pub fn load(
     // SAFETY: single CPU at boot, before any PD runs.
     unsafe { LOADED = slot };
     Ok(slot)
+}
+
+/// A VM's own I/O permission map: every port intercepted but its grant (which
+/// the image parser checked against `GUEST_PORT_RANGES`).
+fn io_permission_map(frames: &mut Frames, base: u16, count: u8) -> Result<u64, VmLoadError> {
+    let pages = (kernel_core::iopm::IOPM_BYTES as u64).div_ceil(kernel_abi::layout::PAGE_SIZE);
+    let map = frames.alloc(pages).ok_or(VmLoadError::OutOfMemory)?;
+    for off in (0..kernel_core::iopm::IOPM_BYTES as u64).step_by(8) {
+        mem::write_u64(map + off, u64::MAX);
+    }
+    for (byte, mask) in kernel_core::iopm::granted_bits(base, count) {
+        let p = mem::phys_ptr(map + byte as u64);
+        // SAFETY: `byte` is below IOPM_BYTES (a u16 port / 8), inside the frames just
+        // allocated and reached through the physical window.
+        unsafe { p.write_volatile(p.read_volatile() & !mask) };
+    }
+    Ok(map)
 }
 
 /// Maps `size` bytes of frames at `pa` to guest-physical `gpa`; 2 MiB pages where

@@ -317,6 +317,14 @@ fn vm_differences(image: &SystemImage<'_>, manifest: &Manifest) -> Vec<String> {
                 d.priority, d.budget_us, d.period_us, m.priority, m.budget_us, m.period_us
             ));
         }
+        let ports: Vec<(u16, u16)> = match d.io_count {
+            0 => Vec::new(),
+            n => vec![(d.io_base, u16::from(n))],
+        };
+        let listed: Vec<(u16, u16)> = m.io_ports.iter().map(|p| (p.base, p.count)).collect();
+        if ports != listed {
+            diff(format!("I/O ports {ports:x?}, manifest says {listed:x?}"));
+        }
         if vm.vcpu_ids() != m.vcpu_ids.as_slice() {
             diff(format!(
                 "vCPU ids {:?}, manifest says {:?}",

@@ -419,7 +419,7 @@ fn the_measurement_list_is_laid_out_stated_and_verified() {
     assert!(out.status.success(), "{}", text(&out));
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("m.json")).unwrap()).unwrap();
-    assert_eq!(m["schema_version"], 5);
+    assert_eq!(m["schema_version"], 6);
     let mb = &m["measured_boot"];
     assert_eq!(
         (mb["region"].as_str(), mb["pcr"].as_u64()),

@@ -163,7 +163,7 @@ fn manifest_json(dir: &Path, extra: &[&str]) -> Value {
 fn manifest_content() {
     let dir = project();
     let m = manifest_json(dir.path(), &[]);
-    assert_eq!(m["schema_version"], 5);
+    assert_eq!(m["schema_version"], 6);
     assert_eq!(m["virtual_machines"], serde_json::json!([]));
     assert_eq!(m["system"]["path"], "system.xml");
     let pds = m["protection_domains"].as_array().unwrap();
@@ -359,7 +359,7 @@ fn manifest_lists_guests_what_they_see_and_initial_data() {
     assert_eq!(
         m["virtual_machines"],
         serde_json::json!([{"name": "linux", "vmm": "vmm", "priority": 40, "budget_us": 500, "period_us": 1000,
-            "vcpu_ids": [0], "maps": [{"region": "guest_ram", "gpa": 0x100000, "size": 0x4000, "perms": "rwx", "cached": true}]}])
+            "vcpu_ids": [0], "maps": [{"region": "guest_ram", "gpa": 0x100000, "size": 0x4000, "perms": "rwx", "cached": true}], "io_ports": []}])
     );
     assert_eq!(
         m["regions"][0]["mapped_by_guests"],

@@ -507,7 +507,7 @@ impl ErrorKind {
             NotUtf8 => "save the file as UTF-8".into(),
             MalformedXml { .. } => "fix the XML syntax at this position (unclosed tag, stray '<' or '&', bad quoting)".into(),
             RootNotSystem { .. } => "wrap the description in <system> ... </system>".into(),
-            UnknownElement { .. } => "allowed: <memory_region>, <protection_domain>, <channel>, <io_address_space>, <domains> in <system>; <program_image>, <map>, <irq>, <ioport>, <setvar>, <cspace>, <protection_domain>, <virtual_machine> in a PD; <vcpu>, <map> in <virtual_machine>; <end> in <channel>; <cap_tcb>, <cap_sc>, <cap_vspace> in <cspace>; <iomap> in <io_address_space>; <domain>, <domain_schedule> in <domains>".into(),
+            UnknownElement { .. } => "allowed: <memory_region>, <protection_domain>, <channel>, <io_address_space>, <domains> in <system>; <program_image>, <map>, <irq>, <ioport>, <setvar>, <cspace>, <protection_domain>, <virtual_machine> in a PD; <vcpu>, <map>, <ioport> in <virtual_machine>; <end> in <channel>; <cap_tcb>, <cap_sc>, <cap_vspace> in <cspace>; <iomap> in <io_address_space>; <domain>, <domain_schedule> in <domains>".into(),
             MisplacedElement { element, .. } => match element.as_str() {
                 "end" => "<end> belongs inside <channel>".into(),
                 "memory_region" | "channel" => format!("move <{element}> directly under <system>"),

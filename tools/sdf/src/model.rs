@@ -311,6 +311,18 @@ pub struct VirtualMachine {
     pub vcpus: Vec<Vcpu>,
     /// `vaddr` is the guest-physical address; `setvar_vaddr` is never set.
     pub maps: Vec<Map>,
+    /// `<ioport addr= size=/>`: ports the guest reaches without exits. Not in
+    /// Microkit (its `<ioport>` is a PD's); which ranges a kernel grants is its own
+    /// rule (this one: `kernel_abi::image::GUEST_PORT_RANGES`, checked by build).
+    pub ioports: Vec<GuestIoPort>,
+    pub span: Span,
+}
+
+/// `<ioport addr= size=/>` inside a `<virtual_machine>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestIoPort {
+    pub addr: u64,
+    pub size: u64,
     pub span: Span,
 }
 

@@ -174,6 +174,7 @@ const END_ATTRS: &[&str] = &["pd", "id", "pp", "notify", "setvar_id"];
 /// here the guest may be given less than its VMM).
 const VM_ATTRS: &[&str] = &["name", "priority", "budget", "period"];
 const VCPU_ATTRS: &[&str] = &["id", "cpu", "setvar_id"];
+const GUEST_IOPORT_ATTRS: &[&str] = &["addr", "size"];
 
 const KNOWN_ELEMENTS: &[&str] = &[
     "virtual_machine",
@@ -840,10 +841,12 @@ impl<'t> Parser<'t> {
         let (priority, budget, period) = self.scheduling(&mut at);
         let mut vcpus = Vec::new();
         let mut maps = Vec::new();
+        let mut ioports = Vec::new();
         let mut ok = at.ok;
         for child in self.elements(node) {
             ok &= match Self::name_of(child).as_str() {
                 "vcpu" => self.vcpu(child).map(|v| vcpus.push(v)).is_some(),
+                "ioport" => self.guest_ioport(child).map(|p| ioports.push(p)).is_some(),
                 "map" => self
                     .map(child, VM_MAP_ATTRS)
                     .map(|m| maps.push(m))
@@ -864,7 +867,21 @@ impl<'t> Parser<'t> {
             period: period?,
             vcpus,
             maps,
+            ioports,
             span: at.span,
+        })
+    }
+
+    fn guest_ioport(&mut self, node: Node) -> Option<GuestIoPort> {
+        let mut at = self.attrs(node, GUEST_IOPORT_ATTRS);
+        let addr = self.numeric(&mut at, "addr", parse_quantity, 0..=0xffff, None);
+        let size = self.numeric(&mut at, "size", parse_decimal, 1..=0x1_0000, None);
+        self.leaf(node, at.ok, || {
+            Some(GuestIoPort {
+                addr: addr?,
+                size: size?,
+                span: at.span,
+            })
         })
     }
 

@@ -327,6 +327,18 @@ fn vms_and_region_data_parse_back_to_what_was_encoded() {
 }
 
 #[test]
+fn every_allowed_port_range_is_granted_whole() {
+    for (base, count) in GUEST_PORT_RANGES {
+        let bytes = vm_image(b"", |_, vm| {
+            (vm.desc.io_base, vm.desc.io_count) = (base, count)
+        });
+        let image = SystemImage::parse(&bytes).unwrap();
+        let vm = image.vms().next().unwrap();
+        assert_eq!((vm.desc.io_base, vm.desc.io_count), (base, count));
+    }
+}
+
+#[test]
 fn region_data_may_fill_the_whole_region() {
     let full = vec![0xa5; 0x2000];
     let bytes = vm_image(&full, |_, _| {});
@@ -367,6 +379,21 @@ fn each_kind_of_bad_vm_or_region_data_is_refused() {
             "vCPU id past 61",
             |_, vm| vm.desc.vcpu_ids[0] = 62,
             ImageError::BadReference("vCPU id"),
+        ),
+        (
+            "the kernel's console port",
+            |_, vm| (vm.desc.io_base, vm.desc.io_count) = (0x3f8, 8),
+            ImageError::BadAddress("VM I/O ports"),
+        ),
+        (
+            "part of a serial port",
+            |_, vm| (vm.desc.io_base, vm.desc.io_count) = (0x2f8, 4),
+            ImageError::BadAddress("VM I/O ports"),
+        ),
+        (
+            "the PCI configuration ports",
+            |_, vm| (vm.desc.io_base, vm.desc.io_count) = (0xcf8, 8),
+            ImageError::BadAddress("VM I/O ports"),
         ),
         (
             "map of a missing region",

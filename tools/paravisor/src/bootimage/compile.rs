@@ -11,8 +11,8 @@
 use kernel_abi::image::build::{encode_with_devices, PdSpec, RegionSpec, VmSpec};
 use kernel_abi::image::{
     perms, CapDesc, MapDesc, PatchDesc, PdDesc, RegionDesc, SegmentDesc, SystemImage, VmDesc,
-    VmMapDesc, CHANNELS, GPA_LIMIT, MAX_MAPS, MAX_SEGMENTS, MAX_VCPUS, MAX_VCPU_ID, MAX_VM_MAPS,
-    NO_PARENT,
+    VmMapDesc, CHANNELS, GPA_LIMIT, GUEST_PORT_RANGES, MAX_MAPS, MAX_SEGMENTS, MAX_VCPUS,
+    MAX_VCPU_ID, MAX_VM_MAPS, NO_PARENT,
 };
 use kernel_abi::info::{self, InfoHeader, InfoRegion, InfoVariable};
 use kernel_abi::layout;
@@ -367,6 +367,7 @@ fn vm_spec(
         }
         *slot = v.id;
     }
+    (desc.io_base, desc.io_count) = guest_ports(vm).map_err(fail)?;
     if vm.maps.len() > MAX_VM_MAPS {
         return Err(fail(format!(
             "{} maps (at most {MAX_VM_MAPS})",
@@ -390,6 +391,36 @@ fn vm_spec(
         });
     }
     Ok(VmSpec { desc, maps })
+}
+
+/// The VM's one `<ioport>` grant as (base, count), (0, 0) without one: only a
+/// whole range the kernel allows ([`GUEST_PORT_RANGES`]).
+fn guest_ports(vm: &sdf::VirtualMachine) -> Result<(u16, u8), String> {
+    let grant = match vm.ioports.as_slice() {
+        [] => return Ok((0, 0)),
+        [p] => (p.addr, p.size),
+        more => {
+            return Err(format!(
+                "{} <ioport> grants (the kernel gives a VM one)",
+                more.len()
+            ))
+        }
+    };
+    GUEST_PORT_RANGES
+        .into_iter()
+        .find(|&(base, count)| (u64::from(base), u64::from(count)) == grant)
+        .ok_or_else(|| {
+            let allowed: Vec<String> = GUEST_PORT_RANGES
+                .iter()
+                .map(|(b, c)| format!("{b:#x}+{c}"))
+                .collect();
+            format!(
+                "ports {:#x}+{} are not a range a VM may be granted ({})",
+                grant.0,
+                grant.1,
+                allowed.join(", ")
+            )
+        })
 }
 
 /// The image's debug-grant bits for a PD's `debug_console`/`debug_halt`.

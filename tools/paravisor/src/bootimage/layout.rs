@@ -73,8 +73,8 @@ fn field(kind: Kind, at: usize) -> Option<String> {
                 maps_off, patches_off, info_off, segment_count, map_count, patch_count,
                 _reserved2)
         }
-        Kind::Vm => &fields!(VmDesc: name, owner_pd, vcpu_count, priority, _reserved,
-            budget_us, period_us, vcpu_ids, maps_off, map_count, _reserved2),
+        Kind::Vm => &fields!(VmDesc: name, owner_pd, vcpu_count, priority, io_count, io_base,
+            _reserved, budget_us, period_us, vcpu_ids, maps_off, map_count, _reserved2),
         Kind::Segment => {
             &fields!(SegmentDesc: vaddr, file_off, file_size, mem_size, perms, _reserved)
         }

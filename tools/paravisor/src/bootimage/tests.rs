@@ -119,6 +119,7 @@ macro_rules! vmm_and_guest {
             <vcpu id="5" />
             <map mr="ram" vaddr="0x0" perms="rwx" />
             <map mr="rom" vaddr="0xfff000" perms="rx" />
+            <ioport addr="0x2f8" size="8" />
         </virtual_machine>
     </protection_domain>
 "#
@@ -431,6 +432,7 @@ fn a_guest_compiles_to_its_vmm_index_vcpus_maps_and_initial_data() {
         (40, 500, 1000)
     );
     assert_eq!(vm.vcpu_ids(), &[3, 5]);
+    assert_eq!((vm.desc.io_base, vm.desc.io_count), (0x2f8, 8));
     let maps: Vec<_> = vm.maps.iter().map(|m| (m.gpa, m.region, m.perms)).collect();
     assert_eq!(
         maps,
@@ -443,6 +445,24 @@ fn a_guest_compiles_to_its_vmm_index_vcpus_maps_and_initial_data() {
     assert_eq!(image.region_data(0), b"");
     let info = InfoPage::parse(image.pd(1).unwrap().info_page).unwrap();
     assert_eq!(info.variable("boot_vcpu"), Some(3));
+}
+
+#[test]
+fn a_guest_port_grant_outside_the_kernels_list_is_refused() {
+    // (grant, what the error says)
+    let table = [
+        (
+            r#"addr="0x3f8" size="8""#,
+            "ports 0x3f8+8 are not a range a VM may be granted",
+        ),
+        (r#"addr="0x2f8" size="4""#, "ports 0x2f8+4 are not a range"),
+        (r#"addr="0xcf8" size="8""#, "ports 0xcf8+8 are not a range"),
+    ];
+    for (grant, want) in table {
+        let sys = system(&GUEST.replace(r#"addr="0x2f8" size="8""#, grant));
+        let e = compile::compile(&sys, &programs(&sys), &guest_data(b"k")).unwrap_err();
+        assert!(e.contains(want), "{grant}: {e}");
+    }
 }
 
 #[test]
@@ -476,16 +496,18 @@ fn verify_names_every_guest_and_region_difference() {
     m.virtual_machines[0].priority = 41;
     m.virtual_machines[0].vcpu_ids = vec![3];
     m.virtual_machines[0].maps[1].gpa = 0xffe000;
+    m.virtual_machines[0].io_ports.clear();
     m.regions[1].initial_data = None;
     m.regions[2].size = 0x2000;
     // The region data's difference names both its hash and the manifest's none.
     assert_differences(
         &boot,
         &m,
-        6,
+        7,
         &[
             "VM linux: VMM Some(\"vmm\"), manifest says \"hv\"",
             "VM linux: priority 40, budget 500 us, period 1000 us; manifest says 41, 500 us, 1000 us",
+            "VM linux: I/O ports [(2f8, 8)], manifest says []",
             "VM linux: vCPU ids [3, 5], manifest says [3]",
             "VM linux: guest maps (region, gpa, size, perms)",
             "region ram: initial data sha256 ",

@@ -10,7 +10,8 @@ use crate::region_data::{self, RegionData};
 /// 3: `boot_image`: the hash of every byte of the built image, part by part.
 /// 4: per PD `pci_devices`: the PCI functions granted to it.
 /// 5: `measured_boot`: the tpm PD's measurement list and what it must produce.
-pub const SCHEMA_VERSION: u32 = 5;
+/// 6: per VM `io_ports`: the ports its guest reaches without exits.
+pub const SCHEMA_VERSION: u32 = 6;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,6 +114,17 @@ pub struct VmEntry {
     pub period_us: u64,
     pub vcpu_ids: Vec<u8>,
     pub maps: Vec<VmMapEntry>,
+    /// Ports the guest reaches directly (the kernel's I/O permission map lets
+    /// them through; every other port exits to the VMM).
+    pub io_ports: Vec<IoPortEntry>,
+}
+
+/// Ports `base..base + count`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IoPortEntry {
+    pub base: u16,
+    pub count: u16,
 }
 
 /// A region as the guest sees it.
@@ -439,6 +451,14 @@ pub fn build(
                         perms: m.perms.to_string(),
                         cached: m.cached,
                     })
+                })
+                .collect(),
+            io_ports: vm
+                .ioports
+                .iter()
+                .map(|p| IoPortEntry {
+                    base: u16::try_from(p.addr).unwrap_or(u16::MAX),
+                    count: u16::try_from(p.size).unwrap_or(u16::MAX),
                 })
                 .collect(),
         })
