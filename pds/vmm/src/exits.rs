@@ -334,6 +334,7 @@ impl Vmm {
             MsrAccess::Write(v) => (Some(v), FixedInstruction::Wrmsr),
         };
         let is_write = write.is_some();
+        self.stats.note_msr(index, is_write);
         let result = match msr::owner(index) {
             Owner::Lapic => self.platform.lapic_msr(index, write, now, peers),
             Owner::Frequency => match (index, write) {

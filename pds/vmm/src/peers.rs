@@ -37,6 +37,10 @@ pub trait Peers {
     fn ioapic_eoi(&mut self, vector: u8);
     /// Drives an input line of the ioapic PD; `false` if the call failed.
     fn ioapic_line(&mut self, line: u8, asserted: bool) -> bool;
+    /// One edge on an input line (assert, then deassert).
+    fn ioapic_pulse(&mut self, line: u8) -> bool {
+        self.ioapic_line(line, true) && self.ioapic_line(line, false)
+    }
     /// A guest access to the vTPM's locality pages that faulted, for the tpm PD;
     /// `None` if it was refused or there is no TPM.
     fn tpm_mmio(&mut self, _gpa: u64, _size: u8, _write: Option<u64>) -> Option<u64> {
@@ -149,13 +153,23 @@ impl Peers for CallPeers<'_> {
     }
 
     fn ioapic_line(&mut self, line: u8, asserted: bool) -> bool {
-        let Some(ch) = self.channels.ioapic_lines else {
-            return false;
-        };
         let action = if asserted {
             ioapic::api::LineAction::ASSERT
         } else {
             ioapic::api::LineAction::DEASSERT
+        };
+        self.set_line(line, action)
+    }
+
+    fn ioapic_pulse(&mut self, line: u8) -> bool {
+        self.set_line(line, ioapic::api::LineAction::PULSE)
+    }
+}
+
+impl CallPeers<'_> {
+    fn set_line(&mut self, line: u8, action: ioapic::api::LineAction) -> bool {
+        let Some(ch) = self.channels.ioapic_lines else {
+            return false;
         };
         ioapic::api::set_line(self.kernel, ch, u64::from(line), action).is_ok()
     }

@@ -5,7 +5,7 @@
 //! in tests); the exit is decoded by [`isolation::svm::decode_exit`] in
 //! [`Vmm::handle_exit`].
 
-use ipc::{Consumer, IpcError, Kernel};
+use ipc::{Channel, ChannelSet, Consumer, IpcError, Kernel};
 use isolation::svm::{self, SvmExit};
 // What a port implements, re-exported for the runtime glue.
 pub use isolation::svm::{Entered, Entry, SvmCpu};
@@ -13,7 +13,7 @@ pub use isolation::VpIndex;
 
 use crate::exits::{Action, Stop, Vmm};
 use crate::loader::GuestRam;
-use crate::peers::{CallPeers, Channels};
+use crate::peers::{CallPeers, Channels, Peers};
 use crate::state::VcpuState;
 
 /// The vCPU the VMM runs, as the kernel's `VM_ENTER` reaches it.
@@ -28,8 +28,20 @@ pub struct Wiring<'a> {
     pub channels: Channels,
     pub synic: Consumer<'a, synic_pd::api::IrqEntry>,
     pub ioapic: Option<Consumer<'a, ioapic::api::IrqEntry>>,
+    /// The interrupt of a device the guest drives itself (a UART whose ports the
+    /// kernel lets through), which the VMM passes on to the guest's IOAPIC.
+    pub forwarded: Option<ForwardedIrq>,
     /// Entries that named another vCPU or made no sense (counted, never acted on).
     pub dropped: u64,
+}
+
+/// A host interrupt line the guest gets as one of its ISA lines.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ForwardedIrq {
+    /// The VMM's irq capability (system.xml `<irq>`).
+    pub channel: Channel,
+    /// The guest's ISA line (the IOAPIC pin the ACPI tables give the device).
+    pub line: u8,
 }
 
 impl core::fmt::Debug for Wiring<'_> {
@@ -42,6 +54,26 @@ impl core::fmt::Debug for Wiring<'_> {
 }
 
 impl Wiring<'_> {
+    /// Passes a forwarded device interrupt on to the guest: an edge on its IOAPIC
+    /// pin (ISA lines are edge-triggered; the kernel's 8259 took the host edge),
+    /// then the kernel may unmask the host line. A device that keeps interrupting
+    /// costs only this VMM's time: the line stays masked until this acknowledgement.
+    pub fn forward(&mut self, vmm: &mut Vmm, kernel: &mut dyn Kernel, chs: ChannelSet) {
+        let Some(f) = self.forwarded.filter(|f| chs.contains(f.channel)) else {
+            return;
+        };
+        let mut peers = CallPeers {
+            kernel: &mut *kernel,
+            channels: self.channels,
+            vp: 0,
+        };
+        if !peers.ioapic_pulse(f.line) {
+            vmm.stats.uart_line_refused += 1;
+        }
+        vmm.stats.forwarded_irqs += 1;
+        let _ = f.channel.irq_ack(kernel);
+    }
+
     /// Moves every queued request into the local APIC; tells a producer that asked
     /// for it that there is room again. A corrupt queue is a broken peer: stop.
     pub fn drain(&mut self, vmm: &mut Vmm, kernel: &mut dyn Kernel) -> Result<(), Stop> {
@@ -125,7 +157,10 @@ pub fn run(
         }
         let entry = Entry { halted, deadline };
         match vcpu.vmrun(VP, st.words_mut(), entry) {
-            Ok(Entered::Notified(_)) => continue,
+            Ok(Entered::Notified(chs)) => {
+                wiring.forward(vmm, kernel, chs);
+                continue;
+            }
             Ok(Entered::Exit) => {}
             Err(_) => {
                 return Stop::Fatal {

@@ -9,6 +9,8 @@ use isolation::{ExitKind, VcpuExit};
 
 /// Distinct oddities remembered for the report.
 const REMEMBERED: usize = 16;
+/// Distinct MSRs counted for the breakdown (a guest touches a few dozen).
+const MSRS_TRACKED: usize = 64;
 
 #[derive(Clone, Debug, Default)]
 pub struct ExitStats {
@@ -32,7 +34,11 @@ pub struct ExitStats {
     /// Changes of COM1's line told to the ioapic PD.
     pub uart_line_changes: u64,
     pub uart_line_refused: u64,
+    /// Interrupts of a passed-through device forwarded to the guest's IOAPIC.
+    pub forwarded_irqs: u64,
     gp_msrs: BTreeMap<(u32, bool), u64>,
+    /// MSR exits by (index, write), the first [`MSRS_TRACKED`] distinct ones.
+    msrs: BTreeMap<(u32, bool), u64>,
     /// (call code, status) of hypercalls that failed.
     failed_calls: BTreeMap<(u16, u16), u64>,
     hole_pages: BTreeMap<u64, u64>,
@@ -61,6 +67,29 @@ impl ExitStats {
 
     pub fn of(&self, kind: ExitKind) -> u64 {
         self.by_kind.get(kind as usize).copied().unwrap_or(0)
+    }
+
+    /// One MSR exit, for [`Self::msr_breakdown`].
+    pub fn note_msr(&mut self, msr: u32, write: bool) {
+        let n = self.msrs.len();
+        if let Some(c) = self.msrs.get_mut(&(msr, write)) {
+            *c += 1;
+        } else if n < MSRS_TRACKED {
+            self.msrs.insert((msr, write), 1);
+        }
+    }
+
+    /// `msr exits by index: w0x80b 900, r0x40000020 300, ...`: the busiest first,
+    /// the `top` of them.
+    pub fn msr_breakdown(&self, top: usize) -> String {
+        let mut by_count: alloc::vec::Vec<_> = self.msrs.iter().collect();
+        by_count.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let mut s = String::from("msr exits by index:");
+        for (k, (&(msr, write), n)) in by_count.into_iter().take(top).enumerate() {
+            let sep = if k == 0 { " " } else { ", " };
+            let _ = write!(s, "{sep}{}{msr:#x} {n}", if write { "w" } else { "r" });
+        }
+        s
     }
 
     pub fn note_msr_gp(&mut self, msr: u32, write: bool) {
@@ -127,12 +156,14 @@ impl ExitStats {
         }
         let _ = write!(
             s,
-            "; injected {} (synic {}, ioapic {}), COM1 line changes {} ({} refused)",
+            "; injected {} (synic {}, ioapic {}), COM1 line changes {} ({} refused), \
+             forwarded irqs {}",
             self.injected,
             self.synic_irqs,
             self.ioapic_irqs,
             self.uart_line_changes,
-            self.uart_line_refused
+            self.uart_line_refused,
+            self.forwarded_irqs
         );
         s
     }
@@ -195,8 +226,23 @@ mod tests {
         assert_eq!(
             s.summary(),
             "exits 5: cpuid 2, hlt 1, exception(#14) 1, other(0x99) 1; injected 0 \
-             (synic 0, ioapic 0), COM1 line changes 0 (0 refused)"
+             (synic 0, ioapic 0), COM1 line changes 0 (0 refused), forwarded irqs 0"
         );
+    }
+
+    #[test]
+    fn msr_breakdown_puts_the_busiest_first() {
+        let mut s = ExitStats::default();
+        for (msr, write, n) in [(0x10, false, 1), (0x80b, true, 5), (0x6e0, true, 3)] {
+            for _ in 0..n {
+                s.note_msr(msr, write);
+            }
+        }
+        assert_eq!(s.msr_breakdown(2), "msr exits by index: w0x80b 5, w0x6e0 3");
+        for i in 0..1000 {
+            s.note_msr(i, false);
+        }
+        assert_eq!(s.msrs.len(), MSRS_TRACKED);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use vmm::exits::{Clock, Stop, Vmm};
 use vmm::loader::{GuestRamWrite, OutsideRam};
 use vmm::peers::Channels;
 use vmm::platform::Platform;
-use vmm::run::{Entered, Entry, SvmCpu, VpIndex, Wiring};
+use vmm::run::{Entered, Entry, ForwardedIrq, SvmCpu, VpIndex, Wiring};
 
 // The payload is copied out of its region once, to parse it as one slice: the
 // region's 48 MiB (linux.xml) and the VMM's own allocations.
@@ -40,6 +40,14 @@ const CHANNELS: Channels = Channels {
     ioapic: Some(Channel::new(2)),
     ioapic_lines: Some(Channel::new(3)),
     tpm: Some(described::TPM),
+};
+
+/// COM2's line (linux.xml `<irq irq="3" id="5">`): the guest drives the UART
+/// itself (its ports are the VM's `<ioport>` grant), the VMM only passes its
+/// interrupt on as ISA IRQ 3.
+const SERIAL: ForwardedIrq = ForwardedIrq {
+    channel: Channel::new(5),
+    line: 3,
 };
 
 /// The vTPM linux.xml gives the guest: the tpm PD on channel 4, and its TCG2
@@ -130,6 +138,7 @@ fn start(init: &dyn Init, kernel: &mut dyn Kernel) -> Result<Never, InitError> {
         channels: CHANNELS,
         synic: queue(init, "irq_queue", synic_pd::pd::IRQ_QUEUE_CAPACITY)?,
         ioapic: Some(queue(init, "ioapic_queue", ioapic::pd::IRQ_QUEUE_CAPACITY)?),
+        forwarded: Some(SERIAL),
         dropped: 0,
     };
     let mut payload = vec![0u8; payload_region.len()];
@@ -185,6 +194,7 @@ fn start(init: &dyn Init, kernel: &mut dyn Kernel) -> Result<Never, InitError> {
         elapsed / (tsc_hz / 1000).max(1),
         machine.stats.summary()
     );
+    pd_rt::println!("vmm: {}", machine.stats.msr_breakdown(12));
     if wiring.dropped != 0 {
         pd_rt::println!(
             "vmm: {} interrupt requests named another vCPU or made no sense; dropped",

@@ -149,7 +149,7 @@ fn dsdt_aml_is_the_expected_bytes() {
     assert_eq!(d[8], 2, "revision 2: 64-bit integers");
     #[rustfmt::skip]
     let want: &[u8] = &[
-        0x10, 0x4A, 0x05, b'_', b'S', b'B', b'_',            // Scope (\_SB), 90 bytes
+        0x10, 0x48, 0x08, b'_', b'S', b'B', b'_',            // Scope (\_SB), 136 bytes
         0x5B, 0x82, 0x25, b'V', b'M', b'B', b'S',            //   Device (VMBS), 37 bytes
         0x08, b'_', b'H', b'I', b'D',                        //     Name (_HID,
         0x0D, b'V', b'M', b'B', b'U', b'S', 0,               //       "VMBUS")
@@ -165,6 +165,14 @@ fn dsdt_aml_is_the_expected_bytes() {
         0x11, 0x10, 0x0A, 0x0D,                              //       Buffer (13) {
         0x47, 0x01, 0xF8, 0x03, 0xF8, 0x03, 0x01, 0x08,      //       IO (Decode16, 0x3F8, 0x3F8, 1, 8)
         0x22, 0x10, 0x00, 0x79, 0x00,                        //       IRQNoFlags {4}, end })
+        0x5B, 0x82, 0x2C, b'C', b'O', b'M', b'2',            //   Device (COM2), 44 bytes
+        0x08, b'_', b'H', b'I', b'D',                        //     Name (_HID,
+        0x0C, 0x41, 0xD0, 0x05, 0x01,                        //       EisaId ("PNP0501"))
+        0x08, b'_', b'U', b'I', b'D', 0x0A, 0x02,            //     Name (_UID, 2)
+        0x08, b'_', b'C', b'R', b'S',                        //     Name (_CRS,
+        0x11, 0x10, 0x0A, 0x0D,                              //       Buffer (13) {
+        0x47, 0x01, 0xF8, 0x02, 0xF8, 0x02, 0x01, 0x08,      //       IO (Decode16, 0x2F8, 0x2F8, 1, 8)
+        0x22, 0x08, 0x00, 0x79, 0x00,                        //       IRQNoFlags {3}, end })
         0x08, b'_', b'S', b'5', b'_',                        // Name (\_S5,
         0x12, 0x08, 0x04, 0x0A, 0x05, 0x0A, 0x05, 0x00, 0x00, //   Package (4) {5, 5, 0, 0})
     ];
@@ -331,6 +339,8 @@ fn iasl_disassembles_every_table() {
                 "Device (COM1)",
                 "EisaId (\"PNP0501\")",
                 "0x03F8",
+                "Device (COM2)",
+                "0x02F8",
             ],
         ),
     ];

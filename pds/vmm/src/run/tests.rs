@@ -34,6 +34,11 @@ const CHANNELS: Channels = Channels {
     tpm: None,
 };
 
+const SERIAL: ForwardedIrq = ForwardedIrq {
+    channel: Channel::new(5),
+    line: 3,
+};
+
 fn vmm() -> Vmm {
     testing::vmm(Presentation::Plain, TSC_HZ, TSC_HZ, |_, _| [0; 4])
 }
@@ -51,6 +56,7 @@ fn wiring() -> (Wiring<'static>, Queues) {
         channels: CHANNELS,
         synic: Consumer::new(synic_region, CAPACITY).unwrap(),
         ioapic: Some(Consumer::new(ioapic_region, CAPACITY).unwrap()),
+        forwarded: Some(SERIAL),
         dropped: 0,
     };
     let queues = Queues {
@@ -465,4 +471,39 @@ fn drain_honours_ioapic_destination_and_delivery_mode() {
         event::VALID | event::TYPE_NMI | 2,
         "the slot stays taken until delivered"
     );
+}
+
+/// What `forward` did for one notification: the protected calls it made
+/// (channel, first two words) and the irqs it acknowledged.
+fn forwarded(chs: &[Channel]) -> (Vec<(Channel, u64, u64)>, Vec<Channel>, Vmm) {
+    let (mut w, _) = wiring();
+    let mut v = vmm();
+    let mut calls = Vec::new();
+    let mut k = RoutingKernel::new(|ch, _: MessageInfo, mrs: &mut MessageRegisters| {
+        calls.push((ch, mrs.get(0), mrs.get(1)));
+        Err(IpcError::NotGranted(ch))
+    });
+    w.forward(&mut v, &mut k, chs.iter().copied().collect());
+    let acked = k.record.acked.clone();
+    drop(k);
+    (calls, acked, v)
+}
+
+#[test]
+fn a_forwarded_irq_is_an_edge_on_the_guests_line_then_acknowledged() {
+    let (calls, acked, v) = forwarded(&[Channel::new(1), SERIAL.channel]);
+    let lines = CHANNELS.ioapic_lines.unwrap();
+    let pulse = ioapic::api::LineAction::PULSE.0;
+    assert_eq!(calls, vec![(lines, 3, pulse)]);
+    assert_eq!(acked, vec![SERIAL.channel]);
+    assert_eq!(v.stats.forwarded_irqs, 1);
+    // The ioapic PD refused (this kernel grants no calls): counted, still acked.
+    assert_eq!(v.stats.uart_line_refused, 1);
+}
+
+#[test]
+fn other_notifications_forward_nothing() {
+    let (calls, acked, v) = forwarded(&[Channel::new(1), Channel::new(2)]);
+    assert!(calls.is_empty() && acked.is_empty());
+    assert_eq!(v.stats.forwarded_irqs, 0);
 }
