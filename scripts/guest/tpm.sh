@@ -177,3 +177,64 @@ tpm2_bench() {
     # shellcheck disable=SC2034 # the caller's result
     T2BENCH="extend $(((many - one) / (50 * n - 1))) quote $(($(median "$q") - $(median "$r")))"
 }
+
+# Measured boot: tpm2_eventlog replays the TCG2 event log the kernel found through the
+# TPM2 table (LASA/LAML); every PCR the replay names must equal what tpm2_pcrread reads.
+tpm2_eventlog_check() {
+    local log=${TPM2_EVENTLOG:-/sys/kernel/security/tpm0/binary_bios_measurements} replay pcr want n=0 events
+    [ -e "$log" ] || mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+    [ -r "$log" ] || fail "tpm2: eventlog: no $log (no TPM2 table log area?)"
+    tpm2_run eventlog tpm2_eventlog "$log"
+    replay=$(echo "$T2OUT" | awk '/^pcrs:/ {p = 1; next} p && /^  [a-z0-9]+:$/ {bank = $1; next}
+        p && bank == "sha256:" && / : 0x/ {gsub(/ /, ""); print}')
+    [ -n "$replay" ] || fail "tpm2: eventlog: no sha256 PCR in the replay of $(wc -c <"$log")-byte $log"
+    events=$(echo "$T2OUT" | grep -c '^- EventNum:')
+    for pcr in $replay; do
+        want=$(echo "${pcr#*:0x}" | tr 'A-F' 'a-f')
+        tpm2_pcr "${pcr%%:*}"
+        [ "$PCRV" = "$want" ] || fail "tpm2: eventlog: PCR ${pcr%%:*} reads $PCRV, the log replays to $want"
+        n=$((n + 1))
+    done
+    say "guest-tpm2: PASS eventlog: tpm2_eventlog's replay of $events events ($(wc -c <"$log") bytes) equals tpm2_pcrread for $n PCR(s) ($(echo "$replay" | tr '\n' ' '| sed 's/ $//'))"
+}
+
+# Sealing across a reboot (guest.persist=write:N / check:N, scripts/boot-test): boot 1
+# seals SHA-256("paravisor-tpm-persist N") to PCR 0 (the measured boot) under the
+# owner's ECC primary and keeps the sealed object's public and private parts on sda at
+# TPM2_SECTOR; boot 2 recreates the primary from the owner seed, loads them and must
+# unseal that secret: only a TPM whose seeds and PCR 0 came back can.
+TPM2_SECTOR=40960
+TPM2_DISK=${TPM2_DISK:-/dev/sda}
+tpm2_persist_secret() { printf 'paravisor-tpm-persist %s' "$1" | sha256sum | cut -c1-64 | xxd -r -p; }
+
+tpm2_persist() {
+    local mode=${1%%:*} n=${1#*:} out
+    rm -rf "$TPM2_DIR/persist"
+    mkdir -p "$TPM2_DIR/persist"
+    cd "$TPM2_DIR/persist" || fail "tpm2: no $TPM2_DIR/persist"
+    tpm2_persist_secret "$n" >secret.bin
+    tpm2_run "persist createprimary" tpm2_createprimary -C o -g sha256 -G ecc -c prim.ctx
+    case "$mode" in
+    write)
+        tpm2_run "persist pcrread" tpm2_pcrread -o pcr0.bin sha256:0
+        tpm2_run "persist createpolicy" tpm2_createpolicy --policy-pcr -l sha256:0 -f pcr0.bin -L pcr0.policy
+        tpm2_run "persist create" tpm2_create -C prim.ctx -g sha256 -a 'fixedtpm|fixedparent' -L pcr0.policy \
+            -i secret.bin -u seal.pub -r seal.priv
+        tar -cf seal.tar seal.pub seal.priv || fail "tpm2: persist: tar"
+        out=$(dd if=seal.tar of="$TPM2_DISK" bs=512 seek=$TPM2_SECTOR conv=fsync oflag=direct 2>&1) ||
+            fail "tpm2: persist: writing the sealed object: $(echo "$out" | tr '\n' ' ')"
+        say "guest-tpm2: PASS persist: sealed SHA-256 of marker $n to PCR 0 under the owner's ECC primary; public and private parts at sda sector $TPM2_SECTOR"
+        ;;
+    check)
+        out=$(dd if="$TPM2_DISK" of=seal.tar bs=512 skip=$TPM2_SECTOR count=20 iflag=direct 2>&1) ||
+            fail "tpm2: persist: reading the sealed object: $(echo "$out" | tr '\n' ' ')"
+        tar -xf seal.tar || fail "tpm2: persist: no sealed object at sda sector $TPM2_SECTOR"
+        tpm2_run "persist load" tpm2_load -C prim.ctx -u seal.pub -r seal.priv -c seal.ctx
+        tpm2_run "persist unseal" tpm2_unseal -c seal.ctx -p pcr:sha256:0 -o unsealed.bin
+        cmp -s secret.bin unsealed.bin ||
+            fail "tpm2: persist: unsealed $(hex <unsealed.bin), marker $n's secret is $(hex <secret.bin)"
+        say "guest-tpm2: PASS persist: unsealed what the previous boot sealed to PCR 0: SHA-256 of marker $n ($(hex <unsealed.bin | cut -c1-16)...)"
+        ;;
+    esac
+    cd / || fail "tpm2: cd /"
+}
