@@ -128,13 +128,23 @@ impl fmt::Debug for UnsealError {
             Self::UnsupportedVersion(v) => write!(f, "state blob version {v} is not supported"),
             Self::OtherImage { sealed_by, this } => write!(
                 f,
-                "state blob was sealed by another paravisor image ({:02x?}.., this image {:02x?}..)",
-                sealed_by, this
+                "state blob was sealed by another paravisor image (image {}.., this image {}..)",
+                Hex(sealed_by),
+                Hex(this)
             ),
             Self::Tampered => f.write_str(
                 "state blob failed authentication (modified, or sealed under another platform key)",
             ),
         }
+    }
+}
+
+/// Digest bytes as one hex word, as `sha256sum` prints them.
+struct Hex<'a>(&'a [u8]);
+
+impl fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
     }
 }
 

@@ -72,12 +72,17 @@ fn blobs_from_elsewhere_or_changed_are_refused_with_the_reason() {
     for (what, bytes, want) in table {
         assert_eq!(sealer(1).unseal(bytes), Err(*want), "{what}");
     }
+    let other_image = sealer(2).unseal(&blob).unwrap_err();
     assert_eq!(
-        sealer(2).unseal(&blob),
-        Err(UnsealError::OtherImage {
+        other_image,
+        UnsealError::OtherImage {
             sealed_by: [1; 4],
             this: [2; 4]
-        })
+        }
+    );
+    assert_eq!(
+        std::format!("{other_image}"),
+        "state blob was sealed by another paravisor image (image 01010101.., this image 02020202..)"
     );
     // Another image that forges the digest field still lacks the key.
     let mut forged = sealer(2).seal(STATE, 1, [0; NONCE_BYTES]);
