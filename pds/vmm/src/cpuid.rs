@@ -5,7 +5,8 @@
 //! adds (x2APIC, TSC deadline, the hypervisor bit) put in.
 
 use hvdef::cpuid::{
-    privilege, HYPERVISOR_LEAVES, LEAF_FEATURES, LEAF_ISOLATION_CONFIG, LEAF_VS_PROPERTIES,
+    privilege, recommendation, HYPERVISOR_LEAVES, LEAF_ENLIGHTENMENTS, LEAF_FEATURES,
+    LEAF_ISOLATION_CONFIG, LEAF_VS_PROPERTIES,
 };
 
 /// How the VM is presented to its guest (a per-VM setting: guests without the
@@ -199,6 +200,11 @@ pub fn hypervisor(leaf: u32, answer: [u32; 4], presentation: Presentation) -> [u
                 b &= !(privilege::HIGH_ISOLATION | privilege::HIGH_ACCESS_VSM);
             }
         }
+        // This VMM's local APIC implements AutoEOI (`Lapic::request_auto_eoi`), so the
+        // guest may use it for SynIC interrupts: Linux then writes no EOI for VMBus
+        // interrupts, one MSR exit fewer each (it EOIs only when told AutoEOI is
+        // deprecated, which hardware APIC virtualization needs and this VMM has not).
+        LEAF_ENLIGHTENMENTS => a &= !recommendation::DEPRECATE_AUTO_EOI,
         LEAF_ISOLATION_CONFIG if presentation == Presentation::Plain => return [0; 4],
         LEAF_VS_PROPERTIES if presentation == Presentation::Plain => {
             a &= !CONFIDENTIAL_VMBUS_AVAILABLE;
@@ -310,5 +316,14 @@ mod tests {
             hypervisor(LEAF_VS_PROPERTIES, vs, Presentation::Confidential),
             vs
         );
+    }
+    #[test]
+    fn auto_eoi_is_not_deprecated_to_the_guest() {
+        let hints = recommendation::DEPRECATE_AUTO_EOI | recommendation::RELAXED_TIMING;
+        for p in [Presentation::Plain, Presentation::Confidential] {
+            let [a, b, ..] = hypervisor(LEAF_ENLIGHTENMENTS, [hints, u32::MAX, 0, 0], p);
+            assert_eq!(a, recommendation::RELAXED_TIMING, "{p:?}");
+            assert_eq!(b, u32::MAX);
+        }
     }
 }

@@ -55,6 +55,11 @@ impl Platform {
         }
     }
 
+    /// A SynIC interrupt whose SINT has AutoEOI.
+    pub fn lapic_request_auto_eoi(&mut self, vector: u8) {
+        self.lapic.request_auto_eoi(vector);
+    }
+
     pub fn lapic_request(&mut self, vector: u8, level: bool) {
         if level {
             self.lapic.request_level(vector);

@@ -86,7 +86,11 @@ impl Wiring<'_> {
             match self.synic.dequeue() {
                 Ok(Some(e)) if e.vp == 0 && e.vector >= 16 => {
                     vmm.stats.synic_irqs += 1;
-                    vmm.deliver(e.vector, false)
+                    if e.auto_eoi() {
+                        vmm.platform.lapic_request_auto_eoi(e.vector)
+                    } else {
+                        vmm.deliver(e.vector, false)
+                    }
                 }
                 Ok(Some(_)) => self.dropped += 1,
                 Ok(None) => break,

@@ -194,6 +194,9 @@ pub struct Lapic {
     irr: VectorSet,
     isr: VectorSet,
     tmr: VectorSet,
+    /// Requested with Hyper-V's AutoEOI (a SynIC SINT's flag): delivery ends the
+    /// interrupt, it never enters ISR, and the guest writes no EOI for it.
+    auto_eoi: VectorSet,
     /// ESR as the guest last latched it (by writing ESR) and the errors since.
     esr: u32,
     esr_pending: u32,
@@ -214,6 +217,7 @@ impl Lapic {
             irr: VectorSet::default(),
             isr: VectorSet::default(),
             tmr: VectorSet::default(),
+            auto_eoi: VectorSet::default(),
             esr: 0,
             esr_pending: 0,
             icr: 0,
@@ -552,6 +556,15 @@ impl Lapic {
         self.accept(vector, false);
     }
 
+    /// An edge-triggered interrupt whose delivery is its end of interrupt (Hyper-V's
+    /// AutoEOI): it never blocks lower vectors through ISR and takes no EOI.
+    pub fn request_auto_eoi(&mut self, vector: u8) {
+        self.accept(vector, false);
+        if self.irr.contains(vector) {
+            self.auto_eoi.set(vector);
+        }
+    }
+
     /// A level-triggered one: its EOI comes back as `LapicEvent::Eoi { level: true }`.
     pub fn request_level(&mut self, vector: u8) {
         self.accept(vector, true);
@@ -574,7 +587,11 @@ impl Lapic {
             return false;
         }
         self.irr.clear(vector);
-        self.isr.set(vector);
+        if self.auto_eoi.contains(vector) {
+            self.auto_eoi.clear(vector);
+        } else {
+            self.isr.set(vector);
+        }
         true
     }
 

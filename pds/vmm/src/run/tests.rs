@@ -507,3 +507,19 @@ fn other_notifications_forward_nothing() {
     assert!(calls.is_empty() && acked.is_empty());
     assert_eq!(v.stats.forwarded_irqs, 0);
 }
+
+#[test]
+fn a_synic_auto_eoi_request_is_delivered_without_entering_service() {
+    let (_, mut v, _, _) = drained(|q| {
+        let auto = SynicEntry {
+            flags: SynicEntry::FLAG_AUTO_EOI,
+            ..synic_entry(0, 0x41)
+        };
+        q.synic.try_enqueue(auto).unwrap();
+        q.synic.try_enqueue(synic_entry(0, 0x40)).unwrap();
+    });
+    v.platform.lapic_acknowledge(0x41);
+    v.platform.lapic_acknowledge(0x40);
+    let isr = v.platform.lapic.isr();
+    assert!(!isr.contains(0x41) && isr.contains(0x40));
+}

@@ -405,3 +405,21 @@ impl Lapic {
         }
     }
 }
+
+#[test]
+fn an_auto_eoi_interrupt_never_enters_service() {
+    let mut l = enabled();
+    l.request_auto_eoi(0x40);
+    l.request(0x30);
+    assert_eq!(l.pending(), Some(0x40));
+    assert!(l.acknowledge(0x40));
+    assert!(!l.isr().contains(0x40), "delivery was its end of interrupt");
+    // Nothing in service holds the lower vector back, and it takes an EOI as usual.
+    assert_eq!(l.pending(), Some(0x30));
+    assert!(l.acknowledge(0x30));
+    assert!(l.isr().contains(0x30));
+    // The same vector requested again without AutoEOI is an ordinary interrupt.
+    l.request(0x40);
+    assert!(l.acknowledge(0x40));
+    assert!(l.isr().contains(0x40));
+}
