@@ -20,6 +20,8 @@
 
 extern crate alloc;
 
+pub mod flows;
+
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 

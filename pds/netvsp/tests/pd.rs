@@ -14,6 +14,7 @@
 
 use ipc::testing::{leaked_region, FakeInit, RoutingKernel};
 use ipc::{Channel, ChannelSet, Handler, Perms, Region};
+use netvsc_client::flows::{self, flow, KEY};
 use netvsc_client::{Buffer, Layout, Netvsc};
 use netvsp::backend::queue::QueueBackend;
 use netvsp::backend::{Backend, Loopback};
@@ -319,62 +320,6 @@ fn a_receiver_that_is_not_served_slows_the_sender_and_loses_nothing() {
     assert_eq!(nic(&a).xmit_error, 0);
 }
 
-/// Microsoft's RSS verification key, which Linux also uses by default.
-const KEY: [u8; 40] = [
-    0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3, 0x8f, 0xb0,
-    0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3, 0x80, 0x30, 0xf2, 0x0c,
-    0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
-];
-
-/// The test's own Toeplitz hash, written from the definition bit by bit (the PD
-/// has a faster one of its own).
-fn toeplitz(key: &[u8], input: &[u8]) -> u32 {
-    let key_bit = |i: usize| u32::from(key[i / 8] >> (7 - i % 8) & 1);
-    (0..input.len() * 8)
-        .filter(|&i| input[i / 8] >> (7 - i % 8) & 1 == 1)
-        .map(|i| (0..32).fold(0u32, |w, j| w << 1 | key_bit(i + j)))
-        .fold(0, |h, w| h ^ w)
-}
-
-#[test]
-fn the_tests_toeplitz_matches_the_spec() {
-    // Microsoft's first IPv4 vector: 66.9.149.187:2794 -> 161.142.100.80:1766.
-    let input = [66, 9, 149, 187, 161, 142, 100, 80, 0x0a, 0xea, 0x06, 0xe6];
-    assert_eq!(toeplitz(&KEY, &input[..8]), 0x323e_8fc2);
-    assert_eq!(toeplitz(&KEY, &input), 0x51cc_c178);
-}
-
-/// One flow's frame to `mac`: IPv4 or IPv6 (by `n`), TCP or UDP, and the hash
-/// input RSS takes from it (addresses, then ports).
-fn flow(mac: [u8; 6], n: u32) -> (Vec<u8>, Vec<u8>) {
-    let b = n.to_be_bytes();
-    let v6 = n.is_multiple_of(3);
-    let proto = if n.is_multiple_of(2) { 6 } else { 17 };
-    let ports = [b[3], b[2] ^ 0x40, b[3] ^ 0x5a, 0x50];
-    let mut f = [mac, [0x00, 0x15, 0x5d, 9, 9, 9]].concat();
-    let addrs: Vec<u8> = if v6 {
-        f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, 24, proto, 64]);
-        [
-            [0xfd, 0, 0, 1],
-            [0; 4],
-            [0; 4],
-            b,
-            [0xfd, 0, 0, 2],
-            [0; 4],
-            b,
-            [0, 0, 0, 1],
-        ]
-        .concat()
-    } else {
-        f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 44, 0, 0, 0x40, 0, 64, proto, 0, 0]);
-        [[10, b[1], b[2], b[3]], [192, 168, b[3], 7]].concat()
-    };
-    f.extend_from_slice(&addrs);
-    f.extend_from_slice(&ports);
-    f.resize(f.len() + 20, n as u8);
-    (f, [addrs, ports.to_vec()].concat())
-}
-
 #[test]
 fn vrss_subchannels_are_offered_opened_and_get_the_frames_their_hash_picks() {
     let mac = [0, 0x15, 0x5d, 0, 0, 0xc];
@@ -453,7 +398,7 @@ fn vrss_subchannels_are_offered_opened_and_get_the_frames_their_hash_picks() {
     let mut want = std::collections::BTreeMap::new();
     for n in 0..FLOWS {
         let (f, input) = flow(mac, n);
-        let channel = table[toeplitz(&KEY, &input) as usize % table.len()] as u16;
+        let channel = flows::channel_of(&input, &table) as u16;
         want.insert(f.clone(), channel);
         // Sends go out on whichever channel, as Linux's transmit queues pick.
         while !client.send_frame_on((n % 5) as u16, &f).unwrap() {

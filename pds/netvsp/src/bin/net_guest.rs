@@ -10,6 +10,12 @@
 //! `NET_FRAME_LEN` makes every data frame that long (the benchmark's runs).
 //! The guest named `guest_a` then waits for the other's "done" and exits with the
 //! run's status; the other parks, so the run ends when both have checked.
+//!
+//! `NET_VRSS=N` (a guest alone on netvsp's loopback, tests/systems/net_vrss.xml)
+//! runs vRSS instead, as Linux's `rndis_set_subchannel` does: ask for N
+//! sub-channels, open each offer that comes (its own ring GPADL), set RSS over
+//! all channels, then send `NET_FRAMES` flows to itself spread over the channels
+//! and check each comes back on the channel its Toeplitz hash picks.
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +37,11 @@ const RING_PFN: u64 = 0x10;
 const RING_HALF: u64 = 129;
 const CONTROL_PFN: u64 = RING_PFN + 2 * RING_HALF;
 const RECEIVE: (u64, u64) = (0x120, 0x80);
+/// vRSS: a smaller receive buffer, and each sub-channel's ring (4 pages each
+/// way) after it.
+const VRSS_RECEIVE: (u64, u64) = (0x120, 0x40);
+const SUB_RINGS_PFN: u64 = 0x160;
+const SUB_RING_HALF: u64 = 4;
 const SEND: (u64, u64) = (0x1a0, 0x60);
 
 const ETHERTYPE_HELLO: [u8; 2] = [0x88, 0xb5];
@@ -66,7 +77,8 @@ fn main() {
             .and_then(|v| v.parse().ok())
             .filter(|l| (18..=1514).contains(l))
             .unwrap_or(0usize);
-        match run(vcpu, leader, (frames, len)) {
+        let vrss = std::env::var("NET_VRSS").ok().and_then(|v| v.parse().ok());
+        match run(vcpu, leader, (frames, len), vrss) {
             Ok(summary) => {
                 println!("net_guest: {summary}");
                 if leader {
@@ -88,23 +100,28 @@ fn client_error(what: &str) -> impl Fn(ClientError) -> String + '_ {
     move |e| format!("{what}: {e}")
 }
 
-/// The ring GPADL's pages zeroed and both control pages initialized, as Linux's
-/// `hv_ringbuffer_init` does, and the guest's ends attached.
-fn rings(ram: ipc::Region<'static>) -> Result<(OutgoingRing<Ring>, IncomingRing<Ring>)> {
+/// The ring GPADL's pages (`half` each way from `first`) zeroed and both control
+/// pages initialized, as Linux's `hv_ringbuffer_init` does, and the guest's ends
+/// attached.
+fn rings(
+    ram: ipc::Region<'static>,
+    first: u64,
+    half: u64,
+) -> Result<(OutgoingRing<Ring>, IncomingRing<Ring>)> {
     ram.fill(
-        (RING_PFN * PAGE_SIZE as u64) as usize,
-        (2 * RING_HALF as usize + 1) * PAGE_SIZE,
+        (first * PAGE_SIZE as u64) as usize,
+        (2 * half as usize) * PAGE_SIZE,
         0,
     )
     .map_err(|e| format!("ring pages: {e}"))?;
     let mem = |first: u64| -> Result<Ring> {
-        let m = GpadlRingMem::new(ram, (first..first + RING_HALF).collect())
+        let m = GpadlRingMem::new(ram, (first..first + half).collect())
             .map_err(|e| format!("ring memory: {e}"))?;
         m.control().initialize();
         Ok(m)
     };
-    let out = OutgoingRing::new(mem(RING_PFN)?).map_err(|e| format!("tx ring: {e}"))?;
-    let inp = IncomingRing::new(mem(RING_PFN + RING_HALF)?).map_err(|e| format!("rx ring: {e}"))?;
+    let out = OutgoingRing::new(mem(first)?).map_err(|e| format!("tx ring: {e}"))?;
+    let inp = IncomingRing::new(mem(first + half)?).map_err(|e| format!("rx ring: {e}"))?;
     Ok((out, inp))
 }
 
@@ -152,7 +169,12 @@ fn frame(dst: [u8; 6], src: [u8; 6], kind: [u8; 2], seq: u32, len: usize) -> Vec
     f
 }
 
-fn run(vcpu: Vcpu<'_>, leader: bool, (frames, len): (u32, usize)) -> Result<String> {
+fn run(
+    vcpu: Vcpu<'_>,
+    leader: bool,
+    (frames, len): (u32, usize),
+    vrss: Option<u32>,
+) -> Result<String> {
     let mut vcpu = vcpu;
     vcpu.detect_hyperv().map_err(|e| e.0)?;
     vcpu.synic
@@ -188,7 +210,7 @@ fn run(vcpu: Vcpu<'_>, leader: bool, (frames, len): (u32, usize)) -> Result<Stri
         offer.relid.0, offer.connection_id
     );
     let ram = client.transport().ram;
-    let (out, inp) = rings(ram)?;
+    let (out, inp) = rings(ram, RING_PFN, RING_HALF)?;
     let ring = client
         .create_gpadl(offer.relid, &(RING_PFN..CONTROL_PFN).collect::<Vec<_>>())
         .map_err(client_error("ring GPADL"))?;
@@ -202,7 +224,12 @@ fn run(vcpu: Vcpu<'_>, leader: bool, (frames, len): (u32, usize)) -> Result<Stri
             gpadl: gpadl.0,
         })
     };
-    let (receive, send) = (buffer(RECEIVE)?, buffer(SEND)?);
+    let receive = buffer(if vrss.is_some() {
+        VRSS_RECEIVE
+    } else {
+        RECEIVE
+    })?;
+    let send = buffer(SEND)?;
     client
         .open(
             offer.relid,
@@ -247,7 +274,181 @@ fn run(vcpu: Vcpu<'_>, leader: bool, (frames, len): (u32, usize)) -> Result<Stri
         info.receive_sections,
         info.send_sections
     );
-    exchange(&mut nic, &mut ch, info.mac, leader, (frames, len))
+    match vrss {
+        Some(n) => vrss_run(&mut nic, client, &offer, info.mac, (n, frames)),
+        None => exchange(&mut nic, &mut ch, info.mac, leader, (frames, len)),
+    }
+}
+
+/// HvSignalEvent on `connection_id`.
+fn signal(vcpu: &mut Vcpu<'_>, connection_id: u32) -> Result<()> {
+    match vcpu.signal(connection_id, 0) {
+        Ok(s) if s.is_success() => Ok(()),
+        Ok(s) => Err(format!("HvSignalEvent: {s:?}")),
+        Err(e) => Err(e.0),
+    }
+}
+
+/// Polls the NIC (signalling the host first) until `done` or [`WAIT`] passes.
+fn poll_until(
+    nic: &mut Netvsc<'_, Ring>,
+    vcpu: &mut Vcpu<'_>,
+    connection_id: u32,
+    mut done: impl FnMut(&mut Netvsc<'_, Ring>) -> Result<bool>,
+) -> Result<()> {
+    let started = Instant::now();
+    while started.elapsed() < WAIT {
+        nic.flush().map_err(|e| format!("{e:?}"))?;
+        signal(vcpu, connection_id)?;
+        std::thread::yield_now();
+        vcpu.synic.service(vcpu.kernel).map_err(|e| e.0)?;
+        nic.poll().map_err(|e| format!("{e:?}"))?;
+        if done(nic)? {
+            return Ok(());
+        }
+    }
+    Err("no progress".into())
+}
+
+/// vRSS end to end: sub-channels asked, offered, opened; RSS set; every flow's
+/// frames back on the channel the guest's own hash says.
+fn vrss_run(
+    nic: &mut Netvsc<'_, Ring>,
+    mut client: Client<Vcpu<'_>>,
+    primary: &vmbus_client::Offer,
+    mac: [u8; 6],
+    (asked, flows): (u32, u32),
+) -> Result<String> {
+    let conn = primary.connection_id;
+    let mut failure = None;
+    let vcpu = client.transport();
+    let granted = nic
+        .request_subchannels(asked, &mut || {
+            if let Err(e) = signal(vcpu, conn) {
+                failure.get_or_insert(e);
+            }
+            std::thread::yield_now();
+        })
+        .map_err(|e| format!("SUBCHANNEL: {e:?} {failure:?}"))?;
+    println!("net_guest: vRSS: asked {asked} sub-channels, granted {granted}");
+    // The offers come unasked once the host granted them (Linux: netvsc_sc_open).
+    let started = Instant::now();
+    let mut subs = Vec::new();
+    while subs.len() < granted as usize {
+        if started.elapsed() > WAIT {
+            return Err(format!(
+                "{} of {granted} sub-channel offers came",
+                subs.len()
+            ));
+        }
+        client.poll().map_err(client_error("offers"))?;
+        while let Some(event) = client.next_event() {
+            if let vmbus_client::Event::Offered(o) = event {
+                let same =
+                    (o.interface_id, o.instance_id) == (primary.interface_id, primary.instance_id);
+                if same && o.subchannel_index != 0 {
+                    subs.push(o);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let ram = client.transport().ram;
+    // Each channel's doorbell, by channel index.
+    let mut connections = vec![conn; granted as usize + 1];
+    for o in &subs {
+        let index = o.subchannel_index;
+        if index == 0 || u32::from(index) > granted {
+            return Err(format!("an offer with sub-channel index {index}"));
+        }
+        let first = SUB_RINGS_PFN + u64::from(index - 1) * 2 * SUB_RING_HALF;
+        let (out, inp) = rings(ram, first, SUB_RING_HALF)?;
+        let pfns: Vec<u64> = (first..first + 2 * SUB_RING_HALF).collect();
+        let ring = client
+            .create_gpadl(o.relid, &pfns)
+            .map_err(client_error("sub-channel ring GPADL"))?;
+        let params = OpenParams {
+            ring_gpadl: ring,
+            downstream_page_offset: SUB_RING_HALF as u32,
+            target_vp: 0,
+            user_data: [0; 120],
+        };
+        client
+            .open(o.relid, &params)
+            .map_err(client_error("sub-channel OPENCHANNEL"))?;
+        nic.attach_subchannel(index, out, inp)
+            .map_err(|e| format!("{e:?}"))?;
+        connections[usize::from(index)] = o.connection_id;
+    }
+    println!("net_guest: vRSS: {} sub-channels open", subs.len());
+    let channels = granted + 1;
+    let table: Vec<u32> = (0..128).map(|i| i % channels).collect();
+    let types = 0x100 | 0x200 | 0x400 | 0x1000 | 0x4000 | 0x8000;
+    let vcpu = client.transport();
+    let status = nic
+        .set_rss(&table, &netvsc_client::flows::KEY, types, &mut || {
+            let _ = signal(vcpu, conn);
+            std::thread::yield_now();
+        })
+        .map_err(|e| format!("RSS parameters: {e:?}"))?;
+    if status != netvsp_protocol::rndis::Status::SUCCESS {
+        return Err(format!("RSS parameters refused: {status:?}"));
+    }
+    let mut want = std::collections::BTreeMap::new();
+    let mut per_channel = vec![0u32; channels as usize];
+    let mut got = 0u32;
+    for n in 0..flows {
+        let (f, input) = netvsc_client::flows::flow(mac, n);
+        want.insert(
+            f.clone(),
+            netvsc_client::flows::channel_of(&input, &table) as u16,
+        );
+        let channel = (n % channels) as u16;
+        let conn = connections[usize::from(channel)];
+        let mut sent = false;
+        poll_until(nic, vcpu, conn, |nic| {
+            sent = sent
+                || nic
+                    .send_frame_on(channel, &f)
+                    .map_err(|e| format!("{e:?}"))?;
+            take(nic, &want, &mut per_channel, &mut got)?;
+            Ok(sent)
+        })?;
+    }
+    poll_until(nic, vcpu, conn, |nic| {
+        take(nic, &want, &mut per_channel, &mut got)?;
+        Ok(got == flows)
+    })
+    .map_err(|e| format!("{e}: {got} of {flows} frames back"))?;
+    if nic.tx_refused != 0 {
+        return Err(format!("{} frames refused", nic.tx_refused));
+    }
+    println!(
+        "net_guest: vRSS: every frame on the channel its hash picks, per channel {per_channel:?}"
+    );
+    Ok(format!(
+        "PASS: vRSS over {channels} channels, {flows} flows"
+    ))
+}
+
+/// Takes received frames, each checked against the channel it must come on.
+fn take(
+    nic: &mut Netvsc<'_, Ring>,
+    want: &std::collections::BTreeMap<Vec<u8>, u16>,
+    per_channel: &mut [u32],
+    got: &mut u32,
+) -> Result<()> {
+    while let Some((channel, f)) = nic.receive_frame_on() {
+        match want.get(&f) {
+            Some(&c) if c == channel => {
+                per_channel[usize::from(channel)] += 1;
+                *got += 1;
+            }
+            Some(&c) => return Err(format!("a frame for channel {c} came on {channel}")),
+            None => return Err(format!("a frame never sent came on {channel}")),
+        }
+    }
+    Ok(())
 }
 
 /// What the exchange has seen so far.
