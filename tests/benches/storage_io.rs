@@ -22,11 +22,12 @@ use hostsim::SimExit;
 
 const DISK_REGION: &str = "disk0";
 
-/// One timed run: (name, queue depth, ops, bytes, ns).
-type Run = (String, u64, u64, u64, u128);
+/// One timed run: (name, queue depth, ops, bytes, ns, [signals, waits]).
+type Run = (String, u64, u64, u64, u128, [u64; 2]);
 
 fn parse(line: &str) -> Option<Run> {
-    // "guest_sim: bench <name> qd<n>: <ops> ops, <bytes> bytes, <ns> ns"
+    // "guest_sim: bench <name> qd<n>: <ops> ops, <bytes> bytes, <ns> ns,
+    //  <s> signals, <w> waits"
     let rest = line.strip_prefix("guest_sim: bench ")?;
     let (head, tail) = rest.split_once(": ")?;
     let (name, qd) = head.split_once(" qd")?;
@@ -37,6 +38,7 @@ fn parse(line: &str) -> Option<Run> {
         nums.first()?.parse().ok()?,
         nums.get(2)?.parse().ok()?,
         nums.get(4)?.parse().ok()?,
+        [nums.get(6)?.parse().ok()?, nums.get(8)?.parse().ok()?],
     ))
 }
 
@@ -129,16 +131,31 @@ fn main() {
         size >> 20
     );
     println!(
-        "storage_io: {:<16} {:>3} {:>8} {:>12} {:>12} {:>9} {:>9} {:>6}",
-        "workload", "qd", "ops", "sim us/op", "direct us/op", "sim MB/s", "dir MB/s", "ratio"
+        "storage_io: {:<16} {:>3} {:>8} {:>12} {:>12} {:>9} {:>9} {:>6} {:>11}",
+        "workload",
+        "qd",
+        "ops",
+        "sim us/op",
+        "direct us/op",
+        "sim MB/s",
+        "dir MB/s",
+        "ratio",
+        "sig/wait/op"
     );
-    for (name, qd, ops, bytes, ns) in &runs {
+    for (name, qd, ops, bytes, ns, [signals, waits]) in &runs {
         let sim_us = *ns as f64 / 1e3 / *ops as f64;
+        // Signals sent and interrupts waited for per request: the wake-ups that
+        // polling with the rings masked saves.
+        let wakes = format!(
+            "{:.2}/{:.2}",
+            *signals as f64 / *ops as f64,
+            *waits as f64 / *ops as f64
+        );
         if *bytes == 0 {
             // No data: the round trip guest -> storvsp -> guest alone.
             println!(
-                "storage_io: {name:<16} {qd:>3} {ops:>8} {sim_us:>12.1} {:>12}",
-                "-"
+                "storage_io: {name:<16} {qd:>3} {ops:>8} {sim_us:>12.1} {:>12} {:>9} {:>9} {:>6} {wakes:>11}",
+                "-", "", "", ""
             );
             continue;
         }
@@ -147,7 +164,7 @@ fn main() {
         let dir_us = d as f64 / 1e3 / *ops as f64;
         let mbs = |ns: f64| *bytes as f64 / (ns / 1e9) / 1e6;
         println!(
-            "storage_io: {name:<16} {qd:>3} {ops:>8} {sim_us:>12.1} {dir_us:>12.1} {:>9.0} {:>9.0} {:>6.2}",
+            "storage_io: {name:<16} {qd:>3} {ops:>8} {sim_us:>12.1} {dir_us:>12.1} {:>9.0} {:>9.0} {:>6.2} {wakes:>11}",
             mbs(*ns as f64),
             mbs(d as f64),
             dir_us / sim_us

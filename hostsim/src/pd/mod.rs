@@ -339,7 +339,7 @@ fn event_loop<H: Handler>(mut handler: H, mut kernel: HostKernel) -> Result<Neve
             // Calls and polled work are found in shared memory, not by the wait:
             // account for them here, and poll afresh after the work.
             if !fresh {
-                adaptive.finish(&spin, polling);
+                adaptive.ended(&spin, polling);
             }
             spin = adaptive.start();
         }
@@ -372,7 +372,7 @@ fn event_loop<H: Handler>(mut handler: H, mut kernel: HostKernel) -> Result<Neve
         if tokens.is_empty() {
             continue;
         }
-        adaptive.finish(&spin, polling);
+        adaptive.ended(&spin, polling);
         spin = adaptive.start();
         fresh = true;
         let mut set = ChannelSet::EMPTY;

@@ -96,28 +96,36 @@ fn spare_cpu() -> bool {
 
 /// Polling for what another process puts in shared memory, under the rules the
 /// PDs' own waits follow: only while a CPU is spare, for a budget that adapts
-/// (host-sim's guest polls its completion rings with it).
+/// (host-sim's guest polls its completion rings with it, callers their replies).
 #[derive(Debug, Default)]
-pub struct Poller(Adaptive);
+pub struct Poller {
+    adaptive: Adaptive,
+    /// The last poll that gave up: judged at the next one (by then what it
+    /// waited for has come), as the event loop judges a wait that slept.
+    missed: Option<Spin>,
+}
 
 impl Poller {
     /// Calls `ready` until it says `true` or the budget is spent; whether it did.
     /// Never calls it when polling is off: then the caller sleeps at once.
     pub fn poll(&mut self, mut ready: impl FnMut() -> bool) -> bool {
-        let mut spin = self.0.start();
-        if spin.is_off() {
-            return false;
+        if let Some(missed) = self.missed.take() {
+            self.adaptive.slept(&missed);
         }
-        loop {
-            if ready() {
-                self.0.finish(&spin, true);
-                return true;
-            }
-            if !spin.again() {
-                self.0.finish(&spin, false);
-                return false;
+        let mut spin = self.adaptive.start();
+        if !spin.is_off() {
+            loop {
+                if ready() {
+                    self.adaptive.finish(&spin, true);
+                    return true;
+                }
+                if !spin.again() {
+                    break;
+                }
             }
         }
+        self.missed = Some(spin);
+        false
     }
 }
 
@@ -127,10 +135,13 @@ impl Adaptive {
         if spare_cpu() {
             self.plan()
         } else {
+            let now = Instant::now();
             Spin {
-                until: Instant::now(),
+                started: now,
+                until: now,
                 polls: 0,
                 budget: Duration::ZERO,
+                spare: false,
             }
         }
     }
@@ -144,10 +155,13 @@ impl Adaptive {
         } else {
             self.budget
         };
+        let now = Instant::now();
         Spin {
-            until: Instant::now() + budget,
+            started: now,
+            until: now + budget,
             polls: 0,
             budget,
+            spare: true,
         }
     }
 
@@ -168,6 +182,33 @@ impl Adaptive {
         };
     }
 
+    /// Ends a wait that slept (the event loop's): what it waited for came
+    /// `spin`'s start plus however long it slept. If that is within the longest
+    /// poll, polling (longer) would have caught it: the budget grows to cover
+    /// it, so a budget that shrank while nothing came (start-up, idle spells)
+    /// does not stay shrunk once work comes at a polling pace again.
+    pub fn slept(&mut self, spin: &Spin) {
+        if !spin.spare {
+            return;
+        }
+        let waited = spin.started.elapsed();
+        let max = max_budget();
+        if waited > max || max.is_zero() {
+            self.finish(spin, false);
+        } else {
+            self.budget = (self.budget * 2).max(waited).clamp(MIN_BUDGET, max);
+        }
+    }
+
+    /// Ends a wait of the event loop: `polled` as [`Self::finish`], else it slept.
+    pub fn ended(&mut self, spin: &Spin, polled: bool) {
+        if polled {
+            self.finish(spin, true);
+        } else {
+            self.slept(spin);
+        }
+    }
+
     #[cfg(test)]
     fn budget(&self) -> Duration {
         self.budget
@@ -177,9 +218,12 @@ impl Adaptive {
 /// One wait's polling.
 #[derive(Debug)]
 pub(crate) struct Spin {
+    started: Instant,
     until: Instant,
     polls: u32,
     budget: Duration,
+    /// A CPU was spare when the wait started (else it tells nothing of polling).
+    spare: bool,
 }
 
 impl Spin {
@@ -250,6 +294,35 @@ mod tests {
             let spin = adaptive.plan();
             adaptive.finish(&spin, true);
         }
+        assert_eq!(adaptive.budget(), MAX_BUDGET);
+    }
+
+    #[test]
+    fn work_that_comes_soon_after_a_sleep_restores_the_budget() {
+        let mut adaptive = Adaptive::default();
+        // Long sleeps (start-up, idle spells): the budget halves to nothing.
+        for _ in 0..10 {
+            let spin = adaptive.plan();
+            std::thread::sleep(MAX_BUDGET * 2);
+            adaptive.slept(&spin);
+        }
+        assert_eq!(adaptive.budget(), Duration::ZERO);
+        // Then requests come at a polling pace, each just after polling gave
+        // up: a longer poll would have caught them, so the budget grows back.
+        for _ in 0..10 {
+            let spin = adaptive.plan();
+            adaptive.slept(&spin);
+        }
+        assert_eq!(adaptive.budget(), MAX_BUDGET);
+        // A wait without a spare CPU says nothing about polling.
+        let off = Spin {
+            started: Instant::now() - MAX_BUDGET * 4,
+            until: Instant::now(),
+            polls: 0,
+            budget: Duration::ZERO,
+            spare: false,
+        };
+        adaptive.slept(&off);
         assert_eq!(adaptive.budget(), MAX_BUDGET);
     }
 }

@@ -16,13 +16,15 @@ use crate::Result;
 /// Times requests without data (the path's own cost), sequential 64 KiB writes and
 /// reads and random 4 KiB reads over the first `bytes` of the disk, at queue depths
 /// 1 and 8; prints
-/// `guest_sim: bench <name> qd<n>: <ops> ops, <bytes> bytes, <ns> ns`.
+/// `guest_sim: bench <name> qd<n>: <ops> ops, <bytes> bytes, <ns> ns, <s> signals, <w> waits`
+/// (HvSignalEvents sent and interrupts waited for: what polling saves).
 pub(super) fn bench(disk: &mut Disk, vcpu: &mut Vcpu<'_>, bytes: u64, blocks: u64) -> Result<()> {
     let bytes = bytes.min(blocks * BLOCK);
     let mut seed = SEED;
     for qd in [1u64, 8] {
         // The path's fixed cost: requests that move no data.
         let ops = bytes / 65536;
+        let mut counts = Counts::start(disk);
         let t = Instant::now();
         let mut done = 0;
         let tur = [0u8; 6];
@@ -41,7 +43,10 @@ pub(super) fn bench(disk: &mut Disk, vcpu: &mut Vcpu<'_>, bytes: u64, blocks: u6
             done += n;
         }
         let ns = t.elapsed().as_nanos();
-        println!("guest_sim: bench test-unit-ready qd{qd}: {ops} ops, 0 bytes, {ns} ns");
+        println!(
+            "guest_sim: bench test-unit-ready qd{qd}: {ops} ops, 0 bytes, {ns} ns, {}",
+            counts.take(disk)
+        );
         for (name, size, write, random) in [
             ("seq-write-64k", 65536u64, true, false),
             ("seq-read-64k", 65536, false, false),
@@ -63,6 +68,7 @@ pub(super) fn bench(disk: &mut Disk, vcpu: &mut Vcpu<'_>, bytes: u64, blocks: u6
             };
             let nblocks = (size / BLOCK) as u32;
             let t = Instant::now();
+            counts = Counts::start(disk);
             let mut done = 0;
             while done < ops {
                 let n = qd.min(ops - done);
@@ -93,10 +99,35 @@ pub(super) fn bench(disk: &mut Disk, vcpu: &mut Vcpu<'_>, bytes: u64, blocks: u6
             }
             let ns = t.elapsed().as_nanos();
             println!(
-                "guest_sim: bench {name} qd{qd}: {ops} ops, {} bytes, {ns} ns",
-                ops * size
+                "guest_sim: bench {name} qd{qd}: {ops} ops, {} bytes, {ns} ns, {}",
+                ops * size,
+                counts.take(disk)
             );
         }
     }
     Ok(())
+}
+
+/// The client's signal and wait counters at the start of a run.
+struct Counts {
+    signals: u64,
+    waits: u64,
+}
+
+impl Counts {
+    fn start(disk: &Disk) -> Self {
+        Self {
+            signals: disk.client.signals,
+            waits: disk.client.interrupts,
+        }
+    }
+
+    /// What the run since `start` sent and waited for, as the bench line says it.
+    fn take(&self, disk: &Disk) -> alloc::string::String {
+        alloc::format!(
+            "{} signals, {} waits",
+            disk.client.signals - self.signals,
+            disk.client.interrupts - self.waits
+        )
+    }
 }
