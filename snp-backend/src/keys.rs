@@ -16,23 +16,19 @@
 //! reserved. MSG_KEY_RSP (0x40 bytes): 0x00 STATUS; 0x04..0x20 reserved; 0x20
 //! DERIVED_KEY (32 bytes).
 
-/// Guest message types (table "Message Type Encodings").
+/// MSG_KEY_REQ's guest message type (table "Message Type Encodings"; the
+/// firmware answers with type 4, MSG_KEY_RSP) and the two messages' sizes.
 pub const MSG_KEY_REQ: u8 = 3;
-pub const MSG_KEY_RSP: u8 = 4;
 pub const KEY_REQ_LEN: usize = 0x60;
 pub const KEY_RSP_LEN: usize = 0x40;
 
-/// MSG_KEY_RSP STATUS values.
-pub mod status {
-    pub const SUCCESS: u32 = 0;
-    pub const INVALID_PARAM: u32 = 0x16;
-}
+/// MSG_KEY_RSP STATUS values: 0 on success, this one for a malformed request.
+pub const STATUS_INVALID_PARAM: u32 = 0x16;
 
-/// GUEST_FIELD_SELECT bits: which of the guest's fields the key mixes in.
+/// GUEST_FIELD_SELECT bits: which of the guest's fields the key mixes in. Bits
+/// 1 and 2 (IMAGE_ID, FAMILY_ID) are defined but not used here.
 pub mod field {
     pub const GUEST_POLICY: u64 = 1 << 0;
-    pub const IMAGE_ID: u64 = 1 << 1;
-    pub const FAMILY_ID: u64 = 1 << 2;
     pub const MEASUREMENT: u64 = 1 << 3;
     pub const GUEST_SVN: u64 = 1 << 4;
     pub const TCB_VERSION: u64 = 1 << 5;
@@ -83,13 +79,13 @@ impl KeyRequest {
     /// The firmware's view: reserved bits and fields must be zero, KEY_SEL 0
     /// (the default key), and only defined field bits selected.
     pub fn decode(b: &[u8]) -> Result<Self, u32> {
-        let b: &[u8; KEY_REQ_LEN] = b.try_into().map_err(|_| status::INVALID_PARAM)?;
+        let b: &[u8; KEY_REQ_LEN] = b.try_into().map_err(|_| STATUS_INVALID_PARAM)?;
         let word = u32_at(b, 0);
         let reserved_clear =
             word & !1 == 0 && u32_at(b, 4) == 0 && b[0x20..].iter().all(|&x| x == 0);
         let select = u64_at(b, 0x08);
         if !reserved_clear || select & !field::ALL != 0 {
-            return Err(status::INVALID_PARAM);
+            return Err(STATUS_INVALID_PARAM);
         }
         Ok(Self {
             root: if word & 1 == 1 {
@@ -139,7 +135,7 @@ pub fn sealing_key(channel: &mut dyn GuestRequest) -> Result<[u8; 32], KeyError>
 pub fn decode_response(rsp: &[u8]) -> Result<[u8; 32], KeyError> {
     let rsp: &[u8; KEY_RSP_LEN] = rsp.try_into().map_err(|_| KeyError::Malformed)?;
     match u32_at(rsp, 0) {
-        status::SUCCESS => {
+        0 => {
             let mut key = [0u8; 32];
             key.copy_from_slice(&rsp[0x20..0x40]);
             Ok(key)
@@ -185,7 +181,7 @@ mod model {
             // The ABI refuses a key for a more privileged VMPL than the caller's,
             // and the model launches no guest with a VMRK.
             if req.vmpl < self.caller_vmpl || req.root == RootKey::Vmrk {
-                return Err(status::INVALID_PARAM);
+                return Err(STATUS_INVALID_PARAM);
             }
             let mut h = Sha256::new();
             h.update(self.chip_secret);

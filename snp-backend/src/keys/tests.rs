@@ -57,7 +57,7 @@ fn requests_round_trip_and_the_firmware_refuses_bad_ones() {
         let n = firmware(1, 0).request(MSG_KEY_REQ, b, &mut rsp).unwrap();
         assert_eq!(
             decode_response(&rsp[..n]),
-            Err(KeyError::Firmware(status::INVALID_PARAM)),
+            Err(KeyError::Firmware(STATUS_INVALID_PARAM)),
             "{b:02x?}"
         );
     }
@@ -66,7 +66,7 @@ fn requests_round_trip_and_the_firmware_refuses_bad_ones() {
     vmpl1.caller_vmpl = 1;
     assert_eq!(
         sealing_key(&mut vmpl1),
-        Err(KeyError::Firmware(status::INVALID_PARAM))
+        Err(KeyError::Firmware(STATUS_INVALID_PARAM))
     );
     let mut rsp = [0u8; KEY_RSP_LEN];
     let vmrk = KeyRequest {
@@ -78,7 +78,7 @@ fn requests_round_trip_and_the_firmware_refuses_bad_ones() {
         .unwrap();
     assert_eq!(
         decode_response(&rsp[..n]),
-        Err(KeyError::Firmware(status::INVALID_PARAM))
+        Err(KeyError::Firmware(STATUS_INVALID_PARAM))
     );
 }
 
