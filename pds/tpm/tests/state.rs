@@ -8,7 +8,7 @@ mod common;
 use common::{libtpms_turn, rc, Guest, SECRET};
 use ipc::testing::{leaked_region, FakeInit};
 use ipc::{Perms, Region};
-use tpm::boot::Refusal;
+use tpm::boot::{Origin, Refusal};
 use tpm::commands::{self, handle_of};
 use tpm::libtpms::LibtpmsEngine;
 use tpm::measured_boot::{encode, Measurement, MEASUREMENTS};
@@ -45,6 +45,13 @@ fn boot(storage: Region<'static>, image: u8) -> Result<Guest<LibtpmsEngine>, Sto
         }
         Err(e) => panic!("libtpms: {e}"),
     };
+    // Empty storage makes a new TPM; anything else that opened was a blob.
+    let empty = before.iter().all(|&b| b == 0);
+    match started.origin {
+        Origin::Manufactured => assert!(empty, "manufactured over a blob"),
+        Origin::Restored(generation) => assert!(!empty && generation >= 1),
+        Origin::Volatile => panic!("the storage region was granted"),
+    }
     let store = started.store.unwrap();
     Ok(Guest::with_setup(started.engine, grants, |pd, kernel| {
         pd.with_store(kernel, store)
