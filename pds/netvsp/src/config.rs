@@ -14,8 +14,8 @@ pub mod build {
     use vmbus_device::{names, Channels};
 
     pub use system_constants::channel::netvsp::{HVCALL, SYNIC, VMBUS};
-    /// Only the systems that grant frame queues have this end (net_pair.xml,
-    /// linux-virtio-net.xml), so the generated table does not carry it.
+    /// Only the systems that grant frame queues have this end (net_pair.xml's
+    /// peer netvsp, linux.xml's virtio_net), so it is named here, once for both.
     pub const BACKEND: Channel = Channel::new(3);
 
     /// The frame queue this PD produces into and the one it consumes from

@@ -1,8 +1,8 @@
 //! netvsp on the bare-metal runtime, with its image's build-time configuration
 //! ([`netvsp::config::build`]). Its backend is what the system grants
 //! (`netvsp::backend::select`): the frame queues to the virtio-net driver PD
-//! (linux.xml with linux-virtio-net.xml: QEMU's user-mode network), else a
-//! loopback, on which the guest's hv_netvsc binds, brings its link up and gets
+//! (linux.xml: QEMU's user-mode network), else a loopback (scripts/boot --net
+//! loopback), on which the guest's hv_netvsc binds, brings its link up and gets
 //! its own frames back.
 #![no_std]
 #![no_main]
