@@ -8,6 +8,7 @@
 //!   Debian's on the host (feature `libtpms`), cross-built on bare metal;
 //! - [`commands`]: the commands the PD and its tests issue, and a bounded reader
 //!   of their responses;
+//! - [`crb_client`]: the guest's side of the CRB (the host-sim guest stand-ins');
 //! - [`measured_boot`], [`eventlog`]: every PD image's hash extended into PCR 0
 //!   at start, in manifest order, and the TCG2 event log that replays it;
 //! - [`seal`], [`state`]: the engine's permanent state sealed under the
@@ -23,6 +24,7 @@ extern crate std;
 #[cfg(all(feature = "engine", feature = "seal"))]
 pub mod boot;
 pub mod commands;
+pub mod crb_client;
 pub mod engine;
 pub mod eventlog;
 #[cfg(feature = "engine")]

@@ -185,7 +185,7 @@ impl<E: Engine> TpmPd<E> {
     }
 
     /// Measured boot (see [`crate::measured_boot`]): when a measurement list is
-    /// granted, starts the TPM, extends PCR 0 with every PD image's hash and
+    /// granted (an all-zero one is empty: [`measured_boot::parse_region`]), starts the TPM, extends PCR 0 with every PD image's hash and
     /// writes the event log to its region. Run once, before the guest; on an
     /// error the PD must not serve (its PCRs would not describe this boot).
     /// Returns the number of images measured.
@@ -197,12 +197,21 @@ impl<E: Engine> TpmPd<E> {
         region
             .read_bytes(0, &mut bytes)
             .map_err(|_| BootError::List(ListError::BadMagic))?;
-        let list = measured_boot::parse(&bytes).map_err(BootError::List)?;
+        let list = measured_boot::parse_region(&bytes).map_err(BootError::List)?;
         let capacity = self.event_log.map_or(LOG_SIZE as usize, |r| r.len());
         let events = measured_boot::measure(|c| self.run_internal(c).ok(), &list, capacity)?;
         if let Some(r) = self.event_log {
             r.write_bytes(0, events.bytes())
                 .map_err(|_| BootError::Log(LogFull))?;
+        }
+        if list.is_empty() {
+            log(
+                kernel,
+                format_args!(
+                    "no measurement list laid out: started, PCR {} stays zero",
+                    measured_boot::PCR
+                ),
+            );
         }
         log(
             kernel,

@@ -184,6 +184,36 @@ fn bad_lists_and_a_tpm_without_an_engine_stop_measured_boot() {
     );
 }
 
+#[test]
+fn a_list_region_left_zero_measures_nothing_but_starts_the_tpm() {
+    // paravisor sim's fresh memory: the PD starts the TPM (the guest's Startup
+    // is refused as a second one), PCR 0 stays zero and the log is its header.
+    let _turn = libtpms_turn();
+    let measurements = leaked_region(4096);
+    let log = leaked_region(0x4000);
+    let mut g = Guest::with(LibtpmsEngine::start(None).unwrap(), |init| {
+        init.region(MEASUREMENTS, measurements.restrict(ipc::Perms::R))
+            .region(EVENT_LOG, log)
+    });
+    assert_eq!(g.pd.measured_boot(&mut g.kernel), Ok(0));
+    let startup = g.transact(&commands::startup_clear());
+    assert_eq!(startup.get(6..10), Some(&0x100u32.to_be_bytes()[..]));
+    let mut bytes = vec![0u8; log.len()];
+    log.read_bytes(0, &mut bytes).unwrap();
+    assert_eq!(events(&bytes).unwrap(), vec![]);
+    assert_eq!(replay(&bytes).unwrap()[0], [0; 32]);
+    let pcrs = commands::pcr_values(&g.transact(&commands::pcr_read(1))).unwrap();
+    assert_eq!(pcrs, vec![[0; 32]]);
+    // One stray byte is a damaged list, not an empty one.
+    assert_eq!(measured_boot::parse_region(&[0; 64]), Ok(vec![]));
+    let mut stray = [0u8; 64];
+    stray[40] = 1;
+    assert_eq!(
+        measured_boot::parse_region(&stray),
+        Err(ListError::BadMagic)
+    );
+}
+
 fn tempfile_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("vtpm-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -8,67 +8,13 @@
 //! `TPM_GUEST_OBJECT` (what the first run printed) loads and unseals it in a
 //! later boot. Channel 0 is the tpm PD.
 
-use ipc::{Channel, Init, InitError, Kernel, Region};
-use mmio_device_api::mmio_write;
+use ipc::{Channel, Init, InitError, Kernel};
 use tpm::commands::{self, handle_of};
+use tpm::crb_client::{response_code, CrbClient};
 use tpm::eventlog::replay;
-use tpm_crb::api::{Status, CRB_BASE};
-use tpm_crb::regs;
 
 const TPM: Channel = Channel::new(0);
 const SECRET: &[u8] = b"sealed in one boot, unsealed in the next";
-
-struct Crb {
-    regs: Region<'static>,
-    buffer: Region<'static>,
-}
-
-impl Crb {
-    fn write(&self, k: &mut dyn Kernel, reg: u64, value: u64) -> Result<(), String> {
-        mmio_write::<Status>(k, TPM, CRB_BASE + reg, 4, value)
-            .map_err(|e| format!("write {reg:#x}: {e:?}"))
-    }
-
-    fn reg(&self, reg: u64) -> Result<u32, String> {
-        self.regs
-            .read::<u32>(reg as usize)
-            .map_err(|e| format!("{e:?}"))
-    }
-
-    fn transact(&self, k: &mut dyn Kernel, command: &[u8]) -> Result<Vec<u8>, String> {
-        self.write(k, regs::CTRL_REQ, 1)?;
-        self.write(k, regs::LOC_CTRL, 1)?;
-        if self.reg(regs::LOC_STS)? & regs::loc_sts::GRANTED == 0 {
-            return Err("locality 0 not granted".into());
-        }
-        self.buffer
-            .write_bytes(0, command)
-            .map_err(|e| format!("{e:?}"))?;
-        self.write(k, regs::CTRL_START, 1)?;
-        if self.reg(regs::CTRL_START)? != 0 {
-            return Err("START still set after the call".into());
-        }
-        let mut header = [0u8; 10];
-        self.buffer
-            .read_bytes(0, &mut header)
-            .map_err(|e| format!("{e:?}"))?;
-        let size = u32::from_be_bytes([header[2], header[3], header[4], header[5]]) as usize;
-        let mut out = vec![0u8; size.clamp(10, 4096)];
-        self.buffer
-            .read_bytes(0, &mut out)
-            .map_err(|e| format!("{e:?}"))?;
-        Ok(out)
-    }
-
-    fn ok(&self, k: &mut dyn Kernel, what: &str, command: &[u8]) -> Result<Vec<u8>, String> {
-        let r = self.transact(k, command)?;
-        let rc = u32::from_be_bytes([r[6], r[7], r[8], r[9]]);
-        if rc != 0 {
-            return Err(format!("{what}: TPM_RC {rc:#x}"));
-        }
-        Ok(r)
-    }
-}
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -83,17 +29,16 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 
 fn run(init: &dyn Init, k: &mut dyn Kernel) -> Result<(), String> {
     let region = |name| init.region(name).map_err(|e| format!("{name}: {e}"));
-    let crb = Crb {
+    let crb = CrbClient {
         regs: region("crb_regs")?,
         buffer: region("crb_buffer")?,
+        tpm: TPM,
     };
     let log = region("event_log")?;
     // The TPM was started by measured boot: a second Startup says so.
     let r = crb.transact(k, &commands::startup_clear())?;
-    println!(
-        "tpm-guest: Startup answered {:#x} (measured boot started the TPM)",
-        u32::from_be_bytes([r[6], r[7], r[8], r[9]])
-    );
+    let rc = response_code(&r).ok_or("Startup: no response header")?;
+    println!("tpm-guest: Startup answered {rc:#x} (measured boot started the TPM)");
     let pcrs = commands::pcr_values(&crb.ok(k, "PCR_Read", &commands::pcr_read(1))?)
         .ok_or("PCR_Read response")?;
     let mut bytes = vec![0u8; log.len()];
