@@ -68,6 +68,8 @@ pub struct Vmm {
     pub clock: Clock,
     pub platform: Platform,
     pub stats: ExitStats,
+    /// A forwarded device interrupt the guest has not finished yet.
+    pub forward: crate::run::ForwardState,
     /// The real CPU's CPUID (a function so tests can give one).
     pub host_cpuid: fn(u32, u32) -> [u32; 4],
     /// Console bytes the guest wrote to COM1, waiting for the glue to print.
@@ -101,6 +103,7 @@ impl Vmm {
             clock,
             platform,
             stats: ExitStats::default(),
+            forward: crate::run::ForwardState::default(),
             host_cpuid,
             console: Vec::new(),
             tsc_invariant: false,

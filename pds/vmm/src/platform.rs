@@ -19,6 +19,8 @@ pub struct Platform {
     uart_line: bool,
     powered_off: bool,
     nmi_pending: bool,
+    /// The vector of the last EOI of an edge-triggered interrupt, not yet taken.
+    edge_eoi: Option<u8>,
 }
 
 impl core::fmt::Debug for Platform {
@@ -52,6 +54,7 @@ impl Platform {
             uart_line: false,
             powered_off: false,
             nmi_pending: false,
+            edge_eoi: None,
         }
     }
 
@@ -85,6 +88,11 @@ impl Platform {
     }
 
     /// Takes a self-NMI the guest sent through its ICR.
+    /// The vector the guest last ended an edge-triggered interrupt of, once.
+    pub fn take_edge_eoi(&mut self) -> Option<u8> {
+        self.edge_eoi.take()
+    }
+
     pub fn take_nmi(&mut self) -> bool {
         core::mem::take(&mut self.nmi_pending)
     }
@@ -109,7 +117,11 @@ impl Platform {
                             level: true,
                         }) => peers.ioapic_eoi(vector),
                         Some(LapicEvent::Nmi) => self.nmi_pending = true,
-                        Some(LapicEvent::Eoi { level: false, .. }) | None => {}
+                        Some(LapicEvent::Eoi {
+                            vector,
+                            level: false,
+                        }) => self.edge_eoi = Some(vector),
+                        None => {}
                     }
                     MsrOutcome::Done(0)
                 }

@@ -35,6 +35,22 @@ pub struct Wiring<'a> {
     pub dropped: u64,
 }
 
+/// Where the forwarded line stands: the host line stays masked from a forwarded
+/// interrupt until the guest ends it (its EOI of the vector the IOAPIC gave the
+/// pin), so the edges the UART makes while the guest's handler drains it latch in
+/// the host PIC as one: one interrupt per handler run, not one per FIFO load.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct ForwardState {
+    /// The TSC when the host line was last left masked.
+    pub held_since: Option<u64>,
+    /// The vector the guest's IOAPIC last delivered the line's interrupt on.
+    pub vector: Option<u8>,
+}
+
+/// How long the host line stays masked waiting for the guest's EOI (TSC rate /
+/// this): an edge the guest's IOAPIC dropped (pin masked) is never ended.
+const FORWARD_HOLD_DIVISOR: u64 = 1000;
+
 /// A host interrupt line the guest gets as one of its ISA lines.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct ForwardedIrq {
@@ -58,7 +74,7 @@ impl Wiring<'_> {
     /// pin (ISA lines are edge-triggered; the kernel's 8259 took the host edge),
     /// then the kernel may unmask the host line. A device that keeps interrupting
     /// costs only this VMM's time: the line stays masked until this acknowledgement.
-    pub fn forward(&mut self, vmm: &mut Vmm, kernel: &mut dyn Kernel, chs: ChannelSet) {
+    pub fn forward(&mut self, vmm: &mut Vmm, kernel: &mut dyn Kernel, chs: ChannelSet, now: u64) {
         let Some(f) = self.forwarded.filter(|f| chs.contains(f.channel)) else {
             return;
         };
@@ -71,7 +87,30 @@ impl Wiring<'_> {
             vmm.stats.uart_line_refused += 1;
         }
         vmm.stats.forwarded_irqs += 1;
-        let _ = f.channel.irq_ack(kernel);
+        vmm.forward.held_since = Some(now);
+    }
+
+    /// Unmasks the forwarded host line once the guest ended its interrupt (`eoi`,
+    /// the vector of an edge EOI it just wrote), or when it waited too long.
+    pub fn release(&mut self, vmm: &mut Vmm, kernel: &mut dyn Kernel, eoi: Option<u8>, now: u64) {
+        let (Some(f), Some(since)) = (self.forwarded, vmm.forward.held_since) else {
+            return;
+        };
+        let ended = eoi.is_some() && eoi == vmm.forward.vector;
+        if ended || now.wrapping_sub(since) >= Self::hold_limit(vmm) {
+            vmm.forward.held_since = None;
+            let _ = f.channel.irq_ack(kernel);
+        }
+    }
+
+    fn hold_limit(vmm: &Vmm) -> u64 {
+        (vmm.clock.tsc_hz / FORWARD_HOLD_DIVISOR).max(1)
+    }
+
+    /// The TSC by which [`Self::release`] must run even if the guest idles.
+    pub fn release_deadline(&self, vmm: &Vmm) -> Option<u64> {
+        self.forwarded?;
+        Some(vmm.forward.held_since? + Self::hold_limit(vmm))
     }
 
     /// Moves every queued request into the local APIC; tells a producer that asked
@@ -110,6 +149,9 @@ impl Wiring<'_> {
                                 if r.vector >= 16 =>
                             {
                                 vmm.stats.ioapic_irqs += 1;
+                                if self.forwarded.is_some_and(|f| f.line == e.pin) {
+                                    vmm.forward.vector = Some(r.vector);
+                                }
                                 vmm.deliver(r.vector, r.trigger == ioapic::TriggerMode::Level)
                             }
                             ioapic::DeliveryMode::Nmi => vmm.deliver_nmi(),
@@ -155,14 +197,19 @@ pub fn run(
         if let Err(stop) = wiring.drain(vmm, kernel) {
             return stop;
         }
-        let deadline = vmm.before_entry(st, vcpu.now());
+        let now = vcpu.now();
+        wiring.release(vmm, kernel, None, now);
+        let deadline = match (vmm.before_entry(st, now), wiring.release_deadline(vmm)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if st.injection_pending() {
             halted = false;
         }
         let entry = Entry { halted, deadline };
         match vcpu.vmrun(VP, st.words_mut(), entry) {
             Ok(Entered::Notified(chs)) => {
-                wiring.forward(vmm, kernel, chs);
+                wiring.forward(vmm, kernel, chs, vcpu.now());
                 continue;
             }
             Ok(Entered::Exit) => {}
@@ -186,6 +233,8 @@ pub fn run(
             vp: 0,
         };
         let action = vmm.handle_exit(st, mem, &mut peers, vcpu.now());
+        let eoi = vmm.platform.take_edge_eoi();
+        wiring.release(vmm, kernel, eoi, vcpu.now());
         let out = vmm.take_console();
         if !out.is_empty() {
             console(&out);

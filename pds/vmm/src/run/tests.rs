@@ -473,8 +473,8 @@ fn drain_honours_ioapic_destination_and_delivery_mode() {
     );
 }
 
-/// What `forward` did for one notification: the protected calls it made
-/// (channel, first two words) and the irqs it acknowledged.
+/// What `forward` did for one notification at TSC 0: the protected calls it made
+/// (channel, first two words), the irqs acknowledged, and the VMM.
 fn forwarded(chs: &[Channel]) -> (Vec<(Channel, u64, u64)>, Vec<Channel>, Vmm) {
     let (mut w, _) = wiring();
     let mut v = vmm();
@@ -483,21 +483,25 @@ fn forwarded(chs: &[Channel]) -> (Vec<(Channel, u64, u64)>, Vec<Channel>, Vmm) {
         calls.push((ch, mrs.get(0), mrs.get(1)));
         Err(IpcError::NotGranted(ch))
     });
-    w.forward(&mut v, &mut k, chs.iter().copied().collect());
+    w.forward(&mut v, &mut k, chs.iter().copied().collect(), 0);
     let acked = k.record.acked.clone();
     drop(k);
     (calls, acked, v)
 }
 
 #[test]
-fn a_forwarded_irq_is_an_edge_on_the_guests_line_then_acknowledged() {
+fn a_forwarded_irq_is_an_edge_on_the_guests_line_held_until_handled() {
     let (calls, acked, v) = forwarded(&[Channel::new(1), SERIAL.channel]);
     let lines = CHANNELS.ioapic_lines.unwrap();
     let pulse = ioapic::api::LineAction::PULSE.0;
     assert_eq!(calls, vec![(lines, 3, pulse)]);
-    assert_eq!(acked, vec![SERIAL.channel]);
+    assert!(
+        acked.is_empty(),
+        "the host line stays masked while the guest handles it"
+    );
+    assert_eq!(v.forward.held_since, Some(0));
     assert_eq!(v.stats.forwarded_irqs, 1);
-    // The ioapic PD refused (this kernel grants no calls): counted, still acked.
+    // The ioapic PD refused (this kernel grants no calls): counted.
     assert_eq!(v.stats.uart_line_refused, 1);
 }
 
@@ -506,6 +510,47 @@ fn other_notifications_forward_nothing() {
     let (calls, acked, v) = forwarded(&[Channel::new(1), Channel::new(2)]);
     assert!(calls.is_empty() && acked.is_empty());
     assert_eq!(v.stats.forwarded_irqs, 0);
+    assert_eq!(v.forward.held_since, None);
+}
+
+/// The acknowledgements `release` makes for one held line whose interrupt the
+/// guest's IOAPIC delivered on vector 0x33: (EOI vector written, TSC, acked).
+#[test]
+fn the_held_line_is_released_by_its_eoi_or_after_a_millisecond() {
+    let table = [
+        (Some(0x33), 10, true),
+        (Some(0x34), 10, false),
+        (None, 10, false),
+        (None, TSC_HZ / 1000, true),
+        (Some(0x34), TSC_HZ / 1000 + 5, true),
+    ];
+    for (eoi, now, released) in table {
+        let (mut w, _) = wiring();
+        let mut v = vmm();
+        v.forward.held_since = Some(0);
+        v.forward.vector = Some(0x33);
+        let mut k = RecordingKernel::default();
+        w.release(&mut v, &mut k, eoi, now);
+        let want = if released {
+            vec![SERIAL.channel]
+        } else {
+            vec![]
+        };
+        assert_eq!(k.acked, want, "{eoi:?} at {now}");
+        assert_eq!(v.forward.held_since.is_none(), released);
+        assert_eq!(w.release_deadline(&v), (!released).then_some(TSC_HZ / 1000));
+    }
+}
+
+#[test]
+fn the_ioapic_delivery_of_the_forwarded_line_names_its_vector() {
+    let (_, v, _, _) = drained(|q| {
+        let mut e = ioapic_entry(0x33, 0, 0);
+        e.pin = 3;
+        q.ioapic.try_enqueue(e).unwrap();
+        q.ioapic.try_enqueue(ioapic_entry(0x44, 0, 0)).unwrap();
+    });
+    assert_eq!(v.forward.vector, Some(0x33));
 }
 
 #[test]
