@@ -117,7 +117,10 @@ fn every_channel_id_and_direction_matches_the_pd_images() {
     use ipc::Channel as Ch;
     type Row<'a> = (&'a str, Ch, &'a str, Ch, Option<(bool, bool)>, &'a str);
     let svc = hv::SERVICES;
-    let rows: [Row; 14] = [
+    // The tpm entry's one channel, the VMM's (or its stand-in's), is fixed at 0
+    // (pds/tpm/src/bin/tpm.rs).
+    let tpm_vmm = Ch::new(0);
+    let rows: [Row; 15] = [
         ("guest", guest::HVCALL, "hvcall", hv::VCPU, QUIET, ""),
         ("guest", guest::SYNIC, "synic", sy::VCPU, BOTH, QUEUES),
         ("hvcall", hv::SYNIC, "synic", sy::HVCALL, None, ""),
@@ -132,6 +135,7 @@ fn every_channel_id_and_direction_matches_the_pd_images() {
         ("vmbus", vm::VSPS[2], "netvsp", net::VMBUS, BACK, OFFERS),
         ("netvsp", net::HVCALL, "hvcall", svc[3], BACK, SIGNALS),
         ("netvsp", net::SYNIC, "synic", sy::VSPS[2], QUIET, ""),
+        ("guest", guest::TPM, "tpm", tpm_vmm, QUIET, ""),
     ];
     for (caller, c_id, callee, e_id, notify, why) in rows {
         calls(&sys, caller, c_id, callee, e_id);
@@ -142,7 +146,7 @@ fn every_channel_id_and_direction_matches_the_pd_images() {
     }
     assert_eq!(
         sys.channels.len(),
-        14,
+        15,
         "a channel nobody's image uses is a capability nobody should hold"
     );
 }
@@ -157,7 +161,25 @@ fn every_pd_maps_exactly_what_it_uses() {
 
     let sys = root();
     // (PD, what it maps by setvar name and perms, why)
-    let rows: [(&str, &[Mapped], &str); 7] = [
+    use guest_sim::vtpm as gtpm;
+    use tpm::measured_boot as mb;
+    use tpm::pd as tp;
+
+    // The vTPM as the guest sees it: only the command buffer is its to write.
+    let guest_tpm = [
+        (gtpm::CRB_REGS, "r"),
+        (gtpm::CRB_BUFFER, "rw"),
+        (gtpm::EVENT_LOG, "r"),
+    ];
+    let guest_maps: Vec<Mapped> = [
+        (guest_sim::config::GUEST_RAM, "rw"),
+        (guest_sim::config::GUEST_SHARED, "rw"),
+        (guest_sim::config::IRQ_QUEUE, "rw"),
+    ]
+    .into_iter()
+    .chain(guest_tpm)
+    .collect();
+    let rows: [(&str, &[Mapped], &str); 8] = [
         ("synic", &[(sy::GUEST_RAM, "rw"), (sy::IRQ_QUEUE, "rw")], ""),
         (
             "hvcall",
@@ -199,12 +221,19 @@ fn every_pd_maps_exactly_what_it_uses() {
         ),
         (
             "guest",
+            guest_maps.as_slice(),
+            "the guest reads the CRB registers and the event log, never writes them",
+        ),
+        (
+            "tpm",
             &[
-                (guest_sim::config::GUEST_RAM, "rw"),
-                (guest_sim::config::GUEST_SHARED, "rw"),
-                (guest_sim::config::IRQ_QUEUE, "rw"),
+                (tp::REGS, "rw"),
+                (tp::BUFFER, "rw"),
+                (mb::EVENT_LOG, "rw"),
+                (mb::MEASUREMENTS, "r"),
+                (tpm::state::SEALED_STATE, "rw"),
             ],
-            "",
+            "the vTPM holds no guest memory",
         ),
     ];
     for (pd, want, why) in rows {
@@ -242,6 +271,9 @@ fn every_pd_maps_exactly_what_it_uses() {
             ("synic", sy::IRQ_QUEUE),
             ("guest", guest_sim::config::IRQ_QUEUE),
         ),
+        (("tpm", tp::REGS), ("guest", gtpm::CRB_REGS)),
+        (("tpm", tp::BUFFER), ("guest", gtpm::CRB_BUFFER)),
+        (("tpm", mb::EVENT_LOG), ("guest", gtpm::EVENT_LOG)),
     ];
     for ((a, a_name), (b, b_name)) in shared {
         assert_eq!(
@@ -250,16 +282,38 @@ fn every_pd_maps_exactly_what_it_uses() {
             "{a} {a_name} / {b} {b_name}"
         );
     }
-    // Only storvsp holds the disk.
-    let disk = region_of("storvsp", storvsp::device::DISK);
-    for pd in sys.all_pds() {
-        if pd.name != "storvsp" {
-            assert!(
-                pd.maps.iter().all(|m| m.mr != disk),
-                "{} maps the disk",
-                pd.name
-            );
-        }
+    // Who maps a region at all, and who may write it.
+    let holders: [(&str, &str, &[&str], &[&str]); 6] = [
+        ("storvsp", storvsp::device::DISK, &["storvsp"], &["storvsp"]),
+        ("tpm", tp::REGS, &["tpm", "guest"], &["tpm"]),
+        ("tpm", tp::BUFFER, &["tpm", "guest"], &["tpm", "guest"]),
+        ("tpm", mb::EVENT_LOG, &["tpm", "guest"], &["tpm"]),
+        ("tpm", mb::MEASUREMENTS, &["tpm"], &[]),
+        ("tpm", tpm::state::SEALED_STATE, &["tpm"], &["tpm"]),
+    ];
+    for (owner, setvar, mappers, writers) in holders {
+        let mr = region_of(owner, setvar);
+        let held = |write: bool| -> BTreeSet<&str> {
+            sys.all_pds()
+                .into_iter()
+                .filter(|pd| {
+                    pd.maps
+                        .iter()
+                        .any(|m| m.mr == mr && (!write || m.perms.to_string().contains('w')))
+                })
+                .map(|pd| pd.name.as_str())
+                .collect()
+        };
+        assert_eq!(
+            held(false),
+            mappers.iter().copied().collect(),
+            "who maps {mr}"
+        );
+        assert_eq!(
+            held(true),
+            writers.iter().copied().collect(),
+            "who writes {mr}"
+        );
     }
 }
 

@@ -1,7 +1,8 @@
 //! The root system.xml on host-sim, every PD its own process: the simulated guest
 //! (pds/guest-sim) drives the VMBus client over hypercalls to hvcall-pd, gets its
 //! answers through synic-pd in its own SynIC pages, and exchanges packets with the
-//! echo VSP through rings in its own memory. Once as a 6.0 guest with Confidential
+//! echo VSP through rings in its own memory; the default guest first asks the
+//! vTPM (pds/tpm) for random bytes and PCR 0 through the CRB. Once as a 6.0 guest with Confidential
 //! VMBus, once as a 5.3 guest, once as a hostile guest flooding every PD.
 
 mod common;
@@ -38,6 +39,18 @@ fn a_confidential_6_0_guest_echoes_through_private_rings_and_the_paravisor_synic
             "closed, GPADL torn down, unloaded",
             "reconnected (VMBus 6.0)",
             "hypervisor-relay SynIC: none",
+            "guest_sim: tpm: Startup already done by the PD; GetRandom 32 bytes; PCR 0 read",
+            "guest_sim: tpm: the measurement list is empty",
+            "guest_sim: tpm: PCR 0 = replay of 0 logged events",
+        ],
+    );
+    // The vTPM's own account: fresh memory for its list and its state.
+    let tpm: Vec<&str> = outcome.lines_of("tpm").collect();
+    has_all(
+        &tpm,
+        &[
+            "no measurement list laid out: started, PCR 0 stays zero",
+            "measured 0 PD images into PCR 0",
         ],
     );
     // The VSP's own account: the ring it served was private and confidential.

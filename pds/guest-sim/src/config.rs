@@ -7,8 +7,9 @@
 //! |----|-----------|---------------------------------------------------------------|
 //! | 0  | hvcall-pd | calls out: hypercall, CPUID and MSR exits                     |
 //! | 1  | synic-pd  | calls out: SynIC MSRs; notifies when it drained the interrupt queue |
+//! | 2  | tpm       | calls out: the CRB's register writes (when a vTPM is granted) |
 
-pub use system_constants::channel::guest::{HVCALL, SYNIC};
+pub use system_constants::channel::guest::{HVCALL, SYNIC, TPM};
 
 /// Regions, by their `setvar_vaddr` names.
 pub const GUEST_RAM: &str = "guest_ram";

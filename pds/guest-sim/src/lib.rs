@@ -39,6 +39,7 @@ pub mod storage;
 pub mod synic;
 pub mod time;
 pub mod vcpu;
+pub mod vtpm;
 
 /// A failed step, in words a person reading the run's output can act on.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -48,6 +48,8 @@ pub fn bin_dir() -> &'static Path {
             "storvsp",
             "-p",
             "netvsp",
+            "-p",
+            "tpm",
         ])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .env("CARGO_TARGET_DIR", &target_dir);

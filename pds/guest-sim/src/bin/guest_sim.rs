@@ -1,11 +1,13 @@
 //! host-sim entry point of guest-sim: maps guest memory and the interrupt queue,
 //! runs the scenario the environment selects (see [`guest_sim::scenario::Options`])
-//! and exits: 0 with a report, 1 naming the step that failed.
+//! and exits: 0 with a report, 1 naming the step that failed. The default
+//! scenario first checks the vTPM when one is granted ([`guest_sim::vtpm`]).
 
-use guest_sim::config::{GUEST_RAM, GUEST_SHARED, IRQ_QUEUE};
+use guest_sim::config::{GUEST_RAM, GUEST_SHARED, IRQ_QUEUE, TPM};
 use guest_sim::scenario::{self, Options};
 use guest_sim::synic::GuestSynic;
 use guest_sim::vcpu::Vcpu;
+use guest_sim::vtpm::Vtpm;
 use ipc::{Consumer, InitError, InitExt, Perms};
 use synic_pd::pd::IRQ_QUEUE_CAPACITY;
 
@@ -28,6 +30,17 @@ fn main() {
             })?;
         let ram = init.region_with(GUEST_RAM, Perms::RW)?;
         let shared = init.region_with(GUEST_SHARED, Perms::RW)?;
+        if options.storage.is_none() && !options.hostile {
+            if let Some(tpm) = Vtpm::granted(init, TPM)? {
+                match tpm.run(kernel) {
+                    Ok(line) => println!("{line}"),
+                    Err(e) => {
+                        println!("guest_sim: FAILED: {e}");
+                        std::process::exit(1)
+                    }
+                }
+            }
+        }
         let vcpu = Vcpu::new(kernel, ram, shared, GuestSynic::new(ram, irqs));
         // The guest runs to completion here; nothing ever calls it.
         match scenario::run(vcpu, options) {
