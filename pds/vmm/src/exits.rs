@@ -486,6 +486,7 @@ impl Vmm {
         let IoExit {
             port, size, write, ..
         } = io;
+        self.stats.note_port(port, write);
         let Some(next_rip) = io.next_rip else {
             return self.fatal(st, "an IN/OUT exit without the next RIP");
         };

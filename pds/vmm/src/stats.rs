@@ -39,6 +39,8 @@ pub struct ExitStats {
     gp_msrs: BTreeMap<(u32, bool), u64>,
     /// MSR exits by (index, write), the first [`MSRS_TRACKED`] distinct ones.
     msrs: BTreeMap<(u32, bool), u64>,
+    /// Port I/O exits by (port, write), likewise.
+    ports: BTreeMap<(u32, bool), u64>,
     /// (call code, status) of hypercalls that failed.
     failed_calls: BTreeMap<(u16, u16), u64>,
     hole_pages: BTreeMap<u64, u64>,
@@ -71,25 +73,23 @@ impl ExitStats {
 
     /// One MSR exit, for [`Self::msr_breakdown`].
     pub fn note_msr(&mut self, msr: u32, write: bool) {
-        let n = self.msrs.len();
-        if let Some(c) = self.msrs.get_mut(&(msr, write)) {
-            *c += 1;
-        } else if n < MSRS_TRACKED {
-            self.msrs.insert((msr, write), 1);
-        }
+        tally(&mut self.msrs, msr, write);
+    }
+
+    /// One port I/O exit, for [`Self::port_breakdown`].
+    pub fn note_port(&mut self, port: u16, write: bool) {
+        tally(&mut self.ports, u32::from(port), write);
     }
 
     /// `msr exits by index: w0x80b 900, r0x40000020 300, ...`: the busiest first,
     /// the `top` of them.
     pub fn msr_breakdown(&self, top: usize) -> String {
-        let mut by_count: alloc::vec::Vec<_> = self.msrs.iter().collect();
-        by_count.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        let mut s = String::from("msr exits by index:");
-        for (k, (&(msr, write), n)) in by_count.into_iter().take(top).enumerate() {
-            let sep = if k == 0 { " " } else { ", " };
-            let _ = write!(s, "{sep}{}{msr:#x} {n}", if write { "w" } else { "r" });
-        }
-        s
+        breakdown("msr exits by index:", &self.msrs, top)
+    }
+
+    /// `io exits by port: r0x40 500, w0x43 250, ...`, as [`Self::msr_breakdown`].
+    pub fn port_breakdown(&self, top: usize) -> String {
+        breakdown("io exits by port:", &self.ports, top)
     }
 
     pub fn note_msr_gp(&mut self, msr: u32, write: bool) {
@@ -197,6 +197,29 @@ impl ExitStats {
     }
 }
 
+/// Counts one more (key, write), once [`MSRS_TRACKED`] distinct ones are known only
+/// those.
+fn tally(map: &mut BTreeMap<(u32, bool), u64>, key: u32, write: bool) {
+    let n = map.len();
+    if let Some(c) = map.get_mut(&(key, write)) {
+        *c += 1;
+    } else if n < MSRS_TRACKED {
+        map.insert((key, write), 1);
+    }
+}
+
+/// `title r0x.. n, w0x.. m, ...`: the `top` busiest first.
+fn breakdown(title: &str, map: &BTreeMap<(u32, bool), u64>, top: usize) -> String {
+    let mut by_count: alloc::vec::Vec<_> = map.iter().collect();
+    by_count.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let mut s = String::from(title);
+    for (k, (&(key, write), n)) in by_count.into_iter().take(top).enumerate() {
+        let sep = if k == 0 { " " } else { ", " };
+        let _ = write!(s, "{sep}{}{key:#x} {n}", if write { "w" } else { "r" });
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +266,10 @@ mod tests {
             s.note_msr(i, false);
         }
         assert_eq!(s.msrs.len(), MSRS_TRACKED);
+        s.note_port(0x2f8, true);
+        s.note_port(0x40, false);
+        s.note_port(0x40, false);
+        assert_eq!(s.port_breakdown(5), "io exits by port: r0x40 2, w0x2f8 1");
     }
 
     #[test]

@@ -195,6 +195,7 @@ fn start(init: &dyn Init, kernel: &mut dyn Kernel) -> Result<Never, InitError> {
         machine.stats.summary()
     );
     pd_rt::println!("vmm: {}", machine.stats.msr_breakdown(12));
+    pd_rt::println!("vmm: {}", machine.stats.port_breakdown(12));
     if wiring.dropped != 0 {
         pd_rt::println!(
             "vmm: {} interrupt requests named another vCPU or made no sense; dropped",
