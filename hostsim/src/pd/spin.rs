@@ -32,6 +32,8 @@ const POLLS_PER_CHECK: u32 = 4;
 #[derive(Debug)]
 pub(crate) struct Adaptive {
     budget: Duration,
+    /// The longest poll.
+    max: Duration,
     waits: u32,
 }
 
@@ -41,26 +43,36 @@ pub(crate) struct Adaptive {
 /// them (`SimOptions::env`).
 pub const SPIN_ENV: &str = "HOSTSIM_SPIN_US";
 
-fn max_budget() -> Duration {
-    static MAX: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
-    *MAX.get_or_init(|| {
-        let max = std::env::var(SPIN_ENV)
+/// `limit`, or less if [`SPIN_ENV`] says so; zero when below [`MIN_BUDGET`].
+fn max_budget(limit: Duration) -> Duration {
+    static ENV: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+    let env = *ENV.get_or_init(|| {
+        std::env::var(SPIN_ENV)
             .ok()
             .and_then(|v| v.parse().ok())
-            .map_or(MAX_BUDGET, Duration::from_micros)
-            .min(MAX_BUDGET);
-        if max < MIN_BUDGET {
-            Duration::ZERO
-        } else {
-            max
-        }
-    })
+            .map(Duration::from_micros)
+    });
+    let max = env.map_or(limit, |e| e.min(limit));
+    if max < MIN_BUDGET {
+        Duration::ZERO
+    } else {
+        max
+    }
 }
 
 impl Default for Adaptive {
     fn default() -> Self {
+        Self::up_to(MAX_BUDGET)
+    }
+}
+
+impl Adaptive {
+    /// A budget of at most `limit` (and the environment's cap).
+    pub fn up_to(limit: Duration) -> Self {
+        let max = max_budget(limit);
         Self {
-            budget: max_budget(),
+            budget: max,
+            max,
             waits: 0,
         }
     }
@@ -106,6 +118,16 @@ pub struct Poller {
 }
 
 impl Poller {
+    /// Polls of at most `limit` (the default: the PDs' own 50 µs),
+    /// for what may take longer than a round trip through two PDs: a batch of
+    /// requests a VSP serves one after another.
+    pub fn up_to(limit: Duration) -> Self {
+        Self {
+            adaptive: Adaptive::up_to(limit),
+            missed: None,
+        }
+    }
+
     /// Calls `ready` until it says `true` or the budget is spent; whether it did.
     /// Never calls it when polling is off: then the caller sleeps at once.
     pub fn poll(&mut self, mut ready: impl FnMut() -> bool) -> bool {
@@ -149,7 +171,7 @@ impl Adaptive {
     /// The adaptive budget for one wait, a CPU being spare.
     fn plan(&mut self) -> Spin {
         self.waits = self.waits.wrapping_add(1);
-        let probe = self.waits.is_multiple_of(PROBE_EVERY) && !max_budget().is_zero();
+        let probe = self.waits.is_multiple_of(PROBE_EVERY) && !self.max.is_zero();
         let budget = if self.budget.is_zero() && probe {
             MIN_BUDGET
         } else {
@@ -171,7 +193,7 @@ impl Adaptive {
             return;
         }
         self.budget = if polled {
-            (spin.budget * 2).clamp(MIN_BUDGET, max_budget())
+            (spin.budget * 2).clamp(MIN_BUDGET, self.max)
         } else {
             let half = self.budget / 2;
             if half < MIN_BUDGET {
@@ -192,7 +214,7 @@ impl Adaptive {
             return;
         }
         let waited = spin.started.elapsed();
-        let max = max_budget();
+        let max = self.max;
         if waited > max || max.is_zero() {
             self.finish(spin, false);
         } else {

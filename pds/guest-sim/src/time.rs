@@ -57,6 +57,10 @@ pub struct Poller;
 
 #[cfg(not(feature = "hostsim"))]
 impl Poller {
+    pub fn up_to(_limit: core::time::Duration) -> Self {
+        Self
+    }
+
     pub fn poll(&mut self, _ready: impl FnMut() -> bool) -> bool {
         false
     }

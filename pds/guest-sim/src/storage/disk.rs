@@ -18,6 +18,12 @@ use crate::{Failure, Result};
 
 type Ring = GpadlRingMem<'static, Vec<u64>>;
 
+/// Longest poll for completions: storvsp serves a queue of eight 64 KiB
+/// requests one after another (~80 µs of file I/O on an idle host), and a
+/// guest that gave up sooner would sleep once per batch and have storvsp
+/// signal it.
+const COMPLETION_POLL: core::time::Duration = core::time::Duration::from_micros(200);
+
 /// The vCPU as the client's host: a signal is HvSignalEvent on the channel's
 /// connection, a wait is the channel's event flag on the paravisor SynIC.
 struct VcpuHost<'v, 'k> {
@@ -81,7 +87,7 @@ impl Disk {
         vmbus_ring::RingMem::control(&rx).initialize();
         Ok(Self {
             client: Storvsc::new(tx, rx).map_err(|e| Failure(format!("rings: {e}")))?,
-            poller: Poller::default(),
+            poller: Poller::up_to(COMPLETION_POLL),
             relid,
             connection_id,
             instance,
