@@ -9,19 +9,11 @@
 //! | 1  | hvcall-pd    | calls out: claims signal connections; notified on guest signals |
 //! | 2  | synic-pd     | calls out: SIGNAL_EVENT into the guest's SynIC            |
 pub mod build {
-    use vmbus_device::{names, Channels};
+    use vmbus_device::names;
 
     pub use system_constants::channel::echo_vsp::{HVCALL, SYNIC, VMBUS};
     /// `guest_ram`'s GPA and its shared alias's, the vTOM.
     pub use system_constants::{GUEST_RAM_GPA, GUEST_SHARED_GPA};
 
-    pub const VARIABLES: [(&str, u64); 5] = names::vsp_variables(
-        Channels {
-            vmbus: VMBUS,
-            hvcall: HVCALL,
-            synic: SYNIC,
-        },
-        GUEST_RAM_GPA,
-        GUEST_SHARED_GPA,
-    );
+    pub const VARIABLES: [(&str, u64); 5] = names::vsp_variables(VMBUS, HVCALL, SYNIC);
 }

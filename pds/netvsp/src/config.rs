@@ -11,7 +11,7 @@
 //! | 3  | backend peer   | notifies both ways: frames (or space) wait in the queues  |
 pub mod build {
     use ipc::Channel;
-    use vmbus_device::{names, Channels};
+    use vmbus_device::names;
 
     pub use system_constants::channel::netvsp::{HVCALL, SYNIC, VMBUS};
     /// Only the systems that grant frame queues have this end (net_pair.xml's
@@ -28,15 +28,7 @@ pub mod build {
     /// `guest_ram`'s GPA and its shared alias's, the vTOM.
     pub use system_constants::{GUEST_RAM_GPA, GUEST_SHARED_GPA};
 
-    pub const VARIABLES: [(&str, u64); 5] = names::vsp_variables(
-        Channels {
-            vmbus: VMBUS,
-            hvcall: HVCALL,
-            synic: SYNIC,
-        },
-        GUEST_RAM_GPA,
-        GUEST_SHARED_GPA,
-    );
+    pub const VARIABLES: [(&str, u64); 5] = names::vsp_variables(VMBUS, HVCALL, SYNIC);
 }
 
 /// The NIC's MAC and offer instance, different per PD: derived from the PD's name

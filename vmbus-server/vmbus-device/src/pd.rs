@@ -48,18 +48,19 @@ pub mod names {
     pub const SYNIC_CHANNEL: &str = "synic_channel";
 
     /// The variable table of a VSP image that maps guest RAM and its shared alias:
-    /// its three channel ids and the two GPAs, under the names `init` reads.
+    /// its three channel ids (vmbus-server, hvcall-pd, synic-pd) and the two GPAs
+    /// the system descriptions decide, under the names `init` reads.
     pub const fn vsp_variables(
-        channels: super::Channels,
-        guest_ram_gpa: u64,
-        guest_shared_gpa: u64,
+        vmbus: ipc::Channel,
+        hvcall: ipc::Channel,
+        synic: ipc::Channel,
     ) -> [(&'static str, u64); 5] {
         [
-            (VMBUS_CHANNEL, channels.vmbus.index() as u64),
-            (HVCALL_CHANNEL, channels.hvcall.index() as u64),
-            (SYNIC_CHANNEL, channels.synic.index() as u64),
-            (GUEST_RAM_GPA, guest_ram_gpa),
-            (GUEST_SHARED_GPA, guest_shared_gpa),
+            (VMBUS_CHANNEL, vmbus.index() as u64),
+            (HVCALL_CHANNEL, hvcall.index() as u64),
+            (SYNIC_CHANNEL, synic.index() as u64),
+            (GUEST_RAM_GPA, system_constants::GUEST_RAM_GPA),
+            (GUEST_SHARED_GPA, system_constants::GUEST_SHARED_GPA),
         ]
     }
 }
