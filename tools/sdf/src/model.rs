@@ -17,23 +17,9 @@ impl fmt::Display for Span {
     }
 }
 
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Perms {
-    pub read: bool,
-    pub write: bool,
-    pub execute: bool,
-}
-
-impl fmt::Display for Perms {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (on, c) in [(self.read, 'r'), (self.write, 'w'), (self.execute, 'x')] {
-            if on {
-                write!(f, "{c}")?;
-            }
-        }
-        Ok(())
-    }
-}
+/// A mapping's rights: the same type a PD's `Region` carries at run time, so
+/// the description and the PD spell `perms` one way.
+pub use ipc::Perms;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct System {

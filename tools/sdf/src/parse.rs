@@ -426,11 +426,7 @@ impl<'t> Parser<'t> {
     /// `perms=` in `grammar`; read-write when absent, None on error.
     fn perms(&mut self, at: &mut Attrs, grammar: &PermsGrammar) -> Option<Perms> {
         let Some(s) = self.optional(at, "perms") else {
-            return Some(Perms {
-                read: true,
-                write: true,
-                execute: false,
-            });
+            return Some(Perms::RW);
         };
         let mut p = Perms::default();
         let letters_ok = s.chars().all(|c| {
