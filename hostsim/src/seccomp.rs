@@ -431,228 +431,90 @@ mod tests {
     const F_SETSIG: u64 = 10;
     const FIOSETOWN: u64 = 0x8901;
 
-    fn verdict(nr: i64, args: [u64; 6]) -> u32 {
-        Program::pd().eval(PID, AUDIT_ARCH_X86_64, nr, args)
+    /// The PD filter's verdict on call `nr` with `args` (the rest zero).
+    fn verdict(nr: i64, args: &[u64]) -> u32 {
+        let mut all = [0; 6];
+        all[..args.len()].copy_from_slice(args);
+        Program::pd().eval(PID, AUDIT_ARCH_X86_64, nr, all)
     }
 
     #[test]
     fn the_pd_filter_allows_the_runtime_and_refuses_reaching_out() {
+        use libc::*;
+        // Our verdicts, not libc's errno values of the same names.
+        use super::{ALLOW, ENOSYS, EPERM};
         let pid = u64::from(PID);
-        let cases: &[(&str, i64, [u64; 6], u32)] = &[
-            ("read", libc::SYS_read, [0; 6], ALLOW),
-            (
-                "epoll_wait",
-                libc::SYS_epoll_wait,
-                [3, 0, 1, 0, 0, 0],
-                ALLOW,
-            ),
+        let dir = (O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_DIRECTORY) as u64;
+        let thread = CLONE_THREAD as u64 | CLONE_VM as u64;
+        let (dumpable, name, ptracer) = (
+            PR_SET_DUMPABLE as u64,
+            PR_SET_NAME as u64,
+            PR_SET_PTRACER as u64,
+        );
+        let x32_read = i64::from(X32_SYSCALL_BIT) | SYS_read;
+        let cases: &[(&str, i64, &[u64], u32)] = &[
+            ("read", SYS_read, &[], ALLOW),
+            ("epoll_wait", SYS_epoll_wait, &[3, 0, 1], ALLOW),
             (
                 "openat r",
-                libc::SYS_openat,
-                [
-                    0,
-                    0,
-                    libc::O_RDONLY as u64 | libc::O_CLOEXEC as u64,
-                    0,
-                    0,
-                    0,
-                ],
+                SYS_openat,
+                &[0, 0, (O_RDONLY | O_CLOEXEC) as u64],
                 ALLOW,
             ),
-            (
-                "openat w",
-                libc::SYS_openat,
-                [0, 0, libc::O_WRONLY as u64, 0, 0, 0],
-                EPERM,
-            ),
-            (
-                "openat rw",
-                libc::SYS_openat,
-                [0, 0, libc::O_RDWR as u64, 0, 0, 0],
-                EPERM,
-            ),
+            ("openat w", SYS_openat, &[0, 0, O_WRONLY as u64], EPERM),
+            ("openat rw", SYS_openat, &[0, 0, O_RDWR as u64], EPERM),
             (
                 "openat creat",
-                libc::SYS_openat,
-                [0, 0, libc::O_CREAT as u64, 0o644, 0, 0],
+                SYS_openat,
+                &[0, 0, O_CREAT as u64, 0o644],
                 EPERM,
             ),
-            (
-                "read_dir",
-                libc::SYS_openat,
-                [
-                    0,
-                    0,
-                    (libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_DIRECTORY)
-                        as u64,
-                    0,
-                    0,
-                    0,
-                ],
-                ALLOW,
-            ),
+            ("read_dir", SYS_openat, &[0, 0, dir], ALLOW),
             (
                 "openat tmpfile",
-                libc::SYS_openat,
-                [0, 0, (libc::O_TMPFILE | libc::O_RDWR) as u64, 0, 0, 0],
+                SYS_openat,
+                &[0, 0, (O_TMPFILE | O_RDWR) as u64],
                 EPERM,
             ),
-            (
-                "openat trunc",
-                libc::SYS_openat,
-                [0, 0, libc::O_TRUNC as u64, 0, 0, 0],
-                EPERM,
-            ),
-            (
-                "open r",
-                libc::SYS_open,
-                [0, libc::O_RDONLY as u64, 0, 0, 0, 0],
-                ALLOW,
-            ),
-            (
-                "open rw",
-                libc::SYS_open,
-                [0, libc::O_RDWR as u64, 0, 0, 0, 0],
-                EPERM,
-            ),
-            ("openat2", libc::SYS_openat2, [0; 6], EPERM),
-            ("unlink", libc::SYS_unlink, [0; 6], EPERM),
-            ("rename", libc::SYS_renameat2, [0; 6], EPERM),
-            ("truncate", libc::SYS_truncate, [0; 6], EPERM),
-            ("kill self", libc::SYS_kill, [pid, 0, 0, 0, 0, 0], ALLOW),
-            (
-                "kill other",
-                libc::SYS_kill,
-                [pid + 1, 9, 0, 0, 0, 0],
-                EPERM,
-            ),
-            ("kill group", libc::SYS_kill, [0, 9, 0, 0, 0, 0], EPERM),
-            ("kill all", libc::SYS_kill, [u64::MAX, 9, 0, 0, 0, 0], EPERM),
-            (
-                "tgkill self",
-                libc::SYS_tgkill,
-                [pid, pid, 6, 0, 0, 0],
-                ALLOW,
-            ),
-            ("tgkill other", libc::SYS_tgkill, [1, 1, 6, 0, 0, 0], EPERM),
-            ("tkill", libc::SYS_tkill, [pid, 6, 0, 0, 0, 0], EPERM),
-            ("ptrace", libc::SYS_ptrace, [16, 1, 0, 0, 0, 0], EPERM),
-            (
-                "process_vm_readv",
-                libc::SYS_process_vm_readv,
-                [1; 6],
-                EPERM,
-            ),
-            (
-                "process_vm_writev",
-                libc::SYS_process_vm_writev,
-                [1; 6],
-                EPERM,
-            ),
-            (
-                "pidfd_open",
-                libc::SYS_pidfd_open,
-                [1, 0, 0, 0, 0, 0],
-                EPERM,
-            ),
-            (
-                "pidfd_getfd",
-                libc::SYS_pidfd_getfd,
-                [3, 3, 0, 0, 0, 0],
-                EPERM,
-            ),
-            ("socket", libc::SYS_socket, [1, 1, 0, 0, 0, 0], EPERM),
-            ("fork", libc::SYS_fork, [0; 6], EPERM),
-            ("clone process", libc::SYS_clone, [17, 0, 0, 0, 0, 0], EPERM),
-            (
-                "clone thread",
-                libc::SYS_clone,
-                [
-                    libc::CLONE_THREAD as u64 | libc::CLONE_VM as u64,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                ],
-                ALLOW,
-            ),
-            ("clone3", libc::SYS_clone3, [0; 6], ENOSYS),
-            ("prlimit self", libc::SYS_prlimit64, [0; 6], ALLOW),
-            (
-                "prlimit other",
-                libc::SYS_prlimit64,
-                [1, 0, 0, 0, 0, 0],
-                EPERM,
-            ),
-            (
-                "F_SETFD",
-                libc::SYS_fcntl,
-                [3, libc::F_SETFD as u64, 1, 0, 0, 0],
-                ALLOW,
-            ),
-            (
-                "F_SETOWN",
-                libc::SYS_fcntl,
-                [3, libc::F_SETOWN as u64, 1, 0, 0, 0],
-                EPERM,
-            ),
-            (
-                "F_SETSIG",
-                libc::SYS_fcntl,
-                [3, F_SETSIG, 9, 0, 0, 0],
-                EPERM,
-            ),
-            (
-                "FIONBIO",
-                libc::SYS_ioctl,
-                [3, libc::FIONBIO, 0, 0, 0, 0],
-                ALLOW,
-            ),
-            (
-                "FIOSETOWN",
-                libc::SYS_ioctl,
-                [3, FIOSETOWN, 0, 0, 0, 0],
-                EPERM,
-            ),
-            (
-                "TIOCSTI",
-                libc::SYS_ioctl,
-                [0, libc::TIOCSTI, 0, 0, 0, 0],
-                EPERM,
-            ),
-            (
-                "dumpable off",
-                libc::SYS_prctl,
-                [libc::PR_SET_DUMPABLE as u64, 0, 0, 0, 0, 0],
-                ALLOW,
-            ),
-            (
-                "dumpable on",
-                libc::SYS_prctl,
-                [libc::PR_SET_DUMPABLE as u64, 1, 0, 0, 0, 0],
-                EPERM,
-            ),
-            (
-                "set name",
-                libc::SYS_prctl,
-                [libc::PR_SET_NAME as u64, 1, 0, 0, 0, 0],
-                ALLOW,
-            ),
-            (
-                "ptracer",
-                libc::SYS_prctl,
-                [libc::PR_SET_PTRACER as u64, 1, 0, 0, 0, 0],
-                EPERM,
-            ),
-            (
-                "x32",
-                i64::from(X32_SYSCALL_BIT) | libc::SYS_read,
-                [0; 6],
-                EPERM,
-            ),
-            ("unshare", libc::SYS_unshare, [0; 6], EPERM),
-            ("mount", libc::SYS_mount, [0; 6], EPERM),
+            ("openat trunc", SYS_openat, &[0, 0, O_TRUNC as u64], EPERM),
+            ("open r", SYS_open, &[0, O_RDONLY as u64], ALLOW),
+            ("open rw", SYS_open, &[0, O_RDWR as u64], EPERM),
+            ("openat2", SYS_openat2, &[], EPERM),
+            ("unlink", SYS_unlink, &[], EPERM),
+            ("rename", SYS_renameat2, &[], EPERM),
+            ("truncate", SYS_truncate, &[], EPERM),
+            ("kill self", SYS_kill, &[pid], ALLOW),
+            ("kill other", SYS_kill, &[pid + 1, 9], EPERM),
+            ("kill group", SYS_kill, &[0, 9], EPERM),
+            ("kill all", SYS_kill, &[u64::MAX, 9], EPERM),
+            ("tgkill self", SYS_tgkill, &[pid, pid, 6], ALLOW),
+            ("tgkill other", SYS_tgkill, &[1, 1, 6], EPERM),
+            ("tkill", SYS_tkill, &[pid, 6], EPERM),
+            ("ptrace", SYS_ptrace, &[16, 1], EPERM),
+            ("process_vm_readv", SYS_process_vm_readv, &[1; 6], EPERM),
+            ("process_vm_writev", SYS_process_vm_writev, &[1; 6], EPERM),
+            ("pidfd_open", SYS_pidfd_open, &[1], EPERM),
+            ("pidfd_getfd", SYS_pidfd_getfd, &[3, 3], EPERM),
+            ("socket", SYS_socket, &[1, 1], EPERM),
+            ("fork", SYS_fork, &[], EPERM),
+            ("clone process", SYS_clone, &[17], EPERM),
+            ("clone thread", SYS_clone, &[thread], ALLOW),
+            ("clone3", SYS_clone3, &[], ENOSYS),
+            ("prlimit self", SYS_prlimit64, &[], ALLOW),
+            ("prlimit other", SYS_prlimit64, &[1], EPERM),
+            ("F_SETFD", SYS_fcntl, &[3, F_SETFD as u64, 1], ALLOW),
+            ("F_SETOWN", SYS_fcntl, &[3, F_SETOWN as u64, 1], EPERM),
+            ("F_SETSIG", SYS_fcntl, &[3, F_SETSIG, 9], EPERM),
+            ("FIONBIO", SYS_ioctl, &[3, FIONBIO], ALLOW),
+            ("FIOSETOWN", SYS_ioctl, &[3, FIOSETOWN], EPERM),
+            ("TIOCSTI", SYS_ioctl, &[0, TIOCSTI], EPERM),
+            ("dumpable off", SYS_prctl, &[dumpable, 0], ALLOW),
+            ("dumpable on", SYS_prctl, &[dumpable, 1], EPERM),
+            ("set name", SYS_prctl, &[name, 1], ALLOW),
+            ("ptracer", SYS_prctl, &[ptracer, 1], EPERM),
+            ("x32", x32_read, &[], EPERM),
+            ("unshare", SYS_unshare, &[], EPERM),
+            ("mount", SYS_mount, &[], EPERM),
         ];
         for &(what, nr, args, want) in cases {
             assert_eq!(verdict(nr, args), want, "{what}");
@@ -701,19 +563,11 @@ mod tests {
             libc::SYS_fdatasync,
             libc::SYS_execve,
         ] {
-            assert_eq!(verdict(nr, [0; 6]), ALLOW, "syscall {nr}");
+            assert_eq!(verdict(nr, &[]), ALLOW, "syscall {nr}");
         }
-        assert_eq!(
-            verdict(libc::SYS_fcntl, [3, libc::F_GETFD as u64, 0, 0, 0, 0]),
-            ALLOW
-        );
-        assert_eq!(
-            verdict(
-                libc::SYS_fcntl,
-                [3, libc::F_DUPFD_CLOEXEC as u64, 3, 0, 0, 0]
-            ),
-            ALLOW
-        );
+        let fcntl = |cmd, arg| verdict(libc::SYS_fcntl, &[3, cmd as u64, arg]);
+        assert_eq!(fcntl(libc::F_GETFD, 0), ALLOW);
+        assert_eq!(fcntl(libc::F_DUPFD_CLOEXEC, 3), ALLOW);
     }
 
     #[test]
