@@ -86,6 +86,13 @@ pub trait Handler {
     }
 }
 
+/// The handler type of a PD whose `init` never returns (it runs a guest to the
+/// end, then exits or halts): no value exists, so no method can be called.
+#[derive(Debug)]
+pub enum Never {}
+
+impl Handler for Never {}
+
 /// A PD whose state is too large for the runtime's stack, kept in a `Box`; every
 /// event goes straight through to it. (A newtype rather than `impl Handler for
 /// Box<H>`, which would take that impl away from every other crate.)

@@ -29,7 +29,7 @@ pub use channel::{Channel, ChannelSet, Child};
 pub use error::{HandlerError, InitError, IpcError};
 #[cfg(any(test, feature = "alloc"))]
 pub use handler::Boxed;
-pub use handler::{FaultInfo, Handler, Init, Kernel, PpReply};
+pub use handler::{FaultInfo, Handler, Init, Kernel, Never, PpReply};
 pub use init::{guest_names, GuestWindow, GuestWindows, InitExt, WithVariables};
 pub use message::{MessageInfo, MessageRegisters, MAX_MESSAGE_REGISTERS};
 pub use queue::{Consumer, Producer, Queue, QueueEntry, QueueError, TryEnqueueError};

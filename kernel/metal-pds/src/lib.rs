@@ -93,15 +93,4 @@ pub struct Idle;
 
 impl ipc::Handler for Idle {}
 
-/// The handler type of a PD whose `init` never returns.
-pub enum Never {}
-
-impl ipc::Handler for Never {
-    fn notified(
-        &mut self,
-        _: &mut dyn ipc::Kernel,
-        _: ipc::ChannelSet,
-    ) -> Result<(), ipc::HandlerError> {
-        match *self {}
-    }
-}
+pub use ipc::Never;

@@ -13,12 +13,14 @@ use hvdef::cpuid::privilege;
 use hvdef::hypercall::{PostMessageInput, SignalEventInput};
 use hvdef::msr::{HV_X64_MSR_GUEST_OS_ID, HV_X64_MSR_HYPERCALL};
 use hvdef::{Control, HvStatus, HypercallCode, Vtl};
-use ipc::{Kernel, Region};
+use ipc::{Consumer, Init, InitError, InitExt, Kernel, Perms, Region};
 use synic_pd::Instance;
 use vmbus_client::{Transport, TransportError};
 use zerocopy::{FromZeros, IntoBytes};
 
-use crate::config::{HVCALL, HYPERCALL_PAGE, INPUT_PAGE, SHARED_GPA, WAIT};
+use crate::config::{
+    GUEST_RAM, GUEST_SHARED, HVCALL, HYPERCALL_PAGE, INPUT_PAGE, IRQ_QUEUE, SHARED_GPA, WAIT,
+};
 use crate::synic::GuestSynic;
 use crate::time::Instant;
 use crate::{ensure, fail, Failure, Result};
@@ -119,6 +121,20 @@ impl<'k> Vcpu<'k> {
             misrouted: 0,
             busy_retries: 0,
         }
+    }
+
+    /// A vCPU over the PD's grants: guest RAM, its shared alias and the interrupt
+    /// queue. The consumer attaches to the queue's indices as they are, so a fresh
+    /// vCPU may follow another over the same queue (one session after another).
+    pub fn attach(
+        init: &dyn Init,
+        kernel: &'k mut dyn Kernel,
+    ) -> core::result::Result<Self, InitError> {
+        let irqs: Consumer<'static, synic_pd::api::IrqEntry> =
+            init.queue(IRQ_QUEUE, synic_pd::pd::IRQ_QUEUE_CAPACITY)?;
+        let ram = init.region_with(GUEST_RAM, Perms::RW)?;
+        let shared = init.region_with(GUEST_SHARED, Perms::RW)?;
+        Ok(Self::new(kernel, ram, shared, GuestSynic::new(ram, irqs)))
     }
 
     /// The guest physical address space: private RAM at 0, its shared alias at the

@@ -16,28 +16,15 @@
 extern crate alloc;
 
 use alloc::string::String;
-use guest_sim::config::{GUEST_RAM, GUEST_SHARED, IRQ_QUEUE};
 use guest_sim::scenario::{self, Options};
 use guest_sim::storage::Mode;
-use guest_sim::synic::GuestSynic;
 use guest_sim::vcpu::Vcpu;
-use ipc::{Consumer, Init, InitError, InitExt, Kernel, Perms};
-use synic_pd::api::IrqEntry;
-use synic_pd::pd::IRQ_QUEUE_CAPACITY;
+use ipc::{Init, InitError, Kernel};
 
 pd_rt::global_heap!(2 * 1024 * 1024);
 
 /// Packets the echo exchange sends.
 const PACKETS: u64 = 1000;
-
-/// A fresh vCPU over the same guest memory and interrupt queue (the consumer
-/// attaches to the queue's indices as they are).
-fn vcpu<'k>(init: &dyn Init, kernel: &'k mut dyn Kernel) -> Result<Vcpu<'k>, InitError> {
-    let irqs: Consumer<'static, IrqEntry> = init.queue(IRQ_QUEUE, IRQ_QUEUE_CAPACITY)?;
-    let ram = init.region_with(GUEST_RAM, Perms::RW)?;
-    let shared = init.region_with(GUEST_SHARED, Perms::RW)?;
-    Ok(Vcpu::new(kernel, ram, shared, GuestSynic::new(ram, irqs)))
-}
 
 /// Prints the session's outcome; `true` if it passed.
 fn report(session: &str, outcome: guest_sim::Result<String>) -> bool {
@@ -54,7 +41,7 @@ fn report(session: &str, outcome: guest_sim::Result<String>) -> bool {
     }
 }
 
-fn start(init: &dyn Init, kernel: &mut dyn Kernel) -> Result<metal_pds::Never, InitError> {
+fn start(init: &dyn Init, kernel: &mut dyn Kernel) -> Result<ipc::Never, InitError> {
     let started = pd_rt::sys::rdtsc();
     let echo = Options {
         packets: PACKETS,
@@ -64,8 +51,11 @@ fn start(init: &dyn Init, kernel: &mut dyn Kernel) -> Result<metal_pds::Never, I
         storage: Some(Mode::Check),
         ..Options::default()
     };
-    let mut passed = report("echo", scenario::run(vcpu(init, kernel)?, echo));
-    passed &= report("storage", scenario::run(vcpu(init, kernel)?, storage));
+    let mut passed = report("echo", scenario::run(Vcpu::attach(init, kernel)?, echo));
+    passed &= report(
+        "storage",
+        scenario::run(Vcpu::attach(init, kernel)?, storage),
+    );
     pd_rt::println!("guest_sim: REPORT {}", if passed { "PASS" } else { "FAIL" });
     // Under -icount shift=0 the TSC counts instructions since reset (firmware,
     // kernel boot, every PD's init, then the sessions).
