@@ -68,6 +68,21 @@ pub struct TestEnv {
     pub connection: Option<ConnectionInfo>,
 }
 
+/// What the env does first when asked to set something up: fail with the status
+/// a test injected, else check the server never sets `key` up twice.
+fn admit<K: Ord + core::fmt::Display, V>(
+    fail: Option<Status>,
+    done: &BTreeMap<K, V>,
+    key: K,
+    what: &str,
+) -> Result<(), Status> {
+    if let Some(status) = fail {
+        return Err(status);
+    }
+    assert!(!done.contains_key(&key), "{key} {what} twice");
+    Ok(())
+}
+
 impl ServerEnv for TestEnv {
     fn post_message(&mut self, target: MessageTarget, message: &OutgoingMessage) -> bool {
         if self.busy {
@@ -82,14 +97,7 @@ impl ServerEnv for TestEnv {
     }
 
     fn map_gpadl(&mut self, m: &GpadlMapping<'_>) -> Result<(), Status> {
-        if let Some(status) = self.fail_map {
-            return Err(status);
-        }
-        assert!(
-            !self.mapped.contains_key(&m.gpadl),
-            "{} mapped twice",
-            m.gpadl
-        );
+        admit(self.fail_map, &self.mapped, m.gpadl, "mapped")?;
         self.mapped.insert(
             m.gpadl,
             (m.relid, m.ranges.pfns().collect(), m.confidentiality),
@@ -105,14 +113,7 @@ impl ServerEnv for TestEnv {
     }
 
     fn open_channel(&mut self, r: &OpenRequest<'_>) -> Result<(), Status> {
-        if let Some(status) = self.fail_open {
-            return Err(status);
-        }
-        assert!(
-            !self.open.contains_key(&r.relid),
-            "{} opened twice",
-            r.relid
-        );
+        admit(self.fail_open, &self.open, r.relid, "opened")?;
         self.open.insert(
             r.relid,
             OpenRecord {
