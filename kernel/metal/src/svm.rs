@@ -280,33 +280,41 @@ pub fn osxsave(on: bool) {
     }
 }
 
+/// Runs `op` (an XSAVE or XRSTOR) with XCR0 set to every supported component,
+/// so it covers every component whatever the guest enabled, then restores the
+/// host's XCR0. CR4.OSXSAVE must be on ([`osxsave`]).
+fn with_every_component(op: impl FnOnce()) {
+    let f = features().map_or(0, |f| f.xcr0_supported);
+    // SAFETY: CR4.OSXSAVE is on (the callers' contract); XCR0 takes the CPU's
+    // supported set, then the host's value.
+    unsafe { xsetbv(f) };
+    op();
+    // SAFETY: as above.
+    unsafe { xsetbv(xcr0_host()) };
+}
+
 /// Saves the current extended state (every supported component) to the area at
 /// `pa`. CR4.OSXSAVE must be on ([`osxsave`]).
 pub fn xsave(pa: u64) {
-    let f = features().map_or(0, |f| f.xcr0_supported);
+    let area = mem::phys_ptr(pa);
     // SAFETY: `pa` is a page-aligned page the kernel owns for this vCPU, at least
-    // `xsave_size` bytes (checked in `init`); XCR0 is set to everything first so
-    // every component is covered whatever the guest enabled.
-    unsafe {
-        xsetbv(f);
-        asm!("xsave64 [{}]", in(reg) mem::phys_ptr(pa), in("eax") u32::MAX, in("edx") u32::MAX,
+    // `xsave_size` bytes (checked in `init`).
+    with_every_component(|| unsafe {
+        asm!("xsave64 [{}]", in(reg) area, in("eax") u32::MAX, in("edx") u32::MAX,
              options(nostack));
-        xsetbv(xcr0_host());
-    }
+    });
 }
 
 /// Loads extended state from the area at `pa` (as [`xsave`] wrote it, or the
 /// initial area). CR4.OSXSAVE must be on.
 pub fn xrstor(pa: u64) {
-    let f = features().map_or(0, |f| f.xcr0_supported);
+    let area = mem::phys_ptr(pa);
     // SAFETY: as for `xsave`; the area's header is one XSAVE wrote or all zeros
     // (every component initial), which XRSTOR accepts.
-    unsafe {
-        xsetbv(f);
-        asm!("xrstor64 [{}]", in(reg) mem::phys_ptr(pa), in("eax") u32::MAX, in("edx") u32::MAX,
+    with_every_component(|| unsafe {
+        asm!("xrstor64 [{}]", in(reg) area, in("eax") u32::MAX, in("edx") u32::MAX,
              options(nostack));
-        xsetbv(xcr0_host());
-    }
+    });
 }
 
 /// DR0..DR3 as they are.

@@ -79,17 +79,9 @@ static mut SYSCALL_USER_RSP: u64 = 0;
 global_asm!(
     r#"
     .section .text.trap, "ax"
-    .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,255
-trap_stub_\v:
-    .if (\v == 8) || (\v == 10) || (\v == 11) || (\v == 12) || (\v == 13) || (\v == 14) || (\v == 17) || (\v == 21) || (\v == 29) || (\v == 30)
-    .else
-    push 0
-    .endif
-    push \v
-    jmp trap_common
-    .endr
-
-trap_common:
+    /* The general registers in the order of the frame's fields (r15 at the
+       lowest address); every kernel entry saves them this way. */
+    .macro push_gprs
     push rax
     push rbx
     push rcx
@@ -105,6 +97,20 @@ trap_common:
     push r13
     push r14
     push r15
+    .endm
+
+    .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,255
+trap_stub_\v:
+    .if (\v == 8) || (\v == 10) || (\v == 11) || (\v == 12) || (\v == 13) || (\v == 14) || (\v == 17) || (\v == 21) || (\v == 29) || (\v == 30)
+    .else
+    push 0
+    .endif
+    push \v
+    jmp trap_common
+    .endr
+
+trap_common:
+    push_gprs
     mov rdi, rsp
     test byte ptr [rsp + 144], 3
     jz 1f
@@ -140,21 +146,7 @@ syscall_entry:
     push rcx
     push 0
     push {syscall_vector}
-    push rax
-    push rbx
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push rbp
-    push r8
-    push r9
-    push r10
-    push r11
-    push r12
-    push r13
-    push r14
-    push r15
+    push_gprs
     /* The fast path takes the arguments as they came (rdi, rsi, rdx; r10 -> rcx,
        the number -> r8, the frame -> r9). rbx (saved above) keeps the frame
        across the call for the general path. DF and AC are already clear (FMASK). */
