@@ -364,6 +364,11 @@ fn event_loop<H: Handler>(mut handler: H, mut kernel: HostKernel) -> Result<Neve
             callees.iter().for_each(|c| c.pp.page.callee_awake());
             continue;
         }
+        // Polled work is in shared memory; notifications (a syscall to look at)
+        // are looked for at the pace the clock is, a few polls apart.
+        if polling && !spin.checked() {
+            continue;
+        }
         let waited = sys::epoll_wait(epoll.as_fd(), &mut tokens, if polling { 0 } else { -1 });
         if !polling {
             callees.iter().for_each(|c| c.pp.page.callee_awake());

@@ -260,12 +260,18 @@ impl Spin {
             return false;
         }
         self.polls += 1;
-        if !self.polls.is_multiple_of(POLLS_PER_CHECK) {
+        if !self.checked() {
             std::hint::spin_loop();
             return true;
         }
         std::thread::yield_now();
         Instant::now() < self.until
+    }
+
+    /// Whether the last [`Self::again`] looked at the clock: the event loop
+    /// looks for notifications (a syscall) at the same pace, not every poll.
+    pub fn checked(&self) -> bool {
+        self.polls.is_multiple_of(POLLS_PER_CHECK)
     }
 }
 
