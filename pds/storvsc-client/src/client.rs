@@ -7,12 +7,13 @@ use core::fmt;
 
 use storvsp_protocol::{
     ChannelProperties, DataDirection, NtStatus, Operation, ProtocolVersion, VersionPayload,
+    VstorHeader,
 };
 use vmbus_ring::{
     AttachError, Corruption, IncomingKind, IncomingRing, OutgoingKind, OutgoingPacket,
     OutgoingRing, ReadError, RingMem, WriteError,
 };
-use zerocopy::{FromBytes, IntoBytes};
+use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
 use crate::wire::{control_payload, srb_payload, GuestBuf, Reply};
 
@@ -156,10 +157,18 @@ impl<M: RingMem> Storvsc<M> {
         if p.kind != IncomingKind::Completion {
             return Err(ClientError::NotACompletion(p.kind));
         }
-        let mut bytes = vec![0u8; p.payload.len()];
-        self.rx.copy_from(&p.payload, 0, &mut bytes)?;
-        let reply = Reply::parse(&bytes).ok_or(ClientError::ShortCompletion(bytes.len()))?;
-        Ok(Some((p.transaction_id, reply)))
+        // Header and body straight from the ring: one buffer and one copy per
+        // completion, not a whole-payload copy parsed into a second one.
+        let len = p.payload.len();
+        let head = core::mem::size_of::<VstorHeader>();
+        let Some(body_len) = len.checked_sub(head) else {
+            return Err(ClientError::ShortCompletion(len));
+        };
+        let mut header = VstorHeader::new_zeroed();
+        self.rx.copy_from(&p.payload, 0, header.as_mut_bytes())?;
+        let mut body = vec![0u8; body_len];
+        self.rx.copy_from(&p.payload, head, &mut body)?;
+        Ok(Some((p.transaction_id, Reply { header, body })))
     }
 
     /// Hands the space of the completions read back to the VSP; signals it if it
@@ -444,6 +453,47 @@ mod tests {
             assert_eq!(client.interrupts, waits as u64, "{polls:?}");
             let mask = rx.control().interrupt_mask().load(Ordering::SeqCst);
             assert_eq!(mask, mask_after, "{polls:?}");
+        }
+    }
+
+    #[test]
+    fn a_completion_is_read_as_header_and_body_or_refused_when_short() {
+        let head = core::mem::size_of::<VstorHeader>();
+        // (payload length, what the client makes of it); the ring pads payloads
+        // to 8 bytes, so lengths are multiples of 8 around the 12-byte header.
+        assert_eq!(head, 12);
+        let table = [
+            (0, Err(ClientError::ShortCompletion(0))),
+            (8, Err(ClientError::ShortCompletion(8))),
+            (16, Ok(4)),
+            (
+                VSTOR_PACKET_SIZE.next_multiple_of(8),
+                Ok(VSTOR_PACKET_SIZE.next_multiple_of(8) - head),
+            ),
+        ];
+        for (len, expected) in table {
+            let words: Vec<AtomicU64> = (0..4 * PAGE_SIZE / 8).map(|_| AtomicU64::new(0)).collect();
+            let (tx, rx) = words.split_at(2 * PAGE_SIZE / 8);
+            let (tx, rx) = (ring(tx), ring(rx));
+            let mut client = Storvsc::new(tx, rx).unwrap();
+            let mut completions = OutgoingRing::new(rx).unwrap();
+            let packet = OutgoingPacket {
+                transaction_id: 7,
+                completion_requested: false,
+                kind: OutgoingKind::Completion,
+            };
+            // Bytes that tell header from body: the body starts with 0xb0.
+            let payload: Vec<u8> = (0..len).map(|i| i as u8 ^ 0xb0).collect();
+            completions.write_packet(&packet, &[&payload]).unwrap();
+            let _ = completions.commit().unwrap();
+            let got = client.poll().map(|r| {
+                let (id, reply) = r.unwrap();
+                assert_eq!(id, 7);
+                assert_eq!(reply.header.as_bytes(), &payload[..head]);
+                assert_eq!(reply.body, &payload[head..]);
+                reply.body.len()
+            });
+            assert_eq!(got, expected, "{len}-byte payload");
         }
     }
 }
