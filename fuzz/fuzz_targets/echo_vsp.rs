@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use bytes::word;
 use ipc::testing::{leaked_region, FakeInit, RoutingKernel};
-use ipc::{Channel, ChannelSet, Handler, IpcError, MessageInfo, MessageRegisters, Perms};
+use ipc::{Channel, ChannelSet, Handler, MessageInfo, MessageRegisters, Perms, PpCall, PpReply};
 use libfuzzer_sys::fuzz_target;
 use vmbus_device::names as config;
 use vmbus_ring::{GpadlRingMem, OutgoingKind, OutgoingPacket, OutgoingRing, RingMem, PAGE_SIZE};
@@ -26,10 +26,10 @@ const SYNIC: Channel = Channel::new(2);
 const RAM_PAGES: usize = 32;
 
 /// hvcall-pd and synic-pd that say yes to everything.
-fn peers(ch: Channel, _: MessageInfo, mrs: &mut MessageRegisters) -> Result<MessageInfo, IpcError> {
-    if ch == SYNIC {
-        mrs.set(0, 0);
-        mrs.set(1, 1);
+fn peers(call: PpCall<'_>) -> PpReply {
+    if call.ch == SYNIC {
+        call.mrs.set(0, 0);
+        call.mrs.set(1, 1);
         return Ok(MessageInfo::new(0, 2));
     }
     Ok(MessageInfo::new(0, 0))
@@ -92,7 +92,10 @@ fuzz_target!(|data: &[u8]| {
                 }
                 let label = 0x5600 | u64::from(arg.first().copied().unwrap_or(0) & 0xf);
                 let count = usize::from(arg.get(1).copied().unwrap_or(0) % 32);
-                let _ = pd.protected(&mut k, VMBUS, MessageInfo::new(label, count), &mut mrs);
+                let _ = pd.protected(
+                    &mut k,
+                    PpCall::new(VMBUS, MessageInfo::new(label, count), &mut mrs),
+                );
             }
             // GPADL window contents and a MAP_GPADL naming them.
             1 => {
@@ -107,7 +110,7 @@ fuzz_target!(|data: &[u8]| {
                 };
                 let mut mrs = MessageRegisters::new();
                 let msg = map.encode(&mut mrs);
-                let _ = pd.protected(&mut k, VMBUS, msg, &mut mrs);
+                let _ = pd.protected(&mut k, PpCall::new(VMBUS, msg, &mut mrs));
             }
             // A well-formed ring GPADL and OPEN on 4 + 4 private pages.
             2 => {
@@ -129,7 +132,7 @@ fuzz_target!(|data: &[u8]| {
                 };
                 let mut mrs = MessageRegisters::new();
                 let msg = map.encode(&mut mrs);
-                let _ = pd.protected(&mut k, VMBUS, msg, &mut mrs);
+                let _ = pd.protected(&mut k, PpCall::new(VMBUS, msg, &mut mrs));
                 let open = VspOpen {
                     relid: Relid(1),
                     subchannel_index: 0,
@@ -149,7 +152,7 @@ fuzz_target!(|data: &[u8]| {
                     user_data: [0; 120],
                 };
                 let msg = open.encode(&mut mrs);
-                let _ = pd.protected(&mut k, VMBUS, msg, &mut mrs);
+                let _ = pd.protected(&mut k, PpCall::new(VMBUS, msg, &mut mrs));
                 tx = GpadlRingMem::new(ram, pfns[..4].to_vec())
                     .ok()
                     .and_then(|m| {
@@ -190,7 +193,10 @@ fuzz_target!(|data: &[u8]| {
                 } else {
                     vsp::label::UNMAP_GPADL
                 };
-                let _ = pd.protected(&mut k, VMBUS, MessageInfo::new(label, 2), &mut mrs);
+                let _ = pd.protected(
+                    &mut k,
+                    PpCall::new(VMBUS, MessageInfo::new(label, 2), &mut mrs),
+                );
             }
         }
     }

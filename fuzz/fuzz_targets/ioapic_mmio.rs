@@ -14,7 +14,9 @@ use ioapic::api::{label, IrqEntry, Status};
 use ioapic::pd::{self, IoapicPd, IRQ_QUEUE, IRQ_QUEUE_CAPACITY};
 use ioapic::{InterruptRequest, InterruptSink, Ioapic, SinkFull, MMIO_BASE, NUM_PINS};
 use ipc::testing::{leaked_region, FakeInit, RecordingKernel};
-use ipc::{Channel, ChannelSet, Consumer, Handler, MessageInfo, MessageRegisters, Queue, Region};
+use ipc::{
+    Channel, ChannelSet, Consumer, Handler, MessageInfo, MessageRegisters, PpCall, Queue, Region,
+};
 use libfuzzer_sys::fuzz_target;
 
 struct Sink {
@@ -41,9 +43,16 @@ fn check_entries(io: &Ioapic) {
 }
 
 fn core_ops(data: &[u8]) {
-    let version = if data.first().is_some_and(|b| b & 1 == 1) { 0x20 } else { 0x11 };
+    let version = if data.first().is_some_and(|b| b & 1 == 1) {
+        0x20
+    } else {
+        0x11
+    };
     let mut io = Ioapic::new(0, version);
-    let mut sink = Sink { delivered: 0, full: false };
+    let mut sink = Sink {
+        delivered: 0,
+        full: false,
+    };
     for op in data.chunks(6) {
         let mut b = [0u8; 6];
         b[..op.len()].copy_from_slice(op);
@@ -81,7 +90,11 @@ fn pd_ops(data: &[u8]) {
     if Queue::<IrqEntry>::init(&region, IRQ_QUEUE_CAPACITY).is_err() {
         return;
     }
-    let version = if data.first().is_some_and(|b| b & 1 == 1) { 0x20 } else { 0x11 };
+    let version = if data.first().is_some_and(|b| b & 1 == 1) {
+        0x20
+    } else {
+        0x11
+    };
     let init = FakeInit::new("ioapic")
         .region(IRQ_QUEUE, region)
         .variable(pd::VCPU_CHANNEL, 0)
@@ -117,11 +130,28 @@ fn pd_ops(data: &[u8]) {
                     word(4) | (u64::from(b[3]) << 32)
                 };
                 let mut mrs = MessageRegisters::new();
-                mrs.set(0, if label == label::SET_LINE { word(4) % 32 } else { a0 });
-                mrs.set(1, if b[3] & 0x40 == 0 { word(8) % 10 } else { word(8) });
+                mrs.set(
+                    0,
+                    if label == label::SET_LINE {
+                        word(4) % 32
+                    } else {
+                        a0
+                    },
+                );
+                mrs.set(
+                    1,
+                    if b[3] & 0x40 == 0 {
+                        word(8) % 10
+                    } else {
+                        word(8)
+                    },
+                );
                 mrs.set(2, word(12));
                 let count = usize::from(b[3] % 5);
-                let reply = pd.protected(&mut k, ch, MessageInfo::new(label, count), &mut mrs);
+                let reply = pd.protected(
+                    &mut k,
+                    PpCall::new(ch, MessageInfo::new(label, count), &mut mrs),
+                );
                 match reply {
                     Ok(info) => assert!(Status(info.label()).name().is_some()),
                     // Only a notification the fake kernel refuses could fail the

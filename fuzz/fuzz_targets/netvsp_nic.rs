@@ -87,7 +87,7 @@ fn bring_up<'a>(
     rndis::oid_request(
         rndis::MessageType::SET,
         2,
-        0x0001_010e,
+        netvsp_protocol::oid::Oid::GEN_CURRENT_PACKET_FILTER,
         &0x2fu32.to_le_bytes(),
         &mut filter,
     );

@@ -10,14 +10,14 @@ mod bytes;
 
 use bytes::{word, Bytes};
 use isolation::{
-    Gpa, GpaClass, HostCall, Isolation, PageRange, Partition, PartitionKind, RamRange,
+    Gpa, GpaClass, HostCall, Hypercall, Isolation, PageRange, Partition, PartitionKind, RamRange,
 };
 use libfuzzer_sys::fuzz_target;
 use snp_backend::backend::SnpBackend;
 use snp_backend::cpu::SnpCpu;
 use snp_backend::ghcb_msr::{expect_response, MsrRequest, MsrResponse, PscOp};
 use snp_backend::ghcb_page::{read_hv_result, Ghcb, GHCB_SIZE};
-use snp_backend::rmp::{Fault, PageSize, PvalidateResult, Rmp};
+use snp_backend::rmp::{Fault, Rmp};
 use snp_backend::vmsa::Vmsa;
 
 const PAGES: usize = 16;
@@ -35,16 +35,9 @@ struct FuzzHost<'a> {
 }
 
 impl SnpCpu for FuzzHost<'_> {
-    fn pvalidate(
-        &mut self,
-        gpa: u64,
-        size: PageSize,
-        validate: bool,
-    ) -> Result<PvalidateResult, Fault> {
-        self.rmp.pvalidate(0, gpa, size, validate)
-    }
-    fn rmpadjust(&mut self, gpa: u64, size: PageSize, rdx: u64) -> Result<u32, Fault> {
-        self.rmp.rmpadjust(0, gpa, size, rdx)
+    type Rmp = Rmp<PAGES>;
+    fn rmp(&mut self) -> &mut Rmp<PAGES> {
+        &mut self.rmp
     }
     fn msr_protocol(&mut self, _value: u64) -> u64 {
         self.input.u64()
@@ -133,10 +126,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(e.assigned && e.validated, "success claimed for gfn {gfn}");
         }
     }
-    let _ = b.call_host(HostCall::HvHypercall {
+    let _ = b.call_host(HostCall::HvHypercall(Hypercall {
         control: 1 << 32 | 0x14,
         input: None,
         output: None,
-    });
+    }));
     let _ = b.run_vcpu(isolation::VpIndex(0));
 });

@@ -8,7 +8,7 @@
 use std::sync::OnceLock;
 
 use ipc::testing::{leaked_region, FakeInit, RecordingKernel};
-use ipc::{Channel, Handler, MessageInfo, MessageRegisters, Region};
+use ipc::{Channel, Handler, MessageInfo, MessageRegisters, PpCall, Region};
 use libfuzzer_sys::fuzz_target;
 use tpm::pd::{TpmPd, BUFFER, REGS, VMM_CHANNEL};
 use tpm::Unsupported;
@@ -55,7 +55,7 @@ fuzz_target!(|data: &[u8]| {
         mrs.set(2, value);
         let ch = Channel::try_new(op[0] % 62).unwrap_or(Channel::new(0));
         let msg = MessageInfo::new(label, usize::from(op[2] % 5));
-        pd.protected(&mut kernel, ch, msg, &mut mrs)
+        pd.protected(&mut kernel, PpCall::new(ch, msg, &mut mrs))
             .expect("the PD answers every call");
         if pd.stats().commands != commands {
             rewritten = false;

@@ -17,7 +17,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hostsim::{SimExit, SimOptions, Simulation};
-use ipc::{Channel, ChannelSet, Handler, HandlerError, Kernel, MessageInfo, MessageRegisters};
+use ipc::{
+    Channel, ChannelSet, Handler, HandlerError, HandlerReply, Kernel, MessageInfo,
+    MessageRegisters, PpCall,
+};
 
 const RAW_ROLE: &str = "NOTIFY_RTT_RAW_ROLE";
 const ROUNDS: &str = "NOTIFY_RTT_ROUNDS";
@@ -59,14 +62,8 @@ impl Handler for Echo {
         Ok(())
     }
 
-    fn protected(
-        &mut self,
-        _: &mut dyn Kernel,
-        _: Channel,
-        msg: MessageInfo,
-        _: &mut MessageRegisters,
-    ) -> Result<MessageInfo, HandlerError> {
-        Ok(msg)
+    fn protected(&mut self, _: &mut dyn Kernel, call: PpCall<'_>) -> HandlerReply {
+        Ok(call.msg)
     }
 }
 
@@ -89,7 +86,7 @@ fn run_pd() -> ! {
                     let mut mrs = MessageRegisters::new();
                     let started = Instant::now();
                     for _ in 0..rounds {
-                        if k.pp_call(CH, MessageInfo::new(1, 1), &mut mrs).is_err() {
+                        if CH.pp_call(k, MessageInfo::new(1, 1), &mut mrs).is_err() {
                             std::process::exit(1);
                         }
                     }
@@ -111,14 +108,8 @@ impl Handler for Box<dyn HandlerBox> {
         (**self).notified(k, c)
     }
 
-    fn protected(
-        &mut self,
-        k: &mut dyn Kernel,
-        ch: Channel,
-        msg: MessageInfo,
-        mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, HandlerError> {
-        (**self).protected(k, ch, msg, mrs)
+    fn protected(&mut self, k: &mut dyn Kernel, call: PpCall<'_>) -> HandlerReply {
+        (**self).protected(k, call)
     }
 }
 

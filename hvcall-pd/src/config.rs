@@ -112,10 +112,6 @@ pub mod build {
     /// Where `guest_ram` and `guest_shared` sit in the guest's physical space.
     pub use system_constants::{GUEST_RAM_GPA, GUEST_SHARED_GPA};
 
-    const fn bit(ch: Channel) -> u64 {
-        1 << ch.index()
-    }
-
     const fn range((first, last): (u32, u32)) -> u64 {
         pd::connection_range(first, last)
     }
@@ -129,11 +125,11 @@ pub mod build {
         (pd::MAX_GUEST_VTL, MAX_GUEST_VTL),
         (pd::GUEST_RAM_GPA, GUEST_RAM_GPA),
         (pd::GUEST_SHARED_GPA, GUEST_SHARED_GPA),
-        (pd::VCPU_CHANNELS, bit(VCPU)),
+        (pd::VCPU_CHANNELS, VCPU.bit()),
         (pd::SYNIC_CHANNEL, SYNIC.index() as u64),
         (pd::HOST_CHANNEL, HOST.index() as u64),
-        (pd::SYNIC_PORT_CHANNELS, bit(PORTS)),
-        (pd::HOST_ROUTE_CHANNELS, bit(PORTS)),
+        (pd::SYNIC_PORT_CHANNELS, PORTS.bit()),
+        (pd::HOST_ROUTE_CHANNELS, PORTS.bit()),
         (pd::SERVICE_CHANNEL_VARS[0], SERVICES[0].index() as u64),
         (pd::SERVICE_CHANNEL_VARS[1], SERVICES[1].index() as u64),
         (pd::SERVICE_CHANNEL_VARS[2], SERVICES[2].index() as u64),

@@ -19,6 +19,8 @@ pub mod guest;
 pub mod msr;
 pub mod pd;
 pub mod route;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 /// The contract moved to its own crate; this path stays for existing callers.
 pub use hvcall_api as api;

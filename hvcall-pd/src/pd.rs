@@ -36,8 +36,8 @@ use hvdef::cpuid::IsolationType;
 use hvdef::message::HvMessage;
 use hvdef::{HvStatus, HypercallResult, Vtl};
 use ipc::{
-    Channel, ChannelSet, Handler, HandlerError, Init, InitError, InitExt, Kernel, MessageInfo,
-    MessageRegisters, Producer, TryEnqueueError,
+    Channel, ChannelSet, Handler, HandlerError, HandlerReply, Init, InitError, InitExt, Kernel,
+    MessageInfo, MessageRegisters, PpCall, Producer, TryEnqueueError,
 };
 use synic_api::{PostOutcome, SintTarget};
 
@@ -51,7 +51,6 @@ use crate::msr::MsrError;
 use crate::route::{Destination, Route, RouteError};
 
 pub use ipc::guest_names::*;
-pub const VP_COUNT: &str = "vp_count";
 pub const ISOLATION: &str = "isolation";
 pub const SHARED_GPA_BOUNDARY: &str = "shared_gpa_boundary";
 pub const CONFIDENTIAL_VMBUS: &str = "confidential_vmbus";
@@ -63,27 +62,12 @@ pub const SYNIC_PORT_CHANNELS: &str = "synic_port_channels";
 pub const HOST_ROUTE_CHANNELS: &str = "host_route_channels";
 
 pub const MAX_SERVICES: usize = 5;
-pub const SERVICE_CHANNEL_VARS: [&str; MAX_SERVICES] = [
-    "service0_channel",
-    "service1_channel",
-    "service2_channel",
-    "service3_channel",
-    "service4_channel",
-];
-pub const SERVICE_QUEUE_REGIONS: [&str; MAX_SERVICES] = [
-    "service0_queue",
-    "service1_queue",
-    "service2_queue",
-    "service3_queue",
-    "service4_queue",
-];
-pub const SERVICE_CONNECTION_VARS: [&str; MAX_SERVICES] = [
-    "service0_connections",
-    "service1_connections",
-    "service2_connections",
-    "service3_connections",
-    "service4_connections",
-];
+pub const SERVICE_CHANNEL_VARS: [&str; MAX_SERVICES] =
+    ipc::numbered_names!("service", "_channel", [0, 1, 2, 3, 4]);
+pub const SERVICE_QUEUE_REGIONS: [&str; MAX_SERVICES] =
+    ipc::numbered_names!("service", "_queue", [0, 1, 2, 3, 4]);
+pub const SERVICE_CONNECTION_VARS: [&str; MAX_SERVICES] =
+    ipc::numbered_names!("service", "_connections", [0, 1, 2, 3, 4]);
 pub use hvcall_api::SERVICE_QUEUE_CAPACITY;
 pub use vsp_api::{GRANT_CHANNEL, VSP_CHANNEL_VARS};
 
@@ -412,17 +396,9 @@ impl<const VPS: usize, const ROUTES: usize> Handler for HvcallPd<VPS, ROUTES> {
         channels.only_from(|ch| self.is_service(ch))
     }
 
-    fn protected(
-        &mut self,
-        kernel: &mut dyn Kernel,
-        ch: Channel,
-        msg: MessageInfo,
-        mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, HandlerError> {
-        let bad = HandlerError::BadRequest {
-            channel: ch,
-            label: msg.label(),
-        };
+    fn protected(&mut self, kernel: &mut dyn Kernel, call: PpCall<'_>) -> HandlerReply {
+        let bad = call.bad_request();
+        let PpCall { ch, msg, mrs } = call;
         let from_vcpu = self.vcpu_channels.contains(ch);
         match msg.label() {
             label::HYPERCALL if from_vcpu => {

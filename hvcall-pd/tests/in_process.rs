@@ -14,10 +14,10 @@ use hvdef::hypercall::{
 };
 use hvdef::msr::*;
 use hvdef::{Control, HvStatus, HypercallCode, HypercallResult, Vtl, HV_PARTITION_ID_SELF};
-use ipc::testing::{leaked_region, FakeInit, RecordingKernel, Route, RoutingKernel};
+use ipc::testing::{call_handler, leaked_region, FakeInit, RecordingKernel, Route, RoutingKernel};
 use ipc::{
     Channel, ChannelSet, Consumer, Handler, HandlerError, InitError, IpcError, MessageInfo,
-    MessageRegisters, PpReply, Queue, Region,
+    MessageRegisters, PpCall, PpReply, Region,
 };
 use synic_pd::api::IrqEntry;
 use synic_pd::pd::{self as sy, SynicPd};
@@ -25,10 +25,10 @@ use synic_pd::{Instance, SintTarget};
 use zerocopy::{FromZeros, IntoBytes};
 
 // hvcall-pd's channel ids
-const H_VCPU: Channel = Channel::new(0);
-const H_SYNIC: Channel = Channel::new(1);
+const H_VCPU: Channel = hvcall_pd::testing::VCPU;
+const H_SYNIC: Channel = hvcall_pd::testing::SYNIC;
 const H_HOST: Channel = Channel::new(2);
-const H_VMBUS: Channel = Channel::new(3); // a service PD that also owns SynIC ports
+const H_VMBUS: Channel = hvcall_pd::testing::SERVICE; // a service PD that also owns SynIC ports
 const H_RELAY: Channel = Channel::new(4); // may route to the host
 const H_VSP: Channel = Channel::new(5); // a signal-only service (a VSP)
 const H_VSP_B: Channel = Channel::new(6); // another VSP
@@ -55,31 +55,18 @@ impl Memory {
         Self {
             ram: leaked_region(RAM_PAGES * 4096),
             shared: leaked_region(4 * 4096),
-            irq: leaked_region(Queue::<IrqEntry>::layout_size(sy::IRQ_QUEUE_CAPACITY).unwrap()),
-            service: leaked_region(
-                Queue::<ServiceMessage>::layout_size(hv::SERVICE_QUEUE_CAPACITY).unwrap(),
-            ),
+            irq: synic_pd::testing::irq_queue(),
+            service: hvcall_pd::testing::service_queue(),
         }
     }
 
     fn hvcall_init(&self) -> FakeInit {
-        FakeInit::new("test")
-            .region(hv::GUEST_RAM, self.ram)
+        hvcall_pd::testing::init(self.ram, self.service, SHARED_GPA)
             .region(hv::GUEST_SHARED, self.shared)
-            .region(hv::SERVICE_QUEUE_REGIONS[0], self.service)
-            .variable(hv::GUEST_RAM_GPA, 0)
             .variable(hv::GUEST_SHARED_GPA, SHARED_GPA)
-            .variable(hv::VP_COUNT, 2)
-            .variable(hv::ISOLATION, 2)
-            .variable(hv::SHARED_GPA_BOUNDARY, SHARED_GPA)
-            .variable(hv::CONFIDENTIAL_VMBUS, 1)
-            .variable(hv::MAX_GUEST_VTL, 1)
-            .variable(hv::SYNIC_CHANNEL, H_SYNIC.index() as u64)
             .variable(hv::HOST_CHANNEL, H_HOST.index() as u64)
-            .variable(hv::VCPU_CHANNELS, 1 << H_VCPU.index())
-            .variable(hv::SYNIC_PORT_CHANNELS, 1 << H_VMBUS.index())
-            .variable(hv::HOST_ROUTE_CHANNELS, 1 << H_RELAY.index())
-            .variable(hv::SERVICE_CHANNEL_VARS[0], H_VMBUS.index() as u64)
+            .variable(hv::SYNIC_PORT_CHANNELS, H_VMBUS.bit())
+            .variable(hv::HOST_ROUTE_CHANNELS, H_RELAY.bit())
             .variable(hv::SERVICE_CHANNEL_VARS[1], H_VSP.index() as u64)
             .variable(
                 hv::SERVICE_CONNECTION_VARS[1],
@@ -88,15 +75,7 @@ impl Memory {
     }
 
     fn synic_init(&self) -> FakeInit {
-        FakeInit::new("test")
-            .region(sy::GUEST_RAM, self.ram)
-            .region(sy::IRQ_QUEUE, self.irq)
-            .variable(sy::VP_COUNT, 2)
-            .variable(sy::GUEST_RAM_GPA, 0)
-            .variable(sy::VCPU_CHANNEL, S_VCPU.index() as u64)
-            .variable(sy::MSR_CHANNELS, 1 << S_VCPU.index())
-            .variable(sy::DELIVER_PV_CHANNELS, 1 << S_HVCALL.index())
-            .variable(sy::DELIVER_HV_CHANNELS, 1 << S_HVCALL.index())
+        synic_pd::testing::init(self.ram, self.irq, S_VCPU, S_HVCALL.bit())
     }
 }
 
@@ -110,12 +89,12 @@ struct Peers {
 }
 
 impl Route for Peers {
-    fn pp_call(&mut self, ch: Channel, msg: MessageInfo, mrs: &mut MessageRegisters) -> PpReply {
+    fn pp_call(&mut self, call: PpCall<'_>) -> PpReply {
+        let ch = call.ch;
         if ch == H_SYNIC {
-            self.synic
-                .protected(&mut self.synic_kernel, S_HVCALL, msg, mrs)
-                .map_err(|_| IpcError::CallFailed(ch))
+            call_handler(&mut *self.synic, &mut self.synic_kernel, call, S_HVCALL)
         } else if ch == H_HOST {
+            let PpCall { msg, mrs, .. } = call;
             self.host_calls
                 .push(api::decode_forward(msg, mrs).map_err(|_| IpcError::CallFailed(ch))?);
             mrs.set(0, self.host_result.0);
@@ -158,8 +137,9 @@ impl Rig {
             let mut mrs = MessageRegisters::new();
             let info = req.encode(&mut mrs);
             let synic = &mut rig.world.route.synic;
+            let call = PpCall::new(S_VCPU, info, &mut mrs);
             synic
-                .protected(&mut RecordingKernel::default(), S_VCPU, info, &mut mrs)
+                .protected(&mut RecordingKernel::default(), call)
                 .unwrap();
         }
         rig
@@ -171,7 +151,8 @@ impl Rig {
         msg: MessageInfo,
         mrs: &mut MessageRegisters,
     ) -> Result<MessageInfo, HandlerError> {
-        self.hvcall.protected(&mut self.world, ch, msg, mrs)
+        self.hvcall
+            .protected(&mut self.world, PpCall::new(ch, msg, mrs))
     }
 
     fn register(&mut self, ch: Channel, reg: Registration) -> RegisterStatus {
@@ -205,6 +186,12 @@ impl Rig {
         } else {
             self.mem.ram.write_bytes(gpa as usize, bytes).unwrap();
         }
+    }
+
+    /// Slow hypercall `code` on VP 0 with the input the guest wrote at `IN`.
+    fn with_input(&mut self, code: HypercallCode, input: &[u8]) -> HvStatus {
+        self.write(IN, input);
+        self.status(Control::new(code), IN, 0)
     }
 
     fn post(&mut self, gpa: u64, conn: u32, payload: &[u8]) -> HvStatus {
@@ -552,45 +539,25 @@ fn registration_is_limited_to_each_channels_role() {
             "{base} {count}"
         );
     }
-    // Malformed registers.
-    let mut mrs = MessageRegisters::new();
-    mrs.set(2, 9);
-    let reply = r
-        .call(
-            H_VMBUS,
-            MessageInfo::new(api::label::REGISTER_CONNECTION, 7),
-            &mut mrs,
-        )
-        .unwrap();
-    assert_eq!(
-        RegisterStatus::from_label(reply.label()),
-        Some(RegisterStatus::Invalid)
+    // Malformed registers, then connection 1's removal: only its owner may.
+    let (register, unregister) = (
+        api::label::REGISTER_CONNECTION,
+        api::label::UNREGISTER_CONNECTION,
     );
-    // Only the owner removes a route.
-    let mut mrs = MessageRegisters::new();
-    mrs.set(0, 1);
-    let reply = r
-        .call(
-            H_RELAY,
-            MessageInfo::new(api::label::UNREGISTER_CONNECTION, 2),
-            &mut mrs,
-        )
-        .unwrap();
-    assert_eq!(
-        RegisterStatus::from_label(reply.label()),
-        Some(RegisterStatus::NotFound)
-    );
-    let reply = r
-        .call(
-            H_VMBUS,
-            MessageInfo::new(api::label::UNREGISTER_CONNECTION, 2),
-            &mut mrs,
-        )
-        .unwrap();
-    assert_eq!(
-        RegisterStatus::from_label(reply.label()),
-        Some(RegisterStatus::Ok)
-    );
+    let cases = [
+        (H_VMBUS, register, 7, [0, 0, 9], RegisterStatus::Invalid),
+        (H_RELAY, unregister, 2, [1, 0, 0], RegisterStatus::NotFound),
+        (H_VMBUS, unregister, 2, [1, 0, 0], RegisterStatus::Ok),
+    ];
+    for (ch, label, count, regs, status) in cases {
+        let mut mrs = MessageRegisters::new();
+        mrs.0[..3].copy_from_slice(&regs);
+        let reply = r
+            .call(ch, MessageInfo::new(label, count), &mut mrs)
+            .unwrap();
+        let got = RegisterStatus::from_label(reply.label());
+        assert_eq!(got, Some(status), "{label:#x} from {ch}");
+    }
     assert_eq!(r.post(IN, 1, b"gone"), HvStatus::INVALID_CONNECTION_ID);
 }
 
@@ -637,9 +604,9 @@ fn cpuid_msrs_and_vtl_contexts_over_the_api() {
     let mut r = Rig::new();
     struct Direct<'a>(&'a mut Rig);
     impl Route for Direct<'_> {
-        fn pp_call(&mut self, _: Channel, msg: MessageInfo, mrs: &mut MessageRegisters) -> PpReply {
+        fn pp_call(&mut self, call: PpCall<'_>) -> PpReply {
             self.0
-                .call(H_VCPU, msg, mrs)
+                .call(H_VCPU, call.msg, call.mrs)
                 .map_err(|_| IpcError::CallFailed(H_VCPU))
         }
     }
@@ -692,25 +659,21 @@ fn cpuid_msrs_and_vtl_contexts_over_the_api() {
         reserved_z0: 0,
         reserved_z1: 0,
     };
-    k.route.0.write(IN, ep.as_bytes());
-    assert_eq!(
-        k.route
-            .0
-            .status(Control::new(HypercallCode::ENABLE_PARTITION_VTL), IN, 0),
-        HvStatus::SUCCESS
-    );
+    let enabled = k
+        .route
+        .0
+        .with_input(HypercallCode::ENABLE_PARTITION_VTL, ep.as_bytes());
+    assert_eq!(enabled, HvStatus::SUCCESS);
     let mut ev = EnableVpVtlInput::new_zeroed();
     ev.partition_id = HV_PARTITION_ID_SELF;
     ev.target_vtl = 1;
     ev.context.rip = 0x1000;
     ev.context.cr3 = 0x5000;
-    k.route.0.write(IN, ev.as_bytes());
-    assert_eq!(
-        k.route
-            .0
-            .status(Control::new(HypercallCode::ENABLE_VP_VTL), IN, 0),
-        HvStatus::SUCCESS
-    );
+    let enabled = k
+        .route
+        .0
+        .with_input(HypercallCode::ENABLE_VP_VTL, ev.as_bytes());
+    assert_eq!(enabled, HvStatus::SUCCESS);
     let mut mrs = MessageRegisters::new();
     mrs.set(1, 1);
     let reply = k

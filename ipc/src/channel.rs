@@ -1,6 +1,6 @@
 use core::fmt;
 
-use crate::{HandlerError, IpcError, Kernel, MessageInfo, MessageRegisters};
+use crate::{HandlerError, IpcError, Kernel, MessageInfo, MessageRegisters, PpCall};
 
 /// A channel end, named by the per-PD id system.xml gave it (0..=61, shared with irq ids).
 #[derive(Copy, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -28,6 +28,12 @@ impl Channel {
         self.0
     }
 
+    /// This channel's bit in a channel mask (a [`ChannelSet`]'s bits, or a
+    /// system.xml variable listing channels).
+    pub const fn bit(self) -> u64 {
+        1 << self.0
+    }
+
     pub fn notify(self, kernel: &mut dyn Kernel) -> Result<(), IpcError> {
         kernel.notify(self)
     }
@@ -38,7 +44,7 @@ impl Channel {
         msg: MessageInfo,
         mrs: &mut MessageRegisters,
     ) -> Result<MessageInfo, IpcError> {
-        kernel.pp_call(self, msg, mrs)
+        kernel.pp_call(PpCall::new(self, msg, mrs))
     }
 
     pub fn irq_ack(self, kernel: &mut dyn Kernel) -> Result<(), IpcError> {
@@ -150,6 +156,8 @@ mod tests {
         assert_eq!(ids, [0, 7, 61]);
         assert!(set.contains(Channel::new(7)));
         assert!(!set.contains(Channel::new(8)));
+        let bits = Channel::new(0).bit() | Channel::new(7).bit() | Channel::new(61).bit();
+        assert_eq!(set.bits(), bits);
     }
 
     #[test]

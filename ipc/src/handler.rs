@@ -1,11 +1,14 @@
 use crate::{
-    Channel, ChannelSet, Child, HandlerError, InitError, IpcError, MessageInfo, MessageRegisters,
-    Region,
+    Channel, ChannelSet, Child, HandlerError, InitError, IpcError, MessageInfo, PpCall, Region,
 };
 
 /// What a protected call returns: the callee's reply label and length, or why the
 /// call did not happen.
 pub type PpReply = Result<MessageInfo, IpcError>;
+
+/// What a handler answers a protected call with: the reply's label and length (the
+/// registers travel back in the call's `mrs`), or why it refused the call.
+pub type HandlerReply = Result<MessageInfo, HandlerError>;
 
 /// The capabilities a running PD can invoke. Each backend implements it: the
 /// host-sim runtime over eventfds and sockets, the kernel over system calls, and
@@ -15,12 +18,21 @@ pub trait Kernel {
     fn notify(&mut self, ch: Channel) -> Result<(), IpcError>;
 
     /// A synchronous call into a higher-priority PD, run on the callee's budget.
-    fn pp_call(&mut self, ch: Channel, msg: MessageInfo, mrs: &mut MessageRegisters) -> PpReply;
+    /// `call.ch` is this PD's id for the channel; the reply comes back in `call.mrs`.
+    fn pp_call(&mut self, call: PpCall<'_>) -> PpReply;
 
     fn irq_ack(&mut self, ch: Channel) -> Result<(), IpcError>;
 
     /// Debug console output; a backend may drop it.
     fn debug_puts(&mut self, text: &str);
+}
+
+/// Structs that hold the kernel for a while (a call helper, a simulated vCPU) can
+/// derive `Debug`: a backend's state says nothing about the holder's.
+impl core::fmt::Debug for dyn Kernel + '_ {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("dyn Kernel")
+    }
 }
 
 /// What a child fault reports to its parent PD.
@@ -47,15 +59,10 @@ pub trait Handler {
         channels.only_from(|_| false)
     }
 
-    /// A protected procedure call arrived on `ch`. The reply travels back in `mrs`.
-    fn protected(
-        &mut self,
-        _kernel: &mut dyn Kernel,
-        ch: Channel,
-        _msg: MessageInfo,
-        _mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, HandlerError> {
-        Err(HandlerError::UnexpectedCall(ch))
+    /// A protected procedure call arrived on `call.ch`. The reply travels back in
+    /// `call.mrs`.
+    fn protected(&mut self, _kernel: &mut dyn Kernel, call: PpCall<'_>) -> HandlerReply {
+        Err(call.unexpected())
     }
 
     /// A child PD faulted. Returning `Ok(true)` asks the runtime to resume it.
@@ -110,14 +117,8 @@ impl<H: Handler + ?Sized> Handler for Boxed<H> {
         self.0.notified(kernel, channels)
     }
 
-    fn protected(
-        &mut self,
-        kernel: &mut dyn Kernel,
-        ch: Channel,
-        msg: MessageInfo,
-        mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, HandlerError> {
-        self.0.protected(kernel, ch, msg, mrs)
+    fn protected(&mut self, kernel: &mut dyn Kernel, call: PpCall<'_>) -> HandlerReply {
+        self.0.protected(kernel, call)
     }
 
     fn fault(
@@ -147,4 +148,31 @@ pub trait Init {
 
     /// The PD's name in system.xml, for log lines.
     fn pd_name(&self) -> &str;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::RecordingKernel;
+    use std::format;
+
+    #[derive(Debug)]
+    struct Holder<'k> {
+        kernel: &'k mut dyn Kernel,
+        vp: u32,
+    }
+
+    #[test]
+    fn a_holder_of_the_kernel_derives_debug_without_the_backend_state() {
+        let mut kernel = RecordingKernel::default();
+        kernel.console.push_str("not for the holder's log");
+        let holder = Holder {
+            kernel: &mut kernel,
+            vp: 3,
+        };
+        let shown = format!("{holder:?}");
+        holder.kernel.debug_puts(&format!(" vp {}", holder.vp));
+        assert_eq!(shown, "Holder { kernel: dyn Kernel, vp: 3 }");
+        assert_eq!(kernel.console, "not for the holder's log vp 3");
+    }
 }

@@ -5,7 +5,8 @@ use crate::queue::protocol::Role;
 use crate::queue::{Queue, QueueEnd, QueueEntry};
 use crate::{Channel, ChannelSet, Init, InitError, Perms, Region};
 
-/// The setvar names of the guest-memory windows system.xml maps into a PD.
+/// The setvar names of the guest-memory windows system.xml maps into a PD, and of
+/// the partition shape every PD that serves the guest reads with them.
 pub mod guest_names {
     /// Guest RAM (private to the partition once it is isolated).
     pub const GUEST_RAM: &str = "guest_ram";
@@ -13,6 +14,18 @@ pub mod guest_names {
     /// The host-visible alias of guest memory, where isolation has one.
     pub const GUEST_SHARED: &str = "guest_shared";
     pub const GUEST_SHARED_GPA: &str = "guest_shared_gpa";
+    /// How many virtual processors the partition has.
+    pub const VP_COUNT: &str = "vp_count";
+}
+
+/// The setvar names of numbered grants, `[prefix0suffix, prefix1suffix, ...]`
+/// (`service0_channel`, `service1_channel`, ...), spelled from one pattern so that
+/// no entry can drift from the others or from system.xml's.
+#[macro_export]
+macro_rules! numbered_names {
+    ($prefix:literal, $suffix:literal, [$($i:literal),+ $(,)?]) => {
+        [$(concat!($prefix, $i, $suffix)),+]
+    };
 }
 
 /// One guest-memory window: a region and the guest physical address it starts at.
@@ -166,6 +179,12 @@ impl Init for WithVariables<'_> {
 mod tests {
     use super::*;
     use crate::testing::{leaked_region, FakeInit};
+
+    #[test]
+    fn numbered_names_spell_each_index() {
+        let names: [&str; 3] = crate::numbered_names!("vsp", "_gpadl", [0, 1, 12]);
+        assert_eq!(names, ["vsp0_gpadl", "vsp1_gpadl", "vsp12_gpadl"]);
+    }
 
     #[test]
     fn channel_variables_are_range_checked() {

@@ -12,6 +12,7 @@ extern crate std;
 #[cfg(any(test, feature = "alloc"))]
 extern crate alloc;
 
+mod call;
 mod channel;
 mod debug_fields;
 mod error;
@@ -25,11 +26,12 @@ pub mod testing;
 pub mod wire;
 mod wrap_from;
 
+pub use call::PpCall;
 pub use channel::{Channel, ChannelSet, Child};
 pub use error::{HandlerError, InitError, IpcError};
 #[cfg(any(test, feature = "alloc"))]
 pub use handler::Boxed;
-pub use handler::{FaultInfo, Handler, Init, Kernel, Never, PpReply};
+pub use handler::{FaultInfo, Handler, HandlerReply, Init, Kernel, Never, PpReply};
 pub use init::{guest_names, GuestWindow, GuestWindows, InitExt, WithVariables};
 pub use message::{MessageInfo, MessageRegisters, MAX_MESSAGE_REGISTERS};
 pub use queue::{Consumer, Producer, Queue, QueueEntry, QueueError, TryEnqueueError};

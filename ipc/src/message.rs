@@ -76,6 +76,7 @@ impl core::fmt::Debug for MessageRegisters {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Channel, HandlerError, PpCall};
 
     #[test]
     fn count_is_clamped_to_the_register_file() {
@@ -89,5 +90,29 @@ mod tests {
         assert_eq!(mrs.get(3), 9);
         assert_eq!(mrs.get(64), 0);
         assert!(!mrs.set(64, 1));
+    }
+
+    #[test]
+    fn a_call_retagged_for_the_callee_keeps_its_message_and_registers() {
+        let mut mrs = MessageRegisters::new();
+        mrs.set(0, 7);
+        let call =
+            PpCall::new(Channel::new(1), MessageInfo::new(9, 1), &mut mrs).on(Channel::new(4));
+        assert_eq!(
+            (call.ch, call.label(), call.count()),
+            (Channel::new(4), 9, 1)
+        );
+        assert_eq!(call.mrs.get(0), 7);
+        assert_eq!(
+            call.bad_request(),
+            HandlerError::BadRequest {
+                channel: Channel::new(4),
+                label: 9
+            }
+        );
+        assert_eq!(
+            call.unexpected(),
+            HandlerError::UnexpectedCall(Channel::new(4))
+        );
     }
 }

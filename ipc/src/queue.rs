@@ -71,73 +71,46 @@ const _: () = {
 /// Alignment the region must have: that of the header's atomic words.
 pub const REGION_ALIGN: usize = 4;
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum QueueError {
     /// The capacity is not a power of two (zero included).
+    #[error("queue capacity {0} is not a power of two")]
     BadCapacity(u32),
     /// The region cannot hold the header and `capacity` entries (or that size
     /// overflows `usize`, in which case `needed` is `usize::MAX`).
+    #[error("queue needs {needed:#x} bytes, region has {len:#x}")]
     RegionTooSmall { needed: usize, len: usize },
     /// The region does not start on a [`REGION_ALIGN`] boundary.
+    #[error("queue region at {address:#x} is not {}-byte aligned", REGION_ALIGN)]
     Misaligned { address: usize },
     /// Both ends write the header, so both need the region read-write.
+    #[error("queue region is mapped read-only")]
     ReadOnly,
     /// The peer's index is impossible: more than `capacity` entries in flight, or
     /// it moved backwards. The connection is corrupt; fault the peer.
+    #[error("queue peer published impossible index {peer_index:#x} (ours is {own_index:#x})")]
     PeerMisbehaved { peer_index: u32, own_index: u32 },
     /// A region access failed. Construction rules this out; kept so that a broken
     /// invariant surfaces as an error rather than a panic.
+    #[error("queue region access: {0}")]
     Region(RegionError),
 }
 
 crate::wrap_from!(QueueError { Region(RegionError) });
 
-impl fmt::Display for QueueError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::BadCapacity(c) => write!(f, "queue capacity {c} is not a power of two"),
-            Self::RegionTooSmall { needed, len } => {
-                write!(f, "queue needs {needed:#x} bytes, region has {len:#x}")
-            }
-            Self::Misaligned { address } => {
-                write!(
-                    f,
-                    "queue region at {address:#x} is not {REGION_ALIGN}-byte aligned"
-                )
-            }
-            Self::ReadOnly => write!(f, "queue region is mapped read-only"),
-            Self::PeerMisbehaved {
-                peer_index,
-                own_index,
-            } => write!(
-                f,
-                "queue peer published impossible index {peer_index:#x} (ours is {own_index:#x})"
-            ),
-            Self::Region(e) => write!(f, "queue region access: {e}"),
-        }
-    }
-}
-
 /// Why [`Producer::try_enqueue`] did not enqueue.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TryEnqueueError<T> {
     /// No free slot; the value is handed back.
+    #[error("queue is full")]
     Full(T),
+    #[error("{0}")]
     Queue(QueueError),
 }
 
 impl<T> From<QueueError> for TryEnqueueError<T> {
     fn from(e: QueueError) -> Self {
         Self::Queue(e)
-    }
-}
-
-impl<T> fmt::Display for TryEnqueueError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Full(_) => write!(f, "queue is full"),
-            Self::Queue(e) => write!(f, "{e}"),
-        }
     }
 }
 

@@ -50,6 +50,16 @@ impl Perms {
             && (self.write || !needed.write)
             && (self.execute || !needed.execute)
     }
+
+    /// The rights in another encoding (mmap's PROT_*, a page-table or RMP
+    /// attribute, the image's region flags): `r`, `w` and `x` or'ed together for
+    /// each right granted, `T::default()` for none.
+    pub fn bits<T: core::ops::BitOr<Output = T> + Default>(self, r: T, w: T, x: T) -> T {
+        [(self.read, r), (self.write, w), (self.execute, x)]
+            .into_iter()
+            .filter(|&(granted, _)| granted)
+            .fold(T::default(), |acc, (_, bit)| acc | bit)
+    }
 }
 
 impl fmt::Display for Perms {
@@ -69,37 +79,21 @@ impl fmt::Debug for Perms {
     }
 }
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RegionError {
     /// `offset..offset+len` does not lie inside the region.
+    #[error("access {offset:#x}+{len:#x} outside a region of {region_len:#x} bytes")]
     OutOfBounds {
         offset: usize,
         len: usize,
         region_len: usize,
     },
     /// An atomic access at an offset that is not naturally aligned.
+    #[error("offset {offset:#x} is not {align}-byte aligned")]
     Misaligned { offset: usize, align: usize },
     /// A write through a mapping granted without `w`.
+    #[error("write to a region mapped read-only")]
     ReadOnly,
-}
-
-impl fmt::Display for RegionError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::OutOfBounds {
-                offset,
-                len,
-                region_len,
-            } => write!(
-                f,
-                "access {offset:#x}+{len:#x} outside a region of {region_len:#x} bytes"
-            ),
-            Self::Misaligned { offset, align } => {
-                write!(f, "offset {offset:#x} is not {align}-byte aligned")
-            }
-            Self::ReadOnly => write!(f, "write to a region mapped read-only"),
-        }
-    }
 }
 
 /// A window onto granted memory. Cheap to copy; `'a` ties it to whatever owns the
@@ -330,6 +324,21 @@ mod tests {
         }
         assert!(Perms::RW.covers(Perms::R) && !Perms::R.covers(Perms::RW));
         assert!(!Perms::RW.covers(Perms::RX));
+    }
+
+    #[test]
+    fn bits_or_together_one_value_per_right_granted() {
+        for n in 0u8..8 {
+            let perms = Perms {
+                read: n & 1 != 0,
+                write: n & 2 != 0,
+                execute: n & 4 != 0,
+            };
+            assert_eq!(perms.bits(1u8, 2, 4), n, "{perms}");
+            // Overlapping values show it is an or, not a sum.
+            let expect = if n == 0 { 0 } else { 0x10 | n };
+            assert_eq!(perms.bits(0x11u8, 0x12, 0x14), expect, "{perms}");
+        }
     }
 
     fn words(n: usize) -> Vec<AtomicU64> {

@@ -9,9 +9,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::AtomicU64;
 
 use crate::handler::PpReply;
-use crate::{
-    Channel, Init, InitError, IpcError, Kernel, MessageInfo, MessageRegisters, Perms, Region,
-};
+use crate::{Channel, Handler, Init, InitError, IpcError, Kernel, Perms, PpCall, Region};
 
 /// A zeroed read-write region of at least `bytes` bytes that lives for the rest of
 /// the test process (tests hand `'static` regions to PDs exactly as runtimes do).
@@ -106,8 +104,8 @@ impl Kernel for RecordingKernel {
         Ok(())
     }
 
-    fn pp_call(&mut self, ch: Channel, _: MessageInfo, _: &mut MessageRegisters) -> PpReply {
-        Err(IpcError::NotGranted(ch))
+    fn pp_call(&mut self, call: PpCall<'_>) -> PpReply {
+        Err(IpcError::NotGranted(call.ch))
     }
 
     fn irq_ack(&mut self, ch: Channel) -> Result<(), IpcError> {
@@ -123,16 +121,31 @@ impl Kernel for RecordingKernel {
 /// Where a [`RoutingKernel`] sends protected calls: a test's fake peers, or the real
 /// handler of the PD on the other end of the channel.
 pub trait Route {
-    fn pp_call(&mut self, ch: Channel, msg: MessageInfo, mrs: &mut MessageRegisters) -> PpReply;
+    fn pp_call(&mut self, call: PpCall<'_>) -> PpReply;
 }
 
 impl<F> Route for F
 where
-    F: FnMut(Channel, MessageInfo, &mut MessageRegisters) -> PpReply,
+    F: FnMut(PpCall<'_>) -> PpReply,
 {
-    fn pp_call(&mut self, ch: Channel, msg: MessageInfo, mrs: &mut MessageRegisters) -> PpReply {
-        self(ch, msg, mrs)
+    fn pp_call(&mut self, call: PpCall<'_>) -> PpReply {
+        self(call)
     }
+}
+
+/// Serves `call` in-process with the real handler of the PD on the other end of the
+/// channel, which knows it as `their`, on that PD's `kernel`; a refusal reaches the
+/// caller as [`IpcError::CallFailed`], as it does through a runtime.
+pub fn call_handler(
+    handler: &mut dyn Handler,
+    kernel: &mut dyn Kernel,
+    call: PpCall<'_>,
+    their: Channel,
+) -> PpReply {
+    let ch = call.ch;
+    handler
+        .protected(kernel, call.on(their))
+        .map_err(|_| IpcError::CallFailed(ch))
 }
 
 /// A [`RecordingKernel`] whose protected calls go to `route` instead of being
@@ -157,8 +170,8 @@ impl<R: Route> Kernel for RoutingKernel<R> {
         self.record.notify(ch)
     }
 
-    fn pp_call(&mut self, ch: Channel, msg: MessageInfo, mrs: &mut MessageRegisters) -> PpReply {
-        self.route.pp_call(ch, msg, mrs)
+    fn pp_call(&mut self, call: PpCall<'_>) -> PpReply {
+        self.route.pp_call(call)
     }
 
     fn irq_ack(&mut self, ch: Channel) -> Result<(), IpcError> {
@@ -173,6 +186,7 @@ impl<R: Route> Kernel for RoutingKernel<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{MessageInfo, MessageRegisters};
 
     #[test]
     fn removed_entries_read_as_missing() {
@@ -193,22 +207,20 @@ mod tests {
 
     #[test]
     fn routed_calls_reach_the_route_and_the_rest_is_recorded() {
-        let mut kernel = RoutingKernel::new(
-            |ch: Channel, msg: MessageInfo, mrs: &mut MessageRegisters| {
-                if ch == Channel::new(1) {
-                    mrs.set(0, msg.label() + 1);
-                    Ok(MessageInfo::new(0, 1))
-                } else {
-                    Err(IpcError::NotGranted(ch))
-                }
-            },
-        );
+        let mut kernel = RoutingKernel::new(|call: PpCall<'_>| {
+            if call.ch == Channel::new(1) {
+                call.mrs.set(0, call.label() + 1);
+                Ok(MessageInfo::new(0, 1))
+            } else {
+                Err(IpcError::NotGranted(call.ch))
+            }
+        });
         let mut mrs = MessageRegisters::new();
-        let reply = kernel.pp_call(Channel::new(1), MessageInfo::new(41, 0), &mut mrs);
+        let reply = Channel::new(1).pp_call(&mut kernel, MessageInfo::new(41, 0), &mut mrs);
         assert_eq!(reply, Ok(MessageInfo::new(0, 1)));
         assert_eq!(mrs.get(0), 42);
         assert_eq!(
-            kernel.pp_call(Channel::new(2), MessageInfo::new(0, 0), &mut mrs),
+            Channel::new(2).pp_call(&mut kernel, MessageInfo::new(0, 0), &mut mrs),
             Err(IpcError::NotGranted(Channel::new(2)))
         );
         kernel.notify(Channel::new(3)).unwrap();
@@ -242,14 +254,11 @@ mod tests {
                 self.0 += 1;
                 Ok(())
             }
-            fn protected(
-                &mut self,
-                _: &mut dyn Kernel,
-                ch: Channel,
-                msg: MessageInfo,
-                _: &mut MessageRegisters,
-            ) -> Result<MessageInfo, crate::HandlerError> {
-                Ok(MessageInfo::new(msg.label() + u64::from(ch.index()), 0))
+            fn protected(&mut self, _: &mut dyn Kernel, call: PpCall<'_>) -> crate::HandlerReply {
+                Ok(MessageInfo::new(
+                    call.label() + u64::from(call.ch.index()),
+                    0,
+                ))
             }
         }
         let mut boxed = crate::Boxed(Box::new(Counter(0)));
@@ -258,13 +267,8 @@ mod tests {
         crate::Handler::notified(&mut boxed, &mut k, set).unwrap();
         assert_eq!(boxed.0 .0, 1);
         let mut mrs = MessageRegisters::new();
-        let reply = crate::Handler::protected(
-            &mut boxed,
-            &mut k,
-            Channel::new(3),
-            MessageInfo::new(4, 0),
-            &mut mrs,
-        );
+        let call = PpCall::new(Channel::new(3), MessageInfo::new(4, 0), &mut mrs);
+        let reply = crate::Handler::protected(&mut boxed, &mut k, call);
         assert_eq!(reply, Ok(MessageInfo::new(7, 0)));
         let info = crate::FaultInfo {
             code: 14,

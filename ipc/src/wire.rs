@@ -317,10 +317,11 @@ macro_rules! __wire_take_fields {
 macro_rules! wire_message {
     () => {};
 
-    // A message with one label.
+    // A struct: a message with one label, or (`as field`) a field made of fields
+    // (no label), usable as `T` inside other messages.
     (
         $(#[$m:meta])*
-        $vis:vis struct $name:ident [$label:expr] {
+        $vis:vis struct $name:ident $([$label:expr])? $(as $kind:ident)? {
             $($(#[$fm:meta])* $f:ident : $t:ty $(as $c:ident)? $(where $check:expr)?),* $(,)?
         }
         $($rest:tt)*
@@ -330,6 +331,51 @@ macro_rules! wire_message {
             $($(#[$fm])* pub $f: $t,)*
         }
 
+        $crate::__wire_struct_impl! {
+            [$($label)?] [$($kind)?] $name { $($f : $t $(as $c)? $(where $check)?),* }
+        }
+
+        $crate::wire_message! { $($rest)* }
+    };
+
+    // An enum: one label per variant, or (`as field`) a tagged union as a field,
+    // the tag in the first register and then the variant's fields.
+    (
+        $(#[$m:meta])*
+        $vis:vis enum $name:ident $(as $kind:ident)? {
+            $(
+                $(#[$vm:meta])*
+                $v:ident [$label:expr]
+                $({ $($(#[$fm:meta])* $f:ident : $t:ty $(as $c:ident)? $(where $check:expr)?),* $(,)? })?
+            ),* $(,)?
+        }
+        $($rest:tt)*
+    ) => {
+        $(#[$m])*
+        $vis enum $name {
+            $($(#[$vm])* $v $({ $($(#[$fm])* $f: $t),* })?,)*
+        }
+
+        $crate::__wire_enum_impl! {
+            [$($kind)?] $name {
+                $($v [$label] $({ $($f : $t $(as $c)? $(where $check)?),* })?),*
+            }
+        }
+
+        $crate::wire_message! { $($rest)* }
+    };
+}
+
+/// The impls of a [`wire_message!`] struct: `[label] []` a message, `[] [field]` a
+/// [`Field`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __wire_struct_impl {
+    (
+        [$label:expr] [] $name:ident {
+            $($f:ident : $t:ty $(as $c:ident)? $(where $check:expr)?),*
+        }
+    ) => {
         impl $name {
             pub const LABEL: u64 = $label;
             pub const REGS: usize = 0 $(+ $crate::__wire_regs!($t $(, $c)?))*;
@@ -361,23 +407,12 @@ macro_rules! wire_message {
         $crate::__wire_message_impl!($name);
 
         const _: () = assert!($name::REGS <= $crate::MAX_MESSAGE_REGISTERS);
-
-        $crate::wire_message! { $($rest)* }
     };
-
-    // A field made of fields (no label): usable as `T` inside other messages.
     (
-        $(#[$m:meta])*
-        $vis:vis struct $name:ident as field {
-            $($(#[$fm:meta])* $f:ident : $t:ty $(as $c:ident)? $(where $check:expr)?),* $(,)?
+        [] [field] $name:ident {
+            $($f:ident : $t:ty $(as $c:ident)? $(where $check:expr)?),*
         }
-        $($rest:tt)*
     ) => {
-        $(#[$m])*
-        $vis struct $name {
-            $($(#[$fm])* pub $f: $t,)*
-        }
-
         impl $crate::wire::Field for $name {
             const REGS: usize = 0 $(+ $crate::__wire_regs!($t $(, $c)?))*;
 
@@ -394,27 +429,19 @@ macro_rules! wire_message {
                 decode().map_err(|_| $crate::wire::BadValue)
             }
         }
-
-        $crate::wire_message! { $($rest)* }
     };
+}
 
-    // One label per variant.
+/// The impls of a [`wire_message!`] enum: `[]` a message (labels), `[field]` a
+/// [`Field`] (tags).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __wire_enum_impl {
     (
-        $(#[$m:meta])*
-        $vis:vis enum $name:ident {
-            $(
-                $(#[$vm:meta])*
-                $v:ident [$label:expr]
-                $({ $($(#[$fm:meta])* $f:ident : $t:ty $(as $c:ident)? $(where $check:expr)?),* $(,)? })?
-            ),* $(,)?
+        [] $name:ident {
+            $($v:ident [$label:expr] $({ $($f:ident : $t:ty $(as $c:ident)? $(where $check:expr)?),* })?),*
         }
-        $($rest:tt)*
     ) => {
-        $(#[$m])*
-        $vis enum $name {
-            $($(#[$vm])* $v $({ $($(#[$fm])* $f: $t),* })?,)*
-        }
-
         impl $name {
             /// The label this value travels with.
             pub fn label(&self) -> u64 {
@@ -463,28 +490,12 @@ macro_rules! wire_message {
             $crate::wire::max(&[$(0 $($(+ $crate::__wire_regs!($t $(, $c)?))*)?),*])
                 <= $crate::MAX_MESSAGE_REGISTERS
         );
-
-        $crate::wire_message! { $($rest)* }
     };
-
-    // A tagged union as a field: the tag in the first register, then the variant's
-    // fields.
     (
-        $(#[$m:meta])*
-        $vis:vis enum $name:ident as field {
-            $(
-                $(#[$vm:meta])*
-                $v:ident [$tag:expr]
-                $({ $($(#[$fm:meta])* $f:ident : $t:ty $(as $c:ident)? $(where $check:expr)?),* $(,)? })?
-            ),* $(,)?
+        [field] $name:ident {
+            $($v:ident [$tag:expr] $({ $($f:ident : $t:ty $(as $c:ident)? $(where $check:expr)?),* })?),*
         }
-        $($rest:tt)*
     ) => {
-        $(#[$m])*
-        $vis enum $name {
-            $($(#[$vm])* $v $({ $($(#[$fm])* $f: $t),* })?,)*
-        }
-
         impl $crate::wire::Field for $name {
             const REGS: usize =
                 1 + $crate::wire::max(&[$(0 $($(+ $crate::__wire_regs!($t $(, $c)?))*)?),*]);
@@ -516,8 +527,6 @@ macro_rules! wire_message {
                 decode().map_err(|_| $crate::wire::BadValue)
             }
         }
-
-        $crate::wire_message! { $($rest)* }
     };
 }
 

@@ -146,19 +146,6 @@ fn run_model(capacity: u32, start: u32, ops: &[Op]) -> Result<(), TestCaseError>
     Ok(())
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
-
-    #[test]
-    fn queue_matches_a_fifo_model(
-        capacity in (0u32..=6).prop_map(|e| 1u32 << e),
-        start in start_index(),
-        ops in prop::collection::vec(op(), 1..300),
-    ) {
-        run_model(capacity, start, &ops)?;
-    }
-}
-
 #[test]
 fn indices_wrap_across_u32_max() {
     let capacity = 4;
@@ -358,6 +345,15 @@ fn hostile() -> impl Strategy<Value = Hostile> {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn queue_matches_a_fifo_model(
+        capacity in (0u32..=6).prop_map(|e| 1u32 << e),
+        start in start_index(),
+        ops in prop::collection::vec(op(), 1..300),
+    ) {
+        run_model(capacity, start, &ops)?;
+    }
 
     /// Whatever the peer writes, each end either works or reports PeerMisbehaved:
     /// no panic, no access outside the region (the region is exactly layout_size

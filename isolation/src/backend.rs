@@ -11,31 +11,9 @@ use crate::gpa::{Gpa, GpaClass, GpaError, PageRange, Partition};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VpIndex(pub u32);
 
-/// What the guest may do to a page of paravisor-owned memory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct GuestAccess {
-    pub read: bool,
-    pub write: bool,
-    pub execute: bool,
-}
-
-impl GuestAccess {
-    pub const NONE: Self = Self {
-        read: false,
-        write: false,
-        execute: false,
-    };
-    pub const RW: Self = Self {
-        read: true,
-        write: true,
-        execute: false,
-    };
-    pub const ALL: Self = Self {
-        read: true,
-        write: true,
-        execute: true,
-    };
-}
+/// What the guest may do to a page of paravisor-owned memory: the rights a PD's
+/// region grant carries, so both grants are spelled one way.
+pub type GuestAccess = ipc::Perms;
 
 /// Direction and value of a guest MSR access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,18 +158,30 @@ pub const fn has_error_code(vector: u8) -> bool {
     matches!(vector, 8 | 10 | 11 | 12 | 13 | 14 | 17 | 21 | 29 | 30)
 }
 
+/// A Hyper-V hypercall relayed to the host; the buffers it names must be
+/// host-visible (`None` for a call without that buffer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hypercall {
+    pub control: u64,
+    pub input: Option<Gpa>,
+    pub output: Option<Gpa>,
+}
+
+impl Hypercall {
+    /// The buffers the call hands the host.
+    pub fn buffers(&self) -> impl Iterator<Item = Gpa> {
+        [self.input, self.output].into_iter().flatten()
+    }
+}
+
 /// A call to the untrusted host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HostCall {
-    /// A Hyper-V hypercall relayed to the host; the buffers it names must be
-    /// host-visible (`None` for a call without that buffer).
-    HvHypercall {
-        control: u64,
-        input: Option<Gpa>,
-        output: Option<Gpa>,
-    },
+    HvHypercall(Hypercall),
     /// Ask the host to end the partition (the paravisor found something it cannot survive).
-    Terminate { reason: u16 },
+    Terminate {
+        reason: u16,
+    },
 }
 
 /// The host's answer to a [`HostCall`].
@@ -254,23 +244,43 @@ pub trait Isolation {
 
     /// Call the untrusted host. A call that would hand it a buffer it cannot see
     /// is refused here ([`check_host_call`]), so no backend can forget to; the
-    /// others go to [`Self::forward_to_host`].
+    /// others go to the platform's `forward_*`.
     fn call_host(&mut self, call: HostCall) -> IsoResult<HostReply> {
         check_host_call(&self.partition(), &call)?;
-        self.forward_to_host(call)
+        match call {
+            HostCall::HvHypercall(h) => self.forward_hypercall(h),
+            HostCall::Terminate { reason } => self.forward_terminate(reason),
+        }
     }
 
-    /// The platform's way to the host (GHCB, TDVMCALL, VMMCALL), for a call that
-    /// passed [`check_host_call`]; reached only through [`Self::call_host`].
-    fn forward_to_host(&mut self, call: HostCall) -> IsoResult<HostReply>;
+    /// The platform's way to the host (GHCB, TDVMCALL, VMMCALL) for a hypercall
+    /// that passed [`check_host_call`]; reached only through [`Self::call_host`].
+    fn forward_hypercall(&mut self, call: Hypercall) -> IsoResult<HostReply>;
+
+    /// Asks the host to end the partition; reached only through [`Self::call_host`].
+    fn forward_terminate(&mut self, reason: u16) -> IsoResult<HostReply>;
+}
+
+/// Every page of `range` is RAM of `class`, or the error naming the range's start
+/// and the class it should have had: the check every backend makes before it
+/// touches a range's page state.
+pub fn require_class(partition: &Partition<'_>, range: PageRange, class: GpaClass) -> IsoResult {
+    if partition.range_is(range, class)? {
+        Ok(())
+    } else {
+        Err(IsolationError::WrongClass {
+            gpa: range.start,
+            expected: class,
+        })
+    }
 }
 
 /// Refuses a host call that would hand the host a buffer it cannot see: the check
 /// [`Isolation::call_host`] makes before anything leaves the partition.
 pub fn check_host_call(partition: &Partition<'_>, call: &HostCall) -> IsoResult {
     match *call {
-        HostCall::HvHypercall { input, output, .. } => {
-            for gpa in [input, output].into_iter().flatten() {
+        HostCall::HvHypercall(h) => {
+            for gpa in h.buffers() {
                 if partition.classify(gpa)? != GpaClass::Shared {
                     return Err(IsolationError::WrongClass {
                         gpa,

@@ -10,7 +10,8 @@
 use core::ops::Range;
 
 use crate::{
-    Gpa, GpaClass, GuestAccess, HostCall, HostReply, Isolation, IsolationError, PageRange, RamRange,
+    Gpa, GpaClass, GuestAccess, HostCall, HostReply, Hypercall, Isolation, IsolationError,
+    PageRange, RamRange,
 };
 
 /// What a platform model reveals about the host, for judging the paravisor.
@@ -81,9 +82,13 @@ pub fn accepting_twice_and_shared_addresses_are_refused<B: Isolation>(b: &mut B,
 /// Guest access rights are a property of private memory: a page named by its
 /// shared alias is refused.
 pub fn guest_access_is_set_only_through_private_addresses<B: Isolation>(b: &mut B, gfn: u64) {
+    let all = GuestAccess {
+        execute: true,
+        ..GuestAccess::RW
+    };
     let shared = shared_alias(b, gfn);
     assert!(matches!(
-        b.set_guest_access(shared, GuestAccess::ALL),
+        b.set_guest_access(shared, all),
         Err(IsolationError::WrongClass { .. })
     ));
 }
@@ -98,11 +103,11 @@ pub fn hypercalls_reach_the_host_only_with_host_visible_buffers<B: Harness>(
     let boundary = b.partition().boundary();
     let shared = |i: u64| Some(Gpa(boundary | (layout.shared.start + i) << 12));
     let before = b.view().host_exits();
-    let leak = HostCall::HvHypercall {
+    let leak = HostCall::HvHypercall(Hypercall {
         control: 0x5c,
         input: shared(0),
         output: Some(gpa(layout.ring.start)),
-    };
+    });
     assert!(matches!(
         b.call_host(leak),
         Err(IsolationError::WrongClass { .. })
@@ -112,11 +117,11 @@ pub fn hypercalls_reach_the_host_only_with_host_visible_buffers<B: Harness>(
         before,
         "refused before anything left"
     );
-    let ok = HostCall::HvHypercall {
+    let ok = HostCall::HvHypercall(Hypercall {
         control: 1 << 32 | 0x14,
         input: shared(0),
         output: shared(1),
-    };
+    });
     assert_eq!(b.call_host(ok), Ok(HostReply::Hypercall { result: 0 }));
     let v = b.view();
     assert!(!v.host_touched().is_empty());
@@ -145,10 +150,10 @@ pub fn visibility_round_trips_in_either_alias<B: Harness>(b: &mut B, gfns: Range
 /// With a host set to answer a hypercall in a way its protocol does not allow,
 /// the call is a [`IsolationError::HostViolation`], never a result.
 pub fn a_lying_hypercall_answer_is_a_violation<B: Isolation>(b: &mut B) {
-    let call = HostCall::HvHypercall {
+    let call = HostCall::HvHypercall(Hypercall {
         control: 0x5c,
         input: None,
         output: None,
-    };
+    });
     assert_eq!(b.call_host(call), Err(IsolationError::HostViolation));
 }

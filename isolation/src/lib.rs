@@ -23,8 +23,8 @@ pub mod guest_memory;
 pub mod svm;
 
 pub use backend::{
-    ExitKind, GuestAccess, HostCall, HostReply, IoExit, IsoResult, Isolation, IsolationError,
-    MsrAccess, VcpuExit, VpIndex,
+    ExitKind, GuestAccess, HostCall, HostReply, Hypercall, IoExit, IsoResult, Isolation,
+    IsolationError, MsrAccess, VcpuExit, VpIndex,
 };
 pub use gpa::{Gpa, GpaClass, GpaError, PageRange, Partition, PartitionKind, RamRange, PAGE_SIZE};
 pub use guest_memory::GuestMemory;

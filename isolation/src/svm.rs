@@ -22,8 +22,8 @@ use ipc::ChannelSet;
 use kernel_abi::vcpu::{flags, StateWords, Word};
 
 use crate::backend::{
-    has_error_code, GuestAccess, HostCall, HostReply, IoExit, IsoResult, Isolation, IsolationError,
-    MsrAccess, VcpuExit, VpIndex,
+    has_error_code, require_class, GuestAccess, HostCall, HostReply, Hypercall, IoExit, IsoResult,
+    Isolation, IsolationError, MsrAccess, VcpuExit, VpIndex,
 };
 use crate::gpa::{Gpa, GpaClass, PageRange, Partition, PAGE_SIZE};
 
@@ -48,31 +48,35 @@ pub struct SvmExit {
 }
 
 impl SvmExit {
+    /// Each field with the state word it travels in: the one statement of the
+    /// mapping both directions use.
+    fn fields(&mut self) -> [(usize, &mut u64); 6] {
+        [
+            (Word::EXIT_CODE, &mut self.code),
+            (Word::EXIT_INFO1, &mut self.info1),
+            (Word::EXIT_INFO2, &mut self.info2),
+            (Word::RAX, &mut self.rax),
+            (Word::RCX, &mut self.rcx),
+            (Word::RDX, &mut self.rdx),
+        ]
+    }
+
     /// The exit fields of the state words the kernel returned from `VM_ENTER`.
     pub fn from_words(w: &StateWords) -> Self {
-        Self {
-            code: w.get(Word::EXIT_CODE),
-            info1: w.get(Word::EXIT_INFO1),
-            info2: w.get(Word::EXIT_INFO2),
-            rax: w.get(Word::RAX),
-            rcx: w.get(Word::RCX),
-            rdx: w.get(Word::RDX),
+        let mut e = Self::default();
+        for (word, field) in e.fields() {
+            *field = w.get(word);
         }
+        e
     }
 
     /// The state words a kernel returning this exit writes (the rest zero): what
     /// models and fakes playing the kernel hand back.
     pub fn to_words(&self) -> [u64; Word::COUNT] {
         let mut words = [0u64; Word::COUNT];
-        for (word, value) in [
-            (Word::EXIT_CODE, self.code),
-            (Word::EXIT_INFO1, self.info1),
-            (Word::EXIT_INFO2, self.info2),
-            (Word::RAX, self.rax),
-            (Word::RCX, self.rcx),
-            (Word::RDX, self.rdx),
-        ] {
-            words[word] = value;
+        let mut copy = *self;
+        for (word, value) in copy.fields() {
+            words[word] = *value;
         }
         words
     }
@@ -86,10 +90,16 @@ mod ioio {
     pub const REP: u64 = 1 << 3;
 }
 
-/// NPF EXITINFO1 (APM vol. 2 15.25.6): the #PF-style error code.
+/// NPF EXITINFO1 (APM vol. 2 15.25.6): the #PF-style error code, with the bits
+/// the SNP RMP check adds (§15.36.10).
 pub mod npf {
+    pub const PRESENT: u64 = 1 << 0;
     pub const WRITE: u64 = 1 << 1;
+    pub const USER: u64 = 1 << 2;
     pub const FETCH: u64 = 1 << 4;
+    pub const RMP: u64 = 1 << 31;
+    pub const SIZEMISMATCH: u64 = 1 << 35;
+    pub const VMPL: u64 = 1 << 36;
 }
 
 /// The neutral form of an SVM exit (the kernel's state words, or an SNP VMSA's
@@ -276,15 +286,17 @@ impl<'a, C, const N: usize> SvmBackend<'a, C, N> {
             .ok_or(IsolationError::Gpa(crate::GpaError::OutOfRange(gpa)))
     }
 
-    /// Every page of `range` is RAM of `class`, or the error naming why not.
-    fn require(&self, range: PageRange, class: GpaClass) -> IsoResult {
-        if self.partition.range_is(range, class)? {
-            Ok(())
-        } else {
-            Err(IsolationError::WrongClass {
-                gpa: range.start,
-                expected: class,
-            })
+    /// Every page of `pages` is in a state `ok` accepts; the first that is not is
+    /// refused as not (yet) of the class `expected`.
+    fn require_state(
+        &self,
+        mut pages: impl Iterator<Item = Gpa>,
+        expected: GpaClass,
+        ok: impl Fn(&PageState) -> bool,
+    ) -> IsoResult {
+        match pages.find(|g| !self.page(*g).is_some_and(&ok)) {
+            Some(gpa) => Err(IsolationError::WrongClass { gpa, expected }),
+            None => Ok(()),
         }
     }
 }
@@ -301,7 +313,7 @@ impl<C: SvmCpu<Error = u64> + SvmHost, const N: usize> Isolation for SvmBackend<
     /// Nothing to validate in hardware; accepting twice is still reported, as the
     /// other platforms do, so a paravisor bug shows up here first.
     fn accept_private(&mut self, range: PageRange) -> IsoResult {
-        self.require(range, GpaClass::Private)?;
+        require_class(&self.partition, range, GpaClass::Private)?;
         for gpa in range.iter() {
             if self.page(gpa).is_some_and(|p| p.accepted) {
                 return Err(IsolationError::AlreadyDone(gpa));
@@ -318,7 +330,7 @@ impl<C: SvmCpu<Error = u64> + SvmHost, const N: usize> Isolation for SvmBackend<
     /// it is accepted again.
     fn set_visibility(&mut self, range: PageRange, to: GpaClass) -> IsoResult {
         let first = self.partition.classify(range.start)?;
-        self.require(range, first)?;
+        require_class(&self.partition, range, first)?;
         for gpa in range.iter() {
             let p = self.page_mut(gpa)?;
             p.host_visible = to == GpaClass::Shared;
@@ -332,16 +344,8 @@ impl<C: SvmCpu<Error = u64> + SvmHost, const N: usize> Isolation for SvmBackend<
 
     /// Only accepted private memory can be granted to the guest.
     fn set_guest_access(&mut self, range: PageRange, access: GuestAccess) -> IsoResult {
-        self.require(range, GpaClass::Private)?;
-        if let Some(gpa) = range
-            .iter()
-            .find(|g| !self.page(*g).is_some_and(|p| p.accepted))
-        {
-            return Err(IsolationError::WrongClass {
-                gpa,
-                expected: GpaClass::Private,
-            });
-        }
+        require_class(&self.partition, range, GpaClass::Private)?;
+        self.require_state(range.iter(), GpaClass::Private, |p| p.accepted)?;
         for gpa in range.iter() {
             self.page_mut(gpa)?.guest = access;
         }
@@ -349,18 +353,13 @@ impl<C: SvmCpu<Error = u64> + SvmHost, const N: usize> Isolation for SvmBackend<
     }
 
     /// The buffers must be of the shared class and made host-visible.
-    fn forward_to_host(&mut self, call: HostCall) -> IsoResult<HostReply> {
-        if let HostCall::HvHypercall { input, output, .. } = call {
-            for gpa in [input, output].into_iter().flatten() {
-                if !self.page(gpa).is_some_and(|p| p.host_visible) {
-                    return Err(IsolationError::WrongClass {
-                        gpa,
-                        expected: GpaClass::Shared,
-                    });
-                }
-            }
-        }
-        self.cpu.host_call(&call)
+    fn forward_hypercall(&mut self, call: Hypercall) -> IsoResult<HostReply> {
+        self.require_state(call.buffers(), GpaClass::Shared, |p| p.host_visible)?;
+        self.cpu.host_call(&HostCall::HvHypercall(call))
+    }
+
+    fn forward_terminate(&mut self, reason: u16) -> IsoResult<HostReply> {
+        self.cpu.host_call(&HostCall::Terminate { reason })
     }
 }
 

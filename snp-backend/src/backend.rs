@@ -12,13 +12,13 @@
 //! share a page that is already shared reaches PVALIDATE on a hypervisor-owned
 //! page (#NPF on hardware, `HostViolation` here) partway through the range.
 
-use isolation::backend::IsoResult;
+use isolation::backend::{require_class, IsoResult};
 use isolation::{
-    Gpa, GpaClass, GuestAccess, HostCall, HostReply, Isolation, IsolationError, PageRange,
+    Gpa, GpaClass, GuestAccess, HostReply, Hypercall, Isolation, IsolationError, PageRange,
     Partition, PartitionKind, VcpuExit, VpIndex, PAGE_SIZE,
 };
 
-use crate::cpu::SnpCpu;
+use crate::cpu::{RmpInstructions, SnpCpu};
 use crate::ghcb_msr::{expect_response, MsrRequest, MsrResponse, PscOp, GHCB_PROTOCOL_VERSION};
 use crate::ghcb_page::{self, hv, nae, off, read_hv_result, usage};
 use crate::psc::{self, Psc, PscEntry, MAX_ENTRIES};
@@ -96,24 +96,18 @@ impl<'a, C: SnpCpu> SnpBackend<'a, C> {
     fn private_range(&self, range: PageRange) -> IsoResult<PageRange> {
         let start = self.partition.alias(range.start, GpaClass::Private)?;
         let r = PageRange::new(start, range.pages)?;
-        self.partition.range_is(r, GpaClass::Private)?;
+        self.require_private(r)?;
         Ok(r)
     }
 
     fn require_private(&self, range: PageRange) -> IsoResult {
-        if self.partition.range_is(range, GpaClass::Private)? {
-            Ok(())
-        } else {
-            Err(IsolationError::WrongClass {
-                gpa: range.start,
-                expected: GpaClass::Private,
-            })
-        }
+        require_class(&self.partition, range, GpaClass::Private)
     }
 
     fn pvalidate(&mut self, gpa: Gpa, validate: bool) -> IsoResult<bool> {
         let r = self
             .cpu
+            .rmp()
             .pvalidate(gpa.0, PageSize::Size4K, validate)
             .map_err(fault)?;
         if r.rax != code::SUCCESS {
@@ -206,6 +200,7 @@ impl<'a, C: SnpCpu> SnpBackend<'a, C> {
         };
         let rax = self
             .cpu
+            .rmp()
             .rmpadjust(gpa.0, PageSize::Size4K, adj.to_rdx())
             .map_err(fault)?;
         if rax != code::SUCCESS {
@@ -242,6 +237,7 @@ pub const AP_CREATE: u64 = 1;
 fn share_ghcb_page<C: SnpCpu>(cpu: &mut C, partition: &Partition<'_>, ghcb_gpa: Gpa) -> IsoResult {
     let private = partition.alias(ghcb_gpa, GpaClass::Private)?;
     let r = cpu
+        .rmp()
         .pvalidate(private.0, PageSize::Size4K, false)
         .map_err(fault)?;
     if r.rax != code::SUCCESS {
@@ -277,9 +273,9 @@ pub fn decode_guest_exit(v: &Vmsa) -> VcpuExit {
         code: v.u64_at(vmsa::off::GUEST_EXIT_CODE),
         info1: v.u64_at(vmsa::off::GUEST_EXIT_INFO_1),
         info2: v.u64_at(vmsa::off::GUEST_EXIT_INFO_2),
-        rax: v.u64_at(off::RAX),
-        rcx: v.u64_at(off::RCX),
-        rdx: v.u64_at(off::RDX),
+        rax: v.u64_at(vmsa::off::RAX),
+        rcx: v.u64_at(vmsa::off::RCX),
+        rdx: v.u64_at(vmsa::off::RDX),
     })
 }
 
@@ -343,16 +339,11 @@ impl<'a, C: SnpCpu> Isolation for SnpBackend<'a, C> {
 
     fn set_guest_access(&mut self, range: PageRange, access: GuestAccess) -> IsoResult {
         self.require_private(range)?;
-        let mut perms = Perms::NONE;
-        if access.read {
-            perms = perms.union(Perms::READ);
-        }
-        if access.write {
-            perms = perms.union(Perms::WRITE);
-        }
-        if access.execute {
-            perms = perms.union(Perms::EXEC_USER).union(Perms::EXEC_SUPER);
-        }
+        let perms = access.bits(
+            Perms::READ,
+            Perms::WRITE,
+            Perms::EXEC_USER.union(Perms::EXEC_SUPER),
+        );
         let rdx = RmpAdjust {
             target_vmpl: GUEST_VMPL,
             perms,
@@ -362,6 +353,7 @@ impl<'a, C: SnpCpu> Isolation for SnpBackend<'a, C> {
         for page in range.iter() {
             let rax = self
                 .cpu
+                .rmp()
                 .rmpadjust(page.0, PageSize::Size4K, rdx)
                 .map_err(fault)?;
             if rax != code::SUCCESS {
@@ -371,43 +363,36 @@ impl<'a, C: SnpCpu> Isolation for SnpBackend<'a, C> {
         Ok(())
     }
 
-    fn forward_to_host(&mut self, call: HostCall) -> IsoResult<HostReply> {
-        match call {
-            HostCall::HvHypercall {
-                control,
-                input,
-                output,
-            } => {
-                let mut data = [0u8; hv::DATA_LEN];
-                if let Some(inp) = input {
-                    let room = (PAGE_SIZE - inp.0 % PAGE_SIZE) as usize;
-                    let n = room.min(hv::DATA_LEN);
-                    self.cpu.read_shared(inp.0, &mut data[..n]);
-                }
-                let ghcb = self.cpu.ghcb();
-                ghcb.0.fill(0);
-                ghcb.0[hv::DATA..hv::DATA + hv::DATA_LEN].copy_from_slice(&data);
-                ghcb.set_u64(hv::OUTPUT_GPA, output.map_or(0, |g| g.0));
-                ghcb.set_u64(hv::CONTROL_OR_RESULT, control);
-                ghcb.set_footer(GHCB_PROTOCOL_VERSION, usage::HYPERV_HYPERCALL);
-                self.cpu.vmgexit(self.ghcb_gpa);
-                let r = read_hv_result(self.cpu.ghcb(), control)
-                    .map_err(|_| IsolationError::HostViolation)?;
-                Ok(HostReply::Hypercall {
-                    result: u64::from(r.status) | u64::from(r.reps_done) << 32,
-                })
-            }
-            HostCall::Terminate { reason } => {
-                let req = MsrRequest::Terminate {
-                    set: TERM_SET_GENERAL,
-                    reason: reason as u8,
-                };
-                let v = req.encode().ok_or(IsolationError::HostViolation)?;
-                self.cpu.msr_protocol(v);
-                // A host that returns from termination is not one to keep talking to.
-                Err(IsolationError::HostViolation)
-            }
+    fn forward_hypercall(&mut self, call: Hypercall) -> IsoResult<HostReply> {
+        let mut data = [0u8; hv::DATA_LEN];
+        if let Some(inp) = call.input {
+            let room = (PAGE_SIZE - inp.0 % PAGE_SIZE) as usize;
+            let n = room.min(hv::DATA_LEN);
+            self.cpu.read_shared(inp.0, &mut data[..n]);
         }
+        let ghcb = self.cpu.ghcb();
+        ghcb.0.fill(0);
+        ghcb.0[hv::DATA..hv::DATA + hv::DATA_LEN].copy_from_slice(&data);
+        ghcb.set_u64(hv::OUTPUT_GPA, call.output.map_or(0, |g| g.0));
+        ghcb.set_u64(hv::CONTROL_OR_RESULT, call.control);
+        ghcb.set_footer(GHCB_PROTOCOL_VERSION, usage::HYPERV_HYPERCALL);
+        self.cpu.vmgexit(self.ghcb_gpa);
+        let r = read_hv_result(self.cpu.ghcb(), call.control)
+            .map_err(|_| IsolationError::HostViolation)?;
+        Ok(HostReply::Hypercall {
+            result: u64::from(r.status) | u64::from(r.reps_done) << 32,
+        })
+    }
+
+    fn forward_terminate(&mut self, reason: u16) -> IsoResult<HostReply> {
+        let req = MsrRequest::Terminate {
+            set: TERM_SET_GENERAL,
+            reason: reason as u8,
+        };
+        let v = req.encode().ok_or(IsolationError::HostViolation)?;
+        self.cpu.msr_protocol(v);
+        // A host that returns from termination is not one to keep talking to.
+        Err(IsolationError::HostViolation)
     }
 }
 

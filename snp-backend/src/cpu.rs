@@ -6,16 +6,24 @@ use crate::ghcb_page::Ghcb;
 use crate::rmp::{Fault, PageSize, PvalidateResult};
 use crate::vmsa::Vmsa;
 
-pub trait SnpCpu {
-    /// PVALIDATE at VMPL0 on the private page `gpa`.
+/// The RMP instructions as VMPL0 executes them. Hardware runs PVALIDATE and
+/// RMPADJUST; [`crate::rmp::Rmp`] is their model, so every test CPU shares it.
+pub trait RmpInstructions {
+    /// PVALIDATE on the private page `gpa`.
     fn pvalidate(
         &mut self,
         gpa: u64,
         size: PageSize,
         validate: bool,
     ) -> Result<PvalidateResult, Fault>;
-    /// RMPADJUST at VMPL0; returns rAX.
+    /// RMPADJUST; returns rAX.
     fn rmpadjust(&mut self, gpa: u64, size: PageSize, rdx: u64) -> Result<u32, Fault>;
+}
+
+pub trait SnpCpu {
+    type Rmp: RmpInstructions;
+    /// The RMP instructions of this CPU.
+    fn rmp(&mut self) -> &mut Self::Rmp;
     /// WRMSR(GHCB, value); VMGEXIT; RDMSR(GHCB).
     fn msr_protocol(&mut self, value: u64) -> u64;
     /// The GHCB page the paravisor registered (shared memory).

@@ -10,8 +10,8 @@
 use crate::ghcb_page::{hv, off, usage, Ghcb};
 
 /// SVM_EXIT_MSR: the automatic exit code a guest puts in sw_exit_code to ask the
-/// hypervisor for an MSR access (APM vol. 2, appendix C).
-pub const EXIT_MSR: u64 = 0x7c;
+/// hypervisor for an MSR access (the svm platform's exit code table).
+pub use isolation::svm::code::MSR as EXIT_MSR;
 
 /// sw_exit_info_1 when the hypervisor refuses a request: 1 in the low 32 bits
 /// ("error, exception in exit_info_2"; Linux checks only those).

@@ -7,14 +7,12 @@
 //! is consulted for every save-area field the host returns.
 
 /// GHCB size; it is one 4 KiB page.
-pub const GHCB_SIZE: usize = 4096;
+pub const GHCB_SIZE: usize = crate::le::PAGE_SIZE;
 
-/// Save-area offsets the backend uses.
+/// Save-area offsets the backend uses. The save area has the VMSA's layout, so
+/// the GPRs are where a VMSA keeps them.
 pub mod off {
-    pub const RAX: usize = 0x1f8;
-    pub const RCX: usize = 0x308;
-    pub const RDX: usize = 0x310;
-    pub const RBX: usize = 0x318;
+    pub use crate::vmsa::off::{RAX, RBX, RCX, RDX};
     pub const SW_EXIT_CODE: usize = 0x390;
     pub const SW_EXIT_INFO_1: usize = 0x398;
     pub const SW_EXIT_INFO_2: usize = 0x3a0;
@@ -49,25 +47,12 @@ pub mod hv {
     pub const CONTROL_OR_RESULT: usize = 0xff0;
 }
 
-/// A GHCB page.
-#[derive(Clone, Debug)]
-pub struct Ghcb(pub [u8; GHCB_SIZE]);
-
-impl Default for Ghcb {
-    fn default() -> Self {
-        Self([0; GHCB_SIZE])
-    }
+crate::le::le_page! {
+    /// A GHCB page.
+    Ghcb
 }
 
 impl Ghcb {
-    pub fn u64_at(&self, off: usize) -> u64 {
-        crate::le::u64_at(&self.0, off)
-    }
-
-    pub fn set_u64(&mut self, off: usize, v: u64) {
-        crate::le::set_u64(&mut self.0, off, v)
-    }
-
     pub fn usage(&self) -> u32 {
         (self.u64_at(off::USAGE - 4) >> 32) as u32
     }

@@ -28,7 +28,7 @@ pub const DIGEST_LEN: usize = 48;
 /// PAGE_INFO's LENGTH field.
 pub const PAGE_INFO_LEN: usize = 0x70;
 /// A launched page.
-pub const PAGE_SIZE: usize = 4096;
+pub use crate::le::PAGE_SIZE;
 
 /// How SNP_LAUNCH_UPDATE is asked to place a page, with the bytes it measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

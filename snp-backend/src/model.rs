@@ -12,7 +12,7 @@ use crate::ghcb_host::HostRequest;
 use crate::ghcb_msr::{MsrRequest, MsrResponse, PscOp, GHCB_PROTOCOL_VERSION};
 use crate::ghcb_page::{hv, nae, off, Ghcb};
 use crate::psc::{self, Psc};
-use crate::rmp::{Fault, PageSize, PvalidateResult, Rmp};
+use crate::rmp::{Fault, PageSize, Rmp};
 use crate::vmsa::{self, Vmsa};
 
 /// Ways the model host misbehaves.
@@ -288,8 +288,8 @@ impl<const N: usize> SnpModel<N> {
             v.set_u64(vmsa::off::GUEST_EXIT_CODE, x.code);
             v.set_u64(vmsa::off::GUEST_EXIT_INFO_1, x.info1);
             v.set_u64(vmsa::off::GUEST_EXIT_INFO_2, x.info2);
-            v.set_u64(off::RAX, x.rax);
-            v.set_u64(off::RCX, x.rcx);
+            v.set_u64(vmsa::off::RAX, x.rax);
+            v.set_u64(vmsa::off::RCX, x.rcx);
         }
     }
 
@@ -303,17 +303,10 @@ impl<const N: usize> SnpModel<N> {
 }
 
 impl<const N: usize> SnpCpu for SnpModel<N> {
-    fn pvalidate(
-        &mut self,
-        gpa: u64,
-        size: PageSize,
-        validate: bool,
-    ) -> Result<PvalidateResult, Fault> {
-        self.rmp.pvalidate(0, gpa, size, validate)
-    }
+    type Rmp = Rmp<N>;
 
-    fn rmpadjust(&mut self, gpa: u64, size: PageSize, rdx: u64) -> Result<u32, Fault> {
-        self.rmp.rmpadjust(0, gpa, size, rdx)
+    fn rmp(&mut self) -> &mut Rmp<N> {
+        &mut self.rmp
     }
 
     fn msr_protocol(&mut self, value: u64) -> u64 {

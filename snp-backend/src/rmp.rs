@@ -27,6 +27,14 @@ impl Perms {
     }
 }
 
+impl core::ops::BitOr for Perms {
+    type Output = Perms;
+
+    fn bitor(self, other: Perms) -> Perms {
+        self.union(other)
+    }
+}
+
 /// PVALIDATE / RMPADJUST page size operand (rCX bit 0 / rCX bit 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PageSize {
@@ -62,16 +70,8 @@ pub enum Fault {
     VcNotValidated,
 }
 
-/// #NPF error code bits the RMP checks set (APM vol. 2 §15.36.10).
-pub mod npf {
-    pub const PRESENT: u64 = 1 << 0;
-    pub const WRITE: u64 = 1 << 1;
-    pub const USER: u64 = 1 << 2;
-    pub const FETCH: u64 = 1 << 4;
-    pub const RMP: u64 = 1 << 31;
-    pub const SIZEMISMATCH: u64 = 1 << 35;
-    pub const VMPL: u64 = 1 << 36;
-}
+/// #NPF error code bits the RMP checks set: the svm platform's NPF EXITINFO1.
+pub use isolation::svm::npf;
 
 /// PVALIDATE's result when it does not fault: rAX and rFLAGS.CF (CF=1 means the
 /// page was already in the requested state and the RMP was not updated).
@@ -314,5 +314,21 @@ impl<const N: usize> Rmp<N> {
             });
         }
         Ok(())
+    }
+}
+
+/// The paravisor runs at VMPL0, so its instructions are the model's at VMPL0.
+impl<const N: usize> crate::cpu::RmpInstructions for Rmp<N> {
+    fn pvalidate(
+        &mut self,
+        gpa: u64,
+        size: PageSize,
+        validate: bool,
+    ) -> Result<PvalidateResult, Fault> {
+        Rmp::pvalidate(self, 0, gpa, size, validate)
+    }
+
+    fn rmpadjust(&mut self, gpa: u64, size: PageSize, rdx: u64) -> Result<u32, Fault> {
+        Rmp::rmpadjust(self, 0, gpa, size, rdx)
     }
 }

@@ -2,13 +2,15 @@
 //! one that runs the guest in the isolation the partition promises (APM vol. 2
 //! §15.35.9 SEV_FEATURES, §15.36.7 VMPL; layout as Linux `sev_es_save_area`).
 
-use crate::ghcb_page::GHCB_SIZE;
-
 /// Offsets in the 4 KiB VMSA.
 pub mod off {
     pub const VMPL: usize = 0xca;
     pub const CPL: usize = 0xcb;
     pub const EFER: usize = 0xd0;
+    pub const RAX: usize = 0x1f8;
+    pub const RCX: usize = 0x308;
+    pub const RDX: usize = 0x310;
+    pub const RBX: usize = 0x318;
     pub const GUEST_EXIT_INFO_1: usize = 0x390;
     pub const GUEST_EXIT_INFO_2: usize = 0x398;
     pub const SEV_FEATURES: usize = 0x3b0;
@@ -34,27 +36,14 @@ pub mod feature {
 }
 
 /// EFER.SVME: must be set in an SEV-ES/SNP VMSA or VMRUN fails.
-pub const EFER_SVME: u64 = 1 << 12;
+pub use kernel_abi::vcpu::EFER_SVME;
 
-/// A VMSA page image.
-#[derive(Clone, Debug)]
-pub struct Vmsa(pub [u8; GHCB_SIZE]);
-
-impl Default for Vmsa {
-    fn default() -> Self {
-        Self([0; GHCB_SIZE])
-    }
+crate::le::le_page! {
+    /// A VMSA page image.
+    Vmsa
 }
 
 impl Vmsa {
-    pub fn u64_at(&self, off: usize) -> u64 {
-        crate::le::u64_at(&self.0, off)
-    }
-
-    pub fn set_u64(&mut self, off: usize, v: u64) {
-        crate::le::set_u64(&mut self.0, off, v)
-    }
-
     pub fn vmpl(&self) -> u8 {
         self.0[off::VMPL]
     }

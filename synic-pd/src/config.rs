@@ -42,15 +42,11 @@ pub mod build {
     /// shared alias at the vTOM).
     pub use system_constants::{GUEST_RAM_GPA, GUEST_SHARED_GPA};
 
-    const fn bit(ch: Channel) -> u64 {
-        1 << ch.index()
-    }
-
-    const VSP_BITS: u64 = bit(VSPS[0]) | bit(VSPS[1]) | bit(VSPS[2]);
+    const VSP_BITS: u64 = VSPS[0].bit() | VSPS[1].bit() | VSPS[2].bit();
     /// Posts messages: hvcall-pd (guest-to-guest ports) and vmbus-server.
-    pub const POST: u64 = bit(HVCALL) | bit(VMBUS);
+    pub const POST: u64 = HVCALL.bit() | VMBUS.bit();
     /// Sets event flags: hvcall-pd (event ports) and the VSPs.
-    pub const SIGNAL: u64 = bit(HVCALL) | VSP_BITS;
+    pub const SIGNAL: u64 = HVCALL.bit() | VSP_BITS;
     /// Both instances: a Confidential VMBus connection lives on the paravisor's SynIC,
     /// any other on the relay of the hypervisor's, and the same PDs serve both.
     pub const DELIVER: u64 = POST | SIGNAL;
@@ -61,7 +57,7 @@ pub mod build {
         (pd::GUEST_RAM_GPA, GUEST_RAM_GPA),
         (pd::GUEST_SHARED_GPA, GUEST_SHARED_GPA),
         (pd::VCPU_CHANNEL, VCPU.index() as u64),
-        (pd::MSR_CHANNELS, bit(VCPU)),
+        (pd::MSR_CHANNELS, VCPU.bit()),
         (pd::DELIVER_PV_CHANNELS, DELIVER),
         (pd::DELIVER_HV_CHANNELS, DELIVER),
         (pd::POST_CHANNELS, POST),

@@ -12,6 +12,8 @@ extern crate std;
 pub mod config;
 pub mod pd;
 pub mod synic;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 /// The contract moved to its own crate; this path stays for existing callers.
 pub use synic_api as api;

@@ -27,8 +27,8 @@
 
 use hvdef::HvStatus;
 use ipc::{
-    Channel, ChannelSet, Handler, HandlerError, Init, InitError, InitExt, Kernel, MessageInfo,
-    MessageRegisters, Producer, QueueError, TryEnqueueError,
+    Channel, ChannelSet, Handler, HandlerError, HandlerReply, Init, InitError, InitExt, Kernel,
+    MessageInfo, MessageRegisters, PpCall, Producer, QueueError, TryEnqueueError,
 };
 
 use synic_api::{DeliveryReply, GrantStatus, MsrReply, SintTarget};
@@ -42,7 +42,6 @@ use isolation::{GpaClass, GuestMemory};
 pub use ipc::guest_names::*;
 pub const IRQ_QUEUE: &str = "irq_queue";
 pub use synic_api::IRQ_QUEUE_CAPACITY;
-pub const VP_COUNT: &str = "vp_count";
 pub const VCPU_CHANNEL: &str = "vcpu_channel";
 pub const MSR_CHANNELS: &str = "msr_channels";
 pub const DELIVER_PV_CHANNELS: &str = "deliver_pv_channels";
@@ -318,19 +317,12 @@ impl<const VPS: usize, const DEPTH: usize> Handler for SynicPd<VPS, DEPTH> {
         self.kick_vcpu(kernel)
     }
 
-    fn protected(
-        &mut self,
-        kernel: &mut dyn Kernel,
-        ch: Channel,
-        msg: MessageInfo,
-        mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, HandlerError> {
-        let label = msg.label();
-        let bad = HandlerError::BadRequest { channel: ch, label };
-        let req = Request::decode(msg, mrs).map_err(|_| bad)?;
-        if !self.allowed(ch, &req) {
-            return Err(HandlerError::UnexpectedCall(ch));
+    fn protected(&mut self, kernel: &mut dyn Kernel, call: PpCall<'_>) -> HandlerReply {
+        let req = Request::decode(call.msg, call.mrs).map_err(|_| call.bad_request())?;
+        if !self.allowed(call.ch, &req) {
+            return Err(call.unexpected());
         }
+        let PpCall { ch, msg, mrs } = call;
         if matches!(
             req,
             Request::GrantEvent { .. } | Request::RevokeEvent { .. }
@@ -356,7 +348,7 @@ impl<const VPS: usize, const DEPTH: usize> Handler for SynicPd<VPS, DEPTH> {
             overflow,
             error: None,
         };
-        let reply = dispatch(synic, mem, ch, label, req, mrs, &mut out);
+        let reply = dispatch(synic, mem, ch, msg.label(), req, mrs, &mut out);
         if let Some(e) = out.error {
             return Err(self.queue_error(e));
         }

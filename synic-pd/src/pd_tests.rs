@@ -7,10 +7,10 @@ use hvdef::synic::enable_writes;
 use hvdef::HvStatus;
 use std::vec::Vec;
 
-use ipc::testing::{leaked_region, FakeInit, RecordingKernel, Route, RoutingKernel};
+use ipc::testing::{call_handler, leaked_region, FakeInit, RecordingKernel, Route, RoutingKernel};
 use ipc::{
-    Channel, ChannelSet, Consumer, Handler, HandlerError, Init, InitError, IpcError, MessageInfo,
-    MessageRegisters, Perms, Queue, Region,
+    Channel, ChannelSet, Consumer, Handler, HandlerError, Init, InitError, MessageInfo,
+    MessageRegisters, Perms, PpCall, PpReply, Region,
 };
 
 use crate::api::{self, IrqEntry, MsrStatus, Request};
@@ -28,19 +28,10 @@ type Pd = SynicPd<2, 2>;
 /// synic-pd's grants in these tests: two VPs, RAM, the interrupt queue and one
 /// channel per role.
 fn fake_init() -> FakeInit {
-    let queue_bytes = Queue::<IrqEntry>::layout_size(IRQ_QUEUE_CAPACITY).unwrap();
-    FakeInit::new("synic")
-        .region(GUEST_RAM, leaked_region(4 * 4096))
-        .region(IRQ_QUEUE, leaked_region(queue_bytes))
-        .variable(VP_COUNT, 2)
+    let ram = leaked_region(4 * 4096);
+    crate::testing::init(ram, crate::testing::irq_queue(), VCPU, HVCALL.bit())
         .variable(GUEST_RAM_GPA, RAM_GPA)
-        .variable(VCPU_CHANNEL, VCPU.index() as u64)
-        .variable(MSR_CHANNELS, 1 << VCPU.index())
-        .variable(DELIVER_PV_CHANNELS, 1 << HVCALL.index())
-        .variable(
-            DELIVER_HV_CHANNELS,
-            1 << HVCALL.index() | 1 << HOSTRELAY.index(),
-        )
+        .variable(DELIVER_HV_CHANNELS, HVCALL.bit() | HOSTRELAY.bit())
 }
 
 fn irq_consumer(init: &FakeInit) -> Consumer<'static, IrqEntry> {
@@ -60,15 +51,8 @@ struct Loopback<'a> {
 }
 
 impl Route for Loopback<'_> {
-    fn pp_call(
-        &mut self,
-        _ch: Channel,
-        msg: MessageInfo,
-        mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, IpcError> {
-        self.pd
-            .protected(&mut self.inner, self.caller, msg, mrs)
-            .map_err(|_| IpcError::CallFailed(self.caller))
+    fn pp_call(&mut self, call: PpCall<'_>) -> PpReply {
+        call_handler(self.pd, &mut self.inner, call, self.caller)
     }
 }
 
@@ -80,7 +64,8 @@ fn call(
 ) -> Result<(MessageInfo, MessageRegisters), HandlerError> {
     let mut mrs = MessageRegisters::new();
     let msg = req.encode(&mut mrs);
-    pd.protected(k, ch, msg, &mut mrs).map(|m| (m, mrs))
+    pd.protected(k, PpCall::new(ch, msg, &mut mrs))
+        .map(|m| (m, mrs))
 }
 
 fn wrmsr(
@@ -133,10 +118,7 @@ fn enabled(init: &FakeInit) -> (Pd, RecordingKernel) {
 
 /// [`fake_init`] where HVCALL and HOSTRELAY both deliver into the paravisor SynIC.
 fn two_paravisor_deliverers() -> FakeInit {
-    fake_init().variable(
-        DELIVER_PV_CHANNELS,
-        1 << HVCALL.index() | 1 << HOSTRELAY.index(),
-    )
+    fake_init().variable(DELIVER_PV_CHANNELS, HVCALL.bit() | HOSTRELAY.bit())
 }
 
 /// Sets event `flag` on VP 0's paravisor SINT 2.
@@ -334,9 +316,8 @@ fn malformed_requests_are_bad_requests() {
     for &(what, channel, label, count, regs) in cases {
         let mut mrs = MessageRegisters::new();
         mrs.0[..3].copy_from_slice(&regs);
-        let err = pd
-            .protected(&mut k, channel, MessageInfo::new(label, count), &mut mrs)
-            .unwrap_err();
+        let call = PpCall::new(channel, MessageInfo::new(label, count), &mut mrs);
+        let err = pd.protected(&mut k, call).unwrap_err();
         assert_eq!(err, HandlerError::BadRequest { channel, label }, "{what}");
     }
 }
@@ -520,11 +501,8 @@ mod prop {
 fn kind_masks_keep_a_signaller_out_of_the_message_slots() {
     // HVCALL may do both; HOSTRELAY (a VSP here) only sets event flags.
     let mut init = two_paravisor_deliverers()
-        .variable(POST_CHANNELS, 1 << HVCALL.index())
-        .variable(
-            SIGNAL_CHANNELS,
-            1 << HVCALL.index() | 1 << HOSTRELAY.index(),
-        );
+        .variable(POST_CHANNELS, HVCALL.bit())
+        .variable(SIGNAL_CHANNELS, HVCALL.bit() | HOSTRELAY.bit());
     let (mut pd, mut k) = enabled(&init);
     let signal = signal_pv(3);
     assert!(call(&mut pd, &mut k, HOSTRELAY, signal.clone()).is_ok());
@@ -581,9 +559,9 @@ fn a_vsp_sets_only_the_flags_vmbus_server_granted_its_channels() {
     const VMBUS: Channel = Channel::new(4);
     const VSP_A: Channel = Channel::new(5);
     const VSP_B: Channel = Channel::new(6);
-    let deliverers = 1 << HVCALL.index() | 1 << VSP_A.index() | 1 << VSP_B.index();
+    let deliverers = HVCALL.bit() | VSP_A.bit() | VSP_B.bit();
     let init = fake_init()
-        .variable(DELIVER_PV_CHANNELS, deliverers | 1 << VMBUS.index())
+        .variable(DELIVER_PV_CHANNELS, deliverers | VMBUS.bit())
         .variable(GRANT_CHANNEL, VMBUS.index() as u64)
         .variable(VSP_CHANNEL_VARS[0], VSP_A.index() as u64)
         .variable(VSP_CHANNEL_VARS[1], VSP_B.index() as u64);

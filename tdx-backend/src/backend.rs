@@ -8,9 +8,9 @@
 //! - MapGPA RETRY must make progress inside the request (GHCI R11);
 //! - hypercalls leave the TD only with host-visible buffers.
 
-use isolation::backend::IsoResult;
+use isolation::backend::{require_class, IsoResult};
 use isolation::{
-    Gpa, GpaClass, GuestAccess, HostCall, HostReply, Isolation, IsolationError, PageRange,
+    Gpa, GpaClass, GuestAccess, HostReply, Hypercall, Isolation, IsolationError, PageRange,
     Partition, PartitionKind, VcpuExit, VpIndex,
 };
 
@@ -95,14 +95,7 @@ impl<'a, C: TdxCpu + L2State> TdxBackend<'a, C> {
     }
 
     fn require_private(&self, range: PageRange) -> IsoResult {
-        if self.partition.range_is(range, GpaClass::Private)? {
-            Ok(())
-        } else {
-            Err(IsolationError::WrongClass {
-                gpa: range.start,
-                expected: GpaClass::Private,
-            })
-        }
+        require_class(&self.partition, range, GpaClass::Private)
     }
 }
 
@@ -169,16 +162,7 @@ impl<'a, C: TdxCpu + L2State> Isolation for TdxBackend<'a, C> {
 
     fn set_guest_access(&mut self, range: PageRange, access: GuestAccess) -> IsoResult {
         self.require_private(range)?;
-        let mut a = 0u16;
-        if access.read {
-            a |= attr::R;
-        }
-        if access.write {
-            a |= attr::W;
-        }
-        if access.execute {
-            a |= attr::XS | attr::XU;
-        }
+        let a = access.bits(attr::R, attr::W, attr::XS | attr::XU);
         let mask = u64::from(attr::R | attr::W | attr::XS | attr::XU) << 16;
         for page in range.iter() {
             let out = self.call(Regs {
@@ -200,37 +184,30 @@ impl<'a, C: TdxCpu + L2State> Isolation for TdxBackend<'a, C> {
         Ok(())
     }
 
-    fn forward_to_host(&mut self, call: HostCall) -> IsoResult<HostReply> {
-        match call {
-            HostCall::HvHypercall {
-                control,
-                input,
-                output,
-            } => {
-                if control == 0 {
-                    // R10 = 0 would select a GHCI call, not a hypercall.
-                    return Err(IsolationError::Hardware(0));
-                }
-                let out = self.vmcall(Vmcall::HvHypercall {
-                    control,
-                    input: input.map_or(0, |g| g.0),
-                    output: output.map_or(0, |g| g.0),
-                })?;
-                let r = out.r11;
-                // Hyper-V result: status 15:0, reps done 43:32, the rest reserved.
-                let reps_asked = (control >> 32) & 0xfff;
-                let bad = r & 0xffff_f000_ffff_0000 != 0 || (r >> 32) & 0xfff > reps_asked;
-                if out.r10 != ghci::SUCCESS || bad {
-                    return Err(IsolationError::HostViolation);
-                }
-                Ok(HostReply::Hypercall { result: r })
-            }
-            HostCall::Terminate { reason } => {
-                self.vmcall(Vmcall::ReportFatalError {
-                    code: u64::from(reason),
-                })?;
-                Ok(HostReply::Done)
-            }
+    fn forward_hypercall(&mut self, call: Hypercall) -> IsoResult<HostReply> {
+        if call.control == 0 {
+            // R10 = 0 would select a GHCI call, not a hypercall.
+            return Err(IsolationError::Hardware(0));
         }
+        let out = self.vmcall(Vmcall::HvHypercall {
+            control: call.control,
+            input: call.input.map_or(0, |g| g.0),
+            output: call.output.map_or(0, |g| g.0),
+        })?;
+        let r = out.r11;
+        // Hyper-V result: status 15:0, reps done 43:32, the rest reserved.
+        let reps_asked = (call.control >> 32) & 0xfff;
+        let bad = r & 0xffff_f000_ffff_0000 != 0 || (r >> 32) & 0xfff > reps_asked;
+        if out.r10 != ghci::SUCCESS || bad {
+            return Err(IsolationError::HostViolation);
+        }
+        Ok(HostReply::Hypercall { result: r })
+    }
+
+    fn forward_terminate(&mut self, reason: u16) -> IsoResult<HostReply> {
+        self.vmcall(Vmcall::ReportFatalError {
+            code: u64::from(reason),
+        })?;
+        Ok(HostReply::Done)
     }
 }

@@ -18,7 +18,8 @@
 use sha2::{Digest, Sha384};
 
 pub const DIGEST_LEN: usize = 48;
-pub const PAGE_SIZE: usize = 4096;
+/// A TD page: the partition's page.
+pub const PAGE_SIZE: usize = isolation::PAGE_SIZE as usize;
 /// The bytes one TDH.MR.EXTEND measures.
 pub const EXTEND_CHUNK: usize = 256;
 const BLOCK: usize = 128;

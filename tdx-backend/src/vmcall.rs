@@ -9,14 +9,17 @@
 
 use crate::cpu::Regs;
 
-/// GHCI sub-functions (R11 when R10 = 0). Values below 0x10000 are VMX exit reasons.
+/// GHCI sub-functions (R11 when R10 = 0). Below 0x10000 a sub-function is the VMX
+/// exit reason of the instruction the call stands in for (MMIO: EPT violation).
 pub mod sub {
-    pub const CPUID: u64 = 10;
-    pub const HLT: u64 = 12;
-    pub const IO: u64 = 30;
-    pub const RDMSR: u64 = 31;
-    pub const WRMSR: u64 = 32;
-    pub const MMIO: u64 = 48;
+    use crate::exit::reason;
+
+    pub const CPUID: u64 = reason::CPUID as u64;
+    pub const HLT: u64 = reason::HLT as u64;
+    pub const IO: u64 = reason::IO as u64;
+    pub const RDMSR: u64 = reason::RDMSR as u64;
+    pub const WRMSR: u64 = reason::WRMSR as u64;
+    pub const MMIO: u64 = reason::EPT_VIOLATION as u64;
     pub const MAP_GPA: u64 = 0x10001;
     pub const GET_QUOTE: u64 = 0x10002;
     pub const REPORT_FATAL_ERROR: u64 = 0x10003;
@@ -106,7 +109,21 @@ fn exposes(rcx: u64, need: u64) -> Result<(), u64> {
     }
 }
 
-const STD: u64 = expose::R10 | expose::R11;
+/// The registers a standard call exposes: R10, R11 and its `args` of R12..R15.
+const fn standard_regs(args: u32) -> u64 {
+    expose::R10 | expose::R11 | (((1 << args) - 1) << 12)
+}
+
+/// How many of R12..R15 each standard sub-function takes; the one place both the
+/// parser and [`Vmcall::to_regs`] read a call's register use from.
+const fn arg_count(sub: u64) -> Option<u32> {
+    Some(match sub {
+        sub::HLT | sub::RDMSR | sub::REPORT_FATAL_ERROR | sub::SETUP_EVENT_NOTIFY => 1,
+        sub::CPUID | sub::WRMSR | sub::MAP_GPA | sub::GET_QUOTE => 2,
+        sub::IO | sub::MMIO => 4,
+        _ => return None,
+    })
+}
 
 impl Vmcall {
     /// Decodes a TDG.VP.VMCALL from its registers, or the GHCI status to answer.
@@ -123,7 +140,8 @@ impl Vmcall {
                 output: r.r8,
             });
         }
-        let with = |n: u64| exposes(r.rcx, STD | n);
+        let args = arg_count(r.r11).ok_or(inv)?;
+        exposes(r.rcx, standard_regs(args))?;
         let size_of = |v: u64, max: u64| match v {
             1 | 2 | 4 => Ok(v as u8),
             8 if max == 8 => Ok(8),
@@ -136,7 +154,6 @@ impl Vmcall {
         };
         Ok(match r.r11 {
             sub::CPUID => {
-                with(expose::R12 | expose::R13)?;
                 if r.r12 >> 32 != 0 || r.r13 >> 32 != 0 {
                     return Err(inv);
                 }
@@ -145,14 +162,10 @@ impl Vmcall {
                     subleaf: r.r13 as u32,
                 }
             }
-            sub::HLT => {
-                with(expose::R12)?;
-                Vmcall::Hlt {
-                    irqs_blocked: dir(r.r12)?,
-                }
-            }
+            sub::HLT => Vmcall::Hlt {
+                irqs_blocked: dir(r.r12)?,
+            },
             sub::IO => {
-                with(expose::R12 | expose::R13 | expose::R14 | expose::R15)?;
                 let size = size_of(r.r12, 4)?;
                 if r.r14 > 0xffff {
                     return Err(inv);
@@ -164,30 +177,20 @@ impl Vmcall {
                     value: r.r15 as u32,
                 }
             }
-            sub::RDMSR => {
-                with(expose::R12)?;
-                Vmcall::Rdmsr {
-                    index: u32::try_from(r.r12).map_err(|_| inv)?,
-                }
-            }
-            sub::WRMSR => {
-                with(expose::R12 | expose::R13)?;
-                Vmcall::Wrmsr {
-                    index: u32::try_from(r.r12).map_err(|_| inv)?,
-                    value: r.r13,
-                }
-            }
-            sub::MMIO => {
-                with(expose::R12 | expose::R13 | expose::R14 | expose::R15)?;
-                Vmcall::Mmio {
-                    size: size_of(r.r12, 8)?,
-                    write: dir(r.r13)?,
-                    gpa: r.r14,
-                    value: r.r15,
-                }
-            }
+            sub::RDMSR => Vmcall::Rdmsr {
+                index: u32::try_from(r.r12).map_err(|_| inv)?,
+            },
+            sub::WRMSR => Vmcall::Wrmsr {
+                index: u32::try_from(r.r12).map_err(|_| inv)?,
+                value: r.r13,
+            },
+            sub::MMIO => Vmcall::Mmio {
+                size: size_of(r.r12, 8)?,
+                write: dir(r.r13)?,
+                gpa: r.r14,
+                value: r.r15,
+            },
             sub::MAP_GPA => {
-                with(expose::R12 | expose::R13)?;
                 if !r.r12.is_multiple_of(4096) || !r.r13.is_multiple_of(4096) {
                     return Err(ghci::ALIGN_ERROR);
                 }
@@ -200,7 +203,6 @@ impl Vmcall {
                 }
             }
             sub::GET_QUOTE => {
-                with(expose::R12 | expose::R13)?;
                 if !r.r12.is_multiple_of(4096) || r.r13 == 0 || !r.r13.is_multiple_of(4096) {
                     return Err(ghci::ALIGN_ERROR);
                 }
@@ -209,19 +211,13 @@ impl Vmcall {
                     size: r.r13,
                 }
             }
-            sub::REPORT_FATAL_ERROR => {
-                with(expose::R12)?;
-                Vmcall::ReportFatalError { code: r.r12 }
-            }
-            sub::SETUP_EVENT_NOTIFY => {
-                with(expose::R12)?;
-                match r.r12 {
-                    32..=255 => Vmcall::SetupEventNotify {
-                        vector: r.r12 as u8,
-                    },
-                    _ => return Err(inv),
-                }
-            }
+            sub::REPORT_FATAL_ERROR => Vmcall::ReportFatalError { code: r.r12 },
+            sub::SETUP_EVENT_NOTIFY => match r.r12 {
+                32..=255 => Vmcall::SetupEventNotify {
+                    vector: r.r12 as u8,
+                },
+                _ => return Err(inv),
+            },
             _ => return Err(inv),
         })
     }
@@ -232,67 +228,34 @@ impl Vmcall {
             rax: crate::status::leaf::VP_VMCALL,
             ..Regs::default()
         };
-        let all4 = STD | expose::R12 | expose::R13 | expose::R14 | expose::R15;
-        let (rcx, r11, a) = match self {
-            Vmcall::Cpuid { leaf, subleaf } => (
-                STD | expose::R12 | expose::R13,
-                sub::CPUID,
-                [u64::from(leaf), u64::from(subleaf), 0, 0],
-            ),
-            Vmcall::Hlt { irqs_blocked } => (
-                STD | expose::R12,
-                sub::HLT,
-                [u64::from(irqs_blocked), 0, 0, 0],
-            ),
+        let (r11, a) = match self {
+            Vmcall::Cpuid { leaf, subleaf } => {
+                (sub::CPUID, [u64::from(leaf), u64::from(subleaf), 0, 0])
+            }
+            Vmcall::Hlt { irqs_blocked } => (sub::HLT, [u64::from(irqs_blocked), 0, 0, 0]),
             Vmcall::Io {
                 size,
                 write,
                 port,
                 value,
             } => (
-                all4,
                 sub::IO,
-                [
-                    u64::from(size),
-                    u64::from(write),
-                    u64::from(port),
-                    u64::from(value),
-                ],
+                [size.into(), write.into(), port.into(), value.into()],
             ),
-            Vmcall::Rdmsr { index } => (STD | expose::R12, sub::RDMSR, [u64::from(index), 0, 0, 0]),
-            Vmcall::Wrmsr { index, value } => (
-                STD | expose::R12 | expose::R13,
-                sub::WRMSR,
-                [u64::from(index), value, 0, 0],
-            ),
+            Vmcall::Rdmsr { index } => (sub::RDMSR, [u64::from(index), 0, 0, 0]),
+            Vmcall::Wrmsr { index, value } => (sub::WRMSR, [u64::from(index), value, 0, 0]),
             Vmcall::Mmio {
                 size,
                 write,
                 gpa,
                 value,
-            } => (
-                all4,
-                sub::MMIO,
-                [u64::from(size), u64::from(write), gpa, value],
-            ),
-            Vmcall::MapGpa { gpa, size } => (
-                STD | expose::R12 | expose::R13,
-                sub::MAP_GPA,
-                [gpa, size, 0, 0],
-            ),
-            Vmcall::GetQuote { gpa, size } => (
-                STD | expose::R12 | expose::R13,
-                sub::GET_QUOTE,
-                [gpa, size, 0, 0],
-            ),
-            Vmcall::ReportFatalError { code } => {
-                (STD | expose::R12, sub::REPORT_FATAL_ERROR, [code, 0, 0, 0])
+            } => (sub::MMIO, [u64::from(size), u64::from(write), gpa, value]),
+            Vmcall::MapGpa { gpa, size } => (sub::MAP_GPA, [gpa, size, 0, 0]),
+            Vmcall::GetQuote { gpa, size } => (sub::GET_QUOTE, [gpa, size, 0, 0]),
+            Vmcall::ReportFatalError { code } => (sub::REPORT_FATAL_ERROR, [code, 0, 0, 0]),
+            Vmcall::SetupEventNotify { vector } => {
+                (sub::SETUP_EVENT_NOTIFY, [u64::from(vector), 0, 0, 0])
             }
-            Vmcall::SetupEventNotify { vector } => (
-                STD | expose::R12,
-                sub::SETUP_EVENT_NOTIFY,
-                [u64::from(vector), 0, 0, 0],
-            ),
             Vmcall::HvHypercall {
                 control,
                 input,
@@ -305,7 +268,8 @@ impl Vmcall {
                 return r;
             }
         };
-        r.rcx = rcx;
+        // Every sub-function above has a count; 4 would expose no more than Io's.
+        r.rcx = standard_regs(arg_count(r11).unwrap_or(4));
         r.r11 = r11;
         [r.r12, r.r13, r.r14, r.r15] = a;
         r

@@ -13,18 +13,18 @@ use std::time::Instant;
 
 use hvcall_pd::api::{self, RegisterStatus, Registration, RouteKind};
 use hvcall_pd::pd::{self as hv, HvcallPd};
-use hvcall_pd::{HypercallRequest, Outcome, ServiceMessage};
+use hvcall_pd::{HypercallRequest, Outcome};
 use hvdef::hypercall::SignalEventInput;
 use hvdef::{Control, HvStatus, HypercallCode, Vtl};
-use ipc::testing::{leaked_region, FakeInit};
-use ipc::{Channel, Consumer, Handler, IpcError, Kernel, MessageInfo, MessageRegisters, Queue};
+use ipc::testing::{call_handler, leaked_region};
+use ipc::{Channel, Consumer, Handler, IpcError, Kernel, MessageRegisters, PpCall, PpReply};
 use synic_pd::api::IrqEntry;
 use synic_pd::pd::{self as sy, SynicPd};
 use synic_pd::{Instance, SintTarget};
 
-const H_VCPU: Channel = Channel::new(0);
-const H_SYNIC: Channel = Channel::new(1);
-const H_PORTS: Channel = Channel::new(3);
+const H_VCPU: Channel = hvcall_pd::testing::VCPU;
+const H_SYNIC: Channel = hvcall_pd::testing::SYNIC;
+const H_PORTS: Channel = hvcall_pd::testing::SERVICE;
 const S_VCPU: Channel = Channel::new(0);
 const S_HVCALL: Channel = Channel::new(1);
 const SIMP: u64 = 0x4000;
@@ -40,13 +40,8 @@ impl Kernel for Quiet {
     fn notify(&mut self, _: Channel) -> Result<(), IpcError> {
         Ok(())
     }
-    fn pp_call(
-        &mut self,
-        ch: Channel,
-        _: MessageInfo,
-        _: &mut MessageRegisters,
-    ) -> Result<MessageInfo, IpcError> {
-        Err(IpcError::NotGranted(ch))
+    fn pp_call(&mut self, call: PpCall<'_>) -> PpReply {
+        Err(IpcError::NotGranted(call.ch))
     }
     fn irq_ack(&mut self, ch: Channel) -> Result<(), IpcError> {
         Err(IpcError::NotGranted(ch))
@@ -63,18 +58,11 @@ impl Kernel for Direct {
     fn notify(&mut self, _: Channel) -> Result<(), IpcError> {
         Ok(())
     }
-    fn pp_call(
-        &mut self,
-        ch: Channel,
-        msg: MessageInfo,
-        mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, IpcError> {
-        if ch != H_SYNIC {
-            return Err(IpcError::NotGranted(ch));
+    fn pp_call(&mut self, call: PpCall<'_>) -> PpReply {
+        if call.ch != H_SYNIC {
+            return Err(IpcError::NotGranted(call.ch));
         }
-        self.synic
-            .protected(&mut Quiet, S_HVCALL, msg, mrs)
-            .map_err(|_| IpcError::CallFailed(ch))
+        call_handler(&mut *self.synic, &mut Quiet, call, S_HVCALL)
     }
     fn irq_ack(&mut self, ch: Channel) -> Result<(), IpcError> {
         Err(IpcError::NotGranted(ch))
@@ -85,34 +73,10 @@ impl Kernel for Direct {
 /// ns per signal with both PDs' handlers in this process.
 fn in_process(n: u64) -> f64 {
     let ram = leaked_region(16 * 4096);
-    let irq =
-        leaked_region(Queue::<IrqEntry>::layout_size(sy::IRQ_QUEUE_CAPACITY).expect("layout"));
-    let svc = leaked_region(
-        Queue::<ServiceMessage>::layout_size(hv::SERVICE_QUEUE_CAPACITY).expect("layout"),
-    );
-    let synic_init = FakeInit::new("bench")
-        .region(sy::GUEST_RAM, ram)
-        .region(sy::IRQ_QUEUE, irq)
-        .variable(sy::VP_COUNT, 2)
-        .variable(sy::GUEST_RAM_GPA, 0)
-        .variable(sy::VCPU_CHANNEL, 0)
-        .variable(sy::MSR_CHANNELS, 1)
-        .variable(sy::DELIVER_PV_CHANNELS, 2)
-        .variable(sy::DELIVER_HV_CHANNELS, 2);
-    let hvcall_init = FakeInit::new("bench")
-        .region(hv::GUEST_RAM, ram)
-        .region(hv::SERVICE_QUEUE_REGIONS[0], svc)
-        .variable(hv::GUEST_RAM_GPA, 0)
-        .variable(hv::VP_COUNT, 2)
-        .variable(hv::ISOLATION, 2)
-        .variable(hv::SHARED_GPA_BOUNDARY, 1 << 30)
-        .variable(hv::CONFIDENTIAL_VMBUS, 1)
-        .variable(hv::MAX_GUEST_VTL, 1)
-        .variable(hv::SYNIC_CHANNEL, 1)
-        .variable(hv::VCPU_CHANNELS, 1)
-        .variable(hv::SYNIC_PORT_CHANNELS, 1 << 3)
-        .variable(hv::HOST_ROUTE_CHANNELS, 0)
-        .variable(hv::SERVICE_CHANNEL_VARS[0], 3);
+    let irq = synic_pd::testing::irq_queue();
+    let synic_init = synic_pd::testing::init(ram, irq, S_VCPU, S_HVCALL.bit());
+    let hvcall_init = hvcall_pd::testing::init(ram, hvcall_pd::testing::service_queue(), 1 << 30)
+        .variable(hv::SYNIC_PORT_CHANNELS, H_PORTS.bit());
     let mut world = Direct {
         synic: Box::new(SynicPd::init(&synic_init).expect("synic init")),
     };
@@ -123,10 +87,8 @@ fn in_process(n: u64) -> f64 {
     for req in enable {
         let mut mrs = MessageRegisters::new();
         let info = req.encode(&mut mrs);
-        world
-            .synic
-            .protected(&mut Quiet, S_VCPU, info, &mut mrs)
-            .expect("wrmsr");
+        let call = PpCall::new(S_VCPU, info, &mut mrs);
+        world.synic.protected(&mut Quiet, call).expect("wrmsr");
     }
     let reg = Registration {
         connection_id: CONN,
@@ -144,7 +106,7 @@ fn in_process(n: u64) -> f64 {
     let mut mrs = MessageRegisters::new();
     let info = reg.encode(&mut mrs);
     let reply = hvcall
-        .protected(&mut world, H_PORTS, info, &mut mrs)
+        .protected(&mut world, PpCall::new(H_PORTS, info, &mut mrs))
         .expect("register");
     assert_eq!(
         RegisterStatus::from_label(reply.label()),
@@ -168,7 +130,7 @@ fn in_process(n: u64) -> f64 {
         let mut mrs = MessageRegisters::new();
         let info = api::encode_hypercall(&req, &mut mrs);
         let reply = hvcall
-            .protected(&mut world, H_VCPU, info, &mut mrs)
+            .protected(&mut world, PpCall::new(H_VCPU, info, &mut mrs))
             .expect("hypercall");
         match api::decode_outcome(reply, &mrs) {
             Some(Outcome::Complete(r)) if r.status() == HvStatus::SUCCESS => {}

@@ -46,13 +46,16 @@ fn host_sim(image: &Path, mib: u32) -> Vec<Run> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../system.xml");
     let system = sdf::load(Path::new(path)).unwrap_or_else(|d| panic!("{d}"));
     let mib = mib.to_string();
-    let mut opts = common::options(
-        600,
-        &[
-            ("GUEST_SIM_SCENARIO", "storage-bench"),
-            ("GUEST_SIM_BENCH_MIB", &mib),
-        ],
-    );
+    let mut env = vec![
+        ("GUEST_SIM_SCENARIO", "storage-bench"),
+        ("GUEST_SIM_BENCH_MIB", mib.as_str()),
+    ];
+    // The polled path's own cost on a busy host: `HOSTSIM_POLL=always` polls
+    // whether or not a CPU is spare, `own` as if each poller had its own CPU
+    // (with the PDs under `chrt -f`, what an idle host would show).
+    let poll = std::env::var(hostsim::POLL_ENV).ok();
+    env.extend(poll.as_deref().map(|v| (hostsim::POLL_ENV, v)));
+    let mut opts = common::options(600, &env);
     opts.echo = false;
     opts.region_files = vec![(DISK_REGION.into(), image.to_path_buf())];
     let outcome = common::run(&system, &opts);

@@ -122,37 +122,12 @@ fn a_panic_is_a_contained_fault_too() {
     assert_eq!(outcome.exit_code(), hostsim::EXIT_TIMEOUT);
 }
 
-const PROBE: &str = r#"
-<system>
-    <memory_region name="rw_mr" size="0x2000" />
-    <memory_region name="ro_mr" size="0x1000" />
-    <protection_domain name="probe" priority="50">
-        <program_image path="grants_probe" />
-        <map mr="rw_mr" vaddr="0x30000000" perms="rw" setvar_vaddr="rw_region" />
-        <map mr="ro_mr" vaddr="0x30100000" perms="r" setvar_vaddr="ro_region" />
-        <map mr="rw_mr" vaddr="0x30200000" perms="r" setvar_vaddr="rw_alias" />
-    </protection_domain>
-    <protection_domain name="server" priority="60">
-        <program_image path="ppc_server" />
-        <map mr="rw_mr" vaddr="0x40000000" perms="rw" setvar_vaddr="rw_region" />
-    </protection_domain>
-    <protection_domain name="low" priority="10">
-        <program_image path="idle" />
-    </protection_domain>
-    <channel>
-        <end pd="probe" id="1" pp="true" notify="false" />
-        <end pd="server" id="4" notify="true" />
-    </channel>
-    <channel>
-        <end pd="low" id="0" pp="true" notify="false" />
-        <end pd="probe" id="2" notify="true" />
-    </channel>
-</system>
-"#;
-
 #[test]
 fn capabilities_are_exactly_the_grants() {
-    let outcome = common::run(&common::system(PROBE), &common::options(60, &[]));
+    let outcome = common::run(
+        &common::load("systems/grants_probe.xml"),
+        &common::options(60, &[]),
+    );
     let checks: Vec<&str> = outcome
         .stdout_of("probe")
         .filter_map(|l| l.strip_prefix("check "))

@@ -13,21 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-const SYSTEM: &str = r#"
-<system>
-    <memory_region name="shared" size="0x1000" />
-    <memory_region name="secret" size="0x1000" />
-    <protection_domain name="attacker" priority="10">
-        <program_image path="escape_probe" />
-        <map mr="shared" vaddr="0x50000000" perms="r" setvar_vaddr="shared_ro" />
-    </protection_domain>
-    <protection_domain name="victim" priority="10">
-        <program_image path="slow_start" />
-        <map mr="shared" vaddr="0x50000000" perms="rw" />
-        <map mr="secret" vaddr="0x51000000" perms="rw" />
-    </protection_domain>
-</system>
-"#;
+const SYSTEM: &str = include_str!("../systems/sandbox.xml");
 
 /// Unprivileged user the second run drops to when the tests run as root.
 const NOBODY: u32 = 65534;

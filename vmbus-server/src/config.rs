@@ -2,7 +2,6 @@
 //! the limits that bound what a guest can make it hold.
 
 use alloc::vec::Vec;
-use core::fmt;
 
 use vmbus_protocol::{Version, MAX_RELID};
 
@@ -109,30 +108,18 @@ impl Config {
 /// Default signal connection base: relid n signals on connection 0x2000 + n.
 pub const DEFAULT_SIGNAL_CONNECTION_BASE: u32 = 0x2000;
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
+    #[error("max_version {0} is not a VMBus version")]
     UnknownMaxVersion(Version),
+    #[error("vp_count must be at least 1")]
     NoVps,
+    #[error("first_dynamic_relid {0} is outside 1..={MAX_RELID}")]
     FirstDynamicRelid(u32),
+    #[error("signal_connection_base {0:#x} must be above 4 and keep base+{MAX_RELID} below 2^24")]
     SignalConnectionBase(u32),
+    #[error("a guest memory range wraps around")]
     MemoryRangeOverflow,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::UnknownMaxVersion(v) => write!(f, "max_version {v} is not a VMBus version"),
-            Self::NoVps => write!(f, "vp_count must be at least 1"),
-            Self::FirstDynamicRelid(r) => {
-                write!(f, "first_dynamic_relid {r} is outside 1..={MAX_RELID}")
-            }
-            Self::SignalConnectionBase(b) => write!(
-                f,
-                "signal_connection_base {b:#x} must be above 4 and keep base+{MAX_RELID} below 2^24"
-            ),
-            Self::MemoryRangeOverflow => write!(f, "a guest memory range wraps around"),
-        }
-    }
 }
 
 /// The build-time configuration of the vmbus-server image: channel ids, roles and

@@ -3,54 +3,49 @@
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use core::fmt;
 
 use vmbus_protocol::gpa::{self, GpaRangeError, GpaRanges};
 use vmbus_protocol::{GpadlId, Relid};
 
 use crate::config::{Limits, PfnRange};
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum GpadlError {
     /// A live GPADL already has this handle.
+    #[error("GPADL handle already in use{}", still_being_sent(.complete))]
     Duplicate { complete: bool },
     /// No GPADL with this handle (or not one the message may name).
+    #[error("no {0}")]
     Unknown(GpadlId),
     /// A GPADL_BODY for a GPADL that already has all its bytes.
+    #[error("{0} already has all its pages")]
     AlreadyComplete(GpadlId),
     /// The GPADL belongs to another channel than the message names.
+    #[error("{gpadl} belongs to {owner}")]
     WrongChannel { gpadl: GpadlId, owner: Relid },
     /// The ring of an open channel.
+    #[error("{0} is the ring of an open channel")]
     InUse(GpadlId),
     /// `range_buf_len` is zero or not a multiple of 8.
+    #[error("range buffer length {0} is not a positive multiple of 8")]
     BadLength(u16),
     /// The page list is malformed.
+    #[error(transparent)]
     Ranges(GpaRangeError),
     /// A page number outside guest RAM.
+    #[error("page {pfn:#x} is outside guest memory")]
     OutsideMemory { pfn: u64 },
     /// The limits on GPADL count or pages are reached.
+    #[error("GPADL limits reached")]
     Limit,
 }
 
-impl fmt::Display for GpadlError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Duplicate { complete: true } => write!(f, "GPADL handle already in use"),
-            Self::Duplicate { complete: false } => {
-                write!(f, "GPADL handle already in use by a GPADL still being sent")
-            }
-            Self::Unknown(id) => write!(f, "no {id}"),
-            Self::AlreadyComplete(id) => write!(f, "{id} already has all its pages"),
-            Self::WrongChannel { gpadl, owner } => write!(f, "{gpadl} belongs to {owner}"),
-            Self::InUse(id) => write!(f, "{id} is the ring of an open channel"),
-            Self::BadLength(len) => write!(
-                f,
-                "range buffer length {len} is not a positive multiple of 8"
-            ),
-            Self::Ranges(e) => write!(f, "{e}"),
-            Self::OutsideMemory { pfn } => write!(f, "page {pfn:#x} is outside guest memory"),
-            Self::Limit => write!(f, "GPADL limits reached"),
-        }
+/// How [`GpadlError::Duplicate`] tells the two cases apart.
+fn still_being_sent(complete: &bool) -> &'static str {
+    if *complete {
+        ""
+    } else {
+        " by a GPADL still being sent"
     }
 }
 
@@ -290,21 +285,20 @@ mod tests {
             max_gpadl_pages: 10,
             max_pending_messages: 1,
         };
-        assert_eq!(
-            t.begin(GpadlId(1), Relid(1), 64, 1, &[], &limits),
-            Ok(false)
-        );
-        assert_eq!(
-            t.begin(GpadlId(2), Relid(1), 24, 1, &[], &limits),
-            Err(GpadlError::Limit)
-        );
-        assert_eq!(
-            t.begin(GpadlId(2), Relid(1), 16, 1, &[], &limits),
-            Ok(false)
-        );
-        assert_eq!(
-            t.begin(GpadlId(3), Relid(1), 8, 1, &[], &limits),
-            Err(GpadlError::Limit)
-        );
+        // (handle, range bytes, result): the page limit counts 8-byte words of the
+        // range lists, here 10.
+        let steps = [
+            (1, 64, Ok(false)),
+            (2, 24, Err(GpadlError::Limit)), // 8 + 3 words
+            (2, 16, Ok(false)),              // 8 + 2 words
+            (3, 8, Err(GpadlError::Limit)),  // a third GPADL
+        ];
+        for (id, len, result) in steps {
+            assert_eq!(
+                t.begin(GpadlId(id), Relid(1), len, 1, &[], &limits),
+                result,
+                "{id}"
+            );
+        }
     }
 }

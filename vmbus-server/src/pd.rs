@@ -55,18 +55,15 @@ use vsp_api::{
 pub const SERVICE_QUEUE: &str = "service_queue";
 pub const HVCALL_CHANNEL: &str = "hvcall_channel";
 pub const SYNIC_CHANNEL: &str = "synic_channel";
-pub const VP_COUNT: &str = "vp_count";
-pub const GUEST_RAM_GPA: &str = "guest_ram_gpa";
+pub use ipc::guest_names::{GUEST_RAM_GPA, GUEST_SHARED_GPA, VP_COUNT};
 pub const GUEST_RAM_SIZE: &str = "guest_ram_size";
-pub const GUEST_SHARED_GPA: &str = "guest_shared_gpa";
 pub const GUEST_SHARED_SIZE: &str = "guest_shared_size";
 pub const CONFIDENTIAL_VMBUS: &str = "confidential_vmbus";
 pub const MAX_VERSION: &str = "max_vmbus_version";
 pub const FIRST_DYNAMIC_RELID: &str = "first_dynamic_relid";
 
 pub use vsp_api::{MAX_VSPS, VSP_CHANNEL_VARS};
-pub const VSP_GPADL_REGIONS: [&str; MAX_VSPS] =
-    ["vsp0_gpadl", "vsp1_gpadl", "vsp2_gpadl", "vsp3_gpadl"];
+pub const VSP_GPADL_REGIONS: [&str; MAX_VSPS] = ipc::numbered_names!("vsp", "_gpadl", [0, 1, 2, 3]);
 
 /// Log lines before the PD starts thinning out guest-caused noise.
 const LOG_BURST: u32 = 64;
@@ -81,6 +78,13 @@ struct Vsp {
 pub struct VmbusPd {
     server: Server,
     queue: Consumer<'static, ServiceMessage>,
+    links: Links,
+}
+
+/// What the server's effects go through: the channels to the other PDs and what
+/// this PD granted over them. Apart from the server, so the server can be driven
+/// while its environment ([`PdEnv`]) borrows these.
+struct Links {
     hvcall: Channel,
     synic: Channel,
     vsps: [Option<Vsp>; MAX_VSPS],
@@ -135,8 +139,8 @@ impl fmt::Debug for VmbusPd {
         f.debug_struct("VmbusPd")
             .field("connection", &self.server.connection())
             .field("channels", &self.server.channel_count())
-            .field("hvcall", &self.hvcall)
-            .field("synic", &self.synic)
+            .field("hvcall", &self.links.hvcall)
+            .field("synic", &self.links.synic)
             .finish_non_exhaustive()
     }
 }
@@ -206,12 +210,14 @@ impl VmbusPd {
         Ok(Self {
             server,
             queue,
-            hvcall: init.channel(HVCALL_CHANNEL)?,
-            synic: init.channel(SYNIC_CHANNEL)?,
-            vsps,
-            owners: BTreeMap::new(),
-            grants: BTreeMap::new(),
-            logged: 0,
+            links: Links {
+                hvcall: init.channel(HVCALL_CHANNEL)?,
+                synic: init.channel(SYNIC_CHANNEL)?,
+                vsps,
+                owners: BTreeMap::new(),
+                grants: BTreeMap::new(),
+                logged: 0,
+            },
         })
     }
 
@@ -228,10 +234,10 @@ impl VmbusPd {
                 vtl: Vtl::VTL0,
                 kind: RouteKind::Service,
             };
-            match hvcall_api::register_connection(kernel, self.hvcall, &reg)? {
+            match hvcall_api::register_connection(kernel, self.links.hvcall, &reg)? {
                 // Duplicate: this PD restarted and the route is still its own.
                 Some(RegisterStatus::Ok | RegisterStatus::Duplicate) => {}
-                _ => return Err(HandlerError::PeerMisbehaved(self.hvcall)),
+                _ => return Err(HandlerError::PeerMisbehaved(self.links.hvcall)),
             }
         }
         for i in 0..MAX_VSPS {
@@ -244,15 +250,15 @@ impl VmbusPd {
     /// offered, emptied slots revoked.
     fn refresh_offers(&mut self, kernel: &mut dyn Kernel, i: usize) {
         for slot in 0..MAX_OFFERS_PER_VSP {
-            let Some(vsp) = self.vsps[i].as_ref() else {
+            let Some(vsp) = self.links.vsps[i].as_ref() else {
                 return;
             };
             let channel = vsp.channel;
             let current = vsp.slots[slot];
             let mut mrs = MessageRegisters::new();
             let msg = GetOffer { slot }.encode(&mut mrs);
-            let offer = kernel
-                .pp_call(channel, msg, &mut mrs)
+            let offer = channel
+                .pp_call(kernel, msg, &mut mrs)
                 .map_err(|_| ())
                 .and_then(|reply| VspOffer::decode(reply, &mrs).map_err(|_| ()));
             let offer = match offer {
@@ -272,8 +278,8 @@ impl VmbusPd {
                     let result = self.with_env(kernel, |server, env| server.offer(env, params));
                     match result {
                         Ok(relid) => {
-                            self.owners.insert(relid, i);
-                            if let Some(v) = self.vsps[i].as_mut() {
+                            self.links.owners.insert(relid, i);
+                            if let Some(v) = self.links.vsps[i].as_mut() {
                                 v.slots[slot] = Some(relid);
                             }
                         }
@@ -286,7 +292,7 @@ impl VmbusPd {
                 }
                 (Some(relid), None) => {
                     let _ = self.with_env(kernel, |server, env| server.revoke(env, relid));
-                    if let Some(v) = self.vsps[i].as_mut() {
+                    if let Some(v) = self.links.vsps[i].as_mut() {
                         v.slots[slot] = None;
                     }
                     // The relid stays owned until the guest releases it; a later
@@ -301,7 +307,8 @@ impl VmbusPd {
     /// Drops ownership records of relids the server no longer knows.
     fn forget_released(&mut self) {
         let server = &self.server;
-        self.owners
+        self.links
+            .owners
             .retain(|&r, _| server.channel_state(r).is_some());
     }
 
@@ -317,15 +324,15 @@ impl VmbusPd {
             let message = self
                 .queue
                 .dequeue()
-                .map_err(|_| HandlerError::PeerMisbehaved(self.hvcall))?;
+                .map_err(|_| HandlerError::PeerMisbehaved(self.links.hvcall))?;
             let Some(message) = message else {
                 if self.queue.take_signal_request() {
-                    self.hvcall.notify(kernel)?;
+                    self.links.hvcall.notify(kernel)?;
                 }
                 if self
                     .queue
                     .prepare_to_sleep()
-                    .map_err(|_| HandlerError::PeerMisbehaved(self.hvcall))?
+                    .map_err(|_| HandlerError::PeerMisbehaved(self.links.hvcall))?
                 {
                     return Ok(());
                 }
@@ -355,30 +362,15 @@ impl VmbusPd {
         kernel: &mut dyn Kernel,
         f: impl FnOnce(&mut Server, &mut PdEnv<'_>) -> R,
     ) -> R {
-        let Self {
-            server,
-            hvcall,
-            synic,
-            vsps,
-            owners,
-            grants,
-            logged,
-            ..
-        } = self;
         let mut env = PdEnv {
             kernel,
-            hvcall: *hvcall,
-            synic: *synic,
-            vsps,
-            owners,
-            grants,
-            logged,
+            links: &mut self.links,
         };
-        f(server, &mut env)
+        f(&mut self.server, &mut env)
     }
 
     fn log(&mut self, kernel: &mut dyn Kernel, level: Level, args: fmt::Arguments<'_>) {
-        log_line(kernel, &mut self.logged, level, args);
+        log_line(kernel, &mut self.links.logged, level, args);
     }
 }
 
@@ -396,19 +388,15 @@ fn log_line(kernel: &mut dyn Kernel, logged: &mut u32, level: Level, args: fmt::
 /// The server's effects, carried out over this PD's channels.
 struct PdEnv<'a> {
     kernel: &'a mut dyn Kernel,
-    hvcall: Channel,
-    synic: Channel,
-    vsps: &'a mut [Option<Vsp>; MAX_VSPS],
-    owners: &'a BTreeMap<Relid, usize>,
-    grants: &'a mut BTreeMap<Relid, ChannelGrant>,
-    logged: &'a mut u32,
+    links: &'a mut Links,
 }
 
 impl PdEnv<'_> {
     fn vsp(&self, relid: Relid) -> Option<&Vsp> {
-        self.owners
+        self.links
+            .owners
             .get(&relid)
-            .and_then(|&i| self.vsps.get(i))
+            .and_then(|&i| self.links.vsps.get(i))
             .and_then(Option::as_ref)
     }
 
@@ -416,6 +404,7 @@ impl PdEnv<'_> {
     /// replacing what the channel held before.
     fn grant(&mut self, relid: Relid, g: ChannelGrant) -> Result<(), Status> {
         let vsp = self
+            .links
             .owners
             .get(&relid)
             .and_then(|&i| u8::try_from(i).ok())
@@ -426,31 +415,43 @@ impl PdEnv<'_> {
             connection_id: g.connection_id,
             vtl: Vtl::VTL0,
         };
-        let hv = hvcall_api::grant_connection(self.kernel, self.hvcall, &connection);
-        let sy = synic_api::grant_event(self.kernel, self.synic, vsp, relid.0, g.target, g.flag);
+        let hv = hvcall_api::grant_connection(self.kernel, self.links.hvcall, &connection);
+        let sy = synic_api::grant_event(
+            self.kernel,
+            self.links.synic,
+            vsp,
+            relid.0,
+            g.target,
+            g.flag,
+        );
         if !matches!(hv, Ok(Some(RegisterStatus::Ok))) || !matches!(sy, Ok(GrantStatus::Ok)) {
             log_line(
                 self.kernel,
-                self.logged,
+                &mut self.links.logged,
                 Level::Error,
                 format_args!("{relid}: granting {g:?} to vsp{vsp} failed: {hv:?} {sy:?}"),
             );
             return Err(Status(STATUS_INSUFFICIENT_RESOURCES));
         }
-        self.grants.insert(relid, g);
+        self.links.grants.insert(relid, g);
         Ok(())
     }
 
     /// Takes `relid`'s doorbell and interrupt back from its VSP (hvcall-pd also
     /// drops the VSP's route if the VSP did not).
     fn revoke(&mut self, relid: Relid) {
-        self.grants.remove(&relid);
-        let Some(vsp) = self.owners.get(&relid).and_then(|&i| u8::try_from(i).ok()) else {
+        self.links.grants.remove(&relid);
+        let Some(vsp) = self
+            .links
+            .owners
+            .get(&relid)
+            .and_then(|&i| u8::try_from(i).ok())
+        else {
             return;
         };
         // NotFound answers are expected after a grant that failed half-way.
-        let _ = hvcall_api::revoke_connection(self.kernel, self.hvcall, vsp, relid.0);
-        let _ = synic_api::revoke_event(self.kernel, self.synic, vsp, relid.0);
+        let _ = hvcall_api::revoke_connection(self.kernel, self.links.hvcall, vsp, relid.0);
+        let _ = synic_api::revoke_event(self.kernel, self.links.synic, vsp, relid.0);
     }
 
     /// A protected call to the VSP serving `relid`; a dead or unknown VSP is
@@ -466,7 +467,7 @@ impl PdEnv<'_> {
             .ok_or(Status(STATUS_DEVICE_NOT_CONNECTED))?;
         let mut mrs = MessageRegisters::new();
         let msg = encode(&mut mrs);
-        match self.kernel.pp_call(channel, msg, &mut mrs) {
+        match channel.pp_call(self.kernel, msg, &mut mrs) {
             Ok(reply) => match StatusReply::decode(reply, &mrs) {
                 Ok(StatusReply {
                     status: STATUS_SUCCESS,
@@ -486,10 +487,10 @@ impl PdEnv<'_> {
         if let Some(channel) = self.vsp(relid).map(|v| v.channel) {
             let mut mrs = MessageRegisters::new();
             let msg = encode(&mut mrs);
-            if self.kernel.pp_call(channel, msg, &mut mrs).is_err() {
+            if channel.pp_call(self.kernel, msg, &mut mrs).is_err() {
                 log_line(
                     self.kernel,
-                    self.logged,
+                    &mut self.links.logged,
                     Level::Error,
                     format_args!("VSP for {relid} did not answer"),
                 );
@@ -504,7 +505,7 @@ impl ServerEnv for PdEnv<'_> {
             return true;
         };
         let sint_target = sint_target(target.vp, target.paravisor_synic, target.sint);
-        match synic_api::post_message(self.kernel, self.synic, sint_target, &hv) {
+        match synic_api::post_message(self.kernel, self.links.synic, sint_target, &hv) {
             Ok(Ok(_)) => true,
             // The SINT's queue is full: keep the message and retry later.
             Ok(Err(HvStatus::INSUFFICIENT_BUFFERS)) => false,
@@ -513,7 +514,7 @@ impl ServerEnv for PdEnv<'_> {
                 // cannot help, and the guest that asked for this target sees nothing.
                 log_line(
                     self.kernel,
-                    self.logged,
+                    &mut self.links.logged,
                     Level::Error,
                     format_args!("post to {sint_target:?} failed: {other:?}"),
                 );
@@ -589,7 +590,7 @@ impl ServerEnv for PdEnv<'_> {
     fn modify_channel(&mut self, relid: Relid, target_vp: u32) -> Result<(), Status> {
         // The VSP's signals follow the channel to the new VP: move the grant first,
         // and back if the VSP refuses.
-        let old = self.grants.get(&relid).copied();
+        let old = self.links.grants.get(&relid).copied();
         if let Some(g) = old {
             let target = SintTarget {
                 vp: target_vp,
@@ -608,7 +609,7 @@ impl ServerEnv for PdEnv<'_> {
         match connection {
             Some(c) => log_line(
                 self.kernel,
-                self.logged,
+                &mut self.links.logged,
                 Level::Info,
                 format_args!(
                     "guest connected: version {}, features {:?}",
@@ -617,7 +618,7 @@ impl ServerEnv for PdEnv<'_> {
             ),
             None => log_line(
                 self.kernel,
-                self.logged,
+                &mut self.links.logged,
                 Level::Info,
                 format_args!("guest disconnected"),
             ),
@@ -625,7 +626,7 @@ impl ServerEnv for PdEnv<'_> {
     }
 
     fn log(&mut self, level: Level, args: fmt::Arguments<'_>) {
-        log_line(self.kernel, self.logged, level, args);
+        log_line(self.kernel, &mut self.links.logged, level, args);
     }
 }
 
@@ -638,10 +639,11 @@ impl Handler for VmbusPd {
         for ch in channels.iter() {
             // hvcall-pd: guest messages queued. synic-pd: a SINT queue that refused
             // an answer has room again (drain retries the undelivered first).
-            if ch == self.hvcall || ch == self.synic {
+            if ch == self.links.hvcall || ch == self.links.synic {
                 continue;
             }
             let vsp = self
+                .links
                 .vsps
                 .iter()
                 .position(|v| v.as_ref().is_some_and(|v| v.channel == ch))

@@ -11,11 +11,14 @@ use vmbus_protocol::{Relid, MAX_RELID};
 
 const WORDS: usize = (MAX_RELID as usize + 1).div_ceil(64);
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RelidError {
     /// Outside 1..=2047 (0 is the shared-interrupt bit, never a channel).
+    #[error("relid {0} is out of range")]
     OutOfRange(u32),
+    #[error("{0} is in use")]
     InUse(Relid),
+    #[error("no relid left")]
     Exhausted,
 }
 

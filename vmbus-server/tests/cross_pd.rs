@@ -14,16 +14,15 @@ use std::collections::{BTreeMap, VecDeque};
 
 use hvcall_pd::api::{self as hv_api, RegisterStatus, Registration, RouteKind};
 use hvcall_pd::pd::{self as hv, HvcallPd};
-use hvcall_pd::{HypercallRequest, Outcome, ServiceMessage};
+use hvcall_pd::{HypercallRequest, Outcome};
 use hvdef::hypercall::{PostMessageInput, SignalEventInput};
 use hvdef::msr::*;
 use hvdef::{Control, HvStatus, HypercallCode, Vtl};
 use ipc::testing::{leaked_region, FakeInit};
 use ipc::{
-    Channel, ChannelSet, Handler, HandlerError, IpcError, Kernel, MessageInfo, MessageRegisters,
-    Perms, PpReply, Queue, Region,
+    Channel, ChannelSet, Handler, HandlerError, HandlerReply, IpcError, Kernel, MessageInfo,
+    MessageRegisters, Perms, PpCall, PpReply, Region,
 };
-use synic_pd::api::IrqEntry;
 use synic_pd::pd::{self as sy, SynicPd};
 use synic_pd::{Instance, SintTarget};
 use vmbus_client::{Client, ClientConfig, OpenParams, Transport, TransportError};
@@ -217,19 +216,10 @@ impl Handler for EchoVsp {
         Ok(())
     }
 
-    fn protected(
-        &mut self,
-        kernel: &mut dyn Kernel,
-        ch: Channel,
-        msg: MessageInfo,
-        mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, HandlerError> {
-        assert_eq!(ch, P_VMBUS);
-        let req = VspRequest::decode(msg, mrs).map_err(|_| HandlerError::BadRequest {
-            channel: ch,
-            label: msg.label(),
-        })?;
-        Ok(self.handle(kernel, req, mrs))
+    fn protected(&mut self, kernel: &mut dyn Kernel, call: PpCall<'_>) -> HandlerReply {
+        assert_eq!(call.ch, P_VMBUS);
+        let req = VspRequest::decode(call.msg, call.mrs).map_err(|_| call.bad_request())?;
+        Ok(self.handle(kernel, req, call.mrs))
     }
 }
 
@@ -269,18 +259,20 @@ impl Kernel for Link<'_> {
         Ok(())
     }
 
-    fn pp_call(&mut self, ch: Channel, msg: MessageInfo, mrs: &mut MessageRegisters) -> PpReply {
+    fn pp_call(&mut self, call: PpCall<'_>) -> PpReply {
+        let ch = call.ch;
         let (to, their) = peer(self.me, ch).ok_or(IpcError::NotGranted(ch))?;
         let mut k = Link {
             world: self.world,
             me: to,
         };
         let w = self.world;
+        let call = call.on(their);
         let r = match to {
-            Pd::Hvcall => w.hvcall.borrow_mut().protected(&mut k, their, msg, mrs),
-            Pd::Synic => w.synic.borrow_mut().protected(&mut k, their, msg, mrs),
-            Pd::Vmbus => w.vmbus.borrow_mut().protected(&mut k, their, msg, mrs),
-            Pd::Vsp => w.vsp.borrow_mut().protected(&mut k, their, msg, mrs),
+            Pd::Hvcall => w.hvcall.borrow_mut().protected(&mut k, call),
+            Pd::Synic => w.synic.borrow_mut().protected(&mut k, call),
+            Pd::Vmbus => w.vmbus.borrow_mut().protected(&mut k, call),
+            Pd::Vsp => w.vsp.borrow_mut().protected(&mut k, call),
             Pd::Guest | Pd::Rogue => return Err(IpcError::CallNotPermitted(ch)),
         };
         r.map_err(|e| {
@@ -313,47 +305,27 @@ impl World {
     fn starting_after(confidential: bool, early: impl FnOnce(&World)) -> Self {
         let ram = leaked_region(RAM_PAGES as usize * 4096);
         let shared = leaked_region(4 * 4096);
-        let irq =
-            leaked_region(Queue::<IrqEntry>::layout_size(sy::IRQ_QUEUE_CAPACITY).expect("layout"));
-        let service_len =
-            Queue::<ServiceMessage>::layout_size(hv::SERVICE_QUEUE_CAPACITY).expect("layout");
-        let vmbus_queue = leaked_region(service_len);
-        let vsp_queue = leaked_region(service_len);
+        let vmbus_queue = hvcall_pd::testing::service_queue();
         let window = leaked_region(4 * 4096);
 
-        let hvcall_init = FakeInit::new("test")
-            .region(hv::GUEST_RAM, ram)
+        // hvcall-pd's service 0 is vmbus-server (channel 3, as `testing` has it).
+        let hvcall_init = hvcall_pd::testing::init(ram, vmbus_queue, SHARED_GPA)
             .region(hv::GUEST_SHARED, shared)
-            .region(hv::SERVICE_QUEUE_REGIONS[0], vmbus_queue)
-            .region(hv::SERVICE_QUEUE_REGIONS[1], vsp_queue)
-            .variable(hv::GUEST_RAM_GPA, 0)
+            .region(
+                hv::SERVICE_QUEUE_REGIONS[1],
+                hvcall_pd::testing::service_queue(),
+            )
             .variable(hv::GUEST_SHARED_GPA, SHARED_GPA)
-            .variable(hv::VP_COUNT, 2)
-            .variable(hv::ISOLATION, 2)
-            .variable(hv::SHARED_GPA_BOUNDARY, SHARED_GPA)
-            .variable(hv::CONFIDENTIAL_VMBUS, 1)
             .variable(hv::MAX_GUEST_VTL, 0)
-            .variable(hv::SYNIC_CHANNEL, 1)
-            .variable(hv::VCPU_CHANNELS, 1 << 0)
-            .variable(hv::SYNIC_PORT_CHANNELS, 0)
-            .variable(hv::HOST_ROUTE_CHANNELS, 0)
-            .variable(hv::SERVICE_CHANNEL_VARS[0], 3)
             .variable(hv::SERVICE_CHANNEL_VARS[1], 4)
             .variable(hv::SERVICE_CHANNEL_VARS[2], 5)
             // vmbus-server grants; VSP slot 0 is the echo VSP, slot 1 the rogue.
             .variable(hv::GRANT_CHANNEL, 3)
             .variable(hv::VSP_CHANNEL_VARS[0], 4)
             .variable(hv::VSP_CHANNEL_VARS[1], 5);
-        let synic_init = FakeInit::new("test")
-            .region(sy::GUEST_RAM, ram)
-            .region(sy::IRQ_QUEUE, irq)
-            .variable(sy::VP_COUNT, 2)
-            .variable(sy::GUEST_RAM_GPA, 0)
-            .variable(sy::VCPU_CHANNEL, 0)
-            .variable(sy::MSR_CHANNELS, 1 << 0)
-            // hvcall-pd, vmbus-server and the VSP deliver into both instances.
-            .variable(sy::DELIVER_PV_CHANNELS, 0b11110)
-            .variable(sy::DELIVER_HV_CHANNELS, 0b11110)
+        // hvcall-pd, vmbus-server and the VSP deliver into both instances.
+        let irq = synic_pd::testing::irq_queue();
+        let synic_init = synic_pd::testing::init(ram, irq, Channel::new(0), 0b11110)
             .variable(sy::GRANT_CHANNEL, 2)
             .variable(sy::VSP_CHANNEL_VARS[0], 3)
             .variable(sy::VSP_CHANNEL_VARS[1], 4);

@@ -4,7 +4,7 @@
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
-use ipc::{Channel, IpcError, Kernel, MessageInfo, MessageRegisters};
+use ipc::{Channel, IpcError, Kernel, MessageInfo, MessageRegisters, PpCall, PpReply};
 
 use super::call_page::{self, CallPage};
 use super::spin::Poller;
@@ -147,12 +147,7 @@ impl Kernel for HostKernel {
         sys::eventfd_signal(fd.as_fd()).map_err(|_| IpcError::Transport)
     }
 
-    fn pp_call(
-        &mut self,
-        ch: Channel,
-        msg: MessageInfo,
-        mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, IpcError> {
+    fn pp_call(&mut self, PpCall { ch, msg, mrs }: PpCall<'_>) -> PpReply {
         let mut buf = std::mem::take(&mut self.buf);
         let mut call_spin = std::mem::take(&mut self.call_spin);
         let result = match &self.slot(ch)?.pp {

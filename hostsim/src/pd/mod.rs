@@ -20,7 +20,7 @@ use kernel::{HostKernel, Pp};
 
 pub use call_page::SIZE as CALL_PAGE_SIZE;
 pub use fault::signal_name;
-pub use spin::{Poller, SPIN_ENV};
+pub use spin::{Poller, POLL_ENV, SPIN_ENV};
 
 /// Whether this process was started by the host-sim supervisor as a PD.
 pub fn is_pd() -> bool {
@@ -161,17 +161,8 @@ impl Init for HostInit {
 }
 
 fn prot(perms: ipc::Perms) -> libc::c_int {
-    let mut p = libc::PROT_NONE;
-    if perms.read {
-        p |= libc::PROT_READ;
-    }
-    if perms.write {
-        p |= libc::PROT_WRITE;
-    }
-    if perms.execute {
-        p |= libc::PROT_EXEC;
-    }
-    p
+    // PROT_NONE is 0, the default the fold starts from.
+    perms.bits(libc::PROT_READ, libc::PROT_WRITE, libc::PROT_EXEC)
 }
 
 /// What only `init` may use: descriptors of the granted regions by `setvar_vaddr`
@@ -319,7 +310,10 @@ fn event_loop<H: Handler>(mut handler: H, mut kernel: HostKernel) -> Result<Neve
         }
     }
     let mut tokens = Vec::new();
-    let mut reply = Vec::with_capacity(wire::MAX_PACKET);
+    let mut buffers = CallBuffers {
+        packet: [0; wire::MAX_PACKET],
+        reply: Vec::with_capacity(wire::MAX_PACKET),
+    };
     // After work, poll before sleeping (see spin.rs).
     let mut adaptive = spin::Adaptive::default();
     let mut spin = adaptive.start();
@@ -330,7 +324,7 @@ fn event_loop<H: Handler>(mut handler: H, mut kernel: HostKernel) -> Result<Neve
     // was last parked.
     let mut unparked = false;
     loop {
-        let mut worked = serve_calls(&mut handler, &mut kernel, &callees, &mut reply);
+        let mut worked = serve_calls(&mut handler, &mut kernel, &callees, &mut buffers);
         if polling {
             unparked = true;
             worked |= handler_step(&mut handler, &mut kernel, Handler::poll, "poll");
@@ -441,25 +435,32 @@ fn caller_gone(pp: &Pp) -> bool {
     }
 }
 
+/// Where calls are decoded and replies encoded: made once, since the loop looks
+/// for calls on every poll (a fresh zeroed packet each time cost a memset).
+struct CallBuffers {
+    packet: [u8; wire::MAX_PACKET],
+    reply: Vec<u8>,
+}
+
 /// Serves the call pending on each callee page, at most one each, so one busy
 /// caller cannot starve the others; true when any was.
 fn serve_calls<H: Handler>(
     handler: &mut H,
     kernel: &mut HostKernel,
     callees: &[Callee],
-    reply: &mut Vec<u8>,
+    buffers: &mut CallBuffers,
 ) -> bool {
     let mut served = false;
-    let mut packet = [0u8; wire::MAX_PACKET];
+    let CallBuffers { packet, reply } = buffers;
     for Callee { ch, pp } in callees {
-        let Some(request) = pp.page.take_call(&mut packet) else {
+        let Some(request) = pp.page.take_call(packet) else {
             continue;
         };
         served = true;
         let mut mrs = MessageRegisters::new();
         let outcome = match wire::decode_call(request, &mut mrs) {
             Some(msg) => handler
-                .protected(kernel, *ch, msg, &mut mrs)
+                .protected(kernel, ipc::PpCall::new(*ch, msg, &mut mrs))
                 .map_err(|e| format!("handler error in protected({ch}): {e}")),
             None => Err(format!("malformed protected call on {ch}")),
         };

@@ -12,6 +12,13 @@
 //! so nobody polls while no CPU is spare ([`spare_cpu`]: more tasks runnable right
 //! now than CPUs). Not the load average: it lags by a minute and counts the
 //! pollers themselves, so two pollers on two CPUs switched their own polling off.
+//! The runnable count has the same flaw in one state: while the guest sleeps, the
+//! PDs that carry its interrupts (synic-pd, storvsp calling it) poll between
+//! requests, and the guest counts them as one task too many; it would not poll,
+//! and they would keep polling. So a count at most twice the CPUs earns a trial
+//! window of polling: with our own pollers the excess, it ends with no more tasks
+//! than CPUs and polling stays on; with someone else's, the next trial waits
+//! longer (up to [`MAX_TRIAL_GAP`] windows).
 //! Otherwise the budget adapts as an adaptive mutex does: a wait that ended while
 //! polling doubles it (up to [`MAX_BUDGET`]), one that had to sleep halves it, down
 //! to none; with none, one wait in [`PROBE_EVERY`] polls briefly to notice when
@@ -25,8 +32,18 @@ pub(crate) const MAX_BUDGET: Duration = Duration::from_micros(50);
 const MIN_BUDGET: Duration = Duration::from_micros(2);
 /// With a zero budget, every this many waits polls for `MIN_BUDGET` anyway.
 const PROBE_EVERY: u32 = 64;
-/// Polls between clock reads and yields.
-const POLLS_PER_CHECK: u32 = 4;
+/// Polls between clock reads.
+const POLLS_PER_CLOCK: u32 = 8;
+/// Polls between yields for a poller that may share its CPU with what it waits
+/// for: each yield lets the peer run.
+const POLLS_PER_SHARED_CHECK: u32 = 4;
+/// How often a poll with a CPU of its own yields it and the event loop looks for
+/// notifications: a system call each, ~0.3-1 us in a VM, which every 4 polls
+/// delayed noticing a polled request. A poll that may share its CPU with what it
+/// waits for (three PDs in a chain of calls on two CPUs) yields every
+/// [`POLLS_PER_SHARED_CHECK`] polls instead: at a 5 us pace a call through
+/// hvcall-pd to synic-pd took 15 us, not 5.
+const CHECK_EVERY: Duration = Duration::from_micros(1);
 
 /// The budget of one place that waits (the event loop, the caller side of calls).
 #[derive(Debug)]
@@ -42,6 +59,25 @@ pub(crate) struct Adaptive {
 /// known to be oversubscribed. PDs see only the environment the supervisor gives
 /// them (`SimOptions::env`).
 pub const SPIN_ENV: &str = "HOSTSIM_SPIN_US";
+
+/// Environment variable to measure the polled path on a busy host (the figures
+/// then say what polling costs when it is not throttled, not what a loaded host
+/// gets): `always` polls whether or not a CPU is spare, as a poller that may
+/// share its CPU; `own` as one with a CPU of its own, as on an idle host (right
+/// when the PDs run at a priority above the host's other work, e.g. under
+/// `chrt -f`). Decided before the load is looked at, so the knob itself costs
+/// a forced poll nothing.
+pub const POLL_ENV: &str = "HOSTSIM_POLL";
+
+/// What [`POLL_ENV`] forces the verdict to.
+fn forced() -> Option<Cpus> {
+    static ENV: std::sync::OnceLock<Option<Cpus>> = std::sync::OnceLock::new();
+    *ENV.get_or_init(|| match std::env::var(POLL_ENV).as_deref() {
+        Ok("always") => Some(Cpus::Shared),
+        Ok("own") => Some(Cpus::Own),
+        _ => None,
+    })
+}
 
 /// `limit`, or less if [`SPIN_ENV`] says so; zero when below [`MIN_BUDGET`].
 fn max_budget(limit: Duration) -> Duration {
@@ -80,28 +116,95 @@ impl Adaptive {
 
 /// How often the runnable tasks are counted again.
 const LOAD_RECHECK: Duration = Duration::from_millis(50);
+/// Most windows between two trials while tasks keep outnumbering CPUs.
+const MAX_TRIAL_GAP: u32 = 16;
+
+/// What the runnable tasks say about polling in one window.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Cpus {
+    /// More tasks than CPUs: sleep.
+    Busy,
+    /// No more tasks than CPUs: every poller has a CPU of its own.
+    Own,
+    /// Polling with more tasks than CPUs (a trial, or [`POLL_ENV`]): a poller may
+    /// share its CPU with the peer it waits for.
+    Shared,
+}
+
+/// The spare-CPU verdict, one window ([`LOAD_RECHECK`]) at a time.
+#[derive(Debug)]
+struct Load {
+    /// This window polls on trial.
+    trying: bool,
+    /// Windows to go before the next trial.
+    wait: u32,
+    /// Windows between trials: doubles after each that failed.
+    gap: u32,
+}
+
+impl Load {
+    const fn new() -> Self {
+        Self {
+            trying: false,
+            wait: 0,
+            gap: 1,
+        }
+    }
+
+    /// Whether the next window polls, from the tasks runnable now (the caller
+    /// included): no more than CPUs, or a trial when at most twice as many and
+    /// the last trial is far enough back.
+    fn judge(&mut self, running: usize, cpus: usize) -> Cpus {
+        let tried = core::mem::take(&mut self.trying);
+        if running <= cpus {
+            self.wait = 0;
+            self.gap = 1;
+            return Cpus::Own;
+        }
+        if tried {
+            // Still too many with us polling: not (only) our own pollers.
+            self.gap = (self.gap * 2).min(MAX_TRIAL_GAP);
+            self.wait = self.gap;
+            return Cpus::Busy;
+        }
+        if self.wait == 0 && running <= 2 * cpus {
+            self.trying = true;
+            return Cpus::Shared;
+        }
+        self.wait = self.wait.saturating_sub(1);
+        Cpus::Busy
+    }
+}
 
 /// Whether a CPU is left over for polling: no more tasks runnable than the CPUs
 /// this process may run on, counting this one (a poller spinning on each CPU is
-/// fine; one more task, a compiler on a shared machine, would wait for a CPU).
-/// Without /proc the one-minute load average decides, as before.
-fn spare_cpu() -> bool {
+/// fine; one more task, a compiler on a shared machine, would wait for a CPU),
+/// or a trial ([`Load`]). Without /proc the one-minute load average decides, as
+/// before.
+fn spare_cpu() -> Cpus {
     use std::sync::Mutex;
-    static STATE: Mutex<Option<(Instant, bool)>> = Mutex::new(None);
+    if let Some(forced) = forced() {
+        return forced;
+    }
+    static STATE: Mutex<(Option<(Instant, Cpus)>, Load)> = Mutex::new((None, Load::new()));
     let Ok(mut state) = STATE.lock() else {
-        return false;
+        return Cpus::Busy;
     };
+    let (last, load) = &mut *state;
     let now = Instant::now();
-    match *state {
-        Some((at, spare)) if now.duration_since(at) < LOAD_RECHECK => spare,
+    match *last {
+        Some((at, verdict)) if now.duration_since(at) < LOAD_RECHECK => verdict,
         _ => {
             let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let spare = match crate::sys::runnable_tasks() {
-                Ok(running) => running as usize <= cpus,
-                Err(_) => crate::sys::load_average().is_ok_and(|load| load + 1.0 <= cpus as f64),
+            let verdict = match crate::sys::runnable_tasks() {
+                Ok(running) => load.judge(running as usize, cpus),
+                Err(_) if crate::sys::load_average().is_ok_and(|l| l + 1.0 <= cpus as f64) => {
+                    Cpus::Own
+                }
+                Err(_) => Cpus::Busy,
             };
-            *state = Some((now, spare));
-            spare
+            *last = Some((now, verdict));
+            verdict
         }
     }
 }
@@ -154,22 +257,28 @@ impl Poller {
 impl Adaptive {
     /// Starts one wait.
     pub fn start(&mut self) -> Spin {
-        if spare_cpu() {
-            self.plan()
-        } else {
-            let now = Instant::now();
-            Spin {
-                started: now,
-                until: now,
-                polls: 0,
-                budget: Duration::ZERO,
-                spare: false,
+        match spare_cpu() {
+            Cpus::Own => self.plan(CHECK_EVERY),
+            Cpus::Shared => self.plan(Duration::ZERO),
+            Cpus::Busy => {
+                let now = Instant::now();
+                Spin {
+                    started: now,
+                    until: now,
+                    next_check: now,
+                    check_every: Duration::ZERO,
+                    polls: 0,
+                    checked: false,
+                    budget: Duration::ZERO,
+                    spare: false,
+                }
             }
         }
     }
 
-    /// The adaptive budget for one wait, a CPU being spare.
-    fn plan(&mut self) -> Spin {
+    /// The adaptive budget for one wait, a CPU being spare; yielding it
+    /// `check_every`.
+    fn plan(&mut self, check_every: Duration) -> Spin {
         self.waits = self.waits.wrapping_add(1);
         let probe = self.waits.is_multiple_of(PROBE_EVERY) && !self.max.is_zero();
         let budget = if self.budget.is_zero() && probe {
@@ -181,7 +290,10 @@ impl Adaptive {
         Spin {
             started: now,
             until: now + budget,
+            next_check: now + check_every,
+            check_every,
             polls: 0,
+            checked: false,
             budget,
             spare: true,
         }
@@ -242,7 +354,12 @@ impl Adaptive {
 pub(crate) struct Spin {
     started: Instant,
     until: Instant,
+    /// When the next poll yields and looks for notifications, and how often.
+    next_check: Instant,
+    check_every: Duration,
     polls: u32,
+    /// The last [`Self::again`] yielded.
+    checked: bool,
     budget: Duration,
     /// A CPU was spare when the wait started (else it tells nothing of polling).
     spare: bool,
@@ -256,22 +373,33 @@ impl Spin {
 
     /// Whether to poll once more; `false` once the budget is spent.
     pub fn again(&mut self) -> bool {
+        self.checked = false;
         if self.budget.is_zero() {
             return false;
         }
-        self.polls += 1;
-        if !self.checked() {
+        self.polls = self.polls.wrapping_add(1);
+        let per_clock = if self.check_every.is_zero() {
+            POLLS_PER_SHARED_CHECK
+        } else {
+            POLLS_PER_CLOCK
+        };
+        if !self.polls.is_multiple_of(per_clock) {
             std::hint::spin_loop();
             return true;
         }
-        std::thread::yield_now();
-        Instant::now() < self.until
+        let now = Instant::now();
+        if now >= self.next_check {
+            self.checked = true;
+            self.next_check = now + self.check_every;
+            std::thread::yield_now();
+        }
+        now < self.until
     }
 
-    /// Whether the last [`Self::again`] looked at the clock: the event loop
-    /// looks for notifications (a syscall) at the same pace, not every poll.
+    /// Whether the last [`Self::again`] yielded: the event loop looks for
+    /// notifications (a syscall) at the same pace, not every poll.
     pub fn checked(&self) -> bool {
-        self.polls.is_multiple_of(POLLS_PER_CHECK)
+        self.checked
     }
 }
 
@@ -296,18 +424,63 @@ mod tests {
     }
 
     #[test]
+    fn a_count_above_the_cpus_earns_a_trial_that_backs_off_while_it_fails() {
+        // Runnable tasks at each recheck on 2 CPUs, and the verdict.
+        let mut table: Vec<(usize, bool)> = vec![
+            (2, true),
+            // One too many, maybe our own pollers: a trial.
+            (3, true),
+            // It ended with no more tasks than CPUs: polling stays on.
+            (2, true),
+            (4, true),
+            // Still too many with us polling: off, two windows to the next trial.
+            (3, false),
+            (3, false),
+            (3, false),
+            (3, true),
+            (3, false),
+        ];
+        // The gap doubles: four windows off, a trial, eight...
+        table.extend([(3, false); 4]);
+        table.extend([(4, true), (3, false)]);
+        table.extend([(3, false); 8]);
+        table.extend([(3, true), (3, false)]);
+        // ...and stops at MAX_TRIAL_GAP, however many times it failed.
+        for _ in 0..3 {
+            table.extend(vec![(3, false); MAX_TRIAL_GAP as usize]);
+            table.extend([(3, true), (3, false)]);
+        }
+        // More than twice the CPUs: no trial; windows still count down.
+        table.extend(vec![(5, false); MAX_TRIAL_GAP as usize]);
+        table.extend([(3, true), (2, true)]);
+        // Spare again: the next excess gets its trial at once.
+        table.extend([(3, true), (2, true), (5, false), (4, true)]);
+        let mut load = Load::new();
+        for (i, &(running, spare)) in table.iter().enumerate() {
+            let verdict = load.judge(running, 2);
+            assert_eq!(
+                verdict != Cpus::Busy,
+                spare,
+                "window {i}: {running} running"
+            );
+            // A poll on trial may share its CPU; one with enough CPUs has its own.
+            assert_eq!(verdict == Cpus::Own, running <= 2, "window {i}");
+        }
+    }
+
+    #[test]
     fn failed_polls_switch_polling_off_and_probes_switch_it_back_on() {
         let mut adaptive = Adaptive::default();
         // Every wait sleeps: the budget halves to nothing.
         for _ in 0..10 {
-            let spin = adaptive.plan();
+            let spin = adaptive.plan(CHECK_EVERY);
             adaptive.finish(&spin, false);
         }
         assert_eq!(adaptive.budget(), Duration::ZERO);
         // Waits without a budget do not poll, except the periodic probe.
         let mut probes = 0;
         for _ in 0..PROBE_EVERY {
-            let mut spin = adaptive.plan();
+            let mut spin = adaptive.plan(CHECK_EVERY);
             if spin.again() {
                 probes += 1;
                 // The probe's wait ends while polling: polling pays again.
@@ -319,7 +492,7 @@ mod tests {
         assert_eq!(probes, 1);
         assert_eq!(adaptive.budget(), MIN_BUDGET * 2);
         for _ in 0..10 {
-            let spin = adaptive.plan();
+            let spin = adaptive.plan(CHECK_EVERY);
             adaptive.finish(&spin, true);
         }
         assert_eq!(adaptive.budget(), MAX_BUDGET);
@@ -330,7 +503,7 @@ mod tests {
         let mut adaptive = Adaptive::default();
         // Long sleeps (start-up, idle spells): the budget halves to nothing.
         for _ in 0..10 {
-            let spin = adaptive.plan();
+            let spin = adaptive.plan(CHECK_EVERY);
             std::thread::sleep(MAX_BUDGET * 2);
             adaptive.slept(&spin);
         }
@@ -338,7 +511,7 @@ mod tests {
         // Then requests come at a polling pace, each just after polling gave
         // up: a longer poll would have caught them, so the budget grows back.
         for _ in 0..10 {
-            let spin = adaptive.plan();
+            let spin = adaptive.plan(CHECK_EVERY);
             adaptive.slept(&spin);
         }
         assert_eq!(adaptive.budget(), MAX_BUDGET);
@@ -346,7 +519,10 @@ mod tests {
         let off = Spin {
             started: Instant::now() - MAX_BUDGET * 4,
             until: Instant::now(),
+            next_check: Instant::now(),
+            check_every: Duration::ZERO,
             polls: 0,
+            checked: false,
             budget: Duration::ZERO,
             spare: false,
         };

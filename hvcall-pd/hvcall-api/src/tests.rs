@@ -85,15 +85,17 @@ fn every_message_round_trips() {
     assert_eq!(decode_context(msg, &mrs), Some(context));
 }
 
-/// (what, message, register to corrupt, value, count override, expected error)
-type Case = (
-    &'static str,
-    fn() -> (MessageInfo, MessageRegisters),
-    usize,
-    u64,
-    Option<usize>,
-    DecodeError,
-);
+/// A request's encoding, to corrupt.
+type Encoded = fn() -> (MessageInfo, MessageRegisters);
+
+/// Decodes `msg` as the request its label names, for the refusal alone.
+fn decode_request(msg: MessageInfo, mrs: &MessageRegisters) -> Result<(), DecodeError> {
+    match msg.label() {
+        label::HYPERCALL => HypercallRequest::decode(msg, mrs).map(drop),
+        label::REGISTER_CONNECTION => Registration::decode(msg, mrs).map(drop),
+        _ => ConnectionGrant::decode(msg, mrs).map(drop),
+    }
+}
 
 fn registration() -> (MessageInfo, MessageRegisters) {
     encoded(&Registration {
@@ -128,92 +130,31 @@ fn grant() -> (MessageInfo, MessageRegisters) {
 
 #[test]
 fn malformed_requests_are_refused_with_the_reason() {
-    let cases: &[Case] = &[
-        (
-            "short hypercall",
-            hypercall,
-            0,
-            0,
-            Some(4),
-            DecodeError::TooShort { needed: 5, got: 4 },
-        ),
-        (
-            "vp over 32 bits",
-            hypercall,
-            0,
-            1 << 32,
-            None,
-            DecodeError::BadField("vp"),
-        ),
-        ("vtl 3", hypercall, 1, 3, None, DecodeError::BadField("vtl")),
-        (
-            "route tag",
-            registration,
-            2,
-            4,
-            None,
-            DecodeError::BadField("kind"),
-        ),
-        (
-            "target instance",
-            registration,
-            4,
-            2,
-            None,
-            DecodeError::BadField("kind"),
-        ),
-        (
-            "sint 16",
-            registration,
-            5,
-            16,
-            None,
-            DecodeError::BadField("kind"),
-        ),
-        (
-            "flag base over 16 bits",
-            registration,
-            6,
-            1 << 16,
-            None,
-            DecodeError::BadField("kind"),
-        ),
-        (
-            "connection over 32 bits",
-            registration,
-            0,
-            1 << 32,
-            None,
-            DecodeError::BadField("connection_id"),
-        ),
-        (
-            "short registration",
-            registration,
-            0,
-            5,
-            Some(7),
-            DecodeError::TooShort { needed: 8, got: 7 },
-        ),
-        (
-            "grant vsp",
-            grant,
-            0,
-            300,
-            None,
-            DecodeError::BadField("vsp"),
-        ),
-        ("grant vtl", grant, 3, 9, None, DecodeError::BadField("vtl")),
+    // (request, register overwritten, value written over it, the field refused)
+    let bad_fields: &[(Encoded, usize, u64, &str)] = &[
+        (hypercall, 0, 1 << 32, "vp"),
+        (hypercall, 1, 3, "vtl"),           // there is no VTL 3
+        (registration, 2, 4, "kind"),       // the route tag
+        (registration, 4, 2, "kind"),       // the target's instance
+        (registration, 5, 16, "kind"),      // sint 16
+        (registration, 6, 1 << 16, "kind"), // flag base over 16 bits
+        (registration, 0, 1 << 32, "connection_id"),
+        (grant, 0, 300, "vsp"),
+        (grant, 3, 9, "vtl"),
     ];
-    for &(what, make, reg, value, count, want) in cases {
+    for &(make, reg, value, field) in bad_fields {
         let (msg, mut mrs) = make();
         mrs.0[reg] = value;
-        let msg = MessageInfo::new(msg.label(), count.unwrap_or(msg.count()));
-        let got = match msg.label() {
-            label::HYPERCALL => HypercallRequest::decode(msg, &mrs).map(drop),
-            label::REGISTER_CONNECTION => Registration::decode(msg, &mrs).map(drop),
-            _ => ConnectionGrant::decode(msg, &mrs).map(drop),
-        };
-        assert_eq!(got, Err(want), "{what}");
+        let want = Err(DecodeError::BadField(field));
+        assert_eq!(decode_request(msg, &mrs), want, "register {reg}: {field}");
+    }
+    // (request, registers sent, registers it needs)
+    let short: [(Encoded, usize, usize); 2] = [(hypercall, 4, 5), (registration, 7, 8)];
+    for (make, got, needed) in short {
+        let (msg, mrs) = make();
+        let msg = MessageInfo::new(msg.label(), got);
+        let want = Err(DecodeError::TooShort { needed, got });
+        assert_eq!(decode_request(msg, &mrs), want);
     }
     let (_, mrs) = hypercall();
     assert_eq!(

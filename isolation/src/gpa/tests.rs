@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::backend::{check_host_call, HostCall, IsolationError};
+use crate::backend::{check_host_call, HostCall, Hypercall, IsolationError};
 use crate::gpa::{GpaError, PageRange, RamRange};
 
 const RAM: [RamRange; 2] = [
@@ -121,17 +121,17 @@ fn host_calls_only_carry_shared_buffers() {
     let p = Partition::new(PartitionKind::Svm, &RAM).unwrap();
     let shared = Gpa((1 << 36) | 0x5000);
     let private = Gpa(0x5000);
-    let ok = HostCall::HvHypercall {
+    let ok = HostCall::HvHypercall(Hypercall {
         control: 0x5c,
         input: Some(shared),
         output: None,
-    };
+    });
     assert_eq!(check_host_call(&p, &ok), Ok(()));
-    let leak = HostCall::HvHypercall {
+    let leak = HostCall::HvHypercall(Hypercall {
         control: 0x5c,
         input: Some(shared),
         output: Some(private),
-    };
+    });
     assert_eq!(
         check_host_call(&p, &leak),
         Err(IsolationError::WrongClass {
@@ -139,11 +139,11 @@ fn host_calls_only_carry_shared_buffers() {
             expected: GpaClass::Shared
         })
     );
-    let wild = HostCall::HvHypercall {
+    let wild = HostCall::HvHypercall(Hypercall {
         control: 0,
         input: Some(Gpa(u64::MAX)),
         output: None,
-    };
+    });
     assert!(matches!(
         check_host_call(&p, &wild),
         Err(IsolationError::Gpa(_))

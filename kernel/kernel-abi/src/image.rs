@@ -236,33 +236,26 @@ const _: () = {
 
 /// Why an image was refused. The kernel prints it and stops; the builder and
 /// `verify` report it.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ImageError {
+    #[error("shorter than its header")]
     TooShort,
+    #[error("no system image magic")]
     BadMagic,
+    #[error("unsupported image version {0}")]
     BadVersion(u32),
     /// A table or blob lies outside the image or is misaligned.
+    #[error("{0} lies outside the image")]
     OutOfBounds(&'static str),
+    #[error("too many {0}")]
     TooMany(&'static str),
     /// A PD index, region index or irq number that does not exist.
+    #[error("{0} refers to something that does not exist")]
     BadReference(&'static str),
     /// An address range that is unaligned, overlaps the kernel's reserved area or
     /// is otherwise unusable.
+    #[error("{0} has an unusable address or size")]
     BadAddress(&'static str),
-}
-
-impl core::fmt::Display for ImageError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::TooShort => write!(f, "shorter than its header"),
-            Self::BadMagic => write!(f, "no system image magic"),
-            Self::BadVersion(v) => write!(f, "unsupported image version {v}"),
-            Self::OutOfBounds(what) => write!(f, "{what} lies outside the image"),
-            Self::TooMany(what) => write!(f, "too many {what}"),
-            Self::BadReference(what) => write!(f, "{what} refers to something that does not exist"),
-            Self::BadAddress(what) => write!(f, "{what} has an unusable address or size"),
-        }
-    }
 }
 
 /// A checked view of an image: every accessor's result is in bounds.

@@ -147,6 +147,11 @@ impl Word {
     pub const COUNT: usize = 58;
 }
 
+/// EFER.SVME. VMRUN needs it in the host's EFER and in an SEV-ES/SNP guest's
+/// VMSA; the kernel keeps it set in every guest's [`Word::EFER`] and the VMM hides
+/// it from the guest's reads and writes.
+pub const EFER_SVME: u64 = 1 << 12;
+
 /// Segment index within [`Word::SEGMENTS`].
 pub mod segment {
     pub const ES: usize = 0;

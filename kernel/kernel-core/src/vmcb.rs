@@ -6,7 +6,7 @@
 //! intercepts, maps or nested page tables), with SVME forced on and XCR0 checked;
 //! anything else VMRUN refuses comes back as a pseudo exit, not a crash.
 
-use kernel_abi::vcpu::{segment_parts, segment_word, Word};
+use kernel_abi::vcpu::{segment_parts, segment_word, Word, EFER_SVME};
 
 /// Field offsets (AMD APM vol. 2, appendix B).
 pub mod off {
@@ -96,7 +96,6 @@ pub const V_IRQ: u64 = 1 << 8;
 pub const V_INTR_PRIO_SHIFT: u64 = 16;
 pub const V_IGN_TPR: u64 = 1 << 20;
 pub const V_INTR_MASKING: u64 = 1 << 24;
-const EFER_SVME: u64 = 1 << 12;
 
 /// The machine-check vector: always intercepted (a host matter, reported).
 pub const MC: u32 = 1 << 18;

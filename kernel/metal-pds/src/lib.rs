@@ -79,11 +79,9 @@ where
     fn protected(
         &mut self,
         kernel: &mut dyn ipc::Kernel,
-        ch: Channel,
-        msg: ipc::MessageInfo,
-        mrs: &mut ipc::MessageRegisters,
-    ) -> Result<ipc::MessageInfo, ipc::HandlerError> {
-        self.0.protected(kernel, ch, msg, mrs)
+        call: ipc::PpCall<'_>,
+    ) -> ipc::HandlerReply {
+        self.0.protected(kernel, call)
     }
 }
 

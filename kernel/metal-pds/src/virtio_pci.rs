@@ -3,7 +3,7 @@
 //! its `<pci_device>` grant names, its BAR 4 mapped uncached (QEMU puts every
 //! modern virtio window there), and the rings region the device DMAs into.
 
-use ipc::{Channel, Region};
+use ipc::{Channel, Init, InitError, InitExt, Perms, Region};
 use kernel_abi::pci::WRITE;
 use kernel_abi::syscall::{Status, Sys};
 use pd_rt::sys::syscall;
@@ -11,6 +11,10 @@ use virtio::{Bus, Dma, Error};
 
 /// The BAR system.xml maps.
 const BAR: u8 = 4;
+
+/// A driver PD's device channel (linux.xml `<pci_device id>`): config access
+/// and the function's INTx irq.
+pub const DEVICE: Channel = Channel::new(1);
 
 /// The function as the kernel lets this PD reach it.
 pub struct PciBus {
@@ -144,4 +148,34 @@ pub fn grant_is_confined(device: Channel, client: Channel) -> bool {
         ),
     ];
     checks.iter().all(|&(got, want)| got == want.0)
+}
+
+/// A driver PD's start: its function (BAR 4 as the `virtio_regs` region, config
+/// space on [`DEVICE`]) and its rings (region `rings`, read-write, at bus address
+/// `rings_paddr`), once the kernel's grant is checked to be confined
+/// ([`grant_is_confined`]; `client` is the channel to the PD it serves). `who`
+/// prefixes the console lines.
+pub fn attach(
+    init: &dyn Init,
+    who: &str,
+    client: Channel,
+    rings: &'static str,
+    rings_paddr: &'static str,
+) -> Result<(PciBus, Rings), InitError> {
+    let bus = PciBus {
+        regs: init.region("virtio_regs")?,
+        device: DEVICE,
+    };
+    let rings = Rings {
+        region: init.region_with(rings, Perms::RW)?,
+        bus_addr: init.variable(rings_paddr)?,
+    };
+    if !grant_is_confined(DEVICE, client) {
+        pd_rt::println!("{who}: FAIL: the kernel let this PD reach beyond its device");
+        return Err(InitError::MissingRegion("a confined PCI grant"));
+    }
+    pd_rt::println!(
+        "{who}: grant confined (other channels, BAR and irq-line writes, offsets past 256 refused)"
+    );
+    Ok((bus, rings))
 }

@@ -67,22 +67,15 @@ impl Tcb {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    #[error("out of memory for {0}")]
     OutOfMemory(&'static str),
     /// A fixed-address region overlaps memory the kernel owns.
+    #[error("memory region at {0:#x} overlaps the kernel's RAM")]
     Reserved(u64),
+    #[error("cannot map {0}: {1:?}")]
     Map(&'static str, MapError),
-}
-
-impl core::fmt::Display for LoadError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::OutOfMemory(what) => write!(f, "out of memory for {what}"),
-            Self::Reserved(pa) => write!(f, "memory region at {pa:#x} overlaps the kernel's RAM"),
-            Self::Map(what, e) => write!(f, "cannot map {what}: {e:?}"),
-        }
-    }
 }
 
 pub struct Loaded {

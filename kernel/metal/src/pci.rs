@@ -32,36 +32,23 @@ fn grants() -> &'static mut [Option<(PdId, u8, Bdf)>; MAX_DEVICES] {
 
 /// Why a grant cannot be honoured; the kernel stops rather than boot a driver
 /// without its device (or with someone else's).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum GrantError {
+    #[error("PCI {bdf:x?} is not the granted device (ids {1:#010x})", bdf = ids(.0))]
     Absent(Bdf, u32),
+    #[error("PCI {bdf:x?} is a bridge", bdf = ids(.0))]
     NotAnEndpoint(Bdf),
+    #[error("PCI {bdf:x?} BAR {1}: {2}", bdf = ids(.0))]
     Bar(Bdf, u8, &'static str),
+    #[error("PCI {bdf:x?}: INTx line {1} is not a free legacy PIC line 1..=15", bdf = ids(.0))]
     Irq(Bdf, u8),
+    #[error("PCI {bdf:x?}: cannot map a BAR", bdf = ids(.0))]
     Map(Bdf),
 }
 
-impl core::fmt::Display for GrantError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let name = |b: &Bdf| (b.bus, b.device, b.function);
-        match self {
-            Self::Absent(b, id) => {
-                write!(
-                    f,
-                    "PCI {:x?} is not the granted device (ids {id:#010x})",
-                    name(b)
-                )
-            }
-            Self::NotAnEndpoint(b) => write!(f, "PCI {:x?} is a bridge", name(b)),
-            Self::Bar(b, i, why) => write!(f, "PCI {:x?} BAR {i}: {why}", name(b)),
-            Self::Irq(b, line) => write!(
-                f,
-                "PCI {:x?}: INTx line {line} is not a free legacy PIC line 1..=15",
-                name(b)
-            ),
-            Self::Map(b) => write!(f, "PCI {:x?}: cannot map a BAR", name(b)),
-        }
-    }
+/// A function's address as the messages print it (hex bus, device, function).
+fn ids(b: &Bdf) -> (u8, u8, u8) {
+    (b.bus, b.device, b.function)
 }
 
 fn select(bdf: Bdf, offset: u16) {

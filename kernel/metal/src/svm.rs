@@ -10,6 +10,7 @@
 
 use core::arch::{asm, global_asm};
 
+use kernel_abi::vcpu::EFER_SVME;
 use kernel_core::vmcb::Gprs;
 
 use crate::cpu;
@@ -53,7 +54,6 @@ pub fn xsave_init_pa() -> u64 {
 const MSR_EFER: u32 = 0xc000_0080;
 const MSR_VM_CR: u32 = 0xc001_0114;
 const MSR_VM_HSAVE_PA: u32 = 0xc001_0117;
-const EFER_SVME: u64 = 1 << 12;
 const CR4_OSXSAVE: u64 = 1 << 18;
 
 /// MSRs VMLOAD/VMSAVE swap, so the guest may use them without exits.
@@ -157,6 +157,31 @@ fn layout_page() -> u64 {
 global_asm!(
     r#"
     .section .text.svm, "ax"
+
+    /* Every Gprs field but rdi (the pointer itself, moved last) with its offset:
+       one list for the load before VMRUN and the store after it. */
+    .macro svm_gprs op
+    \op rbx, 0
+    \op rcx, 8
+    \op rdx, 16
+    \op rsi, 24
+    \op rbp, 40
+    \op r8, 48
+    \op r9, 56
+    \op r10, 64
+    \op r11, 72
+    \op r12, 80
+    \op r13, 88
+    \op r14, 96
+    \op r15, 104
+    .endm
+    .macro svm_gpr_load reg, offset
+    mov \reg, [rdi + \offset]
+    .endm
+    .macro svm_gpr_store reg, offset
+    mov [rdi + \offset], \reg
+    .endm
+
     .global svm_run
 svm_run:
     push rbx
@@ -168,37 +193,13 @@ svm_run:
     push rdx
     push rdi
     mov rax, rsi
-    mov rbx, [rdi + 0]
-    mov rcx, [rdi + 8]
-    mov rdx, [rdi + 16]
-    mov rsi, [rdi + 24]
-    mov rbp, [rdi + 40]
-    mov r8, [rdi + 48]
-    mov r9, [rdi + 56]
-    mov r10, [rdi + 64]
-    mov r11, [rdi + 72]
-    mov r12, [rdi + 80]
-    mov r13, [rdi + 88]
-    mov r14, [rdi + 96]
-    mov r15, [rdi + 104]
+    svm_gprs svm_gpr_load
     mov rdi, [rdi + 32]
     vmload rax
     vmrun rax
     vmsave rax
     xchg rdi, [rsp]
-    mov [rdi + 0], rbx
-    mov [rdi + 8], rcx
-    mov [rdi + 16], rdx
-    mov [rdi + 24], rsi
-    mov [rdi + 40], rbp
-    mov [rdi + 48], r8
-    mov [rdi + 56], r9
-    mov [rdi + 64], r10
-    mov [rdi + 72], r11
-    mov [rdi + 80], r12
-    mov [rdi + 88], r13
-    mov [rdi + 96], r14
-    mov [rdi + 104], r15
+    svm_gprs svm_gpr_store
     pop rax
     mov [rdi + 32], rax
     pop rax

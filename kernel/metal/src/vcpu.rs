@@ -110,26 +110,16 @@ fn runs() -> &'static mut [Option<Run>; MAX_PDS] {
     unsafe { &mut *addr_of_mut!(RUNS) }
 }
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum VmLoadError {
+    #[error("the system has VMs but the CPU has no SVM with nested paging")]
     NoSvm,
+    #[error("more than {MAX_VCPU_SLOTS} vCPUs")]
     TooManyVcpus,
+    #[error("out of memory for VMCBs or nested page tables")]
     OutOfMemory,
+    #[error("cannot build a nested page table: {0:?}")]
     Map(paging::MapError),
-}
-
-impl core::fmt::Display for VmLoadError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::NoSvm => write!(
-                f,
-                "the system has VMs but the CPU has no SVM with nested paging"
-            ),
-            Self::TooManyVcpus => write!(f, "more than {MAX_VCPU_SLOTS} vCPUs"),
-            Self::OutOfMemory => write!(f, "out of memory for VMCBs or nested page tables"),
-            Self::Map(e) => write!(f, "cannot build a nested page table: {e:?}"),
-        }
-    }
 }
 
 /// Builds every VM: its nested page tables from its maps (nothing else is

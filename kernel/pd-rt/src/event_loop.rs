@@ -3,7 +3,7 @@
 
 use ipc::{
     Channel, ChannelSet, Child, FaultInfo, Handler, Init, InitError, Kernel, MessageInfo,
-    MessageRegisters,
+    MessageRegisters, PpCall,
 };
 use kernel_abi::syscall::{reply, Event, FaultMessage, Sys};
 
@@ -74,7 +74,8 @@ pub fn run<H: Handler>(mut handler: H, kernel: &mut RtKernel, name: &str) -> ! {
                     });
                     continue;
                 };
-                answer = Some(match handler.protected(kernel, ch, msg, &mut mrs) {
+                let call = PpCall::new(ch, msg, &mut mrs);
+                answer = Some(match handler.protected(kernel, call) {
                     Ok(r) => Answer {
                         label: r.label(),
                         count: r.count(),

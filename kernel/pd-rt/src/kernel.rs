@@ -1,7 +1,7 @@
 //! `ipc::Kernel` over system calls. Message registers go through the IPC buffer.
 #![allow(unsafe_code)]
 
-use ipc::{Channel, IpcError, MessageInfo, MessageRegisters};
+use ipc::{Channel, IpcError, MessageInfo, PpCall, PpReply};
 use kernel_abi::syscall::{Status, Sys, MESSAGE_REGISTERS};
 
 use crate::sys::syscall;
@@ -57,12 +57,7 @@ impl ipc::Kernel for RtKernel {
         status_to_result(st, ch)
     }
 
-    fn pp_call(
-        &mut self,
-        ch: Channel,
-        msg: MessageInfo,
-        mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, IpcError> {
+    fn pp_call(&mut self, PpCall { ch, msg, mrs }: PpCall<'_>) -> PpReply {
         self.write_words(&mrs.0[..msg.count()]);
         let (st, _, label, count) = syscall(
             Sys::PP_CALL,

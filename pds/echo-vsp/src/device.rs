@@ -5,9 +5,8 @@
 use alloc::vec::Vec;
 
 use ipc::{Init, InitError};
-use isolation::GuestMemory;
-use vmbus_device::{Limits, Packet, Reply, ReplyKind, VmbusDevice, VspPd};
-use vmbus_protocol::{Guid, Relid};
+use vmbus_device::{Limits, Reply, ReplyKind, Request, VmbusDevice, VspPd};
+use vmbus_protocol::Guid;
 use vmbus_ring::{IncomingKind, IncomingPacket};
 use vsp_api::VspOffer;
 
@@ -60,20 +59,14 @@ impl VmbusDevice for EchoDevice {
         (packet.kind == IncomingKind::InBand).then_some(packet.payload.len())
     }
 
-    fn packet(
-        &mut self,
-        _relid: Relid,
-        packet: &Packet<'_>,
-        _mem: &GuestMemory<'_>,
-        reply: &mut Vec<u8>,
-    ) -> Option<Reply> {
-        if packet.header.kind != IncomingKind::InBand {
+    fn packet(&mut self, req: Request<'_>, reply: &mut Vec<u8>) -> Option<Reply> {
+        if req.packet.header.kind != IncomingKind::InBand {
             return None;
         }
-        reply.extend_from_slice(packet.payload);
+        reply.extend_from_slice(req.packet.payload);
         self.echoed += 1;
         Some(Reply {
-            transaction_id: packet.transaction_id(),
+            transaction_id: req.packet.transaction_id(),
             kind: ReplyKind::InBand,
         })
     }

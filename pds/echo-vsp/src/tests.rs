@@ -6,7 +6,9 @@ use std::vec;
 use std::vec::Vec;
 
 use ipc::testing::{leaked_region, FakeInit, RoutingKernel};
-use ipc::{ChannelSet, Handler, HandlerError, MessageInfo, MessageRegisters, Perms, Region};
+use ipc::{
+    ChannelSet, Handler, HandlerError, MessageInfo, MessageRegisters, Perms, PpCall, Region,
+};
 use proptest::prelude::*;
 use synic_api::{Instance, SintTarget};
 use vmbus_protocol::gpa;
@@ -393,9 +395,7 @@ fn calls_and_notifications_outside_the_roles_are_refused() {
         r.s.pd
             .protected(
                 &mut r.s.kernel,
-                HVCALL,
-                MessageInfo::new(vsp::label::GET_OFFER, 1),
-                &mut mrs
+                PpCall::new(HVCALL, MessageInfo::new(vsp::label::GET_OFFER, 1), &mut mrs)
             )
             .unwrap_err(),
         HandlerError::UnexpectedCall(HVCALL)
@@ -403,9 +403,7 @@ fn calls_and_notifications_outside_the_roles_are_refused() {
     assert!(matches!(
         r.s.pd.protected(
             &mut r.s.kernel,
-            VMBUS,
-            MessageInfo::new(0x9999, 3),
-            &mut mrs
+            PpCall::new(VMBUS, MessageInfo::new(0x9999, 3), &mut mrs)
         ),
         Err(HandlerError::BadRequest { .. })
     ));
@@ -457,7 +455,7 @@ proptest! {
         for (i, v) in regs.iter().enumerate() {
             mrs.set(i, *v);
         }
-        let _ = r.s.pd.protected(&mut r.s.kernel, VMBUS, MessageInfo::new(label, count), &mut mrs);
+        let _ = r.s.pd.protected(&mut r.s.kernel, PpCall::new(VMBUS, MessageInfo::new(label, count), &mut mrs));
         r.guest_signal().unwrap();
     }
 }

@@ -41,6 +41,7 @@ pub fn body(i: u64) -> Vec<u8> {
     b
 }
 
+#[derive(Debug)]
 pub struct EchoChannel {
     pub relid: Relid,
     pub connection_id: u32,
@@ -71,16 +72,6 @@ pub fn prepare_rings(vcpu: &Vcpu<'_>, pfns: &[u64]) -> Result<()> {
             .map_err(|e| Failure(format!("ring page {pfn:#x}: {e}")))?;
     }
     Ok(())
-}
-
-impl core::fmt::Debug for EchoChannel {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("EchoChannel")
-            .field("relid", &self.relid)
-            .field("connection_id", &self.connection_id)
-            .field("instance", &self.instance)
-            .finish_non_exhaustive()
-    }
 }
 
 impl EchoChannel {

@@ -42,16 +42,9 @@ pub mod vcpu;
 pub mod vtpm;
 
 /// A failed step, in words a person reading the run's output can act on.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct Failure(pub alloc::string::String);
-
-impl core::fmt::Display for Failure {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl core::error::Error for Failure {}
 
 pub type Result<T> = core::result::Result<T, Failure>;
 

@@ -82,6 +82,7 @@ pub struct HyperV {
     pub confidential_vmbus: bool,
 }
 
+#[derive(Debug)]
 pub struct Vcpu<'k> {
     pub kernel: &'k mut dyn Kernel,
     pub ram: Region<'static>,
@@ -93,16 +94,6 @@ pub struct Vcpu<'k> {
     pub misrouted: u64,
     /// HvPostMessage calls refused with INSUFFICIENT_BUFFERS and retried.
     pub busy_retries: u64,
-}
-
-impl core::fmt::Debug for Vcpu<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Vcpu")
-            .field("synic", &self.synic)
-            .field("message_instance", &self.message_instance)
-            .field("busy_retries", &self.busy_retries)
-            .finish_non_exhaustive()
-    }
 }
 
 impl<'k> Vcpu<'k> {

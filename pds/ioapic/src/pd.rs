@@ -19,14 +19,14 @@
 
 use ipc::{
     Channel, ChannelSet, Handler, HandlerError, Init, InitError, InitExt, Kernel, MessageInfo,
-    MessageRegisters, Perms, Producer, Queue, QueueError, TryEnqueueError,
+    MessageRegisters, Perms, PpCall, Producer, Queue, QueueError, TryEnqueueError,
 };
 
 use crate::api::{IrqEntry, LineAction, Request, Status};
 use crate::{
     InterruptRequest, InterruptSink, Ioapic, SinkFull, NUM_PINS, VERSION_82093AA, VERSION_WITH_EOI,
 };
-use mmio_device_api::{Answer, Call};
+use mmio_device_api::Answer;
 
 pub const IRQ_QUEUE: &str = "irq_queue";
 /// Each pin has at most one level request outstanding (remote IRR), so this only
@@ -387,8 +387,8 @@ impl Handler for IoapicPd {
 impl IoapicPd {
     /// One call from `ch`: MMIO and EOI from the vCPU PD, lines from the devices
     /// granted them; a refusal is logged.
-    fn call(&mut self, kernel: &mut dyn Kernel, ch: Channel, call: Call<'_>) -> Answer<Status> {
-        let Call { msg, mrs } = call;
+    fn call(&mut self, kernel: &mut dyn Kernel, call: &PpCall<'_>) -> Answer<Status> {
+        let PpCall { ch, msg, ref mrs } = *call;
         // Requests refused earlier go first, so they keep their place.
         let ((), mut error) = self.with_sink(|io, sink| io.retry_pending(sink));
         let request = Request::decode(msg, mrs);

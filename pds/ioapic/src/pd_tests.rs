@@ -8,7 +8,7 @@ use std::vec::Vec;
 use ipc::testing::{leaked_region, FakeInit, RecordingKernel};
 use ipc::{
     Channel, ChannelSet, Consumer, Handler, HandlerError, InitError, IpcError, Kernel, MessageInfo,
-    MessageRegisters, Perms, Queue, Region,
+    MessageRegisters, Perms, PpCall, PpReply, Queue, Region,
 };
 
 use crate::api::{label, IrqEntry, LineAction, MmioAccess, Request, Status};
@@ -575,9 +575,6 @@ fn notifications_from_anyone_but_the_vcpu_pd_are_unexpected() {
     );
 }
 
-/// A protected call's result, as `ipc::Kernel::pp_call` returns it.
-type PpReply = Result<MessageInfo, IpcError>;
-
 /// A kernel that grants nothing but the console.
 #[derive(Default)]
 struct NoNotify(String);
@@ -586,8 +583,8 @@ impl Kernel for NoNotify {
     fn notify(&mut self, ch: Channel) -> Result<(), IpcError> {
         Err(IpcError::NotifyNotPermitted(ch))
     }
-    fn pp_call(&mut self, ch: Channel, _msg: MessageInfo, _mrs: &mut MessageRegisters) -> PpReply {
-        Err(IpcError::NotGranted(ch))
+    fn pp_call(&mut self, call: PpCall<'_>) -> PpReply {
+        Err(IpcError::NotGranted(call.ch))
     }
     fn irq_ack(&mut self, ch: Channel) -> Result<(), IpcError> {
         Err(IpcError::NotGranted(ch))
@@ -607,9 +604,7 @@ fn a_notification_the_runtime_refuses_is_a_handler_error() {
     assert_eq!(
         env.pd.protected(
             &mut k,
-            SERIAL,
-            MessageInfo::new(label::SET_LINE, 2),
-            &mut mrs
+            PpCall::new(SERIAL, MessageInfo::new(label::SET_LINE, 2), &mut mrs)
         ),
         Err(HandlerError::Ipc(IpcError::NotifyNotPermitted(VCPU)))
     );

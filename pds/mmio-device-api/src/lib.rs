@@ -11,7 +11,9 @@
 use core::fmt;
 use core::fmt::Write as _;
 
-use ipc::{Channel, Handler, HandlerError, IpcError, Kernel, MessageInfo, MessageRegisters};
+use ipc::{
+    Channel, Handler, HandlerError, IpcError, Kernel, MessageInfo, MessageRegisters, PpCall,
+};
 
 pub use ipc::wire::DecodeError;
 
@@ -65,19 +67,12 @@ pub fn reply(mrs: &mut MessageRegisters, status: u64, value: u64) -> MessageInfo
     MessageInfo::new(status, 1)
 }
 
-/// One call as a device PD receives it.
-#[derive(Copy, Clone, Debug)]
-pub struct Call<'a> {
-    pub msg: MessageInfo,
-    pub mrs: &'a MessageRegisters,
-}
-
 /// What a device made of a call: the value to return (zero where there is none)
 /// or its refusal; an `Err` outside is what stops the PD itself.
 pub type Answer<S> = Result<Result<u64, S>, HandlerError>;
 
 /// The body of `ipc::Handler::protected` for a device PD type with an inherent
-/// `fn call(&mut self, &mut dyn Kernel, Channel, Call<'_>) -> Answer<Status>`:
+/// `fn call(&mut self, &mut dyn Kernel, &ipc::PpCall<'_>) -> Answer<Status>`:
 /// the answer goes back as the contract says (status label, value in mr0). Use
 /// it inside the type's `impl Handler`.
 #[macro_export]
@@ -86,12 +81,10 @@ macro_rules! protected {
         fn protected(
             &mut self,
             kernel: &mut dyn ::ipc::Kernel,
-            ch: ::ipc::Channel,
-            msg: ::ipc::MessageInfo,
-            mrs: &mut ::ipc::MessageRegisters,
-        ) -> Result<::ipc::MessageInfo, ::ipc::HandlerError> {
-            let answer = self.call(kernel, ch, $crate::Call { msg, mrs })?;
-            Ok($crate::answer(mrs, answer))
+            call: ::ipc::PpCall<'_>,
+        ) -> ::ipc::HandlerReply {
+            let answer = self.call(kernel, &call)?;
+            Ok($crate::answer(call.mrs, answer))
         }
     };
 }
@@ -105,26 +98,19 @@ pub fn answer<S: Into<u64>>(mrs: &mut MessageRegisters, answer: Result<u64, S>) 
 }
 
 /// Why a client call did not succeed; `S` is the device's status type.
-#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+#[derive(Copy, Clone, PartialEq, Eq, Debug, thiserror::Error)]
 pub enum ClientError<S> {
     /// The call itself failed (not granted, the device PD is gone, ...).
+    #[error("{0}")]
     Ipc(IpcError),
     /// The device refused the request.
+    #[error("refused: {0}")]
     Refused(S),
 }
 
 impl<S> From<IpcError> for ClientError<S> {
     fn from(e: IpcError) -> Self {
         Self::Ipc(e)
-    }
-}
-
-impl<S: fmt::Display> fmt::Display for ClientError<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Ipc(e) => write!(f, "{e}"),
-            Self::Refused(s) => write!(f, "refused: {s}"),
-        }
     }
 }
 
@@ -160,7 +146,7 @@ pub fn serve<S: From<u64>>(
     args: &[u64],
 ) -> Result<(S, u64), HandlerError> {
     let (msg, mut mrs) = message(label, args);
-    let reply = pd.protected(kernel, ch, msg, &mut mrs)?;
+    let reply = pd.protected(kernel, PpCall::new(ch, msg, &mut mrs))?;
     assert_eq!(reply.count(), 1, "an MMIO device replies with mr0 alone");
     Ok((S::from(reply.label()), mrs.get(0)))
 }

@@ -5,7 +5,7 @@ use std::format;
 use std::string::ToString;
 
 use ipc::testing::{RecordingKernel, RoutingKernel};
-use ipc::{Channel, IpcError, MessageInfo, MessageRegisters};
+use ipc::{Channel, IpcError, MessageInfo, MessageRegisters, PpCall, PpReply};
 
 use super::*;
 
@@ -130,11 +130,8 @@ fn status_names_known_and_unknown_codes() {
 
 /// A device that answers reads of 0x10 with 0xab, refuses everything else with
 /// BAD, and records the last write.
-fn device(
-    ch: Channel,
-    msg: MessageInfo,
-    mrs: &mut MessageRegisters,
-) -> Result<MessageInfo, IpcError> {
+fn device(call: PpCall<'_>) -> PpReply {
+    let PpCall { ch, msg, mrs } = call;
     assert_eq!(ch, Channel::new(2));
     let reply = match MmioRequest::decode(msg, mrs) {
         Ok(MmioRequest::Read { gpa: 0x10, size: 1 }) => reply(mrs, OK, 0xab),
@@ -197,14 +194,8 @@ struct Pd {
 }
 
 impl ipc::Handler for Pd {
-    fn protected(
-        &mut self,
-        _: &mut dyn ipc::Kernel,
-        ch: Channel,
-        msg: MessageInfo,
-        mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, ipc::HandlerError> {
-        let reply = device(ch, msg, mrs).map_err(ipc::HandlerError::Ipc)?;
+    fn protected(&mut self, _: &mut dyn ipc::Kernel, call: PpCall<'_>) -> ipc::HandlerReply {
+        let reply = device(call).map_err(ipc::HandlerError::Ipc)?;
         Ok(match self.broken {
             true => MessageInfo::new(reply.label(), 2),
             false => reply,
@@ -243,9 +234,9 @@ struct Counter {
 }
 
 impl Counter {
-    fn call(&mut self, _: &mut dyn ipc::Kernel, ch: Channel, call: Call<'_>) -> Answer<Status> {
-        if ch != Channel::new(2) {
-            return Err(ipc::HandlerError::UnexpectedCall(ch));
+    fn call(&mut self, _: &mut dyn ipc::Kernel, call: &PpCall<'_>) -> Answer<Status> {
+        if call.ch != Channel::new(2) {
+            return Err(call.unexpected());
         }
         Ok(match MmioRequest::decode(call.msg, call.mrs) {
             Ok(MmioRequest::Read { gpa, .. }) => {

@@ -27,7 +27,7 @@ use alloc::vec::Vec;
 
 use ipc::Region;
 use netvsp_protocol::nvsp::{self, u32le, Message, Status, Version, MESSAGE_SIZE};
-use netvsp_protocol::oid;
+use netvsp_protocol::oid::{self, Oid};
 use netvsp_protocol::rndis::{self, MessageType};
 use vmbus_ring::{
     GpaRangeRef, IncomingKind, IncomingRing, OutgoingKind, OutgoingPacket, OutgoingRing, RingMem,
@@ -367,7 +367,7 @@ impl<'a, M: RingMem> Netvsc<'a, M> {
     fn oid(
         &mut self,
         ty: MessageType,
-        oid: u32,
+        oid: Oid,
         info: &[u8],
         pump: &mut dyn FnMut(),
     ) -> Result<(rndis::Status, Vec<u8>), ClientError> {
@@ -391,7 +391,7 @@ impl<'a, M: RingMem> Netvsc<'a, M> {
         }
     }
 
-    fn query_u32(&mut self, oid: u32, pump: &mut dyn FnMut()) -> Result<u32, ClientError> {
+    fn query_u32(&mut self, oid: Oid, pump: &mut dyn FnMut()) -> Result<u32, ClientError> {
         match self.oid(MessageType::QUERY, oid, &[], pump)? {
             (rndis::Status::SUCCESS, info) if info.len() == 4 => {
                 Ok(u32::from_le_bytes([info[0], info[1], info[2], info[3]]))
@@ -400,7 +400,7 @@ impl<'a, M: RingMem> Netvsc<'a, M> {
         }
     }
 
-    fn set(&mut self, oid: u32, info: &[u8], pump: &mut dyn FnMut()) -> Result<(), ClientError> {
+    fn set(&mut self, oid: Oid, info: &[u8], pump: &mut dyn FnMut()) -> Result<(), ClientError> {
         match self.set_status(oid, info, pump)? {
             rndis::Status::SUCCESS => Ok(()),
             _ => Err(ClientError::Host("set refused")),
@@ -411,7 +411,7 @@ impl<'a, M: RingMem> Netvsc<'a, M> {
     /// host's status.
     pub fn set_status(
         &mut self,
-        oid: u32,
+        oid: Oid,
         info: &[u8],
         pump: &mut dyn FnMut(),
     ) -> Result<rndis::Status, ClientError> {
@@ -489,7 +489,7 @@ impl<'a, M: RingMem> Netvsc<'a, M> {
         let mut info = Vec::new();
         let hash = oid::hash::TOEPLITZ | hash_types;
         oid::rss_parameters(0, hash, table, key, &mut info);
-        self.set_status(oid::GEN_RECEIVE_SCALE_PARAMETERS, &info, pump)
+        self.set_status(Oid::GEN_RECEIVE_SCALE_PARAMETERS, &info, pump)
     }
 
     /// The whole bring-up, newest version first as Linux tries them, stopping at
@@ -586,19 +586,19 @@ impl<'a, M: RingMem> Netvsc<'a, M> {
             _ => return Err(ClientError::Host("RNDIS INITIALIZE failed")),
         }
 
-        let mtu = self.query_u32(oid::GEN_MAXIMUM_FRAME_SIZE, pump)?;
+        let mtu = self.query_u32(Oid::GEN_MAXIMUM_FRAME_SIZE, pump)?;
         let (status, mac) =
-            self.oid(MessageType::QUERY, oid::P802_3_PERMANENT_ADDRESS, &[], pump)?;
+            self.oid(MessageType::QUERY, Oid::P802_3_PERMANENT_ADDRESS, &[], pump)?;
         let mac: [u8; 6] = match (status, mac.try_into()) {
             (rndis::Status::SUCCESS, Ok(mac)) => mac,
             _ => return Err(ClientError::Host("no MAC")),
         };
         // Friendly name: Linux ignores a refusal.
-        self.oid(MessageType::QUERY, oid::GEN_FRIENDLY_NAME, &[], pump)?;
+        self.oid(MessageType::QUERY, Oid::GEN_FRIENDLY_NAME, &[], pump)?;
 
         let (_, caps) = self.oid(
             MessageType::QUERY,
-            oid::TCP_OFFLOAD_HARDWARE_CAPABILITIES,
+            Oid::TCP_OFFLOAD_HARDWARE_CAPABILITIES,
             &[],
             pump,
         )?;
@@ -614,8 +614,8 @@ impl<'a, M: RingMem> Netvsc<'a, M> {
         // Offload parameters as Linux sets them with nothing offered: all off.
         let mut params = [0u8; 28];
         params[..4].copy_from_slice(&[oid::OBJECT_TYPE_DEFAULT, 3, 28, 0]);
-        self.set(oid::TCP_OFFLOAD_PARAMETERS, &params, pump)?;
-        let link_up = self.query_u32(oid::GEN_MEDIA_CONNECT_STATUS, pump)? == 0;
+        self.set(Oid::TCP_OFFLOAD_PARAMETERS, &params, pump)?;
+        let link_up = self.query_u32(Oid::GEN_MEDIA_CONNECT_STATUS, pump)? == 0;
 
         let mut rss_queues = 0;
         if version >= Version::V5 {
@@ -624,7 +624,7 @@ impl<'a, M: RingMem> Netvsc<'a, M> {
             info.resize(18, 0);
             let (status, caps) = self.oid(
                 MessageType::QUERY,
-                oid::GEN_RECEIVE_SCALE_CAPABILITIES,
+                Oid::GEN_RECEIVE_SCALE_CAPABILITIES,
                 &info,
                 pump,
             )?;
@@ -635,7 +635,7 @@ impl<'a, M: RingMem> Netvsc<'a, M> {
             }
         }
         let filter = oid::filter::DIRECTED | oid::filter::BROADCAST | oid::filter::ALL_MULTICAST;
-        self.set(oid::GEN_CURRENT_PACKET_FILTER, &filter.to_le_bytes(), pump)?;
+        self.set(Oid::GEN_CURRENT_PACKET_FILTER, &filter.to_le_bytes(), pump)?;
         Ok(Info {
             version,
             mac,

@@ -6,45 +6,52 @@ use zerocopy::byteorder::little_endian::{U16, U32};
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-pub const GEN_SUPPORTED_LIST: u32 = 0x0001_0101;
-pub const GEN_HARDWARE_STATUS: u32 = 0x0001_0102;
-pub const GEN_MEDIA_SUPPORTED: u32 = 0x0001_0103;
-pub const GEN_MEDIA_IN_USE: u32 = 0x0001_0104;
-/// The largest frame without its Ethernet header: the MTU Linux caps itself to.
-pub const GEN_MAXIMUM_FRAME_SIZE: u32 = 0x0001_0106;
-/// Units of 100 bit/s.
-pub const GEN_LINK_SPEED: u32 = 0x0001_0107;
-pub const GEN_TRANSMIT_BUFFER_SPACE: u32 = 0x0001_0108;
-pub const GEN_RECEIVE_BUFFER_SPACE: u32 = 0x0001_0109;
-pub const GEN_VENDOR_ID: u32 = 0x0001_010c;
-pub const GEN_VENDOR_DESCRIPTION: u32 = 0x0001_010d;
-pub const GEN_CURRENT_PACKET_FILTER: u32 = 0x0001_010e;
-pub const GEN_CURRENT_LOOKAHEAD: u32 = 0x0001_010f;
-pub const GEN_DRIVER_VERSION: u32 = 0x0001_0110;
-pub const GEN_MAXIMUM_TOTAL_SIZE: u32 = 0x0001_0111;
-pub const GEN_MAC_OPTIONS: u32 = 0x0001_0113;
-/// 0 connected, 1 disconnected.
-pub const GEN_MEDIA_CONNECT_STATUS: u32 = 0x0001_0114;
-pub const GEN_MAXIMUM_SEND_PACKETS: u32 = 0x0001_0115;
-pub const GEN_VENDOR_DRIVER_VERSION: u32 = 0x0001_0116;
-pub const GEN_RECEIVE_SCALE_CAPABILITIES: u32 = 0x0001_0203;
-pub const GEN_RECEIVE_SCALE_PARAMETERS: u32 = 0x0001_0204;
-/// Linux sets "NetworkAddress" through it to change the MAC.
-pub const GEN_RNDIS_CONFIG_PARAMETER: u32 = 0x0001_021b;
-pub const GEN_FRIENDLY_NAME: u32 = 0x0002_0116;
-pub const GEN_XMIT_OK: u32 = 0x0002_0101;
-pub const GEN_RCV_OK: u32 = 0x0002_0102;
-pub const GEN_XMIT_ERROR: u32 = 0x0002_0103;
-pub const GEN_RCV_ERROR: u32 = 0x0002_0104;
-pub const GEN_RCV_NO_BUFFER: u32 = 0x0002_0105;
-pub const P802_3_PERMANENT_ADDRESS: u32 = 0x0101_0101;
-pub const P802_3_CURRENT_ADDRESS: u32 = 0x0101_0102;
-pub const P802_3_MULTICAST_LIST: u32 = 0x0101_0103;
-pub const P802_3_MAXIMUM_LIST_SIZE: u32 = 0x0101_0104;
-pub const OFFLOAD_ENCAPSULATION: u32 = 0x0101_010a;
-pub const TCP_OFFLOAD_CURRENT_CONFIG: u32 = 0xfc01_020b;
-pub const TCP_OFFLOAD_PARAMETERS: u32 = 0xfc01_020c;
-pub const TCP_OFFLOAD_HARDWARE_CAPABILITIES: u32 = 0xfc01_020d;
+/// An NDIS object identifier: what a QUERY or SET names. Open: a guest may ask
+/// for any; the named ones are those Linux's `rndis_filter.c` uses.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Oid(pub u32);
+
+impl Oid {
+    pub const GEN_SUPPORTED_LIST: Self = Self(0x0001_0101);
+    pub const GEN_HARDWARE_STATUS: Self = Self(0x0001_0102);
+    pub const GEN_MEDIA_SUPPORTED: Self = Self(0x0001_0103);
+    pub const GEN_MEDIA_IN_USE: Self = Self(0x0001_0104);
+    /// The largest frame without its Ethernet header: the MTU Linux caps itself to.
+    pub const GEN_MAXIMUM_FRAME_SIZE: Self = Self(0x0001_0106);
+    /// Units of 100 bit/s.
+    pub const GEN_LINK_SPEED: Self = Self(0x0001_0107);
+    pub const GEN_TRANSMIT_BUFFER_SPACE: Self = Self(0x0001_0108);
+    pub const GEN_RECEIVE_BUFFER_SPACE: Self = Self(0x0001_0109);
+    pub const GEN_VENDOR_ID: Self = Self(0x0001_010c);
+    pub const GEN_VENDOR_DESCRIPTION: Self = Self(0x0001_010d);
+    pub const GEN_CURRENT_PACKET_FILTER: Self = Self(0x0001_010e);
+    pub const GEN_CURRENT_LOOKAHEAD: Self = Self(0x0001_010f);
+    pub const GEN_DRIVER_VERSION: Self = Self(0x0001_0110);
+    pub const GEN_MAXIMUM_TOTAL_SIZE: Self = Self(0x0001_0111);
+    pub const GEN_MAC_OPTIONS: Self = Self(0x0001_0113);
+    /// 0 connected, 1 disconnected.
+    pub const GEN_MEDIA_CONNECT_STATUS: Self = Self(0x0001_0114);
+    pub const GEN_MAXIMUM_SEND_PACKETS: Self = Self(0x0001_0115);
+    pub const GEN_VENDOR_DRIVER_VERSION: Self = Self(0x0001_0116);
+    pub const GEN_RECEIVE_SCALE_CAPABILITIES: Self = Self(0x0001_0203);
+    pub const GEN_RECEIVE_SCALE_PARAMETERS: Self = Self(0x0001_0204);
+    /// Linux sets "NetworkAddress" through it to change the MAC.
+    pub const GEN_RNDIS_CONFIG_PARAMETER: Self = Self(0x0001_021b);
+    pub const GEN_FRIENDLY_NAME: Self = Self(0x0002_0116);
+    pub const GEN_XMIT_OK: Self = Self(0x0002_0101);
+    pub const GEN_RCV_OK: Self = Self(0x0002_0102);
+    pub const GEN_XMIT_ERROR: Self = Self(0x0002_0103);
+    pub const GEN_RCV_ERROR: Self = Self(0x0002_0104);
+    pub const GEN_RCV_NO_BUFFER: Self = Self(0x0002_0105);
+    pub const P802_3_PERMANENT_ADDRESS: Self = Self(0x0101_0101);
+    pub const P802_3_CURRENT_ADDRESS: Self = Self(0x0101_0102);
+    pub const P802_3_MULTICAST_LIST: Self = Self(0x0101_0103);
+    pub const P802_3_MAXIMUM_LIST_SIZE: Self = Self(0x0101_0104);
+    pub const OFFLOAD_ENCAPSULATION: Self = Self(0x0101_010a);
+    pub const TCP_OFFLOAD_CURRENT_CONFIG: Self = Self(0xfc01_020b);
+    pub const TCP_OFFLOAD_PARAMETERS: Self = Self(0xfc01_020c);
+    pub const TCP_OFFLOAD_HARDWARE_CAPABILITIES: Self = Self(0xfc01_020d);
+}
 
 /// `NDIS_PACKET_TYPE_*` bits of GEN_CURRENT_PACKET_FILTER.
 pub mod filter {

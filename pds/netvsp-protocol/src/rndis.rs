@@ -10,6 +10,8 @@ use alloc::vec::Vec;
 use zerocopy::byteorder::little_endian::U32;
 use zerocopy::{FromBytes, IntoBytes};
 
+use crate::oid::Oid;
+
 /// An open RNDIS message type; completions are the request's type with bit 31 set.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct MessageType(pub u32);
@@ -157,18 +159,23 @@ const _: () = {
     assert!(PPI_HEADER_SIZE == 12);
 };
 
-/// NDIS per-packet-info types (non-internal).
-pub mod ppi {
-    pub const TCPIP_CHECKSUM: u32 = 0;
-    pub const IPSEC: u32 = 1;
-    pub const TCP_LARGE_SEND: u32 = 2;
-    pub const CLASSIFICATION_HANDLE: u32 = 3;
-    pub const SG_LIST: u32 = 5;
-    pub const IEEE_8021Q: u32 = 6;
-    pub const ORIGINAL_PACKET: u32 = 7;
-    pub const HASH_VALUE: u32 = 8;
-    /// Internal (bit 31 set) type 1: Linux's packet id for fragmented receives.
-    pub const INTERNAL_PACKET_ID: u32 = 1;
+/// An open per-packet-info type: bits 0..31 of an element's type word, whose bit
+/// 31 says whether it is an NDIS type or an internal RNDIS one. All the named
+/// values are NDIS types but [`PpiType::INTERNAL_PACKET_ID`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PpiType(pub u32);
+
+impl PpiType {
+    pub const TCPIP_CHECKSUM: Self = Self(0);
+    pub const IPSEC: Self = Self(1);
+    pub const TCP_LARGE_SEND: Self = Self(2);
+    pub const CLASSIFICATION_HANDLE: Self = Self(3);
+    pub const SG_LIST: Self = Self(5);
+    pub const IEEE_8021Q: Self = Self(6);
+    pub const ORIGINAL_PACKET: Self = Self(7);
+    pub const HASH_VALUE: Self = Self(8);
+    /// Internal type 1: Linux's packet id for fragmented receives.
+    pub const INTERNAL_PACKET_ID: Self = Self(1);
 }
 
 /// What went wrong, and what of the message could still be read so the answer can
@@ -231,6 +238,16 @@ fn sub(body: &[u8], offset: u32, len: u32) -> Option<&[u8]> {
     body.get(start..end)
 }
 
+/// Like [`sub`], but an empty buffer is fine wherever its offset points: senders
+/// leave the offset of an absent buffer at 0 (or anything).
+fn optional_sub(body: &[u8], offset: u32, len: u32) -> Option<&[u8]> {
+    if len == 0 {
+        Some(&[])
+    } else {
+        sub(body, offset, len)
+    }
+}
+
 fn fixed<T: FromBytes>(body: &[u8], err: impl Fn(ErrorKind) -> Error) -> Result<T, Error> {
     T::read_from_prefix(body)
         .map(|(v, _)| v)
@@ -265,7 +282,7 @@ pub fn parse(bytes: &[u8]) -> Result<(Message<'_>, usize), Error> {
     }
     let body = &bytes[HEADER_SIZE..len];
     let info = |offset: U32, length: U32| {
-        sub(body, offset.get(), length.get()).ok_or(err(ErrorKind::BadRange))
+        optional_sub(body, offset.get(), length.get()).ok_or(err(ErrorKind::BadRange))
     };
     let message = match ty {
         MessageType::PACKET => Message::Packet(parse_packet(body).map_err(err)?),
@@ -273,11 +290,7 @@ pub fn parse(bytes: &[u8]) -> Result<(Message<'_>, usize), Error> {
         MessageType::HALT => Message::Halt(fixed(body, err)?),
         MessageType::QUERY | MessageType::SET => {
             let req: OidRequest = fixed(body, err)?;
-            let buf = if req.info_buffer_length.get() == 0 {
-                &[][..]
-            } else {
-                info(req.info_buffer_offset, req.info_buffer_length)?
-            };
+            let buf = info(req.info_buffer_offset, req.info_buffer_length)?;
             if ty == MessageType::QUERY {
                 Message::Query(req, buf)
             } else {
@@ -289,11 +302,7 @@ pub fn parse(bytes: &[u8]) -> Result<(Message<'_>, usize), Error> {
         MessageType::INITIALIZE_COMPLETE => Message::InitializeComplete(fixed(body, err)?),
         MessageType::QUERY_COMPLETE => {
             let c: QueryComplete = fixed(body, err)?;
-            let buf = if c.info_buffer_length.get() == 0 {
-                &[][..]
-            } else {
-                info(c.info_buffer_offset, c.info_buffer_length)?
-            };
+            let buf = info(c.info_buffer_offset, c.info_buffer_length)?;
             Message::QueryComplete(c, buf)
         }
         MessageType::SET_COMPLETE => Message::SetComplete(fixed(body, err)?),
@@ -301,11 +310,7 @@ pub fn parse(bytes: &[u8]) -> Result<(Message<'_>, usize), Error> {
         MessageType::KEEPALIVE_COMPLETE => Message::KeepAliveComplete(fixed(body, err)?),
         MessageType::INDICATE_STATUS => {
             let s: IndicateStatus = fixed(body, err)?;
-            let buf = if s.status_buffer_length.get() == 0 {
-                &[][..]
-            } else {
-                info(s.status_buffer_offset, s.status_buffer_length)?
-            };
+            let buf = info(s.status_buffer_offset, s.status_buffer_length)?;
             Message::IndicateStatus(s, buf)
         }
         other => Message::Unknown(other),
@@ -319,16 +324,12 @@ fn parse_packet(body: &[u8]) -> Result<DataPacket<'_>, ErrorKind> {
     if frame.is_empty() {
         return Err(ErrorKind::EmptyFrame);
     }
-    let per_packet_info = if p.per_packet_info_length.get() == 0 {
-        &[][..]
-    } else {
-        sub(
-            body,
-            p.per_packet_info_offset.get(),
-            p.per_packet_info_length.get(),
-        )
-        .ok_or(ErrorKind::BadRange)?
-    };
+    let per_packet_info = optional_sub(
+        body,
+        p.per_packet_info_offset.get(),
+        p.per_packet_info_length.get(),
+    )
+    .ok_or(ErrorKind::BadRange)?;
     Ok(DataPacket {
         frame,
         per_packet_info,
@@ -338,7 +339,7 @@ fn parse_packet(body: &[u8]) -> Result<DataPacket<'_>, ErrorKind> {
 /// One per-packet-info element as found.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct PacketInfo<'a> {
-    pub ty: u32,
+    pub ty: PpiType,
     pub internal: bool,
     pub data: &'a [u8],
 }
@@ -374,7 +375,7 @@ impl<'a> Iterator for PacketInfos<'a> {
             self.rest = &self.rest[size..];
             let word = h.type_internal.get();
             Ok(PacketInfo {
-                ty: word & 0x7fff_ffff,
+                ty: PpiType(word & 0x7fff_ffff),
                 internal: word & 0x8000_0000 != 0,
                 data: &element[offset..],
             })
@@ -397,7 +398,7 @@ impl<'a> DataPacket<'a> {
     pub fn vlan_tci(&self) -> Result<Option<u16>, ErrorKind> {
         for info in self.per_packet_info() {
             let info = info?;
-            if !info.internal && info.ty == ppi::IEEE_8021Q {
+            if !info.internal && info.ty == PpiType::IEEE_8021Q {
                 let word = info.data.get(..4).ok_or(ErrorKind::BadPerPacketInfo)?;
                 let v = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
                 // pri:3 cfi:1 vlanid:12, as in `struct ndis_pkt_8021q_info`.
@@ -434,10 +435,10 @@ pub fn query_complete(request_id: u32, status: Status, info: &[u8], out: &mut Ve
 }
 
 /// A QUERY or SET request with its information buffer right after the body.
-pub fn oid_request(ty: MessageType, request_id: u32, oid: u32, info: &[u8], out: &mut Vec<u8>) {
+pub fn oid_request(ty: MessageType, request_id: u32, oid: Oid, info: &[u8], out: &mut Vec<u8>) {
     let r = OidRequest {
         request_id: U32::new(request_id),
-        oid: U32::new(oid),
+        oid: U32::new(oid.0),
         info_buffer_length: U32::new(info.len() as u32),
         info_buffer_offset: U32::new(size_of::<OidRequest>() as u32),
         device_vc_handle: U32::new(0),
@@ -487,11 +488,20 @@ pub fn data_packet(frame: &[u8], ppi: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(frame);
 }
 
+/// Appends the 802.1Q per-packet info carrying tag control word `tci` (what
+/// [`DataPacket::vlan_tci`] reads back).
+pub fn push_vlan(tci: u16, out: &mut Vec<u8>) {
+    let tci = u32::from(tci);
+    // `struct ndis_pkt_8021q_info`: pri:3 cfi:1 vlanid:12 from bit 0.
+    let word = (tci >> 13) | ((tci >> 12) & 1) << 3 | (tci & 0xfff) << 4;
+    push_ppi(PpiType::IEEE_8021Q, false, &word.to_le_bytes(), out);
+}
+
 /// Appends one per-packet-info element.
-pub fn push_ppi(ty: u32, internal: bool, data: &[u8], out: &mut Vec<u8>) {
+pub fn push_ppi(ty: PpiType, internal: bool, data: &[u8], out: &mut Vec<u8>) {
     let h = PerPacketInfo {
         size: U32::new((PPI_HEADER_SIZE + data.len()) as u32),
-        type_internal: U32::new(ty | if internal { 0x8000_0000 } else { 0 }),
+        type_internal: U32::new(ty.0 | if internal { 0x8000_0000 } else { 0 }),
         offset: U32::new(PPI_HEADER_SIZE as u32),
     };
     out.extend_from_slice(h.as_bytes());

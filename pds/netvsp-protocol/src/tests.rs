@@ -90,7 +90,7 @@ fn header(ty: u32, len: u32) -> Vec<u8> {
 /// A QUERY whose info buffer fields are given raw.
 fn query(len_field: u32, info_len: u32, info_off: u32, extra: usize) -> Vec<u8> {
     let mut m = header(4, len_field);
-    for w in [9, crate::oid::GEN_LINK_SPEED, info_len, info_off, 0] {
+    for w in [9, crate::oid::Oid::GEN_LINK_SPEED.0, info_len, info_off, 0] {
         m.extend_from_slice(&w.to_le_bytes());
     }
     m.extend(core::iter::repeat_n(0xaa, extra));
@@ -201,7 +201,7 @@ fn bad_per_packet_info_stops_the_walk() {
     // Sizes below the header, beyond the area, and an offset past the element.
     for (size, offset) in [(0u32, 12u32), (4, 12), (200, 12), (16, 17), (16, 4)] {
         let mut ppi = Vec::new();
-        for w in [size, rndis::ppi::IEEE_8021Q, offset, 0x123] {
+        for w in [size, rndis::PpiType::IEEE_8021Q.0, offset, 0x123] {
             ppi.extend_from_slice(&w.to_le_bytes());
         }
         let mut m = Vec::new();
@@ -223,14 +223,16 @@ fn bad_per_packet_info_stops_the_walk() {
 fn data_packet_round_trip_with_vlan() {
     let frame: Vec<u8> = (0..60).collect();
     let mut ppi = Vec::new();
-    // vlan 42, priority 5.
-    rndis::push_ppi(rndis::ppi::HASH_VALUE, false, &7u32.to_le_bytes(), &mut ppi);
     rndis::push_ppi(
-        rndis::ppi::IEEE_8021Q,
+        rndis::PpiType::HASH_VALUE,
         false,
-        &(5u32 | 42 << 4).to_le_bytes(),
+        &7u32.to_le_bytes(),
         &mut ppi,
     );
+    // vlan 42, priority 5, in the word as Linux's `ndis_pkt_8021q_info` has it.
+    let vlan_at = ppi.len();
+    rndis::push_vlan(5 << 13 | 42, &mut ppi);
+    assert_eq!(ppi[vlan_at + 12..], (5u32 | 42 << 4).to_le_bytes());
     let mut m = Vec::new();
     rndis::data_packet(&frame, &ppi, &mut m);
     // A second message right after: the walker returns each length.
@@ -247,6 +249,21 @@ fn data_packet_round_trip_with_vlan() {
     };
     assert_eq!(q.frame, &[9; 14]);
     assert_eq!(q.vlan_tci(), Ok(None));
+}
+
+#[test]
+fn vlan_tag_round_trip() {
+    // Every field at its extremes, CFI alone, and a typical tag.
+    for tci in [0u16, 0xffff, 1 << 12, 7 << 13, 0xfff, 5 << 13 | 42] {
+        let mut ppi = Vec::new();
+        rndis::push_vlan(tci, &mut ppi);
+        let mut m = Vec::new();
+        rndis::data_packet(&[1; 14], &ppi, &mut m);
+        let (Message::Packet(p), _) = rndis::parse(&m).unwrap() else {
+            panic!("not a packet")
+        };
+        assert_eq!(p.vlan_tci(), Ok(Some(tci)), "tci {tci:#x}");
+    }
 }
 
 #[test]

@@ -179,6 +179,11 @@ pub struct Nic<M> {
     pub stats: Stats,
 }
 
+/// The status of a SEND_*_BUFFER completion: whether the buffer was taken.
+fn setup_status(ok: bool) -> zerocopy::byteorder::little_endian::U32 {
+    u32le(if ok { Status::SUCCESS } else { Status::FAILURE }.0)
+}
+
 impl<M> core::fmt::Debug for Nic<M> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Nic")
@@ -360,10 +365,10 @@ impl<M: GuestBuffer> Nic<M> {
                 None
             }
             Message::SendReceiveBuffer(b) if setup && self.version.is_some() => {
-                Some(self.receive_buffer(b, gpadl))
+                Some(self.receive_buffer(b.id.get(), gpadl(b.gpadl.get())))
             }
             Message::SendSendBuffer(b) if setup && self.version.is_some() => {
-                Some(self.send_buffer(b, gpadl))
+                Some(self.send_buffer(gpadl(b.gpadl.get())))
             }
             Message::RevokeReceiveBuffer(r) if setup => {
                 if self.receive.as_ref().is_some_and(|b| b.id == r.id.get()) {
@@ -491,33 +496,22 @@ impl<M: GuestBuffer> Nic<M> {
         found
     }
 
-    fn receive_buffer(
-        &mut self,
-        b: nvsp::SendBuffer,
-        gpadl: &mut dyn FnMut(u32) -> Option<M>,
-    ) -> [u8; MESSAGE_SIZE] {
+    /// SEND_RECEIVE_BUFFER of buffer `id` over `mem` (the GPADL it names).
+    fn receive_buffer(&mut self, id: u16, mem: Option<M>) -> [u8; MESSAGE_SIZE] {
         let size = RECEIVE_SECTION_SIZE;
-        let mem = gpadl(b.gpadl.get());
         let max = self.config.max_receive_buffer;
-        let count = match self.new_buffer(self.receive.is_some(), mem, max, size) {
-            Some((mem, count)) => {
-                self.receive = Some(ReceiveBuffer {
-                    mem,
-                    id: b.id.get(),
-                    sections: Sections::new(count),
-                    owner: vec![0; count as usize],
-                });
-                count
-            }
-            None => 0,
-        };
-        let status = if count > 0 {
-            Status::SUCCESS
-        } else {
-            Status::FAILURE
-        };
+        let found = self.new_buffer(self.receive.is_some(), mem, max, size);
+        let count = found.map_or(0, |(mem, count)| {
+            self.receive = Some(ReceiveBuffer {
+                mem,
+                id,
+                sections: Sections::new(count),
+                owner: vec![0; count as usize],
+            });
+            count
+        });
         Message::SendReceiveBufferComplete(nvsp::SendReceiveBufferComplete {
-            status: u32le(status.0),
+            status: setup_status(count > 0),
             section_count: u32le(u32::from(count > 0)),
             section: nvsp::ReceiveBufferSection {
                 offset: u32le(0),
@@ -529,27 +523,17 @@ impl<M: GuestBuffer> Nic<M> {
         .encode()
     }
 
-    fn send_buffer(
-        &mut self,
-        b: nvsp::SendBuffer,
-        gpadl: &mut dyn FnMut(u32) -> Option<M>,
-    ) -> [u8; MESSAGE_SIZE] {
+    /// SEND_SEND_BUFFER over `mem` (the GPADL it names).
+    fn send_buffer(&mut self, mem: Option<M>) -> [u8; MESSAGE_SIZE] {
         let size = SEND_SECTION_SIZE;
-        let mem = gpadl(b.gpadl.get());
-        let max = self.config.max_send_buffer;
-        let ok = match self.new_buffer(self.send.is_some(), mem, max, size) {
-            Some((mem, sections)) => {
-                self.send = Some(SendBuffer { mem, sections });
-                true
-            }
-            None => false,
-        };
+        let found = self.new_buffer(self.send.is_some(), mem, self.config.max_send_buffer, size);
+        let ok = found.is_some();
+        // A refused second buffer leaves the first in place.
+        if let Some((mem, sections)) = found {
+            self.send = Some(SendBuffer { mem, sections });
+        }
         Message::SendSendBufferComplete(nvsp::SendSendBufferComplete {
-            status: u32le(if ok {
-                Status::SUCCESS.0
-            } else {
-                Status::FAILURE.0
-            }),
+            status: setup_status(ok),
             section_size: u32le(if ok { size } else { 0 }),
         })
         .encode()

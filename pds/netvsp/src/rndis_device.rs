@@ -9,7 +9,7 @@
 
 use alloc::vec::Vec;
 
-use netvsp_protocol::oid::{self, filter};
+use netvsp_protocol::oid::{self, filter, Oid};
 use netvsp_protocol::rndis::{self, Message, MessageType, Status};
 use zerocopy::byteorder::little_endian::{U16, U32};
 use zerocopy::IntoBytes;
@@ -31,27 +31,27 @@ const LINK_SPEED: u32 = 100_000_000;
 const MAX_MULTICAST: usize = 32;
 const VENDOR_DESCRIPTION: &[u8] = b"paravisor netvsp\0";
 
-const SUPPORTED: [u32; 20] = [
-    oid::GEN_SUPPORTED_LIST,
-    oid::GEN_HARDWARE_STATUS,
-    oid::GEN_MEDIA_SUPPORTED,
-    oid::GEN_MEDIA_IN_USE,
-    oid::GEN_MAXIMUM_FRAME_SIZE,
-    oid::GEN_LINK_SPEED,
-    oid::GEN_VENDOR_ID,
-    oid::GEN_VENDOR_DESCRIPTION,
-    oid::GEN_CURRENT_PACKET_FILTER,
-    oid::GEN_MAXIMUM_TOTAL_SIZE,
-    oid::GEN_MEDIA_CONNECT_STATUS,
-    oid::GEN_MAXIMUM_SEND_PACKETS,
-    oid::GEN_VENDOR_DRIVER_VERSION,
-    oid::GEN_XMIT_OK,
-    oid::GEN_RCV_OK,
-    oid::P802_3_PERMANENT_ADDRESS,
-    oid::P802_3_CURRENT_ADDRESS,
-    oid::P802_3_MULTICAST_LIST,
-    oid::P802_3_MAXIMUM_LIST_SIZE,
-    oid::TCP_OFFLOAD_HARDWARE_CAPABILITIES,
+const SUPPORTED: [Oid; 20] = [
+    Oid::GEN_SUPPORTED_LIST,
+    Oid::GEN_HARDWARE_STATUS,
+    Oid::GEN_MEDIA_SUPPORTED,
+    Oid::GEN_MEDIA_IN_USE,
+    Oid::GEN_MAXIMUM_FRAME_SIZE,
+    Oid::GEN_LINK_SPEED,
+    Oid::GEN_VENDOR_ID,
+    Oid::GEN_VENDOR_DESCRIPTION,
+    Oid::GEN_CURRENT_PACKET_FILTER,
+    Oid::GEN_MAXIMUM_TOTAL_SIZE,
+    Oid::GEN_MEDIA_CONNECT_STATUS,
+    Oid::GEN_MAXIMUM_SEND_PACKETS,
+    Oid::GEN_VENDOR_DRIVER_VERSION,
+    Oid::GEN_XMIT_OK,
+    Oid::GEN_RCV_OK,
+    Oid::P802_3_PERMANENT_ADDRESS,
+    Oid::P802_3_CURRENT_ADDRESS,
+    Oid::P802_3_MULTICAST_LIST,
+    Oid::P802_3_MAXIMUM_LIST_SIZE,
+    Oid::TCP_OFFLOAD_HARDWARE_CAPABILITIES,
 ];
 
 /// Frame and error counters, as the statistics OIDs report them.
@@ -190,7 +190,7 @@ impl RndisDevice {
             }
             Message::Query(req, _) => {
                 let mut info = Vec::new();
-                let status = self.query(req.oid.get(), &mut info);
+                let status = self.query(Oid(req.oid.get()), &mut info);
                 if status != Status::SUCCESS {
                     info.clear();
                 }
@@ -198,7 +198,7 @@ impl RndisDevice {
                 Outcome::Answered
             }
             Message::Set(req, info) => {
-                let status = self.set(req.oid.get(), info);
+                let status = self.set(Oid(req.oid.get()), info);
                 complete(MessageType::SET_COMPLETE, req.request_id.get(), status, out);
                 Outcome::Answered
             }
@@ -254,41 +254,41 @@ impl RndisDevice {
         Outcome::Answered
     }
 
-    fn query(&self, oid: u32, info: &mut Vec<u8>) -> Status {
+    fn query(&self, oid: Oid, info: &mut Vec<u8>) -> Status {
         let mut u32_ = |v: u32| info.extend_from_slice(&v.to_le_bytes());
         match oid {
-            oid::GEN_SUPPORTED_LIST => SUPPORTED.iter().for_each(|&o| u32_(o)),
-            oid::GEN_HARDWARE_STATUS => u32_(0),
-            oid::GEN_MEDIA_SUPPORTED | oid::GEN_MEDIA_IN_USE => u32_(rndis::MEDIUM_802_3),
-            oid::GEN_MAXIMUM_FRAME_SIZE | oid::GEN_CURRENT_LOOKAHEAD => u32_(MTU),
-            oid::GEN_MAXIMUM_TOTAL_SIZE => u32_(MTU + 14),
-            oid::GEN_LINK_SPEED => u32_(LINK_SPEED),
+            Oid::GEN_SUPPORTED_LIST => SUPPORTED.iter().for_each(|&o| u32_(o.0)),
+            Oid::GEN_HARDWARE_STATUS => u32_(0),
+            Oid::GEN_MEDIA_SUPPORTED | Oid::GEN_MEDIA_IN_USE => u32_(rndis::MEDIUM_802_3),
+            Oid::GEN_MAXIMUM_FRAME_SIZE | Oid::GEN_CURRENT_LOOKAHEAD => u32_(MTU),
+            Oid::GEN_MAXIMUM_TOTAL_SIZE => u32_(MTU + 14),
+            Oid::GEN_LINK_SPEED => u32_(LINK_SPEED),
             // No IEEE OUI of our own: the "not assigned" vendor.
-            oid::GEN_VENDOR_ID => u32_(0x00ff_ffff),
-            oid::GEN_VENDOR_DRIVER_VERSION => u32_(0x0001_0000),
-            oid::GEN_CURRENT_PACKET_FILTER => u32_(self.filter),
-            oid::GEN_MEDIA_CONNECT_STATUS => u32_(if self.link_up { 0 } else { 1 }),
-            oid::GEN_MAXIMUM_SEND_PACKETS => u32_(MAX_PACKETS_PER_MESSAGE),
-            oid::P802_3_MAXIMUM_LIST_SIZE => u32_(MAX_MULTICAST as u32),
-            oid::GEN_VENDOR_DESCRIPTION => info.extend_from_slice(VENDOR_DESCRIPTION),
-            oid::P802_3_PERMANENT_ADDRESS | oid::P802_3_CURRENT_ADDRESS => {
+            Oid::GEN_VENDOR_ID => u32_(0x00ff_ffff),
+            Oid::GEN_VENDOR_DRIVER_VERSION => u32_(0x0001_0000),
+            Oid::GEN_CURRENT_PACKET_FILTER => u32_(self.filter),
+            Oid::GEN_MEDIA_CONNECT_STATUS => u32_(if self.link_up { 0 } else { 1 }),
+            Oid::GEN_MAXIMUM_SEND_PACKETS => u32_(MAX_PACKETS_PER_MESSAGE),
+            Oid::P802_3_MAXIMUM_LIST_SIZE => u32_(MAX_MULTICAST as u32),
+            Oid::GEN_VENDOR_DESCRIPTION => info.extend_from_slice(VENDOR_DESCRIPTION),
+            Oid::P802_3_PERMANENT_ADDRESS | Oid::P802_3_CURRENT_ADDRESS => {
                 info.extend_from_slice(&self.mac)
             }
-            oid::P802_3_MULTICAST_LIST => self
+            Oid::P802_3_MULTICAST_LIST => self
                 .multicast
                 .iter()
                 .for_each(|m| info.extend_from_slice(m)),
-            oid::GEN_XMIT_OK => info.extend_from_slice(&self.counters.xmit_ok.to_le_bytes()),
-            oid::GEN_RCV_OK => info.extend_from_slice(&self.counters.rcv_ok.to_le_bytes()),
-            oid::GEN_XMIT_ERROR => info.extend_from_slice(&self.counters.xmit_error.to_le_bytes()),
-            oid::GEN_RCV_ERROR => info.extend_from_slice(&self.counters.rcv_error.to_le_bytes()),
-            oid::GEN_RCV_NO_BUFFER => {
+            Oid::GEN_XMIT_OK => info.extend_from_slice(&self.counters.xmit_ok.to_le_bytes()),
+            Oid::GEN_RCV_OK => info.extend_from_slice(&self.counters.rcv_ok.to_le_bytes()),
+            Oid::GEN_XMIT_ERROR => info.extend_from_slice(&self.counters.xmit_error.to_le_bytes()),
+            Oid::GEN_RCV_ERROR => info.extend_from_slice(&self.counters.rcv_error.to_le_bytes()),
+            Oid::GEN_RCV_NO_BUFFER => {
                 info.extend_from_slice(&self.counters.rcv_no_buffer.to_le_bytes())
             }
-            oid::TCP_OFFLOAD_HARDWARE_CAPABILITIES | oid::TCP_OFFLOAD_CURRENT_CONFIG => {
+            Oid::TCP_OFFLOAD_HARDWARE_CAPABILITIES | Oid::TCP_OFFLOAD_CURRENT_CONFIG => {
                 info.extend_from_slice(no_offloads().as_bytes())
             }
-            oid::GEN_RECEIVE_SCALE_CAPABILITIES if self.queues > 1 => {
+            Oid::GEN_RECEIVE_SCALE_CAPABILITIES if self.queues > 1 => {
                 info.extend_from_slice(rss_capabilities(self.queues).as_bytes())
             }
             _ => return Status::NOT_SUPPORTED,
@@ -296,16 +296,16 @@ impl RndisDevice {
         Status::SUCCESS
     }
 
-    fn set(&mut self, oid: u32, info: &[u8]) -> Status {
+    fn set(&mut self, oid: Oid, info: &[u8]) -> Status {
         match oid {
-            oid::GEN_CURRENT_PACKET_FILTER => match info.get(..4) {
+            Oid::GEN_CURRENT_PACKET_FILTER => match info.get(..4) {
                 Some(w) => {
                     self.filter = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
                     Status::SUCCESS
                 }
                 None => Status::INVALID_LENGTH,
             },
-            oid::P802_3_MULTICAST_LIST => {
+            Oid::P802_3_MULTICAST_LIST => {
                 if !info.len().is_multiple_of(6) || info.len() / 6 > MAX_MULTICAST {
                     return Status::INVALID_LENGTH;
                 }
@@ -317,15 +317,15 @@ impl RndisDevice {
             }
             // Offload parameters: none are offered, so none get enabled; take the
             // guest's settings as long as they are an NDIS object at all.
-            oid::TCP_OFFLOAD_PARAMETERS | oid::OFFLOAD_ENCAPSULATION => {
+            Oid::TCP_OFFLOAD_PARAMETERS | Oid::OFFLOAD_ENCAPSULATION => {
                 if info.len() < 4 {
                     Status::INVALID_LENGTH
                 } else {
                     Status::SUCCESS
                 }
             }
-            oid::GEN_CURRENT_LOOKAHEAD => Status::SUCCESS,
-            oid::GEN_RECEIVE_SCALE_PARAMETERS if self.queues > 1 => {
+            Oid::GEN_CURRENT_LOOKAHEAD => Status::SUCCESS,
+            Oid::GEN_RECEIVE_SCALE_PARAMETERS if self.queues > 1 => {
                 match self.rss.set(info, self.queues) {
                     Ok(()) => Status::SUCCESS,
                     Err(e) => e.status(),
@@ -393,9 +393,9 @@ mod tests {
         let other = [0, 0x15, 0x5d, 9, 9, 9];
         let mut d = RndisDevice::new(MAC, true);
         let mut out = Vec::new();
-        assert_eq!(d.set(oid::P802_3_MULTICAST_LIST, &group), Status::SUCCESS);
+        assert_eq!(d.set(Oid::P802_3_MULTICAST_LIST, &group), Status::SUCCESS);
         assert_eq!(
-            d.set(oid::P802_3_MULTICAST_LIST, &[0; 7]),
+            d.set(Oid::P802_3_MULTICAST_LIST, &[0; 7]),
             Status::INVALID_LENGTH
         );
         let table: [(u32, [u8; 6], bool); 9] = [
@@ -410,7 +410,7 @@ mod tests {
             (filter::PROMISCUOUS, other, true),
         ];
         for (f, dst, want) in table {
-            d.set(oid::GEN_CURRENT_PACKET_FILTER, &f.to_le_bytes());
+            d.set(Oid::GEN_CURRENT_PACKET_FILTER, &f.to_le_bytes());
             let frame = [dst.as_slice(), &MAC, &[0x08, 0]].concat();
             assert_eq!(d.accepts(&frame), want, "filter {f:#x} dst {dst:x?}");
         }

@@ -53,6 +53,7 @@ impl GuestLayout {
 }
 
 /// The host side of one test channel, over guest RAM that lives for `'a`.
+#[derive(Debug)]
 pub struct HostOn<'a> {
     pub nic: Nic<PagedBuffer<'a>>,
     incoming: IncomingRing<RingMem<'a>>,
@@ -66,14 +67,6 @@ pub struct HostOn<'a> {
 
 /// A host over leaked memory, as most tests use it.
 pub type Host = HostOn<'static>;
-
-impl core::fmt::Debug for HostOn<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Host")
-            .field("nic", &self.nic)
-            .finish_non_exhaustive()
-    }
-}
 
 impl<'a> HostOn<'a> {
     /// The guest's RAM as the host maps it (hostile-guest tests write it raw).

@@ -22,9 +22,7 @@ use alloc::vec::Vec;
 
 use ipc::{Channel, Init, InitError, Kernel};
 use isolation::GuestMemory;
-use vmbus_device::{
-    Limits, Packet, Reply, RingBroken, RingTransport, Served, Serving, VmbusDevice, VspPd,
-};
+use vmbus_device::{Limits, Reply, Request, RingBroken, Served, Serving, VmbusDevice, VspPd};
 use vmbus_protocol::ids::interface;
 use vmbus_protocol::{GpadlId, Guid, Relid};
 use vmbus_ring::{IncomingPacket, ReadError, RingMem, WriteError, PAGE_SIZE};
@@ -233,13 +231,7 @@ impl VmbusDevice for NetvspDevice<'_> {
         None
     }
 
-    fn packet(
-        &mut self,
-        _: Relid,
-        _: &Packet<'_>,
-        _: &GuestMemory<'_>,
-        _: &mut Vec<u8>,
-    ) -> Option<Reply> {
+    fn packet(&mut self, _: Request<'_>, _: &mut Vec<u8>) -> Option<Reply> {
         None
     }
 
@@ -247,25 +239,21 @@ impl VmbusDevice for NetvspDevice<'_> {
         MAX_BUFFER_PAGES
     }
 
-    fn serve_channel<M: RingMem>(
-        &mut self,
-        relid: Relid,
-        rings: &mut RingTransport<M>,
-        ctx: Serving<'_, '_>,
-    ) -> Result<Served, RingBroken> {
+    fn serve_channel<M: RingMem>(&mut self, ch: Serving<'_, '_, M>) -> Result<Served, RingBroken> {
+        let relid = ch.relid;
         let (primary, q) = self.queues.get(&relid).copied().unwrap_or((relid, 0));
         let Some(nic) = self.nics.get_mut(&primary) else {
             return Ok(Served::default());
         };
         let mem = self.mem;
         let read = |pfn, offset, buf: &mut [u8]| Self::read_page(&mem, pfn, offset, buf);
-        let gpadls = ctx.gpadls;
+        let gpadls = ch.gpadls;
         // The buffers are the primary's GPADLs, whichever channel names them.
         let mut lookup = |id| Self::buffer(&mem, gpadls, primary, id);
         let served = ring::serve_queue(
             nic,
             q,
-            rings.rings(),
+            ch.rings.rings(),
             &read,
             &mut lookup,
             self.setup.backend.as_mut(),
@@ -282,7 +270,7 @@ impl VmbusDevice for NetvspDevice<'_> {
         wake_peer(
             &mut *self.setup.backend,
             self.setup.backend_channel,
-            ctx.kernel,
+            ch.kernel,
         );
         Ok(Served {
             packets: served.packets,

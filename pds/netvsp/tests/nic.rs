@@ -150,14 +150,10 @@ fn a_vlan_tag_moved_into_per_packet_info_goes_back_into_the_frame() {
     let (mut host, mut c) = setup(16);
     c.bring_up(Version::V61, &mut host.pump()).unwrap();
     let f = frame(1, 100);
+    // Priority 5, vlan 42.
+    let tci: u16 = 5 << 13 | 42;
     let mut ppi = Vec::new();
-    // Linux's ndis_pkt_8021q_info: pri 5, vlan 42.
-    rndis::push_ppi(
-        rndis::ppi::IEEE_8021Q,
-        false,
-        &(5u32 | 42 << 4).to_le_bytes(),
-        &mut ppi,
-    );
+    rndis::push_vlan(tci, &mut ppi);
     let mut msg = Vec::new();
     rndis::data_packet(&f, &ppi, &mut msg);
     assert!(c.send_section_bytes(&msg).unwrap());
@@ -165,7 +161,6 @@ fn a_vlan_tag_moved_into_per_packet_info_goes_back_into_the_frame() {
     host.serve();
     c.poll().unwrap();
     let tagged = c.receive_frame().unwrap();
-    let tci: u16 = 5 << 13 | 42;
     assert_eq!(tagged[..12], f[..12]);
     assert_eq!(tagged[12..16], [0x81, 0x00, (tci >> 8) as u8, tci as u8]);
     assert_eq!(tagged[16..], f[12..]);
@@ -336,7 +331,7 @@ fn hostile_rndis_requests_are_answered_invalid() {
     rndis::oid_request(
         rndis::MessageType::QUERY,
         77,
-        0x0001_0107,
+        netvsp_protocol::oid::Oid::GEN_LINK_SPEED,
         &[0; 4],
         &mut bad_query,
     );
@@ -345,7 +340,7 @@ fn hostile_rndis_requests_are_answered_invalid() {
     rndis::oid_request(
         rndis::MessageType::SET,
         78,
-        netvsp_protocol::oid::GEN_CURRENT_PACKET_FILTER,
+        netvsp_protocol::oid::Oid::GEN_CURRENT_PACKET_FILTER,
         &[1, 2],
         &mut short_set,
     );
@@ -353,7 +348,7 @@ fn hostile_rndis_requests_are_answered_invalid() {
     rndis::oid_request(
         rndis::MessageType::QUERY,
         79,
-        0x00ab_cdef,
+        netvsp_protocol::oid::Oid(0x00ab_cdef),
         &[],
         &mut unknown,
     );

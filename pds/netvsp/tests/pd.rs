@@ -387,7 +387,11 @@ fn vrss_subchannels_are_offered_opened_and_get_the_frames_their_hash_picks() {
     let bad: Vec<u32> = (0..128).map(|i| if i == 77 { 8 } else { 0 }).collect();
     let refused = client.set_rss(&bad, &KEY, types, &mut pump);
     assert_eq!(refused, Ok(rndis::Status::INVALID_DATA));
-    let truncated = client.set_status(oid::GEN_RECEIVE_SCALE_PARAMETERS, &[0x89, 2], &mut pump);
+    let truncated = client.set_status(
+        oid::Oid::GEN_RECEIVE_SCALE_PARAMETERS,
+        &[0x89, 2],
+        &mut pump,
+    );
     assert_eq!(truncated, Ok(rndis::Status::INVALID_LENGTH));
     assert_eq!(
         client.set_rss(&table, &KEY, types, &mut pump),

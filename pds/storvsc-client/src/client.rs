@@ -138,13 +138,17 @@ impl<M: RingMem> Storvsc<M> {
         Ok(id)
     }
 
-    /// Publishes what was queued; signals the host if the ring asks for it.
+    /// Publishes what was queued; signals the host if the ring asks for it. Then
+    /// hands back the space of the completions the last [`Self::collect`] read:
+    /// publishing the read index stalls on the line the VSP last wrote, which
+    /// here overlaps with the VSP serving the new requests instead of delaying
+    /// them.
     pub fn kick(&mut self, host: &mut dyn Host) -> Result<(), ClientError> {
         if self.tx.commit()? {
             host.signal().map_err(ClientError::Host)?;
             self.signals += 1;
         }
-        Ok(())
+        self.release(host)
     }
 
     /// The next completion, if one is there (not yet handed back to the VSP).
@@ -182,7 +186,8 @@ impl<M: RingMem> Storvsc<M> {
     }
 
     /// Waits for the completions of `ids` (in any order); returns them in `ids`'
-    /// order.
+    /// order. Their space goes back to the VSP before any wait and at the next
+    /// [`Self::kick`] (or an explicit [`Self::release`]).
     pub fn collect(&mut self, host: &mut dyn Host, ids: &[u64]) -> Result<Vec<Reply>, ClientError> {
         let mut got: Vec<Option<Reply>> = vec![None; ids.len()];
         let mut left = ids.len();
@@ -198,8 +203,9 @@ impl<M: RingMem> Storvsc<M> {
                 got[slot] = Some(reply);
                 left -= 1;
             }
-            self.release(host)?;
             if left > 0 && self.rx.is_empty()? {
+                // Before a wait, so a VSP waiting for the space is signalled.
+                self.release(host)?;
                 self.wait_for_completion(host)?;
             }
         }
@@ -420,6 +426,28 @@ mod tests {
         mem
     }
 
+    fn words() -> Vec<AtomicU64> {
+        (0..4 * PAGE_SIZE / 8).map(|_| AtomicU64::new(0)).collect()
+    }
+
+    /// A client and the VSP answering it over two rings in `words`, and the
+    /// completion ring (to look at its control page).
+    fn pair(
+        words: &[AtomicU64],
+        polls: Polls,
+    ) -> (Storvsc<RegionRingMem<'_>>, Vsp<'_>, RegionRingMem<'_>) {
+        let (tx, rx) = words.split_at(2 * PAGE_SIZE / 8);
+        let (tx, rx) = (ring(tx), ring(rx));
+        let vsp = Vsp {
+            requests: IncomingRing::new(tx).unwrap(),
+            completions: OutgoingRing::new(rx).unwrap(),
+            polls,
+            waits: 0,
+            answered: Vec::new(),
+        };
+        (Storvsc::new(tx, rx).unwrap(), vsp, rx)
+    }
+
     #[test]
     fn a_polling_client_takes_completions_without_signals_or_waits() {
         // (how the host polls, waits, (mask, signal) when the VSP answered,
@@ -432,17 +460,8 @@ mod tests {
             (Polls::Late, 0, (1, false), 0),
         ];
         for (polls, waits, answered, mask_after) in table {
-            let words: Vec<AtomicU64> = (0..4 * PAGE_SIZE / 8).map(|_| AtomicU64::new(0)).collect();
-            let (tx, rx) = words.split_at(2 * PAGE_SIZE / 8);
-            let (tx, rx) = (ring(tx), ring(rx));
-            let mut client = Storvsc::new(tx, rx).unwrap();
-            let mut vsp = Vsp {
-                requests: IncomingRing::new(tx).unwrap(),
-                completions: OutgoingRing::new(rx).unwrap(),
-                polls,
-                waits: 0,
-                answered: Vec::new(),
-            };
+            let words = words();
+            let (mut client, mut vsp, rx) = pair(&words, polls);
             let reply = client.call(&mut vsp, &[0; 8], None).unwrap();
             assert_eq!(reply.header.status, NtStatus::SUCCESS, "{polls:?}");
             assert_eq!(
@@ -454,6 +473,27 @@ mod tests {
             let mask = rx.control().interrupt_mask().load(Ordering::SeqCst);
             assert_eq!(mask, mask_after, "{polls:?}");
         }
+    }
+
+    #[test]
+    fn a_completions_space_goes_back_with_the_next_request() {
+        let words = words();
+        let (mut client, mut vsp, rx) = pair(&words, Polls::Hit);
+        let read = || rx.control().read_index().load(Ordering::SeqCst);
+        let write = || rx.control().write_index().load(Ordering::SeqCst);
+        client.call(&mut vsp, &[0; 8], None).unwrap();
+        // Read, not yet handed back: publishing it would stall the caller on
+        // the line the VSP last wrote.
+        let first = write();
+        assert_eq!(read(), 0);
+        client.call(&mut vsp, &[0; 8], None).unwrap();
+        // The next request took it back: the first completion's space, not the
+        // second's.
+        assert_eq!(read(), first);
+        assert_ne!(write(), first);
+        // An explicit release hands back the rest.
+        client.release(&mut vsp).unwrap();
+        assert_eq!(read(), write());
     }
 
     #[test]
@@ -472,11 +512,9 @@ mod tests {
             ),
         ];
         for (len, expected) in table {
-            let words: Vec<AtomicU64> = (0..4 * PAGE_SIZE / 8).map(|_| AtomicU64::new(0)).collect();
-            let (tx, rx) = words.split_at(2 * PAGE_SIZE / 8);
-            let (tx, rx) = (ring(tx), ring(rx));
-            let mut client = Storvsc::new(tx, rx).unwrap();
-            let mut completions = OutgoingRing::new(rx).unwrap();
+            let words = words();
+            let (mut client, mut vsp, _) = pair(&words, Polls::No);
+            let completions = &mut vsp.completions;
             let packet = OutgoingPacket {
                 transaction_id: 7,
                 completion_requested: false,

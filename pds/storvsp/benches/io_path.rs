@@ -35,7 +35,7 @@ fn ops(kind: Kind, quick: bool) -> (usize, u64) {
 }
 
 fn offsets(kind: Kind, n: usize, size: u64) -> Vec<u64> {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     (0..n as u64)
         .map(|i| match kind {
             Kind::RandRead => rng.below(IMAGE / size) * size,

@@ -11,9 +11,8 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use ipc::{Init, InitError, InitExt, Perms};
-use isolation::GuestMemory;
 use storvsp_protocol::VSTOR_PACKET_SIZE;
-use vmbus_device::{Limits, Packet, Reply, ReplyKind, VmbusDevice, VspPd};
+use vmbus_device::{Limits, Reply, ReplyKind, Request, VmbusDevice, VspPd};
 use vmbus_protocol::ids::{interface, Guid};
 use vmbus_protocol::status::STATUS_INSUFFICIENT_RESOURCES;
 use vmbus_protocol::Relid;
@@ -50,18 +49,11 @@ pub fn limits(config: &StorvspConfig) -> Limits {
 /// One channel of a storvsp instance as a device: the state it shares with the
 /// other channels, and its index (0 is the primary). The PD's [`StorvspDevice`]
 /// serves through it, and so do in-process harnesses.
+#[derive(Debug)]
 pub struct StorvspChannel<'a> {
     pub vsp: &'a mut Storvsp,
     pub subchannels: &'a mut dyn SubChannels,
     pub index: u16,
-}
-
-impl core::fmt::Debug for StorvspChannel<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("StorvspChannel")
-            .field("index", &self.index)
-            .finish_non_exhaustive()
-    }
 }
 
 impl VmbusDevice for StorvspChannel<'_> {
@@ -82,17 +74,12 @@ impl VmbusDevice for StorvspChannel<'_> {
 
     /// In-band and GPA-direct packets are requests; any other kind is refused by
     /// its id.
-    fn packet(
-        &mut self,
-        _relid: Relid,
-        packet: &Packet<'_>,
-        mem: &GuestMemory<'_>,
-        reply: &mut Vec<u8>,
-    ) -> Option<Reply> {
+    fn packet(&mut self, req: Request<'_>, reply: &mut Vec<u8>) -> Option<Reply> {
+        let packet = &req.packet;
         let completion: Option<Completion> = match packet.header.kind {
             IncomingKind::InBand | IncomingKind::GpaDirect(_) => {
                 self.vsp
-                    .handle_packet(self.index, packet, mem, self.subchannels)
+                    .handle_packet(self.index, packet, req.mem, self.subchannels)
             }
             IncomingKind::Completion | IncomingKind::TransferPages(_) => self
                 .vsp
@@ -173,21 +160,15 @@ impl<S: SubChannels + 'static> VmbusDevice for StorvspDevice<S> {
         Some(VSTOR_PACKET_SIZE)
     }
 
-    fn packet(
-        &mut self,
-        relid: Relid,
-        packet: &Packet<'_>,
-        mem: &GuestMemory<'_>,
-        reply: &mut Vec<u8>,
-    ) -> Option<Reply> {
+    fn packet(&mut self, req: Request<'_>, reply: &mut Vec<u8>) -> Option<Reply> {
         // The layer serves only channels it opened through us.
-        let index = *self.channels.get(&relid)?;
+        let index = *self.channels.get(&req.relid)?;
         StorvspChannel {
             vsp: &mut self.vsp,
             subchannels: &mut self.subchannels,
             index,
         }
-        .packet(relid, packet, mem, reply)
+        .packet(req, reply)
     }
 }
 

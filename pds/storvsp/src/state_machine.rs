@@ -20,7 +20,8 @@ use storvsp_protocol::{
 use vmbus_device::Packet;
 
 /// Asks the VMBus side to offer sub-channels (a call to the vmbus-server PD).
-pub trait SubChannels {
+/// `Debug` so a channel holding one can be printed whole.
+pub trait SubChannels: core::fmt::Debug {
     /// How many sub-channels the VMBus side could offer.
     fn max_subchannels(&self) -> u16;
     /// Offers `count` sub-channels; `Err` if it cannot.

@@ -34,7 +34,7 @@ fn random_writes_read_back_through_srbs_and_match_the_file() {
     let (tmp, mut h) = negotiated_on_image();
 
     let mut model = vec![0u8; IMAGE as usize];
-    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let mut rng = Rng::new(0x5eed_1234_abcd_0001);
     let mut written = 0u64;
     for i in 0..400 {
         let blocks = 1 + rng.below(MAX_IO_BLOCKS);

@@ -93,6 +93,7 @@ fn pre_win8_versions_are_refused_and_echoed() {
 
 #[test]
 fn properties_report_transfer_size_and_channels() {
+    #[derive(Debug)]
     struct Fake(Arc<Mutex<Vec<u16>>>);
     impl SubChannels for Fake {
         fn max_subchannels(&self) -> u16 {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use common::vmbus::Storvsc;
 use ipc::{
     Channel, ChannelSet, Handler, HandlerError, IpcError, Kernel, MessageInfo, MessageRegisters,
-    Perms, Region,
+    Perms, PpCall, PpReply, Region,
 };
 use isolation::GuestMemory;
 use storvsp::harness::MemBackend;
@@ -35,9 +35,6 @@ const RELID: Relid = Relid(5);
 const RING_GPADL: GpadlId = GpadlId(0xE1E10);
 const SIGNAL_CONNECTION: u32 = 0x2005;
 
-/// A protected call's result, as `ipc::Kernel::pp_call` returns it.
-type PpReply = Result<MessageInfo, IpcError>;
-
 #[derive(Default)]
 struct FakeKernel {
     calls: Vec<(Channel, u64, Vec<u64>)>,
@@ -48,7 +45,8 @@ impl Kernel for FakeKernel {
         Ok(())
     }
 
-    fn pp_call(&mut self, ch: Channel, msg: MessageInfo, mrs: &mut MessageRegisters) -> PpReply {
+    fn pp_call(&mut self, call: PpCall<'_>) -> PpReply {
+        let PpCall { ch, msg, mrs } = call;
         self.calls.push((
             ch,
             msg.label(),
@@ -70,8 +68,10 @@ impl Kernel for FakeKernel {
     fn debug_puts(&mut self, _text: &str) {}
 }
 
-fn words(n: usize) -> Vec<AtomicU64> {
-    (0..n).map(|_| AtomicU64::new(0)).collect()
+/// `words` zeroed words of memory that live for the rest of the test run.
+fn leaked(words: usize) -> Region<'static> {
+    let words: Vec<AtomicU64> = (0..words).map(|_| AtomicU64::new(0)).collect();
+    Region::from_atomics(words.leak(), Perms::RW)
 }
 
 /// vmbus-server's call `msg` to the PD; the status it answered.
@@ -82,7 +82,7 @@ fn call(
     msg: MessageInfo,
 ) -> u64 {
     let r = pd
-        .protected(k, VMBUS, msg, mrs)
+        .protected(k, PpCall::new(VMBUS, msg, mrs))
         .expect("a VSP call is answered");
     status(r, mrs)
 }
@@ -133,8 +133,20 @@ fn open_request(downstream: u32) -> VspOpen {
     }
 }
 
-/// The PD over `ram` at [`RAM_GPA`] with a disk of `blocks` blocks.
-fn storvsp_pd<'a>(ram: Region<'a>, window: Region<'a>, blocks: u64) -> VspPd<'a, StorvspDevice> {
+/// What a test drives: the PD (a disk of `blocks` blocks, RAM at [`RAM_GPA`], a
+/// GPADL window of `window_words` words it may access as `window_perms`), that
+/// RAM and window as the test writes them, and the kernel and registers
+/// vmbus-server calls the PD with.
+type Rig = (
+    StorvspPd<'static>,
+    Region<'static>,
+    Region<'static>,
+    FakeKernel,
+    MessageRegisters,
+);
+
+fn rig(window_words: usize, window_perms: Perms, blocks: u64) -> Rig {
+    let (ram, window) = (leaked(RAM_PAGES * 512), leaked(window_words));
     let channels = Channels {
         vmbus: VMBUS,
         hvcall: HVCALL,
@@ -142,24 +154,27 @@ fn storvsp_pd<'a>(ram: Region<'a>, window: Region<'a>, blocks: u64) -> VspPd<'a,
     };
     let mem = GuestMemory::private(RAM_GPA, ram).expect("page-aligned RAM");
     let device = StorvspDevice::new(Box::new(MemBackend::new(blocks)), NoSubChannels);
-    VspPd::new(mem, window, channels, device)
+    let pd = VspPd::new(mem, window.restrict(window_perms), channels, device);
+    (
+        pd,
+        ram,
+        window,
+        FakeKernel::default(),
+        MessageRegisters::new(),
+    )
 }
 
 #[test]
 fn offer_map_open_serve_and_close() {
-    let ram_words = words(RAM_PAGES * 512);
-    let window_words = words(512);
-    let ram = Region::from_atomics(&ram_words, Perms::RW);
-    let window = Region::from_atomics(&window_words, Perms::RW);
-    let mut pd = storvsp_pd(ram, window.restrict(Perms::R), 256);
-    let mut k = FakeKernel::default();
-    let mut mrs = MessageRegisters::new();
+    let (mut pd, ram, window, mut k, mut mrs) = rig(512, Perms::R, 256);
 
     // GET_OFFER: one storage offer in slot 0, nothing after it.
     for (slot, storage) in [(0, true), (1, false)] {
         mrs.set(0, slot);
         let msg = MessageInfo::new(vsp::label::GET_OFFER, 1);
-        let reply = pd.protected(&mut k, VMBUS, msg, &mut mrs).unwrap();
+        let reply = pd
+            .protected(&mut k, PpCall::new(VMBUS, msg, &mut mrs))
+            .unwrap();
         let offer = VspOffer::decode(reply, &mrs).unwrap();
         assert_eq!(
             offer.map(|o| o.interface_id == interface::STORAGE),
@@ -182,11 +197,15 @@ fn offer_map_open_serve_and_close() {
         confidentiality: Confidentiality::default(),
     };
     let msg = map.encode(&mut mrs);
-    let reply = pd.protected(&mut k, VMBUS, msg, &mut mrs).unwrap();
+    let reply = pd
+        .protected(&mut k, PpCall::new(VMBUS, msg, &mut mrs))
+        .unwrap();
     assert_eq!(status(reply, &mrs), 0);
 
     let msg = open_request(2).encode(&mut mrs);
-    let reply = pd.protected(&mut k, VMBUS, msg, &mut mrs).unwrap();
+    let reply = pd
+        .protected(&mut k, PpCall::new(VMBUS, msg, &mut mrs))
+        .unwrap();
     assert_eq!(status(reply, &mrs), 0);
     let reg = k.calls.last().unwrap();
     assert_eq!(
@@ -268,9 +287,7 @@ fn offer_map_open_serve_and_close() {
     mrs.set(0, u64::from(RELID.0));
     pd.protected(
         &mut k,
-        VMBUS,
-        MessageInfo::new(vsp::label::CLOSE, 1),
-        &mut mrs,
+        PpCall::new(VMBUS, MessageInfo::new(vsp::label::CLOSE, 1), &mut mrs),
     )
     .unwrap();
     assert_eq!(k.calls.last().unwrap().0, HVCALL);
@@ -278,9 +295,7 @@ fn offer_map_open_serve_and_close() {
     assert_eq!(
         pd.protected(
             &mut k,
-            SYNIC,
-            MessageInfo::new(vsp::label::CLOSE, 1),
-            &mut mrs
+            PpCall::new(SYNIC, MessageInfo::new(vsp::label::CLOSE, 1), &mut mrs)
         ),
         Err(HandlerError::UnexpectedCall(SYNIC))
     );
@@ -288,16 +303,13 @@ fn offer_map_open_serve_and_close() {
 
 #[test]
 fn bad_vsp_calls_are_refused() {
-    let ram_words = words(RAM_PAGES * 512);
-    let window_words = words(16);
-    let ram = Region::from_atomics(&ram_words, Perms::RW);
-    let window = Region::from_atomics(&window_words, Perms::RW);
-    let mut pd = storvsp_pd(ram, window, 64);
-    let mut k = FakeKernel::default();
-    let mut mrs = MessageRegisters::new();
+    let (mut pd, ram, window, mut k, mut mrs) = rig(16, Perms::RW, 64);
     // Unknown label.
     assert!(pd
-        .protected(&mut k, VMBUS, MessageInfo::new(0x1234, 0), &mut mrs)
+        .protected(
+            &mut k,
+            PpCall::new(VMBUS, MessageInfo::new(0x1234, 0), &mut mrs)
+        )
         .is_err());
     // More words than the window holds.
     let map = MapGpadl {
@@ -322,7 +334,8 @@ fn bad_vsp_calls_are_refused() {
     mrs.set(0, RELID.0.into());
     mrs.set(1, RING_GPADL.0.into());
     let unmap = MessageInfo::new(vsp::label::UNMAP_GPADL, 2);
-    pd.protected(&mut k, VMBUS, unmap, &mut mrs).unwrap();
+    pd.protected(&mut k, PpCall::new(VMBUS, unmap, &mut mrs))
+        .unwrap();
     // Opening with a GPADL that was never mapped, or a bad split.
     let msg = open_request(2).encode(&mut mrs);
     assert_ne!(call(&mut pd, &mut k, &mut mrs, msg), 0);

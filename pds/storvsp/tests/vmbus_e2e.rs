@@ -41,7 +41,7 @@ fn random_io_over_vmbus_rings_matches_the_image_file() {
     assert_eq!(&vendor, b"Msft    ");
 
     let mut model = vec![0u8; IMAGE as usize];
-    let mut rng = Rng(0x0123_4567_89ab_cdef);
+    let mut rng = Rng::new(0x0123_4567_89ab_cdef);
     let mut written = 0u64;
     for i in 0..300 {
         let blocks = 1 + rng.below(1024);

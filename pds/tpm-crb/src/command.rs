@@ -77,28 +77,33 @@ impl fmt::Display for ResponseCode {
     }
 }
 
-/// TPM_CC values the tests, the oracle and the measured boot use.
-pub mod cc {
-    pub const CREATE_PRIMARY: u32 = 0x131;
-    pub const SELF_TEST: u32 = 0x143;
-    pub const STARTUP: u32 = 0x144;
-    pub const SHUTDOWN: u32 = 0x145;
-    pub const CREATE: u32 = 0x153;
-    pub const LOAD: u32 = 0x157;
-    pub const QUOTE: u32 = 0x158;
-    pub const UNSEAL: u32 = 0x15e;
-    pub const FLUSH_CONTEXT: u32 = 0x165;
-    pub const GET_CAPABILITY: u32 = 0x17a;
-    pub const GET_RANDOM: u32 = 0x17b;
-    pub const PCR_READ: u32 = 0x17e;
-    pub const PCR_EXTEND: u32 = 0x182;
+/// A TPM_CC (TPM 2.0 Part 2, 6.5): what a command asks for. Open: a guest may
+/// send any value; the named ones are those the tests, the oracle and the
+/// measured boot use.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CommandCode(pub u32);
+
+impl CommandCode {
+    pub const CREATE_PRIMARY: Self = Self(0x131);
+    pub const SELF_TEST: Self = Self(0x143);
+    pub const STARTUP: Self = Self(0x144);
+    pub const SHUTDOWN: Self = Self(0x145);
+    pub const CREATE: Self = Self(0x153);
+    pub const LOAD: Self = Self(0x157);
+    pub const QUOTE: Self = Self(0x158);
+    pub const UNSEAL: Self = Self(0x15e);
+    pub const FLUSH_CONTEXT: Self = Self(0x165);
+    pub const GET_CAPABILITY: Self = Self(0x17a);
+    pub const GET_RANDOM: Self = Self(0x17b);
+    pub const PCR_READ: Self = Self(0x17e);
+    pub const PCR_EXTEND: Self = Self(0x182);
 }
 
 /// A command whose header checked out: its bytes are exactly `size` long.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Command<'a> {
     pub tag: u16,
-    pub code: u32,
+    pub code: CommandCode,
     pub bytes: &'a [u8],
 }
 
@@ -120,7 +125,7 @@ impl<'a> Command<'a> {
             .ok_or(ResponseCode::COMMAND_SIZE)?;
         Ok(Self {
             tag,
-            code: header.code.get(),
+            code: CommandCode(header.code.get()),
             bytes,
         })
     }

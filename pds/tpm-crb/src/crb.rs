@@ -13,8 +13,6 @@
 //! against): cmdReady and goIdle are honoured without an assigned locality,
 //! because Linux writes cmdReady while probing before it requests one.
 
-use core::fmt;
-
 use crate::regs::{self, ctrl_req, ctrl_sts, interface_id, loc_ctrl, loc_state, loc_sts};
 
 /// Bytes of one locality's page.
@@ -40,33 +38,26 @@ pub struct BufferLayout {
 
 /// Why an access was refused. The register file is unchanged; a read gets
 /// all-ones from the caller (the value of a floating bus), a write is dropped.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AccessError {
     /// Not 1, 2, 4 or 8 bytes.
+    #[error("access size is not 1, 2, 4 or 8 bytes")]
     Size,
     /// Not naturally aligned, or past the end of the page.
+    #[error("access is not naturally aligned inside the page")]
     Alignment,
     /// Outside the register block of the page (offset 0x80 and up).
+    #[error("offset is outside the CRB register block")]
     Offset,
     /// A locality page this interface does not implement.
+    #[error("locality not implemented (locality 0 only)")]
     Locality,
     /// A write to a read-only register.
+    #[error("register is read-only")]
     ReadOnly,
     /// CANCEL or START from a locality that is not the active one.
+    #[error("locality is not the active locality")]
     NotActive,
-}
-
-impl fmt::Display for AccessError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Size => "access size is not 1, 2, 4 or 8 bytes",
-            Self::Alignment => "access is not naturally aligned inside the page",
-            Self::Offset => "offset is outside the CRB register block",
-            Self::Locality => "locality not implemented (locality 0 only)",
-            Self::ReadOnly => "register is read-only",
-            Self::NotActive => "locality is not the active locality",
-        })
-    }
 }
 
 /// What the caller must do after a write.

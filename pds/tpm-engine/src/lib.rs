@@ -31,24 +31,17 @@ pub use libtpms::LibtpmsEngine;
 pub use unlinked::LibtpmsEngine;
 
 /// Why libtpms did not start.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StartError {
     /// This build has no libtpms linked (neither `system` nor TPM_ENGINE_LIB).
+    #[error("libtpms is not linked into this build")]
     NotBuilt,
     /// Another engine of this process is alive (libtpms has one global TPM).
+    #[error("libtpms already runs a TPM in this process")]
     InUse,
     /// A libtpms call failed with this TPM result (state not loadable, ...).
+    #[error("libtpms did not start: TPM result {0:#x}")]
     Libtpms(u32),
-}
-
-impl core::fmt::Display for StartError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::NotBuilt => f.write_str("libtpms is not linked into this build"),
-            Self::InUse => f.write_str("libtpms already runs a TPM in this process"),
-            Self::Libtpms(rc) => write!(f, "libtpms did not start: TPM result {rc:#x}"),
-        }
-    }
 }
 
 /// Why a command got no response at all (a TPM error code is a response).

@@ -13,20 +13,24 @@ use crate::seal::SealingKeySource;
 use crate::state::{Store, StoreError};
 
 /// Why the TPM did not start from the host's storage.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// The sealed state was refused (not this image's, changed, not a blob).
+    #[error("{}", StateMessage(.0))]
     State(StoreError),
     /// libtpms did not start (not linked, or it refused the unsealed state).
+    #[error("{0}")]
     Engine(LibtpmsError),
 }
 
-impl fmt::Display for Refusal {
+/// A [`Refusal::State`] in words: the blob's refusal, or why there was no blob.
+struct StateMessage<'a>(&'a StoreError);
+
+impl fmt::Display for StateMessage<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::State(StoreError::Unseal(e)) => write!(f, "sealed state refused: {e}"),
-            Self::State(e) => write!(f, "sealed state not usable: {e:?}"),
-            Self::Engine(e) => write!(f, "{e}"),
+        match self.0 {
+            StoreError::Unseal(e) => write!(f, "sealed state refused: {e}"),
+            e => write!(f, "sealed state not usable: {e:?}"),
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use alloc::vec::Vec;
 
-use tpm_crb::command::{cc, tag};
+use tpm_crb::command::{tag, CommandCode};
 
 /// TPM_RH_OWNER: the storage hierarchy.
 pub const RH_OWNER: u32 = 0x4000_0001;
@@ -41,9 +41,9 @@ mod attr {
 struct Builder(Vec<u8>);
 
 impl Builder {
-    fn new(tag: u16, code: u32) -> Self {
+    fn new(tag: u16, code: CommandCode) -> Self {
         let mut b = Self(Vec::with_capacity(64));
-        b.u16(tag).u32(0).u32(code);
+        b.u16(tag).u32(0).u32(code.0);
         b
     }
     fn u8(&mut self, v: u8) -> &mut Self {
@@ -82,26 +82,26 @@ impl Builder {
 }
 
 pub fn startup_clear() -> Vec<u8> {
-    let mut b = Builder::new(tag::NO_SESSIONS, cc::STARTUP);
+    let mut b = Builder::new(tag::NO_SESSIONS, CommandCode::STARTUP);
     b.u16(0);
     b.finish()
 }
 
 pub fn self_test() -> Vec<u8> {
-    let mut b = Builder::new(tag::NO_SESSIONS, cc::SELF_TEST);
+    let mut b = Builder::new(tag::NO_SESSIONS, CommandCode::SELF_TEST);
     b.u8(1);
     b.finish()
 }
 
 pub fn get_capability(capability: u32, property: u32, count: u32) -> Vec<u8> {
-    let mut b = Builder::new(tag::NO_SESSIONS, cc::GET_CAPABILITY);
+    let mut b = Builder::new(tag::NO_SESSIONS, CommandCode::GET_CAPABILITY);
     b.u32(capability).u32(property).u32(count);
     b.finish()
 }
 
 /// TPM2_PCR_Extend of `pcr`'s SHA-256 bank with `digest`.
 pub fn pcr_extend(pcr: u32, digest: &[u8; 32]) -> Vec<u8> {
-    let mut b = Builder::new(tag::SESSIONS, cc::PCR_EXTEND);
+    let mut b = Builder::new(tag::SESSIONS, CommandCode::PCR_EXTEND);
     b.u32(pcr)
         .password_session()
         .u32(1)
@@ -112,7 +112,7 @@ pub fn pcr_extend(pcr: u32, digest: &[u8; 32]) -> Vec<u8> {
 
 /// TPM2_PCR_Read of the SHA-256 bank, PCRs in the `pcrs` bit mask (0..=23).
 pub fn pcr_read(pcrs: u32) -> Vec<u8> {
-    let mut b = Builder::new(tag::NO_SESSIONS, cc::PCR_READ);
+    let mut b = Builder::new(tag::NO_SESSIONS, CommandCode::PCR_READ);
     b.pcr_selection(pcrs);
     b.finish()
 }
@@ -135,7 +135,7 @@ fn ecc_template(signing: bool) -> Vec<u8> {
 
 /// TPM2_CreatePrimary in the owner hierarchy.
 pub fn create_primary(signing: bool) -> Vec<u8> {
-    let mut b = Builder::new(tag::SESSIONS, cc::CREATE_PRIMARY);
+    let mut b = Builder::new(tag::SESSIONS, CommandCode::CREATE_PRIMARY);
     b.u32(RH_OWNER).password_session();
     b.u16(4).u16(0).u16(0);
     b.sized(&ecc_template(signing));
@@ -145,7 +145,7 @@ pub fn create_primary(signing: bool) -> Vec<u8> {
 
 /// TPM2_Create of a sealed data object holding `secret` under `parent`.
 pub fn create_sealed(parent: u32, secret: &[u8]) -> Vec<u8> {
-    let mut b = Builder::new(tag::SESSIONS, cc::CREATE);
+    let mut b = Builder::new(tag::SESSIONS, CommandCode::CREATE);
     b.u32(parent).password_session();
     b.u16(4 + secret.len() as u16).u16(0).sized(secret);
     let mut t = Builder(Vec::new());
@@ -158,7 +158,7 @@ pub fn create_sealed(parent: u32, secret: &[u8]) -> Vec<u8> {
 }
 
 pub fn load(parent: u32, private: &[u8], public: &[u8]) -> Vec<u8> {
-    let mut b = Builder::new(tag::SESSIONS, cc::LOAD);
+    let mut b = Builder::new(tag::SESSIONS, CommandCode::LOAD);
     b.u32(parent)
         .password_session()
         .sized(private)
@@ -167,14 +167,14 @@ pub fn load(parent: u32, private: &[u8], public: &[u8]) -> Vec<u8> {
 }
 
 pub fn unseal(item: u32) -> Vec<u8> {
-    let mut b = Builder::new(tag::SESSIONS, cc::UNSEAL);
+    let mut b = Builder::new(tag::SESSIONS, CommandCode::UNSEAL);
     b.u32(item).password_session();
     b.finish()
 }
 
 /// TPM2_Quote over the SHA-256 PCRs in `pcrs` with the key's own scheme.
 pub fn quote(key: u32, nonce: &[u8], pcrs: u32) -> Vec<u8> {
-    let mut b = Builder::new(tag::SESSIONS, cc::QUOTE);
+    let mut b = Builder::new(tag::SESSIONS, CommandCode::QUOTE);
     b.u32(key)
         .password_session()
         .sized(nonce)
@@ -184,7 +184,7 @@ pub fn quote(key: u32, nonce: &[u8], pcrs: u32) -> Vec<u8> {
 }
 
 pub fn get_random(bytes: u16) -> Vec<u8> {
-    let mut b = Builder::new(tag::NO_SESSIONS, cc::GET_RANDOM);
+    let mut b = Builder::new(tag::NO_SESSIONS, CommandCode::GET_RANDOM);
     b.u16(bytes);
     b.finish()
 }
@@ -195,7 +195,7 @@ pub fn random_bytes(response: &[u8]) -> Option<&[u8]> {
 }
 
 pub fn flush_context(handle: u32) -> Vec<u8> {
-    let mut b = Builder::new(tag::NO_SESSIONS, cc::FLUSH_CONTEXT);
+    let mut b = Builder::new(tag::NO_SESSIONS, CommandCode::FLUSH_CONTEXT);
     b.u32(handle);
     b.finish()
 }

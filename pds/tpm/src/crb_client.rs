@@ -17,14 +17,9 @@ use tpm_crb::command::HEADER_SIZE;
 use tpm_crb::regs;
 
 /// A step of the exchange that went wrong, in words for the run's output.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct CrbError(pub String);
-
-impl core::fmt::Display for CrbError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 impl From<CrbError> for String {
     fn from(e: CrbError) -> Self {

@@ -19,8 +19,8 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use ipc::{Channel, Handler, Init, InitError, InitExt, Kernel, Perms, Region};
-use mmio_device_api::{Answer, Call};
+use ipc::{Channel, Handler, Init, InitError, InitExt, Kernel, Perms, PpCall, Region};
+use mmio_device_api::Answer;
 use tpm_crb::api::{Request, Status, BUFFER_GPA, BUFFER_SIZE, LOG_SIZE};
 use tpm_crb::command::{error_response, Command, ResponseCode};
 use tpm_crb::crb::{BufferLayout, Crb, Effect};
@@ -308,8 +308,8 @@ impl<E: Engine> Handler for TpmPd<E> {
 impl<E: Engine> TpmPd<E> {
     /// One call from `ch`: only the VMM's accesses are served; a refusal is
     /// counted and logged (the first few, then at powers of two).
-    fn call(&mut self, kernel: &mut dyn Kernel, ch: Channel, call: Call<'_>) -> Answer<Status> {
-        let Call { msg, mrs } = call;
+    fn call(&mut self, kernel: &mut dyn Kernel, call: &PpCall<'_>) -> Answer<Status> {
+        let PpCall { ch, msg, ref mrs } = *call;
         let result = if ch == self.vmm {
             Request::decode(msg, mrs).and_then(|r| self.serve(kernel, r))
         } else {

@@ -104,38 +104,33 @@ fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 }
 
 /// Why a blob was refused.
-#[derive(Copy, Clone, PartialEq, Eq)]
+#[derive(Copy, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnsealError {
     /// Shorter than its header, or its length field disagrees with its size.
+    #[error("state blob is truncated or its length field is wrong")]
     Truncated,
+    #[error("not a TPM state blob (bad magic)")]
     BadMagic,
+    #[error("state blob version {0} is not supported")]
     UnsupportedVersion(u32),
     /// Sealed by another image (its image digest's first bytes, and ours).
-    OtherImage {
-        sealed_by: [u8; 4],
-        this: [u8; 4],
-    },
+    #[error(
+        "state blob was sealed by another paravisor image (image {}.., this image {}..)",
+        Hex(.sealed_by),
+        Hex(.this)
+    )]
+    OtherImage { sealed_by: [u8; 4], this: [u8; 4] },
     /// The authentication tag does not verify: the blob was changed, or sealed
     /// under another platform key.
+    #[error("state blob failed authentication (modified, or sealed under another platform key)")]
     Tampered,
 }
 
+/// The message, also where the error is only `{:?}`-printed (in a
+/// [`crate::state::StoreError`]).
 impl fmt::Debug for UnsealError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Truncated => f.write_str("state blob is truncated or its length field is wrong"),
-            Self::BadMagic => f.write_str("not a TPM state blob (bad magic)"),
-            Self::UnsupportedVersion(v) => write!(f, "state blob version {v} is not supported"),
-            Self::OtherImage { sealed_by, this } => write!(
-                f,
-                "state blob was sealed by another paravisor image (image {}.., this image {}..)",
-                Hex(sealed_by),
-                Hex(this)
-            ),
-            Self::Tampered => f.write_str(
-                "state blob failed authentication (modified, or sealed under another platform key)",
-            ),
-        }
+        fmt::Display::fmt(self, f)
     }
 }
 
@@ -145,12 +140,6 @@ struct Hex<'a>(&'a [u8]);
 impl fmt::Display for Hex<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
-    }
-}
-
-impl fmt::Display for UnsealError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
     }
 }
 

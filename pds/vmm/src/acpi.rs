@@ -20,7 +20,6 @@ mod tests;
 mod tpm2;
 
 use alloc::vec::Vec;
-use core::fmt;
 
 use crate::boot::AcpiBlob;
 use crate::devices::tpm_crb::TpmDevice;
@@ -47,26 +46,19 @@ pub fn sleep_request(value: u8) -> Option<u8> {
 }
 
 /// Why the tables cannot be built.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AcpiError {
+    #[error("a guest needs at least one vCPU")]
     NoVcpus,
+    #[error("{0} vCPUs (at most {MAX_VCPUS})")]
     TooManyVcpus(u32),
     /// The base must be 16-byte aligned: the RSDP is the blob's first bytes, and a
     /// legacy RSDP scan looks only on 16-byte boundaries.
+    #[error("ACPI base {0:#x} is not 16-byte aligned")]
     BaseUnaligned(u64),
     /// The blob would run past the end of the address space.
+    #[error("ACPI tables at {0:#x} overflow")]
     AddressOverflow(u64),
-}
-
-impl fmt::Display for AcpiError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Self::NoVcpus => write!(f, "a guest needs at least one vCPU"),
-            Self::TooManyVcpus(n) => write!(f, "{n} vCPUs (at most {MAX_VCPUS})"),
-            Self::BaseUnaligned(b) => write!(f, "ACPI base {b:#x} is not 16-byte aligned"),
-            Self::AddressOverflow(b) => write!(f, "ACPI tables at {b:#x} overflow"),
-        }
-    }
 }
 
 /// The tables, laid out for `base_gpa`.

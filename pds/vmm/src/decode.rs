@@ -58,7 +58,7 @@ impl CodeMode {
     }
 }
 
-/// Control-register bits this module reads.
+/// Control-register bits this module reads (and boot and the tests set).
 pub mod bits {
     pub const CR0_PE: u64 = 1 << 0;
     pub const CR0_WP: u64 = 1 << 16;
@@ -68,6 +68,7 @@ pub mod bits {
     pub const CR4_LA57: u64 = 1 << 12;
     pub const CR4_SMEP: u64 = 1 << 20;
     pub const CR4_SMAP: u64 = 1 << 21;
+    pub const EFER_LME: u64 = 1 << 8;
     pub const EFER_LMA: u64 = 1 << 10;
     pub const EFER_NXE: u64 = 1 << 11;
     pub const RFLAGS_AC: u64 = 1 << 18;

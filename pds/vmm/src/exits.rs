@@ -25,10 +25,6 @@ use crate::platform::Platform;
 use crate::state::{event, VcpuState};
 use crate::stats::ExitStats;
 
-/// The IOAPIC's register page (the ioapic PD emulates it).
-pub const IOAPIC_BASE: u64 = 0xfec0_0000;
-pub const PAGE_SIZE: u64 = 4096;
-
 /// What the runtime glue does next.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -63,6 +59,7 @@ pub struct Clock {
     pub apic_hz: u64,
 }
 
+#[derive(Debug)]
 pub struct Vmm {
     pub presentation: Presentation,
     pub clock: Clock,
@@ -80,15 +77,6 @@ pub struct Vmm {
     tsc_invariant: bool,
     /// An NMI waits for the injection slot.
     nmi_pending: bool,
-}
-
-impl core::fmt::Debug for Vmm {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Vmm")
-            .field("presentation", &self.presentation)
-            .field("clock", &self.clock)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Vmm {
@@ -632,7 +620,8 @@ impl Vmm {
                 return Action::Run;
             }
         };
-        let on_ioapic = (IOAPIC_BASE..IOAPIC_BASE + PAGE_SIZE).contains(&gpa);
+        // The IOAPIC's register page: the ioapic PD emulates it.
+        let on_ioapic = (ioapic::MMIO_BASE..ioapic::MMIO_BASE + ioapic::MMIO_SIZE).contains(&gpa);
         let on_tpm = crate::devices::tpm_crb::in_window(gpa);
         match insn.access {
             MmioAccess::Write { value } => {

@@ -3,7 +3,6 @@
 //! in guest RAM, and produce the vCPU's first state words.
 
 use alloc::string::String;
-use core::fmt;
 
 use kernel_abi::vcpu::{segment, segment_word, Word};
 
@@ -34,27 +33,16 @@ pub struct OutsideRam {
     pub len: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LoadError {
+    #[error("guest payload: {0}")]
     Payload(PayloadError),
+    #[error("guest kernel: {0}")]
     Kernel(BootError),
+    #[error("ACPI tables: {0}")]
     Acpi(AcpiError),
+    #[error("{:#x} bytes at GPA {:#x} do not fit in guest RAM", .0.len, .0.gpa)]
     Ram(OutsideRam),
-}
-
-impl fmt::Display for LoadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Payload(e) => write!(f, "guest payload: {e}"),
-            Self::Kernel(e) => write!(f, "guest kernel: {e}"),
-            Self::Acpi(e) => write!(f, "ACPI tables: {e}"),
-            Self::Ram(o) => write!(
-                f,
-                "{:#x} bytes at GPA {:#x} do not fit in guest RAM",
-                o.len, o.gpa
-            ),
-        }
-    }
 }
 
 /// The guest, ready to run.

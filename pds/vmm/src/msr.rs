@@ -3,6 +3,8 @@
 //! owner; anything nobody owns is a #GP, as on a CPU without that MSR (Linux's
 //! `rdmsr_safe` callers expect exactly that).
 
+use crate::devices::lapic::msr as apic;
+
 /// The owner of an MSR.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Owner {
@@ -26,11 +28,7 @@ pub enum Owner {
 }
 
 pub const IA32_TSC: u32 = 0x10;
-pub const IA32_APIC_BASE: u32 = 0x1b;
 pub const IA32_PAT: u32 = 0x277;
-pub const IA32_TSC_DEADLINE: u32 = 0x6e0;
-pub const X2APIC_FIRST: u32 = 0x800;
-pub const X2APIC_LAST: u32 = 0x8ff;
 pub const EFER: u32 = 0xc000_0080;
 pub const HV_TSC_FREQUENCY: u32 = 0x4000_0022;
 pub const HV_APIC_FREQUENCY: u32 = 0x4000_0023;
@@ -40,14 +38,15 @@ pub const HV_SYNIC_LAST: u32 = 0x4000_00bf;
 pub const HV_FIRST: u32 = 0x4000_0000;
 pub const HV_LAST: u32 = 0x4000_ffff;
 
-/// EFER.SVME: the kernel keeps it set under the guest; the guest never sees it.
-pub const EFER_SVME: u64 = 1 << 12;
+pub use kernel_abi::vcpu::EFER_SVME;
 /// EFER bits a guest may set: SCE, LME, LMA, NXE.
 pub const EFER_GUEST_BITS: u64 = (1 << 0) | (1 << 8) | (1 << 10) | (1 << 11);
 
 pub fn owner(msr: u32) -> Owner {
     match msr {
-        IA32_APIC_BASE | IA32_TSC_DEADLINE | X2APIC_FIRST..=X2APIC_LAST => Owner::Lapic,
+        apic::APIC_BASE | apic::TSC_DEADLINE | apic::X2APIC_FIRST..=apic::X2APIC_LAST => {
+            Owner::Lapic
+        }
         HV_TSC_FREQUENCY | HV_APIC_FREQUENCY | HV_TSC_INVARIANT_CONTROL => Owner::Frequency,
         HV_SYNIC_FIRST..=HV_SYNIC_LAST => Owner::Synic,
         HV_FIRST..=HV_LAST => Owner::Hvcall,

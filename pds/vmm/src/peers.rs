@@ -60,18 +60,11 @@ pub struct Channels {
 }
 
 /// [`Peers`] over protected calls.
+#[derive(Debug)]
 pub struct CallPeers<'k> {
     pub kernel: &'k mut dyn Kernel,
     pub channels: Channels,
     pub vp: u32,
-}
-
-impl core::fmt::Debug for CallPeers<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("CallPeers")
-            .field("channels", &self.channels)
-            .finish_non_exhaustive()
-    }
 }
 
 /// HV_STATUS_INVALID_HYPERCALL_CODE in RAX: what a guest gets for a call that

@@ -12,6 +12,7 @@ use crate::peers::{MsrOutcome, Peers};
 /// COM1's ISA line (the ioapic PD's input 4).
 pub const COM1_IRQ: u8 = crate::devices::uart::COM1_IRQ;
 
+#[derive(Debug)]
 pub struct Platform {
     pub lapic: Lapic,
     pub bus: PortBus,
@@ -21,15 +22,6 @@ pub struct Platform {
     nmi_pending: bool,
     /// The vector of the last EOI of an edge-triggered interrupt, not yet taken.
     edge_eoi: Option<u8>,
-}
-
-impl core::fmt::Debug for Platform {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Platform")
-            .field("uart_line", &self.uart_line)
-            .field("powered_off", &self.powered_off)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Platform {

@@ -24,6 +24,7 @@ pub const VP: VpIndex = VpIndex(0);
 
 /// How this VMM reaches its peers: the channels it calls them on, and the
 /// interrupt queues they fill for its vCPU.
+#[derive(Debug)]
 pub struct Wiring<'a> {
     pub channels: Channels,
     pub synic: Consumer<'a, synic_pd::api::IrqEntry>,
@@ -58,15 +59,6 @@ pub struct ForwardedIrq {
     pub channel: Channel,
     /// The guest's ISA line (the IOAPIC pin the ACPI tables give the device).
     pub line: u8,
-}
-
-impl core::fmt::Debug for Wiring<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Wiring")
-            .field("channels", &self.channels)
-            .field("dropped", &self.dropped)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Wiring<'_> {

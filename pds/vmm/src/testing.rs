@@ -237,9 +237,7 @@ const CS_L: u16 = 1 << 9;
 const CS_D: u16 = 1 << 10;
 const DATA_SEGMENT: u16 = 0x3 | (1 << 4) | (1 << 7);
 
-pub const EFER_LME: u64 = 1 << 8;
-pub const EFER_LMA: u64 = 1 << 10;
-pub const EFER_NXE: u64 = 1 << 11;
+pub use crate::decode::bits::{EFER_LMA, EFER_LME, EFER_NXE};
 
 /// The state words of a vCPU in `mode` at CPL `cpl` about to run at `rip` (RFLAGS
 /// holds only its fixed bit); everything else zero.

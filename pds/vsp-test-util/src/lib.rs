@@ -5,7 +5,7 @@
 
 use hvcall_api::{self as hvapi, RegisterStatus, Registration};
 use ipc::testing::{Route, RoutingKernel};
-use ipc::{Channel, Handler, IpcError, MessageInfo, MessageRegisters, Region};
+use ipc::{Channel, Handler, IpcError, MessageInfo, MessageRegisters, PpCall, PpReply, Region};
 use synic_api::{Request as SynicRequest, SintTarget};
 use vmbus_protocol::gpa;
 use vmbus_protocol::{GpadlId, Relid};
@@ -58,7 +58,8 @@ impl Peers {
 }
 
 impl Route for Peers {
-    fn pp_call(&mut self, ch: Channel, msg: MessageInfo, mrs: &mut MessageRegisters) -> Reply {
+    fn pp_call(&mut self, call: PpCall<'_>) -> PpReply {
+        let PpCall { ch, msg, mrs } = call;
         if ch == self.hvcall {
             return self
                 .hvcall(msg, mrs)
@@ -78,9 +79,6 @@ impl Route for Peers {
         }
     }
 }
-
-/// A protected call's result, as `ipc`'s kernels return it.
-pub type Reply = Result<MessageInfo, IpcError>;
 
 /// vmbus-server's side of one VSP PD: its calls come in on `vmbus`, the GPADL
 /// lists it writes go to `window` (its read-write view of what the PD reads).
@@ -102,7 +100,7 @@ impl<H: Handler> VmbusServer<H> {
         let msg = encode(&mut mrs);
         let reply = self
             .pd
-            .protected(&mut self.kernel, self.vmbus, msg, &mut mrs);
+            .protected(&mut self.kernel, PpCall::new(self.vmbus, msg, &mut mrs));
         (reply.expect("a VSP call is answered"), mrs)
     }
 

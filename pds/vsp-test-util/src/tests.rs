@@ -1,6 +1,8 @@
 use hvcall_api::RegisterStatus;
 use hvdef::Vtl;
-use ipc::{Channel, Handler, HandlerError, IpcError, Kernel, MessageInfo, MessageRegisters};
+use ipc::{
+    Channel, Handler, HandlerReply, IpcError, Kernel, MessageInfo, MessageRegisters, PpCall,
+};
 use synic_api::{Instance, Request as SynicRequest, SintTarget};
 use vsp_api::{Confidentiality, VspOffer};
 
@@ -23,11 +25,11 @@ fn registration(connection_id: u32) -> (MessageInfo, MessageRegisters) {
 fn peers_record_registrations_and_signals_and_refuse_strangers() {
     let mut peers = Peers::new(HVCALL, SYNIC);
     let (msg, mut mrs) = registration(0x2005);
-    let ok = peers.pp_call(HVCALL, msg, &mut mrs).unwrap();
+    let ok = peers.pp_call(PpCall::new(HVCALL, msg, &mut mrs)).unwrap();
     assert_eq!(ok.label(), RegisterStatus::Ok as u64);
     peers.refuse_registration = true;
     let (msg, mut mrs) = registration(0x2006);
-    let refused = peers.pp_call(HVCALL, msg, &mut mrs).unwrap();
+    let refused = peers.pp_call(PpCall::new(HVCALL, msg, &mut mrs)).unwrap();
     assert_eq!(refused.label(), RegisterStatus::NotPermitted as u64);
     assert_eq!(peers.registered, [0x2005]);
 
@@ -38,21 +40,21 @@ fn peers_record_registrations_and_signals_and_refuse_strangers() {
     };
     let mut mrs = MessageRegisters::new();
     let msg = SynicRequest::SignalEvent { target, flag: 5 }.encode(&mut mrs);
-    let signalled = peers.pp_call(SYNIC, msg, &mut mrs).unwrap();
+    let signalled = peers.pp_call(PpCall::new(SYNIC, msg, &mut mrs)).unwrap();
     assert_eq!((signalled.count(), mrs.get(0), mrs.get(1)), (2, 0, 1));
     assert_eq!(peers.signals, [(target, 5)]);
 
     let other = MessageInfo::new(0x7777, 0);
     assert_eq!(
-        peers.pp_call(HVCALL, other, &mut mrs),
+        peers.pp_call(PpCall::new(HVCALL, other, &mut mrs)),
         Err(IpcError::CallFailed(HVCALL))
     );
     assert_eq!(
-        peers.pp_call(SYNIC, other, &mut mrs),
+        peers.pp_call(PpCall::new(SYNIC, other, &mut mrs)),
         Err(IpcError::CallFailed(SYNIC))
     );
     assert_eq!(
-        peers.pp_call(Channel::new(9), other, &mut mrs),
+        peers.pp_call(PpCall::new(Channel::new(9), other, &mut mrs)),
         Err(IpcError::NotGranted(Channel::new(9)))
     );
 }
@@ -64,13 +66,8 @@ struct Echo {
 }
 
 impl Handler for Echo {
-    fn protected(
-        &mut self,
-        _: &mut dyn Kernel,
-        _: Channel,
-        msg: MessageInfo,
-        mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, HandlerError> {
+    fn protected(&mut self, _: &mut dyn Kernel, call: PpCall<'_>) -> HandlerReply {
+        let PpCall { msg, mrs, .. } = call;
         if msg.label() == vsp_api::label::GET_OFFER {
             return Ok(MessageInfo::new(vsp_api::REPLY_NONE, 0));
         }

@@ -94,6 +94,14 @@ fn validated() -> Rmp<1024> {
     r
 }
 
+/// Page P validated, then VMPL0's RMPADJUST of it for `target_vmpl`.
+fn adjusted(target_vmpl: u8, perms: Perms, vmsa: bool) -> Rmp<1024> {
+    let mut r = validated();
+    r.rmpadjust(0, P, PageSize::Size4K, adj(target_vmpl, perms, vmsa))
+        .unwrap();
+    r
+}
+
 #[test]
 fn rmpadjust_cannot_grant_what_caller_lacks() {
     let mut r = validated();
@@ -116,9 +124,7 @@ fn rmpadjust_cannot_grant_what_caller_lacks() {
 
 #[test]
 fn rmpadjust_targets_only_less_privileged_vmpls() {
-    let mut r = validated();
-    r.rmpadjust(0, P, PageSize::Size4K, adj(1, Perms::ALL, false))
-        .unwrap();
+    let mut r = adjusted(1, Perms::ALL, false);
     for (caller, target) in [(0, 0), (1, 1), (1, 0), (2, 1), (3, 3)] {
         assert_eq!(
             r.rmpadjust(caller, P, PageSize::Size4K, adj(target, Perms::NONE, false)),
@@ -131,9 +137,7 @@ fn rmpadjust_targets_only_less_privileged_vmpls() {
 
 #[test]
 fn rmpadjust_vmsa_bit_only_from_vmpl0() {
-    let mut r = validated();
-    r.rmpadjust(0, P, PageSize::Size4K, adj(1, Perms::ALL, false))
-        .unwrap();
+    let mut r = adjusted(1, Perms::ALL, false);
     assert_eq!(
         r.rmpadjust(1, P, PageSize::Size4K, adj(2, Perms::NONE, true)),
         Ok(code::FAIL_PERMISSION)
@@ -148,32 +152,21 @@ fn rmpadjust_vmsa_bit_only_from_vmpl0() {
 
 #[test]
 fn rmpadjust_input_checks() {
+    use code::{FAIL_INPUT, FAIL_PERMISSION, FAIL_SIZEMISMATCH};
+    use PageSize::{Size2M, Size4K};
+    let cases: &[(&str, u64, PageSize, u64, u32)] = &[
+        ("VMPL 4", P, Size4K, adj(4, Perms::NONE, false), FAIL_INPUT),
+        ("bit 17", P, Size4K, 1 << 17 | 2, FAIL_INPUT),
+        ("perms bit 4", P, Size4K, 0x10 << 8 | 2, FAIL_INPUT),
+        ("unaligned", P + 1, Size4K, 2, FAIL_INPUT),
+        ("2M on 4K", 0x20_0000, Size2M, 2, FAIL_SIZEMISMATCH),
+        // Not validated yet: nothing of the guest's to share.
+        ("not valid", P + 0x1000, Size4K, 2, FAIL_PERMISSION),
+    ];
     let mut r = validated();
-    assert_eq!(
-        r.rmpadjust(0, P, PageSize::Size4K, adj(4, Perms::NONE, false)),
-        Ok(code::FAIL_INPUT)
-    );
-    assert_eq!(
-        r.rmpadjust(0, P, PageSize::Size4K, 1 << 17 | 2),
-        Ok(code::FAIL_INPUT)
-    );
-    assert_eq!(
-        r.rmpadjust(0, P, PageSize::Size4K, 0x10 << 8 | 2),
-        Ok(code::FAIL_INPUT)
-    );
-    assert_eq!(
-        r.rmpadjust(0, P + 1, PageSize::Size4K, 2),
-        Ok(code::FAIL_INPUT)
-    );
-    assert_eq!(
-        r.rmpadjust(0, 0x20_0000, PageSize::Size2M, 2),
-        Ok(code::FAIL_SIZEMISMATCH)
-    );
-    // Not validated yet: nothing of the guest's to share.
-    assert_eq!(
-        r.rmpadjust(0, P + 0x1000, PageSize::Size4K, 2),
-        Ok(code::FAIL_PERMISSION)
-    );
+    for &(why, spa, size, rdx, want) in cases {
+        assert_eq!(r.rmpadjust(0, spa, size, rdx), Ok(want), "{why}");
+    }
 }
 
 #[test]
@@ -216,9 +209,7 @@ fn private_and_shared_access_rules() {
 
 #[test]
 fn vmsa_page_is_not_writable_through_a_mapping() {
-    let mut r = validated();
-    r.rmpadjust(0, P, PageSize::Size4K, adj(1, Perms::NONE, true))
-        .unwrap();
+    let r = adjusted(1, Perms::NONE, true);
     assert!(r.check_access(0, P, true, AccessKind::Write).is_err());
 }
 
@@ -227,8 +218,7 @@ proptest! {
     /// the VMSA bit, and a VMPL never ends up with a right its grantor lacked.
     #[test]
     fn lower_vmpls_cannot_escalate(ops in proptest::collection::vec((1u8..=3, 0u8..=5, 0u8..=0x1f, any::<bool>()), 0..40)) {
-        let mut r = validated();
-        r.rmpadjust(0, P, PageSize::Size4K, adj(1, Perms::READ, false)).unwrap();
+        let mut r = adjusted(1, Perms::READ, false);
         for (caller, target, perms, vmsa) in ops {
             let before = *r.entry(P).unwrap();
             let rc = r.rmpadjust(caller, P, PageSize::Size4K, adj(target, Perms(perms), vmsa));

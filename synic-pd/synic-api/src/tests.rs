@@ -64,131 +64,52 @@ fn every_request_round_trips_in_the_layout_peers_expect() {
     assert_eq!(&mrs.0[..4], &[1, 1, 2, 0x10_8000_0001]);
 }
 
-/// (what, label, count, register to corrupt, value, expected error)
-type Case = (&'static str, u64, Option<usize>, usize, u64, DecodeError);
+/// The request `requests()` has for `label` (REVOKE_EVENT's if none).
+fn request(label: u64) -> Request {
+    requests()
+        .into_iter()
+        .find(|r| r.label() == label)
+        .unwrap_or(Request::RevokeEvent { vsp: 0, relid: 0 })
+}
 
 #[test]
 fn malformed_requests_are_refused_with_the_reason() {
-    let cases: &[Case] = &[
-        (
-            "unknown label",
-            0x5399,
-            None,
-            0,
-            0,
-            DecodeError::UnknownLabel(0x5399),
-        ),
-        (
-            "short MSR read",
-            label::READ_MSR,
-            Some(2),
-            0,
-            1,
-            DecodeError::TooShort { needed: 3, got: 2 },
-        ),
-        (
-            "short post",
-            label::POST_MESSAGE,
-            Some(34),
-            0,
-            1,
-            DecodeError::TooShort {
-                needed: 35,
-                got: 34,
-            },
-        ),
-        (
-            "short signal",
-            label::SIGNAL_EVENT,
-            Some(3),
-            0,
-            1,
-            DecodeError::TooShort { needed: 4, got: 3 },
-        ),
-        (
-            "short grant",
-            label::GRANT_EVENT,
-            Some(5),
-            0,
-            1,
-            DecodeError::TooShort { needed: 6, got: 5 },
-        ),
-        (
-            "vp over 32 bits",
-            label::READ_MSR,
-            None,
-            0,
-            1 << 32,
-            DecodeError::BadField("vp"),
-        ),
-        (
-            "instance 2",
-            label::READ_MSR,
-            None,
-            1,
-            2,
-            DecodeError::BadField("instance"),
-        ),
-        (
-            "msr over 32 bits",
-            label::WRITE_MSR,
-            None,
-            2,
-            1 << 40,
-            DecodeError::BadField("msr"),
-        ),
-        (
-            "target instance",
-            label::SIGNAL_EVENT,
-            None,
-            1,
-            9,
-            DecodeError::BadField("target"),
-        ),
-        (
-            "sint over 8 bits",
-            label::SIGNAL_EVENT,
-            None,
-            2,
-            256,
-            DecodeError::BadField("target"),
-        ),
-        (
-            "flag over 32 bits",
-            label::SIGNAL_EVENT,
-            None,
-            3,
-            1 << 32,
-            DecodeError::BadField("flag"),
-        ),
-        (
-            "grant vsp over 8 bits",
-            label::GRANT_EVENT,
-            None,
-            0,
-            256,
-            DecodeError::BadField("vsp"),
-        ),
-        (
-            "revoke relid",
-            label::REVOKE_EVENT,
-            None,
-            1,
-            u64::MAX,
-            DecodeError::BadField("relid"),
-        ),
+    // (label, register overwritten, value written over it, the field refused)
+    let bad_fields: &[(u64, usize, u64, &str)] = &[
+        (label::READ_MSR, 0, 1 << 32, "vp"),
+        (label::READ_MSR, 1, 2, "instance"), // there is no instance 2
+        (label::WRITE_MSR, 2, 1 << 40, "msr"),
+        (label::SIGNAL_EVENT, 1, 9, "target"),   // its instance
+        (label::SIGNAL_EVENT, 2, 256, "target"), // its sint, over 8 bits
+        (label::SIGNAL_EVENT, 3, 1 << 32, "flag"),
+        (label::GRANT_EVENT, 0, 256, "vsp"),
+        (label::REVOKE_EVENT, 1, u64::MAX, "relid"),
     ];
-    for &(what, label, count, reg, value, want) in cases {
-        let req = requests()
-            .into_iter()
-            .find(|r| r.label() == label)
-            .unwrap_or(Request::RevokeEvent { vsp: 0, relid: 0 });
+    for &(label, reg, value, field) in bad_fields {
         let mut mrs = MessageRegisters::new();
-        let msg = req.encode(&mut mrs);
+        let msg = request(label).encode(&mut mrs);
         mrs.0[reg] = value;
-        let msg = MessageInfo::new(label, count.unwrap_or(msg.count()));
-        assert_eq!(Request::decode(msg, &mrs), Err(want), "{what}");
+        let want = Err(DecodeError::BadField(field));
+        assert_eq!(Request::decode(msg, &mrs), want, "{label:#x} {field}");
     }
+    // (label, registers sent, registers it needs): MSR read, post, signal, grant
+    let short = [
+        (label::READ_MSR, 2, 3),
+        (label::POST_MESSAGE, 34, 35),
+        (label::SIGNAL_EVENT, 3, 4),
+        (label::GRANT_EVENT, 5, 6),
+    ];
+    for (label, got, needed) in short {
+        let mut mrs = MessageRegisters::new();
+        request(label).encode(&mut mrs);
+        let want = Err(DecodeError::TooShort { needed, got });
+        assert_eq!(Request::decode(MessageInfo::new(label, got), &mrs), want);
+    }
+    let unknown = MessageInfo::new(0x5399, 2);
+    assert_eq!(
+        Request::decode(unknown, &MessageRegisters::new()),
+        Err(DecodeError::UnknownLabel(0x5399))
+    );
 }
 
 #[test]

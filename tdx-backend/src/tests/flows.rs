@@ -1,8 +1,8 @@
 //! The paravisor's flows on the model TDX module and host.
 
 use isolation::{
-    Gpa, GpaClass, GuestAccess, HostCall, HostReply, Isolation, IsolationError, PageRange,
-    Partition, PartitionKind, VcpuExit, VpIndex,
+    Gpa, GpaClass, GuestAccess, HostCall, HostReply, Hypercall, Isolation, IsolationError,
+    PageRange, Partition, PartitionKind, VcpuExit, VpIndex,
 };
 
 use isolation::conformance::{self, pages, Harness, HostView, PAGES, RAM, STANDARD};
@@ -217,26 +217,14 @@ fn attr_wr_module_rules() {
     );
     m.pages[3].state = PageState::Accepted;
     assert_eq!(wr(&mut m, 0x3000, r, r), Status::SUCCESS);
-    assert_eq!(
-        wr(&mut m, 0x3000, 0, 1),
-        Status::OPERAND_INVALID,
-        "L1 attributes"
-    );
-    assert_eq!(
-        wr(&mut m, 0x3000, 0, 1 << 32),
-        Status::OPERAND_INVALID,
-        "VM 2 absent"
-    );
-    assert_eq!(
-        wr(&mut m, 0x3000, 0, 1 << 24),
-        Status::OPERAND_INVALID,
-        "reserved bit"
-    );
-    assert_eq!(
-        wr(&mut m, 0x3001, r, r),
-        Status::OPERAND_INVALID,
-        "unaligned"
-    );
+    for (why, rcx, rdx, r8) in [
+        ("L1 attributes", 0x3000, 0, 1),
+        ("VM 2 absent", 0x3000, 0, 1 << 32),
+        ("reserved bit", 0x3000, 0, 1 << 24),
+        ("unaligned", 0x3001, r, r),
+    ] {
+        assert_eq!(wr(&mut m, rcx, rdx, r8), Status::OPERAND_INVALID, "{why}");
+    }
     m.pages[4].state = PageState::Absent;
     assert_eq!(wr(&mut m, 0x4000, r, r), Status::EPT_WALK_FAILED);
 }
@@ -247,11 +235,11 @@ fn a_page_stolen_by_the_host_is_detected() {
         steal_gfn: Some(7),
         ..Lies::default()
     });
-    let call = HostCall::HvHypercall {
+    let call = HostCall::HvHypercall(Hypercall {
         control: 0x5c,
         input: None,
         output: None,
-    };
+    });
     b.call_host(call).unwrap();
     assert_eq!(
         b.set_guest_access(pages(7..8), GuestAccess::RW),

@@ -22,11 +22,7 @@ fn call(k: &mut dyn Kernel, id: u8, lbl: u64, args: &[u64]) -> String {
     for (i, &a) in args.iter().enumerate() {
         mrs.set(i, a);
     }
-    match k.pp_call(
-        Channel::new(id),
-        MessageInfo::new(lbl, args.len()),
-        &mut mrs,
-    ) {
+    match Channel::new(id).pp_call(k, MessageInfo::new(lbl, args.len()), &mut mrs) {
         Ok(reply) => format!(
             "Ok(label={} count={} mr0={})",
             reply.label(),

@@ -7,7 +7,7 @@
 use hvcall_pd::api;
 use hvdef::hypercall::PostMessageInput;
 use hvdef::{HvStatus, HypercallCode, HypercallResult};
-use ipc::{Channel, Handler, HandlerError, Kernel, MessageInfo, MessageRegisters, Region};
+use ipc::{Handler, HandlerReply, Kernel, MessageInfo, PpCall, Region};
 use system_tests::hv::SHARED_GPA;
 
 struct HostFwd {
@@ -15,17 +15,8 @@ struct HostFwd {
 }
 
 impl Handler for HostFwd {
-    fn protected(
-        &mut self,
-        _: &mut dyn Kernel,
-        ch: Channel,
-        msg: MessageInfo,
-        mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, HandlerError> {
-        let call = api::decode_forward(msg, mrs).map_err(|_| HandlerError::BadRequest {
-            channel: ch,
-            label: msg.label(),
-        })?;
+    fn protected(&mut self, _: &mut dyn Kernel, pp: PpCall<'_>) -> HandlerReply {
+        let call = api::decode_forward(pp.msg, pp.mrs).map_err(|_| pp.bad_request())?;
         let status = if call.control.code() == HypercallCode::POST_MESSAGE && !call.control.fast() {
             // The host reads the guest's buffer itself; a private GPA would simply
             // not be in its mapping.
@@ -58,7 +49,7 @@ impl Handler for HostFwd {
             );
             HvStatus::SUCCESS
         };
-        mrs.set(0, HypercallResult::from(status).0);
+        pp.mrs.set(0, HypercallResult::from(status).0);
         Ok(MessageInfo::new(0, 1))
     }
 }

@@ -1,9 +1,7 @@
 //! Serves the protected calls in `system_tests::label` on any channel.
 #![allow(unsafe_code)]
 
-use ipc::{
-    Channel, ChannelSet, Handler, HandlerError, Kernel, MessageInfo, MessageRegisters, Region,
-};
+use ipc::{ChannelSet, Handler, HandlerError, HandlerReply, Kernel, MessageInfo, PpCall, Region};
 use system_tests::{label, MARKER_OFFSET};
 
 struct Server {
@@ -15,13 +13,8 @@ impl Handler for Server {
         Ok(())
     }
 
-    fn protected(
-        &mut self,
-        _: &mut dyn Kernel,
-        ch: Channel,
-        msg: MessageInfo,
-        mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, HandlerError> {
+    fn protected(&mut self, _: &mut dyn Kernel, call: PpCall<'_>) -> HandlerReply {
+        let PpCall { ch, msg, mrs } = call;
         match msg.label() {
             label::ADD if msg.count() == 2 => {
                 mrs.set(0, mrs.get(0).wrapping_add(mrs.get(1)));

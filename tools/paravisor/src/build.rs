@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::bootimage::{bootelf, compile};
 use crate::failure::Failure;
 use crate::image;
+use crate::inputs::Inputs;
 use crate::region_data;
 
 #[derive(Debug, clap::Args)]
@@ -32,11 +33,8 @@ pub struct Args {
     #[arg(long, value_name = "PLATFORM", requires = "igvm", default_value = "native",
           value_parser = clap::builder::PossibleValuesParser::new(crate::igvm::Platform::NAMES))]
     pub platform: String,
-    /// Also look for program images here (after the system.xml directory); repeatable.
-    #[arg(long = "search-path", value_name = "DIR")]
-    pub search_path: Vec<PathBuf>,
     #[command(flatten)]
-    pub region_data: region_data::Args,
+    pub inputs: Inputs,
 }
 
 fn read(path: &Path, what: &str) -> Result<Vec<u8>, Failure> {
@@ -45,15 +43,10 @@ fn read(path: &Path, what: &str) -> Result<Vec<u8>, Failure> {
 }
 
 /// The boot image's bytes, from the same inputs `build` takes.
-pub fn build_bytes(
-    system_path: &Path,
-    kernel: &Path,
-    search: &[PathBuf],
-    data_args: &region_data::Args,
-) -> Result<Vec<u8>, Failure> {
+pub fn build_bytes(system_path: &Path, kernel: &Path, inputs: &Inputs) -> Result<Vec<u8>, Failure> {
     let system = sdf::load(system_path)?;
-    let data = region_data::load(&system, data_args, search)?;
-    build_loaded(&system, kernel, search, &data)
+    let data = inputs.region_data(&system)?;
+    build_loaded(&system, kernel, &inputs.search_path, &data)
 }
 
 pub fn build_loaded(
@@ -98,14 +91,14 @@ pub fn build_loaded(
 pub fn run(args: Args) -> Result<(), Failure> {
     let system = sdf::load(&args.system)?;
     // Read once: the image and the manifest describe the same bytes.
-    let data = region_data::load(&system, &args.region_data, &args.search_path)?;
-    let boot = build_loaded(&system, &args.kernel, &args.search_path, &data)?;
+    let data = args.inputs.region_data(&system)?;
+    let boot = build_loaded(&system, &args.kernel, &args.inputs.search_path, &data)?;
     write_file(&args.output, &boot)?;
     if let Some(path) = &args.manifest {
         let manifest = crate::manifest::generate_loaded(
             &system,
             &args.system,
-            &args.search_path,
+            &args.inputs.search_path,
             &data,
             Some(&boot),
         )?;

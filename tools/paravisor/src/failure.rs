@@ -1,11 +1,11 @@
 //! How a subcommand fails: with the description's diagnostics (printed as
 //! `file:line:col: error: ...` plus a hint) or with a one-line message.
 
-use std::fmt;
-
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum Failure {
-    Diagnostics(sdf::Diagnostics),
+    #[error("{0}\nparavisor: {n} error{s}", n = .0.len(), s = if .0.len() == 1 { "" } else { "s" })]
+    Diagnostics(#[from] sdf::Diagnostics),
+    #[error("paravisor: error: {0}")]
     Message(String),
 }
 
@@ -17,28 +17,6 @@ impl Failure {
     /// Prints to stderr. Errors writing stderr itself cannot be reported anywhere.
     pub fn report(&self) {
         eprintln!("{self}");
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Failure::Diagnostics(d) => {
-                let n = d.len();
-                write!(
-                    f,
-                    "{d}\nparavisor: {n} error{}",
-                    if n == 1 { "" } else { "s" }
-                )
-            }
-            Failure::Message(m) => write!(f, "paravisor: error: {m}"),
-        }
-    }
-}
-
-impl From<sdf::Diagnostics> for Failure {
-    fn from(d: sdf::Diagnostics) -> Self {
-        Failure::Diagnostics(d)
     }
 }
 

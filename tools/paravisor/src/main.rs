@@ -9,6 +9,7 @@ mod failure;
 mod graph;
 mod igvm;
 mod image;
+mod inputs;
 mod manifest;
 mod measured;
 mod region_data;

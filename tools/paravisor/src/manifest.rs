@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use crate::failure::{output_error, Failure};
 use crate::image;
-use crate::region_data::{self, RegionData};
+use crate::inputs::Inputs;
+use crate::region_data::RegionData;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -19,25 +20,22 @@ pub struct Args {
     /// Write the manifest here instead of to stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Also look for program images here (after the system.xml directory); repeatable.
-    #[arg(long = "search-path", value_name = "DIR")]
-    pub search_path: Vec<PathBuf>,
     /// Also build the boot image with this kernel and record the hash of every
     /// part of it (what `build --manifest` records), so `verify` needs nothing else.
     #[arg(long, value_name = "FILE")]
     pub kernel: Option<PathBuf>,
     #[command(flatten)]
-    pub region_data: region_data::Args,
+    pub inputs: Inputs,
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
     let system = sdf::load(&args.system)?;
-    let data = region_data::load(&system, &args.region_data, &args.search_path)?;
+    let data = args.inputs.region_data(&system)?;
     let boot = match &args.kernel {
         Some(k) => Some(crate::build::build_loaded(
             &system,
             k,
-            &args.search_path,
+            &args.inputs.search_path,
             &data,
         )?),
         None => None,
@@ -45,7 +43,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let manifest = generate_loaded(
         &system,
         &args.system,
-        &args.search_path,
+        &args.inputs.search_path,
         &data,
         boot.as_deref(),
     )?;

@@ -23,8 +23,8 @@ use sha2::{Digest, Sha256};
 use crate::bootimage::bootelf;
 use crate::failure::Failure;
 use crate::image::hex;
+use crate::inputs::Inputs;
 use crate::manifest::schema::Manifest;
-use crate::region_data;
 
 mod bytes;
 
@@ -40,14 +40,12 @@ pub struct Args {
     pub system: Option<PathBuf>,
     #[arg(long, value_name = "FILE")]
     pub kernel: Option<PathBuf>,
-    #[arg(long = "search-path", value_name = "DIR")]
-    pub search_path: Vec<PathBuf>,
     /// Also require this IGVM file to be exactly the IGVM form of the image.
     #[arg(long, value_name = "FILE")]
     pub igvm: Option<PathBuf>,
-    /// The region data the image was built with, for the rebuild.
+    /// The program images and region data the image was built with, for the rebuild.
     #[command(flatten)]
-    pub region_data: region_data::Args,
+    pub inputs: Inputs,
 }
 
 fn perms_str(p: u32) -> String {
@@ -380,12 +378,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
         )));
     }
     let rebuilt = match (&args.system, &args.kernel) {
-        (Some(system), Some(kernel)) => Some(crate::build::build_bytes(
-            system,
-            kernel,
-            &args.search_path,
-            &args.region_data,
-        )?),
+        (Some(system), Some(kernel)) => {
+            Some(crate::build::build_bytes(system, kernel, &args.inputs)?)
+        }
         _ => None,
     };
     let mut diffs = check(&boot, &manifest, rebuilt.as_deref());

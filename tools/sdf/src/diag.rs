@@ -9,28 +9,21 @@ use crate::limits::*;
 use crate::model::Span;
 
 /// Why a number attribute did not parse.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum NumberError {
+    #[error("it is empty")]
     Empty,
     /// `0x..` where only decimal is accepted (ids, priorities, irq numbers, cpu).
+    #[error("this attribute takes a decimal number")]
     HexNotAllowed,
     /// `_` where only plain decimal digits are accepted.
+    #[error("this attribute takes plain decimal digits")]
     SeparatorNotAllowed,
+    #[error("it contains a character that is not a digit")]
     InvalidDigit,
     /// Larger than 2^64 - 1.
+    #[error("it does not fit in 64 bits")]
     TooLarge,
-}
-
-impl fmt::Display for NumberError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            NumberError::Empty => "it is empty",
-            NumberError::HexNotAllowed => "this attribute takes a decimal number",
-            NumberError::SeparatorNotAllowed => "this attribute takes plain decimal digits",
-            NumberError::InvalidDigit => "it contains a character that is not a digit",
-            NumberError::TooLarge => "it does not fit in 64 bits",
-        })
-    }
 }
 
 /// Which kind of named thing a duplicate or a dangling reference is about.
@@ -66,122 +59,98 @@ pub enum MapSpace {
 
 impl fmt::Display for MapSpace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            MapSpace::Pd(pd) => write!(f, "protection domain '{pd}'"),
-            MapSpace::Vm(vm) => write!(f, "virtual machine '{vm}'"),
-        }
+        let (kind, name) = match self {
+            MapSpace::Pd(pd) => (NameKind::ProtectionDomain, pd),
+            MapSpace::Vm(vm) => (NameKind::VirtualMachine, vm),
+        };
+        write!(f, "{kind} '{name}'")
     }
 }
 
 /// Everything `check` and `load` can reject. `first` fields point at the earlier
 /// occurrence a duplicate clashes with.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ErrorKind {
     /// The file could not be read (missing, a directory, no permission, too large).
-    Io {
-        message: String,
-    },
+    #[error("cannot read the system description: {message}")]
+    Io { message: String },
     /// The bytes are not UTF-8; the span points at the first bad byte.
+    #[error("the file is not valid UTF-8")]
     NotUtf8,
     /// The XML itself is malformed; `message` is the XML parser's.
-    MalformedXml {
-        message: String,
-    },
-    RootNotSystem {
-        found: String,
-    },
-    UnknownElement {
-        element: String,
-        parent: String,
-    },
+    #[error("malformed XML: {message}")]
+    MalformedXml { message: String },
+    #[error("the root element is <{found}>, expected <system>")]
+    RootNotSystem { found: String },
+    #[error("unknown element <{element}> in <{parent}>")]
+    UnknownElement { element: String, parent: String },
     /// A known element in a place where it does not belong, e.g. `<end>` in a PD.
-    MisplacedElement {
-        element: String,
-        parent: String,
-    },
-    UnknownAttribute {
-        attribute: String,
-        element: String,
-    },
-    UnexpectedText {
-        element: String,
-    },
-    MissingAttribute {
-        attribute: String,
-        element: String,
-    },
+    #[error("<{element}> is not allowed in <{parent}>")]
+    MisplacedElement { element: String, parent: String },
+    #[error("unknown attribute '{attribute}' on <{element}>")]
+    UnknownAttribute { attribute: String, element: String },
+    #[error("unexpected text in <{element}>")]
+    UnexpectedText { element: String },
+    #[error("<{element}> is missing the required attribute '{attribute}'")]
+    MissingAttribute { attribute: String, element: String },
+    #[error("{attribute}=\"{value}\" is not a valid number: {reason}")]
     InvalidNumber {
         attribute: String,
         value: String,
         reason: NumberError,
     },
+    #[error("{attribute}={value} is out of range {min}..={max}")]
     OutOfRange {
         attribute: String,
         value: u64,
         min: u64,
         max: u64,
     },
-    InvalidBool {
-        attribute: String,
-        value: String,
-    },
-    InvalidPerms {
-        value: String,
-    },
+    #[error("{attribute}=\"{value}\" must be \"true\" or \"false\"")]
+    InvalidBool { attribute: String, value: String },
+    #[error("perms=\"{value}\" may only contain 'r', 'w' and 'x'")]
+    InvalidPerms { value: String },
     /// seL4 has no write-only or execute-only mappings.
-    PermsWithoutRead {
-        value: String,
-    },
-    InvalidTrigger {
-        value: String,
-    },
-    InvalidName {
-        attribute: String,
-        value: String,
-    },
+    #[error("perms=\"{value}\" lacks 'r'; mappings must be readable")]
+    PermsWithoutRead { value: String },
+    #[error("trigger=\"{value}\" must be \"level\" or \"edge\"")]
+    InvalidTrigger { value: String },
+    #[error("{attribute}=\"{value}\" is not a valid name")]
+    InvalidName { attribute: String, value: String },
+    #[error("the system has no protection domains")]
     NoProtectionDomains,
-    TooManyPds {
-        count: usize,
-    },
-    BudgetExceedsPeriod {
-        budget: u64,
-        period: u64,
-    },
-    StackSizeNotAligned {
-        stack_size: u64,
-    },
-    UnsupportedPageSize {
-        page_size: u64,
-    },
+    #[error("too many protection domains: {count}, the maximum is {MAX_PDS}")]
+    TooManyPds { count: usize },
+    #[error("budget ({budget} us) is larger than period ({period} us)")]
+    BudgetExceedsPeriod { budget: u64, period: u64 },
+    #[error(
+        "stack_size {stack_size:#x} is not a multiple of the page size {DEFAULT_PAGE_SIZE:#x}"
+    )]
+    StackSizeNotAligned { stack_size: u64 },
+    #[error("page_size {page_size:#x} is not supported on x86_64")]
+    UnsupportedPageSize { page_size: u64 },
+    #[error("memory region size is 0")]
     ZeroSize,
-    SizeNotPageMultiple {
-        size: u64,
-        page_size: u64,
-    },
-    PhysAddrNotAligned {
-        phys_addr: u64,
-        page_size: u64,
-    },
+    #[error("size {size:#x} is not a multiple of page_size {page_size:#x}")]
+    SizeNotPageMultiple { size: u64, page_size: u64 },
+    #[error("phys_addr {phys_addr:#x} is not aligned to page_size {page_size:#x}")]
+    PhysAddrNotAligned { phys_addr: u64, page_size: u64 },
     /// phys_addr + size wraps past 2^64.
-    PhysRangeOverflow {
-        phys_addr: u64,
-        size: u64,
-    },
+    #[error("phys_addr {phys_addr:#x} + size {size:#x} overflows the physical address space")]
+    PhysRangeOverflow { phys_addr: u64, size: u64 },
+    #[error("memory region '{region}' overlaps the physical range of '{other}'")]
     PhysOverlap {
         region: String,
         other: String,
         first: Span,
     },
-    VaddrNotAligned {
-        vaddr: u64,
-        page_size: u64,
-    },
+    #[error("vaddr {vaddr:#x} is not aligned to the region's page_size {page_size:#x}")]
+    VaddrNotAligned { vaddr: u64, page_size: u64 },
     /// The map would reach past the user half of the address space.
-    VaddrOutOfRange {
-        vaddr: u64,
-        size: u64,
-    },
+    #[error("map at vaddr {vaddr:#x} of size {size:#x} reaches past the user address space end {USER_VADDR_END:#x}")]
+    VaddrOutOfRange { vaddr: u64, size: u64 },
     /// Two maps of one address space (a PD's virtual or a guest's physical one) overlap.
+    #[error("in {space}, map of '{mr}' [{start:#x}..{end:#x}) overlaps map of '{other}' [{other_start:#x}..{other_end:#x})")]
     MapOverlap {
         space: MapSpace,
         mr: String,
@@ -192,88 +161,74 @@ pub enum ErrorKind {
         other_end: u64,
         first: Span,
     },
-    UnknownName {
-        kind: NameKind,
-        name: String,
-    },
+    #[error("no {kind} named '{name}'")]
+    UnknownName { kind: NameKind, name: String },
+    #[error("duplicate {kind} name '{name}' (first defined at {first})")]
     DuplicateName {
         kind: NameKind,
         name: String,
         first: Span,
     },
-    ReservedName {
-        name: String,
-    },
-    WrongEndCount {
-        count: usize,
-    },
-    SelfChannel {
-        pd: String,
-    },
+    #[error("the protection domain name '{name}' is reserved")]
+    ReservedName { name: String },
+    #[error("a channel needs exactly two <end> elements, found {count}")]
+    WrongEndCount { count: usize },
+    #[error("channel connects protection domain '{pd}' to itself")]
+    SelfChannel { pd: String },
     /// A channel or irq id used twice within one PD.
-    DuplicateId {
-        pd: String,
-        id: u64,
-        first: Span,
-    },
+    #[error("id {id} is used twice in protection domain '{pd}' (first at {first})")]
+    DuplicateId { pd: String, id: u64, first: Span },
     /// The same hardware irq number claimed twice.
-    DuplicateIrq {
-        irq: u64,
-        first: Span,
-    },
+    #[error("irq {irq} is claimed twice (first at {first})")]
+    DuplicateIrq { irq: u64, first: Span },
+    #[error("pp=\"true\" is set on both ends; protected calls go one way only")]
     PpBothEnds,
+    #[error("protected call from '{from}' (priority {from_priority}) to '{to}' (priority {to_priority}) does not go to a strictly higher priority")]
     PpNotToHigherPriority {
         from: String,
         from_priority: u8,
         to: String,
         to_priority: u8,
     },
+    #[error("symbol '{symbol}' is set twice in protection domain '{pd}' (first at {first})")]
     DuplicateSetVar {
         pd: String,
         symbol: String,
         first: Span,
     },
+    #[error("child id {id} is used twice in protection domain '{parent}' (first at {first})")]
     DuplicateChildId {
         parent: String,
         id: u64,
         first: Span,
     },
-    MissingProgramImage {
-        pd: String,
-    },
-    DuplicateProgramImage {
-        pd: String,
-        first: Span,
-    },
+    #[error("protection domain '{pd}' has no <program_image>")]
+    MissingProgramImage { pd: String },
+    #[error("protection domain '{pd}' has a second <program_image> (first at {first})")]
+    DuplicateProgramImage { pd: String, first: Span },
     /// The image named by `<program_image path=>` is not in any searched directory.
+    #[error("program image '{}' not found", .path.display())]
     ProgramImageNotFound {
         path: PathBuf,
         searched: Vec<PathBuf>,
     },
     /// The image exists but could not be read.
-    ProgramImageUnreadable {
-        path: PathBuf,
-        message: String,
-    },
+    #[error("cannot read program image '{}': {message}", .path.display())]
+    ProgramImageUnreadable { path: PathBuf, message: String },
     /// A PD is the VMM of one guest at most.
-    DuplicateVirtualMachine {
-        pd: String,
-        first: Span,
-    },
-    MissingVcpu {
-        vm: String,
-    },
-    TooManyVcpus {
-        vm: String,
-        count: usize,
-    },
+    #[error("protection domain '{pd}' has a second <virtual_machine> (first at {first})")]
+    DuplicateVirtualMachine { pd: String, first: Span },
+    #[error("virtual machine '{vm}' has no <vcpu>")]
+    MissingVcpu { vm: String },
+    #[error("virtual machine '{vm}' has {count} vCPUs, the maximum is {MAX_VCPUS}")]
+    TooManyVcpus { vm: String, count: usize },
     /// A vCPU id used twice, or clashing with a child PD id of the VMM.
-    DuplicateVcpuId {
-        vm: String,
-        id: u64,
-        first: Span,
-    },
+    #[error(
+        "vCPU id {id} of virtual machine '{vm}' is already used in its VMM (first at {first})"
+    )]
+    DuplicateVcpuId { vm: String, id: u64, first: Span },
     /// The guest runs on its VMM's thread: it cannot be scheduled above it.
+    #[error("virtual machine '{vm}' (priority {priority}) is above its VMM '{pd}' (priority {pd_priority})")]
     VmPriorityAboveVmm {
         vm: String,
         priority: u8,
@@ -281,15 +236,13 @@ pub enum ErrorKind {
         pd_priority: u8,
     },
     /// A guest has no program image whose variable could be set.
-    SetVarVaddrInVm {
-        vm: String,
-    },
+    #[error("setvar_vaddr is not allowed on a map of virtual machine '{vm}'")]
+    SetVarVaddrInVm { vm: String },
     /// The guest-physical range reaches past what nested paging can map.
-    GpaOutOfRange {
-        gpa: u64,
-        size: u64,
-    },
+    #[error("guest-physical range {gpa:#x}..+{size:#x} reaches past {GPA_END:#x}")]
+    GpaOutOfRange { gpa: u64, size: u64 },
     /// The guest would reach (part of) the physical memory of a region only PDs map.
+    #[error("virtual machine '{vm}' maps '{mr}', whose physical range overlaps '{other}', a region only protection domains map")]
     GuestRegionOverlapsPdRegion {
         vm: String,
         mr: String,
@@ -297,35 +250,34 @@ pub enum ErrorKind {
         first: Span,
     },
     /// A PD would execute bytes a guest can write.
-    GuestRegionExecutableByPd {
-        pd: String,
-        mr: String,
-        vm: String,
-    },
+    #[error(
+        "protection domain '{pd}' maps '{mr}' executable, but virtual machine '{vm}' maps it too"
+    )]
+    GuestRegionExecutableByPd { pd: String, mr: String, vm: String },
     /// An enumerated or structured value outside what the attribute takes.
+    #[error("{attribute}=\"{value}\" is not {expected}")]
     InvalidValue {
         attribute: String,
         value: String,
         expected: String,
     },
     /// `prefill_path` and `prefill_bootinfo` on one region.
+    #[error("prefill_path and prefill_bootinfo cannot both be given")]
     PrefillConflict,
     /// A region with neither `size` nor a prefill to take it from.
+    #[error("memory region has no size and is not prefilled")]
     MissingSize,
     /// `setvar_prefill_size` on a map of a region without `prefill_path`.
-    SetVarPrefillWithoutPrefill {
-        mr: String,
-    },
+    #[error("setvar_prefill_size on a map of '{mr}', which has no prefill_path")]
+    SetVarPrefillWithoutPrefill { mr: String },
     /// `domain=` on a PD while the system declares no `<domains>`.
-    DomainWithoutDomains {
-        domain: String,
-    },
+    #[error("domain=\"{domain}\" but the system declares no <domains>")]
+    DomainWithoutDomains { domain: String },
     /// A second element that may appear once, e.g. `<cspace>` in one PD.
-    DuplicateElement {
-        element: String,
-        first: Span,
-    },
+    #[error("a second <{element}> (first at {first})")]
+    DuplicateElement { element: String, first: Span },
     /// A value that must be unique in its scope, e.g. an ioport id in one PD.
+    #[error("{attribute}=\"{value}\" on <{element}> is already used (first at {first})")]
     DuplicateValue {
         element: String,
         attribute: String,
@@ -333,12 +285,16 @@ pub enum ErrorKind {
         first: Span,
     },
     /// Two `<ioport>` grants (anywhere in the system) share ports.
+    #[error("I/O ports of '{pd}' overlap those granted to '{other_pd}' (at {first})")]
     IoportOverlap {
         pd: String,
         other_pd: String,
         first: Span,
     },
     /// Two iomaps of one device's address space overlap.
+    #[error(
+        "in io address space '{space}', iomap of '{mr}' overlaps iomap of '{other}' (at {first})"
+    )]
     IoMapOverlap {
         space: String,
         mr: String,
@@ -346,19 +302,14 @@ pub enum ErrorKind {
         first: Span,
     },
     /// seL4's IOMMU code maps small pages only.
-    IoMapLargePage {
-        mr: String,
-    },
+    #[error("iomap of '{mr}', a region with large pages; the IOMMU maps 4 KiB pages only")]
+    IoMapLargePage { mr: String },
     /// A PD and a VM share a name (Microkit keeps the two name spaces apart).
-    GuestNameClashesWithPd {
-        name: String,
-        first: Span,
-    },
+    #[error("virtual machine name '{name}' is also a protection domain's (at {first})")]
+    GuestNameClashesWithPd { name: String, first: Span },
     /// Valid Microkit that `paravisor build` cannot turn into an image here.
-    NotBuildable {
-        construct: String,
-        reason: String,
-    },
+    #[error("{construct} cannot be built here: {reason}")]
+    NotBuildable { construct: String, reason: String },
 }
 
 /// Audit rules of ours that Microkit does not have. By default they are errors like
@@ -407,95 +358,6 @@ impl fmt::Display for Policy {
 
 fn hex(v: u64) -> String {
     format!("{v:#x}")
-}
-
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use ErrorKind::*;
-        match self {
-            Io { message } => write!(f, "cannot read the system description: {message}"),
-            NotUtf8 => write!(f, "the file is not valid UTF-8"),
-            MalformedXml { message } => write!(f, "malformed XML: {message}"),
-            RootNotSystem { found } => write!(f, "the root element is <{found}>, expected <system>"),
-            UnknownElement { element, parent } => write!(f, "unknown element <{element}> in <{parent}>"),
-            MisplacedElement { element, parent } => write!(f, "<{element}> is not allowed in <{parent}>"),
-            UnknownAttribute { attribute, element } => write!(f, "unknown attribute '{attribute}' on <{element}>"),
-            UnexpectedText { element } => write!(f, "unexpected text in <{element}>"),
-            MissingAttribute { attribute, element } => write!(f, "<{element}> is missing the required attribute '{attribute}'"),
-            InvalidNumber { attribute, value, reason } => write!(f, "{attribute}=\"{value}\" is not a valid number: {reason}"),
-            OutOfRange { attribute, value, min, max } => write!(f, "{attribute}={value} is out of range {min}..={max}"),
-            InvalidBool { attribute, value } => write!(f, "{attribute}=\"{value}\" must be \"true\" or \"false\""),
-            InvalidPerms { value } => write!(f, "perms=\"{value}\" may only contain 'r', 'w' and 'x'"),
-            PermsWithoutRead { value } => write!(f, "perms=\"{value}\" lacks 'r'; mappings must be readable"),
-            InvalidTrigger { value } => write!(f, "trigger=\"{value}\" must be \"level\" or \"edge\""),
-            InvalidName { attribute, value } => write!(f, "{attribute}=\"{value}\" is not a valid name"),
-            NoProtectionDomains => write!(f, "the system has no protection domains"),
-            TooManyPds { count } => write!(f, "too many protection domains: {count}, the maximum is {MAX_PDS}"),
-            BudgetExceedsPeriod { budget, period } => write!(f, "budget ({budget} us) is larger than period ({period} us)"),
-            StackSizeNotAligned { stack_size } => write!(f, "stack_size {} is not a multiple of the page size {}", hex(*stack_size), hex(DEFAULT_PAGE_SIZE)),
-            UnsupportedPageSize { page_size } => write!(f, "page_size {} is not supported on x86_64", hex(*page_size)),
-            ZeroSize => write!(f, "memory region size is 0"),
-            SizeNotPageMultiple { size, page_size } => write!(f, "size {} is not a multiple of page_size {}", hex(*size), hex(*page_size)),
-            PhysAddrNotAligned { phys_addr, page_size } => write!(f, "phys_addr {} is not aligned to page_size {}", hex(*phys_addr), hex(*page_size)),
-            PhysRangeOverflow { phys_addr, size } => write!(f, "phys_addr {} + size {} overflows the physical address space", hex(*phys_addr), hex(*size)),
-            PhysOverlap { region, other, .. } => write!(f, "memory region '{region}' overlaps the physical range of '{other}'"),
-            VaddrNotAligned { vaddr, page_size } => write!(f, "vaddr {} is not aligned to the region's page_size {}", hex(*vaddr), hex(*page_size)),
-            VaddrOutOfRange { vaddr, size } => write!(f, "map at vaddr {} of size {} reaches past the user address space end {}", hex(*vaddr), hex(*size), hex(USER_VADDR_END)),
-            MapOverlap { space, mr, other, start, end, other_start, other_end, .. } => write!(
-                f,
-                "in {space}, map of '{mr}' [{}..{}) overlaps map of '{other}' [{}..{})",
-                hex(*start), hex(*end), hex(*other_start), hex(*other_end)
-            ),
-            UnknownName { kind, name } => write!(f, "no {kind} named '{name}'"),
-            DuplicateName { kind, name, first } => write!(f, "duplicate {kind} name '{name}' (first defined at {first})"),
-            ReservedName { name } => write!(f, "the protection domain name '{name}' is reserved"),
-            WrongEndCount { count } => write!(f, "a channel needs exactly two <end> elements, found {count}"),
-            SelfChannel { pd } => write!(f, "channel connects protection domain '{pd}' to itself"),
-            DuplicateId { pd, id, first } => write!(f, "id {id} is used twice in protection domain '{pd}' (first at {first})"),
-            DuplicateIrq { irq, first } => write!(f, "irq {irq} is claimed twice (first at {first})"),
-            PpBothEnds => write!(f, "pp=\"true\" is set on both ends; protected calls go one way only"),
-            PpNotToHigherPriority { from, from_priority, to, to_priority } => write!(
-                f,
-                "protected call from '{from}' (priority {from_priority}) to '{to}' (priority {to_priority}) does not go to a strictly higher priority"
-            ),
-            DuplicateSetVar { pd, symbol, first } => write!(f, "symbol '{symbol}' is set twice in protection domain '{pd}' (first at {first})"),
-            DuplicateChildId { parent, id, first } => write!(f, "child id {id} is used twice in protection domain '{parent}' (first at {first})"),
-            MissingProgramImage { pd } => write!(f, "protection domain '{pd}' has no <program_image>"),
-            DuplicateProgramImage { pd, first } => write!(f, "protection domain '{pd}' has a second <program_image> (first at {first})"),
-            ProgramImageNotFound { path, .. } => write!(f, "program image '{}' not found", path.display()),
-            ProgramImageUnreadable { path, message } => write!(f, "cannot read program image '{}': {message}", path.display()),
-            DuplicateVirtualMachine { pd, first } => write!(f, "protection domain '{pd}' has a second <virtual_machine> (first at {first})"),
-            MissingVcpu { vm } => write!(f, "virtual machine '{vm}' has no <vcpu>"),
-            TooManyVcpus { vm, count } => write!(f, "virtual machine '{vm}' has {count} vCPUs, the maximum is {MAX_VCPUS}"),
-            DuplicateVcpuId { vm, id, first } => write!(f, "vCPU id {id} of virtual machine '{vm}' is already used in its VMM (first at {first})"),
-            VmPriorityAboveVmm { vm, priority, pd, pd_priority } => write!(
-                f,
-                "virtual machine '{vm}' (priority {priority}) is above its VMM '{pd}' (priority {pd_priority})"
-            ),
-            SetVarVaddrInVm { vm } => write!(f, "setvar_vaddr is not allowed on a map of virtual machine '{vm}'"),
-            GpaOutOfRange { gpa, size } => write!(f, "guest-physical range {}..+{} reaches past {}", hex(*gpa), hex(*size), hex(GPA_END)),
-            GuestRegionOverlapsPdRegion { vm, mr, other, .. } => write!(
-                f,
-                "virtual machine '{vm}' maps '{mr}', whose physical range overlaps '{other}', a region only protection domains map"
-            ),
-            GuestRegionExecutableByPd { pd, mr, vm } => write!(
-                f,
-                "protection domain '{pd}' maps '{mr}' executable, but virtual machine '{vm}' maps it too"
-            ),
-            InvalidValue { attribute, value, expected } => write!(f, "{attribute}=\"{value}\" is not {expected}"),
-            PrefillConflict => write!(f, "prefill_path and prefill_bootinfo cannot both be given"),
-            MissingSize => write!(f, "memory region has no size and is not prefilled"),
-            SetVarPrefillWithoutPrefill { mr } => write!(f, "setvar_prefill_size on a map of '{mr}', which has no prefill_path"),
-            DomainWithoutDomains { domain } => write!(f, "domain=\"{domain}\" but the system declares no <domains>"),
-            DuplicateElement { element, first } => write!(f, "a second <{element}> (first at {first})"),
-            DuplicateValue { element, attribute, value, first } => write!(f, "{attribute}=\"{value}\" on <{element}> is already used (first at {first})"),
-            IoportOverlap { pd, other_pd, first } => write!(f, "I/O ports of '{pd}' overlap those granted to '{other_pd}' (at {first})"),
-            IoMapOverlap { space, mr, other, first } => write!(f, "in io address space '{space}', iomap of '{mr}' overlaps iomap of '{other}' (at {first})"),
-            IoMapLargePage { mr } => write!(f, "iomap of '{mr}', a region with large pages; the IOMMU maps 4 KiB pages only"),
-            NotBuildable { construct, reason } => write!(f, "{construct} cannot be built here: {reason}"),
-            GuestNameClashesWithPd { name, first } => write!(f, "virtual machine name '{name}' is also a protection domain's (at {first})"),
-        }
-    }
 }
 
 impl ErrorKind {

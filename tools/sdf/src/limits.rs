@@ -24,12 +24,13 @@ pub const USER_VADDR_END: u64 = 0x0000_8000_0000_0000;
 pub const MAX_SYSTEM_FILE_SIZE: u64 = 16 << 20;
 /// `cpu=` is a u8 in the model.
 pub const MAX_CPU: u64 = 255;
-/// vCPUs per virtual machine (the image's `MAX_VCPUS`).
-pub const MAX_VCPUS: usize = 16;
+/// vCPUs per virtual machine: as many as the kernel's image holds.
+pub use kernel_abi::image::MAX_VCPUS;
 /// vCPU ids share the VMM's child-id space.
 pub const MAX_VCPU_ID: u64 = MAX_CHILD_ID;
-/// Guest-physical addresses end below 2^48: four levels of nested page tables.
-pub const GPA_END: u64 = 1 << 48;
+/// Guest-physical addresses end below 2^48 (four levels of nested page tables):
+/// the kernel's image limit.
+pub use kernel_abi::image::GPA_LIMIT as GPA_END;
 /// The longest PD, VM or region name the plain-names policy allows (device-tree
 /// paths get long).
 pub const MAX_NAME_LEN: usize = 128;

@@ -16,8 +16,22 @@ fn header(relid: Relid, id: GpadlId, words: &[u64], range_count: u16) -> Vec<u8>
         .to_vec()
 }
 
+/// A GPADL_HEADER with the whole of a one-page, one-byte GPADL.
+fn one_page_header(relid: Relid, id: GpadlId) -> Vec<u8> {
+    header(relid, id, &[gpa::range_header(1, 0), 0x100], 1)
+}
+
 fn created(h: &mut Harness) -> GpadlCreated {
     h.expect()
+}
+
+/// Takes the GPADL_CREATED refusing `relid`'s GPADL `id` as malformed.
+fn assert_refused(h: &mut Harness, relid: Relid, id: GpadlId) {
+    let c = created(h);
+    assert_eq!(
+        (c.child_relid, c.gpadl, c.status),
+        (relid, id, STATUS_INVALID_PARAMETER)
+    );
 }
 
 #[test]
@@ -119,8 +133,7 @@ fn malformed_range_lists_are_refused() {
             ),
             "{i}: {r:?}"
         );
-        let c = created(&mut h);
-        assert_eq!((c.gpadl, c.status), (id, STATUS_INVALID_PARAMETER));
+        assert_refused(&mut h, relid, id);
     }
     assert_eq!(h.server.gpadl_count(), 0);
 }
@@ -128,7 +141,7 @@ fn malformed_range_lists_are_refused() {
 #[test]
 fn bad_header_lengths_are_refused() {
     let (mut h, relid) = Harness::with_channel();
-    let mut m = header(relid, GpadlId(1), &[gpa::range_header(1, 0), 0x100], 1);
+    let mut m = one_page_header(relid, GpadlId(1));
     m[16..18].copy_from_slice(&12u16.to_le_bytes());
     assert!(matches!(
         h.raw(&m),
@@ -137,27 +150,19 @@ fn bad_header_lengths_are_refused() {
             ..
         })
     ));
-    assert_eq!(created(&mut h).status, STATUS_INVALID_PARAMETER);
+    assert_refused(&mut h, relid, GpadlId(1));
     let m = header(relid, GpadlId(1), &[gpa::range_header(1, 0), 0x100], 0);
     assert!(h.raw(&m).is_err());
-    assert_eq!(created(&mut h).status, STATUS_INVALID_PARAMETER);
+    assert_refused(&mut h, relid, GpadlId(1));
 }
 
 #[test]
 fn a_gpadl_for_a_channel_the_guest_was_not_offered_is_answered_with_failure() {
-    let mut h = Harness::default();
-    let unsent = h.offer(1);
-    h.connect(Version::V6_0);
-    for relid in [unsent, Relid(500)] {
-        let r = h.raw(&header(
-            relid,
-            GpadlId(1),
-            &[gpa::range_header(1, 0), 0x100],
-            1,
-        ));
+    let (mut h, unheld) = Harness::with_unheld_relids();
+    for relid in unheld {
+        let r = h.raw(&one_page_header(relid, GpadlId(1)));
         assert!(matches!(r, Err(MessageError::UnknownChannel { .. })));
-        let c = created(&mut h);
-        assert_eq!((c.child_relid, c.status), (relid, STATUS_INVALID_PARAMETER));
+        assert_refused(&mut h, relid, GpadlId(1));
     }
     assert_eq!(h.server.gpadl_count(), 0);
 }
@@ -165,8 +170,7 @@ fn a_gpadl_for_a_channel_the_guest_was_not_offered_is_answered_with_failure() {
 #[test]
 fn a_gpadl_for_a_revoked_channel_fails() {
     let (mut h, relid) = Harness::with_channel();
-    h.server.revoke(&mut h.env, relid).expect("revoke");
-    let _: RescindChannelOffer = h.expect();
+    h.revoke(relid);
     assert_eq!(
         h.gpadl(relid, GpadlId(1), &[0x100]),
         STATUS_DEVICE_NOT_CONNECTED
@@ -197,12 +201,7 @@ fn reusing_a_handle_still_being_sent_is_dropped() {
     let pfns: Vec<u64> = (0x100..0x100 + 40).collect();
     let msgs = linux_gpadl_messages(relid, GpadlId(1), &pfns);
     assert_eq!(h.raw(&msgs[0]), Ok(()));
-    let r = h.raw(&header(
-        relid,
-        GpadlId(1),
-        &[gpa::range_header(1, 0), 0x100],
-        1,
-    ));
+    let r = h.raw(&one_page_header(relid, GpadlId(1)));
     assert!(matches!(
         r,
         Err(MessageError::Gpadl {

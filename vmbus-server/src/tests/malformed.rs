@@ -228,9 +228,7 @@ fn run(h: &mut Harness, s: &Step) {
             let v = versions.get(version).copied().unwrap_or(Version(raw));
             let mut c = contact(v, InitiateContact::target_info(sint, vtl, features));
             c.target_vcpu = vp;
-            c.monitor_page1 = if monitors & 1 != 0 { 0x1000 } else { 0 };
-            c.monitor_page2 = if monitors & 2 != 0 { 0x2000 } else { 0 };
-            let _ = h.send(&c);
+            let _ = h.send(&only_monitor_pages(c, monitors));
         }
         Step::RequestOffers => {
             let _ = h.send(&RequestOffers {});

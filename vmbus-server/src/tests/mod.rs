@@ -206,6 +206,18 @@ pub fn linux_contact(version: Version, features: FeatureFlags) -> InitiateContac
     contact(version, info)
 }
 
+/// `c` with only the monitor pages whose bit is set in `pages` (1: the first, 2:
+/// the second); the others are 0, not given.
+pub fn only_monitor_pages(mut c: InitiateContact, pages: u8) -> InitiateContact {
+    if pages & 1 == 0 {
+        c.monitor_page1 = 0;
+    }
+    if pages & 2 == 0 {
+        c.monitor_page2 = 0;
+    }
+    c
+}
+
 pub struct Harness {
     pub server: Server,
     pub env: TestEnv,
@@ -299,6 +311,15 @@ impl Harness {
         );
     }
 
+    /// Sends `body` before any contact: it is dropped unanswered.
+    pub fn assert_needs_contact<T: VmbusMessage>(&mut self, body: &T) {
+        assert_eq!(
+            self.send(body),
+            Err(MessageError::Parse(ParseError::NotConnected(T::TYPE)))
+        );
+        self.assert_quiet();
+    }
+
     /// Negotiates `version` as Linux would ask for it and returns the response.
     pub fn connect_with(&mut self, version: Version, features: FeatureFlags) -> VersionResponse {
         self.conn_id = version.message_connection_id();
@@ -342,11 +363,32 @@ impl Harness {
 
     /// Connects at 6.0 with confidential channels and enumerates one device.
     pub fn with_channel() -> (Self, Relid) {
+        Self::with_channel_at(Version::V6_0)
+    }
+
+    /// Connects at `version` (confidential channels asked for) and enumerates one
+    /// device.
+    pub fn with_channel_at(version: Version) -> (Self, Relid) {
         let mut h = Self::default();
         let relid = h.offer(1);
-        h.connect(Version::V6_0);
+        h.connect(version);
         assert_eq!(h.request_offers().len(), 1);
         (h, relid)
+    }
+
+    /// Connects at 6.0 with one device offered but not yet enumerated; returns the
+    /// relids the guest holds no reference to: that device's and one never offered.
+    pub fn with_unheld_relids() -> (Self, [Relid; 2]) {
+        let mut h = Self::default();
+        let unsent = h.offer(1);
+        h.connect(Version::V6_0);
+        (h, [unsent, Relid(77)])
+    }
+
+    /// Revokes `relid`, which the guest holds, and takes the RESCIND it is told.
+    pub fn revoke(&mut self, relid: Relid) {
+        self.server.revoke(&mut self.env, relid).expect("revoke");
+        let _: RescindChannelOffer = self.expect();
     }
 
     /// Sends a GPADL the way Linux does: one range of `pfns.len()` pages, header then
@@ -382,12 +424,25 @@ impl Harness {
 
     /// A channel opened on an 8-page ring (4 + 4).
     pub fn with_open_channel() -> (Self, Relid, GpadlId) {
-        let (mut h, relid) = Self::with_channel();
+        Self::with_open_channel_at(Version::V6_0)
+    }
+
+    /// [`Self::with_open_channel`] on a connection at `version`.
+    pub fn with_open_channel_at(version: Version) -> (Self, Relid, GpadlId) {
+        let (mut h, relid) = Self::with_channel_at(version);
         let g = GpadlId(0xe1e10);
         h.ring_gpadl(relid, g, 0x1000, 8);
         assert_eq!(h.open(relid, g, 4), status::STATUS_SUCCESS);
         (h, relid, g)
     }
+}
+
+/// What [`Server::channel_state`] says of a channel open on `ring_gpadl`.
+pub fn opened(ring_gpadl: GpadlId, target_vp: u32) -> Option<ChannelState> {
+    Some(ChannelState::Open {
+        ring_gpadl,
+        target_vp,
+    })
 }
 
 pub fn device(instance: u32) -> OfferParams {

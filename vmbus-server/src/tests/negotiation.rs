@@ -282,10 +282,9 @@ fn the_vtl_byte_is_ignored_before_5_1() {
 #[test]
 fn a_single_monitor_page_fails_the_connection() {
     let mut h = Harness::default();
-    let mut c = linux_contact(Version::WIN10_V5_3, FeatureFlags::EMPTY);
-    c.monitor_page2 = 0;
+    let c = linux_contact(Version::WIN10_V5_3, FeatureFlags::EMPTY);
     assert_eq!(
-        h.send(&c),
+        h.send(&only_monitor_pages(c, 0b01)),
         Err(MessageError::Contact(ContactError::MonitorPages))
     );
     let (_, r, _) = response(&mut h);
@@ -295,19 +294,16 @@ fn a_single_monitor_page_fails_the_connection() {
 
     // Before Win8 there is no failure state to report: the version is refused.
     h.conn_id = MESSAGE_CONNECTION_ID;
-    let mut c = linux_contact(Version::WIN7, FeatureFlags::EMPTY);
-    c.monitor_page1 = 0;
-    assert!(h.send(&c).is_err());
+    let c = linux_contact(Version::WIN7, FeatureFlags::EMPTY);
+    assert!(h.send(&only_monitor_pages(c, 0b10)).is_err());
     assert_eq!(response(&mut h).1.version_supported, 0);
 }
 
 #[test]
 fn no_monitor_pages_at_all_is_fine() {
     let mut h = Harness::default();
-    let mut c = linux_contact(Version::WIN10_V5_3, FeatureFlags::EMPTY);
-    c.monitor_page1 = 0;
-    c.monitor_page2 = 0;
-    assert_eq!(h.send(&c), Ok(()));
+    let c = linux_contact(Version::WIN10_V5_3, FeatureFlags::EMPTY);
+    assert_eq!(h.send(&only_monitor_pages(c, 0)), Ok(()));
     assert_eq!(h.server.connection().map(|c| c.monitor_pages), Some(None));
 }
 

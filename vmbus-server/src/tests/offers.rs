@@ -50,13 +50,7 @@ fn request_offers_twice_is_dropped() {
 fn request_offers_before_contact_is_dropped() {
     let mut h = Harness::default();
     h.offer(1);
-    assert_eq!(
-        h.send(&RequestOffers {}),
-        Err(MessageError::Parse(ParseError::NotConnected(
-            MessageType::REQUESTOFFERS
-        )))
-    );
-    h.assert_quiet();
+    h.assert_needs_contact(&RequestOffers {});
 }
 
 #[test]
@@ -245,8 +239,7 @@ fn revoking_an_open_channel_closes_it_and_linux_cleanup_succeeds() {
 fn releasing_a_revoked_channel_frees_gpadls_the_guest_left() {
     let (mut h, relid) = Harness::with_channel();
     h.ring_gpadl(relid, GpadlId(9), 0x200, 4);
-    h.server.revoke(&mut h.env, relid).expect("revoke");
-    let _: RescindChannelOffer = h.expect();
+    h.revoke(relid);
     h.env.events.clear();
     assert_eq!(h.send(&RelidReleased { child_relid: relid }), Ok(()));
     assert_eq!(h.env.events, [Event::Unmap(relid, GpadlId(9))]);

@@ -28,23 +28,12 @@ fn open_hands_the_vsp_everything_it_needs() {
             external: false
         }
     );
-    assert_eq!(
-        h.server.channel_state(relid),
-        Some(ChannelState::Open {
-            ring_gpadl: gpadl,
-            target_vp: 1
-        })
-    );
+    assert_eq!(h.server.channel_state(relid), opened(gpadl, 1));
 }
 
 #[test]
 fn a_5_3_open_keeps_the_ring_in_shared_memory() {
-    let mut h = Harness::default();
-    let relid = h.offer(1);
-    h.connect(Version::WIN10_V5_3);
-    h.request_offers();
-    h.ring_gpadl(relid, GpadlId(1), 0x100, 4);
-    assert_eq!(h.open(relid, GpadlId(1), 2), STATUS_SUCCESS);
+    let (h, relid, _) = Harness::with_open_channel_at(Version::WIN10_V5_3);
     assert_eq!(h.env.open[&relid].confidentiality, Confidentiality::NONE);
     assert!(!h.env.open[&relid].paravisor_synic);
 }
@@ -53,21 +42,13 @@ fn a_5_3_open_keeps_the_ring_in_shared_memory() {
 fn open_before_contact_is_dropped_unanswered() {
     let mut h = Harness::default();
     h.offer(1);
-    assert_eq!(
-        h.send(&open_msg(Relid(1), GpadlId(1), 2)),
-        Err(MessageError::Parse(ParseError::NotConnected(
-            MessageType::OPENCHANNEL
-        )))
-    );
-    h.assert_quiet();
+    h.assert_needs_contact(&open_msg(Relid(1), GpadlId(1), 2));
 }
 
 #[test]
 fn open_of_a_channel_the_guest_does_not_hold_fails() {
-    let mut h = Harness::default();
-    let unsent = h.offer(1);
-    h.connect(Version::V6_0);
-    for relid in [unsent, Relid(77)] {
+    let (mut h, unheld) = Harness::with_unheld_relids();
+    for relid in unheld {
         assert_eq!(h.open(relid, GpadlId(1), 2), STATUS_INVALID_PARAMETER);
     }
 }
@@ -200,8 +181,7 @@ fn a_vsp_refusal_is_passed_to_the_guest() {
 fn open_of_a_revoked_channel_fails() {
     let (mut h, relid) = Harness::with_channel();
     h.ring_gpadl(relid, GpadlId(1), 0x100, 4);
-    h.server.revoke(&mut h.env, relid).expect("revoke");
-    let _: RescindChannelOffer = h.expect();
+    h.revoke(relid);
     assert_eq!(h.open(relid, GpadlId(1), 2), STATUS_DEVICE_NOT_CONNECTED);
 }
 
@@ -245,23 +225,12 @@ fn modify_channel_is_answered_from_5_3() {
     let r: ModifyChannelResponse = h.expect();
     assert_eq!((r.child_relid, r.status), (relid, STATUS_SUCCESS));
     assert_eq!(h.env.open[&relid].target_vp, 3);
-    assert_eq!(
-        h.server.channel_state(relid),
-        Some(ChannelState::Open {
-            ring_gpadl: gpadl,
-            target_vp: 3
-        })
-    );
+    assert_eq!(h.server.channel_state(relid), opened(gpadl, 3));
 }
 
 #[test]
 fn modify_channel_before_5_3_is_silent_and_before_4_1_illegal() {
-    let mut h = Harness::default();
-    let relid = h.offer(1);
-    h.connect(Version::WIN10_V4_1);
-    h.request_offers();
-    h.ring_gpadl(relid, GpadlId(1), 0x100, 4);
-    assert_eq!(h.open(relid, GpadlId(1), 2), STATUS_SUCCESS);
+    let (mut h, relid, _) = Harness::with_open_channel_at(Version::WIN10_V4_1);
     assert_eq!(
         h.send(&ModifyChannel {
             child_relid: relid,
@@ -320,8 +289,7 @@ fn unload_tears_everything_down_and_answers() {
     let (mut h, relid, gpadl) = Harness::with_open_channel();
     let revoked = h.offer(2);
     let _: OfferChannel = h.expect();
-    h.server.revoke(&mut h.env, revoked).expect("revoke");
-    let _: RescindChannelOffer = h.expect();
+    h.revoke(revoked);
     h.env.events.clear();
     assert_eq!(h.send(&Unload {}), Ok(()));
     let _: UnloadResponse = h.expect();

@@ -47,22 +47,31 @@ pub enum TransportError {
     Other(String),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
+    #[error("transport: {0:?}")]
     Transport(TransportError),
     /// The server did not answer.
+    #[error("no {0} from the server")]
     NoResponse(&'static str),
     /// The server sent bytes that are not a valid message.
+    #[error("malformed server message: {0}")]
     Malformed(ParseError),
     /// No version in the list was accepted.
+    #[error("the server accepted no version")]
     NoVersion,
     /// The server accepted contact but reported a failed connection state.
+    #[error("connection failed: {0:?}")]
     ConnectionFailed(ConnectionState),
+    #[error("not connected")]
     NotConnected,
+    #[error("no offer with {0}")]
     UnknownChannel(Relid),
     /// The pages do not fit one GPADL.
+    #[error("page list too large for one GPADL")]
     GpadlTooLarge,
     /// The server answered with a failure status.
+    #[error("{operation} failed with status {status:#x}")]
     Status {
         operation: &'static str,
         status: u32,
@@ -74,26 +83,6 @@ impl From<TransportError> for ClientError {
         Self::Transport(e)
     }
 }
-
-impl fmt::Display for ClientError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Transport(e) => write!(f, "transport: {e:?}"),
-            Self::NoResponse(what) => write!(f, "no {what} from the server"),
-            Self::Malformed(e) => write!(f, "malformed server message: {e}"),
-            Self::NoVersion => write!(f, "the server accepted no version"),
-            Self::ConnectionFailed(s) => write!(f, "connection failed: {s:?}"),
-            Self::NotConnected => write!(f, "not connected"),
-            Self::UnknownChannel(r) => write!(f, "no offer with {r}"),
-            Self::GpadlTooLarge => write!(f, "page list too large for one GPADL"),
-            Self::Status { operation, status } => {
-                write!(f, "{operation} failed with status {status:#x}")
-            }
-        }
-    }
-}
-
-impl core::error::Error for ClientError {}
 
 #[derive(Clone, Debug)]
 pub struct ClientConfig {

@@ -13,7 +13,7 @@ use crate::gpadl::MAX_GPADL_PAGES;
 use crate::packet::Packet;
 use crate::serve::{serve, Served};
 use crate::stream::Serving;
-use crate::transport::{RingBroken, RingTransport};
+use crate::transport::RingBroken;
 
 /// A device's one offer: interface and instance, no MMIO, no user data. The
 /// device layer reads guest memory through the PD's own mapping, encrypted or
@@ -41,6 +41,17 @@ pub enum ReplyKind {
     Completion,
     /// An in-band data packet.
     InBand,
+}
+
+/// One packet for [`VmbusDevice::packet`], with what answering it may need.
+#[derive(Copy, Clone, Debug)]
+pub struct Request<'a> {
+    /// The channel it came on.
+    pub relid: Relid,
+    pub packet: Packet<'a>,
+    /// Guest memory as the PD maps it (a GPA-direct buffer is read or written
+    /// through it).
+    pub mem: &'a GuestMemory<'a>,
 }
 
 /// The packet to send back; its payload is what the device wrote into the reply
@@ -79,15 +90,9 @@ pub trait VmbusDevice {
     /// ring, so a request is never carried out without room for its answer.
     fn reply_room(&self, packet: &IncomingPacket) -> Option<usize>;
 
-    /// Handles one packet of channel `relid`, writing the reply's payload into
-    /// `reply` (empty on entry).
-    fn packet(
-        &mut self,
-        relid: Relid,
-        packet: &Packet<'_>,
-        mem: &GuestMemory<'_>,
-        reply: &mut Vec<u8>,
-    ) -> Option<Reply>;
+    /// Handles one packet, writing the reply's payload into `reply` (empty on
+    /// entry).
+    fn packet(&mut self, req: Request<'_>, reply: &mut Vec<u8>) -> Option<Reply>;
 
     /// Pages a GPADL of this device may have. A NIC's buffers (Linux: a 4096-page
     /// receive buffer, a 258-page ring) need more than a disk's ring.
@@ -98,13 +103,8 @@ pub trait VmbusDevice {
     /// Serves open channel `relid` until there is nothing to do now. The default
     /// is request/reply ([`serve`]: one reply per packet, its room reserved first);
     /// a streaming device replaces it and drives the rings itself.
-    fn serve_channel<M: RingMem>(
-        &mut self,
-        relid: Relid,
-        rings: &mut RingTransport<M>,
-        ctx: Serving<'_, '_>,
-    ) -> Result<Served, RingBroken> {
-        serve(self, relid, rings, ctx.mem, ctx.buf, ctx.reply)
+    fn serve_channel<M: RingMem>(&mut self, ch: Serving<'_, '_, M>) -> Result<Served, RingBroken> {
+        serve(self, ch.relid, ch.rings, ch.mem, ch.buf, ch.reply)
     }
 
     /// Whether a notification on `ch` is the device's own (its backend has work):

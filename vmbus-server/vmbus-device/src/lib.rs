@@ -29,7 +29,7 @@ mod serve;
 mod stream;
 mod transport;
 
-pub use device::{offer, Limits, Reply, ReplyKind, VmbusDevice};
+pub use device::{offer, Limits, Reply, ReplyKind, Request, VmbusDevice};
 pub use gpadl::{Gpadl, GpadlTable, MAX_GPADLS, MAX_GPADL_PAGES};
 pub use packet::{BufferError, Packet, PacketBuf};
 pub use pd::{names, Channels, Stats, VspPd};

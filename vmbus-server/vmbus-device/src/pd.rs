@@ -11,14 +11,15 @@ use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::vec::Vec;
 use core::fmt;
+use core::ops::Bound::{Excluded, Unbounded};
 
 use hvcall_api::{
     register_connection, unregister_connection, RegisterStatus, Registration, RouteKind,
 };
 use hvdef::Vtl;
 use ipc::{
-    Channel, ChannelSet, Handler, HandlerError, Init, InitError, InitExt, Kernel, MessageInfo,
-    MessageRegisters, Perms, Region,
+    Channel, ChannelSet, Handler, HandlerError, HandlerReply, Init, InitError, InitExt, Kernel,
+    MessageInfo, MessageRegisters, Perms, PpCall, Region,
 };
 use isolation::{GpaClass, GuestMemory};
 use synic_api::{Instance, SintTarget};
@@ -417,19 +418,23 @@ impl<'a, D: VmbusDevice> VspPd<'a, D> {
     }
 
     fn serve_pass(&mut self, kernel: &mut dyn Kernel) {
-        let relids: Vec<Relid> = self.open.keys().copied().collect();
-        for relid in relids {
-            let Some(c) = self.open.get_mut(&relid) else {
-                continue;
-            };
-            let ctx = Serving {
+        // Channel by channel from the map itself, not a collected copy of its
+        // keys: a polling runtime passes here every poll, and an allocation each
+        // time was a fair share of an idle poll. Only the channel being served
+        // can close on the way, so each step looks up the first channel past the
+        // last one served.
+        let mut from = Unbounded;
+        while let Some((&relid, c)) = self.open.range_mut((from, Unbounded)).next() {
+            from = Excluded(relid);
+            let result = self.device.serve_channel(Serving {
+                relid,
+                rings: &mut c.rings,
                 mem: &self.mem,
                 gpadls: &self.gpadls,
                 buf: &mut self.buf,
                 reply: &mut self.reply,
                 kernel: &mut *kernel,
-            };
-            let result = self.device.serve_channel(relid, &mut c.rings, ctx);
+            });
             let (target, flag) = (c.target, c.event_flag);
             match result {
                 Ok(done) => {
@@ -497,16 +502,10 @@ impl<D: VmbusDevice> Handler for VspPd<'_, D> {
         Ok(self.serve_masked(kernel, false))
     }
 
-    fn protected(
-        &mut self,
-        kernel: &mut dyn Kernel,
-        ch: Channel,
-        msg: MessageInfo,
-        mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, HandlerError> {
-        if ch != self.channels.vmbus {
-            return Err(HandlerError::UnexpectedCall(ch));
+    fn protected(&mut self, kernel: &mut dyn Kernel, call: PpCall<'_>) -> HandlerReply {
+        if call.ch != self.channels.vmbus {
+            return Err(call.unexpected());
         }
-        self.vsp_call(kernel, msg, mrs)
+        self.vsp_call(kernel, call.msg, call.mrs)
     }
 }

@@ -7,7 +7,7 @@ use isolation::GuestMemory;
 use vmbus_protocol::Relid;
 use vmbus_ring::RingMem;
 
-use crate::device::VmbusDevice;
+use crate::device::{Request, VmbusDevice};
 use crate::packet::PacketBuf;
 use crate::transport::{RingBroken, RingTransport, Room};
 
@@ -53,7 +53,7 @@ pub fn serve<D: VmbusDevice + ?Sized, M: RingMem>(
             }
             let packet = rings.copy(&header, buf)?;
             reply.clear();
-            let answer = device.packet(relid, &packet, mem, reply);
+            let answer = device.packet(Request { relid, packet, mem }, reply);
             rings.consume()?;
             // Only a reply whose room was reserved is sent: one the device did not
             // announce could find the ring full with the request already done.

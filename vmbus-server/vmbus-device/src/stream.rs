@@ -7,12 +7,18 @@ use alloc::vec::Vec;
 
 use ipc::Kernel;
 use isolation::GuestMemory;
+use vmbus_protocol::Relid;
+use vmbus_ring::RingMem;
 
 use crate::gpadl::GpadlTable;
 use crate::packet::PacketBuf;
+use crate::transport::RingTransport;
 
-/// Everything [`crate::VmbusDevice::serve_channel`] may use besides the rings.
-pub struct Serving<'s, 'm> {
+/// The channel [`crate::VmbusDevice::serve_channel`] serves: its rings, and
+/// everything else serving it may use.
+pub struct Serving<'s, 'm, M: RingMem> {
+    pub relid: Relid,
+    pub rings: &'s mut RingTransport<M>,
     /// Guest memory as the PD maps it.
     pub mem: &'s GuestMemory<'m>,
     /// The GPADLs of every channel of this VSP; a device looks up only its
@@ -24,9 +30,10 @@ pub struct Serving<'s, 'm> {
     pub kernel: &'s mut dyn Kernel,
 }
 
-impl core::fmt::Debug for Serving<'_, '_> {
+impl<M: RingMem> core::fmt::Debug for Serving<'_, '_, M> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Serving")
+            .field("relid", &self.relid)
             .field("gpadls", &self.gpadls.len())
             .finish_non_exhaustive()
     }

@@ -2,8 +2,6 @@
 //! guest-to-host ring, replies go into the host-to-guest ring, and the ring's
 //! signalling rules say when the guest must be interrupted.
 
-use core::fmt;
-
 use vmbus_ring::{
     AttachError, GpaRangeRef, IncomingKind, IncomingPacket, IncomingRing, OutgoingKind,
     OutgoingPacket, OutgoingRing, ReadError, RingMem, WriteError,
@@ -14,19 +12,12 @@ use crate::packet::{BufferError, Packet, PacketBuf};
 
 /// The ring broke its protocol (lying indices, a packet running off the ring): the
 /// channel cannot be trusted any more and is closed.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RingBroken {
+    #[error("guest-to-host: {0}")]
     Incoming(ReadError),
+    #[error("host-to-guest: {0}")]
     Outgoing(WriteError),
-}
-
-impl fmt::Display for RingBroken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Incoming(e) => write!(f, "guest-to-host: {e}"),
-            Self::Outgoing(e) => write!(f, "host-to-guest: {e}"),
-        }
-    }
 }
 
 fn incoming(e: vmbus_ring::Corruption) -> RingBroken {
@@ -185,8 +176,7 @@ impl<M: RingMem> RingTransport<M> {
         if need > self.outgoing.max_packet_ring_size() {
             return Ok(Room::Never);
         }
-        let free = self.outgoing.free_bytes().map_err(outgoing)?;
-        if need <= free {
+        if self.outgoing.fits(need).map_err(outgoing)? {
             if self.waiting_for_space {
                 self.outgoing.clear_pending_send_size();
                 self.waiting_for_space = false;

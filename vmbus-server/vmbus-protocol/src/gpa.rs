@@ -30,37 +30,23 @@ impl fmt::Debug for GpaRange<'_> {
     }
 }
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum GpaRangeError {
     /// The header says zero ranges.
+    #[error("GPA range list has no ranges")]
     NoRanges,
     /// Range `index` claims more page numbers than the list holds.
+    #[error("GPA range {index} runs past the list")]
     Truncated { index: usize },
     /// Range `index` covers no bytes.
+    #[error("GPA range {index} is empty")]
     Empty { index: usize },
     /// Range `index` starts past its first page.
+    #[error("GPA range {index} has offset {byte_offset:#x} beyond its first page")]
     OffsetTooLarge { index: usize, byte_offset: u32 },
     /// Words left over after the last range.
+    #[error("{words} words follow the last GPA range")]
     TrailingData { words: usize },
-}
-
-impl fmt::Display for GpaRangeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NoRanges => write!(f, "GPA range list has no ranges"),
-            Self::Truncated { index } => write!(f, "GPA range {index} runs past the list"),
-            Self::Empty { index } => write!(f, "GPA range {index} is empty"),
-            Self::OffsetTooLarge { index, byte_offset } => {
-                write!(
-                    f,
-                    "GPA range {index} has offset {byte_offset:#x} beyond its first page"
-                )
-            }
-            Self::TrailingData { words } => {
-                write!(f, "{words} words follow the last GPA range")
-            }
-        }
-    }
 }
 
 /// Packs a range header the way it sits in memory (`byte_count` first).

@@ -16,6 +16,7 @@ pub mod flags;
 pub mod gpa;
 pub mod ids;
 pub mod messages;
+mod open_enum;
 mod parse;
 pub mod status;
 mod version;
@@ -25,3 +26,6 @@ pub use ids::{GpadlId, Guid, Relid};
 pub use messages::{MessageType, OutgoingMessage, VmbusMessage, HEADER_SIZE};
 pub use parse::{parse, Message, Negotiated, ParseError};
 pub use version::*;
+
+#[doc(hidden)]
+pub use hvdef as __hvdef;

@@ -20,61 +20,38 @@ use crate::version::MESSAGE_SINT;
 )]
 pub struct MessageType(pub u32);
 
-macro_rules! message_types {
-    ($($name:ident = $value:expr,)*) => {
-        impl MessageType {
-            $(pub const $name: Self = Self($value);)*
-
-            /// The protocol's name for this type, if it has one.
-            pub fn name(self) -> Option<&'static str> {
-                match self {
-                    $(Self::$name => Some(stringify!($name)),)*
-                    _ => None,
-                }
-            }
-        }
-    };
-}
-
-message_types! {
-    INVALID = 0,
-    OFFERCHANNEL = 1,
-    RESCIND_CHANNELOFFER = 2,
-    REQUESTOFFERS = 3,
-    ALLOFFERS_DELIVERED = 4,
-    OPENCHANNEL = 5,
-    OPENCHANNEL_RESULT = 6,
-    CLOSECHANNEL = 7,
-    GPADL_HEADER = 8,
-    GPADL_BODY = 9,
-    GPADL_CREATED = 10,
-    GPADL_TEARDOWN = 11,
-    GPADL_TORNDOWN = 12,
-    RELID_RELEASED = 13,
-    INITIATE_CONTACT = 14,
-    VERSION_RESPONSE = 15,
-    UNLOAD = 16,
-    UNLOAD_RESPONSE = 17,
-    OPEN_RESERVED_CHANNEL = 18,
-    CLOSE_RESERVED_CHANNEL = 19,
-    CLOSE_RESERVED_RESPONSE = 20,
-    TL_CONNECT_REQUEST = 21,
-    MODIFYCHANNEL = 22,
-    TL_CONNECT_RESULT = 23,
-    MODIFYCHANNEL_RESPONSE = 24,
-    MODIFY_CONNECTION = 25,
-    MODIFY_CONNECTION_RESPONSE = 26,
-    PAUSE = 27,
-    PAUSE_RESPONSE = 28,
-    RESUME = 29,
-}
-
-impl fmt::Debug for MessageType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.name() {
-            Some(name) => f.write_str(name),
-            None => write!(f, "MessageType({})", self.0),
-        }
+crate::open_enum! {
+    MessageType {
+        INVALID = 0,
+        OFFERCHANNEL = 1,
+        RESCIND_CHANNELOFFER = 2,
+        REQUESTOFFERS = 3,
+        ALLOFFERS_DELIVERED = 4,
+        OPENCHANNEL = 5,
+        OPENCHANNEL_RESULT = 6,
+        CLOSECHANNEL = 7,
+        GPADL_HEADER = 8,
+        GPADL_BODY = 9,
+        GPADL_CREATED = 10,
+        GPADL_TEARDOWN = 11,
+        GPADL_TORNDOWN = 12,
+        RELID_RELEASED = 13,
+        INITIATE_CONTACT = 14,
+        VERSION_RESPONSE = 15,
+        UNLOAD = 16,
+        UNLOAD_RESPONSE = 17,
+        OPEN_RESERVED_CHANNEL = 18,
+        CLOSE_RESERVED_CHANNEL = 19,
+        CLOSE_RESERVED_RESPONSE = 20,
+        TL_CONNECT_REQUEST = 21,
+        MODIFYCHANNEL = 22,
+        TL_CONNECT_RESULT = 23,
+        MODIFYCHANNEL_RESPONSE = 24,
+        MODIFY_CONNECTION = 25,
+        MODIFY_CONNECTION_RESPONSE = 26,
+        PAUSE = 27,
+        PAUSE_RESPONSE = 28,
+        RESUME = 29,
     }
 }
 
@@ -340,20 +317,11 @@ message!(VersionResponse2, VERSION_RESPONSE, 20);
 #[derive(Copy, Clone, PartialEq, Eq, Hash, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct ConnectionState(pub u8);
 
-impl ConnectionState {
-    pub const SUCCESSFUL: Self = Self(0);
-    pub const FAILED_LOW_RESOURCES: Self = Self(1);
-    pub const FAILED_UNKNOWN_FAILURE: Self = Self(2);
-}
-
-impl fmt::Debug for ConnectionState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Self::SUCCESSFUL => f.write_str("SUCCESSFUL"),
-            Self::FAILED_LOW_RESOURCES => f.write_str("FAILED_LOW_RESOURCES"),
-            Self::FAILED_UNKNOWN_FAILURE => f.write_str("FAILED_UNKNOWN_FAILURE"),
-            _ => write!(f, "ConnectionState({})", self.0),
-        }
+crate::open_enum! {
+    ConnectionState {
+        SUCCESSFUL = 0,
+        FAILED_LOW_RESOURCES = 1,
+        FAILED_UNKNOWN_FAILURE = 2,
     }
 }
 

@@ -1,8 +1,6 @@
 //! Parsing a received channel message: type, size and what the negotiated version
 //! allows. Never panics, whatever the bytes.
 
-use core::fmt;
-
 use zerocopy::FromBytes;
 
 use crate::flags::FeatureFlags;
@@ -105,62 +103,41 @@ impl Message<'_> {
     }
 }
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     /// Shorter than the 8-byte header.
+    #[error("{len}-byte message has no header")]
     NoHeader { len: usize },
     /// Longer than an hv_message payload can be.
+    #[error("{len}-byte message exceeds {MAX_MESSAGE_SIZE}")]
     TooLong { len: usize },
     /// Shorter than the message type's structure.
+    #[error("{message_type:?} is {len} bytes, needs {needed}")]
     TooShort {
         message_type: MessageType,
         len: usize,
         needed: usize,
     },
     /// Not a type this protocol defines (or one only Windows hosts use internally).
+    #[error("unknown message type {}", .0.0)]
     UnknownType(MessageType),
     /// Only INITIATE_CONTACT / VERSION_RESPONSE / UNLOAD(_RESPONSE) are legal before
     /// a version is negotiated.
+    #[error("{0:?} before a version was negotiated")]
     NotConnected(MessageType),
     /// The negotiated version predates this message.
+    #[error("{message_type:?} needs version {needed}, negotiated {negotiated}")]
     NeedsVersion {
         message_type: MessageType,
         needed: Version,
         negotiated: Version,
     },
     /// The message needs a feature the connection did not negotiate.
+    #[error("{message_type:?} needs feature {feature:?}")]
     NeedsFeature {
         message_type: MessageType,
         feature: FeatureFlags,
     },
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NoHeader { len } => write!(f, "{len}-byte message has no header"),
-            Self::TooLong { len } => write!(f, "{len}-byte message exceeds {MAX_MESSAGE_SIZE}"),
-            Self::TooShort {
-                message_type,
-                len,
-                needed,
-            } => write!(f, "{message_type:?} is {len} bytes, needs {needed}"),
-            Self::UnknownType(t) => write!(f, "unknown message type {}", t.0),
-            Self::NotConnected(t) => write!(f, "{t:?} before a version was negotiated"),
-            Self::NeedsVersion {
-                message_type,
-                needed,
-                negotiated,
-            } => write!(
-                f,
-                "{message_type:?} needs version {needed}, negotiated {negotiated}"
-            ),
-            Self::NeedsFeature {
-                message_type,
-                feature,
-            } => write!(f, "{message_type:?} needs feature {feature:?}"),
-        }
-    }
 }
 
 /// When a type is legal. `None` in `min_version` means "also before negotiation".

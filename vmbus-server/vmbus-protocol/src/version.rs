@@ -95,7 +95,7 @@ pub const HV_MESSAGE_TYPE_CHANNEL: u32 = 1;
 /// Largest channel message (the hv_message payload).
 pub const MAX_MESSAGE_SIZE: usize = 240;
 /// Guest pages are 4 KiB on the wire whatever the guest's own page size.
-pub const PAGE_SIZE: u64 = 4096;
+pub const PAGE_SIZE: u64 = hvdef::HV_PAGE_SIZE;
 /// Relids index the 2048-bit event flag page; bit 0 is reserved for the pre-Win8
 /// shared interrupt, so 1..=2047 are usable.
 pub const MAX_RELID: u32 = 2047;

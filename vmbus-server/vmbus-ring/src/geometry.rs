@@ -2,6 +2,8 @@
 //! not double-mapped (Linux's writer splits them at the end), so every access that
 //! can cross the end is done here in at most two pieces.
 
+use core::sync::atomic::Ordering;
+
 use crate::error::{AttachError, Corruption};
 use crate::mem::RingMem;
 use crate::protocol::PAGE_SIZE;
@@ -37,6 +39,24 @@ pub(crate) struct Geometry {
     size: u32,
 }
 
+/// Which end of a ring attaches, so which index of the control page is its own.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum End {
+    /// Owns `read_index`.
+    Reader,
+    /// Owns `write_index`.
+    Writer,
+}
+
+/// A ring end as attached: the data area's geometry, the end's own index and the
+/// peer's, both as found in the control page and validated.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Attached {
+    pub geo: Geometry,
+    pub own: u32,
+    pub peer: u32,
+}
+
 impl Geometry {
     /// Any non-zero whole number of pages is accepted: Linux sizes rings from module
     /// parameters, so power-of-two sizes cannot be assumed.
@@ -47,6 +67,25 @@ impl Geometry {
         let size =
             u32::try_from(data_len).map_err(|_| AttachError::BadDataSize { len: data_len })?;
         Ok(Self { size })
+    }
+
+    /// Attaches `end` to a ring whose indices are whatever the creator and the peer
+    /// left. Our own index is only ever stored by us (Relaxed); the peer's is
+    /// loaded with Acquire so what it published before moving it is visible.
+    pub fn attach<M: RingMem>(mem: &M, end: End) -> Result<Attached, AttachError> {
+        let geo = Self::new(mem.data_len())?;
+        let control = mem.control();
+        let (own, peer) = match end {
+            End::Reader => (control.read_index(), control.write_index()),
+            End::Writer => (control.write_index(), control.read_index()),
+        };
+        let own = geo
+            .validate(own.load(Ordering::Relaxed))
+            .map_err(AttachError::Corrupt)?;
+        let peer = geo
+            .validate(peer.load(Ordering::Acquire))
+            .map_err(AttachError::Corrupt)?;
+        Ok(Attached { geo, own, peer })
     }
 
     pub fn size(&self) -> u32 {

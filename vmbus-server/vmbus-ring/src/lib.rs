@@ -69,5 +69,5 @@ pub use packet::{
     TransferPages,
 };
 pub use protocol::{in_band_packet_size, TransferPageRange, PAGE_SIZE};
-pub use reader::{GpaRanges, IncomingRing, TransferRanges};
+pub use reader::IncomingRing;
 pub use writer::{OutgoingRing, PacketWriter};

@@ -41,29 +41,6 @@ pub trait RingMem {
     }
 }
 
-impl<T: RingMem + ?Sized> RingMem for &T {
-    fn control(&self) -> ControlPage<'_> {
-        (**self).control()
-    }
-    fn data_len(&self) -> usize {
-        (**self).data_len()
-    }
-    fn read_data(&self, offset: usize, buf: &mut [u8]) -> Result<(), RegionError> {
-        (**self).read_data(offset, buf)
-    }
-    fn write_data(&self, offset: usize, data: &[u8]) -> Result<(), RegionError> {
-        (**self).write_data(offset, data)
-    }
-    #[inline]
-    fn read_word(&self, offset: usize) -> Result<u64, RegionError> {
-        (**self).read_word(offset)
-    }
-    #[inline]
-    fn write_word(&self, offset: usize, value: u64) -> Result<(), RegionError> {
-        (**self).write_word(offset, value)
-    }
-}
-
 /// A ring in one contiguous mapping: the control page, then the data area.
 #[derive(Debug, Copy, Clone)]
 pub struct RegionRingMem<'a> {

@@ -163,15 +163,18 @@ pub(crate) fn parse<M: RingMem>(
         });
     }
 
+    let framed = Framed {
+        geo,
+        mem,
+        start,
+        desc,
+        header_len,
+    };
     let kind = match desc.packet_type {
         PacketType::IN_BAND => IncomingKind::InBand,
         PacketType::COMPLETION => IncomingKind::Completion,
-        PacketType::GPA_DIRECT => {
-            IncomingKind::GpaDirect(parse_gpa_direct(geo, mem, start, &desc, header_len)?)
-        }
-        PacketType::TRANSFER_PAGES => {
-            IncomingKind::TransferPages(parse_transfer_pages(geo, mem, start, &desc, header_len)?)
-        }
+        PacketType::GPA_DIRECT => IncomingKind::GpaDirect(framed.gpa_direct()?),
+        PacketType::TRANSFER_PAGES => IncomingKind::TransferPages(framed.transfer_pages()?),
         other => return Err(Corruption::UnknownPacketType(other)),
     };
     let packet = IncomingPacket {
@@ -183,65 +186,70 @@ pub(crate) fn parse<M: RingMem>(
     Ok((packet, ring_len))
 }
 
-fn parse_gpa_direct<M: RingMem>(
-    geo: &Geometry,
-    mem: &M,
+/// A packet whose descriptor, lengths and trailer checked out, `header_len` bytes
+/// of header from `start`; what is left to read is its type-specific header.
+struct Framed<'a, M> {
+    geo: &'a Geometry,
+    mem: &'a M,
     start: u32,
-    desc: &PacketDescriptor,
+    desc: PacketDescriptor,
     header_len: u32,
-) -> Result<GpaDirect, Corruption> {
-    if header_len < GPA_HEADER_END {
-        return Err(Corruption::HeaderTooShort {
-            packet_type: desc.packet_type,
-            offset8: desc.offset8,
-        });
-    }
-    let header: GpaDirectHeader = read_value(geo, mem, geo.add(start, DESCRIPTOR_SIZE as u32))?;
-    if header.range_count == 0 {
-        return Err(Corruption::NoGpaRanges);
-    }
-    let gpa = GpaDirect {
-        range_count: header.range_count,
-        ranges: geo.range(start, GPA_HEADER_END, header_len - GPA_HEADER_END),
-    };
-    // Walk once now so a bad packet is refused at peek, before anyone acts on it.
-    // Each range takes at least 16 bytes of a header area below 512 KiB, so a huge
-    // range_count ends the walk early instead of looping.
-    let mut ranges = GpaRangeWalk::new(gpa);
-    while let Some(range) = ranges.next_range(geo, mem) {
-        range?;
-    }
-    Ok(gpa)
 }
 
-fn parse_transfer_pages<M: RingMem>(
-    geo: &Geometry,
-    mem: &M,
-    start: u32,
-    desc: &PacketDescriptor,
-    header_len: u32,
-) -> Result<TransferPages, Corruption> {
-    if header_len < TRANSFER_HEADER_END {
-        return Err(Corruption::HeaderTooShort {
-            packet_type: desc.packet_type,
-            offset8: desc.offset8,
-        });
+impl<M: RingMem> Framed<'_, M> {
+    /// The type-specific header `T` that follows the descriptor, if the header
+    /// length has room for it.
+    fn type_header<T: FromBytes + zerocopy::IntoBytes>(&self) -> Result<T, Corruption> {
+        if (self.header_len as usize) < DESCRIPTOR_SIZE + size_of::<T>() {
+            return Err(Corruption::HeaderTooShort {
+                packet_type: self.desc.packet_type,
+                offset8: self.desc.offset8,
+            });
+        }
+        let at = self.geo.add(self.start, DESCRIPTOR_SIZE as u32);
+        read_value(self.geo, self.mem, at)
     }
-    let header: TransferPageHeader = read_value(geo, mem, geo.add(start, DESCRIPTOR_SIZE as u32))?;
-    let area = header_len - TRANSFER_HEADER_END;
-    let needed = u64::from(header.range_count) * size_of::<TransferPageRange>() as u64;
-    if needed > u64::from(area) {
-        return Err(Corruption::RangesPastHeader {
+
+    fn gpa_direct(&self) -> Result<GpaDirect, Corruption> {
+        let header: GpaDirectHeader = self.type_header()?;
+        if header.range_count == 0 {
+            return Err(Corruption::NoGpaRanges);
+        }
+        let gpa = GpaDirect {
             range_count: header.range_count,
-        });
+            ranges: self
+                .geo
+                .range(self.start, GPA_HEADER_END, self.header_len - GPA_HEADER_END),
+        };
+        // Walk once now so a bad packet is refused at peek, before anyone acts on
+        // it. Each range takes at least 16 bytes of a header area below 512 KiB, so
+        // a huge range_count ends the walk early instead of looping.
+        let mut ranges = GpaRangeWalk::new(gpa);
+        while let Some(range) = ranges.next_range(self.geo, self.mem) {
+            range?;
+        }
+        Ok(gpa)
     }
-    Ok(TransferPages {
-        transfer_page_set_id: header.transfer_page_set_id,
-        sender_owns_set: header.sender_owns_set,
-        range_count: header.range_count,
-        // needed <= area < 2^19, so it fits.
-        ranges: geo.range(start, TRANSFER_HEADER_END, needed as u32),
-    })
+
+    fn transfer_pages(&self) -> Result<TransferPages, Corruption> {
+        let header: TransferPageHeader = self.type_header()?;
+        let area = self.header_len - TRANSFER_HEADER_END;
+        let needed = u64::from(header.range_count) * size_of::<TransferPageRange>() as u64;
+        if needed > u64::from(area) {
+            return Err(Corruption::RangesPastHeader {
+                range_count: header.range_count,
+            });
+        }
+        Ok(TransferPages {
+            transfer_page_set_id: header.transfer_page_set_id,
+            sender_owns_set: header.sender_owns_set,
+            range_count: header.range_count,
+            // needed <= area < 2^19, so it fits.
+            ranges: self
+                .geo
+                .range(self.start, TRANSFER_HEADER_END, needed as u32),
+        })
+    }
 }
 
 /// Cursor over the variable-length ranges of a GPA-direct packet. Every step checks

@@ -5,7 +5,7 @@
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Ring buffers are built from 4 KiB pages whatever the guest's own page size.
-pub const PAGE_SIZE: usize = 4096;
+pub const PAGE_SIZE: usize = vmbus_protocol::PAGE_SIZE as usize;
 
 /// Byte offsets of the control page fields (`struct hv_ring_buffer`).
 pub mod control_offsets {
@@ -26,23 +26,12 @@ pub const FEATURE_PENDING_SEND_SIZE: u32 = 1;
 #[derive(Copy, Clone, PartialEq, Eq, Hash, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct PacketType(pub u16);
 
-impl PacketType {
-    pub const IN_BAND: Self = Self(6);
-    pub const TRANSFER_PAGES: Self = Self(7);
-    pub const GPA_DIRECT: Self = Self(9);
-    pub const COMPLETION: Self = Self(11);
-}
-
-impl core::fmt::Debug for PacketType {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let name = match *self {
-            Self::IN_BAND => "IN_BAND",
-            Self::TRANSFER_PAGES => "TRANSFER_PAGES",
-            Self::GPA_DIRECT => "GPA_DIRECT",
-            Self::COMPLETION => "COMPLETION",
-            _ => return write!(f, "PacketType({:#x})", self.0),
-        };
-        f.write_str(name)
+vmbus_protocol::open_enum! {
+    PacketType {
+        IN_BAND = 6,
+        TRANSFER_PAGES = 7,
+        GPA_DIRECT = 9,
+        COMPLETION = 11,
     }
 }
 

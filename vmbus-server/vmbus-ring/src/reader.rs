@@ -6,7 +6,7 @@ use core::cell::Cell;
 use core::sync::atomic::Ordering;
 
 use crate::error::{AttachError, Corruption, ReadError};
-use crate::geometry::{Geometry, RingRange};
+use crate::geometry::{Attached, End, Geometry, RingRange};
 use crate::mem::RingMem;
 use crate::packet::{self, GpaDirect, GpaRange, GpaRangeWalk, IncomingPacket, TransferPages};
 use crate::protocol::TransferPageRange;
@@ -33,20 +33,13 @@ impl<M: RingMem> IncomingRing<M> {
     /// Attaches to a ring whose indices are whatever the creator and the peer left.
     /// Does not touch the control page.
     pub fn new(mem: M) -> Result<Self, AttachError> {
-        let geo = Geometry::new(mem.data_len())?;
-        let control = mem.control();
-        let read = geo
-            .validate(control.read_index().load(Ordering::Relaxed))
-            .map_err(AttachError::Corrupt)?;
-        let write = geo
-            .validate(control.write_index().load(Ordering::Acquire))
-            .map_err(AttachError::Corrupt)?;
+        let Attached { geo, own, peer } = Geometry::attach(&mem, End::Reader)?;
         Ok(Self {
             mem,
             geo,
-            committed_read: read,
-            next_read: read,
-            cached_write: write,
+            committed_read: own,
+            next_read: own,
+            cached_write: peer,
             peeked: None,
             broken: Cell::new(None),
         })
@@ -243,76 +236,52 @@ impl<M: RingMem> IncomingRing<M> {
 
     /// The ranges of a GPA-direct packet. Each is re-checked as it is read, and a
     /// range that changed into an invalid one breaks the ring.
-    pub fn gpa_ranges<'r>(&'r self, gpa: &GpaDirect) -> GpaRanges<'r, M> {
-        GpaRanges {
-            ring: self,
-            walk: GpaRangeWalk::new(*gpa),
-            done: false,
-        }
+    pub fn gpa_ranges<'r>(
+        &'r self,
+        gpa: &GpaDirect,
+    ) -> impl Iterator<Item = Result<GpaRange, Corruption>> + 'r {
+        let mut walk = GpaRangeWalk::new(*gpa);
+        self.ranges(move |geo, mem| walk.next_range(geo, mem))
     }
 
     /// The ranges of a transfer-page packet (their count was checked at parse).
-    pub fn transfer_ranges<'r>(&'r self, tp: &TransferPages) -> TransferRanges<'r, M> {
-        TransferRanges {
-            ring: self,
-            ranges: tp.ranges,
-            index: 0,
-        }
-    }
-}
-
-#[derive(Debug)]
-pub struct GpaRanges<'r, M: RingMem> {
-    ring: &'r IncomingRing<M>,
-    walk: GpaRangeWalk,
-    /// Set after an error is yielded, so collecting the iterator terminates.
-    done: bool,
-}
-
-impl<M: RingMem> Iterator for GpaRanges<'_, M> {
-    type Item = Result<GpaRange, Corruption>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        let result = match self.ring.check() {
-            Err(c) => Err(c),
-            Ok(()) => self
-                .walk
-                .next_range(&self.ring.geo, &self.ring.mem)?
-                .map_err(|c| self.ring.fail(c)),
-        };
-        self.done = result.is_err();
-        Some(result)
-    }
-}
-
-#[derive(Debug)]
-pub struct TransferRanges<'r, M: RingMem> {
-    ring: &'r IncomingRing<M>,
-    ranges: RingRange,
-    index: usize,
-}
-
-impl<M: RingMem> Iterator for TransferRanges<'_, M> {
-    type Item = Result<TransferPageRange, Corruption>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+    pub fn transfer_ranges<'r>(
+        &'r self,
+        tp: &TransferPages,
+    ) -> impl Iterator<Item = Result<TransferPageRange, Corruption>> + 'r {
         const SIZE: usize = size_of::<TransferPageRange>();
-        let offset = self.index.checked_mul(SIZE)?;
-        if offset >= self.ranges.len() {
-            return None;
-        }
-        self.index += 1;
-        let mut bytes = [0u8; SIZE];
-        Some(
-            self.ring
-                .copy_from(&self.ranges, offset, &mut bytes)
-                .map(|_| TransferPageRange {
-                    byte_count: u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
-                    byte_offset: u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
-                }),
-        )
+        let ranges = tp.ranges;
+        let mut offsets = (0..ranges.len()).step_by(SIZE);
+        self.ranges(move |geo, mem| {
+            let offset = offsets.next()?;
+            let mut bytes = [0u8; SIZE];
+            Some(
+                geo.read_range(mem, &ranges, offset, &mut bytes)
+                    .map(|_| TransferPageRange {
+                        byte_count: u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
+                        byte_offset: u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
+                    }),
+            )
+        })
+    }
+
+    /// What `step` reads from the ring, one item at a time, until it ends or fails;
+    /// a failure breaks the ring (sticky) and is the last item.
+    fn ranges<'r, T: 'r>(
+        &'r self,
+        mut step: impl FnMut(&Geometry, &M) -> Option<Result<T, Corruption>> + 'r,
+    ) -> impl Iterator<Item = Result<T, Corruption>> + 'r {
+        let mut done = false;
+        core::iter::from_fn(move || {
+            if done {
+                return None;
+            }
+            let result = match self.check() {
+                Err(c) => Err(c),
+                Ok(()) => step(&self.geo, &self.mem)?.map_err(|c| self.fail(c)),
+            };
+            done = result.is_err();
+            Some(result)
+        })
     }
 }

@@ -7,7 +7,7 @@ use core::sync::atomic::Ordering;
 use zerocopy::IntoBytes;
 
 use crate::error::{AttachError, Corruption, InvalidPacket, WriteError};
-use crate::geometry::Geometry;
+use crate::geometry::{Attached, End, Geometry};
 use crate::mem::RingMem;
 use crate::packet::{OutgoingKind, OutgoingPacket};
 use crate::protocol::{
@@ -36,20 +36,13 @@ impl<M: RingMem> OutgoingRing<M> {
     /// Attaches to a ring whose indices are whatever the creator and the peer left.
     /// Does not touch the control page.
     pub fn new(mem: M) -> Result<Self, AttachError> {
-        let geo = Geometry::new(mem.data_len())?;
-        let control = mem.control();
-        let write = geo
-            .validate(control.write_index().load(Ordering::Relaxed))
-            .map_err(AttachError::Corrupt)?;
-        let read = geo
-            .validate(control.read_index().load(Ordering::Acquire))
-            .map_err(AttachError::Corrupt)?;
+        let Attached { geo, own, peer } = Geometry::attach(&mem, End::Writer)?;
         Ok(Self {
             mem,
             geo,
-            committed_write: write,
-            next_write: write,
-            cached_read: read,
+            committed_write: own,
+            next_write: own,
+            cached_read: peer,
             broken: None,
         })
     }
@@ -108,11 +101,30 @@ impl<M: RingMem> OutgoingRing<M> {
         self.geo.size() - self.geo.distance(self.cached_read, self.next_write)
     }
 
+    /// The largest packet (in ring bytes) that fits by the read index last seen.
+    fn room(&self) -> usize {
+        (self.free() as usize).saturating_sub(8)
+    }
+
     /// The largest packet (in ring bytes) that fits right now.
     pub fn free_bytes(&mut self) -> Result<usize, Corruption> {
         self.check()?;
         self.refresh_read(Ordering::Acquire)?;
-        Ok(self.free() as usize - 8)
+        Ok(self.room())
+    }
+
+    /// Whether a packet of `ring_len` ring bytes fits now ([`Self::free_bytes`] at
+    /// least `ring_len`). The read index last seen can only understate the space,
+    /// so the reader's is loaded only when that is not enough: a VSP checking room
+    /// for every reply would otherwise pull the line the guest last wrote into its
+    /// cache once per packet, and again to publish the reply.
+    pub fn fits(&mut self, ring_len: usize) -> Result<bool, Corruption> {
+        self.check()?;
+        if ring_len <= self.room() {
+            return Ok(true);
+        }
+        self.refresh_read(Ordering::Acquire)?;
+        Ok(ring_len <= self.room())
     }
 
     /// Starts a packet with `payload_len` payload bytes: writes its descriptor and

@@ -254,6 +254,7 @@ fn gpa_ranges_rewritten_after_peek_break_the_ring_when_walked() {
     let expected = Corruption::RangesPastHeader { range_count: 1 };
     assert_eq!(ranges.next(), Some(Err(expected)));
     assert_eq!(ranges.next(), None);
+    drop(ranges);
     assert_eq!(r.corruption(), Some(expected));
     // A fresh walk reports the broken ring once, then ends.
     assert_eq!(r.gpa_ranges(&gpa).collect::<Vec<_>>(), [Err(expected)]);

@@ -265,6 +265,12 @@ proptest! {
                     m.masked = false;
                 }
             }
+            // Whether a packet fits is exact too, though the writer trusts its last
+            // look at the read index while that shows enough space.
+            let free = (size - m.used() - 8) as usize;
+            for n in [free.saturating_sub(8), free, free + 8] {
+                prop_assert_eq!(w.fits(n).unwrap(), n <= free, "{} of {} free", n, free);
+            }
             // Free space is exact: the writer sees the reader's committed index.
             prop_assert_eq!(w.free_bytes().unwrap() as u32, size - m.used() - 8);
         }

@@ -5,7 +5,7 @@ mod common;
 
 use common::{in_band, send, take, Backing};
 use vmbus_ring::protocol::control_offsets::{FEATURE_BITS, INTERRUPT_MASK, PENDING_SEND_SIZE};
-use vmbus_ring::{in_band_packet_size, OutgoingRing, RegionRingMem, WriteError};
+use vmbus_ring::{in_band_packet_size, IncomingRing, OutgoingRing, RegionRingMem, WriteError};
 
 /// 232 payload bytes make a 256-byte packet: 16 of them fill a one-page ring.
 const PAYLOAD: usize = 232;
@@ -125,15 +125,21 @@ fn consumption_signals_only_at_commit() {
     assert_eq!(b.read_index(), 2 * PACKET);
 }
 
-/// Commits 15 packets to a one-page ring and returns what the 16th needs: 256 bytes
-/// stay free, and a packet that would fill the ring exactly is refused.
-fn fill_but_one(w: &mut OutgoingRing<RegionRingMem<'_>>) -> u32 {
+type Writer<'a> = OutgoingRing<RegionRingMem<'a>>;
+type Reader<'a> = IncomingRing<RegionRingMem<'a>>;
+
+/// Both ends of `b`'s one-page ring after the writer committed 15 packets, and what
+/// the 16th needs: 256 bytes stay free, and a packet that would fill the ring
+/// exactly is refused.
+fn full_but_one(b: &Backing) -> (Writer<'_>, Reader<'_>, u32) {
+    let mut w = b.writer();
+    let r = b.reader();
     for i in 0..15 {
         w.write_packet(&in_band(i), &[&[0; PAYLOAD]]).expect("room");
     }
     let _ = w.commit().expect("commit");
     match w.write_packet(&in_band(15), &[&[0; PAYLOAD]]) {
-        Err(WriteError::Full { needed }) => needed,
+        Err(WriteError::Full { needed }) => (w, r, needed),
         other => panic!("ring should be full: {other:?}"),
     }
 }
@@ -141,9 +147,7 @@ fn fill_but_one(w: &mut OutgoingRing<RegionRingMem<'_>>) -> u32 {
 #[test]
 fn full_writer_waits_with_pending_send_size_and_is_woken() {
     let b = Backing::new(1);
-    let mut w = b.writer();
-    let mut r = b.reader();
-    let needed = fill_but_one(&mut w);
+    let (mut w, mut r, needed) = full_but_one(&b);
     assert_eq!(needed, PACKET);
     assert!(!w.set_pending_send_size(needed).unwrap());
     assert_eq!(b.control(PENDING_SEND_SIZE), PACKET);
@@ -160,9 +164,7 @@ fn pending_send_size_set_after_space_was_freed_reports_it() {
     // The reader freed space before the writer published its request, so no signal
     // will come: set_pending_send_size must say so.
     let b = Backing::new(1);
-    let mut w = b.writer();
-    let mut r = b.reader();
-    let needed = fill_but_one(&mut w);
+    let (mut w, mut r, needed) = full_but_one(&b);
     r.consume().unwrap();
     assert!(!r.commit().unwrap(), "nobody asked yet");
     assert!(w.set_pending_send_size(needed).unwrap());

@@ -14,12 +14,8 @@
 use ipc::{Channel, Init, InitError, InitExt};
 
 pub const MAX_VSPS: usize = 4;
-pub const VSP_CHANNEL_VARS: [&str; MAX_VSPS] = [
-    "vsp0_channel",
-    "vsp1_channel",
-    "vsp2_channel",
-    "vsp3_channel",
-];
+pub const VSP_CHANNEL_VARS: [&str; MAX_VSPS] =
+    ipc::numbered_names!("vsp", "_channel", [0, 1, 2, 3]);
 /// In hvcall-pd and synic-pd: the channel vmbus-server grants over.
 pub const GRANT_CHANNEL: &str = "grant_channel";
 

@@ -89,6 +89,15 @@ fn notified_by_0(bits: u64) -> [Fx; 2] {
     ]
 }
 
+/// Both: notification bit `bit` and call badge `badge` at PD `to`.
+fn notify_and_call(to: PdId, bit: u8, badge: u8) -> Cap {
+    Cap {
+        notify: Some((to, bit)),
+        ppc: Some((to, badge)),
+        irq: None,
+    }
+}
+
 fn irq(line: u8) -> Cap {
     Cap {
         irq: Some(line),
@@ -125,6 +134,16 @@ fn client_running() -> (Kernel, Rec) {
     woken(pair(), 0, 1)
 }
 
+/// `first` runs and waits in RECV; then `next` runs.
+#[track_caller]
+fn waits_then(k: &mut Kernel, first: PdId, next: PdId) -> Rec {
+    let mut fx = Rec::default();
+    assert_eq!(k.schedule(), Some(first));
+    k.recv(&mut fx);
+    assert_eq!(k.schedule(), Some(next));
+    fx
+}
+
 /// Runs every PD's init to its first wait, highest priority first.
 fn boot(k: &mut Kernel, fx: &mut Rec) {
     while let Some(cur) = k.schedule() {
@@ -138,11 +157,7 @@ fn boot(k: &mut Kernel, fx: &mut Rec) {
 /// server (server sees it as ch 7); server ch 7 = notify back.
 fn pair() -> Kernel {
     let mut client = pd(10);
-    client.caps[2] = Cap {
-        notify: Some((1, 7)),
-        ppc: Some((1, 7)),
-        irq: None,
-    };
+    client.caps[2] = notify_and_call(1, 7, 7);
     let mut server = pd(20);
     server.caps[7] = notify(0, 2);
     Kernel::new(&[client, server])
@@ -310,10 +325,7 @@ fn family() -> Kernel {
 #[test]
 fn a_childs_fault_goes_to_its_parent_which_may_resume_it() {
     let mut k = family();
-    let mut fx = Rec::default();
-    assert_eq!(k.schedule(), Some(0));
-    k.recv(&mut fx);
-    assert_eq!(k.schedule(), Some(1));
+    let mut fx = waits_then(&mut k, 0, 1);
     k.fault(&mut fx, page_fault());
     assert_eq!(
         fx.take(),
@@ -366,11 +378,7 @@ fn a_fault_waits_for_a_busy_parent() {
 #[test]
 fn a_passive_pd_gets_notifications_only_on_borrowed_time() {
     let mut client = pd(10);
-    client.caps[0] = Cap {
-        notify: Some((1, 5)),
-        ppc: Some((1, 6)),
-        irq: None,
-    };
+    client.caps[0] = notify_and_call(1, 5, 6);
     let mut server = pd(20);
     server.passive = true;
     let (mut k, mut fx) = woken(Kernel::new(&[client, server]), 0, 1);
@@ -473,10 +481,7 @@ fn a_passive_server_runs_on_its_callers_budget() {
     let mut server = pd(30);
     server.passive = true;
     let mut k = Kernel::new(&[client, server, pd(10)]);
-    let mut fx = Rec::default();
-    assert_eq!(k.schedule(), Some(1));
-    k.recv(&mut fx);
-    assert_eq!(k.schedule(), Some(0));
+    let mut fx = waits_then(&mut k, 1, 0);
     k.pp_call(&mut fx, 0, 0, 0);
     assert_eq!(k.current(), Some(1));
     // The server computes for a long time: the client's budget pays.
@@ -830,10 +835,7 @@ fn vm_exit() -> Ret {
 #[test]
 fn a_halted_vmm_wakes_on_a_notification_with_the_bits() {
     let mut k = vmm_trio();
-    let mut fx = Rec::default();
-    assert_eq!(k.schedule(), Some(0));
-    k.recv(&mut fx);
-    assert_eq!(k.schedule(), Some(1));
+    let mut fx = waits_then(&mut k, 0, 1);
     k.vm_halt(&mut fx, 0);
     assert_eq!(k.state(1), Some(State::GuestHalted(0)));
     assert_eq!(k.schedule(), Some(2), "the halted guest lets lower PDs run");

@@ -3,7 +3,7 @@
 #![no_std]
 #![no_main]
 
-use ipc::{Channel, Handler, HandlerError, Kernel, MessageInfo, MessageRegisters, Region};
+use ipc::{Handler, HandlerError, HandlerReply, Kernel, MessageInfo, PpCall, Region};
 use metal_pds::*;
 
 struct Ping {
@@ -11,13 +11,8 @@ struct Ping {
 }
 
 impl Handler for Ping {
-    fn protected(
-        &mut self,
-        _: &mut dyn Kernel,
-        ch: Channel,
-        msg: MessageInfo,
-        mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, HandlerError> {
+    fn protected(&mut self, _: &mut dyn Kernel, call: PpCall<'_>) -> HandlerReply {
+        let PpCall { ch, msg, mrs } = call;
         if ch != PINGSERVER_CALLER {
             return Err(HandlerError::UnexpectedCall(ch));
         }

@@ -9,8 +9,8 @@
 extern crate alloc;
 
 use ipc::{
-    Channel, ChannelSet, Child, FaultInfo, Handler, HandlerError, Init, InitError, IpcError,
-    Kernel, MessageInfo, MessageRegisters, Region,
+    ChannelSet, Child, FaultInfo, Handler, HandlerError, Init, InitError, IpcError, Kernel,
+    MessageInfo, MessageRegisters, Region,
 };
 use metal_pds::*;
 use pd_rt::{println, sys::rdtsc};
@@ -371,16 +371,6 @@ impl Handler for SelfTest {
         self.maybe_finish(k);
         // Leave it stopped: resuming would only fault again.
         Ok(false)
-    }
-
-    fn protected(
-        &mut self,
-        _: &mut dyn Kernel,
-        ch: Channel,
-        _: MessageInfo,
-        _: &mut MessageRegisters,
-    ) -> Result<MessageInfo, HandlerError> {
-        Err(HandlerError::UnexpectedCall(ch))
     }
 }
 

@@ -9,7 +9,7 @@
 extern crate alloc;
 
 use alloc::boxed::Box;
-use ipc::{Channel, Init, InitExt, Kernel, MessageInfo, MessageRegisters, Perms, WithVariables};
+use ipc::{Channel, Init, InitExt, MessageInfo, MessageRegisters, Perms, WithVariables};
 use metal_pds::Boxed;
 use storvsp::backend::{Backend, BlockCall, ServiceBackend};
 use storvsp::config::build;
@@ -34,8 +34,8 @@ impl BlockCall for DriverCalls {
         for (i, w) in mrs.iter().enumerate() {
             regs.set(i, *w);
         }
-        let reply = kernel
-            .pp_call(BLK, MessageInfo::new(label, mrs.len()), &mut regs)
+        let reply = BLK
+            .pp_call(&mut kernel, MessageInfo::new(label, mrs.len()), &mut regs)
             .ok()?;
         Some((reply.label(), [regs.get(0), regs.get(1)]))
     }

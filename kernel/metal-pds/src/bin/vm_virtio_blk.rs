@@ -11,8 +11,8 @@
 extern crate alloc;
 
 use alloc::boxed::Box;
-use ipc::{Channel, HandlerError, InitExt, Kernel, MessageInfo, MessageRegisters};
-use metal_pds::virtio_pci::{grant_is_confined, PciBus, Rings};
+use ipc::{Channel, HandlerError, HandlerReply, Kernel, MessageInfo, PpCall};
+use metal_pds::virtio_pci::{self, PciBus, Rings, DEVICE};
 use metal_pds::Boxed;
 use virtio_blk::service::Server;
 use virtio_blk::{DataWindow, Driver};
@@ -21,8 +21,6 @@ pd_rt::global_heap!(64 * 1024);
 
 /// storvsp's calls (linux.xml).
 const CLIENT: Channel = Channel::new(0);
-/// The PCI function: config access and its INTx irq (linux.xml `<pci_device id>`).
-const DEVICE: Channel = Channel::new(1);
 /// Used-ring polls before a request counts as lost (QEMU answers in microseconds;
 /// this is seconds of spinning).
 const PATIENCE: u64 = 200_000_000;
@@ -32,16 +30,11 @@ struct VirtioBlk {
 }
 
 impl ipc::Handler for VirtioBlk {
-    fn protected(
-        &mut self,
-        _kernel: &mut dyn Kernel,
-        ch: Channel,
-        msg: MessageInfo,
-        mrs: &mut MessageRegisters,
-    ) -> Result<MessageInfo, HandlerError> {
-        if ch != CLIENT {
-            return Err(HandlerError::UnexpectedCall(ch));
+    fn protected(&mut self, _kernel: &mut dyn Kernel, call: PpCall<'_>) -> HandlerReply {
+        if call.ch != CLIENT {
+            return Err(call.unexpected());
         }
+        let PpCall { msg, mrs, .. } = call;
         let count = msg.count().min(3);
         let words = [mrs.get(0), mrs.get(1), mrs.get(2)];
         let (reply, out, n) = self.server.serve(msg.label(), &words[..count]);
@@ -67,28 +60,13 @@ impl ipc::Handler for VirtioBlk {
 }
 
 pd_rt::entry!(|init, _kernel| {
-    let regs = init.region("virtio_regs")?;
-    let rings = Rings {
-        region: init.region_with("blk_rings", ipc::Perms::RW)?,
-        bus_addr: init.variable("blk_rings_paddr")?,
-    };
     let data = DataWindow {
         bus_addr: init.variable("blk_data_paddr")?,
         len: init.region("blk_data")?.len() as u64,
     };
-    if !grant_is_confined(DEVICE, CLIENT) {
-        pd_rt::println!("virtio-blk: FAIL: the kernel let this PD reach beyond its device");
-        return Err(ipc::InitError::MissingRegion("a confined PCI grant"));
-    }
-    pd_rt::println!("virtio-blk: grant confined (other channels, BAR and irq-line writes, offsets past 256 refused)");
-    let driver = match Driver::init(
-        PciBus {
-            regs,
-            device: DEVICE,
-        },
-        rings,
-        data,
-    ) {
+    let (bus, rings) =
+        virtio_pci::attach(init, "virtio-blk", CLIENT, "blk_rings", "blk_rings_paddr")?;
+    let driver = match Driver::init(bus, rings, data) {
         Ok(d) => d,
         Err(e) => {
             pd_rt::println!("virtio-blk: device not usable: {e:?}");

@@ -11,7 +11,7 @@ extern crate alloc;
 
 use alloc::boxed::Box;
 use ipc::{Channel, HandlerError, InitExt, Kernel, Perms};
-use metal_pds::virtio_pci::{grant_is_confined, PciBus, Rings};
+use metal_pds::virtio_pci::{self, PciBus, Rings, DEVICE};
 use metal_pds::Boxed;
 use netvsp::backend::queue::QueueBackend;
 use netvsp::backend::virtio::{pump, Pumped};
@@ -22,8 +22,6 @@ pd_rt::global_heap!(64 * 1024);
 
 /// netvsp: notifications both ways, frames or room wait in the queues.
 const NETVSP: Channel = Channel::new(0);
-/// The PCI function: config access and its INTx irq (linux.xml `<pci_device id>`).
-const DEVICE: Channel = Channel::new(1);
 
 struct VirtioNet {
     nic: Option<Driver<PciBus, Rings>>,
@@ -71,26 +69,13 @@ impl ipc::Handler for VirtioNet {
 }
 
 pd_rt::entry!(|init, kernel| {
-    let regs = init.region("virtio_regs")?;
-    let rings = Rings {
-        region: init.region_with("net_rings", Perms::RW)?,
-        bus_addr: init.variable("net_rings_paddr")?,
-    };
     let to_netvsp = init.region_with("frames_to_netvsp", Perms::RW)?;
     let from_netvsp = init.region_with("frames_from_netvsp", Perms::RW)?;
     let peer = QueueBackend::new(to_netvsp, from_netvsp, QUEUE_SLOTS)
         .map_err(|_| ipc::InitError::MissingRegion("frame queues of QUEUE_SLOTS slots"))?;
-    if !grant_is_confined(DEVICE, NETVSP) {
-        pd_rt::println!("virtio-net: FAIL: the kernel let this PD reach beyond its device");
-        return Err(ipc::InitError::MissingRegion("a confined PCI grant"));
-    }
-    let nic = match Driver::init(
-        PciBus {
-            regs,
-            device: DEVICE,
-        },
-        rings,
-    ) {
+    let (bus, rings) =
+        virtio_pci::attach(init, "virtio-net", NETVSP, "net_rings", "net_rings_paddr")?;
+    let nic = match Driver::init(bus, rings) {
         Ok(d) => d,
         Err(e) => {
             pd_rt::println!("virtio-net: device not usable: {e:?}");
@@ -98,7 +83,7 @@ pd_rt::entry!(|init, kernel| {
         }
     };
     let mac = nic.mac().unwrap_or_default();
-    pd_rt::println!("virtio-net: up, device MAC {mac:02x?}, grant confined");
+    pd_rt::println!("virtio-net: up, device MAC {mac:02x?}");
     let mut pd = VirtioNet {
         nic: Some(nic),
         peer,

@@ -21,27 +21,13 @@ use crate::Result;
 pub(super) fn bench(disk: &mut Disk, vcpu: &mut Vcpu<'_>, bytes: u64, blocks: u64) -> Result<()> {
     let bytes = bytes.min(blocks * BLOCK);
     let mut seed = SEED;
+    warm_up(disk, vcpu)?;
     for qd in [1u64, 8] {
         // The path's fixed cost: requests that move no data.
         let ops = bytes / 65536;
         let mut counts = Counts::start(disk);
         let t = Instant::now();
-        let mut done = 0;
-        let tur = [0u8; 6];
-        while done < ops {
-            let n = qd.min(ops - done);
-            let reqs: Vec<Request<'_>> = (0..n)
-                .map(|_| Request {
-                    cdb: &tur,
-                    dir: DataDirection::UNKNOWN,
-                    buf: None,
-                })
-                .collect();
-            for r in disk.run(vcpu, &reqs)? {
-                ok_srb(&r, 0, "TEST UNIT READY")?;
-            }
-            done += n;
-        }
+        test_unit_ready(disk, vcpu, ops, qd)?;
         let ns = t.elapsed().as_nanos();
         println!(
             "guest_sim: bench test-unit-ready qd{qd}: {ops} ops, 0 bytes, {ns} ns, {}",
@@ -130,4 +116,41 @@ impl Counts {
             disk.client.interrupts - self.waits
         )
     }
+}
+
+/// Untimed requests before the first timed one, for [`WARM_UP_NS`]. Host-sim's PDs
+/// decide whether a CPU is spare for polling once per 50 ms window, and the first
+/// window is judged while the system is still starting (the supervisor and every PD
+/// runnable at once): a run timed inside it measured the start-up's verdict (qd1
+/// TEST UNIT READY 6.7 us instead of 0.7-1.2 on an idle host), not the path.
+fn warm_up(disk: &mut Disk, vcpu: &mut Vcpu<'_>) -> Result<()> {
+    let t = Instant::now();
+    while t.elapsed().as_nanos() < WARM_UP_NS {
+        test_unit_ready(disk, vcpu, 64, 1)?;
+    }
+    Ok(())
+}
+
+/// Three of host-sim's 50 ms spare-CPU windows.
+const WARM_UP_NS: u128 = 150_000_000;
+
+/// `ops` TEST UNIT READY requests, `qd` at a time.
+fn test_unit_ready(disk: &mut Disk, vcpu: &mut Vcpu<'_>, ops: u64, qd: u64) -> Result<()> {
+    let tur = [0u8; 6];
+    let mut done = 0;
+    while done < ops {
+        let n = qd.min(ops - done);
+        let reqs: Vec<Request<'_>> = (0..n)
+            .map(|_| Request {
+                cdb: &tur,
+                dir: DataDirection::UNKNOWN,
+                buf: None,
+            })
+            .collect();
+        for r in disk.run(vcpu, &reqs)? {
+            ok_srb(&r, 0, "TEST UNIT READY")?;
+        }
+        done += n;
+    }
+    Ok(())
 }

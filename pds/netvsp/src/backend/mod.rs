@@ -20,8 +20,9 @@ pub mod switch;
 pub mod tap;
 pub mod virtio;
 
-/// A network attachment. Neither call blocks.
-pub trait Backend {
+/// A network attachment. Neither call blocks. `Debug` so whatever holds one can
+/// say which attachment it is.
+pub trait Backend: core::fmt::Debug {
     /// Sends one Ethernet frame; false if it was dropped (no room, link down).
     fn transmit(&mut self, frame: &[u8]) -> bool;
 

@@ -52,19 +52,12 @@ pub struct QueueStats {
     pub bad: u64,
 }
 
+#[derive(Debug)]
 pub struct QueueBackend<'a> {
     tx: Producer<'a, FrameSlot>,
     rx: Consumer<'a, FrameSlot>,
     wake: bool,
     pub stats: QueueStats,
-}
-
-impl core::fmt::Debug for QueueBackend<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("QueueBackend")
-            .field("stats", &self.stats)
-            .finish_non_exhaustive()
-    }
 }
 
 impl<'a> QueueBackend<'a> {

@@ -134,7 +134,7 @@ impl ScsiDisk {
                 let sense = Sense::NO_SENSE.to_fixed();
                 data_in(dir, data, &sense, usize::from(cdb.u8(4)))
             }
-            op::INQUIRY => self.inquiry(&cdb, dir, data),
+            op::INQUIRY => self.inquiry(&cdb, DataPhase(dir, data)),
             op::MODE_SENSE6 | op::MODE_SENSE10 => {
                 let state = ModeState {
                     read_only: self.backend.read_only(),
@@ -194,18 +194,14 @@ impl ScsiDisk {
                 self.backend.flush().map_err(|e| backend_sense(e, true))?;
                 Ok(0)
             }
-            op::UNMAP => self.unmap(&cdb, dir, data),
-            op::WRITE_SAME10 | op::WRITE_SAME16 => self.write_same(&cdb, dir, data),
+            op::UNMAP => self.unmap(&cdb, DataPhase(dir, data)),
+            op::WRITE_SAME10 | op::WRITE_SAME16 => self.write_same(&cdb, DataPhase(dir, data)),
             _ => Err(Sense::INVALID_COMMAND_OPCODE),
         }
     }
 
-    fn inquiry(
-        &self,
-        cdb: &Cdb<'_>,
-        dir: DataDirection,
-        data: &dyn DataBuffer,
-    ) -> Result<usize, Sense> {
+    fn inquiry(&self, cdb: &Cdb<'_>, phase: DataPhase<'_>) -> Result<usize, Sense> {
+        let DataPhase(dir, data) = phase;
         if cdb.bit(1, 1) {
             return Err(Sense::invalid_cdb_field(1, Some(1))); // CMDDT is obsolete
         }
@@ -312,12 +308,8 @@ impl ScsiDisk {
         Ok(bytes)
     }
 
-    fn unmap(
-        &mut self,
-        cdb: &Cdb<'_>,
-        dir: DataDirection,
-        data: &dyn DataBuffer,
-    ) -> Result<usize, Sense> {
+    fn unmap(&mut self, cdb: &Cdb<'_>, phase: DataPhase<'_>) -> Result<usize, Sense> {
+        let DataPhase(dir, data) = phase;
         if !self.unmap_enabled() {
             return Err(Sense::INVALID_COMMAND_OPCODE);
         }
@@ -375,12 +367,8 @@ impl ScsiDisk {
         Ok(len)
     }
 
-    fn write_same(
-        &mut self,
-        cdb: &Cdb<'_>,
-        dir: DataDirection,
-        data: &dyn DataBuffer,
-    ) -> Result<usize, Sense> {
+    fn write_same(&mut self, cdb: &Cdb<'_>, phase: DataPhase<'_>) -> Result<usize, Sense> {
+        let DataPhase(dir, data) = phase;
         let sixteen = cdb.opcode() == op::WRITE_SAME16;
         let (lba, blocks, len_byte) = if sixteen {
             (cdb.u64(2), u64::from(cdb.u32(10)), 10)
@@ -435,6 +423,11 @@ impl ScsiDisk {
         Ok(tx)
     }
 }
+
+/// An SRB's data phase as a command handler takes it: the direction and the
+/// initiator's buffer, which are only ever checked together.
+#[derive(Copy, Clone)]
+struct DataPhase<'a>(DataDirection, &'a dyn DataBuffer);
 
 /// The first `len` bytes of `segs` (the buffer may be longer than the transfer).
 fn trim(mut segs: Vec<IoSegment<'_>>, len: usize) -> Vec<IoSegment<'_>> {

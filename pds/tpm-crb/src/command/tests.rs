@@ -16,11 +16,14 @@ fn headers_are_checked_against_the_bytes_copied() {
     let startup = [0x80, 0x01, 0, 0, 0, 12, 0, 0, 1, 0x44, 0, 0];
     let mut long = [0xaau8; 64];
     long[..12].copy_from_slice(&startup);
-    type Parsed = Result<(u16, u32, usize), ResponseCode>;
+    type Parsed = Result<(u16, CommandCode, usize), ResponseCode>;
     let table: &[(&[u8], Parsed)] = &[
-        (&startup, Ok((0x8001, cc::STARTUP, 12))),
-        (&long, Ok((0x8001, cc::STARTUP, 12))),
-        (&header(0x8002, 10, 0x17e), Ok((0x8002, 0x17e, 10))),
+        (&startup, Ok((0x8001, CommandCode::STARTUP, 12))),
+        (&long, Ok((0x8001, CommandCode::STARTUP, 12))),
+        (
+            &header(0x8002, 10, 0x17e),
+            Ok((0x8002, CommandCode(0x17e), 10)),
+        ),
         (&[], Err(ResponseCode::COMMAND_SIZE)),
         (&startup[..9], Err(ResponseCode::COMMAND_SIZE)),
         (&startup[..11], Err(ResponseCode::COMMAND_SIZE)),

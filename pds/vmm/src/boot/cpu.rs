@@ -4,6 +4,8 @@
 
 use alloc::vec::Vec;
 
+use crate::decode::bits::{EFER_LMA, EFER_LME, EFER_NXE};
+
 use super::layout::{
     BOOT_PARAMS_GPA, GDT_GPA, PAGE_SIZE, PDPT_GPA, PD_COUNT, PD_GPA, PML4_GPA, STACK_TOP,
 };
@@ -23,9 +25,6 @@ const CR0_ET: u64 = 1 << 4;
 const CR0_NE: u64 = 1 << 5;
 const CR0_PG: u64 = 1 << 31;
 const CR4_PAE: u64 = 1 << 5;
-const EFER_LME: u64 = 1 << 8;
-const EFER_LMA: u64 = 1 << 10;
-const EFER_NXE: u64 = 1 << 11;
 /// Bit 1 of RFLAGS is reserved as one; IF stays clear.
 const RFLAGS_RESERVED: u64 = 1 << 1;
 /// The power-on PAT (WB, WT, UC-, UC, twice).

@@ -39,8 +39,10 @@ pub const KERNEL_LEGACY_GPA: u64 = 0x10_0000;
 /// Guest RAM may not reach past here: it leaves Linux a gap below 4 GiB for PCI
 /// and VMBus MMIO, and keeps the IOAPIC/LAPIC pages clear of RAM.
 pub const RAM_LIMIT: u64 = 0xC000_0000;
-pub const IOAPIC_GPA: u64 = 0xFEC0_0000;
-pub const LAPIC_GPA: u64 = 0xFEE0_0000;
+/// Where the ioapic PD serves the IOAPIC's registers.
+pub const IOAPIC_GPA: u64 = ioapic::MMIO_BASE;
+/// The local APIC page, at its reset address (the MADT and the e820 map give it).
+pub const LAPIC_GPA: u64 = crate::devices::lapic::APIC_BASE_DEFAULT;
 
 /// An e820 entry type (zero-page.rst / the ACPI address-range types).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

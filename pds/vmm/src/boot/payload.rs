@@ -12,7 +12,6 @@
 //! ```
 
 use alloc::vec::Vec;
-use core::fmt;
 
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
@@ -76,50 +75,30 @@ struct Part {
 const _: () = assert!(core::mem::size_of::<Header>() == HEADER_LEN);
 
 /// Why a payload region cannot be used, or cannot be made.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PayloadError {
     /// The region is shorter than the header.
+    #[error("payload shorter than its {HEADER_LEN}-byte header")]
     Truncated,
+    #[error("payload magic is not PVGUEST1")]
     BadMagic,
+    #[error("payload version {0} (want {VERSION})")]
     UnsupportedVersion(u32),
+    #[error("payload flags {0:#x} has unknown bits")]
     UnknownFlags(u32),
     /// A part's range overflows, overlaps the header, or runs past the region.
+    #[error("payload {part} at {offset:#x}+{len:#x} is outside the region")]
     BadRange {
         part: &'static str,
         offset: u64,
         len: u64,
     },
     /// There is no kernel.
+    #[error("payload has no kernel")]
     EmptyKernel,
     /// Encoding: the parts need `needed` bytes, more than the region's `size`.
-    TooLarge {
-        needed: u64,
-        size: u64,
-    },
-}
-
-impl fmt::Display for PayloadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Self::Truncated => write!(f, "payload shorter than its {HEADER_LEN}-byte header"),
-            Self::BadMagic => write!(f, "payload magic is not PVGUEST1"),
-            Self::UnsupportedVersion(v) => write!(f, "payload version {v} (want {VERSION})"),
-            Self::UnknownFlags(b) => write!(f, "payload flags {b:#x} has unknown bits"),
-            Self::BadRange { part, offset, len } => {
-                write!(
-                    f,
-                    "payload {part} at {offset:#x}+{len:#x} is outside the region"
-                )
-            }
-            Self::EmptyKernel => write!(f, "payload has no kernel"),
-            Self::TooLarge { needed, size } => {
-                write!(
-                    f,
-                    "payload needs {needed:#x} bytes, the region has {size:#x}"
-                )
-            }
-        }
-    }
+    #[error("payload needs {needed:#x} bytes, the region has {size:#x}")]
+    TooLarge { needed: u64, size: u64 },
 }
 
 /// A parsed payload borrowing the region.

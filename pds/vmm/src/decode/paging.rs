@@ -184,30 +184,19 @@ pub fn translate<M: GuestMemory + ?Sized>(
     gva: u64,
     access: Access,
 ) -> Result<u64, TranslateError> {
-    let fault = |bits: u32| {
-        let mut code = bits;
-        if access.kind == AccessKind::Write {
-            code |= PageFault::WRITE;
-        }
-        if access.user {
-            code |= PageFault::USER;
-        }
-        // The CPU reports I/D only when it could matter: NX or SMEP in force.
-        if access.kind == AccessKind::Execute && (paging.nxe || paging.smep) {
-            code |= PageFault::FETCH;
-        }
-        TranslateError::PageFault(PageFault {
-            address: gva,
-            error_code: code,
-        })
+    let walk = Walk {
+        mem,
+        paging,
+        gva,
+        access,
     };
     let (gpa, rights) = match paging.mode {
         PagingMode::Off => return Ok(gva & 0xffff_ffff),
-        PagingMode::Bits32 => walk32(mem, paging, gva & 0xffff_ffff, &fault)?,
-        PagingMode::Pae => walk_pae(mem, paging, gva & 0xffff_ffff, &fault)?,
-        PagingMode::Level4 | PagingMode::Level5 => walk_long(mem, paging, gva, &fault)?,
+        PagingMode::Bits32 => walk.bits32(gva & 0xffff_ffff)?,
+        PagingMode::Pae => walk.pae(gva & 0xffff_ffff)?,
+        PagingMode::Level4 | PagingMode::Level5 => walk.long()?,
     };
-    check_rights(paging, rights, access).map_err(|()| fault(PageFault::PRESENT))?;
+    check_rights(paging, rights, access).map_err(|()| walk.fault(PageFault::PRESENT))?;
     Ok(gpa)
 }
 
@@ -231,140 +220,140 @@ fn check_rights(paging: &Paging, r: Rights, access: Access) -> Result<(), ()> {
     Ok(())
 }
 
-fn read_u64<M: GuestMemory + ?Sized>(mem: &M, gpa: u64) -> Result<u64, MemError> {
-    let mut b = [0u8; 8];
-    mem.read_gpa(gpa, &mut b)?;
-    Ok(u64::from_le_bytes(b))
-}
-
-fn read_u32<M: GuestMemory + ?Sized>(mem: &M, gpa: u64) -> Result<u32, MemError> {
-    let mut b = [0u8; 4];
-    mem.read_gpa(gpa, &mut b)?;
-    Ok(u32::from_le_bytes(b))
-}
-
-fn walk_long<M: GuestMemory + ?Sized>(
-    mem: &M,
-    paging: &Paging,
+/// One translation: what every level of the walk reads and how it faults.
+struct Walk<'a, M: ?Sized> {
+    mem: &'a M,
+    paging: &'a Paging,
+    /// As the access gave it: the fault reports this address, not the truncated one.
     gva: u64,
-    fault: &dyn Fn(u32) -> TranslateError,
-) -> Result<(u64, Rights), TranslateError> {
-    let levels: u32 = if paging.mode == PagingMode::Level5 {
-        5
-    } else {
-        4
-    };
-    let va_bits = 12 + 9 * levels;
-    // Canonical: bits [va_bits-1, 64) all equal.
-    let shift = 64 - va_bits;
-    if (((gva << shift) as i64) >> shift) as u64 != gva {
-        return Err(TranslateError::NonCanonical);
+    access: Access,
+}
+
+impl<M: GuestMemory + ?Sized> Walk<'_, M> {
+    /// The #PF for this access, with the I/D, U/S and W/R bits it implies.
+    fn fault(&self, bits: u32) -> TranslateError {
+        let mut code = bits;
+        if self.access.kind == AccessKind::Write {
+            code |= PageFault::WRITE;
+        }
+        if self.access.user {
+            code |= PageFault::USER;
+        }
+        // The CPU reports I/D only when it could matter: NX or SMEP in force.
+        if self.access.kind == AccessKind::Execute && (self.paging.nxe || self.paging.smep) {
+            code |= PageFault::FETCH;
+        }
+        TranslateError::PageFault(PageFault {
+            address: self.gva,
+            error_code: code,
+        })
     }
-    let common_reserved = paging.high_reserved() | if paging.nxe { 0 } else { XD };
-    let mut table = paging.cr3 & ADDR_MASK & !paging.high_reserved();
-    let mut rights = Rights::ALL;
-    for level in (0..levels).rev() {
-        let index = (gva >> (12 + 9 * level)) & 0x1ff;
-        let entry = read_u64(mem, table + index * 8)?;
+
+    /// `entry`, if its present bit is set and none of `reserved` is.
+    fn usable(&self, entry: u64, reserved: u64) -> Result<u64, TranslateError> {
         if entry & P == 0 {
-            return Err(fault(0));
+            Err(self.fault(0))
+        } else if entry & reserved != 0 {
+            Err(self.fault(PageFault::PRESENT | PageFault::RESERVED))
+        } else {
+            Ok(entry)
         }
-        let page_bits = 12 + 9 * level;
-        let large = entry & PS != 0;
-        let reserved = common_reserved
-            | match level {
-                // PML5E/PML4E: PS must be 0.
-                3 | 4 => PS,
-                // A large leaf's frame must be aligned to its size (PAT is bit 12).
-                1 | 2 if large => ((1u64 << page_bits) - 1) & !0x1fff,
-                _ => 0,
-            };
-        if entry & reserved != 0 {
-            return Err(fault(PageFault::PRESENT | PageFault::RESERVED));
-        }
-        rights = rights.and(entry, paging.nxe);
-        if level == 0 || (large && level <= 2) {
-            let frame = entry & ADDR_MASK & !((1u64 << page_bits) - 1);
-            return Ok((frame | (gva & ((1u64 << page_bits) - 1)), rights));
-        }
-        table = entry & ADDR_MASK;
     }
-    // The loop returns at level 0.
-    Err(fault(0))
-}
 
-fn walk_pae<M: GuestMemory + ?Sized>(
-    mem: &M,
-    paging: &Paging,
-    gva: u64,
-    fault: &dyn Fn(u32) -> TranslateError,
-) -> Result<(u64, Rights), TranslateError> {
-    let pdpte = read_u64(mem, (paging.cr3 & 0xffff_ffe0) + ((gva >> 30) & 3) * 8)?;
-    if pdpte & P == 0 {
-        return Err(fault(0));
+    fn read_u64(&self, gpa: u64) -> Result<u64, MemError> {
+        let mut b = [0u8; 8];
+        self.mem.read_gpa(gpa, &mut b)?;
+        Ok(u64::from_le_bytes(b))
     }
-    let pdpte_reserved = paging.high_reserved() | 0x1e6 | (0xfff << 52);
-    if pdpte & pdpte_reserved != 0 {
-        return Err(fault(PageFault::PRESENT | PageFault::RESERVED));
-    }
-    let reserved = paging.high_reserved() | if paging.nxe { 0 } else { XD };
-    let mut rights = Rights::ALL;
-    let pde = read_u64(mem, (pdpte & ADDR_MASK) + ((gva >> 21) & 0x1ff) * 8)?;
-    if pde & P == 0 {
-        return Err(fault(0));
-    }
-    let large = pde & PS != 0;
-    if pde & (reserved | if large { 0x1f_e000 } else { 0 }) != 0 {
-        return Err(fault(PageFault::PRESENT | PageFault::RESERVED));
-    }
-    rights = rights.and(pde, paging.nxe);
-    if large {
-        return Ok(((pde & ADDR_MASK & !0x1f_ffff) | (gva & 0x1f_ffff), rights));
-    }
-    let pte = read_u64(mem, (pde & ADDR_MASK) + ((gva >> 12) & 0x1ff) * 8)?;
-    if pte & P == 0 {
-        return Err(fault(0));
-    }
-    if pte & reserved != 0 {
-        return Err(fault(PageFault::PRESENT | PageFault::RESERVED));
-    }
-    rights = rights.and(pte, paging.nxe);
-    Ok(((pte & ADDR_MASK) | (gva & 0xfff), rights))
-}
 
-fn walk32<M: GuestMemory + ?Sized>(
-    mem: &M,
-    paging: &Paging,
-    gva: u64,
-    fault: &dyn Fn(u32) -> TranslateError,
-) -> Result<(u64, Rights), TranslateError> {
-    let pde = u64::from(read_u32(
-        mem,
-        (paging.cr3 & 0xffff_f000) + ((gva >> 22) & 0x3ff) * 4,
-    )?);
-    if pde & P == 0 {
-        return Err(fault(0));
+    fn read_u32(&self, gpa: u64) -> Result<u64, MemError> {
+        let mut b = [0u8; 4];
+        self.mem.read_gpa(gpa, &mut b)?;
+        Ok(u32::from_le_bytes(b).into())
     }
-    // No NX in 32-bit paging: pass nxe = false so bit 63 (always 0 here) is moot.
-    let rights = Rights::ALL.and(pde, false);
-    if paging.pse && pde & PS != 0 {
-        // PSE-36: bits 13..21 carry physical bits 32..40; bit 21 is reserved, as is
-        // any high bit past MAXPHYADDR.
-        let high = ((pde >> 13) & 0xff) << 32;
-        if pde & (1 << 21) != 0 || high & paging.high_reserved() != 0 {
-            return Err(fault(PageFault::PRESENT | PageFault::RESERVED));
+
+    /// 4- or 5-level paging.
+    fn long(&self) -> Result<(u64, Rights), TranslateError> {
+        let (paging, gva) = (self.paging, self.gva);
+        let levels: u32 = if paging.mode == PagingMode::Level5 {
+            5
+        } else {
+            4
+        };
+        let va_bits = 12 + 9 * levels;
+        // Canonical: bits [va_bits-1, 64) all equal.
+        let shift = 64 - va_bits;
+        if (((gva << shift) as i64) >> shift) as u64 != gva {
+            return Err(TranslateError::NonCanonical);
         }
-        return Ok(((pde & 0xffc0_0000) | high | (gva & 0x3f_ffff), rights));
+        let common_reserved = paging.high_reserved() | if paging.nxe { 0 } else { XD };
+        let mut table = paging.cr3 & ADDR_MASK & !paging.high_reserved();
+        let mut rights = Rights::ALL;
+        for level in (0..levels).rev() {
+            let index = (gva >> (12 + 9 * level)) & 0x1ff;
+            let entry = self.read_u64(table + index * 8)?;
+            let page_bits = 12 + 9 * level;
+            let large = entry & PS != 0;
+            let reserved = common_reserved
+                | match level {
+                    // PML5E/PML4E: PS must be 0.
+                    3 | 4 => PS,
+                    // A large leaf's frame must be aligned to its size (PAT is bit 12).
+                    1 | 2 if large => ((1u64 << page_bits) - 1) & !0x1fff,
+                    _ => 0,
+                };
+            let entry = self.usable(entry, reserved)?;
+            rights = rights.and(entry, paging.nxe);
+            if level == 0 || (large && level <= 2) {
+                let frame = entry & ADDR_MASK & !((1u64 << page_bits) - 1);
+                return Ok((frame | (gva & ((1u64 << page_bits) - 1)), rights));
+            }
+            table = entry & ADDR_MASK;
+        }
+        // The loop returns at level 0.
+        Err(self.fault(0))
     }
-    let pte = u64::from(read_u32(
-        mem,
-        (pde & 0xffff_f000) + ((gva >> 12) & 0x3ff) * 4,
-    )?);
-    if pte & P == 0 {
-        return Err(fault(0));
+
+    /// PAE paging of the 32-bit address `va`.
+    fn pae(&self, va: u64) -> Result<(u64, Rights), TranslateError> {
+        let paging = self.paging;
+        let pdpte = self.read_u64((paging.cr3 & 0xffff_ffe0) + ((va >> 30) & 3) * 8)?;
+        let pdpte = self.usable(pdpte, paging.high_reserved() | 0x1e6 | (0xfff << 52))?;
+        let reserved = paging.high_reserved() | if paging.nxe { 0 } else { XD };
+        let pde = self.read_u64((pdpte & ADDR_MASK) + ((va >> 21) & 0x1ff) * 8)?;
+        let large = pde & PS != 0;
+        let pde = self.usable(pde, reserved | if large { 0x1f_e000 } else { 0 })?;
+        let rights = Rights::ALL.and(pde, paging.nxe);
+        if large {
+            return Ok(((pde & ADDR_MASK & !0x1f_ffff) | (va & 0x1f_ffff), rights));
+        }
+        let pte = self.read_u64((pde & ADDR_MASK) + ((va >> 12) & 0x1ff) * 8)?;
+        let pte = self.usable(pte, reserved)?;
+        let rights = rights.and(pte, paging.nxe);
+        Ok(((pte & ADDR_MASK) | (va & 0xfff), rights))
     }
-    let rights = rights.and(pte, false);
-    Ok(((pte & 0xffff_f000) | (gva & 0xfff), rights))
+
+    /// 32-bit paging (with PSE-36 large pages when CR4.PSE is set) of `va`.
+    fn bits32(&self, va: u64) -> Result<(u64, Rights), TranslateError> {
+        let paging = self.paging;
+        let pde = self.read_u32((paging.cr3 & 0xffff_f000) + ((va >> 22) & 0x3ff) * 4)?;
+        let pde = self.usable(pde, 0)?;
+        // No NX in 32-bit paging: pass nxe = false so bit 63 (always 0 here) is moot.
+        let rights = Rights::ALL.and(pde, false);
+        if paging.pse && pde & PS != 0 {
+            // PSE-36: bits 13..21 carry physical bits 32..40; bit 21 is reserved, as is
+            // any high bit past MAXPHYADDR.
+            let high = ((pde >> 13) & 0xff) << 32;
+            if pde & (1 << 21) != 0 || high & paging.high_reserved() != 0 {
+                return Err(self.fault(PageFault::PRESENT | PageFault::RESERVED));
+            }
+            return Ok(((pde & 0xffc0_0000) | high | (va & 0x3f_ffff), rights));
+        }
+        let pte = self.read_u32((pde & 0xffff_f000) + ((va >> 12) & 0x3ff) * 4)?;
+        let pte = self.usable(pte, 0)?;
+        let rights = rights.and(pte, false);
+        Ok(((pte & 0xffff_f000) | (va & 0xfff), rights))
+    }
 }
 
 #[cfg(test)]

@@ -68,7 +68,8 @@ pub mod msr {
 pub const APIC_BASE_BSP: u64 = 1 << 8;
 pub const APIC_BASE_EXTD: u64 = 1 << 10;
 pub const APIC_BASE_EN: u64 = 1 << 11;
-const APIC_BASE_DEFAULT: u64 = 0xfee0_0000;
+/// Where the APIC's page is after reset (IA32_APIC_BASE's default).
+pub const APIC_BASE_DEFAULT: u64 = 0xfee0_0000;
 
 /// Version 0x14 (integrated APIC), 7 LVT entries (max index 6), no EOI-broadcast
 /// suppression.

@@ -4,8 +4,10 @@
 use hvdef::cpuid::{privilege, LEAF_FEATURES, LEAF_ISOLATION_CONFIG};
 
 use super::*;
+use crate::devices::lapic;
 use crate::state::RFLAGS_IF;
 use crate::testing::{self, Call, FakePeers, Mode, Ram, EFER_LMA, EFER_LME, EFER_NXE};
+use ioapic::MMIO_BASE;
 use isolation::ExitKind;
 use kernel_abi::vcpu::{exit, pseudo_exit};
 
@@ -210,7 +212,7 @@ fn msr_access(
 fn lapic_msrs_reach_the_local_apic_and_level_eois_the_ioapic() {
     let mut v = vmm(Presentation::Plain);
     let mut p = FakePeers::default();
-    let (base, _) = msr_access(&mut v, &mut p, msr::IA32_APIC_BASE, None);
+    let (base, _) = msr_access(&mut v, &mut p, lapic::msr::APIC_BASE, None);
     assert_eq!(base.unwrap() & 0xfffff000, 0xfee0_0000);
     assert_eq!(msr_access(&mut v, &mut p, 0x80f, Some(0x1ff)).0, Ok(0));
     assert_eq!(msr_access(&mut v, &mut p, 0x80f, None).0, Ok(0x1ff));
@@ -787,7 +789,7 @@ const STORE8: [u8; 2] = [0x88, 0x0b];
 fn ioapic_mmio_reaches_the_ioapic_pd_with_size_and_value() {
     let ram = Ram::identity_mapped(RAM_SIZE);
     let mut v = vmm(Presentation::Plain);
-    let gpa = IOAPIC_BASE + 0x10;
+    let gpa = MMIO_BASE + 0x10;
     let mut st = npf_exit(&ram, gpa, &LOAD32, 0);
     st.set_gpr(0, 0xffff_ffff_ffff_ffff);
     let mut p = FakePeers {
@@ -799,21 +801,18 @@ fn ioapic_mmio_reaches_the_ioapic_pd_with_size_and_value() {
     assert_eq!(st.gpr(0), 0x0011_0020, "a 32-bit load zero-extends");
     assert_eq!(st.rip(), CODE + 2);
 
-    let mut st = npf_exit(&ram, IOAPIC_BASE, &STORE32, 2);
-    st.set_gpr(1, 0xffff_ffff_dead_beef);
-    p.calls.clear();
-    v.handle_exit(&mut st, &ram, &mut p, NOW);
-    assert_eq!(
-        p.calls,
-        [Call::IoapicMmio(IOAPIC_BASE, 4, Some(0xdead_beef))]
-    );
-    assert_eq!(st.rip(), CODE + 2);
-
-    let mut st = npf_exit(&ram, IOAPIC_BASE, &STORE8, 2);
-    st.set_gpr(1, 0x1234);
-    p.calls.clear();
-    v.handle_exit(&mut st, &ram, &mut p, NOW);
-    assert_eq!(p.calls, [Call::IoapicMmio(IOAPIC_BASE, 1, Some(0x34))]);
+    // (store, the source register's value, access size, the value stored)
+    for (code, rcx, size, stored) in [
+        (STORE32, 0xffff_ffff_dead_beef, 4, 0xdead_beef),
+        (STORE8, 0x1234, 1, 0x34),
+    ] {
+        let mut st = npf_exit(&ram, MMIO_BASE, &code, 2);
+        st.set_gpr(1, rcx);
+        p.calls.clear();
+        v.handle_exit(&mut st, &ram, &mut p, NOW);
+        assert_eq!(p.calls, [Call::IoapicMmio(MMIO_BASE, size, Some(stored))]);
+        assert_eq!(st.rip(), CODE + 2);
+    }
     assert_eq!(v.stats.ioapic, 3);
 
     // A refused read reads all ones.
@@ -838,14 +837,14 @@ fn mmio_loads_write_back_as_the_cpu_would() {
     ];
     for (code, size, reg, want) in cases {
         let mut v = vmm(Presentation::Plain);
-        let mut st = npf_exit(&ram, IOAPIC_BASE + 0x10, code, 0);
+        let mut st = npf_exit(&ram, MMIO_BASE + 0x10, code, 0);
         st.set_gpr(reg, old);
         let mut p = FakePeers {
             ioapic: Some(0x0123_4567_89ab_cdef),
             ..FakePeers::default()
         };
         assert_eq!(v.handle_exit(&mut st, &ram, &mut p, NOW), Action::Run);
-        assert_eq!(p.calls, [Call::IoapicMmio(IOAPIC_BASE + 0x10, size, None)]);
+        assert_eq!(p.calls, [Call::IoapicMmio(MMIO_BASE + 0x10, size, None)]);
         assert_eq!(st.gpr(reg), want, "{code:02x?}");
         assert_eq!(st.rip(), CODE + code.len() as u64);
     }
@@ -880,7 +879,7 @@ fn npf_on_a_fetch_stops_and_undecodable_mmio_is_a_ud() {
         Action::Stop(Stop::Fatal { .. })
     ));
     // CPUID touches no memory: not an MMIO instruction.
-    let mut st = npf_exit(&ram, IOAPIC_BASE, &[0x0f, 0xa2], 0);
+    let mut st = npf_exit(&ram, MMIO_BASE, &[0x0f, 0xa2], 0);
     assert_eq!(v.handle_exit(&mut st, &ram, &mut p, NOW), Action::Run);
     assert_eq!(st.get(Word::EVENT_INJECT), UD);
     assert_eq!(st.rip(), CODE);
@@ -909,7 +908,7 @@ fn npf_on_guest_ram_stops_and_a_device_behind_the_shared_alias_is_a_hole() {
         );
     }
     let mut v = vmm(Presentation::Confidential);
-    let mut st = npf_exit(&ram, vtom | IOAPIC_BASE, &LOAD32, 0);
+    let mut st = npf_exit(&ram, vtom | MMIO_BASE, &LOAD32, 0);
     assert_eq!(v.handle_exit(&mut st, &ram, &mut p, NOW), Action::Run);
     assert_eq!(st.gpr(0), 0xffff_ffff);
     assert_eq!(v.stats.holes, 1);
@@ -925,7 +924,7 @@ fn npf_during_event_delivery_stops_instead_of_emulating_the_instruction_at_rip()
         ..FakePeers::default()
     };
     // The interrupt's stack push hit the IOAPIC page; RIP holds an unrelated load.
-    let mut st = npf_exit(&ram, IOAPIC_BASE, &LOAD32, 2);
+    let mut st = npf_exit(&ram, MMIO_BASE, &LOAD32, 2);
     st.set(Word::EXIT_INT_INFO, event::VALID | event::TYPE_INTR | 0x30);
     st.set_gpr(0, 7);
     assert!(matches!(

@@ -8,7 +8,7 @@ use std::vec;
 use std::vec::Vec;
 
 use ipc::testing::{leaked_region, RecordingKernel, RoutingKernel};
-use ipc::{Channel, IpcError, MessageInfo, MessageRegisters, Producer, Queue, Region};
+use ipc::{Channel, IpcError, PpCall, PpReply, Producer, Queue, Region};
 use kernel_abi::vcpu::{exit, pseudo_exit, StateWords, Word};
 use synic_pd::api::IrqEntry as SynicEntry;
 
@@ -167,7 +167,7 @@ fn a_corrupt_queue_stops_the_vm() {
     }
 }
 
-type NoPeers = fn(Channel, MessageInfo, &mut MessageRegisters) -> Result<MessageInfo, IpcError>;
+type NoPeers = fn(PpCall<'_>) -> PpReply;
 
 /// One scripted `VM_ENTER`: edits the kernel's words (the exit) and the clock.
 type Step = Box<dyn FnOnce(&mut [u64; WORDS], &mut u64) -> Result<Entered, IpcError>>;
@@ -239,12 +239,8 @@ fn boot_words() -> [u64; WORDS] {
 }
 
 /// The VMM's peers are not wired in these tests: a protected call fails the test.
-fn no_peers(
-    ch: Channel,
-    _: MessageInfo,
-    _: &mut MessageRegisters,
-) -> Result<MessageInfo, IpcError> {
-    panic!("a protected call on {ch:?}")
+fn no_peers(call: PpCall<'_>) -> PpReply {
+    panic!("a protected call on {:?}", call.ch)
 }
 
 /// What [`run_script`] leaves behind.
@@ -479,9 +475,9 @@ fn forwarded(chs: &[Channel]) -> (Vec<(Channel, u64, u64)>, Vec<Channel>, Vmm) {
     let (mut w, _) = wiring();
     let mut v = vmm();
     let mut calls = Vec::new();
-    let mut k = RoutingKernel::new(|ch, _: MessageInfo, mrs: &mut MessageRegisters| {
-        calls.push((ch, mrs.get(0), mrs.get(1)));
-        Err(IpcError::NotGranted(ch))
+    let mut k = RoutingKernel::new(|call: PpCall<'_>| {
+        calls.push((call.ch, call.mrs.get(0), call.mrs.get(1)));
+        Err(IpcError::NotGranted(call.ch))
     });
     w.forward(&mut v, &mut k, chs.iter().copied().collect(), 0);
     let acked = k.record.acked.clone();

@@ -26,17 +26,7 @@ const PAGE: u64 = layout::PAGE_SIZE;
 pub type Programs = Vec<Vec<u8>>;
 
 fn mr_perms(p: sdf::Perms) -> u32 {
-    let mut out = 0;
-    if p.read {
-        out |= perms::R;
-    }
-    if p.write {
-        out |= perms::W;
-    }
-    if p.execute {
-        out |= perms::X;
-    }
-    out
+    p.bits(perms::R, perms::W, perms::X)
 }
 
 fn name(s: &str, what: &str) -> Result<kernel_abi::Name, String> {

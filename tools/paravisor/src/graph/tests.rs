@@ -5,35 +5,7 @@ use std::path::Path;
 
 use super::dot;
 
-const SMALL: &str = r#"<system>
-    <memory_region name="ram" size="0x100000" />
-    <memory_region name="ring" size="0x1000" />
-    <memory_region name="uart" size="0x1000" phys_addr="0xfe000000" />
-    <protection_domain name="vmm" priority="50">
-        <program_image path="vmm" />
-        <map mr="ram" vaddr="0x40000000" perms="rw" />
-        <map mr="ring" vaddr="0x20000000" perms="rw" />
-        <virtual_machine name="linux" priority="40">
-            <vcpu id="0" />
-            <vcpu id="1" />
-            <map mr="ram" vaddr="0x0" perms="rwx" />
-        </virtual_machine>
-    </protection_domain>
-    <protection_domain name="serial" priority="90" passive="true">
-        <program_image path="serial" />
-        <map mr="ring" vaddr="0x20000000" perms="r" cached="false" />
-        <map mr="uart" vaddr="0x30000000" perms="rw" cached="false" />
-        <irq irq="4" id="3" />
-        <protection_domain name="helper" priority="80" id="2">
-            <program_image path="helper" />
-        </protection_domain>
-    </protection_domain>
-    <channel>
-        <end pd="vmm" id="0" pp="true" notify="false" />
-        <end pd="serial" id="1" notify="true" />
-    </channel>
-</system>
-"#;
+const SMALL: &str = include_str!("small_system.xml");
 
 fn graph(text: &str) -> String {
     let sys = sdf::parse_and_check(text, Path::new("system.xml")).unwrap();

@@ -116,42 +116,61 @@ pub fn measure(
     }
 }
 
+/// A `PageData` directive with its flags checked and its data read.
+struct PageData {
+    gpa: u64,
+    data_type: IgvmPageDataType,
+    unmeasured: bool,
+    /// `None`: no data, the page is zeros.
+    bytes: Option<[u8; PAGE]>,
+}
+
+/// `d` as a page-data directive both platforms can measure, or `None` for a
+/// directive of another kind.
+fn page_data(d: &IgvmDirectiveHeader) -> Result<Option<PageData>, String> {
+    let IgvmDirectiveHeader::PageData {
+        gpa,
+        flags,
+        data_type,
+        data,
+        ..
+    } = d
+    else {
+        return Ok(None);
+    };
+    supported_flags(*gpa, flags)?;
+    Ok(Some(PageData {
+        gpa: *gpa,
+        data_type: *data_type,
+        unmeasured: flags.unmeasured(),
+        bytes: page_of(*gpa, data)?,
+    }))
+}
+
 fn snp(directives: &[IgvmDirectiveHeader]) -> Result<Digest, String> {
     let mut ld = LaunchDigest::new();
     for d in directives {
-        match d {
-            IgvmDirectiveHeader::PageData {
-                gpa,
-                flags,
-                data_type,
-                data,
-                ..
-            } => {
-                supported_flags(*gpa, flags)?;
-                let page = page_of(*gpa, data)?;
-                let launch = match (*data_type, &page) {
-                    (IgvmPageDataType::NORMAL, _) if flags.unmeasured() => LaunchPage::Unmeasured,
-                    (IgvmPageDataType::NORMAL, Some(p)) => LaunchPage::Normal(p),
-                    (IgvmPageDataType::NORMAL, None) => LaunchPage::Zero,
-                    (IgvmPageDataType::SECRETS, _) => LaunchPage::Secrets,
-                    (IgvmPageDataType::CPUID_DATA | IgvmPageDataType::CPUID_XF, _) => {
-                        LaunchPage::Cpuid
-                    }
-                    (t, _) => return Err(format!("page at {gpa:#x}: data type {t:?} unknown")),
-                };
-                ld.update(*gpa, &launch);
+        if let Some(p) = page_data(d)? {
+            let launch = match (p.data_type, &p.bytes) {
+                (IgvmPageDataType::NORMAL, _) if p.unmeasured => LaunchPage::Unmeasured,
+                (IgvmPageDataType::NORMAL, Some(b)) => LaunchPage::Normal(b),
+                (IgvmPageDataType::NORMAL, None) => LaunchPage::Zero,
+                (IgvmPageDataType::SECRETS, _) => LaunchPage::Secrets,
+                (IgvmPageDataType::CPUID_DATA | IgvmPageDataType::CPUID_XF, _) => LaunchPage::Cpuid,
+                (t, _) => return Err(format!("page at {:#x}: data type {t:?} unknown", p.gpa)),
+            };
+            ld.update(p.gpa, &launch);
+        } else if let IgvmDirectiveHeader::SnpVpContext { gpa, vmsa, .. } = d {
+            let mut page = [0u8; PAGE];
+            let bytes = zerocopy::IntoBytes::as_bytes(vmsa.as_ref());
+            let n = bytes.len().min(PAGE);
+            page[..n].copy_from_slice(&bytes[..n]);
+            if !gpa.is_multiple_of(PAGE_SIZE_4K) {
+                return Err(format!("VMSA at {gpa:#x} is not 4 KiB aligned"));
             }
-            IgvmDirectiveHeader::SnpVpContext { gpa, vmsa, .. } => {
-                let mut page = [0u8; PAGE];
-                let bytes = zerocopy::IntoBytes::as_bytes(vmsa.as_ref());
-                let n = bytes.len().min(PAGE);
-                page[..n].copy_from_slice(&bytes[..n]);
-                if !gpa.is_multiple_of(PAGE_SIZE_4K) {
-                    return Err(format!("VMSA at {gpa:#x} is not 4 KiB aligned"));
-                }
-                ld.update(*gpa, &LaunchPage::Vmsa(&page));
-            }
-            other => return Err(unsupported(Platform::Snp, other)),
+            ld.update(*gpa, &LaunchPage::Vmsa(&page));
+        } else {
+            return Err(unsupported(Platform::Snp, d));
         }
     }
     Ok(ld.value())
@@ -160,19 +179,11 @@ fn snp(directives: &[IgvmDirectiveHeader]) -> Result<Digest, String> {
 fn tdx(directives: &[IgvmDirectiveHeader]) -> Result<Digest, String> {
     let mut mrtd = Mrtd::new();
     for d in directives {
-        match d {
-            IgvmDirectiveHeader::PageData {
-                gpa,
-                flags,
-                data_type: IgvmPageDataType::NORMAL,
-                data,
-                ..
-            } => {
-                supported_flags(*gpa, flags)?;
-                let page = page_of(*gpa, data)?.unwrap_or([0; PAGE]);
-                mrtd.add_page(*gpa, &page, !flags.unmeasured());
+        match page_data(d)? {
+            Some(p) if p.data_type == IgvmPageDataType::NORMAL => {
+                mrtd.add_page(p.gpa, &p.bytes.unwrap_or([0; PAGE]), !p.unmeasured);
             }
-            other => return Err(unsupported(Platform::Tdx, other)),
+            _ => return Err(unsupported(Platform::Tdx, d)),
         }
     }
     Ok(mrtd.value())

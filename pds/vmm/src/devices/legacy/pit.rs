@@ -253,26 +253,35 @@ mod tests {
 
     const TSC_HZ: u64 = PIT_HZ * 10;
 
+    /// A command byte for lo/hi access, then `count` low byte first, all at time 0.
+    fn program(p: &mut Pit, command: u8, count: u16) {
+        let channel = usize::from(command >> 6);
+        p.write_command(command, 0);
+        for byte in count.to_le_bytes() {
+            p.write_counter(channel, byte, 0);
+        }
+    }
+
+    /// A lo/hi read of `channel`'s count at `now`.
+    fn read(p: &mut Pit, channel: usize, now: u64) -> u16 {
+        let lo = p.read_counter(channel, now);
+        let hi = p.read_counter(channel, now);
+        u16::from_le_bytes([lo, hi])
+    }
+
     #[test]
     fn counts_down_in_tsc_time_and_latches() {
         let mut p = Pit::new(TSC_HZ);
         // Channel 0, lo/hi, mode 2, reload 1000.
-        p.write_command(0x34, 0);
-        p.write_counter(0, 0xe8, 0);
-        p.write_counter(0, 0x03, 0);
-        let read = |p: &mut Pit, now| {
-            let lo = p.read_counter(0, now);
-            let hi = p.read_counter(0, now);
-            u16::from_le_bytes([lo, hi])
-        };
-        assert_eq!(read(&mut p, 0), 1000);
-        assert_eq!(read(&mut p, 100 * 10), 900);
+        program(&mut p, 0x34, 1000);
+        assert_eq!(read(&mut p, 0, 0), 1000);
+        assert_eq!(read(&mut p, 0, 100 * 10), 900);
         // Periodic: wraps back to the reload.
-        assert_eq!(read(&mut p, 1100 * 10), 900);
+        assert_eq!(read(&mut p, 0, 1100 * 10), 900);
         // Latch holds the value while time moves on.
         p.write_command(0x00, 200 * 10);
-        assert_eq!(read(&mut p, 500 * 10), 800);
-        assert_eq!(read(&mut p, 500 * 10), 500);
+        assert_eq!(read(&mut p, 0, 500 * 10), 800);
+        assert_eq!(read(&mut p, 0, 500 * 10), 500);
     }
 
     #[test]
@@ -280,20 +289,14 @@ mod tests {
         let mut p = Pit::new(TSC_HZ);
         // pit_calibrate_tsc: gate on, mode 0, lo/hi 0xffff... here 100 ticks.
         p.set_gate2(true, 0);
-        p.write_command(0xb0, 0);
-        p.write_counter(2, 100, 0);
-        p.write_counter(2, 0, 0);
+        program(&mut p, 0xb0, 100);
         assert!(!p.output2(10));
         assert!(!p.output2(99 * 10));
         assert!(p.output2(100 * 10));
         // Gate low holds the count.
-        p.write_command(0xb0, 0);
-        p.write_counter(2, 0xff, 0);
-        p.write_counter(2, 0xff, 0);
+        program(&mut p, 0xb0, 0xffff);
         p.set_gate2(false, 10 * 10);
-        let lo = p.read_counter(2, 5000 * 10);
-        let hi = p.read_counter(2, 5000 * 10);
-        assert_eq!(u16::from_le_bytes([lo, hi]), 0xffff - 10);
+        assert_eq!(read(&mut p, 2, 5000 * 10), 0xffff - 10);
         // Read-back status: output low, counting, lo/hi, mode 0.
         p.write_command(0xe8, 5000 * 10);
         assert_eq!(p.read_counter(2, 5000 * 10), 0x30);
@@ -303,9 +306,7 @@ mod tests {
     fn square_wave_output_toggles() {
         let mut p = Pit::new(TSC_HZ);
         p.set_gate2(true, 0);
-        p.write_command(0xb6, 0);
-        p.write_counter(2, 10, 0);
-        p.write_counter(2, 0, 0);
+        program(&mut p, 0xb6, 10);
         assert!(p.output2(0));
         assert!(p.output2(4 * 10));
         assert!(!p.output2(5 * 10));
