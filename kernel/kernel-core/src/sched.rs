@@ -356,10 +356,26 @@ impl Kernel {
     pub fn schedule(&mut self) -> Option<PdId> {
         if self.current.is_none() {
             let next = self.ready.pop_highest()?;
-            self.pds[usize::from(next)].state = State::Running;
-            self.current = Some(next);
+            self.run(next);
         }
         self.current
+    }
+
+    /// `pd` runs now: `current` and the `Running` state change together, here.
+    #[inline(always)]
+    fn run(&mut self, pd: PdId) -> PdId {
+        self.pds[usize::from(pd)].state = State::Running;
+        self.current = Some(pd);
+        pd
+    }
+
+    /// `pd` takes the CPU from `cur` (priority `cur_prio`), which goes back to the
+    /// front of its ready queue: it was running, so it goes first among its peers.
+    #[inline(always)]
+    fn preempt(&mut self, cur: PdId, cur_prio: u8, pd: PdId) -> PdId {
+        self.pds[usize::from(cur)].state = State::Ready;
+        self.ready.push_front(cur, cur_prio);
+        self.run(pd)
     }
 
     /// Makes `pd` ready; it preempts the current PD if its priority is higher. A
@@ -372,10 +388,7 @@ impl Kernel {
         }
         match self.current {
             Some(cur) if prio > self.prio(cur) => {
-                self.pds[usize::from(cur)].state = State::Ready;
-                self.ready.push_front(cur, self.prio(cur));
-                self.pds[usize::from(pd)].state = State::Running;
-                self.current = Some(pd);
+                self.preempt(cur, self.prio(cur), pd);
             }
             _ => {
                 self.pds[usize::from(pd)].state = State::Ready;
@@ -495,6 +508,7 @@ impl Kernel {
             .map_or(0, |p| core::mem::take(&mut p.pending))
     }
 
+    #[inline(always)]
     fn cap(&self, pd: PdId, ch: u64) -> Result<Cap, Status> {
         let ch = usize::try_from(ch).map_err(|_| Status::BAD_ARGUMENT)?;
         let cap = *self.pds[usize::from(pd)]
@@ -557,8 +571,7 @@ impl Kernel {
         );
         self.pds[usize::from(callee)].owes = Owes::Call(cur);
         self.pds[usize::from(cur)].state = State::BlockedCall(callee);
-        self.pds[usize::from(callee)].state = State::Running;
-        self.current = Some(callee);
+        self.run(callee);
     }
 
     /// A plain reply's message and result, to its caller.
@@ -628,11 +641,7 @@ impl Kernel {
         count: u64,
     ) -> Option<PdId> {
         let cur = self.current?;
-        let cap = self.pds[usize::from(cur)]
-            .cfg
-            .caps
-            .get(usize::try_from(ch).ok()?)?;
-        let (callee, badge) = cap.ppc?;
+        let (callee, badge) = self.cap(cur, ch).ok()?.ppc?;
         if count > MESSAGE_REGISTERS as u64
             || callee == cur
             || self.pds[usize::from(callee)].state != State::BlockedRecv
@@ -681,9 +690,7 @@ impl Kernel {
         p.owes = Owes::Nothing;
         p.waited = true;
         p.state = State::BlockedRecv;
-        self.pds[usize::from(caller)].state = State::Running;
-        self.current = Some(caller);
-        Some(caller)
+        Some(self.run(caller))
     }
 
     /// The fast path of RECV with nothing owed: a pending notification comes back
@@ -711,9 +718,7 @@ impl Kernel {
         let next = self.ready.pop_highest()?;
         self.pds[c].waited = true;
         self.pds[c].state = State::BlockedRecv;
-        self.pds[usize::from(next)].state = State::Running;
-        self.current = Some(next);
-        Some(next)
+        Some(self.run(next))
     }
 
     /// The fast path of NOTIFY to a PD not in `VM_ENTER`: as [`Self::notify`]
@@ -723,11 +728,7 @@ impl Kernel {
     #[inline(always)]
     pub fn fast_notify<E: Effects + ?Sized>(&mut self, fx: &mut E, ch: u64) -> Option<PdId> {
         let cur = self.current?;
-        let cap = self.pds[usize::from(cur)]
-            .cfg
-            .caps
-            .get(usize::try_from(ch).ok()?)?;
-        let (target, bit) = cap.notify?;
+        let (target, bit) = self.cap(cur, ch).ok()?.notify?;
         let t = usize::from(target);
         if self.pds[t].in_guest || matches!(self.pds[t].state, State::GuestHalted(_)) {
             return None;
@@ -747,11 +748,7 @@ impl Kernel {
         let prio = self.prio(target);
         let cur_prio = self.prio(cur);
         if prio > cur_prio {
-            self.pds[usize::from(cur)].state = State::Ready;
-            self.ready.push_front(cur, cur_prio);
-            self.pds[t].state = State::Running;
-            self.current = Some(target);
-            Some(target)
+            Some(self.preempt(cur, cur_prio, target))
         } else {
             self.pds[t].state = State::Ready;
             self.ready.push_back(target, prio);
