@@ -209,11 +209,16 @@ impl Rig {
         )
     }
 
-    fn call(&mut self, control: Control, rdx: u64, r8: u64) -> HypercallResult {
-        match self.call_as(0, Vtl::VTL0, control, rdx, r8).unwrap() {
+    /// A call on VP 0 from `vtl` that must complete (not switch VTLs).
+    fn call_in(&mut self, vtl: Vtl, control: Control, rdx: u64, r8: u64) -> HypercallResult {
+        match self.call_as(0, vtl, control, rdx, r8).unwrap() {
             Outcome::Complete(r) => r,
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    fn call(&mut self, control: Control, rdx: u64, r8: u64) -> HypercallResult {
+        self.call_in(Vtl::VTL0, control, rdx, r8)
     }
 
     fn status(&mut self, control: Control, rdx: u64, r8: u64) -> HvStatus {
@@ -355,16 +360,10 @@ fn input_buffers_must_be_aligned_within_one_page_and_in_guest_memory() {
 #[test]
 fn output_buffers_are_checked_like_inputs() {
     let mut r = Rig::new();
-    let hdr = GetSetVpRegistersHeader {
-        partition_id: HV_PARTITION_ID_SELF,
-        vp_index: HV_VP_INDEX_SELF,
-        input_vtl: 0,
-        reserved: [0; 3],
-    };
-    let mut input = hdr.as_bytes().to_vec();
-    input.extend_from_slice(HvRegisterName::VP_INDEX.as_bytes());
-    input.extend_from_slice(HvRegisterName::VP_INDEX.as_bytes());
-    r.guest.write(IN, &input);
+    r.guest.write(
+        IN,
+        &regs_input(HV_VP_INDEX_SELF, 0, &[HvRegisterName::VP_INDEX; 2]),
+    );
     let c = slow(HypercallCode::GET_VP_REGISTERS).with_rep_count(2);
     assert_eq!(r.status(c, IN, OUT + 8 + 4), HvStatus::INVALID_ALIGNMENT);
     assert_eq!(
@@ -700,13 +699,8 @@ fn enable_partition(r: &mut Rig, vtl: Vtl, target: u8) -> HvStatus {
         reserved_z1: 0,
     };
     r.guest.write(IN, inp.as_bytes());
-    match r
-        .call_as(0, vtl, slow(HypercallCode::ENABLE_PARTITION_VTL), IN, 0)
-        .unwrap()
-    {
-        Outcome::Complete(res) => res.status(),
-        o => panic!("{o:?}"),
-    }
+    r.call_in(vtl, slow(HypercallCode::ENABLE_PARTITION_VTL), IN, 0)
+        .status()
 }
 
 fn enable_vp(r: &mut Rig, caller: Vtl, vp: u32, target: u8) -> HvStatus {
@@ -716,13 +710,8 @@ fn enable_vp(r: &mut Rig, caller: Vtl, vp: u32, target: u8) -> HvStatus {
     inp.target_vtl = target;
     inp.context.rip = 0xFFFF_8000_1234_0000;
     r.guest.write(IN, inp.as_bytes());
-    match r
-        .call_as(0, caller, slow(HypercallCode::ENABLE_VP_VTL), IN, 0)
-        .unwrap()
-    {
-        Outcome::Complete(res) => res.status(),
-        o => panic!("{o:?}"),
-    }
+    r.call_in(caller, slow(HypercallCode::ENABLE_VP_VTL), IN, 0)
+        .status()
 }
 
 #[test]
@@ -844,47 +833,30 @@ fn vtl_call_and_return_switch_only_between_enabled_vtls() {
     let mut r = Rig::new();
     let call = slow(HypercallCode::VTL_CALL);
     let ret = slow(HypercallCode::VTL_RETURN);
-    assert_eq!(
-        r.call_as(0, Vtl::VTL0, call, 0, 0),
-        Ok(Outcome::Complete(HypercallResult::from(
-            HvStatus::ACCESS_DENIED
-        )))
-    );
-    assert_eq!(
-        r.call_as(0, Vtl::VTL0, ret, 0, 0),
-        Ok(Outcome::Complete(HypercallResult::from(
-            HvStatus::ACCESS_DENIED
-        )))
-    );
+    let denied = Ok(Outcome::Complete(HypercallResult::from(
+        HvStatus::ACCESS_DENIED,
+    )));
+    for (control, why) in [(call, "call before VTL1"), (ret, "return before VTL1")] {
+        assert_eq!(r.call_as(0, Vtl::VTL0, control, 0, 0), denied, "{why}");
+    }
     enable_partition(&mut r, Vtl::VTL0, 1);
     enable_vp(&mut r, Vtl::VTL0, 0, 1);
-    assert_eq!(
-        r.call_as(0, Vtl::VTL0, call, 0, 0),
-        Ok(Outcome::SwitchVtl(Vtl::VTL1))
+    let (up, down) = (
+        Ok(Outcome::SwitchVtl(Vtl::VTL1)),
+        Ok(Outcome::SwitchVtl(Vtl::VTL0)),
     );
-    assert_eq!(
-        r.call_as(0, Vtl::VTL1, ret, 0, 0),
-        Ok(Outcome::SwitchVtl(Vtl::VTL0))
-    );
-    assert_eq!(
-        r.call_as(0, Vtl::VTL1, call, 0, 0),
-        Ok(Outcome::Complete(HypercallResult::from(
-            HvStatus::ACCESS_DENIED
-        ))),
-        "nothing above VTL1"
-    );
-    assert_eq!(
-        r.call_as(1, Vtl::VTL0, call, 0, 0),
-        Ok(Outcome::Complete(HypercallResult::from(
-            HvStatus::ACCESS_DENIED
-        ))),
-        "VP 1 has no VTL1"
-    );
-    // The fast bit does not matter for VTL switches.
-    assert_eq!(
-        r.call_as(0, Vtl::VTL0, call.with_fast(true), 0, 0),
-        Ok(Outcome::SwitchVtl(Vtl::VTL1))
-    );
+    // In order: each case runs on the state the ones before it left.
+    let cases = [
+        (0, Vtl::VTL0, call, up, "VTL0 calls VTL1"),
+        (0, Vtl::VTL1, ret, down, "VTL1 returns"),
+        (0, Vtl::VTL1, call, denied, "nothing above VTL1"),
+        (1, Vtl::VTL0, call, denied, "VP 1 has no VTL1"),
+        // The fast bit does not matter for VTL switches.
+        (0, Vtl::VTL0, call.with_fast(true), up, "a fast VTL call"),
+    ];
+    for (vp, vtl, control, want, why) in cases {
+        assert_eq!(r.call_as(vp, vtl, control, 0, 0), want, "{why}");
+    }
 }
 
 #[test]
@@ -906,6 +878,8 @@ fn impossible_callers_are_peer_errors() {
 
 // ---- rep calls: Get/SetVpRegisters -------------------------------------------------
 
+/// A Get/SetVpRegisters input: the header naming `vp` and `input_vtl`, then `names`
+/// (the rep list of a get; a set appends its own elements to an empty list).
 fn regs_input(vp: u32, input_vtl: u8, names: &[HvRegisterName]) -> Vec<u8> {
     let hdr = GetSetVpRegistersHeader {
         partition_id: HV_PARTITION_ID_SELF,
@@ -1020,10 +994,11 @@ fn register_calls_may_not_reach_up_a_vtl() {
         .write(IN, &regs_input(0, target_vtl1, &[HvRegisterName::VP_INDEX]));
     let c = slow(HypercallCode::GET_VP_REGISTERS).with_rep_count(1);
     assert_eq!(r.status(c, IN, OUT), HvStatus::ACCESS_DENIED);
-    match r.call_as(0, Vtl::VTL1, c, IN, OUT).unwrap() {
-        Outcome::Complete(res) => assert_eq!(res.status(), HvStatus::SUCCESS, "VTL1 reads its own"),
-        o => panic!("{o:?}"),
-    }
+    assert_eq!(
+        r.call_in(Vtl::VTL1, c, IN, OUT).status(),
+        HvStatus::SUCCESS,
+        "VTL1 reads its own"
+    );
     r.guest
         .write(IN, &regs_input(0, 0xE0, &[HvRegisterName::VP_INDEX]));
     assert_eq!(
@@ -1033,14 +1008,11 @@ fn register_calls_may_not_reach_up_a_vtl() {
     );
     r.guest
         .write(IN, &regs_input(1, target_vtl1, &[HvRegisterName::VP_INDEX]));
-    match r.call_as(0, Vtl::VTL1, c, IN, OUT).unwrap() {
-        Outcome::Complete(res) => assert_eq!(
-            res.status(),
-            HvStatus::INVALID_VTL_STATE,
-            "VP 1 has no VTL1"
-        ),
-        o => panic!("{o:?}"),
-    }
+    assert_eq!(
+        r.call_in(Vtl::VTL1, c, IN, OUT).status(),
+        HvStatus::INVALID_VTL_STATE,
+        "VP 1 has no VTL1"
+    );
     r.guest
         .write(IN, &regs_input(5, 0, &[HvRegisterName::VP_INDEX]));
     let res = r.call(c.with_rep_count(2).with_rep_start(1), IN, OUT);
@@ -1054,13 +1026,7 @@ fn register_calls_may_not_reach_up_a_vtl() {
 #[test]
 fn set_vp_registers_writes_until_the_first_bad_element() {
     let mut r = Rig::new();
-    let hdr = GetSetVpRegistersHeader {
-        partition_id: HV_PARTITION_ID_SELF,
-        vp_index: HV_VP_INDEX_SELF,
-        input_vtl: 0,
-        reserved: [0; 3],
-    };
-    let mut input = hdr.as_bytes().to_vec();
+    let mut input = regs_input(HV_VP_INDEX_SELF, 0, &[]);
     for (name, value) in [
         (HvRegisterName::GUEST_OS_ID, 0x1234u64),
         (HvRegisterName::VP_INDEX, 7),
