@@ -1,9 +1,11 @@
 //! The numeric rules of the system description: Microkit's, plus x86_64 facts.
 
-/// The largest number of protection domains (children included) a system may have.
-pub const MAX_PDS: usize = 63;
-/// Channel and irq ids index a 62-bit badge (two bits are taken by PPC and fault).
-pub const MAX_CHANNEL_ID: u64 = 61;
+/// The largest number of protection domains (children included) a system may have:
+/// as many as the kernel's image holds (Microkit's limit too).
+pub use kernel_abi::image::MAX_PDS;
+/// Channel and irq ids index a 62-bit badge (two bits are taken by PPC and fault),
+/// one of the kernel's channel slots.
+pub const MAX_CHANNEL_ID: u64 = kernel_abi::image::CHANNELS as u64 - 1;
 /// Child PD ids share the fault badge space, so they have the same bound.
 pub const MAX_CHILD_ID: u64 = 61;
 /// seL4 priority 255 is kept for the monitor.
@@ -17,8 +19,9 @@ pub const DEFAULT_BUDGET: u64 = 1000;
 pub const DEFAULT_STACK_SIZE: u64 = 0x2000;
 pub const MIN_STACK_SIZE: u64 = 0x1000;
 pub const MAX_STACK_SIZE: u64 = 0x100_0000;
-/// Maps must stay in the lower canonical half of a 48-bit x86_64 address space.
-pub const USER_VADDR_END: u64 = 0x0000_8000_0000_0000;
+/// Maps must stay in the lower canonical half of a 48-bit x86_64 address space,
+/// the kernel's user half.
+pub use kernel_abi::layout::USER_END as USER_VADDR_END;
 /// A system description larger than this is refused rather than read (guards against
 /// `check /dev/zero`).
 pub const MAX_SYSTEM_FILE_SIZE: u64 = 16 << 20;
