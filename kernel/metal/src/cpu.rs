@@ -3,6 +3,24 @@
 
 use core::arch::asm;
 
+/// The operand of LGDT and LIDT: a descriptor table's limit (its last byte's
+/// offset) and linear address.
+#[repr(C, packed)]
+pub struct TablePointer {
+    limit: u16,
+    base: u64,
+}
+
+impl TablePointer {
+    /// Points at the whole of the table `table` points at.
+    pub fn to<T>(table: *const T) -> Self {
+        Self {
+            limit: (core::mem::size_of::<T>() - 1) as u16,
+            base: table as u64,
+        }
+    }
+}
+
 pub fn outb(port: u16, value: u8) {
     // SAFETY: port I/O has no memory effects; the kernel owns every port it touches.
     unsafe {

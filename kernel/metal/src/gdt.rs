@@ -5,6 +5,8 @@
 use core::arch::asm;
 use core::ptr::addr_of;
 
+use crate::cpu::TablePointer;
+
 pub const KERNEL_CS: u16 = 0x08;
 pub const KERNEL_DS: u16 = 0x10;
 pub const USER_DS: u16 = 0x18 | 3;
@@ -50,12 +52,6 @@ static mut GDT: [u64; 7] = [
 /// gets reported.
 static mut FAULT_STACK: Stack = Stack([0; 16384]);
 
-#[repr(C, packed)]
-struct Pointer {
-    limit: u16,
-    base: u64,
-}
-
 pub fn init() {
     // SAFETY: single CPU at boot, interrupts off: nothing else touches GDT/TSS yet.
     unsafe {
@@ -69,10 +65,7 @@ pub fn init() {
         GDT[5] = low;
         GDT[6] = tss >> 32;
         TSS.ist[0] = addr_of!(FAULT_STACK) as u64 + core::mem::size_of::<Stack>() as u64;
-        let ptr = Pointer {
-            limit: (core::mem::size_of::<[u64; 7]>() - 1) as u16,
-            base: addr_of!(GDT) as u64,
-        };
+        let ptr = TablePointer::to(addr_of!(GDT));
         asm!(
             "lgdt [{ptr}]",
             "push {cs}",

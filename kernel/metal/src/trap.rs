@@ -9,6 +9,7 @@
 use core::arch::{asm, global_asm};
 use core::ptr::addr_of;
 
+use crate::cpu::TablePointer;
 use crate::gdt::{KERNEL_CS, USER_CS, USER_DS};
 
 /// The saved state of an interrupted context, in push order (lowest address first).
@@ -213,12 +214,6 @@ extern "C" {
     fn enter_user(frame: *mut Frame) -> !;
 }
 
-#[repr(C, packed)]
-struct Pointer {
-    limit: u16,
-    base: u64,
-}
-
 static mut IDT: [[u64; 2]; 256] = [[0; 2]; 256];
 
 fn gate(handler: u64, ist: u64) -> [u64; 2] {
@@ -241,10 +236,7 @@ pub fn init() {
             let ist = if vector == 8 || vector == 2 { 1 } else { 0 };
             IDT[vector] = gate(stub, ist);
         }
-        let ptr = Pointer {
-            limit: (core::mem::size_of::<[[u64; 2]; 256]>() - 1) as u16,
-            base: addr_of!(IDT) as u64,
-        };
+        let ptr = TablePointer::to(addr_of!(IDT));
         asm!("lidt [{}]", in(reg) &ptr, options(nostack));
 
         // syscall: CS/SS from STAR, entry at LSTAR, flags masked by FMASK.
