@@ -13,7 +13,7 @@ use crate::HvStatus;
 pub struct HypercallCode(pub u16);
 
 crate::named_values! {
-    HypercallCode {
+    HypercallCode debug("{}", "HypercallCode({:#06x})") {
         FLUSH_VIRTUAL_ADDRESS_SPACE = 0x0002 => "HvCallFlushVirtualAddressSpace",
         FLUSH_VIRTUAL_ADDRESS_LIST = 0x0003 => "HvCallFlushVirtualAddressList",
         MODIFY_VTL_PROTECTION_MASK = 0x000C => "HvCallModifyVtlProtectionMask",
@@ -28,15 +28,6 @@ crate::named_values! {
         /// An isolated guest shares pages with the host (or takes them back); a rep
         /// list of GPA page numbers.
         MODIFY_SPARSE_GPA_PAGE_HOST_VISIBILITY = 0x00DB => "HvCallModifySparseGpaPageHostVisibility",
-    }
-}
-
-impl fmt::Debug for HypercallCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.name() {
-            Some(name) => f.write_str(name),
-            None => write!(f, "HypercallCode({:#06x})", self.0),
-        }
     }
 }
 

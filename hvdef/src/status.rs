@@ -12,7 +12,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 pub struct HvStatus(pub u16);
 
 crate::named_values! {
-    HvStatus {
+    HvStatus debug("HV_STATUS_{}", "HV_STATUS({:#06x})") {
         SUCCESS = 0x0000,
         INVALID_HYPERCALL_CODE = 0x0002,
         INVALID_HYPERCALL_INPUT = 0x0003,
@@ -46,15 +46,6 @@ impl HvStatus {
             Ok(())
         } else {
             Err(self)
-        }
-    }
-}
-
-impl fmt::Debug for HvStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.name() {
-            Some(name) => write!(f, "HV_STATUS_{name}"),
-            None => write!(f, "HV_STATUS({:#06x})", self.0),
         }
     }
 }
