@@ -645,6 +645,8 @@ impl<'a> SystemImage<'a> {
 pub mod build {
     use alloc::vec::Vec;
 
+    use zerocopy::FromZeros;
+
     use super::*;
 
     /// A PD as the builder describes it; offsets are filled in by [`encode`].
@@ -690,21 +692,7 @@ pub mod build {
     impl VmDesc {
         /// A descriptor with everything zero, for the builder to fill in.
         pub fn empty() -> Self {
-            Self {
-                name: [0; 64],
-                owner_pd: 0,
-                vcpu_count: 0,
-                priority: 0,
-                io_count: 0,
-                io_base: 0,
-                _reserved: [0; 2],
-                budget_us: 0,
-                period_us: 0,
-                vcpu_ids: [0; MAX_VCPUS],
-                maps_off: 0,
-                map_count: 0,
-                _reserved2: 0,
-            }
+            Self::new_zeroed()
         }
     }
 
@@ -712,28 +700,8 @@ pub mod build {
         /// A descriptor with everything zero or absent, for the builder to fill in.
         pub fn empty() -> Self {
             Self {
-                name: [0; 64],
-                priority: 0,
-                passive: 0,
                 parent: NO_PARENT,
-                child_id: 0,
-                debug: 0,
-                _reserved: [0; 3],
-                budget_us: 0,
-                period_us: 0,
-                entry: 0,
-                stack_size: 0,
-                elf_off: 0,
-                elf_len: 0,
-                segments_off: 0,
-                maps_off: 0,
-                patches_off: 0,
-                info_off: 0,
-                segment_count: 0,
-                map_count: 0,
-                patch_count: 0,
-                _reserved2: 0,
-                caps: [CapDesc::default(); CHANNELS],
+                ..Self::new_zeroed()
             }
         }
     }
