@@ -133,6 +133,15 @@ fn config() -> Config {
     }
 }
 
+/// [`config`] for a guest without isolation: nothing private, no boundary.
+fn unisolated() -> Config {
+    Config {
+        isolation: IsolationType::NONE,
+        shared_gpa_boundary: None,
+        ..config()
+    }
+}
+
 struct Rig {
     guest: Guest,
     core: Core,
@@ -230,9 +239,14 @@ impl Rig {
         self.status(fast(HypercallCode::SIGNAL_EVENT), input, 0)
     }
 
+    /// A slow call without output, its input `bytes` placed at `gpa` first.
+    fn slow_at(&mut self, code: HypercallCode, gpa: u64, bytes: &[u8]) -> HvStatus {
+        self.guest.write(gpa, bytes);
+        self.status(slow(code), gpa, 0)
+    }
+
     fn post(&mut self, gpa: u64, input: &PostMessageInput) -> HvStatus {
-        self.guest.write(gpa, input.as_bytes());
-        self.status(slow(HypercallCode::POST_MESSAGE), gpa, 0)
+        self.slow_at(HypercallCode::POST_MESSAGE, gpa, input.as_bytes())
     }
 
     fn wrmsr(&mut self, vtl: Vtl, msr: u32, value: u64) -> Result<(), MsrError> {
@@ -522,9 +536,9 @@ fn signal_event_sets_base_plus_flag_of_the_event_port() {
         "RsvdZ"
     );
     // The same call through an input page.
-    r.guest.write(IN, &signal(5, 7).to_le_bytes());
+    let page_input = signal(5, 7).to_le_bytes();
     assert_eq!(
-        r.status(slow(HypercallCode::SIGNAL_EVENT), IN, 0),
+        r.slow_at(HypercallCode::SIGNAL_EVENT, IN, &page_input),
         HvStatus::SUCCESS
     );
     assert_eq!(r.fx.calls.last(), Some(&Call::SynicSignal(MSG_PORT, 107)));
@@ -571,16 +585,15 @@ fn a_forward_whose_buffer_is_private_is_refused_and_never_reaches_the_host() {
         r.post(IN, &post_input(7, b"secret")),
         HvStatus::ACCESS_DENIED
     );
-    r.guest.write(IN, &signal(7, 0).to_le_bytes());
+    let page_input = signal(7, 0).to_le_bytes();
     assert_eq!(
-        r.status(slow(HypercallCode::SIGNAL_EVENT), IN, 0),
+        r.slow_at(HypercallCode::SIGNAL_EVENT, IN, &page_input),
         HvStatus::ACCESS_DENIED
     );
     // The last private bytes are still private.
     let last = RAM_PAGES as u64 * 4096 - 8;
-    r.guest.write(last, &signal(7, 0).to_le_bytes());
     assert_eq!(
-        r.status(slow(HypercallCode::SIGNAL_EVENT), last, 0),
+        r.slow_at(HypercallCode::SIGNAL_EVENT, last, &page_input),
         HvStatus::ACCESS_DENIED
     );
     assert!(r.fx.calls.is_empty(), "{:?}", r.fx.calls);
@@ -603,11 +616,7 @@ fn a_fast_forward_carries_only_registers() {
 
 #[test]
 fn without_isolation_everything_is_host_visible() {
-    let mut r = Rig::with(Config {
-        isolation: IsolationType::NONE,
-        shared_gpa_boundary: None,
-        ..config()
-    });
+    let mut r = Rig::with(unisolated());
     assert_eq!(r.post(IN, &post_input(7, b"plain")), HvStatus::SUCCESS);
     assert_eq!(r.fx.calls.len(), 1);
 }
@@ -677,11 +686,7 @@ fn host_visibility_covers_private_ram_pages_of_an_isolated_guest_only() {
 
 #[test]
 fn a_guest_without_isolation_has_nothing_to_share() {
-    let mut r = Rig::with(Config {
-        isolation: IsolationType::NONE,
-        shared_gpa_boundary: None,
-        ..config()
-    });
+    let mut r = Rig::with(unisolated());
     assert_eq!(
         visibility(&mut r, HV_PARTITION_ID_SELF, 3, &[0], 0).status(),
         HvStatus::ACCESS_DENIED
@@ -733,9 +738,8 @@ fn enable_partition_vtl_checks_its_input_and_the_callers_vtl() {
         reserved_z0: 0,
         reserved_z1: 0,
     };
-    r.guest.write(IN, inp.as_bytes());
     assert_eq!(
-        r.status(slow(HypercallCode::ENABLE_PARTITION_VTL), IN, 0),
+        r.slow_at(HypercallCode::ENABLE_PARTITION_VTL, IN, inp.as_bytes()),
         HvStatus::INVALID_PARTITION_ID
     );
     inp.partition_id = HV_PARTITION_ID_SELF;
@@ -743,9 +747,8 @@ fn enable_partition_vtl_checks_its_input_and_the_callers_vtl() {
         inp.flags = flags;
         inp.reserved_z0 = z0;
         inp.reserved_z1 = z1;
-        r.guest.write(IN, inp.as_bytes());
         assert_eq!(
-            r.status(slow(HypercallCode::ENABLE_PARTITION_VTL), IN, 0),
+            r.slow_at(HypercallCode::ENABLE_PARTITION_VTL, IN, inp.as_bytes()),
             HvStatus::INVALID_PARAMETER
         );
     }
@@ -815,15 +818,13 @@ fn enable_vp_vtl_requires_the_partition_vtl_and_stores_the_start_context() {
     inp.partition_id = HV_PARTITION_ID_SELF;
     inp.target_vtl = 1;
     inp.reserved = [0, 1, 0];
-    r.guest.write(IN, inp.as_bytes());
     assert_eq!(
-        r.status(slow(HypercallCode::ENABLE_VP_VTL), IN, 0),
+        r.slow_at(HypercallCode::ENABLE_VP_VTL, IN, inp.as_bytes()),
         HvStatus::INVALID_PARAMETER
     );
     inp.partition_id = 0;
-    r.guest.write(IN, inp.as_bytes());
     assert_eq!(
-        r.status(slow(HypercallCode::ENABLE_VP_VTL), IN, 0),
+        r.slow_at(HypercallCode::ENABLE_VP_VTL, IN, inp.as_bytes()),
         HvStatus::INVALID_PARTITION_ID
     );
 }
@@ -1226,11 +1227,9 @@ fn cpuid_isolation_and_confidential_vmbus_leaves() {
     );
 
     let plain = Rig::with(Config {
-        isolation: IsolationType::NONE,
-        shared_gpa_boundary: None,
         confidential_vmbus: false,
         max_guest_vtl: Vtl::VTL0,
-        ..config()
+        ..unisolated()
     });
     assert_eq!(
         plain.core.cpuid(leaves::LEAF_ISOLATION_CONFIG, 0),
