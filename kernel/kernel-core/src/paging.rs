@@ -106,6 +106,35 @@ pub fn map(
     Err(MapError::Unaligned)
 }
 
+/// Maps `bytes` (rounded up to whole pages) at `vaddr` to the frames at `paddr`:
+/// with `largest` pages where both addresses are aligned to one and one fits in
+/// what is left, else with 4 KiB pages.
+pub fn map_range(
+    mem: &mut dyn PhysMem,
+    root: u64,
+    vaddr: u64,
+    paddr: u64,
+    bytes: u64,
+    largest: PageSize,
+    flags: u64,
+) -> Result<(), MapError> {
+    let big = largest.bytes();
+    let mut off = 0;
+    while off < bytes {
+        let size = if (vaddr + off).is_multiple_of(big)
+            && (paddr + off).is_multiple_of(big)
+            && bytes - off >= big
+        {
+            largest
+        } else {
+            PageSize::Size4K
+        };
+        map(mem, root, vaddr + off, paddr + off, size, flags)?;
+        off += size.bytes();
+    }
+    Ok(())
+}
+
 /// The physical address `vaddr` maps to and the effective rights along the walk
 /// (user and writable only if every level allows it; no-execute if any level says so).
 pub fn translate(mem: &dyn PhysMem, root: u64, vaddr: u64) -> Option<(u64, u64)> {
@@ -250,6 +279,57 @@ mod tests {
             map(&mut m, ROOT, k + 0x1000, 0, PageSize::Size4K, PRESENT),
             Err(MapError::AlreadyMapped(k + 0x1000))
         );
+    }
+
+    #[test]
+    fn a_range_takes_large_pages_only_where_both_sides_align_and_one_fits() {
+        let mut m = Mem::new(10);
+        let (va, pa) = (0x4000_0000 - 0x1000, 0x20_0000 - 0x1000);
+        let bytes = 0x20_0000 + 0x1800;
+        map_range(&mut m, ROOT, va, pa, bytes, PageSize::Size2M, PRESENT).unwrap();
+        // 4 KiB up to the 2 MiB boundary, one 2 MiB page, then a 4 KiB page for
+        // the rest, only partly asked for.
+        for (at, huge) in [(0, false), (0x1000, true), (0x20_1000, false)] {
+            let got = translate(&m, ROOT, va + at + 0x10).map(|t| t.0);
+            assert_eq!(got, Some(pa + at + 0x10), "at {at:#x}");
+            let leaf = m
+                .words
+                .values()
+                .any(|e| e & ADDR == pa + at && e & HUGE != 0);
+            assert_eq!(leaf, huge, "page at {at:#x}");
+        }
+        assert!(translate(&m, ROOT, va + 0x20_2000).is_none());
+        assert!(translate(&m, ROOT, va - 0x1000).is_none());
+    }
+
+    #[test]
+    fn a_4k_range_maps_every_page_and_stops_at_the_first_refusal() {
+        let mut m = Mem::new(10);
+        map_range(
+            &mut m,
+            ROOT,
+            0x40_0000,
+            0x20_0000,
+            0x20_0000,
+            PageSize::Size4K,
+            PRESENT,
+        )
+        .unwrap();
+        assert!(!m.words.values().any(|e| e & HUGE != 0), "no 2 MiB page");
+        assert_eq!(translate(&m, ROOT, 0x5f_f008).map(|t| t.0), Some(0x3f_f008));
+        assert_eq!(
+            map_range(
+                &mut m,
+                ROOT,
+                0x3f_f000,
+                0,
+                0x2000,
+                PageSize::Size4K,
+                PRESENT
+            ),
+            Err(MapError::AlreadyMapped(0x40_0000))
+        );
+        assert_eq!(translate(&m, ROOT, 0x3f_f000).map(|t| t.0), Some(0));
     }
 
     #[test]

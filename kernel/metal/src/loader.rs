@@ -94,20 +94,16 @@ fn map_pages(
     flags: u64,
     what: &'static str,
 ) -> Result<(), LoadError> {
-    let mut off = 0;
-    while off < bytes {
-        paging::map(
-            &mut Phys(frames),
-            root,
-            vaddr + off,
-            paddr + off,
-            PageSize::Size4K,
-            flags,
-        )
-        .map_err(|e| LoadError::Map(what, e))?;
-        off += PAGE;
-    }
-    Ok(())
+    paging::map_range(
+        &mut Phys(frames),
+        root,
+        vaddr,
+        paddr,
+        bytes,
+        PageSize::Size4K,
+        flags,
+    )
+    .map_err(|e| LoadError::Map(what, e))
 }
 
 fn alloc(frames: &mut Frames, pages: u64, what: &'static str) -> Result<u64, LoadError> {

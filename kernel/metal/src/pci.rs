@@ -151,19 +151,16 @@ fn map_bars(
             kernel_abi::image::perms::R | kernel_abi::image::perms::W,
             false,
         );
-        let mut off = 0;
-        while off < bar.size {
-            paging::map(
-                &mut Phys(frames),
-                root,
-                b.vaddr + off,
-                bar.addr + off,
-                PageSize::Size4K,
-                flags,
-            )
-            .map_err(|_| GrantError::Map(bdf))?;
-            off += kernel_abi::layout::PAGE_SIZE;
-        }
+        paging::map_range(
+            &mut Phys(frames),
+            root,
+            b.vaddr,
+            bar.addr,
+            bar.size,
+            PageSize::Size4K,
+            flags,
+        )
+        .map_err(|_| GrantError::Map(bdf))?;
     }
     Ok(())
 }

@@ -15,11 +15,11 @@
 
 use core::ptr::addr_of_mut;
 
-use kernel_abi::image::{perms, SystemImage, MAX_PDS, MAX_REGIONS};
+use kernel_abi::image::{SystemImage, MAX_PDS, MAX_REGIONS};
 use kernel_abi::syscall::{Event, Status};
 use kernel_abi::vcpu::{exit, flags, pseudo_exit, Word};
 use kernel_core::guest::{self, GuestPhys, Paging};
-use kernel_core::paging::{self, PageSize, NO_EXECUTE, PRESENT, USER, WRITABLE};
+use kernel_core::paging::{self, PageSize};
 use kernel_core::vmcb::{self, off, Regs, Vmcb};
 use kernel_core::{PdId, Ret};
 
@@ -204,29 +204,16 @@ fn map_guest(
     size: u64,
     p: u32,
 ) -> Result<(), VmLoadError> {
-    let mut flags = PRESENT | USER;
-    if p & perms::W != 0 {
-        flags |= WRITABLE;
-    }
-    if p & perms::X == 0 {
-        flags |= NO_EXECUTE;
-    }
-    let mut off = 0;
-    while off < size {
-        let big = PageSize::Size2M.bytes();
-        let page = if (gpa + off).is_multiple_of(big)
-            && (pa + off).is_multiple_of(big)
-            && size - off >= big
-        {
-            PageSize::Size2M
-        } else {
-            PageSize::Size4K
-        };
-        paging::map(&mut Phys(frames), root, gpa + off, pa + off, page, flags)
-            .map_err(VmLoadError::Map)?;
-        off += page.bytes();
-    }
-    Ok(())
+    paging::map_range(
+        &mut Phys(frames),
+        root,
+        gpa,
+        pa,
+        size,
+        PageSize::Size2M,
+        paging::user_flags(p, true),
+    )
+    .map_err(VmLoadError::Map)
 }
 
 /// A fresh XSAVE area: every component initial, MXCSR at its reset value.
