@@ -8,10 +8,11 @@
 ///
 /// With `debug(named, unnamed)` after the type, `Debug` prints a named value with
 /// the format `named` (its one argument the name) and any other with `unnamed` (its
-/// one argument the raw value).
+/// one argument the raw value). The formats are string literals or `concat!`s of
+/// them, so a macro wrapping this one can build them from the type's name.
 #[macro_export]
 macro_rules! named_values {
-    ($ty:ident debug($named:literal, $unnamed:literal) { $($rows:tt)* }) => {
+    ($ty:ident debug($named:expr, $unnamed:expr) { $($rows:tt)* }) => {
         $crate::named_values! { $ty { $($rows)* } }
 
         impl core::fmt::Debug for $ty {
@@ -46,4 +47,36 @@ macro_rules! __first {
     ($first:expr $(, $rest:expr)*) => {
         $first
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use std::format;
+
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    struct Code(u8);
+
+    /// As a crate's own open-enum macro would wrap it: formats from the type name.
+    macro_rules! wrapped {
+        ($ty:ident { $($rows:tt)* }) => {
+            crate::named_values! {
+                $ty debug("{}", concat!(stringify!($ty), "({})")) { $($rows)* }
+            }
+        };
+    }
+
+    wrapped! {
+        Code {
+            ONE = 1,
+            TWO = 2 => "two",
+        }
+    }
+
+    #[test]
+    fn debug_prints_the_row_name_or_the_unnamed_format() {
+        assert_eq!(format!("{:?}", Code::ONE), "ONE");
+        assert_eq!(format!("{:?}", Code::TWO), "two");
+        assert_eq!(format!("{:?}", Code(7)), "Code(7)");
+        assert_eq!(Code(7).name(), None);
+    }
 }
