@@ -84,6 +84,27 @@ fn msrpm_bit(msr: u32) -> Option<(u64, u32)> {
     Some((base + n / 8, (n % 8) as u32))
 }
 
+/// A fresh permission map of `bytes` (MSR or I/O: a set bit is an intercept) with
+/// every bit set but the `(byte, mask)` bits of `cleared`; pairs past the map are
+/// left set. `None` when memory is exhausted.
+pub fn permission_map(
+    frames: &mut Frames,
+    bytes: u64,
+    cleared: impl IntoIterator<Item = (u64, u8)>,
+) -> Option<u64> {
+    let map = frames.alloc(bytes.div_ceil(layout_page()))?;
+    for off in (0..bytes).step_by(8) {
+        mem::write_u64(map + off, u64::MAX);
+    }
+    for (byte, mask) in cleared.into_iter().filter(|&(byte, _)| byte < bytes) {
+        let p = mem::phys_ptr(map + byte);
+        // SAFETY: `byte` is inside the frames just allocated, reached through the
+        // physical window.
+        unsafe { p.write_volatile(p.read_volatile() & !mask) };
+    }
+    Some(map)
+}
+
 /// Detects and enables SVM with nested paging. Returns false (and leaves the CPU
 /// alone) when it is missing: VMs then cannot run, every VM_ENTER fails.
 pub fn init(frames: &mut Frames) -> bool {
@@ -96,28 +117,19 @@ pub fn init(frames: &mut Frames) -> bool {
     if svm[3] & 1 == 0 || cpu::rdmsr(MSR_VM_CR) & (1 << 4) != 0 {
         return false;
     }
+    let passthrough = PASSTHROUGH_MSRS
+        .into_iter()
+        .filter_map(msrpm_bit)
+        .map(|(byte, bit)| (byte, 3 << bit));
     let (Some(msrpm), Some(iopm), Some(hsave), Some(host), Some(xinit)) = (
-        frames.alloc(2),
-        frames.alloc(3),
+        permission_map(frames, 0x2000, passthrough),
+        permission_map(frames, kernel_core::iopm::IOPM_BYTES as u64, []),
         frames.alloc(1),
         frames.alloc(1),
         frames.alloc(1),
     ) else {
         return false;
     };
-    for off in (0..0x2000).step_by(8) {
-        mem::write_u64(msrpm + off, u64::MAX);
-    }
-    for msr in PASSTHROUGH_MSRS {
-        if let Some((byte, bit)) = msrpm_bit(msr) {
-            let p = mem::phys_ptr(msrpm + byte);
-            // SAFETY: inside the two pages just allocated.
-            unsafe { p.write_volatile(p.read_volatile() & !(3 << bit)) };
-        }
-    }
-    for off in (0..0x3000).step_by(8) {
-        mem::write_u64(iopm + off, u64::MAX);
-    }
     let (xcr0_supported, xsave_size) = if cpu::cpuid(1, 0)[2] & (1 << 26) != 0 {
         let d = cpu::cpuid(0xd, 0);
         let mask = u64::from(d[0]) | (u64::from(d[3]) << 32);

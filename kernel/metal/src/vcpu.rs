@@ -180,18 +180,10 @@ pub fn load(
 /// A VM's own I/O permission map: every port intercepted but its grant (which
 /// the image parser checked against `GUEST_PORT_RANGES`).
 fn io_permission_map(frames: &mut Frames, base: u16, count: u8) -> Result<u64, VmLoadError> {
-    let pages = (kernel_core::iopm::IOPM_BYTES as u64).div_ceil(kernel_abi::layout::PAGE_SIZE);
-    let map = frames.alloc(pages).ok_or(VmLoadError::OutOfMemory)?;
-    for off in (0..kernel_core::iopm::IOPM_BYTES as u64).step_by(8) {
-        mem::write_u64(map + off, u64::MAX);
-    }
-    for (byte, mask) in kernel_core::iopm::granted_bits(base, count) {
-        let p = mem::phys_ptr(map + byte as u64);
-        // SAFETY: `byte` is below IOPM_BYTES (a u16 port / 8), inside the frames just
-        // allocated and reached through the physical window.
-        unsafe { p.write_volatile(p.read_volatile() & !mask) };
-    }
-    Ok(map)
+    let granted =
+        kernel_core::iopm::granted_bits(base, count).map(|(byte, mask)| (byte as u64, mask));
+    svm::permission_map(frames, kernel_core::iopm::IOPM_BYTES as u64, granted)
+        .ok_or(VmLoadError::OutOfMemory)
 }
 
 /// Maps `size` bytes of frames at `pa` to guest-physical `gpa`; 2 MiB pages where
