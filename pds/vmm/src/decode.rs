@@ -58,9 +58,12 @@ impl CodeMode {
     }
 }
 
-/// Control-register bits this module reads (and boot and the tests set).
+/// Control-register and page-table-entry bits this module reads (and boot and the
+/// tests set).
 pub mod bits {
     pub const CR0_PE: u64 = 1 << 0;
+    pub const CR0_ET: u64 = 1 << 4;
+    pub const CR0_NE: u64 = 1 << 5;
     pub const CR0_WP: u64 = 1 << 16;
     pub const CR0_PG: u64 = 1 << 31;
     pub const CR4_PSE: u64 = 1 << 4;
@@ -75,6 +78,13 @@ pub mod bits {
     /// SVM segment attribute bits (VMCB format: type, S, DPL, P, AVL, L, D/B, G).
     pub const SEG_ATTR_L: u16 = 1 << 9;
     pub const SEG_ATTR_DB: u16 = 1 << 10;
+    /// Page-table entry bits, the same at every level.
+    pub const PTE_P: u64 = 1 << 0;
+    pub const PTE_RW: u64 = 1 << 1;
+    pub const PTE_US: u64 = 1 << 2;
+    /// A large page, in an entry above the last level.
+    pub const PTE_PS: u64 = 1 << 7;
+    pub const PTE_XD: u64 = 1 << 63;
 }
 
 /// The guest state the decoder needs, as plain values from the exit.

@@ -30,11 +30,6 @@ pub struct Ram {
 /// Where [`Ram::identity_mapped`] puts its PML4.
 pub const PML4: u64 = 0x1000;
 
-const PTE_P: u64 = 1;
-const PTE_RW: u64 = 2;
-const PTE_US: u64 = 4;
-const PDE_PS: u64 = 1 << 7;
-
 impl Ram {
     /// `size` zeroed bytes.
     pub fn new(size: usize) -> Self {
@@ -59,10 +54,10 @@ impl Ram {
     /// Identity maps the first 2 MiB with one user-accessible large page (so CPL 3
     /// code runs in it too), PML4 at [`PML4`]; overwrites 0x1000..0x3008.
     pub fn map_first_2mib(&self) {
-        let flags = PTE_P | PTE_RW | PTE_US;
+        let flags = bits::PTE_P | bits::PTE_RW | bits::PTE_US;
         self.put(PML4, &(0x2000 | flags).to_le_bytes());
         self.put(0x2000, &(0x3000 | flags).to_le_bytes());
-        self.put(0x3000, &(PDE_PS | flags).to_le_bytes());
+        self.put(0x3000, &(bits::PTE_PS | flags).to_le_bytes());
     }
 
     /// Panics on any write outside `range` instead of doing it.

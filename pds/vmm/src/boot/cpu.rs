@@ -4,7 +4,9 @@
 
 use alloc::vec::Vec;
 
-use crate::decode::bits::{EFER_LMA, EFER_LME, EFER_NXE};
+use crate::decode::bits::{
+    CR0_ET, CR0_NE, CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME, EFER_NXE, PTE_P, PTE_PS, PTE_RW,
+};
 
 use super::layout::{
     BOOT_PARAMS_GPA, GDT_GPA, PAGE_SIZE, PDPT_GPA, PD_COUNT, PD_GPA, PML4_GPA, STACK_TOP,
@@ -20,19 +22,10 @@ const DATA_DESC: u64 = 0x00CF_9300_0000_FFFF;
 /// The GDT's entries, indexed by selector >> 3.
 const GDT: [u64; 4] = [0, 0, CODE64_DESC, DATA_DESC];
 
-const CR0_PE: u64 = 1 << 0;
-const CR0_ET: u64 = 1 << 4;
-const CR0_NE: u64 = 1 << 5;
-const CR0_PG: u64 = 1 << 31;
-const CR4_PAE: u64 = 1 << 5;
 /// Bit 1 of RFLAGS is reserved as one; IF stays clear.
 const RFLAGS_RESERVED: u64 = 1 << 1;
 /// The power-on PAT (WB, WT, UC-, UC, twice).
 const PAT_DEFAULT: u64 = 0x0007_0406_0007_0406;
-
-const PTE_PRESENT: u64 = 1 << 0;
-const PTE_WRITABLE: u64 = 1 << 1;
-const PTE_LARGE: u64 = 1 << 7;
 
 /// SVM (VMCB) segment attribute bits, for the system segments.
 const ATTR_PRESENT: u16 = 1 << 7;
@@ -165,13 +158,13 @@ pub(crate) fn identity_page_tables() -> Vec<u8> {
         let at = (gpa - PML4_GPA + index * 8) as usize;
         t[at..at + 8].copy_from_slice(&entry.to_le_bytes());
     };
-    put(PML4_GPA, 0, PDPT_GPA | PTE_PRESENT | PTE_WRITABLE);
+    put(PML4_GPA, 0, PDPT_GPA | PTE_P | PTE_RW);
     for pd in 0..PD_COUNT {
         let pd_gpa = PD_GPA + pd * PAGE_SIZE;
-        put(PDPT_GPA, pd, pd_gpa | PTE_PRESENT | PTE_WRITABLE);
+        put(PDPT_GPA, pd, pd_gpa | PTE_P | PTE_RW);
         for i in 0..512 {
             let addr = ((pd << 9) | i) << 21;
-            put(pd_gpa, i, addr | PTE_PRESENT | PTE_WRITABLE | PTE_LARGE);
+            put(pd_gpa, i, addr | PTE_P | PTE_RW | PTE_PS);
         }
     }
     t

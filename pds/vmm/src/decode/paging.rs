@@ -147,11 +147,6 @@ impl Paging {
 
 /// The page frame bits of a 64-bit entry.
 const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
-const P: u64 = 1 << 0;
-const RW: u64 = 1 << 1;
-const US: u64 = 1 << 2;
-const PS: u64 = 1 << 7;
-const XD: u64 = 1 << 63;
 
 /// Rights accumulated down the walk (the most restrictive level wins).
 #[derive(Copy, Clone)]
@@ -170,9 +165,9 @@ impl Rights {
 
     fn and(self, entry: u64, nxe: bool) -> Self {
         Self {
-            write: self.write && entry & RW != 0,
-            user: self.user && entry & US != 0,
-            exec: self.exec && !(nxe && entry & XD != 0),
+            write: self.write && entry & PTE_RW != 0,
+            user: self.user && entry & PTE_US != 0,
+            exec: self.exec && !(nxe && entry & PTE_XD != 0),
         }
     }
 }
@@ -251,7 +246,7 @@ impl<M: GuestMemory + ?Sized> Walk<'_, M> {
 
     /// `entry`, if its present bit is set and none of `reserved` is.
     fn usable(&self, entry: u64, reserved: u64) -> Result<u64, TranslateError> {
-        if entry & P == 0 {
+        if entry & PTE_P == 0 {
             Err(self.fault(0))
         } else if entry & reserved != 0 {
             Err(self.fault(PageFault::PRESENT | PageFault::RESERVED))
@@ -286,18 +281,18 @@ impl<M: GuestMemory + ?Sized> Walk<'_, M> {
         if (((gva << shift) as i64) >> shift) as u64 != gva {
             return Err(TranslateError::NonCanonical);
         }
-        let common_reserved = paging.high_reserved() | if paging.nxe { 0 } else { XD };
+        let common_reserved = paging.high_reserved() | if paging.nxe { 0 } else { PTE_XD };
         let mut table = paging.cr3 & ADDR_MASK & !paging.high_reserved();
         let mut rights = Rights::ALL;
         for level in (0..levels).rev() {
             let index = (gva >> (12 + 9 * level)) & 0x1ff;
             let entry = self.read_u64(table + index * 8)?;
             let page_bits = 12 + 9 * level;
-            let large = entry & PS != 0;
+            let large = entry & PTE_PS != 0;
             let reserved = common_reserved
                 | match level {
                     // PML5E/PML4E: PS must be 0.
-                    3 | 4 => PS,
+                    3 | 4 => PTE_PS,
                     // A large leaf's frame must be aligned to its size (PAT is bit 12).
                     1 | 2 if large => ((1u64 << page_bits) - 1) & !0x1fff,
                     _ => 0,
@@ -319,9 +314,9 @@ impl<M: GuestMemory + ?Sized> Walk<'_, M> {
         let paging = self.paging;
         let pdpte = self.read_u64((paging.cr3 & 0xffff_ffe0) + ((va >> 30) & 3) * 8)?;
         let pdpte = self.usable(pdpte, paging.high_reserved() | 0x1e6 | (0xfff << 52))?;
-        let reserved = paging.high_reserved() | if paging.nxe { 0 } else { XD };
+        let reserved = paging.high_reserved() | if paging.nxe { 0 } else { PTE_XD };
         let pde = self.read_u64((pdpte & ADDR_MASK) + ((va >> 21) & 0x1ff) * 8)?;
-        let large = pde & PS != 0;
+        let large = pde & PTE_PS != 0;
         let pde = self.usable(pde, reserved | if large { 0x1f_e000 } else { 0 })?;
         let rights = Rights::ALL.and(pde, paging.nxe);
         if large {
@@ -340,7 +335,7 @@ impl<M: GuestMemory + ?Sized> Walk<'_, M> {
         let pde = self.usable(pde, 0)?;
         // No NX in 32-bit paging: pass nxe = false so bit 63 (always 0 here) is moot.
         let rights = Rights::ALL.and(pde, false);
-        if paging.pse && pde & PS != 0 {
+        if paging.pse && pde & PTE_PS != 0 {
             // PSE-36: bits 13..21 carry physical bits 32..40; bit 21 is reserved, as is
             // any high bit past MAXPHYADDR.
             let high = ((pde >> 13) & 0xff) << 32;

@@ -3,7 +3,7 @@ use crate::decode::memory::FlatMemory;
 use std::vec;
 use std::vec::Vec;
 
-const RWU: u64 = P | RW | US;
+const RWU: u64 = PTE_P | PTE_RW | PTE_US;
 
 struct Ram(Vec<u8>);
 
@@ -69,7 +69,7 @@ fn pf(address: u64, error_code: u32) -> Result<u64, TranslateError> {
 #[test]
 fn long_mode_4k_translation_and_rights() {
     let mut ram = Ram::new();
-    let gva = map_4k(&mut ram, P | RW);
+    let gva = map_4k(&mut ram, PTE_P | PTE_RW);
     let m = ram.mem();
     let p = long4();
     assert_eq!(translate(&m, &p, gva, KERNEL), Ok(0x7123));
@@ -94,7 +94,7 @@ fn not_present_and_nx_and_write_protect() {
         translate(&ram.mem(), &long4(), gva, Access::fetch(0)),
         pf(gva, PageFault::FETCH)
     );
-    let gva = map_4k(&mut ram, P | XD);
+    let gva = map_4k(&mut ram, PTE_P | PTE_XD);
     let m = ram.mem();
     assert_eq!(
         translate(&m, &long4(), gva, Access::fetch(0)),
@@ -116,7 +116,7 @@ fn not_present_and_nx_and_write_protect() {
 #[test]
 fn xd_is_reserved_without_nxe() {
     let mut ram = Ram::new();
-    let gva = map_4k(&mut ram, P | XD);
+    let gva = map_4k(&mut ram, PTE_P | PTE_XD);
     let p = Paging::from_registers(CR0, 0x1000, CR4_PAE, EFER_LMA);
     // Without NXE, no I/D bit either.
     assert_eq!(
@@ -128,7 +128,7 @@ fn xd_is_reserved_without_nxe() {
 #[test]
 fn reserved_physical_bits_and_ps_in_pml4() {
     let mut ram = Ram::new();
-    let gva = map_4k(&mut ram, P | (1 << 45));
+    let gva = map_4k(&mut ram, PTE_P | (1 << 45));
     assert_eq!(
         translate(&ram.mem(), &long4(), gva, KERNEL),
         pf(gva, PageFault::PRESENT | PageFault::RESERVED)
@@ -139,8 +139,8 @@ fn reserved_physical_bits_and_ps_in_pml4() {
         translate(&ram.mem(), &p, gva, KERNEL),
         Ok((1 << 45) | 0x7123)
     );
-    let gva = map_4k(&mut ram, P);
-    ram.set64(0x1000 + ((gva >> 39) & 0x1ff) * 8, 0x2000 | RWU | PS);
+    let gva = map_4k(&mut ram, PTE_P);
+    ram.set64(0x1000 + ((gva >> 39) & 0x1ff) * 8, 0x2000 | RWU | PTE_PS);
     assert_eq!(
         translate(&ram.mem(), &long4(), gva, KERNEL),
         pf(gva, PageFault::PRESENT | PageFault::RESERVED)
@@ -150,7 +150,7 @@ fn reserved_physical_bits_and_ps_in_pml4() {
 #[test]
 fn large_pages() {
     let mut ram = Ram::new();
-    let gva = map_4k(&mut ram, P);
+    let gva = map_4k(&mut ram, PTE_P);
     let pde = 0x3000 + ((gva >> 21) & 0x1ff) * 8;
     let pdpte = 0x2000 + ((gva >> 30) & 0x1ff) * 8;
     let in_2m = 0x4000_0000 | (gva & 0x1f_ffff);
@@ -170,7 +170,7 @@ fn large_pages() {
         (pdpte, 0x8000_0000, Ok(0x8000_0000 | (gva & 0x3fff_ffff))),
     ];
     for (entry, leaf, want) in cases {
-        ram.set64(entry, leaf | P | PS);
+        ram.set64(entry, leaf | PTE_P | PTE_PS);
         let got = translate(&ram.mem(), &long4(), gva, KERNEL);
         assert_eq!(got, want, "{leaf:#x} at {entry:#x}");
     }
@@ -243,9 +243,9 @@ fn pae_walk() {
     let p = Paging::from_registers(CR0, 0x1020, CR4_PAE, EFER_NXE);
     assert_eq!(p.mode, PagingMode::Pae);
     let gva: u64 = 0xc040_1abc;
-    ram.set64(0x1020 + 3 * 8, 0x2000 | P);
+    ram.set64(0x1020 + 3 * 8, 0x2000 | PTE_P);
     ram.set64(0x2000 + 2 * 8, 0x3000 | RWU);
-    ram.set64(0x3000 + 8, 0x6000 | P | XD);
+    ram.set64(0x3000 + 8, 0x6000 | PTE_P | PTE_XD);
     let m = ram.mem();
     assert_eq!(translate(&m, &p, gva, KERNEL), Ok(0x6abc));
     assert_eq!(
@@ -253,7 +253,7 @@ fn pae_walk() {
         pf(gva, PageFault::PRESENT | PageFault::FETCH)
     );
     // Bit 1 (R/W) is reserved in a PAE PDPTE.
-    ram.set64(0x1020 + 3 * 8, 0x2000 | P | RW);
+    ram.set64(0x1020 + 3 * 8, 0x2000 | PTE_P | PTE_RW);
     assert_eq!(
         translate(&ram.mem(), &p, gva, KERNEL),
         pf(gva, PageFault::PRESENT | PageFault::RESERVED)
@@ -268,10 +268,10 @@ fn legacy_32bit_walk_with_pse() {
     // 4 MiB page at 0x0040_0000 plus PSE-36 high bits (1 << 32).
     ram.set32(
         0x1000 + 0x300 * 4,
-        0x0040_0000 | (1 << 13) | (P | RW | PS) as u32,
+        0x0040_0000 | (1 << 13) | (PTE_P | PTE_RW | PTE_PS) as u32,
     );
-    ram.set32(0x1000 + 0x301 * 4, 0x2000 | (P | US) as u32);
-    ram.set32(0x2000 + 0x5 * 4, 0x9000 | (P | US) as u32);
+    ram.set32(0x1000 + 0x301 * 4, 0x2000 | (PTE_P | PTE_US) as u32);
+    ram.set32(0x2000 + 0x5 * 4, 0x9000 | (PTE_P | PTE_US) as u32);
     let m = ram.mem();
     assert_eq!(
         translate(&m, &p, 0xc012_3456, KERNEL),
