@@ -44,6 +44,18 @@ struct Answer {
     flags: u64,
 }
 
+impl Answer {
+    /// An answer without a message: only `flags` (a failed call, or how a fault
+    /// is answered).
+    const fn bare(flags: u64) -> Self {
+        Self {
+            label: 0,
+            count: 0,
+            flags,
+        }
+    }
+}
+
 /// Waits for events for ever, handing each to `handler`. Handler errors are printed
 /// with the PD's name; a failed call is answered with an error.
 pub fn run<H: Handler>(mut handler: H, kernel: &mut RtKernel, name: &str) -> ! {
@@ -67,11 +79,7 @@ pub fn run<H: Handler>(mut handler: H, kernel: &mut RtKernel, name: &str) -> ! {
                 let msg = MessageInfo::new(a, b as usize);
                 kernel.read_words(&mut mrs.0[..msg.count()]);
                 let Some(ch) = Channel::try_new(badge as u8) else {
-                    answer = Some(Answer {
-                        label: 0,
-                        count: 0,
-                        flags: reply::ERROR,
-                    });
+                    answer = Some(Answer::bare(reply::ERROR));
                     continue;
                 };
                 let call = PpCall::new(ch, msg, &mut mrs);
@@ -83,11 +91,7 @@ pub fn run<H: Handler>(mut handler: H, kernel: &mut RtKernel, name: &str) -> ! {
                     },
                     Err(e) => {
                         println!("{name}: {e}");
-                        Answer {
-                            label: 0,
-                            count: 0,
-                            flags: reply::ERROR,
-                        }
+                        Answer::bare(reply::ERROR)
                     }
                 });
             }
@@ -108,11 +112,7 @@ pub fn run<H: Handler>(mut handler: H, kernel: &mut RtKernel, name: &str) -> ! {
                         0
                     }
                 };
-                answer = Some(Answer {
-                    label: 0,
-                    count: 0,
-                    flags,
-                });
+                answer = Some(Answer::bare(flags));
             }
             _ => println!("{name}: unknown event {event:#x} from the kernel"),
         }
