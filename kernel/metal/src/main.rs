@@ -143,11 +143,7 @@ struct Glue;
 impl Effects for Glue {
     #[inline(always)]
     fn set_return(&mut self, pd: PdId, ret: Ret) {
-        let f = &mut tcbs()[usize::from(pd)].frame;
-        f.rax = ret.rax;
-        f.rdi = ret.rdi;
-        f.rsi = ret.rsi;
-        f.rdx = ret.rdx;
+        tcbs()[usize::from(pd)].frame.set_ret(ret);
     }
 
     #[inline(always)]
@@ -218,13 +214,7 @@ fn switch_to_next() -> *mut Frame {
             break pd;
         }
         let tcb = &tcbs()[usize::from(pd)];
-        let woke = Ret {
-            rax: tcb.frame.rax,
-            rdi: tcb.frame.rdi,
-            rsi: tcb.frame.rsi,
-            rdx: tcb.frame.rdx,
-        };
-        match vcpu::resume(pd, tcb.ipc_buffer, &mut GuestHost, woke) {
+        match vcpu::resume(pd, tcb.ipc_buffer, &mut GuestHost, tcb.frame.ret()) {
             vcpu::Resumed::Return(ret) => {
                 core_state().leave_guest(pd);
                 Glue.set_return(pd, ret);

@@ -9,6 +9,8 @@
 use core::arch::{asm, global_asm};
 use core::ptr::addr_of;
 
+use kernel_core::Ret;
+
 use crate::cpu::TablePointer;
 use crate::gdt::{KERNEL_CS, USER_CS, USER_DS};
 
@@ -49,6 +51,16 @@ pub const SYSCALL_VECTOR: u64 = 0x100;
 impl Frame {
     pub fn is_from_user(&self) -> bool {
         self.cs & 3 == 3
+    }
+
+    /// The registers a system call's result comes back in.
+    pub fn ret(&self) -> Ret {
+        Ret::new(self.rax, self.rdi, self.rsi, self.rdx)
+    }
+
+    #[inline(always)]
+    pub fn set_ret(&mut self, ret: Ret) {
+        (self.rax, self.rdi, self.rsi, self.rdx) = (ret.rax, ret.rdi, ret.rsi, ret.rdx);
     }
 
     /// A fresh ring-3 context starting at `rip` with interrupts enabled.
