@@ -174,14 +174,22 @@ impl Ret {
             ..Self::default()
         }
     }
-}
 
-fn notification(bits: u64) -> Ret {
-    Ret {
-        rax: Event::NOTIFICATION.0,
-        rdi: 0,
-        rsi: bits,
-        rdx: 0,
+    /// RECV's result (or `VM_ENTER`'s) for the notified channel ids `bits`.
+    pub fn notification(bits: u64) -> Self {
+        Self {
+            rax: Event::NOTIFICATION.0,
+            rsi: bits,
+            ..Self::default()
+        }
+    }
+
+    /// `VM_ENTER`'s result when the guest exited (the exit is in the IPC buffer).
+    pub fn vm_exit() -> Self {
+        Self {
+            rax: Event::VM_EXIT.0,
+            ..Self::default()
+        }
     }
 }
 
@@ -413,7 +421,7 @@ impl Kernel {
         let i = usize::from(pd);
         if self.pds[i].pending != 0 {
             let bits = core::mem::take(&mut self.pds[i].pending);
-            fx.set_return(pd, notification(bits));
+            fx.set_return(pd, Ret::notification(bits));
             return true;
         }
         if self.pds[i].pending_faults != 0 {
@@ -439,7 +447,7 @@ impl Kernel {
         let state = self.pds[usize::from(pd)].state;
         if let State::GuestHalted(_) = state {
             let bits = core::mem::take(&mut self.pds[usize::from(pd)].pending);
-            fx.set_return(pd, notification(bits));
+            fx.set_return(pd, Ret::notification(bits));
             self.wake(pd, false);
         } else if state == State::BlockedRecv
             && self.runs_on_own_time(pd)
@@ -456,7 +464,7 @@ impl Kernel {
         let c = usize::from(cur);
         if self.pds[c].pending != 0 {
             let bits = core::mem::take(&mut self.pds[c].pending);
-            return fx.set_return(cur, notification(bits));
+            return fx.set_return(cur, Ret::notification(bits));
         }
         self.pds[c].state = State::GuestHalted(deadline);
         self.current = None;
@@ -468,13 +476,7 @@ impl Kernel {
         for i in 0..self.count {
             if let State::GuestHalted(d) = self.pds[i].state {
                 if d != 0 && d <= now {
-                    fx.set_return(
-                        i as PdId,
-                        Ret {
-                            rax: Event::VM_EXIT.0,
-                            ..Ret::default()
-                        },
-                    );
+                    fx.set_return(i as PdId, Ret::vm_exit());
                     self.wake(i as PdId, false);
                 }
             }
@@ -709,7 +711,7 @@ impl Kernel {
         if self.pds[c].pending != 0 {
             self.pds[c].waited = true;
             let bits = core::mem::take(&mut self.pds[c].pending);
-            fx.set_return(cur, notification(bits));
+            fx.set_return(cur, Ret::notification(bits));
             return Some(cur);
         }
         if self.pds[c].pending_faults != 0 {
@@ -744,7 +746,7 @@ impl Kernel {
             return Some(cur);
         }
         self.pds[t].pending = 0;
-        fx.set_return(target, notification(bits));
+        fx.set_return(target, Ret::notification(bits));
         let prio = self.prio(target);
         let cur_prio = self.prio(cur);
         if prio > cur_prio {

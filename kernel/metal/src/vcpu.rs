@@ -311,7 +311,7 @@ pub fn enter(pd: PdId, ipc: u64, vcpu: u64, fl: u64, deadline: u64) -> Result<Op
     }
     if loaded.is_err() {
         store_words(v, ipc, pseudo_exit::INVALID_STATE);
-        return Ok(Some(vm_exit_ret()));
+        return Ok(Some(Ret::vm_exit()));
     }
     // A deadline already past ends a halted entry at once: the run below returns
     // DEADLINE before VMRUN.
@@ -322,13 +322,6 @@ pub fn enter(pd: PdId, ipc: u64, vcpu: u64, fl: u64, deadline: u64) -> Result<Op
         halted: fl & flags::HALTED != 0 && !passed,
     });
     Ok(None)
-}
-
-fn vm_exit_ret() -> Ret {
-    Ret {
-        rax: Event::VM_EXIT.0,
-        ..Ret::default()
-    }
 }
 
 /// Whether `pd` is halted in `VM_ENTER` (the core blocks it until a notification
@@ -398,15 +391,10 @@ pub fn resume(pd: PdId, ipc: u64, host: &mut dyn Host, ret_of_halt: Ret) -> Resu
         }
         let bits = host.take_pending(pd);
         if bits != 0 {
-            let ret = Ret {
-                rax: Event::NOTIFICATION.0,
-                rsi: bits,
-                ..Ret::default()
-            };
-            return finish(pseudo_exit::NOTIFIED, ret);
+            return finish(pseudo_exit::NOTIFIED, Ret::notification(bits));
         }
         if run.deadline != 0 && crate::cpu::rdtsc() >= run.deadline {
-            return finish(pseudo_exit::DEADLINE, vm_exit_ret());
+            return finish(pseudo_exit::DEADLINE, Ret::vm_exit());
         }
         if run.deadline != 0 {
             crate::apic::arm(run.deadline);
@@ -450,13 +438,13 @@ pub fn resume(pd: PdId, ipc: u64, host: &mut dyn Host, ret_of_halt: Ret) -> Resu
             Some(exit::VINTR) => {
                 // One shot: the window is open, the VMM injects now.
                 vmcb::close_interrupt_window(&mut PhysVmcb::at(vm));
-                return finish(exit::VINTR, vm_exit_ret());
+                return finish(exit::VINTR, Ret::vm_exit());
             }
             // SVM is not offered to guests: its instructions raise #UD there.
             Some(
                 EXIT_VMRUN | EXIT_VMLOAD..=EXIT_SKINIT | EXIT_INVLPGA | EXIT_MONITOR | EXIT_MWAIT,
             ) => inject_ud(vm),
-            Some(c) => return finish(c, vm_exit_ret()),
+            Some(c) => return finish(c, Ret::vm_exit()),
         }
     }
 }

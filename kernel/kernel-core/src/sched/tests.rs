@@ -85,7 +85,7 @@ fn fault_event(child_id: u64) -> Ret {
 fn notified_by_0(bits: u64) -> [Fx; 2] {
     [
         Fx::Ret(0, status(Status::OK)),
-        Fx::Ret(1, notification(bits)),
+        Fx::Ret(1, Ret::notification(bits)),
     ]
 }
 
@@ -102,14 +102,6 @@ fn irq(line: u8) -> Cap {
     Cap {
         irq: Some(line),
         ..Cap::default()
-    }
-}
-
-fn notification(bits: u64) -> Ret {
-    Ret {
-        rax: Event::NOTIFICATION.0,
-        rsi: bits,
-        ..Ret::default()
     }
 }
 
@@ -234,7 +226,10 @@ fn notifications_coalesce_while_the_receiver_is_busy() {
     fx.take();
     assert_eq!(k.schedule(), Some(1));
     k.recv(&mut fx);
-    assert_eq!(fx.take(), [Fx::Ret(1, notification((1 << 4) | (1 << 9)))]);
+    assert_eq!(
+        fx.take(),
+        [Fx::Ret(1, Ret::notification((1 << 4) | (1 << 9)))]
+    );
     assert_eq!(k.current(), Some(1), "it stays running to handle them");
 }
 
@@ -394,7 +389,7 @@ fn a_passive_pd_gets_notifications_only_on_borrowed_time() {
     k.reply_recv(&mut fx, 0, 0, 0);
     assert_eq!(
         fx.take()[2],
-        Fx::Ret(1, notification(1 << 5)),
+        Fx::Ret(1, Ret::notification(1 << 5)),
         "delivered on the caller's time"
     );
     assert_eq!(k.current(), Some(1));
@@ -413,7 +408,7 @@ fn an_irq_signals_its_owner_and_ack_unmasks() {
     k.irq(&mut fx, 0);
     k.irq(&mut fx, 7); // nobody's line
     assert_eq!(k.current(), Some(0), "the owner preempts");
-    assert_eq!(fx.take(), [Fx::Ret(0, notification(1 << 4))]);
+    assert_eq!(fx.take(), [Fx::Ret(0, Ret::notification(1 << 4))]);
     k.irq_ack(&mut fx, 4);
     assert_eq!(fx.take(), [Fx::Unmask(0), Fx::Ret(0, status(Status::OK))]);
     assert_eq!(k.irq_line_of(4), Ok(0));
@@ -577,7 +572,7 @@ fn a_fast_notify_preempts_for_a_higher_pd_and_a_fast_recv_hands_back() {
     // The client's wait returns the pending bit at once.
     fx.take();
     assert_eq!(k.fast_recv(&mut fx), Some(0));
-    assert_eq!(fx.take(), [Fx::Ret(0, notification(1 << 2))]);
+    assert_eq!(fx.take(), [Fx::Ret(0, Ret::notification(1 << 2))]);
     // With nothing pending and nothing else ready, the general path idles.
     assert_eq!(k.fast_recv(&mut fx), None);
 }
@@ -825,13 +820,6 @@ fn vmm_running() -> (Kernel, Rec) {
     (k, fx)
 }
 
-fn vm_exit() -> Ret {
-    Ret {
-        rax: Event::VM_EXIT.0,
-        ..Ret::default()
-    }
-}
-
 #[test]
 fn a_halted_vmm_wakes_on_a_notification_with_the_bits() {
     let mut k = vmm_trio();
@@ -866,7 +854,7 @@ fn a_halted_vmm_wakes_at_its_deadline_and_not_before() {
     assert_eq!(k.state(1), Some(State::GuestHalted(5000)));
     assert!(fx.take().is_empty());
     k.expire_deadlines(&mut fx, 5000);
-    assert_eq!(fx.take(), [Fx::Ret(1, vm_exit())]);
+    assert_eq!(fx.take(), [Fx::Ret(1, Ret::vm_exit())]);
     assert_eq!(k.schedule(), Some(1));
     assert!(!k.any_deadline());
     assert_eq!(k.next_deadline(), None);
@@ -879,7 +867,7 @@ fn halting_with_a_notification_pending_returns_at_once() {
     // It was woken from RECV by that notification; another arrives while it runs.
     k.pds[1].pending = 1 << 5;
     k.vm_halt(&mut fx, 0);
-    assert_eq!(fx.take(), [Fx::Ret(1, notification(1 << 5))]);
+    assert_eq!(fx.take(), [Fx::Ret(1, Ret::notification(1 << 5))]);
     assert_eq!(k.current(), Some(1));
 }
 
@@ -890,7 +878,7 @@ fn a_vmm_running_its_guest_is_preempted_and_collects_notifications_itself() {
     k.irq(&mut fx, 4);
     assert_eq!(k.current(), Some(0));
     assert_eq!(k.state(1), Some(State::Ready));
-    assert_eq!(fx.take(), [Fx::Ret(0, notification(1 << 1))]);
+    assert_eq!(fx.take(), [Fx::Ret(0, Ret::notification(1 << 1))]);
     k.notify(&mut fx, 0);
     assert_eq!(
         fx.take(),
