@@ -9,6 +9,7 @@
 
 use alloc::vec::Vec;
 
+use crate::commands::ALG_SHA256;
 use crate::measure::extend;
 
 /// EV_NO_ACTION: the header event, not extended.
@@ -16,7 +17,6 @@ pub const EV_NO_ACTION: u32 = 0x3;
 /// EV_POST_CODE: platform firmware code; used for each PD image.
 pub const EV_POST_CODE: u32 = 0x1;
 const SPEC_ID_SIGNATURE: &[u8; 16] = b"Spec ID Event03\0";
-const ALG_SHA256: u16 = 0x000b;
 /// TCG_PCR_EVENT2 bytes besides the event data: index, type, count, alg, digest,
 /// event size.
 const EVENT2_FIXED: usize = 4 + 4 + 4 + 2 + 32 + 4;
