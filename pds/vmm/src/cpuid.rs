@@ -4,6 +4,7 @@
 //! then write is a #GP, a feature it would then use is missing), and what the VMM
 //! adds (x2APIC, TSC deadline, the hypervisor bit) put in.
 
+use hvdef::cpuid::vs_properties::CONFIDENTIAL_VMBUS_AVAILABLE;
 use hvdef::cpuid::{
     privilege, recommendation, HYPERVISOR_LEAVES, LEAF_ENLIGHTENMENTS, LEAF_FEATURES,
     LEAF_ISOLATION_CONFIG, LEAF_VS_PROPERTIES,
@@ -26,8 +27,6 @@ pub const ACCESS_FREQUENCY_MSRS: u32 = 1 << 11;
 pub const ACCESS_TSC_INVARIANT: u32 = 1 << 15;
 /// 0x40000003 EDX: the frequency MSRs are available.
 pub const FEATURE_FREQUENCY_MSRS_AVAILABLE: u32 = 1 << 8;
-/// 0x40000082 EAX: Confidential VMBus available.
-pub const CONFIDENTIAL_VMBUS_AVAILABLE: u32 = 1 << 3;
 
 mod bit {
     // Leaf 1 ECX.
