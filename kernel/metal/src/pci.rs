@@ -7,7 +7,6 @@
 //! has no I/O ports at all.
 #![allow(unsafe_code)]
 
-use core::arch::asm;
 use core::ptr::addr_of_mut;
 
 use kernel_abi::image::{SystemImage, CHANNELS};
@@ -16,6 +15,7 @@ use kernel_abi::syscall::Status;
 use kernel_core::paging::{self, PageSize};
 use kernel_core::{PdConfig, PdId};
 
+use crate::cpu;
 use crate::loader::Tcb;
 use crate::mem::{Frames, Phys};
 
@@ -52,7 +52,7 @@ fn ids(b: &Bdf) -> (u8, u8, u8) {
 }
 
 fn select(bdf: Bdf, offset: u16) {
-    crate::cpu::outl(ADDRESS_PORT, bdf.config_address(offset));
+    cpu::outl(ADDRESS_PORT, bdf.config_address(offset));
 }
 
 /// One access of `width` bytes at `offset` (aligned to its width, so it stays in
@@ -62,35 +62,13 @@ fn select(bdf: Bdf, offset: u16) {
 fn access(bdf: Bdf, offset: u16, width: u8, write: Option<u32>) -> u32 {
     select(bdf, offset);
     let port = DATA_PORT + (offset & 3);
-    // SAFETY: port I/O on the configuration data port, which only the kernel
-    // holds; it has no effect on memory the kernel uses.
-    unsafe {
-        match (width, write) {
-            (1, Some(v)) => {
-                asm!("out dx, al", in("dx") port, in("al") v as u8, options(nomem, nostack))
-            }
-            (2, Some(v)) => {
-                asm!("out dx, ax", in("dx") port, in("ax") v as u16, options(nomem, nostack))
-            }
-            (_, Some(v)) => {
-                asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack))
-            }
-            (1, None) => {
-                let v: u8;
-                asm!("in al, dx", out("al") v, in("dx") port, options(nomem, nostack));
-                return u32::from(v);
-            }
-            (2, None) => {
-                let v: u16;
-                asm!("in ax, dx", out("ax") v, in("dx") port, options(nomem, nostack));
-                return u32::from(v);
-            }
-            (_, None) => {
-                let v: u32;
-                asm!("in eax, dx", out("eax") v, in("dx") port, options(nomem, nostack));
-                return v;
-            }
-        }
+    match (width, write) {
+        (1, Some(v)) => cpu::outb(port, v as u8),
+        (2, Some(v)) => cpu::outw(port, v as u16),
+        (_, Some(v)) => cpu::outl(port, v),
+        (1, None) => return u32::from(cpu::inb(port)),
+        (2, None) => return u32::from(cpu::inw(port)),
+        (_, None) => return cpu::inl(port),
     }
     0
 }
@@ -181,23 +159,23 @@ fn size_bar(bdf: Bdf, at: u16, index: u8) -> Result<pci::Bar, &'static str> {
         2,
         Some(command & !u32::from(reg::COMMAND_MEMORY)),
     );
-    write32(bdf, at, u32::MAX);
-    let size_lo = read32(bdf, at);
-    write32(bdf, at, lo);
-    let size_hi = if wide {
-        write32(bdf, at + 4, u32::MAX);
-        let v = read32(bdf, at + 4);
-        write32(bdf, at + 4, hi);
-        v
-    } else {
-        0
-    };
+    let size_lo = size_probe(bdf, at, lo);
+    let size_hi = if wide { size_probe(bdf, at + 4, hi) } else { 0 };
     access(bdf, reg::COMMAND, 2, Some(command));
     pci::decode_bar(lo, hi, size_lo, size_hi).map_err(|e| match e {
         pci::BarError::NotMemory => "an I/O port BAR",
         pci::BarError::Unusable => "not a placed memory BAR",
         pci::BarError::SubPage => "smaller than a page or unaligned",
     })
+}
+
+/// What BAR dword `at` reads back once all ones are written to it; then its
+/// value `was` goes back.
+fn size_probe(bdf: Bdf, at: u16, was: u32) -> u32 {
+    write32(bdf, at, u32::MAX);
+    let size = read32(bdf, at);
+    write32(bdf, at, was);
+    size
 }
 
 /// The function's INTx line, as firmware routed it and wrote it into the
