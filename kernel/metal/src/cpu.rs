@@ -21,53 +21,33 @@ impl TablePointer {
     }
 }
 
-pub fn outb(port: u16, value: u8) {
-    // SAFETY: port I/O has no memory effects; the kernel owns every port it touches.
-    unsafe {
-        asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
-    }
+/// `$out(port, value)` and `$in(port)`: port I/O of one width, through `$reg`.
+macro_rules! port_io {
+    ($out:ident, $in:ident, $ty:ty, $reg:tt) => {
+        pub fn $out(port: u16, value: $ty) {
+            // SAFETY: port I/O has no memory effects; the kernel owns every port it
+            // touches.
+            unsafe {
+                asm!(concat!("out dx, ", $reg), in("dx") port, in($reg) value,
+                     options(nomem, nostack, preserves_flags))
+            }
+        }
+
+        pub fn $in(port: u16) -> $ty {
+            let value: $ty;
+            // SAFETY: as for the write.
+            unsafe {
+                asm!(concat!("in ", $reg, ", dx"), out($reg) value, in("dx") port,
+                     options(nomem, nostack, preserves_flags))
+            }
+            value
+        }
+    };
 }
 
-pub fn inb(port: u16) -> u8 {
-    let value: u8;
-    // SAFETY: as for `outb`.
-    unsafe {
-        asm!("in al, dx", out("al") value, in("dx") port, options(nomem, nostack, preserves_flags))
-    }
-    value
-}
-
-pub fn outw(port: u16, value: u16) {
-    // SAFETY: as for `outb`.
-    unsafe {
-        asm!("out dx, ax", in("dx") port, in("ax") value, options(nomem, nostack, preserves_flags))
-    }
-}
-
-pub fn inw(port: u16) -> u16 {
-    let value: u16;
-    // SAFETY: as for `outb`.
-    unsafe {
-        asm!("in ax, dx", out("ax") value, in("dx") port, options(nomem, nostack, preserves_flags))
-    }
-    value
-}
-
-pub fn outl(port: u16, value: u32) {
-    // SAFETY: as for `outb`.
-    unsafe {
-        asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags))
-    }
-}
-
-pub fn inl(port: u16) -> u32 {
-    let value: u32;
-    // SAFETY: as for `outb`.
-    unsafe {
-        asm!("in eax, dx", out("eax") value, in("dx") port, options(nomem, nostack, preserves_flags))
-    }
-    value
-}
+port_io!(outb, inb, u8, "al");
+port_io!(outw, inw, u16, "ax");
+port_io!(outl, inl, u32, "eax");
 
 /// # Safety
 /// The MSR and value must keep the kernel's invariants (segments, syscall entry).
