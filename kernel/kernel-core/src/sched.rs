@@ -175,6 +175,15 @@ impl Ret {
         }
     }
 
+    /// A call that answers with one value: OK and the value in rdi, or the
+    /// refusal's status alone.
+    pub fn value(result: Result<u64, Status>) -> Self {
+        match result {
+            Ok(value) => Self::new(Status::OK.0, value, 0, 0),
+            Err(s) => Self::status(s),
+        }
+    }
+
     /// RECV's result (or `VM_ENTER`'s) for the notified channel ids `bits`.
     pub fn notification(bits: u64) -> Self {
         Self {

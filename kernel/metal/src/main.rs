@@ -568,28 +568,19 @@ fn syscall(f: &Frame) {
             }
         }
         Sys::DEBUG_NMI => {
-            let ret = if !granted(cur, PdDesc::DEBUG_HALT) {
-                Ret::status(Status::NOT_GRANTED)
+            let nmis = if !granted(cur, PdDesc::DEBUG_HALT) {
+                Err(Status::NOT_GRANTED)
             } else if f.rdi != 0 && !apic::nmi_after(f.rdi) {
-                Ret::status(Status::BAD_ARGUMENT)
+                Err(Status::BAD_ARGUMENT)
             } else {
-                Ret {
-                    // SAFETY: single CPU, interrupts off; read only.
-                    rdi: unsafe { USER_NMIS },
-                    ..Ret::status(Status::OK)
-                }
+                // SAFETY: single CPU, interrupts off; read only.
+                Ok(unsafe { USER_NMIS })
             };
-            Glue.set_return(cur, ret);
+            Glue.set_return(cur, Ret::value(nmis));
         }
         Sys::PCI_CONFIG => {
-            let ret = match pci::config(cur, f.rdi, f.rsi, f.rdx, f.r10) {
-                Ok(value) => Ret {
-                    rdi: value,
-                    ..Ret::status(Status::OK)
-                },
-                Err(st) => Ret::status(st),
-            };
-            Glue.set_return(cur, ret);
+            let value = pci::config(cur, f.rdi, f.rsi, f.rdx, f.r10);
+            Glue.set_return(cur, Ret::value(value));
         }
         Sys::DEBUG_HALT if !granted(cur, PdDesc::DEBUG_HALT) => {
             Glue.set_return(cur, Ret::status(Status::NOT_GRANTED))

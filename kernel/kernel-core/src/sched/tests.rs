@@ -999,3 +999,12 @@ fn a_pending_notification_keeps_the_vmm_at_its_own_priority() {
     assert!(!k.in_guest(0));
     assert_eq!(k.take_pending(0), 1 << 4);
 }
+
+#[test]
+fn a_value_result_carries_the_value_in_rdi_or_the_status_alone() {
+    assert_eq!(Ret::value(Ok(7)), Ret::new(Status::OK.0, 7, 0, 0));
+    assert_eq!(
+        Ret::value(Err(Status::NOT_GRANTED)),
+        Ret::status(Status::NOT_GRANTED)
+    );
+}
