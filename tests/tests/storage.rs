@@ -9,7 +9,7 @@ mod common;
 use std::io::Read;
 use std::path::PathBuf;
 
-use common::has_all;
+use common::{logged, printed};
 use guest_sim::storage::{Pattern, BLOCK, MAX_WRITE_BLOCKS, SEED, WRITES};
 use hostsim::{SimOutcome, Simulation};
 
@@ -44,9 +44,9 @@ fn the_guest_writes_a_pattern_through_storvsp_and_the_image_file_holds_it() {
     let tmp = tempfile::NamedTempFile::new().unwrap();
     tmp.as_file().set_len(size).unwrap();
     let outcome = run_with_image(Some(tmp.path().to_path_buf()));
-    let guest: Vec<&str> = outcome.stdout_of("guest").collect();
-    has_all(
-        &guest,
+    printed(
+        &outcome,
+        "guest",
         &[
             "storage offer: relid",
             "storvsc protocol 6.2, disk of 131072 blocks (64 MiB)",
@@ -64,8 +64,11 @@ fn the_guest_writes_a_pattern_through_storvsp_and_the_image_file_holds_it() {
             "PASS (storage",
         ],
     );
-    let vsp: Vec<&str> = outcome.lines_of("storvsp").collect();
-    has_all(&vsp, &["file I/O on the region's backing object"]);
+    logged(
+        &outcome,
+        "storvsp",
+        &["file I/O on the region's backing object"],
+    );
 
     // The image file itself, block by block, against the regenerated pattern.
     let blocks = size / BLOCK;
@@ -96,8 +99,7 @@ fn the_guest_writes_a_pattern_through_storvsp_and_the_image_file_holds_it() {
 #[test]
 fn without_an_image_the_disk_is_fresh_memory() {
     let outcome = run_with_image(None);
-    let guest: Vec<&str> = outcome.stdout_of("guest").collect();
-    has_all(&guest, &["read back all 64 MiB"]);
+    printed(&outcome, "guest", &["read back all 64 MiB"]);
 }
 
 #[test]

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::has_all;
+use common::{logged, printed};
 use hostsim::SimOutcome;
 
 /// Runs the root system with the guest configured by `env`; asserts it passed and
@@ -27,9 +27,9 @@ fn run_guest(env: &[(&str, &str)]) -> SimOutcome {
 #[test]
 fn a_confidential_6_0_guest_echoes_through_private_rings_and_the_paravisor_synic() {
     let outcome = run_guest(&[("GUEST_SIM_PACKETS", "200")]);
-    let guest: Vec<&str> = outcome.stdout_of("guest").collect();
-    has_all(
-        &guest,
+    printed(
+        &outcome,
+        "guest",
         &[
             "Confidential VMBus offered",
             "connected: VMBus 6.0, features FeatureFlags(CONFIDENTIAL_CHANNELS), messages on the paravisor SynIC",
@@ -45,18 +45,18 @@ fn a_confidential_6_0_guest_echoes_through_private_rings_and_the_paravisor_synic
         ],
     );
     // The vTPM's own account: fresh memory for its list and its state.
-    let tpm: Vec<&str> = outcome.lines_of("tpm").collect();
-    has_all(
-        &tpm,
+    logged(
+        &outcome,
+        "tpm",
         &[
             "no measurement list laid out: started, PCR 0 stays zero",
             "measured 0 PD images into PCR 0",
         ],
     );
     // The VSP's own account: the ring it served was private and confidential.
-    let vsp: Vec<&str> = outcome.lines_of("echo_vsp").collect();
-    has_all(
-        &vsp,
+    logged(
+        &outcome,
+        "echo_vsp",
         &[
             "confidential ring in private memory, interrupts via the paravisor SynIC",
             "closed after 200 packets",
@@ -67,9 +67,9 @@ fn a_confidential_6_0_guest_echoes_through_private_rings_and_the_paravisor_synic
 #[test]
 fn a_5_3_guest_echoes_through_shared_rings_and_the_hypervisor_relay_synic() {
     let outcome = run_guest(&[("GUEST_SIM_VMBUS", "5.3"), ("GUEST_SIM_PACKETS", "200")]);
-    let guest: Vec<&str> = outcome.stdout_of("guest").collect();
-    has_all(
-        &guest,
+    printed(
+        &outcome,
+        "guest",
         &[
             "connected: VMBus 5.3, features FeatureFlags(), messages on the hypervisor-relay SynIC",
             "flags OfferFlags()",
@@ -78,9 +78,9 @@ fn a_5_3_guest_echoes_through_shared_rings_and_the_hypervisor_relay_synic() {
             "paravisor SynIC: none",
         ],
     );
-    let vsp: Vec<&str> = outcome.lines_of("echo_vsp").collect();
-    has_all(
-        &vsp,
+    logged(
+        &outcome,
+        "echo_vsp",
         &["non-confidential ring in shared memory, interrupts via the hypervisor-relay SynIC"],
     );
 }
@@ -88,9 +88,9 @@ fn a_5_3_guest_echoes_through_shared_rings_and_the_hypervisor_relay_synic() {
 #[test]
 fn a_flood_of_malformed_input_and_a_lying_ring_crash_and_hang_no_pd() {
     let outcome = run_guest(&[("GUEST_SIM_SCENARIO", "hostile")]);
-    let guest: Vec<&str> = outcome.stdout_of("guest").collect();
-    has_all(
-        &guest,
+    printed(
+        &outcome,
+        "guest",
         &[
             "flood before contact: 1500 malformed channel messages taken",
             "rounds of malformed hypercalls refused with the right statuses",
@@ -104,13 +104,11 @@ fn a_flood_of_malformed_input_and_a_lying_ring_crash_and_hang_no_pd() {
     );
     // The server dropped the junk with a log line (rate-limited), the VSP dropped
     // the lying ring; both kept serving, as the guest's later steps show.
-    let vmbus: Vec<&str> = outcome.lines_of("vmbus").collect();
-    has_all(&vmbus, &["malformed message"]);
+    let vmbus = logged(&outcome, "vmbus", &["malformed message"]);
     assert!(
         vmbus.len() < 400,
         "log not rate-limited: {} lines",
         vmbus.len()
     );
-    let vsp: Vec<&str> = outcome.lines_of("echo_vsp").collect();
-    has_all(&vsp, &["ring broken"]);
+    logged(&outcome, "echo_vsp", &["ring broken"]);
 }

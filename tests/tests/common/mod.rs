@@ -157,6 +157,22 @@ pub fn has_all(lines: &[&str], wanted: &[&str]) {
     }
 }
 
+/// What PD `pd` wrote to stdout, once every one of `wanted` is contained in some
+/// line of it.
+pub fn printed<'o>(outcome: &'o SimOutcome, pd: &'o str, wanted: &[&str]) -> Vec<&'o str> {
+    let lines: Vec<&str> = outcome.stdout_of(pd).collect();
+    has_all(&lines, wanted);
+    lines
+}
+
+/// Every line PD `pd` wrote (stdout and stderr), once every one of `wanted` is
+/// contained in some line of it.
+pub fn logged<'o>(outcome: &'o SimOutcome, pd: &'o str, wanted: &[&str]) -> Vec<&'o str> {
+    let lines: Vec<&str> = outcome.lines_of(pd).collect();
+    has_all(&lines, wanted);
+    lines
+}
+
 /// Every line of `wanted` starts some line of `lines`.
 pub fn has_lines(lines: &[&str], wanted: &[&str]) {
     for w in wanted {
