@@ -2,7 +2,10 @@
 //! not double-mapped (Linux's writer splits them at the end), so every access that
 //! can cross the end is done here in at most two pieces.
 
+use core::ops::Range;
 use core::sync::atomic::Ordering;
+
+use ipc::RegionError;
 
 use crate::error::{AttachError, Corruption};
 use crate::mem::RingMem;
@@ -151,24 +154,33 @@ impl Geometry {
 
     #[inline]
     pub fn read<M: RingMem>(&self, mem: &M, at: u32, buf: &mut [u8]) -> Result<(), Corruption> {
-        let at = at as usize;
-        let first = (self.size as usize).saturating_sub(at).min(buf.len());
-        let (head, tail) = buf.split_at_mut(first);
-        mem.read_data(at, head).map_err(Corruption::Memory)?;
-        if !tail.is_empty() {
-            mem.read_data(0, tail).map_err(Corruption::Memory)?;
-        }
-        Ok(())
+        self.in_pieces(at, buf.len(), |offset, piece| {
+            mem.read_data(offset, &mut buf[piece])
+        })
     }
 
     #[inline]
     pub fn write<M: RingMem>(&self, mem: &M, at: u32, data: &[u8]) -> Result<(), Corruption> {
+        self.in_pieces(at, data.len(), |offset, piece| {
+            mem.write_data(offset, &data[piece])
+        })
+    }
+
+    /// Splits `len` bytes from `at` where the data area ends: `access` gets the
+    /// data-area offset and the caller's buffer range of the piece up to the end,
+    /// then of the piece that wrapped to offset 0, if any.
+    #[inline]
+    fn in_pieces(
+        &self,
+        at: u32,
+        len: usize,
+        mut access: impl FnMut(usize, Range<usize>) -> Result<(), RegionError>,
+    ) -> Result<(), Corruption> {
         let at = at as usize;
-        let first = (self.size as usize).saturating_sub(at).min(data.len());
-        let (head, tail) = data.split_at(first);
-        mem.write_data(at, head).map_err(Corruption::Memory)?;
-        if !tail.is_empty() {
-            mem.write_data(0, tail).map_err(Corruption::Memory)?;
+        let first = (self.size as usize).saturating_sub(at).min(len);
+        access(at, 0..first).map_err(Corruption::Memory)?;
+        if first < len {
+            access(0, first..len).map_err(Corruption::Memory)?;
         }
         Ok(())
     }
