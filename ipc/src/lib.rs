@@ -21,6 +21,7 @@ mod init;
 mod message;
 pub mod queue;
 pub mod region;
+mod shared_words;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod wire;
@@ -36,3 +37,4 @@ pub use init::{guest_names, GuestWindow, GuestWindows, InitExt, WithVariables};
 pub use message::{MessageInfo, MessageRegisters, MAX_MESSAGE_REGISTERS};
 pub use queue::{Consumer, Producer, Queue, QueueEntry, QueueError, TryEnqueueError};
 pub use region::{Perms, Region, RegionError};
+pub use shared_words::SharedWords;

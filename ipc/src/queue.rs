@@ -34,8 +34,8 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-use crate::{Region, RegionError};
-use protocol::{Capacity, Consuming, Index, Producing, Role, SharedWords, Word};
+use crate::{Region, RegionError, SharedWords};
+use protocol::{Capacity, Consuming, Index, Producing, Role, Word};
 
 /// What a queue can carry: plain data any byte pattern of which is a valid value,
 /// because the peer writes the bytes.
@@ -178,7 +178,7 @@ impl RegionWords<'_> {
     }
 }
 
-impl SharedWords for RegionWords<'_> {
+impl SharedWords<Word> for RegionWords<'_> {
     fn load(&self, word: Word, order: Ordering) -> u32 {
         self.word(word).load(order)
     }

@@ -30,8 +30,9 @@
 use std::sync::atomic::Ordering::{self, Relaxed};
 
 use ipc::queue::protocol::{
-    Capacity, ConsumerIndex, Consuming, Index, ProducerIndex, Producing, Role, SharedWords, Word,
+    Capacity, ConsumerIndex, Consuming, Index, ProducerIndex, Producing, Role, Word,
 };
+use ipc::SharedWords;
 use loom::sync::atomic::{fence, AtomicU32};
 use loom::sync::{Arc, Notify};
 use loom::thread;
@@ -65,7 +66,7 @@ impl LoomWords {
     }
 }
 
-impl SharedWords for LoomWords {
+impl SharedWords<Word> for LoomWords {
     fn load(&self, word: Word, order: Ordering) -> u32 {
         self.word(word).load(order)
     }

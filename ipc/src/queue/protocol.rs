@@ -14,10 +14,10 @@
 //! The peer's index is checked on every load against what it could legally be.
 
 use core::marker::PhantomData;
-use core::sync::atomic::Ordering;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use super::QueueError;
+use crate::SharedWords;
 
 /// The shared words of one queue.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -32,14 +32,6 @@ pub enum Word {
     /// Non-zero: the producer found the queue full and wants a notification when
     /// space frees up. Set by the producer, taken (cleared) by the consumer.
     ProducerWantsSignal,
-}
-
-/// Where the words live: a shared-memory region, or a model checker's atomics.
-pub trait SharedWords {
-    fn load(&self, word: Word, order: Ordering) -> u32;
-    fn store(&self, word: Word, value: u32, order: Ordering);
-    /// `fence(SeqCst)` of the memory model the words live in.
-    fn fence_seq_cst(&self);
 }
 
 /// A queue capacity: a power of two, so free-running indices map onto slots
@@ -78,7 +70,7 @@ impl Capacity {
 /// both sides puts the two fences in one total order. Whichever fence comes second,
 /// its load sees the other side's store, so the sleeper finds the entries, or the
 /// waker finds the request, or both.
-fn store_then_fence<W: SharedWords>(words: &W, word: Word, value: u32) {
+fn store_then_fence<W: SharedWords<Word>>(words: &W, word: Word, value: u32) {
     words.store(word, value, Relaxed);
     words.fence_seq_cst();
 }
@@ -94,7 +86,7 @@ fn store_then_fence<W: SharedWords>(words: &W, word: Word, value: u32) {
 /// cost is at most one spurious wake-up. A swap that notified only when it itself
 /// read the request would avoid that, but it adds a locked RMW to the hot path and
 /// leans on RMW atomicity, which loom does not model precisely.
-fn fence_then_take<W: SharedWords>(words: &W, word: Word) -> bool {
+fn fence_then_take<W: SharedWords<Word>>(words: &W, word: Word) -> bool {
     words.fence_seq_cst();
     if words.load(word, Relaxed) == 0 {
         return false;
@@ -197,7 +189,7 @@ pub type ConsumerIndex = Index<Consuming>;
 impl<R: Role> Index<R> {
     /// Takes over this side of a queue whose words already hold a state (zero for a
     /// fresh region).
-    pub fn attach<W: SharedWords>(words: &W, capacity: Capacity) -> Result<Self, QueueError> {
+    pub fn attach<W: SharedWords<Word>>(words: &W, capacity: Capacity) -> Result<Self, QueueError> {
         let own = words.load(R::OWN, Relaxed);
         let peer = words.load(R::OWN.counterpart(), Acquire);
         if in_flight::<R>(own, peer) > capacity.get() {
@@ -225,7 +217,11 @@ impl<R: Role> Index<R> {
     /// Free slots (producer) or ready entries (consumer), re-reading the peer's
     /// index only when the last validated value does not already cover `wanted`
     /// (the shared line is then not touched at all).
-    pub fn room<W: SharedWords>(&mut self, words: &W, wanted: u32) -> Result<u32, QueueError> {
+    pub fn room<W: SharedWords<Word>>(
+        &mut self,
+        words: &W,
+        wanted: u32,
+    ) -> Result<u32, QueueError> {
         let room = self.cached_room();
         if room >= wanted {
             return Ok(room);
@@ -236,7 +232,7 @@ impl<R: Role> Index<R> {
     /// Re-reads and validates the peer's index. Acquire pairs with the peer's
     /// release of it: a consumer's reads of the entries it freed happen before the
     /// producer overwrites them, a producer's entry writes before the consumer reads.
-    pub fn refresh<W: SharedWords>(&mut self, words: &W) -> Result<u32, QueueError> {
+    pub fn refresh<W: SharedWords<Word>>(&mut self, words: &W) -> Result<u32, QueueError> {
         let peer = words.load(R::OWN.counterpart(), Acquire);
         if !R::peer_moved_legally(self.own, self.peer, peer, self.capacity) {
             return Err(QueueError::PeerMisbehaved {
@@ -256,7 +252,7 @@ impl<R: Role> Index<R> {
     /// Moves our index past `count` slots already written (producer) or copied out
     /// (consumer). `count` must not exceed the last value [`Self::room`] returned.
     /// Release: those slot accesses happen before the peer sees the new index.
-    pub fn advance<W: SharedWords>(&mut self, words: &W, count: u32) {
+    pub fn advance<W: SharedWords<Word>>(&mut self, words: &W, count: u32) {
         debug_assert!(count <= self.cached_room());
         self.own = self.own.wrapping_add(count);
         words.store(R::OWN, self.own, Release);
@@ -264,24 +260,27 @@ impl<R: Role> Index<R> {
 
     /// After an advance: whether the peer asked to be woken (and if so, the request
     /// is consumed, so it is woken once per request).
-    pub fn take_signal_request<W: SharedWords>(&self, words: &W) -> bool {
+    pub fn take_signal_request<W: SharedWords<Word>>(&self, words: &W) -> bool {
         fence_then_take(words, R::WANTS_SIGNAL.counterpart())
     }
 
     /// Asks the peer to notify us once it frees space (producer) or publishes
     /// entries (consumer).
-    pub fn request_signal<W: SharedWords>(&self, words: &W) {
+    pub fn request_signal<W: SharedWords<Word>>(&self, words: &W) {
         store_then_fence(words, R::WANTS_SIGNAL, 1);
     }
 
-    pub fn cancel_signal<W: SharedWords>(&self, words: &W) {
+    pub fn cancel_signal<W: SharedWords<Word>>(&self, words: &W) {
         words.store(R::WANTS_SIGNAL, 0, Relaxed);
     }
 
     /// Requests a signal and re-checks for room (sDDF's "reprocess" step).
     /// `Ok(true)`: still none, sleep until notified. `Ok(false)`: room appeared
     /// meanwhile, the request is withdrawn, carry on.
-    pub fn prepare_to_sleep<W: SharedWords>(&mut self, words: &W) -> Result<bool, QueueError> {
+    pub fn prepare_to_sleep<W: SharedWords<Word>>(
+        &mut self,
+        words: &W,
+    ) -> Result<bool, QueueError> {
         self.request_signal(words);
         if self.refresh(words)? > 0 {
             self.cancel_signal(words);

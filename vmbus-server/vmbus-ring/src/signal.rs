@@ -19,6 +19,8 @@
 
 use core::sync::atomic::Ordering::{self, Acquire, Relaxed, Release};
 
+use ipc::SharedWords;
+
 use crate::control::ControlPage;
 use crate::protocol::FEATURE_PENDING_SEND_SIZE;
 
@@ -32,15 +34,8 @@ pub enum Word {
     FeatureBits,
 }
 
-/// Atomic access to the control words (the page itself, or a model's atomics).
-pub trait ControlWords {
-    fn load(&self, word: Word, order: Ordering) -> u32;
-    fn store(&self, word: Word, value: u32, order: Ordering);
-    /// A SeqCst fence.
-    fn fence(&self);
-}
-
-impl ControlWords for ControlPage<'_> {
+/// The rings' words (tests/loom_signal.rs runs the same functions over a model's).
+impl SharedWords<Word> for ControlPage<'_> {
     #[inline]
     fn load(&self, word: Word, order: Ordering) -> u32 {
         self.word(word).load(order)
@@ -52,7 +47,7 @@ impl ControlWords for ControlPage<'_> {
     }
 
     #[inline]
-    fn fence(&self) {
+    fn fence_seq_cst(&self) {
         core::sync::atomic::fence(Ordering::SeqCst);
     }
 }
@@ -62,9 +57,9 @@ impl ControlWords for ControlPage<'_> {
 /// packet); `Some(read_index)`, raw: signal if the reader had read everything
 /// before this commit ([`writer_must_signal`]).
 #[inline]
-pub fn publish_write<W: ControlWords + ?Sized>(words: &W, write: u32) -> Option<u32> {
+pub fn publish_write<W: SharedWords<Word> + ?Sized>(words: &W, write: u32) -> Option<u32> {
     words.store(Word::WriteIndex, write, Release);
-    words.fence();
+    words.fence_seq_cst();
     if words.load(Word::InterruptMask, Relaxed) != 0 {
         return None;
     }
@@ -80,16 +75,16 @@ pub fn writer_must_signal(write_before: u32, read: u32) -> bool {
 
 /// Reader, about to poll: the writer need not signal.
 #[inline]
-pub fn mask<W: ControlWords + ?Sized>(words: &W) {
+pub fn mask<W: SharedWords<Word> + ?Sized>(words: &W) {
     words.store(Word::InterruptMask, 1, Relaxed);
 }
 
 /// Reader, about to sleep: asks for signals again, then samples `write_index`
 /// (raw). If it moved past what was read, read on instead of sleeping.
 #[inline]
-pub fn unmask<W: ControlWords + ?Sized>(words: &W) -> u32 {
+pub fn unmask<W: SharedWords<Word> + ?Sized>(words: &W) -> u32 {
     words.store(Word::InterruptMask, 0, Relaxed);
-    words.fence();
+    words.fence_seq_cst();
     words.load(Word::WriteIndex, Acquire)
 }
 
@@ -98,9 +93,9 @@ pub fn unmask<W: ControlWords + ?Sized>(words: &W) -> u32 {
 /// size), else `(pending_send_size, write_index)`, raw, for
 /// [`reader_must_signal`].
 #[inline]
-pub fn publish_read<W: ControlWords + ?Sized>(words: &W, read: u32) -> Option<(u32, u32)> {
+pub fn publish_read<W: SharedWords<Word> + ?Sized>(words: &W, read: u32) -> Option<(u32, u32)> {
     words.store(Word::ReadIndex, read, Release);
-    words.fence();
+    words.fence_seq_cst();
     if words.load(Word::FeatureBits, Relaxed) & FEATURE_PENDING_SEND_SIZE == 0 {
         return None;
     }
@@ -126,15 +121,15 @@ pub fn reader_must_signal(free_now: u32, freed: u32, pending: u32) -> bool {
 /// bytes are free, then samples `read_index` (raw). If that much is free already,
 /// retry instead of sleeping.
 #[inline]
-pub fn request_space<W: ControlWords + ?Sized>(words: &W, needed: u32) -> u32 {
+pub fn request_space<W: SharedWords<Word> + ?Sized>(words: &W, needed: u32) -> u32 {
     words.store(Word::PendingSendSize, needed, Relaxed);
-    words.fence();
+    words.fence_seq_cst();
     words.load(Word::ReadIndex, Acquire)
 }
 
 /// Writer: withdraws a space request once its write went through.
 #[inline]
-pub fn withdraw_space_request<W: ControlWords + ?Sized>(words: &W) {
+pub fn withdraw_space_request<W: SharedWords<Word> + ?Sized>(words: &W) {
     words.store(Word::PendingSendSize, 0, Relaxed);
 }
 

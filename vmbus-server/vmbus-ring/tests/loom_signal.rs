@@ -26,11 +26,12 @@
 
 use std::sync::atomic::Ordering::{self, Acquire, Relaxed};
 
+use ipc::SharedWords;
 use loom::sync::atomic::{fence, AtomicU32};
 use loom::sync::{Arc, Notify};
 use loom::thread;
 use vmbus_ring::protocol::FEATURE_PENDING_SEND_SIZE;
-use vmbus_ring::signal::{self, ControlWords, Word};
+use vmbus_ring::signal::{self, Word};
 
 /// Bytes per packet in the model: one ring word, the smallest packet's alignment.
 const PACKET: u32 = 8;
@@ -49,7 +50,7 @@ impl Control {
     }
 }
 
-impl ControlWords for Control {
+impl SharedWords<Word> for Control {
     fn load(&self, word: Word, order: Ordering) -> u32 {
         self.0[word as usize].load(order)
     }
@@ -58,7 +59,7 @@ impl ControlWords for Control {
         self.0[word as usize].store(value, order);
     }
 
-    fn fence(&self) {
+    fn fence_seq_cst(&self) {
         fence(Ordering::SeqCst);
     }
 }
