@@ -273,12 +273,7 @@ impl Server {
                 self.relids.release(relid);
                 return Ok(());
             }
-            ChannelState::Open { ring_gpadl, .. } => {
-                env.close_channel(relid);
-                if let Some(g) = self.gpadls.get_mut(ring_gpadl) {
-                    g.in_use = false;
-                }
-            }
+            ChannelState::Open { ring_gpadl, .. } => self.close_at_vsp(env, relid, ring_gpadl),
             ChannelState::Offered => {}
         }
         self.set_state(relid, ChannelState::Revoked);
@@ -963,10 +958,7 @@ impl Server {
         match self.guest_channel(relid) {
             None => Err(MessageError::UnknownChannel { relid, message }),
             Some(ChannelState::Open { ring_gpadl, .. }) => {
-                env.close_channel(relid);
-                if let Some(g) = self.gpadls.get_mut(ring_gpadl) {
-                    g.in_use = false;
-                }
+                self.close_at_vsp(env, relid, ring_gpadl);
                 self.set_state(relid, ChannelState::Offered);
                 Ok(())
             }
@@ -977,6 +969,14 @@ impl Server {
                 state,
                 message,
             }),
+        }
+    }
+
+    /// Closes an open channel at its VSP; its ring GPADL may then be torn down.
+    fn close_at_vsp<E: ServerEnv + ?Sized>(&mut self, env: &mut E, relid: Relid, ring: GpadlId) {
+        env.close_channel(relid);
+        if let Some(g) = self.gpadls.get_mut(ring) {
+            g.in_use = false;
         }
     }
 
