@@ -13,9 +13,12 @@ use proptest::prelude::*;
 mod common_item;
 use common_item::{item, Item};
 
-fn memory(capacity: u32) -> Vec<AtomicU64> {
+/// Zeroed memory for a queue of `capacity` items, read-write. Leaked so the region
+/// outlives this helper: about 1 KiB a queue here, about 1 MiB over all proptest cases.
+fn queue_region(capacity: u32) -> Region<'static> {
     let bytes = Queue::<Item>::layout_size(capacity).unwrap();
-    (0..bytes.div_ceil(8)).map(|_| AtomicU64::new(0)).collect()
+    let words: Vec<AtomicU64> = (0..bytes.div_ceil(8)).map(|_| AtomicU64::new(0)).collect();
+    Region::from_atomics(words.leak(), Perms::RW)
 }
 
 const TAIL: usize = std::mem::offset_of!(QueueHeader, tail);
@@ -62,8 +65,7 @@ fn start_index() -> impl Strategy<Value = u32> {
 /// loss, no duplication and FIFO order at once. The signal flags are modelled too:
 /// a side that prepared to sleep must be told to by exactly the next transfer.
 fn run_model(capacity: u32, start: u32, ops: &[Op]) -> Result<(), TestCaseError> {
-    let mem = memory(capacity);
-    let region = Region::from_atomics(&mem, Perms::RW);
+    let region = queue_region(capacity);
     Queue::<Item>::init_at_index(&region, capacity, start).unwrap();
     let mut producer = Producer::<Item>::new(region, capacity).unwrap();
     let mut consumer = Consumer::<Item>::new(region, capacity).unwrap();
@@ -149,8 +151,7 @@ fn run_model(capacity: u32, start: u32, ops: &[Op]) -> Result<(), TestCaseError>
 #[test]
 fn indices_wrap_across_u32_max() {
     let capacity = 4;
-    let mem = memory(capacity);
-    let region = Region::from_atomics(&mem, Perms::RW);
+    let region = queue_region(capacity);
     Queue::<Item>::init_at_index(&region, capacity, u32::MAX - 1).unwrap();
     let mut p = Producer::<Item>::new(region, capacity).unwrap();
     let mut c = Consumer::<Item>::new(region, capacity).unwrap();
@@ -188,8 +189,7 @@ fn construction_rejects_bad_regions_and_capacities() {
     assert_eq!(Queue::<Item>::layout_size(8), Ok(HEADER_SIZE + 8 * 12));
     assert!(Queue::<[u8; 1 << 40]>::layout_size(1 << 31).is_err());
 
-    let mem = memory(8);
-    let region = Region::from_atomics(&mem, Perms::RW);
+    let region = queue_region(8);
     let needed = Queue::<Item>::layout_size(8).unwrap();
 
     let short = region.subregion(0, needed - 1).unwrap();
@@ -227,8 +227,7 @@ fn construction_rejects_bad_regions_and_capacities() {
 
 #[test]
 fn misaligned_region_is_an_error() {
-    let mem = memory(16);
-    let region = Region::from_atomics(&mem, Perms::RW);
+    let region = queue_region(16);
     let len = Queue::<Item>::layout_size(4).unwrap();
     for offset in [1, 2, 3, 5] {
         let sub = region.subregion(offset, len).unwrap();
@@ -243,8 +242,7 @@ fn misaligned_region_is_an_error() {
 
 #[test]
 fn consumer_rejects_a_tail_past_capacity() {
-    let mem = memory(8);
-    let region = Region::from_atomics(&mem, Perms::RW);
+    let region = queue_region(8);
     let mut c = Consumer::<Item>::new(region, 8).unwrap();
     region.write(TAIL, &9u32).unwrap();
     assert!(is_peer_misbehaved(&c.dequeue()));
@@ -261,8 +259,7 @@ fn consumer_rejects_a_tail_past_capacity() {
 
 #[test]
 fn consumer_rejects_a_tail_moving_backwards() {
-    let mem = memory(8);
-    let region = Region::from_atomics(&mem, Perms::RW);
+    let region = queue_region(8);
     let mut p = Producer::<Item>::new(region, 8).unwrap();
     let mut c = Consumer::<Item>::new(region, 8).unwrap();
     p.enqueue_batch(&[item(0), item(1), item(2), item(3)])
@@ -284,8 +281,7 @@ fn consumer_rejects_a_tail_moving_backwards() {
 
 #[test]
 fn producer_rejects_impossible_heads() {
-    let mem = memory(4);
-    let region = Region::from_atomics(&mem, Perms::RW);
+    let region = queue_region(4);
     let mut p = Producer::<Item>::new(region, 4).unwrap();
     p.enqueue_batch(&[item(0), item(1), item(2)]).unwrap();
     // Consuming more than was published.
@@ -308,8 +304,7 @@ fn producer_rejects_impossible_heads() {
 
 #[test]
 fn any_nonzero_flag_is_a_request_and_is_consumed() {
-    let mem = memory(4);
-    let region = Region::from_atomics(&mem, Perms::RW);
+    let region = queue_region(4);
     let mut p = Producer::<Item>::new(region, 4).unwrap();
     region.write(CONSUMER_WANTS, &0xdead_beefu32).unwrap();
     p.try_enqueue(item(0)).unwrap();
@@ -365,8 +360,7 @@ proptest! {
         start in start_index(),
         steps in prop::collection::vec(hostile(), 1..200),
     ) {
-        let mem = memory(capacity);
-        let full = Region::from_atomics(&mem, Perms::RW);
+        let full = queue_region(capacity);
         let region = full.subregion(0, Queue::<Item>::layout_size(capacity).unwrap()).unwrap();
         Queue::<Item>::init_at_index(&region, capacity, start).unwrap();
         let mut p = Producer::<Item>::new(region, capacity).unwrap();
