@@ -38,12 +38,18 @@ const POLLS_PER_CLOCK: u32 = 8;
 /// for: each yield lets the peer run.
 const POLLS_PER_SHARED_CHECK: u32 = 4;
 /// How often a poll with a CPU of its own yields it and the event loop looks for
-/// notifications: a system call each, ~0.3-1 us in a VM, which every 4 polls
-/// delayed noticing a polled request. A poll that may share its CPU with what it
-/// waits for (three PDs in a chain of calls on two CPUs) yields every
-/// [`POLLS_PER_SHARED_CHECK`] polls instead: at a 5 us pace a call through
-/// hvcall-pd to synic-pd took 15 us, not 5.
-const CHECK_EVERY: Duration = Duration::from_micros(1);
+/// notifications: a system call each, ~0.3-1 us in a VM, and whatever lands
+/// during one waits for it. Longer than a polled qd1 request's wait (~1-2 us for
+/// 4 KiB, ~10 us for 64 KiB on a 2-vCPU VM), so the polled path makes no system
+/// call but the I/O itself (strace: sched_yield + epoll_wait 5800 -> 700 over a
+/// QUICK storage_io run); every 1 us, as before, a 4 KiB request took ~100 ns
+/// longer (storage_io, rdtsc at each hop: the guest noticed its completion
+/// 300 ns after storvsp published it, not 240). Measured flat from 3 to 100 us;
+/// a notification to a polling PD now waits up to this long. A poll that may
+/// share its CPU with what it waits for (three PDs in a chain of calls on two
+/// CPUs) yields every [`POLLS_PER_SHARED_CHECK`] polls instead: at a 5 us pace a
+/// call through hvcall-pd to synic-pd took 15 us, not 5.
+const CHECK_EVERY: Duration = Duration::from_micros(20);
 
 /// The budget of one place that waits (the event loop, the caller side of calls).
 #[derive(Debug)]
