@@ -114,6 +114,11 @@ impl Env {
     fn log(&self) -> &str {
         &self.k.console
     }
+
+    /// The PD's console has a line containing `needle`.
+    fn assert_logged(&self, needle: &str) {
+        assert!(self.log().contains(needle), "{}", self.log());
+    }
 }
 
 // ---- init -----------------------------------------------------------------
@@ -348,9 +353,7 @@ fn only_the_vcpu_pd_may_touch_registers_or_send_eoi() {
         }
     }
     assert_eq!(env.read(IOREGSEL, 4), (Status::OK, 0), "IOREGSEL untouched");
-    assert!(env
-        .log()
-        .contains("refused label 0x1a02 from channel 1: only the vCPU PD (channel 0)"));
+    env.assert_logged("refused label 0x1a02 from channel 1: only the vCPU PD (channel 0)");
 }
 
 // ---- lines ----------------------------------------------------------------
@@ -390,15 +393,8 @@ fn devices_drive_only_the_lines_granted_to_their_channel() {
         })
     );
     assert_eq!(env.pd.stats().refused, 4);
-    assert!(
-        env.log()
-            .contains("refused assert of line 9 from channel 1: not granted (lines granted: 0x18)"),
-        "{}",
-        env.log()
-    );
-    assert!(env
-        .log()
-        .contains("from channel 3: not granted (lines granted: 0x0)"));
+    env.assert_logged("refused assert of line 9 from channel 1: not granted (lines granted: 0x18)");
+    env.assert_logged("from channel 3: not granted (lines granted: 0x0)");
 }
 
 #[test]
@@ -540,12 +536,7 @@ fn a_corrupt_queue_is_logged_and_blamed_on_the_vcpu_pd_not_the_caller() {
     head.store(1000, core::sync::atomic::Ordering::Relaxed);
     assert_eq!(env.line(SERIAL, 3, LineAction::PULSE), Status::OK);
     assert_eq!(env.pd.stats().queue_errors, 1);
-    assert!(
-        env.log()
-            .contains("interrupt queue to the vCPU PD on channel 0 is broken"),
-        "{}",
-        env.log()
-    );
+    env.assert_logged("interrupt queue to the vCPU PD on channel 0 is broken");
     assert_eq!(
         env.pd.ioapic().entry(3).map(|e| e.delivery_status()),
         Some(true),
