@@ -38,18 +38,18 @@ const POLLS_PER_CLOCK: u32 = 8;
 /// for: each yield lets the peer run.
 const POLLS_PER_SHARED_CHECK: u32 = 4;
 /// How often a poll with a CPU of its own yields it and the event loop looks for
-/// notifications: a system call each, ~0.3-1 us in a VM, and whatever lands
-/// during one waits for it. Longer than a polled qd1 request's wait (~1-2 us for
-/// 4 KiB, ~10 us for 64 KiB on a 2-vCPU VM), so the polled path makes no system
-/// call but the I/O itself (strace: sched_yield + epoll_wait 5800 -> 700 over a
-/// QUICK storage_io run); every 1 us, as before, a 4 KiB request took ~100 ns
-/// longer (storage_io, rdtsc at each hop: the guest noticed its completion
-/// 300 ns after storvsp published it, not 240). Measured flat from 3 to 100 us;
-/// a notification to a polling PD now waits up to this long. A poll that may
-/// share its CPU with what it waits for (three PDs in a chain of calls on two
-/// CPUs) yields every [`POLLS_PER_SHARED_CHECK`] polls instead: at a 5 us pace a
-/// call through hvcall-pd to synic-pd took 15 us, not 5.
-const CHECK_EVERY: Duration = Duration::from_micros(20);
+/// notifications: a system call each, ~0.3-1 us in a VM, which every 4 polls
+/// delayed noticing a polled request. Not longer: a poller judged to have a CPU of
+/// its own may still share one with the peer it waits for (the verdict is 50 ms
+/// old, or forced), and then every hand-off waits for a yield. storage_io, qd1
+/// 4 KiB at load 3-4: 4.2-8.3 us with 1 us, 6.4-9.0 with 2, 9.8-10.1 with 20
+/// (44 us with polling forced `own` without `chrt`), for ~0.1 us gained with
+/// the PDs under `chrt -f` (1.9-2.0 vs 2.0-2.1 us; the guest noticed its
+/// completion 240 ns after storvsp published it, not 300). A poll that may share its CPU with what it
+/// waits for (three PDs in a chain of calls on two CPUs) yields every
+/// [`POLLS_PER_SHARED_CHECK`] polls instead: at a 5 us pace a call through
+/// hvcall-pd to synic-pd took 15 us, not 5.
+const CHECK_EVERY: Duration = Duration::from_micros(1);
 
 /// The budget of one place that waits (the event loop, the caller side of calls).
 #[derive(Debug)]
