@@ -372,8 +372,6 @@ fn event_loop<H: Handler>(mut handler: H, mut kernel: HostKernel) -> Result<Neve
             continue;
         }
         adaptive.ended(&spin, polling);
-        spin = adaptive.start();
-        fresh = true;
         let mut set = ChannelSet::EMPTY;
         for &token in &tokens {
             let Some(ch) = Channel::try_new((token & 0xff) as u8) else {
@@ -407,6 +405,13 @@ fn event_loop<H: Handler>(mut handler: H, mut kernel: HostKernel) -> Result<Neve
                 );
             }
         }
+        // The next poll's budget counts from the end of the work the notification
+        // brought, as after polled work. Counted from the wake-up, work longer
+        // than the budget (a 64 KiB write, ~10 us) used it up before polling
+        // began, the periodic probe's 2 us too: a PD woken for each request never
+        // polled again once its budget had shrunk that far.
+        spin = adaptive.start();
+        fresh = true;
     }
 }
 
