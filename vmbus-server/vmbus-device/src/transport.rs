@@ -61,6 +61,9 @@ pub struct RingTransport<M: RingMem> {
     keep_masked: bool,
 }
 
+/// Page numbers read from the ring in one copy.
+const PFNS_PER_COPY: usize = 32;
+
 impl<M: RingMem> RingTransport<M> {
     /// `incoming` is the guest-to-host ring, `outgoing` the host-to-guest ring.
     pub fn new(incoming: M, outgoing: M) -> Result<Self, AttachError> {
@@ -160,11 +163,28 @@ impl<M: RingMem> RingTransport<M> {
             }));
         }
         pfns.resize(pages, 0);
-        let got = self.incoming.read_pfns(&range, 0, pfns).map_err(incoming)?;
-        if got != pages {
-            return Err(incoming(vmbus_ring::Corruption::RangesPastHeader {
-                range_count: g.range_count,
-            }));
+        // A chunk of page numbers per ring copy, not one copy (and its range
+        // arithmetic) per page number: a 64 KiB request has 16.
+        let mut bytes = [0u8; 8 * PFNS_PER_COPY];
+        for (chunk, at) in pfns
+            .chunks_mut(PFNS_PER_COPY)
+            .zip((0..).step_by(8 * PFNS_PER_COPY))
+        {
+            let raw = &mut bytes[..8 * chunk.len()];
+            let got = self
+                .incoming
+                .copy_from(&range.pfns, at, raw)
+                .map_err(incoming)?;
+            if got != raw.len() {
+                return Err(incoming(vmbus_ring::Corruption::RangesPastHeader {
+                    range_count: g.range_count,
+                }));
+            }
+            for (pfn, le) in chunk.iter_mut().zip(raw.chunks_exact(8)) {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(le);
+                *pfn = u64::from_le_bytes(word);
+            }
         }
         Ok(Ok(Some((range.byte_count, range.byte_offset))))
     }
@@ -272,6 +292,40 @@ mod tests {
         };
         tx.write_packet(&packet, &[b"request"]).unwrap();
         tx.commit().unwrap()
+    }
+
+    #[test]
+    fn page_numbers_past_one_ring_copy_arrive_whole_and_in_order() {
+        let words: Vec<AtomicU64> = (0..4 * PAGE_SIZE / 8).map(|_| AtomicU64::new(0)).collect();
+        let (inc, out) = words.split_at(2 * PAGE_SIZE / 8);
+        let (inc, out) = (ring(inc), ring(out));
+        let mut rings = RingTransport::new(inc, out).unwrap();
+        let pfns: Vec<u64> = (0..PFNS_PER_COPY as u64 + 9)
+            .map(|i| 0x1_0000_0000 + i * 7)
+            .collect();
+        let range = vmbus_ring::GpaRangeRef {
+            byte_count: (pfns.len() * PAGE_SIZE - 100) as u32,
+            byte_offset: 50,
+            pfns: &pfns,
+        };
+        let mut tx = OutgoingRing::new(inc).unwrap();
+        let packet = OutgoingPacket {
+            transaction_id: 1,
+            completion_requested: true,
+            kind: OutgoingKind::GpaDirect(&[range]),
+        };
+        tx.write_packet(&packet, &[b"request"]).unwrap();
+        let _ = tx.commit().unwrap();
+
+        let header = rings.peek().unwrap().unwrap();
+        let mut buf = PacketBuf::new(crate::Limits {
+            max_payload: 64,
+            max_pages: 64,
+        });
+        let copied = rings.copy(&header, &mut buf).unwrap();
+        let got = copied.buffer.unwrap().unwrap();
+        assert_eq!(got.pfns, &pfns[..]);
+        assert_eq!((got.byte_offset, got.byte_count), (50, range.byte_count));
     }
 
     #[test]
