@@ -96,18 +96,26 @@ pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 /// Sends one packet, `WouldBlock` at once when the peer's queue is full; a closed
 /// peer is `BrokenPipe`, never SIGPIPE.
 pub fn try_send_packet(fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<()> {
-    loop {
+    retry_interrupted(|| {
         // SAFETY: data is a valid slice for the length passed.
-        let n = unsafe {
+        unsafe {
             libc::send(
                 fd.as_raw_fd(),
                 data.as_ptr().cast(),
                 data.len(),
                 libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
             )
-        };
-        if n >= 0 {
-            return Ok(());
+        }
+    })
+    .map(drop)
+}
+
+/// Makes a system call again for as long as a signal interrupts it; its result,
+/// which is not negative.
+fn retry_interrupted(mut call: impl FnMut() -> isize) -> io::Result<usize> {
+    loop {
+        if let Ok(n) = usize::try_from(call()) {
+            return Ok(n);
         }
         let err = io::Error::last_os_error();
         if err.kind() != io::ErrorKind::Interrupted {
@@ -132,28 +140,21 @@ pub fn try_recv_packet(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<
 }
 
 fn recv_with(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
-    loop {
+    let n = retry_interrupted(|| {
         // SAFETY: buf is a valid mutable slice for the length passed.
-        let n = unsafe {
+        unsafe {
             libc::recv(
                 fd.as_raw_fd(),
                 buf.as_mut_ptr().cast(),
                 buf.len(),
                 libc::MSG_TRUNC | flags,
             )
-        };
-        if n >= 0 {
-            let n = n as usize;
-            if n > buf.len() {
-                return Err(io::Error::from(io::ErrorKind::InvalidData));
-            }
-            return Ok(n);
         }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
+    })?;
+    if n > buf.len() {
+        return Err(io::Error::from(io::ErrorKind::InvalidData));
     }
+    Ok(n)
 }
 
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -312,7 +313,7 @@ pub fn epoll_wait(
     const MAX: usize = 64;
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; MAX];
     tokens.clear();
-    loop {
+    let n = retry_interrupted(|| {
         // SAFETY: events is a valid array of MAX epoll_event.
         let n = unsafe {
             libc::epoll_wait(
@@ -322,15 +323,10 @@ pub fn epoll_wait(
                 timeout_ms,
             )
         };
-        if n >= 0 {
-            tokens.extend(events.iter().take(n as usize).map(|e| e.u64));
-            return Ok(());
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
+        n as isize
+    })?;
+    tokens.extend(events.iter().take(n).map(|e| e.u64));
+    Ok(())
 }
 
 /// Tasks runnable right now, host-wide, the caller included: the fourth field of

@@ -282,24 +282,35 @@ mod tests {
         mem.control().interrupt_mask().load(Ordering::SeqCst)
     }
 
-    /// The guest's end: one in-band packet, and whether the commit signals.
-    fn guest_sends(mem: RegionRingMem<'_>) -> bool {
+    /// The guest's end: one packet, and whether the commit signals.
+    fn guest_sends(mem: RegionRingMem<'_>, kind: OutgoingKind<'_>) -> bool {
         let mut tx = OutgoingRing::new(mem).unwrap();
         let packet = OutgoingPacket {
             transaction_id: 1,
             completion_requested: true,
-            kind: OutgoingKind::InBand,
+            kind,
         };
         tx.write_packet(&packet, &[b"request"]).unwrap();
         tx.commit().unwrap()
     }
 
-    #[test]
-    fn page_numbers_past_one_ring_copy_arrive_whole_and_in_order() {
-        let words: Vec<AtomicU64> = (0..4 * PAGE_SIZE / 8).map(|_| AtomicU64::new(0)).collect();
+    /// Zeroed memory for a channel's two rings of two pages each.
+    fn channel_words() -> Vec<AtomicU64> {
+        (0..4 * PAGE_SIZE / 8).map(|_| AtomicU64::new(0)).collect()
+    }
+
+    /// The channel's rings over `words`, and the guest-to-host ring's memory (the
+    /// guest's end writes there).
+    fn channel(words: &[AtomicU64]) -> (RegionRingMem<'_>, RingTransport<RegionRingMem<'_>>) {
         let (inc, out) = words.split_at(2 * PAGE_SIZE / 8);
         let (inc, out) = (ring(inc), ring(out));
-        let mut rings = RingTransport::new(inc, out).unwrap();
+        (inc, RingTransport::new(inc, out).unwrap())
+    }
+
+    #[test]
+    fn page_numbers_past_one_ring_copy_arrive_whole_and_in_order() {
+        let words = channel_words();
+        let (inc, mut rings) = channel(&words);
         let pfns: Vec<u64> = (0..PFNS_PER_COPY as u64 + 9)
             .map(|i| 0x1_0000_0000 + i * 7)
             .collect();
@@ -308,14 +319,7 @@ mod tests {
             byte_offset: 50,
             pfns: &pfns,
         };
-        let mut tx = OutgoingRing::new(inc).unwrap();
-        let packet = OutgoingPacket {
-            transaction_id: 1,
-            completion_requested: true,
-            kind: OutgoingKind::GpaDirect(&[range]),
-        };
-        tx.write_packet(&packet, &[b"request"]).unwrap();
-        let _ = tx.commit().unwrap();
+        guest_sends(inc, OutgoingKind::GpaDirect(&[range]));
 
         let header = rings.peek().unwrap().unwrap();
         let mut buf = PacketBuf::new(crate::Limits {
@@ -330,10 +334,8 @@ mod tests {
 
     #[test]
     fn a_polled_ring_stays_masked_until_the_runtime_parks() {
-        let words: Vec<AtomicU64> = (0..4 * PAGE_SIZE / 8).map(|_| AtomicU64::new(0)).collect();
-        let (inc, out) = words.split_at(2 * PAGE_SIZE / 8);
-        let (inc, out) = (ring(inc), ring(out));
-        let mut rings = RingTransport::new(inc, out).unwrap();
+        let words = channel_words();
+        let (inc, mut rings) = channel(&words);
 
         // Not polling: drained and re-armed, so the guest's next packet signals.
         assert_eq!(rings.peek().unwrap(), None);
@@ -345,7 +347,10 @@ mod tests {
         assert_eq!(rings.peek().unwrap(), None);
         assert!(!rings.arm().unwrap());
         assert_eq!(mask(&inc), 1);
-        assert!(!guest_sends(inc), "a masked reader gets no signal");
+        assert!(
+            !guest_sends(inc, OutgoingKind::InBand),
+            "a masked reader gets no signal"
+        );
 
         // Parking unmasks and looks again: the unsignalled packet is found.
         rings.keep_masked(false);
@@ -355,6 +360,9 @@ mod tests {
         rings.consume().unwrap();
         assert!(!rings.flush().unwrap());
         assert!(!rings.arm().unwrap());
-        assert!(guest_sends(inc), "unmasked and empty again: signal");
+        assert!(
+            guest_sends(inc, OutgoingKind::InBand),
+            "unmasked and empty again: signal"
+        );
     }
 }
