@@ -539,7 +539,10 @@ impl Kernel {
     /// instructions, past its bound in the boot test.
     #[inline(always)]
     fn fast_cap(&self, pd: PdId, ch: u64) -> Option<&Cap> {
-        self.pds[usize::from(pd)].cfg.caps.get(usize::try_from(ch).ok()?)
+        self.pds[usize::from(pd)]
+            .cfg
+            .caps
+            .get(usize::try_from(ch).ok()?)
     }
 
     pub fn notify<E: Effects + ?Sized>(&mut self, fx: &mut E, ch: u64) {
