@@ -19,7 +19,7 @@ mod sys;
 pub mod wire;
 
 pub use config::{ChannelGrant, ConfigError, PdConfig, PpGrant, PpRole, RegionGrant};
-pub use pd::{is_pd, region_file, run, wait_for_notification, Poller, POLL_ENV, SPIN_ENV};
+pub use pd::{finish, is_pd, region_file, run, wait_for_notification, Poller, POLL_ENV, SPIN_ENV};
 pub use supervisor::{
     default_search_paths, resolve_image, FaultReport, LogLine, SimError, SimExit, SimOptions,
     SimOutcome, Simulation, Stream, LOG_CAPACITY,

@@ -116,6 +116,21 @@ where
     }
 }
 
+/// Ends a test PD with its verdict on stdout, the line the system tests look for
+/// (`<who>: all checks passed` or `<who>: FAILED: <what>`), and exit status 0 or 1.
+pub fn finish(who: &str, result: Result<(), String>) -> ! {
+    match result {
+        Ok(()) => {
+            println!("{who}: all checks passed");
+            std::process::exit(0)
+        }
+        Err(what) => {
+            println!("{who}: FAILED: {what}");
+            std::process::exit(1)
+        }
+    }
+}
+
 fn die(name: &str, what: &str) -> ! {
     eprintln!("PD '{name}': {what}");
     std::process::exit(EXIT_INIT_FAILED)

@@ -363,13 +363,7 @@ impl Guest {
 }
 
 fn finish(result: Result<(), String>) -> ! {
-    match result {
-        Ok(()) => std::process::exit(0),
-        Err(what) => {
-            println!("guest: FAILED: {what}");
-            std::process::exit(1)
-        }
-    }
+    hostsim::finish("guest", result)
 }
 
 impl Handler for Guest {
@@ -381,7 +375,6 @@ impl Handler for Guest {
         // has taken the service message off its queue (so its report is out before
         // this PD's exit ends the run).
         if self.scenario_done {
-            println!("guest: all checks passed");
             finish(Ok(()));
         }
         let result = self.setup(k).and_then(|()| match self.bench {

@@ -301,16 +301,7 @@ impl Guest {
 }
 
 fn finish(result: Result<(), String>) -> ! {
-    match result {
-        Ok(()) => {
-            println!("guest: all checks passed");
-            std::process::exit(0)
-        }
-        Err(e) => {
-            println!("guest: FAILED: {e}");
-            std::process::exit(1)
-        }
-    }
+    hostsim::finish("guest", result)
 }
 
 impl Handler for Guest {

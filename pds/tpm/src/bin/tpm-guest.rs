@@ -85,16 +85,7 @@ fn run(init: &dyn Init, k: &mut dyn Kernel) -> Result<(), String> {
 
 fn main() {
     hostsim::run(|init, kernel| -> Result<NeverHandler, InitError> {
-        match run(init, kernel) {
-            Ok(()) => {
-                println!("tpm-guest: all checks passed");
-                std::process::exit(0)
-            }
-            Err(e) => {
-                println!("tpm-guest: FAILED: {e}");
-                std::process::exit(1)
-            }
-        }
+        hostsim::finish("tpm-guest", run(init, kernel))
     })
 }
 
