@@ -147,22 +147,6 @@ pub const SEGMENTS: [u64; 8] = [
     off::TR,
 ];
 
-/// State words that are one VMCB quadword each, moved as they are both ways.
-const VMCB_WORDS: [(usize, u64); 12] = [
-    (Word::RAX, off::RAX),
-    (Word::RSP, off::RSP),
-    (Word::RIP, off::RIP),
-    (Word::RFLAGS, off::RFLAGS),
-    (Word::CR0, off::CR0),
-    (Word::CR2, off::CR2),
-    (Word::CR3, off::CR3),
-    (Word::CR4, off::CR4),
-    (Word::GDTR + 1, off::GDTR + 8),
-    (Word::IDTR + 1, off::IDTR + 8),
-    (Word::PAT, off::G_PAT),
-    (Word::DR7, off::DR7),
-];
-
 /// A VMCB page: 8-byte words at 8-aligned offsets below 4096.
 pub trait Vmcb {
     fn read(&self, offset: u64) -> u64;
@@ -210,30 +194,6 @@ pub struct Gprs {
     pub r15: u64,
 }
 
-impl Gprs {
-    /// The register state word `word` carries, if VMRUN leaves it here: the one
-    /// statement of the mapping both directions use.
-    fn word_mut(&mut self, word: usize) -> Option<&mut u64> {
-        Some(match word {
-            Word::RCX => &mut self.rcx,
-            Word::RDX => &mut self.rdx,
-            Word::RBX => &mut self.rbx,
-            Word::RBP => &mut self.rbp,
-            Word::RSI => &mut self.rsi,
-            Word::RDI => &mut self.rdi,
-            16 => &mut self.r8,
-            17 => &mut self.r9,
-            18 => &mut self.r10,
-            19 => &mut self.r11,
-            20 => &mut self.r12,
-            21 => &mut self.r13,
-            22 => &mut self.r14,
-            23 => &mut self.r15,
-            _ => return None,
-        })
-    }
-}
-
 /// A vCPU's state outside its VMCB.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Regs {
@@ -265,7 +225,10 @@ fn set_segment<V: Vmcb + ?Sized>(
     limit: u32,
     base: u64,
 ) {
-    v.write(at, segment_word(selector, attrib, limit));
+    v.write(
+        at,
+        u64::from(selector) | (u64::from(attrib & 0xfff) << 16) | (u64::from(limit) << 32),
+    );
     v.write(at + 8, base);
 }
 
@@ -325,6 +288,7 @@ pub fn load_dirty<V: Vmcb + ?Sized>(
         let i = dirty.trailing_zeros() as usize;
         dirty &= dirty - 1;
         let w = words[i];
+        let g = &mut r.gprs;
         match i {
             Word::INTERRUPT_SHADOW => v.write(off::INTERRUPT_SHADOW, w & 1),
             // Only the architectural bits: vector, type, EV, V, error code.
@@ -341,6 +305,34 @@ pub fn load_dirty<V: Vmcb + ?Sized>(
                 v.write(off::VINTR, vintr);
                 write32(v, off::INTERCEPT_MISC1, m1);
             }
+            Word::RAX => v.write(off::RAX, w),
+            Word::RSP => v.write(off::RSP, w),
+            Word::RCX => g.rcx = w,
+            Word::RDX => g.rdx = w,
+            Word::RBX => g.rbx = w,
+            Word::RBP => g.rbp = w,
+            Word::RSI => g.rsi = w,
+            Word::RDI => g.rdi = w,
+            16 => g.r8 = w,
+            17 => g.r9 = w,
+            18 => g.r10 = w,
+            19 => g.r11 = w,
+            20 => g.r12 = w,
+            21 => g.r13 = w,
+            22 => g.r14 = w,
+            23 => g.r15 = w,
+            Word::RIP => v.write(off::RIP, w),
+            Word::RFLAGS => v.write(off::RFLAGS, w),
+            Word::CR2 => v.write(off::CR2, w),
+            Word::CR0 | Word::CR3 | Word::CR4 => {
+                let at = match i {
+                    Word::CR0 => off::CR0,
+                    Word::CR3 => off::CR3,
+                    _ => off::CR4,
+                };
+                v.write(at, w);
+                r.flush = true;
+            }
             // The guest must stay under SVM's control: SVME cannot be turned off.
             Word::EFER => {
                 v.write(off::EFER, w | EFER_SVME);
@@ -352,6 +344,10 @@ pub fn load_dirty<V: Vmcb + ?Sized>(
             }
             Word::GDTR => write32(v, off::GDTR + 4, w as u32),
             Word::IDTR => write32(v, off::IDTR + 4, w as u32),
+            49 => v.write(off::GDTR + 8, w),
+            51 => v.write(off::IDTR + 8, w),
+            Word::PAT => v.write(off::G_PAT, w),
+            Word::DR7 => v.write(off::DR7, w),
             Word::XCR0 => {
                 if xcr0_valid(w, xcr0_supported) {
                     r.xcr0 = w;
@@ -370,15 +366,7 @@ pub fn load_dirty<V: Vmcb + ?Sized>(
                     v.write(at + 8, w);
                 }
             }
-            _ => {
-                if let Some(&(_, at)) = VMCB_WORDS.iter().find(|&&(word, _)| word == i) {
-                    v.write(at, w);
-                    // A new paging mode: the guest's TLB entries may be stale.
-                    r.flush |= matches!(i, Word::CR0 | Word::CR3 | Word::CR4);
-                } else if let Some(reg) = r.gprs.word_mut(i) {
-                    *reg = w;
-                }
-            }
+            _ => {}
         }
     }
     // The CPL follows SS.DPL in protected mode; VMRUN takes it from the VMCB.
@@ -408,27 +396,43 @@ pub fn store_words<V: Vmcb + ?Sized>(v: &V, r: &Regs, mut put: impl FnMut(usize,
         Word::INTERRUPT_WINDOW,
         u64::from(vintr & V_IRQ != 0) | ((vintr & 0xff) << 8),
     );
-    for (word, at) in VMCB_WORDS {
-        put(word, v.read(at));
+    let g = &r.gprs;
+    put(Word::RAX, v.read(off::RAX));
+    put(Word::RCX, g.rcx);
+    put(Word::RDX, g.rdx);
+    put(Word::RBX, g.rbx);
+    put(Word::RSP, v.read(off::RSP));
+    put(Word::RBP, g.rbp);
+    put(Word::RSI, g.rsi);
+    put(Word::RDI, g.rdi);
+    for (k, x) in [g.r8, g.r9, g.r10, g.r11, g.r12, g.r13, g.r14, g.r15]
+        .into_iter()
+        .enumerate()
+    {
+        put(Word::R8 + k, x);
     }
-    let mut gprs = r.gprs;
-    for word in Word::RCX..Word::RIP {
-        if let Some(reg) = gprs.word_mut(word) {
-            put(word, *reg);
-        }
-    }
+    put(Word::RIP, v.read(off::RIP));
+    put(Word::RFLAGS, v.read(off::RFLAGS));
+    put(Word::CR0, v.read(off::CR0));
+    put(Word::CR2, v.read(off::CR2));
+    put(Word::CR3, v.read(off::CR3));
+    put(Word::CR4, v.read(off::CR4));
     put(Word::EFER, v.read(off::EFER));
     put(Word::EXCEPTION_INTERCEPTS, u64::from(r.exceptions));
     for (k, &at) in SEGMENTS.iter().enumerate() {
-        let (selector, attrib, limit) = segment_parts(v.read(at));
+        let raw = v.read(at);
         put(
             Word::SEGMENTS + 2 * k,
-            segment_word(selector, attrib, limit),
+            segment_word(raw as u16, (raw >> 16) as u16 & 0xfff, (raw >> 32) as u32),
         );
         put(Word::SEGMENTS + 2 * k + 1, v.read(at + 8));
     }
     put(Word::GDTR, u64::from(read32(v, off::GDTR + 4)));
+    put(Word::GDTR + 1, v.read(off::GDTR + 8));
     put(Word::IDTR, u64::from(read32(v, off::IDTR + 4)));
+    put(Word::IDTR + 1, v.read(off::IDTR + 8));
+    put(Word::PAT, v.read(off::G_PAT));
+    put(Word::DR7, v.read(off::DR7));
     put(Word::XCR0, r.xcr0);
     let (b0, b1) = if read8(v, off::INSN_BYTES) != 0 {
         (v.read(off::INSN_BYTES), v.read(off::INSN_BYTES + 8))
