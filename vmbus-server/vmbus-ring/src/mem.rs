@@ -197,6 +197,28 @@ impl<'a, P: AsRef<[u64]>> GpadlRingMem<'a, P> {
         }
         Ok(())
     }
+
+    /// The data word at `offset` as one atomic, as [`RegionRingMem`]'s: an
+    /// 8-aligned word never crosses a page, so it is one page lookup and one
+    /// load or store instead of a byte copy split by pages (descriptors and
+    /// trailers, a few per packet on both sides). `Misaligned` when it must be
+    /// accessed byte by byte.
+    #[inline]
+    fn word_at(&self, offset: usize) -> Result<&'a AtomicU64, RegionError> {
+        if cfg!(miri) || !offset.is_multiple_of(8) {
+            return Err(RegionError::Misaligned { offset, align: 8 });
+        }
+        let data_pages = &self.pages.as_ref()[1..];
+        let pfn = *data_pages
+            .get(offset / PAGE_SIZE)
+            .ok_or(RegionError::OutOfBounds {
+                offset,
+                len: 8,
+                region_len: data_pages.len() * PAGE_SIZE,
+            })?;
+        self.ram
+            .atomic_u64(page_offset(&self.ram, pfn)? + offset % PAGE_SIZE)
+    }
 }
 
 fn page_offset(ram: &Region<'_>, pfn: u64) -> Result<usize, RegionError> {
@@ -235,5 +257,28 @@ impl<P: AsRef<[u64]>> RingMem for GpadlRingMem<'_, P> {
         self.for_each_piece(offset, data.len(), |ram_at, start, len| {
             self.ram.write_bytes(ram_at, &data[start..start + len])
         })
+    }
+    #[inline]
+    fn read_word(&self, offset: usize) -> Result<u64, RegionError> {
+        match self.word_at(offset) {
+            Ok(word) => Ok(u64::from_le(word.load(Ordering::Relaxed))),
+            Err(RegionError::Misaligned { .. }) => {
+                let mut bytes = [0u8; 8];
+                self.read_data(offset, &mut bytes)?;
+                Ok(u64::from_le_bytes(bytes))
+            }
+            Err(e) => Err(e),
+        }
+    }
+    #[inline]
+    fn write_word(&self, offset: usize, value: u64) -> Result<(), RegionError> {
+        match self.word_at(offset) {
+            Ok(word) => {
+                word.store(value.to_le(), Ordering::Relaxed);
+                Ok(())
+            }
+            Err(RegionError::Misaligned { .. }) => self.write_data(offset, &value.to_le_bytes()),
+            Err(e) => Err(e),
+        }
     }
 }

@@ -118,6 +118,7 @@ impl<M: RingMem> IncomingRing<M> {
             // below are at least as new as the index.
             self.refresh_write(Ordering::Acquire)?;
             if self.unread() == 0 {
+                self.touch_next();
                 return Err(ReadError::Empty);
             }
         }
@@ -200,7 +201,23 @@ impl<M: RingMem> IncomingRing<M> {
     pub fn is_empty(&mut self) -> Result<bool, Corruption> {
         self.check()?;
         self.refresh_write(Ordering::Acquire)?;
-        Ok(self.unread() == 0)
+        let empty = self.unread() == 0;
+        if empty {
+            self.touch_next();
+        }
+        Ok(empty)
+    }
+
+    /// Loads (and drops) the word where the next packet will start, after the
+    /// write index said it is not there yet. A reader that polls thus fetches the
+    /// packet's first line in the same pass as the index that publishes it,
+    /// instead of one cross-CPU fetch after the other; the store order of the
+    /// writer (packet, then index) makes the line loaded after a new index hold
+    /// the packet. Nothing loaded here is used, so nothing is trusted early; a
+    /// failing load is left for the parse to report.
+    #[inline]
+    fn touch_next(&self) {
+        core::hint::black_box(self.geo.read_word(&self.mem, self.next_read).ok());
     }
 
     /// Copies bytes of `range` starting at `offset` into `buf`; returns how many were
