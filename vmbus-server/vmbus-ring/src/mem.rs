@@ -24,20 +24,41 @@ pub trait RingMem {
     /// Copies `data` into the data area at `offset`, under the same contract.
     fn write_data(&self, offset: usize, data: &[u8]) -> Result<(), RegionError>;
 
+    /// The data word at `offset` as one atomic, where the memory can give one;
+    /// `Misaligned` sends [`Self::read_word`] and [`Self::write_word`] byte by
+    /// byte (an odd mapping; Miri, see `ipc::region`'s byte-only copies).
+    #[inline]
+    fn data_word(&self, offset: usize) -> Result<&AtomicU64, RegionError> {
+        Err(RegionError::Misaligned { offset, align: 8 })
+    }
+
     /// The 8 bytes at `offset` (8-aligned, inside the data area) as one little-endian
     /// word: descriptors and trailers are whole words, so one load suffices where the
     /// memory allows it.
     #[inline]
     fn read_word(&self, offset: usize) -> Result<u64, RegionError> {
-        let mut bytes = [0u8; 8];
-        self.read_data(offset, &mut bytes)?;
-        Ok(u64::from_le_bytes(bytes))
+        match self.data_word(offset) {
+            Ok(word) => Ok(u64::from_le(word.load(Ordering::Relaxed))),
+            Err(RegionError::Misaligned { .. }) => {
+                let mut bytes = [0u8; 8];
+                self.read_data(offset, &mut bytes)?;
+                Ok(u64::from_le_bytes(bytes))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Stores `value` little-endian at `offset`, under `read_word`'s contract.
     #[inline]
     fn write_word(&self, offset: usize, value: u64) -> Result<(), RegionError> {
-        self.write_data(offset, &value.to_le_bytes())
+        match self.data_word(offset) {
+            Ok(word) => {
+                word.store(value.to_le(), Ordering::Relaxed);
+                Ok(())
+            }
+            Err(RegionError::Misaligned { .. }) => self.write_data(offset, &value.to_le_bytes()),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -76,19 +97,6 @@ impl<'a> RegionRingMem<'a> {
     }
 }
 
-impl RegionRingMem<'_> {
-    /// The data word at `offset` as one atomic, or `Misaligned` when it must be
-    /// accessed byte by byte (an odd mapping, or Miri, whose weak-memory model cannot
-    /// mix word and byte accesses of the same bytes).
-    #[inline]
-    fn word_at(&self, offset: usize) -> Result<&AtomicU64, RegionError> {
-        if cfg!(miri) {
-            return Err(RegionError::Misaligned { offset, align: 8 });
-        }
-        self.data.atomic_u64(offset)
-    }
-}
-
 impl RingMem for RegionRingMem<'_> {
     fn control(&self) -> ControlPage<'_> {
         self.control
@@ -104,32 +112,14 @@ impl RingMem for RegionRingMem<'_> {
     fn write_data(&self, offset: usize, data: &[u8]) -> Result<(), RegionError> {
         self.data.write_bytes(offset, data)
     }
+    /// Miri gets `Misaligned`: its weak-memory model cannot mix word and byte
+    /// accesses of the same bytes.
     #[inline]
-    fn read_word(&self, offset: usize) -> Result<u64, RegionError> {
-        // Miri gets the byte path: see `ipc::region`'s byte-only copies under Miri.
-        match self.word_at(offset) {
-            Ok(word) => Ok(u64::from_le(word.load(Ordering::Relaxed))),
-            // A data area mapped at an odd address still works, byte by byte.
-            Err(RegionError::Misaligned { .. }) => {
-                let mut bytes = [0u8; 8];
-                self.data.read_bytes(offset, &mut bytes)?;
-                Ok(u64::from_le_bytes(bytes))
-            }
-            Err(e) => Err(e),
+    fn data_word(&self, offset: usize) -> Result<&AtomicU64, RegionError> {
+        if cfg!(miri) {
+            return Err(RegionError::Misaligned { offset, align: 8 });
         }
-    }
-    #[inline]
-    fn write_word(&self, offset: usize, value: u64) -> Result<(), RegionError> {
-        match self.word_at(offset) {
-            Ok(word) => {
-                word.store(value.to_le(), Ordering::Relaxed);
-                Ok(())
-            }
-            Err(RegionError::Misaligned { .. }) => {
-                self.data.write_bytes(offset, &value.to_le_bytes())
-            }
-            Err(e) => Err(e),
-        }
+        self.data.atomic_u64(offset)
     }
 }
 
@@ -197,28 +187,6 @@ impl<'a, P: AsRef<[u64]>> GpadlRingMem<'a, P> {
         }
         Ok(())
     }
-
-    /// The data word at `offset` as one atomic, as [`RegionRingMem`]'s: an
-    /// 8-aligned word never crosses a page, so it is one page lookup and one
-    /// load or store instead of a byte copy split by pages (descriptors and
-    /// trailers, a few per packet on both sides). `Misaligned` when it must be
-    /// accessed byte by byte.
-    #[inline]
-    fn word_at(&self, offset: usize) -> Result<&'a AtomicU64, RegionError> {
-        if cfg!(miri) || !offset.is_multiple_of(8) {
-            return Err(RegionError::Misaligned { offset, align: 8 });
-        }
-        let data_pages = &self.pages.as_ref()[1..];
-        let pfn = *data_pages
-            .get(offset / PAGE_SIZE)
-            .ok_or(RegionError::OutOfBounds {
-                offset,
-                len: 8,
-                region_len: data_pages.len() * PAGE_SIZE,
-            })?;
-        self.ram
-            .atomic_u64(page_offset(&self.ram, pfn)? + offset % PAGE_SIZE)
-    }
 }
 
 fn page_offset(ram: &Region<'_>, pfn: u64) -> Result<usize, RegionError> {
@@ -258,27 +226,23 @@ impl<P: AsRef<[u64]>> RingMem for GpadlRingMem<'_, P> {
             self.ram.write_bytes(ram_at, &data[start..start + len])
         })
     }
+    /// An 8-aligned word never crosses a page: one page lookup and one load or
+    /// store instead of a byte copy split by pages (descriptors and trailers, a
+    /// few per packet on both sides). Miri gets `Misaligned`, as above.
     #[inline]
-    fn read_word(&self, offset: usize) -> Result<u64, RegionError> {
-        match self.word_at(offset) {
-            Ok(word) => Ok(u64::from_le(word.load(Ordering::Relaxed))),
-            Err(RegionError::Misaligned { .. }) => {
-                let mut bytes = [0u8; 8];
-                self.read_data(offset, &mut bytes)?;
-                Ok(u64::from_le_bytes(bytes))
-            }
-            Err(e) => Err(e),
+    fn data_word(&self, offset: usize) -> Result<&AtomicU64, RegionError> {
+        if cfg!(miri) || !offset.is_multiple_of(8) {
+            return Err(RegionError::Misaligned { offset, align: 8 });
         }
-    }
-    #[inline]
-    fn write_word(&self, offset: usize, value: u64) -> Result<(), RegionError> {
-        match self.word_at(offset) {
-            Ok(word) => {
-                word.store(value.to_le(), Ordering::Relaxed);
-                Ok(())
-            }
-            Err(RegionError::Misaligned { .. }) => self.write_data(offset, &value.to_le_bytes()),
-            Err(e) => Err(e),
-        }
+        let data_pages = &self.pages.as_ref()[1..];
+        let pfn = *data_pages
+            .get(offset / PAGE_SIZE)
+            .ok_or(RegionError::OutOfBounds {
+                offset,
+                len: 8,
+                region_len: data_pages.len() * PAGE_SIZE,
+            })?;
+        self.ram
+            .atomic_u64(page_offset(&self.ram, pfn)? + offset % PAGE_SIZE)
     }
 }
