@@ -129,6 +129,13 @@ impl ChannelState {
     fn guest_visible(self) -> bool {
         !matches!(self, Self::Unsent)
     }
+
+    fn ring_gpadl(self) -> Option<GpadlId> {
+        match self {
+            Self::Open { ring_gpadl, .. } => Some(ring_gpadl),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -626,12 +633,26 @@ impl Server {
         }
     }
 
-    /// The state of a channel the guest holds a reference to.
-    fn guest_channel(&self, relid: Relid) -> Option<ChannelState> {
-        self.channels
+    /// What `accept` takes from the state of a channel the guest holds a reference
+    /// to; otherwise why `message` about it is refused (no such channel, or a state
+    /// `accept` turns down).
+    fn guest_channel<T>(
+        &self,
+        relid: Relid,
+        message: MessageType,
+        accept: impl FnOnce(ChannelState) -> Option<T>,
+    ) -> Result<T, MessageError> {
+        let state = self
+            .channels
             .get(&relid)
             .map(|c| c.state)
             .filter(|s| s.guest_visible())
+            .ok_or(MessageError::UnknownChannel { relid, message })?;
+        accept(state).ok_or(MessageError::ChannelState {
+            relid,
+            state,
+            message,
+        })
     }
 
     fn set_state(&mut self, relid: Relid, state: ChannelState) {
@@ -645,25 +666,17 @@ impl Server {
         env: &mut E,
         relid: Relid,
     ) -> Result<(), MessageError> {
-        let message = MessageType::RELID_RELEASED;
-        match self.guest_channel(relid) {
-            None => Err(MessageError::UnknownChannel { relid, message }),
-            Some(state @ ChannelState::Open { .. }) => Err(MessageError::ChannelState {
-                relid,
-                state,
-                message,
-            }),
-            Some(state) => {
-                self.release_gpadls(env, relid);
-                if state == ChannelState::Revoked {
-                    self.channels.remove(&relid);
-                    self.relids.release(relid);
-                } else {
-                    self.set_state(relid, ChannelState::Unsent);
-                }
-                Ok(())
-            }
+        let state = self.guest_channel(relid, MessageType::RELID_RELEASED, |s| {
+            (!matches!(s, ChannelState::Open { .. })).then_some(s)
+        })?;
+        self.release_gpadls(env, relid);
+        if state == ChannelState::Revoked {
+            self.channels.remove(&relid);
+            self.relids.release(relid);
+        } else {
+            self.set_state(relid, ChannelState::Unsent);
         }
+        Ok(())
     }
 
     fn release_gpadls<E: ServerEnv + ?Sized>(&mut self, env: &mut E, relid: Relid) {
@@ -686,21 +699,12 @@ impl Server {
         data: &[u8],
     ) -> Result<(), MessageError> {
         let relid = h.child_relid;
-        let message = MessageType::GPADL_HEADER;
-        match self.guest_channel(relid) {
-            None => {
-                self.gpadl_created(env, relid, h.gpadl, STATUS_INVALID_PARAMETER);
-                return Err(MessageError::UnknownChannel { relid, message });
-            }
-            Some(state @ ChannelState::Revoked) => {
-                self.gpadl_created(env, relid, h.gpadl, STATUS_DEVICE_NOT_CONNECTED);
-                return Err(MessageError::ChannelState {
-                    relid,
-                    state,
-                    message,
-                });
-            }
-            Some(_) => {}
+        let accepted = self.guest_channel(relid, MessageType::GPADL_HEADER, |s| {
+            (s != ChannelState::Revoked).then_some(())
+        });
+        if let Err(error) = accepted {
+            self.gpadl_created(env, relid, h.gpadl, refusal_status(&error));
+            return Err(error);
         }
         let limits = self.config.limits;
         match self.gpadls.begin(
@@ -845,13 +849,7 @@ impl Server {
         let result = self.try_open(env, o);
         let status = match &result {
             Ok(()) => STATUS_SUCCESS,
-            Err(MessageError::Refused { status, .. }) => status.0,
-            Err(MessageError::ChannelState {
-                state: ChannelState::Revoked,
-                ..
-            }) => STATUS_DEVICE_NOT_CONNECTED,
-            Err(MessageError::ChannelState { .. }) => STATUS_UNSUCCESSFUL,
-            Err(_) => STATUS_INVALID_PARAMETER,
+            Err(error) => refusal_status(error),
         };
         self.send(
             env,
@@ -871,17 +869,9 @@ impl Server {
     ) -> Result<(), MessageError> {
         let relid = o.child_relid;
         let message = MessageType::OPENCHANNEL;
-        match self.guest_channel(relid) {
-            None => return Err(MessageError::UnknownChannel { relid, message }),
-            Some(ChannelState::Offered) => {}
-            Some(state) => {
-                return Err(MessageError::ChannelState {
-                    relid,
-                    state,
-                    message,
-                })
-            }
-        }
+        self.guest_channel(relid, message, |s| {
+            (s == ChannelState::Offered).then_some(())
+        })?;
         if o.target_vp >= self.config.vp_count && o.target_vp != VP_INDEX_DISABLE_INTERRUPT {
             return Err(MessageError::BadTargetVp {
                 relid,
@@ -954,22 +944,15 @@ impl Server {
         env: &mut E,
         relid: Relid,
     ) -> Result<(), MessageError> {
-        let message = MessageType::CLOSECHANNEL;
-        match self.guest_channel(relid) {
-            None => Err(MessageError::UnknownChannel { relid, message }),
-            Some(ChannelState::Open { ring_gpadl, .. }) => {
-                self.close_at_vsp(env, relid, ring_gpadl);
-                self.set_state(relid, ChannelState::Offered);
-                Ok(())
-            }
-            // The VSP already closed it when it was revoked; Linux still closes.
-            Some(ChannelState::Revoked) => Ok(()),
-            Some(state) => Err(MessageError::ChannelState {
-                relid,
-                state,
-                message,
-            }),
+        // The VSP already closed a revoked channel; Linux still closes it.
+        let state = self.guest_channel(relid, MessageType::CLOSECHANNEL, |s| {
+            matches!(s, ChannelState::Open { .. } | ChannelState::Revoked).then_some(s)
+        })?;
+        if let Some(ring) = state.ring_gpadl() {
+            self.close_at_vsp(env, relid, ring);
+            self.set_state(relid, ChannelState::Offered);
         }
+        Ok(())
     }
 
     /// Closes an open channel at its VSP; its ring GPADL may then be torn down.
@@ -986,37 +969,26 @@ impl Server {
         m: &ModifyChannel,
     ) -> Result<(), MessageError> {
         let relid = m.child_relid;
-        let message = MessageType::MODIFYCHANNEL;
-        let result = match self.guest_channel(relid) {
-            None => Err(MessageError::UnknownChannel { relid, message }),
-            Some(ChannelState::Open { ring_gpadl, .. }) => {
+        let result = self
+            .guest_channel(relid, MessageType::MODIFYCHANNEL, ChannelState::ring_gpadl)
+            .and_then(|ring_gpadl| {
                 if m.target_vp >= self.config.vp_count {
-                    Err(MessageError::BadTargetVp {
+                    return Err(MessageError::BadTargetVp {
                         relid,
                         vp: m.target_vp,
-                    })
-                } else {
-                    match env.modify_channel(relid, m.target_vp) {
-                        Ok(()) => {
-                            self.set_state(
-                                relid,
-                                ChannelState::Open {
-                                    ring_gpadl,
-                                    target_vp: m.target_vp,
-                                },
-                            );
-                            Ok(())
-                        }
-                        Err(status) => Err(MessageError::Refused { relid, status }),
-                    }
+                    });
                 }
-            }
-            Some(state) => Err(MessageError::ChannelState {
-                relid,
-                state,
-                message,
-            }),
-        };
+                env.modify_channel(relid, m.target_vp)
+                    .map_err(|status| MessageError::Refused { relid, status })?;
+                self.set_state(
+                    relid,
+                    ChannelState::Open {
+                        ring_gpadl,
+                        target_vp: m.target_vp,
+                    },
+                );
+                Ok(())
+            });
         // Only 5.3+ guests wait for an answer.
         let answers = self
             .connection
@@ -1164,6 +1136,19 @@ fn confidentiality(source: OfferSource, info: &ConnectionInfo) -> Confidentialit
             external: confidential_external_memory,
         },
         _ => Confidentiality::NONE,
+    }
+}
+
+/// How an OPENCHANNEL or GPADL_HEADER that `error` refuses is answered.
+fn refusal_status(error: &MessageError) -> u32 {
+    match error {
+        MessageError::Refused { status, .. } => status.0,
+        MessageError::ChannelState {
+            state: ChannelState::Revoked,
+            ..
+        } => STATUS_DEVICE_NOT_CONNECTED,
+        MessageError::ChannelState { .. } => STATUS_UNSUCCESSFUL,
+        _ => STATUS_INVALID_PARAMETER,
     }
 }
 
