@@ -129,23 +129,3 @@ impl<T: GuestBuffer + ?Sized> GuestBuffer for &T {
         (**self).write_at(offset, data)
     }
 }
-
-/// The empty buffer: what an in-band packet names besides its send section.
-#[derive(Copy, Clone, Debug, Default)]
-pub struct NoRanges;
-
-impl GuestBuffer for NoRanges {
-    fn len(&self) -> usize {
-        0
-    }
-    fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<(), MemError> {
-        if offset == 0 && buf.is_empty() {
-            Ok(())
-        } else {
-            Err(MemError)
-        }
-    }
-    fn write_at(&self, _: usize, _: &[u8]) -> Result<(), MemError> {
-        Err(MemError)
-    }
-}

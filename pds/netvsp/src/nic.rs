@@ -199,9 +199,6 @@ impl<M> core::fmt::Debug for Nic<M> {
     }
 }
 
-/// An in-band packet's (absent) GPA ranges.
-static NO_RANGES: crate::mem::NoRanges = crate::mem::NoRanges;
-
 /// Why a SEND_RNDIS_PACKET's bytes could not be had.
 struct BadPacket;
 
@@ -560,12 +557,15 @@ impl<M: GuestBuffer> Nic<M> {
             }
             len as usize
         };
-        let ranges: &dyn GuestBuffer = match kind {
-            IncomingKind::GpaDirect(mem) => *mem,
+        // An in-band packet names no GPA ranges: its bytes are the section's alone.
+        let ranges: Option<&dyn GuestBuffer> = match kind {
+            IncomingKind::GpaDirect(mem) => Some(*mem),
             _ if section == 0 => return Err(BadPacket),
-            _ => &NO_RANGES,
+            _ => None,
         };
-        let len = section.checked_add(ranges.len()).ok_or(BadPacket)?;
+        let len = section
+            .checked_add(ranges.map_or(0, |r| r.len()))
+            .ok_or(BadPacket)?;
         if len == 0 || len > MAX_TRANSFER_SIZE as usize {
             return Err(BadPacket);
         }
@@ -575,7 +575,10 @@ impl<M: GuestBuffer> Nic<M> {
             let at = (index * SEND_SECTION_SIZE) as usize;
             send.mem.read_at(at, head).map_err(|_| BadPacket)?;
         }
-        ranges.read_at(0, tail).map_err(|_| BadPacket)
+        match ranges {
+            Some(ranges) => ranges.read_at(0, tail).map_err(|_| BadPacket),
+            None => Ok(()),
+        }
     }
 
     /// Handles every RNDIS message in the packet; the NVSP status for it.
