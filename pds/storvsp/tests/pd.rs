@@ -234,10 +234,7 @@ fn offer_map_open_serve_and_close() {
                    guest: &mut Storvsc<'_>,
                    pd: &mut StorvspPd<'_>,
                    k: &mut FakeKernel| {
-        let mut p = [0u8; 64];
-        p[..4].copy_from_slice(&op.0.to_le_bytes());
-        p[4] = 1;
-        p[12..12 + body.len()].copy_from_slice(body);
+        let p = storvsc_client::wire::control_payload(op, body);
         run(guest, pd, k, &p, None)
     };
     use storvsp_protocol::Operation as Op;
