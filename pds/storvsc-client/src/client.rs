@@ -189,14 +189,22 @@ impl<M: RingMem> Storvsc<M> {
     /// order. Their space goes back to the VSP before any wait and at the next
     /// [`Self::kick`] (or an explicit [`Self::release`]).
     pub fn collect(&mut self, host: &mut dyn Host, ids: &[u64]) -> Result<Vec<Reply>, ClientError> {
-        let mut got: Vec<Option<Reply>> = vec![None; ids.len()];
-        let mut left = ids.len();
+        self.gather(host, ids.len(), |id| ids.iter().position(|&i| i == id))
+    }
+
+    /// Waits for `count` completions, the one of transaction `id` going to slot
+    /// `slot_of(id)` (`None`: not one we wait for).
+    fn gather(
+        &mut self,
+        host: &mut dyn Host,
+        count: usize,
+        slot_of: impl Fn(u64) -> Option<usize>,
+    ) -> Result<Vec<Reply>, ClientError> {
+        let mut got: Vec<Option<Reply>> = vec![None; count];
+        let mut left = count;
         while left > 0 {
             while let Some((id, reply)) = self.poll()? {
-                let slot = ids
-                    .iter()
-                    .position(|&i| i == id)
-                    .ok_or(ClientError::UnknownRequest(id))?;
+                let slot = slot_of(id).ok_or(ClientError::UnknownRequest(id))?;
                 if got[slot].is_some() {
                     return Err(ClientError::TwoCompletions(id));
                 }
@@ -245,13 +253,18 @@ impl<M: RingMem> Storvsc<M> {
         host: &mut dyn Host,
         reqs: &[Request<'_>],
     ) -> Result<Vec<Reply>, ClientError> {
-        let mut ids = Vec::with_capacity(reqs.len());
+        // Transaction ids are handed out in order, so `reqs[i]` is `first + i`.
+        let first = self.next_id;
         for r in reqs {
             let len = r.buf.map_or(0, |b| b.len);
-            ids.push(self.queue(&srb_payload(r.cdb, r.dir, len), r.buf)?);
+            self.queue(&srb_payload(r.cdb, r.dir, len), r.buf)?;
         }
         self.kick(host)?;
-        self.collect(host, &ids)
+        self.gather(host, reqs.len(), |id| {
+            id.checked_sub(first)
+                .and_then(|i| usize::try_from(i).ok())
+                .filter(|&i| i < reqs.len())
+        })
     }
 
     /// One request with `payload`, and its completion.

@@ -5,13 +5,13 @@
 //! byte moves, so a guest that names memory it does not own (or the PD was not
 //! given) gets an error status instead of the PD touching anything else.
 
-use alloc::vec::Vec;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 
 use hvdef::HV_PAGE_SIZE;
 use ipc::{Region, RegionError};
 use isolation::guest_memory::{GuestMemory, GuestPage};
+use smallvec::SmallVec;
 use vmbus_ring::GpaRangeRef;
 
 const PAGE_SIZE: usize = HV_PAGE_SIZE as usize;
@@ -71,6 +71,11 @@ impl IoSegment<'_> {
     }
 }
 
+/// A buffer's pieces, for one preadv/pwritev. A request in contiguous guest
+/// pages (the usual case) is one piece, kept inline: serving it allocates
+/// nothing.
+pub type IoSegments<'a> = SmallVec<[IoSegment<'a>; 2]>;
+
 /// Pages a range of this size and offset spans.
 pub fn pages_needed(byte_offset: u32, byte_count: u32) -> usize {
     (byte_offset as usize + byte_count as usize).div_ceil(PAGE_SIZE)
@@ -103,7 +108,7 @@ pub trait DataBuffer {
 
     /// The buffer as pieces of memory the OS can copy to (`write`) or from
     /// directly, so the backend can skip the bounce buffer. `None` when it cannot.
-    fn io_segments(&self, _write: bool) -> Option<Vec<IoSegment<'_>>> {
+    fn io_segments(&self, _write: bool) -> Option<IoSegments<'_>> {
         None
     }
 }
@@ -235,8 +240,8 @@ impl DataBuffer for GpaBuffer<'_> {
         })
     }
 
-    fn io_segments(&self, write: bool) -> Option<Vec<IoSegment<'_>>> {
-        let mut segs: Vec<IoSegment<'_>> = Vec::new();
+    fn io_segments(&self, write: bool) -> Option<IoSegments<'_>> {
+        let mut segs = IoSegments::new();
         let mut failed = false;
         self.for_each_chunk(0, self.len, |page, in_page, _, n| {
             let Some(ptr) = page.region.io_ptr(in_page, n, write).ok() else {

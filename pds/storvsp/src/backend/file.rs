@@ -9,6 +9,8 @@ use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use smallvec::SmallVec;
+
 use super::{check_range, Backend, BackendError, UnmapSupport};
 use crate::data_buffer::IoSegment;
 
@@ -104,7 +106,7 @@ impl FileBackend {
         } else {
             BackendError::Read
         };
-        let mut iov: std::vec::Vec<libc::iovec> = segs
+        let mut iov: SmallVec<[libc::iovec; 2]> = segs
             .iter()
             .map(|s| libc::iovec {
                 iov_base: s.as_ptr().cast(),

@@ -9,7 +9,7 @@ use super::inquiry::{self, Limits};
 use super::mode::{self, ModeState};
 use super::{ScsiOutcome, Sense};
 use crate::backend::{Backend, BackendError, UnmapSupport};
-use crate::data_buffer::{DataBuffer, IoSegment};
+use crate::data_buffer::{DataBuffer, IoSegments};
 use storvsp_protocol::DataDirection;
 
 /// Size of the bounce buffer data moves through between guest memory and the
@@ -430,7 +430,7 @@ impl ScsiDisk {
 struct DataPhase<'a>(DataDirection, &'a dyn DataBuffer);
 
 /// The first `len` bytes of `segs` (the buffer may be longer than the transfer).
-fn trim(mut segs: Vec<IoSegment<'_>>, len: usize) -> Vec<IoSegment<'_>> {
+fn trim(mut segs: IoSegments<'_>, len: usize) -> IoSegments<'_> {
     let mut left = len;
     let mut keep = 0;
     for s in segs.iter_mut() {
