@@ -133,3 +133,75 @@ impl Reply {
         (d[2] & 0xf, d[12], d[13])
     }
 }
+
+/// An SRB a disk must fail with CHECK CONDITION, and the sense key, ASC and ASCQ
+/// it must give.
+#[derive(Clone, Debug)]
+pub struct MalformedSrb<'a> {
+    pub what: &'static str,
+    pub cdb: Vec<u8>,
+    pub dir: DataDirection,
+    pub buf: Option<&'a GuestBuf>,
+    pub sense: (u8, u8, u8),
+}
+
+/// The malformed SRBs every storvsp disk of `blocks` blocks must refuse: `buf` is
+/// a 4 KiB data buffer the disk may use, `outside` one in no guest RAM.
+pub fn malformed_srbs<'a>(
+    blocks: u64,
+    buf: &'a GuestBuf,
+    outside: &'a GuestBuf,
+) -> [MalformedSrb<'a>; 6] {
+    let last = u32::try_from(blocks.saturating_sub(1)).unwrap_or(u32::MAX);
+    let case = |what, cdb: &[u8], dir, buf, sense| MalformedSrb {
+        what,
+        cdb: cdb.to_vec(),
+        dir,
+        buf,
+        sense,
+    };
+    [
+        case(
+            "unsupported opcode",
+            &[0xC1, 0, 0, 0, 0, 0],
+            DataDirection::UNKNOWN,
+            None,
+            (5, 0x20, 0),
+        ),
+        case(
+            "READ(10) past the last block",
+            &rw10(READ_10, last, 8),
+            DataDirection::READ,
+            Some(buf),
+            (5, 0x21, 0),
+        ),
+        case(
+            "WRITE(16) past the last block",
+            &rw16(WRITE_16, blocks, 1),
+            DataDirection::WRITE,
+            Some(buf),
+            (5, 0x21, 0),
+        ),
+        case(
+            "INQUIRY page code without EVPD",
+            &[0x12, 0, 0x80, 0, 36, 0],
+            DataDirection::READ,
+            Some(buf),
+            (5, 0x24, 0),
+        ),
+        case(
+            "READ with a write data direction",
+            &rw10(READ_10, 0, 8),
+            DataDirection::WRITE,
+            Some(buf),
+            (0xB, 0x4B, 0),
+        ),
+        case(
+            "page list outside guest RAM",
+            &rw10(READ_10, 0, 8),
+            DataDirection::READ,
+            Some(outside),
+            (0xB, 0x4B, 0x0A),
+        ),
+    ]
+}

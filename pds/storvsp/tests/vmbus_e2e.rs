@@ -7,6 +7,7 @@ use std::io::Read;
 
 use common::rng::Rng;
 use common::vmbus::{rw10, rw16, GuestBuf, Machine, Storvsc, DATA_PFN, PAGE};
+use storvsc_client::wire::{malformed_srbs, MalformedSrb};
 use storvsp::FileBackend;
 use storvsp_protocol::{DataDirection, NtStatus, ProtocolVersion};
 
@@ -107,74 +108,34 @@ fn random_io_over_vmbus_rings_matches_the_image_file() {
 
 #[test]
 fn malformed_srbs_over_the_rings_get_sense_data() {
+    const BLOCKS_IN_MEMORY: u64 = 2048;
     let machine = Machine::new(RAM_PAGES);
-    let disk = storvsp::harness::MemBackend::new(2048);
+    let disk = storvsp::harness::MemBackend::new(BLOCKS_IN_MEMORY);
     let (mut guest, mut vsp) = machine.parts(Box::new(disk));
     guest.negotiate(&mut vsp);
     let buf = GuestBuf::at(DATA_GPA, 4096);
-    type Case = (
-        &'static str,
-        Vec<u8>,
-        DataDirection,
-        Option<GuestBuf>,
-        (u8, u8, u8),
-    );
-    let cases: [Case; 6] = [
-        (
-            "lba out of range",
-            rw10(0x28, 2047, 8).to_vec(),
-            DataDirection::READ,
-            Some(buf.clone()),
-            (5, 0x21, 0),
-        ),
-        (
-            "unsupported opcode",
-            vec![0xC1, 0, 0, 0, 0, 0],
-            DataDirection::UNKNOWN,
-            None,
-            (5, 0x20, 0),
-        ),
-        (
-            "invalid field",
-            vec![0x12, 0, 0x80, 0, 36, 0],
-            DataDirection::READ,
-            Some(buf.clone()),
-            (5, 0x24, 0),
-        ),
-        (
-            "wrong direction",
-            rw10(0x28, 0, 8).to_vec(),
-            DataDirection::WRITE,
-            Some(buf.clone()),
-            (0xB, 0x4B, 0),
-        ),
-        (
-            "page outside guest memory",
-            rw10(0x28, 0, 8).to_vec(),
-            DataDirection::READ,
-            Some(GuestBuf {
-                gpa: (RAM_PAGES as u64 + 1) * PAGE as u64,
-                len: 4096,
-                pfns: vec![RAM_PAGES as u64 + 1],
-            }),
-            (0xB, 0x4B, 0x0A),
-        ),
-        (
-            "ring pages as a data buffer are still guest memory",
-            rw10(0x28, 0, 8).to_vec(),
-            DataDirection::READ,
-            Some(GuestBuf {
-                gpa: RAM_PAGES as u64 * 4 * PAGE as u64,
-                len: 4096,
-                pfns: vec![RAM_PAGES as u64 * 4],
-            }),
-            (0xB, 0x4B, 0x0A),
-        ),
-    ];
-    for (name, cdb, dir, buf, want) in cases {
-        let r = guest.srb(&mut vsp, &cdb, dir, buf.as_ref());
-        assert_eq!(r.srb().scsi_status, 2, "{name}");
-        assert_eq!(r.sense(), want, "{name}");
+    let beyond = GuestBuf {
+        gpa: (RAM_PAGES as u64 + 1) * PAGE as u64,
+        len: 4096,
+        pfns: vec![RAM_PAGES as u64 + 1],
+    };
+    let ring_pages = GuestBuf {
+        gpa: RAM_PAGES as u64 * 4 * PAGE as u64,
+        len: 4096,
+        pfns: vec![RAM_PAGES as u64 * 4],
+    };
+    let ring_pages_srb = MalformedSrb {
+        what: "ring pages as a data buffer are still guest memory",
+        cdb: rw10(0x28, 0, 8).to_vec(),
+        dir: DataDirection::READ,
+        buf: Some(&ring_pages),
+        sense: (0xB, 0x4B, 0x0A),
+    };
+    let cases = malformed_srbs(BLOCKS_IN_MEMORY, &buf, &beyond);
+    for c in cases.into_iter().chain([ring_pages_srb]) {
+        let r = guest.srb(&mut vsp, &c.cdb, c.dir, c.buf);
+        assert_eq!(r.srb().scsi_status, 2, "{}", c.what);
+        assert_eq!(r.sense(), c.sense, "{}", c.what);
     }
     // The channel keeps working.
     let r = guest.srb(&mut vsp, &[0; 6], DataDirection::UNKNOWN, None);

@@ -5,7 +5,7 @@ use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use storvsc_client::wire::{rw10, rw16, READ_10, READ_16, WRITE_10, WRITE_16};
+use storvsc_client::wire::{malformed_srbs, rw10, rw16, MalformedSrb, READ_16, WRITE_10, WRITE_16};
 use storvsc_client::{GuestBuf as Buf, Request};
 use storvsp_protocol::DataDirection;
 
@@ -101,21 +101,10 @@ pub(super) fn verify_disk(
     Ok(())
 }
 
-/// A malformed SRB: what it is, its CDB, direction and buffer, and the sense key,
-/// ASC and ASCQ it must fail with.
-type Case<'a> = (
-    &'a str,
-    Vec<u8>,
-    DataDirection,
-    Option<&'a Buf>,
-    (u8, u8, u8),
-);
-
 /// Malformed SRBs: each must fail with CHECK CONDITION and the sense data SBC says,
 /// and the channel must keep working after them.
 pub(super) fn malformed(disk: &mut Disk, vcpu: &mut Vcpu<'_>, blocks: u64) -> Result<()> {
     let buf = Buf::at(DATA_GPA, 4096);
-    let last = u32::try_from(blocks - 1).unwrap_or(u32::MAX);
     // A page beyond guest RAM, and one in the host-visible alias storvsp was not given.
     let beyond = Buf {
         gpa: DATA_END,
@@ -127,60 +116,17 @@ pub(super) fn malformed(disk: &mut Disk, vcpu: &mut Vcpu<'_>, blocks: u64) -> Re
         len: 4096,
         pfns: vec![crate::config::SHARED_GPA / PAGE],
     };
-    let bad_inquiry = [0x12, 0, 0x80, 0, 36, 0];
-    let cases: [Case<'_>; 7] = [
-        (
-            "unsupported opcode",
-            vec![0xC1, 0, 0, 0, 0, 0],
-            DataDirection::UNKNOWN,
-            None,
-            (5, 0x20, 0),
-        ),
-        (
-            "READ(10) past the last block",
-            rw10(READ_10, last, 8).to_vec(),
-            DataDirection::READ,
-            Some(&buf),
-            (5, 0x21, 0),
-        ),
-        (
-            "WRITE(16) past the last block",
-            rw16(WRITE_16, blocks, 1).to_vec(),
-            DataDirection::WRITE,
-            Some(&buf),
-            (5, 0x21, 0),
-        ),
-        (
-            "INQUIRY page code without EVPD",
-            bad_inquiry.to_vec(),
-            DataDirection::READ,
-            Some(&buf),
-            (5, 0x24, 0),
-        ),
-        (
-            "READ with a write data direction",
-            rw10(READ_10, 0, 8).to_vec(),
-            DataDirection::WRITE,
-            Some(&buf),
-            (0xB, 0x4B, 0),
-        ),
-        (
-            "page list outside guest RAM",
-            rw10(READ_10, 0, 8).to_vec(),
-            DataDirection::READ,
-            Some(&beyond),
-            (0xB, 0x4B, 0x0A),
-        ),
-        (
-            "page list in memory storvsp was not granted",
-            rw10(WRITE_10, 0, 8).to_vec(),
-            DataDirection::WRITE,
-            Some(&alias),
-            (0xB, 0x4B, 0x0D),
-        ),
-    ];
-    for (what, cdb, dir, buf, want) in cases {
-        let r = disk.srb(vcpu, &cdb, dir, buf)?;
+    let not_granted = MalformedSrb {
+        what: "page list in memory storvsp was not granted",
+        cdb: rw10(WRITE_10, 0, 8).to_vec(),
+        dir: DataDirection::WRITE,
+        buf: Some(&alias),
+        sense: (0xB, 0x4B, 0x0D),
+    };
+    let cases = malformed_srbs(blocks, &buf, &beyond);
+    for c in cases.into_iter().chain([not_granted]) {
+        let (what, want) = (c.what, c.sense);
+        let r = disk.srb(vcpu, &c.cdb, c.dir, c.buf)?;
         let s = r.srb();
         ensure!(
             s.scsi_status == 2 && r.sense() == want,
