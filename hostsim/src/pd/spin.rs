@@ -37,25 +37,19 @@ const POLLS_PER_CLOCK: u32 = 8;
 /// Polls between yields for a poller that may share its CPU with what it waits
 /// for: each yield lets the peer run.
 const POLLS_PER_SHARED_CHECK: u32 = 4;
-/// How often a poll with a CPU of its own has the event loop look for
-/// notifications: a system call each (epoll), ~0.3-1 us in a VM, which every 4
-/// polls delayed noticing a polled request. A notification that comes while a
-/// PD polls waits for the next look, so not longer.
-///
-/// Yielding is another matter ([`YIELD_EVERY`]). A poll that may share its CPU
-/// with what it waits for (three PDs in a chain of calls on two CPUs) yields and
-/// looks every [`POLLS_PER_SHARED_CHECK`] polls instead: at a 5 us pace a call
-/// through hvcall-pd to synic-pd took 15 us, not 5.
+/// How often a poll with a CPU of its own yields it and the event loop looks for
+/// notifications: a system call each, ~0.3-1 us in a VM, which every 4 polls
+/// delayed noticing a polled request. Not longer: a poller judged to have a CPU of
+/// its own may still share one with the peer it waits for (the verdict is 50 ms
+/// old, or forced), and then every hand-off waits for a yield. storage_io, qd1
+/// 4 KiB at load 3-4: 4.2-8.3 us with 1 us, 6.4-9.0 with 2, 9.8-10.1 with 20
+/// (44 us with polling forced `own` without `chrt`), for ~0.1 us gained with
+/// the PDs under `chrt -f` (1.9-2.0 vs 2.0-2.1 us; the guest noticed its
+/// completion 240 ns after storvsp published it, not 300). A poll that may share its CPU with what it
+/// waits for (three PDs in a chain of calls on two CPUs) yields every
+/// [`POLLS_PER_SHARED_CHECK`] polls instead: at a 5 us pace a call through
+/// hvcall-pd to synic-pd took 15 us, not 5.
 const CHECK_EVERY: Duration = Duration::from_micros(1);
-
-/// How often a poll with a CPU of its own yields it. With no more tasks runnable
-/// than CPUs nobody waits for the CPU, so the yield only bounds the damage while
-/// the verdict is stale (up to [`LOAD_RECHECK`]): a poller that then shares its
-/// CPU with the peer it waits for hands over at a yield. Yielding at every look
-/// gave the polled path a tail: storage_io, qd1 4 KiB, the guest noticed its
-/// completion 400-580 ns after storvsp published it at p90, 240-320 with yields
-/// 10 us apart (alternating runs at load 1.1).
-const YIELD_EVERY: Duration = Duration::from_micros(10);
 
 /// The budget of one place that waits (the event loop, the caller side of calls).
 #[derive(Debug)]
@@ -279,7 +273,6 @@ impl Adaptive {
                     until: now,
                     next_check: now,
                     check_every: Duration::ZERO,
-                    next_yield: now,
                     polls: 0,
                     checked: false,
                     budget: Duration::ZERO,
@@ -305,7 +298,6 @@ impl Adaptive {
             until: now + budget,
             next_check: now + check_every,
             check_every,
-            next_yield: now + YIELD_EVERY,
             polls: 0,
             checked: false,
             budget,
@@ -368,14 +360,11 @@ impl Adaptive {
 pub(crate) struct Spin {
     started: Instant,
     until: Instant,
-    /// When the next poll looks for notifications, and how often (zero: every
-    /// few polls, yielding each time).
+    /// When the next poll yields and looks for notifications, and how often.
     next_check: Instant,
     check_every: Duration,
-    /// When a poll with a CPU of its own next yields it.
-    next_yield: Instant,
     polls: u32,
-    /// The last [`Self::again`] came to a look for notifications.
+    /// The last [`Self::again`] yielded.
     checked: bool,
     budget: Duration,
     /// A CPU was spare when the wait started (else it tells nothing of polling).
@@ -408,16 +397,13 @@ impl Spin {
         if now >= self.next_check {
             self.checked = true;
             self.next_check = now + self.check_every;
-            if self.check_every.is_zero() || now >= self.next_yield {
-                self.next_yield = now + YIELD_EVERY;
-                std::thread::yield_now();
-            }
+            std::thread::yield_now();
         }
         now < self.until
     }
 
-    /// Whether the last [`Self::again`] came to a look: the event loop looks for
-    /// notifications (a syscall) at that pace, not every poll.
+    /// Whether the last [`Self::again`] yielded: the event loop looks for
+    /// notifications (a syscall) at the same pace, not every poll.
     pub fn checked(&self) -> bool {
         self.checked
     }
@@ -541,7 +527,6 @@ mod tests {
             until: Instant::now(),
             next_check: Instant::now(),
             check_every: Duration::ZERO,
-            next_yield: Instant::now(),
             polls: 0,
             checked: false,
             budget: Duration::ZERO,
