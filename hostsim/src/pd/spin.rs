@@ -45,7 +45,11 @@ const POLLS_PER_SHARED_CHECK: u32 = 4;
 /// 4 KiB at load 3-4: 4.2-8.3 us with 1 us, 6.4-9.0 with 2, 9.8-10.1 with 20
 /// (44 us with polling forced `own` without `chrt`), for ~0.1 us gained with
 /// the PDs under `chrt -f` (1.9-2.0 vs 2.0-2.1 us; the guest noticed its
-/// completion 240 ns after storvsp published it, not 300). A poll that may share its CPU with what it
+/// completion 240 ns after storvsp published it, not 300). Yielding only every
+/// 10 us while still looking every 1 us was tried too: storage_io's qd1 4 KiB
+/// ratio did not move (0.27 either way, 12 alternating runs) and HvSignalEvent
+/// through host-sim went from 5.2 to 21.9 us, the chain's PDs handing over at
+/// the slower yields. A poll that may share its CPU with what it
 /// waits for (three PDs in a chain of calls on two CPUs) yields every
 /// [`POLLS_PER_SHARED_CHECK`] polls instead: at a 5 us pace a call through
 /// hvcall-pd to synic-pd took 15 us, not 5.
