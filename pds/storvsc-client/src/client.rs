@@ -1,10 +1,9 @@
 //! The guest's end of an open storage channel.
 
 use alloc::string::String;
+use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
-
-use smallvec::SmallVec;
 
 use storvsp_protocol::{
     ChannelProperties, DataDirection, NtStatus, Operation, ProtocolVersion, VersionPayload,
@@ -16,7 +15,7 @@ use vmbus_ring::{
 };
 use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
-use crate::wire::{control_payload, srb_payload, GuestBuf, Reply, ReplyBody};
+use crate::wire::{control_payload, srb_payload, GuestBuf, Reply};
 
 /// How the client reaches the VSP.
 pub trait Host {
@@ -171,7 +170,7 @@ impl<M: RingMem> Storvsc<M> {
         };
         let mut header = VstorHeader::new_zeroed();
         self.rx.copy_from(&p.payload, 0, header.as_mut_bytes())?;
-        let mut body = ReplyBody::from_elem(0, body_len);
+        let mut body = vec![0u8; body_len];
         self.rx.copy_from(&p.payload, head, &mut body)?;
         Ok(Some((p.transaction_id, Reply { header, body })))
     }
@@ -201,8 +200,7 @@ impl<M: RingMem> Storvsc<M> {
         count: usize,
         slot_of: impl Fn(u64) -> Option<usize>,
     ) -> Result<Vec<Reply>, ClientError> {
-        // Inline for the queue depths a guest keeps (up to 8), then one Vec out.
-        let mut got: SmallVec<[Option<Reply>; 8]> = SmallVec::from_elem(None, count);
+        let mut got: Vec<Option<Reply>> = vec![None; count];
         let mut left = count;
         while left > 0 {
             while let Some((id, reply)) = self.poll()? {
@@ -543,7 +541,7 @@ mod tests {
                 let (id, reply) = r.unwrap();
                 assert_eq!(id, 7);
                 assert_eq!(reply.header.as_bytes(), &payload[..head]);
-                assert_eq!(reply.body[..], payload[head..]);
+                assert_eq!(reply.body, &payload[head..]);
                 reply.body.len()
             });
             assert_eq!(got, expected, "{len}-byte payload");

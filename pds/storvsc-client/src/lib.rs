@@ -13,4 +13,4 @@ mod client;
 pub mod wire;
 
 pub use client::{ClientError, Host, Negotiated, Request, Storvsc};
-pub use wire::{GuestBuf, Reply, ReplyBody};
+pub use wire::{GuestBuf, Reply};

@@ -2,7 +2,6 @@
 
 use alloc::vec::Vec;
 
-use smallvec::SmallVec;
 use storvsp_protocol::{
     DataDirection, NtStatus, Operation, VmscsiRequest, VstorHeader, REQUEST_COMPLETION_FLAG,
     SENSE_BUFFER_SIZE, VMSCSI_REQUEST_SIZE, VSTOR_PACKET_SIZE,
@@ -101,16 +100,11 @@ impl GuestBuf {
     }
 }
 
-/// What follows a completion's header. storvsp's is the rest of a
-/// `vstor_packet` (40 bytes), kept inline so taking a completion allocates
-/// nothing; a longer one (any host may send it) spills to the heap.
-pub type ReplyBody = SmallVec<[u8; 64]>;
-
 /// A completion: its `vstor_packet` header and what follows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply {
     pub header: VstorHeader,
-    pub body: ReplyBody,
+    pub body: Vec<u8>,
 }
 
 impl Reply {
@@ -119,7 +113,7 @@ impl Reply {
         let (header, body) = VstorHeader::read_from_prefix(bytes).ok()?;
         Some(Self {
             header,
-            body: ReplyBody::from_slice(body),
+            body: body.to_vec(),
         })
     }
 
