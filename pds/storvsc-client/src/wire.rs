@@ -125,12 +125,7 @@ impl Reply {
 
     /// (sense key, ASC, ASCQ) of fixed-format sense data, zeros without sense.
     pub fn sense(&self) -> (u8, u8, u8) {
-        let s = self.srb();
-        if s.sense_info_length == 0 {
-            return (0, 0, 0);
-        }
-        let d = s.cdb_or_sense;
-        (d[2] & 0xf, d[12], d[13])
+        self.srb().sense()
     }
 }
 

@@ -134,6 +134,18 @@ pub struct VmscsiRequest {
     pub queue_sort_key: u32,
 }
 
+impl VmscsiRequest {
+    /// (sense key, ASC, ASCQ) of the fixed-format sense data a completion
+    /// carries; zeros when it carries none.
+    pub fn sense(&self) -> (u8, u8, u8) {
+        if self.sense_info_length == 0 {
+            return (0, 0, 0);
+        }
+        let s = &self.cdb_or_sense;
+        (s[2] & 0xf, s[12], s[13])
+    }
+}
+
 pub const VMSCSI_REQUEST_SIZE: usize = 52;
 /// The extension a Windows 8 host added; older clients send this much less.
 pub const VMSCSI_WIN8_EXTENSION_SIZE: usize = 16;
@@ -216,6 +228,17 @@ const _: () = {
 mod tests {
     use super::*;
     use zerocopy::FromZeros;
+
+    #[test]
+    fn sense_is_read_only_when_the_completion_says_it_carries_some() {
+        let mut srb = VmscsiRequest::new_zeroed();
+        srb.cdb_or_sense[2] = 0xf5; // the upper bits are flags, not the key
+        srb.cdb_or_sense[12] = 0x21;
+        srb.cdb_or_sense[13] = 0x01;
+        assert_eq!(srb.sense(), (0, 0, 0));
+        srb.sense_info_length = SENSE_BUFFER_SIZE as u8;
+        assert_eq!(srb.sense(), (5, 0x21, 0x01));
+    }
 
     #[test]
     fn versions_order_and_srb_sizes() {

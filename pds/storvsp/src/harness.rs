@@ -457,12 +457,7 @@ impl Harness {
 
 /// Sense key, ASC, ASCQ of a completion (zeros when no sense came back).
 pub fn sense_of(c: &Completion) -> (u8, u8, u8) {
-    let srb = c.srb();
-    if srb.sense_info_length == 0 {
-        return (0, 0, 0);
-    }
-    let s = srb.cdb_or_sense;
-    (s[2] & 0xf, s[12], s[13])
+    c.srb().sense()
 }
 
 /// A disk in a `Vec`, with counters, for tests and fuzzing.
