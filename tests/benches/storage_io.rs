@@ -127,7 +127,7 @@ fn print_line(rounds: &mut [Round]) {
     let Some(d) = median.direct_ns else {
         // No data: the round trip guest -> storvsp -> guest alone.
         println!(
-            "storage_io: {name:<16} {qd:>3} {ops:>8} {sim_us:>12.1} {:>12} {:>9} {:>9} {:>6} {:>11} {wakes:>11}",
+            "storage_io: {name:<16} {qd:>3} {ops:>8} {sim_us:>12.2} {:>12} {:>9} {:>9} {:>6} {:>11} {wakes:>11}",
             "-", "", "", "", ""
         );
         return;
@@ -136,7 +136,7 @@ fn print_line(rounds: &mut [Round]) {
     let mbs = |ns: f64| *bytes as f64 / (ns / 1e9) / 1e6;
     let range = format!("{lowest:.2}-{highest:.2}");
     println!(
-        "storage_io: {name:<16} {qd:>3} {ops:>8} {sim_us:>12.1} {dir_us:>12.1} {:>9.0} {:>9.0} {:>6.2} {range:>11} {wakes:>11}",
+        "storage_io: {name:<16} {qd:>3} {ops:>8} {sim_us:>12.2} {dir_us:>12.2} {:>9.0} {:>9.0} {:>6.2} {range:>11} {wakes:>11}",
         mbs(*ns as f64),
         mbs(d as f64),
         ratio(median)

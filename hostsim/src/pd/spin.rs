@@ -54,6 +54,15 @@ const POLLS_PER_SHARED_CHECK: u32 = 4;
 /// [`POLLS_PER_SHARED_CHECK`] polls instead: at a 5 us pace a call through
 /// hvcall-pd to synic-pd took 15 us, not 5.
 const CHECK_EVERY: Duration = Duration::from_micros(1);
+/// The same for a [`Poller`] waiting for work a peer does between its polls
+/// (host-sim's guest for a VSP's completions, [`Poller::up_to`]). Such a wait
+/// ends a disk read later, ~1.2-1.4 us for 4 KiB, so a yield every 1 us
+/// fell just where the completion came and delayed noticing it by the yield's
+/// ~0.2 us: storage_io's qd1 4 KiB went 1.9 -> 1.8 us (ratio 0.29 -> 0.31, 12
+/// alternating runs) and TEST UNIT READY 0.9 -> 0.8 us with 3 us. Callers
+/// waiting for replies keep `CHECK_EVERY`: with 3 us for them too, HvSignalEvent
+/// through host-sim went from 6.7 to 7.7 us (medians of 5).
+const LONG_WAIT_CHECK_EVERY: Duration = Duration::from_micros(3);
 
 /// The budget of one place that waits (the event loop, the caller side of calls).
 #[derive(Debug)]
@@ -222,21 +231,35 @@ fn spare_cpu() -> Cpus {
 /// Polling for what another process puts in shared memory, under the rules the
 /// PDs' own waits follow: only while a CPU is spare, for a budget that adapts
 /// (host-sim's guest polls its completion rings with it, callers their replies).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Poller {
     adaptive: Adaptive,
+    /// How often a poll with a CPU of its own yields it.
+    check_every: Duration,
     /// The last poll that gave up: judged at the next one (by then what it
     /// waited for has come), as the event loop judges a wait that slept.
     missed: Option<Spin>,
 }
 
+impl Default for Poller {
+    fn default() -> Self {
+        Self {
+            adaptive: Adaptive::default(),
+            check_every: CHECK_EVERY,
+            missed: None,
+        }
+    }
+}
+
 impl Poller {
     /// Polls of at most `limit` (the default: the PDs' own 50 µs),
     /// for what may take longer than a round trip through two PDs: a batch of
-    /// requests a VSP serves one after another.
+    /// requests a VSP serves one after another. They yield at the slower
+    /// [`LONG_WAIT_CHECK_EVERY`] pace.
     pub fn up_to(limit: Duration) -> Self {
         Self {
             adaptive: Adaptive::up_to(limit),
+            check_every: LONG_WAIT_CHECK_EVERY,
             missed: None,
         }
     }
@@ -247,7 +270,7 @@ impl Poller {
         if let Some(missed) = self.missed.take() {
             self.adaptive.slept(&missed);
         }
-        let mut spin = self.adaptive.start();
+        let mut spin = self.adaptive.start_checking(self.check_every);
         if !spin.is_off() {
             loop {
                 if ready() {
@@ -267,8 +290,14 @@ impl Poller {
 impl Adaptive {
     /// Starts one wait.
     pub fn start(&mut self) -> Spin {
+        self.start_checking(CHECK_EVERY)
+    }
+
+    /// Starts one wait that yields its CPU every `check_every` when it has one
+    /// of its own.
+    fn start_checking(&mut self, check_every: Duration) -> Spin {
         match spare_cpu() {
-            Cpus::Own => self.plan(CHECK_EVERY),
+            Cpus::Own => self.plan(check_every),
             Cpus::Shared => self.plan(Duration::ZERO),
             Cpus::Busy => {
                 let now = Instant::now();

@@ -197,6 +197,9 @@ impl<M: RingMem> RingTransport<M> {
             return Ok(Room::Never);
         }
         if self.outgoing.fits(need).map_err(outgoing)? {
+            // The reply is written after the request is served (for storvsp a
+            // disk read): its lines move to this CPU meanwhile.
+            self.outgoing.prefetch_next(need as u32);
             if self.waiting_for_space {
                 self.outgoing.clear_pending_send_size();
                 self.waiting_for_space = false;

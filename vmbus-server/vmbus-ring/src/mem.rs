@@ -48,6 +48,13 @@ pub trait RingMem {
         }
     }
 
+    /// Hints that the data line holding `offset` is written soon (see
+    /// `ipc::Region::prefetch_for_write`); by default nothing.
+    #[inline]
+    fn prefetch_for_write(&self, offset: usize) {
+        let _ = offset;
+    }
+
     /// Stores `value` little-endian at `offset`, under `read_word`'s contract.
     #[inline]
     fn write_word(&self, offset: usize, value: u64) -> Result<(), RegionError> {
@@ -120,6 +127,10 @@ impl RingMem for RegionRingMem<'_> {
             return Err(RegionError::Misaligned { offset, align: 8 });
         }
         self.data.atomic_u64(offset)
+    }
+    #[inline]
+    fn prefetch_for_write(&self, offset: usize) {
+        self.data.prefetch_for_write(offset);
     }
 }
 
@@ -244,5 +255,12 @@ impl<P: AsRef<[u64]>> RingMem for GpadlRingMem<'_, P> {
             })?;
         self.ram
             .atomic_u64(page_offset(&self.ram, pfn)? + offset % PAGE_SIZE)
+    }
+    #[inline]
+    fn prefetch_for_write(&self, offset: usize) {
+        let pfn = self.pages.as_ref()[1..].get(offset / PAGE_SIZE);
+        if let Some(at) = pfn.and_then(|&pfn| page_offset(&self.ram, pfn).ok()) {
+            self.ram.prefetch_for_write(at + offset % PAGE_SIZE);
+        }
     }
 }

@@ -16,6 +16,8 @@ use crate::protocol::{
 };
 use crate::signal;
 
+const LINE: u32 = 64;
+
 /// Largest header or packet body the descriptor's 16-bit `*8` fields can describe.
 const MAX_LEN8_BYTES: usize = u16::MAX as usize * 8;
 
@@ -125,6 +127,25 @@ impl<M: RingMem> OutgoingRing<M> {
         }
         self.refresh_read(Ordering::Acquire)?;
         Ok(ring_len <= self.room())
+    }
+
+    /// Hints that a packet of `ring_len` ring bytes is written next: the lines it
+    /// will occupy are fetched for writing now. The reader last read them (a lap
+    /// ago, or the previous packet's tail), so each write would otherwise wait for
+    /// its line to leave the reader's CPU; a VSP calls this before serving a
+    /// request, and the lines move while it reads the disk.
+    pub fn prefetch_next(&self, ring_len: u32) {
+        let line = self.next_write - self.next_write % LINE;
+        self.prefetch_lines(line, (self.next_write % LINE).saturating_add(ring_len));
+    }
+
+    /// Prefetches the lines covering `bytes` from the line at `line`.
+    fn prefetch_lines(&self, line: u32, bytes: u32) {
+        let lines = bytes.div_ceil(LINE).min(self.geo.size() / LINE);
+        for k in 0..lines {
+            let at = self.geo.add(line, k * LINE);
+            self.mem.prefetch_for_write(at as usize);
+        }
     }
 
     /// Starts a packet with `payload_len` payload bytes: writes its descriptor and

@@ -398,3 +398,23 @@ fn a_data_area_at_an_unaligned_address_round_trips() {
         let _ = r.commit().unwrap();
     }
 }
+
+#[test]
+fn write_prefetch_hints_at_the_wrap_or_past_the_ring_change_nothing() {
+    let b = Backing::new(1);
+    let mut w = b.writer();
+    let mut r = b.reader();
+    let size = b.data_len();
+    // Walk the write index around the ring, hinting at every position.
+    for id in 0..200u64 {
+        let before = b.peek_bytes(0, size as usize);
+        for len in [0, 8, 100, size - 8, size, u32::MAX] {
+            w.prefetch_next(len);
+        }
+        assert_eq!(b.peek_bytes(0, size as usize), before, "packet {id}");
+        w.write_packet(&in_band(id), &[&[id as u8; 40]]).unwrap();
+        let _ = w.commit().unwrap();
+        assert_eq!(take(&mut r), (id, vec![id as u8; 40]));
+        let _ = r.commit().unwrap();
+    }
+}
