@@ -101,6 +101,14 @@ pub(crate) fn read_value<T: FromBytes + zerocopy::IntoBytes, M: RingMem>(
     mem: &M,
     at: u32,
 ) -> Result<T, Corruption> {
+    // The 8-byte headers (GPA-direct, GPA range) are one word load where the
+    // memory gives one, not a byte copy with its bounds and page lookups.
+    if size_of::<T>() == 8 && at.is_multiple_of(8) {
+        let bytes = geo.read_word(mem, at)?.to_le_bytes();
+        if let Ok(value) = T::read_from_bytes(&bytes) {
+            return Ok(value);
+        }
+    }
     let mut value = T::new_zeroed();
     geo.read(mem, at, value.as_mut_bytes())?;
     Ok(value)

@@ -211,13 +211,13 @@ impl<M: RingMem> OutgoingRing<M> {
                     reserved: 0,
                     range_count: ranges.len() as u32,
                 };
-                self.put(&mut at, header.as_bytes())?;
+                self.put_header(&mut at, header.as_bytes())?;
                 for range in ranges {
                     let header = GpaRangeHeader {
                         byte_count: range.byte_count,
                         byte_offset: range.byte_offset,
                     };
-                    self.put(&mut at, header.as_bytes())?;
+                    self.put_header(&mut at, header.as_bytes())?;
                     self.put(&mut at, range.pfns.as_bytes())?;
                 }
             }
@@ -250,6 +250,20 @@ impl<M: RingMem> OutgoingRing<M> {
         self.geo
             .write_word(&self.mem, at, value)
             .map_err(|c| self.fail(c))
+    }
+
+    /// An 8-byte header as one word store (see [`Self::put_word`]); any other
+    /// as bytes.
+    #[inline]
+    fn put_header(&mut self, at: &mut u32, bytes: &[u8]) -> Result<(), Corruption> {
+        match <[u8; 8]>::try_from(bytes) {
+            Ok(word) if at.is_multiple_of(8) => {
+                self.put_word(*at, u64::from_le_bytes(word))?;
+                *at = self.geo.add(*at, 8);
+                Ok(())
+            }
+            _ => self.put(at, bytes),
+        }
     }
 
     #[inline]
