@@ -284,7 +284,10 @@ mod tests {
         let sizes = [
             0, 1, 7, 8, 63, 64, 127, 128, 129, 191, 1000, 4095, 4096, 4103, 9000,
         ];
-        for &len in &sizes {
+        // Under Miri (byte-wise atomics, each checked) the sizes past a page add
+        // only time: the loops are the same as at 4096.
+        let sizes = if cfg!(miri) { &sizes[..13] } else { &sizes[..] };
+        for &len in sizes {
             for align in [0usize, 1, 5, 8] {
                 let src: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
                 let shared: Vec<AtomicU64> = (0..(len + 32) / 8 + 1)
