@@ -135,16 +135,15 @@ impl<M: RingMem> OutgoingRing<M> {
     /// its line to leave the reader's CPU; a VSP calls this before serving a
     /// request, and the lines move while it reads the disk.
     pub fn prefetch_next(&self, ring_len: u32) {
-        let line = self.next_write - self.next_write % LINE;
-        self.prefetch_lines(line, (self.next_write % LINE).saturating_add(ring_len));
-    }
-
-    /// Prefetches the lines covering `bytes` from the line at `line`.
-    fn prefetch_lines(&self, line: u32, bytes: u32) {
-        let lines = bytes.div_ceil(LINE).min(self.geo.size() / LINE);
+        let into_line = self.next_write % LINE;
+        let first = self.next_write - into_line;
+        let lines = into_line
+            .saturating_add(ring_len)
+            .div_ceil(LINE)
+            .min(self.geo.size() / LINE);
         for k in 0..lines {
-            let at = self.geo.add(line, k * LINE);
-            self.mem.prefetch_for_write(at as usize);
+            self.mem
+                .prefetch_for_write(self.geo.add(first, k * LINE) as usize);
         }
     }
 
