@@ -42,7 +42,7 @@ fn payload(txid: u64) -> Vec<u8> {
 
 #[test]
 fn signalled_endpoints_on_two_threads_never_lose_a_wake_up() {
-    // Under Miri (scripts/miri) every access is checked for races: fewer
+    // Under Miri (scripts/test-all) every access is checked for races: fewer
     // packets, still many laps of the one-page ring.
     const PACKETS: u64 = if cfg!(miri) { 48 } else { 20_000 };
     let b = Backing::new(1);
